@@ -1,0 +1,152 @@
+"""`holocrm generate | run | ingest | where`: sample export, the main job, and a plain ingest."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
+
+SAMPLE_CONTACTS = 2000
+SAMPLE_SEED = 7
+
+# The figures the run summary shows for each asset, in this order, when the asset reports them.
+SUMMARY_KEYS = ["rows", "quarantined", "custom_fields", "new", "reused", "deleted", "candidates", "auc",
+                "heuristic_auc", "promoted", "model_version", "terms", "path"]
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+def _sample_export(paths: HoloPaths, n_contacts: int, seed: int) -> Path:
+    from holocrm_core.synth import generate_export
+
+    out = paths.landing / f"sample-{n_contacts}-seed{seed}"
+    if out.exists() and any(out.glob("*.csv")):
+        _echo(f"sample export already in {out}")
+        return out
+    _echo(f"generating the sample export: {n_contacts} contacts, seed {seed} -> {out}")
+    summary = generate_export(out, n_contacts=n_contacts, seed=seed, truth_dir=paths.truth,
+                              progress=lambda msg: _echo(f"  {msg}"))
+    _echo(f"  {sum(summary.counts.values())} rows in {len(summary.counts)} files ({summary.seconds:.1f}s); "
+          f"hidden truth in {summary.truth_dir}")
+    return out
+
+
+def print_summary(summary, paths: HoloPaths) -> None:
+    _echo("")
+    _echo(f"HoloCRM run {summary.run_id[:8]}: {'succeeded' if summary.success else 'FAILED'} "
+          f"in {summary.seconds:.1f}s, {len(summary.assets)} assets materialized")
+    width = max((len(a.asset) for a in summary.assets), default=10)
+    for outcome in summary.assets:
+        figures = []
+        for key in SUMMARY_KEYS:
+            if key in outcome.metadata and key != "path":
+                value = outcome.metadata[key]
+                if isinstance(value, float):
+                    value = f"{value:.3f}"
+                figures.append(f"{key}={value}")
+        _echo(f"  {outcome.asset:<{width}}  {'  '.join(figures)[:160]}")
+    if summary.failed_checks:
+        _echo(f"checks not passed: {', '.join(summary.failed_checks)}")
+    for error in summary.errors:
+        _echo(f"error: {error[:800]}")
+    _echo("")
+    _echo("where things are:")
+    _echo(f"  HOLOCRM_HOME   {paths.home}")
+    _echo(f"  tables         {paths.warehouse}  (Parquet, one per asset)")
+    _echo(f"  quarantine     {paths.warehouse / 'quarantine.parquet'}")
+    _echo(f"  LanceDB        {paths.lancedb}")
+    _echo(f"  MLflow         {mlflow_tracking_uri()}")
+    _echo(f"  Dagster        DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def generate(
+        contacts: int = typer.Option(SAMPLE_CONTACTS, "--contacts", "-n", min=100, max=1_000_000,
+                                     help="Number of contacts (100 to 1,000,000)."),
+        seed: int = typer.Option(SAMPLE_SEED, help="Random seed: the same seed gives the same export."),
+        out: Path = typer.Option(..., "--out", "-o", help="Export folder to write."),
+        truth: Optional[Path] = typer.Option(None, help="Truth folder (default: beside the export, <out>/../truth)."),
+    ) -> None:
+        """Generate a realistic CRM export with a hidden ground truth."""
+        from holocrm_core.synth import generate_export
+
+        summary = generate_export(out, n_contacts=contacts, seed=seed, truth_dir=truth,
+                                  progress=lambda msg: _echo(f"  {msg}"))
+        _echo(json.dumps({"export": str(summary.out_dir), "truth": str(summary.truth_dir), "rows": summary.counts,
+                          "dirty_rows": summary.dirty, "duplicate_pairs": summary.duplicate_pairs,
+                          "seconds": round(summary.seconds, 2)}, indent=2))
+
+    @app.command()
+    def run(
+        export: Optional[Path] = typer.Option(None, "--export", "-e",
+                                              help="Export folder to ingest (default: newest batch in the landing "
+                                                   "folder; the sample export is generated when there is none)."),
+        profile: Optional[str] = typer.Option(None, help="Source profile: generic, salesforce, hubspot, maven "
+                                                         "(default: detected from the headers)."),
+        mapping: Optional[Path] = typer.Option(None, help="YAML mapping file describing a custom export."),
+        sample_contacts: int = typer.Option(SAMPLE_CONTACTS, help="Size of the sample export when one is generated."),
+        only: Optional[list[str]] = typer.Option(None, "--only", help="Materialize only these assets (repeatable)."),
+    ) -> None:
+        """The main job: materialize the whole asset graph on an export and print a summary."""
+        from holocrm_core.landing import export_batches
+        from pipelines.runner import run_all
+
+        paths = HoloPaths.default().ensure()
+        if export is None and not export_batches(paths.landing):
+            export = _sample_export(paths, sample_contacts, SAMPLE_SEED)
+        if export is not None and not export.is_dir():
+            _echo(f"error: export folder {export} does not exist")
+            raise typer.Exit(2)
+        _echo(f"materializing the HoloCRM asset graph (HOLOCRM_HOME={paths.home})")
+        summary = run_all(export_dir=export, profile=profile, mapping=mapping, paths=paths, progress=_echo,
+                          selection=only or None)
+        print_summary(summary, paths)
+        if not summary.success:
+            raise typer.Exit(1)
+
+    @app.command()
+    def ingest(
+        export: Path = typer.Argument(..., help="Export folder (CSV, JSON, NDJSON, Parquet, XLSX files)."),
+        profile: Optional[str] = typer.Option(None, help="generic, salesforce, hubspot, maven (default: detected)."),
+        mapping: Optional[Path] = typer.Option(None, help="YAML mapping file describing a custom export."),
+        as_json: bool = typer.Option(False, "--json", help="Print the per-file report as JSON."),
+    ) -> None:
+        """Ingest an export into the warehouse without Dagster (validation + quarantine), and report per file."""
+        from holocrm_core.ingest import ingest_export
+        from holocrm_core.warehouse import Warehouse
+
+        if not export.is_dir():
+            _echo(f"error: export folder {export} does not exist")
+            raise typer.Exit(2)
+        paths = HoloPaths.default().ensure()
+        result = ingest_export(export, warehouse=Warehouse(paths.warehouse), profile=profile, mapping=mapping,
+                               progress=lambda msg: _echo(f"  {msg}"))
+        report = [vars(f) for f in result.files]
+        if as_json:
+            _echo(json.dumps({"profile": result.profile, "files": report,
+                              "custom_fields": result.custom_fields}, indent=2, default=str))
+        else:
+            _echo(f"profile: {result.profile}")
+            for f in result.files:
+                status = f"error: {f.error}" if f.error else (
+                    f"{f.rows_read} read = {f.rows_staged} staged + {f.rows_quarantined} quarantined")
+                _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
+            _echo(f"tables written to {paths.warehouse}")
+        if result.check_rows_read_invariant():
+            sys.exit(1)
+
+    @app.command()
+    def where() -> None:
+        """Print where HoloCRM keeps its state."""
+        paths = HoloPaths.default()
+        _echo(json.dumps({"home": str(paths.home), "landing": str(paths.landing), "warehouse": str(paths.warehouse),
+                          "lancedb": str(paths.lancedb), "logs": str(paths.logs), "mlflow": mlflow_tracking_uri(),
+                          "dagster_home": str(paths.dagster_home)}, indent=2))

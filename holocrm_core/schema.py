@@ -1,0 +1,262 @@
+"""Canonical CRM tables: the one shape every export is turned into and every later step reads.
+
+Each table is a polars schema. Money is a Decimal amount plus an ISO-4217 currency code; times are
+timezone-aware UTC; tags are a list of strings. Columns an export carries that map to no canonical field are
+kept beside these as typed custom attributes named ``cf_<slug>`` (see ``CUSTOM_PREFIX``).
+
+The generic export format (the sample export, the ``generic`` ingest profile) uses exactly these column
+names, one CSV/JSON/Parquet/XLSX file per entity (``contacts.csv``, ``companies.csv`` ...), tags joined
+by ``;``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import polars as pl
+
+UTC_TIME = pl.Datetime("us", "UTC")
+MONEY = pl.Decimal(18, 2)
+TAGS = pl.List(pl.String)
+CUSTOM_PREFIX = "cf_"
+
+
+class DealStage(StrEnum):
+    PROSPECTING = "prospecting"
+    QUALIFICATION = "qualification"
+    PROPOSAL = "proposal"
+    NEGOTIATION = "negotiation"
+    WON = "won"
+    LOST = "lost"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (DealStage.WON, DealStage.LOST)
+
+
+OPEN_STAGES = [s.value for s in DealStage if not s.is_closed]
+CLOSED_STAGES = [DealStage.WON.value, DealStage.LOST.value]
+
+
+class LifecycleStatus(StrEnum):
+    """Lead lifecycle of a contact; the date of each change is a ``<status>_at`` column."""
+
+    LEAD = "lead"
+    QUALIFIED = "qualified"
+    CUSTOMER = "customer"
+    DISQUALIFIED = "disqualified"
+
+
+class ActivityType(StrEnum):
+    EMAIL = "email"
+    CALL = "call"
+    MEETING = "meeting"
+    NOTE = "note"
+    PROPOSAL = "proposal"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Seniority(StrEnum):
+    C_LEVEL = "c_level"
+    VP = "vp"
+    DIRECTOR = "director"
+    MANAGER = "manager"
+    INDIVIDUAL = "individual"
+
+
+class SizeBand(StrEnum):
+    """Company size by employees: smb < 200 <= mid_market < 1000 <= enterprise."""
+
+    SMB = "smb"
+    MID_MARKET = "mid_market"
+    ENTERPRISE = "enterprise"
+
+
+def size_band_for(employees: int | None) -> str | None:
+    if employees is None:
+        return None
+    if employees >= 1000:
+        return SizeBand.ENTERPRISE.value
+    if employees >= 200:
+        return SizeBand.MID_MARKET.value
+    return SizeBand.SMB.value
+
+
+COMPANIES = pl.Schema(
+    {
+        "company_id": pl.String,
+        "name": pl.String,
+        "domain": pl.String,
+        "industry": pl.String,
+        "employees": pl.Int64,
+        "size_band": pl.String,  # SizeBand
+        "annual_revenue": MONEY,
+        "revenue_currency": pl.String,
+        "region": pl.String,
+        "country": pl.String,
+        "city": pl.String,
+        "parent_company_id": pl.String,
+        "tags": TAGS,
+        "notes": pl.String,
+        "created_at": UTC_TIME,
+    }
+)
+
+CONTACTS = pl.Schema(
+    {
+        "contact_id": pl.String,
+        "first_name": pl.String,
+        "last_name": pl.String,
+        "full_name": pl.String,
+        "email": pl.String,
+        "phone": pl.String,  # E.164 where it could be parsed
+        "title": pl.String,
+        "seniority": pl.String,  # Seniority
+        "company_id": pl.String,
+        "company_name": pl.String,
+        "owner": pl.String,
+        "tags": TAGS,
+        "notes": pl.String,
+        "lifecycle_status": pl.String,  # LifecycleStatus
+        "lead_at": UTC_TIME,
+        "qualified_at": UTC_TIME,
+        "customer_at": UTC_TIME,
+        "disqualified_at": UTC_TIME,
+        "created_at": UTC_TIME,
+        "updated_at": UTC_TIME,
+    }
+)
+
+DEALS = pl.Schema(
+    {
+        "deal_id": pl.String,
+        "title": pl.String,
+        "company_id": pl.String,
+        "contact_id": pl.String,
+        "value": MONEY,
+        "currency": pl.String,
+        "stage": pl.String,  # DealStage
+        "probability": pl.Float64,  # 0..1, the CRM's own
+        "owner": pl.String,
+        "product": pl.String,
+        "created_at": UTC_TIME,
+        "stage_changed_at": UTC_TIME,
+        "expected_close_at": UTC_TIME,
+        "closed_at": UTC_TIME,
+    }
+)
+
+ACTIVITIES = pl.Schema(
+    {
+        "activity_id": pl.String,
+        "type": pl.String,  # ActivityType
+        "contact_id": pl.String,
+        "deal_id": pl.String,
+        "company_id": pl.String,
+        "occurred_at": UTC_TIME,
+        "direction": pl.String,  # Direction
+        "subject": pl.String,
+        "body": pl.String,
+        "owner": pl.String,
+    }
+)
+
+ATTACHMENTS = pl.Schema(
+    {
+        "attachment_id": pl.String,
+        "activity_id": pl.String,
+        "file_name": pl.String,
+        "media_type": pl.String,
+        "path": pl.String,  # relative to the export folder
+        "size_bytes": pl.Int64,
+    }
+)
+
+QUARANTINE = pl.Schema(
+    {
+        "entity": pl.String,
+        "source_file": pl.String,
+        "line": pl.Int64,  # 1-based line/record number in the source file; header is line 1 for CSV
+        "record_id": pl.String,
+        "column": pl.String,
+        "value": pl.String,
+        "rule": pl.String,  # machine code: required, email, phone, date, money, currency, enum, duplicate_id, reference, file
+        "reason": pl.String,  # sentence a person can act on
+    }
+)
+
+ACTION_LOG = pl.Schema(
+    {
+        "action_id": pl.String,
+        "contact_id": pl.String,
+        "deal_id": pl.String,
+        "action": pl.String,  # email, call, proposal, wait
+        "context": pl.String,  # JSON of the context features at decision time
+        "propensity": pl.Float64,
+        "policy": pl.String,
+        "taken_at": UTC_TIME,
+        "reward": pl.Float64,
+        "observed_at": UTC_TIME,
+    }
+)
+
+ENTITIES: dict[str, pl.Schema] = {
+    "companies": COMPANIES,
+    "contacts": CONTACTS,
+    "deals": DEALS,
+    "activities": ACTIVITIES,
+    "attachments": ATTACHMENTS,
+}
+
+ID_COLUMN = {
+    "companies": "company_id",
+    "contacts": "contact_id",
+    "deals": "deal_id",
+    "activities": "activity_id",
+    "attachments": "attachment_id",
+}
+
+REQUIRED = {
+    "companies": ["company_id", "name"],
+    "contacts": ["contact_id", "lifecycle_status", "created_at"],
+    "deals": ["deal_id", "title", "stage", "created_at"],
+    "activities": ["activity_id", "type", "contact_id", "occurred_at"],
+    "attachments": ["attachment_id", "activity_id", "file_name"],
+}
+
+# (entity, column) -> (referenced entity). A value that is present must exist in the referenced table.
+REFERENCES = {
+    ("contacts", "company_id"): "companies",
+    ("deals", "company_id"): "companies",
+    ("deals", "contact_id"): "contacts",
+    ("activities", "contact_id"): "contacts",
+    ("activities", "deal_id"): "deals",
+    ("activities", "company_id"): "companies",
+    ("attachments", "activity_id"): "activities",
+}
+
+# Order in which entities are staged so that referenced tables exist first.
+STAGING_ORDER = ["companies", "contacts", "deals", "activities", "attachments"]
+
+ENUMS: dict[tuple[str, str], type[StrEnum]] = {
+    ("companies", "size_band"): SizeBand,
+    ("contacts", "seniority"): Seniority,
+    ("contacts", "lifecycle_status"): LifecycleStatus,
+    ("deals", "stage"): DealStage,
+    ("activities", "type"): ActivityType,
+    ("activities", "direction"): Direction,
+}
+
+
+def custom_columns(frame: pl.DataFrame) -> list[str]:
+    """The custom attributes an export carried for this entity (columns ``cf_*``)."""
+    return [c for c in frame.columns if c.startswith(CUSTOM_PREFIX)]
+
+
+def empty(entity: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=ENTITIES[entity])

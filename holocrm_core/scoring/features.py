@@ -1,0 +1,303 @@
+"""Feature encoding shared by the scorers: a polars feature frame -> a float matrix, grouped per CRM field.
+
+Every learned scorer owns one ``FeatureEncoder`` fitted on its training rows, so the preprocessing travels
+with the model (it is pickled inside the MLflow pyfunc) and is never re-fitted on the rows being scored.
+Each raw column becomes a *group* of encoded columns; explanations replace one group at a time by its
+training average, which is how a score's factors are named in the CRM's words.
+
+Column conventions of a feature frame (the output of ``holocrm_core.outcomes``):
+- identifier and bookkeeping columns (``META_COLUMNS``) are never features;
+- numeric and boolean columns are numeric features; string columns are categorical;
+- ``text_*`` string columns are free text (recent notes), encoded by TF-IDF reduced with SVD;
+- ``emb_*`` list-of-float columns are precomputed embeddings (note embeddings), reduced with PCA so the
+  tabular fields keep most of the model's capacity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+META_COLUMNS = frozenset(
+    {
+        "entity",
+        "entity_id",
+        "contact_id",
+        "deal_id",
+        "as_of",
+        "outcome_at",
+        "label",
+        "outcome",
+        "outcome_source",
+        "predicted_score",
+        "predicted_model_version",
+        "score",
+        "band",
+        "reasons",
+        "model_version",
+        "scored_at",
+        "scorer",
+    }
+)
+TEXT_PREFIX = "text_"
+EMBEDDING_PREFIX = "emb_"
+
+# Categories seen fewer times than this in training share the "other" column: rare values over-fit.
+MIN_CATEGORY_COUNT = 5
+MAX_CATEGORIES = 40
+TEXT_COMPONENTS = 24
+EMBEDDING_COMPONENTS = 16
+
+
+def feature_columns(frame: pl.DataFrame) -> list[str]:
+    """The columns of a feature frame a scorer may learn from (everything but ids, outcomes and scores)."""
+    return [c for c in frame.columns if c not in META_COLUMNS]
+
+
+def column_kind(name: str, dtype: pl.DataType) -> str | None:
+    if name.startswith(TEXT_PREFIX) and dtype == pl.String:
+        return "text"
+    if name.startswith(EMBEDDING_PREFIX) and isinstance(dtype, (pl.List, pl.Array)):
+        return "embedding"
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return "numeric"
+    if dtype in (pl.String, pl.Categorical, pl.Enum) or isinstance(dtype, (pl.Categorical, pl.Enum)):
+        return "categorical"
+    return None  # datetimes, lists of strings: not features
+
+
+@dataclass
+class FeatureGroup:
+    """One raw CRM field and the slice of encoded columns it became."""
+
+    name: str
+    kind: str
+    start: int = 0
+    stop: int = 0
+    params: dict = field(default_factory=dict)
+
+
+def _numeric_values(frame: pl.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    col = frame[name]
+    if col.dtype == pl.Boolean:
+        col = col.cast(pl.Float64)
+    elif not col.dtype.is_numeric():
+        col = col.cast(pl.Float64, strict=False)
+    return col.cast(pl.Float64).fill_nan(None).to_numpy().astype(np.float64, copy=False)
+
+
+def _string_values(frame: pl.DataFrame, name: str) -> pl.Series:
+    if name not in frame.columns:
+        return pl.Series(name, [None] * len(frame), dtype=pl.String)
+    return frame[name].cast(pl.String)
+
+
+class FeatureEncoder:
+    """Fits on training rows; turns any feature frame with (a subset of) those columns into a matrix."""
+
+    def __init__(self, text_components: int = TEXT_COMPONENTS, embedding_components: int = EMBEDDING_COMPONENTS):
+        self.text_components = text_components
+        self.embedding_components = embedding_components
+        self.groups: list[FeatureGroup] = []
+        self.width = 0
+        self.reference: np.ndarray | None = None
+
+    # -- fitting ------------------------------------------------------------------------------------------
+    def fit(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> "FeatureEncoder":
+        self.groups = []
+        for name in feature_columns(frame):
+            kind = column_kind(name, frame.schema[name])
+            if kind is None:
+                continue
+            group = FeatureGroup(name, kind)
+            fitted = getattr(self, f"_fit_{kind}")(frame, group, y)
+            if fitted:
+                self.groups.append(group)
+        start = 0
+        for group in self.groups:
+            group.start, group.stop = start, start + group.params["width"]
+            start = group.stop
+        self.width = start
+        # The training average of every encoded column: what "a typical record" looks like to the model.
+        self.reference = self.transform(frame).mean(axis=0) if len(frame) else np.zeros(self.width, np.float32)
+        return self
+
+    def _fit_numeric(self, frame, group, y) -> bool:
+        values = _numeric_values(frame, group.name)
+        present = values[~np.isnan(values)]
+        if present.size == 0 or np.nanstd(present) == 0 and not np.isnan(values).any():
+            return False
+        # Counts, money and durations are heavy-tailed: log1p keeps one huge deal from dominating.
+        use_log = bool(present.min() >= 0 and present.max() > 20)
+        transformed = np.log1p(present) if use_log else present
+        mean = float(transformed.mean())
+        std = float(transformed.std()) or 1.0
+        has_missing = bool(np.isnan(values).any())
+        group.params = {
+            "log": use_log,
+            "mean": mean,
+            "std": std,
+            "fill": float(np.median(transformed)),
+            "missing_flag": has_missing,
+            "width": 1 + int(has_missing),
+            "median_raw": float(np.median(present)),
+        }
+        return True
+
+    def _fit_categorical(self, frame, group, y) -> bool:
+        values = _string_values(frame, group.name)
+        counts = values.drop_nulls().value_counts(sort=True)
+        threshold = max(MIN_CATEGORY_COUNT, math.ceil(0.002 * len(frame)))
+        kept = [v for v, n in counts.iter_rows() if n >= threshold][:MAX_CATEGORIES]
+        if not kept and values.null_count() in (0, len(values)):
+            return False
+        group.params = {"categories": kept, "width": len(kept) + 2}  # + other + missing
+        return True
+
+    def _fit_text(self, frame, group, y) -> bool:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = _string_values(frame, group.name).fill_null("").to_list()
+        if sum(1 for t in texts if t) < 20:
+            return False
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=3, max_features=4000, sublinear_tf=True, strip_accents="unicode"
+        )
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:  # empty vocabulary
+            return False
+        components = min(self.text_components, matrix.shape[1] - 1, len(texts) - 1)
+        if components < 2:
+            return False
+        svd = TruncatedSVD(n_components=components, random_state=0).fit(matrix)
+        reduced = svd.transform(matrix)
+        scale = reduced.std(axis=0) + 1e-6
+        group.params = {
+            "vectorizer": vectorizer,
+            "svd": svd,
+            "scale": scale,
+            "width": components,
+            "phrase_weights": _phrase_log_odds(vectorizer, matrix, y),
+        }
+        return True
+
+    def _fit_embedding(self, frame, group, y) -> bool:
+        from sklearn.decomposition import PCA
+
+        matrix = _embedding_matrix(frame, group.name)
+        present = ~np.isnan(matrix).any(axis=1)
+        if present.sum() < 20:
+            return False
+        components = min(self.embedding_components, matrix.shape[1], int(present.sum()) - 1)
+        pca = PCA(n_components=components, random_state=0).fit(matrix[present])
+        reduced = pca.transform(matrix[present])
+        group.params = {"pca": pca, "scale": reduced.std(axis=0) + 1e-6, "width": components}
+        return True
+
+    # -- transforming -------------------------------------------------------------------------------------
+    def transform(self, frame: pl.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), self.width), dtype=np.float32)
+        for group in self.groups:
+            out[:, group.start : group.stop] = getattr(self, f"_transform_{group.kind}")(frame, group)
+        return out
+
+    def _transform_numeric(self, frame, group) -> np.ndarray:
+        p = group.params
+        values = _numeric_values(frame, group.name)
+        missing = np.isnan(values)
+        if p["log"]:
+            values = np.log1p(np.clip(values, 0, None))
+        values = np.where(missing, p["fill"], values)
+        # Clipping keeps an out-of-range value (a typo, a whale deal) from saturating the network.
+        block = [np.clip((values - p["mean"]) / p["std"], -6, 6)]
+        if p["missing_flag"]:
+            block.append(missing.astype(np.float64))
+        return np.column_stack(block)
+
+    def _transform_categorical(self, frame, group) -> np.ndarray:
+        cats = group.params["categories"]
+        values = _string_values(frame, group.name)
+        lookup = {c: i for i, c in enumerate(cats)}
+        index = values.replace_strict(lookup, default=len(cats), return_dtype=pl.Int64)
+        index = index.fill_null(len(cats) + 1).to_numpy()  # missing
+        block = np.zeros((len(frame), len(cats) + 2), dtype=np.float32)
+        block[np.arange(len(frame)), index] = 1.0
+        return block
+
+    def _transform_text(self, frame, group) -> np.ndarray:
+        p = group.params
+        texts = _string_values(frame, group.name).fill_null("")
+        block = np.zeros((len(frame), p["width"]), dtype=np.float32)
+        has_text = (texts.str.len_chars() > 0).to_numpy()
+        if has_text.any():
+            # Only rows with notes go through TF-IDF: an empty note encodes to the same vector anyway.
+            rows = texts.filter(pl.Series(has_text)).to_list()
+            block[has_text] = p["svd"].transform(p["vectorizer"].transform(rows)) / p["scale"]
+        return block
+
+    def _transform_embedding(self, frame, group) -> np.ndarray:
+        p = group.params
+        block = np.zeros((len(frame), p["width"]), dtype=np.float32)
+        if group.name not in frame.columns:
+            return block
+        matrix = _embedding_matrix(frame, group.name)
+        present = ~np.isnan(matrix).any(axis=1)
+        if present.any():
+            block[present] = p["pca"].transform(matrix[present]) / p["scale"]
+        return block
+
+    # -- explaining ---------------------------------------------------------------------------------------
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    def phrases_in(self, group: FeatureGroup, text: str, sign: int, limit: int = 2) -> list[str]:
+        """Phrases of a note that pushed in the direction ``sign`` (+1 raises, -1 lowers) in training."""
+        weights = group.params.get("phrase_weights") or {}
+        if not text or not weights:
+            return []
+        analyzer = group.params["vectorizer"].build_analyzer()
+        seen = {t for t in analyzer(text) if t in weights}
+        ranked = sorted(seen, key=lambda t: -sign * weights[t])
+        picked: list[str] = []
+        for term in ranked:
+            if sign * weights[term] <= 0 or len(picked) >= limit:
+                break
+            if any(term in p or p in term for p in picked):
+                continue  # "budget" adds nothing next to "budget approved"
+            picked.append(term)
+        return picked
+
+
+def _embedding_matrix(frame: pl.DataFrame, name: str) -> np.ndarray:
+    col = frame[name]
+    width = max((len(v) for v in col.drop_nulls().to_list()[:50]), default=0)
+    out = np.full((len(frame), width), np.nan, dtype=np.float32)
+    for i, v in enumerate(col.to_list()):
+        if v is not None and len(v) == width:
+            out[i] = v
+    return out
+
+
+def _phrase_log_odds(vectorizer, matrix, y) -> dict[str, float]:
+    """Smoothed log-odds of each phrase among positive vs negative outcomes (for naming note reasons)."""
+    if y is None:
+        return {}
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        return {}
+    present = (matrix > 0).astype(np.float64)
+    pos = np.asarray(present[y].sum(axis=0)).ravel()
+    neg = np.asarray(present[~y].sum(axis=0)).ravel()
+    log_odds = np.log((pos + 1) / (y.sum() + 2)) - np.log((neg + 1) / ((~y).sum() + 2))
+    # Keep phrases seen often enough that their direction is not noise.
+    support = pos + neg
+    terms = vectorizer.get_feature_names_out()
+    keep = np.where(support >= 5)[0]
+    return {str(terms[i]): float(log_odds[i]) for i in keep}

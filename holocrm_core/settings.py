@@ -1,0 +1,71 @@
+"""Where HoloCRM keeps its state: one root (HOLOCRM_HOME) and the MLflow tracking store.
+
+Defaults are embedded folders in the project; every location can be pointed elsewhere by environment
+variable (or by the Dagster resources, which take these as defaults).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _home_default() -> Path:
+    return Path(os.environ.get("HOLOCRM_HOME", PROJECT_ROOT / ".holocrm")).expanduser().resolve()
+
+
+def mlflow_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set; otherwise a SQLite store under the project's ``mlruns/``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    root = PROJECT_ROOT / "mlruns"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+@dataclass(frozen=True)
+class HoloPaths:
+    """The folders under one HOLOCRM_HOME root."""
+
+    home: Path
+
+    @classmethod
+    def default(cls) -> "HoloPaths":
+        return cls(_home_default())
+
+    @property
+    def landing(self) -> Path:
+        """Where export files are dropped (one folder per export batch or the files directly)."""
+        return self.home / "landing"
+
+    @property
+    def truth(self) -> Path:
+        """Hidden ground truth of the generated sample export (never read by the product)."""
+        return self.home / "truth"
+
+    @property
+    def warehouse(self) -> Path:
+        """Canonical tables as Parquet, one file per asset."""
+        return self.home / "warehouse"
+
+    @property
+    def lancedb(self) -> Path:
+        return self.home / "lancedb"
+
+    @property
+    def logs(self) -> Path:
+        """Append-only logs written by the serving module (outcomes, actions)."""
+        return self.home / "logs"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    def ensure(self) -> "HoloPaths":
+        for p in (self.landing, self.warehouse, self.lancedb, self.logs, self.dagster_home):
+            p.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,1 @@
+"""The Dagster layer of HoloCRM: thin assets over holocrm_core."""

