@@ -74,7 +74,8 @@ def _lines(pairs: list[tuple[str, object]]) -> str:
     for label, value in pairs:
         text = _clean(value)
         if text:
-            parts.append(f"{label}: {text}." if label else f"{text}.")
+            end = "" if text[-1] in ".!?…" else "."
+            parts.append(f"{label}: {text}{end}" if label else f"{text}{end}")
     return " ".join(parts)
 
 
@@ -97,7 +98,7 @@ def _recent_activity_text(activities: pl.DataFrame | None, key: str) -> dict[str
     )
     out: dict[str, list[str]] = {}
     for row in recent.select([key, *cols]).iter_rows(named=True):
-        snippet = " ".join(_clean(row.get(c)) for c in cols if _clean(row.get(c)))
+        snippet = ": ".join(_clean(row.get(c)) for c in cols if _clean(row.get(c)))
         if snippet:
             out.setdefault(row[key], []).append(_clip(snippet, ACTIVITY_SNIPPET_CHARS))
     return {k: " | ".join(v) for k, v in out.items()}

@@ -124,7 +124,10 @@ def run_all(
     )
     started = time.perf_counter()
     result = defs.resolve_job_def("holocrm_all").execute_in_process(
-        run_config={"ops": {"raw_export": {"config": config}}, "loggers": {"progress": {}}},
+        run_config={
+            **({"ops": {"raw_export": {"config": config}}} if _reads_export(selection) else {}),
+            "loggers": {"progress": {}},
+        },
         instance=instance,
         raise_on_error=False,
         tags={"holocrm/entrypoint": "cli"},
@@ -145,3 +148,7 @@ def run_all(
                 summary.failed_checks.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
     return summary
 
+
+
+def _reads_export(selection: list[str] | None) -> bool:
+    return selection is None or any(name.startswith("raw_") for name in selection)

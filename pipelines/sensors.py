@@ -1,8 +1,8 @@
 """Start the whole graph when a new export batch lands in HOLOCRM_HOME/landing."""
 
-from __future__ import annotations
 
 import dagster as dg
+from dagster import SensorEvaluationContext
 
 from holocrm_core.landing import export_batches
 from pipelines.jobs import holocrm_all_job
@@ -11,7 +11,7 @@ from pipelines.resources import StorageResource
 
 @dg.sensor(job=holocrm_all_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
            description="A new folder of export files in the landing folder starts a run on it.")
-def new_export_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
+def new_export_sensor(context: SensorEvaluationContext, storage: StorageResource):
     batches = export_batches(storage.paths().landing)
     if not batches:
         return dg.SkipReason(f"no export in {storage.paths().landing}")

@@ -264,12 +264,18 @@ class FeatureEncoder:
             return []
         analyzer = group.params["vectorizer"].build_analyzer()
         seen = {t for t in analyzer(text) if t in weights}
-        ranked = sorted(seen, key=lambda t: -sign * weights[t])
+
+        def strength(term: str) -> float:
+            # A phrase is as strong as its weakest word: "pricing concerns" beats "concerns hi".
+            parts = [term, *term.split()] if " " in term else [term]
+            return min(sign * weights.get(p, 0.0) for p in parts) + (0.01 if " " in term else 0.0)
+
+        ranked = sorted(seen, key=lambda t: -strength(t))
         picked: list[str] = []
         for term in ranked:
-            if sign * weights[term] <= 0 or len(picked) >= limit:
+            if strength(term) <= 0.01 or len(picked) >= limit:
                 break
-            if any(term in p or p in term for p in picked):
+            if any(set(term.split()) & set(p.split()) for p in picked):
                 continue  # "budget" adds nothing next to "budget approved"
             picked.append(term)
         return picked

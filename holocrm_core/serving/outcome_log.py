@@ -8,6 +8,11 @@ cut). Each record carries an idempotency key; a key is recorded once, however of
 Several server processes may append to the same log: an exclusive ``flock`` around "catch up on what the
 others wrote, check the key, append" keeps the keys unique across processes, and a thread lock does the
 same between the threads of one process (flock is per open file description, not per thread).
+
+fsync is the slow part (milliseconds) and is done outside those locks as a group commit: a writer appends
+its line, releases the locks, then waits until the file is synced past its line's end. Whoever syncs
+first covers every line written before it, so concurrent writers share one fsync instead of queueing
+for one each. A repeated key is answered only once its first record is synced too.
 """
 
 from __future__ import annotations
@@ -68,13 +73,17 @@ class AppendOnlyLog:
         # Fields that must match for a repeated key to count as the same request (else 409).
         self.fingerprint_fields = fingerprint_fields
         self._thread_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._synced = 0  # bytes of the file known to be on disk
         self._by_key: dict[str, dict[str, Any]] = {}
+        self._end_of: dict[str, int] = {}  # key -> file offset just past its record
         self._offset = 0  # bytes of the file already indexed
         self._listeners: list[Any] = []
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._dir_synced = False
         with self._thread_lock:
             self._locked(self._catch_up)
+        self._synced = 0  # records found at start may not be on disk yet (a writer crashed before fsync)
 
     # -- reading -------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -100,7 +109,9 @@ class AppendOnlyLog:
         if not key:
             raise ValueError("a log record needs an idempotency_key")
         with self._thread_lock:
-            return self._locked(lambda: self._append_locked(key, record))
+            result, end = self._locked(lambda: self._append_locked(key, record))
+        self._sync_through(end)
+        return result
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -125,7 +136,7 @@ class AppendOnlyLog:
         if existing is not None:
             if self.fingerprint_fields and self._fingerprint(existing) != self._fingerprint(record):
                 raise IdempotencyConflict(key, existing)
-            return AppendResult(existing, created=False)
+            return AppendResult(existing, created=False), self._end_of.get(key, 0)
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         size = os.fstat(self._fd).st_size
         if size > self._offset:
@@ -134,18 +145,28 @@ class AppendOnlyLog:
         written = os.write(self._fd, line)
         while written < len(line):  # regular files write fully, but never trust a short write
             written += os.write(self._fd, line[written:])
-        os.fsync(self._fd)
-        if not self._dir_synced:
-            # The file may have just been created: make its directory entry durable too.
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-            self._dir_synced = True
         self._offset = size + len(line)
-        self._index(record)
-        return AppendResult(record, created=True)
+        self._index(record, self._offset)
+        return AppendResult(record, created=True), self._offset
+
+    def _sync_through(self, end: int) -> None:
+        """Return once the file is on disk at least up to ``end`` (one fsync serves every waiting writer)."""
+        if self._synced >= end:
+            return
+        with self._sync_lock:
+            if self._synced >= end:  # another writer's fsync covered this line while we waited
+                return
+            target = os.fstat(self._fd).st_size  # everything written so far is covered by this fsync
+            os.fsync(self._fd)
+            if not self._dir_synced:
+                # The file may have just been created: make its directory entry durable too.
+                dir_fd = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+                self._dir_synced = True
+            self._synced = max(self._synced, target)
 
     def _catch_up(self) -> None:
         size = os.fstat(self._fd).st_size
@@ -155,7 +176,9 @@ class AppendOnlyLog:
             fh.seek(self._offset)
             chunk = fh.read(size - self._offset)
         end = chunk.rfind(b"\n") + 1  # index complete lines only; a torn tail is re-read later or skipped
-        for raw in chunk[:end].splitlines():
+        position = self._offset
+        for raw in chunk[:end].split(b"\n")[:-1]:
+            position += len(raw) + 1
             if not raw.strip():
                 continue
             try:
@@ -164,10 +187,11 @@ class AppendOnlyLog:
                 continue
             if isinstance(record, dict) and record.get("idempotency_key"):
                 if record["idempotency_key"] not in self._by_key:
-                    self._index(record)
+                    self._index(record, position)
         self._offset += end
 
-    def _index(self, record: dict[str, Any]) -> None:
+    def _index(self, record: dict[str, Any], end: int) -> None:
         self._by_key[record["idempotency_key"]] = record
+        self._end_of[record["idempotency_key"]] = end
         for listener in self._listeners:
             listener(record)

@@ -22,7 +22,7 @@ import numpy as np
 ACTIONS = ("email", "call", "proposal", "wait")
 POLICY_NAME = "thompson_beta"
 PRIOR = (1.0, 1.0)  # uniform Beta prior
-PROPENSITY_DRAWS = 2000
+PROPENSITY_DRAWS = 4000
 
 
 def context_bucket(context: Mapping[str, Any] | None) -> str:
@@ -69,6 +69,9 @@ class ThompsonRecommender:
         self._pooled = np.zeros((len(self.actions), 3))
         self._rng = np.random.default_rng(seed)
         self.observations = 0
+        # P(each action wins the draw) depends only on the posterior, not on one request's draw: compute it
+        # once per posterior state (Monte Carlo) and reuse it until an outcome changes that posterior.
+        self._propensity_cache: dict[bytes, np.ndarray] = {}
 
     def observe(self, action: str, reward: float, context: Mapping[str, Any] | str | None) -> bool:
         """Learn from one outcome; returns False (and learns nothing) for an unknown action or bad reward."""
@@ -94,6 +97,8 @@ class ThompsonRecommender:
             counts[i] += (r, 1.0 - r, 1.0)
             self._pooled[i] += (r, 1.0 - r, 1.0)
             self.observations += 1
+            if len(self._propensity_cache) > 10_000:
+                self._propensity_cache.clear()
         return True
 
     def observe_record(self, record: Mapping[str, Any]) -> bool:
@@ -106,16 +111,28 @@ class ThompsonRecommender:
             source = (self._pooled if pooled else counts).copy()
         return source[:, 0] + PRIOR[0], source[:, 1] + PRIOR[1], source[:, 2], pooled
 
+    def action_probabilities(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """P(Thompson sampling picks each action) under these posteriors (Monte Carlo, cached)."""
+        key = alpha.tobytes() + beta.tobytes()
+        with self._lock:
+            cached = self._propensity_cache.get(key)
+            if cached is not None:
+                return cached
+            sims = self._rng.beta(alpha, beta, size=(PROPENSITY_DRAWS, len(self.actions)))
+        wins = np.bincount(np.argmax(sims, axis=1), minlength=len(self.actions)) / PROPENSITY_DRAWS
+        # Never log a propensity of exactly 0: off-policy weights divide by it.
+        wins = np.maximum(wins, 1.0 / PROPENSITY_DRAWS)
+        with self._lock:
+            self._propensity_cache[key] = wins
+        return wins
+
     def recommend(self, contact_id: str, context: dict[str, Any]) -> Recommendation:
         bucket = context_bucket(context)
         alpha, beta, n, pooled = self.posteriors(bucket)
         with self._lock:  # numpy Generators are not thread-safe
             draws = self._rng.beta(alpha, beta)
-            sims = self._rng.beta(alpha, beta, size=(PROPENSITY_DRAWS, len(self.actions)))
         chosen = int(np.argmax(draws))
-        propensity = float(np.mean(np.argmax(sims, axis=1) == chosen))
-        # Never log a propensity of exactly 0: off-policy weights divide by it.
-        propensity = max(propensity, 1.0 / PROPENSITY_DRAWS)
+        propensity = float(self.action_probabilities(alpha, beta)[chosen])
         posterior = {
             a: {
                 "alpha": float(alpha[i]),

@@ -1,10 +1,10 @@
 """Ingest assets: export files in the landing folder -> raw_* -> staged_* canonical tables + quarantine."""
 
-from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
+from dagster import AssetExecutionContext
 import polars as pl
 
 from holocrm_core import schema
@@ -40,7 +40,7 @@ def _markdown(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
                         "with the source file and line of each row.") for entity in schema.STAGING_ORDER],
     can_subset=False,
 )
-def raw_export(context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource):
+def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: StorageResource):
     """Read every file of the export once with its source profile; unreadable files are reported, not fatal."""
     from holocrm_core.ingest import read_export
 
@@ -92,7 +92,7 @@ def _staged_asset(entity: str, parents: list[str]):
                               blocking=False),
         ],
     )
-    def staged(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    def staged(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
         from holocrm_core.ingest import stage_entity
 
         warehouse = storage.warehouse()
@@ -162,7 +162,7 @@ staged_companies, staged_contacts, staged_deals, staged_activities, staged_attac
     deps=[f"staged_{e}" for e in schema.STAGING_ORDER],
     description="Every rejected row and unreadable file: source file, line, column, value and an actionable reason.",
 )
-def quarantine(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def quarantine(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     warehouse = storage.warehouse()
     parts = [warehouse.read(f"quarantine_{e}") for e in schema.STAGING_ORDER]
     if warehouse.exists("file_errors"):

@@ -1,0 +1,99 @@
+"""`holocrm ask "..."`: answer a plain-English question with the plan that was understood and its trace."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+class _LazySimilarity:
+    """Opens the similarity store (and its embedding model) only when a question needs it."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._store = None
+
+    def _open(self):
+        if self._store is None:
+            from holocrm_core.store import SimilarityStore
+
+            self._store = SimilarityStore(self.uri)
+        return self._store
+
+    def similar(self, *args, **kwargs):
+        return self._open().similar(*args, **kwargs)
+
+    def search(self, *args, **kwargs):
+        return self._open().search(*args, **kwargs)
+
+
+def _similarity_backend(paths):
+    """The LanceDB similarity store when the semantic pipeline has built one, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("holocrm_core.store") is None:
+        return None
+    if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
+        return None
+    return _LazySimilarity(str(paths.lancedb))
+
+
+def print_answer(answer, max_rows: int = 20) -> None:
+    """The rows as a table, then the plan in words and the trace."""
+    for hint in answer.hints:
+        typer.echo(f"! {hint}")
+    if answer.value is not None:
+        typer.echo(f"Answer: {answer.value}")
+    rows = answer.rows
+    if rows.width:
+        import polars as pl
+
+        with pl.Config(tbl_rows=max_rows, tbl_cols=10, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
+            typer.echo(str(rows.head(max_rows)))
+        if rows.height > max_rows:
+            typer.echo(f"... {rows.height - max_rows} more rows (use --json --limit N for more)")
+    typer.echo(f"{len(answer.ids)} result(s)" if answer.value is None else "")
+    typer.echo(f"Plan: {answer.plan_words()}")
+    typer.echo("Trace:")
+    for entry in answer.trace:
+        typer.echo(f"  {entry.words!r:36} -> {entry.meaning}" + ("" if entry.how in ("rule", "exact") else f" [{entry.how}]"))
+    typer.echo(f"As of: {answer.as_of.date().isoformat() if answer.as_of else 'today'}")
+    level = "high" if answer.high_confidence else "low"
+    typer.echo(f"Confidence: {answer.confidence:.2f} ({level})")
+    for item in answer.missing:
+        typer.echo(f"  missing: {item}")
+    if not answer.understood:
+        typer.echo(f"Not understood: {', '.join(answer.unknown_words)}")
+    if answer.suggestions:
+        typer.echo("Did you mean: " + "; ".join(answer.suggestions))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ask")
+    def ask_command(
+        question: str = typer.Argument(..., help='e.g. "won deals over $5k in fintech last quarter"'),
+        as_json: bool = typer.Option(False, "--json", help="print the answer, plan and trace as JSON"),
+        as_of: str = typer.Option("", "--as-of", help="date relative times count from (YYYY-MM-DD); default today"),
+        limit: int = typer.Option(50, "--limit", help="rows to print"),
+    ) -> None:
+        """Answer a plain-English question over the staged CRM tables and show the plan it was read as."""
+        from holocrm_core.nlq import NLQContext, ask
+        from holocrm_core.settings import HoloPaths
+        from holocrm_core.warehouse import Warehouse
+
+        paths = HoloPaths.default()
+        warehouse = Warehouse(paths.warehouse)
+        if not any(warehouse.exists(f"staged_{e}") for e in ("contacts", "companies", "deals", "activities")):
+            typer.echo("No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
+            raise typer.Exit(1)
+        ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths))
+        try:
+            answer = ask(question, ctx, as_of=as_of or None)
+        except ValueError as exc:
+            typer.echo(f"Bad input: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        if as_json:
+            typer.echo(json.dumps(answer.to_json(max_rows=limit), default=str, indent=1))
+        else:
+            print_answer(answer, max_rows=limit)

@@ -1,0 +1,61 @@
+"""`holocrm score contact|deal ID`: the current score of one lead or deal, its band and its reasons."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def _score_one(entity: str, record_id: str, as_json: bool) -> None:
+    from holocrm_core.outcomes import build_features_for
+    from holocrm_core.registry import configure, scorer_in_use
+    from holocrm_core.scoring import score_frame
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.warehouse import Warehouse
+
+    warehouse = Warehouse(HoloPaths.default().warehouse)
+    tables = {}
+    for name in ("companies", "contacts", "deals", "activities"):
+        if warehouse.exists(f"staged_{name}"):
+            tables[name] = warehouse.read(f"staged_{name}")
+    table, id_column = ("contacts", "contact_id") if entity == "contact" else ("deals", "deal_id")
+    if table not in tables:
+        typer.echo(f"No {table} staged yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
+        raise typer.Exit(1)
+    if record_id not in set(tables[table][id_column].to_list()):
+        typer.echo(f"No {entity} with id {record_id!r} in the staged {table}.", err=True)
+        raise typer.Exit(1)
+    configure()
+    scorer, model_version = scorer_in_use(entity, warehouse)
+    features = build_features_for(entity, [record_id], tables)
+    row = score_frame(scorer, features).row(0, named=True)
+    if as_json:
+        typer.echo(json.dumps({**row, "model_version": model_version}))
+        return
+    typer.echo(f"{entity} {record_id}: {row['score']:.0%} ({row['band']}) — scored by {model_version}")
+    for reason in row["reasons"]:
+        typer.echo(f"  {'+' if 'raises' in reason else '-'} {reason}")
+
+
+def register(app: typer.Typer) -> None:
+    score_app = typer.Typer(help="Learned lead and deal scores with their top positive and negative reasons.",
+                            no_args_is_help=True)
+
+    @score_app.command("contact")
+    def score_contact(
+        contact_id: str = typer.Argument(..., help="contact_id of the lead"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    ) -> None:
+        """Conversion score of a lead, from the champion model (or the heuristic while there is none)."""
+        _score_one("contact", contact_id, as_json)
+
+    @score_app.command("deal")
+    def score_deal(
+        deal_id: str = typer.Argument(..., help="deal_id of the deal"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    ) -> None:
+        """Win score of a deal, from the champion model (or the heuristic while there is none)."""
+        _score_one("deal", deal_id, as_json)
+
+    app.add_typer(score_app, name="score")

@@ -1,0 +1,323 @@
+"""Read one export file (CSV/TSV, JSON, NDJSON, Parquet, XLSX) into an all-string frame with line numbers.
+
+Everything is read as text: typing is the validator's job, so a malformed value can be quarantined with
+the exact characters the CRM wrote. Each frame gets ``_line``, the record's position in its file by the
+shared convention: for CSV the 1-based physical line (header = line 1, quoted line breaks counted), for
+XLSX the sheet row (header = row 1), for JSON/NDJSON/Parquet the record index + 1.
+
+CSV dialects are sniffed: delimiter among ``, ; TAB |`` from the header line; encoding from a BOM (UTF-8,
+UTF-16), a UTF-8 trial, NUL-byte layout (BOM-less UTF-16), then Windows-1252 when the bytes decode as such,
+else charset-normalizer's guess. Trailing delimiters (an empty, unnamed last column) and blank lines are
+tolerated; blank lines are not records.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+
+LINE = "_line"
+CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
+JSON_SUFFIXES = {".json"}
+NDJSON_SUFFIXES = {".ndjson", ".jsonl"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
+DATA_SUFFIXES = CSV_SUFFIXES | JSON_SUFFIXES | NDJSON_SUFFIXES | PARQUET_SUFFIXES | EXCEL_SUFFIXES
+DELIMITERS = [",", ";", "\t", "|"]
+_SNIFF_BYTES = 1 << 16
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be read as a table; the message says what is wrong and what to do."""
+
+
+def read_source(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> list[tuple[str, pl.DataFrame]]:
+    """All tables in one file as ``(name, frame)``: one per file, or one per non-empty sheet of a workbook.
+
+    ``name`` is the file name, or ``"book.xlsx[Sheet]"`` for the sheets of a multi-sheet workbook. Frames
+    hold String columns plus ``_line`` (Int64). Raises :class:`UnreadableFile` with a clear reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFile(f"{path.name}: file not found")
+    if path.stat().st_size == 0:
+        raise UnreadableFile(f"{path.name}: the file is empty (0 bytes): re-export it")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in JSON_SUFFIXES or suffix in NDJSON_SUFFIXES:
+            return [(path.name, _read_json(path, suffix in NDJSON_SUFFIXES, encoding))]
+        if suffix in PARQUET_SUFFIXES:
+            frame = pl.read_parquet(path)
+            return [(path.name, _with_record_lines(_all_strings(frame), first=1))]
+        if suffix in EXCEL_SUFFIXES:
+            return _read_excel(path)
+        return [(path.name, _read_csv(path, delimiter, encoding))]
+    except (UnreadableFile, TypeError, AttributeError, NameError, KeyError):
+        raise  # our own message, or a programming error that must not pass for a corrupt file
+    except Exception as exc:  # polars/fastexcel/pyarrow errors: corrupt or truncated content
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(
+            f"{path.name}: cannot be read as {_kind(suffix)} ({first[:200]}): the file looks corrupt or "
+            "truncated; re-export it"
+        ) from exc
+
+
+def _kind(suffix: str) -> str:
+    if suffix in PARQUET_SUFFIXES:
+        return "Parquet"
+    if suffix in EXCEL_SUFFIXES:
+        return "a spreadsheet"
+    if suffix in JSON_SUFFIXES:
+        return "JSON"
+    if suffix in NDJSON_SUFFIXES:
+        return "NDJSON"
+    return "CSV"
+
+
+def peek_headers(path: Path) -> list[str]:
+    """The column names of a file without reading its records (empty when it cannot be read)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return list(pl.read_parquet_schema(path))
+        if suffix in CSV_SUFFIXES:
+            with open(path, "rb") as handle:
+                head = handle.read(_SNIFF_BYTES)
+            text = head.decode(sniff_encoding(head), errors="replace").lstrip("\ufeff")
+            line = text.split("\n", 1)[0].rstrip("\r")
+            import csv
+
+            return next(csv.reader([line], delimiter=sniff_delimiter(line)), [])
+        return [c for name, frame in read_source(path) for c in frame.columns if c != LINE]
+    except Exception:
+        return []
+
+
+# ---------------------------------------------------------------- encodings and dialects
+
+
+def sniff_encoding(head: bytes, path: Path | None = None) -> str:
+    """The text encoding of a file from its first bytes (the whole file when it is not UTF-8)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
+        return "utf-32"
+    sample = head[: _SNIFF_BYTES]
+    if sample and sample.count(b"\x00") > len(sample) // 4:
+        # BOM-less UTF-16: ASCII text has a NUL in every other byte
+        even_nuls = sample[0::2].count(b"\x00")
+        odd_nuls = sample[1::2].count(b"\x00")
+        if odd_nuls > even_nuls * 4:
+            return "utf-16-le"
+        if even_nuls > odd_nuls * 4:
+            return "utf-16-be"
+        raise UnreadableFile("binary content (NUL bytes), not a text table")
+    if b"\x00" in sample:
+        raise UnreadableFile("binary content (NUL bytes), not a text table")
+    try:
+        # a multi-byte character may be cut at the end of the sample
+        sample.decode("utf-8") if len(sample) < _SNIFF_BYTES else sample[:-4].decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    return _guess_single_byte(path.read_bytes() if path is not None else head)
+
+
+def _guess_single_byte(data: bytes) -> str:
+    """Windows-1252 when the bytes decode as such (what Windows CRMs and Excel write in the West), else
+    charset-normalizer's guess, else latin-1 (which decodes anything)."""
+    try:
+        data.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[: 1 << 20]).best()
+    return best.encoding if best is not None else "latin-1"
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter that splits the header line into the most fields (quotes respected)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    in_quotes = False
+    for ch in header_line:
+        if ch == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.DataFrame:
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if not head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise UnreadableFile(f"{path.name}: the file holds only blank space: re-export it")
+    try:
+        enc = encoding or sniff_encoding(head, path)
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{path.name}: {exc}: it is not a CSV file; re-export it as CSV") from exc
+    source: Path | io.BytesIO
+    if enc in ("utf-8", "utf-8-sig", "ascii"):
+        source = path  # polars reads UTF-8 (BOM included) straight from disk, memory-mapped
+        text_head = head.decode("utf-8", errors="replace")
+    else:
+        try:
+            text = path.read_bytes().decode(enc)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise UnreadableFile(f"{path.name}: cannot be decoded as {enc} ({exc}): save it as UTF-8") from exc
+        text = text.lstrip("\ufeff")
+        text_head = text[:_SNIFF_BYTES]
+        source = io.BytesIO(text.encode("utf-8"))
+        del text
+    header_line = text_head.lstrip("\ufeff").split("\n", 1)[0]
+    sep = delimiter or sniff_delimiter(header_line)
+    try:
+        frame = _polars_csv(source, sep)
+    except pl.exceptions.ComputeError as exc:
+        if source is path and "utf-8" in str(exc).lower():
+            # valid UTF-8 at the start, not further down: decode the whole file with a detected code page
+            enc = _guess_single_byte(path.read_bytes())
+            text = path.read_bytes().decode(enc, errors="replace")
+            frame = _polars_csv(io.BytesIO(text.encode("utf-8")), sep)
+        else:
+            raise
+    return _csv_lines(frame, _count_newlines(source))
+
+
+def _count_newlines(source: Path | io.BytesIO) -> tuple[int, bool]:
+    """(line breaks in the file, whether it ends with one), read in chunks: no copy of a large file."""
+    if isinstance(source, io.BytesIO):
+        data = source.getbuffer()
+        return bytes(data).count(b"\n"), len(data) > 0 and data[-1:] == b"\n"
+    count, last = 0, b""
+    with open(source, "rb") as handle:
+        while chunk := handle.read(1 << 24):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count, last == b"\n"
+
+
+def _polars_csv(source, sep: str) -> pl.DataFrame:
+    return pl.read_csv(
+        source,
+        separator=sep,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        quote_char='"',
+        raise_if_empty=False,
+        encoding="utf8",
+    )
+
+
+def _csv_lines(frame: pl.DataFrame, newlines: tuple[int, bool] | None = None) -> pl.DataFrame:
+    """Number records by physical line and drop blank lines (polars yields them as all-null rows)."""
+    frame = _drop_unnamed_empty_columns(frame)
+    if frame.width == 0:
+        return frame.with_columns(pl.lit(None, pl.Int64).alias(LINE))
+    cols = frame.columns
+    plain = newlines is not None and newlines[0] == frame.height + (1 if newlines[1] else 0)
+    if plain:  # one line per record: no quoted line breaks anywhere in the file
+        frame = frame.with_columns(pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias(LINE))
+    else:
+        # quoted fields hold line breaks; each one pushes the following records one line further down
+        breaks = pl.sum_horizontal(
+            [pl.col(c).str.count_matches("\n", literal=True).fill_null(0).cast(pl.Int64) for c in cols]
+        )
+        frame = frame.with_columns(
+            (pl.int_range(2, pl.len() + 2, dtype=pl.Int64) + breaks.cum_sum() - breaks).alias(LINE)
+        )
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in cols])
+    if frame.select(blank.any()).item():
+        frame = frame.filter(~blank)
+    return frame
+
+
+def _drop_unnamed_empty_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """A trailing delimiter makes an unnamed column; drop it when it is empty, name it when it is not."""
+    renames, drops = {}, []
+    for i, col in enumerate(frame.columns):
+        if col.strip() == "" or col.startswith("_duplicated_"):
+            if frame[col].null_count() == frame.height or (frame[col].str.strip_chars() == "").all():
+                drops.append(col)
+            else:
+                renames[col] = f"column_{i + 1}"
+    return frame.drop(drops).rename(renames) if drops or renames else frame
+
+
+# ---------------------------------------------------------------- JSON, Parquet, XLSX
+
+
+def _read_json(path: Path, ndjson: bool, encoding: str | None) -> pl.DataFrame:
+    raw = path.read_bytes()
+    enc = encoding or sniff_encoding(raw[:_SNIFF_BYTES], path)
+    if enc not in ("utf-8", "ascii"):
+        raw = raw.decode(enc).lstrip("\ufeff").encode("utf-8")
+    if not raw.strip():
+        raise UnreadableFile(f"{path.name}: the file holds only blank space: re-export it")
+    if ndjson:
+        frame = pl.read_ndjson(io.BytesIO(raw), infer_schema_length=None)
+    else:
+        stripped = raw.lstrip()
+        if stripped.startswith(b"{"):
+            # an API-style envelope such as {"results": [...]}: take its one list of records
+            payload = json.loads(raw)
+            lists = [v for v in payload.values() if isinstance(v, list)] if isinstance(payload, dict) else []
+            if len(lists) != 1:
+                raise UnreadableFile(
+                    f"{path.name}: JSON object without a single list of records: export an array of objects"
+                )
+            frame = pl.from_dicts(lists[0], infer_schema_length=None) if lists[0] else pl.DataFrame()
+        else:
+            frame = pl.read_json(io.BytesIO(raw), infer_schema_length=None)
+    return _with_record_lines(_all_strings(frame), first=1)
+
+
+def _read_excel(path: Path) -> list[tuple[str, pl.DataFrame]]:
+    sheets = pl.read_excel(path, engine="calamine", sheet_id=0, infer_schema_length=0, raise_if_empty=False)
+    named = [(name, frame) for name, frame in sheets.items() if frame.width > 0]
+    if not named:
+        raise UnreadableFile(f"{path.name}: the workbook has no sheet with a header row: re-export it")
+    out = []
+    for name, frame in named:
+        label = path.name if len(named) == 1 else f"{path.name}[{name}]"
+        frame = _drop_unnamed_empty_columns(_all_strings(frame))
+        out.append((label, _with_record_lines(frame, first=2)))
+    return out
+
+
+def _with_record_lines(frame: pl.DataFrame, first: int) -> pl.DataFrame:
+    return frame.with_columns(pl.int_range(first, pl.len() + first, dtype=pl.Int64).alias(LINE))
+
+
+def _all_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """Render every column as text the validator understands (ISO times, ';'-joined lists)."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.String:
+            exprs.append(col)
+        elif isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            exprs.append(col.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ").alias(name))
+        elif dtype == pl.Date:
+            exprs.append(col.dt.strftime("%Y-%m-%d").alias(name))
+        elif isinstance(dtype, (pl.List, pl.Array)):
+            exprs.append(col.cast(pl.List(pl.String)).list.join(";").alias(name))
+        elif isinstance(dtype, pl.Struct):
+            exprs.append(col.struct.json_encode().alias(name))
+        elif dtype == pl.Boolean:
+            exprs.append(pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false")).alias(name))
+        else:
+            exprs.append(col.cast(pl.String).alias(name))
+    return frame.select(exprs) if exprs else frame

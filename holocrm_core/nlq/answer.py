@@ -1,0 +1,324 @@
+"""Answers to plain-English CRM questions: the context built once per warehouse, and `ask`.
+
+`NLQContext` holds the staged tables (with a few derived columns), the vocabulary learned from them, the
+scored_* tables when the scoring pipeline has run, and an optional similarity backend; building it is the
+expensive part, so a question afterwards is only parse + execute. `ask` returns an `Answer`: the rows, the
+plan (typed, as JSON, in words), the trace of which words meant what, a confidence, and honest notes: words
+not understood with suggestions, capabilities whose artifact is missing, and an as-of hint when the export
+ends long before the date relative times are counted from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from holocrm_core.nlq.executor import ExecutionResult, Executor, PlanError, keyword_stem  # noqa: F401
+from holocrm_core.nlq.parser import Parser, TraceEntry
+from holocrm_core.nlq.plan import Plan
+from holocrm_core.nlq.vocabulary import Vocabulary
+from holocrm_core.schema import ENTITIES, ID_COLUMN
+
+NLQ_ENTITIES = ("companies", "contacts", "deals", "activities")
+HIGH_CONFIDENCE = 0.8
+STALE_AFTER_DAYS = 60  # an export whose newest date is older than this before the as-of date gets a hint
+VOCABULARY_FILE = "nlq_vocabulary.json"
+EXAMPLES = [
+    "enterprise contacts in {industry} with over $100k pipeline",
+    "open deals in {industry} with no contact in 14 days",
+    "how many deals did {owner} win last quarter",
+    "top 10 companies by open pipeline",
+    "deals over $5k closing this month",
+]
+
+
+@dataclass
+class Answer:
+    question: str
+    plan: Plan
+    rows: pl.DataFrame
+    ids: list[str]
+    value: Any
+    trace: list[TraceEntry]
+    confidence: float
+    understood: bool
+    unknown_words: list[str] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    as_of: datetime | None = None
+
+    @property
+    def high_confidence(self) -> bool:
+        return self.understood and self.confidence >= HIGH_CONFIDENCE
+
+    def plan_json(self) -> dict:
+        return self.plan.to_json()
+
+    def plan_words(self) -> str:
+        return self.plan.to_words()
+
+    def to_json(self, max_rows: int = 50) -> dict:
+        rows = self.rows.head(max_rows)
+        return {
+            "question": self.question,
+            "understood": self.understood,
+            "high_confidence": self.high_confidence,
+            "confidence": round(self.confidence, 3),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "plan": self.plan_json(),
+            "plan_words": self.plan_words(),
+            "trace": [t.as_dict() for t in self.trace],
+            "value": self.value,
+            "row_count": self.rows.height if self.value is None else len(self.ids),
+            "rows": json.loads(rows.write_json()) if rows.width else [],
+            "unknown_words": self.unknown_words,
+            "suggestions": self.suggestions,
+            "hints": self.hints,
+            "missing": self.missing,
+        }
+
+
+class NLQContext:
+    """Everything a question needs, prepared once: tables, vocabulary, scores, similarity backend."""
+
+    def __init__(
+        self,
+        tables: dict[str, pl.DataFrame],
+        vocabulary: Vocabulary | None = None,
+        similarity=None,
+        scores: dict[str, pl.DataFrame] | None = None,
+    ):
+        self.tables = {e: _prepare(e, tables.get(e), tables) for e in NLQ_ENTITIES}
+        self.tables["activities"] = _fill_activity_companies(self.tables["activities"], self.tables["contacts"])
+        self.vocab = vocabulary or Vocabulary.from_tables(self.tables)
+        self.similarity = similarity
+        self.scores: dict[str, pl.DataFrame] = {}
+        for entity, frame in (scores or {}).items():
+            if frame is not None and "band" in frame.columns:
+                self.scores[entity] = frame
+        self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores})
+        self.executor = Executor(self)
+        self._measures: dict[str | None, pl.DataFrame] = {}
+        self._has_values: dict[tuple[str, str], bool] = {}
+        self._activity_text: pl.Series | None = None
+        self._neighbour_frames: dict[str, pl.DataFrame] = {}
+        self.cache: dict = {}  # executor results that depend on the tables only
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None) -> "NLQContext":
+        """Tables keyed by entity ("contacts") or by warehouse name ("staged_contacts", "scored_leads")."""
+        plain = {}
+        scores = {}
+        for name, frame in tables.items():
+            if name.startswith("staged_"):
+                plain[name.removeprefix("staged_")] = frame
+            elif name in ("scored_leads", "scored_contacts"):
+                scores["contacts"] = frame
+            elif name == "scored_deals":
+                scores["deals"] = frame
+            else:
+                plain[name] = frame
+        return cls(plain, similarity=similarity, scores=scores)
+
+    @classmethod
+    def from_warehouse(cls, warehouse, similarity=None) -> "NLQContext":
+        tables = {}
+        for entity in NLQ_ENTITIES:
+            if warehouse.exists(f"staged_{entity}"):
+                tables[entity] = warehouse.read(f"staged_{entity}")
+        scores = {}
+        for name, entity in (("scored_leads", "contacts"), ("scored_deals", "deals")):
+            if warehouse.exists(name):
+                scores[entity] = warehouse.read(name)
+        return cls(tables, similarity=similarity, scores=scores)
+
+    # ---- helpers for the executor -----------------------------------------------------------------
+    def table(self, entity: str) -> pl.DataFrame:
+        if entity not in self.tables:
+            raise PlanError(f"unknown entity {entity!r}")
+        return self.tables[entity]
+
+    def has_values(self, entity: str, column: str) -> bool:
+        key = (entity, column)
+        if key not in self._has_values:
+            frame = self.tables[entity]
+            self._has_values[key] = column in frame.columns and frame.get_column(column).null_count() < frame.height
+        return self._has_values[key]
+
+    def activity_text(self) -> pl.Series:
+        if self._activity_text is None:
+            acts = self.tables["activities"]
+            self._activity_text = acts.select(
+                pl.concat_str([pl.col("subject").fill_null(""), pl.col("body").fill_null("")], separator=" ").str.to_lowercase()
+            ).to_series()
+        return self._activity_text
+
+    def company_measures(self, currency: str | None = None) -> pl.DataFrame:
+        """Per-company sums and counts over deals, contacts and activities (in one currency when given)."""
+        if currency in self._measures:
+            return self._measures[currency]
+        deals = self.tables["deals"]
+        if currency:
+            deals = deals.filter(pl.col("currency").str.to_uppercase() == currency)
+        stage = pl.col("stage").str.to_lowercase()
+        won = [s.lower() for s in self.vocab.won_stages] or ["won"]
+        lost = [s.lower() for s in self.vocab.lost_stages] or ["lost"]
+        open_ = [s.lower() for s in self.vocab.open_stages]
+        per_deal = deals.filter(pl.col("company_id").is_not_null()).group_by("company_id").agg(
+            pl.col("_value").filter(stage.is_in(open_)).sum().alias("open_pipeline"),
+            pl.col("_value").filter(stage.is_in(won)).sum().alias("won_value"),
+            pl.col("_value").filter(stage.is_in(lost)).sum().alias("lost_value"),
+            pl.col("_value").sum().alias("deal_value"),
+            pl.len().alias("deal_count"),
+            stage.is_in(open_).sum().alias("open_deal_count"),
+            stage.is_in(won).sum().alias("won_deal_count"),
+            stage.is_in(lost).sum().alias("lost_deal_count"),
+        )
+        contacts = self.tables["contacts"].group_by("company_id").agg(pl.len().alias("contact_count"))
+        acts = self.tables["activities"].group_by("company_id").agg(pl.len().alias("activity_count"))
+        measures = (
+            self.tables["companies"]
+            .select("company_id")
+            .join(per_deal, on="company_id", how="left")
+            .join(contacts, on="company_id", how="left")
+            .join(acts, on="company_id", how="left")
+            .fill_null(0)
+        )
+        self._measures[currency] = measures
+        return measures
+
+    def attribute_neighbours(self, entity: str, entity_id: str, limit: int) -> list[dict]:
+        """Stand-in for the similarity index: records sharing the most descriptive attributes."""
+        attrs = {
+            "contacts": ["seniority", "lifecycle_status", "_industry", "_size_band", "owner"],
+            "companies": ["industry", "size_band", "region", "country"],
+            "deals": ["product", "stage", "owner", "_industry"],
+            "activities": ["type", "direction", "owner"],
+        }[entity]
+        frame = self._neighbour_frames.get(entity)
+        if frame is None:
+            frame = self.tables[entity]
+            if "company_id" in frame.columns and entity != "companies":
+                comp = self.tables["companies"].select("company_id", pl.col("industry").alias("_industry"), pl.col("size_band").alias("_size_band"))
+                frame = frame.join(comp, on="company_id", how="left")
+            frame = frame.select([ID_COLUMN[entity], *[a for a in attrs if a in frame.columns]])
+            self._neighbour_frames[entity] = frame
+        attrs = [a for a in attrs if a in frame.columns]
+        id_col = ID_COLUMN[entity]
+        anchor = frame.filter(pl.col(id_col) == entity_id)
+        if anchor.height == 0 or not attrs:
+            return []
+        row = anchor.row(0, named=True)
+        shared = pl.sum_horizontal([(pl.col(a) == row[a]).fill_null(False).cast(pl.Int32) for a in attrs if row[a] is not None] or [pl.lit(0)])
+        # top_k then a small sort: sorting all 100k rows would cost more than the rest of the question
+        scored = (
+            frame.select(id_col, (shared / len(attrs)).alias("similarity"))
+            .filter(pl.col(id_col) != entity_id)
+            .top_k(limit, by=["similarity", id_col], reverse=[False, True])
+            .sort(["similarity", id_col], descending=[True, False])
+        )
+        return [{"id": i, "similarity": s} for i, s in scored.iter_rows()]
+
+    def write_vocabulary(self, folder) -> "object":
+        from pathlib import Path
+
+        return self.vocab.write(Path(folder) / VOCABULARY_FILE)
+
+
+def _prepare(entity: str, frame: pl.DataFrame | None, all_tables: dict) -> pl.DataFrame:
+    schema = ENTITIES[entity]
+    if frame is None:
+        frame = pl.DataFrame(schema=schema)
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in frame.columns]
+    if missing:
+        frame = frame.with_columns(missing)
+    derived = []
+    if entity == "deals":
+        derived.append(pl.col("value").cast(pl.Float64).alias("_value"))
+        derived.append(pl.coalesce(pl.col("stage_changed_at"), pl.col("created_at")).alias("_stage_since"))
+    if entity == "companies":
+        derived.append(pl.col("annual_revenue").cast(pl.Float64).alias("_annual_revenue"))
+    if entity == "contacts" and frame.get_column("full_name").null_count() == frame.height and frame.height:
+        derived.append(pl.concat_str(["first_name", "last_name"], separator=" ").alias("full_name"))
+    return frame.with_columns(derived) if derived else frame
+
+
+def _fill_activity_companies(acts: pl.DataFrame, contacts: pl.DataFrame) -> pl.DataFrame:
+    """Activities logged against a contact count for the contact's company too."""
+    if acts.height == 0 or acts.get_column("company_id").null_count() == 0:
+        return acts
+    link = contacts.select("contact_id", pl.col("company_id").alias("_contact_company")).unique("contact_id")
+    return (
+        acts.join(link, on="contact_id", how="left")
+        .with_columns(pl.coalesce("company_id", "_contact_company").alias("company_id"))
+        .drop("_contact_company")
+    )
+
+
+def _as_datetime(as_of: datetime | date | str | None) -> datetime:
+    if as_of is None:
+        return datetime.now(UTC)
+    if isinstance(as_of, str):
+        as_of = datetime.fromisoformat(as_of)
+    if isinstance(as_of, datetime):
+        return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+
+
+def ask(
+    question: str,
+    tables: dict[str, pl.DataFrame] | NLQContext,
+    as_of: datetime | date | str | None = None,
+    similarity=None,
+) -> Answer:
+    """Answer a plain-English question over the CRM with the plan that was understood."""
+    ctx = tables if isinstance(tables, NLQContext) else NLQContext.from_tables(tables, similarity=similarity)
+    similarity = similarity if similarity is not None else ctx.similarity
+    moment = _as_datetime(as_of)
+    parsed = ctx.parser.parse(question, moment)
+    hints = list(parsed.notes)
+    confidence = parsed.confidence
+    data_end = ctx.vocab.data_end
+    if data_end is not None and moment - data_end > timedelta(days=STALE_AFTER_DAYS):
+        hints.append(
+            f"The data ends on {data_end.date().isoformat()}, {(moment - data_end).days} days before the as-of date "
+            f"{moment.date().isoformat()}; relative times such as 'last quarter' count back from the as-of date. "
+            f"Ask with --as-of {data_end.date().isoformat()} (API: as_of) to count from the data's latest date."
+        )
+        if parsed.relative_time:
+            confidence *= 0.5
+    try:
+        result = ctx.executor.run(parsed.plan, similarity)
+    except PlanError as exc:
+        result = ExecutionResult(pl.DataFrame(), [], None, [f"plan cannot run: {exc}"])
+        confidence = min(confidence, 0.3)
+    if result.missing:
+        confidence *= 0.6
+    hints.extend(result.notes)
+    suggestions = list(parsed.suggestions)
+    if not parsed.understood:
+        industries = ctx.vocab.categories.get(("companies", "industry"), ["software"])
+        owners = ctx.vocab.owners or ["the owner's name"]
+        suggestions += [e.format(industry=industries[0], owner=owners[0]) for e in EXAMPLES[:3]]
+        hints.insert(0, f"Not understood: {', '.join(repr(w) for w in parsed.unknown_words)}. The answer below ignores these words.")
+    plan = Plan(**{**parsed.plan.__dict__, "confidence": round(confidence, 3)})
+    return Answer(
+        question=question,
+        plan=plan,
+        rows=result.rows,
+        ids=result.ids,
+        value=result.value,
+        trace=parsed.trace,
+        confidence=round(confidence, 3),
+        understood=parsed.understood,
+        unknown_words=parsed.unknown_words,
+        suggestions=suggestions,
+        hints=hints,
+        missing=result.missing,
+        as_of=moment,
+    )

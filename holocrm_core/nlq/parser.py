@@ -1,0 +1,932 @@
+"""Question -> typed plan: rules for the grammar of CRM questions, the learned vocabulary for their values.
+
+The parser reads the question in passes, each claiming the characters it understood and writing a trace
+entry (which words meant what): ordering and top-k, counts and groupings, "stuck", activity presence and
+absence ("no contact in 14 days", "never emailed"), amounts, similarity anchors ("like Alice Johnson"),
+free-text parts ("mentioned pricing concerns"), stage and score words, entity nouns, then field values,
+names and owners from the vocabulary (exact, synonym, fuzzy, embedding). Time phrases are resolved against
+the as-of date and given to the field the question's verb points at. Whatever content word no pass claimed
+is reported as not understood, with suggestions, and the plan is marked low-confidence: never a silent
+guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from holocrm_core.nlq.money import Quantity, find_quantities
+from holocrm_core.nlq.plan import (
+    ActivityCondition,
+    Aggregate,
+    FieldFilter,
+    GroupFilter,
+    Plan,
+    ScoreBand,
+    SimilarTo,
+    Sort,
+    TextMatch,
+    TimeWindow,
+)
+from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times
+from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
+
+# Words that carry no meaning of their own in a CRM question.
+STOPWORDS = set(
+    """a an the and or of in on at to for from by with who whom which that what when where whose is are was were be
+    been being have has had do does did show me list find get give all any some my our their its this these those
+    there here it them they we i you your us please can could would will shall should tell see display return
+    fetch pull up out just only also currently now still ones one records record rows entries there's what's
+    whats who's which're let lets let's need want looking look for into as so then than were any such same
+    having got getting made make makes each every per within how many much currently""".split()
+)  # fmt: skip
+# Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
+FIELD_WORDS = set(
+    """sector sectors industry industries vertical verticals space stage stages phase status statuses region
+    regions territory territories country countries product products band bands size segment segments level
+    levels seniority type types owner owners rep reps named called value values amount amounts deal-size
+    lifecycle category market markets city cities currency""".split()
+)  # fmt: skip
+
+ENTITY_NOUNS = [
+    (r"contacts?|leads?|people|persons?|prospects?|buyers?|decision[- ]makers?|stakeholders?|champions?|individuals", "contacts"),
+    (r"customers?|clients?", "contacts"),
+    (r"compan(?:y|ies)|accounts?|organi[sz]ations?|orgs?|firms?|businesses|business|logos?|enterprises", "companies"),
+    (r"deals?|opportunit(?:y|ies)|opps?|opptys?|pipeline|contracts?|sales", "deals"),
+    (r"activit(?:y|ies)|interactions?|touchpoints?|touches|engagements?|emails?|calls?|meetings?|notes?", "activities"),
+]
+_ACTIVITY_TYPE_WORDS = {
+    "email": "email", "emails": "email", "emailed": "email", "mail": "email", "e-mail": "email", "e-mailed": "email",
+    "call": "call", "calls": "call", "called": "call", "phoned": "call", "rang": "call",
+    "meeting": "meeting", "meetings": "meeting", "met": "meeting", "met with": "meeting",
+    "note": "note", "notes": "note",
+}  # fmt: skip
+_ACT_ANY = r"contact(?:ed)?|touch(?:ed|es)?|touchpoints?|reached(?: out(?: to)?)?|engaged|engagement|activit(?:y|ies)|interactions?|outreach|follow[- ]?ups?|followed up(?: with)?|in touch|heard from"
+_ACT_TYPED = r"e-?mail(?:s|ed)?|mail(?:s|ed)?|calls?|called|phoned|rang|meetings?|met(?: with)?|notes?"
+_NEGATION_BEFORE = re.compile(
+    r"(?:\bnot\s+(?:in\s+|from\s+|at\s+)?|\bnon[- ]?|\bexcluding\s+|\bexcept(?:\s+for)?\s+|\bother than\s+|\boutside(?:\s+of)?\s+|\bbut not\s+(?:in\s+)?|\bwithout\s+)$"
+)
+_GROUP_FIELDS = {
+    "stage": ("deals", "stage"), "stages": ("deals", "stage"),
+    "owner": ("*", "owner"), "owners": ("*", "owner"), "rep": ("*", "owner"), "reps": ("*", "owner"),
+    "sales rep": ("*", "owner"), "agent": ("*", "owner"), "sales agent": ("*", "owner"), "salesperson": ("*", "owner"),
+    "industry": ("companies", "industry"), "sector": ("companies", "industry"), "vertical": ("companies", "industry"),
+    "product": ("deals", "product"), "region": ("companies", "region"), "country": ("companies", "country"),
+    "size": ("companies", "size_band"), "size band": ("companies", "size_band"), "segment": ("companies", "size_band"),
+    "seniority": ("contacts", "seniority"), "status": ("contacts", "lifecycle_status"),
+    "lifecycle": ("contacts", "lifecycle_status"), "type": ("activities", "type"), "activity type": ("activities", "type"),
+    "direction": ("activities", "direction"), "company": ("*", "company_id"), "account": ("*", "company_id"),
+    "currency": ("deals", "currency"),
+}  # fmt: skip
+_GROUP_NOUNS = {  # "top 5 owners by won deals": the noun is a group of deals
+    "owners": "owner", "reps": "owner", "sales reps": "owner", "agents": "owner", "sales agents": "owner",
+    "salespeople": "owner", "sellers": "owner", "products": "product", "industries": "industry",
+    "sectors": "industry", "regions": "region", "stages": "stage",
+}  # fmt: skip
+# "by X" as an ordering: key -> (is_measure, key)
+_SORT_KEYS = [
+    (r"(?:open\s+)?pipeline(?:\s+value)?", (True, "open_pipeline")),
+    (r"won\s+(?:revenue|value|amount|deal value)|revenue\s+won|closed[- ]won\s+(?:revenue|value)|wins?\s+value", (True, "won_value")),
+    (r"(?:number of\s+)?won deals|wins|deals won", (True, "won_deal_count")),
+    (r"(?:number of\s+)?open deals", (True, "open_deal_count")),
+    (r"(?:number of\s+|count of\s+)?deals|deal count", (True, "deal_count")),
+    (r"(?:number of\s+)?contacts", (True, "contact_count")),
+    (r"(?:number of\s+)?activit(?:y|ies)", (True, "activity_count")),
+    (r"(?:annual\s+)?revenue|turnover", (False, "annual_revenue")),
+    (r"employees|headcount|employee count|staff|company size", (False, "employees")),
+    (r"(?:deal\s+)?(?:value|amount|size)|price", (False, "value")),
+    (r"(?:lead\s+)?score", (False, "score")),
+    (r"close date|closing date|expected close(?: date)?", (False, "expected_close_at")),
+    (r"(?:creation date|created(?: date)?|date created|date added|age)", (False, "created_at")),
+    (r"last activity|recent activity|recency|date", (False, "_recency")),
+]
+
+
+@dataclass
+class TraceEntry:
+    words: str
+    meaning: str
+    how: str = "rule"  # rule | exact | synonym | fuzzy | embedding | default
+
+    def as_dict(self) -> dict:
+        return {"words": self.words, "meaning": self.meaning, "how": self.how}
+
+
+@dataclass
+class ParseResult:
+    plan: Plan
+    trace: list[TraceEntry]
+    unknown_words: list[str]
+    suggestions: list[str]
+    understood: bool
+    confidence: float
+    notes: list[str] = field(default_factory=list)
+    relative_time: bool = False
+
+
+def normalize(question: str) -> str:
+    text = question.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = re.sub(r"\bwon't\b", "will not", text)
+    text = re.sub(r"\bcan't\b", "can not", text)
+    text = re.sub(r"n't\b", " not", text)
+    text = re.sub(r"\bnon-(?=[a-z])", "non ", text)
+    text = re.sub(r"\b(\w+)'s\b", r"\1", text)  # possessive: "Darcel Schlecht's deals"
+    text = re.sub(r"\b(\w+)s'(?=\s|$)", r"\1s", text)
+    text = re.sub(r"[?!;:\"]|(?<!\d)[.,](?!\d)|[.,](?=\s|$)", " ", text)
+    text = text.replace("'", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class _Claims:
+    """Character spans of the question already understood."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.spans: list[tuple[int, int]] = []
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(start < b and a < end for a, b in self.spans)
+
+    def take(self, start: int, end: int) -> None:
+        while start < end and self.text[start].isspace():
+            start += 1
+        while end > start and self.text[end - 1].isspace():
+            end -= 1
+        if start < end:
+            self.spans.append((start, end))
+
+    def words(self) -> list[tuple[int, int, str]]:
+        out = []
+        for m in re.finditer(r"[^\s]+", self.text):
+            if self.free(m.start(), m.end()):
+                out.append((m.start(), m.end(), m.group()))
+        return out
+
+
+class Parser:
+    def __init__(self, vocab: Vocabulary, *, has_scores: dict[str, bool] | None = None, stuck_days: int = 30):
+        self.vocab = vocab
+        self.has_scores = has_scores or {}
+        self.stuck_days = stuck_days
+
+    # ------------------------------------------------------------------------------------------------
+    def parse(self, question: str, as_of: datetime) -> ParseResult:
+        text = normalize(question)
+        st = _State(text, as_of, self.vocab)
+        self._sorting(st)
+        self._aggregates(st)
+        self._stuck(st)
+        quantities = find_quantities(text, st.claims.spans)
+        st.times = find_times(text, as_of, [(q.start_char, q.end_char) for q in quantities if q.currency or q.noun])
+        for t in st.times:
+            st.claims.take(t.start_char, t.end_char)
+        self._activity_conditions(st)
+        self._quantities(st, [q for q in quantities if st.claims.free(q.start_char, q.end_char)])
+        self._similarity(st)
+        self._free_text(st)
+        self._stage_and_score_words(st)
+        self._entity_nouns(st)
+        self._values(st)
+        self._field_words(st)
+        return self._finish(st)
+
+    # ---- passes ------------------------------------------------------------------------------------
+    def _sorting(self, st: "_State") -> None:
+        text = st.text
+        for m in re.finditer(r"\b(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?)\s+by\s+", text):
+            st.claims.take(m.start(), m.end())
+            st.explicit_by_at = m.end()
+        m = re.search(
+            r"\b(?P<w1>top|best|first|leading|largest|biggest|highest|smallest|lowest|oldest|newest|latest|most recent|earliest)\s+(?P<n>\d+)\b"
+            r"|\bthe\s+(?P<n3>\d+)(?=\s+[a-z])(?!\s+(?:days?|weeks?|months?|years?|employees|deals|contacts)\b)"
+            r"|\b(?P<n2>\d+)\s+(?P<w2>largest|biggest|highest[- ]value|highest|most valuable|top|best|smallest|lowest|cheapest|oldest|newest|latest|most recent|earliest|most)\b",
+            text,
+        )
+        if m:
+            word = m["w1"] or m["w2"] or "top"
+            st.limit = int(m["n"] or m["n2"] or m["n3"])
+            st.sort_word = word
+            st.claims.take(m.start(), m.end())
+            st.trace.append(TraceEntry(m.group(), f"first {st.limit}, {word}"))
+        else:
+            m = re.search(
+                r"\b(?:the\s+)?(?P<w>largest|biggest|highest[- ]value|most valuable|smallest|cheapest|oldest|newest|latest|most recent|earliest)\b(?!\s+\d)",
+                text,
+            )
+            if m:
+                st.sort_word = m["w"]
+                after = text[m.end() :].split()
+                plural = bool(after) and after[0].endswith("s")
+                st.limit = None if plural else 1
+                st.claims.take(m.start(), m.end())
+                st.trace.append(TraceEntry(m.group(), f"{m['w']}" + ("" if plural else ", first 1")))
+        # "by <measure>" when it names an ordering (not a grouping dimension)
+        for m in re.finditer(r"\b(?:by|on|in terms of|(?:with|having)\s+the\s+(?:most|highest|largest|biggest))\s+(?:their\s+|the\s+|total\s+|highest\s+|most\s+)?", text):
+            rest = text[m.end() :]
+            for pattern, (is_measure, key) in _SORT_KEYS:
+                km = re.match(rf"(?:{pattern})\b", rest)
+                if km and (st.sort_word or st.explicit_by_at == m.end() or st.limit):
+                    st.sort_key = (is_measure, key)
+                    st.claims.take(m.start(), m.end() + km.end())
+                    st.trace.append(TraceEntry(text[m.start() : m.end() + km.end()], f"order by {key}"))
+                    break
+            if st.sort_key:
+                break
+        if st.sort_key is None and st.explicit_by_at is not None:
+            rest = text[st.explicit_by_at :]
+            for pattern, (is_measure, key) in _SORT_KEYS:
+                km = re.match(rf"(?:{pattern})\b", rest)
+                if km:
+                    st.sort_key = (is_measure, key)
+                    st.claims.take(st.explicit_by_at, st.explicit_by_at + km.end())
+                    st.trace.append(TraceEntry(km.group(), f"order by {key}"))
+                    break
+        dm = re.search(r"\b(asc|ascending|desc|descending|highest first|lowest first|smallest first|largest first)\b", text)
+        if dm and (st.sort_key or st.sort_word):
+            st.sort_desc = dm.group(1) not in ("asc", "ascending", "lowest first", "smallest first")
+            st.claims.take(dm.start(), dm.end())
+
+    def _aggregates(self, st: "_State") -> None:
+        text = st.text
+        patterns = [
+            (r"\bhow many\b|\b(?:the\s+)?(?:total\s+)?number of\b|\bcount(?:\s+of|\s+the|\s+all)?\b|\bhow much of\b", ("count", None)),
+            (r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:average|avg|mean|typical)\s+(?:deal\s+)?(?:value|size|amount)?(?:\s+of)?\b", ("avg", "value")),
+            (r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:total|sum|combined)\s+(?:deal\s+)?(?:value|amount|revenue|worth|size)(?:\s+of)?\b|\bsum of\b|\bhow much\b", ("sum", "value")),
+            (r"\b(?:the\s+)?(?:total|combined)\s+(?:open\s+)?pipeline\b", ("sum", "pipeline")),
+        ]
+        for pattern, (func, fld) in patterns:
+            m = re.search(pattern, text)
+            if m and st.claims.free(m.start(), m.end()):
+                st.aggregate = func
+                st.aggregate_field = "value" if fld else None
+                if fld == "pipeline":
+                    st.implied_open = True
+                    st.target_hint = st.target_hint or "deals"
+                st.claims.take(m.start(), m.end())
+                st.trace.append(TraceEntry(m.group().strip(), f"{func}" + (f" of {fld}" if fld else "")))
+                if func != "count":
+                    st.target_hint = st.target_hint or "deals"
+                break
+        gm = re.search(
+            r"\b(?:by|per|for each|for every|each|broken down by|grouped by|group by|split by|across)\s+(?P<g>"
+            + "|".join(sorted((re.escape(k) for k in _GROUP_FIELDS), key=len, reverse=True))
+            + r")s?\b",
+            text,
+        )
+        if gm and st.claims.free(gm.start(), gm.end()):
+            st.group = _GROUP_FIELDS[gm["g"]]
+            st.claims.take(gm.start(), gm.end())
+            st.trace.append(TraceEntry(gm.group(), f"group by {gm['g']}"))
+            if st.aggregate is None:
+                st.aggregate = "count"
+        # "which owner won the most deals", "top 3 products by won value": a grouping noun
+        nm = re.search(
+            r"\b(?:which|what|whose)\s+(?P<g1>owner|rep|sales rep|agent|sales agent|salesperson|product|industry|sector|region|stage)\b"
+            r"|\b(?P<g2>" + "|".join(sorted((re.escape(k) for k in _GROUP_NOUNS), key=len, reverse=True)) + r")\b"
+            r"|^(?P<who>who)\b",
+            text,
+        )
+        most = re.search(r"\b(?:the\s+)?(?:most|highest|largest|biggest|best)\b", text)
+        if nm and st.group is None and st.claims.free(nm.start(), nm.end()) and (most or st.limit or nm["g2"]):
+            word = nm["g1"] or nm["g2"] or "owner"
+            key = _GROUP_NOUNS.get(word, word)
+            st.group = _GROUP_FIELDS.get(key, ("*", "owner"))
+            st.group_ranked = True
+            st.claims.take(nm.start(), nm.end())
+            st.trace.append(TraceEntry(nm.group(), f"group by {st.group[1]}"))
+            if most and st.claims.free(most.start(), most.end()):
+                st.claims.take(most.start(), most.end())
+                if st.limit is None:
+                    st.limit = 1
+            if st.aggregate is None:
+                st.aggregate = "count"
+            st.target_hint = st.target_hint or "deals"
+
+    def _stuck(self, st: "_State") -> None:
+        m = re.search(
+            r"\b(?:stuck|stalled|stalling|stale|idle|languishing|sitting)\b(?:\s+(?:in\s+(?:the\s+same\s+|their\s+|its\s+|one\s+)?stage\s+)?(?:for\s+)?(?:over|more than|at least|longer than)?\s*(?P<n>\d+)\s+(?P<u>days?|weeks?|months?))?",
+            st.text,
+        )
+        if not m:
+            return
+        days = self.stuck_days
+        if m["n"]:
+            days = int(m["n"]) * {"d": 1, "w": 7, "m": 30}[m["u"][0]]
+        st.stuck_days = days
+        st.claims.take(m.start(), m.end())
+        st.trace.append(TraceEntry(m.group(), f"open deals in the same stage for over {days} days"))
+        st.target_hint = st.target_hint or "deals"
+
+    def _activity_conditions(self, st: "_State") -> None:
+        text = st.text
+        negative = [
+            rf"\b(?:no|without|zero|lack of|lacking)\s+(?:any\s+)?(?:recent\s+)?(?:logged\s+)?(?P<t>{_ACT_ANY}|{_ACT_TYPED})\b",
+            rf"\b(?:not|never)\s+(?:yet\s+|once\s+|ever\s+)?(?:been\s+|had\s+|received\s+|got\s+|gotten\s+)?(?:an?\s+|any\s+)?(?:yet\s+)?(?P<t>{_ACT_ANY}|{_ACT_TYPED})\b",
+            rf"\b(?:nobody|no one|noone|none of us)\s+(?:has\s+|have\s+|had\s+)?(?P<t>{_ACT_ANY}|{_ACT_TYPED})\b",
+        ]
+        positive = [
+            rf"\b(?:we|i|you|they|who|that|which|have|has|had|were|was|been|got|recently)\s+(?:been\s+|recently\s+|already\s+)?(?P<t>contacted|touched|reached out(?: to)?|engaged|emailed|e-mailed|called|phoned|met(?: with)?|followed up(?: with)?|heard from)\b",
+            rf"\b(?P<t>contacted|emailed|e-mailed|called|phoned|met with|followed up with|reached out to)\b",
+            rf"\b(?:with|had|have|has|having|got)\s+(?:an?\s+|any\s+|some\s+|recent\s+|at least one\s+)?(?P<t>activit(?:y|ies)|interactions?|touchpoints?|touches|{_ACT_TYPED})\b",
+        ]
+        for exists, pats in ((False, negative), (True, positive)):
+            for pattern in pats:
+                for m in re.finditer(pattern, text):
+                    if not st.claims.free(m.start(), m.end()):
+                        continue
+                    word = m["t"]
+                    if exists and word in ("contact",):
+                        continue
+                    kind = _ACTIVITY_TYPE_WORDS.get(word) or _ACTIVITY_TYPE_WORDS.get(word.split()[0])
+                    types: tuple[str, ...] = ()
+                    if kind:
+                        values = self.vocab.categories.get(("activities", "type"), [])
+                        types = tuple(v for v in values if v.lower() == kind) or (kind,)
+                    st.claims.take(m.start(), m.end())
+                    window = self._adjacent_time(st, m.end())
+                    start = end = None
+                    phrase = m.group().strip()
+                    if window is not None:
+                        start, end = window.past
+                        phrase += " " + window.phrase
+                        st.used_times.add(id(window))
+                        st.relative_time |= window.relative
+                    st.conditions.append(ActivityCondition(exists, types, start, end, phrase))
+                    st.trace.append(
+                        TraceEntry(phrase, ("has " if exists else "has no ") + ("/".join(types) or "any") + " activity")
+                    )
+
+    def _adjacent_time(self, st: "_State", pos: int) -> TimeExpr | None:
+        for t in st.times:
+            if id(t) in st.used_times:
+                continue
+            gap = st.text[pos : t.start_char]
+            if t.start_char >= pos and re.fullmatch(r"\s*(?:(?:for|in|yet|at all|so far|ever|anyone|us|them|him|her|by us|from us)\s+)*", gap):
+                return t
+        return None
+
+    def _quantities(self, st: "_State", quantities: list[Quantity]) -> None:
+        text = st.text
+        for q in quantities:
+            st.claims.take(q.start_char, q.end_char)
+            value = _num(q.amount)
+            high = _num(q.high) if q.high is not None else None
+            val = [value, high] if q.op == "between" else value
+            if not q.explicit_op:
+                st.confidence *= 0.75
+                st.notes.append(f"'{q.phrase}' has no comparison word: read as 'at least {q.phrase}'")
+            if q.noun:
+                noun = q.noun
+                if noun in ("employees", "employee", "staff", "people", "headcount", "workers"):
+                    st.filters.append(FieldFilter("companies", "employees", q.op, val))
+                    st.trace.append(TraceEntry(q.phrase, f"companies.employees {q.op} {val}"))
+                    st.target_hint = st.target_hint or "companies"
+                    continue
+                verb = re.search(r"\b(won|win|closed won|lost|lose)\s*$", text[: q.start_char])
+                if verb and noun.startswith(("deal", "opp")):
+                    noun = "won deals" if verb.group(1) in ("won", "win", "closed won") else "lost deals"
+                    st.claims.take(verb.start(1), verb.end(1))
+                measure = {
+                    "open deals": "open_deal_count", "won deals": "won_deal_count", "lost deals": "lost_deal_count",
+                    "contacts": "contact_count", "contact": "contact_count", "leads": "contact_count",
+                }.get(noun)  # fmt: skip
+                if measure is None:
+                    measure = "deal_count" if noun.startswith(("deal", "opp")) else "activity_count"
+                st.group_filters.append(GroupFilter(measure, q.op, val))
+                st.trace.append(TraceEntry(q.phrase, f"company {measure} {q.op} {val}"))
+                st.target_hint = st.target_hint or "companies"
+                continue
+            measure, span = _money_measure(text, q)
+            if span:
+                st.claims.take(*span)
+            words = text[min(q.start_char, span[0]) if span else q.start_char : max(q.end_char, span[1]) if span else q.end_char]
+            if measure == "annual_revenue":
+                st.filters.append(FieldFilter("companies", "annual_revenue", q.op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"companies.annual_revenue {q.op} {val} {q.currency or ''}".strip()))
+            elif measure:
+                st.group_filters.append(GroupFilter(measure, q.op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"company {measure} {q.op} {val} {q.currency or ''}".strip()))
+            else:
+                st.filters.append(FieldFilter("deals", "value", q.op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"deals.value {q.op} {val} {q.currency or ''}".strip()))
+                st.target_hint = st.target_hint or "deals"
+
+    def _similarity(self, st: "_State") -> None:
+        text = st.text
+        m = re.search(
+            r"\b(?:similar to|similar with|like|resembling|resemble|resembles|lookalikes?\s+(?:of|for|to)|look like|looks like|comparable to|same as|such as|in the mold of)\s+",
+            text,
+        )
+        if not m or not st.claims.free(m.start(), m.end()):
+            return
+        rest = text[m.end() :]
+        words = rest.split()
+        stop = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not"}
+        span_words = []
+        for w in words:
+            if w in stop:
+                break
+            span_words.append(w)
+        if not span_words:
+            return
+        best = None
+        for n in range(min(len(span_words), 6), 0, -1):
+            key = tokens(" ".join(span_words[:n]))
+            senses = [s for s in self.vocab.lookup(key) if s.kind in ("contact", "company")]
+            if senses:
+                pref = [s for s in senses if s.entity == st.noun_target_guess()] or senses
+                best = (pref[0], n, 1.0, "exact" if pref[0].how == "exact" else "synonym")
+                break
+        if best is None:
+            for n in range(min(len(span_words), 4), 0, -1):
+                phrase = " ".join(span_words[:n])
+                hit = self.vocab.fuzzy_name(phrase)
+                if hit:
+                    entity, rid, name, score = hit
+                    best = (Sense(entity[:-1] if entity == "contacts" else "company", entity, "", rid, name), n, score / 100, "fuzzy")
+                    break
+        if best is None:
+            st.anchor_unresolved = " ".join(span_words[:3])
+            st.claims.take(m.start(), m.end())
+            return
+        sense, n, score, how = best
+        end = m.end() + len(" ".join(span_words[:n]))
+        st.claims.take(m.start(), end)
+        st.similar = SimilarTo(sense.entity, sense.value, sense.label)
+        st.trace.append(TraceEntry(text[m.start() : end], f"similar to {sense.entity} {sense.label} ({sense.value})", how))
+        if how == "fuzzy":
+            st.confidence *= max(0.7, score - 0.05)
+
+    def _free_text(self, st: "_State") -> None:
+        text = st.text
+        m = re.search(
+            r"\b(?:mention(?:ed|s|ing)?|talked about|talking about|talk about|talks about|discussed|discussing|discuss|complained about|complaining about|complain about|asked about|asking about|asks about|raised|raising|brought up|wrote about|writing about|said|saying|says|containing|contains|contain|referencing|referenced|about|regarding|concerning|related to|re)\s+(?:the\s+)?",
+            text,
+        )
+        if not m or not st.claims.free(m.start(), m.end()):
+            return
+        start = m.end()
+        end = start
+        for w in re.finditer(r"[^\s]+", text[start:]):
+            a, b = start + w.start(), start + w.end()
+            if not st.claims.free(a, b):
+                break
+            end = b
+        words = text[start:end].split()
+        while words and words[-1] in STOPWORDS:
+            words.pop()
+        if not words:
+            return
+        phrase = " ".join(words)
+        end = start + len(phrase)
+        st.claims.take(m.start(), end)
+        st.text_match = TextMatch(phrase)
+        st.trace.append(TraceEntry(text[m.start() : end], f"activity text mentions {phrase!r}"))
+
+    def _stage_and_score_words(self, st: "_State") -> None:
+        text = st.text
+        for m in re.finditer(r"\b(?P<b>hot|warm|cold|hottest|top[- ]scored|high[- ]scoring|low[- ]scoring)\b", text):
+            if not st.claims.free(m.start(), m.end()):
+                continue
+            band = {"hottest": "hot", "top-scored": "hot", "top scored": "hot", "high-scoring": "hot", "high scoring": "hot", "low-scoring": "cold", "low scoring": "cold"}.get(m["b"], m["b"])  # fmt: skip
+            st.claims.take(m.start(), m.end())
+            st.score_band = band
+            st.trace.append(TraceEntry(m.group(), f"score band {band}"))
+        rules = [
+            (r"\b(?:closing|close|closes|expected to close|due to close|set to close|slated to close|scheduled to close)\b", "closing"),
+            (r"\b(?:closed[- ]won|won|win|wins|winning)\b", "won"),
+            (r"\b(?:closed[- ]lost|lost|lose|losing|losses)\b", "lost"),
+            (r"\b(?:open|active|in progress|ongoing|live|in flight)\b", "open"),
+            (r"\bclosed\b", "closed"),
+        ]
+        for pattern, word in rules:
+            for m in re.finditer(pattern, text):
+                if not st.claims.free(m.start(), m.end()):
+                    continue
+                st.claims.take(m.start(), m.end())
+                st.stage_words.append((m.start(), word))
+                st.trace.append(TraceEntry(m.group(), {"closing": "open deals, by expected close date", "won": "stage won (closed)", "lost": "stage lost (closed)", "open": "open stages", "closed": "stage won or lost"}[word]))  # fmt: skip
+
+    def _entity_nouns(self, st: "_State") -> None:
+        text = st.text
+        for pattern, entity in ENTITY_NOUNS:
+            for m in re.finditer(rf"\b(?:{pattern})\b", text):
+                if not st.claims.free(m.start(), m.end()):
+                    continue
+                st.claims.take(m.start(), m.end())
+                st.nouns.append((m.start(), entity, m.group()))
+        st.nouns.sort()
+
+    def _values(self, st: "_State") -> None:
+        words = st.claims.words()
+        target = st.target()
+        i = 0
+        while i < len(words):
+            matched = False
+            for n in range(min(6, len(words) - i), 0, -1):
+                run = words[i : i + n]
+                # a phrase must be contiguous in the text (no claimed words inside it)
+                if any(run[k + 1][0] - run[k][1] > 1 for k in range(n - 1)):
+                    continue
+                key = tokens(" ".join(w for _, _, w in run))
+                if not key or (n == 1 and run[0][2] in STOPWORDS):
+                    continue
+                senses = self.vocab.lookup(key)
+                if not senses:
+                    continue
+                self._apply_senses(st, senses, run[0][0], run[-1][1], target, "exact")
+                i += n
+                matched = True
+                break
+            if not matched:
+                i += 1
+        # typos: fuzzy over the small value sets, then embeddings
+        words = [w for w in st.claims.words() if w[2] not in STOPWORDS and w[2] not in FIELD_WORDS]
+        i = 0
+        while i < len(words):
+            matched = False
+            for n in range(min(3, len(words) - i), 0, -1):
+                run = words[i : i + n]
+                if any(run[k + 1][0] - run[k][1] > 1 for k in range(n - 1)):
+                    continue
+                phrase = " ".join(tokens(" ".join(w for _, _, w in run)))
+                hit = self.vocab.fuzzy_value(phrase)
+                how = "fuzzy"
+                if hit is None:
+                    hit = self.vocab.embedding_value(phrase)
+                    how = "embedding"
+                if hit is None or not hit[0]:
+                    continue
+                senses, score = hit
+                self._apply_senses(st, senses, run[0][0], run[-1][1], target, how)
+                st.confidence *= max(0.6, score - 0.05) if how == "fuzzy" else 0.7
+                i += n
+                matched = True
+                break
+            if not matched:
+                i += 1
+
+    def _apply_senses(self, st: "_State", senses: list[Sense], start: int, end: int, target: str, how: str) -> None:
+        text = st.text
+        neg = _NEGATION_BEFORE.search(text[:start])
+        negate = neg is not None and st.claims.free(neg.start(), neg.end())
+        order = {target: 0}
+        # prefer the target's own fields, then its neighbours
+        rank = lambda s: (  # noqa: E731
+            0 if s.how == "exact" else 1,
+            order.get(s.entity, 1 if s.kind == "value" else 2),
+            {"value": 0, "owner": 1, "company": 2, "contact": 3}[s.kind],
+        )
+        best = sorted(senses, key=rank)[0]
+        words = text[start:end]
+        if negate:
+            st.claims.take(neg.start(), neg.end())
+            words = text[neg.start() : end]
+        st.claims.take(start, end)
+        how = how if how != "exact" else best.how
+        st.value_spans.append((start, end, f"{best.entity}.{best.field}" if best.kind == "value" else best.kind))
+        if best.kind == "value":
+            st.values.append((best.entity, best.field, best.value, negate))
+            meaning = f"{best.entity}.{best.field} {'!=' if negate else '='} {best.value}"
+        elif best.kind == "owner":
+            st.owners.append((best.value, negate))
+            meaning = f"owner {'!=' if negate else '='} {best.value}"
+        elif best.kind == "company":
+            st.filters.append(FieldFilter("companies", "company_id", "ne" if negate else "eq", best.value))
+            meaning = f"company {best.label} ({best.value})"
+        else:
+            st.filters.append(FieldFilter("contacts", "contact_id", "ne" if negate else "eq", best.value))
+            meaning = f"contact {best.label} ({best.value})"
+        ambiguous = [s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value]
+        if ambiguous:
+            st.confidence *= 0.85
+            meaning += f" (also could mean {ambiguous[0].entity}.{ambiguous[0].field}={ambiguous[0].value})"
+        st.trace.append(TraceEntry(words, meaning, how))
+
+    def _field_words(self, st: "_State") -> None:
+        for start, end, word in st.claims.words():
+            if word in FIELD_WORDS:
+                st.claims.take(start, end)
+
+    # ---- assembling the plan -----------------------------------------------------------------------
+    def _finish(self, st: "_State") -> ParseResult:
+        vocab = self.vocab
+        target = st.target()
+        if not st.nouns:
+            why = "the words about it" if st.target_hint else "no entity named: default"
+            st.trace.append(TraceEntry("", f"target {target} ({why})", "default"))
+            if st.target_hint is None and st.similar is None:
+                st.confidence *= 0.8
+        filters = list(st.filters)
+        windows: list[TimeWindow] = []
+        conditions = list(st.conditions)
+        group_filters = list(st.group_filters)
+        # activity nouns: the target's type, or a presence condition on another target
+        for _, entity, word in st.nouns:
+            kind = _ACTIVITY_TYPE_WORDS.get(word)
+            if entity == "activities" and kind:
+                types = tuple(v for v in vocab.categories.get(("activities", "type"), []) if v.lower() == kind) or (kind,)
+                if target == "activities":
+                    filters.append(FieldFilter("activities", "type", "in", list(types)))
+                else:
+                    window = self._adjacent_time(st, st.text.find(word) + len(word))
+                    start = end = None
+                    if window is not None:
+                        start, end = window.past
+                        st.used_times.add(id(window))
+                    conditions.append(ActivityCondition(True, types, start, end, word))
+            if entity == "contacts" and word.startswith(("customer", "client")):
+                if any(v.lower() == "customer" for v in vocab.categories.get(("contacts", "lifecycle_status"), [])):
+                    st.values.append(("contacts", "lifecycle_status", next(v for v in vocab.categories[("contacts", "lifecycle_status")] if v.lower() == "customer"), False))
+        # field values: several values of one field are alternatives (in), different fields all apply
+        grouped: dict[tuple[str, str, bool], list[str]] = {}
+        for entity, fld, value, negate in st.values:
+            if entity == "deals" and fld == "stage" and value in vocab.won_stages + vocab.lost_stages and not negate:
+                st.stage_words.append((0, "won" if value in vocab.won_stages else "lost"))
+                continue
+            grouped.setdefault((entity, fld, negate), [])
+            if value not in grouped[(entity, fld, negate)]:
+                grouped[(entity, fld, negate)].append(value)
+        for (entity, fld, negate), values in grouped.items():
+            op = ("ne" if negate else "eq") if len(values) == 1 else ("not_in" if negate else "in")
+            filters.append(FieldFilter(entity, fld, op, values[0] if len(values) == 1 else values))
+        # owners apply to the target's own owner column when it has one, else to deals
+        owner_values = [o for o, neg in st.owners if not neg]
+        for owner, neg in st.owners:
+            if neg:
+                filters.append(FieldFilter(self._owner_entity(target, owner), "owner", "ne", owner))
+        if owner_values:
+            entity = self._owner_entity(target, owner_values[0])
+            filters.append(FieldFilter(entity, "owner", "eq" if len(owner_values) == 1 else "in", owner_values[0] if len(owner_values) == 1 else owner_values))
+        # stage words
+        words = {w for _, w in st.stage_words}
+        stage_values: list[str] = []
+        if "won" in words:
+            stage_values += vocab.won_stages or ["won"]
+        if "lost" in words:
+            stage_values += vocab.lost_stages or ["lost"]
+        if "closed" in words and not ({"won", "lost"} & words):
+            stage_values += (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"])
+        if ("open" in words or "closing" in words or st.implied_open or st.stuck_days) and not stage_values:
+            stage_values += vocab.open_stages
+        if stage_values:
+            filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
+        if st.stuck_days:
+            cutoff = day_start(st.as_of)
+            from datetime import timedelta
+
+            cutoff = cutoff + timedelta(days=1) - timedelta(days=st.stuck_days)
+            windows.append(TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days"))
+        # time phrases not taken by an activity condition go to the field the verb points at
+        for t in st.times:
+            if id(t) in st.used_times:
+                continue
+            entity, fld, ahead = self._time_field(st, t, target, words)
+            start, end = t.span_for(ahead)
+            windows.append(TimeWindow(entity, fld, start, end, t.phrase))
+            st.trace.append(TraceEntry(t.phrase, f"{entity}.{fld} {_span(start, end)}"))
+            st.relative_time |= t.relative
+        for c in conditions:
+            if c.start is not None or c.end is not None:
+                st.relative_time |= True
+        score_bands = []
+        if st.score_band:
+            entity = "deals" if target == "deals" else "contacts"
+            score_bands.append(ScoreBand(entity, st.score_band))
+        aggregate = None
+        if st.aggregate:
+            gent, gfld = st.group if st.group else (None, None)
+            if gent == "*":
+                gent = target if gfld != "owner" or target != "companies" else "deals"
+                if gfld == "owner" and target not in ("deals", "contacts", "activities"):
+                    gent = "deals"
+            aggregate = Aggregate(st.aggregate, st.aggregate_field, gent, gfld)
+        sort = None
+        limit = st.limit
+        if st.sort_key or st.sort_word:
+            sort = self._sort(st, target)
+        if st.group_ranked and limit is None and not st.sort_word:
+            limit = None
+        plan = Plan(
+            target=target,
+            filters=tuple(filters),
+            windows=tuple(windows),
+            activity_conditions=tuple(conditions),
+            group_filters=tuple(group_filters),
+            score_bands=tuple(score_bands),
+            aggregate=aggregate,
+            sort=sort,
+            limit=limit,
+            similar_to=st.similar,
+            text=st.text_match,
+            as_of=st.as_of,
+            confidence=1.0,
+        )
+        unknown = [w for _, _, w in st.claims.words() if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)]
+        if st.anchor_unresolved:
+            unknown.append(st.anchor_unresolved)
+        suggestions: list[str] = []
+        for w in unknown:
+            for s in vocab.suggest(w):
+                if s not in suggestions:
+                    suggestions.append(s)
+        if st.anchor_unresolved:
+            hit = vocab.fuzzy_name(st.anchor_unresolved, cutoff=60)
+            if hit:
+                suggestions.insert(0, f"like {hit[2]} ({hit[0][:-1]})")
+        # "or" is only understood between alternatives of one field ("fintech or retail")
+        for m in re.finditer(r"\bor\b", st.text):
+            if not st.claims.free(m.start(), m.end()):
+                continue  # part of a phrase ("$5k or more")
+            left = [f for a, b, f in st.value_spans if b <= m.start() and not st.text[b : m.start()].strip(" ,")]
+            right = [f for a, b, f in st.value_spans if a >= m.end() and not st.text[m.end() : a].strip()]
+            if not (left and right and left[0] == right[0]):
+                confidence_note = f"'or' at '{st.text[max(0, m.start() - 15) : m.end() + 15]}' joins conditions: read as 'and'"
+                st.notes.append(confidence_note)
+                st.confidence *= 0.5
+                st.trace.append(TraceEntry("or", "read as 'and' (only alternatives of one field can be or-ed)", "default"))
+        understood = not unknown
+        confidence = st.confidence
+        if unknown:
+            confidence = min(confidence, 0.5) * (0.8 ** (len(unknown) - 1))
+        plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
+        return ParseResult(plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time)
+
+    def _owner_entity(self, target: str, owner: str) -> str:
+        if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get((target, "owner"), [owner]):
+            return target
+        for entity in ("deals", "contacts", "activities"):
+            if owner in self.vocab.categories.get((entity, "owner"), []):
+                return entity
+        return "deals"
+
+    def _time_field(self, st: "_State", t: TimeExpr, target: str, stage_words: set[str]) -> tuple[str, str, bool]:
+        before = st.text[: t.start_char]
+        cues = [
+            (r"\b(?:won|win|wins|lost|lose|closed|signed|converted deals)\b", ("deals", "closed_at", False)),
+            (r"\b(?:closing|close|closes|due)\b", ("deals", "expected_close_at", True)),
+            (r"\b(?:became|become|turned|converted)\b", ("contacts", "customer_at", False)),
+            (r"\b(?:created|added|opened|entered|started|new|engaged|joined|signed up|came in|logged|imported)\b", (None, "created_at", False)),
+            (r"\b(?:updated|modified|changed|edited)\b", (None, "updated_at", False)),
+        ]
+        nearest = None
+        for pattern, meaning in cues:
+            for m in re.finditer(pattern, before):
+                if nearest is None or m.start() > nearest[0]:
+                    nearest = (m.start(), meaning, m.end())
+        if nearest is None:
+            for pattern, meaning in cues:
+                m = re.search(pattern, st.text[t.end_char :])
+                if m:
+                    nearest = (t.end_char + m.start(), meaning, t.end_char + m.end())
+                    break
+        if nearest:
+            if st.claims.free(nearest[0], nearest[2]):
+                st.claims.take(nearest[0], nearest[2])
+            entity, fld, ahead = nearest[1]
+            if entity is None:
+                entity = target
+                if target == "activities":
+                    fld = "occurred_at"
+            return entity, fld, ahead
+        if "closing" in stage_words:
+            return "deals", "expected_close_at", True
+        if target == "deals":
+            if stage_words and stage_words <= {"won", "lost", "closed"}:
+                return "deals", "closed_at", False
+            return "deals", "created_at", False
+        if target == "activities":
+            return "activities", "occurred_at", False
+        if st.aggregate and st.group and st.group[0] in ("deals", "*") and target == "deals":
+            return "deals", "created_at", False
+        return target, "created_at", False
+
+    def _sort(self, st: "_State", target: str) -> Sort:
+        word = (st.sort_word or "").replace("-", " ")
+        desc = word not in ("smallest", "lowest", "cheapest", "oldest", "earliest")
+        if st.sort_desc is not None:
+            desc = st.sort_desc
+        if st.sort_key:
+            is_measure, key = st.sort_key
+            if key == "_recency":
+                key = {"activities": "occurred_at"}.get(target, "created_at")
+            if not is_measure and key == "value" and target == "companies":
+                is_measure, key = True, "deal_value"
+            if not is_measure and key in ("employees", "annual_revenue") and target != "companies":
+                pass
+            return Sort(key, desc, is_measure)
+        time_col = {"activities": "occurred_at"}.get(target, "created_at")
+        if word in ("oldest", "newest", "latest", "most recent", "earliest"):
+            return Sort(time_col, desc, False)
+        if target == "deals":
+            return Sort("value", desc, False)
+        if target == "companies":
+            if word in ("largest", "biggest", "smallest"):
+                return Sort("employees", desc, False)
+            st.confidence *= 0.85
+            st.trace.append(TraceEntry(word, "order by open pipeline (no order named)", "default"))
+            return Sort("open_pipeline", desc, True)
+        if target == "contacts" and self.has_scores.get("contacts"):
+            return Sort("score", desc, False)
+        st.confidence *= 0.8
+        st.trace.append(TraceEntry(word, f"order by {time_col} (no order named)", "default"))
+        return Sort(time_col, desc, False)
+
+
+class _State:
+    def __init__(self, text: str, as_of: datetime, vocab: Vocabulary):
+        self.text = text
+        self.as_of = as_of
+        self.vocab = vocab
+        self.claims = _Claims(text)
+        self.trace: list[TraceEntry] = []
+        self.notes: list[str] = []
+        self.confidence = 1.0
+        self.times: list[TimeExpr] = []
+        self.used_times: set[int] = set()
+        self.filters: list[FieldFilter] = []
+        self.conditions: list[ActivityCondition] = []
+        self.group_filters: list[GroupFilter] = []
+        self.values: list[tuple[str, str, str, bool]] = []
+        self.value_spans: list[tuple[int, int, str]] = []
+        self.owners: list[tuple[str, bool]] = []
+        self.nouns: list[tuple[int, str, str]] = []
+        self.stage_words: list[tuple[int, str]] = []
+        self.score_band: str | None = None
+        self.similar: SimilarTo | None = None
+        self.anchor_unresolved: str | None = None
+        self.text_match: TextMatch | None = None
+        self.aggregate: str | None = None
+        self.aggregate_field: str | None = None
+        self.group: tuple[str, str] | None = None
+        self.group_ranked = False
+        self.implied_open = False
+        self.limit: int | None = None
+        self.sort_word: str | None = None
+        self.sort_key: tuple[bool, str] | None = None
+        self.sort_desc: bool | None = None
+        self.explicit_by_at: int | None = None
+        self.stuck_days: int | None = None
+        self.target_hint: str | None = None
+        self.relative_time = False
+
+    def noun_target_guess(self) -> str:
+        for pattern, entity in ENTITY_NOUNS:
+            m = re.search(rf"\b(?:{pattern})\b", self.text)
+            if m:
+                return entity
+        return "contacts"
+
+    def target(self) -> str:
+        if self.nouns:
+            first = self.nouns[0]
+            # "VPs at enterprise companies": a kind of person named before the noun is what is asked for
+            for start, end, what in sorted(self.value_spans):
+                if what in ("contacts.seniority", "contacts.lifecycle_status") and end <= first[0] and first[1] != "contacts":
+                    between = self.text[end : first[0]]
+                    if re.search(r"\b(?:at|in|from|of|with|working for|for)\b", between):
+                        return "contacts"
+            return first[1]
+        if self.similar is not None:
+            return self.similar.entity
+        if self.target_hint:
+            return self.target_hint
+        if self.stage_words or self.filters and any(f.entity == "deals" for f in self.filters):
+            return "deals"
+        if re.match(r"\s*(?:who|whom)\b", self.text):
+            return "contacts"
+        if self.values:
+            return self.values[0][0]
+        return "contacts"
+
+
+def _money_measure(text: str, q: Quantity) -> tuple[str | None, tuple[int, int] | None]:
+    """Which company measure (or field) an amount is compared with, from the words next to it."""
+    after = text[q.end_char :]
+    before = text[: q.start_char]
+    measures = [
+        (r"(?:in\s+|of\s+)?(?:open\s+|total\s+|active\s+)?pipeline", "open_pipeline"),
+        (r"(?:in\s+|of\s+)?(?:won\s+(?:revenue|value|deals value|business)|revenue\s+won|closed[- ]won(?:\s+revenue)?|wins)", "won_value"),
+        (r"(?:in\s+|of\s+)?(?:annual\s+)?(?:revenue|turnover|sales)", "annual_revenue"),
+        (r"(?:in\s+|of\s+)?(?:total\s+)?deal\s+value|in\s+deals", "deal_value"),
+    ]
+    for pattern, measure in measures:
+        m = re.match(rf"\s*(?:{pattern})\b", after)
+        if m:
+            return measure, (q.end_char, q.end_char + m.end())
+        m = re.search(rf"(?:{pattern})\s+(?:of\s+|is\s+|was\s+|at\s+|that\s+is\s+)?$", before)
+        if m:
+            return measure, (m.start(), q.start_char)
+    return None, None
+
+
+def _num(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _span(start, end) -> str:
+    a = start.date().isoformat() if start else "..."
+    b = end.date().isoformat() if end else "..."
+    return f"in [{a}, {b})"

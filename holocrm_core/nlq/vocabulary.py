@@ -1,0 +1,477 @@
+"""The words a question may use, learned from the staged tables: field values, names, owners, products.
+
+Nothing here lists the sample data's industries or stages. The vocabulary reads every low-cardinality text
+column of the staged tables (custom ``cf_`` attributes included) and indexes each value under its words; a
+small general lexicon of business synonyms ("fintech" ~ financial services ~ finance, "telco" ~
+telecommunications, "large" ~ the largest size band) is attached to whichever values the data actually has, so
+a new export with other industries works without code changes. Typos fall back to fuzzy matching (rapidfuzz)
+over the small value sets, and an optional embedder maps words no rule knows to the nearest value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from holocrm_core.schema import CUSTOM_PREFIX
+
+# (entity, column) pairs whose distinct values become vocabulary, in priority order for ambiguous words.
+CATEGORY_FIELDS = [
+    ("deals", "stage"),
+    ("activities", "type"),
+    ("companies", "industry"),
+    ("companies", "size_band"),
+    ("contacts", "seniority"),
+    ("contacts", "lifecycle_status"),
+    ("deals", "product"),
+    ("companies", "region"),
+    ("companies", "country"),
+    ("activities", "direction"),
+    ("deals", "currency"),
+    ("companies", "city"),
+]
+OWNER_FIELDS = [("deals", "owner"), ("contacts", "owner"), ("activities", "owner")]
+MAX_CATEGORY_VALUES = 300
+DATE_FIELDS = {
+    "contacts": ["created_at", "updated_at"],
+    "companies": ["created_at"],
+    "deals": ["created_at", "closed_at", "stage_changed_at"],
+    "activities": ["occurred_at"],
+}
+
+# General business synonyms. A group attaches to a data value when the value is one of its members (or a
+# close spelling of one); the other members then mean that value. Groups never mention a specific export.
+SYNONYM_GROUPS: dict[str, list[set[str]]] = {
+    "industry": [
+        {"financial services", "finance", "financial", "fintech", "fin tech", "banking", "banks", "bank", "insurance", "financials"},
+        {"technology", "tech", "information technology", "high tech", "hi tech"},
+        {"software", "saas", "software as a service", "software companies"},
+        {"healthcare", "health care", "health", "medical", "healthtech", "medtech", "hospitals", "pharma", "pharmaceuticals", "life sciences", "biotech"},
+        {"telecommunications", "telecom", "telecoms", "telco", "telcos", "telecommunication"},
+        {"retail", "ecommerce", "e commerce", "consumer goods", "stores", "shops"},
+        {"manufacturing", "industrial", "industrials", "factories"},
+        {"education", "edtech", "schools", "universities", "higher education"},
+        {"entertainment", "media", "media and entertainment", "gaming", "games"},
+        {"energy", "utilities", "oil and gas", "cleantech", "renewables"},
+        {"real estate", "property", "proptech"},
+        {"government", "public sector"},
+        {"marketing", "advertising", "adtech", "martech", "agencies"},
+        {"logistics", "transportation", "shipping", "supply chain"},
+        {"professional services", "consulting", "consultancies", "services"},
+        {"employment", "staffing", "recruiting", "recruitment", "human resources"},
+        {"hospitality", "travel", "hotels"},
+        {"nonprofit", "non profit", "ngo", "charity"},
+        {"automotive", "cars", "auto"},
+        {"agriculture", "agtech", "farming"},
+    ],
+    "seniority": [
+        {"c level", "c suite", "executive", "executives", "execs", "exec", "cxo", "cxos", "chief", "chiefs", "c levels"},
+        {"vp", "vps", "vice president", "vice presidents"},
+        {"director", "directors", "head of"},
+        {"manager", "managers"},
+        {"individual", "individual contributor", "individual contributors", "ic", "ics", "individuals"},
+    ],
+    "lifecycle_status": [
+        {"customer", "customers", "client", "clients", "converted"},
+        {"qualified", "sql", "sqls", "mql", "mqls"},
+        {"disqualified", "unqualified", "dq"},
+    ],
+    "stage": [
+        {"prospecting", "prospect", "prospects", "prospecting stage"},
+        {"qualification", "qualifying", "qualified", "engaging", "engaged", "discovery"},
+        {"proposal", "proposal stage", "proposal sent", "quote", "quoted"},
+        {"negotiation", "negotiating", "negotiations", "in negotiation", "contracting"},
+        {"won", "closed won", "win", "wins", "winning"},
+        {"lost", "closed lost", "losses", "lose", "losing"},
+    ],
+    "type": [
+        {"email", "emails", "e mail", "e mails", "mail", "mails"},
+        {"call", "calls", "phone call", "phone calls", "phone"},
+        {"meeting", "meetings", "demo", "demos"},
+        {"note", "notes"},
+        {"proposal", "proposals"},
+    ],
+    "direction": [
+        {"inbound", "incoming", "received"},
+        {"outbound", "outgoing"},
+    ],
+    "region": [
+        {"emea", "europe", "european", "eu"},
+        {"north america", "americas", "na"},
+        {"apac", "asia", "asia pacific", "asia-pacific", "asian"},
+        {"latam", "latin america", "south america"},
+    ],
+    "country": [
+        {"united states", "usa", "u s a", "america", "us"},
+        {"united kingdom", "uk", "britain", "great britain", "england"},
+        {"germany", "deutschland"},
+    ],
+    "currency": [
+        {"usd", "dollars", "dollar", "us dollars"},
+        {"eur", "euros", "euro"},
+        {"gbp", "pounds", "sterling"},
+    ],
+}
+# Size bands are ordered by the data's employee counts; these words name a position, not a band's label.
+SIZE_WORDS = {
+    "largest": {"enterprise", "enterprises", "large", "large companies", "big", "big companies", "largest", "corporates", "corporate"},
+    "smallest": {"small", "smb", "smbs", "sme", "smes", "small business", "small businesses", "startups", "startup", "smaller"},
+    "middle": {"mid market", "midmarket", "mid size", "midsize", "mid sized", "medium", "medium sized", "mid", "middle market"},
+}
+# Words the grammar uses; a name or value that is only one of these is not indexed (a company called "Open").
+COMMON_WORDS = set(
+    """a an the and or not no of in on at to for from by with without who whom which that what when where how many much
+    is are was were be been being have has had do does did show me list find get give all any some my our their its
+    this these those there here it them they we i you your deals deal contacts contact companies company accounts
+    account activities activity leads lead people person open closed won lost new top first last next since before
+    after between over under above below more less than most least per each every like similar hot warm cold stuck
+    total number count sum average mean best biggest largest smallest oldest newest latest recent please""".split()
+)  # fmt: skip
+_LEGAL_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "gmbh", "plc", "limited", "company", "ag", "sa", "bv", "group", "holdings", "lp", "llp"}
+
+
+def tokens(text: str) -> tuple[str, ...]:
+    """Lower-case word tokens: what phrases are indexed and looked up by."""
+    return tuple(re.findall(r"[a-z0-9]+", str(text).lower().replace("&", " and ")))
+
+
+def phrase_of(text: str) -> str:
+    return " ".join(tokens(text))
+
+
+@dataclass(frozen=True)
+class Sense:
+    """One meaning of a phrase: a field value, a named record, or an owner."""
+
+    kind: str  # "value" (entity.field == value), "company", "contact", "owner"
+    entity: str
+    field: str
+    value: str  # the data value (or the record id for names)
+    label: str  # what to show
+    how: str = "exact"  # exact | synonym | fuzzy | embedding
+
+
+@dataclass
+class Vocabulary:
+    categories: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    phrases: dict[tuple[str, ...], list[Sense]] = field(default_factory=dict)
+    company_names: dict[str, str] = field(default_factory=dict)  # id -> name
+    contact_names: dict[str, str] = field(default_factory=dict)  # id -> full name
+    owners: list[str] = field(default_factory=list)
+    size_bands: list[str] = field(default_factory=list)  # smallest -> largest by median employees
+    open_stages: list[str] = field(default_factory=list)
+    won_stages: list[str] = field(default_factory=list)
+    lost_stages: list[str] = field(default_factory=list)
+    data_start: datetime | None = None
+    data_end: datetime | None = None
+    custom_fields: dict[str, list[str]] = field(default_factory=dict)  # "entity.cf_x" -> values
+    row_counts: dict[str, int] = field(default_factory=dict)
+    _category_choices: list[str] = field(default_factory=list, repr=False)
+    _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _embedder: Callable | None = field(default=None, repr=False)
+    _embedded: tuple | None = field(default=None, repr=False)
+
+    # ---- building -------------------------------------------------------------------------------------
+    @classmethod
+    def from_tables(cls, tables: dict[str, pl.DataFrame]) -> "Vocabulary":
+        vocab = cls()
+        for entity, frame in tables.items():
+            if isinstance(frame, pl.DataFrame):
+                vocab.row_counts[entity] = frame.height
+        fields_ = list(CATEGORY_FIELDS)
+        for entity in ("companies", "contacts", "deals", "activities"):
+            frame = tables.get(entity)
+            if frame is None:
+                continue
+            for col in frame.columns:
+                if col.startswith(CUSTOM_PREFIX) and frame.schema[col] in (pl.String, pl.Categorical, pl.Boolean):
+                    fields_.append((entity, col))
+        for entity, col in fields_:
+            frame = tables.get(entity)
+            if frame is None or col not in frame.columns:
+                continue
+            series = frame.get_column(col)
+            if series.dtype == pl.Boolean:
+                continue
+            values = series.drop_nulls().cast(pl.String).unique()
+            if values.len() == 0 or values.len() > MAX_CATEGORY_VALUES:
+                continue
+            vals = sorted(v for v in values.to_list() if v.strip())
+            vocab.categories[(entity, col)] = vals
+            if col.startswith(CUSTOM_PREFIX):
+                vocab.custom_fields[f"{entity}.{col}"] = vals
+        vocab._learn_stages()
+        vocab._learn_size_bands(tables.get("companies"))
+        vocab._index_categories()
+        vocab._index_names(tables)
+        vocab._learn_dates(tables)
+        vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(s.kind == "value" for s in senses)})
+        return vocab
+
+    def _learn_stages(self) -> None:
+        stages = self.categories.get(("deals", "stage"), [])
+        self.won_stages = [s for s in stages if phrase_of(s) in ("won", "closed won", "win")]
+        self.lost_stages = [s for s in stages if phrase_of(s) in ("lost", "closed lost", "lose")]
+        self.open_stages = [s for s in stages if s not in self.won_stages + self.lost_stages]
+
+    def _learn_size_bands(self, companies: pl.DataFrame | None) -> None:
+        bands = self.categories.get(("companies", "size_band"), [])
+        if not bands:
+            return
+        if companies is not None and "employees" in companies.columns:
+            medians = (
+                companies.filter(pl.col("size_band").is_not_null())
+                .group_by("size_band")
+                .agg(pl.col("employees").median().alias("m"))
+            )
+            order = {r["size_band"]: (r["m"] if r["m"] is not None else 0) for r in medians.iter_rows(named=True)}
+            self.size_bands = sorted(bands, key=lambda b: (order.get(b, 0), b))
+        else:
+            self.size_bands = sorted(bands)
+
+    def _add(self, phrase: tuple[str, ...] | str, sense: Sense) -> None:
+        key = tokens(phrase) if isinstance(phrase, str) else phrase
+        if not key:
+            return
+        bucket = self.phrases.setdefault(key, [])
+        if any((s.kind, s.entity, s.field, s.value) == (sense.kind, sense.entity, sense.field, sense.value) for s in bucket):
+            return
+        if sense.how == "exact":
+            bucket.insert(sum(1 for s in bucket if s.how == "exact"), sense)
+        else:
+            bucket.append(sense)
+
+    def _index_categories(self) -> None:
+        for (entity, col), values in self.categories.items():
+            role = col
+            for value in values:
+                sense = Sense("value", entity, col, value, value)
+                key = tokens(value)
+                if not key or (len(key) == 1 and key[0] in COMMON_WORDS and col not in ("stage", "type")):
+                    continue
+                self._add(key, sense)
+                if len(key) > 1:
+                    self._add(("".join(key),), sense)  # "GTXPro" and "GTX Pro" are one product
+                self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                if col.startswith(CUSTOM_PREFIX):
+                    continue
+                for group in SYNONYM_GROUPS.get(role, []):
+                    if not _belongs(phrase_of(value), group):
+                        continue
+                    for alias in group:
+                        if alias in {phrase_of(v) for v in values}:
+                            continue  # the data has that word as its own value
+                        self._add(alias, Sense("value", entity, col, value, value, "synonym"))
+        if self.size_bands:
+            positions = {"largest": self.size_bands[-1], "smallest": self.size_bands[0]}
+            if len(self.size_bands) >= 3:
+                positions["middle"] = self.size_bands[len(self.size_bands) // 2]
+            own = {phrase_of(b) for b in self.size_bands}
+            for position, words in SIZE_WORDS.items():
+                band = positions.get(position)
+                if band is None:
+                    continue
+                for word in words:
+                    if word in own and phrase_of(band) != word:
+                        continue
+                    self._add(word, Sense("value", "companies", "size_band", band, band, "synonym"))
+
+    def _index_names(self, tables: dict[str, pl.DataFrame]) -> None:
+        companies = tables.get("companies")
+        if companies is not None and {"company_id", "name"} <= set(companies.columns):
+            for cid, name in companies.select("company_id", "name").drop_nulls().iter_rows():
+                self.company_names[cid] = name
+                sense = Sense("company", "companies", "company_id", cid, name)
+                key = tokens(name)
+                if not key or (len(key) == 1 and key[0] in COMMON_WORDS):
+                    continue
+                self._add(key, sense)
+                stripped = tuple(t for t in key if t not in _LEGAL_SUFFIXES)
+                if stripped and stripped != key and not (len(stripped) == 1 and stripped[0] in COMMON_WORDS):
+                    self._add(stripped, Sense("company", "companies", "company_id", cid, name, "synonym"))
+        contacts = tables.get("contacts")
+        if contacts is not None and "contact_id" in contacts.columns:
+            if "full_name" in contacts.columns:
+                names = contacts.select("contact_id", "full_name")
+            else:
+                names = contacts.select(
+                    "contact_id", pl.concat_str(["first_name", "last_name"], separator=" ").alias("full_name")
+                )
+            for cid, name in names.drop_nulls().iter_rows():
+                self.contact_names[cid] = name
+                key = tokens(name)
+                if len(key) >= 2:
+                    self._add(key, Sense("contact", "contacts", "contact_id", cid, name))
+        owners: set[str] = set()
+        for entity, col in OWNER_FIELDS:
+            frame = tables.get(entity)
+            if frame is not None and col in frame.columns:
+                owners.update(frame.get_column(col).drop_nulls().unique().to_list())
+        self.owners = sorted(o for o in owners if o.strip())
+        for owner in self.owners:
+            key = tokens(owner)
+            if key and not (len(key) == 1 and key[0] in COMMON_WORDS):
+                self._add(key, Sense("owner", "", "owner", owner, owner))
+        self._name_choices = {
+            "companies": [(phrase_of(n), i) for i, n in self.company_names.items()],
+            "contacts": [(phrase_of(n), i) for i, n in self.contact_names.items()],
+        }
+
+    def _learn_dates(self, tables: dict[str, pl.DataFrame]) -> None:
+        ends, starts = [], []
+        for entity, cols in DATE_FIELDS.items():
+            frame = tables.get(entity)
+            if frame is None:
+                continue
+            for col in cols:
+                if col in frame.columns and frame.schema[col] != pl.Null and frame.height:
+                    s = frame.get_column(col)
+                    if s.null_count() == s.len():
+                        continue
+                    ends.append(s.max())
+                    starts.append(s.min())
+        ends = [_utc(e) for e in ends if isinstance(e, datetime)]
+        starts = [_utc(s) for s in starts if isinstance(s, datetime)]
+        self.data_end = max(ends) if ends else None
+        self.data_start = min(starts) if starts else None
+
+    # ---- lookups --------------------------------------------------------------------------------------
+    def lookup(self, key: tuple[str, ...]) -> list[Sense]:
+        return self.phrases.get(key, [])
+
+    def fuzzy_value(self, phrase: str, cutoff: float = 86.0) -> tuple[list[Sense], float] | None:
+        """Field values spelled like `phrase` (typos: "tecnology", "finacial services")."""
+        if len(phrase.replace(" ", "")) < 5 or not self._category_choices:
+            return None
+        from rapidfuzz import fuzz, process
+
+        best = process.extractOne(phrase, self._category_choices, scorer=fuzz.ratio, score_cutoff=cutoff)
+        if best is None:
+            return None
+        choice, score, _ = best
+        senses = [
+            Sense(s.kind, s.entity, s.field, s.value, s.label, "fuzzy")
+            for s in self.phrases[tuple(choice.split())]
+            if s.kind == "value"
+        ]
+        return senses, score / 100.0
+
+    def fuzzy_name(self, phrase: str, entities: tuple[str, ...] = ("contacts", "companies"), cutoff: float = 85.0):
+        """(entity, id, name, score) of the record whose name is closest to `phrase`, or None."""
+        from rapidfuzz import fuzz, process
+
+        best = None
+        for entity in entities:
+            choices = self._name_choices.get(entity) or []
+            if not choices:
+                continue
+            hit = process.extractOne(phrase, [c[0] for c in choices], scorer=fuzz.WRatio, score_cutoff=cutoff)
+            if hit and (best is None or hit[1] > best[3]):
+                rid = choices[hit[2]][1]
+                name = (self.contact_names if entity == "contacts" else self.company_names)[rid]
+                best = (entity, rid, name, hit[1])
+        return best
+
+    def suggest(self, word: str, limit: int = 3) -> list[str]:
+        """Vocabulary phrases spelled like an unknown word, with what they mean."""
+        from rapidfuzz import fuzz, process
+
+        choices = self._category_choices + [phrase_of(o) for o in self.owners]
+        hits = process.extract(word, choices, scorer=fuzz.WRatio, limit=limit, score_cutoff=60)
+        out = []
+        for choice, _, _ in hits:
+            senses = self.phrases.get(tuple(choice.split()), [])
+            what = f"{senses[0].entity}.{senses[0].field}".lstrip(".") if senses else "value"
+            out.append(f"{choice} ({what})")
+        return out
+
+    def attach_embedder(self, embed: Callable[[list[str]], "object"]) -> None:
+        """Let words no rule knows be matched to the nearest field value by sentence embeddings."""
+        import numpy as np
+
+        choices = self._category_choices
+        if not choices:
+            return
+        matrix = np.asarray(embed(choices), dtype=np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
+        self._embedder, self._embedded = embed, (choices, matrix)
+
+    def embedding_value(self, phrase: str, threshold: float = 0.62) -> tuple[list[Sense], float] | None:
+        if self._embedder is None or self._embedded is None:
+            return None
+        import numpy as np
+
+        choices, matrix = self._embedded
+        vec = np.asarray(self._embedder([phrase]), dtype=np.float32)[0]
+        vec /= np.linalg.norm(vec) + 1e-9
+        sims = matrix @ vec
+        best = int(sims.argmax())
+        if sims[best] < threshold:
+            return None
+        senses = [
+            Sense(s.kind, s.entity, s.field, s.value, s.label, "embedding")
+            for s in self.phrases[tuple(choices[best].split())]
+            if s.kind == "value"
+        ]
+        return senses, float(sims[best])
+
+    # ---- artifact -------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        synonyms: dict[str, list[str]] = {}
+        for key, senses in self.phrases.items():
+            for s in senses:
+                if s.kind == "value" and s.how == "synonym":
+                    synonyms.setdefault(" ".join(key), []).append(f"{s.entity}.{s.field}={s.value}")
+        return {
+            "built_at": datetime.now(UTC).isoformat(),
+            "categories": {f"{e}.{c}": v for (e, c), v in self.categories.items()},
+            "synonyms": synonyms,
+            "size_bands_small_to_large": self.size_bands,
+            "open_stages": self.open_stages,
+            "won_stages": self.won_stages,
+            "lost_stages": self.lost_stages,
+            "owners": self.owners,
+            "company_names": len(self.company_names),
+            "contact_names": len(self.contact_names),
+            "custom_fields": self.custom_fields,
+            "data_start": self.data_start.isoformat() if self.data_start else None,
+            "data_end": self.data_end.isoformat() if self.data_end else None,
+            "row_counts": self.row_counts,
+        }
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
+        tmp.replace(path)
+        return path
+
+
+def _plural(word: str) -> str:
+    if word.endswith("s"):
+        return word
+    if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def _belongs(value: str, group: set[str]) -> bool:
+    if value in group:
+        return True
+    if len(value) < 5:
+        return False
+    from rapidfuzz import fuzz
+
+    # data values with typos ("technolgy") still pick up their group
+    return any(len(m) >= 5 and fuzz.ratio(value, m) >= 90 for m in group)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,502 @@
+"""The outcome dataset (the "reflection buffer"): every closed deal and decided lead, with what was known before.
+
+A row is one outcome: a lead that converted (became a customer) or was disqualified, or a deal that was won
+or lost. Its features are computed *point in time*: only activities strictly before the outcome time count,
+and lifecycle dates after it (``customer_at``, ``disqualified_at``, the close of a deal) are never read. The
+same feature builder serves a single score today (``build_features_for`` with ``as_of`` = now), so training
+and serving cannot drift apart.
+
+Outcomes recorded in the field (the serving module appends closed deals to
+``HOLOCRM_HOME/logs/outcomes.ndjson``) override or add to the export's; the champion's prediction at the time
+is kept beside the actual outcome, which is what ``learning_signals`` reports on.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from holocrm_core.schema import CUSTOM_PREFIX, UTC_TIME, ENTITIES
+
+ENTITIES_SCORED = ("contact", "deal")
+ACTIVITY_TYPES = ("email", "call", "meeting", "note", "proposal")
+RECENT_NOTES = 5  # the last few notes carry the buying signals; older ones mostly repeat them
+NOTE_CHARS = 300
+DAY_US = 86_400_000_000
+
+FIELD_OUTCOMES_SCHEMA = pl.Schema(
+    {
+        "deal_id": pl.String,
+        "outcome": pl.String,
+        "closed_at": UTC_TIME,
+        "recorded_at": UTC_TIME,
+        "predicted_score": pl.Float64,
+        "predicted_model_version": pl.String,
+    }
+)
+
+OUTCOME_COLUMNS = [
+    "entity",
+    "entity_id",
+    "outcome",
+    "label",
+    "outcome_at",
+    "outcome_source",
+    "predicted_score",
+    "predicted_model_version",
+]
+
+
+# -- inputs -----------------------------------------------------------------------------------------------
+def normalise_tables(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Accept ``staged_contacts`` or ``contacts`` keys; missing tables become empty canonical frames."""
+    out = {}
+    for entity in ("companies", "contacts", "deals", "activities"):
+        frame = tables.get(entity, tables.get(f"staged_{entity}"))
+        if frame is None:
+            frame = pl.DataFrame(schema=ENTITIES[entity])
+        for name, dtype in ENTITIES[entity].items():
+            if name not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+        out[entity] = frame
+    return out
+
+
+def _parse_time(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def read_field_outcomes(path: str | Path) -> pl.DataFrame:
+    """Closed-deal outcomes recorded by the serving module (one JSON object per line), latest per deal.
+
+    Lines are de-duplicated by ``idempotency_key``; a deal recorded twice keeps its latest record. A
+    malformed line is skipped (the log is append-only and a crash may leave a half-written last line).
+    """
+    path = Path(path)
+    if not path.exists():
+        return pl.DataFrame(schema=FIELD_OUTCOMES_SCHEMA)
+    rows, seen = [], set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+            key = record.get("idempotency_key")
+            if key is not None and key in seen:
+                continue
+            seen.add(key)
+            outcome = str(record["outcome"]).lower()
+            if outcome not in ("won", "lost") or not record.get("deal_id"):
+                continue
+            prediction = record.get("prediction") or {}
+            recorded = _parse_time(record.get("recorded_at"))
+            rows.append(
+                {
+                    "deal_id": str(record["deal_id"]),
+                    "outcome": outcome,
+                    "closed_at": _parse_time(record.get("closed_at")) or recorded,
+                    "recorded_at": recorded,
+                    "predicted_score": None if prediction.get("score") is None else float(prediction["score"]),
+                    "predicted_model_version": None
+                    if prediction.get("model_version") is None
+                    else str(prediction["model_version"]),
+                }
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    if not rows:
+        return pl.DataFrame(schema=FIELD_OUTCOMES_SCHEMA)
+    frame = pl.DataFrame(rows, schema=FIELD_OUTCOMES_SCHEMA)
+    return frame.sort("recorded_at", nulls_last=False).unique("deal_id", keep="last", maintain_order=True)
+
+
+# -- outcomes ---------------------------------------------------------------------------------------------
+def lead_outcomes(contacts: pl.DataFrame) -> pl.DataFrame:
+    """Converted (customer_at) and disqualified (disqualified_at) leads with the time of the decision."""
+    c = contacts.with_columns(
+        pl.when(pl.col("customer_at").is_not_null())
+        .then(pl.col("customer_at"))
+        .when(pl.col("lifecycle_status") == "customer")
+        .then(pl.col("updated_at"))
+        .alias("_won_at"),
+        pl.when(pl.col("disqualified_at").is_not_null())
+        .then(pl.col("disqualified_at"))
+        .when(pl.col("lifecycle_status") == "disqualified")
+        .then(pl.col("updated_at"))
+        .alias("_lost_at"),
+    )
+    won = pl.col("_won_at").is_not_null()
+    return (
+        c.filter(won | pl.col("_lost_at").is_not_null())
+        .select(
+            pl.lit("contact").alias("entity"),
+            pl.col("contact_id").alias("entity_id"),
+            pl.when(won).then(pl.lit("converted")).otherwise(pl.lit("disqualified")).alias("outcome"),
+            won.cast(pl.Int8).alias("label"),
+            pl.when(won).then(pl.col("_won_at")).otherwise(pl.col("_lost_at")).alias("outcome_at"),
+            pl.lit("export").alias("outcome_source"),
+        )
+        .filter(pl.col("outcome_at").is_not_null())
+    )
+
+
+def deal_outcomes(deals: pl.DataFrame, field_outcomes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Won and lost deals with their close time; outcomes recorded in the field override the export's."""
+    closed = deals.filter(pl.col("stage").is_in(["won", "lost"])).select(
+        pl.lit("deal").alias("entity"),
+        pl.col("deal_id").alias("entity_id"),
+        pl.col("stage").alias("outcome"),
+        (pl.col("stage") == "won").cast(pl.Int8).alias("label"),
+        pl.coalesce("closed_at", "stage_changed_at").alias("outcome_at"),
+        pl.lit("export").alias("outcome_source"),
+        pl.lit(None, dtype=pl.Float64).alias("predicted_score"),
+        pl.lit(None, dtype=pl.String).alias("predicted_model_version"),
+    )
+    if field_outcomes is not None and len(field_outcomes):
+        known = set(deals["deal_id"].to_list())
+        recorded = field_outcomes.filter(pl.col("deal_id").is_in(list(known))).select(
+            pl.lit("deal").alias("entity"),
+            pl.col("deal_id").alias("entity_id"),
+            pl.col("outcome"),
+            (pl.col("outcome") == "won").cast(pl.Int8).alias("label"),
+            pl.col("closed_at").alias("outcome_at"),
+            pl.lit("field").alias("outcome_source"),
+            pl.col("predicted_score"),
+            pl.col("predicted_model_version"),
+        )
+        closed = pl.concat(
+            [closed.filter(~pl.col("entity_id").is_in(recorded["entity_id"].to_list())), recorded]
+        )
+    return closed.filter(pl.col("outcome_at").is_not_null())
+
+
+# -- point-in-time features -------------------------------------------------------------------------------
+def default_as_of(tables: dict[str, pl.DataFrame]) -> datetime:
+    """The export's snapshot time: the latest moment any of its tables mentions (else now)."""
+    t = normalise_tables(tables)
+    candidates = [
+        t["activities"]["occurred_at"].max(),
+        t["contacts"]["updated_at"].max(),
+        t["contacts"]["created_at"].max(),
+        t["deals"]["created_at"].max(),
+        t["deals"]["closed_at"].max(),
+    ]
+    candidates = [c for c in candidates if c is not None]
+    return max(candidates) + timedelta(microseconds=1) if candidates else datetime.now(UTC)
+
+
+def _cutoffs(ids, as_of, id_name: str) -> pl.DataFrame:
+    ids = list(ids)
+    if isinstance(as_of, (pl.Series, list, tuple, np.ndarray)):
+        times = pl.Series("cutoff", list(as_of)).cast(UTC_TIME)
+    else:
+        times = pl.Series("cutoff", [as_of] * len(ids), dtype=UTC_TIME)
+    return pl.DataFrame({id_name: pl.Series(ids, dtype=pl.String)}).with_columns(times)
+
+
+def _activity_features(rows: pl.DataFrame, joined: pl.DataFrame) -> pl.DataFrame:
+    """Counts by type, inbound, recency and the recent note text per ``_row``.
+
+    ``joined`` pairs each row (``_row``, ``cutoff``) with its candidate activities; only those strictly
+    before the cutoff count, which is what makes a training row point-in-time correct.
+    """
+    before = joined.filter(pl.col("occurred_at") < pl.col("cutoff"))
+    age_days = (pl.col("cutoff") - pl.col("occurred_at")).dt.total_microseconds() / DAY_US
+    text = pl.concat_str(
+        [pl.col("subject").fill_null(""), pl.col("body").fill_null("")], separator=". "
+    ).str.slice(0, NOTE_CHARS)
+    aggregates = before.group_by("_row").agg(
+        pl.len().alias("n_activities"),
+        *[(pl.col("type") == t).sum().alias(f"n_{t}") for t in ACTIVITY_TYPES],
+        (pl.col("direction") == "inbound").sum().alias("n_inbound"),
+        (age_days <= 30).sum().alias("n_activities_30d"),
+        (age_days <= 90).sum().alias("n_activities_90d"),
+        age_days.min().alias("days_since_last_activity"),
+        age_days.max().alias("days_since_first_activity"),
+        text.sort_by(pl.col("occurred_at"), descending=True).head(RECENT_NOTES).str.join(" | ").alias("text_recent_notes"),
+    )
+    out = rows.select("_row").join(aggregates, on="_row", how="left")
+    counts = ["n_activities", *[f"n_{t}" for t in ACTIVITY_TYPES], "n_inbound", "n_activities_30d", "n_activities_90d"]
+    return out.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in counts])
+
+
+ACTIVITY_COLUMNS = ["occurred_at", "type", "direction", "subject", "body"]
+
+
+def _company_features(companies: pl.DataFrame) -> pl.DataFrame:
+    custom = [c for c in companies.columns if c.startswith(CUSTOM_PREFIX)]
+    return companies.select(
+        "company_id",
+        pl.col("industry"),
+        pl.col("size_band"),
+        pl.col("employees").cast(pl.Float64),
+        pl.col("annual_revenue").cast(pl.Float64),
+        pl.col("region").alias("company_region"),
+        *[pl.col(c).alias(f"company_{c}") for c in custom],
+    )
+
+
+def _days_between(later: str, earlier: str) -> pl.Expr:
+    return (pl.col(later) - pl.col(earlier)).dt.total_microseconds() / DAY_US
+
+
+def _lead_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    contacts = t["contacts"]
+    custom = [c for c in contacts.columns if c.startswith(CUSTOM_PREFIX)]
+    # Only fields known when the lead came in; lifecycle dates enter only as "before the cutoff" flags.
+    base = points.join(
+        contacts.select(
+            "contact_id", "seniority", "company_id", "owner", "lead_at", "qualified_at", "created_at", *custom
+        ),
+        on="contact_id",
+        how="left",
+    )
+    base = base.join(_company_features(t["companies"]), on="company_id", how="left")
+    base = base.with_columns(
+        ((pl.col("cutoff") - pl.coalesce("lead_at", "created_at")).dt.total_microseconds() / DAY_US)
+        .clip(lower_bound=0)
+        .alias("lead_age_days"),
+        (pl.col("qualified_at").is_not_null() & (pl.col("qualified_at") < pl.col("cutoff"))).alias("was_qualified"),
+    )
+    joined = points.select("_row", "contact_id", "cutoff").join(
+        t["activities"].select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"
+    )
+    activity = _activity_features(points, joined)
+    features = base.join(activity, on="_row", how="left")
+    return features.drop("company_id", "lead_at", "qualified_at", "created_at", "owner")
+
+
+def _deal_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    deals = t["deals"]
+    custom = [c for c in deals.columns if c.startswith(CUSTOM_PREFIX)]
+    # stage, probability, stage_changed_at, expected_close_at and closed_at are set at or after the close of
+    # a closed deal: they would leak the outcome, so they are never features.
+    base = points.join(
+        deals.select(
+            "deal_id",
+            "company_id",
+            "contact_id",
+            pl.col("value").cast(pl.Float64).alias("deal_value"),
+            "currency",
+            "product",
+            "owner",
+            pl.col("created_at").alias("_deal_created_at"),
+            *custom,
+        ),
+        on="deal_id",
+        how="left",
+    )
+    base = base.join(_company_features(t["companies"]), on="company_id", how="left")
+    base = base.join(
+        t["contacts"].select("contact_id", pl.col("seniority")), on="contact_id", how="left"
+    ).with_columns(_days_between("cutoff", "_deal_created_at").clip(lower_bound=0).alias("deal_age_days"))
+    # A deal's activities: those logged on it, plus its contact's activities logged without a deal.
+    acts = t["activities"]
+    on_deal = acts.filter(pl.col("deal_id").is_not_null())
+    loose = acts.filter(pl.col("deal_id").is_null()).drop("deal_id")
+    deal_points = base.select("_row", "deal_id", "contact_id", "cutoff")
+    linked = pl.concat(
+        [
+            deal_points.join(on_deal.select("deal_id", *ACTIVITY_COLUMNS), on="deal_id", how="inner"),
+            deal_points.join(loose.select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"),
+        ]
+    )
+    activity = _activity_features(deal_points, linked)
+    features = base.join(activity, on="_row", how="left")
+    return features.drop("company_id", "contact_id", "_deal_created_at")
+
+
+def build_features_for(
+    entity: str,
+    ids,
+    tables: dict[str, pl.DataFrame],
+    as_of=None,
+    embedder=None,
+) -> pl.DataFrame:
+    """Point-in-time features of contacts (``entity="contact"``) or deals (``"deal"``).
+
+    ``as_of`` is one time for all ids (serving: now; default the export's snapshot time) or one time per id
+    (training: each outcome's time). Only activities strictly before it count. Columns: the id
+    (``contact_id`` / ``deal_id``), ``as_of``, then features (see ``holocrm_core.scoring.features``).
+    ``embedder`` (``encode(texts) -> (n, d)``) adds ``emb_recent_notes``, an embedding of the recent notes.
+    """
+    if entity not in ENTITIES_SCORED:
+        raise ValueError(f"entity must be one of {ENTITIES_SCORED}, not {entity!r}")
+    t = normalise_tables(tables)
+    id_name = "contact_id" if entity == "contact" else "deal_id"
+    if as_of is None:
+        as_of = default_as_of(t)
+    points = _cutoffs(ids, as_of, id_name).with_row_index("_row")
+    features = _lead_features(points, t) if entity == "contact" else _deal_features(points, t)
+    features = features.sort("_row").drop("_row").rename({"cutoff": "as_of"})
+    if embedder is not None and len(features):
+        texts = features["text_recent_notes"].fill_null("").to_list()
+        vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
+        vectors[np.array([not s for s in texts])] = np.nan  # no notes = missing, not the empty-string vector
+        features = features.with_columns(
+            pl.Series("emb_recent_notes", [None if np.isnan(v).any() else v.tolist() for v in vectors])
+        )
+    return features
+
+
+# -- the outcome dataset ----------------------------------------------------------------------------------
+def _predictions_at_the_time(outcomes: pl.DataFrame, previous_scores: pl.DataFrame | None) -> pl.DataFrame:
+    """The champion's last score made before each outcome (from the previous scored_leads/scored_deals)."""
+    if previous_scores is None or not len(previous_scores) or "scored_at" not in previous_scores.columns:
+        return outcomes
+    id_col = "contact_id" if "contact_id" in previous_scores.columns else "deal_id"
+    prior = previous_scores.select(
+        pl.col(id_col).alias("entity_id"),
+        pl.col("score").alias("_prior_score"),
+        pl.col("model_version").cast(pl.String).alias("_prior_version")
+        if "model_version" in previous_scores.columns
+        else pl.lit(None, dtype=pl.String).alias("_prior_version"),
+        pl.col("scored_at").cast(UTC_TIME).alias("_scored_at"),
+    )
+    joined = outcomes.join(prior, on="entity_id", how="left").with_columns(
+        (pl.col("_scored_at") < pl.col("outcome_at")).fill_null(False).alias("_usable")
+    )
+    return joined.with_columns(
+        pl.coalesce("predicted_score", pl.when("_usable").then("_prior_score")).alias("predicted_score"),
+        pl.coalesce("predicted_model_version", pl.when("_usable").then("_prior_version")).alias(
+            "predicted_model_version"
+        ),
+    ).drop("_prior_score", "_prior_version", "_scored_at", "_usable")
+
+
+def build_outcome_dataset(
+    tables: dict[str, pl.DataFrame],
+    field_outcomes: pl.DataFrame | None = None,
+    previous_scores: dict[str, pl.DataFrame] | None = None,
+    embedder=None,
+) -> pl.DataFrame:
+    """Every decided lead and closed deal with its point-in-time features, prediction then, and outcome."""
+    t = normalise_tables(tables)
+    previous_scores = previous_scores or {}
+    parts = []
+    for entity, outcomes in (
+        ("contact", lead_outcomes(t["contacts"]).with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("predicted_score"),
+            pl.lit(None, dtype=pl.String).alias("predicted_model_version"),
+        )),
+        ("deal", deal_outcomes(t["deals"], field_outcomes)),
+    ):
+        outcomes = _predictions_at_the_time(outcomes, previous_scores.get(entity))
+        if not len(outcomes):
+            continue
+        features = build_features_for(entity, outcomes["entity_id"], t, outcomes["outcome_at"], embedder=embedder)
+        id_name = "contact_id" if entity == "contact" else "deal_id"
+        parts.append(pl.concat([outcomes.select(OUTCOME_COLUMNS), features.drop(id_name, "as_of")], how="horizontal"))
+    if not parts:
+        return pl.DataFrame(
+            schema={
+                "entity": pl.String,
+                "entity_id": pl.String,
+                "outcome": pl.String,
+                "label": pl.Int8,
+                "outcome_at": UTC_TIME,
+                "outcome_source": pl.String,
+                "predicted_score": pl.Float64,
+                "predicted_model_version": pl.String,
+            }
+        )
+    return pl.concat(parts, how="diagonal_relaxed").sort("outcome_at")
+
+
+def open_ids(entity: str, tables: dict[str, pl.DataFrame]) -> list[str]:
+    """Leads not yet converted or disqualified; deals not yet won or lost: what gets scored."""
+    t = normalise_tables(tables)
+    if entity == "contact":
+        c = t["contacts"]
+        decided = set(lead_outcomes(c)["entity_id"].to_list())
+        return [i for i in c["contact_id"].to_list() if i not in decided]
+    d = t["deals"]
+    return d.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"].to_list()
+
+
+# -- learning signals -------------------------------------------------------------------------------------
+def learning_signals(dataset: pl.DataFrame, entity: str | None = None) -> dict:
+    """The roadmap's ``get_learning_signals``: success rate, prediction error over time, calibration, and
+    what distinguishes won from lost (the fields whose typical value differs most between the two)."""
+    from holocrm_core.scoring.calibration import expected_calibration_error
+    from holocrm_core.scoring.features import column_kind, feature_columns
+
+    signals: dict = {}
+    for name in [entity] if entity else ENTITIES_SCORED:
+        rows = dataset.filter(pl.col("entity") == name) if "entity" in dataset.columns else dataset
+        if not len(rows):
+            continue
+        y = rows["label"].cast(pl.Float64)
+        entry: dict = {"outcomes": len(rows), "success_rate": float(y.mean())}
+        scored = rows.filter(pl.col("predicted_score").is_not_null())
+        if len(scored):
+            monthly = (
+                scored.with_columns(
+                    pl.col("outcome_at").dt.truncate("1mo").dt.strftime("%Y-%m").alias("month"),
+                    ((pl.col("predicted_score") - pl.col("label")) ** 2).alias("sq_error"),
+                )
+                .group_by("month")
+                .agg(pl.len().alias("outcomes"), pl.col("sq_error").mean().alias("brier"))
+                .sort("month")
+            )
+            entry["prediction_error_by_month"] = monthly.to_dicts()
+            entry["calibration_error"] = expected_calibration_error(
+                scored["label"].to_numpy(), scored["predicted_score"].to_numpy()
+            )
+        else:
+            entry["prediction_error_by_month"] = []
+            entry["calibration_error"] = None
+        distinguishing = []
+        won = y.to_numpy() == 1
+        for column in feature_columns(rows):
+            kind = column_kind(column, rows.schema[column])
+            if kind == "numeric":
+                v = rows[column].cast(pl.Float64).to_numpy()
+                ok = ~np.isnan(v)
+                if ok.sum() < 10 or won[ok].all() or not won[ok].any():
+                    continue
+                spread = np.nanstd(v) or 1.0
+                gap = (np.nanmean(v[won & ok]) - np.nanmean(v[~won & ok])) / spread
+                distinguishing.append(
+                    {
+                        "field": column,
+                        "effect": float(gap),
+                        "won_mean": float(np.nanmean(v[won & ok])),
+                        "lost_mean": float(np.nanmean(v[~won & ok])),
+                    }
+                )
+            elif kind == "categorical":
+                rates = (
+                    rows.group_by(column)
+                    .agg(pl.len().alias("n"), pl.col("label").cast(pl.Float64).mean().alias("rate"))
+                    .filter(pl.col("n") >= 10)
+                )
+                if len(rates) < 2:
+                    continue
+                best = rates.sort("rate", descending=True).row(0, named=True)
+                worst = rates.sort("rate").row(0, named=True)
+                distinguishing.append(
+                    {
+                        "field": column,
+                        "effect": float(best["rate"] - worst["rate"]) * 2,
+                        "best_value": best[column],
+                        "best_rate": float(best["rate"]),
+                        "worst_value": worst[column],
+                        "worst_rate": float(worst["rate"]),
+                    }
+                )
+        distinguishing.sort(key=lambda d: -abs(d["effect"]))
+        entry["what_distinguishes"] = distinguishing[:8]
+        signals[name] = entry
+    return signals

@@ -1,0 +1,110 @@
+"""Calibrated probabilities and the quality figures every scorer is judged by.
+
+A score of 0% or 100% is a promise no sales team can keep, so every probability is kept inside
+[``FLOOR``, 1 - ``FLOOR``]. Quality is measured on held-out rows: AUC, average precision, Brier score,
+log loss, expected calibration error (ECE) and lift in the top decile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOOR = 0.001
+
+
+def clip_probability(p: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(p, dtype=np.float64), FLOOR, 1.0 - FLOOR)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = clip_probability(p)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+@dataclass
+class PlattScaler:
+    """p = sigmoid(a * raw_logit + b), fitted on rows the scorer did not train on."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def fit(self, raw_logit: np.ndarray, y: np.ndarray) -> "PlattScaler":
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.asarray(y).astype(int)
+        if len(np.unique(y)) < 2:
+            return self
+        # Mild regularisation: a small calibration slice must not flip or explode the slope.
+        model = LogisticRegression(C=10.0).fit(np.asarray(raw_logit).reshape(-1, 1), y)
+        self.a = float(model.coef_[0, 0])
+        self.b = float(model.intercept_[0])
+        return self
+
+    def logit(self, raw_logit: np.ndarray) -> np.ndarray:
+        return self.a * np.asarray(raw_logit, dtype=np.float64) + self.b
+
+    def __call__(self, raw_logit: np.ndarray) -> np.ndarray:
+        return clip_probability(sigmoid(self.logit(raw_logit)))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Average |observed rate - mean predicted| over equal-count bins, weighted by bin size."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="stable")
+    error = 0.0
+    for chunk in np.array_split(order, min(bins, len(y))):
+        if len(chunk):
+            error += len(chunk) * abs(y[chunk].mean() - p[chunk].mean())
+    return float(error / len(y))
+
+
+def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
+    """Success rate among the top 10% by score divided by the overall success rate."""
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) == 0 or y.mean() == 0:
+        return float("nan")
+    k = max(1, int(round(0.1 * len(y))))
+    top = np.argsort(-np.asarray(p), kind="stable")[:k]
+    return float(y[top].mean() / y.mean())
+
+
+def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC, average precision, Brier, log loss, ECE and top-decile lift of probabilities ``p``."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y).astype(int)
+    p = clip_probability(p)
+    both = len(np.unique(y)) == 2
+    return {
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "average_precision": float(average_precision_score(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "ece": expected_calibration_error(y, p),
+        "top_decile_lift": top_decile_lift(y, p),
+        "rows": float(len(y)),
+        "positives": float(y.sum()),
+    }
+
+
+def band_thresholds(train_scores: np.ndarray) -> tuple[float, float]:
+    """Hot = top 20% of training scores, warm = next 30%: bands that stay meaningful at any base rate."""
+    s = np.asarray(train_scores, dtype=np.float64)
+    if len(s) == 0:
+        return (0.6, 0.3)
+    return (float(np.quantile(s, 0.8)), float(np.quantile(s, 0.5)))
+
+
+def band_for(scores: np.ndarray, thresholds: tuple[float, float]) -> list[str]:
+    hot, warm = thresholds
+    s = np.asarray(scores)
+    return np.where(s >= hot, "hot", np.where(s >= warm, "warm", "cold")).tolist()

@@ -1,0 +1,147 @@
+"""Model assets: lead and deal scorers trained on the outcome dataset, gated, and the scored open records.
+
+``lead_scoring_model`` / ``deal_scoring_model`` train on older outcomes and validate on the most recent
+slice, log the run to MLflow, register the version and move ``champion`` only when it beats the champion
+and the heuristic. Their blocking gate check keeps ``scored_leads`` / ``scored_deals`` from using a
+champion that no longer beats the heuristic on recent outcomes.
+"""
+
+
+import dagster as dg
+import polars as pl
+
+from holocrm_core.registry import DEAL_MODEL, LEAD_MODEL
+from pipelines.assets.outcomes import read_staged
+from pipelines.resources import MLflowResource, StorageResource
+
+GROUP = "learning"
+MODELS = {"contact": ("lead_scoring_model", LEAD_MODEL), "deal": ("deal_scoring_model", DEAL_MODEL)}
+SCORED = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
+
+
+def _metric(metrics: dict, key: str):
+    value = metrics.get(key)
+    return None if value is None or value != value else round(float(value), 4)
+
+
+def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
+    from holocrm_core.registry import champion_gate, log_training
+    from holocrm_core.scoring import train_scorer
+
+    asset_name, model_name = MODELS[entity]
+    uri = mlflow.configure()
+    dataset = storage.warehouse().read("outcome_dataset")
+    outcome = train_scorer(dataset, entity)
+    if not outcome.enough_data.enough:
+        context.log.warning(outcome.enough_data.message)
+    result = log_training(outcome, model_name)
+    gate = champion_gate(outcome, model_name)
+    context.log.info(f"{model_name}: {result.message}; gate: {gate.description}")
+    m = result.metrics
+    return dg.MaterializeResult(
+        metadata={
+            "rows": outcome.train.height + outcome.validation.height,
+            "positives": outcome.enough_data.positives,
+            "negatives": outcome.enough_data.negatives,
+            "strategy": outcome.strategy,
+            "auc": _metric(m, "auc"),
+            "heuristic_auc": _metric(m, "heuristic_auc"),
+            "champion_auc_before": _metric(m, "champion_auc"),
+            "ece": _metric(m, "ece"),
+            "top_decile_lift_vs_heuristic": _metric(m, "lift_vs_heuristic"),
+            "registered_version": result.version or "(none)",
+            "alias": result.alias or "(none)",
+            "promoted": result.promoted,
+            "decision": result.message,
+            "scorer_in_use": gate.scorer_in_use,
+            "mlflow_run": dg.MetadataValue.url(result.run_url),
+            "mlflow_tracking_uri": uri,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=f"{asset_name}_gate",
+                passed=gate.passed,
+                description=gate.description,
+                metadata={
+                    "scorer_in_use": gate.scorer_in_use,
+                    "champion_auc": gate.champion_auc,
+                    "heuristic_auc": gate.heuristic_auc,
+                    "champion_ece": gate.champion_ece,
+                },
+            )
+        ],
+    )
+
+
+def _gate_spec(asset_name: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        f"{asset_name}_gate",
+        asset=asset_name,
+        blocking=True,
+        description="The scorer downstream would use beats the heuristic on the most recent outcomes and is "
+        "calibrated; otherwise scoring waits.",
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["outcome_dataset"], check_specs=[_gate_spec("lead_scoring_model")])
+def lead_scoring_model(
+    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    """Learned lead score (conversion probability): trained, compared, registered as holocrm_lead_scorer."""
+    return _train(context, storage, mlflow, "contact")
+
+
+@dg.asset(group_name=GROUP, deps=["outcome_dataset"], check_specs=[_gate_spec("deal_scoring_model")])
+def deal_scoring_model(
+    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    """Learned deal score (win probability): trained, compared, registered as holocrm_deal_scorer."""
+    return _train(context, storage, mlflow, "deal")
+
+
+def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
+    from holocrm_core.outcomes import build_features_for, open_ids
+    from holocrm_core.registry import scorer_in_use
+
+    table, id_name = SCORED[entity]
+    mlflow.configure()
+    tables = read_staged(storage)
+    features = build_features_for(entity, open_ids(entity, tables), tables)
+    scorer, model_version = scorer_in_use(entity, storage.warehouse())
+    scored = score_open_records(scorer, model_version, features)
+    storage.warehouse().write(table, scored)
+    bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
+    context.log.info(f"{table}: {scored.height} scored with {model_version}")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": scored.height,
+            "model_version": model_version,
+            "hot": bands.get("hot", 0),
+            "warm": bands.get("warm", 0),
+            "cold": bands.get("cold", 0),
+            "mean_score": round(float(scored["score"].mean()), 4) if scored.height else None,
+        }
+    )
+
+
+def score_open_records(scorer, model_version: str, features: pl.DataFrame) -> pl.DataFrame:
+    from holocrm_core.scoring import score_frame
+
+    scored = score_frame(scorer, features)
+    # Features are kept beside the score so anyone can reproduce it with the registered pyfunc.
+    rest = features.drop([c for c in scored.columns if c in features.columns])
+    return pl.concat([scored, rest], how="horizontal").with_columns(
+        pl.lit(model_version).alias("model_version"), pl.col("as_of").alias("scored_at")
+    )
+
+
+@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[f"staged_{t}" for t in ("contacts", "companies", "activities")]])
+def scored_leads(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+    """Every open lead with its conversion score, band (hot/warm/cold) and top positive/negative reasons."""
+    return _score(context, storage, mlflow, "contact")
+
+
+@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *[f"staged_{t}" for t in ("deals", "contacts", "companies", "activities")]])
+def scored_deals(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+    """Every open deal with its win score, band and top positive/negative reasons."""
+    return _score(context, storage, mlflow, "deal")

@@ -1,0 +1,54 @@
+"""Outcome assets: the reflection buffer of decided leads and closed deals with point-in-time features."""
+
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes
+from pipelines.resources import StorageResource
+
+GROUP = "learning"
+STAGED = ["staged_companies", "staged_contacts", "staged_deals", "staged_activities"]
+FIELD_OUTCOMES_FILE = "outcomes.ndjson"
+
+
+def read_staged(storage: StorageResource) -> dict[str, pl.DataFrame]:
+    warehouse = storage.warehouse()
+    return {name: warehouse.read(name) for name in STAGED if warehouse.exists(name)}
+
+
+@dg.asset(group_name=GROUP, deps=STAGED)
+def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Every converted/disqualified lead and won/lost deal, features as known before the outcome, the
+    champion's prediction at the time (when there was one), and the outcome. Field-recorded outcomes
+    (HOLOCRM_HOME/logs/outcomes.ndjson) override or add to the export's."""
+    warehouse = storage.warehouse()
+    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    previous = {
+        entity: warehouse.read(table)
+        for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals"))
+        if warehouse.exists(table)
+    }
+    dataset = build_outcome_dataset(read_staged(storage), field_outcomes=field, previous_scores=previous)
+    warehouse.write("outcome_dataset", dataset)
+    signals = learning_signals(dataset)
+
+    def count(entity: str, label: int | None = None) -> int:
+        rows = dataset.filter(pl.col("entity") == entity)
+        return rows.height if label is None else rows.filter(pl.col("label") == label).height
+
+    context.log.info(f"outcome dataset: {dataset.height} rows ({field.height} recorded in the field)")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": dataset.height,
+            "leads": count("contact"),
+            "leads_converted": count("contact", 1),
+            "deals": count("deal"),
+            "deals_won": count("deal", 1),
+            "field_outcomes": field.height,
+            "with_prediction_at_the_time": dataset.filter(pl.col("predicted_score").is_not_null()).height,
+            "learning_signals": dg.MetadataValue.json(json.loads(json.dumps(signals, default=str))),
+        }
+    )

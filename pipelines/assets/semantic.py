@@ -1,0 +1,225 @@
+"""Semantic layer assets: entity documents -> embeddings (incremental) -> LanceDB similarity index, duplicates."""
+
+
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
+
+GROUP = "semantic"
+STAGED = ["staged_contacts", "staged_companies", "staged_deals", "staged_activities"]
+
+
+def _staged_tables(storage: StorageResource) -> dict[str, pl.DataFrame]:
+    warehouse = storage.warehouse()
+    return {name.removeprefix("staged_"): warehouse.read(name) for name in STAGED if warehouse.exists(name)}
+
+
+def _markdown(frame: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataValue:
+    if frame.is_empty():
+        return dg.MetadataValue.md("_(none)_")
+    head = frame.head(rows)
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:width] for v in row) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _counts(frame: pl.DataFrame, column: str = "entity_type") -> dict[str, int]:
+    if frame.is_empty():
+        return {}
+    return dict(frame.group_by(column).len().sort(column).iter_rows())
+
+
+@dg.asset(group_name=GROUP, deps=STAGED, description="One text per contact, company, deal and activity (what a "
+          "salesperson matches on, recent activity included) with its content hash and filter columns.")
+def entity_documents(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    from holocrm_core.text import entity_documents as render
+
+    started = time.perf_counter()
+    documents = render(_staged_tables(storage))
+    storage.warehouse().write("entity_documents", documents)
+    lengths = documents.get_column("text").str.len_chars() if len(documents) else pl.Series([0])
+    context.log.info(f"{len(documents)} entity documents")
+    return dg.MaterializeResult(
+        metadata={
+            "documents": len(documents),
+            "by_type": dg.MetadataValue.json(_counts(documents)),
+            "mean_text_chars": float(lengths.mean() or 0),
+            "max_text_chars": int(lengths.max() or 0),
+            "seconds": round(time.perf_counter() - started, 3),
+            "preview": _markdown(documents.select("entity_type", "entity_id", "text")),
+        }
+    )
+
+
+EMBEDDING_CHECKS = ["one_vector_per_entity", "vector_dimension", "unit_norm_no_nan"]
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["entity_documents"],
+    description="A 384-dim vector per entity document, keyed by entity id + content hash; a re-run embeds only "
+    "new or changed text (the previous table is the cache).",
+    check_specs=[dg.AssetCheckSpec(name, asset="embeddings") for name in EMBEDDING_CHECKS],
+)
+def embeddings(
+    context: dg.AssetExecutionContext, storage: StorageResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    from holocrm_core.embedding import DIM, embed_documents, vectors_matrix
+    from holocrm_core.text import ENTITY_TABLES, ID_COLUMNS
+
+    warehouse = storage.warehouse()
+    documents = warehouse.read("entity_documents")
+    previous = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
+    started = time.perf_counter()
+    model = embedder.load()
+    load_seconds = time.perf_counter() - started
+    run = embed_documents(documents, model, previous)
+    warehouse.write("embeddings", run.vectors)
+    context.log.info(f"embedded {run.new} texts, reused {run.reused}, dropped {run.deleted} deleted entities")
+
+    # checks: every staged entity has exactly one vector of the right size, unit norm and finite
+    staged = _staged_tables(storage)
+    expected = pl.concat(
+        [
+            staged[table].select(pl.col(ID_COLUMNS[entity_type]).alias("entity_id")).with_columns(
+                pl.lit(entity_type).alias("entity_type")
+            )
+            for entity_type, table in ENTITY_TABLES.items()
+            if table in staged
+        ],
+        how="vertical",
+    ) if staged else pl.DataFrame(schema={"entity_id": pl.String, "entity_type": pl.String})
+    keys = run.vectors.select("entity_type", "entity_id")
+    missing = len(expected.join(keys, on=["entity_type", "entity_id"], how="anti"))
+    extra = len(keys.join(expected, on=["entity_type", "entity_id"], how="anti"))
+    duplicated = len(keys) - keys.n_unique()
+    matrix = vectors_matrix(run.vectors)
+    finite = bool(np.isfinite(matrix).all())
+    norms = np.linalg.norm(matrix, axis=1) if len(matrix) else np.ones(1)
+    max_norm_error = float(np.abs(norms - 1).max()) if finite else float("nan")
+    checks = [
+        dg.AssetCheckResult(
+            check_name="one_vector_per_entity",
+            passed=missing == 0 and extra == 0 and duplicated == 0,
+            metadata={"missing": missing, "extra": extra, "duplicated": duplicated, "expected": len(expected)},
+        ),
+        dg.AssetCheckResult(
+            check_name="vector_dimension", passed=matrix.shape[1] == DIM, metadata={"dimension": int(matrix.shape[1])}
+        ),
+        dg.AssetCheckResult(
+            check_name="unit_norm_no_nan",
+            passed=finite and max_norm_error < 1e-3,
+            metadata={"finite": finite, "max_norm_error": max_norm_error},
+        ),
+    ]
+    rate = run.new / run.seconds if run.new and run.seconds else 0.0
+    return dg.MaterializeResult(
+        metadata={
+            "vectors": len(run.vectors),
+            "new": run.new,
+            "reused": run.reused,
+            "deleted": run.deleted,
+            "changed": run.changed,
+            "model": model.model_name,
+            "backend": model.backend,
+            "dimension": DIM,
+            "model_load_seconds": round(load_seconds, 3),
+            "embed_seconds": round(run.seconds, 3),
+            "texts_per_second": round(rate, 1),
+            "by_type": dg.MetadataValue.json(_counts(run.vectors)),
+        },
+        check_results=checks,
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["entity_documents", "embeddings"],
+    description="LanceDB tables per entity type (vectors, 96-dim spectral prefix, filter columns, full-text "
+    "index, ANN index once large); each materialization leaves table versions a server can pin.",
+    check_specs=[dg.AssetCheckSpec("index_matches_documents", asset="similarity_index")],
+)
+def similarity_index(
+    context: dg.AssetExecutionContext, storage: StorageResource, lancedb: LanceDBResource, embedder: EmbedderResource
+) -> dg.MaterializeResult:
+    from holocrm_core.store import SimilarityStore
+
+    warehouse = storage.warehouse()
+    documents = warehouse.read("entity_documents")
+    vectors = warehouse.read("embeddings")
+    started = time.perf_counter()
+    store = SimilarityStore(lancedb.resolved_uri(storage))
+    reports = store.sync(documents, vectors)
+    seconds = time.perf_counter() - started
+    versions = store.versions()
+    rotation = store.rotation()
+    indexed = {t: int(store.table(t).count_rows()) for t in store.entity_types()}
+    expected = _counts(documents)
+    mismatched = {t: (indexed.get(t, 0), expected.get(t, 0)) for t in set(indexed) | set(expected)
+                  if indexed.get(t, 0) != expected.get(t, 0)}
+    context.log.info(f"index versions {versions}")
+    return dg.MaterializeResult(
+        metadata={
+            "uri": lancedb.resolved_uri(storage),
+            "versions": dg.MetadataValue.json(versions),
+            "rows": dg.MetadataValue.json(indexed),
+            "new": sum(r.new for r in reports.values()),
+            "updated": sum(r.updated for r in reports.values()),
+            "reused": sum(r.reused for r in reports.values()),
+            "deleted": sum(r.deleted for r in reports.values()),
+            "per_type": dg.MetadataValue.json({t: r.as_dict() for t, r in reports.items()}),
+            "scales": dg.MetadataValue.json([96, 192, 384]),
+            "rotation_version": rotation.version if rotation else "identity",
+            "explained_variance_96": round(rotation.explained_variance(96), 4) if rotation else 0.0,
+            "explained_variance_192": round(rotation.explained_variance(192), 4) if rotation else 0.0,
+            "sync_seconds": round(seconds, 3),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="index_matches_documents",
+                passed=not mismatched,
+                metadata={"mismatched (indexed, documents)": dg.MetadataValue.json(
+                    {k: list(v) for k, v in mismatched.items()})},
+            )
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[*STAGED, "embeddings"],
+    description="Likely duplicate contacts and companies over the whole tables (score, reasons) and a merge "
+    "proposal per cluster (warehouse table merge_proposals). Nothing is merged automatically.",
+)
+def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    from holocrm_core.dedupe import clusters, duplicate_candidates as find_duplicates, merge_proposals
+
+    warehouse = storage.warehouse()
+    staged = _staged_tables(storage)
+    contacts = staged.get("contacts")
+    companies = staged.get("companies")
+    vectors = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
+    started = time.perf_counter()
+    candidates = find_duplicates(contacts, companies, vectors=vectors)
+    proposals = merge_proposals(
+        candidates, contacts, companies, deals=staged.get("deals"), activities=staged.get("activities")
+    )
+    groups = clusters(candidates)
+    warehouse.write("duplicate_candidates", candidates)
+    warehouse.write("merge_proposals", proposals)
+    context.log.info(f"{len(candidates)} duplicate candidates in {groups.get_column('cluster_id').n_unique() if len(groups) else 0} clusters")
+    return dg.MaterializeResult(
+        metadata={
+            "pairs": len(candidates),
+            "by_type": dg.MetadataValue.json(_counts(candidates)),
+            "clusters": int(groups.get_column("cluster_id").n_unique()) if len(groups) else 0,
+            "merge_proposals": len(proposals),
+            "seconds": round(time.perf_counter() - started, 3),
+            "preview": _markdown(candidates.with_columns(pl.col("reasons").list.join("; ")), rows=8, width=120),
+        }
+    )

@@ -1,0 +1,258 @@
+"""NLQ: each plan feature on small hand-built tables, honest failure, the as-of hint, the plan as data."""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from holocrm_core.nlq import NLQContext, ask
+from holocrm_core.nlq.money import find_quantities
+from holocrm_core.nlq.plan import FieldFilter, Plan
+from holocrm_core.nlq.timeparse import find_times
+from tests.test_nlq_data import AS_OF, make_scores, make_tables
+
+
+@pytest.fixture(scope="module")
+def ctx() -> NLQContext:
+    tables = make_tables()
+    tables["scored_leads"] = make_scores()
+    return NLQContext.from_tables(tables)
+
+
+def ids(question: str, ctx: NLQContext, **kw) -> list[str]:
+    answer = ask(question, ctx, as_of=kw.pop("as_of", AS_OF), **kw)
+    assert answer.understood, (question, answer.unknown_words)
+    return answer.ids
+
+
+def d(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# ---- time windows relative to the as-of date ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "phrase, start, end",
+    [
+        ("won last quarter", "2026-07-01", "2026-10-01"),
+        ("in the past 2 weeks", "2026-10-18", "2026-11-01"),
+        ("since march", "2026-03-01", None),
+        ("in 2017", "2017-01-01", "2018-01-01"),
+        ("this month", "2026-10-01", "2026-11-01"),
+        ("between jan 2017 and march 2017", "2017-01-01", "2017-04-01"),
+    ],
+)
+def test_time_phrases_resolve_against_as_of(phrase, start, end):
+    (found,) = find_times(phrase, AS_OF)
+    assert found.past == (d(start), d(end) if end else None)
+
+
+def test_since_march_before_march_means_last_year():
+    (found,) = find_times("since march", d("2026-02-10"))
+    assert found.past[0] == d("2025-03-01")
+
+
+def test_last_quarter_answers_from_closed_date(ctx):
+    # d6 won 2026-09-10 (Q3) and d2 won 2026-08-15; d8 won in 2025
+    assert sorted(ids("won deals last quarter", ctx)) == ["d2", "d6"]
+    assert ids("deals created in the past 4 weeks", ctx) == ["d3"]
+    assert sorted(ids("deals created since March", ctx)) == ["d1", "d2", "d3", "d4", "d5", "d6"]
+    assert ids("deals won in 2025", ctx) == ["d8"]
+
+
+def test_as_of_moves_relative_windows(ctx):
+    assert ids("won deals last quarter", ctx, as_of="2025-07-15") == ["d8"]
+
+
+# ---- money ---------------------------------------------------------------------------------------------
+def test_money_units_and_currencies():
+    (q,) = find_quantities("deals over $100k")
+    assert (q.op, int(q.amount), q.currency) == ("gt", 100_000, "USD")
+    (q,) = find_quantities("over 5 thousand euros")
+    assert (q.op, int(q.amount), q.currency) == ("gt", 5_000, "EUR")
+    assert find_quantities("in 2017") == []
+
+
+def test_money_filters_compare_in_the_named_currency(ctx):
+    assert sorted(ids("deals over 5 thousand euros", ctx)) == ["d4", "d7"]
+    assert sorted(ids("deals over $100k", ctx)) == ["d1", "d5"]
+    assert sorted(ids("deals between $5k and $50k", ctx)) == ["d3", "d6"]
+
+
+# ---- negation and absence ------------------------------------------------------------------------------
+def test_no_contact_in_14_days(ctx):
+    # activities in the last 14 days: a1 (c1, d1) and a3 (c3, d3)
+    assert sorted(ids("which deals haven't been contacted in 2 weeks?", ctx)) == ["d2", "d4", "d5", "d6", "d7", "d8"]
+    assert sorted(ids("contacts with no contact in 14 days", ctx)) == ["c2", "c4", "c5", "c6", "c7"]
+
+
+def test_never_emailed(ctx):
+    assert sorted(ids("contacts never emailed", ctx)) == ["c3", "c5", "c6", "c7"]
+
+
+def test_negated_value(ctx):
+    assert sorted(ids("deals not in fintech", ctx)) == ["d3", "d5", "d6", "d8"]
+
+
+# ---- group aggregates, counts, top-k ------------------------------------------------------------------
+def test_pipeline_over_is_a_company_sum_of_open_deals(ctx):
+    # open USD pipeline: co1 150k, co4 120k (enterprise, healthcare), co2 40k
+    assert sorted(ids("enterprise leads in fintech with >$100k pipeline", ctx)) == ["c1", "c2"]
+    assert sorted(ids("companies with pipeline over $100k", ctx)) == ["co1", "co4"]
+
+
+def test_counts(ctx):
+    answer = ask("how many deals did Sam Rep win in 2026?", ctx, as_of=AS_OF)
+    assert answer.value == 1 and answer.ids == ["d2"]
+    assert ask("number of open deals", ctx, as_of=AS_OF).value == 4
+
+
+def test_top_k(ctx):
+    assert ids("top 2 accounts by open pipeline", ctx) == ["co1", "co4"]
+    assert ids("3 largest deals", ctx) == ["d1", "d5", "d4"]
+
+
+def test_group_by(ctx):
+    answer = ask("deals by stage", ctx, as_of=AS_OF)
+    assert answer.value["won"] == 3 and answer.value["lost"] == 1
+
+
+# ---- vocabulary: synonyms learned against the data's own values ---------------------------------------
+def test_synonyms_map_to_data_values(ctx):
+    answer = ask("fintech companies", ctx, as_of=AS_OF)
+    assert FieldFilter("companies", "industry", "eq", "Financial Services") in answer.plan.filters
+    assert sorted(answer.ids) == ["co1", "co3"]
+    assert sorted(ids("enterprise companies", ctx)) == ["co1", "co4", "co5"]
+    assert sorted(ids("large companies", ctx)) == ["co1", "co4", "co5"]
+
+
+def test_vocabulary_is_learned_not_hard_coded():
+    tables = make_tables()
+    tables["companies"] = tables["companies"].with_columns(
+        pl.when(pl.col("industry") == "Financial Services").then(pl.lit("Banking & Insurance")).otherwise(pl.col("industry")).alias("industry")
+    )
+    ctx = NLQContext.from_tables(tables)
+    answer = ask("companies in banking and insurance", ctx, as_of=AS_OF)
+    assert sorted(answer.ids) == ["co1", "co3"] and answer.understood
+
+
+def test_typo_is_matched_fuzzily_with_lower_confidence(ctx):
+    answer = ask("companies in helthcare", ctx, as_of=AS_OF)
+    assert answer.ids == ["co4"]
+    assert any(t.how == "fuzzy" for t in answer.trace)
+
+
+def test_hot_uses_scored_leads_and_says_when_missing(ctx):
+    assert sorted(ids("hot leads in fintech", ctx)) == ["c1", "c4"]
+    bare = NLQContext.from_tables(make_tables())
+    answer = ask("hot leads in fintech", bare, as_of=AS_OF)
+    assert not answer.high_confidence
+    assert any("scored_leads" in m for m in answer.missing)
+
+
+def test_stuck_means_long_in_stage(ctx):
+    assert sorted(ids("stuck deals", ctx)) == ["d1", "d4", "d5"]
+
+
+# ---- similarity and free text --------------------------------------------------------------------------
+class FakeSimilarity:
+    def __init__(self):
+        self.calls = []
+
+    def similar(self, entity_type, entity_id, limit=10, min_similarity=None, filters=None):
+        self.calls.append((entity_type, entity_id))
+        return [{"id": "c7", "similarity": 0.9}, {"id": "c5", "similarity": 0.8}, {"id": "c3", "similarity": 0.5}]
+
+    def search(self, text, entity_types=None, mode="hybrid", limit=10, filters=None):
+        self.calls.append(("search", text))
+        return [{"id": "a4", "similarity": 0.7}]
+
+
+def test_similarity_anchor_uses_the_backend(ctx):
+    fake = FakeSimilarity()
+    answer = ask("contacts like Alice Johnson", ctx, as_of=AS_OF, similarity=fake)
+    assert fake.calls == [("contact", "c1")]
+    assert answer.ids == ["c7", "c5", "c3"] and answer.high_confidence
+    assert ask("contacts like Alice Johnson in fintech", ctx, as_of=AS_OF, similarity=fake).ids == ["c7"]
+
+
+def test_similarity_without_index_is_flagged(ctx):
+    answer = ask("contacts similar to Alice Johnson", ctx, as_of=AS_OF)
+    assert answer.ids and "c1" not in answer.ids
+    assert not answer.high_confidence and answer.missing
+
+
+def test_free_text_part(ctx):
+    answer = ask("contacts who mentioned pricing concerns", ctx, as_of=AS_OF)
+    assert answer.plan.text.text == "pricing concerns" and answer.ids == ["c1"]
+    fake = FakeSimilarity()
+    assert ask("deals where they talked about budget worries", ctx, as_of=AS_OF, similarity=fake).ids == ["d4"]
+
+
+# ---- honest failure ------------------------------------------------------------------------------------
+def test_unknown_words_are_reported_with_suggestions(ctx):
+    answer = ask("deals in the zorblax sector", ctx, as_of=AS_OF)
+    assert not answer.understood and not answer.high_confidence
+    assert "zorblax" in answer.unknown_words
+    assert answer.suggestions
+    answer = ask("companies in helthcar and softwar", ctx, as_of=AS_OF)
+    assert answer.understood or answer.suggestions
+
+
+def test_unknown_word_near_a_value_suggests_it(ctx):
+    answer = ask("deals for analyticz product frobnicate", ctx, as_of=AS_OF)
+    assert "frobnicate" in answer.unknown_words
+    assert not answer.high_confidence
+
+
+def test_or_between_different_conditions_is_not_high_confidence(ctx):
+    answer = ask("deals over $100k or under $5k", ctx, as_of=AS_OF)
+    assert not answer.high_confidence
+
+
+def test_as_of_hint_for_an_old_export():
+    tables = make_tables()
+    ctx = NLQContext.from_tables(tables)
+    answer = ask("won deals last quarter", ctx, as_of="2028-06-01")
+    assert any("--as-of" in h for h in answer.hints)
+    assert not answer.high_confidence
+    assert not any("--as-of" in h for h in ask("won deals last quarter", ctx, as_of=AS_OF).hints)
+
+
+# ---- the plan is data ----------------------------------------------------------------------------------
+def test_plan_round_trips_as_json_and_words(ctx):
+    answer = ask("won deals over $5k in the technology sector last quarter", ctx, as_of=AS_OF)
+    data = answer.plan_json()
+    assert json.loads(json.dumps(data)) == data
+    assert data["target"] == "deals"
+    assert "technology" in answer.plan_words().lower()
+    assert any(t.words == "last quarter" for t in answer.trace)
+
+
+def test_injection_attempts_stay_data(ctx):
+    answer = ask("deals; DROP TABLE deals; __import__('os').system('echo hi')", ctx, as_of=AS_OF)
+    assert not answer.high_confidence and not answer.understood
+    assert isinstance(answer.plan, Plan)
+
+
+def test_executor_rejects_unknown_names(ctx):
+    bad = Plan(target="deals", filters=(FieldFilter("deals", "__class__", "eq", "x"),))
+    with pytest.raises(ValueError):
+        ctx.executor.run(bad)
+    with pytest.raises(ValueError):
+        ctx.executor.run(Plan(target="deals", filters=(FieldFilter("deals", "stage", "exec", "x"),)))
+
+
+def test_no_code_path_executes_strings():
+    root = Path(__file__).resolve().parents[1] / "holocrm_core" / "nlq"
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec", "compile", "__import__"), path
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("sql", "SQLContext"), path

@@ -1,0 +1,342 @@
+"""Semantic layer: entity text, embeddings (incremental, spectral scales), the LanceDB store and its assets."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+from holocrm_core.embedding import SpectralRotation, embed_documents, load_embedder, vectors_matrix  # noqa: E402
+from holocrm_core.schema import ENTITIES  # noqa: E402
+from holocrm_core.store import SimilarityStore, filter_sql  # noqa: E402
+from holocrm_core.text import entity_documents  # noqa: E402
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def _table(entity: str, rows: list[dict], extra: dict | None = None) -> pl.DataFrame:
+    schema = dict(ENTITIES[entity]) | (extra or {})
+    return pl.DataFrame([{c: r.get(c) for c in schema} for r in rows], schema=schema)
+
+
+def small_crm() -> dict[str, pl.DataFrame]:
+    companies = _table("companies", [
+        {"company_id": "co-acme", "name": "Acme Payments Inc.", "industry": "fintech", "size_band": "smb",
+         "country": "United States", "tags": ["target-account"], "notes": "Card processing for online shops."},
+        {"company_id": "co-mercy", "name": "Mercy Health Group", "industry": "healthcare", "size_band": "enterprise",
+         "country": "Germany", "tags": ["public-sector"], "notes": "Hospital network with 40 clinics."},
+        {"company_id": "co-steel", "name": "Northern Steel Works", "industry": "manufacturing", "size_band": "mid_market",
+         "country": "Canada", "tags": [], "notes": "Steel beams and rolled products."},
+    ], extra={"cf_account_tier": pl.String})
+    companies = companies.with_columns(pl.Series("cf_account_tier", ["gold", "silver", None]))
+    contacts = _table("contacts", [
+        {"contact_id": "ct-alice", "first_name": "Alice", "last_name": "Smith", "full_name": "Alice Smith",
+         "email": "alice.smith@acmepay.com", "title": "Chief Financial Officer", "seniority": "c_level",
+         "company_id": "co-acme", "company_name": "Acme Payments Inc.", "owner": "dana", "lifecycle_status": "lead",
+         "tags": ["decision-maker"], "created_at": T0},
+        {"contact_id": "ct-alice-dup", "first_name": "Alice", "last_name": "Smyth", "full_name": "Alice Smyth",
+         "email": "asmith@acmepay.com", "title": "CFO", "seniority": "c_level",
+         "company_id": "co-acme", "company_name": "Acme Payments", "owner": "dana", "lifecycle_status": "lead",
+         "tags": ["decision-maker"], "created_at": T0 + timedelta(days=30)},
+        {"contact_id": "ct-bob", "first_name": "Robert", "last_name": "Jones", "full_name": "Robert Jones",
+         "email": "rjones@mercy.de", "title": "Head of Nursing", "seniority": "director",
+         "company_id": "co-mercy", "company_name": "Mercy Health Group", "owner": "eli", "lifecycle_status": "customer",
+         "tags": ["champion"], "created_at": T0},
+        {"contact_id": "ct-carol", "first_name": "Carol", "last_name": "Nguyen", "full_name": "Carol Nguyen",
+         "email": "carol@northernsteel.ca", "title": "Plant Manager", "seniority": "manager",
+         "company_id": "co-steel", "company_name": "Northern Steel Works", "owner": "eli", "lifecycle_status": "qualified",
+         "tags": [], "created_at": T0},
+        {"contact_id": "ct-dan", "first_name": "Daniel", "last_name": "Okafor", "full_name": "Daniel Okafor",
+         "email": "dan@acmepay.com", "title": "Software Engineer", "seniority": "individual",
+         "company_id": "co-acme", "company_name": "Acme Payments Inc.", "owner": "dana", "lifecycle_status": "lead",
+         "tags": ["technical"], "created_at": T0},
+    ], extra={"cf_preferred_language": pl.String})
+    contacts = contacts.with_columns(pl.Series("cf_preferred_language", ["English", None, "German", None, "Spanish"]))
+    deals = _table("deals", [
+        {"deal_id": "dl-1", "title": "Acme Payments - Analytics Suite", "company_id": "co-acme", "contact_id": "ct-alice",
+         "stage": "negotiation", "owner": "dana", "product": "Analytics Suite", "created_at": T0},
+        {"deal_id": "dl-2", "title": "Mercy Health renewal", "company_id": "co-mercy", "contact_id": "ct-bob",
+         "stage": "won", "owner": "eli", "product": "Support Plus", "created_at": T0},
+        {"deal_id": "dl-3", "title": "Northern Steel pilot", "company_id": "co-steel", "contact_id": "ct-carol",
+         "stage": "prospecting", "owner": "eli", "product": "Data Platform", "created_at": T0},
+    ])
+    activities = _table("activities", [
+        {"activity_id": "ac-cost", "type": "note", "contact_id": "ct-alice", "deal_id": "dl-1", "company_id": "co-acme",
+         "occurred_at": T0 + timedelta(days=2), "subject": "Call recap",
+         "body": "She is worried about the cost and asked whether we can lower the price next year.", "owner": "dana"},
+        {"activity_id": "ac-rollout", "type": "meeting", "contact_id": "ct-bob", "deal_id": "dl-2", "company_id": "co-mercy",
+         "occurred_at": T0 + timedelta(days=3), "subject": "Rollout planning",
+         "body": "Planned the rollout to the clinics, training for nurses in April.", "owner": "eli"},
+        {"activity_id": "ac-safety", "type": "email", "contact_id": "ct-carol", "deal_id": "dl-3", "company_id": "co-steel",
+         "occurred_at": T0 + timedelta(days=4), "subject": "Sensor specs",
+         "body": "Sent the temperature sensor specifications for the furnace line.", "owner": "eli"},
+        {"activity_id": "ac-dan", "type": "call", "contact_id": "ct-dan", "deal_id": None, "company_id": "co-acme",
+         "occurred_at": T0 + timedelta(days=5), "subject": "API questions",
+         "body": "Asked about webhooks and the REST API rate limits.", "owner": "dana"},
+    ])
+    return {"companies": companies, "contacts": contacts, "deals": deals, "activities": activities}
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    # the reference backend: loads in seconds and needs no export step
+    return load_embedder(backend="torch")
+
+
+@pytest.fixture(scope="session")
+def crm():
+    return small_crm()
+
+
+@pytest.fixture()
+def store(tmp_path, embedder, crm):
+    documents = entity_documents(crm)
+    run = embed_documents(documents, embedder)
+    store = SimilarityStore(str(tmp_path / "lancedb"), embedder=embedder)
+    store.sync(documents, run.vectors)
+    return store
+
+
+# ------------------------------------------------------------------------------------------ text
+def test_entity_documents_cover_every_entity_with_custom_fields_and_recent_activity(crm):
+    documents = entity_documents(crm)
+    assert documents.group_by("entity_type").len().sort("entity_type").rows() == [
+        ("activity", 4), ("company", 3), ("contact", 5), ("deal", 3)
+    ]
+    alice = documents.filter(pl.col("entity_id") == "ct-alice").row(0, named=True)
+    assert "Chief Financial Officer" in alice["text"]
+    assert "preferred language: English" in alice["text"]
+    assert "worried about the cost" in alice["text"]  # recent activity
+    assert alice["industry"] == "fintech" and alice["owner"] == "dana" and alice["company_id"] == "co-acme"
+    acme = documents.filter(pl.col("entity_id") == "co-acme").row(0, named=True)
+    assert "account tier: gold" in acme["text"] and acme["size_band"] == "smb"
+    deal = documents.filter(pl.col("entity_id") == "dl-1").row(0, named=True)
+    assert deal["stage"] == "negotiation" and "Alice Smith" in deal["text"]
+    assert documents.get_column("content_hash").n_unique() == len(documents)
+
+
+def test_content_hash_changes_only_with_the_text(crm):
+    before = entity_documents(crm)
+    changed = dict(crm)
+    changed["contacts"] = crm["contacts"].with_columns(
+        pl.when(pl.col("contact_id") == "ct-carol").then(pl.lit("VP of Operations")).otherwise(pl.col("title")).alias("title")
+    )
+    after = entity_documents(changed)
+    diff = before.join(after, on=["entity_type", "entity_id"]).filter(pl.col("content_hash") != pl.col("content_hash_right"))
+    # Carol's own document and the deal that names her? No: deals name the contact, not the title.
+    assert diff.get_column("entity_id").to_list() == ["ct-carol"]
+
+
+# ------------------------------------------------------------------------------------------ embeddings
+def test_embedder_returns_unit_vectors_and_reuses_identical_texts(embedder):
+    vectors = embedder.encode(["budget concerns", "worried about the cost", "budget concerns"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(vectors[0], vectors[2])
+    assert float(vectors[0] @ vectors[1]) > 0.4
+
+
+def test_incremental_rerun_embeds_only_changed_rows_and_drops_deleted(embedder, crm):
+    documents = entity_documents(crm)
+    first = embed_documents(documents, embedder)
+    assert first.new == len(documents) and first.reused == 0
+
+    again = embed_documents(documents, embedder, first.vectors)
+    assert again.new == 0 and again.reused == len(documents) and again.deleted == 0
+    assert np.array_equal(vectors_matrix(again.vectors), vectors_matrix(first.vectors))
+
+    changed = dict(crm)
+    changed["companies"] = crm["companies"].with_columns(
+        pl.when(pl.col("company_id") == "co-steel").then(pl.lit("Now also aluminium.")).otherwise(pl.col("notes")).alias("notes")
+    )
+    changed["deals"] = crm["deals"].filter(pl.col("deal_id") != "dl-2")
+    changed["activities"] = crm["activities"].filter(pl.col("deal_id").is_null() | (pl.col("deal_id") != "dl-2"))
+    later = entity_documents(changed)
+    third = embed_documents(later, embedder, again.vectors)
+    # the steel company changed; Bob and Mercy lost their recent activity text, so they changed too
+    assert third.changed == 3 and third.new == 3
+    assert third.deleted == 2  # deal dl-2 and activity ac-rollout
+    assert third.reused == len(later) - 3
+    assert set(third.vectors.get_column("entity_id")) == set(later.get_column("entity_id"))
+
+
+def test_spectral_prefixes_reconstruct_better_than_random_dimensions():
+    rng = np.random.default_rng(0)
+    # anisotropic data, as sentence embeddings are: a few directions carry most of the variance
+    basis = np.linalg.qr(rng.normal(size=(384, 384)))[0]
+    scales = np.exp(-np.arange(384) / 40.0)
+    vectors = (rng.normal(size=(3000, 384)) * scales) @ basis.T + 0.05
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rotation = SpectralRotation.fit(vectors[:2000])
+    test = vectors[2000:]
+    for scale in (96, 192):
+        spectral_error = np.linalg.norm(test - rotation.reconstruct(test, scale), axis=1).mean()
+        dims = rng.choice(384, scale, replace=False)
+        random_view = np.zeros_like(test)
+        random_view[:, dims] = test[:, dims]
+        random_error = np.linalg.norm(test - random_view, axis=1).mean()
+        assert spectral_error < 0.5 * random_error
+    assert rotation.explained_variance(96) > rotation.explained_variance(48) > 0.5
+    # orthogonal: at full scale dot products are unchanged
+    full = rotation.transform(test[:10], 384)
+    assert np.allclose(full @ full.T, test[:10] @ test[:10].T, atol=1e-4)
+
+
+def test_spectral_rotation_round_trips_through_npz(tmp_path):
+    vectors = np.random.default_rng(1).normal(size=(200, 384)).astype(np.float32)
+    rotation = SpectralRotation.fit(vectors)
+    loaded = SpectralRotation.load(rotation.save(tmp_path / "rotation.npz"))
+    assert loaded.version == rotation.version
+    assert np.allclose(loaded.transform(vectors, 96), rotation.transform(vectors, 96))
+
+
+# ------------------------------------------------------------------------------------------ store
+def test_paraphrased_note_finds_its_activity(store):
+    hits = store.search("budget concerns", entity_types=["activity"], mode="vector", limit=3)
+    assert hits[0]["id"] == "ac-cost"
+    # word search alone cannot find it: no word in common
+    assert all(h["id"] != "ac-cost" for h in store.search("budget concerns", entity_types=["activity"], mode="fulltext"))
+    hybrid = store.search("budget concerns", mode="hybrid", limit=5)
+    assert hybrid[0]["id"] in {"ac-cost", "ct-alice", "dl-1"}
+
+
+def test_duplicate_of_alice_is_her_top_similar_contact(store):
+    similar = store.similar("contact", "ct-alice", limit=3)
+    assert similar[0]["id"] == "ct-alice-dup"
+    assert all(r["id"] != "ct-alice" for r in similar)
+    assert similar[0]["similarity"] > similar[1]["similarity"]
+    assert store.similar("contact", "ct-alice", min_similarity=0.99) == []
+
+
+def test_filters_exclude_what_they_should(store):
+    results = store.similar("contact", "ct-alice", limit=10, filters={"owner": "eli"})
+    assert {r["id"] for r in results} == {"ct-bob", "ct-carol"}
+    deals = store.search("pilot project", entity_types=["deal"], mode="hybrid", filters={"stage": ["won", "prospecting"]})
+    assert {r["id"] for r in deals} <= {"dl-2", "dl-3"} and deals
+    fintech = store.search("payments", mode="vector", limit=20, filters={"industry": "fintech"})
+    assert fintech and all(r["industry"] == "fintech" for r in fintech)
+    with pytest.raises(ValueError):
+        filter_sql({"text; drop": "x"})
+    assert filter_sql({"owner": "o'neil"}) == "owner = 'o''neil'"
+
+
+def test_fulltext_finds_exact_words(store):
+    hits = store.search("webhooks", mode="fulltext")
+    # the call itself, Dan (recent activity) and his company (recent activity): nothing else says "webhooks"
+    assert {h["id"] for h in hits} == {"ac-dan", "ct-dan", "co-acme"}
+    assert store.search("webhooks", entity_types=["activity"], mode="fulltext")[0]["id"] == "ac-dan"
+
+
+def test_sync_deletes_gone_entities_and_pinned_version_still_loads(store, embedder, crm):
+    pinned = store.versions()
+    changed = dict(crm)
+    changed["contacts"] = crm["contacts"].filter(pl.col("contact_id") != "ct-alice-dup")
+    documents = entity_documents(changed)
+    run = embed_documents(documents, embedder)
+    reports = store.sync(documents, run.vectors)
+    assert reports["contact"].deleted == 1 and reports["contact"].new == 0
+    assert reports["deal"].reused == 3 and reports["deal"].updated == 0
+    assert store.versions()["contact"] > pinned["contact"]
+    assert store.similar("contact", "ct-alice", limit=1)[0]["id"] != "ct-alice-dup"
+    with pytest.raises(KeyError):
+        store.similar("contact", "ct-alice-dup")
+
+    old = SimilarityStore(store.uri, version=pinned, embedder=embedder)
+    assert old.versions()["contact"] == pinned["contact"]
+    assert old.similar("contact", "ct-alice", limit=1)[0]["id"] == "ct-alice-dup"
+
+
+def test_unchanged_sync_writes_nothing_new(store, embedder, crm):
+    documents = entity_documents(crm)
+    before = store.versions()
+    reports = store.sync(documents, embed_documents(documents, embedder).vectors)
+    assert all(r.new == 0 and r.updated == 0 and r.deleted == 0 for r in reports.values())
+    assert store.versions() == before
+
+
+def test_ann_index_path_matches_exact_search(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 3000
+    centers = rng.normal(size=(30, 384))
+    vectors = centers[rng.integers(0, 30, n)] + 0.6 * rng.normal(size=(n, 384))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    documents = pl.DataFrame({
+        "entity_type": ["company"] * n,
+        "entity_id": [f"co-{i}" for i in range(n)],
+        "text": [f"company number {i}" for i in range(n)],
+        "content_hash": [f"h{i}" for i in range(n)],
+    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
+                     ("name", "industry", "stage", "owner", "company_id", "contact_id", "size_band",
+                      "lifecycle_status", "country", "activity_type")])
+    store = SimilarityStore(str(tmp_path / "ann"))
+    reports = store.sync(documents, vectors, ann_min_rows=1000)
+    assert reports["company"].ann_index is not None
+    hits = 0
+    for q in range(20):
+        exact = np.argsort(-(vectors @ vectors[q]))[1:11]
+        found = store.similar("company", f"co-{q}", limit=10)
+        hits += len({f"co-{i}" for i in exact} & {r["id"] for r in found})
+    assert hits / 200 >= 0.9
+
+
+# ------------------------------------------------------------------------------------------ assets
+def _write_staged(home, tables):
+    from holocrm_core.warehouse import Warehouse
+
+    warehouse = Warehouse(home / "warehouse")
+    for entity, frame in tables.items():
+        warehouse.write(f"staged_{entity}", frame)
+    return warehouse
+
+
+def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
+    import dagster as dg
+
+    from pipelines.assets import semantic
+    from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
+
+    home = tmp_path / "home"
+    warehouse = _write_staged(home, crm)
+    staged_specs = [dg.AssetSpec(f"staged_{e}") for e in ("contacts", "companies", "deals", "activities")]
+    resources = {
+        "storage": StorageResource(home=str(home)),
+        "lancedb": LanceDBResource(uri=str(tmp_path / "lancedb")),
+        "embedder": EmbedderResource(backend="torch"),
+    }
+    assets = [*staged_specs, semantic.entity_documents, semantic.embeddings, semantic.similarity_index,
+              semantic.duplicate_candidates]
+    selection = ["entity_documents", "embeddings", "similarity_index", "duplicate_candidates"]
+    result = dg.materialize(assets, resources=resources, selection=selection)
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    meta = {e.event_specific_data.materialization.asset_key.path[-1]: e.event_specific_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    assert meta["embeddings"]["new"].value == 15 and meta["embeddings"]["reused"].value == 0
+    assert meta["similarity_index"]["versions"].value["contact"] >= 1
+
+    duplicates = warehouse.read("duplicate_candidates")
+    contact_pairs = duplicates.filter(pl.col("entity_type") == "contact")
+    assert contact_pairs.select("id_a", "id_b").row(0) == ("ct-alice", "ct-alice-dup")
+    proposals = warehouse.read("merge_proposals")
+    alice = proposals.filter(pl.col("entity_type") == "contact").row(0, named=True)
+    assert alice["survivor_id"] == "ct-alice" and alice["merged_ids"] == ["ct-alice-dup"]
+    assert warehouse.read("entity_documents").height == 15
+
+    # a re-run with one contact changed embeds only what changed
+    changed = crm["contacts"].with_columns(
+        pl.when(pl.col("contact_id") == "ct-dan").then(pl.lit("Staff Engineer")).otherwise(pl.col("title")).alias("title")
+    )
+    warehouse.write("staged_contacts", changed)
+    again = dg.materialize(assets, resources=resources, selection=["entity_documents", "embeddings", "similarity_index"])
+    meta = {e.event_specific_data.materialization.asset_key.path[-1]: e.event_specific_data.materialization.metadata
+            for e in again.get_asset_materialization_events()}
+    assert meta["embeddings"]["new"].value == 1 and meta["embeddings"]["reused"].value == 14
+    assert meta["similarity_index"]["updated"].value == 1

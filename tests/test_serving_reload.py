@@ -1,0 +1,104 @@
+"""Serving reloads a newly promoted champion (MLflow registry in a tmp SQLite store) without dropping requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from holocrm_core.serving import ServingSettings, create_app
+from test_serving import build_home
+
+MODEL = "holocrm_lead_scorer"
+
+
+def register_champion(tables: dict[str, pl.DataFrame], flip: bool) -> str:
+    """Fit the weighted heuristic on the tiny tables, log it as the real ScorerModel pyfunc, promote it."""
+    import mlflow
+
+    from holocrm_core.outcomes import build_features_for
+    from holocrm_core.scoring import WeightedHeuristicScorer
+    from holocrm_core.scoring.pyfunc import ScorerModel
+
+    ids = tables["staged_contacts"]["contact_id"].to_list()
+    features = build_features_for("contact", ids, tables)
+    labels = np.array([1, 1, 0, 1, 0, 0])
+    scorer = WeightedHeuristicScorer().fit(features, 1 - labels if flip else labels)
+    mlflow.set_experiment("serving-reload-test")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ScorerModel(scorer, "contact", "heuristic"),
+            registered_model_name=MODEL, pip_requirements=["mlflow", "polars", "numpy"],
+        )
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", version)
+    return version
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    wh = build_home(tmp_path)
+    tables = {name: wh.read(name) for name in ("staged_contacts", "staged_deals")}
+    return tmp_path, wh, tables
+
+
+@pytest.mark.slow
+def test_new_champion_is_served_after_reload_without_dropping_requests(registry):
+    home, wh, tables = registry
+    v1 = register_champion(tables, flip=False)
+    # The pipeline's scored_leads says which model made it: version 1.
+    wh.write("scored_leads", wh.read("scored_leads").with_columns(pl.lit(v1).alias("model_version")))
+
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0.3)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        health = client.get("/health").json()
+        assert health["models"][MODEL]["version"] == v1
+        first = client.get("/api/contacts/C1/score").json()
+        assert first["source"] == "scored_table" and first["model"]["version"] == v1
+
+        # Keep asking while the new champion is promoted and picked up by the background reload.
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                statuses.append(client.get("/api/contacts/C2/score").status_code)
+
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        try:
+            v2 = register_champion(tables, flip=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if client.get("/health").json()["models"].get(MODEL, {}).get("version") == v2:
+                    break
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            worker.join()
+        assert v2 != v1
+        assert client.get("/health").json()["models"][MODEL]["version"] == v2
+        assert statuses and set(statuses) == {200}, f"requests failed during the reload: {set(statuses)}"
+
+        # scored_leads came from v1: the new champion now scores live, with reasons.
+        second = client.get("/api/contacts/C1/score").json()
+        assert second["model"]["version"] == v2 and second["source"] == "champion"
+        assert 0.0 <= second["score"] <= 1.0 and isinstance(second["reasons"], list)
+        # A contact missing from scored_leads is scored by the champion too.
+        assert client.get("/api/contacts/C5/score").json()["source"] == "champion"
+        assert f'holocrm_model_version{{model="{MODEL}"}} {float(v2)}' in client.get("/metrics").text
+
+        # On-demand reload: nothing changed, nothing swapped.
+        assert client.post("/api/admin/reload").json()["swapped"] is False

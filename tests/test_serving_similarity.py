@@ -1,0 +1,82 @@
+"""Serving over a real (tiny) LanceDB similarity index: similar contacts, semantic search, pinned versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from holocrm_core.serving import ServingSettings, create_app
+from test_serving import assert_error, build_home
+
+store_module = pytest.importorskip("holocrm_core.store", reason="the similarity store is not part of this build")
+
+
+def build_index(home, wh) -> None:
+    from holocrm_core.text import entity_documents
+
+    tables = {name.removeprefix("staged_"): wh.read(name) for name in ("staged_contacts", "staged_deals")}
+    docs = entity_documents(tables)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(len(docs), 384)).astype(np.float32)
+    ids = docs["entity_id"].to_list()
+    # C5 is a near copy of C1: it must come back as C1's most similar contact.
+    vectors[ids.index("C5")] = vectors[ids.index("C1")] + 0.05 * rng.normal(size=384)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store_module.SimilarityStore(str(home / "lancedb")).sync(docs, vectors)
+
+
+@pytest.fixture
+def indexed_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    wh = build_home(tmp_path)
+    build_index(tmp_path, wh)
+    return tmp_path, wh
+
+
+def test_similar_contacts_and_search_from_the_pinned_index(indexed_home):
+    home, wh = indexed_home
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        health = client.get("/health").json()
+        assert "similarity" not in health["missing"] and health["index_versions"]["contact"] >= 1
+        pinned = health["index_versions"]["contact"]
+
+        body = client.get("/api/contacts/C1/similar", params={"limit": 3}).json()
+        assert body["results"][0]["id"] == "C5" and body["results"][0]["similarity"] > 0.9
+        assert len(body["results"]) == 3 and all(r["id"] != "C1" for r in body["results"])
+        high = client.get("/api/contacts/C1/similar", params={"min_similarity": 0.9}).json()
+        assert [r["id"] for r in high["results"]] == ["C5"]
+        assert_error(client.get("/api/contacts/C404/similar"), 404, "not_found")
+
+        found = client.post("/api/search/semantic",
+                            json={"query": "Person 3", "mode": "fulltext", "entity_types": ["contacts"]}).json()
+        assert found["results"] and found["results"][0]["id"] == "C3"
+        assert all(r["entity_type"] == "contact" for r in found["results"])
+
+        # The pipeline re-syncs the index (a new table version): the server keeps its pinned version until
+        # it reloads, then serves the newest.
+        wh.write("staged_contacts", wh.read("staged_contacts").with_columns(
+            pl.when(pl.col("contact_id") == "C3").then(pl.lit("Zelda Quux")).otherwise(pl.col("full_name"))
+            .alias("full_name")))
+        build_index(home, wh)
+        assert client.get("/health").json()["index_versions"]["contact"] == pinned
+        assert client.post("/api/admin/reload").json()["swapped"] is True
+        assert client.get("/health").json()["index_versions"]["contact"] > pinned
+        renamed = client.post("/api/search/semantic", json={"query": "Zelda", "mode": "fulltext"}).json()
+        assert renamed["results"] and renamed["results"][0]["id"] == "C3"
+
+
+@pytest.mark.slow
+def test_hybrid_search_uses_the_offline_embedder(indexed_home, monkeypatch):
+    home, _ = indexed_home
+    # The torch backend loads in seconds; the ONNX fast path would first export the model into this tmp home.
+    monkeypatch.setenv("HOLOCRM_EMBED_BACKEND", "torch")
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        body = client.post("/api/search/semantic", json={"query": "Fleet renewal", "limit": 5}).json()
+        assert body["mode"] == "hybrid" and body["results"]
+        assert body["results"][0]["id"] == "D1"  # the deal titled "Fleet renewal"
+        assert "fulltext" in body["results"][0]["matched_by"]
