@@ -356,6 +356,7 @@ def main() -> None:
     chosen = [e for e in args.endpoints.split(",") if e] or list(specs)
 
     proc, url = start_server(home)
+    load_before = os.getloadavg()
     results: dict = {}
     try:
         import httpx
@@ -388,6 +389,8 @@ def main() -> None:
         "data": counts,
         "data_build_seconds": round(build_seconds, 1),
         "cpu_count": os.cpu_count(),
+        # Other work on the machine inflates every figure: the 1-minute load average before and after.
+        "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "served": {"index_versions": health.get("index_versions"), "models": health.get("models"),
                    "missing": sorted(health.get("missing", {}))},
         "client": args.client,

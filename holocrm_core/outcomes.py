@@ -24,7 +24,8 @@ from holocrm_core.schema import CUSTOM_PREFIX, UTC_TIME, ENTITIES
 
 ENTITIES_SCORED = ("contact", "deal")
 ACTIVITY_TYPES = ("email", "call", "meeting", "note", "proposal")
-RECENT_NOTES = 5  # the last few notes carry the buying signals; older ones mostly repeat them
+RECENT_NOTES = 5  # what the optional note embedding reads
+MAX_NOTES = 40  # notes per record kept as features, most recent first
 NOTE_CHARS = 300
 DAY_US = 86_400_000_000
 
@@ -224,7 +225,7 @@ def _activity_features(rows: pl.DataFrame, joined: pl.DataFrame) -> pl.DataFrame
         (age_days <= 90).sum().alias("n_activities_90d"),
         age_days.min().alias("days_since_last_activity"),
         age_days.max().alias("days_since_first_activity"),
-        text.sort_by(pl.col("occurred_at"), descending=True).head(RECENT_NOTES).str.join(" | ").alias("text_recent_notes"),
+        text.sort_by(pl.col("occurred_at"), descending=True).head(MAX_NOTES).alias("text_notes"),
     )
     out = rows.select("_row").join(aggregates, on="_row", how="left")
     counts = ["n_activities", *[f"n_{t}" for t in ACTIVITY_TYPES], "n_inbound", "n_activities_30d", "n_activities_90d"]
@@ -301,15 +302,17 @@ def _deal_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataF
     base = base.join(
         t["contacts"].select("contact_id", pl.col("seniority")), on="contact_id", how="left"
     ).with_columns(_days_between("cutoff", "_deal_created_at").clip(lower_bound=0).alias("deal_age_days"))
-    # A deal's activities: those logged on it, plus its contact's activities logged without a deal.
+    # A deal's activities are those logged on it; an export that links none to the deal falls back to
+    # its contact's activities logged without a deal.
     acts = t["activities"]
     on_deal = acts.filter(pl.col("deal_id").is_not_null())
     loose = acts.filter(pl.col("deal_id").is_null()).drop("deal_id")
     deal_points = base.select("_row", "deal_id", "contact_id", "cutoff")
+    has_linked = pl.col("deal_id").is_in(on_deal["deal_id"].unique().to_list())
     linked = pl.concat(
         [
             deal_points.join(on_deal.select("deal_id", *ACTIVITY_COLUMNS), on="deal_id", how="inner"),
-            deal_points.join(loose.select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"),
+            deal_points.filter(~has_linked).join(loose.select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"),
         ]
     )
     activity = _activity_features(deal_points, linked)
@@ -329,6 +332,7 @@ def build_features_for(
     ``as_of`` is one time for all ids (serving: now; default the export's snapshot time) or one time per id
     (training: each outcome's time). Only activities strictly before it count. Columns: the id
     (``contact_id`` / ``deal_id``), ``as_of``, then features (see ``holocrm_core.scoring.features``).
+    ``text_notes`` lists the notes (subject + body) of those activities, most recent first.
     ``embedder`` (``encode(texts) -> (n, d)``) adds ``emb_recent_notes``, an embedding of the recent notes.
     """
     if entity not in ENTITIES_SCORED:
@@ -341,7 +345,7 @@ def build_features_for(
     features = _lead_features(points, t) if entity == "contact" else _deal_features(points, t)
     features = features.sort("_row").drop("_row").rename({"cutoff": "as_of"})
     if embedder is not None and len(features):
-        texts = features["text_recent_notes"].fill_null("").to_list()
+        texts = [" | ".join((notes or [])[:RECENT_NOTES]) for notes in features["text_notes"].to_list()]
         vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
         vectors[np.array([not s for s in texts])] = np.nan  # no notes = missing, not the empty-string vector
         features = features.with_columns(
@@ -375,6 +379,25 @@ def _predictions_at_the_time(outcomes: pl.DataFrame, previous_scores: pl.DataFra
     ).drop("_prior_score", "_prior_version", "_scored_at", "_usable")
 
 
+def post_outcome_fields(decided: pl.DataFrame, still_open: pl.DataFrame, min_open: int = 20) -> list[str]:
+    """Categorical fields that are filled in at the outcome (e.g. a forecast category of "closed"): most
+    decided records carry a value no open record has. Such a field would leak the answer, so it is not
+    learned from. Judged only when enough open records exist to show what "before the outcome" looks like."""
+    from holocrm_core.scoring.features import column_kind, feature_columns
+
+    if still_open.height < min_open:
+        return []
+    leaky = []
+    for column in feature_columns(decided):
+        if column not in still_open.columns or column_kind(column, decided.schema[column]) != "categorical":
+            continue
+        values = decided[column].drop_nulls()
+        open_values = set(still_open[column].drop_nulls().to_list())
+        if len(values) and open_values and values.is_in(list(open_values)).mean() < 0.5:
+            leaky.append(column)
+    return leaky
+
+
 def build_outcome_dataset(
     tables: dict[str, pl.DataFrame],
     field_outcomes: pl.DataFrame | None = None,
@@ -397,6 +420,9 @@ def build_outcome_dataset(
             continue
         features = build_features_for(entity, outcomes["entity_id"], t, outcomes["outcome_at"], embedder=embedder)
         id_name = "contact_id" if entity == "contact" else "deal_id"
+        still_open = build_features_for(entity, open_ids(entity, t), t)
+        leaky = post_outcome_fields(features, still_open)
+        features = features.drop(leaky)
         parts.append(pl.concat([outcomes.select(OUTCOME_COLUMNS), features.drop(id_name, "as_of")], how="horizontal"))
     if not parts:
         return pl.DataFrame(
@@ -414,15 +440,18 @@ def build_outcome_dataset(
     return pl.concat(parts, how="diagonal_relaxed").sort("outcome_at")
 
 
-def open_ids(entity: str, tables: dict[str, pl.DataFrame]) -> list[str]:
-    """Leads not yet converted or disqualified; deals not yet won or lost: what gets scored."""
+def open_ids(entity: str, tables: dict[str, pl.DataFrame], field_outcomes: pl.DataFrame | None = None) -> list[str]:
+    """Leads not yet converted or disqualified; deals not yet won or lost (in the export or in the field)."""
     t = normalise_tables(tables)
     if entity == "contact":
         c = t["contacts"]
         decided = set(lead_outcomes(c)["entity_id"].to_list())
         return [i for i in c["contact_id"].to_list() if i not in decided]
     d = t["deals"]
-    return d.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"].to_list()
+    closed_in_field = [] if field_outcomes is None else field_outcomes["deal_id"].to_list()
+    return d.filter(~pl.col("stage").is_in(["won", "lost"]) & ~pl.col("deal_id").is_in(closed_in_field))[
+        "deal_id"
+    ].to_list()
 
 
 # -- learning signals -------------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ QUARANTINE = pl.Schema(
         "record_id": pl.String,
         "column": pl.String,
         "value": pl.String,
-        "rule": pl.String,  # machine code: required, email, phone, date, money, currency, enum, duplicate_id, reference, file
+        # machine code: required, email, phone, date, money, currency, number, enum, duplicate_id, reference, file
+        "rule": pl.String,
         "reason": pl.String,  # sentence a person can act on
     }
 )
@@ -231,6 +232,7 @@ REQUIRED = {
 
 # (entity, column) -> (referenced entity). A value that is present must exist in the referenced table.
 REFERENCES = {
+    ("companies", "parent_company_id"): "companies",
     ("contacts", "company_id"): "companies",
     ("deals", "company_id"): "companies",
     ("deals", "contact_id"): "contacts",
@@ -238,6 +240,16 @@ REFERENCES = {
     ("activities", "deal_id"): "deals",
     ("activities", "company_id"): "companies",
     ("attachments", "activity_id"): "activities",
+}
+
+# Columns a usable export fills most of the time: (entity -> column -> highest acceptable null rate).
+# Required columns are never null; other canonical columns are optional and may be empty.
+NULL_RATE_LIMITS = {
+    "companies": {"industry": 0.5, "domain": 0.8},
+    "contacts": {"full_name": 0.2, "email": 0.5, "company_id": 0.5},
+    "deals": {"value": 0.5, "owner": 0.5, "currency": 0.5},
+    "activities": {"body": 0.8},
+    "attachments": {"media_type": 0.5},
 }
 
 # Order in which entities are staged so that referenced tables exist first.

@@ -256,3 +256,100 @@ def test_no_code_path_executes_strings():
                 assert node.func.id not in ("eval", "exec", "compile", "__import__"), path
             if isinstance(node, ast.Attribute):
                 assert node.attr not in ("sql", "SQLContext"), path
+
+
+def test_embedding_maps_unknown_words_to_the_nearest_value():
+    import numpy as np
+
+    axes = {"financial services": 0, "lenders": 0, "software": 1, "healthcare": 2, "technology": 3}
+
+    def embed(texts):
+        out = np.full((len(texts), 8), 0.01, dtype=np.float32)
+        for i, t in enumerate(texts):
+            if t in axes:
+                out[i, axes[t]] = 1.0
+            else:
+                out[i, 4 + hash(t) % 4] = 1.0
+        return out
+
+    ctx = NLQContext.from_tables(make_tables(), embed=embed)
+    answer = ask("companies in lenders", ctx, as_of=AS_OF)
+    assert sorted(answer.ids) == ["co1", "co3"]
+    assert any(t.how == "embedding" for t in answer.trace) and not answer.high_confidence
+
+
+def test_negated_stage_related_absence_and_numeric_columns(ctx):
+    assert sorted(ids("deals not won", ctx)) == ["d1", "d3", "d4", "d5", "d7"]
+    assert ids("companies without open deals", ctx) == ["co5"]
+    assert sorted(ids("companies with more than 1000 employees", ctx)) == ["co1", "co4", "co5"]
+    answer = ask("deals with a discount", ctx, as_of=AS_OF)
+    assert not answer.understood  # a column's name alone is not a condition: never silently ignored
+
+
+def test_group_ranked_by_a_measure(ctx):
+    answer = ask("top 1 owners by won deals", ctx, as_of=AS_OF)
+    assert answer.value == {"Sam Rep": 2}
+    answer = ask("which product has the most open pipeline", ctx, as_of=AS_OF)
+    assert answer.value == {"Platform USD": 190000.0}
+
+
+@pytest.mark.parametrize(
+    "phrase, start, end",
+    [
+        ("3 days ago", "2026-10-28", "2026-10-29"),
+        ("more than 30 days ago", None, "2026-10-02"),
+        ("older than 2 weeks", None, "2026-10-18"),
+        ("before 2017", None, "2017-01-01"),
+        ("after june 2016", "2016-07-01", None),
+        ("in q3", "2026-07-01", "2026-10-01"),
+        ("in q1 2017", "2017-01-01", "2017-04-01"),
+        ("h1 2017", "2017-01-01", "2017-07-01"),
+        ("ytd", "2026-01-01", "2026-11-01"),
+        ("yesterday", "2026-10-30", "2026-10-31"),
+        ("last week", "2026-10-19", "2026-10-26"),
+        ("the past week", "2026-10-25", "2026-11-01"),
+        ("last year", "2025-01-01", "2026-01-01"),
+        ("since march 5 2026", "2026-03-05", None),
+        ("on 2026-03-05", "2026-03-05", "2026-03-06"),
+        ("from jan 2017 to march 2017", "2017-01-01", "2017-04-01"),
+        ("since last month", "2026-09-01", None),
+        ("in december", "2025-12-01", "2026-01-01"),
+    ],
+)
+def test_more_time_phrases(phrase, start, end):
+    (found,) = find_times(phrase, AS_OF)
+    assert found.past == (d(start) if start else None, d(end) if end else None)
+
+
+def test_future_phrases_point_ahead():
+    (found,) = find_times("next quarter", AS_OF)
+    assert found.span_for(False) == (d("2027-01-01"), d("2027-04-01"))
+    (found,) = find_times("in 2 weeks", AS_OF)
+    assert found.span_for(True) == (d("2026-10-31"), d("2026-11-15"))
+    assert find_times("deals that may close", AS_OF) == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "average deal value of won deals", "total pipeline", "sum of deal value by industry", "5 oldest open deals",
+        "latest 3 emails", "contacts sorted by created date ascending", "companies with revenue over $100m",
+        "deals between 50 and 100k", "deals closing next month over 10k", "outbound emails this year",
+        "warm leads", "contacts we called in the past 30 days", "meetings with Alice Johnson",
+        "companies like Acme Bank", "deals for Hooli", "accounts with at least 2 contacts", "deals by owner",
+        "number of contacts per seniority", "which industry has the most won deals",
+    ],
+)
+def test_plans_render_as_json_and_words(ctx, question):
+    answer = ask(question, ctx, as_of=AS_OF)
+    data = answer.to_json()
+    assert json.loads(json.dumps(data, default=str))["plan"]["target"] in ("contacts", "companies", "deals", "activities")
+    assert answer.plan_words()
+    assert answer.understood, (question, answer.unknown_words)
+
+
+def test_aggregates_answer_with_numbers(ctx):
+    assert ask("average deal value of won deals", ctx, as_of=AS_OF).value == 5000.0
+    assert ask("total pipeline", ctx, as_of=AS_OF).value == {"EUR": 60000.0, "USD": 310000.0}
+    assert ask("accounts with at least 2 contacts", ctx, as_of=AS_OF).ids == ["co1", "co3"]
+    assert ask("companies like Acme Bank", ctx, as_of=AS_OF).ids[0] == "co3"  # same industry, no index

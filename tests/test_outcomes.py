@@ -52,8 +52,9 @@ def test_features_for_an_outcome_ignore_activities_dated_after_it():
     assert row["label"] == 1 and row["outcome_at"] == converted_at
     assert row["n_activities"] == 1  # only the one strictly before the conversion
     assert row["days_since_last_activity"] == pytest.approx(3.0)
-    assert "budget approved" in row["text_recent_notes"]
-    assert "signed" not in row["text_recent_notes"] and "kickoff" not in row["text_recent_notes"]
+    notes = " ".join(row["text_notes"])
+    assert "budget approved" in notes
+    assert "signed" not in notes and "kickoff" not in notes
     # qualified_at lies after the outcome: it must not show as known
     assert row["was_qualified"] is False
     # lifecycle dates are never features
@@ -85,7 +86,8 @@ def test_deal_features_leave_out_fields_set_at_close():
     dataset = outcomes.build_outcome_dataset(tables)
     deal = dataset.filter(pl.col("entity") == "deal").row(0, named=True)
     assert deal["label"] == 1 and deal["deal_value"] == 5000.0
-    assert deal["n_activities"] == 2 and deal["deal_age_days"] == pytest.approx(30.0)
+    # the deal's own activities before the close; the contact's loose call is not the deal's
+    assert deal["n_activities"] == 1 and deal["deal_age_days"] == pytest.approx(30.0)
     assert not {"probability", "stage", "stage_changed_at", "closed_at"} & set(deal)
 
 
@@ -116,14 +118,14 @@ def test_field_outcomes_are_deduplicated_and_override_the_export(tmp_path):
 
 
 def test_a_lead_export_without_activities_still_trains():
-    tables, _ = toy_crm(400, seed=3)
+    tables, _ = toy_crm(900, seed=3)
     tables["activities"] = pl.DataFrame(schema=ACTIVITIES)
     tables.pop("deals")
     dataset = outcomes.build_outcome_dataset(tables)
-    assert dataset.height > 300 and (dataset["n_activities"] == 0).all()
+    assert dataset.height > 600 and (dataset["n_activities"] == 0).all()
     from holocrm_core.scoring import train_scorer
 
-    trained = train_scorer(dataset, "contact", epochs=5)
+    trained = train_scorer(dataset, "contact")
     assert trained.strategy == "neural"
     assert trained.metrics["auc"] > 0.6  # seniority and the lead-source custom field carry signal
 

@@ -128,10 +128,10 @@ def test_reasons_are_sentences_a_salesperson_reads(trained_leads):
 
 
 def test_heuristic_and_naive_bayes_explain_in_words_too(toy_dataset):
-    rows = toy_dataset.filter(pl.col("entity") == "deal")
+    rows = toy_dataset.filter(pl.col("entity") == "contact")
     for scorer in (WeightedHeuristicScorer(), NaiveBayesScorer()):
         scorer.fit(rows, rows["label"].to_numpy())
-        reasons = scorer.reasons(rows.head(5))
+        reasons = scorer.reasons(rows.head(20))
         assert any(reasons) and all(r.endswith("the score)") for rs in reasons for r in rs)
 
 

@@ -371,3 +371,40 @@ def test_natural_language_answer_carries_its_plan_and_is_reused(client):
     gibberish = client.post("/api/query/natural-language", json={"question": "blorp zxq frobnicate"}).json()
     assert gibberish["understood"] is False and gibberish["suggestions"]
     assert_error(client.post("/api/query/natural-language", json={"question": ""}), 422, "invalid_request")
+
+
+def test_concurrent_writers_return_only_after_their_line_is_synced(tmp_path):
+    import threading
+
+    log = AppendOnlyLog(tmp_path / "outcomes.ndjson")
+    late: list[str] = []
+
+    def writer(w: int) -> None:
+        for n in range(40):
+            key = f"w{w}-{n}"
+            log.append({"idempotency_key": key, "deal_id": "D1"})
+            if log._synced < log._end_of[key]:  # acknowledged before its fsync: the bug this guards against
+                late.append(key)
+            log.append({"idempotency_key": key, "deal_id": "D1"})  # a retry: recorded once
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    keys = [r["idempotency_key"] for r in read_log(tmp_path / "outcomes.ndjson")]
+    assert not late
+    assert len(keys) == 240 == len(set(keys))
+
+
+def test_the_outcome_dataset_reads_what_close_deal_wrote(client, home):
+    outcomes = pytest.importorskip("holocrm_core.outcomes")
+    client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2024-05-01T12:00:00Z"},
+                headers={"Idempotency-Key": "ds-1"})
+    client.post("/api/deals/D2/close", json={"outcome": "lost"}, headers={"Idempotency-Key": "ds-2"})
+    frame = outcomes.read_field_outcomes(home / "logs" / "outcomes.ndjson")
+    rows = {r["deal_id"]: r for r in frame.to_dicts()}
+    assert rows["D1"]["outcome"] == "won" and rows["D1"]["predicted_score"] == pytest.approx(0.7)
+    assert rows["D1"]["closed_at"] == datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert rows["D2"]["outcome"] == "lost" and rows["D2"]["predicted_score"] == pytest.approx(0.3)

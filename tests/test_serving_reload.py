@@ -92,9 +92,9 @@ def test_new_champion_is_served_after_reload_without_dropping_requests(registry)
         assert client.get("/health").json()["models"][MODEL]["version"] == v2
         assert statuses and set(statuses) == {200}, f"requests failed during the reload: {set(statuses)}"
 
-        # scored_leads came from v1: the new champion now scores live, with reasons.
+        # scored_leads came from v1: the reload rescored its contacts with v2, so a score is still a lookup.
         second = client.get("/api/contacts/C1/score").json()
-        assert second["model"]["version"] == v2 and second["source"] == "champion"
+        assert second["model"]["version"] == v2 and second["source"] == "rescored_at_load"
         assert 0.0 <= second["score"] <= 1.0 and isinstance(second["reasons"], list)
         # A contact missing from scored_leads is scored by the champion too.
         assert client.get("/api/contacts/C5/score").json()["source"] == "champion"

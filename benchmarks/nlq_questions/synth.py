@@ -373,6 +373,25 @@ def templates(T: dict[str, pl.DataFrame], as_of: datetime, sim: HashNeighbours) 
             gold=lambda s: ("value", de.filter((pl.col("stage") == "won") & _between("closed_at", year_start, datetime(today.year + 1, 1, 1, tzinfo=UTC))).height),
         ),
         dict(
+            name="companies_without", features=["absence", "group_filter"],
+            slots=[{"w": "deals", "m": None}, {"w": "open deals", "m": OPEN}],
+            tuned=["companies without {w}", "accounts with no {w}"],
+            held_out=["organisations that have no {w}"],
+            gold=lambda s: ("set", set(co["company_id"].to_list()) - set(de.filter(pl.col("stage").is_in(s["m"]) if s["m"] else pl.lit(True))["company_id"].drop_nulls().to_list())),
+        ),
+        dict(
+            name="group_rank_measure", features=["group_by", "top_k", "aggregate"], slots=[{"k": 3}],
+            tuned=["top {k} owners by number of won deals", "top {k} reps by won deals"],
+            held_out=["the {k} sales reps with the most won deals"],
+            gold=lambda s: ("groups", {r[0]: r[1] for r in de.filter(pl.col("stage") == "won").group_by("owner").len().sort(["len", "owner"], descending=[True, False]).head(s["k"]).iter_rows()}),
+        ),
+        dict(
+            name="custom_field", features=["custom_fields", "vocabulary"], slots=[{"v": "web"}, {"v": "event"}],
+            tuned=["contacts with lead source {v}", "{v} leads"],
+            held_out=["contacts that came from {v}"],
+            gold=lambda s: ("set", set(ct.filter(pl.col("cf_lead_source") == s["v"])["contact_id"].to_list())),
+        ),
+        dict(
             name="lost_last_month", features=["time_window"], slots=[{}],
             tuned=["deals lost last month", "lost deals last month"],
             held_out=["opportunities we lost during last month"],

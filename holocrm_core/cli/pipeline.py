@@ -14,10 +14,9 @@ from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
 SAMPLE_CONTACTS = 2000
 SAMPLE_SEED = 7
 
-# The figures the run summary shows for each asset, in this order, when the asset reports them.
-SUMMARY_KEYS = ["rows", "quarantined", "custom_fields", "new", "reused", "deleted", "candidates", "auc",
-                "heuristic_auc", "promoted", "model_version", "terms", "path"]
-
+# Metadata the run summary leaves out (long tables and paths); the first scalar figures of the rest are shown.
+SUMMARY_SKIP = {"path", "preview", "export_dir", "files", "null_rates", "rows_by_file", "examples"}
+SUMMARY_FIGURES = 6
 
 def _echo(line: str) -> None:
     typer.echo(line)
@@ -45,12 +44,12 @@ def print_summary(summary, paths: HoloPaths) -> None:
     width = max((len(a.asset) for a in summary.assets), default=10)
     for outcome in summary.assets:
         figures = []
-        for key in SUMMARY_KEYS:
-            if key in outcome.metadata and key != "path":
-                value = outcome.metadata[key]
-                if isinstance(value, float):
-                    value = f"{value:.3f}"
-                figures.append(f"{key}={value}")
+        for key, value in outcome.metadata.items():
+            if key in SUMMARY_SKIP or not isinstance(value, (int, float, str, bool)) or len(figures) >= SUMMARY_FIGURES:
+                continue
+            if isinstance(value, str) and (len(value) > 60 or "\n" in value):
+                continue
+            figures.append(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}")
         _echo(f"  {outcome.asset:<{width}}  {'  '.join(figures)[:160]}")
     if summary.failed_checks:
         _echo(f"checks not passed: {', '.join(summary.failed_checks)}")

@@ -30,7 +30,6 @@ lives in tests/fixtures/ingest/custom_mapped/mapping.yaml.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -116,4 +115,4 @@ def load_mapping(path: str | Path) -> Profile:
     )
 
 
-__all__ = ["MappingError", "load_mapping", "replace"]
+__all__ = ["MappingError", "load_mapping"]

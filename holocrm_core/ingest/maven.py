@@ -35,7 +35,7 @@ import polars as pl
 
 from holocrm_core import schema
 from holocrm_core.ingest import readers
-from holocrm_core.ingest.profiles import GENERIC, PROFILES, EntitySpec, Profile, assemble, slug
+from holocrm_core.ingest.profiles import GENERIC, PROFILES, Profile, assemble
 from holocrm_core.ingest.reports import ALLOW_EMPTY, LINE, SOURCE_FILE, FileReport, RawExport, file_error_row
 
 SECTOR_FIXES = {"technolgy": "technology"}
@@ -211,4 +211,4 @@ MAVEN = MavenProfile(
 )
 PROFILES[MAVEN.name] = MAVEN
 
-__all__ = ["MAVEN", "MavenProfile", "EntitySpec", "slug"]
+__all__ = ["MAVEN", "MavenProfile"]

@@ -155,14 +155,31 @@ class Profile:
 
     # ------------------------------------------------------------ reading
 
-    def read(self, export_dir: str | Path) -> RawExport:
+    def plan(self, export_dir: str | Path) -> dict[Path, str | None]:
+        """The entity each data file most likely holds, from its name and header line (no records read).
+
+        None for workbooks and JSON files (read whole: a workbook may hold several entities) and files
+        whose entity cannot be told before reading them.
+        """
+        export_dir = Path(export_dir)
+        planned: dict[Path, str | None] = {}
+        for path in self.data_files(export_dir):
+            if path.suffix.lower() in readers.CSV_SUFFIXES | readers.PARQUET_SUFFIXES:
+                headers = readers.peek_headers(path, delimiter=self.delimiter)
+                planned[path] = self.entity_for(path.name, headers, path) if headers else None
+            else:
+                planned[path] = None
+        return planned
+
+    def read(self, export_dir: str | Path, files: list[Path] | None = None) -> RawExport:
+        """Read the export's data files (or only ``files``) into per-entity raw frames."""
         export_dir = Path(export_dir)
         if not export_dir.is_dir():
             raise FileNotFoundError(f"export folder {export_dir} does not exist")
         pieces: dict[str, list[pl.DataFrame]] = {}
         reports: list[FileReport] = []
         errors: list[dict] = []
-        for path in self.data_files(export_dir):
+        for path in self.data_files(export_dir) if files is None else files:
             rel = path.relative_to(export_dir).as_posix()
             try:
                 sources = readers.read_source(path, delimiter=self.delimiter, encoding=self.encoding)

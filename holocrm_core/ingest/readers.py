@@ -78,7 +78,7 @@ def _kind(suffix: str) -> str:
     return "CSV"
 
 
-def peek_headers(path: Path) -> list[str]:
+def peek_headers(path: Path, delimiter: str | None = None) -> list[str]:
     """The column names of a file without reading its records (empty when it cannot be read)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -92,7 +92,7 @@ def peek_headers(path: Path) -> list[str]:
             line = text.split("\n", 1)[0].rstrip("\r")
             import csv
 
-            return next(csv.reader([line], delimiter=sniff_delimiter(line)), [])
+            return next(csv.reader([line], delimiter=delimiter or sniff_delimiter(line)), [])
         return [c for name, frame in read_source(path) for c in frame.columns if c != LINE]
     except Exception:
         return []

@@ -132,14 +132,11 @@ def _cleaners(raw: pl.DataFrame, columns: list[str]) -> dict[str, pl.Expr]:
     strings = [c for c in columns if raw.schema[c] == pl.String]
     needs: dict[str, bool] = {c: True for c in columns if c not in strings}
     if strings:
+        # comparing lengths is cheap (stripping a string view slices it); materialising stripped text is not
         probe = raw.select(
             [
                 (
-                    pl.col(c).str.starts_with(" ")
-                    | pl.col(c).str.ends_with(" ")
-                    | pl.col(c).str.starts_with("\t")
-                    | pl.col(c).str.ends_with("\t")
-                    | pl.col(c).str.ends_with("\r")
+                    (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes())
                     | (pl.col(c).str.len_bytes() == 0)
                 ).any().alias(c)
                 for c in strings
@@ -272,7 +269,6 @@ _INT_RE = r"^[-+]?\d+$"
 _LEADING_ZERO_RE = r"^[-+]?0\d"
 _FLOAT_RE = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 _MONEYLIKE_RE = r"^[-+]?[$€£¥]?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?$"
-_MONEY_MARK_RE = r"[$€£¥,]|\.\d{2}$"
 _TWO_DECIMALS_RE = r"^[-+]?[$€£¥]?\s*[\d,]+\.\d{2}$"
 _BOOLEAN = {"true": True, "false": False, "yes": True, "no": False, "y": True, "n": False, "t": True, "f": False}
 
@@ -282,6 +278,9 @@ def infer_custom_type(values: pl.Series) -> pl.Series:
     present = values.drop_nulls()
     if present.len() == 0:
         return values
+    sample = present.head(1000)
+    if not sample.str.contains(r"^[-+$€£¥.\d]|^(?i:true|false|yes|no|y|n|t|f)$").all():
+        return values  # text: most custom columns, decided from a sample without scanning them all
 
     def all_match(pattern: str) -> bool:
         return bool(present.str.contains(pattern).all())
@@ -436,11 +435,13 @@ def stage_entity_with_sources(
         .with_columns(pl.any_horizontal(flags).alias("__bad") if flags else pl.lit(False).alias("__bad"))
         .collect()
     )
-    staged = evaluated.filter(~pl.col("__bad")).select(
+    # project first, then filter: filtering the wide working frame would copy every helper column
+    staged = evaluated.select(
         [pl.col(f"__t_{c}").cast(dtype).alias(c) for c, dtype in entity_schema.items()]
         + [pl.col(f"__t_{c}").alias(c) for c in custom]
-        + [pl.col(SOURCE_FILE)]
+        + [pl.col(SOURCE_FILE), pl.col("__bad")]
     )
+    staged = (staged.filter(~pl.col("__bad")) if evaluated["__bad"].any() else staged).drop("__bad")
     staged = _derive(entity, staged)
     quarantine = _quarantine_rows(entity, raw, evaluated, checks, helpers)
     return staged, quarantine

@@ -41,7 +41,7 @@ class Answer:
     question: str
     plan: Plan
     rows: pl.DataFrame
-    ids: list[str]
+    id_series: pl.Series | list
     value: Any
     trace: list[TraceEntry]
     confidence: float
@@ -51,6 +51,13 @@ class Answer:
     hints: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     as_of: datetime | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the records the answer is about, in answer order (for a count: the records counted)."""
+        if not isinstance(self.id_series, list):
+            self.id_series = self.id_series.to_list()
+        return self.id_series
 
     @property
     def high_confidence(self) -> bool:
@@ -92,10 +99,15 @@ class NLQContext:
         vocabulary: Vocabulary | None = None,
         similarity=None,
         scores: dict[str, pl.DataFrame] | None = None,
+        embed=None,
     ):
+        """`embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
+        rule or synonym knows match the nearest field value ("lenders" -> financial services)."""
         self.tables = {e: _prepare(e, tables.get(e), tables) for e in NLQ_ENTITIES}
         self.tables["activities"] = _fill_activity_companies(self.tables["activities"], self.tables["contacts"])
         self.vocab = vocabulary or Vocabulary.from_tables(self.tables)
+        if embed is not None:
+            self.vocab.attach_embedder(embed)
         self.similarity = similarity
         self.scores: dict[str, pl.DataFrame] = {}
         for entity, frame in (scores or {}).items():
@@ -108,9 +120,12 @@ class NLQContext:
         self._activity_text: pl.Series | None = None
         self._neighbour_frames: dict[str, pl.DataFrame] = {}
         self.cache: dict = {}  # executor results that depend on the tables only
+        # paid once here rather than by the first question that needs them
+        self.company_measures(None)
+        self.activities_in(None, datetime.max.replace(tzinfo=UTC))
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None) -> "NLQContext":
+    def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None, embed=None) -> "NLQContext":
         """Tables keyed by entity ("contacts") or by warehouse name ("staged_contacts", "scored_leads")."""
         plain = {}
         scores = {}
@@ -123,10 +138,10 @@ class NLQContext:
                 scores["deals"] = frame
             else:
                 plain[name] = frame
-        return cls(plain, similarity=similarity, scores=scores)
+        return cls(plain, similarity=similarity, scores=scores, embed=embed)
 
     @classmethod
-    def from_warehouse(cls, warehouse, similarity=None) -> "NLQContext":
+    def from_warehouse(cls, warehouse, similarity=None, embed=None) -> "NLQContext":
         tables = {}
         for entity in NLQ_ENTITIES:
             if warehouse.exists(f"staged_{entity}"):
@@ -135,13 +150,26 @@ class NLQContext:
         for name, entity in (("scored_leads", "contacts"), ("scored_deals", "deals")):
             if warehouse.exists(name):
                 scores[entity] = warehouse.read(name)
-        return cls(tables, similarity=similarity, scores=scores)
+        return cls(tables, similarity=similarity, scores=scores, embed=embed)
 
     # ---- helpers for the executor -----------------------------------------------------------------
     def table(self, entity: str) -> pl.DataFrame:
         if entity not in self.tables:
             raise PlanError(f"unknown entity {entity!r}")
         return self.tables[entity]
+
+    def activities_in(self, start: datetime | None, end: datetime | None) -> pl.DataFrame:
+        """Activities with start <= occurred_at < end, cut from a time-sorted copy by binary search."""
+        if start is None and end is None:
+            return self.tables["activities"]
+        by_time = self.cache.get("activities_by_time")
+        if by_time is None:
+            by_time = self.tables["activities"].filter(pl.col("occurred_at").is_not_null()).sort("occurred_at")
+            self.cache["activities_by_time"] = by_time
+        times = by_time.get_column("occurred_at")
+        lo = 0 if start is None else int(times.search_sorted(start, side="left"))
+        hi = by_time.height if end is None else int(times.search_sorted(end, side="left"))
+        return by_time.slice(lo, max(0, hi - lo))
 
     def has_values(self, entity: str, column: str) -> bool:
         key = (entity, column)
@@ -200,16 +228,22 @@ class NLQContext:
             "deals": ["product", "stage", "owner", "_industry"],
             "activities": ["type", "direction", "owner"],
         }[entity]
+        id_col = ID_COLUMN[entity]
         frame = self._neighbour_frames.get(entity)
         if frame is None:
             frame = self.tables[entity]
             if "company_id" in frame.columns and entity != "companies":
                 comp = self.tables["companies"].select("company_id", pl.col("industry").alias("_industry"), pl.col("size_band").alias("_size_band"))
                 frame = frame.join(comp, on="company_id", how="left")
-            frame = frame.select([ID_COLUMN[entity], *[a for a in attrs if a in frame.columns]])
+            present = [a for a in attrs if a in frame.columns]
+            # attributes as small integer codes, rows in id order: a question then compares integers only
+            frame = (
+                frame.select([id_col, *[pl.col(a).rank("dense").cast(pl.Int32).alias(a) for a in present]])
+                .sort(id_col)
+                .with_columns((-pl.int_range(pl.len(), dtype=pl.Int64)).alias("_order"))
+            )
             self._neighbour_frames[entity] = frame
         attrs = [a for a in attrs if a in frame.columns]
-        id_col = ID_COLUMN[entity]
         anchor = frame.filter(pl.col(id_col) == entity_id)
         if anchor.height == 0 or not attrs:
             return []
@@ -217,12 +251,12 @@ class NLQContext:
         shared = pl.sum_horizontal([(pl.col(a) == row[a]).fill_null(False).cast(pl.Int32) for a in attrs if row[a] is not None] or [pl.lit(0)])
         # top_k then a small sort: sorting all 100k rows would cost more than the rest of the question
         scored = (
-            frame.select(id_col, (shared / len(attrs)).alias("similarity"))
+            frame.select(id_col, "_order", (shared / len(attrs)).alias("similarity"))
             .filter(pl.col(id_col) != entity_id)
-            .top_k(limit, by=["similarity", id_col], reverse=[False, True])
+            .top_k(limit, by=["similarity", "_order"])
             .sort(["similarity", id_col], descending=[True, False])
         )
-        return [{"id": i, "similarity": s} for i, s in scored.iter_rows()]
+        return [{"id": i, "similarity": s} for i, s in scored.select(id_col, "similarity").iter_rows()]
 
     def write_vocabulary(self, folder) -> "object":
         from pathlib import Path
@@ -311,7 +345,7 @@ def ask(
         question=question,
         plan=plan,
         rows=result.rows,
-        ids=result.ids,
+        id_series=result.ids,
         value=result.value,
         trace=parsed.trace,
         confidence=round(confidence, 3),

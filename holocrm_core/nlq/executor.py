@@ -41,6 +41,8 @@ DISPLAY_COLUMNS = {
     "deals": ["deal_id", "title", "company_id", "stage", "value", "currency", "owner", "product", "created_at", "closed_at"],
     "activities": ["activity_id", "type", "contact_id", "deal_id", "occurred_at", "subject", "owner"],
 }
+MIN_TEXT_SIMILARITY = 0.3
+_WORK_COLUMNS = {"_value", "currency", "company_id", "contact_id", "deal_id", "created_at", "occurred_at", "stage"}
 _STOP_TEXT = set("a an the of to and or in on for with about our their his her my we i they it is are was be".split())
 
 
@@ -55,7 +57,7 @@ class SimilarityBackend(Protocol):
 @dataclass
 class ExecutionResult:
     rows: pl.DataFrame
-    ids: list[str]
+    ids: pl.Series | list  # ids of the answer's records (a Series: turned into a list only when asked)
     value: Any = None  # scalar aggregate (count, sum, avg)
     missing: list[str] = field(default_factory=list)  # capabilities whose artifact is absent
     notes: list[str] = field(default_factory=list)
@@ -178,14 +180,29 @@ class Executor:
                 )
                 continue
             sid = ID_COLUMN[band.entity]
-            ids = scored.filter(pl.col("band").str.to_lowercase() == band.band.lower()).get_column(sid)
-            if band.entity == target:
-                masks.append(pl.col(id_col).is_in(ids.implode()))
-            else:
-                masks.append(self._linked(target, band.entity, [pl.col(sid).is_in(ids.implode())]))
+            key = ("band", band.entity, band.band, target)
+            mask = ctx.cache.get(key)
+            if mask is None:
+                ids = scored.filter(pl.col("band").str.to_lowercase() == band.band.lower()).get_column(sid)
+                if band.entity == target:
+                    mask = frame.get_column(id_col).is_in(ids.implode())
+                else:
+                    mask = frame.select(self._linked(target, band.entity, [pl.col(sid).is_in(ids.implode())])).to_series()
+                ctx.cache[key] = mask.fill_null(False)  # scores change only when the context is rebuilt
+            masks.append(pl.lit(ctx.cache[key]))
         if plan.text is not None:
             masks.append(self._text_mask(target, plan.text.text, similarity, missing, notes))
-        result = frame.filter(pl.all_horizontal(masks)) if masks else frame
+        # keep only the columns later steps use: filtering 100k wide rows costs more than the filter itself
+        keep = set(DISPLAY_COLUMNS[target]) | _WORK_COLUMNS
+        if plan.sort is not None:
+            keep.add(plan.sort.key)
+        if plan.aggregate is not None and plan.aggregate.group_field:
+            keep.add(plan.aggregate.group_field)
+        keep_cols = [c for c in frame.columns if c in keep]
+        if masks:
+            result = frame.lazy().filter(pl.all_horizontal(masks)).select(keep_cols).collect()
+        else:
+            result = frame.select(keep_cols)
         order_by_similarity = None
         if plan.similar_to is not None:
             result, order_by_similarity = self._similar(plan, result, similarity, missing, notes)
@@ -199,7 +216,7 @@ class Executor:
             return self._aggregate(plan, result, missing, notes)
         if plan.limit is not None:
             result = result.head(plan.limit)
-        ids = result.get_column(id_col).to_list()
+        ids = result.get_column(id_col)
         cols = [c for c in DISPLAY_COLUMNS[target] if c in result.columns]
         extra = [c for c in (measure_col, "similarity", "score") if c and c in result.columns and c not in cols]
         return ExecutionResult(result.select(cols + extra), ids, None, missing, notes)
@@ -229,26 +246,27 @@ class Executor:
         return pl.col("company_id").is_in(company_ids.implode())
 
     def _activity_mask(self, target: str, cond) -> pl.Expr:
-        acts = self.ctx.table("activities")
         exprs = [pl.lit(True)]
         if cond.types:
             exprs.append(pl.col("type").is_in(list(cond.types)))
-        if cond.start is not None:
-            exprs.append(pl.col("occurred_at") >= _dt(cond.start))
-        if cond.end is not None:
-            exprs.append(pl.col("occurred_at") < _dt(cond.end))
         if target == "activities":
+            if cond.start is not None:
+                exprs.append(pl.col("occurred_at") >= _dt(cond.start))
+            if cond.end is not None:
+                exprs.append(pl.col("occurred_at") < _dt(cond.end))
             mask = pl.all_horizontal(exprs)
             return mask if cond.exists else ~mask
         mine, theirs = LINKS[(target, "activities")]
-        key = (theirs, cond.types, cond.start, cond.end)
-        values = self.ctx.cache.get(key)
-        if values is None:
+        key = ("activity_mask", target, theirs, cond.types, cond.start, cond.end)
+        present = self.ctx.cache.get(key)
+        if present is None:
+            # a time window is a slice of the activities sorted by time (binary search, not a scan)
+            acts = self.ctx.activities_in(cond.start, cond.end)
             values = acts.filter(pl.all_horizontal(exprs)).get_column(theirs).drop_nulls().unique()
+            present = self.ctx.table(target).get_column(mine).is_in(values.implode()).fill_null(False)
             if cond.start is None and cond.end is None:
-                self.ctx.cache[key] = values  # "never emailed" does not depend on the as-of date
-        present = pl.col(mine).is_in(values.implode())
-        return present if cond.exists else ~present
+                self.ctx.cache[key] = present  # "never emailed" does not depend on the as-of date
+        return pl.lit(present) if cond.exists else pl.lit(~present)
 
     # ---- free text and similarity ------------------------------------------------------------------
     def _text_mask(self, target: str, text: str, similarity, missing: list[str], notes: list[str]) -> pl.Expr:
@@ -257,6 +275,8 @@ class Executor:
         if similarity is not None and hasattr(similarity, "search"):
             try:
                 hits = similarity.search(text, entity_types=["activity"], mode="hybrid", limit=200)
+                # the hybrid search always returns `limit` rows: drop those whose meaning is far off
+                hits = [h for h in hits if h.get("similarity") is None or h["similarity"] >= MIN_TEXT_SIMILARITY]
                 activity_ids = pl.Series([h["id"] for h in hits], dtype=pl.String)
                 notes.append(f"'{text}' matched by the semantic index ({len(hits)} activities)")
             except Exception as exc:  # an index that is missing or stale must not hide the rest of the answer
@@ -366,8 +386,8 @@ class Executor:
             value_expr = {"sum": col.sum(), "avg": col.mean(), "min": col.min(), "max": col.max()}[agg.func].alias(agg.func)
             name = agg.func
             currencies = result.get_column("currency").drop_nulls().unique().to_list() if "currency" in result.columns else []
-            if len(currencies) > 1:
-                notes.append(f"amounts in several currencies ({', '.join(sorted(currencies))}) were added per currency")
+            if len(currencies) > 1 and agg.group_field is None:
+                notes.append(f"amounts in several currencies ({', '.join(sorted(currencies))}) are given per currency")
         if agg.group_field is None:
             if agg.func != "count" and "currency" in result.columns and result.get_column("currency").n_unique() > 1:
                 rows = result.group_by("currency").agg(value_expr, pl.len().alias("deals")).sort("currency")
@@ -377,7 +397,7 @@ class Executor:
                 value = rows.item(0, 0) if rows.height else 0
                 if isinstance(value, float):
                     value = round(value, 2)
-            return ExecutionResult(rows, result.get_column(id_col).to_list(), value, missing, notes)
+            return ExecutionResult(rows, result.get_column(id_col), value, missing, notes)
         gent, gfld = agg.group_entity, agg.group_field
         frame = result
         key = gfld
@@ -395,16 +415,20 @@ class Executor:
                 key = f"{gent}_{gfld}"
             else:
                 raise PlanError(f"cannot group {target} by {gent}.{gfld}")
-        rows = frame.group_by(key).agg(value_expr).sort([name, key], descending=[True, False], nulls_last=True)
+        keys = [key]
+        if agg.func != "count" and "currency" in frame.columns and frame.get_column("currency").drop_nulls().n_unique() > 1:
+            keys.append("currency")  # amounts in different currencies are never added together
+            notes.append("amounts are summed per currency (no exchange rates in the export)")
+        rows = frame.group_by(keys).agg(value_expr).sort([name, *keys], descending=[True] + [False] * len(keys), nulls_last=True)
         if plan.sort is not None and not plan.sort.descending:
-            rows = rows.sort([name, key], descending=[False, False])
+            rows = rows.sort([name, *keys], descending=[False] * (len(keys) + 1))
         if plan.limit is not None:
             rows = rows.head(plan.limit)
         if key == "company_id":
             names = self.ctx.table("companies").select("company_id", "name")
-            rows = rows.join(names, on="company_id", how="left").select("company_id", "name", name)
-        ids = frame.filter(pl.col(key).is_in(rows.get_column(key).implode())).get_column(id_col).to_list()
-        value = {str(r[key]): r[name] for r in rows.iter_rows(named=True)}
+            rows = rows.join(names, on="company_id", how="left").select("company_id", "name", *keys[1:], name)
+        ids = frame.join(rows.select(keys), on=keys, how="semi").get_column(id_col)
+        value = {" ".join(str(r[k]) for k in keys): r[name] for r in rows.iter_rows(named=True)}
         return ExecutionResult(rows, ids, value, missing, notes)
 
 

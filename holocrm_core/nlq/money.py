@@ -47,7 +47,7 @@ _MULT = "|".join(sorted(MULTIPLIERS, key=len, reverse=True))
 _NOUN = "|".join(re.escape(n) for n in QUANTITY_NOUNS)
 _AMOUNT = (
     rf"(?P<{{p}}sym>{_CUR_SYM})?\s*(?P<{{p}}num>\d[\d,]*(?:\.\d+)?)(?![\d.,]*\d)\s*(?P<{{p}}mult>(?:{_MULT})\b)?"
-    rf"(?P<{{p}}plus>\+)?\s*(?P<{{p}}cur>(?:{_CUR_WORD})\b)?"
+    rf"(?P<{{p}}plus>\+)?(?P<{{p}}pct>\s*%|\s*percent\b)?\s*(?P<{{p}}cur>(?:{_CUR_WORD})\b)?"
 )
 _PATTERN = re.compile(
     rf"(?:(?P<cmp>{_CMP})\s*)?{_AMOUNT.format(p='a')}"
@@ -69,6 +69,7 @@ class Quantity:
     currency: str | None = None
     noun: str | None = None  # "employees", "deals", ... None = money or a bare number
     explicit_op: bool = True  # False when no comparison word was given ("$100k deals")
+    percent: bool = False
 
     @property
     def is_money(self) -> bool:
@@ -116,6 +117,8 @@ def find_quantities(text: str, blocked: list[tuple[int, int]] = ()) -> list[Quan
             unit_given = True
             if b[2] and m["bmult"] and not m["amult"]:
                 amount *= MULTIPLIERS[m["bmult"]]  # "between 50 and 100k": both in thousands
+        percent = bool(m["apct"])
+        unit_given = unit_given or percent
         if not (unit_given or noun or op):
             continue  # a bare number ("2017", "10") is not a quantity
         if noun and b is not None and op != "between":
@@ -137,6 +140,7 @@ def find_quantities(text: str, blocked: list[tuple[int, int]] = ()) -> list[Quan
                 currency=currency,
                 noun=noun,
                 explicit_op=op is not None,
+                percent=percent,
             )
         )
     return found

@@ -40,6 +40,7 @@ STOPWORDS = set(
     there here it them they we i you your us please can could would will shall should tell see display return
     fetch pull up out just only also currently now still ones one records record rows entries there's what's
     whats who's which're let lets let's need want looking look for into as so then than were any such same
+    worth owned owns own assigned handled managed belonging belong
     having got getting made make makes each every per within how many much currently""".split()
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
@@ -79,6 +80,11 @@ _GROUP_FIELDS = {
     "lifecycle": ("contacts", "lifecycle_status"), "type": ("activities", "type"), "activity type": ("activities", "type"),
     "direction": ("activities", "direction"), "company": ("*", "company_id"), "account": ("*", "company_id"),
     "currency": ("deals", "currency"),
+}  # fmt: skip
+_GROUP_MEASURES = {  # company measure -> (aggregate over the group's deals, stage restriction)
+    "won_value": ("sum", "won"), "open_pipeline": ("sum", "open"), "lost_value": ("sum", "lost"),
+    "deal_value": ("sum", None), "deal_count": ("count", None), "won_deal_count": ("count", "won"),
+    "open_deal_count": ("count", "open"), "lost_deal_count": ("count", "lost"),
 }  # fmt: skip
 _GROUP_NOUNS = {  # "top 5 owners by won deals": the noun is a group of deals
     "owners": "owner", "reps": "owner", "sales reps": "owner", "agents": "owner", "sales agents": "owner",
@@ -184,6 +190,7 @@ class Parser:
             st.claims.take(t.start_char, t.end_char)
         self._activity_conditions(st)
         self._quantities(st, [q for q in quantities if st.claims.free(q.start_char, q.end_char)])
+        self._related_absence(st)
         self._similarity(st)
         self._free_text(st)
         self._stage_and_score_words(st)
@@ -298,6 +305,15 @@ class Parser:
             st.trace.append(TraceEntry(nm.group(), f"group by {st.group[1]}"))
             if most and st.claims.free(most.start(), most.end()):
                 st.claims.take(most.start(), most.end())
+                rest = st.text[most.end() :].lstrip()
+                offset = len(st.text) - len(rest)
+                for pattern, (is_measure, key) in _SORT_KEYS:
+                    km = re.match(rf"(?:{pattern})\b", rest)
+                    if km and is_measure and st.sort_key is None:
+                        st.sort_key = (True, key)
+                        st.claims.take(offset, offset + km.end())
+                        st.trace.append(TraceEntry(km.group(), f"rank by {key}"))
+                        break
                 if st.limit is None:
                     st.limit = 1
             if st.aggregate is None:
@@ -398,6 +414,16 @@ class Parser:
                 st.trace.append(TraceEntry(q.phrase, f"company {measure} {q.op} {val}"))
                 st.target_hint = st.target_hint or "companies"
                 continue
+            numeric = self._numeric_column(text, q)
+            if numeric is not None:
+                (entity, col, top), span = numeric
+                scale = 100 if q.percent and top <= 1.0 else 1
+                val = [v / scale for v in val] if isinstance(val, list) else val / scale
+                st.claims.take(*span)
+                st.filters.append(FieldFilter(entity, col, q.op, val))
+                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {q.op} {val}"))
+                st.target_hint = st.target_hint or entity
+                continue
             measure, span = _money_measure(text, q)
             if span:
                 st.claims.take(*span)
@@ -412,6 +438,25 @@ class Parser:
                 st.filters.append(FieldFilter("deals", "value", q.op, val, q.currency))
                 st.trace.append(TraceEntry(words, f"deals.value {q.op} {val} {q.currency or ''}".strip()))
                 st.target_hint = st.target_hint or "deals"
+
+    def _numeric_column(self, text: str, q: Quantity):
+        """A numeric column named right before or after an amount ("probability over 50%", "discount pct")."""
+        cols = self.vocab.numeric_columns
+        if not cols:
+            return None
+        before = text[: q.start_char].split()
+        after = text[q.end_char :].split()
+        for n in (3, 2, 1):
+            for lead in range(0, 3):  # allow "of", "is", "above" between the name and the amount
+                words = before[len(before) - n - lead : len(before) - lead] if len(before) >= n + lead else None
+                if words and tuple(w for w in words) in cols and all(w in ("of", "is", "at", "a", "an", "that", "was") for w in before[len(before) - lead :]):
+                    start = text.rfind(" ".join(words), 0, q.start_char)
+                    return cols[tuple(words)], (start, q.start_char)
+            words = after[:n]
+            if len(words) == n and tuple(words) in cols:
+                end = text.find(" ".join(words), q.end_char) + len(" ".join(words))
+                return cols[tuple(words)], (q.end_char, end)
+        return None
 
     def _similarity(self, st: "_State") -> None:
         text = st.text
@@ -485,6 +530,29 @@ class Parser:
         st.text_match = TextMatch(phrase)
         st.trace.append(TraceEntry(text[m.start() : end], f"activity text mentions {phrase!r}"))
 
+    def _related_absence(self, st: "_State") -> None:
+        """ "companies with no open deals", "accounts without contacts": a company measure equal to zero."""
+        m = re.search(
+            r"\b(?P<who>compan(?:y|ies)|accounts?|organi[sz]ations?|firms?|businesses)\s+(?:that\s+have\s+|having\s+|with\s+|without\s+)?"
+            r"(?P<neg>no|zero|without|not any)\s+(?:any\s+)?(?P<k>open|won|lost|active)?\s*(?P<n>deals?|opportunit(?:y|ies)|opps?|contacts?|activit(?:y|ies))\b",
+            st.text,
+        )
+        if not m:
+            return
+        start = m.start("neg") if m.group().find(" with ") < 0 else m.start("neg")
+        start = min(start, st.text.find(" with", m.start("who")) + 1) if " with" in m.group() else start
+        kind = {"active": "open"}.get(m["k"], m["k"])
+        noun = m["n"]
+        if noun.startswith("contact"):
+            measure = "contact_count"
+        elif noun.startswith("activit"):
+            measure = "activity_count"
+        else:
+            measure = {"open": "open_deal_count", "won": "won_deal_count", "lost": "lost_deal_count"}.get(kind, "deal_count")
+        st.claims.take(start, m.end())
+        st.group_filters.append(GroupFilter(measure, "eq", 0))
+        st.trace.append(TraceEntry(st.text[start : m.end()], f"company {measure} = 0"))
+
     def _stage_and_score_words(self, st: "_State") -> None:
         text = st.text
         for m in re.finditer(r"\b(?P<b>hot|warm|cold|hottest|top[- ]scored|high[- ]scoring|low[- ]scoring)\b", text):
@@ -504,6 +572,12 @@ class Parser:
         for pattern, word in rules:
             for m in re.finditer(pattern, text):
                 if not st.claims.free(m.start(), m.end()):
+                    continue
+                neg = re.search(r"\b(?:not|never|non)\s+(?:yet\s+|been\s+)?$", text[: m.start()])
+                if neg and word in ("won", "lost", "open", "closed") and st.claims.free(neg.start(), neg.end()):
+                    st.claims.take(neg.start(), m.end())
+                    st.negated_stages.add(word)
+                    st.trace.append(TraceEntry(text[neg.start() : m.end()], f"stage not {word}"))
                     continue
                 st.claims.take(m.start(), m.end())
                 st.stage_words.append((m.start(), word))
@@ -606,8 +680,12 @@ class Parser:
         st.trace.append(TraceEntry(words, meaning, how))
 
     def _field_words(self, st: "_State") -> None:
+        # a column's name is filler next to a condition on that column ("lead source web"); alone it is
+        # a condition we did not understand ("deals with a discount") and stays unknown
+        used = {fld for _, fld, _, _ in st.values} | {f.field for f in st.filters}
+        used_words = {w for fld in used for w in tokens(fld)}
         for start, end, word in st.claims.words():
-            if word in FIELD_WORDS:
+            if word in FIELD_WORDS or word in used_words:
                 st.claims.take(start, end)
 
     # ---- assembling the plan -----------------------------------------------------------------------
@@ -618,7 +696,7 @@ class Parser:
             why = "the words about it" if st.target_hint else "no entity named: default"
             st.trace.append(TraceEntry("", f"target {target} ({why})", "default"))
             if st.target_hint is None and st.similar is None:
-                st.confidence *= 0.8
+                st.confidence *= 0.7  # a guessed target is never a high-confidence answer
         filters = list(st.filters)
         windows: list[TimeWindow] = []
         conditions = list(st.conditions)
@@ -673,6 +751,14 @@ class Parser:
             stage_values += vocab.open_stages
         if stage_values:
             filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
+        if st.negated_stages:
+            excluded: list[str] = []
+            for word in st.negated_stages:
+                excluded += {
+                    "won": vocab.won_stages or ["won"], "lost": vocab.lost_stages or ["lost"], "open": vocab.open_stages,
+                    "closed": (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"]),
+                }[word]  # fmt: skip
+            filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
         if st.stuck_days:
             cutoff = day_start(st.as_of)
             from datetime import timedelta
@@ -695,6 +781,22 @@ class Parser:
         if st.score_band:
             entity = "deals" if target == "deals" else "contacts"
             score_bands.append(ScoreBand(entity, st.score_band))
+        if st.group and st.sort_key and st.sort_key[0]:
+            # "top 5 products by won value": rank the groups by that measure, computed over their deals
+            measure = st.sort_key[1]
+            func, stage_kind = _GROUP_MEASURES.get(measure, (None, None))
+            if func is None:
+                st.confidence *= 0.5
+                st.notes.append(f"groups cannot be ranked by {measure}: ranked by number of rows")
+            else:
+                st.aggregate, st.aggregate_field = func, ("value" if func == "sum" else None)
+                target = "deals" if st.group[0] in ("deals", "companies", "*") else target
+                extra = {"won": vocab.won_stages or ["won"], "lost": vocab.lost_stages or ["lost"], "open": vocab.open_stages}.get(stage_kind)
+                if extra and not any(f.entity == "deals" and f.field == "stage" for f in filters):
+                    filters.append(FieldFilter("deals", "stage", "in", sorted(extra)))
+            st.sort_key = None
+            if not st.sort_word:
+                st.sort_word = None
         aggregate = None
         if st.aggregate:
             gent, gfld = st.group if st.group else (None, None)
@@ -705,7 +807,7 @@ class Parser:
             aggregate = Aggregate(st.aggregate, st.aggregate_field, gent, gfld)
         sort = None
         limit = st.limit
-        if st.sort_key or st.sort_word:
+        if (st.sort_key or st.sort_word) and not (aggregate and aggregate.group_field):
             sort = self._sort(st, target)
         if st.group_ranked and limit is None and not st.sort_word:
             limit = None
@@ -724,7 +826,10 @@ class Parser:
             as_of=st.as_of,
             confidence=1.0,
         )
-        unknown = [w for _, _, w in st.claims.words() if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)]
+        unknown = [
+            w for _, _, w in st.claims.words()
+            if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)
+        ]
         if st.anchor_unresolved:
             unknown.append(st.anchor_unresolved)
         suggestions: list[str] = []
@@ -854,6 +959,7 @@ class _State:
         self.owners: list[tuple[str, bool]] = []
         self.nouns: list[tuple[int, str, str]] = []
         self.stage_words: list[tuple[int, str]] = []
+        self.negated_stages: set[str] = set()
         self.score_band: str | None = None
         self.similar: SimilarTo | None = None
         self.anchor_unresolved: str | None = None
@@ -893,7 +999,7 @@ class _State:
             return self.similar.entity
         if self.target_hint:
             return self.target_hint
-        if self.stage_words or self.filters and any(f.entity == "deals" for f in self.filters):
+        if self.stage_words or self.negated_stages or self.filters and any(f.entity == "deals" for f in self.filters):
             return "deals"
         if re.match(r"\s*(?:who|whom)\b", self.text):
             return "contacts"
@@ -908,7 +1014,7 @@ def _money_measure(text: str, q: Quantity) -> tuple[str | None, tuple[int, int] 
     before = text[: q.start_char]
     measures = [
         (r"(?:in\s+|of\s+)?(?:open\s+|total\s+|active\s+)?pipeline", "open_pipeline"),
-        (r"(?:in\s+|of\s+)?(?:won\s+(?:revenue|value|deals value|business)|revenue\s+won|closed[- ]won(?:\s+revenue)?|wins)", "won_value"),
+        (r"(?:in\s+|of\s+)?(?:won\s+(?:revenue|value|deals value|business)|revenue\s+won|closed[- ]won(?:\s+revenue))", "won_value"),
         (r"(?:in\s+|of\s+)?(?:annual\s+)?(?:revenue|turnover|sales)", "annual_revenue"),
         (r"(?:in\s+|of\s+)?(?:total\s+)?deal\s+value|in\s+deals", "deal_value"),
     ]

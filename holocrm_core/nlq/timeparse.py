@@ -251,6 +251,7 @@ def _rules(today: datetime):
 
     return [
         (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|through)\s+(?P<b>{_POINT})\b", between),
+        (rf"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
         (rf"\b(?P<cmp>more than|over|at least|less than|under|within)?\s*(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\s+ago\b", ago),
         (rf"\bolder than\s+(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\b", older),
         (rf"\b(?:in|during|over|within|for)?\s*(?P<the>the\s+)?(?P<which>last|past|previous|prior|recent)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b", last_n),
@@ -259,7 +260,6 @@ def _rules(today: datetime):
         (r"\b(?P<unit>ytd|mtd|qtd)\b", to_date),
         (rf"\b(?:in|during|over|within)?\s*(?:the\s+)?(?:next|coming|upcoming|following)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b", next_n),
         (rf"\b(?:in|within)\s+(?:the\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b", within),
-        (rf"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
         (rf"\b(?:since|from|starting|as of)\s+(?P<p>{_POINT})\b", since),
         (rf"\b(?:before|prior to|until|till|earlier than)\s+(?P<p>{_POINT})\b", before),
         (rf"\b(?:after|later than)\s+(?P<p>{_POINT})\b", after),

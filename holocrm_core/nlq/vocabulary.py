@@ -172,6 +172,8 @@ class Vocabulary:
     data_end: datetime | None = None
     custom_fields: dict[str, list[str]] = field(default_factory=dict)  # "entity.cf_x" -> values
     row_counts: dict[str, int] = field(default_factory=dict)
+    column_words: set[str] = field(default_factory=set)  # words of the tables' column names ("lead source")
+    numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(default_factory=dict)  # words -> (entity, column, max)
     _category_choices: list[str] = field(default_factory=list, repr=False)
     _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
     _embedder: Callable | None = field(default=None, repr=False)
@@ -184,6 +186,22 @@ class Vocabulary:
         for entity, frame in tables.items():
             if isinstance(frame, pl.DataFrame):
                 vocab.row_counts[entity] = frame.height
+        for frame in tables.values():
+            if isinstance(frame, pl.DataFrame):
+                for col in frame.columns:
+                    vocab.column_words.update(w for w in tokens(col) if w not in ("cf", "id", "at") and len(w) > 2)
+        vocab.column_words -= COMMON_WORDS
+        for entity in ("companies", "contacts", "deals", "activities"):
+            frame = tables.get(entity)
+            if frame is None:
+                continue
+            for col, dtype in frame.schema.items():
+                if col.startswith("_") or col in ("value",) or not (dtype.is_numeric() or isinstance(dtype, pl.Decimal)):
+                    continue
+                key = tuple(w for w in tokens(col) if w != "cf")
+                top = frame.get_column(col).cast(pl.Float64).max() if frame.height else None
+                if key:
+                    vocab.numeric_columns[key] = (entity, col, float(top) if top is not None else 0.0)
         fields_ = list(CATEGORY_FIELDS)
         for entity in ("companies", "contacts", "deals", "activities"):
             frame = tables.get(entity)

@@ -8,7 +8,12 @@ training average, which is how a score's factors are named in the CRM's words.
 Column conventions of a feature frame (the output of ``holocrm_core.outcomes``):
 - identifier and bookkeeping columns (``META_COLUMNS``) are never features;
 - numeric and boolean columns are numeric features; string columns are categorical;
-- ``text_*`` string columns are free text (recent notes), encoded by TF-IDF reduced with SVD;
+- ``text_*`` string columns are free text, encoded by TF-IDF reduced with SVD;
+- ``text_*`` list-of-string columns are the notes of a record, one per activity: a linear note classifier
+  (TF-IDF -> logistic regression on the record's outcome) rates every note, and the record gets counts and
+  sums of clearly positive and clearly negative notes. On training rows the ratings are cross-fitted (each
+  note rated by a classifier that never saw its record), so names and other record-specific words cannot
+  leak the outcome;
 - ``emb_*`` list-of-float columns are precomputed embeddings (note embeddings), reduced with PCA so the
   tabular fields keep most of the model's capacity.
 """
@@ -60,6 +65,8 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
 def column_kind(name: str, dtype: pl.DataType) -> str | None:
     if name.startswith(TEXT_PREFIX) and dtype == pl.String:
         return "text"
+    if name.startswith(TEXT_PREFIX) and dtype == pl.List(pl.String):
+        return "notes"
     if name.startswith(EMBEDDING_PREFIX) and isinstance(dtype, (pl.List, pl.Array)):
         return "embedding"
     if dtype.is_numeric() or dtype == pl.Boolean:
@@ -201,6 +208,66 @@ class FeatureEncoder:
         group.params = {"pca": pca, "scale": reduced.std(axis=0) + 1e-6, "width": components}
         return True
 
+    def _fit_notes(self, frame, group, y) -> bool:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import KFold
+
+        if y is None:
+            return False
+        row, notes = _exploded_notes(frame, group.name)
+        if len(notes) < 50:
+            return False
+        y = np.asarray(y).astype(int)
+        note_y = y[row]
+        if len(np.unique(note_y)) < 2:
+            return False
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=5, max_features=30000, sublinear_tf=True,
+                                     strip_accents="unicode")
+        matrix = vectorizer.fit_transform(notes)
+
+        def classifier():
+            return LogisticRegression(C=1.0, max_iter=2000)
+
+        full = classifier().fit(matrix, note_y)
+        # Out-of-fold ratings for the training rows, folds by record so a record's notes stay together.
+        oof = np.zeros(len(notes))
+        folds = KFold(n_splits=5, shuffle=True, random_state=0)
+        records = np.unique(row)
+        for fit_records, rate_records in folds.split(records):
+            fit_mask = np.isin(row, records[fit_records])
+            rate_mask = ~fit_mask
+            if len(np.unique(note_y[fit_mask])) < 2:
+                oof[rate_mask] = full.decision_function(matrix[rate_mask])
+                continue
+            oof[rate_mask] = classifier().fit(matrix[fit_mask], note_y[fit_mask]).decision_function(matrix[rate_mask])
+        center = float(np.median(oof))
+        spread = float(np.std(oof)) or 1.0
+        group.params = {"vectorizer": vectorizer, "classifier": full, "center": center, "spread": spread,
+                        "width": len(NOTE_AGGREGATES)}
+        raw = _note_aggregates(row, (oof - center) / spread, len(frame))
+        group.params["mean"] = raw.mean(axis=0)
+        group.params["std"] = raw.std(axis=0) + 1e-6
+        terms = vectorizer.get_feature_names_out()
+        coef = full.coef_.ravel()
+        strong = np.argsort(-np.abs(coef))[:3000]
+        group.params["phrase_weights"] = {str(terms[i]): float(coef[i]) for i in strong}
+        self._training_blocks = getattr(self, "_training_blocks", {})
+        self._training_blocks[group.name] = ((raw - group.params["mean"]) / group.params["std"]).astype(np.float32)
+        return True
+
+    def fit_transform(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
+        """Fit, then encode the training rows themselves (note ratings cross-fitted, see module doc)."""
+        self._training_blocks = {}
+        self.fit(frame, y)
+        matrix = self.transform(frame)
+        for group in self.groups:
+            if group.name in self._training_blocks:
+                matrix[:, group.start : group.stop] = self._training_blocks[group.name]
+        self._training_blocks = {}
+        self.reference = matrix.mean(axis=0) if len(frame) else self.reference
+        return matrix
+
     # -- transforming -------------------------------------------------------------------------------------
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
         out = np.zeros((len(frame), self.width), dtype=np.float32)
@@ -242,6 +309,15 @@ class FeatureEncoder:
             block[has_text] = p["svd"].transform(p["vectorizer"].transform(rows)) / p["scale"]
         return block
 
+    def _transform_notes(self, frame, group) -> np.ndarray:
+        p = group.params
+        row, notes = _exploded_notes(frame, group.name)
+        ratings = np.zeros(0)
+        if len(notes):
+            ratings = (p["classifier"].decision_function(p["vectorizer"].transform(notes)) - p["center"]) / p["spread"]
+        raw = _note_aggregates(row, ratings, len(frame))
+        return (raw - p["mean"]) / p["std"]
+
     def _transform_embedding(self, frame, group) -> np.ndarray:
         p = group.params
         block = np.zeros((len(frame), p["width"]), dtype=np.float32)
@@ -260,6 +336,8 @@ class FeatureEncoder:
     def phrases_in(self, group: FeatureGroup, text: str, sign: int, limit: int = 2) -> list[str]:
         """Phrases of a note that pushed in the direction ``sign`` (+1 raises, -1 lowers) in training."""
         weights = group.params.get("phrase_weights") or {}
+        if isinstance(text, (list, tuple)):
+            text = " | ".join(t for t in text[:10] if t)  # the most recent notes are named
         if not text or not weights:
             return []
         analyzer = group.params["vectorizer"].build_analyzer()
@@ -279,6 +357,41 @@ class FeatureEncoder:
                 continue  # "budget" adds nothing next to "budget approved"
             picked.append(term)
         return picked
+
+
+# A note rated this many spreads above (below) the typical note reads as a clear buying (warning) signal.
+NOTE_SIGNAL = 1.0
+NOTE_AGGREGATES = ["positive_notes", "negative_notes", "sum", "mean", "max", "min", "notes"]
+
+
+def _exploded_notes(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    if name not in frame.columns or not len(frame):
+        return np.zeros(0, dtype=np.int64), []
+    exploded = (
+        frame.select(pl.col(name)).with_row_index("_row").explode(name).drop_nulls(name)
+        .filter(pl.col(name).str.len_chars() > 0)
+    )
+    return exploded["_row"].to_numpy().astype(np.int64), exploded[name].to_list()
+
+
+def _note_aggregates(row: np.ndarray, ratings: np.ndarray, n: int) -> np.ndarray:
+    """Per record: clear positive / negative notes (capped: the fifth "budget approved" adds little),
+    sum, mean, max and min rating, and the number of notes."""
+    count = np.bincount(row, minlength=n).astype(np.float64)
+    positive = np.minimum(np.bincount(row, weights=(ratings > NOTE_SIGNAL), minlength=n), 6)
+    negative = np.minimum(np.bincount(row, weights=(ratings < -NOTE_SIGNAL), minlength=n), 6)
+    total = np.bincount(row, weights=ratings, minlength=n)
+    mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
+    high = np.zeros(n)
+    low = np.zeros(n)
+    if len(row):
+        high_all = np.full(n, -np.inf)
+        low_all = np.full(n, np.inf)
+        np.maximum.at(high_all, row, ratings)
+        np.minimum.at(low_all, row, ratings)
+        high = np.where(count > 0, high_all, 0.0)
+        low = np.where(count > 0, low_all, 0.0)
+    return np.column_stack([positive, negative, total, mean, high, low, np.log1p(count)])
 
 
 def _embedding_matrix(frame: pl.DataFrame, name: str) -> np.ndarray:

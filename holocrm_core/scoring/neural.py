@@ -94,13 +94,13 @@ class NeuralScorer(CRMScorer):
 
         X = as_polars(X)
         y = np.asarray(y).astype(np.float32)
-        self.encoder_ = FeatureEncoder().fit(X, y)
-        matrix = self.encoder_.transform(X)
+        self.encoder_ = FeatureEncoder()
+        matrix = self.encoder_.fit_transform(X, y)
         held = holdout_mask(X, y, self.holdout_fraction, self.seed)
         if len(np.unique(y[held])) < 2 or len(np.unique(y[~held])) < 2:
             held = holdout_mask(X.drop("outcome_at", strict=False), y, self.holdout_fraction, self.seed)
         threads = torch.get_num_threads()
-        torch.set_num_threads(min(threads, 2))  # small nets: more threads only add contention
+        torch.set_num_threads(1)  # a net this small trains faster on one thread than with thread hand-offs
         try:
             self.networks_ = [
                 self._train_one(matrix[~held], y[~held], matrix[held], y[held], self.seed + k)

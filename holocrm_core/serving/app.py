@@ -32,7 +32,7 @@ from holocrm_core.serving.auth import ApiKeyChecker
 from holocrm_core.serving.config import ServingSettings
 from holocrm_core.serving.loader import ArtifactLoader, CapabilityMissing, Snapshot, _optional_module
 from holocrm_core.serving.metrics import ServingMetrics
-from holocrm_core.serving.outcome_log import AppendOnlyLog, IdempotencyConflict, read_log, utc_now_iso
+from holocrm_core.serving.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
 from holocrm_core.serving.recommend import ACTIONS, ThompsonRecommender
 
 log = logging.getLogger("holocrm.serving")
@@ -569,7 +569,7 @@ def _precomputed_score(snap: Snapshot, entity: str, entity_id: str, settings: Se
     row = table.get(entity_id) if table is not None else None
     if row is not None and (champion is None or table.model_version is None or table.model_version == champion.version):
         return _score_payload(row, table.model_version or (champion.version if champion else None),
-                              model_name, "scored_table")
+                              model_name, table.origin)
     return None
 
 
@@ -579,12 +579,9 @@ def _score(snap: Snapshot, entity: str, entity_id: str, settings: ServingSetting
     champion = snap.models.get(model_name)
     table = snap.scored.get(entity)
     row = table.get(entity_id) if table is not None else None
-    fresh = row is not None and (
-        champion is None or table.model_version is None or table.model_version == champion.version
-    )
-    if fresh:
-        return _score_payload(row, table.model_version or (champion.version if champion else None),
-                              model_name, "scored_table")
+    fast = _precomputed_score(snap, entity, entity_id, settings)
+    if fast is not None:
+        return fast
     if champion is not None:
         live = _live_score(snap, entity, entity_id, champion)
         if live is not None:
@@ -724,10 +721,3 @@ def _jsonable(value):
         return _jsonable(vars(value))
     return str(value)
 
-
-def read_outcomes(home=None) -> list[dict[str, Any]]:
-    """Convenience for the pipeline: every recorded deal outcome (oldest first)."""
-    from holocrm_core.settings import HoloPaths
-
-    paths = HoloPaths(home) if home else HoloPaths.default()
-    return list(read_log(paths.logs / "outcomes.ndjson"))

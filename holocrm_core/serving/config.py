@@ -33,6 +33,7 @@ class ServingSettings:
     reload_interval_s: float = 15.0  # 0 = no background reload (on-demand only)
     model_names: dict[str, str] = field(default_factory=lambda: dict(SCORER_MODELS))
     load_models: bool = True  # False skips MLflow entirely (serve precomputed tables only)
+    rescore_max_rows: int = 2_000_000  # rescore a stale scored table at load up to this many rows
     warm_query_embedder: bool = True  # load the text embedder at start, not on the first search
 
     @classmethod

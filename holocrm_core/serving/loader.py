@@ -75,15 +75,16 @@ class ScoreTable:
     id_column: str
     position: dict[str, int]
     model_version: str | None  # the model version that produced the scores, when the table says
+    origin: str = "scored_table"  # or "rescored_at_load": the champion changed since the pipeline scored
 
     @classmethod
-    def build(cls, frame: pl.DataFrame, id_column: str) -> "ScoreTable":
+    def build(cls, frame: pl.DataFrame, id_column: str, origin: str = "scored_table") -> "ScoreTable":
         version = None
         if "model_version" in frame.columns and frame.height:
             versions = frame["model_version"].drop_nulls().unique().to_list()
             version = str(versions[0]) if len(versions) == 1 else None
         ids = frame[id_column].cast(pl.String).to_list()
-        return cls(frame, id_column, {i: n for n, i in enumerate(ids)}, version)
+        return cls(frame, id_column, {i: n for n, i in enumerate(ids)}, version, origin)
 
     def get(self, entity_id: str) -> dict[str, Any] | None:
         n = self.position.get(entity_id)
@@ -232,6 +233,10 @@ class ArtifactLoader:
 
         store, index_versions = self._open_store(missing)
         models = self._load_champions(missing)
+        for entity, table in list(scored.items()):
+            champion = models.get(self.settings.model_names.get(entity, ""))
+            if champion is not None and table.model_version is not None and table.model_version != champion.version:
+                scored[entity] = self._rescore(entity, table, champion, tables) or table
         for entity in ("contacts", "deals"):
             if entity not in scored and self.settings.model_names.get(entity) not in models:
                 what = "lead" if entity == "contacts" else "deal"
@@ -258,6 +263,26 @@ class ArtifactLoader:
         )
         log.info("serving snapshot loaded in %.2fs: %s", snapshot.load_seconds, snapshot.describe())
         return snapshot
+
+    def _rescore(self, entity: str, table: ScoreTable, champion: ModelInfo, tables) -> ScoreTable | None:
+        """A champion newer than the pipeline's scores: score the same ids now, in this background build,
+        so requests keep answering from a lookup instead of building features per request."""
+        outcomes = _optional_module("holocrm_core.outcomes")
+        scoring = _optional_module("holocrm_core.scoring")
+        if outcomes is None or scoring is None or table.frame.height > self.settings.rescore_max_rows:
+            return None
+        try:
+            started = time.perf_counter()
+            ids = table.frame[table.id_column].cast(pl.String).to_list()
+            features = outcomes.build_features_for(entity.rstrip("s"), ids, tables)
+            frame = scoring.score_frame(champion.model, features).with_columns(
+                pl.lit(champion.version).alias("model_version"))
+            log.info("rescored %d %s with %s v%s in %.1fs", frame.height, entity, champion.name, champion.version,
+                     time.perf_counter() - started)
+            return ScoreTable.build(frame, table.id_column, origin="rescored_at_load")
+        except Exception as exc:  # serve the older scores (marked stale) rather than nothing
+            log.warning("rescoring %s with the new champion failed: %s", entity, exc)
+            return None
 
     def _contact_contexts(self, tables, missing) -> dict[str, dict[str, Any]]:
         frame = tables.get("staged_contacts")

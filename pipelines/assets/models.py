@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core.registry import DEAL_MODEL, LEAD_MODEL
-from pipelines.assets.outcomes import read_staged
+from pipelines.assets.outcomes import FIELD_OUTCOMES_FILE, read_staged
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "learning"
@@ -100,13 +100,14 @@ def deal_scoring_model(
 
 
 def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
-    from holocrm_core.outcomes import build_features_for, open_ids
+    from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
     from holocrm_core.registry import scorer_in_use
 
     table, id_name = SCORED[entity]
     mlflow.configure()
     tables = read_staged(storage)
-    features = build_features_for(entity, open_ids(entity, tables), tables)
+    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    features = build_features_for(entity, open_ids(entity, tables, field), tables)
     scorer, model_version = scorer_in_use(entity, storage.warehouse())
     scored = score_open_records(scorer, model_version, features)
     storage.warehouse().write(table, scored)

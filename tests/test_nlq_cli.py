@@ -1,0 +1,55 @@
+"""`holocrm ask` and the nlq_vocabulary asset on a small warehouse."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+from typer.testing import CliRunner
+
+from holocrm_core.warehouse import Warehouse
+from tests.test_nlq_data import make_tables
+
+
+def _warehouse(tmp_path):
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse")
+    for entity, frame in make_tables().items():
+        warehouse.write(f"staged_{entity}", frame)
+    return home, warehouse
+
+
+def test_ask_prints_table_plan_and_trace(tmp_path, monkeypatch):
+    home, _ = _warehouse(tmp_path)
+    monkeypatch.setenv("HOLOCRM_HOME", str(home))
+    from holocrm_core.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", "won deals last quarter", "--as-of", "2026-10-31"])
+    assert result.exit_code == 0, result.output
+    assert "d6" in result.output and "Plan:" in result.output and "'last quarter'" in result.output
+    result = runner.invoke(app, ["ask", "deals in the zorblax sector", "--as-of", "2026-10-31", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["understood"] is False and "zorblax" in data["unknown_words"] and data["suggestions"]
+
+
+def test_ask_without_tables_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path / "empty"))
+    from holocrm_core.cli import app
+
+    result = CliRunner().invoke(app, ["ask", "open deals"])
+    assert result.exit_code == 1 and "holocrm run" in result.output
+
+
+def test_vocabulary_asset_writes_the_artifact(tmp_path):
+    from pipelines.assets.nlq import nlq_vocabulary
+    from pipelines.resources import StorageResource
+
+    home, warehouse = _warehouse(tmp_path)
+    result = dg.materialize([nlq_vocabulary], resources={"storage": StorageResource(home=str(home))})
+    assert result.success
+    artifact = json.loads((warehouse.root / "nlq_vocabulary.json").read_text())
+    assert "Financial Services" in artifact["categories"]["companies.industry"]
+    assert artifact["size_bands_small_to_large"][-1] == "enterprise"
+    assert any("fintech" == k for k in artifact["synonyms"])
