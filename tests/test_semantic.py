@@ -38,11 +38,12 @@ def small_crm() -> dict[str, pl.DataFrame]:
     companies = companies.with_columns(pl.Series("cf_account_tier", ["gold", "silver", None]))
     contacts = _table("contacts", [
         {"contact_id": "ct-alice", "first_name": "Alice", "last_name": "Smith", "full_name": "Alice Smith",
-         "email": "alice.smith@acmepay.com", "title": "Chief Financial Officer", "seniority": "c_level",
+         "email": "alice.smith@acmepay.com", "phone": "+14155550100", "title": "Chief Financial Officer",
+         "seniority": "c_level",
          "company_id": "co-acme", "company_name": "Acme Payments Inc.", "owner": "dana", "lifecycle_status": "lead",
          "tags": ["decision-maker"], "created_at": T0},
         {"contact_id": "ct-alice-dup", "first_name": "Alice", "last_name": "Smyth", "full_name": "Alice Smyth",
-         "email": "asmith@acmepay.com", "title": "CFO", "seniority": "c_level",
+         "email": "asmith@acmepay.com", "phone": "+1 415 555 0100", "title": "CFO", "seniority": "c_level",
          "company_id": "co-acme", "company_name": "Acme Payments", "owner": "dana", "lifecycle_status": "lead",
          "tags": ["decision-maker"], "created_at": T0 + timedelta(days=30)},
         {"contact_id": "ct-bob", "first_name": "Robert", "last_name": "Jones", "full_name": "Robert Jones",

@@ -86,7 +86,8 @@ class WeightedHeuristicScorer(CRMScorer):
     def fit(self, X, y) -> "WeightedHeuristicScorer":
         X = as_polars(X)
         points = self._points(X)
-        self.mean_points_ = points.mean(axis=0) if len(X) else np.zeros(len(RULES))
+        # With no records yet, "typical" is the middle of each rule's range.
+        self.mean_points_ = points.mean(axis=0) if len(X) else np.array([12.5, 10.0, 12.0, 10.0, 5.0])
         total = points.sum(axis=1) / 10.0
         y = np.asarray(y).astype(int)
         if len(np.unique(y)) < 2:
@@ -103,4 +104,6 @@ class WeightedHeuristicScorer(CRMScorer):
     def contributions(self, X) -> tuple[np.ndarray, list[str]]:
         X = as_polars(X)
         delta = (self._points(X) - self.mean_points_) / 10.0 * self.calibration_.a
-        return delta, list(RULES)
+        # A rule whose field this record type does not have (deal value on a lead) explains nothing.
+        available = np.array([rule(X.head(0)) is not None for rule in RULES.values()])
+        return np.where(available, delta, 0.0), list(RULES)
