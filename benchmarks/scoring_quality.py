@@ -113,6 +113,11 @@ def generated(n_contacts: int, seed: int = 0) -> dict:
             "true_probability": {k: round(v, 4) for k, v in quality(y, np.array(oracle)).items()},
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
+        from holocrm_core.scoring.calibration import ece_bootstrap, ece_noise_floor
+
+        entry["ece_bootstrap"] = {k: round(v, 4) for k, v in ece_bootstrap(y, trained.validation_scores).items()}
+        entry["ece_chance_level_p95"] = round(ece_noise_floor(trained.validation_scores), 4)
+        entry["true_probability_ece_bootstrap"] = {k: round(v, 4) for k, v in ece_bootstrap(y, np.array(oracle)).items()}
         entry["auc_gain_vs_heuristic"] = round(entry["learned"]["auc"] - entry["heuristic"]["auc"], 4)
         entry["auc_gap_to_truth"] = round(entry["true_probability"]["auc"] - entry["learned"]["auc"], 4)
         entry["targets_met"] = {

@@ -53,9 +53,8 @@ NICKNAMES = {nick: name for name, nicks in _NICKNAME_GROUPS.items() for nick in 
 # Legal suffixes that do not distinguish companies ("Acme Corp" is "Acme Corporation").
 LEGAL_SUFFIXES = {
     "inc", "incorporated", "corp", "corporation", "co", "company", "llc", "l", "ltd", "limited", "plc", "gmbh",
-    "ag", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "as", "oy", "kk", "pty", "pte", "lp", "llp", "group",
-    "holdings", "holding", "the",
-}
+    "ag", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "as", "oy", "kk", "pty", "pte", "lp", "llp", "the",
+}  # "Group" / "Holdings" stay: "Acme Holdings" is usually the parent of "Acme", a different record
 
 
 def fold(text: str | None) -> str:
@@ -418,12 +417,25 @@ def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, n
     return first_lv, last_lv
 
 
+def _company_presence_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Same company / only one record has one (a level of its own: duplicates rarely lose it) / different."""
+    out = []
+    for x, y in zip(a, b):
+        if not x and not y:
+            out.append(MISSING)
+        elif not x or not y:
+            out.append(SIMILAR)
+        else:
+            out.append(EXACT if x == y else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
 def contact_comparators() -> list[Comparator]:
     return [
-        Comparator("first", m_prior=(0.01, 0.05, 0.2, 0.74),
+        Comparator("first", m_prior=(0.002, 0.05, 0.2, 0.75),
                    reason={EXACT: "same first name", VERY_SIMILAR: "first name matches (nickname or typo)",
                            SIMILAR: "first name similar", DISAGREE: "different first name"}),
-        Comparator("last", m_prior=(0.01, 0.1, 0.15, 0.74),
+        Comparator("last", m_prior=(0.0005, 0.1, 0.15, 0.75),
                    reason={EXACT: "same last name", VERY_SIMILAR: "last name nearly identical (typo)",
                            SIMILAR: "last name similar", DISAGREE: "different last name"}),
         # People use a second or personal address, so a different e-mail is weak evidence. The user name is
@@ -433,8 +445,9 @@ def contact_comparators() -> list[Comparator]:
         Comparator("phone", kind="digits", m_prior=(0.2, 0.05, 0.05, 0.7),
                    reason={EXACT: "same phone", VERY_SIMILAR: "phone differs by one digit", DISAGREE: "different phone"}),
         # the same name at another company is usually another person (or a job change: a new record)
-        Comparator("company", kind="exact", m_prior=(0.01, 0.001, 0.001, 0.99),
-                   reason={EXACT: "same company", DISAGREE: "different company"}),
+        Comparator("company", function=_company_presence_levels, m_prior=(0.002, 0.001, 0.01, 0.99),
+                   reason={EXACT: "same company", SIMILAR: "only one record names a company",
+                           DISAGREE: "different company"}),
         Comparator("title", kind="string", m_prior=(0.2, 0.1, 0.1, 0.6),
                    reason={EXACT: "same title", DISAGREE: "different title"}),
     ]
@@ -516,15 +529,42 @@ def _company_frame(companies: pl.DataFrame) -> pl.DataFrame:
         "id", "root", "root_key", "domain", "domain_stem", "industry", "country", "city", "phone")})
 
 
+def _company_name_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Company names (legal suffix dropped): same / one or two typing errors / a word more or less / different.
+
+    Edit distance rather than Jaro-Winkler: company names share long prefixes ("Copperway" / "Coppermark")
+    that Jaro-Winkler rewards, while a typo is one or two edits.
+    """
+    from rapidfuzz.distance import OSA
+
+    out = []
+    for x, y in zip(a, b):
+        if not x or not y:
+            out.append(MISSING)
+        elif x == y:
+            out.append(EXACT)
+        elif OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2):
+            out.append(VERY_SIMILAR)
+        elif set(x.split()) <= set(y.split()) or set(y.split()) <= set(x.split()):
+            out.append(SIMILAR)
+        else:
+            out.append(DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
 def company_comparators() -> list[Comparator]:
     return [
-        Comparator("root", very=0.95, similar=0.88, reason={
+        Comparator("root", function=_company_name_levels, m_prior=(0.01, 0.3, 0.04, 0.65), reason={
             EXACT: "same name (legal suffix and case ignored)", VERY_SIMILAR: "name nearly identical (typo)",
-            SIMILAR: "name similar", DISAGREE: "different name"}),
-        Comparator("domain_stem", kind="exact", reason={EXACT: "same web domain", DISAGREE: "different web domain"}),
-        Comparator("industry", kind="exact", reason={EXACT: "same industry", DISAGREE: "different industry"}),
-        Comparator("country", kind="exact", reason={EXACT: "same country", DISAGREE: "different country"}),
-        Comparator("city", kind="exact", reason={EXACT: "same city", DISAGREE: "different city"}),
+            SIMILAR: "one name contains the other", DISAGREE: "different name"}),
+        Comparator("domain_stem", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
+                   reason={EXACT: "same web domain", DISAGREE: "different web domain"}),
+        Comparator("industry", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
+                   reason={EXACT: "same industry", DISAGREE: "different industry"}),
+        Comparator("country", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
+                   reason={EXACT: "same country", DISAGREE: "different country"}),
+        Comparator("city", kind="exact", m_prior=(0.1, 0.001, 0.001, 0.9),
+                   reason={EXACT: "same city", DISAGREE: "different city"}),
     ]
 
 

@@ -4,8 +4,8 @@
   whose ``encode`` gives L2-normalised float32 vectors (n, 384).
 - Backends: ``torch`` is plain sentence-transformers, the reference every other path is checked against;
   ``onnx`` runs the same weights in onnxruntime, exported here from the packaged safetensors on first use
-  (no download), with the graph fused for CPU; ``auto`` picks ``onnx`` when onnxruntime is importable and
-  the exported model agrees with torch, else ``torch``.
+  (no download), with the graph fused for CPU; ``onnx-int8`` also stores the feed-forward input weights as
+  int8; ``auto`` picks ``onnx-int8`` when onnxruntime is importable and the export works, else ``torch``.
 - Every backend sorts texts by length (less padding) and embeds each distinct text once.
 - ``embed_documents`` is the incremental step: vectors are keyed by entity id + content hash and a text
   already embedded (under the same model) is reused, so a re-run embeds only new or changed text.
@@ -282,8 +282,9 @@ def load_embedder(model_path: str | None = None, backend: str = "auto", batch_si
     """The embedding model, loaded once per process per (path, backend, batch size).
 
     ``backend``: ``torch`` (reference), ``onnx`` (fused fp32 graph, cosine 1.0 to torch), ``onnx-int8``
-    (feed-forward int8, cosine >= 0.99), or ``auto`` (``onnx`` when onnxruntime is installed and its export
-    succeeds, else ``torch``). HOLOCRM_EMBED_BACKEND overrides ``auto``.
+    (feed-forward input projections int8: the fastest path whose vectors stayed within cosine 0.99 of torch
+    on CRM texts, see benchmarks/semantic_speed.py), or ``auto`` (``onnx-int8`` when onnxruntime is
+    installed and the export succeeds, else ``torch``). HOLOCRM_EMBED_BACKEND overrides ``auto``.
     """
     path = Path(model_path) if model_path else packaged_model_path()
     if backend == "auto":
@@ -303,7 +304,8 @@ def load_embedder(model_path: str | None = None, backend: str = "auto", batch_si
             embedder = None
             if _onnx_available():
                 try:
-                    embedder = OnnxEmbedder(path, batch_size)
+                    embedder = OnnxEmbedder(path, batch_size, onnx_path=export_onnx_int8(path))
+                    embedder.backend = "onnx-int8"
                 except Exception:  # an export problem must not stop the pipeline: fall back to the reference
                     embedder = None
             embedder = embedder or TorchEmbedder(path, batch_size)

@@ -299,8 +299,14 @@ def _deal_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataF
         how="left",
     )
     base = base.join(_company_features(t["companies"]), on="company_id", how="left")
+    # The contact's own fields (job level, and custom ones such as where the lead came from) are known when
+    # the deal opens, and they move its odds.
+    contacts = t["contacts"]
+    contact_custom = [c for c in contacts.columns if c.startswith(CUSTOM_PREFIX)]
     base = base.join(
-        t["contacts"].select("contact_id", pl.col("seniority")), on="contact_id", how="left"
+        contacts.select("contact_id", pl.col("seniority"), *[pl.col(c).alias(f"contact_{c}") for c in contact_custom]),
+        on="contact_id",
+        how="left",
     ).with_columns(_days_between("cutoff", "_deal_created_at").clip(lower_bound=0).alias("deal_age_days"))
     # A deal's activities are those logged on it; an export that links none to the deal falls back to
     # its contact's activities logged without a deal.

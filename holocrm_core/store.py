@@ -31,10 +31,13 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 
 COARSE_SCALE = 96
 ROTATION_TABLE = "spectral_rotation"
-# Below this many rows an exact scan is fast enough and always exact; above it an ANN index pays off.
-ANN_MIN_ROWS = 20_000
+# LanceDB's exact scan costs about 20 ms whatever the size (measured at 10k rows: p50 24 ms, while numpy takes
+# 0.3 ms), so the ANN index (HNSW over the 96-dim prefix, exact rerank at 384) is built from small sizes on.
+ANN_MIN_ROWS = 2_000
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.); damps the weight of the top ranks
-RESULT_COLUMNS = ["entity_id", "name", "text", *[c for c in FILTER_COLUMNS if c != "name"]]
+# What a result row carries: the id, a display name and the filter fields. Not the text: reading it for every
+# candidate costs more than the vector search itself (measured: 8.8 vs 5.2 ms per query at 30k rows).
+RESULT_COLUMNS = ["entity_id", *FILTER_COLUMNS]
 
 
 @dataclass
@@ -113,6 +116,7 @@ class SimilarityStore:
         self.db = lancedb.connect(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
+        self._has_ann: dict[str, bool] = {}
         self._pinned: dict[str, int] = {}
         self._rotation: SpectralRotation | None = None
         if version:
@@ -153,11 +157,13 @@ class SimilarityStore:
         """Pin each named table to its version (as returned by ``versions()`` after a sync)."""
         self._pinned.update({k: int(v) for k, v in versions.items()})
         self._tables.clear()
+        self._has_ann.clear()
         self._rotation = None
 
     def checkout_latest(self) -> None:
         self._pinned.clear()
         self._tables.clear()
+        self._has_ann.clear()
         self._rotation = None
 
     # ---------------------------------------------------------------------------------------- rotation
@@ -243,6 +249,7 @@ class SimilarityStore:
                 entity_type, documents.filter(pl.Series(mask)), matrix[mask], coarse[mask], rotation_version, ann_min_rows
             )
         self._tables.clear()
+        self._has_ann.clear()
         self._pinned.clear()
         return reports
 
@@ -327,7 +334,7 @@ class SimilarityStore:
         limit: int = 10,
         filters: dict | None = None,
         exclude_ids: Iterable[str] = (),
-        coarse_candidates: int = 10,
+        coarse_candidates: int = 5,
     ) -> list[dict]:
         """Entities of one type nearest to ``vector`` (cosine), best first, with the filters applied first.
 
@@ -340,7 +347,9 @@ class SimilarityStore:
         where = filter_sql(filters)
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         columns = [*RESULT_COLUMNS, "vector"]
-        has_ann = any(getattr(i, "columns", [None])[0] == "vector_96" for i in table.list_indices())
+        if entity_type not in self._has_ann:  # listing indices costs a round trip: once per opened table
+            self._has_ann[entity_type] = any(getattr(i, "columns", [None])[0] == "vector_96" for i in table.list_indices())
+        has_ann = self._has_ann[entity_type]
         if has_ann:
             rotation = self.rotation()
             query = rotation.transform(vector[None, :], COARSE_SCALE)[0] if rotation else vector[:COARSE_SCALE]

@@ -341,3 +341,20 @@ def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
             for e in again.get_asset_materialization_events()}
     assert meta["embeddings"]["new"].value == 1 and meta["embeddings"]["reused"].value == 14
     assert meta["similarity_index"]["updated"].value == 1
+
+
+@pytest.mark.slow
+def test_onnx_fast_paths_stay_within_cosine_099_of_torch(tmp_path_factory, embedder, crm, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from holocrm_core.embedding import OnnxEmbedder, export_onnx_int8, packaged_model_path
+
+    # the graph is exported here from the packaged weights (no download), then quantized
+    target = tmp_path_factory.mktemp("onnx")
+    int8_path = export_onnx_int8(packaged_model_path(), target)
+    texts = entity_documents(crm).get_column("text").to_list() + ["budget concerns", "worried about the cost"]
+    reference = embedder.encode(texts)
+    for path in (target / int8_path.name.replace(".ffn-int8.onnx", ".fused.onnx"), int8_path):
+        fast = OnnxEmbedder(packaged_model_path(), batch_size=4, onnx_path=path)
+        vectors = fast.encode(texts)
+        assert vectors.shape == reference.shape
+        assert float((vectors * reference).sum(axis=1).min()) >= 0.99

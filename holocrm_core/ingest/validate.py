@@ -15,7 +15,8 @@ The rules are the shared contract with the sample generator (one rule code per p
                   ``parent_company_id`` naming no company id of the same export)
 
 Every check is a vectorised polars expression over whole columns; only the few bad rows get their reason
-text built. A record with several problems yields one quarantine row carrying the first problem in column
+text built. What can be decided on a column's few distinct values (enum mapping, date format) is, and
+duplicate ids are found through integer hashes, then confirmed on the strings. A record with several problems yields one quarantine row carrying the first problem in column
 order (``column``/``rule``/``value``) and a ``reason`` that lists them all.
 
 Derived on the way: phones normalised to E.164 ("+14155550134", 10-digit numbers taken as US, an extension
@@ -255,14 +256,37 @@ def _phone(col: str) -> tuple[pl.Expr, pl.Expr]:
     return phone, bad
 
 
-def _enum_table(entity: str, column: str, values: pl.Series) -> dict[str, str]:
+def _enum_table(entity: str, column: str, values: pl.Series) -> tuple[dict[str, str], list[str]]:
+    """(distinct value -> canonical value, distinct values with no canonical value), from the few distinct
+    values of the column rather than its rows."""
     synonyms = vocab.enum_synonyms(entity, column)
-    table = {}
+    table, unmapped = {}, []
     for value in values.drop_nulls().unique().to_list():
         canonical = synonyms.get(vocab.normalise_value(value))
         if canonical is not None:
             table[value] = canonical
-    return table
+        else:
+            unmapped.append(value)
+    return table, sorted(unmapped)
+
+
+def _duplicate_ids(ids: pl.Series) -> pl.Series:
+    """True where a non-empty id already appeared on an earlier row (``~is_first_distinct``, exactly).
+
+    Hashing every id string into a hash table costs about 5x more than hashing them to integers and
+    sorting those; the exact string comparison then runs only on the rows whose hash repeats (the
+    duplicates plus the rare hash collision), so the answer does not depend on the hash.
+    """
+    hashes = ids.hash()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))  # not diff(): UInt64 differences overflow
+    if repeated.len() == 0:
+        return pl.repeat(False, ids.len(), dtype=pl.Boolean, eager=True).alias(ids.name)
+    candidates = hashes.is_in(repeated.unique().implode()).arg_true()
+    subset = ids.gather(candidates)
+    later = (subset.is_not_null() & ~subset.is_first_distinct()).fill_null(False)
+    flags = pl.repeat(False, ids.len(), dtype=pl.Boolean, eager=True).alias(ids.name)
+    return flags.scatter(candidates.filter(later), True)
 
 
 _INT_RE = r"^[-+]?\d+$"
@@ -381,12 +405,13 @@ def stage_entity_with_sources(
             typed[column] = pl.when(value.is_null() & has_amount).then(pl.lit(DEFAULT_CURRENCY)).otherwise(upper)
             checks.append((column, "currency", value.is_not_null() & ~upper.is_in(sorted(vocab.ISO_4217))))
         elif kind == "enum":
-            table = _enum_table(entity, column, clean[column])
-            mapped = (
-                value.replace_strict(table, default=None, return_dtype=pl.String) if table else pl.lit(None, pl.String)
-            )
-            typed[column] = mapped
-            checks.append((column, "enum", value.is_not_null() & mapped.is_null()))
+            # decided on the distinct values: a row is bad exactly when its value is one of the unmapped
+            # ones, and bad rows are never staged, so their typed value does not matter
+            table, unmapped = _enum_table(entity, column, clean[column])
+            changed = {k: v for k, v in table.items() if k != v}
+            typed[column] = value.replace(changed) if changed else value
+            if unmapped:
+                checks.append((column, "enum", value.is_in(pl.Series(unmapped, dtype=pl.String).implode())))
         elif kind == "money":
             prep_first += _money_prep(column)
             amount, bad, negative = _money(column)
@@ -413,7 +438,10 @@ def stage_entity_with_sources(
                 pl.element().str.strip_chars().filter(pl.element().str.len_bytes() > 0)
             )
         if column == id_column:
-            checks.append((column, "duplicate_id", value.is_not_null() & ~value.is_first_distinct()))
+            duplicates = _duplicate_ids(clean[column])
+            if duplicates.any():
+                clean = clean.with_columns(duplicates.alias(f"__dup_{column}"))
+                checks.append((column, "duplicate_id", pl.col(f"__dup_{column}")))
         if (entity, column) in SELF_REFERENCES:
             checks.append((column, "reference", value.is_not_null() & ~value.is_in(pl.col(id_column).implode())))
         reference = schema.REFERENCES.get((entity, column))

@@ -170,12 +170,16 @@ def score_frame(model, features: pl.DataFrame, explain: bool = True, top: int = 
     scores = scorer.predict_proba(features)[:, 1]
     thresholds = getattr(scorer, "band_thresholds_", (0.6, 0.3))
     ids = [c for c in ID_COLUMNS if c in features.columns]
-    out = features.select(ids).with_columns(
-        pl.Series("score", scores, dtype=pl.Float64),
-        pl.Series("band", band_for(scores, thresholds), dtype=pl.String),
+    hot, warm = thresholds
+    out = features.select(ids).with_columns(pl.Series("score", scores, dtype=pl.Float64))
+    # Bands and empty reasons as expressions: building a million Python strings or lists costs seconds.
+    out = out.with_columns(
+        pl.when(pl.col("score") >= hot).then(pl.lit("hot")).when(pl.col("score") >= warm).then(pl.lit("warm"))
+        .otherwise(pl.lit("cold")).alias("band")
     )
-    reasons = scorer.reasons(features, top=top) if explain and len(features) else [[] for _ in range(len(features))]
-    return out.with_columns(pl.Series("reasons", reasons, dtype=pl.List(pl.String)))
+    if explain and len(features):
+        return out.with_columns(pl.Series("reasons", scorer.reasons(features, top=top), dtype=pl.List(pl.String)))
+    return out.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("reasons"))
 
 
 __all__ = [

@@ -9,11 +9,9 @@ Column conventions of a feature frame (the output of ``holocrm_core.outcomes``):
 - identifier and bookkeeping columns (``META_COLUMNS``) are never features;
 - numeric and boolean columns are numeric features; string columns are categorical;
 - ``text_*`` string columns are free text, encoded by TF-IDF reduced with SVD;
-- ``text_*`` list-of-string columns are the notes of a record, one per activity: a linear note classifier
-  (TF-IDF -> logistic regression on the record's outcome) rates every note, and the record gets counts and
-  sums of clearly positive and clearly negative notes. On training rows the ratings are cross-fitted (each
-  note rated by a classifier that never saw its record), so names and other record-specific words cannot
-  leak the outcome;
+- ``text_*`` list-of-string columns are the notes of a record, one per activity: a note rater learned from
+  the outcomes (``holocrm_core.scoring.notes``) reads each note as a buying signal, a warning or neither,
+  and the record gets the counts, expected counts and shares of each;
 - ``emb_*`` list-of-float columns are precomputed embeddings (note embeddings), reduced with PCA so the
   tabular fields keep most of the model's capacity.
 """
@@ -54,6 +52,9 @@ EMBEDDING_PREFIX = "emb_"
 MIN_CATEGORY_COUNT = 5
 MAX_CATEGORIES = 40
 TEXT_COMPONENTS = 24
+# Below this many records with notes there are too few outcomes per phrase to learn a note lexicon
+# (holocrm_core.scoring.notes); a direct note classifier does better there.
+MIN_RECORDS_FOR_RATER = 1000
 EMBEDDING_COMPONENTS = 16
 
 
@@ -209,9 +210,7 @@ class FeatureEncoder:
         return True
 
     def _fit_notes(self, frame, group, y) -> bool:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import KFold
+        from holocrm_core.scoring.notes import NoteRater
 
         if y is None:
             return False
@@ -219,9 +218,28 @@ class FeatureEncoder:
         if len(notes) < 50:
             return False
         y = np.asarray(y).astype(int)
-        note_y = y[row]
-        if len(np.unique(note_y)) < 2:
+        if len(np.unique(y[row])) < 2:
             return False
+        if len(np.unique(row)) < MIN_RECORDS_FOR_RATER:
+            return self._fit_note_classifier(frame, group, row, notes, y)
+        # The rater's note labels come from cross-fitted ratings (see holocrm_core.scoring.notes), so the
+        # training rows can be rated by the final rater without their own outcomes leaking in.
+        rater = NoteRater().fit(row, notes, y, len(frame))
+        group.params = {"rater": rater, "width": len(NOTE_AGGREGATES)}
+        signal, warning = rater.rate_series(pl.Series(notes, dtype=pl.String))
+        raw = _note_aggregates(row, signal, warning, len(frame))
+        group.params["mean"] = raw.mean(axis=0)
+        group.params["std"] = raw.std(axis=0) + 1e-6
+        group.params["phrase_weights"] = rater.phrase_weights()
+        return True
+
+    def _fit_note_classifier(self, frame, group, row, notes, y) -> bool:
+        """Few records: one linear note classifier on the record's outcome, cross-fitted on training rows."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import KFold
+
+        note_y = y[row]
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=5, max_features=30000, sublinear_tf=True,
                                      strip_accents="unicode")
         matrix = vectorizer.fit_transform(notes)
@@ -232,9 +250,8 @@ class FeatureEncoder:
         full = classifier().fit(matrix, note_y)
         # Out-of-fold ratings for the training rows, folds by record so a record's notes stay together.
         oof = np.zeros(len(notes))
-        folds = KFold(n_splits=5, shuffle=True, random_state=0)
         records = np.unique(row)
-        for fit_records, rate_records in folds.split(records):
+        for fit_records, rate_records in KFold(n_splits=5, shuffle=True, random_state=0).split(records):
             fit_mask = np.isin(row, records[fit_records])
             rate_mask = ~fit_mask
             if len(np.unique(note_y[fit_mask])) < 2:
@@ -245,7 +262,7 @@ class FeatureEncoder:
         spread = float(np.std(oof)) or 1.0
         group.params = {"vectorizer": vectorizer, "classifier": full, "center": center, "spread": spread,
                         "width": len(NOTE_AGGREGATES)}
-        raw = _note_aggregates(row, (oof - center) / spread, len(frame))
+        raw = _rated_aggregates(row, (oof - center) / spread, len(frame))
         group.params["mean"] = raw.mean(axis=0)
         group.params["std"] = raw.std(axis=0) + 1e-6
         terms = vectorizer.get_feature_names_out()
@@ -275,6 +292,46 @@ class FeatureEncoder:
             out[:, group.start : group.stop] = getattr(self, f"_transform_{group.kind}")(frame, group)
         return out
 
+    def transform_record(self, record: dict) -> np.ndarray:
+        """One record (field -> value) encoded exactly as ``transform`` encodes a one-row frame, without
+        building a frame: the single-score path."""
+        out = np.zeros(self.width, dtype=np.float32)
+        for group in self.groups:
+            value = record.get(group.name)
+            p = group.params
+            if group.kind == "numeric":
+                try:
+                    x = float(value) if value is not None else math.nan
+                except (TypeError, ValueError):  # pandas' NA, a stray string
+                    x = math.nan
+                missing = math.isnan(x)
+                if p["log"] and not missing:
+                    x = math.log1p(max(x, 0.0))
+                x = p["fill"] if missing else x
+                out[group.start] = min(6.0, max(-6.0, (x - p["mean"]) / p["std"]))
+                if p["missing_flag"]:
+                    out[group.start + 1] = float(missing)
+            elif group.kind == "categorical":
+                cats = p["categories"]
+                if value is None or isinstance(value, float) and math.isnan(value):
+                    out[group.start + len(cats) + 1] = 1.0
+                else:
+                    value = str(value)
+                    out[group.start + (cats.index(value) if value in cats else len(cats))] = 1.0
+            elif group.kind == "notes" and "rater" in p:
+                notes = [] if value is None or isinstance(value, float) else [n for n in value if isinstance(n, str) and n]
+                signal, warning = p["rater"].rate(notes)
+                row = np.zeros(len(notes), dtype=np.int64)
+                raw = _note_aggregates(row, signal, warning, 1)
+                out[group.start : group.stop] = ((raw - p["mean"]) / p["std"])[0]
+            else:  # free text, embeddings, the few-records note classifier: the frame path
+                missing = value is None or isinstance(value, float) and math.isnan(value)
+                if not missing and not isinstance(value, (str, list)):
+                    value = list(value)  # a numpy array from a pandas row
+                frame = pl.DataFrame({"_one_row": [0]} if missing else {group.name: [value]})
+                out[group.start : group.stop] = getattr(self, f"_transform_{group.kind}")(frame, group)[0]
+        return out
+
     def _transform_numeric(self, frame, group) -> np.ndarray:
         p = group.params
         values = _numeric_values(frame, group.name)
@@ -292,8 +349,9 @@ class FeatureEncoder:
         cats = group.params["categories"]
         values = _string_values(frame, group.name)
         lookup = {c: i for i, c in enumerate(cats)}
+        # replace_strict sends nulls to the default ("other") too: missing gets its own column explicitly.
         index = values.replace_strict(lookup, default=len(cats), return_dtype=pl.Int64)
-        index = index.fill_null(len(cats) + 1).to_numpy()  # missing
+        index = np.where(values.is_null().to_numpy(), len(cats) + 1, index.to_numpy())
         block = np.zeros((len(frame), len(cats) + 2), dtype=np.float32)
         block[np.arange(len(frame)), index] = 1.0
         return block
@@ -311,11 +369,15 @@ class FeatureEncoder:
 
     def _transform_notes(self, frame, group) -> np.ndarray:
         p = group.params
-        row, notes = _exploded_notes(frame, group.name)
-        ratings = np.zeros(0)
-        if len(notes):
-            ratings = (p["classifier"].decision_function(p["vectorizer"].transform(notes)) - p["center"]) / p["spread"]
-        raw = _note_aggregates(row, ratings, len(frame))
+        row, notes = _exploded_notes_series(frame, group.name)
+        if "rater" in p:
+            signal, warning = p["rater"].rate_series(notes)
+            raw = _note_aggregates(row, signal, warning, len(frame))
+        else:
+            ratings = np.zeros(0)
+            if len(notes):
+                ratings = (p["classifier"].decision_function(p["vectorizer"].transform(notes.to_list())) - p["center"]) / p["spread"]
+            raw = _rated_aggregates(row, ratings, len(frame))
         return (raw - p["mean"]) / p["std"]
 
     def _transform_embedding(self, frame, group) -> np.ndarray:
@@ -340,7 +402,10 @@ class FeatureEncoder:
             text = " | ".join(t for t in text[:10] if t)  # the most recent notes are named
         if not text or not weights:
             return []
-        analyzer = group.params["vectorizer"].build_analyzer()
+        if "vectorizer" in group.params:
+            analyzer = group.params["vectorizer"].build_analyzer()
+        else:
+            from holocrm_core.scoring.notes import phrases as analyzer
         seen = {t for t in analyzer(text) if t in weights}
 
         def strength(term: str) -> float:
@@ -359,39 +424,47 @@ class FeatureEncoder:
         return picked
 
 
-# A note rated this many spreads above (below) the typical note reads as a clear buying (warning) signal.
-NOTE_SIGNAL = 1.0
-NOTE_AGGREGATES = ["positive_notes", "negative_notes", "sum", "mean", "max", "min", "notes"]
+NOTE_AGGREGATES = ["signal_notes", "warning_notes", "signal_sum", "warning_sum", "signal_share", "warning_share",
+                   "notes"]
 
 
-def _exploded_notes(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+def _exploded_notes_series(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, pl.Series]:
     if name not in frame.columns or not len(frame):
-        return np.zeros(0, dtype=np.int64), []
+        return np.zeros(0, dtype=np.int64), pl.Series([], dtype=pl.String)
     exploded = (
         frame.select(pl.col(name)).with_row_index("_row").explode(name).drop_nulls(name)
         .filter(pl.col(name).str.len_chars() > 0)
     )
-    return exploded["_row"].to_numpy().astype(np.int64), exploded[name].to_list()
+    return exploded["_row"].to_numpy().astype(np.int64), exploded[name]
 
 
-def _note_aggregates(row: np.ndarray, ratings: np.ndarray, n: int) -> np.ndarray:
-    """Per record: clear positive / negative notes (capped: the fifth "budget approved" adds little),
-    sum, mean, max and min rating, and the number of notes."""
+def _exploded_notes(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    row, notes = _exploded_notes_series(frame, name)
+    return row, notes.to_list()
+
+
+def _note_aggregates(row: np.ndarray, signal: np.ndarray, warning: np.ndarray, n: int) -> np.ndarray:
+    """Per record: notes that read as buying signals / warnings, expected numbers of each (sum of
+    probabilities), their shares of the notes, and how many notes there are."""
     count = np.bincount(row, minlength=n).astype(np.float64)
-    positive = np.minimum(np.bincount(row, weights=(ratings > NOTE_SIGNAL), minlength=n), 6)
-    negative = np.minimum(np.bincount(row, weights=(ratings < -NOTE_SIGNAL), minlength=n), 6)
-    total = np.bincount(row, weights=ratings, minlength=n)
-    mean = np.divide(total, count, out=np.zeros(n), where=count > 0)
-    high = np.zeros(n)
-    low = np.zeros(n)
-    if len(row):
-        high_all = np.full(n, -np.inf)
-        low_all = np.full(n, np.inf)
-        np.maximum.at(high_all, row, ratings)
-        np.minimum.at(low_all, row, ratings)
-        high = np.where(count > 0, high_all, 0.0)
-        low = np.where(count > 0, low_all, 0.0)
-    return np.column_stack([positive, negative, total, mean, high, low, np.log1p(count)])
+    signals = np.bincount(row, weights=signal > 0.5, minlength=n)
+    warnings = np.bincount(row, weights=warning > 0.5, minlength=n)
+    signal_sum = np.bincount(row, weights=signal, minlength=n)
+    warning_sum = np.bincount(row, weights=warning, minlength=n)
+    safe = np.maximum(count, 1.0)
+    return np.column_stack([signals, warnings, signal_sum, warning_sum, signals / safe, warnings / safe,
+                            np.log1p(count)])
+
+
+# Few records: a note rated this many spreads above (below) the typical note reads as a signal (warning).
+NOTE_SIGNAL = 1.0
+
+
+def _rated_aggregates(row: np.ndarray, ratings: np.ndarray, n: int) -> np.ndarray:
+    """The same columns as ``_note_aggregates`` from one rating per note (the few-records classifier)."""
+    signal = 1.0 / (1.0 + np.exp(-2.0 * (ratings - NOTE_SIGNAL)))
+    warning = 1.0 / (1.0 + np.exp(2.0 * (ratings + NOTE_SIGNAL)))
+    return _note_aggregates(row, signal, warning, n)
 
 
 def _embedding_matrix(frame: pl.DataFrame, name: str) -> np.ndarray:

@@ -40,6 +40,23 @@ def _network(width: int, hidden: tuple[int, ...], dropout: float):
     return WideAndDeep()
 
 
+def _numpy_layers(net) -> dict:
+    deep = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+            for m in net.deep if hasattr(m, "weight")]
+    return {"deep": deep, "wide": (net.wide.weight.detach().numpy().T.copy(), net.wide.bias.detach().numpy().copy())}
+
+
+def _numpy_forward(layers: dict, x: np.ndarray) -> np.ndarray:
+    h = x
+    deep = layers["deep"]
+    for k, (w, b) in enumerate(deep):
+        h = h @ w + b
+        if k < len(deep) - 1:
+            h = h / (1.0 + np.exp(-h))  # SiLU, as in the torch network (dropout is off when scoring)
+    w, b = layers["wide"]
+    return (h + x @ w + b)[:, 0]
+
+
 def holdout_mask(X: pl.DataFrame, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """True for the rows kept aside: the most recent ``fraction`` when outcome times exist, else random."""
     n = len(y)
@@ -108,6 +125,7 @@ class NeuralScorer(CRMScorer):
             ]
         finally:
             torch.set_num_threads(threads)
+        self.layers_ = [_numpy_layers(net) for net in self.networks_]
         self.calibration_ = PlattScaler().fit(self._raw_logit(matrix[held]), y[held])
         self._finish_fit(X)
         return self
@@ -147,11 +165,22 @@ class NeuralScorer(CRMScorer):
         return net
 
     def _raw_logit(self, matrix: np.ndarray) -> np.ndarray:
+        if getattr(self, "layers_", None):
+            # Scoring runs on numpy copies of the weights: no torch call overhead for one record, BLAS for many.
+            x = np.ascontiguousarray(matrix, dtype=np.float32)
+            return np.mean([_numpy_forward(layers, x) for layers in self.layers_], axis=0).astype(np.float64)
         import torch
 
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
             return np.mean([net(x).numpy() for net in self.networks_], axis=0).astype(np.float64)
+
+    def score_record(self, record: dict) -> float:
+        """Probability for one record given as a dict (field -> value): the fast single-score path."""
+        from holocrm_core.scoring.calibration import clip_probability, sigmoid
+
+        raw = self._raw_logit(self.encoder_.transform_record(record)[None, :])
+        return float(clip_probability(sigmoid(self.calibration_.logit(raw)))[0])
 
     def decision_logit(self, X: pl.DataFrame) -> np.ndarray:
         return self.calibration_.logit(self._raw_logit(self.encoder_.transform(X)))

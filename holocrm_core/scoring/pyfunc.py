@@ -22,7 +22,18 @@ class ScorerModel(mlflow.pyfunc.PythonModel):
         self.entity = entity
         self.strategy = strategy
 
+    def score_one(self, record: dict) -> float:
+        """Probability for one record (field -> value), without frames when the scorer has a fast path."""
+        if hasattr(self.scorer, "score_record"):
+            return self.scorer.score_record(record)
+        import polars as pl
+
+        return float(self.scorer.predict_proba(pl.DataFrame([record]))[0, 1])
+
     def predict(self, context, model_input, params=None):
-        scores = self.scorer.predict_proba(model_input)[:, 1]
+        if isinstance(model_input, pd.DataFrame) and len(model_input) == 1 and hasattr(self.scorer, "score_record"):
+            scores = np.array([self.score_one(model_input.iloc[0].to_dict())])
+        else:
+            scores = self.scorer.predict_proba(model_input)[:, 1]
         thresholds = getattr(self.scorer, "band_thresholds_", (0.6, 0.3))
         return pd.DataFrame({"score": np.asarray(scores, dtype=np.float64), "band": band_for(scores, thresholds)})
