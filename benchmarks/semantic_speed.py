@@ -113,7 +113,75 @@ def _clustered_vectors(n: int, seed: int = 0, clusters: int = 2000, dim: int = 3
     return out
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+
+
+def _exact_top(vectors: np.ndarray, q: int, allowed: np.ndarray | None = None, k: int = 10) -> set[int]:
+    sims = vectors @ vectors[q]
+    if allowed is not None:
+        sims = np.where(allowed, sims, -np.inf)
+    sims[q] = -np.inf
+    return set(np.argpartition(-sims, k)[:k].tolist())
+
+
+def _coarse_prefix(vectors: np.ndarray) -> np.ndarray:
+    from holocrm_core.embedding import SpectralRotation
+
+    return SpectralRotation.fit(vectors).transform(vectors, 96)
+
+
+def search_paths(n: int, queries: int = 200, seed: int = 0) -> dict:
+    """The in-memory search strategies side by side on the same vectors (no LanceDB): exact 384-dim scan,
+    96-dim prefix scan + rerank at 384, inverted file over the prefix + rerank; p50/p95 and recall@10."""
+    from holocrm_core import store as store_module
+
+    vectors = _clustered_vectors(n, seed)
+    coarse = _coarse_prefix(vectors)
+    rng = np.random.default_rng(seed)
+    qids = rng.choice(n, queries, replace=False)
+    ids = [f"CON-{i:07d}" for i in range(n)]
+    exact = {int(q): _exact_top(vectors, int(q)) for q in qids}
+    out = {"vectors": n, "queries": queries, "load_average": _load()}
+    saved = (store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS)
+    strategies = {"exact_384": (n, n + 1, 0), "prefix_96_rerank_384": (0, n + 1, 0)}
+    strategies |= {f"ivf_96_rerank_384_probes_x{f}": (0, 0, f) for f in (1, 2, 4)}
+    memory = None
+    try:
+        for name, (exact_max, ivf_min, probe_factor) in strategies.items():
+            store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS = exact_max, ivf_min
+            t = time.perf_counter()
+            if not (probe_factor > 1 and memory is not None and memory.ivf is not None):
+                memory = store_module.EntityVectors(ids, vectors, coarse, {}, {})
+                default_probes = memory.ivf.probes if memory.ivf is not None else 0
+            if memory.ivf is not None:
+                memory.ivf.probes = default_probes * probe_factor
+            build = time.perf_counter() - t
+            latencies, recall = [], []
+            for q in qids:
+                p = memory.positions[ids[int(q)]]
+                t = time.perf_counter()
+                found, _ = memory.nearest(memory.vector(p), memory.coarse[p], 10, None, [p])
+                latencies.append(time.perf_counter() - t)
+                got = {int(memory.ids[i][4:]) for i in found.tolist()}
+                recall.append(len(got & exact[int(q)]) / 10)
+            out[name] = {**_percentiles(latencies), "recall_at_10": round(float(np.mean(recall)), 4),
+                         "prepare_seconds": round(build, 2)}
+            if memory.ivf is not None:
+                out[name] |= {"lists": len(memory.ivf.centroids), "probes": memory.ivf.probes}
+    finally:
+        store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS = saved
+    out["load_average_after"] = _load()
+    return out
+
+
 def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
+    """SimilarityStore.similar end to end over a LanceDB table of ``n`` contacts, with and without a filter."""
     from holocrm_core.store import SimilarityStore
 
     vectors = _clustered_vectors(n, seed)
@@ -128,50 +196,61 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
     }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
                      ("name", "stage", "owner", "company_id", "contact_id", "size_band", "lifecycle_status",
                       "country", "activity_type")])
+    load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         store = SimilarityStore(tmp)
         t = time.perf_counter()
         reports = store.sync(documents, vectors)
         build = time.perf_counter() - t
+        # what a server does once per index version: pin it and read the vectors into memory
+        t = time.perf_counter()
+        store = SimilarityStore(tmp, version=store.versions())
+        store.warm(["contact"])
+        load = time.perf_counter() - t
         qids = rng.choice(n, queries, replace=False)
-        store.similar("contact", f"CON-{int(qids[0]):07d}")  # open the table and the index
         latencies, recall, filtered_latencies, filtered_recall = [], [], [], []
         industry = documents.get_column("industry").to_numpy()
+        fintech = industry == "fintech"
         for q in qids:
             t = time.perf_counter()
             found = store.similar("contact", f"CON-{int(q):07d}", limit=10)
             latencies.append(time.perf_counter() - t)
-            sims = vectors @ vectors[q]
-            sims[q] = -np.inf
-            exact = {f"CON-{int(i):07d}" for i in np.argpartition(-sims, 10)[:10]}
-            recall.append(len(exact & {r["id"] for r in found}) / 10)
+            recall.append(len(_exact_top(vectors, int(q)) & {int(r["id"][4:]) for r in found}) / 10)
         for q in qids[:100]:
             t = time.perf_counter()
             found = store.similar("contact", f"CON-{int(q):07d}", limit=10, filters={"industry": "fintech"})
             filtered_latencies.append(time.perf_counter() - t)
-            sims = np.where(industry == "fintech", vectors @ vectors[q], -np.inf)
-            sims[q] = -np.inf
-            exact = {f"CON-{int(i):07d}" for i in np.argpartition(-sims, 10)[:10]}
-            filtered_recall.append(len(exact & {r["id"] for r in found}) / 10)
-        # the same queries answered by numpy brute force over the full matrix: a yardstick for how busy the
-        # machine was during this run (about 7 ms at 100k on an idle 2-core machine)
+            assert all(r["industry"] == "fintech" for r in found)
+            filtered_recall.append(len(_exact_top(vectors, int(q), fintech) & {int(r["id"][4:]) for r in found}) / 10)
+        # numpy brute force at 384 over the same matrix: a yardstick for how busy the machine was
         numpy_latencies = []
         for q in qids[:50]:
             t = time.perf_counter()
             sims = vectors @ vectors[q]
             np.argpartition(-sims, 11)[:11]
             numpy_latencies.append(time.perf_counter() - t)
-    ms = np.array(latencies) * 1000
-    fms = np.array(filtered_latencies) * 1000
+        memory = store.entity_vectors("contact")
+        path = ("exact 384" if n <= store_module_constant("EXACT_MAX_ROWS") else
+                "inverted file over the 96-dim prefix + rerank at 384" if memory.ivf is not None else
+                "96-dim prefix scan + rerank at 384")
+    filtered = _percentiles(filtered_latencies)
     return {
-        "vectors": n, "queries": queries, "index": reports["contact"].ann_index or "none (exact scan)",
-        "build_seconds": round(build, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "vectors": n, "queries": queries, "path": f"in memory: {path}",
+        "lancedb_ann_index": reports["contact"].ann_index,
+        "build_seconds": round(build, 1), "load_into_memory_seconds": round(load, 2),
+        **_percentiles(latencies),
         "recall_at_10": round(float(np.mean(recall)), 4),
-        "filtered_industry_p95_ms": round(float(np.percentile(fms, 95)), 2),
+        "filtered_industry_p50_ms": filtered["p50_ms"], "filtered_industry_p95_ms": filtered["p95_ms"],
         "filtered_industry_recall_at_10": round(float(np.mean(filtered_recall)), 4),
-        "numpy_exact_p50_ms_same_run": round(float(np.percentile(np.array(numpy_latencies) * 1000, 50)), 2),
+        "numpy_exact_384_p50_ms_same_run": _percentiles(numpy_latencies)["p50_ms"],
+        "load_average_before": load_before, "load_average_after": _load(),
     }
+
+
+def store_module_constant(name: str):
+    from holocrm_core import store as store_module
+
+    return getattr(store_module, name)
 
 
 def main() -> None:
@@ -181,6 +260,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip-embedding", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
+    parser.add_argument("--paths", type=int, nargs="*", default=[],
+                        help="sizes at which to compare the in-memory search strategies (no LanceDB)")
     args = parser.parse_args()
 
     report: dict = {}
@@ -195,6 +276,8 @@ def main() -> None:
                    key=lambda b: report["embedding_throughput"]["backends"][b]["texts_per_second"], default="torch")
         report["incremental_rerun"] = incremental_rerun(documents.head(min(len(documents), 2 * args.texts)), fast)
         report["fastest_backend"] = fast
+    if args.paths:
+        report["search_paths"] = [search_paths(n) for n in args.paths]
     if not args.skip_index:
         report["similar_latency"] = [similar_latency(n) for n in args.sizes]
     print(json.dumps(report, indent=2))

@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import hashlib
 import os
 import sys
@@ -212,8 +214,15 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
         batch = torch.export.Dim("batch", min=1, max=4096)
         seq = torch.export.Dim("sequence", min=1, max=MAX_SEQ_LENGTH)
         tmp = raw.with_suffix(f".tmp{os.getpid()}")
-        # the exporter reports progress on stdout: keep stdout clean for callers that print JSON there
-        with torch.no_grad(), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        # The exporter narrates every pass on stdout and warns through torch's loggers: keep the terminal of
+        # `holocrm run` (and JSON printed by benchmarks) clean, and show the narration only if export fails.
+        narration = io.StringIO()
+        quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
+        with torch.no_grad(), contextlib.redirect_stdout(narration), contextlib.redirect_stderr(narration), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 TokenEmbeddings(model),
@@ -229,6 +238,8 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
                 dynamo=True,
                 external_data=False,
             )
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
         os.replace(tmp, raw)
 
     # Fuse layer norms, GELU and biases with onnxruntime's transformer optimizer (portable, unlike a graph

@@ -9,12 +9,21 @@ enough, an ANN index. Every sync leaves a table version; ``versions()`` names th
 Queries: ``similar`` (entities like this one), ``search_vector``, and ``search`` from free text in
 ``vector``, ``fulltext`` or ``hybrid`` mode (reciprocal rank fusion of the two lists), each with scalar
 prefilters such as industry, stage, owner.
+
+Vector queries are answered from memory: on its first vector query a store handle reads the ids, vectors,
+96-dim prefixes and filter columns of the table version it reads, once (``EntityVectors``); each query is
+then numpy arithmetic with no LanceDB round trip (a LanceDB point lookup plus an ANN query cost 20 to 50 ms
+on this 2-core machine under load). Up to ``IVF_MIN_ROWS`` the 96-dim prefixes are scanned exactly and the
+best candidates reranked on the full vector; above it an inverted file over the prefixes (k-means lists,
+built at load) limits the scan to the nearest lists. Filters are boolean masks over dictionary-encoded
+columns. Tables above ``MEMORY_MAX_ROWS`` are queried through LanceDB and its ANN index instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,9 +40,24 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 
 COARSE_SCALE = 96
 ROTATION_TABLE = "spectral_rotation"
-# LanceDB's exact scan costs about 20 ms whatever the size (measured at 10k rows: p50 24 ms, while numpy takes
-# 0.3 ms), so the ANN index (HNSW over the 96-dim prefix, exact rerank at 384) is built from small sizes on.
-ANN_MIN_ROWS = 2_000
+# Vector queries run in memory up to this many rows per entity type (1M rows hold about 1.2 GB: float16 full
+# vectors plus float32 prefixes); bigger tables are queried through LanceDB, which needs its ANN index there
+# (HNSW over the 96-dim prefix, exact rerank at 384). Below that size the index is not used, so it is not
+# built (it took 70 s at 100k rows).
+MEMORY_MAX_ROWS = 2_000_000
+ANN_MIN_ROWS = MEMORY_MAX_ROWS
+# Up to this size a scan of the full 384-dim vectors is cheap (10k rows: about 1 ms) and exact.
+EXACT_MAX_ROWS = 20_000
+# From this size an inverted file over the 96-dim prefixes replaces the full prefix scan. The scan is bound by
+# memory bandwidth and by BLAS threads fighting for 2 busy cores: at 100k rows under load 6.5 it took p50 5.7 /
+# p95 9.5 ms (recall@10 1.0), the inverted file 0.4 / 0.6 ms (recall@10 0.99); at 1M the scan takes 45 ms.
+IVF_MIN_ROWS = 50_000
+# From this size the full vectors (used for the rerank only) are held as float16: half the memory, cosine
+# error about 1e-3.
+FLOAT16_MIN_ROWS = 500_000
+# Candidates taken from the prefix scan for the exact rerank: max(RERANK_FACTOR * limit, RERANK_MIN).
+RERANK_FACTOR = 10
+RERANK_MIN = 100
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.); damps the weight of the top ranks
 # What a result row carries: the id, a display name and the filter fields. Not the text: reading it for every
 # candidate costs more than the vector search itself (measured: 8.8 vs 5.2 ms per query at 30k rows).
@@ -106,6 +130,214 @@ def _arrow_table(rows: pl.DataFrame, vectors: np.ndarray, coarse: np.ndarray, ro
     return pa.table(columns)
 
 
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+def _as_text(value) -> str:
+    """A filter value as the index stores it (every filter column is a string column)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    index = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    index = index[np.isfinite(scores[index])]
+    return index[np.argsort(-scores[index], kind="stable")]
+
+
+class InvertedLists:
+    """An inverted file over unit prefixes: spherical k-means lists; a query scans only its nearest lists.
+
+    Rows are expected in list order (``fit`` returns the order), so every list is one contiguous slice.
+    """
+
+    def __init__(self, centroids: np.ndarray, offsets: np.ndarray, probes: int):
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.offsets = offsets
+        self.probes = probes
+
+    @classmethod
+    def fit(cls, coarse: np.ndarray, seed: int = 0, iterations: int = 8) -> tuple["InvertedLists", np.ndarray]:
+        n = len(coarse)
+        lists = max(16, int(round(np.sqrt(n))))
+        rng = np.random.default_rng(seed)
+        sample = coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
+        centroids = sample[rng.choice(len(sample), lists, replace=False)].copy()
+        for _ in range(iterations):
+            assign = cls._assign(sample, centroids)
+            counts = np.bincount(assign, minlength=lists)
+            sums = np.zeros_like(centroids)
+            np.add.at(sums, assign, sample)
+            empty = counts == 0
+            sums[empty] = sample[rng.choice(len(sample), int(empty.sum()), replace=False)]
+            centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        assign = cls._assign(coarse, centroids)
+        order = np.argsort(assign, kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=lists))])
+        # about 6% of the lists: recall@10 0.99 at 100k clustered rows, at 0.4 to 0.6 ms per query (3%: 0.97,
+        # 12%: 0.997 at 1 ms), see ``--paths`` in benchmarks/semantic_speed.py
+        return cls(centroids, offsets, probes=max(16, lists // 16)), order
+
+    @staticmethod
+    def _assign(rows: np.ndarray, centroids: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.int32)
+        for start in range(0, len(rows), chunk):
+            out[start:start + chunk] = np.argmax(rows[start:start + chunk] @ centroids.T, axis=1)
+        return out
+
+    def scan(self, coarse: np.ndarray, query: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row positions, prefix scores) of the rows in the ``probes`` lists nearest to ``query``."""
+        nearest = _top(self.centroids @ query, probes)
+        slices = [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in nearest]
+        positions = np.concatenate([np.arange(a, b) for a, b in slices])
+        scores = np.concatenate([coarse[a:b] @ query for a, b in slices])
+        return positions, scores
+
+
+class EntityVectors:
+    """One entity table held in memory for vector queries: ids, vectors, 96-dim prefixes, filter columns.
+
+    Read once per table version from LanceDB (``load``); filter columns are dictionary-encoded so a filter
+    is an integer comparison over the rows.
+    """
+
+    def __init__(self, ids: list[str], vectors: np.ndarray, coarse: np.ndarray, codes: dict[str, np.ndarray],
+                 categories: dict[str, list]):
+        self.ivf: InvertedLists | None = None
+        if len(ids) >= IVF_MIN_ROWS:
+            self.ivf, order = InvertedLists.fit(coarse)
+            ids = [ids[i] for i in order]
+            vectors, coarse = vectors[order], coarse[order]
+            codes = {c: v[order] for c, v in codes.items()}
+        self.ids = ids
+        self.positions = {entity_id: i for i, entity_id in enumerate(ids)}
+        self.vectors = vectors
+        self.coarse = np.ascontiguousarray(coarse, dtype=np.float32)
+        self.codes = codes
+        self.categories = categories
+        self.lookup = {c: {v: i for i, v in enumerate(values)} for c, values in categories.items()}
+
+    @classmethod
+    def load(cls, table, rows: int) -> "EntityVectors":
+        import pyarrow.compute as pc
+
+        data = table.search().select(["entity_id", "vector", "vector_96", *FILTER_COLUMNS]).limit(max(rows, 1)).to_arrow()
+        n = data.num_rows
+        dtype = np.float16 if n >= FLOAT16_MIN_ROWS else np.float32
+        vectors = np.empty((n, DIM), dtype=dtype)
+        coarse = np.empty((n, COARSE_SCALE), dtype=np.float32)
+        for column, out, width in (("vector", vectors, DIM), ("vector_96", coarse, COARSE_SCALE)):
+            start = 0
+            for chunk in data.column(column).chunks:  # chunk by chunk: no second full-size float32 copy
+                block = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+                out[start:start + len(block)] = block
+                start += len(block)
+        codes, categories = {}, {}
+        for column in FILTER_COLUMNS:
+            encoded = data.column(column).dictionary_encode().combine_chunks()
+            codes[column] = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+            categories[column] = encoded.dictionary.to_pylist()
+        ids = data.column("entity_id").to_pylist()
+        del data
+        return cls(ids, vectors, coarse, codes, categories)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def position_of(self, entity_id: str, entity_type: str = "entity") -> int:
+        position = self.positions.get(entity_id)
+        if position is None:
+            raise KeyError(f"no {entity_type} with id {entity_id!r} in the index")
+        return position
+
+    def vector(self, position: int) -> np.ndarray:
+        return self.vectors[position].astype(np.float32)
+
+    def mask(self, filters: dict | None) -> np.ndarray | None:
+        """Rows passing ``filters`` (the semantics of ``filter_sql``), or None for no filter."""
+        if not filters:
+            return None
+        filter_sql(filters)  # the same validation as the LanceDB path: unknown columns are an error
+        mask = np.ones(len(self), dtype=bool)
+        for column, value in filters.items():
+            if column == "entity_id":
+                values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+                keep = np.zeros(len(self), dtype=bool)
+                keep[[self.positions[v] for v in values if v in self.positions]] = True
+            elif value is None:
+                keep = self.codes[column] == -1
+            else:
+                values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+                lookup = self.lookup[column]
+                wanted = [lookup[_as_text(v)] for v in values if _as_text(v) in lookup]
+                keep = np.isin(self.codes[column], wanted) if wanted else np.zeros(len(self), dtype=bool)
+            mask &= keep
+        return mask
+
+    def nearest(self, vector: np.ndarray, coarse_query: np.ndarray, limit: int, mask: np.ndarray | None = None,
+                exclude: list[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, cosine similarities) of the ``limit`` rows nearest to ``vector``, best first."""
+        if limit <= 0 or len(self) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        exclude = list(exclude)
+        if len(self) <= EXACT_MAX_ROWS:
+            positions = np.arange(len(self))
+            scores = self.vectors.astype(np.float32, copy=False) @ vector
+        else:
+            positions = self._candidates(coarse_query, max(RERANK_FACTOR * limit, RERANK_MIN), mask, exclude)
+            scores = self.vectors[positions].astype(np.float32) @ vector
+            mask, exclude = None, []  # already applied to the candidates
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        if exclude:
+            scores[exclude] = -np.inf
+        best = _top(scores, limit)
+        return positions[best], scores[best]
+
+    def _candidates(self, query: np.ndarray, k: int, mask: np.ndarray | None, exclude: list[int]) -> np.ndarray:
+        """Positions of the best ``k`` rows by the 96-dim prefix, among those the mask lets through."""
+        query = np.asarray(query, dtype=np.float32)
+        allowed = int(mask.sum()) if mask is not None else len(self)
+        if self.ivf is None or allowed <= 0.05 * len(self):
+            # a selective filter: scanning only the rows it lets through is cheaper than the lists
+            positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
+            scores = (self.coarse if mask is None else self.coarse[positions]) @ query
+        else:
+            probes = self.ivf.probes
+            while True:
+                positions, scores = self.ivf.scan(self.coarse, query, probes)
+                if mask is not None:
+                    scores = np.where(mask[positions], scores, -np.inf)
+                passing = int(np.isfinite(scores).sum())
+                if passing >= k + len(exclude) or probes >= len(self.ivf.centroids):
+                    break
+                probes *= 2  # the filter left too few rows in the nearest lists: widen the scan
+        if exclude:
+            scores = scores.copy()
+            scores[np.isin(positions, exclude)] = -np.inf
+        return positions[_top(scores, k)]
+
+    def rows(self, entity_type: str, positions: np.ndarray, similarity: np.ndarray) -> list[dict]:
+        out = []
+        for position, score in zip(positions.tolist(), similarity.tolist()):
+            row = {}
+            for column in FILTER_COLUMNS:
+                code = self.codes[column][position]
+                row[column] = self.categories[column][code] if code >= 0 else None
+            row["id"] = self.ids[position]
+            row["entity_type"] = entity_type
+            row["similarity"] = float(score)
+            out.append(row)
+        return out
+
+
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
@@ -119,6 +351,9 @@ class SimilarityStore:
         self._has_ann: dict[str, bool] = {}
         self._pinned: dict[str, int] = {}
         self._rotation: SpectralRotation | None = None
+        self._memory: dict[str, EntityVectors | None] = {}
+        self._memory_lock = threading.Lock()
+        self.memory_max_rows = MEMORY_MAX_ROWS
         if version:
             self.checkout(version)
 
@@ -158,12 +393,14 @@ class SimilarityStore:
         self._pinned.update({k: int(v) for k, v in versions.items()})
         self._tables.clear()
         self._has_ann.clear()
+        self._memory.clear()
         self._rotation = None
 
     def checkout_latest(self) -> None:
         self._pinned.clear()
         self._tables.clear()
         self._has_ann.clear()
+        self._memory.clear()
         self._rotation = None
 
     # ---------------------------------------------------------------------------------------- rotation
@@ -250,6 +487,7 @@ class SimilarityStore:
             )
         self._tables.clear()
         self._has_ann.clear()
+        self._memory.clear()
         self._pinned.clear()
         return reports
 
@@ -319,13 +557,45 @@ class SimilarityStore:
         return ann
 
     # ---------------------------------------------------------------------------------------- reads
+    def entity_vectors(self, entity_type: str) -> "EntityVectors | None":
+        """The in-memory view of one table at the version this store reads (loaded once per handle).
+
+        None when the table is larger than ``memory_max_rows`` (queries then go through LanceDB).
+        """
+        if entity_type in self._memory:
+            return self._memory[entity_type]
+        with self._memory_lock:  # concurrent first requests load it once
+            if entity_type not in self._memory:
+                table = self.table(entity_type)
+                rows = table.count_rows()
+                self._memory[entity_type] = (
+                    EntityVectors.load(table, rows) if rows <= self.memory_max_rows else None
+                )
+        return self._memory[entity_type]
+
+    def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
+        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows."""
+        out = {}
+        for entity_type in entity_types or self.entity_types():
+            if entity_type in self._table_names():
+                loaded = self.entity_vectors(entity_type)
+                out[entity_type] = len(loaded) if loaded is not None else 0
+        return out
+
     def vector_of(self, entity_type: str, entity_id: str) -> np.ndarray:
+        loaded = self.entity_vectors(entity_type)
+        if loaded is not None:
+            return loaded.vector(loaded.position_of(entity_id, entity_type))
         rows = (
             self.table(entity_type).search().where(f"entity_id = {_quote(entity_id)}").select(["vector"]).limit(1).to_arrow()
         )
         if rows.num_rows == 0:
             raise KeyError(f"no {entity_type} with id {entity_id!r} in the index")
         return np.asarray(rows.column("vector")[0].as_py(), dtype=np.float32)
+
+    def _coarse_query(self, vector: np.ndarray) -> np.ndarray:
+        rotation = self.rotation()
+        return rotation.transform(vector[None, :], COARSE_SCALE)[0] if rotation else _unit(vector[:COARSE_SCALE])
 
     def search_vector(
         self,
@@ -338,22 +608,50 @@ class SimilarityStore:
     ) -> list[dict]:
         """Entities of one type nearest to ``vector`` (cosine), best first, with the filters applied first.
 
-        With an ANN index the candidates come from the 96-dim spectral prefix (``limit * coarse_candidates``
-        of them) and are reranked exactly on the full vector; without one the scan is exact at 384.
+        Candidates come from the 96-dim spectral prefix and are reranked exactly on the full vector (below
+        ``EXACT_MAX_ROWS`` the scan is exact at 384). ``coarse_candidates`` applies to the LanceDB path.
         """
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        loaded = self.entity_vectors(entity_type)
+        if loaded is None:
+            return self._lance_search_vector(entity_type, vector, limit, filters, exclude_ids, coarse_candidates)
+        mask = loaded.mask(filters)
+        exclude = [p for p in (loaded.positions.get(i) for i in exclude_ids) if p is not None]
+        found, similarity = loaded.nearest(vector, self._coarse_query(vector), limit, mask, exclude)
+        return loaded.rows(entity_type, found, similarity)
+
+    def similar(
+        self,
+        entity_type: str,
+        entity_id: str,
+        limit: int = 10,
+        min_similarity: float = 0.0,
+        filters: dict | None = None,
+    ) -> list[dict]:
+        """The ``limit`` entities of the same type most like ``entity_id`` (itself excluded)."""
+        loaded = self.entity_vectors(entity_type)
+        if loaded is None:
+            vector = self.vector_of(entity_type, entity_id)
+            results = self._lance_search_vector(entity_type, vector, limit, filters, [entity_id], 5)
+        else:
+            position = loaded.position_of(entity_id, entity_type)
+            found, similarity = loaded.nearest(
+                loaded.vector(position), loaded.coarse[position], limit, loaded.mask(filters), [position]
+            )
+            results = loaded.rows(entity_type, found, similarity)
+        return [r for r in results if r["similarity"] >= min_similarity]
+
+    def _lance_search_vector(self, entity_type, vector, limit, filters, exclude_ids, coarse_candidates) -> list[dict]:
+        """The LanceDB path (tables too big to hold in memory): ANN over the prefix, rerank at 384."""
         table = self.table(entity_type)
         exclude = set(exclude_ids)
         want = limit + len(exclude)
         where = filter_sql(filters)
-        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         columns = [*RESULT_COLUMNS, "vector"]
         if entity_type not in self._has_ann:  # listing indices costs a round trip: once per opened table
             self._has_ann[entity_type] = any(getattr(i, "columns", [None])[0] == "vector_96" for i in table.list_indices())
-        has_ann = self._has_ann[entity_type]
-        if has_ann:
-            rotation = self.rotation()
-            query = rotation.transform(vector[None, :], COARSE_SCALE)[0] if rotation else vector[:COARSE_SCALE]
-            builder = table.search(query, vector_column_name="vector_96").distance_type("cosine")
+        if self._has_ann[entity_type]:
+            builder = table.search(self._coarse_query(vector), vector_column_name="vector_96").distance_type("cosine")
             builder = builder.limit(want * coarse_candidates).ef(max(64, want * coarse_candidates))
         else:
             builder = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(want)
@@ -378,19 +676,6 @@ class SimilarityStore:
             if len(results) >= limit:
                 break
         return results
-
-    def similar(
-        self,
-        entity_type: str,
-        entity_id: str,
-        limit: int = 10,
-        min_similarity: float = 0.0,
-        filters: dict | None = None,
-    ) -> list[dict]:
-        """The ``limit`` entities of the same type most like ``entity_id`` (itself excluded)."""
-        vector = self.vector_of(entity_type, entity_id)
-        results = self.search_vector(entity_type, vector, limit=limit, filters=filters, exclude_ids=[entity_id])
-        return [r for r in results if r["similarity"] >= min_similarity]
 
     def _embed_query(self, text: str) -> np.ndarray:
         if self._embedder is None:

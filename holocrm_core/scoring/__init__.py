@@ -32,10 +32,24 @@ def _neural(**params):
     return NeuralScorer(**params)
 
 
+def _gbm(**params):
+    from holocrm_core.scoring.boosting import GradientBoostedScorer
+
+    return GradientBoostedScorer(**params)
+
+
+def _blend(**params):
+    from holocrm_core.scoring.boosting import BlendScorer
+
+    return BlendScorer(**params)
+
+
 STRATEGIES = {
     "heuristic": WeightedHeuristicScorer,
     "naive_bayes": NaiveBayesScorer,
     "neural": _neural,
+    "gbm": _gbm,
+    "blend": _blend,
 }
 
 

@@ -175,12 +175,15 @@ class NeuralScorer(CRMScorer):
             x = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
             return np.mean([net(x).numpy() for net in self.networks_], axis=0).astype(np.float64)
 
+    def record_logit(self, record: dict) -> float:
+        """Calibrated log-odds for one record given as a dict (field -> value)."""
+        return float(self.calibration_.logit(self._raw_logit(self.encoder_.transform_record(record)[None, :]))[0])
+
     def score_record(self, record: dict) -> float:
         """Probability for one record given as a dict (field -> value): the fast single-score path."""
         from holocrm_core.scoring.calibration import clip_probability, sigmoid
 
-        raw = self._raw_logit(self.encoder_.transform_record(record)[None, :])
-        return float(clip_probability(sigmoid(self.calibration_.logit(raw)))[0])
+        return float(clip_probability(sigmoid(np.array([self.record_logit(record)])))[0])
 
     def decision_logit(self, X: pl.DataFrame) -> np.ndarray:
         return self.calibration_.logit(self._raw_logit(self.encoder_.transform(X)))
