@@ -2,6 +2,7 @@
 curve, and the public x_education leads (5-fold stratified CV, random_state 0). Prints one JSON object.
 
     .venv/bin/python benchmarks/scoring_quality.py [--contacts 8000] [--skip-synth] [--skip-xedu]
+        [--strategies neural,gbm,blend]
 
 Reads ../shared/data (or HOLOCRM_SHARED_DATA) when present; says "skipped" when it is absent.
 """
@@ -41,7 +42,7 @@ def shared_data() -> Path:
     return Path(os.environ.get("HOLOCRM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def x_education(folds: int = 5) -> dict:
+def x_education(strategies: list[str], folds: int = 5) -> dict:
     path = shared_data() / "x_education_leads" / "Leads.csv"
     if not path.exists():
         return {"skipped": f"{path} absent"}
@@ -61,22 +62,26 @@ def x_education(folds: int = 5) -> dict:
         ("without_post_contact_fields", [c for c in frame.columns if c not in POST_CONTACT]),
     ):
         data = frame.select(columns)
-        started = time.perf_counter()
-        aucs = []
-        for train, test in splitter.split(np.zeros(len(y)), y):
-            scorer = make_strategy("neural").fit(data[train], y[train])
-            aucs.append(roc_auc_score(y[test], scorer.predict_proba(data[test])[:, 1]))
-        out[setting] = {
-            "neural_auc": round(float(np.mean(aucs)), 4),
-            "fold_aucs": [round(a, 4) for a in aucs],
-            "seconds": round(time.perf_counter() - started, 1),
-        }
+        out[setting] = {}
+        for strategy in strategies:
+            started = time.perf_counter()
+            aucs, weights = [], []
+            for train, test in splitter.split(np.zeros(len(y)), y):
+                scorer = make_strategy(strategy).fit(data[train], y[train])
+                aucs.append(roc_auc_score(y[test], scorer.predict_proba(data[test])[:, 1]))
+                if hasattr(scorer, "weights_"):
+                    weights.append({k: round(v, 3) for k, v in scorer.weights_.items()})
+            out[setting][f"{strategy}_auc"] = round(float(np.mean(aucs)), 4)
+            out[setting][f"{strategy}_fold_aucs"] = [round(a, 4) for a in aucs]
+            out[setting][f"{strategy}_seconds"] = round(time.perf_counter() - started, 1)
+            if weights:
+                out[setting][f"{strategy}_weights_per_fold"] = weights
     out["all_fields"]["target_gradient_boosting"] = 0.984
     out["without_post_contact_fields"]["target_gradient_boosting"] = 0.875
     return out
 
 
-def generated(n_contacts: int, seed: int = 0) -> dict:
+def generated(n_contacts: int, strategies: list[str], seed: int = 0) -> dict:
     """Learned vs heuristic vs hidden truth on the most recent slice, and the learning curve."""
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -136,6 +141,21 @@ def generated(n_contacts: int, seed: int = 0) -> dict:
             curve.append({"closed_outcomes": recent.height, "held_out_log_loss": round(float(log_loss(y_held, p)), 4),
                           "held_out_auc": round(float(roc_auc_score(y_held, p)), 4)})
         entry["learning_curve"] = curve
+        # The other strategies on the same recent slice (the default strategy's figures are "learned" above).
+        entry["other_strategies"] = {}
+        for strategy in strategies:
+            if strategy == trained.strategy:
+                continue
+            t0 = time.perf_counter()
+            other = train_scorer(dataset, entity, strategy=strategy)
+            m = other.metrics
+            entry["other_strategies"][strategy] = {
+                "auc": round(m["auc"], 4), "log_loss": round(m["log_loss"], 4), "ece": round(m["ece"], 4),
+                "auc_gap_to_truth": round(entry["true_probability"]["auc"] - m["auc"], 4),
+                "ece_bootstrap": {k: round(v, 4) for k, v in ece_bootstrap(y, other.validation_scores).items()},
+                "weights": getattr(other.scorer, "weights_", None),
+                "train_seconds": round(time.perf_counter() - t0, 1),
+            }
         out[entity] = entry
     return out
 
@@ -145,12 +165,15 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=8000)
     parser.add_argument("--skip-synth", action="store_true")
     parser.add_argument("--skip-xedu", action="store_true")
+    parser.add_argument("--strategies", default="neural,gbm,blend",
+                        help="comma-separated scoring strategies to compare (holocrm_core.scoring.STRATEGIES)")
     args = parser.parse_args()
+    strategies = [s for s in args.strategies.split(",") if s]
     report: dict = {}
     if not args.skip_synth:
-        report["generated"] = generated(args.contacts)
+        report["generated"] = generated(args.contacts, strategies)
     if not args.skip_xedu:
-        report["x_education_leads"] = x_education()
+        report["x_education_leads"] = x_education(strategies)
     print(json.dumps(report, indent=2))
 
 

@@ -287,6 +287,87 @@ def test_ann_index_path_matches_exact_search(tmp_path):
     assert hits / 200 >= 0.9
 
 
+def _clustered_documents(n: int, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(40, 384))
+    vectors = centers[rng.integers(0, 40, n)] + 0.7 * rng.normal(size=(n, 384))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    owners = np.array(["dana", "eli", "fay", "gus"])[rng.integers(0, 4, n)]
+    documents = pl.DataFrame({
+        "entity_type": ["contact"] * n,
+        "entity_id": [f"ct-{i}" for i in range(n)],
+        "text": [f"contact number {i}" for i in range(n)],
+        "content_hash": [f"h{i}" for i in range(n)],
+        "owner": owners.tolist(),
+        "industry": [None if i % 7 == 0 else "fintech" for i in range(n)],
+    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
+                     ("name", "stage", "company_id", "contact_id", "size_band", "lifecycle_status", "country",
+                      "activity_type")])
+    return documents, vectors, owners
+
+
+@pytest.mark.parametrize("path", ["exact", "prefix", "inverted_file", "lancedb"])
+def test_every_search_path_finds_the_exact_neighbours_and_honours_filters(tmp_path, monkeypatch, path):
+    from holocrm_core import store as store_module
+
+    n = 3000
+    documents, vectors, owners = _clustered_documents(n)
+    store = SimilarityStore(str(tmp_path / "paths"))
+    store.sync(documents, vectors)
+    monkeypatch.setattr(store_module, "EXACT_MAX_ROWS", n if path == "exact" else 0)
+    monkeypatch.setattr(store_module, "IVF_MIN_ROWS", 0 if path == "inverted_file" else n + 1)
+    store = SimilarityStore(store.uri, version=store.versions())
+    if path == "lancedb":
+        store.memory_max_rows = 0
+    else:
+        assert store.warm(["contact"]) == {"contact": n}
+        assert (store.entity_vectors("contact").ivf is not None) == (path == "inverted_file")
+    hits = filtered_hits = 0
+    no_industry = np.array([i % 7 == 0 for i in range(n)])
+    for q in range(0, 400, 20):
+        exact = np.argsort(-(vectors @ vectors[q]))[1:11]
+        found = store.similar("contact", f"ct-{q}", limit=10)
+        assert len(found) == 10 and f"ct-{q}" not in {r["id"] for r in found}
+        assert [r["similarity"] for r in found] == sorted((r["similarity"] for r in found), reverse=True)
+        hits += len({f"ct-{i}" for i in exact} & {r["id"] for r in found})
+
+        allowed = (owners == "eli") & ~no_industry
+        sims = np.where(allowed, vectors @ vectors[q], -np.inf)
+        sims[q] = -np.inf
+        exact_filtered = np.argsort(-sims)[:10]
+        found = store.similar("contact", f"ct-{q}", limit=10, filters={"owner": ["eli"], "industry": "fintech"})
+        assert found and all(r["owner"] == "eli" and r["industry"] == "fintech" for r in found)
+        filtered_hits += len({f"ct-{i}" for i in exact_filtered} & {r["id"] for r in found})
+    assert hits / 200 >= 0.95 and filtered_hits / 200 >= 0.95
+    assert {r["id"] for r in store.similar("contact", "ct-1", limit=50, filters={"industry": None})} <= {
+        f"ct-{i}" for i in range(0, n, 7)}
+    assert store.similar("contact", "ct-1", filters={"owner": "nobody"}) == []
+    assert store.similar("contact", "ct-1", filters={"owner": []}) == []
+    only = store.similar("contact", "ct-1", min_similarity=-1.0, filters={"entity_id": ["ct-2", "ct-3"]})
+    assert {r["id"] for r in only} == {"ct-2", "ct-3"}
+    with pytest.raises(KeyError):
+        store.similar("contact", "ct-missing")
+    with pytest.raises(ValueError):
+        store.similar("contact", "ct-1", filters={"text": "x"})
+    searched = store.search_vector("contact", vectors[5], limit=3, exclude_ids=["ct-5"])
+    assert "ct-5" not in {r["id"] for r in searched} and searched[0]["id"] in {f"ct-{i}" for i in
+                                                                                 np.argsort(-(vectors @ vectors[5]))[1:4]}
+
+
+def test_in_memory_vectors_follow_the_version_the_store_reads(store, embedder, crm):
+    pinned = SimilarityStore(store.uri, version=store.versions(), embedder=embedder)
+    assert pinned.similar("contact", "ct-alice", limit=1)[0]["id"] == "ct-alice-dup"
+    changed = dict(crm)
+    changed["contacts"] = crm["contacts"].filter(pl.col("contact_id") != "ct-alice-dup")
+    documents = entity_documents(changed)
+    store.sync(documents, embed_documents(documents, embedder).vectors)
+    # the writer sees the new version at once; the pinned reader keeps its snapshot until it checks out
+    assert store.similar("contact", "ct-alice", limit=1)[0]["id"] != "ct-alice-dup"
+    assert pinned.similar("contact", "ct-alice", limit=1)[0]["id"] == "ct-alice-dup"
+    pinned.checkout(store.versions())
+    assert pinned.similar("contact", "ct-alice", limit=1)[0]["id"] != "ct-alice-dup"
+
+
 # ------------------------------------------------------------------------------------------ assets
 def _write_staged(home, tables):
     from holocrm_core.warehouse import Warehouse

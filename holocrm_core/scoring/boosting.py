@@ -18,6 +18,8 @@ is replaced by a typical training value (median number, most frequent category, 
 from __future__ import annotations
 
 import math
+import os
+from contextlib import contextmanager
 
 import numpy as np
 import polars as pl
@@ -31,6 +33,17 @@ from holocrm_core.scoring.neural import holdout_mask
 MIN_TREE_CATEGORY_COUNT = 10
 # HistGradientBoosting allows at most 255 bins per feature; one is reserved for "other".
 MAX_TREE_CATEGORIES = 250
+# OpenMP threads for the trees. One by default: on a shared 2-core machine two spinning OpenMP threads made a
+# fit 7 to 16 times slower than one thread (measured under load 6); set HOLOCRM_TREE_THREADS on a quiet box.
+TREE_THREADS = int(os.environ.get("HOLOCRM_TREE_THREADS", "1"))
+
+
+@contextmanager
+def _tree_threads():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(TREE_THREADS, user_api="openmp"):
+        yield
 
 
 class GradientBoostedScorer(CRMScorer):
@@ -40,10 +53,10 @@ class GradientBoostedScorer(CRMScorer):
 
     def __init__(
         self,
-        max_iter: int = 600,
-        learning_rate: float = 0.05,
-        max_leaf_nodes: int = 31,
-        min_samples_leaf: int = 20,
+        max_iter: int = 1000,
+        learning_rate: float = 0.03,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
         holdout_fraction: float = 0.2,
         refit_full: bool = True,
@@ -147,28 +160,42 @@ class GradientBoostedScorer(CRMScorer):
         held = holdout_mask(X, y, self.holdout_fraction, self.seed)
         if len(np.unique(y[held])) < 2 or len(np.unique(y[~held])) < 2:
             held = holdout_mask(X.drop("outcome_at", strict=False), y, self.holdout_fraction, self.seed)
-        booster = self._booster(self.max_iter).fit(matrix[~held], y[~held])
-        # The number of trees that predicts the recent rows best (log loss), then Platt on those rows.
-        losses = []
-        for raw in booster.staged_decision_function(matrix[held]):
-            p = clip_probability(sigmoid(raw))
-            losses.append(-np.mean(y[held] * np.log(p) + (1 - y[held]) * np.log(1 - p)))
-        self.n_trees_ = int(np.argmin(losses)) + 1
-        raw_held = None
-        for k, raw in enumerate(booster.staged_decision_function(matrix[held]), start=1):
-            if k == self.n_trees_:
-                raw_held = raw
-                break
-        self.calibration_ = PlattScaler().fit(raw_held, y[held])
-        if self.refit_full:
-            # All rows for the final trees (the recent slice is the most informative); the tree count and the
-            # calibration found above carry over, as trees grown on 25% more rows are no less sharp.
-            self.booster_ = self._booster(self.n_trees_).fit(matrix, y)
-        else:
-            self.booster_ = self._booster(self.n_trees_).fit(matrix[~held], y[~held])
+        with _tree_threads():
+            self._fit_boosters(matrix, y, held)
         self.reference_ = self._reference_row(matrix)
         self._finish_fit(X)
         return self
+
+    def _fit_boosters(self, matrix: np.ndarray, y: np.ndarray, held: np.ndarray) -> None:
+        x_fit, y_fit, x_held, y_held = matrix[~held], y[~held], matrix[held], y[held]
+
+        def held_loss(raw: np.ndarray) -> float:
+            p = clip_probability(sigmoid(raw))
+            return float(-np.mean(y_held * np.log(p) + (1 - y_held) * np.log(1 - p)))
+
+        # Grow trees in steps while the recent rows keep getting better predicted (early stopping on log loss).
+        step, patience = 25, 3
+        booster = self._booster(step)
+        booster.set_params(warm_start=True)
+        best, stale = float("inf"), 0
+        while booster.get_params()["max_iter"] <= self.max_iter:
+            booster.fit(x_fit, y_fit)
+            loss = held_loss(booster.decision_function(x_held))
+            best, stale = (loss, 0) if loss < best - 1e-5 else (best, stale + 1)
+            if stale >= patience:
+                break
+            booster.set_params(max_iter=booster.get_params()["max_iter"] + step)
+        staged = list(booster.staged_decision_function(x_held))
+        self.n_trees_ = int(np.argmin([held_loss(raw) for raw in staged])) + 1
+        self.calibration_ = PlattScaler().fit(staged[self.n_trees_ - 1], y_held)
+        # Out-of-sample log-odds of the recent rows, for a blend to weigh this model by (dropped after use).
+        self.holdout_logit_ = self.calibration_.logit(staged[self.n_trees_ - 1])
+        if self.refit_full:
+            # All rows for the final trees (the recent slice is the most informative); the tree count and the
+            # calibration found on the recent slice carry over.
+            self.booster_ = self._booster(self.n_trees_).fit(matrix, y)
+        else:  # the same trees as the first n_trees_ grown above (the fit is deterministic)
+            self.booster_ = self._booster(self.n_trees_).fit(x_fit, y_fit)
 
     def _reference_row(self, matrix: np.ndarray) -> np.ndarray:
         ref = np.full(self.tree_width_, np.nan)
@@ -187,7 +214,8 @@ class GradientBoostedScorer(CRMScorer):
 
     # -- scoring ------------------------------------------------------------------------------------------
     def raw_logit_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster_.decision_function(matrix), dtype=np.float64)
+        with _tree_threads():
+            return np.asarray(self.booster_.decision_function(matrix), dtype=np.float64)
 
     def decision_logit(self, X: pl.DataFrame) -> np.ndarray:
         return self.calibration_.logit(self.raw_logit_matrix(self._tree_matrix(X)))
@@ -239,14 +267,18 @@ class BlendScorer(CRMScorer):
         common = {"holdout_fraction": self.holdout_fraction, "seed": self.seed}
         self.components_ = {
             "neural": NeuralScorer(**common, **(self.neural or {})).fit(X, y),
-            # Trees stay on the older rows here: their recent-slice log-odds must be out of sample to weigh them.
-            "gbm": GradientBoostedScorer(**common, refit_full=False, **(self.gbm or {})).fit(X, y),
+            "gbm": GradientBoostedScorer(**common, **(self.gbm or {})).fit(X, y),
         }
         held = holdout_mask(X, y, self.holdout_fraction, self.seed)
         if len(np.unique(y[held])) < 2 or len(np.unique(y[~held])) < 2:
             held = holdout_mask(X.drop("outcome_at", strict=False), y, self.holdout_fraction, self.seed)
         names = list(self.components_)
-        logits = np.column_stack([self.components_[n].decision_logit(X.filter(pl.Series(held))) for n in names])
+        # Out-of-sample log-odds of the recent rows: the neural net never trained on them, and the trees report
+        # those of their first fit (before the refit on all rows).
+        logits = np.column_stack([
+            self.components_["neural"].decision_logit(X.filter(pl.Series(held))),
+            self.components_["gbm"].__dict__.pop("holdout_logit_"),
+        ])
         self.weights_, self.intercept_ = {n: 0.0 for n in names}, 0.0
         chosen = names
         while chosen:

@@ -10,6 +10,7 @@ import polars as pl
 from holocrm_core import schema
 from holocrm_core.landing import resolve_export_dir
 from holocrm_core.reconcile import reconcile
+from pipelines.metadata import markdown_table
 from pipelines.resources import StorageResource
 
 GROUP = "ingest"
@@ -25,14 +26,8 @@ class ExportConfig(dg.Config):
     mapping: str = ""  # YAML mapping file describing a custom export
 
 
-def _markdown(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    if frame.is_empty():
-        return dg.MetadataValue.md("_(none)_")
-    head = frame.head(rows)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    for row in head.iter_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:60] for v in row) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.MetadataValue:
+    return markdown_table(frame, rows=rows, width=width)
 
 
 @dg.multi_asset(

@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from pipelines.metadata import markdown_table
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
 
 GROUP = "semantic"
@@ -19,13 +20,7 @@ def _staged_tables(storage: StorageResource) -> dict[str, pl.DataFrame]:
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataValue:
-    if frame.is_empty():
-        return dg.MetadataValue.md("_(none)_")
-    head = frame.head(rows)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    for row in head.iter_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:width] for v in row) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+    return markdown_table(frame, rows=rows, width=width)
 
 
 def _counts(frame: pl.DataFrame, column: str = "entity_type") -> dict[str, int]:
