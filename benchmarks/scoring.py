@@ -58,6 +58,28 @@ def _batch(scorer, frame: pl.DataFrame, rows: int, chunk: int, max_seconds: floa
             "complete": done >= rows}
 
 
+def _never_seen(scorer, frame: pl.DataFrame, rows: int) -> dict:
+    """One chunk whose every note is new to the scorer (a tag no lexicon knows makes each note distinct):
+    the cost of the first scoring after a new champion, before its note ratings are remembered."""
+    from holocrm_core.scoring import score_frame
+
+    block = pl.concat([frame] * -(-rows // frame.height)).head(rows).with_row_index("_copy")
+    notes = [c for c in block.columns if c.startswith("text_") and block.schema[c] == pl.List(pl.String)]
+    for c in notes:
+        tagged = (
+            block.select("_copy", c).explode(c).with_row_index("_n")
+            .with_columns(pl.col(c) + pl.lit(" zqx") + pl.col("_n").cast(pl.String))
+            .group_by("_copy", maintain_order=True).agg(pl.col(c).drop_nulls())
+        )
+        block = block.drop(c).join(tagged, on="_copy", how="left", maintain_order="left")
+    block = block.drop("_copy")
+    started = time.perf_counter()
+    scored = score_frame(scorer, block, explain=False)
+    seconds = time.perf_counter() - started
+    return {"rows": scored.height, "notes": int(sum(block[c].list.len().sum() for c in notes)),
+            "seconds": round(seconds, 2), "rows_per_second": round(scored.height / seconds)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=8000)
@@ -105,6 +127,7 @@ def main() -> None:
     report["batch"] = {
         "with_notes": _batch(scorer, features, args.rows, args.chunk, args.max_seconds),
         "without_notes": _batch(scorer, without_notes, args.rows, args.chunk, args.max_seconds),
+        "with_notes_never_seen": _never_seen(scorer, features, args.chunk),
         "target_rows_per_second": 200_000,
     }
 

@@ -22,6 +22,11 @@ def _echo(line: str) -> None:
     typer.echo(line)
 
 
+def _progress(line: str) -> None:
+    """Progress of long work goes to stderr, so stdout stays the result (JSON where asked)."""
+    typer.echo(line, err=True)
+
+
 def _sample_export(paths: HoloPaths, n_contacts: int, seed: int) -> Path:
     from holocrm_core.synth import generate_export
 
@@ -78,7 +83,7 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.synth import generate_export
 
         summary = generate_export(out, n_contacts=contacts, seed=seed, truth_dir=truth,
-                                  progress=lambda msg: _echo(f"  {msg}"))
+                                  progress=lambda msg: _progress(f"  {msg}"))
         _echo(json.dumps({"export": str(summary.out_dir), "truth": str(summary.truth_dir), "rows": summary.counts,
                           "dirty_rows": summary.dirty, "duplicate_pairs": summary.duplicate_pairs,
                           "seconds": round(summary.seconds, 2)}, indent=2))
@@ -127,7 +132,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         paths = HoloPaths.default().ensure()
         result = ingest_export(export, warehouse=Warehouse(paths.warehouse), profile=profile, mapping=mapping,
-                               progress=lambda msg: _echo(f"  {msg}"))
+                               progress=lambda msg: _progress(f"  {msg}"))
         report = [vars(f) for f in result.files]
         if as_json:
             _echo(json.dumps({"profile": result.profile, "files": report,

@@ -41,20 +41,57 @@ def _network(width: int, hidden: tuple[int, ...], dropout: float):
 
 
 def _numpy_layers(net) -> dict:
-    deep = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+    deep = [(m.weight.detach().numpy().T.astype(np.float32), m.bias.detach().numpy().astype(np.float32))
             for m in net.deep if hasattr(m, "weight")]
-    return {"deep": deep, "wide": (net.wide.weight.detach().numpy().T.copy(), net.wide.bias.detach().numpy().copy())}
+    wide = (net.wide.weight.detach().numpy().T.astype(np.float32), net.wide.bias.detach().numpy().astype(np.float32))
+    # The wide path rides along as one more output column of the first layer: one matrix product, not two.
+    first_w, first_b = deep[0]
+    fused = (np.hstack([first_w, wide[0]]), np.concatenate([first_b, wide[1]]))
+    return {"deep": deep, "wide": wide, "fused_first": fused}
 
 
 def _numpy_forward(layers: dict, x: np.ndarray) -> np.ndarray:
-    h = x
     deep = layers["deep"]
-    for k, (w, b) in enumerate(deep):
-        h = h @ w + b
+    w, b = layers.get("fused_first") or (np.hstack([deep[0][0], layers["wide"][0]]),
+                                         np.concatenate([deep[0][1], layers["wide"][1]]))
+    h = x @ w
+    h += b
+    wide = h[:, -1].copy()
+    h = h[:, :-1]
+    for k in range(len(deep)):
+        if k:
+            h = h @ deep[k][0]
+            h += deep[k][1]
         if k < len(deep) - 1:
-            h = h / (1.0 + np.exp(-h))  # SiLU, as in the torch network (dropout is off when scoring)
-    w, b = layers["wide"]
-    return (h + x @ w + b)[:, 0]
+            # SiLU in place, as in the torch network (dropout is off when scoring): h * sigmoid(h)
+            s = np.negative(h)
+            np.exp(s, out=s)
+            s += 1.0
+            h /= s
+    return h[:, 0] + wide
+
+
+# From this many rows on, the forward pass runs in torch (its SiLU is about 10x numpy's exp); below, numpy
+# (no torch call overhead for one record).
+TORCH_FORWARD_ROWS = 4096
+
+
+def _torch_forward(layers: dict, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    deep = layers["deep"]
+    w, b = layers.get("fused_first") or (np.hstack([deep[0][0], layers["wide"][0]]),
+                                         np.concatenate([deep[0][1], layers["wide"][1]]))
+    with torch.no_grad():
+        h = torch.addmm(torch.from_numpy(b), torch.from_numpy(x), torch.from_numpy(w))
+        wide = h[:, -1].clone()
+        h = h[:, :-1]
+        for k in range(len(deep)):
+            if k:
+                h = torch.addmm(torch.from_numpy(deep[k][1]), h, torch.from_numpy(deep[k][0]))
+            if k < len(deep) - 1:
+                h = torch.nn.functional.silu(h)
+        return (h[:, 0] + wide).numpy()
 
 
 def holdout_mask(X: pl.DataFrame, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -168,7 +205,8 @@ class NeuralScorer(CRMScorer):
         if getattr(self, "layers_", None):
             # Scoring runs on numpy copies of the weights: no torch call overhead for one record, BLAS for many.
             x = np.ascontiguousarray(matrix, dtype=np.float32)
-            return np.mean([_numpy_forward(layers, x) for layers in self.layers_], axis=0).astype(np.float64)
+            forward = _torch_forward if len(x) >= TORCH_FORWARD_ROWS else _numpy_forward
+            return np.mean([forward(layers, x) for layers in self.layers_], axis=0).astype(np.float64)
         import torch
 
         with torch.no_grad():

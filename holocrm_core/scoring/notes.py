@@ -32,6 +32,9 @@ CLASSES = ("neither", "signal", "warning")
 # Phrases whose weights move a note's class logits by less than this are left out of the lexicon.
 LEXICON_MIN_WEIGHT = 0.02
 MAX_LEXICON = 4000
+# Ratings of this many distinct notes are remembered per rater (about 24 bytes each, plus the hash table).
+MAX_REMEMBERED_NOTES = 5_000_000
+NOTE_HASH_SEED = 20261125
 
 
 def words(text: str) -> list[str]:
@@ -178,11 +181,41 @@ class NoteRater:
         return self._probabilities(s, w)
 
     def rate_series(self, notes: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Same as ``rate`` for many notes at once (vectorised phrase matching)."""
-        b1, b2 = getattr(self, "base_", (-20.0, -20.0))
+        """Same as ``rate`` for many notes at once: each distinct note is rated once, and remembered.
+
+        A note never changes once written, and the same open records are scored again every night, so the
+        rater keeps the ratings of the notes it has seen, keyed by a 64-bit hash of the note text. The memory
+        belongs to this rater, i.e. to one model version: a new champion starts with an empty one.
+        """
         n = len(notes)
+        b1, b2 = getattr(self, "base_", (-20.0, -20.0))
         if not n or not self.lexicon_:
             return self._probabilities(np.full(n, b1), np.full(n, b2))
+        keyed = pl.DataFrame({"_h": notes.fill_null("").hash(seed=NOTE_HASH_SEED), "_text": notes})
+        memory = getattr(self, "_memory", None)
+        if memory is not None:
+            looked_up = keyed.join(memory, on="_h", how="left", maintain_order="left")
+            unseen = looked_up.filter(pl.col("_signal").is_null()).select("_h", "_text")
+        else:
+            looked_up, unseen = None, keyed
+        if unseen.height:
+            new = unseen.unique("_h", keep="first")
+            signal, warning = self._probabilities(*self._rate_logits(new["_text"]))
+            rated = pl.DataFrame({"_h": new["_h"], "_signal": signal, "_warning": warning})
+            if memory is None or memory.height + rated.height > MAX_REMEMBERED_NOTES:
+                # Full (or empty): start again from the notes of this batch, the ones most likely to come back.
+                kept = keyed.select("_h").unique()
+                memory = rated if memory is None else pl.concat([memory.join(kept, on="_h", how="semi"), rated])
+            else:
+                memory = pl.concat([memory, rated])
+            self._memory = memory
+            looked_up = keyed.select("_h").join(memory, on="_h", how="left", maintain_order="left")
+        return looked_up["_signal"].to_numpy(), looked_up["_warning"].to_numpy()
+
+    def _rate_logits(self, notes: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Signal and warning log-odds (vs "neither") of each note: vectorised phrase matching in polars."""
+        b1, b2 = getattr(self, "base_", (-20.0, -20.0))
+        n = len(notes)
         if getattr(self, "_table", None) is None:
             patterns = list(self.lexicon_)
             self._table = (
@@ -210,11 +243,12 @@ class NoteRater:
         idx = matched["_note"].to_numpy()
         s[idx] += matched["_s"].to_numpy()
         w[idx] += matched["_w"].to_numpy()
-        return self._probabilities(s, w)
+        return s, w
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_table"] = None  # rebuilt on first use; keeps the pickled model small
+        state["_memory"] = None  # ratings remembered while scoring are not part of the model
         state.pop("weights_", None)
         state.pop("vocabulary_", None)
         return state

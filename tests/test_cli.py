@@ -1,0 +1,104 @@
+"""The `holocrm` command line: the main job end to end on a small export, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from holocrm_core.cli import app
+from holocrm_core.synth import generate_export
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    generate_export(root / "export", n_contacts=150, seed=3, truth_dir=root / "truth")
+    return root
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("HOLOCRM_EMBED_BACKEND", "torch")  # no ONNX export inside the test suite
+    return tmp_path / "home"
+
+
+def test_generate_writes_the_export_and_its_truth(tmp_path):
+    result = runner.invoke(app, ["generate", "--contacts", "120", "--seed", "5", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"]["contacts.csv"] >= 120
+    assert (tmp_path / "x" / "contacts.csv").exists() and (tmp_path / "truth" / "leads.parquet").exists()
+
+
+def test_generate_refuses_an_absurd_size(tmp_path):
+    result = runner.invoke(app, ["generate", "--contacts", "5", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "100" in result.output
+
+
+def test_ingest_reports_every_file_and_balances(small_export, home):
+    result = runner.invoke(app, ["ingest", str(small_export / "export"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["profile"] == "generic"
+    for file in report["files"]:
+        assert file["error"] is None
+        assert file["rows_read"] == file["rows_staged"] + file["rows_quarantined"]
+    assert (home / "warehouse" / "staged_contacts.parquet").exists()
+
+
+def test_missing_export_folder_is_a_clear_error(home, tmp_path):
+    for command in (["ingest", str(tmp_path / "nowhere")], ["run", "--export", str(tmp_path / "nowhere")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2
+        assert "does not exist" in result.output
+
+
+def test_where_names_every_location(home):
+    result = runner.invoke(app, ["where"])
+    assert result.exit_code == 0
+    locations = json.loads(result.stdout)
+    assert locations["home"] == str(home.resolve())
+    assert locations["warehouse"].startswith(str(home.resolve()))
+
+
+def test_similar_before_any_index_says_what_to_run(home):
+    result = runner.invoke(app, ["similar", "contact", "c-1"])
+    assert result.exit_code != 0
+    assert "holocrm run" in result.output
+
+
+@pytest.mark.slow
+def test_main_job_materializes_the_whole_graph_and_serves_answers(small_export, home):
+    result = runner.invoke(app, ["run", "--export", str(small_export / "export")])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output
+    for asset in ("staged_contacts", "quarantine", "embeddings", "similarity_index", "duplicate_candidates",
+                  "outcome_dataset", "lead_scoring_model", "scored_leads", "nlq_vocabulary"):
+        assert f"\n  {asset} " in result.output, f"{asset} missing from the summary"
+    warehouse = home / "warehouse"
+    scored = pl.read_parquet(warehouse / "scored_leads.parquet")
+    assert scored.height > 0 and scored["score"].is_between(0, 1, closed="none").all()
+
+    contact_id = pl.read_parquet(warehouse / "staged_contacts.parquet")["contact_id"][0]
+    similar = runner.invoke(app, ["similar", "contact", contact_id, "--json"])
+    assert similar.exit_code == 0, similar.output
+    neighbours = json.loads(similar.stdout)
+    assert neighbours and all(n["id"] != contact_id for n in neighbours)
+
+    score = runner.invoke(app, ["score", "contact", contact_id, "--json"])
+    assert score.exit_code == 0, score.output
+    assert 0 < json.loads(score.stdout)["score"] < 1
+
+    # A second run on the same export embeds nothing new and keeps the same ids.
+    again = runner.invoke(app, ["run", "--export", str(small_export / "export")])
+    assert again.exit_code == 0, again.output
+    embeddings_line = next(line for line in again.output.splitlines() if line.strip().startswith("embeddings "))
+    assert "new=0" in embeddings_line
