@@ -35,6 +35,8 @@ MAX_LEXICON = 4000
 # Ratings of this many distinct notes are remembered per rater (about 24 bytes each, plus the hash table).
 MAX_REMEMBERED_NOTES = 5_000_000
 NOTE_HASH_SEED = 20261125
+# Fewer notes than this are rated directly, without the memory (its join would cost more than the rating).
+DIRECT_RATING_NOTES = 64
 
 
 def words(text: str) -> list[str]:
@@ -191,6 +193,9 @@ class NoteRater:
         b1, b2 = getattr(self, "base_", (-20.0, -20.0))
         if not n or not self.lexicon_:
             return self._probabilities(np.full(n, b1), np.full(n, b2))
+        if n < DIRECT_RATING_NOTES:
+            # A handful of notes (one record from the API): plain Python beats any join against the memory.
+            return self.rate(notes.to_list())
         keyed = pl.DataFrame({"_h": notes.fill_null("").hash(seed=NOTE_HASH_SEED), "_text": notes})
         memory = getattr(self, "_memory", None)
         if memory is not None:
