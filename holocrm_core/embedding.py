@@ -4,9 +4,11 @@
   whose ``encode`` gives L2-normalised float32 vectors (n, 384).
 - Backends: ``torch`` is plain sentence-transformers, the reference every other path is checked against;
   ``onnx`` runs the same weights in onnxruntime, exported here from the packaged safetensors on first use
-  (no download), with the graph fused for CPU; ``onnx-int8`` also stores the feed-forward input weights as
-  int8; ``auto`` picks ``onnx-int8`` when onnxruntime is importable and the export works, else ``torch``.
-- Every backend sorts texts by length (less padding) and embeds each distinct text once.
+  (no download), with the graph fused for CPU; ``onnx-int8`` also stores the attention projections and the
+  last two layers in int8; ``auto`` picks ``onnx-int8`` when onnxruntime is importable and the export works,
+  else ``torch``.
+- Every backend sorts texts by length (less padding) and embeds each distinct text once; onnxruntime runs
+  batches of about ``TOKEN_BUDGET`` tokens with idle threads sleeping rather than spinning.
 - ``embed_documents`` is the incremental step: vectors are keyed by entity id + content hash and a text
   already embedded (under the same model) is reused, so a re-run embeds only new or changed text.
 - ``SpectralRotation`` is the multi-scale ("Matryoshka-style") view: an orthogonal PCA rotation fitted on
@@ -34,6 +36,10 @@ DIM = 384
 SCALES = (96, 192, 384)
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_SEQ_LENGTH = 256  # the model card's window; longer texts are truncated (as sentence-transformers does)
+# CRM documents are 30 to 210 word pieces (activities about 45, contacts about 140): all inside the window,
+# so nothing is truncated. onnxruntime batches hold about this many tokens (texts x padded length): small
+# batches keep the activations in cache; 1,024 tokens was 1.4x faster than 64 texts per batch at equal output.
+TOKEN_BUDGET = 1024
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -111,6 +117,20 @@ class TorchEmbedder(Embedder):
         )
 
 
+def _physical_cores() -> int:
+    """Cores this process may run on, hyper-threads not counted (thread pools above that only contend)."""
+    try:
+        logical = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        logical = os.cpu_count() or 1
+    try:
+        siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list").read_text().strip()
+        per_core = len([p for p in siblings.replace("-", ",").split(",") if p]) if "," in siblings or "-" in siblings else 1
+    except OSError:
+        per_core = 1
+    return max(1, logical // max(1, per_core))
+
+
 class OnnxEmbedder(Embedder):
     """The same weights in onnxruntime: exported once from the packaged model, graph-optimised for CPU.
 
@@ -120,8 +140,10 @@ class OnnxEmbedder(Embedder):
 
     backend = "onnx"
 
-    def __init__(self, model_path: Path, batch_size: int = 64, onnx_path: Path | None = None):
+    def __init__(self, model_path: Path, batch_size: int = 256, onnx_path: Path | None = None,
+                 token_budget: int | None = TOKEN_BUDGET):
         super().__init__(model_path, batch_size)
+        self.token_budget = token_budget
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -131,18 +153,33 @@ class OnnxEmbedder(Embedder):
         self.tokenizer.no_padding()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = _physical_cores()
         options.inter_op_num_threads = 1
+        # Idle worker threads spin by default: on cores shared with other work that burns the CPU the other
+        # threads need (measured 1.5x slower under load than with spinning off, which costs nothing idle).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Length-sorted batches holding about ``token_budget`` tokens each (more texts when they are short)."""
+        order = np.argsort(-lengths, kind="stable")
+        batches, start = [], 0
+        while start < len(order):
+            if self.token_budget:
+                size = max(1, min(self.batch_size, self.token_budget // max(1, int(lengths[order[start]]))))
+            else:
+                size = self.batch_size
+            batches.append(order[start : start + size])
+            start += size
+        return batches
 
     def _encode_unique(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._batches(lengths):
             width = int(lengths[batch].max())
             ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -253,15 +290,20 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
     return optimised
 
 
-def export_onnx_int8(model_path: Path | None = None, target_dir: Path | None = None) -> Path:
-    """The fused graph with int8 weights in the first feed-forward layer of each block only.
+INT8_SUFFIX = ".attn-l45-int8.onnx"
 
-    Quantizing every MatMul is about 1.6x faster than fp32 here but moves some vectors to cosine 0.97 of the
-    reference; the feed-forward input projection alone keeps every vector we measured above 0.99
-    (benchmarks/semantic_speed.py reports the figures). Attention and the feed-forward output stay fp32.
+
+def export_onnx_int8(model_path: Path | None = None, target_dir: Path | None = None) -> Path:
+    """The fused graph with int8 weights where the vectors stay within cosine 0.99 of the reference.
+
+    Quantized (dynamic, per-channel int8 weights): the attention projections (query, key, value, output) of
+    every layer and the feed-forward layers of the last two. Measured on CRM texts, one group at a time:
+    every weight MatMul in int8 is about 1.5x faster than fp32 but moves vectors to cosine 0.96 to 0.97 of
+    torch; the feed-forward layers of the first four layers are the most sensitive, the attention projections
+    and the last layers the least (benchmarks/semantic_speed.py reports the figures of the chosen mix).
     """
     fused = export_onnx(model_path, target_dir)
-    target = fused.with_name(fused.name.replace(".fused.onnx", ".ffn-int8.onnx"))
+    target = fused.with_name(fused.name.replace(".fused.onnx", INT8_SUFFIX))
     if target.exists():
         return target
     import onnx
@@ -269,11 +311,17 @@ def export_onnx_int8(model_path: Path | None = None, target_dir: Path | None = N
 
     graph = onnx.load(str(fused))
     shapes = {i.name: tuple(i.dims) for i in graph.graph.initializer}
-    keep_fp32 = [
-        node.name
-        for node in graph.graph.node
-        if node.op_type == "MatMul" and not any(shapes.get(x) == (DIM, 4 * DIM) for x in node.input)
-    ]
+    matmuls = [node for node in graph.graph.node if node.op_type == "MatMul"]
+    weighted = [node for node in matmuls if any(x in shapes for x in node.input)]
+    layers = 6  # all-MiniLM-L6: six weight MatMuls per layer (query, key, value, output, two feed-forward)
+    if len(weighted) != 6 * layers:
+        raise RuntimeError(f"unexpected graph: {len(weighted)} weight MatMuls, expected {6 * layers}")
+    quantize = set()
+    for index, node in enumerate(weighted):  # the graph lists the layers in order
+        feed_forward = any(shapes.get(x) in ((DIM, 4 * DIM), (4 * DIM, DIM)) for x in node.input)
+        if not feed_forward or index // 6 >= layers - 2:
+            quantize.add(node.name)
+    keep_fp32 = [node.name for node in matmuls if node.name not in quantize]
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     quantize_dynamic(str(fused), str(tmp), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep_fp32)
     os.replace(tmp, target)
@@ -293,8 +341,8 @@ def load_embedder(model_path: str | None = None, backend: str = "auto", batch_si
     """The embedding model, loaded once per process per (path, backend, batch size).
 
     ``backend``: ``torch`` (reference), ``onnx`` (fused fp32 graph, cosine 1.0 to torch), ``onnx-int8``
-    (feed-forward input projections int8: the fastest path whose vectors stayed within cosine 0.99 of torch
-    on CRM texts, see benchmarks/semantic_speed.py), or ``auto`` (``onnx-int8`` when onnxruntime is
+    (attention projections and the last two layers int8: the fastest mix whose vectors stayed within cosine
+    0.99 of torch on CRM texts, see benchmarks/semantic_speed.py), or ``auto`` (``onnx-int8`` when onnxruntime is
     installed and the export succeeds, else ``torch``). HOLOCRM_EMBED_BACKEND overrides ``auto``.
     """
     path = Path(model_path) if model_path else packaged_model_path()

@@ -424,17 +424,32 @@ def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
     assert meta["similarity_index"]["updated"].value == 1
 
 
+def test_onnx_batches_hold_about_the_token_budget_and_cover_every_text_once():
+    from holocrm_core.embedding import OnnxEmbedder
+
+    batcher = object.__new__(OnnxEmbedder)  # the batching rule only, no model
+    batcher.batch_size, batcher.token_budget = 64, 1024
+    lengths = np.array([200, 12, 45, 45, 140, 3, 60] * 30)
+    batches = batcher._batches(lengths)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 64 and (len(batch) == 1 or len(batch) * lengths[batch].max() <= 1024)
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths == sorted(widths, reverse=True)  # longest first, so padding stays small
+    assert len(batches[0]) == 1024 // 200 and len(batches[-1]) > 5 * len(batches[0])  # short texts: bigger batches
+
+
 @pytest.mark.slow
 def test_onnx_fast_paths_stay_within_cosine_099_of_torch(tmp_path_factory, embedder, crm, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from holocrm_core.embedding import OnnxEmbedder, export_onnx_int8, packaged_model_path
+    from holocrm_core.embedding import INT8_SUFFIX, OnnxEmbedder, export_onnx_int8, packaged_model_path
 
     # the graph is exported here from the packaged weights (no download), then quantized
     target = tmp_path_factory.mktemp("onnx")
     int8_path = export_onnx_int8(packaged_model_path(), target)
     texts = entity_documents(crm).get_column("text").to_list() + ["budget concerns", "worried about the cost"]
     reference = embedder.encode(texts)
-    for path in (target / int8_path.name.replace(".ffn-int8.onnx", ".fused.onnx"), int8_path):
+    for path in (target / int8_path.name.replace(INT8_SUFFIX, ".fused.onnx"), int8_path):
         fast = OnnxEmbedder(packaged_model_path(), batch_size=4, onnx_path=path)
         vectors = fast.encode(texts)
         assert vectors.shape == reference.shape

@@ -339,6 +339,8 @@ class ArtifactLoader:
                 return None, {}
             # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves.
             store = module.SimilarityStore(uri, version=newest, embedder=self._embedder())
+            if hasattr(store, "warm"):
+                store.warm()  # read the pinned vectors into memory now, before this snapshot serves a request
             return store, newest
         except Exception as exc:
             log.warning("similarity index could not be opened: %s", exc)
