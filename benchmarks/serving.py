@@ -167,7 +167,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "HOLOCRM_HOME": str(home),
            "MLFLOW_TRACKING_URI": os.environ.get("HOLOCRM_BENCH_MLFLOW", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")}
     exe = Path(sys.executable).with_name("holocrm")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-c", "from holocrm_core.cli import main; main()"]
+    command = [str(exe)] if exe.exists() else [sys.executable, "-c", "from holocrm_cli import main; main()"]
     proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--reload-interval", "0",
                              "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)

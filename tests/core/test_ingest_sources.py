@@ -11,7 +11,7 @@ import pytest
 from holocrm_core import schema
 from holocrm_core.ingest import detect_profile, ingest_export
 
-SHARED_DATA = Path(os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 MAVEN = SHARED_DATA / "maven_crm"
 
 

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Modules under holocrm_core/cli/ that define `register(app)`.
+# Modules under holocrm_cli/ that define `register(app)`.
 COMMAND_MODULES = ["pipeline", "semantic", "scoring", "nlq", "serve"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,9 +31,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 for _name in COMMAND_MODULES:
     try:
-        _module = importlib.import_module(f"holocrm_core.cli.{_name}")
+        _module = importlib.import_module(f"holocrm_cli.{_name}")
     except ModuleNotFoundError as exc:
-        if exc.name != f"holocrm_core.cli.{_name}":
+        if exc.name != f"holocrm_cli.{_name}":
             raise
         continue
     _module.register(app)

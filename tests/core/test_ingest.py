@@ -22,7 +22,7 @@ from holocrm_core.ingest import (
 from holocrm_core.ingest.mapping import MappingError, load_mapping
 from holocrm_core.warehouse import Warehouse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ingest"
 MAPPING = FIXTURES / "custom_mapped" / "mapping.yaml"
 
 

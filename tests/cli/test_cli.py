@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from holocrm_core.cli import app
+from holocrm_cli import app
 from holocrm_core.synth import generate_export
 
 runner = CliRunner()

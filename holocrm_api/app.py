@@ -28,12 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from holocrm_core.serving.auth import ApiKeyChecker
-from holocrm_core.serving.config import ServingSettings
-from holocrm_core.serving.loader import ArtifactLoader, CapabilityMissing, Snapshot, _optional_module
-from holocrm_core.serving.metrics import ServingMetrics
-from holocrm_core.serving.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
-from holocrm_core.serving.recommend import ACTIONS, ThompsonRecommender
+from holocrm_api.auth import ApiKeyChecker
+from holocrm_api.config import ServingSettings
+from holocrm_api.loader import ArtifactLoader, CapabilityMissing, Snapshot, _optional_module
+from holocrm_api.metrics import ServingMetrics
+from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
+from holocrm_core.decisions.segment_thompson import ACTIONS, ThompsonRecommender
 
 log = logging.getLogger("holocrm.serving")
 

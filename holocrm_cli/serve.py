@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         """Serve similar contacts, search, NL questions, scores, recommendations and outcome capture."""
         import uvicorn
 
-        from holocrm_core.serving import ServingSettings, create_app
+        from holocrm_api import ServingSettings, create_app
 
         settings = ServingSettings.from_env(api_key_required=api_key_required, reload_interval_s=reload_interval)
         try:

@@ -12,8 +12,8 @@ from sklearn.metrics import roc_auc_score
 from holocrm_core import outcomes
 from holocrm_core.scoring import STRATEGIES, ScoringStrategy, make_strategy, score_frame, train_scorer
 from holocrm_core.scoring.notes import NoteRater
-from tests.test_scoring_data import toy_crm
-from tests.test_scoring_notes import _records
+from tests.core.test_scoring_data import toy_crm
+from tests.core.test_scoring_notes import _records
 
 FAST_NEURAL = {"epochs": 12, "patience": 3}
 

@@ -14,7 +14,7 @@ from holocrm_core.nlq import NLQContext, ask
 from holocrm_core.nlq.money import find_quantities
 from holocrm_core.nlq.plan import FieldFilter, Plan
 from holocrm_core.nlq.timeparse import find_times
-from tests.test_nlq_data import AS_OF, make_scores, make_tables
+from tests.core.test_nlq_data import AS_OF, make_scores, make_tables
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_executor_rejects_unknown_names(ctx):
 
 
 def test_no_code_path_executes_strings():
-    root = Path(__file__).resolve().parents[1] / "holocrm_core" / "nlq"
+    root = Path(__file__).resolve().parents[2] / "holocrm_core" / "nlq"
     for path in root.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

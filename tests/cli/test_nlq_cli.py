@@ -8,7 +8,7 @@ import dagster as dg
 from typer.testing import CliRunner
 
 from holocrm_core.warehouse import Warehouse
-from tests.test_nlq_data import make_tables
+from tests.core.test_nlq_data import make_tables
 
 
 def _warehouse(tmp_path):
@@ -22,7 +22,7 @@ def _warehouse(tmp_path):
 def test_ask_prints_table_plan_and_trace(tmp_path, monkeypatch):
     home, _ = _warehouse(tmp_path)
     monkeypatch.setenv("HOLOCRM_HOME", str(home))
-    from holocrm_core.cli import app
+    from holocrm_cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["ask", "won deals last quarter", "--as-of", "2026-10-31"])
@@ -36,7 +36,7 @@ def test_ask_prints_table_plan_and_trace(tmp_path, monkeypatch):
 
 def test_ask_without_tables_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path / "empty"))
-    from holocrm_core.cli import app
+    from holocrm_cli import app
 
     result = CliRunner().invoke(app, ["ask", "open deals"])
     assert result.exit_code == 1 and "holocrm run" in result.output

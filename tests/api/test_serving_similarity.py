@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from holocrm_core.serving import ServingSettings, create_app
-from test_serving import assert_error, build_home
+from holocrm_api import ServingSettings, create_app
+from tests.api.test_serving import assert_error, build_home
 
 store_module = pytest.importorskip("holocrm_core.store", reason="the similarity store is not part of this build")
 

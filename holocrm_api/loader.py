@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from holocrm_core.serving.config import ServingSettings
+from holocrm_api.config import ServingSettings
 from holocrm_core.warehouse import Warehouse
 
 log = logging.getLogger("holocrm.serving")

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from holocrm_core.serving import ServingSettings, create_app
-from holocrm_core.serving.outcome_log import AppendOnlyLog, read_log
-from holocrm_core.serving.recommend import ThompsonRecommender
+from holocrm_api import ServingSettings, create_app
+from holocrm_api.outcome_log import AppendOnlyLog, read_log
+from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 from holocrm_core.warehouse import Warehouse
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -3,7 +3,7 @@
 ``create_app(settings)`` builds the app; ``ServingSettings.from_env()`` reads the configuration.
 """
 
-from holocrm_core.serving.app import create_app
-from holocrm_core.serving.config import ServingSettings
+from holocrm_api.app import create_app
+from holocrm_api.config import ServingSettings
 
 __all__ = ["create_app", "ServingSettings"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_serving import build_home
+from tests.api.test_serving import build_home
 
 HOLOCRM = Path(sys.executable).with_name("holocrm")
 
@@ -39,7 +39,7 @@ class Server:
             **(env or {}),
         }
         command = [str(HOLOCRM)] if HOLOCRM.exists() else [sys.executable, "-c",
-                                                            "from holocrm_core.cli import main; main()"]
+                                                            "from holocrm_cli import main; main()"]
         self.log = open(home / f"server-{self.port}.log", "wb")
         self.process = subprocess.Popen(
             [*command, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--reload-interval", "0",

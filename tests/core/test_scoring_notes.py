@@ -48,7 +48,7 @@ def test_rater_finds_signals_and_warnings_and_both_paths_agree():
 def test_single_record_path_matches_the_batch_path():
     from holocrm_core.outcomes import build_outcome_dataset
     from holocrm_core.scoring import train_scorer
-    from tests.test_scoring_data import toy_crm
+    from tests.core.test_scoring_data import toy_crm
 
     tables, _ = toy_crm(900, seed=5)
     trained = train_scorer(build_outcome_dataset(tables), "contact", epochs=6, patience=2)

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from holocrm_core.serving import ServingSettings, create_app
-from test_serving import build_home
+from holocrm_api import ServingSettings, create_app
+from tests.api.test_serving import build_home
 
 MODEL = "holocrm_lead_scorer"
 
