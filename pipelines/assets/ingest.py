@@ -14,8 +14,6 @@ from pipelines.metadata import markdown_table
 from pipelines.resources import StorageResource
 
 GROUP = "ingest"
-ENTITY_SINGULAR = {"companies": "company", "contacts": "contact", "deals": "deal", "activities": "activity",
-                   "attachments": "attachment"}
 
 
 class ExportConfig(dg.Config):
@@ -31,8 +29,8 @@ def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.Metada
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(f"raw_{entity}", group_name=GROUP, description=f"Export rows of {entity}, as read (strings), "
-                        "with the source file and line of each row.") for entity in schema.STAGING_ORDER],
+    specs=[dg.AssetSpec(e.raw_asset, group_name=GROUP, description=f"Export rows of {e.plural}, as read (strings), "
+                        "with the source file and line of each row.") for e in schema.REGISTRY],
     can_subset=False,
 )
 def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: StorageResource):
@@ -47,14 +45,15 @@ def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: St
     for report in raw.files:
         if report.error:
             context.log.warning(f"{report.path}: {report.error}")
-    for entity in schema.STAGING_ORDER:
+    for e in schema.REGISTRY:
+        entity = e.plural
         frame = raw.tables.get(entity)
         if frame is None:
             frame = pl.DataFrame(schema={"_source_file": pl.String, "_line": pl.Int64})
-        warehouse.write(f"raw_{entity}", frame)
+        warehouse.write(e.raw_asset, frame)
         files = sorted(frame["_source_file"].unique().to_list()) if frame.height else []
         yield dg.MaterializeResult(
-            asset_key=f"raw_{entity}",
+            asset_key=e.raw_asset,
             metadata={
                 "export_dir": str(export_dir),
                 "profile": raw.profile,
@@ -67,13 +66,14 @@ def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: St
 
 
 def _staged_asset(entity: str, parents: list[str]):
-    id_column = schema.ID_COLUMN[entity]
-    key = f"staged_{entity}"
+    record = schema.entity(entity)
+    id_column = record.id_column
+    key = record.staged_asset
 
     @dg.asset(
         name=key,
         group_name=GROUP,
-        deps=[f"raw_{entity}", *[f"staged_{p}" for p in parents]],
+        deps=[record.raw_asset, *[schema.entity(p).staged_asset for p in parents]],
         description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to quarantine.",
         check_specs=[
             dg.AssetCheckSpec("no_rows_lost", asset=key,
@@ -91,13 +91,13 @@ def _staged_asset(entity: str, parents: list[str]):
         from holocrm_core.ingest import stage_entity
 
         warehouse = storage.warehouse()
-        raw = warehouse.read(f"raw_{entity}")
+        raw = warehouse.read(record.raw_asset)
         # References are checked against parents the export carries; a parent with no file cannot be checked.
-        known_ids = {p: warehouse.read(f"staged_{p}")[schema.ID_COLUMN[p]] for p in parents
-                     if warehouse.read(f"raw_{p}").height}
+        known_ids = {p: warehouse.read(schema.entity(p).staged_asset)[schema.ID_COLUMN[p]] for p in parents
+                     if warehouse.read(schema.entity(p).raw_asset).height}
         staged_frame, quarantined = stage_entity(entity, raw, known_ids)
         warehouse.write(key, staged_frame)
-        warehouse.write(f"quarantine_{entity}", quarantined)
+        warehouse.write(record.quarantine_table, quarantined)
         accounting = reconcile(raw, staged_frame, quarantined, id_column)
         ids = staged_frame[id_column]
         refs_ok, ref_detail = True, []
@@ -158,12 +158,12 @@ staged_companies, staged_contacts, staged_deals, staged_activities, staged_attac
 
 @dg.asset(
     group_name=GROUP,
-    deps=[f"staged_{e}" for e in schema.STAGING_ORDER],
+    deps=list(schema.STAGED_TABLES),
     description="Every rejected row and unreadable file: source file, line, column, value and an actionable reason.",
 )
 def quarantine(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     warehouse = storage.warehouse()
-    parts = [warehouse.read(f"quarantine_{e}") for e in schema.STAGING_ORDER]
+    parts = [warehouse.read(e.quarantine_table) for e in schema.REGISTRY]
     if warehouse.exists("file_errors"):
         parts.append(warehouse.read("file_errors"))
     frame = pl.concat([p.select(schema.QUARANTINE.names()).cast(dict(schema.QUARANTINE)) for p in parts],

@@ -7,11 +7,12 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from holocrm_core import schema
 from pipelines.metadata import markdown_table
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
 
 GROUP = "semantic"
-STAGED = ["staged_contacts", "staged_companies", "staged_deals", "staged_activities"]
+STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
 def _staged_tables(storage: StorageResource) -> dict[str, pl.DataFrame]:
@@ -65,7 +66,6 @@ def embeddings(
     context: dg.AssetExecutionContext, storage: StorageResource, embedder: EmbedderResource
 ) -> dg.MaterializeResult:
     from holocrm_core.embedding import DIM, embed_documents, vectors_matrix
-    from holocrm_core.text import ENTITY_TABLES, ID_COLUMNS
 
     warehouse = storage.warehouse()
     documents = warehouse.read("entity_documents")
@@ -81,11 +81,11 @@ def embeddings(
     staged = _staged_tables(storage)
     expected = pl.concat(
         [
-            staged[table].select(pl.col(ID_COLUMNS[entity_type]).alias("entity_id")).with_columns(
-                pl.lit(entity_type).alias("entity_type")
+            staged[e.table].select(pl.col(e.id_column).alias("entity_id")).with_columns(
+                pl.lit(e.name).alias("entity_type")
             )
-            for entity_type, table in ENTITY_TABLES.items()
-            if table in staged
+            for e in schema.DOCUMENT_ENTITIES
+            if e.table in staged
         ],
         how="vertical",
     ) if staged else pl.DataFrame(schema={"entity_id": pl.String, "entity_type": pl.String})
