@@ -33,6 +33,7 @@ from holocrm_api.config import ServingSettings
 from holocrm_api.loader import ArtifactLoader, CapabilityMissing, Snapshot, _optional_module
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
+from holocrm_core import schema
 from holocrm_core.decisions.segment_thompson import ACTIONS, ThompsonRecommender
 
 log = logging.getLogger("holocrm.serving")
@@ -616,7 +617,7 @@ def _live_score(snap: Snapshot, entity: str, entity_id: str, champion) -> dict |
         return None
     try:
         # as_of=None: the export's snapshot time, the same clock the pipeline's scored tables use.
-        features = outcomes.build_features_for(entity.rstrip("s"), [entity_id], snap.tables, None)
+        features = outcomes.build_features_for(schema.entity(entity).name, [entity_id], snap.tables, None)
         scored = scoring.score_frame(champion.model, features)
     except Exception as exc:
         log.warning("live scoring of %s %s failed: %s", entity, entity_id, exc)

@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from holocrm_api.config import ServingSettings
+from holocrm_core import schema
 from holocrm_core.warehouse import Warehouse
 
 log = logging.getLogger("holocrm.serving")
@@ -274,7 +275,7 @@ class ArtifactLoader:
         try:
             started = time.perf_counter()
             ids = table.frame[table.id_column].cast(pl.String).to_list()
-            features = outcomes.build_features_for(entity.rstrip("s"), ids, tables)
+            features = outcomes.build_features_for(schema.entity(entity).name, ids, tables)
             frame = scoring.score_frame(champion.model, features).with_columns(
                 pl.lit(champion.version).alias("model_version"))
             log.info("rescored %d %s with %s v%s in %.1fs", frame.height, entity, champion.name, champion.version,

@@ -78,13 +78,14 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, "--limit", help="rows to print"),
     ) -> None:
         """Answer a plain-English question over the staged CRM tables and show the plan it was read as."""
+        from holocrm_core import schema
         from holocrm_core.nlq import NLQContext, ask
         from holocrm_core.settings import HoloPaths
         from holocrm_core.warehouse import Warehouse
 
         paths = HoloPaths.default()
         warehouse = Warehouse(paths.warehouse)
-        if not any(warehouse.exists(f"staged_{e}") for e in ("contacts", "companies", "deals", "activities")):
+        if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
             typer.echo("No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
             raise typer.Exit(1)
         ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths))

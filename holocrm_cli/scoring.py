@@ -8,6 +8,7 @@ import typer
 
 
 def _score_one(entity: str, record_id: str, as_json: bool) -> None:
+    from holocrm_core import schema
     from holocrm_core.outcomes import build_features_for
     from holocrm_core.registry import configure, scorer_in_use
     from holocrm_core.scoring import score_frame
@@ -16,10 +17,10 @@ def _score_one(entity: str, record_id: str, as_json: bool) -> None:
 
     warehouse = Warehouse(HoloPaths.default().warehouse)
     tables = {}
-    for name in ("companies", "contacts", "deals", "activities"):
-        if warehouse.exists(f"staged_{name}"):
-            tables[name] = warehouse.read(f"staged_{name}")
-    table, id_column = ("contacts", "contact_id") if entity == "contact" else ("deals", "deal_id")
+    for record in schema.RECORDS:
+        if warehouse.exists(record.staged_asset):
+            tables[record.table] = warehouse.read(record.staged_asset)
+    table, id_column = schema.entity(entity).table, schema.entity(entity).id_column
     if table not in tables:
         typer.echo(f"No {table} staged yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
         raise typer.Exit(1)

@@ -10,13 +10,14 @@ champion that no longer beats the heuristic on recent outcomes.
 import dagster as dg
 import polars as pl
 
+from holocrm_core import schema
 from holocrm_core.registry import DEAL_MODEL, LEAD_MODEL
-from pipelines.assets.outcomes import FIELD_OUTCOMES_FILE, read_staged
+from pipelines.assets.outcomes import read_staged
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "learning"
 MODELS = {"contact": ("lead_scoring_model", LEAD_MODEL), "deal": ("deal_scoring_model", DEAL_MODEL)}
-SCORED = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
+SCORED = {"contact": ("scored_leads", schema.CONTACT.id_column), "deal": ("scored_deals", schema.DEAL.id_column)}
 
 
 def _metric(metrics: dict, key: str):
@@ -106,7 +107,7 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     table, id_name = SCORED[entity]
     mlflow.configure()
     tables = read_staged(storage)
-    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    field = read_field_outcomes(storage.paths().outcomes_log)
     features = build_features_for(entity, open_ids(entity, tables, field), tables)
     scorer, model_version = scorer_in_use(entity, storage.warehouse())
     scored = score_open_records(scorer, model_version, features)
@@ -136,13 +137,14 @@ def score_open_records(scorer, model_version: str, features: pl.DataFrame) -> pl
     )
 
 
-@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[f"staged_{t}" for t in ("contacts", "companies", "activities")]])
+@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[e.staged_asset for e in (schema.CONTACT, schema.COMPANY,
+                                                                                 schema.ACTIVITY)]])
 def scored_leads(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
     """Every open lead with its conversion score, band (hot/warm/cold) and top positive/negative reasons."""
     return _score(context, storage, mlflow, "contact")
 
 
-@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *[f"staged_{t}" for t in ("deals", "contacts", "companies", "activities")]])
+@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *schema.RECORD_STAGED_TABLES])
 def scored_deals(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
     """Every open deal with its win score, band and top positive/negative reasons."""
     return _score(context, storage, mlflow, "deal")

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from holocrm_core import schema
 from pipelines.resources import StorageResource
 
 GROUP = "nlq"
@@ -10,7 +11,7 @@ GROUP = "nlq"
 
 @dg.asset(
     group_name=GROUP,
-    deps=["staged_contacts", "staged_companies", "staged_deals", "staged_activities"],
+    deps=list(schema.RECORD_STAGED_TABLES),
     description="Words a question may use, learned from the staged tables; written to "
     "warehouse/nlq_vocabulary.json for `holocrm ask` and the API.",
 )

@@ -6,12 +6,12 @@ import json
 import dagster as dg
 import polars as pl
 
+from holocrm_core import schema
 from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes
 from pipelines.resources import StorageResource
 
 GROUP = "learning"
-STAGED = ["staged_companies", "staged_contacts", "staged_deals", "staged_activities"]
-FIELD_OUTCOMES_FILE = "outcomes.ndjson"
+STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
 def read_staged(storage: StorageResource) -> dict[str, pl.DataFrame]:
@@ -25,7 +25,7 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
     champion's prediction at the time (when there was one), and the outcome. Field-recorded outcomes
     (HOLOCRM_HOME/logs/outcomes.ndjson) override or add to the export's."""
     warehouse = storage.warehouse()
-    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    field = read_field_outcomes(storage.paths().outcomes_log)
     previous = {
         entity: warehouse.read(table)
         for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals"))
