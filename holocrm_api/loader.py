@@ -435,18 +435,19 @@ class ArtifactLoader:
         return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
     def _registry_state(self) -> tuple:
-        """Champion version and gate tag per model: a change of either means a rebuild."""
+        """Champion version and the versions whose gate passed, per model: any change means a rebuild."""
         if not self.settings.load_models or self._registry_absent():
             return ()
-        self._mlflow()
+        client = self._mlflow().MlflowClient()
         state = []
         for name in registry.MODEL_NAMES.values():
             try:
                 info = registry.champion_version(name)
+                passed = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'")
+                                if v.tags.get(GATE_TAG) == GATE_PASSED)
             except Exception:  # registry unreachable: the next check tries again
                 continue
-            if info is not None:
-                state.append((name, str(info.version), info.tags.get(GATE_TAG)))
+            state.append((name, None if info is None else str(info.version), tuple(passed)))
         return tuple(state)
 
     # -- NL queries ----------------------------------------------------------------------------------
