@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from holocrm_api.deps import CallerDep, Protected, ServicesDep
-from holocrm_api.errors import ALWAYS, PROTECTED
+from holocrm_api.errors import ALWAYS, INVALID, PROTECTED
 
 router = APIRouter(tags=["operations"], responses=ALWAYS)
 
@@ -47,7 +47,7 @@ async def prometheus_metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type=services.metrics.content_type)
 
 
-@router.post("/api/admin/reload", dependencies=[Protected], responses=PROTECTED)
+@router.post("/api/admin/reload", dependencies=[Protected], responses={**PROTECTED, **INVALID})
 def reload_artifacts(services: ServicesDep, force: bool = False) -> dict[str, Any]:
     """Check for newer artifacts now (the loader also checks on its own every few seconds)."""
     swapped = services.loader.reload(force=force)

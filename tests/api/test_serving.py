@@ -60,15 +60,6 @@ def build_home(home, contacts: int = 6) -> Warehouse:
     return wh
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
-    # A registry URI whose file does not exist: the loader must not need MLflow to serve tables.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    build_home(tmp_path)
-    return tmp_path
-
-
 def make_client(home, **overrides) -> TestClient:
     settings = ServingSettings.from_env(home=home, reload_interval_s=0, **overrides)
     return TestClient(create_app(settings), raise_server_exceptions=False)
