@@ -5,6 +5,7 @@ Each app gets its own registry so several apps in one process (tests) do not col
 
 from __future__ import annotations
 
+from holocrm_api.loader import Snapshot
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -26,7 +27,7 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.model_version = Gauge(
-            "holocrm_model_version", "Registered model version served (champion alias)", ["model"],
+            "holocrm_model_version", "Registered model version served (0: the heuristic)", ["model", "served_as"],
             registry=self.registry,
         )
         self.index_version = Gauge(
@@ -47,13 +48,11 @@ class ServingMetrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def describe_snapshot(self, snapshot) -> None:
+    def describe_snapshot(self, snapshot: Snapshot) -> None:
         self.model_version.clear()
-        for name, info in snapshot.models.items():
-            try:
-                self.model_version.labels(name).set(float(info.version))
-            except (TypeError, ValueError):
-                self.model_version.labels(name).set(-1)
+        for name, scorer in snapshot.scorers.items():
+            version = float(scorer.version) if scorer.version.isdigit() else 0.0
+            self.model_version.labels(name, scorer.served_as).set(version)
         self.index_version.clear()
         for entity_type, version in snapshot.index_versions.items():
             self.index_version.labels(entity_type).set(float(version))

@@ -28,6 +28,7 @@ def build_home(home, contacts: int = 6) -> Warehouse:
         "lifecycle_status": ["lead", "lead", "qualified", "customer", "lead", "disqualified"][:contacts],
         "seniority": ["vp", "manager", "c_level", None, "director", "individual"][:contacts],
         "created_at": [T0] * contacts,
+        "updated_at": [T0] * contacts,
     }))
     wh.write("staged_deals", pl.DataFrame({
         "deal_id": ["D1", "D2", "D3"],
@@ -57,15 +58,6 @@ def build_home(home, contacts: int = 6) -> Warehouse:
         "reasons": [["same e-mail"], ["similar surname"], ["same domain"]],
     }))
     return wh
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
-    # A registry URI whose file does not exist: the loader must not need MLflow to serve tables.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    build_home(tmp_path)
-    return tmp_path
 
 
 def make_client(home, **overrides) -> TestClient:
@@ -130,9 +122,14 @@ def test_deal_score_and_unknown_ids(client):
     assert client.get("/api/deals/D2/score").json()["score"] == pytest.approx(0.3)
     assert_error(client.get("/api/deals/D404/score"), 404, "not_found")
     assert_error(client.get("/api/contacts/C404/score"), 404, "not_found")
-    # A known contact that is not among the scored leads: 404 that says so, not a crash.
-    body = assert_error(client.get("/api/contacts/C5/score"), 404, "not_scored")
-    assert "C5" in body["detail"]
+    # A decided (disqualified) contact has no lead score: 404 that says so, not a crash.
+    body = assert_error(client.get("/api/contacts/C6/score"), 404, "not_scored")
+    assert "C6" in body["detail"]
+    # An open lead the pipeline's table lacks (newer than its run) is scored now, by the served scorer, once.
+    first = client.get("/api/contacts/C5/score").json()
+    assert first["source"] == "on_demand" and 0.0 < first["score"] < 1.0 and first["reasons"]
+    assert first["model"] == {"name": "holocrm_lead_scorer", "version": "heuristic", "served_as": "heuristic"}
+    assert client.get("/api/contacts/C5/score").json()["score"] == first["score"]
 
 
 def test_malformed_ids_are_refused(client):
@@ -317,13 +314,12 @@ def test_unbuilt_artifacts_answer_503_with_what_to_run(tmp_path, monkeypatch):
 
 
 def test_internal_errors_do_not_leak_stack_traces(client, monkeypatch):
-    snap = client.app.state.loader.snapshot
+    snap = client.app.state.services.loader.snapshot
 
-    class Exploding:
-        def get(self, _):
-            raise RuntimeError("secret internals at /srv/holocrm/models.py line 12")
+    def exploding(_):
+        raise RuntimeError("secret internals at /srv/holocrm/models.py line 12")
 
-    monkeypatch.setitem(snap.scored, "contacts", Exploding())
+    monkeypatch.setattr(snap.scores["contact"], "lookup", exploding)
     r = client.get("/api/contacts/C1/score")
     body = assert_error(r, 500, "internal_error")
     assert "secret" not in r.text and "incident" in body["detail"]
@@ -337,8 +333,9 @@ def test_api_key_required_when_configured(home):
         assert_error(c.post("/api/deals/D1/close", json={"outcome": "won"}), 401, "unauthorized")
         assert c.get("/api/contacts/C1/score", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/api/contacts/C1/score", headers={"Authorization": "Bearer other"}).status_code == 200
-        assert c.get("/health").status_code == 200  # probes stay open
-        assert c.get("/health").json()["auth"] == "api_key"
+        assert c.get("/health").json() == {"status": "degraded"}  # probes stay open, and see the status only
+        assert c.get("/health", headers={"X-API-Key": "wrong"}).json() == {"status": "degraded"}
+        assert c.get("/health", headers={"X-API-Key": "other"}).json()["auth"] == "api_key"
 
 
 def test_auth_off_by_default_and_required_without_keys_is_a_setup_error(home):
