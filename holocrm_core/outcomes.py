@@ -440,29 +440,40 @@ def prediction_points(
     max_snapshots: int = MAX_SNAPSHOTS,
     horizon_days: float = HORIZON_DAYS,
 ) -> pl.DataFrame:
-    """One row per prediction point (``snapshot_at``) of each outcome: the record's start and every
-    ``every_days`` while it was open, at most ``max_snapshots`` spread evenly over its life.
+    """One row per prediction point (``snapshot_at``) of each outcome.
 
-    A record without a start, decided at (or before) its start, or whose decision the export did not
-    date is seen once: at the outcome time (features then use only what happened strictly before it).
+    The points lie on a calendar grid, every ``every_days``: a record is seen at each grid time while it
+    was open, as a nightly scoring run would have seen it (so the ages and activity counts of the
+    snapshots look like those of the open records scored now, not like a crowd of brand-new records). At
+    most ``max_snapshots`` per record, spread evenly; a record open for less than one step is seen once,
+    half-way through its open life. A record without a start, decided at its start, or whose decision the
+    export did not date is seen once, at the outcome time (features use what happened strictly before it).
     """
     step_us = int(every_days * DAY_US)
     joined = outcomes.join(starts.unique("entity_id", keep="first"), on="entity_id", how="left")
     along_life = pl.col("outcome_dated") & pl.col("_start").is_not_null() & (pl.col("_start") < pl.col("outcome_at"))
-    life_us = (pl.col("outcome_at") - pl.col("_start")).dt.total_microseconds()
-    # Points start + k * step with k = 0 .. n - 1 all lie strictly before the outcome.
-    n = pl.when(along_life).then(((life_us - 1) // step_us + 1).clip(lower_bound=1)).otherwise(1)
-    joined = joined.with_columns(n.alias("_n")).with_columns(
-        pl.int_ranges(0, pl.min_horizontal(pl.col("_n"), max_snapshots)).alias("_i")
+    start_us = pl.col("_start").dt.epoch("us")
+    first_us = (start_us + step_us - 1) // step_us * step_us  # the first grid time at or after the start
+    end_us = pl.col("outcome_at").dt.epoch("us")
+    on_grid = pl.when(first_us < end_us).then((end_us - 1 - first_us) // step_us + 1).otherwise(0)
+    n = pl.when(along_life).then(on_grid).otherwise(0)
+    joined = joined.with_columns(n.alias("_n"), first_us.alias("_first")).with_columns(
+        pl.int_ranges(0, pl.min_horizontal(pl.col("_n"), max_snapshots).clip(lower_bound=1)).alias("_i")
     ).explode("_i")
     spread = (pl.col("_i") * (pl.col("_n") - 1) / max(max_snapshots - 1, 1)).round().cast(pl.Int64)
     k = pl.when(pl.col("_n") > max_snapshots).then(spread).otherwise(pl.col("_i"))
-    snapshot = pl.when(along_life).then(pl.col("_start") + pl.duration(microseconds=k * step_us)).otherwise(
-        pl.col("outcome_at")
+    grid = pl.from_epoch(pl.col("_first") + k * step_us, time_unit="us").dt.replace_time_zone("UTC")
+    halfway = pl.col("_start") + (pl.col("outcome_at") - pl.col("_start")) / 2
+    snapshot = (
+        pl.when(~along_life).then(pl.col("outcome_at")).when(pl.col("_n") == 0).then(halfway).otherwise(grid)
     )
-    joined = joined.with_columns(snapshot.alias("snapshot_at")).unique(["entity_id", "snapshot_at"], maintain_order=True)
+    joined = joined.with_columns(snapshot.cast(UTC_TIME).alias("snapshot_at")).unique(
+        ["entity_id", "snapshot_at"], maintain_order=True
+    )
     to_outcome = (pl.col("outcome_at") - pl.col("snapshot_at")).dt.total_microseconds() / DAY_US
-    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop("_start", "_n", "_i")
+    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop(
+        "_start", "_n", "_i", "_first"
+    )
 
 
 def export_time(tables: dict[str, pl.DataFrame]) -> datetime:
