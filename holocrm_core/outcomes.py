@@ -471,9 +471,7 @@ def prediction_points(
         ["entity_id", "snapshot_at"], maintain_order=True
     )
     to_outcome = (pl.col("outcome_at") - pl.col("snapshot_at")).dt.total_microseconds() / DAY_US
-    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop(
-        "_start", "_n", "_i", "_first"
-    )
+    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop("_n", "_i", "_first")
 
 
 def export_time(tables: dict[str, pl.DataFrame]) -> datetime:
@@ -508,11 +506,16 @@ def build_outcome_dataset(
         points = prediction_points(outcomes, _life_start(entity, t), every_days, max_snapshots)
         features = build_features_for(entity, points["entity_id"], t, points["snapshot_at"], embedder=embedder)
         id_name = "contact_id" if entity == "contact" else "deal_id"
-        parts.append(pl.concat([points.select(OUTCOME_COLUMNS), features.drop(id_name, "as_of")], how="horizontal"))
+        parts.append(pl.concat([points.select(*OUTCOME_COLUMNS, "_start"), features.drop(id_name, "as_of")],
+                               how="horizontal"))
     if not parts:
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
-    # Stable: records decided at the same time (an export without dates) keep the export's order.
-    return pl.concat(parts, how="diagonal_relaxed").sort("outcome_at", "snapshot_at", maintain_order=True)
+    # Time order for the folds. Records decided at the same time (undated decisions) follow when they came
+    # in, then the export's own order (stable sort).
+    ordered = pl.concat(parts, how="diagonal_relaxed").sort(
+        "outcome_at", "_start", "snapshot_at", nulls_last=True, maintain_order=True
+    )
+    return ordered.drop("_start")
 
 
 def undated_outcomes(dataset: pl.DataFrame, entity: str) -> int:

@@ -12,8 +12,9 @@ Format (every key except ``entities`` is optional)::
     entities:
       contacts:                    # companies | contacts | deals | activities | attachments
         files: "people*.csv"       # glob (or list of globs) relative to the export folder
-        columns:                   # source header -> canonical column (see holocrm_core/schema.py);
-          Kundennr: contact_id     # unlisted headers go through the base profile, else become cf_<slug>
+        columns:                   # source header -> canonical column (see holocrm_core/schema.py) or a
+          Kundennr: contact_id     # custom field cf_<name>; unlisted headers go through the base profile,
+                                   # else become cf_<slug>
           Vorname: first_name
           Status: lifecycle_status
         values:                    # per canonical enum column: source value -> canonical value
@@ -139,10 +140,11 @@ def load_mapping(path: str | Path) -> Profile:
         globs[entity] = tuple([files] if isinstance(files, str) else files)
         columns: dict[str, str] = {}
         for header, canonical in (body.get("columns") or {}).items():
-            if canonical not in schema.ENTITIES[entity]:
+            canonical = str(canonical)
+            if canonical not in schema.ENTITIES[entity] and not canonical.startswith(schema.CUSTOM_PREFIX):
                 raise MappingError(
                     f"mapping file {path}: entities.{entity}.columns maps {header!r} to {canonical!r}, which is not "
-                    f"a {entity} column ({', '.join(schema.ENTITIES[entity])})"
+                    f"a {entity} column ({', '.join(schema.ENTITIES[entity])}) nor a custom field (cf_<name>)"
                 )
             columns[str(header).strip()] = canonical
             columns.setdefault(normalise_header(str(header)), canonical)

@@ -230,10 +230,11 @@ def train_scorer(
             outcome.validation_scores = outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[:, 1]
             outcome.metrics = outcome.heuristic_metrics = quality(valid["label"].to_numpy(), outcome.validation_scores)
         return outcome
-    selection = sel.evaluate_candidates(rows, candidates, **params)
-    if strategy != AUTO and strategy in selection.candidates and selection.candidates[strategy].folds:
-        selection.chosen = strategy  # asked for by name: measured beside the others, not replaced by them
-    scorer = sel.final_scorer(selection, rows, **params)
+    named = None if strategy == AUTO else strategy
+    selection = sel.evaluate_candidates(rows, candidates, named=named, **params)
+    if named in selection.candidates and selection.candidates[named].folds:
+        selection.chosen = named  # asked for by name: measured beside the others, not replaced by them
+    scorer = sel.final_scorer(selection, rows, named=named, **params)
     heuristic = WeightedHeuristicScorer().fit(rows, y_all)
     train_index, newest_index = folds[-1]
     outcome = TrainingOutcome(entity, selection.chosen, scorer, heuristic, enough, rows[train_index],

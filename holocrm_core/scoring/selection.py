@@ -92,6 +92,12 @@ class BlendedScorer(CRMScorer):
     def decision_logit(self, X: pl.DataFrame) -> np.ndarray:
         return np.mean([m.decision_logit(X) for m in self.members], axis=0)
 
+    def score_record(self, record: dict) -> float:
+        from holocrm_core.scoring.calibration import clip_probability, sigmoid
+
+        z = np.mean([logit(np.array([m.score_record(record)]))[0] for m in self.members])
+        return float(clip_probability(sigmoid(np.array([z])))[0])
+
     def contributions(self, X) -> tuple[np.ndarray, list[str]]:
         X = as_polars(X)
         parts = [m.contributions(X) for m in self.members]
@@ -143,10 +149,13 @@ class RecalibratedScorer(CRMScorer):
         return self.scorer.phrase_finder()
 
 
-def make_candidate(name: str, **params):
-    """A fresh, unfitted candidate; ``params`` reach the candidates whose constructor takes them."""
+def make_candidate(name: str, named: str | None = None, **params):
+    """A fresh, unfitted candidate; ``params`` reach the candidates whose constructor takes them. The
+    strategy asked for by name (``named``) is built exactly as ``make_strategy`` builds it."""
     from holocrm_core.scoring import make_strategy
 
+    if name == named:
+        return make_strategy(name, **params)
     if name == "logistic":
         return LogisticScorer(**_accepted(LogisticScorer, params))
     if name == "blend":
@@ -252,13 +261,13 @@ def _fold_metrics(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def evaluate_candidates(
-    rows: pl.DataFrame, candidates=CANDIDATES, folds: int = FOLDS, **params
+    rows: pl.DataFrame, candidates=CANDIDATES, folds: int = FOLDS, named: str | None = None, **params
 ) -> Selection:
     """Every candidate on the same rolling time folds; the lowest mean log loss is chosen."""
     y = rows["label"].to_numpy().astype(int)
     splits = rolling_folds(rows, folds)
     results = {name: CandidateResult(name) for name in candidates}
-    learned = [n for n in candidates if n != "blend"]
+    learned = [n for n in candidates if n != "blend" or named == "blend"]
     for k, (train, test) in enumerate(splits):
         fit_rows, test_rows = rows[train], rows[test]
         if len(np.unique(y[train])) < 2:
@@ -268,11 +277,11 @@ def evaluate_candidates(
             if results[name].error:
                 continue
             try:
-                model = make_candidate(name, **params).fit(fit_rows, y[train])
+                model = make_candidate(name, named, **params).fit(fit_rows, y[train])
                 fold_logits[name] = model.decision_logit(as_polars(test_rows))
             except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit these rows drops out, named
                 results[name].error = f"{type(exc).__name__}: {exc}"[:300]
-        if "blend" in results and all(m in fold_logits for m in BLENDED):
+        if "blend" in results and named != "blend" and all(m in fold_logits for m in BLENDED):
             fold_logits["blend"] = np.mean([fold_logits[m] for m in BLENDED], axis=0)
         for name, z in fold_logits.items():
             result = results[name]
@@ -290,10 +299,10 @@ def evaluate_candidates(
     return Selection(chosen, results, splits)
 
 
-def final_scorer(selection: Selection, rows: pl.DataFrame, **params):
+def final_scorer(selection: Selection, rows: pl.DataFrame, named: str | None = None, **params):
     """The chosen candidate refitted on every row, with its calibration refitted on the newest slice."""
     y = rows["label"].to_numpy().astype(int)
-    model = make_candidate(selection.chosen, **params).fit(rows, y)
+    model = make_candidate(selection.chosen, named, **params).fit(rows, y)
     chosen = selection.candidates[selection.chosen]
     if chosen.newest_logits is None or not selection.folds:
         return model
