@@ -1,9 +1,10 @@
 """Model assets: lead and deal scorers trained on the outcome dataset, gated, and the scored open records.
 
-``lead_scoring_model`` / ``deal_scoring_model`` train on older outcomes and validate on the most recent
-slice, log the run to MLflow, register the version and move ``champion`` only when it beats the champion
-and the heuristic. Their blocking gate check keeps ``scored_leads`` / ``scored_deals`` from using a
-champion that no longer beats the heuristic on recent outcomes.
+``lead_scoring_model`` / ``deal_scoring_model`` guard the fields (leaks, adversarial check against the
+open records about to be scored), judge every candidate on rolling time folds, log the run to MLflow and
+register the version with its gate verdict; ``champion`` moves only when every blocking check passed. Their
+gate check then re-judges the scorer in use: a champion that no longer holds is demoted and the heuristic
+scores, so ``scored_leads`` / ``scored_deals`` always exist and never come from a failed model.
 """
 
 
@@ -25,6 +26,14 @@ def _metric(metrics: dict, key: str):
     return None if value is None or value != value else round(float(value), 4)
 
 
+def _open_features(storage: StorageResource, entity: str) -> pl.DataFrame:
+    from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
+
+    tables = read_staged(storage)
+    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    return build_features_for(entity, open_ids(entity, tables, field), tables)
+
+
 def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
     from holocrm_core.registry import champion_gate, log_training
     from holocrm_core.scoring import train_scorer
@@ -32,13 +41,16 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     asset_name, model_name = MODELS[entity]
     uri = mlflow.configure()
     dataset = storage.warehouse().read("outcome_dataset")
-    outcome = train_scorer(dataset, entity)
+    outcome = train_scorer(dataset, entity, open_features=_open_features(storage, entity))
     if not outcome.enough_data.enough:
         context.log.warning(outcome.enough_data.message)
+    if outcome.guard is not None and (outcome.guard.excluded or outcome.guard.level in ("warn", "block")):
+        context.log.warning(f"{model_name}: {outcome.guard.summary()}")
     result = log_training(outcome, model_name)
     gate = champion_gate(outcome, model_name)
     context.log.info(f"{model_name}: {result.message}; gate: {gate.description}")
     m = result.metrics
+    guard = outcome.guard
     return dg.MaterializeResult(
         metadata={
             "rows": outcome.train.height + outcome.validation.height,
@@ -54,6 +66,12 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "alias": result.alias or "(none)",
             "promoted": result.promoted,
             "decision": result.message,
+            "excluded_fields": ", ".join(outcome.excluded_fields) or "(none)",
+            "guards": guard.summary() if guard is not None else "(not run)",
+            "adversarial_auc": guard.adversarial_auc if guard is not None else None,
+            "undated_outcomes": outcome.undated,
+            "candidates": dg.MetadataValue.json(outcome.selection.summary() if outcome.selection else {}),
+            "logistic_auc": _metric(m, "logistic_auc"),
             "scorer_in_use": gate.scorer_in_use,
             "mlflow_run": dg.MetadataValue.url(result.run_url),
             "mlflow_tracking_uri": uri,
@@ -79,8 +97,8 @@ def _gate_spec(asset_name: str) -> dg.AssetCheckSpec:
         f"{asset_name}_gate",
         asset=asset_name,
         blocking=True,
-        description="The scorer downstream would use beats the heuristic on the most recent outcomes and is "
-        "calibrated; otherwise scoring waits.",
+        description="The scorer downstream uses beats the heuristic on the newest outcomes and is calibrated; "
+        "a champion that fails is demoted and the heuristic scores.",
     )
 
 
@@ -113,10 +131,13 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     scored = score_open_records(scorer, model_version, features)
     storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
+    if not scored.height:
+        context.log.info(f"{table}: no open {'leads' if entity == 'contact' else 'deals'} to score (every one is decided)")
     context.log.info(f"{table}: {scored.height} scored with {model_version}")
     return dg.MaterializeResult(
         metadata={
             "rows": scored.height,
+            "open_records": features.height,
             "model_version": model_version,
             "hot": bands.get("hot", 0),
             "warm": bands.get("warm", 0),

@@ -1,4 +1,4 @@
-"""Outcome assets: the reflection buffer of decided leads and closed deals with point-in-time features."""
+"""Outcome assets: prediction-time snapshots of decided leads and closed deals, features as of each one."""
 
 
 import json
@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core import schema
-from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes
+from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes, undated_outcomes
 from pipelines.resources import StorageResource
 
 GROUP = "learning"
@@ -37,12 +37,21 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
 
     def count(entity: str, label: int | None = None) -> int:
         rows = dataset.filter(pl.col("entity") == entity)
-        return rows.height if label is None else rows.filter(pl.col("label") == label).height
+        rows = rows if label is None else rows.filter(pl.col("label") == label)
+        return rows["entity_id"].n_unique() if rows.height else 0
+
+    for entity, noun in (("contact", "leads"), ("deal", "deals")):
+        if undated_outcomes(dataset, entity):
+            context.log.warning(f"{undated_outcomes(dataset, entity)} decided {noun} carry no decision date: dated at "
+                                "the export's time (map a date column, or status_dates: in a mapping file)")
 
     context.log.info(f"outcome dataset: {dataset.height} rows ({field.height} recorded in the field)")
     return dg.MaterializeResult(
         metadata={
             "rows": dataset.height,
+            "snapshots": dataset.height,
+            "undated_leads": undated_outcomes(dataset, "contact"),
+            "undated_deals": undated_outcomes(dataset, "deal"),
             "leads": count("contact"),
             "leads_converted": count("contact", 1),
             "deals": count("deal"),
