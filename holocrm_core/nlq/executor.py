@@ -218,7 +218,8 @@ class Executor:
             result = result.head(plan.limit)
         ids = result.get_column(id_col)
         cols = [c for c in DISPLAY_COLUMNS[target] if c in result.columns]
-        extra = [c for c in (measure_col, "similarity", "score") if c and c in result.columns and c not in cols]
+        # the sort column may itself be "score" or "similarity": each shown once
+        extra = [c for c in dict.fromkeys((measure_col, "similarity", "score")) if c and c in result.columns and c not in cols]
         return ExecutionResult(result.select(cols + extra), ids, None, missing, notes)
 
     # ---- links -------------------------------------------------------------------------------------

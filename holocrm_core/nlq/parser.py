@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from functools import lru_cache
+
 from holocrm_core.nlq.money import Quantity, find_quantities
+from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
     ActivityCondition,
     Aggregate,
@@ -30,9 +33,11 @@ from holocrm_core.nlq.plan import (
     TextMatch,
     TimeWindow,
 )
-from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times
+from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times, shift
 from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
 
+# A corrected typo is a guess: one keeps an answer high-confidence, two do not.
+TYPO_CONFIDENCE = 0.88
 # Words that carry no meaning of their own in a CRM question.
 STOPWORDS = set(
     """a an the and or of in on at to for from by with who whom which that what when where whose is are was were be
@@ -130,19 +135,38 @@ class ParseResult:
     confidence: float
     notes: list[str] = field(default_factory=list)
     relative_time: bool = False
+    guessed: list[str] = field(default_factory=list)  # words read approximately (typo, fuzzy, embedding)
+    text: str = ""  # the question as the grammar read it
 
 
 def normalize(question: str) -> str:
-    text = question.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    text = re.sub(r"\bwon't\b", "will not", text)
-    text = re.sub(r"\bcan't\b", "can not", text)
-    text = re.sub(r"n't\b", " not", text)
-    text = re.sub(r"\bnon-(?=[a-z])", "non ", text)
-    text = re.sub(r"\b(\w+)'s\b", r"\1", text)  # possessive: "Darcel Schlecht's deals"
-    text = re.sub(r"\b(\w+)s'(?=\s|$)", r"\1s", text)
-    text = re.sub(r"[?!;:\"]|(?<!\d)[.,](?!\d)|[.,](?=\s|$)", " ", text)
-    text = text.replace("'", " ")
-    return re.sub(r"\s+", " ", text).strip()
+    """The question as the grammar reads it, without typo correction (see normalise.py)."""
+    return surface(question, [])
+
+
+# Words the grammar itself uses that its patterns spell only as stems ("compan(?:y|ies)").
+_EXTRA_GRAMMAR_WORDS = """companies company accounts account opportunities opportunity activities activity organisations
+organisation organizations organization emails calls meetings notes quarter quarters month months week weeks year
+years days day ago since before after between during closing closed stuck stalled mentioned discussed similar
+subsidiaries subsidiary parent founded established incorporated office offices based located missing without
+first second third fourth last quarter half""".split()
+
+
+@lru_cache(maxsize=1)
+def grammar_words() -> frozenset[str]:
+    """Every whole word the parser's patterns and word lists spell: the lexicon typos are corrected to."""
+    import ast
+    from pathlib import Path
+
+    words: set[str] = set(_EXTRA_GRAMMAR_WORDS) | STOPWORDS | FIELD_WORDS
+    here = Path(__file__).parent
+    for name in ("parser.py", "timeparse.py", "money.py", "vocabulary.py", "normalise.py"):
+        tree = ast.parse((here / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                # a word that ends where a regex alternative or the literal ends is whole, not a stem
+                words.update(re.findall(r"(?<![a-z])[a-z]{3,}(?=$|[\s|)?,'\\/-])", node.value))
+    return frozenset(words)
 
 
 class _Claims:
@@ -176,11 +200,16 @@ class Parser:
         self.vocab = vocab
         self.has_scores = has_scores or {}
         self.stuck_days = stuck_days
+        self._suggesting = True
 
     # ------------------------------------------------------------------------------------------------
     def parse(self, question: str, as_of: datetime) -> ParseResult:
-        text = normalize(question)
+        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words()))
         st = _State(text, as_of, self.vocab)
+        for r in rewrites:
+            st.trace.append(TraceEntry(r.before, f"read as {r.after!r}", "typo" if r.guess else "normalised"))
+            if r.guess:
+                st.confidence *= TYPO_CONFIDENCE
         self._sorting(st)
         self._aggregates(st)
         self._stuck(st)
@@ -760,10 +789,7 @@ class Parser:
                 }[word]  # fmt: skip
             filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
         if st.stuck_days:
-            cutoff = day_start(st.as_of)
-            from datetime import timedelta
-
-            cutoff = cutoff + timedelta(days=1) - timedelta(days=st.stuck_days)
+            cutoff = shift(day_start(st.as_of), "day", 1 - st.stuck_days)
             windows.append(TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days"))
         # time phrases not taken by an activity condition go to the field the verb points at
         for t in st.times:
@@ -832,15 +858,7 @@ class Parser:
         ]
         if st.anchor_unresolved:
             unknown.append(st.anchor_unresolved)
-        suggestions: list[str] = []
-        for w in unknown:
-            for s in vocab.suggest(w):
-                if s not in suggestions:
-                    suggestions.append(s)
-        if st.anchor_unresolved:
-            hit = vocab.fuzzy_name(st.anchor_unresolved, cutoff=60)
-            if hit:
-                suggestions.insert(0, f"like {hit[2]} ({hit[0][:-1]})")
+        suggestions = self._suggest(st, unknown) if unknown and self._suggesting else []
         # "or" is only understood between alternatives of one field ("fintech or retail")
         for m in re.finditer(r"\bor\b", st.text):
             if not st.claims.free(m.start(), m.end()):
@@ -857,7 +875,47 @@ class Parser:
         if unknown:
             confidence = min(confidence, 0.5) * (0.8 ** (len(unknown) - 1))
         plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
-        return ParseResult(plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time)
+        guessed = [t.words for t in st.trace if t.how in ("typo", "fuzzy", "embedding")]
+        return ParseResult(
+            plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time, guessed, st.text
+        )
+
+    def _suggest(self, st: "_State", unknown: list[str]) -> list[str]:
+        """Close phrasings of the question that the parser does understand, most similar first.
+
+        Each unknown word is replaced by vocabulary phrases spelled like it, or dropped with the filler around
+        it; a candidate is offered only when it parses with every word understood."""
+        from rapidfuzz import fuzz
+
+        candidates: list[str] = []
+        text = st.text
+        for word in unknown:
+            at = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text)
+            if at is None:
+                continue
+            for phrase in self.vocab.close_phrases(word):
+                candidates.append(text[: at.start()] + phrase + text[at.end() :])
+            filler = r"(?:\b(?:in|at|from|of|for|with|the|a|an|by|named|called)\s+)*"
+            after = r"(?:\s+(?:" + "|".join(sorted(FIELD_WORDS)) + r")\b)?"
+            dropped = re.sub(filler + rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])" + after, " ", text)
+            candidates.append(re.sub(r"\s+", " ", dropped).strip())
+        if len(unknown) > 1:  # every unknown word dropped at once
+            rest = text
+            for word in unknown:
+                rest = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", " ", rest)
+            candidates.append(re.sub(r"\s+", " ", rest).strip())
+        ranked = sorted(dict.fromkeys(c for c in candidates if c and c != text), key=lambda c: -fuzz.ratio(c, text))
+        out: list[str] = []
+        self._suggesting = False  # a candidate's own parse offers no suggestions of its own
+        try:
+            for cand in ranked[:12]:
+                if self.parse(cand, st.as_of).understood:
+                    out.append(cand)
+                if len(out) == 3:
+                    break
+        finally:
+            self._suggesting = True
+        return out
 
     def _owner_entity(self, target: str, owner: str) -> str:
         if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get((target, "owner"), [owner]):

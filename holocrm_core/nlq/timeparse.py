@@ -64,6 +64,8 @@ def day_start(moment: datetime) -> datetime:
 
 def add_months(moment: datetime, months: int) -> datetime:
     index = moment.year * 12 + (moment.month - 1) + months
+    if not 1 <= index // 12 <= 9999:
+        raise OverflowError("date value out of range")
     return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
 
 
@@ -71,7 +73,29 @@ def _number(word: str) -> int:
     return int(word) if word.isdigit() else NUMBER_WORDS[word]
 
 
+# Computed window bounds are clamped here: "the last 5000000 days" reaches back to the earliest bound, a
+# whole-history window, instead of overflowing the calendar.
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime(2400, 1, 1, tzinfo=UTC)
+
+
 def _unit_delta(start: datetime, unit: str, n: int) -> datetime:
+    """`start` moved by n units (negative = back), clamped to [EARLIEST, LATEST]."""
+    limit = 800 * 12  # months: more than the whole representable span
+    n = max(-limit * 31, min(limit * 31, n))
+    try:
+        moved = _unit_delta_raw(start, unit, n)
+    except (OverflowError, ValueError):
+        return EARLIEST if n < 0 else LATEST
+    return min(max(moved, EARLIEST), LATEST)
+
+
+def shift(start: datetime, unit: str, n: int) -> datetime:
+    """`start` moved by n days / weeks / months / quarters / years, clamped to the representable span."""
+    return _unit_delta(start, unit, n)
+
+
+def _unit_delta_raw(start: datetime, unit: str, n: int) -> datetime:
     """`start` moved by n units (negative = back); months, quarters and years move by calendar months."""
     unit = unit.rstrip("s")
     if unit == "day":
@@ -108,7 +132,16 @@ def _period(start: datetime, unit: str, n: int = 1) -> Span:
 
 
 def point_span(text: str, today: datetime) -> tuple[Span, bool] | None:
-    """The period a date phrase names, and whether that depended on the as-of date (no year given)."""
+    """The period a date phrase names, and whether that depended on the as-of date (no year given).
+
+    None when the words only look like a date ("9999-99-99", "feb 31"): they stay not understood."""
+    try:
+        return _point_span(text, today)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _point_span(text: str, today: datetime) -> tuple[Span, bool] | None:
     text = text.strip().replace(",", "")
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
     if m:

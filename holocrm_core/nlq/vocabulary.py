@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import polars as pl
+from unidecode import unidecode
 
 from holocrm_core.schema import CUSTOM_PREFIX
 
@@ -133,12 +134,23 @@ COMMON_WORDS = set(
     after between over under above below more less than most least per each every like similar hot warm cold stuck
     total number count sum average mean best biggest largest smallest oldest newest latest recent please""".split()
 )  # fmt: skip
+# Columns whose values are proper names: no plural forms are indexed for them.
+PROPER_NAME_FIELDS = {"country", "city", "region", "currency", "owner"}
+# Two- and three-letter codes that are English words in a question ("in", "it", "can", "per"): never codes.
+_CODE_WORDS = set(
+    """am an as at be by do go he hi id if in is it me my no of on or so to up us we and are can col
+    for gab had has her him his its let man may mar nor not now one our out per pol sat see she the tur was who
+    why you""".split()
+)  # fmt: skip
 _LEGAL_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "gmbh", "plc", "limited", "company", "ag", "sa", "bv", "group", "holdings", "lp", "llp"}
 
 
 def tokens(text: str) -> tuple[str, ...]:
-    """Lower-case word tokens: what phrases are indexed and looked up by."""
-    return tuple(re.findall(r"[a-z0-9]+", str(text).lower().replace("&", " and ")))
+    """Lower-case ASCII word tokens (diacritics folded: "Björn" -> bjorn): what phrases are indexed by."""
+    text = str(text)
+    if not text.isascii():
+        text = unidecode(text)
+    return tuple(re.findall(r"[a-z0-9]+", text.lower().replace("&", " and ")))
 
 
 def phrase_of(text: str) -> str:
@@ -176,6 +188,9 @@ class Vocabulary:
     numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(default_factory=dict)  # words -> (entity, column, max)
     _category_choices: list[str] = field(default_factory=list, repr=False)
     _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _words: set[str] | None = field(default=None, repr=False)
+    _close_choices: list[str] | None = field(default=None, repr=False)
+    _fixer: object | None = field(default=None, repr=False)
     _embedder: Callable | None = field(default=None, repr=False)
     _embedded: tuple | None = field(default=None, repr=False)
 
@@ -276,7 +291,12 @@ class Vocabulary:
                 self._add(key, sense)
                 if len(key) > 1:
                     self._add(("".join(key),), sense)  # "GTXPro" and "GTX Pro" are one product
-                self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                if col not in PROPER_NAME_FIELDS:  # "norways" is no plural anyone types
+                    self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                if col == "country":
+                    for alias in country_aliases(value):
+                        if alias not in {phrase_of(v) for v in values}:
+                            self._add(alias, Sense("value", entity, col, value, value, "synonym"))
                 if col.startswith(CUSTOM_PREFIX):
                     continue
                 for group in SYNONYM_GROUPS.get(role, []):
@@ -360,6 +380,20 @@ class Vocabulary:
         self.data_start = min(starts) if starts else None
 
     # ---- lookups --------------------------------------------------------------------------------------
+    def words(self) -> set[str]:
+        """Every word of a phrase the vocabulary knows (values, synonyms, names, owners)."""
+        if self._words is None:
+            self._words = {w for key in self.phrases for w in key}
+        return self._words
+
+    def typo_fixer(self, grammar_words: set[str]):
+        """Edit-distance typo correction over the grammar's words and this vocabulary's (built once)."""
+        if self._fixer is None:
+            from holocrm_core.nlq.normalise import TypoFixer
+
+            self._fixer = TypoFixer(self.words() | grammar_words)
+        return self._fixer
+
     def lookup(self, key: tuple[str, ...]) -> list[Sense]:
         return self.phrases.get(key, [])
 
@@ -395,6 +429,16 @@ class Vocabulary:
                 name = (self.contact_names if entity == "contacts" else self.company_names)[rid]
                 best = (entity, rid, name, hit[1])
         return best
+
+    def close_phrases(self, word: str, limit: int = 3, cutoff: float = 70.0) -> list[str]:
+        """Vocabulary phrases (values as the data spells them, owners, company names) spelled like `word`."""
+        from rapidfuzz import fuzz, process
+
+        if self._close_choices is None:
+            exact = {" ".join(k) for k, senses in self.phrases.items() if any(s.how == "exact" for s in senses)}
+            self._close_choices = sorted(exact)
+        hits = process.extract(word, self._close_choices, scorer=fuzz.ratio, limit=limit, score_cutoff=cutoff)
+        return [choice for choice, _, _ in hits]
 
     def suggest(self, word: str, limit: int = 3) -> list[str]:
         """Vocabulary phrases spelled like an unknown word, with what they mean."""
@@ -470,6 +514,24 @@ class Vocabulary:
         tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
         tmp.replace(path)
         return path
+
+
+def country_aliases(value: str) -> list[str]:
+    """Other names and ISO codes of the country a data value names ("US" <-> "united states" <-> "usa")."""
+    try:
+        import pycountry
+
+        country = pycountry.countries.lookup(str(value).strip())
+    except (LookupError, ImportError):
+        return []
+    names = [getattr(country, a, None) for a in ("name", "official_name", "common_name")]
+    codes = [c.lower() for c in (country.alpha_2, country.alpha_3) if c.lower() not in _CODE_WORDS]
+    aliases = [phrase_of(n) for n in names if n] + codes
+    if country.alpha_2 == "US":
+        aliases += ["united states of america", "america", "u s", "u s a", "the states"]
+    if country.alpha_2 == "GB":
+        aliases += ["uk", "britain", "great britain", "england"]
+    return [a for a in dict.fromkeys(aliases) if a]
 
 
 def _plural(word: str) -> str:
