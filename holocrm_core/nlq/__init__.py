@@ -7,7 +7,8 @@
 """
 
 from holocrm_core.nlq.answer import HIGH_CONFIDENCE, VOCABULARY_FILE, Answer, NLQContext, ask
+from holocrm_core.nlq.errors import QuestionError
 from holocrm_core.nlq.plan import Plan
 from holocrm_core.nlq.vocabulary import Vocabulary
 
-__all__ = ["HIGH_CONFIDENCE", "VOCABULARY_FILE", "Answer", "NLQContext", "Plan", "Vocabulary", "ask"]
+__all__ = ["HIGH_CONFIDENCE", "VOCABULARY_FILE", "Answer", "NLQContext", "Plan", "QuestionError", "Vocabulary", "ask"]

@@ -36,6 +36,8 @@ from holocrm_core.nlq.plan import (
 from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times, shift
 from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
 
+# "top 99999999999999999999": as many as there are, not an overflow.
+MAX_LIMIT = 1_000_000
 # A corrected typo is a guess: one keeps an answer high-confidence, two do not.
 TYPO_CONFIDENCE = 0.88
 # Words that carry no meaning of their own in a CRM question.
@@ -242,7 +244,7 @@ class Parser:
         )
         if m:
             word = m["w1"] or m["w2"] or "top"
-            st.limit = int(m["n"] or m["n2"] or m["n3"])
+            st.limit = min(int(m["n"] or m["n2"] or m["n3"]), MAX_LIMIT)
             st.sort_word = word
             st.claims.take(m.start(), m.end())
             st.trace.append(TraceEntry(m.group(), f"first {st.limit}, {word}"))
@@ -418,15 +420,16 @@ class Parser:
             st.claims.take(q.start_char, q.end_char)
             value = _num(q.amount)
             high = _num(q.high) if q.high is not None else None
-            val = [value, high] if q.op == "between" else value
+            op = q.op if q.op != "between" or high is not None else "gte"
+            val = [value, high] if op == "between" else value
             if not q.explicit_op:
                 st.confidence *= 0.75
                 st.notes.append(f"'{q.phrase}' has no comparison word: read as 'at least {q.phrase}'")
             if q.noun:
                 noun = q.noun
                 if noun in ("employees", "employee", "staff", "people", "headcount", "workers"):
-                    st.filters.append(FieldFilter("companies", "employees", q.op, val))
-                    st.trace.append(TraceEntry(q.phrase, f"companies.employees {q.op} {val}"))
+                    st.filters.append(FieldFilter("companies", "employees", op, val))
+                    st.trace.append(TraceEntry(q.phrase, f"companies.employees {op} {val}"))
                     st.target_hint = st.target_hint or "companies"
                     continue
                 verb = re.search(r"\b(won|win|closed won|lost|lose)\s*$", text[: q.start_char])
@@ -439,8 +442,8 @@ class Parser:
                 }.get(noun)  # fmt: skip
                 if measure is None:
                     measure = "deal_count" if noun.startswith(("deal", "opp")) else "activity_count"
-                st.group_filters.append(GroupFilter(measure, q.op, val))
-                st.trace.append(TraceEntry(q.phrase, f"company {measure} {q.op} {val}"))
+                st.group_filters.append(GroupFilter(measure, op, val))
+                st.trace.append(TraceEntry(q.phrase, f"company {measure} {op} {val}"))
                 st.target_hint = st.target_hint or "companies"
                 continue
             numeric = self._numeric_column(text, q)
@@ -449,8 +452,8 @@ class Parser:
                 scale = 100 if q.percent and top <= 1.0 else 1
                 val = [v / scale for v in val] if isinstance(val, list) else val / scale
                 st.claims.take(*span)
-                st.filters.append(FieldFilter(entity, col, q.op, val))
-                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {q.op} {val}"))
+                st.filters.append(FieldFilter(entity, col, op, val))
+                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {op} {val}"))
                 st.target_hint = st.target_hint or entity
                 continue
             measure, span = _money_measure(text, q)
@@ -458,14 +461,14 @@ class Parser:
                 st.claims.take(*span)
             words = text[min(q.start_char, span[0]) if span else q.start_char : max(q.end_char, span[1]) if span else q.end_char]
             if measure == "annual_revenue":
-                st.filters.append(FieldFilter("companies", "annual_revenue", q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"companies.annual_revenue {q.op} {val} {q.currency or ''}".strip()))
+                st.filters.append(FieldFilter("companies", "annual_revenue", op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"companies.annual_revenue {op} {val} {q.currency or ''}".strip()))
             elif measure:
-                st.group_filters.append(GroupFilter(measure, q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"company {measure} {q.op} {val} {q.currency or ''}".strip()))
+                st.group_filters.append(GroupFilter(measure, op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"company {measure} {op} {val} {q.currency or ''}".strip()))
             else:
-                st.filters.append(FieldFilter("deals", "value", q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"deals.value {q.op} {val} {q.currency or ''}".strip()))
+                st.filters.append(FieldFilter("deals", "value", op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"deals.value {op} {val} {q.currency or ''}".strip()))
                 st.target_hint = st.target_hint or "deals"
 
     def _numeric_column(self, text: str, q: Quantity):
