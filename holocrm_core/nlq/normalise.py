@@ -159,15 +159,12 @@ class TypoFixer:
                     best.append((dist, cand))
         if not best:
             return None
-        best.sort()
-        top = [c for d, c in best if d == best[0][0]]
-        if len(top) > 1:
-            # several words equally close: take the one sharing the first letter, if only one does
-            same = [c for c in top if c[0] == word[0]]
-            if len(same) != 1:
-                return None
-            top = same
-        return top[0]
+        # closest first; among equals the one of the same length ("opne" -> open, not one), then the one
+        # sharing the first letter; still tied: ambiguous, left alone
+        ranked = sorted((d, abs(len(c) - len(word)), c[0] != word[0], c) for d, c in best)
+        if len(ranked) > 1 and ranked[0][:3] == ranked[1][:3]:
+            return None
+        return ranked[0][3]
 
     def apply(self, text: str, rewrites: list[Rewrite], protected: list[tuple[int, int]] = ()) -> str:
         out = []

@@ -25,6 +25,8 @@ NUMBER_WORDS = {
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14, "thirty": 30, "ninety": 90,
 }  # fmt: skip
 
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_ORD = r"(?:first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
 _MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _AMBIGUOUS_MONTHS = {"may", "mar", "jun", "dec", "jan", "feb", "apr", "jul", "aug", "sep", "sept", "oct", "nov"}
 _NUM = r"(?:\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
@@ -276,6 +278,31 @@ def _rules(today: datetime):
         p = point_span(m["p"], today)
         return None if p is None else (p[0], None, p[1], False)
 
+    def part_of_year(m):
+        # "the last quarter of 2017" is 2017's fourth quarter, not the quarter before the as-of date
+        year, unit = int(m["y"]), m["unit"]
+        count = {"quarter": 4, "half": 2, "month": 12}[unit]
+        n = _ORDINALS[m["ord"]] if m["ord"] not in ("last", "final") else count
+        if n > count:
+            return None
+        months = 12 // count
+        start = datetime(year, (n - 1) * months + 1, 1, tzinfo=UTC)
+        return _period(start, "month", months), None, False, False
+
+    def month_of_year(m):
+        start = datetime(int(m["y"]), MONTHS[m["m"]], 1, tzinfo=UTC)
+        return _period(start, "month"), None, False, False
+
+    def quarter_of_year(m):
+        start = datetime(int(m["y"]), 3 * (int(m["q"]) - 1) + 1, 1, tzinfo=UTC)
+        return _period(start, "quarter"), None, False, False
+
+    def bare_duration(m):
+        # "no contact 2 weeks": a duration with no preposition reads like "in the last 2 weeks" (or the next
+        # 2 weeks for a field that points ahead)
+        n = _number(m["n"])
+        return rolling_back(n, m["unit"]), rolling_ahead(n, m["unit"]), True, False
+
     def named_day(m):
         offset = {"today": 0, "yesterday": -1, "tomorrow": 1}[m["d"]]
         start = today + timedelta(days=offset)
@@ -283,6 +310,9 @@ def _rules(today: datetime):
         return span, span, True, offset > 0
 
     return [
+        (rf"\b(?:in\s+|during\s+)?(?:the\s+)?(?P<ord>{_ORD})\s+(?P<unit>quarter|half|month)\s+(?:of|in)\s+(?P<y>{_YEAR})\b", part_of_year),
+        (rf"\b(?:in\s+|during\s+)?q(?P<q>[1-4])\s+(?:of|in)\s+(?P<y>{_YEAR})\b", quarter_of_year),
+        (rf"\b(?:in\s+|during\s+)?(?P<m>{_MONTH})\s+(?:of|in)\s+(?P<y>{_YEAR})\b", month_of_year),
         (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|through)\s+(?P<b>{_POINT})\b", between),
         (rf"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
         (rf"\b(?P<cmp>more than|over|at least|less than|under|within)?\s*(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\s+ago\b", ago),
@@ -298,6 +328,7 @@ def _rules(today: datetime):
         (rf"\b(?:after|later than)\s+(?P<p>{_POINT})\b", after),
         (rf"\b(?:in|during|on|for|of)?\s*(?P<p>{_POINT})\b", during),
         (r"\b(?P<d>today|yesterday|tomorrow)\b", named_day),
+        (rf"\b(?:for\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b(?!\s+(?:ago|old|before|after|from)\b)", bare_duration),
     ]
 
 

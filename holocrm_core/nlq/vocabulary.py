@@ -119,6 +119,14 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
         {"gbp", "pounds", "sterling"},
     ],
 }
+# Words with one meaning, used to find a custom column by what its name means ("founded" ~ year_established).
+MEANING_GROUPS: list[set[str]] = [
+    {"founded", "established", "founding", "incorporated", "inception", "formed", "foundation", "est"},
+    {"renewal", "renews", "renewed", "renew"},
+    {"signed", "signature", "contracted"},
+    {"born", "birth", "birthday"},
+    {"launched", "launch"},
+]
 # Size bands are ordered by the data's employee counts; these words name a position, not a band's label.
 SIZE_WORDS = {
     "largest": {"enterprise", "enterprises", "large", "large companies", "big", "big companies", "largest", "corporates", "corporate"},
@@ -188,6 +196,10 @@ class Vocabulary:
     numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(default_factory=dict)  # words -> (entity, column, max)
     _category_choices: list[str] = field(default_factory=list, repr=False)
     _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    date_columns: list[tuple[str, str]] = field(default_factory=list)  # custom date columns (entity, column)
+    company_parents: dict[str, str] = field(default_factory=dict)  # company id -> parent company id
+    parent_relation: tuple[str, bool] | None = None  # (column, holds a name rather than an id)
+    _digit_phrases: list[str] | None = field(default=None, repr=False)
     _words: set[str] | None = field(default=None, repr=False)
     _close_choices: list[str] | None = field(default=None, repr=False)
     _fixer: object | None = field(default=None, repr=False)
@@ -239,6 +251,11 @@ class Vocabulary:
             vocab.categories[(entity, col)] = vals
             if col.startswith(CUSTOM_PREFIX):
                 vocab.custom_fields[f"{entity}.{col}"] = vals
+        vocab._learn_relations(tables.get("companies"))
+        for entity in ("companies", "contacts", "deals", "activities"):
+            frame = tables.get(entity)
+            if frame is not None:
+                vocab.date_columns += [(entity, c) for c, t in frame.schema.items() if c.startswith(CUSTOM_PREFIX) and t.is_temporal()]
         vocab._learn_stages()
         vocab._learn_size_bands(tables.get("companies"))
         vocab._index_categories()
@@ -246,6 +263,20 @@ class Vocabulary:
         vocab._learn_dates(tables)
         vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(s.kind == "value" for s in senses)})
         return vocab
+
+    def _learn_relations(self, companies: pl.DataFrame | None) -> None:
+        """The company hierarchy: the schema's parent_company_id, else a custom field named like one."""
+        if companies is None or companies.height == 0:
+            return
+        if "parent_company_id" in companies.columns and companies.get_column("parent_company_id").null_count() < companies.height:
+            self.parent_relation = ("parent_company_id", False)
+            pairs = companies.select("company_id", "parent_company_id").drop_nulls()
+            self.company_parents = dict(pairs.iter_rows())
+            return
+        for col in companies.columns:
+            if col.startswith(CUSTOM_PREFIX) and set(tokens(col)) & {"subsidiary", "parent", "parentcompany"}:
+                self.parent_relation = (col, True)
+                return
 
     def _learn_stages(self) -> None:
         stages = self.categories.get(("deals", "stage"), [])
@@ -393,6 +424,40 @@ class Vocabulary:
 
             self._fixer = TypoFixer(self.words() | grammar_words)
         return self._fixer
+
+    def digit_phrases(self) -> list[str]:
+        """Phrases with a number in them (product "GTK 500"), longest first: names the grammar must not read
+        as amounts."""
+        if self._digit_phrases is None:
+            found = {
+                " ".join(k) for k, senses in self.phrases.items()
+                if any(t.isdigit() for t in k) and any(s.kind in ("value", "company", "owner") for s in senses)
+                and any(not t.isdigit() for t in k)
+            }  # fmt: skip
+            self._digit_phrases = sorted(found, key=len, reverse=True)
+        return self._digit_phrases
+
+    def value_spelled(self, entity: str, column: str, name: str) -> str | None:
+        """The value of a column spelled as the data spells it, for a name typed another way."""
+        want = phrase_of(name)
+        for value in self.categories.get((entity, column), []):
+            if phrase_of(value) == want:
+                return value
+        return None
+
+    def column_for_meaning(self, word: str) -> tuple[str, str, bool] | None:
+        """(entity, column, holds years) of a custom column whose name means what `word` says ("founded" ->
+        cf_year_established), from groups of words with one meaning; None when no column fits."""
+        groups = [g for g in MEANING_GROUPS if word in g]
+        if not groups:
+            return None
+        for key, (entity, column, top) in self.numeric_columns.items():
+            if column.startswith(CUSTOM_PREFIX) and any(set(key) & g for g in groups):
+                return entity, column, "year" in key or 1800 <= top <= 2200
+        for entity, column in self.date_columns:
+            if any(set(tokens(column)) & g for g in groups):
+                return entity, column, False
+        return None
 
     def lookup(self, key: tuple[str, ...]) -> list[Sense]:
         return self.phrases.get(key, [])
