@@ -122,6 +122,7 @@ class NLQContext:
         self._activity_text: pl.Series | None = None
         self._neighbour_frames: dict[str, pl.DataFrame] = {}
         self.cache: dict = {}  # executor results that depend on the tables only
+        self.vocabulary_source = "given" if vocabulary is not None else "built from the tables"
         # paid once here rather than by the first question that needs them
         self.company_measures(None)
         self.activities_in(None, datetime.max.replace(tzinfo=UTC))
@@ -143,7 +144,9 @@ class NLQContext:
         return cls(plain, similarity=similarity, scores=scores, embed=embed)
 
     @classmethod
-    def from_warehouse(cls, warehouse, similarity=None, embed=None) -> "NLQContext":
+    def from_warehouse(cls, warehouse, similarity=None, embed=None, vocabulary: "Vocabulary | None" = None) -> "NLQContext":
+        """The staged tables and scores of a warehouse, with the nlq_vocabulary artifact the pipeline wrote
+        (rebuilt here only when it is missing, of another format or older than the staged tables)."""
         tables = {}
         for entity in NLQ_ENTITIES:
             if warehouse.exists(f"staged_{entity}"):
@@ -152,7 +155,11 @@ class NLQContext:
         for name, entity in (("scored_leads", "contacts"), ("scored_deals", "deals")):
             if warehouse.exists(name):
                 scores[entity] = warehouse.read(name)
-        return cls(tables, similarity=similarity, scores=scores, embed=embed)
+        if vocabulary is None:
+            vocabulary = load_vocabulary(warehouse.root, tables)
+        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed)
+        ctx.vocabulary_source = "artifact" if vocabulary is not None else "rebuilt from the staged tables"
+        return ctx
 
     # ---- helpers for the executor -----------------------------------------------------------------
     def table(self, entity: str) -> pl.DataFrame:
@@ -264,6 +271,31 @@ class NLQContext:
         from pathlib import Path
 
         return self.vocab.write(Path(folder) / VOCABULARY_FILE)
+
+
+def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:
+    """The nlq_vocabulary artifact under a warehouse folder (or HoloPaths, or the file itself), or None when it
+    is missing, unreadable, of another format, or stale: older than a staged table, or built from tables
+    whose row counts differ from `tables`."""
+    from pathlib import Path
+
+    root = Path(getattr(paths, "warehouse", paths))
+    path = root if root.suffix == ".json" else root / VOCABULARY_FILE
+    if not path.is_file():
+        return None
+    built = path.stat().st_mtime
+    for staged in path.parent.glob("staged_*"):
+        if staged.stat().st_mtime > built:
+            return None
+    try:
+        vocab = Vocabulary.read(path)
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    if tables is not None:
+        counts = {e: f.height for e, f in tables.items() if isinstance(f, pl.DataFrame)}
+        if any(vocab.row_counts.get(e, n) != n for e, n in counts.items()):
+            return None
+    return vocab
 
 
 def _prepare(entity: str, frame: pl.DataFrame | None, all_tables: dict) -> pl.DataFrame:

@@ -119,6 +119,8 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
         {"gbp", "pounds", "sterling"},
     ],
 }
+# Version of the artifact's layout; a file of another version is rebuilt rather than misread.
+ARTIFACT_FORMAT = 2
 # Words with one meaning, used to find a custom column by what its name means ("founded" ~ year_established).
 MEANING_GROUPS: list[set[str]] = [
     {"founded", "established", "founding", "incorporated", "inception", "formed", "foundation", "est"},
@@ -572,13 +574,67 @@ class Vocabulary:
             "row_counts": self.row_counts,
         }
 
+    def to_artifact(self) -> dict:
+        """The summary (to_json) plus everything the parser reads, so the artifact can be loaded back."""
+        data = self.to_json()
+        data["format"] = ARTIFACT_FORMAT
+        data["index"] = {
+            "phrases": [[" ".join(k), [[x.kind, x.entity, x.field, x.value, x.label, x.how] for x in senses]] for k, senses in self.phrases.items()],
+            "categories": [[e, c, v] for (e, c), v in self.categories.items()],
+            "company_names": self.company_names,
+            "contact_names": self.contact_names,
+            "column_words": sorted(self.column_words),
+            "numeric_columns": [[list(k), list(v)] for k, v in self.numeric_columns.items()],
+            "date_columns": [list(x) for x in self.date_columns],
+            "company_parents": self.company_parents,
+            "parent_relation": list(self.parent_relation) if self.parent_relation else None,
+        }
+        return data
+
+    @classmethod
+    def from_artifact(cls, data: dict) -> "Vocabulary":
+        """A vocabulary read back from `to_artifact`; ValueError when the file is of another format."""
+        if data.get("format") != ARTIFACT_FORMAT or "index" not in data:
+            raise ValueError(f"vocabulary artifact format {data.get('format')!r}, expected {ARTIFACT_FORMAT}")
+        index = data["index"]
+        vocab = cls(
+            categories={(e, c): v for e, c, v in index["categories"]},
+            phrases={tuple(k.split()): [Sense(*x) for x in senses] for k, senses in index["phrases"]},
+            company_names=index["company_names"],
+            contact_names=index["contact_names"],
+            owners=data["owners"],
+            size_bands=data["size_bands_small_to_large"],
+            open_stages=data["open_stages"],
+            won_stages=data["won_stages"],
+            lost_stages=data["lost_stages"],
+            data_start=datetime.fromisoformat(data["data_start"]) if data.get("data_start") else None,
+            data_end=datetime.fromisoformat(data["data_end"]) if data.get("data_end") else None,
+            custom_fields=data["custom_fields"],
+            row_counts=data["row_counts"],
+            column_words=set(index["column_words"]),
+            numeric_columns={tuple(k): tuple(v) for k, v in index["numeric_columns"]},
+            date_columns=[tuple(x) for x in index["date_columns"]],
+            company_parents=index["company_parents"],
+            parent_relation=tuple(index["parent_relation"]) if index["parent_relation"] else None,
+        )
+        vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(x.kind == "value" for x in senses)})
+        vocab._name_choices = {
+            "companies": [(phrase_of(n), i) for i, n in vocab.company_names.items()],
+            "contacts": [(phrase_of(n), i) for i, n in vocab.contact_names.items()],
+        }
+        return vocab
+
     def write(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(self.to_artifact(), sort_keys=True, separators=(",", ":")))
         tmp.replace(path)
         return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Vocabulary":
+        return cls.from_artifact(json.loads(Path(path).read_text()))
 
 
 def country_aliases(value: str) -> list[str]:

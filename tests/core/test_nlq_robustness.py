@@ -85,3 +85,24 @@ def test_arbitrary_text_and_dates_never_raise(ctx, text, moment):
         assert not text.strip()  # only blank text is refused
         return
     answer.to_json()
+
+
+class _PagedIndex:
+    """A stand-in vector index over n activities whose similarity falls with rank; records the page sizes."""
+
+    def __init__(self, n: int, above: int):
+        self.n, self.above, self.limits = n, above, []
+
+    def search(self, text, entity_types=None, mode="vector", limit=10, filters=None):
+        self.limits.append(limit)
+        return [{"id": f"a{i}", "similarity": 0.9 if i < self.above else 0.1} for i in range(min(limit, self.n))]
+
+
+def test_semantic_part_has_no_fixed_cap():
+    from holocrm_core.nlq.executor import semantic_activity_ids
+
+    index = _PagedIndex(n=5000, above=1200)
+    ids = semantic_activity_ids(index, "pricing", total=5000)
+    assert len(ids) == 1200 and index.limits == [256, 1024, 4096]
+    small = _PagedIndex(n=5000, above=10)
+    assert len(semantic_activity_ids(small, "pricing", total=5000)) == 10 and small.limits == [256]
