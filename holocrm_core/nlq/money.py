@@ -34,7 +34,8 @@ COMPARATORS = {
 # Nouns that say what is being counted; anything else after a number is money (or nothing).
 QUANTITY_NOUNS = (
     "employees", "employee", "staff", "people", "headcount", "workers",
-    "open deals", "won deals", "lost deals", "deals", "deal", "opportunities", "opportunity", "opps",
+    "open deals", "won deals", "lost deals", "open opportunities", "won opportunities", "lost opportunities",
+    "open opps", "won opps", "lost opps", "deals", "deal", "opportunities", "opportunity", "opps",
     "contacts", "contact", "leads", "activities", "activity", "touches", "interactions",
     "emails", "calls", "meetings", "notes",
 )  # fmt: skip

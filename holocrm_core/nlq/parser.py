@@ -53,7 +53,8 @@ STOPWORDS = set(
     fetch pull up out just only also currently now still ones one records record rows entries there's what's
     whats who's which're let lets let's need want looking look for into as so then than were any such same
     worth owned owns own assigned handled managed belonging belong
-    having got getting made make makes each every per within how many much currently""".split()
+    having got getting made make makes each every per within how many much currently working work works employed
+    selling sell sells sold came come comes coming originated employing""".split()
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
 FIELD_WORDS = set(
@@ -205,7 +206,8 @@ def grammar_words() -> frozenset[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 # a word that ends where a regex alternative or the literal ends is whole, not a stem
-                words.update(re.findall(r"(?<![a-z])[a-z]{3,}(?=$|[\s|)?,'\\/-])", node.value))
+                literal = re.sub(r"\\[a-zA-Z]", " ", node.value)  # regex escapes: "\\bexcluding" is "excluding"
+                words.update(re.findall(r"(?<![a-z])[a-z]{3,}(?=$|[\s|)?,'/-])", literal))
     return frozenset(words)
 
 
@@ -407,8 +409,9 @@ class Parser:
             st.explicit_by_at = m.end()
         m = re.search(
             r"\b(?P<w1>top|best|first|leading|largest|biggest|highest|smallest|lowest|oldest|newest|latest|most recent|earliest)\s+(?P<n>\d+)\b"
-            r"|\bthe\s+(?P<n3>\d+)(?=\s+[a-z])(?!\s+(?:days?|weeks?|months?|years?|employees|deals|contacts)\b)"
-            r"|\b(?P<n2>\d+)\s+(?P<w2>largest|biggest|highest[- ]value|highest|most valuable|top|best|smallest|lowest|cheapest|oldest|newest|latest|most recent|earliest|most)\b",
+            r"|\b(?P<n2>\d+)\s+(?P<w2>largest|biggest|highest[- ]value|highest|most valuable|top|best|smallest|lowest|cheapest|oldest|newest|latest|most recent|earliest|most)\b"
+            r"|\bthe\s+(?P<n3>\d+)(?=\s+[a-z])(?!\s+(?:days?|weeks?|months?|years?|employees|deals|contacts|largest|biggest|"
+            r"highest|most|top|best|smallest|lowest|cheapest|oldest|newest|latest|earliest)\b)",
             text,
         )
         if m:
@@ -611,7 +614,7 @@ class Parser:
                         values = self.vocab.categories.get(("activities", "type"), [])
                         types = tuple(v for v in values if v.lower() == kind) or (kind,)
                     st.claims.take(m.start(), m.end())
-                    window = self._adjacent_time(st, m.end())
+                    window = self._adjacent_time(st, m.end()) or self._leading_time(st)
                     start = end = None
                     phrase = m.group().strip()
                     if window is not None:
@@ -633,6 +636,14 @@ class Parser:
                 return t
         return None
 
+    def _leading_time(self, st: "_State") -> TimeExpr | None:
+        """A time phrase that opens the question ("in the past 2 weeks, deals with no activity") belongs to
+        the activity condition, as it would right after it."""
+        for t in st.times:
+            if id(t) not in st.used_times and t.start_char == 0 and not st.time_cues.get(id(t)):
+                return t
+        return None
+
     def _quantities(self, st: "_State", quantities: list[Quantity]) -> None:
         text = st.text
         for q in quantities:
@@ -651,6 +662,7 @@ class Parser:
                     st.trace.append(TraceEntry(q.phrase, f"companies.employees {op} {val}"))
                     st.target_hint = st.target_hint or "companies"
                     continue
+                noun = re.sub(r"\b(?:opportunit(?:y|ies)|opps?)\b", "deals", noun)
                 verb = re.search(r"\b(won|win|closed won|lost|lose)\s*$", text[: q.start_char])
                 if verb and noun.startswith(("deal", "opp")):
                     noun = "won deals" if verb.group(1) in ("won", "win", "closed won") else "lost deals"

@@ -422,9 +422,9 @@ class Vocabulary:
     def typo_fixer(self, grammar_words: set[str]):
         """Edit-distance typo correction over the grammar's words and this vocabulary's (built once)."""
         if self._fixer is None:
-            from holocrm_core.nlq.normalise import TypoFixer
+            from holocrm_core.nlq.normalise import TypoFixer, english_words
 
-            self._fixer = TypoFixer(self.words() | grammar_words)
+            self._fixer = TypoFixer(self.words() | grammar_words, english_words())
         return self._fixer
 
     def digit_phrases(self) -> list[str]:
