@@ -19,7 +19,7 @@ SHORTHAND = [
 ]  # fmt: skip
 SYNONYMS = [
     (r"\bdeals\b", "opportunities"), (r"\bcompanies\b", "accounts"), (r"\baccounts\b", "companies"),
-    (r"\bover\b", "more than"), (r"\bcontacts\b", "people"), (r"\bbiggest\b", "largest"), (r"\blargest\b", "biggest"),
+    (r"\bover(?= \$?\d)", "more than"), (r"\bcontacts\b", "people"), (r"\bbiggest\b", "largest"), (r"\blargest\b", "biggest"),
     (r"\bopportunities\b", "deals"), (r"\bhow many\b", "number of"),
 ]  # fmt: skip
 _TIME_TAIL = re.compile(

@@ -272,17 +272,18 @@ class Executor:
     # ---- free text and similarity ------------------------------------------------------------------
     def _text_mask(self, target: str, text: str, similarity, missing: list[str], notes: list[str]) -> pl.Expr:
         acts = self.ctx.table("activities")
-        keyword = acts.filter(self._keyword_mask(text))
-        matched = keyword
+        matched = None
         if similarity is not None and hasattr(similarity, "search"):
             try:
                 ids = semantic_activity_ids(similarity, text, acts.height)
-                notes.append(f"'{text}' matched by the semantic index ({len(ids)} activities) and by its words ({keyword.height})")
-                matched = acts.filter(pl.col("activity_id").is_in(pl.Series(ids, dtype=pl.String).implode()) | self._keyword_mask(text))
+                notes.append(f"'{text}' matched by the semantic index ({len(ids)} activities)")
+                matched = acts.filter(pl.col("activity_id").is_in(pl.Series(ids, dtype=pl.String).implode()))
             except Exception as exc:  # an index that is missing or stale must not hide the rest of the answer
                 missing.append(f"semantic index: search failed ({exc}); matched keywords instead")
         else:
             missing.append("semantic index: none given, so the free-text part was matched by keywords")
+        if matched is None:
+            matched = acts.filter(self._keyword_mask(text))
         if target == "activities":
             return pl.col("activity_id").is_in(matched.get_column("activity_id").implode())
         mine, theirs = LINKS[(target, "activities")]

@@ -122,6 +122,8 @@ def find_quantities(text: str, blocked: list[tuple[int, int]] = ()) -> list[Quan
         unit_given = unit_given or percent
         if not (unit_given or noun or op):
             continue  # a bare number ("2017", "10") is not a quantity
+        if not (unit_given or op) and 1900 <= amount <= 2100 and re.search(r"\b(?:in|during|since|of|from|for|before|after)\s*$", text[:start]):
+            continue  # "in 2025 deals lost": a year, not "at least 2025 deals"
         if noun and b is not None and op != "between":
             continue
         if noun and currency:

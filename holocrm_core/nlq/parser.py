@@ -137,7 +137,7 @@ _LEADING_COUNT = re.compile(
 _FREE_TEXT_CLAUSE = re.compile(
     r"\bwhere\s+(?P<t>[a-z0-9 ]+?)\s+(?:was|were|is|are|became)\s+(?:the\s+|an?\s+)?(?:main\s+|big\s+|real\s+|key\s+)?"
     r"(?:problem|issue|concern|objection|blocker|sticking point|reason|topic|question)s?\b"
-    r"|\b(?:because of|due to|citing|cited|over concerns? (?:about|over)|with (?:concerns?|complaints?|objections?|"
+    r"|\b(?:because of|due to(?!\s+(?:close|closing|renew|sign|expire|be|end|start)\b)|citing|cited|over concerns? (?:about|over)|with (?:concerns?|complaints?|objections?|"
     r"worries|questions) (?:about|over|on|regarding))\s+(?P<t2>[a-z0-9 ]+?)\s*$"
 )
 # Verbs that date a record's own creation or update; never stage words.
@@ -1152,7 +1152,7 @@ class Parser:
         out: list[str] = []
         self._suggesting = False  # a candidate's own parse offers no suggestions of its own
         try:
-            for cand in ranked[:12]:
+            for cand in ranked[:6]:
                 if self.parse(cand, st.as_of).understood:
                     out.append(cand)
                 if len(out) == 3:

@@ -185,6 +185,7 @@ class Vocabulary:
     phrases: dict[tuple[str, ...], list[Sense]] = field(default_factory=dict)
     company_names: dict[str, str] = field(default_factory=dict)  # id -> name
     contact_names: dict[str, str] = field(default_factory=dict)  # id -> full name
+    contact_index: dict[str, list[str]] = field(default_factory=dict)  # name phrase -> contact ids
     owners: list[str] = field(default_factory=list)
     size_bands: list[str] = field(default_factory=list)  # smallest -> largest by median employees
     open_stages: list[str] = field(default_factory=list)
@@ -378,7 +379,9 @@ class Vocabulary:
                 self.contact_names[cid] = name
                 key = tokens(name)
                 if len(key) >= 2:
-                    self._add(key, Sense("contact", "contacts", "contact_id", cid, name))
+                    # names are kept apart from the phrases: 100k Sense objects would dominate the build and
+                    # the artifact's load time; lookup() makes the few it needs
+                    self.contact_index.setdefault(" ".join(key), []).append(cid)
         owners: set[str] = set()
         for entity, col in OWNER_FIELDS:
             frame = tables.get(entity)
@@ -416,7 +419,7 @@ class Vocabulary:
     def words(self) -> set[str]:
         """Every word of a phrase the vocabulary knows (values, synonyms, names, owners)."""
         if self._words is None:
-            self._words = {w for key in self.phrases for w in key}
+            self._words = {w for key in self.phrases for w in key} | {w for k in self.contact_index for w in k.split()}
         return self._words
 
     def typo_fixer(self, grammar_words: set[str]):
@@ -424,7 +427,7 @@ class Vocabulary:
         if self._fixer is None:
             from holocrm_core.nlq.normalise import TypoFixer, english_words
 
-            self._fixer = TypoFixer(self.words() | grammar_words, english_words())
+            self._fixer = TypoFixer(self.words() | self.column_words | grammar_words, english_words())
         return self._fixer
 
     def digit_phrases(self) -> list[str]:
@@ -452,7 +455,7 @@ class Vocabulary:
         cf_year_established), from groups of words with one meaning; None when no column fits."""
         groups = [g for g in MEANING_GROUPS if word in g]
         if not groups:
-            return None
+            return self._column_by_embedding(word)
         for key, (entity, column, top) in self.numeric_columns.items():
             if column.startswith(CUSTOM_PREFIX) and any(set(key) & g for g in groups):
                 return entity, column, "year" in key or 1800 <= top <= 2200
@@ -461,8 +464,29 @@ class Vocabulary:
                 return entity, column, False
         return None
 
+    def _column_by_embedding(self, word: str, threshold: float = 0.55) -> tuple[str, str, bool] | None:
+        """With an embedder attached: the custom numeric or date column whose name is nearest in meaning."""
+        if self._embedder is None or word in COMMON_WORDS or len(word) < 4:
+            return None
+        import numpy as np
+
+        columns = [(e, c, "year" in k or 1800 <= top <= 2200) for k, (e, c, top) in self.numeric_columns.items() if c.startswith(CUSTOM_PREFIX)]
+        columns += [(e, c, False) for e, c in self.date_columns]
+        if not columns:
+            return None
+        names = [" ".join(t for t in tokens(c) if t != "cf") for _, c, _ in columns]
+        matrix = np.asarray(self._embedder([word, *names]), dtype=np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
+        sims = matrix[1:] @ matrix[0]
+        best = int(sims.argmax())
+        return columns[best] if sims[best] >= threshold else None
+
     def lookup(self, key: tuple[str, ...]) -> list[Sense]:
-        return self.phrases.get(key, [])
+        found = self.phrases.get(key, [])
+        ids = self.contact_index.get(" ".join(key))
+        if ids:
+            found = found + [Sense("contact", "contacts", "contact_id", i, self.contact_names[i]) for i in ids]
+        return found
 
     def fuzzy_value(self, phrase: str, cutoff: float = 86.0) -> tuple[list[Sense], float] | None:
         """Field values spelled like `phrase` (typos: "tecnology", "finacial services")."""
@@ -583,6 +607,7 @@ class Vocabulary:
             "categories": [[e, c, v] for (e, c), v in self.categories.items()],
             "company_names": self.company_names,
             "contact_names": self.contact_names,
+            "contact_index": self.contact_index,
             "column_words": sorted(self.column_words),
             "numeric_columns": [[list(k), list(v)] for k, v in self.numeric_columns.items()],
             "date_columns": [list(x) for x in self.date_columns],
@@ -602,6 +627,7 @@ class Vocabulary:
             phrases={tuple(k.split()): [Sense(*x) for x in senses] for k, senses in index["phrases"]},
             company_names=index["company_names"],
             contact_names=index["contact_names"],
+            contact_index=index["contact_index"],
             owners=data["owners"],
             size_bands=data["size_bands_small_to_large"],
             open_stages=data["open_stages"],

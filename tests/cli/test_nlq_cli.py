@@ -75,3 +75,17 @@ def test_ask_reads_the_vocabulary_artifact_and_rebuilds_a_stale_one(tmp_path):
     os.utime(warehouse.path("staged_deals"), (later, later))
     assert load_vocabulary(warehouse.root) is None
     assert NLQContext.from_warehouse(warehouse).vocabulary_source.startswith("rebuilt")
+
+
+def test_ask_rejects_an_as_of_out_of_range_and_runs_partial_on_request(tmp_path, monkeypatch):
+    home, _ = _warehouse(tmp_path)
+    monkeypatch.setenv("HOLOCRM_HOME", str(home))
+    from holocrm_cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", "open deals", "--as-of", "9999-12-31"])
+    assert result.exit_code == 2 and "as_of" in result.output
+    plain = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json"]).output)
+    assert plain["rows"] == [] and plain["record_count"] == 0
+    partial = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json", "--partial"]).output)
+    assert partial["record_count"] == 4 and partial["understood"] is False
