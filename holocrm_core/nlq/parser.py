@@ -195,19 +195,17 @@ first second third fourth last quarter half""".split()
 
 @lru_cache(maxsize=1)
 def grammar_words() -> frozenset[str]:
-    """Every whole word the parser's patterns and word lists spell: the lexicon typos are corrected to."""
-    import ast
+    """Every whole word the parser's patterns, word lists and comments spell: the lexicon typos are corrected
+    to. Read from the source text (a regex scan, not an AST walk: this runs in every `holocrm ask`)."""
     from pathlib import Path
 
     words: set[str] = set(_EXTRA_GRAMMAR_WORDS) | STOPWORDS | FIELD_WORDS
     here = Path(__file__).parent
     for name in ("parser.py", "timeparse.py", "money.py", "vocabulary.py", "normalise.py"):
-        tree = ast.parse((here / name).read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                # a word that ends where a regex alternative or the literal ends is whole, not a stem
-                literal = re.sub(r"\\[a-zA-Z]", " ", node.value)  # regex escapes: "\\bexcluding" is "excluding"
-                words.update(re.findall(r"(?<![a-z])[a-z]{3,}(?=$|[\s|)?,'/-])", literal))
+        source = re.sub(r"\\[a-zA-Z]", " ", (here / name).read_text())  # regex escapes: "\\bexcluding"
+        source = re.sub(r"(?m)#(?! of)[^\n]*$", " ", source)  # comments may quote typos on purpose
+        # a word that ends where a regex alternative or the literal ends is whole, not a stem ("compan(")
+        words.update(re.findall(r"(?<![a-zA-Z_])[a-z]{3,}(?=$|[\s|)?,'\"/-])", source))
     return frozenset(words)
 
 
