@@ -54,7 +54,7 @@ STOPWORDS = set(
     whats who's which're let lets let's need want looking look for into as so then than were any such same
     worth owned owns own assigned handled managed belonging belong
     having got getting made make makes each every per within how many much currently working work works employed
-    selling sell sells sold came come comes coming originated employing""".split()
+    selling sell sells sold came come comes coming originated employing based located headquartered situated hq""".split()
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
 FIELD_WORDS = set(

@@ -69,6 +69,7 @@ def test_contraction_without_apostrophe(ctx):
 def test_us_means_the_united_states_only_as_a_place(ctx):
     assert ids("deals in the us", ctx) == ["d3", "d4", "d6", "d7", "d8"]
     assert ids("show us deals in fintech", ctx) == ["d1", "d2", "d4", "d7"]
+    assert ids("companies based in the USA", ctx) == ids("u.s. companies", ctx) == ["co2", "co3", "co5"]
 
 
 def test_leading_number_is_a_limit(ctx):
