@@ -1,4 +1,4 @@
-"""Outreach baselines the learned policy must beat: random, always email, always wait, a fixed cadence, an oracle.
+"""Outreach baselines the learned policy must beat: random, always email, cadence, Thompson sampling, an oracle.
 
 Each policy answers ``probabilities(world) -> (n, 4)`` over ``ACTIONS`` for the episodes running in an
 ``OutreachWorld`` and ``act(world, rng)`` draws from it (deterministic policies put all mass on one
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from holocrm_core.rl.world import CALL, CUSTOMER, EMAIL, LEAD, NO_TOUCH, PROPOSAL, QUALIFIED, WAIT, OutreachWorld
+from holocrm_core.rl.world import ACTIONS, CALL, CUSTOMER, EMAIL, LEAD, NO_TOUCH, PROPOSAL, QUALIFIED, WAIT, OutreachWorld
 
 
 class OutreachPolicy:
@@ -104,17 +104,35 @@ class OraclePolicy(OutreachPolicy):
 
 
 class LoggingPolicy(OutreachPolicy):
-    """The known, stochastic policy behind the logged history: the cadence most of the time, exploring
-    otherwise, so every action has a propensity of at least ``explore / 4`` (what off-policy checks need)."""
+    """The known, stochastic policy behind the logged history: the sample world's reps' habits
+    (``synth.outreach.logging_policy_probabilities``: every action at least 5%, what off-policy checks need)."""
 
     name = "logging"
 
-    def __init__(self, explore: float = 0.4):
-        self.explore = explore
-        self.cadence = CadencePolicy()
+    def probabilities(self, world):
+        from holocrm_core.synth.outreach import logging_policy_probabilities
+
+        return logging_policy_probabilities(world.contexts())
+
+
+class ThompsonBaseline(OutreachPolicy):
+    """The decisions issue's contextual Thompson sampling, fitted on the logged responses, deciding each day
+    through the convergence engine (pure Thompson). A bandit: it chases today's response, not the deal."""
+
+    name = "thompson"
+
+    def __init__(self, log, seed: int = 0):
+        from holocrm_core.decisions.policies import ContextualThompson
+
+        self.policy = ContextualThompson(ACTIONS, seed=seed)
+        self.policy.update(self.policy.encoder.encode(log), log["action"].to_numpy(),
+                           log["responded"].cast(float).to_numpy())
 
     def probabilities(self, world):
-        return (1 - self.explore) * self.cadence.probabilities(world) + self.explore / 4.0
+        return self.policy.probabilities(self.policy.encoder.encode(world.contexts()))
+
+    def act(self, world, rng):
+        return self.policy.choose(self.policy.encoder.encode(world.contexts())).actions
 
 
 def heuristic_baselines() -> list[OutreachPolicy]:

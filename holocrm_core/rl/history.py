@@ -16,8 +16,11 @@ from holocrm_core.rl.baselines import LoggingPolicy, OutreachPolicy
 from holocrm_core.rl.world import ACTIONS, OBS_DIM, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig
 
 LOG_COLUMNS = ["episode", "step", "contact_id", "seniority", "industry", "lifecycle_status",
-               "days_since_last_touch", "size_band", "action", "propensity", "responded", "reward",
+               "days_since_last_touch", "size_band", "touches_7d", "touches_30d", "lead_score", "action", "propensity", "responded", "reward",
                "return_to_go"]
+
+
+LOGGING_COLUMNS = [f"logging_{a}" for a in ACTIONS]  # the logging policy's whole distribution at the time
 
 
 def obs_columns() -> list[str]:
@@ -50,11 +53,12 @@ def record_history(table: ResponseTable, starts: EpisodeStarts, episodes: int, s
             pl.Series("responded", out["responded"][rows]),
             pl.Series("reward", out["reward"][rows]),
         )
-        chunks.append(pl.concat([chunk, pl.DataFrame(obs[rows], schema=obs_columns())], how="horizontal"))
+        chunks.append(pl.concat([chunk, pl.DataFrame(probs[rows], schema=LOGGING_COLUMNS),
+                                 pl.DataFrame(obs[rows], schema=obs_columns())], how="horizontal"))
         active &= ~out["done"]
     log = pl.concat(chunks)
     # What followed each decision in its episode (the logging policy's return from there on).
     log = log.sort(["episode", "step"]).with_columns(
         pl.col("reward").reverse().cum_sum().reverse().over("episode").alias("return_to_go")
     )
-    return log.select(LOG_COLUMNS + obs_columns())
+    return log.select(LOG_COLUMNS + LOGGING_COLUMNS + obs_columns())
