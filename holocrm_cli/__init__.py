@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # Modules under holocrm_cli/ that define `register(app)`.
-COMMAND_MODULES = ["pipeline", "semantic", "scoring", "nlq", "serve"]
+COMMAND_MODULES = ["pipeline", "semantic", "scoring", "nlq", "serve", "rl"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

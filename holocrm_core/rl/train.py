@@ -164,3 +164,12 @@ def train_ppo(table: ResponseTable, starts: EpisodeStarts, settings: PPOSettings
 
 def settings_dict(settings: PPOSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
+
+
+def decide(model, obs: np.ndarray, strategy: str = "argmax", seed: int | None = None):
+    """Decisions (action, propensity, confidence) from the policy's distribution, through the convergence
+    engine of the decisions issue; returns ``(decisions, probabilities)``."""
+    from holocrm_core.decisions.convergence import ConvergenceEngine
+
+    probs = action_probabilities(model, obs)
+    return ConvergenceEngine(strategy, seed=seed).decide(probs), probs
