@@ -7,6 +7,7 @@ hop per request). ``Protected`` is the router-level dependency that authenticate
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -41,6 +42,22 @@ class Services:
     recommender: ThompsonRecommender
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
+
+    @classmethod
+    def build(cls, settings: ServingSettings) -> "Services":
+        paths = settings.paths.ensure()
+        metrics = ServingMetrics()
+        guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
+        return cls(
+            settings=settings, loader=ArtifactLoader(settings, on_swap=metrics.on_swap), metrics=metrics,
+            guard=guard,
+            outcomes=AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome")),
+            actions=AppendOnlyLog(paths.logs / "actions.ndjson",
+                                  fingerprint_fields=("contact_id", "action", "reward")),
+            recommender=ThompsonRecommender(), answers=AnswerCache(),
+            # polars already uses every core: more questions at once than cores only thrash
+            nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+        )
 
 
 async def get_services(request: Request) -> Services:

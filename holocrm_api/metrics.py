@@ -5,8 +5,9 @@ Each app gets its own registry so several apps in one process (tests) do not col
 
 from __future__ import annotations
 
-from holocrm_api.loader import Snapshot
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from holocrm_api.loader import Snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -47,6 +48,12 @@ class ServingMetrics:
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def on_swap(self, snapshot: Snapshot | None) -> None:
+        """The loader's callback: None when a reload failed, else the snapshot now served."""
+        self.reloads.labels("error" if snapshot is None else "swapped").inc()
+        if snapshot is not None:
+            self.describe_snapshot(snapshot)
 
     def describe_snapshot(self, snapshot: Snapshot) -> None:
         self.model_version.clear()

@@ -20,7 +20,7 @@ from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG
 from holocrm_api.loader import Snapshot
-from holocrm_api.records import ApiBody, PageSize
+from holocrm_api.records import ApiBody, IsoTime, PageSize
 from holocrm_core.nlq import ask
 
 router = APIRouter(tags=["questions"], dependencies=[Protected],
@@ -37,7 +37,7 @@ REPHRASE = ["how many open deals do we have", "top 10 companies by open pipeline
 
 class NaturalLanguageRequest(ApiBody):
     question: str = Field(min_length=1, max_length=1000)
-    as_of: datetime | None = Field(
+    as_of: IsoTime | None = Field(
         None, description="Answer as the data stood at this time (ISO 8601, years 1900 to 2199; naive = UTC)")
     limit: PageSize = Field(50, description="Rows returned (the answer counts all)")
 
@@ -46,7 +46,6 @@ class NaturalLanguageRequest(ApiBody):
     def _bounded(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
         if not EARLIEST_AS_OF <= value < LATEST_AS_OF:
             raise ValueError("as_of must be between 1900-01-01 and 2199-12-31")
         return value

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Response
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN, ApiError, error_doc, bad_request
 from holocrm_api.loader import CapabilityMissing, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
-from holocrm_api.records import ID_PATTERN, ApiBody, DealId, FiniteFloat, require_contact, require_deal
+from holocrm_api.records import ID_PATTERN, ApiBody, DealId, FiniteFloat, IsoTime, require_contact, require_deal
 from holocrm_api.routes.recommendations import decision_context
 from holocrm_api.routes.scores import score_now
 from holocrm_core.decisions.segment_thompson import ACTIONS
@@ -29,18 +29,10 @@ CLOCK_SKEW = timedelta(minutes=10)
 IdempotencyHeader = Header(None, alias="Idempotency-Key", min_length=1, max_length=200)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # CRM convention: naive times are UTC
-    return value
-
-
 class CloseDealRequest(ApiBody):
     outcome: Literal["won", "lost"]
-    closed_at: datetime | None = Field(None, description="When the deal closed; default now (UTC)")
+    closed_at: IsoTime | None = Field(None, description="When the deal closed; default now (UTC)")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-
-    _closed_at_utc = field_validator("closed_at")(_utc)
 
 
 class ActionOutcomeRequest(ApiBody):
@@ -52,15 +44,14 @@ class ActionOutcomeRequest(ApiBody):
         None, max_length=50, description="Decision context; default: the contact's now")
     propensity: FiniteFloat | None = Field(None, gt=0.0, le=1.0, description="P(action) under the logging policy")
     policy: str | None = Field(None, max_length=100)
-    taken_at: datetime | None = None
+    taken_at: IsoTime | None = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-
-    _taken_at_utc = field_validator("taken_at")(_utc)
 
 
 def idempotency_key(header: str | None, body: str | None) -> str:
     if header and body and header != body:
-        raise bad_request("idempotency_key", "the Idempotency-Key header and the body field differ")
+        # 409, not 422: each is well-formed alone; together they name two different requests.
+        raise ApiError(409, "idempotency_conflict", "the Idempotency-Key header and body.idempotency_key differ")
     return header or body or f"srv-{uuid.uuid4()}"
 
 

@@ -10,7 +10,8 @@ from pydantic import Field, create_model, field_validator
 from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN, ApiError, bad_request
-from holocrm_api.records import MAX_PAGE, ApiBody, ContactId, PageSize, entity_type_of, require_contact
+from holocrm_api.records import (MAX_PAGE, ApiBody, ContactId, EntityTypeName, PageSize, entity_type_of,
+                                 require_contact)
 from holocrm_core.text import FILTER_COLUMNS
 
 router = APIRouter(tags=["similarity"], dependencies=[Protected],
@@ -27,7 +28,7 @@ SearchFilters = create_model(
 
 class SemanticSearchRequest(ApiBody):
     query: str = Field(min_length=1, max_length=1000, description="What to look for, in words")
-    entity_types: list[str] | None = Field(
+    entity_types: list[EntityTypeName] | None = Field(
         None, max_length=4, description="contact, company, deal, activity (default: all)")
     mode: Literal["hybrid", "vector", "fulltext"] = Field(
         "hybrid", description="vector: by meaning; fulltext: by words (BM25); hybrid: both, fused by rank")

@@ -213,7 +213,11 @@ def test_close_deal_refusals(client):
                                     headers={"Idempotency-Key": "k-D2"}), 409, "idempotency_conflict")
     assert body["recorded"]["outcome"] == "won"
     body = assert_error(client.post("/api/deals/D2/close", json={"outcome": "won", "idempotency_key": "a"},
-                                    headers={"Idempotency-Key": "b"}), 422, "invalid_request")
+                                    headers={"Idempotency-Key": "b"}), 409, "idempotency_conflict")
+    assert "differ" in body["detail"]
+    body = assert_error(client.post("/api/deals/D2/close", json={"outcome": "won", "closed_at": 1700000000}),
+                        422, "invalid_request")
+    assert "ISO 8601" in body["detail"]
 
 
 def test_oversized_bodies_are_refused(client, home):
