@@ -31,7 +31,7 @@ def _not_a_boolean(value: Any) -> Any:
 
 
 # JSON Schema counts 10.0 as an integer, so it is accepted; true is not a count.
-PageSize = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=MAX_PAGE)]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_not_a_boolean)]
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
