@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +68,13 @@ def build_home(home: Path, n_contacts: int, seed: int = 7) -> dict:
 
     timings = {}
     started = time.perf_counter()
-    generate_export(home / "landing", n_contacts=n_contacts, seed=seed, truth_dir=home / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        home / "landing",
+        n_contacts=n_contacts,
+        seed=seed,
+        truth_dir=home / "truth",
+        with_attachment_files=False,
+    )
     timings["generate_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     wh = Warehouse(home / "warehouse")
@@ -81,17 +85,22 @@ def build_home(home: Path, n_contacts: int, seed: int = 7) -> dict:
     scorer = WeightedHeuristicScorer().fit(pl.DataFrame(), np.array([], dtype=int))
     for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals")):
         features = build_features_for(entity, open_ids(entity, tables), tables)
-        wh.write(table, score_frame(scorer, features).with_columns(pl.lit("heuristic").alias("model_version"),
-                                                                   pl.col("as_of").alias("scored_at")
-                                                                   if "as_of" in features.columns else
-                                                                   pl.lit(None).alias("scored_at")))
+        scored = score_frame(scorer, features).with_columns(
+            pl.lit("heuristic").alias("model_version"), features["as_of"].alias("scored_at")
+        )
+        wh.write(table, scored)
     timings["score_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     index = build_similarity_index(home, tables)
     timings["index_s"] = round(time.perf_counter() - started, 1)
-    return {"contacts": tables["contacts"].height, "deals": tables["deals"].height,
-            "companies": tables["companies"].height, "activities": tables["activities"].height,
-            "similarity_index": index, "setup": timings}
+    return {
+        "contacts": tables["contacts"].height,
+        "deals": tables["deals"].height,
+        "companies": tables["companies"].height,
+        "activities": tables["activities"].height,
+        "similarity_index": index,
+        "setup": timings,
+    }
 
 
 def build_similarity_index(home: Path, tables: dict[str, pl.DataFrame]) -> str:
@@ -103,7 +112,9 @@ def build_similarity_index(home: Path, tables: dict[str, pl.DataFrame]) -> str:
     docs = docs.filter(pl.col("entity_type") == "contact")
     rng = np.random.default_rng(11)
     centres = rng.normal(size=(64, 384)).astype(np.float32)
-    vectors = centres[rng.integers(0, 64, len(docs))] + 0.3 * rng.normal(size=(len(docs), 384)).astype(np.float32)
+    vectors = centres[rng.integers(0, 64, len(docs))] + 0.3 * rng.normal(size=(len(docs), 384)).astype(
+        np.float32
+    )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     reports = SimilarityStore(str(home / "lancedb")).sync(docs, vectors)
     return f"built: {len(docs)} contact vectors, ann={reports['contact'].ann_index if 'contact' in reports else None}"
@@ -120,13 +131,33 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    env = {**os.environ, "HOLOCRM_HOME": str(home),
-           "MLFLOW_TRACKING_URI": os.environ.get("HOLOCRM_BENCH_MLFLOW", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")}
+    env = {
+        **os.environ,
+        "HOLOCRM_HOME": str(home),
+        "MLFLOW_TRACKING_URI": os.environ.get(
+            "HOLOCRM_BENCH_MLFLOW", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+        ),
+    }
     exe = Path(sys.executable).with_name("holocrm")
     command = [str(exe)] if exe.exists() else [sys.executable, "-c", "from holocrm_cli import main; main()"]
-    proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--reload-interval", "0",
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            *command,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload-interval",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -142,7 +173,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 # -- load ------------------------------------------------------------------------------------------------
-def endpoints(contact_ids: list[str], deal_ids: list[str], open_deal_ids: list[str]):
+def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str]):
     """name -> (method, path factory, body factory)."""
     counter = iter(range(10**9))
 
@@ -151,26 +182,50 @@ def endpoints(contact_ids: list[str], deal_ids: list[str], open_deal_ids: list[s
 
     return {
         "similar": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/similar?limit=10", None),
-        "contact_score": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/score", None),
-        "deal_score": ("GET", lambda: f"/api/deals/{pick(deal_ids)}/score", None),
+        # Scores exist for open leads and deals only (a decided one answers 404 not_scored): ask for those.
+        "contact_score": ("GET", lambda: f"/api/contacts/{pick(lead_ids)}/score", None),
+        "deal_score": ("GET", lambda: f"/api/deals/{pick(open_deal_ids)}/score", None),
         "recommendation": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/recommendation", None),
         "duplicates": ("GET", lambda: "/api/duplicates?limit=20", None),
-        "semantic_search": ("POST", lambda: "/api/search/semantic",
-                            lambda: {"query": random.choice(["cto at a logistics company", "cfo healthcare"]),
-                                     "limit": 10}),
-        "natural_language": ("POST", lambda: "/api/query/natural-language",
-                             lambda: {"question": random.choice(QUESTIONS), "limit": 20}),
+        "semantic_search": (
+            "POST",
+            lambda: "/api/search/semantic",
+            lambda: {"query": random.choice(["cto at a logistics company", "cfo healthcare"]), "limit": 10},
+        ),
+        "natural_language": (
+            "POST",
+            lambda: "/api/query/natural-language",
+            lambda: {"question": random.choice(QUESTIONS), "limit": 20},
+        ),
         # Fresh numbers every time: no answer can come from the server's answer cache.
-        "natural_language_distinct": ("POST", lambda: "/api/query/natural-language",
-                                      lambda: {"question": random.choice(DISTINCT_QUESTIONS).format(
-                                          n=random.randint(1_000, 400_000), k=random.randint(2, 60)), "limit": 20}),
-        "close_deal": ("POST", lambda: f"/api/deals/{pick(open_deal_ids)}/close",
-                       lambda: {"outcome": random.choice(["won", "lost"]),
-                                "idempotency_key": f"bench-{os.getpid()}-{next(counter)}"}),
-        "action_outcome": ("POST", lambda: "/api/actions/outcome",
-                           lambda: {"contact_id": pick(contact_ids), "action": random.choice(["email", "call"]),
-                                    "reward": random.random() < 0.2,
-                                    "idempotency_key": f"bench-act-{os.getpid()}-{next(counter)}"}),
+        "natural_language_distinct": (
+            "POST",
+            lambda: "/api/query/natural-language",
+            lambda: {
+                "question": random.choice(DISTINCT_QUESTIONS).format(
+                    n=random.randint(1_000, 400_000), k=random.randint(2, 60)
+                ),
+                "limit": 20,
+            },
+        ),
+        "close_deal": (
+            "POST",
+            lambda: f"/api/deals/{pick(open_deal_ids)}/close",
+            lambda: {
+                "outcome": random.choice(["won", "lost"]),
+                "idempotency_key": f"bench-{os.getpid()}-{next(counter)}",
+            },
+        ),
+        "action_outcome": (
+            "POST",
+            lambda: "/api/actions/outcome",
+            lambda: {
+                "contact_id": pick(contact_ids),
+                "action": random.choice(["email", "call"]),
+                "reward": random.random() < 0.2,
+                "idempotency_key": f"bench-act-{os.getpid()}-{next(counter)}",
+            },
+        ),
     }
 
 
@@ -219,7 +274,9 @@ class RawHTTPConnection:
             self.writer = self.reader = None
 
 
-async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw") -> dict:
+async def run_cell(
+    url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw"
+) -> dict:
     import httpx
 
     method, path_of, body_of = spec
@@ -231,6 +288,7 @@ async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: flo
     host, port = url.removeprefix("http://").split(":")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+
         async def send(conn, path, body):
             if conn is None:
                 r = await http.request(method, path, json=body)
@@ -248,7 +306,13 @@ async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: flo
                 start = time.perf_counter()
                 try:
                     status = await send(conn, path, body)
-                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                except (
+                    httpx.HTTPError,
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    asyncio.TimeoutError,
+                    ValueError,
+                ) as exc:
                     status = type(exc).__name__
                 elapsed = time.perf_counter() - start
                 if status == 503:
@@ -281,8 +345,12 @@ def main() -> None:
     parser.add_argument("--cell-seconds", type=float, default=10.0, help="time cap per endpoint and level")
     parser.add_argument("--concurrency", default="1,10,50,200")
     parser.add_argument("--endpoints", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                        help="raw: minimal keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="raw: minimal keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient",
+    )
     parser.add_argument("--home", default="", help="reuse/keep this HOLOCRM_HOME (default: a temp dir)")
     args = parser.parse_args()
 
@@ -301,10 +369,9 @@ def main() -> None:
 
     wh = Warehouse(home / "warehouse")
     contact_ids = wh.read("staged_contacts")["contact_id"].to_list()
-    deals = wh.read("staged_deals")
-    deal_ids = deals["deal_id"].to_list()
-    open_ids = deals.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"].to_list()
-    specs = endpoints(contact_ids, deal_ids, open_ids)
+    lead_ids = wh.read("scored_leads")["contact_id"].to_list()
+    open_ids = wh.read("scored_deals")["deal_id"].to_list()
+    specs = endpoints(contact_ids, lead_ids, open_ids)
     chosen = [e for e in args.endpoints.split(",") if e] or list(specs)
 
     proc, url = start_server(home)
@@ -316,7 +383,9 @@ def main() -> None:
         health = httpx.get(f"{url}/health", timeout=10).json()
         for level in (int(c) for c in args.concurrency.split(",")):
             for name in chosen:
-                cell = asyncio.run(run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client))
+                cell = asyncio.run(
+                    run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client)
+                )
                 results.setdefault(name, {})[f"c{level}"] = cell
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -327,8 +396,14 @@ def main() -> None:
         if tmp is not None:
             tmp.cleanup()
 
-    targets = {"similar": 50, "contact_score": 50, "deal_score": 50, "recommendation": 50, "natural_language": 100,
-               "natural_language_distinct": 100}
+    targets = {
+        "similar": 50,
+        "contact_score": 50,
+        "deal_score": 50,
+        "recommendation": 50,
+        "natural_language": 100,
+        "natural_language_distinct": 100,
+    }
     verdict = {}
     for name, limit in targets.items():
         cell = results.get(name, {}).get("c10", {})
@@ -338,27 +413,39 @@ def main() -> None:
         cell = results.get(name, {}).get("c50", {})
         if cell.get("p95_ms") is not None:
             verdict[f"{name}_p95_at_50_under_250ms"] = cell["p95_ms"] < 250
-    errors_at = {level: sum(cell.get("errors", 0) for r in results.values() for k, cell in r.items()
-                            if k == f"c{level}") for level in (50, 200)}
-    print(json.dumps({
-        "benchmark": "serving",
-        "contacts": args.contacts,
-        "data": counts,
-        "data_build_seconds": round(build_seconds, 1),
-        "scorer": "weighted heuristic (no training round in this setup; the served scorer before the first one)",
-        "cpu_count": os.cpu_count(),
-        # Other work on the machine inflates every figure: the 1-minute load average before and after.
-        "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "served": {"index_versions": health.get("index_versions"), "models": health.get("models"),
-                   "missing": sorted(health.get("missing", {}))},
-        "client": args.client,
-        "requests_per_cell": args.requests,
-        "results": results,
-        "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
-        "errors_at_50": errors_at[50],
-        "errors_at_200": errors_at[200],
-        "targets_met": {**verdict, "zero_errors_at_200": errors_at[200] == 0},
-    }, indent=2))
+    errors_at = {
+        level: sum(
+            cell.get("errors", 0) for r in results.values() for k, cell in r.items() if k == f"c{level}"
+        )
+        for level in (50, 200)
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "serving",
+                "contacts": args.contacts,
+                "data": counts,
+                "data_build_seconds": round(build_seconds, 1),
+                "scorer": "weighted heuristic (no training round in this setup; the served scorer before the first one)",
+                "cpu_count": os.cpu_count(),
+                # Other work on the machine inflates every figure: the 1-minute load average before and after.
+                "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                "served": {
+                    "index_versions": health.get("index_versions"),
+                    "models": health.get("models"),
+                    "missing": sorted(health.get("missing", {})),
+                },
+                "client": args.client,
+                "requests_per_cell": args.requests,
+                "results": results,
+                "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
+                "errors_at_50": errors_at[50],
+                "errors_at_200": errors_at[200],
+                "targets_met": {**verdict, "zero_errors_at_200": errors_at[200] == 0},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ from holocrm_api.config import ServingSettings
 from holocrm_api.deps import Services
 from holocrm_api.errors import install_error_handlers
 from holocrm_api.middleware import RequestGuard
-from holocrm_api.routes import duplicates, health, nlq, outcomes, recommendations, scores, similarity
+from holocrm_api.routes import (
+    duplicates,
+    health,
+    nlq,
+    outcomes,
+    recommendations,
+    scores,
+    similarity,
+)
 
 ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates)
 
@@ -35,10 +43,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             services.outcomes.close()
             services.actions.close()
 
-    app = FastAPI(title="HoloCRM API", version="0.2.0", lifespan=lifespan,
-                  summary="Similar contacts, semantic search, NL questions, scores, next-best actions; outcomes.")
+    app = FastAPI(
+        title="HoloCRM API",
+        version="0.2.0",
+        lifespan=lifespan,
+        summary="Similar contacts, semantic search, NL questions, scores, next-best actions; outcomes.",
+    )
     app.state.services = services
-    app.add_middleware(RequestGuard, metrics=services.metrics, max_body_bytes=services.settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard, metrics=services.metrics, max_body_bytes=services.settings.max_body_bytes
+    )
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)

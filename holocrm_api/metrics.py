@@ -5,7 +5,14 @@ Each app gets its own registry so several apps in one process (tests) do not col
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from holocrm_api.loader import Snapshot
 
@@ -18,7 +25,10 @@ class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "holocrm_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+            "holocrm_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "holocrm_request_seconds",
@@ -28,14 +38,17 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.model_version = Gauge(
-            "holocrm_model_version", "Registered model version served (0: the heuristic)", ["model", "served_as"],
+            "holocrm_model_version",
+            "Registered model version served (0: the heuristic)",
+            ["model", "served_as"],
             registry=self.registry,
         )
         self.index_version = Gauge(
             "holocrm_index_version", "LanceDB table version served", ["entity_type"], registry=self.registry
         )
         self.loaded_at = Gauge(
-            "holocrm_artifacts_loaded_timestamp_seconds", "When the served artifacts were loaded",
+            "holocrm_artifacts_loaded_timestamp_seconds",
+            "When the served artifacts were loaded",
             registry=self.registry,
         )
         self.reloads = Counter(

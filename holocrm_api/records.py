@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 
 from holocrm_api.errors import not_found
 from holocrm_api.loader import Snapshot
@@ -24,6 +31,8 @@ EntityTypeName = Literal[ENTITY_TYPES + tuple(ENTITY_ALIASES)]
 
 ContactId = Annotated[str, Path(pattern=ID_PATTERN, description="The contact's CRM id")]
 DealId = Annotated[str, Path(pattern=ID_PATTERN, description="The deal's CRM id")]
+
+
 def _not_a_boolean(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a count must be a number, not true/false")

@@ -13,17 +13,20 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)"),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
         api_key_required: bool = typer.Option(
-            False, "--api-key-required/--no-api-key-required",
+            False,
+            "--api-key-required/--no-api-key-required",
             help="Refuse to start without an API key. Any key configured (HOLOCRM_API_KEY, HOLOCRM_API_KEYS, "
-                 "HOLOCRM_API_KEY_FILE) turns auth on by itself",
+            "HOLOCRM_API_KEY_FILE) turns auth on by itself",
             envvar="HOLOCRM_API_KEY_REQUIRED",
         ),
         api_key_file: Path | None = typer.Option(
-            None, help="File of API keys, one a line; re-read when it changes (rotation without restart)",
+            None,
+            help="File of API keys, one a line; re-read when it changes (rotation without restart)",
             envvar="HOLOCRM_API_KEY_FILE",
         ),
         reload_interval: float = typer.Option(
-            15.0, help="Seconds between checks for a newer index or champion (0: only POST /api/admin/reload)",
+            15.0,
+            help="Seconds between checks for a newer index or champion (0: only POST /api/admin/reload)",
             envvar="HOLOCRM_RELOAD_INTERVAL_S",
         ),
         log_level: str = typer.Option("info", help="uvicorn log level"),
@@ -35,8 +38,11 @@ def register(app: typer.Typer) -> None:
         from holocrm_api import ServingSettings, create_app
 
         try:
-            settings = ServingSettings.from_env(api_key_required=api_key_required, api_key_file=api_key_file,
-                                                reload_interval_s=reload_interval)
+            settings = ServingSettings.from_env(
+                api_key_required=api_key_required,
+                api_key_file=api_key_file,
+                reload_interval_s=reload_interval,
+            )
             application = create_app(settings)
         except (ValueError, ValidationError) as exc:  # keys required but none configured, a bad setting
             typer.echo(f"error: {exc}", err=True)

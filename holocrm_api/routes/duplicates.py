@@ -12,8 +12,9 @@ from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED
 from holocrm_api.records import MAX_PAGE, EntityTypeName, entity_type_of
 
-router = APIRouter(tags=["data quality"], dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **NOT_BUILT, **ALWAYS})
+router = APIRouter(
+    tags=["data quality"], dependencies=[Protected], responses={**PROTECTED, **INVALID, **NOT_BUILT, **ALWAYS}
+)
 
 
 @router.get("/api/duplicates")

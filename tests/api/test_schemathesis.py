@@ -26,8 +26,11 @@ def contract_app():
     build_index(home, build_home(home))  # every capability built: a 503 would count as a server error
     # The torch backend loads in seconds; the ONNX fast path would first export the model into this home.
     os.environ["HOLOCRM_EMBED_BACKEND"] = "torch"
-    return create_app(ServingSettings.from_env(home=home, reload_interval_s=0, api_keys=(KEY,),
-                                               rate_limit_per_minute=0, load_models=False))
+    return create_app(
+        ServingSettings.from_env(
+            home=home, reload_interval_s=0, api_keys=(KEY,), rate_limit_per_minute=0, load_models=False
+        )
+    )
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", contract_app())
