@@ -20,11 +20,15 @@ from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
 
 
 class ServingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOLOCRM_", frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HOLOCRM_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     home: Path = Field(default_factory=lambda: HoloPaths.default().home)
     # Empty = holocrm_core.settings.mlflow_tracking_uri() (the project's SQLite store).
-    mlflow_tracking_uri: str = Field("", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"))
+    mlflow_tracking_uri: str = Field(
+        "", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
+    )
     lancedb_uri: str = ""  # empty = HOLOCRM_HOME/lancedb
     api_key_required: bool = False  # refuse to start when no key is configured
     api_key: str = ""

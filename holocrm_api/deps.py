@@ -7,6 +7,7 @@ hop per request). ``Protected`` is the router-level dependency that authenticate
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from holocrm_api.answers import AnswerCache
-from holocrm_api.auth import Caller, ApiKeyGuard
+from holocrm_api.auth import ApiKeyGuard, Caller
 from holocrm_api.config import ServingSettings
 from holocrm_api.errors import ApiError
 from holocrm_api.loader import ArtifactLoader, Snapshot
@@ -23,9 +24,15 @@ from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
 from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 
-api_key_header = APIKeyHeader(name="X-API-Key", scheme_name="ApiKeyHeader", auto_error=False,
-                              description="An API key (HOLOCRM_API_KEY / _KEYS / _KEY_FILE)")
-bearer = HTTPBearer(scheme_name="BearerKey", auto_error=False, description="The same API key as a Bearer token")
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKeyHeader",
+    auto_error=False,
+    description="An API key (HOLOCRM_API_KEY / _KEYS / _KEY_FILE)",
+)
+bearer = HTTPBearer(
+    scheme_name="BearerKey", auto_error=False, description="The same API key as a Bearer token"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,26 @@ class Services:
     recommender: ThompsonRecommender
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
+
+    @classmethod
+    def build(cls, settings: ServingSettings) -> "Services":
+        paths = settings.paths.ensure()
+        metrics = ServingMetrics()
+        guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
+        return cls(
+            settings=settings,
+            loader=ArtifactLoader(settings, on_swap=metrics.on_swap),
+            metrics=metrics,
+            guard=guard,
+            outcomes=AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome")),
+            actions=AppendOnlyLog(
+                paths.logs / "actions.ndjson", fingerprint_fields=("contact_id", "action", "reward")
+            ),
+            recommender=ThompsonRecommender(),
+            answers=AnswerCache(),
+            # polars already uses every core: more questions at once than cores only thrash
+            nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+        )
 
 
 async def get_services(request: Request) -> Services:
@@ -74,13 +101,20 @@ async def require_caller(
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
 ) -> Caller:
     if caller is None:
-        raise ApiError(401, "unauthorized",
-                       "a valid API key is required: send it as X-API-Key or Authorization: Bearer",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid API key is required: send it as X-API-Key or Authorization: Bearer",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     wait = services.guard.limiter.wait_seconds(caller.key_id) if caller.authenticated else 0
     if wait:
-        raise ApiError(429, "rate_limited", f"too many requests for this API key; retry in {wait} s",
-                       headers={"Retry-After": str(wait)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests for this API key; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     return caller
 
 

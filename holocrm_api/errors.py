@@ -34,8 +34,9 @@ class ErrorBody(BaseModel):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any):
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ):
         super().__init__(detail)
         self.status, self.error, self.detail, self.headers, self.extra = status, error, detail, headers, extra
 
@@ -45,27 +46,40 @@ def not_found(kind: str, entity_id: str) -> ApiError:
 
 
 def bad_request(where: str, problem: str) -> ApiError:
-    return ApiError(422, "invalid_request", f"{where}: {problem}", problems=[{"where": where, "problem": problem}])
+    return ApiError(
+        422, "invalid_request", f"{where}: {problem}", problems=[{"where": where, "problem": problem}]
+    )
 
 
 def error_doc(description: str, **extra: Any) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description, **extra}
 
 
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+}
 # The refusals each kind of route can give, for the OpenAPI (``responses=`` of a router or a route).
 INVALID = {422: error_doc("The request is malformed: `problems` says where and what")}
 UNKNOWN = {404: error_doc("No record with this id")}
-NOT_BUILT = {503: error_doc("The artifact this needs has not been built yet: `detail` says what to run",
-                       headers=RETRY_AFTER)}
-TOO_BIG = {413: error_doc("The request body is larger than the limit"), 400: error_doc("Invalid Content-Length")}
-PROTECTED = {401: error_doc("A valid API key is required (X-API-Key or Authorization: Bearer)"),
-             429: error_doc("Too many requests for this API key", headers=RETRY_AFTER)}
+NOT_BUILT = {
+    503: error_doc(
+        "The artifact this needs has not been built yet: `detail` says what to run", headers=RETRY_AFTER
+    )
+}
+TOO_BIG = {
+    413: error_doc("The request body is larger than the limit"),
+    400: error_doc("Invalid Content-Length"),
+}
+PROTECTED = {
+    401: error_doc("A valid API key is required (X-API-Key or Authorization: Bearer)"),
+    429: error_doc("Too many requests for this API key", headers=RETRY_AFTER),
+}
 ALWAYS = {500: error_doc("Unexpected error; the body names an incident id found in the server log")}
 
 
-def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None,
-                   **extra: Any) -> JSONResponse:
+def error_response(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)
 
 
@@ -80,8 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError):
-        problems = [{"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "invalid")}
-                    for err in exc.errors()]
+        problems = [
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "invalid")}
+            for err in exc.errors()
+        ]
         summary = "; ".join(f"{p['where']}: {p['problem']}" for p in problems[:5])
         return error_response(422, "invalid_request", summary, problems=problems)
 
@@ -91,5 +107,6 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such endpoint; see /docs"
-        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), detail,
-                              getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), detail, getattr(exc, "headers", None)
+        )

@@ -83,8 +83,13 @@ class ServedScorer:
     model: Any = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.model_name, "version": self.version, "served_as": self.served_as,
-                "reason": self.reason, "run_id": self.run_id}
+        return {
+            "name": self.model_name,
+            "version": self.version,
+            "served_as": self.served_as,
+            "reason": self.reason,
+            "run_id": self.run_id,
+        }
 
 
 def table_model_version(frame: pl.DataFrame) -> str | None:
@@ -171,8 +176,10 @@ class Snapshot:
             "load_seconds": round(self.load_seconds, 3),
             "index_versions": self.index_versions,
             "models": {name: scorer.describe() for name, scorer in self.scorers.items()},
-            "scores": {entity: {"origin": s.origin, "rows": 0 if s.frame is None else s.frame.height}
-                       for entity, s in self.scores.items()},
+            "scores": {
+                entity: {"origin": s.origin, "rows": 0 if s.frame is None else s.frame.height}
+                for entity, s in self.scores.items()
+            },
             "tables": {name: frame.height for name, frame in self.tables.items()},
             "missing": self.missing,
         }
@@ -180,8 +187,17 @@ class Snapshot:
 
 def _empty_snapshot(missing: dict[str, str]) -> Snapshot:
     return Snapshot(
-        loaded_at=datetime.now(UTC), fingerprint=(), tables={}, contacts={}, deals={}, scores={},
-        duplicates=None, store=None, index_versions={}, nlq_context=None, missing=missing,
+        loaded_at=datetime.now(UTC),
+        fingerprint=(),
+        tables={},
+        contacts={},
+        deals={},
+        scores={},
+        duplicates=None,
+        store=None,
+        index_versions={},
+        nlq_context=None,
+        missing=missing,
     )
 
 
@@ -218,8 +234,9 @@ class ArtifactLoader:
                 snapshot = self._build(fingerprint)
             except Exception as exc:  # keep serving the previous snapshot
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("artifact reload failed; still serving the snapshot from %s",
-                              self._snapshot.loaded_at)
+                log.exception(
+                    "artifact reload failed; still serving the snapshot from %s", self._snapshot.loaded_at
+                )
                 if self._on_swap:
                     self._on_swap(None)
                 return False
@@ -294,7 +311,9 @@ class ArtifactLoader:
         field_outcomes = read_field_outcomes(self.settings.paths.logs / FIELD_OUTCOMES)
         for entity, (table_name, id_column) in SCORED_TABLES.items():
             if staged[entity] not in tables:
-                missing[f"score_{entity}s"] = f"no {entity} scores: {staged[entity]} has not been built; {RUN_HINT}"
+                missing[f"score_{entity}s"] = (
+                    f"no {entity} scores: {staged[entity]} has not been built; {RUN_HINT}"
+                )
                 continue
             scorer = self._served_scorer(entity)
             still_open = open_ids(entity, tables, field_outcomes)
@@ -314,9 +333,17 @@ class ArtifactLoader:
             return None
         started = time.perf_counter()
         features = build_features_for(scorer.entity, ids, tables)
-        frame = score_frame(scorer.model, features).with_columns(pl.lit(scorer.version).alias("model_version"))
-        log.info("scored %d open %ss with %s %s in %.1fs", frame.height, scorer.entity, scorer.model_name,
-                 scorer.version, time.perf_counter() - started)
+        frame = score_frame(scorer.model, features).with_columns(
+            pl.lit(scorer.version).alias("model_version")
+        )
+        log.info(
+            "scored %d open %ss with %s %s in %.1fs",
+            frame.height,
+            scorer.entity,
+            scorer.model_name,
+            scorer.version,
+            time.perf_counter() - started,
+        )
         return frame
 
     def _served_scorer(self, entity: str) -> ServedScorer:
@@ -329,16 +356,30 @@ class ArtifactLoader:
         if champion is None:
             return self._heuristic(entity, name, f"no champion {name} is registered yet")
         if champion.tags.get(GATE_TAG) == GATE_PASSED:
-            return self._registered(entity, name, champion, "champion", f"champion v{champion.version} passed its gate")
-        why = (f"champion v{champion.version} has no {GATE_TAG}={GATE_PASSED} tag "
-               f"({GATE_TAG}={champion.tags.get(GATE_TAG, 'absent')}): its blocking checks did not all pass")
-        earlier = [v for v in client.search_model_versions(f"name='{name}'")
-                   if int(v.version) < int(champion.version) and v.tags.get(GATE_TAG) == GATE_PASSED]
+            return self._registered(
+                entity, name, champion, "champion", f"champion v{champion.version} passed its gate"
+            )
+        why = (
+            f"champion v{champion.version} has no {GATE_TAG}={GATE_PASSED} tag "
+            f"({GATE_TAG}={champion.tags.get(GATE_TAG, 'absent')}): its blocking checks did not all pass"
+        )
+        earlier = [
+            v
+            for v in client.search_model_versions(f"name='{name}'")
+            if int(v.version) < int(champion.version) and v.tags.get(GATE_TAG) == GATE_PASSED
+        ]
         if earlier:
             best = max(earlier, key=lambda v: int(v.version))
-            return self._registered(entity, name, best, "previous_passing",
-                                    f"{why}; serving v{best.version}, the newest version that passed")
-        return self._heuristic(entity, name, f"{why}; no earlier version passed: the weighted heuristic scores")
+            return self._registered(
+                entity,
+                name,
+                best,
+                "previous_passing",
+                f"{why}; serving v{best.version}, the newest version that passed",
+            )
+        return self._heuristic(
+            entity, name, f"{why}; no earlier version passed: the weighted heuristic scores"
+        )
 
     def _registered(self, entity: str, name: str, info, served_as: ServedAs, reason: str) -> ServedScorer:
         version = str(info.version)
@@ -346,8 +387,10 @@ class ArtifactLoader:
         if model is None:
             # Load by number, not by alias: the alias may move between reading it and loading.
             model = self._mlflow().pyfunc.load_model(f"models:/{name}/{version}")
-            self._model_cache = {(name, version): model, **{k: v for k, v in self._model_cache.items()
-                                                            if k[0] != name}}
+            self._model_cache = {
+                (name, version): model,
+                **{k: v for k, v in self._model_cache.items() if k[0] != name},
+            }
         return ServedScorer(entity, name, version, served_as, reason, info.run_id, model)
 
     def _heuristic(self, entity: str, name: str, reason: str) -> ServedScorer:
@@ -355,15 +398,18 @@ class ArtifactLoader:
         if self.warehouse.exists("outcome_dataset"):
             rows = entity_rows(self.warehouse.read("outcome_dataset"), entity)
         labels = rows["label"].to_numpy() if rows.height else np.array([], dtype=int)
-        return ServedScorer(entity, name, HEURISTIC, "heuristic", reason,
-                            model=WeightedHeuristicScorer().fit(rows, labels))
+        return ServedScorer(
+            entity, name, HEURISTIC, "heuristic", reason, model=WeightedHeuristicScorer().fit(rows, labels)
+        )
 
     def _contact_contexts(self, tables, scores: EntityScores | None, missing) -> dict[str, dict[str, Any]]:
         frame = tables.get("staged_contacts")
         if frame is None:
             missing["contacts"] = f"staged_contacts has not been built yet; {RUN_HINT}"
             return {}
-        cols = [c for c in ("contact_id", "lifecycle_status", "seniority", "company_id") if c in frame.columns]
+        cols = [
+            c for c in ("contact_id", "lifecycle_status", "seniority", "company_id") if c in frame.columns
+        ]
         ctx = frame.select(cols).with_columns(pl.col("contact_id").cast(pl.String))
         if scores is not None and scores.frame is not None:
             bands = scores.frame.select(pl.col("contact_id").cast(pl.String), pl.col("band").cast(pl.String))
@@ -375,7 +421,9 @@ class ArtifactLoader:
         if frame is None:
             missing["deals"] = f"staged_deals has not been built yet; {RUN_HINT}"
             return {}
-        cols = [c for c in ("deal_id", "stage", "contact_id", "created_at", "closed_at") if c in frame.columns]
+        cols = [
+            c for c in ("deal_id", "stage", "contact_id", "created_at", "closed_at") if c in frame.columns
+        ]
         rows = frame.select(cols).with_columns(pl.col("deal_id").cast(pl.String)).to_dicts()
         return {row.pop("deal_id"): row for row in rows}
 
@@ -393,7 +441,9 @@ class ArtifactLoader:
     def _open_store(self, missing) -> tuple[SimilarityStore | None, dict[str, int]]:
         uri = self.settings.resolved_lancedb_uri()
         if not _has_lance_tables(uri):
-            missing["similarity"] = f"the similarity index has not been built yet ({uri} is empty); {RUN_HINT}"
+            missing["similarity"] = (
+                f"the similarity index has not been built yet ({uri} is empty); {RUN_HINT}"
+            )
             return None, {}
         try:
             newest = SimilarityStore(uri).versions()
@@ -443,8 +493,11 @@ class ArtifactLoader:
         for name in registry.MODEL_NAMES.values():
             try:
                 info = registry.champion_version(name)
-                passed = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'")
-                                if v.tags.get(GATE_TAG) == GATE_PASSED)
+                passed = sorted(
+                    int(v.version)
+                    for v in client.search_model_versions(f"name='{name}'")
+                    if v.tags.get(GATE_TAG) == GATE_PASSED
+                )
             except Exception:  # registry unreachable: the next check tries again
                 continue
             state.append((name, None if info is None else str(info.version), tuple(passed)))
@@ -455,7 +508,9 @@ class ArtifactLoader:
         if "staged_contacts" not in tables:
             missing["nlq"] = f"natural-language queries need the staged tables; {RUN_HINT}"
             return None
-        staged = {name.removeprefix("staged_"): frame for name, frame in tables.items() if name in STAGED_TABLES}
+        staged = {
+            name.removeprefix("staged_"): frame for name, frame in tables.items() if name in STAGED_TABLES
+        }
         # The NL engine ranks by the scores this snapshot serves (gate-respecting), not the files as written.
         served = {f"{entity}s": s.frame for entity, s in scores.items() if s.frame is not None}
         try:

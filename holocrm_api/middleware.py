@@ -20,8 +20,17 @@ log = logging.getLogger("holocrm.serving")
 
 async def send_json(send, status: int, payload: dict, extra_headers=()) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -51,8 +60,14 @@ class RequestGuard:
                 raise  # the response is under way: nothing left to answer with
             incident = uuid.uuid4().hex[:12]
             log.error("unhandled error %s on %s %s", incident, scope["method"], scope["path"], exc_info=exc)
-            await send_json(send_with_status, 500, {
-                "error": "internal_error", "detail": f"the server could not answer; incident {incident} is in its log"})
+            await send_json(
+                send_with_status,
+                500,
+                {
+                    "error": "internal_error",
+                    "detail": f"the server could not answer; incident {incident} is in its log",
+                },
+            )
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
@@ -60,8 +75,10 @@ class RequestGuard:
 
     async def _bounded_body(self, scope, receive, send):
         """Read the body up to the limit; answer 413 past it. Returns a receive that replays the body."""
-        too_big = {"error": "payload_too_large",
-                   "detail": f"request body is larger than the {self.max_body} bytes allowed"}
+        too_big = {
+            "error": "payload_too_large",
+            "detail": f"request body is larger than the {self.max_body} bytes allowed",
+        }
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 from fastapi import APIRouter, Query
@@ -10,16 +10,17 @@ from fastapi import APIRouter, Query
 from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED
-from holocrm_api.records import ENTITY_ALIASES, ENTITY_TYPES, MAX_PAGE, entity_type_of
+from holocrm_api.records import MAX_PAGE, EntityTypeName, entity_type_of
 
-router = APIRouter(tags=["data quality"], dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **NOT_BUILT, **ALWAYS})
+router = APIRouter(
+    tags=["data quality"], dependencies=[Protected], responses={**PROTECTED, **INVALID, **NOT_BUILT, **ALWAYS}
+)
 
 
 @router.get("/api/duplicates")
 async def duplicates(
     snap: SnapshotDep,
-    entity_type: Literal[ENTITY_TYPES + tuple(ENTITY_ALIASES)] | None = None,
+    entity_type: EntityTypeName | None = None,
     min_score: float = Query(0.0, ge=0.0, le=1.0, allow_inf_nan=False),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     offset: int = Query(0, ge=0, le=10_000_000),

@@ -20,8 +20,12 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="degraded: some artifact is not built yet")
 
 
-@router.get("/health", response_model=Health, response_model_exclude_none=True,
-            openapi_extra={"security": [{}, {"ApiKeyHeader": []}, {"BearerKey": []}]})
+@router.get(
+    "/health",
+    response_model=Health,
+    response_model_exclude_none=True,
+    openapi_extra={"security": [{}, {"ApiKeyHeader": []}, {"BearerKey": []}]},
+)
 async def health(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """What is served: index versions, the scorer of each model and why, when loaded, what is missing."""
     snap = services.loader.snapshot
@@ -31,7 +35,9 @@ async def health(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     return {
         "status": status,
         **snap.describe(),
-        "last_reload_check": services.loader.last_check_at.isoformat() if services.loader.last_check_at else None,
+        "last_reload_check": services.loader.last_check_at.isoformat()
+        if services.loader.last_check_at
+        else None,
         "last_reload_error": services.loader.last_error,
         "logs": {"outcomes": len(services.outcomes), "actions": len(services.actions)},
         "recommender": services.recommender.summary(),
@@ -39,9 +45,16 @@ async def health(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", response_class=Response, responses={
-    200: {"description": "Prometheus text exposition format",
-          "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def prometheus_metrics(services: ServicesDep) -> Response:
     """Request counts and latency by route template, served model and index versions, reloads, writes."""
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

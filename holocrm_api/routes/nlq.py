@@ -13,18 +13,21 @@ from typing import Any
 
 import polars as pl
 from fastapi import APIRouter
-from pydantic import Field, field_validator
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG
 from holocrm_api.loader import Snapshot
-from holocrm_api.records import ApiBody, PageSize
+from holocrm_api.records import ApiBody, IsoTime, PageSize
 from holocrm_core.nlq import ask
 
-router = APIRouter(tags=["questions"], dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **NOT_BUILT, **TOO_BIG, **ALWAYS})
+router = APIRouter(
+    tags=["questions"],
+    dependencies=[Protected],
+    responses={**PROTECTED, **INVALID, **NOT_BUILT, **TOO_BIG, **ALWAYS},
+)
 log = logging.getLogger("holocrm.serving")
 
 ANSWER_TTL_S = 60.0  # a question without as_of counts "last week" from now: reuse its answer briefly only
@@ -32,29 +35,27 @@ EARLIEST_AS_OF = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_AS_OF = datetime(2200, 1, 1, tzinfo=UTC)
 # What the engine raises for a plan it cannot run: the question's fault, not the server's.
 UNANSWERABLE = (ValueError, OverflowError, ArithmeticError, pl.exceptions.PolarsError)
+CANNOT_RUN = (
+    "This question asks for something the engine cannot compute (a window or date out of range, or "
+    "a combination it cannot run yet); rephrase it, e.g. with a shorter window."
+)
 REPHRASE = ["how many open deals do we have", "top 10 companies by open pipeline", "deals won last quarter"]
 
 
 class NaturalLanguageRequest(ApiBody):
     question: str = Field(min_length=1, max_length=1000)
-    as_of: datetime | None = Field(
-        None, description="Answer as the data stood at this time (ISO 8601, years 1900 to 2199; naive = UTC)")
+    as_of: IsoTime | None = Field(
+        None,
+        description="Answer as the data stood at this time (ISO 8601, naive = UTC); outside the years "
+        "1900 to 2199 the answer is `understood: false`",
+    )
     limit: PageSize = Field(50, description="Rows returned (the answer counts all)")
-
-    @field_validator("as_of")
-    @classmethod
-    def _bounded(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        if not EARLIEST_AS_OF <= value < LATEST_AS_OF:
-            raise ValueError("as_of must be between 1900-01-01 and 2199-12-31")
-        return value
 
 
 @router.post("/api/query/natural-language")
-async def natural_language_query(body: NaturalLanguageRequest, snap: SnapshotDep,
-                                 services: ServicesDep) -> dict[str, Any]:
+async def natural_language_query(
+    body: NaturalLanguageRequest, snap: SnapshotDep, services: ServicesDep
+) -> dict[str, Any]:
     """Answer a question about the CRM in plain words; the answer carries the parsed plan (the trace)."""
     snap.require("nlq")
     key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit)
@@ -68,7 +69,15 @@ async def natural_language_query(body: NaturalLanguageRequest, snap: SnapshotDep
 
 
 def answer_question(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, Any]:
+    # Well-formed but outside the calendar the engine can count in: the question, not the request, is at fault
+    # (and JSON Schema cannot say "a date-time before 2200", so a 422 would break the declared contract).
     try:
+        if body.as_of is not None and not EARLIEST_AS_OF <= body.as_of < LATEST_AS_OF:
+            return not_understood(
+                body,
+                f"as_of {body.as_of.isoformat()} is outside the years 1900 to 2199 that "
+                "questions can be answered for; send an as_of in that range",
+            )
         answer = ask(body.question, snap.nlq_context, as_of=body.as_of, similarity=snap.store)
         return jsonable(answer.to_json(max_rows=body.limit))
     except UNANSWERABLE as exc:
@@ -76,14 +85,22 @@ def answer_question(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, A
         return not_understood(body)
 
 
-def not_understood(body: NaturalLanguageRequest) -> dict[str, Any]:
+def not_understood(body: NaturalLanguageRequest, hint: str = CANNOT_RUN) -> dict[str, Any]:
     """The shape of an answer, saying the question could not be turned into a plan that runs."""
     return {
-        "question": body.question, "understood": False, "high_confidence": False, "confidence": 0.0,
-        "as_of": body.as_of.isoformat() if body.as_of else None, "plan": None, "plan_words": None,
-        "trace": [], "value": None, "row_count": 0, "rows": [], "unknown_words": [],
+        "question": body.question,
+        "understood": False,
+        "high_confidence": False,
+        "confidence": 0.0,
+        "as_of": body.as_of.isoformat() if body.as_of else None,
+        "plan": None,
+        "plan_words": None,
+        "trace": [],
+        "value": None,
+        "row_count": 0,
+        "rows": [],
+        "unknown_words": [],
         "suggestions": REPHRASE,
-        "hints": ["This question asks for something the engine cannot compute (a window or date out of "
-                  "range, or a combination it cannot run yet); rephrase it, e.g. with a shorter window."],
+        "hints": [hint],
         "missing": [],
     }

@@ -8,39 +8,61 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Response
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
-from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN, ApiError, error_doc, bad_request
+from holocrm_api.errors import (
+    ALWAYS,
+    INVALID,
+    NOT_BUILT,
+    PROTECTED,
+    TOO_BIG,
+    UNKNOWN,
+    ApiError,
+    bad_request,
+    error_doc,
+)
 from holocrm_api.loader import CapabilityMissing, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
-from holocrm_api.records import ID_PATTERN, ApiBody, DealId, FiniteFloat, require_contact, require_deal
+from holocrm_api.records import (
+    ID_PATTERN,
+    ApiBody,
+    DealId,
+    FiniteFloat,
+    IsoTime,
+    require_contact,
+    require_deal,
+)
 from holocrm_api.routes.recommendations import decision_context
 from holocrm_api.routes.scores import score_now
 from holocrm_core.decisions.segment_thompson import ACTIONS
 
 log = logging.getLogger("holocrm.serving")
-CONFLICT = {409: error_doc("The idempotency key was used before for a different request; `recorded` is that one")}
-router = APIRouter(dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **TOO_BIG, **CONFLICT, **ALWAYS,
-                              200: {"description": "Recorded before (same idempotency key): the earlier record"}})
+CONFLICT = {
+    409: error_doc("The idempotency key was used before for a different request; `recorded` is that one")
+}
+router = APIRouter(
+    dependencies=[Protected],
+    responses={
+        **PROTECTED,
+        **INVALID,
+        **UNKNOWN,
+        **NOT_BUILT,
+        **TOO_BIG,
+        **CONFLICT,
+        **ALWAYS,
+        200: {"description": "Recorded before (same idempotency key): the earlier record"},
+    },
+)
 CLOCK_SKEW = timedelta(minutes=10)
 IdempotencyHeader = Header(None, alias="Idempotency-Key", min_length=1, max_length=200)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # CRM convention: naive times are UTC
-    return value
-
-
 class CloseDealRequest(ApiBody):
     outcome: Literal["won", "lost"]
-    closed_at: datetime | None = Field(None, description="When the deal closed; default now (UTC)")
+    closed_at: IsoTime | None = Field(None, description="When the deal closed; default now (UTC)")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-
-    _closed_at_utc = field_validator("closed_at")(_utc)
 
 
 class ActionOutcomeRequest(ApiBody):
@@ -49,24 +71,33 @@ class ActionOutcomeRequest(ApiBody):
     action: Literal[ACTIONS]
     reward: FiniteFloat = Field(ge=0.0, le=1.0, description="The result: 1 paid off, 0 did not, or a share")
     context: dict[str, str | bool | int | FiniteFloat | None] | None = Field(
-        None, max_length=50, description="Decision context; default: the contact's now")
-    propensity: FiniteFloat | None = Field(None, gt=0.0, le=1.0, description="P(action) under the logging policy")
+        None, max_length=50, description="Decision context; default: the contact's now"
+    )
+    propensity: FiniteFloat | None = Field(
+        None, gt=0.0, le=1.0, description="P(action) under the logging policy"
+    )
     policy: str | None = Field(None, max_length=100)
-    taken_at: datetime | None = None
+    taken_at: IsoTime | None = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-
-    _taken_at_utc = field_validator("taken_at")(_utc)
 
 
 def idempotency_key(header: str | None, body: str | None) -> str:
     if header and body and header != body:
-        raise bad_request("idempotency_key", "the Idempotency-Key header and the body field differ")
+        # 409, not 422: each is well-formed alone; together they name two different requests.
+        raise ApiError(
+            409, "idempotency_conflict", "the Idempotency-Key header and body.idempotency_key differ"
+        )
     return header or body or f"srv-{uuid.uuid4()}"
 
 
 @router.post("/api/actions/outcome", tags=["decisions"], status_code=201)
-def record_action_outcome(body: ActionOutcomeRequest, response: Response, snap: SnapshotDep,
-                          services: ServicesDep, key_header: str | None = IdempotencyHeader) -> dict[str, Any]:
+def record_action_outcome(
+    body: ActionOutcomeRequest,
+    response: Response,
+    snap: SnapshotDep,
+    services: ServicesDep,
+    key_header: str | None = IdempotencyHeader,
+) -> dict[str, Any]:
     """Record an action taken with a contact and how it turned out (durable before the answer)."""
     key = idempotency_key(key_header, body.idempotency_key)
     contact = require_contact(snap, body.contact_id)
@@ -88,8 +119,14 @@ def record_action_outcome(body: ActionOutcomeRequest, response: Response, snap: 
 
 
 @router.post("/api/deals/{deal_id}/close", tags=["deals"], status_code=201)
-def close_deal(body: CloseDealRequest, response: Response, deal_id: DealId, snap: SnapshotDep,
-               services: ServicesDep, key_header: str | None = IdempotencyHeader) -> dict[str, Any]:
+def close_deal(
+    body: CloseDealRequest,
+    response: Response,
+    deal_id: DealId,
+    snap: SnapshotDep,
+    services: ServicesDep,
+    key_header: str | None = IdempotencyHeader,
+) -> dict[str, Any]:
     """Record that a deal was won or lost, with the prediction that was made before it closed."""
     key = idempotency_key(key_header, body.idempotency_key)
     deal = require_deal(snap, deal_id)
@@ -125,9 +162,12 @@ def append(log_: AppendOnlyLog, name: str, record: dict, response: Response, met
         result = log_.append(record)
     except IdempotencyConflict as exc:
         metrics.writes.labels(name, "conflict").inc()
-        raise ApiError(409, "idempotency_conflict",
-                       f"idempotency key {exc.key!r} was already used for a different request",
-                       recorded=exc.existing)
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"idempotency key {exc.key!r} was already used for a different request",
+            recorded=exc.existing,
+        )
     except OSError as exc:
         metrics.writes.labels(name, "error").inc()
         log.error("could not write to the %s log: %s", name, exc)

@@ -13,17 +13,25 @@ from holocrm_api.outcome_log import AppendOnlyLog
 from holocrm_api.records import ContactId, require_contact
 from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 
-router = APIRouter(tags=["decisions"], dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **ALWAYS})
+router = APIRouter(
+    tags=["decisions"],
+    dependencies=[Protected],
+    responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **ALWAYS},
+)
 
 
 def decision_context(contact: dict[str, Any]) -> dict[str, Any]:
-    return {"lifecycle_status": contact.get("lifecycle_status"), "band": contact.get("band"),
-            "seniority": contact.get("seniority")}
+    return {
+        "lifecycle_status": contact.get("lifecycle_status"),
+        "band": contact.get("band"),
+        "seniority": contact.get("seniority"),
+    }
 
 
 @router.get("/api/contacts/{contact_id}/recommendation")
-async def contact_recommendation(contact_id: ContactId, snap: SnapshotDep, services: ServicesDep) -> dict[str, Any]:
+async def contact_recommendation(
+    contact_id: ContactId, snap: SnapshotDep, services: ServicesDep
+) -> dict[str, Any]:
     """Next best action (email, call, proposal, wait) by Thompson sampling, with its posterior."""
     # A draw from in-memory Beta posteriors: microseconds, so nothing to precompute.
     context = require_contact(snap, contact_id)

@@ -13,8 +13,11 @@ from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, UNKNOWN, A
 from holocrm_api.loader import EntityScores, Snapshot
 from holocrm_api.records import ContactId, DealId, require_contact, require_deal
 
-router = APIRouter(tags=["scores"], dependencies=[Protected],
-                   responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **ALWAYS})
+router = APIRouter(
+    tags=["scores"],
+    dependencies=[Protected],
+    responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **ALWAYS},
+)
 KIND = {"contact": "lead", "deal": "deal"}
 OPEN = {"contact": "open leads", "deal": "open deals"}
 
@@ -33,15 +36,19 @@ def score_payload(scores: EntityScores, row: dict[str, Any], source: str) -> dic
         "score": None if score is None else float(score),
         "band": row.get("band"),
         "reasons": jsonable(row.get("reasons")),
-        "model": {"name": scores.scorer.model_name, "version": scores.scorer.version,
-                  "served_as": scores.scorer.served_as},
+        "model": {
+            "name": scores.scorer.model_name,
+            "version": scores.scorer.version,
+            "served_as": scores.scorer.served_as,
+        },
         "source": source,
     }
 
 
 def not_scored(entity: str, entity_id: str) -> ApiError:
-    return ApiError(404, "not_scored", f"{KIND[entity]} {entity_id!r} has no score: it is not among the "
-                    f"{OPEN[entity]}")
+    return ApiError(
+        404, "not_scored", f"{KIND[entity]} {entity_id!r} has no score: it is not among the {OPEN[entity]}"
+    )
 
 
 def score_now(snap: Snapshot, entity: str, entity_id: str) -> dict[str, Any]:

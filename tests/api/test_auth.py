@@ -25,10 +25,14 @@ def test_a_wrong_header_cannot_shadow_a_right_one(home):
         assert c.get("/api/contacts/C1/score", headers=both).status_code == 200
         reverse = {"X-API-Key": "right", "Authorization": "Bearer wrong"}
         assert c.get("/api/contacts/C1/score", headers=reverse).status_code == 200
-        assert_error(c.get("/api/contacts/C1/score", headers={"X-API-Key": "wrong",
-                                                             "Authorization": "Bearer wrong"}), 401, "unauthorized")
-        assert_error(c.get("/api/contacts/C1/score", headers={"Authorization": "Basic cmlnaHQ="}), 401,
-                     "unauthorized")
+        assert_error(
+            c.get("/api/contacts/C1/score", headers={"X-API-Key": "wrong", "Authorization": "Bearer wrong"}),
+            401,
+            "unauthorized",
+        )
+        assert_error(
+            c.get("/api/contacts/C1/score", headers={"Authorization": "Basic cmlnaHQ="}), 401, "unauthorized"
+        )
 
 
 def test_health_shows_only_the_status_without_a_key(home):
@@ -43,8 +47,12 @@ def test_openapi_declares_the_api_key_schemes(home):
     with make_client(home, api_keys=("k",)) as c:
         spec = c.get("/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["ApiKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                                       "description": schemes["ApiKeyHeader"]["description"]}
+    assert schemes["ApiKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": schemes["ApiKeyHeader"]["description"],
+    }
     assert schemes["BearerKey"]["scheme"] == "bearer"
     score = spec["paths"]["/api/contacts/{contact_id}/score"]["get"]
     assert {"ApiKeyHeader": []} in score["security"] and {"BearerKey": []} in score["security"]
@@ -64,7 +72,9 @@ def test_keys_from_a_file_rotate_without_a_restart(home, tmp_path):
         assert c.get("/api/contacts/C1/score", headers={"X-API-Key": "second-key"}).status_code == 200
         key_file.write_text("")  # emptied: auth stays on and refuses everyone rather than opening up
         os.utime(key_file, (later + 5, later + 5))
-        assert_error(c.get("/api/contacts/C1/score", headers={"X-API-Key": "second-key"}), 401, "unauthorized")
+        assert_error(
+            c.get("/api/contacts/C1/score", headers={"X-API-Key": "second-key"}), 401, "unauthorized"
+        )
 
 
 def test_required_without_any_key_refuses_to_start(home, tmp_path):

@@ -17,8 +17,9 @@ from tests.api.test_serving import build_home
 MODEL = "holocrm_lead_scorer"
 
 
-def register_champion(tables: dict[str, pl.DataFrame], flip: bool, gate: str | None = GATE_PASSED,
-                      alias: bool = True) -> str:
+def register_champion(
+    tables: dict[str, pl.DataFrame], flip: bool, gate: str | None = GATE_PASSED, alias: bool = True
+) -> str:
     """Fit the weighted heuristic on the tiny tables, log it as the real ScorerModel pyfunc, tag its gate
     result (None: no tag, as a killed or failed run leaves it) and move ``champion`` to it."""
     import mlflow
@@ -34,8 +35,10 @@ def register_champion(tables: dict[str, pl.DataFrame], flip: bool, gate: str | N
     mlflow.set_experiment("serving-reload-test")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=ScorerModel(scorer, "contact", "heuristic"),
-            registered_model_name=MODEL, pip_requirements=["mlflow", "polars", "numpy"],
+            name="model",
+            python_model=ScorerModel(scorer, "contact", "heuristic"),
+            registered_model_name=MODEL,
+            pip_requirements=["mlflow", "polars", "numpy"],
         )
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
@@ -106,8 +109,10 @@ def test_new_champion_is_served_after_reload_without_dropping_requests(registry)
         # The rescoring covered every open lead, also C5 that the pipeline's table lacked: still a lookup.
         newer = client.get("/api/contacts/C5/score").json()
         assert newer["source"] == "rescored_at_load" and newer["model"]["version"] == v2
-        assert f'holocrm_model_version{{model="{MODEL}",served_as="champion"}} {float(v2)}' in \
-            client.get("/metrics").text
+        assert (
+            f'holocrm_model_version{{model="{MODEL}",served_as="champion"}} {float(v2)}'
+            in client.get("/metrics").text
+        )
 
         # On-demand reload: nothing changed, nothing swapped.
         assert client.post("/api/admin/reload").json()["swapped"] is False
@@ -121,7 +126,9 @@ def test_a_champion_whose_gate_did_not_pass_is_never_served(registry):
     # v2 failed a blocking check, yet the alias moved to it (an older pipeline, or a hand promotion).
     v2 = register_champion(tables, flip=True, gate="failed")
     # The pipeline scored with v2: these scores must not be served either.
-    wh.write("scored_leads", wh.read("scored_leads").with_columns(pl.lit(f"{MODEL}/{v2}").alias("model_version")))
+    wh.write(
+        "scored_leads", wh.read("scored_leads").with_columns(pl.lit(f"{MODEL}/{v2}").alias("model_version"))
+    )
     settings = ServingSettings.from_env(home=home, reload_interval_s=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         served = client.get("/health").json()["models"][MODEL]
