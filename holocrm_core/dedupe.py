@@ -178,21 +178,11 @@ def _pairs_sorted_neighbourhood(keys: pl.Series, window: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
 
 
-def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float, chunk: int = 2048) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    n = len(vectors)
-    if n < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    k = min(k, n - 1)
-    out = []
-    for start in range(0, n, chunk):
-        sims = vectors[start : start + chunk] @ vectors.T
-        rows = np.arange(start, min(start + chunk, n))
-        sims[np.arange(len(rows)), rows] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
-        out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]], axis=1))
-    return np.concatenate(out)
+def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float) -> np.ndarray:
+    """Each record with its ``k`` nearest records in embedding space, through the one vector engine."""
+    from holocrm_core.vectors import VectorIndex
+
+    return VectorIndex(np.asarray(vectors, dtype=np.float32)).neighbours(k, min_similarity)
 
 
 def candidate_pairs(
@@ -621,9 +611,9 @@ CANDIDATE_SCHEMA = pl.Schema(
 # the generated export and on febrl: precision and recall both >= 0.97 there; see benchmarks/semantic_quality.py).
 LIKELY_DUPLICATE = 0.9
 
-# Vector blocking compares every record with every other (chunked matmul): bounded so 1M contacts stay fast;
-# the string blocking passes cover larger tables on their own.
-VECTOR_BLOCKING_MAX_ROWS = 50_000
+# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, an
+# inverted file above); bounded so the in-memory copy stays small, the string passes cover bigger tables.
+VECTOR_BLOCKING_MAX_ROWS = 2_000_000
 
 
 def _aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:
