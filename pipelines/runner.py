@@ -71,6 +71,9 @@ def _progress_logger(progress: Callable[[str], None]):
             if event is None:
                 if record.levelno >= logging.WARNING:
                     progress(f"  ! {step}: {record.getMessage()}")
+                elif "progress: " in str(meta.get("orig_message") or record.getMessage()):
+                    text = str(meta.get("orig_message") or record.getMessage())  # a long step's rate, time left
+                    progress(f"    {step}: {text.split('progress: ', 1)[1]}")
                 return
             kind = event.event_type_value
             if kind == "STEP_START":
