@@ -55,7 +55,13 @@ NICKNAMES = {nick: name for name, nicks in _NICKNAME_GROUPS.items() for nick in 
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return frozenset(ENGLISH_STOP_WORDS)
+    # the list also holds content words that name businesses ("Fire Systems", "Mill Valley", "Top Notch")
+    names = {"bill", "fire", "system", "interest", "amount", "computer", "mill", "front", "top", "back", "side",
+             "part", "name", "full", "found", "thick", "thin", "detail", "move", "call", "con", "de", "empty", "fill",
+             "find", "give", "show", "well", "first", "last", "one", "two", "three", "four", "five", "six", "eight",
+             "nine", "ten", "eleven", "twelve", "fifteen", "twenty", "forty", "fifty", "sixty", "hundred", "bottom",
+             "east", "west", "cry", "serious", "describe", "made", "put", "keep", "take", "get", "go", "see"}
+    return frozenset(ENGLISH_STOP_WORDS) - names
 
 
 STOP_WORDS = _stop_words()
@@ -592,8 +598,19 @@ class TokenIdf:
 
         counts = Counter(t for d in documents for t in set(d.split()))
         n = max(1, len(documents))
+        self.n = n
         self.idf = {t: float(np.log((n + 1) / (c + 0.5))) for t, c in counts.items()}
         self.unseen = float(np.log((n + 1) / 0.5))
+
+    def contained_rare(self, a: str, b: str, share: float = 0.6) -> bool:
+        """One token set contains the other and the contained words are rare enough to identify: their
+        IDF sum reaches ``share`` of log(n) ("Noodle House" in "Noodle House Restaurant" yes, "Grill" in
+        "Joe's Grill" no)."""
+        x, y = set(a.split()), set(b.split())
+        small = x if len(x) <= len(y) else y
+        if not small or not (x <= y or y <= x):
+            return False
+        return sum(self.idf.get(t, self.unseen) for t in small) >= share * float(np.log(self.n + 1))
 
     def cosine(self, a: str, b: str) -> float:
         """IDF-weighted cosine of the two token sets (1.0 = same words, 0.0 = none shared)."""
@@ -620,18 +637,13 @@ def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
                 cos = idf.cosine(x, y)
                 if cos >= very or (typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)):
                     out[k] = VERY_SIMILAR
-                elif cos >= similar and (not typo or _contained(x, y)):
+                elif (typo and idf.contained_rare(x, y)) or (not typo and cos >= similar):
                     out[k] = SIMILAR  # names: one contains the other, and what it contains is rare enough
                 else:
                     out[k] = DISAGREE
         return out
 
     return levels
-
-
-def _contained(a: str, b: str) -> bool:
-    x, y = set(a.split()), set(b.split())
-    return x <= y or y <= x
 
 
 def _phone_levels(a: list[str], b: list[str]) -> np.ndarray:

@@ -368,12 +368,11 @@ def export_onnx_int8(model_path: Path | None = None, target_dir: Path | None = N
 
 
 def _onnx_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """onnxruntime is there (onnxscript is only needed to export, and only checked when an export runs:
+    importing it costs a second that a command answering from a cached export should not pay)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def load_embedder(model_path: str | None = None, backend: str = "auto", batch_size: int = 64) -> Embedder:

@@ -35,7 +35,7 @@ import polars as pl
 import pyarrow as pa
 
 from holocrm_core.embedding import DIM, SpectralRotation, vectors_matrix
-from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_of_span
+from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
 os.environ.setdefault("LANCEDB_LOG", "error")
@@ -604,7 +604,7 @@ class SimilarityStore:
             words_first = "fulltext" in row.get("matched_by", []) or "bm25" in row and "similarity" not in row
             row["snippet"] = snippet_around(text, query) if words_first or span is None else None
             if row["snippet"] is None and span is not None:
-                row["snippet"] = snippet_of_span(text, span)
+                row["snippet"] = snippet_in_span(text, span, query)
             if row["snippet"] is None:
                 row["snippet"] = snippet_of_span(text, (0, len(text)))
             if with_text:

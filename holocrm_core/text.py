@@ -41,12 +41,18 @@ DOCUMENT_SCHEMA = pl.Schema(
 # keep the text within the model's 256 word-piece window.
 RECENT_ACTIVITIES = 3
 ACTIVITY_SNIPPET_CHARS = 240
+# Custom columns a mapping marks ``metadata_only`` are staged under this prefix: kept and filterable in the
+# warehouse, never pasted into the text (a case number or an internal code adds noise to the meaning).
+METADATA_ONLY_PREFIX = f"{CUSTOM_PREFIX}meta_"
 # Long texts (notes, activity bodies) are kept whole: full-text indexed as they are and embedded in chunks of
 # about CHUNK_CHARS characters (about 200 word pieces, inside the model's 256-piece window) overlapping by
 # CHUNK_OVERLAP_CHARS, so a sentence cut at a chunk border is whole in the next chunk.
 CHUNK_CHARS = 900
 CHUNK_OVERLAP_CHARS = 180
 SNIPPET_CHARS = 240
+# Custom columns a mapping marks ``metadata_only`` are staged under this prefix: kept and filterable in the
+# warehouse, never pasted into the text (a case number or an internal code adds noise to the meaning).
+METADATA_ONLY_PREFIX = f"{CUSTOM_PREFIX}meta_"
 
 
 def content_hash(text: str) -> str:
@@ -98,6 +104,26 @@ def snippet_of_span(text: str, span, limit: int = SNIPPET_CHARS) -> str:
     return ("…" if start > 0 else "") + clipped + ("…" if end < len(text) and not clipped.endswith("…") else "")
 
 
+def snippet_in_span(text: str, span, query: str, limit: int = SNIPPET_CHARS) -> str:
+    """The sentence of a matched chunk that shares most word stems with the query (a meaning match has
+    few shared words, but its best sentence usually has one), else the chunk's part after the overlap."""
+    import re
+
+    start, end = int(span[0]), int(span[1])
+    stems = {w[:5] for w in re.findall(r"\w{3,}", query.lower())}
+    best, best_hits = None, 0
+    for match in re.finditer(r"[^.!?]+[.!?]*", text[start:end]):
+        words = {w[:5] for w in re.findall(r"\w{3,}", match.group().lower())}
+        hits = len(stems & words)
+        if hits > best_hits:
+            best, best_hits = (start + match.start(), start + match.end()), hits
+    if best is None:
+        best = (start + CHUNK_OVERLAP_CHARS if start else start, end)
+    while best[0] < end and text[best[0]] == " ":
+        best = (best[0] + 1, best[1])
+    return snippet_of_span(text, (best[0], min(len(text), max(best[1], best[0] + limit))), limit)
+
+
 def snippet_around(text: str, query: str, limit: int = SNIPPET_CHARS) -> str | None:
     """The passage of ``text`` around the first of the query's words it contains (longest words first:
     they are the rarer ones), or None when it contains none."""
@@ -131,7 +157,8 @@ def _lines(pairs: list[tuple[str, object]]) -> str:
 
 
 def _custom_pairs(row: dict) -> list[tuple[str, object]]:
-    return [(_custom_label(k), v) for k, v in row.items() if k.startswith(CUSTOM_PREFIX)]
+    return [(_custom_label(k), v) for k, v in row.items()
+            if k.startswith(CUSTOM_PREFIX) and not k.startswith(METADATA_ONLY_PREFIX)]
 
 
 def _recent_activity_text(activities: pl.DataFrame | None, key: str) -> dict[str, str]:

@@ -23,6 +23,8 @@ Format (every key except ``entities`` is optional)::
         defaults: {owner: "Sales team"}   # value for a canonical column the files do not have
         id_from: [email]           # fields hashed into a stable id when the files have no id column
         optional: [created_at]     # REQUIRED columns this source cannot fill (left empty, not quarantined)
+        metadata_only: [Case Number]   # headers kept as typed cf_meta_<slug> columns (filterable in the
+                                   # warehouse), never pasted into the text that is embedded and indexed
 
 Source values are compared after normalisation (case, spaces, underscores, hyphens ignored). An example
 lives in tests/fixtures/ingest/custom_mapped/mapping.yaml.
@@ -37,6 +39,7 @@ import yaml
 from holocrm_core import schema
 from holocrm_core.ingest import vocab
 from holocrm_core.ingest.profiles import PROFILES, EntitySpec, Profile, normalise_header
+from holocrm_core.text import METADATA_ONLY_PREFIX
 
 
 class MappingError(ValueError):
@@ -77,6 +80,10 @@ def load_mapping(path: str | Path) -> Profile:
                 )
             columns[str(header).strip()] = canonical
             columns.setdefault(normalise_header(str(header)), canonical)
+        for header in body.get("metadata_only") or []:  # kept and typed, never embedded or full-text indexed
+            target = f"{METADATA_ONLY_PREFIX}{normalise_header(str(header))}"
+            columns[str(header).strip()] = target
+            columns.setdefault(normalise_header(str(header)), target)
         base_spec = base.entities[entity] if base else EntitySpec()
         for key, canonical in base_spec.columns.items():
             columns.setdefault(key, canonical)

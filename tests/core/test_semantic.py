@@ -427,3 +427,87 @@ def test_onnx_fast_paths_stay_within_cosine_099_of_torch(tmp_path_factory, embed
         vectors = fast.encode(texts)
         assert vectors.shape == reference.shape
         assert float((vectors * reference).sum(axis=1).min()) >= 0.99
+
+
+# ------------------------------------------------------------------------------------------ whole texts
+FILLER = ("Quarterly check-in about the onboarding plan, the training calendar and the invoices for the team. "
+          "We reviewed dashboards, user counts and the support queue, then agreed on next steps for the rollout. ")
+TAIL = ("Last thing she mentioned: their zeppelin hangar lease at the old airfield runs out in March, and they "
+        "want to renew it for five more years before the price goes up.")
+
+
+def _long_note_crm(crm):
+    long_note = (FILLER * 30)[:4800] + " " + TAIL
+    assert len(long_note) > 5000 - 200 and long_note.index("zeppelin") > 4500
+    contacts = crm["contacts"].with_columns(
+        pl.when(pl.col("contact_id") == "ct-carol").then(pl.lit(long_note)).otherwise(pl.col("notes")).alias("notes"))
+    return {**crm, "contacts": contacts}
+
+
+def test_long_texts_are_chunked_with_overlap_never_cut():
+    from holocrm_core.text import CHUNK_CHARS, chunk_spans
+
+    text = (FILLER * 30) + TAIL
+    spans = chunk_spans(text)
+    assert len(spans) > 5 and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(b - a <= CHUNK_CHARS for a, b in spans)
+    assert all(spans[k + 1][0] < spans[k][1] for k in range(len(spans) - 1))  # overlapping
+    assert all(text[a] != " " and (b == len(text) or text[b] == " ") for a, b in spans)  # whole words
+    assert chunk_spans("short text") == [(0, 10)]
+
+
+def test_the_tail_of_a_long_note_is_found_by_its_words_and_by_meaning(tmp_path, embedder, crm):
+    tables = _long_note_crm(crm)
+    documents = entity_documents(tables)
+    carol = documents.filter(pl.col("entity_id") == "ct-carol").get_column("text")[0]
+    assert "zeppelin hangar lease" in carol  # nothing cut off before indexing
+    run = embed_documents(documents, embedder)
+    chunked = run.vectors.filter(pl.col("entity_id") == "ct-carol").get_column("chunk_vectors")[0]
+    assert chunked is not None and len(chunked) >= 5
+    store = SimilarityStore(str(tmp_path / "long"), embedder=embedder)
+    store.sync(documents, run.vectors)
+
+    by_word = store.search("zeppelin", mode="fulltext", entity_types=["contact"])
+    assert by_word and by_word[0]["id"] == "ct-carol" and "zeppelin" in by_word[0]["snippet"]
+    by_meaning = store.search("renewing the rental of an airship hangar", mode="semantic",
+                              entity_types=["contact"], limit=3, with_text=True)
+    assert by_meaning[0]["id"] == "ct-carol"
+    assert "hangar" in by_meaning[0]["snippet"] and len(by_meaning[0]["snippet"]) < 300
+    assert by_meaning[0]["text"] == carol
+    hybrid = store.search("airship hangar lease renewal", entity_types=["contact"], limit=3)
+    assert hybrid[0]["id"] == "ct-carol" and "hangar" in hybrid[0]["snippet"]
+
+
+def test_search_mode_semantic_is_an_alias_of_vector_in_the_store_and_the_cli(store, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+    from holocrm_cli import semantic as cli_semantic
+
+    assert [r["id"] for r in store.search("worried about the cost", mode="semantic")] == [
+        r["id"] for r in store.search("worried about the cost", mode="vector")]
+    monkeypatch.setattr(cli_semantic, "_store", lambda: store)
+    monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
+    result = CliRunner().invoke(app, ["search", "worried about the cost", "--mode", "semantic", "--json", "-n", "3"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert hits and all(h["snippet"] and h["text"] for h in hits)
+    bad = CliRunner().invoke(app, ["search", "x", "--mode", "telepathy"])
+    assert bad.exit_code != 0 and "semantic" in bad.output
+
+
+def test_metadata_only_columns_from_a_mapping_stay_out_of_the_text(tmp_path, crm):
+    from holocrm_core.ingest.mapping import load_mapping
+
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("entities:\n  contacts:\n    files: people.csv\n    metadata_only: [Case Number]\n")
+    profile = load_mapping(mapping)
+    raw = pl.DataFrame({"id": ["ct-x"], "Case Number": ["CASE-99812"], "Hobby": ["sailing"]})
+    mapped = profile.map_frame("contacts", raw)
+    assert "cf_meta_case_number" in mapped.columns and "cf_hobby" in mapped.columns
+    contacts = crm["contacts"].with_columns(pl.lit("CASE-99812").alias("cf_meta_case_number"),
+                                            pl.lit("sailing").alias("cf_hobby"))
+    text = entity_documents({**crm, "contacts": contacts}).filter(pl.col("entity_id") == "ct-dan")["text"][0]
+    assert "sailing" in text and "CASE-99812" not in text
