@@ -1,14 +1,26 @@
-"""`holocrm similar | search | duplicates`: ask the semantic layer from the command line."""
+"""`holocrm similar | search | duplicates`: ask the semantic layer from the command line.
+
+Each command loads only what it needs, when it needs it (the index for `similar`, the index and the
+embedding model for `search`, one warehouse table for `duplicates`), or sends its request to a running
+server (`--server URL` or HOLOCRM_SERVER), which answers in milliseconds.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Optional
 
 import typer
 
 from holocrm_core import schema
 from holocrm_core.settings import HoloPaths
+from holocrm_cli import client
+
+# `--mode semantic` is what people (and the README) say for "by meaning"
+MODES = {"hybrid": "hybrid", "vector": "vector", "semantic": "vector", "fulltext": "fulltext", "text": "fulltext"}
+SERVER_OPTION = typer.Option(None, "--server", help="URL of a running `holocrm serve` (default: $HOLOCRM_SERVER)")
+VERBOSE_OPTION = typer.Option(False, "--verbose", help="show third-party warnings and log messages")
 
 
 def _entity(name: str) -> str:
@@ -22,6 +34,13 @@ def _entity(name: str) -> str:
     return record.name
 
 
+def _mode(name: str) -> str:
+    try:
+        return MODES[name.lower()]
+    except KeyError:
+        raise typer.BadParameter(f"unknown search mode {name!r}: use hybrid, vector (or semantic) or fulltext") from None
+
+
 def _filters(pairs: list[str] | None) -> dict:
     """["industry=fintech", "stage=won,lost"] -> {"industry": "fintech", "stage": ["won", "lost"]}."""
     out: dict = {}
@@ -33,7 +52,19 @@ def _filters(pairs: list[str] | None) -> dict:
     return out
 
 
+def _quiet(verbose: bool) -> None:
+    """Normal runs print no third-party warnings; ``--verbose`` shows them."""
+    if verbose:
+        os.environ["HOLOCRM_VERBOSE"] = "1"
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+
+
 def _store():
+    from holocrm_core.settings import HoloPaths
     from holocrm_core.store import SimilarityStore
 
     paths = HoloPaths.default()
@@ -41,6 +72,11 @@ def _store():
         typer.echo(f"no similarity index under {paths.lancedb}: run `holocrm run` first", err=True)
         raise typer.Exit(1)
     return SimilarityStore(str(paths.lancedb))
+
+
+def _fail(message: str) -> None:
+    typer.echo(message.strip("'\""), err=True)
+    raise typer.Exit(1)
 
 
 def _print_results(results: list[dict], as_json: bool, score_key: str) -> None:
@@ -56,6 +92,24 @@ def _print_results(results: list[dict], as_json: bool, score_key: str) -> None:
         label = f"{score:.3f}" if isinstance(score, float) else str(score)
         typer.echo(f"{rank:>2}. {label}  {row['entity_type']} {row['id']}  {row.get('name') or ''}"
                    + (f"  [{extra}]" if extra else ""))
+        if row.get("snippet"):
+            typer.echo(f"      {row['snippet']}")
+
+
+def _print_duplicates(frame, proposals: bool, limit: int, entity: str | None) -> None:
+    """Pairs (or proposals) per entity type that has any, most certain first."""
+    if frame.is_empty():
+        typer.echo(f"no duplicates found{f' among {entity} records' if entity else ''}")
+        return
+    for (entity_type,), group in frame.group_by(["entity_type"], maintain_order=True):
+        typer.echo(f"{entity_type}: {len(group)} {'merge proposals' if proposals else 'likely duplicate pairs'}"
+                   + (f" (first {limit})" if len(group) > limit else ""))
+        for row in group.head(limit).iter_rows(named=True):
+            if proposals:
+                typer.echo(f"  {row['cluster_id']}: keep {row['survivor_id']}, merge {', '.join(row['merged_ids'])}"
+                           f" ({row['moves']})")
+            else:
+                typer.echo(f"  {row['score']:.3f}  {row['id_a']} ~ {row['id_b']}: " + "; ".join(row["reasons"]))
 
 
 def register(app: typer.Typer) -> None:
@@ -67,68 +121,96 @@ def register(app: typer.Typer) -> None:
         min_similarity: float = typer.Option(0.0, "--min-similarity"),
         filter: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
         as_json: bool = typer.Option(False, "--json"),
+        server: Optional[str] = SERVER_OPTION,
+        verbose: bool = VERBOSE_OPTION,
     ):
         """Records most like ENTITY_ID (cosine similarity of their embeddings), with optional filters."""
+        _quiet(verbose)
+        kind = _entity(entity_type)
+        url = client.server_url(server)
+        if url and kind == "contact" and not filter:  # the server's similar endpoint serves contacts
+            try:
+                answer = client.get(url, f"/api/contacts/{entity_id}/similar", limit=limit,
+                                    min_similarity=min_similarity)
+            except client.ServerError as exc:
+                _fail(str(exc))
+            _print_results(answer.get("results", []), as_json, "similarity")
+            return
         store = _store()
         try:
-            results = store.similar(_entity(entity_type), entity_id, limit=limit,
-                                    min_similarity=min_similarity, filters=_filters(filter))
+            results = store.similar(kind, entity_id, limit=limit, min_similarity=min_similarity,
+                                    filters=_filters(filter))
         except (KeyError, ValueError) as exc:
-            typer.echo(str(exc).strip("'\""), err=True)
-            raise typer.Exit(1) from None
+            _fail(str(exc))
         _print_results(results, as_json, "similarity")
 
     @app.command()
     def search(
         text: str = typer.Argument(..., help="what to look for, in plain words"),
         entity_type: Optional[list[str]] = typer.Option(None, "--type", "-t", help="restrict to these types"),
-        mode: str = typer.Option("hybrid", "--mode", help="hybrid, vector or fulltext"),
+        mode: str = typer.Option("hybrid", "--mode", help="hybrid, vector (alias semantic) or fulltext"),
         limit: int = typer.Option(10, "--limit", "-n"),
         filter: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_json: bool = typer.Option(False, "--json", help="JSON, with each hit's snippet and whole text"),
+        server: Optional[str] = SERVER_OPTION,
+        verbose: bool = VERBOSE_OPTION,
     ):
-        """Search contacts, companies, deals and activities by meaning and words."""
-        store = _store()
+        """Search contacts, companies, deals and activities by meaning and words; each hit shows a snippet."""
+        _quiet(verbose)
         types = [_entity(t) for t in entity_type] if entity_type else None
+        chosen = _mode(mode)
+        url = client.server_url(server)
+        if url:
+            body = {"query": text, "mode": chosen, "limit": limit, "entity_types": types,
+                    "filters": _filters(filter) or None}
+            try:
+                answer = client.post(url, "/api/search/semantic", {k: v for k, v in body.items() if v is not None})
+            except client.ServerError as exc:
+                _fail(str(exc))
+            _print_results(answer.get("results", []), as_json, "score")
+            return
+        store = _store()
         try:
-            results = store.search(text, entity_types=types, mode=mode, limit=limit, filters=_filters(filter))
+            results = store.search(text, entity_types=types, mode=chosen, limit=limit, filters=_filters(filter),
+                                   with_text=as_json)
         except (KeyError, ValueError) as exc:
-            typer.echo(str(exc).strip("'\""), err=True)
-            raise typer.Exit(1) from None
+            _fail(str(exc))
         _print_results(results, as_json, "score")
 
     @app.command()
     def duplicates(
-        entity: str = typer.Option("contacts", "--entity", "-e", help="contacts, companies or all"),
-        limit: int = typer.Option(20, "--limit", "-n"),
+        entity: Optional[str] = typer.Option(None, "--entity", "-e",
+                                             help="contacts or companies (default: every type that has some)"),
+        limit: int = typer.Option(20, "--limit", "-n", help="rows shown per entity type"),
         proposals: bool = typer.Option(False, "--proposals", help="show merge proposals instead of pairs"),
         as_json: bool = typer.Option(False, "--json"),
+        server: Optional[str] = SERVER_OPTION,
     ):
-        """Likely duplicates found by the last run (and merge proposals). Nothing is merged."""
+        """Likely duplicates found by the last run (and merge proposals), per entity type. Nothing is merged."""
         import polars as pl
 
-        from holocrm_core.warehouse import Warehouse
+        kind = _entity(entity) if entity and entity != "all" else None
+        url = client.server_url(server)
+        if url and not proposals:
+            try:
+                answer = client.get(url, "/api/duplicates", entity_type=kind, limit=min(limit * 4, 1000))
+            except client.ServerError as exc:
+                _fail(str(exc))
+            rows = answer.get("results") or answer.get("pairs") or []
+            frame = pl.DataFrame(rows) if rows else pl.DataFrame(schema={"entity_type": pl.String})
+        else:
+            from holocrm_core.settings import HoloPaths
+            from holocrm_core.warehouse import Warehouse
 
-        warehouse = Warehouse(HoloPaths.default().warehouse)
-        table = "merge_proposals" if proposals else "duplicate_candidates"
-        try:
-            frame = warehouse.read(table)
-        except FileNotFoundError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
-        if entity != "all":
-            frame = frame.filter(pl.col("entity_type") == _entity(entity))
-        frame = frame.head(limit)
+            warehouse = Warehouse(HoloPaths.default().warehouse)
+            try:
+                frame = warehouse.read("merge_proposals" if proposals else "duplicate_candidates")
+            except FileNotFoundError as exc:
+                _fail(str(exc))
+        if kind is not None and not frame.is_empty():
+            frame = frame.filter(pl.col("entity_type") == kind)
         if as_json:
-            typer.echo(json.dumps(frame.to_dicts(), default=str, indent=2))
+            out = frame.group_by("entity_type", maintain_order=True).head(limit) if not frame.is_empty() else frame
+            typer.echo(json.dumps(out.to_dicts(), default=str, indent=2))
             return
-        if frame.is_empty():
-            typer.echo("no duplicates found")
-            return
-        for row in frame.iter_rows(named=True):
-            if proposals:
-                typer.echo(f"{row['cluster_id']}: keep {row['survivor_id']}, merge {', '.join(row['merged_ids'])}"
-                           f" ({row['moves']})")
-            else:
-                typer.echo(f"{row['score']:.3f}  {row['entity_type']} {row['id_a']} ~ {row['id_b']}: "
-                           + "; ".join(row["reasons"]))
+        _print_duplicates(frame, proposals, limit, entity)

@@ -50,11 +50,21 @@ _NICKNAME_GROUPS = {
     "philip": "phil", "vincent": "vince", "douglas": "doug", "leonard": "leo len", "walter": "walt",
 }
 NICKNAMES = {nick: name for name, nicks in _NICKNAME_GROUPS.items() for nick in nicks.split()}
-# Legal suffixes that do not distinguish companies ("Acme Corp" is "Acme Corporation").
-LEGAL_SUFFIXES = {
-    "inc", "incorporated", "corp", "corporation", "co", "company", "llc", "l", "ltd", "limited", "plc", "gmbh",
-    "ag", "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "ab", "as", "oy", "kk", "pty", "pte", "lp", "llp", "the",
-}  # "Group" / "Holdings" stay: "Acme Holdings" is usually the parent of "Acme", a different record
+# Words that never identify a record ("the", "and", "of" ...): scikit-learn's maintained English stop-word
+# list. They are dropped from name tokens, never treated as a legal suffix ("The Grill" is not "Grill Inc").
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    # the list also holds content words that name businesses ("Fire Systems", "Mill Valley", "Top Notch")
+    names = {"bill", "fire", "system", "interest", "amount", "computer", "mill", "front", "top", "back", "side",
+             "part", "name", "full", "found", "thick", "thin", "detail", "move", "call", "con", "de", "empty", "fill",
+             "find", "give", "show", "well", "first", "last", "one", "two", "three", "four", "five", "six", "eight",
+             "nine", "ten", "eleven", "twelve", "fifteen", "twenty", "forty", "fifty", "sixty", "hundred", "bottom",
+             "east", "west", "cry", "serious", "describe", "made", "put", "keep", "take", "get", "go", "see"}
+    return frozenset(ENGLISH_STOP_WORDS) - names
+
+
+STOP_WORDS = _stop_words()
 
 
 def fold(text: str | None) -> str:
@@ -72,13 +82,83 @@ def canonical_first_name(name: str | None) -> str:
 
 
 def company_root(name: str | None) -> str:
-    """The distinguishing part of a company name (legal suffixes dropped)."""
-    return " ".join(w for w in fold(name).split() if w not in LEGAL_SUFFIXES)
+    """The distinguishing part of a company name: legal suffixes dropped by cleanco's maintained list of
+    company types per country ("Acme Corp." / "Globex GmbH"), then stop words ("the", "and")."""
+    if not name:
+        return ""
+    from cleanco import basename
+
+    base = basename(str(name)) or str(name)
+    words = [w for w in fold(base).split() if w not in STOP_WORDS]
+    return " ".join(words) or fold(base)
 
 
 def phone_digits(phone: str | None) -> str:
     digits = re.sub(r"\D", "", phone or "")
     return digits[-9:] if len(digits) >= 7 else ""
+
+
+def e164(phone: str | None, region: str | None = None) -> str:
+    """A phone number in E.164 ("+13104560488") by Google's libphonenumber rules; numbers without a country
+    code are read in ``region`` (ISO code or country name, default US). Unparseable: its last 9 digits."""
+    if not phone:
+        return ""
+    import phonenumbers
+
+    text = str(phone).split(";ext=")[0]
+    try:
+        number = phonenumbers.parse(text, _region_code(region))
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    return phone_digits(text)
+
+
+# Country names a CRM writes most, for reading national phone numbers; anything else is read as US.
+_REGIONS = {
+    "united states": "US", "usa": "US", "us": "US", "canada": "CA", "united kingdom": "GB", "uk": "GB",
+    "england": "GB", "germany": "DE", "deutschland": "DE", "france": "FR", "spain": "ES", "italy": "IT",
+    "netherlands": "NL", "belgium": "BE", "switzerland": "CH", "austria": "AT", "sweden": "SE", "norway": "NO",
+    "denmark": "DK", "finland": "FI", "ireland": "IE", "portugal": "PT", "poland": "PL", "australia": "AU",
+    "new zealand": "NZ", "japan": "JP", "india": "IN", "brazil": "BR", "mexico": "MX", "singapore": "SG",
+    "south africa": "ZA", "china": "CN", "south korea": "KR", "israel": "IL", "united arab emirates": "AE",
+}
+
+
+def _region_code(region: str | None) -> str:
+    if region and len(str(region).strip()) == 2:
+        return str(region).strip().upper()
+    return _REGIONS.get(fold(region), "US")
+
+
+_ADDRESS_WORDS = {
+    "st": "street", "str": "street", "rd": "road", "ave": "avenue", "av": "avenue", "blvd": "boulevard",
+    "dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "sq": "square", "hwy": "highway", "pkwy": "parkway",
+    "cir": "circuit", "cres": "crescent", "tce": "terrace", "n": "north", "s": "south", "e": "east", "w": "west",
+    "ste": "suite", "fl": "floor", "apt": "apartment",
+}
+
+
+def address_tokens(address: str | None) -> list[str]:
+    """Street address words with the usual abbreviations spelled out ("5th St." -> ["5th", "street"])."""
+    return [_ADDRESS_WORDS.get(w, w) for w in fold(address).split() if w not in ("and",)]
+
+
+def name_tokens(text: str | None) -> list[str]:
+    return [w for w in fold(text).split() if w not in STOP_WORDS]
+
+
+def code_tokens(text: str | None) -> list[str]:
+    """Identifier-like tokens (model numbers, ids): letters and digits mixed, 4+ characters, separators dropped
+    ("KDL-46V3000" -> "kdl46v3000")."""
+    raw = re.findall(r"[A-Za-z0-9][A-Za-z0-9\-/.]{2,}[A-Za-z0-9]", str(text or ""))
+    out = []
+    for token in raw:
+        token = re.sub(r"[\-/.]", "", token).lower()
+        if len(token) >= 4 and re.search(r"\d", token) and re.search(r"[a-z]", token):
+            out.append(token)
+    return out
 
 
 def email_parts(email: str | None) -> tuple[str, str]:
@@ -178,21 +258,11 @@ def _pairs_sorted_neighbourhood(keys: pl.Series, window: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
 
 
-def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float, chunk: int = 2048) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    n = len(vectors)
-    if n < 2:
-        return np.zeros((0, 2), dtype=np.int64)
-    k = min(k, n - 1)
-    out = []
-    for start in range(0, n, chunk):
-        sims = vectors[start : start + chunk] @ vectors.T
-        rows = np.arange(start, min(start + chunk, n))
-        sims[np.arange(len(rows)), rows] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
-        out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]], axis=1))
-    return np.concatenate(out)
+def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float) -> np.ndarray:
+    """Each record with its ``k`` nearest records in embedding space, through the one vector engine."""
+    from holocrm_core.vectors import VectorIndex
+
+    return VectorIndex(np.asarray(vectors, dtype=np.float32)).neighbours(k, min_similarity)
 
 
 def candidate_pairs(
@@ -307,9 +377,17 @@ def link_records(
     max_block: int = 200,
     window: int = 6,
     learn_m: bool = True,
+    pair_filter=None,
+    random_source: np.ndarray | None = None,
 ) -> LinkResult:
-    """Score every candidate pair of ``frame``'s rows; ``score`` is P(duplicate | comparison vector)."""
+    """Score every candidate pair of ``frame``'s rows; ``score`` is P(duplicate | comparison vector).
+
+    ``pair_filter(pairs) -> pairs`` drops candidates (two-source linking keeps cross-source pairs only);
+    ``random_source``: per-row source labels, so the "unrelated pair" sample is drawn across sources too.
+    """
     pairs = candidate_pairs(frame, block_keys, sorted_keys, vectors, max_block=max_block, window=window)
+    if pair_filter is not None:
+        pairs = pair_filter(pairs)
     columns = {c.name: frame.get_column(c.name).to_list() for c in comparators}
 
     def levels_for(idx: np.ndarray) -> np.ndarray:
@@ -332,6 +410,8 @@ def link_records(
     else:
         random_idx = rng.integers(0, n, size=(random_pairs, 2))
         random_idx = random_idx[random_idx[:, 0] != random_idx[:, 1]]
+    if random_source is not None:
+        random_idx = random_idx[random_source[random_idx[:, 0]] != random_source[random_idx[:, 1]]]
     fields = [c.name for c in comparators]
     pair_levels = levels_for(pairs)
     m_prior = np.array([np.asarray(c.m_prior, dtype=np.float64) / sum(c.m_prior) if c.m_prior else DEFAULT_M
@@ -350,7 +430,8 @@ def link_records(
     return LinkResult(result, model, len(pairs))
 
 
-def _reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator], top: int = 4) -> list[str]:
+def _reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator], top: int = 6) -> list[str]:
+    """Every compared field's contribution (its log-likelihood weight), strongest first."""
     scored = []
     for k, comp in enumerate(comparators):
         level = levels_row[f"level_{comp.name}"]
@@ -507,34 +588,65 @@ class _PersonNames:
         return self._compute(a_rows, b_rows)[1]
 
 
-def _company_frame(companies: pl.DataFrame) -> pl.DataFrame:
-    rows = []
-    for r in companies.iter_rows(named=True):
-        root = company_root(r.get("name"))
-        domain = (r.get("domain") or "").strip().lower().removeprefix("www.")
-        rows.append(
-            {
-                "id": r["company_id"],
-                "root": root,
-                "root_key": "".join(sorted(root.split())),
-                "domain": domain,
-                "domain_stem": domain.split(".")[0] if domain else "",
-                "industry": fold(r.get("industry")),
-                "country": fold(r.get("country")),
-                "city": fold(r.get("city")),
-                "phone": phone_digits(r.get("phone")) if "phone" in companies.columns else "",
-            }
-        )
-    return pl.DataFrame(rows, schema={k: pl.String for k in (
-        "id", "root", "root_key", "domain", "domain_stem", "industry", "country", "city", "phone")})
+# ------------------------------------------------------------------------------------------ identifying fields
+class TokenIdf:
+    """Inverse document frequencies of the tokens of one field over the table: a rare shared word ("Zuni")
+    says more than a common one ("grill"), so containment and overlap are scored by what is shared."""
+
+    def __init__(self, documents: list[str]):
+        from collections import Counter
+
+        counts = Counter(t for d in documents for t in set(d.split()))
+        n = max(1, len(documents))
+        self.n = n
+        self.idf = {t: float(np.log((n + 1) / (c + 0.5))) for t, c in counts.items()}
+        self.unseen = float(np.log((n + 1) / 0.5))
+
+    def contained_rare(self, a: str, b: str, share: float = 0.6) -> bool:
+        """One token set contains the other and the contained words are rare enough to identify: their
+        IDF sum reaches ``share`` of log(n) ("Noodle House" in "Noodle House Restaurant" yes, "Grill" in
+        "Joe's Grill" no)."""
+        x, y = set(a.split()), set(b.split())
+        small = x if len(x) <= len(y) else y
+        if not small or not (x <= y or y <= x):
+            return False
+        return sum(self.idf.get(t, self.unseen) for t in small) >= share * float(np.log(self.n + 1))
+
+    def cosine(self, a: str, b: str) -> float:
+        """IDF-weighted cosine of the two token sets (1.0 = same words, 0.0 = none shared)."""
+        x, y = set(a.split()), set(b.split())
+        if not x or not y:
+            return 0.0
+        w = lambda t: self.idf.get(t, self.unseen) ** 2  # noqa: E731 - a local weight
+        shared = sum(w(t) for t in x & y)
+        return shared / float(np.sqrt(sum(w(t) for t in x) * sum(w(t) for t in y)))
 
 
-def _company_name_levels(a: list[str], b: list[str]) -> np.ndarray:
-    """Company names (legal suffix dropped): same / one or two typing errors / a word more or less / different.
+def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
+    """Levels from IDF-weighted token overlap: same / very similar (or one typo) / similar / different."""
+    from rapidfuzz.distance import OSA
 
-    Edit distance rather than Jaro-Winkler: company names share long prefixes ("Copperway" / "Coppermark")
-    that Jaro-Winkler rewards, while a typo is one or two edits.
-    """
+    def levels(a: list[str], b: list[str]) -> np.ndarray:
+        out = np.empty(len(a), dtype=np.int64)
+        for k, (x, y) in enumerate(zip(a, b)):
+            if not x or not y:
+                out[k] = MISSING
+            elif x == y:
+                out[k] = EXACT
+            else:
+                cos = idf.cosine(x, y)
+                if cos >= very or (typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)):
+                    out[k] = VERY_SIMILAR
+                elif (typo and idf.contained_rare(x, y)) or (not typo and cos >= similar):
+                    out[k] = SIMILAR  # names: one contains the other, and what it contains is rare enough
+                else:
+                    out[k] = DISAGREE
+        return out
+
+    return levels
+
+
+def _phone_levels(a: list[str], b: list[str]) -> np.ndarray:
     from rapidfuzz.distance import OSA
 
     out = []
@@ -543,48 +655,477 @@ def _company_name_levels(a: list[str], b: list[str]) -> np.ndarray:
             out.append(MISSING)
         elif x == y:
             out.append(EXACT)
-        elif OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2):
-            out.append(VERY_SIMILAR)
-        elif set(x.split()) <= set(y.split()) or set(y.split()) <= set(x.split()):
-            out.append(SIMILAR)
+        elif len(x) == len(y) and OSA.distance(x, y) <= 1:
+            out.append(VERY_SIMILAR)  # one digit mistyped or two swapped
         else:
             out.append(DISAGREE)
     return np.asarray(out, dtype=np.int64)
 
 
-def company_comparators() -> list[Comparator]:
-    return [
-        Comparator("root", function=_company_name_levels, m_prior=(0.01, 0.3, 0.04, 0.65), reason={
-            EXACT: "same name (legal suffix and case ignored)", VERY_SIMILAR: "name nearly identical (typo)",
-            SIMILAR: "one name contains the other", DISAGREE: "different name"}),
-        Comparator("domain_stem", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
-                   reason={EXACT: "same web domain", DISAGREE: "different web domain"}),
-        Comparator("industry", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
-                   reason={EXACT: "same industry", DISAGREE: "different industry"}),
-        Comparator("country", kind="exact", m_prior=(0.05, 0.001, 0.001, 0.95),
-                   reason={EXACT: "same country", DISAGREE: "different country"}),
-        Comparator("city", kind="exact", m_prior=(0.1, 0.001, 0.001, 0.9),
-                   reason={EXACT: "same city", DISAGREE: "different city"}),
-    ]
+def _address_levels(idf: TokenIdf):
+    words = _idf_levels(idf, 0.75, 0.45, typo=True)
+
+    def levels(a: list[str], b: list[str]) -> np.ndarray:
+        out = words(a, b)
+        for k, (x, y) in enumerate(zip(a, b)):
+            numbers_x = {t for t in x.split() if any(c.isdigit() for c in t)}
+            numbers_y = {t for t in y.split() if any(c.isdigit() for c in t)}
+            if out[k] > DISAGREE and numbers_x and numbers_y and not numbers_x & numbers_y:
+                out[k] = DISAGREE  # same street, another house number: another place
+        return out
+
+    return levels
+
+
+def _number(value) -> float | None:
+    try:
+        return float(re.sub(r"[^\d.\-eE]", "", str(value))) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _number_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Numbers with a relative tolerance: equal / within 5% / within 20% / further apart."""
+    out = []
+    for x, y in zip(a, b):
+        x, y = _number(x), _number(y)
+        if x is None or y is None:
+            out.append(MISSING)
+            continue
+        gap = abs(x - y) / max(abs(x), abs(y), 1e-9)
+        out.append(EXACT if x == y else VERY_SIMILAR if gap <= 0.05 else SIMILAR if gap <= 0.2 else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _code_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Identifier-like tokens (model numbers): one shared / both have some, none shared / missing."""
+    out = []
+    for x, y in zip(a, b):
+        if not x or not y:
+            out.append(MISSING)
+        else:
+            out.append(EXACT if set(x.split()) & set(y.split()) else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _url_key(value: str | None) -> str:
+    text = (value or "").strip().lower()
+    text = re.sub(r"^[a-z]+://", "", text).removeprefix("www.")
+    return text.rstrip("/")
+
+
+# Field kinds: how a column is normalised and compared, and the prior P(level | duplicate) (DISAGREE..EXACT).
+FIELD_KINDS = {
+    "company_name": ("same name (legal suffix and case ignored)", (0.01, 0.3, 0.04, 0.65)),
+    "name": ("same name", (0.05, 0.2, 0.2, 0.55)),
+    "text": ("same text", (0.2, 0.3, 0.3, 0.2)),
+    "phone": ("same phone", (0.15, 0.03, 0.001, 0.82)),
+    "address": ("same address", (0.1, 0.25, 0.15, 0.5)),
+    "postcode": ("same postcode", (0.1, 0.1, 0.05, 0.75)),
+    "city": ("same city", (0.1, 0.1, 0.05, 0.75)),
+    "number": ("same number", (0.25, 0.3, 0.15, 0.3)),
+    "code": ("same identifier code", (0.2, 0.001, 0.001, 0.8)),
+    "chars": ("same spelling", (0.05, 0.25, 0.3, 0.4)),
+    "identifier": ("same identifier", (0.1, 0.001, 0.001, 0.9)),
+    "exact": ("same value", (0.1, 0.001, 0.001, 0.9)),
+    "digits": ("same number", (0.1, 0.1, 0.05, 0.75)),
+}
+
+
+def identifier_kind(column: str, values: list) -> str | None:
+    """The field kind of a custom column whose name or values look like an identifier, else None.
+
+    By name: phone / fax / mobile -> phone; address / street -> address; postcode / zip -> postcode;
+    city / town / suburb -> city; website / url / domain / linkedin -> identifier (compared as a URL);
+    tax id, VAT, EIN, DUNS, registration, licence, "... id" / "... number" -> identifier; date of birth ->
+    digits; manufacturer / brand -> name; authors -> text. By values (when the name says nothing): mostly numbers -> number.
+    """
+    name = column.lower().removeprefix("cf_")
+    if re.search(r"phone|fax|mobile|\btel\b|telephone", name):
+        return "phone"
+    if re.search(r"address|street", name):
+        return "address"
+    if re.search(r"post_?code|postal|\bzip", name):
+        return "postcode"
+    if re.search(r"\b(city|town|suburb|locality)\b", name):
+        return "city"
+    if re.search(r"birth|dob", name):
+        return "digits"
+    if re.search(r"manufacturer|brand|maker|vendor", name):
+        return "name"
+    if re.search(r"author|founder", name):
+        return "text"
+    if re.search(r"website|\burl\b|domain|linkedin|twitter", name):
+        return "identifier"
+    if re.search(r"\b(tax|vat|ein|duns|siren|siret|registration|licen[cs]e|iban|ssn)\b|(_|\b)(id|number|no)$", name):
+        return "identifier"
+    present = [v for v in values if v not in (None, "")]
+    if re.search(r"\byear\b", name) or present and all(re.fullmatch(r"(18|19|20)\d\d", str(v)) for v in present):
+        return "exact"  # a year: 1999 and 2001 are different, however close as numbers
+    if present and sum(_number(v) is not None and not re.search(r"[a-zA-Z]", str(v)) for v in present) >= 0.9 * len(present):
+        return "number"
+    return None
+
+
+def _normalise_field(kind: str, values: list, regions: list | None = None) -> list[str]:
+    if kind == "company_name":
+        return [company_root(v) for v in values]
+    if kind in ("name", "text"):
+        return [" ".join(name_tokens(v)) for v in values]
+    if kind == "phone":
+        regions = regions or [None] * len(values)
+        return [e164(v, r) for v, r in zip(values, regions)]
+    if kind == "address":
+        return [" ".join(address_tokens(v)) for v in values]
+    if kind in ("postcode", "digits"):
+        return [re.sub(r"[^0-9a-z]", "", fold(v)) for v in values]
+    if kind == "city":
+        return [fold(v) for v in values]
+    if kind == "code":
+        return [" ".join(code_tokens(v)) for v in values]
+    if kind == "identifier":
+        return [_url_key(v) if "." in str(v or "") else re.sub(r"[^0-9a-z]", "", fold(v)) for v in values]
+    if kind == "number":
+        return [str(_number(v)) if _number(v) is not None else "" for v in values]
+    return [fold(v) for v in values]
+
+
+class CharGrams:
+    """Character 3-5-gram TF-IDF vectors of one field: spelling similarity that survives typos, run-together
+    words and reordering ("EZXS88W Linksys switch" / "Linksys EtherFast EZXS88W"); also a blocking pass."""
+
+    def __init__(self, values: list[str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.empty = np.array([not v for v in values])
+        texts = [v or "" for v in values]
+        try:
+            self.matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True,
+                                          dtype=np.float32).fit_transform(texts).tocsr()
+        except ValueError:  # nothing but empty values
+            self.matrix = None
+
+    def similarity(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        if self.matrix is None or len(a_rows) == 0:
+            return np.zeros(len(a_rows))
+        return np.asarray(self.matrix[a_rows].multiply(self.matrix[b_rows]).sum(axis=1)).reshape(-1)
+
+    def levels(self, a: list[str], b: list[str]) -> np.ndarray:
+        a_rows, b_rows = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        sim = self.similarity(a_rows, b_rows)
+        out = np.where(sim >= 0.95, EXACT, np.where(sim >= 0.7, VERY_SIMILAR, np.where(sim >= 0.45, SIMILAR, DISAGREE)))
+        out[self.empty[a_rows] | self.empty[b_rows]] = MISSING
+        return out.astype(np.int64)
+
+    def neighbours(self, k: int, labels: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
+        """Each row with its ``k`` most similar rows (of the other source when ``labels`` are given)."""
+        if self.matrix is None:
+            return np.zeros((0, 2), dtype=np.int64)
+        n = self.matrix.shape[0]
+        out = []
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            sims = (self.matrix[rows] @ self.matrix.T).toarray()
+            sims[np.arange(len(rows)), rows] = -1
+            if labels is not None:
+                sims[labels[rows][:, None] == labels[None, :]] = -1
+            sims[:, self.empty] = -1
+            top = np.argpartition(-sims, min(k, n - 1) - 1, axis=1)[:, :k]
+            keep = np.take_along_axis(sims, top, axis=1) > 0.1
+            out.append(np.stack([np.repeat(rows, top.shape[1])[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]],
+                                axis=1))
+        return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+# Character n-gram blocking compares every record with every other (sparse products): up to this size.
+CHAR_BLOCKING_MAX_ROWS = 50_000
+
+
+def _field_comparator(column: str, kind: str, normalised: list[str], label: str | None = None) -> Comparator:
+    same, m_prior = FIELD_KINDS[kind]
+    label = label or column.removeprefix("cf_").replace("_", " ")
+    reason = {EXACT: f"same {label}", VERY_SIMILAR: f"{label} nearly identical", SIMILAR: f"{label} similar",
+              DISAGREE: f"different {label}"}
+    if kind in ("company_name", "name"):
+        function = _idf_levels(TokenIdf(normalised), 0.9, 0.6, typo=True)
+        reason[SIMILAR] = f"{label} shares its rarer words"
+    elif kind == "text":
+        function = _idf_levels(TokenIdf(normalised), 0.8, 0.5, typo=False)
+    elif kind == "address":
+        function = _address_levels(TokenIdf(normalised))
+    elif kind == "phone":
+        function = _phone_levels
+        reason[VERY_SIMILAR] = f"{label} differs by one digit"
+    elif kind == "number":
+        function = _number_levels
+        reason[VERY_SIMILAR], reason[SIMILAR] = f"{label} within 5%", f"{label} within 20%"
+    elif kind == "code":
+        function = _code_levels
+        reason[EXACT] = f"shares an identifier code ({label})"
+    elif kind == "chars":
+        function = CharGrams(normalised).levels
+    elif kind in ("postcode", "digits"):
+        return Comparator(column, kind="digits", m_prior=m_prior, reason=reason)
+    elif kind == "city":
+        return Comparator(column, kind="string", m_prior=m_prior, reason=reason)
+    else:
+        return Comparator(column, kind="exact", m_prior=m_prior, reason=reason)
+    return Comparator(column, function=function, m_prior=m_prior, reason=reason)
+
+
+def _token_block_pairs(values: list[str], max_block: int) -> np.ndarray:
+    """Pairs of rows sharing a token that at most ``max_block`` rows have (rare words block, common don't)."""
+    frame = pl.DataFrame({"t": [v.split() for v in values], "row": np.arange(len(values), dtype=np.int64)})
+    exploded = frame.explode("t").drop_nulls("t").unique(["t", "row"])
+    return _pairs_from_key_frame(exploded, max_block)
+
+
+def _pairs_from_key_frame(frame: pl.DataFrame, max_block: int) -> np.ndarray:
+    groups = frame.group_by("t").agg(pl.col("row")).filter(
+        (pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block))
+    out = []
+    for rows in groups.get_column("row").to_list():
+        rows = np.asarray(rows)
+        i, j = np.triu_indices(len(rows), 1)
+        out.append(np.stack([rows[i], rows[j]], axis=1))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+@dataclass
+class FieldLink:
+    """The outcome of ``link_fields``: the normalised frame, its comparators and the scored pairs."""
+
+    frame: pl.DataFrame
+    comparators: list[Comparator]
+    result: LinkResult
+
+
+def link_fields(
+    table: pl.DataFrame,
+    fields: dict[str, str],
+    source: str | None = None,
+    vectors: np.ndarray | None = None,
+    region_column: str | None = None,
+    max_block: int = 60,
+    learn_m: bool = True,
+) -> FieldLink:
+    """Score candidate duplicate pairs of ``table``'s rows on every identifying field.
+
+    ``fields``: column -> kind (see ``FIELD_KINDS``: company_name, name, text, phone, address, postcode,
+    city, number, code, identifier, exact, digits), or key -> (column, kind) to compare one column twice
+    (a product name as words and by the model numbers in it). Each field is normalised (E.164 phones, address words,
+    legal suffixes dropped), compared by its kind and weighted by a Fellegi-Sunter model whose m
+    probabilities are learned by EM on this table. ``source``: a column naming each row's source; then only
+    pairs across sources are candidates (linking two exports). Blocking: rare shared words of name / text /
+    address / code fields, equal phones / identifiers / postcodes, sorted names, and - with ``vectors`` -
+    nearest neighbours from the vector engine.
+    """
+    regions = table.get_column(region_column).to_list() if region_column and region_column in table.columns else None
+    normalised = {}
+    specs = {key: spec if isinstance(spec, tuple) else (key, spec) for key, spec in fields.items()}
+    fields = {key: kind for key, (_, kind) in specs.items()}
+    for key, (column, kind) in specs.items():
+        values = table.get_column(column).cast(pl.String).to_list() if column in table.columns else [None] * len(table)
+        normalised[key] = _normalise_field(kind, values, regions if kind == "phone" else None)
+    comparators = [_field_comparator(c, k, normalised[c]) for c, k in fields.items()]
+    labels = table.get_column(source).to_numpy() if source else None
+    extra_pairs = [np.zeros((0, 2), dtype=np.int64)]
+    rows = [str(i) for i in range(len(table))]
+    for key, kind in fields.items():
+        if kind == "chars":  # compared through the row index (the n-gram vectors live in the comparator)
+            grams = next(c for c in comparators if c.name == key).function.__self__
+            if len(table) <= CHAR_BLOCKING_MAX_ROWS:
+                extra_pairs.append(grams.neighbours(5, labels))
+            normalised[key] = rows
+    frame = pl.DataFrame({c: pl.Series(v, dtype=pl.String) for c, v in normalised.items()}).with_columns(
+        pl.all().fill_null(""))
+    block_keys, sorted_keys = [], []
+    for column, kind in fields.items():
+        if kind in ("company_name", "name", "code", "address"):
+            extra_pairs.append(_token_block_pairs(normalised[column], max_block))
+        if kind in ("phone", "identifier", "company_name", "name"):
+            block_keys.append(pl.col(column))
+        if kind in ("company_name", "name"):
+            sorted_keys += [pl.col(column), pl.col(column).str.reverse()]
+        if kind == "postcode":
+            names = [c for c, k in fields.items() if k in ("company_name", "name")]
+            if names:
+                block_keys.append(pl.concat_str([pl.col(column), pl.col(names[0]).str.slice(0, 2)], separator="|"))
+    token_pairs = np.concatenate(extra_pairs)
+
+    def keep(pairs: np.ndarray) -> np.ndarray:
+        pairs = np.concatenate([pairs, np.sort(token_pairs, axis=1)]) if len(token_pairs) else pairs
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        pairs = np.unique(pairs, axis=0) if len(pairs) else pairs
+        if labels is not None and len(pairs):
+            pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
+        return pairs
+
+    result = link_records(frame, comparators, block_keys, sorted_keys, vectors=vectors, max_block=max_block,
+                          learn_m=learn_m, pair_filter=keep, random_source=labels)
+    return FieldLink(frame, comparators, result)
+
+
+# ------------------------------------------------------------------------------------------ clusters without chains
+MAX_CLUSTER_SIZE = 8
+
+
+def coherent_clusters(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: float = 0.5,
+                      max_size: int = MAX_CLUSTER_SIZE, sources: np.ndarray | None = None) -> np.ndarray:
+    """Cluster label per row, built so a weak link cannot join two strong groups.
+
+    Greedy correlation clustering: pairs are taken best first; two groups merge only when the merged group
+    stays within ``max_size`` and the pairs across them are, on balance, duplicates (the sum of
+    score - 0.5 over every cross pair, unscored pairs counting as 0, is positive: a coherence check, not a
+    single link). With ``sources``, a group holds at most one record per source unless the pair is a clear
+    best match (two exports rarely hold the same record twice).
+    """
+    parent = np.arange(n)
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    score_of = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs.tolist(), scores.tolist())}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for index in np.argsort(-scores, kind="stable"):
+        if scores[index] < min_score:
+            break
+        a, b = find(int(pairs[index, 0])), find(int(pairs[index, 1]))
+        if a == b or len(members[a]) + len(members[b]) > max_size:
+            continue
+        balance = 0.0
+        for x in members[a]:
+            for y in members[b]:
+                balance += score_of.get((min(x, y), max(x, y)), 0.0) - 0.5
+        if balance <= 0:
+            continue
+        if sources is not None:
+            seen = [sources[x] for x in members[a] + members[b]]
+            if len(set(seen)) < len(seen) and len(members[a]) + len(members[b]) > 2 and balance < 0.5 * (
+                    len(members[a]) * len(members[b])) * 0.8:
+                continue
+        keep, gone = min(a, b), max(a, b)
+        parent[gone] = keep
+        members[keep] += members.pop(gone)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def clustered_pairs(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: float,
+                    max_size: int = MAX_CLUSTER_SIZE, sources: np.ndarray | None = None) -> np.ndarray:
+    """Mask over ``pairs``: scored at ``min_score`` or more AND inside one coherent cluster."""
+    labels = coherent_clusters(n, pairs, scores, min_score, max_size, sources)
+    return (scores >= min_score) & (labels[pairs[:, 0]] == labels[pairs[:, 1]]) if len(pairs) else np.zeros(0, bool)
+
+
+def best_match_pairs(pairs: np.ndarray, scores: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Mask over ``pairs``: the pair is the best-scoring one of at least one of its two records (within
+    ``margin`` in log odds), the best-match constraint of two-source linking."""
+    if len(pairs) == 0:
+        return np.zeros(0, dtype=bool)
+    frame = pl.DataFrame({"i": pairs[:, 0], "j": pairs[:, 1], "s": scores, "k": np.arange(len(pairs))})
+    best_i = frame.with_columns(pl.col("s").max().over("i").alias("bi"), pl.col("s").max().over("j").alias("bj"))
+    keep = (best_i.get_column("s") >= best_i.get_column("bi") - margin) | (
+        best_i.get_column("s") >= best_i.get_column("bj") - margin)
+    return keep.to_numpy()
+
+
+# ------------------------------------------------------------------------------------------ companies
+COMPANY_FIELDS = {
+    "name": "company_name", "domain": "identifier", "phone": "phone", "address": "address", "city": "city",
+    "postcode": "postcode", "country": "exact", "industry": "exact",
+}
+
+
+def company_fields(companies: pl.DataFrame) -> dict[str, str]:
+    """The identifying fields of a companies table: the canonical ones it has, then custom ``cf_*`` columns
+    typed by ``identifier_kind`` (phone, address, tax id, website ... found by name or by their values)."""
+    fields = {c: k for c, k in COMPANY_FIELDS.items() if c in companies.columns
+              and companies.get_column(c).null_count() < len(companies)}
+    if "name" in fields:
+        fields["name_codes"] = ("name", "code")  # model numbers / ids inside names ("KDL-46V3000")
+        fields["name_spelling"] = ("name", "chars")  # typos, run-together words, other word order
+    return fields | _typed_custom_fields(companies)
+
+
+# Below this many records the m probabilities stay at their priors (EM on a few hundred candidate pairs
+# settles on "same industry, similar name" as its duplicate class: measured on the generated export).
+EM_MIN_ROWS = 2_000
+
+
+CONTACT_FIELDS = {"first_name": "name", "last_name": "name", "email": "identifier", "phone": "phone"}
+
+
+def _typed_custom_fields(table: pl.DataFrame) -> dict[str, str]:
+    fields = {}
+    for column in table.columns:
+        if column.startswith("cf_"):
+            kind = identifier_kind(column, table.get_column(column).cast(pl.String).head(500).to_list())
+            if kind:
+                fields[column] = kind
+    return fields
+
+
+def contact_fields(contacts: pl.DataFrame) -> dict[str, str]:
+    """The identifying fields of a contacts table: names, e-mail, phone, then typed custom fields."""
+    fields = {c: k for c, k in CONTACT_FIELDS.items() if c in contacts.columns
+              and contacts.get_column(c).null_count() < len(contacts)}
+    return fields | _typed_custom_fields(contacts)
+
+
+def link_sources(left: pl.DataFrame, right: pl.DataFrame, entity: str = "companies",
+                 min_score: float = 0.5, fields: dict | None = None) -> pl.DataFrame:
+    """Records of two exports of the same entity that are the same (an import against what the CRM holds).
+
+    Pairs only across the two tables; each kept pair is the best match of at least one of its records and
+    lies inside a coherent cluster (no chains). Columns: id_left, id_right, score, reasons.
+    """
+    id_column = {"companies": "company_id", "contacts": "contact_id"}[entity]
+    both = pl.concat([left.with_columns(pl.lit("left").alias("_source")),
+                      right.with_columns(pl.lit("right").alias("_source"))], how="diagonal_relaxed")
+    if fields is None:
+        fields = company_fields(both) if entity == "companies" else contact_fields(both)
+    region = "country" if "country" in both.columns else None
+    link = link_fields(both, fields, source="_source", region_column=region)
+    scored = link.result.pairs
+    schema = {"id_left": pl.String, "id_right": pl.String, "score": pl.Float64, "reasons": pl.List(pl.String)}
+    if scored.is_empty():
+        return pl.DataFrame(schema=schema)
+    ij = scored.select("i", "j").to_numpy()
+    scores = scored.get_column("score").to_numpy()
+    sources = both.get_column("_source").to_numpy()
+    keep = best_match_pairs(ij, scores) & (scores >= min_score)
+    keep &= clustered_pairs(len(both), ij, np.where(keep, scores, 0.0), min_score, sources=sources)
+    ids = both.get_column(id_column).to_list()
+    weights = link.result.model.weights()
+    rows = []
+    for r, (i, j) in zip(scored.filter(pl.Series(keep)).iter_rows(named=True), ij[keep].tolist()):
+        a, b = (i, j) if sources[i] == "left" else (j, i)
+        rows.append({"id_left": ids[a], "id_right": ids[b], "score": float(r["score"]),
+                     "reasons": _reasons(r, weights, link.comparators)})
+    return pl.DataFrame(rows, schema=schema).sort("score", descending=True)
 
 
 def _link_companies(companies: pl.DataFrame, vectors: np.ndarray | None):
-    frame = _company_frame(companies)
-    comparators = company_comparators()
-    block_keys = [
-        pl.col("root"),
-        pl.col("root_key"),
-        pl.col("domain_stem"),
-        pl.col("root").str.slice(0, 4),
-        pl.col("root").str.slice(-4),
-    ]
-    sorted_keys = [pl.col("root"), pl.col("root").str.reverse()]
-    result = link_records(frame, comparators, block_keys, sorted_keys, vectors=vectors)
-    return frame, comparators, result
+    link = link_fields(companies, company_fields(companies), vectors=vectors, region_column="country",
+                       learn_m=len(companies) >= EM_MIN_ROWS)
+    frame = link.frame.with_columns(companies.get_column("company_id").alias("id"))
+    return frame, link.comparators, link.result
 
 
-def _pairs_frame(entity_type, frame, comparators, result: LinkResult, min_score: float) -> pl.DataFrame:
-    pairs = result.pairs.filter(pl.col("score") >= min_score)
+def _pairs_frame(entity_type, frame, comparators, result: LinkResult, min_score: float,
+                 max_cluster: int = MAX_CLUSTER_SIZE) -> pl.DataFrame:
+    """The likely pairs, kept only inside coherent clusters (see ``coherent_clusters``): a pair whose
+    records ended in different groups would chain them and is not proposed."""
+    scored = result.pairs
+    if len(scored):
+        ij = scored.select("i", "j").to_numpy()
+        inside = clustered_pairs(len(frame), ij, scored.get_column("score").to_numpy(), max(min_score, 0.5),
+                                 max_cluster)
+        scored = scored.filter(pl.Series(inside) | (pl.col("score") < max(min_score, 0.5)))
+    pairs = scored.filter(pl.col("score") >= min_score)
     ids = frame.get_column("id").to_list()
     weights = result.model.weights()
     rows = []
@@ -621,9 +1162,9 @@ CANDIDATE_SCHEMA = pl.Schema(
 # the generated export and on febrl: precision and recall both >= 0.97 there; see benchmarks/semantic_quality.py).
 LIKELY_DUPLICATE = 0.9
 
-# Vector blocking compares every record with every other (chunked matmul): bounded so 1M contacts stay fast;
-# the string blocking passes cover larger tables on their own.
-VECTOR_BLOCKING_MAX_ROWS = 50_000
+# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, an
+# inverted file above); bounded so the in-memory copy stays small, the string passes cover bigger tables.
+VECTOR_BLOCKING_MAX_ROWS = 2_000_000
 
 
 def _aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:

@@ -101,6 +101,10 @@ COMPANIES = pl.Schema(
         "region": pl.String,
         "country": pl.String,
         "city": pl.String,
+        # identifying fields for duplicate detection (semantic domain): phone in E.164 where it parses
+        "phone": pl.String,
+        "address": pl.String,
+        "postcode": pl.String,
         "parent_company_id": pl.String,
         "tags": TAGS,
         "notes": pl.String,

@@ -1,22 +1,23 @@
 """The similarity store: one LanceDB table per entity type (contact, company, deal, activity).
 
-Each row is an entity's document (text, scalar filter columns) with its full 384-dim vector and the
-96-dim spectral prefix. ``sync`` upserts by entity id and a hash of the row (text + filters), deletes
-entities that are gone, maintains a full-text index, a scalar index on the id and, once a table is large
-enough, an ANN index. Every sync leaves a table version; ``versions()`` names them and ``checkout`` (or the
-``version`` argument) pins a reader to them, which is how a server keeps answering from the index it loaded.
+Each row is an entity's document (its whole text, scalar filter columns) with its full 384-dim vector, the
+96-dim spectral prefix and, for long texts, one vector per overlapping chunk with the chunk's character
+span. ``sync`` upserts by entity id and a hash of the row (text + filters), deletes entities that are gone,
+and maintains a full-text index over the whole text and a scalar index on the id. Every sync leaves a
+table version; ``versions()`` names them and ``checkout`` (or the ``version`` argument) pins a reader to
+them, which is how a server keeps answering from the index it loaded.
 
 Queries: ``similar`` (entities like this one), ``search_vector``, and ``search`` from free text in
-``vector``, ``fulltext`` or ``hybrid`` mode (reciprocal rank fusion of the two lists), each with scalar
-prefilters such as industry, stage, owner.
+``vector`` (alias ``semantic``), ``fulltext`` or ``hybrid`` mode (reciprocal rank fusion of the two lists),
+each with scalar prefilters such as industry, stage, owner; every search hit carries a snippet (the matched
+chunk, or the passage around the query's words).
 
-Vector queries are answered from memory: on its first vector query a store handle reads the ids, vectors,
-96-dim prefixes and filter columns of the table version it reads, once (``EntityVectors``); each query is
-then numpy arithmetic with no LanceDB round trip (a LanceDB point lookup plus an ANN query cost 20 to 50 ms
-on this 2-core machine under load). Up to ``IVF_MIN_ROWS`` the 96-dim prefixes are scanned exactly and the
-best candidates reranked on the full vector; above it an inverted file over the prefixes (k-means lists,
-built at load) limits the scan to the nearest lists. Filters are boolean masks over dictionary-encoded
-columns. Tables above ``MEMORY_MAX_ROWS`` are queried through LanceDB and its ANN index instead.
+Vectors are ranked in memory by the one vector engine, ``holocrm_core.vectors``: on its first vector query
+a store handle reads the ids, vectors, prefixes, chunk vectors and filter columns of the table version it
+reads, once (``EntityVectors``); filters are boolean masks over dictionary-encoded columns.
+
+The table layout (columns, ``sync`` / ``search`` / ``texts``) is meant to be reused by other document
+tables (attachment chunks): one row per document, whole text full-text indexed, vectors ranked here.
 """
 
 from __future__ import annotations
@@ -34,30 +35,19 @@ import polars as pl
 import pyarrow as pa
 
 from holocrm_core.embedding import DIM, SpectralRotation, vectors_matrix
-from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS
+from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
+from holocrm_core.vectors import VectorIndex
 
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 COARSE_SCALE = 96
 ROTATION_TABLE = "spectral_rotation"
-# Vector queries run in memory up to this many rows per entity type (1M rows hold about 1.2 GB: float16 full
-# vectors plus float32 prefixes); bigger tables are queried through LanceDB, which needs its ANN index there
-# (HNSW over the 96-dim prefix, exact rerank at 384). Below that size the index is not used, so it is not
-# built (it took 70 s at 100k rows).
-MEMORY_MAX_ROWS = 2_000_000
-ANN_MIN_ROWS = MEMORY_MAX_ROWS
-# Up to this size the full 384-dim vectors are scanned (exact); above it the 96-dim prefixes, then a rerank.
-EXACT_MAX_ROWS = 5_000
-# From this size an inverted file over the 96-dim prefixes replaces the full prefix scan. The scan is bound by
-# memory bandwidth and by BLAS threads fighting for 2 busy cores: at 100k rows under load 6.5 it took p50 5.7 /
-# p95 9.5 ms (recall@10 1.0), the inverted file 0.4 / 0.6 ms (recall@10 0.99); at 1M the scan takes 45 ms.
-IVF_MIN_ROWS = 50_000
 # From this size the full vectors (used for the rerank only) are held as float16: half the memory, cosine
 # error about 1e-3.
 FLOAT16_MIN_ROWS = 500_000
-# Candidates taken from the prefix scan for the exact rerank: max(RERANK_FACTOR * limit, RERANK_MIN).
-RERANK_FACTOR = 10
-RERANK_MIN = 100
+SEARCH_MODE_ALIASES = {"semantic": "vector", "text": "fulltext", "keyword": "fulltext"}
+CHUNK_VECTORS = pl.List(pl.Array(pl.Float32, DIM))
+CHUNK_SPANS = pl.List(pl.Array(pl.Int32, 2))
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.); damps the weight of the top ranks
 # What a result row carries: the id, a display name and the filter fields. Not the text: reading it for every
 # candidate costs more than the vector search itself (measured: 8.8 vs 5.2 ms per query at 30k rows).
@@ -127,6 +117,10 @@ def _arrow_table(rows: pl.DataFrame, vectors: np.ndarray, coarse: np.ndarray, ro
     columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), DIM)
     columns["vector_96"] = pa.FixedSizeListArray.from_arrays(pa.array(coarse.reshape(-1), pa.float32()), COARSE_SCALE)
     columns["rotation_version"] = pa.array([rotation_version] * len(rows), pa.string())
+    chunk_type = pa.list_(pa.list_(pa.float32(), DIM))
+    # not named "*vector*": LanceDB would take a list column so named for a fixed-size vector column
+    columns["passages"] = rows.get_column("chunk_vectors").to_arrow().cast(chunk_type)
+    columns["chunk_spans"] = rows.get_column("chunk_spans").to_arrow().cast(pa.list_(pa.list_(pa.int32(), 2)))
     return pa.table(columns)
 
 
@@ -142,110 +136,38 @@ def _as_text(value) -> str:
     return str(value)
 
 
-# OpenBLAS runs a matrix-vector product on all cores from about 460k elements; on 2 cores shared with other
-# work that cost a full scheduler slice (12 ms for a 10k x 384 product that takes 1 ms on one thread), so
-# products are computed in blocks below that size, each on one thread.
-_BLOCK_ELEMENTS = 393_216
-
-
-def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """matrix @ vector, in single-threaded blocks (see ``_BLOCK_ELEMENTS``)."""
-    rows = max(1, _BLOCK_ELEMENTS // max(1, matrix.shape[1]))
-    if len(matrix) <= rows:
-        return matrix @ vector
-    out = np.empty(len(matrix), dtype=np.result_type(matrix.dtype, vector.dtype))
-    for start in range(0, len(matrix), rows):
-        np.matmul(matrix[start:start + rows], vector, out=out[start:start + rows])
-    return out
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite scores, best first."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    index = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    index = index[np.isfinite(scores[index])]
-    return index[np.argsort(-scores[index], kind="stable")]
-
-
-class InvertedLists:
-    """An inverted file over unit prefixes: spherical k-means lists; a query scans only its nearest lists.
-
-    Rows are expected in list order (``fit`` returns the order), so every list is one contiguous slice.
-    """
-
-    def __init__(self, centroids: np.ndarray, offsets: np.ndarray, probes: int):
-        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-        self.offsets = offsets
-        self.probes = probes
-
-    @classmethod
-    def fit(cls, coarse: np.ndarray, seed: int = 0, iterations: int = 8) -> tuple["InvertedLists", np.ndarray]:
-        n = len(coarse)
-        lists = max(16, int(round(np.sqrt(n))))
-        rng = np.random.default_rng(seed)
-        sample = coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
-        centroids = sample[rng.choice(len(sample), lists, replace=False)].copy()
-        for _ in range(iterations):
-            assign = cls._assign(sample, centroids)
-            counts = np.bincount(assign, minlength=lists)
-            sums = np.zeros_like(centroids)
-            np.add.at(sums, assign, sample)
-            empty = counts == 0
-            sums[empty] = sample[rng.choice(len(sample), int(empty.sum()), replace=False)]
-            centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-        assign = cls._assign(coarse, centroids)
-        order = np.argsort(assign, kind="stable")
-        offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=lists))])
-        # about 6% of the lists: recall@10 0.99 at 100k clustered rows, at 0.4 to 0.6 ms per query (3%: 0.97,
-        # 12%: 0.997 at 1 ms), see ``--paths`` in benchmarks/semantic_speed.py
-        return cls(centroids, offsets, probes=max(16, lists // 16)), order
-
-    @staticmethod
-    def _assign(rows: np.ndarray, centroids: np.ndarray, chunk: int = 32_768) -> np.ndarray:
-        out = np.empty(len(rows), dtype=np.int32)
-        for start in range(0, len(rows), chunk):
-            out[start:start + chunk] = np.argmax(rows[start:start + chunk] @ centroids.T, axis=1)
-        return out
-
-    def scan(self, coarse: np.ndarray, query: np.ndarray, probes: int) -> tuple[np.ndarray, np.ndarray]:
-        """(row positions, prefix scores) of the rows in the ``probes`` lists nearest to ``query``."""
-        nearest = _top(self.centroids @ query, probes)
-        slices = [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in nearest]
-        positions = np.concatenate([np.arange(a, b) for a, b in slices])
-        scores = np.concatenate([coarse[a:b] @ query for a, b in slices])
-        return positions, scores
-
-
 class EntityVectors:
     """One entity table held in memory for vector queries: ids, vectors, 96-dim prefixes, filter columns.
 
     Read once per table version from LanceDB (``load``); filter columns are dictionary-encoded so a filter
-    is an integer comparison over the rows.
+    is an integer comparison over the rows. Long texts add one row per chunk (``chunk_owner`` points to the
+    entity's position, ``chunk_spans`` to the characters of its text), searched by free-text queries only.
     """
 
     def __init__(self, ids: list[str], vectors: np.ndarray, coarse: np.ndarray, codes: dict[str, np.ndarray],
-                 categories: dict[str, list]):
-        self.ivf: InvertedLists | None = None
-        if len(ids) >= IVF_MIN_ROWS:
-            self.ivf, order = InvertedLists.fit(coarse)
-            ids = [ids[i] for i in order]
-            vectors, coarse = vectors[order], coarse[order]
-            codes = {c: v[order] for c, v in codes.items()}
+                 categories: dict[str, list], chunk_vectors: np.ndarray | None = None,
+                 chunk_owner: np.ndarray | None = None, chunk_spans: np.ndarray | None = None):
         self.ids = ids
         self.positions = {entity_id: i for i, entity_id in enumerate(ids)}
         self.vectors = vectors
         self.coarse = np.ascontiguousarray(coarse, dtype=np.float32)
+        self.index = VectorIndex(vectors, self.coarse)
         self.codes = codes
         self.categories = categories
         self.lookup = {c: {v: i for i, v in enumerate(values)} for c, values in categories.items()}
+        self.chunk_owner = np.zeros(0, dtype=np.int64) if chunk_owner is None else chunk_owner
+        self.chunk_spans = np.zeros((0, 2), dtype=np.int64) if chunk_spans is None else chunk_spans
+        self.chunk_index = VectorIndex(chunk_vectors) if chunk_vectors is not None and len(chunk_vectors) else None
 
     @classmethod
     def load(cls, table, rows: int) -> "EntityVectors":
         import pyarrow.compute as pc
 
-        data = table.search().select(["entity_id", "vector", "vector_96", *FILTER_COLUMNS]).limit(max(rows, 1)).to_arrow()
+        columns = ["entity_id", "vector", "vector_96", *FILTER_COLUMNS]
+        has_chunks = "passages" in table.schema.names
+        if has_chunks:
+            columns += ["passages", "chunk_spans"]
+        data = table.search().select(columns).limit(max(rows, 1)).to_arrow()
         n = data.num_rows
         dtype = np.float16 if n >= FLOAT16_MIN_ROWS else np.float32
         vectors = np.empty((n, DIM), dtype=dtype)
@@ -261,9 +183,19 @@ class EntityVectors:
             encoded = data.column(column).dictionary_encode().combine_chunks()
             codes[column] = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
             categories[column] = encoded.dictionary.to_pylist()
+        chunk_vectors = chunk_owner = chunk_spans = None
+        if has_chunks:
+            lists = data.column("passages").combine_chunks()
+            counts = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+            if counts.sum():
+                chunk_owner = np.repeat(np.arange(n), counts)
+                chunk_vectors = lists.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, DIM)
+                chunk_vectors = chunk_vectors.astype(np.float32)
+                spans = data.column("chunk_spans").combine_chunks().flatten().flatten()
+                chunk_spans = spans.to_numpy(zero_copy_only=False).reshape(-1, 2).astype(np.int64)
         ids = data.column("entity_id").to_pylist()
         del data
-        return cls(ids, vectors, coarse, codes, categories)
+        return cls(ids, vectors, coarse, codes, categories, chunk_vectors, chunk_owner, chunk_spans)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -303,47 +235,25 @@ class EntityVectors:
     def nearest(self, vector: np.ndarray, coarse_query: np.ndarray, limit: int, mask: np.ndarray | None = None,
                 exclude: list[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """(positions, cosine similarities) of the ``limit`` rows nearest to ``vector``, best first."""
-        if limit <= 0 or len(self) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        exclude = list(exclude)
-        if len(self) <= EXACT_MAX_ROWS:
-            positions = np.arange(len(self))
-            scores = _dot(self.vectors.astype(np.float32, copy=False), vector)
-        else:
-            positions = self._candidates(coarse_query, max(RERANK_FACTOR * limit, RERANK_MIN), mask, exclude)
-            scores = self.vectors[positions].astype(np.float32) @ vector
-            mask, exclude = None, []  # already applied to the candidates
-        if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
-        if exclude:
-            scores[exclude] = -np.inf
-        best = _top(scores, limit)
-        return positions[best], scores[best]
+        return self.index.search(vector, limit, coarse_query, mask, exclude)
 
-    def _candidates(self, query: np.ndarray, k: int, mask: np.ndarray | None, exclude: list[int]) -> np.ndarray:
-        """Positions of the best ``k`` rows by the 96-dim prefix, among those the mask lets through."""
-        query = np.asarray(query, dtype=np.float32)
-        allowed = int(mask.sum()) if mask is not None else len(self)
-        if self.ivf is None or allowed <= 0.05 * len(self):
-            # a selective filter: scanning only the rows it lets through is cheaper than the lists
-            positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
-            scores = _dot(self.coarse if mask is None else self.coarse[positions], query)
-        else:
-            # a filter moves the nearest passing rows further out: widen the scan with its selectivity
-            # (filtered recall@10 at 100k, industry = 1 of 5: 0.96 with the plain probes)
-            probes = self.ivf.probes * min(4, int(np.ceil(np.sqrt(len(self) / allowed))))
-            while True:
-                positions, scores = self.ivf.scan(self.coarse, query, probes)
-                if mask is not None:
-                    scores = np.where(mask[positions], scores, -np.inf)
-                passing = int(np.isfinite(scores).sum())
-                if passing >= k + len(exclude) or probes >= len(self.ivf.centroids):
-                    break
-                probes *= 2  # the filter left too few rows in the nearest lists: widen the scan
-        if exclude:
-            scores = scores.copy()
-            scores[np.isin(positions, exclude)] = -np.inf
-        return positions[_top(scores, k)]
+    def nearest_passages(self, vector: np.ndarray, coarse_query: np.ndarray, limit: int,
+                         mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+        """Like ``nearest`` over whole entities and the chunks of long texts: each entity counts once, with
+        its best-matching part; the third list holds that chunk's (start, end) in the text, or None."""
+        found, similarity = self.nearest(vector, coarse_query, limit, mask)
+        best = {int(p): (float(s), None) for p, s in zip(found.tolist(), similarity.tolist())}
+        if self.chunk_index is not None:
+            chunk_mask = None if mask is None else mask[self.chunk_owner]
+            chunks, scores = self.chunk_index.search(vector, 3 * limit, mask=chunk_mask)
+            for c, score in zip(chunks.tolist(), scores.tolist()):
+                owner = int(self.chunk_owner[c])
+                if owner not in best or score > best[owner][0]:
+                    best[owner] = (float(score), tuple(int(x) for x in self.chunk_spans[c]))
+        ranked = sorted(best.items(), key=lambda item: -item[1][0])[:limit]
+        positions = np.array([p for p, _ in ranked], dtype=np.int64)
+        scores = np.array([v[0] for _, v in ranked], dtype=np.float32)
+        return positions, scores, [v[1] for _, v in ranked]
 
     def rows(self, entity_type: str, positions: np.ndarray, similarity: np.ndarray) -> list[dict]:
         out = []
@@ -369,12 +279,10 @@ class SimilarityStore:
         self.db = lancedb.connect(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
-        self._has_ann: dict[str, bool] = {}
         self._pinned: dict[str, int] = {}
         self._rotation: SpectralRotation | None = None
-        self._memory: dict[str, EntityVectors | None] = {}
+        self._memory: dict[str, EntityVectors] = {}
         self._memory_lock = threading.Lock()
-        self.memory_max_rows = MEMORY_MAX_ROWS
         if version:
             self.checkout(version)
 
@@ -413,14 +321,12 @@ class SimilarityStore:
         """Pin each named table to its version (as returned by ``versions()`` after a sync)."""
         self._pinned.update({k: int(v) for k, v in versions.items()})
         self._tables.clear()
-        self._has_ann.clear()
         self._memory.clear()
         self._rotation = None
 
     def checkout_latest(self) -> None:
         self._pinned.clear()
         self._tables.clear()
-        self._has_ann.clear()
         self._memory.clear()
         self._rotation = None
 
@@ -465,26 +371,35 @@ class SimilarityStore:
         vectors: pl.DataFrame | np.ndarray,
         rotation: SpectralRotation | None = None,
         refit_rotation: bool = False,
-        ann_min_rows: int = ANN_MIN_ROWS,
     ) -> dict[str, SyncReport]:
         """Make the index hold exactly ``documents`` (all entity types at once) with their vectors.
 
-        ``vectors`` is the embeddings frame (entity_type, entity_id, vector) or an array aligned with
-        ``documents``. The spectral rotation is fitted on the first sync and kept afterwards (so unchanged
-        rows keep their prefixes) unless ``rotation`` is given or ``refit_rotation`` is set; a new rotation
-        rewrites every row. Entity types absent from ``documents`` but indexed before are emptied.
+        ``vectors`` is the embeddings frame (entity_type, entity_id, vector, and for long texts
+        chunk_vectors / chunk_spans) or an array aligned with ``documents``. The spectral rotation is fitted
+        on the first sync and kept afterwards (so unchanged rows keep their prefixes) unless ``rotation`` is
+        given or ``refit_rotation`` is set; a new rotation rewrites every row. Entity types absent from
+        ``documents`` but indexed before are emptied.
         """
+        chunk_columns = ["chunk_vectors", "chunk_spans"]
         if isinstance(vectors, pl.DataFrame):
+            extra = [c for c in chunk_columns if c in vectors.columns]
             aligned = documents.select("entity_type", "entity_id").join(
-                vectors.select("entity_type", "entity_id", "vector"), on=["entity_type", "entity_id"], how="left"
+                vectors.select("entity_type", "entity_id", "vector", *extra), on=["entity_type", "entity_id"],
+                how="left",
             )
             if aligned.get_column("vector").null_count():
                 raise ValueError("every document needs a vector: embed the documents before syncing the index")
             matrix = vectors_matrix(aligned)
+            if len(extra) == 2:
+                documents = documents.with_columns(aligned.select(chunk_columns))
         else:
             matrix = np.asarray(vectors, dtype=np.float32)
         if len(matrix) != len(documents):
             raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
+        if "chunk_vectors" not in documents.columns:
+            documents = documents.with_columns(
+                pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"), pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans")
+            )
 
         current = self.rotation()
         if rotation is None:
@@ -504,21 +419,24 @@ class SimilarityStore:
         for entity_type in types:
             mask = (documents.get_column("entity_type") == entity_type).to_numpy()
             reports[entity_type] = self._sync_table(
-                entity_type, documents.filter(pl.Series(mask)), matrix[mask], coarse[mask], rotation_version, ann_min_rows
+                entity_type, documents.filter(pl.Series(mask)), matrix[mask], coarse[mask], rotation_version
             )
         self._tables.clear()
-        self._has_ann.clear()
         self._memory.clear()
         self._pinned.clear()
         return reports
 
-    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version, ann_min_rows) -> SyncReport:
+    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version) -> SyncReport:
         started = time.perf_counter()
         data = _arrow_table(rows, vectors, coarse, rotation_version)
         existing = None
         if entity_type in self._table_names():
             table = self.db.open_table(entity_type)
-            existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash", "rotation_version"]))
+            if "passages" in table.schema.names:  # an index written before chunks existed is rewritten
+                existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash", "rotation_version"]))
+            else:
+                existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"])).with_columns(
+                    pl.lit("before chunks").alias("rotation_version"))
         if existing is None or len(existing) == 0 or len(rows) == 0 or (
             existing.get_column("rotation_version").unique().to_list() != [rotation_version]
         ):
@@ -535,63 +453,48 @@ class SimilarityStore:
                 existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
             )
             new = int(joined.get_column("old").is_null().sum())
-            updated = int(((joined.get_column("old") != joined.get_column("row_hash")) & joined.get_column("old").is_not_null()).sum())
+            updated = int(((joined.get_column("old") != joined.get_column("row_hash"))
+                           & joined.get_column("old").is_not_null()).sum())
             reused = len(rows) - new - updated
-            deleted = len(existing.join(rows.select("entity_id"), on="entity_id", how="anti"))
-            if deleted:
-                gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id").to_list()
-                for start in range(0, len(gone), 1000):
-                    table.delete(f"entity_id IN ({', '.join(_quote(i) for i in gone[start:start + 1000])})")
+            gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id").to_list()
+            deleted = len(gone)
+            for start in range(0, len(gone), 1000):
+                table.delete(f"entity_id IN ({', '.join(_quote(i) for i in gone[start:start + 1000])})")
             if new or updated:
                 changed_ids = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
                 keep = np.isin(rows.get_column("entity_id").to_numpy(), changed_ids.get_column("entity_id").to_numpy())
                 table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
                     data.filter(pa.array(keep))
                 )
-        ann = self._ensure_indexes(table, len(rows), ann_min_rows, rebuilt=existing is None or new + updated + deleted > 0)
-        return SyncReport(entity_type, len(rows), new, updated, reused, deleted, int(table.version), ann,
+        self._ensure_indexes(table, len(rows), rebuilt=existing is None or new + updated + deleted > 0)
+        return SyncReport(entity_type, len(rows), new, updated, reused, deleted, int(table.version), None,
                           time.perf_counter() - started)
 
-    def _ensure_indexes(self, table, rows: int, ann_min_rows: int, rebuilt: bool) -> str | None:
-        from lancedb.index import FTS, BTree, IvfHnswSq
+    def _ensure_indexes(self, table, rows: int, rebuilt: bool) -> None:
+        """Full-text index over the whole text and a scalar index on the id. No ANN index: vectors are
+        ranked in memory by ``holocrm_core.vectors`` (see its docstring for why and the figures)."""
+        from lancedb.index import FTS, BTree
 
         names = {getattr(i, "columns", [None])[0]: i for i in table.list_indices()}
         if rows == 0:
-            return None
+            return
         if "entity_id" not in names:
             table.create_index("entity_id", config=BTree())
         if "text" not in names:
             table.create_index("text", config=FTS(with_position=False))
-        ann = None
-        if rows >= ann_min_rows:
-            ann = "IVF_HNSW_SQ(vector_96)"
-            if "vector_96" not in names:
-                # HNSW over the 96-dim spectral prefix, reranked on the full vector: measured in
-                # benchmarks/semantic_speed.py (build time and p95 well below a 384-dim index at equal recall).
-                table.create_index(
-                    "vector_96",
-                    config=IvfHnswSq(distance_type="cosine", num_partitions=max(1, rows // 200_000)),
-                )
         if rebuilt and names:
-            # fold new rows into the existing FTS / ANN / scalar indexes; keep older versions for pinned readers
+            # fold new rows into the existing FTS / scalar indexes; keep older versions for pinned readers
             table.optimize(cleanup_older_than=timedelta(days=7))
-        return ann
 
     # ---------------------------------------------------------------------------------------- reads
-    def entity_vectors(self, entity_type: str) -> "EntityVectors | None":
-        """The in-memory view of one table at the version this store reads (loaded once per handle).
-
-        None when the table is larger than ``memory_max_rows`` (queries then go through LanceDB).
-        """
+    def entity_vectors(self, entity_type: str) -> "EntityVectors":
+        """The in-memory view of one table at the version this store reads (loaded once per handle)."""
         if entity_type in self._memory:
             return self._memory[entity_type]
         with self._memory_lock:  # concurrent first requests load it once
             if entity_type not in self._memory:
                 table = self.table(entity_type)
-                rows = table.count_rows()
-                self._memory[entity_type] = (
-                    EntityVectors.load(table, rows) if rows <= self.memory_max_rows else None
-                )
+                self._memory[entity_type] = EntityVectors.load(table, table.count_rows())
         return self._memory[entity_type]
 
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
@@ -599,20 +502,12 @@ class SimilarityStore:
         out = {}
         for entity_type in entity_types or self.entity_types():
             if entity_type in self._table_names():
-                loaded = self.entity_vectors(entity_type)
-                out[entity_type] = len(loaded) if loaded is not None else 0
+                out[entity_type] = len(self.entity_vectors(entity_type))
         return out
 
     def vector_of(self, entity_type: str, entity_id: str) -> np.ndarray:
         loaded = self.entity_vectors(entity_type)
-        if loaded is not None:
-            return loaded.vector(loaded.position_of(entity_id, entity_type))
-        rows = (
-            self.table(entity_type).search().where(f"entity_id = {_quote(entity_id)}").select(["vector"]).limit(1).to_arrow()
-        )
-        if rows.num_rows == 0:
-            raise KeyError(f"no {entity_type} with id {entity_id!r} in the index")
-        return np.asarray(rows.column("vector")[0].as_py(), dtype=np.float32)
+        return loaded.vector(loaded.position_of(entity_id, entity_type))
 
     def _coarse_query(self, vector: np.ndarray) -> np.ndarray:
         rotation = self.rotation()
@@ -625,19 +520,24 @@ class SimilarityStore:
         limit: int = 10,
         filters: dict | None = None,
         exclude_ids: Iterable[str] = (),
-        coarse_candidates: int = 5,
+        passages: bool = False,
     ) -> list[dict]:
         """Entities of one type nearest to ``vector`` (cosine), best first, with the filters applied first.
 
-        Candidates come from the 96-dim spectral prefix and are reranked exactly on the full vector (below
-        ``EXACT_MAX_ROWS`` the scan is exact at 384). ``coarse_candidates`` applies to the LanceDB path.
+        Ranked by ``holocrm_core.vectors`` (exact, or 96-dim prefix candidates reranked on the full vector).
+        ``passages``: also rank the chunks of long texts (each entity once, by its best part); the matched
+        chunk's character span is then in ``span``.
         """
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         loaded = self.entity_vectors(entity_type)
-        if loaded is None:
-            return self._lance_search_vector(entity_type, vector, limit, filters, exclude_ids, coarse_candidates)
         mask = loaded.mask(filters)
         exclude = [p for p in (loaded.positions.get(i) for i in exclude_ids) if p is not None]
+        if passages and not exclude:
+            found, similarity, spans = loaded.nearest_passages(vector, self._coarse_query(vector), limit, mask)
+            rows = loaded.rows(entity_type, found, similarity)
+            for row, span in zip(rows, spans):
+                row["span"] = span
+            return rows
         found, similarity = loaded.nearest(vector, self._coarse_query(vector), limit, mask, exclude)
         return loaded.rows(entity_type, found, similarity)
 
@@ -651,52 +551,12 @@ class SimilarityStore:
     ) -> list[dict]:
         """The ``limit`` entities of the same type most like ``entity_id`` (itself excluded)."""
         loaded = self.entity_vectors(entity_type)
-        if loaded is None:
-            vector = self.vector_of(entity_type, entity_id)
-            results = self._lance_search_vector(entity_type, vector, limit, filters, [entity_id], 5)
-        else:
-            position = loaded.position_of(entity_id, entity_type)
-            found, similarity = loaded.nearest(
-                loaded.vector(position), loaded.coarse[position], limit, loaded.mask(filters), [position]
-            )
-            results = loaded.rows(entity_type, found, similarity)
+        position = loaded.position_of(entity_id, entity_type)
+        found, similarity = loaded.nearest(
+            loaded.vector(position), loaded.coarse[position], limit, loaded.mask(filters), [position]
+        )
+        results = loaded.rows(entity_type, found, similarity)
         return [r for r in results if r["similarity"] >= min_similarity]
-
-    def _lance_search_vector(self, entity_type, vector, limit, filters, exclude_ids, coarse_candidates) -> list[dict]:
-        """The LanceDB path (tables too big to hold in memory): ANN over the prefix, rerank at 384."""
-        table = self.table(entity_type)
-        exclude = set(exclude_ids)
-        want = limit + len(exclude)
-        where = filter_sql(filters)
-        columns = [*RESULT_COLUMNS, "vector"]
-        if entity_type not in self._has_ann:  # listing indices costs a round trip: once per opened table
-            self._has_ann[entity_type] = any(getattr(i, "columns", [None])[0] == "vector_96" for i in table.list_indices())
-        if self._has_ann[entity_type]:
-            builder = table.search(self._coarse_query(vector), vector_column_name="vector_96").distance_type("cosine")
-            builder = builder.limit(want * coarse_candidates).ef(max(64, want * coarse_candidates))
-        else:
-            builder = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(want)
-        if where:
-            builder = builder.where(where, prefilter=True)
-        found = builder.select([*columns, "_distance"]).to_arrow()
-        if found.num_rows == 0:
-            return []
-        full = np.stack(found.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
-        similarity = full @ vector
-        order = np.argsort(-similarity, kind="stable")
-        results = []
-        ids = found.column("entity_id").to_pylist()
-        for index in order:
-            if ids[index] in exclude:
-                continue
-            row = {c: found.column(c)[int(index)].as_py() for c in RESULT_COLUMNS}
-            row["id"] = row.pop("entity_id")
-            row["entity_type"] = entity_type
-            row["similarity"] = float(similarity[index])
-            results.append(row)
-            if len(results) >= limit:
-                break
-        return results
 
     def _embed_query(self, text: str) -> np.ndarray:
         if self._embedder is None:
@@ -721,6 +581,36 @@ class SimilarityStore:
             results.append(row)
         return results
 
+    def texts(self, entity_type: str, entity_ids: list[str]) -> dict[str, str]:
+        """entity id -> its whole indexed text (one LanceDB lookup for all of them)."""
+        if not entity_ids:
+            return {}
+        found = (
+            self.table(entity_type).search().where(f"entity_id IN ({', '.join(_quote(i) for i in entity_ids)})")
+            .select(["entity_id", "text"]).limit(len(entity_ids)).to_arrow()
+        )
+        return dict(zip(found.column("entity_id").to_pylist(), found.column("text").to_pylist()))
+
+    def _add_snippets(self, results: list[dict], query: str, with_text: bool) -> list[dict]:
+        """Each hit gets ``snippet``: the matched chunk of a long text, or the passage around the query's
+        words (full-text hits), or the start of the text; ``text`` too when asked."""
+        by_type: dict[str, list[str]] = {}
+        for row in results:
+            by_type.setdefault(row["entity_type"], []).append(row["id"])
+        texts = {t: self.texts(t, ids) for t, ids in by_type.items()}
+        for row in results:
+            text = texts[row["entity_type"]].get(row["id"]) or ""
+            span = row.pop("span", None)
+            words_first = "fulltext" in row.get("matched_by", []) or "bm25" in row and "similarity" not in row
+            row["snippet"] = snippet_around(text, query) if words_first or span is None else None
+            if row["snippet"] is None and span is not None:
+                row["snippet"] = snippet_in_span(text, span, query)
+            if row["snippet"] is None:
+                row["snippet"] = snippet_of_span(text, (0, len(text)))
+            if with_text:
+                row["text"] = text
+        return results
+
     def search(
         self,
         text: str,
@@ -728,15 +618,18 @@ class SimilarityStore:
         mode: str = "hybrid",
         limit: int = 10,
         filters: dict | None = None,
+        with_text: bool = False,
     ) -> list[dict]:
-        """Free-text search across entity types, best first.
+        """Free-text search across entity types, best first; each hit carries a ``snippet``.
 
-        ``vector``: meaning ("budget concerns" finds "worried about the cost"); ``fulltext``: BM25 on the
-        words; ``hybrid``: both lists fused by reciprocal rank (``score``), which keeps exact names and ids
-        findable while paraphrases still match.
+        ``vector`` (alias ``semantic``): meaning ("budget concerns" finds "worried about the cost"), over
+        whole texts and the chunks of long ones; ``fulltext``: BM25 on the words of the whole text;
+        ``hybrid``: both lists fused by reciprocal rank (``score``), which keeps exact names and ids findable
+        while paraphrases still match. ``with_text`` adds each hit's whole text.
         """
+        mode = SEARCH_MODE_ALIASES.get(mode, mode)
         if mode not in ("hybrid", "vector", "fulltext"):
-            raise ValueError(f"unknown search mode {mode!r}: use hybrid, vector or fulltext")
+            raise ValueError(f"unknown search mode {mode!r}: use hybrid, vector (or semantic) or fulltext")
         types = entity_types or self.entity_types()
         for t in types:
             if t not in ENTITY_TABLES:
@@ -746,20 +639,20 @@ class SimilarityStore:
         vector_lists, text_lists = [], []
         if mode in ("hybrid", "vector"):
             query = self._embed_query(text)
-            vector_lists = [self.search_vector(t, query, limit=depth, filters=filters) for t in types]
+            vector_lists = [self.search_vector(t, query, limit=depth, filters=filters, passages=True) for t in types]
         if mode in ("hybrid", "fulltext"):
             text_lists = [self._fulltext(t, text, depth, filters) for t in types]
 
         if mode == "vector":
-            merged = sorted((r for rs in vector_lists for r in rs), key=lambda r: -r["similarity"])
+            merged = sorted((r for rs in vector_lists for r in rs), key=lambda r: -r["similarity"])[:limit]
             for r in merged:
                 r["score"] = r["similarity"]
-            return merged[:limit]
+            return self._add_snippets(merged, text, with_text)
         if mode == "fulltext":
-            merged = sorted((r for rs in text_lists for r in rs), key=lambda r: -r["bm25"])
+            merged = sorted((r for rs in text_lists for r in rs), key=lambda r: -r["bm25"])[:limit]
             for r in merged:
                 r["score"] = r["bm25"]
-            return merged[:limit]
+            return self._add_snippets(merged, text, with_text)
 
         fused: dict[tuple[str, str], dict] = {}
         # rank within the merged list of each mode, so types compete on the same scale
@@ -769,7 +662,7 @@ class SimilarityStore:
             for rank, row in enumerate(ranked, start=1):
                 key = (row["entity_type"], row["id"])
                 entry = fused.setdefault(key, {**row, "score": 0.0, "matched_by": []})
-                entry.update({k: v for k, v in row.items() if k in ("similarity", "bm25")})
+                entry.update({k: v for k, v in row.items() if k in ("similarity", "bm25", "span")})
                 entry["score"] += 1.0 / (RRF_K + rank)
                 entry["matched_by"].append(source)
-        return sorted(fused.values(), key=lambda r: -r["score"])[:limit]
+        return self._add_snippets(sorted(fused.values(), key=lambda r: -r["score"])[:limit], text, with_text)

@@ -41,7 +41,18 @@ DOCUMENT_SCHEMA = pl.Schema(
 # keep the text within the model's 256 word-piece window.
 RECENT_ACTIVITIES = 3
 ACTIVITY_SNIPPET_CHARS = 240
-NOTES_CHARS = 600
+# Custom columns a mapping marks ``metadata_only`` are staged under this prefix: kept and filterable in the
+# warehouse, never pasted into the text (a case number or an internal code adds noise to the meaning).
+METADATA_ONLY_PREFIX = f"{CUSTOM_PREFIX}meta_"
+# Long texts (notes, activity bodies) are kept whole: full-text indexed as they are and embedded in chunks of
+# about CHUNK_CHARS characters (about 200 word pieces, inside the model's 256-piece window) overlapping by
+# CHUNK_OVERLAP_CHARS, so a sentence cut at a chunk border is whole in the next chunk.
+CHUNK_CHARS = 900
+CHUNK_OVERLAP_CHARS = 180
+SNIPPET_CHARS = 240
+# Custom columns a mapping marks ``metadata_only`` are staged under this prefix: kept and filterable in the
+# warehouse, never pasted into the text (a case number or an internal code adds noise to the meaning).
+METADATA_ONLY_PREFIX = f"{CUSTOM_PREFIX}meta_"
 
 
 def content_hash(text: str) -> str:
@@ -64,6 +75,72 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def chunk_spans(text: str, size: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP_CHARS) -> list[tuple[int, int]]:
+    """(start, end) character spans covering ``text`` in chunks of about ``size`` with ``overlap``, cut at
+    spaces; one span for a text that fits. Never cuts a word unless a single word is longer than ``size``."""
+    n = len(text)
+    if n <= size:
+        return [(0, n)]
+    spans, start = [], 0
+    while start < n:
+        end = min(n, start + size)
+        if end < n:
+            space = text.rfind(" ", start + size // 2, end)
+            end = space if space > start else end
+        spans.append((start, end))
+        if end >= n:
+            break
+        nxt = max(start + 1, end - overlap)
+        space = text.find(" ", nxt, end)
+        start = space + 1 if space >= 0 else nxt
+    return spans
+
+
+def snippet_of_span(text: str, span, limit: int = SNIPPET_CHARS) -> str:
+    """The part of ``text`` in ``span``, at most ``limit`` characters, cut at a space, with ellipses."""
+    start, end = int(span[0]), int(span[1])
+    part = text[start:end].strip()
+    clipped = _clip(part, limit) if len(part) > limit else part
+    return ("…" if start > 0 else "") + clipped + ("…" if end < len(text) and not clipped.endswith("…") else "")
+
+
+def snippet_in_span(text: str, span, query: str, limit: int = SNIPPET_CHARS) -> str:
+    """The sentence of a matched chunk that shares most word stems with the query (a meaning match has
+    few shared words, but its best sentence usually has one), else the chunk's part after the overlap."""
+    import re
+
+    start, end = int(span[0]), int(span[1])
+    stems = {w[:5] for w in re.findall(r"\w{3,}", query.lower())}
+    best, best_hits = None, 0
+    for match in re.finditer(r"[^.!?]+[.!?]*", text[start:end]):
+        words = {w[:5] for w in re.findall(r"\w{3,}", match.group().lower())}
+        hits = len(stems & words)
+        if hits > best_hits:
+            best, best_hits = (start + match.start(), start + match.end()), hits
+    if best is None:
+        best = (start + CHUNK_OVERLAP_CHARS if start else start, end)
+    while best[0] < end and text[best[0]] == " ":
+        best = (best[0] + 1, best[1])
+    return snippet_of_span(text, (best[0], min(len(text), max(best[1], best[0] + limit))), limit)
+
+
+def snippet_around(text: str, query: str, limit: int = SNIPPET_CHARS) -> str | None:
+    """The passage of ``text`` around the first of the query's words it contains (longest words first:
+    they are the rarer ones), or None when it contains none."""
+    import re
+
+    lower = text.lower()
+    for word in sorted(set(re.findall(r"\w{3,}", query.lower())), key=len, reverse=True):
+        match = re.search(rf"\b{re.escape(word)}", lower)
+        if match:
+            start = max(0, match.start() - limit // 3)
+            if start:
+                space = text.find(" ", start, match.start())
+                start = space + 1 if space >= 0 else start
+            return snippet_of_span(text, (start, min(len(text), start + limit + 40)), limit)
+    return None
+
+
 def _custom_label(column: str) -> str:
     return column[len(CUSTOM_PREFIX) :].replace("_", " ")
 
@@ -80,7 +157,8 @@ def _lines(pairs: list[tuple[str, object]]) -> str:
 
 
 def _custom_pairs(row: dict) -> list[tuple[str, object]]:
-    return [(_custom_label(k), v) for k, v in row.items() if k.startswith(CUSTOM_PREFIX)]
+    return [(_custom_label(k), v) for k, v in row.items()
+            if k.startswith(CUSTOM_PREFIX) and not k.startswith(METADATA_ONLY_PREFIX)]
 
 
 def _recent_activity_text(activities: pl.DataFrame | None, key: str) -> dict[str, str]:
@@ -135,7 +213,7 @@ def _contact_documents(contacts, companies_by_id, recent) -> list[dict]:
                 ("Email", row.get("email")),
                 ("Status", row.get("lifecycle_status")),
                 ("Tags", row.get("tags")),
-                ("Notes", _clip(_clean(row.get("notes")), NOTES_CHARS)),
+                ("Notes", _clean(row.get("notes"))),
                 *_custom_pairs(row),
                 ("Recent activity", recent.get(row["contact_id"])),
             ]
@@ -170,7 +248,7 @@ def _company_documents(companies, recent) -> list[dict]:
                 ("Employees", row.get("employees")),
                 ("Location", location),
                 ("Tags", row.get("tags")),
-                ("Notes", _clip(_clean(row.get("notes")), NOTES_CHARS)),
+                ("Notes", _clean(row.get("notes"))),
                 *_custom_pairs(row),
                 ("Recent activity", recent.get(row["company_id"])),
             ]
@@ -235,7 +313,7 @@ def _activity_documents(activities, companies_by_id, contact_rows) -> list[dict]
         text = _lines(
             [
                 ((row.get("type") or "activity").capitalize(), row.get("subject")),
-                ("", _clip(_clean(row.get("body")), NOTES_CHARS)),
+                ("", _clean(row.get("body"))),
                 ("With", contact.get("name")),
                 ("Company", company.get("name")),
                 *_custom_pairs(row),

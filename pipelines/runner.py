@@ -87,6 +87,9 @@ class ProgressHandler(logging.Handler):
         if event is None:
             if record.levelno >= logging.WARNING:
                 self.progress(f"  ! {step}: {record.getMessage()}")
+            elif "progress: " in str(meta.get("orig_message") or record.getMessage()):
+                text = str(meta.get("orig_message") or record.getMessage())  # a long step's rate, time left
+                self.progress(f"    {step}: {text.split('progress: ', 1)[1]}")
             return
         kind = event.event_type_value
         if kind == "STEP_START":

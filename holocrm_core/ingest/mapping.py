@@ -28,6 +28,8 @@ Format (every key except ``entities`` is optional)::
         status_dates:              # status -> source header that dates it, for rows in that status only
           customer: "Last Activity Date"  # contacts: lead, qualified, customer, disqualified (-> <status>_at)
           disqualified: "Last Activity Date"  # deals: won, lost (-> closed_at)
+        metadata_only: [Case Number]   # headers kept as typed cf_meta_<slug> columns (filterable in the
+                                   # warehouse), never pasted into the text that is embedded and indexed
 
 Source values are compared after normalisation (case, spaces, underscores, hyphens ignored). Scalars are
 read as the words written: an unquoted ``yes:``/``no:``/``on:`` key is the word, not a YAML boolean. A
@@ -46,6 +48,7 @@ import yaml
 from holocrm_core import schema
 from holocrm_core.ingest import vocab
 from holocrm_core.ingest.profiles import PROFILES, EntitySpec, Profile, normalise_header
+from holocrm_core.text import METADATA_ONLY_PREFIX
 
 
 class MappingError(ValueError):
@@ -148,6 +151,10 @@ def load_mapping(path: str | Path) -> Profile:
                 )
             columns[str(header).strip()] = canonical
             columns.setdefault(normalise_header(str(header)), canonical)
+        for header in body.get("metadata_only") or []:  # kept and typed, never embedded or full-text indexed
+            target = f"{METADATA_ONLY_PREFIX}{normalise_header(str(header))}"
+            columns[str(header).strip()] = target
+            columns.setdefault(normalise_header(str(header)), target)
         base_spec = base.entities[entity] if base else EntitySpec()
         for key, canonical in base_spec.columns.items():
             columns.setdefault(key, canonical)

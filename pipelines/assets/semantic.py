@@ -54,6 +54,22 @@ def entity_documents(context: dg.AssetExecutionContext, storage: StorageResource
 EMBEDDING_CHECKS = ["one_vector_per_entity", "vector_dimension", "unit_norm_no_nan"]
 
 
+def _progress_logger(context: dg.AssetExecutionContext, every_s: float = 5.0):
+    """A progress callback for the embedding step: texts done, rate and time left, every few seconds."""
+    last = [-every_s]
+
+    def report(done: int, total: int, seconds: float) -> None:
+        if seconds - last[0] < every_s and done < total:
+            return
+        last[0] = seconds
+        rate = done / seconds if seconds > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else float("nan")
+        context.log.info(f"progress: embedding {done}/{total} texts ({100 * done / total:.0f}%), {rate:.0f} texts/s, "
+                         f"about {left:.0f} s left")
+
+    return report
+
+
 @dg.asset(
     group_name=GROUP,
     deps=["entity_documents"],
@@ -72,7 +88,7 @@ def embeddings(
     started = time.perf_counter()
     model = embedder.load()
     load_seconds = time.perf_counter() - started
-    run = embed_documents(documents, model, previous)
+    run = embed_documents(documents, model, previous, progress=_progress_logger(context))
     warehouse.write("embeddings", run.vectors)
     context.log.info(f"embedded {run.new} texts, reused {run.reused}, dropped {run.deleted} deleted entities")
 
@@ -98,6 +114,7 @@ def embeddings(
             "model_load_seconds": round(load_seconds, 3),
             "embed_seconds": round(run.seconds, 3),
             "texts_per_second": round(rate, 1),
+            "chunked_texts": int(run.stats.get("chunked_texts", 0)),
             "by_type": dg.MetadataValue.json(_counts(run.vectors)),
         },
         check_results=checks,

