@@ -18,6 +18,9 @@ from holocrm_core.attachments.documents import html_text, tidy
 from holocrm_core.attachments.model import Context, Extracted, Problem, Refused, Section
 
 
+_WHOLE_FILE_RULES = {"zip_bomb", "nesting", "loop"}
+
+
 def _nested(data: bytes, name: str, locator: str, ctx: Context, out: Extracted) -> None:
     """Read a member and graft its sections under ``locator``; failures become problems, not exceptions."""
     from holocrm_core.attachments.extract import extract_data
@@ -25,6 +28,8 @@ def _nested(data: bytes, name: str, locator: str, ctx: Context, out: Extracted) 
     try:
         child = extract_data(data, name, ctx.child(data, locator))
     except Refused as exc:
+        if exc.rule in _WHOLE_FILE_RULES:  # a bomb or a loop condemns the whole container, not one member
+            raise
         out.problems.append(Problem(locator, exc.rule, exc.reason))
         return
     out.sections.extend(Section(f"{locator} / {s.locator}", s.text) for s in child.sections)

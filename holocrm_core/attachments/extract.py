@@ -72,6 +72,10 @@ def extract_data(data: bytes, file_name: str = "", ctx: Context | None = None) -
             out.warnings.append(f"text cut at {ctx.limits.max_text_chars:,} characters")
         total += len(section.text)
     out.sections = [s for s in out.sections if s.text.strip()]
+    if not out.sections and out.problems:  # a container none of whose members could be read
+        first = out.problems[0]
+        raise Refused(first.rule, f"nothing readable: {first.locator}: {first.reason}"
+                      + (f" (and {len(out.problems) - 1} more)" if len(out.problems) > 1 else ""))
     return out
 
 

@@ -1,10 +1,11 @@
 """Text out of images (PNG, JPEG, TIFF, scanned PDF pages) by offline OCR and out of call recordings by speech-to-text.
 
-OCR: rapidocr-onnxruntime runs the PP-OCRv4 detection and recognition ONNX models that ship inside its
-wheel (nothing is downloaded; onnxruntime is already a dependency). Debian's tesseract is used instead
-when HOLOCRM_OCR=tesseract and the binary is on PATH. The choice is measured in benchmarks/attachments.py
-(seconds per image and fact recall on the generated business cards and receipts); rapidocr is the default
-because it needs no system package and reads the rendered cards as well as tesseract does.
+OCR, measured on the generated business cards, receipts, faxes and scans (4 images, load average ~6 on 2
+cores): Debian's tesseract 5 read every fact exactly at 0.9-2.4 s per image; rapidocr-onnxruntime
+(PP-OCRv4 ONNX models shipped in its wheel, so it works with no system package) took 3-14 s per image and
+ran words together ("ChiefFinancialOfficer": its recogniser is trained mostly on Chinese, where there
+are no spaces), which loses most facts to search. So the engine is tesseract when the binary is on PATH,
+else rapidocr; HOLOCRM_OCR=rapidocr|tesseract forces one.
 
 Speech: pocketsphinx ships an English acoustic model, dictionary and language model in its wheel. Audio is
 resampled to 16 kHz mono and split at pauses (an energy detector) so that each utterance is decoded on its
@@ -29,8 +30,10 @@ _ENGINES: dict[str, object] = {}
 
 
 def ocr_engine_name() -> str:
-    wanted = os.environ.get("HOLOCRM_OCR", "rapidocr")
-    return "tesseract" if wanted == "tesseract" and shutil.which("tesseract") else "rapidocr"
+    wanted = os.environ.get("HOLOCRM_OCR", "auto")
+    if wanted == "rapidocr":
+        return "rapidocr"
+    return "tesseract" if shutil.which("tesseract") else "rapidocr"
 
 
 def _rapidocr(array: np.ndarray) -> str:
@@ -81,7 +84,10 @@ def extract_image(data: bytes, ctx: Context, out: Extracted) -> None:
     try:
         image = Image.open(io.BytesIO(data))
         frames = getattr(image, "n_frames", 1)
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise Refused("too_large", f"the image claims more than {ctx.limits.max_image_pixels / 1e6:.0f} "
+                                   "megapixels (a decompression bomb?)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise Refused("corrupt", f"the image cannot be decoded ({str(exc)[:120]})") from exc
     if frames > ctx.limits.max_pages:
         raise Refused("too_many_pages", f"the image has {frames} frames (limit {ctx.limits.max_pages})")

@@ -182,7 +182,7 @@ class AttachmentFacts:
                 f"The price we agreed is {_words(self.price)} dollars.",
                 f"Our main competitor here is {self.competitor}.",
                 f"The decision maker is {self.decision_maker}.",
-                f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]}.",
+                f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]} {_words(self.year)}.",
                 "Thank you, goodbye."]
 
     def queries(self) -> dict[str, str]:
@@ -192,25 +192,31 @@ class AttachmentFacts:
                 "decision_maker": f"decision maker {self.decision_maker}"}
 
 
-def draw_facts(rng, n: int, kind: str, base: dict[str, str]) -> list[AttachmentFacts]:
-    """``n`` fact sets for ``kind`` whose values do not repeat within the call (rng: numpy Generator)."""
+def draw_facts(rng, kind: str, base: dict[str, str], used: set) -> AttachmentFacts:
+    """One fact set for ``kind`` whose price, date, competitor and decision maker are not in ``used`` (which
+    it extends), so that each fact points at exactly one attachment (rng: numpy Generator)."""
     spoken = kind in AUDIO_KINDS
     heads, tails = (_SPOKEN_COMPETITOR, [""]) if spoken else (_COMPETITOR_HEAD, _COMPETITOR_TAIL)
     firsts, lasts = (_SPOKEN_FIRST, _SPOKEN_LAST) if spoken else (_FACT_FIRST, _FACT_LAST)
-    competitors = [f"{h} {t}".strip() for h in heads for t in tails]
-    people = [f"{f} {last}" for f in firsts for last in lasts]
-    comp_idx = rng.permutation(len(competitors))[:n]
-    people_idx = rng.permutation(len(people))[:n]
-    out = []
-    for i in range(n):
-        price = int(rng.integers(12, 98)) * 1000 if spoken else int(rng.integers(10_000, 990_000))
-        out.append(AttachmentFacts(
-            kind=kind, company=base["company"], person=base["person"], product=base["product"], rep=base["rep"],
-            price=price, currency="USD" if spoken else base["currency"], month=int(rng.integers(1, 13)),
-            day=int(rng.integers(1, 29)), year=2027, competitor=competitors[comp_idx[i % len(comp_idx)]],
-            decision_maker=people[people_idx[i % len(people_idx)]],
-            decision_title=["Chief Financial Officer", "VP Procurement", "Head of IT", "COO"][i % 4]))
-    return out
+
+    def fresh(draw):
+        for _ in range(1000):
+            value = draw()
+            if value not in used:
+                used.add(value)
+                return value
+        raise ValueError("ran out of distinct fact values; ask for fewer fact attachments")
+
+    price = fresh(lambda: int(rng.integers(12, 98)) * 1000 if spoken else int(rng.integers(10_000, 990_000)))
+    year, month, day = fresh(lambda: (int(rng.integers(2027, 2029)), int(rng.integers(1, 13)),
+                                      int(rng.integers(1, 29))))
+    competitor = fresh(lambda: f"{heads[rng.integers(len(heads))]} {tails[rng.integers(len(tails))]}".strip())
+    person = fresh(lambda: f"{firsts[rng.integers(len(firsts))]} {lasts[rng.integers(len(lasts))]}")
+    title = ["Chief Financial Officer", "VP Procurement", "Head of IT", "COO"][int(rng.integers(4))]
+    return AttachmentFacts(kind=kind, company=base["company"], person=base["person"], product=base["product"],
+                           rep=base["rep"], price=price, currency="USD" if spoken else base["currency"],
+                           month=month, day=day, year=year, competitor=competitor, decision_maker=person,
+                           decision_title=title)
 
 
 def _fact_lines(f: AttachmentFacts) -> list[str]:
@@ -499,3 +505,142 @@ def fact_attachment(f: AttachmentFacts, number: int) -> tuple[str, bytes] | None
         body = "\n".join(f"- {line}" for line in lines[2:])
         return f"summary_{stem}.md", f"# {lines[0]}\n\n{lines[1]}\n\n## Terms\n\n{body}\n".encode("utf-8")
     return f"call_notes_{stem}.txt", ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def default_fact_counts(per_text_kind: int = 6, per_ocr_kind: int = 1, audio: int = 1) -> dict[str, int]:
+    """Fact-bearing files per kind; OCR and speech are kept to a handful (each costs seconds to read)."""
+    return {k: audio if k in AUDIO_KINDS else per_ocr_kind if k in OCR_KINDS else per_text_kind
+            for k in FACT_KINDS}
+
+
+def write_fact_attachments(rng, hosts: list[dict], counts: dict[str, int], att_dir: Path | None):
+    """Write fact-bearing attachments for ``hosts`` (one activity each: activity_id, company, person, product,
+    rep, currency) and return (rows for attachments.csv, rows for the hidden truth).
+
+    ``att_dir`` None lists the rows without writing files. A kind whose tool is missing (speech without
+    espeak-ng) falls back to the recordings shipped in holocrm_core/synth/recordings, or is left out.
+    """
+    rows, truth, used = [], [], set()
+    host = iter(hosts)
+    for kind in FACT_KINDS:
+        n = counts.get(kind, 0)
+        if n <= 0:
+            continue
+        for number in range(1, n + 1):
+            try:
+                base = next(host)
+            except StopIteration:
+                return rows, truth
+            facts = draw_facts(rng, kind, base, used)
+            made = fact_attachment(facts, number)
+            if made is None and kind in AUDIO_KINDS:
+                shipped = _shipped_recording(number)
+                if shipped is None:
+                    continue
+                name, content, own = shipped
+                facts = AttachmentFacts(**{**facts.__dict__, **own})  # the recording's own facts
+            elif made is None:
+                continue
+            else:
+                name, content = made
+            if att_dir is not None:
+                att_dir.mkdir(parents=True, exist_ok=True)
+                (att_dir / name).write_bytes(content)
+            rows.append({"activity_id": base["activity_id"], "file_name": name,
+                         "media_type": FACT_MEDIA_TYPES[kind], "size_bytes": len(content)})
+            for fact, query in facts.queries().items():
+                value = {"price": facts.price_text, "date": facts.date_text, "competitor": facts.competitor,
+                         "decision_maker": facts.decision_maker}[fact]
+                truth.append({"activity_id": base["activity_id"], "file_name": name, "kind": kind,
+                              "fact": fact, "value": value, "query": query})
+    return rows, truth
+
+
+def _shipped_recording(number: int):
+    """(name, (bytes, facts)) of a committed espeak-ng recording, for machines without espeak-ng."""
+    folder = Path(__file__).with_name("recordings")
+    index = folder / "recordings.json"
+    if not index.exists():
+        return None
+    listing = json.loads(index.read_text())
+    entry = listing[(number - 1) % len(listing)]
+    return entry["file_name"], (folder / entry["file_name"]).read_bytes(), entry["facts"]
+
+
+def _tiny_png(width: int, height: int) -> bytes:
+    """A PNG header that claims ``width`` x ``height`` pixels with almost no data (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+            + chunk(b"IEND", b""))
+
+
+def _zip_bomb(declared_mb: int) -> bytes:
+    """A ZIP whose one member inflates to ``declared_mb`` MB of zeros (about 1 KB per MB compressed)."""
+    buffer = io.BytesIO()
+    block = b"\x00" * 2**20
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("quarterly_numbers.csv", "w", force_zip64=True) as member:
+            for _ in range(declared_mb):
+                member.write(block)
+    return buffer.getvalue()
+
+
+def _nested_zip(depth: int) -> bytes:
+    data = b"innermost note\n"
+    name = "note.txt"
+    for level in range(depth):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(name, data)
+        data, name = buffer.getvalue(), f"level{level}.zip"
+    return data
+
+
+def hostile_corpus(folder: str | Path) -> dict[str, str]:
+    """Write files that must be refused (or read with care) into ``folder``: {file name: expected rule}.
+
+    ``""`` as the expected rule means the file is read (with a warning), not quarantined.
+    """
+    from pypdf import PdfReader, PdfWriter
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    facts = AttachmentFacts("docx", "Hostile Ltd", "Ann Example", "Data Platform", "Rep One", 12345, "EUR", 1, 2,
+                            2027, "Valtrix Data", "Ingrid Okonkwo", "COO")
+    proposal = multipage_pdf([_fact_lines(facts)])
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(proposal)))
+    writer.encrypt(user_password="s3cret", owner_password="owner", algorithm="AES-128")
+    encrypted = io.BytesIO()
+    writer.write(encrypted)
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    locked_docx = io.BytesIO()
+    OOXMLFile(io.BytesIO(_docx(facts))).encrypt("s3cret", locked_docx)
+    files = {
+        "truncated_proposal.docx": (_docx(facts)[:4000], "corrupt"),
+        "truncated_scan.png": (_image_bytes(render_text_image(["Total 1,000 EUR"]), "PNG")[:300], "corrupt"),
+        "encrypted_proposal.pdf": (encrypted.getvalue(), "encrypted"),
+        "encrypted_terms.docx": (locked_docx.getvalue(), "encrypted"),
+        "zip_bomb.zip": (_zip_bomb(400), "zip_bomb"),
+        "ratio_bomb.zip": (_zip_bomb(60), "zip_bomb"),
+        "pages_10000.pdf": (multipage_pdf([["page"]] * 10_000), "too_many_pages"),
+        "pixel_bomb.png": (_tiny_png(30_000, 30_000), "too_large"),
+        "nested_forever.zip": (_nested_zip(40), "nesting"),
+        "invoice.pdf": (b"\x7fELF\x02\x01\x01" + b"\x00" * 500, "unsupported"),
+        "contract_really_a_pdf.docx": (proposal, ""),
+        "empty.txt": (b"", "unsupported"),
+    }
+    expected = {}
+    for name, (content, rule) in files.items():
+        (folder / name).write_bytes(content)
+        expected[name] = rule
+    with open(folder / "sparse_2gb.wav", "wb") as sparse:  # no disk used: a hole of 2 GB
+        sparse.truncate(2 * 1024**3)
+    expected["sparse_2gb.wav"] = "too_large"
+    return expected
