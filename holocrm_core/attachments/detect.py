@@ -25,6 +25,8 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "xls": "application/vnd.ms-excel",
     "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "odp": "application/vnd.oasis.opendocument.presentation",
     "csv": "text/csv",
     "html": "text/html",
     "eml": "message/rfc822",
@@ -71,8 +73,9 @@ def _zip_kind(data: bytes) -> str:
             return "xlsx"
     if "mimetype" in top:
         head = zipfile.ZipFile(io.BytesIO(data)).read("mimetype")[:80]
-        if b"opendocument.spreadsheet" in head:
-            return "ods"
+        for kind in ("spreadsheet", "text", "presentation"):
+            if f"opendocument.{kind}".encode() in head:
+                return {"spreadsheet": "ods", "text": "odt", "presentation": "odp"}[kind]
     return "zip"
 
 
@@ -111,6 +114,8 @@ def _text_kind(data: bytes, extension: str) -> str:
     if extension == "md" or len(_MD_MARK.findall(stripped[:8192])) >= 2:
         return "md"
     lines = [line for line in stripped.splitlines()[:20] if line.strip()]
+    if extension == "csv" and len(lines) >= 1 and any(d in lines[0] for d in ",;\t|"):
+        return "csv"  # ragged rows are still a CSV when the name says so and a header is delimited
     if len(lines) >= 2:
         try:
             dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")

@@ -173,6 +173,26 @@ def extract_pptx(data: bytes, ctx: Context, out: Extracted) -> None:
                 out.sections.append(Section(f"slide {number} notes", tidy(notes)))
 
 
+def extract_opendocument(data: bytes, ctx: Context, out: Extracted) -> None:
+    """ODT / ODP: paragraphs and headings of content.xml (pages of a presentation become slides)."""
+    import zipfile
+
+    from lxml import etree
+
+    text_ns = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+    draw_ns = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo("content.xml")
+        if info.file_size > ctx.limits.max_decompressed_bytes:
+            raise Refused("zip_bomb", f"content.xml inflates to {info.file_size / 2**20:,.0f} MB")
+        root = etree.fromstring(archive.read(info), parser=etree.XMLParser(resolve_entities=False, no_network=True,
+                                                                             huge_tree=False))
+    pages = root.iter(f"{{{draw_ns}}}page") if out.kind == "odp" else [root]
+    for number, page in enumerate(pages, start=1):
+        lines = ["".join(node.itertext()) for node in page.iter(f"{{{text_ns}}}p", f"{{{text_ns}}}h")]
+        out.sections.append(Section(f"slide {number}" if out.kind == "odp" else "document", tidy("\n".join(lines))))
+
+
 def extract_rtf(data: bytes, ctx: Context, out: Extracted) -> None:
     from striprtf.striprtf import rtf_to_text
 

@@ -30,6 +30,7 @@ def _extractor(kind: str):
 
     table = {
         "pdf": documents.extract_pdf, "docx": documents.extract_docx, "pptx": documents.extract_pptx,
+        "odt": documents.extract_opendocument, "odp": documents.extract_opendocument,
         "rtf": documents.extract_rtf, "html": documents.extract_html, "txt": documents.extract_txt,
         "md": documents.extract_md, "json": documents.extract_json,
         "xlsx": sheets.extract_workbook, "xls": sheets.extract_workbook, "ods": sheets.extract_workbook,
@@ -114,6 +115,12 @@ def _no_network() -> None:
 def _worker(connection, limits: Limits) -> None:
     _no_network()
     os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
+    for kind in ("pdf", "txt"):  # import the extractor modules and the common parsers before the clock runs
+        _extractor(kind)
+    import charset_normalizer  # noqa: F401
+    import pypdf  # noqa: F401
+
+    connection.send("ready")  # the per-file clock starts after the interpreter is up, not before
     while True:
         job = connection.recv()
         if job is None:
@@ -154,6 +161,9 @@ class AttachmentReader:
         self._process.start()
         child.close()
         self._connection = parent
+        if not parent.poll(120) or parent.recv() != "ready":
+            self._kill()
+            raise RuntimeError("the attachment reader process did not start within 120 s")
 
     def _kill(self) -> None:
         if self._process is not None:
@@ -215,7 +225,7 @@ class AttachmentReader:
             if elapsed > self.limits.timeout_s:
                 self._kill()
                 return Outcome(name, rule="timeout", reason=f"reading took longer than "
-                                                            f"{self.limits.timeout_s:.0f} s: stopped",
+                                                            f"{self.limits.timeout_s:g} s: stopped",
                                seconds=elapsed)
             if rss > self.limits.max_rss_bytes:
                 self._kill()

@@ -178,12 +178,10 @@ class AttachmentFacts:
 
     def spoken(self) -> list[str]:
         """The facts as a caller would say them (numbers in words)."""
-        return [f"Hello, this is {self.rep.split()[0]} calling about the {self.product} proposal.",
-                f"The price we agreed is {_words(self.price)} dollars.",
+        return [f"The price we agreed is {_words(self.price)} dollars.",
                 f"Our main competitor here is {self.competitor}.",
                 f"The decision maker is {self.decision_maker}.",
-                f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]} {_words(self.year)}.",
-                "Thank you, goodbye."]
+                f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]} {_words(self.year)}."]
 
     def queries(self) -> dict[str, str]:
         return {"price": f"price of {self.price_text}" if self.kind != "wav" else f"{_words(self.price)} dollars",
@@ -406,7 +404,7 @@ def _eml(f: AttachmentFacts) -> bytes:
     outer.set_content(f"Forwarding the thread below. Planned start date {f.date_text}.\n")
     outer.add_attachment(inner)
     quote = ("item,amount,currency\n" f"{f.product} annual licence,{f.price},{f.currency}\n"
-             f"total price,{f.price_text},\n").encode()
+             f'total price,"{f.price_text}",\n').encode()
     outer.add_attachment(quote, maintype="text", subtype="csv", filename="quote.csv")
     return bytes(outer)
 
