@@ -5,14 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 # One module per domain under pipelines/assets/; each is imported by name so a typo fails loudly.
-from pipelines.assets import decisions, ingest, models, nlq, outcomes, rl, semantic
+from pipelines.assets import attachments, decisions, ingest, models, nlq, outcomes, rl, semantic
 from pipelines.jobs import holocrm_all_job
 from pipelines.resources import EmbedderResource, LanceDBResource, MLflowResource, StorageResource
 from pipelines.runner import progress_logger_def
 from pipelines.schedules import daily_refresh
 from pipelines.sensors import new_export_sensor
 
-ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions]
+ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachments]
 
 
 def build_resources(home: str = "") -> dict:

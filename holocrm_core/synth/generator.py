@@ -25,7 +25,8 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.synth import vocabulary as V
-from holocrm_core.synth.attachment_files import MEDIA_TYPES, attachment_content
+from holocrm_core.synth.attachment_files import (MEDIA_TYPES, attachment_content, default_fact_counts,
+                                                 write_fact_attachments)
 from holocrm_core.synth.outreach import OUTREACH_DIR, outreach_log
 from holocrm_core.synth.response import action_response_grid
 
@@ -1024,6 +1025,7 @@ def generate_export(
     dirty_fraction: float = 0.008,
     duplicate_fraction: float = 0.02,
     with_attachment_files: bool = True,
+    attachment_fact_counts: dict[str, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SynthSummary:
     """Write a realistic CRM export (generic profile) to ``out_dir`` and its hidden truth to ``truth_dir``.
@@ -1271,14 +1273,32 @@ def generate_export(
             reuse = np.arange(len(members)) % distinct
             file_name[members] = np.array(names, dtype=object)[reuse]
             file_size[members] = np.array(sizes)[reuse]
+    # Fact-bearing attachments of every kind (issue 16), on deal activities that have no other file: their
+    # price, date, competitor and decision maker appear nowhere else; the truth lists them with a query.
+    free = np.setdiff1d(np.flatnonzero(a_deal >= 0), att_act)
+    hosts_idx = rngs[7].permutation(free)[:400]
+    hosts = [{"activity_id": activity_ids[int(a)], "person": ct.first[int(a_contact[a])] + " " + ct.last[int(a_contact[a])],
+              "company": comp.name[ct.company[a_contact[a]]] if ct.company[a_contact[a]] >= 0 else "Independent",
+              "product": V.PRODUCTS[a_product[a]], "rep": reps[a_owner[a]],
+              "currency": CURRENCIES[world.deal_currency[a_deal[a]]]} for a in hosts_idx]
+    counts_by_kind = default_fact_counts() if attachment_fact_counts is None else attachment_fact_counts
+    fact_rows, fact_truth = write_fact_attachments(rngs[7], hosts, counts_by_kind,
+                                                   att_dir if with_attachment_files else None)
     attachments = pl.DataFrame({
-        "attachment_id": _id_series("attachments", np.arange(1, len(att_act) + 1), "attachment_id"),
-        "activity_id": activity_ids.gather(att_act),
-        "file_name": pl.Series(file_name.tolist(), dtype=pl.String),
-        "media_type": pl.Series([MEDIA_TYPES[k] for k in file_kind.tolist()], dtype=pl.String),
-        "path": pl.select(pl.lit("attachments/") + pl.Series(file_name.tolist(), dtype=pl.String)).to_series(),
-        "size_bytes": pl.Series(file_size).cast(pl.String),
+        "attachment_id": _id_series("attachments", np.arange(1, len(att_act) + len(fact_rows) + 1),
+                                    "attachment_id"),
+        "activity_id": pl.concat([activity_ids.gather(att_act),
+                                  pl.Series([r["activity_id"] for r in fact_rows], dtype=pl.String)]),
+        "file_name": pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows], dtype=pl.String),
+        "media_type": pl.Series([MEDIA_TYPES[k] for k in file_kind.tolist()] + [r["media_type"] for r in fact_rows],
+                                dtype=pl.String),
+        "path": pl.select(pl.lit("attachments/") + pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows],
+                                                             dtype=pl.String)).to_series(),
+        "size_bytes": pl.Series(file_size.tolist() + [r["size_bytes"] for r in fact_rows]).cast(pl.String),
     })
+    pl.DataFrame(fact_truth, schema={"activity_id": pl.String, "file_name": pl.String, "kind": pl.String,
+                                     "fact": pl.String, "value": pl.String, "query": pl.String}
+                 ).write_parquet(truth / "attachment_facts.parquet")
 
     say("planting dirty rows and writing the export files")
     clean_counts = {"companies": companies.height, "contacts": contacts.height, "deals": deals.height,
@@ -1387,4 +1407,6 @@ def load_truth(truth_dir: str | Path) -> dict[str, pl.DataFrame]:
                                                                             "record_id": pl.String}),
         "action_response": pl.read_parquet(root / "action_response.parquet"),
         **({"outreach": pl.read_parquet(root / "outreach.parquet")} if (root / "outreach.parquet").exists() else {}),
+        **({"attachment_facts": pl.read_parquet(root / "attachment_facts.parquet")}
+           if (root / "attachment_facts.parquet").exists() else {}),
     }

@@ -1,0 +1,246 @@
+"""Attachment text made findable: chunks by page/slide/sheet, chunk vectors, the `attachment_chunks` LanceDB table
+(vector + native full-text index), hybrid search that names the file and page, and the activity embedding
+that fuses an activity's body with its attachments.
+
+Chunks never cross a section (a hit always has one locator) and hold at most ``CHUNK_CHARS`` characters
+(about 160 word pieces, inside all-MiniLM-L6-v2's 256-token window, so nothing is cut off by the model),
+split at line, then sentence, then word boundaries with a small overlap. The embedded text is prefixed
+with the file name and locator ("price_sheet_acme.xlsx, sheet Prices: ...") so a chunk keeps its context.
+
+Fusion: three ways to turn (body vector, chunk vectors) into something an activity is found by, compared
+in ``fusion_study`` on the generated facts (recall@3 of the fact's activity among all activities):
+``mean`` (one vector: body and the attachments' mean chunk, averaged), ``attention`` (one vector: chunks
+weighted by a softmax of their similarity to the body, so off-topic boilerplate counts less) and
+``maxsim`` (late interaction: the activity scores the best of its body and its chunks for the query).
+Single vectors dilute a fact that sits in one chunk of many; the measured winner is recorded in
+``FUSION_CHOICE`` and used by search, and the mean vector is kept as the activity's one "fused" vector
+for similar-activity lookups, where no query exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+CHUNK_CHARS = 700
+OVERLAP_CHARS = 80
+RRF_K = 60
+TABLE = "attachment_chunks"
+# Chosen by fusion_study on the generated export (see benchmarks/attachments.py output "fusion").
+FUSION_CHOICE = "maxsim"
+
+CHUNK_SCHEMA = {"chunk_id": pl.String, "attachment_id": pl.String, "activity_id": pl.String,
+                "file_name": pl.String, "file_hash": pl.String, "kind": pl.String, "locator": pl.String,
+                "chunk_no": pl.Int64, "text": pl.String}
+
+
+def _split(text: str, limit: int) -> list[str]:
+    if len(text) <= limit:
+        return [text]
+    pieces, current = [], ""
+    units = re.split(r"(?<=\n)|(?<=[.!?;] )", text)
+    for unit in units:
+        while len(unit) > limit:  # one enormous line: cut at a word boundary
+            cut = unit.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(unit[:cut])
+            unit = unit[cut:]
+        if len(current) + len(unit) > limit and current:
+            pieces.append(current)
+            tail = current[-OVERLAP_CHARS:]
+            current = tail[tail.find(" ") + 1:] if " " in tail else ""
+        current += unit
+    if current.strip():
+        pieces.append(current)
+    return [p.strip() for p in pieces if p.strip()]
+
+
+def chunk_sections(sections: list[dict], limit: int = CHUNK_CHARS) -> list[tuple[str, str]]:
+    """[(locator, chunk text)] for sections [{locator, text}], never crossing a section."""
+    out = []
+    for section in sections:
+        for piece in _split(section["text"], limit):
+            out.append((section["locator"], piece))
+    return out
+
+
+def attachment_chunks(texts: pl.DataFrame) -> pl.DataFrame:
+    """One row per chunk of every readable attachment in ``texts`` (the attachment_texts table)."""
+    import json
+
+    rows = []
+    for row in texts.filter(pl.col("status") == "ok").iter_rows(named=True):
+        for number, (locator, piece) in enumerate(chunk_sections(json.loads(row["sections"]))):
+            rows.append({"chunk_id": f"{row['attachment_id']}:{number}", "attachment_id": row["attachment_id"],
+                         "activity_id": row["activity_id"], "file_name": row["file_name"],
+                         "file_hash": row["file_hash"], "kind": row["kind"], "locator": locator,
+                         "chunk_no": number, "text": piece})
+    return pl.DataFrame(rows, schema=CHUNK_SCHEMA)
+
+
+def embedded_text(frame: pl.DataFrame) -> list[str]:
+    return [f"{f}, {loc}: {t}" for f, loc, t in zip(frame["file_name"], frame["locator"], frame["text"])]
+
+
+def content_key(frame: pl.DataFrame) -> pl.Series:
+    """What a chunk vector depends on: the file's content, the chunk's place and text (not the activity)."""
+    return pl.Series([hashlib.sha256(f"{h}|{loc}|{t}".encode()).hexdigest()[:24]
+                      for h, loc, t in zip(frame["file_hash"], frame["locator"], frame["text"])])
+
+
+@dataclass
+class ChunkVectors:
+    frame: pl.DataFrame  # CHUNK_SCHEMA + key + vector
+    new: int
+    reused: int
+
+
+def embed_chunks(chunks: pl.DataFrame, embedder, previous: pl.DataFrame | None = None) -> ChunkVectors:
+    """Vectors for ``chunks``; chunks whose content key is in ``previous`` reuse its vector (no re-embedding)."""
+    keys = content_key(chunks) if chunks.height else pl.Series([], dtype=pl.String)
+    cache: dict[str, np.ndarray] = {}
+    if previous is not None and previous.height and "key" in previous.columns:
+        cache = dict(zip(previous["key"].to_list(), previous["vector"].to_list()))
+    missing = sorted({k for k in keys.to_list() if k not in cache})
+    if missing:
+        first = {}
+        for k, text in zip(keys.to_list(), embedded_text(chunks)):
+            first.setdefault(k, text)
+        vectors = embedder.encode([first[k] for k in missing])
+        cache.update({k: v for k, v in zip(missing, vectors.tolist())})
+    vectors = [cache[k] for k in keys.to_list()]
+    dim = getattr(embedder, "dim", 384)
+    frame = chunks.with_columns(keys.alias("key"),
+                                pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, dim)))
+    return ChunkVectors(frame, new=len(missing), reused=len(set(keys.to_list())) - len(missing))
+
+
+def write_chunk_table(db, vectors: pl.DataFrame):
+    """(Re)create the LanceDB `attachment_chunks` table with a native full-text index on ``text``."""
+    from lancedb.index import FTS
+
+    data = vectors.drop("key").to_arrow()
+    table = db.create_table(TABLE, data=data, mode="overwrite")
+    if vectors.height:
+        table.create_index("text", config=FTS(with_position=False), replace=True)
+    return table
+
+
+def _vector_hits(table, query: np.ndarray, depth: int) -> list[dict]:
+    found = (table.search(query.astype(np.float32), vector_column_name="vector").metric("cosine")
+             .limit(depth).select(["chunk_id", "_distance"]).to_list())
+    return [{"chunk_id": r["chunk_id"], "similarity": 1.0 - float(r["_distance"])} for r in found]
+
+
+def _text_hits(table, text: str, depth: int) -> list[dict]:
+    try:
+        found = (table.search(text, query_type="fts", fts_columns="text").limit(depth)
+                 .select(["chunk_id", "_score"]).to_list())
+    except Exception:  # noqa: BLE001 - a query of only stop-words / symbols has no full-text match
+        return []
+    return [{"chunk_id": r["chunk_id"], "bm25": float(r["_score"])} for r in found]
+
+
+def search_chunks(table, text: str, embedder, limit: int = 10, mode: str = "hybrid") -> list[dict]:
+    """Chunks best first: ``{chunk_id, attachment_id, activity_id, file_name, locator, text, score}``.
+
+    ``hybrid`` fuses the vector and BM25 lists by reciprocal rank, as entity search does: exact prices and
+    names are found by their words, paraphrases by meaning.
+    """
+    if mode not in ("hybrid", "vector", "fulltext"):
+        raise ValueError(f"unknown search mode {mode!r}: use hybrid, vector or fulltext")
+    depth = max(limit * 3, 30)
+    lists = []
+    if mode in ("hybrid", "vector"):
+        lists.append(("vector", _vector_hits(table, embedder.encode([text])[0], depth)))
+    if mode in ("hybrid", "fulltext"):
+        lists.append(("fulltext", _text_hits(table, text, depth)))
+    scores: dict[str, dict] = {}
+    for source, hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            entry = scores.setdefault(hit["chunk_id"], {"score": 0.0, "matched_by": []})
+            entry["score"] += 1.0 / (RRF_K + rank) if mode == "hybrid" else hit.get("similarity", hit.get("bm25"))
+            entry["matched_by"].append(source)
+    best = sorted(scores, key=lambda c: -scores[c]["score"])[:limit]
+    if not best:
+        return []
+    quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in best)
+    rows = (table.search().where(f"chunk_id IN ({quoted})")
+            .select(["chunk_id", "attachment_id", "activity_id", "file_name", "kind", "locator", "text"])
+            .limit(len(best)).to_list())
+    by_id = {r["chunk_id"]: r for r in rows}
+    return [{**{k: v for k, v in by_id[c].items() if not k.startswith("_")}, **scores[c]} for c in best
+            if c in by_id]
+
+
+def search_activities(table, text: str, embedder, limit: int = 10, mode: str = "hybrid") -> list[dict]:
+    """Activities best first by their best-matching attachment chunk (max-sim), with that chunk as evidence."""
+    seen: dict[str, dict] = {}
+    for hit in search_chunks(table, text, embedder, limit=limit * 5, mode=mode):
+        seen.setdefault(hit["activity_id"], hit)
+    return list(seen.values())[:limit]
+
+
+# ------------------------------------------------------------------------------------------------ fusion
+
+def fuse(body: np.ndarray | None, chunks: np.ndarray, method: str = "mean", temperature: float = 0.05) -> np.ndarray:
+    """One unit vector for an activity from its body vector and its attachments' chunk vectors."""
+    if chunks.size == 0:
+        return body
+    if method == "attention" and body is not None:
+        weights = np.exp((chunks @ body) / temperature)
+        attached = (weights[:, None] * chunks).sum(axis=0) / weights.sum()
+    else:
+        attached = chunks.mean(axis=0)
+    vector = attached if body is None else (body + attached) / 2
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def fused_activity_vectors(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame,
+                           method: str = "mean") -> dict[str, np.ndarray]:
+    """{activity_id: fused vector} for every activity in ``bodies`` (activities without attachments keep
+    their body vector)."""
+    out = dict(bodies)
+    if chunk_frame.height == 0:
+        return out
+    for (activity,), group in chunk_frame.group_by(["activity_id"]):
+        chunks = np.asarray(group["vector"].to_list(), dtype=np.float32)
+        out[activity] = fuse(bodies.get(activity), chunks, method)
+    return out
+
+
+def fusion_study(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame, facts: pl.DataFrame,
+                 embedder, k: int = 3) -> dict[str, dict]:
+    """Recall@k of each fusion method: a fact's query must rank its activity in the top k among all
+    activities in ``bodies`` (plus any that only have attachments). Returns {method: {kind: recall}}."""
+    queries = embedder.encode(facts["query"].to_list())
+    ids = sorted(set(bodies) | set(chunk_frame["activity_id"].to_list()))
+    position = {a: i for i, a in enumerate(ids)}
+    dim = queries.shape[1]
+    body_matrix = np.stack([bodies.get(a, np.zeros(dim, np.float32)) for a in ids]).astype(np.float32)
+    results: dict[str, dict] = {}
+    for method in ("body_only", "mean", "attention", "maxsim"):
+        if method == "maxsim":
+            scores = queries @ body_matrix.T
+            chunk_vectors = np.asarray(chunk_frame["vector"].to_list(), dtype=np.float32)
+            chunk_scores = queries @ chunk_vectors.T
+            owner = np.array([position[a] for a in chunk_frame["activity_id"].to_list()])
+            for j in range(scores.shape[0]):
+                np.maximum.at(scores[j], owner, chunk_scores[j])
+        else:
+            fused = bodies if method == "body_only" else fused_activity_vectors(bodies, chunk_frame, method)
+            matrix = np.stack([fused.get(a, np.zeros(dim, np.float32)) for a in ids]).astype(np.float32)
+            scores = queries @ matrix.T
+        top = np.argsort(-scores, axis=1)[:, :k]
+        hit = [position[a] in row for a, row in zip(facts["activity_id"].to_list(), top)]
+        frame = facts.with_columns(pl.Series("hit", hit))
+        results[method] = {"all": round(float(np.mean(hit)), 4), **{
+            kind: round(float(v), 4) for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).iter_rows()}}
+    return results

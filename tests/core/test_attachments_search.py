@@ -1,0 +1,120 @@
+"""Attachment text made findable: chunks keep their page, the LanceDB table finds the file and page of a fact,
+reading is incremental by file hash, and fusion puts the attachment's facts into the activity's reach."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from holocrm_core.attachments.index import (CHUNK_CHARS, attachment_chunks, chunk_sections, embed_chunks, fuse,
+                                            fusion_study, search_activities, search_chunks, write_chunk_table)
+from holocrm_core.attachments.reading import read_attachments
+from holocrm_core.synth.attachment_files import default_fact_counts, write_fact_attachments
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from holocrm_core.embedding import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    """Three fact-bearing files of each text kind on their own activities, plus a shared boilerplate file."""
+    root = tmp_path_factory.mktemp("export")
+    hosts = [{"activity_id": f"ACT-{i:05d}", "company": f"Company {i}", "person": "Robert Smith",
+              "product": "Data Platform", "rep": "Jane Doe", "currency": "EUR"} for i in range(200)]
+    counts = {k: (0 if k in ("pdf_scan", "png", "jpeg", "tiff", "wav") else 3) for k in default_fact_counts()}
+    rows, truth = write_fact_attachments(np.random.default_rng(7), hosts, counts, root / "attachments")
+    (root / "attachments" / "terms.txt").write_text("Standard terms and conditions apply.\n" * 5)
+    rows += [{"activity_id": f"ACT-{i:05d}", "file_name": "terms.txt", "media_type": "text/plain",
+              "size_bytes": 0} for i in range(150, 160)]
+    attachments = pl.DataFrame(rows).with_columns(
+        pl.format("ATT-{}", pl.int_range(pl.len()).cast(pl.String).str.zfill(5)).alias("attachment_id"),
+        pl.format("attachments/{}", pl.col("file_name")).alias("path"))
+    return root, attachments, pl.DataFrame(truth)
+
+
+@pytest.fixture(scope="module")
+def read(export):
+    root, attachments, _ = export
+    return read_attachments(attachments, root)
+
+
+def test_chunks_never_cross_a_section_and_respect_the_size():
+    sections = [{"locator": "page 1", "text": "word " * 400}, {"locator": "page 2", "text": "Total price: 5 EUR"}]
+    chunks = chunk_sections(sections)
+    assert {loc for loc, _ in chunks} == {"page 1", "page 2"}
+    assert all(len(text) <= CHUNK_CHARS for _, text in chunks)
+    assert chunks[-1] == ("page 2", "Total price: 5 EUR")
+    assert len([c for c in chunks if c[0] == "page 1"]) >= 3
+
+
+def test_every_attachment_is_read_shared_files_once_and_a_rerun_reads_nothing(export, read):
+    root, attachments, _ = export
+    assert read.texts.height == attachments.height
+    assert (read.texts["status"] == "ok").all()
+    assert read.files_read == attachments["file_name"].n_unique()  # terms.txt: 10 rows, read once
+    again = read_attachments(attachments, root, previous=read.texts)
+    assert again.files_read == 0 and again.files_reused == attachments.height
+    assert again.texts.sort("attachment_id")["text"].to_list() == read.texts.sort("attachment_id")["text"].to_list()
+
+
+def test_a_missing_or_escaping_file_is_quarantined_and_the_others_kept(export, tmp_path):
+    root, attachments, _ = export
+    bad = pl.DataFrame({"attachment_id": ["ATT-X1", "ATT-X2"], "activity_id": ["ACT-1", "ACT-2"],
+                        "file_name": ["gone.pdf", "passwd"], "media_type": ["", ""], "size_bytes": [0, 0],
+                        "path": ["attachments/gone.pdf", "../../../../etc/passwd"]})
+    result = read_attachments(pl.concat([attachments.head(2), bad], how="diagonal_relaxed"), root)
+    assert result.texts.filter(pl.col("status") == "ok").height == 2
+    reasons = dict(zip(result.quarantine["file_name"], result.quarantine["reason"]))
+    assert "No such file" in reasons["gone.pdf"] and "leaves the export folder" in reasons["passwd"]
+
+
+def test_search_finds_the_file_and_page_of_a_fact(tmp_path, read, export, embedder):
+    import lancedb
+
+    _, _, truth = export
+    chunks = attachment_chunks(read.texts)
+    vectors = embed_chunks(chunks, embedder)
+    table = write_chunk_table(lancedb.connect(str(tmp_path / "lance")), vectors.frame)
+    pdf_fact = truth.filter((pl.col("kind") == "pdf") & (pl.col("fact") == "competitor")).row(0, named=True)
+    hits = search_chunks(table, pdf_fact["query"], embedder, limit=3)
+    assert hits[0]["file_name"] == pdf_fact["file_name"] and hits[0]["locator"] == "page 2"
+    assert pdf_fact["value"] in hits[0]["text"]
+    found = search_activities(table, truth.filter(pl.col("kind") == "pptx")["query"][3], embedder, limit=3)
+    assert truth.filter(pl.col("kind") == "pptx")["activity_id"][3] in [h["activity_id"] for h in found]
+
+
+def test_unchanged_chunks_are_not_embedded_again(read, embedder):
+    chunks = attachment_chunks(read.texts)
+    first = embed_chunks(chunks, embedder)
+    again = embed_chunks(chunks, embedder, previous=first.frame)
+    assert again.new == 0 and again.reused == first.new
+    assert np.allclose(np.asarray(again.frame["vector"].to_list()), np.asarray(first.frame["vector"].to_list()))
+
+
+def test_top3_retrieval_per_text_kind_and_maxsim_beats_single_vector_fusion(read, export, embedder):
+    _, _, truth = export
+    chunks = embed_chunks(attachment_chunks(read.texts), embedder).frame
+    rng = np.random.default_rng(0)
+    bodies = {}
+    for activity in truth["activity_id"].unique().to_list() + [f"ACT-9{i:04d}" for i in range(300)]:
+        vector = rng.normal(size=384).astype(np.float32)  # stand-in bodies: the facts are not in them
+        bodies[activity] = vector / np.linalg.norm(vector)
+    study = fusion_study(bodies, chunks, truth, embedder)
+    assert study["maxsim"]["all"] >= study["mean"]["all"] >= study["body_only"]["all"]
+    assert study["maxsim"]["all"] >= 0.9, study["maxsim"]
+
+
+def test_fuse_keeps_unit_norm_and_attention_leans_to_the_related_chunk():
+    body = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    chunks = np.array([[0.9, 0.436, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    mean, attention = fuse(body, chunks, "mean"), fuse(body, chunks, "attention")
+    assert np.isclose(np.linalg.norm(mean), 1) and np.isclose(np.linalg.norm(attention), 1)
+    assert attention[2] < mean[2]
+    assert json.dumps(fuse(body, np.zeros((0, 3)), "mean").tolist()) == "[1.0, 0.0, 0.0]"
