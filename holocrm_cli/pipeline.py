@@ -124,25 +124,31 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the per-file report as JSON."),
     ) -> None:
         """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
-        from holocrm_core.ingest import ingest_export
+        from holocrm_core.ingest import MissingColumnError, ingest_export
         from holocrm_core.warehouse import Warehouse
 
         if not export.is_dir():
             _echo(f"error: export folder {export} does not exist")
             raise typer.Exit(2)
         paths = HoloPaths.default().ensure()
-        result = ingest_export(export, warehouse=Warehouse(paths.warehouse), profile=profile, mapping=mapping,
-                               progress=lambda msg: _progress(f"  {msg}"))
+        try:
+            result = ingest_export(export, warehouse=Warehouse(paths.warehouse), profile=profile, mapping=mapping,
+                                   progress=lambda msg: _progress(f"  {msg}"))
+        except MissingColumnError as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(2) from exc
         report = [vars(f) for f in result.files]
         if as_json:
-            _echo(json.dumps({"profile": result.profile, "files": report,
-                              "custom_fields": result.custom_fields}, indent=2, default=str))
+            _echo(json.dumps({"profile": result.profile, "files": report, "custom_fields": result.custom_fields,
+                              "warnings": result.warnings}, indent=2, default=str))
         else:
             _echo(f"profile: {result.profile}")
             for f in result.files:
                 status = f"error: {f.error}" if f.error else (
                     f"{f.rows_read} read = {f.rows_staged} staged + {f.rows_quarantined} quarantined")
                 _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
+            for warning in result.warnings:
+                _echo(f"warning: {warning}")
             _echo(f"tables written to {paths.warehouse}")
         unbalanced = [f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()] + result.unbalanced_files()
         if unbalanced:

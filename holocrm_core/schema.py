@@ -190,7 +190,8 @@ QUARANTINE = pl.Schema(
         "record_id": pl.String,
         "column": pl.String,
         "value": pl.String,
-        # machine code: required, email, phone, date, money, currency, number, enum, duplicate_id, reference, file
+        # machine code: required, email, phone, date, money, currency, number, enum, duplicate_id, reference, file,
+        # malformed (a CSV record with the wrong number of fields or an unterminated quote; value = its text)
         "rule": pl.String,
         "reason": pl.String,  # sentence a person can act on
     }
@@ -283,6 +284,13 @@ REQUIRED = {
     "deals": ["deal_id", "title", "stage", "created_at"],
     "activities": ["activity_id", "type", "contact_id", "occurred_at"],
     "attachments": ["attachment_id", "activity_id", "file_name"],
+}
+
+# Required columns an export may lack altogether, and the value they then take (with a warning count):
+# a contact without a lifecycle status is a lead. Any other required column missing from a whole file is
+# one clear error (holocrm_core.ingest.MissingColumnError), not a quarantine of every row.
+DEFAULT_WHEN_ABSENT: dict[tuple[str, str], str] = {
+    ("contacts", "lifecycle_status"): LifecycleStatus.LEAD.value,
 }
 
 # (entity, column) -> (referenced entity). A value that is present must exist in the referenced table.

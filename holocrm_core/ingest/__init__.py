@@ -13,6 +13,7 @@ A user describes their own export in a YAML mapping file (see ``holocrm_core.ing
 from holocrm_core.ingest import maven as _maven  # noqa: F401  (registers the maven profile)
 from holocrm_core.ingest.export import (
     PARENTS,
+    MissingColumnError,
     StagedEntity,
     assemble_quarantine,
     ingest_export,
@@ -29,6 +30,7 @@ from holocrm_core.ingest.validate import stage_entity
 __all__ = [
     "PARENTS",
     "PROFILES",
+    "MissingColumnError",
     "StagedEntity",
     "assemble_quarantine",
     "stage_all",

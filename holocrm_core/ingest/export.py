@@ -8,7 +8,7 @@ The CLI's ``holocrm ingest`` calls :func:`ingest_export` (read + stage all); the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +16,14 @@ import polars as pl
 from holocrm_core import schema
 from holocrm_core.ingest import validate
 from holocrm_core.ingest.profiles import PROFILES, Profile, detect_profile
-from holocrm_core.ingest.reports import SOURCE_FILE, FileReport, IngestResult, RawExport, quarantine_frame
+from holocrm_core.ingest.reports import (
+    ALLOW_EMPTY,
+    SOURCE_FILE,
+    FileReport,
+    IngestResult,
+    RawExport,
+    quarantine_frame,
+)
 from holocrm_core.reconcile import RECONCILIATION, reconcile
 
 # Which staged entities an entity's references point at (schema.REFERENCES, grouped; self references aside).
@@ -51,6 +58,10 @@ def read_export(export_dir: str | Path, profile: str | None = None, mapping: str
     return resolve_profile(export_dir, profile, mapping).read(export_dir)
 
 
+class MissingColumnError(ValueError):
+    """A required column is absent from an entity's files altogether: one error that names the fix."""
+
+
 @dataclass
 class StagedEntity:
     """One entity staged: canonical rows, its quarantine rows, per-file accounting, and per-file counts."""
@@ -60,6 +71,40 @@ class StagedEntity:
     quarantined: pl.DataFrame
     accounting: pl.DataFrame  # reconcile(): source_file, rows_read, rows_staged, rows_quarantined, balanced
     staged_by_file: dict[str, int]
+    defaulted: dict[str, int] = field(default_factory=dict)  # column -> rows given schema.DEFAULT_WHEN_ABSENT
+
+    def warnings(self) -> list[str]:
+        return [f"{self.entity}: no {column} column in the export; {rows:,} rows got the default "
+                f"{schema.DEFAULT_WHEN_ABSENT[(self.entity, column)]!r}" for column, rows in self.defaulted.items()]
+
+
+def _complete_required(entity: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Fill the required columns that have a default when the export lacks them; raise for the others."""
+    if raw.is_empty():
+        return raw, {}
+    record = schema.entity(entity)
+    defaulted = {}
+    for (owner, column), value in schema.DEFAULT_WHEN_ABSENT.items():
+        if owner == record.plural and column not in raw.columns:
+            raw = raw.with_columns(pl.lit(value, pl.String).alias(column))
+            defaulted[column] = raw.height
+    allowed = set()
+    if ALLOW_EMPTY in raw.columns:  # columns every row of this source may leave empty (mapping: optional)
+        per_row = raw[ALLOW_EMPTY].fill_null("").str.split(",").to_list()
+        allowed = set.intersection(*(set(row) for row in per_row)) if per_row else set()
+    missing = [c for c in schema.REQUIRED[record.plural]
+               if c != record.id_column and c not in raw.columns and c not in allowed]
+    if missing:
+        files = ", ".join(sorted(raw[SOURCE_FILE].unique().to_list())) if SOURCE_FILE in raw.columns else "?"
+        names = ", ".join(missing)
+        raise MissingColumnError(
+            f"{record.plural} ({files}): required column(s) {names} missing from the export, so no "
+            f"{record.name} could be staged. Map the export's own column in a mapping file (entities: "
+            f"{record.plural}: columns: {{\"Your header\": {missing[0]}}}), give a value for every row "
+            f"(defaults: {{{missing[0]}: ...}}), or mark it optional (optional: [{missing[0]}]); "
+            "see holocrm_core/ingest/mapping.py"
+        )
+    return raw, defaulted
 
 
 def stage_one(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -> StagedEntity:
@@ -70,12 +115,13 @@ def stage_one(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -
     staged rows back to raw rows independently of the validator.
     """
     record = schema.entity(entity)
+    raw, defaulted = _complete_required(record.plural, raw)
     staged, quarantined = validate.stage_entity_with_sources(record.plural, raw, known_ids)
     by_file = dict(staged.group_by(SOURCE_FILE).len().iter_rows()) if staged.height else {}
     staged = staged.drop(SOURCE_FILE)
     accounting = reconcile(raw, staged, quarantined, record.id_column) if raw.height or staged.height else (
         pl.DataFrame(schema=RECONCILIATION))
-    return StagedEntity(record.plural, staged, quarantined, accounting, by_file)
+    return StagedEntity(record.plural, staged, quarantined, accounting, by_file, defaulted)
 
 
 def assemble_quarantine(parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -101,6 +147,7 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
     tables: dict[str, pl.DataFrame] = {}
     quarantines: list[pl.DataFrame] = [raw.errors]
     accounting: list[pl.DataFrame] = []
+    warnings: list[str] = []
     for record in schema.REGISTRY:
         frame = raw.tables.pop(record.plural, None)
         if frame is None:
@@ -115,6 +162,9 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
             for path, count in result.quarantined.group_by("source_file").len().iter_rows():
                 if (path, record.plural) in reports:
                     reports[(path, record.plural)].rows_quarantined += count
+            for warning in result.warnings():
+                say(f"warning: {warning}")
+            warnings.extend(result.warnings())
             known[record.plural] = result.staged[record.id_column]
             tables[record.plural] = result.staged
             quarantines.append(result.quarantined)
@@ -126,7 +176,8 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
     custom = {e: c for e, c in raw.custom_fields.items() if e in tables}
     result = IngestResult(tables=tables, quarantine=quarantine, files=raw.files, custom_fields=custom,
                           profile=raw.profile,
-                          accounting=pl.concat(accounting, how="vertical") if accounting else None)
+                          accounting=pl.concat(accounting, how="vertical") if accounting else None,
+                          warnings=warnings)
     if warehouse is not None:
         warehouse.write("quarantine", quarantine)
         say(f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) to {warehouse.root}")

@@ -189,7 +189,7 @@ class Profile:
                 continue
             for name, frame in sources:
                 label = rel if name == path.name else f"{rel}{name[len(path.name):]}"
-                headers = [c for c in frame.columns if c != LINE]
+                headers = [c for c in frame.columns if c not in readers.READ_META]
                 entity = self.entity_for(name, headers, path)
                 if entity is None:
                     message = (
@@ -210,9 +210,9 @@ class Profile:
         """Rename to canonical / ``cf_`` names, apply this CRM's values, defaults and derived ids."""
         spec = self.entities[entity]
         renames: dict[str, str] = {}
-        taken: set[str] = {LINE}
+        taken: set[str] = set(readers.READ_META)
         for header in frame.columns:
-            if header == LINE:
+            if header in readers.READ_META:
                 continue
             key = normalise_header(header)
             target = spec.columns.get(header.strip()) or spec.columns.get(key)

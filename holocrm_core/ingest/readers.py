@@ -9,18 +9,29 @@ CSV dialects are sniffed: delimiter among ``, ; TAB |`` from the header line; en
 UTF-16), a UTF-8 trial, NUL-byte layout (BOM-less UTF-16), then Windows-1252 when the bytes decode as such,
 else charset-normalizer's guess. Trailing delimiters (an empty, unnamed last column) and blank lines are
 tolerated; blank lines are not records.
+
+No value is lost to a malformed CSV record: a record with more or fewer fields than the header, or a line
+whose quote is never closed, keeps its row (so it is counted as read) with ``_defect`` (the reason) and
+``_record`` (the record's text exactly as written); staging sends such rows to the quarantine. Clean files
+take polars' fast reader; a file with an unterminated quote or with bare CR line ends (old Mac exports,
+mixed line endings) is read by a record-by-record reader that can resynchronise after the broken line.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import polars as pl
 
 LINE = "_line"
+DEFECT = "_defect"  # why a CSV record could not be split into the header's columns (None when it could)
+RECORD = "_record"  # the defective record's text as written, so the quarantine keeps every value
+READ_META = (LINE, DEFECT, RECORD)
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 JSON_SUFFIXES = {".json"}
 NDJSON_SUFFIXES = {".ndjson", ".jsonl"}
@@ -93,7 +104,7 @@ def peek_headers(path: Path, delimiter: str | None = None) -> list[str]:
             import csv
 
             return next(csv.reader([line], delimiter=delimiter or sniff_delimiter(line)), [])
-        return [c for name, frame in read_source(path) for c in frame.columns if c != LINE]
+        return [c for name, frame in read_source(path) for c in frame.columns if c not in READ_META]
     except Exception:
         return []
 
@@ -179,38 +190,117 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.Dat
         text_head = text[:_SNIFF_BYTES]
         source = io.BytesIO(text.encode("utf-8"))
         del text
-    header_line = text_head.lstrip("\ufeff").split("\n", 1)[0]
+    header_line = re.split(r"\r\n|\r|\n", text_head.lstrip("\ufeff"), maxsplit=1)[0]
     sep = delimiter or sniff_delimiter(header_line)
+    newlines = _count_newlines(source)
+    if newlines[2]:  # bare CR line ends: polars splits records on LF only
+        return _read_csv_records(_source_text(source), sep)
     try:
         frame = _polars_csv(source, sep)
     except pl.exceptions.ComputeError as exc:
         if source is path and "utf-8" in str(exc).lower():
             # valid UTF-8 at the start, not further down: decode the whole file with a detected code page
             enc = _guess_single_byte(path.read_bytes())
-            text = path.read_bytes().decode(enc, errors="replace")
-            frame = _polars_csv(io.BytesIO(text.encode("utf-8")), sep)
-        else:
-            raise
-    return _csv_lines(frame, _count_newlines(source))
+            source = io.BytesIO(path.read_bytes().decode(enc, errors="replace").encode("utf-8"))
+            return _checked_csv(source, sep, _count_newlines(source))
+        # an unterminated quote (polars cannot parse past it): the careful reader resynchronises
+        return _read_csv_records(_source_text(source), sep)
+    return _checked_csv(source, sep, newlines, frame)
 
 
-def _count_newlines(source: Path | io.BytesIO) -> tuple[int, bool]:
-    """(line breaks in the file, whether it ends with one), read in chunks: no copy of a large file."""
+def _checked_csv(source, sep: str, newlines, frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """polars' records, numbered, after a field count of every record by Python's csv module: records with
+    the wrong number of fields get ``_defect``/``_record``; when the two readers disagree on where records
+    start, the careful reader decides."""
+    if frame is None:
+        try:
+            frame = _polars_csv(source, sep)
+        except pl.exceptions.ComputeError:
+            return _read_csv_records(_source_text(source), sep)
+    frame = _csv_lines(frame, newlines)
+    try:
+        width, wrong = _wrong_field_counts(source, sep)
+    except csv.Error:
+        return _read_csv_records(_source_text(source), sep)
+    if not wrong:
+        return frame
+    lines = frame[LINE] if LINE in frame.columns else pl.Series(LINE, [], dtype=pl.Int64)
+    if not set(wrong) <= set(lines.to_list()):
+        return _read_csv_records(_source_text(source), sep)
+    text_lines = re.split(r"\r\n|\n", _source_text(source))
+    defects, records = {}, {}
+    for line, found in wrong.items():
+        defects[line] = _field_count_reason(line, found, width)
+        records[line] = _record_from(text_lines, line - 1)[0]
+    return frame.with_columns(
+        lines.replace_strict(defects, default=None, return_dtype=pl.String).alias(DEFECT),
+        lines.replace_strict(records, default=None, return_dtype=pl.String).alias(RECORD),
+    )
+
+
+def _wrong_field_counts(source, sep: str) -> tuple[int, dict[int, int]]:
+    """(header width, {first physical line of a record: its field count} for records that do not fit)."""
     if isinstance(source, io.BytesIO):
-        data = source.getbuffer()
-        return bytes(data).count(b"\n"), len(data) > 0 and data[-1:] == b"\n"
+        handle = io.TextIOWrapper(io.BytesIO(source.getbuffer()), encoding="utf-8", newline="")
+    else:
+        handle = open(source, encoding="utf-8-sig", newline="")
+    with handle:
+        reader = csv.reader(handle, delimiter=sep, strict=False)
+        shape = _HeaderShape(next(reader, []))
+        wrong, start = {}, reader.line_num + 1
+        for record in reader:
+            if record and not shape.fits(record):
+                wrong[start] = len(record)
+            start = reader.line_num + 1
+    return shape.named, wrong
+
+
+class _HeaderShape:
+    """How many fields a record may have: the header's, give or take the unnamed columns that trailing
+    delimiters make (data lines may omit them, or carry them empty)."""
+
+    def __init__(self, header: list[str]):
+        self.full = len(header)
+        named = list(header)
+        while named and named[-1].strip() == "":
+            named.pop()
+        self.named = len(named)
+
+    def fits(self, record: list[str]) -> bool:
+        n = len(record)
+        if self.named <= n <= self.full:
+            return True
+        return n > self.full and not "".join(record[self.full:]).strip()
+
+
+def _count_newlines(source: Path | io.BytesIO) -> tuple[int, bool, bool]:
+    """(line breaks in the file, whether it ends with one, whether any CR is not followed by LF), read in
+    chunks: no copy of a large file."""
     import numpy as np
 
+    if isinstance(source, io.BytesIO):
+        data = bytes(source.getbuffer())
+        bare_cr = data.count(b"\r") != data.count(b"\r\n")
+        return data.count(b"\n"), len(data) > 0 and data[-1:] == b"\n", bare_cr
     # numpy counts about 2x faster than bytes.count; one reused buffer, not a memory map, so that the file's
     # pages never count as this process's memory
-    count, last, buffer = 0, 0, bytearray(1 << 24)
+    size = Path(source).stat().st_size
+    count, last, crs, crlfs, buffer = 0, -1, 0, 0, bytearray(max(1, min(size, 1 << 24)))
     view = np.frombuffer(buffer, dtype=np.uint8)
     with open(source, "rb", buffering=0) as handle:
         while size := handle.readinto(buffer):
-            count += int(np.count_nonzero(view[:size] == 10))
-            last = int(view[size - 1])
-    ends_with_newline = last == 10
-    return count, ends_with_newline
+            chunk = view[:size]
+            is_lf = chunk == 10
+            count += int(np.count_nonzero(is_lf))
+            cr = chunk == 13
+            n_cr = int(np.count_nonzero(cr))
+            if n_cr:
+                crs += n_cr
+                crlfs += int(np.count_nonzero(cr[:-1] & is_lf[1:]))
+            if last == 13 and chunk[0] == 10:  # a CRLF split across two chunks
+                crlfs += 1
+            last = int(chunk[-1])
+    return count, last == 10, crs != crlfs
 
 
 def _polars_csv(source, sep: str) -> pl.DataFrame:
@@ -225,7 +315,98 @@ def _polars_csv(source, sep: str) -> pl.DataFrame:
     )
 
 
-def _csv_lines(frame: pl.DataFrame, newlines: tuple[int, bool] | None = None) -> pl.DataFrame:
+def _header_names(values: list[str | None]) -> list[str]:
+    """Column names as polars gives them: repeats get ``_duplicated_<n>``."""
+    names, seen = [], {}
+    for value in values:
+        name = value or ""
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_duplicated_{seen[name] - 1}"
+        else:
+            seen[name] = 0
+        names.append(name)
+    return names
+
+
+def _field_count_reason(line: int, found: int, width: int) -> str:
+    more = "more" if found > width else "fewer"
+    return (f"line {line} has {found} fields where the header has {width} ({more}): its values cannot be "
+            "matched to columns; quote values that contain the delimiter, or fix the line, and re-export")
+
+
+def _record_from(lines: list[str], start: int) -> tuple[str, int]:
+    """The record beginning on physical line ``start`` (0-based): lines are joined until its quotes balance.
+
+    Returns (text, index of the next line); a record whose quote never closes is just its first line.
+    """
+    parts, quotes, i = [], 0, start
+    while i < len(lines):
+        parts.append(lines[i])
+        quotes += lines[i].count('"')
+        i += 1
+        if quotes % 2 == 0:
+            return "\n".join(parts), i
+    return lines[start], start + 1
+
+
+def _split_record(record: str, sep: str) -> list[str]:
+    return next(csv.reader(io.StringIO(record, newline=""), delimiter=sep, strict=False), [])
+
+
+def _source_text(source) -> str:
+    if isinstance(source, io.BytesIO):
+        return bytes(source.getbuffer()).decode("utf-8", errors="replace").lstrip("\ufeff")
+    return Path(source).read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def _read_csv_records(text: str, sep: str) -> pl.DataFrame:
+    """The careful reader: record by record, any line ending, resynchronising after an unterminated quote.
+
+    A line whose quote never closes is quarantined alone (``_defect``) and reading resumes on the next line,
+    so one stray quote costs one record, not the rest of the file.
+    """
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return pl.DataFrame()
+    header = _split_record(lines[0], sep)
+    names, shape = _header_names(header), _HeaderShape(header)
+    width = len(names)
+    rows: list[list[str | None]] = []
+    numbers, defects, records = [], [], []
+    i = 1
+    while i < len(lines):
+        if lines[i].strip(f" {sep}") == "":
+            i += 1
+            continue
+        record, after = _record_from(lines, i)
+        fields = _split_record(record, sep)
+        unterminated = after == i + 1 and lines[i].count('"') % 2 == 1
+        if unterminated:
+            defect = (f"line {i + 1} opens a quote that is never closed: the line cannot be split into "
+                      "columns; close or remove the stray quote and re-export")
+        elif not shape.fits(fields):
+            defect = _field_count_reason(i + 1, len(fields), shape.named)
+        else:
+            defect = None
+        padded = (fields + [None] * width)[:width]
+        rows.append([v if v != "" else None for v in padded])
+        numbers.append(i + 1)
+        defects.append(defect)
+        records.append(record if defect else None)
+        i = after
+    frame = pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row") if rows else pl.DataFrame(
+        schema={n: pl.String for n in names})
+    frame = frame.with_columns(pl.Series(LINE, numbers, dtype=pl.Int64))
+    if any(defects):
+        frame = frame.with_columns(pl.Series(DEFECT, defects, dtype=pl.String),
+                                   pl.Series(RECORD, records, dtype=pl.String))
+    return _drop_unnamed_empty_columns(frame)
+
+
+def _csv_lines(frame: pl.DataFrame, newlines: tuple | None = None) -> pl.DataFrame:
     """Number records by physical line and drop blank lines (polars yields them as all-null rows)."""
     frame = _drop_unnamed_empty_columns(frame)
     if frame.width == 0:

@@ -11,7 +11,9 @@ from holocrm_core import schema
 SOURCE_FILE = "_source_file"
 LINE = "_line"
 ALLOW_EMPTY = "_allow_empty"  # comma-separated REQUIRED columns a source cannot fill on this row
-META_COLUMNS = (SOURCE_FILE, LINE, ALLOW_EMPTY)
+DEFECT = "_defect"  # set by the CSV reader on a record it could not split into the header's columns
+RECORD = "_record"  # that record's text as written
+META_COLUMNS = (SOURCE_FILE, LINE, ALLOW_EMPTY, DEFECT, RECORD)
 
 
 @dataclass
@@ -85,6 +87,7 @@ class IngestResult:
     profile: str
     # reconcile() per entity and source file (with an ``entity`` column): the independent row accounting
     accounting: pl.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a required column defaulted for a whole file
 
     def check_rows_read_invariant(self) -> list[FileReport]:
         """The files whose rows read differ from rows staged + rows quarantined (empty when all balance)."""

@@ -34,7 +34,7 @@ import polars as pl
 
 from holocrm_core import schema
 from holocrm_core.ingest import vocab
-from holocrm_core.ingest.reports import ALLOW_EMPTY, LINE, SOURCE_FILE
+from holocrm_core.ingest.reports import ALLOW_EMPTY, DEFECT, LINE, RECORD, SOURCE_FILE
 
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$"
 PHONE_EXT_RE = r"(?i)\s*(?:ext\.?|extension|x|#)\s*(\d{1,6})\s*$"
@@ -339,12 +339,39 @@ def stage_entity_with_sources(
     entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """As :func:`stage_entity`, the staged frame keeping ``_source_file`` for per-file accounting."""
-    entity_schema = schema.ENTITIES[entity]
-    id_column = schema.ID_COLUMN[entity]
     if SOURCE_FILE not in raw.columns:
         raw = raw.with_columns(pl.lit(None, pl.String).alias(SOURCE_FILE))
     if LINE not in raw.columns:
         raw = raw.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(LINE))
+    if DEFECT in raw.columns:  # records the reader could not split into columns: quarantined whole
+        malformed = raw.filter(pl.col(DEFECT).is_not_null())
+        staged, quarantine = _stage_rows(entity, raw.filter(pl.col(DEFECT).is_null()).drop(DEFECT, RECORD),
+                                         known_ids)
+        return staged, pl.concat([_malformed_rows(entity, malformed), quarantine], how="vertical")
+    return _stage_rows(entity, raw, known_ids)
+
+
+def _malformed_rows(entity: str, malformed: pl.DataFrame) -> pl.DataFrame:
+    """One quarantine row per malformed record, its whole text as the value (so no value is lost)."""
+    id_column = schema.ID_COLUMN[entity]
+    record_id = pl.col(id_column).str.strip_chars() if id_column in malformed.columns else pl.lit(None, pl.String)
+    return malformed.select(
+        pl.lit(entity).alias("entity"),
+        pl.col(SOURCE_FILE).alias("source_file"),
+        pl.col(LINE).cast(pl.Int64).alias("line"),
+        record_id.alias("record_id"),
+        pl.lit(None, pl.String).alias("column"),
+        pl.col(RECORD).alias("value"),
+        pl.lit("malformed").alias("rule"),
+        pl.col(DEFECT).alias("reason"),
+    ).cast(dict(schema.QUARANTINE))
+
+
+def _stage_rows(
+    entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    entity_schema = schema.ENTITIES[entity]
+    id_column = schema.ID_COLUMN[entity]
     custom = [c for c in raw.columns if c.startswith(schema.CUSTOM_PREFIX)]
     present = [c for c in entity_schema if c in raw.columns]
 

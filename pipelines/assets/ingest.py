@@ -111,6 +111,8 @@ def _staged_asset(entity: str):
         raw = warehouse.read(record.raw_asset)
         known_ids = _known_parent_ids(context, warehouse, entity)
         result = stage_one(entity, raw, known_ids)
+        for warning in result.warnings():
+            context.log.warning(warning)
         staged_frame, quarantined = result.staged, result.quarantined
         warehouse.write(key, staged_frame)
         warehouse.write(record.quarantine_table, quarantined)
@@ -121,6 +123,7 @@ def _staged_asset(entity: str):
             metadata={
                 "rows": staged_frame.height,
                 "quarantined": quarantined.height,
+                "defaulted": dg.MetadataValue.json(result.defaulted),
                 "quarantined_by_rule": _markdown(by_rule),
                 "custom_fields": ", ".join(schema.custom_columns(staged_frame)) or "(none)",
                 "rows_by_file": _markdown(result.accounting, rows=50),
