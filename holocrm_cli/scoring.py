@@ -79,6 +79,35 @@ def _score_now(entity: str, record_id: str, as_json: bool) -> None:
     _print(entity, record_id, row, model_version, as_json)
 
 
+def model_status_lines() -> list[str]:
+    """One line per scoring model: the champion in use, and the newest version with its gate verdict."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from holocrm_core.registry import CHAMPION, GATE_REASON_TAG, GATE_TAG, MODEL_NAMES, champion_version, configure
+
+    configure()
+    client = mlflow.MlflowClient()
+    lines = []
+    for entity, name in MODEL_NAMES.items():
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+        except MlflowException:
+            versions = []
+        if not versions:
+            lines.append(f"{name}: no version registered yet; the weighted heuristic scores {entity}s")
+            continue
+        champion = champion_version(name, CHAMPION)
+        newest = max(versions, key=lambda v: int(v.version))
+        in_use = (f"champion v{champion.version}" if champion is not None and champion.tags.get(GATE_TAG) == "passed"
+                  else "the weighted heuristic (no champion passed its gate)")
+        verdict = newest.tags.get(GATE_TAG, "not checked")
+        reason = newest.tags.get(GATE_REASON_TAG) or newest.tags.get("promotion_reason") or ""
+        text = f"{name}: scoring with {in_use}; newest v{newest.version} gate {verdict}"
+        lines.append(f"{text}: {' '.join(reason.split())}" if reason else text)
+    return lines
+
+
 def register(app: typer.Typer) -> None:
     score_app = typer.Typer(help="Learned lead and deal scores with their top positive and negative reasons.",
                             no_args_is_help=True)
@@ -98,5 +127,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Win score of a deal, from the champion model (or the heuristic while there is none)."""
         _score_one("deal", deal_id, as_json)
+
+    @score_app.command("models")
+    def score_models() -> None:
+        """Which scorer is in use for leads and deals, and why the newest version was or was not promoted."""
+        for line in model_status_lines():
+            typer.echo(line)
 
     app.add_typer(score_app, name="score")
