@@ -91,7 +91,8 @@ def register(app: typer.Typer) -> None:
         if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
             typer.echo("No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
             raise typer.Exit(1)
-        ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths))
+        # one question per process: nothing is computed ahead that this question may not need
+        ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths), warm=False)
         try:
             answer = ask(question, ctx, as_of=as_of or None, partial=partial)
         except ValueError as exc:  # QuestionError: an empty question, an as-of date out of range

@@ -102,8 +102,11 @@ class NLQContext:
         similarity=None,
         scores: dict[str, pl.DataFrame] | None = None,
         embed=None,
+        warm: bool = True,
     ):
-        """`embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
+        """`warm`: compute the per-company measures and the time-sorted activities now (a server answering
+        many questions) rather than on the first question that needs them (a one-off `holocrm ask`).
+        `embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
         rule or synonym knows match the nearest field value ("lenders" -> financial services)."""
         self.tables = {e: _prepare(e, tables.get(e), tables) for e in NLQ_ENTITIES}
         self.tables["activities"] = _fill_activity_companies(self.tables["activities"], self.tables["contacts"])
@@ -123,9 +126,9 @@ class NLQContext:
         self._neighbour_frames: dict[str, pl.DataFrame] = {}
         self.cache: dict = {}  # executor results that depend on the tables only
         self.vocabulary_source = "given" if vocabulary is not None else "built from the tables"
-        # paid once here rather than by the first question that needs them
-        self.company_measures(None)
-        self.activities_in(None, datetime.max.replace(tzinfo=UTC))
+        if warm:  # paid once here rather than by the first question that needs them
+            self.company_measures(None)
+            self.activities_in(None, datetime.max.replace(tzinfo=UTC))
 
     @classmethod
     def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None, embed=None) -> "NLQContext":
@@ -144,7 +147,9 @@ class NLQContext:
         return cls(plain, similarity=similarity, scores=scores, embed=embed)
 
     @classmethod
-    def from_warehouse(cls, warehouse, similarity=None, embed=None, vocabulary: "Vocabulary | None" = None) -> "NLQContext":
+    def from_warehouse(
+        cls, warehouse, similarity=None, embed=None, vocabulary: "Vocabulary | None" = None, warm: bool = True
+    ) -> "NLQContext":
         """The staged tables and scores of a warehouse, with the nlq_vocabulary artifact the pipeline wrote
         (rebuilt here only when it is missing, of another format or older than the staged tables)."""
         tables = {}
@@ -157,7 +162,7 @@ class NLQContext:
                 scores[entity] = warehouse.read(name)
         if vocabulary is None:
             vocabulary = load_vocabulary(warehouse.root, tables)
-        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed)
+        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed, warm=warm)
         ctx.vocabulary_source = "artifact" if vocabulary is not None else "rebuilt from the staged tables"
         return ctx
 

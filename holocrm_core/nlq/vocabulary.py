@@ -392,10 +392,6 @@ class Vocabulary:
             key = tokens(owner)
             if key and not (len(key) == 1 and key[0] in COMMON_WORDS):
                 self._add(key, Sense("owner", "", "owner", owner, owner))
-        self._name_choices = {
-            "companies": [(phrase_of(n), i) for i, n in self.company_names.items()],
-            "contacts": [(phrase_of(n), i) for i, n in self.contact_names.items()],
-        }
 
     def _learn_dates(self, tables: dict[str, pl.DataFrame]) -> None:
         ends, starts = [], []
@@ -505,13 +501,21 @@ class Vocabulary:
         ]
         return senses, score / 100.0
 
+    def name_choices(self, entity: str) -> list[tuple[str, str]]:
+        """(name phrase, id) of every company or contact, built on the first fuzzy name lookup: most
+        questions never need it, and at 100k contacts it costs more than loading the artifact."""
+        if entity not in self._name_choices:
+            names = self.contact_names if entity == "contacts" else self.company_names
+            self._name_choices[entity] = [(phrase_of(n), i) for i, n in names.items()]
+        return self._name_choices[entity]
+
     def fuzzy_name(self, phrase: str, entities: tuple[str, ...] = ("contacts", "companies"), cutoff: float = 85.0):
         """(entity, id, name, score) of the record whose name is closest to `phrase`, or None."""
         from rapidfuzz import fuzz, process
 
         best = None
         for entity in entities:
-            choices = self._name_choices.get(entity) or []
+            choices = self.name_choices(entity)
             if not choices:
                 continue
             hit = process.extractOne(phrase, [c[0] for c in choices], scorer=fuzz.WRatio, score_cutoff=cutoff)
@@ -644,10 +648,6 @@ class Vocabulary:
             parent_relation=tuple(index["parent_relation"]) if index["parent_relation"] else None,
         )
         vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(x.kind == "value" for x in senses)})
-        vocab._name_choices = {
-            "companies": [(phrase_of(n), i) for i, n in vocab.company_names.items()],
-            "contacts": [(phrase_of(n), i) for i, n in vocab.contact_names.items()],
-        }
         return vocab
 
     def write(self, path: str | Path) -> Path:
