@@ -9,7 +9,7 @@ import dagster as dg
 from pipelines.resources import EmbedderResource, LanceDBResource, MLflowResource, StorageResource
 
 # One module per domain under pipelines/assets/ (ingest, semantic, outcomes, models, nlq, ...).
-ASSET_MODULES = ["ingest", "semantic", "outcomes", "models", "nlq", "rl"]
+ASSET_MODULES = ["ingest", "semantic", "outcomes", "models", "nlq", "decisions", "rl"]
 
 
 def _asset_modules():

@@ -212,27 +212,21 @@ class ContextEncoder:
         return encoder
 
 
-def context_at(contact: Mapping[str, Any], activities: pl.DataFrame | None, at, lead_score: float | None = None,
-               lead_band: str | None = None) -> dict[str, Any]:
-    """The decision context of one contact at time ``at``, from the contact row and its activities before it."""
-    touches = activities.filter(pl.col("occurred_at") < at) if activities is not None and activities.height else None
-    last = touches["occurred_at"].max() if touches is not None and touches.height else None
-    days = (at - last).total_seconds() / 86400.0 if last is not None else None
+def touch_features(touch_contact: np.ndarray, touch_t: np.ndarray, contact: np.ndarray, t: np.ndarray):
+    """Days since the last touch strictly before t and touches in the 7 / 30 days before t, vectorised."""
+    order = np.lexsort((touch_t, touch_contact))
+    tc, tt = touch_contact[order].astype(np.int64), touch_t[order].astype(np.int64)
+    # One sorted int64 key per (contact, time): epoch seconds stay below 1e10 until the year 2286.
+    key = tc * 10_000_000_000 + tt
+    query = contact.astype(np.int64) * 10_000_000_000 + t.astype(np.int64)
+    first = np.searchsorted(tc, contact, side="left")
+    before = np.searchsorted(key, query, side="left")  # touches of earlier contacts + this one's before t
+    has_last = before > first
+    last_t = np.where(has_last, tt[np.maximum(before - 1, 0)], np.nan)
+    days = (t.astype(np.float64) - last_t) / 86400.0
 
-    def within(days_back: int) -> int:
-        if touches is None or not touches.height:
-            return 0
-        return int(touches.filter(pl.col("occurred_at") >= at - _days(days_back)).height)
+    def since(window_days: int) -> np.ndarray:
+        start = np.searchsorted(key, query - window_days * 86400, side="left")
+        return before - np.maximum(start, first)
 
-    return {
-        "seniority": contact.get("seniority"), "industry": contact.get("industry"),
-        "lifecycle_status": contact.get("lifecycle_status"), "size_band": contact.get("size_band"),
-        "days_since_last_touch": days, "touches_7d": within(7), "touches_30d": within(30),
-        "lead_score": lead_score, "lead_band": lead_band,
-    }
-
-
-def _days(n: int):
-    from datetime import timedelta
-
-    return timedelta(days=n)
+    return days, since(7), since(30)

@@ -10,12 +10,14 @@ arms keep what they learned). Rewards are in [0, 1].
 Policies:
 - ``ContextualThompson``: one Bayesian model per action over the context features, with a Gaussian
   posterior. ``likelihood="logistic"`` is Bayesian logistic regression with a Laplace approximation (Newton
-  steps to the posterior mode from the previous Gaussian as prior; for a single outcome this is the one-step
-  online Laplace / extended Kalman update); ``likelihood="linear"`` is linear Thompson sampling (conjugate
+  steps to the posterior mode from the previous Gaussian as prior; for a single outcome the mode is found
+  exactly along one direction and the covariance gets a rank-1 update, so online learning costs O(d^2)); ``likelihood="linear"`` is linear Thompson sampling (conjugate
   Bayesian ridge regression). The logistic model is the default: measured in
   ``benchmarks/decisions_quality.py`` (see the README's decisions section). Drift: ``discount`` < 1 pulls
   every arm's precision back toward the prior at each update (exponential forgetting), so an arm not played
-  for a while becomes uncertain again and gets re-explored.
+  for a while becomes uncertain again and gets re-explored. ``exploration`` scales the posterior sd of the
+  draws (0.5 by default: Chapelle and Li 2011 found a narrower posterior lowers regret; on the tuning seeds
+  100-102 of the benchmark, 10,000 rounds, it cut regret from 277 to 169; the reported seeds are 0-19).
 - ``SegmentThompson``: Beta-Bernoulli per (segment, action), today's recommender generalised; discountable.
 - ``LinUCB`` (disjoint, Li et al. 2010), ``UCB1`` and ``EpsilonGreedy`` (per segment), and
   ``LoggingPolicy`` (a fixed, known distribution, e.g. the sample generator's reps' habits).
@@ -163,8 +165,10 @@ class _GaussianArms:
     def linear_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x.w mean and variance per context and action: (n, k) each."""
         mean = x @ self.mean.T
-        var = np.einsum("nd,kde,ne->nk", x, self.cov, x, optimize=True) if len(x) < 64 else \
-            np.stack([((x @ c) * x).sum(axis=1) for c in self.cov], axis=1)
+        if len(x) <= 4096:  # one batched matmul: (k, n, d)
+            var = ((x @ self.cov) * x[None]).sum(axis=2).T
+        else:  # per action, so memory stays at n x d
+            var = np.stack([((x @ c) * x).sum(axis=1) for c in self.cov], axis=1)
         return mean, np.maximum(var, 0.0)
 
     def update_linear(self, i: int, x: np.ndarray, y: np.ndarray, noise_var: float) -> None:
@@ -177,13 +181,22 @@ class _GaussianArms:
     def update_logistic(self, i: int, x: np.ndarray, y: np.ndarray) -> None:
         m0, p0 = self.mean[i].copy(), self.precision[i]
         m = m0.copy()
-        if len(y) == 1:  # one Newton step with a rank-1 covariance update (Sherman-Morrison)
-            p = expit(x[0] @ m)
-            w = p * (1.0 - p)
+        if len(y) == 1:
+            # One outcome: the posterior mode moves along u = S x only, m = m0 + c u, so finding it is a
+            # scalar Newton solve of c = y - sigmoid(x.m0 + c x.u); then a rank-1 (Sherman-Morrison) update.
             u = self.cov[i] @ x[0]
-            cov = self.cov[i] - np.outer(u, u) * (w / (1.0 + w * (x[0] @ u)))
-            self.mean[i] = m + cov @ x[0] * (y[0] - p)
-            self.cov[i] = cov
+            z0, s = float(x[0] @ m0), float(x[0] @ u)
+            c = 0.0
+            for _ in range(8):
+                p = float(expit(z0 + c * s))
+                step = (c - (y[0] - p)) / (1.0 + p * (1.0 - p) * s)
+                c -= step
+                if abs(step) < 1e-10:
+                    break
+            p = float(expit(z0 + c * s))
+            w = p * (1.0 - p)
+            self.mean[i] = m0 + c * u
+            self.cov[i] = self.cov[i] - np.outer(u, u) * (w / (1.0 + w * s))
             self.precision[i] = p0 + w * np.outer(x[0], x[0])
         else:
             for _ in range(6):
@@ -271,17 +284,20 @@ class ContextualThompson(_GaussianPolicy):
     """Thompson sampling with a Gaussian posterior per action over context features (logistic or linear)."""
 
     name = "contextual_thompson"
-    _param_names = ("likelihood", "noise_var")
+    _param_names = ("likelihood", "noise_var", "exploration")
 
     def __init__(self, actions=ActionSet(), seed=None, encoder=None, prior_precision: float = 1.0,
-                 discount: float = 1.0, likelihood: str = "logistic", noise_var: float = 0.25):
+                 discount: float = 1.0, likelihood: str = "logistic", noise_var: float = 0.25,
+                 exploration: float = 0.5):
         super().__init__(actions, seed, encoder, prior_precision, discount)
         if likelihood not in ("logistic", "linear"):
             raise ValueError(f"likelihood must be 'logistic' or 'linear', got {likelihood!r}")
-        self.likelihood, self.noise_var = likelihood, float(noise_var)
+        if exploration <= 0:
+            raise ValueError(f"exploration (the posterior sd scale) must be positive, got {exploration}")
+        self.likelihood, self.noise_var, self.exploration = likelihood, float(noise_var), float(exploration)
 
     def _params(self) -> dict[str, Any]:
-        return {"likelihood": self.likelihood, "noise_var": self.noise_var}
+        return {"likelihood": self.likelihood, "noise_var": self.noise_var, "exploration": self.exploration}
 
     def _update_arm(self, i: int, x: np.ndarray, y: np.ndarray) -> None:
         if self.likelihood == "logistic":
@@ -292,7 +308,7 @@ class ContextualThompson(_GaussianPolicy):
     def score_posterior(self, contexts: Contexts) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of each action's score (logit, or expected reward for the linear model): (n, k)."""
         mean, var = self.arms.linear_scores(contexts.features)
-        return mean, np.sqrt(var)
+        return mean, self.exploration * np.sqrt(var)
 
     def probabilities(self, contexts: Contexts) -> np.ndarray:
         return gaussian_win_probabilities(*self.score_posterior(contexts))

@@ -26,6 +26,7 @@ import polars as pl
 
 from holocrm_core.synth import vocabulary as V
 from holocrm_core.synth.attachment_files import MEDIA_TYPES, attachment_content
+from holocrm_core.synth.outreach import OUTREACH_DIR, outreach_log
 from holocrm_core.synth.response import action_response_grid
 
 DAY = 86_400
@@ -1322,6 +1323,16 @@ def generate_export(
         "lead_source": pl.Series(V.LEAD_SOURCES).gather(ct.source),
     })[np.argsort(con_num)]
     leads.write_parquet(truth / "leads.parquet")
+    # The reps' historical outreach under their known logging policy, for off-policy evaluation. Its own
+    # random stream (child 12 of the seed), so every other table stays exactly as before.
+    outreach, outreach_truth = outreach_log(
+        leads.select("contact_id", "seniority", "industry", "lifecycle_status", "size_band").join(
+            pl.DataFrame({"contact_id": contact_ids, "created_s": world.created}), on="contact_id"),
+        pl.DataFrame({"contact_id": contact_ids.gather(a_contact), "t": a_t}), as_of_s,
+        np.random.default_rng(np.random.SeedSequence(seed).spawn(13)[12]))
+    (out / OUTREACH_DIR).mkdir(exist_ok=True)
+    outreach.write_csv(out / OUTREACH_DIR / "outreach_log.csv")
+    outreach_truth.write_parquet(truth / "outreach.parquet")
     d_count, d_last, d_pos, d_neg = world.deal_features
     d_end_ts = pl.from_epoch(pl.Series(world.deal_end), time_unit="s").dt.replace_time_zone("UTC")
     d_last_ts = pl.from_epoch(pl.Series(d_last), time_unit="s").dt.replace_time_zone("UTC")
@@ -1356,6 +1367,7 @@ def generate_export(
         "closed_leads": int(world.closed.sum()), "converted_rate": float(world.converted[world.closed].mean()),
         "closed_deals": int(world.deal_closed.sum()), "win_rate": float(world.deal_won[world.deal_closed].mean()),
         "attachment_files": int(len(list(att_dir.glob("*")))) if att_dir.exists() else 0,
+        "outreach_actions": outreach.height,
     }
     (truth / "manifest.json").write_text(json.dumps(manifest, indent=2))
     seconds = time.perf_counter() - started
@@ -1374,4 +1386,5 @@ def load_truth(truth_dir: str | Path) -> dict[str, pl.DataFrame]:
         "dirty_rows": pl.read_csv(root / "dirty_rows.csv", schema_overrides={"line": pl.Int64,
                                                                             "record_id": pl.String}),
         "action_response": pl.read_parquet(root / "action_response.parquet"),
+        **({"outreach": pl.read_parquet(root / "outreach.parquet")} if (root / "outreach.parquet").exists() else {}),
     }

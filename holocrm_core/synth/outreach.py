@@ -19,6 +19,7 @@ import polars as pl
 from holocrm_core.synth.response import ACTIONS, action_response_probability
 
 LOGGING_POLICY = "rep_habits_v1"
+OUTREACH_DIR = "outreach"  # sub-folder of the export: the entity readers only look at top-level files
 MIN_PROPENSITY = 0.05
 _SENIOR = {"c_level", "vp", "director"}
 
@@ -45,25 +46,6 @@ def logging_policy_probabilities(contexts: pl.DataFrame) -> np.ndarray:
     return MIN_PROPENSITY + (1.0 - 4 * MIN_PROPENSITY) * p
 
 
-def _touch_features(touch_contact: np.ndarray, touch_t: np.ndarray, contact: np.ndarray, t: np.ndarray):
-    """Days since the last touch strictly before t and touches in the 7 / 30 days before t, vectorised."""
-    order = np.lexsort((touch_t, touch_contact))
-    tc, tt = touch_contact[order], touch_t[order].astype(np.float64)
-    key = tc.astype(np.float64) * 1e11 + tt  # contacts apart by far more than any time span in seconds
-    query = contact.astype(np.float64) * 1e11 + t.astype(np.float64)
-    first = np.searchsorted(tc, contact, side="left")
-    before = np.searchsorted(key, query, side="left")  # touches of earlier contacts + this one's before t
-    has_last = before > first
-    last_t = np.where(has_last, tt[np.maximum(before - 1, 0)], np.nan)
-    days = (t - last_t) / 86400.0
-
-    def since(window_days: int) -> np.ndarray:
-        start = np.searchsorted(key, query - window_days * 86400.0, side="left")
-        return before - np.maximum(start, first)
-
-    return days, since(7), since(30)
-
-
 def outreach_log(contacts: pl.DataFrame, touches: pl.DataFrame, as_of_s: int, rng: np.random.Generator,
                  per_contact: float = 3.0, window_days: int = 14) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(log for the export, truth) of the reps' historical outreach.
@@ -72,18 +54,21 @@ def outreach_log(contacts: pl.DataFrame, touches: pl.DataFrame, as_of_s: int, rn
     ``touches``: contact_id, t (epoch seconds) of every activity. Decision points fall between a contact's
     creation and ``window_days`` before ``as_of_s`` (so every outcome window has closed by the export).
     """
+    # Imported here: decisions.actions reads the synth vocabularies, so a top-level import would be circular.
+    from holocrm_core.decisions.actions import touch_features
+
     n = contacts.height
-    k = rng.poisson(per_contact, n)
-    owner = np.repeat(np.arange(n), k)
-    created = contacts["created_s"].to_numpy().astype(np.float64)[owner]
     end = float(as_of_s - window_days * 86400)
-    start = np.minimum(created, end - 86400.0)
+    created_all = contacts["created_s"].to_numpy().astype(np.float64)
+    k = np.where(created_all < end, rng.poisson(per_contact, n), 0)  # no decisions before a contact exists
+    owner = np.repeat(np.arange(n), k)
+    start = created_all[owner]
     t = np.floor(start + rng.random(len(owner)) * (end - start)).astype(np.int64)
     ids = contacts["contact_id"]
     index = {c: i for i, c in enumerate(ids.to_list())}
     touch_owner = np.array([index.get(c, -1) for c in touches["contact_id"].to_list()], dtype=np.int64)
     keep = touch_owner >= 0
-    days, t7, t30 = _touch_features(touch_owner[keep], touches["t"].to_numpy()[keep], owner, t)
+    days, t7, t30 = touch_features(touch_owner[keep], touches["t"].to_numpy()[keep], owner, t)
     context = pl.DataFrame({
         "seniority": contacts["seniority"].gather(owner), "industry": contacts["industry"].gather(owner),
         "lifecycle_status": contacts["lifecycle_status"].gather(owner),

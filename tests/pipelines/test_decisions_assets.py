@@ -1,0 +1,89 @@
+"""The decision assets in process on a generated export: action log -> gated policy evaluation -> recommendations."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    from holocrm_core.ingest import ingest_export
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.synth import generate_export
+    from holocrm_core.warehouse import Warehouse
+
+    root = tmp_path_factory.mktemp("holocrm_decisions")
+    generate_export(root / "landing" / "export", n_contacts=2500, seed=3, truth_dir=root / "truth",
+                    with_attachment_files=False)
+    paths = HoloPaths(root).ensure()
+    ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
+    contact = Warehouse(paths.warehouse).read("staged_contacts")["contact_id"][0]
+    records = [  # recorded through the API since the export: one good, one the log must flag, not drop
+        {"idempotency_key": "api-1", "recorded_at": "2026-10-30T12:00:00Z", "contact_id": contact,
+         "action": "call", "reward": 1.0, "propensity": 0.4, "policy": "contextual_thompson",
+         "context": {"lead_score": 0.7, "band": "hot"}},
+        {"idempotency_key": "api-2", "recorded_at": "2026-10-30T13:00:00Z", "contact_id": contact,
+         "action": "fax", "reward": 0.0, "propensity": 0.5, "policy": "contextual_thompson", "context": {}},
+    ]
+    (paths.logs / "actions.ndjson").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+def _materialize(root, *assets):
+    from pipelines.resources import MLflowResource, StorageResource
+
+    return dg.materialize(list(assets), resources={"storage": StorageResource(home=str(root)),
+                                                    "mlflow": MLflowResource()})
+
+
+def test_decision_assets_log_gate_and_recommend(home, monkeypatch):
+    from holocrm_core.decisions.champion import GATE_TAG, POLICY_MODEL, champion_info
+    from holocrm_core.registry import configure
+    from holocrm_core.synth import load_truth
+    from holocrm_core.warehouse import Warehouse
+    from pipelines.assets import decisions
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    result = _materialize(home, decisions.action_log, decisions.policy_evaluation, decisions.recommendations)
+    assert result.success
+    warehouse = Warehouse(home / "warehouse")
+    log = warehouse.read("action_log")
+    truth = load_truth(home / "truth")["outreach"]
+    assert log.height == truth.height + 2  # every exported action and both API records, none dropped
+    flagged = log.filter(~pl.col("usable"))
+    assert flagged["action_id"].to_list() == ["api-2"] and "not one of" in flagged["problem"].item()
+    # the point-in-time context is the one the generator's reps decided on
+    joined = log.join(truth, on="action_id", suffix="_truth")
+    assert (joined["touches_30d"] == joined["touches_30d_truth"]).all()
+    assert (joined["lifecycle_status"] == joined["lifecycle_status_truth"]).all()
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"action_log_no_rows_lost": True}
+
+    meta = result.asset_materializations_for_node("policy_evaluation")[0].metadata
+    assert meta["promoted"].value is True, meta["decision"].value
+    assert meta["candidate_dr_low"].value > meta["logging_value"].value
+    configure()
+    info = champion_info()
+    assert str(info.version) == meta["registered_version"].value and info.tags[GATE_TAG] == "passed"
+
+    recs = warehouse.read("recommendations")
+    open_contacts = warehouse.read("staged_contacts").filter(pl.col("lifecycle_status") != "disqualified")
+    assert recs.height == open_contacts.height
+    assert set(recs["action"]) <= {"email", "call", "proposal", "wait"} and recs["reasoning"].null_count() == 0
+    assert (recs["policy_version"] == f"{POLICY_MODEL}/{info.version}").all()
+    assert recs["propensity"].min() > 0 and recs["expected_success_rate"].is_between(0, 1).all()
+
+    # Evaluated again against itself as champion, the new candidate cannot clear it: champion stays put.
+    again = _materialize(home, decisions.policy_evaluation)
+    meta2 = again.asset_materializations_for_node("policy_evaluation")[0].metadata
+    assert meta2["promoted"].value is False and "champion" in meta2["decision"].value
+    assert meta2["alias"].value == "challenger"
+    assert str(champion_info().version) == str(info.version)
+    import mlflow
+
+    failed = mlflow.MlflowClient().get_model_version(POLICY_MODEL, meta2["registered_version"].value)
+    assert failed.tags[GATE_TAG] == "failed"
