@@ -41,7 +41,7 @@ class PPOSettings:
     time_limit_s: float = 600.0
     checkpoint_every: int = 50_000
     torch_threads: int = 1
-    stage_shaping: float = 0.0  # potential-based shaping of the training reward (see BatchCRMEnv)
+    stage_shaping: float = 0.3  # potential-based shaping of the training reward (see BatchCRMEnv)
 
 
 @dataclass
