@@ -1,6 +1,6 @@
 """Benchmark of the outreach policy: simulator speed, PPO time to the bar, TRUE-world value, calibration, DR.
 
-Generates a sample export (default 2,000 contacts), fits the simulator from the reps' logged history, trains
+Generates a sample export (default 3,000 contacts), fits the simulator from the reps' logged history, trains
 PPO in the simulator in chunks and after each chunk plays it against the cadence in the TRUE world (the
 generator's response model) on held-out contacts: the wall time to the bar (PPO closes >= 30% more deal
 value than the best heuristic, lower 95% bound) counts training only. Then the final judgement on
@@ -8,7 +8,7 @@ value than the best heuristic, lower 95% bound) counts training only. Then the f
 values, the simulator's calibration per action and segment, and how the cadence / oracle gap depends on the
 episode horizon. Prints one JSON object.
 
-    .venv/bin/python benchmarks/rl.py [--contacts 2000] [--steps 1500000] [--episodes 2000]
+    .venv/bin/python benchmarks/rl.py [--contacts 3000] [--steps 3000000] [--episodes 5000]
 """
 
 from __future__ import annotations
@@ -78,10 +78,10 @@ def horizon_sensitivity(sim, episodes: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=1_500_000)
-    parser.add_argument("--chunk", type=int, default=250_000)
-    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=3_000_000)
+    parser.add_argument("--chunk", type=int, default=500_000)
+    parser.add_argument("--episodes", type=int, default=5000)
     parser.add_argument("--history", type=int, default=8000)
     parser.add_argument("--time-limit", type=float, default=540.0, help="PPO wall-clock limit (s)")
     parser.add_argument("--seed", type=int, default=0)

@@ -15,7 +15,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from holocrm_core.rl.world import (
-    ACTIONS, OBS_DIM, OBS_HIGH, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig, true_response_table,
+    ACTIONS, CUSTOMER, OBS_DIM, OBS_HIGH, QUALIFIED, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig, true_response_table,
 )
 
 ENV_ID = "CRM-v1"
@@ -61,11 +61,18 @@ register()
 
 
 class BatchCRMEnv(VecEnv):
-    """``n`` episodes per numpy step, auto-reset, for stable-baselines3 (``VecEnv`` contract)."""
+    """``n`` episodes per numpy step, auto-reset, for stable-baselines3 (``VecEnv`` contract).
+
+    ``stage_shaping`` adds potential-based shaping to the training reward (Ng et al. 1999: it leaves the
+    optimal policy unchanged): a qualified contact or a customer is worth ``stage_shaping`` x its deal value,
+    so qualifying a lead is credited when it happens rather than only when the deal closes days later.
+    Reported rewards and deal values never include it.
+    """
 
     def __init__(self, table: ResponseTable, starts: EpisodeStarts, n: int = 256, config: WorldConfig | None = None,
-                 seed: int = 0):
+                 seed: int = 0, stage_shaping: float = 0.0, gamma: float = 1.0):
         self.world = OutreachWorld(table, starts, n, config, seed=seed)
+        self.stage_shaping, self.gamma = stage_shaping, gamma
         super().__init__(n, observation_space(), spaces.Discrete(len(ACTIONS)))
         self._actions = np.zeros(n, np.int64)
         self._returns = np.zeros(n)
@@ -83,8 +90,18 @@ class BatchCRMEnv(VecEnv):
     def step_async(self, actions):
         self._actions = np.asarray(actions, dtype=np.int64).reshape(-1)
 
+    def _potential(self) -> np.ndarray:
+        if not self.stage_shaping:
+            return np.zeros(self.num_envs)
+        w = self.world
+        closing = (w.state.lifecycle == QUALIFIED) | (w.state.lifecycle == CUSTOMER)
+        return self.stage_shaping * closing * np.minimum(w.starts.value[w.state.start], w.config.max_value)
+
     def step_wait(self):
+        before = self._potential()
         out = self.world.step(self._actions)
+        after = np.where(out["won"], 0.0, self._potential())  # a won deal is terminal: potential 0
+        shaped = out["reward"] + self.gamma * after - before
         self._returns += out["reward"]
         self._value += out["value_closed"]
         self._lengths += 1
@@ -101,7 +118,7 @@ class BatchCRMEnv(VecEnv):
             self._returns[ended] = 0
             self._lengths[ended] = 0
             self._value[ended] = 0
-        return self.world.observe(), out["reward"].astype(np.float32), done, infos
+        return self.world.observe(), shaped.astype(np.float32), done, infos
 
     def close(self):
         pass

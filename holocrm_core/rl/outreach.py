@@ -24,7 +24,7 @@ from holocrm_core.rl.offpolicy import OffPolicyCheck, off_policy_check
 from holocrm_core.rl.starts import episode_starts
 from holocrm_core.rl.train import PPOPolicy, PPOSettings, TrainingResult, action_probabilities, train_ppo
 from holocrm_core.rl.world import (
-    CONTEXT_COLUMNS, EpisodeStarts, ResponseTable, WorldConfig, true_response_table,
+    ACTIONS, CONTEXT_COLUMNS, MAX_DAYS, EpisodeStarts, ResponseTable, WorldConfig, true_response_table,
 )
 
 GATE_BASELINES = ("random", "always_email", "cadence", "thompson")  # what promotion is judged against
@@ -51,6 +51,7 @@ class Simulator:
     table: ResponseTable
     truth: ResponseTable | None
     calibration: pl.DataFrame | None
+    recorded_actions: int = 0  # rows of the recorded action log the simulator was also fitted from
 
 
 def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSettings | None = None,
@@ -72,13 +73,9 @@ def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSetting
         logs.append(record_history(truth, train_starts, settings.history_episodes, seed=settings.seed,
                                    policy=LoggingPolicy(), config=settings.world))
     fit_rows = [log.select(*CONTEXT_COLUMNS, "action", "responded", "episode") for log in logs]
-    if recorded_log is not None and recorded_log.height and set(CONTEXT_COLUMNS) <= set(recorded_log.columns):
-        fit_rows.append(recorded_log.select(
-            *[pl.col(c).cast(pl.Int64 if c == "days_since_last_touch" else pl.String, strict=False)
-              for c in CONTEXT_COLUMNS],
-            "action", pl.col("responded").cast(pl.Boolean),
-            pl.lit(-1, dtype=pl.Int64).alias("episode") - pl.int_range(pl.len()),
-        ))
+    recorded = recorded_rows(recorded_log)
+    if recorded is not None:
+        fit_rows.append(recorded)
     if not fit_rows:
         raise ValueError("no logged outreach to fit the simulator from: record actions (the action log) first")
     fit_log = pl.concat([f.with_columns(pl.col("episode").cast(pl.Int64),
@@ -87,7 +84,29 @@ def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSetting
     table = model.table()
     calibration = calibration_table(table, truth, logs[0]) if truth is not None else None
     log = logs[0] if logs else pl.DataFrame()
-    return Simulator(starts, train_starts, held_out, log, model, table, truth, calibration)
+    return Simulator(starts, train_starts, held_out, log, model, table, truth, calibration,
+                     recorded.height if recorded is not None else 0)
+
+
+def recorded_rows(log: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The usable rows of a recorded action log (the decisions' ``action_log``) in the fitting columns.
+
+    A response is a reward above one half (the export's log records responded as 1 / 0); a contact never
+    touched before counts as ``MAX_DAYS`` of silence, as in the episode starts.
+    """
+    if log is None or not log.height or not set(CONTEXT_COLUMNS) <= set(log.columns):
+        return None
+    if "usable" in log.columns:
+        log = log.filter(pl.col("usable"))
+    outcome = pl.col("responded").cast(pl.Boolean) if "responded" in log.columns else pl.col("reward") > 0.5
+    rows = log.filter(pl.col("action").is_in(list(ACTIONS))).select(
+        *[pl.col(c).cast(pl.String) for c in CONTEXT_COLUMNS if c != "days_since_last_touch"],
+        pl.col("days_since_last_touch").cast(pl.Float64, strict=False).round().fill_null(MAX_DAYS)
+        .clip(0, MAX_DAYS).cast(pl.Int64),
+        "action", outcome.alias("responded"),
+        (-1 - pl.int_range(pl.len(), dtype=pl.Int64)).alias("episode"),  # each recorded action its own group
+    ).drop_nulls("responded")
+    return rows.select(*CONTEXT_COLUMNS, "action", "responded", "episode") if rows.height else None
 
 
 def train_outreach_policy(sim: Simulator, ppo: PPOSettings | None = None, settings: OutreachSettings | None = None,

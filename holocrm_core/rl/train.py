@@ -41,6 +41,7 @@ class PPOSettings:
     time_limit_s: float = 600.0
     checkpoint_every: int = 50_000
     torch_threads: int = 1
+    stage_shaping: float = 0.3  # potential-based shaping of the training reward (see BatchCRMEnv)
 
 
 @dataclass
@@ -130,7 +131,8 @@ def train_ppo(table: ResponseTable, starts: EpisodeStarts, settings: PPOSettings
     say = progress or (lambda message: None)
     torch.set_num_threads(settings.torch_threads)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    env = BatchCRMEnv(table, starts, settings.n_envs, config, seed=settings.seed)
+    env = BatchCRMEnv(table, starts, settings.n_envs, config, seed=settings.seed,
+                      stage_shaping=settings.stage_shaping, gamma=settings.gamma)
     curve: list[dict] = []
     done_before = 0
     if folder is not None and resume and (folder / CHECKPOINT).exists():

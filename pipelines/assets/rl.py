@@ -35,6 +35,7 @@ class OutreachPolicyConfig(dg.Config):
     learning_rate: float = 1e-3
     gamma: float = 0.98
     ent_coef: float = 0.01
+    stage_shaping: float = 0.3
     time_limit_s: float = 240.0
     history_episodes: int = 5000
     simulator_members: int = 3
@@ -57,7 +58,7 @@ def _fingerprint(sim, params: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-@dg.asset(group_name=GROUP, deps=[*STAGED, "outcome_dataset"])
+@dg.asset(group_name=GROUP, deps=[*STAGED, "outcome_dataset", "action_log"])
 def outreach_policy(context: dg.AssetExecutionContext, config: OutreachPolicyConfig, storage: StorageResource,
                     mlflow: MLflowResource) -> dg.MaterializeResult:
     """PPO outreach policy (email / call / proposal / wait) trained in the fitted CRM simulator, judged on
@@ -81,7 +82,7 @@ def outreach_policy(context: dg.AssetExecutionContext, config: OutreachPolicyCon
                      f"and {len(sim.held_out)} held-out contacts")
     ppo = PPOSettings(total_timesteps=config.total_timesteps, n_envs=config.n_envs, n_steps=config.n_steps,
                       batch_size=config.batch_size, n_epochs=config.n_epochs, learning_rate=config.learning_rate,
-                      gamma=config.gamma, ent_coef=config.ent_coef, seed=config.seed,
+                      gamma=config.gamma, ent_coef=config.ent_coef, stage_shaping=config.stage_shaping, seed=config.seed,
                       time_limit_s=config.time_limit_s)
     params = {**settings_dict(ppo), "history_episodes": config.history_episodes, "horizon_days": config.horizon_days,
               "simulator_members": config.simulator_members, "eval_episodes": config.eval_episodes,
@@ -112,6 +113,7 @@ def outreach_policy(context: dg.AssetExecutionContext, config: OutreachPolicyCon
         "training_seconds": round(training.seconds, 1),
         "stopped_because": training.stopped_because,
         "logged_decisions": sim.log.height,
+        "recorded_actions_used": sim.recorded_actions,
         "held_out_contacts": len(sim.held_out),
         "sim_value_closed_ppo": sim_ppo["value_closed"]["mean"],
         "true_gain_vs_best_heuristic": dg.MetadataValue.json(gains.get("gain_vs_best_heuristic_true") or {}),

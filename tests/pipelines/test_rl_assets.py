@@ -9,8 +9,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"total_timesteps": 16_384, "n_envs": 128, "history_episodes": 1500, "simulator_members": 2,
-         "eval_episodes": 400, "time_limit_s": 120.0}
+SMALL = {"total_timesteps": 16_384, "n_envs": 128, "history_episodes": 1000, "simulator_members": 2,
+         "eval_episodes": 300, "time_limit_s": 120.0}
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +31,22 @@ def home(tmp_path_factory):
 def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     import mlflow
 
-    from pipelines.assets import outcomes, rl
+    from pipelines.assets import decisions, outcomes, rl
     from pipelines.resources import MLflowResource, StorageResource
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     resources = {"storage": StorageResource(home=str(home)), "mlflow": MLflowResource()}
     result = dg.materialize(
-        [outcomes.outcome_dataset, rl.outreach_policy, rl.outreach_policy_report], resources=resources,
+        [outcomes.outcome_dataset, decisions.action_log, rl.outreach_policy, rl.outreach_policy_report],
+        resources=resources,
         run_config={"ops": {"outreach_policy": {"config": SMALL}}},
     )
     assert result.success
     meta = result.asset_materializations_for_node("outreach_policy")[0].metadata
     assert meta["timesteps"].value >= SMALL["total_timesteps"]
     assert meta["registered_version"].value == "1"
+    # Fitted from the reps' history in the sample world plus the export's own outreach log (the action log).
+    assert meta["recorded_actions_used"].value > 0
     version = mlflow.MlflowClient().get_model_version("holocrm_outreach_policy", "1")
     # The tag contract: the gate's verdict is on the version; champion only when it passed.
     assert version.tags["holocrm.gate"] == meta["gate"].value
