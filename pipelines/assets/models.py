@@ -30,7 +30,7 @@ def _open_features(storage: StorageResource, entity: str) -> pl.DataFrame:
     from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 
     tables = read_staged(storage)
-    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    field = read_field_outcomes(storage.paths().outcomes_log)
     return build_features_for(entity, open_ids(entity, tables, field), tables)
 
 
