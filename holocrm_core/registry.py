@@ -251,8 +251,9 @@ def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: 
     if auc != auc:
         problems.append("the newest fold has only one kind of outcome; nothing to compare on")
     ece = m.get("ece", float("nan"))
-    newest = outcome.selection.candidates[outcome.strategy].newest if outcome.selection is not None else {}
-    ece = min(ece, newest.get("recalibrated_ece", ece))  # the recipe the final model uses, measured honestly
+    if outcome.selection is not None and outcome.strategy in outcome.selection.candidates:
+        served = outcome.selection.candidates[outcome.strategy].newest_ece  # the calibration the final model has
+        ece = served if served == served else ece
     allowed = max(MAX_GATE_ECE, ece_noise_floor(scores)) if len(scores) else MAX_GATE_ECE
     checks["calibrated"] = bool(ece <= allowed)
     if not checks["calibrated"]:
