@@ -43,7 +43,7 @@ class LogisticScorer(CRMScorer):
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, X, y) -> "LogisticScorer":
+    def fit(self, X, y) -> LogisticScorer:
         from sklearn.linear_model import LogisticRegression
 
         X = as_polars(X)
@@ -86,7 +86,7 @@ class BlendedScorer(CRMScorer):
     def __init__(self, members: list | None = None):
         self.members = members or []
 
-    def fit(self, X, y) -> "BlendedScorer":
+    def fit(self, X, y) -> BlendedScorer:
         for member in self.members:
             member.fit(X, y)
         self._finish_fit(as_polars(X))
@@ -128,7 +128,7 @@ class RecalibratedScorer(CRMScorer):
     def name(self) -> str:  # type: ignore[override]
         return getattr(self.scorer, "name", "scorer")
 
-    def fit(self, X, y) -> "RecalibratedScorer":
+    def fit(self, X, y) -> RecalibratedScorer:
         self.scorer.fit(X, y)
         self._finish_fit(as_polars(X))
         return self
@@ -273,7 +273,7 @@ class Selection:
 
 def _fold_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     q = quality(y, p)
-    return {"auc": q["auc"], "log_loss": q["log_loss"], "ece": q["ece"], "rows": int(len(y)),
+    return {"auc": q["auc"], "log_loss": q["log_loss"], "ece": q["ece"], "rows": len(y),
             "positives": int(y.sum())}
 
 
@@ -331,8 +331,8 @@ def final_scorer(selection: Selection, rows: pl.DataFrame, named: str | None = N
 
 
 __all__ = [
-    "BlendedScorer",
     "CANDIDATES",
+    "BlendedScorer",
     "CandidateResult",
     "LogisticScorer",
     "RecalibratedScorer",

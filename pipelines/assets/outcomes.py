@@ -6,7 +6,12 @@ import json
 import dagster as dg
 import polars as pl
 
-from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes, undated_outcomes
+from holocrm_core.outcomes import (
+    build_outcome_dataset,
+    learning_signals,
+    read_field_outcomes,
+    undated_outcomes,
+)
 from pipelines.resources import StorageResource
 
 GROUP = "learning"

@@ -10,7 +10,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from holocrm_core import outcomes
-from holocrm_core.scoring import STRATEGIES, ScoringStrategy, make_strategy, score_frame, train_scorer
+from holocrm_core.scoring import (
+    STRATEGIES,
+    ScoringStrategy,
+    make_strategy,
+    score_frame,
+    train_scorer,
+)
 from holocrm_core.scoring.notes import NoteRater
 from tests.core.test_scoring_data import toy_crm
 from tests.core.test_scoring_notes import _records

@@ -10,7 +10,12 @@ import pytest
 
 from holocrm_core import outcomes
 from holocrm_core.scoring import entity_rows, train_scorer
-from holocrm_core.scoring.guards import ADVERSARIAL_BLOCK, ADVERSARIAL_WARN, check_training_data, leak_guard
+from holocrm_core.scoring.guards import (
+    ADVERSARIAL_BLOCK,
+    ADVERSARIAL_WARN,
+    check_training_data,
+    leak_guard,
+)
 from tests.core.test_scoring_data import toy_crm
 
 
