@@ -17,7 +17,8 @@ AUC about 0.54). A dataset whose files are absent is reported as skipped.
 Targets (issue 12): the champion's fold-mean AUC is never more than 0.01 below the better of logistic
 regression and gradient boosting, its ECE on the newest fold is at most 0.05 (after the calibration the
 final model gets: refitted on the previous slice, measured on this one), x_education >= 0.984 (all fields)
-and >= 0.875 (pre-contact).
+and >= 0.875 (pre-contact). For x_education the chosen scorer and the logistic regression are also run
+under the data README's own protocol (stratified 5-fold CV), which its published figures use.
 """
 
 from __future__ import annotations
@@ -51,10 +52,30 @@ def shared_data() -> Path:
 
 
 def _round(value):
-    return None if value is None or value != value else round(float(value), 4)
+    return None if value is None or np.isnan(value) else round(float(value), 4)
 
 
-def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None = None, every: int = 1) -> dict:
+def readme_protocol(rows: pl.DataFrame, names: list[str], folds: int = 5) -> dict:
+    """The data README's protocol (stratified 5-fold CV, random_state 0), for comparison with its figures:
+    random folds, not time folds, so not the selection's evidence."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from holocrm_core.scoring.selection import make_candidate
+
+    y = rows["label"].to_numpy().astype(int)
+    out = {"protocol": f"{folds}-fold stratified, random_state 0 (the data README's)"}
+    for name in dict.fromkeys(names):
+        aucs = []
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y):
+            model = make_candidate(name).fit(rows[train], y[train])
+            aucs.append(roc_auc_score(y[test], model.predict_proba(rows[test])[:, 1]))
+        out[f"{name}_auc"] = _round(np.mean(aucs))
+    return out
+
+
+def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None = None, every: int = 1,
+          readme_cv: bool = False) -> dict:
     """Guards and the rolling-fold selection exactly as ``train_scorer`` runs them, figures per fold."""
     from holocrm_core.outcomes import build_features_for, open_ids, undated_outcomes
     from holocrm_core.scoring import _record_labels, entity_rows, minimum_data
@@ -92,20 +113,24 @@ def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None =
     plain = {n: selection.candidates[n] for n in ("logistic", "gbm") if n in selection.candidates}
     best_plain = max(c.mean("auc") for c in plain.values())
     newest = champion.newest
-    newest_ece = newest.get("recalibrated_ece", newest.get("ece"))
+    newest_ece = champion.newest_ece  # with the calibration the final model gets (see selection)
     out["champion"] = {
         "strategy": selection.chosen,
         "fold_mean_auc": _round(champion.mean("auc")),
         "fold_mean_log_loss": _round(champion.mean("log_loss")),
         "newest_fold_ece": _round(newest.get("ece")),
         "newest_fold_ece_recalibrated": _round(newest.get("recalibrated_ece")),
+        "recalibrated_on_newest_slice": champion.recalibration_helps,
+        "newest_fold_ece_as_served": _round(newest_ece),
         "best_plain_baseline_fold_mean_auc": _round(best_plain),
         "logistic_fold_mean_auc": _round(plain["logistic"].mean("auc")) if "logistic" in plain else None,
         "gbm_fold_mean_auc": _round(plain["gbm"].mean("auc")) if "gbm" in plain else None,
     }
+    if readme_cv:
+        out["readme_protocol"] = readme_protocol(rows, [selection.chosen, "logistic"])
     out["targets_met"] = {
         "within_0.01_auc_of_best_plain_baseline": bool(champion.mean("auc") >= best_plain - 0.01),
-        "newest_fold_ece<=0.05": bool(newest_ece is not None and newest_ece <= 0.05),
+        "newest_fold_ece<=0.05": bool(not np.isnan(newest_ece) and newest_ece <= 0.05),
     }
     return out
 
@@ -148,7 +173,7 @@ def public(name: str, ibm_rows: int) -> dict:
     every = max(1, staged // ibm_rows) if name == "ibm_sales_win_loss" else 1
     if every > 1:
         out["subsample"] = f"every {every}th deal in file order ({staged} staged), to bound the runtime"
-    out[entity] = judge(dataset, result.tables, entity, every=every)
+    out[entity] = judge(dataset, result.tables, entity, every=every, readme_cv=name.startswith("x_education"))
     if target is not None and "champion" in out[entity]:
         out[entity]["target_auc"] = target
         out[entity]["targets_met"]["target_auc"] = out[entity]["champion"]["fold_mean_auc"] >= target

@@ -84,7 +84,14 @@ def model_status_lines() -> list[str]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from holocrm_core.registry import CHAMPION, GATE_REASON_TAG, GATE_TAG, MODEL_NAMES, champion_version, configure
+    from holocrm_core.registry import (
+        CHAMPION,
+        GATE_REASON_TAG,
+        GATE_TAG,
+        MODEL_NAMES,
+        champion_version,
+        configure,
+    )
 
     configure()
     client = mlflow.MlflowClient()

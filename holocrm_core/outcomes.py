@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from holocrm_core.schema import CUSTOM_PREFIX, UTC_TIME, ENTITIES
+from holocrm_core.schema import CUSTOM_PREFIX, ENTITIES, UTC_TIME
 
 ENTITIES_SCORED = ("contact", "deal")
 ACTIVITY_TYPES = ("email", "call", "meeting", "note", "proposal")

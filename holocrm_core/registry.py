@@ -231,6 +231,10 @@ def _scorer_params(scorer) -> dict:
         return {}
 
 
+def _nan(value) -> bool:
+    return value is None or bool(np.isnan(value))
+
+
 @dataclass(frozen=True)
 class GateVerdict:
     """The blocking checks of a candidate, decided before it is registered."""
@@ -248,11 +252,12 @@ def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: 
     scores = np.asarray(outcome.validation_scores if outcome.validation_scores is not None else [], dtype=float)
     problems, checks = [], {}
     auc = m.get("auc", float("nan"))
-    if auc != auc:
+    if _nan(auc):
         problems.append("the newest fold has only one kind of outcome; nothing to compare on")
     ece = m.get("ece", float("nan"))
-    newest = outcome.selection.candidates[outcome.strategy].newest if outcome.selection is not None else {}
-    ece = min(ece, newest.get("recalibrated_ece", ece))  # the recipe the final model uses, measured honestly
+    if outcome.selection is not None and outcome.strategy in outcome.selection.candidates:
+        served = outcome.selection.candidates[outcome.strategy].newest_ece  # the calibration the final model has
+        ece = ece if _nan(served) else served
     allowed = max(MAX_GATE_ECE, ece_noise_floor(scores)) if len(scores) else MAX_GATE_ECE
     checks["calibrated"] = bool(ece <= allowed)
     if not checks["calibrated"]:
@@ -265,15 +270,15 @@ def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: 
     if not checks["adversarial"]:
         problems.append(guard.message)
     h_auc = heur.get("auc", float("nan"))
-    checks["beats_heuristic"] = bool(h_auc != h_auc or auc > h_auc)
+    checks["beats_heuristic"] = bool(_nan(h_auc) or auc > h_auc)
     if not checks["beats_heuristic"]:
         problems.append(f"AUC {auc:.3f} does not beat the weighted heuristic ({h_auc:.3f})")
     l_auc = plain.get("auc", float("nan"))
-    checks["beats_logistic"] = bool(outcome.strategy == "logistic" or l_auc != l_auc or auc >= l_auc - LOGISTIC_TOLERANCE)
+    checks["beats_logistic"] = bool(outcome.strategy == "logistic" or _nan(l_auc) or auc >= l_auc - LOGISTIC_TOLERANCE)
     if not checks["beats_logistic"]:
         problems.append(f"AUC {auc:.3f} trails the plain logistic regression ({l_auc:.3f})")
     c_auc = (champion_metrics or {}).get("auc")
-    checks["beats_champion"] = bool(c_auc is None or c_auc != c_auc or auc > c_auc)
+    checks["beats_champion"] = bool(c_auc is None or _nan(c_auc) or auc > c_auc)
     if not checks["beats_champion"]:
         problems.append(f"AUC {auc:.3f} does not beat champion v{champion_ver} ({c_auc:.3f})")
     if problems:

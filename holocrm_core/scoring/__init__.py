@@ -283,15 +283,15 @@ def score_frame(model, features: pl.DataFrame, explain: bool = True, top: int = 
 
 __all__ = [
     "AUTO",
-    "CRMScorer",
-    "default_strategy",
     "MIN_EACH",
+    "STRATEGIES",
+    "CRMScorer",
     "MinimumData",
     "NaiveBayesScorer",
-    "STRATEGIES",
     "ScoringStrategy",
     "TrainingOutcome",
     "WeightedHeuristicScorer",
+    "default_strategy",
     "entity_rows",
     "feature_columns",
     "make_strategy",

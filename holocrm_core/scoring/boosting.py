@@ -26,7 +26,11 @@ import polars as pl
 
 from holocrm_core.scoring.base import CRMScorer, as_polars
 from holocrm_core.scoring.calibration import PlattScaler, clip_probability, sigmoid
-from holocrm_core.scoring.features import FeatureEncoder, _numeric_values, _string_values
+from holocrm_core.scoring.features import (
+    FeatureEncoder,
+    _numeric_values,
+    _string_values,
+)
 from holocrm_core.scoring.neural import holdout_mask
 
 # Categories seen fewer times than this share one code: a split on three leads is noise.
@@ -150,7 +154,7 @@ class GradientBoostedScorer(CRMScorer):
             random_state=self.seed,
         )
 
-    def fit(self, X, y) -> "GradientBoostedScorer":
+    def fit(self, X, y) -> GradientBoostedScorer:
         X = as_polars(X)
         y = np.asarray(y).astype(int)
         self.encoder_ = FeatureEncoder()
@@ -257,7 +261,7 @@ class BlendScorer(CRMScorer):
         self.neural = neural
         self.gbm = gbm
 
-    def fit(self, X, y) -> "BlendScorer":
+    def fit(self, X, y) -> BlendScorer:
         from sklearn.linear_model import LogisticRegression
 
         from holocrm_core.scoring.neural import NeuralScorer

@@ -34,7 +34,7 @@ class PlattScaler:
     a: float = 1.0
     b: float = 0.0
 
-    def fit(self, raw_logit: np.ndarray, y: np.ndarray) -> "PlattScaler":
+    def fit(self, raw_logit: np.ndarray, y: np.ndarray) -> PlattScaler:
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(y).astype(int)
@@ -105,7 +105,12 @@ def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
 
 def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """AUC, average precision, Brier, log loss, ECE and top-decile lift of probabilities ``p``."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
 
     y = np.asarray(y).astype(int)
     p = clip_probability(p)

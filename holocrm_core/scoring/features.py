@@ -121,7 +121,7 @@ class FeatureEncoder:
         self.reference: np.ndarray | None = None
 
     # -- fitting ------------------------------------------------------------------------------------------
-    def fit(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> "FeatureEncoder":
+    def fit(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> FeatureEncoder:
         self.groups = []
         for name in feature_columns(frame):
             kind = column_kind(name, frame.schema[name])

@@ -157,7 +157,7 @@ def leak_guard(
     found: list[ExcludedField] = []
     for name, kind in guarded_fields(decided):
         auc = single_field_auc(decided[name][:cut], y[:cut], decided[name][cut:], y[cut:], kind)
-        if auc == auc and auc > threshold:
+        if not np.isnan(auc) and auc > threshold:
             found.append(ExcludedField(name, f"alone it predicts newer outcomes with AUC {auc:.3f}", round(auc, 4)))
     if still_open is not None and still_open.height >= MIN_OPEN:
         known = {f.field for f in found}
@@ -186,7 +186,7 @@ def decided_vs_open(decided: pl.DataFrame, still_open: pl.DataFrame) -> list[tup
     out = []
     for name, kind in guarded_fields(both):
         auc = single_field_auc(both[name][:half], is_open[:half], both[name][half:], is_open[half:], kind)
-        if auc == auc:
+        if not np.isnan(auc):
             out.append((name, round(auc, 4)))
     return sorted(out, key=lambda item: -item[1])
 
@@ -194,8 +194,8 @@ def decided_vs_open(decided: pl.DataFrame, still_open: pl.DataFrame) -> list[tup
 def adversarial_auc(decided: pl.DataFrame, still_open: pl.DataFrame, exclude: list[str] = ()) -> float:
     """Cross-validated AUC of gradient boosting telling training snapshots from open records."""
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     both, is_open = _adversarial_frames(decided.drop(exclude, strict=False), still_open.drop(exclude, strict=False))
     columns, categorical = [], []
@@ -259,9 +259,9 @@ def check_training_data(
 __all__ = [
     "ADVERSARIAL_BLOCK",
     "ADVERSARIAL_WARN",
+    "LEAK_AUC",
     "ExcludedField",
     "GuardReport",
-    "LEAK_AUC",
     "adversarial_auc",
     "check_training_data",
     "decided_vs_open",

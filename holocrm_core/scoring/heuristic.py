@@ -147,7 +147,7 @@ class WeightedHeuristicScorer(CRMScorer):
             columns.append(np.zeros(len(X)) if pts is None else pts)
         return np.column_stack(columns) if columns else np.zeros((len(X), 0))
 
-    def fit(self, X, y) -> "WeightedHeuristicScorer":
+    def fit(self, X, y) -> WeightedHeuristicScorer:
         X = as_polars(X)
         points = self._points(X)
         # With no records yet, "typical" is the middle of each rule's range.

@@ -36,7 +36,7 @@ class NaiveBayesScorer(CRMScorer):
             return [MISSING if np.isnan(v) else f"bin{b}" for v, b in zip(values, binned, strict=True)]
         return [MISSING if v is None else v for v in X[field].cast(pl.String).to_list()]
 
-    def fit(self, X, y) -> "NaiveBayesScorer":
+    def fit(self, X, y) -> NaiveBayesScorer:
         X = as_polars(X)
         y = np.asarray(y).astype(bool)
         self.fields_: dict[str, tuple[str, np.ndarray | None]] = {}

@@ -143,7 +143,7 @@ class NeuralScorer(CRMScorer):
         self.ensemble = ensemble
         self.seed = seed
 
-    def fit(self, X, y) -> "NeuralScorer":
+    def fit(self, X, y) -> NeuralScorer:
         import torch
 
         X = as_polars(X)

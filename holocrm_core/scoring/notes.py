@@ -76,7 +76,7 @@ class NoteRater:
         self.seed = seed
 
     # -- learning -----------------------------------------------------------------------------------------
-    def fit(self, record: np.ndarray, notes: list[str], y: np.ndarray, n_records: int) -> "NoteRater":
+    def fit(self, record: np.ndarray, notes: list[str], y: np.ndarray, n_records: int) -> NoteRater:
         """``record[i]`` is the row (0..n_records-1) of note ``i``; ``y`` the outcome of every row."""
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import CountVectorizer

@@ -9,7 +9,10 @@ last). The chosen candidate has the lowest mean held-out log loss; AUC, log loss
 Calibration is refitted on the newest slice: the chosen candidate's fold model scored that slice without
 having seen it, and a Platt map from those log-odds to the outcomes is put on top of the final model
 (refitted on every row). ``recalibrated`` figures per fold measure that recipe honestly: fold k's scores
-are mapped with the Platt fit on fold k-1.
+are mapped with the Platt fit on fold k-1. The map is kept only where that evidence says it helps (lower
+mean recalibrated log loss than the candidate's own calibration on the same folds): after a shift that
+reverses between slices (seen on a 78k win/loss export) a map fitted on the previous slice makes the
+next one worse, and the candidate's own calibration on its most recent training rows is then used.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class LogisticScorer(CRMScorer):
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, X, y) -> "LogisticScorer":
+    def fit(self, X, y) -> LogisticScorer:
         from sklearn.linear_model import LogisticRegression
 
         X = as_polars(X)
@@ -83,7 +86,7 @@ class BlendedScorer(CRMScorer):
     def __init__(self, members: list | None = None):
         self.members = members or []
 
-    def fit(self, X, y) -> "BlendedScorer":
+    def fit(self, X, y) -> BlendedScorer:
         for member in self.members:
             member.fit(X, y)
         self._finish_fit(as_polars(X))
@@ -125,7 +128,7 @@ class RecalibratedScorer(CRMScorer):
     def name(self) -> str:  # type: ignore[override]
         return getattr(self.scorer, "name", "scorer")
 
-    def fit(self, X, y) -> "RecalibratedScorer":
+    def fit(self, X, y) -> RecalibratedScorer:
         self.scorer.fit(X, y)
         self._finish_fit(as_polars(X))
         return self
@@ -225,6 +228,18 @@ class CandidateResult:
     newest_logits: np.ndarray | None = None
     error: str | None = None
 
+    @property
+    def recalibration_helps(self) -> bool:
+        """Did a Platt map fitted on the previous slice lower log loss on the next one, on average?"""
+        pairs = [(f["log_loss"], f["recalibrated_log_loss"]) for f in self.folds if "recalibrated_log_loss" in f]
+        return bool(pairs) and float(np.mean([b for _, b in pairs])) < float(np.mean([a for a, _ in pairs]))
+
+    @property
+    def newest_ece(self) -> float:
+        """ECE on the newest fold of the calibration the final model gets."""
+        newest = self.newest
+        return newest.get("recalibrated_ece", float("nan")) if self.recalibration_helps else newest.get("ece", float("nan"))
+
     def mean(self, metric: str) -> float:
         values = [f[metric] for f in self.folds if f.get(metric) == f.get(metric)]
         return float(np.mean(values)) if values else float("nan")
@@ -238,6 +253,8 @@ class CandidateResult:
             "mean_log_loss": round(self.mean("log_loss"), 4),
             "mean_auc": round(self.mean("auc"), 4),
             "mean_ece": round(self.mean("ece"), 4),
+            "recalibrate_on_newest_slice": self.recalibration_helps,
+            "newest_fold_ece_as_served": round(self.newest_ece, 4),
             "folds": [{k: round(v, 4) if isinstance(v, float) else v for k, v in f.items()} for f in self.folds],
             **({"error": self.error} if self.error else {}),
         }
@@ -256,7 +273,7 @@ class Selection:
 
 def _fold_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     q = quality(y, p)
-    return {"auc": q["auc"], "log_loss": q["log_loss"], "ece": q["ece"], "rows": int(len(y)),
+    return {"auc": q["auc"], "log_loss": q["log_loss"], "ece": q["ece"], "rows": len(y),
             "positives": int(y.sum())}
 
 
@@ -304,7 +321,7 @@ def final_scorer(selection: Selection, rows: pl.DataFrame, named: str | None = N
     y = rows["label"].to_numpy().astype(int)
     model = make_candidate(selection.chosen, named, **params).fit(rows, y)
     chosen = selection.candidates[selection.chosen]
-    if chosen.newest_logits is None or not selection.folds:
+    if chosen.newest_logits is None or not selection.folds or not chosen.recalibration_helps:
         return model
     newest_y = y[selection.folds[-1][1]]
     platt = PlattScaler().fit(chosen.newest_logits, newest_y)
@@ -314,8 +331,8 @@ def final_scorer(selection: Selection, rows: pl.DataFrame, named: str | None = N
 
 
 __all__ = [
-    "BlendedScorer",
     "CANDIDATES",
+    "BlendedScorer",
     "CandidateResult",
     "LogisticScorer",
     "RecalibratedScorer",

