@@ -54,7 +54,9 @@ def referential_integrity(entity: str, staged: pl.DataFrame, known_ids: dict[str
 
 def null_rates(entity: str, staged: pl.DataFrame) -> dict[str, float]:
     """Share of nulls per canonical column, rounded to 3 places."""
-    return {c: round(staged[c].null_count() / max(staged.height, 1), 3) for c in schema.ENTITIES[entity].names()}
+    return {
+        c: round(staged[c].null_count() / max(staged.height, 1), 3) for c in schema.ENTITIES[entity].names()
+    }
 
 
 def null_rates_within_bounds(entity: str, staged: pl.DataFrame) -> CheckOutcome:
@@ -63,12 +65,16 @@ def null_rates_within_bounds(entity: str, staged: pl.DataFrame) -> CheckOutcome:
     required_nulls = {c: rates[c] for c in schema.REQUIRED[entity] if rates[c] > 0}
     limits = schema.NULL_RATE_LIMITS.get(entity, {})
     too_sparse = {c: rates[c] for c, limit in limits.items() if rates[c] > limit} if staged.height else {}
-    return CheckOutcome("null_rates_within_bounds", not required_nulls and not too_sparse,
-                        {"required_nulls": required_nulls, "mostly_empty": too_sparse})
+    return CheckOutcome(
+        "null_rates_within_bounds",
+        not required_nulls and not too_sparse,
+        {"required_nulls": required_nulls, "mostly_empty": too_sparse},
+    )
 
 
-def staged_checks(entity: str, staged: pl.DataFrame, accounting: pl.DataFrame,
-                  known_ids: dict[str, pl.Series]) -> list[CheckOutcome]:
+def staged_checks(
+    entity: str, staged: pl.DataFrame, accounting: pl.DataFrame, known_ids: dict[str, pl.Series]
+) -> list[CheckOutcome]:
     """The four checks of a staged table, in the order the asset declares them."""
     return [
         no_rows_lost(accounting),
@@ -99,8 +105,11 @@ def one_vector_per_entity(expected: pl.DataFrame, vectors: pl.DataFrame) -> Chec
     missing = len(expected.join(keys, on=["entity_type", "entity_id"], how="anti"))
     extra = len(keys.join(expected, on=["entity_type", "entity_id"], how="anti"))
     duplicated = len(keys) - keys.n_unique()
-    return CheckOutcome("one_vector_per_entity", missing == 0 and extra == 0 and duplicated == 0,
-                        {"missing": missing, "extra": extra, "duplicated": duplicated, "expected": len(expected)})
+    return CheckOutcome(
+        "one_vector_per_entity",
+        missing == 0 and extra == 0 and duplicated == 0,
+        {"missing": missing, "extra": extra, "duplicated": duplicated, "expected": len(expected)},
+    )
 
 
 def vector_dimension(matrix: np.ndarray, dimension: int) -> CheckOutcome:
@@ -112,12 +121,20 @@ def unit_norm_no_nan(matrix: np.ndarray, tolerance: float = 1e-3) -> CheckOutcom
     finite = bool(np.isfinite(matrix).all())
     norms = np.linalg.norm(matrix, axis=1) if len(matrix) else np.ones(1)
     max_norm_error = float(np.abs(norms - 1).max()) if finite else float("nan")
-    return CheckOutcome("unit_norm_no_nan", finite and max_norm_error < tolerance,
-                        {"finite": finite, "max_norm_error": max_norm_error})
+    return CheckOutcome(
+        "unit_norm_no_nan",
+        finite and max_norm_error < tolerance,
+        {"finite": finite, "max_norm_error": max_norm_error},
+    )
 
 
 def index_matches_documents(indexed: dict[str, int], documents: dict[str, int]) -> CheckOutcome:
     """The similarity index holds as many rows per entity type as there are documents."""
-    mismatched = {t: [indexed.get(t, 0), documents.get(t, 0)] for t in sorted(set(indexed) | set(documents))
-                  if indexed.get(t, 0) != documents.get(t, 0)}
-    return CheckOutcome("index_matches_documents", not mismatched, {"mismatched (indexed, documents)": mismatched})
+    mismatched = {
+        t: [indexed.get(t, 0), documents.get(t, 0)]
+        for t in sorted(set(indexed) | set(documents))
+        if indexed.get(t, 0) != documents.get(t, 0)
+    }
+    return CheckOutcome(
+        "index_matches_documents", not mismatched, {"mismatched (indexed, documents)": mismatched}
+    )

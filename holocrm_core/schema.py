@@ -190,8 +190,9 @@ QUARANTINE = pl.Schema(
         "record_id": pl.String,
         "column": pl.String,
         "value": pl.String,
-        # machine code: required, email, phone, date, money, currency, number, enum, duplicate_id, reference, file,
-        # malformed (a CSV record with the wrong number of fields or an unterminated quote; value = its text)
+        # machine code: required, email, phone, date, money, currency, number, enum, duplicate_id, reference,
+        # file, malformed (a CSV record with the wrong number of fields or an unterminated quote; value: its
+        # text as written)
         "rule": pl.String,
         "reason": pl.String,  # sentence a person can act on
     }

@@ -77,7 +77,7 @@ class HoloPaths:
 
     @property
     def outcomes_log(self) -> Path:
-        """Outcomes recorded in the field (won/lost, converted): read by the outcome dataset, appended by the API."""
+        """Outcomes recorded in the field (won/lost, converted): appended by the API, read by outcome_dataset."""
         return self.logs / "outcomes.ndjson"
 
     @property

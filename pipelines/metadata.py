@@ -11,12 +11,16 @@ def markdown_table(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.M
     head = frame.head(rows)
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
     for row in head.iter_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:width] for v in row) + " |")
+        lines.append(
+            "| " + " | ".join("" if v is None else str(v).replace("|", "/")[:width] for v in row) + " |"
+        )
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def check_result(outcome, severity: dg.AssetCheckSeverity | None = None, rows: int = 50) -> dg.AssetCheckResult:
-    """A ``holocrm_core.quality.CheckOutcome`` as Dagster's check result (frames as Markdown, dicts as JSON)."""
+def check_result(
+    outcome, severity: dg.AssetCheckSeverity | None = None, rows: int = 50
+) -> dg.AssetCheckResult:
+    """A ``holocrm_core.quality.CheckOutcome`` as Dagster's check result (frames as Markdown, dicts JSON)."""
 
     def value(v):
         if isinstance(v, pl.DataFrame):
@@ -26,5 +30,9 @@ def check_result(outcome, severity: dg.AssetCheckSeverity | None = None, rows: i
         return v
 
     extra = {"severity": severity} if severity is not None else {}
-    return dg.AssetCheckResult(check_name=outcome.name, passed=bool(outcome.passed),
-                               metadata={k: value(v) for k, v in outcome.metadata.items()}, **extra)
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        passed=bool(outcome.passed),
+        metadata={k: value(v) for k, v in outcome.metadata.items()},
+        **extra,
+    )

@@ -1,4 +1,4 @@
-"""Run the main job of ``pipelines.definitions.defs`` in process (behind `holocrm run`), with progress and a summary.
+"""Run the main job of ``pipelines.definitions.defs`` in process (`holocrm run`), with progress and a summary.
 
 The run is recorded in the Dagster instance under HOLOCRM_HOME/dagster, so `dagster dev` started with the
 same DAGSTER_HOME shows it next to scheduled and sensor-started runs. A run whose process was killed stays
@@ -141,15 +141,20 @@ def fail_abandoned_runs(instance) -> list[str]:
 
     host = socket.gethostname()
     marked = []
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
-                                                             dg.DagsterRunStatus.STARTING],
-                                                   tags={HOST_TAG: host}))
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={HOST_TAG: host}
+        )
+    )
     for run in runs:
         pid = run.tags.get(PID_TAG, "")
         if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
             continue
-        instance.report_run_failed(run, message=f"the process running this run (pid {pid} on {host}) ended "
-                                                "without finishing it (killed?): marked failed at the next start")
+        instance.report_run_failed(
+            run,
+            message=f"the process running this run (pid {pid} on {host}) ended "
+            "without finishing it (killed?): marked failed at the next start",
+        )
         marked.append(run.run_id)
     return marked
 
@@ -204,7 +209,9 @@ def run_all(
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             summary.assets.append(
-                AssetOutcome(mat.asset_key.to_user_string(), {k: _metadata_value(v) for k, v in mat.metadata.items()})
+                AssetOutcome(
+                    mat.asset_key.to_user_string(), {k: _metadata_value(v) for k, v in mat.metadata.items()}
+                )
             )
         elif event.event_type_value == "STEP_FAILURE":
             summary.failed_steps.append(event.step_key)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="holocrm-tests-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,4 +19,64 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ["HOLOCRM_HOME"] = str(_SESSION_ROOT / "home")
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_ROOT / 'mlflow.db'}"
 
-SHARED_DATA = Path(os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+SHARED_DATA = Path(
+    os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+).resolve()
+
+
+# ---------------------------------------------------------------------------------------- the sample graph
+
+SAMPLE_CONTACTS, SAMPLE_SEED = 150, 3
+
+
+@dataclass(frozen=True)
+class SampleGraph:
+    """The whole asset graph materialized once by `holocrm run` on a small generated export.
+
+    Read it, never write to it: a test that changes state works on ``copy(tmp_path)``.
+    """
+
+    root: Path
+    home: Path
+    export: Path
+    truth: Path
+    mlflow_uri: str
+    output: str  # what `holocrm run` printed
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a process needs to see this graph (HOLOCRM_HOME, its MLflow store, the torch backend)."""
+        return {"HOLOCRM_HOME": str(self.home), "MLFLOW_TRACKING_URI": self.mlflow_uri,
+                "HOLOCRM_EMBED_BACKEND": "torch"}
+
+    def copy(self, target: Path) -> SampleGraph:
+        """A private copy of the home (warehouse, LanceDB, Dagster runs); the MLflow store is shared."""
+        shutil.copytree(self.home, target / "home", symlinks=True)
+        return SampleGraph(self.root, target / "home", self.export, self.truth, self.mlflow_uri, self.output)
+
+
+@pytest.fixture(scope="session")
+def sample_graph(tmp_path_factory) -> SampleGraph:
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+    from holocrm_core.synth import generate_export
+
+    root = tmp_path_factory.mktemp("sample-graph")
+    export = root / "home" / "landing" / "batch-1"
+    generate_export(export, n_contacts=SAMPLE_CONTACTS, seed=SAMPLE_SEED, truth_dir=root / "truth")
+    graph = SampleGraph(root, root / "home", export, root / "truth", f"sqlite:///{root / 'mlflow.db'}", "")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in graph.env.items():
+            patch.setenv(key, value)
+        result = CliRunner().invoke(app, ["run", "--export", str(export)])
+    assert result.exit_code == 0, result.output
+    return SampleGraph(graph.root, graph.home, export, graph.truth, graph.mlflow_uri, result.output)
+
+
+@pytest.fixture()
+def sample_env(sample_graph, monkeypatch) -> SampleGraph:
+    """The sample graph, with this test's environment pointed at it (HOLOCRM_HOME, MLflow store)."""
+    for key, value in sample_graph.env.items():
+        monkeypatch.setenv(key, value)
+    return sample_graph

@@ -28,14 +28,20 @@ from holocrm_core.reconcile import RECONCILIATION, reconcile
 
 # Which staged entities an entity's references point at (schema.REFERENCES, grouped; self references aside).
 PARENTS: dict[str, list[str]] = {
-    e.plural: list(dict.fromkeys(
-        parent for (child, _), parent in schema.REFERENCES.items() if child == e.plural and parent != e.plural
-    ))
+    e.plural: list(
+        dict.fromkeys(
+            parent
+            for (child, _), parent in schema.REFERENCES.items()
+            if child == e.plural and parent != e.plural
+        )
+    )
     for e in schema.REGISTRY
 }
 
 
-def resolve_profile(export_dir: str | Path, profile: str | Profile | None = None, mapping: str | Path | None = None) -> Profile:
+def resolve_profile(
+    export_dir: str | Path, profile: str | Profile | None = None, mapping: str | Path | None = None
+) -> Profile:
     """The profile to read an export with: a mapping file wins, then a named profile, then detection."""
     if mapping is not None:
         from holocrm_core.ingest.mapping import load_mapping
@@ -45,11 +51,16 @@ def resolve_profile(export_dir: str | Path, profile: str | Profile | None = None
         return profile
     name = profile or detect_profile(export_dir)
     if name not in PROFILES:
-        raise ValueError(f"unknown source profile {name!r}: choose one of {', '.join(sorted(PROFILES))} or pass a mapping file")
+        raise ValueError(
+            f"unknown source profile {name!r}: choose one of {', '.join(sorted(PROFILES))} "
+            "or pass a mapping file"
+        )
     return PROFILES[name]
 
 
-def read_export(export_dir: str | Path, profile: str | None = None, mapping: str | Path | None = None) -> RawExport:
+def read_export(
+    export_dir: str | Path, profile: str | None = None, mapping: str | Path | None = None
+) -> RawExport:
     """Read every data file of an export folder into per-entity all-String frames (see ``RawExport``).
 
     Unreadable files do not stop the others: each gets a ``FileReport`` with ``error`` and a ``file``
@@ -74,8 +85,11 @@ class StagedEntity:
     defaulted: dict[str, int] = field(default_factory=dict)  # column -> rows given schema.DEFAULT_WHEN_ABSENT
 
     def warnings(self) -> list[str]:
-        return [f"{self.entity}: no {column} column in the export; {rows:,} rows got the default "
-                f"{schema.DEFAULT_WHEN_ABSENT[(self.entity, column)]!r}" for column, rows in self.defaulted.items()]
+        return [
+            f"{self.entity}: no {column} column in the export; {rows:,} rows got the default "
+            f"{schema.DEFAULT_WHEN_ABSENT[(self.entity, column)]!r}"
+            for column, rows in self.defaulted.items()
+        ]
 
 
 def _complete_required(entity: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -92,15 +106,18 @@ def _complete_required(entity: str, raw: pl.DataFrame) -> tuple[pl.DataFrame, di
     if ALLOW_EMPTY in raw.columns:  # columns every row of this source may leave empty (mapping: optional)
         per_row = raw[ALLOW_EMPTY].fill_null("").str.split(",").to_list()
         allowed = set.intersection(*(set(row) for row in per_row)) if per_row else set()
-    missing = [c for c in schema.REQUIRED[record.plural]
-               if c != record.id_column and c not in raw.columns and c not in allowed]
+    missing = [
+        c
+        for c in schema.REQUIRED[record.plural]
+        if c != record.id_column and c not in raw.columns and c not in allowed
+    ]
     if missing:
         files = ", ".join(sorted(raw[SOURCE_FILE].unique().to_list())) if SOURCE_FILE in raw.columns else "?"
         names = ", ".join(missing)
         raise MissingColumnError(
             f"{record.plural} ({files}): required column(s) {names} missing from the export, so no "
             f"{record.name} could be staged. Map the export's own column in a mapping file (entities: "
-            f"{record.plural}: columns: {{\"Your header\": {missing[0]}}}), give a value for every row "
+            f'{record.plural}: columns: {{"Your header": {missing[0]}}}), give a value for every row '
             f"(defaults: {{{missing[0]}: ...}}), or mark it optional (optional: [{missing[0]}]); "
             "see holocrm_core/ingest/mapping.py"
         )
@@ -119,8 +136,11 @@ def stage_one(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -
     staged, quarantined = validate.stage_entity_with_sources(record.plural, raw, known_ids)
     by_file = dict(staged.group_by(SOURCE_FILE).len().iter_rows()) if staged.height else {}
     staged = staged.drop(SOURCE_FILE)
-    accounting = reconcile(raw, staged, quarantined, record.id_column) if raw.height or staged.height else (
-        pl.DataFrame(schema=RECONCILIATION))
+    accounting = (
+        reconcile(raw, staged, quarantined, record.id_column)
+        if raw.height or staged.height
+        else (pl.DataFrame(schema=RECONCILIATION))
+    )
     return StagedEntity(record.plural, staged, quarantined, accounting, by_file, defaulted)
 
 
@@ -129,12 +149,13 @@ def assemble_quarantine(parts: list[pl.DataFrame]) -> pl.DataFrame:
     frames = [p.select(schema.QUARANTINE.names()).cast(dict(schema.QUARANTINE)) for p in parts if p.height]
     if not frames:
         return quarantine_frame()
-    return pl.concat(frames, how="vertical").sort(["entity", "source_file", "line"], nulls_last=True,
-                                                   maintain_order=True)
+    return pl.concat(frames, how="vertical").sort(
+        ["entity", "source_file", "line"], nulls_last=True, maintain_order=True
+    )
 
 
 def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | None = None) -> IngestResult:
-    """Stage every entity of a read export in ``schema.STAGING_ORDER``; write the tables when given a warehouse.
+    """Stage every entity of a read export in ``schema.STAGING_ORDER``; write them when given a warehouse.
 
     Each reference is checked against the ids staged for the entity it names; an entity without a file
     stages as an empty table of its schema, and references to it are not checked. Re-running on the same
@@ -154,7 +175,9 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
             tables[record.plural] = schema.empty(record.plural)
         else:
             say(f"read {record.plural}: {frame.height:,} rows")
-            result = stage_one(record.plural, frame, {p: known[p] for p in PARENTS[record.plural] if p in known})
+            result = stage_one(
+                record.plural, frame, {p: known[p] for p in PARENTS[record.plural] if p in known}
+            )
             del frame
             for path, count in result.staged_by_file.items():
                 if (path, record.plural) in reports:
@@ -169,18 +192,29 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
             tables[record.plural] = result.staged
             quarantines.append(result.quarantined)
             accounting.append(result.accounting.with_columns(pl.lit(record.plural).alias("entity")))
-            say(f"staged {record.plural}: {result.staged.height:,} rows, {result.quarantined.height:,} quarantined")
+            say(
+                f"staged {record.plural}: {result.staged.height:,} rows, "
+                f"{result.quarantined.height:,} quarantined"
+            )
         if warehouse is not None:
             warehouse.write(record.staged_asset, tables[record.plural])
     quarantine = assemble_quarantine(quarantines)
     custom = {e: c for e, c in raw.custom_fields.items() if e in tables}
-    result = IngestResult(tables=tables, quarantine=quarantine, files=raw.files, custom_fields=custom,
-                          profile=raw.profile,
-                          accounting=pl.concat(accounting, how="vertical") if accounting else None,
-                          warnings=warnings)
+    result = IngestResult(
+        tables=tables,
+        quarantine=quarantine,
+        files=raw.files,
+        custom_fields=custom,
+        profile=raw.profile,
+        accounting=pl.concat(accounting, how="vertical") if accounting else None,
+        warnings=warnings,
+    )
     if warehouse is not None:
         warehouse.write("quarantine", quarantine)
-        say(f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) to {warehouse.root}")
+        say(
+            f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) "
+            f"to {warehouse.root}"
+        )
     return result
 
 

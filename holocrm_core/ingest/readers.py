@@ -46,7 +46,9 @@ class UnreadableFile(Exception):
     """A file that cannot be read as a table; the message says what is wrong and what to do."""
 
 
-def read_source(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> list[tuple[str, pl.DataFrame]]:
+def read_source(
+    path: Path, *, delimiter: str | None = None, encoding: str | None = None
+) -> list[tuple[str, pl.DataFrame]]:
     """All tables in one file as ``(name, frame)``: one per file, or one per non-empty sheet of a workbook.
 
     ``name`` is the file name, or ``"book.xlsx[Sheet]"`` for the sheets of a multi-sheet workbook. Frames
@@ -120,7 +122,7 @@ def sniff_encoding(head: bytes, path: Path | None = None) -> str:
         return "utf-16"
     if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
         return "utf-32"
-    sample = head[: _SNIFF_BYTES]
+    sample = head[:_SNIFF_BYTES]
     if sample and sample.count(b"\x00") > len(sample) // 4:
         # BOM-less UTF-16: ASCII text has a NUL in every other byte
         even_nuls = sample[0::2].count(b"\x00")
@@ -185,7 +187,9 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.Dat
         try:
             text = path.read_bytes().decode(enc)
         except (UnicodeDecodeError, LookupError) as exc:
-            raise UnreadableFile(f"{path.name}: cannot be decoded as {enc} ({exc}): save it as UTF-8") from exc
+            raise UnreadableFile(
+                f"{path.name}: cannot be decoded as {enc} ({exc}): save it as UTF-8"
+            ) from exc
         text = text.lstrip("\ufeff")
         text_head = text[:_SNIFF_BYTES]
         source = io.BytesIO(text.encode("utf-8"))
@@ -240,11 +244,9 @@ def _checked_csv(source, sep: str, newlines, frame: pl.DataFrame | None = None) 
 
 def _wrong_field_counts(source, sep: str) -> tuple[int, dict[int, int]]:
     """(header width, {first physical line of a record: its field count} for records that do not fit)."""
-    if isinstance(source, io.BytesIO):
-        handle = io.TextIOWrapper(io.BytesIO(source.getbuffer()), encoding="utf-8", newline="")
-    else:
-        handle = open(source, encoding="utf-8-sig", newline="")
-    with handle:
+    is_buffer = isinstance(source, io.BytesIO)
+    binary = io.BytesIO(source.getbuffer()) if is_buffer else open(source, "rb")  # noqa: SIM115 (wrapper closes it)
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=sep, strict=False)
         shape = _HeaderShape(next(reader, []))
         wrong, start = {}, reader.line_num + 1
@@ -270,7 +272,7 @@ class _HeaderShape:
         n = len(record)
         if self.named <= n <= self.full:
             return True
-        return n > self.full and not "".join(record[self.full:]).strip()
+        return n > self.full and not "".join(record[self.full :]).strip()
 
 
 def _count_newlines(source: Path | io.BytesIO) -> tuple[int, bool, bool]:
@@ -331,8 +333,10 @@ def _header_names(values: list[str | None]) -> list[str]:
 
 def _field_count_reason(line: int, found: int, width: int) -> str:
     more = "more" if found > width else "fewer"
-    return (f"line {line} has {found} fields where the header has {width} ({more}): its values cannot be "
-            "matched to columns; quote values that contain the delimiter, or fix the line, and re-export")
+    return (
+        f"line {line} has {found} fields where the header has {width} ({more}): its values cannot be "
+        "matched to columns; quote values that contain the delimiter, or fix the line, and re-export"
+    )
 
 
 def _record_from(lines: list[str], start: int) -> tuple[str, int]:
@@ -385,8 +389,10 @@ def _read_csv_records(text: str, sep: str) -> pl.DataFrame:
         fields = _split_record(record, sep)
         unterminated = after == i + 1 and lines[i].count('"') % 2 == 1
         if unterminated:
-            defect = (f"line {i + 1} opens a quote that is never closed: the line cannot be split into "
-                      "columns; close or remove the stray quote and re-export")
+            defect = (
+                f"line {i + 1} opens a quote that is never closed: the line cannot be split into "
+                "columns; close or remove the stray quote and re-export"
+            )
         elif not shape.fits(fields):
             defect = _field_count_reason(i + 1, len(fields), shape.named)
         else:
@@ -397,12 +403,16 @@ def _read_csv_records(text: str, sep: str) -> pl.DataFrame:
         defects.append(defect)
         records.append(record if defect else None)
         i = after
-    frame = pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row") if rows else pl.DataFrame(
-        schema={n: pl.String for n in names})
+    frame = (
+        pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
+        if rows
+        else pl.DataFrame(schema={n: pl.String for n in names})
+    )
     frame = frame.with_columns(pl.Series(LINE, numbers, dtype=pl.Int64))
     if any(defects):
-        frame = frame.with_columns(pl.Series(DEFECT, defects, dtype=pl.String),
-                                   pl.Series(RECORD, records, dtype=pl.String))
+        frame = frame.with_columns(
+            pl.Series(DEFECT, defects, dtype=pl.String), pl.Series(RECORD, records, dtype=pl.String)
+        )
     return _drop_unnamed_empty_columns(frame)
 
 

@@ -1,11 +1,8 @@
 """Ingest assets: export files in the landing folder -> raw_* -> staged_* canonical tables + quarantine."""
 
-
-from pathlib import Path
-
 import dagster as dg
-from dagster import AssetExecutionContext
 import polars as pl
+from dagster import AssetExecutionContext
 
 from holocrm_core import quality, schema
 from holocrm_core.ingest.export import PARENTS
@@ -29,8 +26,16 @@ def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.Metada
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(e.raw_asset, group_name=GROUP, description=f"Export rows of {e.plural}, as read (strings), "
-                        "with the source file and line of each row.", skippable=True) for e in schema.REGISTRY],
+    specs=[
+        dg.AssetSpec(
+            e.raw_asset,
+            group_name=GROUP,
+            description=f"Export rows of {e.plural}, as read (strings), "
+            "with the source file and line of each row.",
+            skippable=True,
+        )
+        for e in schema.REGISTRY
+    ],
     can_subset=True,
 )
 def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: StorageResource):
@@ -76,7 +81,9 @@ def _known_parent_ids(context, warehouse, entity: str) -> dict[str, pl.Series]:
     for parent in PARENTS[entity]:
         record = schema.entity(parent)
         if not (warehouse.exists(record.raw_asset) and warehouse.exists(record.staged_asset)):
-            context.log.warning(f"{entity}: references to {parent} not checked ({record.staged_asset} not built)")
+            context.log.warning(
+                f"{entity}: references to {parent} not checked ({record.staged_asset} not built)"
+            )
             continue
         if warehouse.read(record.raw_asset).height:
             known[parent] = warehouse.read(record.staged_asset)[record.id_column]
@@ -93,15 +100,26 @@ def _staged_asset(entity: str):
         deps=[record.raw_asset, *[schema.entity(p).staged_asset for p in PARENTS[entity]]],
         description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to quarantine.",
         check_specs=[
-            dg.AssetCheckSpec("no_rows_lost", asset=key,
-                              description="Per source file: rows read = rows staged + rows quarantined."),
-            dg.AssetCheckSpec("unique_ids", asset=key, description=f"{record.id_column} is unique and never empty."),
-            dg.AssetCheckSpec("referential_integrity", asset=key,
-                              description="Every foreign key present points at a staged row."),
-            dg.AssetCheckSpec("null_rates_within_bounds", asset=key,
-                              description="Required columns are never null; the columns a usable export fills "
-                                          "(schema.NULL_RATE_LIMITS) are null within their bounds.",
-                              blocking=False),
+            dg.AssetCheckSpec(
+                "no_rows_lost",
+                asset=key,
+                description="Per source file: rows read = rows staged + rows quarantined.",
+            ),
+            dg.AssetCheckSpec(
+                "unique_ids", asset=key, description=f"{record.id_column} is unique and never empty."
+            ),
+            dg.AssetCheckSpec(
+                "referential_integrity",
+                asset=key,
+                description="Every foreign key present points at a staged row.",
+            ),
+            dg.AssetCheckSpec(
+                "null_rates_within_bounds",
+                asset=key,
+                description="Required columns are never null; the columns a usable export fills "
+                "(schema.NULL_RATE_LIMITS) are null within their bounds.",
+                blocking=False,
+            ),
         ],
     )
     def staged(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
@@ -117,7 +135,11 @@ def _staged_asset(entity: str):
         warehouse.write(key, staged_frame)
         warehouse.write(record.quarantine_table, quarantined)
         checks = quality.staged_checks(entity, staged_frame, result.accounting, known_ids)
-        by_rule = quarantined.group_by("rule").len().sort("len", descending=True) if quarantined.height else quarantined
+        by_rule = (
+            quarantined.group_by("rule").len().sort("len", descending=True)
+            if quarantined.height
+            else quarantined
+        )
         context.log.info(f"{entity}: {staged_frame.height} staged, {quarantined.height} quarantined")
         return dg.MaterializeResult(
             metadata={
@@ -132,8 +154,12 @@ def _staged_asset(entity: str):
                 "path": str(warehouse.path(key)),
             },
             check_results=[
-                check_result(outcome, severity=dg.AssetCheckSeverity.WARN
-                             if outcome.name == "null_rates_within_bounds" else None)
+                check_result(
+                    outcome,
+                    severity=dg.AssetCheckSeverity.WARN
+                    if outcome.name == "null_rates_within_bounds"
+                    else None,
+                )
                 for outcome in checks
             ],
         )
@@ -148,13 +174,16 @@ staged_companies, staged_contacts, staged_deals, staged_activities, staged_attac
 @dg.asset(
     group_name=GROUP,
     deps=list(schema.STAGED_TABLES),
-    description="Every rejected row and unreadable file: source file, line, column, value and an actionable reason.",
+    description="Every rejected row and unreadable file: source file, line, column, value and an actionable "
+    "reason.",
 )
 def quarantine(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from holocrm_core.ingest import assemble_quarantine
 
     warehouse = storage.warehouse()
-    parts = [warehouse.read(e.quarantine_table) for e in schema.REGISTRY if warehouse.exists(e.quarantine_table)]
+    parts = [
+        warehouse.read(e.quarantine_table) for e in schema.REGISTRY if warehouse.exists(e.quarantine_table)
+    ]
     if warehouse.exists("file_errors"):
         parts.append(warehouse.read("file_errors"))
     frame = assemble_quarantine(parts)

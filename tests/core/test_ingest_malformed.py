@@ -69,7 +69,7 @@ def test_an_unterminated_quote_costs_one_line_not_the_rest_of_the_file(tmp_path)
 @pytest.mark.parametrize("endings", [["\r\n", "\n", "\r\n"], ["\r", "\r", "\n"], ["\r", "\n", "\r\n"]])
 def test_mixed_line_endings_read_every_row_with_its_line(tmp_path, endings):
     rows = [",".join(HEADER), _line(_row(1)), _line(_row(2, notes="two\nlines")), _line(_row(3, "Zoë"))]
-    text = "".join(row + end for row, end in zip(rows, endings + ["\n"]))
+    text = "".join(row + end for row, end in zip(rows, endings + ["\n"], strict=True))
     result = _ingest(tmp_path, text)
     contacts = result.tables["contacts"]
     assert contacts["contact_id"].to_list() == ["C1", "C2", "C3"]
@@ -98,8 +98,11 @@ def test_a_required_column_missing_from_the_whole_file_is_one_clear_error(tmp_pa
 
 
 # Cells: letters (accents too), digits, spaces inside, the delimiter, quotes and line breaks.
-CELL = st.text(alphabet=st.sampled_from(list("abcXYZéß019 ,;\"\n")), min_size=1, max_size=12).map(str.strip).filter(
-    bool)
+CELL = (
+    st.text(alphabet=st.sampled_from(list('abcXYZéß019 ,;"\n')), min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(bool)
+)
 # Beside a stray quote: cells that need no quoting (no quote, delimiter or line break)
 SAFE_CELL = CELL.map(lambda c: c.replace('"', "'").replace(",", ";").replace("\n", " ").strip()).filter(bool)
 DEFECTS = st.sampled_from(["none", "none", "none", "extra", "short"])
@@ -127,10 +130,10 @@ def exports(draw):
             first, last = first.replace("\n", " "), last.replace("\n", " ")
             notes = None
         lines.append(text)
-        cells.append([c for c in (first, last, notes, *fields[len(HEADER):]) if c])
+        cells.append([c for c in (first, last, notes, *fields[len(HEADER) :]) if c])
         defects[line_no] = defect
         line_no += 1 + text.count("\n") + (text.count("\r") if "\r" in text else 0)
-    body = "".join(line + end for line, end in zip(lines, endings))
+    body = "".join(line + end for line, end in zip(lines, endings, strict=True))
     return body, cells, defects
 
 

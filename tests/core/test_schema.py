@@ -9,7 +9,11 @@ from holocrm_core import schema
 def test_entity_found_by_singular_or_plural(name):
     record = schema.entity(name)
     assert (record.name, record.plural, record.id_column) == ("activity", "activities", "activity_id")
-    assert (record.staged_asset, record.raw_asset, record.table) == ("staged_activities", "raw_activities", "activities")
+    assert (record.staged_asset, record.raw_asset, record.table) == (
+        "staged_activities",
+        "raw_activities",
+        "activities",
+    )
 
 
 def test_unknown_entity_error_lists_the_valid_names():

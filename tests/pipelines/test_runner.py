@@ -35,9 +35,14 @@ CHILD = textwrap.dedent(
 
 
 def _start_child(dagster_home: Path) -> subprocess.Popen:
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def _started_run(instance, pid: int, timeout: float = 90.0):

@@ -1,0 +1,76 @@
+"""Imports go one way: holocrm_cli, holocrm_api, pipelines -> holocrm_core, and every import is static.
+
+Read from the source with ``ast`` (nothing is imported), so an import inside a function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_PACKAGES = ("holocrm_core", "pipelines", "holocrm_api", "holocrm_cli")
+# What the library must never import: the application frameworks and the layers above it.
+FORBIDDEN_IN_CORE = {"dagster", "fastapi", "typer", "starlette", "pipelines", "holocrm_api", "holocrm_cli"}
+# Dynamic imports still in the API's loader (`_optional_module`), which the api branch removes (issue 10,
+# item 5). The integrator deletes this entry when that branch is merged; any other file fails at once.
+PENDING_DYNAMIC_IMPORTS = {"holocrm_api/loader.py"}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imported_roots(tree: ast.AST) -> set[str]:
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return {root.split("_")[0] if root.startswith("dagster_") else root for root in roots}
+
+
+def _dynamic_imports(tree: ast.AST) -> list[int]:
+    """Lines calling importlib.import_module / import_module / __import__."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in ("import_module", "__import__"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_core_imports_no_framework_and_no_layer_above_it():
+    offenders = []
+    for path in _modules("holocrm_core"):
+        bad = _imported_roots(ast.parse(path.read_text(), str(path))) & FORBIDDEN_IN_CORE
+        offenders += [f"{path.relative_to(ROOT)} imports {name}" for name in sorted(bad)]
+    assert offenders == [], "holocrm_core must stay plain Python:\n" + "\n".join(offenders)
+
+
+def test_no_dynamic_imports_in_the_project():
+    offenders = []
+    for package in PROJECT_PACKAGES:
+        for path in _modules(package):
+            rel = path.relative_to(ROOT).as_posix()
+            lines = _dynamic_imports(ast.parse(path.read_text(), rel))
+            if lines and rel not in PENDING_DYNAMIC_IMPORTS:
+                offenders.append(f"{rel}: line(s) {', '.join(map(str, lines))}")
+    assert offenders == [], (
+        "import modules by name, so readers and type checkers see the arrow:\n" + "\n".join(offenders)
+    )
+
+
+def test_the_checks_see_what_they_must_catch():
+    """The detectors themselves: an import inside a function and a dynamic import are both found."""
+    tree = ast.parse("def f():\n    import dagster.asset\n    from fastapi import X\n")
+    assert _imported_roots(tree) >= {"dagster", "fastapi"}
+    assert _imported_roots(ast.parse("import dagster_webserver")) == {"dagster"}
+    assert _dynamic_imports(ast.parse("import importlib\nm = importlib.import_module('holocrm_core.x')")) == [
+        2
+    ]
+    assert _dynamic_imports(ast.parse("x = __import__('pipelines')")) == [1]
