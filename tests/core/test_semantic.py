@@ -511,3 +511,24 @@ def test_metadata_only_columns_from_a_mapping_stay_out_of_the_text(tmp_path, crm
                                             pl.lit("sailing").alias("cf_hobby"))
     text = entity_documents({**crm, "contacts": contacts}).filter(pl.col("entity_id") == "ct-dan")["text"][0]
     assert "sailing" in text and "CASE-99812" not in text
+
+
+@pytest.mark.parametrize("path", ["exact", "inverted_file"])
+def test_duplicate_blocking_neighbours_come_from_the_same_engine(monkeypatch, path):
+    from holocrm_core import vectors as engine
+
+    n = 3000
+    _, vectors, _ = _clustered_documents(n, seed=7)
+    if path == "inverted_file":
+        monkeypatch.setattr(engine, "EXACT_MAX_ROWS", 0)
+        monkeypatch.setattr(engine, "IVF_MIN_ROWS", 0)
+    index = engine.VectorIndex(vectors)
+    assert index.kind.startswith("exact" if path == "exact" else "faiss inverted file")
+    pairs = index.neighbours(5)
+    assert len(pairs) == 5 * n and not (pairs[:, 0] == pairs[:, 1]).any()
+    found = {}
+    for i, j in pairs.tolist():
+        found.setdefault(i, set()).add(j)
+    recall = np.mean([len(found[q] & set(np.argsort(-(vectors @ vectors[q]))[1:6].tolist())) / 5
+                      for q in range(0, n, 50)])
+    assert recall >= 0.95
