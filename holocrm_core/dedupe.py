@@ -241,18 +241,10 @@ class Comparator:
 
 # ------------------------------------------------------------------------------------------ blocking
 def _pairs_from_key(keys: pl.Series, max_block: int) -> np.ndarray:
-    frame = pl.DataFrame({"key": keys, "row": np.arange(len(keys), dtype=np.int64)}).filter(
-        pl.col("key").is_not_null() & (pl.col("key") != "")
+    frame = pl.DataFrame({"t": keys, "row": np.arange(len(keys), dtype=np.int64)}).filter(
+        pl.col("t").is_not_null() & (pl.col("t") != "")
     )
-    groups = frame.group_by("key").agg(pl.col("row")).filter(
-        (pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block)
-    )
-    out = []
-    for rows in groups.get_column("row").to_list():
-        rows = np.asarray(rows)
-        i, j = np.triu_indices(len(rows), 1)
-        out.append(np.stack([rows[i], rows[j]], axis=1))
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+    return _pairs_from_key_frame(frame, max_block)
 
 
 def _pairs_sorted_neighbourhood(keys: pl.Series, window: int) -> np.ndarray:
