@@ -154,45 +154,36 @@ def _coarse_prefix(vectors: np.ndarray) -> np.ndarray:
 
 
 def search_paths(n: int, queries: int = 200, seed: int = 0) -> dict:
-    """The in-memory search strategies side by side on the same vectors (no LanceDB): exact 384-dim scan,
-    96-dim prefix scan + rerank at 384, inverted file over the prefix + rerank; p50/p95 and recall@10."""
-    from holocrm_core import store as store_module
+    """The vector engine's paths side by side on the same vectors (no LanceDB): exact 384-dim scan, flat
+    96-dim prefix scan + rerank at 384, faiss inverted file over the prefix + rerank; p50/p95, recall@10."""
+    from holocrm_core import vectors as engine
 
     vectors = _clustered_vectors(n, seed)
     coarse = _coarse_prefix(vectors)
     rng = np.random.default_rng(seed)
     qids = rng.choice(n, queries, replace=False)
-    ids = [f"CON-{i:07d}" for i in range(n)]
     exact = {int(q): _exact_top(vectors, int(q)) for q in qids}
     out = {"vectors": n, "queries": queries, "load_average": _load()}
-    saved = (store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS)
-    strategies = {"exact_384": (n, n + 1, 0), "prefix_96_rerank_384": (0, n + 1, 0)}
+    saved = (engine.EXACT_MAX_ROWS, engine.IVF_MIN_ROWS)
+    strategies = {"exact_384": (n, n + 1, 1), "prefix_96_rerank_384": (0, n + 1, 1)}
     strategies |= {f"ivf_96_rerank_384_probes_x{f}": (0, 0, f) for f in (1, 2, 4)}
-    memory = None
     try:
         for name, (exact_max, ivf_min, probe_factor) in strategies.items():
-            store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS = exact_max, ivf_min
+            engine.EXACT_MAX_ROWS, engine.IVF_MIN_ROWS = exact_max, ivf_min
             t = time.perf_counter()
-            if not (probe_factor > 1 and memory is not None and memory.ivf is not None):
-                memory = store_module.EntityVectors(ids, vectors, coarse, {}, {})
-                default_probes = memory.ivf.probes if memory.ivf is not None else 0
-            if memory.ivf is not None:
-                memory.ivf.probes = default_probes * probe_factor
+            index = engine.VectorIndex(vectors, coarse)
+            index.nprobe *= probe_factor
             build = time.perf_counter() - t
             latencies, recall = [], []
             for q in qids:
-                p = memory.positions[ids[int(q)]]
                 t = time.perf_counter()
-                found, _ = memory.nearest(memory.vector(p), memory.coarse[p], 10, None, [p])
+                found, _ = index.search(vectors[q], 10, coarse[q], None, [int(q)])
                 latencies.append(time.perf_counter() - t)
-                got = {int(memory.ids[i][4:]) for i in found.tolist()}
-                recall.append(len(got & exact[int(q)]) / 10)
+                recall.append(len(set(found.tolist()) & exact[int(q)]) / 10)
             out[name] = {**_percentiles(latencies), "recall_at_10": round(float(np.mean(recall)), 4),
-                         "prepare_seconds": round(build, 2)}
-            if memory.ivf is not None:
-                out[name] |= {"lists": len(memory.ivf.centroids), "probes": memory.ivf.probes}
+                         "prepare_seconds": round(build, 2), "kind": index.kind}
     finally:
-        store_module.EXACT_MAX_ROWS, store_module.IVF_MIN_ROWS = saved
+        engine.EXACT_MAX_ROWS, engine.IVF_MIN_ROWS = saved
     out["load_average_after"] = _load()
     return out
 
@@ -217,7 +208,7 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = SimilarityStore(tmp)
         t = time.perf_counter()
-        reports = store.sync(documents, vectors)
+        store.sync(documents, vectors)
         build = time.perf_counter() - t
         # what a server does once per index version: pin it and read the vectors into memory
         t = time.perf_counter()
@@ -246,14 +237,10 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
             sims = vectors @ vectors[q]
             np.argpartition(-sims, 11)[:11]
             numpy_latencies.append(time.perf_counter() - t)
-        memory = store.entity_vectors("contact")
-        path = ("exact 384" if n <= store_module_constant("EXACT_MAX_ROWS") else
-                "inverted file over the 96-dim prefix + rerank at 384" if memory.ivf is not None else
-                "96-dim prefix scan + rerank at 384")
+        path = store.entity_vectors("contact").index.kind
     filtered = _percentiles(filtered_latencies)
     return {
-        "vectors": n, "queries": queries, "path": f"in memory: {path}",
-        "lancedb_ann_index": reports["contact"].ann_index,
+        "vectors": n, "queries": queries, "path": f"in memory (holocrm_core.vectors): {path}",
         "build_seconds": round(build, 1), "load_into_memory_seconds": round(load, 2),
         **_percentiles(latencies),
         "recall_at_10": round(float(np.mean(recall)), 4),
@@ -262,12 +249,6 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
         "numpy_exact_384_p50_ms_same_run": _percentiles(numpy_latencies)["p50_ms"],
         "load_average_before": load_before, "load_average_after": _load(),
     }
-
-
-def store_module_constant(name: str):
-    from holocrm_core import store as store_module
-
-    return getattr(store_module, name)
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ def _stop_words() -> frozenset[str]:
 
 
 STOP_WORDS = _stop_words()
+PARENT_WORDS = {"group", "holding", "holdings", "international", "global"}
 
 
 def fold(text: str | None) -> str:
@@ -89,7 +90,9 @@ def company_root(name: str | None) -> str:
     from cleanco import basename
 
     base = basename(str(name)) or str(name)
-    words = [w for w in fold(base).split() if w not in STOP_WORDS]
+    # "Group" / "Holdings" stay: "Acme Holdings" is usually the parent of "Acme", a different record
+    kept = [w for w in fold(name).split() if w in PARENT_WORDS and w not in fold(base).split()]
+    words = [w for w in fold(base).split() + kept if w not in STOP_WORDS]
     return " ".join(words) or fold(base)
 
 
@@ -238,18 +241,10 @@ class Comparator:
 
 # ------------------------------------------------------------------------------------------ blocking
 def _pairs_from_key(keys: pl.Series, max_block: int) -> np.ndarray:
-    frame = pl.DataFrame({"key": keys, "row": np.arange(len(keys), dtype=np.int64)}).filter(
-        pl.col("key").is_not_null() & (pl.col("key") != "")
+    frame = pl.DataFrame({"t": keys, "row": np.arange(len(keys), dtype=np.int64)}).filter(
+        pl.col("t").is_not_null() & (pl.col("t") != "")
     )
-    groups = frame.group_by("key").agg(pl.col("row")).filter(
-        (pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block)
-    )
-    out = []
-    for rows in groups.get_column("row").to_list():
-        rows = np.asarray(rows)
-        i, j = np.triu_indices(len(rows), 1)
-        out.append(np.stack([rows[i], rows[j]], axis=1))
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+    return _pairs_from_key_frame(frame, max_block)
 
 
 def _pairs_sorted_neighbourhood(keys: pl.Series, window: int) -> np.ndarray:
@@ -635,7 +630,10 @@ def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
                 out[k] = EXACT
             else:
                 cos = idf.cosine(x, y)
-                if cos >= very or (typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)):
+                # for names, a word more or less is containment (below), not "very similar"
+                same_shape = not typo or len(x.split()) == len(y.split())
+                typing_error = typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)
+                if (cos >= very and same_shape) or typing_error:
                     out[k] = VERY_SIMILAR
                 elif (typo and idf.contained_rare(x, y)) or (not typo and cos >= similar):
                     out[k] = SIMILAR  # names: one contains the other, and what it contains is rare enough
@@ -726,6 +724,7 @@ FIELD_KINDS = {
     "number": ("same number", (0.25, 0.3, 0.15, 0.3)),
     "code": ("same identifier code", (0.2, 0.001, 0.001, 0.8)),
     "chars": ("same spelling", (0.05, 0.25, 0.3, 0.4)),
+    "company_chars": ("same spelling", (0.05, 0.25, 0.3, 0.4)),  # chars of the name without legal suffix
     "identifier": ("same identifier", (0.1, 0.001, 0.001, 0.9)),
     "exact": ("same value", (0.1, 0.001, 0.001, 0.9)),
     "digits": ("same number", (0.1, 0.1, 0.05, 0.75)),
@@ -768,7 +767,7 @@ def identifier_kind(column: str, values: list) -> str | None:
 
 
 def _normalise_field(kind: str, values: list, regions: list | None = None) -> list[str]:
-    if kind == "company_name":
+    if kind in ("company_name", "company_chars"):
         return [company_root(v) for v in values]
     if kind in ("name", "text"):
         return [" ".join(name_tokens(v)) for v in values]
@@ -862,7 +861,7 @@ def _field_comparator(column: str, kind: str, normalised: list[str], label: str 
     elif kind == "code":
         function = _code_levels
         reason[EXACT] = f"shares an identifier code ({label})"
-    elif kind == "chars":
+    elif kind in ("chars", "company_chars"):
         function = CharGrams(normalised).levels
     elif kind in ("postcode", "digits"):
         return Comparator(column, kind="digits", m_prior=m_prior, reason=reason)
@@ -932,7 +931,7 @@ def link_fields(
     extra_pairs = [np.zeros((0, 2), dtype=np.int64)]
     rows = [str(i) for i in range(len(table))]
     for key, kind in fields.items():
-        if kind == "chars":  # compared through the row index (the n-gram vectors live in the comparator)
+        if kind in ("chars", "company_chars"):  # compared through the row index (the n-gram vectors live in the comparator)
             grams = next(c for c in comparators if c.name == key).function.__self__
             if len(table) <= CHAR_BLOCKING_MAX_ROWS:
                 extra_pairs.append(grams.neighbours(5, labels))
@@ -1046,7 +1045,6 @@ def company_fields(companies: pl.DataFrame) -> dict[str, str]:
               and companies.get_column(c).null_count() < len(companies)}
     if "name" in fields:
         fields["name_codes"] = ("name", "code")  # model numbers / ids inside names ("KDL-46V3000")
-        fields["name_spelling"] = ("name", "chars")  # typos, run-together words, other word order
     return fields | _typed_custom_fields(companies)
 
 
@@ -1087,6 +1085,8 @@ def link_sources(left: pl.DataFrame, right: pl.DataFrame, entity: str = "compani
                       right.with_columns(pl.lit("right").alias("_source"))], how="diagonal_relaxed")
     if fields is None:
         fields = company_fields(both) if entity == "companies" else contact_fields(both)
+        if "name" in fields:  # exports of other systems: typos, run-together words, another word order
+            fields["name_spelling"] = ("name", "company_chars")
     region = "country" if "country" in both.columns else None
     link = link_fields(both, fields, source="_source", region_column=region)
     scored = link.result.pairs

@@ -22,7 +22,6 @@ import io
 import logging
 import hashlib
 import os
-import sys
 import threading
 import time
 import warnings
@@ -267,7 +266,12 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
 
     raw = target_dir / f"minilm-{digest}.raw.onnx"
     if not raw.exists():
-        model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+        with quiet_third_party():
+            if not os.environ.get("HOLOCRM_VERBOSE"):
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # "Loading weights" bars in every export otherwise
+            model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
 
         class TokenEmbeddings(torch.nn.Module):
             def __init__(self, inner):

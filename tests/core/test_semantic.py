@@ -511,3 +511,74 @@ def test_metadata_only_columns_from_a_mapping_stay_out_of_the_text(tmp_path, crm
                                             pl.lit("sailing").alias("cf_hobby"))
     text = entity_documents({**crm, "contacts": contacts}).filter(pl.col("entity_id") == "ct-dan")["text"][0]
     assert "sailing" in text and "CASE-99812" not in text
+
+
+@pytest.mark.parametrize("path", ["exact", "inverted_file"])
+def test_duplicate_blocking_neighbours_come_from_the_same_engine(monkeypatch, path):
+    from holocrm_core import vectors as engine
+
+    n = 3000
+    _, vectors, _ = _clustered_documents(n, seed=7)
+    if path == "inverted_file":
+        monkeypatch.setattr(engine, "EXACT_MAX_ROWS", 0)
+        monkeypatch.setattr(engine, "IVF_MIN_ROWS", 0)
+    index = engine.VectorIndex(vectors)
+    assert index.kind.startswith("exact" if path == "exact" else "faiss inverted file")
+    pairs = index.neighbours(5)
+    assert len(pairs) == 5 * n and not (pairs[:, 0] == pairs[:, 1]).any()
+    found = {}
+    for i, j in pairs.tolist():
+        found.setdefault(i, set()).add(j)
+    recall = np.mean([len(found[q] & set(np.argsort(-(vectors @ vectors[q]))[1:6].tolist())) / 5
+                      for q in range(0, n, 50)])
+    assert recall >= 0.95
+
+
+def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+
+    seen = []
+
+    class Server(BaseHTTPRequestHandler):
+        def _answer(self, body):
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 - the http.server hook name
+            length = int(self.headers["Content-Length"])
+            seen.append((self.path, json.loads(self.rfile.read(length))))
+            self._answer({"results": [{"entity_type": "activity", "id": "ac-1", "score": 0.5, "snippet": "cost…"}]})
+
+        def do_GET(self):  # noqa: N802
+            seen.append((self.path, None))
+            self._answer({"results": [
+                {"entity_type": "company", "id_a": "co-1", "id_b": "co-2", "score": 0.99, "reasons": ["same phone"]},
+                {"entity_type": "contact", "id_a": "ct-1", "id_b": "ct-2", "score": 0.95, "reasons": ["same e-mail"]}]})
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        found = CliRunner().invoke(app, ["search", "worried about cost", "--mode", "semantic", "--server", url])
+        assert found.exit_code == 0, found.output
+        assert "ac-1" in found.output and "cost…" in found.output
+        assert seen[0][0] == "/api/search/semantic" and seen[0][1]["mode"] == "vector"
+        monkeypatch.setenv("HOLOCRM_SERVER", url)
+        pairs = CliRunner().invoke(app, ["duplicates"])  # no entity: every type that has pairs
+        assert pairs.exit_code == 0, pairs.output
+        assert "company: 1 likely duplicate pairs" in pairs.output and "contact: 1" in pairs.output
+    finally:
+        server.shutdown()
