@@ -125,7 +125,10 @@ def run_all(
     started = time.perf_counter()
     result = defs.resolve_job_def("holocrm_all").execute_in_process(
         run_config={
-            **({"ops": {"raw_export": {"config": config}}} if _reads_export(selection) else {}),
+            "ops": {**({"raw_export": {"config": config}} if _reads_export(selection) else {}),
+                    # the attachment files are read from the same export folder (issue 16)
+                    **({"attachment_texts": {"config": {"export_dir": config["export_dir"]}}}
+                       if selection is None or "attachment_texts" in selection else {})},
             "loggers": {"progress": {}},
         },
         instance=instance,

@@ -457,7 +457,7 @@ def _speech(f: AttachmentFacts) -> bytes | None:
         return None
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "call.wav"
-        subprocess.run([espeak, "-v", "en-us+f2", "-s", "125", "-g", "8", "-w", str(path), " ".join(f.spoken())],
+        subprocess.run([espeak, "-v", "en-us+f2", "-s", "140", "-g", "6", "-w", str(path), " ".join(f.spoken())],
                        check=True, capture_output=True, timeout=60)
         return path.read_bytes()
 
