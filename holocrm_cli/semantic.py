@@ -43,6 +43,16 @@ def _store():
     return SimilarityStore(str(paths.lancedb))
 
 
+def _attachment_hits(text: str, mode: str, limit: int, as_json: bool) -> list[dict]:
+    """Attachment chunks that match, as result rows naming the activity, file and page (issue 16)."""
+    from holocrm_core.attachments.index import search_attachments_at
+
+    hits = search_attachments_at(str(HoloPaths.default().lancedb), text, limit=min(limit, 5), mode=mode)
+    return [{"entity_type": "attachment", "id": h["activity_id"], "file_name": h["file_name"],
+             "locator": h["locator"], "score": h["score"], "snippet": h["text"][:160],
+             "name": f"{h['file_name']}, {h['locator']}: " + h["text"][:80].replace("\n", " ")} for h in hits]
+
+
 def _print_results(results: list[dict], as_json: bool, score_key: str) -> None:
     if as_json:
         typer.echo(json.dumps(results, default=str, indent=2))
@@ -86,8 +96,10 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(10, "--limit", "-n"),
         filter: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
         as_json: bool = typer.Option(False, "--json"),
+        attachments: Optional[bool] = typer.Option(None, "--attachments/--no-attachments",
+                                                   help="also search attachment text (default: on, off with --json)"),
     ):
-        """Search contacts, companies, deals and activities by meaning and words."""
+        """Search contacts, companies, deals and activities by meaning and words (and their attachments)."""
         store = _store()
         types = [_entity(t) for t in entity_type] if entity_type else None
         try:
@@ -95,6 +107,8 @@ def register(app: typer.Typer) -> None:
         except (KeyError, ValueError) as exc:
             typer.echo(str(exc).strip("'\""), err=True)
             raise typer.Exit(1) from None
+        if attachments if attachments is not None else not as_json:
+            results = results + _attachment_hits(text, mode, limit, as_json)
         _print_results(results, as_json, "score")
 
     @app.command()

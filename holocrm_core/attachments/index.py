@@ -293,3 +293,18 @@ def retrieval_study(table, facts: pl.DataFrame, embedder, k: int = 3,
             kind: round(float(v), 4) for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).sort("kind")
             .iter_rows()}}
     return results
+
+
+def search_attachments_at(uri: str, text: str, limit: int = 5, mode: str = "hybrid", embedder=None) -> list[dict]:
+    """search_chunks on the `attachment_chunks` table under the LanceDB ``uri`` ([] when it was never built):
+    the entry point for the CLI, the API and hybrid entity search."""
+    import lancedb
+
+    db = lancedb.connect(uri)
+    if TABLE not in db.table_names():
+        return []
+    if embedder is None:
+        from holocrm_core.embedding import load_embedder
+
+        embedder = load_embedder()
+    return search_chunks(db.open_table(TABLE), text, embedder, limit=limit, mode=mode)
