@@ -2,10 +2,10 @@
 hostile files, and retrieval of facts that appear only in attachments (hybrid vs BM25 vs vector; fusion methods).
 
     PYTHONPATH=. .venv/bin/python benchmarks/attachments.py [--contacts 300] [--per-text-kind 8]
-        [--per-ocr-kind 4] [--audio 3] [--seed 3]
+        [--per-ocr-kind 4] [--audio 3] [--seed 11]
 
 Prints one JSON object. Retrieval here is measured on a different seed than the one the hybrid weights
-were tuned on (seed 7 in holocrm_core/attachments/index.py), over every attachment of the sample export.
+were tuned on (seeds 7 and 3, see holocrm_core/attachments/index.py), over every attachment of the sample.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--per-text-kind", type=int, default=8)
     parser.add_argument("--per-ocr-kind", type=int, default=4)
     parser.add_argument("--audio", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--bodies", type=int, default=1500, help="other activity bodies in the fusion study")
     args = parser.parse_args()
 
