@@ -79,6 +79,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _attachment_hits(text: str, mode: str, limit: int, as_json: bool) -> list[dict]:
+    """Attachment chunks that match, as result rows naming the activity, file and page (issue 16)."""
+    from holocrm_core.attachments.index import search_attachments_at
+
+    hits = search_attachments_at(str(HoloPaths.default().lancedb), text, limit=min(limit, 5), mode=mode)
+    return [{"entity_type": "attachment", "id": h["activity_id"], "file_name": h["file_name"],
+             "locator": h["locator"], "score": h["score"], "snippet": h["text"][:160],
+             "name": f"{h['file_name']}, {h['locator']}: " + h["text"][:80].replace("\n", " ")} for h in hits]
+
+
 def _print_results(results: list[dict], as_json: bool, score_key: str) -> None:
     if as_json:
         typer.echo(json.dumps(results, default=str, indent=2))
@@ -152,6 +162,8 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(10, "--limit", "-n"),
         filter: Optional[list[str]] = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
         as_json: bool = typer.Option(False, "--json", help="JSON, with each hit's snippet and whole text"),
+        attachments: Optional[bool] = typer.Option(None, "--attachments/--no-attachments",
+                                                   help="also search attachment text (default: on, off with --json)"),
         server: Optional[str] = SERVER_OPTION,
         verbose: bool = VERBOSE_OPTION,
     ):
@@ -175,6 +187,8 @@ def register(app: typer.Typer) -> None:
                                    with_text=as_json)
         except (KeyError, ValueError) as exc:
             _fail(str(exc))
+        if attachments if attachments is not None else not as_json:
+            results = results + _attachment_hits(text, chosen, limit, as_json)
         _print_results(results, as_json, "score")
 
     @app.command()

@@ -112,6 +112,18 @@ def _no_network() -> None:
     socket.getaddrinfo = refuse  # type: ignore[assignment]
 
 
+def _peak_rss() -> int:
+    """This process's resident high-water mark. VmHWM, not getrusage: ru_maxrss survives fork + exec, so a
+    spawned worker would report its parent's peak (the embedding model) as its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _worker(connection, limits: Limits) -> None:
     _no_network()
     os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
@@ -134,8 +146,7 @@ def _worker(connection, limits: Limits) -> None:
             result = ("refused", (exc.rule, exc.reason))
         except Exception as exc:  # noqa: BLE001 - reported, never lost
             result = ("refused", ("error", f"{type(exc).__name__}: {exc}; {traceback.format_exc(limit=2)[-200:]}"))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        connection.send((result, time.perf_counter() - started, peak))
+        connection.send((result, time.perf_counter() - started, _peak_rss()))
 
 
 class AttachmentReader:

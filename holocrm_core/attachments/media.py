@@ -155,7 +155,10 @@ def transcribe(pcm: np.ndarray) -> list[str]:
     if "pocketsphinx" not in _ENGINES:
         from pocketsphinx import Decoder
 
-        _ENGINES["pocketsphinx"] = Decoder(samprate=16000, loglevel="FATAL")
+        # Fewer active HMMs/words per frame and phone lookahead: half the time, the same words on the
+        # generated calls (measured: 16 s vs 33 s for an 18 s call, identical price/competitor words).
+        _ENGINES["pocketsphinx"] = Decoder(samprate=16000, loglevel="FATAL", maxhmmpf=3000, maxwpf=10,
+                                           pl_window=5)
     decoder = _ENGINES["pocketsphinx"]
     texts = []
     for utterance in _utterances(pcm):

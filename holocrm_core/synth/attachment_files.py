@@ -115,7 +115,9 @@ _FACT_LAST = ["Okonkwo", "Lindqvist", "Ramaswamy", "Castellanos", "Takahashi", "
               "Volkova", "Delacroix", "Mensah", "Haverkamp", "Quintero", "Sorensen", "Abernathy", "Ferreira",
               "Nakamura", "Whitlock", "Oyelaran", "Balogun", "Marchetti"]
 _COMPETITOR_HEAD = ["Valtrix", "Quorvane", "Brightwave", "Zentara", "Corvium", "Lumenor", "Trellix", "Nimbara",
-                    "Orbisys", "Pellucid", "Stratova", "Kinetra", "Veridian", "Axioma", "Solvanta", "Helixa"]
+                    "Orbisys", "Pellucid", "Stratova", "Kinetra", "Veridian", "Axioma", "Solvanta", "Helixa",
+                    "Morvanta", "Qualtreon", "Ferrovia", "Dynexa", "Caldora", "Syntrell", "Obrevo", "Pyxella",
+                    "Tessarion", "Umbrell", "Xenocore", "Yarrowby", "Glintrix", "Ravelle", "Opsidian", "Cindrax"]
 _COMPETITOR_TAIL = ["Systems", "Analytics", "Cloud", "Software", "Labs", "Networks", "Dynamics", "Data"]
 # Speech and OCR facts use words the offline recogniser knows (its dictionary has no "Quorvane").
 _SPOKEN_COMPETITOR = ["Oracle", "Summit", "Pioneer", "Falcon", "Atlas", "Beacon", "Harbor", "Liberty",
@@ -457,7 +459,7 @@ def _speech(f: AttachmentFacts) -> bytes | None:
         return None
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "call.wav"
-        subprocess.run([espeak, "-v", "en-us+f2", "-s", "125", "-g", "8", "-w", str(path), " ".join(f.spoken())],
+        subprocess.run([espeak, "-v", "en-us+f2", "-s", "140", "-g", "6", "-w", str(path), " ".join(f.spoken())],
                        check=True, capture_output=True, timeout=60)
         return path.read_bytes()
 

@@ -14,16 +14,17 @@ from pipelines.resources import EmbedderResource, LanceDBResource, StorageResour
 GROUP = "attachments"
 
 
-def _export_dir(storage: StorageResource) -> Path:
-    """The export folder the staged attachments came from (their paths are relative to it)."""
+class AttachmentFilesConfig(dg.Config):
+    """Where the attachment files are: the export folder their paths are relative to (as raw_export's
+    export_dir; empty = the newest batch folder in HOLOCRM_HOME/landing, raw_export's default too)."""
+
+    export_dir: str = ""
+
+
+def _export_dir(config: AttachmentFilesConfig, storage: StorageResource) -> Path:
     from holocrm_core.landing import resolve_export_dir
 
-    warehouse = storage.warehouse()
-    if warehouse.exists("raw_attachments"):
-        raw = warehouse.read("raw_attachments")
-        if raw.height and "_source_file" in raw.columns:
-            return Path(raw["_source_file"][0]).parent
-    return Path(resolve_export_dir(storage.paths().landing, None))
+    return Path(resolve_export_dir(storage.paths().landing, config.export_dir or None))
 
 
 @dg.asset(
@@ -34,14 +35,15 @@ def _export_dir(storage: StorageResource) -> Path:
     "Unreadable files and parts go to quarantine_attachment_files with a reason.",
     check_specs=[dg.AssetCheckSpec("every_attachment_accounted", asset="attachment_texts")],
 )
-def attachment_texts(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def attachment_texts(context: dg.AssetExecutionContext, config: AttachmentFilesConfig,
+                     storage: StorageResource) -> dg.MaterializeResult:
     from holocrm_core.attachments.reading import read_attachments
 
     warehouse = storage.warehouse()
     staged = warehouse.read("staged_attachments")
     previous = warehouse.read("attachment_texts") if warehouse.exists("attachment_texts") else None
     started = time.perf_counter()
-    result = read_attachments(staged, _export_dir(storage), previous, progress=context.log.info)
+    result = read_attachments(staged, _export_dir(config, storage), previous, progress=context.log.info)
     warehouse.write("attachment_texts", result.texts)
     warehouse.write("quarantine_attachment_files", result.quarantine)
     texts = result.texts
