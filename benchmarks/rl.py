@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def load() -> list[float]:
@@ -42,7 +42,11 @@ def simulator_speed(table, starts, n: int = 4096, steps: int = 200) -> dict:
         world.observe()
         world.reset(np.flatnonzero(out["done"]))
     seconds = time.perf_counter() - began
-    return {"batch": n, "steps_per_s": round(n * steps / seconds), "includes": "step + observation + auto-reset"}
+    return {
+        "batch": n,
+        "steps_per_s": round(n * steps / seconds),
+        "includes": "step + observation + auto-reset",
+    }
 
 
 def single_env_speed(steps: int = 5000) -> dict:
@@ -60,6 +64,28 @@ def single_env_speed(steps: int = 5000) -> dict:
     return {"steps_per_s": round(steps / (time.perf_counter() - began))}
 
 
+def data_scaling(sim, truth, sizes=(500, 2000, 8000)) -> list[dict]:
+    """The fitted simulator's error against the truth as the logged history grows."""
+    import polars as pl
+
+    from holocrm_core.rl.fit import calibration_table, fit_response_model, table_error
+
+    rows = []
+    for episodes in sizes:
+        log = sim.log.filter(pl.col("episode") < episodes)
+        table = fit_response_model(log, members=1).table()
+        calibration = calibration_table(table, truth, sim.log)
+        rows.append(
+            {
+                "logged_episodes": episodes,
+                "logged_decisions": log.height,
+                "mean_abs_error": round(table_error(table, truth, sim.log), 4),
+                "max_segment_error": round(float(calibration["abs_error"].max()), 4),
+            }
+        )
+    return rows
+
+
 def horizon_sensitivity(sim, episodes: int) -> list[dict]:
     from holocrm_core.rl.baselines import CadencePolicy, OraclePolicy
     from holocrm_core.rl.evaluate import play, relative_gain
@@ -70,9 +96,14 @@ def horizon_sensitivity(sim, episodes: int) -> list[dict]:
         config = WorldConfig(horizon_days=days)
         cadence = play(CadencePolicy(), sim.truth, sim.held_out, episodes, 7, config)
         oracle = play(OraclePolicy(), sim.truth, sim.held_out, episodes, 7, config)
-        rows.append({"horizon_days": days, "cadence_value": round(float(cadence.value_closed.mean()), 4),
-                     "oracle_value": round(float(oracle.value_closed.mean()), 4),
-                     "oracle_gain_vs_cadence": relative_gain(oracle, cadence).as_dict()})
+        rows.append(
+            {
+                "horizon_days": days,
+                "cadence_value": round(float(cadence.value_closed.mean()), 4),
+                "oracle_value": round(float(oracle.value_closed.mean()), 4),
+                "oracle_gain_vs_cadence": relative_gain(oracle, cadence).as_dict(),
+            }
+        )
     return rows
 
 
@@ -82,7 +113,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3_000_000)
     parser.add_argument("--chunk", type=int, default=500_000)
     parser.add_argument("--episodes", type=int, default=5000)
-    parser.add_argument("--history", type=int, default=8000)
+    parser.add_argument("--history", type=int, default=16000)
     parser.add_argument("--time-limit", type=float, default=540.0, help="PPO wall-clock limit (s)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -101,30 +132,44 @@ def main() -> None:
     out = {"load_average_start": load(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate_export(root / "landing" / "export", n_contacts=args.contacts, seed=args.seed,
-                        truth_dir=root / "truth", with_attachment_files=False)
+        generate_export(
+            root / "landing" / "export",
+            n_contacts=args.contacts,
+            seed=args.seed,
+            truth_dir=root / "truth",
+            with_attachment_files=False,
+        )
         paths = HoloPaths(root).ensure()
         ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
         warehouse = Warehouse(paths.warehouse)
         tables = {n: warehouse.read(f"staged_{n}") for n in ("companies", "contacts", "deals", "activities")}
-        settings = OutreachSettings(history_episodes=args.history, eval_episodes=args.episodes, seed=args.seed)
+        settings = OutreachSettings(
+            history_episodes=args.history, eval_episodes=args.episodes, seed=args.seed
+        )
         began = time.perf_counter()
         sim = prepare_simulator(tables, settings)
         out["simulator"] = {
-            "fit_seconds": round(time.perf_counter() - began, 1), "logged_decisions": sim.log.height,
-            "training_contacts": len(sim.train_starts), "held_out_contacts": len(sim.held_out),
+            "fit_seconds": round(time.perf_counter() - began, 1),
+            "logged_decisions": sim.log.height,
+            "training_contacts": len(sim.train_starts),
+            "held_out_contacts": len(sim.held_out),
             "mean_abs_error_vs_truth": round(table_error(sim.table, sim.truth, sim.log), 4),
             "max_segment_error_vs_truth": round(float(sim.calibration["abs_error"].max()), 4),
-            "segments_within_0.03": f"{int((sim.calibration['abs_error'] <= 0.03).sum())}/{sim.calibration.height}",
-            "calibration": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                            for row in sim.calibration.filter(
-                                sim.calibration["segment"] != "industry").iter_rows(named=True)],
+            "segments_within_0.03": f"{int((sim.calibration['abs_error'] <= 0.03).sum())}"
+            f"/{sim.calibration.height}",
+            "calibration": [
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in sim.calibration.filter(sim.calibration["segment"] != "industry").iter_rows(
+                    named=True
+                )
+            ],
         }
+        out["simulator_data_scaling"] = data_scaling(sim, sim.truth, (500, 2000, args.history))
         out["simulator_speed"] = simulator_speed(sim.table, sim.train_starts)
         out["single_env_speed"] = single_env_speed()
 
         cadence = play(CadencePolicy(), sim.truth, sim.held_out, 1000, 99, settings.world)
-        bar, trained_s, curve, result = None, 0.0, [], None
+        bar, point_bar, trained_s, curve, result = None, None, 0.0, [], None
         folder = root / "ppo"
         total = 0
         while total < args.steps and trained_s < args.time_limit:
@@ -134,14 +179,28 @@ def main() -> None:
             trained_s += result.seconds
             ev = play(PPOPolicy(result.model), sim.truth, sim.held_out, 1000, 99, settings.world)
             gain = relative_gain(ev, cadence)
-            curve.append({"timesteps": result.timesteps, "train_seconds": round(trained_s, 1),
-                          "true_gain_vs_cadence": gain.as_dict()})
+            curve.append(
+                {
+                    "timesteps": result.timesteps,
+                    "train_seconds": round(trained_s, 1),
+                    "true_gain_vs_cadence": gain.as_dict(),
+                }
+            )
+            print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
+            if point_bar is None and gain.mean >= 0.30:
+                point_bar = {"timesteps": result.timesteps, "train_seconds": round(trained_s, 1)}
             if bar is None and gain.low >= 0.30:
                 bar = {"timesteps": result.timesteps, "train_seconds": round(trained_s, 1)}
-        out["ppo"] = {"timesteps": result.timesteps, "train_seconds": round(trained_s, 1),
-                      "steps_per_s": round(result.timesteps / max(trained_s, 1e-9)),
-                      "time_to_bar": bar or "bar not reached", "true_world_curve": curve,
-                      "load_average": load()}
+        out["ppo"] = {
+            "timesteps": result.timesteps,
+            "train_seconds": round(trained_s, 1),
+            "steps_per_s": round(result.timesteps / max(trained_s, 1e-9)),
+            "time_to_bar_point_estimate": point_bar or "not reached",
+            "time_to_bar_lower_95_bound": bar or "not reached",
+            "bar_check": "PPO vs cadence in the TRUE world, 1,000 held-out episodes after each chunk",
+            "true_world_curve": curve,
+            "load_average": load(),
+        }
 
         began = time.perf_counter()
         judgement = judge_outreach_policy(result.model, sim, settings)
@@ -155,11 +214,15 @@ def main() -> None:
         true_log = judgement.evaluations["true/logging"]
         out["sim_to_real"] = {
             "off_policy_dr": judgement.off_policy.as_dict(),
-            "dr_quantity": "return from a logged decision if PPO chose there and the logging policy continued",
-            "simulated_episode_reward": {"ppo": round(float(sim_ppo.reward.mean()), 4),
-                                         "logging": round(float(sim_log.reward.mean()), 4)},
-            "true_episode_reward": {"ppo": round(float(ppo_true.reward.mean()), 4),
-                                    "logging": round(float(true_log.reward.mean()), 4)},
+            "dr_quantity": "return after a logged decision had PPO chosen there (then the logging policy)",
+            "simulated_episode_reward": {
+                "ppo": round(float(sim_ppo.reward.mean()), 4),
+                "logging": round(float(sim_log.reward.mean()), 4),
+            },
+            "true_episode_reward": {
+                "ppo": round(float(ppo_true.reward.mean()), 4),
+                "logging": round(float(true_log.reward.mean()), 4),
+            },
         }
         out["gate"] = {"promote": judgement.promote, "reason": judgement.reason}
         out["horizon_sensitivity"] = horizon_sensitivity(sim, 2000)

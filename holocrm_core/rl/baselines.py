@@ -1,4 +1,4 @@
-"""Outreach baselines the learned policy must beat: random, always email, cadence, Thompson sampling, an oracle.
+"""Baselines the outreach policy must beat: random, always email, cadence, Thompson sampling, an oracle.
 
 Each policy answers ``probabilities(world) -> (n, 4)`` over ``ACTIONS`` for the episodes running in an
 ``OutreachWorld`` and ``act(world, rng)`` draws from it (deterministic policies put all mass on one
@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from holocrm_core.rl.world import ACTIONS, CALL, CUSTOMER, EMAIL, LEAD, NO_TOUCH, PROPOSAL, QUALIFIED, WAIT, OutreachWorld
+from holocrm_core.rl.world import (
+    ACTIONS,
+    CALL,
+    CUSTOMER,
+    EMAIL,
+    LEAD,
+    NO_TOUCH,
+    PROPOSAL,
+    QUALIFIED,
+    WAIT,
+    OutreachWorld,
+)
 
 
 class OutreachPolicy:
@@ -92,11 +103,14 @@ class OraclePolicy(OutreachPolicy):
         p = world.true_probabilities()
         value = np.minimum(world.starts.value[s.start], cfg.max_value)
         closing = (s.lifecycle == QUALIFIED) | (s.lifecycle == CUSTOMER)
-        worth = np.where(s.lifecycle == LEAD, self.qualified_share, np.where(closing, 0.0, self.revive_share)) * value
+        worth = (
+            np.where(s.lifecycle == LEAD, self.qualified_share, np.where(closing, 0.0, self.revive_share))
+            * value
+        )
         gain = p * worth[:, None]
         wins_on = np.zeros_like(p)
         wins_on[:, PROPOSAL] = 1.0
-        wins_on[:, WAIT] = (s.last_touch_type == PROPOSAL)
+        wins_on[:, WAIT] = s.last_touch_type == PROPOSAL
         gain = np.where(closing[:, None], p * wins_on * value[:, None], gain) - world.cost[None, :]
         crowded = world.touches(7).sum(axis=1) >= cfg.over_contact_limit
         gain[crowded, :WAIT] = -np.inf
@@ -105,7 +119,7 @@ class OraclePolicy(OutreachPolicy):
 
 class LoggingPolicy(OutreachPolicy):
     """The known, stochastic policy behind the logged history: the sample world's reps' habits
-    (``synth.outreach.logging_policy_probabilities``: every action at least 5%, what off-policy checks need)."""
+    (``synth.outreach.logging_policy_probabilities``: every action at least 5%, as off-policy checks need)."""
 
     name = "logging"
 
@@ -125,8 +139,9 @@ class ThompsonBaseline(OutreachPolicy):
         from holocrm_core.decisions.policies import ContextualThompson
 
         self.policy = ContextualThompson(ACTIONS, seed=seed)
-        self.policy.update(self.policy.encoder.encode(log), log["action"].to_numpy(),
-                           log["responded"].cast(float).to_numpy())
+        self.policy.update(
+            self.policy.encoder.encode(log), log["action"].to_numpy(), log["responded"].cast(float).to_numpy()
+        )
 
     def probabilities(self, world):
         return self.policy.probabilities(self.policy.encoder.encode(world.contexts()))

@@ -9,13 +9,24 @@ uniformly over segments (a demo world); the pipeline passes the fitted simulator
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from holocrm_core.rl.world import (
-    ACTIONS, CUSTOMER, OBS_DIM, OBS_HIGH, QUALIFIED, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig, true_response_table,
+    ACTIONS,
+    CUSTOMER,
+    OBS_DIM,
+    OBS_HIGH,
+    QUALIFIED,
+    EpisodeStarts,
+    OutreachWorld,
+    ResponseTable,
+    WorldConfig,
+    true_response_table,
 )
 
 ENV_ID = "CRM-v1"
@@ -28,10 +39,14 @@ def observation_space() -> spaces.Box:
 class CRMEnv(gym.Env):
     """One contact's outreach episode: observation = its features and history, action = the next touch."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
-    def __init__(self, table: ResponseTable | None = None, starts: EpisodeStarts | None = None,
-                 config: WorldConfig | None = None):
+    def __init__(
+        self,
+        table: ResponseTable | None = None,
+        starts: EpisodeStarts | None = None,
+        config: WorldConfig | None = None,
+    ):
         self.table = table if table is not None else true_response_table()
         self.starts = starts if starts is not None else EpisodeStarts.uniform()
         self.config = config or WorldConfig()
@@ -48,8 +63,13 @@ class CRMEnv(gym.Env):
     def step(self, action):
         out = self.world.step(np.array([int(action)]))
         info = {"value_closed": float(out["value_closed"][0]), "responded": bool(out["responded"][0])}
-        return (self.world.observe()[0], float(out["reward"][0]), bool(out["won"][0]), bool(out["truncated"][0]),
-                info)
+        return (
+            self.world.observe()[0],
+            float(out["reward"][0]),
+            bool(out["won"][0]),
+            bool(out["truncated"][0]),
+            info,
+        )
 
 
 def register() -> None:
@@ -69,8 +89,16 @@ class BatchCRMEnv(VecEnv):
     Reported rewards and deal values never include it.
     """
 
-    def __init__(self, table: ResponseTable, starts: EpisodeStarts, n: int = 256, config: WorldConfig | None = None,
-                 seed: int = 0, stage_shaping: float = 0.0, gamma: float = 1.0):
+    def __init__(
+        self,
+        table: ResponseTable,
+        starts: EpisodeStarts,
+        n: int = 256,
+        config: WorldConfig | None = None,
+        seed: int = 0,
+        stage_shaping: float = 0.0,
+        gamma: float = 1.0,
+    ):
         self.world = OutreachWorld(table, starts, n, config, seed=seed)
         self.stage_shaping, self.gamma = stage_shaping, gamma
         super().__init__(n, observation_space(), spaces.Discrete(len(ACTIONS)))
@@ -111,8 +139,11 @@ class BatchCRMEnv(VecEnv):
         if len(ended):
             terminal = self.world.observe()[ended]
             for j, i in enumerate(ended):
-                infos[i] = {"terminal_observation": terminal[j], "TimeLimit.truncated": bool(out["truncated"][i]),
-                            "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i])}}
+                infos[i] = {
+                    "terminal_observation": terminal[j],
+                    "TimeLimit.truncated": bool(out["truncated"][i]),
+                    "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i])},
+                }
                 self.finished.append((float(self._returns[i]), float(self._value[i])))
             self.world.reset(ended)
             self._returns[ended] = 0

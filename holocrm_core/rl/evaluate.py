@@ -30,7 +30,11 @@ class Interval:
         return cls(float(x.mean()), float(x.mean() - half), float(x.mean() + half))
 
     def as_dict(self, digits: int = 4) -> dict:
-        return {"mean": round(self.mean, digits), "low": round(self.low, digits), "high": round(self.high, digits)}
+        return {
+            "mean": round(self.mean, digits),
+            "low": round(self.low, digits),
+            "high": round(self.high, digits),
+        }
 
 
 @dataclass
@@ -62,8 +66,14 @@ class Evaluation:
         }
 
 
-def play(policy, table: ResponseTable, starts: EpisodeStarts, episodes: int = 1000, seed: int = 0,
-         config: WorldConfig | None = None) -> Evaluation:
+def play(
+    policy,
+    table: ResponseTable,
+    starts: EpisodeStarts,
+    episodes: int = 1000,
+    seed: int = 0,
+    config: WorldConfig | None = None,
+) -> Evaluation:
     """Run ``episodes`` episodes (contact i % len(starts)) of ``policy`` to the end, all at once."""
     began = time.perf_counter()
     world = OutreachWorld(table, starts, episodes, config, seed=seed)
@@ -82,9 +92,16 @@ def play(policy, table: ResponseTable, starts: EpisodeStarts, episodes: int = 10
         active &= ~out["done"]
         if not active.any():
             break
-    return Evaluation(getattr(policy, "name", "policy"), table.name, totals["value_closed"], totals["reward"],
-                      totals["won"].astype(bool), totals["touches"], totals["over_contacted"].astype(bool),
-                      time.perf_counter() - began)
+    return Evaluation(
+        getattr(policy, "name", "policy"),
+        table.name,
+        totals["value_closed"],
+        totals["reward"],
+        totals["won"].astype(bool),
+        totals["touches"],
+        totals["over_contacted"].astype(bool),
+        time.perf_counter() - began,
+    )
 
 
 def paired_difference(a: Evaluation, b: Evaluation, metric: str = "value_closed") -> Interval:
@@ -92,8 +109,9 @@ def paired_difference(a: Evaluation, b: Evaluation, metric: str = "value_closed"
     return Interval.of(getattr(a, metric) - getattr(b, metric))
 
 
-def relative_gain(a: Evaluation, b: Evaluation, metric: str = "value_closed", resamples: int = 2000,
-                  seed: int = 0) -> Interval:
+def relative_gain(
+    a: Evaluation, b: Evaluation, metric: str = "value_closed", resamples: int = 2000, seed: int = 0
+) -> Interval:
     """Interval (paired bootstrap over episodes) of mean(a) / mean(b) - 1: "closes x% more deal value"."""
     x, y = getattr(a, metric), getattr(b, metric)
     rng = np.random.default_rng(seed)

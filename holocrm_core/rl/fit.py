@@ -15,7 +15,13 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.rl.world import (
-    ACTIONS, INDUSTRY_NAMES, LIFECYCLES, SENIORITIES, SIZE_BANDS, ResponseTable, encode_contexts,
+    ACTIONS,
+    INDUSTRY_NAMES,
+    LIFECYCLES,
+    SENIORITIES,
+    SIZE_BANDS,
+    ResponseTable,
+    encode_contexts,
 )
 
 DAY_BUCKETS = (0, 1, 2, 3, 4, 5, 7, 10, 14, 21, 30, 45, 60, 90)  # lower edges, in days
@@ -25,9 +31,13 @@ def design(contexts: pl.DataFrame) -> np.ndarray:
     """One-hot design matrix of the response contexts (dense; about 45 columns)."""
     c = encode_contexts(contexts)
     bucket = np.searchsorted(np.asarray(DAY_BUCKETS), c["days"], side="right") - 1
-    blocks = [(c["seniority"], len(SENIORITIES) + 1), (c["industry"], len(INDUSTRY_NAMES) + 1),
-              (c["lifecycle"], len(LIFECYCLES)), (c["size_band"], len(SIZE_BANDS) + 1),
-              (bucket, len(DAY_BUCKETS))]
+    blocks = [
+        (c["seniority"], len(SENIORITIES) + 1),
+        (c["industry"], len(INDUSTRY_NAMES) + 1),
+        (c["lifecycle"], len(LIFECYCLES)),
+        (c["size_band"], len(SIZE_BANDS) + 1),
+        (bucket, len(DAY_BUCKETS)),
+    ]
     n = contexts.height
     out = np.zeros((n, sum(w for _, w in blocks)), np.float32)
     offset = 0
@@ -46,7 +56,9 @@ class FittedResponse:
 
     def predict_members(self, contexts: pl.DataFrame) -> list[np.ndarray]:
         x = design(contexts)
-        return [np.stack([model.predict_proba(x)[:, 1] for model in member], axis=1) for member in self.members]
+        return [
+            np.stack([model.predict_proba(x)[:, 1] for model in member], axis=1) for member in self.members
+        ]
 
     def predict(self, contexts: pl.DataFrame) -> np.ndarray:
         return np.mean(self.predict_members(contexts), axis=0)
@@ -73,13 +85,17 @@ def fit_response_model(log: pl.DataFrame, members: int = 5, seed: int = 0, c: fl
         if m == 0:
             weight = np.ones(log.height)
         else:
-            draws = np.bincount(np.searchsorted(groups, rng.choice(groups, len(groups))), minlength=len(groups))
+            draws = np.bincount(
+                np.searchsorted(groups, rng.choice(groups, len(groups))), minlength=len(groups)
+            )
             weight = draws[np.searchsorted(groups, group)].astype(np.float64)
         member = []
         for name in ACTIONS:
             rows = (action == name) & (weight > 0)
             if len(np.unique(y[rows])) < 2:
-                raise ValueError(f"the action log has no usable outcomes for {name!r}: cannot fit its response")
+                raise ValueError(
+                    f"the action log has no usable outcomes for {name!r}: cannot fit its response"
+                )
             model = LogisticRegression(C=c, max_iter=500)
             model.fit(x[rows], y[rows], sample_weight=weight[rows])
             member.append(model)
@@ -99,8 +115,16 @@ def calibration_table(fitted: ResponseTable, truth: ResponseTable, contexts: pl.
         for value in np.unique(values):
             mask = values == value
             for i, action in enumerate(ACTIONS):
-                rows.append({"segment": segment, "value": str(value), "action": action, "contexts": int(mask.sum()),
-                             "fitted": float(pf[mask, i].mean()), "true": float(pt[mask, i].mean())})
+                rows.append(
+                    {
+                        "segment": segment,
+                        "value": str(value),
+                        "action": action,
+                        "contexts": int(mask.sum()),
+                        "fitted": float(pf[mask, i].mean()),
+                        "true": float(pt[mask, i].mean()),
+                    }
+                )
     return pl.DataFrame(rows).with_columns((pl.col("fitted") - pl.col("true")).abs().alias("abs_error"))
 
 

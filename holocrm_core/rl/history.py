@@ -15,9 +15,24 @@ import polars as pl
 from holocrm_core.rl.baselines import LoggingPolicy, OutreachPolicy
 from holocrm_core.rl.world import ACTIONS, OBS_DIM, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig
 
-LOG_COLUMNS = ["episode", "step", "contact_id", "seniority", "industry", "lifecycle_status",
-               "days_since_last_touch", "size_band", "touches_7d", "touches_30d", "lead_score", "action", "propensity", "responded", "reward",
-               "return_to_go"]
+LOG_COLUMNS = [
+    "episode",
+    "step",
+    "contact_id",
+    "seniority",
+    "industry",
+    "lifecycle_status",
+    "days_since_last_touch",
+    "size_band",
+    "touches_7d",
+    "touches_30d",
+    "lead_score",
+    "action",
+    "propensity",
+    "responded",
+    "reward",
+    "return_to_go",
+]
 
 
 LOGGING_COLUMNS = [f"logging_{a}" for a in ACTIONS]  # the logging policy's whole distribution at the time
@@ -27,8 +42,14 @@ def obs_columns() -> list[str]:
     return [f"obs_{i}" for i in range(OBS_DIM)]
 
 
-def record_history(table: ResponseTable, starts: EpisodeStarts, episodes: int, seed: int = 0,
-                   policy: OutreachPolicy | None = None, config: WorldConfig | None = None) -> pl.DataFrame:
+def record_history(
+    table: ResponseTable,
+    starts: EpisodeStarts,
+    episodes: int,
+    seed: int = 0,
+    policy: OutreachPolicy | None = None,
+    config: WorldConfig | None = None,
+) -> pl.DataFrame:
     """Play ``policy`` (default: the logging policy) for ``episodes`` episodes and log every decision."""
     policy = policy or LoggingPolicy()
     world = OutreachWorld(table, starts, episodes, config, seed=seed)
@@ -46,15 +67,24 @@ def record_history(table: ResponseTable, starts: EpisodeStarts, episodes: int, s
         contexts, obs = world.contexts(), world.observe()
         out = world.step(actions, active)
         chunk = contexts[rows].with_columns(
-            pl.Series("episode", rows), pl.lit(step).alias("step"),
+            pl.Series("episode", rows),
+            pl.lit(step).alias("step"),
             pl.Series("contact_id", world.starts.contact_id[world.state.start[rows]].astype(str)),
             pl.Series("action", np.array(ACTIONS)[actions[rows]]),
             pl.Series("propensity", probs[rows, actions[rows]]),
             pl.Series("responded", out["responded"][rows]),
             pl.Series("reward", out["reward"][rows]),
         )
-        chunks.append(pl.concat([chunk, pl.DataFrame(probs[rows], schema=LOGGING_COLUMNS),
-                                 pl.DataFrame(obs[rows], schema=obs_columns())], how="horizontal"))
+        chunks.append(
+            pl.concat(
+                [
+                    chunk,
+                    pl.DataFrame(probs[rows], schema=LOGGING_COLUMNS),
+                    pl.DataFrame(obs[rows], schema=obs_columns()),
+                ],
+                how="horizontal",
+            )
+        )
         active &= ~out["done"]
     log = pl.concat(chunks)
     # What followed each decision in its episode (the logging policy's return from there on).

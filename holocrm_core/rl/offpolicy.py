@@ -31,8 +31,12 @@ class OffPolicyCheck:
         return self.candidate.value >= self.logging.value
 
     def as_dict(self) -> dict:
-        return {"candidate_dr": self.candidate.as_dict(), "logging_dr": self.logging.as_dict(),
-                "difference_dr": self.difference.as_dict(), "agrees": self.agrees}
+        return {
+            "candidate_dr": self.candidate.as_dict(),
+            "logging_dr": self.logging.as_dict(),
+            "difference_dr": self.difference.as_dict(),
+            "agrees": self.agrees,
+        }
 
 
 def reward_model(log: pl.DataFrame, alpha: float = 1.0) -> np.ndarray:
@@ -49,13 +53,18 @@ def reward_model(log: pl.DataFrame, alpha: float = 1.0) -> np.ndarray:
     return out
 
 
-def off_policy_check(log: pl.DataFrame, candidate_probabilities: np.ndarray, n_bootstrap: int = 200,
-                     seed: int = 0) -> OffPolicyCheck:
+def off_policy_check(
+    log: pl.DataFrame, candidate_probabilities: np.ndarray, n_bootstrap: int = 200, seed: int = 0
+) -> OffPolicyCheck:
     """DR estimates of the candidate and of the logging policy on ``log`` (from ``record_history``)."""
     from holocrm_core.decisions.ope import LoggedBandit, evaluate, paired_difference
 
-    actions = log["action"].replace_strict({a: i for i, a in enumerate(ACTIONS)}, return_dtype=pl.Int64).to_numpy()
-    logged = LoggedBandit(actions=actions, rewards=log["return_to_go"].to_numpy(), propensities=log["propensity"].to_numpy())
+    actions = (
+        log["action"].replace_strict({a: i for i, a in enumerate(ACTIONS)}, return_dtype=pl.Int64).to_numpy()
+    )
+    logged = LoggedBandit(
+        actions=actions, rewards=log["return_to_go"].to_numpy(), propensities=log["propensity"].to_numpy()
+    )
     predicted = reward_model(log)
     logging = log.select(LOGGING_COLUMNS).to_numpy()
     cand = evaluate(logged, candidate_probabilities, predicted, ("dr",), n_bootstrap, seed=seed)["dr"]

@@ -15,7 +15,13 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.rl.baselines import (
-    CadencePolicy, LoggingPolicy, OraclePolicy, RandomPolicy, ThompsonBaseline, always_email, always_wait,
+    CadencePolicy,
+    LoggingPolicy,
+    OraclePolicy,
+    RandomPolicy,
+    ThompsonBaseline,
+    always_email,
+    always_wait,
 )
 from holocrm_core.rl.evaluate import Evaluation, comparison_table, paired_difference, play, relative_gain
 from holocrm_core.rl.fit import FittedResponse, calibration_table, fit_response_model, table_error
@@ -24,7 +30,13 @@ from holocrm_core.rl.offpolicy import OffPolicyCheck, off_policy_check
 from holocrm_core.rl.starts import episode_starts
 from holocrm_core.rl.train import PPOPolicy, PPOSettings, TrainingResult, action_probabilities, train_ppo
 from holocrm_core.rl.world import (
-    ACTIONS, CONTEXT_COLUMNS, MAX_DAYS, EpisodeStarts, ResponseTable, WorldConfig, true_response_table,
+    ACTIONS,
+    CONTEXT_COLUMNS,
+    MAX_DAYS,
+    EpisodeStarts,
+    ResponseTable,
+    WorldConfig,
+    true_response_table,
 )
 
 GATE_BASELINES = ("random", "always_email", "cadence", "thompson")  # what promotion is judged against
@@ -54,8 +66,12 @@ class Simulator:
     recorded_actions: int = 0  # rows of the recorded action log the simulator was also fitted from
 
 
-def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSettings | None = None,
-                      recorded_log: pl.DataFrame | None = None, generated: bool = True) -> Simulator:
+def prepare_simulator(
+    tables: dict[str, pl.DataFrame],
+    settings: OutreachSettings | None = None,
+    recorded_log: pl.DataFrame | None = None,
+    generated: bool = True,
+) -> Simulator:
     """Episode starts from ``tables``, the logged history, and the simulator fitted from it.
 
     ``generated``: the export comes from the sample generator, so its reps' history is drawn in the true
@@ -70,22 +86,45 @@ def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSetting
     truth = true_response_table() if generated else None
     logs = []
     if generated:
-        logs.append(record_history(truth, train_starts, settings.history_episodes, seed=settings.seed,
-                                   policy=LoggingPolicy(), config=settings.world))
+        logs.append(
+            record_history(
+                truth,
+                train_starts,
+                settings.history_episodes,
+                seed=settings.seed,
+                policy=LoggingPolicy(),
+                config=settings.world,
+            )
+        )
     fit_rows = [log.select(*CONTEXT_COLUMNS, "action", "responded", "episode") for log in logs]
     recorded = recorded_rows(recorded_log)
     if recorded is not None:
         fit_rows.append(recorded)
     if not fit_rows:
-        raise ValueError("no logged outreach to fit the simulator from: record actions (the action log) first")
-    fit_log = pl.concat([f.with_columns(pl.col("episode").cast(pl.Int64),
-                                        pl.col("days_since_last_touch").cast(pl.Int64)) for f in fit_rows])
+        raise ValueError(
+            "no logged outreach to fit the simulator from: record actions (the action log) first"
+        )
+    fit_log = pl.concat(
+        [
+            f.with_columns(pl.col("episode").cast(pl.Int64), pl.col("days_since_last_touch").cast(pl.Int64))
+            for f in fit_rows
+        ]
+    )
     model = fit_response_model(fit_log, members=settings.simulator_members, seed=settings.seed)
     table = model.table()
     calibration = calibration_table(table, truth, logs[0]) if truth is not None else None
     log = logs[0] if logs else pl.DataFrame()
-    return Simulator(starts, train_starts, held_out, log, model, table, truth, calibration,
-                     recorded.height if recorded is not None else 0)
+    return Simulator(
+        starts,
+        train_starts,
+        held_out,
+        log,
+        model,
+        table,
+        truth,
+        calibration,
+        recorded.height if recorded is not None else 0,
+    )
 
 
 def recorded_rows(log: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -99,18 +138,35 @@ def recorded_rows(log: pl.DataFrame | None) -> pl.DataFrame | None:
     if "usable" in log.columns:
         log = log.filter(pl.col("usable"))
     outcome = pl.col("responded").cast(pl.Boolean) if "responded" in log.columns else pl.col("reward") > 0.5
-    rows = log.filter(pl.col("action").is_in(list(ACTIONS))).select(
-        *[pl.col(c).cast(pl.String) for c in CONTEXT_COLUMNS if c != "days_since_last_touch"],
-        pl.col("days_since_last_touch").cast(pl.Float64, strict=False).round().fill_null(MAX_DAYS)
-        .clip(0, MAX_DAYS).cast(pl.Int64),
-        "action", outcome.alias("responded"),
-        (-1 - pl.int_range(pl.len(), dtype=pl.Int64)).alias("episode"),  # each recorded action its own group
-    ).drop_nulls("responded")
+    rows = (
+        log.filter(pl.col("action").is_in(list(ACTIONS)))
+        .select(
+            *[pl.col(c).cast(pl.String) for c in CONTEXT_COLUMNS if c != "days_since_last_touch"],
+            pl.col("days_since_last_touch")
+            .cast(pl.Float64, strict=False)
+            .round()
+            .fill_null(MAX_DAYS)
+            .clip(0, MAX_DAYS)
+            .cast(pl.Int64),
+            "action",
+            outcome.alias("responded"),
+            (-1 - pl.int_range(pl.len(), dtype=pl.Int64)).alias(
+                "episode"
+            ),  # each recorded action its own group
+        )
+        .drop_nulls("responded")
+    )
     return rows.select(*CONTEXT_COLUMNS, "action", "responded", "episode") if rows.height else None
 
 
-def train_outreach_policy(sim: Simulator, ppo: PPOSettings | None = None, settings: OutreachSettings | None = None,
-                          checkpoint_dir=None, resume: bool = True, progress=None) -> TrainingResult:
+def train_outreach_policy(
+    sim: Simulator,
+    ppo: PPOSettings | None = None,
+    settings: OutreachSettings | None = None,
+    checkpoint_dir=None,
+    resume: bool = True,
+    progress=None,
+) -> TrainingResult:
     settings = settings or OutreachSettings()
     return train_ppo(sim.table, sim.train_starts, ppo, settings.world, checkpoint_dir, resume, progress)
 
@@ -152,8 +208,10 @@ def judge_outreach_policy(model, sim: Simulator, settings: OutreachSettings | No
         true = {p.name: play(p, sim.truth, sim.held_out, n, seed, world) for p in [*policies, OraclePolicy()]}
         evaluations |= {f"true/{k}": v for k, v in true.items()}
         true_rows = comparison_table(list(true.values()), true["ppo"])
-        best = max(("random", "always_email", "cadence", "thompson"), key=lambda k: true[k].value_closed.mean()
-                   if k in true else -np.inf)
+        best = max(
+            ("random", "always_email", "cadence", "thompson"),
+            key=lambda k: true[k].value_closed.mean() if k in true else -np.inf,
+        )
         gains = {
             "best_heuristic": best,
             "gain_vs_best_heuristic_true": relative_gain(true["ppo"], true[best]).as_dict(),
@@ -162,12 +220,28 @@ def judge_outreach_policy(model, sim: Simulator, settings: OutreachSettings | No
         }
     check = None
     if sim.log.height:
-        check = off_policy_check(sim.log, action_probabilities(model, sim.log.select(
-            [c for c in sim.log.columns if c.startswith("obs_")]).to_numpy().astype(np.float32)), seed=settings.seed)
+        check = off_policy_check(
+            sim.log,
+            action_probabilities(
+                model,
+                sim.log.select([c for c in sim.log.columns if c.startswith("obs_")])
+                .to_numpy()
+                .astype(np.float32),
+            ),
+            seed=settings.seed,
+        )
     promote, reason = promotion_decision(simulated, check)
     cal_max = float(sim.calibration["abs_error"].max()) if sim.calibration is not None else None
-    return Judgement(comparison_table(list(simulated.values()), simulated["ppo"]), true_rows, gains, check,
-                     promote, reason, cal_max, evaluations)
+    return Judgement(
+        comparison_table(list(simulated.values()), simulated["ppo"]),
+        true_rows,
+        gains,
+        check,
+        promote,
+        reason,
+        cal_max,
+        evaluations,
+    )
 
 
 def promotion_decision(simulated: dict[str, Evaluation], check: OffPolicyCheck | None) -> tuple[bool, str]:
@@ -186,10 +260,14 @@ def promotion_decision(simulated: dict[str, Evaluation], check: OffPolicyCheck |
     if check is None:
         return False, "no logged history to check the policy off-policy"
     if not check.agrees:
-        return False, (f"off-policy check disagrees: DR {check.candidate.value:.4f} is below the logging "
-                       f"policy's {check.logging.value:.4f} on the logged actions")
-    return True, (f"beats {', '.join(n for n in GATE_BASELINES if n in simulated)} on held-out episodes (95%) "
-                  f"and DR {check.candidate.value:.4f} >= logging {check.logging.value:.4f}")
+        return False, (
+            f"off-policy check disagrees: DR {check.candidate.value:.4f} is below the logging "
+            f"policy's {check.logging.value:.4f} on the logged actions"
+        )
+    return True, (
+        f"beats {', '.join(n for n in GATE_BASELINES if n in simulated)} on held-out episodes (95%) "
+        f"and DR {check.candidate.value:.4f} >= logging {check.logging.value:.4f}"
+    )
 
 
 def simulator_error(sim: Simulator) -> float | None:

@@ -17,7 +17,13 @@ import polars as pl
 
 from holocrm_core.outcomes import default_as_of, normalise_tables
 from holocrm_core.rl.world import (
-    INDUSTRY_NAMES, MAX_DAYS, SENIORITIES, SIZE_BANDS, EpisodeStarts, codes, lifecycle_codes,
+    INDUSTRY_NAMES,
+    MAX_DAYS,
+    SENIORITIES,
+    SIZE_BANDS,
+    EpisodeStarts,
+    codes,
+    lifecycle_codes,
 )
 
 OPEN_LIFECYCLES = ("lead", "qualified", "customer")
@@ -28,13 +34,17 @@ SMOOTHING = 20.0  # decided leads' worth of prior toward the overall conversion 
 def _contact_frame(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     t = normalise_tables(tables)
     companies = t["companies"].select("company_id", "industry", "size_band").unique("company_id")
-    return t["contacts"].select("contact_id", "seniority", "company_id", "lifecycle_status").join(
-        companies, on="company_id", how="left")
+    return (
+        t["contacts"]
+        .select("contact_id", "seniority", "company_id", "lifecycle_status")
+        .join(companies, on="company_id", how="left")
+    )
 
 
 def _lead_scores(contacts: pl.DataFrame) -> pl.DataFrame:
     decided = contacts.filter(pl.col("lifecycle_status").is_in(["customer", "disqualified"])).with_columns(
-        (pl.col("lifecycle_status") == "customer").cast(pl.Float64).alias("converted"))
+        (pl.col("lifecycle_status") == "customer").cast(pl.Float64).alias("converted")
+    )
     overall = float(decided["converted"].mean()) if decided.height else 0.3
     return decided.group_by("seniority", "size_band").agg(
         ((pl.col("converted").sum() + SMOOTHING * overall) / (pl.len() + SMOOTHING)).alias("lead_score")
@@ -47,15 +57,29 @@ def episode_starts(tables: dict[str, pl.DataFrame], as_of: datetime | None = Non
     as_of = as_of or default_as_of(tables)
     contacts = _contact_frame(tables)
     scores, overall = _lead_scores(contacts)
-    last_touch = (t["activities"].filter(pl.col("type").is_in(TOUCH_TYPES) & (pl.col("occurred_at") < as_of))
-                  .group_by("contact_id").agg(pl.col("occurred_at").max().alias("last_touch_at")))
-    deals = t["deals"].with_columns(pl.col("value").cast(pl.Float64).alias("amount")).filter(
-        pl.col("amount").is_not_null() & (pl.col("amount") > 0))
+    last_touch = (
+        t["activities"]
+        .filter(pl.col("type").is_in(TOUCH_TYPES) & (pl.col("occurred_at") < as_of))
+        .group_by("contact_id")
+        .agg(pl.col("occurred_at").max().alias("last_touch_at"))
+    )
+    deals = (
+        t["deals"]
+        .with_columns(pl.col("value").cast(pl.Float64).alias("amount"))
+        .filter(pl.col("amount").is_not_null() & (pl.col("amount") > 0))
+    )
     mean_value = float(deals["amount"].mean()) if deals.height else 1.0
-    currency = deals["currency"].mode().first() if deals.height and deals["currency"].null_count() < deals.height else "USD"
+    currency = (
+        deals["currency"].mode().first()
+        if deals.height and deals["currency"].null_count() < deals.height
+        else "USD"
+    )
     by_contact = deals.group_by("contact_id").agg(pl.col("amount").mean().alias("contact_value"))
-    by_band = deals.join(contacts.select("contact_id", "size_band"), on="contact_id", how="left").group_by(
-        "size_band").agg(pl.col("amount").mean().alias("band_value"))
+    by_band = (
+        deals.join(contacts.select("contact_id", "size_band"), on="contact_id", how="left")
+        .group_by("size_band")
+        .agg(pl.col("amount").mean().alias("band_value"))
+    )
     open_contacts = (
         contacts.filter(pl.col("lifecycle_status").is_in(OPEN_LIFECYCLES))
         .join(scores, on=["seniority", "size_band"], how="left")
@@ -63,8 +87,10 @@ def episode_starts(tables: dict[str, pl.DataFrame], as_of: datetime | None = Non
         .join(by_contact, on="contact_id", how="left")
         .join(by_band, on="size_band", how="left", nulls_equal=True)
         .with_columns(
-            ((pl.lit(as_of) - pl.col("last_touch_at")).dt.total_seconds() / 86_400).clip(0, MAX_DAYS)
-            .fill_null(MAX_DAYS).alias("days"),
+            ((pl.lit(as_of) - pl.col("last_touch_at")).dt.total_seconds() / 86_400)
+            .clip(0, MAX_DAYS)
+            .fill_null(MAX_DAYS)
+            .alias("days"),
             (pl.coalesce("contact_value", "band_value", pl.lit(mean_value)) / mean_value).alias("value"),
             pl.col("lead_score").fill_null(overall),
         )

@@ -1,4 +1,4 @@
-"""MLflow for the outreach policy: the training run, its evaluation, the registered pyfunc and the champion gate.
+"""MLflow for the outreach policy: the training run, its evaluation, the registered pyfunc, the gate.
 
 One run of the ``holocrm_outreach_policy`` experiment per training: PPO and world settings as parameters,
 the learning curve (mean return and deal value per rollout, by timestep), every policy's evaluation on
@@ -42,7 +42,9 @@ class OutreachPolicyModel(_PythonModel):
     def predict(self, context, model_input, params=None):
         from holocrm_core.rl.train import decide
 
-        columns = sorted((c for c in model_input.columns if str(c).startswith("obs_")), key=lambda c: int(c[4:]))
+        columns = sorted(
+            (c for c in model_input.columns if str(c).startswith("obs_")), key=lambda c: int(c[4:])
+        )
         decisions, probs = decide(self.model, model_input[columns].to_numpy(np.float32))
         from holocrm_core.rl.world import ACTIONS
 
@@ -82,11 +84,20 @@ def _plots(training, judgement) -> dict:
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r["policy"] for r in rows]
     means = np.array([r["value_closed"]["mean"] for r in rows])
-    errors = np.array([[r["value_closed"]["mean"] - r["value_closed"]["low"],
-                        r["value_closed"]["high"] - r["value_closed"]["mean"]] for r in rows]).T
+    errors = np.array(
+        [
+            [
+                r["value_closed"]["mean"] - r["value_closed"]["low"],
+                r["value_closed"]["high"] - r["value_closed"]["mean"],
+            ]
+            for r in rows
+        ]
+    ).T
     ax.bar(names, means, yerr=errors, capsize=3)
-    ax.set(ylabel="deal value closed per episode (mean deal = 1)",
-           title="held-out episodes, " + ("TRUE world" if judgement.true_world else "simulator"))
+    ax.set(
+        ylabel="deal value closed per episode (mean deal = 1)",
+        title="held-out episodes, " + ("TRUE world" if judgement.true_world else "simulator"),
+    )
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     figures["comparison.png"] = fig
@@ -112,7 +123,9 @@ def _flat_metrics(judgement) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
-def log_outreach_policy(training, judgement, params: dict, calibration=None, register: bool = True) -> PolicyRegistration:
+def log_outreach_policy(
+    training, judgement, params: dict, calibration=None, register: bool = True
+) -> PolicyRegistration:
     """Log the run, register the policy, tag the gate, and move ``champion`` only when it passed."""
     import matplotlib.pyplot as plt
     import mlflow
@@ -120,10 +133,17 @@ def log_outreach_policy(training, judgement, params: dict, calibration=None, reg
     experiment_id = ensure_experiment(POLICY_MODEL)
     with mlflow.start_run(run_name="ppo-outreach") as run:
         url = run_url(experiment_id, run.info.run_id)
-        mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict, tuple)) else v) for k, v in params.items()})
+        mlflow.log_params(
+            {k: (json.dumps(v) if isinstance(v, (list, dict, tuple)) else v) for k, v in params.items()}
+        )
         for point in training.curve:
-            mlflow.log_metrics({"curve_mean_return": point["mean_return"],
-                                "curve_mean_value_closed": point["mean_value_closed"]}, step=point["timesteps"])
+            mlflow.log_metrics(
+                {
+                    "curve_mean_return": point["mean_return"],
+                    "curve_mean_value_closed": point["mean_value_closed"],
+                },
+                step=point["timesteps"],
+            )
         mlflow.log_metrics(_flat_metrics(judgement))
         mlflow.log_dict(judgement.as_dict(), "comparison.json")
         if calibration is not None:
@@ -132,15 +152,22 @@ def log_outreach_policy(training, judgement, params: dict, calibration=None, reg
             mlflow.log_figure(figure, name)
             plt.close(figure)
         gate = "passed" if judgement.promote else "failed"
-        mlflow.set_tags({GATE_TAG: gate, "promotion_reason": judgement.reason[:500],
-                         "stopped_because": training.stopped_because})
+        mlflow.set_tags(
+            {
+                GATE_TAG: gate,
+                "promotion_reason": judgement.reason[:500],
+                "stopped_because": training.stopped_because,
+            }
+        )
         version = None
         if register:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "ppo.zip"
                 training.model.save(path)
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=OutreachPolicyModel(), artifacts={"ppo": str(path)},
+                    name="model",
+                    python_model=OutreachPolicyModel(),
+                    artifacts={"ppo": str(path)},
                     pip_requirements=pip_requirements() + ["stable-baselines3", "gymnasium"],
                     registered_model_name=POLICY_MODEL,
                 )
@@ -152,5 +179,6 @@ def log_outreach_policy(training, judgement, params: dict, calibration=None, reg
             if judgement.promote:
                 client.set_registered_model_alias(POLICY_MODEL, CHAMPION, version)
             mlflow.set_tag("registered_version", version)
-    return PolicyRegistration(run.info.run_id, url, version, judgement.promote and version is not None, gate,
-                              judgement.reason)
+    return PolicyRegistration(
+        run.info.run_id, url, version, judgement.promote and version is not None, gate, judgement.reason
+    )

@@ -1,4 +1,4 @@
-"""PPO training of the outreach policy in the fitted simulator: bounded, with progress, checkpoints and resume.
+"""PPO training of the outreach policy in the fitted simulator: bounded, with progress, checkpoints, resume.
 
 A run saves ``checkpoint.zip`` (policy, optimiser and the timesteps done) every ``checkpoint_every`` steps
 and when it stops: at the step budget, at its wall-clock limit, or on Ctrl-C. Started again with the same
@@ -79,7 +79,7 @@ def action_probabilities(model, obs: np.ndarray, chunk: int = 65_536) -> np.ndar
     out = []
     with torch.no_grad():
         for i in range(0, len(obs), chunk):
-            tensor = torch.as_tensor(obs[i:i + chunk], dtype=torch.float32)
+            tensor = torch.as_tensor(obs[i : i + chunk], dtype=torch.float32)
             out.append(model.policy.get_distribution(tensor).distribution.probs.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 4))
 
@@ -100,11 +100,20 @@ def _callback(settings: PPOSettings, folder: Path | None, env, started: float, c
         def _on_rollout_end(self) -> None:
             if env.finished:
                 returns, values = np.array(env.finished).T
-                curve.append({"timesteps": int(self.num_timesteps), "mean_return": float(returns.mean()),
-                              "mean_value_closed": float(values.mean()), "episodes": len(returns),
-                              "seconds": round(time.perf_counter() - started, 2)})
+                curve.append(
+                    {
+                        "timesteps": int(self.num_timesteps),
+                        "mean_return": float(returns.mean()),
+                        "mean_value_closed": float(values.mean()),
+                        "episodes": len(returns),
+                        "seconds": round(time.perf_counter() - started, 2),
+                    }
+                )
                 env.finished.clear()
-                say(f"ppo {self.num_timesteps:>8} steps  return {returns.mean():+.3f}  value {values.mean():.3f}")
+                say(
+                    f"ppo {self.num_timesteps:>8} steps  return {returns.mean():+.3f}  "
+                    f"value {values.mean():.3f}"
+                )
 
     return Progress()
 
@@ -118,9 +127,15 @@ def save_checkpoint(model, folder: Path, timesteps: int, curve: list) -> Path:
     return folder / CHECKPOINT
 
 
-def train_ppo(table: ResponseTable, starts: EpisodeStarts, settings: PPOSettings | None = None,
-              config: WorldConfig | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
-              progress: Callable[[str], None] | None = None) -> TrainingResult:
+def train_ppo(
+    table: ResponseTable,
+    starts: EpisodeStarts,
+    settings: PPOSettings | None = None,
+    config: WorldConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingResult:
     """Train PPO in the world ``table`` over ``starts``; resume from ``checkpoint_dir`` when it holds one."""
     import torch
     from stable_baselines3 import PPO
@@ -131,8 +146,15 @@ def train_ppo(table: ResponseTable, starts: EpisodeStarts, settings: PPOSettings
     say = progress or (lambda message: None)
     torch.set_num_threads(settings.torch_threads)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    env = BatchCRMEnv(table, starts, settings.n_envs, config, seed=settings.seed,
-                      stage_shaping=settings.stage_shaping, gamma=settings.gamma)
+    env = BatchCRMEnv(
+        table,
+        starts,
+        settings.n_envs,
+        config,
+        seed=settings.seed,
+        stage_shaping=settings.stage_shaping,
+        gamma=settings.gamma,
+    )
     curve: list[dict] = []
     done_before = 0
     if folder is not None and resume and (folder / CHECKPOINT).exists():
@@ -142,26 +164,46 @@ def train_ppo(table: ResponseTable, starts: EpisodeStarts, settings: PPOSettings
         say(f"resuming from {folder / CHECKPOINT} at {done_before} steps")
     else:
         model = PPO(
-            "MlpPolicy", env, learning_rate=settings.learning_rate, n_steps=settings.n_steps,
-            batch_size=settings.batch_size, n_epochs=settings.n_epochs, gamma=settings.gamma,
-            gae_lambda=settings.gae_lambda, ent_coef=settings.ent_coef, clip_range=settings.clip_range,
-            policy_kwargs={"net_arch": list(settings.net_arch)}, seed=settings.seed, device="cpu", verbose=0,
+            "MlpPolicy",
+            env,
+            learning_rate=settings.learning_rate,
+            n_steps=settings.n_steps,
+            batch_size=settings.batch_size,
+            n_epochs=settings.n_epochs,
+            gamma=settings.gamma,
+            gae_lambda=settings.gae_lambda,
+            ent_coef=settings.ent_coef,
+            clip_range=settings.clip_range,
+            policy_kwargs={"net_arch": list(settings.net_arch)},
+            seed=settings.seed,
+            device="cpu",
+            verbose=0,
         )
     remaining = max(settings.total_timesteps - done_before, 0)
     state = {"saved_at": done_before, "stopped": "step budget reached"}
     started = time.perf_counter()
     try:
         if remaining:
-            model.learn(remaining, callback=_callback(settings, folder, env, started, curve, say, state),
-                        reset_num_timesteps=False)
+            model.learn(
+                remaining,
+                callback=_callback(settings, folder, env, started, curve, say, state),
+                reset_num_timesteps=False,
+            )
     except KeyboardInterrupt:
         state["stopped"] = "interrupted"
         raise
     finally:
         if folder is not None:
             save_checkpoint(model, folder, model.num_timesteps, curve)
-    return TrainingResult(model, int(model.num_timesteps), done_before, time.perf_counter() - started,
-                          state["stopped"], curve, folder / CHECKPOINT if folder is not None else None)
+    return TrainingResult(
+        model,
+        int(model.num_timesteps),
+        done_before,
+        time.perf_counter() - started,
+        state["stopped"],
+        curve,
+        folder / CHECKPOINT if folder is not None else None,
+    )
 
 
 def settings_dict(settings: PPOSettings) -> dict:

@@ -42,8 +42,14 @@ HISTORY = 30  # days of touches kept per episode (the 30-day engagement window)
 CONTEXT_COLUMNS = ("seniority", "industry", "lifecycle_status", "days_since_last_touch", "size_band")
 # Table axes: seniority, industry, lifecycle, size band, days (0..MAX_DAYS), action. The last slot of the
 # categorical axes is "unknown".
-TABLE_SHAPE = (len(SENIORITIES) + 1, len(INDUSTRY_NAMES) + 1, len(LIFECYCLES), len(SIZE_BANDS) + 1,
-               MAX_DAYS + 1, len(ACTIONS))
+TABLE_SHAPE = (
+    len(SENIORITIES) + 1,
+    len(INDUSTRY_NAMES) + 1,
+    len(LIFECYCLES),
+    len(SIZE_BANDS) + 1,
+    MAX_DAYS + 1,
+    len(ACTIONS),
+)
 assert set(LIFECYCLES) == {s.value for s in LifecycleStatus}
 
 
@@ -69,13 +75,22 @@ def codes(values, vocabulary: tuple[str, ...]) -> np.ndarray:
     """Index of each value in ``vocabulary``; unknown or missing values get ``len(vocabulary)``."""
     lookup = {v: i for i, v in enumerate(vocabulary)}
     series = values if isinstance(values, pl.Series) else pl.Series(list(values), dtype=pl.String)
-    return series.cast(pl.String).replace_strict(lookup, default=len(vocabulary), return_dtype=pl.Int64).to_numpy()
+    return (
+        series.cast(pl.String)
+        .replace_strict(lookup, default=len(vocabulary), return_dtype=pl.Int64)
+        .to_numpy()
+    )
 
 
 def context_grid() -> pl.DataFrame:
     """Every context the table holds, in table order (unknown categories as nulls)."""
-    axes = [list(SENIORITIES) + [None], list(INDUSTRY_NAMES) + [None], list(LIFECYCLES), list(SIZE_BANDS) + [None],
-            list(range(MAX_DAYS + 1))]
+    axes = [
+        list(SENIORITIES) + [None],
+        list(INDUSTRY_NAMES) + [None],
+        list(LIFECYCLES),
+        list(SIZE_BANDS) + [None],
+        list(range(MAX_DAYS + 1)),
+    ]
     idx = np.indices([len(a) for a in axes]).reshape(len(axes), -1)
     return pl.DataFrame(
         {
@@ -118,8 +133,9 @@ class ResponseTable:
     def mean_frame(self, contexts: pl.DataFrame) -> np.ndarray:
         """Mean-over-members probabilities ``(rows, 4)`` for a frame with the context columns."""
         c = encode_contexts(contexts)
-        return self.probs.mean(axis=0)[c["seniority"], c["industry"], c["lifecycle"], c["size_band"],
-                                       np.clip(c["days"], 0, MAX_DAYS)]
+        return self.probs.mean(axis=0)[
+            c["seniority"], c["industry"], c["lifecycle"], c["size_band"], np.clip(c["days"], 0, MAX_DAYS)
+        ]
 
 
 def lifecycle_codes(values) -> np.ndarray:
@@ -148,7 +164,7 @@ def true_response_table() -> ResponseTable:
 
 @dataclass
 class EpisodeStarts:
-    """Where episodes begin: one row per contact, its segment codes, stage, silence, deal value, lead score."""
+    """Where episodes begin: one row per contact: segment codes, stage, silence, deal value, lead score."""
 
     contact_id: np.ndarray
     seniority: np.ndarray
@@ -165,8 +181,19 @@ class EpisodeStarts:
         return len(self.contact_id)
 
     def subset(self, mask: np.ndarray) -> EpisodeStarts:
-        arrays = {k: getattr(self, k)[mask] for k in ("contact_id", "seniority", "industry", "size_band", "lifecycle",
-                                                      "days_since_last_touch", "value", "lead_score")}
+        arrays = {
+            k: getattr(self, k)[mask]
+            for k in (
+                "contact_id",
+                "seniority",
+                "industry",
+                "size_band",
+                "lifecycle",
+                "days_since_last_touch",
+                "value",
+                "lead_score",
+            )
+        }
         return EpisodeStarts(**arrays, mean_deal_value=self.mean_deal_value, currency=self.currency)
 
     def held_out_mask(self, share: float = 0.3) -> np.ndarray:
@@ -216,15 +243,31 @@ class EpisodeBatch:
         self.touch_type = np.full((n, HISTORY), NO_TOUCH, np.int64)
 
 
-OBS_DIM = (len(SENIORITIES) + 1) + (len(INDUSTRY_NAMES) + 1) + (len(SIZE_BANDS) + 1) + len(LIFECYCLES) + 3 + 3 + 2 + 4 + 3
+OBS_DIM = (
+    (len(SENIORITIES) + 1)
+    + (len(INDUSTRY_NAMES) + 1)
+    + (len(SIZE_BANDS) + 1)
+    + len(LIFECYCLES)
+    + 3
+    + 3
+    + 2
+    + 4
+    + 3
+)
 OBS_HIGH = 5.0
 
 
 class OutreachWorld:
     """``n`` outreach episodes advancing together in the world that ``table`` describes."""
 
-    def __init__(self, table: ResponseTable, starts: EpisodeStarts, n: int, config: WorldConfig | None = None,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        table: ResponseTable,
+        starts: EpisodeStarts,
+        n: int,
+        config: WorldConfig | None = None,
+        seed: int | None = None,
+    ):
         if len(starts) == 0:
             raise ValueError("no contacts to start episodes from")
         self.table, self.starts, self.n = table, starts, n
@@ -266,35 +309,44 @@ class OutreachWorld:
         return st.seniority[idx], st.industry[idx], st.size_band[idx]
 
     def contexts(self) -> pl.DataFrame:
-        """The decision context of every running episode, in the CRM's words (the decisions' context columns)."""
+        """The decision context of every running episode in the CRM's words (the decisions' columns)."""
         sen, ind, size = self.segment()
 
         def names(vocab, c):
-            return pl.Series(np.array([*vocab, None], dtype=object)[c], dtype=pl.String)
+            return pl.Series(np.array([*vocab, None], dtype=object)[c].tolist(), dtype=pl.String)
 
-        return pl.DataFrame({
-            "seniority": names(SENIORITIES, sen), "industry": names(INDUSTRY_NAMES, ind),
-            "lifecycle_status": names(LIFECYCLES, self.state.lifecycle),
-            "days_since_last_touch": pl.Series(np.clip(self.days_since_last_touch(), 0, MAX_DAYS)),
-            "size_band": names(SIZE_BANDS, size),
-            "touches_7d": pl.Series(self.touches(7).sum(axis=1)),
-            "touches_30d": pl.Series(self.touches(30).sum(axis=1)),
-            "lead_score": pl.Series(self.starts.lead_score[self.state.start]),
-        })
+        return pl.DataFrame(
+            {
+                "seniority": names(SENIORITIES, sen),
+                "industry": names(INDUSTRY_NAMES, ind),
+                "lifecycle_status": names(LIFECYCLES, self.state.lifecycle),
+                "days_since_last_touch": pl.Series(np.clip(self.days_since_last_touch(), 0, MAX_DAYS)),
+                "size_band": names(SIZE_BANDS, size),
+                "touches_7d": pl.Series(self.touches(7).sum(axis=1)),
+                "touches_30d": pl.Series(self.touches(30).sum(axis=1)),
+                "lead_score": pl.Series(self.starts.lead_score[self.state.start]),
+            }
+        )
 
     def true_probabilities(self) -> np.ndarray:
         """This world's response probabilities for every action in the current contexts, (n, 4)."""
         sen, ind, size = self.segment()
-        return self.table.lookup(self.state.member, sen, ind, self.state.lifecycle, size, self.days_since_last_touch())
+        return self.table.lookup(
+            self.state.member, sen, ind, self.state.lifecycle, size, self.days_since_last_touch()
+        )
 
     def observe(self) -> np.ndarray:
-        """Policy input (n, OBS_DIM), float32 in [0, OBS_HIGH]: segment, stage, engagement, value, time left."""
+        """Policy input (n, OBS_DIM), float32 in [0, OBS_HIGH]: segment, stage, engagement, value, time."""
         s, st = self.state, self.starts
         sen, ind, size = self.segment()
         n, rows = self.n, self._rows
         parts = []
-        for code, width in ((sen, len(SENIORITIES) + 1), (ind, len(INDUSTRY_NAMES) + 1),
-                            (size, len(SIZE_BANDS) + 1), (s.lifecycle, len(LIFECYCLES))):
+        for code, width in (
+            (sen, len(SENIORITIES) + 1),
+            (ind, len(INDUSTRY_NAMES) + 1),
+            (size, len(SIZE_BANDS) + 1),
+            (s.lifecycle, len(LIFECYCLES)),
+        ):
             one_hot = np.zeros((n, width), np.float32)
             one_hot[rows, code] = 1.0
             parts.append(one_hot)
@@ -306,8 +358,14 @@ class OutreachWorld:
             self.touches(30) / 10.0,
             np.stack([np.minimum(d / 30.0, 4.0), np.log1p(d) / np.log1p(MAX_DAYS)], axis=1),
             last,
-            np.stack([st.lead_score[s.start], np.minimum(st.value[s.start], self.config.max_value) / 2.0,
-                      1.0 - s.t / self.config.horizon_days], axis=1),
+            np.stack(
+                [
+                    st.lead_score[s.start],
+                    np.minimum(st.value[s.start], self.config.max_value) / 2.0,
+                    1.0 - s.t / self.config.horizon_days,
+                ],
+                axis=1,
+            ),
         ]
         return np.clip(np.concatenate(parts, axis=1, dtype=np.float32), 0.0, OBS_HIGH)
 
@@ -346,5 +404,12 @@ class OutreachWorld:
         reward = np.where(active, value_closed - self.cost[a] - cfg.over_contact_penalty * excess, 0.0)
         s.t = s.t + active
         truncated = (s.t >= cfg.horizon_days) & ~won & active
-        return {"reward": reward, "won": won, "value_closed": value_closed, "responded": responded,
-                "done": (won | truncated) & active, "truncated": truncated, "over_contacted": excess > 0}
+        return {
+            "reward": reward,
+            "won": won,
+            "value_closed": value_closed,
+            "responded": responded,
+            "done": (won | truncated) & active,
+            "truncated": truncated,
+            "over_contacted": excess > 0,
+        }

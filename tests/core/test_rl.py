@@ -1,4 +1,4 @@
-"""The CRM simulator and the outreach policy: env contract, fitting toward the truth, baselines, gate, resume."""
+"""The CRM simulator and the outreach policy: env contract, fit toward the truth, baselines, gate, resume."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_batch_env_runs_many_episodes_and_resets_finished_ones(truth, starts):
     assert obs.shape == (64, env.observation_space.shape[0])
     for _ in range(5):
         env.step_async(np.full(64, 3))  # waiting never wins a deal: every episode ends at the horizon
-        obs, reward, done, infos = env.step_wait()
+        obs, _reward, done, infos = env.step_wait()
     assert done.all() and all(info["TimeLimit.truncated"] for info in infos)
     assert all(env.observation_space.contains(o) for o in obs) and (env.world.state.t == 0).all()
 
@@ -83,17 +83,22 @@ def _ope(candidate: float, logging: float):
     from holocrm_core.decisions.ope import Estimate
     from holocrm_core.rl.offpolicy import OffPolicyCheck
 
-    return OffPolicyCheck(Estimate("dr", candidate, candidate - 0.01, candidate + 0.01, 100.0, 1000),
-                          Estimate("dr", logging, logging - 0.01, logging + 0.01, 1000.0, 1000),
-                          Estimate("dr_difference", candidate - logging, -1, 1, float("nan"), 1000))
+    return OffPolicyCheck(
+        Estimate("dr", candidate, candidate - 0.01, candidate + 0.01, 100.0, 1000),
+        Estimate("dr", logging, logging - 0.01, logging + 0.01, 1000.0, 1000),
+        Estimate("dr_difference", candidate - logging, -1, 1, float("nan"), 1000),
+    )
 
 
 def test_promotion_is_refused_when_the_off_policy_check_disagrees(truth, starts):
     from holocrm_core.rl.outreach import promotion_decision
 
     strong = play(OraclePolicy(), truth, starts, 800, seed=5)
-    simulated = {"ppo": strong, "random": play(RandomPolicy(), truth, starts, 800, seed=5),
-                 "cadence": play(CadencePolicy(), truth, starts, 800, seed=5)}
+    simulated = {
+        "ppo": strong,
+        "random": play(RandomPolicy(), truth, starts, 800, seed=5),
+        "cadence": play(CadencePolicy(), truth, starts, 800, seed=5),
+    }
     promote, reason = promotion_decision(simulated, _ope(0.30, 0.20))
     assert promote, reason
     promote, reason = promotion_decision(simulated, _ope(0.10, 0.20))
@@ -104,10 +109,11 @@ def test_promotion_is_refused_when_the_off_policy_check_disagrees(truth, starts)
 
 
 def test_ppo_training_resumes_from_its_checkpoint(truth, starts, tmp_path):
-    from holocrm_core.rl.train import PPOSettings, PPOPolicy, train_ppo
+    from holocrm_core.rl.train import PPOPolicy, PPOSettings, train_ppo
 
-    settings = PPOSettings(total_timesteps=2048, n_envs=64, n_steps=16, batch_size=512, n_epochs=1,
-                           checkpoint_every=1024)
+    settings = PPOSettings(
+        total_timesteps=2048, n_envs=64, n_steps=16, batch_size=512, n_epochs=1, checkpoint_every=1024
+    )
     first = train_ppo(truth, starts, settings, checkpoint_dir=tmp_path)
     assert first.resumed_from == 0 and (tmp_path / "checkpoint.zip").exists()
     more = PPOSettings(**{**settings.__dict__, "total_timesteps": 4096})

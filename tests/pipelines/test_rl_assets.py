@@ -1,4 +1,4 @@
-"""The RL assets in process on a small generated export: outreach policy trained, gated, registered, reported."""
+"""The RL assets in process on a small generated export: the outreach policy trained, gated, reported."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"total_timesteps": 16_384, "n_envs": 128, "history_episodes": 1000, "simulator_members": 2,
-         "eval_episodes": 300, "time_limit_s": 120.0}
+SMALL = {
+    "total_timesteps": 16_384,
+    "n_envs": 128,
+    "history_episodes": 1000,
+    "simulator_members": 2,
+    "eval_episodes": 300,
+    "time_limit_s": 120.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +27,13 @@ def home(tmp_path_factory):
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm")
-    generate_export(root / "landing" / "export", n_contacts=600, seed=5, truth_dir=root / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        root / "landing" / "export",
+        n_contacts=600,
+        seed=5,
+        truth_dir=root / "truth",
+        with_attachment_files=False,
+    )
     paths = HoloPaths(root).ensure()
     ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
     return root
@@ -60,6 +71,7 @@ def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     assert set(table["world"].unique()) == {"simulator", "true"}
 
     # A second materialization with the same simulator and settings resumes the finished checkpoint.
-    again = dg.materialize([rl.outreach_policy], resources=resources,
-                           run_config={"ops": {"outreach_policy": {"config": SMALL}}})
+    again = dg.materialize(
+        [rl.outreach_policy], resources=resources, run_config={"ops": {"outreach_policy": {"config": SMALL}}}
+    )
     assert again.asset_materializations_for_node("outreach_policy")[0].metadata["resumed_from"].value > 0
