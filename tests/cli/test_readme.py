@@ -16,7 +16,9 @@ runner = CliRunner()
 
 def _documented_commands() -> set[str]:
     text = README.read_text()
-    return set(re.findall(r"`holocrm ([a-z][a-z-]*)", text)) | set(re.findall(r"holocrm ([a-z][a-z-]*) ", text))
+    return set(re.findall(r"`holocrm ([a-z][a-z-]*)", text)) | set(
+        re.findall(r"holocrm ([a-z][a-z-]*) ", text)
+    )
 
 
 def test_every_documented_command_exists():
