@@ -30,10 +30,6 @@ class _LazySimilarity:
 
 def _similarity_backend(paths):
     """The LanceDB similarity store when the semantic pipeline has built one, else None."""
-    import importlib.util
-
-    if importlib.util.find_spec("holocrm_core.store") is None:
-        return None
     if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
         return None
     return _LazySimilarity(str(paths.lancedb))

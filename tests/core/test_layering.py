@@ -14,7 +14,7 @@ PROJECT_PACKAGES = ("holocrm_core", "pipelines", "holocrm_api", "holocrm_cli")
 FORBIDDEN_IN_CORE = {"dagster", "fastapi", "typer", "starlette", "pipelines", "holocrm_api", "holocrm_cli"}
 # Dynamic imports still in the API's loader (`_optional_module`), which the api branch removes (issue 10,
 # item 5). The integrator deletes this entry when that branch is merged; any other file fails at once.
-PENDING_DYNAMIC_IMPORTS = {"holocrm_api/loader.py"}
+PENDING_DYNAMIC_IMPORTS: set[str] = set()
 
 
 def _modules(package: str) -> list[Path]:
