@@ -67,12 +67,37 @@ class FittedResponse:
         return ResponseTable.from_model(self.predict_members, "fitted simulator")
 
 
+MIN_OUTCOMES = 20  # responses and non-responses per action below which no simulator is fitted
+
+
+class NotEnoughOutreach(ValueError):
+    """The logged outreach is too thin to fit a response model from (the message says what is missing)."""
+
+
+def check_enough_outreach(log: pl.DataFrame) -> None:
+    counts = {a: (0, 0) for a in ACTIONS}
+    if log.height:
+        grouped = log.group_by("action").agg(pl.col("responded").cast(pl.Int64).sum().alias("yes"), pl.len())
+        counts |= {
+            r["action"]: (int(r["yes"]), int(r["len"] - r["yes"])) for r in grouped.iter_rows(named=True)
+        }
+    thin = [
+        f"{a} ({yes} responses, {no} without)"
+        for a, (yes, no) in counts.items()
+        if min(yes, no) < MIN_OUTCOMES
+    ]
+    if thin:
+        raise NotEnoughOutreach(
+            f"not enough logged outreach to fit the simulator: need {MIN_OUTCOMES} responses and "
+            f"{MIN_OUTCOMES} non-responses per action; " + ", ".join(thin)
+        )
+
+
 def fit_response_model(log: pl.DataFrame, members: int = 5, seed: int = 0, c: float = 1.0) -> FittedResponse:
     """Fit the response model from ``log`` (context columns, ``action``, ``responded``)."""
     from sklearn.linear_model import LogisticRegression
 
-    if log.height == 0:
-        raise ValueError("the action log is empty: nothing to fit a simulator from")
+    check_enough_outreach(log)
     x = design(log)
     y = log["responded"].cast(pl.Int8).to_numpy()
     action = log["action"].to_numpy()
@@ -92,10 +117,6 @@ def fit_response_model(log: pl.DataFrame, members: int = 5, seed: int = 0, c: fl
         member = []
         for name in ACTIONS:
             rows = (action == name) & (weight > 0)
-            if len(np.unique(y[rows])) < 2:
-                raise ValueError(
-                    f"the action log has no usable outcomes for {name!r}: cannot fit its response"
-                )
             model = LogisticRegression(C=c, max_iter=500)
             model.fit(x[rows], y[rows], sample_weight=weight[rows])
             member.append(model)

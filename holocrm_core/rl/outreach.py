@@ -24,7 +24,13 @@ from holocrm_core.rl.baselines import (
     always_wait,
 )
 from holocrm_core.rl.evaluate import Evaluation, comparison_table, paired_difference, play, relative_gain
-from holocrm_core.rl.fit import FittedResponse, calibration_table, fit_response_model, table_error
+from holocrm_core.rl.fit import (
+    FittedResponse,
+    NotEnoughOutreach,
+    calibration_table,
+    fit_response_model,
+    table_error,
+)
 from holocrm_core.rl.history import record_history
 from holocrm_core.rl.offpolicy import OffPolicyCheck, off_policy_check
 from holocrm_core.rl.starts import episode_starts
@@ -101,7 +107,7 @@ def prepare_simulator(
     if recorded is not None:
         fit_rows.append(recorded)
     if not fit_rows:
-        raise ValueError(
+        raise NotEnoughOutreach(
             "no logged outreach to fit the simulator from: record actions (the action log) first"
         )
     fit_log = pl.concat(

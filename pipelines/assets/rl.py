@@ -49,6 +49,20 @@ def _folder(storage: StorageResource) -> Path:
     return storage.paths().home / "models" / "outreach_policy"
 
 
+def sample_world(storage: StorageResource) -> bool:
+    """Is the newest export the generator's? Its truth (with the response model) is in HOLOCRM_HOME/truth or
+    beside the export folder, where the generator writes it by default."""
+    from holocrm_core.landing import resolve_export_dir
+
+    paths = storage.paths()
+    candidates = [paths.truth]
+    try:
+        candidates.append(resolve_export_dir(paths.landing, None).parent / "truth")
+    except FileNotFoundError:
+        pass
+    return any((folder / "action_response.parquet").exists() for folder in candidates)
+
+
 def _fingerprint(sim, params: dict) -> str:
     """What a checkpoint was trained on: resume only a run of the same simulator and settings."""
     digest = hashlib.sha256(sim.table.probs.tobytes())
@@ -67,15 +81,15 @@ def outreach_policy(
     """PPO outreach policy (email / call / proposal / wait) trained in the fitted CRM simulator, judged on
     held-out contacts against random, always-email, cadence and Thompson sampling, checked off-policy (DR),
     registered as holocrm_outreach_policy; champion only through the gate."""
+    from holocrm_core.rl.fit import NotEnoughOutreach
     from holocrm_core.rl.outreach import OutreachSettings, judge_outreach_policy, prepare_simulator
     from holocrm_core.rl.tracking import log_outreach_policy
     from holocrm_core.rl.train import PPOSettings, settings_dict, train_ppo
     from holocrm_core.rl.world import WorldConfig
 
     uri = mlflow.configure()
-    paths = storage.paths()
     generated = (
-        (paths.truth / "action_response.parquet").exists()
+        sample_world(storage)
         if config.generated == "auto"
         else config.generated.lower() in ("1", "true", "yes")
     )
@@ -88,7 +102,15 @@ def outreach_policy(
         seed=config.seed,
         world=WorldConfig(horizon_days=config.horizon_days),
     )
-    sim = prepare_simulator(read_staged(storage), settings, recorded_log=recorded, generated=generated)
+    folder = _folder(storage)
+    try:
+        sim = prepare_simulator(read_staged(storage), settings, recorded_log=recorded, generated=generated)
+    except NotEnoughOutreach as exc:
+        # Too little history is a state of the data, not a failure of the graph: say so, serve nothing new.
+        context.log.warning(str(exc))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / JUDGEMENT_FILE).write_text(json.dumps({"skipped": str(exc), "gate": "skipped"}))
+        return dg.MaterializeResult(metadata={"gate": "skipped", "decision": str(exc), "promoted": False})
     context.log.info(
         f"simulator fitted on {sim.log.height} logged decisions; {len(sim.train_starts)} training "
         f"and {len(sim.held_out)} held-out contacts"
@@ -114,7 +136,6 @@ def outreach_policy(
         "eval_episodes": config.eval_episodes,
         "generated": generated,
     }
-    folder = _folder(storage)
     fingerprint = _fingerprint(sim, {k: v for k, v in params.items() if k != "time_limit_s"})
     run_folder = folder / f"run-{fingerprint}"
     for old in folder.glob("run-*") if folder.exists() else []:
@@ -175,6 +196,19 @@ def outreach_policy(
     )
 
 
+REPORT_SCHEMA = {
+    "world": pl.String,
+    "policy": pl.String,
+    "episodes": pl.Int64,
+    "value_closed": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "win_rate": pl.Float64,
+    "touches": pl.Float64,
+    "over_contacted": pl.Float64,
+}
+
+
 def report_frame(report: dict) -> pl.DataFrame:
     """One row per (world, policy): value closed with its 95% interval, win rate, touches."""
     rows = []
@@ -195,7 +229,7 @@ def report_frame(report: dict) -> pl.DataFrame:
                     "over_contacted": row["over_contacted_episodes"],
                 }
             )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=REPORT_SCHEMA)
 
 
 @dg.asset(group_name=GROUP, deps=["outreach_policy"])
@@ -207,6 +241,9 @@ def outreach_policy_report(
     import mlflow as mlflow_client
 
     report = json.loads((_folder(storage) / JUDGEMENT_FILE).read_text())
+    if report.get("skipped"):
+        storage.warehouse().write("outreach_policy_report", pl.DataFrame(schema=REPORT_SCHEMA))
+        return dg.MaterializeResult(metadata={"rows": 0, "gate": "skipped", "decision": report["skipped"]})
     table = report_frame(report)
     storage.warehouse().write("outreach_policy_report", table)
     calibration = pl.DataFrame(report["calibration"]) if report.get("calibration") else pl.DataFrame()

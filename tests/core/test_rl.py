@@ -137,3 +137,12 @@ def test_decisions_go_through_the_convergence_engine(truth, starts):
     decisions, probs = decide(model, world.observe())
     assert np.array_equal(decisions.actions, probs.argmax(axis=1))
     assert np.allclose(decisions.confidence, probs.max(axis=1))
+
+
+def test_too_little_logged_outreach_is_refused_with_what_is_missing(truth, starts):
+    from holocrm_core.rl.fit import NotEnoughOutreach, fit_response_model
+    from holocrm_core.rl.history import record_history
+
+    log = record_history(truth, starts, 30, seed=0)
+    with pytest.raises(NotEnoughOutreach, match="responses and .* non-responses per action"):
+        fit_response_model(log)
