@@ -8,6 +8,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
