@@ -1,16 +1,18 @@
-"""Serving latency: p50/p95/p99 per endpoint under 1, 10 and 50 concurrent clients, on loopback only.
+"""Serving latency: p50/p95/p99 per endpoint under 1, 10, 50 and 200 concurrent clients, on loopback only.
 
-Builds (or reuses, ``--home``) a HOLOCRM_HOME with 100,000 contacts: staged tables, precomputed scores,
-duplicate candidates and, when ``holocrm_core.store`` is present, a LanceDB similarity index of the contacts
-(random clustered vectors written straight into the store, so no embedding time is spent). Starts
-``holocrm serve`` on a free 127.0.0.1 port and drives it with an asyncio httpx client. Bounded: each
+Builds (or reuses, ``--home``) a HOLOCRM_HOME from the generated export (``holocrm_core.synth``, 100,000
+contacts by default), staged by the ingest; lead and deal scores written as the pipeline writes them, by the
+weighted heuristic (no training round, to keep the setup light: the heuristic is what is served before the
+first one); a LanceDB similarity index of the contacts' real documents with clustered random vectors (no
+embedding time). No duplicate search: /api/duplicates answers 503 and is reported as skipped. Starts
+``holocrm serve`` on a free 127.0.0.1 port and drives it with a minimal keep-alive client. Bounded: each
 (endpoint, concurrency) cell stops at ``--requests`` requests or ``--cell-seconds`` seconds.
 
     .venv/bin/python benchmarks/serving.py                    # 100k contacts, prints JSON
     .venv/bin/python benchmarks/serving.py --contacts 20000 --requests 200
 
-Targets (2-core machine): p95 < 50 ms for similar, score and recommendation and < 100 ms for NL queries
-at 10 clients; zero errors at 50 clients.
+Targets (2-core machine): p95 < 50 ms for similar, score and recommendation and < 100 ms for NL questions
+at 10 clients, < 250 ms at 50, zero errors at 200.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 from holocrm_core.warehouse import Warehouse  # noqa: E402
 
-STATUSES = ["lead", "qualified", "customer", "disqualified"]
-SENIORITY = ["c_level", "vp", "director", "manager", "individual"]
-STAGES = ["prospecting", "qualification", "proposal", "negotiation", "won", "lost"]
-INDUSTRIES = ["software", "healthcare", "logistics", "finance", "retail", "manufacturing", "energy", "education"]
-TITLES = ["CTO", "VP Engineering", "Head of Sales", "Procurement Manager", "CFO", "Data Analyst", "COO"]
 QUESTIONS = [
     "how many leads do we have",
     "show open deals over 50000 in negotiation",
@@ -59,95 +55,66 @@ DISTINCT_QUESTIONS = [
 
 
 # -- data ------------------------------------------------------------------------------------------------
-def build_tables(home: Path, n_contacts: int, seed: int = 7) -> dict[str, int]:
-    """Staged tables plus the precomputed tables the API serves, shaped like the pipeline's."""
-    rng = np.random.default_rng(seed)
+def build_home(home: Path, n_contacts: int, seed: int = 7) -> dict:
+    """The generated export, staged; heuristic scores written as the pipeline writes them; a vector index.
+
+    Kept light on purpose: no model training (the weighted heuristic is the served scorer, as it is before
+    the first training round), no embedding (clustered random vectors), no duplicate search.
+    """
+    from holocrm_core.ingest.export import ingest_export
+    from holocrm_core.outcomes import build_features_for, open_ids
+    from holocrm_core.scoring import WeightedHeuristicScorer, score_frame
+    from holocrm_core.synth import generate_export
+
+    timings = {}
+    started = time.perf_counter()
+    generate_export(
+        home / "landing",
+        n_contacts=n_contacts,
+        seed=seed,
+        truth_dir=home / "truth",
+        with_attachment_files=False,
+    )
+    timings["generate_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
     wh = Warehouse(home / "warehouse")
-    t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    n_companies, n_deals = max(10, n_contacts // 10), max(10, n_contacts * 3 // 10)
-    n_activities = n_contacts * 3
-    company_ids = [f"CMP-{i:07d}" for i in range(n_companies)]
-    contact_ids = [f"CON-{i:07d}" for i in range(n_contacts)]
-    deal_ids = [f"DEA-{i:07d}" for i in range(n_deals)]
-    employees = rng.integers(5, 20_000, n_companies)
-    wh.write("staged_companies", pl.DataFrame({
-        "company_id": company_ids,
-        "name": [f"Company {i}" for i in range(n_companies)],
-        "industry": rng.choice(INDUSTRIES, n_companies),
-        "employees": employees,
-        "size_band": np.where(employees >= 1000, "enterprise", np.where(employees >= 200, "mid_market", "smb")),
-        "region": rng.choice(["emea", "na", "apac"], n_companies),
-        "created_at": [t0] * n_companies,
-    }))
-    contact_company = rng.integers(0, n_companies, n_contacts)
-    created = [t0 + timedelta(days=int(d)) for d in rng.integers(0, 600, n_contacts)]
-    wh.write("staged_contacts", pl.DataFrame({
-        "contact_id": contact_ids,
-        "first_name": [f"First{i}" for i in range(n_contacts)],
-        "last_name": [f"Last{i}" for i in range(n_contacts)],
-        "full_name": [f"First{i} Last{i}" for i in range(n_contacts)],
-        "email": [f"person{i}@example.com" for i in range(n_contacts)],
-        "title": rng.choice(TITLES, n_contacts),
-        "seniority": rng.choice(SENIORITY, n_contacts),
-        "company_id": [company_ids[i] for i in contact_company],
-        "lifecycle_status": rng.choice(STATUSES, n_contacts, p=[0.55, 0.2, 0.15, 0.1]),
-        "created_at": created,
-    }).with_columns(pl.col("created_at").cast(pl.Datetime("us", "UTC"))))
-    deal_contact = rng.integers(0, n_contacts, n_deals)
-    wh.write("staged_deals", pl.DataFrame({
-        "deal_id": deal_ids,
-        "title": [f"Deal {i}" for i in range(n_deals)],
-        "contact_id": [contact_ids[i] for i in deal_contact],
-        "company_id": [company_ids[contact_company[i]] for i in deal_contact],
-        "value": rng.lognormal(10, 1, n_deals).round(2),
-        "currency": ["USD"] * n_deals,
-        "stage": rng.choice(STAGES, n_deals),
-        "created_at": [t0] * n_deals,
-    }).with_columns(pl.col("value").cast(pl.Decimal(18, 2)), pl.col("created_at").cast(pl.Datetime("us", "UTC"))))
-    act_contact = rng.integers(0, n_contacts, n_activities)
-    wh.write("staged_activities", pl.DataFrame({
-        "activity_id": [f"ACT-{i:08d}" for i in range(n_activities)],
-        "type": rng.choice(["email", "call", "meeting", "note"], n_activities),
-        "contact_id": [contact_ids[i] for i in act_contact],
-        "occurred_at": (np.datetime64("2024-01-01") + rng.integers(0, 700 * 86400, n_activities)
-                        .astype("timedelta64[s]")).astype("datetime64[us]"),
-        "direction": rng.choice(["inbound", "outbound"], n_activities),
-        "subject": ["Follow-up"] * n_activities,
-    }).with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC")))
-
-    def scored(ids, id_col):
-        s = rng.beta(2, 5, len(ids))
-        band = np.where(s >= 0.6, "hot", np.where(s >= 0.3, "warm", "cold"))
-        reasons = [["+ opened the last 3 emails", "- no meeting yet"]] * len(ids)
-        return pl.DataFrame({id_col: ids, "score": s, "band": band, "reasons": reasons,
-                             "scored_at": [datetime(2026, 1, 1, tzinfo=UTC)] * len(ids)})
-
-    wh.write("scored_leads", scored(contact_ids, "contact_id"))
-    wh.write("scored_deals", scored(deal_ids, "deal_id"))
-    n_dup = max(10, n_contacts // 50)
-    left, right = rng.integers(0, n_contacts, n_dup), rng.integers(0, n_contacts, n_dup)
-    wh.write("duplicate_candidates", pl.DataFrame({
-        "entity_type": ["contacts"] * n_dup,
-        "left_id": [contact_ids[i] for i in left],
-        "right_id": [contact_ids[i] for i in right],
-        "score": rng.uniform(0.5, 1.0, n_dup),
-    }))
-    return {"contacts": n_contacts, "deals": n_deals, "companies": n_companies, "activities": n_activities}
+    ingest_export(home / "landing", wh)
+    timings["ingest_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    tables = {name: wh.read(f"staged_{name}") for name in ("companies", "contacts", "deals", "activities")}
+    scorer = WeightedHeuristicScorer().fit(pl.DataFrame(), np.array([], dtype=int))
+    for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals")):
+        features = build_features_for(entity, open_ids(entity, tables), tables)
+        scored = score_frame(scorer, features).with_columns(
+            pl.lit("heuristic").alias("model_version"), features["as_of"].alias("scored_at")
+        )
+        wh.write(table, scored)
+    timings["score_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    index = build_similarity_index(home, tables)
+    timings["index_s"] = round(time.perf_counter() - started, 1)
+    return {
+        "contacts": tables["contacts"].height,
+        "deals": tables["deals"].height,
+        "companies": tables["companies"].height,
+        "activities": tables["activities"].height,
+        "similarity_index": index,
+        "setup": timings,
+    }
 
 
-def build_similarity_index(home: Path, n_contacts: int) -> str:
+def build_similarity_index(home: Path, tables: dict[str, pl.DataFrame]) -> str:
     """Index the contacts' real documents with clustered random vectors (no embedding time spent)."""
-    try:
-        from holocrm_core.store import SimilarityStore
-        from holocrm_core.text import entity_documents
-    except ModuleNotFoundError:
-        return "skipped: holocrm_core.store is absent"
-    wh = Warehouse(home / "warehouse")
-    docs = entity_documents({"contacts": wh.read("staged_contacts"), "companies": wh.read("staged_companies")})
+    from holocrm_core.store import SimilarityStore
+    from holocrm_core.text import entity_documents
+
+    docs = entity_documents({"contacts": tables["contacts"], "companies": tables["companies"]})
     docs = docs.filter(pl.col("entity_type") == "contact")
     rng = np.random.default_rng(11)
     centres = rng.normal(size=(64, 384)).astype(np.float32)
-    vectors = centres[rng.integers(0, 64, len(docs))] + 0.3 * rng.normal(size=(len(docs), 384)).astype(np.float32)
+    vectors = centres[rng.integers(0, 64, len(docs))] + 0.3 * rng.normal(size=(len(docs), 384)).astype(
+        np.float32
+    )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     reports = SimilarityStore(str(home / "lancedb")).sync(docs, vectors)
     return f"built: {len(docs)} contact vectors, ann={reports['contact'].ann_index if 'contact' in reports else None}"
@@ -164,13 +131,33 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    env = {**os.environ, "HOLOCRM_HOME": str(home),
-           "MLFLOW_TRACKING_URI": os.environ.get("HOLOCRM_BENCH_MLFLOW", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")}
+    env = {
+        **os.environ,
+        "HOLOCRM_HOME": str(home),
+        "MLFLOW_TRACKING_URI": os.environ.get(
+            "HOLOCRM_BENCH_MLFLOW", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+        ),
+    }
     exe = Path(sys.executable).with_name("holocrm")
     command = [str(exe)] if exe.exists() else [sys.executable, "-c", "from holocrm_cli import main; main()"]
-    proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--reload-interval", "0",
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            *command,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload-interval",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -186,7 +173,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 # -- load ------------------------------------------------------------------------------------------------
-def endpoints(contact_ids: list[str], deal_ids: list[str], open_deal_ids: list[str]):
+def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str]):
     """name -> (method, path factory, body factory)."""
     counter = iter(range(10**9))
 
@@ -195,26 +182,50 @@ def endpoints(contact_ids: list[str], deal_ids: list[str], open_deal_ids: list[s
 
     return {
         "similar": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/similar?limit=10", None),
-        "contact_score": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/score", None),
-        "deal_score": ("GET", lambda: f"/api/deals/{pick(deal_ids)}/score", None),
+        # Scores exist for open leads and deals only (a decided one answers 404 not_scored): ask for those.
+        "contact_score": ("GET", lambda: f"/api/contacts/{pick(lead_ids)}/score", None),
+        "deal_score": ("GET", lambda: f"/api/deals/{pick(open_deal_ids)}/score", None),
         "recommendation": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/recommendation", None),
         "duplicates": ("GET", lambda: "/api/duplicates?limit=20", None),
-        "semantic_search": ("POST", lambda: "/api/search/semantic",
-                            lambda: {"query": random.choice(["cto at a logistics company", "cfo healthcare"]),
-                                     "limit": 10}),
-        "natural_language": ("POST", lambda: "/api/query/natural-language",
-                             lambda: {"question": random.choice(QUESTIONS), "limit": 20}),
+        "semantic_search": (
+            "POST",
+            lambda: "/api/search/semantic",
+            lambda: {"query": random.choice(["cto at a logistics company", "cfo healthcare"]), "limit": 10},
+        ),
+        "natural_language": (
+            "POST",
+            lambda: "/api/query/natural-language",
+            lambda: {"question": random.choice(QUESTIONS), "limit": 20},
+        ),
         # Fresh numbers every time: no answer can come from the server's answer cache.
-        "natural_language_distinct": ("POST", lambda: "/api/query/natural-language",
-                                      lambda: {"question": random.choice(DISTINCT_QUESTIONS).format(
-                                          n=random.randint(1_000, 400_000), k=random.randint(2, 60)), "limit": 20}),
-        "close_deal": ("POST", lambda: f"/api/deals/{pick(open_deal_ids)}/close",
-                       lambda: {"outcome": random.choice(["won", "lost"]),
-                                "idempotency_key": f"bench-{os.getpid()}-{next(counter)}"}),
-        "action_outcome": ("POST", lambda: "/api/actions/outcome",
-                           lambda: {"contact_id": pick(contact_ids), "action": random.choice(["email", "call"]),
-                                    "reward": random.random() < 0.2,
-                                    "idempotency_key": f"bench-act-{os.getpid()}-{next(counter)}"}),
+        "natural_language_distinct": (
+            "POST",
+            lambda: "/api/query/natural-language",
+            lambda: {
+                "question": random.choice(DISTINCT_QUESTIONS).format(
+                    n=random.randint(1_000, 400_000), k=random.randint(2, 60)
+                ),
+                "limit": 20,
+            },
+        ),
+        "close_deal": (
+            "POST",
+            lambda: f"/api/deals/{pick(open_deal_ids)}/close",
+            lambda: {
+                "outcome": random.choice(["won", "lost"]),
+                "idempotency_key": f"bench-{os.getpid()}-{next(counter)}",
+            },
+        ),
+        "action_outcome": (
+            "POST",
+            lambda: "/api/actions/outcome",
+            lambda: {
+                "contact_id": pick(contact_ids),
+                "action": random.choice(["email", "call"]),
+                "reward": random.random() < 0.2,
+                "idempotency_key": f"bench-act-{os.getpid()}-{next(counter)}",
+            },
+        ),
     }
 
 
@@ -263,7 +274,9 @@ class RawHTTPConnection:
             self.writer = self.reader = None
 
 
-async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw") -> dict:
+async def run_cell(
+    url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw"
+) -> dict:
     import httpx
 
     method, path_of, body_of = spec
@@ -275,6 +288,7 @@ async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: flo
     host, port = url.removeprefix("http://").split(":")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+
         async def send(conn, path, body):
             if conn is None:
                 r = await http.request(method, path, json=body)
@@ -292,7 +306,13 @@ async def run_cell(url: str, spec, concurrency: int, requests: int, seconds: flo
                 start = time.perf_counter()
                 try:
                     status = await send(conn, path, body)
-                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                except (
+                    httpx.HTTPError,
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    asyncio.TimeoutError,
+                    ValueError,
+                ) as exc:
                     status = type(exc).__name__
                 elapsed = time.perf_counter() - start
                 if status == 503:
@@ -322,11 +342,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300, help="per endpoint and concurrency level")
-    parser.add_argument("--cell-seconds", type=float, default=15.0, help="time cap per endpoint and level")
-    parser.add_argument("--concurrency", default="1,10,50")
+    parser.add_argument("--cell-seconds", type=float, default=10.0, help="time cap per endpoint and level")
+    parser.add_argument("--concurrency", default="1,10,50,200")
     parser.add_argument("--endpoints", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
-                        help="raw: minimal keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="raw: minimal keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient",
+    )
     parser.add_argument("--home", default="", help="reuse/keep this HOLOCRM_HOME (default: a temp dir)")
     args = parser.parse_args()
 
@@ -338,21 +362,16 @@ def main() -> None:
     started = time.perf_counter()
     if marker.exists():
         counts = json.loads(marker.read_text())
-        if str(counts.get("similarity_index", "")).startswith("skipped"):
-            counts["similarity_index"] = build_similarity_index(home, args.contacts)
-            marker.write_text(json.dumps(counts))
     else:
-        counts = build_tables(home, args.contacts)
-        counts["similarity_index"] = build_similarity_index(home, args.contacts)
+        counts = build_home(home, args.contacts)
         marker.write_text(json.dumps(counts))
     build_seconds = time.perf_counter() - started
 
     wh = Warehouse(home / "warehouse")
     contact_ids = wh.read("staged_contacts")["contact_id"].to_list()
-    deals = wh.read("staged_deals")
-    deal_ids = deals["deal_id"].to_list()
-    open_ids = deals.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"].to_list()
-    specs = endpoints(contact_ids, deal_ids, open_ids)
+    lead_ids = wh.read("scored_leads")["contact_id"].to_list()
+    open_ids = wh.read("scored_deals")["deal_id"].to_list()
+    specs = endpoints(contact_ids, lead_ids, open_ids)
     chosen = [e for e in args.endpoints.split(",") if e] or list(specs)
 
     proc, url = start_server(home)
@@ -364,7 +383,9 @@ def main() -> None:
         health = httpx.get(f"{url}/health", timeout=10).json()
         for level in (int(c) for c in args.concurrency.split(",")):
             for name in chosen:
-                cell = asyncio.run(run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client))
+                cell = asyncio.run(
+                    run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client)
+                )
                 results.setdefault(name, {})[f"c{level}"] = cell
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -375,31 +396,56 @@ def main() -> None:
         if tmp is not None:
             tmp.cleanup()
 
-    targets = {"similar": 50, "contact_score": 50, "deal_score": 50, "recommendation": 50, "natural_language": 100,
-               "natural_language_distinct": 100}
+    targets = {
+        "similar": 50,
+        "contact_score": 50,
+        "deal_score": 50,
+        "recommendation": 50,
+        "natural_language": 100,
+        "natural_language_distinct": 100,
+    }
     verdict = {}
     for name, limit in targets.items():
         cell = results.get(name, {}).get("c10", {})
         if cell.get("p95_ms") is not None:
             verdict[f"{name}_p95_at_10_under_{limit}ms"] = cell["p95_ms"] < limit
-    errors_at_50 = sum(cell.get("errors", 0) for r in results.values() for k, cell in r.items() if k == "c50")
-    print(json.dumps({
-        "benchmark": "serving",
-        "contacts": args.contacts,
-        "data": counts,
-        "data_build_seconds": round(build_seconds, 1),
-        "cpu_count": os.cpu_count(),
-        # Other work on the machine inflates every figure: the 1-minute load average before and after.
-        "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "served": {"index_versions": health.get("index_versions"), "models": health.get("models"),
-                   "missing": sorted(health.get("missing", {}))},
-        "client": args.client,
-        "requests_per_cell": args.requests,
-        "results": results,
-        "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
-        "errors_at_50": errors_at_50,
-        "targets_met": {**verdict, "zero_errors_at_50": errors_at_50 == 0},
-    }, indent=2))
+    for name, limit in targets.items():
+        cell = results.get(name, {}).get("c50", {})
+        if cell.get("p95_ms") is not None:
+            verdict[f"{name}_p95_at_50_under_250ms"] = cell["p95_ms"] < 250
+    errors_at = {
+        level: sum(
+            cell.get("errors", 0) for r in results.values() for k, cell in r.items() if k == f"c{level}"
+        )
+        for level in (50, 200)
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "serving",
+                "contacts": args.contacts,
+                "data": counts,
+                "data_build_seconds": round(build_seconds, 1),
+                "scorer": "weighted heuristic (no training round in this setup; the served scorer before the first one)",
+                "cpu_count": os.cpu_count(),
+                # Other work on the machine inflates every figure: the 1-minute load average before and after.
+                "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+                "served": {
+                    "index_versions": health.get("index_versions"),
+                    "models": health.get("models"),
+                    "missing": sorted(health.get("missing", {})),
+                },
+                "client": args.client,
+                "requests_per_cell": args.requests,
+                "results": results,
+                "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
+                "errors_at_50": errors_at[50],
+                "errors_at_200": errors_at[200],
+                "targets_met": {**verdict, "zero_errors_at_200": errors_at[200] == 0},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

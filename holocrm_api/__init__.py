@@ -3,7 +3,7 @@
 ``create_app(settings)`` builds the app; ``ServingSettings.from_env()`` reads the configuration.
 """
 
-from holocrm_api.app import create_app
 from holocrm_api.config import ServingSettings
+from holocrm_api.main import create_app
 
 __all__ = ["create_app", "ServingSettings"]

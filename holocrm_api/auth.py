@@ -1,42 +1,142 @@
-"""API-key authentication: off for the local default, on with one setting (HOLOCRM_API_KEY_REQUIRED=1).
+"""API-key authentication and per-key rate limiting: on as soon as any key is configured.
 
-A key travels in ``X-API-Key`` or ``Authorization: Bearer <key>``. Keys are compared in constant time.
-Health, metrics and the API docs stay open so probes and scrapers work without a secret.
+Keys come from the environment (HOLOCRM_API_KEY, HOLOCRM_API_KEYS) and from a key file (HOLOCRM_API_KEY_FILE,
+one key a line, ``#`` comments), which is re-read when its modification time changes, so keys rotate without
+a restart. A caller may present a key as ``Authorization: Bearer <key>`` and/or ``X-API-Key: <key>``; every
+presented credential is checked, Bearer first then X-API-Key, and the first that matches identifies the
+caller, so a wrong header can never shadow a right one. Keys are compared in constant time.
+
+Each key has a token bucket (``rate_limit_per_minute``, ``rate_limit_burst``); an empty bucket answers 429
+with the seconds until the next token in Retry-After.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
-OPEN_PATHS = frozenset({"/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+from holocrm_api.config import ServingSettings
+
+log = logging.getLogger("holocrm.serving")
 
 
-class ApiKeyChecker:
-    def __init__(self, required: bool, keys: tuple[str, ...]):
-        if required and not keys:
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: ``key_id`` is a short hash of the matching key (never the key), or "anonymous"."""
+
+    key_id: str
+    authenticated: bool
+
+
+ANONYMOUS = Caller("anonymous", authenticated=False)
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:12]
+
+
+def presented_credentials(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Every credential in the request, in the fixed checking order: Bearer tokens, then X-API-Key values."""
+    bearer = [v[7:].strip() for n, v in headers if n == b"authorization" and v[:7].lower() == b"bearer "]
+    api_key = [v.strip() for n, v in headers if n == b"x-api-key"]
+    return [c for c in (*bearer, *api_key) if c]
+
+
+class KeyRing:
+    """The accepted keys: those of the environment plus the key file, re-read whenever the file changes."""
+
+    def __init__(self, env_keys: tuple[str, ...], key_file: Path | None):
+        self._env = tuple(k.encode() for k in env_keys)
+        self._file = key_file
+        self._stamp: tuple[int, int] | None = None
+        self._file_keys: tuple[bytes, ...] = ()
+        self._lock = threading.Lock()
+        if key_file is not None:
+            if not key_file.exists():
+                raise ValueError(f"the API key file {key_file} (HOLOCRM_API_KEY_FILE) does not exist")
+            self._refresh()
+
+    @property
+    def configured(self) -> bool:
+        """Auth is on whenever keys could come from somewhere, even while the file is momentarily empty."""
+        return bool(self._env) or self._file is not None
+
+    def keys(self) -> tuple[bytes, ...]:
+        if self._file is not None:
+            self._refresh()
+        return self._env + self._file_keys
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self._file)
+        except FileNotFoundError:  # mid-rotation (rename): keep the keys read last
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            lines = self._file.read_text().splitlines()
+            self._file_keys = tuple(
+                line.strip().encode() for line in lines if line.strip() and not line.lstrip().startswith("#")
+            )
+            self._stamp = stamp
+        log.info("API key file %s read: %d keys", self._file, len(self._file_keys))
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` sustained, ``burst`` at once."""
+
+    def __init__(self, per_minute: int, burst: int):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, last refill)
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, who: str) -> int:
+        """0 when the request may go ahead (a token is taken), else the whole seconds to wait."""
+        if self.rate <= 0:
+            return 0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(who, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[who] = (tokens - 1.0, now)
+                return 0
+            self._buckets[who] = (tokens, now)
+            return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+
+class ApiKeyGuard:
+    """Authentication and rate limiting as the API applies them."""
+
+    def __init__(self, settings: ServingSettings):
+        self.ring = KeyRing(settings.env_keys, settings.api_key_file)
+        if settings.api_key_required and not self.ring.keys():
             raise ValueError(
                 "API keys are required but none is configured: set HOLOCRM_API_KEY (or HOLOCRM_API_KEYS, "
-                "comma-separated)"
+                "comma-separated, or HOLOCRM_API_KEY_FILE)"
             )
-        self.required = required
-        self._keys = tuple(k.encode() for k in keys)
+        self.enabled = settings.api_key_required or self.ring.configured
+        self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
-    def needs_key(self, path: str) -> bool:
-        return self.required and path not in OPEN_PATHS
-
-    def key_from_headers(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
-        for name, value in headers:
-            if name == b"x-api-key":
-                return value.strip()
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                return value[7:].strip()
+    def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Caller | None:
+        """The caller behind the first presented credential that matches a key; None when none does."""
+        if not self.enabled:
+            return ANONYMOUS
+        keys = self.ring.keys()
+        for presented in presented_credentials(headers):
+            matched = None
+            for key in keys:  # no early exit: timing must not tell which key was close
+                if hmac.compare_digest(presented, key):
+                    matched = key
+            if matched is not None:
+                return Caller(key_id(matched), authenticated=True)
         return None
-
-    def allowed(self, presented: bytes | None) -> bool:
-        if presented is None:
-            return False
-        # Compare against every key (no early exit) so timing does not tell which key was close.
-        ok = False
-        for key in self._keys:
-            ok |= hmac.compare_digest(presented, key)
-        return ok

@@ -1,63 +1,73 @@
 """Serving configuration: where the artifacts are, who may call, and the limits that keep the API safe.
 
-Every field has a local default and an environment variable, so the same code serves a laptop and a
-deployment: ``ServingSettings.from_env()`` reads HOLOCRM_HOME, MLFLOW_TRACKING_URI, HOLOCRM_LANCEDB_URI,
-HOLOCRM_API_KEY(S), HOLOCRM_API_KEY_REQUIRED, HOLOCRM_RELOAD_INTERVAL_S, HOLOCRM_MAX_BODY_BYTES.
+One pydantic-settings class: every field has a local default and an environment variable, so the same code
+serves a laptop and a deployment. Names: HOLOCRM_HOME, MLFLOW_TRACKING_URI, HOLOCRM_LANCEDB_URI,
+HOLOCRM_API_KEY / HOLOCRM_API_KEYS (comma-separated) / HOLOCRM_API_KEY_FILE (one key a line, re-read when
+it changes), HOLOCRM_API_KEY_REQUIRED, HOLOCRM_RATE_LIMIT_PER_MINUTE, HOLOCRM_RELOAD_INTERVAL_S,
+HOLOCRM_MAX_BODY_BYTES. A key set anywhere means auth is on: there is no way to configure a key and leave
+the API open by mistake.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
 
-SCORER_MODELS = {"contacts": "holocrm_lead_scorer", "deals": "holocrm_deal_scorer"}
 
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOLOCRM_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class ServingSettings:
-    home: Path = field(default_factory=lambda: HoloPaths.default().home)
-    mlflow_tracking_uri: str = ""  # empty = holocrm_core.settings.mlflow_tracking_uri()
+    home: Path = Field(default_factory=lambda: HoloPaths.default().home)
+    # Empty = holocrm_core.settings.mlflow_tracking_uri() (the project's SQLite store).
+    mlflow_tracking_uri: str = Field(
+        "", validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
+    )
     lancedb_uri: str = ""  # empty = HOLOCRM_HOME/lancedb
-    api_key_required: bool = False
-    api_keys: tuple[str, ...] = ()
+    api_key_required: bool = False  # refuse to start when no key is configured
+    api_key: str = ""
+    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    api_key_file: Path | None = None
+    rate_limit_per_minute: int = Field(6000, ge=0, description="per API key; 0 = no limit")
+    rate_limit_burst: int = Field(200, ge=1, description="requests a key may send at once before it waits")
     max_body_bytes: int = 64 * 1024  # CRM writes are small; anything bigger is a mistake or an attack
     max_limit: int = 100  # the most rows one list/search request may ask for
-    max_question_chars: int = 1000
     reload_interval_s: float = 15.0  # 0 = no background reload (on-demand only)
-    model_names: dict[str, str] = field(default_factory=lambda: dict(SCORER_MODELS))
-    load_models: bool = True  # False skips MLflow entirely (serve precomputed tables only)
-    rescore_max_rows: int = 2_000_000  # rescore a stale scored table at load up to this many rows
+    load_models: bool = True  # False skips MLflow entirely (serve precomputed tables and the heuristic)
+    rescore_max_rows: int = 2_000_000  # score a missing or stale scored table at load up to this many rows
     warm_query_embedder: bool = True  # load the text embedder at start, not on the first search
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
 
     @classmethod
     def from_env(cls, **overrides) -> "ServingSettings":
-        env = os.environ
-        keys = tuple(
-            k.strip()
-            for k in (env.get("HOLOCRM_API_KEYS", "") + "," + env.get("HOLOCRM_API_KEY", "")).split(",")
-            if k.strip()
-        )
-        settings = cls(
-            home=HoloPaths.default().home,
-            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
-            lancedb_uri=env.get("HOLOCRM_LANCEDB_URI", ""),
-            api_key_required=_truthy(env.get("HOLOCRM_API_KEY_REQUIRED")),
-            api_keys=keys,
-            reload_interval_s=float(env.get("HOLOCRM_RELOAD_INTERVAL_S", 15.0)),
-            max_body_bytes=int(env.get("HOLOCRM_MAX_BODY_BYTES", 64 * 1024)),
-        )
-        return replace(settings, **overrides) if overrides else settings
+        """Environment first, then ``overrides`` (what a test or the CLI says explicitly)."""
+        return cls(**overrides)
+
+    @property
+    def env_keys(self) -> tuple[str, ...]:
+        keys = [k.strip() for k in (self.api_key, *self.api_keys) if k and k.strip()]
+        return tuple(dict.fromkeys(keys))
 
     @property
     def paths(self) -> HoloPaths:
-        return HoloPaths(Path(self.home))
+        return HoloPaths(self.home)
 
     def resolved_tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or mlflow_tracking_uri()

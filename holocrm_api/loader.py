@@ -1,37 +1,64 @@
 """Artifact loader: what the API serves, pinned in one immutable snapshot and swapped atomically on reload.
 
-A snapshot holds the warehouse tables the API answers from (precomputed scores, duplicate candidates, the
-ids that exist), the LanceDB similarity store pinned to the newest table versions, the ``champion`` alias of
-each registered scoring model, and the natural-language query context. A request reads
-``loader.snapshot`` once and uses only that object, so a reload that swaps in a newer snapshot never
-changes the ground under a request in flight and never drops one.
+A snapshot holds the warehouse tables the API answers from, the LanceDB similarity store pinned to the
+newest table versions, the scorer served for leads and deals with their scores, and the natural-language
+query context. A request reads ``loader.snapshot`` once and uses only that object, so a reload never changes
+the ground under a request in flight and never drops one.
 
-A capability whose artifact has not been built yet is recorded in ``snapshot.missing`` with what to run;
-the API answers 503 with that message instead of crashing. A background thread (``start()``) checks a
-cheap fingerprint (table file stamps, LanceDB versions, champion alias versions) every
-``reload_interval_s`` and rebuilds the snapshot only when something changed; ``reload()`` does it on demand.
+**Gates.** A registered scorer is served only when its version carries the tag ``holocrm.gate=passed``,
+which the training pipeline sets once every blocking check passed. A ``champion`` alias on a version without
+it is not trusted: the newest earlier version that passed is served instead, else the weighted heuristic,
+and ``/health`` says which and why.
+
+**Latency.** Scores are lookups: the pipeline's ``scored_leads`` / ``scored_deals`` when they came from the
+served scorer; otherwise (missing, or made by another version) every open record is scored here, in the
+background build, before the snapshot serves. Only an open record that no table holds (newer than the last
+run) is scored on demand, once, and cached in the snapshot.
+
+A capability whose artifact has not been built yet is recorded in ``snapshot.missing`` with what to run; the
+API answers 503 with that message. A background thread (``start()``) checks a cheap fingerprint (table file
+stamps, LanceDB versions, champion alias and gate tags) every ``reload_interval_s`` and rebuilds the snapshot
+only when something changed; ``reload()`` does it on demand.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from holocrm_api.config import ServingSettings
+from holocrm_core import registry
+from holocrm_core.embedding import load_embedder
+from holocrm_core.nlq import NLQContext
+from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
+from holocrm_core.scoring import WeightedHeuristicScorer, entity_rows, score_frame
+from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
 
 log = logging.getLogger("holocrm.serving")
 
 RUN_HINT = "run `holocrm run` to build it"
+# Set on a registered model version by the training pipeline when every blocking check passed.
+GATE_TAG = "holocrm.gate"
+GATE_PASSED = "passed"
+HEURISTIC = "heuristic"
 STAGED_TABLES = ("staged_companies", "staged_contacts", "staged_deals", "staged_activities")
+SCORED_TABLES = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
 SERVED_TABLES = (*STAGED_TABLES, "scored_leads", "scored_deals", "duplicate_candidates", "action_log")
+WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted on the outcome dataset
+FIELD_OUTCOMES = "outcomes.ndjson"
+ON_DEMAND_CACHE = 10_000
+
+ServedAs = Literal["champion", "previous_passing", "heuristic"]
 
 
 class CapabilityMissing(Exception):
@@ -43,52 +70,77 @@ class CapabilityMissing(Exception):
         self.message = message
 
 
-def _optional_module(name: str):
-    """Import a sibling module another part of HoloCRM provides; None while it does not exist yet."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            return None
-        raise
-
-
 @dataclass(frozen=True)
-class ModelInfo:
-    """A champion model as served: registry name, version, where it came from, the loaded model."""
+class ServedScorer:
+    """The scorer answering for one entity: which version, why that one, and the scorer itself."""
 
-    name: str
-    version: str
-    run_id: str | None
-    source: str
-    model: Any = field(repr=False, compare=False)
+    entity: str
+    model_name: str
+    version: str  # registered version number, or "heuristic"
+    served_as: ServedAs
+    reason: str
+    run_id: str | None = None
+    model: Any = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "run_id": self.run_id, "source": self.source}
+        return {
+            "name": self.model_name,
+            "version": self.version,
+            "served_as": self.served_as,
+            "reason": self.reason,
+            "run_id": self.run_id,
+        }
 
 
-@dataclass(frozen=True)
-class ScoreTable:
-    """A precomputed score table (scored_leads / scored_deals) indexed by entity id."""
+def table_model_version(frame: pl.DataFrame) -> str | None:
+    """The version that produced a scored table: "3" for ``holocrm_lead_scorer/3``, "heuristic", or None."""
+    if "model_version" not in frame.columns or not frame.height:
+        return None
+    versions = frame["model_version"].drop_nulls().cast(pl.String).unique().to_list()
+    if len(versions) != 1:
+        return None
+    return versions[0].rsplit("/", 1)[-1]
 
-    frame: pl.DataFrame
+
+@dataclass
+class EntityScores:
+    """Scores of one entity as served: a lookup table plus on-demand scoring of open records it lacks."""
+
+    scorer: ServedScorer
+    frame: pl.DataFrame | None
     id_column: str
-    position: dict[str, int]
-    model_version: str | None  # the model version that produced the scores, when the table says
-    origin: str = "scored_table"  # or "rescored_at_load": the champion changed since the pipeline scored
+    origin: str  # scored_table, rescored_at_load, scored_at_load
+    open_ids: frozenset[str]
+    tables: dict[str, pl.DataFrame] = field(repr=False)
+    _position: dict[str, int] = field(default_factory=dict, repr=False)
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @classmethod
-    def build(cls, frame: pl.DataFrame, id_column: str, origin: str = "scored_table") -> "ScoreTable":
-        version = None
-        if "model_version" in frame.columns and frame.height:
-            versions = frame["model_version"].drop_nulls().unique().to_list()
-            version = str(versions[0]) if len(versions) == 1 else None
-        ids = frame[id_column].cast(pl.String).to_list()
-        return cls(frame, id_column, {i: n for n, i in enumerate(ids)}, version, origin)
+    def __post_init__(self) -> None:
+        if self.frame is not None:
+            ids = self.frame[self.id_column].cast(pl.String).to_list()
+            self._position = {entity_id: n for n, entity_id in enumerate(ids)}
 
-    def get(self, entity_id: str) -> dict[str, Any] | None:
-        n = self.position.get(entity_id)
-        return None if n is None else self.frame.row(n, named=True)
+    def lookup(self, entity_id: str) -> tuple[dict[str, Any], str] | None:
+        """``(row, origin)`` when the score is a lookup (precomputed or cached), else None."""
+        n = self._position.get(entity_id)
+        if n is not None:
+            return self.frame.row(n, named=True), self.origin
+        cached = self._cache.get(entity_id)
+        return (cached, "on_demand") if cached is not None else None
+
+    def is_open(self, entity_id: str) -> bool:
+        return entity_id in self.open_ids
+
+    def score_now(self, entity_id: str) -> dict[str, Any]:
+        """Score an open record the tables lack (newer than the last run); the answer is cached."""
+        features = build_features_for(self.scorer.entity, [entity_id], self.tables)
+        row = score_frame(self.scorer.model, features).row(0, named=True)
+        with self._lock:
+            if len(self._cache) >= ON_DEMAND_CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[entity_id] = row
+        return row
 
 
 @dataclass(frozen=True)
@@ -98,18 +150,21 @@ class Snapshot:
     tables: dict[str, pl.DataFrame] = field(repr=False)
     contacts: dict[str, dict[str, Any]] = field(repr=False)  # contact_id -> decision context fields
     deals: dict[str, dict[str, Any]] = field(repr=False)  # deal_id -> stage, created_at, contact_id
-    scored: dict[str, ScoreTable] = field(repr=False)  # "contacts" / "deals" -> table
+    scores: dict[str, EntityScores] = field(repr=False)  # "contact" / "deal"
     duplicates: pl.DataFrame | None = field(repr=False)
-    store: Any = field(repr=False)
+    store: SimilarityStore | None = field(repr=False)
     index_versions: dict[str, int]
-    models: dict[str, ModelInfo]  # registry name -> champion
-    nlq_context: Any = field(repr=False)
+    nlq_context: NLQContext | None = field(repr=False)
     missing: dict[str, str]  # capability -> what is missing and what to run
     load_seconds: float = 0.0
 
     @property
     def loaded_at_epoch(self) -> float:
         return self.loaded_at.timestamp()
+
+    @property
+    def scorers(self) -> dict[str, ServedScorer]:
+        return {s.scorer.model_name: s.scorer for s in self.scores.values()}
 
     def require(self, capability: str) -> None:
         if capability in self.missing:
@@ -120,7 +175,11 @@ class Snapshot:
             "loaded_at": self.loaded_at.isoformat(),
             "load_seconds": round(self.load_seconds, 3),
             "index_versions": self.index_versions,
-            "models": {name: info.describe() for name, info in self.models.items()},
+            "models": {name: scorer.describe() for name, scorer in self.scorers.items()},
+            "scores": {
+                entity: {"origin": s.origin, "rows": 0 if s.frame is None else s.frame.height}
+                for entity, s in self.scores.items()
+            },
             "tables": {name: frame.height for name, frame in self.tables.items()},
             "missing": self.missing,
         }
@@ -128,15 +187,24 @@ class Snapshot:
 
 def _empty_snapshot(missing: dict[str, str]) -> Snapshot:
     return Snapshot(
-        loaded_at=datetime.now(UTC), fingerprint=(), tables={}, contacts={}, deals={}, scored={},
-        duplicates=None, store=None, index_versions={}, models={}, nlq_context=None, missing=missing,
+        loaded_at=datetime.now(UTC),
+        fingerprint=(),
+        tables={},
+        contacts={},
+        deals={},
+        scores={},
+        duplicates=None,
+        store=None,
+        index_versions={},
+        nlq_context=None,
+        missing=missing,
     )
 
 
 class ArtifactLoader:
     """Builds snapshots from HOLOCRM_HOME and the MLflow registry; swaps them in without a pause."""
 
-    def __init__(self, settings: ServingSettings, on_swap=None):
+    def __init__(self, settings: ServingSettings, on_swap: Callable[[Snapshot | None], None] | None = None):
         self.settings = settings
         self.warehouse = Warehouse(settings.paths.warehouse)
         self._snapshot = _empty_snapshot({"all": f"artifacts not loaded yet; {RUN_HINT}"})
@@ -147,7 +215,7 @@ class ArtifactLoader:
         self.last_error: str | None = None
         self.last_check_at: datetime | None = None
         self._mlflow_ready = False
-        self._model_cache: dict[str, ModelInfo] = {}
+        self._model_cache: dict[tuple[str, str], Any] = {}
         self._query_embedder = None
 
     # -- public --------------------------------------------------------------------------------------
@@ -166,8 +234,9 @@ class ArtifactLoader:
                 snapshot = self._build(fingerprint)
             except Exception as exc:  # keep serving the previous snapshot
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("artifact reload failed; still serving the snapshot from %s",
-                              self._snapshot.loaded_at)
+                log.exception(
+                    "artifact reload failed; still serving the snapshot from %s", self._snapshot.loaded_at
+                )
                 if self._on_swap:
                     self._on_swap(None)
                 return False
@@ -195,286 +264,268 @@ class ArtifactLoader:
             self.reload()
 
     def _table_stamp(self, name: str) -> tuple | None:
-        path = self.warehouse.path(name)
         try:
-            st = path.stat()
+            st = self.warehouse.path(name).stat()
         except FileNotFoundError:
             return None
         return (name, st.st_mtime_ns, st.st_size)
 
     def _fingerprint(self) -> tuple:
-        tables = tuple(self._table_stamp(n) for n in SERVED_TABLES)
-        return (tables, tuple(sorted(self._index_versions().items())), tuple(sorted(self._champion_versions().items())))
+        tables = tuple(self._table_stamp(n) for n in WATCHED_TABLES)
+        return (tables, tuple(sorted(self._index_versions().items())), self._registry_state())
 
     def _build(self, fingerprint: tuple) -> Snapshot:
         started = time.perf_counter()
         missing: dict[str, str] = {}
-        tables: dict[str, pl.DataFrame] = {}
-        for name in SERVED_TABLES:
-            if self.warehouse.exists(name):
-                tables[name] = self.warehouse.read(name)
-
-        contacts = self._contact_contexts(tables, missing)
+        tables = {name: self.warehouse.read(name) for name in SERVED_TABLES if self.warehouse.exists(name)}
+        scores = self._scores(tables, missing)
+        contacts = self._contact_contexts(tables, scores.get("contact"), missing)
         deals = self._deal_facts(tables, missing)
-
-        scored: dict[str, ScoreTable] = {}
-        for entity, table, id_column in (("contacts", "scored_leads", "contact_id"), ("deals", "scored_deals", "deal_id")):
-            if table in tables and id_column in tables[table].columns:
-                scored[entity] = ScoreTable.build(tables[table], id_column)
-
         duplicates = tables.get("duplicate_candidates")
         if duplicates is not None:
-            # Sorted once here so a page request is a slice, not a sort.
-            score_col = next((c for c in ("score", "similarity", "probability") if c in duplicates.columns), None)
-            if score_col is not None:
-                duplicates = duplicates.sort(score_col, descending=True, nulls_last=True)
+            duplicates = duplicates.sort("score", descending=True, nulls_last=True)  # a page is then a slice
         else:
             missing["duplicates"] = f"duplicate candidates have not been built yet; {RUN_HINT}"
-
         store, index_versions = self._open_store(missing)
-        models = self._load_champions(missing)
-        for entity, table in list(scored.items()):
-            champion = models.get(self.settings.model_names.get(entity, ""))
-            if champion is not None and table.model_version is not None and table.model_version != champion.version:
-                scored[entity] = self._rescore(entity, table, champion, tables) or table
-        for entity in ("contacts", "deals"):
-            if entity not in scored and self.settings.model_names.get(entity) not in models:
-                what = "lead" if entity == "contacts" else "deal"
-                missing[f"score_{entity}"] = (
-                    f"no {what} scores yet: neither the scored_{'leads' if entity == 'contacts' else 'deals'} "
-                    f"table nor a champion {self.settings.model_names.get(entity)} model exists; {RUN_HINT}"
-                )
-        nlq_context = self._nlq_context(missing, store)
-
         snapshot = Snapshot(
             loaded_at=datetime.now(UTC),
             fingerprint=fingerprint,
             tables=tables,
             contacts=contacts,
             deals=deals,
-            scored=scored,
+            scores=scores,
             duplicates=duplicates,
             store=store,
             index_versions=index_versions,
-            models=models,
-            nlq_context=nlq_context,
+            nlq_context=self._nlq_context(tables, scores, store, missing),
             missing=missing,
             load_seconds=time.perf_counter() - started,
         )
         log.info("serving snapshot loaded in %.2fs: %s", snapshot.load_seconds, snapshot.describe())
         return snapshot
 
-    def _rescore(self, entity: str, table: ScoreTable, champion: ModelInfo, tables) -> ScoreTable | None:
-        """A champion newer than the pipeline's scores: score the same ids now, in this background build,
-        so requests keep answering from a lookup instead of building features per request."""
-        outcomes = _optional_module("holocrm_core.outcomes")
-        scoring = _optional_module("holocrm_core.scoring")
-        if outcomes is None or scoring is None or table.frame.height > self.settings.rescore_max_rows:
-            return None
-        try:
-            started = time.perf_counter()
-            ids = table.frame[table.id_column].cast(pl.String).to_list()
-            features = outcomes.build_features_for(entity.rstrip("s"), ids, tables)
-            frame = scoring.score_frame(champion.model, features).with_columns(
-                pl.lit(champion.version).alias("model_version"))
-            log.info("rescored %d %s with %s v%s in %.1fs", frame.height, entity, champion.name, champion.version,
-                     time.perf_counter() - started)
-            return ScoreTable.build(frame, table.id_column, origin="rescored_at_load")
-        except Exception as exc:  # serve the older scores (marked stale) rather than nothing
-            log.warning("rescoring %s with the new champion failed: %s", entity, exc)
-            return None
+    # -- scores --------------------------------------------------------------------------------------
+    def _scores(self, tables: dict[str, pl.DataFrame], missing: dict[str, str]) -> dict[str, EntityScores]:
+        out: dict[str, EntityScores] = {}
+        staged = {"contact": "staged_contacts", "deal": "staged_deals"}
+        field_outcomes = read_field_outcomes(self.settings.paths.logs / FIELD_OUTCOMES)
+        for entity, (table_name, id_column) in SCORED_TABLES.items():
+            if staged[entity] not in tables:
+                missing[f"score_{entity}s"] = (
+                    f"no {entity} scores: {staged[entity]} has not been built; {RUN_HINT}"
+                )
+                continue
+            scorer = self._served_scorer(entity)
+            still_open = open_ids(entity, tables, field_outcomes)
+            frame, origin = tables.get(table_name), "scored_table"
+            made_by = None if frame is None else table_model_version(frame)
+            # A table of unknown provenance (no model_version column) is trusted: it is what the pipeline wrote.
+            if frame is None or (made_by is not None and made_by != scorer.version):
+                origin = "scored_at_load" if frame is None else "rescored_at_load"
+                frame = self._score_all(scorer, still_open, tables)
+            out[entity] = EntityScores(scorer, frame, id_column, origin, frozenset(still_open), tables)
+        return out
 
-    def _contact_contexts(self, tables, missing) -> dict[str, dict[str, Any]]:
+    def _score_all(self, scorer: ServedScorer, ids: list[str], tables) -> pl.DataFrame | None:
+        """Score every open record with the served scorer now, so requests stay lookups."""
+        if len(ids) > self.settings.rescore_max_rows:
+            log.warning("%d open %ss: above rescore_max_rows, scored on demand", len(ids), scorer.entity)
+            return None
+        started = time.perf_counter()
+        features = build_features_for(scorer.entity, ids, tables)
+        frame = score_frame(scorer.model, features).with_columns(
+            pl.lit(scorer.version).alias("model_version")
+        )
+        log.info(
+            "scored %d open %ss with %s %s in %.1fs",
+            frame.height,
+            scorer.entity,
+            scorer.model_name,
+            scorer.version,
+            time.perf_counter() - started,
+        )
+        return frame
+
+    def _served_scorer(self, entity: str) -> ServedScorer:
+        """The newest version whose gate passed, starting from the champion; else the heuristic."""
+        name = registry.MODEL_NAMES[entity]
+        if not self.settings.load_models or self._registry_absent():
+            return self._heuristic(entity, name, "no model registry yet: the weighted heuristic scores")
+        client = self._mlflow().MlflowClient()
+        champion = registry.champion_version(name)
+        if champion is None:
+            return self._heuristic(entity, name, f"no champion {name} is registered yet")
+        if champion.tags.get(GATE_TAG) == GATE_PASSED:
+            return self._registered(
+                entity, name, champion, "champion", f"champion v{champion.version} passed its gate"
+            )
+        why = (
+            f"champion v{champion.version} has no {GATE_TAG}={GATE_PASSED} tag "
+            f"({GATE_TAG}={champion.tags.get(GATE_TAG, 'absent')}): its blocking checks did not all pass"
+        )
+        earlier = [
+            v
+            for v in client.search_model_versions(f"name='{name}'")
+            if int(v.version) < int(champion.version) and v.tags.get(GATE_TAG) == GATE_PASSED
+        ]
+        if earlier:
+            best = max(earlier, key=lambda v: int(v.version))
+            return self._registered(
+                entity,
+                name,
+                best,
+                "previous_passing",
+                f"{why}; serving v{best.version}, the newest version that passed",
+            )
+        return self._heuristic(
+            entity, name, f"{why}; no earlier version passed: the weighted heuristic scores"
+        )
+
+    def _registered(self, entity: str, name: str, info, served_as: ServedAs, reason: str) -> ServedScorer:
+        version = str(info.version)
+        model = self._model_cache.get((name, version))
+        if model is None:
+            # Load by number, not by alias: the alias may move between reading it and loading.
+            model = self._mlflow().pyfunc.load_model(f"models:/{name}/{version}")
+            self._model_cache = {
+                (name, version): model,
+                **{k: v for k, v in self._model_cache.items() if k[0] != name},
+            }
+        return ServedScorer(entity, name, version, served_as, reason, info.run_id, model)
+
+    def _heuristic(self, entity: str, name: str, reason: str) -> ServedScorer:
+        rows = pl.DataFrame()
+        if self.warehouse.exists("outcome_dataset"):
+            rows = entity_rows(self.warehouse.read("outcome_dataset"), entity)
+        labels = rows["label"].to_numpy() if rows.height else np.array([], dtype=int)
+        return ServedScorer(
+            entity, name, HEURISTIC, "heuristic", reason, model=WeightedHeuristicScorer().fit(rows, labels)
+        )
+
+    def _contact_contexts(self, tables, scores: EntityScores | None, missing) -> dict[str, dict[str, Any]]:
         frame = tables.get("staged_contacts")
         if frame is None:
             missing["contacts"] = f"staged_contacts has not been built yet; {RUN_HINT}"
             return {}
-        cols = [c for c in ("contact_id", "lifecycle_status", "seniority", "company_id") if c in frame.columns]
+        cols = [
+            c for c in ("contact_id", "lifecycle_status", "seniority", "company_id") if c in frame.columns
+        ]
         ctx = frame.select(cols).with_columns(pl.col("contact_id").cast(pl.String))
-        bands = tables.get("scored_leads")
-        if bands is not None and {"contact_id", "band"} <= set(bands.columns):
-            ctx = ctx.join(
-                bands.select(pl.col("contact_id").cast(pl.String), pl.col("band").cast(pl.String)),
-                on="contact_id", how="left",
-            )
-        rows = ctx.to_dicts()
-        return {row.pop("contact_id"): row for row in rows}
+        if scores is not None and scores.frame is not None:
+            bands = scores.frame.select(pl.col("contact_id").cast(pl.String), pl.col("band").cast(pl.String))
+            ctx = ctx.join(bands, on="contact_id", how="left")
+        return {row.pop("contact_id"): row for row in ctx.to_dicts()}
 
     def _deal_facts(self, tables, missing) -> dict[str, dict[str, Any]]:
         frame = tables.get("staged_deals")
         if frame is None:
             missing["deals"] = f"staged_deals has not been built yet; {RUN_HINT}"
             return {}
-        cols = [c for c in ("deal_id", "stage", "contact_id", "created_at", "closed_at") if c in frame.columns]
+        cols = [
+            c for c in ("deal_id", "stage", "contact_id", "created_at", "closed_at") if c in frame.columns
+        ]
         rows = frame.select(cols).with_columns(pl.col("deal_id").cast(pl.String)).to_dicts()
         return {row.pop("deal_id"): row for row in rows}
 
     # -- LanceDB -------------------------------------------------------------------------------------
-    def _store_module(self):
-        return _optional_module("holocrm_core.store")
-
     def _index_versions(self) -> dict[str, int]:
-        module = self._store_module()
-        if module is None or not _has_lance_tables(self.settings.resolved_lancedb_uri()):
+        uri = self.settings.resolved_lancedb_uri()
+        if not _has_lance_tables(uri):
             return {}
         try:
-            return dict(module.SimilarityStore(self.settings.resolved_lancedb_uri()).versions())
+            return SimilarityStore(uri).versions()
         except Exception as exc:  # an empty or half-built index folder: treat as not built
             log.warning("could not read LanceDB versions: %s", exc)
             return {}
 
-    def _open_store(self, missing) -> tuple[Any, dict[str, int]]:
-        module = self._store_module()
-        if module is None:
-            missing["similarity"] = f"similarity search is not part of this build (holocrm_core.store is missing); {RUN_HINT} once it is"
-            return None, {}
+    def _open_store(self, missing) -> tuple[SimilarityStore | None, dict[str, int]]:
         uri = self.settings.resolved_lancedb_uri()
         if not _has_lance_tables(uri):
-            missing["similarity"] = f"the similarity index has not been built yet ({uri} is empty); {RUN_HINT}"
+            missing["similarity"] = (
+                f"the similarity index has not been built yet ({uri} is empty); {RUN_HINT}"
+            )
             return None, {}
         try:
-            newest = dict(module.SimilarityStore(uri).versions())
+            newest = SimilarityStore(uri).versions()
             if not newest:
                 missing["similarity"] = f"the similarity index has no tables yet; {RUN_HINT}"
                 return None, {}
             # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves.
-            store = module.SimilarityStore(uri, version=newest, embedder=self._embedder())
-            if hasattr(store, "warm"):
-                store.warm()  # read the pinned vectors into memory now, before this snapshot serves a request
+            store = SimilarityStore(uri, version=newest, embedder=self._embedder())
+            store.warm()  # read the pinned vectors into memory now, before this snapshot serves a request
             return store, newest
         except Exception as exc:
             log.warning("similarity index could not be opened: %s", exc)
-            missing["similarity"] = f"the similarity index could not be opened ({exc}); {RUN_HINT}"
+            missing["similarity"] = f"the similarity index could not be opened; {RUN_HINT}"
             return None, {}
 
     def _embedder(self):
         """The query embedder, loaded once per process and warmed so the first search is not slow."""
-        if self._query_embedder is None:
-            if not self.settings.warm_query_embedder:
-                return None  # the store loads it on the first vector search
+        if self._query_embedder is None and self.settings.warm_query_embedder:
             try:
-                from holocrm_core.embedding import load_embedder
-
                 embedder = load_embedder()
                 embedder.encode(["warm up"])
                 self._query_embedder = embedder
             except Exception as exc:  # vector/hybrid search will say so; similar-by-id still works
                 log.warning("query embedder could not be loaded: %s", exc)
-                return None
-        return self._query_embedder
+        return self._query_embedder  # None: the store loads it on the first vector search
 
     # -- MLflow --------------------------------------------------------------------------------------
-    def _configure_mlflow(self):
-        import os
-
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        import mlflow
+    def _mlflow(self):
+        import mlflow  # ~5 s to import: only when a registry exists
 
         if not self._mlflow_ready:
-            uri = self.settings.resolved_tracking_uri()
-            mlflow.set_tracking_uri(uri)
-            mlflow.set_registry_uri(uri)
+            registry.configure(self.settings.resolved_tracking_uri())
             self._mlflow_ready = True
         return mlflow
 
     def _registry_absent(self) -> bool:
-        """A local SQLite registry that does not exist yet holds no champion: skip importing MLflow (~5 s)."""
+        """A local SQLite registry that does not exist yet holds no champion: skip importing MLflow."""
         uri = self.settings.resolved_tracking_uri()
-        if uri.startswith("sqlite:///"):
-            from pathlib import Path
+        return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
-            return not Path(uri.removeprefix("sqlite:///")).exists()
-        return False
-
-    def _champion_versions(self) -> dict[str, str]:
+    def _registry_state(self) -> tuple:
+        """Champion version and the versions whose gate passed, per model: any change means a rebuild."""
         if not self.settings.load_models or self._registry_absent():
-            return {}
-        mlflow = self._configure_mlflow()
-        versions: dict[str, str] = {}
-        for name in self.settings.model_names.values():
+            return ()
+        client = self._mlflow().MlflowClient()
+        state = []
+        for name in registry.MODEL_NAMES.values():
             try:
-                info = self._champion_info(mlflow, name)
+                info = registry.champion_version(name)
+                passed = sorted(
+                    int(v.version)
+                    for v in client.search_model_versions(f"name='{name}'")
+                    if v.tags.get(GATE_TAG) == GATE_PASSED
+                )
             except Exception:  # registry unreachable: the next check tries again
                 continue
-            if info is not None:
-                versions[name] = str(info.version)
-        return versions
-
-    def _load_champions(self, missing) -> dict[str, ModelInfo]:
-        if not self.settings.load_models:
-            return {}
-        if self._registry_absent():
-            for name in self.settings.model_names.values():
-                missing[f"model:{name}"] = f"no champion {name} is registered yet (no model registry); {RUN_HINT}"
-            return {}
-        mlflow = self._configure_mlflow()
-        models: dict[str, ModelInfo] = {}
-        for name in self.settings.model_names.values():
-            try:
-                info = self._champion_info(mlflow, name)
-                if info is None:
-                    missing[f"model:{name}"] = f"no champion {name} is registered yet; {RUN_HINT}"
-                    continue
-                version = str(info.version)
-                cached = self._model_cache.get(name)
-                if cached is not None and cached.version == version:
-                    models[name] = cached  # unchanged champion: no need to load it again
-                    continue
-                # Load by number, not by alias: the alias may move between reading it and loading.
-                source = f"models:/{name}/{version}"
-                model = mlflow.pyfunc.load_model(source)
-                models[name] = ModelInfo(name, version, getattr(info, "run_id", None), source, model)
-            except Exception as exc:
-                log.warning("champion %s could not be loaded: %s", name, exc)
-                missing[f"model:{name}"] = f"the champion {name} could not be loaded ({exc})"
-        self._model_cache = dict(models)
-        return models
-
-    def _champion_info(self, mlflow, name: str):
-        registry = _optional_module("holocrm_core.registry")
-        if registry is not None and hasattr(registry, "champion_version"):
-            return registry.champion_version(name)
-        try:
-            return mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
-        except Exception as exc:
-            if _is_not_found(exc):
-                return None
-            raise
+            state.append((name, None if info is None else str(info.version), tuple(passed)))
+        return tuple(state)
 
     # -- NL queries ----------------------------------------------------------------------------------
-    def _nlq_context(self, missing, store=None):
-        module = _optional_module("holocrm_core.nlq")
-        if module is None or not hasattr(module, "NLQContext"):
-            missing["nlq"] = f"natural-language queries are not part of this build (holocrm_core.nlq is incomplete); {RUN_HINT} once it is"
-            return None
-        if not self.warehouse.exists("staged_contacts"):
+    def _nlq_context(self, tables, scores: dict[str, EntityScores], store, missing) -> NLQContext | None:
+        if "staged_contacts" not in tables:
             missing["nlq"] = f"natural-language queries need the staged tables; {RUN_HINT}"
             return None
+        staged = {
+            name.removeprefix("staged_"): frame for name, frame in tables.items() if name in STAGED_TABLES
+        }
+        # The NL engine ranks by the scores this snapshot serves (gate-respecting), not the files as written.
+        served = {f"{entity}s": s.frame for entity, s in scores.items() if s.frame is not None}
         try:
-            return module.NLQContext.from_warehouse(self.warehouse, similarity=store)
+            return NLQContext(staged, similarity=store, scores=served)
         except Exception as exc:
             log.warning("NL query context could not be built: %s", exc)
-            missing["nlq"] = f"the NL query context could not be built ({exc}); {RUN_HINT}"
+            missing["nlq"] = f"the NL query context could not be built; {RUN_HINT}"
             return None
-
-
-def _field(info, name: str):
-    if info is None:
-        return None
-    if isinstance(info, dict):
-        return info.get(name)
-    return getattr(info, name, None)
-
-
-def _is_not_found(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(s in text for s in ("not found", "resource_does_not_exist", "does not exist", "registered model alias"))
 
 
 def _has_lance_tables(uri: str) -> bool:
     if "://" in uri:
         return True  # object storage: let the store answer
-    from pathlib import Path
-
     path = Path(uri)
     return path.is_dir() and any(p.suffix == ".lance" for p in path.iterdir())
+
+
+__all__ = ["ArtifactLoader", "CapabilityMissing", "EntityScores", "ServedScorer", "Snapshot"]

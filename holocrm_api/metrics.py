@@ -5,7 +5,16 @@ Each app gets its own registry so several apps in one process (tests) do not col
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from holocrm_api.loader import Snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -16,7 +25,10 @@ class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "holocrm_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+            "holocrm_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "holocrm_request_seconds",
@@ -26,14 +38,17 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.model_version = Gauge(
-            "holocrm_model_version", "Registered model version served (champion alias)", ["model"],
+            "holocrm_model_version",
+            "Registered model version served (0: the heuristic)",
+            ["model", "served_as"],
             registry=self.registry,
         )
         self.index_version = Gauge(
             "holocrm_index_version", "LanceDB table version served", ["entity_type"], registry=self.registry
         )
         self.loaded_at = Gauge(
-            "holocrm_artifacts_loaded_timestamp_seconds", "When the served artifacts were loaded",
+            "holocrm_artifacts_loaded_timestamp_seconds",
+            "When the served artifacts were loaded",
             registry=self.registry,
         )
         self.reloads = Counter(
@@ -47,13 +62,17 @@ class ServingMetrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def describe_snapshot(self, snapshot) -> None:
+    def on_swap(self, snapshot: Snapshot | None) -> None:
+        """The loader's callback: None when a reload failed, else the snapshot now served."""
+        self.reloads.labels("error" if snapshot is None else "swapped").inc()
+        if snapshot is not None:
+            self.describe_snapshot(snapshot)
+
+    def describe_snapshot(self, snapshot: Snapshot) -> None:
         self.model_version.clear()
-        for name, info in snapshot.models.items():
-            try:
-                self.model_version.labels(name).set(float(info.version))
-            except (TypeError, ValueError):
-                self.model_version.labels(name).set(-1)
+        for name, scorer in snapshot.scorers.items():
+            version = float(scorer.version) if scorer.version.isdigit() else 0.0
+            self.model_version.labels(name, scorer.served_as).set(version)
         self.index_version.clear()
         for entity_type, version in snapshot.index_versions.items():
             self.index_version.labels(entity_type).set(float(version))

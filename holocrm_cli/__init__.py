@@ -6,7 +6,6 @@ answers at once.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import typer
@@ -19,9 +18,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Modules under holocrm_cli/ that define `register(app)`.
-COMMAND_MODULES = ["pipeline", "semantic", "scoring", "nlq", "serve"]
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -29,13 +25,12 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"holocrm_cli.{_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"holocrm_cli.{_name}":
-            raise
-        continue
+# One module per domain, each defining `register(app)`; imported by name so a typo fails loudly. They import
+# only typer at top level (heavy imports live inside the commands), so this stays fast.
+from holocrm_cli import nlq, pipeline, rl, scoring, semantic, serve  # noqa: E402
+
+COMMAND_MODULES = [pipeline, semantic, scoring, nlq, serve, rl]
+for _module in COMMAND_MODULES:
     _module.register(app)
 
 

@@ -76,21 +76,25 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the answer, plan and trace as JSON"),
         as_of: str = typer.Option("", "--as-of", help="date relative times count from (YYYY-MM-DD); default today"),
         limit: int = typer.Option(50, "--limit", help="rows to print"),
+        partial: bool = typer.Option(False, "--partial", help="run the understood part of a partly understood question"),
     ) -> None:
-        """Answer a plain-English question over the staged CRM tables and show the plan it was read as."""
+        """Answer a plain-English question over the staged CRM tables and show the plan it was read as.
+
+        Reads the nlq_vocabulary artifact the pipeline wrote (rebuilt here only when it is missing or stale)."""
+        from holocrm_core import schema
         from holocrm_core.nlq import NLQContext, ask
         from holocrm_core.settings import HoloPaths
         from holocrm_core.warehouse import Warehouse
 
         paths = HoloPaths.default()
         warehouse = Warehouse(paths.warehouse)
-        if not any(warehouse.exists(f"staged_{e}") for e in ("contacts", "companies", "deals", "activities")):
+        if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
             typer.echo("No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
             raise typer.Exit(1)
         ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths))
         try:
-            answer = ask(question, ctx, as_of=as_of or None)
-        except ValueError as exc:
+            answer = ask(question, ctx, as_of=as_of or None, partial=partial)
+        except ValueError as exc:  # QuestionError: an empty question, an as-of date out of range
             typer.echo(f"Bad input: {exc}", err=True)
             raise typer.Exit(2) from exc
         if as_json:

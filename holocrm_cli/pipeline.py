@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         mapping: Optional[Path] = typer.Option(None, help="YAML mapping file describing a custom export."),
         as_json: bool = typer.Option(False, "--json", help="Print the per-file report as JSON."),
     ) -> None:
-        """Ingest an export into the warehouse without Dagster (validation + quarantine), and report per file."""
+        """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
         from holocrm_core.ingest import ingest_export
         from holocrm_core.warehouse import Warehouse
 
@@ -144,7 +144,9 @@ def register(app: typer.Typer) -> None:
                     f"{f.rows_read} read = {f.rows_staged} staged + {f.rows_quarantined} quarantined")
                 _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
             _echo(f"tables written to {paths.warehouse}")
-        if result.check_rows_read_invariant():
+        unbalanced = [f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()] + result.unbalanced_files()
+        if unbalanced:
+            _echo(f"error: rows read != staged + quarantined for {', '.join(dict.fromkeys(unbalanced))}")
             sys.exit(1)
 
     @app.command()

@@ -1,4 +1,9 @@
-"""`holocrm score contact|deal ID`: the current score of one lead or deal, its band and its reasons."""
+"""`holocrm score contact|deal ID`: the current score of one lead or deal, its band and its reasons.
+
+Fast by loading only what is needed: the score the pipeline precomputed (``scored_leads`` /
+``scored_deals``, one row read from Parquet) answers first; the staged tables, the feature builder and the
+champion model (MLflow, torch) are loaded only for a record that table does not hold yet.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,49 @@ import json
 
 import typer
 
+SCORED_TABLES = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
+
+
+def _print(entity: str, record_id: str, row: dict, model_version: str, as_json: bool) -> None:
+    if as_json:
+        keep = ("score", "band", "reasons", "scored_at")
+        typer.echo(json.dumps({SCORED_TABLES[entity][1]: record_id, **{k: row.get(k) for k in keep},
+                               "model_version": model_version}, default=str))
+        return
+    typer.echo(f"{entity} {record_id}: {row['score']:.0%} ({row['band']}) — scored by {model_version}")
+    for reason in row.get("reasons") or []:
+        typer.echo(f"  {'+' if 'raises' in reason else '-'} {reason}")
+
+
+def _precomputed(entity: str, record_id: str) -> dict | None:
+    """The pipeline's score of this record, read as one row of the scored table (None when absent)."""
+    import polars as pl
+
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.warehouse import Warehouse
+
+    warehouse = Warehouse(HoloPaths.default().warehouse)
+    table, id_column = SCORED_TABLES[entity]
+    if not warehouse.exists(table):
+        return None
+    scan = warehouse.scan(table)
+    names = scan.collect_schema().names()
+    wanted = [c for c in (id_column, "score", "band", "reasons", "model_version", "scored_at") if c in names]
+    rows = scan.filter(pl.col(id_column) == record_id).select(wanted).head(1).collect()
+    return rows.row(0, named=True) if rows.height else None
+
 
 def _score_one(entity: str, record_id: str, as_json: bool) -> None:
+    row = _precomputed(entity, record_id)
+    if row is not None:
+        _print(entity, record_id, row, str(row.get("model_version") or "heuristic"), as_json)
+        return
+    _score_now(entity, record_id, as_json)
+
+
+def _score_now(entity: str, record_id: str, as_json: bool) -> None:
+    """A record newer than the last pipeline run (or decided): scored now by the scorer in use."""
+    from holocrm_core import schema
     from holocrm_core.outcomes import build_features_for
     from holocrm_core.registry import configure, scorer_in_use
     from holocrm_core.scoring import score_frame
@@ -16,10 +62,10 @@ def _score_one(entity: str, record_id: str, as_json: bool) -> None:
 
     warehouse = Warehouse(HoloPaths.default().warehouse)
     tables = {}
-    for name in ("companies", "contacts", "deals", "activities"):
-        if warehouse.exists(f"staged_{name}"):
-            tables[name] = warehouse.read(f"staged_{name}")
-    table, id_column = ("contacts", "contact_id") if entity == "contact" else ("deals", "deal_id")
+    for record in schema.RECORDS:
+        if warehouse.exists(record.staged_asset):
+            tables[record.table] = warehouse.read(record.staged_asset)
+    table, id_column = schema.entity(entity).table, schema.entity(entity).id_column
     if table not in tables:
         typer.echo(f"No {table} staged yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
         raise typer.Exit(1)
@@ -30,12 +76,7 @@ def _score_one(entity: str, record_id: str, as_json: bool) -> None:
     scorer, model_version = scorer_in_use(entity, warehouse)
     features = build_features_for(entity, [record_id], tables)
     row = score_frame(scorer, features).row(0, named=True)
-    if as_json:
-        typer.echo(json.dumps({**row, "model_version": model_version}))
-        return
-    typer.echo(f"{entity} {record_id}: {row['score']:.0%} ({row['band']}) — scored by {model_version}")
-    for reason in row["reasons"]:
-        typer.echo(f"  {'+' if 'raises' in reason else '-'} {reason}")
+    _print(entity, record_id, row, model_version, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,19 +7,19 @@ from typing import Optional
 
 import typer
 
+from holocrm_core import schema
 from holocrm_core.settings import HoloPaths
-
-ENTITY_ALIASES = {
-    "contact": "contact", "contacts": "contact", "company": "company", "companies": "company",
-    "deal": "deal", "deals": "deal", "activity": "activity", "activities": "activity",
-}
 
 
 def _entity(name: str) -> str:
     try:
-        return ENTITY_ALIASES[name.lower()]
-    except KeyError:
-        raise typer.BadParameter(f"unknown entity type {name!r}: use contact, company, deal or activity") from None
+        record = schema.entity(name)
+    except ValueError:
+        record = None
+    if record is None or record not in schema.DOCUMENT_ENTITIES:
+        valid = ", ".join(e.name for e in schema.DOCUMENT_ENTITIES)
+        raise typer.BadParameter(f"unknown entity type {name!r}: use {valid}") from None
+    return record.name
 
 
 def _filters(pairs: list[str] | None) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
@@ -11,26 +13,41 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)"),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
         api_key_required: bool = typer.Option(
-            False, "--api-key-required/--no-api-key-required",
-            help="Require an API key (HOLOCRM_API_KEY / HOLOCRM_API_KEYS) on /api/*",
+            False,
+            "--api-key-required/--no-api-key-required",
+            help="Refuse to start without an API key. Any key configured (HOLOCRM_API_KEY, HOLOCRM_API_KEYS, "
+            "HOLOCRM_API_KEY_FILE) turns auth on by itself",
             envvar="HOLOCRM_API_KEY_REQUIRED",
         ),
+        api_key_file: Path | None = typer.Option(
+            None,
+            help="File of API keys, one a line; re-read when it changes (rotation without restart)",
+            envvar="HOLOCRM_API_KEY_FILE",
+        ),
         reload_interval: float = typer.Option(
-            15.0, help="Seconds between checks for a newer index or champion (0: only POST /api/admin/reload)",
+            15.0,
+            help="Seconds between checks for a newer index or champion (0: only POST /api/admin/reload)",
             envvar="HOLOCRM_RELOAD_INTERVAL_S",
         ),
         log_level: str = typer.Option("info", help="uvicorn log level"),
     ) -> None:
         """Serve similar contacts, search, NL questions, scores, recommendations and outcome capture."""
         import uvicorn
+        from pydantic import ValidationError
 
         from holocrm_api import ServingSettings, create_app
 
-        settings = ServingSettings.from_env(api_key_required=api_key_required, reload_interval_s=reload_interval)
         try:
+            settings = ServingSettings.from_env(
+                api_key_required=api_key_required,
+                api_key_file=api_key_file,
+                reload_interval_s=reload_interval,
+            )
             application = create_app(settings)
-        except ValueError as exc:  # e.g. keys required but none configured
+        except (ValueError, ValidationError) as exc:  # keys required but none configured, a bad setting
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
-        typer.echo(f"HoloCRM API on http://{host}:{port} (docs at /docs, health at /health)")
+        guard = application.state.services.guard
+        auth = "on (API key required on /api/*)" if guard.enabled else "off (no API key configured)"
+        typer.echo(f"HoloCRM API on http://{host}:{port} (docs at /docs, health at /health); auth {auth}")
         uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,10 +1,15 @@
-"""The outcome dataset (the "reflection buffer"): every closed deal and decided lead, with what was known before.
+"""The outcome dataset (the "reflection buffer"): prediction-time snapshots of decided leads and closed deals.
 
-A row is one outcome: a lead that converted (became a customer) or was disqualified, or a deal that was won
-or lost. Its features are computed *point in time*: only activities strictly before the outcome time count,
-and lifecycle dates after it (``customer_at``, ``disqualified_at``, the close of a deal) are never read. The
-same feature builder serves a single score today (``build_features_for`` with ``as_of`` = now), so training
-and serving cannot drift apart.
+A decided record (a lead that converted or was disqualified, a deal won or lost) contributes one row per
+*prediction point* along its open life: at its creation and every ``SNAPSHOT_EVERY_DAYS`` while it was open
+(at most ``MAX_SNAPSHOTS``, spread evenly), each labelled with the final outcome and ``within_horizon``
+(the outcome came within ``HORIZON_DAYS``). Its features are computed as of that point by the same code
+that scores open records now (``build_features_for``): only activities strictly before the point count,
+ages are measured at the point, and lifecycle dates after it are never read. The time to the outcome, ages
+measured at the outcome and fields set at the decision are never features.
+
+A decided record with no usable date is never dropped: it is dated at the export's snapshot time
+(``outcome_dated`` = false, counted in ``undated_outcomes``) and contributes one snapshot, taken then.
 
 Outcomes recorded in the field (the serving module appends closed deals to
 ``HOLOCRM_HOME/logs/outcomes.ndjson``) override or add to the export's; the champion's prediction at the time
@@ -14,6 +19,7 @@ is kept beside the actual outcome, which is what ``learning_signals`` reports on
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +34,9 @@ RECENT_NOTES = 5  # what the optional note embedding reads
 MAX_NOTES = 40  # notes per record kept as features, most recent first
 NOTE_CHARS = 300
 DAY_US = 86_400_000_000
+SNAPSHOT_EVERY_DAYS = float(os.environ.get("HOLOCRM_SNAPSHOT_EVERY_DAYS", "30"))
+MAX_SNAPSHOTS = int(os.environ.get("HOLOCRM_MAX_SNAPSHOTS", "4"))
+HORIZON_DAYS = float(os.environ.get("HOLOCRM_OUTCOME_HORIZON_DAYS", "90"))
 
 FIELD_OUTCOMES_SCHEMA = pl.Schema(
     {
@@ -46,10 +55,26 @@ OUTCOME_COLUMNS = [
     "outcome",
     "label",
     "outcome_at",
+    "outcome_dated",
     "outcome_source",
     "predicted_score",
     "predicted_model_version",
+    "snapshot_at",
+    "within_horizon",
 ]
+OUTCOME_SCHEMA = {
+    "entity": pl.String,
+    "entity_id": pl.String,
+    "outcome": pl.String,
+    "label": pl.Int8,
+    "outcome_at": UTC_TIME,
+    "outcome_dated": pl.Boolean,
+    "outcome_source": pl.String,
+    "predicted_score": pl.Float64,
+    "predicted_model_version": pl.String,
+    "snapshot_at": UTC_TIME,
+    "within_horizon": pl.Boolean,
+}
 
 
 # -- inputs -----------------------------------------------------------------------------------------------
@@ -123,8 +148,20 @@ def read_field_outcomes(path: str | Path) -> pl.DataFrame:
 
 
 # -- outcomes ---------------------------------------------------------------------------------------------
-def lead_outcomes(contacts: pl.DataFrame) -> pl.DataFrame:
-    """Converted (customer_at) and disqualified (disqualified_at) leads with the time of the decision."""
+def _dated(outcomes: pl.DataFrame, export_at: datetime | None) -> pl.DataFrame:
+    """``outcome_dated`` says whether the export dated the decision; undated ones get ``export_at``."""
+    dated = outcomes.with_columns(pl.col("outcome_at").is_not_null().alias("outcome_dated"))
+    if export_at is None:
+        return dated.filter(pl.col("outcome_dated"))
+    return dated.with_columns(pl.col("outcome_at").fill_null(pl.lit(export_at, dtype=UTC_TIME)))
+
+
+def lead_outcomes(contacts: pl.DataFrame, export_at: datetime | None = None) -> pl.DataFrame:
+    """Converted (customer_at) and disqualified (disqualified_at) leads with the time of the decision.
+
+    A lead whose status says decided but that carries no date of it gets ``export_at`` (when given) and
+    ``outcome_dated`` = false; without ``export_at`` such leads are left out (``open_ids`` still knows
+    them as decided)."""
     c = contacts.with_columns(
         pl.when(pl.col("customer_at").is_not_null())
         .then(pl.col("customer_at"))
@@ -137,23 +174,26 @@ def lead_outcomes(contacts: pl.DataFrame) -> pl.DataFrame:
         .then(pl.col("updated_at"))
         .alias("_lost_at"),
     )
-    won = pl.col("_won_at").is_not_null()
-    return (
-        c.filter(won | pl.col("_lost_at").is_not_null())
-        .select(
-            pl.lit("contact").alias("entity"),
-            pl.col("contact_id").alias("entity_id"),
-            pl.when(won).then(pl.lit("converted")).otherwise(pl.lit("disqualified")).alias("outcome"),
-            won.cast(pl.Int8).alias("label"),
-            pl.when(won).then(pl.col("_won_at")).otherwise(pl.col("_lost_at")).alias("outcome_at"),
-            pl.lit("export").alias("outcome_source"),
-        )
-        .filter(pl.col("outcome_at").is_not_null())
+    won = pl.col("_won_at").is_not_null() | (
+        (pl.col("lifecycle_status") == "customer") & pl.col("_lost_at").is_null()
     )
+    decided = won | pl.col("_lost_at").is_not_null() | pl.col("lifecycle_status").is_in(["disqualified"])
+    frame = c.filter(decided).select(
+        pl.lit("contact").alias("entity"),
+        pl.col("contact_id").alias("entity_id"),
+        pl.when(won).then(pl.lit("converted")).otherwise(pl.lit("disqualified")).alias("outcome"),
+        won.cast(pl.Int8).alias("label"),
+        pl.when(won).then(pl.col("_won_at")).otherwise(pl.col("_lost_at")).alias("outcome_at"),
+        pl.lit("export").alias("outcome_source"),
+    )
+    return _dated(frame, export_at)
 
 
-def deal_outcomes(deals: pl.DataFrame, field_outcomes: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Won and lost deals with their close time; outcomes recorded in the field override the export's."""
+def deal_outcomes(
+    deals: pl.DataFrame, field_outcomes: pl.DataFrame | None = None, export_at: datetime | None = None
+) -> pl.DataFrame:
+    """Won and lost deals with their close time; outcomes recorded in the field override the export's.
+    A closed deal without a close date is dated ``export_at`` (``outcome_dated`` = false), as for leads."""
     closed = deals.filter(pl.col("stage").is_in(["won", "lost"])).select(
         pl.lit("deal").alias("entity"),
         pl.col("deal_id").alias("entity_id"),
@@ -179,7 +219,7 @@ def deal_outcomes(deals: pl.DataFrame, field_outcomes: pl.DataFrame | None = Non
         closed = pl.concat(
             [closed.filter(~pl.col("entity_id").is_in(recorded["entity_id"].to_list())), recorded]
         )
-    return closed.filter(pl.col("outcome_at").is_not_null())
+    return _dated(closed, export_at)
 
 
 # -- point-in-time features -------------------------------------------------------------------------------
@@ -385,23 +425,58 @@ def _predictions_at_the_time(outcomes: pl.DataFrame, previous_scores: pl.DataFra
     ).drop("_prior_score", "_prior_version", "_scored_at", "_usable")
 
 
-def post_outcome_fields(decided: pl.DataFrame, still_open: pl.DataFrame, min_open: int = 20) -> list[str]:
-    """Categorical fields that are filled in at the outcome (e.g. a forecast category of "closed"): most
-    decided records carry a value no open record has. Such a field would leak the answer, so it is not
-    learned from. Judged only when enough open records exist to show what "before the outcome" looks like."""
-    from holocrm_core.scoring.features import column_kind, feature_columns
+def _life_start(entity: str, t: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """When each record's open life began: a lead when it came in, a deal when it was created."""
+    if entity == "contact":
+        c = t["contacts"]
+        return c.select(pl.col("contact_id").alias("entity_id"), pl.coalesce("lead_at", "created_at").alias("_start"))
+    return t["deals"].select(pl.col("deal_id").alias("entity_id"), pl.col("created_at").alias("_start"))
 
-    if still_open.height < min_open:
-        return []
-    leaky = []
-    for column in feature_columns(decided):
-        if column not in still_open.columns or column_kind(column, decided.schema[column]) != "categorical":
-            continue
-        values = decided[column].drop_nulls()
-        open_values = set(still_open[column].drop_nulls().to_list())
-        if len(values) and open_values and values.is_in(list(open_values)).mean() < 0.5:
-            leaky.append(column)
-    return leaky
+
+def prediction_points(
+    outcomes: pl.DataFrame,
+    starts: pl.DataFrame,
+    every_days: float = SNAPSHOT_EVERY_DAYS,
+    max_snapshots: int = MAX_SNAPSHOTS,
+    horizon_days: float = HORIZON_DAYS,
+) -> pl.DataFrame:
+    """One row per prediction point (``snapshot_at``) of each outcome.
+
+    The points lie on a calendar grid, every ``every_days``: a record is seen at each grid time while it
+    was open, as a nightly scoring run would have seen it (so the ages and activity counts of the
+    snapshots look like those of the open records scored now, not like a crowd of brand-new records). At
+    most ``max_snapshots`` per record, spread evenly; a record open for less than one step is seen once,
+    half-way through its open life. A record without a start, decided at its start, or whose decision the
+    export did not date is seen once, at the outcome time (features use what happened strictly before it).
+    """
+    step_us = int(every_days * DAY_US)
+    joined = outcomes.join(starts.unique("entity_id", keep="first"), on="entity_id", how="left")
+    along_life = pl.col("outcome_dated") & pl.col("_start").is_not_null() & (pl.col("_start") < pl.col("outcome_at"))
+    start_us = pl.col("_start").dt.epoch("us")
+    first_us = (start_us + step_us - 1) // step_us * step_us  # the first grid time at or after the start
+    end_us = pl.col("outcome_at").dt.epoch("us")
+    on_grid = pl.when(first_us < end_us).then((end_us - 1 - first_us) // step_us + 1).otherwise(0)
+    n = pl.when(along_life).then(on_grid).otherwise(0)
+    joined = joined.with_columns(n.alias("_n"), first_us.alias("_first")).with_columns(
+        pl.int_ranges(0, pl.min_horizontal(pl.col("_n"), max_snapshots).clip(lower_bound=1)).alias("_i")
+    ).explode("_i")
+    spread = (pl.col("_i") * (pl.col("_n") - 1) / max(max_snapshots - 1, 1)).round().cast(pl.Int64)
+    k = pl.when(pl.col("_n") > max_snapshots).then(spread).otherwise(pl.col("_i"))
+    grid = pl.from_epoch(pl.col("_first") + k * step_us, time_unit="us").dt.replace_time_zone("UTC")
+    halfway = pl.col("_start") + (pl.col("outcome_at") - pl.col("_start")) / 2
+    snapshot = (
+        pl.when(~along_life).then(pl.col("outcome_at")).when(pl.col("_n") == 0).then(halfway).otherwise(grid)
+    )
+    joined = joined.with_columns(snapshot.cast(UTC_TIME).alias("snapshot_at")).unique(
+        ["entity_id", "snapshot_at"], maintain_order=True
+    )
+    to_outcome = (pl.col("outcome_at") - pl.col("snapshot_at")).dt.total_microseconds() / DAY_US
+    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop("_n", "_i", "_first")
+
+
+def export_time(tables: dict[str, pl.DataFrame]) -> datetime:
+    """The export's snapshot time: what undated decisions are dated with and open records are scored at."""
+    return default_as_of(tables)
 
 
 def build_outcome_dataset(
@@ -409,41 +484,46 @@ def build_outcome_dataset(
     field_outcomes: pl.DataFrame | None = None,
     previous_scores: dict[str, pl.DataFrame] | None = None,
     embedder=None,
+    every_days: float = SNAPSHOT_EVERY_DAYS,
+    max_snapshots: int = MAX_SNAPSHOTS,
 ) -> pl.DataFrame:
-    """Every decided lead and closed deal with its point-in-time features, prediction then, and outcome."""
+    """Prediction-time snapshots of every decided lead and closed deal: features as of each snapshot
+    (``build_features_for``, the code that scores open records), the prediction then, and the outcome."""
     t = normalise_tables(tables)
+    export_at = export_time(t)
     previous_scores = previous_scores or {}
     parts = []
     for entity, outcomes in (
-        ("contact", lead_outcomes(t["contacts"]).with_columns(
+        ("contact", lead_outcomes(t["contacts"], export_at).with_columns(
             pl.lit(None, dtype=pl.Float64).alias("predicted_score"),
             pl.lit(None, dtype=pl.String).alias("predicted_model_version"),
         )),
-        ("deal", deal_outcomes(t["deals"], field_outcomes)),
+        ("deal", deal_outcomes(t["deals"], field_outcomes, export_at)),
     ):
         outcomes = _predictions_at_the_time(outcomes, previous_scores.get(entity))
         if not len(outcomes):
             continue
-        features = build_features_for(entity, outcomes["entity_id"], t, outcomes["outcome_at"], embedder=embedder)
+        points = prediction_points(outcomes, _life_start(entity, t), every_days, max_snapshots)
+        features = build_features_for(entity, points["entity_id"], t, points["snapshot_at"], embedder=embedder)
         id_name = "contact_id" if entity == "contact" else "deal_id"
-        still_open = build_features_for(entity, open_ids(entity, t), t)
-        leaky = post_outcome_fields(features, still_open)
-        features = features.drop(leaky)
-        parts.append(pl.concat([outcomes.select(OUTCOME_COLUMNS), features.drop(id_name, "as_of")], how="horizontal"))
+        parts.append(pl.concat([points.select(*OUTCOME_COLUMNS, "_start"), features.drop(id_name, "as_of")],
+                               how="horizontal"))
     if not parts:
-        return pl.DataFrame(
-            schema={
-                "entity": pl.String,
-                "entity_id": pl.String,
-                "outcome": pl.String,
-                "label": pl.Int8,
-                "outcome_at": UTC_TIME,
-                "outcome_source": pl.String,
-                "predicted_score": pl.Float64,
-                "predicted_model_version": pl.String,
-            }
-        )
-    return pl.concat(parts, how="diagonal_relaxed").sort("outcome_at")
+        return pl.DataFrame(schema=OUTCOME_SCHEMA)
+    # Time order for the folds. Records decided at the same time (undated decisions) follow when they came
+    # in, then the export's own order (stable sort).
+    ordered = pl.concat(parts, how="diagonal_relaxed").sort(
+        "outcome_at", "_start", "snapshot_at", nulls_last=True, maintain_order=True
+    )
+    return ordered.drop("_start")
+
+
+def undated_outcomes(dataset: pl.DataFrame, entity: str) -> int:
+    """Decided records of ``entity`` whose decision the export did not date (dated at the export time)."""
+    if "outcome_dated" not in dataset.columns or not dataset.height:
+        return 0
+    rows = dataset.filter((pl.col("entity") == entity) & ~pl.col("outcome_dated"))
+    return rows["entity_id"].n_unique()
 
 
 def open_ids(entity: str, tables: dict[str, pl.DataFrame], field_outcomes: pl.DataFrame | None = None) -> list[str]:
@@ -451,7 +531,7 @@ def open_ids(entity: str, tables: dict[str, pl.DataFrame], field_outcomes: pl.Da
     t = normalise_tables(tables)
     if entity == "contact":
         c = t["contacts"]
-        decided = set(lead_outcomes(c)["entity_id"].to_list())
+        decided = set(lead_outcomes(c, export_time(t))["entity_id"].to_list())
         return [i for i in c["contact_id"].to_list() if i not in decided]
     d = t["deals"]
     closed_in_field = [] if field_outcomes is None else field_outcomes["deal_id"].to_list()
@@ -473,7 +553,9 @@ def learning_signals(dataset: pl.DataFrame, entity: str | None = None) -> dict:
         if not len(rows):
             continue
         y = rows["label"].cast(pl.Float64)
-        entry: dict = {"outcomes": len(rows), "success_rate": float(y.mean())}
+        records = rows.unique("entity_id", keep="first") if "entity_id" in rows.columns else rows
+        entry: dict = {"outcomes": records.height, "snapshots": len(rows),
+                       "success_rate": float(records["label"].cast(pl.Float64).mean())}
         scored = rows.filter(pl.col("predicted_score").is_not_null())
         if len(scored):
             monthly = (

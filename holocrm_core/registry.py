@@ -1,12 +1,19 @@
 """MLflow for the scorers: one experiment per model, metrics and plots per run, registry with champion gate.
 
 A training round (``holocrm_core.scoring.train_scorer``) is logged as a run of the experiment named after
-the model (``holocrm_lead_scorer`` / ``holocrm_deal_scorer``): parameters, quality on the most recent time
-slice for the learned scorer, the weighted heuristic and the current champion, ROC / calibration / lift
-plots, and the scorer as one pyfunc. The new version becomes ``champion`` only when it beats both the
-current champion and the heuristic on that slice; otherwise it is ``challenger``. The comparison is logged
-(``comparison.json``, tags). The store is ``holocrm_core.settings.mlflow_tracking_uri()`` unless
-MLFLOW_TRACKING_URI says otherwise.
+the model (``holocrm_lead_scorer`` / ``holocrm_deal_scorer``): parameters, the excluded fields and the
+guards' findings, every candidate's figures per rolling time fold (``selection.json``), quality on the
+newest fold for the chosen scorer, the heuristic, the plain logistic regression and the current champion,
+ROC / calibration / lift plots, and the scorer as one pyfunc.
+
+Gate order: every blocking check (calibration on the newest fold, probabilities inside (0, 1), the
+adversarial check, beating the heuristic, the plain logistic regression and the current champion on the
+newest fold) is decided *before* the version exists. The version is then registered with its verdict in
+the same call (tags ``holocrm.gate`` = passed | failed, ``holocrm.gate_reason``), and only a passed version
+gets the ``champion`` alias; a failed one is ``challenger`` and the alias stays where it was. A run killed
+part-way registers nothing (the model is logged to the run first and registered last), and serving reads
+``models:/<name>@champion`` and checks ``holocrm.gate`` = passed. The store is
+``holocrm_core.settings.mlflow_tracking_uri()`` unless MLFLOW_TRACKING_URI says otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +33,13 @@ DEAL_MODEL = "holocrm_deal_scorer"
 MODEL_NAMES = {"contact": LEAD_MODEL, "deal": DEAL_MODEL}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+GATE_TAG = "holocrm.gate"
+GATE_REASON_TAG = "holocrm.gate_reason"
+ROLE_TAG = "holocrm.role"
+PASSED = "passed"
+FAILED = "failed"
+# The chosen scorer may trail the plain logistic regression by this much AUC on the newest fold (noise).
+LOGISTIC_TOLERANCE = 0.005
 LOCAL_UI = "http://127.0.0.1:5000"
 
 # What a fresh environment needs to load the pyfunc (the holocrm package itself must be importable too).
@@ -95,12 +109,18 @@ def champion_version(model_name: str, alias: str = CHAMPION):
         return None
 
 
-def load_champion(model_name: str, alias: str = CHAMPION):
-    """``(pyfunc model, model version)`` of the current champion, or None when there is none yet."""
+def gate_passed(info) -> bool:
+    """Did this registered version pass every blocking check of its gate (tag ``holocrm.gate``)?"""
+    return info is not None and (getattr(info, "tags", None) or {}).get(GATE_TAG) == PASSED
+
+
+def load_champion(model_name: str, alias: str = CHAMPION, require_gate: bool = True):
+    """``(pyfunc model, model version)`` of the current champion, or None when there is none yet (or,
+    with ``require_gate``, when the version behind the alias did not pass its gate)."""
     import mlflow
 
     info = champion_version(model_name, alias)
-    if info is None:
+    if info is None or (require_gate and not gate_passed(info)):
         return None
     return mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}"), info
 
@@ -211,8 +231,60 @@ def _scorer_params(scorer) -> dict:
         return {}
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """The blocking checks of a candidate, decided before it is registered."""
+
+    passed: bool
+    reason: str  # one line: what passed, or every check that failed
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: str | None = None) -> GateVerdict:
+    """Every blocking check of a trained candidate on the newest fold (the comparison included)."""
+    from holocrm_core.scoring.calibration import ece_noise_floor
+
+    m, heur, plain = outcome.metrics, outcome.heuristic_metrics, outcome.logistic_metrics
+    scores = np.asarray(outcome.validation_scores if outcome.validation_scores is not None else [], dtype=float)
+    problems, checks = [], {}
+    auc = m.get("auc", float("nan"))
+    if auc != auc:
+        problems.append("the newest fold has only one kind of outcome; nothing to compare on")
+    ece = m.get("ece", float("nan"))
+    newest = outcome.selection.candidates[outcome.strategy].newest if outcome.selection is not None else {}
+    ece = min(ece, newest.get("recalibrated_ece", ece))  # the recipe the final model uses, measured honestly
+    allowed = max(MAX_GATE_ECE, ece_noise_floor(scores)) if len(scores) else MAX_GATE_ECE
+    checks["calibrated"] = bool(ece <= allowed)
+    if not checks["calibrated"]:
+        problems.append(f"calibration error {ece:.3f} above {allowed:.3f}")
+    checks["inside_0_1"] = bool(len(scores) == 0 or ((scores > 0) & (scores < 1)).all())
+    if not checks["inside_0_1"]:
+        problems.append("some probabilities are exactly 0 or 1")
+    guard = outcome.guard
+    checks["adversarial"] = not (guard is not None and guard.blocks)
+    if not checks["adversarial"]:
+        problems.append(guard.message)
+    h_auc = heur.get("auc", float("nan"))
+    checks["beats_heuristic"] = bool(h_auc != h_auc or auc > h_auc)
+    if not checks["beats_heuristic"]:
+        problems.append(f"AUC {auc:.3f} does not beat the weighted heuristic ({h_auc:.3f})")
+    l_auc = plain.get("auc", float("nan"))
+    checks["beats_logistic"] = bool(outcome.strategy == "logistic" or l_auc != l_auc or auc >= l_auc - LOGISTIC_TOLERANCE)
+    if not checks["beats_logistic"]:
+        problems.append(f"AUC {auc:.3f} trails the plain logistic regression ({l_auc:.3f})")
+    c_auc = (champion_metrics or {}).get("auc")
+    checks["beats_champion"] = bool(c_auc is None or c_auc != c_auc or auc > c_auc)
+    if not checks["beats_champion"]:
+        problems.append(f"AUC {auc:.3f} does not beat champion v{champion_ver} ({c_auc:.3f})")
+    if problems:
+        return GateVerdict(False, "; ".join(problems).replace("\n", " "), checks)
+    against = f"heuristic {h_auc:.3f}, logistic regression {l_auc:.3f}"
+    against += f", champion v{champion_ver} {c_auc:.3f}" if c_auc is not None else ", no champion yet"
+    return GateVerdict(True, f"{outcome.strategy}: AUC {auc:.3f}, ECE {ece:.3f} on the newest fold beats {against}", checks)
+
+
 def log_training(outcome, model_name: str | None = None, register: bool = True) -> RegistrationResult:
-    """Log a ``TrainingOutcome`` as an MLflow run; register and gate the learned scorer.
+    """Log a ``TrainingOutcome`` as an MLflow run; gate the learned scorer, then register it with its verdict.
 
     Below the minimum-data rule nothing is registered: the run records the heuristic's figures and the
     message, and scoring keeps using the current champion or the heuristic.
@@ -238,12 +310,24 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
                 "validation_rows": len(outcome.validation),
                 "positives": outcome.enough_data.positives,
                 "negatives": outcome.enough_data.negatives,
+                "undated_outcomes": outcome.undated,
                 "validation_from": str(cutoff),
-                **{f"scorer_{k}": v for k, v in _scorer_params(outcome.scorer).items()},
+                "excluded_fields": ", ".join(outcome.excluded_fields)[:500] or "(none)",
+                **{f"scorer_{k}": v[:500] for k, v in _scorer_params(outcome.scorer).items()},
             }
         )
         mlflow.set_tag("minimum_data", outcome.enough_data.message)
+        if outcome.guard is not None:
+            mlflow.set_tag("guards", outcome.guard.summary()[:5000])
+            mlflow.log_dict({"excluded": [asdict(e) for e in outcome.guard.excluded],
+                             "adversarial_auc": outcome.guard.adversarial_auc, "level": outcome.guard.level,
+                             "separating": outcome.guard.separating}, "guards.json")
+        if outcome.selection is not None:
+            mlflow.log_dict(outcome.selection.summary(), "selection.json")
         metrics = {f"heuristic_{k}": v for k, v in outcome.heuristic_metrics.items()}
+        metrics.update({f"logistic_{k}": v for k, v in outcome.logistic_metrics.items()})
+        if outcome.guard is not None and outcome.guard.adversarial_auc is not None:
+            metrics["adversarial_auc"] = outcome.guard.adversarial_auc
         if not outcome.learned:
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
             mlflow.set_tag("fallback", "heuristic")
@@ -252,11 +336,11 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
         metrics.update(outcome.metrics)
         heuristic_lift = outcome.heuristic_metrics.get("top_decile_lift", float("nan"))
         metrics["lift_vs_heuristic"] = outcome.metrics["top_decile_lift"] / heuristic_lift if heuristic_lift else float("nan")
-        metrics["auc_gain_vs_heuristic"] = outcome.metrics["auc"] - outcome.heuristic_metrics["auc"]
+        metrics["auc_gain_vs_heuristic"] = outcome.metrics["auc"] - outcome.heuristic_metrics.get("auc", float("nan"))
 
-        # The current champion, judged on the same recent slice (it may have drifted since it was promoted).
+        # The current champion, judged on the same newest fold (it may have drifted since it was promoted).
         champion = load_champion(model_name)
-        champion_auc, champion_ver, curves = None, None, {
+        champion_metrics, champion_ver, curves = None, None, {
             outcome.strategy: outcome.validation_scores,
             "heuristic": outcome.heuristic_validation_scores,
         }
@@ -265,34 +349,46 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
             try:
                 champion_scores = unwrap(champion[0]).predict_proba(outcome.validation)[:, 1]
                 champion_metrics = quality(y, champion_scores)
-                champion_auc = champion_metrics["auc"]
                 metrics.update({f"champion_{k}": v for k, v in champion_metrics.items()})
                 curves[f"champion v{champion_ver}"] = champion_scores
             except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's rows loses
                 mlflow.set_tag("champion_error", f"champion v{champion_ver} could not score: {exc}"[:500])
-                champion_auc = float("-inf")
-        decision = promotion_decision(outcome.metrics["auc"], outcome.heuristic_metrics["auc"], champion_auc, champion_ver)
+                champion_metrics = {"auc": float("-inf")}
+        verdict = candidate_gate(outcome, champion_metrics, champion_ver)
+        champion_auc = None if champion_metrics is None else champion_metrics.get("auc")
+        decision = PromotionDecision(verdict.passed, CHAMPION if verdict.passed else CHALLENGER, verdict.reason,
+                                     outcome.metrics["auc"], outcome.heuristic_metrics.get("auc", float("nan")),
+                                     champion_auc, champion_ver)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         if len(np.unique(y)) == 2:
-            for name, figure in _plots(y, curves).items():
+            for name, figure in _plots(y, {k: v for k, v in curves.items() if v is not None}).items():
                 mlflow.log_figure(figure, name)
                 plt.close(figure)
-        mlflow.log_dict({"decision": asdict(decision), "metrics": metrics}, "comparison.json")
-        mlflow.set_tags({"promotion": decision.alias, "promotion_reason": decision.reason})
+        mlflow.log_dict({"decision": asdict(decision), "checks": verdict.checks, "metrics": metrics}, "comparison.json")
+        mlflow.set_tags({"promotion": decision.alias, "promotion_reason": decision.reason,
+                         GATE_TAG: PASSED if verdict.passed else FAILED})
 
         version = None
         if register:
+            # Logged to the run first, registered last with its verdict: a run killed before this line
+            # leaves no registered version, and no version ever exists without its gate tag.
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=ScorerModel(outcome.scorer, outcome.entity, outcome.strategy),
                 pip_requirements=pip_requirements(),
-                registered_model_name=model_name,
             )
-            version = str(info.registered_model_version)
-            client = mlflow.MlflowClient()
-            client.set_registered_model_alias(model_name, decision.alias, version)
-            client.set_model_version_tag(model_name, version, "auc_recent_slice", f"{outcome.metrics['auc']:.4f}")
-            client.set_model_version_tag(model_name, version, "promotion_reason", decision.reason)
+            tags = {
+                GATE_TAG: PASSED if verdict.passed else FAILED,
+                ROLE_TAG: CHAMPION if verdict.passed else CHALLENGER,
+                "auc_recent_slice": f"{outcome.metrics['auc']:.4f}",
+                "strategy": outcome.strategy,
+                "promotion_reason": decision.reason[:5000],
+            }
+            if not verdict.passed:
+                tags[GATE_REASON_TAG] = decision.reason[:5000]
+            registered = mlflow.register_model(info.model_uri, model_name, tags=tags)
+            version = str(registered.version)
+            mlflow.MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
             mlflow.set_tag("registered_version", version)
         return RegistrationResult(model_name, run.info.run_id, url, experiment_id, version, decision.alias,
                                   decision.promote, decision, decision.reason, metrics)
@@ -317,15 +413,18 @@ class GateResult:
 
 
 def champion_gate(outcome, model_name: str | None = None) -> GateResult:
-    """Is the scorer that downstream scoring would use fit for use on the most recent outcomes?
+    """Is the scorer that downstream scoring would use fit for use on the newest outcomes?
 
-    With no champion the heuristic is in use (it is the baseline, so it passes). A champion passes only
-    while it still beats the heuristic on the recent slice and its probabilities stay calibrated (ECE at
-    most ``MAX_GATE_ECE``, or the chance level of ECE on the slice when that is larger: see
-    ``ece_noise_floor``) and strictly inside (0, 1).
+    With no champion the heuristic is in use (it is the baseline, so it passes). A champion stays only
+    while it still beats the heuristic on the newest fold and its probabilities stay calibrated (ECE at
+    most ``MAX_GATE_ECE``, or the chance level of ECE on the slice when larger: ``ece_noise_floor``) and
+    strictly inside (0, 1). A champion that fails is demoted (alias removed, version tagged
+    ``holocrm.gate`` = failed with the reason) and the heuristic scores: nothing that failed is served.
     """
+    import mlflow
+
     from holocrm_core.scoring import unwrap
-    from holocrm_core.scoring.calibration import quality
+    from holocrm_core.scoring.calibration import ece_noise_floor, quality
 
     model_name = model_name or MODEL_NAMES[outcome.entity]
     champion = load_champion(model_name)
@@ -333,34 +432,34 @@ def champion_gate(outcome, model_name: str | None = None) -> GateResult:
         return GateResult(True, "heuristic", f"No champion yet: the weighted heuristic scores. {outcome.enough_data.message}")
     used = f"{model_name} v{champion[1].version}"
     if not len(outcome.validation) or len(np.unique(outcome.y_validation)) < 2:
-        return GateResult(True, used, "The recent slice has only one kind of outcome; the champion stays.")
+        return GateResult(True, used, "The newest fold has only one kind of outcome; the champion stays.")
     try:
         scores = unwrap(champion[0]).predict_proba(outcome.validation)[:, 1]
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's data fails its gate
-        return GateResult(False, used, f"{used} cannot score the current outcome data: {exc}")
-    champ = quality(outcome.y_validation, scores)
-    heur = outcome.heuristic_metrics or quality(outcome.y_validation, outcome.heuristic_validation_scores)
-    inside = bool(((scores > 0) & (scores < 1)).all())
-    beats = champ["auc"] > heur["auc"]
-    # On a small recent slice even true probabilities show a large ECE: only fail beyond that chance level.
-    from holocrm_core.scoring.calibration import ece_noise_floor
-
-    allowed = max(MAX_GATE_ECE, ece_noise_floor(scores))
-    calibrated = champ["ece"] <= allowed
-    passed = beats and calibrated and inside
-    if passed:
-        text = f"{used}: AUC {champ['auc']:.3f} vs heuristic {heur['auc']:.3f}, ECE {champ['ece']:.3f}"
-    else:
+        scores, problems, champ = None, [f"cannot score the current outcome data: {exc}"], {}
+    if scores is not None:
+        champ = quality(outcome.y_validation, scores)
+        heur = outcome.heuristic_metrics or quality(outcome.y_validation, outcome.heuristic_validation_scores)
+        allowed = max(MAX_GATE_ECE, ece_noise_floor(scores))
         problems = []
-        if not beats:
+        if not champ["auc"] > heur["auc"]:
             problems.append(f"AUC {champ['auc']:.3f} no longer beats the heuristic ({heur['auc']:.3f})")
-        if not calibrated:
+        if not champ["ece"] <= allowed:
             problems.append(f"calibration error {champ['ece']:.3f} above {allowed:.3f} (the larger of "
                             f"{MAX_GATE_ECE} and what chance gives on {len(scores)} outcomes)")
-        if not inside:
+        if not ((scores > 0) & (scores < 1)).all():
             problems.append("some probabilities are exactly 0 or 1")
-        text = f"{used} fails its gate on the recent slice: " + "; ".join(problems)
-    return GateResult(passed, used, text, champ["auc"], heur["auc"], champ["ece"])
+        if not problems:
+            return GateResult(True, used, f"{used}: AUC {champ['auc']:.3f} vs heuristic {heur['auc']:.3f}, "
+                              f"ECE {champ['ece']:.3f}", champ["auc"], heur["auc"], champ["ece"])
+    reason = f"{used} failed its gate on the newest fold: " + "; ".join(problems)
+    client = mlflow.MlflowClient()
+    version = str(champion[1].version)
+    client.set_model_version_tag(model_name, version, GATE_TAG, FAILED)
+    client.set_model_version_tag(model_name, version, GATE_REASON_TAG, reason[:5000])
+    client.delete_registered_model_alias(model_name, CHAMPION)
+    return GateResult(True, "heuristic", reason + "; demoted, the weighted heuristic scores",
+                      champ.get("auc"), None, champ.get("ece"))
 
 
 def scorer_in_use(entity: str, warehouse=None, model_name: str | None = None):

@@ -11,6 +11,7 @@ by ``;``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import polars as pl
@@ -206,21 +207,71 @@ ACTION_LOG = pl.Schema(
     }
 )
 
-ENTITIES: dict[str, pl.Schema] = {
-    "companies": COMPANIES,
-    "contacts": CONTACTS,
-    "deals": DEALS,
-    "activities": ACTIVITIES,
-    "attachments": ATTACHMENTS,
-}
+@dataclass(frozen=True)
+class Entity:
+    """One kind of CRM record and every name it goes by: the one place these facts are written.
 
-ID_COLUMN = {
-    "companies": "company_id",
-    "contacts": "contact_id",
-    "deals": "deal_id",
-    "activities": "activity_id",
-    "attachments": "attachment_id",
-}
+    ``name`` is the singular the product speaks (API paths, entity_type columns, model names), ``plural`` the
+    export file stem and canonical table name, ``id_column`` its stable key, ``staged_asset`` / ``raw_asset``
+    the Dagster asset and warehouse table names, ``text_renderer`` the key of its entity -> text renderer
+    (None when the entity has no document of its own).
+    """
+
+    name: str
+    plural: str
+    id_column: str
+    columns: pl.Schema = field(repr=False)
+    text_renderer: str | None
+
+    @property
+    def table(self) -> str:
+        """The canonical table name (``schema.ENTITIES`` key, export file stem)."""
+        return self.plural
+
+    @property
+    def staged_asset(self) -> str:
+        return f"staged_{self.plural}"
+
+    @property
+    def raw_asset(self) -> str:
+        return f"raw_{self.plural}"
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"quarantine_{self.plural}"
+
+
+COMPANY = Entity("company", "companies", "company_id", COMPANIES, "company")
+CONTACT = Entity("contact", "contacts", "contact_id", CONTACTS, "contact")
+DEAL = Entity("deal", "deals", "deal_id", DEALS, "deal")
+ACTIVITY = Entity("activity", "activities", "activity_id", ACTIVITIES, "activity")
+ATTACHMENT = Entity("attachment", "attachments", "attachment_id", ATTACHMENTS, None)
+
+# Staging order: referenced tables first.
+REGISTRY: tuple[Entity, ...] = (COMPANY, CONTACT, DEAL, ACTIVITY, ATTACHMENT)
+_BY_NAME: dict[str, Entity] = {**{e.name: e for e in REGISTRY}, **{e.plural: e for e in REGISTRY}}
+
+
+def entity(name_or_plural: str) -> Entity:
+    """The registry entry for "contact" or "contacts" (case-insensitive); a clear ValueError otherwise."""
+    found = _BY_NAME.get(str(name_or_plural).strip().lower())
+    if found is None:
+        valid = ", ".join(f"{e.name}/{e.plural}" for e in REGISTRY)
+        raise ValueError(f"unknown entity {name_or_plural!r}: use one of {valid}")
+    return found
+
+
+# Entities that have a text document (similarity search, duplicates), in registry order.
+DOCUMENT_ENTITIES: tuple[Entity, ...] = tuple(e for e in REGISTRY if e.text_renderer)
+# The CRM records proper (attachments are files hanging off activities): what scoring, NL questions and the
+# semantic layer read.
+RECORDS: tuple[Entity, ...] = (COMPANY, CONTACT, DEAL, ACTIVITY)
+RECORD_STAGED_TABLES: tuple[str, ...] = tuple(e.staged_asset for e in RECORDS)
+
+ENTITIES: dict[str, pl.Schema] = {e.plural: e.columns for e in REGISTRY}
+ID_COLUMN: dict[str, str] = {e.plural: e.id_column for e in REGISTRY}
+SINGULAR: dict[str, str] = {e.plural: e.name for e in REGISTRY}
+STAGED_TABLES: tuple[str, ...] = tuple(e.staged_asset for e in REGISTRY)
 
 REQUIRED = {
     "companies": ["company_id", "name"],
@@ -253,7 +304,7 @@ NULL_RATE_LIMITS = {
 }
 
 # Order in which entities are staged so that referenced tables exist first.
-STAGING_ORDER = ["companies", "contacts", "deals", "activities", "attachments"]
+STAGING_ORDER = [e.plural for e in REGISTRY]
 
 ENUMS: dict[tuple[str, str], type[StrEnum]] = {
     ("companies", "size_band"): SizeBand,

@@ -27,6 +27,20 @@ def mlflow_tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def configure_mlflow(tracking_uri: str | None = None) -> str:
+    """Point the mlflow client (tracking and registry) at ``tracking_uri`` or :func:`mlflow_tracking_uri`.
+
+    The one place MLflow is configured: the Dagster resource, the serving loader and the registry call it.
+    """
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking_uri or mlflow_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
 @dataclass(frozen=True)
 class HoloPaths:
     """The folders under one HOLOCRM_HOME root."""
@@ -60,6 +74,16 @@ class HoloPaths:
     def logs(self) -> Path:
         """Append-only logs written by the serving module (outcomes, actions)."""
         return self.home / "logs"
+
+    @property
+    def outcomes_log(self) -> Path:
+        """Outcomes recorded in the field (won/lost, converted): read by the outcome dataset, appended by the API."""
+        return self.logs / "outcomes.ndjson"
+
+    @property
+    def actions_log(self) -> Path:
+        """Actions taken and their rewards, appended by the API."""
+        return self.logs / "actions.ndjson"
 
     @property
     def dagster_home(self) -> Path:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-
 import dagster as dg
 
+# One module per domain under pipelines/assets/; each is imported by name so a typo fails loudly.
+from pipelines.assets import decisions, ingest, models, nlq, outcomes, rl, semantic
+from pipelines.jobs import holocrm_all_job
 from pipelines.resources import EmbedderResource, LanceDBResource, MLflowResource, StorageResource
+from pipelines.runner import progress_logger_def
+from pipelines.schedules import daily_refresh
+from pipelines.sensors import new_export_sensor
 
-# One module per domain under pipelines/assets/ (ingest, semantic, outcomes, models, nlq, ...).
-ASSET_MODULES = ["ingest", "semantic", "outcomes", "models", "nlq", "decisions"]
-
-
-def _asset_modules():
-    modules = []
-    for name in ASSET_MODULES:
-        try:
-            modules.append(importlib.import_module(f"pipelines.assets.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pipelines.assets.{name}":
-                raise
-    return modules
+ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions]
 
 
 def build_resources(home: str = "") -> dict:
@@ -32,13 +24,8 @@ def build_resources(home: str = "") -> dict:
     }
 
 
-_modules = _asset_modules()
-all_assets = dg.load_assets_from_modules(_modules)
-all_checks = dg.load_asset_checks_from_modules(_modules)
-
-from pipelines.jobs import holocrm_all_job  # noqa: E402
-from pipelines.schedules import daily_refresh  # noqa: E402
-from pipelines.sensors import new_export_sensor  # noqa: E402
+all_assets = dg.load_assets_from_modules(ASSET_MODULES)
+all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 
 defs = dg.Definitions(
     assets=all_assets,
@@ -47,4 +34,5 @@ defs = dg.Definitions(
     schedules=[daily_refresh],
     sensors=[new_export_sensor],
     resources=build_resources(),
+    loggers={"progress": progress_logger_def()},
 )

@@ -13,3 +13,18 @@ def markdown_table(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.M
     for row in head.iter_rows():
         lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/")[:width] for v in row) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def check_result(outcome, severity: dg.AssetCheckSeverity | None = None, rows: int = 50) -> dg.AssetCheckResult:
+    """A ``holocrm_core.quality.CheckOutcome`` as Dagster's check result (frames as Markdown, dicts as JSON)."""
+
+    def value(v):
+        if isinstance(v, pl.DataFrame):
+            return markdown_table(v, rows=rows)
+        if isinstance(v, (dict, list)):
+            return dg.MetadataValue.json(v)
+        return v
+
+    extra = {"severity": severity} if severity is not None else {}
+    return dg.AssetCheckResult(check_name=outcome.name, passed=bool(outcome.passed),
+                               metadata={k: value(v) for k, v in outcome.metadata.items()}, **extra)

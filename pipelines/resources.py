@@ -6,9 +6,11 @@ resource configuration chosen here, never `if` statements in assets.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
+from holocrm_core.settings import HoloPaths, configure_mlflow
 from holocrm_core.warehouse import Warehouse
 
 
@@ -18,7 +20,7 @@ class StorageResource(dg.ConfigurableResource):
     home: str = ""
 
     def paths(self) -> HoloPaths:
-        paths = HoloPaths(__import__("pathlib").Path(self.home)) if self.home else HoloPaths.default()
+        paths = HoloPaths(Path(self.home)) if self.home else HoloPaths.default()
         return paths.ensure()
 
     def warehouse(self) -> Warehouse:
@@ -48,15 +50,7 @@ class MLflowResource(dg.ConfigurableResource):
 
     def configure(self) -> str:
         """Point the mlflow client at the configured store and return its URI."""
-        import os
-
-        import mlflow
-
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        uri = self.tracking_uri or mlflow_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        return uri
+        return configure_mlflow(self.tracking_uri or None)
 
 
 class EmbedderResource(dg.ConfigurableResource):

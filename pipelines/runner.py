@@ -1,13 +1,16 @@
-"""Run the whole asset graph in process (the main job behind `holocrm run`), with progress and a summary.
+"""Run the main job of ``pipelines.definitions.defs`` in process (behind `holocrm run`), with progress and a summary.
 
 The run is recorded in the Dagster instance under HOLOCRM_HOME/dagster, so `dagster dev` started with the
-same DAGSTER_HOME shows it next to scheduled and sensor-started runs.
+same DAGSTER_HOME shows it next to scheduled and sensor-started runs. A run whose process was killed stays
+STARTED in the instance; every `run_all` first marks such runs (started by a runner on this host whose
+process is gone) as failed, and the instance's run monitoring does the same for daemon-launched runs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +21,15 @@ from holocrm_core.settings import HoloPaths
 DAGSTER_YAML = """# Written by holocrm: local instance under HOLOCRM_HOME/dagster
 telemetry:
   enabled: false
+# The daemon marks runs whose worker died as failed (runs launched by `dagster dev`); in-process runs of
+# `holocrm run` are cleaned up by pipelines.runner.fail_abandoned_runs.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 60
 """
+PID_TAG = "holocrm/pid"
+HOST_TAG = "holocrm/host"
+JOB_NAME = "holocrm_all"
 
 
 def prepare_dagster_home(paths: HoloPaths) -> Path:
@@ -58,43 +69,91 @@ def _metadata_value(value) -> object:
     return getattr(raw, "text", None) or getattr(raw, "md_str", None) or str(raw)
 
 
-def _progress_logger(progress: Callable[[str], None]):
+PROGRESS_LOGGER = "holocrm.progress"
+
+
+class ProgressHandler(logging.Handler):
+    """One line per step (start, done in N s, failure, check not passed) to a ``progress`` callable."""
+
+    def __init__(self, progress: Callable[[str], None]):
+        super().__init__()
+        self.progress = progress
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        step = meta.get("step_key") or ""
+        if event is None:
+            if record.levelno >= logging.WARNING:
+                self.progress(f"  ! {step}: {record.getMessage()}")
+            return
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            self.progress(f"  > {step} ...")
+        elif kind == "STEP_SUCCESS":
+            took = time.perf_counter() - self.started.get(step, time.perf_counter())
+            self.progress(f"  + {step} done in {took:.1f}s")
+        elif kind == "STEP_FAILURE":
+            self.progress(f"  x {step} FAILED: {event.event_specific_data.error.message.strip()[:500]}")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                self.progress(f"  ! check {data.asset_key.to_user_string()}:{data.check_name} did not pass")
+
+
+def progress_logger_def():
+    """The ``progress`` logger of ``defs``: the python logger ``holocrm.progress``, whose handlers the runner
+    attaches for the length of one run (so the same job serves `holocrm run` and `dagster dev`)."""
     import dagster as dg
 
-    class ProgressHandler(logging.Handler):
-        started: dict[str, float] = {}
-
-        def emit(self, record: logging.LogRecord) -> None:
-            meta = getattr(record, "dagster_meta", None) or {}
-            event = meta.get("dagster_event")
-            step = meta.get("step_key") or ""
-            if event is None:
-                if record.levelno >= logging.WARNING:
-                    progress(f"  ! {step}: {record.getMessage()}")
-                return
-            kind = event.event_type_value
-            if kind == "STEP_START":
-                self.started[step] = time.perf_counter()
-                progress(f"  > {step} ...")
-            elif kind == "STEP_SUCCESS":
-                took = time.perf_counter() - self.started.get(step, time.perf_counter())
-                progress(f"  + {step} done in {took:.1f}s")
-            elif kind == "STEP_FAILURE":
-                progress(f"  x {step} FAILED: {event.event_specific_data.error.message.strip()[:500]}")
-            elif kind == "ASSET_CHECK_EVALUATION":
-                data = event.event_specific_data
-                if not data.passed:
-                    progress(f"  ! check {data.asset_key.to_user_string()}:{data.check_name} did not pass")
-
-    @dg.logger(description="One line per step for the terminal")
+    @dg.logger(description="One line per step for the terminal (holocrm run)")
     def progress_logger(_init_context):
-        logger = logging.getLogger("holocrm.progress")
+        logger = logging.getLogger(PROGRESS_LOGGER)
         logger.setLevel(logging.DEBUG)
-        logger.handlers = [ProgressHandler()]
         logger.propagate = False
         return logger
 
     return progress_logger
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user holds the pid: alive
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance) -> list[str]:
+    """Mark as failed the runs still STARTED/STARTING whose runner process on this host is gone (killed).
+
+    Runs started elsewhere (another host, the daemon) are left to the instance's run monitoring. Returns the
+    run ids marked failed.
+    """
+    import dagster as dg
+
+    host = socket.gethostname()
+    marked = []
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                             dg.DagsterRunStatus.STARTING],
+                                                   tags={HOST_TAG: host}))
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"the process running this run (pid {pid} on {host}) ended "
+                                                "without finishing it (killed?): marked failed at the next start")
+        marked.append(run.run_id)
+    return marked
+
+
+def run_tags() -> dict[str, str]:
+    """Tags that let the next start tell whether this run's process is still alive."""
+    return {"holocrm/entrypoint": "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def run_all(
@@ -105,33 +164,38 @@ def run_all(
     progress: Callable[[str], None] = print,
     selection: list[str] | None = None,
 ) -> RunSummary:
-    """Materialize the whole graph (or `selection`, asset names) on one export; never raises on a failed step."""
+    """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
+    failed step."""
     import dagster as dg
 
-    from pipelines.definitions import all_assets, all_checks, build_resources
+    from pipelines.definitions import defs
 
     paths = (paths or HoloPaths.default()).ensure()
     prepare_dagster_home(paths)
     instance = dg.DagsterInstance.get()
+    for run_id in fail_abandoned_runs(instance):
+        progress(f"marked run {run_id[:8]} failed: its process ended without finishing it")
     config = {"export_dir": str(export_dir or ""), "profile": profile or "", "mapping": str(mapping or "")}
-    job = dg.define_asset_job("holocrm_all", selection=selection or dg.AssetSelection.all())
-    defs = dg.Definitions(
-        assets=all_assets,
-        asset_checks=all_checks,
-        jobs=[job],
-        resources=build_resources(home=str(paths.home)),
-        loggers={"progress": _progress_logger(progress)},
-    )
+    job = defs.resolve_job_def(JOB_NAME)
+    handler = ProgressHandler(progress)
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    logger.addHandler(handler)
     started = time.perf_counter()
-    result = defs.resolve_job_def("holocrm_all").execute_in_process(
-        run_config={
-            **({"ops": {"raw_export": {"config": config}}} if _reads_export(selection) else {}),
-            "loggers": {"progress": {}},
-        },
-        instance=instance,
-        raise_on_error=False,
-        tags={"holocrm/entrypoint": "cli"},
-    )
+    try:
+        result = job.execute_in_process(
+            run_config={
+                **({"ops": {"raw_export": {"config": config}}} if _reads_export(selection) else {}),
+                "loggers": {"progress": {}},
+                # defs' storage resource, pointed at this run's HOLOCRM_HOME by run config (no second defs)
+                "resources": {"storage": {"config": {"home": str(paths.home)}}},
+            },
+            instance=instance,
+            raise_on_error=False,
+            tags=run_tags(),
+            asset_selection=[dg.AssetKey(name) for name in selection] if selection else None,
+        )
+    finally:
+        logger.removeHandler(handler)
     summary = RunSummary(run_id=result.run_id, success=result.success, seconds=time.perf_counter() - started)
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
@@ -147,7 +211,6 @@ def run_all(
             if not data.passed:
                 summary.failed_checks.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
     return summary
-
 
 
 def _reads_export(selection: list[str] | None) -> bool:

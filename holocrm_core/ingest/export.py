@@ -1,8 +1,14 @@
-"""Read a whole export folder with a profile, stage every entity in dependency order, write the warehouse."""
+"""The one ingestion path: ``read_export`` -> ``stage_all`` (``stage_one`` per entity) -> ``reconcile``.
+
+The CLI's ``holocrm ingest`` calls :func:`ingest_export` (read + stage all); the Dagster assets call
+:func:`read_export` (``raw_*``), :func:`stage_one` (``staged_*``, one asset per entity) and
+:func:`assemble_quarantine` (``quarantine``). Both therefore stage, account and quarantine the same way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +16,16 @@ import polars as pl
 from holocrm_core import schema
 from holocrm_core.ingest import validate
 from holocrm_core.ingest.profiles import PROFILES, Profile, detect_profile
-from holocrm_core.ingest.reports import SOURCE_FILE, IngestResult, RawExport, file_error_row, quarantine_frame
+from holocrm_core.ingest.reports import SOURCE_FILE, FileReport, IngestResult, RawExport, quarantine_frame
+from holocrm_core.reconcile import RECONCILIATION, reconcile
+
+# Which staged entities an entity's references point at (schema.REFERENCES, grouped; self references aside).
+PARENTS: dict[str, list[str]] = {
+    e.plural: list(dict.fromkeys(
+        parent for (child, _), parent in schema.REFERENCES.items() if child == e.plural and parent != e.plural
+    ))
+    for e in schema.REGISTRY
+}
 
 
 def resolve_profile(export_dir: str | Path, profile: str | Profile | None = None, mapping: str | Path | None = None) -> Profile:
@@ -36,6 +51,88 @@ def read_export(export_dir: str | Path, profile: str | None = None, mapping: str
     return resolve_profile(export_dir, profile, mapping).read(export_dir)
 
 
+@dataclass
+class StagedEntity:
+    """One entity staged: canonical rows, its quarantine rows, per-file accounting, and per-file counts."""
+
+    entity: str
+    staged: pl.DataFrame
+    quarantined: pl.DataFrame
+    accounting: pl.DataFrame  # reconcile(): source_file, rows_read, rows_staged, rows_quarantined, balanced
+    staged_by_file: dict[str, int]
+
+
+def stage_one(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -> StagedEntity:
+    """Validate one entity's raw rows against the ids staged for its parents, and account for every row.
+
+    ``known_ids`` maps a referenced entity to its staged ids; a parent absent from it is not checked (the
+    export carried no such file). The accounting is :func:`holocrm_core.reconcile.reconcile`, which traces
+    staged rows back to raw rows independently of the validator.
+    """
+    record = schema.entity(entity)
+    staged, quarantined = validate.stage_entity_with_sources(record.plural, raw, known_ids)
+    by_file = dict(staged.group_by(SOURCE_FILE).len().iter_rows()) if staged.height else {}
+    staged = staged.drop(SOURCE_FILE)
+    accounting = reconcile(raw, staged, quarantined, record.id_column) if raw.height or staged.height else (
+        pl.DataFrame(schema=RECONCILIATION))
+    return StagedEntity(record.plural, staged, quarantined, accounting, by_file)
+
+
+def assemble_quarantine(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Every entity's rejected rows and the unreadable files in one ``schema.QUARANTINE`` table, sorted."""
+    frames = [p.select(schema.QUARANTINE.names()).cast(dict(schema.QUARANTINE)) for p in parts if p.height]
+    if not frames:
+        return quarantine_frame()
+    return pl.concat(frames, how="vertical").sort(["entity", "source_file", "line"], nulls_last=True,
+                                                   maintain_order=True)
+
+
+def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Stage every entity of a read export in ``schema.STAGING_ORDER``; write the tables when given a warehouse.
+
+    Each reference is checked against the ids staged for the entity it names; an entity without a file
+    stages as an empty table of its schema, and references to it are not checked. Re-running on the same
+    files gives the same tables (ids come from the files or from a hash of identifying fields; warehouse
+    tables are replaced, not appended). ``raw.tables`` is emptied as entities are staged, to bound memory.
+    """
+    say = progress or (lambda message: None)
+    reports: dict[tuple[str, str | None], FileReport] = {(r.path, r.entity): r for r in raw.files}
+    known: dict[str, pl.Series] = {}
+    tables: dict[str, pl.DataFrame] = {}
+    quarantines: list[pl.DataFrame] = [raw.errors]
+    accounting: list[pl.DataFrame] = []
+    for record in schema.REGISTRY:
+        frame = raw.tables.pop(record.plural, None)
+        if frame is None:
+            tables[record.plural] = schema.empty(record.plural)
+        else:
+            say(f"read {record.plural}: {frame.height:,} rows")
+            result = stage_one(record.plural, frame, {p: known[p] for p in PARENTS[record.plural] if p in known})
+            del frame
+            for path, count in result.staged_by_file.items():
+                if (path, record.plural) in reports:
+                    reports[(path, record.plural)].rows_staged += count
+            for path, count in result.quarantined.group_by("source_file").len().iter_rows():
+                if (path, record.plural) in reports:
+                    reports[(path, record.plural)].rows_quarantined += count
+            known[record.plural] = result.staged[record.id_column]
+            tables[record.plural] = result.staged
+            quarantines.append(result.quarantined)
+            accounting.append(result.accounting.with_columns(pl.lit(record.plural).alias("entity")))
+            say(f"staged {record.plural}: {result.staged.height:,} rows, {result.quarantined.height:,} quarantined")
+        if warehouse is not None:
+            warehouse.write(record.staged_asset, tables[record.plural])
+    quarantine = assemble_quarantine(quarantines)
+    custom = {e: c for e, c in raw.custom_fields.items() if e in tables}
+    result = IngestResult(tables=tables, quarantine=quarantine, files=raw.files, custom_fields=custom,
+                          profile=raw.profile,
+                          accounting=pl.concat(accounting, how="vertical") if accounting else None)
+    if warehouse is not None:
+        warehouse.write("quarantine", quarantine)
+        say(f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) to {warehouse.root}")
+    return result
+
+
 def ingest_export(
     export_dir: str | Path,
     warehouse=None,
@@ -43,78 +140,6 @@ def ingest_export(
     mapping: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> IngestResult:
-    """Read, validate and stage an export; write ``staged_<entity>`` and ``quarantine`` to the warehouse.
-
-    Entities are staged in ``schema.STAGING_ORDER`` so each reference is checked against the ids staged
-    for the entity it names. An entity without a file stages as an empty table of its schema, and
-    references to it are not checked. Re-running on the same files gives the same tables (ids come from
-    the files or from a hash of identifying fields; the warehouse tables are replaced, not appended).
-    """
-    say = progress or (lambda message: None)
-    source = resolve_profile(export_dir, profile, mapping)
-    if type(source).read is not Profile.read:
-        # a multi-table source such as maven assembles entities across files: read it whole
-        whole = source.read(export_dir)
-        batches = {entity: [whole.tables[entity]] for entity in whole.tables}
-        reports, errors, custom = whole.files, whole.file_errors, dict(whole.custom_fields)
-        read_entity = None
-    else:
-        # read one entity's files at a time, so peak memory is one entity's raw text, not the whole export
-        planned = source.plan(export_dir)
-        first = source.read(export_dir, files=[p for p, e in planned.items() if e is None])
-        batches = {entity: [frame] for entity, frame in first.tables.items()}
-        reports, errors, custom = list(first.files), list(first.file_errors), dict(first.custom_fields)
-
-        def read_entity(entity: str) -> None:
-            part = source.read(export_dir, files=[p for p, e in planned.items() if e == entity])
-            reports.extend(part.files)
-            errors.extend(part.file_errors)
-            for name, frame in part.tables.items():
-                batches.setdefault(name, []).append(frame)
-                custom[name] = list(dict.fromkeys(custom.get(name, []) + part.custom_fields.get(name, [])))
-
-    known: dict[str, pl.Series] = {}
-    tables: dict[str, pl.DataFrame] = {}
-    quarantines: list[pl.DataFrame] = []
-    for entity in schema.STAGING_ORDER:
-        if read_entity is not None:
-            read_entity(entity)
-        frames = batches.pop(entity, [])
-        if not frames:
-            tables[entity] = schema.empty(entity)
-            if warehouse is not None:
-                warehouse.write(f"staged_{entity}", tables[entity])
-            continue
-        frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-        del frames
-        say(f"read {entity}: {frame.height:,} rows")
-        staged, bad = validate.stage_entity_with_sources(entity, frame, known)
-        del frame
-        by_file = {(r.path, r.entity): r for r in reports}
-        for path, count in staged.group_by(SOURCE_FILE).len().iter_rows():
-            if (path, entity) in by_file:
-                by_file[(path, entity)].rows_staged += count
-        for path, count in bad.group_by("source_file").len().iter_rows():
-            if (path, entity) in by_file:
-                by_file[(path, entity)].rows_quarantined += count
-        staged = staged.drop(SOURCE_FILE)
-        known[entity] = staged[schema.ID_COLUMN[entity]]
-        tables[entity] = staged
-        quarantines.append(bad)
-        if warehouse is not None:
-            warehouse.write(f"staged_{entity}", staged)
-        say(f"staged {entity}: {staged.height:,} rows, {bad.height:,} quarantined")
-    for entity, frames in batches.items():  # a file whose header line hid its entity until it was read
-        for frame in frames:
-            for path in frame[SOURCE_FILE].unique().to_list():
-                message = f"{path}: read as {entity} after {entity} were staged; name the file after its entity"
-                errors.append(file_error_row(path, message, entity))
-    quarantines.insert(0, quarantine_frame(errors))
-    quarantine = pl.concat([q for q in quarantines if q.height], how="vertical") if any(q.height for q in quarantines) else quarantine_frame()
-    quarantine = quarantine.sort(["entity", "source_file", "line"], nulls_last=True, maintain_order=True)
-    custom = {e: c for e, c in custom.items() if e in tables}
-    result = IngestResult(tables=tables, quarantine=quarantine, files=reports, custom_fields=custom, profile=source.name)
-    if warehouse is not None:
-        warehouse.write("quarantine", quarantine)
-        say(f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) to {warehouse.root}")
-    return result
+    """Read, validate and stage an export: ``stage_all(read_export(...))``; writes ``staged_*`` and
+    ``quarantine`` to the warehouse when one is given."""
+    return stage_all(read_export(export_dir, profile, mapping), warehouse=warehouse, progress=progress)

@@ -83,10 +83,19 @@ class IngestResult:
     files: list[FileReport]
     custom_fields: dict[str, list[str]]
     profile: str
+    # reconcile() per entity and source file (with an ``entity`` column): the independent row accounting
+    accounting: pl.DataFrame | None = None
 
     def check_rows_read_invariant(self) -> list[FileReport]:
         """The files whose rows read differ from rows staged + rows quarantined (empty when all balance)."""
         return [report for report in self.files if not report.balanced]
+
+    def unbalanced_files(self) -> list[str]:
+        """Source files whose traced accounting (reconcile) does not balance, as "entity: file"."""
+        if self.accounting is None or self.accounting.is_empty():
+            return []
+        rows = self.accounting.filter(~pl.col("balanced"))
+        return [f"{entity}: {path}" for entity, path in rows.select("entity", "source_file").iter_rows()]
 
     def summary(self) -> dict:
         return {

@@ -72,13 +72,7 @@ DATE_HELP = (
     "or epoch seconds"
 )
 
-SINGULAR = {
-    "companies": "company",
-    "contacts": "contact",
-    "deals": "deal",
-    "activities": "activity",
-    "attachments": "attachment",
-}
+SINGULAR = schema.SINGULAR
 _CURRENCY_COLUMNS = {"currency", "revenue_currency"}
 # References within one table (not in schema.REFERENCES, which links tables): checked against the ids of
 # the same entity's rows. The sample generator plants dangling parent companies as ``reference`` rows.

@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from holocrm_core.nlq.errors import EARLIEST_AS_OF, LATEST_AS_OF, MAX_QUESTION_CHARS, QuestionError
 from holocrm_core.nlq.executor import ExecutionResult, Executor, PlanError, keyword_stem  # noqa: F401
 from holocrm_core.nlq.parser import Parser, TraceEntry
 from holocrm_core.nlq.plan import Plan
@@ -81,7 +82,8 @@ class Answer:
             "plan_words": self.plan_words(),
             "trace": [t.as_dict() for t in self.trace],
             "value": self.value,
-            "row_count": self.rows.height if self.value is None else len(self.ids),
+            "row_count": self.rows.height,  # rows of the answer: groups for a grouped answer
+            "record_count": len(self.ids),  # the records the answer is about (for a count: those counted)
             "rows": json.loads(rows.write_json()) if rows.width else [],
             "unknown_words": self.unknown_words,
             "suggestions": self.suggestions,
@@ -120,6 +122,7 @@ class NLQContext:
         self._activity_text: pl.Series | None = None
         self._neighbour_frames: dict[str, pl.DataFrame] = {}
         self.cache: dict = {}  # executor results that depend on the tables only
+        self.vocabulary_source = "given" if vocabulary is not None else "built from the tables"
         # paid once here rather than by the first question that needs them
         self.company_measures(None)
         self.activities_in(None, datetime.max.replace(tzinfo=UTC))
@@ -141,7 +144,9 @@ class NLQContext:
         return cls(plain, similarity=similarity, scores=scores, embed=embed)
 
     @classmethod
-    def from_warehouse(cls, warehouse, similarity=None, embed=None) -> "NLQContext":
+    def from_warehouse(cls, warehouse, similarity=None, embed=None, vocabulary: "Vocabulary | None" = None) -> "NLQContext":
+        """The staged tables and scores of a warehouse, with the nlq_vocabulary artifact the pipeline wrote
+        (rebuilt here only when it is missing, of another format or older than the staged tables)."""
         tables = {}
         for entity in NLQ_ENTITIES:
             if warehouse.exists(f"staged_{entity}"):
@@ -150,7 +155,11 @@ class NLQContext:
         for name, entity in (("scored_leads", "contacts"), ("scored_deals", "deals")):
             if warehouse.exists(name):
                 scores[entity] = warehouse.read(name)
-        return cls(tables, similarity=similarity, scores=scores, embed=embed)
+        if vocabulary is None:
+            vocabulary = load_vocabulary(warehouse.root, tables)
+        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed)
+        ctx.vocabulary_source = "artifact" if vocabulary is not None else "rebuilt from the staged tables"
+        return ctx
 
     # ---- helpers for the executor -----------------------------------------------------------------
     def table(self, entity: str) -> pl.DataFrame:
@@ -264,6 +273,31 @@ class NLQContext:
         return self.vocab.write(Path(folder) / VOCABULARY_FILE)
 
 
+def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:
+    """The nlq_vocabulary artifact under a warehouse folder (or HoloPaths, or the file itself), or None when it
+    is missing, unreadable, of another format, or stale: older than a staged table, or built from tables
+    whose row counts differ from `tables`."""
+    from pathlib import Path
+
+    root = Path(getattr(paths, "warehouse", paths))
+    path = root if root.suffix == ".json" else root / VOCABULARY_FILE
+    if not path.is_file():
+        return None
+    built = path.stat().st_mtime
+    for staged in path.parent.glob("staged_*"):
+        if staged.stat().st_mtime > built:
+            return None
+    try:
+        vocab = Vocabulary.read(path)
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    if tables is not None:
+        counts = {e: f.height for e, f in tables.items() if isinstance(f, pl.DataFrame)}
+        if any(vocab.row_counts.get(e, n) != n for e, n in counts.items()):
+            return None
+    return vocab
+
+
 def _prepare(entity: str, frame: pl.DataFrame | None, all_tables: dict) -> pl.DataFrame:
     schema = ENTITIES[entity]
     if frame is None:
@@ -295,13 +329,37 @@ def _fill_activity_companies(acts: pl.DataFrame, contacts: pl.DataFrame) -> pl.D
 
 
 def _as_datetime(as_of: datetime | date | str | None) -> datetime:
+    """The as-of date in UTC; QuestionError when it is not a date or lies outside the supported span."""
     if as_of is None:
         return datetime.now(UTC)
     if isinstance(as_of, str):
-        as_of = datetime.fromisoformat(as_of)
+        try:
+            as_of = datetime.fromisoformat(as_of.strip())
+        except ValueError as exc:
+            raise QuestionError(f"as_of {as_of!r} is not a date (use YYYY-MM-DD)", "as_of") from exc
     if isinstance(as_of, datetime):
-        return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+        moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    elif isinstance(as_of, date):
+        moment = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+    else:
+        raise QuestionError(f"as_of must be a date, not {type(as_of).__name__}", "as_of")
+    if not EARLIEST_AS_OF <= moment <= LATEST_AS_OF:
+        raise QuestionError(
+            f"as_of {moment.date().isoformat()} is outside {EARLIEST_AS_OF.date().isoformat()} .. "
+            f"{LATEST_AS_OF.date().isoformat()}",
+            "as_of",
+        )
+    return moment
+
+
+def _check_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    if not question.strip():
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return question
 
 
 def ask(
@@ -309,8 +367,16 @@ def ask(
     tables: dict[str, pl.DataFrame] | NLQContext,
     as_of: datetime | date | str | None = None,
     similarity=None,
+    partial: bool = False,
 ) -> Answer:
-    """Answer a plain-English question over the CRM with the plan that was understood."""
+    """Answer a plain-English question over the CRM with the plan that was understood.
+
+    A question with words that were not understood gets no rows (the plan, what was and was not understood,
+    and suggestions instead); `partial=True` runs the understood part anyway. Raises QuestionError (a
+    ValueError) for input the caller must correct: an empty or over-long question, an as-of date that is not
+    a date or lies outside the supported span.
+    """
+    question = _check_question(question)
     ctx = tables if isinstance(tables, NLQContext) else NLQContext.from_tables(tables, similarity=similarity)
     similarity = similarity if similarity is not None else ctx.similarity
     moment = _as_datetime(as_of)
@@ -326,20 +392,31 @@ def ask(
         )
         if parsed.relative_time:
             confidence *= 0.5
-    try:
-        result = ctx.executor.run(parsed.plan, similarity)
-    except PlanError as exc:
-        result = ExecutionResult(pl.DataFrame(), [], None, [f"plan cannot run: {exc}"])
-        confidence = min(confidence, 0.3)
+    if parsed.understood or partial:
+        try:
+            result = ctx.executor.run(parsed.plan, similarity)
+        except PlanError as exc:
+            result = ExecutionResult(pl.DataFrame(), [], None, [f"plan cannot run: {exc}"])
+            confidence = min(confidence, 0.3)
+    else:
+        result = ExecutionResult(pl.DataFrame(), [], None)
     if result.missing:
         confidence *= 0.6
+    if parsed.understood and _empty(result) and parsed.guessed:
+        # nothing matched a plan built on a guess (a typo fixed, a synonym, a fuzzy name): the guess may be the
+        # reason, so the empty answer is not stated with high confidence
+        confidence = min(confidence, HIGH_CONFIDENCE - 0.05)
+        hints.append("No records match; part of the question was matched approximately: " + ", ".join(parsed.guessed))
     hints.extend(result.notes)
     suggestions = list(parsed.suggestions)
     if not parsed.understood:
-        industries = ctx.vocab.categories.get(("companies", "industry"), ["software"])
-        owners = ctx.vocab.owners or ["the owner's name"]
-        suggestions += [e.format(industry=industries[0], owner=owners[0]) for e in EXAMPLES[:3]]
-        hints.insert(0, f"Not understood: {', '.join(repr(w) for w in parsed.unknown_words)}. The answer below ignores these words.")
+        understood = "; ".join(t.meaning for t in parsed.trace if t.how != "default") or "nothing"
+        hints.insert(
+            0,
+            f"Not understood: {', '.join(repr(w) for w in parsed.unknown_words)}. Understood: {understood}. "
+            + ("The rows below ignore the words not understood." if partial else "No rows are returned for a "
+               "question that was only partly understood: rephrase it (see the suggestions)."),
+        )
     plan = Plan(**{**parsed.plan.__dict__, "confidence": round(confidence, 3)})
     return Answer(
         question=question,
@@ -356,3 +433,9 @@ def ask(
         missing=result.missing,
         as_of=moment,
     )
+
+
+def _empty(result: ExecutionResult) -> bool:
+    if result.value is not None:
+        return result.value in (0, {}) or (isinstance(result.value, dict) and not result.value)
+    return len(result.ids) == 0

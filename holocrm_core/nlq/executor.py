@@ -218,7 +218,8 @@ class Executor:
             result = result.head(plan.limit)
         ids = result.get_column(id_col)
         cols = [c for c in DISPLAY_COLUMNS[target] if c in result.columns]
-        extra = [c for c in (measure_col, "similarity", "score") if c and c in result.columns and c not in cols]
+        # the sort column may itself be "score" or "similarity": each shown once
+        extra = [c for c in dict.fromkeys((measure_col, "similarity", "score")) if c and c in result.columns and c not in cols]
         return ExecutionResult(result.select(cols + extra), ids, None, missing, notes)
 
     # ---- links -------------------------------------------------------------------------------------
@@ -271,22 +272,18 @@ class Executor:
     # ---- free text and similarity ------------------------------------------------------------------
     def _text_mask(self, target: str, text: str, similarity, missing: list[str], notes: list[str]) -> pl.Expr:
         acts = self.ctx.table("activities")
-        activity_ids: pl.Series | None = None
+        matched = None
         if similarity is not None and hasattr(similarity, "search"):
             try:
-                hits = similarity.search(text, entity_types=["activity"], mode="hybrid", limit=200)
-                # the hybrid search always returns `limit` rows: drop those whose meaning is far off
-                hits = [h for h in hits if h.get("similarity") is None or h["similarity"] >= MIN_TEXT_SIMILARITY]
-                activity_ids = pl.Series([h["id"] for h in hits], dtype=pl.String)
-                notes.append(f"'{text}' matched by the semantic index ({len(hits)} activities)")
+                ids = semantic_activity_ids(similarity, text, acts.height)
+                notes.append(f"'{text}' matched by the semantic index ({len(ids)} activities)")
+                matched = acts.filter(pl.col("activity_id").is_in(pl.Series(ids, dtype=pl.String).implode()))
             except Exception as exc:  # an index that is missing or stale must not hide the rest of the answer
                 missing.append(f"semantic index: search failed ({exc}); matched keywords instead")
-        if activity_ids is None:
-            if similarity is None:
-                missing.append("semantic index: none given, so the free-text part was matched by keywords")
-            matched = acts.filter(self._keyword_mask(text))
         else:
-            matched = acts.filter(pl.col("activity_id").is_in(activity_ids.implode()))
+            missing.append("semantic index: none given, so the free-text part was matched by keywords")
+        if matched is None:
+            matched = acts.filter(self._keyword_mask(text))
         if target == "activities":
             return pl.col("activity_id").is_in(matched.get_column("activity_id").implode())
         mine, theirs = LINKS[(target, "activities")]
@@ -430,6 +427,19 @@ class Executor:
         ids = frame.join(rows.select(keys), on=keys, how="semi").get_column(id_col)
         value = {" ".join(str(r[k]) for k in keys): r[name] for r in rows.iter_rows(named=True)}
         return ExecutionResult(rows, ids, value, missing, notes)
+
+
+def semantic_activity_ids(similarity, text: str, total: int, first_page: int = 256) -> list[str]:
+    """Every activity whose meaning is within MIN_TEXT_SIMILARITY of `text`, with no fixed cap: the index is
+    asked for a page, ranked by cosine similarity, and for a page four times larger while the last hit of the
+    page still clears the threshold (a common topic keeps its recall)."""
+    limit = first_page
+    while True:
+        hits = similarity.search(text, entity_types=["activity"], mode="vector", limit=limit)
+        if len(hits) < limit or limit >= total or float(hits[-1].get("similarity") or 0.0) < MIN_TEXT_SIMILARITY:
+            break
+        limit *= 4
+    return [h["id"] for h in hits if float(h.get("similarity") or 0.0) >= MIN_TEXT_SIMILARITY]
 
 
 def keyword_stem(word: str) -> str:

@@ -34,7 +34,8 @@ COMPARATORS = {
 # Nouns that say what is being counted; anything else after a number is money (or nothing).
 QUANTITY_NOUNS = (
     "employees", "employee", "staff", "people", "headcount", "workers",
-    "open deals", "won deals", "lost deals", "deals", "deal", "opportunities", "opportunity", "opps",
+    "open deals", "won deals", "lost deals", "open opportunities", "won opportunities", "lost opportunities",
+    "open opps", "won opps", "lost opps", "deals", "deal", "opportunities", "opportunity", "opps",
     "contacts", "contact", "leads", "activities", "activity", "touches", "interactions",
     "emails", "calls", "meetings", "notes",
 )  # fmt: skip
@@ -121,6 +122,8 @@ def find_quantities(text: str, blocked: list[tuple[int, int]] = ()) -> list[Quan
         unit_given = unit_given or percent
         if not (unit_given or noun or op):
             continue  # a bare number ("2017", "10") is not a quantity
+        if not (unit_given or op) and 1900 <= amount <= 2100 and re.search(r"\b(?:in|during|since|of|from|for|before|after)\s*$", text[:start]):
+            continue  # "in 2025 deals lost": a year, not "at least 2025 deals"
         if noun and b is not None and op != "between":
             continue
         if noun and currency:

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from functools import lru_cache
+
 from holocrm_core.nlq.money import Quantity, find_quantities
+from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
     ActivityCondition,
     Aggregate,
@@ -30,9 +33,18 @@ from holocrm_core.nlq.plan import (
     TextMatch,
     TimeWindow,
 )
-from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times
+from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times, shift
 from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
+from holocrm_core.schema import ENTITIES as SCHEMA_ENTITIES
 
+# "top 99999999999999999999": as many as there are, not an overflow.
+MAX_LIMIT = 1_000_000
+# Two readings of a word equally good: the answer may be about the other one.
+AMBIGUOUS_CONFIDENCE = 0.75
+# Filters that exclude each other ("engaging" and "lost"): the plan is certainly not what was meant.
+CONTRADICTION_CONFIDENCE = 0.3
+# A corrected typo is a guess: one keeps an answer high-confidence, two do not.
+TYPO_CONFIDENCE = 0.88
 # Words that carry no meaning of their own in a CRM question.
 STOPWORDS = set(
     """a an the and or of in on at to for from by with who whom which that what when where whose is are was were be
@@ -41,7 +53,8 @@ STOPWORDS = set(
     fetch pull up out just only also currently now still ones one records record rows entries there's what's
     whats who's which're let lets let's need want looking look for into as so then than were any such same
     worth owned owns own assigned handled managed belonging belong
-    having got getting made make makes each every per within how many much currently""".split()
+    having got getting made make makes each every per within how many much currently working work works employed
+    selling sell sells sold came come comes coming originated employing based located headquartered situated hq""".split()
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
 FIELD_WORDS = set(
@@ -110,6 +123,39 @@ _SORT_KEYS = [
 ]
 
 
+# Words that end a record name after "like" / "subsidiaries of".
+_NAME_STOP = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not",
+              "founded", "established", "based", "created", "since", "before", "after"}  # fmt: skip
+# "5 companies like X": a leading count of the records asked for.
+_LEADING_COUNT = re.compile(
+    r"^(?:(?:show|list|give|find|get|pull)\s+(?:me\s+|us\s+)?)?(?:the\s+)?(?P<n>\d{1,3})\s+(?=(?:[a-z]+\s+)?(?:"
+    + "|".join(p for p, _ in ENTITY_NOUNS)
+    + r")\b)(?!(?:days?|weeks?|months?|years?)\b)"
+)
+# Clauses that name what activities talked about without a "mentioned" verb: "where price was the problem",
+# "lost because of the budget freeze", "with objections about security".
+_FREE_TEXT_CLAUSE = re.compile(
+    r"\bwhere\s+(?P<t>[a-z0-9 ]+?)\s+(?:was|were|is|are|became)\s+(?:the\s+|an?\s+)?(?:main\s+|big\s+|real\s+|key\s+)?"
+    r"(?:problem|issue|concern|objection|blocker|sticking point|reason|topic|question)s?\b"
+    r"|\b(?:because of|due to(?!\s+(?:close|closing|renew|sign|expire|be|end|start)\b)|citing|cited|over concerns? (?:about|over)|with (?:concerns?|complaints?|objections?|"
+    r"worries|questions) (?:about|over|on|regarding))\s+(?P<t2>[a-z0-9 ]+?)\s*$"
+)
+# Verbs that date a record's own creation or update; never stage words.
+_DATE_VERBS = {"created", "added", "opened", "entered", "started", "engaged", "joined", "logged", "imported", "updated",
+               "modified", "changed", "edited", "new"}  # fmt: skip
+# Words that name a column whose emptiness a question may ask about ("deals with no account").
+NULL_FIELD_WORDS = {
+    "account": "company_id", "company": "company_id", "organisation": "company_id", "organization": "company_id",
+    "contact": "contact_id", "contact person": "contact_id", "owner": "owner", "rep": "owner", "product": "product",
+    "close date": "expected_close_at", "expected close date": "expected_close_at", "email": "email",
+    "email address": "email", "phone": "phone", "phone number": "phone", "industry": "industry", "title": "title",
+    "job title": "title", "value": "value", "amount": "value", "parent": "parent_company_id",
+    "parent company": "parent_company_id", "domain": "domain", "website": "domain", "country": "country",
+    "region": "region", "city": "city", "seniority": "seniority",
+}  # fmt: skip
+ENTITY_COLUMNS = {entity: set(columns) for entity, columns in SCHEMA_ENTITIES.items()}
+
+
 @dataclass
 class TraceEntry:
     words: str
@@ -130,19 +176,37 @@ class ParseResult:
     confidence: float
     notes: list[str] = field(default_factory=list)
     relative_time: bool = False
+    guessed: list[str] = field(default_factory=list)  # words read approximately (typo, fuzzy, embedding)
+    text: str = ""  # the question as the grammar read it
 
 
 def normalize(question: str) -> str:
-    text = question.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    text = re.sub(r"\bwon't\b", "will not", text)
-    text = re.sub(r"\bcan't\b", "can not", text)
-    text = re.sub(r"n't\b", " not", text)
-    text = re.sub(r"\bnon-(?=[a-z])", "non ", text)
-    text = re.sub(r"\b(\w+)'s\b", r"\1", text)  # possessive: "Darcel Schlecht's deals"
-    text = re.sub(r"\b(\w+)s'(?=\s|$)", r"\1s", text)
-    text = re.sub(r"[?!;:\"]|(?<!\d)[.,](?!\d)|[.,](?=\s|$)", " ", text)
-    text = text.replace("'", " ")
-    return re.sub(r"\s+", " ", text).strip()
+    """The question as the grammar reads it, without typo correction (see normalise.py)."""
+    return surface(question, [])
+
+
+# Words the grammar itself uses that its patterns spell only as stems ("compan(?:y|ies)").
+_EXTRA_GRAMMAR_WORDS = """companies company accounts account opportunities opportunity activities activity organisations
+organisation organizations organization emails calls meetings notes quarter quarters month months week weeks year
+years days day ago since before after between during closing closed stuck stalled mentioned discussed similar
+subsidiaries subsidiary parent founded established incorporated office offices based located missing without
+first second third fourth last quarter half""".split()
+
+
+@lru_cache(maxsize=1)
+def grammar_words() -> frozenset[str]:
+    """Every whole word the parser's patterns, word lists and comments spell: the lexicon typos are corrected
+    to. Read from the source text (a regex scan, not an AST walk: this runs in every `holocrm ask`)."""
+    from pathlib import Path
+
+    words: set[str] = set(_EXTRA_GRAMMAR_WORDS) | STOPWORDS | FIELD_WORDS
+    here = Path(__file__).parent
+    for name in ("parser.py", "timeparse.py", "money.py", "vocabulary.py", "normalise.py"):
+        source = re.sub(r"\\[a-zA-Z]", " ", (here / name).read_text())  # regex escapes: "\\bexcluding"
+        source = re.sub(r"(?m)#(?! of)[^\n]*$", " ", source)  # comments may quote typos on purpose
+        # a word that ends where a regex alternative or the literal ends is whole, not a stem ("compan(")
+        words.update(re.findall(r"(?<![a-zA-Z_])[a-z]{3,}(?=$|[\s|)?,'\"/-])", source))
+    return frozenset(words)
 
 
 class _Claims:
@@ -176,18 +240,28 @@ class Parser:
         self.vocab = vocab
         self.has_scores = has_scores or {}
         self.stuck_days = stuck_days
+        self._suggesting = True
 
     # ------------------------------------------------------------------------------------------------
     def parse(self, question: str, as_of: datetime) -> ParseResult:
-        text = normalize(question)
+        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words()))
         st = _State(text, as_of, self.vocab)
+        for r in rewrites:
+            st.trace.append(TraceEntry(r.before, f"read as {r.after!r}", "typo" if r.guess else "normalised"))
+            if r.guess:
+                st.confidence *= TYPO_CONFIDENCE
+        self._protect_vocabulary_numbers(st)
         self._sorting(st)
         self._aggregates(st)
         self._stuck(st)
-        quantities = find_quantities(text, st.claims.spans)
-        st.times = find_times(text, as_of, [(q.start_char, q.end_char) for q in quantities if q.currency or q.noun])
+        self._relations(st)
+        self._nullness(st)
+        quantities = find_quantities(text, st.claims.spans + st.protected)
+        blocked = [(q.start_char, q.end_char) for q in quantities if q.currency or q.noun]
+        st.times = find_times(text, as_of, blocked + st.claims.spans + st.protected)
         for t in st.times:
             st.claims.take(t.start_char, t.end_char)
+        self._time_cues(st)
         self._activity_conditions(st)
         self._quantities(st, [q for q in quantities if st.claims.free(q.start_char, q.end_char)])
         self._related_absence(st)
@@ -200,6 +274,132 @@ class Parser:
         return self._finish(st)
 
     # ---- passes ------------------------------------------------------------------------------------
+    def _protect_vocabulary_numbers(self, st: "_State") -> None:
+        """Product and record names with a number in them ("GTK 500") are names, never amounts or dates:
+        the vocabulary wins over the generic number patterns."""
+        for phrase in self.vocab.digit_phrases():
+            for m in re.finditer(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", st.text):
+                st.protected.append((m.start(), m.end()))
+
+    def _relations(self, st: "_State") -> None:
+        """ "subsidiaries of Acme" / "parent company of Codehow": the company hierarchy from the schema's
+        foreign key (parent_company_id) or a custom field named like one (subsidiary_of)."""
+        m = re.search(
+            r"\b(?P<rel>subsidiar(?:y|ies)|child compan(?:y|ies)|daughter compan(?:y|ies)|compan(?:y|ies) owned by|"
+            r"parent(?: compan(?:y|ies)| account| organi[sz]ation)?)\s+(?:of|owned by|under|for)\s+",
+            st.text,
+        )
+        if m is None or not st.claims.free(m.start(), m.end()):
+            return
+        found = self._name_at(st, m.end(), kinds=("company",))
+        relation = self.vocab.parent_relation
+        if found is None or relation is None:
+            return
+        sense, end, how = found
+        parent = m["rel"].startswith("parent")
+        column, by_name = relation
+        if parent:
+            parent_id = self.vocab.company_parents.get(sense.value)
+            if parent_id is None:
+                return
+            filt = FieldFilter("companies", "company_id", "eq", parent_id)
+            meaning = f"the parent company of {sense.label}"
+        elif by_name:
+            spelled = self.vocab.value_spelled("companies", column, sense.label)
+            if spelled is None:
+                return
+            filt = FieldFilter("companies", column, "eq", spelled)
+            meaning = f"companies.{column} = {spelled}"
+        else:
+            filt = FieldFilter("companies", column, "eq", sense.value)
+            meaning = f"companies whose {column} is {sense.label} ({sense.value})"
+        st.claims.take(m.start(), end)
+        st.filters.append(filt)
+        st.target_hint = st.target_hint or "companies"
+        st.trace.append(TraceEntry(st.text[m.start() : end], meaning, how))
+        if how == "fuzzy":
+            st.confidence *= 0.85
+
+    def _name_at(self, st: "_State", pos: int, kinds=("contact", "company")):
+        """(sense, end, how) of the record name starting at `pos`: exact or synonym first, then fuzzy."""
+        words = []
+        for w in re.finditer(r"[^\s]+", st.text[pos:]):
+            if w.group() in _NAME_STOP or not st.claims.free(pos + w.start(), pos + w.end()):
+                break
+            words.append((pos + w.start(), pos + w.end(), w.group()))
+        for n in range(min(len(words), 6), 0, -1):
+            senses = [s for s in self.vocab.lookup(tokens(" ".join(w for _, _, w in words[:n]))) if s.kind in kinds]
+            if senses:
+                pref = [s for s in senses if s.entity == st.noun_target_guess()] or senses
+                return pref[0], words[n - 1][1], "exact" if pref[0].how == "exact" else "synonym"
+        entities = tuple(k + "s" if k == "contact" else "companies" for k in kinds)
+        for n in range(min(len(words), 4), 0, -1):
+            hit = self.vocab.fuzzy_name(" ".join(w for _, _, w in words[:n]), entities=entities)
+            if hit:
+                entity, rid, name, _ = hit
+                kind = "contact" if entity == "contacts" else "company"
+                return Sense(kind, entity, "", rid, name), words[n - 1][1], "fuzzy"
+        return None
+
+    def _nullness(self, st: "_State") -> None:
+        """ "deals with no account", "contacts without an email": a column of the target that is empty."""
+        words = "|".join(sorted((re.escape(w) for w in NULL_FIELD_WORDS), key=len, reverse=True))
+        pattern = (
+            r"\b(?P<neg>with\s+no|without|missing|lacking|(?:has|have|having)\s+no|no)\s+(?P<art>(?:an?|any|the)\s+)?"
+            rf"(?P<w>{words})\b(?P<tail>\s+(?:assigned|set|linked|attached|given|on file))?"
+            r"(?!\s+(?:in|for|since|during|over|within|this|last|past|yet)\b)(?!\s+\d)"
+        )
+        target = st.noun_target_guess()
+        for m in re.finditer(pattern, st.text):
+            if not st.claims.free(m.start(), m.end()):
+                continue
+            word = m["w"]
+            # "no contact" alone means no activity ("deals no contact 2 weeks"); "without a contact" is the field
+            if word == "contact" and not (m["art"] or m["tail"]):
+                continue
+            column = NULL_FIELD_WORDS[word]
+            entity = target if column in ENTITY_COLUMNS.get(target, ()) else None
+            if entity is None:
+                continue
+            st.claims.take(m.start(), m.end())
+            st.filters.append(FieldFilter(entity, column, "is_null"))
+            st.trace.append(TraceEntry(m.group(), f"{entity}.{column} is empty"))
+
+    def _time_cues(self, st: "_State") -> None:
+        """The verb right before a time phrase says which field it dates ("engaged in December": created_at,
+        "founded before 1990": a custom year column found by the meaning of its name). Claimed before the
+        value pass so that "engaged" is not also read as a stage."""
+        for t in st.times:
+            m = re.search(r"\b(?P<cue>[a-z]+)\s+(?:(?:in|on|during|since|from|around)\s+)?$", st.text[: t.start_char])
+            if m is None or not st.claims.free(m.start("cue"), m.end("cue")):
+                continue
+            cue = m["cue"]
+            column = self.vocab.column_for_meaning(cue)
+            if column is not None:
+                entity, col, is_year = column
+                st.claims.take(m.start("cue"), m.end("cue"))
+                st.used_times.add(id(t))
+                start, end = t.past
+                if is_year:
+                    low = None if start is None else start.year + (0 if (start.month, start.day) == (1, 1) else 1)
+                    high = None if end is None else end.year - (1 if (end.month, end.day) == (1, 1) else 0)
+                    if low is not None and high is not None:
+                        filt = FieldFilter(entity, col, "between" if low != high else "eq", [low, high] if low != high else low)
+                    elif low is not None:
+                        filt = FieldFilter(entity, col, "gte", low)
+                    else:
+                        filt = FieldFilter(entity, col, "lte", high)
+                    st.filters.append(filt)
+                    st.trace.append(TraceEntry(f"{cue} {t.phrase}", filt.words(), "meaning"))
+                else:
+                    st.extra_windows.append(TimeWindow(entity, col, start, end, t.phrase))
+                    st.trace.append(TraceEntry(f"{cue} {t.phrase}", f"{entity}.{col} {_span(start, end)}", "meaning"))
+                st.target_hint = st.target_hint or entity
+                continue
+            if cue in _DATE_VERBS:
+                st.claims.take(m.start("cue"), m.end("cue"))
+                st.time_cues[id(t)] = cue
+
     def _sorting(self, st: "_State") -> None:
         text = st.text
         for m in re.finditer(r"\b(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?)\s+by\s+", text):
@@ -207,13 +407,14 @@ class Parser:
             st.explicit_by_at = m.end()
         m = re.search(
             r"\b(?P<w1>top|best|first|leading|largest|biggest|highest|smallest|lowest|oldest|newest|latest|most recent|earliest)\s+(?P<n>\d+)\b"
-            r"|\bthe\s+(?P<n3>\d+)(?=\s+[a-z])(?!\s+(?:days?|weeks?|months?|years?|employees|deals|contacts)\b)"
-            r"|\b(?P<n2>\d+)\s+(?P<w2>largest|biggest|highest[- ]value|highest|most valuable|top|best|smallest|lowest|cheapest|oldest|newest|latest|most recent|earliest|most)\b",
+            r"|\b(?P<n2>\d+)\s+(?P<w2>largest|biggest|highest[- ]value|highest|most valuable|top|best|smallest|lowest|cheapest|oldest|newest|latest|most recent|earliest|most)\b"
+            r"|\bthe\s+(?P<n3>\d+)(?=\s+[a-z])(?!\s+(?:days?|weeks?|months?|years?|employees|deals|contacts|largest|biggest|"
+            r"highest|most|top|best|smallest|lowest|cheapest|oldest|newest|latest|earliest)\b)",
             text,
         )
         if m:
             word = m["w1"] or m["w2"] or "top"
-            st.limit = int(m["n"] or m["n2"] or m["n3"])
+            st.limit = min(int(m["n"] or m["n2"] or m["n3"]), MAX_LIMIT)
             st.sort_word = word
             st.claims.take(m.start(), m.end())
             st.trace.append(TraceEntry(m.group(), f"first {st.limit}, {word}"))
@@ -222,6 +423,11 @@ class Parser:
                 r"\b(?:the\s+)?(?P<w>largest|biggest|highest[- ]value|most valuable|smallest|cheapest|oldest|newest|latest|most recent|earliest)\b(?!\s+\d)",
                 text,
             )
+            lead = _LEADING_COUNT.match(text)
+            if m is None and lead and st.claims.free(lead.start("n"), lead.end("n")):
+                st.limit = int(lead["n"])
+                st.claims.take(lead.start(), lead.end("n"))
+                st.trace.append(TraceEntry(lead.group().strip(), f"first {st.limit}"))
             if m:
                 st.sort_word = m["w"]
                 after = text[m.end() :].split()
@@ -282,6 +488,8 @@ class Parser:
             + r")s?\b",
             text,
         )
+        if gm and self._role_filler(st, gm, gm["g"]):
+            gm = None
         if gm and st.claims.free(gm.start(), gm.end()):
             st.group = _GROUP_FIELDS[gm["g"]]
             st.claims.take(gm.start(), gm.end())
@@ -296,6 +504,8 @@ class Parser:
             text,
         )
         most = re.search(r"\b(?:the\s+)?(?:most|highest|largest|biggest|best)\b", text)
+        if nm and nm["g2"] and not (most or st.limit) and self._role_filler(st, nm, nm["g2"]):
+            nm = None
         if nm and st.group is None and st.claims.free(nm.start(), nm.end()) and (most or st.limit or nm["g2"]):
             word = nm["g1"] or nm["g2"] or "owner"
             key = _GROUP_NOUNS.get(word, word)
@@ -320,7 +530,48 @@ class Parser:
                 st.aggregate = "count"
             st.target_hint = st.target_hint or "deals"
 
+    def _role_filler(self, st: "_State", m: re.Match, word: str) -> bool:
+        """ "deals won by agents in the West office": "by <role>" followed by a condition on those people is a
+        filter's filler, not a group-by (a count or total still groups: "number of deals by rep")."""
+        role = _GROUP_NOUNS.get(word, word).rstrip("s")
+        if role not in ("owner", "rep", "agent", "sales rep", "sales agent", "salesperson", "seller"):
+            return False
+        if st.aggregate is not None or not re.search(r"\bby\s+(?:the\s+|our\s+)?$", st.text[: m.start() + 3] if m.group().startswith("by") else st.text[: m.start()]):
+            return False
+        if not re.match(r"\s+(?:in|at|from|of|on|based|who|with|that|named|working)\b", st.text[m.end() :]):
+            return False
+        st.claims.take(m.start(), m.end())
+        st.trace.append(TraceEntry(m.group(), "the deals' owners (a filter on them follows, not a grouping)"))
+        return True
+
     def _stuck(self, st: "_State") -> None:
+        """Duration in stage: "stuck in negotiation for over 60 days", "in prospecting for more than 90 days"."""
+        m = re.search(
+            r"\b(?P<kw>stuck|stalled|stalling|stale|idle|languishing|sitting|been)\b(?P<mid>(?:\s+(?!for\b)[a-z]+){0,3}?)"
+            r"\s+(?:for\s+)?(?:over|more than|at least|longer than|>)\s*(?P<n>\d+)\s+(?P<u>days?|weeks?|months?)\b",
+            st.text,
+        )
+        if m is None:
+            m = re.search(
+                r"\bin\s+(?P<mid>(?:the\s+)?[a-z]+(?:\s+[a-z]+)?)(?:\s+stage)?\s+for\s+(?:over|more than|at least|longer than)\s+"
+                r"(?P<n>\d+)\s+(?P<u>days?|weeks?|months?)\b",
+                st.text,
+            )
+            stage = m and [s for s in self.vocab.lookup(tokens(m["mid"].removeprefix("the "))) if s.field == "stage"]
+            if not stage:
+                m = None
+        if m is not None and st.claims.free(m.start(), m.end()):
+            days = int(m["n"]) * {"d": 1, "w": 7, "m": 30}[m["u"][0]]
+            st.stuck_days = days
+            # the stage named in the middle ("negotiation") is left for the value pass
+            st.claims.take(m.start(), m.start("mid"))
+            st.claims.take(m.end("mid"), m.end())
+            st.trace.append(TraceEntry(m.group(), f"open deals in the same stage for over {days} days"))
+            st.target_hint = st.target_hint or "deals"
+            return
+        self._stuck_default(st)
+
+    def _stuck_default(self, st: "_State") -> None:
         m = re.search(
             r"\b(?:stuck|stalled|stalling|stale|idle|languishing|sitting)\b(?:\s+(?:in\s+(?:the\s+same\s+|their\s+|its\s+|one\s+)?stage\s+)?(?:for\s+)?(?:over|more than|at least|longer than)?\s*(?P<n>\d+)\s+(?P<u>days?|weeks?|months?))?",
             st.text,
@@ -361,7 +612,7 @@ class Parser:
                         values = self.vocab.categories.get(("activities", "type"), [])
                         types = tuple(v for v in values if v.lower() == kind) or (kind,)
                     st.claims.take(m.start(), m.end())
-                    window = self._adjacent_time(st, m.end())
+                    window = self._adjacent_time(st, m.end()) or self._leading_time(st)
                     start = end = None
                     phrase = m.group().strip()
                     if window is not None:
@@ -383,23 +634,33 @@ class Parser:
                 return t
         return None
 
+    def _leading_time(self, st: "_State") -> TimeExpr | None:
+        """A time phrase that opens the question ("in the past 2 weeks, deals with no activity") belongs to
+        the activity condition, as it would right after it."""
+        for t in st.times:
+            if id(t) not in st.used_times and t.start_char == 0 and not st.time_cues.get(id(t)):
+                return t
+        return None
+
     def _quantities(self, st: "_State", quantities: list[Quantity]) -> None:
         text = st.text
         for q in quantities:
             st.claims.take(q.start_char, q.end_char)
             value = _num(q.amount)
             high = _num(q.high) if q.high is not None else None
-            val = [value, high] if q.op == "between" else value
+            op = q.op if q.op != "between" or high is not None else "gte"
+            val = [value, high] if op == "between" else value
             if not q.explicit_op:
                 st.confidence *= 0.75
                 st.notes.append(f"'{q.phrase}' has no comparison word: read as 'at least {q.phrase}'")
             if q.noun:
                 noun = q.noun
                 if noun in ("employees", "employee", "staff", "people", "headcount", "workers"):
-                    st.filters.append(FieldFilter("companies", "employees", q.op, val))
-                    st.trace.append(TraceEntry(q.phrase, f"companies.employees {q.op} {val}"))
+                    st.filters.append(FieldFilter("companies", "employees", op, val))
+                    st.trace.append(TraceEntry(q.phrase, f"companies.employees {op} {val}"))
                     st.target_hint = st.target_hint or "companies"
                     continue
+                noun = re.sub(r"\b(?:opportunit(?:y|ies)|opps?)\b", "deals", noun)
                 verb = re.search(r"\b(won|win|closed won|lost|lose)\s*$", text[: q.start_char])
                 if verb and noun.startswith(("deal", "opp")):
                     noun = "won deals" if verb.group(1) in ("won", "win", "closed won") else "lost deals"
@@ -410,8 +671,8 @@ class Parser:
                 }.get(noun)  # fmt: skip
                 if measure is None:
                     measure = "deal_count" if noun.startswith(("deal", "opp")) else "activity_count"
-                st.group_filters.append(GroupFilter(measure, q.op, val))
-                st.trace.append(TraceEntry(q.phrase, f"company {measure} {q.op} {val}"))
+                st.group_filters.append(GroupFilter(measure, op, val))
+                st.trace.append(TraceEntry(q.phrase, f"company {measure} {op} {val}"))
                 st.target_hint = st.target_hint or "companies"
                 continue
             numeric = self._numeric_column(text, q)
@@ -420,8 +681,8 @@ class Parser:
                 scale = 100 if q.percent and top <= 1.0 else 1
                 val = [v / scale for v in val] if isinstance(val, list) else val / scale
                 st.claims.take(*span)
-                st.filters.append(FieldFilter(entity, col, q.op, val))
-                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {q.op} {val}"))
+                st.filters.append(FieldFilter(entity, col, op, val))
+                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {op} {val}"))
                 st.target_hint = st.target_hint or entity
                 continue
             measure, span = _money_measure(text, q)
@@ -429,14 +690,14 @@ class Parser:
                 st.claims.take(*span)
             words = text[min(q.start_char, span[0]) if span else q.start_char : max(q.end_char, span[1]) if span else q.end_char]
             if measure == "annual_revenue":
-                st.filters.append(FieldFilter("companies", "annual_revenue", q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"companies.annual_revenue {q.op} {val} {q.currency or ''}".strip()))
+                st.filters.append(FieldFilter("companies", "annual_revenue", op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"companies.annual_revenue {op} {val} {q.currency or ''}".strip()))
             elif measure:
-                st.group_filters.append(GroupFilter(measure, q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"company {measure} {q.op} {val} {q.currency or ''}".strip()))
+                st.group_filters.append(GroupFilter(measure, op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"company {measure} {op} {val} {q.currency or ''}".strip()))
             else:
-                st.filters.append(FieldFilter("deals", "value", q.op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"deals.value {q.op} {val} {q.currency or ''}".strip()))
+                st.filters.append(FieldFilter("deals", "value", op, val, q.currency))
+                st.trace.append(TraceEntry(words, f"deals.value {op} {val} {q.currency or ''}".strip()))
                 st.target_hint = st.target_hint or "deals"
 
     def _numeric_column(self, text: str, q: Quantity):
@@ -506,6 +767,13 @@ class Parser:
 
     def _free_text(self, st: "_State") -> None:
         text = st.text
+        clause = _FREE_TEXT_CLAUSE.search(text)
+        if clause and st.claims.free(clause.start(), clause.end()):
+            phrase = " ".join(w for w in (clause["t"] or clause["t2"]).split() if w not in ("the", "a", "an"))
+            st.claims.take(clause.start(), clause.end())
+            st.text_match = TextMatch(phrase)
+            st.trace.append(TraceEntry(clause.group(), f"activity text mentions {phrase!r}"))
+            return
         m = re.search(
             r"\b(?:mention(?:ed|s|ing)?|talked about|talking about|talk about|talks about|discussed|discussing|discuss|complained about|complaining about|complain about|asked about|asking about|asks about|raised|raising|brought up|wrote about|writing about|said|saying|says|containing|contains|contain|referencing|referenced|about|regarding|concerning|related to|re)\s+(?:the\s+)?",
             text,
@@ -675,7 +943,7 @@ class Parser:
             meaning = f"contact {best.label} ({best.value})"
         ambiguous = [s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value]
         if ambiguous:
-            st.confidence *= 0.85
+            st.confidence *= AMBIGUOUS_CONFIDENCE
             meaning += f" (also could mean {ambiguous[0].entity}.{ambiguous[0].field}={ambiguous[0].value})"
         st.trace.append(TraceEntry(words, meaning, how))
 
@@ -698,7 +966,7 @@ class Parser:
             if st.target_hint is None and st.similar is None:
                 st.confidence *= 0.7  # a guessed target is never a high-confidence answer
         filters = list(st.filters)
-        windows: list[TimeWindow] = []
+        windows: list[TimeWindow] = list(st.extra_windows)
         conditions = list(st.conditions)
         group_filters = list(st.group_filters)
         # activity nouns: the target's type, or a presence condition on another target
@@ -760,10 +1028,7 @@ class Parser:
                 }[word]  # fmt: skip
             filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
         if st.stuck_days:
-            cutoff = day_start(st.as_of)
-            from datetime import timedelta
-
-            cutoff = cutoff + timedelta(days=1) - timedelta(days=st.stuck_days)
+            cutoff = shift(day_start(st.as_of), "day", 1 - st.stuck_days)
             windows.append(TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days"))
         # time phrases not taken by an activity condition go to the field the verb points at
         for t in st.times:
@@ -826,21 +1091,16 @@ class Parser:
             as_of=st.as_of,
             confidence=1.0,
         )
+        for a, b in _contradictions(filters):
+            st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
+            st.notes.append(f"'{a.words()}' and '{b.words()}' exclude each other: no record can match both")
         unknown = [
             w for _, _, w in st.claims.words()
             if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)
         ]
         if st.anchor_unresolved:
             unknown.append(st.anchor_unresolved)
-        suggestions: list[str] = []
-        for w in unknown:
-            for s in vocab.suggest(w):
-                if s not in suggestions:
-                    suggestions.append(s)
-        if st.anchor_unresolved:
-            hit = vocab.fuzzy_name(st.anchor_unresolved, cutoff=60)
-            if hit:
-                suggestions.insert(0, f"like {hit[2]} ({hit[0][:-1]})")
+        suggestions = self._suggest(st, unknown) if unknown and self._suggesting else []
         # "or" is only understood between alternatives of one field ("fintech or retail")
         for m in re.finditer(r"\bor\b", st.text):
             if not st.claims.free(m.start(), m.end()):
@@ -857,7 +1117,47 @@ class Parser:
         if unknown:
             confidence = min(confidence, 0.5) * (0.8 ** (len(unknown) - 1))
         plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
-        return ParseResult(plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time)
+        guessed = [t.words for t in st.trace if t.how in ("typo", "fuzzy", "embedding")]
+        return ParseResult(
+            plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time, guessed, st.text
+        )
+
+    def _suggest(self, st: "_State", unknown: list[str]) -> list[str]:
+        """Close phrasings of the question that the parser does understand, most similar first.
+
+        Each unknown word is replaced by vocabulary phrases spelled like it, or dropped with the filler around
+        it; a candidate is offered only when it parses with every word understood."""
+        from rapidfuzz import fuzz
+
+        candidates: list[str] = []
+        text = st.text
+        for word in unknown:
+            at = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text)
+            if at is None:
+                continue
+            for phrase in self.vocab.close_phrases(word):
+                candidates.append(text[: at.start()] + phrase + text[at.end() :])
+            filler = r"(?:\b(?:in|at|from|of|for|with|the|a|an|by|named|called)\s+)*"
+            after = r"(?:\s+(?:" + "|".join(sorted(FIELD_WORDS)) + r")\b)?"
+            dropped = re.sub(filler + rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])" + after, " ", text)
+            candidates.append(re.sub(r"\s+", " ", dropped).strip())
+        if len(unknown) > 1:  # every unknown word dropped at once
+            rest = text
+            for word in unknown:
+                rest = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", " ", rest)
+            candidates.append(re.sub(r"\s+", " ", rest).strip())
+        ranked = sorted(dict.fromkeys(c for c in candidates if c and c != text), key=lambda c: -fuzz.ratio(c, text))
+        out: list[str] = []
+        self._suggesting = False  # a candidate's own parse offers no suggestions of its own
+        try:
+            for cand in ranked[:6]:
+                if self.parse(cand, st.as_of).understood:
+                    out.append(cand)
+                if len(out) == 3:
+                    break
+        finally:
+            self._suggesting = True
+        return out
 
     def _owner_entity(self, target: str, owner: str) -> str:
         if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get((target, "owner"), [owner]):
@@ -869,6 +1169,8 @@ class Parser:
 
     def _time_field(self, st: "_State", t: TimeExpr, target: str, stage_words: set[str]) -> tuple[str, str, bool]:
         before = st.text[: t.start_char]
+        if id(t) in st.time_cues:
+            before = st.time_cues[id(t)]  # the verb claimed next to the phrase decides
         cues = [
             (r"\b(?:won|win|wins|lost|lose|closed|signed|converted deals)\b", ("deals", "closed_at", False)),
             (r"\b(?:closing|close|closes|due)\b", ("deals", "expected_close_at", True)),
@@ -977,13 +1279,18 @@ class _State:
         self.stuck_days: int | None = None
         self.target_hint: str | None = None
         self.relative_time = False
+        self.protected: list[tuple[int, int]] = []  # vocabulary names with numbers: not amounts or dates
+        self.time_cues: dict[int, str] = {}  # id(time phrase) -> the verb that dates it
+        self.extra_windows: list[TimeWindow] = []  # windows on custom date columns found by meaning
 
     def noun_target_guess(self) -> str:
+        """The entity of the first noun in the question (before the noun pass has run)."""
+        first = None
         for pattern, entity in ENTITY_NOUNS:
             m = re.search(rf"\b(?:{pattern})\b", self.text)
-            if m:
-                return entity
-        return "contacts"
+            if m and (first is None or m.start() < first[0]):
+                first = (m.start(), entity)
+        return first[1] if first else "contacts"
 
     def target(self) -> str:
         if self.nouns:
@@ -1006,6 +1313,21 @@ class _State:
         if self.values:
             return self.values[0][0]
         return "contacts"
+
+
+def _contradictions(filters: list[FieldFilter]) -> list[tuple[FieldFilter, FieldFilter]]:
+    """Pairs of equality / membership filters on one column whose allowed values do not overlap."""
+    allowed: list[tuple[FieldFilter, set]] = []
+    for f in filters:
+        if f.op in ("eq", "in"):
+            values = set(f.value) if isinstance(f.value, (list, tuple)) else {f.value}
+            allowed.append((f, {str(v) for v in values}))
+    out = []
+    for i, (a, va) in enumerate(allowed):
+        for b, vb in allowed[i + 1 :]:
+            if (a.entity, a.field) == (b.entity, b.field) and not va & vb:
+                out.append((a, b))
+    return out
 
 
 def _money_measure(text: str, q: Quantity) -> tuple[str | None, tuple[int, int] | None]:

@@ -25,6 +25,8 @@ NUMBER_WORDS = {
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14, "thirty": 30, "ninety": 90,
 }  # fmt: skip
 
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_ORD = r"(?:first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
 _MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _AMBIGUOUS_MONTHS = {"may", "mar", "jun", "dec", "jan", "feb", "apr", "jul", "aug", "sep", "sept", "oct", "nov"}
 _NUM = r"(?:\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
@@ -64,6 +66,8 @@ def day_start(moment: datetime) -> datetime:
 
 def add_months(moment: datetime, months: int) -> datetime:
     index = moment.year * 12 + (moment.month - 1) + months
+    if not 1 <= index // 12 <= 9999:
+        raise OverflowError("date value out of range")
     return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
 
 
@@ -71,7 +75,29 @@ def _number(word: str) -> int:
     return int(word) if word.isdigit() else NUMBER_WORDS[word]
 
 
+# Computed window bounds are clamped here: "the last 5000000 days" reaches back to the earliest bound, a
+# whole-history window, instead of overflowing the calendar.
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime(2400, 1, 1, tzinfo=UTC)
+
+
 def _unit_delta(start: datetime, unit: str, n: int) -> datetime:
+    """`start` moved by n units (negative = back), clamped to [EARLIEST, LATEST]."""
+    limit = 800 * 12  # months: more than the whole representable span
+    n = max(-limit * 31, min(limit * 31, n))
+    try:
+        moved = _unit_delta_raw(start, unit, n)
+    except (OverflowError, ValueError):
+        return EARLIEST if n < 0 else LATEST
+    return min(max(moved, EARLIEST), LATEST)
+
+
+def shift(start: datetime, unit: str, n: int) -> datetime:
+    """`start` moved by n days / weeks / months / quarters / years, clamped to the representable span."""
+    return _unit_delta(start, unit, n)
+
+
+def _unit_delta_raw(start: datetime, unit: str, n: int) -> datetime:
     """`start` moved by n units (negative = back); months, quarters and years move by calendar months."""
     unit = unit.rstrip("s")
     if unit == "day":
@@ -108,7 +134,16 @@ def _period(start: datetime, unit: str, n: int = 1) -> Span:
 
 
 def point_span(text: str, today: datetime) -> tuple[Span, bool] | None:
-    """The period a date phrase names, and whether that depended on the as-of date (no year given)."""
+    """The period a date phrase names, and whether that depended on the as-of date (no year given).
+
+    None when the words only look like a date ("9999-99-99", "feb 31"): they stay not understood."""
+    try:
+        return _point_span(text, today)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _point_span(text: str, today: datetime) -> tuple[Span, bool] | None:
     text = text.strip().replace(",", "")
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
     if m:
@@ -243,6 +278,31 @@ def _rules(today: datetime):
         p = point_span(m["p"], today)
         return None if p is None else (p[0], None, p[1], False)
 
+    def part_of_year(m):
+        # "the last quarter of 2017" is 2017's fourth quarter, not the quarter before the as-of date
+        year, unit = int(m["y"]), m["unit"]
+        count = {"quarter": 4, "half": 2, "month": 12}[unit]
+        n = _ORDINALS[m["ord"]] if m["ord"] not in ("last", "final") else count
+        if n > count:
+            return None
+        months = 12 // count
+        start = datetime(year, (n - 1) * months + 1, 1, tzinfo=UTC)
+        return _period(start, "month", months), None, False, False
+
+    def month_of_year(m):
+        start = datetime(int(m["y"]), MONTHS[m["m"]], 1, tzinfo=UTC)
+        return _period(start, "month"), None, False, False
+
+    def quarter_of_year(m):
+        start = datetime(int(m["y"]), 3 * (int(m["q"]) - 1) + 1, 1, tzinfo=UTC)
+        return _period(start, "quarter"), None, False, False
+
+    def bare_duration(m):
+        # "no contact 2 weeks": a duration with no preposition reads like "in the last 2 weeks" (or the next
+        # 2 weeks for a field that points ahead)
+        n = _number(m["n"])
+        return rolling_back(n, m["unit"]), rolling_ahead(n, m["unit"]), True, False
+
     def named_day(m):
         offset = {"today": 0, "yesterday": -1, "tomorrow": 1}[m["d"]]
         start = today + timedelta(days=offset)
@@ -250,6 +310,9 @@ def _rules(today: datetime):
         return span, span, True, offset > 0
 
     return [
+        (rf"\b(?:in\s+|during\s+)?(?:the\s+)?(?P<ord>{_ORD})\s+(?P<unit>quarter|half|month)\s+(?:of|in)\s+(?P<y>{_YEAR})\b", part_of_year),
+        (rf"\b(?:in\s+|during\s+)?q(?P<q>[1-4])\s+(?:of|in)\s+(?P<y>{_YEAR})\b", quarter_of_year),
+        (rf"\b(?:in\s+|during\s+)?(?P<m>{_MONTH})\s+(?:of|in)\s+(?P<y>{_YEAR})\b", month_of_year),
         (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|through)\s+(?P<b>{_POINT})\b", between),
         (rf"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
         (rf"\b(?P<cmp>more than|over|at least|less than|under|within)?\s*(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\s+ago\b", ago),
@@ -265,6 +328,7 @@ def _rules(today: datetime):
         (rf"\b(?:after|later than)\s+(?P<p>{_POINT})\b", after),
         (rf"\b(?:in|during|on|for|of)?\s*(?P<p>{_POINT})\b", during),
         (r"\b(?P<d>today|yesterday|tomorrow)\b", named_day),
+        (rf"\b(?:for\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b(?!\s+(?:ago|old|before|after|from)\b)", bare_duration),
     ]
 
 

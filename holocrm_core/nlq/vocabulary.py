@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import polars as pl
+from unidecode import unidecode
 
 from holocrm_core.schema import CUSTOM_PREFIX
 
@@ -118,6 +119,16 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
         {"gbp", "pounds", "sterling"},
     ],
 }
+# Version of the artifact's layout; a file of another version is rebuilt rather than misread.
+ARTIFACT_FORMAT = 2
+# Words with one meaning, used to find a custom column by what its name means ("founded" ~ year_established).
+MEANING_GROUPS: list[set[str]] = [
+    {"founded", "established", "founding", "incorporated", "inception", "formed", "foundation", "est"},
+    {"renewal", "renews", "renewed", "renew"},
+    {"signed", "signature", "contracted"},
+    {"born", "birth", "birthday"},
+    {"launched", "launch"},
+]
 # Size bands are ordered by the data's employee counts; these words name a position, not a band's label.
 SIZE_WORDS = {
     "largest": {"enterprise", "enterprises", "large", "large companies", "big", "big companies", "largest", "corporates", "corporate"},
@@ -133,12 +144,23 @@ COMMON_WORDS = set(
     after between over under above below more less than most least per each every like similar hot warm cold stuck
     total number count sum average mean best biggest largest smallest oldest newest latest recent please""".split()
 )  # fmt: skip
+# Columns whose values are proper names: no plural forms are indexed for them.
+PROPER_NAME_FIELDS = {"country", "city", "region", "currency", "owner"}
+# Two- and three-letter codes that are English words in a question ("in", "it", "can", "per"): never codes.
+_CODE_WORDS = set(
+    """am an as at be by do go he hi id if in is it me my no of on or so to up us we and are can col
+    for gab had has her him his its let man may mar nor not now one our out per pol sat see she the tur was who
+    why you""".split()
+)  # fmt: skip
 _LEGAL_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "gmbh", "plc", "limited", "company", "ag", "sa", "bv", "group", "holdings", "lp", "llp"}
 
 
 def tokens(text: str) -> tuple[str, ...]:
-    """Lower-case word tokens: what phrases are indexed and looked up by."""
-    return tuple(re.findall(r"[a-z0-9]+", str(text).lower().replace("&", " and ")))
+    """Lower-case ASCII word tokens (diacritics folded: "Björn" -> bjorn): what phrases are indexed by."""
+    text = str(text)
+    if not text.isascii():
+        text = unidecode(text)
+    return tuple(re.findall(r"[a-z0-9]+", text.lower().replace("&", " and ")))
 
 
 def phrase_of(text: str) -> str:
@@ -163,6 +185,7 @@ class Vocabulary:
     phrases: dict[tuple[str, ...], list[Sense]] = field(default_factory=dict)
     company_names: dict[str, str] = field(default_factory=dict)  # id -> name
     contact_names: dict[str, str] = field(default_factory=dict)  # id -> full name
+    contact_index: dict[str, list[str]] = field(default_factory=dict)  # name phrase -> contact ids
     owners: list[str] = field(default_factory=list)
     size_bands: list[str] = field(default_factory=list)  # smallest -> largest by median employees
     open_stages: list[str] = field(default_factory=list)
@@ -176,6 +199,13 @@ class Vocabulary:
     numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(default_factory=dict)  # words -> (entity, column, max)
     _category_choices: list[str] = field(default_factory=list, repr=False)
     _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    date_columns: list[tuple[str, str]] = field(default_factory=list)  # custom date columns (entity, column)
+    company_parents: dict[str, str] = field(default_factory=dict)  # company id -> parent company id
+    parent_relation: tuple[str, bool] | None = None  # (column, holds a name rather than an id)
+    _digit_phrases: list[str] | None = field(default=None, repr=False)
+    _words: set[str] | None = field(default=None, repr=False)
+    _close_choices: list[str] | None = field(default=None, repr=False)
+    _fixer: object | None = field(default=None, repr=False)
     _embedder: Callable | None = field(default=None, repr=False)
     _embedded: tuple | None = field(default=None, repr=False)
 
@@ -224,6 +254,11 @@ class Vocabulary:
             vocab.categories[(entity, col)] = vals
             if col.startswith(CUSTOM_PREFIX):
                 vocab.custom_fields[f"{entity}.{col}"] = vals
+        vocab._learn_relations(tables.get("companies"))
+        for entity in ("companies", "contacts", "deals", "activities"):
+            frame = tables.get(entity)
+            if frame is not None:
+                vocab.date_columns += [(entity, c) for c, t in frame.schema.items() if c.startswith(CUSTOM_PREFIX) and t.is_temporal()]
         vocab._learn_stages()
         vocab._learn_size_bands(tables.get("companies"))
         vocab._index_categories()
@@ -231,6 +266,20 @@ class Vocabulary:
         vocab._learn_dates(tables)
         vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(s.kind == "value" for s in senses)})
         return vocab
+
+    def _learn_relations(self, companies: pl.DataFrame | None) -> None:
+        """The company hierarchy: the schema's parent_company_id, else a custom field named like one."""
+        if companies is None or companies.height == 0:
+            return
+        if "parent_company_id" in companies.columns and companies.get_column("parent_company_id").null_count() < companies.height:
+            self.parent_relation = ("parent_company_id", False)
+            pairs = companies.select("company_id", "parent_company_id").drop_nulls()
+            self.company_parents = dict(pairs.iter_rows())
+            return
+        for col in companies.columns:
+            if col.startswith(CUSTOM_PREFIX) and set(tokens(col)) & {"subsidiary", "parent", "parentcompany"}:
+                self.parent_relation = (col, True)
+                return
 
     def _learn_stages(self) -> None:
         stages = self.categories.get(("deals", "stage"), [])
@@ -276,7 +325,12 @@ class Vocabulary:
                 self._add(key, sense)
                 if len(key) > 1:
                     self._add(("".join(key),), sense)  # "GTXPro" and "GTX Pro" are one product
-                self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                if col not in PROPER_NAME_FIELDS:  # "norways" is no plural anyone types
+                    self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                if col == "country":
+                    for alias in country_aliases(value):
+                        if alias not in {phrase_of(v) for v in values}:
+                            self._add(alias, Sense("value", entity, col, value, value, "synonym"))
                 if col.startswith(CUSTOM_PREFIX):
                     continue
                 for group in SYNONYM_GROUPS.get(role, []):
@@ -325,7 +379,9 @@ class Vocabulary:
                 self.contact_names[cid] = name
                 key = tokens(name)
                 if len(key) >= 2:
-                    self._add(key, Sense("contact", "contacts", "contact_id", cid, name))
+                    # names are kept apart from the phrases: 100k Sense objects would dominate the build and
+                    # the artifact's load time; lookup() makes the few it needs
+                    self.contact_index.setdefault(" ".join(key), []).append(cid)
         owners: set[str] = set()
         for entity, col in OWNER_FIELDS:
             frame = tables.get(entity)
@@ -360,8 +416,77 @@ class Vocabulary:
         self.data_start = min(starts) if starts else None
 
     # ---- lookups --------------------------------------------------------------------------------------
+    def words(self) -> set[str]:
+        """Every word of a phrase the vocabulary knows (values, synonyms, names, owners)."""
+        if self._words is None:
+            self._words = {w for key in self.phrases for w in key} | {w for k in self.contact_index for w in k.split()}
+        return self._words
+
+    def typo_fixer(self, grammar_words: set[str]):
+        """Edit-distance typo correction over the grammar's words and this vocabulary's (built once)."""
+        if self._fixer is None:
+            from holocrm_core.nlq.normalise import TypoFixer, english_words
+
+            self._fixer = TypoFixer(self.words() | self.column_words | grammar_words, english_words())
+        return self._fixer
+
+    def digit_phrases(self) -> list[str]:
+        """Phrases with a number in them (product "GTK 500"), longest first: names the grammar must not read
+        as amounts."""
+        if self._digit_phrases is None:
+            found = {
+                " ".join(k) for k, senses in self.phrases.items()
+                if any(t.isdigit() for t in k) and any(s.kind in ("value", "company", "owner") for s in senses)
+                and any(not t.isdigit() for t in k)
+            }  # fmt: skip
+            self._digit_phrases = sorted(found, key=len, reverse=True)
+        return self._digit_phrases
+
+    def value_spelled(self, entity: str, column: str, name: str) -> str | None:
+        """The value of a column spelled as the data spells it, for a name typed another way."""
+        want = phrase_of(name)
+        for value in self.categories.get((entity, column), []):
+            if phrase_of(value) == want:
+                return value
+        return None
+
+    def column_for_meaning(self, word: str) -> tuple[str, str, bool] | None:
+        """(entity, column, holds years) of a custom column whose name means what `word` says ("founded" ->
+        cf_year_established), from groups of words with one meaning; None when no column fits."""
+        groups = [g for g in MEANING_GROUPS if word in g]
+        if not groups:
+            return self._column_by_embedding(word)
+        for key, (entity, column, top) in self.numeric_columns.items():
+            if column.startswith(CUSTOM_PREFIX) and any(set(key) & g for g in groups):
+                return entity, column, "year" in key or 1800 <= top <= 2200
+        for entity, column in self.date_columns:
+            if any(set(tokens(column)) & g for g in groups):
+                return entity, column, False
+        return None
+
+    def _column_by_embedding(self, word: str, threshold: float = 0.55) -> tuple[str, str, bool] | None:
+        """With an embedder attached: the custom numeric or date column whose name is nearest in meaning."""
+        if self._embedder is None or word in COMMON_WORDS or len(word) < 4:
+            return None
+        import numpy as np
+
+        columns = [(e, c, "year" in k or 1800 <= top <= 2200) for k, (e, c, top) in self.numeric_columns.items() if c.startswith(CUSTOM_PREFIX)]
+        columns += [(e, c, False) for e, c in self.date_columns]
+        if not columns:
+            return None
+        names = [" ".join(t for t in tokens(c) if t != "cf") for _, c, _ in columns]
+        matrix = np.asarray(self._embedder([word, *names]), dtype=np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
+        sims = matrix[1:] @ matrix[0]
+        best = int(sims.argmax())
+        return columns[best] if sims[best] >= threshold else None
+
     def lookup(self, key: tuple[str, ...]) -> list[Sense]:
-        return self.phrases.get(key, [])
+        found = self.phrases.get(key, [])
+        ids = self.contact_index.get(" ".join(key))
+        if ids:
+            found = found + [Sense("contact", "contacts", "contact_id", i, self.contact_names[i]) for i in ids]
+        return found
 
     def fuzzy_value(self, phrase: str, cutoff: float = 86.0) -> tuple[list[Sense], float] | None:
         """Field values spelled like `phrase` (typos: "tecnology", "finacial services")."""
@@ -395,6 +520,16 @@ class Vocabulary:
                 name = (self.contact_names if entity == "contacts" else self.company_names)[rid]
                 best = (entity, rid, name, hit[1])
         return best
+
+    def close_phrases(self, word: str, limit: int = 3, cutoff: float = 70.0) -> list[str]:
+        """Vocabulary phrases (values as the data spells them, owners, company names) spelled like `word`."""
+        from rapidfuzz import fuzz, process
+
+        if self._close_choices is None:
+            exact = {" ".join(k) for k, senses in self.phrases.items() if any(s.how == "exact" for s in senses)}
+            self._close_choices = sorted(exact)
+        hits = process.extract(word, self._close_choices, scorer=fuzz.ratio, limit=limit, score_cutoff=cutoff)
+        return [choice for choice, _, _ in hits]
 
     def suggest(self, word: str, limit: int = 3) -> list[str]:
         """Vocabulary phrases spelled like an unknown word, with what they mean."""
@@ -463,13 +598,87 @@ class Vocabulary:
             "row_counts": self.row_counts,
         }
 
+    def to_artifact(self) -> dict:
+        """The summary (to_json) plus everything the parser reads, so the artifact can be loaded back."""
+        data = self.to_json()
+        data["format"] = ARTIFACT_FORMAT
+        data["index"] = {
+            "phrases": [[" ".join(k), [[x.kind, x.entity, x.field, x.value, x.label, x.how] for x in senses]] for k, senses in self.phrases.items()],
+            "categories": [[e, c, v] for (e, c), v in self.categories.items()],
+            "company_names": self.company_names,
+            "contact_names": self.contact_names,
+            "contact_index": self.contact_index,
+            "column_words": sorted(self.column_words),
+            "numeric_columns": [[list(k), list(v)] for k, v in self.numeric_columns.items()],
+            "date_columns": [list(x) for x in self.date_columns],
+            "company_parents": self.company_parents,
+            "parent_relation": list(self.parent_relation) if self.parent_relation else None,
+        }
+        return data
+
+    @classmethod
+    def from_artifact(cls, data: dict) -> "Vocabulary":
+        """A vocabulary read back from `to_artifact`; ValueError when the file is of another format."""
+        if data.get("format") != ARTIFACT_FORMAT or "index" not in data:
+            raise ValueError(f"vocabulary artifact format {data.get('format')!r}, expected {ARTIFACT_FORMAT}")
+        index = data["index"]
+        vocab = cls(
+            categories={(e, c): v for e, c, v in index["categories"]},
+            phrases={tuple(k.split()): [Sense(*x) for x in senses] for k, senses in index["phrases"]},
+            company_names=index["company_names"],
+            contact_names=index["contact_names"],
+            contact_index=index["contact_index"],
+            owners=data["owners"],
+            size_bands=data["size_bands_small_to_large"],
+            open_stages=data["open_stages"],
+            won_stages=data["won_stages"],
+            lost_stages=data["lost_stages"],
+            data_start=datetime.fromisoformat(data["data_start"]) if data.get("data_start") else None,
+            data_end=datetime.fromisoformat(data["data_end"]) if data.get("data_end") else None,
+            custom_fields=data["custom_fields"],
+            row_counts=data["row_counts"],
+            column_words=set(index["column_words"]),
+            numeric_columns={tuple(k): tuple(v) for k, v in index["numeric_columns"]},
+            date_columns=[tuple(x) for x in index["date_columns"]],
+            company_parents=index["company_parents"],
+            parent_relation=tuple(index["parent_relation"]) if index["parent_relation"] else None,
+        )
+        vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(x.kind == "value" for x in senses)})
+        vocab._name_choices = {
+            "companies": [(phrase_of(n), i) for i, n in vocab.company_names.items()],
+            "contacts": [(phrase_of(n), i) for i, n in vocab.contact_names.items()],
+        }
+        return vocab
+
     def write(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(self.to_artifact(), sort_keys=True, separators=(",", ":")))
         tmp.replace(path)
         return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Vocabulary":
+        return cls.from_artifact(json.loads(Path(path).read_text()))
+
+
+def country_aliases(value: str) -> list[str]:
+    """Other names and ISO codes of the country a data value names ("US" <-> "united states" <-> "usa")."""
+    try:
+        import pycountry
+
+        country = pycountry.countries.lookup(str(value).strip())
+    except (LookupError, ImportError):
+        return []
+    names = [getattr(country, a, None) for a in ("name", "official_name", "common_name")]
+    codes = [c.lower() for c in (country.alpha_2, country.alpha_3) if c.lower() not in _CODE_WORDS]
+    aliases = [phrase_of(n) for n in names if n] + codes
+    if country.alpha_2 == "US":
+        aliases += ["united states of america", "america", "u s", "u s a", "the states"]
+    if country.alpha_2 == "GB":
+        aliases += ["uk", "britain", "great britain", "england"]
+    return [a for a in dict.fromkeys(aliases) if a]
 
 
 def _plural(word: str) -> str:

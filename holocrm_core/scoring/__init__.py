@@ -1,17 +1,20 @@
-"""Lead and deal scoring: strategies (heuristic, naive Bayes, neural), training with a time split, scoring.
+"""Lead and deal scoring: candidates judged on rolling time folds, the best by log loss, guards first.
 
-The strategy is chosen in one place (``make_strategy``; default from HOLOCRM_SCORING_STRATEGY, else
-"neural"): "heuristic", "naive_bayes", "neural" (torch, notes-aware), "gbm" (histogram gradient boosting
-with native categorical splits) or "blend" (neural + gbm weighted on the most recent training rows).
+The strategy is chosen in one place (``make_strategy``). By default (HOLOCRM_SCORING_STRATEGY unset or
+"auto") ``train_scorer`` lets the data choose: the weighted heuristic, a regularised logistic regression
+(one-hot + scaled fields), gradient boosting ("gbm"), the neural scorer ("neural", notes-aware) and their
+blend are trained on the same rolling-origin time folds (``holocrm_core.scoring.selection``) and the one
+with the lowest mean held-out log loss is refitted on every outcome, its calibration refitted on the newest
+slice. Setting HOLOCRM_SCORING_STRATEGY to one name ("neural", "gbm", "logistic", "blend", "heuristic",
+"naive_bayes") trains only that one (the logistic baseline is still measured, the gate needs it).
 
-Why "neural" stays the default: on CRM data with notes (the generator, 8,000 contacts, most recent slice)
-it is the best or tied: leads AUC 0.857 vs blend 0.859 vs gbm 0.846; deals 0.826 vs blend 0.785 vs gbm 0.765
-(the blend's weights, learned on ~245 recent deals, over-trust the trees). On a flat lead export without
-notes (x_education, 5-fold CV) the trees win: all fields gbm 0.9845 / blend 0.9848 vs neural 0.981; without
-the post-contact fields 0.878 / 0.879 vs 0.866. Set HOLOCRM_SCORING_STRATEGY=blend (or gbm) for such exports;
-``benchmarks/scoring_quality.py`` prints these figures. Training follows the CRM accuracy-report recipe: train on older outcomes, validate on the most
-recent slice, and fall back to the weighted heuristic (with a message saying why) while fewer than
-``MIN_EACH`` won and ``MIN_EACH`` lost outcomes exist.
+Why no fixed default: the neural scorer leads on CRM data with notes (the generator) and on ifood, but on
+flat attribute exports (x_education, a 78k win/loss export) trees or the logistic regression do better and
+the neural scorer does not travel; ``benchmarks/scoring_generality.py`` prints the figures per dataset.
+
+Before anything learns, the guards (``holocrm_core.scoring.guards``) exclude fields that leak the outcome
+and compare the training snapshots with the open records being scored. Fewer than ``MIN_EACH`` converted
+and ``MIN_EACH`` lost records: the weighted heuristic scores, with a message saying why.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.scoring.base import CRMScorer, ScoringStrategy, as_polars
-from holocrm_core.scoring.calibration import band_for, quality
+from holocrm_core.scoring.calibration import band_thresholds, quality
 from holocrm_core.scoring.features import META_COLUMNS, feature_columns
 from holocrm_core.scoring.heuristic import WeightedHeuristicScorer
 from holocrm_core.scoring.naive_bayes import NaiveBayesScorer
@@ -61,13 +64,29 @@ STRATEGIES = {
 }
 
 
+AUTO = "auto"
+
+
+def _logistic(**params):
+    from holocrm_core.scoring.selection import LogisticScorer
+
+    return LogisticScorer(**params)
+
+
+STRATEGIES["logistic"] = _logistic
+
+
 def default_strategy() -> str:
-    return os.environ.get("HOLOCRM_SCORING_STRATEGY", "neural")
+    """HOLOCRM_SCORING_STRATEGY, else "auto" (every candidate on rolling time folds, best log loss wins)."""
+    return os.environ.get("HOLOCRM_SCORING_STRATEGY", AUTO) or AUTO
 
 
 def make_strategy(name: str | None = None, **params) -> ScoringStrategy:
-    """The one place a scoring strategy is chosen (by name or HOLOCRM_SCORING_STRATEGY)."""
+    """The one place a single scoring strategy is built (by name or HOLOCRM_SCORING_STRATEGY; "auto"
+    builds the neural scorer, the candidate that reads notes, for callers that need one strategy)."""
     name = name or default_strategy()
+    if name == AUTO:
+        name = "neural"
     if name not in STRATEGIES:
         raise ValueError(f"unknown scoring strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     return STRATEGIES[name](**params)
@@ -82,20 +101,24 @@ class MinimumData:
     message: str
 
 
-def minimum_data(y: np.ndarray, entity: str = "deal", min_each: int = MIN_EACH) -> MinimumData:
-    """The minimum-data rule: at least ``min_each`` positive and negative outcomes to learn from."""
+def minimum_data(y: np.ndarray, entity: str = "deal", min_each: int = MIN_EACH, undated: int = 0) -> MinimumData:
+    """The minimum-data rule: at least ``min_each`` positive and negative outcomes (records) to learn from.
+    ``undated``: decided records the export did not date (they count, dated at the export time)."""
     y = np.asarray(y).astype(int)
     pos, neg = int(y.sum()), int(len(y) - y.sum())
+    column = "customer_at / disqualified_at" if entity == "contact" else "closed_at"
+    note = (f" {undated} of them carried no decision date and were dated at the export's time; map a date "
+            f"column to {column} (or use status_dates: in the mapping file) to fix." if undated else "")
     good, bad, noun = ENTITY_WORDS.get(entity, ("won", "lost", entity))
     if pos >= min_each and neg >= min_each:
-        return MinimumData(True, pos, neg, f"{pos} {good} and {neg} {bad} {noun}s: enough to learn a score.")
+        return MinimumData(True, pos, neg, f"{pos} {good} and {neg} {bad} {noun}s: enough to learn a score.{note}")
     return MinimumData(
         False,
         pos,
         neg,
         f"Only {pos} {good} and {neg} {bad} {noun}s so far; a learned {noun} score needs at least {min_each} "
         f"of each. Scores come from the weighted heuristic (engagement, recency, job level, company size"
-        f"{', deal value' if entity == 'deal' else ''}) until then.",
+        f"{', deal value' if entity == 'deal' else ''}, budget, source, segment) until then.{note}",
     )
 
 
@@ -123,7 +146,7 @@ def entity_rows(dataset: pl.DataFrame, entity: str) -> pl.DataFrame:
 # -- training ---------------------------------------------------------------------------------------------
 @dataclass
 class TrainingOutcome:
-    """What a training round produced: the scorer to use, the baseline, and both judged on recent rows."""
+    """What a training round produced: the scorer to use, the baselines, all judged on the newest fold."""
 
     entity: str
     strategy: str
@@ -137,6 +160,10 @@ class TrainingOutcome:
     validation_scores: np.ndarray | None = None
     heuristic_validation_scores: np.ndarray | None = None
     params: dict = field(default_factory=dict)
+    logistic_metrics: dict[str, float] = field(default_factory=dict)
+    selection: object | None = None  # holocrm_core.scoring.selection.Selection
+    guard: object | None = None  # holocrm_core.scoring.guards.GuardReport
+    undated: int = 0
 
     @property
     def learned(self) -> bool:
@@ -146,6 +173,19 @@ class TrainingOutcome:
     def y_validation(self) -> np.ndarray:
         return self.validation["label"].to_numpy().astype(int)
 
+    @property
+    def excluded_fields(self) -> list[str]:
+        return self.guard.excluded_fields if self.guard is not None else []
+
+
+def _record_labels(rows: pl.DataFrame) -> np.ndarray:
+    """One label per decided record (a record has several snapshots)."""
+    if not len(rows):
+        return np.array([], dtype=int)
+    if "entity_id" not in rows.columns:
+        return rows["label"].to_numpy().astype(int)
+    return rows.unique("entity_id", keep="first")["label"].to_numpy().astype(int)
+
 
 def train_scorer(
     dataset: pl.DataFrame,
@@ -153,27 +193,64 @@ def train_scorer(
     strategy: str | None = None,
     validation_fraction: float = VALIDATION_FRACTION,
     min_each: int = MIN_EACH,
+    open_features: pl.DataFrame | None = None,
+    candidates=None,
     **params,
 ) -> TrainingOutcome:
-    """Train on older outcomes of ``entity``, validate on the most recent slice, heuristic as baseline."""
+    """Guard the fields, then judge candidates on rolling time folds and refit the best on every outcome.
+
+    ``open_features``: the open records about to be scored (``build_features_for`` now); with them the
+    guards also compare training snapshots with today's records. ``strategy`` (or
+    HOLOCRM_SCORING_STRATEGY) other than "auto" restricts the candidates to that one (plus the heuristic
+    and the logistic baseline, which the gate compares with). ``params`` reach the candidates whose
+    constructor takes them (e.g. ``epochs`` for the neural scorer).
+    """
+    from holocrm_core.outcomes import undated_outcomes
+    from holocrm_core.scoring import selection as sel
+    from holocrm_core.scoring.guards import GuardReport, check_training_data
+
     strategy = strategy or default_strategy()
     rows = entity_rows(dataset, entity)
-    enough = minimum_data(rows["label"].to_numpy() if len(rows) else np.array([]), entity, min_each)
-    train, valid = time_split(rows, validation_fraction) if len(rows) >= 2 else (rows, rows)
-    y_train = train["label"].to_numpy().astype(int)
-    heuristic = WeightedHeuristicScorer().fit(train, y_train)
-    chosen_name = strategy if enough.enough else "heuristic"
-    if chosen_name == "heuristic":
-        scorer: ScoringStrategy = heuristic
-    else:
-        scorer = make_strategy(chosen_name, **params).fit(train, y_train)
-    outcome = TrainingOutcome(entity, chosen_name, scorer, heuristic, enough, train, valid, params=dict(params))
-    if len(valid):
-        y_valid = valid["label"].to_numpy().astype(int)
-        outcome.validation_scores = scorer.predict_proba(valid)[:, 1]
-        outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[:, 1]
-        outcome.metrics = quality(y_valid, outcome.validation_scores)
-        outcome.heuristic_metrics = quality(y_valid, outcome.heuristic_validation_scores)
+    undated = undated_outcomes(rows, entity) if "entity" in rows.columns else 0
+    enough = minimum_data(_record_labels(rows), entity, min_each, undated)
+    guard = GuardReport()
+    if enough.enough:
+        guard = check_training_data(rows, open_features)
+        rows = rows.drop(guard.excluded_fields, strict=False)
+    y_all = rows["label"].to_numpy().astype(int) if len(rows) else np.array([], dtype=int)
+    if candidates is None:
+        candidates = sel.CANDIDATES if strategy == AUTO else tuple(dict.fromkeys(("heuristic", "logistic", strategy)))
+    folds = sel.rolling_folds(rows) if enough.enough else []
+    if not enough.enough or not folds:
+        train, valid = time_split(rows, validation_fraction) if len(rows) >= 2 else (rows, rows)
+        heuristic = WeightedHeuristicScorer().fit(rows, y_all)
+        outcome = TrainingOutcome(entity, "heuristic", heuristic, heuristic, enough, train, valid, params=dict(params),
+                                  guard=guard, undated=undated)
+        if len(valid):
+            outcome.validation_scores = outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[:, 1]
+            outcome.metrics = outcome.heuristic_metrics = quality(valid["label"].to_numpy(), outcome.validation_scores)
+        return outcome
+    named = None if strategy == AUTO else strategy
+    selection = sel.evaluate_candidates(rows, candidates, named=named, **params)
+    if named in selection.candidates and selection.candidates[named].folds:
+        selection.chosen = named  # asked for by name: measured beside the others, not replaced by them
+    scorer = sel.final_scorer(selection, rows, named=named, **params)
+    heuristic = WeightedHeuristicScorer().fit(rows, y_all)
+    train_index, newest_index = folds[-1]
+    outcome = TrainingOutcome(entity, selection.chosen, scorer, heuristic, enough, rows[train_index],
+                              rows[newest_index], params=dict(params), selection=selection, guard=guard,
+                              undated=undated)
+    y_valid = outcome.y_validation
+    chosen = selection.candidates[selection.chosen]
+    outcome.validation_scores = chosen.newest_scores
+    outcome.metrics = quality(y_valid, chosen.newest_scores)
+    base = selection.candidates.get("heuristic")
+    if base is not None and base.newest_scores is not None:
+        outcome.heuristic_validation_scores = base.newest_scores
+        outcome.heuristic_metrics = quality(y_valid, base.newest_scores)
+    plain = selection.candidates.get("logistic")
+    if plain is not None and plain.newest_scores is not None:
+        outcome.logistic_metrics = quality(y_valid, plain.newest_scores)
     return outcome
 
 
@@ -190,7 +267,7 @@ def score_frame(model, features: pl.DataFrame, explain: bool = True, top: int = 
     features = as_polars(features)
     scorer = unwrap(model)
     scores = scorer.predict_proba(features)[:, 1]
-    thresholds = getattr(scorer, "band_thresholds_", (0.6, 0.3))
+    thresholds = band_thresholds()
     ids = [c for c in ID_COLUMNS if c in features.columns]
     hot, warm = thresholds
     out = features.select(ids).with_columns(pl.Series("score", scores, dtype=pl.Float64))
@@ -205,6 +282,7 @@ def score_frame(model, features: pl.DataFrame, explain: bool = True, top: int = 
 
 
 __all__ = [
+    "AUTO",
     "CRMScorer",
     "default_strategy",
     "MIN_EACH",

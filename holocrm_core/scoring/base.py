@@ -50,7 +50,7 @@ class CRMScorer(BaseEstimator, ClassifierMixin):
 
     def _finish_fit(self, X: pl.DataFrame) -> None:
         self.classes_ = np.array([0, 1])
-        self.band_thresholds_ = band_thresholds(self.predict_proba(X)[:, 1])
+        self.band_thresholds_ = band_thresholds()
 
     def decision_logit(self, X: pl.DataFrame) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

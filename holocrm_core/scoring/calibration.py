@@ -122,12 +122,20 @@ def quality(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def band_thresholds(train_scores: np.ndarray) -> tuple[float, float]:
-    """Hot = top 20% of training scores, warm = next 30%: bands that stay meaningful at any base rate."""
-    s = np.asarray(train_scores, dtype=np.float64)
-    if len(s) == 0:
-        return (0.6, 0.3)
-    return (float(np.quantile(s, 0.8)), float(np.quantile(s, 0.5)))
+HOT_PROBABILITY = 0.5
+WARM_PROBABILITY = 0.2
+
+
+def band_thresholds(train_scores: np.ndarray | None = None) -> tuple[float, float]:
+    """(hot, warm) as calibrated probabilities: hot from 50%, warm from 20% unless HOLOCRM_BAND_HOT /
+    HOLOCRM_BAND_WARM say otherwise. Probabilities, not quantiles of training scores: after a shift a
+    "hot" lead is still a likely one, and "10% (hot)" cannot appear. ``train_scores`` is ignored (kept
+    for callers of the former quantile bands)."""
+    import os
+
+    hot = float(os.environ.get("HOLOCRM_BAND_HOT", HOT_PROBABILITY))
+    warm = float(os.environ.get("HOLOCRM_BAND_WARM", WARM_PROBABILITY))
+    return (hot, min(warm, hot))
 
 
 def band_for(scores: np.ndarray, thresholds: tuple[float, float]) -> list[str]:

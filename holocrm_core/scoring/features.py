@@ -43,6 +43,11 @@ META_COLUMNS = frozenset(
         "model_version",
         "scored_at",
         "scorer",
+        # prediction-time snapshot bookkeeping: when the snapshot was taken, whether the outcome came within
+        # the horizon, whether the export dated the decision. Each would leak the outcome as a feature.
+        "snapshot_at",
+        "within_horizon",
+        "outcome_dated",
     }
 )
 TEXT_PREFIX = "text_"

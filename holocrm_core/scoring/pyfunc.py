@@ -11,7 +11,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from holocrm_core.scoring.calibration import band_for
+from holocrm_core.scoring.calibration import band_for, band_thresholds
 
 
 class ScorerModel(mlflow.pyfunc.PythonModel):
@@ -35,5 +35,5 @@ class ScorerModel(mlflow.pyfunc.PythonModel):
             scores = np.array([self.score_one(model_input.iloc[0].to_dict())])
         else:
             scores = self.scorer.predict_proba(model_input)[:, 1]
-        thresholds = getattr(self.scorer, "band_thresholds_", (0.6, 0.3))
+        thresholds = band_thresholds()
         return pd.DataFrame({"score": np.asarray(scores, dtype=np.float64), "band": band_for(scores, thresholds)})

@@ -7,15 +7,13 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import polars as pl
 
-from holocrm_core import schema
+from holocrm_core import quality, schema
+from holocrm_core.ingest.export import PARENTS
 from holocrm_core.landing import resolve_export_dir
-from holocrm_core.reconcile import reconcile
-from pipelines.metadata import markdown_table
+from pipelines.metadata import check_result, markdown_table
 from pipelines.resources import StorageResource
 
 GROUP = "ingest"
-ENTITY_SINGULAR = {"companies": "company", "contacts": "contact", "deals": "deal", "activities": "activity",
-                   "attachments": "attachment"}
 
 
 class ExportConfig(dg.Config):
@@ -31,12 +29,15 @@ def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.Metada
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(f"raw_{entity}", group_name=GROUP, description=f"Export rows of {entity}, as read (strings), "
-                        "with the source file and line of each row.") for entity in schema.STAGING_ORDER],
-    can_subset=False,
+    specs=[dg.AssetSpec(e.raw_asset, group_name=GROUP, description=f"Export rows of {e.plural}, as read (strings), "
+                        "with the source file and line of each row.", skippable=True) for e in schema.REGISTRY],
+    can_subset=True,
 )
 def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: StorageResource):
-    """Read every file of the export once with its source profile; unreadable files are reported, not fatal."""
+    """Read every file of the export once with its source profile; unreadable files are reported, not fatal.
+
+    Subsettable: `holocrm run --only raw_contacts` reads the export and writes only the selected raw tables.
+    """
     from holocrm_core.ingest import read_export
 
     export_dir = resolve_export_dir(storage.paths().landing, config.export_dir or None)
@@ -47,38 +48,54 @@ def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: St
     for report in raw.files:
         if report.error:
             context.log.warning(f"{report.path}: {report.error}")
-    for entity in schema.STAGING_ORDER:
-        frame = raw.tables.get(entity)
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    for e in schema.REGISTRY:
+        if e.raw_asset not in selected:
+            continue
+        frame = raw.tables.get(e.plural)
         if frame is None:
             frame = pl.DataFrame(schema={"_source_file": pl.String, "_line": pl.Int64})
-        warehouse.write(f"raw_{entity}", frame)
+        warehouse.write(e.raw_asset, frame)
         files = sorted(frame["_source_file"].unique().to_list()) if frame.height else []
         yield dg.MaterializeResult(
-            asset_key=f"raw_{entity}",
+            asset_key=e.raw_asset,
             metadata={
                 "export_dir": str(export_dir),
                 "profile": raw.profile,
                 "rows": frame.height,
                 "files": ", ".join(files) or "(none)",
-                "custom_fields": ", ".join(raw.custom_fields.get(entity, [])) or "(none)",
+                "custom_fields": ", ".join(raw.custom_fields.get(e.plural, [])) or "(none)",
                 "unreadable_files": sum(1 for r in raw.files if r.error),
             },
         )
 
 
-def _staged_asset(entity: str, parents: list[str]):
-    id_column = schema.ID_COLUMN[entity]
-    key = f"staged_{entity}"
+def _known_parent_ids(context, warehouse, entity: str) -> dict[str, pl.Series]:
+    """Ids of the parents this export carries; a parent with no file, or not built yet, cannot be checked."""
+    known = {}
+    for parent in PARENTS[entity]:
+        record = schema.entity(parent)
+        if not (warehouse.exists(record.raw_asset) and warehouse.exists(record.staged_asset)):
+            context.log.warning(f"{entity}: references to {parent} not checked ({record.staged_asset} not built)")
+            continue
+        if warehouse.read(record.raw_asset).height:
+            known[parent] = warehouse.read(record.staged_asset)[record.id_column]
+    return known
+
+
+def _staged_asset(entity: str):
+    record = schema.entity(entity)
+    key = record.staged_asset
 
     @dg.asset(
         name=key,
         group_name=GROUP,
-        deps=[f"raw_{entity}", *[f"staged_{p}" for p in parents]],
+        deps=[record.raw_asset, *[schema.entity(p).staged_asset for p in PARENTS[entity]]],
         description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to quarantine.",
         check_specs=[
             dg.AssetCheckSpec("no_rows_lost", asset=key,
                               description="Per source file: rows read = rows staged + rows quarantined."),
-            dg.AssetCheckSpec("unique_ids", asset=key, description=f"{id_column} is unique and never empty."),
+            dg.AssetCheckSpec("unique_ids", asset=key, description=f"{record.id_column} is unique and never empty."),
             dg.AssetCheckSpec("referential_integrity", asset=key,
                               description="Every foreign key present points at a staged row."),
             dg.AssetCheckSpec("null_rates_within_bounds", asset=key,
@@ -88,31 +105,16 @@ def _staged_asset(entity: str, parents: list[str]):
         ],
     )
     def staged(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-        from holocrm_core.ingest import stage_entity
+        from holocrm_core.ingest import stage_one
 
         warehouse = storage.warehouse()
-        raw = warehouse.read(f"raw_{entity}")
-        # References are checked against parents the export carries; a parent with no file cannot be checked.
-        known_ids = {p: warehouse.read(f"staged_{p}")[schema.ID_COLUMN[p]] for p in parents
-                     if warehouse.read(f"raw_{p}").height}
-        staged_frame, quarantined = stage_entity(entity, raw, known_ids)
+        raw = warehouse.read(record.raw_asset)
+        known_ids = _known_parent_ids(context, warehouse, entity)
+        result = stage_one(entity, raw, known_ids)
+        staged_frame, quarantined = result.staged, result.quarantined
         warehouse.write(key, staged_frame)
-        warehouse.write(f"quarantine_{entity}", quarantined)
-        accounting = reconcile(raw, staged_frame, quarantined, id_column)
-        ids = staged_frame[id_column]
-        refs_ok, ref_detail = True, []
-        for (child, column), parent in schema.REFERENCES.items():
-            parent_ids = ids if parent == entity else known_ids.get(parent)
-            if child != entity or column not in staged_frame.columns or parent_ids is None:
-                continue
-            dangling = staged_frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(parent_ids.implode()))
-            refs_ok &= dangling.is_empty()
-            ref_detail.append(f"{column}->{parent}: {dangling.height} dangling")
-        null_rates = {c: round(staged_frame[c].null_count() / max(staged_frame.height, 1), 3)
-                      for c in schema.ENTITIES[entity].names()}
-        required_nulls = {c: null_rates[c] for c in schema.REQUIRED[entity] if null_rates[c] > 0}
-        limits = schema.NULL_RATE_LIMITS.get(entity, {})
-        too_sparse = {c: null_rates[c] for c, limit in limits.items() if null_rates[c] > limit} if staged_frame.height else {}
+        warehouse.write(record.quarantine_table, quarantined)
+        checks = quality.staged_checks(entity, staged_frame, result.accounting, known_ids)
         by_rule = quarantined.group_by("rule").len().sort("len", descending=True) if quarantined.height else quarantined
         context.log.info(f"{entity}: {staged_frame.height} staged, {quarantined.height} quarantined")
         return dg.MaterializeResult(
@@ -121,53 +123,38 @@ def _staged_asset(entity: str, parents: list[str]):
                 "quarantined": quarantined.height,
                 "quarantined_by_rule": _markdown(by_rule),
                 "custom_fields": ", ".join(schema.custom_columns(staged_frame)) or "(none)",
-                "rows_by_file": _markdown(accounting, rows=50),
-                "null_rates": dg.MetadataValue.json(null_rates),
+                "rows_by_file": _markdown(result.accounting, rows=50),
+                "null_rates": dg.MetadataValue.json(quality.null_rates(entity, staged_frame)),
                 "preview": _markdown(staged_frame.select(staged_frame.columns[:6]), rows=5),
                 "path": str(warehouse.path(key)),
             },
             check_results=[
-                dg.AssetCheckResult(check_name="no_rows_lost", passed=bool(accounting["balanced"].all()),
-                                    metadata={"files": _markdown(accounting, rows=50)}),
-                dg.AssetCheckResult(check_name="unique_ids",
-                                    passed=ids.null_count() == 0 and ids.n_unique() == staged_frame.height,
-                                    metadata={"rows": staged_frame.height, "distinct_ids": ids.n_unique()}),
-                dg.AssetCheckResult(check_name="referential_integrity", passed=refs_ok,
-                                    metadata={"references": "; ".join(ref_detail) or "(none)"}),
-                dg.AssetCheckResult(check_name="null_rates_within_bounds",
-                                    passed=not required_nulls and not too_sparse,
-                                    severity=dg.AssetCheckSeverity.WARN,
-                                    metadata={"required_nulls": dg.MetadataValue.json(required_nulls),
-                                              "mostly_empty": dg.MetadataValue.json(too_sparse)}),
+                check_result(outcome, severity=dg.AssetCheckSeverity.WARN
+                             if outcome.name == "null_rates_within_bounds" else None)
+                for outcome in checks
             ],
         )
 
     return staged
 
 
-_PARENTS = {
-    "companies": [],
-    "contacts": ["companies"],
-    "deals": ["companies", "contacts"],
-    "activities": ["contacts", "deals", "companies"],
-    "attachments": ["activities"],
-}
-staged_assets = [_staged_asset(entity, _PARENTS[entity]) for entity in schema.STAGING_ORDER]
+staged_assets = [_staged_asset(entity) for entity in schema.STAGING_ORDER]
 staged_companies, staged_contacts, staged_deals, staged_activities, staged_attachments = staged_assets
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=[f"staged_{e}" for e in schema.STAGING_ORDER],
+    deps=list(schema.STAGED_TABLES),
     description="Every rejected row and unreadable file: source file, line, column, value and an actionable reason.",
 )
 def quarantine(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    from holocrm_core.ingest import assemble_quarantine
+
     warehouse = storage.warehouse()
-    parts = [warehouse.read(f"quarantine_{e}") for e in schema.STAGING_ORDER]
+    parts = [warehouse.read(e.quarantine_table) for e in schema.REGISTRY if warehouse.exists(e.quarantine_table)]
     if warehouse.exists("file_errors"):
         parts.append(warehouse.read("file_errors"))
-    frame = pl.concat([p.select(schema.QUARANTINE.names()).cast(dict(schema.QUARANTINE)) for p in parts],
-                      how="vertical")
+    frame = assemble_quarantine(parts)
     warehouse.write("quarantine", frame)
     summary = frame.group_by("entity", "rule").len().sort("entity", "rule") if frame.height else frame
     return dg.MaterializeResult(

@@ -1,27 +1,37 @@
 """Model assets: lead and deal scorers trained on the outcome dataset, gated, and the scored open records.
 
-``lead_scoring_model`` / ``deal_scoring_model`` train on older outcomes and validate on the most recent
-slice, log the run to MLflow, register the version and move ``champion`` only when it beats the champion
-and the heuristic. Their blocking gate check keeps ``scored_leads`` / ``scored_deals`` from using a
-champion that no longer beats the heuristic on recent outcomes.
+``lead_scoring_model`` / ``deal_scoring_model`` guard the fields (leaks, adversarial check against the
+open records about to be scored), judge every candidate on rolling time folds, log the run to MLflow and
+register the version with its gate verdict; ``champion`` moves only when every blocking check passed. Their
+gate check then re-judges the scorer in use: a champion that no longer holds is demoted and the heuristic
+scores, so ``scored_leads`` / ``scored_deals`` always exist and never come from a failed model.
 """
 
 
 import dagster as dg
 import polars as pl
 
+from holocrm_core import schema
 from holocrm_core.registry import DEAL_MODEL, LEAD_MODEL
-from pipelines.assets.outcomes import FIELD_OUTCOMES_FILE, read_staged
+from pipelines.assets.outcomes import read_staged
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "learning"
 MODELS = {"contact": ("lead_scoring_model", LEAD_MODEL), "deal": ("deal_scoring_model", DEAL_MODEL)}
-SCORED = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
+SCORED = {"contact": ("scored_leads", schema.CONTACT.id_column), "deal": ("scored_deals", schema.DEAL.id_column)}
 
 
 def _metric(metrics: dict, key: str):
     value = metrics.get(key)
     return None if value is None or value != value else round(float(value), 4)
+
+
+def _open_features(storage: StorageResource, entity: str) -> pl.DataFrame:
+    from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
+
+    tables = read_staged(storage)
+    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    return build_features_for(entity, open_ids(entity, tables, field), tables)
 
 
 def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
@@ -31,13 +41,16 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     asset_name, model_name = MODELS[entity]
     uri = mlflow.configure()
     dataset = storage.warehouse().read("outcome_dataset")
-    outcome = train_scorer(dataset, entity)
+    outcome = train_scorer(dataset, entity, open_features=_open_features(storage, entity))
     if not outcome.enough_data.enough:
         context.log.warning(outcome.enough_data.message)
+    if outcome.guard is not None and (outcome.guard.excluded or outcome.guard.level in ("warn", "block")):
+        context.log.warning(f"{model_name}: {outcome.guard.summary()}")
     result = log_training(outcome, model_name)
     gate = champion_gate(outcome, model_name)
     context.log.info(f"{model_name}: {result.message}; gate: {gate.description}")
     m = result.metrics
+    guard = outcome.guard
     return dg.MaterializeResult(
         metadata={
             "rows": outcome.train.height + outcome.validation.height,
@@ -53,6 +66,12 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "alias": result.alias or "(none)",
             "promoted": result.promoted,
             "decision": result.message,
+            "excluded_fields": ", ".join(outcome.excluded_fields) or "(none)",
+            "guards": guard.summary() if guard is not None else "(not run)",
+            "adversarial_auc": guard.adversarial_auc if guard is not None else None,
+            "undated_outcomes": outcome.undated,
+            "candidates": dg.MetadataValue.json(outcome.selection.summary() if outcome.selection else {}),
+            "logistic_auc": _metric(m, "logistic_auc"),
             "scorer_in_use": gate.scorer_in_use,
             "mlflow_run": dg.MetadataValue.url(result.run_url),
             "mlflow_tracking_uri": uri,
@@ -78,8 +97,8 @@ def _gate_spec(asset_name: str) -> dg.AssetCheckSpec:
         f"{asset_name}_gate",
         asset=asset_name,
         blocking=True,
-        description="The scorer downstream would use beats the heuristic on the most recent outcomes and is "
-        "calibrated; otherwise scoring waits.",
+        description="The scorer downstream uses beats the heuristic on the newest outcomes and is calibrated; "
+        "a champion that fails is demoted and the heuristic scores.",
     )
 
 
@@ -106,16 +125,19 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     table, id_name = SCORED[entity]
     mlflow.configure()
     tables = read_staged(storage)
-    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    field = read_field_outcomes(storage.paths().outcomes_log)
     features = build_features_for(entity, open_ids(entity, tables, field), tables)
     scorer, model_version = scorer_in_use(entity, storage.warehouse())
     scored = score_open_records(scorer, model_version, features)
     storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
+    if not scored.height:
+        context.log.info(f"{table}: no open {'leads' if entity == 'contact' else 'deals'} to score (every one is decided)")
     context.log.info(f"{table}: {scored.height} scored with {model_version}")
     return dg.MaterializeResult(
         metadata={
             "rows": scored.height,
+            "open_records": features.height,
             "model_version": model_version,
             "hot": bands.get("hot", 0),
             "warm": bands.get("warm", 0),
@@ -136,13 +158,14 @@ def score_open_records(scorer, model_version: str, features: pl.DataFrame) -> pl
     )
 
 
-@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[f"staged_{t}" for t in ("contacts", "companies", "activities")]])
+@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[e.staged_asset for e in (schema.CONTACT, schema.COMPANY,
+                                                                                 schema.ACTIVITY)]])
 def scored_leads(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
     """Every open lead with its conversion score, band (hot/warm/cold) and top positive/negative reasons."""
     return _score(context, storage, mlflow, "contact")
 
 
-@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *[f"staged_{t}" for t in ("deals", "contacts", "companies", "activities")]])
+@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *schema.RECORD_STAGED_TABLES])
 def scored_deals(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
     """Every open deal with its win score, band and top positive/negative reasons."""
     return _score(context, storage, mlflow, "deal")

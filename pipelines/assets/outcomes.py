@@ -1,4 +1,4 @@
-"""Outcome assets: the reflection buffer of decided leads and closed deals with point-in-time features."""
+"""Outcome assets: prediction-time snapshots of decided leads and closed deals, features as of each one."""
 
 
 import json
@@ -6,12 +6,12 @@ import json
 import dagster as dg
 import polars as pl
 
-from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes
+from holocrm_core import schema
+from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes, undated_outcomes
 from pipelines.resources import StorageResource
 
 GROUP = "learning"
-STAGED = ["staged_companies", "staged_contacts", "staged_deals", "staged_activities"]
-FIELD_OUTCOMES_FILE = "outcomes.ndjson"
+STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
 def read_staged(storage: StorageResource) -> dict[str, pl.DataFrame]:
@@ -25,7 +25,7 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
     champion's prediction at the time (when there was one), and the outcome. Field-recorded outcomes
     (HOLOCRM_HOME/logs/outcomes.ndjson) override or add to the export's."""
     warehouse = storage.warehouse()
-    field = read_field_outcomes(storage.paths().logs / FIELD_OUTCOMES_FILE)
+    field = read_field_outcomes(storage.paths().outcomes_log)
     previous = {
         entity: warehouse.read(table)
         for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals"))
@@ -37,12 +37,21 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
 
     def count(entity: str, label: int | None = None) -> int:
         rows = dataset.filter(pl.col("entity") == entity)
-        return rows.height if label is None else rows.filter(pl.col("label") == label).height
+        rows = rows if label is None else rows.filter(pl.col("label") == label)
+        return rows["entity_id"].n_unique() if rows.height else 0
+
+    for entity, noun in (("contact", "leads"), ("deal", "deals")):
+        if undated_outcomes(dataset, entity):
+            context.log.warning(f"{undated_outcomes(dataset, entity)} decided {noun} carry no decision date: dated at "
+                                "the export's time (map a date column, or status_dates: in a mapping file)")
 
     context.log.info(f"outcome dataset: {dataset.height} rows ({field.height} recorded in the field)")
     return dg.MaterializeResult(
         metadata={
             "rows": dataset.height,
+            "snapshots": dataset.height,
+            "undated_leads": undated_outcomes(dataset, "contact"),
+            "undated_deals": undated_outcomes(dataset, "deal"),
             "leads": count("contact"),
             "leads_converted": count("contact", 1),
             "deals": count("deal"),

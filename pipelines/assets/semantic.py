@@ -4,14 +4,14 @@
 import time
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
-from pipelines.metadata import markdown_table
+from holocrm_core import quality, schema
+from pipelines.metadata import check_result, markdown_table
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
 
 GROUP = "semantic"
-STAGED = ["staged_contacts", "staged_companies", "staged_deals", "staged_activities"]
+STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
 def _staged_tables(storage: StorageResource) -> dict[str, pl.DataFrame]:
@@ -65,7 +65,6 @@ def embeddings(
     context: dg.AssetExecutionContext, storage: StorageResource, embedder: EmbedderResource
 ) -> dg.MaterializeResult:
     from holocrm_core.embedding import DIM, embed_documents, vectors_matrix
-    from holocrm_core.text import ENTITY_TABLES, ID_COLUMNS
 
     warehouse = storage.warehouse()
     documents = warehouse.read("entity_documents")
@@ -78,39 +77,12 @@ def embeddings(
     context.log.info(f"embedded {run.new} texts, reused {run.reused}, dropped {run.deleted} deleted entities")
 
     # checks: every staged entity has exactly one vector of the right size, unit norm and finite
-    staged = _staged_tables(storage)
-    expected = pl.concat(
-        [
-            staged[table].select(pl.col(ID_COLUMNS[entity_type]).alias("entity_id")).with_columns(
-                pl.lit(entity_type).alias("entity_type")
-            )
-            for entity_type, table in ENTITY_TABLES.items()
-            if table in staged
-        ],
-        how="vertical",
-    ) if staged else pl.DataFrame(schema={"entity_id": pl.String, "entity_type": pl.String})
-    keys = run.vectors.select("entity_type", "entity_id")
-    missing = len(expected.join(keys, on=["entity_type", "entity_id"], how="anti"))
-    extra = len(keys.join(expected, on=["entity_type", "entity_id"], how="anti"))
-    duplicated = len(keys) - keys.n_unique()
+    expected = quality.expected_document_keys(_staged_tables(storage))
     matrix = vectors_matrix(run.vectors)
-    finite = bool(np.isfinite(matrix).all())
-    norms = np.linalg.norm(matrix, axis=1) if len(matrix) else np.ones(1)
-    max_norm_error = float(np.abs(norms - 1).max()) if finite else float("nan")
     checks = [
-        dg.AssetCheckResult(
-            check_name="one_vector_per_entity",
-            passed=missing == 0 and extra == 0 and duplicated == 0,
-            metadata={"missing": missing, "extra": extra, "duplicated": duplicated, "expected": len(expected)},
-        ),
-        dg.AssetCheckResult(
-            check_name="vector_dimension", passed=matrix.shape[1] == DIM, metadata={"dimension": int(matrix.shape[1])}
-        ),
-        dg.AssetCheckResult(
-            check_name="unit_norm_no_nan",
-            passed=finite and max_norm_error < 1e-3,
-            metadata={"finite": finite, "max_norm_error": max_norm_error},
-        ),
+        check_result(quality.one_vector_per_entity(expected, run.vectors)),
+        check_result(quality.vector_dimension(matrix, DIM)),
+        check_result(quality.unit_norm_no_nan(matrix)),
     ]
     rate = run.new / run.seconds if run.new and run.seconds else 0.0
     return dg.MaterializeResult(
@@ -154,9 +126,6 @@ def similarity_index(
     versions = store.versions()
     rotation = store.rotation()
     indexed = {t: int(store.table(t).count_rows()) for t in store.entity_types()}
-    expected = _counts(documents)
-    mismatched = {t: (indexed.get(t, 0), expected.get(t, 0)) for t in set(indexed) | set(expected)
-                  if indexed.get(t, 0) != expected.get(t, 0)}
     context.log.info(f"index versions {versions}")
     return dg.MaterializeResult(
         metadata={
@@ -174,14 +143,7 @@ def similarity_index(
             "explained_variance_192": round(rotation.explained_variance(192), 4) if rotation else 0.0,
             "sync_seconds": round(seconds, 3),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="index_matches_documents",
-                passed=not mismatched,
-                metadata={"mismatched (indexed, documents)": dg.MetadataValue.json(
-                    {k: list(v) for k, v in mismatched.items()})},
-            )
-        ],
+        check_results=[check_result(quality.index_matches_documents(indexed, _counts(documents)))],
     )
 
 

@@ -22,50 +22,73 @@ def build_home(home, contacts: int = 6) -> Warehouse:
     """A tiny HOLOCRM_HOME: staged contacts/deals, precomputed scores and duplicate candidates."""
     wh = Warehouse(home / "warehouse")
     ids = [f"C{i}" for i in range(1, contacts + 1)]
-    wh.write("staged_contacts", pl.DataFrame({
-        "contact_id": ids,
-        "full_name": [f"Person {i}" for i in range(1, contacts + 1)],
-        "lifecycle_status": ["lead", "lead", "qualified", "customer", "lead", "disqualified"][:contacts],
-        "seniority": ["vp", "manager", "c_level", None, "director", "individual"][:contacts],
-        "created_at": [T0] * contacts,
-    }))
-    wh.write("staged_deals", pl.DataFrame({
-        "deal_id": ["D1", "D2", "D3"],
-        "title": ["Fleet renewal", "Pilot", "Expansion"],
-        "contact_id": ["C1", "C2", "C3"],
-        "stage": ["proposal", "negotiation", "won"],
-        "created_at": [T0, T0, T0],
-    }))
-    wh.write("scored_leads", pl.DataFrame({
-        "contact_id": ["C1", "C2", "C3"],
-        "score": [0.82, 0.41, 0.12],
-        "band": ["hot", "warm", "cold"],
-        "reasons": [["+ replied to 3 emails", "- no meeting yet"], ["+ VP title"], ["- no activity in 90 days"]],
-    }))
-    wh.write("scored_deals", pl.DataFrame({
-        "deal_id": ["D1", "D2"],
-        "score": [0.7, 0.3],
-        "band": ["hot", "warm"],
-        "reasons": [["+ proposal sent"], ["- stalled 40 days"]],
-    }))
-    wh.write("duplicate_candidates", pl.DataFrame({
-        "entity_type": ["contact", "contact", "company"],
-        "id_a": ["C1", "C2", "A1"],
-        "id_b": ["C5", "C6", "A2"],
-        "score": [0.97, 0.55, 0.9],
-        "match_weight": [9.1, 1.2, 7.5],
-        "reasons": [["same e-mail"], ["similar surname"], ["same domain"]],
-    }))
+    wh.write(
+        "staged_contacts",
+        pl.DataFrame(
+            {
+                "contact_id": ids,
+                "full_name": [f"Person {i}" for i in range(1, contacts + 1)],
+                "lifecycle_status": ["lead", "lead", "qualified", "customer", "lead", "disqualified"][
+                    :contacts
+                ],
+                "seniority": ["vp", "manager", "c_level", None, "director", "individual"][:contacts],
+                "created_at": [T0] * contacts,
+                "updated_at": [T0] * contacts,
+            }
+        ),
+    )
+    wh.write(
+        "staged_deals",
+        pl.DataFrame(
+            {
+                "deal_id": ["D1", "D2", "D3"],
+                "title": ["Fleet renewal", "Pilot", "Expansion"],
+                "contact_id": ["C1", "C2", "C3"],
+                "stage": ["proposal", "negotiation", "won"],
+                "created_at": [T0, T0, T0],
+            }
+        ),
+    )
+    wh.write(
+        "scored_leads",
+        pl.DataFrame(
+            {
+                "contact_id": ["C1", "C2", "C3"],
+                "score": [0.82, 0.41, 0.12],
+                "band": ["hot", "warm", "cold"],
+                "reasons": [
+                    ["+ replied to 3 emails", "- no meeting yet"],
+                    ["+ VP title"],
+                    ["- no activity in 90 days"],
+                ],
+            }
+        ),
+    )
+    wh.write(
+        "scored_deals",
+        pl.DataFrame(
+            {
+                "deal_id": ["D1", "D2"],
+                "score": [0.7, 0.3],
+                "band": ["hot", "warm"],
+                "reasons": [["+ proposal sent"], ["- stalled 40 days"]],
+            }
+        ),
+    )
+    wh.write(
+        "duplicate_candidates",
+        pl.DataFrame(
+            {
+                "entity_type": ["contact", "contact", "company"],
+                "id_a": ["C1", "C2", "A1"],
+                "id_b": ["C5", "C6", "A2"],
+                "score": [0.97, 0.55, 0.9],
+                "match_weight": [9.1, 1.2, 7.5],
+                "reasons": [["same e-mail"], ["similar surname"], ["same domain"]],
+            }
+        ),
+    )
     return wh
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
-    # A registry URI whose file does not exist: the loader must not need MLflow to serve tables.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    build_home(tmp_path)
-    return tmp_path
 
 
 def make_client(home, **overrides) -> TestClient:
@@ -98,10 +121,19 @@ def test_health_reports_what_is_served_and_what_is_missing(client):
 
 def test_openapi_lists_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/contacts/{contact_id}/similar", "/api/search/semantic", "/api/query/natural-language",
-                 "/api/contacts/{contact_id}/score", "/api/deals/{deal_id}/score",
-                 "/api/contacts/{contact_id}/recommendation", "/api/duplicates", "/api/deals/{deal_id}/close",
-                 "/api/actions/outcome", "/metrics", "/health"):
+    for path in (
+        "/api/contacts/{contact_id}/similar",
+        "/api/search/semantic",
+        "/api/query/natural-language",
+        "/api/contacts/{contact_id}/score",
+        "/api/deals/{deal_id}/score",
+        "/api/contacts/{contact_id}/recommendation",
+        "/api/duplicates",
+        "/api/deals/{deal_id}/close",
+        "/api/actions/outcome",
+        "/metrics",
+        "/health",
+    ):
         assert path in paths
     assert client.get("/docs").status_code == 200
 
@@ -111,7 +143,10 @@ def test_metrics_count_requests_by_route_template(client):
     client.get("/api/contacts/C2/score")
     client.get("/api/contacts/NOPE/score")
     text = client.get("/metrics").text
-    assert 'holocrm_requests_total{method="GET",route="/api/contacts/{contact_id}/score",status="200"} 2.0' in text
+    assert (
+        'holocrm_requests_total{method="GET",route="/api/contacts/{contact_id}/score",status="200"} 2.0'
+        in text
+    )
     assert 'route="/api/contacts/{contact_id}/score",status="404"} 1.0' in text
     assert "holocrm_request_seconds_bucket" in text
     assert "holocrm_artifacts_loaded_timestamp_seconds" in text
@@ -130,9 +165,14 @@ def test_deal_score_and_unknown_ids(client):
     assert client.get("/api/deals/D2/score").json()["score"] == pytest.approx(0.3)
     assert_error(client.get("/api/deals/D404/score"), 404, "not_found")
     assert_error(client.get("/api/contacts/C404/score"), 404, "not_found")
-    # A known contact that is not among the scored leads: 404 that says so, not a crash.
-    body = assert_error(client.get("/api/contacts/C5/score"), 404, "not_scored")
-    assert "C5" in body["detail"]
+    # A decided (disqualified) contact has no lead score: 404 that says so, not a crash.
+    body = assert_error(client.get("/api/contacts/C6/score"), 404, "not_scored")
+    assert "C6" in body["detail"]
+    # An open lead the pipeline's table lacks (newer than its run) is scored now, by the served scorer, once.
+    first = client.get("/api/contacts/C5/score").json()
+    assert first["source"] == "on_demand" and 0.0 < first["score"] < 1.0 and first["reasons"]
+    assert first["model"] == {"name": "holocrm_lead_scorer", "version": "heuristic", "served_as": "heuristic"}
+    assert client.get("/api/contacts/C5/score").json()["score"] == first["score"]
 
 
 def test_malformed_ids_are_refused(client):
@@ -155,9 +195,15 @@ def test_recommendation_carries_its_posterior_and_propensity(client):
 def test_recommendation_learns_from_recorded_outcomes(client):
     for n in range(30):
         for action, reward in (("call", 1.0), ("email", 0.0), ("proposal", 0.0), ("wait", 0.0)):
-            r = client.post("/api/actions/outcome",
-                            json={"contact_id": "C1", "action": action, "reward": reward,
-                                  "idempotency_key": f"learn-{action}-{n}"})
+            r = client.post(
+                "/api/actions/outcome",
+                json={
+                    "contact_id": "C1",
+                    "action": action,
+                    "reward": reward,
+                    "idempotency_key": f"learn-{action}-{n}",
+                },
+            )
             assert r.status_code == 201, r.text
     picks = [client.get("/api/contacts/C1/recommendation").json() for _ in range(20)]
     assert sum(p["action"] == "call" for p in picks) >= 18
@@ -178,19 +224,29 @@ def test_thompson_recommender_ignores_bad_outcomes():
 
 # -- durable writes ---------------------------------------------------------------------------------------
 def test_close_deal_records_outcome_with_prediction_once(client, home):
-    first = client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2024-03-01T10:00:00Z"},
-                        headers={"Idempotency-Key": "close-D1"})
+    first = client.post(
+        "/api/deals/D1/close",
+        json={"outcome": "won", "closed_at": "2024-03-01T10:00:00Z"},
+        headers={"Idempotency-Key": "close-D1"},
+    )
     assert first.status_code == 201, first.text
     record = first.json()["record"]
     assert record["prediction"]["score"] == pytest.approx(0.7)
-    again = client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2024-03-01T10:00:00Z"},
-                        headers={"Idempotency-Key": "close-D1"})
+    again = client.post(
+        "/api/deals/D1/close",
+        json={"outcome": "won", "closed_at": "2024-03-01T10:00:00Z"},
+        headers={"Idempotency-Key": "close-D1"},
+    )
     assert again.status_code == 200 and again.json()["duplicate"] is True
     lines = (home / "logs" / "outcomes.ndjson").read_text().splitlines()
     assert len(lines) == 1
     line = json.loads(lines[0])
     assert set(line) >= {"idempotency_key", "recorded_at", "deal_id", "outcome", "closed_at", "prediction"}
-    assert line["deal_id"] == "D1" and line["outcome"] == "won" and line["closed_at"].startswith("2024-03-01T10:00")
+    assert (
+        line["deal_id"] == "D1"
+        and line["outcome"] == "won"
+        and line["closed_at"].startswith("2024-03-01T10:00")
+    )
     assert set(line["prediction"]) >= {"score", "model_version"}
 
 
@@ -198,25 +254,54 @@ def test_close_deal_refusals(client):
     assert_error(client.post("/api/deals/D404/close", json={"outcome": "won"}), 404, "not_found")
     body = assert_error(client.post("/api/deals/D1/close", json={"outcome": "maybe"}), 422, "invalid_request")
     assert "outcome" in body["detail"] and "won" in body["detail"]
-    body = assert_error(client.post("/api/deals/D1/close", json={"outcome": "won", "colour": "red"}),
-                        422, "invalid_request")
+    body = assert_error(
+        client.post("/api/deals/D1/close", json={"outcome": "won", "colour": "red"}), 422, "invalid_request"
+    )
     assert "colour" in body["detail"]
-    body = assert_error(client.post("/api/deals/D1/close", content=b'{"outcome": "won"',
-                                    headers={"content-type": "application/json"}), 422, "invalid_request")
+    body = assert_error(
+        client.post(
+            "/api/deals/D1/close", content=b'{"outcome": "won"', headers={"content-type": "application/json"}
+        ),
+        422,
+        "invalid_request",
+    )
     assert "JSON" in body["detail"]
-    body = assert_error(client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2999-01-01"}),
-                        422, "invalid_request")
+    body = assert_error(
+        client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2999-01-01"}),
+        422,
+        "invalid_request",
+    )
     assert "future" in body["detail"]
-    body = assert_error(client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2020-01-01"}),
-                        422, "invalid_request")
+    body = assert_error(
+        client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2020-01-01"}),
+        422,
+        "invalid_request",
+    )
     assert "before the deal was created" in body["detail"]
     # Same key, different outcome: a conflict, and the first record stands.
     client.post("/api/deals/D2/close", json={"outcome": "won"}, headers={"Idempotency-Key": "k-D2"})
-    body = assert_error(client.post("/api/deals/D2/close", json={"outcome": "lost"},
-                                    headers={"Idempotency-Key": "k-D2"}), 409, "idempotency_conflict")
+    body = assert_error(
+        client.post("/api/deals/D2/close", json={"outcome": "lost"}, headers={"Idempotency-Key": "k-D2"}),
+        409,
+        "idempotency_conflict",
+    )
     assert body["recorded"]["outcome"] == "won"
-    body = assert_error(client.post("/api/deals/D2/close", json={"outcome": "won", "idempotency_key": "a"},
-                                    headers={"Idempotency-Key": "b"}), 422, "invalid_request")
+    body = assert_error(
+        client.post(
+            "/api/deals/D2/close",
+            json={"outcome": "won", "idempotency_key": "a"},
+            headers={"Idempotency-Key": "b"},
+        ),
+        409,
+        "idempotency_conflict",
+    )
+    assert "differ" in body["detail"]
+    body = assert_error(
+        client.post("/api/deals/D2/close", json={"outcome": "won", "closed_at": 1700000000}),
+        422,
+        "invalid_request",
+    )
+    assert "ISO 8601" in body["detail"]
 
 
 def test_oversized_bodies_are_refused(client, home):
@@ -232,28 +317,62 @@ def test_oversized_bodies_are_refused(client, home):
 
 
 def test_action_outcome_recorded_with_context_and_refusals(client, home):
-    r = client.post("/api/actions/outcome", json={
-        "contact_id": "C2", "deal_id": "D2", "action": "email", "reward": 1, "propensity": 0.25,
-        "policy": "thompson_beta", "idempotency_key": "act-1"})
+    r = client.post(
+        "/api/actions/outcome",
+        json={
+            "contact_id": "C2",
+            "deal_id": "D2",
+            "action": "email",
+            "reward": 1,
+            "propensity": 0.25,
+            "policy": "thompson_beta",
+            "idempotency_key": "act-1",
+        },
+    )
     assert r.status_code == 201, r.text
     line = json.loads((home / "logs" / "actions.ndjson").read_text().splitlines()[0])
     assert line["context"]["lifecycle_status"] == "lead" and line["context"]["band"] == "warm"
-    for key in ("idempotency_key", "recorded_at", "contact_id", "deal_id", "action", "reward", "context",
-                "propensity", "policy"):
+    for key in (
+        "idempotency_key",
+        "recorded_at",
+        "contact_id",
+        "deal_id",
+        "action",
+        "reward",
+        "context",
+        "propensity",
+        "policy",
+    ):
         assert key in line
-    assert_error(client.post("/api/actions/outcome", json={"contact_id": "C404", "action": "call", "reward": 1}),
-                 404, "not_found")
-    assert_error(client.post("/api/actions/outcome", json={"contact_id": "C1", "deal_id": "D404",
-                                                           "action": "call", "reward": 1}), 404, "not_found")
-    body = assert_error(client.post("/api/actions/outcome", json={"contact_id": "C1", "action": "call",
-                                                                  "reward": 7}), 422, "invalid_request")
+    assert_error(
+        client.post("/api/actions/outcome", json={"contact_id": "C404", "action": "call", "reward": 1}),
+        404,
+        "not_found",
+    )
+    assert_error(
+        client.post(
+            "/api/actions/outcome",
+            json={"contact_id": "C1", "deal_id": "D404", "action": "call", "reward": 1},
+        ),
+        404,
+        "not_found",
+    )
+    body = assert_error(
+        client.post("/api/actions/outcome", json={"contact_id": "C1", "action": "call", "reward": 7}),
+        422,
+        "invalid_request",
+    )
     assert "reward" in body["detail"]
 
 
 def test_idempotency_keys_survive_a_restart(home):
     with make_client(home) as c:
-        assert c.post("/api/deals/D1/close", json={"outcome": "lost"},
-                      headers={"Idempotency-Key": "restart-1"}).status_code == 201
+        assert (
+            c.post(
+                "/api/deals/D1/close", json={"outcome": "lost"}, headers={"Idempotency-Key": "restart-1"}
+            ).status_code
+            == 201
+        )
     with make_client(home) as c:
         r = c.post("/api/deals/D1/close", json={"outcome": "lost"}, headers={"Idempotency-Key": "restart-1"})
         assert r.status_code == 200 and r.json()["duplicate"] is True
@@ -295,11 +414,18 @@ def test_absurd_limits_are_refused(client):
     assert "limit" in body["detail"] and "100" in body["detail"]
     assert_error(client.get("/api/contacts/C1/similar", params={"limit": 5000}), 422, "invalid_request")
     assert_error(client.get("/api/contacts/C1/similar", params={"limit": 0}), 422, "invalid_request")
-    assert_error(client.post("/api/search/semantic", json={"query": "cto", "limit": 5000}), 422, "invalid_request")
-    body = assert_error(client.post("/api/search/semantic", json={"query": "cto", "entity_types": ["unicorn"]}),
-                        422, "invalid_request")
-    assert "unicorn" in body["detail"]
-    assert_error(client.post("/api/query/natural-language", json={"question": "q" * 5000}), 422, "invalid_request")
+    assert_error(
+        client.post("/api/search/semantic", json={"query": "cto", "limit": 5000}), 422, "invalid_request"
+    )
+    body = assert_error(
+        client.post("/api/search/semantic", json={"query": "cto", "entity_types": ["unicorn"]}),
+        422,
+        "invalid_request",
+    )
+    assert "entity_types" in body["detail"] and "contact" in body["detail"]
+    assert_error(
+        client.post("/api/query/natural-language", json={"question": "q" * 5000}), 422, "invalid_request"
+    )
 
 
 # -- capabilities not built yet ------------------------------------------------------------------------------
@@ -307,23 +433,26 @@ def test_unbuilt_artifacts_answer_503_with_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")
     with make_client(tmp_path) as c:
-        for response in (c.get("/api/contacts/C1/similar"), c.get("/api/contacts/C1/score"),
-                         c.get("/api/duplicates"), c.post("/api/search/semantic", json={"query": "cto"}),
-                         c.post("/api/query/natural-language", json={"question": "how many leads?"}),
-                         c.post("/api/deals/D1/close", json={"outcome": "won"})):
+        for response in (
+            c.get("/api/contacts/C1/similar"),
+            c.get("/api/contacts/C1/score"),
+            c.get("/api/duplicates"),
+            c.post("/api/search/semantic", json={"query": "cto"}),
+            c.post("/api/query/natural-language", json={"question": "how many leads?"}),
+            c.post("/api/deals/D1/close", json={"outcome": "won"}),
+        ):
             body = assert_error(response, 503, "not_built")
             assert "holocrm run" in body["detail"]
         assert c.get("/health").json()["status"] == "degraded"
 
 
 def test_internal_errors_do_not_leak_stack_traces(client, monkeypatch):
-    snap = client.app.state.loader.snapshot
+    snap = client.app.state.services.loader.snapshot
 
-    class Exploding:
-        def get(self, _):
-            raise RuntimeError("secret internals at /srv/holocrm/models.py line 12")
+    def exploding(_):
+        raise RuntimeError("secret internals at /srv/holocrm/models.py line 12")
 
-    monkeypatch.setitem(snap.scored, "contacts", Exploding())
+    monkeypatch.setattr(snap.scores["contact"], "lookup", exploding)
     r = client.get("/api/contacts/C1/score")
     body = assert_error(r, 500, "internal_error")
     assert "secret" not in r.text and "incident" in body["detail"]
@@ -337,8 +466,9 @@ def test_api_key_required_when_configured(home):
         assert_error(c.post("/api/deals/D1/close", json={"outcome": "won"}), 401, "unauthorized")
         assert c.get("/api/contacts/C1/score", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/api/contacts/C1/score", headers={"Authorization": "Bearer other"}).status_code == 200
-        assert c.get("/health").status_code == 200  # probes stay open
-        assert c.get("/health").json()["auth"] == "api_key"
+        assert c.get("/health").json() == {"status": "degraded"}  # probes stay open, and see the status only
+        assert c.get("/health", headers={"X-API-Key": "wrong"}).json() == {"status": "degraded"}
+        assert c.get("/health", headers={"X-API-Key": "other"}).json()["auth"] == "api_key"
 
 
 def test_auth_off_by_default_and_required_without_keys_is_a_setup_error(home):
@@ -366,7 +496,9 @@ def test_natural_language_answer_carries_its_plan_and_is_reused(client):
     assert body["understood"] is True and body["plan"] and body["plan_words"]
     assert body["trace"] and body["cached"] is False
     assert body["value"] == 6 or body["row_count"] == 6
-    again = client.post("/api/query/natural-language", json={"question": "How many  contacts do we have"}).json()
+    again = client.post(
+        "/api/query/natural-language", json={"question": "How many  contacts do we have"}
+    ).json()
     assert again["cached"] is True and again["plan"] == body["plan"]
     gibberish = client.post("/api/query/natural-language", json={"question": "blorp zxq frobnicate"}).json()
     assert gibberish["understood"] is False and gibberish["suggestions"]
@@ -400,8 +532,11 @@ def test_concurrent_writers_return_only_after_their_line_is_synced(tmp_path):
 
 def test_the_outcome_dataset_reads_what_close_deal_wrote(client, home):
     outcomes = pytest.importorskip("holocrm_core.outcomes")
-    client.post("/api/deals/D1/close", json={"outcome": "won", "closed_at": "2024-05-01T12:00:00Z"},
-                headers={"Idempotency-Key": "ds-1"})
+    client.post(
+        "/api/deals/D1/close",
+        json={"outcome": "won", "closed_at": "2024-05-01T12:00:00Z"},
+        headers={"Idempotency-Key": "ds-1"},
+    )
     client.post("/api/deals/D2/close", json={"outcome": "lost"}, headers={"Idempotency-Key": "ds-2"})
     frame = outcomes.read_field_outcomes(home / "logs" / "outcomes.ndjson")
     rows = {r["deal_id"]: r for r in frame.to_dicts()}

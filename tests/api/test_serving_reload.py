@@ -11,13 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from holocrm_api import ServingSettings, create_app
+from holocrm_api.loader import GATE_PASSED, GATE_TAG
 from tests.api.test_serving import build_home
 
 MODEL = "holocrm_lead_scorer"
 
 
-def register_champion(tables: dict[str, pl.DataFrame], flip: bool) -> str:
-    """Fit the weighted heuristic on the tiny tables, log it as the real ScorerModel pyfunc, promote it."""
+def register_champion(
+    tables: dict[str, pl.DataFrame], flip: bool, gate: str | None = GATE_PASSED, alias: bool = True
+) -> str:
+    """Fit the weighted heuristic on the tiny tables, log it as the real ScorerModel pyfunc, tag its gate
+    result (None: no tag, as a killed or failed run leaves it) and move ``champion`` to it."""
     import mlflow
 
     from holocrm_core.outcomes import build_features_for
@@ -31,11 +35,17 @@ def register_champion(tables: dict[str, pl.DataFrame], flip: bool) -> str:
     mlflow.set_experiment("serving-reload-test")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=ScorerModel(scorer, "contact", "heuristic"),
-            registered_model_name=MODEL, pip_requirements=["mlflow", "polars", "numpy"],
+            name="model",
+            python_model=ScorerModel(scorer, "contact", "heuristic"),
+            registered_model_name=MODEL,
+            pip_requirements=["mlflow", "polars", "numpy"],
         )
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", version)
+    client = mlflow.MlflowClient()
+    if gate is not None:
+        client.set_model_version_tag(MODEL, version, GATE_TAG, gate)
+    if alias:
+        client.set_registered_model_alias(MODEL, "champion", version)
     return version
 
 
@@ -96,9 +106,45 @@ def test_new_champion_is_served_after_reload_without_dropping_requests(registry)
         second = client.get("/api/contacts/C1/score").json()
         assert second["model"]["version"] == v2 and second["source"] == "rescored_at_load"
         assert 0.0 <= second["score"] <= 1.0 and isinstance(second["reasons"], list)
-        # A contact missing from scored_leads is scored by the champion too.
-        assert client.get("/api/contacts/C5/score").json()["source"] == "champion"
-        assert f'holocrm_model_version{{model="{MODEL}"}} {float(v2)}' in client.get("/metrics").text
+        # The rescoring covered every open lead, also C5 that the pipeline's table lacked: still a lookup.
+        newer = client.get("/api/contacts/C5/score").json()
+        assert newer["source"] == "rescored_at_load" and newer["model"]["version"] == v2
+        assert (
+            f'holocrm_model_version{{model="{MODEL}",served_as="champion"}} {float(v2)}'
+            in client.get("/metrics").text
+        )
 
         # On-demand reload: nothing changed, nothing swapped.
         assert client.post("/api/admin/reload").json()["swapped"] is False
+
+
+@pytest.mark.slow
+def test_a_champion_whose_gate_did_not_pass_is_never_served(registry):
+    """The gate bypass of issue 11: a champion alias on a version without holocrm.gate=passed."""
+    home, wh, tables = registry
+    v1 = register_champion(tables, flip=False)
+    # v2 failed a blocking check, yet the alias moved to it (an older pipeline, or a hand promotion).
+    v2 = register_champion(tables, flip=True, gate="failed")
+    # The pipeline scored with v2: these scores must not be served either.
+    wh.write(
+        "scored_leads", wh.read("scored_leads").with_columns(pl.lit(f"{MODEL}/{v2}").alias("model_version"))
+    )
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        served = client.get("/health").json()["models"][MODEL]
+        assert served["version"] == v1 and served["served_as"] == "previous_passing"
+        assert f"v{v2}" in served["reason"] and "failed" in served["reason"] and f"v{v1}" in served["reason"]
+        score = client.get("/api/contacts/C1/score").json()
+        assert score["model"] == {"name": MODEL, "version": v1, "served_as": "previous_passing"}
+        assert score["source"] == "rescored_at_load"  # v2's table was replaced, not served
+
+        # v3 has no gate tag at all (a run killed before its checks): still v1. Then nothing passed: heuristic.
+        v3 = register_champion(tables, flip=True, gate=None)
+        assert client.post("/api/admin/reload").json()["models"][MODEL]["version"] == v1
+        import mlflow
+
+        mlflow.MlflowClient().set_model_version_tag(MODEL, v1, GATE_TAG, "failed")
+        served = client.post("/api/admin/reload").json()["models"][MODEL]
+        assert served["served_as"] == "heuristic" and served["version"] == "heuristic"
+        assert f"v{v3}" in served["reason"] and "absent" in served["reason"]
+        assert client.get("/api/contacts/C1/score").json()["model"]["served_as"] == "heuristic"

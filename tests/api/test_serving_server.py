@@ -38,13 +38,30 @@ class Server:
             "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlruns' / 'mlflow.db'}",
             **(env or {}),
         }
-        command = [str(HOLOCRM)] if HOLOCRM.exists() else [sys.executable, "-c",
-                                                            "from holocrm_cli import main; main()"]
+        command = (
+            [str(HOLOCRM)]
+            if HOLOCRM.exists()
+            else [sys.executable, "-c", "from holocrm_cli import main; main()"]
+        )
         self.log = open(home / f"server-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--reload-interval", "0",
-             "--log-level", "warning", *extra],
-            env=environment, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                *command,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--reload-interval",
+                "0",
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -94,9 +111,10 @@ def test_real_server_answers_refuses_and_requires_keys_when_told(home):
     server = Server(home, "--api-key-required", env={"HOLOCRM_API_KEY": "field-key"})
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
-            assert http.get("/health").json()["auth"] == "api_key"
+            assert set(http.get("/health").json()) == {"status"}
             assert http.get("/api/contacts/C1/score").status_code == 401
             key = {"X-API-Key": "field-key"}
+            assert http.get("/health", headers=key).json()["auth"] == "api_key"
             score = http.get("/api/contacts/C1/score", headers=key)
             assert score.status_code == 200 and score.json()["band"] == "hot"
             assert http.get("/api/contacts/C404/score", headers=key).status_code == 404
@@ -107,7 +125,9 @@ def test_real_server_answers_refuses_and_requires_keys_when_told(home):
             assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
             bad = http.post("/api/deals/D1/close", headers=key, json={"outcome": "tie"})
             assert bad.status_code == 422 and "outcome" in bad.json()["detail"]
-            ok = http.post("/api/deals/D1/close", headers={**key, "Idempotency-Key": "srv-1"}, json={"outcome": "won"})
+            ok = http.post(
+                "/api/deals/D1/close", headers={**key, "Idempotency-Key": "srv-1"}, json={"outcome": "won"}
+            )
             assert ok.status_code == 201
             assert 'route="/api/deals/{deal_id}/close",status="201"' in http.get("/metrics").text
     finally:
@@ -132,8 +152,11 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
                     attempted.append(key)
                 for _ in range(2):  # a retry of the same submission must be recorded once
                     try:
-                        r = http.post(f"/api/deals/D{1 + n % 2}/close", json={"outcome": "won" if n % 3 else "lost"},
-                                      headers={"Idempotency-Key": key})
+                        r = http.post(
+                            f"/api/deals/D{1 + n % 2}/close",
+                            json={"outcome": "won" if n % 3 else "lost"},
+                            headers={"Idempotency-Key": key},
+                        )
                     except httpx.TransportError:
                         return
                     if r.status_code in (200, 201):
@@ -164,8 +187,11 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
         with httpx.Client(base_url=restarted.url, timeout=10) as http:
             for key in attempted[-20:] + sorted(acknowledged)[:20]:
                 n = int(key.split("-")[1]) + 1
-                r = http.post(f"/api/deals/D{1 + n % 2}/close", json={"outcome": "won" if n % 3 else "lost"},
-                              headers={"Idempotency-Key": key})
+                r = http.post(
+                    f"/api/deals/D{1 + n % 2}/close",
+                    json={"outcome": "won" if n % 3 else "lost"},
+                    headers={"Idempotency-Key": key},
+                )
                 if key in acknowledged:
                     assert r.status_code == 200 and r.json()["duplicate"] is True
                 else:

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from holocrm_api import ServingSettings, create_app
 from tests.api.test_serving import assert_error, build_home
 
-store_module = pytest.importorskip("holocrm_core.store", reason="the similarity store is not part of this build")
+store_module = pytest.importorskip(
+    "holocrm_core.store", reason="the similarity store is not part of this build"
+)
 
 
 def build_index(home, wh) -> None:
@@ -51,16 +53,24 @@ def test_similar_contacts_and_search_from_the_pinned_index(indexed_home):
         assert [r["id"] for r in high["results"]] == ["C5"]
         assert_error(client.get("/api/contacts/C404/similar"), 404, "not_found")
 
-        found = client.post("/api/search/semantic",
-                            json={"query": "Person 3", "mode": "fulltext", "entity_types": ["contacts"]}).json()
+        found = client.post(
+            "/api/search/semantic",
+            json={"query": "Person 3", "mode": "fulltext", "entity_types": ["contacts"]},
+        ).json()
         assert found["results"] and found["results"][0]["id"] == "C3"
         assert all(r["entity_type"] == "contact" for r in found["results"])
 
         # The pipeline re-syncs the index (a new table version): the server keeps its pinned version until
         # it reloads, then serves the newest.
-        wh.write("staged_contacts", wh.read("staged_contacts").with_columns(
-            pl.when(pl.col("contact_id") == "C3").then(pl.lit("Zelda Quux")).otherwise(pl.col("full_name"))
-            .alias("full_name")))
+        wh.write(
+            "staged_contacts",
+            wh.read("staged_contacts").with_columns(
+                pl.when(pl.col("contact_id") == "C3")
+                .then(pl.lit("Zelda Quux"))
+                .otherwise(pl.col("full_name"))
+                .alias("full_name")
+            ),
+        )
         build_index(home, wh)
         assert client.get("/health").json()["index_versions"]["contact"] == pinned
         assert client.post("/api/admin/reload").json()["swapped"] is True

@@ -53,3 +53,39 @@ def test_vocabulary_asset_writes_the_artifact(tmp_path):
     assert "Financial Services" in artifact["categories"]["companies.industry"]
     assert artifact["size_bands_small_to_large"][-1] == "enterprise"
     assert any("fintech" == k for k in artifact["synonyms"])
+
+
+def test_ask_reads_the_vocabulary_artifact_and_rebuilds_a_stale_one(tmp_path):
+    import os
+
+    from holocrm_core.nlq import NLQContext, Vocabulary, load_vocabulary
+    from pipelines.assets.nlq import nlq_vocabulary
+    from pipelines.resources import StorageResource
+
+    home, warehouse = _warehouse(tmp_path)
+    assert load_vocabulary(warehouse.root) is None  # nothing written yet
+    assert dg.materialize([nlq_vocabulary], resources={"storage": StorageResource(home=str(home))}).success
+    loaded = load_vocabulary(warehouse.root)
+    built = Vocabulary.from_tables(NLQContext.from_warehouse(warehouse, vocabulary=loaded).tables)
+    assert loaded.phrases == built.phrases and loaded.company_names == built.company_names
+    ctx = NLQContext.from_warehouse(warehouse)
+    assert ctx.vocabulary_source == "artifact" and ctx.vocab.lookup(("fintech",))
+    # a staged table newer than the artifact: the artifact is stale and not read
+    later = (warehouse.root / "nlq_vocabulary.json").stat().st_mtime + 10
+    os.utime(warehouse.path("staged_deals"), (later, later))
+    assert load_vocabulary(warehouse.root) is None
+    assert NLQContext.from_warehouse(warehouse).vocabulary_source.startswith("rebuilt")
+
+
+def test_ask_rejects_an_as_of_out_of_range_and_runs_partial_on_request(tmp_path, monkeypatch):
+    home, _ = _warehouse(tmp_path)
+    monkeypatch.setenv("HOLOCRM_HOME", str(home))
+    from holocrm_cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", "open deals", "--as-of", "9999-12-31"])
+    assert result.exit_code == 2 and "as_of" in result.output
+    plain = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json"]).output)
+    assert plain["rows"] == [] and plain["record_count"] == 0
+    partial = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json", "--partial"]).output)
+    assert partial["record_count"] == 4 and partial["understood"] is False

@@ -41,7 +41,8 @@ def _tables(contacts: list[dict], activities: list[dict], deals: list[dict] | No
 def test_features_for_an_outcome_ignore_activities_dated_after_it():
     converted_at = T0
     tables = _tables(
-        [_contact(customer_at=converted_at, qualified_at=T0 + timedelta(days=5))],
+        # no start date: the lead is seen once, at its conversion
+        [_contact(customer_at=converted_at, qualified_at=T0 + timedelta(days=5), created_at=None, lead_at=None)],
         [
             _activity("before", converted_at - timedelta(days=3), "budget approved"),
             _activity("same-instant", converted_at, "signed the contract"),
@@ -78,16 +79,18 @@ def test_deal_features_leave_out_fields_set_at_close():
               "created_at": T0 - timedelta(days=30), "closed_at": T0, "stage_changed_at": T0}]
     tables = _tables(
         [_contact(lifecycle_status="customer", customer_at=T0 - timedelta(days=31))],
-        [_activity("on-deal", T0 - timedelta(days=5), "proposal sent", deal_id="d1"),
-         _activity("loose", T0 - timedelta(days=7), "call"),
+        [_activity("on-deal", T0 - timedelta(days=20), "proposal sent", deal_id="d1"),
+         _activity("loose", T0 - timedelta(days=22), "call"),
+         _activity("after-snapshot", T0 - timedelta(days=5), "negotiating", deal_id="d1"),
          _activity("late", T0 + timedelta(days=1), "thanks", deal_id="d1")],
         deals,
     )
-    dataset = outcomes.build_outcome_dataset(tables)
+    # A step longer than the deal's life: one snapshot, half-way through it (15 days in).
+    dataset = outcomes.build_outcome_dataset(tables, every_days=10_000)
     deal = dataset.filter(pl.col("entity") == "deal").row(0, named=True)
     assert deal["label"] == 1 and deal["deal_value"] == 5000.0
-    # the deal's own activities before the close; the contact's loose call is not the deal's
-    assert deal["n_activities"] == 1 and deal["deal_age_days"] == pytest.approx(30.0)
+    # the deal's own activities before the snapshot; the contact's loose call is not the deal's
+    assert deal["n_activities"] == 1 and deal["deal_age_days"] == pytest.approx(15.0)
     assert not {"probability", "stage", "stage_changed_at", "closed_at"} & set(deal)
 
 
@@ -125,8 +128,8 @@ def test_a_lead_export_without_activities_still_trains():
     assert dataset.height > 600 and (dataset["n_activities"] == 0).all()
     from holocrm_core.scoring import train_scorer
 
-    trained = train_scorer(dataset, "contact")
-    assert trained.strategy == "neural"
+    trained = train_scorer(dataset, "contact", strategy="logistic")
+    assert trained.strategy == "logistic" and trained.learned
     assert trained.metrics["auc"] > 0.6  # seniority and the lead-source custom field carry signal
 
 
@@ -152,3 +155,42 @@ def test_learning_signals_report_success_rate_and_what_distinguishes_won_from_lo
     assert lead["prediction_error_by_month"] and lead["calibration_error"] > 0
     fields = [d["field"] for d in lead["what_distinguishes"]]
     assert "cf_lead_source" in fields or "seniority" in fields
+
+
+def test_snapshots_follow_each_record_along_its_open_life():
+    created = T0 - timedelta(days=100)
+    tables = _tables(
+        [_contact(customer_at=T0, created_at=created, lead_at=created)],
+        [_activity(f"a{i}", created + timedelta(days=10 * i + 1), "follow-up") for i in range(10)],
+    )
+    rows = outcomes.build_outcome_dataset(tables, every_days=30, max_snapshots=4).sort("snapshot_at")
+    assert 3 <= rows.height <= 4 and set(rows["entity_id"]) == {"c1"} and (rows["label"] == 1).all()
+    assert (rows["snapshot_at"] >= created).all() and (rows["snapshot_at"] < T0).all()
+    ages = rows["lead_age_days"].to_list()
+    assert ages == sorted(ages) and max(ages) < 100  # ages at the snapshot, never at the outcome
+    # the same code that scores open records: features as of each snapshot match build_features_for
+    again = outcomes.build_features_for("contact", rows["entity_id"], tables, rows["snapshot_at"])
+    assert rows["n_activities"].to_list() == again["n_activities"].to_list()
+    assert rows["n_activities"].to_list() == sorted(rows["n_activities"].to_list())
+    from holocrm_core.scoring.features import feature_columns
+
+    assert not {"snapshot_at", "within_horizon", "outcome_dated", "outcome_at"} & set(feature_columns(rows))
+
+
+def test_undated_decided_leads_are_counted_not_lost():
+    contacts = [_contact(contact_id=f"w{i}", lifecycle_status="customer", customer_at=None) for i in range(3)]
+    contacts += [_contact(contact_id=f"l{i}", lifecycle_status="disqualified") for i in range(2)]
+    contacts += [_contact(contact_id="dated", lifecycle_status="customer", customer_at=T0)]
+    contacts += [_contact(contact_id="open", lifecycle_status="lead")]
+    tables = _tables(contacts, [])
+    dataset = outcomes.build_outcome_dataset(tables)
+    assert set(dataset["entity_id"]) == {"w0", "w1", "w2", "l0", "l1", "dated"}
+    assert outcomes.undated_outcomes(dataset, "contact") == 5
+    undated = dataset.filter(~pl.col("outcome_dated"))
+    assert (undated["outcome_at"] == outcomes.export_time(tables)).all()
+    assert outcomes.open_ids("contact", tables) == ["open"]
+    from holocrm_core.scoring import minimum_data
+
+    message = minimum_data(np.array([1, 1, 1, 0, 0, 1]), "contact", undated=5).message
+    assert "Only 4 converted and 2 disqualified" in message and "5 of them carried no decision date" in message
+    assert "customer_at" in message

@@ -55,7 +55,7 @@ def test_time_split_keeps_simultaneous_outcomes_on_one_side():
 
 
 def test_below_the_minimum_data_the_heuristic_scores_with_a_clear_message(toy_dataset):
-    leads = toy_dataset.filter(pl.col("entity") == "contact")
+    leads = toy_dataset.filter(pl.col("entity") == "contact").unique("entity_id", keep="first", maintain_order=True)
     few = pl.concat([leads.filter(pl.col("label") == 1).head(12), leads.filter(pl.col("label") == 0).head(60)])
     trained = train_scorer(few, "contact", **FAST)
     assert trained.strategy == "heuristic" and not trained.learned
@@ -108,7 +108,11 @@ def test_ece_measures_miscalibration():
 
 
 def test_the_learned_score_beats_the_heuristic_on_recent_outcomes(trained_leads):
-    assert trained_leads.strategy == "neural"
+    from holocrm_core.scoring.selection import CANDIDATES
+
+    assert trained_leads.strategy in CANDIDATES and trained_leads.learned
+    chosen = trained_leads.selection.candidates[trained_leads.strategy]
+    assert all(chosen.mean("log_loss") <= c.mean("log_loss") for c in trained_leads.selection.candidates.values())
     assert trained_leads.metrics["auc"] > trained_leads.heuristic_metrics["auc"] + 0.03
 
 
@@ -137,7 +141,8 @@ def test_heuristic_and_naive_bayes_explain_in_words_too(toy_dataset):
 
 def test_more_closed_outcomes_lower_held_out_log_loss():
     tables, _ = toy_crm(2400, seed=7)
-    leads = outcomes.build_outcome_dataset(tables).filter(pl.col("entity") == "contact")
+    # One snapshot per lead (half-way through its open life): the learning curve counts records.
+    leads = outcomes.build_outcome_dataset(tables, every_days=10_000).filter(pl.col("entity") == "contact")
     history, held_out = time_split(leads, 0.25)
     y_held = held_out["label"].to_numpy()
     losses = []

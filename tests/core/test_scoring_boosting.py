@@ -61,16 +61,17 @@ def test_trees_learn_an_interaction_of_picklist_and_number_with_calibrated_proba
 
 def test_blend_weighs_neural_and_trees_on_recent_rows_and_explains(toy_dataset):
     trained = train_scorer(toy_dataset, "contact", strategy="blend", neural=FAST_NEURAL)
-    blend = trained.scorer
+    scorer = trained.scorer  # the blend with its calibration refitted on the newest fold
+    blend = scorer.scorer
     assert trained.strategy == "blend"
     assert set(blend.weights_) == {"neural", "gbm"} and blend.selected_
     assert all(blend.weights_[name] > 0 for name in blend.selected_)
     assert trained.metrics["auc"] > trained.heuristic_metrics["auc"]
     rows = trained.validation.head(30)
-    batch = blend.predict_proba(rows)[:, 1]
-    single = [blend.score_record(r) for r in rows.to_dicts()]
+    batch = scorer.predict_proba(rows)[:, 1]
+    single = [scorer.score_record(r) for r in rows.to_dicts()]
     np.testing.assert_allclose(single, batch, atol=1e-6)
-    scored = score_frame(blend, rows)
+    scored = score_frame(scorer, rows)
     assert scored["reasons"].list.len().max() > 0
     assert ((scored["score"] > 0) & (scored["score"] < 1)).all()
 

@@ -1,0 +1,122 @@
+"""Typed dependencies of the routes: the served snapshot, settings, services, and the API-key check.
+
+Each is an ``async def`` so FastAPI calls it on the event loop (a plain ``def`` dependency costs a thread-pool
+hop per request). ``Protected`` is the router-level dependency that authenticates and rate-limits; its
+``Security`` parameters are what makes the OpenAPI declare the two API-key schemes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from holocrm_api.answers import AnswerCache
+from holocrm_api.auth import ApiKeyGuard, Caller
+from holocrm_api.config import ServingSettings
+from holocrm_api.errors import ApiError
+from holocrm_api.loader import ArtifactLoader, Snapshot
+from holocrm_api.metrics import ServingMetrics
+from holocrm_api.outcome_log import AppendOnlyLog
+from holocrm_core.decisions.segment_thompson import ThompsonRecommender
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKeyHeader",
+    auto_error=False,
+    description="An API key (HOLOCRM_API_KEY / _KEYS / _KEY_FILE)",
+)
+bearer = HTTPBearer(
+    scheme_name="BearerKey", auto_error=False, description="The same API key as a Bearer token"
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes share for the life of the app (built in ``holocrm_api.main.create_app``)."""
+
+    settings: ServingSettings
+    loader: ArtifactLoader
+    metrics: ServingMetrics
+    guard: ApiKeyGuard
+    outcomes: AppendOnlyLog
+    actions: AppendOnlyLog
+    recommender: ThompsonRecommender
+    answers: AnswerCache
+    nlq_slots: anyio.Semaphore
+
+    @classmethod
+    def build(cls, settings: ServingSettings) -> "Services":
+        paths = settings.paths.ensure()
+        metrics = ServingMetrics()
+        guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
+        return cls(
+            settings=settings,
+            loader=ArtifactLoader(settings, on_swap=metrics.on_swap),
+            metrics=metrics,
+            guard=guard,
+            outcomes=AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome")),
+            actions=AppendOnlyLog(
+                paths.logs / "actions.ndjson", fingerprint_fields=("contact_id", "action", "reward")
+            ),
+            recommender=ThompsonRecommender(),
+            answers=AnswerCache(),
+            # polars already uses every core: more questions at once than cores only thrash
+            nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+        )
+
+
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_settings(services: ServicesDep) -> ServingSettings:
+    return services.settings
+
+
+async def get_snapshot(services: ServicesDep) -> Snapshot:
+    return services.loader.snapshot  # read once per request: a reload never changes it mid-request
+
+
+SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
+SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
+
+
+async def identify_caller(request: Request, services: ServicesDep) -> Caller | None:
+    """The caller behind a valid key; None when auth is on and no presented key matches."""
+    return services.guard.authenticate(request.scope["headers"])
+
+
+async def require_caller(
+    services: ServicesDep,
+    caller: Annotated[Caller | None, Depends(identify_caller)],
+    _key: Annotated[str | None, Security(api_key_header)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> Caller:
+    if caller is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a valid API key is required: send it as X-API-Key or Authorization: Bearer",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    wait = services.guard.limiter.wait_seconds(caller.key_id) if caller.authenticated else 0
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests for this API key; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return caller
+
+
+CallerDep = Annotated[Caller | None, Depends(identify_caller)]
+Protected = Depends(require_caller)

@@ -1,0 +1,114 @@
+"""The request guard around every route: metrics, the body-size limit, and a 500 that keeps the connection.
+
+Pure ASGI (no per-request task as BaseHTTPMiddleware would add). An error no route handled is answered here
+with a JSON 500 naming an incident id, and *not* re-raised: Starlette's outer error middleware re-raises
+after its 500, and uvicorn then closes the keep-alive connection the request came on, so the client's next
+request on it was reset. Only an error after the response started (nothing left to answer with) goes on up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from holocrm_api.metrics import ServingMetrics
+
+log = logging.getLogger("holocrm.serving")
+
+
+async def send_json(send, status: int, payload: dict, extra_headers=()) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    def __init__(self, app, metrics: ServingMetrics, max_body_bytes: int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status_box = [0]
+
+        async def send_with_status(message):
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+            await send(message)
+
+        try:
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                receive = await self._bounded_body(scope, receive, send_with_status)
+                if receive is None:
+                    return
+            await self.app(scope, receive, send_with_status)
+        except Exception as exc:
+            if status_box[0]:
+                raise  # the response is under way: nothing left to answer with
+            incident = uuid.uuid4().hex[:12]
+            log.error("unhandled error %s on %s %s", incident, scope["method"], scope["path"], exc_info=exc)
+            await send_json(
+                send_with_status,
+                500,
+                {
+                    "error": "internal_error",
+                    "detail": f"the server could not answer; incident {incident} is in its log",
+                },
+            )
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], label, status_box[0] or 500, time.perf_counter() - started)
+
+    async def _bounded_body(self, scope, receive, send):
+        """Read the body up to the limit; answer 413 past it. Returns a receive that replays the body."""
+        too_big = {
+            "error": "payload_too_large",
+            "detail": f"request body is larger than the {self.max_body} bytes allowed",
+        }
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    if int(value) > self.max_body:
+                        await send_json(send, 413, too_big)
+                        return None
+                except ValueError:
+                    await send_json(send, 400, {"error": "bad_request", "detail": "invalid Content-Length"})
+                    return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_body:  # chunked upload without a Content-Length
+                await send_json(send, 413, too_big)
+                return None
+            chunks.append(body)
+            if not message.get("more_body"):
+                break
+        whole = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        return replay

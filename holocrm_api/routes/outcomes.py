@@ -1,0 +1,178 @@
+"""What happened in the field: deals closed and actions taken, appended durably before the 2xx."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Response
+from pydantic import Field
+
+from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
+from holocrm_api.errors import (
+    ALWAYS,
+    INVALID,
+    NOT_BUILT,
+    PROTECTED,
+    TOO_BIG,
+    UNKNOWN,
+    ApiError,
+    bad_request,
+    error_doc,
+)
+from holocrm_api.loader import CapabilityMissing, Snapshot
+from holocrm_api.metrics import ServingMetrics
+from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
+from holocrm_api.records import (
+    ID_PATTERN,
+    ApiBody,
+    DealId,
+    FiniteFloat,
+    IsoTime,
+    require_contact,
+    require_deal,
+)
+from holocrm_api.routes.recommendations import decision_context
+from holocrm_api.routes.scores import score_now
+from holocrm_core.decisions.segment_thompson import ACTIONS
+
+log = logging.getLogger("holocrm.serving")
+CONFLICT = {
+    409: error_doc("The idempotency key was used before for a different request; `recorded` is that one")
+}
+router = APIRouter(
+    dependencies=[Protected],
+    responses={
+        **PROTECTED,
+        **INVALID,
+        **UNKNOWN,
+        **NOT_BUILT,
+        **TOO_BIG,
+        **CONFLICT,
+        **ALWAYS,
+        200: {"description": "Recorded before (same idempotency key): the earlier record"},
+    },
+)
+CLOCK_SKEW = timedelta(minutes=10)
+IdempotencyHeader = Header(None, alias="Idempotency-Key", min_length=1, max_length=200)
+
+
+class CloseDealRequest(ApiBody):
+    outcome: Literal["won", "lost"]
+    closed_at: IsoTime | None = Field(None, description="When the deal closed; default now (UTC)")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ActionOutcomeRequest(ApiBody):
+    contact_id: str = Field(pattern=ID_PATTERN)
+    deal_id: str | None = Field(None, pattern=ID_PATTERN)
+    action: Literal[ACTIONS]
+    reward: FiniteFloat = Field(ge=0.0, le=1.0, description="The result: 1 paid off, 0 did not, or a share")
+    context: dict[str, str | bool | int | FiniteFloat | None] | None = Field(
+        None, max_length=50, description="Decision context; default: the contact's now"
+    )
+    propensity: FiniteFloat | None = Field(
+        None, gt=0.0, le=1.0, description="P(action) under the logging policy"
+    )
+    policy: str | None = Field(None, max_length=100)
+    taken_at: IsoTime | None = None
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+def idempotency_key(header: str | None, body: str | None) -> str:
+    if header and body and header != body:
+        # 409, not 422: each is well-formed alone; together they name two different requests.
+        raise ApiError(
+            409, "idempotency_conflict", "the Idempotency-Key header and body.idempotency_key differ"
+        )
+    return header or body or f"srv-{uuid.uuid4()}"
+
+
+@router.post("/api/actions/outcome", tags=["decisions"], status_code=201)
+def record_action_outcome(
+    body: ActionOutcomeRequest,
+    response: Response,
+    snap: SnapshotDep,
+    services: ServicesDep,
+    key_header: str | None = IdempotencyHeader,
+) -> dict[str, Any]:
+    """Record an action taken with a contact and how it turned out (durable before the answer)."""
+    key = idempotency_key(key_header, body.idempotency_key)
+    contact = require_contact(snap, body.contact_id)
+    if body.deal_id is not None:
+        require_deal(snap, body.deal_id)
+    record = {
+        "idempotency_key": key,
+        "recorded_at": utc_now_iso(),
+        "contact_id": body.contact_id,
+        "deal_id": body.deal_id,
+        "action": body.action,
+        "reward": body.reward,
+        "context": {**decision_context(contact), **(body.context or {})},
+        "propensity": body.propensity,
+        "policy": body.policy,
+        "taken_at": body.taken_at.isoformat() if body.taken_at else None,
+    }
+    return append(services.actions, "actions", record, response, services.metrics)
+
+
+@router.post("/api/deals/{deal_id}/close", tags=["deals"], status_code=201)
+def close_deal(
+    body: CloseDealRequest,
+    response: Response,
+    deal_id: DealId,
+    snap: SnapshotDep,
+    services: ServicesDep,
+    key_header: str | None = IdempotencyHeader,
+) -> dict[str, Any]:
+    """Record that a deal was won or lost, with the prediction that was made before it closed."""
+    key = idempotency_key(key_header, body.idempotency_key)
+    deal = require_deal(snap, deal_id)
+    now = datetime.now(UTC)
+    closed_at = body.closed_at or now
+    if closed_at > now + CLOCK_SKEW:
+        raise bad_request("body.closed_at", f"{closed_at.isoformat()} is in the future")
+    created = deal.get("created_at")
+    if isinstance(created, datetime) and closed_at < created:
+        raise bad_request("body.closed_at", f"before the deal was created ({created.isoformat()})")
+    existing = services.outcomes.get(key)
+    record = {
+        "idempotency_key": key,
+        "recorded_at": utc_now_iso(),
+        "deal_id": deal_id,
+        "outcome": body.outcome,
+        "closed_at": closed_at.isoformat(),
+        "prediction": existing["prediction"] if existing else prediction_before_close(snap, deal_id),
+    }
+    return append(services.outcomes, "outcomes", record, response, services.metrics)
+
+
+def prediction_before_close(snap: Snapshot, deal_id: str) -> dict[str, Any]:
+    try:
+        scored = score_now(snap, "deal", deal_id)
+    except (ApiError, CapabilityMissing):
+        return {"score": None, "model_version": None, "source": "none"}
+    return {"score": scored["score"], "model_version": scored["model"]["version"], "source": scored["source"]}
+
+
+def append(log_: AppendOnlyLog, name: str, record: dict, response: Response, metrics: ServingMetrics):
+    try:
+        result = log_.append(record)
+    except IdempotencyConflict as exc:
+        metrics.writes.labels(name, "conflict").inc()
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"idempotency key {exc.key!r} was already used for a different request",
+            recorded=exc.existing,
+        )
+    except OSError as exc:
+        metrics.writes.labels(name, "error").inc()
+        log.error("could not write to the %s log: %s", name, exc)
+        raise ApiError(503, "log_unavailable", f"the {name} log could not be written; nothing was recorded")
+    metrics.writes.labels(name, "created" if result.created else "duplicate").inc()
+    if not result.created:
+        response.status_code = 200
+    return {"recorded": True, "duplicate": not result.created, "record": result.record}

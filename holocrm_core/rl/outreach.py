@@ -1,0 +1,177 @@
+"""The outreach policy, end to end: fit the simulator from the logs, train PPO in it, judge it, gate it.
+
+``prepare_simulator`` turns an export into episode starts, the logged history and the fitted simulator;
+``train_outreach_policy`` runs PPO in that simulator; ``judge_outreach_policy`` plays the policy and every
+baseline on held-out contacts in the simulator (and, on generated data, in the TRUE world), checks it
+off-policy on the logs and decides the promotion. The Dagster assets, the CLI and the benchmark all call
+these three, so they measure the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import polars as pl
+
+from holocrm_core.rl.baselines import (
+    CadencePolicy, LoggingPolicy, OraclePolicy, RandomPolicy, ThompsonBaseline, always_email, always_wait,
+)
+from holocrm_core.rl.evaluate import Evaluation, comparison_table, paired_difference, play, relative_gain
+from holocrm_core.rl.fit import FittedResponse, calibration_table, fit_response_model, table_error
+from holocrm_core.rl.history import record_history
+from holocrm_core.rl.offpolicy import OffPolicyCheck, off_policy_check
+from holocrm_core.rl.starts import episode_starts
+from holocrm_core.rl.train import PPOPolicy, PPOSettings, TrainingResult, action_probabilities, train_ppo
+from holocrm_core.rl.world import (
+    CONTEXT_COLUMNS, EpisodeStarts, ResponseTable, WorldConfig, true_response_table,
+)
+
+GATE_BASELINES = ("random", "always_email", "cadence", "thompson")  # what promotion is judged against
+MIN_GAIN_BAR = 0.30  # the roadmap's bar: 30% more deal value than the best heuristic
+
+
+@dataclass(frozen=True)
+class OutreachSettings:
+    history_episodes: int = 8000  # episodes of logged history drawn in the sample world
+    simulator_members: int = 3  # bootstrap members of the fitted response model
+    eval_episodes: int = 2000
+    held_out_share: float = 0.3
+    seed: int = 0
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+
+@dataclass
+class Simulator:
+    starts: EpisodeStarts
+    train_starts: EpisodeStarts
+    held_out: EpisodeStarts
+    log: pl.DataFrame
+    model: FittedResponse
+    table: ResponseTable
+    truth: ResponseTable | None
+    calibration: pl.DataFrame | None
+
+
+def prepare_simulator(tables: dict[str, pl.DataFrame], settings: OutreachSettings | None = None,
+                      recorded_log: pl.DataFrame | None = None, generated: bool = True) -> Simulator:
+    """Episode starts from ``tables``, the logged history, and the simulator fitted from it.
+
+    ``generated``: the export comes from the sample generator, so its reps' history is drawn in the true
+    world (the generator's known logging policy) and the simulator is checked against the truth.
+    ``recorded_log``: logged actions with their context columns and ``responded`` (the decisions issue's
+    ``action_log``), added to what the simulator is fitted from.
+    """
+    settings = settings or OutreachSettings()
+    starts = episode_starts(tables)
+    held = starts.held_out_mask(settings.held_out_share)
+    train_starts, held_out = starts.subset(~held), starts.subset(held)
+    truth = true_response_table() if generated else None
+    logs = []
+    if generated:
+        logs.append(record_history(truth, train_starts, settings.history_episodes, seed=settings.seed,
+                                   policy=LoggingPolicy(), config=settings.world))
+    fit_rows = [log.select(*CONTEXT_COLUMNS, "action", "responded", "episode") for log in logs]
+    if recorded_log is not None and recorded_log.height and set(CONTEXT_COLUMNS) <= set(recorded_log.columns):
+        fit_rows.append(recorded_log.select(
+            *[pl.col(c).cast(pl.Int64 if c == "days_since_last_touch" else pl.String, strict=False)
+              for c in CONTEXT_COLUMNS],
+            "action", pl.col("responded").cast(pl.Boolean),
+            pl.lit(-1, dtype=pl.Int64).alias("episode") - pl.int_range(pl.len()),
+        ))
+    if not fit_rows:
+        raise ValueError("no logged outreach to fit the simulator from: record actions (the action log) first")
+    fit_log = pl.concat([f.with_columns(pl.col("episode").cast(pl.Int64),
+                                        pl.col("days_since_last_touch").cast(pl.Int64)) for f in fit_rows])
+    model = fit_response_model(fit_log, members=settings.simulator_members, seed=settings.seed)
+    table = model.table()
+    calibration = calibration_table(table, truth, logs[0]) if truth is not None else None
+    log = logs[0] if logs else pl.DataFrame()
+    return Simulator(starts, train_starts, held_out, log, model, table, truth, calibration)
+
+
+def train_outreach_policy(sim: Simulator, ppo: PPOSettings | None = None, settings: OutreachSettings | None = None,
+                          checkpoint_dir=None, resume: bool = True, progress=None) -> TrainingResult:
+    settings = settings or OutreachSettings()
+    return train_ppo(sim.table, sim.train_starts, ppo, settings.world, checkpoint_dir, resume, progress)
+
+
+@dataclass
+class Judgement:
+    simulated: list[dict]
+    true_world: list[dict] | None
+    gains: dict
+    off_policy: OffPolicyCheck | None
+    promote: bool
+    reason: str
+    calibration_max_error: float | None
+    evaluations: dict[str, Evaluation] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k not in ("evaluations", "off_policy")}
+        out["off_policy"] = self.off_policy.as_dict() if self.off_policy is not None else None
+        return out
+
+
+def _baselines(sim: Simulator, seed: int) -> list:
+    policies = [RandomPolicy(), always_email(), always_wait(), CadencePolicy(), LoggingPolicy()]
+    if sim.log.height:
+        policies.append(ThompsonBaseline(sim.log, seed=seed))
+    return policies
+
+
+def judge_outreach_policy(model, sim: Simulator, settings: OutreachSettings | None = None) -> Judgement:
+    """Play PPO and the baselines on held-out contacts (same seed: paired), check off-policy, decide."""
+    settings = settings or OutreachSettings()
+    ppo = PPOPolicy(model)
+    policies = [ppo, *_baselines(sim, settings.seed)]
+    n, seed, world = settings.eval_episodes, settings.seed + 1000, settings.world
+    simulated = {p.name: play(p, sim.table, sim.held_out, n, seed, world) for p in policies}
+    evaluations = {f"sim/{k}": v for k, v in simulated.items()}
+    true_rows, gains = None, {}
+    if sim.truth is not None:
+        true = {p.name: play(p, sim.truth, sim.held_out, n, seed, world) for p in [*policies, OraclePolicy()]}
+        evaluations |= {f"true/{k}": v for k, v in true.items()}
+        true_rows = comparison_table(list(true.values()), true["ppo"])
+        best = max(("random", "always_email", "cadence", "thompson"), key=lambda k: true[k].value_closed.mean()
+                   if k in true else -np.inf)
+        gains = {
+            "best_heuristic": best,
+            "gain_vs_best_heuristic_true": relative_gain(true["ppo"], true[best]).as_dict(),
+            "gap_to_oracle_true": paired_difference(true["oracle"], true["ppo"]).as_dict(),
+            "meets_bar": bool(relative_gain(true["ppo"], true[best]).low >= MIN_GAIN_BAR),
+        }
+    check = None
+    if sim.log.height:
+        check = off_policy_check(sim.log, action_probabilities(model, sim.log.select(
+            [c for c in sim.log.columns if c.startswith("obs_")]).to_numpy().astype(np.float32)), seed=settings.seed)
+    promote, reason = promotion_decision(simulated, check)
+    cal_max = float(sim.calibration["abs_error"].max()) if sim.calibration is not None else None
+    return Judgement(comparison_table(list(simulated.values()), simulated["ppo"]), true_rows, gains, check,
+                     promote, reason, cal_max, evaluations)
+
+
+def promotion_decision(simulated: dict[str, Evaluation], check: OffPolicyCheck | None) -> tuple[bool, str]:
+    """Champion only when PPO beats every baseline on held-out simulated episodes (the 95% interval of the
+    paired difference above zero) AND its DR estimate on the logged actions is not below the logging
+    policy's."""
+    ppo = simulated["ppo"]
+    losing = []
+    for name in GATE_BASELINES:
+        if name in simulated:
+            diff = paired_difference(ppo, simulated[name])
+            if diff.low <= 0:
+                losing.append(f"{name} (difference {diff.mean:+.4f}, 95% low {diff.low:+.4f})")
+    if losing:
+        return False, "does not beat every baseline on held-out episodes: " + ", ".join(losing)
+    if check is None:
+        return False, "no logged history to check the policy off-policy"
+    if not check.agrees:
+        return False, (f"off-policy check disagrees: DR {check.candidate.value:.4f} is below the logging "
+                       f"policy's {check.logging.value:.4f} on the logged actions")
+    return True, (f"beats {', '.join(n for n in GATE_BASELINES if n in simulated)} on held-out episodes (95%) "
+                  f"and DR {check.candidate.value:.4f} >= logging {check.logging.value:.4f}")
+
+
+def simulator_error(sim: Simulator) -> float | None:
+    return table_error(sim.table, sim.truth, sim.log) if sim.truth is not None else None

@@ -1,0 +1,62 @@
+"""The RL assets in process on a small generated export: outreach policy trained, gated, registered, reported."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"total_timesteps": 16_384, "n_envs": 128, "history_episodes": 1500, "simulator_members": 2,
+         "eval_episodes": 400, "time_limit_s": 120.0}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    from holocrm_core.ingest import ingest_export
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.synth import generate_export
+    from holocrm_core.warehouse import Warehouse
+
+    root = tmp_path_factory.mktemp("holocrm")
+    generate_export(root / "landing" / "export", n_contacts=600, seed=5, truth_dir=root / "truth",
+                    with_attachment_files=False)
+    paths = HoloPaths(root).ensure()
+    ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
+    return root
+
+
+def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
+    import mlflow
+
+    from pipelines.assets import outcomes, rl
+    from pipelines.resources import MLflowResource, StorageResource
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    resources = {"storage": StorageResource(home=str(home)), "mlflow": MLflowResource()}
+    result = dg.materialize(
+        [outcomes.outcome_dataset, rl.outreach_policy, rl.outreach_policy_report], resources=resources,
+        run_config={"ops": {"outreach_policy": {"config": SMALL}}},
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("outreach_policy")[0].metadata
+    assert meta["timesteps"].value >= SMALL["total_timesteps"]
+    assert meta["registered_version"].value == "1"
+    version = mlflow.MlflowClient().get_model_version("holocrm_outreach_policy", "1")
+    # The tag contract: the gate's verdict is on the version; champion only when it passed.
+    assert version.tags["holocrm.gate"] == meta["gate"].value
+    assert ("champion" in version.aliases) == (meta["gate"].value == "passed")
+    report = json.loads((home / "models" / "outreach_policy" / "judgement.json").read_text())
+    policies = {row["policy"] for row in report["judgement"]["true_world"]}
+    assert {"ppo", "random", "always_email", "cadence", "thompson", "oracle"} <= policies
+    from holocrm_core.warehouse import Warehouse
+
+    table = Warehouse(home / "warehouse").read("outreach_policy_report")
+    assert set(table["world"].unique()) == {"simulator", "true"}
+
+    # A second materialization with the same simulator and settings resumes the finished checkpoint.
+    again = dg.materialize([rl.outreach_policy], resources=resources,
+                           run_config={"ops": {"outreach_policy": {"config": SMALL}}})
+    assert again.asset_materializations_for_node("outreach_policy")[0].metadata["resumed_from"].value > 0
