@@ -41,7 +41,7 @@ class Decisions:
     actions: np.ndarray  # (n,) int
     propensity: np.ndarray  # (n,) probability the chosen action had of being chosen
     confidence: np.ndarray  # (n,) mass of the chosen action in the input distribution
-    distribution: np.ndarray  # (n, k) the distribution actually sampled from
+    distribution: np.ndarray | None  # (n, k) the distribution sampled from (None: a policy drew directly)
 
     def __len__(self) -> int:
         return len(self.actions)

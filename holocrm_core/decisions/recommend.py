@@ -81,8 +81,12 @@ def recommend(policy, contexts: pl.DataFrame, strategy: Strategy | str | None = 
               **engine_options: float) -> pl.DataFrame:
     """One recommendation per row of ``contexts`` (contact_id + context columns)."""
     encoded = policy.encoder.encode(contexts)
-    decisions = policy.choose(encoded, strategy, **engine_options)
-    rate, sd = policy.expected_reward(encoded)
+    if hasattr(policy, "choose_from_scores") and strategy in (None, Strategy.PURE_THOMPSON, "pure_thompson"):
+        scores = policy.score_posterior(encoded)  # the costly part, shared by the decision and its rates
+        decisions, (rate, sd) = policy.choose_from_scores(*scores), policy.rates_from_scores(*scores)
+    else:
+        decisions = policy.choose(encoded, strategy, **engine_options)
+        rate, sd = policy.expected_reward(encoded)
     rows = np.arange(len(encoded))
     chosen = decisions.actions
     masked = rate.copy()

@@ -8,6 +8,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
@@ -87,3 +89,22 @@ def test_decision_assets_log_gate_and_recommend(home, monkeypatch):
 
     failed = mlflow.MlflowClient().get_model_version(POLICY_MODEL, meta2["registered_version"].value)
     assert failed.tags[GATE_TAG] == "failed"
+
+
+def test_cli_recommends_a_contact_and_evaluates_the_policy(home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+    from holocrm_core.warehouse import Warehouse
+
+    monkeypatch.setenv("HOLOCRM_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    contact = Warehouse(home / "warehouse").read("recommendations")["contact_id"][0]
+    shown = CliRunner().invoke(app, ["recommend", "contact", contact, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["action"] in {"email", "call", "proposal", "wait"}
+    missing = CliRunner().invoke(app, ["recommend", "contact", "CON-9999999"])
+    assert missing.exit_code == 1
+    evaluated = CliRunner().invoke(app, ["policy", "evaluate", "--no-register", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output.strip().splitlines()[-1])["promote"] is False  # the champion stands
