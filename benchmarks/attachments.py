@@ -29,14 +29,18 @@ def _load() -> str:
 def extraction(texts: pl.DataFrame, export: Path, files: pl.DataFrame) -> dict:
     sizes = {n: (export / "attachments" / n).stat().st_size for n in files["file_name"].unique().to_list()}
     first = texts.unique("file_hash", keep="first").with_columns(
-        pl.col("file_name").replace_strict(sizes, default=0).alias("bytes"))
+        pl.col("file_name").replace_strict(sizes, default=0).alias("bytes")
+    )
     out = {}
     for (kind,), group in first.group_by(["kind"]):
         seconds = float(group["seconds"].sum())
         megabytes = float(group["bytes"].sum()) / 2**20
-        row = {"files": group.height, "seconds": round(seconds, 3),
-               "files_per_s": round(group.height / seconds, 2) if seconds else None,
-               "mb_per_s": round(megabytes / seconds, 3) if seconds else None}
+        row = {
+            "files": group.height,
+            "seconds": round(seconds, 3),
+            "files_per_s": round(group.height / seconds, 2) if seconds else None,
+            "mb_per_s": round(megabytes / seconds, 3) if seconds else None,
+        }
         if kind == "wav":
             audio = sum(json.loads(m).get("seconds", 0) for m in group["metadata"])
             row["audio_seconds"] = round(audio, 1)
@@ -46,8 +50,10 @@ def extraction(texts: pl.DataFrame, export: Path, files: pl.DataFrame) -> dict:
         out[kind or "quarantined"] = row
     scans = first.filter((pl.col("kind") == "pdf") & pl.col("metadata").str.contains('"ocr_pages": [1-9]'))
     if scans.height:
-        out["pdf_scanned"] = {"files": scans.height,
-                              "ocr_seconds_per_page": round(float(scans["seconds"].sum()) / scans.height, 3)}
+        out["pdf_scanned"] = {
+            "files": scans.height,
+            "ocr_seconds_per_page": round(float(scans["seconds"].sum()) / scans.height, 3),
+        }
     return out
 
 
@@ -69,8 +75,11 @@ def ocr_engines(export: Path, facts: pl.DataFrame) -> dict:
             seconds += time.perf_counter() - started
             files += 1
             found += [v in text for v in group["value"]]
-        out[engine] = {"images": files, "seconds_per_image": round(seconds / max(files, 1), 2),
-                       "facts_read_exactly": round(float(np.mean(found)), 3) if found else None}
+        out[engine] = {
+            "images": files,
+            "seconds_per_image": round(seconds / max(files, 1), 2),
+            "facts_read_exactly": round(float(np.mean(found)), 3) if found else None,
+        }
     os.environ.pop("HOLOCRM_OCR", None)
     return out
 
@@ -86,11 +95,18 @@ def hostile() -> dict:
         with AttachmentReader() as reader:
             for name, rule in expected.items():
                 outcome = reader.read(folder / name)
-                rows[name] = {"expected": rule or "read", "got": outcome.rule or "read", "reason": outcome.reason,
-                              "seconds": round(outcome.seconds, 3)}
+                rows[name] = {
+                    "expected": rule or "read",
+                    "got": outcome.rule or "read",
+                    "reason": outcome.reason,
+                    "seconds": round(outcome.seconds, 3),
+                }
             peak = reader.peak_rss_bytes
-        return {"files": rows, "all_as_expected": all(r["expected"] == r["got"] for r in rows.values()),
-                "reader_peak_rss_mb": round(peak / 2**20, 1)}
+        return {
+            "files": rows,
+            "all_as_expected": all(r["expected"] == r["got"] for r in rows.values()),
+            "reader_peak_rss_mb": round(peak / 2**20, 1),
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -107,8 +123,14 @@ def main() -> None:
 
     import lancedb
 
-    from holocrm_core.attachments.index import (attachment_chunks, embed_chunks, fusion_study, retrieval_study,
-                                                search_activities, write_chunk_table)
+    from holocrm_core.attachments.index import (
+        attachment_chunks,
+        embed_chunks,
+        fusion_study,
+        retrieval_study,
+        search_activities,
+        write_chunk_table,
+    )
     from holocrm_core.attachments.reading import read_attachments
     from holocrm_core.embedding import load_embedder
     from holocrm_core.synth import generate_export, load_truth
@@ -118,55 +140,88 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="attach_bench_"))
     try:
         started = time.perf_counter()
-        generate_export(work / "export", n_contacts=args.contacts, seed=args.seed, truth_dir=work / "truth",
-                        attachment_fact_counts=default_fact_counts(args.per_text_kind, args.per_ocr_kind,
-                                                                   args.audio))
+        generate_export(
+            work / "export",
+            n_contacts=args.contacts,
+            seed=args.seed,
+            truth_dir=work / "truth",
+            attachment_fact_counts=default_fact_counts(args.per_text_kind, args.per_ocr_kind, args.audio),
+        )
         report["generate_seconds"] = round(time.perf_counter() - started, 2)
         export = work / "export"
-        files = pl.read_csv(export / "attachments.csv", infer_schema=False).filter(
-            pl.col("attachment_id").str.starts_with("ATT-") & pl.col("file_name").is_not_null()
-            & pl.col("activity_id").is_not_null()).unique("attachment_id")
+        files = (
+            pl.read_csv(export / "attachments.csv", infer_schema=False)
+            .filter(
+                pl.col("attachment_id").str.starts_with("ATT-")
+                & pl.col("file_name").is_not_null()
+                & pl.col("activity_id").is_not_null()
+            )
+            .unique("attachment_id")
+        )
         facts = load_truth(work / "truth")["attachment_facts"]
 
         started = time.perf_counter()
         read = read_attachments(files, export)
-        report["extraction"] = {"attachments": files.height, "files_read": read.files_read,
-                                "reused_by_hash": read.files_reused,
-                                "seconds": round(time.perf_counter() - started, 2),
-                                "peak_rss_mb": round(read.peak_rss_bytes / 2**20, 1),
-                                "quarantined": read.texts.filter(pl.col("status") != "ok").height,
-                                "by_kind": extraction(read.texts, export, files)}
+        report["extraction"] = {
+            "attachments": files.height,
+            "files_read": read.files_read,
+            "reused_by_hash": read.files_reused,
+            "seconds": round(time.perf_counter() - started, 2),
+            "peak_rss_mb": round(read.peak_rss_bytes / 2**20, 1),
+            "quarantined": read.texts.filter(pl.col("status") != "ok").height,
+            "by_kind": extraction(read.texts, export, files),
+        }
         rerun = time.perf_counter()
         again = read_attachments(files, export, previous=read.texts)
-        report["extraction"]["rerun"] = {"files_read": again.files_read,
-                                         "seconds": round(time.perf_counter() - rerun, 2)}
+        report["extraction"]["rerun"] = {
+            "files_read": again.files_read,
+            "seconds": round(time.perf_counter() - rerun, 2),
+        }
 
         embedder = load_embedder()
         started = time.perf_counter()
         vectors = embed_chunks(attachment_chunks(read.texts), embedder)
         table = write_chunk_table(lancedb.connect(str(work / "lance")), vectors.frame)
-        report["chunks"] = {"chunks": vectors.frame.height, "embedded": vectors.new,
-                            "seconds": round(time.perf_counter() - started, 2)}
+        report["chunks"] = {
+            "chunks": vectors.frame.height,
+            "embedded": vectors.new,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
 
-        groups = {"text": facts.filter(~pl.col("kind").is_in(list(OCR_KINDS | AUDIO_KINDS))),
-                  "ocr": facts.filter(pl.col("kind").is_in(list(OCR_KINDS))),
-                  "audio": facts.filter(pl.col("kind").is_in(list(AUDIO_KINDS)))}
-        report["retrieval_top3"] = {name: retrieval_study(table, group, embedder) for name, group in groups.items()
-                                    if group.height}
+        groups = {
+            "text": facts.filter(~pl.col("kind").is_in(list(OCR_KINDS | AUDIO_KINDS))),
+            "ocr": facts.filter(pl.col("kind").is_in(list(OCR_KINDS))),
+            "audio": facts.filter(pl.col("kind").is_in(list(AUDIO_KINDS))),
+        }
+        report["retrieval_top3"] = {
+            name: retrieval_study(table, group, embedder) for name, group in groups.items() if group.height
+        }
         audio = facts.filter(pl.col("kind").is_in(list(AUDIO_KINDS)))
         if audio.height:
-            hits = [a in [h["activity_id"] for h in search_activities(table, q, embedder, limit=3)]
-                    for q, a in zip(audio["query"], audio["activity_id"])]
+            hits = [
+                a in [h["activity_id"] for h in search_activities(table, q, embedder, limit=3)]
+                for q, a in zip(audio["query"], audio["activity_id"])
+            ]
             report["retrieval_top3"]["audio_by_fact"] = dict(
-                audio.with_columns(pl.Series("hit", hits)).group_by("fact").agg(pl.col("hit").mean()).iter_rows())
+                audio.with_columns(pl.Series("hit", hits))
+                .group_by("fact")
+                .agg(pl.col("hit").mean())
+                .iter_rows()
+            )
 
-        activities = pl.read_csv(export / "activities.csv", infer_schema=False).filter(
-            pl.col("activity_id").str.starts_with("ACT-")).unique("activity_id")
+        activities = (
+            pl.read_csv(export / "activities.csv", infer_schema=False)
+            .filter(pl.col("activity_id").str.starts_with("ACT-"))
+            .unique("activity_id")
+        )
         host_ids = set(facts["activity_id"].to_list())
         others = activities.filter(~pl.col("activity_id").is_in(list(host_ids))).sample(
-            min(args.bodies, activities.height - len(host_ids)), seed=0)
+            min(args.bodies, activities.height - len(host_ids)), seed=0
+        )
         bodies_frame = pl.concat([activities.filter(pl.col("activity_id").is_in(list(host_ids))), others])
-        texts = [f"{s or ''} {b or ''}".strip() for s, b in zip(bodies_frame["subject"], bodies_frame["body"])]
+        texts = [
+            f"{s or ''} {b or ''}".strip() for s, b in zip(bodies_frame["subject"], bodies_frame["body"])
+        ]
         started = time.perf_counter()
         body_vectors = embedder.encode(texts)
         bodies = dict(zip(bodies_frame["activity_id"].to_list(), body_vectors))

@@ -31,7 +31,13 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from holocrm_core.decisions import ope  # noqa: E402
 from holocrm_core.decisions.actions import ActionSet, ContextEncoder, Contexts  # noqa: E402
 from holocrm_core.decisions.policies import (  # noqa: E402
-    UCB1, ContextualThompson, EpsilonGreedy, LinUCB, LoggingPolicy, SegmentThompson)
+    UCB1,
+    ContextualThompson,
+    EpsilonGreedy,
+    LinUCB,
+    LoggingPolicy,
+    SegmentThompson,
+)
 from holocrm_core.decisions.simulation import sample_contexts, true_probabilities  # noqa: E402
 
 ENCODER = ContextEncoder()
@@ -68,7 +74,7 @@ def play(policy, ctx: Contexts, p_true: np.ndarray, rng: np.random.Generator, ba
     chosen = np.empty(n, dtype=np.int64)
     x, seg = ctx.features, ctx.segments
     for start in range(0, n, batch):
-        part = Contexts(x[start:start + batch], seg[start:start + batch], ctx.segment_names)
+        part = Contexts(x[start : start + batch], seg[start : start + batch], ctx.segment_names)
         a = decide(policy, part)
         rows = np.arange(start, start + len(a))
         r = (rng.random(len(a)) < p_true[rows, a]).astype(np.float64)
@@ -88,21 +94,32 @@ def best_action_rates(frames, chosen_by_seed, p_by_seed, after: int) -> dict:
         sl = slice(after, None)
         best = p.argmax(axis=1)
         gap = np.sort(p, axis=1)[:, -1] - np.sort(p, axis=1)[:, -2]
-        rows.append(frame[sl].select("seniority", "lifecycle_status").with_columns(
-            hit=pl.Series(chosen[sl] == best[sl]), gap=pl.Series(gap[sl]),
-            near=pl.Series(p[sl].max(axis=1) - p[sl][np.arange(len(p) - after), chosen[sl]] <= 0.01)))
+        rows.append(
+            frame[sl]
+            .select("seniority", "lifecycle_status")
+            .with_columns(
+                hit=pl.Series(chosen[sl] == best[sl]),
+                gap=pl.Series(gap[sl]),
+                near=pl.Series(p[sl].max(axis=1) - p[sl][np.arange(len(p) - after), chosen[sl]] <= 0.01),
+            )
+        )
     table = pl.concat(rows)
     groups = table.group_by("seniority", "lifecycle_status").agg(
-        rate=pl.col("hit").mean(), rounds=pl.len(),
-        rate_clear=pl.col("hit").filter(pl.col("gap") >= 0.01).mean(), near=pl.col("near").mean())
-    return {"overall": round(float(table["hit"].mean()), 4),
-            "min_over_contexts": round(float(groups["rate"].min()), 4),
-            "median_over_contexts": round(float(groups["rate"].median()), 4),
-            "contexts_at_or_above_0.9": f"{int((groups['rate'] >= 0.9).sum())}/{groups.height}",
-            "min_over_contexts_gap_ge_0.01": round(float(groups["rate_clear"].min()), 4),
-            "near_best_within_0.01_overall": round(float(table["near"].mean()), 4),
-            "near_best_within_0.01_min_over_contexts": round(float(groups["near"].min()), 4),
-            "worst_context": groups.sort("rate").row(0, named=True)}
+        rate=pl.col("hit").mean(),
+        rounds=pl.len(),
+        rate_clear=pl.col("hit").filter(pl.col("gap") >= 0.01).mean(),
+        near=pl.col("near").mean(),
+    )
+    return {
+        "overall": round(float(table["hit"].mean()), 4),
+        "min_over_contexts": round(float(groups["rate"].min()), 4),
+        "median_over_contexts": round(float(groups["rate"].median()), 4),
+        "contexts_at_or_above_0.9": f"{int((groups['rate'] >= 0.9).sum())}/{groups.height}",
+        "min_over_contexts_gap_ge_0.01": round(float(groups["rate_clear"].min()), 4),
+        "near_best_within_0.01_overall": round(float(table["near"].mean()), 4),
+        "near_best_within_0.01_min_over_contexts": round(float(groups["near"].min()), 4),
+        "worst_context": groups.sort("rate").row(0, named=True),
+    }
 
 
 def section_regret(seeds: int, rounds: int, names: list[str]) -> tuple[dict, dict]:
@@ -120,10 +137,12 @@ def section_regret(seeds: int, rounds: int, names: list[str]) -> tuple[dict, dic
             p_all.append(p)
         curve = np.mean(regrets, axis=0)
         curves[name] = curve
-        out[name] = {"cumulative_regret": round(float(curve[-1]), 2),
-                     "cumulative_regret_sd": round(float(np.std([r[-1] for r in regrets])), 2),
-                     "regret_at_1000": round(float(curve[min(999, rounds - 1)]), 2),
-                     "seconds": round(time.perf_counter() - started, 1)}
+        out[name] = {
+            "cumulative_regret": round(float(curve[-1]), 2),
+            "cumulative_regret_sd": round(float(np.std([r[-1] for r in regrets])), 2),
+            "regret_at_1000": round(float(curve[min(999, rounds - 1)]), 2),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         if rounds > 5000:
             out[name]["best_action_after_5000"] = best_action_rates(frames, chosen_all, p_all, 5000)
         print(f"regret {name}: {out[name]['cumulative_regret']}", file=sys.stderr)
@@ -154,16 +173,18 @@ def section_drift(seeds: int, rounds: int) -> tuple[dict, dict]:
             hits.append(chosen == p.argmax(axis=1))
             regrets.append(np.cumsum(regret_of(chosen, p)))
         rate = _rolling(np.mean(hits, axis=0).astype(float), window)  # rate[i] = mean of rounds i..i+window-1
-        before = float(np.mean(hits, axis=0)[half - 1000:half].mean())
+        before = float(np.mean(hits, axis=0)[half - 1000 : half].mean())
         after_idx = np.arange(half, len(rate))
         recovered = after_idx[rate[after_idx] >= 0.95 * before]
         rounds_to_recover = int(recovered[0] + window - half) if len(recovered) else None
         curves[name] = np.mean(regrets, axis=0)
-        out[name] = {"best_action_rate_before_drift": round(before, 4),
-                     "best_action_rate_last_1000": round(float(np.mean(hits, axis=0)[-1000:].mean()), 4),
-                     "rounds_to_recover_95pct": rounds_to_recover,
-                     "cumulative_regret": round(float(curves[name][-1]), 2),
-                     "regret_after_drift": round(float(curves[name][-1] - curves[name][half - 1]), 2)}
+        out[name] = {
+            "best_action_rate_before_drift": round(before, 4),
+            "best_action_rate_last_1000": round(float(np.mean(hits, axis=0)[-1000:].mean()), 4),
+            "rounds_to_recover_95pct": rounds_to_recover,
+            "cumulative_regret": round(float(curves[name][-1]), 2),
+            "regret_after_drift": round(float(curves[name][-1] - curves[name][half - 1]), 2),
+        }
         print(f"drift {name}: {out[name]}", file=sys.stderr)
     return out, curves
 
@@ -195,9 +216,11 @@ def _ope_targets(train_frame: pl.DataFrame, train_ctx: Contexts, eval_frame, eva
     learned = ContextualThompson(seed=seed)
     learned.update(train_ctx, a, r)
     p_eval = true_probabilities(eval_frame)
-    return {"contextual_ts": learned.probabilities(eval_ctx),
-            "oracle": np.eye(4)[p_eval.argmax(1)],
-            "uniform": np.full((len(eval_frame), 4), 0.25)}
+    return {
+        "contextual_ts": learned.probabilities(eval_ctx),
+        "oracle": np.eye(4)[p_eval.argmax(1)],
+        "uniform": np.full((len(eval_frame), 4), 0.25),
+    }
 
 
 def section_ope(seeds: int, n_logs: int = 5000) -> dict:
@@ -218,14 +241,31 @@ def section_ope(seeds: int, n_logs: int = 5000) -> dict:
         for target_name, target in targets.items():
             truth = float((target * p_true).sum(axis=1).mean())
             for est in ope.evaluate(logs, target, predicted, seed=seed).values():
-                rows.append({"target": target_name, "estimator": est.estimator, "truth": truth,
-                             "value": est.value, "covered": est.covers(truth), "ess": est.ess,
-                             "width": est.high - est.low})
-    table = pl.DataFrame(rows).with_columns(rel_error=(pl.col("value") - pl.col("truth")).abs() / pl.col("truth"))
-    summary = table.group_by("target", "estimator").agg(
-        relative_error=pl.col("rel_error").mean().round(4), coverage=pl.col("covered").mean().round(3),
-        interval_width=pl.col("width").mean().round(4), ess=pl.col("ess").mean().round(0),
-        true_value=pl.col("truth").mean().round(4)).sort("target", "estimator")
+                rows.append(
+                    {
+                        "target": target_name,
+                        "estimator": est.estimator,
+                        "truth": truth,
+                        "value": est.value,
+                        "covered": est.covers(truth),
+                        "ess": est.ess,
+                        "width": est.high - est.low,
+                    }
+                )
+    table = pl.DataFrame(rows).with_columns(
+        rel_error=(pl.col("value") - pl.col("truth")).abs() / pl.col("truth")
+    )
+    summary = (
+        table.group_by("target", "estimator")
+        .agg(
+            relative_error=pl.col("rel_error").mean().round(4),
+            coverage=pl.col("covered").mean().round(3),
+            interval_width=pl.col("width").mean().round(4),
+            ess=pl.col("ess").mean().round(0),
+            true_value=pl.col("truth").mean().round(4),
+        )
+        .sort("target", "estimator")
+    )
     result: dict = {"seeds": seeds, "logged_rounds": n_logs}
     for row in summary.iter_rows(named=True):
         result.setdefault(row.pop("target"), {})[row.pop("estimator")] = row
@@ -254,7 +294,9 @@ def section_open_bandit(runs: int = 30) -> dict:
     # BTS is context-free but its production posterior moved during the log, so the propensity of item i at
     # position k varies over time. Rows are logged in proportion to it: the harmonic mean of the logged
     # propensities of (i, k) is its time-averaged probability (E[1/p | logged] = T / sum_t p_t).
-    bts_p = bts_logs.group_by("item_id", "position").agg((1.0 / (1.0 / pl.col("propensity_score")).mean()).alias("p"))
+    bts_p = bts_logs.group_by("item_id", "position").agg(
+        (1.0 / (1.0 / pl.col("propensity_score")).mean()).alias("p")
+    )
     pi = np.zeros((n_pos, n_items))
     pi[bts_p["position"].to_numpy(), bts_p["item_id"].to_numpy()] = bts_p["p"].to_numpy()
     missing = pi == 0  # an item BTS never showed at a position in the sample: share what is left
@@ -271,28 +313,40 @@ def section_open_bandit(runs: int = 30) -> dict:
         a, pos = logs_frame["item_id"].to_numpy(), logs_frame["position"].to_numpy()
         r = logs_frame["click"].to_numpy().astype(float)
         u = users.transform(logs_frame.select(*user_cols).to_numpy())
-        design = sparse.hstack([u, sparse.csr_matrix(np.eye(n_items)[a]), sparse.csr_matrix(np.eye(n_pos)[pos])])
+        design = sparse.hstack(
+            [u, sparse.csr_matrix(np.eye(n_items)[a]), sparse.csr_matrix(np.eye(n_pos)[pos])]
+        )
         model = LogisticRegression(C=1.0, max_iter=1000).fit(design.tocsr(), r)
         w = model.coef_[0]
         n_user = u.shape[1]
         # The model is additive in user, item and position: every item's click logit at once.
-        base = u @ w[:n_user] + w[n_user + n_items:][pos] + model.intercept_[0]
-        predicted = 1.0 / (1.0 + np.exp(-(base[:, None] + w[n_user:n_user + n_items][None, :])))
+        base = u @ w[:n_user] + w[n_user + n_items :][pos] + model.intercept_[0]
+        predicted = 1.0 / (1.0 + np.exp(-(base[:, None] + w[n_user : n_user + n_items][None, :])))
         logs = ope.LoggedBandit(a, r, logs_frame["propensity_score"].to_numpy())
         for est in ope.evaluate(logs, pi[pos], predicted, n_bootstrap=50, seed=run).values():
             rows.append({"estimator": est.estimator, "value": est.value, "covered": est.covers(truth)})
     table = pl.DataFrame(rows).with_columns(rel_error=(pl.col("value") - truth).abs() / truth)
     published = {"dm": 0.157, "ips": 0.311, "snips": 0.312, "dr": 0.292, "switch_dr": 0.258}
-    summary = table.group_by("estimator").agg(relative_error=pl.col("rel_error").mean().round(3),
-                                              mean_estimate=pl.col("value").mean(),
-                                              coverage=pl.col("covered").mean().round(3))
-    return {"ground_truth_bts_ctr": round(truth, 5), "random_ctr": round(float(random_logs["click"].mean()), 5),
-            "runs": runs, "reward_model": "logistic regression on one-hot user features + item + position",
-            "estimators": {row["estimator"]: {"relative_error": row["relative_error"],
-                                              "mean_estimate": round(row["mean_estimate"], 5),
-                                              "coverage": row["coverage"],
-                                              "obp_published_relative_error": published[row["estimator"]]}
-                           for row in summary.sort("estimator").iter_rows(named=True)}}
+    summary = table.group_by("estimator").agg(
+        relative_error=pl.col("rel_error").mean().round(3),
+        mean_estimate=pl.col("value").mean(),
+        coverage=pl.col("covered").mean().round(3),
+    )
+    return {
+        "ground_truth_bts_ctr": round(truth, 5),
+        "random_ctr": round(float(random_logs["click"].mean()), 5),
+        "runs": runs,
+        "reward_model": "logistic regression on one-hot user features + item + position",
+        "estimators": {
+            row["estimator"]: {
+                "relative_error": row["relative_error"],
+                "mean_estimate": round(row["mean_estimate"], 5),
+                "coverage": row["coverage"],
+                "obp_published_relative_error": published[row["estimator"]],
+            }
+            for row in summary.sort("estimator").iter_rows(named=True)
+        },
+    }
 
 
 def log_mlflow(result: dict, curves: dict, drift_curves: dict) -> str | None:

@@ -33,7 +33,9 @@ def trained(make, rng):
     policy = make(seed=0)
     ctx = policy.encoder.encode(frame)
     a = rng.integers(0, 4, len(frame))
-    policy.update(ctx, a, (rng.random(len(a)) < true_probabilities(frame)[np.arange(len(a)), a]).astype(float))
+    policy.update(
+        ctx, a, (rng.random(len(a)) < true_probabilities(frame)[np.arange(len(a)), a]).astype(float)
+    )
     return policy
 
 
@@ -52,8 +54,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    contexts = sample_contexts(args.contacts, rng).with_row_index("contact_id").with_columns(
-        contact_id=("CON-" + np.char.zfill(np.arange(args.contacts).astype(str), 7)))
+    contexts = (
+        sample_contexts(args.contacts, rng)
+        .with_row_index("contact_id")
+        .with_columns(contact_id=("CON-" + np.char.zfill(np.arange(args.contacts).astype(str), 7)))
+    )
     result = {"contacts": args.contacts, "load_average": os.getloadavg()[0]}
     for name, make in (("contextual_thompson", ContextualThompson), ("segment_thompson", SegmentThompson)):
         policy = trained(make, rng)

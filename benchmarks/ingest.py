@@ -48,11 +48,16 @@ def _child(mode: str, export: Path, out: Path, contacts: int) -> dict:
         from holocrm_core.warehouse import Warehouse
     started, cpu_started = time.perf_counter(), time.process_time()
     if mode == "generate":
-        summary = generate_export(export, n_contacts=contacts, seed=0, truth_dir=out / "truth",
-                                  with_attachment_files=False)
-        return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
-                "rows": sum(summary.counts.values()),
-                "rows_by_file": summary.counts, "dirty_rows": summary.dirty}
+        summary = generate_export(
+            export, n_contacts=contacts, seed=0, truth_dir=out / "truth", with_attachment_files=False
+        )
+        return {
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,
+            "rows": sum(summary.counts.values()),
+            "rows_by_file": summary.counts,
+            "dirty_rows": summary.dirty,
+        }
     if mode == "baseline":
         rows = 0
         for path in sorted(export.glob("*.csv")):
@@ -60,8 +65,11 @@ def _child(mode: str, export: Path, out: Path, contacts: int) -> dict:
             rows += frame.height
             frame.write_parquet(out / f"{path.stem}.parquet", compression="zstd")
             del frame
-        return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
-                "rows": rows}
+        return {
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,
+            "rows": rows,
+        }
     result = ingest_export(export, warehouse=Warehouse(out))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     return {
@@ -88,8 +96,18 @@ def _measure(mode: str, export: Path, scratch: Path, contacts: int = 0) -> dict:
     # for another's disk writeback
     os.sync()
     load_before = _load()
-    command = [sys.executable, __file__, "--child", mode, "--export", str(export), "--out", str(out),
-               "--contacts", str(contacts)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--export",
+        str(export),
+        "--out",
+        str(out),
+        "--contacts",
+        str(contacts),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT)
     stdout = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -143,8 +161,10 @@ def main() -> None:
         report["baseline_polars_read_write"] = baseline
         report["ingest"] = ingest
         if len(baselines) > 1:
-            report["runs"] = {"baseline_seconds": [r["seconds"] for r in baselines],
-                              "ingest_seconds": [r["seconds"] for r in ingests]}
+            report["runs"] = {
+                "baseline_seconds": [r["seconds"] for r in baselines],
+                "ingest_seconds": [r["seconds"] for r in ingests],
+            }
         report["ingest_vs_baseline"] = {
             "seconds": round(ingest["seconds"] / baseline["seconds"], 2),
             "cpu_seconds": round(ingest["cpu_seconds"] / baseline["cpu_seconds"], 2),
@@ -154,7 +174,7 @@ def main() -> None:
             "ingest_seconds": TARGET_SECONDS,
             "peak_mb": TARGET_PEAK_MB,
             "note": "1M contacts / ~5M activities (~740 MB CSV in the issue) on 2 idle cores, where the bare "
-                    "baseline takes ~2.5 s / 650 MB: compare the ratios when the machine is shared",
+            "baseline takes ~2.5 s / 650 MB: compare the ratios when the machine is shared",
             "seconds_met": ingest["seconds"] < TARGET_SECONDS,
             "peak_met": ingest["peak_mb"] < TARGET_PEAK_MB,
             "ratio_budget": round(TARGET_SECONDS / 2.5, 1),

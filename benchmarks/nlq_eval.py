@@ -38,7 +38,11 @@ from benchmarks.nlq_questions import maven as maven_set  # noqa: E402
 from benchmarks.nlq_questions import synth as synth_set  # noqa: E402
 from holocrm_core.nlq import HIGH_CONFIDENCE, NLQContext, ask  # noqa: E402
 
-ROADMAP = {"hot_leads": "hot leads in fintech", "deals_not_contacted": "deals no contact 2 weeks", "like_contact": "contacts like {name}"}
+ROADMAP = {
+    "hot_leads": "hot leads in fintech",
+    "deals_not_contacted": "deals no contact 2 weeks",
+    "like_contact": "contacts like {name}",
+}
 
 
 def shared_data() -> Path:
@@ -78,22 +82,35 @@ def questions(dataset: str, tables, as_of, sim) -> list[dict]:
         base = dict(dataset=dataset, template=tpl["name"], features=tpl["features"], section="tuned_families")
         if tpl["gold"] is None:
             for phrasing, slot, gold in synth_set.expand_region(tables, tpl):
-                items.append({**base, "question": phrasing.format(**slot), "gold": gold, "protect": _slot_words(slot)})
+                items.append(
+                    {**base, "question": phrasing.format(**slot), "gold": gold, "protect": _slot_words(slot)}
+                )
             continue
         for slot in tpl["slots"]:
             gold = tpl["gold"](slot)
             for phrasing in tpl["tuned"] + tpl["held_out"]:
-                items.append({**base, "question": phrasing.format(**slot), "gold": gold, "protect": _slot_words(slot)})
+                items.append(
+                    {**base, "question": phrasing.format(**slot), "gold": gold, "protect": _slot_words(slot)}
+                )
             if dataset == "synth" and tpl["name"] in ROADMAP and slot is tpl["slots"][0]:
                 q = ROADMAP[tpl["name"]].format(**slot)
-                items.append({**base, "section": "roadmap", "question": q, "gold": gold, "protect": _slot_words(slot)})
+                items.append(
+                    {**base, "section": "roadmap", "question": q, "gold": gold, "protect": _slot_words(slot)}
+                )
     return items
 
 
 def held_out_questions(tables) -> list[dict]:
     return [
-        dict(dataset="maven", template=family, features=[family], section="held_out_families", question=q, gold=gold,
-             protect=[w for w in q.split() if w[:1].isupper()])
+        dict(
+            dataset="maven",
+            template=family,
+            features=[family],
+            section="held_out_families",
+            question=q,
+            gold=gold,
+            protect=[w for w in q.split() if w[:1].isupper()],
+        )
         for family, q, gold in held_out_set.expand(tables)
     ]
 
@@ -105,7 +122,17 @@ def blind_questions(tables_by_dataset: dict) -> list[dict] | None:
         return None
     items = []
     for dataset, question, gold in blind.questions(tables_by_dataset):
-        items.append(dict(dataset=dataset, template="blind", features=["blind"], section="blind", question=question, gold=gold, protect=[]))
+        items.append(
+            dict(
+                dataset=dataset,
+                template="blind",
+                features=["blind"],
+                section="blind",
+                question=question,
+                gold=gold,
+                protect=[],
+            )
+        )
     return items
 
 
@@ -134,7 +161,11 @@ def summary(rows: list[dict]) -> dict:
         "exact_accuracy": round(good / n, 4) if n else None,
         "high_confidence_wrong": sum(1 for r in rows if r["high_confidence"] and not r["ok"]),
         "answered_high_confidence": sum(1 for r in rows if r["high_confidence"]),
-        "high_confidence_accuracy": round(sum(r["ok"] for r in rows if r["high_confidence"]) / max(1, sum(r["high_confidence"] for r in rows)), 4),
+        "high_confidence_accuracy": round(
+            sum(r["ok"] for r in rows if r["high_confidence"])
+            / max(1, sum(r["high_confidence"] for r in rows)),
+            4,
+        ),
     }
 
 
@@ -143,7 +174,12 @@ def reliability(rows: list[dict]) -> list[dict]:
     out = []
     for lo, hi in bands:
         inside = [r for r in rows if lo <= r["confidence"] < hi]
-        out.append({"confidence": f"[{lo:.1f}, {min(hi, 1.0):.1f}{')' if hi < 1 else ']'}", **{k: v for k, v in summary(inside).items() if k in ("questions", "exact_accuracy")}})
+        out.append(
+            {
+                "confidence": f"[{lo:.1f}, {min(hi, 1.0):.1f}{')' if hi < 1 else ']'}",
+                **{k: v for k, v in summary(inside).items() if k in ("questions", "exact_accuracy")},
+            }
+        )
     return out
 
 
@@ -180,14 +216,29 @@ def main() -> None:
         for item in items:
             if item["section"] in ("tuned_families", "held_out_families"):
                 for kind, text in perturbations(item["question"], item["protect"]):
-                    extra.append({**item, "section": "perturbations", "perturbation": kind, "source": item["section"], "question": text})
+                    extra.append(
+                        {
+                            **item,
+                            "section": "perturbations",
+                            "perturbation": kind,
+                            "source": item["section"],
+                            "question": text,
+                        }
+                    )
         items += extra
     results = []
     for item in items:
         ctx, moment = contexts[item["dataset"]]
         answer = ask(item["question"], ctx, as_of=moment)
-        results.append({**item, "ok": correct(answer, item["gold"]), "high_confidence": answer.high_confidence,
-                        "confidence": answer.confidence, "answer": answer})
+        results.append(
+            {
+                **item,
+                "ok": correct(answer, item["gold"]),
+                "high_confidence": answer.high_confidence,
+                "confidence": answer.confidence,
+                "answer": answer,
+            }
+        )
 
     def section(name):
         return [r for r in results if r["section"] == name]
@@ -200,23 +251,41 @@ def main() -> None:
             "all": summary(perturbed),
             "of_tuned_families": summary([r for r in perturbed if r["source"] == "tuned_families"]),
             "of_held_out_families": summary([r for r in perturbed if r["source"] == "held_out_families"]),
-            "per_kind": {k: summary([r for r in perturbed if r["perturbation"] == k]) for k in sorted({r["perturbation"] for r in perturbed})},
+            "per_kind": {
+                k: summary([r for r in perturbed if r["perturbation"] == k])
+                for k in sorted({r["perturbation"] for r in perturbed})
+            },
         },
         "blind": summary(section("blind")) if blind is not None else None,
         "roadmap": {r["question"]: r["ok"] for r in section("roadmap")},
         "high_confidence_wrong_anywhere": sum(1 for r in results if r["high_confidence"] and not r["ok"]),
         "reliability": reliability(results),
-        "per_held_out_family": {f: summary(rows) for f, rows in sorted(_by(section("held_out_families"), "template").items())},
-        "per_dataset": {ds: summary([r for r in results if r["dataset"] == ds]) for ds in sorted({r["dataset"] for r in results})},
+        "per_held_out_family": {
+            f: summary(rows) for f, rows in sorted(_by(section("held_out_families"), "template").items())
+        },
+        "per_dataset": {
+            ds: summary([r for r in results if r["dataset"] == ds])
+            for ds in sorted({r["dataset"] for r in results})
+        },
         "skipped": skipped,
         "seconds": round(time.perf_counter() - started, 1),
-        "target": {"held_out_families": 0.95, "perturbations": 0.95, "high_confidence_wrong": 0, "roadmap": "all exact"},
+        "target": {
+            "held_out_families": 0.95,
+            "perturbations": 0.95,
+            "high_confidence_wrong": 0,
+            "roadmap": "all exact",
+        },
     }
     if args.show_failures:
         report["failures"] = [
             {
-                "section": r["section"], "kind": r.get("perturbation"), "dataset": r["dataset"], "question": r["question"],
-                "plan": r["answer"].plan_words(), "high_confidence": r["high_confidence"], "unknown": r["answer"].unknown_words,
+                "section": r["section"],
+                "kind": r.get("perturbation"),
+                "dataset": r["dataset"],
+                "question": r["question"],
+                "plan": r["answer"].plan_words(),
+                "high_confidence": r["high_confidence"],
+                "unknown": r["answer"].unknown_words,
                 "got": r["answer"].value if r["answer"].value is not None else len(r["answer"].ids),
                 "gold": r["gold"][1] if r["gold"][0] in ("value",) else len(r["gold"][1]),
             }

@@ -69,7 +69,9 @@ def _cold_start(tables, as_of, runs: int = 3) -> dict:
         warehouse = Warehouse(Path(home) / "warehouse")
         for entity in ("companies", "contacts", "deals", "activities"):
             warehouse.write(f"staged_{entity}", tables[entity])
-        path = NLQContext.from_tables({e: tables[e] for e in ("companies", "contacts", "deals", "activities")}).write_vocabulary(warehouse.root)
+        path = NLQContext.from_tables(
+            {e: tables[e] for e in ("companies", "contacts", "deals", "activities")}
+        ).write_vocabulary(warehouse.root)
         t = time.perf_counter()
         Vocabulary.read(path)
         read_s = time.perf_counter() - t
@@ -79,14 +81,26 @@ def _cold_start(tables, as_of, runs: int = 3) -> dict:
         for _ in range(runs):
             t = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "holocrm_cli", "ask", "open deals in fintech", "--as-of", as_of.date().isoformat()],
-                env=env, check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "holocrm_cli",
+                    "ask",
+                    "open deals in fintech",
+                    "--as-of",
+                    as_of.date().isoformat(),
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
             )
             walls.append(time.perf_counter() - t)
     return {
-        "ask_wall_s_median": round(statistics.median(walls), 2), "ask_wall_s_max": round(max(walls), 2),
+        "ask_wall_s_median": round(statistics.median(walls), 2),
+        "ask_wall_s_max": round(max(walls), 2),
         "vocabulary_artifact_mb": size_mb,
-        "vocabulary_read_s": round(read_s, 2), "target_s": 2,
+        "vocabulary_read_s": round(read_s, 2),
+        "target_s": 2,
     }
 
 
@@ -101,7 +115,13 @@ def main() -> None:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        generate_export(Path(tmp) / "export", n_contacts=args.contacts, seed=0, truth_dir=Path(tmp) / "truth", with_attachment_files=False)
+        generate_export(
+            Path(tmp) / "export",
+            n_contacts=args.contacts,
+            seed=0,
+            truth_dir=Path(tmp) / "truth",
+            with_attachment_files=False,
+        )
         result = ingest_export(Path(tmp) / "export")
     tables = {e: result.tables[e] for e in ("companies", "contacts", "deals", "activities")}
     generated_s = time.perf_counter() - t0
@@ -111,7 +131,9 @@ def main() -> None:
 
     ids = tables["contacts"]["contact_id"].to_list()
     scores = [int(hashlib.sha1(i.encode()).hexdigest()[:6], 16) / 0xFFFFFF for i in ids]
-    tables["scored_leads"] = pl.DataFrame({"contact_id": ids, "score": scores, "band": ["hot" if s > 0.8 else "cold" for s in scores]})
+    tables["scored_leads"] = pl.DataFrame(
+        {"contact_id": ids, "score": scores, "band": ["hot" if s > 0.8 else "cold" for s in scores]}
+    )
     t1 = time.perf_counter()
     ctx = NLQContext.from_tables(tables)
     build_s = time.perf_counter() - t1
@@ -151,11 +173,18 @@ def main() -> None:
                 "p95_ms": pct(0.95),
                 "max_ms": round(timings[-1], 2),
                 # free text without a semantic index falls back to a substring scan of every activity text
-                "p95_ms_without_keyword_fallback": _p95([t for q, v in per_question.items() if q not in free_text for t in v]),
+                "p95_ms_without_keyword_fallback": _p95(
+                    [t for q, v in per_question.items() if q not in free_text for t in v]
+                ),
                 "keyword_fallback_questions": sorted(free_text),
-                "keyword_fallback_median_ms": round(statistics.median([t for q in free_text for t in per_question[q]]), 2),
+                "keyword_fallback_median_ms": round(
+                    statistics.median([t for q in free_text for t in per_question[q]]), 2
+                ),
                 "slowest_questions_median_ms": dict(
-                    sorted(((q, round(statistics.median(v), 2)) for q, v in per_question.items()), key=lambda kv: -kv[1])[:5]
+                    sorted(
+                        ((q, round(statistics.median(v), 2)) for q, v in per_question.items()),
+                        key=lambda kv: -kv[1],
+                    )[:5]
                 ),
                 "target_p95_ms": 50,
                 "cold_start": cold,

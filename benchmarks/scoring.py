@@ -42,8 +42,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3), "calls": len(ms)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "calls": len(ms),
+    }
 
 
 def _batch(scorer, frame: pl.DataFrame, rows: int, chunk: int, max_seconds: float) -> dict:
@@ -57,8 +61,12 @@ def _batch(scorer, frame: pl.DataFrame, rows: int, chunk: int, max_seconds: floa
         scored = score_frame(scorer, take, explain=False)
         done += scored.height
     seconds = time.perf_counter() - started
-    return {"rows": done, "seconds": round(seconds, 2), "rows_per_second": round(done / seconds),
-            "complete": done >= rows}
+    return {
+        "rows": done,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(done / seconds),
+        "complete": done >= rows,
+    }
 
 
 def _never_seen(scorer, frame: pl.DataFrame, rows: int) -> dict:
@@ -70,17 +78,24 @@ def _never_seen(scorer, frame: pl.DataFrame, rows: int) -> dict:
     notes = [c for c in block.columns if c.startswith("text_") and block.schema[c] == pl.List(pl.String)]
     for c in notes:
         tagged = (
-            block.select("_copy", c).explode(c).with_row_index("_n")
+            block.select("_copy", c)
+            .explode(c)
+            .with_row_index("_n")
             .with_columns(pl.col(c) + pl.lit(" zqx") + pl.col("_n").cast(pl.String))
-            .group_by("_copy", maintain_order=True).agg(pl.col(c).drop_nulls())
+            .group_by("_copy", maintain_order=True)
+            .agg(pl.col(c).drop_nulls())
         )
         block = block.drop(c).join(tagged, on="_copy", how="left", maintain_order="left")
     block = block.drop("_copy")
     started = time.perf_counter()
     scored = score_frame(scorer, block, explain=False)
     seconds = time.perf_counter() - started
-    return {"rows": scored.height, "notes": int(sum(block[c].list.len().sum() for c in notes)),
-            "seconds": round(seconds, 2), "rows_per_second": round(scored.height / seconds)}
+    return {
+        "rows": scored.height,
+        "notes": int(sum(block[c].list.len().sum() for c in notes)),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(scored.height / seconds),
+    }
 
 
 def main() -> None:
@@ -106,8 +121,13 @@ def main() -> None:
 
     report: dict = {"contacts": args.contacts}
     started = time.perf_counter()
-    generate_export(work / "export", n_contacts=args.contacts, seed=0, truth_dir=work / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        work / "export",
+        n_contacts=args.contacts,
+        seed=0,
+        truth_dir=work / "truth",
+        with_attachment_files=False,
+    )
     tables = ingest_export(work / "export").tables
     dataset = build_outcome_dataset(tables)
     trained = train_scorer(dataset, "contact")
@@ -116,8 +136,12 @@ def main() -> None:
 
     registry.configure()
     result = registry.log_training(trained, registry.LEAD_MODEL)
-    if not result.promoted:  # a fresh store: the first learned version is the champion unless it lost to the heuristic
-        mlflow.MlflowClient().set_registered_model_alias(registry.LEAD_MODEL, registry.CHAMPION, result.version)
+    if (
+        not result.promoted
+    ):  # a fresh store: the first learned version is the champion unless it lost to the heuristic
+        mlflow.MlflowClient().set_registered_model_alias(
+            registry.LEAD_MODEL, registry.CHAMPION, result.version
+        )
     t0 = time.perf_counter()
     champion = mlflow.pyfunc.load_model(f"models:/{registry.LEAD_MODEL}@champion")
     report["champion_load_seconds"] = round(time.perf_counter() - t0, 2)
@@ -172,7 +196,8 @@ def main() -> None:
     report["load_average_1m"] = round(os.getloadavg()[0], 2)
     report["targets_met"] = {
         "batch_with_notes>=200k_rows_per_s": report["batch"]["with_notes"]["rows_per_second"] >= 200_000,
-        "batch_without_notes>=200k_rows_per_s": report["batch"]["without_notes"]["rows_per_second"] >= 200_000,
+        "batch_without_notes>=200k_rows_per_s": report["batch"]["without_notes"]["rows_per_second"]
+        >= 200_000,
         "single_p95<5ms": min(v["p95_ms"] for k, v in single.items() if isinstance(v, dict)) < 5.0,
     }
     print(json.dumps(report, indent=2))

@@ -74,8 +74,14 @@ def readme_protocol(rows: pl.DataFrame, names: list[str], folds: int = 5) -> dic
     return out
 
 
-def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None = None, every: int = 1,
-          readme_cv: bool = False) -> dict:
+def judge(
+    dataset: pl.DataFrame,
+    tables: dict,
+    entity: str,
+    truth: dict | None = None,
+    every: int = 1,
+    readme_cv: bool = False,
+) -> dict:
     """Guards and the rolling-fold selection exactly as ``train_scorer`` runs them, figures per fold."""
     from holocrm_core.outcomes import build_features_for, open_ids, undated_outcomes
     from holocrm_core.scoring import _record_labels, entity_rows, minimum_data
@@ -87,16 +93,24 @@ def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None =
         keep = rows["entity_id"].unique(maintain_order=True).gather_every(every)
         rows = rows.filter(pl.col("entity_id").is_in(keep.to_list()))
     enough = minimum_data(_record_labels(rows), entity, undated=undated_outcomes(rows, entity))
-    out: dict = {"records": rows["entity_id"].n_unique(), "snapshots": rows.height,
-                 "positive_share": _round(rows["label"].mean()), "minimum_data": enough.message}
+    out: dict = {
+        "records": rows["entity_id"].n_unique(),
+        "snapshots": rows.height,
+        "positive_share": _round(rows["label"].mean()),
+        "minimum_data": enough.message,
+    }
     if not enough.enough:
         return out
     still_open = build_features_for(entity, open_ids(entity, tables), tables)
     started = time.perf_counter()
     guard = check_training_data(rows, still_open)
-    out["guards"] = {"excluded": [{"field": e.field, "reason": e.reason} for e in guard.excluded],
-                     "adversarial_auc": guard.adversarial_auc, "level": guard.level, "summary": guard.summary(),
-                     "open_records": still_open.height}
+    out["guards"] = {
+        "excluded": [{"field": e.field, "reason": e.reason} for e in guard.excluded],
+        "adversarial_auc": guard.adversarial_auc,
+        "level": guard.level,
+        "summary": guard.summary(),
+        "open_records": still_open.height,
+    }
     rows = rows.drop(guard.excluded_fields, strict=False)
     selection = evaluate_candidates(rows)
     out["seconds"] = round(time.perf_counter() - started, 1)
@@ -108,7 +122,10 @@ def judge(dataset: pl.DataFrame, tables: dict, entity: str, truth: dict | None =
         y = rows["label"].to_numpy()
         p = np.array([truth.get(i, np.nan) for i in rows["entity_id"].to_list()])
         out["true_probability_auc_per_fold"] = [
-            _round(roc_auc_score(y[test], p[test])) for _, test in selection.folds if len(np.unique(y[test])) == 2]
+            _round(roc_auc_score(y[test], p[test]))
+            for _, test in selection.folds
+            if len(np.unique(y[test])) == 2
+        ]
     champion = selection.candidates[selection.chosen]
     plain = {n: selection.candidates[n] for n in ("logistic", "gbm") if n in selection.candidates}
     best_plain = max(c.mean("auc") for c in plain.values())
@@ -141,15 +158,21 @@ def generated(n_contacts: int) -> dict:
     from holocrm_core.synth import generate_export, load_truth
 
     work = Path(tempfile.mkdtemp(prefix="holocrm-generality-"))
-    generate_export(work / "export", n_contacts=n_contacts, seed=0, truth_dir=work / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        work / "export", n_contacts=n_contacts, seed=0, truth_dir=work / "truth", with_attachment_files=False
+    )
     tables = ingest_export(work / "export").tables
     dataset = build_outcome_dataset(tables)
     truth = load_truth(work / "truth")
     true_p = dict(zip(truth["leads"]["contact_id"], truth["leads"]["p_convert"], strict=True)) | dict(
-        zip(truth["deals"]["deal_id"], truth["deals"]["p_win"], strict=True))
-    return {"contacts": n_contacts, "mechanism": "generic profile (the generator writes a canonical export)",
-            "contact": judge(dataset, tables, "contact", true_p), "deal": judge(dataset, tables, "deal", true_p)}
+        zip(truth["deals"]["deal_id"], truth["deals"]["p_win"], strict=True)
+    )
+    return {
+        "contacts": n_contacts,
+        "mechanism": "generic profile (the generator writes a canonical export)",
+        "contact": judge(dataset, tables, "contact", true_p),
+        "deal": judge(dataset, tables, "deal", true_p),
+    }
 
 
 def public(name: str, ibm_rows: int) -> dict:
@@ -165,11 +188,19 @@ def public(name: str, ibm_rows: int) -> dict:
     result = ingest_export(path, mapping=mapping)
     dataset = build_outcome_dataset(result.tables)
     staged = result.tables["contacts" if entity == "contact" else "deals"].height
-    out: dict = {"mechanism": f"mapping file benchmarks/mappings/{mapping.name}", "staged": staged,
-                 "quarantined": result.quarantine.height,
-                 "quarantine_reasons": result.quarantine.group_by("reason").len().sort("len", descending=True)
-                 .head(3).to_dicts() if result.quarantine.height else [],
-                 "prepare_seconds": round(time.perf_counter() - started, 1)}
+    out: dict = {
+        "mechanism": f"mapping file benchmarks/mappings/{mapping.name}",
+        "staged": staged,
+        "quarantined": result.quarantine.height,
+        "quarantine_reasons": result.quarantine.group_by("reason")
+        .len()
+        .sort("len", descending=True)
+        .head(3)
+        .to_dicts()
+        if result.quarantine.height
+        else [],
+        "prepare_seconds": round(time.perf_counter() - started, 1),
+    }
     every = max(1, staged // ibm_rows) if name == "ibm_sales_win_loss" else 1
     if every > 1:
         out["subsample"] = f"every {every}th deal in file order ({staged} staged), to bound the runtime"
@@ -186,9 +217,11 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=3000)
     parser.add_argument("--ibm-rows", type=int, default=20000)
     args = parser.parse_args()
-    report: dict = {"protocol": "rolling-origin time folds: 3 consecutive slices of 15% of the rows, newest "
-                                "last, each trained on everything older; figures are held-out per fold",
-                    "load_average_1m_start": round(os.getloadavg()[0], 2)}
+    report: dict = {
+        "protocol": "rolling-origin time folds: 3 consecutive slices of 15% of the rows, newest "
+        "last, each trained on everything older; figures are held-out per fold",
+        "load_average_1m_start": round(os.getloadavg()[0], 2),
+    }
     for name in [d for d in args.datasets.split(",") if d]:
         started = time.perf_counter()
         report[name] = generated(args.contacts) if name == "generated" else public(name, args.ibm_rows)

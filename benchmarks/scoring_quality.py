@@ -55,7 +55,11 @@ def x_education(strategies: list[str], folds: int = 5) -> dict:
     raw = raw.select([c for c in raw.columns if c and not c.startswith("_duplicated")])
     y = raw["Converted"].to_numpy().astype(int)
     frame = raw.drop("Prospect ID", "Lead Number", "Converted")
-    out: dict = {"rows": len(y), "converted_share": round(float(y.mean()), 4), "protocol": f"{folds}-fold stratified, random_state 0"}
+    out: dict = {
+        "rows": len(y),
+        "converted_share": round(float(y.mean()), 4),
+        "protocol": f"{folds}-fold stratified, random_state 0",
+    }
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     for setting, columns in (
         ("all_fields", frame.columns),
@@ -93,15 +97,24 @@ def generated(n_contacts: int, strategies: list[str], seed: int = 0) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="holocrm-bench-"))
     started = time.perf_counter()
-    generate_export(work / "export", n_contacts=n_contacts, seed=seed, truth_dir=work / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        work / "export",
+        n_contacts=n_contacts,
+        seed=seed,
+        truth_dir=work / "truth",
+        with_attachment_files=False,
+    )
     tables = ingest_export(work / "export").tables
     dataset = build_outcome_dataset(tables)
     truth = load_truth(work / "truth")
     true_p = dict(zip(truth["leads"]["contact_id"], truth["leads"]["p_convert"], strict=True)) | dict(
         zip(truth["deals"]["deal_id"], truth["deals"]["p_win"], strict=True)
     )
-    out: dict = {"contacts": n_contacts, "seed": seed, "prepare_seconds": round(time.perf_counter() - started, 1)}
+    out: dict = {
+        "contacts": n_contacts,
+        "seed": seed,
+        "prepare_seconds": round(time.perf_counter() - started, 1),
+    }
     for entity in ("contact", "deal"):
         t0 = time.perf_counter()
         trained = train_scorer(dataset, entity)
@@ -120,12 +133,16 @@ def generated(n_contacts: int, strategies: list[str], seed: int = 0) -> dict:
         }
         from holocrm_core.scoring.calibration import ece_bootstrap, ece_noise_floor
 
-        entry["ece_bootstrap"] = {k: round(v, 4) for k, v in ece_bootstrap(y, trained.validation_scores).items()}
+        entry["ece_bootstrap"] = {
+            k: round(v, 4) for k, v in ece_bootstrap(y, trained.validation_scores).items()
+        }
         entry["ece_chance_level_p95"] = round(ece_noise_floor(trained.validation_scores), 4)
         # What a perfectly calibrated scorer shows on this many outcomes, by chance alone (median of simulations):
         # an ECE target below it is a coin flip even for the true probabilities.
         entry["ece_chance_level_median"] = round(ece_noise_floor(trained.validation_scores, quantile=0.5), 4)
-        entry["true_probability_ece_bootstrap"] = {k: round(v, 4) for k, v in ece_bootstrap(y, np.array(oracle)).items()}
+        entry["true_probability_ece_bootstrap"] = {
+            k: round(v, 4) for k, v in ece_bootstrap(y, np.array(oracle)).items()
+        }
         entry["auc_gain_vs_heuristic"] = round(entry["learned"]["auc"] - entry["heuristic"]["auc"], 4)
         entry["auc_gap_to_truth"] = round(entry["true_probability"]["auc"] - entry["learned"]["auc"], 4)
         entry["targets_met"] = {
@@ -141,8 +158,13 @@ def generated(n_contacts: int, strategies: list[str], seed: int = 0) -> dict:
             recent = history.tail(max(80, int(share * history.height)))
             scorer = make_strategy("neural").fit(recent, recent["label"].to_numpy())
             p = scorer.predict_proba(held_out)[:, 1]
-            curve.append({"closed_outcomes": recent.height, "held_out_log_loss": round(float(log_loss(y_held, p)), 4),
-                          "held_out_auc": round(float(roc_auc_score(y_held, p)), 4)})
+            curve.append(
+                {
+                    "closed_outcomes": recent.height,
+                    "held_out_log_loss": round(float(log_loss(y_held, p)), 4),
+                    "held_out_auc": round(float(roc_auc_score(y_held, p)), 4),
+                }
+            )
         entry["learning_curve"] = curve
         # The other strategies on the same recent slice (the default strategy's figures are "learned" above).
         entry["other_strategies"] = {}
@@ -153,9 +175,13 @@ def generated(n_contacts: int, strategies: list[str], seed: int = 0) -> dict:
             other = train_scorer(dataset, entity, strategy=strategy)
             m = other.metrics
             entry["other_strategies"][strategy] = {
-                "auc": round(m["auc"], 4), "log_loss": round(m["log_loss"], 4), "ece": round(m["ece"], 4),
+                "auc": round(m["auc"], 4),
+                "log_loss": round(m["log_loss"], 4),
+                "ece": round(m["ece"], 4),
                 "auc_gap_to_truth": round(entry["true_probability"]["auc"] - m["auc"], 4),
-                "ece_bootstrap": {k: round(v, 4) for k, v in ece_bootstrap(y, other.validation_scores).items()},
+                "ece_bootstrap": {
+                    k: round(v, 4) for k, v in ece_bootstrap(y, other.validation_scores).items()
+                },
                 "weights": getattr(other.scorer, "weights_", None),
                 "train_seconds": round(time.perf_counter() - t0, 1),
             }
@@ -168,8 +194,11 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=8000)
     parser.add_argument("--skip-synth", action="store_true")
     parser.add_argument("--skip-xedu", action="store_true")
-    parser.add_argument("--strategies", default="neural,gbm,blend",
-                        help="comma-separated scoring strategies to compare (holocrm_core.scoring.STRATEGIES)")
+    parser.add_argument(
+        "--strategies",
+        default="neural,gbm,blend",
+        help="comma-separated scoring strategies to compare (holocrm_core.scoring.STRATEGIES)",
+    )
     args = parser.parse_args()
     strategies = [s for s in args.strategies.split(",") if s]
     report: dict = {}

@@ -44,8 +44,14 @@ def _prf(predicted: set, truth: set) -> dict:
     precision = tp / len(predicted) if predicted else 1.0
     recall = tp / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "true_pairs": len(truth), "predicted_pairs": len(predicted), "true_positives": tp}
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "true_pairs": len(truth),
+        "predicted_pairs": len(predicted),
+        "true_positives": tp,
+    }
 
 
 def planted_duplicates(n_contacts: int, seeds: list[int]) -> dict:
@@ -68,20 +74,42 @@ def planted_duplicates(n_contacts: int, seeds: list[int]) -> dict:
         candidates = all_scored.filter(pl.col("score") >= LIKELY_DUPLICATE)
         row = {"seed": seed, "seconds": round(seconds, 2)}
         for entity_type, entity in (("contact", "contacts"), ("company", "companies")):
-            t = {(seed, *sorted(p)) for p in truth.filter(pl.col("entity") == entity).select("id_a", "id_b").rows()}
-            p = {(seed, *sorted(r)) for r in candidates.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()}
+            t = {
+                (seed, *sorted(p))
+                for p in truth.filter(pl.col("entity") == entity).select("id_a", "id_b").rows()
+            }
+            p = {
+                (seed, *sorted(r))
+                for r in candidates.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()
+            }
             totals[entity_type][0] |= p
             totals[entity_type][1] |= t
             row[entity_type] = _prf(p, t)
-            loose = {(seed, *sorted(r)) for r in all_scored.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()}
+            loose = {
+                (seed, *sorted(r))
+                for r in all_scored.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()
+            }
             row[f"{entity_type}_at_score_0.5"] = _prf(loose, t)
-            kinds = dict(truth.filter(pl.col("entity") == entity).select(
-                pl.concat_str([pl.min_horizontal("id_a", "id_b"), pl.max_horizontal("id_a", "id_b")], separator="|"), "kind").rows())
-            misses += [{"entity": entity_type, "pair": f"{a}|{b}", "kind": kinds.get(f"{a}|{b}")} for _, a, b in t - p]
+            kinds = dict(
+                truth.filter(pl.col("entity") == entity)
+                .select(
+                    pl.concat_str(
+                        [pl.min_horizontal("id_a", "id_b"), pl.max_horizontal("id_a", "id_b")], separator="|"
+                    ),
+                    "kind",
+                )
+                .rows()
+            )
+            misses += [
+                {"entity": entity_type, "pair": f"{a}|{b}", "kind": kinds.get(f"{a}|{b}")}
+                for _, a, b in t - p
+            ]
         out["per_seed"].append(row)
     for entity_type, (p, t) in totals.items():
         out[entity_type] = _prf(p, t)
-    out["all"] = _prf(totals["contact"][0] | totals["company"][0], totals["contact"][1] | totals["company"][1])
+    out["all"] = _prf(
+        totals["contact"][0] | totals["company"][0], totals["contact"][1] | totals["company"][1]
+    )
     out["missed_by_kind"] = pl.DataFrame(misses).group_by("entity", "kind").len().rows() if misses else []
     return out
 
@@ -94,7 +122,9 @@ def febrl(dataset: str = "dataset3") -> dict:
         return {"skipped": f"{path} absent"}
     started = time.perf_counter()
     frame = pl.read_csv(path, infer_schema=False)
-    frame = frame.rename({c: c.strip() for c in frame.columns}).with_columns(pl.all().str.strip_chars().fill_null(""))
+    frame = frame.rename({c: c.strip() for c in frame.columns}).with_columns(
+        pl.all().str.strip_chars().fill_null("")
+    )
     frame = frame.drop("soc_sec_id")  # a unique id makes the task trivial; a CRM has none
     entity = frame.get_column("rec_id").str.extract(r"rec-(\d+)-").to_list()
     groups: dict[str, list[int]] = {}
@@ -106,20 +136,36 @@ def febrl(dataset: str = "dataset3") -> dict:
     frame = frame.with_columns(pl.col("row").alias("row_first"), pl.col("row").alias("row_last"))
     names = _PersonNames(frame.rename({"given_name": "first", "surname": "last"}))
     comparators = [
-        Comparator("row_first", function=names.first), Comparator("row_last", function=names.last),
-        Comparator("street_number", kind="digits"), Comparator("address_1"), Comparator("address_2"),
-        Comparator("suburb"), Comparator("postcode", kind="digits"), Comparator("state", kind="exact"),
+        Comparator("row_first", function=names.first),
+        Comparator("row_last", function=names.last),
+        Comparator("street_number", kind="digits"),
+        Comparator("address_1"),
+        Comparator("address_2"),
+        Comparator("suburb"),
+        Comparator("postcode", kind="digits"),
+        Comparator("state", kind="exact"),
         Comparator("date_of_birth", kind="digits"),
     ]
-    block_keys = [pl.col(c) for c in ("given_name", "surname", "postcode", "date_of_birth", "suburb", "address_1")]
-    block_keys.append(pl.concat_str([pl.col("surname").str.slice(0, 2), pl.col("given_name").str.slice(0, 2)]))
-    sorted_keys = [pl.concat_str([pl.col("surname"), pl.col("given_name")]),
-                   pl.concat_str([pl.col("given_name"), pl.col("surname")]), pl.col("address_1"), pl.col("date_of_birth")]
+    block_keys = [
+        pl.col(c) for c in ("given_name", "surname", "postcode", "date_of_birth", "suburb", "address_1")
+    ]
+    block_keys.append(
+        pl.concat_str([pl.col("surname").str.slice(0, 2), pl.col("given_name").str.slice(0, 2)])
+    )
+    sorted_keys = [
+        pl.concat_str([pl.col("surname"), pl.col("given_name")]),
+        pl.concat_str([pl.col("given_name"), pl.col("surname")]),
+        pl.col("address_1"),
+        pl.col("date_of_birth"),
+    ]
     result = link_records(frame, comparators, block_keys, sorted_keys)
     candidates = set(map(tuple, result.pairs.select("i", "j").rows()))
     predicted = set(map(tuple, result.pairs.filter(pl.col("score") >= 0.5).select("i", "j").rows()))
     return {
-        "dataset": dataset, "records": len(frame), "fields": "all but soc_sec_id", "threshold": 0.5,
+        "dataset": dataset,
+        "records": len(frame),
+        "fields": "all but soc_sec_id",
+        "threshold": 0.5,
         **_prf(predicted, truth),
         "candidate_pairs": result.candidates,
         "blocking_recall": round(len(candidates & truth) / len(truth), 4),
@@ -133,28 +179,45 @@ def febrl(dataset: str = "dataset3") -> dict:
 # write it), then linked by holocrm_core.dedupe.link_sources with the fields it types on its own.
 TWO_SOURCE_SETS = {
     "febrl_dataset4a_4b": {
-        "folder": "febrl", "entity": "contacts", "reference_f1": 0.991,
+        "folder": "febrl",
+        "entity": "contacts",
+        "reference_f1": 0.991,
         "reference": "multi-pass blocking + ECM without soc_sec_id (data README)",
-        "left": "dataset4a.csv", "right": "dataset4b.csv", "truth": None,
+        "left": "dataset4a.csv",
+        "right": "dataset4b.csv",
+        "truth": None,
         "columns": {"rec_id": "contact_id", "given_name": "first_name", "surname": "last_name"},
-        "drop": ["cf_soc_sec_id"], "defaults": {"lifecycle_status": "lead"}, "optional": ["created_at"],
+        "drop": ["cf_soc_sec_id"],
+        "defaults": {"lifecycle_status": "lead"},
+        "optional": ["created_at"],
     },
     "dblp_acm": {
-        "folder": "er_benchmarks/dblp_acm", "entity": "companies", "reference_f1": 0.978,
+        "folder": "er_benchmarks/dblp_acm",
+        "entity": "companies",
+        "reference_f1": 0.978,
         "reference": "title token-set ratio >= 90 with equal year, best ACM per DBLP record (data README)",
-        "left": "DBLP2.csv", "right": "ACM.csv", "truth": ("DBLP-ACM_perfectMapping.csv", "idDBLP", "idACM"),
+        "left": "DBLP2.csv",
+        "right": "ACM.csv",
+        "truth": ("DBLP-ACM_perfectMapping.csv", "idDBLP", "idACM"),
         "columns": {"id": "company_id", "title": "name"},
     },
     "abt_buy": {
-        "folder": "er_benchmarks/abt_buy", "entity": "companies", "reference_f1": 0.838,
+        "folder": "er_benchmarks/abt_buy",
+        "entity": "companies",
+        "reference_f1": 0.838,
         "reference": "name TF-IDF char 3-5-gram cosine >= 0.3, best Buy per Abt (data README)",
-        "left": "Abt.csv", "right": "Buy.csv", "truth": ("abt_buy_perfectMapping.csv", "idAbt", "idBuy"),
+        "left": "Abt.csv",
+        "right": "Buy.csv",
+        "truth": ("abt_buy_perfectMapping.csv", "idAbt", "idBuy"),
         "columns": {"id": "company_id", "name": "name", "description": "notes"},
     },
     "amazon_googleproducts": {
-        "folder": "er_benchmarks/amazon_googleproducts", "entity": "companies", "reference_f1": 0.601,
+        "folder": "er_benchmarks/amazon_googleproducts",
+        "entity": "companies",
+        "reference_f1": 0.601,
         "reference": "title + manufacturer TF-IDF char 3-5-gram cosine >= 0.4, best Google per Amazon",
-        "left": "Amazon.csv", "right": "GoogleProducts.csv",
+        "left": "Amazon.csv",
+        "right": "GoogleProducts.csv",
         "truth": ("Amzon_GoogleProducts_perfectMapping.csv", "idAmazon", "idGoogleBase"),
         "columns": {"id": "company_id", "title": "name", "name": "name", "description": "notes"},
     },
@@ -176,15 +239,20 @@ def _stage_through_mapping(folder: Path, file_name: str, spec: dict, work: Path)
     for key in ("defaults", "optional"):
         if spec.get(key):
             body[key] = spec[key]
-    mapping = {"name": f"benchmark_{Path(file_name).stem}", "encoding": "latin-1",
-               "entities": {spec["entity"]: body}}
+    mapping = {
+        "name": f"benchmark_{Path(file_name).stem}",
+        "encoding": "latin-1",
+        "entities": {spec["entity"]: body},
+    }
     mapping_path = work / f"{Path(file_name).stem}.yaml"
     mapping_path.write_text(yaml.safe_dump(mapping))
     result = ingest_export(export, mapping=mapping_path)
     table = result.tables[spec["entity"]]
     quarantined = len(result.quarantine) if getattr(result, "quarantine", None) is not None else None
     return table.drop([c for c in spec.get("drop", []) if c in table.columns]), {
-        "staged": len(table), "quarantined": quarantined}
+        "staged": len(table),
+        "quarantined": quarantined,
+    }
 
 
 def _truth_pairs(folder: Path, spec: dict, left: pl.DataFrame, right: pl.DataFrame, id_column: str) -> set:
@@ -235,20 +303,27 @@ def two_source_set(name: str) -> dict:
     oversized = sum(1 for node, size in predicted_size.items() if size > true_size.get(node, 1) + 1)
     report = _prf(predicted, truth)
     return {
-        "entity": spec["entity"], "left_rows": left_rows, "right_rows": right_rows, **report,
-        "reference_f1": spec["reference_f1"], "reference": spec["reference"],
+        "entity": spec["entity"],
+        "left_rows": left_rows,
+        "right_rows": right_rows,
+        **report,
+        "reference_f1": spec["reference_f1"],
+        "reference": spec["reference"],
         "beats_reference": report["f1"] > spec["reference_f1"],
         "largest_predicted_cluster": max(predicted_size.values(), default=0),
         "largest_true_cluster": max(true_size.values(), default=0),
         "records_in_clusters_larger_than_true_plus_one": oversized,
-        "stage_seconds": round(staged_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
+        "stage_seconds": round(staged_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
         "example_reasons": pairs.head(1).get_column("reasons").to_list()[0] if len(pairs) else [],
     }
 
 
 def _precision_at_10(neighbours: np.ndarray, queries: np.ndarray, tags: list[set]) -> float:
     """Mean share of a query's 10 results that share at least one tag with it."""
-    return float(np.mean([np.mean([bool(tags[q] & tags[j]) for j in row]) for q, row in zip(queries, neighbours)]))
+    return float(
+        np.mean([np.mean([bool(tags[q] & tags[j]) for j in row]) for q, row in zip(queries, neighbours)])
+    )
 
 
 def _top_k(matrix: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
@@ -259,8 +334,14 @@ def _top_k(matrix: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
-def coarse_to_fine_recall(vectors: np.ndarray, queries: np.ndarray, scale: int = 96, candidates: int = 100,
-                          k: int = 10, fit_rows: int | None = None) -> dict:
+def coarse_to_fine_recall(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    scale: int = 96,
+    candidates: int = 100,
+    k: int = 10,
+    fit_rows: int | None = None,
+) -> dict:
     from holocrm_core.embedding import SpectralRotation
 
     rotation = SpectralRotation.fit(vectors if fit_rows is None else vectors[:fit_rows])
@@ -282,7 +363,9 @@ def coarse_to_fine_recall(vectors: np.ndarray, queries: np.ndarray, scale: int =
     rand_refined = [c[np.argsort(-(vectors[c] @ vectors[q]))[:k]] for q, c in zip(queries, rand_top)]
     recall_random = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, rand_refined)])
     return {
-        "scale": scale, "candidates": candidates, "queries": len(queries),
+        "scale": scale,
+        "candidates": candidates,
+        "queries": len(queries),
         "recall_at_10_coarse_to_fine": round(float(recall), 4),
         "recall_at_10_prefix_only": round(float(recall_prefix), 4),
         "recall_at_10_random_dims_then_rerank": round(float(recall_random), 4),
@@ -322,7 +405,8 @@ def yc_companies(embedder, max_rows: int | None = None) -> dict:
     # tag sharing of 10 random companies: the floor both should clear
     random_top = rng.integers(0, len(texts), size=(len(queries), 10))
     return {
-        "companies": len(texts), "queries": len(queries),
+        "companies": len(texts),
+        "queries": len(queries),
         "precision_at_10_embeddings": round(_precision_at_10(emb_top, queries, tags), 4),
         "precision_at_10_tfidf": round(_precision_at_10(tfidf_top, queries, tags), 4),
         "precision_at_10_random": round(_precision_at_10(random_top, queries, tags), 4),
@@ -348,12 +432,21 @@ def crm_coarse_to_fine(embedder, n_contacts: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=20000, help="contacts per generated export (planted pairs)")
+    parser.add_argument(
+        "--contacts", type=int, default=20000, help="contacts per generated export (planted pairs)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--skip-yc", action="store_true", help="skip the yc_companies embedding run (about 1 min)")
+    parser.add_argument(
+        "--skip-yc", action="store_true", help="skip the yc_companies embedding run (about 1 min)"
+    )
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--two-source", nargs="*", default=None, choices=list(TWO_SOURCE_SETS),
-                        help="only these two-source linkage sets (default: all)")
+    parser.add_argument(
+        "--two-source",
+        nargs="*",
+        default=None,
+        choices=list(TWO_SOURCE_SETS),
+        help="only these two-source linkage sets (default: all)",
+    )
     args = parser.parse_args()
 
     report: dict = {}
@@ -381,8 +474,11 @@ def main() -> None:
             continue
         structured = name.startswith("febrl")  # people / companies / places; the rest are products or papers
         targets[f"{name}_f1_ge_{0.99 if structured else 'reference'}"] = (
-            part["f1"] >= 0.99 if structured else part["beats_reference"])
-        targets[f"{name}_no_cluster_above_true_size_plus_one"] = part["records_in_clusters_larger_than_true_plus_one"] == 0
+            part["f1"] >= 0.99 if structured else part["beats_reference"]
+        )
+        targets[f"{name}_no_cluster_above_true_size_plus_one"] = (
+            part["records_in_clusters_larger_than_true_plus_one"] == 0
+        )
     if "yc_companies_like_x" in report and "skipped" not in report["yc_companies_like_x"]:
         yc = report["yc_companies_like_x"]
         targets["yc_embeddings_beat_tfidf"] = yc["precision_at_10_embeddings"] > yc["precision_at_10_tfidf"]

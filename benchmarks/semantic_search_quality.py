@@ -46,7 +46,10 @@ QUERIES = [
     ("getting fresh groceries brought to your home", {"grocery", "delivery"}),
     ("online courses for students preparing for exams", {"education", "elearning"}),
     ("measuring and cutting a company's carbon footprint", {"climate", "climatetech"}),
-    ("using computers to invent new medicines", {"drug-discovery", "ai-powered-drug-discovery", "therapeutics"}),
+    (
+        "using computers to invent new medicines",
+        {"drug-discovery", "ai-powered-drug-discovery", "therapeutics"},
+    ),
     ("new treatments for people with cancer", {"oncology"}),
     ("cover for small businesses against accidents and losses", {"insurance"}),
     ("games you play on your phone", {"gaming"}),
@@ -78,7 +81,9 @@ def _tags(raw: str | None) -> set[str]:
 
 
 def _precision_at_10(ranked: list[list[int]], tags: list[set], wanted: list[set]) -> float:
-    return float(np.mean([np.mean([bool(tags[i] & w) for i in r[:10]]) if r else 0.0 for r, w in zip(ranked, wanted)]))
+    return float(
+        np.mean([np.mean([bool(tags[i] & w) for i in r[:10]]) if r else 0.0 for r, w in zip(ranked, wanted)])
+    )
 
 
 def _tokens(text: str) -> list[str]:
@@ -112,25 +117,45 @@ def run(max_rows: int | None, backend: str) -> dict:
     from holocrm_core.text import DOCUMENT_SCHEMA, content_hash
 
     frame = pl.read_csv(path, infer_schema=False).filter(
-        pl.col("long_description").is_not_null() & (pl.col("long_description").str.len_chars() > 20))
+        pl.col("long_description").is_not_null() & (pl.col("long_description").str.len_chars() > 20)
+    )
     if max_rows:
         frame = frame.head(max_rows)
     texts = frame.get_column("long_description").to_list()
     tags = [_tags(t) for t in frame.get_column("tags").to_list()]
-    documents = pl.DataFrame({
-        "entity_type": "company", "entity_id": [f"yc-{i}" for i in range(len(texts))], "text": texts,
-        "content_hash": [content_hash(t) for t in texts], "name": frame.get_column("company_name").to_list(),
-    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DOCUMENT_SCHEMA if c not in
-                     ("entity_type", "entity_id", "text", "content_hash", "name")]).select(list(DOCUMENT_SCHEMA))
+    documents = (
+        pl.DataFrame(
+            {
+                "entity_type": "company",
+                "entity_id": [f"yc-{i}" for i in range(len(texts))],
+                "text": texts,
+                "content_hash": [content_hash(t) for t in texts],
+                "name": frame.get_column("company_name").to_list(),
+            }
+        )
+        .with_columns(
+            [
+                pl.lit(None, dtype=pl.String).alias(c)
+                for c in DOCUMENT_SCHEMA
+                if c not in ("entity_type", "entity_id", "text", "content_hash", "name")
+            ]
+        )
+        .select(list(DOCUMENT_SCHEMA))
+    )
     embedder = load_embedder(backend=backend)
     started = time.perf_counter()
     embedded = embed_documents(documents, embedder)
     embed_seconds = time.perf_counter() - started
     queries = [q for q, _ in QUERIES]
     wanted = [w for _, w in QUERIES]
-    report = {"companies": len(texts), "queries": len(queries), "chunked_texts": embedded.stats["chunked_texts"],
-              "embedder": {"model": embedder.model_name, "backend": embedder.backend},
-              "embed_seconds": round(embed_seconds, 1), "load_average": list(os.getloadavg())}
+    report = {
+        "companies": len(texts),
+        "queries": len(queries),
+        "chunked_texts": embedded.stats["chunked_texts"],
+        "embedder": {"model": embedder.model_name, "backend": embedder.backend},
+        "embed_seconds": round(embed_seconds, 1),
+        "load_average": list(os.getloadavg()),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         store = SimilarityStore(tmp, embedder=embedder)
         store.sync(documents, embedded.vectors)
@@ -146,10 +171,14 @@ def run(max_rows: int | None, backend: str) -> dict:
     for name, ranked in baselines(texts, queries).items():
         report[f"precision_at_10_{name}"] = round(_precision_at_10(ranked, tags, wanted), 4)
     rng = np.random.default_rng(0)
-    report["precision_at_10_random"] = round(_precision_at_10(
-        [rng.choice(len(texts), 10, replace=False).tolist() for _ in queries], tags, wanted), 4)
+    report["precision_at_10_random"] = round(
+        _precision_at_10([rng.choice(len(texts), 10, replace=False).tolist() for _ in queries], tags, wanted),
+        4,
+    )
     best_baseline = max(report["precision_at_10_tfidf"], report["precision_at_10_bm25"])
-    report["hybrid_over_best_baseline"] = round(report["precision_at_10_hybrid"] / max(best_baseline, 1e-9), 3)
+    report["hybrid_over_best_baseline"] = round(
+        report["precision_at_10_hybrid"] / max(best_baseline, 1e-9), 3
+    )
     report["target_hybrid_ge_1.3x_baseline"] = report["hybrid_over_best_baseline"] >= 1.3
     return report
 

@@ -64,7 +64,7 @@ def embedding_throughput(texts: list[str], backends: list[str], rounds: int = 2)
     load_before = _load()
     for round_index in range(rounds):
         for start in range(0, len(texts), 200):
-            chunk = texts[start:start + 200]
+            chunk = texts[start : start + 200]
             order = list(embedders)
             shuffle.shuffle(order)
             for name in order:
@@ -76,17 +76,32 @@ def embedding_throughput(texts: list[str], backends: list[str], rounds: int = 2)
     best = {name: rounds * len(texts) / spent[name] for name in backends}
     vectors = {name: np.concatenate(parts[name]) for name in backends}
     reference = vectors.get("torch")
-    out = {"texts": len(texts), "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1),
-           "rounds": rounds, "cpu_count": os.cpu_count(), "load_average_before": load_before,
-           "load_average_after": _load(), "backends": {}}
+    out = {
+        "texts": len(texts),
+        "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1),
+        "rounds": rounds,
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+        "backends": {},
+    }
     for name in backends:
-        row = {"texts_per_second": round(best[name], 1), "load_seconds": load_seconds[name],
-               "batching": (f"about {embedders[name].token_budget} tokens per batch"
-                            if getattr(embedders[name], "token_budget", None) else f"{embedders[name].batch_size} texts")}
+        row = {
+            "texts_per_second": round(best[name], 1),
+            "load_seconds": load_seconds[name],
+            "batching": (
+                f"about {embedders[name].token_budget} tokens per batch"
+                if getattr(embedders[name], "token_budget", None)
+                else f"{embedders[name].batch_size} texts"
+            ),
+        }
         if reference is not None:
             cos = (vectors[name] * reference).sum(axis=1)
-            row |= {"speedup_vs_torch": round(best[name] / best["torch"], 2),
-                    "cosine_min": round(float(cos.min()), 4), "cosine_mean": round(float(cos.mean()), 5)}
+            row |= {
+                "speedup_vs_torch": round(best[name] / best["torch"], 2),
+                "cosine_min": round(float(cos.min()), 4),
+                "cosine_mean": round(float(cos.mean()), 5),
+            }
         out["backends"][name] = row
     out["seconds"] = round(time.perf_counter() - started, 1)
     return out
@@ -101,8 +116,10 @@ def incremental_rerun(documents: pl.DataFrame, backend: str, changed_share: floa
     rng = np.random.default_rng(0)
     n_changed = max(1, int(round(changed_share * len(documents))))
     changed_idx = set(rng.choice(len(documents), n_changed, replace=False).tolist())
-    texts = [t + " Updated: follow-up booked." if i in changed_idx else t
-             for i, t in enumerate(documents.get_column("text").to_list())]
+    texts = [
+        t + " Updated: follow-up booked." if i in changed_idx else t
+        for i, t in enumerate(documents.get_column("text").to_list())
+    ]
     changed = documents.with_columns(pl.Series("text", texts)).with_columns(
         pl.col("text").map_elements(content_hash, return_dtype=pl.String).alias("content_hash")
     )
@@ -110,10 +127,14 @@ def incremental_rerun(documents: pl.DataFrame, backend: str, changed_share: floa
     incremental = embed_documents(changed, embedder, full.vectors)
     total_incremental = time.perf_counter() - t
     return {
-        "backend": embedder.backend, "documents": len(documents), "changed": n_changed,
-        "full_seconds": round(full.seconds, 2), "incremental_seconds": round(total_incremental, 3),
+        "backend": embedder.backend,
+        "documents": len(documents),
+        "changed": n_changed,
+        "full_seconds": round(full.seconds, 2),
+        "incremental_seconds": round(total_incremental, 3),
         "incremental_share_of_full": round(total_incremental / full.seconds, 4),
-        "embedded_on_rerun": incremental.new, "reused_on_rerun": incremental.reused,
+        "embedded_on_rerun": incremental.new,
+        "reused_on_rerun": incremental.reused,
     }
 
 
@@ -125,8 +146,11 @@ def _clustered_vectors(n: int, seed: int = 0, clusters: int = 2000, dim: int = 3
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):
         m = min(100_000, n - start)
-        block = centers[rng.integers(0, clusters, m)] + 0.5 * rng.normal(size=(m, dim)).astype(np.float32) * spectrum
-        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        block = (
+            centers[rng.integers(0, clusters, m)]
+            + 0.5 * rng.normal(size=(m, dim)).astype(np.float32) * spectrum
+        )
+        out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -136,7 +160,10 @@ def _load() -> list[float]:
 
 def _percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+    }
 
 
 def _exact_top(vectors: np.ndarray, q: int, allowed: np.ndarray | None = None, k: int = 10) -> set[int]:
@@ -180,8 +207,12 @@ def search_paths(n: int, queries: int = 200, seed: int = 0) -> dict:
                 found, _ = index.search(vectors[q], 10, coarse[q], None, [int(q)])
                 latencies.append(time.perf_counter() - t)
                 recall.append(len(set(found.tolist()) & exact[int(q)]) / 10)
-            out[name] = {**_percentiles(latencies), "recall_at_10": round(float(np.mean(recall)), 4),
-                         "prepare_seconds": round(build, 2), "kind": index.kind}
+            out[name] = {
+                **_percentiles(latencies),
+                "recall_at_10": round(float(np.mean(recall)), 4),
+                "prepare_seconds": round(build, 2),
+                "kind": index.kind,
+            }
     finally:
         engine.EXACT_MAX_ROWS, engine.IVF_MIN_ROWS = saved
     out["load_average_after"] = _load()
@@ -195,15 +226,30 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
     vectors = _clustered_vectors(n, seed)
     industries = np.array(["fintech", "healthcare", "manufacturing", "retail", "software"])
     rng = np.random.default_rng(seed)
-    documents = pl.DataFrame({
-        "entity_type": ["contact"] * n,
-        "entity_id": [f"CON-{i:07d}" for i in range(n)],
-        "text": [f"contact {i}" for i in range(n)],
-        "content_hash": [f"{i:x}" for i in range(n)],
-        "industry": industries[rng.integers(0, len(industries), n)],
-    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
-                     ("name", "stage", "owner", "company_id", "contact_id", "size_band", "lifecycle_status",
-                      "country", "activity_type")])
+    documents = pl.DataFrame(
+        {
+            "entity_type": ["contact"] * n,
+            "entity_id": [f"CON-{i:07d}" for i in range(n)],
+            "text": [f"contact {i}" for i in range(n)],
+            "content_hash": [f"{i:x}" for i in range(n)],
+            "industry": industries[rng.integers(0, len(industries), n)],
+        }
+    ).with_columns(
+        [
+            pl.lit(None, dtype=pl.String).alias(c)
+            for c in (
+                "name",
+                "stage",
+                "owner",
+                "company_id",
+                "contact_id",
+                "size_band",
+                "lifecycle_status",
+                "country",
+                "activity_type",
+            )
+        ]
+    )
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         store = SimilarityStore(tmp)
@@ -229,7 +275,9 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
             found = store.similar("contact", f"CON-{int(q):07d}", limit=10, filters={"industry": "fintech"})
             filtered_latencies.append(time.perf_counter() - t)
             assert all(r["industry"] == "fintech" for r in found)
-            filtered_recall.append(len(_exact_top(vectors, int(q), fintech) & {int(r["id"][4:]) for r in found}) / 10)
+            filtered_recall.append(
+                len(_exact_top(vectors, int(q), fintech) & {int(r["id"][4:]) for r in found}) / 10
+            )
         # numpy brute force at 384 over the same matrix: a yardstick for how busy the machine was
         numpy_latencies = []
         for q in qids[:50]:
@@ -240,14 +288,19 @@ def similar_latency(n: int, queries: int = 200, seed: int = 0) -> dict:
         path = store.entity_vectors("contact").index.kind
     filtered = _percentiles(filtered_latencies)
     return {
-        "vectors": n, "queries": queries, "path": f"in memory (holocrm_core.vectors): {path}",
-        "build_seconds": round(build, 1), "load_into_memory_seconds": round(load, 2),
+        "vectors": n,
+        "queries": queries,
+        "path": f"in memory (holocrm_core.vectors): {path}",
+        "build_seconds": round(build, 1),
+        "load_into_memory_seconds": round(load, 2),
         **_percentiles(latencies),
         "recall_at_10": round(float(np.mean(recall)), 4),
-        "filtered_industry_p50_ms": filtered["p50_ms"], "filtered_industry_p95_ms": filtered["p95_ms"],
+        "filtered_industry_p50_ms": filtered["p50_ms"],
+        "filtered_industry_p95_ms": filtered["p95_ms"],
         "filtered_industry_recall_at_10": round(float(np.mean(filtered_recall)), 4),
         "numpy_exact_384_p50_ms_same_run": _percentiles(numpy_latencies)["p50_ms"],
-        "load_average_before": load_before, "load_average_after": _load(),
+        "load_average_before": load_before,
+        "load_average_after": _load(),
     }
 
 
@@ -258,21 +311,33 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip-embedding", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
-    parser.add_argument("--paths", type=int, nargs="*", default=[],
-                        help="sizes at which to compare the in-memory search strategies (no LanceDB)")
+    parser.add_argument(
+        "--paths",
+        type=int,
+        nargs="*",
+        default=[],
+        help="sizes at which to compare the in-memory search strategies (no LanceDB)",
+    )
     args = parser.parse_args()
 
     report: dict = {}
     if not args.skip_embedding:
         documents = crm_documents()
-        report["corpus"] = {"documents": len(documents),
-                            "distinct_texts": documents.get_column("text").n_unique()}
+        report["corpus"] = {
+            "documents": len(documents),
+            "distinct_texts": documents.get_column("text").n_unique(),
+        }
         texts = documents.get_column("text").unique(maintain_order=True)
         texts = texts.sample(min(args.texts, len(texts)), seed=0).to_list()
         report["embedding_throughput"] = embedding_throughput(texts, args.backends)
-        fast = max((b for b in args.backends if b != "torch"),
-                   key=lambda b: report["embedding_throughput"]["backends"][b]["texts_per_second"], default="torch")
-        report["incremental_rerun"] = incremental_rerun(documents.head(min(len(documents), 2 * args.texts)), fast)
+        fast = max(
+            (b for b in args.backends if b != "torch"),
+            key=lambda b: report["embedding_throughput"]["backends"][b]["texts_per_second"],
+            default="torch",
+        )
+        report["incremental_rerun"] = incremental_rerun(
+            documents.head(min(len(documents), 2 * args.texts)), fast
+        )
         report["fastest_backend"] = fast
     if args.paths:
         report["search_paths"] = [search_paths(n) for n in args.paths]

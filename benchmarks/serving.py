@@ -307,10 +307,10 @@ async def run_cell(
                 try:
                     status = await send(conn, path, body)
                 except (
+                    TimeoutError,
                     httpx.HTTPError,
                     OSError,
                     asyncio.IncompleteReadError,
-                    asyncio.TimeoutError,
                     ValueError,
                 ) as exc:
                     status = type(exc).__name__

@@ -56,7 +56,7 @@ class ServingSettings(BaseSettings):
         return value
 
     @classmethod
-    def from_env(cls, **overrides) -> "ServingSettings":
+    def from_env(cls, **overrides) -> ServingSettings:
         """Environment first, then ``overrides`` (what a test or the CLI says explicitly)."""
         return cls(**overrides)
 

@@ -50,7 +50,7 @@ class Services:
     nlq_slots: anyio.Semaphore
 
     @classmethod
-    def build(cls, settings: ServingSettings) -> "Services":
+    def build(cls, settings: ServingSettings) -> Services:
         paths = settings.paths.ensure()
         metrics = ServingMetrics()
         guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured

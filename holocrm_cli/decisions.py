@@ -27,24 +27,32 @@ def register(app: typer.Typer) -> None:
 
         warehouse = Warehouse(HoloPaths.default().warehouse)
         if not warehouse.exists("recommendations"):
-            typer.echo("no recommendations yet: run `holocrm run` (the recommendations asset) first", err=True)
+            typer.echo(
+                "no recommendations yet: run `holocrm run` (the recommendations asset) first", err=True
+            )
             raise typer.Exit(1)
         rows = warehouse.scan("recommendations").filter(pl.col("contact_id") == contact_id).collect()
         if not rows.height:
-            typer.echo(f"contact {contact_id} has no recommendation (unknown, or not an open contact)", err=True)
+            typer.echo(
+                f"contact {contact_id} has no recommendation (unknown, or not an open contact)", err=True
+            )
             raise typer.Exit(1)
         row = rows.row(0, named=True)
         if as_json:
             typer.echo(json.dumps(row, default=str))
             return
-        typer.echo(f"contact {contact_id}: {row['action']} ({row['priority']} priority), "
-                   f"{row['expected_success_rate']:.0%} +/- {row['uncertainty']:.0%} expected success, "
-                   f"{row['trials']} outcomes — {row['policy_version']}")
+        typer.echo(
+            f"contact {contact_id}: {row['action']} ({row['priority']} priority), "
+            f"{row['expected_success_rate']:.0%} +/- {row['uncertainty']:.0%} expected success, "
+            f"{row['trials']} outcomes — {row['policy_version']}"
+        )
         typer.echo(f"  {row['reasoning']}")
 
     @policy_app.command("evaluate")
-    def policy_evaluate(register_version: bool = typer.Option(True, "--register/--no-register"),
-                        as_json: bool = typer.Option(False, "--json")) -> None:
+    def policy_evaluate(
+        register_version: bool = typer.Option(True, "--register/--no-register"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """Evaluate a fresh candidate on the action log; promote it only when its DR lower bound clears."""
         from holocrm_core.decisions.champion import evaluate_candidate, load_champion_policy, log_evaluation
         from holocrm_core.registry import configure
@@ -63,7 +71,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
         run = log_evaluation(evaluation, register=register_version)
-        summary = {**evaluation.summary(), "version": run.version, "alias": run.alias, "mlflow_run": run.run_url}
+        summary = {
+            **evaluation.summary(),
+            "version": run.version,
+            "alias": run.alias,
+            "mlflow_run": run.run_url,
+        }
         if as_json:
             typer.echo(json.dumps(summary, default=str))
             return
@@ -71,7 +84,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"candidate {verdict}: {run.reason}")
         for policy, by in evaluation.estimates.items():
             for name, est in by.items():
-                typer.echo(f"  {policy:9s} {name:9s} {est.value:.4f}  [{est.low:.4f}, {est.high:.4f}]  ESS {est.ess:.0f}")
+                typer.echo(
+                    f"  {policy:9s} {name:9s} {est.value:.4f}  [{est.low:.4f}, {est.high:.4f}]  ESS {est.ess:.0f}"
+                )
         typer.echo(f"  MLflow run: {run.run_url}")
 
     app.add_typer(recommend_app, name="recommend")

@@ -53,7 +53,10 @@ def print_answer(answer, max_rows: int = 20) -> None:
     typer.echo(f"Plan: {answer.plan_words()}")
     typer.echo("Trace:")
     for entry in answer.trace:
-        typer.echo(f"  {entry.words!r:36} -> {entry.meaning}" + ("" if entry.how in ("rule", "exact") else f" [{entry.how}]"))
+        typer.echo(
+            f"  {entry.words!r:36} -> {entry.meaning}"
+            + ("" if entry.how in ("rule", "exact") else f" [{entry.how}]")
+        )
     typer.echo(f"As of: {answer.as_of.date().isoformat() if answer.as_of else 'today'}")
     level = "high" if answer.high_confidence else "low"
     typer.echo(f"Confidence: {answer.confidence:.2f} ({level})")
@@ -70,9 +73,13 @@ def register(app: typer.Typer) -> None:
     def ask_command(
         question: str = typer.Argument(..., help='e.g. "won deals over $5k in fintech last quarter"'),
         as_json: bool = typer.Option(False, "--json", help="print the answer, plan and trace as JSON"),
-        as_of: str = typer.Option("", "--as-of", help="date relative times count from (YYYY-MM-DD); default today"),
+        as_of: str = typer.Option(
+            "", "--as-of", help="date relative times count from (YYYY-MM-DD); default today"
+        ),
         limit: int = typer.Option(50, "--limit", help="rows to print"),
-        partial: bool = typer.Option(False, "--partial", help="run the understood part of a partly understood question"),
+        partial: bool = typer.Option(
+            False, "--partial", help="run the understood part of a partly understood question"
+        ),
     ) -> None:
         """Answer a plain-English question over the staged CRM tables and show the plan it was read as.
 
@@ -85,7 +92,9 @@ def register(app: typer.Typer) -> None:
         paths = HoloPaths.default()
         warehouse = Warehouse(paths.warehouse)
         if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
-            typer.echo("No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
+            typer.echo(
+                "No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True
+            )
             raise typer.Exit(1)
         # one question per process: nothing is computed ahead that this question may not need
         ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths), warm=False)

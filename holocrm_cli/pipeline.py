@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,6 +16,7 @@ SAMPLE_SEED = 7
 # Metadata the run summary leaves out (long tables and paths); the first scalar figures of the rest are shown.
 SUMMARY_SKIP = {"path", "preview", "export_dir", "files", "null_rates", "rows_by_file", "examples"}
 SUMMARY_FIGURES = 6
+
 
 def _echo(line: str) -> None:
     typer.echo(line)
@@ -35,22 +35,31 @@ def _sample_export(paths: HoloPaths, n_contacts: int, seed: int) -> Path:
         _echo(f"sample export already in {out}")
         return out
     _echo(f"generating the sample export: {n_contacts} contacts, seed {seed} -> {out}")
-    summary = generate_export(out, n_contacts=n_contacts, seed=seed, truth_dir=paths.truth,
-                              progress=lambda msg: _echo(f"  {msg}"))
-    _echo(f"  {sum(summary.counts.values())} rows in {len(summary.counts)} files ({summary.seconds:.1f}s); "
-          f"hidden truth in {summary.truth_dir}")
+    summary = generate_export(
+        out, n_contacts=n_contacts, seed=seed, truth_dir=paths.truth, progress=lambda msg: _echo(f"  {msg}")
+    )
+    _echo(
+        f"  {sum(summary.counts.values())} rows in {len(summary.counts)} files ({summary.seconds:.1f}s); "
+        f"hidden truth in {summary.truth_dir}"
+    )
     return out
 
 
 def print_summary(summary, paths: HoloPaths) -> None:
     _echo("")
-    _echo(f"HoloCRM run {summary.run_id[:8]}: {'succeeded' if summary.success else 'FAILED'} "
-          f"in {summary.seconds:.1f}s, {len(summary.assets)} assets materialized")
+    _echo(
+        f"HoloCRM run {summary.run_id[:8]}: {'succeeded' if summary.success else 'FAILED'} "
+        f"in {summary.seconds:.1f}s, {len(summary.assets)} assets materialized"
+    )
     width = max((len(a.asset) for a in summary.assets), default=10)
     for outcome in summary.assets:
         figures = []
         for key, value in outcome.metadata.items():
-            if key in SUMMARY_SKIP or not isinstance(value, (int, float, str, bool)) or len(figures) >= SUMMARY_FIGURES:
+            if (
+                key in SUMMARY_SKIP
+                or not isinstance(value, (int, float, str, bool))
+                or len(figures) >= SUMMARY_FIGURES
+            ):
                 continue
             if isinstance(value, str) and (len(value) > 60 or "\n" in value):
                 continue
@@ -73,31 +82,60 @@ def print_summary(summary, paths: HoloPaths) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
-        contacts: int = typer.Option(SAMPLE_CONTACTS, "--contacts", "-n", min=100, max=1_000_000,
-                                     help="Number of contacts (100 to 1,000,000)."),
+        contacts: int = typer.Option(
+            SAMPLE_CONTACTS,
+            "--contacts",
+            "-n",
+            min=100,
+            max=1_000_000,
+            help="Number of contacts (100 to 1,000,000).",
+        ),
         seed: int = typer.Option(SAMPLE_SEED, help="Random seed: the same seed gives the same export."),
         out: Path = typer.Option(..., "--out", "-o", help="Export folder to write."),
-        truth: Optional[Path] = typer.Option(None, help="Truth folder (default: beside the export, <out>/../truth)."),
+        truth: Path | None = typer.Option(
+            None, help="Truth folder (default: beside the export, <out>/../truth)."
+        ),
     ) -> None:
         """Generate a realistic CRM export with a hidden ground truth."""
         from holocrm_core.synth import generate_export
 
-        summary = generate_export(out, n_contacts=contacts, seed=seed, truth_dir=truth,
-                                  progress=lambda msg: _progress(f"  {msg}"))
-        _echo(json.dumps({"export": str(summary.out_dir), "truth": str(summary.truth_dir), "rows": summary.counts,
-                          "dirty_rows": summary.dirty, "duplicate_pairs": summary.duplicate_pairs,
-                          "seconds": round(summary.seconds, 2)}, indent=2))
+        summary = generate_export(
+            out, n_contacts=contacts, seed=seed, truth_dir=truth, progress=lambda msg: _progress(f"  {msg}")
+        )
+        _echo(
+            json.dumps(
+                {
+                    "export": str(summary.out_dir),
+                    "truth": str(summary.truth_dir),
+                    "rows": summary.counts,
+                    "dirty_rows": summary.dirty,
+                    "duplicate_pairs": summary.duplicate_pairs,
+                    "seconds": round(summary.seconds, 2),
+                },
+                indent=2,
+            )
+        )
 
     @app.command()
     def run(
-        export: Optional[Path] = typer.Option(None, "--export", "-e",
-                                              help="Export folder to ingest (default: newest batch in the landing "
-                                                   "folder; the sample export is generated when there is none)."),
-        profile: Optional[str] = typer.Option(None, help="Source profile: generic, salesforce, hubspot, maven "
-                                                         "(default: detected from the headers)."),
-        mapping: Optional[Path] = typer.Option(None, help="YAML mapping file describing a custom export."),
-        sample_contacts: int = typer.Option(SAMPLE_CONTACTS, help="Size of the sample export when one is generated."),
-        only: Optional[list[str]] = typer.Option(None, "--only", help="Materialize only these assets (repeatable)."),
+        export: Path | None = typer.Option(
+            None,
+            "--export",
+            "-e",
+            help="Export folder to ingest (default: newest batch in the landing "
+            "folder; the sample export is generated when there is none).",
+        ),
+        profile: str | None = typer.Option(
+            None,
+            help="Source profile: generic, salesforce, hubspot, maven (default: detected from the headers).",
+        ),
+        mapping: Path | None = typer.Option(None, help="YAML mapping file describing a custom export."),
+        sample_contacts: int = typer.Option(
+            SAMPLE_CONTACTS, help="Size of the sample export when one is generated."
+        ),
+        only: list[str] | None = typer.Option(
+            None, "--only", help="Materialize only these assets (repeatable)."
+        ),
     ) -> None:
         """The main job: materialize the whole asset graph on an export and print a summary."""
         from holocrm_core.landing import export_batches
@@ -110,8 +148,14 @@ def register(app: typer.Typer) -> None:
             _echo(f"error: export folder {export} does not exist")
             raise typer.Exit(2)
         _echo(f"materializing the HoloCRM asset graph (HOLOCRM_HOME={paths.home})")
-        summary = run_all(export_dir=export, profile=profile, mapping=mapping, paths=paths, progress=_echo,
-                          selection=only or None)
+        summary = run_all(
+            export_dir=export,
+            profile=profile,
+            mapping=mapping,
+            paths=paths,
+            progress=_echo,
+            selection=only or None,
+        )
         print_summary(summary, paths)
         if not summary.success:
             raise typer.Exit(1)
@@ -119,8 +163,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         export: Path = typer.Argument(..., help="Export folder (CSV, JSON, NDJSON, Parquet, XLSX files)."),
-        profile: Optional[str] = typer.Option(None, help="generic, salesforce, hubspot, maven (default: detected)."),
-        mapping: Optional[Path] = typer.Option(None, help="YAML mapping file describing a custom export."),
+        profile: str | None = typer.Option(
+            None, help="generic, salesforce, hubspot, maven (default: detected)."
+        ),
+        mapping: Path | None = typer.Option(None, help="YAML mapping file describing a custom export."),
         as_json: bool = typer.Option(False, "--json", help="Print the per-file report as JSON."),
     ) -> None:
         """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
@@ -132,25 +178,45 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         paths = HoloPaths.default().ensure()
         try:
-            result = ingest_export(export, warehouse=Warehouse(paths.warehouse), profile=profile, mapping=mapping,
-                                   progress=lambda msg: _progress(f"  {msg}"))
+            result = ingest_export(
+                export,
+                warehouse=Warehouse(paths.warehouse),
+                profile=profile,
+                mapping=mapping,
+                progress=lambda msg: _progress(f"  {msg}"),
+            )
         except MissingColumnError as exc:
             _echo(f"error: {exc}")
             raise typer.Exit(2) from exc
         report = [vars(f) for f in result.files]
         if as_json:
-            _echo(json.dumps({"profile": result.profile, "files": report, "custom_fields": result.custom_fields,
-                              "warnings": result.warnings}, indent=2, default=str))
+            _echo(
+                json.dumps(
+                    {
+                        "profile": result.profile,
+                        "files": report,
+                        "custom_fields": result.custom_fields,
+                        "warnings": result.warnings,
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
         else:
             _echo(f"profile: {result.profile}")
             for f in result.files:
-                status = f"error: {f.error}" if f.error else (
-                    f"{f.rows_read} read = {f.rows_staged} staged + {f.rows_quarantined} quarantined")
+                status = (
+                    f"error: {f.error}"
+                    if f.error
+                    else (f"{f.rows_read} read = {f.rows_staged} staged + {f.rows_quarantined} quarantined")
+                )
                 _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
             for warning in result.warnings:
                 _echo(f"warning: {warning}")
             _echo(f"tables written to {paths.warehouse}")
-        unbalanced = [f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()] + result.unbalanced_files()
+        unbalanced = [
+            f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()
+        ] + result.unbalanced_files()
         if unbalanced:
             _echo(f"error: rows read != staged + quarantined for {', '.join(dict.fromkeys(unbalanced))}")
             sys.exit(1)
@@ -159,6 +225,17 @@ def register(app: typer.Typer) -> None:
     def where() -> None:
         """Print where HoloCRM keeps its state."""
         paths = HoloPaths.default()
-        _echo(json.dumps({"home": str(paths.home), "landing": str(paths.landing), "warehouse": str(paths.warehouse),
-                          "lancedb": str(paths.lancedb), "logs": str(paths.logs), "mlflow": mlflow_tracking_uri(),
-                          "dagster_home": str(paths.dagster_home)}, indent=2))
+        _echo(
+            json.dumps(
+                {
+                    "home": str(paths.home),
+                    "landing": str(paths.landing),
+                    "warehouse": str(paths.warehouse),
+                    "lancedb": str(paths.lancedb),
+                    "logs": str(paths.logs),
+                    "mlflow": mlflow_tracking_uri(),
+                    "dagster_home": str(paths.dagster_home),
+                },
+                indent=2,
+            )
+        )

@@ -17,8 +17,16 @@ SCORED_TABLES = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_dea
 def _print(entity: str, record_id: str, row: dict, model_version: str, as_json: bool) -> None:
     if as_json:
         keep = ("score", "band", "reasons", "scored_at")
-        typer.echo(json.dumps({SCORED_TABLES[entity][1]: record_id, **{k: row.get(k) for k in keep},
-                               "model_version": model_version}, default=str))
+        typer.echo(
+            json.dumps(
+                {
+                    SCORED_TABLES[entity][1]: record_id,
+                    **{k: row.get(k) for k in keep},
+                    "model_version": model_version,
+                },
+                default=str,
+            )
+        )
         return
     typer.echo(f"{entity} {record_id}: {row['score']:.0%} ({row['band']}) — scored by {model_version}")
     for reason in row.get("reasons") or []:
@@ -67,7 +75,9 @@ def _score_now(entity: str, record_id: str, as_json: bool) -> None:
             tables[record.table] = warehouse.read(record.staged_asset)
     table, id_column = schema.entity(entity).table, schema.entity(entity).id_column
     if table not in tables:
-        typer.echo(f"No {table} staged yet: run `holocrm run` (or materialize the ingest assets) first.", err=True)
+        typer.echo(
+            f"No {table} staged yet: run `holocrm run` (or materialize the ingest assets) first.", err=True
+        )
         raise typer.Exit(1)
     if record_id not in set(tables[table][id_column].to_list()):
         typer.echo(f"No {entity} with id {record_id!r} in the staged {table}.", err=True)
@@ -106,8 +116,11 @@ def model_status_lines() -> list[str]:
             continue
         champion = champion_version(name, CHAMPION)
         newest = max(versions, key=lambda v: int(v.version))
-        in_use = (f"champion v{champion.version}" if champion is not None and champion.tags.get(GATE_TAG) == "passed"
-                  else "the weighted heuristic (no champion passed its gate)")
+        in_use = (
+            f"champion v{champion.version}"
+            if champion is not None and champion.tags.get(GATE_TAG) == "passed"
+            else "the weighted heuristic (no champion passed its gate)"
+        )
         verdict = newest.tags.get(GATE_TAG, "not checked")
         reason = newest.tags.get(GATE_REASON_TAG) or newest.tags.get("promotion_reason") or ""
         text = f"{name}: scoring with {in_use}; newest v{newest.version} gate {verdict}"
@@ -116,8 +129,10 @@ def model_status_lines() -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    score_app = typer.Typer(help="Learned lead and deal scores with their top positive and negative reasons.",
-                            no_args_is_help=True)
+    score_app = typer.Typer(
+        help="Learned lead and deal scores with their top positive and negative reasons.",
+        no_args_is_help=True,
+    )
 
     @score_app.command("contact")
     def score_contact(

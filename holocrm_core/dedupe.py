@@ -32,35 +32,146 @@ LEVELS = 4
 
 # Common English given-name variants -> one canonical form; enough for CRM data, extend freely.
 _NICKNAME_GROUPS = {
-    "robert": "bob bobby rob robbie bert", "william": "bill billy will willy liam", "katherine": "kate katie kathy kat",
-    "catherine": "cathy cat cate", "elizabeth": "liz lizzie beth betty eliza lisa", "james": "jim jimmy jamie",
-    "michael": "mike mikey mick", "jennifer": "jen jenny jenn", "christopher": "chris kit", "christina": "tina",
-    "daniel": "dan danny", "margaret": "maggie meg peggy marge", "richard": "rick ricky dick rich richie",
-    "joseph": "joe joey", "thomas": "tom tommy", "alexander": "alex al xander sasha", "alexandra": "alexa sandra",
-    "samantha": "sam sammy", "samuel": "sammie", "jonathan": "jon jonny", "john": "jack johnny", "nicholas": "nick nicky",
-    "patricia": "pat patty trish", "patrick": "paddy", "benjamin": "ben benny benji", "matthew": "matt matty",
-    "anthony": "tony", "steven": "steve stevie", "stephen": "steph", "rebecca": "becky becca", "victoria": "vicky tori",
-    "andrew": "andy drew", "edward": "ed eddie ted ned", "susan": "sue susie suzy", "valentina": "vale vali",
-    "natalia": "nata natasha talia", "david": "dave davy", "gregory": "greg", "jeffrey": "jeff", "joshua": "josh",
-    "lawrence": "larry", "kenneth": "ken kenny", "timothy": "tim timmy", "frederick": "fred freddie",
-    "charles": "charlie chuck chas", "henry": "hank harry", "abigail": "abby abbie", "amanda": "mandy",
-    "nathan": "nate", "nathaniel": "nat", "zachary": "zach zack", "ronald": "ron ronnie", "donald": "don donnie",
-    "jessica": "jess jessie", "joanna": "jo", "theodore": "theo", "maximilian": "max", "gabriel": "gabe",
-    "raymond": "ray", "francis": "frank", "isabella": "bella izzy", "olivia": "liv", "deborah": "deb debbie",
-    "philip": "phil", "vincent": "vince", "douglas": "doug", "leonard": "leo len", "walter": "walt",
+    "robert": "bob bobby rob robbie bert",
+    "william": "bill billy will willy liam",
+    "katherine": "kate katie kathy kat",
+    "catherine": "cathy cat cate",
+    "elizabeth": "liz lizzie beth betty eliza lisa",
+    "james": "jim jimmy jamie",
+    "michael": "mike mikey mick",
+    "jennifer": "jen jenny jenn",
+    "christopher": "chris kit",
+    "christina": "tina",
+    "daniel": "dan danny",
+    "margaret": "maggie meg peggy marge",
+    "richard": "rick ricky dick rich richie",
+    "joseph": "joe joey",
+    "thomas": "tom tommy",
+    "alexander": "alex al xander sasha",
+    "alexandra": "alexa sandra",
+    "samantha": "sam sammy",
+    "samuel": "sammie",
+    "jonathan": "jon jonny",
+    "john": "jack johnny",
+    "nicholas": "nick nicky",
+    "patricia": "pat patty trish",
+    "patrick": "paddy",
+    "benjamin": "ben benny benji",
+    "matthew": "matt matty",
+    "anthony": "tony",
+    "steven": "steve stevie",
+    "stephen": "steph",
+    "rebecca": "becky becca",
+    "victoria": "vicky tori",
+    "andrew": "andy drew",
+    "edward": "ed eddie ted ned",
+    "susan": "sue susie suzy",
+    "valentina": "vale vali",
+    "natalia": "nata natasha talia",
+    "david": "dave davy",
+    "gregory": "greg",
+    "jeffrey": "jeff",
+    "joshua": "josh",
+    "lawrence": "larry",
+    "kenneth": "ken kenny",
+    "timothy": "tim timmy",
+    "frederick": "fred freddie",
+    "charles": "charlie chuck chas",
+    "henry": "hank harry",
+    "abigail": "abby abbie",
+    "amanda": "mandy",
+    "nathan": "nate",
+    "nathaniel": "nat",
+    "zachary": "zach zack",
+    "ronald": "ron ronnie",
+    "donald": "don donnie",
+    "jessica": "jess jessie",
+    "joanna": "jo",
+    "theodore": "theo",
+    "maximilian": "max",
+    "gabriel": "gabe",
+    "raymond": "ray",
+    "francis": "frank",
+    "isabella": "bella izzy",
+    "olivia": "liv",
+    "deborah": "deb debbie",
+    "philip": "phil",
+    "vincent": "vince",
+    "douglas": "doug",
+    "leonard": "leo len",
+    "walter": "walt",
 }
 NICKNAMES = {nick: name for name, nicks in _NICKNAME_GROUPS.items() for nick in nicks.split()}
+
+
 # Words that never identify a record ("the", "and", "of" ...): scikit-learn's maintained English stop-word
 # list. They are dropped from name tokens, never treated as a legal suffix ("The Grill" is not "Grill Inc").
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     # the list also holds content words that name businesses ("Fire Systems", "Mill Valley", "Top Notch")
-    names = {"bill", "fire", "system", "interest", "amount", "computer", "mill", "front", "top", "back", "side",
-             "part", "name", "full", "found", "thick", "thin", "detail", "move", "call", "con", "de", "empty", "fill",
-             "find", "give", "show", "well", "first", "last", "one", "two", "three", "four", "five", "six", "eight",
-             "nine", "ten", "eleven", "twelve", "fifteen", "twenty", "forty", "fifty", "sixty", "hundred", "bottom",
-             "east", "west", "cry", "serious", "describe", "made", "put", "keep", "take", "get", "go", "see"}
+    names = {
+        "bill",
+        "fire",
+        "system",
+        "interest",
+        "amount",
+        "computer",
+        "mill",
+        "front",
+        "top",
+        "back",
+        "side",
+        "part",
+        "name",
+        "full",
+        "found",
+        "thick",
+        "thin",
+        "detail",
+        "move",
+        "call",
+        "con",
+        "de",
+        "empty",
+        "fill",
+        "find",
+        "give",
+        "show",
+        "well",
+        "first",
+        "last",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "fifteen",
+        "twenty",
+        "forty",
+        "fifty",
+        "sixty",
+        "hundred",
+        "bottom",
+        "east",
+        "west",
+        "cry",
+        "serious",
+        "describe",
+        "made",
+        "put",
+        "keep",
+        "take",
+        "get",
+        "go",
+        "see",
+    }
     return frozenset(ENGLISH_STOP_WORDS) - names
 
 
@@ -120,12 +231,41 @@ def e164(phone: str | None, region: str | None = None) -> str:
 
 # Country names a CRM writes most, for reading national phone numbers; anything else is read as US.
 _REGIONS = {
-    "united states": "US", "usa": "US", "us": "US", "canada": "CA", "united kingdom": "GB", "uk": "GB",
-    "england": "GB", "germany": "DE", "deutschland": "DE", "france": "FR", "spain": "ES", "italy": "IT",
-    "netherlands": "NL", "belgium": "BE", "switzerland": "CH", "austria": "AT", "sweden": "SE", "norway": "NO",
-    "denmark": "DK", "finland": "FI", "ireland": "IE", "portugal": "PT", "poland": "PL", "australia": "AU",
-    "new zealand": "NZ", "japan": "JP", "india": "IN", "brazil": "BR", "mexico": "MX", "singapore": "SG",
-    "south africa": "ZA", "china": "CN", "south korea": "KR", "israel": "IL", "united arab emirates": "AE",
+    "united states": "US",
+    "usa": "US",
+    "us": "US",
+    "canada": "CA",
+    "united kingdom": "GB",
+    "uk": "GB",
+    "england": "GB",
+    "germany": "DE",
+    "deutschland": "DE",
+    "france": "FR",
+    "spain": "ES",
+    "italy": "IT",
+    "netherlands": "NL",
+    "belgium": "BE",
+    "switzerland": "CH",
+    "austria": "AT",
+    "sweden": "SE",
+    "norway": "NO",
+    "denmark": "DK",
+    "finland": "FI",
+    "ireland": "IE",
+    "portugal": "PT",
+    "poland": "PL",
+    "australia": "AU",
+    "new zealand": "NZ",
+    "japan": "JP",
+    "india": "IN",
+    "brazil": "BR",
+    "mexico": "MX",
+    "singapore": "SG",
+    "south africa": "ZA",
+    "china": "CN",
+    "south korea": "KR",
+    "israel": "IL",
+    "united arab emirates": "AE",
 }
 
 
@@ -136,10 +276,29 @@ def _region_code(region: str | None) -> str:
 
 
 _ADDRESS_WORDS = {
-    "st": "street", "str": "street", "rd": "road", "ave": "avenue", "av": "avenue", "blvd": "boulevard",
-    "dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "sq": "square", "hwy": "highway", "pkwy": "parkway",
-    "cir": "circuit", "cres": "crescent", "tce": "terrace", "n": "north", "s": "south", "e": "east", "w": "west",
-    "ste": "suite", "fl": "floor", "apt": "apartment",
+    "st": "street",
+    "str": "street",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "blvd": "boulevard",
+    "dr": "drive",
+    "ln": "lane",
+    "ct": "court",
+    "pl": "place",
+    "sq": "square",
+    "hwy": "highway",
+    "pkwy": "parkway",
+    "cir": "circuit",
+    "cres": "crescent",
+    "tce": "terrace",
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
+    "ste": "suite",
+    "fl": "floor",
+    "apt": "apartment",
 }
 
 
@@ -182,9 +341,15 @@ def _jw(a: list[str], b: list[str]) -> np.ndarray:
     return np.asarray(cpdist(a, b, scorer=JaroWinkler.normalized_similarity, workers=1), dtype=np.float64)
 
 
-def _levels_from_similarity(a: list[str], b: list[str], very: float = 0.94, similar: float = 0.85) -> np.ndarray:
+def _levels_from_similarity(
+    a: list[str], b: list[str], very: float = 0.94, similar: float = 0.85
+) -> np.ndarray:
     sim = _jw(a, b)
-    out = np.where(sim >= 1.0 - 1e-9, EXACT, np.where(sim >= very, VERY_SIMILAR, np.where(sim >= similar, SIMILAR, DISAGREE)))
+    out = np.where(
+        sim >= 1.0 - 1e-9,
+        EXACT,
+        np.where(sim >= very, VERY_SIMILAR, np.where(sim >= similar, SIMILAR, DISAGREE)),
+    )
     missing = np.array([not x or not y for x, y in zip(a, b)], dtype=bool)
     out[missing] = MISSING
     return out
@@ -315,22 +480,35 @@ PRIOR_PAIRS = 30.0
 LEARN_M = False  # see fit_match_model: CRM fields are few and correlated
 
 
-def _level_frequencies(levels: np.ndarray, weights: np.ndarray | None = None, prior: np.ndarray | None = None,
-                       prior_pairs: float = PRIOR_PAIRS) -> np.ndarray:
+def _level_frequencies(
+    levels: np.ndarray,
+    weights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    prior_pairs: float = PRIOR_PAIRS,
+) -> np.ndarray:
     n_fields = levels.shape[1]
     out = np.zeros((n_fields, LEVELS))
     w = np.ones(len(levels)) if weights is None else weights
     prior = np.broadcast_to(DEFAULT_M if prior is None else prior, (n_fields, LEVELS))
     for f in range(n_fields):
         seen = levels[:, f] >= 0
-        out[f] = np.bincount(levels[seen, f], weights=w[seen], minlength=LEVELS)[:LEVELS] + prior[f] * prior_pairs + 1e-3
+        out[f] = (
+            np.bincount(levels[seen, f], weights=w[seen], minlength=LEVELS)[:LEVELS]
+            + prior[f] * prior_pairs
+            + 1e-3
+        )
         out[f] /= out[f].sum()
     return out
 
 
 def fit_match_model(
-    pair_levels: np.ndarray, random_levels: np.ndarray, fields: list[str], max_iter: int = 100, tol: float = 1e-6,
-    m_prior: np.ndarray | None = None, learn_m: bool = True,
+    pair_levels: np.ndarray,
+    random_levels: np.ndarray,
+    fields: list[str],
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    m_prior: np.ndarray | None = None,
+    learn_m: bool = True,
 ) -> MatchModel:
     """EM for m and the prior on the candidate pairs; u is fixed from random pairs (nearly all unrelated).
 
@@ -339,7 +517,9 @@ def fit_match_model(
     on "same family name" or "same company" as its second class instead of "same person".
     """
     u = _level_frequencies(random_levels, prior=DEFAULT_U)
-    m_prior = np.tile(DEFAULT_M, (len(fields), 1)) if m_prior is None else np.asarray(m_prior, dtype=np.float64)
+    m_prior = (
+        np.tile(DEFAULT_M, (len(fields), 1)) if m_prior is None else np.asarray(m_prior, dtype=np.float64)
+    )
     model = MatchModel(fields, m_prior.copy(), u, 0.1)
     if len(pair_levels) == 0:
         return model
@@ -409,8 +589,12 @@ def link_records(
         random_idx = random_idx[random_source[random_idx[:, 0]] != random_source[random_idx[:, 1]]]
     fields = [c.name for c in comparators]
     pair_levels = levels_for(pairs)
-    m_prior = np.array([np.asarray(c.m_prior, dtype=np.float64) / sum(c.m_prior) if c.m_prior else DEFAULT_M
-                        for c in comparators])
+    m_prior = np.array(
+        [
+            np.asarray(c.m_prior, dtype=np.float64) / sum(c.m_prior) if c.m_prior else DEFAULT_M
+            for c in comparators
+        ]
+    )
     model = fit_match_model(pair_levels, levels_for(random_idx), fields, m_prior=m_prior, learn_m=learn_m)
     log_odds = model.log_odds(pair_levels) if len(pairs) else np.zeros(0)
     result = pl.DataFrame(
@@ -420,7 +604,10 @@ def link_records(
             "score": 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50))),
             "log_odds": log_odds,
         }
-        | {f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int64) for k, f in enumerate(fields)}
+        | {
+            f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int64)
+            for k, f in enumerate(fields)
+        }
     )
     return LinkResult(result, model, len(pairs))
 
@@ -432,8 +619,17 @@ def _reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator
         level = levels_row[f"level_{comp.name}"]
         if level < 0:
             continue
-        text = comp.reason.get(level) or f"{comp.name.replace('_', ' ')} " + (
-            {EXACT: "identical", VERY_SIMILAR: "nearly identical", SIMILAR: "similar", DISAGREE: "differs"}[level]
+        text = (
+            comp.reason.get(level)
+            or f"{comp.name.replace('_', ' ')} "
+            + (
+                {
+                    EXACT: "identical",
+                    VERY_SIMILAR: "nearly identical",
+                    SIMILAR: "similar",
+                    DISAGREE: "differs",
+                }[level]
+            )
         )
         scored.append((weights[k, level], text))
     scored.sort(key=lambda x: -abs(x[0]))
@@ -444,7 +640,9 @@ def _reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator
 def _contact_frame(contacts: pl.DataFrame, companies: pl.DataFrame | None) -> pl.DataFrame:
     company_names = {}
     if companies is not None and not companies.is_empty():
-        company_names = dict(zip(companies.get_column("company_id").to_list(), companies.get_column("name").to_list()))
+        company_names = dict(
+            zip(companies.get_column("company_id").to_list(), companies.get_column("name").to_list())
+        )
     rows = []
     for r in contacts.iter_rows(named=True):
         first, last = fold(r.get("first_name")), fold(r.get("last_name"))
@@ -470,9 +668,26 @@ def _contact_frame(contacts: pl.DataFrame, companies: pl.DataFrame | None) -> pl
                 "title": fold(r.get("title")),
             }
         )
-    return pl.DataFrame(rows, schema={k: pl.String for k in (
-        "id", "first", "last", "first_canonical", "name_key", "email", "email_local", "email_domain", "phone",
-        "company", "company_name", "title")})
+    return pl.DataFrame(
+        rows,
+        schema={
+            k: pl.String
+            for k in (
+                "id",
+                "first",
+                "last",
+                "first_canonical",
+                "name_key",
+                "email",
+                "email_local",
+                "email_domain",
+                "phone",
+                "company",
+                "company_name",
+                "title",
+            )
+        },
+    )
 
 
 def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, np.ndarray]:
@@ -508,35 +723,78 @@ def _company_presence_levels(a: list[str], b: list[str]) -> np.ndarray:
 
 def contact_comparators() -> list[Comparator]:
     return [
-        Comparator("first", m_prior=(0.002, 0.05, 0.2, 0.75),
-                   reason={EXACT: "same first name", VERY_SIMILAR: "first name matches (nickname or typo)",
-                           SIMILAR: "first name similar", DISAGREE: "different first name"}),
-        Comparator("last", m_prior=(0.0005, 0.1, 0.15, 0.75),
-                   reason={EXACT: "same last name", VERY_SIMILAR: "last name nearly identical (typo)",
-                           SIMILAR: "last name similar", DISAGREE: "different last name"}),
+        Comparator(
+            "first",
+            m_prior=(0.002, 0.05, 0.2, 0.75),
+            reason={
+                EXACT: "same first name",
+                VERY_SIMILAR: "first name matches (nickname or typo)",
+                SIMILAR: "first name similar",
+                DISAGREE: "different first name",
+            },
+        ),
+        Comparator(
+            "last",
+            m_prior=(0.0005, 0.1, 0.15, 0.75),
+            reason={
+                EXACT: "same last name",
+                VERY_SIMILAR: "last name nearly identical (typo)",
+                SIMILAR: "last name similar",
+                DISAGREE: "different last name",
+            },
+        ),
         # People use a second or personal address, so a different e-mail is weak evidence. The user name is
         # not compared on its own: it is built from the name, so it would count the name twice.
-        Comparator("email", kind="exact", m_prior=(0.4, 0.001, 0.001, 0.6),
-                   reason={EXACT: "same e-mail", DISAGREE: "different e-mail"}),
-        Comparator("phone", kind="digits", m_prior=(0.2, 0.05, 0.05, 0.7),
-                   reason={EXACT: "same phone", VERY_SIMILAR: "phone differs by one digit", DISAGREE: "different phone"}),
+        Comparator(
+            "email",
+            kind="exact",
+            m_prior=(0.4, 0.001, 0.001, 0.6),
+            reason={EXACT: "same e-mail", DISAGREE: "different e-mail"},
+        ),
+        Comparator(
+            "phone",
+            kind="digits",
+            m_prior=(0.2, 0.05, 0.05, 0.7),
+            reason={
+                EXACT: "same phone",
+                VERY_SIMILAR: "phone differs by one digit",
+                DISAGREE: "different phone",
+            },
+        ),
         # the same name at another company is usually another person (or a job change: a new record)
-        Comparator("company", function=_company_presence_levels, m_prior=(0.002, 0.001, 0.01, 0.99),
-                   reason={EXACT: "same company", SIMILAR: "only one record names a company",
-                           DISAGREE: "different company"}),
-        Comparator("title", kind="string", m_prior=(0.2, 0.1, 0.1, 0.6),
-                   reason={EXACT: "same title", DISAGREE: "different title"}),
+        Comparator(
+            "company",
+            function=_company_presence_levels,
+            m_prior=(0.002, 0.001, 0.01, 0.99),
+            reason={
+                EXACT: "same company",
+                SIMILAR: "only one record names a company",
+                DISAGREE: "different company",
+            },
+        ),
+        Comparator(
+            "title",
+            kind="string",
+            m_prior=(0.2, 0.1, 0.1, 0.6),
+            reason={EXACT: "same title", DISAGREE: "different title"},
+        ),
     ]
 
 
 def _link_contacts(contacts: pl.DataFrame, companies: pl.DataFrame | None, vectors: np.ndarray | None):
-    frame = _contact_frame(contacts, companies).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    frame = (
+        _contact_frame(contacts, companies).with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    )
     base = contact_comparators()
     comparators = list(base)
     # first and last name are compared together (nicknames, swapped order), through the row index
     first_last = _PersonNames(frame)
-    comparators[0] = Comparator("row_first", function=first_last.first, reason=base[0].reason, m_prior=base[0].m_prior)
-    comparators[1] = Comparator("row_last", function=first_last.last, reason=base[1].reason, m_prior=base[1].m_prior)
+    comparators[0] = Comparator(
+        "row_first", function=first_last.first, reason=base[0].reason, m_prior=base[0].m_prior
+    )
+    comparators[1] = Comparator(
+        "row_last", function=first_last.last, reason=base[1].reason, m_prior=base[1].m_prior
+    )
     frame = frame.with_columns(pl.col("row").alias("row_first"), pl.col("row").alias("row_last"))
     block_keys = [
         pl.col("email"),
@@ -570,8 +828,10 @@ class _PersonNames:
         key = (len(a_rows), tuple(a_rows[:3]), tuple(b_rows[:3]), tuple(a_rows[-3:]), tuple(b_rows[-3:]))
         if key != self._key:
             self._levels = _person_name_levels(
-                [self.firsts[i] for i in a_rows], [self.firsts[i] for i in b_rows],
-                [self.lasts[i] for i in a_rows], [self.lasts[i] for i in b_rows],
+                [self.firsts[i] for i in a_rows],
+                [self.firsts[i] for i in b_rows],
+                [self.lasts[i] for i in a_rows],
+                [self.lasts[i] for i in b_rows],
             )
             self._key = key
         return self._levels
@@ -756,12 +1016,20 @@ def identifier_kind(column: str, values: list) -> str | None:
         return "text"
     if re.search(r"website|\burl\b|domain|linkedin|twitter", name):
         return "identifier"
-    if re.search(r"\b(tax|vat|ein|duns|siren|siret|registration|licen[cs]e|iban|ssn)\b|(_|\b)(id|number|no)$", name):
+    if re.search(
+        r"\b(tax|vat|ein|duns|siren|siret|registration|licen[cs]e|iban|ssn)\b|(_|\b)(id|number|no)$", name
+    ):
         return "identifier"
     present = [v for v in values if v not in (None, "")]
-    if re.search(r"\byear\b", name) or present and all(re.fullmatch(r"(18|19|20)\d\d", str(v)) for v in present):
+    if (
+        re.search(r"\byear\b", name)
+        or present
+        and all(re.fullmatch(r"(18|19|20)\d\d", str(v)) for v in present)
+    ):
         return "exact"  # a year: 1999 and 2001 are different, however close as numbers
-    if present and sum(_number(v) is not None and not re.search(r"[a-zA-Z]", str(v)) for v in present) >= 0.9 * len(present):
+    if present and sum(
+        _number(v) is not None and not re.search(r"[a-zA-Z]", str(v)) for v in present
+    ) >= 0.9 * len(present):
         return "number"
     return None
 
@@ -799,8 +1067,13 @@ class CharGrams:
         self.empty = np.array([not v for v in values])
         texts = [v or "" for v in values]
         try:
-            self.matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True,
-                                          dtype=np.float32).fit_transform(texts).tocsr()
+            self.matrix = (
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True, dtype=np.float32
+                )
+                .fit_transform(texts)
+                .tocsr()
+            )
         except ValueError:  # nothing but empty values
             self.matrix = None
 
@@ -812,7 +1085,9 @@ class CharGrams:
     def levels(self, a: list[str], b: list[str]) -> np.ndarray:
         a_rows, b_rows = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         sim = self.similarity(a_rows, b_rows)
-        out = np.where(sim >= 0.95, EXACT, np.where(sim >= 0.7, VERY_SIMILAR, np.where(sim >= 0.45, SIMILAR, DISAGREE)))
+        out = np.where(
+            sim >= 0.95, EXACT, np.where(sim >= 0.7, VERY_SIMILAR, np.where(sim >= 0.45, SIMILAR, DISAGREE))
+        )
         out[self.empty[a_rows] | self.empty[b_rows]] = MISSING
         return out.astype(np.int64)
 
@@ -831,8 +1106,12 @@ class CharGrams:
             sims[:, self.empty] = -1
             top = np.argpartition(-sims, min(k, n - 1) - 1, axis=1)[:, :k]
             keep = np.take_along_axis(sims, top, axis=1) > 0.1
-            out.append(np.stack([np.repeat(rows, top.shape[1])[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]],
-                                axis=1))
+            out.append(
+                np.stack(
+                    [np.repeat(rows, top.shape[1])[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]],
+                    axis=1,
+                )
+            )
         return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
 
 
@@ -843,8 +1122,12 @@ CHAR_BLOCKING_MAX_ROWS = 50_000
 def _field_comparator(column: str, kind: str, normalised: list[str], label: str | None = None) -> Comparator:
     same, m_prior = FIELD_KINDS[kind]
     label = label or column.removeprefix("cf_").replace("_", " ")
-    reason = {EXACT: f"same {label}", VERY_SIMILAR: f"{label} nearly identical", SIMILAR: f"{label} similar",
-              DISAGREE: f"different {label}"}
+    reason = {
+        EXACT: f"same {label}",
+        VERY_SIMILAR: f"{label} nearly identical",
+        SIMILAR: f"{label} similar",
+        DISAGREE: f"different {label}",
+    }
     if kind in ("company_name", "name"):
         function = _idf_levels(TokenIdf(normalised), 0.9, 0.6, typo=True)
         reason[SIMILAR] = f"{label} shares its rarer words"
@@ -880,8 +1163,11 @@ def _token_block_pairs(values: list[str], max_block: int) -> np.ndarray:
 
 
 def _pairs_from_key_frame(frame: pl.DataFrame, max_block: int) -> np.ndarray:
-    groups = frame.group_by("t").agg(pl.col("row")).filter(
-        (pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block))
+    groups = (
+        frame.group_by("t")
+        .agg(pl.col("row"))
+        .filter((pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block))
+    )
     out = []
     for rows in groups.get_column("row").to_list():
         rows = np.asarray(rows)
@@ -919,25 +1205,37 @@ def link_fields(
     address / code fields, equal phones / identifiers / postcodes, sorted names, and - with ``vectors`` -
     nearest neighbours from the vector engine.
     """
-    regions = table.get_column(region_column).to_list() if region_column and region_column in table.columns else None
+    regions = (
+        table.get_column(region_column).to_list()
+        if region_column and region_column in table.columns
+        else None
+    )
     normalised = {}
     specs = {key: spec if isinstance(spec, tuple) else (key, spec) for key, spec in fields.items()}
     fields = {key: kind for key, (_, kind) in specs.items()}
     for key, (column, kind) in specs.items():
-        values = table.get_column(column).cast(pl.String).to_list() if column in table.columns else [None] * len(table)
+        values = (
+            table.get_column(column).cast(pl.String).to_list()
+            if column in table.columns
+            else [None] * len(table)
+        )
         normalised[key] = _normalise_field(kind, values, regions if kind == "phone" else None)
     comparators = [_field_comparator(c, k, normalised[c]) for c, k in fields.items()]
     labels = table.get_column(source).to_numpy() if source else None
     extra_pairs = [np.zeros((0, 2), dtype=np.int64)]
     rows = [str(i) for i in range(len(table))]
     for key, kind in fields.items():
-        if kind in ("chars", "company_chars"):  # compared through the row index (the n-gram vectors live in the comparator)
+        if kind in (
+            "chars",
+            "company_chars",
+        ):  # compared through the row index (the n-gram vectors live in the comparator)
             grams = next(c for c in comparators if c.name == key).function.__self__
             if len(table) <= CHAR_BLOCKING_MAX_ROWS:
                 extra_pairs.append(grams.neighbours(5, labels))
             normalised[key] = rows
     frame = pl.DataFrame({c: pl.Series(v, dtype=pl.String) for c, v in normalised.items()}).with_columns(
-        pl.all().fill_null(""))
+        pl.all().fill_null("")
+    )
     block_keys, sorted_keys = [], []
     for column, kind in fields.items():
         if kind in ("company_name", "name", "code", "address"):
@@ -949,7 +1247,9 @@ def link_fields(
         if kind == "postcode":
             names = [c for c, k in fields.items() if k in ("company_name", "name")]
             if names:
-                block_keys.append(pl.concat_str([pl.col(column), pl.col(names[0]).str.slice(0, 2)], separator="|"))
+                block_keys.append(
+                    pl.concat_str([pl.col(column), pl.col(names[0]).str.slice(0, 2)], separator="|")
+                )
     token_pairs = np.concatenate(extra_pairs)
 
     def keep(pairs: np.ndarray) -> np.ndarray:
@@ -960,8 +1260,17 @@ def link_fields(
             pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
         return pairs
 
-    result = link_records(frame, comparators, block_keys, sorted_keys, vectors=vectors, max_block=max_block,
-                          learn_m=learn_m, pair_filter=keep, random_source=labels)
+    result = link_records(
+        frame,
+        comparators,
+        block_keys,
+        sorted_keys,
+        vectors=vectors,
+        max_block=max_block,
+        learn_m=learn_m,
+        pair_filter=keep,
+        random_source=labels,
+    )
     return FieldLink(frame, comparators, result)
 
 
@@ -969,8 +1278,14 @@ def link_fields(
 MAX_CLUSTER_SIZE = 8
 
 
-def coherent_clusters(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: float = 0.5,
-                      max_size: int = MAX_CLUSTER_SIZE, sources: np.ndarray | None = None) -> np.ndarray:
+def coherent_clusters(
+    n: int,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    min_score: float = 0.5,
+    max_size: int = MAX_CLUSTER_SIZE,
+    sources: np.ndarray | None = None,
+) -> np.ndarray:
     """Cluster label per row, built so a weak link cannot join two strong groups.
 
     Greedy correlation clustering: pairs are taken best first; two groups merge only when the merged group
@@ -1003,8 +1318,11 @@ def coherent_clusters(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: 
             continue
         if sources is not None:
             seen = [sources[x] for x in members[a] + members[b]]
-            if len(set(seen)) < len(seen) and len(members[a]) + len(members[b]) > 2 and balance < 0.5 * (
-                    len(members[a]) * len(members[b])) * 0.8:
+            if (
+                len(set(seen)) < len(seen)
+                and len(members[a]) + len(members[b]) > 2
+                and balance < 0.5 * (len(members[a]) * len(members[b])) * 0.8
+            ):
                 continue
         keep, gone = min(a, b), max(a, b)
         parent[gone] = keep
@@ -1012,11 +1330,21 @@ def coherent_clusters(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: 
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
-def clustered_pairs(n: int, pairs: np.ndarray, scores: np.ndarray, min_score: float,
-                    max_size: int = MAX_CLUSTER_SIZE, sources: np.ndarray | None = None) -> np.ndarray:
+def clustered_pairs(
+    n: int,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    min_score: float,
+    max_size: int = MAX_CLUSTER_SIZE,
+    sources: np.ndarray | None = None,
+) -> np.ndarray:
     """Mask over ``pairs``: scored at ``min_score`` or more AND inside one coherent cluster."""
     labels = coherent_clusters(n, pairs, scores, min_score, max_size, sources)
-    return (scores >= min_score) & (labels[pairs[:, 0]] == labels[pairs[:, 1]]) if len(pairs) else np.zeros(0, bool)
+    return (
+        (scores >= min_score) & (labels[pairs[:, 0]] == labels[pairs[:, 1]])
+        if len(pairs)
+        else np.zeros(0, bool)
+    )
 
 
 def best_match_pairs(pairs: np.ndarray, scores: np.ndarray, margin: float = 0.0) -> np.ndarray:
@@ -1025,24 +1353,36 @@ def best_match_pairs(pairs: np.ndarray, scores: np.ndarray, margin: float = 0.0)
     if len(pairs) == 0:
         return np.zeros(0, dtype=bool)
     frame = pl.DataFrame({"i": pairs[:, 0], "j": pairs[:, 1], "s": scores, "k": np.arange(len(pairs))})
-    best_i = frame.with_columns(pl.col("s").max().over("i").alias("bi"), pl.col("s").max().over("j").alias("bj"))
+    best_i = frame.with_columns(
+        pl.col("s").max().over("i").alias("bi"), pl.col("s").max().over("j").alias("bj")
+    )
     keep = (best_i.get_column("s") >= best_i.get_column("bi") - margin) | (
-        best_i.get_column("s") >= best_i.get_column("bj") - margin)
+        best_i.get_column("s") >= best_i.get_column("bj") - margin
+    )
     return keep.to_numpy()
 
 
 # ------------------------------------------------------------------------------------------ companies
 COMPANY_FIELDS = {
-    "name": "company_name", "domain": "identifier", "phone": "phone", "address": "address", "city": "city",
-    "postcode": "postcode", "country": "exact", "industry": "exact",
+    "name": "company_name",
+    "domain": "identifier",
+    "phone": "phone",
+    "address": "address",
+    "city": "city",
+    "postcode": "postcode",
+    "country": "exact",
+    "industry": "exact",
 }
 
 
 def company_fields(companies: pl.DataFrame) -> dict[str, str]:
     """The identifying fields of a companies table: the canonical ones it has, then custom ``cf_*`` columns
     typed by ``identifier_kind`` (phone, address, tax id, website ... found by name or by their values)."""
-    fields = {c: k for c, k in COMPANY_FIELDS.items() if c in companies.columns
-              and companies.get_column(c).null_count() < len(companies)}
+    fields = {
+        c: k
+        for c, k in COMPANY_FIELDS.items()
+        if c in companies.columns and companies.get_column(c).null_count() < len(companies)
+    }
     if "name" in fields:
         fields["name_codes"] = ("name", "code")  # model numbers / ids inside names ("KDL-46V3000")
     return fields | _typed_custom_fields(companies)
@@ -1068,21 +1408,34 @@ def _typed_custom_fields(table: pl.DataFrame) -> dict[str, str]:
 
 def contact_fields(contacts: pl.DataFrame) -> dict[str, str]:
     """The identifying fields of a contacts table: names, e-mail, phone, then typed custom fields."""
-    fields = {c: k for c, k in CONTACT_FIELDS.items() if c in contacts.columns
-              and contacts.get_column(c).null_count() < len(contacts)}
+    fields = {
+        c: k
+        for c, k in CONTACT_FIELDS.items()
+        if c in contacts.columns and contacts.get_column(c).null_count() < len(contacts)
+    }
     return fields | _typed_custom_fields(contacts)
 
 
-def link_sources(left: pl.DataFrame, right: pl.DataFrame, entity: str = "companies",
-                 min_score: float = 0.5, fields: dict | None = None) -> pl.DataFrame:
+def link_sources(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    entity: str = "companies",
+    min_score: float = 0.5,
+    fields: dict | None = None,
+) -> pl.DataFrame:
     """Records of two exports of the same entity that are the same (an import against what the CRM holds).
 
     Pairs only across the two tables; each kept pair is the best match of at least one of its records and
     lies inside a coherent cluster (no chains). Columns: id_left, id_right, score, reasons.
     """
     id_column = {"companies": "company_id", "contacts": "contact_id"}[entity]
-    both = pl.concat([left.with_columns(pl.lit("left").alias("_source")),
-                      right.with_columns(pl.lit("right").alias("_source"))], how="diagonal_relaxed")
+    both = pl.concat(
+        [
+            left.with_columns(pl.lit("left").alias("_source")),
+            right.with_columns(pl.lit("right").alias("_source")),
+        ],
+        how="diagonal_relaxed",
+    )
     if fields is None:
         fields = company_fields(both) if entity == "companies" else contact_fields(both)
         if "name" in fields:  # exports of other systems: typos, run-together words, another word order
@@ -1103,27 +1456,40 @@ def link_sources(left: pl.DataFrame, right: pl.DataFrame, entity: str = "compani
     rows = []
     for r, (i, j) in zip(scored.filter(pl.Series(keep)).iter_rows(named=True), ij[keep].tolist()):
         a, b = (i, j) if sources[i] == "left" else (j, i)
-        rows.append({"id_left": ids[a], "id_right": ids[b], "score": float(r["score"]),
-                     "reasons": _reasons(r, weights, link.comparators)})
+        rows.append(
+            {
+                "id_left": ids[a],
+                "id_right": ids[b],
+                "score": float(r["score"]),
+                "reasons": _reasons(r, weights, link.comparators),
+            }
+        )
     return pl.DataFrame(rows, schema=schema).sort("score", descending=True)
 
 
 def _link_companies(companies: pl.DataFrame, vectors: np.ndarray | None):
-    link = link_fields(companies, company_fields(companies), vectors=vectors, region_column="country",
-                       learn_m=len(companies) >= EM_MIN_ROWS)
+    link = link_fields(
+        companies,
+        company_fields(companies),
+        vectors=vectors,
+        region_column="country",
+        learn_m=len(companies) >= EM_MIN_ROWS,
+    )
     frame = link.frame.with_columns(companies.get_column("company_id").alias("id"))
     return frame, link.comparators, link.result
 
 
-def _pairs_frame(entity_type, frame, comparators, result: LinkResult, min_score: float,
-                 max_cluster: int = MAX_CLUSTER_SIZE) -> pl.DataFrame:
+def _pairs_frame(
+    entity_type, frame, comparators, result: LinkResult, min_score: float, max_cluster: int = MAX_CLUSTER_SIZE
+) -> pl.DataFrame:
     """The likely pairs, kept only inside coherent clusters (see ``coherent_clusters``): a pair whose
     records ended in different groups would chain them and is not proposed."""
     scored = result.pairs
     if len(scored):
         ij = scored.select("i", "j").to_numpy()
-        inside = clustered_pairs(len(frame), ij, scored.get_column("score").to_numpy(), max(min_score, 0.5),
-                                 max_cluster)
+        inside = clustered_pairs(
+            len(frame), ij, scored.get_column("score").to_numpy(), max(min_score, 0.5), max_cluster
+        )
         scored = scored.filter(pl.Series(inside) | (pl.col("score") < max(min_score, 0.5)))
     pairs = scored.filter(pl.col("score") >= min_score)
     ids = frame.get_column("id").to_list()
@@ -1177,7 +1543,9 @@ def _aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | 
         frame = vectors
         if "entity_type" in frame.columns:
             frame = frame.filter(pl.col("entity_type") == entity_type)
-        lookup = pl.DataFrame({"entity_id": ids}).join(frame.select("entity_id", "vector"), on="entity_id", how="left")
+        lookup = pl.DataFrame({"entity_id": ids}).join(
+            frame.select("entity_id", "vector"), on="entity_id", how="left"
+        )
         if lookup.get_column("vector").null_count():
             return None
         return np.stack(lookup.get_column("vector").to_numpy()).astype(np.float32)
@@ -1266,21 +1634,30 @@ def merge_proposals(
     """
     groups = clusters(candidates, min_score)
     schema = {
-        "cluster_id": pl.String, "entity_type": pl.String, "survivor_id": pl.String,
-        "merged_ids": pl.List(pl.String), "moves": pl.String, "min_score": pl.Float64, "status": pl.String,
+        "cluster_id": pl.String,
+        "entity_type": pl.String,
+        "survivor_id": pl.String,
+        "merged_ids": pl.List(pl.String),
+        "moves": pl.String,
+        "min_score": pl.Float64,
+        "status": pl.String,
     }
     if groups.is_empty():
         return pl.DataFrame(schema=schema)
     sources = {"contact": (contacts, "contact_id"), "company": (companies, "company_id")}
     references = {
         "contact": _reference_counts({"deals": deals, "activities": activities}, "contact_id"),
-        "company": _reference_counts({"contacts": contacts, "deals": deals, "activities": activities}, "company_id"),
+        "company": _reference_counts(
+            {"contacts": contacts, "deals": deals, "activities": activities}, "company_id"
+        ),
     }
     scores = {}
     for r in candidates.iter_rows(named=True):
         scores[(r["entity_type"], r["id_a"], r["id_b"])] = r["score"]
     rows = []
-    for (cluster_id, entity_type), members in groups.group_by(["cluster_id", "entity_type"], maintain_order=True):
+    for (cluster_id, entity_type), members in groups.group_by(
+        ["cluster_id", "entity_type"], maintain_order=True
+    ):
         ids = members.get_column("entity_id").to_list()
         source, id_column = sources[entity_type]
         records = {r[id_column]: r for r in source.filter(pl.col(id_column).is_in(ids)).iter_rows(named=True)}
@@ -1298,7 +1675,9 @@ def merge_proposals(
         moves = []
         for i in merged:
             parts = [f"{counts[i]} {name}" for name, counts in refs.items() if counts.get(i)]
-            moves.append(f"{i} -> {survivor}: " + (", ".join(parts) if parts else "nothing linked") + " re-pointed")
+            moves.append(
+                f"{i} -> {survivor}: " + (", ".join(parts) if parts else "nothing linked") + " re-pointed"
+            )
         pair_scores = [s for (t, a, b), s in scores.items() if t == entity_type and a in ids and b in ids]
         rows.append(
             {

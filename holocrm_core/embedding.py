@@ -18,9 +18,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
-import hashlib
 import os
 import threading
 import time
@@ -43,7 +43,7 @@ TOKEN_BUDGET = 1024
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-_CACHE: dict[tuple, "Embedder"] = {}
+_CACHE: dict[tuple, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -124,7 +124,11 @@ def _physical_cores() -> int:
         logical = os.cpu_count() or 1
     try:
         siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list").read_text().strip()
-        per_core = len([p for p in siblings.replace("-", ",").split(",") if p]) if "," in siblings or "-" in siblings else 1
+        per_core = (
+            len([p for p in siblings.replace("-", ",").split(",") if p])
+            if "," in siblings or "-" in siblings
+            else 1
+        )
     except OSError:
         per_core = 1
     return max(1, logical // max(1, per_core))
@@ -139,8 +143,13 @@ class OnnxEmbedder(Embedder):
 
     backend = "onnx"
 
-    def __init__(self, model_path: Path, batch_size: int = 256, onnx_path: Path | None = None,
-                 token_budget: int | None = TOKEN_BUDGET):
+    def __init__(
+        self,
+        model_path: Path,
+        batch_size: int = 256,
+        onnx_path: Path | None = None,
+        token_budget: int | None = TOKEN_BUDGET,
+    ):
         super().__init__(model_path, batch_size)
         self.token_budget = token_budget
         import onnxruntime as ort
@@ -232,8 +241,10 @@ def quiet_third_party():
     if os.environ.get("HOLOCRM_VERBOSE"):
         yield
         return
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript",
-                                              "onnxruntime", "root")]
+    loggers = [
+        logging.getLogger(n)
+        for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnxruntime", "root")
+    ]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
@@ -294,12 +305,18 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
         # The exporter narrates every pass on stdout and warns through torch's loggers: keep the terminal of
         # `holocrm run` (and JSON printed by benchmarks) clean, and show the narration only if export fails.
         narration = io.StringIO()
-        quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+        quiet = [
+            logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
+        ]
         levels = [logger.level for logger in quiet]
         for logger in quiet:
             logger.setLevel(logging.ERROR)
-        with torch.no_grad(), contextlib.redirect_stdout(narration), contextlib.redirect_stderr(narration), \
-                warnings.catch_warnings():
+        with (
+            torch.no_grad(),
+            contextlib.redirect_stdout(narration),
+            contextlib.redirect_stderr(narration),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 TokenEmbeddings(model),
@@ -324,7 +341,9 @@ def export_onnx(model_path: Path | None = None, target_dir: Path | None = None) 
     from onnxruntime.transformers import optimizer
 
     with quiet_third_party():
-        fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=12, hidden_size=384, opt_level=1)
+        fused = optimizer.optimize_model(
+            str(raw), model_type="bert", num_heads=12, hidden_size=384, opt_level=1
+        )
     tmp = optimised.with_suffix(f".tmp{os.getpid()}")
     fused.save_model_to_file(str(tmp))
     os.replace(tmp, optimised)
@@ -365,8 +384,9 @@ def export_onnx_int8(model_path: Path | None = None, target_dir: Path | None = N
     keep_fp32 = [node.name for node in matmuls if node.name not in quantize]
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     with quiet_third_party():
-        quantize_dynamic(str(fused), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep_fp32)
+        quantize_dynamic(
+            str(fused), str(tmp), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep_fp32
+        )
     os.replace(tmp, target)
     return target
 
@@ -461,7 +481,7 @@ def _encode_with_progress(embedder: Embedder, texts: list[str], progress=None) -
     started = time.perf_counter()
     parts = []
     for start in range(0, len(texts), PROGRESS_SLICE):
-        parts.append(embedder.encode(texts[start:start + PROGRESS_SLICE]))
+        parts.append(embedder.encode(texts[start : start + PROGRESS_SLICE]))
         if progress is not None:
             progress(min(len(texts), start + PROGRESS_SLICE), len(texts), time.perf_counter() - started)
     return np.concatenate(parts)
@@ -482,7 +502,7 @@ def _embed_texts(embedder: Embedder, texts: list[str], progress=None) -> tuple[n
     chunk_vectors, chunk_spans_out, offset = [], [], 0
     for s in spans:
         if len(s) > 1:
-            chunk_vectors.append(piece_vectors[offset:offset + len(s)])
+            chunk_vectors.append(piece_vectors[offset : offset + len(s)])
             chunk_spans_out.append([list(x) for x in s])
         else:
             chunk_vectors.append(None)
@@ -492,7 +512,10 @@ def _embed_texts(embedder: Embedder, texts: list[str], progress=None) -> tuple[n
 
 
 def embed_documents(
-    documents: pl.DataFrame, embedder: Embedder, previous: pl.DataFrame | None = None, progress=None,
+    documents: pl.DataFrame,
+    embedder: Embedder,
+    previous: pl.DataFrame | None = None,
+    progress=None,
 ) -> EmbeddingRun:
     """Vectors for ``documents`` (entity_type, entity_id, text, content_hash), reusing ``previous``.
 
@@ -503,13 +526,21 @@ def embed_documents(
     """
     started = time.perf_counter()
     docs = documents.select("entity_type", "entity_id", "text", "content_hash")
-    prev = previous if previous is not None and not previous.is_empty() else pl.DataFrame(schema=EMBEDDING_SCHEMA)
+    prev = (
+        previous
+        if previous is not None and not previous.is_empty()
+        else pl.DataFrame(schema=EMBEDDING_SCHEMA)
+    )
     if "chunk_vectors" not in prev.columns:  # written before chunks existed: long texts must be re-embedded
-        prev = prev.with_columns(pl.lit(None, dtype=EMBEDDING_SCHEMA["chunk_vectors"]).alias("chunk_vectors"),
-                                 pl.lit(None, dtype=EMBEDDING_SCHEMA["chunk_spans"]).alias("chunk_spans"))
+        prev = prev.with_columns(
+            pl.lit(None, dtype=EMBEDDING_SCHEMA["chunk_vectors"]).alias("chunk_vectors"),
+            pl.lit(None, dtype=EMBEDDING_SCHEMA["chunk_spans"]).alias("chunk_spans"),
+        )
     prev = prev.filter(pl.col("model") == embedder.model_id)
 
-    known = prev.unique("content_hash", keep="first").select("content_hash", "vector", "chunk_vectors", "chunk_spans")
+    known = prev.unique("content_hash", keep="first").select(
+        "content_hash", "vector", "chunk_vectors", "chunk_spans"
+    )
     reused_part = docs.join(known, on="content_hash", how="inner")
     todo = docs.join(known, on="content_hash", how="anti")
 
@@ -517,8 +548,11 @@ def embed_documents(
     new_vectors, chunk_vectors, spans = _embed_texts(embedder, texts, progress)
     new_part = todo.with_columns(
         pl.Series("vector", new_vectors, dtype=pl.Array(pl.Float32, DIM)),
-        pl.Series("chunk_vectors", [None if c is None else c.tolist() for c in chunk_vectors],
-                  dtype=EMBEDDING_SCHEMA["chunk_vectors"]),
+        pl.Series(
+            "chunk_vectors",
+            [None if c is None else c.tolist() for c in chunk_vectors],
+            dtype=EMBEDDING_SCHEMA["chunk_vectors"],
+        ),
         pl.Series("chunk_spans", spans, dtype=EMBEDDING_SCHEMA["chunk_spans"]),
     )
 
@@ -530,15 +564,20 @@ def embed_documents(
     # keep the documents' order so the output lines up with them
     out = docs.select("entity_type", "entity_id").join(out, on=["entity_type", "entity_id"], how="left")
 
-    prev_keys = previous.select("entity_type", "entity_id") if previous is not None and not previous.is_empty() else None
+    prev_keys = (
+        previous.select("entity_type", "entity_id")
+        if previous is not None and not previous.is_empty()
+        else None
+    )
     deleted = 0
     changed = 0
     if prev_keys is not None:
         deleted = len(prev_keys.join(docs, on=["entity_type", "entity_id"], how="anti"))
         changed = len(
-            docs.join(previous.select("entity_type", "entity_id", pl.col("content_hash").alias("old")),
-                      on=["entity_type", "entity_id"])
-            .filter(pl.col("old") != pl.col("content_hash"))
+            docs.join(
+                previous.select("entity_type", "entity_id", pl.col("content_hash").alias("old")),
+                on=["entity_type", "entity_id"],
+            ).filter(pl.col("old") != pl.col("content_hash"))
         )
     return EmbeddingRun(
         vectors=out.cast(dict(EMBEDDING_SCHEMA)),
@@ -547,8 +586,10 @@ def embed_documents(
         deleted=deleted,
         changed=changed,
         seconds=time.perf_counter() - started,
-        stats={"distinct_new_texts": int(todo.get_column("text").n_unique()) if len(todo) else 0,
-               "chunked_texts": sum(c is not None for c in chunk_vectors)},
+        stats={
+            "distinct_new_texts": int(todo.get_column("text").n_unique()) if len(todo) else 0,
+            "chunked_texts": sum(c is not None for c in chunk_vectors),
+        },
     )
 
 
@@ -574,7 +615,7 @@ class SpectralRotation:
         self.n_fitted = int(n_fitted)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, max_rows: int = 200_000, seed: int = 0) -> "SpectralRotation":
+    def fit(cls, vectors: np.ndarray, max_rows: int = 200_000, seed: int = 0) -> SpectralRotation:
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(vectors) > max_rows:
             vectors = vectors[np.random.default_rng(seed).choice(len(vectors), max_rows, replace=False)]
@@ -620,11 +661,16 @@ class SpectralRotation:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
-            np.savez(handle, rotation=self.rotation, eigenvalues=self.eigenvalues, mean=self.mean,
-                     n_fitted=np.array(self.n_fitted))
+            np.savez(
+                handle,
+                rotation=self.rotation,
+                eigenvalues=self.eigenvalues,
+                mean=self.mean,
+                n_fitted=np.array(self.n_fitted),
+            )
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpectralRotation":
+    def load(cls, path: str | Path) -> SpectralRotation:
         with np.load(Path(path)) as data:
             return cls(data["rotation"], data["eigenvalues"], data["mean"], int(data["n_fitted"]))

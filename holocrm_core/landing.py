@@ -11,7 +11,9 @@ def export_batches(landing: Path) -> list[Path]:
     """Export folders in the landing folder, oldest first (by modification time, then name)."""
     if not landing.exists():
         return []
-    batches = [p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".") and _has_export_files(p)]
+    batches = [
+        p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".") and _has_export_files(p)
+    ]
     return sorted(batches, key=lambda p: (p.stat().st_mtime, p.name))
 
 

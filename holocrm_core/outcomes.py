@@ -133,7 +133,9 @@ def read_field_outcomes(path: str | Path) -> pl.DataFrame:
                     "outcome": outcome,
                     "closed_at": _parse_time(record.get("closed_at")) or recorded,
                     "recorded_at": recorded,
-                    "predicted_score": None if prediction.get("score") is None else float(prediction["score"]),
+                    "predicted_score": None
+                    if prediction.get("score") is None
+                    else float(prediction["score"]),
                     "predicted_model_version": None
                     if prediction.get("model_version") is None
                     else str(prediction["model_version"]),
@@ -268,7 +270,13 @@ def _activity_features(rows: pl.DataFrame, joined: pl.DataFrame) -> pl.DataFrame
         text.sort_by(pl.col("occurred_at"), descending=True).head(MAX_NOTES).alias("text_notes"),
     )
     out = rows.select("_row").join(aggregates, on="_row", how="left")
-    counts = ["n_activities", *[f"n_{t}" for t in ACTIVITY_TYPES], "n_inbound", "n_activities_30d", "n_activities_90d"]
+    counts = [
+        "n_activities",
+        *[f"n_{t}" for t in ACTIVITY_TYPES],
+        "n_inbound",
+        "n_activities_30d",
+        "n_activities_90d",
+    ]
     return out.with_columns([pl.col(c).fill_null(0).cast(pl.Int64) for c in counts])
 
 
@@ -308,7 +316,9 @@ def _lead_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataF
         ((pl.col("cutoff") - pl.coalesce("lead_at", "created_at")).dt.total_microseconds() / DAY_US)
         .clip(lower_bound=0)
         .alias("lead_age_days"),
-        (pl.col("qualified_at").is_not_null() & (pl.col("qualified_at") < pl.col("cutoff"))).alias("was_qualified"),
+        (pl.col("qualified_at").is_not_null() & (pl.col("qualified_at") < pl.col("cutoff"))).alias(
+            "was_qualified"
+        ),
     )
     joined = points.select("_row", "contact_id", "cutoff").join(
         t["activities"].select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"
@@ -344,7 +354,9 @@ def _deal_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataF
     contacts = t["contacts"]
     contact_custom = [c for c in contacts.columns if c.startswith(CUSTOM_PREFIX)]
     base = base.join(
-        contacts.select("contact_id", pl.col("seniority"), *[pl.col(c).alias(f"contact_{c}") for c in contact_custom]),
+        contacts.select(
+            "contact_id", pl.col("seniority"), *[pl.col(c).alias(f"contact_{c}") for c in contact_custom]
+        ),
         on="contact_id",
         how="left",
     ).with_columns(_days_between("cutoff", "_deal_created_at").clip(lower_bound=0).alias("deal_age_days"))
@@ -358,7 +370,9 @@ def _deal_features(points: pl.DataFrame, t: dict[str, pl.DataFrame]) -> pl.DataF
     linked = pl.concat(
         [
             deal_points.join(on_deal.select("deal_id", *ACTIVITY_COLUMNS), on="deal_id", how="inner"),
-            deal_points.filter(~has_linked).join(loose.select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"),
+            deal_points.filter(~has_linked).join(
+                loose.select("contact_id", *ACTIVITY_COLUMNS), on="contact_id", how="inner"
+            ),
         ]
     )
     activity = _activity_features(deal_points, linked)
@@ -429,7 +443,9 @@ def _life_start(entity: str, t: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """When each record's open life began: a lead when it came in, a deal when it was created."""
     if entity == "contact":
         c = t["contacts"]
-        return c.select(pl.col("contact_id").alias("entity_id"), pl.coalesce("lead_at", "created_at").alias("_start"))
+        return c.select(
+            pl.col("contact_id").alias("entity_id"), pl.coalesce("lead_at", "created_at").alias("_start")
+        )
     return t["deals"].select(pl.col("deal_id").alias("entity_id"), pl.col("created_at").alias("_start"))
 
 
@@ -451,15 +467,21 @@ def prediction_points(
     """
     step_us = int(every_days * DAY_US)
     joined = outcomes.join(starts.unique("entity_id", keep="first"), on="entity_id", how="left")
-    along_life = pl.col("outcome_dated") & pl.col("_start").is_not_null() & (pl.col("_start") < pl.col("outcome_at"))
+    along_life = (
+        pl.col("outcome_dated") & pl.col("_start").is_not_null() & (pl.col("_start") < pl.col("outcome_at"))
+    )
     start_us = pl.col("_start").dt.epoch("us")
     first_us = (start_us + step_us - 1) // step_us * step_us  # the first grid time at or after the start
     end_us = pl.col("outcome_at").dt.epoch("us")
     on_grid = pl.when(first_us < end_us).then((end_us - 1 - first_us) // step_us + 1).otherwise(0)
     n = pl.when(along_life).then(on_grid).otherwise(0)
-    joined = joined.with_columns(n.alias("_n"), first_us.alias("_first")).with_columns(
-        pl.int_ranges(0, pl.min_horizontal(pl.col("_n"), max_snapshots).clip(lower_bound=1)).alias("_i")
-    ).explode("_i")
+    joined = (
+        joined.with_columns(n.alias("_n"), first_us.alias("_first"))
+        .with_columns(
+            pl.int_ranges(0, pl.min_horizontal(pl.col("_n"), max_snapshots).clip(lower_bound=1)).alias("_i")
+        )
+        .explode("_i")
+    )
     spread = (pl.col("_i") * (pl.col("_n") - 1) / max(max_snapshots - 1, 1)).round().cast(pl.Int64)
     k = pl.when(pl.col("_n") > max_snapshots).then(spread).otherwise(pl.col("_i"))
     grid = pl.from_epoch(pl.col("_first") + k * step_us, time_unit="us").dt.replace_time_zone("UTC")
@@ -471,7 +493,9 @@ def prediction_points(
         ["entity_id", "snapshot_at"], maintain_order=True
     )
     to_outcome = (pl.col("outcome_at") - pl.col("snapshot_at")).dt.total_microseconds() / DAY_US
-    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop("_n", "_i", "_first")
+    return joined.with_columns((to_outcome <= horizon_days).alias("within_horizon")).drop(
+        "_n", "_i", "_first"
+    )
 
 
 def export_time(tables: dict[str, pl.DataFrame]) -> datetime:
@@ -494,20 +518,28 @@ def build_outcome_dataset(
     previous_scores = previous_scores or {}
     parts = []
     for entity, outcomes in (
-        ("contact", lead_outcomes(t["contacts"], export_at).with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("predicted_score"),
-            pl.lit(None, dtype=pl.String).alias("predicted_model_version"),
-        )),
+        (
+            "contact",
+            lead_outcomes(t["contacts"], export_at).with_columns(
+                pl.lit(None, dtype=pl.Float64).alias("predicted_score"),
+                pl.lit(None, dtype=pl.String).alias("predicted_model_version"),
+            ),
+        ),
         ("deal", deal_outcomes(t["deals"], field_outcomes, export_at)),
     ):
         outcomes = _predictions_at_the_time(outcomes, previous_scores.get(entity))
         if not len(outcomes):
             continue
         points = prediction_points(outcomes, _life_start(entity, t), every_days, max_snapshots)
-        features = build_features_for(entity, points["entity_id"], t, points["snapshot_at"], embedder=embedder)
+        features = build_features_for(
+            entity, points["entity_id"], t, points["snapshot_at"], embedder=embedder
+        )
         id_name = "contact_id" if entity == "contact" else "deal_id"
-        parts.append(pl.concat([points.select(*OUTCOME_COLUMNS, "_start"), features.drop(id_name, "as_of")],
-                               how="horizontal"))
+        parts.append(
+            pl.concat(
+                [points.select(*OUTCOME_COLUMNS, "_start"), features.drop(id_name, "as_of")], how="horizontal"
+            )
+        )
     if not parts:
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
     # Time order for the folds. Records decided at the same time (undated decisions) follow when they came
@@ -526,7 +558,9 @@ def undated_outcomes(dataset: pl.DataFrame, entity: str) -> int:
     return rows["entity_id"].n_unique()
 
 
-def open_ids(entity: str, tables: dict[str, pl.DataFrame], field_outcomes: pl.DataFrame | None = None) -> list[str]:
+def open_ids(
+    entity: str, tables: dict[str, pl.DataFrame], field_outcomes: pl.DataFrame | None = None
+) -> list[str]:
     """Leads not yet converted or disqualified; deals not yet won or lost (in the export or in the field)."""
     t = normalise_tables(tables)
     if entity == "contact":
@@ -554,8 +588,11 @@ def learning_signals(dataset: pl.DataFrame, entity: str | None = None) -> dict:
             continue
         y = rows["label"].cast(pl.Float64)
         records = rows.unique("entity_id", keep="first") if "entity_id" in rows.columns else rows
-        entry: dict = {"outcomes": records.height, "snapshots": len(rows),
-                       "success_rate": float(records["label"].cast(pl.Float64).mean())}
+        entry: dict = {
+            "outcomes": records.height,
+            "snapshots": len(rows),
+            "success_rate": float(records["label"].cast(pl.Float64).mean()),
+        }
         scored = rows.filter(pl.col("predicted_score").is_not_null())
         if len(scored):
             monthly = (

@@ -19,7 +19,9 @@ RECONCILIATION = pl.Schema(
 )
 
 
-def reconcile(raw: pl.DataFrame, staged: pl.DataFrame, quarantined: pl.DataFrame, id_column: str) -> pl.DataFrame:
+def reconcile(
+    raw: pl.DataFrame, staged: pl.DataFrame, quarantined: pl.DataFrame, id_column: str
+) -> pl.DataFrame:
     """One row per source file with the three counts and whether they balance.
 
     ``raw`` carries ``_source_file`` and ``_line``; ``quarantined`` follows ``schema.QUARANTINE``.
@@ -34,7 +36,9 @@ def reconcile(raw: pl.DataFrame, staged: pl.DataFrame, quarantined: pl.DataFrame
     )
     kept = raw.join(rejected_keys, on=["_source_file", "_line"], how="anti")
     if id_column in kept.columns and id_column in staged.columns:
-        origin = kept.select(pl.col(id_column).str.strip_chars(), "_source_file").unique(id_column, keep="first")
+        origin = kept.select(pl.col(id_column).str.strip_chars(), "_source_file").unique(
+            id_column, keep="first"
+        )
         traced = staged.select(id_column).join(origin, on=id_column, how="left")
         staged_counts = (
             traced.with_columns(pl.col("_source_file").fill_null("<unknown>"))
@@ -44,12 +48,12 @@ def reconcile(raw: pl.DataFrame, staged: pl.DataFrame, quarantined: pl.DataFrame
         )
     else:  # ids derived during staging: the counts must at least agree in total
         kept_counts = kept.group_by("_source_file").len("rows_staged").rename({"_source_file": "source_file"})
-        staged_counts = kept_counts if kept.height == staged.height else pl.DataFrame(
-            {"source_file": ["<unknown>"], "rows_staged": [staged.height]}
+        staged_counts = (
+            kept_counts
+            if kept.height == staged.height
+            else pl.DataFrame({"source_file": ["<unknown>"], "rows_staged": [staged.height]})
         )
-    q_counts = (
-        quarantined.filter(pl.col("line") > 0).group_by("source_file").len("rows_quarantined")
-    )
+    q_counts = quarantined.filter(pl.col("line") > 0).group_by("source_file").len("rows_quarantined")
     report = (
         read.join(staged_counts, on="source_file", how="full", coalesce=True)
         .join(q_counts, on="source_file", how="full", coalesce=True)

@@ -151,21 +151,39 @@ def promotion_decision(
         return x is None or (isinstance(x, float) and np.isnan(x))
 
     if bad(candidate_auc):
-        return PromotionDecision(False, CHALLENGER, "the recent slice has only one kind of outcome; "
-                                 "nothing to compare on", candidate_auc, heuristic_auc, champion_auc, champion_version)
+        return PromotionDecision(
+            False,
+            CHALLENGER,
+            "the recent slice has only one kind of outcome; nothing to compare on",
+            candidate_auc,
+            heuristic_auc,
+            champion_auc,
+            champion_version,
+        )
     if not bad(heuristic_auc) and candidate_auc <= heuristic_auc:
         reason = f"AUC {fmt(candidate_auc)} does not beat the weighted heuristic ({fmt(heuristic_auc)})"
-        return PromotionDecision(False, CHALLENGER, reason, candidate_auc, heuristic_auc, champion_auc, champion_version)
+        return PromotionDecision(
+            False, CHALLENGER, reason, candidate_auc, heuristic_auc, champion_auc, champion_version
+        )
     if not bad(champion_auc) and candidate_auc <= champion_auc:
         reason = f"AUC {fmt(candidate_auc)} does not beat champion v{champion_version} ({fmt(champion_auc)})"
-        return PromotionDecision(False, CHALLENGER, reason, candidate_auc, heuristic_auc, champion_auc, champion_version)
+        return PromotionDecision(
+            False, CHALLENGER, reason, candidate_auc, heuristic_auc, champion_auc, champion_version
+        )
     against = f"heuristic {fmt(heuristic_auc)}"
     if not bad(champion_auc):
         against += f", champion v{champion_version} {fmt(champion_auc)}"
     else:
         against += ", no champion yet"
-    return PromotionDecision(True, CHAMPION, f"AUC {fmt(candidate_auc)} beats {against}", candidate_auc,
-                             heuristic_auc, champion_auc, champion_version)
+    return PromotionDecision(
+        True,
+        CHAMPION,
+        f"AUC {fmt(candidate_auc)} beats {against}",
+        candidate_auc,
+        heuristic_auc,
+        champion_auc,
+        champion_version,
+    )
 
 
 # -- logging a training round -----------------------------------------------------------------------------
@@ -244,19 +262,25 @@ class GateVerdict:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
-def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: str | None = None) -> GateVerdict:
+def candidate_gate(
+    outcome, champion_metrics: dict | None = None, champion_ver: str | None = None
+) -> GateVerdict:
     """Every blocking check of a trained candidate on the newest fold (the comparison included)."""
     from holocrm_core.scoring.calibration import ece_noise_floor
 
     m, heur, plain = outcome.metrics, outcome.heuristic_metrics, outcome.logistic_metrics
-    scores = np.asarray(outcome.validation_scores if outcome.validation_scores is not None else [], dtype=float)
+    scores = np.asarray(
+        outcome.validation_scores if outcome.validation_scores is not None else [], dtype=float
+    )
     problems, checks = [], {}
     auc = m.get("auc", float("nan"))
     if _nan(auc):
         problems.append("the newest fold has only one kind of outcome; nothing to compare on")
     ece = m.get("ece", float("nan"))
     if outcome.selection is not None and outcome.strategy in outcome.selection.candidates:
-        served = outcome.selection.candidates[outcome.strategy].newest_ece  # the calibration the final model has
+        served = outcome.selection.candidates[
+            outcome.strategy
+        ].newest_ece  # the calibration the final model has
         ece = ece if _nan(served) else served
     allowed = max(MAX_GATE_ECE, ece_noise_floor(scores)) if len(scores) else MAX_GATE_ECE
     checks["calibrated"] = bool(ece <= allowed)
@@ -274,7 +298,9 @@ def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: 
     if not checks["beats_heuristic"]:
         problems.append(f"AUC {auc:.3f} does not beat the weighted heuristic ({h_auc:.3f})")
     l_auc = plain.get("auc", float("nan"))
-    checks["beats_logistic"] = bool(outcome.strategy == "logistic" or _nan(l_auc) or auc >= l_auc - LOGISTIC_TOLERANCE)
+    checks["beats_logistic"] = bool(
+        outcome.strategy == "logistic" or _nan(l_auc) or auc >= l_auc - LOGISTIC_TOLERANCE
+    )
     if not checks["beats_logistic"]:
         problems.append(f"AUC {auc:.3f} trails the plain logistic regression ({l_auc:.3f})")
     c_auc = (champion_metrics or {}).get("auc")
@@ -285,7 +311,9 @@ def candidate_gate(outcome, champion_metrics: dict | None = None, champion_ver: 
         return GateVerdict(False, "; ".join(problems).replace("\n", " "), checks)
     against = f"heuristic {h_auc:.3f}, logistic regression {l_auc:.3f}"
     against += f", champion v{champion_ver} {c_auc:.3f}" if c_auc is not None else ", no champion yet"
-    return GateVerdict(True, f"{outcome.strategy}: AUC {auc:.3f}, ECE {ece:.3f} on the newest fold beats {against}", checks)
+    return GateVerdict(
+        True, f"{outcome.strategy}: AUC {auc:.3f}, ECE {ece:.3f} on the newest fold beats {against}", checks
+    )
 
 
 def log_training(outcome, model_name: str | None = None, register: bool = True) -> RegistrationResult:
@@ -324,9 +352,15 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
         mlflow.set_tag("minimum_data", outcome.enough_data.message)
         if outcome.guard is not None:
             mlflow.set_tag("guards", outcome.guard.summary()[:5000])
-            mlflow.log_dict({"excluded": [asdict(e) for e in outcome.guard.excluded],
-                             "adversarial_auc": outcome.guard.adversarial_auc, "level": outcome.guard.level,
-                             "separating": outcome.guard.separating}, "guards.json")
+            mlflow.log_dict(
+                {
+                    "excluded": [asdict(e) for e in outcome.guard.excluded],
+                    "adversarial_auc": outcome.guard.adversarial_auc,
+                    "level": outcome.guard.level,
+                    "separating": outcome.guard.separating,
+                },
+                "guards.json",
+            )
         if outcome.selection is not None:
             mlflow.log_dict(outcome.selection.summary(), "selection.json")
         metrics = {f"heuristic_{k}": v for k, v in outcome.heuristic_metrics.items()}
@@ -336,19 +370,37 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
         if not outcome.learned:
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
             mlflow.set_tag("fallback", "heuristic")
-            return RegistrationResult(model_name, run.info.run_id, url, experiment_id, None, None, False, None,
-                                      outcome.enough_data.message, metrics)
+            return RegistrationResult(
+                model_name,
+                run.info.run_id,
+                url,
+                experiment_id,
+                None,
+                None,
+                False,
+                None,
+                outcome.enough_data.message,
+                metrics,
+            )
         metrics.update(outcome.metrics)
         heuristic_lift = outcome.heuristic_metrics.get("top_decile_lift", float("nan"))
-        metrics["lift_vs_heuristic"] = outcome.metrics["top_decile_lift"] / heuristic_lift if heuristic_lift else float("nan")
-        metrics["auc_gain_vs_heuristic"] = outcome.metrics["auc"] - outcome.heuristic_metrics.get("auc", float("nan"))
+        metrics["lift_vs_heuristic"] = (
+            outcome.metrics["top_decile_lift"] / heuristic_lift if heuristic_lift else float("nan")
+        )
+        metrics["auc_gain_vs_heuristic"] = outcome.metrics["auc"] - outcome.heuristic_metrics.get(
+            "auc", float("nan")
+        )
 
         # The current champion, judged on the same newest fold (it may have drifted since it was promoted).
         champion = load_champion(model_name)
-        champion_metrics, champion_ver, curves = None, None, {
-            outcome.strategy: outcome.validation_scores,
-            "heuristic": outcome.heuristic_validation_scores,
-        }
+        champion_metrics, champion_ver, curves = (
+            None,
+            None,
+            {
+                outcome.strategy: outcome.validation_scores,
+                "heuristic": outcome.heuristic_validation_scores,
+            },
+        )
         if champion is not None:
             champion_ver = str(champion[1].version)
             try:
@@ -361,17 +413,30 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
                 champion_metrics = {"auc": float("-inf")}
         verdict = candidate_gate(outcome, champion_metrics, champion_ver)
         champion_auc = None if champion_metrics is None else champion_metrics.get("auc")
-        decision = PromotionDecision(verdict.passed, CHAMPION if verdict.passed else CHALLENGER, verdict.reason,
-                                     outcome.metrics["auc"], outcome.heuristic_metrics.get("auc", float("nan")),
-                                     champion_auc, champion_ver)
+        decision = PromotionDecision(
+            verdict.passed,
+            CHAMPION if verdict.passed else CHALLENGER,
+            verdict.reason,
+            outcome.metrics["auc"],
+            outcome.heuristic_metrics.get("auc", float("nan")),
+            champion_auc,
+            champion_ver,
+        )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
         if len(np.unique(y)) == 2:
             for name, figure in _plots(y, {k: v for k, v in curves.items() if v is not None}).items():
                 mlflow.log_figure(figure, name)
                 plt.close(figure)
-        mlflow.log_dict({"decision": asdict(decision), "checks": verdict.checks, "metrics": metrics}, "comparison.json")
-        mlflow.set_tags({"promotion": decision.alias, "promotion_reason": decision.reason,
-                         GATE_TAG: PASSED if verdict.passed else FAILED})
+        mlflow.log_dict(
+            {"decision": asdict(decision), "checks": verdict.checks, "metrics": metrics}, "comparison.json"
+        )
+        mlflow.set_tags(
+            {
+                "promotion": decision.alias,
+                "promotion_reason": decision.reason,
+                GATE_TAG: PASSED if verdict.passed else FAILED,
+            }
+        )
 
         version = None
         if register:
@@ -395,8 +460,18 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
             version = str(registered.version)
             mlflow.MlflowClient().set_registered_model_alias(model_name, decision.alias, version)
             mlflow.set_tag("registered_version", version)
-        return RegistrationResult(model_name, run.info.run_id, url, experiment_id, version, decision.alias,
-                                  decision.promote, decision, decision.reason, metrics)
+        return RegistrationResult(
+            model_name,
+            run.info.run_id,
+            url,
+            experiment_id,
+            version,
+            decision.alias,
+            decision.promote,
+            decision,
+            decision.reason,
+            metrics,
+        )
 
 
 def comparison_json(result: RegistrationResult) -> str:
@@ -434,7 +509,11 @@ def champion_gate(outcome, model_name: str | None = None) -> GateResult:
     model_name = model_name or MODEL_NAMES[outcome.entity]
     champion = load_champion(model_name)
     if champion is None:
-        return GateResult(True, "heuristic", f"No champion yet: the weighted heuristic scores. {outcome.enough_data.message}")
+        return GateResult(
+            True,
+            "heuristic",
+            f"No champion yet: the weighted heuristic scores. {outcome.enough_data.message}",
+        )
     used = f"{model_name} v{champion[1].version}"
     if not len(outcome.validation) or len(np.unique(outcome.y_validation)) < 2:
         return GateResult(True, used, "The newest fold has only one kind of outcome; the champion stays.")
@@ -450,21 +529,35 @@ def champion_gate(outcome, model_name: str | None = None) -> GateResult:
         if not champ["auc"] > heur["auc"]:
             problems.append(f"AUC {champ['auc']:.3f} no longer beats the heuristic ({heur['auc']:.3f})")
         if not champ["ece"] <= allowed:
-            problems.append(f"calibration error {champ['ece']:.3f} above {allowed:.3f} (the larger of "
-                            f"{MAX_GATE_ECE} and what chance gives on {len(scores)} outcomes)")
+            problems.append(
+                f"calibration error {champ['ece']:.3f} above {allowed:.3f} (the larger of "
+                f"{MAX_GATE_ECE} and what chance gives on {len(scores)} outcomes)"
+            )
         if not ((scores > 0) & (scores < 1)).all():
             problems.append("some probabilities are exactly 0 or 1")
         if not problems:
-            return GateResult(True, used, f"{used}: AUC {champ['auc']:.3f} vs heuristic {heur['auc']:.3f}, "
-                              f"ECE {champ['ece']:.3f}", champ["auc"], heur["auc"], champ["ece"])
+            return GateResult(
+                True,
+                used,
+                f"{used}: AUC {champ['auc']:.3f} vs heuristic {heur['auc']:.3f}, ECE {champ['ece']:.3f}",
+                champ["auc"],
+                heur["auc"],
+                champ["ece"],
+            )
     reason = f"{used} failed its gate on the newest fold: " + "; ".join(problems)
     client = mlflow.MlflowClient()
     version = str(champion[1].version)
     client.set_model_version_tag(model_name, version, GATE_TAG, FAILED)
     client.set_model_version_tag(model_name, version, GATE_REASON_TAG, reason[:5000])
     client.delete_registered_model_alias(model_name, CHAMPION)
-    return GateResult(True, "heuristic", reason + "; demoted, the weighted heuristic scores",
-                      champ.get("auc"), None, champ.get("ece"))
+    return GateResult(
+        True,
+        "heuristic",
+        reason + "; demoted, the weighted heuristic scores",
+        champ.get("auc"),
+        None,
+        champ.get("ece"),
+    )
 
 
 def scorer_in_use(entity: str, warehouse=None, model_name: str | None = None):

@@ -213,6 +213,7 @@ ACTION_LOG = pl.Schema(
     }
 )
 
+
 @dataclass(frozen=True)
 class Entity:
     """One kind of CRM record and every name it goes by: the one place these facts are written.

@@ -48,7 +48,7 @@ class HoloPaths:
     home: Path
 
     @classmethod
-    def default(cls) -> "HoloPaths":
+    def default(cls) -> HoloPaths:
         return cls(_home_default())
 
     @property
@@ -89,7 +89,7 @@ class HoloPaths:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
-    def ensure(self) -> "HoloPaths":
+    def ensure(self) -> HoloPaths:
         for p in (self.landing, self.warehouse, self.lancedb, self.logs, self.dagster_home):
             p.mkdir(parents=True, exist_ok=True)
         return self

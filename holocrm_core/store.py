@@ -111,11 +111,18 @@ def _row_hash(frame: pl.DataFrame) -> pl.Series:
     return pl.Series("row_hash", [hashlib.sha1(s.encode()).hexdigest() for s in joined.to_list()])
 
 
-def _arrow_table(rows: pl.DataFrame, vectors: np.ndarray, coarse: np.ndarray, rotation_version: str) -> pa.Table:
-    columns = {c: rows.get_column(c).to_arrow() for c in ["entity_id", "content_hash", "row_hash", "text", *FILTER_COLUMNS]}
+def _arrow_table(
+    rows: pl.DataFrame, vectors: np.ndarray, coarse: np.ndarray, rotation_version: str
+) -> pa.Table:
+    columns = {
+        c: rows.get_column(c).to_arrow()
+        for c in ["entity_id", "content_hash", "row_hash", "text", *FILTER_COLUMNS]
+    }
     columns = {k: v.cast(pa.string()) for k, v in columns.items()}
     columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), DIM)
-    columns["vector_96"] = pa.FixedSizeListArray.from_arrays(pa.array(coarse.reshape(-1), pa.float32()), COARSE_SCALE)
+    columns["vector_96"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(coarse.reshape(-1), pa.float32()), COARSE_SCALE
+    )
     columns["rotation_version"] = pa.array([rotation_version] * len(rows), pa.string())
     chunk_type = pa.list_(pa.list_(pa.float32(), DIM))
     # not named "*vector*": LanceDB would take a list column so named for a fixed-size vector column
@@ -144,9 +151,17 @@ class EntityVectors:
     entity's position, ``chunk_spans`` to the characters of its text), searched by free-text queries only.
     """
 
-    def __init__(self, ids: list[str], vectors: np.ndarray, coarse: np.ndarray, codes: dict[str, np.ndarray],
-                 categories: dict[str, list], chunk_vectors: np.ndarray | None = None,
-                 chunk_owner: np.ndarray | None = None, chunk_spans: np.ndarray | None = None):
+    def __init__(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        coarse: np.ndarray,
+        codes: dict[str, np.ndarray],
+        categories: dict[str, list],
+        chunk_vectors: np.ndarray | None = None,
+        chunk_owner: np.ndarray | None = None,
+        chunk_spans: np.ndarray | None = None,
+    ):
         self.ids = ids
         self.positions = {entity_id: i for i, entity_id in enumerate(ids)}
         self.vectors = vectors
@@ -157,10 +172,12 @@ class EntityVectors:
         self.lookup = {c: {v: i for i, v in enumerate(values)} for c, values in categories.items()}
         self.chunk_owner = np.zeros(0, dtype=np.int64) if chunk_owner is None else chunk_owner
         self.chunk_spans = np.zeros((0, 2), dtype=np.int64) if chunk_spans is None else chunk_spans
-        self.chunk_index = VectorIndex(chunk_vectors) if chunk_vectors is not None and len(chunk_vectors) else None
+        self.chunk_index = (
+            VectorIndex(chunk_vectors) if chunk_vectors is not None and len(chunk_vectors) else None
+        )
 
     @classmethod
-    def load(cls, table, rows: int) -> "EntityVectors":
+    def load(cls, table, rows: int) -> EntityVectors:
         import pyarrow.compute as pc
 
         columns = ["entity_id", "vector", "vector_96", *FILTER_COLUMNS]
@@ -176,7 +193,7 @@ class EntityVectors:
             start = 0
             for chunk in data.column(column).chunks:  # chunk by chunk: no second full-size float32 copy
                 block = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-                out[start:start + len(block)] = block
+                out[start : start + len(block)] = block
                 start += len(block)
         codes, categories = {}, {}
         for column in FILTER_COLUMNS:
@@ -232,13 +249,20 @@ class EntityVectors:
             mask &= keep
         return mask
 
-    def nearest(self, vector: np.ndarray, coarse_query: np.ndarray, limit: int, mask: np.ndarray | None = None,
-                exclude: list[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self,
+        vector: np.ndarray,
+        coarse_query: np.ndarray,
+        limit: int,
+        mask: np.ndarray | None = None,
+        exclude: list[int] = (),
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(positions, cosine similarities) of the ``limit`` rows nearest to ``vector``, best first."""
         return self.index.search(vector, limit, coarse_query, mask, exclude)
 
-    def nearest_passages(self, vector: np.ndarray, coarse_query: np.ndarray, limit: int,
-                         mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+    def nearest_passages(
+        self, vector: np.ndarray, coarse_query: np.ndarray, limit: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list]:
         """Like ``nearest`` over whole entities and the chunks of long texts: each entity counts once, with
         its best-matching part; the third list holds that chunk's (start, end) in the text, or None."""
         found, similarity = self.nearest(vector, coarse_query, limit, mask)
@@ -346,7 +370,9 @@ class SimilarityStore:
                 rotation = np.stack(data.column("axis").to_numpy(zero_copy_only=False))[order].T
                 eigenvalues = data.column("eigenvalue").to_numpy()[order]
                 mean = np.stack(data.column("mean").to_numpy(zero_copy_only=False))[0]
-                self._rotation = SpectralRotation(rotation, eigenvalues, mean, int(data.column("n_fitted")[0].as_py()))
+                self._rotation = SpectralRotation(
+                    rotation, eigenvalues, mean, int(data.column("n_fitted")[0].as_py())
+                )
         return self._rotation
 
     def _save_rotation(self, rotation: SpectralRotation) -> None:
@@ -354,9 +380,13 @@ class SimilarityStore:
         data = pa.table(
             {
                 "component": pa.array(np.arange(dim), pa.int32()),
-                "axis": pa.FixedSizeListArray.from_arrays(pa.array(rotation.rotation.T.reshape(-1), pa.float32()), dim),
+                "axis": pa.FixedSizeListArray.from_arrays(
+                    pa.array(rotation.rotation.T.reshape(-1), pa.float32()), dim
+                ),
                 "eigenvalue": pa.array(rotation.eigenvalues, pa.float64()),
-                "mean": pa.FixedSizeListArray.from_arrays(pa.array(np.tile(rotation.mean, dim), pa.float32()), dim),
+                "mean": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.tile(rotation.mean, dim), pa.float32()), dim
+                ),
                 "n_fitted": pa.array([rotation.n_fitted] * dim, pa.int64()),
                 "version": pa.array([rotation.version] * dim, pa.string()),
             }
@@ -384,11 +414,14 @@ class SimilarityStore:
         if isinstance(vectors, pl.DataFrame):
             extra = [c for c in chunk_columns if c in vectors.columns]
             aligned = documents.select("entity_type", "entity_id").join(
-                vectors.select("entity_type", "entity_id", "vector", *extra), on=["entity_type", "entity_id"],
+                vectors.select("entity_type", "entity_id", "vector", *extra),
+                on=["entity_type", "entity_id"],
                 how="left",
             )
             if aligned.get_column("vector").null_count():
-                raise ValueError("every document needs a vector: embed the documents before syncing the index")
+                raise ValueError(
+                    "every document needs a vector: embed the documents before syncing the index"
+                )
             matrix = vectors_matrix(aligned)
             if len(extra) == 2:
                 documents = documents.with_columns(aligned.select(chunk_columns))
@@ -398,7 +431,8 @@ class SimilarityStore:
             raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
         if "chunk_vectors" not in documents.columns:
             documents = documents.with_columns(
-                pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"), pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans")
+                pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"),
+                pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
             )
 
         current = self.rotation()
@@ -410,7 +444,9 @@ class SimilarityStore:
         if rotation is not None and (current is None or rotation.version != current.version):
             self._save_rotation(rotation)
         rotation_version = rotation.version if rotation is not None else "identity"
-        coarse = rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
+        coarse = (
+            rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
+        )
 
         documents = documents.with_columns(_row_hash(documents))
         reports = {}
@@ -433,18 +469,29 @@ class SimilarityStore:
         if entity_type in self._table_names():
             table = self.db.open_table(entity_type)
             if "passages" in table.schema.names:  # an index written before chunks existed is rewritten
-                existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash", "rotation_version"]))
+                existing = pl.from_arrow(
+                    table.to_arrow().select(["entity_id", "row_hash", "rotation_version"])
+                )
             else:
                 existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"])).with_columns(
-                    pl.lit("before chunks").alias("rotation_version"))
-        if existing is None or len(existing) == 0 or len(rows) == 0 or (
-            existing.get_column("rotation_version").unique().to_list() != [rotation_version]
+                    pl.lit("before chunks").alias("rotation_version")
+                )
+        if (
+            existing is None
+            or len(existing) == 0
+            or len(rows) == 0
+            or (existing.get_column("rotation_version").unique().to_list() != [rotation_version])
         ):
             # first build, emptied type, or a new rotation: write the whole table
             old_ids = set(existing.get_column("entity_id").to_list()) if existing is not None else set()
             new_ids = set(rows.get_column("entity_id").to_list())
             table = self.db.create_table(entity_type, data, mode="overwrite")
-            new, updated, reused, deleted = len(new_ids - old_ids), len(new_ids & old_ids), 0, len(old_ids - new_ids)
+            new, updated, reused, deleted = (
+                len(new_ids - old_ids),
+                len(new_ids & old_ids),
+                0,
+                len(old_ids - new_ids),
+            )
             if existing is not None and len(existing) and len(rows):
                 unchanged = rows.join(existing, on=["entity_id", "row_hash"], how="semi")
                 reused, updated = len(unchanged), updated - len(unchanged)
@@ -453,22 +500,41 @@ class SimilarityStore:
                 existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
             )
             new = int(joined.get_column("old").is_null().sum())
-            updated = int(((joined.get_column("old") != joined.get_column("row_hash"))
-                           & joined.get_column("old").is_not_null()).sum())
+            updated = int(
+                (
+                    (joined.get_column("old") != joined.get_column("row_hash"))
+                    & joined.get_column("old").is_not_null()
+                ).sum()
+            )
             reused = len(rows) - new - updated
-            gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id").to_list()
+            gone = (
+                existing.join(rows.select("entity_id"), on="entity_id", how="anti")
+                .get_column("entity_id")
+                .to_list()
+            )
             deleted = len(gone)
             for start in range(0, len(gone), 1000):
-                table.delete(f"entity_id IN ({', '.join(_quote(i) for i in gone[start:start + 1000])})")
+                table.delete(f"entity_id IN ({', '.join(_quote(i) for i in gone[start : start + 1000])})")
             if new or updated:
                 changed_ids = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
-                keep = np.isin(rows.get_column("entity_id").to_numpy(), changed_ids.get_column("entity_id").to_numpy())
-                table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
-                    data.filter(pa.array(keep))
+                keep = np.isin(
+                    rows.get_column("entity_id").to_numpy(), changed_ids.get_column("entity_id").to_numpy()
                 )
+                table.merge_insert(
+                    "entity_id"
+                ).when_matched_update_all().when_not_matched_insert_all().execute(data.filter(pa.array(keep)))
         self._ensure_indexes(table, len(rows), rebuilt=existing is None or new + updated + deleted > 0)
-        return SyncReport(entity_type, len(rows), new, updated, reused, deleted, int(table.version), None,
-                          time.perf_counter() - started)
+        return SyncReport(
+            entity_type,
+            len(rows),
+            new,
+            updated,
+            reused,
+            deleted,
+            int(table.version),
+            None,
+            time.perf_counter() - started,
+        )
 
     def _ensure_indexes(self, table, rows: int, rebuilt: bool) -> None:
         """Full-text index over the whole text and a scalar index on the id. No ANN index: vectors are
@@ -487,7 +553,7 @@ class SimilarityStore:
             table.optimize(cleanup_older_than=timedelta(days=7))
 
     # ---------------------------------------------------------------------------------------- reads
-    def entity_vectors(self, entity_type: str) -> "EntityVectors":
+    def entity_vectors(self, entity_type: str) -> EntityVectors:
         """The in-memory view of one table at the version this store reads (loaded once per handle)."""
         if entity_type in self._memory:
             return self._memory[entity_type]
@@ -511,7 +577,9 @@ class SimilarityStore:
 
     def _coarse_query(self, vector: np.ndarray) -> np.ndarray:
         rotation = self.rotation()
-        return rotation.transform(vector[None, :], COARSE_SCALE)[0] if rotation else _unit(vector[:COARSE_SCALE])
+        return (
+            rotation.transform(vector[None, :], COARSE_SCALE)[0] if rotation else _unit(vector[:COARSE_SCALE])
+        )
 
     def search_vector(
         self,
@@ -533,7 +601,9 @@ class SimilarityStore:
         mask = loaded.mask(filters)
         exclude = [p for p in (loaded.positions.get(i) for i in exclude_ids) if p is not None]
         if passages and not exclude:
-            found, similarity, spans = loaded.nearest_passages(vector, self._coarse_query(vector), limit, mask)
+            found, similarity, spans = loaded.nearest_passages(
+                vector, self._coarse_query(vector), limit, mask
+            )
             rows = loaded.rows(entity_type, found, similarity)
             for row, span in zip(rows, spans):
                 row["span"] = span
@@ -586,8 +656,12 @@ class SimilarityStore:
         if not entity_ids:
             return {}
         found = (
-            self.table(entity_type).search().where(f"entity_id IN ({', '.join(_quote(i) for i in entity_ids)})")
-            .select(["entity_id", "text"]).limit(len(entity_ids)).to_arrow()
+            self.table(entity_type)
+            .search()
+            .where(f"entity_id IN ({', '.join(_quote(i) for i in entity_ids)})")
+            .select(["entity_id", "text"])
+            .limit(len(entity_ids))
+            .to_arrow()
         )
         return dict(zip(found.column("entity_id").to_pylist(), found.column("text").to_pylist()))
 
@@ -639,7 +713,9 @@ class SimilarityStore:
         vector_lists, text_lists = [], []
         if mode in ("hybrid", "vector"):
             query = self._embed_query(text)
-            vector_lists = [self.search_vector(t, query, limit=depth, filters=filters, passages=True) for t in types]
+            vector_lists = [
+                self.search_vector(t, query, limit=depth, filters=filters, passages=True) for t in types
+            ]
         if mode in ("hybrid", "fulltext"):
             text_lists = [self._fulltext(t, text, depth, filters) for t in types]
 

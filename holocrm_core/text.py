@@ -75,7 +75,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def chunk_spans(text: str, size: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP_CHARS) -> list[tuple[int, int]]:
+def chunk_spans(
+    text: str, size: int = CHUNK_CHARS, overlap: int = CHUNK_OVERLAP_CHARS
+) -> list[tuple[int, int]]:
     """(start, end) character spans covering ``text`` in chunks of about ``size`` with ``overlap``, cut at
     spaces; one span for a text that fits. Never cuts a word unless a single word is longer than ``size``."""
     n = len(text)
@@ -101,7 +103,9 @@ def snippet_of_span(text: str, span, limit: int = SNIPPET_CHARS) -> str:
     start, end = int(span[0]), int(span[1])
     part = text[start:end].strip()
     clipped = _clip(part, limit) if len(part) > limit else part
-    return ("…" if start > 0 else "") + clipped + ("…" if end < len(text) and not clipped.endswith("…") else "")
+    return (
+        ("…" if start > 0 else "") + clipped + ("…" if end < len(text) and not clipped.endswith("…") else "")
+    )
 
 
 def snippet_in_span(text: str, span, query: str, limit: int = SNIPPET_CHARS) -> str:
@@ -146,7 +150,7 @@ def _custom_label(column: str) -> str:
 
 
 def _lines(pairs: list[tuple[str, object]]) -> str:
-    """"Label: value" sentences, skipping empty values, so a missing field adds no noise."""
+    """ "Label: value" sentences, skipping empty values, so a missing field adds no noise."""
     parts = []
     for label, value in pairs:
         text = _clean(value)
@@ -157,8 +161,11 @@ def _lines(pairs: list[tuple[str, object]]) -> str:
 
 
 def _custom_pairs(row: dict) -> list[tuple[str, object]]:
-    return [(_custom_label(k), v) for k, v in row.items()
-            if k.startswith(CUSTOM_PREFIX) and not k.startswith(METADATA_ONLY_PREFIX)]
+    return [
+        (_custom_label(k), v)
+        for k, v in row.items()
+        if k.startswith(CUSTOM_PREFIX) and not k.startswith(METADATA_ONLY_PREFIX)
+    ]
 
 
 def _recent_activity_text(activities: pl.DataFrame | None, key: str) -> dict[str, str]:
@@ -200,9 +207,7 @@ def _contact_documents(contacts, companies_by_id, recent) -> list[dict]:
     docs = []
     for row in contacts.iter_rows(named=True):
         company = companies_by_id.get(row.get("company_id")) or {}
-        name = row.get("full_name") or " ".join(
-            p for p in (row.get("first_name"), row.get("last_name")) if p
-        )
+        name = row.get("full_name") or " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
         text = _lines(
             [
                 ("Contact", name),
@@ -362,7 +367,9 @@ def entity_documents(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         docs += _company_documents(companies, _recent_activity_text(activities, "company_id"))
     if deals is not None:
         contact_names = {k: v["name"] for k, v in contact_rows.items()}
-        docs += _deal_documents(deals, companies_by_id, contact_names, _recent_activity_text(activities, "deal_id"))
+        docs += _deal_documents(
+            deals, companies_by_id, contact_names, _recent_activity_text(activities, "deal_id")
+        )
     if activities is not None:
         docs += _activity_documents(activities, companies_by_id, contact_rows)
 
@@ -370,7 +377,9 @@ def entity_documents(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         return pl.DataFrame(schema=DOCUMENT_SCHEMA)
     for d in docs:
         d["content_hash"] = content_hash(d["text"])
-    frame = pl.DataFrame(docs, schema_overrides={c: pl.String for c in FILTER_COLUMNS}, infer_schema_length=None)
+    frame = pl.DataFrame(
+        docs, schema_overrides={c: pl.String for c in FILTER_COLUMNS}, infer_schema_length=None
+    )
     for column in DOCUMENT_SCHEMA:
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))

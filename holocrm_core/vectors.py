@@ -79,7 +79,7 @@ def _dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
         return (matrix @ vector).astype(np.float32, copy=False)
     out = np.empty(len(matrix), dtype=np.float32)
     for start in range(0, len(matrix), rows):
-        out[start:start + rows] = matrix[start:start + rows] @ vector
+        out[start : start + rows] = matrix[start : start + rows] @ vector
     return out
 
 
@@ -123,8 +123,14 @@ class VectorIndex:
     def _full(self, positions: np.ndarray) -> np.ndarray:
         return self.vectors[positions].astype(np.float32, copy=False)
 
-    def search(self, query: np.ndarray, k: int, coarse_query: np.ndarray | None = None,
-               mask: np.ndarray | None = None, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        coarse_query: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        exclude=(),
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(positions, cosine similarities) of the ``k`` rows nearest to ``query``, best first.
 
         ``mask``: rows allowed (None: all); ``exclude``: positions never returned (the query record itself).
@@ -142,7 +148,9 @@ class VectorIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self.coarse_index is None or allowed <= SELECTIVE_FILTER_SHARE * len(self):
             positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
-            scores = _dot(self.vectors if mask is None else self.vectors[positions], query.astype(self.vectors.dtype))
+            scores = _dot(
+                self.vectors if mask is None else self.vectors[positions], query.astype(self.vectors.dtype)
+            )
             best = _top(scores.astype(np.float32, copy=False), k)
             return positions[best], scores[best].astype(np.float32)
         if coarse_query is None:
@@ -155,7 +163,9 @@ class VectorIndex:
         best = _top(scores, k)
         return candidates[best], scores[best]
 
-    def _coarse_candidates(self, query: np.ndarray, want: int, mask: np.ndarray | None, allowed: int) -> np.ndarray:
+    def _coarse_candidates(
+        self, query: np.ndarray, want: int, mask: np.ndarray | None, allowed: int
+    ) -> np.ndarray:
         faiss = _faiss()
         params = None
         bitmap = None
@@ -169,8 +179,11 @@ class VectorIndex:
             nprobe = min(self.coarse_index.nlist, nprobe * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
         while True:
             if self.nprobe:
-                params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector) if mask is not None else \
-                    faiss.SearchParametersIVF(nprobe=nprobe)
+                params = (
+                    faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+                    if mask is not None
+                    else faiss.SearchParametersIVF(nprobe=nprobe)
+                )
             elif mask is not None:
                 params = faiss.SearchParameters(sel=selector)
             with _FAISS_LOCK:  # one thread per query: on shared cores a thread pool per query only contends
@@ -196,12 +209,16 @@ class VectorIndex:
         if self.coarse_index is None:
             full = self._full(np.arange(n))
             for start in range(0, n, 2048):
-                sims = full[start:start + 2048] @ full.T
+                sims = full[start : start + 2048] @ full.T
                 rows = np.arange(start, min(start + 2048, n))
                 sims[np.arange(len(rows)), rows] = -np.inf
                 top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
                 keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
-                out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]], axis=1))
+                out.append(
+                    np.stack(
+                        [np.repeat(rows, k)[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]], axis=1
+                    )
+                )
             return np.concatenate(out)
         faiss = _faiss()
         want = min(n, max(2 * (k + 1), 32))
@@ -212,12 +229,17 @@ class VectorIndex:
                 rows = np.arange(start, min(start + 8192, n))
                 _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
                 found = np.where(found < 0, rows[:, None], found)
-                sims = np.einsum("ij,ikj->ik", self._full(rows), self._full(found.reshape(-1)).reshape(
-                    len(rows), want, -1))
+                sims = np.einsum(
+                    "ij,ikj->ik", self._full(rows), self._full(found.reshape(-1)).reshape(len(rows), want, -1)
+                )
                 sims[found == rows[:, None]] = -np.inf
                 top = np.argsort(-sims, axis=1)[:, :k]
                 best = np.take_along_axis(found, top, axis=1)
                 keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
-                out.append(np.stack([np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1))
+                out.append(
+                    np.stack(
+                        [np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1
+                    )
+                )
             faiss.omp_set_num_threads(1)
         return np.concatenate(out)

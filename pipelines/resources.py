@@ -63,4 +63,6 @@ class EmbedderResource(dg.ConfigurableResource):
     def load(self):
         from holocrm_core.embedding import load_embedder
 
-        return load_embedder(model_path=self.model_path or None, backend=self.backend, batch_size=self.batch_size)
+        return load_embedder(
+            model_path=self.model_path or None, backend=self.backend, batch_size=self.batch_size
+        )

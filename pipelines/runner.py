@@ -192,10 +192,15 @@ def run_all(
     try:
         result = job.execute_in_process(
             run_config={
-                "ops": {**({"raw_export": {"config": config}} if _reads_export(selection) else {}),
-                        # the attachment files are read from the same export folder (issue 16)
-                        **({"attachment_texts": {"config": {"export_dir": config["export_dir"]}}}
-                           if selection is None or "attachment_texts" in selection else {})},
+                "ops": {
+                    **({"raw_export": {"config": config}} if _reads_export(selection) else {}),
+                    # the attachment files are read from the same export folder (issue 16)
+                    **(
+                        {"attachment_texts": {"config": {"export_dir": config["export_dir"]}}}
+                        if selection is None or "attachment_texts" in selection
+                        else {}
+                    ),
+                },
                 "loggers": {"progress": {}},
                 # defs' storage resource, pointed at this run's HOLOCRM_HOME by run config (no second defs)
                 "resources": {"storage": {"config": {"home": str(paths.home)}}},

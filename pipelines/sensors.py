@@ -1,6 +1,5 @@
 """Start the whole graph when a new export batch lands in HOLOCRM_HOME/landing."""
 
-
 import dagster as dg
 from dagster import SensorEvaluationContext
 
@@ -9,8 +8,12 @@ from pipelines.jobs import holocrm_all_job
 from pipelines.resources import StorageResource
 
 
-@dg.sensor(job=holocrm_all_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="A new folder of export files in the landing folder starts a run on it.")
+@dg.sensor(
+    job=holocrm_all_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="A new folder of export files in the landing folder starts a run on it.",
+)
 def new_export_sensor(context: SensorEvaluationContext, storage: StorageResource):
     batches = export_batches(storage.paths().landing)
     if not batches:

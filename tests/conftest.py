@@ -46,8 +46,11 @@ class SampleGraph:
     @property
     def env(self) -> dict[str, str]:
         """What a process needs to see this graph (HOLOCRM_HOME, its MLflow store, the torch backend)."""
-        return {"HOLOCRM_HOME": str(self.home), "MLFLOW_TRACKING_URI": self.mlflow_uri,
-                "HOLOCRM_EMBED_BACKEND": "torch"}
+        return {
+            "HOLOCRM_HOME": str(self.home),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "HOLOCRM_EMBED_BACKEND": "torch",
+        }
 
     def copy(self, target: Path) -> SampleGraph:
         """A private copy of the home (warehouse, LanceDB, Dagster runs); the MLflow store is shared."""

@@ -17,7 +17,6 @@ import zipfile
 from holocrm_core.attachments.documents import html_text, tidy
 from holocrm_core.attachments.model import Context, Extracted, Problem, Refused, Section
 
-
 _WHOLE_FILE_RULES = {"zip_bomb", "nesting", "loop"}
 
 
@@ -52,8 +51,13 @@ def _read_message(message, locator: str, ctx: Context, out: Extracted) -> None:
     for part in message.walk():
         parts += 1
         if parts > ctx.limits.max_members:
-            out.problems.append(Problem(locator, "too_many_members",
-                                        f"more than {ctx.limits.max_members} MIME parts: the rest not read"))
+            out.problems.append(
+                Problem(
+                    locator,
+                    "too_many_members",
+                    f"more than {ctx.limits.max_members} MIME parts: the rest not read",
+                )
+            )
             break
         if part.is_multipart():
             continue
@@ -73,8 +77,10 @@ def _read_message(message, locator: str, ctx: Context, out: Extracted) -> None:
             body_parts.append(payload.decode(part.get_content_charset() or "utf-8", errors="replace"))
         elif content_type == "text/html" and not body_parts:
             body_parts.append(html_text(payload)[1])
-    out.sections.insert(0 if locator == "message" else len(out.sections),
-                        Section(locator, tidy(head + "\n\n" + "\n\n".join(body_parts))))
+    out.sections.insert(
+        0 if locator == "message" else len(out.sections),
+        Section(locator, tidy(head + "\n\n" + "\n\n".join(body_parts))),
+    )
 
 
 def extract_msg(data: bytes, ctx: Context, out: Extracted) -> None:
@@ -85,8 +91,13 @@ def extract_msg(data: bytes, ctx: Context, out: Extracted) -> None:
     except Exception as exc:  # noqa: BLE001 - extract-msg raises many kinds for broken files
         raise Refused("corrupt", f"the Outlook message cannot be read ({type(exc).__name__})") from exc
     try:
-        headers = {"From": message.sender or "", "To": message.to or "", "Cc": message.cc or "",
-                   "Subject": message.subject or "", "Date": str(message.date or "")}
+        headers = {
+            "From": message.sender or "",
+            "To": message.to or "",
+            "Cc": message.cc or "",
+            "Subject": message.subject or "",
+            "Date": str(message.date or ""),
+        }
         out.metadata.update({k.lower(): v for k, v in headers.items()})
         body = message.body or ""
         if not body.strip() and getattr(message, "htmlBody", None):
@@ -113,11 +124,16 @@ def extract_zip(data: bytes, ctx: Context, out: Extracted) -> None:
         raise Refused("corrupt", f"the ZIP archive is damaged or truncated ({str(exc)[:100]})") from exc
     limits = ctx.limits
     if len(infos) > limits.max_members:
-        raise Refused("too_many_members", f"the archive has {len(infos):,} members (limit {limits.max_members})")
+        raise Refused(
+            "too_many_members", f"the archive has {len(infos):,} members (limit {limits.max_members})"
+        )
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_decompressed_bytes:
-        raise Refused("zip_bomb", f"the archive declares {declared / 2**20:,.0f} MB uncompressed "
-                                  f"(limit {limits.max_decompressed_bytes // 2**20} MB): a zip bomb?")
+        raise Refused(
+            "zip_bomb",
+            f"the archive declares {declared / 2**20:,.0f} MB uncompressed "
+            f"(limit {limits.max_decompressed_bytes // 2**20} MB): a zip bomb?",
+        )
     encrypted = [i for i in infos if i.flag_bits & 0x1]
     if infos and len(encrypted) == len(infos):
         raise Refused("encrypted", "every member of the archive is password-protected")
@@ -128,8 +144,14 @@ def extract_zip(data: bytes, ctx: Context, out: Extracted) -> None:
             out.problems.append(Problem(locator, "encrypted", "password-protected archive member"))
             continue
         if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
-            out.problems.append(Problem(locator, "zip_bomb", f"compression ratio "
-                                        f"{info.file_size / info.compress_size:,.0f}:1 (limit {limits.max_ratio})"))
+            out.problems.append(
+                Problem(
+                    locator,
+                    "zip_bomb",
+                    f"compression ratio "
+                    f"{info.file_size / info.compress_size:,.0f}:1 (limit {limits.max_ratio})",
+                )
+            )
             continue
         cap = limits.max_decompressed_bytes - ctx.budget[0]
         try:

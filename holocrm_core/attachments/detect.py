@@ -51,10 +51,20 @@ REFUSED = {
     "empty": "an empty file",
     "gzip": "a gzip/tar stream (only ZIP archives are read)",
 }
-EXTENSION_KIND = {"jpg": "jpeg", "jpeg": "jpeg", "tif": "tiff", "tiff": "tiff", "htm": "html", "markdown": "md",
-                  "text": "txt", "log": "txt"}
-_EML_HEADER = re.compile(rb"^(From|To|Subject|Date|Received|Return-Path|Message-ID|MIME-Version|Delivered-To):",
-                         re.IGNORECASE | re.MULTILINE)
+EXTENSION_KIND = {
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "tif": "tiff",
+    "tiff": "tiff",
+    "htm": "html",
+    "markdown": "md",
+    "text": "txt",
+    "log": "txt",
+}
+_EML_HEADER = re.compile(
+    rb"^(From|To|Subject|Date|Received|Return-Path|Message-ID|MIME-Version|Delivered-To):",
+    re.IGNORECASE | re.MULTILINE,
+)
 _MD_MARK = re.compile(r"^(#{1,6} |[-*] |\d+\. |> |```)|\*\*[^*]+\*\*|\[[^\]]+\]\([^)]+\)", re.MULTILINE)
 
 

@@ -72,17 +72,22 @@ def extract_pdf(data: bytes, ctx: Context, out: Extracted) -> None:
         except (KeyError, TypeError, ValueError):
             declared = 0
         if declared > ctx.limits.max_pages:
-            raise Refused("too_many_pages", f"the PDF has {declared:,} pages (limit {ctx.limits.max_pages:,})")
+            raise Refused(
+                "too_many_pages", f"the PDF has {declared:,} pages (limit {ctx.limits.max_pages:,})"
+            )
         pages = len(reader.pages)
     except Refused:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError) as exc:
-        raise Refused("corrupt", f"the PDF cannot be parsed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+        raise Refused(
+            "corrupt", f"the PDF cannot be parsed ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from exc
     if pages > ctx.limits.max_pages:
         raise Refused("too_many_pages", f"the PDF has {pages:,} pages (limit {ctx.limits.max_pages:,})")
     info = reader.metadata or {}
-    out.metadata.update({"pages": pages, "title": str(info.get("/Title") or ""),
-                         "author": str(info.get("/Author") or "")})
+    out.metadata.update(
+        {"pages": pages, "title": str(info.get("/Title") or ""), "author": str(info.get("/Author") or "")}
+    )
     ocr_pages = 0
     for number, page in enumerate(reader.pages, start=1):
         try:
@@ -185,12 +190,16 @@ def extract_opendocument(data: bytes, ctx: Context, out: Extracted) -> None:
         info = archive.getinfo("content.xml")
         if info.file_size > ctx.limits.max_decompressed_bytes:
             raise Refused("zip_bomb", f"content.xml inflates to {info.file_size / 2**20:,.0f} MB")
-        root = etree.fromstring(archive.read(info), parser=etree.XMLParser(resolve_entities=False, no_network=True,
-                                                                             huge_tree=False))
+        root = etree.fromstring(
+            archive.read(info),
+            parser=etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False),
+        )
     pages = root.iter(f"{{{draw_ns}}}page") if out.kind == "odp" else [root]
     for number, page in enumerate(pages, start=1):
         lines = ["".join(node.itertext()) for node in page.iter(f"{{{text_ns}}}p", f"{{{text_ns}}}h")]
-        out.sections.append(Section(f"slide {number}" if out.kind == "odp" else "document", tidy("\n".join(lines))))
+        out.sections.append(
+            Section(f"slide {number}" if out.kind == "odp" else "document", tidy("\n".join(lines)))
+        )
 
 
 def extract_rtf(data: bytes, ctx: Context, out: Extracted) -> None:

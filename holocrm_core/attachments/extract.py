@@ -29,15 +29,28 @@ def _extractor(kind: str):
     from holocrm_core.attachments import containers, documents, media, sheets
 
     table = {
-        "pdf": documents.extract_pdf, "docx": documents.extract_docx, "pptx": documents.extract_pptx,
-        "odt": documents.extract_opendocument, "odp": documents.extract_opendocument,
-        "rtf": documents.extract_rtf, "html": documents.extract_html, "txt": documents.extract_txt,
-        "md": documents.extract_md, "json": documents.extract_json,
-        "xlsx": sheets.extract_workbook, "xls": sheets.extract_workbook, "ods": sheets.extract_workbook,
+        "pdf": documents.extract_pdf,
+        "docx": documents.extract_docx,
+        "pptx": documents.extract_pptx,
+        "odt": documents.extract_opendocument,
+        "odp": documents.extract_opendocument,
+        "rtf": documents.extract_rtf,
+        "html": documents.extract_html,
+        "txt": documents.extract_txt,
+        "md": documents.extract_md,
+        "json": documents.extract_json,
+        "xlsx": sheets.extract_workbook,
+        "xls": sheets.extract_workbook,
+        "ods": sheets.extract_workbook,
         "csv": sheets.extract_csv,
-        "eml": containers.extract_eml, "msg": containers.extract_msg, "zip": containers.extract_zip,
-        "png": media.extract_image, "jpeg": media.extract_image, "tiff": media.extract_image,
-        "wav": media.extract_audio, "mp3": media.extract_audio,
+        "eml": containers.extract_eml,
+        "msg": containers.extract_msg,
+        "zip": containers.extract_zip,
+        "png": media.extract_image,
+        "jpeg": media.extract_image,
+        "tiff": media.extract_image,
+        "wav": media.extract_audio,
+        "mp3": media.extract_audio,
     }
     return table[kind]
 
@@ -49,8 +62,10 @@ def extract_data(data: bytes, file_name: str = "", ctx: Context | None = None) -
         raise Refused("too_large", f"{len(data) / 2**20:,.1f} MB (limit {ctx.limits.max_bytes // 2**20} MB)")
     kind = detect_kind(data, file_name)
     if kind in REFUSED:
-        raise Refused("unsupported" if kind != "encrypted_office" else "encrypted",
-                      f"{REFUSED[kind]}" + (f" (named {file_name})" if file_name else ""))
+        raise Refused(
+            "unsupported" if kind != "encrypted_office" else "encrypted",
+            f"{REFUSED[kind]}" + (f" (named {file_name})" if file_name else ""),
+        )
     out = Extracted(kind=kind, media_type=MEDIA_TYPES[kind])
     warning = extension_warning(kind, file_name)
     if warning:
@@ -64,8 +79,9 @@ def extract_data(data: bytes, file_name: str = "", ctx: Context | None = None) -
     except MemoryError as exc:
         raise Refused("memory", f"the {kind.upper()} needs more memory than allowed") from exc
     except Exception as exc:  # noqa: BLE001 - a library's parse error on a damaged file
-        raise Refused("corrupt", f"the {kind.upper()} cannot be parsed "
-                                 f"({type(exc).__name__}: {str(exc)[:120]})") from exc
+        raise Refused(
+            "corrupt", f"the {kind.upper()} cannot be parsed ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from exc
     total = 0
     for section in out.sections:
         if total + len(section.text) > ctx.limits.max_text_chars:
@@ -75,8 +91,11 @@ def extract_data(data: bytes, file_name: str = "", ctx: Context | None = None) -
     out.sections = [s for s in out.sections if s.text.strip()]
     if not out.sections and out.problems:  # a container none of whose members could be read
         first = out.problems[0]
-        raise Refused(first.rule, f"nothing readable: {first.locator}: {first.reason}"
-                      + (f" (and {len(out.problems) - 1} more)" if len(out.problems) > 1 else ""))
+        raise Refused(
+            first.rule,
+            f"nothing readable: {first.locator}: {first.reason}"
+            + (f" (and {len(out.problems) - 1} more)" if len(out.problems) > 1 else ""),
+        )
     return out
 
 
@@ -145,7 +164,10 @@ def _worker(connection, limits: Limits) -> None:
         except Refused as exc:
             result = ("refused", (exc.rule, exc.reason))
         except Exception as exc:  # noqa: BLE001 - reported, never lost
-            result = ("refused", ("error", f"{type(exc).__name__}: {exc}; {traceback.format_exc(limit=2)[-200:]}"))
+            result = (
+                "refused",
+                ("error", f"{type(exc).__name__}: {exc}; {traceback.format_exc(limit=2)[-200:]}"),
+            )
         connection.send((result, time.perf_counter() - started, _peak_rss()))
 
 
@@ -159,7 +181,7 @@ class AttachmentReader:
         self.peak_rss_bytes = 0
         self.restarts = 0
 
-    def __enter__(self) -> "AttachmentReader":
+    def __enter__(self) -> AttachmentReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -202,8 +224,11 @@ class AttachmentReader:
         except OSError as exc:
             return Outcome(name, rule="missing", reason=f"the file cannot be opened ({exc.strerror})")
         if size > self.limits.max_bytes:
-            return Outcome(name, rule="too_large", reason=f"{size / 2**20:,.1f} MB "
-                                                          f"(limit {self.limits.max_bytes // 2**20} MB)")
+            return Outcome(
+                name,
+                rule="too_large",
+                reason=f"{size / 2**20:,.1f} MB (limit {self.limits.max_bytes // 2**20} MB)",
+            )
         if self._process is None or not self._process.is_alive():
             self._start()
         import psutil
@@ -217,8 +242,12 @@ class AttachmentReader:
                     (status, payload), seconds, peak = self._connection.recv()
                 except (EOFError, OSError):
                     self._kill()
-                    return Outcome(name, rule="crash", reason="the reader process died on this file",
-                                   seconds=time.perf_counter() - started)
+                    return Outcome(
+                        name,
+                        rule="crash",
+                        reason="the reader process died on this file",
+                        seconds=time.perf_counter() - started,
+                    )
                 self.peak_rss_bytes = max(self.peak_rss_bytes, peak)
                 if status == "ok":
                     return Outcome(name, extracted=payload, seconds=seconds, peak_rss_bytes=peak)
@@ -231,15 +260,23 @@ class AttachmentReader:
             self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
             if not self._process.is_alive():
                 self._kill()
-                return Outcome(name, rule="crash", reason="the reader process died on this file",
-                               seconds=elapsed)
+                return Outcome(
+                    name, rule="crash", reason="the reader process died on this file", seconds=elapsed
+                )
             if elapsed > self.limits.timeout_s:
                 self._kill()
-                return Outcome(name, rule="timeout", reason=f"reading took longer than "
-                                                            f"{self.limits.timeout_s:g} s: stopped",
-                               seconds=elapsed)
+                return Outcome(
+                    name,
+                    rule="timeout",
+                    reason=f"reading took longer than {self.limits.timeout_s:g} s: stopped",
+                    seconds=elapsed,
+                )
             if rss > self.limits.max_rss_bytes:
                 self._kill()
-                return Outcome(name, rule="memory", reason=f"reading needed more than "
-                                                           f"{self.limits.max_rss_bytes // 2**20} MB: stopped",
-                               seconds=elapsed, peak_rss_bytes=rss)
+                return Outcome(
+                    name,
+                    rule="memory",
+                    reason=f"reading needed more than {self.limits.max_rss_bytes // 2**20} MB: stopped",
+                    seconds=elapsed,
+                    peak_rss_bytes=rss,
+                )

@@ -42,9 +42,17 @@ TABLE = "attachment_chunks"
 # Chosen by fusion_study on the generated export (see benchmarks/attachments.py output "fusion").
 FUSION_CHOICE = "maxsim"
 
-CHUNK_SCHEMA = {"chunk_id": pl.String, "attachment_id": pl.String, "activity_id": pl.String,
-                "file_name": pl.String, "file_hash": pl.String, "kind": pl.String, "locator": pl.String,
-                "chunk_no": pl.Int64, "text": pl.String}
+CHUNK_SCHEMA = {
+    "chunk_id": pl.String,
+    "attachment_id": pl.String,
+    "activity_id": pl.String,
+    "file_name": pl.String,
+    "file_hash": pl.String,
+    "kind": pl.String,
+    "locator": pl.String,
+    "chunk_no": pl.Int64,
+    "text": pl.String,
+}
 
 
 def _split(text: str, limit: int) -> list[str]:
@@ -64,7 +72,7 @@ def _split(text: str, limit: int) -> list[str]:
         if len(current) + len(unit) > limit and current:
             pieces.append(current)
             tail = current[-OVERLAP_CHARS:]
-            current = tail[tail.find(" ") + 1:] if " " in tail else ""
+            current = tail[tail.find(" ") + 1 :] if " " in tail else ""
         current += unit
     if current.strip():
         pieces.append(current)
@@ -87,10 +95,19 @@ def attachment_chunks(texts: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for row in texts.filter(pl.col("status") == "ok").iter_rows(named=True):
         for number, (locator, piece) in enumerate(chunk_sections(json.loads(row["sections"]))):
-            rows.append({"chunk_id": f"{row['attachment_id']}:{number}", "attachment_id": row["attachment_id"],
-                         "activity_id": row["activity_id"], "file_name": row["file_name"],
-                         "file_hash": row["file_hash"], "kind": row["kind"], "locator": locator,
-                         "chunk_no": number, "text": piece})
+            rows.append(
+                {
+                    "chunk_id": f"{row['attachment_id']}:{number}",
+                    "attachment_id": row["attachment_id"],
+                    "activity_id": row["activity_id"],
+                    "file_name": row["file_name"],
+                    "file_hash": row["file_hash"],
+                    "kind": row["kind"],
+                    "locator": locator,
+                    "chunk_no": number,
+                    "text": piece,
+                }
+            )
     return pl.DataFrame(rows, schema=CHUNK_SCHEMA)
 
 
@@ -100,8 +117,12 @@ def embedded_text(frame: pl.DataFrame) -> list[str]:
 
 def content_key(frame: pl.DataFrame) -> pl.Series:
     """What a chunk vector depends on: the file's content, the chunk's place and text (not the activity)."""
-    return pl.Series([hashlib.sha256(f"{h}|{loc}|{t}".encode()).hexdigest()[:24]
-                      for h, loc, t in zip(frame["file_hash"], frame["locator"], frame["text"])])
+    return pl.Series(
+        [
+            hashlib.sha256(f"{h}|{loc}|{t}".encode()).hexdigest()[:24]
+            for h, loc, t in zip(frame["file_hash"], frame["locator"], frame["text"])
+        ]
+    )
 
 
 @dataclass
@@ -126,8 +147,9 @@ def embed_chunks(chunks: pl.DataFrame, embedder, previous: pl.DataFrame | None =
         cache.update({k: v for k, v in zip(missing, vectors.tolist())})
     vectors = [cache[k] for k in keys.to_list()]
     dim = getattr(embedder, "dim", 384)
-    frame = chunks.with_columns(keys.alias("key"),
-                                pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, dim)))
+    frame = chunks.with_columns(
+        keys.alias("key"), pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, dim))
+    )
     return ChunkVectors(frame, new=len(missing), reused=len(set(keys.to_list())) - len(missing))
 
 
@@ -143,22 +165,32 @@ def write_chunk_table(db, vectors: pl.DataFrame):
 
 
 def _vector_hits(table, query: np.ndarray, depth: int) -> list[dict]:
-    found = (table.search(query.astype(np.float32), vector_column_name="vector").metric("cosine")
-             .limit(depth).select(["chunk_id", "_distance"]).to_list())
+    found = (
+        table.search(query.astype(np.float32), vector_column_name="vector")
+        .metric("cosine")
+        .limit(depth)
+        .select(["chunk_id", "_distance"])
+        .to_list()
+    )
     return [{"chunk_id": r["chunk_id"], "similarity": 1.0 - float(r["_distance"])} for r in found]
 
 
 def _text_hits(table, text: str, depth: int) -> list[dict]:
     try:
-        found = (table.search(text, query_type="fts", fts_columns="text").limit(depth)
-                 .select(["chunk_id", "_score"]).to_list())
+        found = (
+            table.search(text, query_type="fts", fts_columns="text")
+            .limit(depth)
+            .select(["chunk_id", "_score"])
+            .to_list()
+        )
     except Exception:  # noqa: BLE001 - a query of only stop-words / symbols has no full-text match
         return []
     return [{"chunk_id": r["chunk_id"], "bm25": float(r["_score"])} for r in found]
 
 
-def search_chunks(table, text: str, embedder, limit: int = 10, mode: str = "hybrid",
-                  vector_weight: float | None = None) -> list[dict]:
+def search_chunks(
+    table, text: str, embedder, limit: int = 10, mode: str = "hybrid", vector_weight: float | None = None
+) -> list[dict]:
     """Chunks best first: ``{chunk_id, attachment_id, activity_id, file_name, locator, text, score}``.
 
     ``hybrid`` adds min-max-scaled BM25 and VECTOR_WEIGHT x min-max-scaled cosine: exact prices and names
@@ -175,7 +207,9 @@ def search_chunks(table, text: str, embedder, limit: int = 10, mode: str = "hybr
     scores: dict[str, dict] = {}
     weight = VECTOR_WEIGHT if vector_weight is None else vector_weight
     for source, hits in lists:
-        values = np.array([h["similarity"] if source == "vector" else h["bm25"] for h in hits], dtype=np.float64)
+        values = np.array(
+            [h["similarity"] if source == "vector" else h["bm25"] for h in hits], dtype=np.float64
+        )
         if mode == "hybrid" and len(values):
             # min-max within each list, BM25 at full weight, the vector list scaled down: exact prices and
             # names decide, meaning breaks ties and finds paraphrases that share no word.
@@ -189,9 +223,13 @@ def search_chunks(table, text: str, embedder, limit: int = 10, mode: str = "hybr
     if not scores:
         return []
     quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in scores)
-    rows = (table.search().where(f"chunk_id IN ({quoted})")
-            .select(["chunk_id", "attachment_id", "activity_id", "file_name", "kind", "locator", "text"])
-            .limit(len(scores)).to_list())
+    rows = (
+        table.search()
+        .where(f"chunk_id IN ({quoted})")
+        .select(["chunk_id", "attachment_id", "activity_id", "file_name", "kind", "locator", "text"])
+        .limit(len(scores))
+        .to_list()
+    )
     by_id = {r["chunk_id"]: {k: v for k, v in r.items() if not k.startswith("_")} for r in rows}
     if mode == "hybrid":
         # Word pairs of the query found side by side in the chunk: BM25 scores words alone, so "Valtrix
@@ -218,8 +256,9 @@ def _pairs(text: str) -> set[tuple[str, str]]:
     return set(zip(words, words[1:]))
 
 
-def search_activities(table, text: str, embedder, limit: int = 10, mode: str = "hybrid",
-                      vector_weight: float | None = None) -> list[dict]:
+def search_activities(
+    table, text: str, embedder, limit: int = 10, mode: str = "hybrid", vector_weight: float | None = None
+) -> list[dict]:
     """Activities best first by their best-matching attachment chunk (max-sim), with that chunk as evidence."""
     seen: dict[str, dict] = {}
     for hit in search_chunks(table, text, embedder, limit=limit * 5, mode=mode, vector_weight=vector_weight):
@@ -229,7 +268,10 @@ def search_activities(table, text: str, embedder, limit: int = 10, mode: str = "
 
 # ------------------------------------------------------------------------------------------------ fusion
 
-def fuse(body: np.ndarray | None, chunks: np.ndarray, method: str = "mean", temperature: float = 0.05) -> np.ndarray:
+
+def fuse(
+    body: np.ndarray | None, chunks: np.ndarray, method: str = "mean", temperature: float = 0.05
+) -> np.ndarray:
     """One unit vector for an activity from its body vector and its attachments' chunk vectors."""
     if chunks.size == 0:
         return body
@@ -242,8 +284,9 @@ def fuse(body: np.ndarray | None, chunks: np.ndarray, method: str = "mean", temp
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def fused_activity_vectors(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame,
-                           method: str = "mean") -> dict[str, np.ndarray]:
+def fused_activity_vectors(
+    bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame, method: str = "mean"
+) -> dict[str, np.ndarray]:
     """{activity_id: fused vector} for every activity in ``bodies`` (activities without attachments keep
     their body vector)."""
     out = dict(bodies)
@@ -255,8 +298,9 @@ def fused_activity_vectors(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFr
     return out
 
 
-def fusion_study(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame, facts: pl.DataFrame,
-                 embedder, k: int = 3) -> dict[str, dict]:
+def fusion_study(
+    bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame, facts: pl.DataFrame, embedder, k: int = 3
+) -> dict[str, dict]:
     """Recall@k of each fusion method: a fact's query must rank its activity in the top k among all
     activities in ``bodies`` (plus any that only have attachments). Returns {method: {kind: recall}}."""
     queries = embedder.encode(facts["query"].to_list())
@@ -280,13 +324,23 @@ def fusion_study(bodies: dict[str, np.ndarray], chunk_frame: pl.DataFrame, facts
         top = np.argsort(-scores, axis=1)[:, :k]
         hit = [position[a] in row for a, row in zip(facts["activity_id"].to_list(), top)]
         frame = facts.with_columns(pl.Series("hit", hit))
-        results[method] = {"all": round(float(np.mean(hit)), 4), **{
-            kind: round(float(v), 4) for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).iter_rows()}}
+        results[method] = {
+            "all": round(float(np.mean(hit)), 4),
+            **{
+                kind: round(float(v), 4)
+                for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).iter_rows()
+            },
+        }
     return results
 
 
-def retrieval_study(table, facts: pl.DataFrame, embedder, k: int = 3,
-                    modes: tuple[str, ...] = ("hybrid", "vector", "fulltext")) -> dict[str, dict]:
+def retrieval_study(
+    table,
+    facts: pl.DataFrame,
+    embedder,
+    k: int = 3,
+    modes: tuple[str, ...] = ("hybrid", "vector", "fulltext"),
+) -> dict[str, dict]:
     """Recall@k of search_activities per mode and kind: does a fact's query rank its activity in the top k?
     BM25 alone (``fulltext``) is the plain baseline, ``vector`` the embedding alone."""
     results = {}
@@ -296,13 +350,19 @@ def retrieval_study(table, facts: pl.DataFrame, embedder, k: int = 3,
             found = [h["activity_id"] for h in search_activities(table, query, embedder, limit=k, mode=mode)]
             hits.append(activity in found)
         frame = facts.with_columns(pl.Series("hit", hits))
-        results[mode] = {"all": round(float(np.mean(hits)), 4) if hits else 0.0, **{
-            kind: round(float(v), 4) for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).sort("kind")
-            .iter_rows()}}
+        results[mode] = {
+            "all": round(float(np.mean(hits)), 4) if hits else 0.0,
+            **{
+                kind: round(float(v), 4)
+                for kind, v in frame.group_by("kind").agg(pl.col("hit").mean()).sort("kind").iter_rows()
+            },
+        }
     return results
 
 
-def search_attachments_at(uri: str, text: str, limit: int = 5, mode: str = "hybrid", embedder=None) -> list[dict]:
+def search_attachments_at(
+    uri: str, text: str, limit: int = 5, mode: str = "hybrid", embedder=None
+) -> list[dict]:
     """search_chunks on the `attachment_chunks` table under the LanceDB ``uri`` ([] when it was never built):
     the entry point for the CLI, the API and hybrid entity search."""
     import lancedb

@@ -45,8 +45,12 @@ def _rapidocr(array: np.ndarray) -> str:
     if not result:
         return ""
     # Boxes -> reading order: group by line (centre y within half a box height), then left to right.
-    boxes = sorted(((float(np.mean([p[1] for p in box])), float(box[0][0]),
-                     float(box[2][1] - box[0][1]), text) for box, text, _score in result))
+    boxes = sorted(
+        (
+            (float(np.mean([p[1] for p in box])), float(box[0][0]), float(box[2][1] - box[0][1]), text)
+            for box, text, _score in result
+        )
+    )
     lines, current, last_y = [], [], None
     for y, x, height, text in boxes:
         if last_y is not None and abs(y - last_y) > max(height, 8) / 2:
@@ -69,8 +73,11 @@ def _tesseract(image) -> str:
 def ocr_image(image, ctx: Context) -> str:
     """OCR text of a PIL image, within the pixel limit."""
     if image.width * image.height > ctx.limits.max_image_pixels:
-        raise Refused("too_large", f"the image is {image.width}x{image.height} pixels "
-                                   f"(limit {ctx.limits.max_image_pixels / 1e6:.0f} megapixels)")
+        raise Refused(
+            "too_large",
+            f"the image is {image.width}x{image.height} pixels "
+            f"(limit {ctx.limits.max_image_pixels / 1e6:.0f} megapixels)",
+        )
     image = image.convert("RGB")
     if ocr_engine_name() == "tesseract":
         return _tesseract(image).strip()
@@ -85,20 +92,26 @@ def extract_image(data: bytes, ctx: Context, out: Extracted) -> None:
         image = Image.open(io.BytesIO(data))
         frames = getattr(image, "n_frames", 1)
     except Image.DecompressionBombError as exc:
-        raise Refused("too_large", f"the image claims more than {ctx.limits.max_image_pixels / 1e6:.0f} "
-                                   "megapixels (a decompression bomb?)") from exc
+        raise Refused(
+            "too_large",
+            f"the image claims more than {ctx.limits.max_image_pixels / 1e6:.0f} "
+            "megapixels (a decompression bomb?)",
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise Refused("corrupt", f"the image cannot be decoded ({str(exc)[:120]})") from exc
     if frames > ctx.limits.max_pages:
         raise Refused("too_many_pages", f"the image has {frames} frames (limit {ctx.limits.max_pages})")
-    out.metadata.update({"width": image.width, "height": image.height, "frames": frames,
-                         "ocr_engine": ocr_engine_name()})
+    out.metadata.update(
+        {"width": image.width, "height": image.height, "frames": frames, "ocr_engine": ocr_engine_name()}
+    )
     for number in range(frames):
         try:
             image.seek(number)
             image.load()
         except (OSError, ValueError, EOFError) as exc:
-            raise Refused("corrupt", f"frame {number + 1} of the image is damaged ({str(exc)[:100]})") from exc
+            raise Refused(
+                "corrupt", f"frame {number + 1} of the image is damaged ({str(exc)[:100]})"
+            ) from exc
         locator = "image" if frames == 1 else f"page {number + 1}"
         out.sections.append(Section(locator, ocr_image(image, ctx)))
 
@@ -108,8 +121,11 @@ def _pcm16k(data: bytes, ctx: Context) -> np.ndarray:
         with wave.open(io.BytesIO(data)) as w:
             rate, channels, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
             if n / max(rate, 1) > ctx.limits.max_audio_seconds:
-                raise Refused("too_long", f"the recording lasts {n / rate / 60:.0f} min "
-                                          f"(limit {ctx.limits.max_audio_seconds // 60} min)")
+                raise Refused(
+                    "too_long",
+                    f"the recording lasts {n / rate / 60:.0f} min "
+                    f"(limit {ctx.limits.max_audio_seconds // 60} min)",
+                )
             raw = w.readframes(n)
     except (wave.Error, EOFError) as exc:
         raise Refused("corrupt", f"the WAV file cannot be read ({str(exc)[:100]})") from exc
@@ -148,7 +164,7 @@ def _utterances(pcm: np.ndarray, rate: int = 16000) -> list[np.ndarray]:
     if start is not None:
         segments.append((start, n))
     pad = 15  # keep 150 ms either side so word edges are not clipped
-    return [pcm[max(0, a - pad) * frame: min(n, b + pad) * frame] for a, b in segments if b - a >= 10]
+    return [pcm[max(0, a - pad) * frame : min(n, b + pad) * frame] for a, b in segments if b - a >= 10]
 
 
 def transcribe(pcm: np.ndarray) -> list[str]:
@@ -157,8 +173,9 @@ def transcribe(pcm: np.ndarray) -> list[str]:
 
         # Fewer active HMMs/words per frame and phone lookahead: half the time, the same words on the
         # generated calls (measured: 16 s vs 33 s for an 18 s call, identical price/competitor words).
-        _ENGINES["pocketsphinx"] = Decoder(samprate=16000, loglevel="FATAL", maxhmmpf=3000, maxwpf=10,
-                                           pl_window=5)
+        _ENGINES["pocketsphinx"] = Decoder(
+            samprate=16000, loglevel="FATAL", maxhmmpf=3000, maxwpf=10, pl_window=5
+        )
     decoder = _ENGINES["pocketsphinx"]
     texts = []
     for utterance in _utterances(pcm):
@@ -185,8 +202,26 @@ def _mp3_to_wav(data: bytes) -> bytes:
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
         raise Refused("unsupported", "MP3 recordings need ffmpeg to decode (apt-get install ffmpeg)")
-    done = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-i", "pipe:0", "-f", "wav", "-ac", "1",
-                           "-ar", "16000", "pipe:1"], input=data, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            "pipe:0",
+            "-f",
+            "wav",
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            "pipe:1",
+        ],
+        input=data,
+        capture_output=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         raise Refused("corrupt", f"the MP3 cannot be decoded ({done.stderr.decode()[:100]})")
     return done.stdout

@@ -77,17 +77,21 @@ class Context:
     ancestors: tuple[str, ...] = ()
     budget: list[int] = field(default_factory=lambda: [0])  # decompressed bytes used, shared by the tree
 
-    def child(self, data: bytes, locator: str) -> "Context":
+    def child(self, data: bytes, locator: str) -> Context:
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.ancestors:
             raise Refused("loop", f"{locator} contains itself (an archive that loops back on its own bytes)")
         if self.depth + 1 > self.limits.max_depth:
-            raise Refused("nesting", f"{locator} is nested {self.depth + 1} levels deep "
-                                     f"(limit {self.limits.max_depth})")
+            raise Refused(
+                "nesting", f"{locator} is nested {self.depth + 1} levels deep (limit {self.limits.max_depth})"
+            )
         return Context(self.limits, self.depth + 1, self.ancestors + (digest,), self.budget)
 
     def spend(self, n: int, locator: str) -> None:
         self.budget[0] += n
         if self.budget[0] > self.limits.max_decompressed_bytes:
-            raise Refused("zip_bomb", f"{locator}: decompressed content passes "
-                                      f"{self.limits.max_decompressed_bytes // 2**20} MB (a zip bomb?)")
+            raise Refused(
+                "zip_bomb",
+                f"{locator}: decompressed content passes "
+                f"{self.limits.max_decompressed_bytes // 2**20} MB (a zip bomb?)",
+            )

@@ -72,5 +72,5 @@ def extract_csv(data: bytes, ctx: Context, out: Extracted) -> None:
     header, body = rows[:1], rows[1:]
     step = 200  # sections of 200 rows keep each locator meaningful ("rows 201-400")
     for start in range(0, max(len(body), 1), step):
-        part = body[start:start + step]
+        part = body[start : start + step]
         out.sections.append(Section(f"rows {start + 1}-{start + len(part)}", rows_text(header + part)))

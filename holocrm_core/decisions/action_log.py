@@ -27,12 +27,27 @@ from holocrm_core.decisions.actions import DEFAULT_ACTIONS, touch_features
 
 OUTREACH_DIR = "outreach"
 LOG_COLUMNS = {
-    "action_id": pl.String, "contact_id": pl.String, "occurred_at": pl.Datetime("us", "UTC"),
-    "action": pl.String, "source": pl.String, "policy": pl.String, "propensity": pl.Float64,
-    "reward": pl.Float64, "window_days": pl.Int64, "lead_score": pl.Float64, "lead_band": pl.String,
+    "action_id": pl.String,
+    "contact_id": pl.String,
+    "occurred_at": pl.Datetime("us", "UTC"),
+    "action": pl.String,
+    "source": pl.String,
+    "policy": pl.String,
+    "propensity": pl.Float64,
+    "reward": pl.Float64,
+    "window_days": pl.Int64,
+    "lead_score": pl.Float64,
+    "lead_band": pl.String,
 }
-CONTEXT_FROM_WAREHOUSE = ("seniority", "industry", "lifecycle_status", "size_band",
-                          "days_since_last_touch", "touches_7d", "touches_30d")
+CONTEXT_FROM_WAREHOUSE = (
+    "seniority",
+    "industry",
+    "lifecycle_status",
+    "size_band",
+    "days_since_last_touch",
+    "touches_7d",
+    "touches_30d",
+)
 
 
 def _empty() -> pl.DataFrame:
@@ -51,12 +66,17 @@ def read_export_outreach(export_dir: str | Path | None) -> pl.DataFrame:
         return _empty()
     raw = pl.concat([pl.read_csv(f, infer_schema=False) for f in files], how="diagonal_relaxed")
     return raw.select(
-        pl.col("action_id"), pl.col("contact_id"), _utc("occurred_at").alias("occurred_at"),
-        pl.col("action"), pl.lit("export").alias("source"), pl.col("policy"),
+        pl.col("action_id"),
+        pl.col("contact_id"),
+        _utc("occurred_at").alias("occurred_at"),
+        pl.col("action"),
+        pl.lit("export").alias("source"),
+        pl.col("policy"),
         pl.col("propensity").cast(pl.Float64, strict=False),
         pl.col("responded").cast(pl.Float64, strict=False).alias("reward"),
         pl.col("window_days").cast(pl.Int64, strict=False),
-        pl.lit(None, pl.Float64).alias("lead_score"), pl.lit(None, pl.String).alias("lead_band"),
+        pl.lit(None, pl.Float64).alias("lead_score"),
+        pl.lit(None, pl.String).alias("lead_band"),
     )
 
 
@@ -72,27 +92,41 @@ def read_recorded_actions(path: str | Path) -> pl.DataFrame:
         except ValueError:
             continue
         context = record.get("context") or {}
-        rows.append({
-            "action_id": record.get("idempotency_key"), "contact_id": record.get("contact_id"),
-            "occurred_at": record.get("taken_at") or record.get("recorded_at"),
-            "action": record.get("action"), "source": "api", "policy": record.get("policy"),
-            "propensity": record.get("propensity"), "reward": record.get("reward"), "window_days": None,
-            "lead_score": context.get("lead_score", context.get("score")),
-            "lead_band": context.get("lead_band", context.get("band")),
-        })
+        rows.append(
+            {
+                "action_id": record.get("idempotency_key"),
+                "contact_id": record.get("contact_id"),
+                "occurred_at": record.get("taken_at") or record.get("recorded_at"),
+                "action": record.get("action"),
+                "source": "api",
+                "policy": record.get("policy"),
+                "propensity": record.get("propensity"),
+                "reward": record.get("reward"),
+                "window_days": None,
+                "lead_score": context.get("lead_score", context.get("score")),
+                "lead_band": context.get("lead_band", context.get("band")),
+            }
+        )
     if not rows:
         return _empty()
     frame = pl.DataFrame(rows, schema={**LOG_COLUMNS, "occurred_at": pl.String}, strict=False)
     return frame.with_columns(_utc("occurred_at").alias("occurred_at")).select(list(LOG_COLUMNS))
 
 
-def build_action_log(logged: pl.DataFrame, contacts: pl.DataFrame, companies: pl.DataFrame | None,
-                     activities: pl.DataFrame | None, actions: tuple[str, ...] = DEFAULT_ACTIONS) -> pl.DataFrame:
+def build_action_log(
+    logged: pl.DataFrame,
+    contacts: pl.DataFrame,
+    companies: pl.DataFrame | None,
+    activities: pl.DataFrame | None,
+    actions: tuple[str, ...] = DEFAULT_ACTIONS,
+) -> pl.DataFrame:
     """Join every logged action to its point-in-time context; flag (never drop) the rows that cannot be used."""
     logged = logged.unique("action_id", keep="last", maintain_order=True).sort("occurred_at", "action_id")
     people = contacts.select("contact_id", "seniority", "lifecycle_status", "company_id")
     if companies is not None and companies.height:
-        people = people.join(companies.select("company_id", "industry", "size_band"), on="company_id", how="left")
+        people = people.join(
+            companies.select("company_id", "industry", "size_band"), on="company_id", how="left"
+        )
     else:
         people = people.with_columns(industry=pl.lit(None, pl.String), size_band=pl.lit(None, pl.String))
     log = logged.join(people.drop("company_id"), on="contact_id", how="left")
@@ -107,22 +141,44 @@ def build_action_log(logged: pl.DataFrame, contacts: pl.DataFrame, companies: pl
         days, t7, t30 = touch_features(touch_owner[keep], acts["t"].to_numpy()[keep], owner, t)
     else:
         days, t7, t30 = np.full(len(t), np.nan), np.zeros(len(t), int), np.zeros(len(t), int)
-    log = log.with_columns(pl.Series("days_since_last_touch", days).fill_nan(None),
-                           pl.Series("touches_7d", t7), pl.Series("touches_30d", t30))
+    log = log.with_columns(
+        pl.Series("days_since_last_touch", days).fill_nan(None),
+        pl.Series("touches_7d", t7),
+        pl.Series("touches_30d", t30),
+    )
     problem = (
-        pl.when(pl.col("occurred_at").is_null()).then(pl.lit("the action time is missing or not a date"))
+        pl.when(pl.col("occurred_at").is_null())
+        .then(pl.lit("the action time is missing or not a date"))
         .when(pl.col("seniority").is_null() & pl.col("lifecycle_status").is_null())
         .then(pl.lit("the contact is not in the staged contacts"))
         .when(~pl.col("action").is_in(list(actions)))
         .then(pl.lit(f"the action is not one of {', '.join(actions)}"))
-        .when(pl.col("reward").is_null()).then(pl.lit("no outcome recorded yet"))
-        .when((pl.col("reward") < 0) | (pl.col("reward") > 1)).then(pl.lit("the reward is outside [0, 1]"))
+        .when(pl.col("reward").is_null())
+        .then(pl.lit("no outcome recorded yet"))
+        .when((pl.col("reward") < 0) | (pl.col("reward") > 1))
+        .then(pl.lit("the reward is outside [0, 1]"))
         .when(pl.col("propensity").is_not_null() & ((pl.col("propensity") <= 0) | (pl.col("propensity") > 1)))
         .then(pl.lit("the propensity is outside (0, 1]"))
     )
-    return log.with_columns(problem.alias("problem")).with_columns(usable=pl.col("problem").is_null()).select(
-        "action_id", "contact_id", "occurred_at", "action", "source", "policy", "propensity", "reward",
-        "window_days", *CONTEXT_FROM_WAREHOUSE, "lead_score", "lead_band", "usable", "problem",
+    return (
+        log.with_columns(problem.alias("problem"))
+        .with_columns(usable=pl.col("problem").is_null())
+        .select(
+            "action_id",
+            "contact_id",
+            "occurred_at",
+            "action",
+            "source",
+            "policy",
+            "propensity",
+            "reward",
+            "window_days",
+            *CONTEXT_FROM_WAREHOUSE,
+            "lead_score",
+            "lead_band",
+            "usable",
+            "problem",
+        )
     )
 
 

@@ -33,7 +33,12 @@ CATEGORICAL = {
     "lifecycle_status": LIFECYCLES,
     "size_band": SIZE_BANDS,
 }
-NUMERIC_DEFAULTS = {"days_since_last_touch": 30.0, "touches_7d": 0.0, "touches_30d": 0.0, "lead_score": float("nan")}
+NUMERIC_DEFAULTS = {
+    "days_since_last_touch": 30.0,
+    "touches_7d": 0.0,
+    "touches_30d": 0.0,
+    "lead_score": float("nan"),
+}
 CONTEXT_COLUMNS = (*CATEGORICAL, *NUMERIC_DEFAULTS, "lead_band")
 DEFAULT_SEGMENT = ("lifecycle_status", "lead_band")
 
@@ -131,16 +136,25 @@ class ContextEncoder:
         self.segment_columns = tuple(segment_columns)
         for column in self.segment_columns:
             if column not in CATEGORICAL and column != "lead_band":
-                raise ValueError(f"segment column {column!r} is not categorical: choose from "
-                                 f"{sorted([*CATEGORICAL, 'lead_band'])}")
+                raise ValueError(
+                    f"segment column {column!r} is not categorical: choose from "
+                    f"{sorted([*CATEGORICAL, 'lead_band'])}"
+                )
         names = ["bias"]
         for column, vocabulary in CATEGORICAL.items():
             names += [f"{column}={v}" for v in vocabulary]
         edges = (0.0, *DAY_BINS)
-        names += [f"days_since_last_touch<={hi:g}" if lo == 0.0 else f"days_since_last_touch in ({lo:g},{hi:g}]"
-                  for lo, hi in zip(edges[:-1], edges[1:])]
-        names += [f"days_since_last_touch>{DAY_BINS[-1]:g}", "log1p(touches_7d)", "log1p(touches_30d)",
-                  "lead_score-0.5", "lead_score missing"]
+        names += [
+            f"days_since_last_touch<={hi:g}" if lo == 0.0 else f"days_since_last_touch in ({lo:g},{hi:g}]"
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ]
+        names += [
+            f"days_since_last_touch>{DAY_BINS[-1]:g}",
+            "log1p(touches_7d)",
+            "log1p(touches_30d)",
+            "lead_score-0.5",
+            "lead_score missing",
+        ]
         self.feature_names: tuple[str, ...] = tuple(names)
         self.segment_names: tuple[str, ...] = self._segment_names()
 
@@ -158,8 +172,11 @@ class ContextEncoder:
             names = [f"{n}|{v}" if n else v for n in names for v in values]
         return tuple(names)
 
-    def encode(self, contexts: pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]],
-               keep_frame: bool = False) -> Contexts:
+    def encode(
+        self,
+        contexts: pl.DataFrame | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        keep_frame: bool = False,
+    ) -> Contexts:
         frame = _as_frame(contexts)
         n = frame.height
 
@@ -191,9 +208,17 @@ class ContextEncoder:
         blocks.append(block)
         score = numeric("lead_score")
         missing = np.isnan(score)
-        blocks.append(np.stack([np.log1p(np.clip(numeric("touches_7d"), 0, None)),
-                                np.log1p(np.clip(numeric("touches_30d"), 0, None)),
-                                np.where(missing, 0.0, score - 0.5), missing.astype(float)], axis=1))
+        blocks.append(
+            np.stack(
+                [
+                    np.log1p(np.clip(numeric("touches_7d"), 0, None)),
+                    np.log1p(np.clip(numeric("touches_30d"), 0, None)),
+                    np.where(missing, 0.0, score - 0.5),
+                    missing.astype(float),
+                ],
+                axis=1,
+            )
+        )
         features = np.ascontiguousarray(np.hstack(blocks))
         segments = np.zeros(n, dtype=np.int64)
         for name in self.segment_columns:
@@ -208,7 +233,9 @@ class ContextEncoder:
     def from_state(cls, state: Mapping[str, Any]) -> ContextEncoder:
         encoder = cls(state.get("segment_columns", DEFAULT_SEGMENT))
         if list(encoder.feature_names) != list(state.get("feature_names", encoder.feature_names)):
-            raise ValueError("the saved policy was trained on different context features than this code encodes")
+            raise ValueError(
+                "the saved policy was trained on different context features than this code encodes"
+            )
         return encoder
 
 

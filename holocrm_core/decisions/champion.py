@@ -48,8 +48,11 @@ class PolicyEvaluation:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "promote": self.decision.promote, "reason": self.decision.reason,
-            "train_rows": self.train_rows, "holdout_rows": self.holdout_rows, "holdout_from": self.holdout_from,
+            "promote": self.decision.promote,
+            "reason": self.decision.reason,
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "holdout_from": self.holdout_from,
             "champion_version": self.champion_version,
             "estimates": {p: {e: est.as_dict() for e, est in by.items()} for p, by in self.estimates.items()},
         }
@@ -60,15 +63,24 @@ def evaluable(log: pl.DataFrame) -> pl.DataFrame:
     return log.filter(pl.col("usable") & pl.col("propensity").is_not_null()).sort("occurred_at", "action_id")
 
 
-def evaluate_candidate(log: pl.DataFrame, champion=None, champion_version: str | None = None,
-                       actions: tuple[str, ...] | None = None, holdout: float = 0.3, seed: int = 0,
-                       n_bootstrap: int = 200, discount: float = 1.0) -> PolicyEvaluation:
+def evaluate_candidate(
+    log: pl.DataFrame,
+    champion=None,
+    champion_version: str | None = None,
+    actions: tuple[str, ...] | None = None,
+    holdout: float = 0.3,
+    seed: int = 0,
+    n_bootstrap: int = 200,
+    discount: float = 1.0,
+) -> PolicyEvaluation:
     """Train a contextual Thompson candidate on older logs and estimate it, the champion and the logging
     policy on the newest ``holdout`` share; the gate decides on DR."""
     rows = evaluable(log)
     if rows.height < MIN_ROWS:
-        raise ValueError(f"{rows.height} usable logged actions with a known propensity; at least {MIN_ROWS} "
-                         "are needed to evaluate a policy off-policy")
+        raise ValueError(
+            f"{rows.height} usable logged actions with a known propensity; at least {MIN_ROWS} "
+            "are needed to evaluate a policy off-policy"
+        )
     names = ActionSet(actions or DEFAULT_ACTIONS)
     encoder = ContextEncoder()
     cut = int(rows.height * (1.0 - holdout))
@@ -84,16 +96,30 @@ def evaluate_candidate(log: pl.DataFrame, champion=None, champion_version: str |
     targets = {"candidate": candidate.probabilities(x_test)}
     if champion is not None and list(champion.actions) == list(names):
         targets["champion"] = champion.probabilities(champion.encoder.encode(context_frame(test)))
-    estimates = {name: ope.evaluate(logs, target, predicted, n_bootstrap=n_bootstrap, seed=seed)
-                 for name, target in targets.items()}
+    estimates = {
+        name: ope.evaluate(logs, target, predicted, n_bootstrap=n_bootstrap, seed=seed)
+        for name, target in targets.items()
+    }
     estimates["logging"] = {"on_policy": on_policy_value(r_test, n_bootstrap, seed)}
-    decision = ope.promotion_gate(estimates["candidate"]["dr"], estimates.get("champion", {}).get("dr"),
-                                  estimates["logging"]["on_policy"], champion_version)
+    decision = ope.promotion_gate(
+        estimates["candidate"]["dr"],
+        estimates.get("champion", {}).get("dr"),
+        estimates["logging"]["on_policy"],
+        champion_version,
+    )
     best = predicted.max(axis=1)
     curves = {name: np.cumsum(best - (target * predicted).sum(axis=1)) for name, target in targets.items()}
     candidate.update(x_test, a_test, r_test)  # serve with everything the log knows
-    return PolicyEvaluation(candidate, estimates, decision, train.height, test.height,
-                            str(test["occurred_at"].min()), champion_version, curves)
+    return PolicyEvaluation(
+        candidate,
+        estimates,
+        decision,
+        train.height,
+        test.height,
+        str(test["occurred_at"].min()),
+        champion_version,
+        curves,
+    )
 
 
 def on_policy_value(rewards: np.ndarray, n_bootstrap: int = 200, seed: int = 0) -> ope.Estimate:
@@ -156,14 +182,19 @@ def _plots(evaluation: PolicyEvaluation) -> dict[str, Any]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curve in evaluation.regret_curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
-    ax.set(xlabel="holdout round (time order)", ylabel="cumulative regret (reward model)",
-           title="Regret vs the best action by the reward model")
+    ax.set(
+        xlabel="holdout round (time order)",
+        ylabel="cumulative regret (reward model)",
+        title="Regret vs the best action by the reward model",
+    )
     ax.legend()
     figures["regret.png"] = fig
     return figures
 
 
-def log_evaluation(evaluation: PolicyEvaluation, model_name: str = POLICY_MODEL, register: bool = True) -> EvaluationRun:
+def log_evaluation(
+    evaluation: PolicyEvaluation, model_name: str = POLICY_MODEL, register: bool = True
+) -> EvaluationRun:
     """MLflow run of one evaluation; register the candidate with its gate verdict; champion only if passed."""
     import matplotlib.pyplot as plt
     import mlflow
@@ -175,15 +206,27 @@ def log_evaluation(evaluation: PolicyEvaluation, model_name: str = POLICY_MODEL,
     verdict = PASSED if evaluation.decision.promote else FAILED
     with mlflow.start_run(run_name="policy_evaluation") as run:
         url = run_url(experiment_id, run.info.run_id)
-        mlflow.log_params({"candidate": evaluation.candidate.name, "train_rows": evaluation.train_rows,
-                           "holdout_rows": evaluation.holdout_rows, "holdout_from": evaluation.holdout_from,
-                           "champion_version": evaluation.champion_version or "(none)",
-                           "actions": ",".join(evaluation.candidate.actions)})
+        mlflow.log_params(
+            {
+                "candidate": evaluation.candidate.name,
+                "train_rows": evaluation.train_rows,
+                "holdout_rows": evaluation.holdout_rows,
+                "holdout_from": evaluation.holdout_from,
+                "champion_version": evaluation.champion_version or "(none)",
+                "actions": ",".join(evaluation.candidate.actions),
+            }
+        )
         metrics = {}
         for policy, by in evaluation.estimates.items():
             for name, est in by.items():
-                metrics.update({f"{policy}_{name}": est.value, f"{policy}_{name}_low": est.low,
-                                f"{policy}_{name}_high": est.high, f"{policy}_{name}_ess": est.ess})
+                metrics.update(
+                    {
+                        f"{policy}_{name}": est.value,
+                        f"{policy}_{name}_low": est.low,
+                        f"{policy}_{name}_high": est.high,
+                        f"{policy}_{name}_ess": est.ess,
+                    }
+                )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         for name, figure in _plots(evaluation).items():
             mlflow.log_figure(figure, name)
@@ -195,15 +238,21 @@ def log_evaluation(evaluation: PolicyEvaluation, model_name: str = POLICY_MODEL,
             with tempfile.TemporaryDirectory() as tmp:
                 state_file = Path(tmp) / "policy_state.json"
                 state_file.write_text(json.dumps(evaluation.candidate.state_dict()))
-                info = mlflow.pyfunc.log_model(name="policy", python_model=PolicyModel(),
-                                               artifacts={STATE_ARTIFACT: str(state_file)},
-                                               pip_requirements=pip_requirements())
-            registered = mlflow.register_model(info.model_uri, model_name, tags={
-                GATE_TAG: verdict, GATE_REASON_TAG: evaluation.decision.reason[:500]})
+                info = mlflow.pyfunc.log_model(
+                    name="policy",
+                    python_model=PolicyModel(),
+                    artifacts={STATE_ARTIFACT: str(state_file)},
+                    pip_requirements=pip_requirements(),
+                )
+            registered = mlflow.register_model(
+                info.model_uri,
+                model_name,
+                tags={GATE_TAG: verdict, GATE_REASON_TAG: evaluation.decision.reason[:500]},
+            )
             version = str(registered.version)
             alias = CHAMPION if evaluation.decision.promote else CHALLENGER
             mlflow.MlflowClient().set_registered_model_alias(model_name, alias, version)
             mlflow.set_tag("registered_version", version)
-    return EvaluationRun(run.info.run_id, url, version, alias, evaluation.decision.promote,
-                         evaluation.decision.reason)
-
+    return EvaluationRun(
+        run.info.run_id, url, version, alias, evaluation.decision.promote, evaluation.decision.reason
+    )

@@ -74,8 +74,14 @@ def sample_rows(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ConvergenceEngine:
     """Collapse distributions over actions into decisions by ``strategy``; deterministic under ``seed``."""
 
-    def __init__(self, strategy: Strategy | str = Strategy.PURE_THOMPSON, epsilon: float = 0.1,
-                 temperature: float = 1.0, seed: int | None = None, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        strategy: Strategy | str = Strategy.PURE_THOMPSON,
+        epsilon: float = 0.1,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+    ):
         self.strategy = Strategy(strategy)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
@@ -84,8 +90,9 @@ class ConvergenceEngine:
         self.epsilon, self.temperature = float(epsilon), float(temperature)
         self.rng = rng if rng is not None else np.random.default_rng(seed)
 
-    def sampling_distribution(self, distribution: np.ndarray | Sequence[np.ndarray],
-                              weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sampling_distribution(
+        self, distribution: np.ndarray | Sequence[np.ndarray], weights: Sequence[float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(input distribution after blending, distribution the decision is sampled from)."""
         if self.strategy is Strategy.BAYESIAN_BLEND:
             p = blend(distribution, weights)
@@ -103,15 +110,18 @@ class ConvergenceEngine:
             q = p
         return p, q
 
-    def decide(self, distribution: np.ndarray | Sequence[np.ndarray],
-               weights: Sequence[float] | None = None) -> Decisions:
+    def decide(
+        self, distribution: np.ndarray | Sequence[np.ndarray], weights: Sequence[float] | None = None
+    ) -> Decisions:
         p, q = self.sampling_distribution(distribution, weights)
         chosen = sample_rows(q, self.rng)
         rows = np.arange(len(q))
         return Decisions(chosen, q[rows, chosen], p[rows, chosen], q)
 
 
-def blend(distributions: np.ndarray | Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+def blend(
+    distributions: np.ndarray | Sequence[np.ndarray], weights: Sequence[float] | None = None
+) -> np.ndarray:
     """Posterior-weighted mixture of several policies' (n, k) distributions (weights normalised; default equal)."""
     if isinstance(distributions, np.ndarray) and distributions.ndim == 2:
         distributions = [distributions]

@@ -86,9 +86,16 @@ def _point(name: str, w, wr, dm, dr, sw) -> np.ndarray:
     return {"dm": dm, "dr": dr, "switch_dr": sw}[name].mean(axis=-1)
 
 
-def evaluate(logs: LoggedBandit, target: np.ndarray, predicted: np.ndarray | None = None,
-             estimators: tuple[str, ...] = ESTIMATORS, n_bootstrap: int = 200, alpha: float = 0.05,
-             tau: float = 20.0, seed: int = 0) -> dict[str, Estimate]:
+def evaluate(
+    logs: LoggedBandit,
+    target: np.ndarray,
+    predicted: np.ndarray | None = None,
+    estimators: tuple[str, ...] = ESTIMATORS,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    tau: float = 20.0,
+    seed: int = 0,
+) -> dict[str, Estimate]:
     """Estimate the value of ``target`` (n, k action distribution per logged row) from ``logs``.
 
     ``predicted`` (n, k) is the reward model's expected reward of every action in every logged context;
@@ -122,9 +129,15 @@ def evaluate(logs: LoggedBandit, target: np.ndarray, predicted: np.ndarray | Non
     return out
 
 
-def paired_difference(logs: LoggedBandit, target_a: np.ndarray, target_b: np.ndarray,
-                      predicted: np.ndarray, n_bootstrap: int = 200, alpha: float = 0.05,
-                      seed: int = 0) -> Estimate:
+def paired_difference(
+    logs: LoggedBandit,
+    target_a: np.ndarray,
+    target_b: np.ndarray,
+    predicted: np.ndarray,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> Estimate:
     """DR estimate of value(a) - value(b) on the same rows, with a paired bootstrap interval."""
     _, _, _, dr_a, _ = _contributions(logs, np.asarray(target_a, float), predicted, np.inf)
     _, _, _, dr_b, _ = _contributions(logs, np.asarray(target_b, float), predicted, np.inf)
@@ -144,26 +157,46 @@ class GateDecision:
     logging: dict[str, Any] | None
 
 
-def promotion_gate(candidate: Estimate, champion: Estimate | None, logging: Estimate | None = None,
-                   champion_version: str | None = None) -> GateDecision:
+def promotion_gate(
+    candidate: Estimate,
+    champion: Estimate | None,
+    logging: Estimate | None = None,
+    champion_version: str | None = None,
+) -> GateDecision:
     """Champion only when the candidate's lower bound clears the champion's (and the logging policy's) value."""
     bound = f"{candidate.estimator.upper()} lower bound {candidate.low:.4f}"
-    as_dict = (lambda e: None if e is None else e.as_dict())
+    as_dict = lambda e: None if e is None else e.as_dict()
     if not np.isfinite(candidate.low):
-        return GateDecision(False, "the candidate's interval is undefined (no logged support)",
-                            candidate.as_dict(), as_dict(champion), as_dict(logging))
+        return GateDecision(
+            False,
+            "the candidate's interval is undefined (no logged support)",
+            candidate.as_dict(),
+            as_dict(champion),
+            as_dict(logging),
+        )
     if logging is not None and candidate.low <= logging.value:
-        return GateDecision(False, f"{bound} does not clear the logging policy's {logging.value:.4f}",
-                            candidate.as_dict(), as_dict(champion), as_dict(logging))
+        return GateDecision(
+            False,
+            f"{bound} does not clear the logging policy's {logging.value:.4f}",
+            candidate.as_dict(),
+            as_dict(champion),
+            as_dict(logging),
+        )
     if champion is not None and candidate.low <= champion.value:
         who = f"champion v{champion_version}" if champion_version else "the champion"
-        return GateDecision(False, f"{bound} does not clear {who}'s {champion.value:.4f}",
-                            candidate.as_dict(), as_dict(champion), as_dict(logging))
+        return GateDecision(
+            False,
+            f"{bound} does not clear {who}'s {champion.value:.4f}",
+            candidate.as_dict(),
+            as_dict(champion),
+            as_dict(logging),
+        )
     against = "no champion yet" if champion is None else f"champion {champion.value:.4f}"
     if logging is not None:
         against += f", logging policy {logging.value:.4f}"
-    return GateDecision(True, f"{bound} clears {against}", candidate.as_dict(), as_dict(champion),
-                        as_dict(logging))
+    return GateDecision(
+        True, f"{bound} clears {against}", candidate.as_dict(), as_dict(champion), as_dict(logging)
+    )
 
 
 def fit_reward_model(contexts, actions: np.ndarray, rewards: np.ndarray, action_names, prior_precision=1.0):

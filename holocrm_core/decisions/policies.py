@@ -65,7 +65,9 @@ class Policy(Protocol):
     def remove_action(self, name: str) -> None: ...
 
 
-def gaussian_win_probabilities(mean: np.ndarray, sd: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
+def gaussian_win_probabilities(
+    mean: np.ndarray, sd: np.ndarray, only: np.ndarray | None = None
+) -> np.ndarray:
     """P(action a has the largest draw) for independent normal draws per action (quantile quadrature).
 
     ``mean`` and ``sd`` are (n, k); returns (n, k), or (n,) for the action ``only[i]`` of each row when
@@ -103,8 +105,12 @@ class _Base:
     name = "policy"
     default_strategy = Strategy.PURE_THOMPSON
 
-    def __init__(self, actions: ActionSet | tuple[str, ...] | list[str], seed: int | None = None,
-                 encoder: ContextEncoder | None = None):
+    def __init__(
+        self,
+        actions: ActionSet | tuple[str, ...] | list[str],
+        seed: int | None = None,
+        encoder: ContextEncoder | None = None,
+    ):
         self.actions = actions if isinstance(actions, ActionSet) else ActionSet(actions)
         self.encoder = encoder or ContextEncoder()
         self.seed = seed
@@ -114,7 +120,9 @@ class _Base:
     def engine(self, strategy: Strategy | str | None = None, **options: float) -> ConvergenceEngine:
         return ConvergenceEngine(strategy or self.default_strategy, rng=self.rng, **options)
 
-    def choose(self, contexts: Contexts, strategy: Strategy | str | None = None, **options: float) -> Decisions:
+    def choose(
+        self, contexts: Contexts, strategy: Strategy | str | None = None, **options: float
+    ) -> Decisions:
         return self.engine(strategy, **options).decide(self.probabilities(contexts))
 
     def _batch(self, contexts: Contexts, actions: Any, rewards: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -126,13 +134,20 @@ class _Base:
             raise KeyError(f"action index out of range for {list(self.actions)}")
         r = _reward_array(rewards)
         if not len(a) == len(r) == len(contexts):
-            raise ValueError(f"{len(contexts)} contexts, {len(a)} actions and {len(r)} rewards: lengths differ")
+            raise ValueError(
+                f"{len(contexts)} contexts, {len(a)} actions and {len(r)} rewards: lengths differ"
+            )
         return a, r
 
     def _common_state(self) -> dict[str, Any]:
-        return {"kind": type(self).__name__, "actions": list(self.actions), "seed": self.seed,
-                "observations": self.observations, "encoder": self.encoder.state_dict(),
-                "rng": self.rng.bit_generator.state}
+        return {
+            "kind": type(self).__name__,
+            "actions": list(self.actions),
+            "seed": self.seed,
+            "observations": self.observations,
+            "encoder": self.encoder.state_dict(),
+            "rng": self.rng.bit_generator.state,
+        }
 
     def _restore_common(self, state: Mapping[str, Any]) -> None:
         self.observations = int(state.get("observations", 0))
@@ -159,8 +174,12 @@ class _GaussianArms:
 
     def remove(self, i: int) -> None:
         keep = np.arange(len(self.counts)) != i
-        self.mean, self.precision, self.cov, self.counts = (self.mean[keep], self.precision[keep],
-                                                            self.cov[keep], self.counts[keep])
+        self.mean, self.precision, self.cov, self.counts = (
+            self.mean[keep],
+            self.precision[keep],
+            self.cov[keep],
+            self.counts[keep],
+        )
 
     def forget(self, factor: float) -> None:
         """Precision -> factor * precision + (1 - factor) * prior: old evidence counts for less."""
@@ -225,8 +244,12 @@ class _GaussianArms:
         self.counts[i] += len(y)
 
     def state(self) -> dict[str, Any]:
-        return {"prior_precision": self.prior_precision, "mean": self.mean.tolist(),
-                "precision": self.precision.tolist(), "counts": self.counts.tolist()}
+        return {
+            "prior_precision": self.prior_precision,
+            "mean": self.mean.tolist(),
+            "precision": self.precision.tolist(),
+            "counts": self.counts.tolist(),
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> _GaussianArms:
@@ -240,8 +263,14 @@ class _GaussianArms:
 
 
 class _GaussianPolicy(_Base):
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, prior_precision: float = 1.0,
-                 discount: float = 1.0):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        prior_precision: float = 1.0,
+        discount: float = 1.0,
+    ):
         super().__init__(actions, seed, encoder)
         if not 0.0 < discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {discount}")
@@ -273,17 +302,26 @@ class _GaussianPolicy(_Base):
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self._common_state(), "discount": self.discount, "arms": self.arms.state(),
-                **self._params()}
+        return {
+            **self._common_state(),
+            "discount": self.discount,
+            "arms": self.arms.state(),
+            **self._params(),
+        }
 
     def _params(self) -> dict[str, Any]:
         return {}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]):
-        policy = cls(ActionSet(state["actions"]), state.get("seed"), ContextEncoder.from_state(state["encoder"]),
-                     state["arms"]["prior_precision"], state.get("discount", 1.0),
-                     **{k: state[k] for k in cls._param_names if k in state})
+        policy = cls(
+            ActionSet(state["actions"]),
+            state.get("seed"),
+            ContextEncoder.from_state(state["encoder"]),
+            state["arms"]["prior_precision"],
+            state.get("discount", 1.0),
+            **{k: state[k] for k in cls._param_names if k in state},
+        )
         policy.arms = _GaussianArms.from_state(state["arms"])
         policy._restore_common(state)
         return policy
@@ -297,9 +335,17 @@ class ContextualThompson(_GaussianPolicy):
     name = "contextual_thompson"
     _param_names = ("likelihood", "noise_var", "exploration")
 
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, prior_precision: float = 1.0,
-                 discount: float = 1.0, likelihood: str = "logistic", noise_var: float = 0.25,
-                 exploration: float = 0.5):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        prior_precision: float = 1.0,
+        discount: float = 1.0,
+        likelihood: str = "logistic",
+        noise_var: float = 0.25,
+        exploration: float = 0.5,
+    ):
         super().__init__(actions, seed, encoder, prior_precision, discount)
         if likelihood not in ("logistic", "linear"):
             raise ValueError(f"likelihood must be 'logistic' or 'linear', got {likelihood!r}")
@@ -329,7 +375,9 @@ class ContextualThompson(_GaussianPolicy):
         mean, sd = self.score_posterior(contexts)
         return np.argmax(mean + sd * self.rng.standard_normal(mean.shape), axis=1)
 
-    def choose(self, contexts: Contexts, strategy: Strategy | str | None = None, **options: float) -> Decisions:
+    def choose(
+        self, contexts: Contexts, strategy: Strategy | str | None = None, **options: float
+    ) -> Decisions:
         """Thompson sampling by default: one posterior draw per action, the best wins; its propensity is its
         win probability. Any other strategy collapses the full win-probability matrix through the engine."""
         if strategy is not None and Strategy(strategy) is not Strategy.PURE_THOMPSON:
@@ -363,8 +411,15 @@ class LinUCB(_GaussianPolicy):
     default_strategy = Strategy.ARGMAX
     _param_names = ("alpha",)
 
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, prior_precision: float = 1.0,
-                 discount: float = 1.0, alpha: float = 1.0):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        prior_precision: float = 1.0,
+        discount: float = 1.0,
+        alpha: float = 1.0,
+    ):
         super().__init__(actions, seed, encoder, prior_precision, discount)
         self.alpha = float(alpha)
 
@@ -389,8 +444,14 @@ class LinUCB(_GaussianPolicy):
 class _SegmentPolicy(_Base):
     """Per (segment, action) sufficient statistics: successes, failures (fractional rewards allowed)."""
 
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, discount: float = 1.0,
-                 prior: tuple[float, float] = (1.0, 1.0)):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        discount: float = 1.0,
+        prior: tuple[float, float] = (1.0, 1.0),
+    ):
         super().__init__(actions, seed, encoder)
         if not 0.0 < discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {discount}")
@@ -431,8 +492,14 @@ class _SegmentPolicy(_Base):
         return alpha / total, np.sqrt(alpha * beta / (total**2 * (total + 1.0)))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self._common_state(), "discount": self.discount, "prior": list(self.prior),
-                "wins": self.wins.tolist(), "losses": self.losses.tolist(), **self._params()}
+        return {
+            **self._common_state(),
+            "discount": self.discount,
+            "prior": list(self.prior),
+            "wins": self.wins.tolist(),
+            "losses": self.losses.tolist(),
+            **self._params(),
+        }
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -441,9 +508,14 @@ class _SegmentPolicy(_Base):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]):
-        policy = cls(ActionSet(state["actions"]), state.get("seed"), ContextEncoder.from_state(state["encoder"]),
-                     state.get("discount", 1.0), tuple(state.get("prior", (1.0, 1.0))),
-                     **{k: state[k] for k in cls._param_names if k in state})
+        policy = cls(
+            ActionSet(state["actions"]),
+            state.get("seed"),
+            ContextEncoder.from_state(state["encoder"]),
+            state.get("discount", 1.0),
+            tuple(state.get("prior", (1.0, 1.0))),
+            **{k: state[k] for k in cls._param_names if k in state},
+        )
         policy.wins = np.asarray(state["wins"], dtype=np.float64)
         policy.losses = np.asarray(state["losses"], dtype=np.float64)
         policy._restore_common(state)
@@ -456,8 +528,15 @@ class SegmentThompson(_SegmentPolicy):
     name = "segment_thompson"
     _param_names = ("draws",)
 
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, discount: float = 1.0,
-                 prior: tuple[float, float] = (1.0, 1.0), draws: int = 2000):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        discount: float = 1.0,
+        prior: tuple[float, float] = (1.0, 1.0),
+        draws: int = 2000,
+    ):
         super().__init__(actions, seed, encoder, discount, prior)
         self.draws = int(draws)
 
@@ -469,7 +548,9 @@ class SegmentThompson(_SegmentPolicy):
         segments, inverse = np.unique(contexts.segments, return_inverse=True)
         alpha = self.wins[segments] + self.prior[0]
         beta = self.losses[segments] + self.prior[1]
-        sims = self.rng.beta(alpha[:, None, :], beta[:, None, :], size=(len(segments), self.draws, alpha.shape[1]))
+        sims = self.rng.beta(
+            alpha[:, None, :], beta[:, None, :], size=(len(segments), self.draws, alpha.shape[1])
+        )
         best = np.argmax(sims, axis=2)
         k = alpha.shape[1]
         wins = (best[:, :, None] == np.arange(k)[None, None, :]).mean(axis=1)
@@ -505,8 +586,15 @@ class EpsilonGreedy(_SegmentPolicy):
     name = "epsilon_greedy"
     _param_names = ("epsilon",)
 
-    def __init__(self, actions=ActionSet(), seed=None, encoder=None, discount: float = 1.0,
-                 prior: tuple[float, float] = (1.0, 1.0), epsilon: float = 0.1):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        seed=None,
+        encoder=None,
+        discount: float = 1.0,
+        prior: tuple[float, float] = (1.0, 1.0),
+        epsilon: float = 0.1,
+    ):
         super().__init__(actions, seed, encoder, discount, prior)
         self.epsilon = float(epsilon)
 
@@ -523,8 +611,13 @@ class LoggingPolicy(_Base):
 
     name = "logging_policy"
 
-    def __init__(self, actions=ActionSet(), distribution: Callable[[Any], np.ndarray] | None = None,
-                 seed=None, encoder=None):
+    def __init__(
+        self,
+        actions=ActionSet(),
+        distribution: Callable[[Any], np.ndarray] | None = None,
+        seed=None,
+        encoder=None,
+    ):
         super().__init__(actions, seed, encoder)
         if distribution is None:
             from holocrm_core.synth.outreach import logging_policy_probabilities
@@ -555,8 +648,9 @@ class LoggingPolicy(_Base):
         return policy
 
 
-POLICIES: dict[str, type] = {c.__name__: c for c in
-                             (ContextualThompson, LinUCB, SegmentThompson, UCB1, EpsilonGreedy, LoggingPolicy)}
+POLICIES: dict[str, type] = {
+    c.__name__: c for c in (ContextualThompson, LinUCB, SegmentThompson, UCB1, EpsilonGreedy, LoggingPolicy)
+}
 
 
 def policy_from_state(state: Mapping[str, Any]):

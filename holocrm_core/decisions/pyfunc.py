@@ -24,6 +24,10 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
             self.policy = policy_from_state(json.load(fh))
 
     def predict(self, context, model_input, params=None):
-        frame = pl.from_pandas(model_input) if isinstance(model_input, pd.DataFrame) else pl.DataFrame(model_input)
+        frame = (
+            pl.from_pandas(model_input)
+            if isinstance(model_input, pd.DataFrame)
+            else pl.DataFrame(model_input)
+        )
         probabilities = self.policy.probabilities(self.policy.encoder.encode(frame))
         return pd.DataFrame(probabilities, columns=[f"p_{a}" for a in self.policy.actions])

@@ -26,13 +26,22 @@ PRIORITY_THRESHOLDS = (0.25, 0.12)  # expected success rate: high at or above th
 OPEN_STATUSES = ("lead", "qualified", "customer")
 
 
-def open_contact_contexts(contacts: pl.DataFrame, companies: pl.DataFrame | None, activities: pl.DataFrame | None,
-                          scored_leads: pl.DataFrame | None = None, as_of: datetime | None = None) -> pl.DataFrame:
+def open_contact_contexts(
+    contacts: pl.DataFrame,
+    companies: pl.DataFrame | None,
+    activities: pl.DataFrame | None,
+    scored_leads: pl.DataFrame | None = None,
+    as_of: datetime | None = None,
+) -> pl.DataFrame:
     """contact_id + decision context of every open contact, as of ``as_of`` (default: the newest activity)."""
-    people = contacts.filter(pl.col("lifecycle_status").is_in(OPEN_STATUSES) | pl.col("lifecycle_status").is_null())
+    people = contacts.filter(
+        pl.col("lifecycle_status").is_in(OPEN_STATUSES) | pl.col("lifecycle_status").is_null()
+    )
     people = people.select("contact_id", "seniority", "lifecycle_status", "company_id")
     if companies is not None and companies.height:
-        people = people.join(companies.select("company_id", "industry", "size_band"), on="company_id", how="left")
+        people = people.join(
+            companies.select("company_id", "industry", "size_band"), on="company_id", how="left"
+        )
     else:
         people = people.with_columns(industry=pl.lit(None, pl.String), size_band=pl.lit(None, pl.String))
     if as_of is None:
@@ -48,12 +57,18 @@ def open_contact_contexts(contacts: pl.DataFrame, companies: pl.DataFrame | None
     else:
         days, t7, t30 = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, int)
     frame = people.drop("company_id").with_columns(
-        pl.Series("days_since_last_touch", days).fill_nan(None), pl.Series("touches_7d", t7),
-        pl.Series("touches_30d", t30))
+        pl.Series("days_since_last_touch", days).fill_nan(None),
+        pl.Series("touches_7d", t7),
+        pl.Series("touches_30d", t30),
+    )
     if scored_leads is not None and {"contact_id", "score"} <= set(scored_leads.columns):
-        bands = scored_leads.select("contact_id", pl.col("score").alias("lead_score"),
-                                    (pl.col("band") if "band" in scored_leads.columns else pl.lit(None, pl.String))
-                                    .alias("lead_band"))
+        bands = scored_leads.select(
+            "contact_id",
+            pl.col("score").alias("lead_score"),
+            (pl.col("band") if "band" in scored_leads.columns else pl.lit(None, pl.String)).alias(
+                "lead_band"
+            ),
+        )
         frame = frame.join(bands, on="contact_id", how="left")
     else:
         frame = frame.with_columns(lead_score=pl.lit(None, pl.Float64), lead_band=pl.lit(None, pl.String))
@@ -74,11 +89,19 @@ def _factor_names(policy, features: np.ndarray, chosen: np.ndarray, runner: np.n
     contribution[features == 0] = -np.inf
     best = contribution.argmax(axis=1)
     names = np.asarray(policy.encoder.feature_names, dtype=object)[best]
-    return [n if np.isfinite(c) and c > 0 else None for n, c in zip(names, contribution[np.arange(len(best)), best])]
+    return [
+        n if np.isfinite(c) and c > 0 else None
+        for n, c in zip(names, contribution[np.arange(len(best)), best])
+    ]
 
 
-def recommend(policy, contexts: pl.DataFrame, strategy: Strategy | str | None = None, version: str | None = None,
-              **engine_options: float) -> pl.DataFrame:
+def recommend(
+    policy,
+    contexts: pl.DataFrame,
+    strategy: Strategy | str | None = None,
+    version: str | None = None,
+    **engine_options: float,
+) -> pl.DataFrame:
     """One recommendation per row of ``contexts`` (contact_id + context columns)."""
     encoded = policy.encoder.encode(contexts)
     if hasattr(policy, "choose_from_scores") and strategy in (None, Strategy.PURE_THOMPSON, "pure_thompson"):
@@ -97,30 +120,45 @@ def recommend(policy, contexts: pl.DataFrame, strategy: Strategy | str | None = 
     else:
         trials = np.asarray(policy.arms.counts)[chosen]
     names = np.asarray(policy.actions.names, dtype=object)
-    out = pl.DataFrame({
-        "contact_id": contexts["contact_id"] if "contact_id" in contexts.columns else [None] * len(rows),
-        "action": names[chosen].astype(str),
-        "propensity": np.round(decisions.propensity, 4),
-        "confidence": np.round(decisions.confidence, 4),
-        "expected_success_rate": np.round(rate[rows, chosen], 4),
-        "uncertainty": np.round(sd[rows, chosen], 4),
-        "trials": np.round(trials).astype(np.int64),
-        "runner_up": names[runner].astype(str),
-        "runner_up_success_rate": np.round(rate[rows, runner], 4),
-        "factor": pl.Series(_factor_names(policy, encoded.features, chosen, runner), dtype=pl.String),
-    })
+    out = pl.DataFrame(
+        {
+            "contact_id": contexts["contact_id"] if "contact_id" in contexts.columns else [None] * len(rows),
+            "action": names[chosen].astype(str),
+            "propensity": np.round(decisions.propensity, 4),
+            "confidence": np.round(decisions.confidence, 4),
+            "expected_success_rate": np.round(rate[rows, chosen], 4),
+            "uncertainty": np.round(sd[rows, chosen], 4),
+            "trials": np.round(trials).astype(np.int64),
+            "runner_up": names[runner].astype(str),
+            "runner_up_success_rate": np.round(rate[rows, runner], 4),
+            "factor": pl.Series(_factor_names(policy, encoded.features, chosen, runner), dtype=pl.String),
+        }
+    )
     high, medium = PRIORITY_THRESHOLDS
     reasoning = (
-        pl.col("action") + " has a " + _percent(pl.col("expected_success_rate")) + " expected success rate (+/- "
-        + _percent(pl.col("uncertainty")) + ", learned from " + pl.col("trials").cast(pl.String)
-        + " outcomes) against " + _percent(pl.col("runner_up_success_rate")) + " for " + pl.col("runner_up")
-        + pl.when(pl.col("factor").is_not_null()).then(pl.lit("; the strongest reason: ") + pl.col("factor"))
+        pl.col("action")
+        + " has a "
+        + _percent(pl.col("expected_success_rate"))
+        + " expected success rate (+/- "
+        + _percent(pl.col("uncertainty"))
+        + ", learned from "
+        + pl.col("trials").cast(pl.String)
+        + " outcomes) against "
+        + _percent(pl.col("runner_up_success_rate"))
+        + " for "
+        + pl.col("runner_up")
+        + pl.when(pl.col("factor").is_not_null())
+        .then(pl.lit("; the strongest reason: ") + pl.col("factor"))
         .otherwise(pl.lit(""))
-        + "; chosen with probability " + pl.col("propensity").round(2).cast(pl.String)
+        + "; chosen with probability "
+        + pl.col("propensity").round(2).cast(pl.String)
     )
     return out.with_columns(
-        priority=pl.when(pl.col("expected_success_rate") >= high).then(pl.lit("high"))
-        .when(pl.col("expected_success_rate") >= medium).then(pl.lit("medium")).otherwise(pl.lit("low")),
+        priority=pl.when(pl.col("expected_success_rate") >= high)
+        .then(pl.lit("high"))
+        .when(pl.col("expected_success_rate") >= medium)
+        .then(pl.lit("medium"))
+        .otherwise(pl.lit("low")),
         reasoning=reasoning,
         policy=pl.lit(policy.name),
         policy_version=pl.lit(version, pl.String),
@@ -129,6 +167,18 @@ def recommend(policy, contexts: pl.DataFrame, strategy: Strategy | str | None = 
 
 def recommendation_record(row: dict[str, Any], posterior: dict[str, Any] | None = None) -> dict[str, Any]:
     """One recommendation row as the API answers it."""
-    keys = ("contact_id", "action", "priority", "expected_success_rate", "uncertainty", "trials", "reasoning",
-            "propensity", "confidence", "runner_up", "policy", "policy_version")
+    keys = (
+        "contact_id",
+        "action",
+        "priority",
+        "expected_success_rate",
+        "uncertainty",
+        "trials",
+        "reasoning",
+        "propensity",
+        "confidence",
+        "runner_up",
+        "policy",
+        "policy_version",
+    )
     return {**{k: row.get(k) for k in keys}, **({"posterior": posterior} if posterior else {})}

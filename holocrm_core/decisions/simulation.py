@@ -24,17 +24,21 @@ DRIFT_ROTATION = (1, 2, 0, 3)
 def sample_contexts(n: int, rng: np.random.Generator) -> pl.DataFrame:
     """``n`` raw decision contexts with the generator's vocabularies."""
     days = np.round(rng.lognormal(mean=2.3, sigma=1.1, size=n), 1)
-    days = np.where(rng.random(n) < 0.12, rng.uniform(0.0, 2.0, n).round(1), days)  # touched in the last 2 days
+    days = np.where(
+        rng.random(n) < 0.12, rng.uniform(0.0, 2.0, n).round(1), days
+    )  # touched in the last 2 days
     t30 = rng.poisson(np.clip(30.0 / np.maximum(days, 1.0), 0.3, 6.0))
-    return pl.DataFrame({
-        "seniority": np.asarray(SENIORITIES)[rng.choice(len(SENIORITIES), n, p=SENIORITY_SHARE)],
-        "industry": np.asarray(INDUSTRIES)[rng.integers(0, len(INDUSTRIES), n)],
-        "lifecycle_status": np.asarray(LIFECYCLES)[rng.choice(len(LIFECYCLES), n, p=LIFECYCLE_SHARE)],
-        "size_band": np.asarray(SIZE_BANDS)[rng.choice(len(SIZE_BANDS), n, p=SIZE_SHARE)],
-        "days_since_last_touch": days,
-        "touches_7d": np.minimum(t30, rng.poisson(np.where(days <= 7, 1.5, 0.0))),
-        "touches_30d": t30,
-    })
+    return pl.DataFrame(
+        {
+            "seniority": np.asarray(SENIORITIES)[rng.choice(len(SENIORITIES), n, p=SENIORITY_SHARE)],
+            "industry": np.asarray(INDUSTRIES)[rng.integers(0, len(INDUSTRIES), n)],
+            "lifecycle_status": np.asarray(LIFECYCLES)[rng.choice(len(LIFECYCLES), n, p=LIFECYCLE_SHARE)],
+            "size_band": np.asarray(SIZE_BANDS)[rng.choice(len(SIZE_BANDS), n, p=SIZE_SHARE)],
+            "days_since_last_touch": days,
+            "touches_7d": np.minimum(t30, rng.poisson(np.where(days <= 7, 1.5, 0.0))),
+            "touches_30d": t30,
+        }
+    )
 
 
 def true_probabilities(contexts: pl.DataFrame, drifted: bool = False) -> np.ndarray:

@@ -67,8 +67,12 @@ _WordsLoader.yaml_implicit_resolvers = {
 # Which canonical date column a status is dated by.
 STATUS_COLUMN = {"contacts": "lifecycle_status", "deals": "stage"}
 STATUS_DATE_COLUMN = {
-    "contacts": {"lead": "lead_at", "qualified": "qualified_at", "customer": "customer_at",
-                 "disqualified": "disqualified_at"},
+    "contacts": {
+        "lead": "lead_at",
+        "qualified": "qualified_at",
+        "customer": "customer_at",
+        "disqualified": "disqualified_at",
+    },
     "deals": {"won": "closed_at", "lost": "closed_at"},
 }
 
@@ -93,7 +97,9 @@ class MappingProfile(Profile):
         return _date_statuses(entity, mapped, dating, self.entities[entity]) if dating else mapped
 
 
-def _date_statuses(entity: str, frame: pl.DataFrame, dating: dict[str, pl.Series], spec: EntitySpec) -> pl.DataFrame:
+def _date_statuses(
+    entity: str, frame: pl.DataFrame, dating: dict[str, pl.Series], spec: EntitySpec
+) -> pl.DataFrame:
     """Rows in a status take that status's date from its own column (the row's other dates stay)."""
     status_column = STATUS_COLUMN[entity]
     if status_column not in frame.columns:
@@ -122,10 +128,14 @@ def load_mapping(path: str | Path) -> Profile:
     except (OSError, yaml.YAMLError) as exc:
         raise MappingError(f"mapping file {path}: cannot be read ({exc})") from exc
     if not isinstance(spec, dict) or not isinstance(spec.get("entities"), dict):
-        raise MappingError(f"mapping file {path}: needs an 'entities:' section (see holocrm_core.ingest.mapping)")
+        raise MappingError(
+            f"mapping file {path}: needs an 'entities:' section (see holocrm_core.ingest.mapping)"
+        )
     base_name = str(spec.get("base", "generic"))
     if base_name != "none" and base_name not in PROFILES:
-        raise MappingError(f"mapping file {path}: base {base_name!r} is not one of {', '.join(sorted(PROFILES))}, none")
+        raise MappingError(
+            f"mapping file {path}: base {base_name!r} is not one of {', '.join(sorted(PROFILES))}, none"
+        )
     base = PROFILES.get(base_name) if base_name != "none" else None
     top_date = spec.get("date_format")
     top_currency = spec.get("default_currency")
@@ -135,11 +145,15 @@ def load_mapping(path: str | Path) -> Profile:
     globs: dict[str, tuple[str, ...]] = {}
     for entity, body in spec["entities"].items():
         if entity not in schema.ENTITIES:
-            raise MappingError(f"mapping file {path}: unknown entity {entity!r} (use {', '.join(schema.STAGING_ORDER)})")
+            raise MappingError(
+                f"mapping file {path}: unknown entity {entity!r} (use {', '.join(schema.STAGING_ORDER)})"
+            )
         body = body or {}
         files = body.get("files") or body.get("file")
         if not files:
-            raise MappingError(f"mapping file {path}: entities.{entity} needs 'files:' (a glob such as '{entity}*.csv')")
+            raise MappingError(
+                f"mapping file {path}: entities.{entity} needs 'files:' (a glob such as '{entity}*.csv')"
+            )
         globs[entity] = tuple([files] if isinstance(files, str) else files)
         columns: dict[str, str] = {}
         for header, canonical in (body.get("columns") or {}).items():
@@ -161,7 +175,9 @@ def load_mapping(path: str | Path) -> Profile:
         values = {}
         for column, table in (body.get("values") or {}).items():
             if (entity, column) not in schema.ENUMS:
-                raise MappingError(f"mapping file {path}: entities.{entity}.values.{column}: {column} is not an enum column")
+                raise MappingError(
+                    f"mapping file {path}: entities.{entity}.values.{column}: {column} is not an enum column"
+                )
             allowed = {m.value for m in schema.ENUMS[(entity, column)]}
             for source, target in table.items():
                 if target not in allowed:
@@ -173,7 +189,9 @@ def load_mapping(path: str | Path) -> Profile:
         excluded[entity] = frozenset(normalise_header(str(h)) for h in body.get("exclude") or ())
         dates = body.get("status_dates") or {}
         if dates and entity not in STATUS_DATE_COLUMN:
-            raise MappingError(f"mapping file {path}: entities.{entity}.status_dates: only contacts and deals have statuses")
+            raise MappingError(
+                f"mapping file {path}: entities.{entity}.status_dates: only contacts and deals have statuses"
+            )
         for state, header in dates.items():
             if state not in STATUS_DATE_COLUMN.get(entity, {}):
                 raise MappingError(

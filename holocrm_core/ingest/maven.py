@@ -45,7 +45,13 @@ FILES = ("accounts.csv", "products.csv", "sales_pipeline.csv", "sales_teams.csv"
 
 
 def _slug_expr(column: str) -> pl.Expr:
-    return pl.col(column).str.strip_chars().str.to_lowercase().str.replace_all(r"[^0-9a-z]+", "-").str.strip_chars("-")
+    return (
+        pl.col(column)
+        .str.strip_chars()
+        .str.to_lowercase()
+        .str.replace_all(r"[^0-9a-z]+", "-")
+        .str.strip_chars("-")
+    )
 
 
 class MavenProfile(Profile):
@@ -85,7 +91,9 @@ class MavenProfile(Profile):
                 reports.append(FileReport("accounts.csv", "contacts", self.name, accounts.height))
         if pipeline is not None:
             pieces["deals"] = [
-                self._deals(pipeline, frames.get("products.csv"), frames.get("sales_teams.csv"), accounts is not None)
+                self._deals(
+                    pipeline, frames.get("products.csv"), frames.get("sales_teams.csv"), accounts is not None
+                )
             ]
             reports.append(FileReport("sales_pipeline.csv", "deals", self.name, pipeline.height))
         for lookup in ("products.csv", "sales_teams.csv"):
@@ -102,7 +110,9 @@ class MavenProfile(Profile):
             pl.col("sector").str.strip_chars().replace(SECTOR_FIXES).alias("industry"),
             pl.col("employees").alias("employees"),
             # revenue is in millions of USD; an unparseable value is passed through for the validator
-            pl.coalesce((revenue * 1_000_000).round(2).cast(pl.String), pl.col("revenue")).alias("annual_revenue"),
+            pl.coalesce((revenue * 1_000_000).round(2).cast(pl.String), pl.col("revenue")).alias(
+                "annual_revenue"
+            ),
             pl.when(pl.col("revenue").is_not_null()).then(pl.lit("USD")).alias("revenue_currency"),
             pl.col("office_location").str.strip_chars().replace(COUNTRY_FIXES).alias("country"),
             _slug_expr("subsidiary_of").alias("parent_company_id"),
@@ -136,7 +146,10 @@ class MavenProfile(Profile):
             pl.col("company_id"),
             pl.col("company_name"),
             pl.col("owner"),
-            pl.when(pl.col("first_won").is_not_null()).then(pl.lit("customer")).otherwise(pl.lit("lead")).alias("lifecycle_status"),
+            pl.when(pl.col("first_won").is_not_null())
+            .then(pl.lit("customer"))
+            .otherwise(pl.lit("lead"))
+            .alias("lifecycle_status"),
             pl.col("first_engaged").alias("lead_at"),
             pl.col("first_won").alias("customer_at"),
             pl.col("first_engaged").alias("created_at"),
@@ -147,11 +160,19 @@ class MavenProfile(Profile):
         )
 
     @staticmethod
-    def _deals(pipeline: pl.DataFrame, products: pl.DataFrame | None, teams: pl.DataFrame | None, has_accounts: bool) -> pl.DataFrame:
-        product_names = products["product"].drop_nulls().str.strip_chars().to_list() if products is not None else []
+    def _deals(
+        pipeline: pl.DataFrame, products: pl.DataFrame | None, teams: pl.DataFrame | None, has_accounts: bool
+    ) -> pl.DataFrame:
+        product_names = (
+            products["product"].drop_nulls().str.strip_chars().to_list() if products is not None else []
+        )
         spelling = {p.replace(" ", "").lower(): p for p in product_names}
         raw_products = pipeline["product"].drop_nulls().unique().to_list()
-        fixes = {p: spelling[k] for p in raw_products if (k := p.replace(" ", "").lower()) in spelling and spelling[k] != p}
+        fixes = {
+            p: spelling[k]
+            for p in raw_products
+            if (k := p.replace(" ", "").lower()) in spelling and spelling[k] != p
+        }
         stage = pl.col("deal_stage").str.strip_chars()
         account = pl.col("account").str.strip_chars()
         frame = pipeline.with_columns(pl.col("product").str.strip_chars().replace(fixes).alias("product"))
@@ -178,7 +199,11 @@ class MavenProfile(Profile):
                 maintain_order="left",
             )
         closed = stage.is_in(["Won", "Lost"])
-        custom = [c for c in ("cf_series", "cf_sales_price", "cf_manager", "cf_regional_office") if c in frame.columns]
+        custom = [
+            c
+            for c in ("cf_series", "cf_sales_price", "cf_manager", "cf_regional_office")
+            if c in frame.columns
+        ]
         return frame.select(
             pl.col("opportunity_id").alias("deal_id"),
             pl.when(account.is_not_null() & (account != ""))
@@ -186,14 +211,23 @@ class MavenProfile(Profile):
             .otherwise(pl.format("{}, no account yet", pl.col("product")))
             .alias("title"),
             _slug_expr("account").alias("company_id"),
-            (pl.when(account.is_not_null() & (account != "")).then(pl.lit("maven-") + _slug_expr("account")) if has_accounts else pl.lit(None, pl.String)).alias("contact_id"),
+            (
+                pl.when(account.is_not_null() & (account != "")).then(
+                    pl.lit("maven-") + _slug_expr("account")
+                )
+                if has_accounts
+                else pl.lit(None, pl.String)
+            ).alias("contact_id"),
             pl.col("close_value").alias("value"),
             pl.when(pl.col("close_value").is_not_null()).then(pl.lit("USD")).alias("currency"),
             stage.replace(STAGES).alias("stage"),
             pl.col("sales_agent").alias("owner"),
             pl.col("product"),
             pl.col("engage_date").alias("created_at"),
-            pl.when(closed).then(pl.col("close_date")).otherwise(pl.col("engage_date")).alias("stage_changed_at"),
+            pl.when(closed)
+            .then(pl.col("close_date"))
+            .otherwise(pl.col("engage_date"))
+            .alias("stage_changed_at"),
             pl.col("close_date").alias("closed_at"),
             *[pl.col(c) for c in custom],
             pl.when(stage == "Prospecting").then(pl.lit("created_at")).alias(ALLOW_EMPTY),
@@ -206,7 +240,17 @@ MAVEN = MavenProfile(
     name="maven",
     description="Maven Analytics CRM sample: accounts, products, sales_pipeline, sales_teams",
     entities={e: GENERIC.entities[e] for e in schema.STAGING_ORDER},
-    markers=frozenset({"sales_agent", "deal_stage", "engage_date", "close_value", "subsidiary_of", "office_location", "regional_office"}),
+    markers=frozenset(
+        {
+            "sales_agent",
+            "deal_stage",
+            "engage_date",
+            "close_value",
+            "subsidiary_of",
+            "office_location",
+            "regional_office",
+        }
+    ),
     marker_files=frozenset({"sales_pipeline.csv", "accounts.csv"}),
 )
 PROFILES[MAVEN.name] = MAVEN

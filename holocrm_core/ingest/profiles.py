@@ -25,7 +25,7 @@ import polars as pl
 
 from holocrm_core import schema
 from holocrm_core.ingest import readers, vocab
-from holocrm_core.ingest.reports import ALLOW_EMPTY, LINE, SOURCE_FILE, FileReport, RawExport, file_error_row
+from holocrm_core.ingest.reports import ALLOW_EMPTY, SOURCE_FILE, FileReport, RawExport, file_error_row
 
 _HEADER = re.compile(r"[^0-9a-z]+")
 _SLUG = re.compile(r"[^0-9a-z]+")
@@ -33,7 +33,7 @@ RELATED_TO = "_related_to_id"  # Salesforce "Related To ID": an Opportunity or a
 
 
 def _ascii(text: str) -> str:
-    """"Gegründet" -> "Gegrundet", "Straße" -> "Strasse": headers in any language give readable names."""
+    """ "Gegründet" -> "Gegrundet", "Straße" -> "Strasse": headers in any language give readable names."""
     text = unicodedata.normalize("NFKD", text.replace("ß", "ss").replace("ẞ", "SS"))
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
@@ -56,7 +56,8 @@ def stable_id(prefix: str, parts: pl.DataFrame) -> pl.Series:
     """
     joined = parts.select(
         pl.concat_str(
-            [pl.col(c).fill_null("").str.strip_chars().str.to_lowercase() for c in parts.columns], separator="|"
+            [pl.col(c).fill_null("").str.strip_chars().str.to_lowercase() for c in parts.columns],
+            separator="|",
         ).alias("key")
     )["key"]
     empty = "|" * (parts.width - 1)
@@ -188,7 +189,7 @@ class Profile:
                 errors.append(file_error_row(rel, str(exc)))
                 continue
             for name, frame in sources:
-                label = rel if name == path.name else f"{rel}{name[len(path.name):]}"
+                label = rel if name == path.name else f"{rel}{name[len(path.name) :]}"
                 headers = [c for c in frame.columns if c not in readers.READ_META]
                 entity = self.entity_for(name, headers, path)
                 if entity is None:
@@ -217,7 +218,11 @@ class Profile:
             key = normalise_header(header)
             target = spec.columns.get(header.strip()) or spec.columns.get(key)
             if target is None or target in taken:
-                base = key if key.startswith(schema.CUSTOM_PREFIX) else f"{schema.CUSTOM_PREFIX}{key or 'column'}"
+                base = (
+                    key
+                    if key.startswith(schema.CUSTOM_PREFIX)
+                    else f"{schema.CUSTOM_PREFIX}{key or 'column'}"
+                )
                 target, n = base, 2
                 while target in taken or target in schema.ENTITIES[entity]:
                     target, n = f"{base}_{n}", n + 1
@@ -263,7 +268,11 @@ class Profile:
             exprs = []
             for column, dtype in entity_schema.items():
                 if dtype == schema.UTC_TIME and column in frame.columns:
-                    parsed = pl.col(column).str.strip_chars().str.strptime(pl.Datetime("us"), spec.date_format, strict=False)
+                    parsed = (
+                        pl.col(column)
+                        .str.strip_chars()
+                        .str.strptime(pl.Datetime("us"), spec.date_format, strict=False)
+                    )
                     exprs.append(
                         pl.coalesce(parsed.dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"), pl.col(column)).alias(column)
                     )
@@ -282,7 +291,11 @@ class Profile:
         id_column = schema.ID_COLUMN[entity]
         if id_column not in frame.columns:
             fields = [c for c in (spec.id_from or DEFAULT_ID_FROM[entity]) if c in frame.columns]
-            ids = stable_id(ID_PREFIX[entity], frame.select(fields)) if fields else pl.Series([None] * frame.height, dtype=pl.String)
+            ids = (
+                stable_id(ID_PREFIX[entity], frame.select(fields))
+                if fields
+                else pl.Series([None] * frame.height, dtype=pl.String)
+            )
             frame = frame.with_columns(ids.alias(id_column))
         if spec.optional:
             frame = frame.with_columns(pl.lit(",".join(spec.optional)).alias(ALLOW_EMPTY))
@@ -295,10 +308,14 @@ def _closed_at_from_close_date(frame: pl.DataFrame, stage: pl.Expr) -> pl.Expr:
     distinct = frame["stage"].drop_nulls().unique().to_list() if "stage" in frame.columns else []
     closed = [v for v in distinct if synonyms.get(vocab.normalise_value(v)) in schema.CLOSED_STAGES]
     existing = pl.col("closed_at") if "closed_at" in frame.columns else pl.lit(None, pl.String)
-    return pl.coalesce(existing, pl.when(stage.is_in(closed)).then(pl.col("expected_close_at"))).alias("closed_at")
+    return pl.coalesce(existing, pl.when(stage.is_in(closed)).then(pl.col("expected_close_at"))).alias(
+        "closed_at"
+    )
 
 
-def assemble(pieces: dict[str, list[pl.DataFrame]], reports: list[FileReport], errors: list[dict], profile: str) -> RawExport:
+def assemble(
+    pieces: dict[str, list[pl.DataFrame]], reports: list[FileReport], errors: list[dict], profile: str
+) -> RawExport:
     tables: dict[str, pl.DataFrame] = {}
     custom: dict[str, list[str]] = {}
     for entity in schema.STAGING_ORDER:
@@ -336,7 +353,14 @@ GENERIC_COLUMNS: dict[str, dict[str, list[str]]] = {
         "country": ["country_region", "country_code", "billing_country", "hq_country"],
         "city": ["billing_city", "hq_city", "town"],
         "phone": ["phone_number", "telephone", "tel", "main_phone", "company_phone", "billing_phone"],
-        "address": ["street", "street_address", "address_1", "address_line_1", "billing_street", "hq_address"],
+        "address": [
+            "street",
+            "street_address",
+            "address_1",
+            "address_line_1",
+            "billing_street",
+            "hq_address",
+        ],
         "postcode": ["zip", "zip_code", "postal_code", "post_code", "billing_postal_code", "billing_zip"],
         "parent_company_id": ["parent_id", "parent_account_id"],
         "tags": ["labels"],
@@ -516,14 +540,33 @@ SALESFORCE = Profile(
             signature=("Subject", "Activity Date", "Assigned", "Related To ID", "Name ID"),
             defaults={"type": "note"},
         ),
-        "attachments": _spec("attachments", {"activity_id": ["Parent ID", "ParentId"], "file_name": ["Title"]}),
+        "attachments": _spec(
+            "attachments", {"activity_id": ["Parent ID", "ParentId"], "file_name": ["Title"]}
+        ),
     },
     markers=frozenset(
         {
-            "Contact ID", "Account ID", "Opportunity ID", "Opportunity Name", "Account Name",
-            "Probability (%)", "Billing Country", "Billing City", "Related To ID", "Name ID",
-            "Opportunity Owner", "Lead Source", "Created Date", "Stage", "Employees", "Fiscal Period",
-            "Account Owner", "Contact Owner", "Mailing Country", "Assigned", "Activity ID",
+            "Contact ID",
+            "Account ID",
+            "Opportunity ID",
+            "Opportunity Name",
+            "Account Name",
+            "Probability (%)",
+            "Billing Country",
+            "Billing City",
+            "Related To ID",
+            "Name ID",
+            "Opportunity Owner",
+            "Lead Source",
+            "Created Date",
+            "Stage",
+            "Employees",
+            "Fiscal Period",
+            "Account Owner",
+            "Contact Owner",
+            "Mailing Country",
+            "Assigned",
+            "Activity ID",
         }
     ),
     closed_at_from_close_date=True,
@@ -608,10 +651,26 @@ HUBSPOT = Profile(
     },
     markers=frozenset(
         {
-            "Record ID", "Lifecycle Stage", "Deal Stage", "Deal Name", "Deal owner", "Contact owner",
-            "Company owner", "Associated Company ID", "Associated Contact ID", "Associated Deal ID",
-            "Company Domain Name", "Number of Employees", "Phone Number", "Create Date", "Activity type",
-            "Activity date", "Country/Region", "Last Activity Date", "Pipeline", "Became a Lead Date",
+            "Record ID",
+            "Lifecycle Stage",
+            "Deal Stage",
+            "Deal Name",
+            "Deal owner",
+            "Contact owner",
+            "Company owner",
+            "Associated Company ID",
+            "Associated Contact ID",
+            "Associated Deal ID",
+            "Company Domain Name",
+            "Number of Employees",
+            "Phone Number",
+            "Create Date",
+            "Activity type",
+            "Activity date",
+            "Country/Region",
+            "Last Activity Date",
+            "Pipeline",
+            "Became a Lead Date",
         }
     ),
     closed_at_from_close_date=True,

@@ -133,7 +133,9 @@ def _cleaners(raw: pl.DataFrame, columns: list[str]) -> dict[str, pl.Expr]:
                 (
                     (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes())
                     | (pl.col(c).str.len_bytes() == 0)
-                ).any().alias(c)
+                )
+                .any()
+                .alias(c)
                 for c in strings
             ]
         ).row(0, named=True)
@@ -205,12 +207,16 @@ def _money_prep(col: str) -> list[pl.Expr]:
 def _money(col: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(amount Decimal(18,2), is bad, is negative) from the helper columns of :func:`_money_prep`."""
     value, groups = pl.col(col), pl.col(f"__groups_{col}")
-    number = groups.struct.field("3").str.replace_all(",", "", literal=True).cast(pl.Decimal(38, 6), strict=False)
+    number = (
+        groups.struct.field("3").str.replace_all(",", "", literal=True).cast(pl.Decimal(38, 6), strict=False)
+    )
     unit = groups.struct.field("4").str.to_lowercase()
     factor = pl.when(unit == "k").then(1000).when(unit == "m").then(1_000_000).otherwise(1)
     amount = (number * factor).round(2).cast(schema.MONEY, strict=False)
     negative = value.is_not_null() & (
-        pl.col(f"__paren_{col}") | groups.struct.field("1").is_not_null() | groups.struct.field("2").is_not_null()
+        pl.col(f"__paren_{col}")
+        | groups.struct.field("1").is_not_null()
+        | groups.struct.field("2").is_not_null()
     )
     bad = value.is_not_null() & (amount.is_null() | negative)
     return amount, bad, negative
@@ -232,7 +238,12 @@ def _phone_prep(col: str) -> tuple[list[pl.Expr], list[pl.Expr]]:
 
 def _phone(col: str) -> tuple[pl.Expr, pl.Expr]:
     """(E.164-ish phone, is bad) from the helper columns of :func:`_phone_prep`."""
-    value, base, digits, extension = pl.col(col), pl.col("__ph_base"), pl.col("__ph_digits"), pl.col("__ph_ext")
+    value, base, digits, extension = (
+        pl.col(col),
+        pl.col("__ph_base"),
+        pl.col("__ph_digits"),
+        pl.col("__ph_ext"),
+    )
     count = digits.str.len_bytes()
     bad = value.is_not_null() & (pl.col("__phone_letters") | (count < 7) | (count > 15))
     e164 = (
@@ -288,7 +299,16 @@ _LEADING_ZERO_RE = r"^[-+]?0\d"
 _FLOAT_RE = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
 _MONEYLIKE_RE = r"^[-+]?[$€£¥]?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?$"
 _TWO_DECIMALS_RE = r"^[-+]?[$€£¥]?\s*[\d,]+\.\d{2}$"
-_BOOLEAN = {"true": True, "false": False, "yes": True, "no": False, "y": True, "n": False, "t": True, "f": False}
+_BOOLEAN = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "y": True,
+    "n": False,
+    "t": True,
+    "f": False,
+}
 
 
 def infer_custom_type(values: pl.Series) -> pl.Series:
@@ -303,11 +323,13 @@ def infer_custom_type(values: pl.Series) -> pl.Series:
     def all_match(pattern: str) -> bool:
         return bool(present.str.contains(pattern).all())
 
-    if all_match(_INT_RE) and not present.str.contains(_LEADING_ZERO_RE).any() and present.str.len_bytes().max() <= 18:
-        return values.cast(pl.Int64)
-    if all_match(_MONEYLIKE_RE) and (
-        present.str.contains(r"[$€£¥,]").any() or all_match(_TWO_DECIMALS_RE)
+    if (
+        all_match(_INT_RE)
+        and not present.str.contains(_LEADING_ZERO_RE).any()
+        and present.str.len_bytes().max() <= 18
     ):
+        return values.cast(pl.Int64)
+    if all_match(_MONEYLIKE_RE) and (present.str.contains(r"[$€£¥,]").any() or all_match(_TWO_DECIMALS_RE)):
         cleaned = values.str.replace_all(r"[$€£¥,\s]", "")
         return cleaned.cast(pl.Decimal(38, 6), strict=False).round(2).cast(schema.MONEY, strict=False)
     if all_match(_FLOAT_RE) and not present.str.contains(_LEADING_ZERO_RE + r"\d*$").any():
@@ -325,7 +347,9 @@ def infer_custom_type(values: pl.Series) -> pl.Series:
 # ---------------------------------------------------------------- staging
 
 
-def stage_entity(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def stage_entity(
+    entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Validate one entity's raw rows: (staged rows with the schema's columns + typed ``cf_*``, quarantine).
 
     ``known_ids`` maps a referenced entity to the ids staged for it; references to an entity absent from
@@ -345,8 +369,9 @@ def stage_entity_with_sources(
         raw = raw.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(LINE))
     if DEFECT in raw.columns:  # records the reader could not split into columns: quarantined whole
         malformed = raw.filter(pl.col(DEFECT).is_not_null())
-        staged, quarantine = _stage_rows(entity, raw.filter(pl.col(DEFECT).is_null()).drop(DEFECT, RECORD),
-                                         known_ids)
+        staged, quarantine = _stage_rows(
+            entity, raw.filter(pl.col(DEFECT).is_null()).drop(DEFECT, RECORD), known_ids
+        )
         return staged, pl.concat([_malformed_rows(entity, malformed), quarantine], how="vertical")
     return _stage_rows(entity, raw, known_ids)
 
@@ -354,7 +379,9 @@ def stage_entity_with_sources(
 def _malformed_rows(entity: str, malformed: pl.DataFrame) -> pl.DataFrame:
     """One quarantine row per malformed record, its whole text as the value (so no value is lost)."""
     id_column = schema.ID_COLUMN[entity]
-    record_id = pl.col(id_column).str.strip_chars() if id_column in malformed.columns else pl.lit(None, pl.String)
+    record_id = (
+        pl.col(id_column).str.strip_chars() if id_column in malformed.columns else pl.lit(None, pl.String)
+    )
     return malformed.select(
         pl.lit(entity).alias("entity"),
         pl.col(SOURCE_FILE).alias("source_file"),
@@ -423,7 +450,9 @@ def _stage_rows(
             upper = value.str.to_uppercase()
             amount = _AMOUNT_OF[column]
             has_amount = pl.col(amount).is_not_null() if amount in entity_schema else pl.lit(False)
-            typed[column] = pl.when(value.is_null() & has_amount).then(pl.lit(DEFAULT_CURRENCY)).otherwise(upper)
+            typed[column] = (
+                pl.when(value.is_null() & has_amount).then(pl.lit(DEFAULT_CURRENCY)).otherwise(upper)
+            )
             checks.append((column, "currency", value.is_not_null() & ~upper.is_in(sorted(vocab.ISO_4217))))
         elif kind == "enum":
             # decided on the distinct values: a row is bad exactly when its value is one of the unmapped
@@ -453,7 +482,9 @@ def _stage_rows(
             percent = value.str.contains("%", literal=True) | (number > 1)
             share = pl.when(percent).then(number / 100).otherwise(number)
             typed[column] = share
-            checks.append((column, "number", value.is_not_null() & (share.is_null() | (share < 0) | (share > 1))))
+            checks.append(
+                (column, "number", value.is_not_null() & (share.is_null() | (share < 0) | (share > 1)))
+            )
         elif kind == "tags":
             typed[column] = value.str.split(";").list.eval(
                 pl.element().str.strip_chars().filter(pl.element().str.len_bytes() > 0)
@@ -464,7 +495,9 @@ def _stage_rows(
                 clean = clean.with_columns(duplicates.alias(f"__dup_{column}"))
                 checks.append((column, "duplicate_id", pl.col(f"__dup_{column}")))
         if (entity, column) in SELF_REFERENCES:
-            checks.append((column, "reference", value.is_not_null() & ~value.is_in(pl.col(id_column).implode())))
+            checks.append(
+                (column, "reference", value.is_not_null() & ~value.is_in(pl.col(id_column).implode()))
+            )
         reference = schema.REFERENCES.get((entity, column))
         if reference is not None and reference in known_ids:
             ids = known_ids[reference]
@@ -519,10 +552,14 @@ def _derive(entity: str, staged: pl.DataFrame) -> pl.DataFrame:
         split_ok = first.is_null() & last.is_null()
         if not staged.select((split_ok & full.is_not_null()).any()).item():
             return staged.with_columns(
-                pl.coalesce(full, pl.when(first.is_not_null() | last.is_not_null()).then(joined)).alias("full_name")
+                pl.coalesce(full, pl.when(first.is_not_null() | last.is_not_null()).then(joined)).alias(
+                    "full_name"
+                )
             )
         return staged.with_columns(
-            pl.coalesce(full, pl.when(first.is_not_null() | last.is_not_null()).then(joined)).alias("full_name"),
+            pl.coalesce(full, pl.when(first.is_not_null() | last.is_not_null()).then(joined)).alias(
+                "full_name"
+            ),
             pl.when(split_ok)
             .then(pl.coalesce(given_first.struct.field("1"), family_first.struct.field("2")))
             .otherwise(first)
@@ -540,7 +577,9 @@ def _reason(entity: str, column: str, rule: str, extras_available: set[str]) -> 
     required = column in schema.REQUIRED[entity]
     or_empty = "" if required else " or leave it empty"
     if rule == "required":
-        what = f"every {SINGULAR[entity]} needs one" if column == schema.ID_COLUMN[entity] else "it is required"
+        what = (
+            f"every {SINGULAR[entity]} needs one" if column == schema.ID_COLUMN[entity] else "it is required"
+        )
         return pl.lit(f"{column} is empty but {what}: fill it in at the source")
     if rule == "email":
         lowered = value.str.strip_chars().str.to_lowercase()
@@ -561,21 +600,35 @@ def _reason(entity: str, column: str, rule: str, extras_available: set[str]) -> 
     if rule == "phone":
         detail = (
             pl.when(pl.col("__phone_letters"))
-            .then(pl.lit("contains letters (a phone holds digits, spaces, + ( ) - . and an optional 'ext 123')"))
-            .otherwise(pl.format("has {} digits where a phone number has 7 to 15", pl.col("__ph_digits").str.len_bytes()))
+            .then(
+                pl.lit("contains letters (a phone holds digits, spaces, + ( ) - . and an optional 'ext 123')")
+            )
+            .otherwise(
+                pl.format(
+                    "has {} digits where a phone number has 7 to 15", pl.col("__ph_digits").str.len_bytes()
+                )
+            )
         )
         return pl.format(f"phone '{{}}' {{}}: fix the number{or_empty}", value, detail)
     if rule == "date":
-        return pl.format(f"{column} '{{}}' is not a date in an accepted format ({DATE_HELP}): fix it{or_empty}", value)
+        return pl.format(
+            f"{column} '{{}}' is not a date in an accepted format ({DATE_HELP}): fix it{or_empty}", value
+        )
     if rule == "money":
-        negative = pl.col(f"__negative_{column}") if f"__negative_{column}" in extras_available else pl.lit(False)
-        return pl.when(negative).then(
-            pl.format(f"{column} '{{}}' is negative: amounts must be 0 or more; fix it{or_empty}", value)
-        ).otherwise(
-            pl.format(
-                f"{column} '{{}}' is not an amount (write it like 12500.00, 12,500, $12,500 or 12.5k, at most 16 "
-                f"digits before the point): fix it{or_empty}",
-                value,
+        negative = (
+            pl.col(f"__negative_{column}") if f"__negative_{column}" in extras_available else pl.lit(False)
+        )
+        return (
+            pl.when(negative)
+            .then(
+                pl.format(f"{column} '{{}}' is negative: amounts must be 0 or more; fix it{or_empty}", value)
+            )
+            .otherwise(
+                pl.format(
+                    f"{column} '{{}}' is not an amount (write it like 12500.00, 12,500, $12,500 or 12.5k, at most 16 "
+                    f"digits before the point): fix it{or_empty}",
+                    value,
+                )
             )
         )
     if rule == "currency":
@@ -593,7 +646,9 @@ def _reason(entity: str, column: str, rule: str, extras_available: set[str]) -> 
         )
     if rule == "number":
         if schema.ENTITIES[entity][column] == pl.Float64:
-            return pl.format(f"{column} '{{}}' is not a probability (0 to 1, or 0% to 100%): fix it{or_empty}", value)
+            return pl.format(
+                f"{column} '{{}}' is not a probability (0 to 1, or 0% to 100%): fix it{or_empty}", value
+            )
         return pl.format(f"{column} '{{}}' is not a whole number of 0 or more: fix it{or_empty}", value)
     if rule == "duplicate_id":
         return pl.format(
@@ -620,7 +675,12 @@ def _quarantine_rows(entity, raw, evaluated, checks, extras) -> pl.DataFrame:
     id_column = schema.ID_COLUMN[entity]
     columns = sorted({c for c, _, _ in checks})
     sub = evaluated.gather(bad_idx)
-    raw_sub = raw.select([pl.col(c).alias(f"__raw_{c}") if c in raw.columns else pl.lit(None, pl.String).alias(f"__raw_{c}") for c in columns]).gather(bad_idx)
+    raw_sub = raw.select(
+        [
+            pl.col(c).alias(f"__raw_{c}") if c in raw.columns else pl.lit(None, pl.String).alias(f"__raw_{c}")
+            for c in columns
+        ]
+    ).gather(bad_idx)
     sub = pl.concat([sub, raw_sub], how="horizontal")
     if extras:
         sub = sub.with_columns([expr.alias(name) for name, expr in extras.items()])
@@ -636,7 +696,10 @@ def _quarantine_rows(entity, raw, evaluated, checks, extras) -> pl.DataFrame:
     flags = [pl.col(f"__bad_{i}") for i in range(len(checks))]
     first = lambda pick: pl.coalesce([pl.when(flag).then(pick(i)) for i, flag in enumerate(flags)])  # noqa: E731
     available = set(sub.columns)
-    reasons = [pl.when(flag).then(_reason(entity, checks[i][0], checks[i][1], available)) for i, flag in enumerate(flags)]
+    reasons = [
+        pl.when(flag).then(_reason(entity, checks[i][0], checks[i][1], available))
+        for i, flag in enumerate(flags)
+    ]
     return sub.select(
         pl.lit(entity).alias("entity"),
         pl.col(SOURCE_FILE).alias("source_file"),

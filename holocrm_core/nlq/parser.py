@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-
 from functools import lru_cache
 
 from holocrm_core.nlq.money import Quantity, find_quantities
@@ -47,29 +46,28 @@ CONTRADICTION_CONFIDENCE = 0.3
 TYPO_CONFIDENCE = 0.88
 # Words that carry no meaning of their own in a CRM question.
 STOPWORDS = set(
-    """a an the and or of in on at to for from by with who whom which that what when where whose is are was were be
-    been being have has had do does did show me list find get give all any some my our their its this these those
-    there here it them they we i you your us please can could would will shall should tell see display return
-    fetch pull up out just only also currently now still ones one records record rows entries there's what's
-    whats who's which're let lets let's need want looking look for into as so then than were any such same
-    worth owned owns own assigned handled managed belonging belong
-    having got getting made make makes each every per within how many much currently working work works employed
-    selling sell sells sold came come comes coming originated employing based located headquartered situated hq""".split()
+    ["a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "from", "by", "with", "who", "whom", "which", "that", "what", "when", "where", "whose", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "do", "does", "did", "show", "me", "list", "find", "get", "give", "all", "any", "some", "my", "our", "their", "its", "this", "these", "those", "there", "here", "it", "them", "they", "we", "i", "you", "your", "us", "please", "can", "could", "would", "will", "shall", "should", "tell", "see", "display", "return", "fetch", "pull", "up", "out", "just", "only", "also", "currently", "now", "still", "ones", "one", "records", "record", "rows", "entries", "there's", "what's", "whats", "who's", "which're", "let", "lets", "let's", "need", "want", "looking", "look", "for", "into", "as", "so", "then", "than", "were", "any", "such", "same", "worth", "owned", "owns", "own", "assigned", "handled", "managed", "belonging", "belong", "having", "got", "getting", "made", "make", "makes", "each", "every", "per", "within", "how", "many", "much", "currently", "working", "work", "works", "employed", "selling", "sell", "sells", "sold", "came", "come", "comes", "coming", "originated", "employing", "based", "located", "headquartered", "situated", "hq"]
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
 FIELD_WORDS = set(
-    """sector sectors industry industries vertical verticals space stage stages phase status statuses region
-    regions territory territories country countries product products band bands size segment segments level
-    levels seniority type types owner owners rep reps named called value values amount amounts deal-size
-    lifecycle category market markets city cities currency""".split()
+    ["sector", "sectors", "industry", "industries", "vertical", "verticals", "space", "stage", "stages", "phase", "status", "statuses", "region", "regions", "territory", "territories", "country", "countries", "product", "products", "band", "bands", "size", "segment", "segments", "level", "levels", "seniority", "type", "types", "owner", "owners", "rep", "reps", "named", "called", "value", "values", "amount", "amounts", "deal-size", "lifecycle", "category", "market", "markets", "city", "cities", "currency"]
 )  # fmt: skip
 
 ENTITY_NOUNS = [
-    (r"contacts?|leads?|people|persons?|prospects?|buyers?|decision[- ]makers?|stakeholders?|champions?|individuals", "contacts"),
+    (
+        r"contacts?|leads?|people|persons?|prospects?|buyers?|decision[- ]makers?|stakeholders?|champions?|individuals",
+        "contacts",
+    ),
     (r"customers?|clients?", "contacts"),
-    (r"compan(?:y|ies)|accounts?|organi[sz]ations?|orgs?|firms?|businesses|business|logos?|enterprises", "companies"),
+    (
+        r"compan(?:y|ies)|accounts?|organi[sz]ations?|orgs?|firms?|businesses|business|logos?|enterprises",
+        "companies",
+    ),
     (r"deals?|opportunit(?:y|ies)|opps?|opptys?|pipeline|contracts?|sales", "deals"),
-    (r"activit(?:y|ies)|interactions?|touchpoints?|touches|engagements?|emails?|calls?|meetings?|notes?", "activities"),
+    (
+        r"activit(?:y|ies)|interactions?|touchpoints?|touches|engagements?|emails?|calls?|meetings?|notes?",
+        "activities",
+    ),
 ]
 _ACTIVITY_TYPE_WORDS = {
     "email": "email", "emails": "email", "emailed": "email", "mail": "email", "e-mail": "email", "e-mailed": "email",
@@ -107,7 +105,10 @@ _GROUP_NOUNS = {  # "top 5 owners by won deals": the noun is a group of deals
 # "by X" as an ordering: key -> (is_measure, key)
 _SORT_KEYS = [
     (r"(?:open\s+)?pipeline(?:\s+value)?", (True, "open_pipeline")),
-    (r"won\s+(?:revenue|value|amount|deal value)|revenue\s+won|closed[- ]won\s+(?:revenue|value)|wins?\s+value", (True, "won_value")),
+    (
+        r"won\s+(?:revenue|value|amount|deal value)|revenue\s+won|closed[- ]won\s+(?:revenue|value)|wins?\s+value",
+        (True, "won_value"),
+    ),
     (r"(?:number of\s+)?won deals|wins|deals won", (True, "won_deal_count")),
     (r"(?:number of\s+)?open deals", (True, "open_deal_count")),
     (r"(?:number of\s+|count of\s+)?deals|deal count", (True, "deal_count")),
@@ -186,11 +187,66 @@ def normalize(question: str) -> str:
 
 
 # Words the grammar itself uses that its patterns spell only as stems ("compan(?:y|ies)").
-_EXTRA_GRAMMAR_WORDS = """companies company accounts account opportunities opportunity activities activity organisations
-organisation organizations organization emails calls meetings notes quarter quarters month months week weeks year
-years days day ago since before after between during closing closed stuck stalled mentioned discussed similar
-subsidiaries subsidiary parent founded established incorporated office offices based located missing without
-first second third fourth last quarter half""".split()
+_EXTRA_GRAMMAR_WORDS = [
+    "companies",
+    "company",
+    "accounts",
+    "account",
+    "opportunities",
+    "opportunity",
+    "activities",
+    "activity",
+    "organisations",
+    "organisation",
+    "organizations",
+    "organization",
+    "emails",
+    "calls",
+    "meetings",
+    "notes",
+    "quarter",
+    "quarters",
+    "month",
+    "months",
+    "week",
+    "weeks",
+    "year",
+    "years",
+    "days",
+    "day",
+    "ago",
+    "since",
+    "before",
+    "after",
+    "between",
+    "during",
+    "closing",
+    "closed",
+    "stuck",
+    "stalled",
+    "mentioned",
+    "discussed",
+    "similar",
+    "subsidiaries",
+    "subsidiary",
+    "parent",
+    "founded",
+    "established",
+    "incorporated",
+    "office",
+    "offices",
+    "based",
+    "located",
+    "missing",
+    "without",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "last",
+    "quarter",
+    "half",
+]
 
 
 @lru_cache(maxsize=1)
@@ -274,14 +330,14 @@ class Parser:
         return self._finish(st)
 
     # ---- passes ------------------------------------------------------------------------------------
-    def _protect_vocabulary_numbers(self, st: "_State") -> None:
+    def _protect_vocabulary_numbers(self, st: _State) -> None:
         """Product and record names with a number in them ("GTK 500") are names, never amounts or dates:
         the vocabulary wins over the generic number patterns."""
         for phrase in self.vocab.digit_phrases():
             for m in re.finditer(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])", st.text):
                 st.protected.append((m.start(), m.end()))
 
-    def _relations(self, st: "_State") -> None:
+    def _relations(self, st: _State) -> None:
         """ "subsidiaries of Acme" / "parent company of Codehow": the company hierarchy from the schema's
         foreign key (parent_company_id) or a custom field named like one (subsidiary_of)."""
         m = re.search(
@@ -320,7 +376,7 @@ class Parser:
         if how == "fuzzy":
             st.confidence *= 0.85
 
-    def _name_at(self, st: "_State", pos: int, kinds=("contact", "company")):
+    def _name_at(self, st: _State, pos: int, kinds=("contact", "company")):
         """(sense, end, how) of the record name starting at `pos`: exact or synonym first, then fuzzy."""
         words = []
         for w in re.finditer(r"[^\s]+", st.text[pos:]):
@@ -328,7 +384,9 @@ class Parser:
                 break
             words.append((pos + w.start(), pos + w.end(), w.group()))
         for n in range(min(len(words), 6), 0, -1):
-            senses = [s for s in self.vocab.lookup(tokens(" ".join(w for _, _, w in words[:n]))) if s.kind in kinds]
+            senses = [
+                s for s in self.vocab.lookup(tokens(" ".join(w for _, _, w in words[:n]))) if s.kind in kinds
+            ]
             if senses:
                 pref = [s for s in senses if s.entity == st.noun_target_guess()] or senses
                 return pref[0], words[n - 1][1], "exact" if pref[0].how == "exact" else "synonym"
@@ -341,7 +399,7 @@ class Parser:
                 return Sense(kind, entity, "", rid, name), words[n - 1][1], "fuzzy"
         return None
 
-    def _nullness(self, st: "_State") -> None:
+    def _nullness(self, st: _State) -> None:
         """ "deals with no account", "contacts without an email": a column of the target that is empty."""
         words = "|".join(sorted((re.escape(w) for w in NULL_FIELD_WORDS), key=len, reverse=True))
         pattern = (
@@ -365,12 +423,14 @@ class Parser:
             st.filters.append(FieldFilter(entity, column, "is_null"))
             st.trace.append(TraceEntry(m.group(), f"{entity}.{column} is empty"))
 
-    def _time_cues(self, st: "_State") -> None:
+    def _time_cues(self, st: _State) -> None:
         """The verb right before a time phrase says which field it dates ("engaged in December": created_at,
         "founded before 1990": a custom year column found by the meaning of its name). Claimed before the
         value pass so that "engaged" is not also read as a stage."""
         for t in st.times:
-            m = re.search(r"\b(?P<cue>[a-z]+)\s+(?:(?:in|on|during|since|from|around)\s+)?$", st.text[: t.start_char])
+            m = re.search(
+                r"\b(?P<cue>[a-z]+)\s+(?:(?:in|on|during|since|from|around)\s+)?$", st.text[: t.start_char]
+            )
             if m is None or not st.claims.free(m.start("cue"), m.end("cue")):
                 continue
             cue = m["cue"]
@@ -381,10 +441,19 @@ class Parser:
                 st.used_times.add(id(t))
                 start, end = t.past
                 if is_year:
-                    low = None if start is None else start.year + (0 if (start.month, start.day) == (1, 1) else 1)
+                    low = (
+                        None
+                        if start is None
+                        else start.year + (0 if (start.month, start.day) == (1, 1) else 1)
+                    )
                     high = None if end is None else end.year - (1 if (end.month, end.day) == (1, 1) else 0)
                     if low is not None and high is not None:
-                        filt = FieldFilter(entity, col, "between" if low != high else "eq", [low, high] if low != high else low)
+                        filt = FieldFilter(
+                            entity,
+                            col,
+                            "between" if low != high else "eq",
+                            [low, high] if low != high else low,
+                        )
                     elif low is not None:
                         filt = FieldFilter(entity, col, "gte", low)
                     else:
@@ -393,14 +462,16 @@ class Parser:
                     st.trace.append(TraceEntry(f"{cue} {t.phrase}", filt.words(), "meaning"))
                 else:
                     st.extra_windows.append(TimeWindow(entity, col, start, end, t.phrase))
-                    st.trace.append(TraceEntry(f"{cue} {t.phrase}", f"{entity}.{col} {_span(start, end)}", "meaning"))
+                    st.trace.append(
+                        TraceEntry(f"{cue} {t.phrase}", f"{entity}.{col} {_span(start, end)}", "meaning")
+                    )
                 st.target_hint = st.target_hint or entity
                 continue
             if cue in _DATE_VERBS:
                 st.claims.take(m.start("cue"), m.end("cue"))
                 st.time_cues[id(t)] = cue
 
-    def _sorting(self, st: "_State") -> None:
+    def _sorting(self, st: _State) -> None:
         text = st.text
         for m in re.finditer(r"\b(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?)\s+by\s+", text):
             st.claims.take(m.start(), m.end())
@@ -436,7 +507,10 @@ class Parser:
                 st.claims.take(m.start(), m.end())
                 st.trace.append(TraceEntry(m.group(), f"{m['w']}" + ("" if plural else ", first 1")))
         # "by <measure>" when it names an ordering (not a grouping dimension)
-        for m in re.finditer(r"\b(?:by|on|in terms of|(?:with|having)\s+the\s+(?:most|highest|largest|biggest))\s+(?:their\s+|the\s+|total\s+|highest\s+|most\s+)?", text):
+        for m in re.finditer(
+            r"\b(?:by|on|in terms of|(?:with|having)\s+the\s+(?:most|highest|largest|biggest))\s+(?:their\s+|the\s+|total\s+|highest\s+|most\s+)?",
+            text,
+        ):
             rest = text[m.end() :]
             for pattern, (is_measure, key) in _SORT_KEYS:
                 km = re.match(rf"(?:{pattern})\b", rest)
@@ -456,17 +530,29 @@ class Parser:
                     st.claims.take(st.explicit_by_at, st.explicit_by_at + km.end())
                     st.trace.append(TraceEntry(km.group(), f"order by {key}"))
                     break
-        dm = re.search(r"\b(asc|ascending|desc|descending|highest first|lowest first|smallest first|largest first)\b", text)
+        dm = re.search(
+            r"\b(asc|ascending|desc|descending|highest first|lowest first|smallest first|largest first)\b",
+            text,
+        )
         if dm and (st.sort_key or st.sort_word):
             st.sort_desc = dm.group(1) not in ("asc", "ascending", "lowest first", "smallest first")
             st.claims.take(dm.start(), dm.end())
 
-    def _aggregates(self, st: "_State") -> None:
+    def _aggregates(self, st: _State) -> None:
         text = st.text
         patterns = [
-            (r"\bhow many\b|\b(?:the\s+)?(?:total\s+)?number of\b|\bcount(?:\s+of|\s+the|\s+all)?\b|\bhow much of\b", ("count", None)),
-            (r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:average|avg|mean|typical)\s+(?:deal\s+)?(?:value|size|amount)?(?:\s+of)?\b", ("avg", "value")),
-            (r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:total|sum|combined)\s+(?:deal\s+)?(?:value|amount|revenue|worth|size)(?:\s+of)?\b|\bsum of\b|\bhow much\b", ("sum", "value")),
+            (
+                r"\bhow many\b|\b(?:the\s+)?(?:total\s+)?number of\b|\bcount(?:\s+of|\s+the|\s+all)?\b|\bhow much of\b",
+                ("count", None),
+            ),
+            (
+                r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:average|avg|mean|typical)\s+(?:deal\s+)?(?:value|size|amount)?(?:\s+of)?\b",
+                ("avg", "value"),
+            ),
+            (
+                r"\b(?:what\s+is\s+|what\s+s\s+)?(?:the\s+)?(?:total|sum|combined)\s+(?:deal\s+)?(?:value|amount|revenue|worth|size)(?:\s+of)?\b|\bsum of\b|\bhow much\b",
+                ("sum", "value"),
+            ),
             (r"\b(?:the\s+)?(?:total|combined)\s+(?:open\s+)?pipeline\b", ("sum", "pipeline")),
         ]
         for pattern, (func, fld) in patterns:
@@ -499,14 +585,21 @@ class Parser:
         # "which owner won the most deals", "top 3 products by won value": a grouping noun
         nm = re.search(
             r"\b(?:which|what|whose)\s+(?P<g1>owner|rep|sales rep|agent|sales agent|salesperson|product|industry|sector|region|stage)\b"
-            r"|\b(?P<g2>" + "|".join(sorted((re.escape(k) for k in _GROUP_NOUNS), key=len, reverse=True)) + r")\b"
+            r"|\b(?P<g2>"
+            + "|".join(sorted((re.escape(k) for k in _GROUP_NOUNS), key=len, reverse=True))
+            + r")\b"
             r"|^(?P<who>who)\b",
             text,
         )
         most = re.search(r"\b(?:the\s+)?(?:most|highest|largest|biggest|best)\b", text)
         if nm and nm["g2"] and not (most or st.limit) and self._role_filler(st, nm, nm["g2"]):
             nm = None
-        if nm and st.group is None and st.claims.free(nm.start(), nm.end()) and (most or st.limit or nm["g2"]):
+        if (
+            nm
+            and st.group is None
+            and st.claims.free(nm.start(), nm.end())
+            and (most or st.limit or nm["g2"])
+        ):
             word = nm["g1"] or nm["g2"] or "owner"
             key = _GROUP_NOUNS.get(word, word)
             st.group = _GROUP_FIELDS.get(key, ("*", "owner"))
@@ -530,13 +623,16 @@ class Parser:
                 st.aggregate = "count"
             st.target_hint = st.target_hint or "deals"
 
-    def _role_filler(self, st: "_State", m: re.Match, word: str) -> bool:
+    def _role_filler(self, st: _State, m: re.Match, word: str) -> bool:
         """ "deals won by agents in the West office": "by <role>" followed by a condition on those people is a
         filter's filler, not a group-by (a count or total still groups: "number of deals by rep")."""
         role = _GROUP_NOUNS.get(word, word).rstrip("s")
         if role not in ("owner", "rep", "agent", "sales rep", "sales agent", "salesperson", "seller"):
             return False
-        if st.aggregate is not None or not re.search(r"\bby\s+(?:the\s+|our\s+)?$", st.text[: m.start() + 3] if m.group().startswith("by") else st.text[: m.start()]):
+        if st.aggregate is not None or not re.search(
+            r"\bby\s+(?:the\s+|our\s+)?$",
+            st.text[: m.start() + 3] if m.group().startswith("by") else st.text[: m.start()],
+        ):
             return False
         if not re.match(r"\s+(?:in|at|from|of|on|based|who|with|that|named|working)\b", st.text[m.end() :]):
             return False
@@ -544,7 +640,7 @@ class Parser:
         st.trace.append(TraceEntry(m.group(), "the deals' owners (a filter on them follows, not a grouping)"))
         return True
 
-    def _stuck(self, st: "_State") -> None:
+    def _stuck(self, st: _State) -> None:
         """Duration in stage: "stuck in negotiation for over 60 days", "in prospecting for more than 90 days"."""
         m = re.search(
             r"\b(?P<kw>stuck|stalled|stalling|stale|idle|languishing|sitting|been)\b(?P<mid>(?:\s+(?!for\b)[a-z]+){0,3}?)"
@@ -557,7 +653,9 @@ class Parser:
                 r"(?P<n>\d+)\s+(?P<u>days?|weeks?|months?)\b",
                 st.text,
             )
-            stage = m and [s for s in self.vocab.lookup(tokens(m["mid"].removeprefix("the "))) if s.field == "stage"]
+            stage = m and [
+                s for s in self.vocab.lookup(tokens(m["mid"].removeprefix("the "))) if s.field == "stage"
+            ]
             if not stage:
                 m = None
         if m is not None and st.claims.free(m.start(), m.end()):
@@ -571,7 +669,7 @@ class Parser:
             return
         self._stuck_default(st)
 
-    def _stuck_default(self, st: "_State") -> None:
+    def _stuck_default(self, st: _State) -> None:
         m = re.search(
             r"\b(?:stuck|stalled|stalling|stale|idle|languishing|sitting)\b(?:\s+(?:in\s+(?:the\s+same\s+|their\s+|its\s+|one\s+)?stage\s+)?(?:for\s+)?(?:over|more than|at least|longer than)?\s*(?P<n>\d+)\s+(?P<u>days?|weeks?|months?))?",
             st.text,
@@ -586,7 +684,7 @@ class Parser:
         st.trace.append(TraceEntry(m.group(), f"open deals in the same stage for over {days} days"))
         st.target_hint = st.target_hint or "deals"
 
-    def _activity_conditions(self, st: "_State") -> None:
+    def _activity_conditions(self, st: _State) -> None:
         text = st.text
         negative = [
             rf"\b(?:no|without|zero|lack of|lacking)\s+(?:any\s+)?(?:recent\s+)?(?:logged\s+)?(?P<t>{_ACT_ANY}|{_ACT_TYPED})\b",
@@ -594,8 +692,8 @@ class Parser:
             rf"\b(?:nobody|no one|noone|none of us)\s+(?:has\s+|have\s+|had\s+)?(?P<t>{_ACT_ANY}|{_ACT_TYPED})\b",
         ]
         positive = [
-            rf"\b(?:we|i|you|they|who|that|which|have|has|had|were|was|been|got|recently)\s+(?:been\s+|recently\s+|already\s+)?(?P<t>contacted|touched|reached out(?: to)?|engaged|emailed|e-mailed|called|phoned|met(?: with)?|followed up(?: with)?|heard from)\b",
-            rf"\b(?P<t>contacted|emailed|e-mailed|called|phoned|met with|followed up with|reached out to)\b",
+            r"\b(?:we|i|you|they|who|that|which|have|has|had|were|was|been|got|recently)\s+(?:been\s+|recently\s+|already\s+)?(?P<t>contacted|touched|reached out(?: to)?|engaged|emailed|e-mailed|called|phoned|met(?: with)?|followed up(?: with)?|heard from)\b",
+            r"\b(?P<t>contacted|emailed|e-mailed|called|phoned|met with|followed up with|reached out to)\b",
             rf"\b(?:with|had|have|has|having|got)\s+(?:an?\s+|any\s+|some\s+|recent\s+|at least one\s+)?(?P<t>activit(?:y|ies)|interactions?|touchpoints?|touches|{_ACT_TYPED})\b",
         ]
         for exists, pats in ((False, negative), (True, positive)):
@@ -622,19 +720,24 @@ class Parser:
                         st.relative_time |= window.relative
                     st.conditions.append(ActivityCondition(exists, types, start, end, phrase))
                     st.trace.append(
-                        TraceEntry(phrase, ("has " if exists else "has no ") + ("/".join(types) or "any") + " activity")
+                        TraceEntry(
+                            phrase,
+                            ("has " if exists else "has no ") + ("/".join(types) or "any") + " activity",
+                        )
                     )
 
-    def _adjacent_time(self, st: "_State", pos: int) -> TimeExpr | None:
+    def _adjacent_time(self, st: _State, pos: int) -> TimeExpr | None:
         for t in st.times:
             if id(t) in st.used_times:
                 continue
             gap = st.text[pos : t.start_char]
-            if t.start_char >= pos and re.fullmatch(r"\s*(?:(?:for|in|yet|at all|so far|ever|anyone|us|them|him|her|by us|from us)\s+)*", gap):
+            if t.start_char >= pos and re.fullmatch(
+                r"\s*(?:(?:for|in|yet|at all|so far|ever|anyone|us|them|him|her|by us|from us)\s+)*", gap
+            ):
                 return t
         return None
 
-    def _leading_time(self, st: "_State") -> TimeExpr | None:
+    def _leading_time(self, st: _State) -> TimeExpr | None:
         """A time phrase that opens the question ("in the past 2 weeks, deals with no activity") belongs to
         the activity condition, as it would right after it."""
         for t in st.times:
@@ -642,7 +745,7 @@ class Parser:
                 return t
         return None
 
-    def _quantities(self, st: "_State", quantities: list[Quantity]) -> None:
+    def _quantities(self, st: _State, quantities: list[Quantity]) -> None:
         text = st.text
         for q in quantities:
             st.claims.take(q.start_char, q.end_char)
@@ -682,16 +785,27 @@ class Parser:
                 val = [v / scale for v in val] if isinstance(val, list) else val / scale
                 st.claims.take(*span)
                 st.filters.append(FieldFilter(entity, col, op, val))
-                st.trace.append(TraceEntry(text[min(span[0], q.start_char) : max(span[1], q.end_char)], f"{entity}.{col} {op} {val}"))
+                st.trace.append(
+                    TraceEntry(
+                        text[min(span[0], q.start_char) : max(span[1], q.end_char)],
+                        f"{entity}.{col} {op} {val}",
+                    )
+                )
                 st.target_hint = st.target_hint or entity
                 continue
             measure, span = _money_measure(text, q)
             if span:
                 st.claims.take(*span)
-            words = text[min(q.start_char, span[0]) if span else q.start_char : max(q.end_char, span[1]) if span else q.end_char]
+            words = text[
+                min(q.start_char, span[0]) if span else q.start_char : max(q.end_char, span[1])
+                if span
+                else q.end_char
+            ]
             if measure == "annual_revenue":
                 st.filters.append(FieldFilter("companies", "annual_revenue", op, val, q.currency))
-                st.trace.append(TraceEntry(words, f"companies.annual_revenue {op} {val} {q.currency or ''}".strip()))
+                st.trace.append(
+                    TraceEntry(words, f"companies.annual_revenue {op} {val} {q.currency or ''}".strip())
+                )
             elif measure:
                 st.group_filters.append(GroupFilter(measure, op, val, q.currency))
                 st.trace.append(TraceEntry(words, f"company {measure} {op} {val} {q.currency or ''}".strip()))
@@ -709,8 +823,17 @@ class Parser:
         after = text[q.end_char :].split()
         for n in (3, 2, 1):
             for lead in range(0, 3):  # allow "of", "is", "above" between the name and the amount
-                words = before[len(before) - n - lead : len(before) - lead] if len(before) >= n + lead else None
-                if words and tuple(w for w in words) in cols and all(w in ("of", "is", "at", "a", "an", "that", "was") for w in before[len(before) - lead :]):
+                words = (
+                    before[len(before) - n - lead : len(before) - lead] if len(before) >= n + lead else None
+                )
+                if (
+                    words
+                    and tuple(w for w in words) in cols
+                    and all(
+                        w in ("of", "is", "at", "a", "an", "that", "was")
+                        for w in before[len(before) - lead :]
+                    )
+                ):
                     start = text.rfind(" ".join(words), 0, q.start_char)
                     return cols[tuple(words)], (start, q.start_char)
             words = after[:n]
@@ -719,7 +842,7 @@ class Parser:
                 return cols[tuple(words)], (q.end_char, end)
         return None
 
-    def _similarity(self, st: "_State") -> None:
+    def _similarity(self, st: _State) -> None:
         text = st.text
         m = re.search(
             r"\b(?:similar to|similar with|like|resembling|resemble|resembles|lookalikes?\s+(?:of|for|to)|look like|looks like|comparable to|same as|such as|in the mold of)\s+",
@@ -729,7 +852,22 @@ class Parser:
             return
         rest = text[m.end() :]
         words = rest.split()
-        stop = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not"}
+        stop = {
+            "in",
+            "at",
+            "from",
+            "with",
+            "who",
+            "that",
+            "which",
+            "over",
+            "under",
+            "but",
+            "and",
+            "whose",
+            "where",
+            "not",
+        }
         span_words = []
         for w in words:
             if w in stop:
@@ -751,7 +889,12 @@ class Parser:
                 hit = self.vocab.fuzzy_name(phrase)
                 if hit:
                     entity, rid, name, score = hit
-                    best = (Sense(entity[:-1] if entity == "contacts" else "company", entity, "", rid, name), n, score / 100, "fuzzy")
+                    best = (
+                        Sense(entity[:-1] if entity == "contacts" else "company", entity, "", rid, name),
+                        n,
+                        score / 100,
+                        "fuzzy",
+                    )
                     break
         if best is None:
             st.anchor_unresolved = " ".join(span_words[:3])
@@ -761,11 +904,13 @@ class Parser:
         end = m.end() + len(" ".join(span_words[:n]))
         st.claims.take(m.start(), end)
         st.similar = SimilarTo(sense.entity, sense.value, sense.label)
-        st.trace.append(TraceEntry(text[m.start() : end], f"similar to {sense.entity} {sense.label} ({sense.value})", how))
+        st.trace.append(
+            TraceEntry(text[m.start() : end], f"similar to {sense.entity} {sense.label} ({sense.value})", how)
+        )
         if how == "fuzzy":
             st.confidence *= max(0.7, score - 0.05)
 
-    def _free_text(self, st: "_State") -> None:
+    def _free_text(self, st: _State) -> None:
         text = st.text
         clause = _FREE_TEXT_CLAUSE.search(text)
         if clause and st.claims.free(clause.start(), clause.end()):
@@ -798,7 +943,7 @@ class Parser:
         st.text_match = TextMatch(phrase)
         st.trace.append(TraceEntry(text[m.start() : end], f"activity text mentions {phrase!r}"))
 
-    def _related_absence(self, st: "_State") -> None:
+    def _related_absence(self, st: _State) -> None:
         """ "companies with no open deals", "accounts without contacts": a company measure equal to zero."""
         m = re.search(
             r"\b(?P<who>compan(?:y|ies)|accounts?|organi[sz]ations?|firms?|businesses)\s+(?:that\s+have\s+|having\s+|with\s+|without\s+)?"
@@ -816,14 +961,18 @@ class Parser:
         elif noun.startswith("activit"):
             measure = "activity_count"
         else:
-            measure = {"open": "open_deal_count", "won": "won_deal_count", "lost": "lost_deal_count"}.get(kind, "deal_count")
+            measure = {"open": "open_deal_count", "won": "won_deal_count", "lost": "lost_deal_count"}.get(
+                kind, "deal_count"
+            )
         st.claims.take(start, m.end())
         st.group_filters.append(GroupFilter(measure, "eq", 0))
         st.trace.append(TraceEntry(st.text[start : m.end()], f"company {measure} = 0"))
 
-    def _stage_and_score_words(self, st: "_State") -> None:
+    def _stage_and_score_words(self, st: _State) -> None:
         text = st.text
-        for m in re.finditer(r"\b(?P<b>hot|warm|cold|hottest|top[- ]scored|high[- ]scoring|low[- ]scoring)\b", text):
+        for m in re.finditer(
+            r"\b(?P<b>hot|warm|cold|hottest|top[- ]scored|high[- ]scoring|low[- ]scoring)\b", text
+        ):
             if not st.claims.free(m.start(), m.end()):
                 continue
             band = {"hottest": "hot", "top-scored": "hot", "top scored": "hot", "high-scoring": "hot", "high scoring": "hot", "low-scoring": "cold", "low scoring": "cold"}.get(m["b"], m["b"])  # fmt: skip
@@ -831,7 +980,10 @@ class Parser:
             st.score_band = band
             st.trace.append(TraceEntry(m.group(), f"score band {band}"))
         rules = [
-            (r"\b(?:closing|close|closes|expected to close|due to close|set to close|slated to close|scheduled to close)\b", "closing"),
+            (
+                r"\b(?:closing|close|closes|expected to close|due to close|set to close|slated to close|scheduled to close)\b",
+                "closing",
+            ),
             (r"\b(?:closed[- ]won|won|win|wins|winning)\b", "won"),
             (r"\b(?:closed[- ]lost|lost|lose|losing|losses)\b", "lost"),
             (r"\b(?:open|active|in progress|ongoing|live|in flight)\b", "open"),
@@ -842,7 +994,11 @@ class Parser:
                 if not st.claims.free(m.start(), m.end()):
                     continue
                 neg = re.search(r"\b(?:not|never|non)\s+(?:yet\s+|been\s+)?$", text[: m.start()])
-                if neg and word in ("won", "lost", "open", "closed") and st.claims.free(neg.start(), neg.end()):
+                if (
+                    neg
+                    and word in ("won", "lost", "open", "closed")
+                    and st.claims.free(neg.start(), neg.end())
+                ):
                     st.claims.take(neg.start(), m.end())
                     st.negated_stages.add(word)
                     st.trace.append(TraceEntry(text[neg.start() : m.end()], f"stage not {word}"))
@@ -851,7 +1007,7 @@ class Parser:
                 st.stage_words.append((m.start(), word))
                 st.trace.append(TraceEntry(m.group(), {"closing": "open deals, by expected close date", "won": "stage won (closed)", "lost": "stage lost (closed)", "open": "open stages", "closed": "stage won or lost"}[word]))  # fmt: skip
 
-    def _entity_nouns(self, st: "_State") -> None:
+    def _entity_nouns(self, st: _State) -> None:
         text = st.text
         for pattern, entity in ENTITY_NOUNS:
             for m in re.finditer(rf"\b(?:{pattern})\b", text):
@@ -861,7 +1017,7 @@ class Parser:
                 st.nouns.append((m.start(), entity, m.group()))
         st.nouns.sort()
 
-    def _values(self, st: "_State") -> None:
+    def _values(self, st: _State) -> None:
         words = st.claims.words()
         target = st.target()
         i = 0
@@ -910,7 +1066,9 @@ class Parser:
             if not matched:
                 i += 1
 
-    def _apply_senses(self, st: "_State", senses: list[Sense], start: int, end: int, target: str, how: str) -> None:
+    def _apply_senses(
+        self, st: _State, senses: list[Sense], start: int, end: int, target: str, how: str
+    ) -> None:
         text = st.text
         neg = _NEGATION_BEFORE.search(text[:start])
         negate = neg is not None and st.claims.free(neg.start(), neg.end())
@@ -928,7 +1086,9 @@ class Parser:
             words = text[neg.start() : end]
         st.claims.take(start, end)
         how = how if how != "exact" else best.how
-        st.value_spans.append((start, end, f"{best.entity}.{best.field}" if best.kind == "value" else best.kind))
+        st.value_spans.append(
+            (start, end, f"{best.entity}.{best.field}" if best.kind == "value" else best.kind)
+        )
         if best.kind == "value":
             st.values.append((best.entity, best.field, best.value, negate))
             meaning = f"{best.entity}.{best.field} {'!=' if negate else '='} {best.value}"
@@ -941,13 +1101,15 @@ class Parser:
         else:
             st.filters.append(FieldFilter("contacts", "contact_id", "ne" if negate else "eq", best.value))
             meaning = f"contact {best.label} ({best.value})"
-        ambiguous = [s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value]
+        ambiguous = [
+            s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value
+        ]
         if ambiguous:
             st.confidence *= AMBIGUOUS_CONFIDENCE
             meaning += f" (also could mean {ambiguous[0].entity}.{ambiguous[0].field}={ambiguous[0].value})"
         st.trace.append(TraceEntry(words, meaning, how))
 
-    def _field_words(self, st: "_State") -> None:
+    def _field_words(self, st: _State) -> None:
         # a column's name is filler next to a condition on that column ("lead source web"); alone it is
         # a condition we did not understand ("deals with a discount") and stays unknown
         used = {fld for _, fld, _, _ in st.values} | {f.field for f in st.filters}
@@ -957,7 +1119,7 @@ class Parser:
                 st.claims.take(start, end)
 
     # ---- assembling the plan -----------------------------------------------------------------------
-    def _finish(self, st: "_State") -> ParseResult:
+    def _finish(self, st: _State) -> ParseResult:
         vocab = self.vocab
         target = st.target()
         if not st.nouns:
@@ -973,7 +1135,9 @@ class Parser:
         for _, entity, word in st.nouns:
             kind = _ACTIVITY_TYPE_WORDS.get(word)
             if entity == "activities" and kind:
-                types = tuple(v for v in vocab.categories.get(("activities", "type"), []) if v.lower() == kind) or (kind,)
+                types = tuple(
+                    v for v in vocab.categories.get(("activities", "type"), []) if v.lower() == kind
+                ) or (kind,)
                 if target == "activities":
                     filters.append(FieldFilter("activities", "type", "in", list(types)))
                 else:
@@ -984,12 +1148,31 @@ class Parser:
                         st.used_times.add(id(window))
                     conditions.append(ActivityCondition(True, types, start, end, word))
             if entity == "contacts" and word.startswith(("customer", "client")):
-                if any(v.lower() == "customer" for v in vocab.categories.get(("contacts", "lifecycle_status"), [])):
-                    st.values.append(("contacts", "lifecycle_status", next(v for v in vocab.categories[("contacts", "lifecycle_status")] if v.lower() == "customer"), False))
+                if any(
+                    v.lower() == "customer"
+                    for v in vocab.categories.get(("contacts", "lifecycle_status"), [])
+                ):
+                    st.values.append(
+                        (
+                            "contacts",
+                            "lifecycle_status",
+                            next(
+                                v
+                                for v in vocab.categories[("contacts", "lifecycle_status")]
+                                if v.lower() == "customer"
+                            ),
+                            False,
+                        )
+                    )
         # field values: several values of one field are alternatives (in), different fields all apply
         grouped: dict[tuple[str, str, bool], list[str]] = {}
         for entity, fld, value, negate in st.values:
-            if entity == "deals" and fld == "stage" and value in vocab.won_stages + vocab.lost_stages and not negate:
+            if (
+                entity == "deals"
+                and fld == "stage"
+                and value in vocab.won_stages + vocab.lost_stages
+                and not negate
+            ):
                 st.stage_words.append((0, "won" if value in vocab.won_stages else "lost"))
                 continue
             grouped.setdefault((entity, fld, negate), [])
@@ -1005,7 +1188,14 @@ class Parser:
                 filters.append(FieldFilter(self._owner_entity(target, owner), "owner", "ne", owner))
         if owner_values:
             entity = self._owner_entity(target, owner_values[0])
-            filters.append(FieldFilter(entity, "owner", "eq" if len(owner_values) == 1 else "in", owner_values[0] if len(owner_values) == 1 else owner_values))
+            filters.append(
+                FieldFilter(
+                    entity,
+                    "owner",
+                    "eq" if len(owner_values) == 1 else "in",
+                    owner_values[0] if len(owner_values) == 1 else owner_values,
+                )
+            )
         # stage words
         words = {w for _, w in st.stage_words}
         stage_values: list[str] = []
@@ -1029,7 +1219,9 @@ class Parser:
             filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
         if st.stuck_days:
             cutoff = shift(day_start(st.as_of), "day", 1 - st.stuck_days)
-            windows.append(TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days"))
+            windows.append(
+                TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days")
+            )
         # time phrases not taken by an activity condition go to the field the verb points at
         for t in st.times:
             if id(t) in st.used_times:
@@ -1056,7 +1248,11 @@ class Parser:
             else:
                 st.aggregate, st.aggregate_field = func, ("value" if func == "sum" else None)
                 target = "deals" if st.group[0] in ("deals", "companies", "*") else target
-                extra = {"won": vocab.won_stages or ["won"], "lost": vocab.lost_stages or ["lost"], "open": vocab.open_stages}.get(stage_kind)
+                extra = {
+                    "won": vocab.won_stages or ["won"],
+                    "lost": vocab.lost_stages or ["lost"],
+                    "open": vocab.open_stages,
+                }.get(stage_kind)
                 if extra and not any(f.entity == "deals" and f.field == "stage" for f in filters):
                     filters.append(FieldFilter("deals", "stage", "in", sorted(extra)))
             st.sort_key = None
@@ -1095,7 +1291,8 @@ class Parser:
             st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
             st.notes.append(f"'{a.words()}' and '{b.words()}' exclude each other: no record can match both")
         unknown = [
-            w for _, _, w in st.claims.words()
+            w
+            for _, _, w in st.claims.words()
             if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)
         ]
         if st.anchor_unresolved:
@@ -1105,13 +1302,17 @@ class Parser:
         for m in re.finditer(r"\bor\b", st.text):
             if not st.claims.free(m.start(), m.end()):
                 continue  # part of a phrase ("$5k or more")
-            left = [f for a, b, f in st.value_spans if b <= m.start() and not st.text[b : m.start()].strip(" ,")]
+            left = [
+                f for a, b, f in st.value_spans if b <= m.start() and not st.text[b : m.start()].strip(" ,")
+            ]
             right = [f for a, b, f in st.value_spans if a >= m.end() and not st.text[m.end() : a].strip()]
             if not (left and right and left[0] == right[0]):
                 confidence_note = f"'or' at '{st.text[max(0, m.start() - 15) : m.end() + 15]}' joins conditions: read as 'and'"
                 st.notes.append(confidence_note)
                 st.confidence *= 0.5
-                st.trace.append(TraceEntry("or", "read as 'and' (only alternatives of one field can be or-ed)", "default"))
+                st.trace.append(
+                    TraceEntry("or", "read as 'and' (only alternatives of one field can be or-ed)", "default")
+                )
         understood = not unknown
         confidence = st.confidence
         if unknown:
@@ -1119,10 +1320,19 @@ class Parser:
         plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
         guessed = [t.words for t in st.trace if t.how in ("typo", "fuzzy", "embedding")]
         return ParseResult(
-            plan, st.trace, unknown, suggestions[:6], understood, confidence, st.notes, st.relative_time, guessed, st.text
+            plan,
+            st.trace,
+            unknown,
+            suggestions[:6],
+            understood,
+            confidence,
+            st.notes,
+            st.relative_time,
+            guessed,
+            st.text,
         )
 
-    def _suggest(self, st: "_State", unknown: list[str]) -> list[str]:
+    def _suggest(self, st: _State, unknown: list[str]) -> list[str]:
         """Close phrasings of the question that the parser does understand, most similar first.
 
         Each unknown word is replaced by vocabulary phrases spelled like it, or dropped with the filler around
@@ -1146,7 +1356,9 @@ class Parser:
             for word in unknown:
                 rest = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", " ", rest)
             candidates.append(re.sub(r"\s+", " ", rest).strip())
-        ranked = sorted(dict.fromkeys(c for c in candidates if c and c != text), key=lambda c: -fuzz.ratio(c, text))
+        ranked = sorted(
+            dict.fromkeys(c for c in candidates if c and c != text), key=lambda c: -fuzz.ratio(c, text)
+        )
         out: list[str] = []
         self._suggesting = False  # a candidate's own parse offers no suggestions of its own
         try:
@@ -1160,14 +1372,18 @@ class Parser:
         return out
 
     def _owner_entity(self, target: str, owner: str) -> str:
-        if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get((target, "owner"), [owner]):
+        if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get(
+            (target, "owner"), [owner]
+        ):
             return target
         for entity in ("deals", "contacts", "activities"):
             if owner in self.vocab.categories.get((entity, "owner"), []):
                 return entity
         return "deals"
 
-    def _time_field(self, st: "_State", t: TimeExpr, target: str, stage_words: set[str]) -> tuple[str, str, bool]:
+    def _time_field(
+        self, st: _State, t: TimeExpr, target: str, stage_words: set[str]
+    ) -> tuple[str, str, bool]:
         before = st.text[: t.start_char]
         if id(t) in st.time_cues:
             before = st.time_cues[id(t)]  # the verb claimed next to the phrase decides
@@ -1175,7 +1391,10 @@ class Parser:
             (r"\b(?:won|win|wins|lost|lose|closed|signed|converted deals)\b", ("deals", "closed_at", False)),
             (r"\b(?:closing|close|closes|due)\b", ("deals", "expected_close_at", True)),
             (r"\b(?:became|become|turned|converted)\b", ("contacts", "customer_at", False)),
-            (r"\b(?:created|added|opened|entered|started|new|engaged|joined|signed up|came in|logged|imported)\b", (None, "created_at", False)),
+            (
+                r"\b(?:created|added|opened|entered|started|new|engaged|joined|signed up|came in|logged|imported)\b",
+                (None, "created_at", False),
+            ),
             (r"\b(?:updated|modified|changed|edited)\b", (None, "updated_at", False)),
         ]
         nearest = None
@@ -1210,7 +1429,7 @@ class Parser:
             return "deals", "created_at", False
         return target, "created_at", False
 
-    def _sort(self, st: "_State", target: str) -> Sort:
+    def _sort(self, st: _State, target: str) -> Sort:
         word = (st.sort_word or "").replace("-", " ")
         desc = word not in ("smallest", "lowest", "cheapest", "oldest", "earliest")
         if st.sort_desc is not None:
@@ -1297,7 +1516,11 @@ class _State:
             first = self.nouns[0]
             # "VPs at enterprise companies": a kind of person named before the noun is what is asked for
             for start, end, what in sorted(self.value_spans):
-                if what in ("contacts.seniority", "contacts.lifecycle_status") and end <= first[0] and first[1] != "contacts":
+                if (
+                    what in ("contacts.seniority", "contacts.lifecycle_status")
+                    and end <= first[0]
+                    and first[1] != "contacts"
+                ):
                     between = self.text[end : first[0]]
                     if re.search(r"\b(?:at|in|from|of|with|working for|for)\b", between):
                         return "contacts"
@@ -1306,7 +1529,12 @@ class _State:
             return self.similar.entity
         if self.target_hint:
             return self.target_hint
-        if self.stage_words or self.negated_stages or self.filters and any(f.entity == "deals" for f in self.filters):
+        if (
+            self.stage_words
+            or self.negated_stages
+            or self.filters
+            and any(f.entity == "deals" for f in self.filters)
+        ):
             return "deals"
         if re.match(r"\s*(?:who|whom)\b", self.text):
             return "contacts"
@@ -1336,7 +1564,10 @@ def _money_measure(text: str, q: Quantity) -> tuple[str | None, tuple[int, int] 
     before = text[: q.start_char]
     measures = [
         (r"(?:in\s+|of\s+)?(?:open\s+|total\s+|active\s+)?pipeline", "open_pipeline"),
-        (r"(?:in\s+|of\s+)?(?:won\s+(?:revenue|value|deals value|business)|revenue\s+won|closed[- ]won(?:\s+revenue))", "won_value"),
+        (
+            r"(?:in\s+|of\s+)?(?:won\s+(?:revenue|value|deals value|business)|revenue\s+won|closed[- ]won(?:\s+revenue))",
+            "won_value",
+        ),
         (r"(?:in\s+|of\s+)?(?:annual\s+)?(?:revenue|turnover|sales)", "annual_revenue"),
         (r"(?:in\s+|of\s+)?(?:total\s+)?deal\s+value|in\s+deals", "deal_value"),
     ]

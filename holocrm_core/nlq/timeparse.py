@@ -28,7 +28,21 @@ NUMBER_WORDS = {
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
 _ORD = r"(?:first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
 _MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
-_AMBIGUOUS_MONTHS = {"may", "mar", "jun", "dec", "jan", "feb", "apr", "jul", "aug", "sep", "sept", "oct", "nov"}
+_AMBIGUOUS_MONTHS = {
+    "may",
+    "mar",
+    "jun",
+    "dec",
+    "jan",
+    "feb",
+    "apr",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+}
 _NUM = r"(?:\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
 _UNIT = r"(?:day|week|month|quarter|year)s?"
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
@@ -310,25 +324,43 @@ def _rules(today: datetime):
         return span, span, True, offset > 0
 
     return [
-        (rf"\b(?:in\s+|during\s+)?(?:the\s+)?(?P<ord>{_ORD})\s+(?P<unit>quarter|half|month)\s+(?:of|in)\s+(?P<y>{_YEAR})\b", part_of_year),
+        (
+            rf"\b(?:in\s+|during\s+)?(?:the\s+)?(?P<ord>{_ORD})\s+(?P<unit>quarter|half|month)\s+(?:of|in)\s+(?P<y>{_YEAR})\b",
+            part_of_year,
+        ),
         (rf"\b(?:in\s+|during\s+)?q(?P<q>[1-4])\s+(?:of|in)\s+(?P<y>{_YEAR})\b", quarter_of_year),
         (rf"\b(?:in\s+|during\s+)?(?P<m>{_MONTH})\s+(?:of|in)\s+(?P<y>{_YEAR})\b", month_of_year),
         (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|through)\s+(?P<b>{_POINT})\b", between),
-        (rf"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
-        (rf"\b(?P<cmp>more than|over|at least|less than|under|within)?\s*(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\s+ago\b", ago),
+        (r"\bsince\s+(?:the\s+)?(?:last|previous)\s+(?P<unit>week|month|quarter|year)\b", since_rel),
+        (
+            rf"\b(?P<cmp>more than|over|at least|less than|under|within)?\s*(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\s+ago\b",
+            ago,
+        ),
         (rf"\bolder than\s+(?P<n>{_NUM})\s+(?P<unit>{_UNIT})\b", older),
-        (rf"\b(?:in|during|over|within|for)?\s*(?P<the>the\s+)?(?P<which>last|past|previous|prior|recent)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b", last_n),
-        (rf"\b(?:so far this\s+(?P<unit>year|month|quarter)|(?P<u2>year|month|quarter)[ -]to[ -]date)\b", lambda m: to_date({"unit": m["unit"] or m["u2"]})),
+        (
+            rf"\b(?:in|during|over|within|for)?\s*(?P<the>the\s+)?(?P<which>last|past|previous|prior|recent)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b",
+            last_n,
+        ),
+        (
+            r"\b(?:so far this\s+(?P<unit>year|month|quarter)|(?P<u2>year|month|quarter)[ -]to[ -]date)\b",
+            lambda m: to_date({"unit": m["unit"] or m["u2"]}),
+        ),
         (rf"\b(?:in|during|over)?\s*(?:this|the current|current)\s+(?P<unit>{_UNIT})\b", this_period),
         (r"\b(?P<unit>ytd|mtd|qtd)\b", to_date),
-        (rf"\b(?:in|during|over|within)?\s*(?:the\s+)?(?:next|coming|upcoming|following)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b", next_n),
+        (
+            rf"\b(?:in|during|over|within)?\s*(?:the\s+)?(?:next|coming|upcoming|following)\s+(?P<n>{_NUM})?\s*(?P<unit>{_UNIT})\b",
+            next_n,
+        ),
         (rf"\b(?:in|within)\s+(?:the\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b", within),
         (rf"\b(?:since|from|starting|as of)\s+(?P<p>{_POINT})\b", since),
         (rf"\b(?:before|prior to|until|till|earlier than)\s+(?P<p>{_POINT})\b", before),
         (rf"\b(?:after|later than)\s+(?P<p>{_POINT})\b", after),
         (rf"\b(?:in|during|on|for|of)?\s*(?P<p>{_POINT})\b", during),
         (r"\b(?P<d>today|yesterday|tomorrow)\b", named_day),
-        (rf"\b(?:for\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b(?!\s+(?:ago|old|before|after|from)\b)", bare_duration),
+        (
+            rf"\b(?:for\s+)?(?P<n>\d+|{_NUM})\s+(?P<unit>{_UNIT})\b(?!\s+(?:ago|old|before|after|from)\b)",
+            bare_duration,
+        ),
     ]
 
 

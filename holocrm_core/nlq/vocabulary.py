@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 from unidecode import unidecode
@@ -50,10 +50,33 @@ DATE_FIELDS = {
 # close spelling of one); the other members then mean that value. Groups never mention a specific export.
 SYNONYM_GROUPS: dict[str, list[set[str]]] = {
     "industry": [
-        {"financial services", "finance", "financial", "fintech", "fin tech", "banking", "banks", "bank", "insurance", "financials"},
+        {
+            "financial services",
+            "finance",
+            "financial",
+            "fintech",
+            "fin tech",
+            "banking",
+            "banks",
+            "bank",
+            "insurance",
+            "financials",
+        },
         {"technology", "tech", "information technology", "high tech", "hi tech"},
         {"software", "saas", "software as a service", "software companies"},
-        {"healthcare", "health care", "health", "medical", "healthtech", "medtech", "hospitals", "pharma", "pharmaceuticals", "life sciences", "biotech"},
+        {
+            "healthcare",
+            "health care",
+            "health",
+            "medical",
+            "healthtech",
+            "medtech",
+            "hospitals",
+            "pharma",
+            "pharmaceuticals",
+            "life sciences",
+            "biotech",
+        },
         {"telecommunications", "telecom", "telecoms", "telco", "telcos", "telecommunication"},
         {"retail", "ecommerce", "e commerce", "consumer goods", "stores", "shops"},
         {"manufacturing", "industrial", "industrials", "factories"},
@@ -72,7 +95,19 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
         {"agriculture", "agtech", "farming"},
     ],
     "seniority": [
-        {"c level", "c suite", "executive", "executives", "execs", "exec", "cxo", "cxos", "chief", "chiefs", "c levels"},
+        {
+            "c level",
+            "c suite",
+            "executive",
+            "executives",
+            "execs",
+            "exec",
+            "cxo",
+            "cxos",
+            "chief",
+            "chiefs",
+            "c levels",
+        },
         {"vp", "vps", "vice president", "vice presidents"},
         {"director", "directors", "head of"},
         {"manager", "managers"},
@@ -131,28 +166,70 @@ MEANING_GROUPS: list[set[str]] = [
 ]
 # Size bands are ordered by the data's employee counts; these words name a position, not a band's label.
 SIZE_WORDS = {
-    "largest": {"enterprise", "enterprises", "large", "large companies", "big", "big companies", "largest", "corporates", "corporate"},
-    "smallest": {"small", "smb", "smbs", "sme", "smes", "small business", "small businesses", "startups", "startup", "smaller"},
-    "middle": {"mid market", "midmarket", "mid size", "midsize", "mid sized", "medium", "medium sized", "mid", "middle market"},
+    "largest": {
+        "enterprise",
+        "enterprises",
+        "large",
+        "large companies",
+        "big",
+        "big companies",
+        "largest",
+        "corporates",
+        "corporate",
+    },
+    "smallest": {
+        "small",
+        "smb",
+        "smbs",
+        "sme",
+        "smes",
+        "small business",
+        "small businesses",
+        "startups",
+        "startup",
+        "smaller",
+    },
+    "middle": {
+        "mid market",
+        "midmarket",
+        "mid size",
+        "midsize",
+        "mid sized",
+        "medium",
+        "medium sized",
+        "mid",
+        "middle market",
+    },
 }
 # Words the grammar uses; a name or value that is only one of these is not indexed (a company called "Open").
 COMMON_WORDS = set(
-    """a an the and or not no of in on at to for from by with without who whom which that what when where how many much
-    is are was were be been being have has had do does did show me list find get give all any some my our their its
-    this these those there here it them they we i you your deals deal contacts contact companies company accounts
-    account activities activity leads lead people person open closed won lost new top first last next since before
-    after between over under above below more less than most least per each every like similar hot warm cold stuck
-    total number count sum average mean best biggest largest smallest oldest newest latest recent please""".split()
+    ["a", "an", "the", "and", "or", "not", "no", "of", "in", "on", "at", "to", "for", "from", "by", "with", "without", "who", "whom", "which", "that", "what", "when", "where", "how", "many", "much", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had", "do", "does", "did", "show", "me", "list", "find", "get", "give", "all", "any", "some", "my", "our", "their", "its", "this", "these", "those", "there", "here", "it", "them", "they", "we", "i", "you", "your", "deals", "deal", "contacts", "contact", "companies", "company", "accounts", "account", "activities", "activity", "leads", "lead", "people", "person", "open", "closed", "won", "lost", "new", "top", "first", "last", "next", "since", "before", "after", "between", "over", "under", "above", "below", "more", "less", "than", "most", "least", "per", "each", "every", "like", "similar", "hot", "warm", "cold", "stuck", "total", "number", "count", "sum", "average", "mean", "best", "biggest", "largest", "smallest", "oldest", "newest", "latest", "recent", "please"]
 )  # fmt: skip
 # Columns whose values are proper names: no plural forms are indexed for them.
 PROPER_NAME_FIELDS = {"country", "city", "region", "currency", "owner"}
 # Two- and three-letter codes that are English words in a question ("in", "it", "can", "per"): never codes.
 _CODE_WORDS = set(
-    """am an as at be by do go he hi id if in is it me my no of on or so to up us we and are can col
-    for gab had has her him his its let man may mar nor not now one our out per pol sat see she the tur was who
-    why you""".split()
+    ["am", "an", "as", "at", "be", "by", "do", "go", "he", "hi", "id", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we", "and", "are", "can", "col", "for", "gab", "had", "has", "her", "him", "his", "its", "let", "man", "may", "mar", "nor", "not", "now", "one", "our", "out", "per", "pol", "sat", "see", "she", "the", "tur", "was", "who", "why", "you"]
 )  # fmt: skip
-_LEGAL_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "gmbh", "plc", "limited", "company", "ag", "sa", "bv", "group", "holdings", "lp", "llp"}
+_LEGAL_SUFFIXES = {
+    "inc",
+    "ltd",
+    "llc",
+    "corp",
+    "corporation",
+    "co",
+    "gmbh",
+    "plc",
+    "limited",
+    "company",
+    "ag",
+    "sa",
+    "bv",
+    "group",
+    "holdings",
+    "lp",
+    "llp",
+}
 
 
 def tokens(text: str) -> tuple[str, ...]:
@@ -196,7 +273,9 @@ class Vocabulary:
     custom_fields: dict[str, list[str]] = field(default_factory=dict)  # "entity.cf_x" -> values
     row_counts: dict[str, int] = field(default_factory=dict)
     column_words: set[str] = field(default_factory=set)  # words of the tables' column names ("lead source")
-    numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(default_factory=dict)  # words -> (entity, column, max)
+    numeric_columns: dict[tuple[str, ...], tuple[str, str, float]] = field(
+        default_factory=dict
+    )  # words -> (entity, column, max)
     _category_choices: list[str] = field(default_factory=list, repr=False)
     _name_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
     date_columns: list[tuple[str, str]] = field(default_factory=list)  # custom date columns (entity, column)
@@ -211,7 +290,7 @@ class Vocabulary:
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
-    def from_tables(cls, tables: dict[str, pl.DataFrame]) -> "Vocabulary":
+    def from_tables(cls, tables: dict[str, pl.DataFrame]) -> Vocabulary:
         vocab = cls()
         for entity, frame in tables.items():
             if isinstance(frame, pl.DataFrame):
@@ -219,14 +298,20 @@ class Vocabulary:
         for frame in tables.values():
             if isinstance(frame, pl.DataFrame):
                 for col in frame.columns:
-                    vocab.column_words.update(w for w in tokens(col) if w not in ("cf", "id", "at") and len(w) > 2)
+                    vocab.column_words.update(
+                        w for w in tokens(col) if w not in ("cf", "id", "at") and len(w) > 2
+                    )
         vocab.column_words -= COMMON_WORDS
         for entity in ("companies", "contacts", "deals", "activities"):
             frame = tables.get(entity)
             if frame is None:
                 continue
             for col, dtype in frame.schema.items():
-                if col.startswith("_") or col in ("value",) or not (dtype.is_numeric() or isinstance(dtype, pl.Decimal)):
+                if (
+                    col.startswith("_")
+                    or col in ("value",)
+                    or not (dtype.is_numeric() or isinstance(dtype, pl.Decimal))
+                ):
                     continue
                 key = tuple(w for w in tokens(col) if w != "cf")
                 top = frame.get_column(col).cast(pl.Float64).max() if frame.height else None
@@ -238,7 +323,11 @@ class Vocabulary:
             if frame is None:
                 continue
             for col in frame.columns:
-                if col.startswith(CUSTOM_PREFIX) and frame.schema[col] in (pl.String, pl.Categorical, pl.Boolean):
+                if col.startswith(CUSTOM_PREFIX) and frame.schema[col] in (
+                    pl.String,
+                    pl.Categorical,
+                    pl.Boolean,
+                ):
                     fields_.append((entity, col))
         for entity, col in fields_:
             frame = tables.get(entity)
@@ -258,20 +347,29 @@ class Vocabulary:
         for entity in ("companies", "contacts", "deals", "activities"):
             frame = tables.get(entity)
             if frame is not None:
-                vocab.date_columns += [(entity, c) for c, t in frame.schema.items() if c.startswith(CUSTOM_PREFIX) and t.is_temporal()]
+                vocab.date_columns += [
+                    (entity, c)
+                    for c, t in frame.schema.items()
+                    if c.startswith(CUSTOM_PREFIX) and t.is_temporal()
+                ]
         vocab._learn_stages()
         vocab._learn_size_bands(tables.get("companies"))
         vocab._index_categories()
         vocab._index_names(tables)
         vocab._learn_dates(tables)
-        vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(s.kind == "value" for s in senses)})
+        vocab._category_choices = sorted(
+            {" ".join(k) for k, senses in vocab.phrases.items() if any(s.kind == "value" for s in senses)}
+        )
         return vocab
 
     def _learn_relations(self, companies: pl.DataFrame | None) -> None:
         """The company hierarchy: the schema's parent_company_id, else a custom field named like one."""
         if companies is None or companies.height == 0:
             return
-        if "parent_company_id" in companies.columns and companies.get_column("parent_company_id").null_count() < companies.height:
+        if (
+            "parent_company_id" in companies.columns
+            and companies.get_column("parent_company_id").null_count() < companies.height
+        ):
             self.parent_relation = ("parent_company_id", False)
             pairs = companies.select("company_id", "parent_company_id").drop_nulls()
             self.company_parents = dict(pairs.iter_rows())
@@ -297,7 +395,9 @@ class Vocabulary:
                 .group_by("size_band")
                 .agg(pl.col("employees").median().alias("m"))
             )
-            order = {r["size_band"]: (r["m"] if r["m"] is not None else 0) for r in medians.iter_rows(named=True)}
+            order = {
+                r["size_band"]: (r["m"] if r["m"] is not None else 0) for r in medians.iter_rows(named=True)
+            }
             self.size_bands = sorted(bands, key=lambda b: (order.get(b, 0), b))
         else:
             self.size_bands = sorted(bands)
@@ -307,7 +407,10 @@ class Vocabulary:
         if not key:
             return
         bucket = self.phrases.setdefault(key, [])
-        if any((s.kind, s.entity, s.field, s.value) == (sense.kind, sense.entity, sense.field, sense.value) for s in bucket):
+        if any(
+            (s.kind, s.entity, s.field, s.value) == (sense.kind, sense.entity, sense.field, sense.value)
+            for s in bucket
+        ):
             return
         if sense.how == "exact":
             bucket.insert(sum(1 for s in bucket if s.how == "exact"), sense)
@@ -326,7 +429,9 @@ class Vocabulary:
                 if len(key) > 1:
                     self._add(("".join(key),), sense)  # "GTXPro" and "GTX Pro" are one product
                 if col not in PROPER_NAME_FIELDS:  # "norways" is no plural anyone types
-                    self._add(key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym"))
+                    self._add(
+                        key[:-1] + (_plural(key[-1]),), Sense("value", entity, col, value, value, "synonym")
+                    )
                 if col == "country":
                     for alias in country_aliases(value):
                         if alias not in {phrase_of(v) for v in values}:
@@ -415,7 +520,9 @@ class Vocabulary:
     def words(self) -> set[str]:
         """Every word of a phrase the vocabulary knows (values, synonyms, names, owners)."""
         if self._words is None:
-            self._words = {w for key in self.phrases for w in key} | {w for k in self.contact_index for w in k.split()}
+            self._words = {w for key in self.phrases for w in key} | {
+                w for k in self.contact_index for w in k.split()
+            }
         return self._words
 
     def typo_fixer(self, grammar_words: set[str]):
@@ -466,7 +573,11 @@ class Vocabulary:
             return None
         import numpy as np
 
-        columns = [(e, c, "year" in k or 1800 <= top <= 2200) for k, (e, c, top) in self.numeric_columns.items() if c.startswith(CUSTOM_PREFIX)]
+        columns = [
+            (e, c, "year" in k or 1800 <= top <= 2200)
+            for k, (e, c, top) in self.numeric_columns.items()
+            if c.startswith(CUSTOM_PREFIX)
+        ]
         columns += [(e, c, False) for e, c in self.date_columns]
         if not columns:
             return None
@@ -481,7 +592,9 @@ class Vocabulary:
         found = self.phrases.get(key, [])
         ids = self.contact_index.get(" ".join(key))
         if ids:
-            found = found + [Sense("contact", "contacts", "contact_id", i, self.contact_names[i]) for i in ids]
+            found = found + [
+                Sense("contact", "contacts", "contact_id", i, self.contact_names[i]) for i in ids
+            ]
         return found
 
     def fuzzy_value(self, phrase: str, cutoff: float = 86.0) -> tuple[list[Sense], float] | None:
@@ -509,7 +622,9 @@ class Vocabulary:
             self._name_choices[entity] = [(phrase_of(n), i) for i, n in names.items()]
         return self._name_choices[entity]
 
-    def fuzzy_name(self, phrase: str, entities: tuple[str, ...] = ("contacts", "companies"), cutoff: float = 85.0):
+    def fuzzy_name(
+        self, phrase: str, entities: tuple[str, ...] = ("contacts", "companies"), cutoff: float = 85.0
+    ):
         """(entity, id, name, score) of the record whose name is closest to `phrase`, or None."""
         from rapidfuzz import fuzz, process
 
@@ -530,7 +645,9 @@ class Vocabulary:
         from rapidfuzz import fuzz, process
 
         if self._close_choices is None:
-            exact = {" ".join(k) for k, senses in self.phrases.items() if any(s.how == "exact" for s in senses)}
+            exact = {
+                " ".join(k) for k, senses in self.phrases.items() if any(s.how == "exact" for s in senses)
+            }
             self._close_choices = sorted(exact)
         hits = process.extract(word, self._close_choices, scorer=fuzz.ratio, limit=limit, score_cutoff=cutoff)
         return [choice for choice, _, _ in hits]
@@ -548,7 +665,7 @@ class Vocabulary:
             out.append(f"{choice} ({what})")
         return out
 
-    def attach_embedder(self, embed: Callable[[list[str]], "object"]) -> None:
+    def attach_embedder(self, embed: Callable[[list[str]], object]) -> None:
         """Let words no rule knows be matched to the nearest field value by sentence embeddings."""
         import numpy as np
 
@@ -607,7 +724,10 @@ class Vocabulary:
         data = self.to_json()
         data["format"] = ARTIFACT_FORMAT
         data["index"] = {
-            "phrases": [[" ".join(k), [[x.kind, x.entity, x.field, x.value, x.label, x.how] for x in senses]] for k, senses in self.phrases.items()],
+            "phrases": [
+                [" ".join(k), [[x.kind, x.entity, x.field, x.value, x.label, x.how] for x in senses]]
+                for k, senses in self.phrases.items()
+            ],
             "categories": [[e, c, v] for (e, c), v in self.categories.items()],
             "company_names": self.company_names,
             "contact_names": self.contact_names,
@@ -621,7 +741,7 @@ class Vocabulary:
         return data
 
     @classmethod
-    def from_artifact(cls, data: dict) -> "Vocabulary":
+    def from_artifact(cls, data: dict) -> Vocabulary:
         """A vocabulary read back from `to_artifact`; ValueError when the file is of another format."""
         if data.get("format") != ARTIFACT_FORMAT or "index" not in data:
             raise ValueError(f"vocabulary artifact format {data.get('format')!r}, expected {ARTIFACT_FORMAT}")
@@ -647,7 +767,9 @@ class Vocabulary:
             company_parents=index["company_parents"],
             parent_relation=tuple(index["parent_relation"]) if index["parent_relation"] else None,
         )
-        vocab._category_choices = sorted({" ".join(k) for k, senses in vocab.phrases.items() if any(x.kind == "value" for x in senses)})
+        vocab._category_choices = sorted(
+            {" ".join(k) for k, senses in vocab.phrases.items() if any(x.kind == "value" for x in senses)}
+        )
         return vocab
 
     def write(self, path: str | Path) -> Path:
@@ -659,7 +781,7 @@ class Vocabulary:
         return path
 
     @classmethod
-    def read(cls, path: str | Path) -> "Vocabulary":
+    def read(cls, path: str | Path) -> Vocabulary:
         return cls.from_artifact(json.loads(Path(path).read_text()))
 
 

@@ -101,17 +101,25 @@ class MinimumData:
     message: str
 
 
-def minimum_data(y: np.ndarray, entity: str = "deal", min_each: int = MIN_EACH, undated: int = 0) -> MinimumData:
+def minimum_data(
+    y: np.ndarray, entity: str = "deal", min_each: int = MIN_EACH, undated: int = 0
+) -> MinimumData:
     """The minimum-data rule: at least ``min_each`` positive and negative outcomes (records) to learn from.
     ``undated``: decided records the export did not date (they count, dated at the export time)."""
     y = np.asarray(y).astype(int)
     pos, neg = int(y.sum()), int(len(y) - y.sum())
     column = "customer_at / disqualified_at" if entity == "contact" else "closed_at"
-    note = (f" {undated} of them carried no decision date and were dated at the export's time; map a date "
-            f"column to {column} (or use status_dates: in the mapping file) to fix." if undated else "")
+    note = (
+        f" {undated} of them carried no decision date and were dated at the export's time; map a date "
+        f"column to {column} (or use status_dates: in the mapping file) to fix."
+        if undated
+        else ""
+    )
     good, bad, noun = ENTITY_WORDS.get(entity, ("won", "lost", entity))
     if pos >= min_each and neg >= min_each:
-        return MinimumData(True, pos, neg, f"{pos} {good} and {neg} {bad} {noun}s: enough to learn a score.{note}")
+        return MinimumData(
+            True, pos, neg, f"{pos} {good} and {neg} {bad} {noun}s: enough to learn a score.{note}"
+        )
     return MinimumData(
         False,
         pos,
@@ -219,16 +227,32 @@ def train_scorer(
         rows = rows.drop(guard.excluded_fields, strict=False)
     y_all = rows["label"].to_numpy().astype(int) if len(rows) else np.array([], dtype=int)
     if candidates is None:
-        candidates = sel.CANDIDATES if strategy == AUTO else tuple(dict.fromkeys(("heuristic", "logistic", strategy)))
+        candidates = (
+            sel.CANDIDATES if strategy == AUTO else tuple(dict.fromkeys(("heuristic", "logistic", strategy)))
+        )
     folds = sel.rolling_folds(rows) if enough.enough else []
     if not enough.enough or not folds:
         train, valid = time_split(rows, validation_fraction) if len(rows) >= 2 else (rows, rows)
         heuristic = WeightedHeuristicScorer().fit(rows, y_all)
-        outcome = TrainingOutcome(entity, "heuristic", heuristic, heuristic, enough, train, valid, params=dict(params),
-                                  guard=guard, undated=undated)
+        outcome = TrainingOutcome(
+            entity,
+            "heuristic",
+            heuristic,
+            heuristic,
+            enough,
+            train,
+            valid,
+            params=dict(params),
+            guard=guard,
+            undated=undated,
+        )
         if len(valid):
-            outcome.validation_scores = outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[:, 1]
-            outcome.metrics = outcome.heuristic_metrics = quality(valid["label"].to_numpy(), outcome.validation_scores)
+            outcome.validation_scores = outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[
+                :, 1
+            ]
+            outcome.metrics = outcome.heuristic_metrics = quality(
+                valid["label"].to_numpy(), outcome.validation_scores
+            )
         return outcome
     named = None if strategy == AUTO else strategy
     selection = sel.evaluate_candidates(rows, candidates, named=named, **params)
@@ -237,9 +261,19 @@ def train_scorer(
     scorer = sel.final_scorer(selection, rows, named=named, **params)
     heuristic = WeightedHeuristicScorer().fit(rows, y_all)
     train_index, newest_index = folds[-1]
-    outcome = TrainingOutcome(entity, selection.chosen, scorer, heuristic, enough, rows[train_index],
-                              rows[newest_index], params=dict(params), selection=selection, guard=guard,
-                              undated=undated)
+    outcome = TrainingOutcome(
+        entity,
+        selection.chosen,
+        scorer,
+        heuristic,
+        enough,
+        rows[train_index],
+        rows[newest_index],
+        params=dict(params),
+        selection=selection,
+        guard=guard,
+        undated=undated,
+    )
     y_valid = outcome.y_validation
     chosen = selection.candidates[selection.chosen]
     outcome.validation_scores = chosen.newest_scores
@@ -273,11 +307,17 @@ def score_frame(model, features: pl.DataFrame, explain: bool = True, top: int = 
     out = features.select(ids).with_columns(pl.Series("score", scores, dtype=pl.Float64))
     # Bands and empty reasons as expressions: building a million Python strings or lists costs seconds.
     out = out.with_columns(
-        pl.when(pl.col("score") >= hot).then(pl.lit("hot")).when(pl.col("score") >= warm).then(pl.lit("warm"))
-        .otherwise(pl.lit("cold")).alias("band")
+        pl.when(pl.col("score") >= hot)
+        .then(pl.lit("hot"))
+        .when(pl.col("score") >= warm)
+        .then(pl.lit("warm"))
+        .otherwise(pl.lit("cold"))
+        .alias("band")
     )
     if explain and len(features):
-        return out.with_columns(pl.Series("reasons", scorer.reasons(features, top=top), dtype=pl.List(pl.String)))
+        return out.with_columns(
+            pl.Series("reasons", scorer.reasons(features, top=top), dtype=pl.List(pl.String))
+        )
     return out.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("reasons"))
 
 

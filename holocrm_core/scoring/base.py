@@ -73,4 +73,6 @@ class CRMScorer(BaseEstimator, ClassifierMixin):
     def reasons(self, X, top: int = 3) -> list[list[str]]:
         X = as_polars(X)
         contributions, fields = self.contributions(X)
-        return reasons_from_contributions(contributions, fields, X, top=top, phrase_finder=self.phrase_finder())
+        return reasons_from_contributions(
+            contributions, fields, X, top=top, phrase_finder=self.phrase_finder()
+        )

@@ -85,13 +85,26 @@ class GradientBoostedScorer(CRMScorer):
                 spec = {"name": group.name, "kind": "numeric", "start": start, "stop": start + 1}
             elif group.kind == "categorical":
                 counts = _string_values(X, group.name).drop_nulls().value_counts(sort=True)
-                cats = [v for v, n in counts.iter_rows() if n >= MIN_TREE_CATEGORY_COUNT][:MAX_TREE_CATEGORIES]
-                spec = {"name": group.name, "kind": "categorical", "start": start, "stop": start + 1,
-                        "codes": {c: float(i) for i, c in enumerate(cats)}, "other": float(len(cats))}
+                cats = [v for v, n in counts.iter_rows() if n >= MIN_TREE_CATEGORY_COUNT][
+                    :MAX_TREE_CATEGORIES
+                ]
+                spec = {
+                    "name": group.name,
+                    "kind": "categorical",
+                    "start": start,
+                    "stop": start + 1,
+                    "codes": {c: float(i) for i, c in enumerate(cats)},
+                    "other": float(len(cats)),
+                }
             else:
                 width = group.stop - group.start
-                spec = {"name": group.name, "kind": "dense", "start": start, "stop": start + width,
-                        "encoded": (group.start, group.stop)}
+                spec = {
+                    "name": group.name,
+                    "kind": "dense",
+                    "start": start,
+                    "stop": start + width,
+                    "encoded": (group.start, group.stop),
+                }
             start = spec["stop"]
             self.layout_.append(spec)
         self.tree_width_ = start
@@ -246,7 +259,9 @@ class GradientBoostedScorer(CRMScorer):
 
     def phrase_finder(self):
         groups = {g.name: g for g in self.encoder_.groups}
-        return lambda field, text, sign: self.encoder_.phrases_in(groups[field], text, sign) if field in groups else []
+        return lambda field, text, sign: (
+            self.encoder_.phrases_in(groups[field], text, sign) if field in groups else []
+        )
 
 
 class BlendScorer(CRMScorer):
@@ -254,8 +269,13 @@ class BlendScorer(CRMScorer):
 
     name = "blend"
 
-    def __init__(self, holdout_fraction: float = 0.2, seed: int = 0, neural: dict | None = None,
-                 gbm: dict | None = None):
+    def __init__(
+        self,
+        holdout_fraction: float = 0.2,
+        seed: int = 0,
+        neural: dict | None = None,
+        gbm: dict | None = None,
+    ):
         self.holdout_fraction = holdout_fraction
         self.seed = seed
         self.neural = neural
@@ -279,10 +299,12 @@ class BlendScorer(CRMScorer):
         names = list(self.components_)
         # Out-of-sample log-odds of the recent rows: the neural net never trained on them, and the trees report
         # those of their first fit (before the refit on all rows).
-        logits = np.column_stack([
-            self.components_["neural"].decision_logit(X.filter(pl.Series(held))),
-            self.components_["gbm"].__dict__.pop("holdout_logit_"),
-        ])
+        logits = np.column_stack(
+            [
+                self.components_["neural"].decision_logit(X.filter(pl.Series(held))),
+                self.components_["gbm"].__dict__.pop("holdout_logit_"),
+            ]
+        )
         self.weights_, self.intercept_ = {n: 0.0 for n in names}, 0.0
         chosen = names
         while chosen:
@@ -305,7 +327,9 @@ class BlendScorer(CRMScorer):
         return total
 
     def record_logit(self, record: dict) -> float:
-        return self.intercept_ + sum(self.weights_[n] * self.components_[n].record_logit(record) for n in self.selected_)
+        return self.intercept_ + sum(
+            self.weights_[n] * self.components_[n].record_logit(record) for n in self.selected_
+        )
 
     def score_record(self, record: dict) -> float:
         return float(clip_probability(sigmoid(np.array([self.record_logit(record)])))[0])

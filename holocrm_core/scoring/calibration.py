@@ -67,8 +67,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(error / len(y))
 
 
-def ece_noise_floor(p: np.ndarray, bins: int = 10, simulations: int = 200, quantile: float = 0.95,
-                    seed: int = 0) -> float:
+def ece_noise_floor(
+    p: np.ndarray, bins: int = 10, simulations: int = 200, quantile: float = 0.95, seed: int = 0
+) -> float:
     """The ECE a *perfectly* calibrated scorer would still show on these rows, by chance alone: outcomes
     drawn from the scores themselves, ECE measured, ``quantile`` of those. On 100 outcomes it is about 0.1,
     so a calibration gate must not fail a model for less than this."""
@@ -76,11 +77,16 @@ def ece_noise_floor(p: np.ndarray, bins: int = 10, simulations: int = 200, quant
     if len(p) == 0:
         return float("nan")
     rng = np.random.default_rng(seed)
-    draws = [expected_calibration_error((rng.random(len(p)) < p).astype(float), p, bins) for _ in range(simulations)]
+    draws = [
+        expected_calibration_error((rng.random(len(p)) < p).astype(float), p, bins)
+        for _ in range(simulations)
+    ]
     return float(np.quantile(draws, quantile))
 
 
-def ece_bootstrap(y: np.ndarray, p: np.ndarray, bins: int = 10, resamples: int = 200, seed: int = 0) -> dict[str, float]:
+def ece_bootstrap(
+    y: np.ndarray, p: np.ndarray, bins: int = 10, resamples: int = 200, seed: int = 0
+) -> dict[str, float]:
     """ECE and its spread over bootstrap resamples of the rows (5th, 50th, 95th percentile)."""
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
@@ -90,7 +96,12 @@ def ece_bootstrap(y: np.ndarray, p: np.ndarray, bins: int = 10, resamples: int =
         idx = rng.integers(0, len(y), len(y))
         draws.append(expected_calibration_error(y[idx], p[idx], bins))
     q05, q50, q95 = np.quantile(draws, [0.05, 0.5, 0.95])
-    return {"ece": expected_calibration_error(y, p, bins), "p05": float(q05), "p50": float(q50), "p95": float(q95)}
+    return {
+        "ece": expected_calibration_error(y, p, bins),
+        "p05": float(q05),
+        "p50": float(q50),
+        "p95": float(q95),
+    }
 
 
 def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
@@ -131,11 +142,10 @@ HOT_PROBABILITY = 0.5
 WARM_PROBABILITY = 0.2
 
 
-def band_thresholds(train_scores: np.ndarray | None = None) -> tuple[float, float]:
+def band_thresholds() -> tuple[float, float]:
     """(hot, warm) as calibrated probabilities: hot from 50%, warm from 20% unless HOLOCRM_BAND_HOT /
     HOLOCRM_BAND_WARM say otherwise. Probabilities, not quantiles of training scores: after a shift a
-    "hot" lead is still a likely one, and "10% (hot)" cannot appear. ``train_scores`` is ignored (kept
-    for callers of the former quantile bands)."""
+    "hot" lead is still a likely one, and "10% (hot)" cannot appear."""
     import os
 
     hot = float(os.environ.get("HOLOCRM_BAND_HOT", HOT_PROBABILITY))

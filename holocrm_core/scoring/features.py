@@ -113,7 +113,9 @@ def _string_values(frame: pl.DataFrame, name: str) -> pl.Series:
 class FeatureEncoder:
     """Fits on training rows; turns any feature frame with (a subset of) those columns into a matrix."""
 
-    def __init__(self, text_components: int = TEXT_COMPONENTS, embedding_components: int = EMBEDDING_COMPONENTS):
+    def __init__(
+        self, text_components: int = TEXT_COMPONENTS, embedding_components: int = EMBEDDING_COMPONENTS
+    ):
         self.text_components = text_components
         self.embedding_components = embedding_components
         self.groups: list[FeatureGroup] = []
@@ -137,7 +139,9 @@ class FeatureEncoder:
             start = group.stop
         self.width = start
         # The training average of every encoded column: what "a typical record" looks like to the model.
-        self.reference = self.transform(frame).mean(axis=0) if len(frame) else np.zeros(self.width, np.float32)
+        self.reference = (
+            self.transform(frame).mean(axis=0) if len(frame) else np.zeros(self.width, np.float32)
+        )
         return self
 
     def _fit_numeric(self, frame, group, y) -> bool:
@@ -245,8 +249,9 @@ class FeatureEncoder:
         from sklearn.model_selection import KFold
 
         note_y = y[row]
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=5, max_features=30000, sublinear_tf=True,
-                                     strip_accents="unicode")
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=5, max_features=30000, sublinear_tf=True, strip_accents="unicode"
+        )
         matrix = vectorizer.fit_transform(notes)
 
         def classifier():
@@ -262,11 +267,18 @@ class FeatureEncoder:
             if len(np.unique(note_y[fit_mask])) < 2:
                 oof[rate_mask] = full.decision_function(matrix[rate_mask])
                 continue
-            oof[rate_mask] = classifier().fit(matrix[fit_mask], note_y[fit_mask]).decision_function(matrix[rate_mask])
+            oof[rate_mask] = (
+                classifier().fit(matrix[fit_mask], note_y[fit_mask]).decision_function(matrix[rate_mask])
+            )
         center = float(np.median(oof))
         spread = float(np.std(oof)) or 1.0
-        group.params = {"vectorizer": vectorizer, "classifier": full, "center": center, "spread": spread,
-                        "width": len(NOTE_AGGREGATES)}
+        group.params = {
+            "vectorizer": vectorizer,
+            "classifier": full,
+            "center": center,
+            "spread": spread,
+            "width": len(NOTE_AGGREGATES),
+        }
         raw = _rated_aggregates(row, (oof - center) / spread, len(frame))
         group.params["mean"] = raw.mean(axis=0)
         group.params["std"] = raw.std(axis=0) + 1e-6
@@ -275,7 +287,9 @@ class FeatureEncoder:
         strong = np.argsort(-np.abs(coef))[:3000]
         group.params["phrase_weights"] = {str(terms[i]): float(coef[i]) for i in strong}
         self._training_blocks = getattr(self, "_training_blocks", {})
-        self._training_blocks[group.name] = ((raw - group.params["mean"]) / group.params["std"]).astype(np.float32)
+        self._training_blocks[group.name] = ((raw - group.params["mean"]) / group.params["std"]).astype(
+            np.float32
+        )
         return True
 
     def fit_transform(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
@@ -324,7 +338,11 @@ class FeatureEncoder:
                     value = str(value)
                     out[group.start + (cats.index(value) if value in cats else len(cats))] = 1.0
             elif group.kind == "notes" and "rater" in p:
-                notes = [] if value is None or isinstance(value, float) else [n for n in value if isinstance(n, str) and n]
+                notes = (
+                    []
+                    if value is None or isinstance(value, float)
+                    else [n for n in value if isinstance(n, str) and n]
+                )
                 signal, warning = p["rater"].rate(notes)
                 row = np.zeros(len(notes), dtype=np.int64)
                 raw = _note_aggregates(row, signal, warning, 1)
@@ -381,7 +399,10 @@ class FeatureEncoder:
         else:
             ratings = np.zeros(0)
             if len(notes):
-                ratings = (p["classifier"].decision_function(p["vectorizer"].transform(notes.to_list())) - p["center"]) / p["spread"]
+                ratings = (
+                    p["classifier"].decision_function(p["vectorizer"].transform(notes.to_list()))
+                    - p["center"]
+                ) / p["spread"]
             raw = _rated_aggregates(row, ratings, len(frame))
         return (raw - p["mean"]) / p["std"]
 
@@ -429,15 +450,25 @@ class FeatureEncoder:
         return picked
 
 
-NOTE_AGGREGATES = ["signal_notes", "warning_notes", "signal_sum", "warning_sum", "signal_share", "warning_share",
-                   "notes"]
+NOTE_AGGREGATES = [
+    "signal_notes",
+    "warning_notes",
+    "signal_sum",
+    "warning_sum",
+    "signal_share",
+    "warning_share",
+    "notes",
+]
 
 
 def _exploded_notes_series(frame: pl.DataFrame, name: str) -> tuple[np.ndarray, pl.Series]:
     if name not in frame.columns or not len(frame):
         return np.zeros(0, dtype=np.int64), pl.Series([], dtype=pl.String)
     exploded = (
-        frame.select(pl.col(name)).with_row_index("_row").explode(name).drop_nulls(name)
+        frame.select(pl.col(name))
+        .with_row_index("_row")
+        .explode(name)
+        .drop_nulls(name)
         .filter(pl.col(name).str.len_chars() > 0)
     )
     return exploded["_row"].to_numpy().astype(np.int64), exploded[name]
@@ -457,8 +488,9 @@ def _note_aggregates(row: np.ndarray, signal: np.ndarray, warning: np.ndarray, n
     signal_sum = np.bincount(row, weights=signal, minlength=n)
     warning_sum = np.bincount(row, weights=warning, minlength=n)
     safe = np.maximum(count, 1.0)
-    return np.column_stack([signals, warnings, signal_sum, warning_sum, signals / safe, warnings / safe,
-                            np.log1p(count)])
+    return np.column_stack(
+        [signals, warnings, signal_sum, warning_sum, signals / safe, warnings / safe, np.log1p(count)]
+    )
 
 
 # Few records: a note rated this many spreads above (below) the typical note reads as a signal (warning).

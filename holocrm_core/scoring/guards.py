@@ -72,13 +72,19 @@ class GuardReport:
         return ". ".join(parts) or "no leaking field, training rows look like the open records"
 
 
-def _codes(values: pl.Series, kind: str, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _codes(
+    values: pl.Series, kind: str, edges: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A field as discrete codes (strings): value bins for numbers, the value itself for picklists."""
     if kind == "numeric":
         x = values.cast(pl.Float64, strict=False).fill_nan(None).to_numpy().astype(np.float64)
         if edges is None:
             finite = x[~np.isnan(x)]
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if len(finite) else np.array([])
+            edges = (
+                np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]))
+                if len(finite)
+                else np.array([])
+            )
         codes = np.where(np.isnan(x), -1, np.searchsorted(edges, np.nan_to_num(x), side="right"))
         return codes.astype(str), edges
     return np.asarray(values.cast(pl.String).fill_null("\x00missing").to_list(), dtype=object), None
@@ -101,7 +107,9 @@ def _text(values: pl.Series) -> list[str]:
     return values.cast(pl.String).fill_null("").to_list()
 
 
-def single_field_auc(fit: pl.Series, fit_y: np.ndarray, held: pl.Series, held_y: np.ndarray, kind: str) -> float:
+def single_field_auc(
+    fit: pl.Series, fit_y: np.ndarray, held: pl.Series, held_y: np.ndarray, kind: str
+) -> float:
     """Held-out AUC of one field alone (fitted on ``fit``, judged on ``held``); NaN when it cannot be told."""
     from sklearn.metrics import roc_auc_score
 
@@ -158,14 +166,20 @@ def leak_guard(
     for name, kind in guarded_fields(decided):
         auc = single_field_auc(decided[name][:cut], y[:cut], decided[name][cut:], y[cut:], kind)
         if not np.isnan(auc) and auc > threshold:
-            found.append(ExcludedField(name, f"alone it predicts newer outcomes with AUC {auc:.3f}", round(auc, 4)))
+            found.append(
+                ExcludedField(name, f"alone it predicts newer outcomes with AUC {auc:.3f}", round(auc, 4))
+            )
     if still_open is not None and still_open.height >= MIN_OPEN:
         known = {f.field for f in found}
         for name, auc in decided_vs_open(decided, still_open):
             if name not in known and auc > threshold:
-                found.append(ExcludedField(
-                    name, f"its values tell decided from open records (AUC {auc:.3f}): set at the decision",
-                    round(auc, 4)))
+                found.append(
+                    ExcludedField(
+                        name,
+                        f"its values tell decided from open records (AUC {auc:.3f}): set at the decision",
+                        round(auc, 4),
+                    )
+                )
     return found
 
 
@@ -197,16 +211,22 @@ def adversarial_auc(decided: pl.DataFrame, still_open: pl.DataFrame, exclude: li
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    both, is_open = _adversarial_frames(decided.drop(exclude, strict=False), still_open.drop(exclude, strict=False))
+    both, is_open = _adversarial_frames(
+        decided.drop(exclude, strict=False), still_open.drop(exclude, strict=False)
+    )
     columns, categorical = [], []
     for name, kind in guarded_fields(both):
         if kind == "numeric":
-            columns.append(both[name].cast(pl.Float64, strict=False).fill_nan(None).to_numpy().astype(np.float64))
+            columns.append(
+                both[name].cast(pl.Float64, strict=False).fill_nan(None).to_numpy().astype(np.float64)
+            )
             categorical.append(False)
         elif kind == "categorical":
             counts = both[name].cast(pl.String).value_counts(sort=True).head(200)
             lookup = {v: float(i) for i, v in enumerate(counts[name].to_list()) if v is not None}
-            codes = [lookup.get(v, np.nan if v is None else 200.0) for v in both[name].cast(pl.String).to_list()]
+            codes = [
+                lookup.get(v, np.nan if v is None else 200.0) for v in both[name].cast(pl.String).to_list()
+            ]
             columns.append(np.asarray(codes, dtype=np.float64))
             categorical.append(True)
         else:  # text and notes: how much of it there is
@@ -217,8 +237,13 @@ def adversarial_auc(decided: pl.DataFrame, still_open: pl.DataFrame, exclude: li
     from holocrm_core.scoring.boosting import _tree_threads
 
     matrix = np.column_stack(columns)
-    model = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, max_leaf_nodes=15,
-                                           categorical_features=np.array(categorical), random_state=0)
+    model = HistGradientBoostingClassifier(
+        max_iter=60,
+        learning_rate=0.15,
+        max_leaf_nodes=15,
+        categorical_features=np.array(categorical),
+        random_state=0,
+    )
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
     with _tree_threads():  # spinning OpenMP threads on a busy machine cost more than they give
         p = cross_val_predict(model, matrix, is_open, cv=folds, method="predict_proba")[:, 1]
@@ -240,16 +265,22 @@ def check_training_data(
     excluded = report.excluded_fields
     report.adversarial_auc = round(adversarial_auc(decided, still_open, excluded), 4)
     kept = decided.drop(excluded, strict=False)
-    report.separating = [(n, a) for n, a in decided_vs_open(kept, still_open.drop(excluded, strict=False)) if a > 0.6][:5]
+    report.separating = [
+        (n, a) for n, a in decided_vs_open(kept, still_open.drop(excluded, strict=False)) if a > 0.6
+    ][:5]
     named = ", ".join(f"{n} (AUC {a:.2f})" for n, a in report.separating) or "no single field"
     auc = report.adversarial_auc
     if auc > block:
         report.level = "block"
-        report.message = (f"training snapshots differ from the open records being scored (adversarial AUC "
-                          f"{auc:.3f} above {block}); separating: {named}")
+        report.message = (
+            f"training snapshots differ from the open records being scored (adversarial AUC "
+            f"{auc:.3f} above {block}); separating: {named}"
+        )
     elif auc > warn:
         report.level = "warn"
-        report.message = f"training snapshots drift from the open records (adversarial AUC {auc:.3f}); separating: {named}"
+        report.message = (
+            f"training snapshots drift from the open records (adversarial AUC {auc:.3f}); separating: {named}"
+        )
     else:
         report.level = "ok"
         report.message = f"training snapshots look like the open records (adversarial AUC {auc:.3f})"

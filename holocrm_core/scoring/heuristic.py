@@ -70,7 +70,11 @@ SOURCE_POINTS = (  # (words in the source value, points): the usual lead-scoring
     (("web", "organic", "search", "inbound", "website", "google", "chat"), 5.0),
     (("cold", "purchased", "list", "outbound", "import"), 1.0),
 )
-SEGMENT_POINTS = ((("enterprise", "large", "strategic"), 10.0), (("mid",), 7.0), (("smb", "small", "startup"), 3.0))
+SEGMENT_POINTS = (
+    (("enterprise", "large", "strategic"), 10.0),
+    (("mid",), 7.0),
+    (("smb", "small", "startup"), 3.0),
+)
 
 
 def _custom_column(frame: pl.DataFrame, words: tuple[str, ...], numeric: bool) -> str | None:
@@ -98,7 +102,9 @@ def _budget(frame: pl.DataFrame) -> np.ndarray | None:
     name = _custom_column(frame, ("budget",), numeric=True)
     if name is None:
         return None
-    value = np.clip(np.nan_to_num(frame[name].cast(pl.Float64).fill_nan(None).to_numpy().astype(np.float64)), 0, None)
+    value = np.clip(
+        np.nan_to_num(frame[name].cast(pl.Float64).fill_nan(None).to_numpy().astype(np.float64)), 0, None
+    )
     # A fixed scale, as a hand-set rule would have: the same budget gets the same points in any batch.
     return 10.0 * np.minimum(1.0, np.log1p(value) / np.log1p(1_000_000))
 
@@ -123,8 +129,11 @@ RULES = {
     "segment": _segment,
 }
 NEUTRAL_POINTS = [12.5, 10.0, 12.0, 10.0, 5.0, 5.0, 5.0, 5.0]
-CUSTOM_FIELD_WORDS = {"budget": (("budget",), True), "lead_source": (("source", "origin", "channel"), False),
-                      "segment": (("segment", "tier"), False)}
+CUSTOM_FIELD_WORDS = {
+    "budget": (("budget",), True),
+    "lead_source": (("source", "origin", "channel"), False),
+    "segment": (("segment", "tier"), False),
+}
 
 
 def _field(key: str, frame: pl.DataFrame) -> str:

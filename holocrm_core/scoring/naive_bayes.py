@@ -44,7 +44,11 @@ class NaiveBayesScorer(CRMScorer):
             kind = column_kind(field, X.schema[field])
             if kind == "numeric":
                 values = X[field].cast(pl.Float64, strict=False).fill_nan(None).drop_nulls().to_numpy()
-                edges = np.unique(np.quantile(values, np.linspace(0, 1, self.bins + 1)[1:-1])) if len(values) else np.array([])
+                edges = (
+                    np.unique(np.quantile(values, np.linspace(0, 1, self.bins + 1)[1:-1]))
+                    if len(values)
+                    else np.array([])
+                )
                 self.fields_[field] = ("numeric", edges)
             elif kind == "categorical":
                 self.fields_[field] = ("categorical", None)
@@ -62,7 +66,9 @@ class NaiveBayesScorer(CRMScorer):
                 (neg + self.alpha) / (n_neg + self.alpha * k)
             )
             table = dict(zip(values.tolist(), ratio.tolist(), strict=True))
-            table[OTHER] = float(np.log((self.alpha / (n_pos + self.alpha * k)) / (self.alpha / (n_neg + self.alpha * k))))
+            table[OTHER] = float(
+                np.log((self.alpha / (n_pos + self.alpha * k)) / (self.alpha / (n_neg + self.alpha * k)))
+            )
             self.log_ratio_[field] = table
             self.mean_ratio_[field] = float(ratio[inverse].mean()) if len(tokens) else 0.0
         raw = self._raw(X)

@@ -41,9 +41,15 @@ def _network(width: int, hidden: tuple[int, ...], dropout: float):
 
 
 def _numpy_layers(net) -> dict:
-    deep = [(m.weight.detach().numpy().T.astype(np.float32), m.bias.detach().numpy().astype(np.float32))
-            for m in net.deep if hasattr(m, "weight")]
-    wide = (net.wide.weight.detach().numpy().T.astype(np.float32), net.wide.bias.detach().numpy().astype(np.float32))
+    deep = [
+        (m.weight.detach().numpy().T.astype(np.float32), m.bias.detach().numpy().astype(np.float32))
+        for m in net.deep
+        if hasattr(m, "weight")
+    ]
+    wide = (
+        net.wide.weight.detach().numpy().T.astype(np.float32),
+        net.wide.bias.detach().numpy().astype(np.float32),
+    )
     # The wide path rides along as one more output column of the first layer: one matrix product, not two.
     first_w, first_b = deep[0]
     fused = (np.hstack([first_w, wide[0]]), np.concatenate([first_b, wide[1]]))
@@ -52,8 +58,10 @@ def _numpy_layers(net) -> dict:
 
 def _numpy_forward(layers: dict, x: np.ndarray) -> np.ndarray:
     deep = layers["deep"]
-    w, b = layers.get("fused_first") or (np.hstack([deep[0][0], layers["wide"][0]]),
-                                         np.concatenate([deep[0][1], layers["wide"][1]]))
+    w, b = layers.get("fused_first") or (
+        np.hstack([deep[0][0], layers["wide"][0]]),
+        np.concatenate([deep[0][1], layers["wide"][1]]),
+    )
     h = x @ w
     h += b
     wide = h[:, -1].copy()
@@ -80,8 +88,10 @@ def _torch_forward(layers: dict, x: np.ndarray) -> np.ndarray:
     import torch
 
     deep = layers["deep"]
-    w, b = layers.get("fused_first") or (np.hstack([deep[0][0], layers["wide"][0]]),
-                                         np.concatenate([deep[0][1], layers["wide"][1]]))
+    w, b = layers.get("fused_first") or (
+        np.hstack([deep[0][0], layers["wide"][0]]),
+        np.concatenate([deep[0][1], layers["wide"][1]]),
+    )
     with torch.no_grad():
         h = torch.addmm(torch.from_numpy(b), torch.from_numpy(x), torch.from_numpy(w))
         wide = h[:, -1].clone()
@@ -215,7 +225,9 @@ class NeuralScorer(CRMScorer):
 
     def record_logit(self, record: dict) -> float:
         """Calibrated log-odds for one record given as a dict (field -> value)."""
-        return float(self.calibration_.logit(self._raw_logit(self.encoder_.transform_record(record)[None, :]))[0])
+        return float(
+            self.calibration_.logit(self._raw_logit(self.encoder_.transform_record(record)[None, :]))[0]
+        )
 
     def score_record(self, record: dict) -> float:
         """Probability for one record given as a dict (field -> value): the fast single-score path."""
@@ -241,4 +253,6 @@ class NeuralScorer(CRMScorer):
 
     def phrase_finder(self):
         groups = {g.name: g for g in self.encoder_.groups}
-        return lambda field, text, sign: self.encoder_.phrases_in(groups[field], text, sign) if field in groups else []
+        return lambda field, text, sign: (
+            self.encoder_.phrases_in(groups[field], text, sign) if field in groups else []
+        )

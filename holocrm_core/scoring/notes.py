@@ -68,7 +68,9 @@ def _otsu(values: np.ndarray) -> float:
 class NoteRater:
     """Learns from outcomes which notes are buying signals and which are warnings; rates any note."""
 
-    def __init__(self, record_c: float = 0.03, note_c: float = 1.0, folds: int = 5, rounds: int = 2, seed: int = 0):
+    def __init__(
+        self, record_c: float = 0.03, note_c: float = 1.0, folds: int = 5, rounds: int = 2, seed: int = 0
+    ):
         self.record_c = record_c
         self.note_c = note_c
         self.folds = folds
@@ -111,7 +113,9 @@ class NoteRater:
             fit_records, rate_records = has_notes[fit_idx], has_notes[rate_idx]
             if len(np.unique(y[fit_records])) < 2:
                 continue
-            model = LogisticRegression(C=self.record_c, max_iter=3000).fit(design[fit_records], y[fit_records])
+            model = LogisticRegression(C=self.record_c, max_iter=3000).fit(
+                design[fit_records], y[fit_records]
+            )
             mask = np.isin(sentence_record, rate_records)
             rating[mask] = S[mask] @ model.coef_.ravel()[: S.shape[1]]
         rating -= np.median(rating)
@@ -124,8 +128,9 @@ class NoteRater:
         np.maximum.at(high, sentence_note, rating)
         np.minimum.at(low, sentence_note, rating)
         label = np.where((high > up) & (high - up >= down - low), 1, np.where(low < down, 2, 0))
-        N = CountVectorizer(analyzer=phrases, vocabulary=vectorizer.vocabulary_, binary=True,
-                            dtype=np.float32).transform(notes)
+        N = CountVectorizer(
+            analyzer=phrases, vocabulary=vectorizer.vocabulary_, binary=True, dtype=np.float32
+        ).transform(notes)
         self.vocabulary_ = vectorizer.get_feature_names_out()
         self.weights_, self.intercepts_ = None, None
         for _ in range(self.rounds + 1):
@@ -156,8 +161,13 @@ class NoteRater:
         strength = np.abs(relative).max(axis=0)
         keep = np.argsort(-strength)[:MAX_LEXICON]
         keep = keep[strength[keep] >= LEXICON_MIN_WEIGHT]
-        self.lexicon_ = {str(self.vocabulary_[j]): (float(relative[0, j]), float(relative[1, j])) for j in keep}
-        self.base_ = (float(self.intercepts_[1] - self.intercepts_[0]), float(self.intercepts_[2] - self.intercepts_[0]))
+        self.lexicon_ = {
+            str(self.vocabulary_[j]): (float(relative[0, j]), float(relative[1, j])) for j in keep
+        }
+        self.base_ = (
+            float(self.intercepts_[1] - self.intercepts_[0]),
+            float(self.intercepts_[2] - self.intercepts_[0]),
+        )
         self._table = None
 
     # -- rating -------------------------------------------------------------------------------------------
@@ -210,7 +220,9 @@ class NoteRater:
             if memory is None or memory.height + rated.height > MAX_REMEMBERED_NOTES:
                 # Full (or empty): start again from the notes of this batch, the ones most likely to come back.
                 kept = keyed.select("_h").unique()
-                memory = rated if memory is None else pl.concat([memory.join(kept, on="_h", how="semi"), rated])
+                memory = (
+                    rated if memory is None else pl.concat([memory.join(kept, on="_h", how="semi"), rated])
+                )
             else:
                 memory = pl.concat([memory, rated])
             self._memory = memory
@@ -225,18 +237,24 @@ class NoteRater:
             patterns = list(self.lexicon_)
             self._table = (
                 [f" {p} " for p in patterns],
-                pl.DataFrame({
-                    "_match": [f" {p} " for p in patterns],
-                    "_s": [self.lexicon_[p][0] for p in patterns],
-                    "_w": [self.lexicon_[p][1] for p in patterns],
-                }),
+                pl.DataFrame(
+                    {
+                        "_match": [f" {p} " for p in patterns],
+                        "_s": [self.lexicon_[p][0] for p in patterns],
+                        "_w": [self.lexicon_[p][1] for p in patterns],
+                    }
+                ),
             )
         patterns, table = self._table
-        padded = pl.lit(" ") + notes.fill_null("").str.to_lowercase().str.replace_all(NOT_WORD, " ") + pl.lit(" ")
+        padded = (
+            pl.lit(" ") + notes.fill_null("").str.to_lowercase().str.replace_all(NOT_WORD, " ") + pl.lit(" ")
+        )
         matched = (
             pl.DataFrame({"_text": notes})
             .with_row_index("_note")
-            .select("_note", padded.str.extract_many(patterns, overlapping=True).list.unique().alias("_match"))
+            .select(
+                "_note", padded.str.extract_many(patterns, overlapping=True).list.unique().alias("_match")
+            )
             .explode("_match")
             .drop_nulls("_match")
             .join(table, on="_match", how="inner")

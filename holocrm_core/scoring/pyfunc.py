@@ -31,9 +31,15 @@ class ScorerModel(mlflow.pyfunc.PythonModel):
         return float(self.scorer.predict_proba(pl.DataFrame([record]))[0, 1])
 
     def predict(self, context, model_input, params=None):
-        if isinstance(model_input, pd.DataFrame) and len(model_input) == 1 and hasattr(self.scorer, "score_record"):
+        if (
+            isinstance(model_input, pd.DataFrame)
+            and len(model_input) == 1
+            and hasattr(self.scorer, "score_record")
+        ):
             scores = np.array([self.score_one(model_input.iloc[0].to_dict())])
         else:
             scores = self.scorer.predict_proba(model_input)[:, 1]
         thresholds = band_thresholds()
-        return pd.DataFrame({"score": np.asarray(scores, dtype=np.float64), "band": band_for(scores, thresholds)})
+        return pd.DataFrame(
+            {"score": np.asarray(scores, dtype=np.float64), "band": band_for(scores, thresholds)}
+        )

@@ -70,7 +70,11 @@ class LogisticScorer(CRMScorer):
         X = as_polars(X)
         delta = (self.encoder_.transform(X) - self.encoder_.reference) * self.model_.coef_.ravel()
         groups = self.encoder_.groups
-        out = np.column_stack([delta[:, g.start : g.stop].sum(axis=1) for g in groups]) if groups else np.zeros((len(X), 0))
+        out = (
+            np.column_stack([delta[:, g.start : g.stop].sum(axis=1) for g in groups])
+            if groups
+            else np.zeros((len(X), 0))
+        )
         return out, [g.name for g in groups]
 
     def phrase_finder(self):
@@ -114,7 +118,11 @@ class BlendedScorer(CRMScorer):
 
     def phrase_finder(self):
         finders = [f for m in self.members if (f := m.phrase_finder()) is not None]
-        return (lambda f, text, sign: next((p for fn in finders if (p := fn(f, text, sign))), [])) if finders else None
+        return (
+            (lambda f, text, sign: next((p for fn in finders if (p := fn(f, text, sign))), []))
+            if finders
+            else None
+        )
 
 
 class RecalibratedScorer(CRMScorer):
@@ -189,7 +197,9 @@ def _accepted(cls, params: dict) -> dict:
 
 
 # -- folds ------------------------------------------------------------------------------------------------
-def rolling_folds(rows: pl.DataFrame, folds: int = FOLDS, fold_fraction: float = FOLD_FRACTION) -> list[tuple[np.ndarray, np.ndarray]]:
+def rolling_folds(
+    rows: pl.DataFrame, folds: int = FOLDS, fold_fraction: float = FOLD_FRACTION
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train_index, test_index)`` per fold, newest last; rows must be in time order.
 
     A record's snapshots share their outcome time, so a boundary is moved past rows with the same outcome
@@ -231,14 +241,20 @@ class CandidateResult:
     @property
     def recalibration_helps(self) -> bool:
         """Did a Platt map fitted on the previous slice lower log loss on the next one, on average?"""
-        pairs = [(f["log_loss"], f["recalibrated_log_loss"]) for f in self.folds if "recalibrated_log_loss" in f]
+        pairs = [
+            (f["log_loss"], f["recalibrated_log_loss"]) for f in self.folds if "recalibrated_log_loss" in f
+        ]
         return bool(pairs) and float(np.mean([b for _, b in pairs])) < float(np.mean([a for a, _ in pairs]))
 
     @property
     def newest_ece(self) -> float:
         """ECE on the newest fold of the calibration the final model gets."""
         newest = self.newest
-        return newest.get("recalibrated_ece", float("nan")) if self.recalibration_helps else newest.get("ece", float("nan"))
+        return (
+            newest.get("recalibrated_ece", float("nan"))
+            if self.recalibration_helps
+            else newest.get("ece", float("nan"))
+        )
 
     def mean(self, metric: str) -> float:
         values = [f[metric] for f in self.folds if f.get(metric) == f.get(metric)]
@@ -255,7 +271,9 @@ class CandidateResult:
             "mean_ece": round(self.mean("ece"), 4),
             "recalibrate_on_newest_slice": self.recalibration_helps,
             "newest_fold_ece_as_served": round(self.newest_ece, 4),
-            "folds": [{k: round(v, 4) if isinstance(v, float) else v for k, v in f.items()} for f in self.folds],
+            "folds": [
+                {k: round(v, 4) if isinstance(v, float) else v for k, v in f.items()} for f in self.folds
+            ],
             **({"error": self.error} if self.error else {}),
         }
 
@@ -267,14 +285,22 @@ class Selection:
     folds: list[tuple[np.ndarray, np.ndarray]]
 
     def summary(self) -> dict:
-        return {"chosen": self.chosen, "by": "mean held-out log loss over rolling time folds",
-                "candidates": {n: c.summary() for n, c in self.candidates.items()}}
+        return {
+            "chosen": self.chosen,
+            "by": "mean held-out log loss over rolling time folds",
+            "candidates": {n: c.summary() for n, c in self.candidates.items()},
+        }
 
 
 def _fold_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     q = quality(y, p)
-    return {"auc": q["auc"], "log_loss": q["log_loss"], "ece": q["ece"], "rows": len(y),
-            "positives": int(y.sum())}
+    return {
+        "auc": q["auc"],
+        "log_loss": q["log_loss"],
+        "ece": q["ece"],
+        "rows": len(y),
+        "positives": int(y.sum()),
+    }
 
 
 def evaluate_candidates(

@@ -9,5 +9,12 @@ dirty rows with their line numbers, the outreach response model); ``load_truth``
 from holocrm_core.synth.generator import DEFAULT_AS_OF, SynthSummary, generate_export, load_truth
 from holocrm_core.synth.response import ACTIONS, action_response_grid, action_response_probability
 
-__all__ = ["ACTIONS", "DEFAULT_AS_OF", "SynthSummary", "action_response_grid", "action_response_probability",
-           "generate_export", "load_truth"]
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_AS_OF",
+    "SynthSummary",
+    "action_response_grid",
+    "action_response_probability",
+    "generate_export",
+    "load_truth",
+]

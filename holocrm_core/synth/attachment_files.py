@@ -58,34 +58,56 @@ def minimal_pdf(lines: list[str]) -> bytes:
     return bytes(out)
 
 
-def attachment_content(kind: str, number: int, company: str, person: str, product: str, value: str,
-                       currency: str, rep: str, day: str) -> tuple[str, bytes]:
+def attachment_content(
+    kind: str,
+    number: int,
+    company: str,
+    person: str,
+    product: str,
+    value: str,
+    currency: str,
+    rep: str,
+    day: str,
+) -> tuple[str, bytes]:
     """(file name, bytes) of one attachment of ``kind`` (pdf, md, csv, txt) about a company and product."""
     slug = "".join(ch for ch in _ascii(company).lower().replace(" ", "_") if ch.isalnum() or ch == "_")[:32]
     slug = slug or "client"
     if kind == "pdf":
-        lines = [f"Proposal: {product} for {company}", "", f"Prepared for: {person}", f"Prepared by: {rep}",
-                 f"Investment: {value} {currency} per year", "Scope: licences, onboarding, premium support.",
-                 f"Proposed start: {day}.", "Valid for 30 days."]
+        lines = [
+            f"Proposal: {product} for {company}",
+            "",
+            f"Prepared for: {person}",
+            f"Prepared by: {rep}",
+            f"Investment: {value} {currency} per year",
+            "Scope: licences, onboarding, premium support.",
+            f"Proposed start: {day}.",
+            "Valid for 30 days.",
+        ]
         return f"proposal_{slug}_{number:04d}.pdf", minimal_pdf(lines)
     if kind == "md":
-        text = (f"# {product} proposal for {company}\n\n"
-                f"Prepared for **{person}** by {rep}.\n\n"
-                f"## Summary\n\n- Annual investment: {value} {currency}\n- Rollout: phased, starting {day}\n"
-                f"- Success criteria: adoption by the sales team, weekly pipeline reporting\n\n"
-                f"## Next steps\n\n1. Review with finance\n2. Security questionnaire\n3. Signature\n")
+        text = (
+            f"# {product} proposal for {company}\n\n"
+            f"Prepared for **{person}** by {rep}.\n\n"
+            f"## Summary\n\n- Annual investment: {value} {currency}\n- Rollout: phased, starting {day}\n"
+            f"- Success criteria: adoption by the sales team, weekly pipeline reporting\n\n"
+            f"## Next steps\n\n1. Review with finance\n2. Security questionnaire\n3. Signature\n"
+        )
         return f"summary_{slug}_{number:04d}.md", text.encode("utf-8")
     if kind == "csv":
-        text = ("item,quantity,unit_price,currency\n"
-                f"{product} licence,25,{value},{currency}\n"
-                f"Onboarding services,1,2500.00,{currency}\n"
-                f"Premium support,1,1200.00,{currency}\n")
+        text = (
+            "item,quantity,unit_price,currency\n"
+            f"{product} licence,25,{value},{currency}\n"
+            f"Onboarding services,1,2500.00,{currency}\n"
+            f"Premium support,1,1200.00,{currency}\n"
+        )
         return f"quote_{slug}_{number:04d}.csv", text.encode("utf-8")
-    text = (f"Meeting notes - {company}\n"
-            f"Attendees: {person}, {rep}\n"
-            f"Topic: {product} evaluation\n"
-            f"- Walked through current process and reporting gaps\n"
-            f"- Discussed timeline; follow-up {day}\n")
+    text = (
+        f"Meeting notes - {company}\n"
+        f"Attendees: {person}, {rep}\n"
+        f"Topic: {product} evaluation\n"
+        f"- Walked through current process and reporting gaps\n"
+        f"- Discussed timeline; follow-up {day}\n"
+    )
     return f"meeting_notes_{slug}_{number:04d}.txt", text.encode("utf-8")
 
 
@@ -94,40 +116,196 @@ def attachment_content(kind: str, number: int, company: str, person: str, produc
 # decision maker that appear nowhere else in the export; the hidden truth lists them with a query.
 # ---------------------------------------------------------------------------------------------------------
 
-FACT_KINDS = ["pdf", "pdf_scan", "docx", "pptx", "xlsx", "xls", "ods", "csv", "html", "eml", "msg", "rtf", "txt",
-              "md", "json", "zip", "png", "jpeg", "tiff", "wav"]
+FACT_KINDS = [
+    "pdf",
+    "pdf_scan",
+    "docx",
+    "pptx",
+    "xlsx",
+    "xls",
+    "ods",
+    "csv",
+    "html",
+    "eml",
+    "msg",
+    "rtf",
+    "txt",
+    "md",
+    "json",
+    "zip",
+    "png",
+    "jpeg",
+    "tiff",
+    "wav",
+]
 OCR_KINDS = {"pdf_scan", "png", "jpeg", "tiff"}
 AUDIO_KINDS = {"wav"}
 FACT_MEDIA_TYPES = {
-    "pdf": "application/pdf", "pdf_scan": "application/pdf",
+    "pdf": "application/pdf",
+    "pdf_scan": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "xls": "application/vnd.ms-excel", "ods": "application/vnd.oasis.opendocument.spreadsheet",
-    "csv": "text/csv", "html": "text/html", "eml": "message/rfc822", "msg": "application/vnd.ms-outlook",
-    "rtf": "application/rtf", "txt": "text/plain", "md": "text/markdown", "json": "application/json",
-    "zip": "application/zip", "png": "image/png", "jpeg": "image/jpeg", "tiff": "image/tiff", "wav": "audio/wav",
+    "xls": "application/vnd.ms-excel",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "csv": "text/csv",
+    "html": "text/html",
+    "eml": "message/rfc822",
+    "msg": "application/vnd.ms-outlook",
+    "rtf": "application/rtf",
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "json": "application/json",
+    "zip": "application/zip",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+    "wav": "audio/wav",
 }
 # Names kept apart from the contact vocabulary so a decision maker or competitor is only in the attachment.
-_FACT_FIRST = ["Ingrid", "Tobias", "Priya", "Mateo", "Yuki", "Soren", "Amara", "Dmitri", "Leonie", "Kwame",
-               "Anouk", "Rafael", "Freya", "Idris", "Marisol", "Henrik", "Zara", "Ottilie", "Cyrus", "Elodie"]
-_FACT_LAST = ["Okonkwo", "Lindqvist", "Ramaswamy", "Castellanos", "Takahashi", "Brennan", "Achterberg",
-              "Volkova", "Delacroix", "Mensah", "Haverkamp", "Quintero", "Sorensen", "Abernathy", "Ferreira",
-              "Nakamura", "Whitlock", "Oyelaran", "Balogun", "Marchetti"]
-_COMPETITOR_HEAD = ["Valtrix", "Quorvane", "Brightwave", "Zentara", "Corvium", "Lumenor", "Trellix", "Nimbara",
-                    "Orbisys", "Pellucid", "Stratova", "Kinetra", "Veridian", "Axioma", "Solvanta", "Helixa",
-                    "Morvanta", "Qualtreon", "Ferrovia", "Dynexa", "Caldora", "Syntrell", "Obrevo", "Pyxella",
-                    "Tessarion", "Umbrell", "Xenocore", "Yarrowby", "Glintrix", "Ravelle", "Opsidian", "Cindrax"]
+_FACT_FIRST = [
+    "Ingrid",
+    "Tobias",
+    "Priya",
+    "Mateo",
+    "Yuki",
+    "Soren",
+    "Amara",
+    "Dmitri",
+    "Leonie",
+    "Kwame",
+    "Anouk",
+    "Rafael",
+    "Freya",
+    "Idris",
+    "Marisol",
+    "Henrik",
+    "Zara",
+    "Ottilie",
+    "Cyrus",
+    "Elodie",
+]
+_FACT_LAST = [
+    "Okonkwo",
+    "Lindqvist",
+    "Ramaswamy",
+    "Castellanos",
+    "Takahashi",
+    "Brennan",
+    "Achterberg",
+    "Volkova",
+    "Delacroix",
+    "Mensah",
+    "Haverkamp",
+    "Quintero",
+    "Sorensen",
+    "Abernathy",
+    "Ferreira",
+    "Nakamura",
+    "Whitlock",
+    "Oyelaran",
+    "Balogun",
+    "Marchetti",
+]
+_COMPETITOR_HEAD = [
+    "Valtrix",
+    "Quorvane",
+    "Brightwave",
+    "Zentara",
+    "Corvium",
+    "Lumenor",
+    "Trellix",
+    "Nimbara",
+    "Orbisys",
+    "Pellucid",
+    "Stratova",
+    "Kinetra",
+    "Veridian",
+    "Axioma",
+    "Solvanta",
+    "Helixa",
+    "Morvanta",
+    "Qualtreon",
+    "Ferrovia",
+    "Dynexa",
+    "Caldora",
+    "Syntrell",
+    "Obrevo",
+    "Pyxella",
+    "Tessarion",
+    "Umbrell",
+    "Xenocore",
+    "Yarrowby",
+    "Glintrix",
+    "Ravelle",
+    "Opsidian",
+    "Cindrax",
+]
 _COMPETITOR_TAIL = ["Systems", "Analytics", "Cloud", "Software", "Labs", "Networks", "Dynamics", "Data"]
 # Speech and OCR facts use words the offline recogniser knows (its dictionary has no "Quorvane").
-_SPOKEN_COMPETITOR = ["Oracle", "Summit", "Pioneer", "Falcon", "Atlas", "Beacon", "Harbor", "Liberty",
-                      "Phoenix", "Mercury", "Orchard", "Granite"]
+_SPOKEN_COMPETITOR = [
+    "Oracle",
+    "Summit",
+    "Pioneer",
+    "Falcon",
+    "Atlas",
+    "Beacon",
+    "Harbor",
+    "Liberty",
+    "Phoenix",
+    "Mercury",
+    "Orchard",
+    "Granite",
+]
 _SPOKEN_FIRST = ["Peter", "Linda", "Frank", "Nancy", "George", "Helen", "Walter", "Carol", "Harold", "Julia"]
-_SPOKEN_LAST = ["Walsh", "Carter", "Hughes", "Morgan", "Fisher", "Porter", "Bishop", "Warren", "Hayes", "Fleming"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
-_NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_SPOKEN_LAST = [
+    "Walsh",
+    "Carter",
+    "Hughes",
+    "Morgan",
+    "Fisher",
+    "Porter",
+    "Bishop",
+    "Warren",
+    "Hayes",
+    "Fleming",
+]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _ORDINALS = {1: "first", 2: "second", 3: "third", 5: "fifth", 8: "eighth", 9: "ninth", 12: "twelfth"}
 
@@ -180,16 +358,20 @@ class AttachmentFacts:
 
     def spoken(self) -> list[str]:
         """The facts as a caller would say them (numbers in words)."""
-        return [f"The price we agreed is {_words(self.price)} dollars.",
-                f"Our main competitor here is {self.competitor}.",
-                f"The decision maker is {self.decision_maker}.",
-                f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]} {_words(self.year)}."]
+        return [
+            f"The price we agreed is {_words(self.price)} dollars.",
+            f"Our main competitor here is {self.competitor}.",
+            f"The decision maker is {self.decision_maker}.",
+            f"We start on the {_ordinal(self.day)} of {_MONTHS[self.month - 1]} {_words(self.year)}.",
+        ]
 
     def queries(self) -> dict[str, str]:
-        return {"price": f"price of {self.price_text}" if self.kind != "wav" else f"{_words(self.price)} dollars",
-                "date": f"start date {self.date_text}",
-                "competitor": f"competitor {self.competitor}",
-                "decision_maker": f"decision maker {self.decision_maker}"}
+        return {
+            "price": f"price of {self.price_text}" if self.kind != "wav" else f"{_words(self.price)} dollars",
+            "date": f"start date {self.date_text}",
+            "competitor": f"competitor {self.competitor}",
+            "decision_maker": f"decision maker {self.decision_maker}",
+        }
 
 
 def draw_facts(rng, kind: str, base: dict[str, str], used: set) -> AttachmentFacts:
@@ -208,24 +390,38 @@ def draw_facts(rng, kind: str, base: dict[str, str], used: set) -> AttachmentFac
         raise ValueError("ran out of distinct fact values; ask for fewer fact attachments")
 
     price = fresh(lambda: int(rng.integers(12, 98)) * 1000 if spoken else int(rng.integers(10_000, 990_000)))
-    year, month, day = fresh(lambda: (int(rng.integers(2027, 2029)), int(rng.integers(1, 13)),
-                                      int(rng.integers(1, 29))))
+    year, month, day = fresh(
+        lambda: (int(rng.integers(2027, 2029)), int(rng.integers(1, 13)), int(rng.integers(1, 29)))
+    )
     competitor = fresh(lambda: f"{heads[rng.integers(len(heads))]} {tails[rng.integers(len(tails))]}".strip())
     person = fresh(lambda: f"{firsts[rng.integers(len(firsts))]} {lasts[rng.integers(len(lasts))]}")
     title = ["Chief Financial Officer", "VP Procurement", "Head of IT", "COO"][int(rng.integers(4))]
-    return AttachmentFacts(kind=kind, company=base["company"], person=base["person"], product=base["product"],
-                           rep=base["rep"], price=price, currency="USD" if spoken else base["currency"],
-                           month=month, day=day, year=year, competitor=competitor, decision_maker=person,
-                           decision_title=title)
+    return AttachmentFacts(
+        kind=kind,
+        company=base["company"],
+        person=base["person"],
+        product=base["product"],
+        rep=base["rep"],
+        price=price,
+        currency="USD" if spoken else base["currency"],
+        month=month,
+        day=day,
+        year=year,
+        competitor=competitor,
+        decision_maker=person,
+        decision_title=title,
+    )
 
 
 def _fact_lines(f: AttachmentFacts) -> list[str]:
-    return [f"Commercial proposal: {f.product} for {f.company}",
-            f"Prepared for {f.person} by {f.rep}.",
-            f"Total price: {f.price_text} per year, licences and onboarding included.",
-            f"Planned start date: {f.date_text}.",
-            f"Competing offer on the table: {f.competitor}, who bid lower on services.",
-            f"Final decision maker: {f.decision_maker}, {f.decision_title}, signs off the budget."]
+    return [
+        f"Commercial proposal: {f.product} for {f.company}",
+        f"Prepared for {f.person} by {f.rep}.",
+        f"Total price: {f.price_text} per year, licences and onboarding included.",
+        f"Planned start date: {f.date_text}.",
+        f"Competing offer on the table: {f.competitor}, who bid lower on services.",
+        f"Final decision maker: {f.decision_maker}, {f.decision_title}, signs off the budget.",
+    ]
 
 
 def _slug(f: AttachmentFacts) -> str:
@@ -235,19 +431,28 @@ def _slug(f: AttachmentFacts) -> str:
 
 def multipage_pdf(pages: list[list[str]]) -> bytes:
     """A PDF with one page per entry of ``pages`` (lines of ASCII text)."""
+
     def escape(line: str) -> str:
         return _ascii(line).replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
     n = len(pages)
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(n))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     for i, lines in enumerate(pages):
-        stream = "\n".join(["BT", "/F1 11 Tf", "14 TL", "50 770 Td"] + [f"({escape(x)}) Tj T*" for x in lines]
-                           + ["ET"]).encode("ascii")
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R "
-                       f">> >> /Contents {5 + 2 * i} 0 R >>".encode())
-        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
+        stream = "\n".join(
+            ["BT", "/F1 11 Tf", "14 TL", "50 770 Td"] + [f"({escape(x)}) Tj T*" for x in lines] + ["ET"]
+        ).encode("ascii")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R "
+            f">> >> /Contents {5 + 2 * i} 0 R >>".encode()
+        )
+        objects.append(
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
+        )
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -276,7 +481,9 @@ def render_text_image(lines: list[str], width: int = 1000, size: int = 30, noise
         rng = np.random.default_rng(seed)
         pixels = np.asarray(image).astype(np.int16)
         pixels = pixels - (rng.random(pixels.shape) < noise) * 90
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype("uint8")).rotate(0.6, fillcolor=255, expand=True)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype("uint8")).rotate(
+            0.6, fillcolor=255, expand=True
+        )
     return image
 
 
@@ -309,11 +516,16 @@ def _pptx(f: AttachmentFacts) -> bytes:
     from pptx import Presentation
 
     deck = Presentation()
-    slides = [(f"{f.product} for {f.company}", f"Discovery summary for {f.person}", ""),
-              ("Commercials", f"Annual price: {f.price_text}\nStart: {f.date_text}", ""),
-              ("Landscape", "Where we win: reporting, onboarding, support",
-               f"Speaker notes: {f.competitor} is the competitor to beat. "
-               f"{f.decision_maker} ({f.decision_title}) makes the final call.")]
+    slides = [
+        (f"{f.product} for {f.company}", f"Discovery summary for {f.person}", ""),
+        ("Commercials", f"Annual price: {f.price_text}\nStart: {f.date_text}", ""),
+        (
+            "Landscape",
+            "Where we win: reporting, onboarding, support",
+            f"Speaker notes: {f.competitor} is the competitor to beat. "
+            f"{f.decision_maker} ({f.decision_title}) makes the final call.",
+        ),
+    ]
     for title, body, notes in slides:
         slide = deck.slides.add_slide(deck.slide_layouts[1])
         slide.shapes.title.text = title
@@ -326,11 +538,13 @@ def _pptx(f: AttachmentFacts) -> bytes:
 
 
 def _price_rows(f: AttachmentFacts) -> list[list]:
-    return [["item", "amount", "currency", "note"],
-            [f"{f.product} annual licence", f.price, f.currency, f"total price {f.price_text}"],
-            ["Start date", f.date_text, "", "planned start"],
-            ["Competitor quote", "", "", f"{f.competitor} bid"],
-            ["Approver", f.decision_maker, "", f"decision maker, {f.decision_title}"]]
+    return [
+        ["item", "amount", "currency", "note"],
+        [f"{f.product} annual licence", f.price, f.currency, f"total price {f.price_text}"],
+        ["Start date", f.date_text, "", "planned start"],
+        ["Competitor quote", "", "", f"{f.competitor} bid"],
+        ["Approver", f.decision_maker, "", f"decision maker, {f.decision_title}"],
+    ]
 
 
 def _xlsx(f: AttachmentFacts) -> bytes:
@@ -365,25 +579,34 @@ def _ods(f: AttachmentFacts) -> bytes:
 
     def cell(value) -> str:
         if isinstance(value, (int, float)):
-            return f'<table:table-cell office:value-type="float" office:value="{value}"><text:p>{value}</text:p>' \
-                   "</table:table-cell>"
-        return f'<table:table-cell office:value-type="string"><text:p>{escape(str(value))}</text:p>' \
-               "</table:table-cell>"
+            return (
+                f'<table:table-cell office:value-type="float" office:value="{value}"><text:p>{value}</text:p>'
+                "</table:table-cell>"
+            )
+        return (
+            f'<table:table-cell office:value-type="string"><text:p>{escape(str(value))}</text:p>'
+            "</table:table-cell>"
+        )
 
-    rows = "".join("<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>"
-                   for row in _price_rows(f))
-    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
-               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-               f'<office:body><office:spreadsheet><table:table table:name="Price sheet">{rows}</table:table>'
-               "</office:spreadsheet></office:body></office:document-content>")
-    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
-                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
-                '<manifest:file-entry manifest:full-path="/" '
-                'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
-                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
-                "</manifest:manifest>")
+    rows = "".join(
+        "<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>" for row in _price_rows(f)
+    )
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="Price sheet">{rows}</table:table>'
+        "</office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")
@@ -398,24 +621,36 @@ def _eml(f: AttachmentFacts) -> bytes:
     inner = EmailMessage()
     inner["From"], inner["To"] = f"{f.person} <client@example.com>", f"{f.rep} <rep@example.com>"
     inner["Subject"], inner["Date"] = f"Re: {f.product} pricing", "Mon, 05 Oct 2026 09:12:00 +0000"
-    inner.set_content(f"Thanks. For the record, {f.decision_maker} ({f.decision_title}) will sign.\n"
-                      f"We are also talking to {f.competitor}.\n")
+    inner.set_content(
+        f"Thanks. For the record, {f.decision_maker} ({f.decision_title}) will sign.\n"
+        f"We are also talking to {f.competitor}.\n"
+    )
     outer = EmailMessage()
     outer["From"], outer["To"] = f"{f.rep} <rep@example.com>", "deal-desk@example.com"
-    outer["Subject"], outer["Date"] = f"Fwd: {f.product} pricing for {f.company}", "Tue, 06 Oct 2026 10:00:00 +0000"
+    outer["Subject"], outer["Date"] = (
+        f"Fwd: {f.product} pricing for {f.company}",
+        "Tue, 06 Oct 2026 10:00:00 +0000",
+    )
     outer.set_content(f"Forwarding the thread below. Planned start date {f.date_text}.\n")
     outer.add_attachment(inner)
-    quote = ("item,amount,currency\n" f"{f.product} annual licence,{f.price},{f.currency}\n"
-             f'total price,"{f.price_text}",\n').encode()
+    quote = (
+        "item,amount,currency\n"
+        f"{f.product} annual licence,{f.price},{f.currency}\n"
+        f'total price,"{f.price_text}",\n'
+    ).encode()
     outer.add_attachment(quote, maintype="text", subtype="csv", filename="quote.csv")
     return bytes(outer)
 
 
 def _msg(f: AttachmentFacts) -> bytes:
-    body = (f"Hi team,\n\n{f.decision_maker} ({f.decision_title}) approves the budget.\n"
-            f"Start date agreed: {f.date_text}.\n\nBest, {f.rep}\n")
+    body = (
+        f"Hi team,\n\n{f.decision_maker} ({f.decision_title}) approves the budget.\n"
+        f"Start date agreed: {f.date_text}.\n\nBest, {f.rep}\n"
+    )
     quote = f"Total price: {f.price_text}\nCompetitor: {f.competitor}\n".encode()
-    return outlook_msg(f"{f.product} for {f.company}: approval", f.rep, f.person, body, [("terms.txt", quote)])
+    return outlook_msg(
+        f"{f.product} for {f.company}: approval", f.rep, f.person, body, [("terms.txt", quote)]
+    )
 
 
 def _rtf(f: AttachmentFacts) -> bytes:
@@ -423,25 +658,42 @@ def _rtf(f: AttachmentFacts) -> bytes:
         return _ascii(text).replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
 
     body = "\\par\n".join(esc(line) for line in _fact_lines(f))
-    return ("{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times New Roman;}}\\f0\\fs22 {\\b Order form}\\par\n"
-            + body + "\\par\n}").encode("ascii")
+    return (
+        "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times New Roman;}}\\f0\\fs22 {\\b Order form}\\par\n"
+        + body
+        + "\\par\n}"
+    ).encode("ascii")
 
 
 def _html(f: AttachmentFacts) -> bytes:
     from html import escape
 
     items = "".join(f"<li>{escape(line)}</li>" for line in _fact_lines(f)[2:])
-    return (f"<!DOCTYPE html><html><head><title>Proposal {escape(f.company)}</title>"
-            "<style>body{font-family:sans-serif}</style><script>var tracking = 1;</script></head>"
-            f"<body><h1>{escape(f.product)} for {escape(f.company)}</h1><p>Prepared for {escape(f.person)}.</p>"
-            f"<ul>{items}</ul></body></html>").encode("utf-8")
+    return (
+        f"<!DOCTYPE html><html><head><title>Proposal {escape(f.company)}</title>"
+        "<style>body{font-family:sans-serif}</style><script>var tracking = 1;</script></head>"
+        f"<body><h1>{escape(f.product)} for {escape(f.company)}</h1><p>Prepared for {escape(f.person)}.</p>"
+        f"<ul>{items}</ul></body></html>"
+    ).encode()
 
 
 def _json(f: AttachmentFacts) -> bytes:
-    return json.dumps({"quote": {"customer": f.company, "product": f.product, "total_price": f.price_text,
-                                 "start_date": f.date_text},
-                       "deal_notes": {"competitor": f.competitor, "decision_maker": f.decision_maker,
-                                      "decision_maker_title": f.decision_title}}, indent=2).encode("utf-8")
+    return json.dumps(
+        {
+            "quote": {
+                "customer": f.company,
+                "product": f.product,
+                "total_price": f.price_text,
+                "start_date": f.date_text,
+            },
+            "deal_notes": {
+                "competitor": f.competitor,
+                "decision_maker": f.decision_maker,
+                "decision_maker_title": f.decision_title,
+            },
+        },
+        indent=2,
+    ).encode("utf-8")
 
 
 def _zip(f: AttachmentFacts) -> bytes:
@@ -459,8 +711,12 @@ def _speech(f: AttachmentFacts) -> bytes | None:
         return None
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "call.wav"
-        subprocess.run([espeak, "-v", "en-us+f2", "-s", "140", "-g", "6", "-w", str(path), " ".join(f.spoken())],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [espeak, "-v", "en-us+f2", "-s", "140", "-g", "6", "-w", str(path), " ".join(f.spoken())],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         return path.read_bytes()
 
 
@@ -470,47 +726,69 @@ def fact_attachment(f: AttachmentFacts, number: int) -> tuple[str, bytes] | None
     lines = _fact_lines(f)
     kind = f.kind
     if kind == "pdf":
-        return f"proposal_{stem}.pdf", multipage_pdf([lines[:2] + ["Scope: licences, onboarding, support."],
-                                                      lines[2:]])
+        return f"proposal_{stem}.pdf", multipage_pdf(
+            [lines[:2] + ["Scope: licences, onboarding, support."], lines[2:]]
+        )
     if kind == "pdf_scan":
         image = render_text_image(lines, width=1300, size=26, noise=0.002, seed=number)
         return f"signed_order_{stem}.pdf", _image_bytes(image, "PDF", resolution=150)
     if kind == "png":  # a business card photographed on a desk
-        card = [f.decision_maker, f.decision_title, f.company, f"Quoted {f.price_text}", f"Start {f.date_text}",
-                f"Rival: {f.competitor}"]
+        card = [
+            f.decision_maker,
+            f.decision_title,
+            f.company,
+            f"Quoted {f.price_text}",
+            f"Start {f.date_text}",
+            f"Rival: {f.competitor}",
+        ]
         return f"business_card_{stem}.png", _image_bytes(render_text_image(card, width=760, size=30), "PNG")
     if kind == "jpeg":  # a receipt-like scan
         image = render_text_image(lines[2:], width=1300, size=26, noise=0.001, seed=number)
         return f"scan_{stem}.jpg", _image_bytes(image.convert("RGB"), "JPEG", quality=85)
     if kind == "tiff":  # a two-page fax
-        pages = [render_text_image(lines[:3], width=1300, size=26), render_text_image(lines[3:], width=1300, size=26)]
+        pages = [
+            render_text_image(lines[:3], width=1300, size=26),
+            render_text_image(lines[3:], width=1300, size=26),
+        ]
         buffer = io.BytesIO()
         pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:], compression="tiff_deflate")
         return f"fax_{stem}.tif", buffer.getvalue()
     if kind == "wav":
         audio = _speech(f)
         return None if audio is None else (f"call_recording_{stem}.wav", audio)
-    writers = {"docx": (_docx, "proposal", "docx"), "pptx": (_pptx, "deck", "pptx"),
-               "xlsx": (_xlsx, "price_sheet", "xlsx"), "xls": (_xls, "price_sheet", "xls"),
-               "ods": (_ods, "price_sheet", "ods"), "eml": (_eml, "thread", "eml"), "msg": (_msg, "email", "msg"),
-               "rtf": (_rtf, "order_form", "rtf"), "html": (_html, "proposal", "html"),
-               "json": (_json, "quote", "json"), "zip": (_zip, "deal_room", "zip")}
+    writers = {
+        "docx": (_docx, "proposal", "docx"),
+        "pptx": (_pptx, "deck", "pptx"),
+        "xlsx": (_xlsx, "price_sheet", "xlsx"),
+        "xls": (_xls, "price_sheet", "xls"),
+        "ods": (_ods, "price_sheet", "ods"),
+        "eml": (_eml, "thread", "eml"),
+        "msg": (_msg, "email", "msg"),
+        "rtf": (_rtf, "order_form", "rtf"),
+        "html": (_html, "proposal", "html"),
+        "json": (_json, "quote", "json"),
+        "zip": (_zip, "deal_room", "zip"),
+    }
     if kind in writers:
         writer, prefix, extension = writers[kind]
         return f"{prefix}_{stem}.{extension}", writer(f)
     if kind == "csv":
-        text = "\n".join(",".join(f'"{v}"' if "," in str(v) else str(v) for v in row) for row in _price_rows(f))
+        text = "\n".join(
+            ",".join(f'"{v}"' if "," in str(v) else str(v) for v in row) for row in _price_rows(f)
+        )
         return f"quote_{stem}.csv", (text + "\n").encode("utf-8")
     if kind == "md":
         body = "\n".join(f"- {line}" for line in lines[2:])
-        return f"summary_{stem}.md", f"# {lines[0]}\n\n{lines[1]}\n\n## Terms\n\n{body}\n".encode("utf-8")
+        return f"summary_{stem}.md", f"# {lines[0]}\n\n{lines[1]}\n\n## Terms\n\n{body}\n".encode()
     return f"call_notes_{stem}.txt", ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def default_fact_counts(per_text_kind: int = 6, per_ocr_kind: int = 1, audio: int = 1) -> dict[str, int]:
     """Fact-bearing files per kind; OCR and speech are kept to a handful (each costs seconds to read)."""
-    return {k: audio if k in AUDIO_KINDS else per_ocr_kind if k in OCR_KINDS else per_text_kind
-            for k in FACT_KINDS}
+    return {
+        k: audio if k in AUDIO_KINDS else per_ocr_kind if k in OCR_KINDS else per_text_kind
+        for k in FACT_KINDS
+    }
 
 
 def write_fact_attachments(rng, hosts: list[dict], counts: dict[str, int], att_dir: Path | None):
@@ -546,13 +824,31 @@ def write_fact_attachments(rng, hosts: list[dict], counts: dict[str, int], att_d
             if att_dir is not None:
                 att_dir.mkdir(parents=True, exist_ok=True)
                 (att_dir / name).write_bytes(content)
-            rows.append({"activity_id": base["activity_id"], "file_name": name,
-                         "media_type": FACT_MEDIA_TYPES[kind], "size_bytes": len(content)})
+            rows.append(
+                {
+                    "activity_id": base["activity_id"],
+                    "file_name": name,
+                    "media_type": FACT_MEDIA_TYPES[kind],
+                    "size_bytes": len(content),
+                }
+            )
             for fact, query in facts.queries().items():
-                value = {"price": facts.price_text, "date": facts.date_text, "competitor": facts.competitor,
-                         "decision_maker": facts.decision_maker}[fact]
-                truth.append({"activity_id": base["activity_id"], "file_name": name, "kind": kind,
-                              "fact": fact, "value": value, "query": query})
+                value = {
+                    "price": facts.price_text,
+                    "date": facts.date_text,
+                    "competitor": facts.competitor,
+                    "decision_maker": facts.decision_maker,
+                }[fact]
+                truth.append(
+                    {
+                        "activity_id": base["activity_id"],
+                        "file_name": name,
+                        "kind": kind,
+                        "fact": fact,
+                        "value": value,
+                        "query": query,
+                    }
+                )
     return rows, truth
 
 
@@ -576,8 +872,12 @@ def _tiny_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _zip_bomb(declared_mb: int) -> bytes:
@@ -611,8 +911,21 @@ def hostile_corpus(folder: str | Path) -> dict[str, str]:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    facts = AttachmentFacts("docx", "Hostile Ltd", "Ann Example", "Data Platform", "Rep One", 12345, "EUR", 1, 2,
-                            2027, "Valtrix Data", "Ingrid Okonkwo", "COO")
+    facts = AttachmentFacts(
+        "docx",
+        "Hostile Ltd",
+        "Ann Example",
+        "Data Platform",
+        "Rep One",
+        12345,
+        "EUR",
+        1,
+        2,
+        2027,
+        "Valtrix Data",
+        "Ingrid Okonkwo",
+        "COO",
+    )
     proposal = multipage_pdf([_fact_lines(facts)])
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(proposal)))
     writer.encrypt(user_password="s3cret", owner_password="owner", algorithm="AES-128")

@@ -18,29 +18,43 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from holocrm_core.synth import vocabulary as V
-from holocrm_core.synth.attachment_files import (MEDIA_TYPES, attachment_content, default_fact_counts,
-                                                 write_fact_attachments)
+from holocrm_core.synth.attachment_files import (
+    MEDIA_TYPES,
+    attachment_content,
+    default_fact_counts,
+    write_fact_attachments,
+)
 from holocrm_core.synth.outreach import OUTREACH_DIR, outreach_log
 from holocrm_core.synth.response import action_response_grid
 
 DAY = 86_400
-DEFAULT_AS_OF = datetime(2026, 10, 31, tzinfo=timezone.utc)
+DEFAULT_AS_OF = datetime(2026, 10, 31, tzinfo=UTC)
 SPAN_DAYS = 730
 MAX_ATTACHMENT_FILES = 500
 ACTIVITY_CHUNK = 500_000
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
-ID_PREFIX = {"companies": ("CMP-", 7), "contacts": ("CON-", 7), "deals": ("DEA-", 7),
-             "activities": ("ACT-", 8), "attachments": ("ATT-", 7)}
-ID_COLUMN = {"companies": "company_id", "contacts": "contact_id", "deals": "deal_id",
-             "activities": "activity_id", "attachments": "attachment_id"}
+ID_PREFIX = {
+    "companies": ("CMP-", 7),
+    "contacts": ("CON-", 7),
+    "deals": ("DEA-", 7),
+    "activities": ("ACT-", 8),
+    "attachments": ("ATT-", 7),
+}
+ID_COLUMN = {
+    "companies": "company_id",
+    "contacts": "contact_id",
+    "deals": "deal_id",
+    "activities": "activity_id",
+    "attachments": "attachment_id",
+}
 
 # Drivers of the true lead conversion probability (log-odds contributions).
 LEAD_INDUSTRY = [0.25, -0.10, 0.0, -0.15, 0.35, 0.05, -0.30, -0.15, 0.10, -0.05, 0.0, -0.50]
@@ -135,9 +149,9 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     i = int(rng.integers(1, len(word) - 1))
     kind = int(rng.integers(0, 3))
     if kind == 0 and i + 1 < len(word) and word[i] != word[i + 1]:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == 1:
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     return word[:i] + word[i] + word[i:]
 
 
@@ -176,20 +190,50 @@ def _flat_cities():
 
 
 CITIES, CITY_AREAS, CITY_COUNTRY, COUNTRY_FIRST_CITY, COUNTRY_N_CITY = _flat_cities()
-COUNTRY_TLD = {"United States": ".com", "Canada": ".ca", "United Kingdom": ".co.uk", "Germany": ".de",
-               "France": ".fr", "Netherlands": ".nl", "Spain": ".es", "Ireland": ".ie", "Sweden": ".se",
-               "Australia": ".com.au", "Singapore": ".sg", "Japan": ".jp", "India": ".in", "Brazil": ".com.br",
-               "Mexico": ".com.mx"}
-QUALIFIERS = ["", "", "", "", "Solutions", "Partners", "Global", "International", "Worldwide", "Holdings",
-              "Services", "Networks", "Consulting"]
+COUNTRY_TLD = {
+    "United States": ".com",
+    "Canada": ".ca",
+    "United Kingdom": ".co.uk",
+    "Germany": ".de",
+    "France": ".fr",
+    "Netherlands": ".nl",
+    "Spain": ".es",
+    "Ireland": ".ie",
+    "Sweden": ".se",
+    "Australia": ".com.au",
+    "Singapore": ".sg",
+    "Japan": ".jp",
+    "India": ".in",
+    "Brazil": ".com.br",
+    "Mexico": ".com.mx",
+}
+QUALIFIERS = [
+    "",
+    "",
+    "",
+    "",
+    "Solutions",
+    "Partners",
+    "Global",
+    "International",
+    "Worldwide",
+    "Holdings",
+    "Services",
+    "Networks",
+    "Consulting",
+]
 
 
-def _build_companies(n_contacts: int, dup_fraction: float, n_reps: int, rng: np.random.Generator) -> _Companies:
+def _build_companies(
+    n_contacts: int, dup_fraction: float, n_reps: int, rng: np.random.Generator
+) -> _Companies:
     n_base = max(12, int(round(n_contacts / 8)))
     n_dup = int(round(dup_fraction * n_base))
     if dup_fraction > 0:
         n_dup = max(1, n_dup)
-    industry = rng.choice(len(V.INDUSTRIES), size=n_base, p=np.array(V.INDUSTRY_WEIGHTS) / sum(V.INDUSTRY_WEIGHTS))
+    industry = rng.choice(
+        len(V.INDUSTRIES), size=n_base, p=np.array(V.INDUSTRY_WEIGHTS) / sum(V.INDUSTRY_WEIGHTS)
+    )
     geo_w = np.array([g[4] for g in V.GEOGRAPHY])
     country = rng.choice(len(V.GEOGRAPHY), size=n_base, p=geo_w / geo_w.sum())
     city_code = COUNTRY_FIRST_CITY[country] + (rng.random(n_base) * COUNTRY_N_CITY[country]).astype(np.int64)
@@ -264,13 +308,22 @@ def _build_companies(n_contacts: int, dup_fraction: float, n_reps: int, rng: np.
         d_name.append(new)
         d_domain.append(domain[s] if rng.random() < 0.6 else None)
     return _Companies(
-        n_base=n_base, n=n_base + n_dup,
-        industry=np.r_[industry, industry[src]], employees=np.r_[employees, employees[src]],
-        band=np.r_[band, band[src]], country=np.r_[country, country[src]], city_code=np.r_[city_code, city_code[src]],
-        root=root + d_root, name=name + d_name, domain=domain + d_domain,
-        revenue=np.r_[revenue, revenue[src]], revenue_valid=np.r_[revenue_valid, np.zeros(n_dup, bool)],
-        parent=np.r_[parent, np.full(n_dup, -1)], owner=np.r_[owner, owner[src]],
-        dup_source=np.r_[np.full(n_base, -1), src], dup_kind=[""] * n_base + list(kinds),
+        n_base=n_base,
+        n=n_base + n_dup,
+        industry=np.r_[industry, industry[src]],
+        employees=np.r_[employees, employees[src]],
+        band=np.r_[band, band[src]],
+        country=np.r_[country, country[src]],
+        city_code=np.r_[city_code, city_code[src]],
+        root=root + d_root,
+        name=name + d_name,
+        domain=domain + d_domain,
+        revenue=np.r_[revenue, revenue[src]],
+        revenue_valid=np.r_[revenue_valid, np.zeros(n_dup, bool)],
+        parent=np.r_[parent, np.full(n_dup, -1)],
+        owner=np.r_[owner, owner[src]],
+        dup_source=np.r_[np.full(n_base, -1), src],
+        dup_kind=[""] * n_base + list(kinds),
     )
 
 
@@ -278,8 +331,10 @@ def _build_reps(n_contacts: int, rng: np.random.Generator) -> list[str]:
     n_reps = int(np.clip(round(15 + 5 * np.log10(max(n_contacts, 100) / 100)), 15, 40))
     reps: list[str] = []
     while len(reps) < n_reps:
-        name = f"{V.FIRST_NAMES[rng.integers(0, len(V.FIRST_NAMES))][0]} " \
-               f"{V.LAST_NAMES[rng.integers(0, len(V.LAST_NAMES))][0]}"
+        name = (
+            f"{V.FIRST_NAMES[rng.integers(0, len(V.FIRST_NAMES))][0]} "
+            f"{V.LAST_NAMES[rng.integers(0, len(V.LAST_NAMES))][0]}"
+        )
         if name not in reps:
             reps.append(name)
     return reps
@@ -341,14 +396,27 @@ def _phones(country: np.ndarray, city_code: np.ndarray, rng: np.random.Generator
     style = pl.Series(rng.integers(0, 3, n))
     ext = pl.Series(rng.integers(100, 1000, n)).cast(pl.String)
     has_ext = pl.Series(rng.random(n) < 0.05)
-    frame = pl.DataFrame({"cc": cc, "area": area, "p3": p3, "p4a": p4a, "p4": p4, "style": style, "ext": ext,
-                          "has_ext": has_ext})
+    frame = pl.DataFrame(
+        {
+            "cc": cc,
+            "area": area,
+            "p3": p3,
+            "p4a": p4a,
+            "p4": p4,
+            "style": style,
+            "ext": ext,
+            "has_ext": has_ext,
+        }
+    )
     nanp = pl.col("cc") == "1"
     L, C = pl.lit, pl.col
     base = (
-        pl.when(nanp & (C("style") == 0)).then(pl.concat_str([L("+1 "), C("area"), L("-"), C("p3"), L("-"), C("p4")]))
-        .when(nanp & (C("style") == 1)).then(pl.concat_str([L("("), C("area"), L(") "), C("p3"), L("-"), C("p4")]))
-        .when(nanp).then(pl.concat_str([C("area"), L("."), C("p3"), L("."), C("p4")]))
+        pl.when(nanp & (C("style") == 0))
+        .then(pl.concat_str([L("+1 "), C("area"), L("-"), C("p3"), L("-"), C("p4")]))
+        .when(nanp & (C("style") == 1))
+        .then(pl.concat_str([L("("), C("area"), L(") "), C("p3"), L("-"), C("p4")]))
+        .when(nanp)
+        .then(pl.concat_str([C("area"), L("."), C("p3"), L("."), C("p4")]))
         .when(C("area").str.len_chars() <= 2)
         .then(pl.concat_str([L("+"), C("cc"), L(" "), C("area"), L(" "), C("p4a"), L(" "), C("p4")]))
         .otherwise(pl.concat_str([L("+"), C("cc"), L(" "), C("area"), L(" "), C("p3"), L(" "), C("p4")]))
@@ -357,22 +425,28 @@ def _phones(country: np.ndarray, city_code: np.ndarray, rng: np.random.Generator
     return frame.select(phone.alias("phone")).to_series()
 
 
-def _name_keys(company: np.ndarray, personal: np.ndarray, first_id: np.ndarray, last_id: np.ndarray,
-               n_comp: int) -> pl.DataFrame:
+def _name_keys(
+    company: np.ndarray, personal: np.ndarray, first_id: np.ndarray, last_id: np.ndarray, n_comp: int
+) -> pl.DataFrame:
     # A name and its reordering ("Wei Chen" / "Chen Wei") count as the same person at the same company.
     owner_key = np.where(company >= 0, company, n_comp + personal)
-    return pl.DataFrame({"o": owner_key, "lo": np.minimum(first_id, last_id), "hi": np.maximum(first_id, last_id)})
+    return pl.DataFrame(
+        {"o": owner_key, "lo": np.minimum(first_id, last_id), "hi": np.maximum(first_id, last_id)}
+    )
 
 
-def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
-                    rng: np.random.Generator) -> _Contacts:
+def _build_contacts(
+    n: int, comp: _Companies, n_reps: int, dup_fraction: float, rng: np.random.Generator
+) -> _Contacts:
     has_company = rng.random(n) >= 0.02
     idx_with = np.flatnonzero(has_company)
     n_with = len(idx_with)
     weights = np.sqrt(comp.employees[: comp.n_base].astype(np.float64))
     if n_with >= comp.n_base:
-        assigned = np.r_[rng.permutation(comp.n_base),
-                         rng.choice(comp.n_base, size=n_with - comp.n_base, p=weights / weights.sum())]
+        assigned = np.r_[
+            rng.permutation(comp.n_base),
+            rng.choice(comp.n_base, size=n_with - comp.n_base, p=weights / weights.sum()),
+        ]
         assigned = rng.permutation(assigned)
     else:
         assigned = rng.choice(comp.n_base, size=n_with, p=weights / weights.sum())
@@ -401,8 +475,9 @@ def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
     n_pairs = min(n_pairs, n_with // 2)
     chosen = rng.choice(idx_with, size=2 * n_pairs, replace=False) if n_pairs else np.zeros(0, np.int64)
     src, dup = chosen[:n_pairs], chosen[n_pairs:]
-    kinds = rng.choice(["typo", "nickname", "changed_email_domain", "reordered_name"], size=n_pairs,
-                       p=[0.3, 0.25, 0.25, 0.2])
+    kinds = rng.choice(
+        ["typo", "nickname", "changed_email_domain", "reordered_name"], size=n_pairs, p=[0.3, 0.25, 0.25, 0.2]
+    )
     nick_first = np.array([i for i, (d, _) in enumerate(V.FIRST_NAMES) if d in V.NICKNAMES])
     is_nick = kinds == "nickname"
     fi[src[is_nick]] = nick_first[rng.integers(0, len(nick_first), int(is_nick.sum()))]
@@ -459,17 +534,27 @@ def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
         first_ascii = first_ascii.scatter(dup, fa_over)
         last_ascii = last_ascii.scatter(dup, la_over)
 
-    title = pl.Series("title", TITLES).gather(TITLE_OFFSET[seniority] + function * TITLE_N_VAR[seniority] + variant)
+    title = pl.Series("title", TITLES).gather(
+        TITLE_OFFSET[seniority] + function * TITLE_N_VAR[seniority] + variant
+    )
 
     # E-mail at the company domain; the pattern varies by company as it does in real organisations.
     comp_domain = pl.Series(comp.domain, dtype=pl.String)
     company_domain = comp_domain.gather(np.where(company >= 0, company, 0))
     personal_domain = pl.Series(V.PERSONAL_DOMAINS).gather(personal)
-    pattern = np.where(company >= 0, rng.choice(4, size=comp.n, p=[0.55, 0.2, 0.1, 0.15])[np.maximum(company, 0)], 0)
-    frame = pl.DataFrame({
-        "fa": first_ascii, "la": last_ascii, "pattern": pattern, "has_company": company >= 0,
-        "cdom": company_domain, "pdom": personal_domain,
-    })
+    pattern = np.where(
+        company >= 0, rng.choice(4, size=comp.n, p=[0.55, 0.2, 0.1, 0.15])[np.maximum(company, 0)], 0
+    )
+    frame = pl.DataFrame(
+        {
+            "fa": first_ascii,
+            "la": last_ascii,
+            "pattern": pattern,
+            "has_company": company >= 0,
+            "cdom": company_domain,
+            "pdom": personal_domain,
+        }
+    )
     if n_pairs:
         override = pl.Series("odom", [None] * n, dtype=pl.String).scatter(dup, dom_over)
         frame = frame.with_columns(override)
@@ -477,10 +562,14 @@ def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("odom"))
     frame = frame.with_columns(
         pl.coalesce("odom", pl.when(pl.col("has_company")).then("cdom").otherwise("pdom")).alias("domain"),
-        pl.when(pl.col("pattern") == 1).then(pl.col("fa").str.slice(0, 1) + pl.col("la"))
-        .when(pl.col("pattern") == 2).then(pl.col("fa") + "_" + pl.col("la"))
-        .when(pl.col("pattern") == 3).then(pl.col("fa") + pl.col("la").str.slice(0, 1))
-        .otherwise(pl.col("fa") + "." + pl.col("la")).alias("local"),
+        pl.when(pl.col("pattern") == 1)
+        .then(pl.col("fa").str.slice(0, 1) + pl.col("la"))
+        .when(pl.col("pattern") == 2)
+        .then(pl.col("fa") + "_" + pl.col("la"))
+        .when(pl.col("pattern") == 3)
+        .then(pl.col("fa") + pl.col("la").str.slice(0, 1))
+        .otherwise(pl.col("fa") + "." + pl.col("la"))
+        .alias("local"),
     )
     for attempt in range(3):
         email = frame.select((pl.col("local") + "@" + pl.col("domain")).alias("email")).to_series()
@@ -491,14 +580,17 @@ def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
         frame = frame.with_columns(
             pl.when(pl.Series(clash.to_numpy()))
             .then(pl.col("fa") + "." + pl.col("la") + (pl.lit("") if attempt == 0 else rows))
-            .otherwise("local").alias("local"))
+            .otherwise("local")
+            .alias("local")
+        )
     email = frame.select((pl.col("local") + "@" + pl.col("domain")).alias("email")).to_series()
-    blank_email = (rng.random(n) < 0.03)
+    blank_email = rng.random(n) < 0.03
     blank_email[np.r_[src, dup]] = False
     email = pl.select(pl.when(pl.Series(blank_email)).then(None).otherwise(email).alias("email")).to_series()
 
-    random_country = rng.choice(len(V.GEOGRAPHY), size=n, p=np.array([g[4] for g in V.GEOGRAPHY]) /
-                                sum(g[4] for g in V.GEOGRAPHY))
+    random_country = rng.choice(
+        len(V.GEOGRAPHY), size=n, p=np.array([g[4] for g in V.GEOGRAPHY]) / sum(g[4] for g in V.GEOGRAPHY)
+    )
     country = np.where(company >= 0, comp.country[np.maximum(company, 0)], random_country)
     random_city = COUNTRY_FIRST_CITY[country] + (rng.random(n) * COUNTRY_N_CITY[country]).astype(np.int64)
     city_code = np.where(company >= 0, comp.city_code[np.maximum(company, 0)], random_city)
@@ -515,9 +607,22 @@ def _build_contacts(n: int, comp: _Companies, n_reps: int, dup_fraction: float,
     band = np.where(company >= 0, comp.band[np.maximum(company, 0)], 3)
     industry = np.where(company >= 0, comp.industry[np.maximum(company, 0)], 12)
     return _Contacts(
-        n=n, company=company, first=first, last=last, first_ascii=first_ascii, last_ascii=last_ascii,
-        seniority=seniority, title=title, source=source, owner=owner, country=country, city_code=city_code,
-        band=band, industry=industry, email=email, phone=phone,
+        n=n,
+        company=company,
+        first=first,
+        last=last,
+        first_ascii=first_ascii,
+        last_ascii=last_ascii,
+        seniority=seniority,
+        title=title,
+        source=source,
+        owner=owner,
+        country=country,
+        city_code=city_code,
+        band=band,
+        industry=industry,
+        email=email,
+        phone=phone,
         pairs=[(int(s), int(d), str(k)) for s, d, k in zip(src, dup, kinds)],
     )
 
@@ -565,8 +670,12 @@ def _before_features(owner: np.ndarray, t: np.ndarray, cat: np.ndarray, end: np.
 
 def _engagement_logit(count, last, pos, neg, end):
     recency_days = np.where(last >= 0, (end - last) / DAY, 365.0)
-    return (0.55 * np.log1p(count) - 0.55 * np.log1p(recency_days / 7.0)
-            + 0.85 * np.minimum(pos, 4) - 0.95 * np.minimum(neg, 4))
+    return (
+        0.55 * np.log1p(count)
+        - 0.55 * np.log1p(recency_days / 7.0)
+        + 0.85 * np.minimum(pos, 4)
+        - 0.95 * np.minimum(neg, 4)
+    )
 
 
 @dataclass
@@ -632,8 +741,9 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     d_contact.sort()  # deal ids follow the contacts' creation order roughly
     zd = 0.6 * z[d_contact] + 0.8 * rng.normal(0, 1, n_deals)
     c0 = created[d_contact]
-    d_created = _snap_business_hours(c0 + (rng.random(n_deals) ** 1.5 * (as_of - 2 * DAY - c0)).astype(np.int64),
-                                     rng)
+    d_created = _snap_business_hours(
+        c0 + (rng.random(n_deals) ** 1.5 * (as_of - 2 * DAY - c0)).astype(np.int64), rng
+    )
     d_created = np.clip(d_created, c0, as_of - DAY)
     d_stalled = rng.random(n_deals) < 0.15
     planned = np.clip(np.exp(rng.normal(np.log(45), 0.6, n_deals)), 3, 300)
@@ -642,8 +752,9 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     d_end = np.where(d_closed, d_close, as_of)
     d_window = (d_end - d_created) / DAY
     n_dpre = 1 + rng.poisson(2.6 * np.exp(0.35 * zd))
-    d_gap = np.minimum(rng.exponential(1.0, n_deals) * np.where(d_closed, 6.0, 15.0) * np.exp(-0.5 * zd),
-                       d_window * 0.95)
+    d_gap = np.minimum(
+        rng.exponential(1.0, n_deals) * np.where(d_closed, 6.0, 15.0) * np.exp(-0.5 * zd), d_window * 0.95
+    )
     d_last = d_end - (d_gap * DAY).astype(np.int64)
     dp_owner, dp_t = _spread(n_dpre, d_created, d_last, rng)
     dp_t = np.clip(_snap_business_hours(dp_t, rng), d_created[dp_owner], d_end[dp_owner] - 60)
@@ -658,13 +769,20 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     fx = np.array([FX_TO_USD[c] for c in CURRENCIES])[currency]
     value = np.maximum(np.round(value_usd / fx / 50) * 50, 500)
     value_usd = value * fx
-    product = rng.choice(len(V.PRODUCTS), size=n_deals, p=np.array(V.PRODUCT_WEIGHTS) / sum(V.PRODUCT_WEIGHTS))
+    product = rng.choice(
+        len(V.PRODUCTS), size=n_deals, p=np.array(V.PRODUCT_WEIGHTS) / sum(V.PRODUCT_WEIGHTS)
+    )
 
     d_feat = _before_features(dp_owner, dp_t, dp_cat, d_end, n_deals)
     ind = ct.industry[d_contact]
-    d_logit = (np.r_[DEAL_INDUSTRY, 0.0][ind] + np.array(DEAL_SENIORITY)[ct.seniority[d_contact]]
-               + np.array(DEAL_SIZE)[band] + np.array(DEAL_SOURCE)[ct.source[d_contact]]
-               - 0.6 * np.log(value_usd / 30_000) + _engagement_logit(*d_feat, d_end))
+    d_logit = (
+        np.r_[DEAL_INDUSTRY, 0.0][ind]
+        + np.array(DEAL_SENIORITY)[ct.seniority[d_contact]]
+        + np.array(DEAL_SIZE)[band]
+        + np.array(DEAL_SOURCE)[ct.source[d_contact]]
+        - 0.6 * np.log(value_usd / 30_000)
+        + _engagement_logit(*d_feat, d_end)
+    )
     p_win = _sigmoid(_calibrate(d_logit, d_closed, 0.38))
     won = d_closed & (rng.random(n_deals) < p_win)
     # After the close: onboarding notes after a win, a loss review after a loss (a trap for leaky models).
@@ -681,8 +799,13 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     all_t = np.r_[l_t, dp_t, dq_t]
     all_cat = np.r_[l_cat, dp_cat, dq_cat]
     l_feat = _before_features(all_owner, all_t, all_cat, end, n)
-    l_logit = (np.r_[LEAD_INDUSTRY, 0.0][ct.industry] + np.array(LEAD_SENIORITY)[ct.seniority]
-               + np.array(LEAD_SIZE)[ct.band] + np.array(LEAD_SOURCE)[ct.source] + _engagement_logit(*l_feat, end))
+    l_logit = (
+        np.r_[LEAD_INDUSTRY, 0.0][ct.industry]
+        + np.array(LEAD_SENIORITY)[ct.seniority]
+        + np.array(LEAD_SIZE)[ct.band]
+        + np.array(LEAD_SOURCE)[ct.source]
+        + _engagement_logit(*l_feat, end)
+    )
     p_convert = _sigmoid(_calibrate(1.35 * l_logit, closed, 0.40))
     converted = closed & (rng.random(n) < p_convert)
     n_lpost = np.where(closed, rng.poisson(np.where(converted, 1.6, 0.35)), 0)
@@ -710,39 +833,94 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
         deal=np.r_[np.full(len(l_owner) + len(lq_owner), -1), dp_owner, dq_owner],
         t=np.r_[l_t, lq_t, dp_t, dq_t],
         cat=np.r_[l_cat, lq_cat, dp_cat, dq_cat],
-        group=np.r_[np.zeros(len(l_owner), np.int8), np.ones(len(lq_owner), np.int8),
-                    np.full(len(dp_owner), 2, np.int8), np.full(len(dq_owner), 3, np.int8)],
+        group=np.r_[
+            np.zeros(len(l_owner), np.int8),
+            np.ones(len(lq_owner), np.int8),
+            np.full(len(dp_owner), 2, np.int8),
+            np.full(len(dq_owner), 3, np.int8),
+        ],
     )
     return _World(
-        created=created, end=end, closed=closed, converted=converted, p_convert=p_convert,
-        qualified_at=qualified_at, status=status, lead_features=l_feat,
-        deal_contact=d_contact, deal_created=d_created, deal_end=d_end, deal_closed=d_closed, deal_won=won,
-        p_win=p_win, deal_value=value, deal_value_usd=value_usd, deal_currency=currency, deal_product=product,
-        deal_planned=planned, deal_stage=stage, deal_stage_changed=stage_changed, deal_features=d_feat, acts=acts,
+        created=created,
+        end=end,
+        closed=closed,
+        converted=converted,
+        p_convert=p_convert,
+        qualified_at=qualified_at,
+        status=status,
+        lead_features=l_feat,
+        deal_contact=d_contact,
+        deal_created=d_created,
+        deal_end=d_end,
+        deal_closed=d_closed,
+        deal_won=won,
+        p_win=p_win,
+        deal_value=value,
+        deal_value_usd=value_usd,
+        deal_currency=currency,
+        deal_product=product,
+        deal_planned=planned,
+        deal_stage=stage,
+        deal_stage_changed=stage_changed,
+        deal_features=d_feat,
+        acts=acts,
     )
 
 
 # ------------------------------------------------------------------------------------------ dirty rows
 RULE_COLUMNS: dict[str, dict[str, list[str]]] = {
-    "companies": {"required": ["name"], "date": ["created_at"], "money": ["annual_revenue"],
-                  "currency": ["revenue_currency"], "enum": ["size_band"], "duplicate_id": ["company_id"],
-                  "reference": ["parent_company_id"]},
-    "contacts": {"required": ["lifecycle_status", "created_at"], "email": ["email"], "phone": ["phone"],
-                 "date": ["created_at", "lead_at", "updated_at"], "enum": ["seniority", "lifecycle_status"],
-                 "duplicate_id": ["contact_id"], "reference": ["company_id"]},
-    "deals": {"required": ["title", "stage", "created_at"], "date": ["created_at", "expected_close_at"],
-              "money": ["value"], "currency": ["currency"], "enum": ["stage"], "duplicate_id": ["deal_id"],
-              "reference": ["company_id", "contact_id"]},
-    "activities": {"required": ["type", "contact_id", "occurred_at"], "date": ["occurred_at"],
-                   "enum": ["type", "direction"], "duplicate_id": ["activity_id"],
-                   "reference": ["contact_id", "deal_id", "company_id"]},
-    "attachments": {"required": ["activity_id", "file_name"], "duplicate_id": ["attachment_id"],
-                    "reference": ["activity_id"]},
+    "companies": {
+        "required": ["name"],
+        "date": ["created_at"],
+        "money": ["annual_revenue"],
+        "currency": ["revenue_currency"],
+        "enum": ["size_band"],
+        "duplicate_id": ["company_id"],
+        "reference": ["parent_company_id"],
+    },
+    "contacts": {
+        "required": ["lifecycle_status", "created_at"],
+        "email": ["email"],
+        "phone": ["phone"],
+        "date": ["created_at", "lead_at", "updated_at"],
+        "enum": ["seniority", "lifecycle_status"],
+        "duplicate_id": ["contact_id"],
+        "reference": ["company_id"],
+    },
+    "deals": {
+        "required": ["title", "stage", "created_at"],
+        "date": ["created_at", "expected_close_at"],
+        "money": ["value"],
+        "currency": ["currency"],
+        "enum": ["stage"],
+        "duplicate_id": ["deal_id"],
+        "reference": ["company_id", "contact_id"],
+    },
+    "activities": {
+        "required": ["type", "contact_id", "occurred_at"],
+        "date": ["occurred_at"],
+        "enum": ["type", "direction"],
+        "duplicate_id": ["activity_id"],
+        "reference": ["contact_id", "deal_id", "company_id"],
+    },
+    "attachments": {
+        "required": ["activity_id", "file_name"],
+        "duplicate_id": ["attachment_id"],
+        "reference": ["activity_id"],
+    },
 }
 # Each rule once somewhere, whatever the scale, so every validation path is exercised.
-GUARANTEED = [("required", "contacts"), ("email", "contacts"), ("phone", "contacts"), ("date", "activities"),
-              ("money", "deals"), ("currency", "deals"), ("enum", "activities"), ("duplicate_id", "companies"),
-              ("reference", "activities")]
+GUARANTEED = [
+    ("required", "contacts"),
+    ("email", "contacts"),
+    ("phone", "contacts"),
+    ("date", "activities"),
+    ("money", "deals"),
+    ("currency", "deals"),
+    ("enum", "activities"),
+    ("duplicate_id", "companies"),
+    ("reference", "activities"),
+]
 BAD_VALUES = {
     "phone": ["call me", "12", "ask reception", "555", "+1 (415) CALL-NOW", "0000", "tbd - see email"],
     "date": ["2024-13-45", "yesterday", "31/31/2024", "2025-02-30", "next tuesday", "13/45/2025", "soon-ish"],
@@ -750,10 +928,16 @@ BAD_VALUES = {
     "currency": ["DOLLARS", "XYZ", "QQQ", "ZZZ", "BUCKS"],
     "enum": ["banana", "purple", "zzz", "maybe later", "???"],
 }
-REFERENCED = {("companies", "parent_company_id"): "companies", ("contacts", "company_id"): "companies",
-              ("deals", "company_id"): "companies", ("deals", "contact_id"): "contacts",
-              ("activities", "contact_id"): "contacts", ("activities", "deal_id"): "deals",
-              ("activities", "company_id"): "companies", ("attachments", "activity_id"): "activities"}
+REFERENCED = {
+    ("companies", "parent_company_id"): "companies",
+    ("contacts", "company_id"): "companies",
+    ("deals", "company_id"): "companies",
+    ("deals", "contact_id"): "contacts",
+    ("activities", "contact_id"): "contacts",
+    ("activities", "deal_id"): "deals",
+    ("activities", "company_id"): "companies",
+    ("attachments", "activity_id"): "activities",
+}
 
 
 @dataclass
@@ -769,8 +953,13 @@ class _DirtyPlan:
 def _bad_email(email: str | None, rng: np.random.Generator) -> str:
     email = email or "jane.doe@example.com"
     local, _, domain = email.partition("@")
-    options = [f"{local}@", f"{local.replace('.', ' ') or 'jane doe'} x@{domain}", f"{local}@@{domain}",
-               f"{local}@{domain.split('.')[0]}", f"{local} at {domain}"]
+    options = [
+        f"{local}@",
+        f"{local.replace('.', ' ') or 'jane doe'} x@{domain}",
+        f"{local}@@{domain}",
+        f"{local}@{domain.split('.')[0]}",
+        f"{local} at {domain}",
+    ]
     return options[int(rng.integers(0, len(options)))]
 
 
@@ -794,8 +983,9 @@ def _plan_dirty(counts: dict[str, int], fraction: float, rng: np.random.Generato
     return picks
 
 
-def _dirty_plan(entity: str, rules: list[str], n_clean: int, emails: pl.Series | None,
-                rng: np.random.Generator) -> _DirtyPlan:
+def _dirty_plan(
+    entity: str, rules: list[str], n_clean: int, emails: pl.Series | None, rng: np.random.Generator
+) -> _DirtyPlan:
     base = rng.integers(0, n_clean, len(rules))
     columns, values = [], []
     prefix, width = ID_PREFIX[entity]
@@ -816,8 +1006,13 @@ def _dirty_plan(entity: str, rules: list[str], n_clean: int, emails: pl.Series |
         values.append(value)
     plan = _DirtyPlan(base=base, rule=list(rules), column=columns, value=values)
     # Physical order: a dirty row goes after a random clean row; a repeated id goes after its original.
-    after = np.array([int(rng.integers(b, n_clean)) if r == "duplicate_id" else int(rng.integers(-1, n_clean))
-                      for r, b in zip(rules, base)], dtype=np.int64)
+    after = np.array(
+        [
+            int(rng.integers(b, n_clean)) if r == "duplicate_id" else int(rng.integers(-1, n_clean))
+            for r, b in zip(rules, base)
+        ],
+        dtype=np.int64,
+    )
     primary = np.r_[2 * np.arange(n_clean) + 1, 2 * after + 2]
     secondary = np.r_[np.zeros(n_clean, np.int64), np.arange(len(rules))]
     order = np.lexsort((secondary, primary))
@@ -826,8 +1021,9 @@ def _dirty_plan(entity: str, rules: list[str], n_clean: int, emails: pl.Series |
     return plan
 
 
-def _apply_dirty(frame: pl.DataFrame, dirty_idx: np.ndarray, plan: _DirtyPlan, entity: str,
-                 first_new_id: int) -> pl.DataFrame:
+def _apply_dirty(
+    frame: pl.DataFrame, dirty_idx: np.ndarray, plan: _DirtyPlan, entity: str, first_new_id: int
+) -> pl.DataFrame:
     """Overwrite the dirty rows of a chunk: a fresh id (unless the rule is a repeated id) and one bad value."""
     pos = np.flatnonzero(dirty_idx >= 0)
     if len(pos) == 0:
@@ -859,13 +1055,26 @@ def _dirty_truth(entity: str, plan: _DirtyPlan, clean_ids: pl.Series, first_new_
     fresh_ids = _id_series(entity, first_new_id + which, "x")
     base_ids = clean_ids.gather(plan.base[which]) if len(which) else fresh_ids
     record = pl.select(pl.when(pl.Series(repeated)).then(base_ids).otherwise(fresh_ids)).to_series()
-    return pl.DataFrame({
-        "entity": [entity] * len(pos), "source_file": [f"{entity}.csv"] * len(pos),
-        "line": (pos + 2).astype(np.int64), "record_id": record,
-        "column": [ID_COLUMN[entity] if plan.rule[k] == "duplicate_id" else plan.column[k] for k in which],
-        "rule": [plan.rule[k] for k in which],
-    }, schema={"entity": pl.String, "source_file": pl.String, "line": pl.Int64, "record_id": pl.String,
-               "column": pl.String, "rule": pl.String})
+    return pl.DataFrame(
+        {
+            "entity": [entity] * len(pos),
+            "source_file": [f"{entity}.csv"] * len(pos),
+            "line": (pos + 2).astype(np.int64),
+            "record_id": record,
+            "column": [
+                ID_COLUMN[entity] if plan.rule[k] == "duplicate_id" else plan.column[k] for k in which
+            ],
+            "rule": [plan.rule[k] for k in which],
+        },
+        schema={
+            "entity": pl.String,
+            "source_file": pl.String,
+            "line": pl.Int64,
+            "record_id": pl.String,
+            "column": pl.String,
+            "rule": pl.String,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------ text
@@ -925,8 +1134,11 @@ def _activity_text_plan(acts: _Activities, rng: np.random.Generator) -> _Activit
     u = rng.random(n)
     cum_lead, cum_deal = np.cumsum(pre_p[0]), np.cumsum(pre_p[1])
     cum_post = np.cumsum([0.35, 0.15, 0.2, 0.3, 0.0])
-    kind = np.where(post, np.searchsorted(cum_post, u * cum_post[-1]),
-                    np.where(acts.group == 2, np.searchsorted(cum_deal, u), np.searchsorted(cum_lead, u)))
+    kind = np.where(
+        post,
+        np.searchsorted(cum_post, u * cum_post[-1]),
+        np.where(acts.group == 2, np.searchsorted(cum_deal, u), np.searchsorted(cum_lead, u)),
+    )
     kind = np.minimum(kind, 4).astype(np.int8)
     inbound_p = np.array([0.35, 0.25, 0.15, 0.0, 0.0])[kind]
     direction = np.where(kind == 3, 2, np.where(rng.random(n) < inbound_p, 0, 1)).astype(np.int8)
@@ -946,9 +1158,17 @@ def _activity_text_plan(acts: _Activities, rng: np.random.Generator) -> _Activit
     subject = _section_pick(subj_key, subject_keys, rng)
     # Notes have no subject line in most CRMs.
     subject = np.where((kind == 3) & (rng.random(n) < 0.5), 0, subject)
-    return _ActivityText(type=kind, direction=direction, opener=opener, sentence=sentence, detail=detail,
-                         closer=closer, subject=subject, day=rng.integers(0, len(V.DAYS), n),
-                         minutes=rng.integers(0, len(V.MINUTES), n))
+    return _ActivityText(
+        type=kind,
+        direction=direction,
+        opener=opener,
+        sentence=sentence,
+        detail=detail,
+        closer=closer,
+        subject=subject,
+        day=rng.integers(0, len(V.DAYS), n),
+        minutes=rng.integers(0, len(V.MINUTES), n),
+    )
 
 
 def _fill_slots(expr: pl.Expr) -> pl.Expr:
@@ -964,15 +1184,32 @@ def _tags(n: int, vocabulary: list[str], p_counts: list[float], rng: np.random.G
     b = (a + 1 + rng.integers(0, len(vocabulary) - 1, n)) % len(vocabulary)
     voc = pl.Series(vocabulary)
     frame = pl.DataFrame({"k": k, "a": voc.gather(a), "b": voc.gather(b)})
-    return frame.select(pl.when(pl.col("k") == 0).then(None).when(pl.col("k") == 1).then(pl.col("a"))
-                        .otherwise(pl.col("a") + ";" + pl.col("b")).alias("tags")).to_series()
+    return frame.select(
+        pl.when(pl.col("k") == 0)
+        .then(None)
+        .when(pl.col("k") == 1)
+        .then(pl.col("a"))
+        .otherwise(pl.col("a") + ";" + pl.col("b"))
+        .alias("tags")
+    ).to_series()
 
 
-def _slot_notes(n: int, templates: list[str], fill: float, slots: dict[str, pl.Series],
-                rng: np.random.Generator, name: str) -> pl.Series:
+def _slot_notes(
+    n: int,
+    templates: list[str],
+    fill: float,
+    slots: dict[str, pl.Series],
+    rng: np.random.Generator,
+    name: str,
+) -> pl.Series:
     idx = rng.integers(0, len(templates), n)
-    frame = pl.DataFrame({"t": pl.Series(templates).gather(idx), "on": rng.random(n) < fill,
-                          **{f"_{k}": v for k, v in slots.items()}})
+    frame = pl.DataFrame(
+        {
+            "t": pl.Series(templates).gather(idx),
+            "on": rng.random(n) < fill,
+            **{f"_{k}": v for k, v in slots.items()},
+        }
+    )
     expr = pl.col("t")
     for k in slots:
         expr = expr.str.replace_all("{" + k + "}", pl.col(f"_{k}"), literal=True)
@@ -992,8 +1229,14 @@ def _nullable_ids(ids: pl.Series, index: np.ndarray, name: str) -> pl.Series:
     return pl.select(pl.when(pl.Series(index >= 0)).then(out).otherwise(None).alias(name)).to_series()
 
 
-def _write_entity(path: Path, entity: str, clean: pl.DataFrame | None, n_clean: int, plan: _DirtyPlan,
-                  build: Callable[[np.ndarray], pl.DataFrame] | None = None) -> int:
+def _write_entity(
+    path: Path,
+    entity: str,
+    clean: pl.DataFrame | None,
+    n_clean: int,
+    plan: _DirtyPlan,
+    build: Callable[[np.ndarray], pl.DataFrame] | None = None,
+) -> int:
     first_new_id = n_clean + 1
     rows = len(plan.final_base)
     if clean is not None:
@@ -1041,7 +1284,7 @@ def generate_export(
     truth = Path(truth_dir) if truth_dir is not None else out.parent / "truth"
     as_of = as_of or DEFAULT_AS_OF
     if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=timezone.utc)
+        as_of = as_of.replace(tzinfo=UTC)
     as_of_s = int(as_of.timestamp())
     out.mkdir(parents=True, exist_ok=True)
     truth.mkdir(parents=True, exist_ok=True)
@@ -1064,13 +1307,18 @@ def generate_export(
     has = ct.company >= 0
     np.minimum.at(first_seen, ct.company[has], world.created[has])
     earliest = as_of_s - (SPAN_DAYS + 60) * DAY
-    comp_created = np.where(first_seen < big, first_seen - (rng.random(comp.n) * 60 * DAY).astype(np.int64),
-                            _uniform_between(np.full(comp.n, earliest), np.full(comp.n, as_of_s - DAY), rng))
+    comp_created = np.where(
+        first_seen < big,
+        first_seen - (rng.random(comp.n) * 60 * DAY).astype(np.int64),
+        _uniform_between(np.full(comp.n, earliest), np.full(comp.n, as_of_s - DAY), rng),
+    )
     comp_created = np.maximum(comp_created, earliest)
     dup_rows = np.flatnonzero(comp.dup_source >= 0)
-    comp_created[dup_rows] = np.minimum(comp_created[comp.dup_source[dup_rows]]
-                                        + ((30 + rng.random(len(dup_rows)) * 270) * DAY).astype(np.int64),
-                                        as_of_s - DAY)
+    comp_created[dup_rows] = np.minimum(
+        comp_created[comp.dup_source[dup_rows]]
+        + ((30 + rng.random(len(dup_rows)) * 270) * DAY).astype(np.int64),
+        as_of_s - DAY,
+    )
     comp_created = _snap_business_hours(comp_created, rng)
 
     comp_num, company_ids = _rank_ids("companies", comp_created, "company_id")
@@ -1085,26 +1333,30 @@ def generate_export(
     band_str = pl.Series(SIZE_NAMES).gather(comp.band)
     currency_of_country = pl.Series([g[2] for g in geo])
     city_series = pl.Series(CITIES).gather(comp.city_code)
-    companies = pl.DataFrame({
-        "company_id": company_ids,
-        "name": pl.Series(comp.name, dtype=pl.String),
-        "domain": pl.Series(comp.domain, dtype=pl.String),
-        "industry": pl.Series(V.INDUSTRIES).gather(comp.industry),
-        "employees": pl.Series(comp.employees).cast(pl.String),
-        "size_band": pl.select(pl.when(pl.Series(rng.random(comp.n) < 0.85)).then(band_str)).to_series(),
-        "annual_revenue": _money(comp.revenue, "annual_revenue", comp.revenue_valid),
-        "revenue_currency": pl.select(pl.when(pl.Series(comp.revenue_valid))
-                                      .then(currency_of_country.gather(comp.country))).to_series(),
-        "region": pl.Series([g[1] for g in geo]).gather(comp.country),
-        "country": pl.Series([g[0] for g in geo]).gather(comp.country),
-        "city": city_series,
-        "parent_company_id": _nullable_ids(company_ids, comp.parent, "parent_company_id"),
-        "tags": _tags(comp.n, V.COMPANY_TAGS, [0.6, 0.3, 0.1], rng),
-        "notes": _slot_notes(comp.n, V.COMPANY_NOTES, 0.25, {"city": city_series}, rng, "notes"),
-        "created_at": _iso(comp_created, "created_at"),
-        "account_tier": pl.Series(V.ACCOUNT_TIERS).gather(
-            np.clip(2 - comp.band + (rng.random(comp.n) < 0.2) * rng.integers(-1, 2, comp.n), 0, 2)),
-    })[comp_order]
+    companies = pl.DataFrame(
+        {
+            "company_id": company_ids,
+            "name": pl.Series(comp.name, dtype=pl.String),
+            "domain": pl.Series(comp.domain, dtype=pl.String),
+            "industry": pl.Series(V.INDUSTRIES).gather(comp.industry),
+            "employees": pl.Series(comp.employees).cast(pl.String),
+            "size_band": pl.select(pl.when(pl.Series(rng.random(comp.n) < 0.85)).then(band_str)).to_series(),
+            "annual_revenue": _money(comp.revenue, "annual_revenue", comp.revenue_valid),
+            "revenue_currency": pl.select(
+                pl.when(pl.Series(comp.revenue_valid)).then(currency_of_country.gather(comp.country))
+            ).to_series(),
+            "region": pl.Series([g[1] for g in geo]).gather(comp.country),
+            "country": pl.Series([g[0] for g in geo]).gather(comp.country),
+            "city": city_series,
+            "parent_company_id": _nullable_ids(company_ids, comp.parent, "parent_company_id"),
+            "tags": _tags(comp.n, V.COMPANY_TAGS, [0.6, 0.3, 0.1], rng),
+            "notes": _slot_notes(comp.n, V.COMPANY_NOTES, 0.25, {"city": city_series}, rng, "notes"),
+            "created_at": _iso(comp_created, "created_at"),
+            "account_tier": pl.Series(V.ACCOUNT_TIERS).gather(
+                np.clip(2 - comp.band + (rng.random(comp.n) < 0.2) * rng.integers(-1, 2, comp.n), 0, 2)
+            ),
+        }
+    )[comp_order]
 
     # Contacts: lifecycle dates and the last time anything happened to them.
     n = ct.n
@@ -1116,47 +1368,71 @@ def generate_export(
     comp_safe = np.maximum(ct.company, 0)
     band_names = pl.Series(["SMB", "Mid-Market", "Enterprise", "Individual"]).gather(ct.band)
     region = pl.Series([g[1] for g in geo]).gather(ct.country)
-    budget_amount = np.round(np.array([25_000, 90_000, 300_000, 10_000])[ct.band]
-                             * np.exp(rng.normal(0, 0.6, n)) / 1000).astype(np.int64) * 1000
+    budget_amount = (
+        np.round(
+            np.array([25_000, 90_000, 300_000, 10_000])[ct.band] * np.exp(rng.normal(0, 0.6, n)) / 1000
+        ).astype(np.int64)
+        * 1000
+    )
     budget_amount = np.clip(budget_amount, 1000, 999_000)
     budget_style = rng.random(n)
     budget_frame = pl.DataFrame({"a": budget_amount, "s": budget_style, "on": rng.random(n) < 0.35})
     budget = budget_frame.select(
-        pl.when(~pl.col("on")).then(None)
-        .when(pl.col("s") < 0.7).then(pl.col("a").cast(pl.String) + ".00")
-        .when(pl.col("s") < 0.9).then(pl.lit("$") + (pl.col("a") // 1000).cast(pl.String) + ",000")
-        .otherwise((pl.col("a") // 1000).cast(pl.String) + "k").alias("budget")).to_series()
-    contacts = pl.DataFrame({
-        "contact_id": contact_ids,
-        "first_name": ct.first,
-        "last_name": ct.last,
-        "full_name": pl.select(ct.first + " " + ct.last).to_series(),
-        "email": ct.email,
-        "phone": ct.phone,
-        "title": ct.title,
-        "seniority": pl.select(pl.when(pl.Series(rng.random(n) < 0.96))
-                               .then(pl.Series(V.SENIORITIES).gather(ct.seniority))).to_series(),
-        "company_id": _nullable_ids(company_ids, ct.company, "company_id"),
-        "company_name": pl.select(pl.when(pl.Series(ct.company >= 0))
-                                  .then(pl.Series(comp.name).gather(comp_safe))).to_series(),
-        "owner": rep_names.gather(ct.owner),
-        "tags": _tags(n, V.CONTACT_TAGS, [0.55, 0.3, 0.15], rng),
-        "notes": _slot_notes(n, V.CONTACT_NOTES, 0.2, {
-            "event": pl.Series(V.EVENTS).gather(rng.integers(0, len(V.EVENTS), n)),
-            "city": pl.Series(CITIES).gather(ct.city_code), "rep": rep_names.gather(ct.owner)}, rng, "notes"),
-        "lifecycle_status": pl.Series(STATUS_NAMES).gather(status),
-        "lead_at": _iso(world.created, "lead_at"),
-        "qualified_at": _iso(world.qualified_at, "qualified_at", world.qualified_at >= 0),
-        "customer_at": _iso(world.end, "customer_at", status == 2),
-        "disqualified_at": _iso(world.end, "disqualified_at", status == 3),
-        "created_at": _iso(world.created, "created_at"),
-        "updated_at": _iso(updated, "updated_at"),
-        "lead_source": pl.Series(V.LEAD_SOURCES).gather(ct.source),
-        "budget": budget,
-        "segment": pl.select(pl.when(pl.Series(ct.company >= 0))
-                             .then(band_names + " - " + region)
-                             .otherwise(pl.lit("Individual"))).to_series(),
-    })[np.argsort(con_num)]
+        pl.when(~pl.col("on"))
+        .then(None)
+        .when(pl.col("s") < 0.7)
+        .then(pl.col("a").cast(pl.String) + ".00")
+        .when(pl.col("s") < 0.9)
+        .then(pl.lit("$") + (pl.col("a") // 1000).cast(pl.String) + ",000")
+        .otherwise((pl.col("a") // 1000).cast(pl.String) + "k")
+        .alias("budget")
+    ).to_series()
+    contacts = pl.DataFrame(
+        {
+            "contact_id": contact_ids,
+            "first_name": ct.first,
+            "last_name": ct.last,
+            "full_name": pl.select(ct.first + " " + ct.last).to_series(),
+            "email": ct.email,
+            "phone": ct.phone,
+            "title": ct.title,
+            "seniority": pl.select(
+                pl.when(pl.Series(rng.random(n) < 0.96)).then(pl.Series(V.SENIORITIES).gather(ct.seniority))
+            ).to_series(),
+            "company_id": _nullable_ids(company_ids, ct.company, "company_id"),
+            "company_name": pl.select(
+                pl.when(pl.Series(ct.company >= 0)).then(pl.Series(comp.name).gather(comp_safe))
+            ).to_series(),
+            "owner": rep_names.gather(ct.owner),
+            "tags": _tags(n, V.CONTACT_TAGS, [0.55, 0.3, 0.15], rng),
+            "notes": _slot_notes(
+                n,
+                V.CONTACT_NOTES,
+                0.2,
+                {
+                    "event": pl.Series(V.EVENTS).gather(rng.integers(0, len(V.EVENTS), n)),
+                    "city": pl.Series(CITIES).gather(ct.city_code),
+                    "rep": rep_names.gather(ct.owner),
+                },
+                rng,
+                "notes",
+            ),
+            "lifecycle_status": pl.Series(STATUS_NAMES).gather(status),
+            "lead_at": _iso(world.created, "lead_at"),
+            "qualified_at": _iso(world.qualified_at, "qualified_at", world.qualified_at >= 0),
+            "customer_at": _iso(world.end, "customer_at", status == 2),
+            "disqualified_at": _iso(world.end, "disqualified_at", status == 3),
+            "created_at": _iso(world.created, "created_at"),
+            "updated_at": _iso(updated, "updated_at"),
+            "lead_source": pl.Series(V.LEAD_SOURCES).gather(ct.source),
+            "budget": budget,
+            "segment": pl.select(
+                pl.when(pl.Series(ct.company >= 0))
+                .then(band_names + " - " + region)
+                .otherwise(pl.lit("Individual"))
+            ).to_series(),
+        }
+    )[np.argsort(con_num)]
 
     # Deals.
     nd = len(world.deal_contact)
@@ -1165,36 +1441,54 @@ def generate_export(
     deal_owner = np.where(rng.random(nd) < 0.9, ct.owner[dc], rng.integers(0, len(reps), nd))
     product_names = pl.Series(V.PRODUCTS)
     title_idx = rng.integers(0, len(V.DEAL_TITLE_PATTERNS), nd)
-    title_frame = pl.DataFrame({
-        "t": pl.Series(V.DEAL_TITLE_PATTERNS).gather(title_idx),
-        "company": pl.Series(comp.root).gather(np.maximum(d_company, 0)),
-        "product": product_names.gather(world.deal_product),
-    })
-    deal_title = title_frame.select(pl.col("t").str.replace("{company}", pl.col("company"), literal=True)
-                                    .str.replace("{product}", pl.col("product"), literal=True)).to_series()
-    forecast = np.where(world.deal_stage == 4, "closed", np.where(world.deal_stage == 5, "omitted", np.where(
-        world.deal_stage == 3, "commit", np.where(world.deal_stage == 2, "best_case", "pipeline"))))
+    title_frame = pl.DataFrame(
+        {
+            "t": pl.Series(V.DEAL_TITLE_PATTERNS).gather(title_idx),
+            "company": pl.Series(comp.root).gather(np.maximum(d_company, 0)),
+            "product": product_names.gather(world.deal_product),
+        }
+    )
+    deal_title = title_frame.select(
+        pl.col("t")
+        .str.replace("{company}", pl.col("company"), literal=True)
+        .str.replace("{product}", pl.col("product"), literal=True)
+    ).to_series()
+    forecast = np.where(
+        world.deal_stage == 4,
+        "closed",
+        np.where(
+            world.deal_stage == 5,
+            "omitted",
+            np.where(
+                world.deal_stage == 3, "commit", np.where(world.deal_stage == 2, "best_case", "pipeline")
+            ),
+        ),
+    )
     discount = np.where(rng.random(nd) < 0.6, 0, rng.integers(5, 26, nd))
-    deals = pl.DataFrame({
-        "deal_id": deal_ids,
-        "title": deal_title,
-        "company_id": _nullable_ids(company_ids, d_company, "company_id"),
-        "contact_id": contact_ids.gather(dc),
-        "value": _money(world.deal_value, "value"),
-        "currency": pl.Series(CURRENCIES).gather(world.deal_currency),
-        "stage": pl.Series(DEAL_STAGES).gather(world.deal_stage),
-        "probability": pl.Series(STAGE_PROBABILITY).gather(world.deal_stage).cast(pl.String),
-        "owner": rep_names.gather(deal_owner),
-        "product": product_names.gather(world.deal_product),
-        "created_at": _iso(world.deal_created, "created_at"),
-        "stage_changed_at": _iso(world.deal_stage_changed, "stage_changed_at"),
-        "expected_close_at": _iso(world.deal_created + (world.deal_planned * DAY
-                                                        * np.exp(rng.normal(0, 0.3, nd))).astype(np.int64),
-                                  "expected_close_at"),
-        "closed_at": _iso(world.deal_end, "closed_at", world.deal_closed),
-        "forecast_category": pl.Series(forecast.astype(str)),
-        "discount_pct": pl.Series(discount).cast(pl.String),
-    })[np.argsort(deal_num)]
+    deals = pl.DataFrame(
+        {
+            "deal_id": deal_ids,
+            "title": deal_title,
+            "company_id": _nullable_ids(company_ids, d_company, "company_id"),
+            "contact_id": contact_ids.gather(dc),
+            "value": _money(world.deal_value, "value"),
+            "currency": pl.Series(CURRENCIES).gather(world.deal_currency),
+            "stage": pl.Series(DEAL_STAGES).gather(world.deal_stage),
+            "probability": pl.Series(STAGE_PROBABILITY).gather(world.deal_stage).cast(pl.String),
+            "owner": rep_names.gather(deal_owner),
+            "product": product_names.gather(world.deal_product),
+            "created_at": _iso(world.deal_created, "created_at"),
+            "stage_changed_at": _iso(world.deal_stage_changed, "stage_changed_at"),
+            "expected_close_at": _iso(
+                world.deal_created
+                + (world.deal_planned * DAY * np.exp(rng.normal(0, 0.3, nd))).astype(np.int64),
+                "expected_close_at",
+            ),
+            "closed_at": _iso(world.deal_end, "closed_at", world.deal_closed),
+            "forecast_category": pl.Series(forecast.astype(str)),
+            "discount_pct": pl.Series(discount).cast(pl.String),
+        }
+    )[np.argsort(deal_num)]
 
     say(f"composing {len(acts.t)} activities")
     order = np.argsort(acts.t, kind="stable")
@@ -1214,30 +1508,44 @@ def generate_export(
     def build_activities(idx: np.ndarray) -> pl.DataFrame:
         c, d = a_contact[idx], a_deal[idx]
         comp_idx = ct.company[c]
-        frame = pl.DataFrame({
-            "activity_id": activity_ids.gather(idx),
-            "type": type_names.gather(text.type[idx]),
-            "contact_id": contact_ids.gather(c),
-            "deal_id": _nullable_ids(deal_ids, d, "deal_id"),
-            "company_id": _nullable_ids(company_ids, comp_idx, "company_id"),
-            "occurred_at": _iso(a_t[idx], "occurred_at"),
-            "direction": dir_names.gather(text.direction[idx]),
-            "_subject": FRAGMENTS.gather(text.subject[idx]),
-            "_o": FRAGMENTS.gather(text.opener[idx]), "_s": FRAGMENTS.gather(text.sentence[idx]),
-            "_d": FRAGMENTS.gather(text.detail[idx]), "_c": FRAGMENTS.gather(text.closer[idx]),
-            "owner": rep_names.gather(a_owner[idx]),
-            "_person": ct.first.gather(c),
-            "_company": company_label.gather(np.where(comp_idx >= 0, comp_idx, comp.n)),
-            "_product": product_names.gather(a_product[idx]),
-            "_rep": rep_first.gather(a_owner[idx]),
-            "_day": day_names.gather(text.day[idx]),
-            "_minutes": minute_names.gather(text.minutes[idx]),
-        })
-        body = _fill_slots(pl.concat_str([pl.col("_o"), pl.col("_s"), pl.col("_d"), pl.col("_c")])).str.strip_chars()
+        frame = pl.DataFrame(
+            {
+                "activity_id": activity_ids.gather(idx),
+                "type": type_names.gather(text.type[idx]),
+                "contact_id": contact_ids.gather(c),
+                "deal_id": _nullable_ids(deal_ids, d, "deal_id"),
+                "company_id": _nullable_ids(company_ids, comp_idx, "company_id"),
+                "occurred_at": _iso(a_t[idx], "occurred_at"),
+                "direction": dir_names.gather(text.direction[idx]),
+                "_subject": FRAGMENTS.gather(text.subject[idx]),
+                "_o": FRAGMENTS.gather(text.opener[idx]),
+                "_s": FRAGMENTS.gather(text.sentence[idx]),
+                "_d": FRAGMENTS.gather(text.detail[idx]),
+                "_c": FRAGMENTS.gather(text.closer[idx]),
+                "owner": rep_names.gather(a_owner[idx]),
+                "_person": ct.first.gather(c),
+                "_company": company_label.gather(np.where(comp_idx >= 0, comp_idx, comp.n)),
+                "_product": product_names.gather(a_product[idx]),
+                "_rep": rep_first.gather(a_owner[idx]),
+                "_day": day_names.gather(text.day[idx]),
+                "_minutes": minute_names.gather(text.minutes[idx]),
+            }
+        )
+        body = _fill_slots(
+            pl.concat_str([pl.col("_o"), pl.col("_s"), pl.col("_d"), pl.col("_c")])
+        ).str.strip_chars()
         subject = _fill_slots(pl.col("_subject")).str.strip_chars()
         return frame.select(
-            "activity_id", "type", "contact_id", "deal_id", "company_id", "occurred_at", "direction",
-            pl.when(subject != "").then(subject).alias("subject"), body.alias("body"), "owner",
+            "activity_id",
+            "type",
+            "contact_id",
+            "deal_id",
+            "company_id",
+            "occurred_at",
+            "direction",
+            pl.when(subject != "").then(subject).alias("subject"),
+            body.alias("body"),
+            "owner",
         )
 
     say("writing attachments")
@@ -1245,8 +1553,11 @@ def generate_export(
     att_act = np.flatnonzero(rng.random(na) < attach_p)
     u = rng.random(len(att_act))
     t_att = text.type[att_act]
-    file_kind = np.where(t_att == 4, np.where(u < 0.6, "pdf", "md"),
-                         np.where(t_att == 0, np.where(u < 0.6, "csv", "pdf"), np.where(u < 0.7, "txt", "md")))
+    file_kind = np.where(
+        t_att == 4,
+        np.where(u < 0.6, "pdf", "md"),
+        np.where(t_att == 0, np.where(u < 0.6, "csv", "pdf"), np.where(u < 0.7, "txt", "md")),
+    )
     att_dir = out / "attachments"
     if with_attachment_files and len(att_act):
         att_dir.mkdir(parents=True, exist_ok=True)
@@ -1260,11 +1571,22 @@ def generate_export(
             a = att_act[members[j]]
             c, d = a_contact[a], a_deal[a]
             company = comp.name[ct.company[c]] if ct.company[c] >= 0 else "Independent"
-            value, currency = ((f"{world.deal_value[d]:.2f}", CURRENCIES[world.deal_currency[d]]) if d >= 0
-                               else ("12000.00", "USD"))
+            value, currency = (
+                (f"{world.deal_value[d]:.2f}", CURRENCIES[world.deal_currency[d]])
+                if d >= 0
+                else ("12000.00", "USD")
+            )
             fname, content = attachment_content(
-                kind, j + 1, company, ct.first[int(c)] + " " + ct.last[int(c)], V.PRODUCTS[a_product[a]],
-                value, currency, reps[a_owner[a]], V.DAYS[text.day[a]])
+                kind,
+                j + 1,
+                company,
+                ct.first[int(c)] + " " + ct.last[int(c)],
+                V.PRODUCTS[a_product[a]],
+                value,
+                currency,
+                reps[a_owner[a]],
+                V.DAYS[text.day[a]],
+            )
             if with_attachment_files:
                 (att_dir / fname).write_bytes(content)
             names.append(fname)
@@ -1277,39 +1599,80 @@ def generate_export(
     # price, date, competitor and decision maker appear nowhere else; the truth lists them with a query.
     free = np.setdiff1d(np.flatnonzero(a_deal >= 0), att_act)
     hosts_idx = rngs[7].permutation(free)[:400]
-    hosts = [{"activity_id": activity_ids[int(a)], "person": ct.first[int(a_contact[a])] + " " + ct.last[int(a_contact[a])],
-              "company": comp.name[ct.company[a_contact[a]]] if ct.company[a_contact[a]] >= 0 else "Independent",
-              "product": V.PRODUCTS[a_product[a]], "rep": reps[a_owner[a]],
-              "currency": CURRENCIES[world.deal_currency[a_deal[a]]]} for a in hosts_idx]
+    hosts = [
+        {
+            "activity_id": activity_ids[int(a)],
+            "person": ct.first[int(a_contact[a])] + " " + ct.last[int(a_contact[a])],
+            "company": comp.name[ct.company[a_contact[a]]]
+            if ct.company[a_contact[a]] >= 0
+            else "Independent",
+            "product": V.PRODUCTS[a_product[a]],
+            "rep": reps[a_owner[a]],
+            "currency": CURRENCIES[world.deal_currency[a_deal[a]]],
+        }
+        for a in hosts_idx
+    ]
     counts_by_kind = default_fact_counts() if attachment_fact_counts is None else attachment_fact_counts
-    fact_rows, fact_truth = write_fact_attachments(rngs[7], hosts, counts_by_kind,
-                                                   att_dir if with_attachment_files else None)
-    attachments = pl.DataFrame({
-        "attachment_id": _id_series("attachments", np.arange(1, len(att_act) + len(fact_rows) + 1),
-                                    "attachment_id"),
-        "activity_id": pl.concat([activity_ids.gather(att_act),
-                                  pl.Series([r["activity_id"] for r in fact_rows], dtype=pl.String)]),
-        "file_name": pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows], dtype=pl.String),
-        "media_type": pl.Series([MEDIA_TYPES[k] for k in file_kind.tolist()] + [r["media_type"] for r in fact_rows],
-                                dtype=pl.String),
-        "path": pl.select(pl.lit("attachments/") + pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows],
-                                                             dtype=pl.String)).to_series(),
-        "size_bytes": pl.Series(file_size.tolist() + [r["size_bytes"] for r in fact_rows]).cast(pl.String),
-    })
-    pl.DataFrame(fact_truth, schema={"activity_id": pl.String, "file_name": pl.String, "kind": pl.String,
-                                     "fact": pl.String, "value": pl.String, "query": pl.String}
-                 ).write_parquet(truth / "attachment_facts.parquet")
+    fact_rows, fact_truth = write_fact_attachments(
+        rngs[7], hosts, counts_by_kind, att_dir if with_attachment_files else None
+    )
+    attachments = pl.DataFrame(
+        {
+            "attachment_id": _id_series(
+                "attachments", np.arange(1, len(att_act) + len(fact_rows) + 1), "attachment_id"
+            ),
+            "activity_id": pl.concat(
+                [
+                    activity_ids.gather(att_act),
+                    pl.Series([r["activity_id"] for r in fact_rows], dtype=pl.String),
+                ]
+            ),
+            "file_name": pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows], dtype=pl.String),
+            "media_type": pl.Series(
+                [MEDIA_TYPES[k] for k in file_kind.tolist()] + [r["media_type"] for r in fact_rows],
+                dtype=pl.String,
+            ),
+            "path": pl.select(
+                pl.lit("attachments/")
+                + pl.Series(file_name.tolist() + [r["file_name"] for r in fact_rows], dtype=pl.String)
+            ).to_series(),
+            "size_bytes": pl.Series(file_size.tolist() + [r["size_bytes"] for r in fact_rows]).cast(
+                pl.String
+            ),
+        }
+    )
+    pl.DataFrame(
+        fact_truth,
+        schema={
+            "activity_id": pl.String,
+            "file_name": pl.String,
+            "kind": pl.String,
+            "fact": pl.String,
+            "value": pl.String,
+            "query": pl.String,
+        },
+    ).write_parquet(truth / "attachment_facts.parquet")
 
     say("planting dirty rows and writing the export files")
-    clean_counts = {"companies": companies.height, "contacts": contacts.height, "deals": deals.height,
-                    "activities": na, "attachments": attachments.height}
+    clean_counts = {
+        "companies": companies.height,
+        "contacts": contacts.height,
+        "deals": deals.height,
+        "activities": na,
+        "attachments": attachments.height,
+    }
     picks = _plan_dirty(clean_counts, dirty_fraction, rngs[5])
     counts: dict[str, int] = {}
     dirty_frames = []
     frames = {"companies": companies, "contacts": contacts, "deals": deals, "attachments": attachments}
     for entity in ["companies", "contacts", "deals", "activities", "attachments"]:
-        plan = _dirty_plan(entity, picks[entity], clean_counts[entity],
-                           contacts["email"] if entity == "contacts" else None, rngs[6])
+        plan = _dirty_plan(
+            entity,
+            picks[entity],
+            clean_counts[entity],
+            contacts["email"] if entity == "contacts" else None,
+            rngs[6],
+        )
         path = out / f"{entity}.csv"
         if entity == "activities":
             counts[path.name] = _write_entity(path, entity, None, na, plan, build_activities)
@@ -1326,74 +1689,101 @@ def generate_export(
     l_count, l_last, l_pos, l_neg = world.lead_features
     outcome_ts = pl.from_epoch(pl.Series(world.end), time_unit="s").dt.replace_time_zone("UTC")
     last_ts = pl.from_epoch(pl.Series(l_last), time_unit="s").dt.replace_time_zone("UTC")
-    leads = pl.DataFrame({
-        "contact_id": contact_ids,
-        "p_convert": world.p_convert,
-        "converted": pl.select(pl.when(pl.Series(world.closed)).then(pl.Series(world.converted))).to_series(),
-        "outcome_at": pl.select(pl.when(pl.Series(world.closed)).then(outcome_ts)).to_series(),
-        "closed": world.closed,
-        "lifecycle_status": pl.Series(STATUS_NAMES).gather(status),
-        "n_activities_before": l_count,
-        "last_activity_before_at": pl.select(pl.when(pl.Series(l_last >= 0)).then(last_ts)).to_series(),
-        "positive_signals": l_pos.astype(np.int64),
-        "negative_signals": l_neg.astype(np.int64),
-        "industry": pl.Series(V.INDUSTRIES + [None]).gather(ct.industry),
-        "seniority": pl.Series(V.SENIORITIES).gather(ct.seniority),
-        "size_band": pl.Series(SIZE_NAMES + [None]).gather(ct.band),
-        "lead_source": pl.Series(V.LEAD_SOURCES).gather(ct.source),
-    })[np.argsort(con_num)]
+    leads = pl.DataFrame(
+        {
+            "contact_id": contact_ids,
+            "p_convert": world.p_convert,
+            "converted": pl.select(
+                pl.when(pl.Series(world.closed)).then(pl.Series(world.converted))
+            ).to_series(),
+            "outcome_at": pl.select(pl.when(pl.Series(world.closed)).then(outcome_ts)).to_series(),
+            "closed": world.closed,
+            "lifecycle_status": pl.Series(STATUS_NAMES).gather(status),
+            "n_activities_before": l_count,
+            "last_activity_before_at": pl.select(pl.when(pl.Series(l_last >= 0)).then(last_ts)).to_series(),
+            "positive_signals": l_pos.astype(np.int64),
+            "negative_signals": l_neg.astype(np.int64),
+            "industry": pl.Series(V.INDUSTRIES + [None]).gather(ct.industry),
+            "seniority": pl.Series(V.SENIORITIES).gather(ct.seniority),
+            "size_band": pl.Series(SIZE_NAMES + [None]).gather(ct.band),
+            "lead_source": pl.Series(V.LEAD_SOURCES).gather(ct.source),
+        }
+    )[np.argsort(con_num)]
     leads.write_parquet(truth / "leads.parquet")
     # The reps' historical outreach under their known logging policy, for off-policy evaluation. Its own
     # random stream (child 12 of the seed), so every other table stays exactly as before.
     outreach, outreach_truth = outreach_log(
         leads.select("contact_id", "seniority", "industry", "lifecycle_status", "size_band").join(
-            pl.DataFrame({"contact_id": contact_ids, "created_s": world.created}), on="contact_id"),
-        pl.DataFrame({"contact_id": contact_ids.gather(a_contact), "t": a_t}), as_of_s,
-        np.random.default_rng(np.random.SeedSequence(seed).spawn(13)[12]))
+            pl.DataFrame({"contact_id": contact_ids, "created_s": world.created}), on="contact_id"
+        ),
+        pl.DataFrame({"contact_id": contact_ids.gather(a_contact), "t": a_t}),
+        as_of_s,
+        np.random.default_rng(np.random.SeedSequence(seed).spawn(13)[12]),
+    )
     (out / OUTREACH_DIR).mkdir(exist_ok=True)
     outreach.write_csv(out / OUTREACH_DIR / "outreach_log.csv")
     outreach_truth.write_parquet(truth / "outreach.parquet")
     d_count, d_last, d_pos, d_neg = world.deal_features
     d_end_ts = pl.from_epoch(pl.Series(world.deal_end), time_unit="s").dt.replace_time_zone("UTC")
     d_last_ts = pl.from_epoch(pl.Series(d_last), time_unit="s").dt.replace_time_zone("UTC")
-    deals_truth = pl.DataFrame({
-        "deal_id": deal_ids,
-        "contact_id": contact_ids.gather(dc),
-        "p_win": world.p_win,
-        "won": pl.select(pl.when(pl.Series(world.deal_closed)).then(pl.Series(world.deal_won))).to_series(),
-        "closed_at": pl.select(pl.when(pl.Series(world.deal_closed)).then(d_end_ts)).to_series(),
-        "stage": pl.Series(DEAL_STAGES).gather(world.deal_stage),
-        "value_usd": world.deal_value_usd,
-        "n_activities_before": d_count,
-        "last_activity_before_at": pl.select(pl.when(pl.Series(d_last >= 0)).then(d_last_ts)).to_series(),
-        "positive_signals": d_pos.astype(np.int64),
-        "negative_signals": d_neg.astype(np.int64),
-    })[np.argsort(deal_num)]
+    deals_truth = pl.DataFrame(
+        {
+            "deal_id": deal_ids,
+            "contact_id": contact_ids.gather(dc),
+            "p_win": world.p_win,
+            "won": pl.select(
+                pl.when(pl.Series(world.deal_closed)).then(pl.Series(world.deal_won))
+            ).to_series(),
+            "closed_at": pl.select(pl.when(pl.Series(world.deal_closed)).then(d_end_ts)).to_series(),
+            "stage": pl.Series(DEAL_STAGES).gather(world.deal_stage),
+            "value_usd": world.deal_value_usd,
+            "n_activities_before": d_count,
+            "last_activity_before_at": pl.select(pl.when(pl.Series(d_last >= 0)).then(d_last_ts)).to_series(),
+            "positive_signals": d_pos.astype(np.int64),
+            "negative_signals": d_neg.astype(np.int64),
+        }
+    )[np.argsort(deal_num)]
     deals_truth.write_parquet(truth / "deals.parquet")
-    pairs = pl.DataFrame({
-        "entity": ["contacts"] * len(ct.pairs) + ["companies"] * len(dup_rows),
-        "id_a": [contact_ids[s] for s, _, _ in ct.pairs] + [company_ids[int(comp.dup_source[r])] for r in dup_rows],
-        "id_b": [contact_ids[d] for _, d, _ in ct.pairs] + [company_ids[int(r)] for r in dup_rows],
-        "kind": [k for _, _, k in ct.pairs] + [comp.dup_kind[r] for r in dup_rows],
-    }, schema={"entity": pl.String, "id_a": pl.String, "id_b": pl.String, "kind": pl.String})
+    pairs = pl.DataFrame(
+        {
+            "entity": ["contacts"] * len(ct.pairs) + ["companies"] * len(dup_rows),
+            "id_a": [contact_ids[s] for s, _, _ in ct.pairs]
+            + [company_ids[int(comp.dup_source[r])] for r in dup_rows],
+            "id_b": [contact_ids[d] for _, d, _ in ct.pairs] + [company_ids[int(r)] for r in dup_rows],
+            "kind": [k for _, _, k in ct.pairs] + [comp.dup_kind[r] for r in dup_rows],
+        },
+        schema={"entity": pl.String, "id_a": pl.String, "id_b": pl.String, "kind": pl.String},
+    )
     pairs.write_csv(truth / "duplicate_pairs.csv")
     action_response_grid().write_parquet(truth / "action_response.parquet")
     manifest = {
-        "seed": seed, "n_contacts": n_contacts, "as_of": as_of.strftime(ISO),
-        "counts": counts, "clean_counts": {f"{k}.csv": v for k, v in clean_counts.items()},
+        "seed": seed,
+        "n_contacts": n_contacts,
+        "as_of": as_of.strftime(ISO),
+        "counts": counts,
+        "clean_counts": {f"{k}.csv": v for k, v in clean_counts.items()},
         "dirty_rows": dirty_rows.height,
         "dirty_by_rule": {r: c for r, c in dirty_rows.group_by("rule").len().sort("rule").iter_rows()},
         "duplicate_pairs": {e: c for e, c in pairs.group_by("entity").len().sort("entity").iter_rows()},
-        "closed_leads": int(world.closed.sum()), "converted_rate": float(world.converted[world.closed].mean()),
-        "closed_deals": int(world.deal_closed.sum()), "win_rate": float(world.deal_won[world.deal_closed].mean()),
+        "closed_leads": int(world.closed.sum()),
+        "converted_rate": float(world.converted[world.closed].mean()),
+        "closed_deals": int(world.deal_closed.sum()),
+        "win_rate": float(world.deal_won[world.deal_closed].mean()),
         "attachment_files": int(len(list(att_dir.glob("*")))) if att_dir.exists() else 0,
         "outreach_actions": outreach.height,
     }
     (truth / "manifest.json").write_text(json.dumps(manifest, indent=2))
     seconds = time.perf_counter() - started
     say(f"done in {seconds:.1f}s")
-    return SynthSummary(out_dir=out, truth_dir=truth, counts=counts, dirty=dirty_rows.height,
-                        duplicate_pairs=pairs.height, seconds=seconds, clean_counts=clean_counts)
+    return SynthSummary(
+        out_dir=out,
+        truth_dir=truth,
+        counts=counts,
+        dirty=dirty_rows.height,
+        duplicate_pairs=pairs.height,
+        seconds=seconds,
+        clean_counts=clean_counts,
+    )
 
 
 def load_truth(truth_dir: str | Path) -> dict[str, pl.DataFrame]:
@@ -1403,10 +1793,18 @@ def load_truth(truth_dir: str | Path) -> dict[str, pl.DataFrame]:
         "leads": pl.read_parquet(root / "leads.parquet"),
         "deals": pl.read_parquet(root / "deals.parquet"),
         "duplicate_pairs": pl.read_csv(root / "duplicate_pairs.csv", infer_schema=False),
-        "dirty_rows": pl.read_csv(root / "dirty_rows.csv", schema_overrides={"line": pl.Int64,
-                                                                            "record_id": pl.String}),
+        "dirty_rows": pl.read_csv(
+            root / "dirty_rows.csv", schema_overrides={"line": pl.Int64, "record_id": pl.String}
+        ),
         "action_response": pl.read_parquet(root / "action_response.parquet"),
-        **({"outreach": pl.read_parquet(root / "outreach.parquet")} if (root / "outreach.parquet").exists() else {}),
-        **({"attachment_facts": pl.read_parquet(root / "attachment_facts.parquet")}
-           if (root / "attachment_facts.parquet").exists() else {}),
+        **(
+            {"outreach": pl.read_parquet(root / "outreach.parquet")}
+            if (root / "outreach.parquet").exists()
+            else {}
+        ),
+        **(
+            {"attachment_facts": pl.read_parquet(root / "attachment_facts.parquet")}
+            if (root / "attachment_facts.parquet").exists()
+            else {}
+        ),
     }

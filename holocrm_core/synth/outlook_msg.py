@@ -34,8 +34,13 @@ def _properties(header: bytes, fixed: list[tuple[int, int, int]]) -> _Node:
 def outlook_msg(subject: str, sender: str, to: str, body: str, attachments: list[tuple[str, bytes]]) -> bytes:
     """The bytes of an Outlook message (IPM.Note) with plain-text ``body`` and attached files."""
     root = _Node("Root Entry", 5)
-    root.children = [_string(0x001A, "IPM.Note"), _string(0x0037, subject), _string(0x0C1A, sender),
-                     _string(0x0E04, to), _string(0x1000, body)]
+    root.children = [
+        _string(0x001A, "IPM.Note"),
+        _string(0x0037, subject),
+        _string(0x0C1A, sender),
+        _string(0x0E04, to),
+        _string(0x1000, body),
+    ]
     header = struct.pack("<8xIIII8x", 1, len(attachments), 0, len(attachments))
     root.children.append(_properties(header, []))
     named = _Node("__nameid_version1.0", 1)  # the named-property map readers insist on, here empty
@@ -43,9 +48,12 @@ def outlook_msg(subject: str, sender: str, to: str, body: str, attachments: list
     root.children.append(named)
     for number, (name, data) in enumerate(attachments):
         storage = _Node(f"__attach_version1.0_#{number:08X}", 1)
-        storage.children = [_string(0x3707, name), _string(0x3704, name[:12]),
-                            _Node(f"__substg1.0_3701{_PT_BINARY:04X}", 2, data),
-                            _properties(b"\x00" * 8, [(0x3705, _PT_LONG, 1), (0x0E20, _PT_LONG, len(data))])]
+        storage.children = [
+            _string(0x3707, name),
+            _string(0x3704, name[:12]),
+            _Node(f"__substg1.0_3701{_PT_BINARY:04X}", 2, data),
+            _properties(b"\x00" * 8, [(0x3705, _PT_LONG, 1), (0x0E20, _PT_LONG, len(data))]),
+        ]
         root.children.append(storage)
     return _compound_file(root)
 
@@ -70,7 +78,7 @@ def _compound_file(root: _Node) -> bytes:
         first = len(sectors)
         count = (len(data) + 511) // 512
         for i in range(count):
-            sectors.append(data[i * 512:(i + 1) * 512].ljust(512, b"\x00"))
+            sectors.append(data[i * 512 : (i + 1) * 512].ljust(512, b"\x00"))
             fat.append(first + i + 1 if i < count - 1 else _END)
         return first
 
@@ -91,8 +99,10 @@ def _compound_file(root: _Node) -> bytes:
     directory += b"\x00" * (-len(directory) % 512)
     # Unused directory slots must read as empty entries (all sibling/child ids NOSTREAM).
     empty = _entry(_Node("", 0))
-    directory = b"".join(directory[i:i + 128] if directory[i:i + 128].strip(b"\x00") else empty
-                         for i in range(0, len(directory), 128))
+    directory = b"".join(
+        directory[i : i + 128] if directory[i : i + 128].strip(b"\x00") else empty
+        for i in range(0, len(directory), 128)
+    )
     dir_start = place(directory)
     n_fat = 1
     while (len(fat) + n_fat) > n_fat * 128:
@@ -101,8 +111,25 @@ def _compound_file(root: _Node) -> bytes:
     fat.extend([_FATSECT] * n_fat)
     fat_bytes = b"".join(struct.pack("<I", v) for v in fat).ljust(n_fat * 512, b"\xff")
     difat = [fat_start + i for i in range(n_fat)] + [_FREE] * (109 - n_fat)
-    head = struct.pack("<8s16sHHHHH6xIIIIIIIII", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"\x00" * 16, 0x3E, 3,
-                       0xFFFE, 9, 6, 0, n_fat, dir_start, 0, 4096, minifat_start, n_minifat, _END, 0)
+    head = struct.pack(
+        "<8s16sHHHHH6xIIIIIIIII",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        b"\x00" * 16,
+        0x3E,
+        3,
+        0xFFFE,
+        9,
+        6,
+        0,
+        n_fat,
+        dir_start,
+        0,
+        4096,
+        minifat_start,
+        n_minifat,
+        _END,
+        0,
+    )
     head += b"".join(struct.pack("<I", v) for v in difat)
     return head + b"".join(sectors) + fat_bytes
 
@@ -122,5 +149,19 @@ def _entry(node: _Node) -> bytes:
     right = getattr(node, "right", _NOSTREAM)
     size = len(node.data) if node.kind == 2 else getattr(node, "size", 0)
     start = node.start if node.kind in (2, 5) else 0
-    return struct.pack("<64sHBBIII16sIQQIQ", name.ljust(64, b"\x00"), len(name), node.kind, 1, _NOSTREAM, right,
-                       child, b"\x00" * 16, 0, 0, 0, start, size)
+    return struct.pack(
+        "<64sHBBIII16sIQQIQ",
+        name.ljust(64, b"\x00"),
+        len(name),
+        node.kind,
+        1,
+        _NOSTREAM,
+        right,
+        child,
+        b"\x00" * 16,
+        0,
+        0,
+        0,
+        start,
+        size,
+    )

@@ -46,8 +46,14 @@ def logging_policy_probabilities(contexts: pl.DataFrame) -> np.ndarray:
     return MIN_PROPENSITY + (1.0 - 4 * MIN_PROPENSITY) * p
 
 
-def outreach_log(contacts: pl.DataFrame, touches: pl.DataFrame, as_of_s: int, rng: np.random.Generator,
-                 per_contact: float = 3.0, window_days: int = 14) -> tuple[pl.DataFrame, pl.DataFrame]:
+def outreach_log(
+    contacts: pl.DataFrame,
+    touches: pl.DataFrame,
+    as_of_s: int,
+    rng: np.random.Generator,
+    per_contact: float = 3.0,
+    window_days: int = 14,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(log for the export, truth) of the reps' historical outreach.
 
     ``contacts``: contact_id, seniority, industry, lifecycle_status, size_band, created_s (epoch seconds).
@@ -69,12 +75,17 @@ def outreach_log(contacts: pl.DataFrame, touches: pl.DataFrame, as_of_s: int, rn
     touch_owner = np.array([index.get(c, -1) for c in touches["contact_id"].to_list()], dtype=np.int64)
     keep = touch_owner >= 0
     days, t7, t30 = touch_features(touch_owner[keep], touches["t"].to_numpy()[keep], owner, t)
-    context = pl.DataFrame({
-        "seniority": contacts["seniority"].gather(owner), "industry": contacts["industry"].gather(owner),
-        "lifecycle_status": contacts["lifecycle_status"].gather(owner),
-        "size_band": contacts["size_band"].gather(owner),
-        "days_since_last_touch": pl.Series(days).fill_nan(None), "touches_7d": t7, "touches_30d": t30,
-    })
+    context = pl.DataFrame(
+        {
+            "seniority": contacts["seniority"].gather(owner),
+            "industry": contacts["industry"].gather(owner),
+            "lifecycle_status": contacts["lifecycle_status"].gather(owner),
+            "size_band": contacts["size_band"].gather(owner),
+            "days_since_last_touch": pl.Series(days).fill_nan(None),
+            "touches_7d": t7,
+            "touches_30d": t30,
+        }
+    )
     propensities = logging_policy_probabilities(context)
     cdf = np.cumsum(propensities, axis=1)
     action = np.minimum((rng.random((len(owner), 1)) >= cdf).sum(axis=1), 3)
@@ -83,18 +94,25 @@ def outreach_log(contacts: pl.DataFrame, touches: pl.DataFrame, as_of_s: int, rn
     order = np.lexsort((owner, t))
     action_ids = pl.Series("action_id", [f"OUT-{i:07d}" for i in range(1, len(owner) + 1)])
     at = pl.from_epoch(pl.Series(t[order]), time_unit="s").dt.replace_time_zone("UTC")
-    log = pl.DataFrame({
-        "action_id": action_ids, "contact_id": ids.gather(owner[order]),
-        "occurred_at": at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "action": pl.Series(ACTIONS).gather(action[order]),
-        "policy": [LOGGING_POLICY] * len(owner),
-        "propensity": np.round(propensities[order, action[order]], 6),
-        "responded": responded[order], "window_days": [window_days] * len(owner),
-    })
-    truth = pl.concat([
-        pl.DataFrame({"action_id": action_ids, "contact_id": ids.gather(owner[order])}),
-        context[order.tolist()],
-        pl.DataFrame({f"p_{a}": truth_p[order, i] for i, a in enumerate(ACTIONS)}),
-        pl.DataFrame({f"logging_{a}": propensities[order, i] for i, a in enumerate(ACTIONS)}),
-    ], how="horizontal")
+    log = pl.DataFrame(
+        {
+            "action_id": action_ids,
+            "contact_id": ids.gather(owner[order]),
+            "occurred_at": at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "action": pl.Series(ACTIONS).gather(action[order]),
+            "policy": [LOGGING_POLICY] * len(owner),
+            "propensity": np.round(propensities[order, action[order]], 6),
+            "responded": responded[order],
+            "window_days": [window_days] * len(owner),
+        }
+    )
+    truth = pl.concat(
+        [
+            pl.DataFrame({"action_id": action_ids, "contact_id": ids.gather(owner[order])}),
+            context[order.tolist()],
+            pl.DataFrame({f"p_{a}": truth_p[order, i] for i, a in enumerate(ACTIONS)}),
+            pl.DataFrame({f"logging_{a}": propensities[order, i] for i, a in enumerate(ACTIONS)}),
+        ],
+        how="horizontal",
+    )
     return log, truth

@@ -70,7 +70,9 @@ _IND_T = _table(_INDUSTRY, INDUSTRIES)
 
 def _codes(values: Any, vocabulary: tuple[str, ...] | list[str]) -> np.ndarray:
     lookup = {v: i for i, v in enumerate(vocabulary)}
-    series = pl.Series(values, dtype=pl.String) if not isinstance(values, pl.Series) else values.cast(pl.String)
+    series = (
+        pl.Series(values, dtype=pl.String) if not isinstance(values, pl.Series) else values.cast(pl.String)
+    )
     return series.replace_strict(lookup, default=len(vocabulary), return_dtype=pl.Int64).to_numpy()
 
 
@@ -113,8 +115,11 @@ def action_response_probability(context: Mapping[str, Any] | pl.DataFrame) -> An
     def column(name: str) -> Any:
         return frame[name] if name in frame.columns else pl.Series([None] * n, dtype=pl.String)
 
-    days = (frame["days_since_last_touch"].cast(pl.Float64).fill_null(30.0).to_numpy()
-            if "days_since_last_touch" in frame.columns else np.full(n, 30.0))
+    days = (
+        frame["days_since_last_touch"].cast(pl.Float64).fill_null(30.0).to_numpy()
+        if "days_since_last_touch" in frame.columns
+        else np.full(n, 30.0)
+    )
     logit = (
         _BASE[None, :]
         + _SEN_T[_codes(column("seniority"), SENIORITIES)]
@@ -144,9 +149,13 @@ def action_response_grid() -> pl.DataFrame:
     wide = grid.with_columns(
         *[pl.Series(f"p_{a}", probs[:, i]) for i, a in enumerate(ACTIONS)], pl.Series("best_action", best)
     )
-    return wide.unpivot(
-        index=[*CONTEXT_COLUMNS, "best_action"], on=[f"p_{a}" for a in ACTIONS],
-        variable_name="action", value_name="p_response",
-    ).with_columns(pl.col("action").str.strip_prefix("p_")).select(
-        *CONTEXT_COLUMNS, "action", "p_response", "best_action"
+    return (
+        wide.unpivot(
+            index=[*CONTEXT_COLUMNS, "best_action"],
+            on=[f"p_{a}" for a in ACTIONS],
+            variable_name="action",
+            value_name="p_response",
+        )
+        .with_columns(pl.col("action").str.strip_prefix("p_"))
+        .select(*CONTEXT_COLUMNS, "action", "p_response", "best_action")
     )

@@ -35,8 +35,9 @@ def _export_dir(config: AttachmentFilesConfig, storage: StorageResource) -> Path
     "Unreadable files and parts go to quarantine_attachment_files with a reason.",
     check_specs=[dg.AssetCheckSpec("every_attachment_accounted", asset="attachment_texts")],
 )
-def attachment_texts(context: dg.AssetExecutionContext, config: AttachmentFilesConfig,
-                     storage: StorageResource) -> dg.MaterializeResult:
+def attachment_texts(
+    context: dg.AssetExecutionContext, config: AttachmentFilesConfig, storage: StorageResource
+) -> dg.MaterializeResult:
     from holocrm_core.attachments.reading import read_attachments
 
     warehouse = storage.warehouse()
@@ -47,9 +48,11 @@ def attachment_texts(context: dg.AssetExecutionContext, config: AttachmentFilesC
     warehouse.write("attachment_texts", result.texts)
     warehouse.write("quarantine_attachment_files", result.quarantine)
     texts = result.texts
-    by_kind = (texts.group_by("status", "kind").len().sort("status", "kind") if texts.height else texts)
-    context.log.info(f"attachments: {result.files_read} files read, {result.files_reused} reused, "
-                     f"{result.quarantine.height} quarantined rows")
+    by_kind = texts.group_by("status", "kind").len().sort("status", "kind") if texts.height else texts
+    context.log.info(
+        f"attachments: {result.files_read} files read, {result.files_reused} reused, "
+        f"{result.quarantine.height} quarantined rows"
+    )
     return dg.MaterializeResult(
         metadata={
             "attachments": texts.height,
@@ -60,12 +63,18 @@ def attachment_texts(context: dg.AssetExecutionContext, config: AttachmentFilesC
             "by_kind": markdown_table(by_kind, rows=40),
             "seconds_by_kind": dg.MetadataValue.json(result.seconds_by_kind),
             "reader_peak_rss_mb": round(result.peak_rss_bytes / 2**20, 1),
-            "quarantine_examples": markdown_table(result.quarantine.select("file_name", "rule", "reason"), rows=10),
+            "quarantine_examples": markdown_table(
+                result.quarantine.select("file_name", "rule", "reason"), rows=10
+            ),
             "seconds": round(time.perf_counter() - started, 2),
         },
-        check_results=[dg.AssetCheckResult(
-            check_name="every_attachment_accounted", passed=texts.height == staged.height,
-            metadata={"staged": staged.height, "texts": texts.height})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_attachment_accounted",
+                passed=texts.height == staged.height,
+                metadata={"staged": staged.height, "texts": texts.height},
+            )
+        ],
     )
 
 
@@ -77,7 +86,9 @@ def attachment_texts(context: dg.AssetExecutionContext, config: AttachmentFilesC
     "full-text index, so search returns the file and page that matched.",
 )
 def attachment_chunks(
-    context: dg.AssetExecutionContext, storage: StorageResource, lancedb: LanceDBResource,
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    lancedb: LanceDBResource,
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     from holocrm_core.attachments.index import attachment_chunks as make_chunks
@@ -85,7 +96,9 @@ def attachment_chunks(
 
     warehouse = storage.warehouse()
     chunks = make_chunks(warehouse.read("attachment_texts"))
-    previous = warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
+    previous = (
+        warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
+    )
     started = time.perf_counter()
     run = embed_chunks(chunks, embedder.load(), previous)
     warehouse.write("attachment_chunk_vectors", run.frame)
@@ -98,8 +111,9 @@ def attachment_chunks(
             "reused": run.reused,
             "lancedb_table": "attachment_chunks",
             "lancedb_version": int(table.version),
-            "chunks_by_kind": dg.MetadataValue.json(dict(chunks.group_by("kind").len().iter_rows())
-                                                    if chunks.height else {}),
+            "chunks_by_kind": dg.MetadataValue.json(
+                dict(chunks.group_by("kind").len().iter_rows()) if chunks.height else {}
+            ),
             "seconds": round(time.perf_counter() - started, 2),
             "preview": markdown_table(chunks.select("file_name", "locator", "text"), rows=5),
         }
@@ -113,22 +127,32 @@ def attachment_chunks(
     "activities without attachments keep the body vector). Search itself scores activities by max-sim over "
     "body and chunks, which the fusion study measured best for facts that sit in one chunk.",
 )
-def activity_fused_embeddings(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def activity_fused_embeddings(
+    context: dg.AssetExecutionContext, storage: StorageResource
+) -> dg.MaterializeResult:
     from holocrm_core.attachments.index import fused_activity_vectors
 
     warehouse = storage.warehouse()
     vectors = warehouse.read("embeddings")
     activities = vectors.filter(pl.col("entity_type") == "activity")
-    bodies = {a: np.asarray(v, dtype=np.float32) for a, v in zip(activities["entity_id"], activities["vector"])}
+    bodies = {
+        a: np.asarray(v, dtype=np.float32) for a, v in zip(activities["entity_id"], activities["vector"])
+    }
     chunks = warehouse.read("attachment_chunk_vectors")
     fused = fused_activity_vectors(bodies, chunks, method="mean")
     with_files = set(chunks["activity_id"].to_list()) if chunks.height else set()
-    frame = pl.DataFrame({"activity_id": list(fused),
-                          "vector": pl.Series([v.tolist() for v in fused.values()],
-                                              dtype=pl.Array(pl.Float32, 384)),
-                          "with_attachments": [a in with_files for a in fused]})
+    frame = pl.DataFrame(
+        {
+            "activity_id": list(fused),
+            "vector": pl.Series([v.tolist() for v in fused.values()], dtype=pl.Array(pl.Float32, 384)),
+            "with_attachments": [a in with_files for a in fused],
+        }
+    )
     warehouse.write("activity_fused_embeddings", frame)
     return dg.MaterializeResult(
-        metadata={"activities": frame.height, "with_attachments": int(frame["with_attachments"].sum()),
-                  "method": "mean (one vector); search scores activities by maxsim over body and chunks"}
+        metadata={
+            "activities": frame.height,
+            "with_attachments": int(frame["with_attachments"].sum()),
+            "method": "mean (one vector); search scores activities by maxsim over body and chunks",
+        }
     )

@@ -7,7 +7,6 @@ gate check then re-judges the scorer in use: a champion that no longer holds is 
 scores, so ``scored_leads`` / ``scored_deals`` always exist and never come from a failed model.
 """
 
-
 import dagster as dg
 import polars as pl
 
@@ -18,7 +17,10 @@ from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "learning"
 MODELS = {"contact": ("lead_scoring_model", LEAD_MODEL), "deal": ("deal_scoring_model", DEAL_MODEL)}
-SCORED = {"contact": ("scored_leads", schema.CONTACT.id_column), "deal": ("scored_deals", schema.DEAL.id_column)}
+SCORED = {
+    "contact": ("scored_leads", schema.CONTACT.id_column),
+    "deal": ("scored_deals", schema.DEAL.id_column),
+}
 
 
 def _metric(metrics: dict, key: str):
@@ -135,7 +137,9 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
     if not scored.height:
-        context.log.info(f"{table}: no open {'leads' if entity == 'contact' else 'deals'} to score (every one is decided)")
+        context.log.info(
+            f"{table}: no open {'leads' if entity == 'contact' else 'deals'} to score (every one is decided)"
+        )
     context.log.info(f"{table}: {scored.height} scored with {model_version}")
     return dg.MaterializeResult(
         metadata={
@@ -161,14 +165,20 @@ def score_open_records(scorer, model_version: str, features: pl.DataFrame) -> pl
     )
 
 
-@dg.asset(group_name=GROUP, deps=["lead_scoring_model", *[e.staged_asset for e in (schema.CONTACT, schema.COMPANY,
-                                                                                 schema.ACTIVITY)]])
-def scored_leads(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name=GROUP,
+    deps=["lead_scoring_model", *[e.staged_asset for e in (schema.CONTACT, schema.COMPANY, schema.ACTIVITY)]],
+)
+def scored_leads(
+    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
     """Every open lead with its conversion score, band (hot/warm/cold) and top positive/negative reasons."""
     return _score(context, storage, mlflow, "contact")
 
 
 @dg.asset(group_name=GROUP, deps=["deal_scoring_model", *schema.RECORD_STAGED_TABLES])
-def scored_deals(context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+def scored_deals(
+    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
     """Every open deal with its win score, band and top positive/negative reasons."""
     return _score(context, storage, mlflow, "deal")

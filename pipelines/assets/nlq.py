@@ -1,6 +1,5 @@
 """NLQ assets: the question vocabulary (field values, names, owners, synonyms), rebuilt after each ingest."""
 
-
 import dagster as dg
 
 from holocrm_core import schema

@@ -1,13 +1,17 @@
 """Outcome assets: prediction-time snapshots of decided leads and closed deals, features as of each one."""
 
-
 import json
 
 import dagster as dg
 import polars as pl
 
 from holocrm_core import schema
-from holocrm_core.outcomes import build_outcome_dataset, learning_signals, read_field_outcomes, undated_outcomes
+from holocrm_core.outcomes import (
+    build_outcome_dataset,
+    learning_signals,
+    read_field_outcomes,
+    undated_outcomes,
+)
 from pipelines.resources import StorageResource
 
 GROUP = "learning"
@@ -42,8 +46,10 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
 
     for entity, noun in (("contact", "leads"), ("deal", "deals")):
         if undated_outcomes(dataset, entity):
-            context.log.warning(f"{undated_outcomes(dataset, entity)} decided {noun} carry no decision date: dated at "
-                                "the export's time (map a date column, or status_dates: in a mapping file)")
+            context.log.warning(
+                f"{undated_outcomes(dataset, entity)} decided {noun} carry no decision date: dated at "
+                "the export's time (map a date column, or status_dates: in a mapping file)"
+            )
 
     context.log.info(f"outcome dataset: {dataset.height} rows ({field.height} recorded in the field)")
     return dg.MaterializeResult(

@@ -1,6 +1,5 @@
 """Semantic layer assets: entity documents -> embeddings (incremental) -> LanceDB similarity index, duplicates."""
 
-
 import time
 
 import dagster as dg
@@ -29,8 +28,12 @@ def _counts(frame: pl.DataFrame, column: str = "entity_type") -> dict[str, int]:
     return dict(frame.group_by(column).len().sort(column).iter_rows())
 
 
-@dg.asset(group_name=GROUP, deps=STAGED, description="One text per contact, company, deal and activity (what a "
-          "salesperson matches on, recent activity included) with its content hash and filter columns.")
+@dg.asset(
+    group_name=GROUP,
+    deps=STAGED,
+    description="One text per contact, company, deal and activity (what a "
+    "salesperson matches on, recent activity included) with its content hash and filter columns.",
+)
 def entity_documents(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from holocrm_core.text import entity_documents as render
 
@@ -64,8 +67,10 @@ def _progress_logger(context: dg.AssetExecutionContext, every_s: float = 5.0):
         last[0] = seconds
         rate = done / seconds if seconds > 0 else 0.0
         left = (total - done) / rate if rate > 0 else float("nan")
-        context.log.info(f"progress: embedding {done}/{total} texts ({100 * done / total:.0f}%), {rate:.0f} texts/s, "
-                         f"about {left:.0f} s left")
+        context.log.info(
+            f"progress: embedding {done}/{total} texts ({100 * done / total:.0f}%), {rate:.0f} texts/s, "
+            f"about {left:.0f} s left"
+        )
 
     return report
 
@@ -129,7 +134,10 @@ def embeddings(
     check_specs=[dg.AssetCheckSpec("index_matches_documents", asset="similarity_index")],
 )
 def similarity_index(
-    context: dg.AssetExecutionContext, storage: StorageResource, lancedb: LanceDBResource, embedder: EmbedderResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    lancedb: LanceDBResource,
+    embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     from holocrm_core.store import SimilarityStore
 
@@ -171,7 +179,8 @@ def similarity_index(
     "proposal per cluster (warehouse table merge_proposals). Nothing is merged automatically.",
 )
 def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    from holocrm_core.dedupe import clusters, duplicate_candidates as find_duplicates, merge_proposals
+    from holocrm_core.dedupe import clusters, merge_proposals
+    from holocrm_core.dedupe import duplicate_candidates as find_duplicates
 
     warehouse = storage.warehouse()
     staged = _staged_tables(storage)
@@ -186,7 +195,9 @@ def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageReso
     groups = clusters(candidates)
     warehouse.write("duplicate_candidates", candidates)
     warehouse.write("merge_proposals", proposals)
-    context.log.info(f"{len(candidates)} duplicate candidates in {groups.get_column('cluster_id').n_unique() if len(groups) else 0} clusters")
+    context.log.info(
+        f"{len(candidates)} duplicate candidates in {groups.get_column('cluster_id').n_unique() if len(groups) else 0} clusters"
+    )
     return dg.MaterializeResult(
         metadata={
             "pairs": len(candidates),
@@ -194,6 +205,8 @@ def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageReso
             "clusters": int(groups.get_column("cluster_id").n_unique()) if len(groups) else 0,
             "merge_proposals": len(proposals),
             "seconds": round(time.perf_counter() - started, 3),
-            "preview": _markdown(candidates.with_columns(pl.col("reasons").list.join("; ")), rows=8, width=120),
+            "preview": _markdown(
+                candidates.with_columns(pl.col("reasons").list.join("; ")), rows=8, width=120
+            ),
         }
     )

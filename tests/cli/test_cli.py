@@ -79,8 +79,17 @@ def test_similar_before_any_index_says_what_to_run(home):
 def test_main_job_materializes_the_whole_graph(sample_graph):
     """`holocrm run` (the session's sample graph) succeeds and its summary names every asset."""
     assert "succeeded" in sample_graph.output
-    for asset in ("staged_contacts", "quarantine", "embeddings", "similarity_index", "duplicate_candidates",
-                  "outcome_dataset", "lead_scoring_model", "scored_leads", "nlq_vocabulary"):
+    for asset in (
+        "staged_contacts",
+        "quarantine",
+        "embeddings",
+        "similarity_index",
+        "duplicate_candidates",
+        "outcome_dataset",
+        "lead_scoring_model",
+        "scored_leads",
+        "nlq_vocabulary",
+    ):
         assert f"\n  {asset} " in sample_graph.output, f"{asset} missing from the summary"
     scored = pl.read_parquet(sample_graph.home / "warehouse" / "scored_leads.parquet")
     assert scored.height > 0 and scored["score"].is_between(0, 1, closed="none").all()
@@ -102,8 +111,9 @@ def test_a_second_run_on_the_same_export_embeds_nothing_new(sample_graph, tmp_pa
     graph = sample_graph.copy(tmp_path)
     for key, value in graph.env.items():
         monkeypatch.setenv(key, value)
-    again = runner.invoke(app, ["run", "--export", str(graph.export), "--only", "entity_documents",
-                                "--only", "embeddings"])
+    again = runner.invoke(
+        app, ["run", "--export", str(graph.export), "--only", "entity_documents", "--only", "embeddings"]
+    )
     assert again.exit_code == 0, again.output
     lines = again.output.splitlines()
     embeddings_line = next(line for line in lines if line.strip().startswith("embeddings "))

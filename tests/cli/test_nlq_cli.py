@@ -52,7 +52,7 @@ def test_vocabulary_asset_writes_the_artifact(tmp_path):
     artifact = json.loads((warehouse.root / "nlq_vocabulary.json").read_text())
     assert "Financial Services" in artifact["categories"]["companies.industry"]
     assert artifact["size_bands_small_to_large"][-1] == "enterprise"
-    assert any("fintech" == k for k in artifact["synonyms"])
+    assert any(k == "fintech" for k in artifact["synonyms"])
 
 
 def test_ask_reads_the_vocabulary_artifact_and_rebuilds_a_stale_one(tmp_path):
@@ -85,7 +85,13 @@ def test_ask_rejects_an_as_of_out_of_range_and_runs_partial_on_request(tmp_path,
     runner = CliRunner()
     result = runner.invoke(app, ["ask", "open deals", "--as-of", "9999-12-31"])
     assert result.exit_code == 2 and "as_of" in result.output
-    plain = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json"]).output)
+    plain = json.loads(
+        runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json"]).output
+    )
     assert plain["rows"] == [] and plain["record_count"] == 0
-    partial = json.loads(runner.invoke(app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json", "--partial"]).output)
+    partial = json.loads(
+        runner.invoke(
+            app, ["ask", "open deals in zorblax", "--as-of", "2026-10-31", "--json", "--partial"]
+        ).output
+    )
     assert partial["record_count"] == 4 and partial["understood"] is False

@@ -11,11 +11,23 @@ import numpy as np
 import pytest
 
 from holocrm_core.attachments import AttachmentReader, Context, Limits, Refused, detect_kind, extract_data
-from holocrm_core.synth.attachment_files import (AUDIO_KINDS, FACT_KINDS, OCR_KINDS, draw_facts, fact_attachment,
-                                                 hostile_corpus, multipage_pdf)
+from holocrm_core.synth.attachment_files import (
+    AUDIO_KINDS,
+    FACT_KINDS,
+    OCR_KINDS,
+    draw_facts,
+    fact_attachment,
+    hostile_corpus,
+    multipage_pdf,
+)
 
-BASE = {"company": "Acme Corp", "person": "Robert Smith", "product": "Data Platform", "rep": "Jane Doe",
-        "currency": "EUR"}
+BASE = {
+    "company": "Acme Corp",
+    "person": "Robert Smith",
+    "product": "Data Platform",
+    "rep": "Jane Doe",
+    "currency": "EUR",
+}
 EXPECTED_KIND = {"pdf_scan": "pdf"}
 TEXT_KINDS = [k for k in FACT_KINDS if k not in OCR_KINDS | AUDIO_KINDS]
 
@@ -29,8 +41,12 @@ def _made(kind: str, seed: int = 0):
 
 
 def _facts_in(text: str, facts) -> dict[str, bool]:
-    return {"price": facts.price_text in text, "date": facts.date_text in text,
-            "competitor": facts.competitor in text, "decision_maker": facts.decision_maker in text}
+    return {
+        "price": facts.price_text in text,
+        "date": facts.date_text in text,
+        "competitor": facts.competitor in text,
+        "decision_maker": facts.decision_maker in text,
+    }
 
 
 @pytest.mark.parametrize("kind", TEXT_KINDS)
@@ -40,7 +56,9 @@ def test_every_text_kind_is_detected_by_content_and_carries_its_four_facts(kind)
     assert detect_kind(data, "renamed.bin") == EXPECTED_KIND.get(kind, kind)
     extracted = extract_data(data, name)
     assert extracted.kind == EXPECTED_KIND.get(kind, kind)
-    assert _facts_in(extracted.text, facts) == dict.fromkeys(["price", "date", "competitor", "decision_maker"], True)
+    assert _facts_in(extracted.text, facts) == dict.fromkeys(
+        ["price", "date", "competitor", "decision_maker"], True
+    )
     assert all(s.locator and s.text.strip() for s in extracted.sections)
 
 
@@ -53,7 +71,9 @@ def test_structure_names_pages_slides_notes_sheets_and_members():
     assert "slide 3 notes" in locators["pptx"] and "slide 2" in locators["pptx"]
     assert locators["xlsx"] == ["sheet Price sheet", "sheet Terms"]
     assert "message / quote.csv / rows 1-2" in locators["eml"]  # attachment of the forwarded e-mail
-    assert any(loc.startswith("terms/landscape.docx / ") for loc in locators["zip"])  # document in the archive
+    assert any(
+        loc.startswith("terms/landscape.docx / ") for loc in locators["zip"]
+    )  # document in the archive
     assert locators["msg"] == ["message", "message / terms.txt / text"]
 
 
@@ -71,7 +91,7 @@ def test_html_scripts_are_dropped_and_macros_reported_never_run():
     with zipfile.ZipFile(io.BytesIO(docx)) as source, zipfile.ZipFile(buffer, "w") as target:
         for item in source.infolist():
             target.writestr(item, source.read(item))
-        target.writestr("word/vbaProject.bin", b"\x00Attribute VB_Name = \"AutoOpen\"")
+        target.writestr("word/vbaProject.bin", b'\x00Attribute VB_Name = "AutoOpen"')
     extracted = extract_data(buffer.getvalue(), "macro.docm")
     assert any("macros" in w for w in extracted.warnings)
 
@@ -132,8 +152,9 @@ def test_a_file_past_the_time_limit_is_killed_and_the_next_file_still_read(tmp_p
 
 
 def test_no_network_inside_the_reader_worker():
-    from holocrm_core.attachments.extract import _no_network
     import socket
+
+    from holocrm_core.attachments.extract import _no_network
 
     original = socket.socket, socket.create_connection, socket.getaddrinfo
     try:
@@ -187,14 +208,30 @@ def test_a_shipped_call_recording_is_transcribed_offline():
 
 # ---------------------------------------------------------------- files made by other tools (skip if absent)
 
+
 def test_png_jpeg_tiff_rendered_by_imagemagick_are_read(tmp_path):
     convert = shutil.which("magick") or shutil.which("convert-im6.q16") or _need("convert")
     _need("tesseract")
     for extension in ["png", "jpg", "tif"]:
         target = tmp_path / f"card.{extension}"
-        done = subprocess.run([convert, "-size", "900x120", "xc:white", "-fill", "black", "-pointsize", "40",
-                               "-annotate", "+20+70", "Quote 58,120 EUR Valtrix", str(target)],
-                              capture_output=True, timeout=60)
+        done = subprocess.run(
+            [
+                convert,
+                "-size",
+                "900x120",
+                "xc:white",
+                "-fill",
+                "black",
+                "-pointsize",
+                "40",
+                "-annotate",
+                "+20+70",
+                "Quote 58,120 EUR Valtrix",
+                str(target),
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         if done.returncode != 0:
             pytest.skip(f"ImageMagick could not render text here: {done.stderr.decode()[:200]}")
         extracted = extract_data(target.read_bytes(), target.name)
@@ -206,20 +243,48 @@ def test_a_pdf_made_by_tesseract_and_a_page_rendered_by_pdftoppm(tmp_path):
     pdftoppm = _need("pdftoppm")
     facts, (name, data) = _made("png")
     (tmp_path / name).write_bytes(data)
-    subprocess.run(["tesseract", str(tmp_path / name), str(tmp_path / "searchable"), "pdf"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["tesseract", str(tmp_path / name), str(tmp_path / "searchable"), "pdf"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pdf = (tmp_path / "searchable.pdf").read_bytes()
     assert facts.competitor in extract_data(pdf, "searchable.pdf").text  # its text layer, not OCR
-    subprocess.run([pdftoppm, "-png", "-r", "100", "-singlefile", str(tmp_path / "searchable.pdf"),
-                    str(tmp_path / "page")], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            pdftoppm,
+            "-png",
+            "-r",
+            "100",
+            "-singlefile",
+            str(tmp_path / "searchable.pdf"),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert facts.decision_maker in extract_data((tmp_path / "page.png").read_bytes(), "page.png").text
 
 
 def test_a_call_spoken_by_espeak_ng_is_transcribed(tmp_path):
     espeak = _need("espeak-ng")
     target = tmp_path / "call.wav"
-    subprocess.run([espeak, "-v", "en-us+f2", "-s", "125", "-w", str(target),
-                    "The price we agreed is fifty thousand dollars."], check=True, timeout=60)
+    subprocess.run(
+        [
+            espeak,
+            "-v",
+            "en-us+f2",
+            "-s",
+            "125",
+            "-w",
+            str(target),
+            "The price we agreed is fifty thousand dollars.",
+        ],
+        check=True,
+        timeout=60,
+    )
     assert "thousand dollars" in extract_data(target.read_bytes(), target.name).text
 
 
@@ -239,16 +304,24 @@ def test_spreadsheets_and_text_made_by_other_libraries(tmp_path):
     assert "Quorvane Labs" in extract_data(frame.write_json().encode(), "x.json").text
 
 
-@pytest.mark.parametrize("source_kind,target", [("docx", "odt"), ("docx", "rtf"), ("xlsx", "xls"), ("xlsx", "ods"),
-                                                ("pptx", "pdf")])
+@pytest.mark.parametrize(
+    "source_kind,target",
+    [("docx", "odt"), ("docx", "rtf"), ("xlsx", "xls"), ("xlsx", "ods"), ("pptx", "pdf")],
+)
 def test_documents_converted_by_libreoffice(tmp_path, source_kind, target):
     office = shutil.which("soffice") or shutil.which("libreoffice")
     if not office:
-        pytest.skip("LibreOffice is not installed (apt-get install libreoffice-core-nogui "
-                    "libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)")
+        pytest.skip(
+            "LibreOffice is not installed (apt-get install libreoffice-core-nogui "
+            "libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)"
+        )
     facts, (name, data) = _made(source_kind)
     (tmp_path / name).write_bytes(data)
-    subprocess.run([office, "--headless", "--convert-to", target, "--outdir", str(tmp_path), str(tmp_path / name)],
-                   check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [office, "--headless", "--convert-to", target, "--outdir", str(tmp_path), str(tmp_path / name)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     converted = tmp_path / (name.rsplit(".", 1)[0] + "." + target)
     assert facts.price_text in extract_data(converted.read_bytes(), converted.name).text  # notes do not print

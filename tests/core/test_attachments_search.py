@@ -9,9 +9,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from holocrm_core.attachments.index import (CHUNK_CHARS, attachment_chunks, chunk_sections, embed_chunks, fuse,
-                                            fusion_study, retrieval_study, search_activities, search_chunks,
-                                            write_chunk_table)
+from holocrm_core.attachments.index import (
+    CHUNK_CHARS,
+    attachment_chunks,
+    chunk_sections,
+    embed_chunks,
+    fuse,
+    fusion_study,
+    retrieval_study,
+    search_activities,
+    search_chunks,
+    write_chunk_table,
+)
 from holocrm_core.attachments.reading import read_attachments
 from holocrm_core.synth.attachment_files import default_fact_counts, write_fact_attachments
 
@@ -27,16 +36,28 @@ def embedder():
 def export(tmp_path_factory):
     """Three fact-bearing files of each text kind on their own activities, plus a shared boilerplate file."""
     root = tmp_path_factory.mktemp("export")
-    hosts = [{"activity_id": f"ACT-{i:05d}", "company": f"Company {i}", "person": "Robert Smith",
-              "product": "Data Platform", "rep": "Jane Doe", "currency": "EUR"} for i in range(200)]
+    hosts = [
+        {
+            "activity_id": f"ACT-{i:05d}",
+            "company": f"Company {i}",
+            "person": "Robert Smith",
+            "product": "Data Platform",
+            "rep": "Jane Doe",
+            "currency": "EUR",
+        }
+        for i in range(200)
+    ]
     counts = {k: (0 if k in ("pdf_scan", "png", "jpeg", "tiff", "wav") else 3) for k in default_fact_counts()}
     rows, truth = write_fact_attachments(np.random.default_rng(7), hosts, counts, root / "attachments")
     (root / "attachments" / "terms.txt").write_text("Standard terms and conditions apply.\n" * 5)
-    rows += [{"activity_id": f"ACT-{i:05d}", "file_name": "terms.txt", "media_type": "text/plain",
-              "size_bytes": 0} for i in range(150, 160)]
+    rows += [
+        {"activity_id": f"ACT-{i:05d}", "file_name": "terms.txt", "media_type": "text/plain", "size_bytes": 0}
+        for i in range(150, 160)
+    ]
     attachments = pl.DataFrame(rows).with_columns(
         pl.format("ATT-{}", pl.int_range(pl.len()).cast(pl.String).str.zfill(5)).alias("attachment_id"),
-        pl.format("attachments/{}", pl.col("file_name")).alias("path"))
+        pl.format("attachments/{}", pl.col("file_name")).alias("path"),
+    )
     return root, attachments, pl.DataFrame(truth)
 
 
@@ -47,7 +68,10 @@ def read(export):
 
 
 def test_chunks_never_cross_a_section_and_respect_the_size():
-    sections = [{"locator": "page 1", "text": "word " * 400}, {"locator": "page 2", "text": "Total price: 5 EUR"}]
+    sections = [
+        {"locator": "page 1", "text": "word " * 400},
+        {"locator": "page 2", "text": "Total price: 5 EUR"},
+    ]
     chunks = chunk_sections(sections)
     assert {loc for loc, _ in chunks} == {"page 1", "page 2"}
     assert all(len(text) <= CHUNK_CHARS for _, text in chunks)
@@ -62,14 +86,24 @@ def test_every_attachment_is_read_shared_files_once_and_a_rerun_reads_nothing(ex
     assert read.files_read == attachments["file_name"].n_unique()  # terms.txt: 10 rows, read once
     again = read_attachments(attachments, root, previous=read.texts)
     assert again.files_read == 0 and again.files_reused == attachments.height
-    assert again.texts.sort("attachment_id")["text"].to_list() == read.texts.sort("attachment_id")["text"].to_list()
+    assert (
+        again.texts.sort("attachment_id")["text"].to_list()
+        == read.texts.sort("attachment_id")["text"].to_list()
+    )
 
 
 def test_a_missing_or_escaping_file_is_quarantined_and_the_others_kept(export, tmp_path):
     root, attachments, _ = export
-    bad = pl.DataFrame({"attachment_id": ["ATT-X1", "ATT-X2"], "activity_id": ["ACT-1", "ACT-2"],
-                        "file_name": ["gone.pdf", "passwd"], "media_type": ["", ""], "size_bytes": [0, 0],
-                        "path": ["attachments/gone.pdf", "../../../../etc/passwd"]})
+    bad = pl.DataFrame(
+        {
+            "attachment_id": ["ATT-X1", "ATT-X2"],
+            "activity_id": ["ACT-1", "ACT-2"],
+            "file_name": ["gone.pdf", "passwd"],
+            "media_type": ["", ""],
+            "size_bytes": [0, 0],
+            "path": ["attachments/gone.pdf", "../../../../etc/passwd"],
+        }
+    )
     result = read_attachments(pl.concat([attachments.head(2), bad], how="diagonal_relaxed"), root)
     assert result.texts.filter(pl.col("status") == "ok").height == 2
     reasons = dict(zip(result.quarantine["file_name"], result.quarantine["reason"]))
@@ -96,7 +130,9 @@ def test_unchanged_chunks_are_not_embedded_again(read, embedder):
     first = embed_chunks(chunks, embedder)
     again = embed_chunks(chunks, embedder, previous=first.frame)
     assert again.new == 0 and again.reused == first.new
-    assert np.allclose(np.asarray(again.frame["vector"].to_list()), np.asarray(first.frame["vector"].to_list()))
+    assert np.allclose(
+        np.asarray(again.frame["vector"].to_list()), np.asarray(first.frame["vector"].to_list())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +149,10 @@ def test_top3_hybrid_retrieval_per_text_kind_beats_the_bm25_baseline(chunk_table
     kinds = [k for k in study["hybrid"] if k != "all"]
     assert len(kinds) == 15  # the 20 generated kinds less OCR (4) and speech (1)
     assert all(study["hybrid"][k] >= 0.95 for k in kinds), study["hybrid"]
-    assert study["hybrid"]["all"] >= study["fulltext"]["all"] and study["hybrid"]["all"] >= study["vector"]["all"]
+    assert (
+        study["hybrid"]["all"] >= study["fulltext"]["all"]
+        and study["hybrid"]["all"] >= study["vector"]["all"]
+    )
 
 
 def test_maxsim_fusion_beats_single_vector_fusion(chunk_table, export, embedder):

@@ -12,15 +12,34 @@ from holocrm_core.decisions import ope
 from holocrm_core.decisions.actions import ActionSet, ContextEncoder
 from holocrm_core.decisions.convergence import ConvergenceEngine, Strategy, blend
 from holocrm_core.decisions.policies import (
-    UCB1, ContextualThompson, EpsilonGreedy, LinUCB, LoggingPolicy, SegmentThompson,
-    gaussian_win_probabilities, policy_from_state)
+    UCB1,
+    ContextualThompson,
+    EpsilonGreedy,
+    LinUCB,
+    LoggingPolicy,
+    SegmentThompson,
+    gaussian_win_probabilities,
+    policy_from_state,
+)
 from holocrm_core.decisions.simulation import sample_contexts, true_probabilities
 
 ENCODER = ContextEncoder()
-QUALIFIED_DIRECTOR = {"seniority": "director", "industry": "software", "lifecycle_status": "qualified",
-                      "size_band": "mid_market", "days_since_last_touch": 9, "lead_band": "hot"}
-ALL_POLICIES = [ContextualThompson, lambda **kw: ContextualThompson(likelihood="linear", **kw), LinUCB,
-                SegmentThompson, UCB1, EpsilonGreedy]
+QUALIFIED_DIRECTOR = {
+    "seniority": "director",
+    "industry": "software",
+    "lifecycle_status": "qualified",
+    "size_band": "mid_market",
+    "days_since_last_touch": 9,
+    "lead_band": "hot",
+}
+ALL_POLICIES = [
+    ContextualThompson,
+    lambda **kw: ContextualThompson(likelihood="linear", **kw),
+    LinUCB,
+    SegmentThompson,
+    UCB1,
+    EpsilonGreedy,
+]
 
 
 def repeated(context: dict, n: int):
@@ -69,7 +88,7 @@ def test_batch_and_online_logistic_updates_agree():
     batch, online = ContextualThompson(), ContextualThompson()
     batch.update(ctx, a, r)
     for i in range(400):
-        online.update(ctx.take(slice(i, i + 1)), a[i:i + 1], r[i:i + 1])
+        online.update(ctx.take(slice(i, i + 1)), a[i : i + 1], r[i : i + 1])
     b_mean, _ = batch.expected_reward(ctx)
     o_mean, _ = online.expected_reward(ctx)
     # outcome-by-outcome Laplace updates approximate the batch posterior closely
@@ -137,7 +156,7 @@ def test_contextual_thompson_learns_context_dependent_best_actions():
         for i in range(0, 4000, 10):  # rewards arrive ten at a time
             part = ctx.take(slice(i, i + 10))
             a = policy.sample_choice(part)
-            policy.update(part, a, (rng.random(len(a)) < p[i:i + 10][np.arange(len(a)), a]).astype(float))
+            policy.update(part, a, (rng.random(len(a)) < p[i : i + 10][np.arange(len(a)), a]).astype(float))
             chosen.append(a)
         hits[make.name] = float((np.concatenate(chosen) == p.argmax(axis=1))[2000:].mean())
     assert hits["contextual_thompson"] > hits["segment_thompson"] + 0.05
@@ -196,8 +215,9 @@ def test_ope_estimates_cover_the_true_value_of_a_different_policy():
     target = np.eye(4)[p.argmax(axis=1)]  # the oracle: very different from the reps' habits
     truth = float((target * p).sum(axis=1).mean())
     model = ope.fit_reward_model(ctx, a, r, ActionSet())
-    estimates = ope.evaluate(ope.LoggedBandit(a, r, q[np.arange(len(a)), a]), target,
-                             model.expected_reward(ctx)[0], seed=0)
+    estimates = ope.evaluate(
+        ope.LoggedBandit(a, r, q[np.arange(len(a)), a]), target, model.expected_reward(ctx)[0], seed=0
+    )
     assert set(estimates) == set(ope.ESTIMATORS)
     for name in ("ips", "snips", "dr"):
         assert estimates[name].covers(truth), (name, estimates[name], truth)
@@ -226,8 +246,10 @@ def test_gate_on_real_logs_refuses_the_champion_against_itself_and_promotes_a_cl
     predicted = ope.fit_reward_model(ctx, a, r, ActionSet()).expected_reward(ctx)[0]
     oracle = np.eye(4)[p.argmax(axis=1)]
     uniform = np.full_like(q, 0.25)
-    est = {name: ope.evaluate(logs, t, predicted, estimators=("dr",), seed=0)["dr"]
-           for name, t in {"oracle": oracle, "uniform": uniform, "logging": q}.items()}
+    est = {
+        name: ope.evaluate(logs, t, predicted, estimators=("dr",), seed=0)["dr"]
+        for name, t in {"oracle": oracle, "uniform": uniform, "logging": q}.items()
+    }
     assert not ope.promotion_gate(est["oracle"], est["oracle"]).promote
     assert not ope.promotion_gate(est["uniform"], None, est["logging"]).promote
     assert ope.promotion_gate(est["oracle"], est["uniform"], est["logging"]).promote

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -17,13 +17,57 @@ from holocrm_core.dedupe import (
 )
 from holocrm_core.schema import ENTITIES
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-FIRST = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Lucas", "Mia", "Ethan", "Sofia", "Mateo", "Aiko", "Omar",
-         "Priya", "Jonas", "Chloe", "Ivan", "Lena", "Kofi", "Hana", "Diego"]
-LAST = ["Garcia", "Müller", "Kim", "Okafor", "Rossi", "Nguyen", "Silva", "Cohen", "Novak", "Larsen", "Tanaka",
-        "Dubois", "Patel", "Kowalski", "Haddad", "Byrne", "Costa", "Ivanova", "Mensah", "Lindqvist"]
-COMPANIES = [("co-1", "Acme Corp", "acme.com"), ("co-2", "Globex GmbH", "globex.de"),
-             ("co-3", "Initech LLC", "initech.io"), ("co-4", "Umbrella Health", "umbrella.health")]
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+FIRST = [
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Lucas",
+    "Mia",
+    "Ethan",
+    "Sofia",
+    "Mateo",
+    "Aiko",
+    "Omar",
+    "Priya",
+    "Jonas",
+    "Chloe",
+    "Ivan",
+    "Lena",
+    "Kofi",
+    "Hana",
+    "Diego",
+]
+LAST = [
+    "Garcia",
+    "Müller",
+    "Kim",
+    "Okafor",
+    "Rossi",
+    "Nguyen",
+    "Silva",
+    "Cohen",
+    "Novak",
+    "Larsen",
+    "Tanaka",
+    "Dubois",
+    "Patel",
+    "Kowalski",
+    "Haddad",
+    "Byrne",
+    "Costa",
+    "Ivanova",
+    "Mensah",
+    "Lindqvist",
+]
+COMPANIES = [
+    ("co-1", "Acme Corp", "acme.com"),
+    ("co-2", "Globex GmbH", "globex.de"),
+    ("co-3", "Initech LLC", "initech.io"),
+    ("co-4", "Umbrella Health", "umbrella.health"),
+]
 
 
 def _frame(entity: str, rows: list[dict]) -> pl.DataFrame:
@@ -33,24 +77,48 @@ def _frame(entity: str, rows: list[dict]) -> pl.DataFrame:
 
 def _contact(cid, first, last, company, title="Analyst", phone=None, email=None, **extra):
     domain = next(d for c, _, d in COMPANIES if c == company)
-    return {"contact_id": cid, "first_name": first, "last_name": last, "full_name": f"{first} {last}",
-            "email": email or f"{first.lower()}.{last.lower()}@{domain}", "phone": phone, "title": title,
-            "company_id": company, "lifecycle_status": "lead", "created_at": T0, **extra}
+    return {
+        "contact_id": cid,
+        "first_name": first,
+        "last_name": last,
+        "full_name": f"{first} {last}",
+        "email": email or f"{first.lower()}.{last.lower()}@{domain}",
+        "phone": phone,
+        "title": title,
+        "company_id": company,
+        "lifecycle_status": "lead",
+        "created_at": T0,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def crm():
     rows = []
     for i in range(60):  # background: distinct people spread over the companies
-        rows.append(_contact(f"bg-{i:03d}", FIRST[i % 20], LAST[(i * 7 + i // 20) % 20], COMPANIES[i % 4][0],
-                             title=["Analyst", "Manager", "Director", "Engineer"][i % 4],
-                             phone=f"+4930{1000000 + i * 7919}"))
+        rows.append(
+            _contact(
+                f"bg-{i:03d}",
+                FIRST[i % 20],
+                LAST[(i * 7 + i // 20) % 20],
+                COMPANIES[i % 4][0],
+                title=["Analyst", "Manager", "Director", "Engineer"][i % 4],
+                phone=f"+4930{1000000 + i * 7919}",
+            )
+        )
     rows += [
         _contact("ct-robert", "Robert", "Fischer", "co-1", "VP Sales", phone="+12125550101"),
         _contact("ct-bob", "Bob", "Fischer", "co-1", "VP Sales", email="bob.fischer@acme.com"),
         _contact("ct-maria", "Maria", "Jensen", "co-2", "Head of IT", phone="+49301234567"),
-        _contact("ct-jensen", "Jensen", "Maria", "co-2", "Head of IT", phone="+49301234567",
-                 email="jensen.maria@globex.de"),
+        _contact(
+            "ct-jensen",
+            "Jensen",
+            "Maria",
+            "co-2",
+            "Head of IT",
+            phone="+49301234567",
+            email="jensen.maria@globex.de",
+        ),
         _contact("ct-katrin", "Katrin", "Schoenberg", "co-3", "CFO"),
         _contact("ct-katrin-typo", "Katrin", "Schonberg", "co-3", "CFO", email="katrin.schonberg@initech.io"),
         _contact("ct-paul", "Paul", "Weber", "co-4", "Nurse", email="paul.weber@umbrella.health"),
@@ -60,27 +128,72 @@ def crm():
         _contact("ct-anna-b", "Anna", "Schmidt", "co-4", "Surgeon", phone="+493077777777"),
     ]
     contacts = _frame("contacts", rows)
-    companies = _frame("companies", [
-        {"company_id": c, "name": n, "domain": d, "industry": "software", "country": "Germany"} for c, n, d in COMPANIES
-    ] + [
-        {"company_id": "co-1-dup", "name": "ACME CORPORATION", "domain": "acme.com", "industry": "software",
-         "country": "Germany"},
-        {"company_id": "co-5", "name": "Acmeo Analytics", "domain": "acmeo.ai", "industry": "retail", "country": "France"},
-    ] + [
-        {"company_id": f"co-bg-{i}", "name": f"{LAST[i]} {['Labs', 'Logistics', 'Foods', 'Bank'][i % 4]}",
-         "domain": f"{LAST[i].lower()}.example", "industry": ["retail", "finance", "energy"][i % 3],
-         "country": ["France", "Spain", "Italy"][i % 3]} for i in range(20)
-    ])
-    deals = _frame("deals", [
-        {"deal_id": "dl-1", "title": "Acme renewal", "contact_id": "ct-bob", "company_id": "co-1-dup", "stage": "proposal",
-         "created_at": T0},
-        {"deal_id": "dl-2", "title": "Acme upsell", "contact_id": "ct-robert", "company_id": "co-1", "stage": "won",
-         "created_at": T0},
-    ])
-    activities = _frame("activities", [
-        {"activity_id": f"ac-{i}", "type": "email", "contact_id": "ct-bob", "occurred_at": T0 + timedelta(days=i)}
-        for i in range(3)
-    ])
+    companies = _frame(
+        "companies",
+        [
+            {"company_id": c, "name": n, "domain": d, "industry": "software", "country": "Germany"}
+            for c, n, d in COMPANIES
+        ]
+        + [
+            {
+                "company_id": "co-1-dup",
+                "name": "ACME CORPORATION",
+                "domain": "acme.com",
+                "industry": "software",
+                "country": "Germany",
+            },
+            {
+                "company_id": "co-5",
+                "name": "Acmeo Analytics",
+                "domain": "acmeo.ai",
+                "industry": "retail",
+                "country": "France",
+            },
+        ]
+        + [
+            {
+                "company_id": f"co-bg-{i}",
+                "name": f"{LAST[i]} {['Labs', 'Logistics', 'Foods', 'Bank'][i % 4]}",
+                "domain": f"{LAST[i].lower()}.example",
+                "industry": ["retail", "finance", "energy"][i % 3],
+                "country": ["France", "Spain", "Italy"][i % 3],
+            }
+            for i in range(20)
+        ],
+    )
+    deals = _frame(
+        "deals",
+        [
+            {
+                "deal_id": "dl-1",
+                "title": "Acme renewal",
+                "contact_id": "ct-bob",
+                "company_id": "co-1-dup",
+                "stage": "proposal",
+                "created_at": T0,
+            },
+            {
+                "deal_id": "dl-2",
+                "title": "Acme upsell",
+                "contact_id": "ct-robert",
+                "company_id": "co-1",
+                "stage": "won",
+                "created_at": T0,
+            },
+        ],
+    )
+    activities = _frame(
+        "activities",
+        [
+            {
+                "activity_id": f"ac-{i}",
+                "type": "email",
+                "contact_id": "ct-bob",
+                "occurred_at": T0 + timedelta(days=i),
+            }
+            for i in range(3)
+        ],
+    )
     return {"contacts": contacts, "companies": companies, "deals": deals, "activities": activities}
 
 
@@ -90,7 +203,10 @@ def candidates(crm):
 
 
 def _pairs(candidates, entity_type):
-    return {tuple(r) for r in candidates.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()}
+    return {
+        tuple(r)
+        for r in candidates.filter(pl.col("entity_type") == entity_type).select("id_a", "id_b").rows()
+    }
 
 
 def test_normalisers():
@@ -101,8 +217,12 @@ def test_normalisers():
 
 def test_planted_contact_duplicates_are_found_with_reasons(candidates):
     pairs = _pairs(candidates, "contact")
-    expected = {("ct-bob", "ct-robert"), ("ct-jensen", "ct-maria"), ("ct-katrin", "ct-katrin-typo"),
-                ("ct-paul", "ct-paul-gmail")}
+    expected = {
+        ("ct-bob", "ct-robert"),
+        ("ct-jensen", "ct-maria"),
+        ("ct-katrin", "ct-katrin-typo"),
+        ("ct-paul", "ct-paul-gmail"),
+    }
     assert expected <= pairs
     assert pairs == expected  # and nothing else: background people and the two Anna Schmidts stay apart
     reasons = {tuple(r[:2]): r[2] for r in candidates.select("id_a", "id_b", "reasons").rows()}
@@ -124,8 +244,12 @@ def test_company_suffix_and_case_variants_are_duplicates(candidates):
 def test_clusters_and_merge_proposals_say_what_moves(crm, candidates):
     groups = clusters(candidates)
     assert groups.filter(pl.col("cluster_id") == "contact:ct-bob").get_column("entity_id").to_list() == [
-        "ct-bob", "ct-robert"]
-    proposals = merge_proposals(candidates, crm["contacts"], crm["companies"], crm["deals"], crm["activities"])
+        "ct-bob",
+        "ct-robert",
+    ]
+    proposals = merge_proposals(
+        candidates, crm["contacts"], crm["companies"], crm["deals"], crm["activities"]
+    )
     bob = proposals.filter(pl.col("cluster_id") == "contact:ct-bob").row(0, named=True)
     # Robert has a phone (more fields filled): he survives, Bob's deal and 3 activities move to him
     assert bob["survivor_id"] == "ct-robert" and bob["merged_ids"] == ["ct-bob"]
@@ -152,24 +276,50 @@ DISHES = ["Noodle", "Taco", "Curry", "Pasta", "Burger", "Sushi", "Falafel", "Dum
 def _places(extra: list[dict]) -> pl.DataFrame:
     """Restaurants in two cities: 40 distinct background places plus ``extra`` (phone and address set)."""
     rows = [
-        {"company_id": f"pl-{i:02d}", "name": f"{DISHES[i % 10]} {['House', 'Corner', 'Kitchen', 'Bar'][i // 10]}",
-         "phone": f"+1 212 555 {1000 + 37 * i}", "address": f"{10 + i} {STREETS[(3 * i) % 10]} Street",
-         "city": ["New York", "Los Angeles"][i % 2], "country": "United States", "industry": "restaurants"}
+        {
+            "company_id": f"pl-{i:02d}",
+            "name": f"{DISHES[i % 10]} {['House', 'Corner', 'Kitchen', 'Bar'][i // 10]}",
+            "phone": f"+1 212 555 {1000 + 37 * i}",
+            "address": f"{10 + i} {STREETS[(3 * i) % 10]} Street",
+            "city": ["New York", "Los Angeles"][i % 2],
+            "country": "United States",
+            "industry": "restaurants",
+        }
         for i in range(40)
     ] + extra
     return _frame("companies", [{**r, "industry": "restaurants"} for r in rows])
 
 
 def test_phone_and_address_decide_a_company_pair():
-    companies = _places([
-        {"company_id": "r-star", "name": "Lucky Star Diner", "phone": "(310) 456-0488",
-         "address": "12 Ocean Ave.", "city": "Santa Monica", "country": "United States"},
-        {"company_id": "r-star-2", "name": "Lucky Star", "phone": "310/456-0488",
-         "address": "12 Ocean Avenue", "city": "Santa Monica", "country": "United States"},
-        # a chain: the same name at another phone and address is another restaurant
-        {"company_id": "r-star-chain", "name": "Lucky Star Diner", "phone": "+1 718 555 0199",
-         "address": "881 Flatbush Avenue", "city": "Brooklyn", "country": "United States"},
-    ])
+    companies = _places(
+        [
+            {
+                "company_id": "r-star",
+                "name": "Lucky Star Diner",
+                "phone": "(310) 456-0488",
+                "address": "12 Ocean Ave.",
+                "city": "Santa Monica",
+                "country": "United States",
+            },
+            {
+                "company_id": "r-star-2",
+                "name": "Lucky Star",
+                "phone": "310/456-0488",
+                "address": "12 Ocean Avenue",
+                "city": "Santa Monica",
+                "country": "United States",
+            },
+            # a chain: the same name at another phone and address is another restaurant
+            {
+                "company_id": "r-star-chain",
+                "name": "Lucky Star Diner",
+                "phone": "+1 718 555 0199",
+                "address": "881 Flatbush Avenue",
+                "city": "Brooklyn",
+                "country": "United States",
+            },
+        ]
+    )
     candidates = duplicate_candidates(None, companies)
     pairs = _pairs(candidates, "company")
     assert ("r-star", "r-star-2") in pairs
@@ -190,11 +340,27 @@ def test_a_hub_name_does_not_chain_a_cluster():
     # "Grill" alone is contained in every "... Grill": without IDF and coherence it joined them all
     hub = [{"company_id": "g-hub", "name": "The Grill", "city": "Chicago", "country": "United States"}]
     words = ["Joe's", "Sam's", "Harbor", "Maple", "Lucky", "Golden"]
-    grills = [{"company_id": "g-" + w.lower().replace("'", ""), "name": f"{w} Grill", "city": "Chicago",
-               "country": "United States", "phone": f"+1 312 555 {2000 + k}", "address": f"{100 + k} {STREETS[k]} Road"}
-              for k, w in enumerate(words)]
-    twins = [{"company_id": "g-joes-2", "name": "Joes Grill", "city": "Chicago", "country": "United States",
-              "phone": "+1 312 555 2000", "address": "100 Oak Rd"}]
+    grills = [
+        {
+            "company_id": "g-" + w.lower().replace("'", ""),
+            "name": f"{w} Grill",
+            "city": "Chicago",
+            "country": "United States",
+            "phone": f"+1 312 555 {2000 + k}",
+            "address": f"{100 + k} {STREETS[k]} Road",
+        }
+        for k, w in enumerate(words)
+    ]
+    twins = [
+        {
+            "company_id": "g-joes-2",
+            "name": "Joes Grill",
+            "city": "Chicago",
+            "country": "United States",
+            "phone": "+1 312 555 2000",
+            "address": "100 Oak Rd",
+        }
+    ]
     candidates = duplicate_candidates(None, _places(hub + grills + twins))
     groups = clusters(candidates)
     sizes = groups.group_by("cluster_id").len().get_column("len").to_list() if len(groups) else []
@@ -210,9 +376,9 @@ def test_the_is_a_stop_word_not_a_legal_suffix():
 
 
 def test_coherent_clusters_keep_two_strong_groups_apart():
-    from holocrm_core.dedupe import coherent_clusters
-
     import numpy as np
+
+    from holocrm_core.dedupe import coherent_clusters
 
     # two triangles of sure duplicates and one borderline link between them
     pairs = np.array([[0, 1], [0, 2], [1, 2], [3, 4], [3, 5], [4, 5], [2, 3]])
@@ -234,8 +400,11 @@ def test_custom_fields_that_look_like_identifiers_are_typed_and_compared():
     tax = base.with_columns(pl.Series("cf_tax_id", [f"TX-{i:04d}" for i in range(len(base))]))
     assert company_fields(tax)["cf_tax_id"] == "identifier"
     twin = tax.filter(pl.col("company_id") == "pl-00").with_columns(
-        pl.lit("pl-00-copy").alias("company_id"), pl.lit("Noodle House Restaurant").alias("name"),
-        pl.lit(None, dtype=pl.String).alias("phone"), pl.lit(None, dtype=pl.String).alias("address"))
+        pl.lit("pl-00-copy").alias("company_id"),
+        pl.lit("Noodle House Restaurant").alias("name"),
+        pl.lit(None, dtype=pl.String).alias("phone"),
+        pl.lit(None, dtype=pl.String).alias("address"),
+    )
     candidates = duplicate_candidates(None, pl.concat([tax, twin]))
     row = candidates.filter((pl.col("id_a") == "pl-00") & (pl.col("id_b") == "pl-00-copy"))
     assert len(row) == 1 and any("tax id" in r for r in row.get_column("reasons")[0])
@@ -245,7 +414,11 @@ def test_link_sources_pairs_records_across_two_exports_only():
     from holocrm_core.dedupe import link_sources
 
     left = _places([])
-    right = left.head(10).with_columns(pl.concat_str([pl.lit("b-"), pl.col("company_id")]).alias("company_id"),
-                                       pl.col("phone").str.replace_all(" ", "-"))
+    right = left.head(10).with_columns(
+        pl.concat_str([pl.lit("b-"), pl.col("company_id")]).alias("company_id"),
+        pl.col("phone").str.replace_all(" ", "-"),
+    )
     pairs = link_sources(left, right)
-    assert set(pairs.select("id_left", "id_right").rows()) == {(f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)}
+    assert set(pairs.select("id_left", "id_right").rows()) == {
+        (f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)
+    }

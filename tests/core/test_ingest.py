@@ -99,12 +99,19 @@ def test_rows_read_equal_rows_staged_plus_quarantined_per_file(folder):
             assert report.rows_read == report.rows_staged + report.rows_quarantined > 0
     staged = sum(t.height for t in result.tables.values())
     assert staged == sum(r.rows_staged for r in result.files)
-    assert result.quarantine.filter(pl.col("line") > 0).height == sum(r.rows_quarantined for r in result.files)
+    assert result.quarantine.filter(pl.col("line") > 0).height == sum(
+        r.rows_quarantined for r in result.files
+    )
 
 
 def test_invariant_check_reports_a_file_that_does_not_balance():
-    broken = IngestResult({}, pl.DataFrame(schema=schema.QUARANTINE),
-                          [FileReport("contacts.csv", "contacts", "generic", rows_read=3, rows_staged=1)], {}, "generic")
+    broken = IngestResult(
+        {},
+        pl.DataFrame(schema=schema.QUARANTINE),
+        [FileReport("contacts.csv", "contacts", "generic", rows_read=3, rows_staged=1)],
+        {},
+        "generic",
+    )
     assert [r.path for r in broken.check_rows_read_invariant()] == ["contacts.csv"]
 
 
@@ -112,8 +119,11 @@ def test_staged_tables_have_the_canonical_schema_then_typed_custom_fields(generi
     for entity, table in generic.tables.items():
         canonical = list(schema.ENTITIES[entity])
         assert table.columns[: len(canonical)] == canonical
-        assert dict(table.schema) | {} == {**dict(schema.ENTITIES[entity]), **{c: table.schema[c] for c in table.columns[len(canonical):]}}
-        assert all(c.startswith("cf_") for c in table.columns[len(canonical):])
+        assert dict(table.schema) | {} == {
+            **dict(schema.ENTITIES[entity]),
+            **{c: table.schema[c] for c in table.columns[len(canonical) :]},
+        }
+        assert all(c.startswith("cf_") for c in table.columns[len(canonical) :])
     contacts = generic.tables["contacts"]
     assert contacts.schema["cf_lead_source"] == pl.String
     assert contacts.schema["cf_budget"] == schema.MONEY
@@ -139,13 +149,19 @@ def test_values_are_normalised_on_the_way(generic):
     assert john["lifecycle_status"] == "lead"
     assert _row(generic, "contacts", "CON-10")["phone"] == "+49301234567"
     acme, globex, initech = (_row(generic, "companies", c) for c in ("CMP-1", "CMP-2", "CMP-3"))
-    assert (acme["size_band"], globex["size_band"], initech["size_band"]) == ("enterprise", "smb", "mid_market")
+    assert (acme["size_band"], globex["size_band"], initech["size_band"]) == (
+        "enterprise",
+        "smb",
+        "mid_market",
+    )
     assert acme["annual_revenue"] == Decimal("12500000.00")
     assert (globex["annual_revenue"], globex["revenue_currency"]) == (Decimal("2500000.00"), "USD")
     won, pilot = _row(generic, "deals", "DEA-1"), _row(generic, "deals", "DEA-2")
     assert (won["stage"], won["probability"]) == ("won", 1.0)
     assert (pilot["value"], pilot["currency"], pilot["probability"]) == (Decimal("12500.00"), "USD", 0.6)
-    assert str(_row(generic, "activities", "ACT-1")["occurred_at"]) == "2024-01-11 07:30:00+00:00"  # +02:00 -> UTC
+    assert (
+        str(_row(generic, "activities", "ACT-1")["occurred_at"]) == "2024-01-11 07:30:00+00:00"
+    )  # +02:00 -> UTC
     assert str(_row(generic, "activities", "ACT-2")["occurred_at"]).startswith("2024-01-15")  # MM/DD/YYYY
     assert str(_row(generic, "activities", "ACT-3")["occurred_at"]).startswith("2024-01-15")  # DD.MM.YYYY
     assert str(_row(generic, "activities", "ACT-7")["occurred_at"]) == "2024-01-15 10:00:00+00:00"  # epoch
@@ -211,7 +227,12 @@ def test_yaml_mapping_maps_columns_values_dates_currency_and_derives_stable_ids(
     assert contacts["cf_lieblingsfarbe"].to_list() == ["grün", "blau"]
     assert result.tables["companies"]["cf_gegrundet"].dtype == pl.Int64
     bad = result.quarantine.row(0, named=True)
-    assert (bad["source_file"], bad["line"], bad["rule"], bad["value"]) == ("personen.csv", 4, "enum", "Unbekannt")
+    assert (bad["source_file"], bad["line"], bad["rule"], bad["value"]) == (
+        "personen.csv",
+        4,
+        "enum",
+        "Unbekannt",
+    )
     deals = result.tables["deals"].sort("title")
     assert deals["currency"].to_list() == ["EUR", "EUR"]  # default_currency
     assert deals["stage"].to_list() == ["proposal", "won"]
@@ -225,7 +246,9 @@ def test_mapping_mistakes_are_reported_with_the_file_and_key(tmp_path):
     bad.write_text("entities:\n  contacts:\n    files: '*.csv'\n    columns: {Mail: e_mail}\n")
     with pytest.raises(MappingError, match="e_mail.*not a contacts column"):
         load_mapping(bad)
-    bad.write_text("entities:\n  contacts:\n    files: '*.csv'\n    values: {lifecycle_status: {Kunde: client}}\n")
+    bad.write_text(
+        "entities:\n  contacts:\n    files: '*.csv'\n    values: {lifecycle_status: {Kunde: client}}\n"
+    )
     with pytest.raises(MappingError, match="use one of customer"):
         load_mapping(bad)
 
@@ -312,8 +335,15 @@ def test_raw_export_keeps_sources_and_lines_as_strings():
 
 def test_allowed_empty_required_column_is_not_quarantined():
     raw = pl.DataFrame(
-        {"deal_id": ["D1", "D2"], "title": ["a", "b"], "stage": ["prospecting", "won"], "created_at": [None, None],
-         "_allow_empty": ["created_at", None], "_source_file": ["d.csv"] * 2, "_line": [2, 3]}
+        {
+            "deal_id": ["D1", "D2"],
+            "title": ["a", "b"],
+            "stage": ["prospecting", "won"],
+            "created_at": [None, None],
+            "_allow_empty": ["created_at", None],
+            "_source_file": ["d.csv"] * 2,
+            "_line": [2, 3],
+        }
     )
     staged, bad = stage_entity("deals", raw, {})
     assert staged["deal_id"].to_list() == ["D1"]

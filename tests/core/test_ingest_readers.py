@@ -54,7 +54,9 @@ def test_bomless_utf16_is_detected(tmp_path):
 
 
 def test_cp1252_characters_outside_latin1_survive(tmp_path):
-    text = "contact_id,full_name,lifecycle_status,created_at,quote\nC1,Ann O’Neil,lead,2024-01-01,“great” – €5\n"
+    text = (
+        "contact_id,full_name,lifecycle_status,created_at,quote\nC1,Ann O’Neil,lead,2024-01-01,“great” – €5\n"
+    )
     (tmp_path / "contacts.csv").write_bytes(text.encode("cp1252"))
     contacts = ingest_export(tmp_path).tables["contacts"]
     assert contacts["full_name"].to_list() == ["Ann O’Neil"]
@@ -93,7 +95,7 @@ def test_parquet_with_typed_columns(tmp_path):
             "contact_id": ["C1", "C2"],
             "full_name": ["Ann Lee", "Bo Chan"],
             "lifecycle_status": ["lead", "customer"],
-            "created_at": [dt.datetime(2024, 1, 2, 10, tzinfo=dt.timezone.utc), dt.datetime(2024, 1, 3)],
+            "created_at": [dt.datetime(2024, 1, 2, 10, tzinfo=dt.UTC), dt.datetime(2024, 1, 3)],
             "score": [1.5, 2.0],
             "active": [True, False],
             "tags": [["a", "b"], []],
@@ -104,7 +106,10 @@ def test_parquet_with_typed_columns(tmp_path):
     assert raw["created_at"].to_list() == ["2024-01-02T10:00:00Z", "2024-01-03T00:00:00Z"]
     assert raw["_line"].to_list() == [1, 2]
     staged = ingest_export(tmp_path).tables["contacts"]
-    assert staged["created_at"].to_list() == frame["created_at"].dt.replace_time_zone(None).dt.replace_time_zone("UTC").to_list()
+    assert (
+        staged["created_at"].to_list()
+        == frame["created_at"].dt.replace_time_zone(None).dt.replace_time_zone("UTC").to_list()
+    )
     assert staged["cf_score"].dtype == pl.Float64 and staged["cf_active"].to_list() == [True, False]
     assert staged["tags"].to_list() == [["a", "b"], None]  # an empty list is no tags
 

@@ -11,7 +11,9 @@ import pytest
 from holocrm_core import schema
 from holocrm_core.ingest import detect_profile, ingest_export
 
-SHARED_DATA = Path(os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
+)
 MAVEN = SHARED_DATA / "maven_crm"
 
 
@@ -19,8 +21,9 @@ MAVEN = SHARED_DATA / "maven_crm"
 def generated(tmp_path_factory):
     synth = pytest.importorskip("holocrm_core.synth", reason="the sample generator is not available")
     root = tmp_path_factory.mktemp("synth")
-    synth.generate_export(root / "export", n_contacts=300, seed=0, truth_dir=root / "truth",
-                          with_attachment_files=False)
+    synth.generate_export(
+        root / "export", n_contacts=300, seed=0, truth_dir=root / "truth", with_attachment_files=False
+    )
     return ingest_export(root / "export"), synth.load_truth(root / "truth")["dirty_rows"]
 
 
@@ -29,8 +32,11 @@ def test_every_planted_dirty_row_is_quarantined_with_its_rule_at_its_line(genera
     assert dirty.height > 0
     quarantine = result.quarantine.filter(pl.col("line") > 0)
     caught = dirty.join(
-        quarantine.select("source_file", "line", pl.col("rule").alias("caught"), pl.col("record_id").alias("qid")),
-        on=["source_file", "line"], how="left",
+        quarantine.select(
+            "source_file", "line", pl.col("rule").alias("caught"), pl.col("record_id").alias("qid")
+        ),
+        on=["source_file", "line"],
+        how="left",
     )
     missed = caught.filter(pl.col("caught").is_null() | (pl.col("caught") != pl.col("rule")))
     assert missed.is_empty(), missed
@@ -63,16 +69,26 @@ def test_maven_export_is_detected_and_every_deal_accounted_for(maven):
     deals_report = next(r for r in maven.files if r.path == "sales_pipeline.csv")
     assert deals_report.rows_read == 8800
     assert deals_report.rows_staged + deals_report.rows_quarantined == 8800
-    assert maven.tables["deals"].height + maven.quarantine.filter(pl.col("source_file") == "sales_pipeline.csv").height == 8800
+    assert (
+        maven.tables["deals"].height
+        + maven.quarantine.filter(pl.col("source_file") == "sales_pipeline.csv").height
+        == 8800
+    )
     assert maven.check_rows_read_invariant() == []
 
 
 def test_maven_quirks_are_fixed(maven):
     deals, companies = maven.tables["deals"], maven.tables["companies"]
     assert "GTXPro" not in deals["product"].to_list() and "GTX Pro" in deals["product"].to_list()
-    assert "technolgy" not in companies["industry"].to_list() and "technology" in companies["industry"].to_list()
+    assert (
+        "technolgy" not in companies["industry"].to_list() and "technology" in companies["industry"].to_list()
+    )
     assert deals.group_by("stage").len().sort("stage").rows() == [
-        ("lost", 2473), ("prospecting", 500), ("qualification", 1589), ("won", 4238)]
+        ("lost", 2473),
+        ("prospecting", 500),
+        ("qualification", 1589),
+        ("won", 4238),
+    ]
     # open deals without an account stay unlinked; prospecting deals have no date and are still staged
     assert deals.filter(pl.col("company_id").is_null()).height == 1425
     assert deals.filter(pl.col("stage") == "prospecting")["created_at"].null_count() == 500

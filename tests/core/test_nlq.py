@@ -86,7 +86,14 @@ def test_money_filters_compare_in_the_named_currency(ctx):
 # ---- negation and absence ------------------------------------------------------------------------------
 def test_no_contact_in_14_days(ctx):
     # activities in the last 14 days: a1 (c1, d1) and a3 (c3, d3)
-    assert sorted(ids("which deals haven't been contacted in 2 weeks?", ctx)) == ["d2", "d4", "d5", "d6", "d7", "d8"]
+    assert sorted(ids("which deals haven't been contacted in 2 weeks?", ctx)) == [
+        "d2",
+        "d4",
+        "d5",
+        "d6",
+        "d7",
+        "d8",
+    ]
     assert sorted(ids("contacts with no contact in 14 days", ctx)) == ["c2", "c4", "c5", "c6", "c7"]
 
 
@@ -133,7 +140,10 @@ def test_synonyms_map_to_data_values(ctx):
 def test_vocabulary_is_learned_not_hard_coded():
     tables = make_tables()
     tables["companies"] = tables["companies"].with_columns(
-        pl.when(pl.col("industry") == "Financial Services").then(pl.lit("Banking & Insurance")).otherwise(pl.col("industry")).alias("industry")
+        pl.when(pl.col("industry") == "Financial Services")
+        .then(pl.lit("Banking & Insurance"))
+        .otherwise(pl.col("industry"))
+        .alias("industry")
     )
     ctx = NLQContext.from_tables(tables)
     answer = ask("companies in banking and insurance", ctx, as_of=AS_OF)
@@ -165,7 +175,11 @@ class FakeSimilarity:
 
     def similar(self, entity_type, entity_id, limit=10, min_similarity=None, filters=None):
         self.calls.append((entity_type, entity_id))
-        return [{"id": "c7", "similarity": 0.9}, {"id": "c5", "similarity": 0.8}, {"id": "c3", "similarity": 0.5}]
+        return [
+            {"id": "c7", "similarity": 0.9},
+            {"id": "c5", "similarity": 0.8},
+            {"id": "c3", "similarity": 0.5},
+        ]
 
     def search(self, text, entity_types=None, mode="hybrid", limit=10, filters=None):
         self.calls.append(("search", text))
@@ -190,7 +204,9 @@ def test_free_text_part(ctx):
     answer = ask("contacts who mentioned pricing concerns", ctx, as_of=AS_OF)
     assert answer.plan.text.text == "pricing concerns" and answer.ids == ["c1"]
     fake = FakeSimilarity()
-    assert ask("deals where they talked about budget worries", ctx, as_of=AS_OF, similarity=fake).ids == ["d4"]
+    assert ask("deals where they talked about budget worries", ctx, as_of=AS_OF, similarity=fake).ids == [
+        "d4"
+    ]
 
 
 # ---- honest failure ------------------------------------------------------------------------------------
@@ -332,18 +348,36 @@ def test_future_phrases_point_ahead():
 @pytest.mark.parametrize(
     "question",
     [
-        "average deal value of won deals", "total pipeline", "sum of deal value by industry", "5 oldest open deals",
-        "latest 3 emails", "contacts sorted by created date ascending", "companies with revenue over $100m",
-        "deals between 50 and 100k", "deals closing next month over 10k", "outbound emails this year",
-        "warm leads", "contacts we called in the past 30 days", "meetings with Alice Johnson",
-        "companies like Acme Bank", "deals for Hooli", "accounts with at least 2 contacts", "deals by owner",
-        "number of contacts per seniority", "which industry has the most won deals",
+        "average deal value of won deals",
+        "total pipeline",
+        "sum of deal value by industry",
+        "5 oldest open deals",
+        "latest 3 emails",
+        "contacts sorted by created date ascending",
+        "companies with revenue over $100m",
+        "deals between 50 and 100k",
+        "deals closing next month over 10k",
+        "outbound emails this year",
+        "warm leads",
+        "contacts we called in the past 30 days",
+        "meetings with Alice Johnson",
+        "companies like Acme Bank",
+        "deals for Hooli",
+        "accounts with at least 2 contacts",
+        "deals by owner",
+        "number of contacts per seniority",
+        "which industry has the most won deals",
     ],
 )
 def test_plans_render_as_json_and_words(ctx, question):
     answer = ask(question, ctx, as_of=AS_OF)
     data = answer.to_json()
-    assert json.loads(json.dumps(data, default=str))["plan"]["target"] in ("contacts", "companies", "deals", "activities")
+    assert json.loads(json.dumps(data, default=str))["plan"]["target"] in (
+        "contacts",
+        "companies",
+        "deals",
+        "activities",
+    )
     assert answer.plan_words()
     assert answer.understood, (question, answer.unknown_words)
 

@@ -24,18 +24,41 @@ def _tables() -> dict[str, pl.DataFrame]:
         pl.Series("cf_year_established", [1985, 2001, 1999, 1970, 2004], dtype=pl.Int64),
     )
     contact = {c: None for c in t["contacts"].columns} | dict(
-        contact_id="c8", first_name="Björn", last_name="Wright", full_name="Björn Wright", seniority="vp",
-        company_id="co2", company_name="Globex Software", lifecycle_status="lead", owner="Jo Seller",
-        created_at=datetime(2026, 6, 1, tzinfo=UTC), tags=[],
+        contact_id="c8",
+        first_name="Björn",
+        last_name="Wright",
+        full_name="Björn Wright",
+        seniority="vp",
+        company_id="co2",
+        company_name="Globex Software",
+        lifecycle_status="lead",
+        owner="Jo Seller",
+        created_at=datetime(2026, 6, 1, tzinfo=UTC),
+        tags=[],
     )
     contacts = pl.concat([t["contacts"], pl.DataFrame([contact], schema=t["contacts"].schema)])
-    deals = t["deals"].with_columns(pl.Series("cf_office", ["North", "North", "South", "South", "North", "South", "North", "North"]))
+    deals = t["deals"].with_columns(
+        pl.Series("cf_office", ["North", "North", "South", "South", "North", "South", "North", "North"])
+    )
     extra = {c: None for c in deals.columns} | dict(
-        deal_id="d9", title="Walk-in order", value=Decimal("900"), currency="USD", stage="proposal", owner="Jo Seller",
-        product="X 200", created_at=datetime(2026, 10, 20, tzinfo=UTC), cf_office="South",
+        deal_id="d9",
+        title="Walk-in order",
+        value=Decimal("900"),
+        currency="USD",
+        stage="proposal",
+        owner="Jo Seller",
+        product="X 200",
+        created_at=datetime(2026, 10, 20, tzinfo=UTC),
+        cf_office="South",
     )
     deals = pl.concat([deals, pl.DataFrame([extra], schema=deals.schema)])
-    return {"companies": co, "contacts": contacts, "deals": deals, "activities": t["activities"], "scored_leads": make_scores()}
+    return {
+        "companies": co,
+        "contacts": contacts,
+        "deals": deals,
+        "activities": t["activities"],
+        "scored_leads": make_scores(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +86,11 @@ def test_shorthand_cos_qtr_and_hash(ctx):
 
 
 def test_contraction_without_apostrophe(ctx):
-    assert ids("contacts we havent emailed", ctx) == ids("contacts we haven't emailed", ctx) == ["c3", "c5", "c6", "c7", "c8"]
+    assert (
+        ids("contacts we havent emailed", ctx)
+        == ids("contacts we haven't emailed", ctx)
+        == ["c3", "c5", "c6", "c7", "c8"]
+    )
 
 
 def test_us_means_the_united_states_only_as_a_place(ctx):

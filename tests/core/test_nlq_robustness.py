@@ -35,7 +35,9 @@ def test_a_window_longer_than_the_calendar_is_the_whole_history(ctx):
     assert ask("deals stuck for over 99999999 days", ctx, as_of=AS_OF).ids == []
 
 
-@pytest.mark.parametrize("as_of", ["9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01", "yesterday", "2026-13-01"])
+@pytest.mark.parametrize(
+    "as_of", ["9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01", "yesterday", "2026-13-01"]
+)
 def test_as_of_outside_the_supported_span_is_a_question_error(ctx, as_of):
     with pytest.raises(QuestionError) as err:
         ask("open deals", ctx, as_of=as_of)
@@ -77,7 +79,10 @@ def test_generated_questions_never_raise(ctx, words):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(min_size=1, max_size=80), moment=st.dates(min_value=date(1900, 1, 1), max_value=date(2199, 12, 31)))
+@given(
+    text=st.text(min_size=1, max_size=80),
+    moment=st.dates(min_value=date(1900, 1, 1), max_value=date(2199, 12, 31)),
+)
 def test_arbitrary_text_and_dates_never_raise(ctx, text, moment):
     try:
         answer = ask(text, ctx, as_of=datetime(moment.year, moment.month, moment.day, tzinfo=UTC))
@@ -95,7 +100,9 @@ class _PagedIndex:
 
     def search(self, text, entity_types=None, mode="vector", limit=10, filters=None):
         self.limits.append(limit)
-        return [{"id": f"a{i}", "similarity": 0.9 if i < self.above else 0.1} for i in range(min(limit, self.n))]
+        return [
+            {"id": f"a{i}", "similarity": 0.9 if i < self.above else 0.1} for i in range(min(limit, self.n))
+        ]
 
 
 def test_semantic_part_has_no_fixed_cap():

@@ -17,24 +17,44 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def _contact(**values) -> dict:
-    base = {"contact_id": "c1", "lifecycle_status": "customer", "created_at": T0 - timedelta(days=60),
-            "lead_at": T0 - timedelta(days=60), "seniority": "vp"}
+    base = {
+        "contact_id": "c1",
+        "lifecycle_status": "customer",
+        "created_at": T0 - timedelta(days=60),
+        "lead_at": T0 - timedelta(days=60),
+        "seniority": "vp",
+    }
     return base | values
 
 
-def _activity(activity_id: str, when: datetime, body: str, contact_id: str = "c1", deal_id: str | None = None) -> dict:
-    return {"activity_id": activity_id, "type": "meeting", "contact_id": contact_id, "deal_id": deal_id,
-            "occurred_at": when, "direction": "inbound", "subject": "meeting", "body": body}
+def _activity(
+    activity_id: str, when: datetime, body: str, contact_id: str = "c1", deal_id: str | None = None
+) -> dict:
+    return {
+        "activity_id": activity_id,
+        "type": "meeting",
+        "contact_id": contact_id,
+        "deal_id": deal_id,
+        "occurred_at": when,
+        "direction": "inbound",
+        "subject": "meeting",
+        "body": body,
+    }
 
 
 def _tables(contacts: list[dict], activities: list[dict], deals: list[dict] | None = None) -> dict:
     return {
-        "contacts": pl.DataFrame(contacts, schema_overrides={k: v for k, v in CONTACTS.items()
-                                                             if any(k in c for c in contacts)}),
-        "activities": pl.DataFrame(activities, schema_overrides=dict(ACTIVITIES)) if activities
+        "contacts": pl.DataFrame(
+            contacts, schema_overrides={k: v for k, v in CONTACTS.items() if any(k in c for c in contacts)}
+        ),
+        "activities": pl.DataFrame(activities, schema_overrides=dict(ACTIVITIES))
+        if activities
         else pl.DataFrame(schema=ACTIVITIES),
-        "deals": pl.DataFrame(deals, schema_overrides={k: v for k, v in DEALS.items() if any(k in d for d in deals)})
-        if deals else pl.DataFrame(schema=DEALS),
+        "deals": pl.DataFrame(
+            deals, schema_overrides={k: v for k, v in DEALS.items() if any(k in d for d in deals)}
+        )
+        if deals
+        else pl.DataFrame(schema=DEALS),
     }
 
 
@@ -42,7 +62,11 @@ def test_features_for_an_outcome_ignore_activities_dated_after_it():
     converted_at = T0
     tables = _tables(
         # no start date: the lead is seen once, at its conversion
-        [_contact(customer_at=converted_at, qualified_at=T0 + timedelta(days=5), created_at=None, lead_at=None)],
+        [
+            _contact(
+                customer_at=converted_at, qualified_at=T0 + timedelta(days=5), created_at=None, lead_at=None
+            )
+        ],
         [
             _activity("before", converted_at - timedelta(days=3), "budget approved"),
             _activity("same-instant", converted_at, "signed the contract"),
@@ -65,7 +89,10 @@ def test_features_for_an_outcome_ignore_activities_dated_after_it():
 def test_the_same_lead_scored_today_sees_all_its_activity():
     tables = _tables(
         [_contact(lifecycle_status="lead")],
-        [_activity("a1", T0 - timedelta(days=10), "intro"), _activity("a2", T0 - timedelta(days=2), "pricing")],
+        [
+            _activity("a1", T0 - timedelta(days=10), "intro"),
+            _activity("a2", T0 - timedelta(days=2), "pricing"),
+        ],
     )
     today = outcomes.build_features_for("contact", ["c1"], tables, as_of=T0)
     back_then = outcomes.build_features_for("contact", ["c1"], tables, as_of=T0 - timedelta(days=5))
@@ -75,14 +102,27 @@ def test_the_same_lead_scored_today_sees_all_its_activity():
 
 
 def test_deal_features_leave_out_fields_set_at_close():
-    deals = [{"deal_id": "d1", "title": "t", "stage": "won", "contact_id": "c1", "value": 5000.0, "probability": 1.0,
-              "created_at": T0 - timedelta(days=30), "closed_at": T0, "stage_changed_at": T0}]
+    deals = [
+        {
+            "deal_id": "d1",
+            "title": "t",
+            "stage": "won",
+            "contact_id": "c1",
+            "value": 5000.0,
+            "probability": 1.0,
+            "created_at": T0 - timedelta(days=30),
+            "closed_at": T0,
+            "stage_changed_at": T0,
+        }
+    ]
     tables = _tables(
         [_contact(lifecycle_status="customer", customer_at=T0 - timedelta(days=31))],
-        [_activity("on-deal", T0 - timedelta(days=20), "proposal sent", deal_id="d1"),
-         _activity("loose", T0 - timedelta(days=22), "call"),
-         _activity("after-snapshot", T0 - timedelta(days=5), "negotiating", deal_id="d1"),
-         _activity("late", T0 + timedelta(days=1), "thanks", deal_id="d1")],
+        [
+            _activity("on-deal", T0 - timedelta(days=20), "proposal sent", deal_id="d1"),
+            _activity("loose", T0 - timedelta(days=22), "call"),
+            _activity("after-snapshot", T0 - timedelta(days=5), "negotiating", deal_id="d1"),
+            _activity("late", T0 + timedelta(days=1), "thanks", deal_id="d1"),
+        ],
         deals,
     )
     # A step longer than the deal's life: one snapshot, half-way through it (15 days in).
@@ -97,12 +137,30 @@ def test_deal_features_leave_out_fields_set_at_close():
 def test_field_outcomes_are_deduplicated_and_override_the_export(tmp_path):
     log = tmp_path / "outcomes.ndjson"
     records = [
-        {"idempotency_key": "k1", "recorded_at": "2025-03-02T10:00:00Z", "deal_id": "d1", "outcome": "lost",
-         "closed_at": "2025-03-02T09:00:00Z", "prediction": {"score": 0.7, "model_version": "holocrm_deal_scorer/2"}},
-        {"idempotency_key": "k1", "recorded_at": "2025-03-02T10:00:00Z", "deal_id": "d1", "outcome": "lost",
-         "closed_at": "2025-03-02T09:00:00Z", "prediction": {"score": 0.7, "model_version": "holocrm_deal_scorer/2"}},
-        {"idempotency_key": "k2", "recorded_at": "2025-03-03T10:00:00Z", "deal_id": "d2", "outcome": "won",
-         "closed_at": "2025-03-03T09:00:00Z", "prediction": {"score": 0.4, "model_version": "holocrm_deal_scorer/2"}},
+        {
+            "idempotency_key": "k1",
+            "recorded_at": "2025-03-02T10:00:00Z",
+            "deal_id": "d1",
+            "outcome": "lost",
+            "closed_at": "2025-03-02T09:00:00Z",
+            "prediction": {"score": 0.7, "model_version": "holocrm_deal_scorer/2"},
+        },
+        {
+            "idempotency_key": "k1",
+            "recorded_at": "2025-03-02T10:00:00Z",
+            "deal_id": "d1",
+            "outcome": "lost",
+            "closed_at": "2025-03-02T09:00:00Z",
+            "prediction": {"score": 0.7, "model_version": "holocrm_deal_scorer/2"},
+        },
+        {
+            "idempotency_key": "k2",
+            "recorded_at": "2025-03-03T10:00:00Z",
+            "deal_id": "d2",
+            "outcome": "won",
+            "closed_at": "2025-03-03T09:00:00Z",
+            "prediction": {"score": 0.4, "model_version": "holocrm_deal_scorer/2"},
+        },
     ]
     log.write_text("\n".join(json.dumps(r) for r in records) + "\n{half a line", encoding="utf-8")
     field = outcomes.read_field_outcomes(log)
@@ -110,7 +168,13 @@ def test_field_outcomes_are_deduplicated_and_override_the_export(tmp_path):
     assert outcomes.read_field_outcomes(tmp_path / "absent.ndjson").height == 0
 
     deals = [
-        {"deal_id": "d1", "title": "a", "stage": "won", "created_at": T0 - timedelta(days=9), "closed_at": T0},
+        {
+            "deal_id": "d1",
+            "title": "a",
+            "stage": "won",
+            "created_at": T0 - timedelta(days=9),
+            "closed_at": T0,
+        },
         {"deal_id": "d2", "title": "b", "stage": "proposal", "created_at": T0 - timedelta(days=9)},
     ]
     tables = _tables([_contact()], [], deals)
@@ -135,8 +199,14 @@ def test_a_lead_export_without_activities_still_trains():
 
 def test_previous_scores_become_the_prediction_at_the_time():
     tables = _tables([_contact(customer_at=T0)], [])
-    previous = pl.DataFrame({"contact_id": ["c1"], "score": [0.83], "model_version": ["holocrm_lead_scorer/1"],
-                             "scored_at": [T0 - timedelta(days=1)]})
+    previous = pl.DataFrame(
+        {
+            "contact_id": ["c1"],
+            "score": [0.83],
+            "model_version": ["holocrm_lead_scorer/1"],
+            "scored_at": [T0 - timedelta(days=1)],
+        }
+    )
     row = outcomes.build_outcome_dataset(tables, previous_scores={"contact": previous}).row(0, named=True)
     assert row["predicted_score"] == pytest.approx(0.83)
     late = previous.with_columns(pl.lit(T0 + timedelta(days=1)).alias("scored_at"))
@@ -192,5 +262,7 @@ def test_undated_decided_leads_are_counted_not_lost():
     from holocrm_core.scoring import minimum_data
 
     message = minimum_data(np.array([1, 1, 1, 0, 0, 1]), "contact", undated=5).message
-    assert "Only 4 converted and 2 disqualified" in message and "5 of them carried no decision date" in message
+    assert (
+        "Only 4 converted and 2 disqualified" in message and "5 of them carried no decision date" in message
+    )
     assert "customer_at" in message

@@ -70,7 +70,10 @@ def test_champion_then_challenger_on_a_temporary_store(store, dataset, tmp_path)
         pl.Series("label", np.random.default_rng(0).permutation(dataset["label"].to_numpy()))
     )
     bad = train_scorer(shuffled, "contact", strategy="naive_bayes")
-    bad.validation, bad.heuristic_metrics = good.validation, good.heuristic_metrics  # judged on the real slice
+    bad.validation, bad.heuristic_metrics = (
+        good.validation,
+        good.heuristic_metrics,
+    )  # judged on the real slice
     bad.logistic_metrics, bad.selection = good.logistic_metrics, None
     from holocrm_core.scoring.calibration import quality
 
@@ -84,15 +87,37 @@ def test_champion_then_challenger_on_a_temporary_store(store, dataset, tmp_path)
     assert str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == "1"
     assert str(client.get_model_version_by_alias(LEAD_MODEL, CHALLENGER).version) == "2"
     v2 = client.get_model_version(LEAD_MODEL, "2")
-    assert v2.tags[registry.GATE_TAG] == registry.FAILED and v2.tags[registry.GATE_REASON_TAG] == second.message
-    comparison = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=second.run_id, artifact_path="comparison.json", dst_path=str(tmp_path))).read_text())
+    assert (
+        v2.tags[registry.GATE_TAG] == registry.FAILED and v2.tags[registry.GATE_REASON_TAG] == second.message
+    )
+    comparison = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=second.run_id, artifact_path="comparison.json", dst_path=str(tmp_path)
+            )
+        ).read_text()
+    )
     assert comparison["decision"]["promote"] is False and comparison["decision"]["champion_version"] == "1"
     run = client.get_run(first.run_id)
-    assert {"auc", "average_precision", "brier", "log_loss", "ece", "top_decile_lift", "lift_vs_heuristic",
-            "logistic_auc"} <= set(run.data.metrics)
+    assert {
+        "auc",
+        "average_precision",
+        "brier",
+        "log_loss",
+        "ece",
+        "top_decile_lift",
+        "lift_vs_heuristic",
+        "logistic_auc",
+    } <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
-    assert {"roc.png", "calibration.png", "lift.png", "comparison.json", "selection.json", "guards.json"} <= artifacts
+    assert {
+        "roc.png",
+        "calibration.png",
+        "lift.png",
+        "comparison.json",
+        "selection.json",
+        "guards.json",
+    } <= artifacts
 
     gate = registry.champion_gate(good)
     assert gate.passed and gate.scorer_in_use == f"{LEAD_MODEL} v1"
@@ -118,7 +143,10 @@ def test_a_failed_blocking_check_leaves_the_champion_alias_untouched(store, data
     assert str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == before
     version = client.get_model_version(LEAD_MODEL, result.version)
     assert version.tags[registry.GATE_TAG] == registry.FAILED
-    assert version.tags[registry.GATE_REASON_TAG] == result.message and version.tags[registry.ROLE_TAG] == CHALLENGER
+    assert (
+        version.tags[registry.GATE_REASON_TAG] == result.message
+        and version.tags[registry.ROLE_TAG] == CHALLENGER
+    )
     assert str(registry.load_champion(LEAD_MODEL)[1].version) == before
 
 

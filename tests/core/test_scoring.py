@@ -40,7 +40,10 @@ def trained_leads(toy_dataset):
 
 
 def test_time_split_trains_on_older_and_validates_on_the_most_recent():
-    times = [datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=int(d)) for d in np.random.default_rng(0).permutation(100)]
+    times = [
+        datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=int(d))
+        for d in np.random.default_rng(0).permutation(100)
+    ]
     frame = pl.DataFrame({"outcome_at": times, "label": [i % 2 for i in range(100)]})
     train, valid = time_split(frame, 0.2)
     assert train.height == 80 and valid.height == 20
@@ -55,8 +58,12 @@ def test_time_split_keeps_simultaneous_outcomes_on_one_side():
 
 
 def test_below_the_minimum_data_the_heuristic_scores_with_a_clear_message(toy_dataset):
-    leads = toy_dataset.filter(pl.col("entity") == "contact").unique("entity_id", keep="first", maintain_order=True)
-    few = pl.concat([leads.filter(pl.col("label") == 1).head(12), leads.filter(pl.col("label") == 0).head(60)])
+    leads = toy_dataset.filter(pl.col("entity") == "contact").unique(
+        "entity_id", keep="first", maintain_order=True
+    )
+    few = pl.concat(
+        [leads.filter(pl.col("label") == 1).head(12), leads.filter(pl.col("label") == 0).head(60)]
+    )
     trained = train_scorer(few, "contact", **FAST)
     assert trained.strategy == "heuristic" and not trained.learned
     assert isinstance(trained.scorer, WeightedHeuristicScorer)
@@ -92,7 +99,9 @@ def test_probabilities_are_calibrated_and_never_exactly_zero_or_one(trained_lead
     assert ((scores > 0) & (scores < 1)).all()
     # an extreme record (huge counts, unseen categories) still gets a probability strictly inside (0, 1)
     extreme = trained_leads.validation.head(3).with_columns(
-        pl.lit(10_000).alias("n_activities"), pl.lit(10_000).alias("n_meeting"), pl.lit("martian").alias("seniority")
+        pl.lit(10_000).alias("n_activities"),
+        pl.lit(10_000).alias("n_meeting"),
+        pl.lit("martian").alias("seniority"),
     )
     p = trained_leads.scorer.predict_proba(extreme)[:, 1]
     assert ((p > 0) & (p < 1)).all()
@@ -112,7 +121,9 @@ def test_the_learned_score_beats_the_heuristic_on_recent_outcomes(trained_leads)
 
     assert trained_leads.strategy in CANDIDATES and trained_leads.learned
     chosen = trained_leads.selection.candidates[trained_leads.strategy]
-    assert all(chosen.mean("log_loss") <= c.mean("log_loss") for c in trained_leads.selection.candidates.values())
+    assert all(
+        chosen.mean("log_loss") <= c.mean("log_loss") for c in trained_leads.selection.candidates.values()
+    )
     assert trained_leads.metrics["auc"] > trained_leads.heuristic_metrics["auc"] + 0.03
 
 

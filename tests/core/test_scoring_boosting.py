@@ -55,7 +55,7 @@ def test_trees_learn_an_interaction_of_picklist_and_number_with_calibrated_proba
     scorer = make_strategy("gbm").fit(frame, y)
     p = scorer.predict_proba(test_frame)[:, 1]
     assert roc_auc_score(y_test, p) > roc_auc_score(y_test, true_logit) - 0.02
-    assert 0 < p.min() and p.max() < 1
+    assert p.min() > 0 and p.max() < 1
     assert abs(p.mean() - y_test.mean()) < 0.05
     # The single-record path (dict in) gives the batch figure; a missing picklist value is allowed.
     records = test_frame.head(25).to_dicts()
@@ -85,7 +85,9 @@ def test_blend_weighs_neural_and_trees_on_recent_rows_and_explains(toy_dataset):
 def test_note_ratings_are_remembered_per_rater_and_not_pickled():
     record, notes, y = _records(1200, seed=2)
     rater = NoteRater().fit(record, notes, y, 1200)
-    assert rater.rate_series(pl.Series(notes[:5]))[0].shape == (5,) and getattr(rater, "_memory", None) is None
+    assert (
+        rater.rate_series(pl.Series(notes[:5]))[0].shape == (5,) and getattr(rater, "_memory", None) is None
+    )
     series = pl.Series(notes[:300] * 3)
     first = rater.rate_series(series)
     assert rater._memory.height == len(set(notes[:300]))  # each distinct note rated once

@@ -16,7 +16,11 @@ from holocrm_core.schema import ACTIVITIES, COMPANIES, CONTACTS, DEALS
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SENIORITY_EFFECT = {"c_level": 1.0, "vp": 0.7, "director": 0.3, "manager": -0.2, "individual": -0.7}
 SOURCE_EFFECT = {"referral": 0.9, "event": 0.3, "web": -0.2, "cold list": -0.9}
-GOOD_NOTES = ["budget approved for this quarter", "they asked for a proposal", "champion is pushing internally"]
+GOOD_NOTES = [
+    "budget approved for this quarter",
+    "they asked for a proposal",
+    "champion is pushing internally",
+]
 BAD_NOTES = ["pricing concerns raised again", "no reply to the follow-up", "went with a competitor last year"]
 NEUTRAL = ["sent the overview deck", "call about the roadmap", "intro meeting booked"]
 
@@ -25,7 +29,9 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def toy_crm(n_contacts: int = 800, seed: int = 0, open_share: float = 0.15) -> tuple[dict[str, pl.DataFrame], dict]:
+def toy_crm(
+    n_contacts: int = 800, seed: int = 0, open_share: float = 0.15
+) -> tuple[dict[str, pl.DataFrame], dict]:
     """Tables keyed like the warehouse (``contacts`` ...) and the truth {contact_id: p, deal_id: p}."""
     rng = np.random.default_rng(seed)
     n_companies = max(10, n_contacts // 8)
@@ -36,7 +42,9 @@ def toy_crm(n_contacts: int = 800, seed: int = 0, open_share: float = 0.15) -> t
             "name": [f"Company {i}" for i in range(n_companies)],
             "industry": rng.choice(["software", "retail", "healthcare", "energy"], n_companies).tolist(),
             "employees": employees.tolist(),
-            "size_band": ["enterprise" if e >= 1000 else "mid_market" if e >= 200 else "smb" for e in employees],
+            "size_band": [
+                "enterprise" if e >= 1000 else "mid_market" if e >= 200 else "smb" for e in employees
+            ],
         }
     )
     contacts, activities, deals, truth = [], [], [], {}
@@ -137,7 +145,9 @@ def _typed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """Cast to the canonical schema, adding missing canonical columns; cf_* columns stay as they are."""
     columns = []
     for name, dtype in schema.items():
-        columns.append(frame[name].cast(dtype) if name in frame.columns else pl.lit(None, dtype=dtype).alias(name))
+        columns.append(
+            frame[name].cast(dtype) if name in frame.columns else pl.lit(None, dtype=dtype).alias(name)
+        )
     extra = [c for c in frame.columns if c.startswith("cf_")]
     return frame.select(*columns, *extra)
 

@@ -34,8 +34,10 @@ def test_a_planted_time_to_decision_field_is_caught_and_excluded(toy):
     decided_at = pl.coalesce("customer_at", "disqualified_at")
     # What an export's "days to close" column holds: filled in at the decision, empty while open.
     leaky = contacts.with_columns(
-        ((decided_at - pl.col("created_at")).dt.total_hours() / 24
-         + pl.when(pl.col("customer_at").is_not_null()).then(60).otherwise(0)).alias("cf_days_to_decision")
+        (
+            (decided_at - pl.col("created_at")).dt.total_hours() / 24
+            + pl.when(pl.col("customer_at").is_not_null()).then(60).otherwise(0)
+        ).alias("cf_days_to_decision")
     )
     tables = toy | {"contacts": leaky}
     dataset = outcomes.build_outcome_dataset(tables)
@@ -51,9 +53,13 @@ def test_a_planted_time_to_decision_field_is_caught_and_excluded(toy):
 def test_the_won_dated_by_win_date_export_shape_does_not_leak_through_lead_age(toy):
     """Converted leads dated by their win date, the others by first contact (the shape in the issue)."""
     contacts = toy["contacts"].with_columns(
-        pl.when(pl.col("customer_at").is_not_null()).then(pl.col("customer_at")).otherwise(pl.col("created_at"))
+        pl.when(pl.col("customer_at").is_not_null())
+        .then(pl.col("customer_at"))
+        .otherwise(pl.col("created_at"))
         .alias("created_at"),
-        pl.when(pl.col("customer_at").is_not_null()).then(pl.col("customer_at")).otherwise(pl.col("lead_at"))
+        pl.when(pl.col("customer_at").is_not_null())
+        .then(pl.col("customer_at"))
+        .otherwise(pl.col("lead_at"))
         .alias("lead_at"),
     )
     tables = toy | {"contacts": contacts}
@@ -89,12 +95,19 @@ def test_a_field_that_alone_predicts_newer_outcomes_is_named_with_its_auc():
     rng = np.random.default_rng(0)
     n = 600
     y = rng.integers(0, 2, n)
-    frame = pl.DataFrame({
-        "label": y,
-        "outcome_at": pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + timedelta(hours=n - 1),
-                                        "1h", time_zone="UTC", eager=True),
-        "cf_forecast": np.where(y == 1, "closed won", "omitted").tolist(),
-        "cf_noise": rng.normal(size=n),
-    })
+    frame = pl.DataFrame(
+        {
+            "label": y,
+            "outcome_at": pl.datetime_range(
+                pl.datetime(2024, 1, 1),
+                pl.datetime(2024, 1, 1) + timedelta(hours=n - 1),
+                "1h",
+                time_zone="UTC",
+                eager=True,
+            ),
+            "cf_forecast": np.where(y == 1, "closed won", "omitted").tolist(),
+            "cf_noise": rng.normal(size=n),
+        }
+    )
     found = leak_guard(frame)
     assert [e.field for e in found] == ["cf_forecast"] and found[0].auc > 0.99

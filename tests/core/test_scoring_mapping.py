@@ -72,7 +72,11 @@ def test_yes_no_keys_status_dates_and_exclude_read_as_written(export):
     assert result.quarantine.filter(pl.col("entity") == "contacts").height == 0, result.quarantine
     assert len(contacts) == 4  # unquoted yes:/no: keys are the words, not YAML booleans
     assert [contacts[i]["lifecycle_status"] for i in ("L1", "L2", "L3", "L4")] == [
-        "customer", "disqualified", "lead", "customer"]
+        "customer",
+        "disqualified",
+        "lead",
+        "customer",
+    ]
     # each status is dated from its own column; the other dates of the row stay what they were
     assert contacts["L1"]["customer_at"] == datetime(2025, 3, 1, tzinfo=UTC)
     assert contacts["L2"]["disqualified_at"] == datetime(2025, 2, 1, tzinfo=UTC)
@@ -90,14 +94,20 @@ def test_yes_no_keys_status_dates_and_exclude_read_as_written(export):
 
 def test_a_closed_deals_close_date_is_when_it_closed(export):
     folder, mapping = export
-    deals = {r["deal_id"]: r for r in ingest_export(folder, mapping=mapping).tables["deals"].iter_rows(named=True)}
+    deals = {
+        r["deal_id"]: r for r in ingest_export(folder, mapping=mapping).tables["deals"].iter_rows(named=True)
+    }
     assert deals["D1"]["stage"] == "won" and deals["D1"]["closed_at"] == datetime(2025, 3, 5, tzinfo=UTC)
-    assert deals["D2"]["closed_at"] is None and deals["D2"]["expected_close_at"] == datetime(2025, 6, 1, tzinfo=UTC)
+    assert deals["D2"]["closed_at"] is None and deals["D2"]["expected_close_at"] == datetime(
+        2025, 6, 1, tzinfo=UTC
+    )
     assert deals["D3"]["stage"] == "lost" and deals["D3"]["closed_at"] is None
 
 
 def test_a_status_without_a_date_column_is_a_clear_mapping_error(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("entities:\n  contacts:\n    files: a.csv\n    status_dates: {converted: Date}\n", encoding="utf-8")
+    path.write_text(
+        "entities:\n  contacts:\n    files: a.csv\n    status_dates: {converted: Date}\n", encoding="utf-8"
+    )
     with pytest.raises(MappingError, match="'converted' is not a status that has a date"):
         load_mapping(path)

@@ -32,8 +32,11 @@ def _records(n: int, seed: int = 0):
 def test_rater_finds_signals_and_warnings_and_both_paths_agree():
     record, notes, y = _records(1500)
     rater = NoteRater().fit(record, notes, y, 1500)
-    probes = ["Call with Ana. Budget approved for this quarter.", "Call with Ben. Went with a competitor for now.",
-              "Call with Chen. Walked through the demo."]
+    probes = [
+        "Call with Ana. Budget approved for this quarter.",
+        "Call with Ben. Went with a competitor for now.",
+        "Call with Chen. Walked through the demo.",
+    ]
     signal, warning = rater.rate(probes)
     assert signal[0] > 0.5 and warning[0] < 0.5
     assert warning[1] > 0.5 and signal[1] < 0.5

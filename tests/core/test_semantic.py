@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -18,7 +18,7 @@ from holocrm_core.schema import ENTITIES  # noqa: E402
 from holocrm_core.store import SimilarityStore, filter_sql  # noqa: E402
 from holocrm_core.text import entity_documents  # noqa: E402
 
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def _table(entity: str, rows: list[dict], extra: dict | None = None) -> pl.DataFrame:
@@ -27,61 +27,210 @@ def _table(entity: str, rows: list[dict], extra: dict | None = None) -> pl.DataF
 
 
 def small_crm() -> dict[str, pl.DataFrame]:
-    companies = _table("companies", [
-        {"company_id": "co-acme", "name": "Acme Payments Inc.", "industry": "fintech", "size_band": "smb",
-         "country": "United States", "tags": ["target-account"], "notes": "Card processing for online shops."},
-        {"company_id": "co-mercy", "name": "Mercy Health Group", "industry": "healthcare", "size_band": "enterprise",
-         "country": "Germany", "tags": ["public-sector"], "notes": "Hospital network with 40 clinics."},
-        {"company_id": "co-steel", "name": "Northern Steel Works", "industry": "manufacturing", "size_band": "mid_market",
-         "country": "Canada", "tags": [], "notes": "Steel beams and rolled products."},
-    ], extra={"cf_account_tier": pl.String})
+    companies = _table(
+        "companies",
+        [
+            {
+                "company_id": "co-acme",
+                "name": "Acme Payments Inc.",
+                "industry": "fintech",
+                "size_band": "smb",
+                "country": "United States",
+                "tags": ["target-account"],
+                "notes": "Card processing for online shops.",
+            },
+            {
+                "company_id": "co-mercy",
+                "name": "Mercy Health Group",
+                "industry": "healthcare",
+                "size_band": "enterprise",
+                "country": "Germany",
+                "tags": ["public-sector"],
+                "notes": "Hospital network with 40 clinics.",
+            },
+            {
+                "company_id": "co-steel",
+                "name": "Northern Steel Works",
+                "industry": "manufacturing",
+                "size_band": "mid_market",
+                "country": "Canada",
+                "tags": [],
+                "notes": "Steel beams and rolled products.",
+            },
+        ],
+        extra={"cf_account_tier": pl.String},
+    )
     companies = companies.with_columns(pl.Series("cf_account_tier", ["gold", "silver", None]))
-    contacts = _table("contacts", [
-        {"contact_id": "ct-alice", "first_name": "Alice", "last_name": "Smith", "full_name": "Alice Smith",
-         "email": "alice.smith@acmepay.com", "phone": "+14155550100", "title": "Chief Financial Officer",
-         "seniority": "c_level",
-         "company_id": "co-acme", "company_name": "Acme Payments Inc.", "owner": "dana", "lifecycle_status": "lead",
-         "tags": ["decision-maker"], "created_at": T0},
-        {"contact_id": "ct-alice-dup", "first_name": "Alice", "last_name": "Smyth", "full_name": "Alice Smyth",
-         "email": "asmith@acmepay.com", "phone": "+1 415 555 0100", "title": "CFO", "seniority": "c_level",
-         "company_id": "co-acme", "company_name": "Acme Payments", "owner": "dana", "lifecycle_status": "lead",
-         "tags": ["decision-maker"], "created_at": T0 + timedelta(days=30)},
-        {"contact_id": "ct-bob", "first_name": "Robert", "last_name": "Jones", "full_name": "Robert Jones",
-         "email": "rjones@mercy.de", "title": "Head of Nursing", "seniority": "director",
-         "company_id": "co-mercy", "company_name": "Mercy Health Group", "owner": "eli", "lifecycle_status": "customer",
-         "tags": ["champion"], "created_at": T0},
-        {"contact_id": "ct-carol", "first_name": "Carol", "last_name": "Nguyen", "full_name": "Carol Nguyen",
-         "email": "carol@northernsteel.ca", "title": "Plant Manager", "seniority": "manager",
-         "company_id": "co-steel", "company_name": "Northern Steel Works", "owner": "eli", "lifecycle_status": "qualified",
-         "tags": [], "created_at": T0},
-        {"contact_id": "ct-dan", "first_name": "Daniel", "last_name": "Okafor", "full_name": "Daniel Okafor",
-         "email": "dan@acmepay.com", "title": "Software Engineer", "seniority": "individual",
-         "company_id": "co-acme", "company_name": "Acme Payments Inc.", "owner": "dana", "lifecycle_status": "lead",
-         "tags": ["technical"], "created_at": T0},
-    ], extra={"cf_preferred_language": pl.String})
-    contacts = contacts.with_columns(pl.Series("cf_preferred_language", ["English", None, "German", None, "Spanish"]))
-    deals = _table("deals", [
-        {"deal_id": "dl-1", "title": "Acme Payments - Analytics Suite", "company_id": "co-acme", "contact_id": "ct-alice",
-         "stage": "negotiation", "owner": "dana", "product": "Analytics Suite", "created_at": T0},
-        {"deal_id": "dl-2", "title": "Mercy Health renewal", "company_id": "co-mercy", "contact_id": "ct-bob",
-         "stage": "won", "owner": "eli", "product": "Support Plus", "created_at": T0},
-        {"deal_id": "dl-3", "title": "Northern Steel pilot", "company_id": "co-steel", "contact_id": "ct-carol",
-         "stage": "prospecting", "owner": "eli", "product": "Data Platform", "created_at": T0},
-    ])
-    activities = _table("activities", [
-        {"activity_id": "ac-cost", "type": "note", "contact_id": "ct-alice", "deal_id": "dl-1", "company_id": "co-acme",
-         "occurred_at": T0 + timedelta(days=2), "subject": "Call recap",
-         "body": "She is worried about the cost and asked whether we can lower the price next year.", "owner": "dana"},
-        {"activity_id": "ac-rollout", "type": "meeting", "contact_id": "ct-bob", "deal_id": "dl-2", "company_id": "co-mercy",
-         "occurred_at": T0 + timedelta(days=3), "subject": "Rollout planning",
-         "body": "Planned the rollout to the clinics, training for nurses in April.", "owner": "eli"},
-        {"activity_id": "ac-safety", "type": "email", "contact_id": "ct-carol", "deal_id": "dl-3", "company_id": "co-steel",
-         "occurred_at": T0 + timedelta(days=4), "subject": "Sensor specs",
-         "body": "Sent the temperature sensor specifications for the furnace line.", "owner": "eli"},
-        {"activity_id": "ac-dan", "type": "call", "contact_id": "ct-dan", "deal_id": None, "company_id": "co-acme",
-         "occurred_at": T0 + timedelta(days=5), "subject": "API questions",
-         "body": "Asked about webhooks and the REST API rate limits.", "owner": "dana"},
-    ])
+    contacts = _table(
+        "contacts",
+        [
+            {
+                "contact_id": "ct-alice",
+                "first_name": "Alice",
+                "last_name": "Smith",
+                "full_name": "Alice Smith",
+                "email": "alice.smith@acmepay.com",
+                "phone": "+14155550100",
+                "title": "Chief Financial Officer",
+                "seniority": "c_level",
+                "company_id": "co-acme",
+                "company_name": "Acme Payments Inc.",
+                "owner": "dana",
+                "lifecycle_status": "lead",
+                "tags": ["decision-maker"],
+                "created_at": T0,
+            },
+            {
+                "contact_id": "ct-alice-dup",
+                "first_name": "Alice",
+                "last_name": "Smyth",
+                "full_name": "Alice Smyth",
+                "email": "asmith@acmepay.com",
+                "phone": "+1 415 555 0100",
+                "title": "CFO",
+                "seniority": "c_level",
+                "company_id": "co-acme",
+                "company_name": "Acme Payments",
+                "owner": "dana",
+                "lifecycle_status": "lead",
+                "tags": ["decision-maker"],
+                "created_at": T0 + timedelta(days=30),
+            },
+            {
+                "contact_id": "ct-bob",
+                "first_name": "Robert",
+                "last_name": "Jones",
+                "full_name": "Robert Jones",
+                "email": "rjones@mercy.de",
+                "title": "Head of Nursing",
+                "seniority": "director",
+                "company_id": "co-mercy",
+                "company_name": "Mercy Health Group",
+                "owner": "eli",
+                "lifecycle_status": "customer",
+                "tags": ["champion"],
+                "created_at": T0,
+            },
+            {
+                "contact_id": "ct-carol",
+                "first_name": "Carol",
+                "last_name": "Nguyen",
+                "full_name": "Carol Nguyen",
+                "email": "carol@northernsteel.ca",
+                "title": "Plant Manager",
+                "seniority": "manager",
+                "company_id": "co-steel",
+                "company_name": "Northern Steel Works",
+                "owner": "eli",
+                "lifecycle_status": "qualified",
+                "tags": [],
+                "created_at": T0,
+            },
+            {
+                "contact_id": "ct-dan",
+                "first_name": "Daniel",
+                "last_name": "Okafor",
+                "full_name": "Daniel Okafor",
+                "email": "dan@acmepay.com",
+                "title": "Software Engineer",
+                "seniority": "individual",
+                "company_id": "co-acme",
+                "company_name": "Acme Payments Inc.",
+                "owner": "dana",
+                "lifecycle_status": "lead",
+                "tags": ["technical"],
+                "created_at": T0,
+            },
+        ],
+        extra={"cf_preferred_language": pl.String},
+    )
+    contacts = contacts.with_columns(
+        pl.Series("cf_preferred_language", ["English", None, "German", None, "Spanish"])
+    )
+    deals = _table(
+        "deals",
+        [
+            {
+                "deal_id": "dl-1",
+                "title": "Acme Payments - Analytics Suite",
+                "company_id": "co-acme",
+                "contact_id": "ct-alice",
+                "stage": "negotiation",
+                "owner": "dana",
+                "product": "Analytics Suite",
+                "created_at": T0,
+            },
+            {
+                "deal_id": "dl-2",
+                "title": "Mercy Health renewal",
+                "company_id": "co-mercy",
+                "contact_id": "ct-bob",
+                "stage": "won",
+                "owner": "eli",
+                "product": "Support Plus",
+                "created_at": T0,
+            },
+            {
+                "deal_id": "dl-3",
+                "title": "Northern Steel pilot",
+                "company_id": "co-steel",
+                "contact_id": "ct-carol",
+                "stage": "prospecting",
+                "owner": "eli",
+                "product": "Data Platform",
+                "created_at": T0,
+            },
+        ],
+    )
+    activities = _table(
+        "activities",
+        [
+            {
+                "activity_id": "ac-cost",
+                "type": "note",
+                "contact_id": "ct-alice",
+                "deal_id": "dl-1",
+                "company_id": "co-acme",
+                "occurred_at": T0 + timedelta(days=2),
+                "subject": "Call recap",
+                "body": "She is worried about the cost and asked whether we can lower the price next year.",
+                "owner": "dana",
+            },
+            {
+                "activity_id": "ac-rollout",
+                "type": "meeting",
+                "contact_id": "ct-bob",
+                "deal_id": "dl-2",
+                "company_id": "co-mercy",
+                "occurred_at": T0 + timedelta(days=3),
+                "subject": "Rollout planning",
+                "body": "Planned the rollout to the clinics, training for nurses in April.",
+                "owner": "eli",
+            },
+            {
+                "activity_id": "ac-safety",
+                "type": "email",
+                "contact_id": "ct-carol",
+                "deal_id": "dl-3",
+                "company_id": "co-steel",
+                "occurred_at": T0 + timedelta(days=4),
+                "subject": "Sensor specs",
+                "body": "Sent the temperature sensor specifications for the furnace line.",
+                "owner": "eli",
+            },
+            {
+                "activity_id": "ac-dan",
+                "type": "call",
+                "contact_id": "ct-dan",
+                "deal_id": None,
+                "company_id": "co-acme",
+                "occurred_at": T0 + timedelta(days=5),
+                "subject": "API questions",
+                "body": "Asked about webhooks and the REST API rate limits.",
+                "owner": "dana",
+            },
+        ],
+    )
     return {"companies": companies, "contacts": contacts, "deals": deals, "activities": activities}
 
 
@@ -109,7 +258,10 @@ def store(tmp_path, embedder, crm):
 def test_entity_documents_cover_every_entity_with_custom_fields_and_recent_activity(crm):
     documents = entity_documents(crm)
     assert documents.group_by("entity_type").len().sort("entity_type").rows() == [
-        ("activity", 4), ("company", 3), ("contact", 5), ("deal", 3)
+        ("activity", 4),
+        ("company", 3),
+        ("contact", 5),
+        ("deal", 3),
     ]
     alice = documents.filter(pl.col("entity_id") == "ct-alice").row(0, named=True)
     assert "Chief Financial Officer" in alice["text"]
@@ -127,10 +279,15 @@ def test_content_hash_changes_only_with_the_text(crm):
     before = entity_documents(crm)
     changed = dict(crm)
     changed["contacts"] = crm["contacts"].with_columns(
-        pl.when(pl.col("contact_id") == "ct-carol").then(pl.lit("VP of Operations")).otherwise(pl.col("title")).alias("title")
+        pl.when(pl.col("contact_id") == "ct-carol")
+        .then(pl.lit("VP of Operations"))
+        .otherwise(pl.col("title"))
+        .alias("title")
     )
     after = entity_documents(changed)
-    diff = before.join(after, on=["entity_type", "entity_id"]).filter(pl.col("content_hash") != pl.col("content_hash_right"))
+    diff = before.join(after, on=["entity_type", "entity_id"]).filter(
+        pl.col("content_hash") != pl.col("content_hash_right")
+    )
     # Carol's own document and the deal that names her? No: deals name the contact, not the title.
     assert diff.get_column("entity_id").to_list() == ["ct-carol"]
 
@@ -155,10 +312,15 @@ def test_incremental_rerun_embeds_only_changed_rows_and_drops_deleted(embedder, 
 
     changed = dict(crm)
     changed["companies"] = crm["companies"].with_columns(
-        pl.when(pl.col("company_id") == "co-steel").then(pl.lit("Now also aluminium.")).otherwise(pl.col("notes")).alias("notes")
+        pl.when(pl.col("company_id") == "co-steel")
+        .then(pl.lit("Now also aluminium."))
+        .otherwise(pl.col("notes"))
+        .alias("notes")
     )
     changed["deals"] = crm["deals"].filter(pl.col("deal_id") != "dl-2")
-    changed["activities"] = crm["activities"].filter(pl.col("deal_id").is_null() | (pl.col("deal_id") != "dl-2"))
+    changed["activities"] = crm["activities"].filter(
+        pl.col("deal_id").is_null() | (pl.col("deal_id") != "dl-2")
+    )
     later = entity_documents(changed)
     third = embed_documents(later, embedder, again.vectors)
     # the steel company changed; Bob and Mercy lost their recent activity text, so they changed too
@@ -203,7 +365,10 @@ def test_paraphrased_note_finds_its_activity(store):
     hits = store.search("budget concerns", entity_types=["activity"], mode="vector", limit=3)
     assert hits[0]["id"] == "ac-cost"
     # word search alone cannot find it: no word in common
-    assert all(h["id"] != "ac-cost" for h in store.search("budget concerns", entity_types=["activity"], mode="fulltext"))
+    assert all(
+        h["id"] != "ac-cost"
+        for h in store.search("budget concerns", entity_types=["activity"], mode="fulltext")
+    )
     hybrid = store.search("budget concerns", mode="hybrid", limit=5)
     assert hybrid[0]["id"] in {"ac-cost", "ct-alice", "dl-1"}
 
@@ -219,7 +384,9 @@ def test_duplicate_of_alice_is_her_top_similar_contact(store):
 def test_filters_exclude_what_they_should(store):
     results = store.similar("contact", "ct-alice", limit=10, filters={"owner": "eli"})
     assert {r["id"] for r in results} == {"ct-bob", "ct-carol"}
-    deals = store.search("pilot project", entity_types=["deal"], mode="hybrid", filters={"stage": ["won", "prospecting"]})
+    deals = store.search(
+        "pilot project", entity_types=["deal"], mode="hybrid", filters={"stage": ["won", "prospecting"]}
+    )
     assert {r["id"] for r in deals} <= {"dl-2", "dl-3"} and deals
     fintech = store.search("payments", mode="vector", limit=20, filters={"industry": "fintech"})
     assert fintech and all(r["industry"] == "fintech" for r in fintech)
@@ -268,16 +435,30 @@ def _clustered_documents(n: int, seed: int = 5):
     vectors = centers[rng.integers(0, 40, n)] + 0.7 * rng.normal(size=(n, 384))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     owners = np.array(["dana", "eli", "fay", "gus"])[rng.integers(0, 4, n)]
-    documents = pl.DataFrame({
-        "entity_type": ["contact"] * n,
-        "entity_id": [f"ct-{i}" for i in range(n)],
-        "text": [f"contact number {i}" for i in range(n)],
-        "content_hash": [f"h{i}" for i in range(n)],
-        "owner": owners.tolist(),
-        "industry": [None if i % 7 == 0 else "fintech" for i in range(n)],
-    }).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in
-                     ("name", "stage", "company_id", "contact_id", "size_band", "lifecycle_status", "country",
-                      "activity_type")])
+    documents = pl.DataFrame(
+        {
+            "entity_type": ["contact"] * n,
+            "entity_id": [f"ct-{i}" for i in range(n)],
+            "text": [f"contact number {i}" for i in range(n)],
+            "content_hash": [f"h{i}" for i in range(n)],
+            "owner": owners.tolist(),
+            "industry": [None if i % 7 == 0 else "fintech" for i in range(n)],
+        }
+    ).with_columns(
+        [
+            pl.lit(None, dtype=pl.String).alias(c)
+            for c in (
+                "name",
+                "stage",
+                "company_id",
+                "contact_id",
+                "size_band",
+                "lifecycle_status",
+                "country",
+                "activity_type",
+            )
+        ]
+    )
     return documents, vectors, owners
 
 
@@ -308,12 +489,15 @@ def test_every_search_path_finds_the_exact_neighbours_and_honours_filters(tmp_pa
         sims = np.where(allowed, vectors @ vectors[q], -np.inf)
         sims[q] = -np.inf
         exact_filtered = np.argsort(-sims)[:10]
-        found = store.similar("contact", f"ct-{q}", limit=10, filters={"owner": ["eli"], "industry": "fintech"})
+        found = store.similar(
+            "contact", f"ct-{q}", limit=10, filters={"owner": ["eli"], "industry": "fintech"}
+        )
         assert found and all(r["owner"] == "eli" and r["industry"] == "fintech" for r in found)
         filtered_hits += len({f"ct-{i}" for i in exact_filtered} & {r["id"] for r in found})
     assert hits / 200 >= 0.95 and filtered_hits / 200 >= 0.95
     assert {r["id"] for r in store.similar("contact", "ct-1", limit=50, filters={"industry": None})} <= {
-        f"ct-{i}" for i in range(0, n, 7)}
+        f"ct-{i}" for i in range(0, n, 7)
+    }
     assert store.similar("contact", "ct-1", filters={"owner": "nobody"}) == []
     assert store.similar("contact", "ct-1", filters={"owner": []}) == []
     only = store.similar("contact", "ct-1", min_similarity=-1.0, filters={"entity_id": ["ct-2", "ct-3"]})
@@ -323,8 +507,9 @@ def test_every_search_path_finds_the_exact_neighbours_and_honours_filters(tmp_pa
     with pytest.raises(ValueError):
         store.similar("contact", "ct-1", filters={"text": "x"})
     searched = store.search_vector("contact", vectors[5], limit=3, exclude_ids=["ct-5"])
-    assert "ct-5" not in {r["id"] for r in searched} and searched[0]["id"] in {f"ct-{i}" for i in
-                                                                                 np.argsort(-(vectors @ vectors[5]))[1:4]}
+    assert "ct-5" not in {r["id"] for r in searched} and searched[0]["id"] in {
+        f"ct-{i}" for i in np.argsort(-(vectors @ vectors[5]))[1:4]
+    }
 
 
 def test_in_memory_vectors_follow_the_version_the_store_reads(store, embedder, crm):
@@ -365,15 +550,24 @@ def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
         "lancedb": LanceDBResource(uri=str(tmp_path / "lancedb")),
         "embedder": EmbedderResource(backend="torch"),
     }
-    assets = [*staged_specs, semantic.entity_documents, semantic.embeddings, semantic.similarity_index,
-              semantic.duplicate_candidates]
+    assets = [
+        *staged_specs,
+        semantic.entity_documents,
+        semantic.embeddings,
+        semantic.similarity_index,
+        semantic.duplicate_candidates,
+    ]
     selection = ["entity_documents", "embeddings", "similarity_index", "duplicate_candidates"]
     result = dg.materialize(assets, resources=resources, selection=selection)
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
-    meta = {e.event_specific_data.materialization.asset_key.path[-1]: e.event_specific_data.materialization.metadata
-            for e in result.get_asset_materialization_events()}
+    meta = {
+        e.event_specific_data.materialization.asset_key.path[
+            -1
+        ]: e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert meta["embeddings"]["new"].value == 15 and meta["embeddings"]["reused"].value == 0
     assert meta["similarity_index"]["versions"].value["contact"] >= 1
 
@@ -387,12 +581,21 @@ def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
 
     # a re-run with one contact changed embeds only what changed
     changed = crm["contacts"].with_columns(
-        pl.when(pl.col("contact_id") == "ct-dan").then(pl.lit("Staff Engineer")).otherwise(pl.col("title")).alias("title")
+        pl.when(pl.col("contact_id") == "ct-dan")
+        .then(pl.lit("Staff Engineer"))
+        .otherwise(pl.col("title"))
+        .alias("title")
     )
     warehouse.write("staged_contacts", changed)
-    again = dg.materialize(assets, resources=resources, selection=["entity_documents", "embeddings", "similarity_index"])
-    meta = {e.event_specific_data.materialization.asset_key.path[-1]: e.event_specific_data.materialization.metadata
-            for e in again.get_asset_materialization_events()}
+    again = dg.materialize(
+        assets, resources=resources, selection=["entity_documents", "embeddings", "similarity_index"]
+    )
+    meta = {
+        e.event_specific_data.materialization.asset_key.path[
+            -1
+        ]: e.event_specific_data.materialization.metadata
+        for e in again.get_asset_materialization_events()
+    }
     assert meta["embeddings"]["new"].value == 1 and meta["embeddings"]["reused"].value == 14
     assert meta["similarity_index"]["updated"].value == 1
 
@@ -409,7 +612,9 @@ def test_onnx_batches_hold_about_the_token_budget_and_cover_every_text_once():
         assert len(batch) <= 64 and (len(batch) == 1 or len(batch) * lengths[batch].max() <= 1024)
     widths = [int(lengths[b].max()) for b in batches]
     assert widths == sorted(widths, reverse=True)  # longest first, so padding stays small
-    assert len(batches[0]) == 1024 // 200 and len(batches[-1]) > 5 * len(batches[0])  # short texts: bigger batches
+    assert len(batches[0]) == 1024 // 200 and len(batches[-1]) > 5 * len(
+        batches[0]
+    )  # short texts: bigger batches
 
 
 @pytest.mark.slow
@@ -430,17 +635,25 @@ def test_onnx_fast_paths_stay_within_cosine_099_of_torch(tmp_path_factory, embed
 
 
 # ------------------------------------------------------------------------------------------ whole texts
-FILLER = ("Quarterly check-in about the onboarding plan, the training calendar and the invoices for the team. "
-          "We reviewed dashboards, user counts and the support queue, then agreed on next steps for the rollout. ")
-TAIL = ("Last thing she mentioned: their zeppelin hangar lease at the old airfield runs out in March, and they "
-        "want to renew it for five more years before the price goes up.")
+FILLER = (
+    "Quarterly check-in about the onboarding plan, the training calendar and the invoices for the team. "
+    "We reviewed dashboards, user counts and the support queue, then agreed on next steps for the rollout. "
+)
+TAIL = (
+    "Last thing she mentioned: their zeppelin hangar lease at the old airfield runs out in March, and they "
+    "want to renew it for five more years before the price goes up."
+)
 
 
 def _long_note_crm(crm):
     long_note = (FILLER * 30)[:4800] + " " + TAIL
     assert len(long_note) > 5000 - 200 and long_note.index("zeppelin") > 4500
     contacts = crm["contacts"].with_columns(
-        pl.when(pl.col("contact_id") == "ct-carol").then(pl.lit(long_note)).otherwise(pl.col("notes")).alias("notes"))
+        pl.when(pl.col("contact_id") == "ct-carol")
+        .then(pl.lit(long_note))
+        .otherwise(pl.col("notes"))
+        .alias("notes")
+    )
     return {**crm, "contacts": contacts}
 
 
@@ -469,8 +682,13 @@ def test_the_tail_of_a_long_note_is_found_by_its_words_and_by_meaning(tmp_path, 
 
     by_word = store.search("zeppelin", mode="fulltext", entity_types=["contact"])
     assert by_word and by_word[0]["id"] == "ct-carol" and "zeppelin" in by_word[0]["snippet"]
-    by_meaning = store.search("renewing the rental of an airship hangar", mode="semantic",
-                              entity_types=["contact"], limit=3, with_text=True)
+    by_meaning = store.search(
+        "renewing the rental of an airship hangar",
+        mode="semantic",
+        entity_types=["contact"],
+        limit=3,
+        with_text=True,
+    )
     assert by_meaning[0]["id"] == "ct-carol"
     assert "hangar" in by_meaning[0]["snippet"] and len(by_meaning[0]["snippet"]) < 300
     assert by_meaning[0]["text"] == carol
@@ -487,10 +705,13 @@ def test_search_mode_semantic_is_an_alias_of_vector_in_the_store_and_the_cli(sto
     from holocrm_cli import semantic as cli_semantic
 
     assert [r["id"] for r in store.search("worried about the cost", mode="semantic")] == [
-        r["id"] for r in store.search("worried about the cost", mode="vector")]
+        r["id"] for r in store.search("worried about the cost", mode="vector")
+    ]
     monkeypatch.setattr(cli_semantic, "_store", lambda: store)
     monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
-    result = CliRunner().invoke(app, ["search", "worried about the cost", "--mode", "semantic", "--json", "-n", "3"])
+    result = CliRunner().invoke(
+        app, ["search", "worried about the cost", "--mode", "semantic", "--json", "-n", "3"]
+    )
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)
     assert hits and all(h["snippet"] and h["text"] for h in hits)
@@ -507,8 +728,9 @@ def test_metadata_only_columns_from_a_mapping_stay_out_of_the_text(tmp_path, crm
     raw = pl.DataFrame({"id": ["ct-x"], "Case Number": ["CASE-99812"], "Hobby": ["sailing"]})
     mapped = profile.map_frame("contacts", raw)
     assert "cf_meta_case_number" in mapped.columns and "cf_hobby" in mapped.columns
-    contacts = crm["contacts"].with_columns(pl.lit("CASE-99812").alias("cf_meta_case_number"),
-                                            pl.lit("sailing").alias("cf_hobby"))
+    contacts = crm["contacts"].with_columns(
+        pl.lit("CASE-99812").alias("cf_meta_case_number"), pl.lit("sailing").alias("cf_hobby")
+    )
     text = entity_documents({**crm, "contacts": contacts}).filter(pl.col("entity_id") == "ct-dan")["text"][0]
     assert "sailing" in text and "CASE-99812" not in text
 
@@ -529,8 +751,9 @@ def test_duplicate_blocking_neighbours_come_from_the_same_engine(monkeypatch, pa
     found = {}
     for i, j in pairs.tolist():
         found.setdefault(i, set()).add(j)
-    recall = np.mean([len(found[q] & set(np.argsort(-(vectors @ vectors[q]))[1:6].tolist())) / 5
-                      for q in range(0, n, 50)])
+    recall = np.mean(
+        [len(found[q] & set(np.argsort(-(vectors @ vectors[q]))[1:6].tolist())) / 5 for q in range(0, n, 50)]
+    )
     assert recall >= 0.95
 
 
@@ -557,13 +780,32 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
         def do_POST(self):  # noqa: N802 - the http.server hook name
             length = int(self.headers["Content-Length"])
             seen.append((self.path, json.loads(self.rfile.read(length))))
-            self._answer({"results": [{"entity_type": "activity", "id": "ac-1", "score": 0.5, "snippet": "cost…"}]})
+            self._answer(
+                {"results": [{"entity_type": "activity", "id": "ac-1", "score": 0.5, "snippet": "cost…"}]}
+            )
 
         def do_GET(self):  # noqa: N802
             seen.append((self.path, None))
-            self._answer({"results": [
-                {"entity_type": "company", "id_a": "co-1", "id_b": "co-2", "score": 0.99, "reasons": ["same phone"]},
-                {"entity_type": "contact", "id_a": "ct-1", "id_b": "ct-2", "score": 0.95, "reasons": ["same e-mail"]}]})
+            self._answer(
+                {
+                    "results": [
+                        {
+                            "entity_type": "company",
+                            "id_a": "co-1",
+                            "id_b": "co-2",
+                            "score": 0.99,
+                            "reasons": ["same phone"],
+                        },
+                        {
+                            "entity_type": "contact",
+                            "id_a": "ct-1",
+                            "id_b": "ct-2",
+                            "score": 0.95,
+                            "reasons": ["same e-mail"],
+                        },
+                    ]
+                }
+            )
 
         def log_message(self, *args):
             pass
@@ -572,7 +814,9 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     try:
-        found = CliRunner().invoke(app, ["search", "worried about cost", "--mode", "semantic", "--server", url])
+        found = CliRunner().invoke(
+            app, ["search", "worried about cost", "--mode", "semantic", "--server", url]
+        )
         assert found.exit_code == 0, found.output
         assert "ac-1" in found.output and "cost…" in found.output
         assert seen[0][0] == "/api/search/semantic" and seen[0][1]["mode"] == "vector"

@@ -76,7 +76,9 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(export, tmp_pa
     assert (truth / "dirty_rows.csv").read_bytes() == (again.truth_dir / "dirty_rows.csv").read_bytes()
     assert load_truth(truth)["leads"].equals(load_truth(again.truth_dir)["leads"])
     assert (out / "contacts.csv").read_bytes() != (other.out_dir / "contacts.csv").read_bytes()
-    assert not load_truth(truth)["leads"]["p_convert"].equals(load_truth(other.truth_dir)["leads"]["p_convert"])
+    assert not load_truth(truth)["leads"]["p_convert"].equals(
+        load_truth(other.truth_dir)["leads"]["p_convert"]
+    )
 
 
 def test_every_physical_line_is_one_record(export):
@@ -138,8 +140,17 @@ def test_dirty_rows_point_at_rows_breaking_the_stated_rule(export, frames):
     assert summary.dirty == dirty.height
     total = sum(summary.counts.values())
     assert 0.004 * total <= dirty.height <= 0.012 * total + 9
-    assert set(dirty["rule"].to_list()) == {"required", "email", "phone", "date", "money", "currency", "enum",
-                                            "duplicate_id", "reference"}
+    assert set(dirty["rule"].to_list()) == {
+        "required",
+        "email",
+        "phone",
+        "date",
+        "money",
+        "currency",
+        "enum",
+        "duplicate_id",
+        "reference",
+    }
     clean_ids = {name: set(frames[name][schema.ID_COLUMN[name]].to_list()) for name in FILES}
     enum_values = {(e, c): {v.value for v in enum} for (e, c), enum in schema.ENUMS.items()}
     for name in FILES:
@@ -176,7 +187,7 @@ def test_dirty_rows_point_at_rows_breaking_the_stated_rule(export, frames):
                 assert value and value not in clean_ids[target]
     # Nothing references a dirty row (no cascade): fresh dirty ids never occur as foreign keys.
     fresh = set(dirty.filter(pl.col("rule") != "duplicate_id")["record_id"].to_list())
-    for (entity, column) in schema.REFERENCES:
+    for entity, column in schema.REFERENCES:
         assert not fresh & set(frames[f"{entity}_all"][column].drop_nulls().to_list())
 
 
@@ -206,7 +217,9 @@ def test_planted_duplicates_are_in_the_files_and_look_like_their_kind(frames, ex
             assert a["first_name"] == b["first_name"] and a["last_name"] != b["last_name"]
     # No accidental duplicates: a full name appears once per company except in planted pairs.
     planted = set(pairs["id_b"].to_list())
-    ordinary = frames["contacts"].filter(~pl.col("contact_id").is_in(list(planted)) & pl.col("company_id").is_not_null())
+    ordinary = frames["contacts"].filter(
+        ~pl.col("contact_id").is_in(list(planted)) & pl.col("company_id").is_not_null()
+    )
     assert not ordinary.select(pl.struct("company_id", "full_name").is_duplicated().any()).item()
 
 
@@ -220,7 +233,10 @@ def test_truth_probabilities_are_learnable_and_outcomes_follow_them(export):
     assert closed.height >= 0.4 * N
     assert 0.3 <= closed["converted"].mean() <= 0.5
     assert _auc(closed["p_convert"].to_numpy(), closed["converted"].to_numpy()) > 0.7
-    assert leads.filter(pl.col("converted").is_null())["outcome_at"].null_count() == leads["converted"].null_count()
+    assert (
+        leads.filter(pl.col("converted").is_null())["outcome_at"].null_count()
+        == leads["converted"].null_count()
+    )
     closed_deals = deals.filter(pl.col("won").is_not_null())
     assert closed_deals.height >= 40
     assert deals["p_win"].is_between(0, 1, closed="none").all()
@@ -231,14 +247,21 @@ def test_truth_drivers_precede_the_outcome_and_later_activities_exist(export, fr
     _, truth, _ = export
     leads = load_truth(truth)["leads"].filter(pl.col("converted").is_not_null())
     acts = frames["activities"].with_columns(
-        pl.col("occurred_at").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC"))
+        pl.col("occurred_at").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+    )
     joined = acts.join(leads.select("contact_id", "outcome_at", "n_activities_before"), on="contact_id")
-    before = joined.filter(pl.col("occurred_at") < pl.col("outcome_at")).group_by("contact_id").agg(
-        pl.len().alias("seen"), pl.col("occurred_at").max().alias("last"))
+    before = (
+        joined.filter(pl.col("occurred_at") < pl.col("outcome_at"))
+        .group_by("contact_id")
+        .agg(pl.len().alias("seen"), pl.col("occurred_at").max().alias("last"))
+    )
     check = leads.join(before, on="contact_id", how="left").with_columns(pl.col("seen").fill_null(0))
     assert (check["seen"] == check["n_activities_before"]).all()
-    assert (check.filter(pl.col("last").is_not_null())
-            .select((pl.col("last") == pl.col("last_activity_before_at")).all()).item())
+    assert (
+        check.filter(pl.col("last").is_not_null())
+        .select((pl.col("last") == pl.col("last_activity_before_at")).all())
+        .item()
+    )
     after = joined.filter(pl.col("occurred_at") > pl.col("outcome_at"))
     assert after.height > 0  # onboarding notes after a win: a trap for models that ignore time
     # Outcomes span time, so a time-based split has old and new closed leads.
@@ -265,7 +288,7 @@ def test_activity_volume_text_and_attachments(export, frames):
     pdf = next((out / "attachments").glob("*.pdf")).read_bytes()
     assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
     xref_at = int(pdf.rsplit(b"startxref", 1)[1].split()[0])
-    assert pdf[xref_at:xref_at + 4] == b"xref"
+    assert pdf[xref_at : xref_at + 4] == b"xref"
 
 
 def test_action_response_model_prefers_different_actions_in_different_contexts(export):
@@ -274,13 +297,26 @@ def test_action_response_model_prefers_different_actions_in_different_contexts(e
     assert set(grid["action"].unique().to_list()) == set(ACTIONS)
     assert grid["p_response"].is_between(0, 1, closed="none").all()
     assert grid["best_action"].n_unique() == 4
-    one = action_response_probability({"seniority": "c_level", "industry": "software",
-                                       "lifecycle_status": "qualified", "days_since_last_touch": 5,
-                                       "size_band": "enterprise"})
+    one = action_response_probability(
+        {
+            "seniority": "c_level",
+            "industry": "software",
+            "lifecycle_status": "qualified",
+            "days_since_last_touch": 5,
+            "size_band": "enterprise",
+        }
+    )
     assert max(one, key=one.get) == "proposal"
-    many = action_response_probability(pl.DataFrame({
-        "seniority": ["individual", "director"], "industry": ["retail", "manufacturing"],
-        "lifecycle_status": ["lead", "lead"], "days_since_last_touch": [10, 60], "size_band": ["smb", "mid_market"],
-    }))
+    many = action_response_probability(
+        pl.DataFrame(
+            {
+                "seniority": ["individual", "director"],
+                "industry": ["retail", "manufacturing"],
+                "lifecycle_status": ["lead", "lead"],
+                "days_since_last_touch": [10, 60],
+                "size_band": ["smb", "mid_market"],
+            }
+        )
+    )
     assert many.shape == (2, 4)
     assert [ACTIONS[i] for i in many.argmax(axis=1)] == ["email", "call"]

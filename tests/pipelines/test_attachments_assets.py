@@ -12,8 +12,11 @@ from holocrm_core.synth import generate_export, load_truth
 from holocrm_core.synth.attachment_files import default_fact_counts
 from pipelines.resources import LanceDBResource, StorageResource
 
-SELECTION = ([f"raw_{e}" for e in schema.STAGING_ORDER] + [f"staged_{e}" for e in schema.STAGING_ORDER]
-             + ["attachment_texts", "attachment_chunks"])
+SELECTION = (
+    [f"raw_{e}" for e in schema.STAGING_ORDER]
+    + [f"staged_{e}" for e in schema.STAGING_ORDER]
+    + ["attachment_texts", "attachment_chunks"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +25,13 @@ def attachment_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("attachments")
     export = root / "home" / "landing" / "batch-1"
-    generate_export(export, n_contacts=200, seed=5, truth_dir=root / "truth",
-                    attachment_fact_counts=default_fact_counts(per_text_kind=1, per_ocr_kind=0, audio=0))
+    generate_export(
+        export,
+        n_contacts=200,
+        seed=5,
+        truth_dir=root / "truth",
+        attachment_fact_counts=default_fact_counts(per_text_kind=1, per_ocr_kind=0, audio=0),
+    )
     paths = HoloPaths(root / "home")
     first = run_all(paths=paths, progress=lambda line: None, selection=SELECTION)
     return root, paths, first
@@ -59,7 +67,9 @@ def test_rerun_reads_no_file_and_embeds_no_chunk_again(attachment_run):
     from pipelines.runner import run_all
 
     _, paths, _ = attachment_run
-    again = run_all(paths=paths, progress=lambda line: None, selection=["attachment_texts", "attachment_chunks"])
+    again = run_all(
+        paths=paths, progress=lambda line: None, selection=["attachment_texts", "attachment_chunks"]
+    )
     assert again.success, again.errors
     meta = {a.asset: a.metadata for a in again.assets}
     assert meta["attachment_texts"]["files_read"] == 0

@@ -19,17 +19,37 @@ def home(tmp_path_factory):
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm_decisions")
-    generate_export(root / "landing" / "export", n_contacts=2500, seed=3, truth_dir=root / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        root / "landing" / "export",
+        n_contacts=2500,
+        seed=3,
+        truth_dir=root / "truth",
+        with_attachment_files=False,
+    )
     paths = HoloPaths(root).ensure()
     ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
     contact = Warehouse(paths.warehouse).read("staged_contacts")["contact_id"][0]
     records = [  # recorded through the API since the export: one good, one the log must flag, not drop
-        {"idempotency_key": "api-1", "recorded_at": "2026-10-30T12:00:00Z", "contact_id": contact,
-         "action": "call", "reward": 1.0, "propensity": 0.4, "policy": "contextual_thompson",
-         "context": {"lead_score": 0.7, "band": "hot"}},
-        {"idempotency_key": "api-2", "recorded_at": "2026-10-30T13:00:00Z", "contact_id": contact,
-         "action": "fax", "reward": 0.0, "propensity": 0.5, "policy": "contextual_thompson", "context": {}},
+        {
+            "idempotency_key": "api-1",
+            "recorded_at": "2026-10-30T12:00:00Z",
+            "contact_id": contact,
+            "action": "call",
+            "reward": 1.0,
+            "propensity": 0.4,
+            "policy": "contextual_thompson",
+            "context": {"lead_score": 0.7, "band": "hot"},
+        },
+        {
+            "idempotency_key": "api-2",
+            "recorded_at": "2026-10-30T13:00:00Z",
+            "contact_id": contact,
+            "action": "fax",
+            "reward": 0.0,
+            "propensity": 0.5,
+            "policy": "contextual_thompson",
+            "context": {},
+        },
     ]
     (paths.logs / "actions.ndjson").write_text("".join(json.dumps(r) + "\n" for r in records))
     return root
@@ -38,8 +58,9 @@ def home(tmp_path_factory):
 def _materialize(root, *assets):
     from pipelines.resources import MLflowResource, StorageResource
 
-    return dg.materialize(list(assets), resources={"storage": StorageResource(home=str(root)),
-                                                    "mlflow": MLflowResource()})
+    return dg.materialize(
+        list(assets), resources={"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()}
+    )
 
 
 def test_decision_assets_log_gate_and_recommend(home, monkeypatch):
@@ -75,7 +96,9 @@ def test_decision_assets_log_gate_and_recommend(home, monkeypatch):
     recs = warehouse.read("recommendations")
     open_contacts = warehouse.read("staged_contacts").filter(pl.col("lifecycle_status") != "disqualified")
     assert recs.height == open_contacts.height
-    assert set(recs["action"]) <= {"email", "call", "proposal", "wait"} and recs["reasoning"].null_count() == 0
+    assert (
+        set(recs["action"]) <= {"email", "call", "proposal", "wait"} and recs["reasoning"].null_count() == 0
+    )
     assert (recs["policy_version"] == f"{POLICY_MODEL}/{info.version}").all()
     assert recs["propensity"].min() > 0 and recs["expected_success_rate"].is_between(0, 1).all()
 

@@ -48,7 +48,8 @@ def test_every_planted_dirty_row_is_quarantined_and_no_row_is_lost(ingest_run, s
         quarantine.select(
             pl.col("source_file"), pl.col("line").cast(pl.Int64), pl.col("rule").alias("caught_rule")
         ),
-        on=["source_file", "line"], how="left",
+        on=["source_file", "line"],
+        how="left",
     )
     assert caught["caught_rule"].null_count() == 0, caught.filter(pl.col("caught_rule").is_null())
     assert quarantine.filter(pl.col("line") > 0).height == dirty.height, "no clean row is quarantined"
@@ -66,8 +67,12 @@ def test_rerun_is_idempotent(sample_graph, tmp_path):
     graph = sample_graph.copy(tmp_path)
     warehouse = StorageResource(home=str(graph.home)).warehouse()
     before = {e: warehouse.read(f"staged_{e}") for e in schema.STAGING_ORDER}
-    again = run_all(export_dir=graph.export, paths=HoloPaths(graph.home), progress=lambda _: None,
-                    selection=INGEST_SELECTION)
+    again = run_all(
+        export_dir=graph.export,
+        paths=HoloPaths(graph.home),
+        progress=lambda _: None,
+        selection=INGEST_SELECTION,
+    )
     assert again.success, again.errors
     for entity, frame in before.items():
         after = warehouse.read(f"staged_{entity}")
@@ -141,8 +146,9 @@ def test_raw_multi_asset_can_be_subset(sample_graph, tmp_path):
     export = sample_graph.export
     paths = HoloPaths(tmp_path / "home")
     lines: list[str] = []
-    summary = run_all(export_dir=export, paths=paths, progress=lines.append,
-                      selection=["raw_contacts", "staged_contacts"])
+    summary = run_all(
+        export_dir=export, paths=paths, progress=lines.append, selection=["raw_contacts", "staged_contacts"]
+    )
     assert summary.success, summary.errors
     assert {a.asset for a in summary.assets} == {"raw_contacts", "staged_contacts"}
     warehouse = StorageResource(home=str(paths.home)).warehouse()

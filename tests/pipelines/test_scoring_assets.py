@@ -20,17 +20,31 @@ def home(tmp_path_factory):
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm")
-    generate_export(root / "landing" / "export", n_contacts=2500, seed=3, truth_dir=root / "truth",
-                    with_attachment_files=False)
+    generate_export(
+        root / "landing" / "export",
+        n_contacts=2500,
+        seed=3,
+        truth_dir=root / "truth",
+        with_attachment_files=False,
+    )
     paths = HoloPaths(root).ensure()
     ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
     # An outcome recorded in the field since the export: it overrides the export's stage.
     staged = Warehouse(paths.warehouse).read("staged_deals")
     open_deal = staged.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"][0]
-    (paths.logs / "outcomes.ndjson").write_text(json.dumps({
-        "idempotency_key": "k-1", "recorded_at": "2026-10-31T12:00:00Z", "deal_id": open_deal, "outcome": "won",
-        "closed_at": "2026-10-31T11:00:00Z", "prediction": {"score": 0.42, "model_version": "holocrm_deal_scorer/1"},
-    }) + "\n")
+    (paths.logs / "outcomes.ndjson").write_text(
+        json.dumps(
+            {
+                "idempotency_key": "k-1",
+                "recorded_at": "2026-10-31T12:00:00Z",
+                "deal_id": open_deal,
+                "outcome": "won",
+                "closed_at": "2026-10-31T11:00:00Z",
+                "prediction": {"score": 0.42, "model_version": "holocrm_deal_scorer/1"},
+            }
+        )
+        + "\n"
+    )
     return root, open_deal
 
 
@@ -41,8 +55,13 @@ def test_learning_assets_materialize_and_score_open_records(home, monkeypatch):
     root, field_deal = home
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     result = dg.materialize(
-        [outcomes.outcome_dataset, models.lead_scoring_model, models.deal_scoring_model, models.scored_leads,
-         models.scored_deals],
+        [
+            outcomes.outcome_dataset,
+            models.lead_scoring_model,
+            models.deal_scoring_model,
+            models.scored_leads,
+            models.scored_deals,
+        ],
         resources={"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()},
     )
     assert result.success
