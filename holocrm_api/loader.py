@@ -53,7 +53,14 @@ GATE_PASSED = "passed"
 HEURISTIC = "heuristic"
 STAGED_TABLES = ("staged_companies", "staged_contacts", "staged_deals", "staged_activities")
 SCORED_TABLES = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
-SERVED_TABLES = (*STAGED_TABLES, "scored_leads", "scored_deals", "duplicate_candidates", "action_log")
+SERVED_TABLES = (
+    *STAGED_TABLES,
+    "scored_leads",
+    "scored_deals",
+    "duplicate_candidates",
+    "action_log",
+    "recommendations",
+)
 WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted on the outcome dataset
 FIELD_OUTCOMES = "outcomes.ndjson"
 ON_DEMAND_CACHE = 10_000

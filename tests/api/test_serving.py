@@ -192,6 +192,35 @@ def test_recommendation_carries_its_posterior_and_propensity(client):
     assert_error(client.get("/api/contacts/C404/recommendation"), 404, "not_found")
 
 
+def test_a_gated_champion_policy_answers_from_the_recommendations_table(tmp_path):
+    wh = build_home(tmp_path)
+    rows = {
+        "contact_id": ["C1", "C2"],
+        "action": ["call", "email"],
+        "priority": ["high", "low"],
+        "expected_success_rate": [0.31, 0.05],
+        "uncertainty": [0.04, 0.02],
+        "trials": [120, 80],
+        "reasoning": ["calls answer best here", "cold"],
+        "propensity": [0.8, 0.6],
+        "policy": ["contextual_ts", "contextual_ts"],
+    }
+    wh.write("recommendations", pl.DataFrame({**rows, "policy_version": ["3", "3"]}))
+    with make_client(tmp_path) as c:
+        body = c.get("/api/contacts/C1/recommendation").json()
+        assert body["action"] == "call" and body["source"] == "champion_policy"
+        assert body["policy_version"] == "3" and body["propensity"] == 0.8
+        # a contact the table does not hold falls back to the online segment recommender
+        assert "posterior" in c.get("/api/contacts/C3/recommendation").json()
+    # no passed champion: the pipeline's segment fallback is not served over the online one
+    wh.write(
+        "recommendations",
+        pl.DataFrame({**rows, "policy_version": ["segment_thompson (no champion yet)"] * 2}),
+    )
+    with make_client(tmp_path) as c:
+        assert "posterior" in c.get("/api/contacts/C1/recommendation").json()
+
+
 def test_recommendation_learns_from_recorded_outcomes(client):
     for n in range(30):
         for action, reward in (("call", 1.0), ("email", 0.0), ("proposal", 0.0), ("wait", 0.0)):
