@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from holocrm_core.attachments.detect import MEDIA_TYPES as DETECTED_MEDIA_TYPES
 from holocrm_core.synth.outlook_msg import outlook_msg
 
 MEDIA_TYPES = {"pdf": "application/pdf", "md": "text/markdown", "csv": "text/csv", "txt": "text/plain"}
@@ -140,28 +141,8 @@ FACT_KINDS = [
 ]
 OCR_KINDS = {"pdf_scan", "png", "jpeg", "tiff"}
 AUDIO_KINDS = {"wav"}
-FACT_MEDIA_TYPES = {
-    "pdf": "application/pdf",
-    "pdf_scan": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "xls": "application/vnd.ms-excel",
-    "ods": "application/vnd.oasis.opendocument.spreadsheet",
-    "csv": "text/csv",
-    "html": "text/html",
-    "eml": "message/rfc822",
-    "msg": "application/vnd.ms-outlook",
-    "rtf": "application/rtf",
-    "txt": "text/plain",
-    "md": "text/markdown",
-    "json": "application/json",
-    "zip": "application/zip",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "tiff": "image/tiff",
-    "wav": "audio/wav",
-}
+# the media type each generated kind is written as: the extractors' own table (a scan is a PDF)
+FACT_MEDIA_TYPES = {**DETECTED_MEDIA_TYPES, "pdf_scan": DETECTED_MEDIA_TYPES["pdf"]}
 # Names kept apart from the contact vocabulary so a decision maker or competitor is only in the attachment.
 _FACT_FIRST = [
     "Ingrid",

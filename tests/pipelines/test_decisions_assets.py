@@ -8,26 +8,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from tests.pipelines.conftest import ingested_home
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    from holocrm_core.ingest import ingest_export
-    from holocrm_core.settings import HoloPaths
-    from holocrm_core.synth import generate_export
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm_decisions")
-    generate_export(
-        root / "landing" / "export",
-        n_contacts=2500,
-        seed=3,
-        truth_dir=root / "truth",
-        with_attachment_files=False,
-    )
-    paths = HoloPaths(root).ensure()
-    ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
+    paths = ingested_home(root, n_contacts=2500, seed=3)
     contact = Warehouse(paths.warehouse).read("staged_contacts")["contact_id"][0]
     records = [  # recorded through the API since the export: one good, one the log must flag, not drop
         {

@@ -7,6 +7,8 @@ import json
 import dagster as dg
 import pytest
 
+from tests.pipelines.conftest import ingested_home
+
 pytestmark = pytest.mark.slow
 
 SMALL = {
@@ -21,21 +23,9 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    from holocrm_core.ingest import ingest_export
-    from holocrm_core.settings import HoloPaths
-    from holocrm_core.synth import generate_export
-    from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm")
-    generate_export(
-        root / "landing" / "export",
-        n_contacts=600,
-        seed=5,
-        truth_dir=root / "truth",
-        with_attachment_files=False,
-    )
-    paths = HoloPaths(root).ensure()
-    ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
+    ingested_home(root, n_contacts=600, seed=5)
     return root
 
 

@@ -9,26 +9,17 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.pipelines.conftest import ingested_home
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    from holocrm_core.ingest import ingest_export
-    from holocrm_core.settings import HoloPaths
-    from holocrm_core.synth import generate_export
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm")
-    generate_export(
-        root / "landing" / "export",
-        n_contacts=2500,
-        seed=3,
-        truth_dir=root / "truth",
-        with_attachment_files=False,
-    )
-    paths = HoloPaths(root).ensure()
-    ingest_export(root / "landing" / "export", warehouse=Warehouse(paths.warehouse))
+    paths = ingested_home(root, n_contacts=2500, seed=3)
     # An outcome recorded in the field since the export: it overrides the export's stage.
     staged = Warehouse(paths.warehouse).read("staged_deals")
     open_deal = staged.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"][0]
