@@ -115,7 +115,7 @@ def planted_duplicates(n_contacts: int, seeds: list[int]) -> dict:
 
 
 def febrl(dataset: str = "dataset3") -> dict:
-    from holocrm_core.dedupe import Comparator, _PersonNames, link_records
+    from holocrm_core.dedupe import Comparator, PersonNames, link_records
 
     path = SHARED / "febrl" / f"{dataset}.csv"
     if not path.exists():
@@ -134,7 +134,7 @@ def febrl(dataset: str = "dataset3") -> dict:
 
     frame = frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
     frame = frame.with_columns(pl.col("row").alias("row_first"), pl.col("row").alias("row_last"))
-    names = _PersonNames(frame.rename({"given_name": "first", "surname": "last"}))
+    names = PersonNames(frame.get_column("given_name").to_list(), frame.get_column("surname").to_list())
     comparators = [
         Comparator("row_first", function=names.first),
         Comparator("row_last", function=names.last),

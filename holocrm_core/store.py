@@ -348,12 +348,6 @@ class SimilarityStore:
         self._memory.clear()
         self._rotation = None
 
-    def checkout_latest(self) -> None:
-        self._pinned.clear()
-        self._tables.clear()
-        self._memory.clear()
-        self._rotation = None
-
     # ---------------------------------------------------------------------------------------- rotation
     def _rotation_table(self):
         table = self.db.open_table(ROTATION_TABLE)
@@ -570,10 +564,6 @@ class SimilarityStore:
             if entity_type in self._table_names():
                 out[entity_type] = len(self.entity_vectors(entity_type))
         return out
-
-    def vector_of(self, entity_type: str, entity_id: str) -> np.ndarray:
-        loaded = self.entity_vectors(entity_type)
-        return loaded.vector(loaded.position_of(entity_id, entity_type))
 
     def _coarse_query(self, vector: np.ndarray) -> np.ndarray:
         rotation = self.rotation()

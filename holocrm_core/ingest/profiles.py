@@ -17,13 +17,13 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from holocrm_core import schema
+from holocrm_core.folding import ascii_fold
 from holocrm_core.ingest import readers, vocab
 from holocrm_core.ingest.reports import ALLOW_EMPTY, SOURCE_FILE, FileReport, RawExport, file_error_row
 
@@ -32,20 +32,15 @@ _SLUG = re.compile(r"[^0-9a-z]+")
 RELATED_TO = "_related_to_id"  # Salesforce "Related To ID": an Opportunity or an Account, told by id prefix
 
 
-def _ascii(text: str) -> str:
-    """ "Gegründet" -> "Gegrundet", "Straße" -> "Strasse": headers in any language give readable names."""
-    text = unicodedata.normalize("NFKD", text.replace("ß", "ss").replace("ẞ", "SS"))
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
 def normalise_header(header: str) -> str:
-    """Comparison key of a column header: "Probability (%)" -> "probability", "Contact ID" -> "contact_id"."""
-    return _HEADER.sub("_", _ascii(header.strip().lstrip("\ufeff")).lower()).strip("_")
+    """Comparison key of a column header: "Probability (%)" -> "probability", "Contact ID" -> "contact_id",
+    "Gegründet" -> "gegrundet", "Straße" -> "strasse" (headers in any language give readable names)."""
+    return _HEADER.sub("_", ascii_fold(header.strip().lstrip("\ufeff")).lower()).strip("_")
 
 
 def slug(text: str) -> str:
     """Stable, readable id part from a name: "Acme Corporation" -> "acme-corporation"."""
-    return _SLUG.sub("-", _ascii(text.strip()).lower()).strip("-")
+    return _SLUG.sub("-", ascii_fold(text.strip()).lower()).strip("-")
 
 
 def stable_id(prefix: str, parts: pl.DataFrame) -> pl.Series:

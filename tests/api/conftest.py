@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_serving import build_home
+from tests.support.api import build_home
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from holocrm_api import ServingSettings, create_app
-from tests.api.test_serving import assert_error, make_client
+from tests.support.api import assert_error, make_client
 
 
 def test_a_key_set_alone_turns_auth_on(home, monkeypatch):

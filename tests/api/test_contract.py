@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from holocrm_api.routes import nlq as nlq_route
-from tests.api.test_serving import assert_error, make_client
+from tests.support.api import assert_error, make_client
 
 # Issue 11: each of these answered 500 (DuplicateError, OverflowError, date out of range, ValueError).
 CRASHING = [
@@ -23,7 +23,7 @@ CRASHING = [
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from tests.api.test_serving import build_home
+    from tests.support.api import build_home
 
     home = tmp_path_factory.mktemp("contract")
     build_home(home)

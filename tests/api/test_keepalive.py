@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from holocrm_api import ServingSettings, create_app
-from tests.api.test_serving_server import free_port
+from tests.support.api import free_port
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

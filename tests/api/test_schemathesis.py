@@ -14,8 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from holocrm_api import ServingSettings, create_app
-from tests.api.test_serving import build_home
-from tests.api.test_serving_similarity import build_index
+from tests.support.api import build_home, build_index
 
 KEY = "contract-key"
 

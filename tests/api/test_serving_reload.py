@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from holocrm_api import ServingSettings, create_app
 from holocrm_api.loader import GATE_PASSED, GATE_TAG
-from tests.api.test_serving import build_home
+from tests.support.api import build_home
 
 MODEL = "holocrm_lead_scorer"
 

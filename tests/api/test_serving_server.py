@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_serving import build_home
+from tests.support.api import build_home, free_port
 
 HOLOCRM = Path(sys.executable).with_name("holocrm")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
 from holocrm_api import ServingSettings, create_app
-from tests.api.test_serving import assert_error, build_home
+from tests.support.api import assert_error, build_home, build_index
 
 store_module = pytest.importorskip(
     "holocrm_core.store", reason="the similarity store is not part of this build"
 )
-
-
-def build_index(home, wh) -> None:
-    from holocrm_core.text import entity_documents
-
-    tables = {name.removeprefix("staged_"): wh.read(name) for name in ("staged_contacts", "staged_deals")}
-    docs = entity_documents(tables)
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(len(docs), 384)).astype(np.float32)
-    ids = docs["entity_id"].to_list()
-    # C5 is a near copy of C1: it must come back as C1's most similar contact.
-    vectors[ids.index("C5")] = vectors[ids.index("C1")] + 0.05 * rng.normal(size=384)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store_module.SimilarityStore(str(home / "lancedb")).sync(docs, vectors)
 
 
 @pytest.fixture

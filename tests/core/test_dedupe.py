@@ -422,3 +422,25 @@ def test_link_sources_pairs_records_across_two_exports_only():
     assert set(pairs.select("id_left", "id_right").rows()) == {
         (f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)
     }
+
+
+def test_a_shared_customer_number_makes_contacts_duplicates(crm):
+    """Contacts go through the typed-field engine: a custom identifier column counts. A double-barrelled
+    married name, a private e-mail and another title alone stay below the threshold; the same customer
+    number (from billing, filled on a few records) makes it the same person."""
+    extra = [
+        _contact("ct-priya", "Priya", "Raman", "co-3", "Buyer"),
+        _contact("ct-priya-new", "Priya", "Raman-Iyer", "co-3", "Purchasing", email="priya@gmail.com"),
+    ]
+    contacts = pl.concat([crm["contacts"], _frame("contacts", extra)])
+    numbers = [None] * len(contacts)
+    numbers[3], numbers[7] = "CUST-10001", "CUST-10002"
+    numbers[-2] = numbers[-1] = "CUST-88123"  # the planted shared customer number
+    with_number = contacts.with_columns(pl.Series("cf_customer_number", numbers, dtype=pl.String))
+    pair = ("ct-priya", "ct-priya-new")
+    found = duplicate_candidates(with_number, crm["companies"])
+    assert pair in _pairs(found, "contact")
+    reasons = found.filter((pl.col("id_a") == pair[0]) & (pl.col("id_b") == pair[1])).get_column("reasons")[0]
+    assert any("same customer number" in r for r in reasons)
+    # without the number the two records are not proposed: the custom field decided
+    assert pair not in _pairs(duplicate_candidates(contacts, crm["companies"]), "contact")

@@ -11,7 +11,7 @@ import pytest
 
 from holocrm_core import outcomes
 from holocrm_core.schema import ACTIVITIES, CONTACTS, DEALS
-from tests.core.test_scoring_data import toy_crm
+from tests.support.crm import toy_crm
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 

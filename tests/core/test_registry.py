@@ -15,7 +15,7 @@ import pytest
 from holocrm_core import outcomes, registry
 from holocrm_core.registry import CHALLENGER, CHAMPION, LEAD_MODEL, promotion_decision
 from holocrm_core.scoring import score_frame, train_scorer
-from tests.core.test_scoring_data import toy_crm
+from tests.support.crm import toy_crm
 
 FAST = {"epochs": 20, "patience": 4}
 

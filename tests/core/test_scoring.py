@@ -23,7 +23,7 @@ from holocrm_core.scoring import (
     train_scorer,
 )
 from holocrm_core.scoring.calibration import expected_calibration_error, quality
-from tests.core.test_scoring_data import toy_crm
+from tests.support.crm import toy_crm
 
 FAST = {"epochs": 25, "patience": 5}
 

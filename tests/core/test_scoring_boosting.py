@@ -18,8 +18,8 @@ from holocrm_core.scoring import (
     train_scorer,
 )
 from holocrm_core.scoring.notes import NoteRater
-from tests.core.test_scoring_data import toy_crm
-from tests.core.test_scoring_notes import _records
+from tests.support.crm import toy_crm
+from tests.support.notes import note_records
 
 FAST_NEURAL = {"epochs": 12, "patience": 3}
 
@@ -83,7 +83,7 @@ def test_blend_weighs_neural_and_trees_on_recent_rows_and_explains(toy_dataset):
 
 
 def test_note_ratings_are_remembered_per_rater_and_not_pickled():
-    record, notes, y = _records(1200, seed=2)
+    record, notes, y = note_records(1200, seed=2)
     rater = NoteRater().fit(record, notes, y, 1200)
     assert (
         rater.rate_series(pl.Series(notes[:5]))[0].shape == (5,) and getattr(rater, "_memory", None) is None

@@ -16,7 +16,7 @@ from holocrm_core.scoring.guards import (
     check_training_data,
     leak_guard,
 )
-from tests.core.test_scoring_data import toy_crm
+from tests.support.crm import toy_crm
 
 
 @pytest.fixture(scope="module")

@@ -7,30 +7,11 @@ import polars as pl
 
 from holocrm_core.scoring.calibration import ece_noise_floor, expected_calibration_error
 from holocrm_core.scoring.notes import NoteRater
-
-NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana"]
-NEUTRAL = ["Walked through the demo.", "Shared a case study.", "Discussed the integration plan."]
-SIGNALS = ["Budget approved for this quarter.", "They asked for a formal quote."]
-WARNINGS = ["Went with a competitor for now.", "No response since the demo."]
-
-
-def _records(n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    record, notes, y = [], [], []
-    for r in range(n):
-        signals, warnings = rng.poisson(0.6), rng.poisson(0.6)
-        kinds = ["signal"] * signals + ["warning"] * warnings + ["neutral"] * (1 + rng.poisson(2))
-        for kind in kinds:
-            pool = {"signal": SIGNALS, "warning": WARNINGS, "neutral": NEUTRAL}[kind]
-            opener = f"Call with {NAMES[rng.integers(len(NAMES))]}."
-            notes.append(f"{opener} {pool[rng.integers(len(pool))]} {NEUTRAL[rng.integers(len(NEUTRAL))]}")
-            record.append(r)
-        y.append(int(rng.random() < 1 / (1 + np.exp(-(1.2 * signals - 1.2 * warnings)))))
-    return np.array(record), notes, np.array(y)
+from tests.support.notes import note_records
 
 
 def test_rater_finds_signals_and_warnings_and_both_paths_agree():
-    record, notes, y = _records(1500)
+    record, notes, y = note_records(1500)
     rater = NoteRater().fit(record, notes, y, 1500)
     probes = [
         "Call with Ana. Budget approved for this quarter.",
@@ -51,7 +32,7 @@ def test_rater_finds_signals_and_warnings_and_both_paths_agree():
 def test_single_record_path_matches_the_batch_path():
     from holocrm_core.outcomes import build_outcome_dataset
     from holocrm_core.scoring import train_scorer
-    from tests.core.test_scoring_data import toy_crm
+    from tests.support.crm import toy_crm
 
     tables, _ = toy_crm(900, seed=5)
     trained = train_scorer(build_outcome_dataset(tables), "contact", epochs=6, patience=2)

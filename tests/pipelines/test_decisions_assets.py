@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from tests.pipelines.conftest import ingested_home
+from tests.support.pipelines import ingested_home
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import pytest
 
-from tests.pipelines.conftest import ingested_home
+from tests.support.pipelines import ingested_home
 
 pytestmark = pytest.mark.slow
 

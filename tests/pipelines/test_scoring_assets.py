@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.pipelines.conftest import ingested_home
+from tests.support.pipelines import ingested_home
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Shared set-up of the pipeline tests: a generated export, ingested into a fresh HOLOCRM_HOME."""
+"""Set-up shared by the pipeline tests: a generated export, ingested into a fresh HOLOCRM_HOME."""
 
 from __future__ import annotations
 

@@ -1,0 +1,155 @@
+"""Blocking: cheap passes propose the pairs worth comparing (equal keys, rare shared words, sorted
+neighbourhoods, character n-gram and embedding neighbours). Each pass caps its block size, so a common key
+never explodes into every pair of its records."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from holocrm_core.dedupe.normalise import canonical_first_name, email_parts
+
+# Character n-gram blocking compares every record with every other (sparse products): up to this size.
+CHAR_BLOCKING_MAX_ROWS = 50_000
+# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, an
+# inverted file above); bounded so the in-memory copy stays small, the string passes cover bigger tables.
+VECTOR_BLOCKING_MAX_ROWS = 2_000_000
+
+
+def _pairs_from_key(keys: pl.Series, max_block: int) -> np.ndarray:
+    frame = pl.DataFrame({"t": keys, "row": np.arange(len(keys), dtype=np.int64)}).filter(
+        pl.col("t").is_not_null() & (pl.col("t") != "")
+    )
+    return _pairs_from_key_frame(frame, max_block)
+
+
+def _pairs_sorted_neighbourhood(keys: pl.Series, window: int) -> np.ndarray:
+    order = np.argsort(keys.fill_null("").to_numpy().astype(str), kind="stable")
+    out = [np.stack([order[:-w], order[w:]], axis=1) for w in range(1, min(window, len(order)))]
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float) -> np.ndarray:
+    """Each record with its ``k`` nearest records in embedding space, through the one vector engine."""
+    from holocrm_core.vectors import VectorIndex
+
+    return VectorIndex(np.asarray(vectors, dtype=np.float32)).neighbours(k, min_similarity)
+
+
+def candidate_pairs(
+    frame: pl.DataFrame,
+    block_keys: list[pl.Expr],
+    sorted_keys: list[pl.Expr] = (),
+    vectors: np.ndarray | None = None,
+    max_block: int = 200,
+    window: int = 6,
+    vector_k: int = 10,
+    vector_min_similarity: float = 0.75,
+    extra: list[np.ndarray] = (),
+) -> np.ndarray:
+    """Unique row pairs (i < j) proposed by any blocking pass (``extra``: pairs from passes run elsewhere)."""
+    parts = [np.zeros((0, 2), dtype=np.int64), *extra]
+    for expr in block_keys:
+        parts.append(_pairs_from_key(frame.select(expr.alias("k")).get_column("k"), max_block))
+    for expr in sorted_keys:
+        parts.append(_pairs_sorted_neighbourhood(frame.select(expr.alias("k")).get_column("k"), window))
+    if vectors is not None and len(vectors) == len(frame):
+        parts.append(_pairs_from_vectors(vectors, vector_k, vector_min_similarity))
+    pairs = np.concatenate(parts).astype(np.int64)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def token_block_pairs(values: list[str], max_block: int) -> np.ndarray:
+    """Pairs of rows sharing a token that at most ``max_block`` rows have (rare words block, common don't)."""
+    frame = pl.DataFrame({"t": [v.split() for v in values], "row": np.arange(len(values), dtype=np.int64)})
+    exploded = frame.explode("t").drop_nulls("t").unique(["t", "row"])
+    return _pairs_from_key_frame(exploded, max_block)
+
+
+def _pairs_from_key_frame(frame: pl.DataFrame, max_block: int) -> np.ndarray:
+    groups = (
+        frame.group_by("t")
+        .agg(pl.col("row"))
+        .filter((pl.col("row").list.len() > 1) & (pl.col("row").list.len() <= max_block))
+    )
+    out = []
+    for rows in groups.get_column("row").to_list():
+        rows = np.asarray(rows)
+        i, j = np.triu_indices(len(rows), 1)
+        out.append(np.stack([rows[i], rows[j]], axis=1))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def field_passes(
+    keys: pl.DataFrame, fields: dict[str, str]
+) -> tuple[pl.DataFrame, list[pl.Expr], list[pl.Expr], list[str]]:
+    """The blocking passes of a table of normalised fields (column -> kind): ``keys`` with the derived key
+    columns added, equal-key expressions, sorted-neighbourhood expressions, and the columns whose rare words
+    block (``token_block_pairs``).
+
+    Companies and products: equal phones / identifiers / names, rare shared words of names, codes and
+    addresses, sorted names (and reversed), postcode + name prefix. People: equal e-mails, phones, names up to
+    nicknames and order, company + name prefixes or suffixes, e-mail user name + initial, sorted names.
+    """
+    block_keys, sorted_keys, token_columns = [], [], []
+    names = [c for c, k in fields.items() if k in ("company_name", "name")]
+    for column, kind in fields.items():
+        if kind in ("company_name", "name", "code", "address"):
+            token_columns.append(column)
+        if kind in ("phone", "identifier", "company_name", "name", "email"):
+            block_keys.append(pl.col(column))
+        if kind in ("company_name", "name"):
+            sorted_keys += [pl.col(column), pl.col(column).str.reverse()]
+        if kind == "postcode" and names:
+            block_keys.append(
+                pl.concat_str([pl.col(column), pl.col(names[0]).str.slice(0, 2)], separator="|")
+            )
+    by_kind = {k: c for c, k in fields.items()}
+    if "first_name" in by_kind and "last_name" in by_kind:
+        canonical = [canonical_first_name(v) for v in keys.get_column(by_kind["first_name"]).to_list()]
+        keys = keys.with_columns(pl.Series("_first_canonical", canonical, dtype=pl.String))
+        first = pl.col("_first_canonical")
+        last = pl.col(by_kind["last_name"])
+        name_key = pl.concat_list([first, last]).list.sort().list.join(" ")
+        block_keys += [name_key, pl.concat_str([first, last], separator=" ")]
+        sorted_keys += [
+            pl.concat_str([last, first], separator=" "),
+            pl.concat_str([first, last], separator=" "),
+        ]
+        if "company_ref" in by_kind:
+            company = pl.col(by_kind["company_ref"])
+            block_keys += [
+                pl.concat_str([company, last.str.slice(0, 3)], separator="|"),
+                pl.concat_str([company, first.str.slice(0, 3)], separator="|"),
+                pl.concat_str([company, last.str.slice(-3)], separator="|"),
+            ]
+        if "email" in by_kind:
+            local_parts = [email_parts(v)[0] for v in keys.get_column(by_kind["email"]).to_list()]
+            keys = keys.with_columns(pl.Series("_email_local", local_parts, dtype=pl.String))
+            local = pl.col("_email_local")
+            block_keys.append(pl.concat_str([local, last.str.slice(0, 1)], separator="|"))
+            sorted_keys.append(local)
+    return keys, block_keys, sorted_keys, token_columns
+
+
+def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:
+    """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id."""
+    if vectors is None or len(ids) > VECTOR_BLOCKING_MAX_ROWS:
+        return None
+    if isinstance(vectors, np.ndarray):
+        return vectors if len(vectors) == len(ids) else None
+    if isinstance(vectors, pl.DataFrame):
+        frame = vectors
+        if "entity_type" in frame.columns:
+            frame = frame.filter(pl.col("entity_type") == entity_type)
+        lookup = pl.DataFrame({"entity_id": ids}).join(
+            frame.select("entity_id", "vector"), on="entity_id", how="left"
+        )
+        if lookup.get_column("vector").null_count():
+            return None
+        return np.stack(lookup.get_column("vector").to_numpy()).astype(np.float32)
+    if isinstance(vectors, dict):
+        return aligned_vectors(ids, vectors.get(entity_type), entity_type)
+    return None

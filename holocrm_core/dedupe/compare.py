@@ -1,0 +1,311 @@
+"""Comparison: each pair of values gets an agreement level (exact / very similar / similar / different /
+missing). Jaro-Winkler on names with nicknames and swapped order, digit edits on numbers, dates and phones,
+IDF-weighted word overlap on names, text and addresses, relative gaps on numbers, character n-grams on
+spelling. ``Comparator`` is one field of the comparison vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from holocrm_core.dedupe.normalise import _number, canonical_first_name
+
+MISSING = -1
+DISAGREE, SIMILAR, VERY_SIMILAR, EXACT = 0, 1, 2, 3
+LEVELS = 4
+
+
+def _jw(a: list[str], b: list[str]) -> np.ndarray:
+    from rapidfuzz.distance import JaroWinkler
+    from rapidfuzz.process import cpdist
+
+    if not a:
+        return np.zeros(0)
+    return np.asarray(cpdist(a, b, scorer=JaroWinkler.normalized_similarity, workers=1), dtype=np.float64)
+
+
+def _levels_from_similarity(
+    a: list[str], b: list[str], very: float = 0.94, similar: float = 0.85
+) -> np.ndarray:
+    sim = _jw(a, b)
+    out = np.where(
+        sim >= 1.0 - 1e-9,
+        EXACT,
+        np.where(sim >= very, VERY_SIMILAR, np.where(sim >= similar, SIMILAR, DISAGREE)),
+    )
+    missing = np.array([not x or not y for x, y in zip(a, b)], dtype=bool)
+    out[missing] = MISSING
+    return out
+
+
+def _levels_exact(a: list[str], b: list[str]) -> np.ndarray:
+    out = np.array([EXACT if x == y else DISAGREE for x, y in zip(a, b)], dtype=np.int64)
+    out[np.array([not x or not y for x, y in zip(a, b)], dtype=bool)] = MISSING
+    return out
+
+
+def _levels_digits(a: list[str], b: list[str], phone: bool = False) -> np.ndarray:
+    """Numbers, dates and phones: exact, one edit or two digits swapped (a typo), two edits, else different.
+
+    ``phone``: a typo must keep the length, and two edits are a different number (phones have no
+    "similar"); otherwise yyyymmdd dates with month and day swapped count as a typo.
+    """
+    from rapidfuzz.distance import OSA
+
+    out = []
+    for x, y in zip(a, b):
+        if not x or not y:
+            out.append(MISSING)
+        elif x == y:
+            out.append(EXACT)
+        elif (not phone or len(x) == len(y)) and OSA.distance(x, y) <= 1:
+            out.append(VERY_SIMILAR)
+        elif phone:
+            out.append(DISAGREE)
+        elif len(x) == len(y) == 8 and x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+            out.append(VERY_SIMILAR)  # yyyymmdd with month and day swapped
+        elif OSA.distance(x, y) <= 2:
+            out.append(SIMILAR)
+        else:
+            out.append(DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+@dataclass
+class Comparator:
+    """One field of the comparison vector: ``kind`` is string, exact, digits, phone or a custom function."""
+
+    name: str
+    kind: str = "string"
+    very: float = 0.94
+    similar: float = 0.85
+    function: object = None  # (values_a, values_b) -> levels, for composite fields
+    m_prior: tuple | None = None  # prior P(level | duplicate) for DISAGREE..EXACT; None = DEFAULT_M
+    reason: dict = field(default_factory=dict)  # level -> sentence for the reasons column
+
+    def levels(self, a: list, b: list) -> np.ndarray:
+        if self.function is not None:
+            return np.asarray(self.function(a, b), dtype=np.int64)
+        if self.kind == "exact":
+            return _levels_exact(a, b)
+        if self.kind in ("digits", "phone"):
+            return _levels_digits(a, b, phone=self.kind == "phone")
+        return _levels_from_similarity(a, b, self.very, self.similar)
+
+
+def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, np.ndarray]:
+    """First and last name levels, with nicknames (Bob = Robert) and swapped order (Smith John) counted."""
+    first_lv = _levels_from_similarity(first_a, first_b)
+    last_lv = _levels_from_similarity(last_a, last_b)
+    canon_a = [canonical_first_name(x) for x in first_a]
+    canon_b = [canonical_first_name(x) for x in first_b]
+    nick = np.array([bool(x) and x == y for x, y in zip(canon_a, canon_b)]) & (first_lv < EXACT)
+    first_lv[nick] = VERY_SIMILAR
+    swapped_first = _levels_from_similarity(first_a, last_b)
+    swapped_last = _levels_from_similarity(last_a, first_b)
+    straight = np.maximum(first_lv, 0) + np.maximum(last_lv, 0)
+    swapped = np.maximum(swapped_first, 0) + np.maximum(swapped_last, 0)
+    use_swap = swapped > straight
+    first_lv = np.where(use_swap, swapped_first, first_lv)
+    last_lv = np.where(use_swap, swapped_last, last_lv)
+    return first_lv, last_lv
+
+
+def _company_presence_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Same company / only one record has one (a level of its own: duplicates rarely lose it) / different."""
+    out = []
+    for x, y in zip(a, b):
+        if not x and not y:
+            out.append(MISSING)
+        elif not x or not y:
+            out.append(SIMILAR)
+        else:
+            out.append(EXACT if x == y else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+class PersonNames:
+    """Nickname- and order-aware first/last name levels for pairs of row numbers (computed once per pair
+    list: the first and the last name comparator ask for the same pairs in turn)."""
+
+    def __init__(self, firsts: list[str], lasts: list[str]):
+        self.firsts, self.lasts = firsts, lasts
+        self._key = None
+        self._levels = None
+
+    def _compute(self, a_rows, b_rows):
+        a_rows, b_rows = [int(i) for i in a_rows], [int(i) for i in b_rows]
+        key = (len(a_rows), tuple(a_rows[:3]), tuple(b_rows[:3]), tuple(a_rows[-3:]), tuple(b_rows[-3:]))
+        if key != self._key:
+            self._levels = _person_name_levels(
+                [self.firsts[i] for i in a_rows],
+                [self.firsts[i] for i in b_rows],
+                [self.lasts[i] for i in a_rows],
+                [self.lasts[i] for i in b_rows],
+            )
+            self._key = key
+        return self._levels
+
+    def first(self, a_rows, b_rows):
+        return self._compute(a_rows, b_rows)[0]
+
+    def last(self, a_rows, b_rows):
+        return self._compute(a_rows, b_rows)[1]
+
+
+class TokenIdf:
+    """Inverse document frequencies of the tokens of one field over the table: a rare shared word ("Zuni")
+    says more than a common one ("grill"), so containment and overlap are scored by what is shared."""
+
+    def __init__(self, documents: list[str]):
+        from collections import Counter
+
+        counts = Counter(t for d in documents for t in set(d.split()))
+        n = max(1, len(documents))
+        self.n = n
+        self.idf = {t: float(np.log((n + 1) / (c + 0.5))) for t, c in counts.items()}
+        self.unseen = float(np.log((n + 1) / 0.5))
+
+    def contained_rare(self, a: str, b: str, share: float = 0.6) -> bool:
+        """One token set contains the other and the contained words are rare enough to identify: their
+        IDF sum reaches ``share`` of log(n) ("Noodle House" in "Noodle House Restaurant" yes, "Grill" in
+        "Joe's Grill" no)."""
+        x, y = set(a.split()), set(b.split())
+        small = x if len(x) <= len(y) else y
+        if not small or not (x <= y or y <= x):
+            return False
+        return sum(self.idf.get(t, self.unseen) for t in small) >= share * float(np.log(self.n + 1))
+
+    def cosine(self, a: str, b: str) -> float:
+        """IDF-weighted cosine of the two token sets (1.0 = same words, 0.0 = none shared)."""
+        x, y = set(a.split()), set(b.split())
+        if not x or not y:
+            return 0.0
+        w = lambda t: self.idf.get(t, self.unseen) ** 2  # noqa: E731 - a local weight
+        shared = sum(w(t) for t in x & y)
+        return shared / float(np.sqrt(sum(w(t) for t in x) * sum(w(t) for t in y)))
+
+
+def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
+    """Levels from IDF-weighted token overlap: same / very similar (or one typo) / similar / different."""
+    from rapidfuzz.distance import OSA
+
+    def levels(a: list[str], b: list[str]) -> np.ndarray:
+        out = np.empty(len(a), dtype=np.int64)
+        for k, (x, y) in enumerate(zip(a, b)):
+            if not x or not y:
+                out[k] = MISSING
+            elif x == y:
+                out[k] = EXACT
+            else:
+                cos = idf.cosine(x, y)
+                # for names, a word more or less is containment (below), not "very similar"
+                same_shape = not typo or len(x.split()) == len(y.split())
+                typing_error = typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)
+                if (cos >= very and same_shape) or typing_error:
+                    out[k] = VERY_SIMILAR
+                elif (typo and idf.contained_rare(x, y)) or (not typo and cos >= similar):
+                    out[k] = SIMILAR  # names: one contains the other, and what it contains is rare enough
+                else:
+                    out[k] = DISAGREE
+        return out
+
+    return levels
+
+
+def _address_levels(idf: TokenIdf):
+    words = _idf_levels(idf, 0.75, 0.45, typo=True)
+
+    def levels(a: list[str], b: list[str]) -> np.ndarray:
+        out = words(a, b)
+        for k, (x, y) in enumerate(zip(a, b)):
+            numbers_x = {t for t in x.split() if any(c.isdigit() for c in t)}
+            numbers_y = {t for t in y.split() if any(c.isdigit() for c in t)}
+            if out[k] > DISAGREE and numbers_x and numbers_y and not numbers_x & numbers_y:
+                out[k] = DISAGREE  # same street, another house number: another place
+        return out
+
+    return levels
+
+
+def _number_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Numbers with a relative tolerance: equal / within 5% / within 20% / further apart."""
+    out = []
+    for x, y in zip(a, b):
+        x, y = _number(x), _number(y)
+        if x is None or y is None:
+            out.append(MISSING)
+            continue
+        gap = abs(x - y) / max(abs(x), abs(y), 1e-9)
+        out.append(EXACT if x == y else VERY_SIMILAR if gap <= 0.05 else SIMILAR if gap <= 0.2 else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _code_levels(a: list[str], b: list[str]) -> np.ndarray:
+    """Identifier-like tokens (model numbers): one shared / both have some, none shared / missing."""
+    out = []
+    for x, y in zip(a, b):
+        if not x or not y:
+            out.append(MISSING)
+        else:
+            out.append(EXACT if set(x.split()) & set(y.split()) else DISAGREE)
+    return np.asarray(out, dtype=np.int64)
+
+
+class CharGrams:
+    """Character 3-5-gram TF-IDF vectors of one field: spelling similarity that survives typos, run-together
+    words and reordering ("EZXS88W Linksys switch" / "Linksys EtherFast EZXS88W"); also a blocking pass."""
+
+    def __init__(self, values: list[str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.empty = np.array([not v for v in values])
+        texts = [v or "" for v in values]
+        try:
+            self.matrix = (
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True, dtype=np.float32
+                )
+                .fit_transform(texts)
+                .tocsr()
+            )
+        except ValueError:  # nothing but empty values
+            self.matrix = None
+
+    def similarity(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        if self.matrix is None or len(a_rows) == 0:
+            return np.zeros(len(a_rows))
+        return np.asarray(self.matrix[a_rows].multiply(self.matrix[b_rows]).sum(axis=1)).reshape(-1)
+
+    def levels(self, a: list[str], b: list[str]) -> np.ndarray:
+        a_rows, b_rows = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        sim = self.similarity(a_rows, b_rows)
+        out = np.where(
+            sim >= 0.95, EXACT, np.where(sim >= 0.7, VERY_SIMILAR, np.where(sim >= 0.45, SIMILAR, DISAGREE))
+        )
+        out[self.empty[a_rows] | self.empty[b_rows]] = MISSING
+        return out.astype(np.int64)
+
+    def neighbours(self, k: int, labels: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
+        """Each row with its ``k`` most similar rows (of the other source when ``labels`` are given)."""
+        if self.matrix is None:
+            return np.zeros((0, 2), dtype=np.int64)
+        n = self.matrix.shape[0]
+        out = []
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            sims = (self.matrix[rows] @ self.matrix.T).toarray()
+            sims[np.arange(len(rows)), rows] = -1
+            if labels is not None:
+                sims[labels[rows][:, None] == labels[None, :]] = -1
+            sims[:, self.empty] = -1
+            top = np.argpartition(-sims, min(k, n - 1) - 1, axis=1)[:, :k]
+            keep = np.take_along_axis(sims, top, axis=1) > 0.1
+            out.append(
+                np.stack(
+                    [np.repeat(rows, top.shape[1])[keep.reshape(-1)], top.reshape(-1)[keep.reshape(-1)]],
+                    axis=1,
+                )
+            )
+        return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)

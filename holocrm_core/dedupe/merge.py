@@ -1,0 +1,93 @@
+"""Merge proposals: per duplicate cluster, the record that survives and what moves to it. Nothing is merged
+automatically."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from holocrm_core.dedupe.cluster import LIKELY_DUPLICATE, clusters
+
+
+def _reference_counts(tables: dict[str, pl.DataFrame | None], column: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for name, frame in tables.items():
+        if frame is None or frame.is_empty() or column not in frame.columns:
+            continue
+        counts = frame.group_by(column).len().drop_nulls(column)
+        out[name] = dict(zip(counts.get_column(column).to_list(), counts.get_column("len").to_list()))
+    return out
+
+
+def merge_proposals(
+    candidates: pl.DataFrame,
+    contacts: pl.DataFrame,
+    companies: pl.DataFrame,
+    deals: pl.DataFrame | None = None,
+    activities: pl.DataFrame | None = None,
+    min_score: float = LIKELY_DUPLICATE,
+) -> pl.DataFrame:
+    """One proposal per duplicate cluster: the surviving record and what moves to it. Never applied here.
+
+    The survivor is the record with the most filled fields, then the most linked deals and activities, then
+    the oldest. ``moves`` says, per merged record, how many deals / activities (and, for companies,
+    contacts) would be re-pointed to the survivor.
+    """
+    groups = clusters(candidates, min_score)
+    schema = {
+        "cluster_id": pl.String,
+        "entity_type": pl.String,
+        "survivor_id": pl.String,
+        "merged_ids": pl.List(pl.String),
+        "moves": pl.String,
+        "min_score": pl.Float64,
+        "status": pl.String,
+    }
+    if groups.is_empty():
+        return pl.DataFrame(schema=schema)
+    sources = {"contact": (contacts, "contact_id"), "company": (companies, "company_id")}
+    references = {
+        "contact": _reference_counts({"deals": deals, "activities": activities}, "contact_id"),
+        "company": _reference_counts(
+            {"contacts": contacts, "deals": deals, "activities": activities}, "company_id"
+        ),
+    }
+    scores = {}
+    for r in candidates.iter_rows(named=True):
+        scores[(r["entity_type"], r["id_a"], r["id_b"])] = r["score"]
+    rows = []
+    for (cluster_id, entity_type), members in groups.group_by(
+        ["cluster_id", "entity_type"], maintain_order=True
+    ):
+        ids = members.get_column("entity_id").to_list()
+        source, id_column = sources[entity_type]
+        records = {r[id_column]: r for r in source.filter(pl.col(id_column).is_in(ids)).iter_rows(named=True)}
+        refs = references[entity_type]
+
+        def rank(i):
+            record = records.get(i, {})
+            filled = sum(v not in (None, "", []) for v in record.values())
+            linked = sum(counts.get(i, 0) for counts in refs.values())
+            created = record.get("created_at")
+            return (-filled, -linked, created.timestamp() if created else float("inf"), i)
+
+        survivor = min(ids, key=rank)
+        merged = [i for i in ids if i != survivor]
+        moves = []
+        for i in merged:
+            parts = [f"{counts[i]} {name}" for name, counts in refs.items() if counts.get(i)]
+            moves.append(
+                f"{i} -> {survivor}: " + (", ".join(parts) if parts else "nothing linked") + " re-pointed"
+            )
+        pair_scores = [s for (t, a, b), s in scores.items() if t == entity_type and a in ids and b in ids]
+        rows.append(
+            {
+                "cluster_id": cluster_id,
+                "entity_type": entity_type,
+                "survivor_id": survivor,
+                "merged_ids": merged,
+                "moves": "; ".join(moves),
+                "min_score": float(min(pair_scores)) if pair_scores else None,
+                "status": "proposed",
+            }
+        )
+    return pl.DataFrame(rows, schema=schema)

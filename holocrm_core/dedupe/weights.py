@@ -1,0 +1,198 @@
+"""Weights: a Fellegi-Sunter model whose "unrelated pair" probabilities (u) come from random record pairs and
+whose "same entity" probabilities (m) start from each field kind's prior and are learned by EM on the
+candidate pairs. ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from holocrm_core.dedupe.blocking import candidate_pairs
+from holocrm_core.dedupe.compare import DISAGREE, EXACT, LEVELS, SIMILAR, VERY_SIMILAR, Comparator
+
+
+@dataclass
+class MatchModel:
+    """Fellegi-Sunter parameters: P(level | duplicate) = m, P(level | unrelated) = u, prior of a duplicate."""
+
+    fields: list[str]
+    m: np.ndarray  # (fields, LEVELS)
+    u: np.ndarray
+    prior: float
+    iterations: int = 0
+
+    def weights(self) -> np.ndarray:
+        return np.log(self.m / self.u)
+
+    def log_odds(self, levels: np.ndarray) -> np.ndarray:
+        w = self.weights()
+        total = np.full(len(levels), np.log(self.prior / (1 - self.prior)))
+        for f in range(len(self.fields)):
+            lv = levels[:, f]
+            seen = lv >= 0
+            total[seen] += w[f, lv[seen]]
+        return total
+
+
+# Prior beliefs, as Dirichlet pseudo-counts: they decide on tiny tables and fade as pairs accumulate.
+DEFAULT_M = np.array([0.05, 0.10, 0.15, 0.70])  # a duplicate mostly agrees
+DEFAULT_U = np.array([0.90, 0.06, 0.02, 0.02])  # two unrelated records mostly differ
+PRIOR_PAIRS = 30.0
+LEARN_M = False  # within one table (see fit_match_model): CRM fields are few and correlated
+
+
+def _level_frequencies(
+    levels: np.ndarray,
+    weights: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    prior_pairs: float = PRIOR_PAIRS,
+) -> np.ndarray:
+    n_fields = levels.shape[1]
+    out = np.zeros((n_fields, LEVELS))
+    w = np.ones(len(levels)) if weights is None else weights
+    prior = np.broadcast_to(DEFAULT_M if prior is None else prior, (n_fields, LEVELS))
+    for f in range(n_fields):
+        seen = levels[:, f] >= 0
+        out[f] = (
+            np.bincount(levels[seen, f], weights=w[seen], minlength=LEVELS)[:LEVELS]
+            + prior[f] * prior_pairs
+            + 1e-3
+        )
+        out[f] /= out[f].sum()
+    return out
+
+
+def fit_match_model(
+    pair_levels: np.ndarray,
+    random_levels: np.ndarray,
+    fields: list[str],
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    m_prior: np.ndarray | None = None,
+    learn_m: bool = True,
+) -> MatchModel:
+    """EM for m and the prior on the candidate pairs; u is fixed from random pairs (nearly all unrelated).
+
+    ``learn_m=False`` keeps m at its prior and learns only the share of duplicates: the safer choice when
+    there are few, correlated fields (names, e-mail and company move together), where a free EM can settle
+    on "same family name" or "same company" as its second class instead of "same person".
+    """
+    u = _level_frequencies(random_levels, prior=DEFAULT_U)
+    m_prior = (
+        np.tile(DEFAULT_M, (len(fields), 1)) if m_prior is None else np.asarray(m_prior, dtype=np.float64)
+    )
+    model = MatchModel(fields, m_prior.copy(), u, 0.1)
+    if len(pair_levels) == 0:
+        return model
+    for iteration in range(max_iter):
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(model.log_odds(pair_levels), -50, 50)))
+        new_m = _level_frequencies(pair_levels, posterior, prior=m_prior) if learn_m else model.m
+        new_prior = float(np.clip((posterior.sum() + 1.0) / (len(posterior) + 10.0), 1e-6, 0.5))
+        delta = np.abs(new_m - model.m).max() + abs(new_prior - model.prior)
+        model = MatchModel(fields, new_m, u, new_prior, iteration + 1)
+        if delta < tol:
+            break
+    return model
+
+
+@dataclass
+class LinkResult:
+    pairs: pl.DataFrame  # i, j, score, log_odds and one level column per field
+    model: MatchModel
+    candidates: int
+
+
+def link_records(
+    frame: pl.DataFrame,
+    comparators: list[Comparator],
+    block_keys: list[pl.Expr],
+    sorted_keys: list[pl.Expr] = (),
+    vectors: np.ndarray | None = None,
+    random_pairs: int = 20_000,
+    seed: int = 0,
+    max_block: int = 200,
+    window: int = 6,
+    learn_m: bool = True,
+    pairs: np.ndarray | None = None,
+    random_source: np.ndarray | None = None,
+) -> LinkResult:
+    """Score every candidate pair of ``frame``'s rows; ``score`` is P(duplicate | comparison vector).
+
+    ``pairs``: the candidate pairs when the caller blocked already (else the blocking passes here run);
+    ``random_source``: per-row source labels, so the "unrelated pair" sample is drawn across sources too.
+    """
+    if pairs is None:
+        pairs = candidate_pairs(frame, block_keys, sorted_keys, vectors, max_block=max_block, window=window)
+    columns = {c.name: frame.get_column(c.name).to_list() for c in comparators}
+
+    def levels_for(idx: np.ndarray) -> np.ndarray:
+        if len(idx) == 0:
+            return np.zeros((0, len(comparators)), dtype=np.int64)
+        out = []
+        for comp in comparators:
+            values = columns[comp.name]
+            a = [values[i] for i in idx[:, 0]]
+            b = [values[j] for j in idx[:, 1]]
+            out.append(comp.levels(a, b))
+        return np.stack(out, axis=1)
+
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    if n * (n - 1) // 2 <= random_pairs:
+        # small table: every pair once (sampling with replacement would overweight its few coincidences)
+        i, j = np.triu_indices(n, 1)
+        random_idx = np.stack([i, j], axis=1).astype(np.int64)
+    else:
+        random_idx = rng.integers(0, n, size=(random_pairs, 2))
+        random_idx = random_idx[random_idx[:, 0] != random_idx[:, 1]]
+    if random_source is not None:
+        random_idx = random_idx[random_source[random_idx[:, 0]] != random_source[random_idx[:, 1]]]
+    fields = [c.name for c in comparators]
+    pair_levels = levels_for(pairs)
+    m_prior = np.array(
+        [
+            np.asarray(c.m_prior, dtype=np.float64) / sum(c.m_prior) if c.m_prior else DEFAULT_M
+            for c in comparators
+        ]
+    )
+    model = fit_match_model(pair_levels, levels_for(random_idx), fields, m_prior=m_prior, learn_m=learn_m)
+    log_odds = model.log_odds(pair_levels) if len(pairs) else np.zeros(0)
+    result = pl.DataFrame(
+        {
+            "i": pairs[:, 0] if len(pairs) else np.zeros(0, np.int64),
+            "j": pairs[:, 1] if len(pairs) else np.zeros(0, np.int64),
+            "score": 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50))),
+            "log_odds": log_odds,
+        }
+        | {
+            f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int64)
+            for k, f in enumerate(fields)
+        }
+    )
+    return LinkResult(result, model, len(pairs))
+
+
+def reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator], top: int = 6) -> list[str]:
+    """Every compared field's contribution (its log-likelihood weight), strongest first."""
+    scored = []
+    for k, comp in enumerate(comparators):
+        level = levels_row[f"level_{comp.name}"]
+        if level < 0:
+            continue
+        text = (
+            comp.reason.get(level)
+            or f"{comp.name.replace('_', ' ')} "
+            + (
+                {
+                    EXACT: "identical",
+                    VERY_SIMILAR: "nearly identical",
+                    SIMILAR: "similar",
+                    DISAGREE: "differs",
+                }[level]
+            )
+        )
+        scored.append((weights[k, level], text))
+    scored.sort(key=lambda x: -abs(x[0]))
+    return [f"{t} ({w:+.1f})" for w, t in scored[:top]]

@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules (a test module never imports from another one)."""
