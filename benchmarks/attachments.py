@@ -200,7 +200,7 @@ def main() -> None:
         if audio.height:
             hits = [
                 a in [h["activity_id"] for h in search_activities(table, q, embedder, limit=3)]
-                for q, a in zip(audio["query"], audio["activity_id"])
+                for q, a in zip(audio["query"], audio["activity_id"], strict=True)
             ]
             report["retrieval_top3"]["audio_by_fact"] = dict(
                 audio.with_columns(pl.Series("hit", hits))
@@ -220,11 +220,12 @@ def main() -> None:
         )
         bodies_frame = pl.concat([activities.filter(pl.col("activity_id").is_in(list(host_ids))), others])
         texts = [
-            f"{s or ''} {b or ''}".strip() for s, b in zip(bodies_frame["subject"], bodies_frame["body"])
+            f"{s or ''} {b or ''}".strip()
+            for s, b in zip(bodies_frame["subject"], bodies_frame["body"], strict=True)
         ]
         started = time.perf_counter()
         body_vectors = embedder.encode(texts)
-        bodies = dict(zip(bodies_frame["activity_id"].to_list(), body_vectors))
+        bodies = dict(zip(bodies_frame["activity_id"].to_list(), body_vectors, strict=True))
         fact_chunks = vectors.frame.filter(pl.col("activity_id").is_in(list(bodies)))
         report["fusion_vector_only_top3"] = fusion_study(bodies, fact_chunks, facts, embedder)
         report["fusion_activities"] = len(bodies)

@@ -90,7 +90,7 @@ def regret_of(chosen: np.ndarray, p_true: np.ndarray) -> np.ndarray:
 def best_action_rates(frames, chosen_by_seed, p_by_seed, after: int) -> dict:
     """Share of rounds after ``after`` in which the true best action was chosen, per seniority x lifecycle."""
     rows = []
-    for frame, chosen, p in zip(frames, chosen_by_seed, p_by_seed):
+    for frame, chosen, p in zip(frames, chosen_by_seed, p_by_seed, strict=True):
         sl = slice(after, None)
         best = p.argmax(axis=1)
         gap = np.sort(p, axis=1)[:, -1] - np.sort(p, axis=1)[:, -2]

@@ -322,7 +322,12 @@ def two_source_set(name: str) -> dict:
 def _precision_at_10(neighbours: np.ndarray, queries: np.ndarray, tags: list[set]) -> float:
     """Mean share of a query's 10 results that share at least one tag with it."""
     return float(
-        np.mean([np.mean([bool(tags[q] & tags[j]) for j in row]) for q, row in zip(queries, neighbours)])
+        np.mean(
+            [
+                np.mean([bool(tags[q] & tags[j]) for j in row])
+                for q, row in zip(queries, neighbours, strict=True)
+            ]
+        )
     )
 
 
@@ -349,19 +354,21 @@ def coarse_to_fine_recall(
     exact = _top_k(vectors, queries, k)
     short = _top_k(coarse, queries, candidates)
     refined = []
-    for q, cand in zip(queries, short):
+    for q, cand in zip(queries, short, strict=True):
         sims = vectors[cand] @ vectors[q]
         refined.append(cand[np.argsort(-sims)[:k]])
     refined = np.asarray(refined)
     prefix_only = short[:, :k]
-    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, refined)])
-    recall_prefix = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, prefix_only)])
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, refined, strict=True)])
+    recall_prefix = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, prefix_only, strict=True)])
     # random dimensions of the same size, as the baseline a spectral prefix must beat
     dims = np.random.default_rng(0).choice(vectors.shape[1], scale, replace=False)
     rand = vectors[:, dims] / np.linalg.norm(vectors[:, dims], axis=1, keepdims=True)
     rand_top = _top_k(rand, queries, candidates)
-    rand_refined = [c[np.argsort(-(vectors[c] @ vectors[q]))[:k]] for q, c in zip(queries, rand_top)]
-    recall_random = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, rand_refined)])
+    rand_refined = [
+        c[np.argsort(-(vectors[c] @ vectors[q]))[:k]] for q, c in zip(queries, rand_top, strict=True)
+    ]
+    recall_random = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, rand_refined, strict=True)])
     return {
         "scale": scale,
         "candidates": candidates,

@@ -82,7 +82,12 @@ def _tags(raw: str | None) -> set[str]:
 
 def _precision_at_10(ranked: list[list[int]], tags: list[set], wanted: list[set]) -> float:
     return float(
-        np.mean([np.mean([bool(tags[i] & w) for i in r[:10]]) if r else 0.0 for r, w in zip(ranked, wanted)])
+        np.mean(
+            [
+                np.mean([bool(tags[i] & w) for i in r[:10]]) if r else 0.0
+                for r, w in zip(ranked, wanted, strict=True)
+            ]
+        )
     )
 
 
@@ -102,7 +107,7 @@ def baselines(texts: list[str], queries: list[str]) -> dict[str, list[list[int]]
     tfidf = (vectorizer.transform(queries) @ matrix.T).toarray()
     bm25 = BM25Okapi([_tokens(t) for t in texts])
     out = {"tfidf": [], "bm25": []}
-    for row, query in zip(tfidf, queries):
+    for row, query in zip(tfidf, queries, strict=True):
         out["tfidf"].append(np.argsort(-row)[:10].tolist())
         out["bm25"].append(np.argsort(-bm25.get_scores(_tokens(query)))[:10].tolist())
     return out

@@ -409,7 +409,7 @@ def main() -> None:
         cell = results.get(name, {}).get("c10", {})
         if cell.get("p95_ms") is not None:
             verdict[f"{name}_p95_at_10_under_{limit}ms"] = cell["p95_ms"] < limit
-    for name, limit in targets.items():
+    for name in targets:
         cell = results.get(name, {}).get("c50", {})
         if cell.get("p95_ms") is not None:
             verdict[f"{name}_p95_at_50_under_250ms"] = cell["p95_ms"] < 250

@@ -171,9 +171,11 @@ def run_all(
     paths: HoloPaths | None = None,
     progress: Callable[[str], None] = print,
     selection: list[str] | None = None,
+    op_config: dict[str, dict] | None = None,
 ) -> RunSummary:
     """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
-    failed step."""
+    failed step. ``op_config``: asset name -> config values that replace its defaults (a smaller PPO budget,
+    say: ``{"outreach_policy": {"total_timesteps": 16_384}}``)."""
     import dagster as dg
 
     from pipelines.definitions import defs
@@ -200,6 +202,11 @@ def run_all(
                         if selection is None or "attachment_texts" in selection
                         else {}
                     ),
+                    **{
+                        name: {"config": values}
+                        for name, values in (op_config or {}).items()
+                        if selection is None or name in selection
+                    },
                 },
                 "loggers": {"progress": {}},
                 # defs' storage resource, pointed at this run's HOLOCRM_HOME by run config (no second defs)

@@ -27,6 +27,16 @@ SHARED_DATA = Path(
 # ---------------------------------------------------------------------------------------- the sample graph
 
 SAMPLE_CONTACTS, SAMPLE_SEED = 150, 3
+# The outreach policy's PPO budget in the sample graph: enough to train, gate and register a policy (what the
+# tests read), not the 300k steps a real run trains; the PPO figures come from tests/pipelines/test_rl_assets.
+SAMPLE_PPO = {
+    "total_timesteps": 16_384,
+    "n_envs": 128,
+    "history_episodes": 1000,
+    "simulator_members": 2,
+    "eval_episodes": 300,
+    "time_limit_s": 60.0,
+}
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,15 @@ class SampleGraph:
 
 @pytest.fixture(scope="session")
 def sample_graph(tmp_path_factory) -> SampleGraph:
+    """`holocrm run` on the sample export, the PPO budget cut to ``SAMPLE_PPO`` (the real runner, given it as
+    the outreach policy's run config)."""
+    import functools
+
     from typer.testing import CliRunner
 
     from holocrm_cli import app
     from holocrm_core.synth import generate_export
+    from pipelines import runner
 
     root = tmp_path_factory.mktemp("sample-graph")
     export = root / "home" / "landing" / "batch-1"
@@ -72,6 +87,9 @@ def sample_graph(tmp_path_factory) -> SampleGraph:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in graph.env.items():
             patch.setenv(key, value)
+        patch.setattr(
+            runner, "run_all", functools.partial(runner.run_all, op_config={"outreach_policy": SAMPLE_PPO})
+        )
         result = CliRunner().invoke(app, ["run", "--export", str(export)])
     assert result.exit_code == 0, result.output
     return SampleGraph(graph.root, graph.home, export, graph.truth, graph.mlflow_uri, result.output)

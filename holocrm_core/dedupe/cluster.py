@@ -32,7 +32,7 @@ def coherent_clusters(
     """
     parent = np.arange(n)
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    score_of = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs.tolist(), scores.tolist())}
+    score_of = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs.tolist(), scores.tolist(), strict=True)}
 
     def find(x: int) -> int:
         while parent[x] != x:

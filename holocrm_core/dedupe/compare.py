@@ -34,14 +34,14 @@ def _levels_from_similarity(
         EXACT,
         np.where(sim >= very, VERY_SIMILAR, np.where(sim >= similar, SIMILAR, DISAGREE)),
     )
-    missing = np.array([not x or not y for x, y in zip(a, b)], dtype=bool)
+    missing = np.array([not x or not y for x, y in zip(a, b, strict=True)], dtype=bool)
     out[missing] = MISSING
     return out
 
 
 def _levels_exact(a: list[str], b: list[str]) -> np.ndarray:
-    out = np.array([EXACT if x == y else DISAGREE for x, y in zip(a, b)], dtype=np.int64)
-    out[np.array([not x or not y for x, y in zip(a, b)], dtype=bool)] = MISSING
+    out = np.array([EXACT if x == y else DISAGREE for x, y in zip(a, b, strict=True)], dtype=np.int64)
+    out[np.array([not x or not y for x, y in zip(a, b, strict=True)], dtype=bool)] = MISSING
     return out
 
 
@@ -54,7 +54,7 @@ def _levels_digits(a: list[str], b: list[str], phone: bool = False) -> np.ndarra
     from rapidfuzz.distance import OSA
 
     out = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if not x or not y:
             out.append(MISSING)
         elif x == y:
@@ -100,7 +100,7 @@ def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, n
     last_lv = _levels_from_similarity(last_a, last_b)
     canon_a = [canonical_first_name(x) for x in first_a]
     canon_b = [canonical_first_name(x) for x in first_b]
-    nick = np.array([bool(x) and x == y for x, y in zip(canon_a, canon_b)]) & (first_lv < EXACT)
+    nick = np.array([bool(x) and x == y for x, y in zip(canon_a, canon_b, strict=True)]) & (first_lv < EXACT)
     first_lv[nick] = VERY_SIMILAR
     swapped_first = _levels_from_similarity(first_a, last_b)
     swapped_last = _levels_from_similarity(last_a, first_b)
@@ -115,7 +115,7 @@ def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, n
 def _company_presence_levels(a: list[str], b: list[str]) -> np.ndarray:
     """Same company / only one record has one (a level of its own: duplicates rarely lose it) / different."""
     out = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if not x and not y:
             out.append(MISSING)
         elif not x or not y:
@@ -193,7 +193,7 @@ def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
 
     def levels(a: list[str], b: list[str]) -> np.ndarray:
         out = np.empty(len(a), dtype=np.int64)
-        for k, (x, y) in enumerate(zip(a, b)):
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
             if not x or not y:
                 out[k] = MISSING
             elif x == y:
@@ -219,7 +219,7 @@ def _address_levels(idf: TokenIdf):
 
     def levels(a: list[str], b: list[str]) -> np.ndarray:
         out = words(a, b)
-        for k, (x, y) in enumerate(zip(a, b)):
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
             numbers_x = {t for t in x.split() if any(c.isdigit() for c in t)}
             numbers_y = {t for t in y.split() if any(c.isdigit() for c in t)}
             if out[k] > DISAGREE and numbers_x and numbers_y and not numbers_x & numbers_y:
@@ -232,7 +232,7 @@ def _address_levels(idf: TokenIdf):
 def _number_levels(a: list[str], b: list[str]) -> np.ndarray:
     """Numbers with a relative tolerance: equal / within 5% / within 20% / further apart."""
     out = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         x, y = _number(x), _number(y)
         if x is None or y is None:
             out.append(MISSING)
@@ -245,7 +245,7 @@ def _number_levels(a: list[str], b: list[str]) -> np.ndarray:
 def _code_levels(a: list[str], b: list[str]) -> np.ndarray:
     """Identifier-like tokens (model numbers): one shared / both have some, none shared / missing."""
     out = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if not x or not y:
             out.append(MISSING)
         else:

@@ -140,7 +140,9 @@ def link_sources(
     ids = both.get_column(id_column).to_list()
     weights = link.result.model.weights()
     rows = []
-    for r, (i, j) in zip(scored.filter(pl.Series(keep)).iter_rows(named=True), ij[keep].tolist()):
+    for r, (i, j) in zip(
+        scored.filter(pl.Series(keep)).iter_rows(named=True), ij[keep].tolist(), strict=True
+    ):
         a, b = (i, j) if sources[i] == "left" else (j, i)
         rows.append(
             {

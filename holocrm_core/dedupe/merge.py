@@ -14,7 +14,9 @@ def _reference_counts(tables: dict[str, pl.DataFrame | None], column: str) -> di
         if frame is None or frame.is_empty() or column not in frame.columns:
             continue
         counts = frame.group_by(column).len().drop_nulls(column)
-        out[name] = dict(zip(counts.get_column(column).to_list(), counts.get_column("len").to_list()))
+        out[name] = dict(
+            zip(counts.get_column(column).to_list(), counts.get_column("len").to_list(), strict=True)
+        )
     return out
 
 
@@ -63,7 +65,7 @@ def merge_proposals(
         records = {r[id_column]: r for r in source.filter(pl.col(id_column).is_in(ids)).iter_rows(named=True)}
         refs = references[entity_type]
 
-        def rank(i):
+        def rank(i, records=records, refs=refs):
             record = records.get(i, {})
             filled = sum(v not in (None, "", []) for v in record.values())
             linked = sum(counts.get(i, 0) for counts in refs.values())

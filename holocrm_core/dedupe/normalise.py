@@ -334,7 +334,7 @@ def normalise_field(kind: str, values: list, regions: list | None = None) -> lis
         return [" ".join(name_tokens(v)) for v in values]
     if kind == "phone":
         regions = regions or [None] * len(values)
-        return [e164(v, r) for v, r in zip(values, regions)]
+        return [e164(v, r) for v, r in zip(values, regions, strict=True)]
     if kind == "address":
         return [" ".join(address_tokens(v)) for v in values]
     if kind in ("postcode", "digits"):
@@ -359,7 +359,11 @@ def contact_table(contacts: pl.DataFrame, companies: pl.DataFrame | None = None)
     company_names = {}
     if companies is not None and not companies.is_empty():
         company_names = dict(
-            zip(companies.get_column("company_id").to_list(), companies.get_column("name").to_list())
+            zip(
+                companies.get_column("company_id").to_list(),
+                companies.get_column("name").to_list(),
+                strict=True,
+            )
         )
     rows = []
     for r in contacts.iter_rows(named=True):

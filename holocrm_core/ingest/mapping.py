@@ -192,7 +192,7 @@ def load_mapping(path: str | Path) -> Profile:
             raise MappingError(
                 f"mapping file {path}: entities.{entity}.status_dates: only contacts and deals have statuses"
             )
-        for state, header in dates.items():
+        for state in dates:
             if state not in STATUS_DATE_COLUMN.get(entity, {}):
                 raise MappingError(
                     f"mapping file {path}: entities.{entity}.status_dates: {state!r} is not a status that has a "

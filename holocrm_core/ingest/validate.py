@@ -512,7 +512,7 @@ def _stage_rows(
         clean.lazy()
         .with_columns(
             [expr.alias(f"__t_{c}") for c, expr in typed.items()]
-            + [mask.fill_null(False).alias(flag) for (_, _, mask), flag in zip(checks, flags)]
+            + [mask.fill_null(False).alias(flag) for (_, _, mask), flag in zip(checks, flags, strict=True)]
         )
         .with_columns(pl.any_horizontal(flags).alias("__bad") if flags else pl.lit(False).alias("__bad"))
         .collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,7 +37,7 @@ class Server:
             if HOLOCRM.exists()
             else [sys.executable, "-c", "from holocrm_cli import main; main()"]
         )
-        self.log = open(home / f"server-{self.port}.log", "wb")
+        self.log = open(home / f"server-{self.port}.log", "wb")  # noqa: SIM115 - the server's stdout, closed in stop()
         self.process = subprocess.Popen(
             [
                 *command,
@@ -87,10 +88,8 @@ def logged_keys(path: Path) -> list[str]:
     keys = []
     for line in path.read_bytes().split(b"\n"):
         if line.strip():
-            try:
+            with contextlib.suppress(ValueError):  # a line torn by the kill was never acknowledged
                 keys.append(json.loads(line)["idempotency_key"])
-            except ValueError:
-                pass  # a line torn by the kill was never acknowledged
     return keys
 
 

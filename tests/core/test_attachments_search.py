@@ -106,7 +106,7 @@ def test_a_missing_or_escaping_file_is_quarantined_and_the_others_kept(export, t
     )
     result = read_attachments(pl.concat([attachments.head(2), bad], how="diagonal_relaxed"), root)
     assert result.texts.filter(pl.col("status") == "ok").height == 2
-    reasons = dict(zip(result.quarantine["file_name"], result.quarantine["reason"]))
+    reasons = dict(zip(result.quarantine["file_name"], result.quarantine["reason"], strict=True))
     assert "No such file" in reasons["gone.pdf"] and "leaves the export folder" in reasons["passwd"]
 
 

@@ -70,7 +70,7 @@ def test_delimiter_sniffing_ignores_quoted_separators():
 
 
 def test_json_array_envelope_and_ndjson(tmp_path):
-    records = [dict(zip(HEADER, row)) for row in ROWS]
+    records = [dict(zip(HEADER, row, strict=True)) for row in ROWS]
     records[0]["tags"] = ["vip", "de"]
     (tmp_path / "contacts.json").write_text(json.dumps(records))
     raw = read_export(tmp_path)

@@ -125,7 +125,10 @@ def test_clean_rows_obey_the_contract(frames):
     assert set(companies["parent_company_id"].drop_nulls().to_list()) <= ids["companies"]
     # size_band, when given, is the one the employees imply
     banded = companies.filter(pl.col("size_band").is_not_null())
-    assert all(schema.size_band_for(int(e)) == b for e, b in zip(banded["employees"], banded["size_band"]))
+    assert all(
+        schema.size_band_for(int(e)) == b
+        for e, b in zip(banded["employees"], banded["size_band"], strict=True)
+    )
     # lifecycle dates agree with the status
     for status, column in [("customer", "customer_at"), ("disqualified", "disqualified_at")]:
         rows = contacts.filter(pl.col("lifecycle_status") == status)
