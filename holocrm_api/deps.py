@@ -59,10 +59,8 @@ class Services:
             loader=ArtifactLoader(settings, on_swap=metrics.on_swap),
             metrics=metrics,
             guard=guard,
-            outcomes=AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome")),
-            actions=AppendOnlyLog(
-                paths.logs / "actions.ndjson", fingerprint_fields=("contact_id", "action", "reward")
-            ),
+            outcomes=AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome")),
+            actions=AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward")),
             recommender=ThompsonRecommender(),
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash

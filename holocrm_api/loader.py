@@ -62,7 +62,6 @@ SERVED_TABLES = (
     "recommendations",
 )
 WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted on the outcome dataset
-FIELD_OUTCOMES = "outcomes.ndjson"
 ON_DEMAND_CACHE = 10_000
 
 ServedAs = Literal["champion", "previous_passing", "heuristic"]
@@ -315,7 +314,7 @@ class ArtifactLoader:
     def _scores(self, tables: dict[str, pl.DataFrame], missing: dict[str, str]) -> dict[str, EntityScores]:
         out: dict[str, EntityScores] = {}
         staged = {"contact": "staged_contacts", "deal": "staged_deals"}
-        field_outcomes = read_field_outcomes(self.settings.paths.logs / FIELD_OUTCOMES)
+        field_outcomes = read_field_outcomes(self.settings.paths.outcomes_log)
         for entity, (table_name, id_column) in SCORED_TABLES.items():
             if staged[entity] not in tables:
                 missing[f"score_{entity}s"] = (

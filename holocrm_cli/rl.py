@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0),
         fresh: bool = typer.Option(False, "--fresh", help="ignore an existing checkpoint"),
         checkpoint: Path = typer.Option(  # noqa: B008
-            None, help="checkpoint folder (default HOLOCRM_HOME/models/outreach_ppo)"
+            None, help="checkpoint folder (default HOLOCRM_HOME/models/outreach_policy, the asset's)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the judgement as one JSON object"),
     ) -> None:
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.rl.train import PPOSettings, train_ppo
 
         paths, settings, sim = _simulator(horizon, history, seed)
-        folder = checkpoint or paths.home / "models" / "outreach_ppo"
+        folder = checkpoint or paths.outreach_policy
         ppo = PPOSettings(total_timesteps=steps, time_limit_s=time_limit, seed=seed)
         try:
             result = train_ppo(

@@ -1,7 +1,8 @@
-"""Where HoloCRM keeps its state: one root (HOLOCRM_HOME) and the MLflow tracking store.
+"""Where HoloCRM keeps its state: one root (HOLOCRM_HOME) holding every folder, the MLflow store included.
 
-Defaults are embedded folders in the project; every location can be pointed elsewhere by environment
-variable (or by the Dagster resources, which take these as defaults).
+``HoloPaths`` names each location (landing, warehouse, LanceDB, logs, models, MLflow's local store); the
+root defaults to the project's ``.holocrm/``. HOLOCRM_HOME moves the root, MLFLOW_TRACKING_URI points MLflow
+at another store (or a tracking server); the Dagster resources take these as defaults.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ def _home_default() -> Path:
 
 
 def mlflow_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set; otherwise a SQLite store under the project's ``mlruns/``."""
+    """MLFLOW_TRACKING_URI when set; otherwise the SQLite store in HOLOCRM_HOME (``HoloPaths.mlflow_uri``)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    root = PROJECT_ROOT / "mlruns"
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
+    paths = HoloPaths.default()
+    paths.mlruns.mkdir(parents=True, exist_ok=True)
+    return paths.mlflow_uri
 
 
 def configure_mlflow(tracking_uri: str | None = None) -> str:
@@ -86,10 +87,30 @@ class HoloPaths:
         return self.logs / "actions.ndjson"
 
     @property
+    def models(self) -> Path:
+        """Model files that are not MLflow artifacts (training checkpoints)."""
+        return self.home / "models"
+
+    @property
+    def outreach_policy(self) -> Path:
+        """The PPO outreach policy's checkpoint folder (resumed by the asset and by `holocrm rl train`)."""
+        return self.models / "outreach_policy"
+
+    @property
+    def mlruns(self) -> Path:
+        """MLflow's local store: the SQLite database of runs and registry, and the run artifacts."""
+        return self.home / "mlruns"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking (and registry) URI of the local store; artifacts go beside it in ``mlruns/``."""
+        return f"sqlite:///{self.mlruns / 'mlflow.db'}"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
     def ensure(self) -> HoloPaths:
-        for p in (self.landing, self.warehouse, self.lancedb, self.logs, self.dagster_home):
+        for p in (self.landing, self.warehouse, self.lancedb, self.logs, self.models, self.dagster_home):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -44,7 +44,7 @@ class LanceDBResource(dg.ConfigurableResource):
 
 
 class MLflowResource(dg.ConfigurableResource):
-    """MLflow tracking/registry: MLFLOW_TRACKING_URI, else a SQLite store under the project's mlruns/."""
+    """MLflow tracking/registry: MLFLOW_TRACKING_URI, else the SQLite store in HOLOCRM_HOME/mlruns/."""
 
     tracking_uri: str = ""
 

@@ -15,7 +15,6 @@ from pipelines.metadata import markdown_table
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "decisions"
-ACTIONS_LOG_FILE = "actions.ndjson"  # the API's durable log of recorded action outcomes (holocrm_api)
 STAGED = ["staged_contacts", "staged_companies", "staged_activities"]
 
 
@@ -52,7 +51,7 @@ def action_log(
         context.log.warning(f"no export outreach log: {exc}")
         export_dir = None
     exported = read_export_outreach(export_dir)
-    recorded = read_recorded_actions(storage.paths().logs / ACTIONS_LOG_FILE)
+    recorded = read_recorded_actions(storage.paths().actions_log)  # the API's durable log of recorded actions
     staged = _staged(storage)
     logged = pl.concat([exported, recorded], how="vertical_relaxed")
     distinct = logged["action_id"].n_unique() if logged.height else 0

@@ -46,7 +46,7 @@ class OutreachPolicyConfig(dg.Config):
 
 
 def _folder(storage: StorageResource) -> Path:
-    return storage.paths().home / "models" / "outreach_policy"
+    return storage.paths().outreach_policy
 
 
 def sample_world(storage: StorageResource) -> bool:
