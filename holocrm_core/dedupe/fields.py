@@ -195,10 +195,15 @@ def _typed_custom_fields(table: pl.DataFrame) -> dict[str, str]:
 
 def contact_fields(contacts: pl.DataFrame) -> dict[str, str]:
     """The identifying fields of a contacts table: names, e-mail, phone, company, title, then custom ``cf_*``
-    columns typed by ``identifier_kind`` (a customer number, an address, a date of birth ...)."""
+    columns typed by ``identifier_kind`` (a customer number, an address, a date of birth ...).
+
+    A custom column typed "number" only by its values (a budget, a score, an age) describes a person and
+    does not identify one: it is left out (on the generated export a budget within 5% made two colleagues
+    with the same first name one person: two false pairs of 400).
+    """
     fields = {
         c: k
         for c, k in CONTACT_FIELDS.items()
         if c in contacts.columns and contacts.get_column(c).null_count() < len(contacts)
     }
-    return fields | _typed_custom_fields(contacts)
+    return fields | {c: k for c, k in _typed_custom_fields(contacts).items() if k != "number"}
