@@ -95,6 +95,17 @@ def sample_graph(tmp_path_factory) -> SampleGraph:
     return SampleGraph(graph.root, graph.home, export, graph.truth, graph.mlflow_uri, result.output)
 
 
+@pytest.fixture(scope="session")
+def pipeline_export(tmp_path_factory) -> Path:
+    """A 2,500-contact export (seed 3) generated and ingested once: the scoring and decisions pipeline tests
+    each train on a private copy of its home (``tests.support.pipelines.copied_home``)."""
+    from tests.support.pipelines import ingested_home
+
+    root = tmp_path_factory.mktemp("pipeline-export")
+    ingested_home(root, n_contacts=2500, seed=3)
+    return root
+
+
 @pytest.fixture()
 def sample_env(sample_graph, monkeypatch) -> SampleGraph:
     """The sample graph, with this test's environment pointed at it (HOLOCRM_HOME, MLflow store)."""

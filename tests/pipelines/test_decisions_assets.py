@@ -8,17 +8,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from tests.support.pipelines import ingested_home
+from tests.support.pipelines import copied_home
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
+def home(tmp_path_factory, pipeline_export):
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm_decisions")
-    paths = ingested_home(root, n_contacts=2500, seed=3)
+    paths = copied_home(pipeline_export, root)
     contact = Warehouse(paths.warehouse).read("staged_contacts")["contact_id"][0]
     records = [  # recorded through the API since the export: one good, one the log must flag, not drop
         {

@@ -9,17 +9,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.support.pipelines import ingested_home
+from tests.support.pipelines import copied_home
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
+def home(tmp_path_factory, pipeline_export):
     from holocrm_core.warehouse import Warehouse
 
     root = tmp_path_factory.mktemp("holocrm")
-    paths = ingested_home(root, n_contacts=2500, seed=3)
+    paths = copied_home(pipeline_export, root)
     # An outcome recorded in the field since the export: it overrides the export's stage.
     staged = Warehouse(paths.warehouse).read("staged_deals")
     open_deal = staged.filter(~pl.col("stage").is_in(["won", "lost"]))["deal_id"][0]

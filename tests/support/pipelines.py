@@ -19,3 +19,13 @@ def ingested_home(root: Path, n_contacts: int, seed: int):
     paths = HoloPaths(root).ensure()
     ingest_export(export, warehouse=Warehouse(paths.warehouse))
     return paths
+
+
+def copied_home(template: Path, root: Path):
+    """A private copy of an ingested home (``ingested_home``'s ``root``) under ``root``; its HoloPaths."""
+    import shutil
+
+    from holocrm_core.settings import HoloPaths
+
+    shutil.copytree(template, root, symlinks=True, dirs_exist_ok=True)
+    return HoloPaths(root).ensure()
