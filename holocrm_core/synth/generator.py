@@ -709,29 +709,54 @@ DEAL_STAGES = ["prospecting", "qualification", "proposal", "negotiation", "won",
 CURRENCIES = ["USD", "EUR", "GBP"]
 
 
+def _life(
+    n: int,
+    typical_days: float,
+    stalled_share: float,
+    as_of: int,
+    created: np.ndarray,
+    rng: np.random.Generator,
+):
+    """When each record is decided, and until when it is worked on.
+
+    Every record lives its whole life in the simulation, decided or not by the export date: an ordinary one
+    is worked on until shortly before its decision; a stalled one goes quiet part-way and is decided long
+    after (a rep closes out what went cold). The export shows only what happened before ``as_of``, so an
+    open record's history is the first part of a life like the decided ones', as of its age.
+    """
+    stalled = rng.random(n) < stalled_share
+    active = np.clip(np.exp(rng.normal(np.log(typical_days), 0.6, n)), 3, 6 * typical_days)
+    life = np.where(stalled, active * (1.5 + 1.5 * rng.random(n)), active)
+    outcome = created + (life * DAY).astype(np.int64)
+    closed = outcome < as_of - 3600
+    return stalled, active, life, outcome, closed
+
+
+def _visible(owner: np.ndarray, t: np.ndarray, cat: np.ndarray, as_of: int):
+    """Only what has happened by the export date is in the export."""
+    keep = t < as_of - 60
+    return owner[keep], t[keep], cat[keep]
+
+
 def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Generator) -> _World:
     n = ct.n
     z = rng.normal(0, 1, n)
     days_before = 1 + (SPAN_DAYS - 1) * rng.random(n) ** 1.2
     created = _snap_business_hours(as_of - (days_before * DAY).astype(np.int64), rng)
     created = np.minimum(created, as_of - DAY)
-    stalled = rng.random(n) < 0.25
-    decide = np.clip(np.exp(rng.normal(np.log(70), 0.6, n)), 5, 420)
-    outcome = created + (decide * DAY).astype(np.int64)
-    closed = ~stalled & (outcome < as_of - 3600)
+    stalled, active, life, outcome, closed = _life(n, 70.0, 0.25, as_of, created, rng)
     end = np.where(closed, outcome, as_of)
-    window = (end - created) / DAY
 
-    # Lead touches before the outcome: engaged contacts are touched more often and more recently.
-    lam = 2.3 * np.exp(0.4 * z) * (0.8 + 0.4 * np.minimum(window, 365) / 365)
+    # Lead touches over its whole open life (engaged contacts more often, and until closer to the decision);
+    # a stalled lead's stop when it goes quiet. The export then shows those before the export date.
+    lam = 2.3 * np.exp(0.4 * z) * (0.8 + 0.4 * np.minimum(life, 365) / 365)
     n_pre = 1 + rng.poisson(lam)
-    gap_scale = np.where(closed, 8.0, 20.0) * np.exp(-0.5 * z)
-    gap = rng.exponential(1.0, n) * gap_scale + np.where(stalled, rng.random(n) * window * 0.6, 0)
-    gap = np.minimum(gap, window * 0.95)
-    last = end - (gap * DAY).astype(np.int64)
+    gap = rng.exponential(1.0, n) * 8.0 * np.exp(-0.5 * z) + np.where(stalled, life - active, 0)
+    gap = np.minimum(gap, life * 0.95)
+    last = outcome - (gap * DAY).astype(np.int64)
     l_owner, l_t = _spread(n_pre, created, last, rng)
-    l_t = np.clip(_snap_business_hours(l_t, rng), created[l_owner], end[l_owner] - 60)
-    l_cat = _signals(z[l_owner], rng)
+    l_t = np.clip(_snap_business_hours(l_t, rng), created[l_owner], outcome[l_owner] - 60)
+    l_owner, l_t, l_cat = _visible(l_owner, l_t, _signals(z[l_owner], rng), as_of)
 
     # Deals: engaged contacts at companies get more of them.
     n_deals = max(10, int(round(0.3 * n)))
@@ -745,20 +770,17 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
         c0 + (rng.random(n_deals) ** 1.5 * (as_of - 2 * DAY - c0)).astype(np.int64), rng
     )
     d_created = np.clip(d_created, c0, as_of - DAY)
-    d_stalled = rng.random(n_deals) < 0.15
-    planned = np.clip(np.exp(rng.normal(np.log(45), 0.6, n_deals)), 3, 300)
-    d_close = d_created + (planned * DAY).astype(np.int64)
-    d_closed = ~d_stalled & (d_close < as_of - 3600)
+    d_stalled, planned, d_life, d_close, d_closed = _life(n_deals, 45.0, 0.15, as_of, d_created, rng)
     d_end = np.where(d_closed, d_close, as_of)
-    d_window = (d_end - d_created) / DAY
     n_dpre = 1 + rng.poisson(2.6 * np.exp(0.35 * zd))
     d_gap = np.minimum(
-        rng.exponential(1.0, n_deals) * np.where(d_closed, 6.0, 15.0) * np.exp(-0.5 * zd), d_window * 0.95
+        rng.exponential(1.0, n_deals) * 6.0 * np.exp(-0.5 * zd) + np.where(d_stalled, d_life - planned, 0),
+        d_life * 0.95,
     )
-    d_last = d_end - (d_gap * DAY).astype(np.int64)
+    d_last = d_close - (d_gap * DAY).astype(np.int64)
     dp_owner, dp_t = _spread(n_dpre, d_created, d_last, rng)
-    dp_t = np.clip(_snap_business_hours(dp_t, rng), d_created[dp_owner], d_end[dp_owner] - 60)
-    dp_cat = _signals(zd[dp_owner], rng)
+    dp_t = np.clip(_snap_business_hours(dp_t, rng), d_created[dp_owner], d_close[dp_owner] - 60)
+    dp_owner, dp_t, dp_cat = _visible(dp_owner, dp_t, _signals(zd[dp_owner], rng), as_of)
 
     band = ct.band[d_contact]
     median = np.array([9_000, 40_000, 160_000, 9_000])[band]
