@@ -684,7 +684,8 @@ class _World:
     end: np.ndarray  # lead outcome time, or as_of when still open
     closed: np.ndarray
     converted: np.ndarray
-    p_convert: np.ndarray
+    p_convert: np.ndarray  # at the decision (ahead, for an open lead): what the outcome is drawn from
+    p_convert_now: np.ndarray  # the same formula on what the export shows (equal for decided leads)
     qualified_at: np.ndarray  # -1 none
     status: np.ndarray  # 0 lead 1 qualified 2 customer 3 disqualified
     lead_features: tuple
@@ -694,6 +695,7 @@ class _World:
     deal_closed: np.ndarray
     deal_won: np.ndarray
     p_win: np.ndarray
+    p_win_now: np.ndarray
     deal_value: np.ndarray  # in deal currency
     deal_value_usd: np.ndarray
     deal_currency: np.ndarray  # index into ["USD", "EUR", "GBP"]
@@ -738,6 +740,13 @@ def _visible(owner: np.ndarray, t: np.ndarray, cat: np.ndarray, as_of: int):
     return owner[keep], t[keep], cat[keep]
 
 
+def _calibrated_pair(at_decision: np.ndarray, now: np.ndarray, closed: np.ndarray, target: float):
+    """True probabilities at the decision (what the outcome is drawn from) and as of the export, with one
+    intercept: the decided records' mean is ``target``."""
+    shift = _calibrate(at_decision, closed, target) - at_decision
+    return _sigmoid(at_decision + shift), _sigmoid(now + shift)
+
+
 def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Generator) -> _World:
     n = ct.n
     z = rng.normal(0, 1, n)
@@ -754,9 +763,10 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     gap = rng.exponential(1.0, n) * 8.0 * np.exp(-0.5 * z) + np.where(stalled, life - active, 0)
     gap = np.minimum(gap, life * 0.95)
     last = outcome - (gap * DAY).astype(np.int64)
-    l_owner, l_t = _spread(n_pre, created, last, rng)
-    l_t = np.clip(_snap_business_hours(l_t, rng), created[l_owner], outcome[l_owner] - 60)
-    l_owner, l_t, l_cat = _visible(l_owner, l_t, _signals(z[l_owner], rng), as_of)
+    lf_owner, lf_t = _spread(n_pre, created, last, rng)
+    lf_t = np.clip(_snap_business_hours(lf_t, rng), created[lf_owner], outcome[lf_owner] - 60)
+    lf_cat = _signals(z[lf_owner], rng)
+    l_owner, l_t, l_cat = _visible(lf_owner, lf_t, lf_cat, as_of)
 
     # Deals: engaged contacts at companies get more of them.
     n_deals = max(10, int(round(0.3 * n)))
@@ -778,9 +788,10 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
         d_life * 0.95,
     )
     d_last = d_close - (d_gap * DAY).astype(np.int64)
-    dp_owner, dp_t = _spread(n_dpre, d_created, d_last, rng)
-    dp_t = np.clip(_snap_business_hours(dp_t, rng), d_created[dp_owner], d_close[dp_owner] - 60)
-    dp_owner, dp_t, dp_cat = _visible(dp_owner, dp_t, _signals(zd[dp_owner], rng), as_of)
+    df_owner, df_t = _spread(n_dpre, d_created, d_last, rng)
+    df_t = np.clip(_snap_business_hours(df_t, rng), d_created[df_owner], d_close[df_owner] - 60)
+    df_cat = _signals(zd[df_owner], rng)
+    dp_owner, dp_t, dp_cat = _visible(df_owner, df_t, df_cat, as_of)
 
     band = ct.band[d_contact]
     median = np.array([9_000, 40_000, 160_000, 9_000])[band]
@@ -797,15 +808,21 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
 
     d_feat = _before_features(dp_owner, dp_t, dp_cat, d_end, n_deals)
     ind = ct.industry[d_contact]
-    d_logit = (
+    d_static = (
         np.r_[DEAL_INDUSTRY, 0.0][ind]
         + np.array(DEAL_SENIORITY)[ct.seniority[d_contact]]
         + np.array(DEAL_SIZE)[band]
         + np.array(DEAL_SOURCE)[ct.source[d_contact]]
         - 0.6 * np.log(value_usd / 30_000)
-        + _engagement_logit(*d_feat, d_end)
     )
-    p_win = _sigmoid(_calibrate(d_logit, d_closed, 0.38))
+    # The outcome is drawn from what the deal's whole history shows before its close (an open deal's
+    # close lies ahead); the export-time probability is the same formula on what the export shows.
+    d_at_close = d_static + _engagement_logit(
+        *_before_features(df_owner, df_t, df_cat, d_close, n_deals), d_close
+    )
+    p_win, p_win_now = _calibrated_pair(
+        d_at_close, d_static + _engagement_logit(*d_feat, d_end), d_closed, 0.38
+    )
     won = d_closed & (rng.random(n_deals) < p_win)
     # After the close: onboarding notes after a win, a loss review after a loss (a trap for leaky models).
     n_dpost = np.where(d_closed, rng.poisson(np.where(won, 1.2, 0.3)), 0)
@@ -821,14 +838,25 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
     all_t = np.r_[l_t, dp_t, dq_t]
     all_cat = np.r_[l_cat, dp_cat, dq_cat]
     l_feat = _before_features(all_owner, all_t, all_cat, end, n)
-    l_logit = (
+    l_static = (
         np.r_[LEAD_INDUSTRY, 0.0][ct.industry]
         + np.array(LEAD_SENIORITY)[ct.seniority]
         + np.array(LEAD_SIZE)[ct.band]
         + np.array(LEAD_SOURCE)[ct.source]
-        + _engagement_logit(*l_feat, end)
     )
-    p_convert = _sigmoid(_calibrate(1.35 * l_logit, closed, 0.40))
+    full = _before_features(
+        np.r_[lf_owner, d_contact[df_owner], d_contact[dq_owner]],
+        np.r_[lf_t, df_t, dq_t],
+        np.r_[lf_cat, df_cat, dq_cat],
+        outcome,
+        n,
+    )
+    p_convert, p_convert_now = _calibrated_pair(
+        1.35 * (l_static + _engagement_logit(*full, outcome)),
+        1.35 * (l_static + _engagement_logit(*l_feat, end)),
+        closed,
+        0.40,
+    )
     converted = closed & (rng.random(n) < p_convert)
     n_lpost = np.where(closed, rng.poisson(np.where(converted, 1.6, 0.35)), 0)
     lp_start = end + 60
@@ -868,6 +896,7 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
         closed=closed,
         converted=converted,
         p_convert=p_convert,
+        p_convert_now=p_convert_now,
         qualified_at=qualified_at,
         status=status,
         lead_features=l_feat,
@@ -877,6 +906,7 @@ def _simulate(ct: _Contacts, comp: _Companies, as_of: int, rng: np.random.Genera
         deal_closed=d_closed,
         deal_won=won,
         p_win=p_win,
+        p_win_now=p_win_now,
         deal_value=value,
         deal_value_usd=value_usd,
         deal_currency=currency,
@@ -1715,6 +1745,7 @@ def generate_export(
         {
             "contact_id": contact_ids,
             "p_convert": world.p_convert,
+            "p_convert_as_of_export": world.p_convert_now,
             "converted": pl.select(
                 pl.when(pl.Series(world.closed)).then(pl.Series(world.converted))
             ).to_series(),
@@ -1753,6 +1784,7 @@ def generate_export(
             "deal_id": deal_ids,
             "contact_id": contact_ids.gather(dc),
             "p_win": world.p_win,
+            "p_win_as_of_export": world.p_win_now,
             "won": pl.select(
                 pl.when(pl.Series(world.deal_closed)).then(pl.Series(world.deal_won))
             ).to_series(),
