@@ -1,7 +1,7 @@
 """The MLflow store behind the served-model contract: configuration, experiments, names and tags, versions.
 
 Every registered model (lead and deal scorers, the decision and outreach policies) carries the same tags,
-defined here once: ``holocrm.gate`` (passed | failed: may this version be served), ``holocrm.gate_reason``,
+defined here once: ``holocrm.gate`` (passed | failed | failed_but_best: may this version be served), ``holocrm.gate_reason``,
 ``holocrm.verdict`` (the one line saying what is served and why, also on the registered model itself),
 ``holocrm.trained_until`` (the newest outcome the version learned from: a later champion comparison uses
 only outcomes after it) and ``holocrm.recipe`` (the strategy, to refit it on other folds). The store is
@@ -30,6 +30,8 @@ TRAINED_UNTIL_TAG = "holocrm.trained_until"
 RECIPE_TAG = "holocrm.recipe"
 PASSED = "passed"
 FAILED = "failed"
+# Failed a check, yet served: every fallback was worse on the gate's own figures (the verdict line says so).
+SERVED_ANYWAY = "failed_but_best"
 LOCAL_UI = "http://127.0.0.1:5000"
 
 # What a fresh environment needs to load the pyfunc (the holocrm package itself must be importable too).
@@ -99,8 +101,9 @@ def champion_version(model_name: str, alias: str = CHAMPION):
 
 
 def gate_passed(info) -> bool:
-    """Did this registered version pass its gate (tag ``holocrm.gate`` = passed)?"""
-    return info is not None and (getattr(info, "tags", None) or {}).get(GATE_TAG) == PASSED
+    """May this registered version be served (tag ``holocrm.gate`` = passed, or failed_but_best: it failed
+    a check and every fallback was worse)?"""
+    return info is not None and (getattr(info, "tags", None) or {}).get(GATE_TAG) in (PASSED, SERVED_ANYWAY)
 
 
 def load_champion(model_name: str, alias: str = CHAMPION, require_gate: bool = True):

@@ -39,6 +39,7 @@ from holocrm_core.registry.store import (
     PASSED,
     RECIPE_TAG,
     ROLE_TAG,
+    SERVED_ANYWAY,
     SERVED_TAG,
     TRAINED_UNTIL_TAG,
     VERDICT_TAG,
@@ -300,16 +301,17 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
                 model, _ = _served_model(outcome, gate_mod.CANDIDATE, verdict.recalibrate)
             else:
                 model = outcome.scorer
+            servable = PASSED if verdict.passed else SERVED_ANYWAY
             tags = {
                 TRAINED_UNTIL_TAG: trained_until(every_outcome) or "",
                 "auc_recent_slice": f"{outcome.metrics['auc']:.4f}",
-                GATE_TAG: PASSED if candidate_served else FAILED,
+                GATE_TAG: servable if candidate_served else FAILED,
                 ROLE_TAG: CHAMPION if candidate_served else CHALLENGER,
                 RECIPE_TAG: outcome.strategy,
                 "strategy": outcome.strategy,
                 VERDICT_TAG: f"{model_name}: gate {'passed' if candidate_served else 'failed'}",
             }
-            if not candidate_served:
+            if not (candidate_served and verdict.passed):
                 tags[GATE_REASON_TAG] = verdict.reason[:5000]
             version = _register(
                 outcome,
@@ -331,7 +333,7 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
                     model_name,
                     {k: v for k, v in tags.items() if k != GATE_REASON_TAG}
                     | {
-                        GATE_TAG: PASSED,
+                        GATE_TAG: servable,
                         ROLE_TAG: CHAMPION,
                         RECIPE_TAG: "logistic",
                         "strategy": "logistic",
