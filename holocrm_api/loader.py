@@ -5,10 +5,9 @@ newest table versions, the scorer served for leads and deals with their scores, 
 query context. A request reads ``loader.snapshot`` once and uses only that object, so a reload never changes
 the ground under a request in flight and never drops one.
 
-**Gates.** A registered scorer is served only when its version carries the tag ``holocrm.gate=passed``,
-which the training pipeline sets once every blocking check passed. A ``champion`` alias on a version without
-it is not trusted: the newest earlier version that passed is served instead, else the weighted heuristic,
-and ``/health`` says which and why.
+**Gates.** Which scorer is served is the registry's resolver's answer (``holocrm_core.registry.resolve``),
+the same one the pipeline and the CLI ask: the champion whose gate passed, else the newest earlier version
+that passed, else the weighted heuristic; ``/health`` shows the registry's verdict line for each.
 
 **Latency.** Scores are lookups: the pipeline's ``scored_leads`` / ``scored_deals`` when they came from the
 served scorer; otherwise (missing, or made by another version) every open record is scored here, in the
@@ -32,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import polars as pl
 
 from holocrm_api.config import ServingSettings
@@ -40,16 +38,13 @@ from holocrm_core import registry
 from holocrm_core.embedding import load_embedder
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
-from holocrm_core.scoring import WeightedHeuristicScorer, entity_rows, score_frame
+from holocrm_core.scoring import score_frame
 from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
 
 log = logging.getLogger("holocrm.serving")
 
 RUN_HINT = "run `holocrm run` to build it"
-# Set on a registered model version by the training pipeline when every blocking check passed.
-GATE_TAG = "holocrm.gate"
-GATE_PASSED = "passed"
 HEURISTIC = "heuristic"
 STAGED_TABLES = ("staged_companies", "staged_contacts", "staged_deals", "staged_activities")
 SCORED_TABLES = {"contact": ("scored_leads", "contact_id"), "deal": ("scored_deals", "deal_id")}
@@ -93,7 +88,7 @@ class ServedScorer:
             "name": self.model_name,
             "version": self.version,
             "served_as": self.served_as,
-            "reason": self.reason,
+            "verdict": self.reason,  # the registry's verdict line, word for word
             "run_id": self.run_id,
         }
 
@@ -353,39 +348,17 @@ class ArtifactLoader:
         return frame
 
     def _served_scorer(self, entity: str) -> ServedScorer:
-        """The newest version whose gate passed, starting from the champion; else the heuristic."""
+        """What the registry's resolver says serves ``entity`` (the heuristic when there is no registry)."""
         name = registry.MODEL_NAMES[entity]
         if not self.settings.load_models or self._registry_absent():
-            return self._heuristic(entity, name, "no model registry yet: the weighted heuristic scores")
-        client = self._mlflow().MlflowClient()
-        champion = registry.champion_version(name)
-        if champion is None:
-            return self._heuristic(entity, name, f"no champion {name} is registered yet")
-        if champion.tags.get(GATE_TAG) == GATE_PASSED:
-            return self._registered(
-                entity, name, champion, "champion", f"champion v{champion.version} passed its gate"
+            return self._heuristic(
+                entity, name, f"{name}: serving the weighted heuristic: no model registry yet"
             )
-        why = (
-            f"champion v{champion.version} has no {GATE_TAG}={GATE_PASSED} tag "
-            f"({GATE_TAG}={champion.tags.get(GATE_TAG, 'absent')}): its blocking checks did not all pass"
-        )
-        earlier = [
-            v
-            for v in client.search_model_versions(f"name='{name}'")
-            if int(v.version) < int(champion.version) and v.tags.get(GATE_TAG) == GATE_PASSED
-        ]
-        if earlier:
-            best = max(earlier, key=lambda v: int(v.version))
-            return self._registered(
-                entity,
-                name,
-                best,
-                "previous_passing",
-                f"{why}; serving v{best.version}, the newest version that passed",
-            )
-        return self._heuristic(
-            entity, name, f"{why}; no earlier version passed: the weighted heuristic scores"
-        )
+        self._mlflow()
+        choice = registry.resolve(entity, name)
+        if choice.version == HEURISTIC:
+            return self._heuristic(entity, name, choice.line)
+        return self._registered(entity, name, choice.info, choice.served_as, choice.line)
 
     def _registered(self, entity: str, name: str, info, served_as: ServedAs, reason: str) -> ServedScorer:
         version = str(info.version)
@@ -400,13 +373,8 @@ class ArtifactLoader:
         return ServedScorer(entity, name, version, served_as, reason, info.run_id, model)
 
     def _heuristic(self, entity: str, name: str, reason: str) -> ServedScorer:
-        rows = pl.DataFrame()
-        if self.warehouse.exists("outcome_dataset"):
-            rows = entity_rows(self.warehouse.read("outcome_dataset"), entity)
-        labels = rows["label"].to_numpy() if rows.height else np.array([], dtype=int)
-        return ServedScorer(
-            entity, name, HEURISTIC, "heuristic", reason, model=WeightedHeuristicScorer().fit(rows, labels)
-        )
+        model = registry.heuristic_scorer(entity, self.warehouse)
+        return ServedScorer(entity, name, HEURISTIC, "heuristic", reason, model=model)
 
     def _contact_contexts(self, tables, scores: EntityScores | None, missing) -> dict[str, dict[str, Any]]:
         frame = tables.get("staged_contacts")
@@ -491,7 +459,7 @@ class ArtifactLoader:
         return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
 
     def _registry_state(self) -> tuple:
-        """Champion version and the versions whose gate passed, per model: any change means a rebuild."""
+        """Champion version, the versions whose gate passed and the verdict, per model: a change rebuilds."""
         if not self.settings.load_models or self._registry_absent():
             return ()
         client = self._mlflow().MlflowClient()
@@ -502,11 +470,12 @@ class ArtifactLoader:
                 passed = sorted(
                     int(v.version)
                     for v in client.search_model_versions(f"name='{name}'")
-                    if v.tags.get(GATE_TAG) == GATE_PASSED
+                    if registry.gate_passed(v)
                 )
+                verdict = registry.model_tags(name).get(registry.VERDICT_TAG)
             except Exception:  # registry unreachable: the next check tries again
                 continue
-            state.append((name, None if info is None else str(info.version), tuple(passed)))
+            state.append((name, None if info is None else str(info.version), tuple(passed), verdict))
         return tuple(state)
 
     # -- NL queries ----------------------------------------------------------------------------------

@@ -45,6 +45,33 @@ def _sample_export(paths: HoloPaths, n_contacts: int, seed: int) -> Path:
     return out
 
 
+SCORING_ASSETS = ("lead_scoring_model", "deal_scoring_model")
+
+
+def _print_scores(summary, paths: HoloPaths) -> None:
+    """What scores the user gets (the registry's verdict lines) and, on the generated sample, how those
+    scores do against its hidden truth next to the weighted heuristic."""
+    lines = [
+        o.metadata["verdict"] for o in summary.assets if o.asset in SCORING_ASSETS and "verdict" in o.metadata
+    ]
+    if not lines:
+        return
+    _echo("scores served:")
+    for line in lines:
+        _echo(f"  {line}")
+    if (paths.truth / "leads.parquet").exists():
+        from holocrm_core.scoring.truth import served_vs_truth, summary_lines
+        from holocrm_core.warehouse import Warehouse
+
+        try:
+            report = served_vs_truth(Warehouse(paths.warehouse), paths.truth)
+        except Exception as exc:  # noqa: BLE001 - a summary line must not fail the run
+            _echo(f"  (against the hidden truth: not measured: {type(exc).__name__}: {exc})")
+            return
+        for line in summary_lines(report):
+            _echo(line)
+
+
 def print_summary(summary, paths: HoloPaths) -> None:
     _echo("")
     _echo(
@@ -65,6 +92,7 @@ def print_summary(summary, paths: HoloPaths) -> None:
                 continue
             figures.append(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}")
         _echo(f"  {outcome.asset:<{width}}  {'  '.join(figures)[:160]}")
+    _print_scores(summary, paths)
     if summary.failed_checks:
         _echo(f"checks not passed: {', '.join(summary.failed_checks)}")
     for error in summary.errors:

@@ -60,9 +60,10 @@ def _score_one(entity: str, record_id: str, as_json: bool) -> None:
 
 
 def _score_now(entity: str, record_id: str, as_json: bool) -> None:
-    """A record newer than the last pipeline run (or decided): scored now by the scorer in use."""
+    """An open record newer than the last pipeline run: scored now by the served scorer. A decided one is
+    refused with the API's words (scores are for open records)."""
     from holocrm_core import schema
-    from holocrm_core.outcomes import build_features_for
+    from holocrm_core.outcomes import build_features_for, not_open_reason, open_ids, read_field_outcomes
     from holocrm_core.registry import configure, scorer_in_use
     from holocrm_core.scoring import score_frame
     from holocrm_core.settings import HoloPaths
@@ -82,6 +83,10 @@ def _score_now(entity: str, record_id: str, as_json: bool) -> None:
     if record_id not in set(tables[table][id_column].to_list()):
         typer.echo(f"No {entity} with id {record_id!r} in the staged {table}.", err=True)
         raise typer.Exit(1)
+    field = read_field_outcomes(HoloPaths.default().outcomes_log)
+    if record_id not in set(open_ids(entity, tables, field)):
+        typer.echo(not_open_reason(entity, record_id), err=True)
+        raise typer.Exit(1)
     configure()
     scorer, model_version = scorer_in_use(entity, warehouse)
     features = build_features_for(entity, [record_id], tables)
@@ -90,42 +95,12 @@ def _score_now(entity: str, record_id: str, as_json: bool) -> None:
 
 
 def model_status_lines() -> list[str]:
-    """One line per scoring model: the champion in use, and the newest version with its gate verdict."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from holocrm_core.registry import (
-        CHAMPION,
-        GATE_REASON_TAG,
-        GATE_TAG,
-        MODEL_NAMES,
-        champion_version,
-        configure,
-    )
+    """One line per scoring model: the registry's verdict line (what is served and why), as every door
+    shows it."""
+    from holocrm_core.registry import configure, verdict_lines
 
     configure()
-    client = mlflow.MlflowClient()
-    lines = []
-    for entity, name in MODEL_NAMES.items():
-        try:
-            versions = client.search_model_versions(f"name='{name}'")
-        except MlflowException:
-            versions = []
-        if not versions:
-            lines.append(f"{name}: no version registered yet; the weighted heuristic scores {entity}s")
-            continue
-        champion = champion_version(name, CHAMPION)
-        newest = max(versions, key=lambda v: int(v.version))
-        in_use = (
-            f"champion v{champion.version}"
-            if champion is not None and champion.tags.get(GATE_TAG) == "passed"
-            else "the weighted heuristic (no champion passed its gate)"
-        )
-        verdict = newest.tags.get(GATE_TAG, "not checked")
-        reason = newest.tags.get(GATE_REASON_TAG) or newest.tags.get("promotion_reason") or ""
-        text = f"{name}: scoring with {in_use}; newest v{newest.version} gate {verdict}"
-        lines.append(f"{text}: {' '.join(reason.split())}" if reason else text)
-    return lines
+    return list(verdict_lines().values())
 
 
 def register(app: typer.Typer) -> None:

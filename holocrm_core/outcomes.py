@@ -574,6 +574,14 @@ def open_ids(
     ].to_list()
 
 
+def not_open_reason(entity: str, entity_id: str) -> str:
+    """Why a decided lead or deal has no score: the same words at every door (CLI and API)."""
+    kind, open_ones = ("lead", "open leads") if entity == "contact" else ("deal", "open deals")
+    return (
+        f"{kind} {entity_id!r} has no score: it is decided, not among the {open_ones} (scores are for those)"
+    )
+
+
 # -- learning signals -------------------------------------------------------------------------------------
 def learning_signals(dataset: pl.DataFrame, entity: str | None = None) -> dict:
     """The roadmap's ``get_learning_signals``: success rate, prediction error over time, calibration, and

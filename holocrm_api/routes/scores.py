@@ -12,6 +12,7 @@ from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, UNKNOWN, ApiError
 from holocrm_api.loader import EntityScores, Snapshot
 from holocrm_api.records import ContactId, DealId, require_contact, require_deal
+from holocrm_core.outcomes import not_open_reason
 
 router = APIRouter(
     tags=["scores"],
@@ -19,7 +20,6 @@ router = APIRouter(
     responses={**PROTECTED, **INVALID, **UNKNOWN, **NOT_BUILT, **ALWAYS},
 )
 KIND = {"contact": "lead", "deal": "deal"}
-OPEN = {"contact": "open leads", "deal": "open deals"}
 
 
 def served_scores(snap: Snapshot, entity: str) -> EntityScores:
@@ -46,9 +46,7 @@ def score_payload(scores: EntityScores, row: dict[str, Any], source: str) -> dic
 
 
 def not_scored(entity: str, entity_id: str) -> ApiError:
-    return ApiError(
-        404, "not_scored", f"{KIND[entity]} {entity_id!r} has no score: it is not among the {OPEN[entity]}"
-    )
+    return ApiError(404, "not_scored", not_open_reason(entity, entity_id))  # the CLI's words too
 
 
 def score_now(snap: Snapshot, entity: str, entity_id: str) -> dict[str, Any]:

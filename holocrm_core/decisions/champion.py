@@ -27,11 +27,10 @@ from holocrm_core.decisions.action_log import context_frame
 from holocrm_core.decisions.actions import DEFAULT_ACTIONS, ActionSet, ContextEncoder
 from holocrm_core.decisions.policies import ContextualThompson
 
+# The tag contract is the registry's, defined once there.
+from holocrm_core.registry.store import CHALLENGER, CHAMPION, FAILED, GATE_REASON_TAG, GATE_TAG, PASSED
+
 POLICY_MODEL = "holocrm_action_policy"
-CHAMPION, CHALLENGER = "champion", "challenger"
-# Same tag contract as the scoring models' registry (holocrm_core.registry on the scoring branch).
-GATE_TAG, GATE_REASON_TAG = "holocrm.gate", "holocrm.gate_reason"
-PASSED, FAILED = "passed", "failed"
 MIN_ROWS = 200
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from holocrm_core.registry import CHAMPION, ensure_experiment, pip_requirements, run_url
+from holocrm_core.registry import CHAMPION, GATE_TAG, ensure_experiment, pip_requirements, run_url
 
 POLICY_MODEL = "holocrm_outreach_policy"
-GATE_TAG = "holocrm.gate"
 
 try:
     import mlflow.pyfunc

@@ -236,7 +236,18 @@ class CandidateResult:
     folds: list[dict] = field(default_factory=list)  # per fold: auc, log_loss, ece, rows (+ recalibrated)
     newest_scores: np.ndarray | None = None
     newest_logits: np.ndarray | None = None
+    previous_logits: np.ndarray | None = None  # the fold before the newest, to recalibrate as served
+    previous_y: np.ndarray | None = None
     error: str | None = None
+
+    @property
+    def served_newest_scores(self) -> np.ndarray | None:
+        """Newest-fold scores with the calibration the final model gets (see ``recalibration_helps``)."""
+        if self.newest_logits is None:
+            return None
+        if self.recalibration_helps and self.previous_logits is not None:
+            return PlattScaler().fit(self.previous_logits, self.previous_y)(self.newest_logits)
+        return self.newest_scores
 
     @property
     def recalibration_helps(self) -> bool:
@@ -336,6 +347,8 @@ def evaluate_candidates(
                 metrics["recalibrated_ece"] = quality(y[test], platt(z))["ece"]
                 metrics["recalibrated_log_loss"] = quality(y[test], platt(z))["log_loss"]
             result.folds.append(metrics)
+            if result.newest_logits is not None:
+                result.previous_logits, result.previous_y = result.newest_logits, y[splits[k - 1][1]]
             result.newest_logits, result.newest_scores = z, p
     complete = [n for n, r in results.items() if r.folds and not r.error and len(r.folds) == len(splits)]
     chosen = min(complete, key=lambda n: results[n].mean("log_loss")) if complete else "heuristic"

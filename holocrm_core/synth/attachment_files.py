@@ -772,6 +772,23 @@ def default_fact_counts(per_text_kind: int = 6, per_ocr_kind: int = 1, audio: in
     }
 
 
+def stable_zip(data: bytes) -> bytes:
+    """A zip-based file (docx, pptx, xlsx, odf, zip) with every entry dated 2026-01-01, so the same seed
+    gives the same bytes (zip writers stamp entries with the current time); anything else unchanged."""
+    if not data.startswith(b"PK\x03\x04"):
+        return data
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            info = zipfile.ZipInfo(entry.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = entry.compress_type, entry.external_attr
+            content = source.read(entry.filename)
+            if entry.filename.endswith((".docx", ".pptx", ".xlsx")):
+                content = stable_zip(content)
+            target.writestr(info, content)
+    return out.getvalue()
+
+
 def write_fact_attachments(rng, hosts: list[dict], counts: dict[str, int], att_dir: Path | None):
     """Write fact-bearing attachments for ``hosts`` (one activity each: activity_id, company, person, product,
     rep, currency) and return (rows for attachments.csv, rows for the hidden truth).
@@ -802,6 +819,7 @@ def write_fact_attachments(rng, hosts: list[dict], counts: dict[str, int], att_d
                 continue
             else:
                 name, content = made
+                content = stable_zip(content)
             if att_dir is not None:
                 att_dir.mkdir(parents=True, exist_ok=True)
                 (att_dir / name).write_bytes(content)

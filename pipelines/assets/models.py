@@ -1,10 +1,11 @@
 """Model assets: lead and deal scorers trained on the outcome dataset, gated, and the scored open records.
 
 ``lead_scoring_model`` / ``deal_scoring_model`` guard the fields (leaks, adversarial check against the
-open records about to be scored), judge every candidate on rolling time folds, log the run to MLflow and
-register the version with its gate verdict; ``champion`` moves only when every blocking check passed. Their
-gate check then re-judges the scorer in use: a champion that no longer holds is demoted and the heuristic
-scores, so ``scored_leads`` / ``scored_deals`` always exist and never come from a failed model.
+open records about to be scored), judge every candidate on rolling time folds, and hand the round to the
+registry's one gate (``holocrm_core.registry``), which registers what is served and writes one verdict
+line. The asset's ``<asset>_gate`` check reports that verdict (the same line as the run summary, the CLI,
+``/health`` and MLflow); it warns rather than blocks, because something is always served: the scored
+tables come from whatever the registry's resolver says is served.
 """
 
 import dagster as dg
@@ -37,7 +38,7 @@ def _open_features(storage: StorageResource, entity: str) -> pl.DataFrame:
 
 
 def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
-    from holocrm_core.registry import champion_gate, log_training
+    from holocrm_core.registry import log_training, resolve
     from holocrm_core.scoring import train_scorer
 
     asset_name, model_name = MODELS[entity]
@@ -49,20 +50,23 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     if outcome.guard is not None and (outcome.guard.excluded or outcome.guard.level in ("warn", "block")):
         context.log.warning(f"{model_name}: {outcome.guard.summary()}")
     result = log_training(outcome, model_name)
-    gate = champion_gate(outcome, model_name)
-    context.log.info(f"{model_name}: {result.message}; gate: {gate.description}")
+    served = resolve(entity, model_name)  # what serves now, and the verdict line every door shows
+    verdict = result.verdict
+    passed = bool(verdict is not None and verdict.passed)
+    context.log.info(served.line)
     m = result.metrics
     guard = outcome.guard
     return dg.MaterializeResult(
         metadata={
             # The first six short figures are what `holocrm run` prints for this asset.
+            "served": served.model_version,
+            "gate": "passed" if passed else ("failed" if verdict is not None else "(not run)"),
             "strategy": outcome.strategy,
             "auc": _metric(m, "auc"),
             "logistic_auc": _metric(m, "logistic_auc"),
             "heuristic_auc": _metric(m, "heuristic_auc"),
-            "gate": "passed" if result.promoted else ("failed" if result.version else "(not run)"),
+            "verdict": served.line,
             "excluded_fields": ", ".join(outcome.excluded_fields) or "(none)",
-            "decision": result.message,
             "rows": outcome.train.height + outcome.validation.height,
             "records": outcome.enough_data.positives + outcome.enough_data.negatives,
             "positives": outcome.enough_data.positives,
@@ -71,27 +75,21 @@ def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "ece": _metric(m, "ece"),
             "top_decile_lift_vs_heuristic": _metric(m, "lift_vs_heuristic"),
             "registered_version": result.version or "(none)",
-            "alias": result.alias or "(none)",
-            "promoted": result.promoted,
+            "served_version": result.served_version or "heuristic",
             "guards": guard.summary() if guard is not None else "(not run)",
             "adversarial_auc": guard.adversarial_auc if guard is not None else None,
             "undated_outcomes": outcome.undated,
             "candidates": dg.MetadataValue.json(outcome.selection.summary() if outcome.selection else {}),
-            "scorer_in_use": gate.scorer_in_use,
             "mlflow_run": dg.MetadataValue.url(result.run_url),
             "mlflow_tracking_uri": uri,
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=f"{asset_name}_gate",
-                passed=gate.passed,
-                description=gate.description,
-                metadata={
-                    "scorer_in_use": gate.scorer_in_use,
-                    "champion_auc": gate.champion_auc,
-                    "heuristic_auc": gate.heuristic_auc,
-                    "champion_ece": gate.champion_ece,
-                },
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=served.line,
+                metadata={"served": served.model_version, "verdict": served.line},
             )
         ],
     )
@@ -101,9 +99,9 @@ def _gate_spec(asset_name: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         f"{asset_name}_gate",
         asset=asset_name,
-        blocking=True,
-        description="The scorer downstream uses beats the heuristic on the newest outcomes and is calibrated; "
-        "a champion that fails is demoted and the heuristic scores.",
+        description="The registry's verdict: the selected scorer passed its gate (beats the plain logistic "
+        "regression, the heuristic and the champion on rows it never saw, calibrated) and is served; a warning "
+        "says what is served instead and why.",
     )
 
 
@@ -125,15 +123,16 @@ def deal_scoring_model(
 
 def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
     from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
-    from holocrm_core.registry import scorer_in_use
+    from holocrm_core.registry import load_served, resolve
 
     table, id_name = SCORED[entity]
     mlflow.configure()
     tables = read_staged(storage)
     field = read_field_outcomes(storage.paths().outcomes_log)
     features = build_features_for(entity, open_ids(entity, tables, field), tables)
-    scorer, model_version = scorer_in_use(entity, storage.warehouse())
-    scored = score_open_records(scorer, model_version, features)
+    served = resolve(entity)
+    model_version = served.model_version
+    scored = score_open_records(load_served(served, storage.warehouse()), model_version, features)
     storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
     if not scored.height:
@@ -146,6 +145,7 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "rows": scored.height,
             "open_records": features.height,
             "model_version": model_version,
+            "verdict": served.line,
             "hot": bands.get("hot", 0),
             "warm": bands.get("warm", 0),
             "cold": bands.get("cold", 0),

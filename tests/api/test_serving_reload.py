@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from holocrm_api import ServingSettings, create_app
-from holocrm_api.loader import GATE_PASSED, GATE_TAG
+from holocrm_core.registry import GATE_TAG
+from holocrm_core.registry import PASSED as GATE_PASSED
 from tests.support.api import build_home
 
 MODEL = "holocrm_lead_scorer"
@@ -133,7 +134,9 @@ def test_a_champion_whose_gate_did_not_pass_is_never_served(registry):
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         served = client.get("/health").json()["models"][MODEL]
         assert served["version"] == v1 and served["served_as"] == "previous_passing"
-        assert f"v{v2}" in served["reason"] and "failed" in served["reason"] and f"v{v1}" in served["reason"]
+        assert (
+            f"v{v2}" in served["verdict"] and "failed" in served["verdict"] and f"v{v1}" in served["verdict"]
+        )
         score = client.get("/api/contacts/C1/score").json()
         assert score["model"] == {"name": MODEL, "version": v1, "served_as": "previous_passing"}
         assert score["source"] == "rescored_at_load"  # v2's table was replaced, not served
@@ -146,5 +149,5 @@ def test_a_champion_whose_gate_did_not_pass_is_never_served(registry):
         mlflow.MlflowClient().set_model_version_tag(MODEL, v1, GATE_TAG, "failed")
         served = client.post("/api/admin/reload").json()["models"][MODEL]
         assert served["served_as"] == "heuristic" and served["version"] == "heuristic"
-        assert f"v{v3}" in served["reason"] and "absent" in served["reason"]
+        assert f"v{v3}" in served["verdict"] and "absent" in served["verdict"]
         assert client.get("/api/contacts/C1/score").json()["model"]["served_as"] == "heuristic"

@@ -102,9 +102,19 @@ def test_similar_and_score_answer_from_the_run(sample_env):
     neighbours = json.loads(similar.stdout)
     assert neighbours and all(n["id"] != contact_id for n in neighbours)
 
-    score = runner.invoke(app, ["score", "contact", contact_id, "--json"])
+    open_lead = pl.read_parquet(sample_env.home / "warehouse" / "scored_leads.parquet")["contact_id"][0]
+    score = runner.invoke(app, ["score", "contact", open_lead, "--json"])
     assert score.exit_code == 0, score.output
     assert 0 < json.loads(score.stdout)["score"] < 1
+
+    # A decided lead has no score: refused with the API's words (holocrm_api/routes/scores.py answers 404
+    # not_scored with the same not_open_reason), not scored at one door and refused at the other.
+    from holocrm_core.outcomes import not_open_reason
+
+    contacts = pl.read_parquet(sample_env.home / "warehouse" / "staged_contacts.parquet")
+    decided = contacts.filter(pl.col("lifecycle_status").is_in(["customer", "disqualified"]))["contact_id"][0]
+    refused = runner.invoke(app, ["score", "contact", decided])
+    assert refused.exit_code == 1 and refused.stderr.strip() == not_open_reason("contact", decided)
 
 
 def test_a_second_run_on_the_same_export_embeds_nothing_new(sample_graph, tmp_path, monkeypatch):

@@ -6,30 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from holocrm_core import outcomes, registry
-from holocrm_core.registry import CHALLENGER, CHAMPION, LEAD_MODEL, promotion_decision
-from holocrm_core.scoring import score_frame, train_scorer
+from holocrm_core.registry import CHALLENGER, CHAMPION, LEAD_MODEL
+from holocrm_core.scoring import score_frame, train_scorer, unwrap
 from tests.support.crm import toy_crm
 
-FAST = {"epochs": 20, "patience": 4}
-
-
-def test_promotion_needs_to_beat_both_the_heuristic_and_the_champion():
-    first = promotion_decision(0.80, heuristic_auc=0.70, champion_auc=None)
-    assert first.promote and first.alias == CHAMPION and "no champion yet" in first.reason
-    assert promotion_decision(0.80, 0.70, champion_auc=0.78, champion_version="1").promote
-    worse = promotion_decision(0.76, 0.70, champion_auc=0.78, champion_version="1")
-    assert not worse.promote and worse.alias == CHALLENGER and "champion v1" in worse.reason
-    weak = promotion_decision(0.69, 0.70)
-    assert not weak.promote and "heuristic" in weak.reason
-    tie = promotion_decision(0.78, 0.70, champion_auc=0.78, champion_version="1")
-    assert not tie.promote
+pytestmark = pytest.mark.slow  # trains scorers and logs them to MLflow
 
 
 @pytest.fixture(scope="module")
@@ -53,101 +40,121 @@ def _versions(client) -> list[str]:
     return sorted(str(v.version) for v in client.search_model_versions(f"name='{LEAD_MODEL}'"))
 
 
-def test_champion_then_challenger_on_a_temporary_store(store, dataset, tmp_path):
+def _train(dataset, strategy: str):
+    return train_scorer(dataset, "contact", strategy=strategy)
+
+
+def _lines_agree(result) -> None:
+    """The verdict line is one text: the round's, the registered model's, the resolver's, the CLI's."""
+    import mlflow
+
+    from holocrm_cli.scoring import model_status_lines
+
+    client = mlflow.MlflowClient()
+    tags = client.get_registered_model(LEAD_MODEL).tags
+    served = registry.resolve("contact")
+    assert tags[registry.VERDICT_TAG] == result.message == served.line
+    assert client.get_run(result.run_id).data.tags[registry.VERDICT_TAG] == result.message
+    assert result.message in model_status_lines()
+
+
+def test_a_loss_to_the_plain_logistic_regression_registers_and_serves_it(store, dataset, tmp_path):
     import mlflow
 
     assert registry.load_champion(LEAD_MODEL) is None
-    good = train_scorer(dataset, "contact", strategy="logistic")
-    first = registry.log_training(good)
-    assert first.promoted and first.alias == CHAMPION and first.version == "1", first.message
-    assert (store / "artifacts").exists()  # artifacts sit beside the sqlite store, not in the working dir
-    client = mlflow.MlflowClient()
-    v1 = client.get_model_version(LEAD_MODEL, "1")
-    assert v1.tags[registry.GATE_TAG] == registry.PASSED and registry.gate_passed(v1)
-
-    # A scorer that learned from shuffled outcomes must not replace the champion.
-    shuffled = dataset.with_columns(
-        pl.Series("label", np.random.default_rng(0).permutation(dataset["label"].to_numpy()))
-    )
-    bad = train_scorer(shuffled, "contact", strategy="naive_bayes")
-    bad.validation, bad.heuristic_metrics = (
-        good.validation,
-        good.heuristic_metrics,
-    )  # judged on the real slice
-    bad.logistic_metrics, bad.selection = good.logistic_metrics, None
-    from holocrm_core.scoring.calibration import quality
-
-    bad.validation_scores = bad.scorer.predict_proba(good.validation)[:, 1]
-    bad.heuristic_validation_scores = good.heuristic_validation_scores
-    bad.metrics = quality(good.y_validation, bad.validation_scores)
-    second = registry.log_training(bad)
-    assert not second.promoted and second.alias == CHALLENGER and second.version == "2"
-    assert "champion v1" in second.message or "heuristic" in second.message
-
-    assert str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == "1"
-    assert str(client.get_model_version_by_alias(LEAD_MODEL, CHALLENGER).version) == "2"
-    v2 = client.get_model_version(LEAD_MODEL, "2")
+    outcome = _train(
+        dataset, "naive_bayes"
+    )  # measured beside the logistic regression, and worse on this data
+    result = registry.log_training(outcome)
+    assert result.version == "1" and result.alias == CHALLENGER and not result.promoted
+    assert result.served_version == "2" and result.verdict.served_role == "logistic"
     assert (
-        v2.tags[registry.GATE_TAG] == registry.FAILED and v2.tags[registry.GATE_REASON_TAG] == second.message
+        "trails the plain logistic regression" in result.message and "serving v2 (logistic)" in result.message
     )
-    comparison = json.loads(
-        Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=second.run_id, artifact_path="comparison.json", dst_path=str(tmp_path)
-            )
-        ).read_text()
-    )
-    assert comparison["decision"]["promote"] is False and comparison["decision"]["champion_version"] == "1"
-    run = client.get_run(first.run_id)
-    assert {
-        "auc",
-        "average_precision",
-        "brier",
-        "log_loss",
-        "ece",
-        "top_decile_lift",
-        "lift_vs_heuristic",
-        "logistic_auc",
-    } <= set(run.data.metrics)
-    artifacts = {a.path for a in client.list_artifacts(first.run_id)}
-    assert {
-        "roc.png",
-        "calibration.png",
-        "lift.png",
-        "comparison.json",
-        "selection.json",
-        "guards.json",
-    } <= artifacts
-
-    gate = registry.champion_gate(good)
-    assert gate.passed and gate.scorer_in_use == f"{LEAD_MODEL} v1"
+    client = mlflow.MlflowClient()
+    assert client.get_model_version(LEAD_MODEL, "1").tags[registry.GATE_TAG] == registry.FAILED
+    served = client.get_model_version(LEAD_MODEL, "2")
+    assert registry.gate_passed(served) and served.tags[registry.RECIPE_TAG] == "logistic"
+    leads = dataset.filter(pl.col("entity") == "contact")
+    assert served.tags[registry.TRAINED_UNTIL_TAG] == leads["outcome_at"].max().isoformat()
+    model, version = registry.scorer_in_use("contact")
+    assert version == f"{LEAD_MODEL}/2" and unwrap(model).name == "logistic"
+    _lines_agree(result)
+    run = client.get_run(result.run_id)
+    assert {"auc", "ece", "logistic_auc", "heuristic_auc", "lift_vs_heuristic"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"roc.png", "calibration.png", "lift.png", "comparison.json", "selection.json"} <= artifacts
+    assert (store / "artifacts").exists()  # artifacts sit beside the sqlite store, not in the working dir
 
 
-def test_a_failed_blocking_check_leaves_the_champion_alias_untouched(store, dataset):
+def test_a_rerun_on_the_same_export_can_replace_the_champion(store, dataset):
+    """No outcome is newer than the champion's cutoff: its recipe is refit on the candidate's folds, so it
+    is never judged on rows it learned from; the better candidate replaces it."""
     import mlflow
 
-    client = mlflow.MlflowClient()
-    before = str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version)
-    # A candidate that beats everything on AUC but whose probabilities are far off: calibration blocks it.
-    miscalibrated = train_scorer(dataset, "contact", strategy="logistic")
-    from holocrm_core.scoring.calibration import quality
+    from holocrm_core.registry.tracking import _register
 
-    y = miscalibrated.y_validation
-    skewed = np.clip(0.35 + 0.6 * (miscalibrated.validation_scores > 0.5), 0.01, 0.99)
-    miscalibrated.validation_scores = skewed
-    miscalibrated.metrics = quality(y, skewed) | {"auc": 0.999}
-    miscalibrated.selection = None
-    result = registry.log_training(miscalibrated)
-    assert not result.promoted and result.alias == CHALLENGER
-    assert result.message.startswith("calibration error") and "\n" not in result.message
-    assert str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == before
-    version = client.get_model_version(LEAD_MODEL, result.version)
-    assert version.tags[registry.GATE_TAG] == registry.FAILED
+    weak = _train(dataset, "naive_bayes")
+    tags = {
+        registry.GATE_TAG: registry.PASSED,
+        registry.RECIPE_TAG: "naive_bayes",
+        registry.TRAINED_UNTIL_TAG: dataset["outcome_at"].max().isoformat(),
+    }
+    planted = _register(weak, weak.scorer, "naive_bayes", LEAD_MODEL, tags, CHAMPION, "model")
+    result = registry.log_training(_train(dataset, "logistic"))
+    assert "its recipe (naive_bayes) refit on the candidate's training folds" in result.message
+    assert result.promoted and result.served_version == result.version != planted, result.message
     assert (
-        version.tags[registry.GATE_REASON_TAG] == result.message
-        and version.tags[registry.ROLE_TAG] == CHALLENGER
+        str(mlflow.MlflowClient().get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == result.version
     )
-    assert str(registry.load_champion(LEAD_MODEL)[1].version) == before
+    _lines_agree(result)
+
+
+def test_twenty_percent_more_outcomes_judge_the_champion_on_the_new_ones_only(store, dataset):
+    import mlflow
+
+    from holocrm_core.registry.tracking import _register
+
+    records = (
+        dataset.filter(pl.col("entity") == "contact").group_by("entity_id").agg(pl.col("outcome_at").max())
+    )
+    cutoff = records["outcome_at"].sort()[int(0.8 * records.height)]
+    older = dataset.filter(pl.col("outcome_at") < cutoff)
+    # A champion fitted on the older 80% with its outcomes shuffled: it knows nothing of the new 20%.
+    shuffled = older.with_columns(
+        pl.Series("label", np.random.default_rng(0).permutation(older["label"].to_numpy()))
+    )
+    stale = _train(shuffled, "logistic")
+    tags = {
+        registry.GATE_TAG: registry.PASSED,
+        registry.RECIPE_TAG: "logistic",
+        registry.TRAINED_UNTIL_TAG: older["outcome_at"].max().isoformat(),
+    }
+    planted = _register(stale, stale.scorer, "logistic", LEAD_MODEL, tags, CHAMPION, "model")
+    result = registry.log_training(_train(dataset, "logistic"))
+    assert "after its training cutoff" in result.message, result.message
+    assert result.promoted and result.served_version != planted
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(LEAD_MODEL, CHAMPION).version) == result.version
+
+
+def test_a_calibration_shift_in_the_newest_outcomes_is_recalibrated_and_served(store, dataset):
+    from holocrm_core.scoring.selection import RecalibratedScorer
+
+    outcome = _train(dataset, "logistic")
+    # Plant a shift: most of the newest slice's losses become conversions (the rate jumps).
+    y = outcome.validation["label"].to_numpy().copy()
+    flip = (y == 0) & (np.random.default_rng(1).random(len(y)) < 0.6)
+    y[flip] = 1
+    outcome.validation = outcome.validation.with_columns(pl.Series("label", y, dtype=pl.Int8))
+    result = registry.log_training(outcome)
+    assert result.promoted and result.verdict.recalibrate, result.message
+    assert "recalibrated on the newest slice" in result.message
+    model, version = registry.scorer_in_use("contact")
+    assert version == f"{LEAD_MODEL}/{result.version}" and isinstance(unwrap(model), RecalibratedScorer)
+    newest = unwrap(model).predict_proba(outcome.validation)[:, 1]
+    assert abs(newest.mean() - y.mean()) < 0.08  # served at the newest slice's level, not the training one's
+    _lines_agree(result)
 
 
 def test_a_training_run_killed_mid_way_registers_nothing(store, dataset, monkeypatch):
@@ -174,7 +181,8 @@ def test_an_unchecked_version_behind_the_alias_is_not_served(store):
     client.delete_model_version_tag(LEAD_MODEL, version, registry.GATE_TAG)
     try:
         assert registry.load_champion(LEAD_MODEL) is None
-        assert registry.scorer_in_use("contact")[1] == "heuristic"
+        served = registry.resolve("contact")
+        assert served.version != version and "absent" in served.line
     finally:
         client.set_model_version_tag(LEAD_MODEL, version, registry.GATE_TAG, registry.PASSED)
 

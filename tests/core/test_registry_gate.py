@@ -1,0 +1,105 @@
+"""The one gate, as pure figures: what is served instead, and only when it is not worse."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from holocrm_core.registry.gate import (
+    CANDIDATE,
+    CHAMPION_ROLE,
+    HEURISTIC,
+    LOGISTIC,
+    ChampionEvidence,
+    GateEvidence,
+    cross_fitted_platt,
+    judge,
+)
+from holocrm_core.scoring.calibration import expected_calibration_error, sigmoid
+
+
+def _slice(n: int = 600, rate_shift: float = 0.0, seed: int = 0):
+    """Outcomes of the newest slice and a true log-odds; ``rate_shift`` moves the slice's base rate."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(0, 1.2, n)
+    y = (rng.random(n) < sigmoid(signal + rate_shift)).astype(int)
+    return y, signal, rng
+
+
+def _evidence(y, cand_logits, lr_logits, heur_scores, **extra) -> GateEvidence:
+    return GateEvidence(
+        y=y,
+        candidate=extra.pop("candidate", "blend"),
+        candidate_scores=sigmoid(cand_logits),
+        candidate_logits=cand_logits,
+        logistic_scores=None if lr_logits is None else sigmoid(lr_logits),
+        logistic_logits=lr_logits,
+        heuristic_scores=heur_scores,
+        groups=np.arange(len(y)),
+        **extra,
+    )
+
+
+def test_a_calibration_failure_under_a_planted_shift_is_recalibrated_and_served():
+    # Trained where 6% converted; the newest slice converts at about 31%: the ranking holds, the level not.
+    y, signal, rng = _slice(rate_shift=-0.6)
+    cand = signal - 2.6 + rng.normal(0, 0.3, len(y))  # right order, far too low probabilities
+    lr = 0.8 * signal - 2.6 + rng.normal(0, 0.6, len(y))
+    heur = sigmoid(0.3 * signal + rng.normal(0, 1.0, len(y)))
+    assert 0.25 < y.mean() < 0.4 and expected_calibration_error(y, sigmoid(cand)) > 0.15
+    verdict = judge(_evidence(y, cand, lr, heur))
+    assert verdict.served_role == CANDIDATE and verdict.passed and verdict.recalibrate
+    assert "recalibrated on the newest slice" in verdict.reason
+    # the recalibrated probabilities are what the check measured, cross-fitted (no row maps itself)
+    assert expected_calibration_error(y, cross_fitted_platt(cand, y)) < 0.1
+
+
+def test_a_loss_to_the_plain_logistic_regression_serves_the_logistic_regression():
+    y, signal, rng = _slice(seed=1)
+    lr = signal + rng.normal(0, 0.4, len(y))
+    cand = signal + rng.normal(0, 1.6, len(y))  # calibrated enough, but a worse ranking
+    heur = sigmoid(0.3 * signal + rng.normal(0, 1.0, len(y)))
+    verdict = judge(_evidence(y, cand, lr, heur))
+    assert verdict.served_role == LOGISTIC and verdict.served_name == "logistic" and verdict.passed
+    assert not verdict.candidate_passed and "trails the plain logistic regression" in verdict.reason
+    assert verdict.line("holocrm_lead_scorer", "4").startswith("holocrm_lead_scorer: serving v4 (logistic)")
+
+
+def test_the_heuristic_is_served_only_when_it_is_not_worse_on_the_gates_figures():
+    y, signal, rng = _slice(seed=2)
+    cand = 3.0 * signal  # the best ranking, over-confident: fails calibration
+    weak = sigmoid(rng.normal(0, 1, len(y)))  # a heuristic at chance
+    no_logits = _evidence(y, cand, None, weak)
+    no_logits = GateEvidence(**{**no_logits.__dict__, "candidate_logits": None})  # cannot recalibrate
+    verdict = judge(no_logits)
+    assert verdict.served_role == CANDIDATE and not verdict.passed
+    assert "the heuristic is worse" in verdict.reason and "calibration error" in verdict.reason
+    # A heuristic as good and as calibrated as the failing model is served instead.
+    good = sigmoid(signal)
+    fair = GateEvidence(**{**no_logits.__dict__, "heuristic_scores": good})
+    verdict = judge(fair)
+    assert verdict.served_role == HEURISTIC and not verdict.passed and "not worse" in verdict.reason
+
+
+def test_an_adversarial_block_serves_no_newly_trained_model():
+    y, signal, _ = _slice(seed=3)
+    verdict = judge(
+        _evidence(y, signal, signal, sigmoid(0.2 * signal), adversarial_block="looks unlike today")
+    )
+    assert verdict.served_role == HEURISTIC and "looks unlike today" in verdict.reason
+
+
+def _champion(y, scores, cand, how="80 newest outcomes after its training cutoff 2026-01-01"):
+    return ChampionEvidence("3", how, y, scores, cand, None, sigmoid(np.zeros(len(y)) + 0.01 * cand))
+
+
+def test_a_champion_stays_while_it_is_better_on_rows_neither_has_seen_and_is_demoted_when_it_fails():
+    y, signal, rng = _slice(seed=4)
+    cand = signal + rng.normal(0, 1.5, len(y))
+    better = sigmoid(signal + rng.normal(0, 0.3, len(y)))
+    kept = judge(_evidence(y, cand, None, None, champion=_champion(y, better, sigmoid(cand))))
+    assert kept.served_role == CHAMPION_ROLE and kept.passed and "champion v3" in kept.reason
+    assert "after its training cutoff" in kept.reason and not kept.champion_demoted
+    # The same champion, badly calibrated on the new rows: it no longer passes, the candidate is served.
+    skewed = np.clip(better * 0.2, 0.001, 0.999)
+    replaced = judge(_evidence(y, cand, None, None, champion=_champion(y, skewed, sigmoid(cand))))
+    assert replaced.served_role == CANDIDATE and replaced.champion_demoted
