@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks (worlds with a known truth); never imported by the product."""
