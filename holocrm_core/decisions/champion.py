@@ -97,7 +97,7 @@ def evaluate_candidate(
     r_train, r_test = train["reward"].to_numpy(), test["reward"].to_numpy()
     candidate = ContextualThompson(names, seed=seed, encoder=encoder, discount=discount)
     candidate.update(x_train, a_train, r_train)
-    reward_model = ope.fit_reward_model(x_train, a_train, r_train, names)
+    reward_model = ope.fit_reward_model(x_train, a_train, r_train, names, encoder=encoder)
     predicted = reward_model.expected_reward(x_test)[0]
     logs = ope.LoggedBandit(a_test, r_test, test["propensity"].to_numpy())
     targets = {"candidate": candidate.probabilities(x_test)}

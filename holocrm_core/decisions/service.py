@@ -318,7 +318,11 @@ def _answer(row: dict[str, Any], info: dict[str, Any], posterior: bool) -> dict[
         "factors",
     )
     answer = {k: row.get(k) for k in keys}
-    answer |= {"decided": False, "policy": dict(info), "policy_version": info["version"]}
+    answer |= {
+        "decided": False,
+        "policy": dict(info),
+        "policy_version": row.get("policy_version") or info["version"],
+    }
     if posterior:
         answer["posterior"] = row.get("posterior")
     return answer
