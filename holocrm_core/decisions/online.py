@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from holocrm_core.decisions.actions import Contexts
 from holocrm_core.decisions.policies import policy_from_state
 
 ONLINE_STATE_FILE = Path("models") / "decisions" / "online_policy.json"
@@ -122,7 +123,13 @@ class OnlineLearner:
             if key in self.applied or key in self._queued:
                 return False
             self._queue.append(
-                {"key": str(key), "action": action, "reward": reward, "context": record.get("context")}
+                {
+                    "key": str(key),
+                    "action": action,
+                    "reward": reward,
+                    "context": record.get("context"),
+                    "features": record.get("_features"),  # already encoded by the service, when it could
+                }
             )
             self._queued.add(str(key))
             if len(self._queue) >= self.batch_size:
@@ -141,12 +148,19 @@ class OnlineLearner:
         if not self._queue:
             return
         batch, self._queue, self._queued = self._queue, [], set()
-        frame = pl.DataFrame(
-            [_context_row(b["context"]) for b in batch], infer_schema_length=None, strict=False
-        )
-        if frame.width == 0:
-            frame = pl.DataFrame({"contact_id": [None] * len(batch)})
-        contexts = self.policy.encoder.encode(frame)
+        features = np.zeros((len(batch), self.policy.encoder.dim))
+        todo = [i for i, b in enumerate(batch) if b.get("features") is None]
+        for i, b in enumerate(batch):
+            if b.get("features") is not None:
+                features[i] = b["features"]
+        if todo:
+            frame = pl.DataFrame(
+                [_context_row(batch[i]["context"]) for i in todo], infer_schema_length=None, strict=False
+            )
+            if frame.width == 0:
+                frame = pl.DataFrame({"contact_id": [None] * len(todo)})
+            features[todo] = self.policy.encoder.encode(frame).features
+        contexts = Contexts(features, np.zeros(len(batch), dtype=np.int64))
         self.policy.update(contexts, [b["action"] for b in batch], np.array([b["reward"] for b in batch]))
         self.applied.update(b["key"] for b in batch)
         self.rewards.extend(b["reward"] for b in batch)

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE, contact_attributes
-from holocrm_core.decisions.actions import OTHER, ContextEncoder, touch_features
+from holocrm_core.decisions.actions import OTHER, ContextEncoder, Contexts, touch_features
 from holocrm_core.decisions.convergence import Strategy
 from holocrm_core.decisions.policies import ContextualThompson, gaussian_win_probabilities
 from holocrm_core.schema import CUSTOM_PREFIX
@@ -214,6 +214,7 @@ def recommend(
     contexts: pl.DataFrame,
     strategy: Strategy | str | None = None,
     version: str | None = None,
+    encoded: Contexts | None = None,
     **engine_options: float,
 ) -> pl.DataFrame:
     """One recommendation per row of ``contexts`` (contact_id + context columns).
@@ -222,7 +223,8 @@ def recommend(
     per contact and policy state) and the propensity is that draw's win probability; other policies and
     strategies decide through the convergence engine.
     """
-    encoded = policy.encoder.encode(contexts)
+    if encoded is None:  # ``encoded``: these rows already encoded by this policy's encoder
+        encoded = policy.encoder.encode(contexts)
     n = len(encoded)
     ids = contexts["contact_id"].cast(pl.String).to_list() if "contact_id" in contexts.columns else [None] * n
     rows = np.arange(n)

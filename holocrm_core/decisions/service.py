@@ -24,6 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from holocrm_core.decisions.actions import ContextEncoder
@@ -75,6 +76,8 @@ class DecisionService:
         self.contexts = contexts
         self._row = {c: i for i, c in enumerate(contexts["contact_id"].cast(pl.String).to_list())}
         self.learner = learner
+        # every contact encoded once, vectorised: a decision or an outcome of a known contact is a row lookup
+        self._encoded = learner.policy.encoder.encode(contexts) if learner is not None else None
         self.policy_info = policy_info
         self.outreach = outreach
         self.segment = segment
@@ -166,9 +169,13 @@ class DecisionService:
             except ValueError:
                 context = {}
         context = dict(context or {})
-        known = self.context_of(str(record.get("contact_id")))
+        contact = str(record.get("contact_id"))
+        known = self.context_of(contact)
         if known is not None and not context.get("_full"):
-            context = {**known, **{k: v for k, v in context.items() if v is not None}}
+            overrides = {k: v for k, v in context.items() if v is not None and known.get(k) != v}
+            if not overrides and self._encoded is not None:  # the served context: its row is encoded already
+                record["_features"] = self._encoded.features[self._row[contact]]
+            context = {**known, **overrides}
         record["context"] = context
         return self.learner.observe(record)
 
@@ -233,8 +240,10 @@ class DecisionService:
     def _contextual(self, frame: pl.DataFrame, posterior: bool) -> dict[str, dict[str, Any]]:
         if self.learner is not None:
             self.learner.flush()
+            rows = np.asarray([self._row[c] for c in frame["contact_id"].cast(pl.String).to_list()])
+            encoded = self._encoded.take(rows)
             with self.learner._lock:
-                table = recommend(self.learner.policy, frame, version=self.learner.base)
+                table = recommend(self.learner.policy, frame, version=self.learner.base, encoded=encoded)
             info = {**self.policy_info, "observations": int(self.learner.policy.observations)}
         else:
             table = recommend(self.segment, frame, version="segment_thompson")
