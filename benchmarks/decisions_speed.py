@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from holocrm_core.decisions.policies import ContextualThompson, SegmentThompson  # noqa: E402
 from holocrm_core.decisions.recommend import recommend  # noqa: E402
-from holocrm_core.decisions.simulation import sample_contexts, true_probabilities  # noqa: E402
+from tests.support.decision_worlds import sample_contexts, true_probabilities  # noqa: E402
 
 
 def trained(make, rng):

@@ -22,7 +22,6 @@ from holocrm_api.errors import ApiError
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
-from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -45,7 +44,6 @@ class Services:
     guard: ApiKeyGuard
     outcomes: AppendOnlyLog
     actions: AppendOnlyLog
-    recommender: ThompsonRecommender
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
 
@@ -54,14 +52,16 @@ class Services:
         paths = settings.paths.ensure()
         metrics = ServingMetrics()
         guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
+        actions = AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
+        loader = ArtifactLoader(settings, on_swap=metrics.on_swap)
+        loader.outcome_records = actions.records  # a new decision service learns what its state lacks
         return cls(
             settings=settings,
-            loader=ArtifactLoader(settings, on_swap=metrics.on_swap),
+            loader=loader,
             metrics=metrics,
             guard=guard,
             outcomes=AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome")),
-            actions=AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward")),
-            recommender=ThompsonRecommender(),
+            actions=actions,
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash
             nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),

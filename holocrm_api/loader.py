@@ -35,6 +35,7 @@ import polars as pl
 
 from holocrm_api.config import ServingSettings
 from holocrm_core import registry
+from holocrm_core.decisions.service import ACTION_POLICY, DecisionService
 from holocrm_core.embedding import load_embedder
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
@@ -57,6 +58,8 @@ SERVED_TABLES = (
     "recommendations",
 )
 WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted on the outcome dataset
+FIELD_OUTCOMES = "outcomes.ndjson"
+DECISION_MODELS = (ACTION_POLICY, "holocrm_outreach_policy")
 ON_DEMAND_CACHE = 10_000
 
 ServedAs = Literal["champion", "previous_passing", "heuristic"]
@@ -158,6 +161,7 @@ class Snapshot:
     nlq_context: NLQContext | None = field(repr=False)
     missing: dict[str, str]  # capability -> what is missing and what to run
     load_seconds: float = 0.0
+    decisions: DecisionService | None = field(default=None, repr=False)  # the one decision service
 
     @property
     def loaded_at_epoch(self) -> float:
@@ -182,6 +186,7 @@ class Snapshot:
                 for entity, s in self.scores.items()
             },
             "tables": {name: frame.height for name, frame in self.tables.items()},
+            "decisions": self.decisions.describe() if self.decisions is not None else None,
             "missing": self.missing,
         }
 
@@ -218,6 +223,9 @@ class ArtifactLoader:
         self._mlflow_ready = False
         self._model_cache: dict[tuple[str, str], Any] = {}
         self._query_embedder = None
+        # The action outcomes recorded so far (the API's durable log): a new decision service learns those
+        # its online state has not applied yet. Set by holocrm_api.deps.Services.
+        self.outcome_records: Callable[[], list[dict[str, Any]]] = list
 
     # -- public --------------------------------------------------------------------------------------
     @property
@@ -273,7 +281,12 @@ class ArtifactLoader:
 
     def _fingerprint(self) -> tuple:
         tables = tuple(self._table_stamp(n) for n in WATCHED_TABLES)
-        return (tables, tuple(sorted(self._index_versions().items())), self._registry_state())
+        return (
+            tables,
+            tuple(sorted(self._index_versions().items())),
+            self._registry_state(),
+            self._policy_state(),
+        )
 
     def _build(self, fingerprint: tuple) -> Snapshot:
         started = time.perf_counter()
@@ -288,6 +301,7 @@ class ArtifactLoader:
         else:
             missing["duplicates"] = f"duplicate candidates have not been built yet; {RUN_HINT}"
         store, index_versions = self._open_store(missing)
+        decisions = self._decisions(tables, missing)
         snapshot = Snapshot(
             loaded_at=datetime.now(UTC),
             fingerprint=fingerprint,
@@ -301,6 +315,7 @@ class ArtifactLoader:
             nlq_context=self._nlq_context(tables, scores, store, missing),
             missing=missing,
             load_seconds=time.perf_counter() - started,
+            decisions=decisions,
         )
         log.info("serving snapshot loaded in %.2fs: %s", snapshot.load_seconds, snapshot.describe())
         return snapshot
@@ -477,6 +492,56 @@ class ArtifactLoader:
                 continue
             state.append((name, None if info is None else str(info.version), tuple(passed), verdict))
         return tuple(state)
+
+    # -- decisions -----------------------------------------------------------------------------------
+    def _policy_state(self) -> tuple:
+        """The decision policies' champion versions and gate tags: a promotion means a rebuild."""
+        if not self.settings.load_models or self._registry_absent():
+            return ()
+        self._mlflow()
+        state = []
+        for name in DECISION_MODELS:
+            try:
+                info = registry.champion_version(name)
+            except Exception:  # registry unreachable: the next check tries again
+                continue
+            state.append((name, None if info is None else (str(info.version), registry.gate_passed(info))))
+        return tuple(state)
+
+    def _decisions(self, tables, missing) -> DecisionService | None:
+        """The decision service of this snapshot; keeps the online learner when its base is unchanged."""
+        if "staged_contacts" not in tables:
+            missing["decisions"] = f"recommendations need staged_contacts; {RUN_HINT}"
+            return None
+        load_registry = self.settings.load_models and not self._registry_absent()
+        if load_registry:
+            self._mlflow()
+        previous = self._snapshot.decisions
+        try:
+            service = DecisionService.build(
+                tables,
+                self.settings.paths.home,
+                load_registry=load_registry,
+                learner=previous.learner if previous is not None else None,
+            )
+            service.replay(self.outcome_records())
+        except Exception as exc:
+            log.exception("the decision service could not be built")
+            missing["decisions"] = f"the decision service could not be built ({exc}); {RUN_HINT}"
+            return None
+        if previous is not None and previous.learner is not service.learner:
+            previous.close()  # its state is persisted; the new service replayed what it lacked
+        return service
+
+    def observe_outcome(self, record: dict[str, Any]) -> None:
+        """Learn from an action outcome just recorded (the served decision service, online)."""
+        decisions = self._snapshot.decisions
+        if decisions is not None:
+            decisions.observe(record)
+
+    def close_decisions(self) -> None:
+        if self._snapshot.decisions is not None:
+            self._snapshot.decisions.close()
 
     # -- NL queries ----------------------------------------------------------------------------------
     def _nlq_context(self, tables, scores: dict[str, EntityScores], store, missing) -> NLQContext | None:

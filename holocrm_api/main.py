@@ -34,12 +34,13 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         services.loader.reload(force=True)
-        recommendations.seed_recommender(services.recommender, services.loader.snapshot, services.actions)
+        services.actions.subscribe(services.loader.observe_outcome)  # learn online as outcomes are recorded
         services.loader.start()
         try:
             yield
         finally:
             services.loader.stop()
+            services.loader.close_decisions()  # persist what was learned online
             services.outcomes.close()
             services.actions.close()
 

@@ -1,6 +1,7 @@
 """`holocrm recommend contact ID` (the next best action and why) and `holocrm policy evaluate` (the gate).
 
-``recommend`` reads the pipeline's ``recommendations`` table (one row); ``policy evaluate`` rebuilds the
+``recommend`` answers from the decision service the API answers with (``holocrm_core.decisions.service``:
+the same contacts decided, the same policy, the same online state); ``policy evaluate`` rebuilds the
 candidate from the warehouse's ``action_log``, estimates it off-policy against the champion and the logging
 policy, logs the MLflow run and moves ``champion`` only past the gate (what the ``policy_evaluation`` asset
 does), then prints the decision.
@@ -9,8 +10,32 @@ does), then prints the decision.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
+
+
+def decision_service():
+    """The decision service over HOLOCRM_HOME, as the API builds it: staged tables, the registry's gated
+    policies, the online state learned while serving, plus the outcomes recorded since it was saved."""
+    from holocrm_core.decisions.service import DecisionService, read_outcome_records
+    from holocrm_core.registry import configure
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.warehouse import Warehouse
+
+    paths = HoloPaths.default()
+    warehouse = Warehouse(paths.warehouse)
+    if not warehouse.exists("staged_contacts"):
+        typer.echo("no staged contacts yet: run `holocrm run` first", err=True)
+        raise typer.Exit(1)
+    names = ("staged_contacts", "staged_companies", "staged_activities", "scored_leads", "action_log")
+    tables = {n: warehouse.read(n) if warehouse.exists(n) else None for n in names}
+    uri = configure()
+    registry_absent = uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    # read-only: the CLI answers from the saved state and never writes the server's file
+    service = DecisionService.build(tables, paths.home, load_registry=not registry_absent, persist=False)
+    service.replay(read_outcome_records(paths.logs / "actions.ndjson"))
+    return service
 
 
 def register(app: typer.Typer) -> None:
@@ -18,35 +43,35 @@ def register(app: typer.Typer) -> None:
     policy_app = typer.Typer(help="The action policy: off-policy evaluation and the champion gate.")
 
     @recommend_app.command("contact")
-    def recommend_contact(contact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-        """The recommended action for CONTACT_ID with its expected success rate, uncertainty and reasons."""
-        import polars as pl
+    def recommend_contact(
+        contact_id: str,
+        as_json: bool = typer.Option(False, "--json"),
+        posterior: bool = typer.Option(False, "--posterior", help="Show the posterior behind the decision"),
+    ) -> None:
+        """The recommended action for CONTACT_ID: which policy answered and why, the reasons, the posterior.
 
-        from holocrm_core.settings import HoloPaths
-        from holocrm_core.warehouse import Warehouse
-
-        warehouse = Warehouse(HoloPaths.default().warehouse)
-        if not warehouse.exists("recommendations"):
-            typer.echo(
-                "no recommendations yet: run `holocrm run` (the recommendations asset) first", err=True
-            )
+        The same decision service as the API's (and the same online state), so both give the same answer."""
+        answer = decision_service().recommend(contact_id, posterior=posterior)
+        if answer is None:
+            typer.echo(f"contact {contact_id} is not in the staged contacts", err=True)
             raise typer.Exit(1)
-        rows = warehouse.scan("recommendations").filter(pl.col("contact_id") == contact_id).collect()
-        if not rows.height:
-            typer.echo(
-                f"contact {contact_id} has no recommendation (unknown, or not an open contact)", err=True
-            )
-            raise typer.Exit(1)
-        row = rows.row(0, named=True)
         if as_json:
-            typer.echo(json.dumps(row, default=str))
+            typer.echo(json.dumps(answer, default=str))
             return
+        if answer["decided"]:
+            typer.echo(f"contact {contact_id}: no recommendation — {answer['reason']}")
+            return
+        policy = answer["policy"]
         typer.echo(
-            f"contact {contact_id}: {row['action']} ({row['priority']} priority), "
-            f"{row['expected_success_rate']:.0%} +/- {row['uncertainty']:.0%} expected success, "
-            f"{row['trials']} outcomes — {row['policy_version']}"
+            f"contact {contact_id}: {answer['action']} ({answer.get('priority') or '-'} priority) — "
+            f"{policy['name']} {policy['version']} ({policy['served_as']})"
         )
-        typer.echo(f"  {row['reasoning']}")
+        typer.echo(f"  {answer['reasoning']}")
+        typer.echo(f"  why this policy: {policy['why']}")
+        for action, p in (answer.get("posterior") or {}).items():
+            typer.echo(
+                f"  {action:9s} {p['expected_success_rate']:.0%} +/- {p['uncertainty']:.0%} ({p['trials']} outcomes)"
+            )
 
     @policy_app.command("evaluate")
     def policy_evaluate(
@@ -55,6 +80,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a fresh candidate on the action log; promote it only when its DR lower bound clears."""
         from holocrm_core.decisions.champion import evaluate_candidate, load_champion_policy, log_evaluation
+        from holocrm_core.decisions.recommend import fit_context_encoder
         from holocrm_core.registry import configure
         from holocrm_core.settings import HoloPaths
         from holocrm_core.warehouse import Warehouse
@@ -65,8 +91,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         configure()
         champion = load_champion_policy()
+        names = ("staged_contacts", "staged_companies", "staged_activities")
+        encoder = fit_context_encoder({n: warehouse.read(n) if warehouse.exists(n) else None for n in names})
         try:
-            evaluation = evaluate_candidate(warehouse.read("action_log"), *(champion or (None, None)))
+            evaluation = evaluate_candidate(
+                warehouse.read("action_log"), *(champion or (None, None))[:2], encoder=encoder
+            )
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc

@@ -40,7 +40,6 @@ async def health(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
         else None,
         "last_reload_error": services.loader.last_error,
         "logs": {"outcomes": len(services.outcomes), "actions": len(services.actions)},
-        "recommender": services.recommender.summary(),
         "auth": "api_key" if services.guard.enabled else "off",
     }
 

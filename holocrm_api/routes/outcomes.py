@@ -34,7 +34,6 @@ from holocrm_api.records import (
     require_contact,
     require_deal,
 )
-from holocrm_api.routes.recommendations import decision_context
 from holocrm_api.routes.scores import score_now
 from holocrm_core.decisions.segment_thompson import ACTIONS
 
@@ -103,6 +102,11 @@ def record_action_outcome(
     contact = require_contact(snap, body.contact_id)
     if body.deal_id is not None:
         require_deal(snap, body.deal_id)
+    decisions = snap.decisions
+    known = decisions.context_of(body.contact_id) if decisions is not None else None
+    served = decisions.served(body.contact_id) if decisions is not None else None
+    if served is not None and served["action"] != body.action:
+        served = None  # the caller did something else than what was served: its propensity is unknown
     record = {
         "idempotency_key": key,
         "recorded_at": utc_now_iso(),
@@ -110,12 +114,17 @@ def record_action_outcome(
         "deal_id": body.deal_id,
         "action": body.action,
         "reward": body.reward,
-        "context": {**decision_context(contact), **(body.context or {})},
-        "propensity": body.propensity,
-        "policy": body.policy,
+        # the contact's full decision context as served (custom fields included), the caller's on top
+        "context": {**(known or _short_context(contact)), **(body.context or {})},
+        "propensity": body.propensity if body.propensity is not None else (served or {}).get("propensity"),
+        "policy": body.policy or ((served or {}).get("policy_version")),
         "taken_at": body.taken_at.isoformat() if body.taken_at else None,
     }
     return append(services.actions, "actions", record, response, services.metrics)
+
+
+def _short_context(contact: dict[str, Any]) -> dict[str, Any]:
+    return {k: contact.get(k) for k in ("lifecycle_status", "seniority", "band")}
 
 
 @router.post("/api/deals/{deal_id}/close", tags=["deals"], status_code=201)

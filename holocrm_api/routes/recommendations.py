@@ -1,24 +1,20 @@
-"""Next best action for a contact: the gated champion policy's precomputed choice, else segment Thompson.
+"""Next best action for a contact, from the one decision service the CLI and the pipeline answer with too.
 
-The `recommendations` asset writes the champion action policy's decision for every open contact (contextual
-Thompson sampling once `holocrm_action_policy@champion` passed its off-policy gate); a contact it does not
-hold, or a run with no passed champion, is answered by the segment recommender that learns online.
+Which contacts get a recommendation, which policy answers (the gated PPO outreach champion where it covers
+the contact, else the contextual policy learning online, else the segment recommender) and why: all decided
+in ``holocrm_core.decisions.service``; this route validates, asks, and shapes the answer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
-from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
-from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, UNKNOWN
-from holocrm_api.loader import Snapshot
-from holocrm_api.outcome_log import AppendOnlyLog
+from holocrm_api.deps import Protected, SnapshotDep
+from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, UNKNOWN, ApiError
 from holocrm_api.records import ContactId, require_contact
-from holocrm_core.decisions.recommend import recommendation_record
-from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 
 router = APIRouter(
     tags=["decisions"],
@@ -27,51 +23,50 @@ router = APIRouter(
 )
 
 
-def decision_context(contact: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "lifecycle_status": contact.get("lifecycle_status"),
-        "band": contact.get("band"),
-        "seniority": contact.get("seniority"),
-    }
+class PolicyInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="The policy that answered")
+    kind: str
+    version: str
+    served_as: str = Field(description="outreach_champion, champion, learning_online or fallback")
+    why: str = Field(description="Why this policy serves this contact")
 
 
-@router.get("/api/contacts/{contact_id}/recommendation")
+class Recommendation(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    contact_id: str
+    action: str | None = Field(description="email, call, proposal or wait; null for a decided contact")
+    decided: bool = Field(description="True: the contact gets no recommendation (see reason)")
+    reason: str | None = Field(None, description="Why a decided contact gets none")
+    policy: PolicyInfo | None = None
+    policy_version: str | None = None
+    priority: str | None = None
+    expected_success_rate: float | None = None
+    uncertainty: float | None = None
+    trials: int | None = None
+    propensity: float | None = Field(None, description="P(this action) under the served policy: log it")
+    reasoning: str | None = Field(None, description="The reasons in a salesperson's words")
+    factors: list[str] | None = Field(None, description="The context features behind the reasons")
+    posterior: dict[str, dict[str, Any]] | None = Field(None, description="Per action, when asked for")
+
+
+@router.get("/api/contacts/{contact_id}/recommendation", response_model=Recommendation)
 async def contact_recommendation(
-    contact_id: ContactId, snap: SnapshotDep, services: ServicesDep
+    contact_id: ContactId,
+    snap: SnapshotDep,
+    posterior: bool = Query(False, description="Include the posterior behind the decision, per action"),
 ) -> dict[str, Any]:
-    """Next best action (email, call, proposal, wait) by Thompson sampling, with its posterior."""
-    # A draw from in-memory Beta posteriors: microseconds, so nothing to precompute.
-    context = require_contact(snap, contact_id)
-    champion = champion_recommendation(snap, contact_id)
-    if champion is not None:
-        return champion
-    return services.recommender.recommend(contact_id, decision_context(context)).as_dict()
+    """Next best action (email, call, proposal, wait): which policy answered, its version, why, the reasons."""
+    require_contact(snap, contact_id)
+    snap.require("decisions")
+    answer = snap.decisions.recommend(contact_id, posterior=posterior)
+    if answer is None:  # in the contacts table but not the decision service's (built from older tables)
+        raise ApiError(503, "not_built", f"contact {contact_id} is newer than the decision service; retry")
+    return answer
 
 
-def champion_recommendation(snap: Snapshot, contact_id: str) -> dict[str, Any] | None:
-    """The pipeline's decision for this contact when a gated champion policy made it, else None."""
-    table = snap.tables.get("recommendations")
-    if table is None or not {"contact_id", "action", "policy_version"} <= set(table.columns):
-        return None
-    rows = table.filter(pl.col("contact_id") == contact_id).head(1)
-    if rows.height == 0:
-        return None
-    row = rows.row(0, named=True)
-    if str(row.get("policy_version") or "").startswith("segment_thompson"):
-        return None  # no passed champion: the online segment recommender is fresher
-    return {**recommendation_record(row), "source": "champion_policy"}
-
-
-def seed_recommender(recommender: ThompsonRecommender, snap: Snapshot, actions: AppendOnlyLog) -> None:
-    """Learn from the pipeline's action_log table (rows not also in the serving log), then the serving log."""
-    seen = set()
-    for record in actions.records():
-        recommender.observe_record(record)
-        seen.add(record["idempotency_key"])
-    table = snap.tables.get("action_log")
-    if table is not None and {"action", "reward"} <= set(table.columns):
-        for row in table.iter_rows(named=True):
-            if row.get("action_id") in seen or row.get("reward") is None:
-                continue
-            recommender.observe_record(row)
-    actions.subscribe(recommender.observe_record)  # from now on, learn as outcomes are recorded
+@router.get("/api/decisions/policy", tags=["decisions"])
+async def decision_policy(snap: SnapshotDep) -> dict[str, Any]:
+    """The served decision policies, their versions and why, and what was learned online (reward curve)."""
+    snap.require("decisions")
+    return snap.decisions.describe()

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.decisions.actions import DEFAULT_ACTIONS, touch_features
+from holocrm_core.schema import CUSTOM_PREFIX
 
 OUTREACH_DIR = "outreach"
 LOG_COLUMNS = {
@@ -48,6 +49,49 @@ CONTEXT_FROM_WAREHOUSE = (
     "touches_7d",
     "touches_30d",
 )
+
+
+LOG_BOOKKEEPING = (
+    "action_id",
+    "contact_id",
+    "occurred_at",
+    "action",
+    "source",
+    "policy",
+    "propensity",
+    "reward",
+    "window_days",
+    "usable",
+    "problem",
+)
+COMPANY_PREFIX = "company_"
+
+
+def contact_attributes(contacts: pl.DataFrame, companies: pl.DataFrame | None) -> pl.DataFrame:
+    """contact_id + what the export says about each contact and its company, custom fields included.
+
+    The contact's seniority and lifecycle status and its own ``cf_*`` fields; the company's industry, size
+    band and ``cf_*`` fields (named ``company_cf_*``, so a field both carry stays two columns). These are the
+    categorical and numeric columns the context encoder is fitted on: the export decides what a decision sees.
+    """
+    own = [c for c in ("seniority", "lifecycle_status", "company_id") if c in contacts.columns]
+    custom = [c for c in contacts.columns if c.startswith(CUSTOM_PREFIX)]
+    people = contacts.select("contact_id", *own, *custom)
+    for column in ("seniority", "lifecycle_status", "company_id"):
+        if column not in people.columns:
+            people = people.with_columns(pl.lit(None, pl.String).alias(column))
+    if companies is not None and companies.height:
+        company_custom = [c for c in companies.columns if c.startswith(CUSTOM_PREFIX)]
+        firm = companies.select(
+            "company_id",
+            *[pl.col(c) for c in ("industry", "size_band") if c in companies.columns],
+            *[pl.col(c).alias(COMPANY_PREFIX + c) for c in company_custom],
+        )
+        people = people.join(firm, on="company_id", how="left")
+    for column in ("industry", "size_band"):
+        if column not in people.columns:
+            people = people.with_columns(pl.lit(None, pl.String).alias(column))
+    return people.drop("company_id")
 
 
 def _empty() -> pl.DataFrame:
@@ -122,14 +166,9 @@ def build_action_log(
 ) -> pl.DataFrame:
     """Join every logged action to its point-in-time context; flag (never drop) the rows that cannot be used."""
     logged = logged.unique("action_id", keep="last", maintain_order=True).sort("occurred_at", "action_id")
-    people = contacts.select("contact_id", "seniority", "lifecycle_status", "company_id")
-    if companies is not None and companies.height:
-        people = people.join(
-            companies.select("company_id", "industry", "size_band"), on="company_id", how="left"
-        )
-    else:
-        people = people.with_columns(industry=pl.lit(None, pl.String), size_band=pl.lit(None, pl.String))
-    log = logged.join(people.drop("company_id"), on="contact_id", how="left")
+    people = contact_attributes(contacts, companies)
+    custom = [c for c in people.columns if c not in CONTEXT_FROM_WAREHOUSE and c != "contact_id"]
+    log = logged.join(people.with_columns(_known=pl.lit(True)), on="contact_id", how="left")
     ids = contacts["contact_id"].to_list()
     index = {c: i for i, c in enumerate(ids)}
     owner = np.array([index.get(c, -1) for c in log["contact_id"].to_list()], dtype=np.int64)
@@ -149,7 +188,7 @@ def build_action_log(
     problem = (
         pl.when(pl.col("occurred_at").is_null())
         .then(pl.lit("the action time is missing or not a date"))
-        .when(pl.col("seniority").is_null() & pl.col("lifecycle_status").is_null())
+        .when(pl.col("_known").is_null())
         .then(pl.lit("the contact is not in the staged contacts"))
         .when(~pl.col("action").is_in(list(actions)))
         .then(pl.lit(f"the action is not one of {', '.join(actions)}"))
@@ -176,6 +215,7 @@ def build_action_log(
             *CONTEXT_FROM_WAREHOUSE,
             "lead_score",
             "lead_band",
+            *custom,
             "usable",
             "problem",
         )
@@ -183,5 +223,6 @@ def build_action_log(
 
 
 def context_frame(log: pl.DataFrame) -> pl.DataFrame:
-    """The context columns of action-log rows, as the encoder reads them."""
-    return log.select(*CONTEXT_FROM_WAREHOUSE, "lead_score", "lead_band")
+    """The context columns of action-log rows (every column but the log's bookkeeping), as the encoder reads
+    them: the warehouse's context, the lead score and band, and the export's custom fields."""
+    return log.select([c for c in log.columns if c not in LOG_BOOKKEEPING])

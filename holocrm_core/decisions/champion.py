@@ -14,6 +14,7 @@ Bayesian update the API applies online), so it serves with everything the log kn
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from holocrm_core.decisions.policies import ContextualThompson
 # The tag contract is the registry's, defined once there.
 from holocrm_core.registry.store import CHALLENGER, CHAMPION, FAILED, GATE_REASON_TAG, GATE_TAG, PASSED
 
+log = logging.getLogger("holocrm.decisions")
 POLICY_MODEL = "holocrm_action_policy"
 MIN_ROWS = 200
 
@@ -71,9 +73,14 @@ def evaluate_candidate(
     seed: int = 0,
     n_bootstrap: int = 200,
     discount: float = 1.0,
+    encoder: ContextEncoder | None = None,
 ) -> PolicyEvaluation:
     """Train a contextual Thompson candidate on older logs and estimate it, the champion and the logging
-    policy on the newest ``holdout`` share; the gate decides on DR."""
+    policy on the newest ``holdout`` share; the gate decides on DR.
+
+    ``encoder``: the context encoder fitted on the staged contacts (``ContextEncoder.fit`` of
+    ``recommend.contact_contexts``); by default it is fitted on the log's own contexts. It is saved with the
+    candidate, so serving encodes exactly what was evaluated."""
     rows = evaluable(log)
     if rows.height < MIN_ROWS:
         raise ValueError(
@@ -81,7 +88,7 @@ def evaluate_candidate(
             "are needed to evaluate a policy off-policy"
         )
     names = ActionSet(actions or DEFAULT_ACTIONS)
-    encoder = ContextEncoder()
+    encoder = encoder or ContextEncoder.fit(context_frame(rows))
     cut = int(rows.height * (1.0 - holdout))
     train, test = rows[:cut], rows[cut:]
     x_train, x_test = encoder.encode(context_frame(train)), encoder.encode(context_frame(test))
@@ -89,7 +96,7 @@ def evaluate_candidate(
     r_train, r_test = train["reward"].to_numpy(), test["reward"].to_numpy()
     candidate = ContextualThompson(names, seed=seed, encoder=encoder, discount=discount)
     candidate.update(x_train, a_train, r_train)
-    reward_model = ope.fit_reward_model(x_train, a_train, r_train, names)
+    reward_model = ope.fit_reward_model(x_train, a_train, r_train, names, encoder=encoder)
     predicted = reward_model.expected_reward(x_test)[0]
     logs = ope.LoggedBandit(a_test, r_test, test["propensity"].to_numpy())
     targets = {"candidate": candidate.probabilities(x_test)}
@@ -138,14 +145,19 @@ def champion_info(model_name: str = POLICY_MODEL):
 
 
 def load_champion_policy(model_name: str = POLICY_MODEL):
-    """``(policy, version)`` behind ``champion`` when that version passed its gate, else None."""
+    """``(policy, version, gate reason)`` behind ``champion`` when that version passed its gate, else None."""
     import mlflow
 
     info = champion_info(model_name)
     if info is None or (info.tags or {}).get(GATE_TAG) != PASSED:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}")
-    return model.unwrap_python_model().policy, str(info.version)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{model_name}/{info.version}")
+        policy = model.unwrap_python_model().policy
+    except ValueError as exc:  # e.g. a policy saved before the context was learned from the data
+        log.warning("%s v%s cannot be served: %s", model_name, info.version, exc)
+        return None
+    return policy, str(info.version), (info.tags or {}).get(GATE_REASON_TAG, "passed its gate")
 
 
 @dataclass

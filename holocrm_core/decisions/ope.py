@@ -199,10 +199,13 @@ def promotion_gate(
     )
 
 
-def fit_reward_model(contexts, actions: np.ndarray, rewards: np.ndarray, action_names, prior_precision=1.0):
-    """Per-action Bayesian logistic regression on the logged rounds (the DM / DR reward model)."""
+def fit_reward_model(
+    contexts, actions: np.ndarray, rewards: np.ndarray, action_names, prior_precision=1.0, encoder=None
+):
+    """Per-action Bayesian logistic regression on the logged rounds (the DM / DR reward model); ``encoder``
+    is the one that encoded ``contexts`` (its width is the model's)."""
     from holocrm_core.decisions.policies import ContextualThompson
 
-    model = ContextualThompson(action_names, prior_precision=prior_precision)
+    model = ContextualThompson(action_names, prior_precision=prior_precision, encoder=encoder)
     model.update(contexts, actions, rewards)
     return model

@@ -620,9 +620,7 @@ class LoggingPolicy(_Base):
     ):
         super().__init__(actions, seed, encoder)
         if distribution is None:
-            from holocrm_core.synth.outreach import logging_policy_probabilities
-
-            distribution = logging_policy_probabilities
+            raise ValueError("a logging policy needs its distribution: contexts frame -> (n, actions)")
         self.distribution = distribution
 
     def probabilities(self, contexts: Contexts) -> np.ndarray:
@@ -643,9 +641,7 @@ class LoggingPolicy(_Base):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]):
-        policy = cls(ActionSet(state["actions"]), seed=state.get("seed"))
-        policy._restore_common(state)
-        return policy
+        raise ValueError("a logging policy's distribution is code, not state: build it with its distribution")
 
 
 POLICIES: dict[str, type] = {

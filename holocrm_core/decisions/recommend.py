@@ -11,39 +11,32 @@ policy: the context features that most favour the chosen action over the runner-
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE
-from holocrm_core.decisions.actions import touch_features
+from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE, contact_attributes
+from holocrm_core.decisions.actions import OTHER, ContextEncoder, Contexts, touch_features
 from holocrm_core.decisions.convergence import Strategy
-from holocrm_core.decisions.policies import ContextualThompson
+from holocrm_core.decisions.policies import ContextualThompson, gaussian_win_probabilities
+from holocrm_core.schema import CUSTOM_PREFIX
 
 PRIORITY_THRESHOLDS = (0.25, 0.12)  # expected success rate: high at or above the first, medium the second
 OPEN_STATUSES = ("lead", "qualified", "customer")
 
 
-def open_contact_contexts(
+def contact_contexts(
     contacts: pl.DataFrame,
     companies: pl.DataFrame | None,
     activities: pl.DataFrame | None,
     scored_leads: pl.DataFrame | None = None,
     as_of: datetime | None = None,
 ) -> pl.DataFrame:
-    """contact_id + decision context of every open contact, as of ``as_of`` (default: the newest activity)."""
-    people = contacts.filter(
-        pl.col("lifecycle_status").is_in(OPEN_STATUSES) | pl.col("lifecycle_status").is_null()
-    )
-    people = people.select("contact_id", "seniority", "lifecycle_status", "company_id")
-    if companies is not None and companies.height:
-        people = people.join(
-            companies.select("company_id", "industry", "size_band"), on="company_id", how="left"
-        )
-    else:
-        people = people.with_columns(industry=pl.lit(None, pl.String), size_band=pl.lit(None, pl.String))
+    """contact_id + decision context of every contact (decided ones too), as of ``as_of`` (default: the
+    newest activity): the export's attributes and custom fields, recency, touches, lead score and band."""
+    people = contact_attributes(contacts, companies)
     if as_of is None:
         as_of = activities["occurred_at"].max() if activities is not None and activities.height else None
     n = people.height
@@ -56,43 +49,164 @@ def open_contact_contexts(
         days, t7, t30 = touch_features(owner[keep], acts["t"].to_numpy()[keep], np.arange(n), np.full(n, at))
     else:
         days, t7, t30 = np.full(n, np.nan), np.zeros(n, int), np.zeros(n, int)
-    frame = people.drop("company_id").with_columns(
+    frame = people.with_columns(
         pl.Series("days_since_last_touch", days).fill_nan(None),
         pl.Series("touches_7d", t7),
         pl.Series("touches_30d", t30),
     )
     if scored_leads is not None and {"contact_id", "score"} <= set(scored_leads.columns):
         bands = scored_leads.select(
-            "contact_id",
+            pl.col("contact_id").cast(pl.String),
             pl.col("score").alias("lead_score"),
             (pl.col("band") if "band" in scored_leads.columns else pl.lit(None, pl.String)).alias(
                 "lead_band"
             ),
-        )
+        ).unique("contact_id", keep="first")
         frame = frame.join(bands, on="contact_id", how="left")
     else:
         frame = frame.with_columns(lead_score=pl.lit(None, pl.Float64), lead_band=pl.lit(None, pl.String))
-    return frame.select("contact_id", *CONTEXT_FROM_WAREHOUSE, "lead_score", "lead_band")
+    custom = [
+        c
+        for c in frame.columns
+        if c not in (*CONTEXT_FROM_WAREHOUSE, "contact_id", "lead_score", "lead_band")
+    ]
+    return frame.select("contact_id", *CONTEXT_FROM_WAREHOUSE, "lead_score", "lead_band", *custom)
 
 
-def _percent(x: pl.Expr) -> pl.Expr:
-    return (x * 100).round(0).cast(pl.Int64).cast(pl.String) + "%"
+def fit_context_encoder(tables) -> ContextEncoder:
+    """The context encoder fitted on the staged tables (every contact, custom fields included): what the
+    policy evaluation, the online learner and serving all encode with."""
+    return ContextEncoder.fit(
+        contact_contexts(
+            tables["staged_contacts"], tables.get("staged_companies"), tables.get("staged_activities")
+        )
+    )
 
 
-def _factor_names(policy, features: np.ndarray, chosen: np.ndarray, runner: np.ndarray) -> list[str | None]:
-    """The active context feature that most favours the chosen action over the runner-up (logistic TS)."""
+def open_contact_contexts(
+    contacts: pl.DataFrame,
+    companies: pl.DataFrame | None,
+    activities: pl.DataFrame | None,
+    scored_leads: pl.DataFrame | None = None,
+    as_of: datetime | None = None,
+) -> pl.DataFrame:
+    """The contexts of the contacts a recommendation is made for (``decided_reason`` is None)."""
+    frame = contact_contexts(contacts, companies, activities, scored_leads, as_of)
+    return frame.filter(
+        pl.col("lifecycle_status").is_in(OPEN_STATUSES) | pl.col("lifecycle_status").is_null()
+    )
+
+
+def decided_reason(lifecycle_status: str | None) -> str | None:
+    """Why a contact gets no recommendation (decided once, for every door), or None when it gets one."""
+    if lifecycle_status is None or lifecycle_status in OPEN_STATUSES:
+        return None
+    if lifecycle_status == "disqualified":
+        return "disqualified: the contact is out of the pipeline, so no outreach is recommended"
+    return f"lifecycle status {lifecycle_status!r} is not open (lead, qualified, customer): no outreach"
+
+
+# -- reasons in a salesperson's words -------------------------------------------------------------------
+ACTION_VERBS = {
+    "email": "reply to emails",
+    "call": "answer calls",
+    "proposal": "respond to proposals",
+    "wait": "respond better when left alone for now",
+}
+_PLURAL = {"c_level": "C-level contacts", "vp": "VPs", "individual": "individual contributors"}
+
+
+def _humanise(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def phrase(feature: str) -> tuple[str, str] | None:
+    """(kind, words) for one active feature: kind "who" (a noun phrase) or "where"/"when" (a qualifier)."""
+    if feature.startswith("days_since_last_touch"):
+        rest = feature.removeprefix("days_since_last_touch")
+        if rest.startswith("<="):
+            return "when", "touched in the last day" if rest[
+                2:
+            ] == "1" else f"touched in the last {rest[2:]} days"
+        if rest.startswith(">"):
+            return "when", f"not touched for over {rest[1:]} days"
+        lo, hi = rest.strip(" in()]").split(",")
+        return "when", f"last touched {lo}-{hi} days ago"
+    if feature.startswith("log1p(touches"):
+        return "when", "touched often lately"
+    if feature.startswith("lead_score"):
+        return None
+    if "=" not in feature:
+        if " in (" in feature:
+            column, bounds = feature.split(" in (", 1)
+            lo, hi = bounds.rstrip("]").split(",")
+            name = _humanise(column.removeprefix("company_").removeprefix(CUSTOM_PREFIX))
+            if lo == "-inf":
+                return "where", f"with {name} up to {hi}"
+            if hi == "inf":
+                return "where", f"with {name} above {lo}"
+            return "where", f"with {name} {lo}-{hi}"
+        return None
+    column, value = feature.split("=", 1)
+    if value == OTHER:
+        return None
+    if column == "seniority":
+        return "who", _PLURAL.get(value, f"{_humanise(value)}s")
+    if column == "lifecycle_status":
+        return "who", f"{_humanise(value)}s"
+    if column == "industry":
+        return "where", f"at {_humanise(value)} companies"
+    if column == "size_band":
+        return "where", "at " + {"smb": "small", "mid_market": "mid-market"}.get(
+            value, _humanise(value)
+        ) + " companies"
+    if column == "lead_band":
+        return "where", f"with a {value} lead score"
+    name = _humanise(column.removeprefix("company_").removeprefix(CUSTOM_PREFIX))
+    return "where", f"with {name} {_humanise(value)}"
+
+
+def reason_in_words(factors: list[str], action: str) -> str:
+    """ "directors at software companies answer calls": the strongest factors as a salesperson says them."""
+    phrases = [p for p in (phrase(f) for f in factors) if p is not None]
+    who = [w for kind, w in phrases if kind == "who"]
+    rest = [w for kind, w in phrases if kind != "who"]
+    subject = " ".join([who[0] if who else "contacts", *rest[:2]]) if phrases else None
+    verb = ACTION_VERBS.get(action, f"respond to {action}")
+    return f"{subject} {verb}" if subject else f"{action} has the best record for contacts like this"
+
+
+def _top_factors(policy, features: np.ndarray, chosen: np.ndarray, runner: np.ndarray, k: int = 3):
+    """Per row, the active context features that most favour the chosen action over the runner-up."""
     if not isinstance(policy, ContextualThompson):
-        return [None] * len(chosen)
+        return [[] for _ in chosen]
     diff = policy.arms.mean[chosen] - policy.arms.mean[runner]  # (n, d)
     contribution = features * diff
     contribution[:, 0] = -np.inf  # the bias is not a reason
     contribution[features == 0] = -np.inf
-    best = contribution.argmax(axis=1)
-    names = np.asarray(policy.encoder.feature_names, dtype=object)[best]
-    return [
-        n if np.isfinite(c) and c > 0 else None
-        for n, c in zip(names, contribution[np.arange(len(best)), best])
-    ]
+    order = np.argsort(-contribution, axis=1)[:, :k]
+    names = np.asarray(policy.encoder.feature_names, dtype=object)
+    out = []
+    for row, idx in enumerate(order):
+        out.append(
+            [str(names[i]) for i in idx if np.isfinite(contribution[row, i]) and contribution[row, i] > 0]
+        )
+    return out
+
+
+def decision_draws(contact_ids: list[str], k: int, state_key: str) -> np.ndarray:
+    """Standard normal draws (n, k), one stream per contact and policy state: the same contact asked twice
+    of the same policy state gets the same Thompson draw at every door (CLI, API, pipeline); every learned
+    outcome changes the state and so the draw."""
+    out = np.empty((len(contact_ids), k))
+    for i, contact in enumerate(contact_ids):
+        digest = hashlib.blake2b(f"{state_key}|{contact}".encode(), digest_size=8).digest()
+        out[i] = np.random.default_rng(int.from_bytes(digest, "little")).standard_normal(k)
+    return out
+
+
+def _percent(value: float) -> str:
+    return f"{round(value * 100):d}%"
 
 
 def recommend(
@@ -100,85 +214,84 @@ def recommend(
     contexts: pl.DataFrame,
     strategy: Strategy | str | None = None,
     version: str | None = None,
+    encoded: Contexts | None = None,
     **engine_options: float,
 ) -> pl.DataFrame:
-    """One recommendation per row of ``contexts`` (contact_id + context columns)."""
-    encoded = policy.encoder.encode(contexts)
-    if hasattr(policy, "choose_from_scores") and strategy in (None, Strategy.PURE_THOMPSON, "pure_thompson"):
-        scores = policy.score_posterior(encoded)  # the costly part, shared by the decision and its rates
-        decisions, (rate, sd) = policy.choose_from_scores(*scores), policy.rates_from_scores(*scores)
+    """One recommendation per row of ``contexts`` (contact_id + context columns).
+
+    For the contextual Thompson policy (the default strategy) the draw is ``decision_draws``' (deterministic
+    per contact and policy state) and the propensity is that draw's win probability; other policies and
+    strategies decide through the convergence engine.
+    """
+    if encoded is None:  # ``encoded``: these rows already encoded by this policy's encoder
+        encoded = policy.encoder.encode(contexts)
+    n = len(encoded)
+    ids = contexts["contact_id"].cast(pl.String).to_list() if "contact_id" in contexts.columns else [None] * n
+    rows = np.arange(n)
+    if isinstance(policy, ContextualThompson) and strategy in (None, Strategy.PURE_THOMPSON, "pure_thompson"):
+        mean, sd = policy.score_posterior(encoded)
+        state_key = f"{policy.name}|{version}|{policy.observations}"
+        draws = mean + sd * decision_draws([str(c) for c in ids], mean.shape[1], state_key)
+        chosen = np.argmax(draws, axis=1)
+        propensity = gaussian_win_probabilities(mean, sd, only=chosen)
+        confidence = propensity
+        rate, rate_sd = policy.rates_from_scores(mean, sd)
     else:
         decisions = policy.choose(encoded, strategy, **engine_options)
-        rate, sd = policy.expected_reward(encoded)
-    rows = np.arange(len(encoded))
-    chosen = decisions.actions
+        chosen, propensity, confidence = decisions.actions, decisions.propensity, decisions.confidence
+        rate, rate_sd = policy.expected_reward(encoded)
+        mean, sd, draws = rate, rate_sd, None
     masked = rate.copy()
     masked[rows, chosen] = -np.inf
     runner = masked.argmax(axis=1) if rate.shape[1] > 1 else chosen
     if hasattr(policy, "trials"):
-        trials = policy.trials(encoded)[rows, chosen]
+        trials_all = policy.trials(encoded)
     else:
-        trials = np.asarray(policy.arms.counts)[chosen]
+        trials_all = np.broadcast_to(np.asarray(policy.arms.counts)[None, :], rate.shape)
     names = np.asarray(policy.actions.names, dtype=object)
-    out = pl.DataFrame(
-        {
-            "contact_id": contexts["contact_id"] if "contact_id" in contexts.columns else [None] * len(rows),
-            "action": names[chosen].astype(str),
-            "propensity": np.round(decisions.propensity, 4),
-            "confidence": np.round(decisions.confidence, 4),
-            "expected_success_rate": np.round(rate[rows, chosen], 4),
-            "uncertainty": np.round(sd[rows, chosen], 4),
-            "trials": np.round(trials).astype(np.int64),
-            "runner_up": names[runner].astype(str),
-            "runner_up_success_rate": np.round(rate[rows, runner], 4),
-            "factor": pl.Series(_factor_names(policy, encoded.features, chosen, runner), dtype=pl.String),
-        }
-    )
+    factors = _top_factors(policy, encoded.features, chosen, runner)
     high, medium = PRIORITY_THRESHOLDS
-    reasoning = (
-        pl.col("action")
-        + " has a "
-        + _percent(pl.col("expected_success_rate"))
-        + " expected success rate (+/- "
-        + _percent(pl.col("uncertainty"))
-        + ", learned from "
-        + pl.col("trials").cast(pl.String)
-        + " outcomes) against "
-        + _percent(pl.col("runner_up_success_rate"))
-        + " for "
-        + pl.col("runner_up")
-        + pl.when(pl.col("factor").is_not_null())
-        .then(pl.lit("; the strongest reason: ") + pl.col("factor"))
-        .otherwise(pl.lit(""))
-        + "; chosen with probability "
-        + pl.col("propensity").round(2).cast(pl.String)
+    records = []
+    for i in range(n):
+        a, b = int(chosen[i]), int(runner[i])
+        action, p = str(names[a]), float(rate[i, a])
+        words = reason_in_words(factors[i], action)
+        records.append(
+            {
+                "contact_id": ids[i],
+                "action": action,
+                "propensity": round(float(propensity[i]), 4),
+                "confidence": round(float(confidence[i]), 4),
+                "expected_success_rate": round(p, 4),
+                "uncertainty": round(float(rate_sd[i, a]), 4),
+                "trials": int(round(float(trials_all[i, a]))),
+                "runner_up": str(names[b]),
+                "runner_up_success_rate": round(float(rate[i, b]), 4),
+                "priority": "high" if p >= high else "medium" if p >= medium else "low",
+                "reasoning": (
+                    f"{words}: {_percent(p)} expected success (+/- {_percent(float(rate_sd[i, a]))}, from "
+                    f"{int(round(float(trials_all[i, a])))} outcomes) against {_percent(float(rate[i, b]))} "
+                    f"for {names[b]}"
+                ),
+                "factors": factors[i],
+                "policy": policy.name,
+                "policy_version": version,
+                "posterior": {
+                    str(names[j]): {
+                        "expected_success_rate": round(float(rate[i, j]), 4),
+                        "uncertainty": round(float(rate_sd[i, j]), 4),
+                        "score_mean": round(float(mean[i, j]), 4),
+                        "score_sd": round(float(sd[i, j]), 4),
+                        **({"draw": round(float(draws[i, j]), 4)} if draws is not None else {}),
+                        "trials": int(round(float(trials_all[i, j]))),
+                    }
+                    for j in range(len(names))
+                },
+            }
+        )
+    schema = {"contact_id": pl.String, "policy_version": pl.String, "factors": pl.List(pl.String)}
+    return (
+        pl.DataFrame(records, schema_overrides=schema, infer_schema_length=None)
+        if records
+        else pl.DataFrame(schema={"contact_id": pl.String, "action": pl.String})
     )
-    return out.with_columns(
-        priority=pl.when(pl.col("expected_success_rate") >= high)
-        .then(pl.lit("high"))
-        .when(pl.col("expected_success_rate") >= medium)
-        .then(pl.lit("medium"))
-        .otherwise(pl.lit("low")),
-        reasoning=reasoning,
-        policy=pl.lit(policy.name),
-        policy_version=pl.lit(version, pl.String),
-    ).drop("factor")
-
-
-def recommendation_record(row: dict[str, Any], posterior: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One recommendation row as the API answers it."""
-    keys = (
-        "contact_id",
-        "action",
-        "priority",
-        "expected_success_rate",
-        "uncertainty",
-        "trials",
-        "reasoning",
-        "propensity",
-        "confidence",
-        "runner_up",
-        "policy",
-        "policy_version",
-    )
-    return {**{k: row.get(k) for k in keys}, **({"posterior": posterior} if posterior else {})}

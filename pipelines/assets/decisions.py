@@ -4,8 +4,8 @@
 API) to its point-in-time context and outcome. ``policy_evaluation`` trains a contextual Thompson candidate
 on older logs, estimates it against the champion and the logging policy on the newest ones, logs the MLflow
 run and moves the ``champion`` alias of ``holocrm_action_policy`` only when the DR lower bound clears both.
-``recommendations`` writes the champion's next action for every open contact, with reasons; with no
-passed champion yet it falls back to per-segment Thompson sampling learned from the log (today's policy).
+``recommendations`` writes every open contact's next action from the decision service that the API and
+the CLI answer with (``holocrm_core.decisions.service``), continuing from the state learned while serving.
 """
 
 import dagster as dg
@@ -99,12 +99,16 @@ def policy_evaluation(
         load_champion_policy,
         log_evaluation,
     )
+    from holocrm_core.decisions.recommend import fit_context_encoder
 
     uri = mlflow.configure()
     log = storage.warehouse().read("action_log")
     champion = load_champion_policy()
+    # The context encoder is fitted on the staged tables (every contact, custom fields included) and saved
+    # with the candidate: serving encodes what was evaluated.
+    encoder = fit_context_encoder(_staged(storage))
     try:
-        evaluation = evaluate_candidate(log, *(champion or (None, None)))
+        evaluation = evaluate_candidate(log, *(champion or (None, None))[:2], encoder=encoder)
     except ValueError as exc:
         context.log.warning(f"policy_evaluation: {exc}")
         return dg.MaterializeResult(
@@ -147,45 +151,79 @@ def policy_evaluation(
 def recommendations(
     context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
-    """The champion policy's next action for every open contact, with priority, uncertainty and reasons."""
-    from holocrm_core.decisions.action_log import context_frame
-    from holocrm_core.decisions.champion import load_champion_policy
-    from holocrm_core.decisions.policies import SegmentThompson
-    from holocrm_core.decisions.recommend import open_contact_contexts, recommend
+    """Every open contact's next action from the decision service the API and CLI answer with.
+
+    The service starts from the online state the server learned (HOLOCRM_HOME/models/decisions), rebased on
+    a newly promoted champion, and persists it again: the nightly run continues what serving learned.
+    """
+    from holocrm_core.decisions.recommend import OPEN_STATUSES
+    from holocrm_core.decisions.service import DecisionService, read_outcome_records
 
     mlflow.configure()
     warehouse = storage.warehouse()
-    staged = _staged(storage)
-    scored = warehouse.read("scored_leads") if warehouse.exists("scored_leads") else None
-    contexts = open_contact_contexts(
-        staged["staged_contacts"], staged["staged_companies"], staged["staged_activities"], scored
-    )
-    champion = load_champion_policy()
-    if champion is not None:
-        policy, version = champion[0], f"holocrm_action_policy/{champion[1]}"
-    else:
-        # No version has passed the gate: today's per-segment Thompson sampling, learned from the log.
-        policy, version = SegmentThompson(seed=0), "segment_thompson (no champion yet)"
-        log = (
-            warehouse.read("action_log").filter(pl.col("usable")) if warehouse.exists("action_log") else None
+    tables = dict(_staged(storage))
+    for name in ("scored_leads", "action_log"):
+        tables[name] = warehouse.read(name) if warehouse.exists(name) else None
+    service = DecisionService.build(tables, storage.paths().home)
+    learned = service.replay(read_outcome_records(storage.paths().actions_log))
+    open_ids = service.contexts.filter(
+        pl.col("lifecycle_status").is_in(OPEN_STATUSES) | pl.col("lifecycle_status").is_null()
+    )["contact_id"].to_list()
+    answers = service.recommend_many(open_ids)
+    service.close()
+    recs = (
+        pl.DataFrame(
+            [
+                {
+                    **{
+                        k: a.get(k)
+                        for k in (
+                            "contact_id",
+                            "action",
+                            "priority",
+                            "expected_success_rate",
+                            "uncertainty",
+                            "trials",
+                            "propensity",
+                            "confidence",
+                            "runner_up",
+                            "reasoning",
+                            "policy_version",
+                        )
+                    },
+                    "policy": a["policy"]["name"],
+                    "served_as": a["policy"]["served_as"],
+                }
+                for a in answers
+            ],
+            schema_overrides={"contact_id": pl.String, "policy_version": pl.String, "action": pl.String},
+            infer_schema_length=None,
         )
-        if log is not None and log.height:
-            policy.update(policy.encoder.encode(context_frame(log)), log["action"].to_list(), log["reward"])
-    recs = recommend(policy, contexts, version=version)
+        if answers
+        else pl.DataFrame(schema={"contact_id": pl.String, "action": pl.String, "policy_version": pl.String})
+    )
     warehouse.write("recommendations", recs)
     counts = dict(recs.group_by("action").len().iter_rows()) if recs.height else {}
-    context.log.info(f"recommendations: {recs.height} open contacts with {version}")
+    info = service.policy_info
+    context.log.info(f"recommendations: {recs.height} open contacts with {info['name']} {info['version']}")
     return dg.MaterializeResult(
         metadata={
             "rows": recs.height,
-            "policy_version": version,
-            **{f"action_{a}": int(counts.get(a, 0)) for a in policy.actions},
+            "policy": info["name"],
+            "policy_version": str(info["version"]),
+            "served_as": info["served_as"],
+            "outreach_champion": service.outreach.version if service.outreach is not None else "(none)",
+            "learned_online_since_base": len(service.learner.applied) if service.learner else 0,
+            "replayed_from_api_log": learned,
+            **{f"action_{a}": int(counts.get(a, 0)) for a in ("email", "call", "proposal", "wait")},
             "high_priority": int((recs["priority"] == "high").sum()) if recs.height else 0,
             "mean_expected_success": round(float(recs["expected_success_rate"].mean()), 4)
             if recs.height
             else None,
             "preview": markdown_table(
                 recs.select("contact_id", "action", "priority", "reasoning"), rows=5, width=200
-            ),
+            )
+            if recs.height
+            else "(no open contacts)",
         }
     )

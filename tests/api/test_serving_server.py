@@ -110,7 +110,7 @@ def test_real_server_answers_refuses_and_requires_keys_when_told(home):
             score = http.get("/api/contacts/C1/score", headers=key)
             assert score.status_code == 200 and score.json()["band"] == "hot"
             assert http.get("/api/contacts/C404/score", headers=key).status_code == 404
-            rec = http.get("/api/contacts/C2/recommendation", headers=key).json()
+            rec = http.get("/api/contacts/C2/recommendation", params={"posterior": True}, headers=key).json()
             assert rec["action"] in rec["posterior"]
             assert http.get("/api/duplicates", headers=key).json()["total"] == 3
             too_big = http.post("/api/deals/D1/close", headers=key, content=b"{" + b" " * 200_000 + b"}")

@@ -21,7 +21,8 @@ from holocrm_core.decisions.policies import (
     gaussian_win_probabilities,
     policy_from_state,
 )
-from holocrm_core.decisions.simulation import sample_contexts, true_probabilities
+from holocrm_core.synth.outreach import logging_policy_probabilities
+from tests.support.decision_worlds import sample_contexts, true_probabilities
 
 ENCODER = ContextEncoder()
 QUALIFIED_DIRECTOR = {
@@ -203,7 +204,7 @@ def _logged(seed: int, n: int = 4000):
     rng = np.random.default_rng(seed)
     frame = sample_contexts(n, rng)
     ctx = ENCODER.encode(frame, keep_frame=True)
-    q = LoggingPolicy().probabilities(ctx)
+    q = LoggingPolicy(distribution=logging_policy_probabilities).probabilities(ctx)
     a = (np.cumsum(q, axis=1) < rng.random((n, 1))).sum(axis=1).clip(max=3)
     p = true_probabilities(frame)
     r = (rng.random(n) < p[np.arange(n), a]).astype(float)
@@ -258,7 +259,7 @@ def test_gate_on_real_logs_refuses_the_champion_against_itself_and_promotes_a_cl
 
 
 def test_logging_policy_needs_the_raw_contexts_and_never_learns():
-    policy = LoggingPolicy(seed=0)
+    policy = LoggingPolicy(distribution=logging_policy_probabilities, seed=0)
     ctx = ENCODER.encode([QUALIFIED_DIRECTOR], keep_frame=True)
     before = policy.probabilities(ctx)
     policy.update(ctx, ["call"], [1.0])
