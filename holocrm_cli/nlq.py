@@ -120,11 +120,12 @@ def register(app: typer.Typer) -> None:
 
         url = client.server_url(server)
         try:
+            checked = question_text(question), rules.page_size(limit), as_of_time(as_of)  # before any loading
             if url:
                 body = {
-                    "question": question_text(question),
-                    "as_of": (lambda t: t.isoformat() if t else None)(as_of_time(as_of)),
-                    "limit": rules.page_size(limit),
+                    "question": checked[0],
+                    "as_of": checked[2].isoformat() if checked[2] else None,
+                    "limit": checked[1],
                     "partial": partial,
                 }
                 answer = client.post(

@@ -18,7 +18,7 @@ MAX_WIDTH = 160
 
 def fail(message: str, code: int = 1) -> None:
     """One line on stderr naming the cause, then exit ``code`` (2: input to correct; 1: anything else)."""
-    line = " ".join(str(message).split()).strip("'\"")
+    line = " ".join(str(message).split())
     typer.echo(line if line.startswith("error:") else f"error: {line}", err=True)
     raise typer.Exit(code)
 
