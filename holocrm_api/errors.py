@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from holocrm_api.loader import CapabilityMissing
+from holocrm_core.services import Refusal
+
+REFUSAL_CODES = {"invalid": "invalid_request", "not_found": "not_found", "not_built": "not_built"}
+# pydantic prefixes the message a validator raises; the service's own words are what the caller reads.
+VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
 class Problem(BaseModel):
@@ -83,10 +88,25 @@ def error_response(
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)
 
 
+def _problem(err: dict) -> str:
+    message = str(err.get("msg", "invalid"))
+    for prefix in VALIDATOR_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError):
         return error_response(exc.status, exc.error, exc.detail, exc.headers, **exc.extra)
+
+    @app.exception_handler(Refusal)
+    async def refusal(_: Request, exc: Refusal):
+        extra = {}
+        if exc.kind == "invalid":
+            extra["problems"] = [{"where": exc.where or "request", "problem": exc.message}]
+        headers = {"Retry-After": "60"} if exc.kind == "not_built" else None
+        return error_response(exc.http_status, REFUSAL_CODES[exc.kind], exc.message, headers, **extra)
 
     @app.exception_handler(CapabilityMissing)
     async def capability_missing(_: Request, exc: CapabilityMissing):
@@ -95,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError):
         problems = [
-            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "invalid")}
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": _problem(err)}
             for err in exc.errors()
         ]
         summary = "; ".join(f"{p['where']}: {p['problem']}" for p in problems[:5])

@@ -7,8 +7,12 @@ they share in ``holocrm_api.deps.Services``.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from holocrm_api.config import ServingSettings
 from holocrm_api.deps import Services
@@ -25,6 +29,46 @@ from holocrm_api.routes import (
 )
 
 ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates)
+DOCS_ASSETS_URL = "/docs-assets"
+
+
+def docs_assets() -> Path:
+    """Swagger UI and Redoc, shipped in the fastapi-offline wheel: /docs and /redoc work without internet."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc served from local assets, not a CDN."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
@@ -48,6 +92,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         title="HoloCRM API",
         version="0.2.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,
         summary="Similar contacts, semantic search, NL questions, scores, next-best actions; outcomes.",
     )
     app.state.services = services
@@ -55,6 +101,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         RequestGuard, metrics=services.metrics, max_body_bytes=services.settings.max_body_bytes
     )
     install_error_handlers(app)
+    install_docs(app)
     for module in ROUTERS:
         app.include_router(module.router)
     return app

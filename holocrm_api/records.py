@@ -6,6 +6,7 @@ JSON ``true`` is not a limit of 1 and ``NaN`` is not a number here.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,13 +22,15 @@ from pydantic import (
 
 from holocrm_api.errors import not_found
 from holocrm_api.loader import Snapshot
+from holocrm_core.services import RecordLabels, Refusal, ranked_pairs, rules
 
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"  # CRM ids: no slashes, spaces or control characters
-MAX_PAGE = 100  # the most rows one list/search request may ask for
-# Entity types as the similarity store and duplicate table name them; plurals are accepted too.
-ENTITY_TYPES = ("contact", "company", "deal", "activity")
-ENTITY_ALIASES = {"contacts": "contact", "companies": "company", "deals": "deal", "activities": "activity"}
+# The rules both doors apply (holocrm_core.services.rules), declared here in the OpenAPI.
+MAX_PAGE = rules.MAX_LIMIT  # the most rows one list/search request may ask for
+ENTITY_TYPES = rules.ENTITY_TYPES
+ENTITY_ALIASES = rules.ENTITY_ALIASES
 EntityTypeName = Literal[ENTITY_TYPES + tuple(ENTITY_ALIASES)]
+SearchModeName = Literal[tuple(rules.SEARCH_MODES)]
 
 ContactId = Annotated[str, Path(pattern=ID_PATTERN, description="The contact's CRM id")]
 DealId = Annotated[str, Path(pattern=ID_PATTERN, description="The deal's CRM id")]
@@ -62,10 +65,39 @@ class ApiBody(BaseModel):
 
 
 def entity_type_of(value: str) -> str:
-    name = ENTITY_ALIASES.get(value, value)
-    if name not in ENTITY_TYPES:
-        raise ValueError(f"unknown entity type {value!r}: use one of {', '.join(ENTITY_TYPES)}")
-    return name
+    try:
+        return rules.entity_type(value)
+    except Refusal as exc:  # inside a pydantic validator: a ValueError becomes a 422 problem
+        raise ValueError(exc.message) from None
+
+
+class _Served:
+    """What the services need from one snapshot, built once per snapshot (the newest one only)."""
+
+    def __init__(self, snap: Snapshot):
+        self.snap = snap
+        self.labels = RecordLabels(snap.tables, precompute=True)
+        self._duplicates = None
+        self._lock = threading.Lock()
+
+    def duplicates(self):
+        if self._duplicates is None and self.snap.duplicates is not None:
+            with self._lock:
+                if self._duplicates is None:
+                    self._duplicates = ranked_pairs(self.snap.duplicates)
+        return self._duplicates
+
+
+_served: _Served | None = None
+
+
+def served(snap: Snapshot) -> _Served:
+    """Labels and ranked duplicates of this snapshot (rebuilt when a reload swapped it)."""
+    global _served
+    current = _served
+    if current is None or current.snap is not snap:
+        current = _served = _Served(snap)
+    return current
 
 
 def require_contact(snap: Snapshot, contact_id: str) -> dict[str, Any]:

@@ -1,21 +1,25 @@
 """A small HTTP client for a running HoloCRM server, so CLI commands answer without loading anything.
 
-`holocrm search / similar / duplicates` (and `ask`, `score`) call ``server_url(option)``: the ``--server``
-option, else ``HOLOCRM_SERVER``; when one is set, the command sends its request there (tens of milliseconds)
-instead of opening the index and the model in a cold process (seconds). Standard library only: importing
-this module costs nothing.
+`holocrm search / similar / duplicates / ask` call ``server_url(option)``: the ``--server`` option, else
+``HOLOCRM_SERVER``, else the server `holocrm serve` announced for this HOLOCRM_HOME (``logs/server.json``,
+used only while it answers); when there is one, the command sends its request there (tens of milliseconds)
+instead of opening the index and the model in a cold process (seconds). ``HOLOCRM_SERVER=off`` always works
+locally. Standard library only: importing this module costs nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 
 SERVER_ENV = "HOLOCRM_SERVER"
 TIMEOUT_S = 30.0
+ANNOUNCE_FILE = "server.json"  # under HOLOCRM_HOME/logs, written by `holocrm serve` while it runs
+OFF = ("off", "none", "local", "0")
 
 
 class ServerError(RuntimeError):
@@ -27,9 +31,49 @@ class ServerError(RuntimeError):
 
 
 def server_url(option: str | None = None) -> str | None:
-    """The server to use: ``option`` (``--server URL``), else ``$HOLOCRM_SERVER``, else None (work locally)."""
+    """The server to use: ``option`` (``--server URL``), else ``$HOLOCRM_SERVER``, else the one announced for
+    this home while it accepts connections, else None (work locally)."""
     url = (option or os.environ.get(SERVER_ENV) or "").strip()
-    return url.rstrip("/") or None
+    if url.lower() in OFF:
+        return None
+    return url.rstrip("/") or announced_server()
+
+
+def _announce_path():
+    from holocrm_core.settings import HoloPaths
+
+    return HoloPaths.default().logs / ANNOUNCE_FILE
+
+
+def announce(url: str, auth: bool) -> None:
+    """Say where this home's server listens (called by `holocrm serve`); ``withdraw`` on exit."""
+    path = _announce_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": auth}))
+
+
+def withdraw() -> None:
+    path = _announce_path()
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def announced_server() -> str | None:
+    """The URL `holocrm serve` announced for this home, when its process lives and its port accepts."""
+    try:
+        announced = json.loads(_announce_path().read_text())
+        url, pid = str(announced["url"]).rstrip("/"), int(announced["pid"])
+        if announced.get("auth") and not os.environ.get("HOLOCRM_API_KEY"):
+            return None  # it would refuse us: work locally
+        os.kill(pid, 0)  # raises when no such process
+        parts = urllib.parse.urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=0.2):
+            return url
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _headers() -> dict[str, str]:

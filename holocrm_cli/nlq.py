@@ -1,10 +1,20 @@
-"""`holocrm ask "..."`: answer a plain-English question with the plan that was understood and its trace."""
+"""`holocrm ask "..."`: answer a plain-English question with the plan that was understood and its trace.
+
+The answer comes from ``holocrm_core.services.answer_question``, the function the API's natural-language
+route calls, so `--json` prints what the API returns; with `--server URL` (or HOLOCRM_SERVER) the question
+is sent to a running server instead. Rows and grouped aggregates print as tables whose cells are never cut.
+"""
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from holocrm_cli import client
+from holocrm_cli.output import echo_json, fail, refuse, table
+
+SERVER_OPTION = typer.Option(
+    None, "--server", help="URL of a running `holocrm serve` (default: $HOLOCRM_SERVER)"
+)
 
 
 class _LazySimilarity:
@@ -35,37 +45,57 @@ def _similarity_backend(paths):
     return _LazySimilarity(str(paths.lancedb))
 
 
-def print_answer(answer, max_rows: int = 20) -> None:
-    """The rows as a table, then the plan in words and the trace."""
-    for hint in answer.hints:
-        typer.echo(f"! {hint}")
-    if answer.value is not None:
-        typer.echo(f"Answer: {answer.value}")
-    rows = answer.rows
-    if rows.width:
-        import polars as pl
+def _value_rows(value) -> list[dict] | None:
+    """An aggregate that is not one number (a dict per group, a list of pairs) as table rows."""
+    if isinstance(value, dict):
+        if value and all(isinstance(v, dict) for v in value.values()):
+            return [{"group": k, **v} for k, v in value.items()]
+        return [{"": k, "value": v} for k, v in value.items()]
+    if isinstance(value, list) and value:
+        return [v if isinstance(v, dict) else {"value": v} for v in value]
+    return None
 
-        with pl.Config(tbl_rows=max_rows, tbl_cols=10, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
-            typer.echo(str(rows.head(max_rows)))
-        if rows.height > max_rows:
-            typer.echo(f"... {rows.height - max_rows} more rows (use --json --limit N for more)")
-    typer.echo(f"{len(answer.ids)} result(s)" if answer.value is None else "")
-    typer.echo(f"Plan: {answer.plan_words()}")
-    typer.echo("Trace:")
-    for entry in answer.trace:
-        typer.echo(
-            f"  {entry.words!r:36} -> {entry.meaning}"
-            + ("" if entry.how in ("rule", "exact") else f" [{entry.how}]")
-        )
-    typer.echo(f"As of: {answer.as_of.date().isoformat() if answer.as_of else 'today'}")
-    level = "high" if answer.high_confidence else "low"
-    typer.echo(f"Confidence: {answer.confidence:.2f} ({level})")
-    for item in answer.missing:
+
+def print_answer(answer: dict, max_rows: int = 50) -> None:
+    """The answer (a figure, or rows as a table), then the plan in words and the trace."""
+    for hint in answer.get("hints") or []:
+        typer.echo(f"! {hint}")
+    value = answer.get("value")
+    rows = answer.get("rows") or []
+    if value is not None and not (rows and isinstance(value, (dict, list))):  # else the rows are its table
+        rows_of_value = _value_rows(value)
+        if rows_of_value is None:
+            typer.echo(f"Answer: {value:,}" if isinstance(value, int) else f"Answer: {value}")
+        else:
+            typer.echo("Answer:")
+            typer.echo(table(rows_of_value))
+    if rows and not (value is not None and len(rows) == 1 and len(rows[0]) == 1):  # not the figure again
+        typer.echo(table(rows[:max_rows]))
+        if answer.get("row_count", 0) > len(rows[:max_rows]):
+            typer.echo(
+                f"... {answer['row_count'] - len(rows[:max_rows])} more rows (use --limit N, up to 100)"
+            )
+    if value is None:
+        typer.echo(f"{answer.get('record_count', 0)} result(s)")
+    if answer.get("plan_words"):
+        typer.echo(f"Plan: {answer['plan_words']}")
+    if answer.get("trace"):
+        typer.echo("Trace:")
+        for entry in answer["trace"]:
+            how = entry.get("how")
+            typer.echo(
+                f"  {entry.get('words')!r:36} -> {entry.get('meaning')}"
+                + ("" if how in ("rule", "exact", None) else f" [{how}]")
+            )
+    typer.echo(f"As of: {(answer.get('as_of') or 'today')[:10]}")
+    level = "high" if answer.get("high_confidence") else "low"
+    typer.echo(f"Confidence: {answer.get('confidence', 0.0):.2f} ({level})")
+    for item in answer.get("missing") or []:
         typer.echo(f"  missing: {item}")
-    if not answer.understood:
-        typer.echo(f"Not understood: {', '.join(answer.unknown_words)}")
-    if answer.suggestions:
-        typer.echo("Did you mean: " + "; ".join(answer.suggestions))
+    if not answer.get("understood") and answer.get("unknown_words"):
+        typer.echo(f"Not understood: {', '.join(answer['unknown_words'])}")
+    if answer.get("suggestions"):
+        typer.echo("Did you mean: " + "; ".join(answer["suggestions"]))
 
 
 def register(app: typer.Typer) -> None:
@@ -76,34 +106,55 @@ def register(app: typer.Typer) -> None:
         as_of: str = typer.Option(
             "", "--as-of", help="date relative times count from (YYYY-MM-DD); default today"
         ),
-        limit: int = typer.Option(50, "--limit", help="rows to print"),
+        limit: int = typer.Option(50, "--limit", help="rows to print (1 to 100)"),
         partial: bool = typer.Option(
             False, "--partial", help="run the understood part of a partly understood question"
         ),
+        server: str | None = SERVER_OPTION,
     ) -> None:
         """Answer a plain-English question over the staged CRM tables and show the plan it was read as.
 
         Reads the nlq_vocabulary artifact the pipeline wrote (rebuilt here only when it is missing or stale)."""
-        from holocrm_core import schema
-        from holocrm_core.nlq import NLQContext, ask
-        from holocrm_core.settings import HoloPaths
-        from holocrm_core.warehouse import Warehouse
+        from holocrm_core.services import Refusal, answer_question, cannot_run, rules
+        from holocrm_core.services.questions import as_of_time, question_text
 
-        paths = HoloPaths.default()
-        warehouse = Warehouse(paths.warehouse)
-        if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
-            typer.echo(
-                "No staged tables yet: run `holocrm run` (or materialize the ingest assets) first.", err=True
-            )
-            raise typer.Exit(1)
-        # one question per process: nothing is computed ahead that this question may not need
-        ctx = NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths), warm=False)
+        url = client.server_url(server)
         try:
-            answer = ask(question, ctx, as_of=as_of or None, partial=partial)
-        except ValueError as exc:  # QuestionError: an empty question, an as-of date out of range
-            typer.echo(f"Bad input: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            checked = question_text(question), rules.page_size(limit), as_of_time(as_of)  # before any loading
+            if url:
+                body = {
+                    "question": checked[0],
+                    "as_of": checked[2].isoformat() if checked[2] else None,
+                    "limit": checked[1],
+                    "partial": partial,
+                }
+                answer = client.post(
+                    url, "/api/query/natural-language", {k: v for k, v in body.items() if v is not None}
+                )
+                answer.pop("cached", None)
+            else:
+                answer = answer_question(
+                    _context(), question, as_of=as_of or None, limit=limit, partial=partial
+                )
+        except (Refusal, client.ServerError) as exc:
+            refuse(exc)
         if as_json:
-            typer.echo(json.dumps(answer.to_json(max_rows=limit), default=str, indent=1))
+            echo_json(answer)
         else:
             print_answer(answer, max_rows=limit)
+        if cannot_run(answer):
+            raise typer.Exit(2)
+
+
+def _context():
+    """The NL context over the staged tables (one question per process: nothing computed ahead)."""
+    from holocrm_core import schema
+    from holocrm_core.nlq import NLQContext
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.warehouse import Warehouse
+
+    paths = HoloPaths.default()
+    warehouse = Warehouse(paths.warehouse)
+    if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
+        fail("no staged tables yet: run `holocrm run` (or materialize the ingest assets) first")
+    return NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths), warm=False)

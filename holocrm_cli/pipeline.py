@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from holocrm_cli.output import fail
 from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
 
 SAMPLE_CONTACTS = 2000
@@ -25,6 +26,27 @@ def _echo(line: str) -> None:
 def _progress(line: str) -> None:
     """Progress of long work goes to stderr, so stdout stays the result (JSON where asked)."""
     typer.echo(line, err=True)
+
+
+def _check_source(export: Path | None, profile: str | None, mapping: Path | None) -> None:
+    """A named profile that does not exist or a mapping file that cannot be read: one line, exit 2, before
+    anything runs (inside the run it would surface as a step failure far from its cause)."""
+    if profile is None and mapping is None:
+        return
+    from holocrm_core.ingest.export import resolve_profile
+
+    if mapping is not None and not mapping.is_file():
+        fail(f"mapping file {mapping} does not exist", 2)
+    try:
+        resolve_profile(export or Path("."), profile, mapping)
+    except ValueError as exc:  # unknown profile, unreadable or invalid mapping
+        fail(str(exc), 2)
+
+
+def _one_line(error: str) -> str:
+    """A run error on one line: the step and the innermost cause (the traceback stays in Dagster's log)."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    return " ".join(lines[:3])[:300] if lines else "unknown error"
 
 
 def _sample_export(paths: HoloPaths, n_contacts: int, seed: int) -> Path:
@@ -96,7 +118,7 @@ def print_summary(summary, paths: HoloPaths) -> None:
     if summary.failed_checks:
         _echo(f"checks not passed: {', '.join(summary.failed_checks)}")
     for error in summary.errors:
-        _echo(f"error: {error[:800]}")
+        typer.echo(f"error: {_one_line(error)}", err=True)
     _echo("")
     _echo("where things are:")
     _echo(f"  HOLOCRM_HOME   {paths.home}")
@@ -173,8 +195,8 @@ def register(app: typer.Typer) -> None:
         if export is None and not export_batches(paths.landing):
             export = _sample_export(paths, sample_contacts, SAMPLE_SEED)
         if export is not None and not export.is_dir():
-            _echo(f"error: export folder {export} does not exist")
-            raise typer.Exit(2)
+            fail(f"export folder {export} does not exist", 2)
+        _check_source(export, profile, mapping)
         _echo(f"materializing the HoloCRM asset graph (HOLOCRM_HOME={paths.home})")
         summary = run_all(
             export_dir=export,
@@ -202,8 +224,8 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.warehouse import Warehouse
 
         if not export.is_dir():
-            _echo(f"error: export folder {export} does not exist")
-            raise typer.Exit(2)
+            fail(f"export folder {export} does not exist", 2)
+        _check_source(export, profile, mapping)
         paths = HoloPaths.default().ensure()
         try:
             result = ingest_export(
@@ -213,9 +235,8 @@ def register(app: typer.Typer) -> None:
                 mapping=mapping,
                 progress=lambda msg: _progress(f"  {msg}"),
             )
-        except MissingColumnError as exc:
-            _echo(f"error: {exc}")
-            raise typer.Exit(2) from exc
+        except (MissingColumnError, ValueError) as exc:  # a column missing from a whole file, a bad profile
+            fail(str(exc), 2)
         report = [vars(f) for f in result.files]
         if as_json:
             _echo(

@@ -1,64 +1,26 @@
 """`holocrm similar | search | duplicates`: ask the semantic layer from the command line.
 
-Each command loads only what it needs, when it needs it (the index for `similar`, the index and the
-embedding model for `search`, one warehouse table for `duplicates`), or sends its request to a running
-server (`--server URL` or HOLOCRM_SERVER), which answers in milliseconds.
+Each command calls the same service the API calls (``holocrm_core.services``), so an input gets the same
+answer or the same refusal at either door; with `--server URL` (or HOLOCRM_SERVER) it only sends the request
+to a running server, which answers in milliseconds. Locally each command loads only what it needs, when it
+needs it (the index for `similar`, the index and the embedding model for `search`, one warehouse table for
+`duplicates`). Every listing shows each record's label (name, title, company...) beside its id.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import typer
 
 from holocrm_cli import client
-from holocrm_core import schema
-from holocrm_core.settings import HoloPaths
+from holocrm_cli.output import echo_json, fail, refuse
 
-# `--mode semantic` is what people (and the README) say for "by meaning"
-MODES = {
-    "hybrid": "hybrid",
-    "vector": "vector",
-    "semantic": "vector",
-    "fulltext": "fulltext",
-    "text": "fulltext",
-}
 SERVER_OPTION = typer.Option(
     None, "--server", help="URL of a running `holocrm serve` (default: $HOLOCRM_SERVER)"
 )
 VERBOSE_OPTION = typer.Option(False, "--verbose", help="show third-party warnings and log messages")
-
-
-def _entity(name: str) -> str:
-    try:
-        record = schema.entity(name)
-    except ValueError:
-        record = None
-    if record is None or record not in schema.DOCUMENT_ENTITIES:
-        valid = ", ".join(e.name for e in schema.DOCUMENT_ENTITIES)
-        raise typer.BadParameter(f"unknown entity type {name!r}: use {valid}") from None
-    return record.name
-
-
-def _mode(name: str) -> str:
-    try:
-        return MODES[name.lower()]
-    except KeyError:
-        raise typer.BadParameter(
-            f"unknown search mode {name!r}: use hybrid, vector (or semantic) or fulltext"
-        ) from None
-
-
-def _filters(pairs: list[str] | None) -> dict:
-    """["industry=fintech", "stage=won,lost"] -> {"industry": "fintech", "stage": ["won", "lost"]}."""
-    out: dict = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise typer.BadParameter(f"filter {pair!r} must look like column=value")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.split(",") if "," in value else value
-    return out
+MODE_HELP = "hybrid (default), vector (alias semantic) or fulltext (alias text, keyword)"
 
 
 def _quiet(verbose: bool) -> None:
@@ -72,80 +34,109 @@ def _quiet(verbose: bool) -> None:
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
 
 
-def _store():
+def _paths():
     from holocrm_core.settings import HoloPaths
+
+    return HoloPaths.default()
+
+
+def _store():
+    """The local similarity index, or None when none was built (the service refuses with what to run)."""
+    paths = _paths()
+    if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
+        return None
     from holocrm_core.store import SimilarityStore
 
-    paths = HoloPaths.default()
-    if not paths.lancedb.exists():
-        typer.echo(f"no similarity index under {paths.lancedb}: run `holocrm run` first", err=True)
-        raise typer.Exit(1)
     return SimilarityStore(str(paths.lancedb))
 
 
-def _fail(message: str) -> None:
-    typer.echo(message.strip("'\""), err=True)
-    raise typer.Exit(1)
+def _labels():
+    from holocrm_core.services import RecordLabels
+    from holocrm_core.warehouse import Warehouse
+
+    warehouse = Warehouse(_paths().warehouse)
+    return RecordLabels(lambda table: warehouse.scan(table) if warehouse.exists(table) else None)
 
 
-def _attachment_hits(text: str, mode: str, limit: int, as_json: bool) -> list[dict]:
-    """Attachment chunks that match, as result rows naming the activity, file and page (issue 16)."""
-    from holocrm_core.attachments.index import search_attachments_at
-
-    hits = search_attachments_at(str(HoloPaths.default().lancedb), text, limit=min(limit, 5), mode=mode)
-    return [
-        {
-            "entity_type": "attachment",
-            "id": h["activity_id"],
-            "file_name": h["file_name"],
-            "locator": h["locator"],
-            "score": h["score"],
-            "snippet": h["text"][:160],
-            "name": f"{h['file_name']}, {h['locator']}: " + h["text"][:80].replace("\n", " "),
-        }
-        for h in hits
-    ]
+def _score(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
-def _print_results(results: list[dict], as_json: bool, score_key: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(results, default=str, indent=2))
-        return
-    if not results:
-        typer.echo("no results")
-        return
+def _print_hits(results: list[dict], score_key: str) -> None:
     for rank, row in enumerate(results, start=1):
         extra = ", ".join(f"{k}={row[k]}" for k in ("industry", "stage", "owner") if row.get(k))
-        score = row.get(score_key)
-        label = f"{score:.3f}" if isinstance(score, float) else str(score)
         typer.echo(
-            f"{rank:>2}. {label}  {row['entity_type']} {row['id']}  {row.get('name') or ''}"
-            + (f"  [{extra}]" if extra else "")
+            f"{rank:>2}. {_score(row.get(score_key))}  {row['entity_type']} {row['id']}  "
+            f"{row.get('label') or row.get('name') or ''}" + (f"  [{extra}]" if extra else "")
         )
         if row.get("snippet"):
             typer.echo(f"      {row['snippet']}")
 
 
-def _print_duplicates(frame, proposals: bool, limit: int, entity: str | None) -> None:
-    """Pairs (or proposals) per entity type that has any, most certain first."""
-    if frame.is_empty():
+def print_search(answer: dict) -> None:
+    results = answer.get("results") or []
+    passages = answer.get("attachments")
+    typer.echo(f"Records ({len(results)}; score: {answer.get('score_kind')})")
+    if results:
+        _print_hits(results, "score")
+    else:
+        typer.echo("  no records match")
+    if passages is not None:
+        typer.echo(f"Attachment passages ({len(passages)}; score: {answer.get('attachments_score_kind')})")
+        for rank, hit in enumerate(passages, start=1):
+            typer.echo(
+                f"{rank:>2}. {_score(hit['score'])}  activity {hit['activity_id']}  "
+                f"{hit['file_name']}, {hit.get('locator') or ''}"
+            )
+            typer.echo(f"      {hit['snippet']}")
+
+
+def print_similar(answer: dict) -> None:
+    results = answer.get("results") or []
+    about = f"{answer['entity_type']} {answer['entity_id']}" + (
+        f" ({answer['label']})" if answer.get("label") else ""
+    )
+    if not results:
+        typer.echo(f"no records like {about} (at this min-similarity and these filters)")
+        return
+    typer.echo(f"Records like {about} (score: {answer.get('score_kind')})")
+    _print_hits(results, "similarity")
+
+
+def print_duplicates(answer: dict, entity: str | None) -> None:
+    rows = answer.get("results") or []
+    if not rows:
         typer.echo(f"no duplicates found{f' among {entity} records' if entity else ''}")
         return
-    for (entity_type,), group in frame.group_by(["entity_type"], maintain_order=True):
+    shown_to = answer["offset"] + len(rows)
+    typer.echo(
+        f"{answer['total']} likely duplicate pairs; {answer['offset'] + 1} to {shown_to} shown, most certain "
+        "first (score: probability the two are one record)"
+        + (f"; next page: --offset {shown_to}" if shown_to < answer["total"] else "")
+    )
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["entity_type"], []).append(row)
+    for entity_type, group in groups.items():
+        typer.echo(f"{entity_type}:")
+        for row in group:
+            typer.echo(
+                f"  {_score(row.get('score'))}  {row['id_a']} {row.get('label_a') or ''}"
+                f"  ~  {row['id_b']} {row.get('label_b') or ''}"
+            )
+            if row.get("reasons"):
+                typer.echo(f"         {'; '.join(row['reasons'])}")
+
+
+def _print_proposals(frame, limit: int, offset: int) -> None:
+    if frame.is_empty():
+        typer.echo("no merge proposals")
+        return
+    for row in frame.slice(offset, limit).iter_rows(named=True):
         typer.echo(
-            f"{entity_type}: {len(group)} {'merge proposals' if proposals else 'likely duplicate pairs'}"
-            + (f" (first {limit})" if len(group) > limit else "")
+            f"  {row['entity_type']} {row['cluster_id']}: keep {row['survivor_id']}, "
+            f"merge {', '.join(row['merged_ids'])} ({row['moves']})"
         )
-        for row in group.head(limit).iter_rows(named=True):
-            if proposals:
-                typer.echo(
-                    f"  {row['cluster_id']}: keep {row['survivor_id']}, merge {', '.join(row['merged_ids'])}"
-                    f" ({row['moves']})"
-                )
-            else:
-                typer.echo(
-                    f"  {row['score']:.3f}  {row['id_a']} ~ {row['id_b']}: " + "; ".join(row["reasons"])
-                )
 
 
 def register(app: typer.Typer) -> None:
@@ -153,127 +144,166 @@ def register(app: typer.Typer) -> None:
     def similar(
         entity_type: str = typer.Argument(..., help="contact, company, deal or activity"),
         entity_id: str = typer.Argument(..., help="the id of the record to find look-alikes of"),
-        limit: int = typer.Option(10, "--limit", "-n"),
-        min_similarity: float = typer.Option(0.0, "--min-similarity"),
+        limit: int = typer.Option(10, "--limit", "-n", help="1 to 100"),
+        min_similarity: float = typer.Option(0.0, "--min-similarity", help="-1 to 1"),
         filter: list[str] | None = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
         as_json: bool = typer.Option(False, "--json"),
         server: str | None = SERVER_OPTION,
         verbose: bool = VERBOSE_OPTION,
     ):
-        """Records most like ENTITY_ID (cosine similarity of their embeddings), with optional filters."""
+        """Records most like ENTITY_ID (cosine similarity of their embeddings), with their names."""
         _quiet(verbose)
-        kind = _entity(entity_type)
+        from holocrm_core.services import Refusal, rules, similar_records
+
         url = client.server_url(server)
-        if url and kind == "contact" and not filter:  # the server's similar endpoint serves contacts
-            try:
-                answer = client.get(
-                    url, f"/api/contacts/{entity_id}/similar", limit=limit, min_similarity=min_similarity
-                )
-            except client.ServerError as exc:
-                _fail(str(exc))
-            _print_results(answer.get("results", []), as_json, "similarity")
-            return
-        store = _store()
         try:
-            results = store.similar(
-                kind, entity_id, limit=limit, min_similarity=min_similarity, filters=_filters(filter)
-            )
-        except (KeyError, ValueError) as exc:
-            _fail(str(exc))
-        _print_results(results, as_json, "similarity")
+            if url:
+                kind = rules.entity_type(entity_type)
+                rules.filter_pairs(filter)  # refused here as the server would
+                answer = client.get(
+                    url,
+                    f"/api/similar/{kind}/{entity_id}",
+                    limit=limit,
+                    min_similarity=min_similarity,
+                    filter=filter or None,
+                )
+                answer.pop("index_version", None)
+                answer.pop("contact_id", None)
+            else:
+                answer = similar_records(
+                    _store(),
+                    entity_type,
+                    entity_id,
+                    limit=limit,
+                    min_similarity=min_similarity,
+                    filters=rules.filter_pairs(filter),
+                    labels=_labels(),
+                )
+        except (Refusal, client.ServerError) as exc:
+            refuse(exc)
+        echo_json(answer) if as_json else print_similar(answer)
 
     @app.command()
     def search(
         text: str = typer.Argument(..., help="what to look for, in plain words"),
         entity_type: list[str] | None = typer.Option(None, "--type", "-t", help="restrict to these types"),
-        mode: str = typer.Option("hybrid", "--mode", help="hybrid, vector (alias semantic) or fulltext"),
-        limit: int = typer.Option(10, "--limit", "-n"),
+        mode: str = typer.Option("hybrid", "--mode", help=MODE_HELP),
+        limit: int = typer.Option(10, "--limit", "-n", help="1 to 100"),
         filter: list[str] | None = typer.Option(None, "--filter", "-f", help="column=value (repeatable)"),
-        as_json: bool = typer.Option(False, "--json", help="JSON, with each hit's snippet and whole text"),
+        as_json: bool = typer.Option(False, "--json", help="the answer as JSON (the API's shape)"),
+        with_text: bool = typer.Option(False, "--with-text", help="add each hit's whole text"),
         attachments: bool | None = typer.Option(
             None,
             "--attachments/--no-attachments",
-            help="also search attachment text (default: on, off with --json)",
+            help="also list matching attachment passages, in their own section (default: on, off with --json)",
         ),
         server: str | None = SERVER_OPTION,
         verbose: bool = VERBOSE_OPTION,
     ):
         """Search contacts, companies, deals and activities by meaning and words; each hit shows a snippet."""
         _quiet(verbose)
-        types = [_entity(t) for t in entity_type] if entity_type else None
-        chosen = _mode(mode)
+        from holocrm_core.services import Refusal, rules, search_records
+
+        with_attachments = attachments if attachments is not None else not as_json
         url = client.server_url(server)
-        if url:
-            body = {
-                "query": text,
-                "mode": chosen,
-                "limit": limit,
-                "entity_types": types,
-                "filters": _filters(filter) or None,
-            }
-            try:
+        try:
+            if url:
+                body = {
+                    "query": rules.query_text(text),
+                    "mode": rules.search_mode(mode),
+                    "limit": rules.page_size(limit),
+                    "entity_types": rules.entity_types(entity_type),
+                    "filters": rules.filters(rules.filter_pairs(filter)),
+                    "with_text": with_text,
+                    "attachments": with_attachments,
+                }
                 answer = client.post(
                     url, "/api/search/semantic", {k: v for k, v in body.items() if v is not None}
                 )
-            except client.ServerError as exc:
-                _fail(str(exc))
-            _print_results(answer.get("results", []), as_json, "score")
-            return
-        store = _store()
-        try:
-            results = store.search(
-                text,
-                entity_types=types,
-                mode=chosen,
-                limit=limit,
-                filters=_filters(filter),
-                with_text=as_json,
-            )
-        except (KeyError, ValueError) as exc:
-            _fail(str(exc))
-        if attachments if attachments is not None else not as_json:
-            results = results + _attachment_hits(text, chosen, limit, as_json)
-        _print_results(results, as_json, "score")
+                answer.pop("index_versions", None)
+            else:
+                answer = search_records(
+                    _store(),
+                    text,
+                    entity_types=entity_type,
+                    mode=mode,
+                    limit=limit,
+                    filters=rules.filter_pairs(filter),
+                    with_text=with_text,
+                    attachments=with_attachments,
+                    labels=_labels(),
+                )
+        except (Refusal, client.ServerError) as exc:
+            refuse(exc)
+        echo_json(answer) if as_json else print_search(answer)
 
     @app.command()
     def duplicates(
         entity: str | None = typer.Option(
-            None, "--entity", "-e", help="contacts or companies (default: every type that has some)"
+            None, "--entity", "-e", help="contact or company (default: every type that has some)"
         ),
-        limit: int = typer.Option(20, "--limit", "-n", help="rows shown per entity type"),
+        limit: int = typer.Option(20, "--limit", "-n", help="pairs shown, 1 to 100 (page with --offset)"),
+        offset: int = typer.Option(0, "--offset", help="pairs to skip (the next page)"),
+        min_score: float = typer.Option(0.0, "--min-score", help="0 to 1"),
         proposals: bool = typer.Option(False, "--proposals", help="show merge proposals instead of pairs"),
         as_json: bool = typer.Option(False, "--json"),
         server: str | None = SERVER_OPTION,
     ):
-        """Likely duplicates found by the last run (and merge proposals), per entity type. Nothing is merged."""
-        import polars as pl
+        """Likely duplicates found by the last run (and merge proposals), most certain first. Nothing is merged."""
+        from holocrm_core.services import Refusal, duplicate_page, rules
 
-        kind = _entity(entity) if entity and entity != "all" else None
         url = client.server_url(server)
-        if url and not proposals:
-            try:
-                answer = client.get(url, "/api/duplicates", entity_type=kind, limit=min(limit * 4, 1000))
-            except client.ServerError as exc:
-                _fail(str(exc))
-            rows = answer.get("results") or answer.get("pairs") or []
-            frame = pl.DataFrame(rows) if rows else pl.DataFrame(schema={"entity_type": pl.String})
-        else:
-            from holocrm_core.settings import HoloPaths
-            from holocrm_core.warehouse import Warehouse
+        try:
+            kind = rules.entity_type(entity) if entity and entity != "all" else None
+            if proposals:
+                _proposals(kind, limit, offset, as_json)
+                return
+            if url:
+                answer = client.get(
+                    url,
+                    "/api/duplicates",
+                    entity_type=kind,
+                    limit=rules.page_size(limit),
+                    offset=rules.offset_of(offset),
+                    min_score=min_score,
+                )
+            else:
+                from holocrm_core.warehouse import Warehouse
 
-            warehouse = Warehouse(HoloPaths.default().warehouse)
-            try:
-                frame = warehouse.read("merge_proposals" if proposals else "duplicate_candidates")
-            except FileNotFoundError as exc:
-                _fail(str(exc))
-        if kind is not None and not frame.is_empty():
-            frame = frame.filter(pl.col("entity_type") == kind)
-        if as_json:
-            out = (
-                frame.group_by("entity_type", maintain_order=True).head(limit)
-                if not frame.is_empty()
-                else frame
-            )
-            typer.echo(json.dumps(out.to_dicts(), default=str, indent=2))
-            return
-        _print_duplicates(frame, proposals, limit, entity)
+                warehouse = Warehouse(_paths().warehouse)
+                table = "duplicate_candidates"
+                frame = warehouse.read(table) if warehouse.exists(table) else None
+                answer = duplicate_page(
+                    frame,
+                    entity_type=kind,
+                    min_score=min_score,
+                    limit=limit,
+                    offset=offset,
+                    labels=_labels(),
+                )
+                from holocrm_core.services import jsonable
+
+                answer = jsonable(answer)
+        except (Refusal, client.ServerError) as exc:
+            refuse(exc)
+        echo_json(answer) if as_json else print_duplicates(answer, entity)
+
+
+def _proposals(kind: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """Merge proposals (local only: the server does not serve them)."""
+    import polars as pl
+
+    from holocrm_core.services import rules
+    from holocrm_core.warehouse import Warehouse
+
+    rules.page_size(limit)
+    warehouse = Warehouse(_paths().warehouse)
+    if not warehouse.exists("merge_proposals"):
+        fail("no merge proposals yet: run `holocrm run` first")
+    frame = warehouse.read("merge_proposals")
+    if kind is not None and not frame.is_empty():
+        frame = frame.filter(pl.col("entity_type") == kind)
+    if as_json:
+        echo_json(frame.slice(offset, limit).to_dicts())
+        return
+    _print_proposals(frame, limit, offset)

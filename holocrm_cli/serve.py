@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from holocrm_cli import client
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -50,4 +52,9 @@ def register(app: typer.Typer) -> None:
         guard = application.state.services.guard
         auth = "on (API key required on /api/*)" if guard.enabled else "off (no API key configured)"
         typer.echo(f"HoloCRM API on http://{host}:{port} (docs at /docs, health at /health); auth {auth}")
-        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+        # CLI commands on this home send their requests here while it runs (see holocrm_cli.client)
+        client.announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}", guard.enabled)
+        try:
+            uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+        finally:
+            client.withdraw()

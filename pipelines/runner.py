@@ -230,12 +230,19 @@ def run_all(
             )
         elif event.event_type_value == "STEP_FAILURE":
             summary.failed_steps.append(event.step_key)
-            summary.errors.append(f"{event.step_key}: {event.event_specific_data.error.message.strip()}")
+            summary.errors.append(f"{event.step_key}: {_root_cause(event.event_specific_data.error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed:
                 summary.failed_checks.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
     return summary
+
+
+def _root_cause(error) -> str:
+    """The innermost error of Dagster's wrapped ones ("DagsterExecutionStepExecutionError" names no cause)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return " ".join(str(error.message).split())
 
 
 def _reads_export(selection: list[str] | None) -> bool:

@@ -1,106 +1,102 @@
 """Natural-language questions: the answer with its parsed plan, or a clear "not understood", never a 500.
 
-The NL engine raises on some plans it builds but cannot run (a window past the calendar's end, a date that
-does not exist, duplicate output columns): such a question is answered 200 with ``understood: false`` and a
-hint to rephrase, and logged so the engine can learn to parse it. Dates the caller sends are bounded here.
+The route only transports: ``holocrm_core.services.answer_question`` (what `holocrm ask` calls too) checks the
+question, asks the NL engine, and answers a plan it cannot run (a window past the calendar's end, a date
+that does not exist) or an as-of outside 1900 to 2199 with ``understood: false`` and a hint to rephrase. The
+server adds a short-lived answer cache and a bound on questions answered at once.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
 from typing import Any
 
-import polars as pl
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG
 from holocrm_api.loader import Snapshot
 from holocrm_api.records import ApiBody, IsoTime, PageSize
-from holocrm_core.nlq import ask
+from holocrm_core.services import Refusal, answer_question
+from holocrm_core.services.questions import MAX_QUESTION_CHARS, question_text
 
 router = APIRouter(
     tags=["questions"],
     dependencies=[Protected],
     responses={**PROTECTED, **INVALID, **NOT_BUILT, **TOO_BIG, **ALWAYS},
 )
-log = logging.getLogger("holocrm.serving")
-
 ANSWER_TTL_S = 60.0  # a question without as_of counts "last week" from now: reuse its answer briefly only
-EARLIEST_AS_OF = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST_AS_OF = datetime(2200, 1, 1, tzinfo=UTC)
-# What the engine raises for a plan it cannot run: the question's fault, not the server's.
-UNANSWERABLE = (ValueError, OverflowError, ArithmeticError, pl.exceptions.PolarsError)
-CANNOT_RUN = (
-    "This question asks for something the engine cannot compute (a window or date out of range, or "
-    "a combination it cannot run yet); rephrase it, e.g. with a shorter window."
-)
-REPHRASE = ["how many open deals do we have", "top 10 companies by open pipeline", "deals won last quarter"]
 
 
 class NaturalLanguageRequest(ApiBody):
-    question: str = Field(min_length=1, max_length=1000)
+    question: str = Field(
+        max_length=MAX_QUESTION_CHARS,
+        json_schema_extra={"minLength": 1},
+        description="The question in plain words (an empty one is refused)",
+    )
     as_of: IsoTime | None = Field(
         None,
         description="Answer as the data stood at this time (ISO 8601, naive = UTC); outside the years "
         "1900 to 2199 the answer is `understood: false`",
     )
     limit: PageSize = Field(50, description="Rows returned (the answer counts all)")
+    partial: bool = Field(False, description="Run the understood part of a partly understood question")
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        try:
+            return question_text(value)
+        except Refusal as exc:  # the service's own words, as a 422 problem
+            raise ValueError(exc.message) from None
 
 
-@router.post("/api/query/natural-language")
+class NaturalLanguageAnswer(BaseModel):
+    """The answer: ``value`` for a single figure, ``rows`` for a list or a grouped aggregate (a table)."""
+
+    model_config = ConfigDict(extra="allow")
+    question: str
+    understood: bool
+    high_confidence: bool
+    confidence: float
+    as_of: str | None = None
+    plan: Any = None
+    plan_words: str | None = None
+    trace: list[dict[str, Any]] = []
+    value: Any = None
+    row_count: int = 0
+    record_count: int = 0
+    rows: list[dict[str, Any]] = []
+    unknown_words: list[str] = []
+    suggestions: list[str] = []
+    hints: list[str] = []
+    missing: list[Any] = []
+    cached: bool = False
+
+
+@router.post("/api/query/natural-language", response_model=NaturalLanguageAnswer)
 async def natural_language_query(
     body: NaturalLanguageRequest, snap: SnapshotDep, services: ServicesDep
 ) -> dict[str, Any]:
     """Answer a question about the CRM in plain words; the answer carries the parsed plan (the trace)."""
     snap.require("nlq")
-    key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit)
+    key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit, body.partial)
     cached = services.answers.get(key)
     if cached is not None:
         return {**cached, "cached": True}
     async with services.nlq_slots:  # polars already uses every core: more parallel questions only thrash
-        payload = await run_in_threadpool(answer_question, snap, body)
+        payload = await run_in_threadpool(_answer, snap, body)
     services.answers.put(key, payload, ttl=None if body.as_of else ANSWER_TTL_S)
     return {**payload, "cached": False}
 
 
-def answer_question(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, Any]:
-    # Well-formed but outside the calendar the engine can count in: the question, not the request, is at fault
-    # (and JSON Schema cannot say "a date-time before 2200", so a 422 would break the declared contract).
-    try:
-        if body.as_of is not None and not EARLIEST_AS_OF <= body.as_of < LATEST_AS_OF:
-            return not_understood(
-                body,
-                f"as_of {body.as_of.isoformat()} is outside the years 1900 to 2199 that "
-                "questions can be answered for; send an as_of in that range",
-            )
-        answer = ask(body.question, snap.nlq_context, as_of=body.as_of, similarity=snap.store)
-        return jsonable(answer.to_json(max_rows=body.limit))
-    except UNANSWERABLE as exc:
-        log.warning("NL question %r could not be answered: %s: %s", body.question, type(exc).__name__, exc)
-        return not_understood(body)
-
-
-def not_understood(body: NaturalLanguageRequest, hint: str = CANNOT_RUN) -> dict[str, Any]:
-    """The shape of an answer, saying the question could not be turned into a plan that runs."""
-    return {
-        "question": body.question,
-        "understood": False,
-        "high_confidence": False,
-        "confidence": 0.0,
-        "as_of": body.as_of.isoformat() if body.as_of else None,
-        "plan": None,
-        "plan_words": None,
-        "trace": [],
-        "value": None,
-        "row_count": 0,
-        "rows": [],
-        "unknown_words": [],
-        "suggestions": REPHRASE,
-        "hints": [hint],
-        "missing": [],
-    }
+def _answer(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, Any]:
+    return answer_question(
+        snap.nlq_context,
+        body.question,
+        as_of=body.as_of,
+        limit=body.limit,
+        partial=body.partial,
+        similarity=snap.store,
+    )

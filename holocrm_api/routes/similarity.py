@@ -1,33 +1,30 @@
-"""Similar contacts (nearest neighbours in the embedding index) and semantic search over every entity."""
+"""Records like this one (nearest neighbours in the embedding index) and search over every entity.
+
+Thin routes: each validates the request, calls the service the CLI calls too (``holocrm_core.services``) and
+adds what only a server knows (the index versions it serves).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Query
-from pydantic import Field, create_model, field_validator
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from holocrm_api.answers import jsonable
 from holocrm_api.deps import Protected, SnapshotDep
-from holocrm_api.errors import (
-    ALWAYS,
-    INVALID,
-    NOT_BUILT,
-    PROTECTED,
-    TOO_BIG,
-    UNKNOWN,
-    ApiError,
-    bad_request,
-)
+from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
 from holocrm_api.records import (
+    ID_PATTERN,
     MAX_PAGE,
     ApiBody,
     ContactId,
     EntityTypeName,
     PageSize,
+    SearchModeName,
     entity_type_of,
-    require_contact,
+    served,
 )
+from holocrm_core.services import Refusal, rules, search_records, similar_records
 from holocrm_core.text import FILTER_COLUMNS
 
 router = APIRouter(
@@ -43,18 +40,82 @@ SearchFilters = create_model(
 )
 
 
+class Hit(BaseModel):
+    """One record found: its id, type, label (name, title, company...) and score; the index's filter
+    columns (industry, stage, owner...) and, for search, ``snippet`` and ``matched_by`` come along."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    entity_type: str
+    label: str | None = Field(None, description="What a person recognises the record by")
+    score: float | None = Field(None, description="Search: on the scale `score_kind` names")
+    similarity: float | None = Field(None, description="Cosine similarity of the embeddings")
+
+
+class AttachmentHit(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    entity_type: str
+    activity_id: str
+    file_name: str
+    locator: str | None = None
+    score: float | None = None
+    snippet: str | None = None
+
+
+class SimilarAnswer(BaseModel):
+    entity_type: str
+    entity_id: str
+    label: str | None = None
+    score_kind: str
+    results: list[Hit]
+    index_version: int | None = None
+    contact_id: str | None = Field(None, description="The contact asked about (contacts route only)")
+
+
+class SearchAnswer(BaseModel):
+    query: str
+    mode: str
+    score_kind: str
+    results: list[Hit]
+    attachments: list[AttachmentHit] | None = None
+    attachments_score_kind: str | None = None
+    index_versions: dict[str, int] = {}
+
+
+def _service_text(value: str, check) -> str:
+    try:
+        return check(value)
+    except Refusal as exc:  # the service's own words, as a 422 problem
+        raise ValueError(exc.message) from None
+
+
 class SemanticSearchRequest(ApiBody):
-    query: str = Field(min_length=1, max_length=1000, description="What to look for, in words")
+    query: str = Field(
+        max_length=rules.MAX_QUERY_CHARS,
+        json_schema_extra={"minLength": 1},
+        description="What to look for, in words (an empty text is refused)",
+    )
     entity_types: list[EntityTypeName] | None = Field(
         None, max_length=4, description="contact, company, deal, activity (default: all)"
     )
-    mode: Literal["hybrid", "vector", "fulltext"] = Field(
-        "hybrid", description="vector: by meaning; fulltext: by words (BM25); hybrid: both, fused by rank"
+    mode: SearchModeName = Field(
+        "hybrid",
+        description="vector (alias semantic, meaning): by meaning; fulltext (alias text, keyword, words): "
+        "by words (BM25); hybrid: both, fused by rank",
     )
     limit: PageSize = 10
     filters: SearchFilters | None = Field(
         None, description='Scalar prefilters, e.g. {"industry": "logistics"}'
     )
+    with_text: bool = Field(False, description="Add each hit's whole indexed text")
+    attachments: bool = Field(
+        False, description="Also return matching attachment passages, as a second list on its own scale"
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        return _service_text(value, rules.query_text)
 
     @field_validator("entity_types")
     @classmethod
@@ -62,7 +123,21 @@ class SemanticSearchRequest(ApiBody):
         return None if value is None else list(dict.fromkeys(entity_type_of(v) for v in value))
 
 
-@router.get("/api/contacts/{contact_id}/similar", responses=UNKNOWN)
+def _similar(snap, entity_type, entity_id, limit, min_similarity, filters) -> dict[str, Any]:
+    snap.require("similarity")
+    answer = similar_records(
+        snap.store,
+        entity_type,
+        entity_id,
+        limit=limit,
+        min_similarity=min_similarity,
+        filters=filters,
+        labels=served(snap).labels,
+    )
+    return {**answer, "index_version": snap.index_versions.get(answer["entity_type"])}
+
+
+@router.get("/api/contacts/{contact_id}/similar", responses=UNKNOWN, response_model=SimilarAnswer)
 # async: the warmed store answers from memory in about a millisecond, less than the thread-pool hop costs
 # under concurrency (GIL contention measured p95 67 ms at 10 clients with a sync handler).
 async def similar_contacts(
@@ -71,43 +146,40 @@ async def similar_contacts(
     limit: int = Query(10, ge=1, le=MAX_PAGE),
     min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
 ) -> dict[str, Any]:
-    """Contacts most like this one (nearest neighbours in the embedding index)."""
-    require_contact(snap, contact_id)
-    snap.require("similarity")
-    try:
-        rows = snap.store.similar("contact", contact_id, limit=limit, min_similarity=min_similarity)
-    except KeyError:
-        raise ApiError(
-            404,
-            "not_found",
-            f"contact {contact_id!r} is not in the similarity index yet "
-            "(it was added after the index was built); run `holocrm run`",
-        )
-    return {
-        "contact_id": contact_id,
-        "index_version": snap.index_versions.get("contact"),
-        "results": jsonable(rows),
-    }
+    """Contacts most like this one (nearest neighbours in the embedding index), with their names."""
+    answer = _similar(snap, "contact", contact_id, limit, min_similarity, None)
+    return {**answer, "contact_id": contact_id}
 
 
-@router.post("/api/search/semantic", responses=TOO_BIG)
+@router.get("/api/similar/{entity_type}/{entity_id}", responses=UNKNOWN, response_model=SimilarAnswer)
+async def similar_records_route(
+    entity_type: EntityTypeName,
+    snap: SnapshotDep,
+    entity_id: str = Path(pattern=ID_PATTERN, description="The record's CRM id"),
+    limit: int = Query(10, ge=1, le=MAX_PAGE),
+    min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
+    filter: list[str] | None = Query(
+        None, max_length=10, description="column=value (a,b for any of them), repeatable"
+    ),
+) -> dict[str, Any]:
+    """Records of any type (contact, company, deal, activity) most like this one, with optional filters."""
+    return _similar(snap, entity_type, entity_id, limit, min_similarity, rules.filter_pairs(filter))
+
+
+@router.post("/api/search/semantic", responses=TOO_BIG, response_model=SearchAnswer)
 def semantic_search(body: SemanticSearchRequest, snap: SnapshotDep) -> dict[str, Any]:
-    """Find entities by meaning (vector), by words (full text) or both (hybrid)."""
+    """Find records by meaning (vector), by words (full text) or both (hybrid), each with its label."""
     snap.require("similarity")
     filters = body.filters.model_dump(exclude_none=True) if body.filters else None
-    try:
-        rows = snap.store.search(
-            body.query,
-            entity_types=body.entity_types,
-            mode=body.mode,
-            limit=body.limit,
-            filters=filters or None,
-        )
-    except ValueError:  # the store's message names its internals: say what the caller can change
-        raise bad_request("body.filters", "the index cannot apply these filters; see SearchFilters in /docs")
-    return {
-        "query": body.query,
-        "mode": body.mode,
-        "index_versions": snap.index_versions,
-        "results": jsonable(rows),
-    }
+    answer = search_records(
+        snap.store,
+        body.query,
+        entity_types=body.entity_types,
+        mode=body.mode,
+        limit=body.limit,
+        filters=filters or None,
+        with_text=body.with_text,
+        attachments=body.attachments,
+        labels=served(snap).labels,
+    )
+    return {**answer, "index_versions": snap.index_versions}

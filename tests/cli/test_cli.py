@@ -99,8 +99,9 @@ def test_similar_and_score_answer_from_the_run(sample_env):
     contact_id = pl.read_parquet(sample_env.home / "warehouse" / "staged_contacts.parquet")["contact_id"][0]
     similar = runner.invoke(app, ["similar", "contact", contact_id, "--json"])
     assert similar.exit_code == 0, similar.output
-    neighbours = json.loads(similar.stdout)
+    neighbours = json.loads(similar.stdout)["results"]
     assert neighbours and all(n["id"] != contact_id for n in neighbours)
+    assert all(n["label"] for n in neighbours)  # each look-alike named beside its id
 
     open_lead = pl.read_parquet(sample_env.home / "warehouse" / "scored_leads.parquet")["contact_id"][0]
     score = runner.invoke(app, ["score", "contact", open_lead, "--json"])

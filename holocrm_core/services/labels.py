@@ -1,0 +1,148 @@
+"""What a person recognises a record by, beside its id: a contact's name, title and company, a deal's title,
+stage, amount and company, a company's name and industry, an activity's type, date and subject.
+
+``RecordLabels`` reads the staged tables through ``source`` (table name -> polars LazyFrame or DataFrame):
+the CLI passes the warehouse's Parquet scans (only the few columns and rows needed are read), the API its
+in-memory snapshot, so both doors print the same label for the same record.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+# entity type -> (staged table, id column, columns the label is made of)
+LABEL_COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "contact": (
+        "staged_contacts",
+        "contact_id",
+        ("full_name", "first_name", "last_name", "title", "company_name", "company_id"),
+    ),
+    "company": ("staged_companies", "company_id", ("name", "industry", "country")),
+    "deal": ("staged_deals", "deal_id", ("title", "stage", "value", "currency", "company_id")),
+    "activity": ("staged_activities", "activity_id", ("type", "occurred_at", "subject", "company_id")),
+}
+LABEL_CHARS = 120
+
+
+def _text(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _amount(value: Any, currency: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _text(value)
+    return f"{number:,.0f} {_text(currency)}".strip()
+
+
+def _join(*parts: str, sep: str = ", ") -> str:
+    return sep.join(p for p in parts if p)
+
+
+class RecordLabels:
+    """Labels for records by id, read lazily from the staged tables (missing tables give no label)."""
+
+    def __init__(self, source: Mapping[str, Any] | Callable[[str], Any | None], precompute: bool = False):
+        """``precompute``: label every record of a type on its first use (a server answering many requests);
+        otherwise only the ids asked for are read (a one-off CLI command)."""
+        self._source = source
+        self._precompute = precompute
+        self._all: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def _frame(self, table: str) -> pl.LazyFrame | None:
+        frame = self._source(table) if callable(self._source) else self._source.get(table)
+        if frame is None:
+            return None
+        return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+    def _rows(self, entity_type: str, ids: list[str] | None) -> dict[str, dict]:
+        """Label columns of these ids (None: of every record)."""
+        table, id_column, columns = LABEL_COLUMNS[entity_type]
+        frame = self._frame(table)
+        if frame is None or ids == []:
+            return {}
+        present = frame.collect_schema().names()
+        if id_column not in present:
+            return {}
+        wanted = [id_column, *(c for c in columns if c in present)]
+        if ids is not None:
+            frame = frame.filter(pl.col(id_column).cast(pl.String).is_in(ids))
+        found = frame.select(wanted).collect()
+        return {str(row[id_column]): row for row in found.iter_rows(named=True)}
+
+    def _company_names(self, company_ids: Iterable[Any]) -> dict[str, str]:
+        wanted = None if self._precompute else sorted({str(c) for c in company_ids if c})
+        return {k: _text(v.get("name")) for k, v in self._rows("company", wanted).items()}
+
+    def for_ids(self, entity_type: str, ids: Iterable[str]) -> dict[str, str]:
+        """id -> label for the ids the staged table holds (an id it lacks has no entry)."""
+        if entity_type not in LABEL_COLUMNS:
+            return {}
+        if self._precompute:
+            every = self._every(entity_type)
+            return {i: every[i] for i in (str(i) for i in ids) if i in every}
+        return self._labels(entity_type, list(dict.fromkeys(str(i) for i in ids)))
+
+    def _every(self, entity_type: str) -> dict[str, str]:
+        if entity_type not in self._all:
+            with self._lock:
+                if entity_type not in self._all:
+                    self._all[entity_type] = self._labels(entity_type, None)
+        return self._all[entity_type]
+
+    def _labels(self, entity_type: str, ids: list[str] | None) -> dict[str, str]:
+        rows = self._rows(entity_type, ids)
+        companies = {}
+        if entity_type in ("deal", "activity") or any(
+            not r.get("company_name") and r.get("company_id") for r in rows.values()
+        ):
+            companies = self._company_names(r.get("company_id") for r in rows.values())
+        return {
+            record_id: self._label(entity_type, row, companies)[:LABEL_CHARS]
+            for record_id, row in rows.items()
+        }
+
+    @staticmethod
+    def _label(entity_type: str, row: dict, companies: dict[str, str]) -> str:
+        company = _text(row.get("company_name")) or companies.get(str(row.get("company_id") or ""), "")
+        if entity_type == "contact":
+            name = _text(row.get("full_name")) or _join(
+                _text(row.get("first_name")), _text(row.get("last_name")), sep=" "
+            )
+            role = _join(_text(row.get("title")), company, sep=" at ")
+            return _join(name or "(no name)", role, sep=" - ")
+        if entity_type == "company":
+            return _join(
+                _text(row.get("name")) or "(no name)",
+                _join(_text(row.get("industry")), _text(row.get("country"))),
+                sep=" - ",
+            )
+        if entity_type == "deal":
+            details = _join(_text(row.get("stage")), _amount(row.get("value"), row.get("currency")), company)
+            return _join(_text(row.get("title")) or "(untitled deal)", details, sep=" - ")
+        when = row.get("occurred_at")
+        day = when.date().isoformat() if hasattr(when, "date") else _text(when)[:10]
+        return _join(
+            _join(_text(row.get("type")), day, sep=" "), _text(row.get("subject")) or company, sep=": "
+        )
+
+    def label_rows(self, rows: list[dict], id_key: str = "id", type_key: str = "entity_type") -> list[dict]:
+        """Each row gets ``label`` (None when the staged table does not hold the record)."""
+        by_type: dict[str, list[str]] = {}
+        for row in rows:
+            by_type.setdefault(row.get(type_key), []).append(str(row.get(id_key)))
+        labels = {t: self.for_ids(t, ids) for t, ids in by_type.items() if t}
+        for row in rows:
+            row["label"] = labels.get(row.get(type_key), {}).get(str(row.get(id_key)))
+        return rows
+
+    def knows(self, entity_type: str, record_id: str) -> bool:
+        return bool(self.for_ids(entity_type, [record_id]))
