@@ -1,5 +1,7 @@
 """Attachment benchmark: extraction speed per kind, OCR seconds per image, speech real-time factor, peak memory,
-hostile files, and retrieval of facts that appear only in attachments (hybrid vs BM25 vs vector; fusion methods).
+hostile files, retrieval of facts that appear only in attachments (hybrid vs BM25 vs vector; fusion methods),
+and the product's own door: the email that carries the file found by the entity search (`search --type
+activity`, every mode) against the same search over the activity bodies alone.
 
     PYTHONPATH=. .venv/bin/python benchmarks/attachments.py [--contacts 300] [--per-text-kind 8]
         [--per-ocr-kind 4] [--audio 3] [--seed 11]
@@ -81,6 +83,70 @@ def ocr_engines(export: Path, facts: pl.DataFrame) -> dict:
             "facts_read_exactly": round(float(np.mean(found)), 3) if found else None,
         }
     os.environ.pop("HOLOCRM_OCR", None)
+    return out
+
+
+def _recall(frame: pl.DataFrame, hits: list[bool]) -> dict:
+    scored = frame.with_columns(pl.Series("hit", hits))
+    return {
+        "all": round(float(np.mean(hits)), 4) if hits else None,
+        **{
+            kind: round(float(v), 4)
+            for kind, v in scored.group_by("kind").agg(pl.col("hit").mean()).sort("kind").iter_rows()
+        },
+    }
+
+
+def activity_search(
+    export: Path, work: Path, facts: pl.DataFrame, chunk_frame: pl.DataFrame, embedder, groups
+):
+    """Top-3 recall of the entity search over every activity of the export (`search --type activity`): with
+    the attachment tables beside the index (what `holocrm run` builds) and without them (the bodies alone,
+    the plain baseline: the facts are in no body)."""
+    import lancedb
+
+    from holocrm_core.attachments.index import fused_activity_frame, write_chunk_table, write_fused_table
+    from holocrm_core.embedding import embed_documents
+    from holocrm_core.ingest import ingest_export
+    from holocrm_core.store import SimilarityStore
+    from holocrm_core.text import entity_documents
+
+    started = time.perf_counter()
+    staged = ingest_export(export).tables
+    documents = entity_documents({"activities": staged["activities"]})
+    bodies = embed_documents(documents, embedder).vectors
+    stores = {}
+    for name in ("with_attachments", "bodies_only"):
+        uri = str(work / f"lance_{name}")
+        SimilarityStore(uri, embedder=embedder).sync(documents, bodies)
+        if name == "with_attachments":
+            db = lancedb.connect(uri)
+            write_chunk_table(db, chunk_frame)
+            write_fused_table(db, fused_activity_frame(bodies, chunk_frame))
+        stores[name] = SimilarityStore(uri, embedder=embedder)
+    out: dict = {"activities": documents.height, "index_seconds": round(time.perf_counter() - started, 2)}
+    started = time.perf_counter()
+    searches = 0
+    for name, store in stores.items():
+        for mode in ("hybrid", "vector", "fulltext"):
+            for group, frame in groups.items():
+                hits = []
+                for query, activity in zip(frame["query"], frame["activity_id"], strict=False):
+                    found = store.search(query, entity_types=["activity"], mode=mode, limit=3)
+                    hits.append(activity in [h["id"] for h in found])
+                    searches += 1
+                out.setdefault(name, {}).setdefault(mode, {})[group] = _recall(frame, hits)
+    out["ms_per_search"] = round(1000 * (time.perf_counter() - started) / max(searches, 1), 1)
+    fact = facts.row(0, named=True)
+    hit = next(
+        (
+            h
+            for h in stores["with_attachments"].search(fact["query"], entity_types=["activity"], limit=3)
+            if h["id"] == fact["activity_id"]
+        ),
+        None,
+    )
+    out["example"] = {"query": fact["query"], "hit": {k: v for k, v in (hit or {}).items() if k != "text"}}
     return out
 
 
@@ -208,6 +274,8 @@ def main() -> None:
                 .agg(pl.col("hit").mean())
                 .iter_rows()
             )
+
+        report["activity_search_top3"] = activity_search(export, work, facts, vectors.frame, embedder, groups)
 
         activities = (
             pl.read_csv(export / "activities.csv", infer_schema=False)

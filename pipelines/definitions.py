@@ -7,7 +7,13 @@ import dagster as dg
 # One module per domain under pipelines/assets/; each is imported by name so a typo fails loudly.
 from pipelines.assets import attachments, decisions, ingest, models, nlq, outcomes, rl, semantic
 from pipelines.jobs import holocrm_all_job
-from pipelines.resources import EmbedderResource, LanceDBResource, MLflowResource, StorageResource
+from pipelines.resources import (
+    EmbedderResource,
+    ExportResource,
+    LanceDBResource,
+    MLflowResource,
+    StorageResource,
+)
 from pipelines.runner import progress_logger_def
 from pipelines.schedules import daily_refresh
 from pipelines.sensors import new_export_sensor
@@ -18,6 +24,7 @@ ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachm
 def build_resources(home: str = "") -> dict:
     return {
         "storage": StorageResource(home=home),
+        "export": ExportResource(),
         "lancedb": LanceDBResource(),
         "mlflow": MLflowResource(),
         "embedder": EmbedderResource(),

@@ -36,3 +36,13 @@ def check_result(
         metadata={k: value(v) for k, v in outcome.metadata.items()},
         **extra,
     )
+
+
+NOTHING_TO_DO = "nothing_to_do"
+
+
+def nothing_to_do(context, reason: str, **metadata) -> dict:
+    """Metadata of an asset that had no input to work on: the reason, logged and shown in the UI, and the
+    figures a person looks for (at zero). The run goes on: an export without deals or attachments is valid."""
+    context.log.info(f"nothing to do: {reason}")
+    return {NOTHING_TO_DO: reason, **metadata}

@@ -27,6 +27,32 @@ class StorageResource(dg.ConfigurableResource):
         return Warehouse(self.paths().warehouse)
 
 
+class ExportResource(dg.ConfigurableResource):
+    """The export a run reads, one place for every asset that opens its files (raw_export, attachment_texts,
+    action_log's outreach log, the sample-world check of the RL assets).
+
+    ``export_dir`` empty = the newest batch folder in HOLOCRM_HOME/landing; ``profile`` empty = detected
+    from the headers; ``mapping``: a YAML mapping file describing a custom export.
+    """
+
+    export_dir: str = ""
+    profile: str = ""
+    mapping: str = ""
+
+    def folder(self, storage: StorageResource) -> Path:
+        """The export folder; FileNotFoundError naming the folder (or the empty landing folder) if none."""
+        from holocrm_core.landing import resolve_export_dir
+
+        return resolve_export_dir(storage.paths().landing, self.export_dir or None)
+
+    def folder_or_none(self, storage: StorageResource) -> tuple[Path | None, str]:
+        """(the export folder, "") or (None, why there is none): for assets that can do without one."""
+        try:
+            return self.folder(storage), ""
+        except FileNotFoundError as exc:
+            return None, str(exc)
+
+
 class LanceDBResource(dg.ConfigurableResource):
     """LanceDB location: a local folder by default (HOLOCRM_HOME/lancedb), or s3://, gs://, db:// URIs."""
 

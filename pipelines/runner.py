@@ -185,7 +185,11 @@ def run_all(
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
         progress(f"marked run {run_id[:8]} failed: its process ended without finishing it")
-    config = {"export_dir": str(export_dir or ""), "profile": profile or "", "mapping": str(mapping or "")}
+    export_config = {
+        "export_dir": str(export_dir or ""),
+        "profile": profile or "",
+        "mapping": str(mapping or ""),
+    }
     job = defs.resolve_job_def(JOB_NAME)
     handler = ProgressHandler(progress)
     logger = logging.getLogger(PROGRESS_LOGGER)
@@ -195,22 +199,18 @@ def run_all(
         result = job.execute_in_process(
             run_config={
                 "ops": {
-                    **({"raw_export": {"config": config}} if _reads_export(selection) else {}),
-                    # the attachment files are read from the same export folder (issue 16)
-                    **(
-                        {"attachment_texts": {"config": {"export_dir": config["export_dir"]}}}
-                        if selection is None or "attachment_texts" in selection
-                        else {}
-                    ),
-                    **{
-                        name: {"config": values}
-                        for name, values in (op_config or {}).items()
-                        if selection is None or name in selection
-                    },
+                    name: {"config": values}
+                    for name, values in (op_config or {}).items()
+                    if selection is None or name in selection
                 },
                 "loggers": {"progress": {}},
                 # defs' storage resource, pointed at this run's HOLOCRM_HOME by run config (no second defs)
-                "resources": {"storage": {"config": {"home": str(paths.home)}}},
+                # and the export as the one resource every asset reading it uses (raw_export, attachment
+                # files, the outreach log, the RL sample-world check)
+                "resources": {
+                    "storage": {"config": {"home": str(paths.home)}},
+                    "export": {"config": export_config},
+                },
             },
             instance=instance,
             raise_on_error=False,
@@ -243,7 +243,3 @@ def _root_cause(error) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     return " ".join(str(error.message).split())
-
-
-def _reads_export(selection: list[str] | None) -> bool:
-    return selection is None or any(name.startswith("raw_") for name in selection)

@@ -25,6 +25,7 @@ def new_export_sensor(context: SensorEvaluationContext, storage: StorageResource
     context.update_cursor(marker)
     return dg.RunRequest(
         run_key=marker,
-        run_config={"ops": {"raw_export": {"config": {"export_dir": str(newest)}}}},
+        # the export is a resource: every asset that reads it (raw_export, attachments, outreach log) sees it
+        run_config={"resources": {"export": {"config": {"export_dir": str(newest)}}}},
         tags={"holocrm/export": newest.name},
     )

@@ -39,6 +39,9 @@ OVERLAP_CHARS = 80
 VECTOR_WEIGHT = 0.1
 PHRASE_WEIGHT = 1.0
 TABLE = "attachment_chunks"
+# One fused vector per activity (body + attachments), what similar-activity lookups rank by.
+FUSED_TABLE = "activity_fused_embeddings"
+DIM = 384
 # Chosen by fusion_study on the generated export (see benchmarks/attachments.py output "fusion").
 FUSION_CHOICE = "maxsim"
 
@@ -189,19 +192,28 @@ def _text_hits(table, text: str, depth: int) -> list[dict]:
 
 
 def search_chunks(
-    table, text: str, embedder, limit: int = 10, mode: str = "hybrid", vector_weight: float | None = None
+    table,
+    text: str,
+    embedder,
+    limit: int = 10,
+    mode: str = "hybrid",
+    vector_weight: float | None = None,
+    query_vector: np.ndarray | None = None,
 ) -> list[dict]:
     """Chunks best first: ``{chunk_id, attachment_id, activity_id, file_name, locator, text, score}``.
 
     ``hybrid`` adds min-max-scaled BM25 and VECTOR_WEIGHT x min-max-scaled cosine: exact prices and names
-    are found by their words, and a paraphrase that shares no word is still found by meaning.
+    are found by their words, and a paraphrase that shares no word is still found by meaning. ``vector``
+    scores by cosine, ``fulltext`` by BM25 (raw, comparable with the entity tables' own). ``query_vector``:
+    the query already embedded (then ``embedder`` is not used).
     """
     if mode not in ("hybrid", "vector", "fulltext"):
         raise ValueError(f"unknown search mode {mode!r}: use hybrid, vector or fulltext")
     depth = max(limit * 3, 30)
     lists = []
     if mode in ("hybrid", "vector"):
-        lists.append(("vector", _vector_hits(table, embedder.encode([text])[0], depth)))
+        query = query_vector if query_vector is not None else embedder.encode([text])[0]
+        lists.append(("vector", _vector_hits(table, np.asarray(query), depth)))
     if mode in ("hybrid", "fulltext"):
         lists.append(("fulltext", _text_hits(table, text, depth)))
     scores: dict[str, dict] = {}
@@ -257,12 +269,28 @@ def _pairs(text: str) -> set[tuple[str, str]]:
 
 
 def search_activities(
-    table, text: str, embedder, limit: int = 10, mode: str = "hybrid", vector_weight: float | None = None
+    table,
+    text: str,
+    embedder,
+    limit: int = 10,
+    mode: str = "hybrid",
+    vector_weight: float | None = None,
+    query_vector: np.ndarray | None = None,
+    keep=None,
 ) -> list[dict]:
-    """Activities best first by their best-matching attachment chunk (max-sim), with that chunk as evidence."""
+    """Activities best first by their best-matching attachment chunk (max-sim), with that chunk as evidence.
+
+    ``keep``: a predicate on the activity id (an entity search's filters); the chunks are searched deeper
+    when one is given, since it drops hits after ranking.
+    """
     seen: dict[str, dict] = {}
-    for hit in search_chunks(table, text, embedder, limit=limit * 5, mode=mode, vector_weight=vector_weight):
-        seen.setdefault(hit["activity_id"], hit)
+    depth = limit * (20 if keep is not None else 5)
+    hits = search_chunks(
+        table, text, embedder, limit=depth, mode=mode, vector_weight=vector_weight, query_vector=query_vector
+    )
+    for hit in hits:
+        if keep is None or keep(hit["activity_id"]):
+            seen.setdefault(hit["activity_id"], hit)
     return list(seen.values())[:limit]
 
 
@@ -296,6 +324,39 @@ def fused_activity_vectors(
         chunks = np.asarray(group["vector"].to_list(), dtype=np.float32)
         out[activity] = fuse(bodies.get(activity), chunks, method)
     return out
+
+
+def fused_activity_frame(
+    embeddings: pl.DataFrame | None, chunk_vectors: pl.DataFrame | None, method: str = "mean"
+) -> pl.DataFrame:
+    """{activity_id, vector, with_attachments} for every activity of the embeddings frame (entity_type,
+    entity_id, vector), fused with its attachment chunk vectors; an empty frame of that schema when the
+    export has no activities (or no embeddings at all)."""
+    schema = {"activity_id": pl.String, "vector": pl.Array(pl.Float32, DIM), "with_attachments": pl.Boolean}
+    if embeddings is None or embeddings.is_empty():
+        return pl.DataFrame(schema=schema)
+    activities = embeddings.filter(pl.col("entity_type") == "activity")
+    bodies = {
+        a: np.asarray(v, dtype=np.float32) for a, v in zip(activities["entity_id"], activities["vector"])
+    }
+    chunks = chunk_vectors if chunk_vectors is not None else pl.DataFrame(schema={"activity_id": pl.String})
+    # a chunk of an activity that is not embedded (rejected at staging) fuses into nothing
+    chunks = chunks.filter(pl.col("activity_id").is_in(list(bodies))) if chunks.height else chunks
+    fused = fused_activity_vectors(bodies, chunks, method=method)
+    with_files = set(chunks["activity_id"].to_list()) if chunks.height else set()
+    return pl.DataFrame(
+        {
+            "activity_id": list(fused),
+            "vector": [np.asarray(v, dtype=np.float32).tolist() for v in fused.values()],
+            "with_attachments": [a in with_files for a in fused],
+        },
+        schema=schema,
+    )
+
+
+def write_fused_table(db, frame: pl.DataFrame):
+    """(Re)create the LanceDB table of fused activity vectors (empty when the export has no activities)."""
+    return db.create_table(FUSED_TABLE, data=frame.to_arrow(), mode="overwrite")
 
 
 def fusion_study(

@@ -2,29 +2,14 @@
 full text) -> activity_fused_embeddings (body + attachments)."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
-from pipelines.metadata import markdown_table
-from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
+from pipelines.metadata import markdown_table, nothing_to_do
+from pipelines.resources import EmbedderResource, ExportResource, LanceDBResource, StorageResource
 
 GROUP = "attachments"
-
-
-class AttachmentFilesConfig(dg.Config):
-    """Where the attachment files are: the export folder their paths are relative to (as raw_export's
-    export_dir; empty = the newest batch folder in HOLOCRM_HOME/landing, raw_export's default too)."""
-
-    export_dir: str = ""
-
-
-def _export_dir(config: AttachmentFilesConfig, storage: StorageResource) -> Path:
-    from holocrm_core.landing import resolve_export_dir
-
-    return Path(resolve_export_dir(storage.paths().landing, config.export_dir or None))
 
 
 @dg.asset(
@@ -36,15 +21,33 @@ def _export_dir(config: AttachmentFilesConfig, storage: StorageResource) -> Path
     check_specs=[dg.AssetCheckSpec("every_attachment_accounted", asset="attachment_texts")],
 )
 def attachment_texts(
-    context: dg.AssetExecutionContext, config: AttachmentFilesConfig, storage: StorageResource
+    context: dg.AssetExecutionContext, export: ExportResource, storage: StorageResource
 ) -> dg.MaterializeResult:
-    from holocrm_core.attachments.reading import read_attachments
+    from holocrm_core.attachments.reading import TEXT_SCHEMA, read_attachments
 
     warehouse = storage.warehouse()
-    staged = warehouse.read("staged_attachments")
+    staged = (
+        warehouse.read("staged_attachments")
+        if warehouse.exists("staged_attachments")
+        else pl.DataFrame(schema={"attachment_id": pl.String})
+    )
+    if staged.is_empty():
+        empty = pl.DataFrame(schema=TEXT_SCHEMA)
+        warehouse.write("attachment_texts", empty)
+        warehouse.write("quarantine_attachment_files", read_attachments(empty, ".").quarantine)
+        return dg.MaterializeResult(
+            metadata=nothing_to_do(
+                context, "the export has no attachments (staged_attachments is empty)", attachments=0
+            ),
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="every_attachment_accounted", passed=True, metadata={"staged": 0, "texts": 0}
+                )
+            ],
+        )
     previous = warehouse.read("attachment_texts") if warehouse.exists("attachment_texts") else None
     started = time.perf_counter()
-    result = read_attachments(staged, _export_dir(config, storage), previous, progress=context.log.info)
+    result = read_attachments(staged, export.folder(storage), previous, progress=context.log.info)
     warehouse.write("attachment_texts", result.texts)
     warehouse.write("quarantine_attachment_files", result.quarantine)
     texts = result.texts
@@ -96,6 +99,14 @@ def attachment_chunks(
 
     warehouse = storage.warehouse()
     chunks = make_chunks(warehouse.read("attachment_texts"))
+    if chunks.is_empty():
+        # an empty chunk table replaces the last one, so no search finds files of an earlier export
+        empty = embed_chunks(chunks, None).frame  # no text: the model is not even loaded
+        warehouse.write("attachment_chunk_vectors", empty)
+        write_chunk_table(lancedb.connect(storage), empty)
+        return dg.MaterializeResult(
+            metadata=nothing_to_do(context, "no readable attachment text to chunk", chunks=0, embedded=0)
+        )
     previous = (
         warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
     )
@@ -124,35 +135,31 @@ def attachment_chunks(
     group_name=GROUP,
     deps=["attachment_chunks", "embeddings"],
     description="One vector per activity fusing its body with its attachments (mean of body and chunk mean; "
-    "activities without attachments keep the body vector). Search itself scores activities by max-sim over "
-    "body and chunks, which the fusion study measured best for facts that sit in one chunk.",
+    "activities without attachments keep the body vector), written to the warehouse and to the LanceDB table "
+    "activity_fused_embeddings that similar-activity lookups rank by. Free-text search scores activities by "
+    "max-sim over body and chunks, which the fusion study measured best for facts that sit in one chunk.",
 )
 def activity_fused_embeddings(
-    context: dg.AssetExecutionContext, storage: StorageResource
+    context: dg.AssetExecutionContext, storage: StorageResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
-    from holocrm_core.attachments.index import fused_activity_vectors
+    from holocrm_core.attachments.index import fused_activity_frame, write_fused_table
 
     warehouse = storage.warehouse()
-    vectors = warehouse.read("embeddings")
-    activities = vectors.filter(pl.col("entity_type") == "activity")
-    bodies = {
-        a: np.asarray(v, dtype=np.float32) for a, v in zip(activities["entity_id"], activities["vector"])
-    }
-    chunks = warehouse.read("attachment_chunk_vectors")
-    fused = fused_activity_vectors(bodies, chunks, method="mean")
-    with_files = set(chunks["activity_id"].to_list()) if chunks.height else set()
-    frame = pl.DataFrame(
-        {
-            "activity_id": list(fused),
-            "vector": pl.Series([v.tolist() for v in fused.values()], dtype=pl.Array(pl.Float32, 384)),
-            "with_attachments": [a in with_files for a in fused],
-        }
+    vectors = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
+    chunks = (
+        warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
     )
+    frame = fused_activity_frame(vectors, chunks)
     warehouse.write("activity_fused_embeddings", frame)
-    return dg.MaterializeResult(
-        metadata={
-            "activities": frame.height,
-            "with_attachments": int(frame["with_attachments"].sum()),
-            "method": "mean (one vector); search scores activities by maxsim over body and chunks",
-        }
-    )
+    table = write_fused_table(lancedb.connect(storage), frame)
+    figures = {
+        "activities": frame.height,
+        "with_attachments": int(frame["with_attachments"].sum()) if frame.height else 0,
+        "lancedb_version": int(table.version),
+        "method": "mean (one vector); search scores activities by maxsim over body and chunks",
+    }
+    if frame.is_empty():
+        return dg.MaterializeResult(
+            metadata=nothing_to_do(context, "the export has no activities", **figures)
+        )
+    return dg.MaterializeResult(metadata=figures)

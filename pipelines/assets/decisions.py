@@ -12,16 +12,10 @@ import dagster as dg
 import polars as pl
 
 from pipelines.metadata import markdown_table
-from pipelines.resources import MLflowResource, StorageResource
+from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
 GROUP = "decisions"
 STAGED = ["staged_contacts", "staged_companies", "staged_activities"]
-
-
-class ActionLogConfig(dg.Config):
-    """Which export's outreach log to read. Empty = the newest batch in HOLOCRM_HOME/landing (as raw_export)."""
-
-    export_dir: str = ""
 
 
 def _staged(storage: StorageResource) -> dict[str, pl.DataFrame | None]:
@@ -35,7 +29,7 @@ def _staged(storage: StorageResource) -> dict[str, pl.DataFrame | None]:
     check_specs=[dg.AssetCheckSpec("action_log_no_rows_lost", asset="action_log")],
 )
 def action_log(
-    context: dg.AssetExecutionContext, config: ActionLogConfig, storage: StorageResource
+    context: dg.AssetExecutionContext, export: ExportResource, storage: StorageResource
 ) -> dg.MaterializeResult:
     """Every outreach action with its context at that moment, its propensity and outcome (nothing dropped)."""
     from holocrm_core.decisions.action_log import (
@@ -43,13 +37,10 @@ def action_log(
         read_export_outreach,
         read_recorded_actions,
     )
-    from holocrm_core.landing import resolve_export_dir
 
-    try:
-        export_dir = resolve_export_dir(storage.paths().landing, config.export_dir or None)
-    except FileNotFoundError as exc:
-        context.log.warning(f"no export outreach log: {exc}")
-        export_dir = None
+    export_dir, missing = export.folder_or_none(storage)  # the export raw_export read (one resource)
+    if export_dir is None:
+        context.log.warning(f"no export outreach log: {missing}")
     exported = read_export_outreach(export_dir)
     recorded = read_recorded_actions(storage.paths().actions_log)  # the API's durable log of recorded actions
     staged = _staged(storage)

@@ -6,19 +6,10 @@ from dagster import AssetExecutionContext
 
 from holocrm_core import quality, schema
 from holocrm_core.ingest.export import PARENTS
-from holocrm_core.landing import resolve_export_dir
 from pipelines.metadata import check_result, markdown_table
-from pipelines.resources import StorageResource
+from pipelines.resources import ExportResource, StorageResource
 
 GROUP = "ingest"
-
-
-class ExportConfig(dg.Config):
-    """Which export to ingest. Empty export_dir = the newest batch folder in HOLOCRM_HOME/landing."""
-
-    export_dir: str = ""
-    profile: str = ""  # generic, salesforce, hubspot, maven; empty = detected from the headers
-    mapping: str = ""  # YAML mapping file describing a custom export
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.MetadataValue:
@@ -38,16 +29,16 @@ def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.Metada
     ],
     can_subset=True,
 )
-def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: StorageResource):
+def raw_export(context: AssetExecutionContext, export: ExportResource, storage: StorageResource):
     """Read every file of the export once with its source profile; unreadable files are reported, not fatal.
 
     Subsettable: `holocrm run --only raw_contacts` reads the export and writes only the selected raw tables.
     """
     from holocrm_core.ingest import read_export
 
-    export_dir = resolve_export_dir(storage.paths().landing, config.export_dir or None)
+    export_dir = export.folder(storage)
     context.log.info(f"reading export {export_dir}")
-    raw = read_export(export_dir, profile=config.profile or None, mapping=config.mapping or None)
+    raw = read_export(export_dir, profile=export.profile or None, mapping=export.mapping or None)
     warehouse = storage.warehouse()
     warehouse.write("file_errors", raw.errors)
     for report in raw.files:

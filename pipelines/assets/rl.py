@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.assets.outcomes import STAGED, read_staged
 from pipelines.metadata import markdown_table
-from pipelines.resources import MLflowResource, StorageResource
+from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
 GROUP = "rl"
 JUDGEMENT_FILE = "judgement.json"
@@ -49,17 +49,14 @@ def _folder(storage: StorageResource) -> Path:
     return storage.paths().outreach_policy
 
 
-def sample_world(storage: StorageResource) -> bool:
-    """Is the newest export the generator's? Its truth (with the response model) is in HOLOCRM_HOME/truth or
-    beside the export folder, where the generator writes it by default."""
-    from holocrm_core.landing import resolve_export_dir
-
+def sample_world(storage: StorageResource, export: ExportResource) -> bool:
+    """Is the export this run read the generator's? Its truth (with the response model) is in
+    HOLOCRM_HOME/truth or beside the export folder, where the generator writes it by default."""
     paths = storage.paths()
     candidates = [paths.truth]
-    try:
-        candidates.append(resolve_export_dir(paths.landing, None).parent / "truth")
-    except FileNotFoundError:
-        pass
+    folder, _ = export.folder_or_none(storage)
+    if folder is not None:
+        candidates.append(folder.parent / "truth")
     return any((folder / "action_response.parquet").exists() for folder in candidates)
 
 
@@ -77,6 +74,7 @@ def outreach_policy(
     config: OutreachPolicyConfig,
     storage: StorageResource,
     mlflow: MLflowResource,
+    export: ExportResource,
 ) -> dg.MaterializeResult:
     """PPO outreach policy (email / call / proposal / wait) trained in the fitted CRM simulator, judged on
     held-out contacts against random, always-email, cadence and Thompson sampling, checked off-policy (DR),
@@ -89,7 +87,7 @@ def outreach_policy(
 
     uri = mlflow.configure()
     generated = (
-        sample_world(storage)
+        sample_world(storage, export)
         if config.generated == "auto"
         else config.generated.lower() in ("1", "true", "yes")
     )

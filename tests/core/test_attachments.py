@@ -203,7 +203,11 @@ def test_a_shipped_call_recording_is_transcribed_offline():
         target.writeframes(frames)
     extracted = extract_data(buffer.getvalue(), name)
     assert extracted.kind == "wav" and 7 < extracted.metadata["seconds"] <= 8
-    assert "forty seven thousand dollars" in extracted.text and "competitor" in extracted.text
+    # Whisper writes numbers as digits, pocketsphinx (the fallback) in words
+    assert "47,000" in extracted.text or "forty seven thousand dollars" in extracted.text
+    assert "competitor" in extracted.text.lower()
+    if extracted.metadata["asr"] == "whisper":
+        assert "Oracle" in extracted.text  # the name pocketsphinx loses
 
 
 # ---------------------------------------------------------------- files made by other tools (skip if absent)
@@ -285,7 +289,8 @@ def test_a_call_spoken_by_espeak_ng_is_transcribed(tmp_path):
         check=True,
         timeout=60,
     )
-    assert "thousand dollars" in extract_data(target.read_bytes(), target.name).text
+    text = extract_data(target.read_bytes(), target.name).text
+    assert "50,000" in text or "thousand dollars" in text
 
 
 def test_spreadsheets_and_text_made_by_other_libraries(tmp_path):

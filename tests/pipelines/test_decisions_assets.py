@@ -47,11 +47,10 @@ def home(tmp_path_factory, pipeline_export):
 
 
 def _materialize(root, *assets):
-    from pipelines.resources import MLflowResource, StorageResource
+    from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
-    return dg.materialize(
-        list(assets), resources={"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()}
-    )
+    resources = {"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()}
+    return dg.materialize(list(assets), resources={**resources, "export": ExportResource()})
 
 
 def test_decision_assets_log_gate_and_recommend(home, monkeypatch):

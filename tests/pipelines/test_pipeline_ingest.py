@@ -98,7 +98,7 @@ def test_sensor_requests_a_run_for_a_new_batch_once(sample_graph):
     first = new_export_sensor(context)
     requests = first if isinstance(first, list) else [first]
     assert isinstance(requests[0], dg.RunRequest)
-    assert requests[0].run_config["ops"]["raw_export"]["config"]["export_dir"] == str(export)
+    assert requests[0].run_config["resources"]["export"]["config"]["export_dir"] == str(export)
     again = new_export_sensor(dg.build_sensor_context(cursor=context.cursor, resources={"storage": storage}))
     assert isinstance(again, dg.SkipReason)
 

@@ -33,10 +33,14 @@ def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     import mlflow
 
     from pipelines.assets import decisions, outcomes, rl
-    from pipelines.resources import MLflowResource, StorageResource
+    from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-    resources = {"storage": StorageResource(home=str(home)), "mlflow": MLflowResource()}
+    resources = {
+        "storage": StorageResource(home=str(home)),
+        "mlflow": MLflowResource(),
+        "export": ExportResource(),
+    }
     result = dg.materialize(
         [outcomes.outcome_dataset, decisions.action_log, rl.outreach_policy, rl.outreach_policy_report],
         resources=resources,
