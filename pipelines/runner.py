@@ -171,14 +171,25 @@ def run_all(
     paths: HoloPaths | None = None,
     progress: Callable[[str], None] = print,
     selection: list[str] | None = None,
+    wait_s: float = 0.0,
 ) -> RunSummary:
     """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
-    failed step."""
-    import dagster as dg
-
-    from pipelines.definitions import defs
+    failed step. Holds the home's writer lock for the run: raises ``HomeLocked`` when another writer holds
+    it past ``wait_s`` seconds (0: refuse at once)."""
+    from holocrm_core.homelock import home_lock
 
     paths = (paths or HoloPaths.default()).ensure()
+    with home_lock(paths.home, "holocrm run", wait_s=wait_s, progress=progress):
+        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection)
+
+
+def _run_all_locked(export_dir, profile, mapping, paths: HoloPaths, progress, selection) -> RunSummary:
+    import dagster as dg
+
+    from holocrm_core.settings import ensure_mlflow_store
+    from pipelines.definitions import defs
+
+    ensure_mlflow_store()  # created once, before any step of this run touches it
     prepare_dagster_home(paths)
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):

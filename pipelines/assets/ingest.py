@@ -43,11 +43,14 @@ def raw_export(context: AssetExecutionContext, config: ExportConfig, storage: St
 
     Subsettable: `holocrm run --only raw_contacts` reads the export and writes only the selected raw tables.
     """
-    from holocrm_core.ingest import read_export
+    from holocrm_core.ingest import read_export, require_recognised
 
     export_dir = resolve_export_dir(storage.paths().landing, config.export_dir or None)
     context.log.info(f"reading export {export_dir}")
     raw = read_export(export_dir, profile=config.profile or None, mapping=config.mapping or None)
+    require_recognised(
+        raw, export_dir
+    )  # an empty or unrelated folder fails here, before any table is written
     warehouse = storage.warehouse()
     warehouse.write("file_errors", raw.errors)
     for report in raw.files:
