@@ -22,6 +22,7 @@ from holocrm_api.errors import ApiError
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
+from holocrm_core.deal_states import DealStates
 from holocrm_core.decisions.segment_thompson import ThompsonRecommender
 
 api_key_header = APIKeyHeader(
@@ -48,18 +49,22 @@ class Services:
     recommender: ThompsonRecommender
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
+    deal_states: DealStates  # the outcome log folded: one outcome per deal (kept current by subscription)
 
     @classmethod
     def build(cls, settings: ServingSettings) -> Services:
         paths = settings.paths.ensure()
         metrics = ServingMetrics()
         guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
+        outcomes = AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome"))
+        deal_states = DealStates()
+        outcomes.subscribe(deal_states.observe, replay=True)
         return cls(
             settings=settings,
             loader=ArtifactLoader(settings, on_swap=metrics.on_swap),
             metrics=metrics,
             guard=guard,
-            outcomes=AppendOnlyLog(paths.logs / "outcomes.ndjson", fingerprint_fields=("deal_id", "outcome")),
+            outcomes=outcomes,
             actions=AppendOnlyLog(
                 paths.logs / "actions.ndjson", fingerprint_fields=("contact_id", "action", "reward")
             ),
@@ -67,6 +72,7 @@ class Services:
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash
             nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+            deal_states=deal_states,
         )
 
 
