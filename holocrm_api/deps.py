@@ -18,7 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from holocrm_api.answers import AnswerCache
 from holocrm_api.auth import ApiKeyGuard, Caller
 from holocrm_api.config import ServingSettings
-from holocrm_api.errors import ApiError
+from holocrm_api.errors import ApiError, error_doc
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
@@ -96,7 +96,11 @@ SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
 
 
 async def identify_caller(request: Request, services: ServicesDep) -> Caller | None:
-    """The caller behind a valid key; None when auth is on and no presented key matches."""
+    """The caller behind a valid key; None when auth is on and no presented key matches. The request guard
+    has already decided it (before routing); asked again only where no guard ran."""
+    state = request.scope.get("state") or {}
+    if "caller" in state:
+        return state["caller"]
     return services.guard.authenticate(request.scope["headers"])
 
 
@@ -126,3 +130,23 @@ async def require_caller(
 
 CallerDep = Annotated[Caller | None, Depends(identify_caller)]
 Protected = Depends(require_caller)
+
+
+def require_scope(needed: str):
+    """A dependency that lets through only a caller whose key has scope ``needed`` (or a wider one): 403."""
+
+    async def check(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+        if not caller.allows(needed):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this API key has the {caller.scope} scope; this operation needs a {needed} key",
+            )
+        return caller
+
+    return Depends(check)
+
+
+FORBIDDEN = {403: error_doc("The API key's scope does not allow this operation (read < write < admin)")}
+Writer = require_scope("write")  # records outcomes: close or reopen a deal, an action's result
+Admin = require_scope("admin")  # reloads models and indexes

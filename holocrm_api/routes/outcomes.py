@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
 
-from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
+from holocrm_api.deps import FORBIDDEN, ServicesDep, SnapshotDep, Writer
 from holocrm_api.errors import (
     ALWAYS,
     INVALID,
@@ -47,9 +47,10 @@ CONFLICT = {
     )
 }
 router = APIRouter(
-    dependencies=[Protected],
+    dependencies=[Writer],
     responses={
         **PROTECTED,
+        **FORBIDDEN,
         **INVALID,
         **UNKNOWN,
         **NOT_BUILT,
