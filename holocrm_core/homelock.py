@@ -167,3 +167,23 @@ def _acquire(path: Path, purpose: str, wait_s: float, progress) -> int:
     os.pwrite(fd, json.dumps(record).encode(), 0)
     os.fsync(fd)
     return fd
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """A LanceDB (Lance) commit that lost a race with a concurrent transaction and may simply be retried."""
+    text = str(exc).lower()
+    return "commit conflict" in text or "retryable" in text and "conflict" in text
+
+
+def retry_commit_conflicts(write: Callable[[], object], attempts: int = 6, first_delay_s: float = 0.05):
+    """Run ``write`` (a LanceDB write: create_index, merge_insert, optimize ...); retry it with backoff while
+    it fails on a commit conflict. The home lock keeps writers of one home apart; this covers what it cannot
+    see (a reader's cleanup, a writer on object storage)."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except Exception as exc:  # lance raises RuntimeError/OSError/ValueError depending on the path
+            if not is_commit_conflict(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(first_delay_s * (2**attempt))
+    return None

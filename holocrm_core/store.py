@@ -544,13 +544,15 @@ class SimilarityStore:
         names = {getattr(i, "columns", [None])[0]: i for i in table.list_indices()}
         if rows == 0:
             return
+        from holocrm_core.homelock import retry_commit_conflicts
+
         if "entity_id" not in names:
-            table.create_index("entity_id", config=BTree())
+            retry_commit_conflicts(lambda: table.create_index("entity_id", config=BTree()))
         if "text" not in names:
-            table.create_index("text", config=FTS(with_position=False))
+            retry_commit_conflicts(lambda: table.create_index("text", config=FTS(with_position=False)))
         if rebuilt and names:
             # fold new rows into the existing FTS / scalar indexes; keep older versions for pinned readers
-            table.optimize(cleanup_older_than=timedelta(days=7))
+            retry_commit_conflicts(lambda: table.optimize(cleanup_older_than=timedelta(days=7)))
 
     # ---------------------------------------------------------------------------------------- reads
     def entity_vectors(self, entity_type: str) -> EntityVectors:

@@ -59,3 +59,21 @@ def test_the_lock_is_reentrant_in_one_process_and_released_after(tmp_path):
     assert (tmp_path / LOCK_FILE).read_text() == ""  # released: nobody is named as holder
     with home_lock(tmp_path, "after"):
         pass
+
+
+def test_a_lancedb_commit_conflict_is_retried_and_other_errors_are_not():
+    from holocrm_core.homelock import retry_commit_conflicts
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError(
+                "Retryable commit conflict for version 4: preempted by concurrent transaction CreateIndex"
+            )
+        return "done"
+
+    assert retry_commit_conflicts(flaky, first_delay_s=0.001) == "done" and len(calls) == 3
+    with pytest.raises(ValueError, match="schema"):
+        retry_commit_conflicts(lambda: (_ for _ in ()).throw(ValueError("schema mismatch")))
