@@ -38,6 +38,7 @@ import polars as pl
 from holocrm_api.config import ServingSettings
 from holocrm_core import registry
 from holocrm_core.embedding import load_embedder
+from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 from holocrm_core.scoring import WeightedHeuristicScorer, entity_rows, score_frame
@@ -472,7 +473,8 @@ class ArtifactLoader:
             try:
                 embedder = load_embedder()
                 embedder.encode(["warm up"])
-                self._query_embedder = embedder
+                # concurrent searches share batches; repeated queries come from a cache
+                self._query_embedder = BatchingQueryEmbedder(embedder)
             except Exception as exc:  # vector/hybrid search will say so; similar-by-id still works
                 log.warning("query embedder could not be loaded: %s", exc)
         return self._query_embedder  # None: the store loads it on the first vector search
