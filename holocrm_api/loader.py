@@ -38,9 +38,9 @@ import polars as pl
 from holocrm_api.config import ServingSettings
 from holocrm_core import registry
 from holocrm_core.embedding import load_embedder
-from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
+from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.scoring import WeightedHeuristicScorer, entity_rows, score_frame
 from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
