@@ -56,10 +56,31 @@ SEARCH_QUERIES = [
     "head of procurement in retail",
     "asked for a demo last month",
 ]
-SEARCH_WORDS = (
-    "cto cfo vp director manager engineer logistics healthcare retail finance budget renewal pilot demo "
-    "pricing procurement security expansion contract onboarding churn upgrade integration"
-).split()
+SEARCH_WORDS = [
+    "cto",
+    "cfo",
+    "vp",
+    "director",
+    "manager",
+    "engineer",
+    "logistics",
+    "healthcare",
+    "retail",
+    "finance",
+    "budget",
+    "renewal",
+    "pilot",
+    "demo",
+    "pricing",
+    "procurement",
+    "security",
+    "expansion",
+    "contract",
+    "onboarding",
+    "churn",
+    "upgrade",
+    "integration",
+]
 
 DISTINCT_QUESTIONS = [
     "show open deals over {n} in negotiation",
@@ -491,7 +512,10 @@ def main() -> None:
                 "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
                 # cells that measured nothing (a capability not built answers 503): must be empty
                 "cells_not_measured": [
-                    f"{name}@{level}" for name, r in results.items() for level, cell in r.items() if "skipped" in cell
+                    f"{name}@{level}"
+                    for name, r in results.items()
+                    for level, cell in r.items()
+                    if "skipped" in cell
                 ],
                 "errors_at_50": errors_at[50],
                 "errors_at_200": errors_at[200],
