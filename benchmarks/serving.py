@@ -4,7 +4,10 @@ Builds (or reuses, ``--home``) a HOLOCRM_HOME from the generated export (``holoc
 contacts by default), staged by the ingest; lead and deal scores written as the pipeline writes them, by the
 weighted heuristic (no training round, to keep the setup light: the heuristic is what is served before the
 first one); a LanceDB similarity index of the contacts' real documents with clustered random vectors (no
-embedding time). No duplicate search: /api/duplicates answers 503 and is reported as skipped. Starts
+embedding time); duplicate candidates found by the real dedupe engine. Every endpoint's cell is a real
+measurement: writes use payloads the API accepts (each deal is closed once, with one outcome; a repeat is an
+idempotent 200), and semantic search is measured twice, with repeated queries (the cache) and with a fresh
+query every request (batching, no cache). Starts
 ``holocrm serve`` on a free 127.0.0.1 port and drives it with a minimal keep-alive client. Bounded: each
 (endpoint, concurrency) cell stops at ``--requests`` requests or ``--cell-seconds`` seconds.
 
@@ -44,6 +47,39 @@ QUESTIONS = [
     "which contacts are vps in healthcare",
     "top 10 deals by value",
     "deals won last quarter",
+]
+
+SEARCH_QUERIES = [
+    "cto at a logistics company",
+    "cfo healthcare",
+    "worried about the budget",
+    "head of procurement in retail",
+    "asked for a demo last month",
+]
+SEARCH_WORDS = [
+    "cto",
+    "cfo",
+    "vp",
+    "director",
+    "manager",
+    "engineer",
+    "logistics",
+    "healthcare",
+    "retail",
+    "finance",
+    "budget",
+    "renewal",
+    "pilot",
+    "demo",
+    "pricing",
+    "procurement",
+    "security",
+    "expansion",
+    "contract",
+    "onboarding",
+    "churn",
+    "upgrade",
+    "integration",
 ]
 
 DISTINCT_QUESTIONS = [
@@ -90,6 +126,11 @@ def build_home(home: Path, n_contacts: int, seed: int = 7) -> dict:
         )
         wh.write(table, scored)
     timings["score_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    from holocrm_core.dedupe import duplicate_candidates
+
+    wh.write("duplicate_candidates", duplicate_candidates(tables["contacts"], tables["companies"]))
+    timings["dedupe_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     index = build_similarity_index(home, tables)
     timings["index_s"] = round(time.perf_counter() - started, 1)
@@ -176,9 +217,28 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str]):
     """name -> (method, path factory, body factory)."""
     counter = iter(range(10**9))
+    # A deal has one outcome: each close takes the next deal, with the outcome fixed per deal, so a deal met
+    # again (the list cycles) is an idempotent repeat (200), never a contradiction (409).
+    to_close = list(open_deal_ids)
+    random.Random(3).shuffle(to_close)
+    closing = iter(to_close * 1000)
+    closed_with: dict[str, str] = {}
 
     def pick(ids):
         return random.choice(ids)
+
+    def next_close() -> tuple[str, str]:
+        deal = next(closing)
+        return deal, closed_with.setdefault(deal, "won" if len(closed_with) % 3 == 0 else "lost")
+
+    current_close: list[tuple[str, str]] = []
+
+    def close_path() -> str:
+        current_close[:] = [next_close()]
+        return f"/api/deals/{current_close[0][0]}/close"
+
+    def search_words() -> str:
+        return " ".join(random.sample(SEARCH_WORDS, 3))
 
     return {
         "similar": ("GET", lambda: f"/api/contacts/{pick(contact_ids)}/similar?limit=10", None),
@@ -190,7 +250,13 @@ def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[s
         "semantic_search": (
             "POST",
             lambda: "/api/search/semantic",
-            lambda: {"query": random.choice(["cto at a logistics company", "cfo healthcare"]), "limit": 10},
+            lambda: {"query": random.choice(SEARCH_QUERIES), "limit": 10},
+        ),
+        # A new query every request: nothing from the cache, only batching helps.
+        "semantic_search_distinct": (
+            "POST",
+            lambda: "/api/search/semantic",
+            lambda: {"query": f"{search_words()} {next(counter)}", "limit": 10},
         ),
         "natural_language": (
             "POST",
@@ -210,9 +276,9 @@ def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[s
         ),
         "close_deal": (
             "POST",
-            lambda: f"/api/deals/{pick(open_deal_ids)}/close",
+            close_path,
             lambda: {
-                "outcome": random.choice(["won", "lost"]),
+                "outcome": current_close[0][1],
                 "idempotency_key": f"bench-{os.getpid()}-{next(counter)}",
             },
         ),
@@ -222,7 +288,7 @@ def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[s
             lambda: {
                 "contact_id": pick(contact_ids),
                 "action": random.choice(["email", "call"]),
-                "reward": random.random() < 0.2,
+                "reward": 1.0 if random.random() < 0.2 else 0.0,
                 "idempotency_key": f"bench-act-{os.getpid()}-{next(counter)}",
             },
         ),
@@ -401,6 +467,11 @@ def main() -> None:
         "contact_score": 50,
         "deal_score": 50,
         "recommendation": 50,
+        "duplicates": 50,
+        "close_deal": 50,
+        "action_outcome": 50,
+        "semantic_search": 100,
+        "semantic_search_distinct": 100,
         "natural_language": 100,
         "natural_language_distinct": 100,
     }
@@ -439,6 +510,13 @@ def main() -> None:
                 "requests_per_cell": args.requests,
                 "results": results,
                 "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
+                # cells that measured nothing (a capability not built answers 503): must be empty
+                "cells_not_measured": [
+                    f"{name}@{level}"
+                    for name, r in results.items()
+                    for level, cell in r.items()
+                    if "skipped" in cell
+                ],
                 "errors_at_50": errors_at[50],
                 "errors_at_200": errors_at[200],
                 "targets_met": {**verdict, "zero_errors_at_200": errors_at[200] == 0},

@@ -6,6 +6,16 @@ a restart. A caller may present a key as ``Authorization: Bearer <key>`` and/or 
 presented credential is checked, Bearer first then X-API-Key, and the first that matches identifies the
 caller, so a wrong header can never shadow a right one. Keys are compared in constant time.
 
+Each key carries a scope: ``read`` (questions and lookups), ``write`` (also record outcomes: close or
+reopen a deal, an action's result) or ``admin`` (also reload models and indexes); each includes the ones
+before it. A key is written ``KEY:SCOPE`` (environment or file) or ``KEY SCOPE`` (file); a key without a
+scope is ``admin``, as every key was before scopes existed.
+
+Authentication is decided first, by the request guard (``holocrm_api.middleware``), before routing, the body
+size limit or validation: without a valid key every path but the public ones (health, metrics, the API
+docs) is 401, so an anonymous caller learns nothing about paths, sizes or bodies. The scope a route needs is
+checked by its dependency (403).
+
 Each key has a token bucket (``rate_limit_per_minute``, ``rate_limit_burst``); an empty bucket answers 429
 with the seconds until the next token in Retry-After.
 """
@@ -27,15 +37,32 @@ from holocrm_api.config import ServingSettings
 log = logging.getLogger("holocrm.serving")
 
 
+SCOPES = ("read", "write", "admin")  # each includes the ones before it
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is asking: ``key_id`` is a short hash of the matching key (never the key), or "anonymous"."""
 
     key_id: str
     authenticated: bool
+    scope: str = "admin"
+
+    def allows(self, needed: str) -> bool:
+        return SCOPES.index(self.scope) >= SCOPES.index(needed)
 
 
-ANONYMOUS = Caller("anonymous", authenticated=False)
+ANONYMOUS = Caller("anonymous", authenticated=False)  # auth off: everything is allowed
+
+
+def parse_key(entry: str) -> tuple[bytes, str]:
+    """``KEY``, ``KEY:SCOPE`` or ``KEY SCOPE`` -> (key, scope); no scope (or an unknown suffix) = admin."""
+    entry = entry.strip()
+    for sep in (" ", "\t", ":"):
+        head, found, tail = entry.rpartition(sep)
+        if found and head.strip() and tail.strip().lower() in SCOPES:
+            return head.strip().encode(), tail.strip().lower()
+    return entry.encode(), "admin"
 
 
 def key_id(key: bytes) -> str:
@@ -53,10 +80,10 @@ class KeyRing:
     """The accepted keys: those of the environment plus the key file, re-read whenever the file changes."""
 
     def __init__(self, env_keys: tuple[str, ...], key_file: Path | None):
-        self._env = tuple(k.encode() for k in env_keys)
+        self._env = tuple(parse_key(k) for k in env_keys)
         self._file = key_file
         self._stamp: tuple[int, int] | None = None
-        self._file_keys: tuple[bytes, ...] = ()
+        self._file_keys: tuple[tuple[bytes, str], ...] = ()
         self._lock = threading.Lock()
         if key_file is not None:
             if not key_file.exists():
@@ -68,7 +95,8 @@ class KeyRing:
         """Auth is on whenever keys could come from somewhere, even while the file is momentarily empty."""
         return bool(self._env) or self._file is not None
 
-    def keys(self) -> tuple[bytes, ...]:
+    def keys(self) -> tuple[tuple[bytes, str], ...]:
+        """Every accepted key with its scope."""
         if self._file is not None:
             self._refresh()
         return self._env + self._file_keys
@@ -84,7 +112,7 @@ class KeyRing:
         with self._lock:
             lines = self._file.read_text().splitlines()
             self._file_keys = tuple(
-                line.strip().encode() for line in lines if line.strip() and not line.lstrip().startswith("#")
+                parse_key(line) for line in lines if line.strip() and not line.lstrip().startswith("#")
             )
             self._stamp = stamp
         log.info("API key file %s read: %d keys", self._file, len(self._file_keys))
@@ -134,9 +162,9 @@ class ApiKeyGuard:
         keys = self.ring.keys()
         for presented in presented_credentials(headers):
             matched = None
-            for key in keys:  # no early exit: timing must not tell which key was close
+            for key, scope in keys:  # no early exit: timing must not tell which key was close
                 if hmac.compare_digest(presented, key):
-                    matched = key
+                    matched = (key, scope)
             if matched is not None:
-                return Caller(key_id(matched), authenticated=True)
+                return Caller(key_id(matched[0]), authenticated=True, scope=matched[1])
         return None

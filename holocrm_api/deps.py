@@ -18,10 +18,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from holocrm_api.answers import AnswerCache
 from holocrm_api.auth import ApiKeyGuard, Caller
 from holocrm_api.config import ServingSettings
-from holocrm_api.errors import ApiError
+from holocrm_api.errors import ApiError, error_doc
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
+from holocrm_core.deal_states import DealStates
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -46,6 +47,7 @@ class Services:
     actions: AppendOnlyLog
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
+    deal_states: DealStates  # the outcome log folded: one outcome per deal (kept current by subscription)
 
     @classmethod
     def build(cls, settings: ServingSettings) -> Services:
@@ -55,16 +57,20 @@ class Services:
         actions = AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
         loader = ArtifactLoader(settings, on_swap=metrics.on_swap)
         loader.outcome_records = actions.records  # a new decision service learns what its state lacks
+        outcomes = AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+        deal_states = DealStates()
+        outcomes.subscribe(deal_states.observe, replay=True)
         return cls(
             settings=settings,
             loader=loader,
             metrics=metrics,
             guard=guard,
-            outcomes=AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome")),
+            outcomes=outcomes,
             actions=actions,
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash
             nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+            deal_states=deal_states,
         )
 
 
@@ -88,7 +94,11 @@ SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
 
 
 async def identify_caller(request: Request, services: ServicesDep) -> Caller | None:
-    """The caller behind a valid key; None when auth is on and no presented key matches."""
+    """The caller behind a valid key; None when auth is on and no presented key matches. The request guard
+    has already decided it (before routing); asked again only where no guard ran."""
+    state = request.scope.get("state") or {}
+    if "caller" in state:
+        return state["caller"]
     return services.guard.authenticate(request.scope["headers"])
 
 
@@ -118,3 +128,23 @@ async def require_caller(
 
 CallerDep = Annotated[Caller | None, Depends(identify_caller)]
 Protected = Depends(require_caller)
+
+
+def require_scope(needed: str):
+    """A dependency that lets through only a caller whose key has scope ``needed`` (or a wider one): 403."""
+
+    async def check(caller: Annotated[Caller, Depends(require_caller)]) -> Caller:
+        if not caller.allows(needed):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this API key has the {caller.scope} scope; this operation needs a {needed} key",
+            )
+        return caller
+
+    return Depends(check)
+
+
+FORBIDDEN = {403: error_doc("The API key's scope does not allow this operation (read < write < admin)")}
+Writer = require_scope("write")  # records outcomes: close or reopen a deal, an action's result
+Admin = require_scope("admin")  # reloads models and indexes

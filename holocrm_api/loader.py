@@ -39,6 +39,7 @@ from holocrm_core.decisions.service import ACTION_POLICY, DecisionService
 from holocrm_core.embedding import load_embedder
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
+from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.scoring import score_frame
 from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
@@ -454,7 +455,8 @@ class ArtifactLoader:
             try:
                 embedder = load_embedder()
                 embedder.encode(["warm up"])
-                self._query_embedder = embedder
+                # concurrent searches share batches; repeated queries come from a cache
+                self._query_embedder = BatchingQueryEmbedder(embedder)
             except Exception as exc:  # vector/hybrid search will say so; similar-by-id still works
                 log.warning("query embedder could not be loaded: %s", exc)
         return self._query_embedder  # None: the store loads it on the first vector search

@@ -1,4 +1,10 @@
-"""The request guard around every route: metrics, the body-size limit, and a 500 that keeps the connection.
+"""The request guard around every route: authentication first, metrics, the body-size limit, and a 500 that
+keeps the connection.
+
+Authentication comes before anything else looks at the request: without a valid key (when auth is on) every
+path but the public ones is answered 401 before routing, before the body is read or its size checked, and
+before validation, so an anonymous caller cannot tell a real path from an unknown one or probe the limits.
+The caller found is left in ``scope["state"]["caller"]`` for the routes' scope and rate-limit checks.
 
 Pure ASGI (no per-request task as BaseHTTPMiddleware would add). An error no route handled is answered here
 with a JSON 500 naming an incident id, and *not* re-raised: Starlette's outer error middleware re-raises
@@ -16,6 +22,19 @@ import uuid
 from holocrm_api.metrics import ServingMetrics
 
 log = logging.getLogger("holocrm.serving")
+# Paths anyone may call: probes and scrapers (health shows only its status without a key), the API docs.
+PUBLIC_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PREFIXES = ("/docs-assets/",)  # the Swagger UI / Redoc files the docs pages load (holocrm_api.main)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+UNAUTHORIZED = {
+    "error": "unauthorized",
+    "detail": "a valid API key is required: send it as X-API-Key or Authorization: Bearer",
+}
 
 
 async def send_json(send, status: int, payload: dict, extra_headers=()) -> None:
@@ -35,8 +54,15 @@ async def send_json(send, status: int, payload: dict, extra_headers=()) -> None:
 
 
 class RequestGuard:
-    def __init__(self, app, metrics: ServingMetrics, max_body_bytes: int):
+    def __init__(self, app, metrics: ServingMetrics, max_body_bytes: int, guard=None):
         self.app, self.metrics, self.max_body = app, metrics, max_body_bytes
+        self.guard = guard  # holocrm_api.auth.ApiKeyGuard; None: the app's services' guard
+
+    def _key_guard(self, scope):
+        if self.guard is not None:
+            return self.guard
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+        return getattr(services, "guard", None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -50,6 +76,13 @@ class RequestGuard:
             await send(message)
 
         try:
+            guard = self._key_guard(scope)
+            if guard is not None:
+                caller = guard.authenticate(scope["headers"])
+                scope.setdefault("state", {})["caller"] = caller
+                if caller is None and not _public(scope["path"]):
+                    await send_json(send_with_status, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+                    return
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 receive = await self._bounded_body(scope, receive, send_with_status)
                 if receive is None:

@@ -99,18 +99,29 @@ class AppendOnlyLog:
     def records(self) -> list[dict[str, Any]]:
         return list(self._by_key.values())
 
-    def subscribe(self, listener) -> None:
-        """Call ``listener(record)`` for every record this process indexes from now on (new or caught up)."""
-        self._listeners.append(listener)
+    def subscribe(self, listener, replay: bool = False) -> None:
+        """Call ``listener(record)`` for every record this process indexes from now on (new or caught up);
+        with ``replay``, first for every record already indexed, oldest first."""
+        with self._thread_lock:
+            if replay:
+                for record in self._by_key.values():
+                    listener(record)
+            self._listeners.append(listener)
 
     # -- writing -------------------------------------------------------------------------------------
-    def append(self, record: dict[str, Any]) -> AppendResult:
-        """Record ``record`` once per ``idempotency_key``; returns after the line is on disk."""
+    def append(self, record: dict[str, Any], check=None) -> AppendResult:
+        """Record ``record`` once per ``idempotency_key``; returns after the line is on disk.
+
+        ``check``, when given, is called under the log's locks once every other process's records have been
+        read (so state derived from the log by subscribers is current): it raises to refuse the record,
+        returns an ``AppendResult`` to answer with instead of appending (a repeat of a state already
+        recorded), or None to append.
+        """
         key = record.get("idempotency_key")
         if not key:
             raise ValueError("a log record needs an idempotency_key")
         with self._thread_lock:
-            result, end = self._locked(lambda: self._append_locked(key, record))
+            result, end = self._locked(lambda: self._append_locked(key, record, check))
         self._sync_through(end)
         return result
 
@@ -131,13 +142,17 @@ class AppendOnlyLog:
         picked = {f: record.get(f) for f in self.fingerprint_fields}
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()
 
-    def _append_locked(self, key: str, record: dict[str, Any]) -> AppendResult:
+    def _append_locked(self, key: str, record: dict[str, Any], check=None) -> AppendResult:
         self._catch_up()  # another process may have written this key since we last looked
         existing = self._by_key.get(key)
         if existing is not None:
             if self.fingerprint_fields and self._fingerprint(existing) != self._fingerprint(record):
                 raise IdempotencyConflict(key, existing)
             return AppendResult(existing, created=False), self._end_of.get(key, 0)
+        if check is not None:
+            instead = check()
+            if instead is not None:
+                return instead, self._end_of.get(instead.record.get("idempotency_key"), 0)
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         size = os.fstat(self._fd).st_size
         if size > self._offset:

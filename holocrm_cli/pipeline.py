@@ -17,6 +17,12 @@ SAMPLE_SEED = 7
 # Metadata the run summary leaves out (long tables and paths); the first scalar figures of the rest are shown.
 SUMMARY_SKIP = {"path", "preview", "export_dir", "files", "null_rates", "rows_by_file", "examples"}
 SUMMARY_FIGURES = 6
+LOCKED_EXIT = 75  # EX_TEMPFAIL: another writer holds the home; try again later (or --wait)
+WAIT_OPTION = typer.Option(
+    False,
+    "--wait/--no-wait",
+    help="When another run, ingest or rollback holds this HOLOCRM_HOME: wait for it (default: refuse at once).",
+)
 
 
 def _echo(line: str) -> None:
@@ -186,8 +192,10 @@ def register(app: typer.Typer) -> None:
         only: list[str] | None = typer.Option(
             None, "--only", help="Materialize only these assets (repeatable)."
         ),
+        wait: bool = WAIT_OPTION,
     ) -> None:
         """The main job: materialize the whole asset graph on an export and print a summary."""
+        from holocrm_core.homelock import HomeLocked
         from holocrm_core.landing import export_batches
         from pipelines.runner import run_all
 
@@ -198,14 +206,19 @@ def register(app: typer.Typer) -> None:
             fail(f"export folder {export} does not exist", 2)
         _check_source(export, profile, mapping)
         _echo(f"materializing the HoloCRM asset graph (HOLOCRM_HOME={paths.home})")
-        summary = run_all(
-            export_dir=export,
-            profile=profile,
-            mapping=mapping,
-            paths=paths,
-            progress=_echo,
-            selection=only or None,
-        )
+        try:
+            summary = run_all(
+                export_dir=export,
+                profile=profile,
+                mapping=mapping,
+                paths=paths,
+                progress=_echo,
+                selection=only or None,
+                wait_s=float("inf") if wait else 0.0,
+            )
+        except HomeLocked as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(LOCKED_EXIT) from exc
         print_summary(summary, paths)
         if not summary.success:
             raise typer.Exit(1)
@@ -218,9 +231,11 @@ def register(app: typer.Typer) -> None:
         ),
         mapping: Path | None = typer.Option(None, help="YAML mapping file describing a custom export."),
         as_json: bool = typer.Option(False, "--json", help="Print the per-file report as JSON."),
+        wait: bool = WAIT_OPTION,
     ) -> None:
         """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
-        from holocrm_core.ingest import MissingColumnError, ingest_export
+        from holocrm_core.homelock import HomeLocked, home_lock
+        from holocrm_core.ingest import MissingColumnError, NothingToIngestError, ingest_export
         from holocrm_core.warehouse import Warehouse
 
         if not export.is_dir():
@@ -228,15 +243,25 @@ def register(app: typer.Typer) -> None:
         _check_source(export, profile, mapping)
         paths = HoloPaths.default().ensure()
         try:
-            result = ingest_export(
-                export,
-                warehouse=Warehouse(paths.warehouse),
-                profile=profile,
-                mapping=mapping,
-                progress=lambda msg: _progress(f"  {msg}"),
-            )
-        except (MissingColumnError, ValueError) as exc:  # a column missing from a whole file, a bad profile
+            with home_lock(
+                paths.home, "holocrm ingest", wait_s=float("inf") if wait else 0.0, progress=_progress
+            ):
+                result = ingest_export(
+                    export,
+                    warehouse=Warehouse(paths.warehouse),
+                    profile=profile,
+                    mapping=mapping,
+                    progress=lambda msg: _progress(f"  {msg}"),
+                )
+        except (
+            MissingColumnError,
+            NothingToIngestError,
+            ValueError,
+        ) as exc:  # a missing column, a bad profile
             fail(str(exc), 2)
+        except HomeLocked as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(LOCKED_EXIT) from exc
         report = [vars(f) for f in result.files]
         if as_json:
             _echo(
@@ -269,6 +294,56 @@ def register(app: typer.Typer) -> None:
         if unbalanced:
             _echo(f"error: rows read != staged + quarantined for {', '.join(dict.fromkeys(unbalanced))}")
             sys.exit(1)
+
+    @app.command()
+    def history(
+        table: str = typer.Argument(..., help="Warehouse table, e.g. staged_contacts."),
+        as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
+    ) -> None:
+        """The kept versions of a warehouse table, oldest first (the current one marked)."""
+        from holocrm_core.warehouse import TableVersionError, Warehouse
+
+        warehouse = Warehouse(HoloPaths.default().warehouse)
+        try:
+            versions = warehouse.history(table)
+        except (TableVersionError, ValueError) as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(2) from exc
+        if as_json:
+            _echo(json.dumps({"table": table, "versions": versions}, indent=2))
+            return
+        _echo(f"{table}: {len(versions)} versions kept in {warehouse.versions_dir(table)}")
+        for v in versions:
+            mark = "*" if v.get("current") else " "
+            _echo(
+                f" {mark} {v.get('version')!s:>6}  {v.get('written_at') or '?':<25}  "
+                f"{v.get('rows')!s:>9} rows  {v.get('operation')}"
+            )
+
+    @app.command()
+    def rollback(
+        table: str = typer.Argument(..., help="Warehouse table, e.g. staged_contacts."),
+        to: int = typer.Option(
+            ..., "--to", help="The version to make current again (see `holocrm history`)."
+        ),
+        wait: bool = WAIT_OPTION,
+    ) -> None:
+        """Make an earlier version of a table current again (recorded as a new version; nothing is deleted)."""
+        from holocrm_core.homelock import HomeLocked, home_lock
+        from holocrm_core.warehouse import TableVersionError, Warehouse
+
+        paths = HoloPaths.default().ensure()
+        warehouse = Warehouse(paths.warehouse)
+        try:
+            with home_lock(paths.home, f"holocrm rollback {table}", wait_s=float("inf") if wait else 0.0):
+                version = warehouse.rollback(table, to)
+        except (TableVersionError, ValueError) as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(2) from exc
+        except HomeLocked as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(LOCKED_EXIT) from exc
+        _echo(f"{table}: version {to} is current again, as version {version}")
 
     @app.command()
     def where() -> None:

@@ -32,6 +32,14 @@ def register(app: typer.Typer) -> None:
             envvar="HOLOCRM_RELOAD_INTERVAL_S",
         ),
         log_level: str = typer.Option("info", help="uvicorn log level"),
+        workers: int = typer.Option(
+            1,
+            min=1,
+            max=64,
+            help="Server processes sharing the port. They append to the same outcome and action logs; each "
+            "write is recorded once, whichever process takes it (a file lock orders them)",
+            envvar="HOLOCRM_WORKERS",
+        ),
     ) -> None:
         """Serve similar contacts, search, NL questions, scores, recommendations and outcome capture."""
         import uvicorn
@@ -45,16 +53,43 @@ def register(app: typer.Typer) -> None:
                 api_key_file=api_key_file,
                 reload_interval_s=reload_interval,
             )
-            application = create_app(settings)
+            if workers > 1:
+                from holocrm_api.auth import ApiKeyGuard
+
+                guard = ApiKeyGuard(settings)  # refuse here, not in every worker
+            else:
+                application = create_app(settings)
+                guard = application.state.services.guard
         except (ValueError, ValidationError) as exc:  # keys required but none configured, a bad setting
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
-        guard = application.state.services.guard
         auth = "on (API key required on /api/*)" if guard.enabled else "off (no API key configured)"
-        typer.echo(f"HoloCRM API on http://{host}:{port} (docs at /docs, health at /health); auth {auth}")
+        typer.echo(
+            f"HoloCRM API on http://{host}:{port} (docs at /docs, health at /health); auth {auth}"
+            + (f"; {workers} worker processes" if workers > 1 else "")
+        )
         # CLI commands on this home send their requests here while it runs (see holocrm_cli.client)
         client.announce(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}", guard.enabled)
         try:
-            uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+            if workers == 1:
+                uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+                return
+            import os
+
+            # Each worker builds its app from the environment: hand it what the options said.
+            os.environ["HOLOCRM_API_KEY_REQUIRED"] = "true" if api_key_required else "false"
+            os.environ["HOLOCRM_RELOAD_INTERVAL_S"] = str(reload_interval)
+            if api_key_file is not None:
+                os.environ["HOLOCRM_API_KEY_FILE"] = str(api_key_file)
+            # (an MLflow SQLite store is created, once and under a file lock, by whoever configures it first)
+            uvicorn.run(
+                "holocrm_api.main:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level=log_level,
+                access_log=False,
+            )
         finally:
             client.withdraw()

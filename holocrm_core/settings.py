@@ -39,7 +39,39 @@ def configure_mlflow(tracking_uri: str | None = None) -> str:
     uri = tracking_uri or mlflow_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    ensure_mlflow_store(uri)
     return uri
+
+
+_READY_STORES: set[str] = set()
+
+
+def ensure_mlflow_store(tracking_uri: str | None = None) -> None:
+    """Create (migrate) a SQLite MLflow store once, under a file lock, before anything uses it concurrently.
+
+    Two processes that open a new SQLite store at once both run MLflow's schema migrations and one fails
+    ("Online migration expected to match one row"); serialising the first open removes the race. Other
+    stores (a tracking server) are created by their server. Once per store per process.
+    """
+    import fcntl
+
+    uri = tracking_uri or mlflow_tracking_uri()
+    if not uri.startswith("sqlite:///") or uri in _READY_STORES:
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(db.with_name(db.name + ".init-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+        from mlflow.tracking._tracking_service.utils import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+
+        TrackingStore(uri, DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+        RegistryStore(uri)
+    finally:
+        os.close(fd)
+    _READY_STORES.add(uri)
 
 
 @dataclass(frozen=True)

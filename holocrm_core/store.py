@@ -334,6 +334,8 @@ class SimilarityStore:
 
     # ---------------------------------------------------------------------------------------- tables
     def _table_names(self) -> set[str]:
+        if self._pinned:  # a pinned snapshot serves the tables it pinned (no catalogue round trip per search)
+            return set(self._pinned)
         result = self.db.list_tables()
         names = getattr(result, "tables", result)
         return set(names)
@@ -643,13 +645,15 @@ class SimilarityStore:
         names = {getattr(i, "columns", [None])[0]: i for i in table.list_indices()}
         if rows == 0:
             return
+        from holocrm_core.homelock import retry_commit_conflicts
+
         if "entity_id" not in names:
-            table.create_index("entity_id", config=BTree())
+            retry_commit_conflicts(lambda: table.create_index("entity_id", config=BTree()))
         if "text" not in names:
-            table.create_index("text", config=FTS(with_position=False))
+            retry_commit_conflicts(lambda: table.create_index("text", config=FTS(with_position=False)))
         if rebuilt and names:
             # fold new rows into the existing FTS / scalar indexes; keep older versions for pinned readers
-            table.optimize(cleanup_older_than=timedelta(days=7))
+            retry_commit_conflicts(lambda: table.optimize(cleanup_older_than=timedelta(days=7)))
 
     # ---------------------------------------------------------------------------------------- reads
     def entity_vectors(self, entity_type: str) -> EntityVectors:
@@ -747,11 +751,12 @@ class SimilarityStore:
             builder = builder.where(where, prefilter=True)
         found = builder.select([*RESULT_COLUMNS, "_score"]).to_arrow()
         results = []
-        for i in range(found.num_rows):
-            row = {c: found.column(c)[i].as_py() for c in RESULT_COLUMNS}
+        # whole-table to_pylist: indexing arrow cells one by one cost 1.5 ms a row under load
+        for record in found.select([*RESULT_COLUMNS, "_score"]).to_pylist():
+            row = {c: record[c] for c in RESULT_COLUMNS}
             row["id"] = row.pop("entity_id")
             row["entity_type"] = entity_type
-            row["bm25"] = float(found.column("_score")[i].as_py())
+            row["bm25"] = float(record["_score"])
             results.append(row)
         return results
 

@@ -172,15 +172,28 @@ def run_all(
     progress: Callable[[str], None] = print,
     selection: list[str] | None = None,
     op_config: dict[str, dict] | None = None,
+    wait_s: float = 0.0,
 ) -> RunSummary:
     """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
     failed step. ``op_config``: asset name -> config values that replace its defaults (a smaller PPO budget,
-    say: ``{"outreach_policy": {"total_timesteps": 16_384}}``)."""
-    import dagster as dg
-
-    from pipelines.definitions import defs
+    say: ``{"outreach_policy": {"total_timesteps": 16_384}}``). Holds the home's writer lock for the run:
+    raises ``HomeLocked`` when another writer holds it past ``wait_s`` seconds (0: refuse at once)."""
+    from holocrm_core.homelock import home_lock
 
     paths = (paths or HoloPaths.default()).ensure()
+    with home_lock(paths.home, "holocrm run", wait_s=wait_s, progress=progress):
+        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection, op_config)
+
+
+def _run_all_locked(
+    export_dir, profile, mapping, paths: HoloPaths, progress, selection, op_config
+) -> RunSummary:
+    import dagster as dg
+
+    from holocrm_core.settings import ensure_mlflow_store
+    from pipelines.definitions import defs
+
+    ensure_mlflow_store()  # created once, before any step of this run touches it
     prepare_dagster_home(paths)
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from holocrm_api.deps import CallerDep, Protected, ServicesDep
+from holocrm_api.deps import FORBIDDEN, Admin, CallerDep, ServicesDep
 from holocrm_api.errors import ALWAYS, INVALID, PROTECTED
 
 router = APIRouter(tags=["operations"], responses=ALWAYS)
@@ -59,7 +59,7 @@ async def prometheus_metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type=services.metrics.content_type)
 
 
-@router.post("/api/admin/reload", dependencies=[Protected], responses={**PROTECTED, **INVALID})
+@router.post("/api/admin/reload", dependencies=[Admin], responses={**PROTECTED, **FORBIDDEN, **INVALID})
 def reload_artifacts(services: ServicesDep, force: bool = False) -> dict[str, Any]:
     """Check for newer artifacts now (the loader also checks on its own every few seconds)."""
     swapped = services.loader.reload(force=force)

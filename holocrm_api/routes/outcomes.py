@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
 
-from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
+from holocrm_api.deps import FORBIDDEN, ServicesDep, SnapshotDep, Writer
 from holocrm_api.errors import (
     ALWAYS,
     INVALID,
@@ -24,7 +24,7 @@ from holocrm_api.errors import (
 )
 from holocrm_api.loader import CapabilityMissing, Snapshot
 from holocrm_api.metrics import ServingMetrics
-from holocrm_api.outcome_log import AppendOnlyLog, IdempotencyConflict, utc_now_iso
+from holocrm_api.outcome_log import AppendOnlyLog, AppendResult, IdempotencyConflict, utc_now_iso
 from holocrm_api.records import (
     ID_PATTERN,
     ApiBody,
@@ -35,16 +35,21 @@ from holocrm_api.records import (
     require_deal,
 )
 from holocrm_api.routes.scores import score_now
+from holocrm_core.deal_states import DealStateConflict
 from holocrm_core.decisions.segment_thompson import ACTIONS
 
 log = logging.getLogger("holocrm.serving")
 CONFLICT = {
-    409: error_doc("The idempotency key was used before for a different request; `recorded` is that one")
+    409: error_doc(
+        "The idempotency key was used before for a different request (`recorded` is that one), or the "
+        "deal's current state contradicts the request (`current` is that state)"
+    )
 }
 router = APIRouter(
-    dependencies=[Protected],
+    dependencies=[Writer],
     responses={
         **PROTECTED,
+        **FORBIDDEN,
         **INVALID,
         **UNKNOWN,
         **NOT_BUILT,
@@ -61,6 +66,11 @@ IdempotencyHeader = Header(None, alias="Idempotency-Key", min_length=1, max_leng
 class CloseDealRequest(ApiBody):
     outcome: Literal["won", "lost"]
     closed_at: IsoTime | None = Field(None, description="When the deal closed; default now (UTC)")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ReopenDealRequest(ApiBody):
+    reason: str | None = Field(None, max_length=500, description="Why the deal is open again")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -150,12 +160,50 @@ def close_deal(
     record = {
         "idempotency_key": key,
         "recorded_at": utc_now_iso(),
+        "kind": "close",
         "deal_id": deal_id,
         "outcome": body.outcome,
         "closed_at": closed_at.isoformat(),
         "prediction": existing["prediction"] if existing else prediction_before_close(snap, deal_id),
     }
-    return append(services.outcomes, "outcomes", record, response, services.metrics)
+
+    def one_outcome_per_deal() -> AppendResult | None:
+        # Run under the log's lock with every process's records read: no two closes can race past it.
+        same = services.deal_states.check_close(deal_id, body.outcome, deal.get("stage"))
+        if same is None:
+            return None
+        return AppendResult(same.record or {**same.public(), "outcome": same.status}, created=False)
+
+    return append(services.outcomes, "outcomes", record, response, services.metrics, one_outcome_per_deal)
+
+
+@router.post("/api/deals/{deal_id}/reopen", tags=["deals"], status_code=201)
+def reopen_deal(
+    body: ReopenDealRequest,
+    response: Response,
+    deal_id: DealId,
+    snap: SnapshotDep,
+    services: ServicesDep,
+    key_header: str | None = IdempotencyHeader,
+) -> dict[str, Any]:
+    """Reopen a closed deal (closed in the field or in the export), logged as a reopening; it can then be
+    closed with either outcome. Reopening an open deal is 409 with its current state."""
+    key = idempotency_key(key_header, body.idempotency_key)
+    deal = require_deal(snap, deal_id)
+    record = {
+        "idempotency_key": key,
+        "recorded_at": utc_now_iso(),
+        "kind": "reopen",
+        "deal_id": deal_id,
+        "outcome": None,
+        "reason": body.reason,
+        "reopened_from": services.deal_states.state(deal_id, deal.get("stage")).status,
+    }
+
+    def only_a_closed_deal() -> None:
+        services.deal_states.check_reopen(deal_id, deal.get("stage"))
+
+    return append(services.outcomes, "outcomes", record, response, services.metrics, only_a_closed_deal)
 
 
 def prediction_before_close(snap: Snapshot, deal_id: str) -> dict[str, Any]:
@@ -166,9 +214,14 @@ def prediction_before_close(snap: Snapshot, deal_id: str) -> dict[str, Any]:
     return {"score": scored["score"], "model_version": scored["model"]["version"], "source": scored["source"]}
 
 
-def append(log_: AppendOnlyLog, name: str, record: dict, response: Response, metrics: ServingMetrics):
+def append(
+    log_: AppendOnlyLog, name: str, record: dict, response: Response, metrics: ServingMetrics, check=None
+):
     try:
-        result = log_.append(record)
+        result = log_.append(record, check=check)
+    except DealStateConflict as exc:
+        metrics.writes.labels(name, "conflict").inc()
+        raise ApiError(409, "deal_state_conflict", str(exc), current=exc.current.public())
     except IdempotencyConflict as exc:
         metrics.writes.labels(name, "conflict").inc()
         raise ApiError(

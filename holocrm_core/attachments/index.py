@@ -163,7 +163,11 @@ def write_chunk_table(db, vectors: pl.DataFrame):
     data = vectors.drop("key").to_arrow()
     table = db.create_table(TABLE, data=data, mode="overwrite")
     if vectors.height:
-        table.create_index("text", config=FTS(with_position=False), replace=True)
+        from holocrm_core.homelock import retry_commit_conflicts
+
+        retry_commit_conflicts(
+            lambda: table.create_index("text", config=FTS(with_position=False), replace=True)
+        )
     return table
 
 

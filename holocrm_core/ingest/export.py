@@ -73,6 +73,33 @@ class MissingColumnError(ValueError):
     """A required column is absent from an entity's files altogether: one error that names the fix."""
 
 
+class NothingToIngestError(ValueError):
+    """The export folder holds no file of any CRM entity: ingesting it would replace every table with nothing."""
+
+
+def require_recognised(raw: RawExport, export_dir: str | Path) -> None:
+    """Refuse an export in which no file was recognised as a CRM table, before anything is written.
+
+    An empty folder, or one holding only unrelated files (``expenses.csv``), is almost always the wrong
+    folder; staging it would replace every staged table with 0 rows.
+    """
+    if raw.tables:
+        return
+    if not raw.files:
+        found = "it holds no data file (CSV, TSV, JSON, NDJSON, Parquet, XLSX)"
+    else:
+        found = (
+            "no file in it is a CRM table: "
+            + "; ".join((f.error or f.path) for f in raw.files[:5])
+            + ("; ..." if len(raw.files) > 5 else "")
+        )
+    raise NothingToIngestError(
+        f"nothing to ingest in {export_dir}: {found}. The warehouse was left as it was; point at the export "
+        "folder, name files after their entity (contacts, companies, deals, activities, attachments), or pass "
+        "a mapping file"
+    )
+
+
 @dataclass
 class StagedEntity:
     """One entity staged: canonical rows, its quarantine rows, per-file accounting, and per-file counts."""
@@ -226,5 +253,8 @@ def ingest_export(
     progress: Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Read, validate and stage an export: ``stage_all(read_export(...))``; writes ``staged_*`` and
-    ``quarantine`` to the warehouse when one is given."""
-    return stage_all(read_export(export_dir, profile, mapping), warehouse=warehouse, progress=progress)
+    ``quarantine`` to the warehouse when one is given. Raises ``NothingToIngestError`` (and writes nothing)
+    when no file of the folder is a CRM table."""
+    raw = read_export(export_dir, profile, mapping)
+    require_recognised(raw, export_dir)
+    return stage_all(raw, warehouse=warehouse, progress=progress)

@@ -15,6 +15,10 @@ whose quote is never closed, keeps its row (so it is counted as read) with ``_de
 ``_record`` (the record's text exactly as written); staging sends such rows to the quarantine. Clean files
 take polars' fast reader; a file with an unterminated quote or with bare CR line ends (old Mac exports,
 mixed line endings) is read by a record-by-record reader that can resynchronise after the broken line.
+
+A field may be as large as the file itself (a 5 MB e-mail body in ``notes``): Python's csv module, which
+checks every record's field count, is given a field limit of at least the file's size (its default, 128 KiB,
+made one long field fail the whole file).
 """
 
 from __future__ import annotations
@@ -170,7 +174,16 @@ def sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def allow_fields_up_to(size: int) -> None:
+    """Raise the csv module's field limit (process-wide, only ever raised) so a field of ``size`` bytes reads."""
+    wanted = min(max(size + 1, csv.field_size_limit()), 2**31 - 1)
+    if wanted > csv.field_size_limit():
+        csv.field_size_limit(wanted)
+
+
 def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.DataFrame:
+    # utf-16 files double in size once decoded to UTF-8 text: allow twice the file's bytes
+    allow_fields_up_to(2 * path.stat().st_size)
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if not head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):

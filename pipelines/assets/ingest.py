@@ -34,11 +34,14 @@ def raw_export(context: AssetExecutionContext, export: ExportResource, storage: 
 
     Subsettable: `holocrm run --only raw_contacts` reads the export and writes only the selected raw tables.
     """
-    from holocrm_core.ingest import read_export
+    from holocrm_core.ingest import read_export, require_recognised
 
     export_dir = export.folder(storage)
     context.log.info(f"reading export {export_dir}")
     raw = read_export(export_dir, profile=export.profile or None, mapping=export.mapping or None)
+    require_recognised(
+        raw, export_dir
+    )  # an empty or unrelated folder fails here, before any table is written
     warehouse = storage.warehouse()
     warehouse.write("file_errors", raw.errors)
     for report in raw.files:

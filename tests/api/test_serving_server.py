@@ -126,8 +126,13 @@ def test_real_server_answers_refuses_and_requires_keys_when_told(home):
         server.stop()
 
 
+def field_result(n: int) -> tuple[str, dict]:
+    """The n-th write of the stream: an action's result (many per contact; a deal has only one outcome)."""
+    return "/api/actions/outcome", {"contact_id": f"C{1 + n % 6}", "action": "call", "reward": n % 2}
+
+
 def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
-    """Stream closes from 4 clients (each key sent twice), SIGKILL the server, then check the log."""
+    """Stream field results from 4 clients (each key sent twice), SIGKILL the server, then check the log."""
     server = Server(home)
     acknowledged: set[str] = set()
     attempted: list[str] = []
@@ -143,12 +148,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
                 with lock:
                     attempted.append(key)
                 for _ in range(2):  # a retry of the same submission must be recorded once
+                    path, body = field_result(n)
                     try:
-                        r = http.post(
-                            f"/api/deals/D{1 + n % 2}/close",
-                            json={"outcome": "won" if n % 3 else "lost"},
-                            headers={"Idempotency-Key": key},
-                        )
+                        r = http.post(path, json=body, headers={"Idempotency-Key": key})
                     except httpx.TransportError:
                         return
                     if r.status_code in (200, 201):
@@ -168,7 +170,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
     server.log.close()
 
     assert len(acknowledged) >= 50, "the stream was too short to mean anything"
-    log_path = home / "logs" / "outcomes.ndjson"
+    log_path = home / "logs" / "actions.ndjson"
     keys = logged_keys(log_path)
     assert acknowledged <= set(keys), f"lost acknowledged writes: {sorted(acknowledged - set(keys))[:5]}"
     assert len(keys) == len(set(keys)), "a retried idempotency key was recorded twice"
@@ -178,12 +180,8 @@ def test_sigkill_mid_stream_loses_no_acknowledged_outcome(home):
     try:
         with httpx.Client(base_url=restarted.url, timeout=10) as http:
             for key in attempted[-20:] + sorted(acknowledged)[:20]:
-                n = int(key.split("-")[1]) + 1
-                r = http.post(
-                    f"/api/deals/D{1 + n % 2}/close",
-                    json={"outcome": "won" if n % 3 else "lost"},
-                    headers={"Idempotency-Key": key},
-                )
+                path, body = field_result(int(key.split("-")[1]) + 1)
+                r = http.post(path, json=body, headers={"Idempotency-Key": key})
                 if key in acknowledged:
                     assert r.status_code == 200 and r.json()["duplicate"] is True
                 else:
