@@ -106,11 +106,17 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
 
     owners = sorted(set(de["owner"].drop_nulls().to_list()))
     # owners a rep would call by first name: unique first name, with open deals closing next month
-    closing_next = open_deals.filter(_in("expected_close_at", next_month, (next_month + timedelta(days=32)).replace(day=1)))
-    by_first = [o for o in _unique_first_names(owners) if closing_next.filter(pl.col("owner") == o).height > 0]
+    closing_next = open_deals.filter(
+        _in("expected_close_at", next_month, (next_month + timedelta(days=32)).replace(day=1))
+    )
+    by_first = [
+        o for o in _unique_first_names(owners) if closing_next.filter(pl.col("owner") == o).height > 0
+    ]
     rep = by_first[0]
     won_last_month = de.filter((pl.col("stage") == "won") & _in("closed_at", prev_month, month_start))
-    closer = next(o for o in _unique_first_names(owners) if won_last_month.filter(pl.col("owner") == o).height)
+    closer = next(
+        o for o in _unique_first_names(owners) if won_last_month.filter(pl.col("owner") == o).height
+    )
     accented = next((o for o in owners if _plain(o) != o), owners[0])
     big_owner = (
         open_deals.group_by("owner").len().sort(["len", "owner"], descending=[True, False])["owner"][0]
@@ -120,15 +126,26 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
     # ---- a sales manager ------------------------------------------------------------------------------
     q.append(("manager", "how many leads do we have?", ("value", leads.height)))
     healthcare = companies(pl.col("industry") == "healthcare")
-    q.append(("manager", "leads not in healthcare", _ids(leads.filter(~pl.col("company_id").is_in(healthcare).fill_null(False)), "contact_id")))
+    q.append(
+        (
+            "manager",
+            "leads not in healthcare",
+            _ids(leads.filter(~pl.col("company_id").is_in(healthcare).fill_null(False)), "contact_id"),
+        )
+    )
     q.append(
         (
             "manager",
             "pipeline by region",
-            ("groups", _sum_per(open_deals.join(region, on="company_id", how="left"), ["region", "currency"])),
+            (
+                "groups",
+                _sum_per(open_deals.join(region, on="company_id", how="left"), ["region", "currency"]),
+            ),
         )
     )
-    per_owner = open_deals.group_by(["owner", "currency"]).agg(pl.col("value").cast(pl.Float64).sum().alias("s"))
+    per_owner = open_deals.group_by(["owner", "currency"]).agg(
+        pl.col("value").cast(pl.Float64).sum().alias("s")
+    )
     q.append(
         (
             "manager",
@@ -143,15 +160,24 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         .filter(pl.col("p") > 100_000)["company_id"]
         .to_list()
     )
-    fintech_ent = companies((pl.col("industry") == "financial services") & (pl.col("size_band") == "enterprise"))
+    fintech_ent = companies(
+        (pl.col("industry") == "financial services") & (pl.col("size_band") == "enterprise")
+    )
     q.append(
         (
             "manager",
             "enterprise leads in fintech with >$100k pipeline",
-            _ids(leads.filter(pl.col("company_id").is_in(fintech_ent) & pl.col("company_id").is_in(usd_pipe)), "contact_id"),
+            _ids(
+                leads.filter(pl.col("company_id").is_in(fintech_ent) & pl.col("company_id").is_in(usd_pipe)),
+                "contact_id",
+            ),
         )
     )
-    touched_14 = ac.filter(_in("occurred_at", tomorrow - timedelta(days=14), tomorrow))["deal_id"].drop_nulls().unique()
+    touched_14 = (
+        ac.filter(_in("occurred_at", tomorrow - timedelta(days=14), tomorrow))["deal_id"]
+        .drop_nulls()
+        .unique()
+    )
     q.append(
         (
             "manager",
@@ -159,7 +185,9 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
             _ids(open_deals.filter(~pl.col("deal_id").is_in(touched_14.to_list())), "deal_id"),
         )
     )
-    closed_this_year = de.filter(pl.col("stage").is_in(["won", "lost"]) & _in("closed_at", year_start, tomorrow))
+    closed_this_year = de.filter(
+        pl.col("stage").is_in(["won", "lost"]) & _in("closed_at", year_start, tomorrow)
+    )
     q.append(("manager", "what's our win rate this year?", ("ratio", _win_rate(closed_this_year))))
     won_this_year = de.filter((pl.col("stage") == "won") & _in("closed_at", year_start, tomorrow))
     q.append(("manager", "total revenue this year", _per_currency(won_this_year)))
@@ -172,7 +200,13 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         )
     )
     q.append(("manager", "average deal size", _per_currency(de.filter(pl.col("stage") == "won"), "mean")))
-    q.append(("manager", "how many opps are in negotiation", ("value", de.filter(pl.col("stage") == "negotiation").height)))
+    q.append(
+        (
+            "manager",
+            "how many opps are in negotiation",
+            ("value", de.filter(pl.col("stage") == "negotiation").height),
+        )
+    )
     q.append(
         (
             "manager",
@@ -180,8 +214,12 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
             ("value", de.filter((pl.col("stage") == "won") & _in("closed_at", prev_q, q_start)).height),
         )
     )
-    won = de.filter((pl.col("stage") == "won") & pl.col("closed_at").is_not_null() & pl.col("created_at").is_not_null())
-    cycle = won.select(((pl.col("closed_at") - pl.col("created_at")).dt.total_seconds() / 86400).mean()).item()
+    won = de.filter(
+        (pl.col("stage") == "won") & pl.col("closed_at").is_not_null() & pl.col("created_at").is_not_null()
+    )
+    cycle = won.select(
+        ((pl.col("closed_at") - pl.col("created_at")).dt.total_seconds() / 86400).mean()
+    ).item()
     q.append(("manager", "how long is our sales cycle?", ("value", cycle)))
     q.append(
         (
@@ -221,7 +259,10 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         (
             "rep",
             "deals sitting in qualification for over a month",
-            _ids(de.filter((pl.col("stage") == "qualification") & (since < _t(tomorrow - timedelta(days=30)))), "deal_id"),
+            _ids(
+                de.filter((pl.col("stage") == "qualification") & (since < _t(tomorrow - timedelta(days=30)))),
+                "deal_id",
+            ),
         )
     )
     q.append(
@@ -238,19 +279,42 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
             + pl.col("expected_close_at").dt.quarter().cast(pl.String)
         ).alias("q")
     )
-    q.append(("rep", "break down open pipeline by expected close quarter", ("groups", _sum_per(quarter, ["q", "currency"]))))
-    q.append(("rep", "deals with a discount over 20%", _ids(de.filter(pl.col("cf_discount_pct") > 20), "deal_id")))
+    q.append(
+        (
+            "rep",
+            "break down open pipeline by expected close quarter",
+            ("groups", _sum_per(quarter, ["q", "currency"])),
+        )
+    )
+    q.append(
+        ("rep", "deals with a discount over 20%", _ids(de.filter(pl.col("cf_discount_pct") > 20), "deal_id"))
+    )
     q.append(("rep", "neg stage deals", _ids(de.filter(pl.col("stage") == "negotiation"), "deal_id")))
     product = de["product"].value_counts().sort(["count", "product"], descending=[True, False])["product"][1]
-    q.append(("rep", f"what's in the pipe for {product}", _ids(open_deals.filter(pl.col("product") == product), "deal_id")))
-    calls = ac.filter((pl.col("type") == "call") & (pl.col("owner") == rep) & _in("occurred_at", month_start, tomorrow))
+    q.append(
+        (
+            "rep",
+            f"what's in the pipe for {product}",
+            _ids(open_deals.filter(pl.col("product") == product), "deal_id"),
+        )
+    )
+    calls = ac.filter(
+        (pl.col("type") == "call") & (pl.col("owner") == rep) & _in("occurred_at", month_start, tomorrow)
+    )
     q.append(("rep", f"how many calls has {first} logged this month", ("value", calls.height)))
-    emailed_30 = ac.filter((pl.col("type") == "email") & _in("occurred_at", tomorrow - timedelta(days=30), tomorrow))
+    emailed_30 = ac.filter(
+        (pl.col("type") == "email") & _in("occurred_at", tomorrow - timedelta(days=30), tomorrow)
+    )
     q.append(
         (
             "rep",
             "contacts nobody has emailed in the last 30 days",
-            _ids(ct.filter(~pl.col("contact_id").is_in(emailed_30["contact_id"].drop_nulls().unique().to_list())), "contact_id"),
+            _ids(
+                ct.filter(
+                    ~pl.col("contact_id").is_in(emailed_30["contact_id"].drop_nulls().unique().to_list())
+                ),
+                "contact_id",
+            ),
         )
     )
     q.append(
@@ -263,7 +327,13 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
 
     # ---- operations -----------------------------------------------------------------------------------
     with_contacts = ct["company_id"].drop_nulls().unique().to_list()
-    q.append(("ops", "acounts with no contacts", _ids(co.filter(~pl.col("company_id").is_in(with_contacts)), "company_id")))
+    q.append(
+        (
+            "ops",
+            "acounts with no contacts",
+            _ids(co.filter(~pl.col("company_id").is_in(with_contacts)), "company_id"),
+        )
+    )
     with_open = open_deals["company_id"].drop_nulls().unique().to_list()
     q.append(
         (
@@ -290,13 +360,24 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
     )
     this_month = ac.filter(_in("occurred_at", month_start, tomorrow)).group_by("type").len()
     q.append(("ops", "activities by type this month", ("groups", dict(this_month.iter_rows()))))
-    q.append(("ops", "contacts that came from referrals", _ids(ct.filter(pl.col("cf_lead_source") == "referral"), "contact_id")))
+    q.append(
+        (
+            "ops",
+            "contacts that came from referrals",
+            _ids(ct.filter(pl.col("cf_lead_source") == "referral"), "contact_id"),
+        )
+    )
     q.append(("ops", "tier 1 accounts", _ids(co.filter(pl.col("cf_account_tier") == "tier_1"), "company_id")))
     q.append(
         (
             "ops",
             "emails logged in the last 7 days",
-            _ids(ac.filter((pl.col("type") == "email") & _in("occurred_at", tomorrow - timedelta(days=7), tomorrow)), "activity_id"),
+            _ids(
+                ac.filter(
+                    (pl.col("type") == "email") & _in("occurred_at", tomorrow - timedelta(days=7), tomorrow)
+                ),
+                "activity_id",
+            ),
         )
     )
     emea = companies(pl.col("region") == "EMEA")
@@ -304,7 +385,10 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         (
             "ops",
             "emea companies without open deals",
-            _ids(co.filter(pl.col("company_id").is_in(emea) & ~pl.col("company_id").is_in(with_open)), "company_id"),
+            _ids(
+                co.filter(pl.col("company_id").is_in(emea) & ~pl.col("company_id").is_in(with_open)),
+                "company_id",
+            ),
         )
     )
     q.append(("ops", "how many deals are in EUR", ("value", de.filter(pl.col("currency") == "EUR").height)))
@@ -312,19 +396,35 @@ def synth_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         (
             "ops",
             "disqualified leads from events",
-            _ids(ct.filter((pl.col("lifecycle_status") == "disqualified") & (pl.col("cf_lead_source") == "event")), "contact_id"),
+            _ids(
+                ct.filter(
+                    (pl.col("lifecycle_status") == "disqualified") & (pl.col("cf_lead_source") == "event")
+                ),
+                "contact_id",
+            ),
         )
     )
-    company = co.join(de.group_by("company_id").len(), on="company_id").sort(["len", "company_id"], descending=[True, False])
+    company = co.join(de.group_by("company_id").len(), on="company_id").sort(
+        ["len", "company_id"], descending=[True, False]
+    )
     name = company["name"][0]
     short = name.split()[0].lower()
-    q.append(("ops", f"deals at {short}", _ids(de.filter(pl.col("company_id") == company["company_id"][0]), "deal_id")))
+    q.append(
+        (
+            "ops",
+            f"deals at {short}",
+            _ids(de.filter(pl.col("company_id") == company["company_id"][0]), "deal_id"),
+        )
+    )
     germany = companies(pl.col("country") == "Germany")
     q.append(
         (
             "ops",
             "customers at german companies",
-            _ids(ct.filter(pl.col("company_id").is_in(germany) & (pl.col("lifecycle_status") == "customer")), "contact_id"),
+            _ids(
+                ct.filter(pl.col("company_id").is_in(germany) & (pl.col("lifecycle_status") == "customer")),
+                "contact_id",
+            ),
         )
     )
     return q
@@ -353,26 +453,55 @@ def maven_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
             ("value", won.filter((pl.col("owner") == darcel) & _in("closed_at", year, end)).height),
         )
     )
-    q.append(("manager", "what's the win rate for GTX Pro", ("ratio", _win_rate(closed.filter(pl.col("product") == "GTX Pro")))))
+    q.append(
+        (
+            "manager",
+            "what's the win rate for GTX Pro",
+            ("ratio", _win_rate(closed.filter(pl.col("product") == "GTX Pro"))),
+        )
+    )
     q.append(("manager", "won revenue by regional office", ("groups", _sum_per(won, ["cf_regional_office"]))))
     per_agent = won.group_by("owner").agg(pl.col("value").cast(pl.Float64).sum().alias("s"))
-    q.append(("manager", "which agent brought in the most revenue", ("top", per_agent.sort(["s", "owner"], descending=[True, False])["owner"][0])))
+    q.append(
+        (
+            "manager",
+            "which agent brought in the most revenue",
+            ("top", per_agent.sort(["s", "owner"], descending=[True, False])["owner"][0]),
+        )
+    )
     moses = next(o for o in uniq if o.startswith("Moses"))
-    q.append(("rep", f"how many opportunities does {moses.split()[0]} have open", ("value", open_deals.filter(pl.col("owner") == moses).height)))
+    q.append(
+        (
+            "rep",
+            f"how many opportunities does {moses.split()[0]} have open",
+            ("value", open_deals.filter(pl.col("owner") == moses).height),
+        )
+    )
     q4 = _d(as_of.year, 10)
     q.append(
         (
             "manager",
             "how many deals has Melvin Marxen's team won this quarter",
-            ("value", won.filter((pl.col("cf_manager") == "Melvin Marxen") & _in("closed_at", q4, end)).height),
+            (
+                "value",
+                won.filter((pl.col("cf_manager") == "Melvin Marxen") & _in("closed_at", q4, end)).height,
+            ),
         )
     )
-    q.append(("manager", "average deal size for MG Advanced", ("value", won.filter(pl.col("product") == "MG Advanced")["value"].cast(pl.Float64).mean())))
+    q.append(
+        (
+            "manager",
+            "average deal size for MG Advanced",
+            ("value", won.filter(pl.col("product") == "MG Advanced")["value"].cast(pl.Float64).mean()),
+        )
+    )
     q.append(
         (
             "ops",
             "technology accounts with more than 5000 employees",
-            _ids(co.filter((pl.col("industry") == "technology") & (pl.col("employees") > 5000)), "company_id"),
+            _ids(
+                co.filter((pl.col("industry") == "technology") & (pl.col("employees") > 5000)), "company_id"
+            ),
         )
     )
     non_us = companies(pl.col("country") != "United States")
@@ -384,13 +513,21 @@ def maven_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         )
     )
     won_year = won.filter(_in("closed_at", year, end) & pl.col("created_at").is_not_null())
-    cycle = won_year.select(((pl.col("closed_at") - pl.col("created_at")).dt.total_seconds() / 86400).mean()).item()
+    cycle = won_year.select(
+        ((pl.col("closed_at") - pl.col("created_at")).dt.total_seconds() / 86400).mean()
+    ).item()
     q.append(("manager", f"average sales cycle for deals won in {as_of.year}", ("value", cycle)))
-    per_sector = lost.join(co.select("company_id", "industry"), on="company_id", how="inner").group_by("industry").len()
+    per_sector = (
+        lost.join(co.select("company_id", "industry"), on="company_id", how="inner")
+        .group_by("industry")
+        .len()
+    )
     q.append(("ops", "lost deals per sector", ("groups", dict(per_sector.iter_rows()))))
-    rates = closed.group_by("product").agg(
-        ((pl.col("stage") == "won").sum() / pl.len()).alias("r")
-    ).sort(["r", "product"], descending=[True, False])
+    rates = (
+        closed.group_by("product")
+        .agg(((pl.col("stage") == "won").sum() / pl.len()).alias("r"))
+        .sort(["r", "product"], descending=[True, False])
+    )
     q.append(("manager", "which product has the best win rate", ("top", rates["product"][0])))
     q3 = _d(as_of.year, 7)
     q.append(
@@ -401,33 +538,87 @@ def maven_questions(T: dict[str, pl.DataFrame], as_of: datetime) -> list[tuple[s
         )
     )
     kami = next(o for o in uniq if o.startswith("Kami"))
-    q.append(("rep", f"engaging deals for {kami.split()[0]}", _ids(de.filter((pl.col("stage") == "qualification") & (pl.col("owner") == kami)), "deal_id")))
-    q.append(("ops", "subsidiaries of Acme Corporation", _ids(co.filter(pl.col("parent_company_id") == "acme-corporation"), "company_id")))
+    q.append(
+        (
+            "rep",
+            f"engaging deals for {kami.split()[0]}",
+            _ids(de.filter((pl.col("stage") == "qualification") & (pl.col("owner") == kami)), "deal_id"),
+        )
+    )
+    q.append(
+        (
+            "ops",
+            "subsidiaries of Acme Corporation",
+            _ids(co.filter(pl.col("parent_company_id") == "acme-corporation"), "company_id"),
+        )
+    )
     q.append(
         (
             "manager",
             "deals the West office won in december",
-            _ids(won.filter((pl.col("cf_regional_office") == "West") & _in("closed_at", _d(as_of.year, 12), end)), "deal_id"),
+            _ids(
+                won.filter(
+                    (pl.col("cf_regional_office") == "West") & _in("closed_at", _d(as_of.year, 12), end)
+                ),
+                "deal_id",
+            ),
         )
     )
-    q.append(("ops", "how many accounts are in retail", ("value", co.filter(pl.col("industry") == "retail").height)))
+    q.append(
+        (
+            "ops",
+            "how many accounts are in retail",
+            ("value", co.filter(pl.col("industry") == "retail").height),
+        )
+    )
     medical = companies(pl.col("industry") == "medical")
     q.append(
         (
             "manager",
             f"revenue from medical companies in {as_of.year}",
-            ("value", won.filter(pl.col("company_id").is_in(medical) & _in("closed_at", year, end))["value"].cast(pl.Float64).sum()),
+            (
+                "value",
+                won.filter(pl.col("company_id").is_in(medical) & _in("closed_at", year, end))["value"]
+                .cast(pl.Float64)
+                .sum(),
+            ),
         )
     )
     cecily = next(o for o in uniq if o.startswith("Cecily"))
-    q.append(("manager", f"{cecily}'s win rate", ("ratio", _win_rate(closed.filter(pl.col("owner") == cecily)))))
+    q.append(
+        ("manager", f"{cecily}'s win rate", ("ratio", _win_rate(closed.filter(pl.col("owner") == cecily))))
+    )
     hayden = next(o for o in uniq if o.startswith("Hayden"))
-    q.append(("rep", f"deals {hayden.split()[0]} lost in {as_of.year}", _ids(lost.filter((pl.col("owner") == hayden) & _in("closed_at", year, end)), "deal_id")))
+    q.append(
+        (
+            "rep",
+            f"deals {hayden.split()[0]} lost in {as_of.year}",
+            _ids(lost.filter((pl.col("owner") == hayden) & _in("closed_at", year, end)), "deal_id"),
+        )
+    )
     with_open = open_deals["company_id"].drop_nulls().unique().to_list()
-    q.append(("ops", "accounts with no open opportunities", _ids(co.filter(~pl.col("company_id").is_in(with_open)), "company_id")))
-    q.append(("ops", "open deals without an account", _ids(open_deals.filter(pl.col("company_id").is_null()), "deal_id")))
+    q.append(
+        (
+            "ops",
+            "accounts with no open opportunities",
+            _ids(co.filter(~pl.col("company_id").is_in(with_open)), "company_id"),
+        )
+    )
+    q.append(
+        (
+            "ops",
+            "open deals without an account",
+            _ids(open_deals.filter(pl.col("company_id").is_null()), "deal_id"),
+        )
+    )
     q.append(("manager", "won revenue by manager", ("groups", _sum_per(won, ["cf_manager"]))))
-    q.append(("rep", "how many MG Special deals are still open", ("value", open_deals.filter(pl.col("product") == "MG Special").height)))
+    q.append(
+        (
+            "rep",
+            "how many MG Special deals are still open",
+            ("value", open_deals.filter(pl.col("product") == "MG Special").height),
+        )
+    )
     q.append(
         (
             "manager",

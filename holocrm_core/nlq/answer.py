@@ -103,11 +103,16 @@ class NLQContext:
         scores: dict[str, pl.DataFrame] | None = None,
         embed=None,
         warm: bool = True,
+        semantic=None,
     ):
         """`warm`: compute the per-company measures and the time-sorted activities now (a server answering
         many questions) rather than on the first question that needs them (a one-off `holocrm ask`).
         `embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
-        rule or synonym knows match the nearest field value ("lenders" -> financial services)."""
+        rule or synonym knows match the nearest field value ("lenders" -> financial services).
+        `semantic`: the semantic layer (holocrm_core.metrics.SemanticLayer; its CRM defaults when None)."""
+        from holocrm_core.metrics import SemanticLayer
+
+        self.semantic = semantic or SemanticLayer.default()
         self.tables = {e: _prepare(e, tables.get(e)) for e in NLQ_ENTITIES}
         self.tables["activities"] = _fill_activity_companies(
             self.tables["activities"], self.tables["contacts"]
@@ -120,7 +125,7 @@ class NLQContext:
         for entity, frame in (scores or {}).items():
             if frame is not None and "band" in frame.columns:
                 self.scores[entity] = frame
-        self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores})
+        self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores}, semantic=self.semantic)
         self.executor = Executor(self)
         self._measures: dict[str | None, pl.DataFrame] = {}
         self._has_values: dict[tuple[str, str], bool] = {}

@@ -21,6 +21,7 @@ _BARE_CONTRACTIONS = {
     "wont": "will not", "cant": "can not", "couldnt": "could not", "wouldnt": "would not", "aint": "is not",
     "shouldnt": "should not", "whats": "what is", "whos": "who is", "thats": "that is", "theyre": "they are",
 }  # fmt: skip
+_PRONOUN_VERBS = {"ve": "have", "re": "are", "ll": "will", "d": "had", "m": "am"}
 # CRM shorthand -> the word the grammar knows. "mo" is only a month after a number or a period word.
 SHORTHAND = {
     "qtr": "quarter", "qtrs": "quarters", "qtly": "quarterly", "yr": "year", "yrs": "years", "wk": "week",
@@ -123,6 +124,7 @@ def surface(question: str, rewrites: list[Rewrite]) -> str:
     text = re.sub(r"\bwon't\b", "will not", text)
     text = re.sub(r"\bcan't\b", "can not", text)
     text = re.sub(r"n't\b", " not", text)
+    text = re.sub(r"\b(we|you|they|i)'(ve|re|ll|d|m)\b", lambda m: m[1] + " " + _PRONOUN_VERBS[m[2]], text)
     bare = "|".join(sorted(_BARE_CONTRACTIONS, key=len, reverse=True))
     text = _sub(rf"\b(?:{bare})\b", lambda m: _BARE_CONTRACTIONS[m.group()], text, "contraction", rewrites)
     text = re.sub(r"\bnon-(?=[a-z])", "non ", text)

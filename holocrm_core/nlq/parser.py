@@ -18,6 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
+from holocrm_core.metrics import SemanticLayer
+from holocrm_core.nlq import semantics
 from holocrm_core.nlq.money import Quantity, find_quantities
 from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
@@ -25,6 +27,7 @@ from holocrm_core.nlq.plan import (
     Aggregate,
     FieldFilter,
     GroupFilter,
+    MetricQuery,
     Plan,
     ScoreBand,
     SimilarTo,
@@ -292,11 +295,26 @@ class _Claims:
 
 
 class Parser:
-    def __init__(self, vocab: Vocabulary, *, has_scores: dict[str, bool] | None = None, stuck_days: int = 30):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        *,
+        has_scores: dict[str, bool] | None = None,
+        stuck_days: int = 30,
+        semantic: SemanticLayer | None = None,
+    ):
         self.vocab = vocab
         self.has_scores = has_scores or {}
         self.stuck_days = stuck_days
+        self.layer = semantic or SemanticLayer.default()
+        self._dims: dict | None = None
         self._suggesting = True
+
+    @property
+    def dims(self) -> dict:
+        if self._dims is None:
+            self._dims = semantics.dimension_terms(self.layer, self.vocab)
+        return self._dims
 
     # ------------------------------------------------------------------------------------------------
     def parse(self, question: str, as_of: datetime) -> ParseResult:
@@ -307,6 +325,7 @@ class Parser:
             if r.guess:
                 st.confidence *= TYPO_CONFIDENCE
         self._protect_vocabulary_numbers(st)
+        self._semantic(st)
         self._sorting(st)
         self._aggregates(st)
         self._stuck(st)
@@ -330,6 +349,57 @@ class Parser:
         return self._finish(st)
 
     # ---- passes ------------------------------------------------------------------------------------
+    def _semantic(self, st: _State) -> None:
+        """Metrics, their groups and rankings, read from the semantic layer (see nlq/semantics.py)."""
+        free = st.claims.free
+        for m in re.finditer(r"\b(?:in|on)\s+(?:the\s+|our\s+)?(?:open\s+)?pipe(?:line)?\b", st.text):
+            if free(m.start(), m.end()):
+                st.claims.take(m.start(), m.end())
+                st.implied_open = True
+                st.target_hint = st.target_hint or "deals"
+                st.trace.append(TraceEntry(m.group(), "open deals (semantic layer: open pipeline)"))
+        found = semantics.find_metric(st.text, self.layer, self.vocab, free)
+        if found is None:
+            return
+        ask, (start, end) = found
+        st.claims.take(start, end)
+        metric = ask.metric
+        st.trace.append(
+            TraceEntry(
+                ask.words, f"metric {metric.label}: {metric.description or metric.aggregate}", "semantic"
+            )
+        )
+        for key, (a, b), words in semantics.find_groups(st.text, self.dims, free):
+            st.claims.take(a, b)
+            ask.groups.append(key)
+            st.trace.append(TraceEntry(words, f"per {key.words()}"))
+            for m in semantics.BREAKDOWN_WORDS.finditer(st.text):
+                if free(m.start(), m.end()):
+                    st.claims.take(m.start(), m.end())
+        ranking = semantics.find_ranking(st.text, self.dims, free)
+        if ranking is not None:
+            key, (a, b), limit, ascending, words = ranking
+            st.claims.take(a, b)
+            top = re.search(
+                r"\b(?:the\s+)?(?:most|highest|largest|biggest|best|top|greatest|strongest|least|lowest|smallest|worst|weakest)\b",
+                st.text,
+            )
+            if top and free(top.start(), top.end()):
+                st.claims.take(top.start(), top.end())
+            brought = re.search(
+                r"\b(?:brought\s+in|bring\s+in|brings\s+in|generated|has|had|have)\b", st.text[b:]
+            )
+            if brought and free(b + brought.start(), b + brought.end()):
+                st.claims.take(b + brought.start(), b + brought.end())
+            if key not in ask.groups:
+                ask.groups.insert(0, key)
+            ask.limit, ask.ascending = limit, ascending
+            st.trace.append(
+                TraceEntry(words, f"the {limit} {'lowest' if ascending else 'highest'} per {key.words()}")
+            )
+        st.metric_ask = ask
+        st.target_hint = metric.entity
+
     def _protect_vocabulary_numbers(self, st: _State) -> None:
         """Product and record names with a number in them ("GTK 500") are names, never amounts or dates:
         the vocabulary wins over the generic number patterns."""
@@ -1209,6 +1279,9 @@ class Parser:
             stage_values += vocab.open_stages
         if stage_values:
             filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
+        for word, f in semantics.entity_conditions(st.nouns, self.layer, vocab, filters):
+            filters.append(f)
+            st.trace.append(TraceEntry(word, f"{f.words()} (semantic layer: {word})", "semantic"))
         if st.negated_stages:
             excluded: list[str] = []
             for word in st.negated_stages:
@@ -1258,6 +1331,27 @@ class Parser:
             st.sort_key = None
             if not st.sort_word:
                 st.sort_word = None
+        metric_query = None
+        if st.metric_ask is not None:
+            ask = st.metric_ask
+            target = ask.metric.entity
+            st.aggregate = None
+            st.sort_key = st.sort_word = None
+            st.limit = ask.limit if ask.limit is not None else st.limit
+            if ask.metric.time_field:
+                windows = [
+                    TimeWindow(w.entity, ask.metric.time_field, w.start, w.end, w.phrase)
+                    if w.entity == target
+                    and w.field in ("created_at", "closed_at", "updated_at")
+                    and not re.search(r"\b(?:created|added|opened|entered|new)\b", st.text)
+                    else w
+                    for w in windows
+                ]
+            groups = tuple(
+                semantics.GroupKey(target if g.entity == "*" else g.entity, g.field, g.grain)
+                for g in ask.groups
+            )
+            metric_query = MetricQuery(ask.metric.name, ask.metric.label, groups, ask.ascending)
         aggregate = None
         if st.aggregate:
             gent, gfld = st.group if st.group else (None, None)
@@ -1286,6 +1380,7 @@ class Parser:
             text=st.text_match,
             as_of=st.as_of,
             confidence=1.0,
+            metric=metric_query,
         )
         for a, b in _contradictions(filters):
             st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
@@ -1501,6 +1596,7 @@ class _State:
         self.protected: list[tuple[int, int]] = []  # vocabulary names with numbers: not amounts or dates
         self.time_cues: dict[int, str] = {}  # id(time phrase) -> the verb that dates it
         self.extra_windows: list[TimeWindow] = []  # windows on custom date columns found by meaning
+        self.metric_ask: semantics.MetricAsk | None = None  # a semantic-layer metric asked for
 
     def noun_target_guess(self) -> str:
         """The entity of the first noun in the question (before the noun pass has run)."""

@@ -155,7 +155,7 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
     ],
 }
 # Version of the artifact's layout; a file of another version is rebuilt rather than misread.
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3  # bumped: owners by first or last name (issue 24)
 # Words with one meaning, used to find a custom column by what its name means ("founded" ~ year_established).
 MEANING_GROUPS: list[set[str]] = [
     {"founded", "established", "founding", "incorporated", "inception", "formed", "foundation", "est"},
@@ -497,6 +497,17 @@ class Vocabulary:
             key = tokens(owner)
             if key and not (len(key) == 1 and key[0] in COMMON_WORDS):
                 self._add(key, Sense("owner", "", "owner", owner, owner))
+        # an owner by first or last name alone ("Darcel's deals", "what did Schlecht win"): several owners
+        # sharing the word make it ambiguous, which the answer asks about rather than guesses
+        taken = set(self.phrases)
+        for owner in self.owners:
+            key = tokens(owner)
+            if len(key) < 2:
+                continue
+            for part in (key[0], key[-1]):
+                if len(part) < 3 or part in COMMON_WORDS or (part,) in taken:
+                    continue
+                self._add((part,), Sense("owner", "", "owner", owner, owner, "synonym"))
 
     def _learn_dates(self, tables: dict[str, pl.DataFrame]) -> None:
         ends, starts = [], []
