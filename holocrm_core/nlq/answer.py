@@ -52,6 +52,7 @@ class Answer:
     hints: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     as_of: datetime | None = None
+    readings: list[Answer] = field(default_factory=list)  # what the question may mean, when it is unclear
 
     @property
     def ids(self) -> list[str]:
@@ -89,7 +90,25 @@ class Answer:
             "suggestions": self.suggestions,
             "hints": self.hints,
             "missing": self.missing,
+            "readings": [r.reading_json(i + 1) for i, r in enumerate(self.readings)],
         }
+
+    def reading_json(self, number: int) -> dict:
+        """One reading of an unclear question, as the clarification lists it (`--pick N` runs it)."""
+        return {
+            "pick": number,
+            "question": self.question,
+            "plan_words": self.plan_words(),
+            "plan": self.plan_json(),
+            "value": self.value,
+            "record_count": len(self.ids),
+            "confidence": round(self.confidence, 3),
+        }
+
+    def summary(self) -> str:
+        """The reading in one line: its plan and what it finds."""
+        found = f"{self.value}" if self.value is not None else f"{len(self.ids)} record(s)"
+        return f"{self.plan_words()} -> {found}"
 
 
 class NLQContext:
@@ -399,19 +418,22 @@ def ask(
     as_of: datetime | date | str | None = None,
     similarity=None,
     partial: bool = False,
+    readings: bool = True,
+    prefer: dict | None = None,
 ) -> Answer:
     """Answer a plain-English question over the CRM with the plan that was understood.
 
     A question with words that were not understood gets no rows (the plan, what was and was not understood,
     and suggestions instead); `partial=True` runs the understood part anyway. Raises QuestionError (a
     ValueError) for input the caller must correct: an empty or over-long question, an as-of date that is not
-    a date or lies outside the supported span.
+    a date or lies outside the supported span. An answer that is not high-confidence carries `readings`
+    (when `readings`): what the question may mean, each with its plan and result, for the asker to pick.
     """
     question = _check_question(question)
     ctx = tables if isinstance(tables, NLQContext) else NLQContext.from_tables(tables, similarity=similarity)
     similarity = similarity if similarity is not None else ctx.similarity
     moment = _as_datetime(as_of)
-    parsed = ctx.parser.parse(question, moment)
+    parsed = ctx.parser.parse(question, moment, prefer=prefer)
     hints = list(parsed.notes)
     confidence = parsed.confidence
     data_end = ctx.vocab.data_end
@@ -455,7 +477,7 @@ def ask(
             ),
         )
     plan = Plan(**{**parsed.plan.__dict__, "confidence": round(confidence, 3)})
-    return Answer(
+    answer = Answer(
         question=question,
         plan=plan,
         rows=result.rows,
@@ -470,6 +492,42 @@ def ask(
         missing=result.missing,
         as_of=moment,
     )
+    if readings and not answer.high_confidence:
+        answer.readings = _readings(parsed, ctx, moment, similarity)
+        if answer.readings:
+            hints.insert(
+                0, f"This question can be read {len(answer.readings)} ways: pick one (see the readings)."
+            )
+    return answer
+
+
+MAX_READINGS = 4
+
+
+def _readings(parsed, ctx: NLQContext, moment: datetime, similarity) -> list[Answer]:
+    """What an unclear question may mean, each run: a word with several equally good readings (an owner's
+    first name shared by two reps) gives one reading per candidate; a question with words not understood gives
+    the close phrasings that are understood in full. Only readings that are understood and high-confidence
+    themselves are offered."""
+    tries: list[tuple[str, dict]] = []
+    for words, senses in parsed.ambiguous[:1]:
+        tries += [(parsed.text, {words: sense}) for sense in senses]
+    if not parsed.understood:
+        tries += [(text, {}) for text in parsed.suggestions]
+    out: list[Answer] = []
+    seen: set[str] = set()
+    for text, prefer in tries:
+        key = text + repr(prefer)
+        if key in seen or len(out) >= MAX_READINGS:
+            continue
+        seen.add(key)
+        reading = ask(text, ctx, as_of=moment, similarity=similarity, readings=False, prefer=prefer)
+        for words, (kind, value) in prefer.items():
+            label = ctx.vocab.company_names.get(value) or ctx.vocab.contact_names.get(value) or value
+            reading.question = f"{text} [{words} = {kind} {label}]"
+        if reading.understood and reading.confidence >= HIGH_CONFIDENCE * 0.9:
+            out.append(reading)
+    return out
 
 
 def _empty(result: ExecutionResult) -> bool:

@@ -19,7 +19,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from holocrm_core.metrics import SemanticLayer
-from holocrm_core.nlq import semantics
+from holocrm_core.nlq import derived_dates, semantics
 from holocrm_core.nlq.money import Quantity, find_quantities
 from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
@@ -81,7 +81,7 @@ _ACTIVITY_TYPE_WORDS = {
 _ACT_ANY = r"contact(?:ed)?|touch(?:ed|es)?|touchpoints?|reached(?: out(?: to)?)?|engaged|engagement|activit(?:y|ies)|interactions?|outreach|follow[- ]?ups?|followed up(?: with)?|in touch|heard from"
 _ACT_TYPED = r"e-?mail(?:s|ed)?|mail(?:s|ed)?|calls?|called|phoned|rang|meetings?|met(?: with)?|notes?"
 _NEGATION_BEFORE = re.compile(
-    r"(?:\bnot\s+(?:in\s+|from\s+|at\s+)?|\bnon[- ]?|\bexcluding\s+|\bexcept(?:\s+for)?\s+|\bother than\s+|\boutside(?:\s+of)?\s+|\bbut not\s+(?:in\s+)?|\bwithout\s+)$"
+    r"(?:\bnot\s+(?:in\s+|from\s+|at\s+)?|\bnon[- ]?|\bexcluding\s+|\bexcept(?:\s+for)?\s+|\bother than\s+|\boutside(?:\s+of)?(?:\s+the)?\s+|\bbut not\s+(?:in\s+)?|\bwithout\s+)$"
 )
 _GROUP_FIELDS = {
     "stage": ("deals", "stage"), "stages": ("deals", "stage"),
@@ -127,6 +127,20 @@ _SORT_KEYS = [
 ]
 
 
+# Words a suggested rephrasing may never drop: without them the question means the opposite.
+_NEGATION_WORDS = {
+    "not",
+    "no",
+    "never",
+    "without",
+    "none",
+    "nobody",
+    "nothing",
+    "neither",
+    "nor",
+    "non",
+    "except",
+}
 # Words that end a record name after "like" / "subsidiaries of".
 _NAME_STOP = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not",
               "founded", "established", "based", "created", "since", "before", "after"}  # fmt: skip
@@ -182,6 +196,7 @@ class ParseResult:
     relative_time: bool = False
     guessed: list[str] = field(default_factory=list)  # words read approximately (typo, fuzzy, embedding)
     text: str = ""  # the question as the grammar read it
+    ambiguous: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)  # words -> readings
 
 
 def normalize(question: str) -> str:
@@ -317,9 +332,11 @@ class Parser:
         return self._dims
 
     # ------------------------------------------------------------------------------------------------
-    def parse(self, question: str, as_of: datetime) -> ParseResult:
+    def parse(self, question: str, as_of: datetime, prefer: dict | None = None) -> ParseResult:
+        """`prefer`: words -> (kind, value) of the sense to read them as (a reading the asker picked)."""
         text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words()))
         st = _State(text, as_of, self.vocab)
+        st.prefer = dict(prefer or {})
         for r in rewrites:
             st.trace.append(TraceEntry(r.before, f"read as {r.after!r}", "typo" if r.guess else "normalised"))
             if r.guess:
@@ -329,6 +346,7 @@ class Parser:
         self._sorting(st)
         self._aggregates(st)
         self._stuck(st)
+        derived_dates.record_dates(st, TraceEntry)
         self._relations(st)
         self._nullness(st)
         quantities = find_quantities(text, st.claims.spans + st.protected)
@@ -336,6 +354,7 @@ class Parser:
         st.times = find_times(text, as_of, blocked + st.claims.spans + st.protected)
         for t in st.times:
             st.claims.take(t.start_char, t.end_char)
+        derived_dates.stage_since(st, TraceEntry)
         self._time_cues(st)
         self._activity_conditions(st)
         self._quantities(st, [q for q in quantities if st.claims.free(q.start_char, q.end_char)])
@@ -362,6 +381,15 @@ class Parser:
         if found is None:
             return
         ask, (start, end) = found
+        ranked_records = re.search(
+            r"\b(?:most|highest|largest|biggest|top|lowest|least|smallest)\s+$", st.text[:start]
+        )
+        if (
+            ask.metric.aggregate in ("sum", "count")
+            and ranked_records
+            and semantics.find_ranking(st.text, self.dims, free) is None
+        ):
+            return  # "the 5 accounts with the most won revenue": records ranked by a measure (the grammar's)
         st.claims.take(start, end)
         metric = ask.metric
         st.trace.append(
@@ -652,6 +680,16 @@ class Parser:
             st.trace.append(TraceEntry(gm.group(), f"group by {gm['g']}"))
             if st.aggregate is None:
                 st.aggregate = "count"
+        elif gm is None:
+            # a dimension the semantic layer or the export's own custom fields name ("per regional office")
+            found = [g for g in semantics.find_groups(text, self.dims, st.claims.free) if g[0].grain is None]
+            if found:
+                key, (a, b), words = found[0]
+                st.group = (key.entity, key.field)
+                st.claims.take(a, b)
+                st.trace.append(TraceEntry(words, f"group by {key.words()}", "semantic"))
+                if st.aggregate is None:
+                    st.aggregate = "count"
         # "which owner won the most deals", "top 3 products by won value": a grouping noun
         nm = re.search(
             r"\b(?:which|what|whose)\s+(?P<g1>owner|rep|sales rep|agent|sales agent|salesperson|product|industry|sector|region|stage)\b"
@@ -886,9 +924,18 @@ class Parser:
 
     def _numeric_column(self, text: str, q: Quantity):
         """A numeric column named right before or after an amount ("probability over 50%", "discount pct")."""
-        cols = self.vocab.numeric_columns
+        cols = dict(self.vocab.numeric_columns)
         if not cols:
             return None
+        # a custom field by the first words of its header alone ("discount" -> cf_discount_pct) when unique
+        prefixes: dict[tuple[str, ...], list] = {}
+        for key, col in self.vocab.numeric_columns.items():
+            for n in range(1, len(key)):
+                if key[0] not in ("value", "id") and len(key[0]) > 3:
+                    prefixes.setdefault(key[:n], []).append(col)
+        for key, found in prefixes.items():
+            if len(found) == 1 and key not in cols:
+                cols[key] = found[0]
         before = text[: q.start_char].split()
         after = text[q.end_char :].split()
         for n in (3, 2, 1):
@@ -1150,6 +1197,10 @@ class Parser:
             {"value": 0, "owner": 1, "company": 2, "contact": 3}[s.kind],
         )
         best = sorted(senses, key=rank)[0]
+        chosen = st.prefer.get(text[start:end])
+        picked = [s for s in senses if (s.kind, s.value) == tuple(chosen or ())]
+        if picked:
+            best, senses = picked[0], picked
         words = text[start:end]
         if negate:
             st.claims.take(neg.start(), neg.end())
@@ -1175,6 +1226,7 @@ class Parser:
             s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value
         ]
         if ambiguous:
+            st.ambiguous.append((text[start:end], [(s.kind, s.value) for s in [best, *ambiguous]]))
             st.confidence *= AMBIGUOUS_CONFIDENCE
             meaning += f" (also could mean {ambiguous[0].entity}.{ambiguous[0].field}={ambiguous[0].value})"
         st.trace.append(TraceEntry(words, meaning, how))
@@ -1275,6 +1327,18 @@ class Parser:
             stage_values += vocab.lost_stages or ["lost"]
         if "closed" in words and not ({"won", "lost"} & words):
             stage_values += (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"])
+        if (
+            target == "deals"
+            and not words
+            and not st.negated_stages
+            and not any(f.entity == "deals" and f.field == "stage" for f in filters)
+            and any(not c.exists and (c.start is not None or c.end is not None) for c in conditions)
+        ):
+            # "deals with no contact in 2 weeks": only a deal still open can be waiting for a touch
+            st.implied_open = True
+            st.trace.append(
+                TraceEntry("", "open deals only (no recent touch is asked of open deals)", "default")
+            )
         if ("open" in words or "closing" in words or st.implied_open or st.stuck_days) and not stage_values:
             stage_values += vocab.open_stages
         if stage_values:
@@ -1340,9 +1404,8 @@ class Parser:
             st.limit = ask.limit if ask.limit is not None else st.limit
             if ask.metric.time_field:
                 windows = [
-                    TimeWindow(w.entity, ask.metric.time_field, w.start, w.end, w.phrase)
-                    if w.entity == target
-                    and w.field in ("created_at", "closed_at", "updated_at")
+                    TimeWindow(target, ask.metric.time_field, w.start, w.end, w.phrase)
+                    if w.field in ("created_at", "closed_at", "updated_at")
                     and not re.search(r"\b(?:created|added|opened|entered|new)\b", st.text)
                     else w
                     for w in windows
@@ -1425,6 +1488,7 @@ class Parser:
             st.relative_time,
             guessed,
             st.text,
+            st.ambiguous,
         )
 
     def _suggest(self, st: _State, unknown: list[str]) -> list[str]:
@@ -1440,13 +1504,15 @@ class Parser:
             at = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text)
             if at is None:
                 continue
-            for phrase in self.vocab.close_phrases(word):
+            for phrase in self.vocab.close_phrases(word) + self._close_terms(word):
                 candidates.append(text[: at.start()] + phrase + text[at.end() :])
+            if word in _NEGATION_WORDS:
+                continue  # a reading without the question's "not" would mean the opposite
             filler = r"(?:\b(?:in|at|from|of|for|with|the|a|an|by|named|called)\s+)*"
             after = r"(?:\s+(?:" + "|".join(sorted(FIELD_WORDS)) + r")\b)?"
             dropped = re.sub(filler + rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])" + after, " ", text)
             candidates.append(re.sub(r"\s+", " ", dropped).strip())
-        if len(unknown) > 1:  # every unknown word dropped at once
+        if len(unknown) > 1 and not set(unknown) & _NEGATION_WORDS:  # every unknown word dropped at once
             rest = text
             for word in unknown:
                 rest = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", " ", rest)
@@ -1465,6 +1531,17 @@ class Parser:
         finally:
             self._suggesting = True
         return out
+
+    def _close_terms(self, word: str, limit: int = 2) -> list[str]:
+        """Semantic-layer words spelled like an unknown word ("revenu" -> revenue, "convertion" -> conversion)."""
+        from rapidfuzz import fuzz, process
+
+        if len(word) < 4:
+            return []
+        hits = process.extract(
+            word, list(self.layer.terms()), scorer=fuzz.ratio, limit=limit, score_cutoff=75
+        )
+        return [h[0] for h in hits]
 
     def _owner_entity(self, target: str, owner: str) -> str:
         if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get(
@@ -1597,6 +1674,8 @@ class _State:
         self.time_cues: dict[int, str] = {}  # id(time phrase) -> the verb that dates it
         self.extra_windows: list[TimeWindow] = []  # windows on custom date columns found by meaning
         self.metric_ask: semantics.MetricAsk | None = None  # a semantic-layer metric asked for
+        self.ambiguous: list[tuple[str, list[tuple[str, str]]]] = []  # words -> (kind, value) readings
+        self.prefer: dict[str, tuple[str, str]] = {}  # words -> the (kind, value) the asker picked
 
     def noun_target_guess(self) -> str:
         """The entity of the first noun in the question (before the noun pass has run)."""

@@ -148,6 +148,9 @@ def entity_conditions(
         spec = words.get(word.lower())
         if spec is None or not spec.where or spec.entity != entity:
             continue
+        stem = tokens(word)[0].rstrip("s") if tokens(word) else ""
+        if any(f.entity == entity and stem and stem in tokens(f.field) for f in filters):
+            continue  # "web leads" = contacts whose lead source is web: the word names that field's records
         for column, value in spec.where.items():
             if any(f.entity == entity and f.field == column for f in filters + [f for _, f in out]):
                 continue

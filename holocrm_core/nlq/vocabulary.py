@@ -445,6 +445,17 @@ class Vocabulary:
                         if alias in {phrase_of(v) for v in values}:
                             continue  # the data has that word as its own value
                         self._add(alias, Sense("value", entity, col, value, value, "synonym"))
+        # stage shorthand people type ("neg", "qual", "prop"): a prefix that names one stage only
+        stages = self.categories.get(("deals", "stage"), [])
+        for value in stages:
+            key = tokens(value)
+            if len(key) != 1 or len(key[0]) < 6:
+                continue
+            for n in (3, 4):
+                prefix = key[0][:n]
+                if (prefix,) in self.phrases or sum(phrase_of(v).startswith(prefix) for v in stages) != 1:
+                    continue
+                self._add((prefix,), Sense("value", "deals", "stage", value, value, "synonym"))
         if self.size_bands:
             positions = {"largest": self.size_bands[-1], "smallest": self.size_bands[0]}
             if len(self.size_bands) >= 3:
@@ -472,6 +483,16 @@ class Vocabulary:
                 stripped = tuple(t for t in key if t not in _LEGAL_SUFFIXES)
                 if stripped and stripped != key and not (len(stripped) == 1 and stripped[0] in COMMON_WORDS):
                     self._add(stripped, Sense("company", "companies", "company_id", cid, name, "synonym"))
+            # a company by the first word of its name ("deals at peaklight") when no other company shares it
+            firsts: dict[str, list[tuple[str, str]]] = {}
+            for cid, name in self.company_names.items():
+                key = tokens(name)
+                if len(key) > 1 and len(key[0]) >= 5 and key[0] not in COMMON_WORDS:
+                    firsts.setdefault(key[0], []).append((cid, name))
+            for word, owners_ in firsts.items():
+                if len(owners_) == 1 and (word,) not in self.phrases:
+                    cid, name = owners_[0]
+                    self._add((word,), Sense("company", "companies", "company_id", cid, name, "synonym"))
         contacts = tables.get("contacts")
         if contacts is not None and "contact_id" in contacts.columns:
             if "full_name" in contacts.columns:
