@@ -66,6 +66,17 @@ def print_answer(answer, max_rows: int = 20) -> None:
         typer.echo(f"Not understood: {', '.join(answer.unknown_words)}")
     if answer.suggestions:
         typer.echo("Did you mean: " + "; ".join(answer.suggestions))
+    print_readings(answer)
+
+
+def print_readings(answer) -> None:
+    """The readings of an unclear question, numbered for `--pick N` (owned with the semantic layer)."""
+    if not answer.readings:
+        return
+    typer.echo("Readings (run one with --pick N):")
+    for number, reading in enumerate(answer.readings, 1):
+        typer.echo(f"  {number}. {reading.question}")
+        typer.echo(f"     {reading.summary()}")
 
 
 def register(app: typer.Typer) -> None:
@@ -79,6 +90,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, "--limit", help="rows to print"),
         partial: bool = typer.Option(
             False, "--partial", help="run the understood part of a partly understood question"
+        ),
+        pick: int = typer.Option(
+            0, "--pick", help="answer with reading N of an unclear question (1, 2, ...)"
         ),
     ) -> None:
         """Answer a plain-English question over the staged CRM tables and show the plan it was read as.
@@ -103,6 +117,13 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:  # QuestionError: an empty question, an as-of date out of range
             typer.echo(f"Bad input: {exc}", err=True)
             raise typer.Exit(2) from exc
+        if pick:
+            if not 1 <= pick <= len(answer.readings):
+                typer.echo(
+                    f"Bad input: --pick {pick}: this question has {len(answer.readings)} reading(s)", err=True
+                )
+                raise typer.Exit(2)
+            answer = answer.readings[pick - 1]
         if as_json:
             typer.echo(json.dumps(answer.to_json(max_rows=limit), default=str, indent=1))
         else:

@@ -1,5 +1,8 @@
 """Natural-language questions: the answer with its parsed plan, or a clear "not understood", never a 500.
 
+An unclear question's answer carries `readings`: what it may mean, each with its plan in words, plan, value
+and record count (a client sends the same question with `pick: N` to run reading N).
+
 The NL engine raises on some plans it builds but cannot run (a window past the calendar's end, a date that
 does not exist, duplicate output columns): such a question is answered 200 with ``understood: false`` and a
 hint to rephrase, and logged so the engine can learn to parse it. Dates the caller sends are bounded here.
@@ -50,6 +53,12 @@ class NaturalLanguageRequest(ApiBody):
         "1900 to 2199 the answer is `understood: false`",
     )
     limit: PageSize = Field(50, description="Rows returned (the answer counts all)")
+    pick: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Answer with reading N (1-based) of the readings an unclear question lists",
+    )
 
 
 @router.post("/api/query/natural-language")
@@ -58,7 +67,8 @@ async def natural_language_query(
 ) -> dict[str, Any]:
     """Answer a question about the CRM in plain words; the answer carries the parsed plan (the trace)."""
     snap.require("nlq")
-    key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit)
+    asked = body.question if body.pick is None else f"{body.question}\x00pick={body.pick}"
+    key = services.answers.key(snap.loaded_at, asked, body.as_of, body.limit)
     cached = services.answers.get(key)
     if cached is not None:
         return {**cached, "cached": True}
@@ -79,6 +89,13 @@ def answer_question(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, A
                 "questions can be answered for; send an as_of in that range",
             )
         answer = ask(body.question, snap.nlq_context, as_of=body.as_of, similarity=snap.store)
+        if body.pick is not None:
+            if body.pick > len(answer.readings):
+                return not_understood(
+                    body,
+                    f"pick {body.pick}: this question has {len(answer.readings)} reading(s) to pick from",
+                )
+            answer = answer.readings[body.pick - 1]
         return jsonable(answer.to_json(max_rows=body.limit))
     except UNANSWERABLE as exc:
         log.warning("NL question %r could not be answered: %s: %s", body.question, type(exc).__name__, exc)
@@ -103,4 +120,5 @@ def not_understood(body: NaturalLanguageRequest, hint: str = CANNOT_RUN) -> dict
         "suggestions": REPHRASE,
         "hints": [hint],
         "missing": [],
+        "readings": [],
     }
