@@ -1,5 +1,7 @@
 """A fresh set written AFTER the last parser change of issue 24 (2026-12-06, after commit 5baa9da): run once,
 never tuned on. Same definitions and gold kinds as trust.py; new wordings by managers, reps and ops people.
+First run (commit 5baa9da + this file): 21/22 exact (95.5%; generated 14/15, Maven 7/7), 0 wrong at high
+confidence, 2 answered at low confidence, 1 of them with the right reading among its readings.
 """
 
 from __future__ import annotations
