@@ -145,6 +145,9 @@ class NLQContext:
             if frame is not None and "band" in frame.columns:
                 self.scores[entity] = frame
         self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores}, semantic=self.semantic)
+        from holocrm_core.nlq.meaning import TermMatcher
+
+        self.term_matcher = TermMatcher(self.semantic, embed)
         self.executor = Executor(self)
         self._measures: dict[str | None, pl.DataFrame] = {}
         self._has_values: dict[tuple[str, str], bool] = {}
@@ -434,6 +437,12 @@ def ask(
     similarity = similarity if similarity is not None else ctx.similarity
     moment = _as_datetime(as_of)
     parsed = ctx.parser.parse(question, moment, prefer=prefer)
+    first_suggestions: list[str] = []
+    if not parsed.understood and not partial and parsed.unknown_words:
+        first_suggestions = list(parsed.suggestions)
+        nearest = _nearest_terms(parsed, ctx, moment, prefer)
+        if nearest is not None:  # the replaced question is offered as a reading too (it runs as written)
+            parsed, first_suggestions = nearest, [nearest.text, *first_suggestions]
     hints = list(parsed.notes)
     confidence = parsed.confidence
     data_end = ctx.vocab.data_end
@@ -493,7 +502,7 @@ def ask(
         as_of=moment,
     )
     if readings and not answer.high_confidence:
-        answer.readings = _readings(parsed, ctx, moment, similarity)
+        answer.readings = _readings(parsed, ctx, moment, similarity, first_suggestions)
         if answer.readings:
             hints.insert(
                 0, f"This question can be read {len(answer.readings)} ways: pick one (see the readings)."
@@ -504,7 +513,32 @@ def ask(
 MAX_READINGS = 4
 
 
-def _readings(parsed, ctx: NLQContext, moment: datetime, similarity) -> list[Answer]:
+def _nearest_terms(parsed, ctx: NLQContext, moment: datetime, prefer):
+    """The question with every unknown word replaced by the nearest semantic-layer term (by spelling, or by
+    meaning when the context has an embedder), parsed again; None unless that parse is understood in full."""
+    from holocrm_core.nlq.meaning import GUESS_CONFIDENCE, replace_words, unknown_phrases
+    from holocrm_core.nlq.parser import TraceEntry
+
+    found = unknown_phrases(parsed.text, parsed.unknown_words, ctx.term_matcher)
+    if not found:
+        return None
+    again = ctx.parser.parse(
+        replace_words(parsed.text, {w: v[0] for w, v in found.items()}), moment, prefer=prefer
+    )
+    if not again.understood:
+        return None
+    notes = [f"{w} -> {term} [{how} {score}]" for w, (term, how, score) in found.items()]
+    again.trace[:0] = [
+        TraceEntry(w, f"read as {term!r} (nearest term of the semantic layer by {how}, {score})", how)
+        for w, (term, how, score) in found.items()
+    ]
+    again.guessed = [*notes, *again.guessed]
+    again.confidence = min(again.confidence * GUESS_CONFIDENCE, HIGH_CONFIDENCE - 0.05)
+    again.notes.insert(0, "Words not known, read as the nearest terms: " + "; ".join(notes))
+    return again
+
+
+def _readings(parsed, ctx: NLQContext, moment: datetime, similarity, extra: list[str] = ()) -> list[Answer]:
     """What an unclear question may mean, each run: a word with several equally good readings (an owner's
     first name shared by two reps) gives one reading per candidate; a question with words not understood gives
     the close phrasings that are understood in full. Only readings that are understood and high-confidence
@@ -514,6 +548,7 @@ def _readings(parsed, ctx: NLQContext, moment: datetime, similarity) -> list[Ans
         tries += [(parsed.text, {words: sense}) for sense in senses]
     if not parsed.understood:
         tries += [(text, {}) for text in parsed.suggestions]
+    tries += [(text, {}) for text in extra]
     out: list[Answer] = []
     seen: set[str] = set()
     for text, prefer in tries:

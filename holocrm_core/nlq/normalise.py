@@ -135,6 +135,7 @@ def surface(question: str, rewrites: list[Rewrite]) -> str:
         "negation",
         rewrites,
     )
+    text = re.sub(r"\b(?:right|just)\s+now\b|\bas\s+of\s+(?:now|today)\b|\bat\s+the\s+moment\b", "now", text)
     text = re.sub(r"\bnon-(?=[a-z])", "non ", text)
     text = re.sub(r"\b(\w+)'s\b", r"\1", text)  # possessive: "Darcel Schlecht's deals"
     text = re.sub(r"\b(\w+)s'(?=\s|$)", r"\1s", text)

@@ -20,7 +20,7 @@ from holocrm_core.nlq.vocabulary import tokens
 
 # A money amount in the question: a metric word next to it is a filter ("pipeline over $100k").
 _MONEY = re.compile(r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:k|m|bn|usd|eur|gbp|dollars?|euros?|pounds?)\b")
-_FILLER_BEFORE = r"(?:(?:what\s+is|what\s+s|whats|how\s+long\s+is|how\s+long\s+does|how\s+long|total|overall|combined|current|our|the|my|average|avg|mean|typical|total\s+open|show|me|give|tell)\s+)*"
+_FILLER_BEFORE = r"(?:(?:how\s+(?:big|large|much|healthy)\s+(?:is|are|was)|what\s+is|what\s+s|whats|how\s+long\s+is|how\s+long\s+does|how\s+long|total|overall|combined|current|our|the|my|average|avg|mean|typical|total\s+open|show|me|give|tell)\s+)*"
 _GROUP_LEAD = (
     r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|by|per|across)"
 )
