@@ -1,13 +1,16 @@
 """Question -> typed plan: rules for the grammar of CRM questions, the learned vocabulary for their values.
 
-The parser reads the question in passes, each claiming the characters it understood and writing a trace
-entry (which words meant what): ordering and top-k, counts and groupings, "stuck", activity presence and
+The parser reads the question in ordered passes (`Parser.parse`), each claiming the characters it understood
+and writing a trace entry (which words meant what): the semantic layer's metrics, groups and rankings
+(semantics.py), ordering and top-k, counts and groupings, "stuck", record-derived dates (derived_dates.py),
+activity presence and
 absence ("no contact in 14 days", "never emailed"), amounts, similarity anchors ("like Alice Johnson"),
 free-text parts ("mentioned pricing concerns"), stage and score words, entity nouns, then field values,
 names and owners from the vocabulary (exact, synonym, fuzzy, embedding). Time phrases are resolved against
 the as-of date and given to the field the question's verb points at. Whatever content word no pass claimed
 is reported as not understood, with suggestions, and the plan is marked low-confidence: never a silent
-guess.
+guess. The passes write to the parse state; assembly.py turns the state into the plan, confidence.py settles
+how sure it is. A new phrase family is one module with one pass function called from `parse`.
 """
 
 from __future__ import annotations
@@ -24,18 +27,15 @@ from holocrm_core.nlq.money import Quantity, find_quantities
 from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
     ActivityCondition,
-    Aggregate,
     FieldFilter,
     GroupFilter,
-    MetricQuery,
     Plan,
-    ScoreBand,
     SimilarTo,
     Sort,
     TextMatch,
     TimeWindow,
 )
-from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times, shift
+from holocrm_core.nlq.timeparse import TimeExpr, find_times
 from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
 from holocrm_core.schema import ENTITIES as SCHEMA_ENTITIES
 
@@ -275,7 +275,15 @@ def grammar_words() -> frozenset[str]:
 
     words: set[str] = set(_EXTRA_GRAMMAR_WORDS) | STOPWORDS | FIELD_WORDS
     here = Path(__file__).parent
-    for name in ("parser.py", "timeparse.py", "money.py", "vocabulary.py", "normalise.py"):
+    for name in (
+        "parser.py",
+        "assembly.py",
+        "confidence.py",
+        "timeparse.py",
+        "money.py",
+        "vocabulary.py",
+        "normalise.py",
+    ):
         source = re.sub(r"\\[a-zA-Z]", " ", (here / name).read_text())  # regex escapes: "\\bexcluding"
         source = re.sub(r"(?m)#(?! of)[^\n]*$", " ", source)  # comments may quote typos on purpose
         # a word that ends where a regex alternative or the literal ends is whole, not a stem ("compan(")
@@ -326,6 +334,11 @@ class Parser:
         self._suggesting = True
 
     @property
+    def layer_words(self) -> frozenset[str]:
+        """Every word of the semantic layer's terms: typos are corrected to them, never away from them."""
+        return frozenset(w for term in self.layer.terms() for w in term.split() if len(w) >= 3)
+
+    @property
     def dims(self) -> dict:
         if self._dims is None:
             self._dims = semantics.dimension_terms(self.layer, self.vocab)
@@ -334,7 +347,7 @@ class Parser:
     # ------------------------------------------------------------------------------------------------
     def parse(self, question: str, as_of: datetime, prefer: dict | None = None) -> ParseResult:
         """`prefer`: words -> (kind, value) of the sense to read them as (a reading the asker picked)."""
-        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words()))
+        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words() | self.layer_words))
         st = _State(text, as_of, self.vocab)
         st.prefer = dict(prefer or {})
         for r in rewrites:
@@ -1242,254 +1255,10 @@ class Parser:
 
     # ---- assembling the plan -----------------------------------------------------------------------
     def _finish(self, st: _State) -> ParseResult:
-        vocab = self.vocab
-        target = st.target()
-        if not st.nouns:
-            why = "the words about it" if st.target_hint else "no entity named: default"
-            st.trace.append(TraceEntry("", f"target {target} ({why})", "default"))
-            if st.target_hint is None and st.similar is None:
-                st.confidence *= 0.7  # a guessed target is never a high-confidence answer
-        filters = list(st.filters)
-        windows: list[TimeWindow] = list(st.extra_windows)
-        conditions = list(st.conditions)
-        group_filters = list(st.group_filters)
-        # activity nouns: the target's type, or a presence condition on another target
-        for _, entity, word in st.nouns:
-            kind = _ACTIVITY_TYPE_WORDS.get(word)
-            if entity == "activities" and kind:
-                types = tuple(
-                    v for v in vocab.categories.get(("activities", "type"), []) if v.lower() == kind
-                ) or (kind,)
-                if target == "activities":
-                    filters.append(FieldFilter("activities", "type", "in", list(types)))
-                else:
-                    window = self._adjacent_time(st, st.text.find(word) + len(word))
-                    start = end = None
-                    if window is not None:
-                        start, end = window.past
-                        st.used_times.add(id(window))
-                    conditions.append(ActivityCondition(True, types, start, end, word))
-            if entity == "contacts" and word.startswith(("customer", "client")):
-                if any(
-                    v.lower() == "customer"
-                    for v in vocab.categories.get(("contacts", "lifecycle_status"), [])
-                ):
-                    st.values.append(
-                        (
-                            "contacts",
-                            "lifecycle_status",
-                            next(
-                                v
-                                for v in vocab.categories[("contacts", "lifecycle_status")]
-                                if v.lower() == "customer"
-                            ),
-                            False,
-                        )
-                    )
-        # field values: several values of one field are alternatives (in), different fields all apply
-        grouped: dict[tuple[str, str, bool], list[str]] = {}
-        for entity, fld, value, negate in st.values:
-            if (
-                entity == "deals"
-                and fld == "stage"
-                and value in vocab.won_stages + vocab.lost_stages
-                and not negate
-            ):
-                st.stage_words.append((0, "won" if value in vocab.won_stages else "lost"))
-                continue
-            grouped.setdefault((entity, fld, negate), [])
-            if value not in grouped[(entity, fld, negate)]:
-                grouped[(entity, fld, negate)].append(value)
-        for (entity, fld, negate), values in grouped.items():
-            op = ("ne" if negate else "eq") if len(values) == 1 else ("not_in" if negate else "in")
-            filters.append(FieldFilter(entity, fld, op, values[0] if len(values) == 1 else values))
-        # owners apply to the target's own owner column when it has one, else to deals
-        owner_values = [o for o, neg in st.owners if not neg]
-        for owner, neg in st.owners:
-            if neg:
-                filters.append(FieldFilter(self._owner_entity(target, owner), "owner", "ne", owner))
-        if owner_values:
-            entity = self._owner_entity(target, owner_values[0])
-            filters.append(
-                FieldFilter(
-                    entity,
-                    "owner",
-                    "eq" if len(owner_values) == 1 else "in",
-                    owner_values[0] if len(owner_values) == 1 else owner_values,
-                )
-            )
-        # stage words
-        words = {w for _, w in st.stage_words}
-        stage_values: list[str] = []
-        if "won" in words:
-            stage_values += vocab.won_stages or ["won"]
-        if "lost" in words:
-            stage_values += vocab.lost_stages or ["lost"]
-        if "closed" in words and not ({"won", "lost"} & words):
-            stage_values += (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"])
-        if (
-            target == "deals"
-            and not words
-            and not st.negated_stages
-            and not any(f.entity == "deals" and f.field == "stage" for f in filters)
-            and any(not c.exists and (c.start is not None or c.end is not None) for c in conditions)
-        ):
-            # "deals with no contact in 2 weeks": only a deal still open can be waiting for a touch
-            st.implied_open = True
-            st.trace.append(
-                TraceEntry("", "open deals only (no recent touch is asked of open deals)", "default")
-            )
-        if ("open" in words or "closing" in words or st.implied_open or st.stuck_days) and not stage_values:
-            stage_values += vocab.open_stages
-        if stage_values:
-            filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
-        for word, f in semantics.entity_conditions(st.nouns, self.layer, vocab, filters):
-            filters.append(f)
-            st.trace.append(TraceEntry(word, f"{f.words()} (semantic layer: {word})", "semantic"))
-        if st.negated_stages:
-            excluded: list[str] = []
-            for word in st.negated_stages:
-                excluded += {
-                    "won": vocab.won_stages or ["won"], "lost": vocab.lost_stages or ["lost"], "open": vocab.open_stages,
-                    "closed": (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"]),
-                }[word]  # fmt: skip
-            filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
-        if st.stuck_days:
-            cutoff = shift(day_start(st.as_of), "day", 1 - st.stuck_days)
-            windows.append(
-                TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days")
-            )
-        # time phrases not taken by an activity condition go to the field the verb points at
-        for t in st.times:
-            if id(t) in st.used_times:
-                continue
-            entity, fld, ahead = self._time_field(st, t, target, words)
-            start, end = t.span_for(ahead)
-            windows.append(TimeWindow(entity, fld, start, end, t.phrase))
-            st.trace.append(TraceEntry(t.phrase, f"{entity}.{fld} {_span(start, end)}"))
-            st.relative_time |= t.relative
-        for c in conditions:
-            if c.start is not None or c.end is not None:
-                st.relative_time |= True
-        score_bands = []
-        if st.score_band:
-            entity = "deals" if target == "deals" else "contacts"
-            score_bands.append(ScoreBand(entity, st.score_band))
-        if st.group and st.sort_key and st.sort_key[0]:
-            # "top 5 products by won value": rank the groups by that measure, computed over their deals
-            measure = st.sort_key[1]
-            func, stage_kind = _GROUP_MEASURES.get(measure, (None, None))
-            if func is None:
-                st.confidence *= 0.5
-                st.notes.append(f"groups cannot be ranked by {measure}: ranked by number of rows")
-            else:
-                st.aggregate, st.aggregate_field = func, ("value" if func == "sum" else None)
-                target = "deals" if st.group[0] in ("deals", "companies", "*") else target
-                extra = {
-                    "won": vocab.won_stages or ["won"],
-                    "lost": vocab.lost_stages or ["lost"],
-                    "open": vocab.open_stages,
-                }.get(stage_kind)
-                if extra and not any(f.entity == "deals" and f.field == "stage" for f in filters):
-                    filters.append(FieldFilter("deals", "stage", "in", sorted(extra)))
-            st.sort_key = None
-            if not st.sort_word:
-                st.sort_word = None
-        metric_query = None
-        if st.metric_ask is not None:
-            ask = st.metric_ask
-            target = ask.metric.entity
-            st.aggregate = None
-            st.sort_key = st.sort_word = None
-            st.limit = ask.limit if ask.limit is not None else st.limit
-            if ask.metric.time_field:
-                windows = [
-                    TimeWindow(target, ask.metric.time_field, w.start, w.end, w.phrase)
-                    if w.field in ("created_at", "closed_at", "updated_at")
-                    and not re.search(r"\b(?:created|added|opened|entered|new)\b", st.text)
-                    else w
-                    for w in windows
-                ]
-            groups = tuple(
-                semantics.GroupKey(target if g.entity == "*" else g.entity, g.field, g.grain)
-                for g in ask.groups
-            )
-            metric_query = MetricQuery(ask.metric.name, ask.metric.label, groups, ask.ascending)
-        aggregate = None
-        if st.aggregate:
-            gent, gfld = st.group if st.group else (None, None)
-            if gent == "*":
-                gent = target if gfld != "owner" or target != "companies" else "deals"
-                if gfld == "owner" and target not in ("deals", "contacts", "activities"):
-                    gent = "deals"
-            aggregate = Aggregate(st.aggregate, st.aggregate_field, gent, gfld)
-        sort = None
-        limit = st.limit
-        if (st.sort_key or st.sort_word) and not (aggregate and aggregate.group_field):
-            sort = self._sort(st, target)
-        if st.group_ranked and limit is None and not st.sort_word:
-            limit = None
-        plan = Plan(
-            target=target,
-            filters=tuple(filters),
-            windows=tuple(windows),
-            activity_conditions=tuple(conditions),
-            group_filters=tuple(group_filters),
-            score_bands=tuple(score_bands),
-            aggregate=aggregate,
-            sort=sort,
-            limit=limit,
-            similar_to=st.similar,
-            text=st.text_match,
-            as_of=st.as_of,
-            confidence=1.0,
-            metric=metric_query,
-        )
-        for a, b in _contradictions(filters):
-            st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
-            st.notes.append(f"'{a.words()}' and '{b.words()}' exclude each other: no record can match both")
-        unknown = [
-            w
-            for _, _, w in st.claims.words()
-            if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)
-        ]
-        if st.anchor_unresolved:
-            unknown.append(st.anchor_unresolved)
-        suggestions = self._suggest(st, unknown) if unknown and self._suggesting else []
-        # "or" is only understood between alternatives of one field ("fintech or retail")
-        for m in re.finditer(r"\bor\b", st.text):
-            if not st.claims.free(m.start(), m.end()):
-                continue  # part of a phrase ("$5k or more")
-            left = [
-                f for a, b, f in st.value_spans if b <= m.start() and not st.text[b : m.start()].strip(" ,")
-            ]
-            right = [f for a, b, f in st.value_spans if a >= m.end() and not st.text[m.end() : a].strip()]
-            if not (left and right and left[0] == right[0]):
-                confidence_note = f"'or' at '{st.text[max(0, m.start() - 15) : m.end() + 15]}' joins conditions: read as 'and'"
-                st.notes.append(confidence_note)
-                st.confidence *= 0.5
-                st.trace.append(
-                    TraceEntry("or", "read as 'and' (only alternatives of one field can be or-ed)", "default")
-                )
-        understood = not unknown
-        confidence = st.confidence
-        if unknown:
-            confidence = min(confidence, 0.5) * (0.8 ** (len(unknown) - 1))
-        plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
-        guessed = [t.words for t in st.trace if t.how in ("typo", "fuzzy", "embedding")]
-        return ParseResult(
-            plan,
-            st.trace,
-            unknown,
-            suggestions[:6],
-            understood,
-            confidence,
-            st.notes,
-            st.relative_time,
-            guessed,
-            st.text,
-            st.ambiguous,
-        )
+        """Plan assembly (assembly.py), then the confidence step (confidence.py)."""
+        from holocrm_core.nlq.assembly import assemble
+
+        return assemble(self, st)
 
     def _suggest(self, st: _State, unknown: list[str]) -> list[str]:
         """Close phrasings of the question that the parser does understand, most similar first.
