@@ -20,7 +20,13 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.metrics import SemanticLayer, SemanticLayerError
 
         try:
-            layer = SemanticLayer.load(mapping or None)
+            if mapping:
+                layer = SemanticLayer.load(mapping)
+            else:  # what questions are answered with now: the pipeline's copy, else the defaults
+                from holocrm_core.nlq.answer import load_semantic_layer
+                from holocrm_core.settings import HoloPaths
+
+                layer = load_semantic_layer(HoloPaths.default().warehouse)
         except SemanticLayerError as exc:
             typer.echo(f"Bad input: {exc}", err=True)
             raise typer.Exit(2) from exc

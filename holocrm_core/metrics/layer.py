@@ -141,6 +141,64 @@ class SemanticLayer:
             source,
         )
 
+    def to_spec(self) -> dict:
+        """The layer in the defaults' shape (`from_spec(layer.to_spec())` gives it back): what the pipeline
+        writes next to the vocabulary so every reader sees the export's overrides."""
+        return {
+            "entities": {
+                n: {
+                    "entity": e.entity,
+                    "where": e.where,
+                    "words": list(e.words),
+                    "description": e.description,
+                }
+                for n, e in self.entities.items()
+            },
+            "metrics": {
+                n: {
+                    k: v
+                    for k, v in {
+                        "label": m.label,
+                        "description": m.description,
+                        "entity": m.entity,
+                        "aggregate": m.aggregate,
+                        "field": m.field,
+                        "where": m.where,
+                        "numerator": m.numerator,
+                        "denominator": m.denominator,
+                        "time_field": m.time_field,
+                        "money": m.money,
+                        "unit": m.unit,
+                        "words": list(m.words),
+                    }.items()
+                    if v not in (None, "", {})
+                }
+                for n, m in self.metrics.items()
+            },
+            "dimensions": {
+                n: {"entity": d.entity, "field": d.field, "grain": d.grain, "words": list(d.words)}
+                for n, d in self.dimensions.items()
+            },
+            "currency": {"reporting": self.reporting_currency, "rates": self.rates},
+        }
+
+    def write(self, path: str | Path) -> Path:
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"source": self.source, "layer": self.to_spec()}, indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> SemanticLayer:
+        import json
+
+        data = json.loads(Path(path).read_text())
+        return cls.from_spec(data["layer"], str(data.get("source") or path))
+
     # ---- reading --------------------------------------------------------------------------------------
     def terms(self) -> dict[str, tuple[str, str]]:
         """Every word or phrase of the layer -> (kind, name): kind is entity, metric or dimension."""

@@ -28,6 +28,9 @@ NLQ_ENTITIES = ("companies", "contacts", "deals", "activities")
 HIGH_CONFIDENCE = 0.8
 STALE_AFTER_DAYS = 60  # an export whose newest date is older than this before the as-of date gets a hint
 VOCABULARY_FILE = "nlq_vocabulary.json"
+SEMANTIC_FILE = (
+    "semantic_layer.json"  # the semantic layer with the export's overrides, next to the vocabulary
+)
 EXAMPLES = [
     "enterprise contacts in {industry} with over $100k pipeline",
     "open deals in {industry} with no contact in 14 days",
@@ -191,7 +194,16 @@ class NLQContext:
                 scores[entity] = warehouse.read(name)
         if vocabulary is None:
             vocabulary = load_vocabulary(warehouse.root, tables)
-        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed, warm=warm)
+        semantic = load_semantic_layer(warehouse.root)
+        ctx = cls(
+            tables,
+            vocabulary=vocabulary,
+            similarity=similarity,
+            scores=scores,
+            embed=embed,
+            warm=warm,
+            semantic=semantic,
+        )
         ctx.vocabulary_source = "artifact" if vocabulary is not None else "rebuilt from the staged tables"
         return ctx
 
@@ -322,6 +334,22 @@ class NLQContext:
         from pathlib import Path
 
         return self.vocab.write(Path(folder) / VOCABULARY_FILE)
+
+
+def load_semantic_layer(folder):
+    """The semantic layer the pipeline wrote under a warehouse folder (with the export's mapping overrides),
+    or the CRM defaults when there is none or it cannot be read."""
+    from pathlib import Path
+
+    from holocrm_core.metrics import SemanticLayer, SemanticLayerError
+
+    path = Path(getattr(folder, "warehouse", folder)) / SEMANTIC_FILE
+    if path.is_file():
+        try:
+            return SemanticLayer.read(path)
+        except (SemanticLayerError, ValueError, KeyError, OSError):
+            pass
+    return SemanticLayer.default()
 
 
 def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:

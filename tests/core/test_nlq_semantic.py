@@ -212,3 +212,29 @@ def test_readme_pipeline_example_on_the_industry_where_it_finds_most(sample):
     assert expected, "no industry has enterprise leads with open pipeline over $100k in this sample"
     answer = ask(f"enterprise leads in {industry} with pipeline over $100k", ctx, as_of=as_of)
     assert set(answer.ids) == expected and answer.high_confidence
+
+
+def test_the_pipelines_layer_with_overrides_is_what_questions_read(tmp_path, sample):
+    from holocrm_core.nlq.answer import SEMANTIC_FILE
+    from holocrm_core.warehouse import Warehouse
+
+    tables, _, as_of = sample
+    base = SemanticLayer.default()
+    assert (
+        SemanticLayer.from_spec(base.to_spec(), "again").describe()["metrics"] == base.describe()["metrics"]
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "entities: {}\nsemantic:\n  metrics:\n    won_revenue:\n      entity: deals\n      aggregate: sum\n"
+        "      field: value\n      where: {stage: won}\n      time_field: closed_at\n      money: true\n"
+        "      words: [takings]\n"
+    )
+    warehouse = Warehouse(tmp_path / "warehouse")
+    for entity, frame in tables.items():
+        warehouse.write(f"staged_{entity}", frame)
+    SemanticLayer.load(mapping).write(warehouse.root / SEMANTIC_FILE)
+    ctx = NLQContext.from_warehouse(warehouse, warm=False)
+    answer = ask("takings this year", ctx, as_of=as_of)
+    assert (
+        answer.plan.metric is not None and answer.plan.metric.name == "won_revenue" and answer.high_confidence
+    )
