@@ -1109,6 +1109,12 @@ class Parser:
             st.claims.take(m.start(), m.end())
             st.score_band = band
             st.trace.append(TraceEntry(m.group(), f"score band {band}"))
+        # "what did Chloe close last month": a rep's past "close" is a win (only the verb is claimed)
+        for m in re.finditer(r"\b(?:did|has|have|had)\s+(?:\w+\s+){0,3}?(?P<c>close)\b(?!\s+dates?\b)", text):
+            if st.claims.free(m.start("c"), m.end("c")):
+                st.claims.take(m.start("c"), m.end("c"))
+                st.stage_words.append((m.start("c"), "won"))
+                st.trace.append(TraceEntry(m.group(), "stage won (a past 'close' is a win)"))
         rules = [
             (
                 r"\b(?:closing|close|closes|expected to close|due to close|set to close|slated to close|scheduled to close)\b",
@@ -1349,6 +1355,17 @@ class Parser:
                 if m:
                     nearest = (t.end_char + m.start(), meaning, t.end_char + m.end())
                     break
+        if (
+            nearest
+            and nearest[1][1] == "expected_close_at"
+            and stage_words
+            and stage_words <= {"won", "lost", "closed"}
+        ):
+            nearest = (
+                nearest[0],
+                ("deals", "closed_at", False),
+                nearest[2],
+            )  # "did X close last month": a win
         if nearest:
             if st.claims.free(nearest[0], nearest[2]):
                 st.claims.take(nearest[0], nearest[2])
