@@ -16,6 +16,9 @@ from holocrm_core.metrics import SemanticLayer
 SPELLING_CUTOFF = 80.0  # rapidfuzz ratio
 MEANING_CUTOFF = 0.6  # cosine of sentence embeddings
 GUESS_CONFIDENCE = 0.7  # an answer built on a replaced word is never high-confidence
+NEGATION_WORDS = frozenset(
+    {"not", "no", "never", "without", "none", "nobody", "nothing", "neither", "nor", "non", "except"}
+)
 
 
 class TermMatcher:
@@ -62,8 +65,8 @@ def unknown_phrases(
     words = text.split()
     out: dict[str, tuple[str, str, float]] = {}
     for word in dict.fromkeys(unknown):
-        if word not in words:
-            return None
+        if word not in words or word in NEGATION_WORDS:
+            return None  # a negation is never replaced by a term: the question would mean the opposite
         i = words.index(word)
         spans = [word]
         if i > 0:
@@ -72,6 +75,7 @@ def unknown_phrases(
             spans.append(f"{word} {words[i + 1]}")
         if i + 1 < len(words) and words[i + 1] in unknown:
             spans.insert(0, f"{word} {words[i + 1]}")
+        spans = [span for span in spans if not set(span.split()) & NEGATION_WORDS]
         hits = [(span, matcher.nearest(span)) for span in spans]
         hits = [(span, hit) for span, hit in hits if hit is not None]
         if not hits:

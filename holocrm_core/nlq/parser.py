@@ -23,6 +23,7 @@ from functools import lru_cache
 
 from holocrm_core.metrics import SemanticLayer
 from holocrm_core.nlq import derived_dates, semantics
+from holocrm_core.nlq.meaning import NEGATION_WORDS
 from holocrm_core.nlq.money import Quantity, find_quantities
 from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
@@ -128,19 +129,7 @@ _SORT_KEYS = [
 
 
 # Words a suggested rephrasing may never drop: without them the question means the opposite.
-_NEGATION_WORDS = {
-    "not",
-    "no",
-    "never",
-    "without",
-    "none",
-    "nobody",
-    "nothing",
-    "neither",
-    "nor",
-    "non",
-    "except",
-}
+_NEGATION_WORDS = NEGATION_WORDS
 # Words that end a record name after "like" / "subsidiaries of".
 _NAME_STOP = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not",
               "founded", "established", "based", "created", "since", "before", "after"}  # fmt: skip

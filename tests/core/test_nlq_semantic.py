@@ -238,3 +238,15 @@ def test_the_pipelines_layer_with_overrides_is_what_questions_read(tmp_path, sam
     assert (
         answer.plan.metric is not None and answer.plan.metric.name == "won_revenue" and answer.high_confidence
     )
+
+
+def test_unknown_words_read_as_the_nearest_term_but_never_a_negation(sample):
+    from holocrm_core.nlq.meaning import TermMatcher, unknown_phrases
+
+    _, ctx, as_of = sample
+    answer = ask("whats our win rat this year", ctx, as_of=as_of)
+    assert answer.plan.metric is not None and answer.plan.metric.name == "win_rate"
+    assert not answer.high_confidence and any(t.how == "spelling" for t in answer.trace)
+    assert answer.readings and answer.readings[0].high_confidence  # the rephrased question, run as written
+    matcher = TermMatcher(SemanticLayer.default())
+    assert unknown_phrases("deals with no account", ["no"], matcher) is None
