@@ -6,7 +6,7 @@ layer = SemanticLayer.load("mapping.yaml")      # or SemanticLayer.default()
 compute_metric(layer, "win_rate", deals, stages).value
 """
 
-from holocrm_core.metrics.compute import MetricResult, StageSets, compute_metric
+from holocrm_core.metrics.compute import MetricResult, StageSets, compute_metric, with_last_touch
 from holocrm_core.metrics.layer import (
     Dimension,
     EntityWord,
@@ -24,4 +24,5 @@ __all__ = [
     "SemanticLayerError",
     "StageSets",
     "compute_metric",
+    "with_last_touch",
 ]

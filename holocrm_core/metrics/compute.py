@@ -67,6 +67,13 @@ def metric_column(metric: Metric, frame: pl.DataFrame, as_of: datetime | None = 
         return pl.col("_value") if "_value" in frame.columns else pl.col("value").cast(pl.Float64)
     if name == "days_to_close":
         return (pl.col("closed_at") - pl.col("created_at")).dt.total_seconds() / DAY_SECONDS
+    if name == "days_since_last_touch":
+        if "_last_touch" not in frame.columns:
+            raise ValueError(
+                f"metric {metric.name} needs each row's last touch: add it with with_last_touch()"
+            )
+        moment = pl.lit(as_of, dtype=pl.Datetime("us", "UTC"))
+        return (moment - pl.col("_last_touch")).dt.total_seconds() / DAY_SECONDS
     if name == "stage_age_days":
         since = pl.coalesce(pl.col("stage_changed_at"), pl.col("created_at"))
         moment = pl.lit(as_of, dtype=pl.Datetime("us", "UTC"))
@@ -113,6 +120,18 @@ def compute_metric(
     return MetricResult(_round(out.item(0, 0)) if out.height else None, out, notes)
 
 
+def with_last_touch(
+    rows: pl.DataFrame, activities: pl.DataFrame, key: str, as_of: datetime | None = None
+) -> pl.DataFrame:
+    """`rows` with `_last_touch`: the time of the latest activity linked by `key` (contact_id, deal_id or
+    company_id) at or before `as_of`; null for a record never touched."""
+    acts = activities.filter(pl.col(key).is_not_null() & pl.col("occurred_at").is_not_null())
+    if as_of is not None:
+        acts = acts.filter(pl.col("occurred_at") <= pl.lit(as_of, dtype=pl.Datetime("us", "UTC")))
+    last = acts.group_by(key).agg(pl.col("occurred_at").max().alias("_last_touch"))
+    return rows.join(last, on=key, how="left")
+
+
 def _aggregate(metric: Metric, frame: pl.DataFrame, stages: StageSets, as_of: datetime | None) -> pl.Expr:
     if metric.aggregate == "count":
         return pl.len()
@@ -129,7 +148,7 @@ def _aggregate(metric: Metric, frame: pl.DataFrame, stages: StageSets, as_of: da
             top, bottom = (num & den).sum(), den.sum()
         return pl.when(bottom > 0).then(top.cast(pl.Float64) / bottom).otherwise(None)
     col = metric_column(metric, frame, as_of)
-    return col.sum() if metric.aggregate == "sum" else col.mean()
+    return col.sum() if metric.aggregate == "sum" else col.mean()  # derived: the average per record
 
 
 def _converted(frame: pl.DataFrame, layer: SemanticLayer) -> pl.DataFrame:

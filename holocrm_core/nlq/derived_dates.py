@@ -23,6 +23,10 @@ _FOR_OVER = re.compile(
     r"\b(?:(?:sitting|sat|stuck|been|sitting\s+around|parked)\s+)?(?:in\s+(?:the\s+)?(?:same\s+)?(?:stage\s+)?)?"
     r"(?P<lead>for\s+(?:over|more\s+than|longer\s+than|at\s+least|upwards\s+of)\s+)"
     r"(?P<n>a|an|one|\d+)\s+(?P<unit>day|week|month|year)s?\b"
+    # "in stage over 60 days", "in their current stage more than a month": the word stage says whose age
+    r"|\bin\s+(?:the\s+|their\s+|its\s+)?(?:same\s+|current\s+)?stage\s+"
+    r"(?P<lead2>(?:for\s+)?(?:over|more\s+than|longer\s+than|at\s+least)\s+)"
+    r"(?P<n2>a|an|one|\d+)\s+(?P<unit2>day|week|month|year)s?\b"
 )
 _STAGE_SINCE = re.compile(
     r"\b(?:(?:have|has|had)\s+not\s+(?:changed|moved)(?:\s+(?:stage|stages))?|(?:with\s+)?no\s+stage\s+change|"
@@ -47,10 +51,11 @@ def record_dates(st, trace_entry) -> None:
             )
         )
     for m in _FOR_OVER.finditer(st.text):
-        if not st.claims.free(m.start("lead"), m.end()):
+        lead, count, unit = ("lead", "n", "unit") if m["lead"] else ("lead2", "n2", "unit2")
+        if not st.claims.free(m.start(lead), m.end()):
             continue
-        n = 1 if m["n"] in ("a", "an", "one") else int(m["n"])
-        days = n * _UNIT_DAYS[m["unit"]]
+        n = 1 if m[count] in ("a", "an", "one") else int(m[count])
+        days = n * _UNIT_DAYS[m[unit]]
         st.claims.take(m.start(), m.end())
         st.stuck_days = days
         st.target_hint = st.target_hint or "deals"

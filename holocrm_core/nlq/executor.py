@@ -354,6 +354,11 @@ class Executor:
                 rows = rows.with_columns(bucket.alias(f"{name}_{g.grain}"))
                 name = f"{name}_{g.grain}"
             keys.append(name)
+        metric = ctx.semantic.metric(plan.metric.name)
+        if metric.field == "days_since_last_touch":
+            from holocrm_core.metrics import with_last_touch
+
+            rows = with_last_touch(rows, ctx.table("activities"), ID_COLUMN[target], plan.as_of)
         try:
             result = compute_metric(ctx.semantic, plan.metric.name, rows, stages, keys, plan.as_of)
         except ValueError as exc:

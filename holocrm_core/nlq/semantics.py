@@ -78,8 +78,8 @@ def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk
             return None  # an ordering of records: "top 10 accounts by open pipeline"
         if metric.aggregate == "sum" and _MONEY.search(text):
             return None  # a filter: "accounts with more than $100k in pipeline"
-        if metric.aggregate in ("derived",):
-            return None  # per-record figures are conditions ("in stage over 30 days"), read by the grammar
+        if metric.aggregate == "derived" and not re.search(r"\b(?:average|avg|mean|typical)\s+$", before):
+            return None  # per-record figures are conditions ("in stage over 30 days"); "average ..." is asked
         if re.match(r"\s*(?:deals?|opportunit(?:y|ies)|opps?)\b", after) and metric.name == "open_pipeline":
             return None  # "pipeline deals": a kind of deal
         filler = re.search(rf"{_FILLER_BEFORE}$", before)

@@ -250,3 +250,18 @@ def test_unknown_words_read_as_the_nearest_term_but_never_a_negation(sample):
     assert answer.readings and answer.readings[0].high_confidence  # the rephrased question, run as written
     matcher = TermMatcher(SemanticLayer.default())
     assert unknown_phrases("deals with no account", ["no"], matcher) is None
+
+
+def test_stage_age_and_days_since_last_touch_are_metrics_too(sample):
+    from holocrm_core.metrics import with_last_touch
+
+    tables, ctx, as_of = sample
+    open_deals = tables["deals"].filter(pl.col("stage").is_in(ref.OPEN))
+    since = pl.coalesce("stage_changed_at", "created_at")
+    moment = pl.lit(as_of, dtype=pl.Datetime("us", "UTC"))
+    expected = open_deals.select(((moment - since).dt.total_seconds() / 86400).mean()).item()
+    assert ask("average stage age of open deals", ctx, as_of=as_of).value == pytest.approx(expected, abs=1e-3)
+    touched = with_last_touch(open_deals, tables["activities"], "deal_id", as_of)
+    expected = touched.select(((moment - pl.col("_last_touch")).dt.total_seconds() / 86400).mean()).item()
+    answer = ask("average days since last touch for open deals", ctx, as_of=as_of)
+    assert answer.value == pytest.approx(expected, abs=1e-3)
