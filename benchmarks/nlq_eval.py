@@ -11,6 +11,10 @@ Sections, kept apart (the held-out and blind figures are the result, the tuned o
 - `perturbations`: every question of both, retyped six ways by benchmarks/nlq_perturb.py (shorthand, a typo,
   no apostrophes, lower case, a time clause moved to the front, a synonym), per kind.
 - `blind`: nlq_questions/blind.py, written after the last parser change, gold by hand-written polars.
+- `trust`: nlq_questions/trust.py (issue 24), managers', reps' and ops people's words over both exports,
+  written before the semantic layer; `trust_late`: nlq_questions/trust_late.py, written after the last
+  parser change of issue 24. Each question counts as refused when the answer is not high-confidence; a
+  refusal is "covered" when one of the answer's readings (clarification) is exactly right.
 - `roadmap`: the roadmap's three examples, each must be exact.
 - `reliability`: accuracy per band of stated confidence, and wrong answers stated with high confidence.
 Maven data from ../shared/data/maven_crm (HOLOCRM_SHARED_DATA overrides); skipped with a message if absent.
@@ -138,6 +142,21 @@ def blind_questions(tables_by_dataset: dict) -> list[dict] | None:
 
 def correct(answer, gold) -> bool:
     kind, expected = gold
+    if kind == "clarify":  # an honest question back whose readings hold every meaning the asker may have had
+        readings = getattr(answer, "readings", None) or []
+        return not answer.high_confidence and all(any(correct(r, g) for r in readings) for g in expected)
+    if kind == "ratio":
+        got = answer.value
+        return isinstance(got, (int, float)) and abs(float(got) - float(expected)) < 0.0005
+    if kind == "top":
+        got = answer.value if isinstance(answer.value, dict) else {}
+        if not got:
+            return False
+        first = str(next(iter(got)))
+        parts = first.split()
+        if len(parts) > 1 and len(parts[-1]) == 3 and parts[-1].isupper():
+            first = " ".join(parts[:-1])  # "Thanh White USD": the group, per currency
+        return first == str(expected)
     if kind == "set":
         return answer.value is None and set(answer.ids) == set(expected)
     if kind == "list":
@@ -149,8 +168,56 @@ def correct(answer, gold) -> bool:
         return abs(float(got) - float(expected)) < 0.01
     if kind == "groups":
         got = answer.value if isinstance(answer.value, dict) else {}
-        return {str(k): v for k, v in got.items()} == {str(k): v for k, v in expected.items()}
+        got = {str(k): v for k, v in got.items()}
+        want = {str(k): v for k, v in expected.items()}
+        if got.keys() != want.keys():
+            want = _one_currency_dropped(want)  # one currency only: the engine names no currency
+        return got.keys() == want.keys() and all(_close(got[k], want[k]) for k in want)
     return False
+
+
+def _one_currency_dropped(groups: dict) -> dict:
+    tails = {k.rsplit(" ", 1)[-1] for k in groups}
+    if len(tails) == 1 and all(" " in k for k in groups):
+        tail = tails.pop()
+        if len(tail) == 3 and tail.isupper():
+            return {k.rsplit(" ", 1)[0]: v for k, v in groups.items()}
+    return groups
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b)) < 0.01 * max(1.0, abs(float(b)) * 1e-9)
+    return a == b
+
+
+def covered(answer, gold) -> bool:
+    """A refused (not high-confidence) answer whose readings include the right one."""
+    return any(correct(r, gold) for r in (getattr(answer, "readings", None) or []))
+
+
+def trust_questions(tables_by_dataset: dict, as_of_by_dataset: dict, module: str) -> list[dict] | None:
+    try:
+        mod = __import__(f"benchmarks.nlq_questions.{module}", fromlist=["synth_questions"])
+    except ImportError:
+        return None
+    items = []
+    for dataset, fn in (("synth", mod.synth_questions), ("maven", mod.maven_questions)):
+        if dataset not in tables_by_dataset:
+            continue
+        for persona, question, gold in fn(tables_by_dataset[dataset], as_of_by_dataset[dataset]):
+            items.append(
+                dict(
+                    dataset=dataset,
+                    template=persona,
+                    features=[persona],
+                    section=module,
+                    question=question,
+                    gold=gold,
+                    protect=[],
+                )
+            )
+    return items
 
 
 def summary(rows: list[dict]) -> dict:
@@ -187,7 +254,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show-failures", action="store_true")
     parser.add_argument("--no-perturbations", action="store_true")
-    parser.add_argument("--sections", default="tuned_families,held_out_families,roadmap,blind")
+    parser.add_argument(
+        "--sections", default="tuned_families,held_out_families,roadmap,blind,trust,trust_late"
+    )
     args = parser.parse_args()
     wanted = set(args.sections.split(","))
     started = time.perf_counter()
@@ -210,6 +279,13 @@ def main() -> None:
         skipped.append("blind: benchmarks/nlq_questions/blind.py not written yet")
     else:
         items += blind
+    as_ofs = {"synth": as_of, "maven": maven_set.AS_OF}
+    for module in ("trust", "trust_late"):
+        extra_set = trust_questions(all_tables, as_ofs, module)
+        if extra_set is None:
+            skipped.append(f"{module}: benchmarks/nlq_questions/{module}.py not written yet")
+        else:
+            items += extra_set
     items = [i for i in items if i["section"] in wanted]
     if not args.no_perturbations:
         extra = []
@@ -234,6 +310,7 @@ def main() -> None:
             {
                 **item,
                 "ok": correct(answer, item["gold"]),
+                "covered": (not answer.high_confidence) and covered(answer, item["gold"]),
                 "high_confidence": answer.high_confidence,
                 "confidence": answer.confidence,
                 "answer": answer,
@@ -257,6 +334,23 @@ def main() -> None:
             },
         },
         "blind": summary(section("blind")) if blind is not None else None,
+        **{
+            name: {
+                **summary(section(name)),
+                "refused": sum(1 for r in section(name) if not r["high_confidence"]),
+                "refused_with_right_reading": sum(r["covered"] for r in section(name)),
+                "per_dataset": {
+                    ds: summary([r for r in section(name) if r["dataset"] == ds])
+                    for ds in sorted({r["dataset"] for r in section(name)})
+                },
+                "per_asker": {
+                    p: summary([r for r in section(name) if r["template"] == p])
+                    for p in sorted({r["template"] for r in section(name)})
+                },
+            }
+            for name in ("trust", "trust_late")
+            if section(name)
+        },
         "roadmap": {r["question"]: r["ok"] for r in section("roadmap")},
         "high_confidence_wrong_anywhere": sum(1 for r in results if r["high_confidence"] and not r["ok"]),
         "reliability": reliability(results),
@@ -287,7 +381,8 @@ def main() -> None:
                 "high_confidence": r["high_confidence"],
                 "unknown": r["answer"].unknown_words,
                 "got": r["answer"].value if r["answer"].value is not None else len(r["answer"].ids),
-                "gold": r["gold"][1] if r["gold"][0] in ("value",) else len(r["gold"][1]),
+                "gold": r["gold"][1] if r["gold"][0] in ("value", "ratio", "top") else len(r["gold"][1]),
+                "confidence": r["confidence"],
             }
             for r in results
             if not r["ok"]

@@ -96,6 +96,20 @@ def print_answer(answer: dict, max_rows: int = 50) -> None:
         typer.echo(f"Not understood: {', '.join(answer['unknown_words'])}")
     if answer.get("suggestions"):
         typer.echo("Did you mean: " + "; ".join(answer["suggestions"]))
+    print_readings(answer)
+
+
+def print_readings(answer: dict) -> None:
+    """The readings of an unclear question, numbered for `--pick N`."""
+    readings = answer.get("readings") or []
+    if not readings:
+        return
+    typer.echo("Readings (run one with --pick N):")
+    for number, reading in enumerate(readings, 1):
+        typer.echo(f"  {number}. {reading.get('question')}")
+        figure = reading.get("value")
+        figure = figure if figure is not None else f"{reading.get('record_count', 0)} record(s)"
+        typer.echo(f"     {reading.get('plan_words')}: {figure}")
 
 
 def register(app: typer.Typer) -> None:
@@ -111,6 +125,9 @@ def register(app: typer.Typer) -> None:
             False, "--partial", help="run the understood part of a partly understood question"
         ),
         server: str | None = SERVER_OPTION,
+        pick: int = typer.Option(
+            0, "--pick", help="answer with reading N of an unclear question (1, 2, ...)"
+        ),
     ) -> None:
         """Answer a plain-English question over the staged CRM tables and show the plan it was read as.
 
@@ -127,6 +144,7 @@ def register(app: typer.Typer) -> None:
                     "as_of": checked[2].isoformat() if checked[2] else None,
                     "limit": checked[1],
                     "partial": partial,
+                    "pick": pick or None,
                 }
                 answer = client.post(
                     url, "/api/query/natural-language", {k: v for k, v in body.items() if v is not None}
@@ -134,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 answer.pop("cached", None)
             else:
                 answer = answer_question(
-                    _context(), question, as_of=as_of or None, limit=limit, partial=partial
+                    _context(), question, as_of=as_of or None, limit=limit, partial=partial, pick=pick or None
                 )
         except (Refusal, client.ServerError) as exc:
             refuse(exc)

@@ -153,8 +153,10 @@ def synth_questions(T: dict[str, pl.DataFrame]) -> list[tuple[str, tuple]]:
     q.append(
         (
             "deals w/o activity in the past month",
-            _ids(
-                de.filter(~pl.col("deal_id").is_in(touched("deal_id", None, _d(2026, 10), tomorrow))),
+            _ids(  # only open deals wait for a touch: meaning changed by issue 24 (was every deal)
+                de.filter(
+                    is_open & ~pl.col("deal_id").is_in(touched("deal_id", None, _d(2026, 10), tomorrow))
+                ),
                 "deal_id",
             ),
         )

@@ -75,6 +75,8 @@ def templates(T: dict[str, pl.DataFrame], as_of: datetime, sim: HashNeighbours) 
     year_start = today.replace(month=1, day=1)
     march = datetime(today.year if today.month >= 3 else today.year - 1, 3, 1, tzinfo=UTC)
 
+    is_lead = pl.col("lifecycle_status") == "lead"
+
     def cids(expr) -> set[str]:
         return set(co.filter(expr)["company_id"].to_list())
 
@@ -334,11 +336,13 @@ def templates(T: dict[str, pl.DataFrame], as_of: datetime, sim: HashNeighbours) 
                 "deals with no activity in the past 2 weeks",
             ],
             held_out=["deals nobody has touched in 2 weeks"],
+            # only open deals wait for a touch (semantic layer, issue 24)
             gold=lambda s: (
                 "set",
                 set(
                     de.filter(
-                        ~pl.col("deal_id").is_in(
+                        pl.col("stage").is_in(OPEN)
+                        & ~pl.col("deal_id").is_in(
                             acts(start=tomorrow - timedelta(days=14), end=tomorrow)["deal_id"]
                             .drop_nulls()
                             .unique()
@@ -412,14 +416,15 @@ def templates(T: dict[str, pl.DataFrame], as_of: datetime, sim: HashNeighbours) 
             slots=ind_slots[:2],
             tuned=[
                 "enterprise leads in {w} with >$100k pipeline",
-                "enterprise contacts in {ind} with pipeline over $100k",
+                "enterprise leads in {ind} with pipeline over $100k",
             ],
             held_out=["{w} leads at large companies with over $100k of pipeline"],
             gold=lambda s: (
                 "set",
                 contacts_at(
                     cids((pl.col("industry") == s["ind"]) & (pl.col("size_band") == "enterprise"))
-                    & set(open_pipeline("USD").filter(pl.col("p") > 100_000)["company_id"].to_list())
+                    & set(open_pipeline("USD").filter(pl.col("p") > 100_000)["company_id"].to_list()),
+                    is_lead,
                 ),
             ),
         ),
@@ -522,9 +527,10 @@ def templates(T: dict[str, pl.DataFrame], as_of: datetime, sim: HashNeighbours) 
             name="hot_leads",
             features=["score_band", "vocabulary"],
             slots=ind_slots[:2],
-            tuned=["hot leads in {w}", "hot contacts in {ind}"],
+            tuned=["hot leads in {w}", "hot leads in {ind}"],
             held_out=["which {w} leads are hot"],
-            gold=lambda s: ("set", contacts_at(cids(pl.col("industry") == s["ind"])) & hot),
+            # "leads" = contacts in the lead status (semantic layer, issue 24)
+            gold=lambda s: ("set", contacts_at(cids(pl.col("industry") == s["ind"]), is_lead) & hot),
         ),
         dict(
             name="like_contact",

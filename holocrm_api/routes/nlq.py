@@ -4,6 +4,8 @@ The route only transports: ``holocrm_core.services.answer_question`` (what `holo
 question, asks the NL engine, and answers a plan it cannot run (a window past the calendar's end, a date
 that does not exist) or an as-of outside 1900 to 2199 with ``understood: false`` and a hint to rephrase. The
 server adds a short-lived answer cache and a bound on questions answered at once.
+An unclear question's answer carries `readings`: what it may mean, each with its plan in words, plan, value
+and record count (a client sends the same question with `pick: N` to run reading N).
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ class NaturalLanguageRequest(ApiBody):
         except Refusal as exc:  # the service's own words, as a 422 problem
             raise ValueError(exc.message) from None
 
+    pick: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Answer with reading N (1-based) of the readings an unclear question lists",
+    )
+
 
 class NaturalLanguageAnswer(BaseModel):
     """The answer: ``value`` for a single figure, ``rows`` for a list or a grouped aggregate (a table)."""
@@ -72,6 +81,7 @@ class NaturalLanguageAnswer(BaseModel):
     suggestions: list[str] = []
     hints: list[str] = []
     missing: list[Any] = []
+    readings: list[dict[str, Any]] = []
     cached: bool = False
 
 
@@ -81,7 +91,7 @@ async def natural_language_query(
 ) -> dict[str, Any]:
     """Answer a question about the CRM in plain words; the answer carries the parsed plan (the trace)."""
     snap.require("nlq")
-    key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit, body.partial)
+    key = services.answers.key(snap.loaded_at, body.question, body.as_of, body.limit, body.partial, body.pick)
     cached = services.answers.get(key)
     if cached is not None:
         return {**cached, "cached": True}
@@ -99,4 +109,5 @@ def _answer(snap: Snapshot, body: NaturalLanguageRequest) -> dict[str, Any]:
         limit=body.limit,
         partial=body.partial,
         similarity=snap.store,
+        pick=body.pick,
     )

@@ -28,6 +28,9 @@ NLQ_ENTITIES = ("companies", "contacts", "deals", "activities")
 HIGH_CONFIDENCE = 0.8
 STALE_AFTER_DAYS = 60  # an export whose newest date is older than this before the as-of date gets a hint
 VOCABULARY_FILE = "nlq_vocabulary.json"
+SEMANTIC_FILE = (
+    "semantic_layer.json"  # the semantic layer with the export's overrides, next to the vocabulary
+)
 EXAMPLES = [
     "enterprise contacts in {industry} with over $100k pipeline",
     "open deals in {industry} with no contact in 14 days",
@@ -52,6 +55,7 @@ class Answer:
     hints: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     as_of: datetime | None = None
+    readings: list[Answer] = field(default_factory=list)  # what the question may mean, when it is unclear
 
     @property
     def ids(self) -> list[str]:
@@ -89,7 +93,25 @@ class Answer:
             "suggestions": self.suggestions,
             "hints": self.hints,
             "missing": self.missing,
+            "readings": [r.reading_json(i + 1) for i, r in enumerate(self.readings)],
         }
+
+    def reading_json(self, number: int) -> dict:
+        """One reading of an unclear question, as the clarification lists it (`--pick N` runs it)."""
+        return {
+            "pick": number,
+            "question": self.question,
+            "plan_words": self.plan_words(),
+            "plan": self.plan_json(),
+            "value": self.value,
+            "record_count": len(self.ids),
+            "confidence": round(self.confidence, 3),
+        }
+
+    def summary(self) -> str:
+        """The reading in one line: its plan and what it finds."""
+        found = f"{self.value}" if self.value is not None else f"{len(self.ids)} record(s)"
+        return f"{self.plan_words()} -> {found}"
 
 
 class NLQContext:
@@ -103,11 +125,16 @@ class NLQContext:
         scores: dict[str, pl.DataFrame] | None = None,
         embed=None,
         warm: bool = True,
+        semantic=None,
     ):
         """`warm`: compute the per-company measures and the time-sorted activities now (a server answering
         many questions) rather than on the first question that needs them (a one-off `holocrm ask`).
         `embed` (optional): texts -> vectors, e.g. the sentence-transformers model's encode; lets words no
-        rule or synonym knows match the nearest field value ("lenders" -> financial services)."""
+        rule or synonym knows match the nearest field value ("lenders" -> financial services).
+        `semantic`: the semantic layer (holocrm_core.metrics.SemanticLayer; its CRM defaults when None)."""
+        from holocrm_core.metrics import SemanticLayer
+
+        self.semantic = semantic or SemanticLayer.default()
         self.tables = {e: _prepare(e, tables.get(e)) for e in NLQ_ENTITIES}
         self.tables["activities"] = _fill_activity_companies(
             self.tables["activities"], self.tables["contacts"]
@@ -120,7 +147,10 @@ class NLQContext:
         for entity, frame in (scores or {}).items():
             if frame is not None and "band" in frame.columns:
                 self.scores[entity] = frame
-        self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores})
+        self.parser = Parser(self.vocab, has_scores={e: True for e in self.scores}, semantic=self.semantic)
+        from holocrm_core.nlq.meaning import TermMatcher
+
+        self.term_matcher = TermMatcher(self.semantic, embed)
         self.executor = Executor(self)
         self._measures: dict[str | None, pl.DataFrame] = {}
         self._has_values: dict[tuple[str, str], bool] = {}
@@ -164,7 +194,16 @@ class NLQContext:
                 scores[entity] = warehouse.read(name)
         if vocabulary is None:
             vocabulary = load_vocabulary(warehouse.root, tables)
-        ctx = cls(tables, vocabulary=vocabulary, similarity=similarity, scores=scores, embed=embed, warm=warm)
+        semantic = load_semantic_layer(warehouse.root)
+        ctx = cls(
+            tables,
+            vocabulary=vocabulary,
+            similarity=similarity,
+            scores=scores,
+            embed=embed,
+            warm=warm,
+            semantic=semantic,
+        )
         ctx.vocabulary_source = "artifact" if vocabulary is not None else "rebuilt from the staged tables"
         return ctx
 
@@ -297,6 +336,22 @@ class NLQContext:
         return self.vocab.write(Path(folder) / VOCABULARY_FILE)
 
 
+def load_semantic_layer(folder):
+    """The semantic layer the pipeline wrote under a warehouse folder (with the export's mapping overrides),
+    or the CRM defaults when there is none or it cannot be read."""
+    from pathlib import Path
+
+    from holocrm_core.metrics import SemanticLayer, SemanticLayerError
+
+    path = Path(getattr(folder, "warehouse", folder)) / SEMANTIC_FILE
+    if path.is_file():
+        try:
+            return SemanticLayer.read(path)
+        except (SemanticLayerError, ValueError, KeyError, OSError):
+            pass
+    return SemanticLayer.default()
+
+
 def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:
     """The nlq_vocabulary artifact under a warehouse folder (or HoloPaths, or the file itself), or None when it
     is missing, unreadable, of another format, or stale: older than a staged table, or built from tables
@@ -394,19 +449,28 @@ def ask(
     as_of: datetime | date | str | None = None,
     similarity=None,
     partial: bool = False,
+    readings: bool = True,
+    prefer: dict | None = None,
 ) -> Answer:
     """Answer a plain-English question over the CRM with the plan that was understood.
 
     A question with words that were not understood gets no rows (the plan, what was and was not understood,
     and suggestions instead); `partial=True` runs the understood part anyway. Raises QuestionError (a
     ValueError) for input the caller must correct: an empty or over-long question, an as-of date that is not
-    a date or lies outside the supported span.
+    a date or lies outside the supported span. An answer that is not high-confidence carries `readings`
+    (when `readings`): what the question may mean, each with its plan and result, for the asker to pick.
     """
     question = _check_question(question)
     ctx = tables if isinstance(tables, NLQContext) else NLQContext.from_tables(tables, similarity=similarity)
     similarity = similarity if similarity is not None else ctx.similarity
     moment = _as_datetime(as_of)
-    parsed = ctx.parser.parse(question, moment)
+    parsed = ctx.parser.parse(question, moment, prefer=prefer)
+    first_suggestions: list[str] = []
+    if not parsed.understood and not partial and parsed.unknown_words:
+        first_suggestions = list(parsed.suggestions)
+        nearest = _nearest_terms(parsed, ctx, moment, prefer)
+        if nearest is not None:  # the replaced question is offered as a reading too (it runs as written)
+            parsed, first_suggestions = nearest, [nearest.text, *first_suggestions]
     hints = list(parsed.notes)
     confidence = parsed.confidence
     data_end = ctx.vocab.data_end
@@ -450,7 +514,7 @@ def ask(
             ),
         )
     plan = Plan(**{**parsed.plan.__dict__, "confidence": round(confidence, 3)})
-    return Answer(
+    answer = Answer(
         question=question,
         plan=plan,
         rows=result.rows,
@@ -465,6 +529,68 @@ def ask(
         missing=result.missing,
         as_of=moment,
     )
+    if readings and not answer.high_confidence:
+        answer.readings = _readings(parsed, ctx, moment, similarity, first_suggestions)
+        if answer.readings:
+            hints.insert(
+                0, f"This question can be read {len(answer.readings)} ways: pick one (see the readings)."
+            )
+    return answer
+
+
+MAX_READINGS = 4
+
+
+def _nearest_terms(parsed, ctx: NLQContext, moment: datetime, prefer):
+    """The question with every unknown word replaced by the nearest semantic-layer term (by spelling, or by
+    meaning when the context has an embedder), parsed again; None unless that parse is understood in full."""
+    from holocrm_core.nlq.meaning import GUESS_CONFIDENCE, replace_words, unknown_phrases
+    from holocrm_core.nlq.parser import TraceEntry
+
+    found = unknown_phrases(parsed.text, parsed.unknown_words, ctx.term_matcher)
+    if not found:
+        return None
+    again = ctx.parser.parse(
+        replace_words(parsed.text, {w: v[0] for w, v in found.items()}), moment, prefer=prefer
+    )
+    if not again.understood:
+        return None
+    notes = [f"{w} -> {term} [{how} {score}]" for w, (term, how, score) in found.items()]
+    again.trace[:0] = [
+        TraceEntry(w, f"read as {term!r} (nearest term of the semantic layer by {how}, {score})", how)
+        for w, (term, how, score) in found.items()
+    ]
+    again.guessed = [*notes, *again.guessed]
+    again.confidence = min(again.confidence * GUESS_CONFIDENCE, HIGH_CONFIDENCE - 0.05)
+    again.notes.insert(0, "Words not known, read as the nearest terms: " + "; ".join(notes))
+    return again
+
+
+def _readings(parsed, ctx: NLQContext, moment: datetime, similarity, extra: list[str] = ()) -> list[Answer]:
+    """What an unclear question may mean, each run: a word with several equally good readings (an owner's
+    first name shared by two reps) gives one reading per candidate; a question with words not understood gives
+    the close phrasings that are understood in full. Only readings that are understood and high-confidence
+    themselves are offered."""
+    tries: list[tuple[str, dict]] = []
+    for words, senses in parsed.ambiguous[:1]:
+        tries += [(parsed.text, {words: sense}) for sense in senses]
+    if not parsed.understood:
+        tries += [(text, {}) for text in parsed.suggestions]
+    tries += [(text, {}) for text in extra]
+    out: list[Answer] = []
+    seen: set[str] = set()
+    for text, prefer in tries:
+        key = text + repr(prefer)
+        if key in seen or len(out) >= MAX_READINGS:
+            continue
+        seen.add(key)
+        reading = ask(text, ctx, as_of=moment, similarity=similarity, readings=False, prefer=prefer)
+        for words, (kind, value) in prefer.items():
+            label = ctx.vocab.company_names.get(value) or ctx.vocab.contact_names.get(value) or value
+            reading.question = f"{text} [{words} = {kind} {label}]"
+        if reading.understood and reading.confidence >= HIGH_CONFIDENCE * 0.9:
+            out.append(reading)
+    return out
 
 
 def _empty(result: ExecutionResult) -> bool:

@@ -222,17 +222,29 @@ class Executor:
         notes: list[str] = []
         masks: list[pl.Expr] = []
         per_entity: dict[str, list[pl.Expr]] = {}
+        negated: dict[str, list[pl.Expr]] = {}
         for f in plan.filters:
+            if f.entity != target and f.op in ("ne", "not_in"):
+                continue
             other = ctx.table(f.entity)
             per_entity.setdefault(f.entity, []).append(filter_expr(other, f))
         for w in plan.windows:
             other = ctx.table(w.entity)
             per_entity.setdefault(w.entity, []).append(window_expr(other, w))
+        for f in plan.filters:
+            if f.entity != target and f.op in ("ne", "not_in"):
+                # "leads not in healthcare": not linked to a healthcare company (no company at all included)
+                other = ctx.table(f.entity)
+                positive = FieldFilter(f.entity, f.field, "eq" if f.op == "ne" else "in", f.value, f.currency)
+                negated.setdefault(f.entity, []).append(filter_expr(other, positive))
         for entity, exprs in per_entity.items():
             if entity == target:
                 masks.extend(exprs)
-            else:
+            elif exprs:
                 masks.append(self._linked(target, entity, exprs))
+        for entity, exprs in negated.items():
+            for expr in exprs:
+                masks.append(~self._linked(target, entity, [expr]).fill_null(False))
         for cond in plan.activity_conditions:
             masks.append(self._activity_mask(target, cond))
         for g in plan.group_filters:
@@ -266,6 +278,9 @@ class Executor:
             masks.append(pl.lit(ctx.cache[key]))
         if plan.text is not None:
             masks.append(self._text_mask(target, plan.text.text, similarity, missing, notes))
+        if plan.metric is not None:
+            rows = frame.lazy().filter(pl.all_horizontal(masks)).collect() if masks else frame
+            return self._metric(plan, rows, missing, notes)
         # keep only the columns later steps use: filtering 100k wide rows costs more than the filter itself
         keep = set(DISPLAY_COLUMNS[target]) | _WORK_COLUMNS
         if plan.sort is not None:
@@ -301,6 +316,65 @@ class Executor:
             if c and c in result.columns and c not in cols
         ]
         return ExecutionResult(result.select(cols + extra), ids, None, missing, notes)
+
+    # ---- semantic-layer metrics --------------------------------------------------------------------
+    def _metric(
+        self, plan: Plan, rows: pl.DataFrame, missing: list[str], notes: list[str]
+    ) -> ExecutionResult:
+        from holocrm_core.metrics import StageSets, compute_metric
+
+        ctx = self.ctx
+        target = plan.target
+        vocab = ctx.vocab
+        stages = StageSets(
+            tuple(vocab.open_stages) or StageSets.open,
+            tuple(vocab.won_stages) or ("won",),
+            tuple(vocab.lost_stages) or ("lost",),
+        )
+        keys: list[str] = []
+        for g in plan.metric.groups:
+            entity = target if g.entity in ("*", target) else g.entity
+            name = g.field
+            if entity != target:
+                if (target, entity) not in LINKS or g.field not in ctx.table(entity).columns:
+                    raise PlanError(f"cannot group {target} by {entity}.{g.field}")
+                mine, theirs = LINKS[(target, entity)]
+                name = g.field if g.field not in rows.columns else f"{entity}_{g.field}"
+                other = ctx.table(entity).select(theirs, pl.col(g.field).alias(name)).unique(theirs)
+                rows = rows.join(other, left_on=mine, right_on=theirs, how="left")
+            elif g.field not in rows.columns:
+                raise PlanError(f"{target} has no column {g.field!r} to group by")
+            if g.grain:
+                col = pl.col(name)
+                bucket = {
+                    "quarter": col.dt.year().cast(pl.String) + "-Q" + col.dt.quarter().cast(pl.String),
+                    "month": col.dt.strftime("%Y-%m"),
+                    "year": col.dt.year().cast(pl.String),
+                }[g.grain]
+                rows = rows.with_columns(bucket.alias(f"{name}_{g.grain}"))
+                name = f"{name}_{g.grain}"
+            keys.append(name)
+        metric = ctx.semantic.metric(plan.metric.name)
+        if metric.field == "days_since_last_touch":
+            from holocrm_core.metrics import with_last_touch
+
+            rows = with_last_touch(rows, ctx.table("activities"), ID_COLUMN[target], plan.as_of)
+        try:
+            result = compute_metric(ctx.semantic, plan.metric.name, rows, stages, keys, plan.as_of)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from exc
+        notes.extend(result.notes)
+        out, value = result.rows, result.value
+        if isinstance(value, dict) and (keys or len(value) > 1):
+            if plan.metric.ascending:
+                out = out.sort([plan.metric.name, *out.columns[:-1]], nulls_last=True)
+            if plan.limit is not None:
+                out = out.head(plan.limit)
+            shown = [c for c in out.columns if c != plan.metric.name]
+            value = {
+                " ".join(str(r[k]) for k in shown): r[plan.metric.name] for r in out.iter_rows(named=True)
+            }
+        return ExecutionResult(out, rows.get_column(ID_COLUMN[target]), value, missing, notes)
 
     # ---- links -------------------------------------------------------------------------------------
     def _linked(self, target: str, entity: str, exprs: list[pl.Expr]) -> pl.Expr:

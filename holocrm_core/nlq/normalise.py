@@ -21,6 +21,7 @@ _BARE_CONTRACTIONS = {
     "wont": "will not", "cant": "can not", "couldnt": "could not", "wouldnt": "would not", "aint": "is not",
     "shouldnt": "should not", "whats": "what is", "whos": "who is", "thats": "that is", "theyre": "they are",
 }  # fmt: skip
+_PRONOUN_VERBS = {"ve": "have", "re": "are", "ll": "will", "d": "had", "m": "am"}
 # CRM shorthand -> the word the grammar knows. "mo" is only a month after a number or a period word.
 SHORTHAND = {
     "qtr": "quarter", "qtrs": "quarters", "qtly": "quarterly", "yr": "year", "yrs": "years", "wk": "week",
@@ -54,7 +55,7 @@ _US_COUNTRY = re.compile(
 class Rewrite:
     before: str
     after: str
-    kind: str  # "diacritics" | "contraction" | "shorthand" | "number" | "country" | "possessive" | "typo"
+    kind: str  # diacritics | contraction | negation | shorthand | number | country | possessive | typo
 
     @property
     def guess(self) -> bool:
@@ -123,8 +124,18 @@ def surface(question: str, rewrites: list[Rewrite]) -> str:
     text = re.sub(r"\bwon't\b", "will not", text)
     text = re.sub(r"\bcan't\b", "can not", text)
     text = re.sub(r"n't\b", " not", text)
+    text = re.sub(r"\b(we|you|they|i)'(ve|re|ll|d|m)\b", lambda m: m[1] + " " + _PRONOUN_VERBS[m[2]], text)
     bare = "|".join(sorted(_BARE_CONTRACTIONS, key=len, reverse=True))
     text = _sub(rf"\b(?:{bare})\b", lambda m: _BARE_CONTRACTIONS[m.group()], text, "contraction", rewrites)
+    text = _sub(
+        r"\b(?:that\s+|which\s+|who\s+)?(?:do|does|did|have|has)\s+not\s+(?:have|got|had|get)\s+"
+        r"(?:even\s+)?(?:a\s+single|any|a|an|one)?\s*",
+        "without ",
+        text,
+        "negation",
+        rewrites,
+    )
+    text = re.sub(r"\b(?:right|just)\s+now\b|\bas\s+of\s+(?:now|today)\b|\bat\s+the\s+moment\b", "now", text)
     text = re.sub(r"\bnon-(?=[a-z])", "non ", text)
     text = re.sub(r"\b(\w+)'s\b", r"\1", text)  # possessive: "Darcel Schlecht's deals"
     text = re.sub(r"\b(\w+)s'(?=\s|$)", r"\1s", text)
@@ -168,6 +179,14 @@ def english_words() -> set[str]:
     return {w for w in text.split() if w.isalpha() and w.islower()}
 
 
+def _undoubled(candidate: str, word: str) -> bool:
+    """`word` is `candidate` with a doubled character typed once."""
+    return len(candidate) == len(word) + 1 and any(
+        candidate[i] == candidate[i - 1] and candidate[:i] + candidate[i + 1 :] == word
+        for i in range(1, len(candidate))
+    )
+
+
 class TypoFixer:
     """Words not in the lexicon -> the closest lexicon word by edit distance, when one is clearly closest.
 
@@ -198,10 +217,13 @@ class TypoFixer:
             return None
         # closest first; among equals the one of the same length ("opne" -> open, not one), then the one
         # sharing the first letter; still tied: ambiguous, left alone
-        ranked = sorted((d, abs(len(c) - len(word)), c[0] != word[0], c) for d, c in best)
-        if len(ranked) > 1 and ranked[0][:3] == ranked[1][:3]:
+        # a doubled letter typed once ("acounts" -> accounts, not amounts) is the commonest slip of all
+        ranked = sorted(
+            (d, not _undoubled(c, word), abs(len(c) - len(word)), c[0] != word[0], c) for d, c in best
+        )
+        if len(ranked) > 1 and ranked[0][:4] == ranked[1][:4]:
             return None
-        return ranked[0][3]
+        return ranked[0][4]
 
     def apply(self, text: str, rewrites: list[Rewrite], protected: list[tuple[int, int]] = ()) -> str:
         out = []

@@ -1,13 +1,16 @@
 """Question -> typed plan: rules for the grammar of CRM questions, the learned vocabulary for their values.
 
-The parser reads the question in passes, each claiming the characters it understood and writing a trace
-entry (which words meant what): ordering and top-k, counts and groupings, "stuck", activity presence and
+The parser reads the question in ordered passes (`Parser.parse`), each claiming the characters it understood
+and writing a trace entry (which words meant what): the semantic layer's metrics, groups and rankings
+(semantics.py), ordering and top-k, counts and groupings, "stuck", record-derived dates (derived_dates.py),
+activity presence and
 absence ("no contact in 14 days", "never emailed"), amounts, similarity anchors ("like Alice Johnson"),
 free-text parts ("mentioned pricing concerns"), stage and score words, entity nouns, then field values,
 names and owners from the vocabulary (exact, synonym, fuzzy, embedding). Time phrases are resolved against
 the as-of date and given to the field the question's verb points at. Whatever content word no pass claimed
 is reported as not understood, with suggestions, and the plan is marked low-confidence: never a silent
-guess.
+guess. The passes write to the parse state; assembly.py turns the state into the plan, confidence.py settles
+how sure it is. A new phrase family is one module with one pass function called from `parse`.
 """
 
 from __future__ import annotations
@@ -18,21 +21,22 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
+from holocrm_core.metrics import SemanticLayer
+from holocrm_core.nlq import derived_dates, semantics
+from holocrm_core.nlq.meaning import NEGATION_WORDS
 from holocrm_core.nlq.money import Quantity, find_quantities
 from holocrm_core.nlq.normalise import normalise, surface
 from holocrm_core.nlq.plan import (
     ActivityCondition,
-    Aggregate,
     FieldFilter,
     GroupFilter,
     Plan,
-    ScoreBand,
     SimilarTo,
     Sort,
     TextMatch,
     TimeWindow,
 )
-from holocrm_core.nlq.timeparse import TimeExpr, day_start, find_times, shift
+from holocrm_core.nlq.timeparse import TimeExpr, find_times
 from holocrm_core.nlq.vocabulary import Sense, Vocabulary, tokens
 from holocrm_core.schema import ENTITIES as SCHEMA_ENTITIES
 
@@ -78,7 +82,7 @@ _ACTIVITY_TYPE_WORDS = {
 _ACT_ANY = r"contact(?:ed)?|touch(?:ed|es)?|touchpoints?|reached(?: out(?: to)?)?|engaged|engagement|activit(?:y|ies)|interactions?|outreach|follow[- ]?ups?|followed up(?: with)?|in touch|heard from"
 _ACT_TYPED = r"e-?mail(?:s|ed)?|mail(?:s|ed)?|calls?|called|phoned|rang|meetings?|met(?: with)?|notes?"
 _NEGATION_BEFORE = re.compile(
-    r"(?:\bnot\s+(?:in\s+|from\s+|at\s+)?|\bnon[- ]?|\bexcluding\s+|\bexcept(?:\s+for)?\s+|\bother than\s+|\boutside(?:\s+of)?\s+|\bbut not\s+(?:in\s+)?|\bwithout\s+)$"
+    r"(?:\bnot\s+(?:in\s+|from\s+|at\s+)?|\bnon[- ]?|\bexcluding\s+|\bexcept(?:\s+for)?\s+|\bother than\s+|\boutside(?:\s+of)?(?:\s+the)?\s+|\bbut not\s+(?:in\s+)?|\bwithout\s+)$"
 )
 _GROUP_FIELDS = {
     "stage": ("deals", "stage"), "stages": ("deals", "stage"),
@@ -124,6 +128,8 @@ _SORT_KEYS = [
 ]
 
 
+# Words a suggested rephrasing may never drop: without them the question means the opposite.
+_NEGATION_WORDS = NEGATION_WORDS
 # Words that end a record name after "like" / "subsidiaries of".
 _NAME_STOP = {"in", "at", "from", "with", "who", "that", "which", "over", "under", "but", "and", "whose", "where", "not",
               "founded", "established", "based", "created", "since", "before", "after"}  # fmt: skip
@@ -179,6 +185,7 @@ class ParseResult:
     relative_time: bool = False
     guessed: list[str] = field(default_factory=list)  # words read approximately (typo, fuzzy, embedding)
     text: str = ""  # the question as the grammar read it
+    ambiguous: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)  # words -> readings
 
 
 def normalize(question: str) -> str:
@@ -257,7 +264,15 @@ def grammar_words() -> frozenset[str]:
 
     words: set[str] = set(_EXTRA_GRAMMAR_WORDS) | STOPWORDS | FIELD_WORDS
     here = Path(__file__).parent
-    for name in ("parser.py", "timeparse.py", "money.py", "vocabulary.py", "normalise.py"):
+    for name in (
+        "parser.py",
+        "assembly.py",
+        "confidence.py",
+        "timeparse.py",
+        "money.py",
+        "vocabulary.py",
+        "normalise.py",
+    ):
         source = re.sub(r"\\[a-zA-Z]", " ", (here / name).read_text())  # regex escapes: "\\bexcluding"
         source = re.sub(r"(?m)#(?! of)[^\n]*$", " ", source)  # comments may quote typos on purpose
         # a word that ends where a regex alternative or the literal ends is whole, not a stem ("compan(")
@@ -292,24 +307,48 @@ class _Claims:
 
 
 class Parser:
-    def __init__(self, vocab: Vocabulary, *, has_scores: dict[str, bool] | None = None, stuck_days: int = 30):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        *,
+        has_scores: dict[str, bool] | None = None,
+        stuck_days: int = 30,
+        semantic: SemanticLayer | None = None,
+    ):
         self.vocab = vocab
         self.has_scores = has_scores or {}
         self.stuck_days = stuck_days
+        self.layer = semantic or SemanticLayer.default()
+        self._dims: dict | None = None
         self._suggesting = True
 
+    @property
+    def layer_words(self) -> frozenset[str]:
+        """Every word of the semantic layer's terms: typos are corrected to them, never away from them."""
+        return frozenset(w for term in self.layer.terms() for w in term.split() if len(w) >= 3)
+
+    @property
+    def dims(self) -> dict:
+        if self._dims is None:
+            self._dims = semantics.dimension_terms(self.layer, self.vocab)
+        return self._dims
+
     # ------------------------------------------------------------------------------------------------
-    def parse(self, question: str, as_of: datetime) -> ParseResult:
-        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words()))
+    def parse(self, question: str, as_of: datetime, prefer: dict | None = None) -> ParseResult:
+        """`prefer`: words -> (kind, value) of the sense to read them as (a reading the asker picked)."""
+        text, rewrites = normalise(question, self.vocab.typo_fixer(grammar_words() | self.layer_words))
         st = _State(text, as_of, self.vocab)
+        st.prefer = dict(prefer or {})
         for r in rewrites:
             st.trace.append(TraceEntry(r.before, f"read as {r.after!r}", "typo" if r.guess else "normalised"))
             if r.guess:
                 st.confidence *= TYPO_CONFIDENCE
         self._protect_vocabulary_numbers(st)
+        self._semantic(st)
         self._sorting(st)
         self._aggregates(st)
         self._stuck(st)
+        derived_dates.record_dates(st, TraceEntry)
         self._relations(st)
         self._nullness(st)
         quantities = find_quantities(text, st.claims.spans + st.protected)
@@ -317,6 +356,7 @@ class Parser:
         st.times = find_times(text, as_of, blocked + st.claims.spans + st.protected)
         for t in st.times:
             st.claims.take(t.start_char, t.end_char)
+        derived_dates.stage_since(st, TraceEntry)
         self._time_cues(st)
         self._activity_conditions(st)
         self._quantities(st, [q for q in quantities if st.claims.free(q.start_char, q.end_char)])
@@ -330,6 +370,66 @@ class Parser:
         return self._finish(st)
 
     # ---- passes ------------------------------------------------------------------------------------
+    def _semantic(self, st: _State) -> None:
+        """Metrics, their groups and rankings, read from the semantic layer (see nlq/semantics.py)."""
+        free = st.claims.free
+        for m in re.finditer(r"\b(?:in|on)\s+(?:the\s+|our\s+)?(?:open\s+)?pipe(?:line)?\b", st.text):
+            if free(m.start(), m.end()):
+                st.claims.take(m.start(), m.end())
+                st.implied_open = True
+                st.target_hint = st.target_hint or "deals"
+                st.trace.append(TraceEntry(m.group(), "open deals (semantic layer: open pipeline)"))
+        found = semantics.find_metric(st.text, self.layer, self.vocab, free)
+        if found is None:
+            return
+        ask, (start, end) = found
+        ranked_records = re.search(
+            r"\b(?:most|highest|largest|biggest|top|lowest|least|smallest)\s+$", st.text[:start]
+        )
+        if (
+            ask.metric.aggregate in ("sum", "count")
+            and ranked_records
+            and semantics.find_ranking(st.text, self.dims, free) is None
+        ):
+            return  # "the 5 accounts with the most won revenue": records ranked by a measure (the grammar's)
+        st.claims.take(start, end)
+        metric = ask.metric
+        st.trace.append(
+            TraceEntry(
+                ask.words, f"metric {metric.label}: {metric.description or metric.aggregate}", "semantic"
+            )
+        )
+        for key, (a, b), words in semantics.find_groups(st.text, self.dims, free):
+            st.claims.take(a, b)
+            ask.groups.append(key)
+            st.trace.append(TraceEntry(words, f"per {key.words()}"))
+            for m in semantics.BREAKDOWN_WORDS.finditer(st.text):
+                if free(m.start(), m.end()):
+                    st.claims.take(m.start(), m.end())
+        ranking = semantics.find_ranking(st.text, self.dims, free)
+        if ranking is not None:
+            key, (a, b), limit, ascending, words = ranking
+            st.claims.take(a, b)
+            top = re.search(
+                r"\b(?:the\s+)?(?:most|highest|largest|biggest|best|top|greatest|strongest|least|lowest|smallest|worst|weakest)\b",
+                st.text,
+            )
+            if top and free(top.start(), top.end()):
+                st.claims.take(top.start(), top.end())
+            brought = re.search(
+                r"\b(?:brought\s+in|bring\s+in|brings\s+in|generated|has|had|have)\b", st.text[b:]
+            )
+            if brought and free(b + brought.start(), b + brought.end()):
+                st.claims.take(b + brought.start(), b + brought.end())
+            if key not in ask.groups:
+                ask.groups.insert(0, key)
+            ask.limit, ask.ascending = limit, ascending
+            st.trace.append(
+                TraceEntry(words, f"the {limit} {'lowest' if ascending else 'highest'} per {key.words()}")
+            )
+        st.metric_ask = ask
+        st.target_hint = metric.entity
+
     def _protect_vocabulary_numbers(self, st: _State) -> None:
         """Product and record names with a number in them ("GTK 500") are names, never amounts or dates:
         the vocabulary wins over the generic number patterns."""
@@ -582,6 +682,16 @@ class Parser:
             st.trace.append(TraceEntry(gm.group(), f"group by {gm['g']}"))
             if st.aggregate is None:
                 st.aggregate = "count"
+        elif gm is None:
+            # a dimension the semantic layer or the export's own custom fields name ("per regional office")
+            found = [g for g in semantics.find_groups(text, self.dims, st.claims.free) if g[0].grain is None]
+            if found:
+                key, (a, b), words = found[0]
+                st.group = (key.entity, key.field)
+                st.claims.take(a, b)
+                st.trace.append(TraceEntry(words, f"group by {key.words()}", "semantic"))
+                if st.aggregate is None:
+                    st.aggregate = "count"
         # "which owner won the most deals", "top 3 products by won value": a grouping noun
         nm = re.search(
             r"\b(?:which|what|whose)\s+(?P<g1>owner|rep|sales rep|agent|sales agent|salesperson|product|industry|sector|region|stage)\b"
@@ -816,9 +926,18 @@ class Parser:
 
     def _numeric_column(self, text: str, q: Quantity):
         """A numeric column named right before or after an amount ("probability over 50%", "discount pct")."""
-        cols = self.vocab.numeric_columns
+        cols = dict(self.vocab.numeric_columns)
         if not cols:
             return None
+        # a custom field by the first words of its header alone ("discount" -> cf_discount_pct) when unique
+        prefixes: dict[tuple[str, ...], list] = {}
+        for key, col in self.vocab.numeric_columns.items():
+            for n in range(1, len(key)):
+                if key[0] not in ("value", "id") and len(key[0]) > 3:
+                    prefixes.setdefault(key[:n], []).append(col)
+        for key, found in prefixes.items():
+            if len(found) == 1 and key not in cols:
+                cols[key] = found[0]
         before = text[: q.start_char].split()
         after = text[q.end_char :].split()
         for n in (3, 2, 1):
@@ -979,6 +1098,12 @@ class Parser:
             st.claims.take(m.start(), m.end())
             st.score_band = band
             st.trace.append(TraceEntry(m.group(), f"score band {band}"))
+        # "what did Chloe close last month": a rep's past "close" is a win (only the verb is claimed)
+        for m in re.finditer(r"\b(?:did|has|have|had)\s+(?:\w+\s+){0,3}?(?P<c>close)\b(?!\s+dates?\b)", text):
+            if st.claims.free(m.start("c"), m.end("c")):
+                st.claims.take(m.start("c"), m.end("c"))
+                st.stage_words.append((m.start("c"), "won"))
+                st.trace.append(TraceEntry(m.group(), "stage won (a past 'close' is a win)"))
         rules = [
             (
                 r"\b(?:closing|close|closes|expected to close|due to close|set to close|slated to close|scheduled to close)\b",
@@ -1080,6 +1205,10 @@ class Parser:
             {"value": 0, "owner": 1, "company": 2, "contact": 3}[s.kind],
         )
         best = sorted(senses, key=rank)[0]
+        chosen = st.prefer.get(text[start:end])
+        picked = [s for s in senses if (s.kind, s.value) == tuple(chosen or ())]
+        if picked:
+            best, senses = picked[0], picked
         words = text[start:end]
         if negate:
             st.claims.take(neg.start(), neg.end())
@@ -1105,6 +1234,7 @@ class Parser:
             s for s in senses if rank(s)[:2] == rank(best)[:2] and s is not best and s.value != best.value
         ]
         if ambiguous:
+            st.ambiguous.append((text[start:end], [(s.kind, s.value) for s in [best, *ambiguous]]))
             st.confidence *= AMBIGUOUS_CONFIDENCE
             meaning += f" (also could mean {ambiguous[0].entity}.{ambiguous[0].field}={ambiguous[0].value})"
         st.trace.append(TraceEntry(words, meaning, how))
@@ -1120,217 +1250,10 @@ class Parser:
 
     # ---- assembling the plan -----------------------------------------------------------------------
     def _finish(self, st: _State) -> ParseResult:
-        vocab = self.vocab
-        target = st.target()
-        if not st.nouns:
-            why = "the words about it" if st.target_hint else "no entity named: default"
-            st.trace.append(TraceEntry("", f"target {target} ({why})", "default"))
-            if st.target_hint is None and st.similar is None:
-                st.confidence *= 0.7  # a guessed target is never a high-confidence answer
-        filters = list(st.filters)
-        windows: list[TimeWindow] = list(st.extra_windows)
-        conditions = list(st.conditions)
-        group_filters = list(st.group_filters)
-        # activity nouns: the target's type, or a presence condition on another target
-        for _, entity, word in st.nouns:
-            kind = _ACTIVITY_TYPE_WORDS.get(word)
-            if entity == "activities" and kind:
-                types = tuple(
-                    v for v in vocab.categories.get(("activities", "type"), []) if v.lower() == kind
-                ) or (kind,)
-                if target == "activities":
-                    filters.append(FieldFilter("activities", "type", "in", list(types)))
-                else:
-                    window = self._adjacent_time(st, st.text.find(word) + len(word))
-                    start = end = None
-                    if window is not None:
-                        start, end = window.past
-                        st.used_times.add(id(window))
-                    conditions.append(ActivityCondition(True, types, start, end, word))
-            if entity == "contacts" and word.startswith(("customer", "client")):
-                if any(
-                    v.lower() == "customer"
-                    for v in vocab.categories.get(("contacts", "lifecycle_status"), [])
-                ):
-                    st.values.append(
-                        (
-                            "contacts",
-                            "lifecycle_status",
-                            next(
-                                v
-                                for v in vocab.categories[("contacts", "lifecycle_status")]
-                                if v.lower() == "customer"
-                            ),
-                            False,
-                        )
-                    )
-        # field values: several values of one field are alternatives (in), different fields all apply
-        grouped: dict[tuple[str, str, bool], list[str]] = {}
-        for entity, fld, value, negate in st.values:
-            if (
-                entity == "deals"
-                and fld == "stage"
-                and value in vocab.won_stages + vocab.lost_stages
-                and not negate
-            ):
-                st.stage_words.append((0, "won" if value in vocab.won_stages else "lost"))
-                continue
-            grouped.setdefault((entity, fld, negate), [])
-            if value not in grouped[(entity, fld, negate)]:
-                grouped[(entity, fld, negate)].append(value)
-        for (entity, fld, negate), values in grouped.items():
-            op = ("ne" if negate else "eq") if len(values) == 1 else ("not_in" if negate else "in")
-            filters.append(FieldFilter(entity, fld, op, values[0] if len(values) == 1 else values))
-        # owners apply to the target's own owner column when it has one, else to deals
-        owner_values = [o for o, neg in st.owners if not neg]
-        for owner, neg in st.owners:
-            if neg:
-                filters.append(FieldFilter(self._owner_entity(target, owner), "owner", "ne", owner))
-        if owner_values:
-            entity = self._owner_entity(target, owner_values[0])
-            filters.append(
-                FieldFilter(
-                    entity,
-                    "owner",
-                    "eq" if len(owner_values) == 1 else "in",
-                    owner_values[0] if len(owner_values) == 1 else owner_values,
-                )
-            )
-        # stage words
-        words = {w for _, w in st.stage_words}
-        stage_values: list[str] = []
-        if "won" in words:
-            stage_values += vocab.won_stages or ["won"]
-        if "lost" in words:
-            stage_values += vocab.lost_stages or ["lost"]
-        if "closed" in words and not ({"won", "lost"} & words):
-            stage_values += (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"])
-        if ("open" in words or "closing" in words or st.implied_open or st.stuck_days) and not stage_values:
-            stage_values += vocab.open_stages
-        if stage_values:
-            filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
-        if st.negated_stages:
-            excluded: list[str] = []
-            for word in st.negated_stages:
-                excluded += {
-                    "won": vocab.won_stages or ["won"], "lost": vocab.lost_stages or ["lost"], "open": vocab.open_stages,
-                    "closed": (vocab.won_stages or ["won"]) + (vocab.lost_stages or ["lost"]),
-                }[word]  # fmt: skip
-            filters.append(FieldFilter("deals", "stage", "not_in", sorted(set(excluded))))
-        if st.stuck_days:
-            cutoff = shift(day_start(st.as_of), "day", 1 - st.stuck_days)
-            windows.append(
-                TimeWindow("deals", "stage_changed_at", None, cutoff, f"stuck over {st.stuck_days} days")
-            )
-        # time phrases not taken by an activity condition go to the field the verb points at
-        for t in st.times:
-            if id(t) in st.used_times:
-                continue
-            entity, fld, ahead = self._time_field(st, t, target, words)
-            start, end = t.span_for(ahead)
-            windows.append(TimeWindow(entity, fld, start, end, t.phrase))
-            st.trace.append(TraceEntry(t.phrase, f"{entity}.{fld} {_span(start, end)}"))
-            st.relative_time |= t.relative
-        for c in conditions:
-            if c.start is not None or c.end is not None:
-                st.relative_time |= True
-        score_bands = []
-        if st.score_band:
-            entity = "deals" if target == "deals" else "contacts"
-            score_bands.append(ScoreBand(entity, st.score_band))
-        if st.group and st.sort_key and st.sort_key[0]:
-            # "top 5 products by won value": rank the groups by that measure, computed over their deals
-            measure = st.sort_key[1]
-            func, stage_kind = _GROUP_MEASURES.get(measure, (None, None))
-            if func is None:
-                st.confidence *= 0.5
-                st.notes.append(f"groups cannot be ranked by {measure}: ranked by number of rows")
-            else:
-                st.aggregate, st.aggregate_field = func, ("value" if func == "sum" else None)
-                target = "deals" if st.group[0] in ("deals", "companies", "*") else target
-                extra = {
-                    "won": vocab.won_stages or ["won"],
-                    "lost": vocab.lost_stages or ["lost"],
-                    "open": vocab.open_stages,
-                }.get(stage_kind)
-                if extra and not any(f.entity == "deals" and f.field == "stage" for f in filters):
-                    filters.append(FieldFilter("deals", "stage", "in", sorted(extra)))
-            st.sort_key = None
-            if not st.sort_word:
-                st.sort_word = None
-        aggregate = None
-        if st.aggregate:
-            gent, gfld = st.group if st.group else (None, None)
-            if gent == "*":
-                gent = target if gfld != "owner" or target != "companies" else "deals"
-                if gfld == "owner" and target not in ("deals", "contacts", "activities"):
-                    gent = "deals"
-            aggregate = Aggregate(st.aggregate, st.aggregate_field, gent, gfld)
-        sort = None
-        limit = st.limit
-        if (st.sort_key or st.sort_word) and not (aggregate and aggregate.group_field):
-            sort = self._sort(st, target)
-        if st.group_ranked and limit is None and not st.sort_word:
-            limit = None
-        plan = Plan(
-            target=target,
-            filters=tuple(filters),
-            windows=tuple(windows),
-            activity_conditions=tuple(conditions),
-            group_filters=tuple(group_filters),
-            score_bands=tuple(score_bands),
-            aggregate=aggregate,
-            sort=sort,
-            limit=limit,
-            similar_to=st.similar,
-            text=st.text_match,
-            as_of=st.as_of,
-            confidence=1.0,
-        )
-        for a, b in _contradictions(filters):
-            st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
-            st.notes.append(f"'{a.words()}' and '{b.words()}' exclude each other: no record can match both")
-        unknown = [
-            w
-            for _, _, w in st.claims.words()
-            if w not in STOPWORDS and w not in FIELD_WORDS and not re.fullmatch(r"[-,.'&/+]+", w)
-        ]
-        if st.anchor_unresolved:
-            unknown.append(st.anchor_unresolved)
-        suggestions = self._suggest(st, unknown) if unknown and self._suggesting else []
-        # "or" is only understood between alternatives of one field ("fintech or retail")
-        for m in re.finditer(r"\bor\b", st.text):
-            if not st.claims.free(m.start(), m.end()):
-                continue  # part of a phrase ("$5k or more")
-            left = [
-                f for a, b, f in st.value_spans if b <= m.start() and not st.text[b : m.start()].strip(" ,")
-            ]
-            right = [f for a, b, f in st.value_spans if a >= m.end() and not st.text[m.end() : a].strip()]
-            if not (left and right and left[0] == right[0]):
-                confidence_note = f"'or' at '{st.text[max(0, m.start() - 15) : m.end() + 15]}' joins conditions: read as 'and'"
-                st.notes.append(confidence_note)
-                st.confidence *= 0.5
-                st.trace.append(
-                    TraceEntry("or", "read as 'and' (only alternatives of one field can be or-ed)", "default")
-                )
-        understood = not unknown
-        confidence = st.confidence
-        if unknown:
-            confidence = min(confidence, 0.5) * (0.8 ** (len(unknown) - 1))
-        plan = Plan(**{**plan.__dict__, "confidence": round(confidence, 3)})
-        guessed = [t.words for t in st.trace if t.how in ("typo", "fuzzy", "embedding")]
-        return ParseResult(
-            plan,
-            st.trace,
-            unknown,
-            suggestions[:6],
-            understood,
-            confidence,
-            st.notes,
-            st.relative_time,
-            guessed,
-            st.text,
-        )
+        """Plan assembly (assembly.py), then the confidence step (confidence.py)."""
+        from holocrm_core.nlq.assembly import assemble
+
+        return assemble(self, st)
 
     def _suggest(self, st: _State, unknown: list[str]) -> list[str]:
         """Close phrasings of the question that the parser does understand, most similar first.
@@ -1345,13 +1268,15 @@ class Parser:
             at = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text)
             if at is None:
                 continue
-            for phrase in self.vocab.close_phrases(word):
+            for phrase in self.vocab.close_phrases(word) + self._close_terms(word):
                 candidates.append(text[: at.start()] + phrase + text[at.end() :])
+            if word in _NEGATION_WORDS:
+                continue  # a reading without the question's "not" would mean the opposite
             filler = r"(?:\b(?:in|at|from|of|for|with|the|a|an|by|named|called)\s+)*"
             after = r"(?:\s+(?:" + "|".join(sorted(FIELD_WORDS)) + r")\b)?"
             dropped = re.sub(filler + rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])" + after, " ", text)
             candidates.append(re.sub(r"\s+", " ", dropped).strip())
-        if len(unknown) > 1:  # every unknown word dropped at once
+        if len(unknown) > 1 and not set(unknown) & _NEGATION_WORDS:  # every unknown word dropped at once
             rest = text
             for word in unknown:
                 rest = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", " ", rest)
@@ -1370,6 +1295,17 @@ class Parser:
         finally:
             self._suggesting = True
         return out
+
+    def _close_terms(self, word: str, limit: int = 2) -> list[str]:
+        """Semantic-layer words spelled like an unknown word ("revenu" -> revenue, "convertion" -> conversion)."""
+        from rapidfuzz import fuzz, process
+
+        if len(word) < 4:
+            return []
+        hits = process.extract(
+            word, list(self.layer.terms()), scorer=fuzz.ratio, limit=limit, score_cutoff=75
+        )
+        return [h[0] for h in hits]
 
     def _owner_entity(self, target: str, owner: str) -> str:
         if target in ("deals", "contacts", "activities") and owner in self.vocab.categories.get(
@@ -1408,6 +1344,17 @@ class Parser:
                 if m:
                     nearest = (t.end_char + m.start(), meaning, t.end_char + m.end())
                     break
+        if (
+            nearest
+            and nearest[1][1] == "expected_close_at"
+            and stage_words
+            and stage_words <= {"won", "lost", "closed"}
+        ):
+            nearest = (
+                nearest[0],
+                ("deals", "closed_at", False),
+                nearest[2],
+            )  # "did X close last month": a win
         if nearest:
             if st.claims.free(nearest[0], nearest[2]):
                 st.claims.take(nearest[0], nearest[2])
@@ -1501,6 +1448,9 @@ class _State:
         self.protected: list[tuple[int, int]] = []  # vocabulary names with numbers: not amounts or dates
         self.time_cues: dict[int, str] = {}  # id(time phrase) -> the verb that dates it
         self.extra_windows: list[TimeWindow] = []  # windows on custom date columns found by meaning
+        self.metric_ask: semantics.MetricAsk | None = None  # a semantic-layer metric asked for
+        self.ambiguous: list[tuple[str, list[tuple[str, str]]]] = []  # words -> (kind, value) readings
+        self.prefer: dict[str, tuple[str, str]] = {}  # words -> the (kind, value) the asker picked
 
     def noun_target_guess(self) -> str:
         """The entity of the first noun in the question (before the noun pass has run)."""

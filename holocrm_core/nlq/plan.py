@@ -189,6 +189,34 @@ class TextMatch:
 
 
 @dataclass(frozen=True)
+class GroupKey:
+    """A dimension an answer is broken down by: `entity.field` ("*" = the target's own), a date column
+    bucketed by `grain` (quarter, month, year) when given."""
+
+    entity: str
+    field: str
+    grain: str | None = None
+
+    def words(self) -> str:
+        return f"{self.entity}.{self.field}" + (f" by {self.grain}" if self.grain else "")
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """A semantic-layer metric computed over the plan's rows (holocrm_core.metrics), per group when given,
+    the groups ranked by it (`limit` of them, largest first unless `ascending`)."""
+
+    name: str
+    label: str
+    groups: tuple[GroupKey, ...] = ()
+    ascending: bool = False
+
+    def words(self) -> str:
+        per = " per " + ", ".join(g.words() for g in self.groups) if self.groups else ""
+        return f"{self.label}{per}"
+
+
+@dataclass(frozen=True)
 class Plan:
     target: str
     filters: tuple[FieldFilter, ...] = ()
@@ -203,6 +231,7 @@ class Plan:
     text: TextMatch | None = None
     as_of: datetime | None = None
     confidence: float = 1.0
+    metric: MetricQuery | None = None
 
     def to_json(self) -> dict:
         return _jsonable(self)
@@ -211,6 +240,8 @@ class Plan:
         head = self.target
         if self.aggregate is not None:
             head = f"{self.aggregate.words()} of {self.target}"
+        if self.metric is not None:
+            head = f"{self.metric.words()} of {self.target}"
         parts = [p.words() for p in self.filters]
         parts += [w.words() for w in self.windows]
         parts += [c.words() for c in self.activity_conditions]
@@ -263,6 +294,8 @@ __all__ = [
     "Aggregate",
     "FieldFilter",
     "GroupFilter",
+    "GroupKey",
+    "MetricQuery",
     "Plan",
     "ScoreBand",
     "SimilarTo",

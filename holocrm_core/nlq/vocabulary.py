@@ -155,7 +155,7 @@ SYNONYM_GROUPS: dict[str, list[set[str]]] = {
     ],
 }
 # Version of the artifact's layout; a file of another version is rebuilt rather than misread.
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3  # bumped: owners by first or last name (issue 24)
 # Words with one meaning, used to find a custom column by what its name means ("founded" ~ year_established).
 MEANING_GROUPS: list[set[str]] = [
     {"founded", "established", "founding", "incorporated", "inception", "formed", "foundation", "est"},
@@ -445,6 +445,17 @@ class Vocabulary:
                         if alias in {phrase_of(v) for v in values}:
                             continue  # the data has that word as its own value
                         self._add(alias, Sense("value", entity, col, value, value, "synonym"))
+        # stage shorthand people type ("neg", "qual", "prop"): a prefix that names one stage only
+        stages = self.categories.get(("deals", "stage"), [])
+        for value in stages:
+            key = tokens(value)
+            if len(key) != 1 or len(key[0]) < 6:
+                continue
+            for n in (3, 4):
+                prefix = key[0][:n]
+                if (prefix,) in self.phrases or sum(phrase_of(v).startswith(prefix) for v in stages) != 1:
+                    continue
+                self._add((prefix,), Sense("value", "deals", "stage", value, value, "synonym"))
         if self.size_bands:
             positions = {"largest": self.size_bands[-1], "smallest": self.size_bands[0]}
             if len(self.size_bands) >= 3:
@@ -472,6 +483,16 @@ class Vocabulary:
                 stripped = tuple(t for t in key if t not in _LEGAL_SUFFIXES)
                 if stripped and stripped != key and not (len(stripped) == 1 and stripped[0] in COMMON_WORDS):
                     self._add(stripped, Sense("company", "companies", "company_id", cid, name, "synonym"))
+            # a company by the first word of its name ("deals at peaklight") when no other company shares it
+            firsts: dict[str, list[tuple[str, str]]] = {}
+            for cid, name in self.company_names.items():
+                key = tokens(name)
+                if len(key) > 1 and len(key[0]) >= 5 and key[0] not in COMMON_WORDS:
+                    firsts.setdefault(key[0], []).append((cid, name))
+            for word, owners_ in firsts.items():
+                if len(owners_) == 1 and (word,) not in self.phrases:
+                    cid, name = owners_[0]
+                    self._add((word,), Sense("company", "companies", "company_id", cid, name, "synonym"))
         contacts = tables.get("contacts")
         if contacts is not None and "contact_id" in contacts.columns:
             if "full_name" in contacts.columns:
@@ -497,6 +518,17 @@ class Vocabulary:
             key = tokens(owner)
             if key and not (len(key) == 1 and key[0] in COMMON_WORDS):
                 self._add(key, Sense("owner", "", "owner", owner, owner))
+        # an owner by first or last name alone ("Darcel's deals", "what did Schlecht win"): several owners
+        # sharing the word make it ambiguous, which the answer asks about rather than guesses
+        taken = set(self.phrases)
+        for owner in self.owners:
+            key = tokens(owner)
+            if len(key) < 2:
+                continue
+            for part in (key[0], key[-1]):
+                if len(part) < 3 or part in COMMON_WORDS or (part,) in taken:
+                    continue
+                self._add((part,), Sense("owner", "", "owner", owner, owner, "synonym"))
 
     def _learn_dates(self, tables: dict[str, pl.DataFrame]) -> None:
         ends, starts = [], []

@@ -68,6 +68,7 @@ def not_understood(question: str, as_of: datetime | None, hint: str = CANNOT_RUN
         "suggestions": REPHRASE,
         "hints": [hint],
         "missing": [],
+        "readings": [],
     }
 
 
@@ -84,8 +85,12 @@ def answer_question(
     limit: int = 50,
     partial: bool = False,
     similarity=None,
+    pick: int | None = None,
 ) -> dict[str, Any]:
-    """The answer (at most ``limit`` rows; the counts cover all) with its plan and trace, as JSON."""
+    """The answer (at most ``limit`` rows; the counts cover all) with its plan and trace, as JSON.
+
+    An unclear question's answer lists ``readings`` (each with its plan in words and its figure); ``pick``
+    (1-based) answers with one of them instead."""
     import polars as pl
 
     from holocrm_core.nlq import QuestionError, ask
@@ -103,6 +108,12 @@ def answer_question(
         )
     try:
         answer = ask(question, ctx, as_of=moment, similarity=similarity, partial=partial)
+        if pick:
+            if not 1 <= pick <= len(answer.readings):
+                raise invalid(
+                    "pick", f"pick {pick}: this question has {len(answer.readings)} reading(s) to pick from"
+                )
+            answer = answer.readings[pick - 1]
         return jsonable(answer.to_json(max_rows=limit))
     except QuestionError as exc:
         if exc.field == "as_of":

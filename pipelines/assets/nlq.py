@@ -8,20 +8,32 @@ from pipelines.resources import StorageResource
 GROUP = "nlq"
 
 
+class SemanticConfig(dg.Config):
+    """The mapping file whose `semantic:` section overrides the semantic layer's CRM defaults (empty: none)."""
+
+    mapping: str = ""
+
+
 @dg.asset(
     group_name=GROUP,
     deps=list(schema.RECORD_STAGED_TABLES),
     description="Words a question may use, learned from the staged tables; written to "
-    "warehouse/nlq_vocabulary.json for `holocrm ask` and the API.",
+    "warehouse/nlq_vocabulary.json for `holocrm ask` and the API, with the semantic layer (metrics, "
+    "dimensions, entity words; a mapping's overrides applied) in warehouse/semantic_layer.json.",
 )
-def nlq_vocabulary(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def nlq_vocabulary(
+    context: dg.AssetExecutionContext, storage: StorageResource, config: SemanticConfig
+) -> dg.MaterializeResult:
+    from holocrm_core.metrics import SemanticLayer
     from holocrm_core.nlq import VOCABULARY_FILE, NLQContext
-    from holocrm_core.nlq.answer import NLQ_ENTITIES
+    from holocrm_core.nlq.answer import NLQ_ENTITIES, SEMANTIC_FILE
 
     warehouse = storage.warehouse()
     # always rebuilt from the staged tables (never loaded from the previous artifact): this asset is the artifact
     tables = {e: warehouse.read(f"staged_{e}") for e in NLQ_ENTITIES if warehouse.exists(f"staged_{e}")}
-    ctx = NLQContext(tables)
+    layer = SemanticLayer.load(config.mapping or None)
+    layer.write(warehouse.root / SEMANTIC_FILE)
+    ctx = NLQContext(tables, semantic=layer)
     path = ctx.write_vocabulary(warehouse.root)
     vocab = ctx.vocab
     summary = {f"{e}.{c}": len(v) for (e, c), v in vocab.categories.items()}
@@ -37,6 +49,8 @@ def nlq_vocabulary(context: dg.AssetExecutionContext, storage: StorageResource) 
             "owners": len(vocab.owners),
             "data_ends": vocab.data_end.isoformat() if vocab.data_end else "",
             "size_bands_small_to_large": ", ".join(vocab.size_bands),
+            "semantic_layer": layer.source,
+            "metrics": ", ".join(layer.metrics),
             "bytes": path.stat().st_size,
         }
     )

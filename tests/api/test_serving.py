@@ -461,3 +461,17 @@ def test_the_outcome_dataset_reads_what_close_deal_wrote(client, home):
     assert rows["D1"]["outcome"] == "won" and rows["D1"]["predicted_score"] == pytest.approx(0.7)
     assert rows["D1"]["closed_at"] == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert rows["D2"]["outcome"] == "lost" and rows["D2"]["predicted_score"] == pytest.approx(0.3)
+
+
+def test_natural_language_unclear_question_lists_readings_and_pick_runs_one(client):
+    pytest.importorskip("holocrm_core.nlq", reason="the NL module is not part of this build")
+    question = "how many contacts do we have zorblax"
+    body = client.post("/api/query/natural-language", json={"question": question}).json()
+    assert body["high_confidence"] is False and body["readings"], body
+    first = body["readings"][0]
+    assert first["pick"] == 1 and first["plan_words"] and "record_count" in first
+    picked = client.post("/api/query/natural-language", json={"question": question, "pick": 1}).json()
+    assert picked["understood"] is True and picked["plan_words"] == first["plan_words"]
+    assert picked["value"] == first["value"]
+    too_far = client.post("/api/query/natural-language", json={"question": question, "pick": 9}).json()
+    assert too_far["understood"] is False and "reading" in too_far["hints"][0]

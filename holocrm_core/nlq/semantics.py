@@ -1,0 +1,169 @@
+"""The semantic-layer pass: business words read from holocrm_core.metrics, not from grammar rules.
+
+Runs first among the parser's passes. It finds a metric the question asks for ("win rate", "pipeline",
+"revenue", "sales cycle"), the dimensions it is broken down by ("by region", "per stage", "by expected close
+quarter", a custom field's header words such as "by regional office"), and "which owner has the most ...",
+and records them on the parse state; "in the pipe(line)" is read as a condition (open deals), not a metric.
+A metric word used as a filter or an ordering of records ("companies with pipeline over $100k", "top 10
+accounts by open pipeline") is left to the grammar. Entity words with a condition ("leads" = contacts in the
+lead status) are applied when the plan is assembled (`entity_conditions`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from holocrm_core.metrics import Metric, SemanticLayer
+from holocrm_core.nlq.plan import FieldFilter, GroupKey
+from holocrm_core.nlq.vocabulary import tokens
+
+# A money amount in the question: a metric word next to it is a filter ("pipeline over $100k").
+_MONEY = re.compile(r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:k|m|bn|usd|eur|gbp|dollars?|euros?|pounds?)\b")
+_FILLER_BEFORE = r"(?:(?:how\s+(?:big|large|much|healthy)\s+(?:is|are|was)|what\s+is|what\s+s|whats|how\s+long\s+is|how\s+long\s+does|how\s+long|total|overall|combined|current|our|the|my|average|avg|mean|typical|total\s+open|show|me|give|tell)\s+)*"
+_GROUP_LEAD = (
+    r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|by|per|across)"
+)
+# Words that only announce a breakdown ("break down open pipeline by ..."): claimed when a group is found.
+BREAKDOWN_WORDS = re.compile(r"\b(?:break(?:ing)?\s+down|breakdown|split(?:\s+up)?|show)\b")
+_TOP_WORDS = r"(?:the\s+)?(?:most|highest|largest|biggest|best|top|greatest|strongest)"
+_BOTTOM_WORDS = r"(?:the\s+)?(?:least|lowest|smallest|worst|weakest)"
+
+
+@dataclass
+class MetricAsk:
+    """What the semantic pass found: the metric, its groups, and a ranking ("which owner has the most")."""
+
+    metric: Metric
+    words: str
+    groups: list[GroupKey]
+    limit: int | None = None
+    ascending: bool = False
+
+
+def dimension_terms(layer: SemanticLayer, vocab) -> dict[str, GroupKey]:
+    """Words that name a dimension -> its group key: the layer's dimensions, then custom fields by their
+    header words ("regional office" -> deals.cf_regional_office)."""
+    out: dict[str, GroupKey] = {}
+    for dim in layer.dimensions.values():
+        for w in dim.words:
+            out.setdefault(w, GroupKey(dim.entity, dim.field, dim.grain))
+    for entity, column in vocab.categories:
+        if not column.startswith("cf_"):
+            continue
+        words = " ".join(t for t in tokens(column) if t not in ("cf", "meta"))
+        if words and words not in out:
+            out[words] = GroupKey(entity, column, None)
+    return out
+
+
+def _alternation(words) -> str:
+    return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
+
+
+def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk, tuple[int, int]] | None:
+    """The metric a question asks for, or None. `free(start, end)` says whether characters are unclaimed."""
+    terms = {w: name for name, m in layer.metrics.items() for w in m.words}
+    if not terms:
+        return None
+    for m in re.finditer(rf"\b(?:{_alternation(terms)})\b", text):
+        if not free(m.start(), m.end()):
+            continue
+        metric = layer.metrics[terms[re.sub(r"\s+", " ", m.group())]]
+        before = text[: m.start()]
+        after = text[m.end() :]
+        if metric.aggregate in ("sum", "count", "derived") and re.search(
+            r"\b(?:by|ranked by|sorted by|order by)\s+(?:the\s+)?(?:open\s+)?$", before
+        ):
+            return None  # an ordering of records: "top 10 accounts by open pipeline"
+        if metric.aggregate == "sum" and _MONEY.search(text):
+            return None  # a filter: "accounts with more than $100k in pipeline"
+        if metric.aggregate == "derived" and not re.search(r"\b(?:average|avg|mean|typical)\s+$", before):
+            return None  # per-record figures are conditions ("in stage over 30 days"); "average ..." is asked
+        if re.match(r"\s*(?:deals?|opportunit(?:y|ies)|opps?)\b", after) and metric.name == "open_pipeline":
+            return None  # "pipeline deals": a kind of deal
+        filler = re.search(rf"{_FILLER_BEFORE}$", before)
+        start = filler.start() if filler and filler.group().strip() else m.start()
+        return MetricAsk(metric, text[start : m.end()].strip(), [], None), (start, m.end())
+    return None
+
+
+def find_groups(text: str, dims: dict[str, GroupKey], free) -> list[tuple[GroupKey, tuple[int, int], str]]:
+    """ "by region", "per stage and currency", "by expected close quarter": the dimensions asked for."""
+    out = []
+    alt = _alternation(dims)
+    for m in re.finditer(rf"\b{_GROUP_LEAD}\s+(?:the\s+|their\s+|each\s+)?(?P<d>{alt})s?\b", text):
+        if free(m.start(), m.end()):
+            out.append((dims[re.sub(r"\s+", " ", m["d"])], (m.start(), m.end()), m.group()))
+    return out
+
+
+def find_ranking(
+    text: str, dims: dict[str, GroupKey], free
+) -> tuple[GroupKey, tuple[int, int], int, bool, str] | None:
+    """ "which owner has the biggest ...", "top 3 agents by ...": (group, span, limit, ascending, words)."""
+    alt = _alternation(dims)
+    plural = {w + "s": k for w, k in dims.items()}
+    m = re.search(
+        rf"\b(?:which|what|whose)\s+(?P<d>{alt})s?\b(?P<mid>.*?)\b(?P<how>{_TOP_WORDS}|{_BOTTOM_WORDS})\b",
+        text,
+    )
+    if m and free(m.start("d"), m.end("d")):
+        return (
+            dims[re.sub(r"\s+", " ", m["d"])],
+            (m.start(), m.end("d")),
+            1,
+            bool(re.search(_BOTTOM_WORDS, m["how"])),
+            m.group(),
+        )
+    m = re.search(rf"\b(?:top|best|bottom)\s+(?P<n>\d+)\s+(?P<d>{_alternation(plural)})\b", text)
+    if m and free(m.start(), m.end()):
+        return (
+            plural[re.sub(r"\s+", " ", m["d"])],
+            (m.start(), m.end()),
+            int(m["n"]),
+            m.group().startswith("bottom"),
+            m.group(),
+        )
+    m = re.search(r"\bwho\s+(?:has|had|brought|closed|won|made|sold|owns)\b", text)
+    if m and free(m.start(), m.end()) and re.search(rf"\b(?:{_TOP_WORDS}|{_BOTTOM_WORDS})\b", text):
+        return (
+            dims.get("owner", GroupKey("*", "owner", None)),
+            (m.start(), m.start() + 3),
+            1,
+            bool(re.search(_BOTTOM_WORDS, text)),
+            "who",
+        )
+    return None
+
+
+def entity_conditions(
+    nouns, layer: SemanticLayer, vocab, filters: list[FieldFilter]
+) -> list[tuple[str, FieldFilter]]:
+    """Conditions an entity word carries ("leads" -> contacts.lifecycle_status = lead), unless the question
+    already conditions that column ("disqualified leads") or the data has no such value."""
+    words = {w: e for e in layer.entities.values() for w in e.words}
+    out: list[tuple[str, FieldFilter]] = []
+    for _, entity, word in nouns:
+        spec = words.get(word.lower())
+        if spec is None or not spec.where or spec.entity != entity:
+            continue
+        stem = tokens(word)[0].rstrip("s") if tokens(word) else ""
+        if any(f.entity == entity and stem and stem in tokens(f.field) for f in filters):
+            continue  # "web leads" = contacts whose lead source is web: the word names that field's records
+        for column, value in spec.where.items():
+            if any(f.entity == entity and f.field == column for f in filters + [f for _, f in out]):
+                continue
+            known = vocab.categories.get((entity, column), [])
+            values = value if isinstance(value, list) else [value]
+            present = [v for v in known if v.lower() in {str(x).lower() for x in values}]
+            if not present:
+                continue
+            f = FieldFilter(
+                entity,
+                column,
+                "eq" if len(present) == 1 else "in",
+                present[0] if len(present) == 1 else present,
+            )
+            out.append((word, f))
+    return out
