@@ -38,8 +38,26 @@ from holocrm_core.monitoring._freshness import (
     policy_for,
 )
 from holocrm_core.monitoring._inputs import NOT_INPUTS, model_drift, promotion_drift
+from holocrm_core.monitoring._watch import (
+    Champion,
+    MonitoringReport,
+    monitoring_dir,
+    scorer_decay,
+    served_champions,
+    take_reference,
+    watch,
+    write_state,
+)
 
 __all__ = [
+    "Champion",
+    "MonitoringReport",
+    "monitoring_dir",
+    "scorer_decay",
+    "served_champions",
+    "take_reference",
+    "watch",
+    "write_state",
     "BLOCK",
     "OK",
     "POLICIES",

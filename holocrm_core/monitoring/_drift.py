@@ -138,6 +138,9 @@ class DriftReport:
     def summary(self) -> str:
         """One line: the verdict and the columns that moved."""
         judged = len(self.judged)
+        if not judged:
+            rows = max((c.current_rows for c in self.columns), default=0)
+            return f"{self.name}: nothing to judge ({len(self.columns)} columns, {rows} rows now)"
         if not self.moved:
             return f"{self.name}: no drift in {judged} columns"
         parts = []

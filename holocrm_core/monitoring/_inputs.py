@@ -2,9 +2,10 @@
 
 ``model_drift`` judges every feature the two frames share (scalar columns by ``frame_drift``, embedding
 columns ``emb_*`` by ``embedding_drift``) and the score when both carry one. ``promotion_drift`` is the
-function a gate calls before it moves the champion alias: a blocking drift means the newest validation
-slice no longer describes what the model will score, so the alias stays where it is (the model in use keeps
-serving; promotion waits for a person or for data that settles). It never stops serving.
+function a gate calls before it moves the champion alias: a blocking drift between what the champion
+learned from and what the candidate learned from means the world moved under the gate's own figures, so
+the alias stays where it is (the model in use keeps serving; promotion waits for a person or for data that
+settles). It never stops serving.
 """
 
 from __future__ import annotations
@@ -63,14 +64,17 @@ def model_drift(
 
 
 def promotion_drift(
-    training: pl.DataFrame,
-    scoring: pl.DataFrame,
+    champion_training: pl.DataFrame,
+    candidate_training: pl.DataFrame,
     name: str = "promotion",
     thresholds: DriftThresholds | None = None,
 ) -> DriftReport:
-    """For a gate: the candidate's training rows vs the open records it would score.
+    """For a gate: the rows the champion learned from against the rows the candidate learned from.
 
-    ``report.blocking`` -> keep the champion alias where it is and say ``report.summary()`` in the gate
-    reason. Thresholds default to ``DriftThresholds.from_env()`` (HOLOCRM_DRIFT_PSI_BLOCK ...).
+    Both are outcome-dataset snapshots of decided records, so the comparison is like for like (records
+    still open differ from decided ones by construction and would block every promotion). When
+    ``report.blocking``, keep the champion alias where it is and put ``report.summary()`` in the gate
+    reason: the newest outcomes come from a world the gate's validation slice cannot vouch for, so a person
+    looks first; the champion keeps serving. Thresholds default to ``DriftThresholds.from_env()``.
     """
-    return model_drift(training, scoring, name, thresholds or DriftThresholds.from_env())
+    return model_drift(champion_training, candidate_training, name, thresholds or DriftThresholds.from_env())

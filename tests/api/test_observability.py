@@ -136,3 +136,11 @@ def test_logs_are_quiet_by_default_and_settings_are_checked():
     with pytest.raises(ValueError, match="json or text"):
         configure_logging(fmt="xml")
     configure_logging()
+
+
+def test_health_names_stale_assets(client, home):
+    body = client.get("/health").json()
+    freshness = body["freshness"]
+    by_name = {a["name"]: a for a in freshness["assets"]}
+    assert "index" in freshness["stale"] and "never built" in by_name["index"]["words"]
+    assert not by_name["lead_model"]["stale"] and by_name["lead_model"]["age_hours"] < 1

@@ -261,3 +261,47 @@ def test_freshness_names_the_stale_and_the_never_built(tmp_path, monkeypatch):
     assert not {f.name: f for f in asset_freshness(paths)}["lead_model"].stale
     later = datetime.now(UTC) + timedelta(days=2)
     assert {f.name: f for f in asset_freshness(paths, now=later)}["export"].stale
+
+
+# -- the served champion on an outcome dataset --------------------------------------------------------------
+def _outcome_rows(n: int, start: datetime, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    activities = rng.poisson(4, n)
+    quiet = rng.exponential(30, n)
+    seniority = rng.choice(["individual", "manager", "director", "vp"], n)
+    logit = 0.5 * activities - 0.04 * quiet + (seniority == "vp") * 1.0 - 1.5
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    at = [start + timedelta(hours=int(h)) for h in rng.integers(0, 24 * 60, n)]
+    return pl.DataFrame(
+        {
+            "entity": ["contact"] * n,
+            "entity_id": [f"C{seed}-{i}" for i in range(n)],
+            "label": label,
+            "outcome_at": pl.Series(at, dtype=pl.Datetime("us", "UTC")),
+            "snapshot_at": pl.Series(at, dtype=pl.Datetime("us", "UTC")),
+            "n_activities": activities,
+            "days_since_last_activity": quiet,
+            "seniority": seniority,
+        }
+    )
+
+
+def test_the_served_champion_decays_on_flipped_outcomes_after_its_promotion():
+    from holocrm_core.monitoring import Champion, scorer_decay
+    from holocrm_core.scoring import make_strategy
+
+    promoted = datetime(2026, 6, 1, tzinfo=UTC)
+    before = _outcome_rows(3000, promoted - timedelta(days=70), seed=1)
+    after = _outcome_rows(2000, promoted + timedelta(days=1), seed=2)
+    model = make_strategy("logistic").fit(before, before["label"].to_numpy())
+    auc_then = judge_scorer("x", "1", before["label"].to_numpy(), model.predict_proba(before)[:, 1]).auc
+    champion = Champion("holocrm_lead_scorer", "4", promoted, auc_then)
+    holds = scorer_decay(pl.concat([before, after]), "contact", champion, model)
+    assert not holds.failed and holds.outcomes == 2000 and set(holds.rival_aucs) == {"heuristic", "logistic"}
+    flip = np.random.default_rng(3).random(after.height) < 0.2
+    flipped = after.with_columns(
+        pl.Series("label", np.where(flip, 1 - after["label"], after["label"]), pl.Int8)
+    )
+    decayed = scorer_decay(pl.concat([before, flipped]), "contact", champion, model)
+    assert decayed.failed, decayed.words
+    assert "holocrm_lead_scorer v4 DECAYED" in decayed.words
