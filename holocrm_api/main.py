@@ -18,6 +18,7 @@ from holocrm_api.config import ServingSettings
 from holocrm_api.deps import Services
 from holocrm_api.errors import install_error_handlers
 from holocrm_api.middleware import RequestGuard
+from holocrm_api.observability import install_observability
 from holocrm_api.routes import (
     duplicates,
     health,
@@ -100,6 +101,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(
         RequestGuard, metrics=services.metrics, max_body_bytes=services.settings.max_body_bytes
     )
+    install_observability(app, services)  # HTTP metrics, request ids, JSON logs (after the guard: outside it)
     install_error_handlers(app)
     install_docs(app)
     for module in ROUTERS:

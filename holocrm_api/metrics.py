@@ -1,9 +1,32 @@
-"""Prometheus metrics of the serving module: requests, latency, what is served (model and index versions).
+"""Prometheus metrics of the serving module: HTTP, what is served, what it answers, and how the world moves.
+
+- HTTP, by prometheus-fastapi-instrumentator: ``http_requests_total`` (handler, method, status class),
+  ``http_request_duration_seconds`` (per route template, the buckets below), request / response sizes,
+  ``http_requests_inprogress``. The request guard's own ``holocrm_requests`` / ``holocrm_request_seconds``
+  stay (exact status codes).
+- What is served: ``holocrm_model_version`` (model, served_as), ``holocrm_index_version``, reloads, writes.
+- What it answers: ``holocrm_predictions_total`` (model, band), ``holocrm_recommendations_total`` (action,
+  policy), ``holocrm_experiment_exposures_total`` (experiment, arm), read from the answers themselves so no
+  route has to remember to count.
+- How the world moves, read at scrape time from what the pipeline and the API leave on disk: drift scores
+  and verdicts, decay verdicts (``HOLOCRM_HOME/monitoring/*.json``, written by the monitoring assets and
+  ``holocrm monitor``), asset age and staleness, and the outcome-log lag.
 
 Each app gets its own registry so several apps in one process (tests) do not collide.
+
+**Several workers** (``uvicorn --workers N``, gunicorn): set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder
+*before* the server starts (prometheus_client picks its value store at import), wipe it at each start.
+Every worker then writes its counters and histograms to memory-mapped files there, and ``/metrics`` on any
+worker answers the sum over all of them (gauges: the live workers' most recent value). The scrape-time
+figures (drift, decay, freshness, lag) are read from disk, so every worker says the same.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,17 +36,121 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from holocrm_api.loader import Snapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SEVERITY_VALUE = {"ok": 0, "skipped": 0, "warn": 1, "block": 2}
+# Answers whose body says what was predicted or recommended (the instrumentator buffers only these).
+COUNTED_ROUTES = (
+    r"^/api/contacts/\{contact_id\}/score$",
+    r"^/api/deals/\{deal_id\}/score$",
+    r"^/api/contacts/\{contact_id\}/recommendation$",
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class MonitoringCollector:
+    """Figures read from disk at scrape time: drift, decay, asset freshness, outcome-log lag."""
+
+    def __init__(self, home: Path):
+        from holocrm_core.settings import HoloPaths
+
+        self.paths = HoloPaths(Path(home))
+
+    def _report(self, name: str) -> dict:
+        path = self.paths.home / "monitoring" / f"{name}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def collect(self):
+        from holocrm_core.monitoring import asset_freshness
+
+        drift_score = GaugeMetricFamily(
+            "holocrm_drift_score",
+            "Drift of a column since the model's training window (psi, or the distance named in measure)",
+            labels=["report", "column", "measure"],
+        )
+        drift_severity = GaugeMetricFamily(
+            "holocrm_drift_severity",
+            "Worst drift verdict of a report: 0 ok, 1 warn, 2 block",
+            labels=["report"],
+        )
+        for report in self._report("drift").get("reports", []):
+            drift_severity.add_metric([report["name"]], SEVERITY_VALUE.get(report.get("severity"), 0))
+            for column in report.get("columns", []):
+                if column.get("psi") is not None:
+                    drift_score.add_metric([report["name"], column["column"], "psi"], column["psi"])
+                if column.get("distance") is not None:
+                    measure = column.get("distance_name") or "distance"
+                    drift_score.add_metric([report["name"], column["column"], measure], column["distance"])
+        decay = GaugeMetricFamily(
+            "holocrm_decay_failing",
+            "1 when a champion failed its decay check since promotion",
+            labels=["model"],
+        )
+        decay_auc = GaugeMetricFamily(
+            "holocrm_decay_auc", "AUC of a champion on the outcomes since its promotion", labels=["model"]
+        )
+        for check in self._report("decay").get("checks", []):
+            decay.add_metric([check["model"]], 1.0 if check.get("failed") else 0.0)
+            if check.get("auc") is not None:
+                decay_auc.add_metric([check["model"]], check["auc"])
+        age = GaugeMetricFamily("holocrm_asset_age_seconds", "Age of an asset on disk", labels=["asset"])
+        stale = GaugeMetricFamily(
+            "holocrm_asset_stale",
+            "1 when an asset is past its freshness limit (or never built)",
+            labels=["asset"],
+        )
+        limit = GaugeMetricFamily(
+            "holocrm_asset_freshness_limit_seconds", "The age an asset may reach", labels=["asset"]
+        )
+        try:
+            freshness = asset_freshness(self.paths)
+        except (
+            ValueError
+        ):  # a malformed HOLOCRM_FRESHNESS_* variable: say nothing rather than fail the scrape
+            freshness = []
+        for item in freshness:
+            if item.age_hours is not None:
+                age.add_metric([item.name], item.age_hours * 3600)
+            stale.add_metric([item.name], 1.0 if item.stale else 0.0)
+            limit.add_metric([item.name], item.limit_hours * 3600)
+        lag = GaugeMetricFamily(
+            "holocrm_outcome_log_lag_seconds",
+            "How long the newest logged outcome has waited for the outcome dataset to learn from it",
+        )
+        lag.add_metric([], outcome_log_lag(self.paths))
+        yield from (drift_score, drift_severity, decay, decay_auc, age, stale, limit, lag)
+
+
+def outcome_log_lag(paths, now: float | None = None) -> float:
+    """Seconds the outcome dataset has been behind the outcome log: 0 when it learned from every logged
+    outcome, else the time since it was built (since the log was written, when it was never built)."""
+    log = paths.outcomes_log
+    if not log.exists() or log.stat().st_size == 0:
+        return 0.0
+    dataset = paths.warehouse / "outcome_dataset.parquet"
+    logged = log.stat().st_mtime
+    built = dataset.stat().st_mtime if dataset.exists() else None
+    if built is not None and logged <= built:
+        return 0.0
+    return max(0.0, (now or time.time()) - (built if built is not None else logged))
 
 
 class ServingMetrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.home = home
         self.requests = Counter(
             "holocrm_requests",
             "HTTP requests answered",
@@ -42,14 +169,20 @@ class ServingMetrics:
             "Registered model version served (0: the heuristic)",
             ["model", "served_as"],
             registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
         self.index_version = Gauge(
-            "holocrm_index_version", "LanceDB table version served", ["entity_type"], registry=self.registry
+            "holocrm_index_version",
+            "LanceDB table version served",
+            ["entity_type"],
+            registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
         self.loaded_at = Gauge(
             "holocrm_artifacts_loaded_timestamp_seconds",
             "When the served artifacts were loaded",
             registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
         self.reloads = Counter(
             "holocrm_artifact_reloads", "Artifact reloads", ["result"], registry=self.registry
@@ -57,10 +190,77 @@ class ServingMetrics:
         self.writes = Counter(
             "holocrm_log_writes", "Durable log writes", ["log", "result"], registry=self.registry
         )
+        self.predictions = Counter(
+            "holocrm_predictions",
+            "Scores answered, by model and band",
+            ["model", "band"],
+            registry=self.registry,
+        )
+        self.recommendations = Counter(
+            "holocrm_recommendations",
+            "Next best actions answered, by action and the policy that chose it",
+            ["action", "policy"],
+            registry=self.registry,
+        )
+        self.exposures = Counter(
+            "holocrm_experiment_exposures",
+            "Callers exposed to an experiment arm",
+            ["experiment", "arm"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "holocrm_requests_in_flight",
+            "HTTP requests being answered now",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.monitoring = MonitoringCollector(home) if home is not None else None
+        if self.monitoring is not None and not multiprocess_dir():
+            self.registry.register(self.monitoring)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def count_exposure(self, experiment: str, arm: str) -> None:
+        self.exposures.labels(experiment, arm).inc()
+
+    def count_answer(self, info) -> None:
+        """An instrumentator instrumentation: count the score / recommendation a 200 answer carried."""
+        if info.response is None or info.response.status_code != 200:
+            return
+        body = getattr(info.response, "body", None)
+        if not body:
+            return
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return
+        if "band" in answer and isinstance(answer.get("model"), dict):
+            self.predictions.labels(str(answer["model"].get("name")), str(answer["band"])).inc()
+        elif "action" in answer:
+            policy = answer.get("policy") or answer.get("source") or "unknown"
+            self.recommendations.labels(str(answer["action"]), str(policy)).inc()
+
+    def instrument(self, app) -> None:
+        """HTTP metrics for every route (latency per route template, status classes, in flight)."""
+        from prometheus_fastapi_instrumentator import Instrumentator, metrics
+
+        instrumentator = Instrumentator(
+            should_group_status_codes=True,
+            should_ignore_untemplated=False,
+            should_group_untemplated=True,
+            # Its in-progress gauge ignores ``registry`` (8.1.0 puts it in the global one, so a second app
+            # in the process fails): ``holocrm_requests_in_flight`` (holocrm_api.observability) counts that.
+            should_instrument_requests_inprogress=False,
+            excluded_handlers=["^/metrics$"],
+            body_handlers=list(COUNTED_ROUTES),
+            registry=self.registry,
+        )
+        instrumentator.add(
+            metrics.default(latency_lowr_buckets=LATENCY_BUCKETS, registry=self.registry), self.count_answer
+        )
+        instrumentator.instrument(app, latency_lowr_buckets=LATENCY_BUCKETS)
 
     def on_swap(self, snapshot: Snapshot | None) -> None:
         """The loader's callback: None when a reload failed, else the snapshot now served."""
@@ -79,4 +279,14 @@ class ServingMetrics:
         self.loaded_at.set(snapshot.loaded_at_epoch)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition: this process's registry, or with several workers the sum over all of them."""
+        folder = multiprocess_dir()
+        if not folder:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=folder)
+        if self.monitoring is not None:
+            merged.register(self.monitoring)
+        return generate_latest(merged)

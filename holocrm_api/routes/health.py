@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from holocrm_api.deps import FORBIDDEN, Admin, CallerDep, ServicesDep
 from holocrm_api.errors import ALWAYS, INVALID, PROTECTED
+from holocrm_core.monitoring import asset_freshness
 
 router = APIRouter(tags=["operations"], responses=ALWAYS)
 
@@ -41,7 +42,17 @@ async def health(services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
         "last_reload_error": services.loader.last_error,
         "logs": {"outcomes": len(services.outcomes), "actions": len(services.actions)},
         "auth": "api_key" if services.guard.enabled else "off",
+        "freshness": freshness(services),
     }
+
+
+def freshness(services) -> dict[str, Any]:
+    """Each asset's age against its limit (holocrm_core.monitoring.POLICIES); stale ones named first."""
+    try:
+        items = asset_freshness(services.settings.paths)
+    except ValueError as exc:  # a malformed HOLOCRM_FRESHNESS_* variable
+        return {"error": str(exc)}
+    return {"stale": [f.name for f in items if f.stale], "assets": [f.as_dict() for f in items]}
 
 
 @router.get(
