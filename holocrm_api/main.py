@@ -16,6 +16,7 @@ from holocrm_api.errors import install_error_handlers
 from holocrm_api.middleware import RequestGuard
 from holocrm_api.routes import (
     duplicates,
+    experiments,
     health,
     nlq,
     outcomes,
@@ -24,7 +25,7 @@ from holocrm_api.routes import (
     similarity,
 )
 
-ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates)
+ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments)
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
