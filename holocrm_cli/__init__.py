@@ -27,9 +27,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 # One module per domain, each defining `register(app)`; imported by name so a typo fails loudly. They import
 # only typer at top level (heavy imports live inside the commands), so this stays fast.
-from holocrm_cli import decisions, experiments, nlq, pipeline, rl, scoring, semantic, serve  # noqa: E402
+from holocrm_cli import decisions, experiments, field, nlq, pipeline, rl, scoring, semantic, serve  # noqa: E402
 
-COMMAND_MODULES = [pipeline, semantic, scoring, nlq, serve, rl, decisions, experiments]
+COMMAND_MODULES = [pipeline, semantic, scoring, nlq, serve, rl, decisions, experiments, field]
 for _module in COMMAND_MODULES:
     _module.register(app)
 

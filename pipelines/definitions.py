@@ -5,14 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 # One module per domain under pipelines/assets/; each is imported by name so a typo fails loudly.
-from pipelines.assets import attachments, decisions, ingest, models, nlq, outcomes, rl, semantic
+from pipelines.assets import attachments, decisions, experiments, ingest, models, nlq, outcomes, rl, semantic
 from pipelines.jobs import holocrm_all_job
 from pipelines.resources import EmbedderResource, LanceDBResource, MLflowResource, StorageResource
 from pipelines.runner import progress_logger_def
 from pipelines.schedules import daily_refresh
 from pipelines.sensors import new_export_sensor
 
-ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachments]
+ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachments, experiments]
 
 
 def build_resources(home: str = "") -> dict:
@@ -30,9 +30,9 @@ all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[holocrm_all_job],
+    jobs=[holocrm_all_job, experiments.experiment_reports_job],
     schedules=[daily_refresh],
-    sensors=[new_export_sensor],
+    sensors=[new_export_sensor, experiments.experiment_outcomes_sensor],
     resources=build_resources(),
     loggers={"progress": progress_logger_def()},
 )

@@ -59,6 +59,7 @@ EVENT_SCHEMA = {
     "lost": pl.Float64,
     "closed": pl.Float64,
     "won_value": pl.Float64,
+    "won_any": pl.Float64,  # the won flag, clipped to one per unit by unit_values
 }
 
 
@@ -129,7 +130,9 @@ def events_from_logs(
     events = pl.concat(frames, how="diagonal_relaxed")
     return events.select(
         pl.col(c).cast(t) if c in events.columns else pl.lit(0.0, t).alias(c) for c, t in EVENT_SCHEMA.items()
-    ).with_columns(pl.exclude("unit_id", "at").fill_null(0.0), pl.col("won").fill_null(0.0).alias("won_any"))
+    ).with_columns(
+        pl.exclude("unit_id", "at", "won_any").fill_null(0.0), pl.col("won").fill_null(0.0).alias("won_any")
+    )
 
 
 def unit_values(
