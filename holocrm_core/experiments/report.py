@@ -84,12 +84,13 @@ def exposed_units(experiment: Experiment, exposures: pl.DataFrame) -> tuple[pl.D
     if frame.schema["served_at"] == pl.String:
         frame = frame.with_columns(pl.col("served_at").str.to_datetime(time_zone="UTC", strict=False))
     units = frame.group_by("unit_id").agg(
-        pl.col("variant").n_unique().alias("n_variants"),
-        pl.col("variant").first().alias("variant"),
+        pl.col("variant").min().alias("variant"),
+        pl.col("variant").max().alias("last_variant"),
         pl.col("served_at").min().alias("first_exposed_at"),
     )
-    crossovers = units.filter(pl.col("n_variants") > 1).height
-    return units.filter(pl.col("n_variants") == 1).drop("n_variants"), crossovers
+    crossed = pl.col("variant") != pl.col("last_variant")  # a unit served two variants
+    crossovers = units.filter(crossed).height
+    return units.filter(~crossed).drop("last_variant"), crossovers
 
 
 def _compare(
@@ -103,9 +104,9 @@ def _compare(
     else:
         yc, yt = c["num"].to_numpy(), t["num"].to_numpy()
         if pre is not None:
-            by_unit = dict(zip(pre["unit_id"].to_list(), pre["num"].to_list(), strict=True))
-            xc = np.array([by_unit.get(u, 0.0) for u in c["unit_id"].to_list()])
-            xt = np.array([by_unit.get(u, 0.0) for u in t["unit_id"].to_list()])
+            covariate = pre.select("unit_id", pl.col("num").alias("pre"))
+            xc = c.join(covariate, on="unit_id", how="left")["pre"].fill_null(0.0).to_numpy()
+            xt = t.join(covariate, on="unit_id", how="left")["pre"].fill_null(0.0).to_numpy()
             if np.concatenate([xc, xt]).var() > 0:
                 adj = stats.cuped(yc, yt, xc, xt)
                 reduction = adj.variance_reduction
