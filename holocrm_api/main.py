@@ -21,6 +21,7 @@ from holocrm_api.middleware import RequestGuard
 from holocrm_api.observability import install_observability
 from holocrm_api.routes import (
     duplicates,
+    experiments,
     health,
     nlq,
     outcomes,
@@ -29,7 +30,7 @@ from holocrm_api.routes import (
     similarity,
 )
 
-ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates)
+ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments)
 DOCS_ASSETS_URL = "/docs-assets"
 
 

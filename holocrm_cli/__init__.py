@@ -58,9 +58,33 @@ def _options(
 
 # One module per domain, each defining `register(app)`; imported by name so a typo fails loudly. They import
 # only typer at top level (heavy imports live inside the commands), so this stays fast.
-from holocrm_cli import decisions, metrics, monitor, nlq, pipeline, rl, scoring, semantic, serve  # noqa: E402
+from holocrm_cli import (  # noqa: E402
+    decisions,
+    experiments,
+    field,
+    metrics,
+    monitor,
+    nlq,
+    pipeline,
+    rl,
+    scoring,
+    semantic,
+    serve,
+)
 
-COMMAND_MODULES = [pipeline, semantic, scoring, nlq, metrics, serve, rl, decisions, monitor]
+COMMAND_MODULES = [
+    pipeline,
+    semantic,
+    scoring,
+    nlq,
+    metrics,
+    serve,
+    rl,
+    decisions,
+    monitor,
+    experiments,
+    field,
+]
 for _module in COMMAND_MODULES:
     _module.register(app)
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import dagster as dg
 
 # One module per domain under pipelines/assets/; each is imported by name so a typo fails loudly.
-from pipelines.assets import attachments, decisions, ingest, models, monitoring, nlq, outcomes, rl, semantic
+from pipelines.assets import (
+    attachments,
+    decisions,
+    experiments,
+    ingest,
+    models,
+    monitoring,
+    nlq,
+    outcomes,
+    rl,
+    semantic,
+)
 from pipelines.jobs import holocrm_all_job
 from pipelines.resources import (
     EmbedderResource,
@@ -18,7 +29,7 @@ from pipelines.runner import progress_logger_def
 from pipelines.schedules import daily_refresh
 from pipelines.sensors import new_export_sensor
 
-ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachments, monitoring]
+ASSET_MODULES = [ingest, semantic, outcomes, models, nlq, rl, decisions, attachments, monitoring, experiments]
 
 
 def build_resources(home: str = "") -> dict:
@@ -37,9 +48,9 @@ all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[holocrm_all_job, monitoring.retrain_job],
+    jobs=[holocrm_all_job, monitoring.retrain_job, experiments.experiment_reports_job],
     schedules=[daily_refresh],
-    sensors=[new_export_sensor, monitoring.decay_sensor],
+    sensors=[new_export_sensor, monitoring.decay_sensor, experiments.experiment_outcomes_sensor],
     resources=build_resources(),
     loggers={"progress": progress_logger_def()},
 )

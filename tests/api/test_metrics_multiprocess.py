@@ -41,7 +41,7 @@ def test_two_workers_share_their_counts(home, tmp_path):
     port = _free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "HOLOCRM_RELOAD_INTERVAL_S": "0"}
     env["HOLOCRM_WARM_QUERY_EMBEDDER"] = "false"
-    log = open(tmp_path / "server.log", "wb")
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - open for the server process's whole life
     command = [sys.executable, "-m", "uvicorn", "holocrm_api.main:create_app", "--factory", "--workers", "2"]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
