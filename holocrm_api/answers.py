@@ -27,10 +27,15 @@ class AnswerCache:
 
     @staticmethod
     def key(
-        loaded_at: datetime, question: str, as_of: datetime | None, limit: int, partial: bool = False
+        loaded_at: datetime,
+        question: str,
+        as_of: datetime | None,
+        limit: int,
+        partial: bool = False,
+        pick: int | None = None,
     ) -> tuple:
         words = " ".join(question.lower().split())
-        return (loaded_at, words, as_of.isoformat() if as_of else None, limit, partial)
+        return (loaded_at, words, as_of.isoformat() if as_of else None, limit, partial, pick)
 
     def get(self, key: tuple) -> dict | None:
         with self._lock:
