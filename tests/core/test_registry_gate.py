@@ -103,3 +103,13 @@ def test_a_champion_stays_while_it_is_better_on_rows_neither_has_seen_and_is_dem
     skewed = np.clip(better * 0.2, 0.001, 0.999)
     replaced = judge(_evidence(y, cand, None, None, champion=_champion(y, skewed, sigmoid(cand))))
     assert replaced.served_role == CANDIDATE and replaced.champion_demoted
+
+
+def test_the_truth_figures_count_a_record_as_won_with_its_true_probability():
+    from holocrm_core.scoring.truth import expected_auc, figures
+
+    p = np.array([0.9, 0.7, 0.4, 0.1])
+    assert expected_auc(p, p) > expected_auc(p[::-1].copy(), p)  # the true order beats its reverse
+    assert expected_auc(np.ones(4), p) == 0.5  # a constant score ranks nothing
+    f = figures(p, p, np.array(["hot", "hot", "warm", "cold"]))
+    assert f["rank_correlation"] == 1.0 and f["hot"] == 2 and f["hot_below_10pct"] == 0
