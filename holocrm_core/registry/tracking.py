@@ -121,7 +121,7 @@ def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
-def _served_model(outcome, role: str, recalibrate: bool):
+def served_model(outcome, role: str, recalibrate: bool):
     """The model a verdict serves, fitted on every outcome: the candidate's final scorer, or the plain
     logistic regression; with a Platt map fitted on the newest slice when the gate recalibrated it."""
     import polars as pl
@@ -298,7 +298,7 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
 
             every_outcome = pl.concat([outcome.train, outcome.validation], how="diagonal_relaxed")
             if candidate_served:
-                model, _ = _served_model(outcome, gate_mod.CANDIDATE, verdict.recalibrate)
+                model, _ = served_model(outcome, gate_mod.CANDIDATE, verdict.recalibrate)
             else:
                 model = outcome.scorer
             servable = PASSED if verdict.passed else SERVED_ANYWAY
@@ -325,7 +325,7 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
             if candidate_served:
                 served_version = version
             elif verdict.served_role == gate_mod.LOGISTIC:
-                plain, _ = _served_model(outcome, gate_mod.LOGISTIC, verdict.recalibrate)
+                plain, _ = served_model(outcome, gate_mod.LOGISTIC, verdict.recalibrate)
                 served_version = _register(
                     outcome,
                     plain,
