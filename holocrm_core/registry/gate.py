@@ -277,7 +277,7 @@ def judge(e: GateEvidence) -> Verdict:
         )
 
     def why(j: Judged) -> str:
-        recal = ", recalibrated on the newest slice" if j.recalibrated else ""
+        recal = " (recalibrated on the newest slice)" if j.recalibrated else ""
         against = []
         if heuristic is not None:
             against.append(f"heuristic {heuristic.auc:.3f}")
