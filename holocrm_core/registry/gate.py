@@ -257,6 +257,19 @@ def judge(e: GateEvidence) -> Verdict:
                     return again, again_checks
         return j, checks
 
+    if e.candidate == HEURISTIC:
+        # The selection preferred the heuristic (lowest log loss): the plain logistic regression is the
+        # learned model that would replace it, served only by the same rules.
+        if e.logistic_scores is None:
+            return Verdict(HEURISTIC, HEURISTIC, False, False, "the selection preferred the heuristic", False)
+        e = GateEvidence(
+            **{
+                **e.__dict__,
+                "candidate": LOGISTIC,
+                "candidate_scores": e.logistic_scores,
+                "candidate_logits": e.logistic_logits,
+            }
+        )
     name = e.candidate
     role = LOGISTIC if name == LOGISTIC else CANDIDATE
     cand, checks = attempt(judge_scores(name, role, y, e.candidate_scores), e.candidate_logits)

@@ -113,3 +113,11 @@ def test_the_truth_figures_count_a_record_as_won_with_its_true_probability():
     assert expected_auc(np.ones(4), p) == 0.5  # a constant score ranks nothing
     f = figures(p, p, np.array(["hot", "hot", "warm", "cold"]))
     assert f["rank_correlation"] == 1.0 and f["hot"] == 2 and f["hot_below_10pct"] == 0
+
+
+def test_when_the_selection_prefers_the_heuristic_a_better_logistic_regression_is_served():
+    y, signal, rng = _slice(seed=5)
+    lr = signal + rng.normal(0, 0.4, len(y))
+    weak = sigmoid(0.2 * signal + rng.normal(0, 1.0, len(y)))
+    verdict = judge(_evidence(y, np.log(weak / (1 - weak)), lr, weak, candidate="heuristic"))
+    assert verdict.served_role == LOGISTIC and verdict.passed, verdict.reason
