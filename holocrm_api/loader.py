@@ -367,9 +367,7 @@ class ArtifactLoader:
         """What the registry's resolver says serves ``entity`` (the heuristic when there is no registry)."""
         name = registry.MODEL_NAMES[entity]
         if not self.settings.load_models or self._registry_absent():
-            return self._heuristic(
-                entity, name, f"{name}: serving the weighted heuristic: no model registry yet"
-            )
+            return self._heuristic(entity, name, registry.nothing_registered_line(name))
         self._mlflow()
         choice = registry.resolve(entity, name)
         if choice.version == HEURISTIC:

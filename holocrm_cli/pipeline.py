@@ -79,9 +79,8 @@ SCORING_ASSETS = ("lead_scoring_model", "deal_scoring_model")
 def _print_scores(summary, paths: HoloPaths) -> None:
     """What scores the user gets (the registry's verdict lines) and, on the generated sample, how those
     scores do against its hidden truth next to the weighted heuristic."""
-    lines = [
-        o.metadata["verdict"] for o in summary.assets if o.asset in SCORING_ASSETS and "verdict" in o.metadata
-    ]
+    verdicts = {o.asset: o.metadata["verdict"] for o in summary.assets if "verdict" in o.metadata}
+    lines = [verdicts[asset] for asset in SCORING_ASSETS if asset in verdicts]  # leads, then deals
     if not lines:
         return
     _echo("scores served:")

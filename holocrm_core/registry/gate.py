@@ -12,7 +12,8 @@ and serves the first that passes every check:
 2. when it fails only on calibration (a shift between the training window and the newest slice), its
    probabilities are recalibrated on the newest slice (a Platt map, its ECE measured cross-fitted: each
    half of the slice mapped by the fit on the other half) and the checks run again;
-3. when it trails the plain logistic regression, the logistic regression is the candidate (same checks);
+3. when it fails (trails the plain logistic regression, say), the logistic regression is the candidate
+   (same checks, recalibration included);
 4. the current champion, when it still passes its own checks on outcomes it never saw;
 5. the weighted heuristic, only when it is not worse on the gate's own metrics (AUC within the tolerance,
    ECE no higher) than the best learned model that failed; otherwise that model is served and the line
@@ -257,6 +258,19 @@ def judge(e: GateEvidence) -> Verdict:
                     return again, again_checks
         return j, checks
 
+    if e.candidate == HEURISTIC:
+        # The selection preferred the heuristic (lowest log loss): the plain logistic regression is the
+        # learned model that would replace it, served only by the same rules.
+        if e.logistic_scores is None:
+            return Verdict(HEURISTIC, HEURISTIC, False, False, "the selection preferred the heuristic", False)
+        e = GateEvidence(
+            **{
+                **e.__dict__,
+                "candidate": LOGISTIC,
+                "candidate_scores": e.logistic_scores,
+                "candidate_logits": e.logistic_logits,
+            }
+        )
     name = e.candidate
     role = LOGISTIC if name == LOGISTIC else CANDIDATE
     cand, checks = attempt(judge_scores(name, role, y, e.candidate_scores), e.candidate_logits)
@@ -277,7 +291,7 @@ def judge(e: GateEvidence) -> Verdict:
         )
 
     def why(j: Judged) -> str:
-        recal = ", recalibrated on the newest slice" if j.recalibrated else ""
+        recal = " (recalibrated on the newest slice)" if j.recalibrated else ""
         against = []
         if heuristic is not None:
             against.append(f"heuristic {heuristic.auc:.3f}")
@@ -292,7 +306,7 @@ def judge(e: GateEvidence) -> Verdict:
     if cand.passed:
         return verdict(cand, True, why(cand))
     failed = [cand]
-    if role == CANDIDATE and logistic is not None and not checks["beats_logistic"]:
+    if role == CANDIDATE and logistic is not None:  # the plain baseline, when it passes, is the next best
         plain, _ = attempt(judge_scores(LOGISTIC, LOGISTIC, y, e.logistic_scores), e.logistic_logits)
         if plain.passed:
             return verdict(plain, True, f"{name} failed ({'; '.join(cand.problems)}); " + why(plain))

@@ -28,6 +28,11 @@ from holocrm_core.registry.store import (
 HEURISTIC = "heuristic"
 
 
+def nothing_registered_line(model_name: str) -> str:
+    """The verdict line while no learned scorer exists (every door, a registry or not)."""
+    return f"{model_name}: serving the weighted heuristic: no learned scorer has been registered yet"
+
+
 @dataclass(frozen=True)
 class ServedChoice:
     """Which scorer answers for one entity, and the line saying why."""
@@ -61,10 +66,13 @@ def resolve(entity: str, model_name: str | None = None) -> ServedChoice:
     if champion is None:
         if stored and stored_served == HEURISTIC:
             return ServedChoice(entity, name, HEURISTIC, HEURISTIC, stored)
-        why = stored or "no learned scorer has been registered yet"
-        return ServedChoice(
-            entity, name, HEURISTIC, HEURISTIC, f"{name}: serving the weighted heuristic: {why}"
+        line = (
+            f"{name}: serving the weighted heuristic: the champion alias was removed outside the gate "
+            f"(the last verdict: {stored})"
+            if stored
+            else nothing_registered_line(name)
         )
+        return ServedChoice(entity, name, HEURISTIC, HEURISTIC, line)
     why = (
         f"champion v{champion.version} has no {GATE_TAG}=passed tag "
         f"({GATE_TAG}={champion.tags.get(GATE_TAG, 'absent')}): its checks did not all pass"

@@ -121,7 +121,7 @@ def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
-def _served_model(outcome, role: str, recalibrate: bool):
+def served_model(outcome, role: str, recalibrate: bool):
     """The model a verdict serves, fitted on every outcome: the candidate's final scorer, or the plain
     logistic regression; with a Platt map fitted on the newest slice when the gate recalibrated it."""
     import polars as pl
@@ -237,7 +237,7 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
         metrics.update({f"logistic_{k}": v for k, v in outcome.logistic_metrics.items()})
         if outcome.guard is not None and outcome.guard.adversarial_auc is not None:
             metrics["adversarial_auc"] = outcome.guard.adversarial_auc
-        if not outcome.learned:
+        if not outcome.enough_data.enough or (outcome.selection is None and not outcome.learned):
             mlflow.log_metrics(_finite(metrics))
             mlflow.set_tag("fallback", "heuristic")
             if register and champion_version(model_name) is None:
@@ -298,9 +298,10 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
 
             every_outcome = pl.concat([outcome.train, outcome.validation], how="diagonal_relaxed")
             if candidate_served:
-                model, _ = _served_model(outcome, gate_mod.CANDIDATE, verdict.recalibrate)
+                model, _ = served_model(outcome, gate_mod.CANDIDATE, verdict.recalibrate)
             else:
                 model = outcome.scorer
+            learned = outcome.strategy != "heuristic"  # the heuristic itself is never registered
             servable = PASSED if verdict.passed else SERVED_ANYWAY
             tags = {
                 TRAINED_UNTIL_TAG: trained_until(every_outcome) or "",
@@ -313,19 +314,20 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
             }
             if not (candidate_served and verdict.passed):
                 tags[GATE_REASON_TAG] = verdict.reason[:5000]
-            version = _register(
-                outcome,
-                model,
-                outcome.strategy,
-                model_name,
-                tags,
-                CHAMPION if candidate_served else CHALLENGER,
-                "model",
-            )
+            if learned:
+                version = _register(
+                    outcome,
+                    model,
+                    outcome.strategy,
+                    model_name,
+                    tags,
+                    CHAMPION if candidate_served else CHALLENGER,
+                    "model",
+                )
             if candidate_served:
                 served_version = version
             elif verdict.served_role == gate_mod.LOGISTIC:
-                plain, _ = _served_model(outcome, gate_mod.LOGISTIC, verdict.recalibrate)
+                plain, _ = served_model(outcome, gate_mod.LOGISTIC, verdict.recalibrate)
                 served_version = _register(
                     outcome,
                     plain,
@@ -355,7 +357,7 @@ def log_training(outcome, model_name: str | None = None, register: bool = True) 
             for v in {version, served_version} - {None}:
                 client.set_model_version_tag(model_name, v, VERDICT_TAG, line[:5000])
             _record_verdict(client, model_name, line, served_version)
-            mlflow.set_tag("registered_version", version)
+            mlflow.set_tag("registered_version", version or "(none)")
         mlflow.log_dict(
             {
                 "verdict": asdict(verdict),

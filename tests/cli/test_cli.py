@@ -129,3 +129,13 @@ def test_a_second_run_on_the_same_export_embeds_nothing_new(sample_graph, tmp_pa
     lines = again.output.splitlines()
     embeddings_line = next(line for line in lines if line.strip().startswith("embeddings "))
     assert "new=0" in embeddings_line and "reused=" in embeddings_line
+
+
+def test_the_run_summary_and_score_models_tell_the_same_verdict(sample_env):
+    """One verdict line per scoring model: what `holocrm run` printed is what `holocrm score models` says."""
+    models = runner.invoke(app, ["score", "models"])
+    assert models.exit_code == 0, models.output
+    lines = [line for line in models.stdout.splitlines() if line.strip()]
+    assert [line.split(":")[0] for line in lines] == ["holocrm_lead_scorer", "holocrm_deal_scorer"]
+    summary = sample_env.output.split("scores served:")[1].splitlines()[1:3]
+    assert [line.strip() for line in summary] == lines

@@ -214,3 +214,15 @@ def test_the_champion_reproduces_scores_in_a_fresh_process(store, dataset, tmp_p
     assert out.returncode == 0, out.stderr[-2000:]
     fresh = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
     assert np.allclose(fresh, expected, atol=1e-9)
+
+
+def test_a_selection_that_prefers_the_heuristic_still_serves_a_better_logistic_regression(store, dataset):
+    outcome = _train(dataset, "heuristic")  # the heuristic asked for by name, measured beside the LR
+    assert outcome.strategy == "heuristic" and not outcome.learned
+    result = registry.log_training(outcome)
+    assert result.version is None and result.served_version is not None, (
+        result.message
+    )  # no heuristic version
+    assert result.verdict.served_role == "logistic" and "(logistic)" in result.message
+    assert registry.resolve("contact").version == result.served_version
+    _lines_agree(result)

@@ -103,3 +103,21 @@ def test_a_champion_stays_while_it_is_better_on_rows_neither_has_seen_and_is_dem
     skewed = np.clip(better * 0.2, 0.001, 0.999)
     replaced = judge(_evidence(y, cand, None, None, champion=_champion(y, skewed, sigmoid(cand))))
     assert replaced.served_role == CANDIDATE and replaced.champion_demoted
+
+
+def test_the_truth_figures_count_a_record_as_won_with_its_true_probability():
+    from holocrm_core.scoring.truth import expected_auc, figures
+
+    p = np.array([0.9, 0.7, 0.4, 0.1])
+    assert expected_auc(p, p) > expected_auc(p[::-1].copy(), p)  # the true order beats its reverse
+    assert expected_auc(np.ones(4), p) == 0.5  # a constant score ranks nothing
+    f = figures(p, p, np.array(["hot", "hot", "warm", "cold"]))
+    assert f["rank_correlation"] == 1.0 and f["hot"] == 2 and f["hot_below_10pct"] == 0
+
+
+def test_when_the_selection_prefers_the_heuristic_a_better_logistic_regression_is_served():
+    y, signal, rng = _slice(seed=5)
+    lr = signal + rng.normal(0, 0.4, len(y))
+    weak = sigmoid(0.2 * signal + rng.normal(0, 1.0, len(y)))
+    verdict = judge(_evidence(y, np.log(weak / (1 - weak)), lr, weak, candidate="heuristic"))
+    assert verdict.served_role == LOGISTIC and verdict.passed, verdict.reason
