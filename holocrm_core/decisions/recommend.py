@@ -25,6 +25,7 @@ from holocrm_core.decisions.policies import ContextualThompson, gaussian_win_pro
 from holocrm_core.schema import CUSTOM_PREFIX
 
 PRIORITY_THRESHOLDS = (0.25, 0.12)  # expected success rate: high at or above the first, medium the second
+MIN_PROPENSITY = 1e-4
 OPEN_STATUSES = ("lead", "qualified", "customer")
 
 
@@ -250,7 +251,9 @@ def recommend(
         state_key = f"{policy.name}|{version}|{policy.observations}"
         draws = mean + sd * decision_draws([str(c) for c in ids], mean.shape[1], state_key)
         chosen = np.argmax(draws, axis=1)
-        propensity = gaussian_win_probabilities(mean, sd, only=chosen)
+        # Never log a propensity of 0 (off-policy weights divide by it): a draw can win where the quadrature's
+        # win probability rounds to nothing.
+        propensity = np.maximum(gaussian_win_probabilities(mean, sd, only=chosen), MIN_PROPENSITY)
         confidence = propensity
         rate, rate_sd = policy.rates_from_scores(mean, sd)
     else:
