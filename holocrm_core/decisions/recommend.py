@@ -1,12 +1,14 @@
-"""Next-best-action for contacts: the policy's decision with priority, expected success, uncertainty, reasons.
+"""Next-best-action for contacts: the context of every contact, who is decided, the decision and its reasons.
 
-``open_contact_contexts`` builds the decision context of every open contact (not disqualified) as of the
-newest activity in the warehouse, with the current lead score and band when scored_leads exists.
-``recommend`` decides for a batch (vectorised; one call for 100k contacts) through the convergence engine
-and answers, per contact: the action, its propensity (the probability it had of being chosen, logged with
-the outcome for off-policy evaluation), the posterior expected success rate and its uncertainty, the number
-of outcomes that action has been learned from, a priority, and the reasoning in words (for the contextual
-policy: the context features that most favour the chosen action over the runner-up).
+``contact_contexts`` builds the decision context of every contact as of the newest activity in the warehouse
+(the export's attributes and custom fields, recency, touches, the current lead score and band);
+``decided_reason`` says once, for every door, which contacts get no recommendation and why. ``recommend``
+decides for a batch (vectorised): for contextual Thompson sampling the draw is seeded by the contact and the
+policy state (``decision_draws``), so the CLI, the API and the pipeline give the same answer, and the
+propensity is that draw's win probability; other policies go through the convergence engine. Per contact:
+the action, its propensity (logged with the outcome for off-policy evaluation), the expected success rate
+and its uncertainty, the outcomes it was learned from, a priority, the context features behind it and the
+reasons in a salesperson's words (``reason_in_words``), and, when asked, the posterior of every action.
 """
 
 from __future__ import annotations
