@@ -1,12 +1,14 @@
-"""Next-best-action for contacts: the policy's decision with priority, expected success, uncertainty, reasons.
+"""Next-best-action for contacts: the context of every contact, who is decided, the decision and its reasons.
 
-``open_contact_contexts`` builds the decision context of every open contact (not disqualified) as of the
-newest activity in the warehouse, with the current lead score and band when scored_leads exists.
-``recommend`` decides for a batch (vectorised; one call for 100k contacts) through the convergence engine
-and answers, per contact: the action, its propensity (the probability it had of being chosen, logged with
-the outcome for off-policy evaluation), the posterior expected success rate and its uncertainty, the number
-of outcomes that action has been learned from, a priority, and the reasoning in words (for the contextual
-policy: the context features that most favour the chosen action over the runner-up).
+``contact_contexts`` builds the decision context of every contact as of the newest activity in the warehouse
+(the export's attributes and custom fields, recency, touches, the current lead score and band);
+``decided_reason`` says once, for every door, which contacts get no recommendation and why. ``recommend``
+decides for a batch (vectorised): for contextual Thompson sampling the draw is seeded by the contact and the
+policy state (``decision_draws``), so the CLI, the API and the pipeline give the same answer, and the
+propensity is that draw's win probability; other policies go through the convergence engine. Per contact:
+the action, its propensity (logged with the outcome for off-policy evaluation), the expected success rate
+and its uncertainty, the outcomes it was learned from, a priority, the context features behind it and the
+reasons in a salesperson's words (``reason_in_words``), and, when asked, the posterior of every action.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
+from scipy.special import ndtri
 
 from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE, contact_attributes
 from holocrm_core.decisions.actions import OTHER, ContextEncoder, Contexts, touch_features
@@ -24,6 +27,7 @@ from holocrm_core.decisions.policies import ContextualThompson, gaussian_win_pro
 from holocrm_core.schema import CUSTOM_PREFIX
 
 PRIORITY_THRESHOLDS = (0.25, 0.12)  # expected success rate: high at or above the first, medium the second
+MIN_PROPENSITY = 1e-4
 OPEN_STATUSES = ("lead", "qualified", "customer")
 
 
@@ -177,36 +181,51 @@ def reason_in_words(factors: list[str], action: str) -> str:
 
 
 def _top_factors(policy, features: np.ndarray, chosen: np.ndarray, runner: np.ndarray, k: int = 3):
-    """Per row, the active context features that most favour the chosen action over the runner-up."""
+    """Per row, the indices (n, k) of the active context features that most favour the chosen action over the
+    runner-up, strongest first; -1 where fewer than k favour it. Empty (n, 0) for non-contextual policies."""
     if not isinstance(policy, ContextualThompson):
-        return [[] for _ in chosen]
+        return np.full((len(chosen), 0), -1, dtype=np.int64)
     diff = policy.arms.mean[chosen] - policy.arms.mean[runner]  # (n, d)
     contribution = features * diff
     contribution[:, 0] = -np.inf  # the bias is not a reason
     contribution[features == 0] = -np.inf
-    order = np.argsort(-contribution, axis=1)[:, :k]
-    names = np.asarray(policy.encoder.feature_names, dtype=object)
-    out = []
-    for row, idx in enumerate(order):
-        out.append(
-            [str(names[i]) for i in idx if np.isfinite(contribution[row, i]) and contribution[row, i] > 0]
-        )
-    return out
+    k = min(k, contribution.shape[1])
+    top = np.argpartition(-contribution, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(contribution, top, axis=1)
+    order = np.argsort(-values, axis=1)
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    return np.where(np.isfinite(values) & (values > 0), top, -1)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed 64-bit value from a counter (vectorised, wraps mod 2^64)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def decision_draws(contact_ids: list[str], k: int, state_key: str) -> np.ndarray:
     """Standard normal draws (n, k), one stream per contact and policy state: the same contact asked twice
     of the same policy state gets the same Thompson draw at every door (CLI, API, pipeline); every learned
-    outcome changes the state and so the draw."""
-    out = np.empty((len(contact_ids), k))
-    for i, contact in enumerate(contact_ids):
-        digest = hashlib.blake2b(f"{state_key}|{contact}".encode(), digest_size=8).digest()
-        out[i] = np.random.default_rng(int.from_bytes(digest, "little")).standard_normal(k)
-    return out
-
-
-def _percent(value: float) -> str:
-    return f"{round(value * 100):d}%"
+    outcome changes the state and so the draw. Vectorised: a stable 64-bit hash of (state, contact) per row
+    (blake2b of the key, xxhash-free so every process agrees), mixed with the action index."""
+    state = np.uint64(int.from_bytes(hashlib.blake2b(state_key.encode(), digest_size=8).digest(), "little"))
+    ids = pl.Series(contact_ids, dtype=pl.String).fill_null("")
+    # FNV-1a over the id's bytes, vectorised through polars' binary view would cost a Python loop per
+    # contact; the id's own 64-bit digest is cheap enough (about a microsecond each) and stable everywhere.
+    contact = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "little") for c in ids),
+        dtype=np.uint64,
+        count=len(ids),
+    )
+    with np.errstate(over="ignore"):
+        base = _mix64(contact ^ state)
+        counters = base[:, None] + np.arange(1, k + 1, dtype=np.uint64)[None, :] * np.uint64(
+            0x9E3779B97F4A7C15
+        )
+    u = ((_mix64(counters) >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return ndtri(u)
 
 
 def recommend(
@@ -215,6 +234,7 @@ def recommend(
     strategy: Strategy | str | None = None,
     version: str | None = None,
     encoded: Contexts | None = None,
+    posterior: bool = True,
     **engine_options: float,
 ) -> pl.DataFrame:
     """One recommendation per row of ``contexts`` (contact_id + context columns).
@@ -233,7 +253,9 @@ def recommend(
         state_key = f"{policy.name}|{version}|{policy.observations}"
         draws = mean + sd * decision_draws([str(c) for c in ids], mean.shape[1], state_key)
         chosen = np.argmax(draws, axis=1)
-        propensity = gaussian_win_probabilities(mean, sd, only=chosen)
+        # Never log a propensity of 0 (off-policy weights divide by it): a draw can win where the quadrature's
+        # win probability rounds to nothing.
+        propensity = np.maximum(gaussian_win_probabilities(mean, sd, only=chosen), MIN_PROPENSITY)
         confidence = propensity
         rate, rate_sd = policy.rates_from_scores(mean, sd)
     else:
@@ -251,47 +273,78 @@ def recommend(
     names = np.asarray(policy.actions.names, dtype=object)
     factors = _top_factors(policy, encoded.features, chosen, runner)
     high, medium = PRIORITY_THRESHOLDS
-    records = []
-    for i in range(n):
-        a, b = int(chosen[i]), int(runner[i])
-        action, p = str(names[a]), float(rate[i, a])
-        words = reason_in_words(factors[i], action)
-        records.append(
+    if n == 0:
+        return pl.DataFrame(schema={"contact_id": pl.String, "action": pl.String})
+    feature_names = np.asarray([*policy.encoder.feature_names, ""], dtype=object)  # index -1 -> ""
+    # most contacts share their strongest factors and action: say each combination once
+    keys, inverse = np.unique(np.column_stack([factors, chosen]), axis=0, return_inverse=True)
+    said = [
+        reason_in_words([str(feature_names[f]) for f in key[:-1] if f >= 0], str(names[key[-1]]))
+        for key in keys
+    ]
+    words = np.asarray(said, dtype=object)[inverse.reshape(-1)]
+    factor_lists = pl.DataFrame(
+        {f"f{c}": pl.Series(feature_names[factors[:, c]].astype(str)) for c in range(factors.shape[1])}
+    ).select(
+        pl.concat_list(pl.all().replace("", None)).list.drop_nulls().alias("factors")
+        if factors.shape[1]
+        else pl.lit([], pl.List(pl.String)).alias("factors")
+    )["factors"]
+    pick = np.arange(n)
+    p_chosen, sd_chosen, p_runner = rate[pick, chosen], rate_sd[pick, chosen], rate[pick, runner]
+    trials_chosen = np.round(trials_all[pick, chosen]).astype(np.int64)
+
+    def percent(x: np.ndarray) -> pl.Series:
+        return pl.Series(np.round(x * 100).astype(np.int64)).cast(pl.String) + "%"
+
+    extra = {}
+    if posterior:  # the posterior of every action, for a decision explained on request
+        extra["posterior"] = pl.DataFrame(
             {
-                "contact_id": ids[i],
-                "action": action,
-                "propensity": round(float(propensity[i]), 4),
-                "confidence": round(float(confidence[i]), 4),
-                "expected_success_rate": round(p, 4),
-                "uncertainty": round(float(rate_sd[i, a]), 4),
-                "trials": int(round(float(trials_all[i, a]))),
-                "runner_up": str(names[b]),
-                "runner_up_success_rate": round(float(rate[i, b]), 4),
-                "priority": "high" if p >= high else "medium" if p >= medium else "low",
-                "reasoning": (
-                    f"{words}: {_percent(p)} expected success (+/- {_percent(float(rate_sd[i, a]))}, from "
-                    f"{int(round(float(trials_all[i, a])))} outcomes) against {_percent(float(rate[i, b]))} "
-                    f"for {names[b]}"
-                ),
-                "factors": factors[i],
-                "policy": policy.name,
-                "policy_version": version,
-                "posterior": {
-                    str(names[j]): {
-                        "expected_success_rate": round(float(rate[i, j]), 4),
-                        "uncertainty": round(float(rate_sd[i, j]), 4),
-                        "score_mean": round(float(mean[i, j]), 4),
-                        "score_sd": round(float(sd[i, j]), 4),
-                        **({"draw": round(float(draws[i, j]), 4)} if draws is not None else {}),
-                        "trials": int(round(float(trials_all[i, j]))),
+                str(a): pl.DataFrame(
+                    {
+                        "expected_success_rate": np.round(rate[:, j], 4),
+                        "uncertainty": np.round(rate_sd[:, j], 4),
+                        "score_mean": np.round(mean[:, j], 4),
+                        "score_sd": np.round(sd[:, j], 4),
+                        **({"draw": np.round(draws[:, j], 4)} if draws is not None else {}),
+                        "trials": np.round(trials_all[:, j]).astype(np.int64),
                     }
-                    for j in range(len(names))
-                },
+                ).to_struct(str(a))
+                for j, a in enumerate(names)
             }
-        )
-    schema = {"contact_id": pl.String, "policy_version": pl.String, "factors": pl.List(pl.String)}
-    return (
-        pl.DataFrame(records, schema_overrides=schema, infer_schema_length=None)
-        if records
-        else pl.DataFrame(schema={"contact_id": pl.String, "action": pl.String})
+        ).to_struct("posterior")
+    reasoning = (
+        pl.Series(words.tolist(), dtype=pl.String)
+        + ": "
+        + percent(p_chosen)
+        + " expected success (+/- "
+        + percent(sd_chosen)
+        + ", from "
+        + pl.Series(trials_chosen).cast(pl.String)
+        + " outcomes) against "
+        + percent(p_runner)
+        + " for "
+        + pl.Series(names[runner].astype(str))
+    )
+    return pl.DataFrame(
+        {
+            "contact_id": pl.Series(ids, dtype=pl.String),
+            "action": names[chosen].astype(str),
+            "propensity": np.round(propensity, 4),
+            "confidence": np.round(confidence, 4),
+            "expected_success_rate": np.round(p_chosen, 4),
+            "uncertainty": np.round(sd_chosen, 4),
+            "trials": trials_chosen,
+            "runner_up": names[runner].astype(str),
+            "runner_up_success_rate": np.round(p_runner, 4),
+            "priority": np.where(p_chosen >= high, "high", np.where(p_chosen >= medium, "medium", "low")),
+            "reasoning": reasoning,
+            "factors": factor_lists
+            if len(factor_lists) == n
+            else pl.Series([[]] * n, dtype=pl.List(pl.String)),
+            "policy": [policy.name] * n,
+            "policy_version": pl.Series([version] * n, dtype=pl.String),
+            **extra,
+        }
     )

@@ -249,10 +249,16 @@ class DecisionService:
             rows = np.asarray([self._row[c] for c in frame["contact_id"].cast(pl.String).to_list()])
             encoded = self._encoded.take(rows)
             with self.learner._lock:
-                table = recommend(self.learner.policy, frame, version=self.learner.base, encoded=encoded)
+                table = recommend(
+                    self.learner.policy,
+                    frame,
+                    version=self.learner.base,
+                    encoded=encoded,
+                    posterior=posterior,
+                )
             info = {**self.policy_info, "observations": int(self.learner.policy.observations)}
         else:
-            table = recommend(self.segment, frame, version="segment_thompson")
+            table = recommend(self.segment, frame, version="segment_thompson", posterior=posterior)
             info = {
                 "name": "segment_thompson",
                 "kind": "segment_thompson",
