@@ -40,6 +40,7 @@ def quiet_third_parties() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")  # worker processes (Dagster steps) too
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
     for name in ("mlflow", "alembic", "dagster", "urllib3", "sentence_transformers", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)

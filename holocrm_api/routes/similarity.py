@@ -6,10 +6,18 @@ adds what only a server knows (the index versions it serves).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
@@ -32,6 +40,11 @@ router = APIRouter(
 )
 
 FilterValue = str | list[str]
+# A query filter names a filter column the index holds: anything else is a 422 the OpenAPI announces.
+FilterPair = Annotated[
+    str,
+    StringConstraints(pattern=rf"^({'|'.join(FILTER_COLUMNS)})=.*[^\s,].*$", max_length=400),
+]
 # One optional field per filter the index holds, so the OpenAPI names them and anything else is a 422.
 SearchFilters = create_model(
     "SearchFilters",
@@ -107,8 +120,8 @@ class SemanticSearchRequest(ApiBody):
     filters: SearchFilters | None = Field(
         None, description='Scalar prefilters, e.g. {"industry": "logistics"}'
     )
-    with_text: bool = Field(False, description="Add each hit's whole indexed text")
-    attachments: bool = Field(
+    with_text: StrictBool = Field(False, description="Add each hit's whole indexed text")
+    attachments: StrictBool = Field(
         False, description="Also return matching attachment passages, as a second list on its own scale"
     )
 
@@ -137,7 +150,12 @@ def _similar(snap, entity_type, entity_id, limit, min_similarity, filters) -> di
     return {**answer, "index_version": snap.index_versions.get(answer["entity_type"])}
 
 
-@router.get("/api/contacts/{contact_id}/similar", responses=UNKNOWN, response_model=SimilarAnswer)
+@router.get(
+    "/api/contacts/{contact_id}/similar",
+    responses=UNKNOWN,
+    response_model=SimilarAnswer,
+    response_model_exclude_unset=True,
+)
 # async: the warmed store answers from memory in about a millisecond, less than the thread-pool hop costs
 # under concurrency (GIL contention measured p95 67 ms at 10 clients with a sync handler).
 async def similar_contacts(
@@ -151,14 +169,19 @@ async def similar_contacts(
     return {**answer, "contact_id": contact_id}
 
 
-@router.get("/api/similar/{entity_type}/{entity_id}", responses=UNKNOWN, response_model=SimilarAnswer)
+@router.get(
+    "/api/similar/{entity_type}/{entity_id}",
+    responses=UNKNOWN,
+    response_model=SimilarAnswer,
+    response_model_exclude_unset=True,
+)
 async def similar_records_route(
     entity_type: EntityTypeName,
     snap: SnapshotDep,
     entity_id: str = Path(pattern=ID_PATTERN, description="The record's CRM id"),
     limit: int = Query(10, ge=1, le=MAX_PAGE),
     min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
-    filter: list[str] | None = Query(
+    filter: list[FilterPair] | None = Query(
         None, max_length=10, description="column=value (a,b for any of them), repeatable"
     ),
 ) -> dict[str, Any]:
@@ -166,7 +189,9 @@ async def similar_records_route(
     return _similar(snap, entity_type, entity_id, limit, min_similarity, rules.filter_pairs(filter))
 
 
-@router.post("/api/search/semantic", responses=TOO_BIG, response_model=SearchAnswer)
+@router.post(
+    "/api/search/semantic", responses=TOO_BIG, response_model=SearchAnswer, response_model_exclude_unset=True
+)
 def semantic_search(body: SemanticSearchRequest, snap: SnapshotDep) -> dict[str, Any]:
     """Find records by meaning (vector), by words (full text) or both (hybrid), each with its label."""
     snap.require("similarity")
