@@ -9,12 +9,10 @@ needs it (the index for `similar`, the index and the embedding model for `search
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from holocrm_cli import client
-from holocrm_cli.output import echo_json, fail, refuse
+from holocrm_cli.output import echo_json, fail, refuse, show_third_parties
 
 SERVER_OPTION = typer.Option(
     None, "--server", help="URL of a running `holocrm serve` (default: $HOLOCRM_SERVER)"
@@ -24,14 +22,9 @@ MODE_HELP = "hybrid (default), vector (alias semantic) or fulltext (alias text, 
 
 
 def _quiet(verbose: bool) -> None:
-    """Normal runs print no third-party warnings; ``--verbose`` shows them."""
+    """Third-party warnings are silent (the app's callback); this command's ``--verbose`` shows them."""
     if verbose:
-        os.environ["HOLOCRM_VERBOSE"] = "1"
-        return
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+        show_third_parties()
 
 
 def _paths():
