@@ -122,3 +122,15 @@ def test_third_party_warnings_are_silent_unless_verbose():
     assert done.returncode == 0, done.stderr
     quiet, verbose = done.stderr.split("--\n", 1)
     assert quiet == "" and "shown with --verbose" in verbose
+
+
+def test_a_failed_step_is_reported_by_its_innermost_cause():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from pipelines.runner import _root_cause
+
+    cause = SerializableErrorInfo("ValueError: unknown source profile 'salesfarce'\n", [], "ValueError")
+    wrapper = SerializableErrorInfo(
+        'Error occurred while executing op "raw_export":\n', [], "DagsterExecutionStepExecutionError", cause
+    )
+    assert _root_cause(wrapper) == "ValueError: unknown source profile 'salesfarce'"
