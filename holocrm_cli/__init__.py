@@ -13,6 +13,8 @@ import sys
 
 import typer
 
+from holocrm_cli.output import quiet_third_parties
+
 app = typer.Typer(
     name="holocrm",
     help="HoloCRM: CRM exports -> canonical tables, embeddings, search, scores, NL questions, serving.",
@@ -30,21 +32,6 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-def quiet_third_parties() -> None:
-    """No third-party warnings or info logs on stderr by default (MLflow's are ANSI-coloured)."""
-    if os.environ.get("HOLOCRM_VERBOSE", "") not in ("", "0"):
-        return
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # worker processes (Dagster steps) too
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
-    for name in ("mlflow", "alembic", "dagster", "urllib3", "sentence_transformers", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 @app.callback()
 def _options(
     verbose: bool = typer.Option(
@@ -53,7 +40,7 @@ def _options(
 ) -> None:
     if verbose:
         os.environ["HOLOCRM_VERBOSE"] = "1"
-    quiet_third_parties()
+    quiet_third_parties()  # nothing when verbose
 
 
 # One module per domain, each defining `register(app)`; imported by name so a typo fails loudly. They import

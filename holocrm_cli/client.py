@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import urllib.error
-import urllib.parse
-import urllib.request
 
 SERVER_ENV = "HOLOCRM_SERVER"
 TIMEOUT_S = 30.0
@@ -63,6 +59,9 @@ def withdraw() -> None:
 
 def announced_server() -> str | None:
     """The URL `holocrm serve` announced for this home, when its process lives and its port accepts."""
+    import socket
+    import urllib.parse
+
     try:
         announced = json.loads(_announce_path().read_text())
         url, pid = str(announced["url"]).rstrip("/"), int(announced["pid"])
@@ -84,7 +83,10 @@ def _headers() -> dict[str, str]:
     return headers
 
 
-def _send(request: urllib.request.Request) -> dict:
+def _send(request) -> dict:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return json.loads(response.read().decode("utf-8") or "{}")
@@ -101,11 +103,16 @@ def _send(request: urllib.request.Request) -> dict:
 
 
 def get(base: str, path: str, **params) -> dict:
+    import urllib.parse
+    import urllib.request
+
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
     url = f"{base}{path}" + (f"?{query}" if query else "")
     return _send(urllib.request.Request(url, headers=_headers(), method="GET"))
 
 
 def post(base: str, path: str, body: dict) -> dict:
+    import urllib.request
+
     data = json.dumps(body).encode("utf-8")
     return _send(urllib.request.Request(f"{base}{path}", data=data, headers=_headers(), method="POST"))

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from typing import Any
 
 import typer
 
 CELL_CHARS = 400  # a cell longer than this wraps onto the next lines of its column, it is never cut
 MAX_WIDTH = 160
+_ORIGINAL_SHOWWARNING = warnings.showwarning
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -34,6 +36,39 @@ def refuse(exc) -> None:
 
 def verbose_requested() -> bool:
     return os.environ.get("HOLOCRM_VERBOSE", "") not in ("", "0")
+
+
+def _drop_warning(*args, **kwargs) -> None:
+    """``warnings.showwarning`` when not verbose: warnings are not printed."""
+
+
+def quiet_third_parties() -> None:
+    """No third-party warnings or info logs on stderr by default (MLflow's are ANSI-coloured)."""
+    if verbose_requested():
+        return
+    import logging
+
+    warnings.filterwarnings("ignore")
+    # MLflow re-enables its UserWarnings inside log_model (warnings.catch_warnings + "once"): whatever the
+    # filters say, nothing is shown unless verbose
+    warnings.showwarning = _drop_warning
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # worker processes (Dagster steps) too
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+    for name in ("mlflow", "alembic", "dagster", "urllib3", "sentence_transformers", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def show_third_parties() -> None:
+    """A command's own --verbose: warnings and info logs shown again."""
+    import logging
+
+    os.environ["HOLOCRM_VERBOSE"] = "1"
+    warnings.resetwarnings()
+    warnings.showwarning = _ORIGINAL_SHOWWARNING
+    for name in ("mlflow", "alembic", "dagster", "urllib3", "sentence_transformers", "transformers"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def echo_json(value: Any) -> None:

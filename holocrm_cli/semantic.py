@@ -9,12 +9,10 @@ needs it (the index for `similar`, the index and the embedding model for `search
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from holocrm_cli import client
-from holocrm_cli.output import echo_json, fail, refuse
+from holocrm_cli.output import echo_json, fail, refuse, show_third_parties
 
 SERVER_OPTION = typer.Option(
     None, "--server", help="URL of a running `holocrm serve` (default: $HOLOCRM_SERVER)"
@@ -24,14 +22,9 @@ MODE_HELP = "hybrid (default), vector (alias semantic) or fulltext (alias text, 
 
 
 def _quiet(verbose: bool) -> None:
-    """Normal runs print no third-party warnings; ``--verbose`` shows them."""
+    """Third-party warnings are silent (the app's callback); this command's ``--verbose`` shows them."""
     if verbose:
-        os.environ["HOLOCRM_VERBOSE"] = "1"
-        return
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+        show_third_parties()
 
 
 def _paths():
@@ -40,11 +33,17 @@ def _paths():
     return HoloPaths.default()
 
 
-def _store():
-    """The local similarity index, or None when none was built (the service refuses with what to run)."""
+def _store(cached: bool = False):
+    """The local similarity index, or None when none was built (the service refuses with what to run).
+
+    ``cached``: answer `similar` from the vector cache, without importing LanceDB (seconds of a cold start)."""
     paths = _paths()
     if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
         return None
+    if cached:
+        from holocrm_core.services.vector_cache import CachedSimilarity
+
+        return CachedSimilarity(str(paths.lancedb), paths.home / "cache" / "vectors")
     from holocrm_core.store import SimilarityStore
 
     return SimilarityStore(str(paths.lancedb))
@@ -171,7 +170,7 @@ def register(app: typer.Typer) -> None:
                 answer.pop("contact_id", None)
             else:
                 answer = similar_records(
-                    _store(),
+                    _store(cached=True),
                     entity_type,
                     entity_id,
                     limit=limit,

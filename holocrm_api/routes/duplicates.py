@@ -36,7 +36,7 @@ class DuplicatePage(BaseModel):
     results: list[DuplicatePair]
 
 
-@router.get("/api/duplicates", response_model=DuplicatePage)
+@router.get("/api/duplicates", response_model=DuplicatePage, response_model_exclude_unset=True)
 async def duplicates(
     snap: SnapshotDep,
     entity_type: EntityTypeName | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
@@ -43,7 +43,7 @@ class NaturalLanguageRequest(ApiBody):
         "1900 to 2199 the answer is `understood: false`",
     )
     limit: PageSize = Field(50, description="Rows returned (the answer counts all)")
-    partial: bool = Field(False, description="Run the understood part of a partly understood question")
+    partial: StrictBool = Field(False, description="Run the understood part of a partly understood question")
 
     @field_validator("question")
     @classmethod
@@ -85,7 +85,9 @@ class NaturalLanguageAnswer(BaseModel):
     cached: bool = False
 
 
-@router.post("/api/query/natural-language", response_model=NaturalLanguageAnswer)
+@router.post(
+    "/api/query/natural-language", response_model=NaturalLanguageAnswer, response_model_exclude_unset=True
+)
 async def natural_language_query(
     body: NaturalLanguageRequest, snap: SnapshotDep, services: ServicesDep
 ) -> dict[str, Any]:

@@ -6,10 +6,18 @@ adds what only a server knows (the index versions it serves).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from holocrm_api.deps import Protected, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
@@ -32,6 +40,11 @@ router = APIRouter(
 )
 
 FilterValue = str | list[str]
+# A query filter names a filter column the index holds: anything else is a 422 the OpenAPI announces.
+FilterPair = Annotated[
+    str,
+    StringConstraints(pattern=rf"^({'|'.join(FILTER_COLUMNS)})=.*[^\s,].*$", max_length=400),
+]
 # One optional field per filter the index holds, so the OpenAPI names them and anything else is a 422.
 SearchFilters = create_model(
     "SearchFilters",
@@ -107,8 +120,8 @@ class SemanticSearchRequest(ApiBody):
     filters: SearchFilters | None = Field(
         None, description='Scalar prefilters, e.g. {"industry": "logistics"}'
     )
-    with_text: bool = Field(False, description="Add each hit's whole indexed text")
-    attachments: bool = Field(
+    with_text: StrictBool = Field(False, description="Add each hit's whole indexed text")
+    attachments: StrictBool = Field(
         False, description="Also return matching attachment passages, as a second list on its own scale"
     )
 
@@ -168,7 +181,7 @@ async def similar_records_route(
     entity_id: str = Path(pattern=ID_PATTERN, description="The record's CRM id"),
     limit: int = Query(10, ge=1, le=MAX_PAGE),
     min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
-    filter: list[str] | None = Query(
+    filter: list[FilterPair] | None = Query(
         None, max_length=10, description="column=value (a,b for any of them), repeatable"
     ),
 ) -> dict[str, Any]:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from holocrm_core.services import rules
 from holocrm_core.services.labels import RecordLabels
 from holocrm_core.services.refusal import Refusal
+
+if TYPE_CHECKING:  # polars is imported when a page is cut, not when the CLI starts
+    import polars as pl
 
 NOT_BUILT = "no duplicate candidates yet: run `holocrm run` (the duplicate_candidates asset) first"
 
@@ -31,6 +32,8 @@ def duplicate_page(
     ranked: bool = False,
 ) -> dict[str, Any]:
     """One page of the duplicate pairs (``ranked``: ``frame`` is already ``ranked_pairs``)."""
+    import polars as pl
+
     kind = rules.entity_type(entity_type) if entity_type not in (None, "", "all") else None
     min_score = rules.fraction(min_score, "min_score", 0.0, 1.0)
     limit = rules.page_size(limit)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported when labels are read, not when the CLI starts
+    import polars as pl
 
 # entity type -> (staged table, id column, columns the label is made of)
 LABEL_COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -58,6 +59,8 @@ class RecordLabels:
         self._lock = threading.Lock()
 
     def _frame(self, table: str) -> pl.LazyFrame | None:
+        import polars as pl
+
         frame = self._source(table) if callable(self._source) else self._source.get(table)
         if frame is None:
             return None
@@ -73,6 +76,8 @@ class RecordLabels:
         if id_column not in present:
             return {}
         wanted = [id_column, *(c for c in columns if c in present)]
+        import polars as pl
+
         if ids is not None:
             frame = frame.filter(pl.col(id_column).cast(pl.String).is_in(ids))
         found = frame.select(wanted).collect()

@@ -12,7 +12,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from holocrm_core.nlq.errors import EARLIEST_AS_OF, LATEST_AS_OF
 from holocrm_core.services import rules
 from holocrm_core.services.jsonable import jsonable
 from holocrm_core.services.refusal import invalid
@@ -94,6 +93,7 @@ def answer_question(
     import polars as pl
 
     from holocrm_core.nlq import QuestionError, ask
+    from holocrm_core.nlq.errors import EARLIEST_AS_OF, LATEST_AS_OF
 
     question = question_text(question)
     limit = rules.page_size(limit)

@@ -88,10 +88,10 @@ def filter_pairs(pairs: list[str] | None) -> dict:
 
 def filters(given: dict | None) -> dict | None:
     """Known filter columns only (the index's scalar columns); a list value means any of them."""
-    from holocrm_core.text import FILTER_COLUMNS
-
     if not given:
         return None
+    from holocrm_core.text import FILTER_COLUMNS  # polars: only when there are filters to check
+
     unknown = sorted(set(given) - set(FILTER_COLUMNS) - {"entity_id"})
     if unknown:
         raise invalid(

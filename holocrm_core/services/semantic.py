@@ -132,10 +132,14 @@ def similar_records(
     entity_id = str(entity_id).strip()
     if not entity_id:
         raise invalid("entity_id", f"the {kind} id is empty")
-    if store is None or kind not in store.entity_types():
-        if store is None:
-            raise _store_missing(store)
-        raise Refusal("not_built", f"no {kind} records in the similarity index yet: run `holocrm run` first")
+    if store is None:
+        raise _store_missing(store)
+    if kind not in store.entity_types():  # an id of a type the index holds none of: not found, and why
+        raise Refusal(
+            "not_found",
+            f"no {kind} with id {entity_id!r} in the similarity index: it holds no {kind} records "
+            "(run `holocrm run` after an export that has some)",
+        )
     try:
         results = store.similar(kind, entity_id, limit=limit, min_similarity=min_similarity, filters=wanted)
     except KeyError:

@@ -254,6 +254,7 @@ def test_server_mode_only_transports(doors, live_server, sample_graph):
         ["duplicates", "--limit", "26"],
         ["search", "budget concerns", "--mode", "semantic", "--limit", "7"],
         ["search", "pricing", "--mode", "text", "--type", "activity"],
+        ["search", "approves the budget", "--attachments"],  # two lists, each on its own scale
         ["similar", "contact", contact, "--limit", "4"],
         ["ask", "open pipeline by industry", "--as-of", AS_OF],
     ):
@@ -261,6 +262,8 @@ def test_server_mode_only_transports(doors, live_server, sample_graph):
         remote = cli(*args, "--json", "--server", live_server)
         assert local[0] == remote[0] == 0, (args, local[2], remote[2])
         assert _same(local[1]) == _same(remote[1]), args
+        if "--attachments" in args:
+            assert "attachments" in local[1] and local[1]["attachments_score_kind"] != local[1]["score_kind"]
     code, _, output = cli("search", "", "--server", live_server)
     assert code == 2 and "search text is empty" in output
     code, _, output = cli("similar", "contact", "NOPE-1", "--server", live_server)

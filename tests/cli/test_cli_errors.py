@@ -94,3 +94,43 @@ def test_tables_wrap_long_cells_instead_of_cutting_them():
     assert all(len(line) <= 80 for line in text.splitlines())
     assert " ".join(text.split()).count("Harborhaven") == 2  # every word is there, wrapped
     assert "2026-01-25 16:16" in text
+
+
+WARN_LIKE_MLFLOW = """
+import warnings
+from holocrm_cli.output import quiet_third_parties, show_third_parties
+quiet_third_parties()
+with warnings.catch_warnings():  # what MLflow does inside log_model
+    warnings.simplefilter("once", category=UserWarning)
+    warnings.warn("\x1b[33mAdd type hints to the predict method\x1b[0m", UserWarning)
+import sys; print("--", file=sys.stderr, flush=True)
+show_third_parties()
+warnings.warn("shown with --verbose", UserWarning)
+"""
+
+
+def test_third_party_warnings_are_silent_unless_verbose():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("HOLOCRM_VERBOSE", None)
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-c", WARN_LIKE_MLFLOW], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    quiet, verbose = done.stderr.split("--\n", 1)
+    assert quiet == "" and "shown with --verbose" in verbose
+
+
+def test_a_failed_step_is_reported_by_its_innermost_cause():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from pipelines.runner import _root_cause
+
+    cause = SerializableErrorInfo("ValueError: unknown source profile 'salesfarce'\n", [], "ValueError")
+    wrapper = SerializableErrorInfo(
+        'Error occurred while executing op "raw_export":\n', [], "DagsterExecutionStepExecutionError", cause
+    )
+    assert _root_cause(wrapper) == "ValueError: unknown source profile 'salesfarce'"
