@@ -86,6 +86,42 @@ def ocr_engines(export: Path, facts: pl.DataFrame) -> dict:
     return out
 
 
+def asr_engines(export: Path, facts: pl.DataFrame) -> dict:
+    """Per speech engine on the generated calls: seconds per recording and the share of the spoken facts
+    found in the transcript, as digits (what a person types: "47,000", "14 March 2027") or as words."""
+    from holocrm_core.attachments.media import _pcm16k, asr_engine_name, transcribe
+    from holocrm_core.attachments.model import Context, Limits
+
+    calls = facts.filter(pl.col("kind") == "wav")
+    out = {"default": asr_engine_name()}
+    for engine in ["pocketsphinx", "whisper"]:
+        if engine == "whisper" and asr_engine_name() != "whisper":
+            out[engine] = "not installed"
+            continue
+        found, seconds, audio = [], 0.0, 0.0
+        for (name,), group in calls.group_by(["file_name"]):
+            pcm = _pcm16k((export / "attachments" / name).read_bytes(), Context(Limits()))
+            started = time.perf_counter()
+            text = " ".join(transcribe(pcm, engine)).lower()
+            seconds += time.perf_counter() - started
+            audio += len(pcm) / 16000
+            for fact, value, query in zip(group["fact"], group["value"], group["query"]):
+                # every part of the value ("47,000", "14", "march", "2027"; not the currency code, said as
+                # "dollars"), or the generator's spoken form of the query ("forty seven thousand dollars")
+                parts = [p for p in str(value).lower().split() if p not in ("usd", "eur", "gbp")]
+                words = query.lower().removeprefix("start date ").removeprefix("decision maker ")
+                found.append({"fact": fact, "hit": all(p in text for p in parts) or words in text})
+        frame = pl.DataFrame(found)
+        out[engine] = {
+            "recordings": calls["file_name"].n_unique(),
+            "real_time_factor": round(seconds / audio, 3) if audio else None,
+            "facts_in_transcript": dict(frame.group_by("fact").agg(pl.col("hit").mean()).iter_rows())
+            if frame.height
+            else {},
+        }
+    return out
+
+
 def _recall(frame: pl.DataFrame, hits: list[bool]) -> dict:
     scored = frame.with_columns(pl.Series("hit", hits))
     return {
@@ -299,6 +335,7 @@ def main() -> None:
         report["fusion_activities"] = len(bodies)
         report["fusion_seconds"] = round(time.perf_counter() - started, 2)
         report["ocr_engines"] = ocr_engines(export, facts)
+        report["asr_engines"] = asr_engines(export, facts)
         report["hostile"] = hostile()
     finally:
         shutil.rmtree(work, ignore_errors=True)

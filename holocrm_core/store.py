@@ -789,6 +789,7 @@ class SimilarityStore:
                 # the attachment decided the hit: the passage of the file that matched, named with its page
                 chunk = attachment.pop("text")
                 passage = snippet_around(chunk, query) or snippet_of_span(chunk, (0, len(chunk)))
+                passage = " ".join(passage.split())  # a sheet's rows or a slide's lines read as one line
                 row["snippet"] = f"{attachment['file_name']}, {attachment['locator']}: {passage}"
                 if with_text:
                     row["text"] = text

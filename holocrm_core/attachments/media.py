@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -229,6 +230,9 @@ def asr_engine_name() -> str:
     return "whisper" if installed else "pocketsphinx"
 
 
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
+
+
 def _whisper(pcm: np.ndarray) -> list[str]:
     if "whisper" not in _ENGINES:
         from faster_whisper import WhisperModel
@@ -242,7 +246,10 @@ def _whisper(pcm: np.ndarray) -> list[str]:
     segments, _ = _ENGINES["whisper"].transcribe(
         pcm.astype(np.float32) / 32768.0, language="en", beam_size=5, vad_filter=False
     )
-    return [segment.text.strip() for segment in segments if segment.text.strip()]
+    # "the 14th of March" -> "the 14 of March": a date is searched as "14 March", and the full-text index
+    # takes "14th" for another word than "14"
+    texts = (_ORDINAL.sub(r"\1", segment.text.strip()) for segment in segments)
+    return [text for text in texts if text]
 
 
 def transcribe(pcm: np.ndarray, engine: str | None = None) -> list[str]:

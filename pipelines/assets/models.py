@@ -132,7 +132,13 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
     features = build_features_for(entity, open_ids(entity, tables, field), tables)
     served = resolve(entity)
     model_version = served.model_version
-    scored = score_open_records(load_served(served, storage.warehouse()), model_version, features)
+    # every record decided (a lead export of closed leads): nothing to score, and a learned model refuses an
+    # empty matrix, so none is asked
+    scored = (
+        score_open_records(load_served(served, storage.warehouse()), model_version, features)
+        if features.height
+        else no_scores(features, model_version)
+    )
     storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
     if not scored.height:
@@ -151,6 +157,17 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "cold": bands.get("cold", 0),
             "mean_score": round(float(scored["score"].mean()), 4) if scored.height else None,
         }
+    )
+
+
+def no_scores(features: pl.DataFrame, model_version: str) -> pl.DataFrame:
+    """The scored table with no rows: the columns of ``score_open_records``, typed."""
+    return features.with_columns(
+        pl.lit(None, pl.Float64).alias("score"),
+        pl.lit(None, pl.String).alias("band"),
+        pl.lit(None, pl.List(pl.String)).alias("reasons"),
+        pl.lit(model_version).alias("model_version"),
+        (pl.col("as_of") if "as_of" in features.columns else pl.lit(None)).alias("scored_at"),
     )
 
 
