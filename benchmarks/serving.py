@@ -214,7 +214,9 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 # -- load ------------------------------------------------------------------------------------------------
-def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str]):
+def endpoints(
+    contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str], closed_before: dict | None = None
+):
     """name -> (method, path factory, body factory)."""
     counter = iter(range(10**9))
     # A deal has one outcome: each close takes the next deal, with the outcome fixed per deal, so a deal met
@@ -222,7 +224,7 @@ def endpoints(contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[s
     to_close = list(open_deal_ids)
     random.Random(3).shuffle(to_close)
     closing = iter(to_close * 1000)
-    closed_with: dict[str, str] = {}
+    closed_with: dict[str, str] = dict(closed_before or {})  # a reused home: deals closed by an earlier run
 
     def pick(ids):
         return random.choice(ids)
@@ -437,7 +439,13 @@ def main() -> None:
     contact_ids = wh.read("staged_contacts")["contact_id"].to_list()
     lead_ids = wh.read("scored_leads")["contact_id"].to_list()
     open_ids = wh.read("scored_deals")["deal_id"].to_list()
-    specs = endpoints(contact_ids, lead_ids, open_ids)
+    from holocrm_api.outcome_log import read_log
+    from holocrm_core.deal_states import latest_valid_outcomes
+
+    closed = {
+        r["deal_id"]: r["outcome"] for r in latest_valid_outcomes(read_log(home / "logs" / "outcomes.ndjson"))
+    }
+    specs = endpoints(contact_ids, lead_ids, open_ids, closed)
     chosen = [e for e in args.endpoints.split(",") if e] or list(specs)
 
     proc, url = start_server(home)

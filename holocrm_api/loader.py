@@ -46,6 +46,20 @@ from holocrm_core.warehouse import Warehouse
 
 log = logging.getLogger("holocrm.serving")
 
+
+def release_freed_memory() -> None:
+    """After a swap the previous snapshot's tables and vectors are garbage: collect them and hand the freed
+    pages back to the OS (glibc keeps them otherwise, and RSS steps up with every reload)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 RUN_HINT = "run `holocrm run` to build it"
 HEURISTIC = "heuristic"
 STAGED_TABLES = ("staged_companies", "staged_contacts", "staged_deals", "staged_activities")
@@ -254,6 +268,8 @@ class ArtifactLoader:
             self.last_error = None
             if self._on_swap:
                 self._on_swap(snapshot)
+            del snapshot
+            release_freed_memory()
             return True
 
     def start(self) -> None:

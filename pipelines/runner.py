@@ -99,11 +99,21 @@ class ProgressHandler(logging.Handler):
             took = time.perf_counter() - self.started.get(step, time.perf_counter())
             self.progress(f"  + {step} done in {took:.1f}s")
         elif kind == "STEP_FAILURE":
-            self.progress(f"  x {step} FAILED: {event.event_specific_data.error.message.strip()[:500]}")
+            self.progress(f"  x {step} FAILED: {step_error_text(event.event_specific_data.error)[:500]}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed:
                 self.progress(f"  ! check {data.asset_key.to_user_string()}:{data.check_name} did not pass")
+
+
+def step_error_text(error) -> str:
+    """What went wrong in a failed step, in the product's words: Dagster wraps the asset's own exception in
+    "Error occurred while executing op ..."; the innermost cause is the message a person can act on."""
+    inner = error
+    while getattr(inner, "cause", None) is not None:
+        inner = inner.cause
+    text = (getattr(inner, "message", None) or str(inner)).strip()
+    return text or error.message.strip()
 
 
 def progress_logger_def():
@@ -252,7 +262,5 @@ def _run_all_locked(
 
 
 def _root_cause(error) -> str:
-    """The innermost error of Dagster's wrapped ones ("DagsterExecutionStepExecutionError" names no cause)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return " ".join(str(error.message).split())
+    """The innermost error of Dagster's wrapped ones, on one line (see ``step_error_text``)."""
+    return " ".join(step_error_text(error).split())

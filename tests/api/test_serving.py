@@ -433,7 +433,9 @@ def test_concurrent_writers_return_only_after_their_line_is_synced(tmp_path):
         for n in range(40):
             key = f"w{w}-{n}"
             log.append({"idempotency_key": key, "deal_id": "D1"})
-            if log._synced < log._end_of[key]:  # acknowledged before its fsync: the bug this guards against
+            if log._synced < log.end_offset(
+                key
+            ):  # acknowledged before its fsync: the bug this guards against
                 late.append(key)
             log.append({"idempotency_key": key, "deal_id": "D1"})  # a retry: recorded once
 

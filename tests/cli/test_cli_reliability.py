@@ -84,3 +84,19 @@ def test_a_second_writer_on_the_same_home_is_refused_naming_the_first(small_expo
         holder.kill()
         holder.wait()
     assert runner.invoke(app, ["ingest", str(small_export)]).exit_code == 0  # the dead holder blocks nothing
+
+
+@pytest.mark.slow  # a Dagster run in process (about 20 s quiet)
+def test_a_run_on_a_folder_with_nothing_recognisable_fails_before_replacing_a_table(
+    small_export, home, tmp_path
+):
+    assert runner.invoke(app, ["ingest", str(small_export)]).exit_code == 0
+    before = table_rows(home)
+    (tmp_path / "unrelated").mkdir()
+    (tmp_path / "unrelated" / "expenses.csv").write_text("date,amount\n2024-01-01,12.50\n")
+    only = ["--only", "raw_contacts", "--only", "staged_contacts"]
+    result = runner.invoke(app, ["run", "--export", str(tmp_path / "unrelated"), *only])
+    assert result.exit_code == 1, result.output
+    assert "nothing to ingest" in result.output
+    after = table_rows(home)
+    assert {k: after[k] for k in before} == before

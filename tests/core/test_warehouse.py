@@ -80,3 +80,14 @@ def test_only_the_newest_versions_are_kept(tmp_path, monkeypatch):
         wh.write("t", frame(n))
     assert [v["version"] for v in wh.history("t")] == [4, 5, 6]
     assert wh.read("t").height == 6
+
+
+def test_writing_the_same_table_again_keeps_one_version(tmp_path):
+    wh = Warehouse(tmp_path)
+    wh.write("t", frame(4))
+    wh.write("t", frame(4))  # a re-run on the same export
+    assert [v["version"] for v in wh.history("t")] == [1]
+    wh.write("t", frame(5))
+    wh.rollback("t", to=1)
+    wh.write("t", frame(4))  # the same as the rolled-back current: nothing new
+    assert [v["version"] for v in wh.history("t")] == [1, 2, 3]
