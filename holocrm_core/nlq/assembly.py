@@ -13,6 +13,7 @@ import re
 
 from holocrm_core.nlq import semantics
 from holocrm_core.nlq.confidence import settle
+from holocrm_core.nlq.lexicon import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES
 from holocrm_core.nlq.plan import (
     ActivityCondition,
     Aggregate,
@@ -22,13 +23,12 @@ from holocrm_core.nlq.plan import (
     ScoreBand,
     TimeWindow,
 )
+from holocrm_core.nlq.state import TraceEntry, _span
 from holocrm_core.nlq.timeparse import day_start, shift
 
 
 def assemble(parser, st):
     """The plan of a parsed question (`parser`: the Parser, for its vocabulary, layer and helpers)."""
-    # the grammar's word tables live with the passes that read them first
-    from holocrm_core.nlq.parser import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES, TraceEntry, _span
 
     vocab = parser.vocab
     target = st.target()
