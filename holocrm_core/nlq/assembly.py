@@ -196,7 +196,12 @@ def assemble(parser, st):
                 for w in windows
             ]
         groups = tuple(
-            semantics.GroupKey(target if g.entity == "*" else g.entity, g.field, g.grain) for g in ask.groups
+            semantics.GroupKey(
+                target if g.entity == "*" else g.entity,
+                semantics.metric_date(ask.metric) if g.field == semantics.TIME_OF_METRIC else g.field,
+                g.grain,
+            )
+            for g in ask.groups
         )
         metric_query = MetricQuery(ask.metric.name, ask.metric.label, groups, ask.ascending)
     aggregate = None

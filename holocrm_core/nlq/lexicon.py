@@ -21,7 +21,7 @@ STOPWORDS = set(
 )  # fmt: skip
 # Words that name a field; harmless next to a value ("technology sector", "negotiation stage").
 FIELD_WORDS = set(
-    ["sector", "sectors", "industry", "industries", "vertical", "verticals", "space", "stage", "stages", "phase", "status", "statuses", "region", "regions", "territory", "territories", "country", "countries", "product", "products", "band", "bands", "size", "segment", "segments", "level", "levels", "seniority", "type", "types", "owner", "owners", "rep", "reps", "named", "called", "value", "values", "amount", "amounts", "deal-size", "lifecycle", "category", "market", "markets", "city", "cities", "currency"]
+    ["sector", "sectors", "industry", "industries", "vertical", "verticals", "space", "stage", "stages", "phase", "status", "statuses", "region", "regions", "territory", "territories", "country", "countries", "product", "products", "band", "bands", "size", "segment", "segments", "level", "levels", "seniority", "type", "types", "owner", "owners", "rep", "reps", "named", "called", "value", "values", "amount", "amounts", "deal-size", "lifecycle", "category", "market", "markets", "city", "cities", "currency", "team", "teams"]
 )  # fmt: skip
 
 ENTITY_NOUNS = [

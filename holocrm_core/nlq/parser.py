@@ -221,7 +221,8 @@ class Parser(GroupingPasses, ActivityPasses, AmountsPasses, RecordsPasses, Value
                 st.implied_open = True
                 st.target_hint = st.target_hint or "deals"
                 st.trace.append(TraceEntry(m.group(), "open deals (semantic layer: open pipeline)"))
-        found = semantics.find_metric(st.text, self.layer, self.vocab, free)
+        ranks_groups = semantics.find_ranking(st.text, self.dims, free) is not None
+        found = semantics.find_metric(st.text, self.layer, self.vocab, free, ranks_groups)
         if found is None:
             return
         ask, (start, end) = found

@@ -48,21 +48,51 @@ def dimension_terms(layer: SemanticLayer, vocab) -> dict[str, GroupKey]:
     for dim in layer.dimensions.values():
         for w in dim.words:
             out.setdefault(w, GroupKey(dim.entity, dim.field, dim.grain))
+    singles: dict[str, list[GroupKey]] = {}
     for entity, column in vocab.categories:
         if not column.startswith("cf_"):
             continue
-        words = " ".join(t for t in tokens(column) if t not in ("cf", "meta"))
+        parts = [t for t in tokens(column) if t not in ("cf", "meta")]
+        words = " ".join(parts)
         if words and words not in out:
             out[words] = GroupKey(entity, column, None)
+        for part in parts:
+            if len(part) >= 4 and part not in ("name", "type", "date", "code", "flag"):
+                singles.setdefault(part, []).append(GroupKey(entity, column, None))
+    # "by source" -> lead source, when one custom field has that word and the word names nothing else
+    # ("account" of account_tier is the accounts themselves)
+    taken = {w for term in layer.terms() for w in term.split()} | {
+        w + "s" for term in layer.terms() for w in term.split()
+    }
+    for word, keys in singles.items():
+        if len(keys) == 1 and word not in out and word not in taken and word + "s" not in taken:
+            out[word] = keys[0]
+    for grain in ("quarter", "month", "year"):  # on the metric's own date (resolved by the parser)
+        out.setdefault(grain, GroupKey("*", TIME_OF_METRIC, grain))
     return out
+
+
+# The date a metric is dated by ("revenue by quarter" = by close quarter; open pipeline: expected close).
+TIME_OF_METRIC = "@time"
+
+
+def metric_date(metric: Metric) -> str:
+    if metric.time_field:
+        return metric.time_field
+    if metric.entity == "deals" and str(metric.where.get("stage")) == "open":
+        return "expected_close_at"
+    return "created_at"
 
 
 def _alternation(words) -> str:
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
 
 
-def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk, tuple[int, int]] | None:
-    """The metric a question asks for, or None. `free(start, end)` says whether characters are unclaimed."""
+def find_metric(
+    text: str, layer: SemanticLayer, vocab, free, ranks_groups: bool = False
+) -> tuple[MetricAsk, tuple[int, int]] | None:
+    """The metric a question asks for, or None. `free(start, end)` says whether characters are unclaimed;
+    `ranks_groups`: the question ranks a dimension ("top 5 reps by revenue"), so "by <metric>" is the metric."""
     terms = {w: name for name, m in layer.metrics.items() for w in m.words}
     if not terms:
         return None
@@ -72,8 +102,10 @@ def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk
         metric = layer.metrics[terms[re.sub(r"\s+", " ", m.group())]]
         before = text[: m.start()]
         after = text[m.end() :]
-        if metric.aggregate in ("sum", "count", "derived") and re.search(
-            r"\b(?:by|ranked by|sorted by|order by)\s+(?:the\s+)?(?:open\s+)?$", before
+        if (
+            metric.aggregate in ("sum", "count", "derived")
+            and not ranks_groups
+            and re.search(r"\b(?:by|ranked by|sorted by|order by)\s+(?:the\s+)?(?:open\s+)?$", before)
         ):
             return None  # an ordering of records: "top 10 accounts by open pipeline"
         if metric.aggregate == "sum" and _MONEY.search(text):
