@@ -83,7 +83,11 @@ class ActivityPasses:
         if m is not None and st.claims.free(m.start(), m.end()):
             days = int(m["n"]) * {"d": 1, "w": 7, "m": 30}[m["u"][0]]
             st.stuck_days = days
-            # the stage named in the middle ("negotiation") is left for the value pass
+            # the stage named in the middle ("negotiation") is left for the value pass; "been sitting" is one verb
+            if re.fullmatch(
+                r"\s*(?:sitting|stuck|stalled|idle|parked|sat|languishing|around|there)*\s*", m["mid"]
+            ):
+                st.claims.take(m.start(), m.end())
             st.claims.take(m.start(), m.start("mid"))
             st.claims.take(m.end("mid"), m.end())
             st.trace.append(TraceEntry(m.group(), f"open deals in the same stage for over {days} days"))

@@ -13,7 +13,7 @@ import re
 
 from holocrm_core.nlq import semantics
 from holocrm_core.nlq.confidence import settle
-from holocrm_core.nlq.lexicon import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES
+from holocrm_core.nlq.lexicon import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES, AMBIGUOUS_CONFIDENCE
 from holocrm_core.nlq.plan import (
     ActivityCondition,
     Aggregate,
@@ -128,9 +128,15 @@ def assemble(parser, st):
         stage_values += vocab.open_stages
     if stage_values:
         filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
-    for word, f in semantics.entity_conditions(st.nouns, parser.layer, vocab, filters):
+    before = len(st.ambiguous)
+    for word, f in semantics.entity_conditions(
+        st.nouns, parser.layer, vocab, filters, st.prefer, st.ambiguous
+    ):
         filters.append(f)
         st.trace.append(TraceEntry(word, f"{f.words()} (semantic layer: {word})", "semantic"))
+    for word, _ in st.ambiguous[before:]:
+        st.confidence *= AMBIGUOUS_CONFIDENCE
+        st.trace.append(TraceEntry(word, f"any {word} (could also mean only the {word} status)", "default"))
     if st.negated_stages:
         excluded: list[str] = []
         for word in st.negated_stages:

@@ -242,7 +242,13 @@ class Plan:
             head = f"{self.aggregate.words()} of {self.target}"
         if self.metric is not None:
             head = f"{self.metric.words()} of {self.target}"
-        parts = [p.words() for p in self.filters]
+        # a negated condition on a linked record reads as its absence: "not linked to a healthcare company"
+        parts = [
+            f"no linked {p.entity} where {FieldFilter(p.entity, p.field, 'eq' if p.op == 'ne' else 'in', p.value).words()}"
+            if p.entity != self.target and p.op in ("ne", "not_in")
+            else p.words()
+            for p in self.filters
+        ]
         parts += [w.words() for w in self.windows]
         parts += [c.words() for c in self.activity_conditions]
         parts += [g.words() for g in self.group_filters]

@@ -21,9 +21,7 @@ from holocrm_core.nlq.vocabulary import tokens
 # A money amount in the question: a metric word next to it is a filter ("pipeline over $100k").
 _MONEY = re.compile(r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:k|m|bn|usd|eur|gbp|dollars?|euros?|pounds?)\b")
 _FILLER_BEFORE = r"(?:(?:how\s+(?:big|large|much|healthy)\s+(?:is|are|was)|what\s+is|what\s+s|whats|how\s+long\s+is|how\s+long\s+does|how\s+long|total|overall|combined|current|our|the|my|average|avg|mean|typical|total\s+open|show|me|give|tell)\s+)*"
-_GROUP_LEAD = (
-    r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|by|per|across)"
-)
+_GROUP_LEAD = r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|in\s+each|by|per|across)"
 # Words that only announce a breakdown ("break down open pipeline by ..."): claimed when a group is found.
 BREAKDOWN_WORDS = re.compile(r"\b(?:break(?:ing)?\s+down|breakdown|split(?:\s+up)?|show)\b")
 _TOP_WORDS = r"(?:the\s+)?(?:most|highest|largest|biggest|best|top|greatest|strongest)"
@@ -169,20 +167,32 @@ def find_ranking(
     return None
 
 
+# The two readings of an entity word next to a field named by it ("leads from events": lead source).
+ANY_STATUS = ("meaning", "of any status")
+WORD_STATUS = ("meaning", "with the word's own condition")
+
+
 def entity_conditions(
-    nouns, layer: SemanticLayer, vocab, filters: list[FieldFilter]
+    nouns, layer: SemanticLayer, vocab, filters: list[FieldFilter], prefer=None, ambiguous=None
 ) -> list[tuple[str, FieldFilter]]:
     """Conditions an entity word carries ("leads" -> contacts.lifecycle_status = lead), unless the question
-    already conditions that column ("disqualified leads") or the data has no such value."""
+    already conditions that column ("disqualified leads") or the data has no such value. Next to a field the
+    word names ("web leads", "leads from events" = lead source) it may mean either: read as any status, with
+    both readings recorded in `ambiguous` (the asker picks one through `prefer`)."""
     words = {w: e for e in layer.entities.values() for w in e.words}
     out: list[tuple[str, FieldFilter]] = []
+    prefer = prefer or {}
     for _, entity, word in nouns:
         spec = words.get(word.lower())
         if spec is None or not spec.where or spec.entity != entity:
             continue
         stem = tokens(word)[0].rstrip("s") if tokens(word) else ""
         if any(f.entity == entity and stem and stem in tokens(f.field) for f in filters):
-            continue  # "web leads" = contacts whose lead source is web: the word names that field's records
+            choice = prefer.get(word)
+            if choice is None and ambiguous is not None:
+                ambiguous.append((word, [ANY_STATUS, WORD_STATUS]))
+            if tuple(choice or ()) != WORD_STATUS:
+                continue
         for column, value in spec.where.items():
             if any(f.entity == entity and f.field == column for f in filters + [f for _, f in out]):
                 continue
@@ -199,3 +209,28 @@ def entity_conditions(
             )
             out.append((word, f))
     return out
+
+
+_ABSENT = re.compile(
+    r"\b(?:with\s+(?:no|zero|not\s+a\s+single|not\s+any)|having\s+no|without(?:\s+any|\s+a\s+single)?|"
+    r"that\s+have\s+no|who\s+have\s+no)\s+(?P<w>[a-z]+)\b"
+)
+
+
+def absent_entity_words(st, layer: SemanticLayer, vocab, trace_entry) -> None:
+    """ "companies with no leads": no linked record in that word's condition (a negated linked filter: the
+    company has no contact in the lead status). Plain words without a condition are the grammar's."""
+    words = {w: e for e in layer.entities.values() for w in e.words}
+    target = st.noun_target_guess()
+    for m in _ABSENT.finditer(st.text):
+        spec = words.get(m["w"])
+        if spec is None or not spec.where or spec.entity == target or not st.claims.free(m.start(), m.end()):
+            continue
+        for column, value in spec.where.items():
+            known = vocab.categories.get((spec.entity, column), [])
+            present = [v for v in known if v.lower() == str(value).lower()]
+            if not present:
+                break
+            st.filters.append(FieldFilter(spec.entity, column, "ne", present[0]))
+            st.claims.take(m.start(), m.end())
+            st.trace.append(trace_entry(m.group(), f"no linked {spec.entity} with {column} = {present[0]}"))
