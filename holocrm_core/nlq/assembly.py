@@ -197,6 +197,7 @@ def assemble(parser, st):
             windows = [
                 TimeWindow(target, ask.metric.time_field, w.start, w.end, w.phrase)
                 if w.field in ("created_at", "closed_at", "updated_at")
+                or (w.field == "expected_close_at" and ask.metric.time_field == "closed_at")
                 and not re.search(r"\b(?:created|added|opened|entered|new)\b", st.text)
                 else w
                 for w in windows

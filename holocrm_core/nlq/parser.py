@@ -187,6 +187,7 @@ class Parser(GroupingPasses, ActivityPasses, AmountsPasses, RecordsPasses, Value
                 st.confidence *= TYPO_CONFIDENCE
         self._protect_vocabulary_numbers(st)
         self._semantic(st)
+        semantics.deal_words(st, self.layer, TraceEntry)
         semantics.absent_entity_words(st, self.layer, self.vocab, TraceEntry)
         self._sorting(st)
         self._aggregates(st)

@@ -234,3 +234,45 @@ def absent_entity_words(st, layer: SemanticLayer, vocab, trace_entry) -> None:
             st.filters.append(FieldFilter(spec.entity, column, "ne", present[0]))
             st.claims.take(m.start(), m.end())
             st.trace.append(trace_entry(m.group(), f"no linked {spec.entity} with {column} = {present[0]}"))
+
+
+_DEAL_SIZE_WORD = re.compile(
+    r"\b(?P<a>big|bigger|large|larger|huge|major|small|smaller|tiny)\s+(?:open\s+|won\s+|lost\s+|active\s+)?"
+    r"(?:deals?|opportunit(?:y|ies)|opps?)\b"
+)
+_HOW_MUCH_WON = re.compile(
+    r"\b(?P<h>how\s+much(?:\s+revenue|\s+business|\s+money)?\s+(?:did|have|has|had|do|does))\s+"
+    r"(?:[a-z]+\s+){1,3}?(?P<v>won|win|closed|close|booked|book|brought\s+in|bring\s+in|sold|sell)\b"
+)
+
+
+def deal_words(st, layer: SemanticLayer, trace_entry) -> None:
+    """Deal sizes and wins said in a rep's words:
+    - "big open deals over $100k": the amount says how big; "big" is no company size here;
+    - "how much did Darcel win in 2017", "how much have we won from software companies": the won-value metric
+      (the layer's sum of deal value over won deals), the subject left to the other passes."""
+    if _MONEY.search(st.text):
+        for m in _DEAL_SIZE_WORD.finditer(st.text):
+            if st.claims.free(m.start("a"), m.end("a")):
+                st.claims.take(m.start("a"), m.end("a"))
+                st.trace.append(trace_entry(m["a"], "deal size (the amount says how big)"))
+    if st.metric_ask is not None:
+        return
+    m = _HOW_MUCH_WON.search(st.text)
+    won = next(
+        (
+            x
+            for x in layer.metrics.values()
+            if x.aggregate == "sum" and x.field == "value" and x.where.get("stage") == "won"
+        ),
+        None,
+    )
+    if m is None or won is None or not st.claims.free(m.start("h"), m.end("h")):
+        return
+    st.claims.take(m.start("h"), m.end("h"))
+    st.claims.take(m.start("v"), m.end("v"))
+    st.metric_ask = MetricAsk(won, m.group(), [], None)
+    st.target_hint = won.entity
+    st.trace.append(
+        trace_entry(f"{m['h']} ... {m['v']}", f"metric {won.label}: {won.description}", "semantic")
+    )

@@ -281,3 +281,19 @@ def test_dimensions_from_custom_headers_and_the_metrics_own_date(sample):
     assert top.plan.target == "companies" and top.plan.metric is None and len(top.ids) == 10
     reps = ask("top 5 reps by revenue", ctx, as_of=as_of)
     assert reps.plan.metric.name == "won_revenue" and reps.plan.metric.groups[0].field == "owner"
+
+
+def test_reps_words_for_wins_and_deal_size(sample):
+    tables, ctx, as_of = sample
+    de = tables["deals"]
+    owner = sorted(set(de["owner"].drop_nulls()))[0]
+    answer = ask(f"how much did {owner} win this year", ctx, as_of=as_of)
+    assert answer.plan.metric.name == "won_revenue" and answer.high_confidence
+    big = ask("big open deals over $100k", ctx, as_of=as_of)
+    assert not any(f.field == "size_band" for f in big.plan.filters)
+    expected = de.filter(
+        pl.col("stage").is_in(ref.OPEN)
+        & (pl.col("currency") == "USD")
+        & (pl.col("value").cast(pl.Float64) > 100_000)
+    )
+    assert set(big.ids) == set(expected["deal_id"])
