@@ -1,6 +1,8 @@
 """The final fresh set of issue 24: written after the last parser change of the issue (2026-12-06, after commit
 a6afaea), run once, never tuned on; its first run is the figure the issue reports. Same definitions and gold
 kinds as trust.py; new wordings by managers, reps and ops people.
+First run: 19/21 exact (90.5%; generated 14/15, Maven 5/6), 0 wrong at high confidence, 3 answered at low
+confidence (1 right anyway, 1 with the right reading, 1 without: "total won in Q3").
 """
 
 from __future__ import annotations
