@@ -174,7 +174,9 @@ class ActivityPasses:
     def _related_absence(self, st: _State) -> None:
         """ "companies with no open deals", "accounts without contacts": a company measure equal to zero."""
         m = re.search(
-            r"\b(?P<who>compan(?:y|ies)|accounts?|organi[sz]ations?|firms?|businesses)\s+(?:that\s+have\s+|having\s+|with\s+|without\s+)?"
+            r"\b(?P<who>compan(?:y|ies)|accounts?|organi[sz]ations?|firms?|businesses)"
+            r"(?:\s+(?!no\b|without\b|with\b|that\b|having\b|zero\b|not\b)[a-z]+){0,4}?"  # "in germany"
+            r"\s+(?:that\s+have\s+|having\s+|with\s+|without\s+)?"
             r"(?P<neg>no|zero|without|not any)\s+(?:any\s+)?(?P<k>open|won|lost|active)?\s*(?P<n>deals?|opportunit(?:y|ies)|opps?|contacts?|activit(?:y|ies))\b",
             st.text,
         )
