@@ -2,6 +2,8 @@
 f323193), run once, never tuned on; its first run is the figure the issue reports. Same definitions and gold
 kinds as trust.py; "last week" is the previous Monday-to-Sunday week; a month named for an expected close is
 the next such month.
+First run: 21/22 exact (95.5%; generated 15/16, Maven 6/6), 1 wrong at high confidence ("deals expected to
+close in december" read as December of the past year), none answered at low confidence.
 """
 
 from __future__ import annotations
