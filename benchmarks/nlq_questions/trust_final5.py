@@ -1,6 +1,7 @@
 """The final fresh set of issue 24: written after the last parser change of the issue (2026-12-06, after commit
 5961ad1), run once, never tuned on; its first run is the figure the issue reports. Same definitions and gold
-kinds as trust.py.
+kinds as trust.py. First run: 18/18 exact (generated 13/13, Maven 5/5), 0 wrong at high confidence, none
+answered at low confidence. Written by the engineer who changed the parser (not blind to it).
 """
 
 from __future__ import annotations
