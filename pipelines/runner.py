@@ -200,6 +200,12 @@ def run_all(
                         if selection is None or "attachment_texts" in selection
                         else {}
                     ),
+                    # the mapping's `semantic:` overrides reach every question (issue 24)
+                    **(
+                        {"nlq_vocabulary": {"config": {"mapping": config["mapping"]}}}
+                        if selection is None or "nlq_vocabulary" in selection
+                        else {}
+                    ),
                 },
                 "loggers": {"progress": {}},
                 # defs' storage resource, pointed at this run's HOLOCRM_HOME by run config (no second defs)
