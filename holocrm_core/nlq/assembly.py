@@ -210,7 +210,9 @@ def assemble(parser, st):
             )
             for g in ask.groups
         )
-        metric_query = MetricQuery(ask.metric.name, ask.metric.label, groups, ask.ascending)
+        metric_query = MetricQuery(
+            ask.metric.name, ask.metric.label, groups, ask.ascending, ask.metric.description
+        )
     aggregate = None
     if st.aggregate:
         gent, gfld = st.group if st.group else (None, None)

@@ -210,10 +210,14 @@ class MetricQuery:
     label: str
     groups: tuple[GroupKey, ...] = ()
     ascending: bool = False
+    description: str = (
+        ""  # the layer's definition, shown with the plan ("sum of open deal values, per currency")
+    )
 
     def words(self) -> str:
         per = " per " + ", ".join(g.words() for g in self.groups) if self.groups else ""
-        return f"{self.label}{per}"
+        what = f" ({self.description})" if self.description else ""
+        return f"{self.label}{what}{per}"
 
 
 @dataclass(frozen=True)
