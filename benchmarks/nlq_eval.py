@@ -255,7 +255,8 @@ def main() -> None:
     parser.add_argument("--show-failures", action="store_true")
     parser.add_argument("--no-perturbations", action="store_true")
     parser.add_argument(
-        "--sections", default="tuned_families,held_out_families,roadmap,blind,trust,trust_late"
+        "--sections",
+        default="tuned_families,held_out_families,roadmap,blind,trust,trust_late,trust_final,trust_final2,trust_final3,trust_final4,trust_final5",
     )
     args = parser.parse_args()
     wanted = set(args.sections.split(","))
@@ -280,7 +281,15 @@ def main() -> None:
     else:
         items += blind
     as_ofs = {"synth": as_of, "maven": maven_set.AS_OF}
-    for module in ("trust", "trust_late"):
+    for module in (
+        "trust",
+        "trust_late",
+        "trust_final",
+        "trust_final2",
+        "trust_final3",
+        "trust_final4",
+        "trust_final5",
+    ):
         extra_set = trust_questions(all_tables, as_ofs, module)
         if extra_set is None:
             skipped.append(f"{module}: benchmarks/nlq_questions/{module}.py not written yet")
@@ -348,7 +357,15 @@ def main() -> None:
                     for p in sorted({r["template"] for r in section(name)})
                 },
             }
-            for name in ("trust", "trust_late")
+            for name in (
+                "trust",
+                "trust_late",
+                "trust_final",
+                "trust_final2",
+                "trust_final3",
+                "trust_final4",
+                "trust_final5",
+            )
             if section(name)
         },
         "roadmap": {r["question"]: r["ok"] for r in section("roadmap")},

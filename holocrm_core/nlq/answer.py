@@ -587,7 +587,9 @@ def _readings(parsed, ctx: NLQContext, moment: datetime, similarity, extra: list
         reading = ask(text, ctx, as_of=moment, similarity=similarity, readings=False, prefer=prefer)
         for words, (kind, value) in prefer.items():
             label = ctx.vocab.company_names.get(value) or ctx.vocab.contact_names.get(value) or value
-            reading.question = f"{text} [{words} = {kind} {label}]"
+            reading.question = (
+                f"{text} [{words}: {label}]" if kind == "meaning" else f"{text} [{words} = {kind} {label}]"
+            )
         if reading.understood and reading.confidence >= HIGH_CONFIDENCE * 0.9:
             out.append(reading)
     return out

@@ -13,6 +13,7 @@ import re
 
 from holocrm_core.nlq import semantics
 from holocrm_core.nlq.confidence import settle
+from holocrm_core.nlq.lexicon import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES, AMBIGUOUS_CONFIDENCE
 from holocrm_core.nlq.plan import (
     ActivityCondition,
     Aggregate,
@@ -22,13 +23,12 @@ from holocrm_core.nlq.plan import (
     ScoreBand,
     TimeWindow,
 )
+from holocrm_core.nlq.state import TraceEntry, _span
 from holocrm_core.nlq.timeparse import day_start, shift
 
 
 def assemble(parser, st):
     """The plan of a parsed question (`parser`: the Parser, for its vocabulary, layer and helpers)."""
-    # the grammar's word tables live with the passes that read them first
-    from holocrm_core.nlq.parser import _ACTIVITY_TYPE_WORDS, _GROUP_MEASURES, TraceEntry, _span
 
     vocab = parser.vocab
     target = st.target()
@@ -131,9 +131,15 @@ def assemble(parser, st):
         stage_values += vocab.open_stages
     if stage_values:
         filters.append(FieldFilter("deals", "stage", "in", sorted(set(stage_values))))
-    for word, f in semantics.entity_conditions(st.nouns, parser.layer, vocab, filters):
+    before = len(st.ambiguous)
+    for word, f in semantics.entity_conditions(
+        st.nouns, parser.layer, vocab, filters, st.prefer, st.ambiguous
+    ):
         filters.append(f)
         st.trace.append(TraceEntry(word, f"{f.words()} (semantic layer: {word})", "semantic"))
+    for word, _ in st.ambiguous[before:]:
+        st.confidence *= AMBIGUOUS_CONFIDENCE
+        st.trace.append(TraceEntry(word, f"any {word} (could also mean only the {word} status)", "default"))
     if st.negated_stages:
         excluded: list[str] = []
         for word in st.negated_stages:
@@ -194,14 +200,22 @@ def assemble(parser, st):
             windows = [
                 TimeWindow(target, ask.metric.time_field, w.start, w.end, w.phrase)
                 if w.field in ("created_at", "closed_at", "updated_at")
+                or (w.field == "expected_close_at" and ask.metric.time_field == "closed_at")
                 and not re.search(r"\b(?:created|added|opened|entered|new)\b", st.text)
                 else w
                 for w in windows
             ]
         groups = tuple(
-            semantics.GroupKey(target if g.entity == "*" else g.entity, g.field, g.grain) for g in ask.groups
+            semantics.GroupKey(
+                target if g.entity == "*" else g.entity,
+                semantics.metric_date(ask.metric) if g.field == semantics.TIME_OF_METRIC else g.field,
+                g.grain,
+            )
+            for g in ask.groups
         )
-        metric_query = MetricQuery(ask.metric.name, ask.metric.label, groups, ask.ascending)
+        metric_query = MetricQuery(
+            ask.metric.name, ask.metric.label, groups, ask.ascending, ask.metric.description
+        )
     aggregate = None
     if st.aggregate:
         gent, gfld = st.group if st.group else (None, None)

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import re
 
+from holocrm_core.nlq.lexicon import CONTRADICTION_CONFIDENCE, FIELD_WORDS, STOPWORDS
 from holocrm_core.nlq.plan import Plan
+from holocrm_core.nlq.state import ParseResult, TraceEntry, _contradictions
 
 
 def settle(parser, st, plan, filters):
     """The ParseResult of `plan`: understood or not, unknown words, suggestions, final confidence."""
-    from holocrm_core.nlq.parser import (
-        CONTRADICTION_CONFIDENCE,
-        FIELD_WORDS,
-        STOPWORDS,
-        ParseResult,
-        TraceEntry,
-        _contradictions,
-    )
-
     for a, b in _contradictions(filters):
         st.confidence = min(st.confidence, CONTRADICTION_CONFIDENCE)
         st.notes.append(f"'{a.words()}' and '{b.words()}' exclude each other: no record can match both")

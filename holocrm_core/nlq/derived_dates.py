@@ -17,7 +17,10 @@ from holocrm_core.nlq.timeparse import day_start
 
 _PAST_CLOSE = re.compile(
     r"\b(?:(?:that\s+are\s+|which\s+are\s+)?(?:past|beyond|after|over|missed|overdue\s+on)\s+(?:their|its|the)?\s*"
-    r"(?:expected\s+|planned\s+|target\s+)?clos(?:e|ing)\s+dates?|overdue|slipped)\b"
+    r"(?:expected\s+|planned\s+|target\s+)?clos(?:e|ing)\s+dates?|overdue|slipped"
+    # "whose close date already passed", "where the expected close date is in the past"
+    r"|(?:whose|where\s+the|with\s+an?|that\s+have\s+an?)\s+(?:expected\s+|planned\s+)?clos(?:e|ing)\s+dates?\s+"
+    r"(?:has\s+|have\s+|is\s+|are\s+)?(?:already\s+)?(?:passed|gone\s+by|lapsed|expired|in\s+the\s+past|behind\s+us))\b"
 )
 _FOR_OVER = re.compile(
     r"\b(?:(?:sitting|sat|stuck|been|sitting\s+around|parked)\s+)?(?:in\s+(?:the\s+)?(?:same\s+)?(?:stage\s+)?)?"

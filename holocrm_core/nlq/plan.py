@@ -210,10 +210,14 @@ class MetricQuery:
     label: str
     groups: tuple[GroupKey, ...] = ()
     ascending: bool = False
+    description: str = (
+        ""  # the layer's definition, shown with the plan ("sum of open deal values, per currency")
+    )
 
     def words(self) -> str:
         per = " per " + ", ".join(g.words() for g in self.groups) if self.groups else ""
-        return f"{self.label}{per}"
+        what = f" ({self.description})" if self.description else ""
+        return f"{self.label}{what}{per}"
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,13 @@ class Plan:
             head = f"{self.aggregate.words()} of {self.target}"
         if self.metric is not None:
             head = f"{self.metric.words()} of {self.target}"
-        parts = [p.words() for p in self.filters]
+        # a negated condition on a linked record reads as its absence: "not linked to a healthcare company"
+        parts = [
+            f"no linked {p.entity} where {FieldFilter(p.entity, p.field, 'eq' if p.op == 'ne' else 'in', p.value).words()}"
+            if p.entity != self.target and p.op in ("ne", "not_in")
+            else p.words()
+            for p in self.filters
+        ]
         parts += [w.words() for w in self.windows]
         parts += [c.words() for c in self.activity_conditions]
         parts += [g.words() for g in self.group_filters]

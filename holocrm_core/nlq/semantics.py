@@ -21,9 +21,7 @@ from holocrm_core.nlq.vocabulary import tokens
 # A money amount in the question: a metric word next to it is a filter ("pipeline over $100k").
 _MONEY = re.compile(r"[$€£]\s*\d|\b\d[\d,.]*\s*(?:k|m|bn|usd|eur|gbp|dollars?|euros?|pounds?)\b")
 _FILLER_BEFORE = r"(?:(?:how\s+(?:big|large|much|healthy)\s+(?:is|are|was)|what\s+is|what\s+s|whats|how\s+long\s+is|how\s+long\s+does|how\s+long|total|overall|combined|current|our|the|my|average|avg|mean|typical|total\s+open|show|me|give|tell)\s+)*"
-_GROUP_LEAD = (
-    r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|by|per|across)"
-)
+_GROUP_LEAD = r"(?:broken\s+down\s+by|grouped\s+by|group\s+by|split\s+by|for\s+each|for\s+every|in\s+each|by|per|across)"
 # Words that only announce a breakdown ("break down open pipeline by ..."): claimed when a group is found.
 BREAKDOWN_WORDS = re.compile(r"\b(?:break(?:ing)?\s+down|breakdown|split(?:\s+up)?|show)\b")
 _TOP_WORDS = r"(?:the\s+)?(?:most|highest|largest|biggest|best|top|greatest|strongest)"
@@ -48,21 +46,51 @@ def dimension_terms(layer: SemanticLayer, vocab) -> dict[str, GroupKey]:
     for dim in layer.dimensions.values():
         for w in dim.words:
             out.setdefault(w, GroupKey(dim.entity, dim.field, dim.grain))
+    singles: dict[str, list[GroupKey]] = {}
     for entity, column in vocab.categories:
         if not column.startswith("cf_"):
             continue
-        words = " ".join(t for t in tokens(column) if t not in ("cf", "meta"))
+        parts = [t for t in tokens(column) if t not in ("cf", "meta")]
+        words = " ".join(parts)
         if words and words not in out:
             out[words] = GroupKey(entity, column, None)
+        for part in parts:
+            if len(part) >= 4 and part not in ("name", "type", "date", "code", "flag"):
+                singles.setdefault(part, []).append(GroupKey(entity, column, None))
+    # "by source" -> lead source, when one custom field has that word and the word names nothing else
+    # ("account" of account_tier is the accounts themselves)
+    taken = {w for term in layer.terms() for w in term.split()} | {
+        w + "s" for term in layer.terms() for w in term.split()
+    }
+    for word, keys in singles.items():
+        if len(keys) == 1 and word not in out and word not in taken and word + "s" not in taken:
+            out[word] = keys[0]
+    for grain in ("quarter", "month", "year"):  # on the metric's own date (resolved by the parser)
+        out.setdefault(grain, GroupKey("*", TIME_OF_METRIC, grain))
     return out
+
+
+# The date a metric is dated by ("revenue by quarter" = by close quarter; open pipeline: expected close).
+TIME_OF_METRIC = "@time"
+
+
+def metric_date(metric: Metric) -> str:
+    if metric.time_field:
+        return metric.time_field
+    if metric.entity == "deals" and str(metric.where.get("stage")) == "open":
+        return "expected_close_at"
+    return "created_at"
 
 
 def _alternation(words) -> str:
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
 
 
-def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk, tuple[int, int]] | None:
-    """The metric a question asks for, or None. `free(start, end)` says whether characters are unclaimed."""
+def find_metric(
+    text: str, layer: SemanticLayer, vocab, free, ranks_groups: bool = False
+) -> tuple[MetricAsk, tuple[int, int]] | None:
+    """The metric a question asks for, or None. `free(start, end)` says whether characters are unclaimed;
+    `ranks_groups`: the question ranks a dimension ("top 5 reps by revenue"), so "by <metric>" is the metric."""
     terms = {w: name for name, m in layer.metrics.items() for w in m.words}
     if not terms:
         return None
@@ -72,8 +100,10 @@ def find_metric(text: str, layer: SemanticLayer, vocab, free) -> tuple[MetricAsk
         metric = layer.metrics[terms[re.sub(r"\s+", " ", m.group())]]
         before = text[: m.start()]
         after = text[m.end() :]
-        if metric.aggregate in ("sum", "count", "derived") and re.search(
-            r"\b(?:by|ranked by|sorted by|order by)\s+(?:the\s+)?(?:open\s+)?$", before
+        if (
+            metric.aggregate in ("sum", "count", "derived")
+            and not ranks_groups
+            and re.search(r"\b(?:by|ranked by|sorted by|order by)\s+(?:the\s+)?(?:open\s+)?$", before)
         ):
             return None  # an ordering of records: "top 10 accounts by open pipeline"
         if metric.aggregate == "sum" and _MONEY.search(text):
@@ -137,20 +167,32 @@ def find_ranking(
     return None
 
 
+# The two readings of an entity word next to a field named by it ("leads from events": lead source).
+ANY_STATUS = ("meaning", "of any status")
+WORD_STATUS = ("meaning", "with the word's own condition")
+
+
 def entity_conditions(
-    nouns, layer: SemanticLayer, vocab, filters: list[FieldFilter]
+    nouns, layer: SemanticLayer, vocab, filters: list[FieldFilter], prefer=None, ambiguous=None
 ) -> list[tuple[str, FieldFilter]]:
     """Conditions an entity word carries ("leads" -> contacts.lifecycle_status = lead), unless the question
-    already conditions that column ("disqualified leads") or the data has no such value."""
+    already conditions that column ("disqualified leads") or the data has no such value. Next to a field the
+    word names ("web leads", "leads from events" = lead source) it may mean either: read as any status, with
+    both readings recorded in `ambiguous` (the asker picks one through `prefer`)."""
     words = {w: e for e in layer.entities.values() for w in e.words}
     out: list[tuple[str, FieldFilter]] = []
+    prefer = prefer or {}
     for _, entity, word in nouns:
         spec = words.get(word.lower())
         if spec is None or not spec.where or spec.entity != entity:
             continue
         stem = tokens(word)[0].rstrip("s") if tokens(word) else ""
         if any(f.entity == entity and stem and stem in tokens(f.field) for f in filters):
-            continue  # "web leads" = contacts whose lead source is web: the word names that field's records
+            choice = prefer.get(word)
+            if choice is None and ambiguous is not None:
+                ambiguous.append((word, [ANY_STATUS, WORD_STATUS]))
+            if tuple(choice or ()) != WORD_STATUS:
+                continue
         for column, value in spec.where.items():
             if any(f.entity == entity and f.field == column for f in filters + [f for _, f in out]):
                 continue
@@ -167,3 +209,70 @@ def entity_conditions(
             )
             out.append((word, f))
     return out
+
+
+_ABSENT = re.compile(
+    r"\b(?:with\s+(?:no|zero|not\s+a\s+single|not\s+any)|having\s+no|without(?:\s+any|\s+a\s+single)?|"
+    r"that\s+have\s+no|who\s+have\s+no)\s+(?P<w>[a-z]+)\b"
+)
+
+
+def absent_entity_words(st, layer: SemanticLayer, vocab, trace_entry) -> None:
+    """ "companies with no leads": no linked record in that word's condition (a negated linked filter: the
+    company has no contact in the lead status). Plain words without a condition are the grammar's."""
+    words = {w: e for e in layer.entities.values() for w in e.words}
+    target = st.noun_target_guess()
+    for m in _ABSENT.finditer(st.text):
+        spec = words.get(m["w"])
+        if spec is None or not spec.where or spec.entity == target or not st.claims.free(m.start(), m.end()):
+            continue
+        for column, value in spec.where.items():
+            known = vocab.categories.get((spec.entity, column), [])
+            present = [v for v in known if v.lower() == str(value).lower()]
+            if not present:
+                break
+            st.filters.append(FieldFilter(spec.entity, column, "ne", present[0]))
+            st.claims.take(m.start(), m.end())
+            st.trace.append(trace_entry(m.group(), f"no linked {spec.entity} with {column} = {present[0]}"))
+
+
+_DEAL_SIZE_WORD = re.compile(
+    r"\b(?P<a>big|bigger|large|larger|huge|major|small|smaller|tiny)\s+(?:open\s+|won\s+|lost\s+|active\s+)?"
+    r"(?:deals?|opportunit(?:y|ies)|opps?)\b"
+)
+_HOW_MUCH_WON = re.compile(
+    r"\b(?P<h>how\s+much(?:\s+revenue|\s+business|\s+money)?\s+(?:did|have|has|had|do|does))\s+"
+    r"(?:[a-z]+\s+){1,3}?(?P<v>won|win|closed|close|booked|book|brought\s+in|bring\s+in|sold|sell)\b"
+)
+
+
+def deal_words(st, layer: SemanticLayer, trace_entry) -> None:
+    """Deal sizes and wins said in a rep's words:
+    - "big open deals over $100k": the amount says how big; "big" is no company size here;
+    - "how much did Darcel win in 2017", "how much have we won from software companies": the won-value metric
+      (the layer's sum of deal value over won deals), the subject left to the other passes."""
+    if _MONEY.search(st.text):
+        for m in _DEAL_SIZE_WORD.finditer(st.text):
+            if st.claims.free(m.start("a"), m.end("a")):
+                st.claims.take(m.start("a"), m.end("a"))
+                st.trace.append(trace_entry(m["a"], "deal size (the amount says how big)"))
+    if st.metric_ask is not None:
+        return
+    m = _HOW_MUCH_WON.search(st.text)
+    won = next(
+        (
+            x
+            for x in layer.metrics.values()
+            if x.aggregate == "sum" and x.field == "value" and x.where.get("stage") == "won"
+        ),
+        None,
+    )
+    if m is None or won is None or not st.claims.free(m.start("h"), m.end("h")):
+        return
+    st.claims.take(m.start("h"), m.end("h"))
+    st.claims.take(m.start("v"), m.end("v"))
+    st.metric_ask = MetricAsk(won, m.group(), [], None)
+    st.target_hint = won.entity
+    st.trace.append(
+        trace_entry(f"{m['h']} ... {m['v']}", f"metric {won.label}: {won.description}", "semantic")
+    )

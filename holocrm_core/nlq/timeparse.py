@@ -290,7 +290,17 @@ def _rules(today: datetime):
         if m["p"] in _AMBIGUOUS_MONTHS and not m.string[m.start() : m.start("p")].strip():
             return None
         p = point_span(m["p"], today)
-        return None if p is None else (p[0], None, p[1], False)
+        if p is None:
+            return None
+        # a month named without a year points back ("deals won in march") or, for a date ahead such as an
+        # expected close, forward to its next occurrence ("closing in december" = the coming December)
+        future = None
+        bare = re.fullmatch(rf"({_MONTH})", m["p"].strip().replace(",", ""))
+        if bare:
+            month = MONTHS[bare[1]]
+            year = today.year if month >= today.month else today.year + 1
+            future = _period(datetime(year, month, 1, tzinfo=UTC), "month")
+        return (p[0], future, p[1], False)
 
     def part_of_year(m):
         # "the last quarter of 2017" is 2017's fourth quarter, not the quarter before the as-of date

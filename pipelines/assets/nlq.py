@@ -3,15 +3,9 @@
 import dagster as dg
 
 from holocrm_core import schema
-from pipelines.resources import StorageResource
+from pipelines.resources import ExportResource, StorageResource
 
 GROUP = "nlq"
-
-
-class SemanticConfig(dg.Config):
-    """The mapping file whose `semantic:` section overrides the semantic layer's CRM defaults (empty: none)."""
-
-    mapping: str = ""
 
 
 @dg.asset(
@@ -22,8 +16,9 @@ class SemanticConfig(dg.Config):
     "dimensions, entity words; a mapping's overrides applied) in warehouse/semantic_layer.json.",
 )
 def nlq_vocabulary(
-    context: dg.AssetExecutionContext, storage: StorageResource, config: SemanticConfig
+    context: dg.AssetExecutionContext, storage: StorageResource, export: ExportResource
 ) -> dg.MaterializeResult:
+    """The mapping of the export (the one export resource) may override the semantic layer (`semantic:`)."""
     from holocrm_core.metrics import SemanticLayer
     from holocrm_core.nlq import VOCABULARY_FILE, NLQContext
     from holocrm_core.nlq.answer import NLQ_ENTITIES, SEMANTIC_FILE
@@ -31,7 +26,7 @@ def nlq_vocabulary(
     warehouse = storage.warehouse()
     # always rebuilt from the staged tables (never loaded from the previous artifact): this asset is the artifact
     tables = {e: warehouse.read(f"staged_{e}") for e in NLQ_ENTITIES if warehouse.exists(f"staged_{e}")}
-    layer = SemanticLayer.load(config.mapping or None)
+    layer = SemanticLayer.load(export.mapping or None)
     layer.write(warehouse.root / SEMANTIC_FILE)
     ctx = NLQContext(tables, semantic=layer)
     path = ctx.write_vocabulary(warehouse.root)

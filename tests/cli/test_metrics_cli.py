@@ -50,3 +50,22 @@ def test_ask_prints_readings_and_pick_runs_one(tmp_path, monkeypatch):
     assert sorted(picks.values(), key=sorted) == [{"d1"}, {"d3"}]
     bad = runner.invoke(app, ["ask", "Sam's open deals", "--as-of", "2026-10-31", "--pick", "5"])
     assert bad.exit_code == 2 and "reading" in bad.output
+
+
+def test_the_runs_mapping_reaches_the_semantic_layer(tmp_path):
+    from holocrm_core.nlq.answer import SEMANTIC_FILE
+    from holocrm_core.settings import HoloPaths
+    from pipelines.runner import run_all
+
+    home = tmp_path / "home"
+    warehouse = Warehouse(home / "warehouse")
+    for entity, frame in tiny_tables().items():
+        warehouse.write(f"staged_{entity}", frame)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("entities: {}\nsemantic:\n  drop: [sales_cycle]\n")
+    summary = run_all(
+        mapping=mapping, paths=HoloPaths(home), progress=lambda _: None, selection=["nlq_vocabulary"]
+    )
+    assert summary.success
+    layer = json.loads((warehouse.root / SEMANTIC_FILE).read_text())
+    assert "sales_cycle" not in layer["layer"]["metrics"] and "win_rate" in layer["layer"]["metrics"]

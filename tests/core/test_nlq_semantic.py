@@ -265,3 +265,35 @@ def test_stage_age_and_days_since_last_touch_are_metrics_too(sample):
     expected = touched.select(((moment - pl.col("_last_touch")).dt.total_seconds() / 86400).mean()).item()
     answer = ask("average days since last touch for open deals", ctx, as_of=as_of)
     assert answer.value == pytest.approx(expected, abs=1e-3)
+
+
+def test_dimensions_from_custom_headers_and_the_metrics_own_date(sample):
+    tables, ctx, as_of = sample
+    leads = tables["contacts"].filter(pl.col("lifecycle_status") == "lead")
+    expected = dict(leads.group_by("cf_lead_source").len().iter_rows())
+    assert ask("leads by source", ctx, as_of=as_of).value == expected
+    answer = ask("revenue by quarter", ctx, as_of=as_of)
+    assert (
+        answer.plan.metric.groups[0].field == "closed_at" and answer.plan.metric.groups[0].grain == "quarter"
+    )
+    # "accounts" are the records ranked, never the account_tier custom field
+    top = ask("top 10 accounts by open pipeline", ctx, as_of=as_of)
+    assert top.plan.target == "companies" and top.plan.metric is None and len(top.ids) == 10
+    reps = ask("top 5 reps by revenue", ctx, as_of=as_of)
+    assert reps.plan.metric.name == "won_revenue" and reps.plan.metric.groups[0].field == "owner"
+
+
+def test_reps_words_for_wins_and_deal_size(sample):
+    tables, ctx, as_of = sample
+    de = tables["deals"]
+    owner = sorted(set(de["owner"].drop_nulls()))[0]
+    answer = ask(f"how much did {owner} win this year", ctx, as_of=as_of)
+    assert answer.plan.metric.name == "won_revenue" and answer.high_confidence
+    big = ask("big open deals over $100k", ctx, as_of=as_of)
+    assert not any(f.field == "size_band" for f in big.plan.filters)
+    expected = de.filter(
+        pl.col("stage").is_in(ref.OPEN)
+        & (pl.col("currency") == "USD")
+        & (pl.col("value").cast(pl.Float64) > 100_000)
+    )
+    assert set(big.ids) == set(expected["deal_id"])
