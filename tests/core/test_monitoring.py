@@ -305,3 +305,37 @@ def test_the_served_champion_decays_on_flipped_outcomes_after_its_promotion():
     decayed = scorer_decay(pl.concat([before, flipped]), "contact", champion, model)
     assert decayed.failed, decayed.words
     assert "holocrm_lead_scorer v4 DECAYED" in decayed.words
+
+
+def test_promotion_drift_compares_training_rows_like_for_like():
+    from holocrm_core.monitoring import promotion_drift
+
+    promoted = datetime(2026, 6, 1, tzinfo=UTC)
+    champion_rows = _outcome_rows(1500, promoted - timedelta(days=70), seed=11)
+    same_world = _outcome_rows(1500, promoted, seed=12)
+    calm = promotion_drift(champion_rows, same_world)
+    assert not calm.blocking, calm.lines()
+    assert {c.column for c in calm.judged} == {"n_activities", "days_since_last_activity", "seniority"}
+    busier = same_world.with_columns(pl.col("n_activities") * 3)
+    moved = promotion_drift(champion_rows, busier)
+    assert moved.blocking and [c.column for c in moved.blocked] == ["n_activities"]
+    assert "promotion: block on n_activities" in moved.summary()
+
+
+def test_index_vectors_drift_per_entity_type():
+    from holocrm_core.monitoring._watch import embedding_report
+
+    rng = np.random.default_rng(12)
+
+    def vectors(n: int, kind: str, shift: float = 0.0) -> pl.DataFrame:
+        v = rng.normal(size=(n, 16)).astype(np.float32)
+        v[:, 0] += shift
+        return pl.DataFrame(
+            {"entity_type": [kind] * n, "vector": v}, schema_overrides={"vector": pl.Array(pl.Float32, 16)}
+        )
+
+    then = pl.concat([vectors(300, "contact"), vectors(300, "deal"), vectors(10, "company")])
+    now = pl.concat([vectors(300, "contact"), vectors(300, "deal", shift=1.5), vectors(10, "company")])
+    report = embedding_report(then, now)
+    by_name = {c.column: c.severity for c in report.columns}
+    assert by_name == {"company vectors": SKIPPED, "contact vectors": OK, "deal vectors": BLOCK}
