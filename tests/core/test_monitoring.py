@@ -28,6 +28,7 @@ from holocrm_core.monitoring import (
 from holocrm_core.settings import HoloPaths
 from tests.support.exports import (
     IBM_WIN_LOSS,
+    IFOOD,
     double_values,
     edited_export,
     generated_export,
@@ -107,6 +108,21 @@ def test_a_real_period_shift_is_named_and_a_random_split_is_not():
     shuffled = data.sample(fraction=1.0, shuffle=True, seed=0)
     random_split = frame_drift(shuffled[:cut], shuffled[cut:], name="ibm random", exclude=skip)
     assert random_split.moved == [], random_split.lines()
+
+
+@pytest.mark.skipif(not IFOOD.exists(), reason=f"public data absent: {IFOOD}")
+def test_newest_customers_spend_less_and_a_random_split_does_not():
+    """iFood ordered by enrolment date: the newest 20% had less time to buy (a real period shift)."""
+    data = pl.read_csv(IFOOD).sort("Dt_Customer")
+    cut = int(data.height * 0.8)
+    skip = ("ID", "Z_CostContact", "Z_Revenue", "Response", "Dt_Customer")
+    period = frame_drift(data[:cut], data[cut:], name="ifood by enrolment", exclude=skip)
+    moved = _moved(period)
+    assert moved.get("NumWebVisitsMonth") == BLOCK and "MntWines" in moved, period.lines()
+    for column in ("Education", "Marital_Status", "Kidhome", "Complain"):
+        assert column not in moved
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=0)
+    assert frame_drift(shuffled[:cut], shuffled[cut:], exclude=skip).moved == []
 
 
 # -- drift mechanics ---------------------------------------------------------------------------------------
