@@ -105,7 +105,7 @@ def asr_engines(export: Path, facts: pl.DataFrame) -> dict:
             text = " ".join(transcribe(pcm, engine)).lower()
             seconds += time.perf_counter() - started
             audio += len(pcm) / 16000
-            for fact, value, query in zip(group["fact"], group["value"], group["query"]):
+            for fact, value, query in zip(group["fact"], group["value"], group["query"], strict=False):
                 # every part of the value ("47,000", "14", "march", "2027"; not the currency code, said as
                 # "dollars"), or the generator's spoken form of the query ("forty seven thousand dollars")
                 parts = [p for p in str(value).lower().split() if p not in ("usd", "eur", "gbp")]

@@ -1,9 +1,9 @@
 """Prometheus metrics of the serving module: HTTP, what is served, what it answers, and how the world moves.
 
-- HTTP, by prometheus-fastapi-instrumentator: ``http_requests_total`` (handler, method, status class),
-  ``http_request_duration_seconds`` (per route template, the buckets below), request / response sizes,
-  ``http_requests_inprogress``. The request guard's own ``holocrm_requests`` / ``holocrm_request_seconds``
-  stay (exact status codes).
+- HTTP, by prometheus-fastapi-instrumentator: ``http_requests_total`` (handler, method, status class) and
+  ``http_request_duration_seconds`` (per route template and method, the buckets below); requests in flight
+  as ``holocrm_requests_in_flight``. The request guard's own ``holocrm_requests`` /
+  ``holocrm_request_seconds`` stay (exact status codes).
 - What is served: ``holocrm_model_version`` (model, served_as), ``holocrm_index_version``, reloads, writes.
 - What it answers: ``holocrm_predictions_total`` (model, band), ``holocrm_recommendations_total`` (action,
   policy), ``holocrm_experiment_exposures_total`` (experiment, arm), read from the answers themselves so no
@@ -257,8 +257,14 @@ class ServingMetrics:
             body_handlers=list(COUNTED_ROUTES),
             registry=self.registry,
         )
+        # Two metrics, not the default five: request/response sizes and a label-free high-resolution
+        # histogram would cost time on every request and no panel or alert reads them.
         instrumentator.add(
-            metrics.default(latency_lowr_buckets=LATENCY_BUCKETS, registry=self.registry), self.count_answer
+            metrics.requests(registry=self.registry),
+            metrics.latency(
+                buckets=(*LATENCY_BUCKETS, float("inf")), should_include_status=False, registry=self.registry
+            ),
+            self.count_answer,
         )
         instrumentator.instrument(app, latency_lowr_buckets=LATENCY_BUCKETS)
 

@@ -218,26 +218,40 @@ def _sample(values: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarr
     return values[rng.integers(0, len(values), rows)]
 
 
-def _ks(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS statistic from sorted samples and its p-value (scipy's distribution of D)."""
+def _merged_tests(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float, float, float]:
+    """KS statistic and p-value, Mann-Whitney p-value and Wasserstein distance of two sorted samples, from
+    one merge.
+
+    The two empirical CDFs are walked together over the merged values (a stable sort of two sorted runs
+    is a linear merge): KS is their largest gap at the end of each run of equal values, Wasserstein the area
+    between them, Mann-Whitney the reference's rank sum (ties at their mean rank, the variance corrected
+    for them). KS alone has little power against a change of scale on a few dozen skewed values (doubled
+    deal values on 45 deals: p 0.03); the rank test sees it (p < 0.001)."""
     from scipy import stats
 
     n, m = len(ref_sorted), len(cur_sorted)
-    both = np.concatenate([ref_sorted, cur_sorted])
-    d = float(
-        np.max(
-            np.abs(
-                np.searchsorted(ref_sorted, both, side="right") / n
-                - np.searchsorted(cur_sorted, both, side="right") / m
-            )
-        )
-    )
+    total = n + m
+    merged = np.concatenate([ref_sorted, cur_sorted])
+    order = np.argsort(merged, kind="stable")
+    values = merged[order]
+    from_ref = order < n
+    gap = np.cumsum(from_ref) / n - np.cumsum(~from_ref) / m
+    last_of_value = np.r_[values[1:] != values[:-1], True]
+    d = float(np.max(np.abs(gap[last_of_value])))
+    wasserstein = float(np.sum(np.abs(gap[:-1]) * np.diff(values)))
     if n * m <= 10_000:
-        p = float(stats.ks_2samp(ref_sorted, cur_sorted, method="exact").pvalue)
-    else:
-        en = n * m / (n + m)
-        p = float(stats.kstwo.sf(d, np.round(en)))
-    return d, p
+        p_ks = float(stats.ks_2samp(ref_sorted, cur_sorted, method="exact").pvalue)
+    else:  # the limiting Kolmogorov distribution: scipy's exact one costs ~80 ms a column at this size
+        p_ks = float(stats.kstwobign.sf(d * np.sqrt(n * m / total)))
+    ends = np.flatnonzero(last_of_value)
+    starts = np.r_[0, ends[:-1] + 1]
+    mean_rank = (starts + ends) / 2 + 1
+    group = np.repeat(np.arange(len(ends)), ends - starts + 1)
+    u = float(mean_rank[group[from_ref]].sum()) - n * (n + 1) / 2
+    ties = (ends - starts + 1).astype(np.float64)
+    variance = n * m / 12 * ((total + 1) - float(np.sum(ties**3 - ties)) / (total * (total - 1)))
+    p_mw = float(2 * stats.norm.sf(abs(u - n * m / 2) / np.sqrt(variance))) if variance > 0 else 1.0
+    return d, p_ks, p_mw, wasserstein
 
 
 def _binned_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -247,16 +261,6 @@ def _binned_p_value(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     if keep.sum() < 2:
         return 1.0
     return float(stats.chi2_contingency(np.vstack([ref_counts[keep], cur_counts[keep]]), correction=False)[1])
-
-
-def _wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
-    """Earth mover's distance between two 1-d samples (both sorted): the area between their CDFs."""
-    grid = np.concatenate([ref_sorted, cur_sorted])
-    grid.sort(kind="mergesort")
-    deltas = np.diff(grid)
-    cdf_r = np.searchsorted(ref_sorted, grid[:-1], side="right") / len(ref_sorted)
-    cdf_c = np.searchsorted(cur_sorted, grid[:-1], side="right") / len(cur_sorted)
-    return float(np.sum(np.abs(cdf_r - cdf_c) * deltas))
 
 
 # -- numeric ------------------------------------------------------------------------------------------------
@@ -283,7 +287,11 @@ def numeric_drift(
             reference_rows=n_ref,
             current_rows=n_cur,
         )
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, t.quantile_bins + 1)[1:-1]))
+    rng = np.random.default_rng(seed)
+    rs = np.sort(_sample(ref, t.sample_rows, rng))
+    cs = np.sort(_sample(cur, t.sample_rows, rng))
+    # decile edges from the (sorted) sample: exact enough for bins, and no second pass over every row
+    edges = np.unique(rs[(np.linspace(0, 1, t.quantile_bins + 1)[1:-1] * (len(rs) - 1)).astype(int)])
     bins = len(edges) + 1
     ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=bins).astype(np.float64)
     cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=bins).astype(np.float64)
@@ -292,16 +300,12 @@ def numeric_drift(
     cur_shares = np.append(cur_counts, cur_missing) / max(n_cur, 1)
     psi_value = psi(ref_shares, cur_shares)
 
-    rng = np.random.default_rng(seed)
-    rs = np.sort(_sample(ref, t.sample_rows, rng))
-    cs = np.sort(_sample(cur, t.sample_rows, rng))
-    d, p_ks = _ks(rs, cs)
-    # KS sees the values only; a chi-squared over the same bins as PSI also sees values going missing.
-    p_value = min(
-        p_ks, _binned_p_value(np.append(ref_counts, ref_missing), np.append(cur_counts, cur_missing))
-    )
+    d, p_ks, p_rank, wd = _merged_tests(rs, cs)
+    # Three tests (the shape, the location, and a chi-squared over the PSI bins that also sees values
+    # going missing), Bonferroni-combined so a column still fires by chance at most ``alpha`` of the time.
+    p_bins = _binned_p_value(np.append(ref_counts, ref_missing), np.append(cur_counts, cur_missing))
+    p_value = min(1.0, 3 * min(p_ks, p_rank, p_bins))
     sd = float(np.std(rs))
-    wd = _wasserstein(rs, cs)
     spread = sd if sd > 0 else (abs(float(np.mean(rs))) or 1.0)
     distance = wd / spread
     severity = _verdict(psi_value, distance, p_value, t)
@@ -324,11 +328,21 @@ def numeric_drift(
 
 
 # -- categorical --------------------------------------------------------------------------------------------
-def _shares(series: pl.Series, categories: list[str]) -> np.ndarray:
-    counts = series.cast(pl.String).fill_null(MISSING).value_counts(name="n")
-    found = dict(zip(counts[series.name].to_list(), counts["n"].to_list(), strict=True))
-    known = [found.pop(c, 0) for c in categories]
-    known.append(sum(found.values()))  # every value the reference did not have
+def _counts(series: pl.Series) -> dict[str, int]:
+    """Count per value as text (nulls as "(missing)"), counted on the column as it is: a categorical is
+    counted by code, not turned into a million strings first."""
+    counts = series.rename("value").value_counts(name="n")
+    keys = counts["value"].cast(pl.String).fill_null(MISSING).to_list()
+    found: dict[str, int] = {}
+    for key, n in zip(keys, counts["n"].to_list(), strict=True):
+        found[key] = found.get(key, 0) + n
+    return found
+
+
+def _shares(found: dict[str, int], categories: list[str]) -> np.ndarray:
+    rest = dict(found)
+    known = [rest.pop(c, 0) for c in categories]
+    known.append(sum(rest.values()))  # every value the reference did not have
     return np.asarray(known, dtype=np.float64)
 
 
@@ -353,10 +367,10 @@ def categorical_drift(
             reference_rows=n_ref,
             current_rows=n_cur,
         )
-    ref_counts = reference.cast(pl.String).fill_null(MISSING).value_counts(sort=True, name="n")
-    categories = ref_counts[reference.name].to_list()[: t.max_categories]
-    r = _shares(reference.rename(name), categories)
-    c = _shares(current.rename(name), categories)
+    ref_found = _counts(reference)
+    categories = sorted(ref_found, key=lambda k: (-ref_found[k], k))[: t.max_categories]
+    r = _shares(ref_found, categories)
+    c = _shares(_counts(current), categories)
     labels = [*categories, OTHER]
     keep = (r + c) > 0
     r, c, labels = r[keep], c[keep], [lab for lab, k in zip(labels, keep, strict=True) if k]

@@ -1,6 +1,7 @@
 """Every monitoring check over one HOLOCRM_HOME: what the assets, ``holocrm monitor`` and the API read.
 
-- **Staged tables and model outputs** (``staged_*``, ``scored_leads``, ``scored_deals``) against a reference
+- **Staged tables, model outputs and the index's vectors** (``staged_*``, ``scored_leads``, ``scored_deals``,
+  ``embeddings``: centroid shift and a domain classifier per entity type) against a reference
   copy kept in ``HOLOCRM_HOME/monitoring/reference/``: the tables as they were when the served champions
   were promoted. The monitoring asset renews the reference when a champion changes (a model now trained on
   the new data), so drift always means "away from what the served models learned from".
@@ -159,9 +160,39 @@ def take_reference(paths: HoloPaths, champions: dict[str, Champion], force: bool
             frame = frame.sample(REFERENCE_ROWS, seed=0)
         frame.write_parquet(folder / f"{table}.parquet")
         taken.append(table)
+    vectors = _embedding_sample(paths.warehouse / "embeddings.parquet")
+    if vectors is not None:
+        vectors.write_parquet(folder / "embeddings.parquet")
+        taken.append("embeddings")
     meta = {"champions": key, "taken_at": datetime.now(UTC).isoformat(timespec="seconds"), "tables": taken}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
     return True
+
+
+EMBEDDING_ROWS = 2_000  # per entity type: the domain classifier's AUC is stable long before that
+
+
+def _embedding_sample(path: Path) -> pl.DataFrame | None:
+    """Up to EMBEDDING_ROWS entity vectors per entity type (what embedding drift compares)."""
+    if not path.exists():
+        return None
+    frame = pl.read_parquet(path, columns=["entity_type", "vector"])
+    return frame.filter(pl.int_range(pl.len()).shuffle(seed=0).over("entity_type") < EMBEDDING_ROWS)
+
+
+def embedding_report(reference: pl.DataFrame, current: pl.DataFrame) -> DriftReport:
+    """Centroid shift and domain classifier per entity type: the index's vectors then and now."""
+    from holocrm_core.monitoring._embedding import EmbeddingThresholds, embedding_drift
+
+    limits = EmbeddingThresholds(max_rows=EMBEDDING_ROWS)
+    columns = []
+    for entity_type in sorted(
+        set(reference["entity_type"].to_list()) & set(current["entity_type"].to_list())
+    ):
+        then = reference.filter(pl.col("entity_type") == entity_type)["vector"].to_numpy()
+        now = current.filter(pl.col("entity_type") == entity_type)["vector"].to_numpy()
+        columns.append(embedding_drift(f"{entity_type} vectors", np.asarray(then), np.asarray(now), limits))
+    return DriftReport("embeddings", tuple(columns))
 
 
 def table_drift(paths: HoloPaths, thresholds: DriftThresholds | None = None) -> tuple[list[DriftReport], str]:
@@ -183,6 +214,9 @@ def table_drift(paths: HoloPaths, thresholds: DriftThresholds | None = None) -> 
                 thresholds=thresholds,
             )
         )
+    then, now = folder / "embeddings.parquet", _embedding_sample(paths.warehouse / "embeddings.parquet")
+    if then.exists() and now is not None:
+        reports.append(embedding_report(pl.read_parquet(then), now))
     when = meta.get("taken_at")
     return reports, (
         f"reference taken {when}" if when else "no reference yet (the monitoring asset takes one)"

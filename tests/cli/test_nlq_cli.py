@@ -47,7 +47,9 @@ def test_vocabulary_asset_writes_the_artifact(tmp_path):
     from pipelines.resources import ExportResource, StorageResource
 
     home, warehouse = _warehouse(tmp_path)
-    result = dg.materialize([nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()})
+    result = dg.materialize(
+        [nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()}
+    )
     assert result.success
     artifact = json.loads((warehouse.root / "nlq_vocabulary.json").read_text())
     assert "Financial Services" in artifact["categories"]["companies.industry"]
@@ -64,7 +66,9 @@ def test_ask_reads_the_vocabulary_artifact_and_rebuilds_a_stale_one(tmp_path):
 
     home, warehouse = _warehouse(tmp_path)
     assert load_vocabulary(warehouse.root) is None  # nothing written yet
-    assert dg.materialize([nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()}).success
+    assert dg.materialize(
+        [nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()}
+    ).success
     loaded = load_vocabulary(warehouse.root)
     built = Vocabulary.from_tables(NLQContext.from_warehouse(warehouse, vocabulary=loaded).tables)
     assert loaded.phrases == built.phrases and loaded.company_names == built.company_names

@@ -35,6 +35,6 @@ def test_three_first_users_of_a_new_store_all_succeed(tmp_path):
         for i in range(3)
     ]
     results = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, results):
+    for proc, (out, err) in zip(procs, results, strict=False):
         assert proc.returncode == 0 and out.strip().endswith("ok"), err[-2000:]
     assert (tmp_path / "mlflow.db.init-lock").exists()  # the store was created under the lock

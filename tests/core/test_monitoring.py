@@ -28,6 +28,7 @@ from holocrm_core.monitoring import (
 from holocrm_core.settings import HoloPaths
 from tests.support.monitoring_exports import (
     IBM_WIN_LOSS,
+    IFOOD,
     double_values,
     edited_export,
     generated_export,
@@ -107,6 +108,21 @@ def test_a_real_period_shift_is_named_and_a_random_split_is_not():
     shuffled = data.sample(fraction=1.0, shuffle=True, seed=0)
     random_split = frame_drift(shuffled[:cut], shuffled[cut:], name="ibm random", exclude=skip)
     assert random_split.moved == [], random_split.lines()
+
+
+@pytest.mark.skipif(not IFOOD.exists(), reason=f"public data absent: {IFOOD}")
+def test_newest_customers_spend_less_and_a_random_split_does_not():
+    """iFood ordered by enrolment date: the newest 20% had less time to buy (a real period shift)."""
+    data = pl.read_csv(IFOOD).sort("Dt_Customer")
+    cut = int(data.height * 0.8)
+    skip = ("ID", "Z_CostContact", "Z_Revenue", "Response", "Dt_Customer")
+    period = frame_drift(data[:cut], data[cut:], name="ifood by enrolment", exclude=skip)
+    moved = _moved(period)
+    assert moved.get("NumWebVisitsMonth") == BLOCK and "MntWines" in moved, period.lines()
+    for column in ("Education", "Marital_Status", "Kidhome", "Complain"):
+        assert column not in moved
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=0)
+    assert frame_drift(shuffled[:cut], shuffled[cut:], exclude=skip).moved == []
 
 
 # -- drift mechanics ---------------------------------------------------------------------------------------
@@ -305,3 +321,37 @@ def test_the_served_champion_decays_on_flipped_outcomes_after_its_promotion():
     decayed = scorer_decay(pl.concat([before, flipped]), "contact", champion, model)
     assert decayed.failed, decayed.words
     assert "holocrm_lead_scorer v4 DECAYED" in decayed.words
+
+
+def test_promotion_drift_compares_training_rows_like_for_like():
+    from holocrm_core.monitoring import promotion_drift
+
+    promoted = datetime(2026, 6, 1, tzinfo=UTC)
+    champion_rows = _outcome_rows(1500, promoted - timedelta(days=70), seed=11)
+    same_world = _outcome_rows(1500, promoted, seed=12)
+    calm = promotion_drift(champion_rows, same_world)
+    assert not calm.blocking, calm.lines()
+    assert {c.column for c in calm.judged} == {"n_activities", "days_since_last_activity", "seniority"}
+    busier = same_world.with_columns(pl.col("n_activities") * 3)
+    moved = promotion_drift(champion_rows, busier)
+    assert moved.blocking and [c.column for c in moved.blocked] == ["n_activities"]
+    assert "promotion: block on n_activities" in moved.summary()
+
+
+def test_index_vectors_drift_per_entity_type():
+    from holocrm_core.monitoring._watch import embedding_report
+
+    rng = np.random.default_rng(12)
+
+    def vectors(n: int, kind: str, shift: float = 0.0) -> pl.DataFrame:
+        v = rng.normal(size=(n, 16)).astype(np.float32)
+        v[:, 0] += shift
+        return pl.DataFrame(
+            {"entity_type": [kind] * n, "vector": v}, schema_overrides={"vector": pl.Array(pl.Float32, 16)}
+        )
+
+    then = pl.concat([vectors(300, "contact"), vectors(300, "deal"), vectors(10, "company")])
+    now = pl.concat([vectors(300, "contact"), vectors(300, "deal", shift=1.5), vectors(10, "company")])
+    report = embedding_report(then, now)
+    by_name = {c.column: c.severity for c in report.columns}
+    assert by_name == {"company vectors": SKIPPED, "contact vectors": OK, "deal vectors": BLOCK}

@@ -44,21 +44,24 @@ def test_report_takes_a_reference_then_names_the_column_that_moved(graph):
 
     first = _materialize(graph.home)
     assert first.success
-    # the reference was taken when the served champions last changed (here: by the sample graph's own run)
+    meta = first.asset_materializations_for_node("monitoring_report")[0].metadata
+    # `holocrm run` already took the reference; the same champions do not renew it
+    assert meta["reference_renewed"].value is False and meta["decayed"].value == "(none)"
     reference = graph.home / "monitoring" / "reference"
     assert (reference / "staged_deals.parquet").exists() and (reference / "meta.json").exists()
     assert (graph.home / "monitoring" / "decay.json").exists()
 
-    # the world moves: every deal is worth twice as much as when the champions learned
+    # the world moves: every deal is worth ten times what it was when the champions learned (the sample has
+    # 45 deals: a doubling there is not told from chance at alpha 0.01; tests/core shows it on 900 deals)
     deals_path = graph.home / "warehouse" / "staged_deals.parquet"
     deals = pl.read_parquet(deals_path)
-    deals.with_columns(pl.col("value") * 2).write_parquet(deals_path)
+    deals.with_columns(pl.col("value") * 10).write_parquet(deals_path)
 
     second = _materialize(graph.home, with_table_checks=True)
     assert second.success
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in second.get_asset_check_evaluations()}
     deals_check = checks[("staged_deals", "drift_since_reference")]
-    assert not deals_check.passed and "block on value" in deals_check.description
+    assert not deals_check.passed and "block on value" in deals_check.description, deals_check.description
     assert checks[("staged_contacts", "drift_since_reference")].passed
     drift = json.loads((graph.home / "monitoring" / "drift.json").read_text())
     severity = {r["name"]: r["severity"] for r in drift["reports"]}
@@ -67,7 +70,7 @@ def test_report_takes_a_reference_then_names_the_column_that_moved(graph):
     result = CliRunner().invoke(app, ["monitor", "--no-decay", "--ignore-stale"])
     assert result.exit_code == 1, result.output
     assert "staged_deals: block on value" in result.output and "FAILING" in result.output
-    assert "value: mean" in result.output and "(+100%)" in result.output
+    assert "value: mean" in result.output and "(+900%)" in result.output
     as_json = CliRunner().invoke(app, ["monitor", "--no-decay", "--ignore-stale", "--json"])
     body = json.loads(as_json.output)
     assert body["failing"] is True and {r["name"] for r in body["drift"]} >= {"staged_deals"}

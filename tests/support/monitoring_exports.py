@@ -13,6 +13,7 @@ SHARED_DATA = Path(
     os.environ.get("HOLOCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
 ).resolve()
 IBM_WIN_LOSS = SHARED_DATA / "ibm_sales_win_loss" / "WA_Fn-UseC_-Sales-Win-Loss.csv"
+IFOOD = SHARED_DATA / "ifood_campaign" / "ml_project1_data.csv"
 
 
 def generated_export(folder: Path, n_contacts: int = 1500, seed: int = 7) -> Path:
