@@ -50,14 +50,13 @@ log = logging.getLogger("holocrm.serving")
 def release_freed_memory() -> None:
     """After a swap the previous snapshot's tables and vectors are garbage: collect them and hand the freed
     pages back to the OS (glibc keeps them otherwise, and RSS steps up with every reload)."""
+    import contextlib
     import ctypes
     import gc
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 RUN_HINT = "run `holocrm run` to build it"

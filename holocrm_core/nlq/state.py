@@ -131,7 +131,7 @@ class _State:
         if self.nouns:
             first = self.nouns[0]
             # "VPs at enterprise companies": a kind of person named before the noun is what is asked for
-            for start, end, what in sorted(self.value_spans):
+            for _start, end, what in sorted(self.value_spans):
                 if (
                     what in ("contacts.seniority", "contacts.lifecycle_status")
                     and end <= first[0]
