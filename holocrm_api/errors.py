@@ -122,11 +122,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", summary, problems=problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException):
         codes = {404: "not_found", 405: "method_not_allowed"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such endpoint; see /docs"
-        return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), detail, getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path; a path served by several routes
+            # (GET and POST /api/experiments) allows all of theirs.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), detail, headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if (
+            getattr(route, "methods", None)
+            and route.matches({**request.scope, "method": "GET"})[0] != Match.NONE
+        ):
+            methods |= set(route.methods)
+    return sorted(methods)

@@ -4,7 +4,7 @@ promote. The same ``ExperimentService`` as the CLI; exposures go to a durable id
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -13,7 +13,7 @@ from holocrm_api.deps import Protected
 from holocrm_api.errors import ALWAYS, INVALID, PROTECTED, UNKNOWN, ApiError
 from holocrm_api.outcome_log import AppendOnlyLog
 from holocrm_api.records import ID_PATTERN, ApiBody
-from holocrm_core.experiments import Experiment, ExperimentError, Variant
+from holocrm_core.experiments import METRICS, STRATEGIES, UNITS, Experiment, ExperimentError, Variant
 from holocrm_core.experiments.service import ExperimentService
 
 router = APIRouter(
@@ -39,18 +39,23 @@ def _not_found(exc: ExperimentError) -> ApiError:
     return ApiError(status, "not_found" if status == 404 else "invalid_request", str(exc))
 
 
+StrategyName = Literal[tuple(STRATEGIES)]
+UnitName = Literal[tuple(UNITS)]
+MetricName = Literal[tuple(METRICS)]
+
+
 class VariantBody(ApiBody):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    strategy: str = Field(description="e.g. scoring.champion, scoring.challenger, decisions.cadence")
+    strategy: StrategyName = Field(description="What this variant serves")
     weight: float = Field(1.0, gt=0, le=1000)
 
 
 class ExperimentBody(ApiBody):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    unit: str = Field("contact", description="contact, deal or owner")
+    unit: UnitName = Field("contact", description="contact, deal or owner")
     variants: list[VariantBody] = Field(min_length=2, max_length=10, description="the first is the control")
-    primary_metric: str = "response_rate"
-    guardrails: list[str] = Field(default_factory=list, max_length=10)
+    primary_metric: MetricName = "response_rate"
+    guardrails: list[MetricName] = Field(default_factory=list, max_length=10)
     window_days: int = Field(30, ge=1, le=365)
     description: str = Field("", max_length=500)
 

@@ -53,7 +53,7 @@ def test_unknown_experiment_and_bad_definitions_are_refused(home):
         assert client.get("/api/experiments/nope/report").status_code == 404
         bad = {**BODY, "primary_metric": "clicks"}
         answer = client.post("/api/experiments", json=bad)
-        assert answer.status_code == 422 and "unknown metric" in answer.json()["detail"]
+        assert answer.status_code == 422 and "primary_metric" in answer.text
 
 
 def test_promotion_without_a_winner_is_refused(home):
