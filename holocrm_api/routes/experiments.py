@@ -113,11 +113,8 @@ def create_experiment(body: ExperimentBody, request: Request) -> ExperimentOut:
             description=body.description,
         )
         created = experiment_service(request).create(experiment)
-    except ExperimentError as exc:
-        conflict = "exists already" in str(exc)
-        raise ApiError(
-            409 if conflict else 422, "conflict" if conflict else "invalid_request", str(exc)
-        ) from exc
+    except ExperimentError as exc:  # well-formed but not coherent (a name taken, variant names repeated): 409
+        raise ApiError(409, "conflict", str(exc)) from exc
     return _out(created)
 
 

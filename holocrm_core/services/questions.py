@@ -110,9 +110,8 @@ def answer_question(
         answer = ask(question, ctx, as_of=moment, similarity=similarity, partial=partial)
         if pick:
             if not 1 <= pick <= len(answer.readings):
-                raise invalid(
-                    "pick", f"pick {pick}: this question has {len(answer.readings)} reading(s) to pick from"
-                )
+                hint = f"pick {pick}: this question has {len(answer.readings)} reading(s) to pick from"
+                return not_understood(question, moment, hint)
             answer = answer.readings[pick - 1]
         return jsonable(answer.to_json(max_rows=limit))
     except QuestionError as exc:
