@@ -710,10 +710,12 @@ def test_search_mode_semantic_is_an_alias_of_vector_in_the_store_and_the_cli(sto
     monkeypatch.setattr(cli_semantic, "_store", lambda: store)
     monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
     result = CliRunner().invoke(
-        app, ["search", "worried about the cost", "--mode", "semantic", "--json", "-n", "3"]
+        app, ["search", "worried about the cost", "--mode", "semantic", "--json", "--with-text", "-n", "3"]
     )
     assert result.exit_code == 0, result.output
-    hits = json.loads(result.output)
+    answer = json.loads(result.output)
+    assert answer["mode"] == "vector"  # the alias, said as the mode it is
+    hits = answer["results"]
     assert hits and all(h["snippet"] and h["text"] for h in hits)
     bad = CliRunner().invoke(app, ["search", "x", "--mode", "telepathy"])
     assert bad.exit_code != 0 and "semantic" in bad.output
@@ -781,13 +783,21 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
             length = int(self.headers["Content-Length"])
             seen.append((self.path, json.loads(self.rfile.read(length))))
             self._answer(
-                {"results": [{"entity_type": "activity", "id": "ac-1", "score": 0.5, "snippet": "cost…"}]}
+                {
+                    "query": "worried about cost",
+                    "mode": "vector",
+                    "score_kind": "similarity",
+                    "results": [{"entity_type": "activity", "id": "ac-1", "score": 0.5, "snippet": "cost…"}],
+                }
             )
 
         def do_GET(self):  # noqa: N802
             seen.append((self.path, None))
             self._answer(
                 {
+                    "total": 2,
+                    "offset": 0,
+                    "limit": 20,
                     "results": [
                         {
                             "entity_type": "company",
@@ -803,7 +813,7 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
                             "score": 0.95,
                             "reasons": ["same e-mail"],
                         },
-                    ]
+                    ],
                 }
             )
 
@@ -823,6 +833,7 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
         monkeypatch.setenv("HOLOCRM_SERVER", url)
         pairs = CliRunner().invoke(app, ["duplicates"])  # no entity: every type that has pairs
         assert pairs.exit_code == 0, pairs.output
-        assert "company: 1 likely duplicate pairs" in pairs.output and "contact: 1" in pairs.output
+        assert "2 likely duplicate pairs" in pairs.output
+        assert "company:" in pairs.output and "co-1" in pairs.output and "contact:" in pairs.output
     finally:
         server.shutdown()
