@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from holocrm_api.deps import Protected
-from holocrm_api.errors import ALWAYS, INVALID, PROTECTED, UNKNOWN, ApiError
+from holocrm_api.errors import ALWAYS, INVALID, PROTECTED, UNKNOWN, ApiError, error_doc
 from holocrm_api.outcome_log import AppendOnlyLog
 from holocrm_api.records import ID_PATTERN, ApiBody
 from holocrm_core.experiments import METRICS, STRATEGIES, UNITS, Experiment, ExperimentError, Variant
 from holocrm_core.experiments.service import ExperimentService
 
+CONFLICT = {409: error_doc("Well-formed but not coherent: the name is taken, or variant names repeat")}
+NOT_PROMOTABLE = {409: error_doc("Nothing to promote (no winner yet), or the winner failed its gate")}
 router = APIRouter(
     tags=["experiments"],
     dependencies=[Protected],
@@ -99,7 +101,7 @@ def _out(e: Experiment) -> ExperimentOut:
     )
 
 
-@router.post("/api/experiments", status_code=201, response_model=ExperimentOut)
+@router.post("/api/experiments", status_code=201, response_model=ExperimentOut, responses=CONFLICT)
 def create_experiment(body: ExperimentBody, request: Request) -> ExperimentOut:
     """Start an experiment: units are assigned by a hash of the experiment and the unit id (sticky)."""
     try:
@@ -160,7 +162,7 @@ def stop_experiment(name: str, request: Request) -> ExperimentOut:
         raise _not_found(exc) from exc
 
 
-@router.post("/api/experiments/{name}/promote", response_model=dict[str, str])
+@router.post("/api/experiments/{name}/promote", response_model=dict[str, str], responses=NOT_PROMOTABLE)
 def promote_experiment(name: str, request: Request) -> dict[str, str]:
     """Serve the report's winner through the gate contract; 409 with the reason when it cannot be."""
     snap = request.app.state.services.loader.snapshot
