@@ -15,14 +15,14 @@ from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from holocrm_api.auth import Caller
 from holocrm_api.deps import Protected, ServicesDep, SnapshotDep, require_caller
 from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, ApiError
 from holocrm_api.outcome_log import AppendOnlyLog
-from holocrm_api.records import ApiBody
+from holocrm_api.records import ID_PATTERN, ApiBody
 
 router = APIRouter(
     tags=["chat"],
@@ -44,7 +44,7 @@ class ChatRequest(ApiBody):
         max_length=100,
         description="The conversation; omitted: a new one (its id is returned)",
     )
-    yes: bool = Field(False, description="Make a write this turn proposes without waiting for a yes")
+    yes: StrictBool = Field(False, description="Make a write this turn proposes without waiting for a yes")
 
 
 def _chat_data(snap):

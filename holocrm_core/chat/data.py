@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from holocrm_core import schema
 from holocrm_core.deal_states import DealStates
 
 KINDS = {  # entity type -> (table, id column, name column)
@@ -23,6 +24,7 @@ KINDS = {  # entity type -> (table, id column, name column)
     "contact": ("contacts", "contact_id", "full_name"),
     "deal": ("deals", "deal_id", "title"),
 }
+RECORD_TABLES = ("companies", "contacts", "deals", "activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
 
 
@@ -52,9 +54,18 @@ class ChatData:
         as_of: datetime | None = None,
     ):
         self.tables = {k: v for k, v in tables.items() if v is not None}
-        for name in ("companies", "contacts", "deals", "activities"):
-            if name not in self.tables:
-                raise ValueError(f"no staged {name}: run `holocrm run` first")
+        if not any(name in self.tables for name in RECORD_TABLES):
+            raise ValueError("no staged tables yet: run `holocrm run` first")
+        for name in RECORD_TABLES:  # a table not built yet holds no records (its columns, no rows)
+            frame = self.tables.get(name)
+            empty = pl.DataFrame(schema=schema.ENTITIES[name])
+            if frame is None:
+                self.tables[name] = empty
+            else:
+                missing = [c for c in empty.columns if c not in frame.columns]
+                self.tables[name] = frame.with_columns(
+                    pl.lit(None, dtype=empty.schema[c]).alias(c) for c in missing
+                )
         self.similarity = similarity
         self.as_of = as_of
         self._nlq_factory = nlq_factory

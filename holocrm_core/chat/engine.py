@@ -15,6 +15,7 @@ write is refused when its record is not the one in focus, and a close that contr
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -28,6 +29,7 @@ from holocrm_core.chat import catalogue
 from holocrm_core.chat.data import KINDS, ChatData, Rec
 from holocrm_core.deal_states import DealStateConflict
 
+log = logging.getLogger("holocrm.chat")
 MATCH_THRESHOLD = 80.0  # rapidfuzz WRatio (0-100) a name must reach to count as a match
 AMBIGUOUS_WITHIN = 4.0  # matches this close to the best one are offered as numbered choices
 MAX_CHOICES = 5
@@ -121,6 +123,10 @@ class ChatSession:
         except ChatError as exc:
             out["reply"] = str(exc)
             out["error"] = str(exc)
+        except (ValueError, KeyError, IndexError, TypeError, re.error, pl.exceptions.PolarsError) as exc:
+            # a turn the data cannot answer (odd values in the export): said, never a crash of the session
+            log.warning("chat turn %r failed: %s: %s", text, type(exc).__name__, exc)
+            out["reply"] = out["error"] = f"I could not answer that ({type(exc).__name__}: {exc})"
         out["focus"] = self.focus.public() if self.focus else None
         return out
 
@@ -186,7 +192,7 @@ class ChatSession:
         self._step("find", f"fuzzy name match {query!r} over {len(pool)} names", len(recs), started)
         return recs
 
-    def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None, allow_many: bool = False) -> Rec:
+    def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None) -> Rec:
         """The record ``ref`` names: a pronoun: the focus; an ordinal: the last results; else a name."""
         ref = (ref or "").strip(" ?.!").lower()
         if ref.endswith("'s"):
