@@ -40,8 +40,7 @@ class ChatRequest(ApiBody):
     text: str = Field(min_length=1, max_length=1000, description="What the user said")
     session_id: str | None = Field(
         None,
-        min_length=1,
-        max_length=100,
+        pattern=ID_PATTERN,
         description="The conversation; omitted: a new one (its id is returned)",
     )
     yes: StrictBool = Field(False, description="Make a write this turn proposes without waiting for a yes")
