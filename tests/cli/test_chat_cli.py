@@ -82,3 +82,25 @@ def test_no_staged_tables_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path / "empty"))
     result = CliRunner().invoke(app, ["chat", "--script", "-", "--json"], input="find acme\n")
     assert result.exit_code == 1 and "run `holocrm run` first" in result.output
+
+
+def test_script_over_the_sample_graph(sample_env, tmp_path):
+    """The real artifacts of `holocrm run`: scores with their model version, the decision service, the NL
+    vocabulary; a woven request's trace names each step."""
+    import polars as pl
+
+    warehouse = Warehouse(sample_env.home / "warehouse")
+    companies = warehouse.read("staged_companies")
+    names = companies.group_by("name").len().filter(pl.col("len") == 1)["name"].sort()
+    row = companies.filter(pl.col("name") == names[0]).row(0, named=True)
+    script = f"show {row['name']}\nprepare me for my call with {row['name']}\nopen deals\nblorp zzz\n"
+    turns = _run(tmp_path, script)
+    assert [t["intent"] for t in turns] == ["details", "prepare", "question", "not_understood"]
+    assert [r["id"] for r in turns[0]["records"]] == [row["company_id"]]
+    steps = {s["step"]: s for s in turns[1]["trace"]}
+    assert list(steps) == ["find", "details", "explain_score", "next_action", "summarize"]
+    assert steps["next_action"].get("model_version")
+    open_deals = warehouse.read("staged_deals").filter(
+        ~pl.col("stage").is_in(["won", "lost"]) & pl.col("stage").is_not_null()
+    )
+    assert turns[2]["answer"]["record_count"] == open_deals.height
