@@ -88,6 +88,10 @@ class ChatData:
                 self.deal_states.seed_export(deal_id, stages[deal_id])
             self.deal_states.observe(record)
         self.names = self._name_index()
+        self.by_name: dict[str, list[tuple[str, str, str]]] = {}
+        for entry in self.names:
+            self.by_name.setdefault(entry[2].lower(), []).append(entry)
+        self._pools: dict[tuple[str, ...] | None, tuple[list, list[str]]] = {}
 
     # -- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -138,6 +142,13 @@ class ChatData:
             frame = self.tables[table].select(id_col, name_col).drop_nulls()
             out.extend((kind, str(i), str(n)) for i, n in frame.iter_rows())
         return out
+
+    def name_pool(self, kinds: tuple[str, ...] | None) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """The names a lookup restricted to ``kinds`` matches against, and the same lower-cased (cached)."""
+        if kinds not in self._pools:
+            pool = [t for t in self.names if kinds is None or t[0] in kinds]
+            self._pools[kinds] = (pool, [t[2].lower() for t in pool])
+        return self._pools[kinds]
 
     def row(self, kind: str, record_id: str) -> dict[str, Any] | None:
         table, id_col, _ = KINDS[kind]
