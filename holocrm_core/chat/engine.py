@@ -28,6 +28,7 @@ import polars as pl
 from holocrm_core.chat import catalogue
 from holocrm_core.chat.data import KINDS, ChatData, Rec
 from holocrm_core.deal_states import DealStateConflict
+from holocrm_core.services.refusal import Refusal
 
 log = logging.getLogger("holocrm.chat")
 MATCH_THRESHOLD = 80.0  # rapidfuzz WRatio (0-100) a name must reach to count as a match
@@ -123,6 +124,8 @@ class ChatSession:
         except ChatError as exc:
             out["reply"] = str(exc)
             out["error"] = str(exc)
+        except Refusal as exc:  # a service's refusal (no index yet, an id it does not hold): its words
+            out["reply"] = out["error"] = exc.message
         except (ValueError, KeyError, IndexError, TypeError, re.error, pl.exceptions.PolarsError) as exc:
             # a turn the data cannot answer (odd values in the export): said, never a crash of the session
             log.warning("chat turn %r failed: %s: %s", text, type(exc).__name__, exc)

@@ -93,14 +93,28 @@ def test_script_over_the_sample_graph(sample_env, tmp_path):
     companies = warehouse.read("staged_companies")
     names = companies.group_by("name").len().filter(pl.col("len") == 1)["name"].sort()
     row = companies.filter(pl.col("name") == names[0]).row(0, named=True)
-    script = f"show {row['name']}\nprepare me for my call with {row['name']}\nopen deals\nblorp zzz\n"
+    script = (
+        f"show {row['name']}\nprepare me for my call with {row['name']}\nopen deals\nblorp zzz\n"
+        f"show {row['name']}\nsimilar to it\nsearch {row['name']}\n"
+    )
     turns = _run(tmp_path, script)
-    assert [t["intent"] for t in turns] == ["details", "prepare", "question", "not_understood"]
+    assert [t["intent"] for t in turns] == [
+        "details", "prepare", "question", "not_understood", "details", "similar", "search",
+    ]  # fmt: skip
     assert [r["id"] for r in turns[0]["records"]] == [row["company_id"]]
     steps = {s["step"]: s for s in turns[1]["trace"]}
     assert list(steps) == ["find", "details", "explain_score", "next_action", "summarize"]
-    assert steps["next_action"].get("model_version")
+    action = turns[1]["next_action"]
+    assert action["decided"] or steps["next_action"]["model_version"] == action["policy_version"]
+    if turns[1].get("score"):
+        assert steps["explain_score"]["model_version"] == turns[1]["score"]["model_version"]
     open_deals = warehouse.read("staged_deals").filter(
         ~pl.col("stage").is_in(["won", "lost"]) & pl.col("stage").is_not_null()
     )
     assert turns[2]["answer"]["record_count"] == open_deals.height
+    similar = turns[5]
+    assert "error" not in similar, similar["reply"]
+    assert similar["records"] and {r["entity_type"] for r in similar["records"]} == {"company"}
+    assert row["company_id"] not in [r["id"] for r in similar["records"]]
+    assert "error" not in turns[6], turns[6]["reply"]
+    assert row["company_id"] in [r["id"] for r in turns[6]["records"]]
