@@ -41,3 +41,16 @@ def test_chat_sessions_do_not_share_their_focus(home):
         client.post("/api/chat", json={"text": "show Fleet renewal", "session_id": "a"})
         other = client.post("/api/chat", json={"text": "close it as won", "session_id": "b"}).json()
         assert other["write"]["status"] == "refused" and "nothing is in focus" in other["reply"]
+
+
+def test_a_read_key_can_chat_but_not_confirm_a_write(home):
+    keys = ("reader-key:read", "writer-key:write")
+    with api_client(home, api_keys=keys) as client:
+        read = {"X-API-Key": "reader-key"}
+        client.post("/api/chat", json={"text": "show Pilot", "session_id": "r"}, headers=read)
+        proposed = client.post("/api/chat", json={"text": "close it as won", "session_id": "r"}, headers=read)
+        assert proposed.json()["write"]["status"] == "proposed"
+        refused = client.post("/api/chat", json={"text": "yes", "session_id": "r"}, headers=read).json()
+        assert refused["write"]["status"] == "refused" and "write scope" in refused["reply"]
+        assert not (home / "logs" / "outcomes.ndjson").read_text().strip()
+        assert client.post("/api/chat", json={"text": "show Pilot"}).status_code == 401
