@@ -559,6 +559,8 @@ class ChatSession:
         if args.get("sort"):
             q["sort"] = args["sort"]
         if args.get("time"):
+            q["base"] = _without_times(q["base"])  # "what about this quarter?" replaces the window
+            q["filters"] = [_without_times(f) for f in q["filters"]]
             q["time"] = args["time"]
         self._ask(q, out)
 
@@ -838,6 +840,16 @@ _SHOWN_FIELDS = (
     "currency",
     "expected_close_at",
 )
+
+
+def _without_times(text: str) -> str:
+    """The question without its time phrases (the NL layer's own time reader finds them)."""
+    from holocrm_core.nlq.timeparse import find_times
+
+    lowered = text.lower()
+    for found in sorted(find_times(lowered, datetime.now(UTC)), key=lambda f: -f.start_char):
+        text = text[: found.start_char] + text[found.end_char :]
+    return " ".join(text.split())
 
 
 def _answer_records(data: ChatData, answer: dict[str, Any]) -> list[Rec]:

@@ -84,6 +84,13 @@ def test_follow_ups_refine_the_previous_question(chat):
     assert by_value["arguments"]["question"].endswith("last quarter sorted by value")
 
 
+def test_another_time_window_replaces_the_previous_one(chat):
+    assert ids(chat.turn("deals won last quarter")) == ["d2", "d6"]
+    this_year = chat.turn("what about this year?")
+    assert this_year["arguments"]["question"] == "deals won this year"
+    assert set(ids(this_year)) == {"d2", "d6"}
+
+
 def test_a_question_with_several_readings_asks_and_the_second_one_answers(chat):
     turn = chat.turn("Sam's open deals")
     assert turn["clarify"] and len(turn["choices"]) == 2 and not turn["records"]
