@@ -30,6 +30,12 @@ RECORD_TABLES = ("companies", "contacts", "deals", "activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
 
 
+def name_key(name: str) -> str:
+    """A name as it is compared: spaces collapsed, no trailing punctuation or quotes (a turn's "Acme Ltd."
+    loses its full stop to the sentence)."""
+    return " ".join(str(name).split()).strip(" ?.!'\"")
+
+
 @dataclass(frozen=True)
 class Rec:
     """A record the conversation talks about."""
@@ -92,7 +98,7 @@ class ChatData:
         self.names = self._name_index()
         self.by_name: dict[str, list[tuple[str, str, str]]] = {}
         for entry in self.names:
-            self.by_name.setdefault(entry[2].lower(), []).append(entry)
+            self.by_name.setdefault(name_key(entry[2]).lower(), []).append(entry)
         self._pools: dict[tuple[str, ...] | None, tuple[list, list[str]]] = {}
 
     # -- building -------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from holocrm_core.chat import catalogue
-from holocrm_core.chat.data import KINDS, ChatData, Rec
+from holocrm_core.chat.data import KINDS, ChatData, Rec, name_key
 from holocrm_core.deal_states import DealStateConflict
 from holocrm_core.services.refusal import Refusal
 
@@ -169,20 +169,23 @@ class ChatSession:
         from rapidfuzz import fuzz, process
 
         started = time.perf_counter()
-        words = name.lower().split()
-        if words and words[0] in ("the", "a", "an"):
+        words = name.split()
+        if words and words[0].lower() in ("the", "a", "an"):
             words = words[1:]
-        if len(words) > 1 and words[0] in KIND_WORDS:
-            kinds = (KIND_WORDS[words[0]],)
+        if len(words) > 1 and words[0].lower() in KIND_WORDS:
+            kinds = (KIND_WORDS[words[0].lower()],)
             words = words[1:]
-        elif len(words) > 1 and words[-1] in KIND_WORDS and words[-1] not in ("lead",):
-            kinds = (KIND_WORDS[words[-1]],)
+        elif len(words) > 1 and words[-1].lower() in KIND_WORDS and words[-1].lower() not in ("lead",):
+            kinds = (KIND_WORDS[words[-1].lower()],)
             words = words[:-1]
-        query = " ".join(words).strip(" ?.!'\"")
+        written = name_key(" ".join(words))
+        query = written.lower()
         if not query:
             raise ChatError("which record? give a name, e.g. `find Acme`")
         pool, lowered = self.data.name_pool(kinds)
         exact = [t for t in self.data.by_name.get(query, []) if kinds is None or t[0] in kinds]
+        if len(exact) > 1:  # names equal but for case ("ACME LTD." and "Acme Ltd"): as written wins
+            exact = [t for t in exact if name_key(t[2]) == written] or exact
         if exact:
             found = [(t, 100.0) for t in exact]
         else:  # rapidfuzz's C loop over every name: milliseconds at 100k names
@@ -200,9 +203,10 @@ class ChatSession:
 
     def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None) -> Rec:
         """The record ``ref`` names: a pronoun: the focus; an ordinal: the last results; else a name."""
-        ref = (ref or "").strip(" ?.!").lower()
-        if ref.endswith("'s"):
-            ref = ref[:-2]
+        written = (ref or "").strip(" ?.!")
+        if written.lower().endswith("'s"):
+            written = written[:-2]
+        ref = written.lower()
         if not ref or ref in catalogue.REF_PRONOUNS:
             rec = self._from_focus(ref, kinds)
             if rec is None:
@@ -214,9 +218,9 @@ class ChatSession:
                 {"ordinal": number.group(1)} if not number.group(1).isdigit() else {"number": number.group(1)}
             )
             return self._nth(n)
-        recs = self.find(ref, kinds)
+        recs = self.find(written, kinds)
         if not recs:
-            raise ChatError(f"no company, contact or deal is called anything like {ref!r}")
+            raise ChatError(f"no company, contact or deal is called anything like {written!r}")
         if len(recs) > 1:
             raise Chosen(recs)
         return recs[0]
@@ -275,7 +279,7 @@ class ChatSession:
         out["reply"] = f"Found {recs[0].label}."
 
     def _exact(self, name: str) -> bool:
-        return name.strip(" ?.!").lower() in self.data.by_name
+        return name_key(name).lower() in self.data.by_name
 
     def _do_details(self, args: dict, out: dict) -> None:
         ref = args.get("ref") or ""
