@@ -254,6 +254,7 @@ def main() -> None:
     turns_total = turns_exact = dialogues_exact = 0
     unconfirmed = wrong_record = 0
     latencies: list[float] = []
+    by_intent: dict[str, list[float]] = {}
     by_kind: dict[str, list[int]] = {}
     failures = []
     for dialogue in scripted:
@@ -274,6 +275,7 @@ def main() -> None:
             t0 = time.perf_counter()
             turn = session.turn(text)
             latencies.append((time.perf_counter() - t0) * 1e3)
+            by_intent.setdefault(gold["intent"], []).append(latencies[-1])
             wrong = check(turn, gold, written)
             turns_total += 1
             turns_exact += not wrong
@@ -304,6 +306,7 @@ def main() -> None:
         "startup_s": round(startup_s, 2),
         "turn_ms_p50": round(statistics.median(latencies), 1),
         "turn_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+        "turn_ms_max_by_intent": {k: round(max(v), 1) for k, v in sorted(by_intent.items())},
         "load_average": os.getloadavg()[0],
         "gold": "written by the chat code's author from templates over the tables (not held out)",
     }

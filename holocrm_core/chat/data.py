@@ -99,6 +99,7 @@ class ChatData:
         self.by_name: dict[str, list[tuple[str, str, str]]] = {}
         for entry in self.names:
             self.by_name.setdefault(name_key(entry[2]).lower(), []).append(entry)
+        self._positions: dict[str, dict[str, int]] = {}
         self._pools: dict[tuple[str, ...] | None, tuple[list, list[str]]] = {}
 
     # -- building -------------------------------------------------------------------------------------------
@@ -161,8 +162,12 @@ class ChatData:
 
     def row(self, kind: str, record_id: str) -> dict[str, Any] | None:
         table, id_col, _ = KINDS[kind]
-        found = self.tables[table].filter(pl.col(id_col) == record_id)
-        return found.row(0, named=True) if found.height else None
+        with self._lock:
+            if kind not in self._positions:  # id -> row number, built on the kind's first lookup
+                ids = self.tables[table][id_col].cast(pl.String).to_list()
+                self._positions[kind] = {rid: i for i, rid in reversed(list(enumerate(ids)))}
+        position = self._positions[kind].get(str(record_id))
+        return None if position is None else self.tables[table].row(position, named=True)
 
     def label(self, kind: str, record_id: str) -> str:
         row = self.row(kind, record_id) or {}
