@@ -20,6 +20,7 @@ from holocrm_api.errors import install_error_handlers
 from holocrm_api.middleware import RequestGuard
 from holocrm_api.observability import install_observability
 from holocrm_api.routes import (
+    chat,
     duplicates,
     experiments,
     health,
@@ -30,7 +31,7 @@ from holocrm_api.routes import (
     similarity,
 )
 
-ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments)
+ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments, chat)
 DOCS_ASSETS_URL = "/docs-assets"
 
 

@@ -46,6 +46,7 @@ def _options(
 # One module per domain, each defining `register(app)`; imported by name so a typo fails loudly. They import
 # only typer at top level (heavy imports live inside the commands), so this stays fast.
 from holocrm_cli import (  # noqa: E402
+    chat,
     decisions,
     experiments,
     field,
@@ -71,6 +72,7 @@ COMMAND_MODULES = [
     monitor,
     experiments,
     field,
+    chat,
 ]
 for _module in COMMAND_MODULES:
     _module.register(app)

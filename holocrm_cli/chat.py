@@ -1,0 +1,182 @@
+"""`holocrm chat`: the conversational assistant in a terminal, or a script of turns (`--script FILE --json`).
+
+Every turn is read by ``holocrm_core.chat`` (catalogue intents, the NL question layer, the decision service).
+Writes are previewed and made only after "yes" (or `--yes`); a made write is appended here, at the door, to
+the same durable logs the API writes: deal closes to HOLOCRM_HOME/logs/outcomes.ndjson (checked against the
+deal's state under the log's lock), notes to HOLOCRM_HOME/logs/notes.ndjson.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+TABLES = (
+    "staged_companies",
+    "staged_contacts",
+    "staged_deals",
+    "staged_activities",
+    "staged_attachments",
+    "scored_leads",
+    "scored_deals",
+)
+HISTORY = ".chat_history"
+
+
+class _LazyStore:
+    """The LanceDB similarity store, opened (with its embedding model) on the first search or similar."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._store = None
+
+    def __getattr__(self, name):
+        if self._store is None:
+            from holocrm_core.store import SimilarityStore
+
+            self._store = SimilarityStore(self.uri)
+        return getattr(self._store, name)
+
+
+def chat_data(paths=None, as_of=None):
+    """The assistant's data over HOLOCRM_HOME: staged tables, scores, the outcome log's deal states; the NL
+    context, similarity store and decision service opened on first use."""
+    from holocrm_api.outcome_log import read_log
+    from holocrm_core.chat import ChatData
+    from holocrm_core.settings import HoloPaths
+    from holocrm_core.warehouse import Warehouse
+
+    paths = paths or HoloPaths.default()
+    warehouse = Warehouse(paths.warehouse)
+    if not warehouse.exists("staged_contacts"):
+        raise ValueError("no staged tables yet: run `holocrm run` first")
+    tables = {n.removeprefix("staged_"): warehouse.read(n) for n in TABLES if warehouse.exists(n)}
+    built = paths.lancedb.exists() and any(paths.lancedb.iterdir())
+    store = _LazyStore(str(paths.lancedb)) if built else None
+
+    def nlq():
+        from holocrm_core.nlq import NLQContext
+
+        return NLQContext.from_warehouse(warehouse, similarity=store, warm=False)
+
+    def decisions():
+        from holocrm_cli.decisions import decision_service
+
+        return decision_service()
+
+    return ChatData(
+        tables,
+        nlq_factory=nlq,
+        similarity=store,
+        decisions_factory=decisions,
+        outcome_records=list(read_log(paths.outcomes_log)),
+        as_of=as_of,
+    )
+
+
+def log_writer(paths=None):
+    """Appends a confirmed write to its durable log (the API's AppendOnlyLog): closes to the outcome log
+    (the API's record format, checked under the log's lock), notes to the notes log."""
+    from holocrm_api.outcome_log import AppendOnlyLog
+    from holocrm_core.settings import HoloPaths
+
+    paths = paths or HoloPaths.default()
+    logs: dict[str, AppendOnlyLog] = {}
+
+    def write(kind: str, record: dict, check=None) -> dict:
+        if kind == "close_deal":
+            log = logs.setdefault(
+                kind, AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+            )
+        else:
+            log = logs.setdefault(kind, AppendOnlyLog(paths.logs / "notes.ndjson"))
+        result = log.append(record, check=check)
+        return {"record": result.record, "created": result.created}
+
+    return write
+
+
+def _lines(script: str) -> list[str]:
+    text = sys.stdin.read() if script == "-" else Path(script).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _print_turn(turn: dict, trace: bool) -> None:
+    typer.echo(turn["reply"])
+    if trace and turn.get("trace"):
+        typer.echo("trace:")
+        for step in turn["trace"]:
+            extra = f" [{step['model_version']}]" if step.get("model_version") else ""
+            typer.echo(
+                f"  {step['step']}: {step['ran']} -> {step['records']} record(s), {step['ms']} ms{extra}"
+            )
+
+
+def _reader():
+    """prompt_toolkit's prompt (history, completion of examples) if installed, else input()."""
+    try:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import WordCompleter
+        from prompt_toolkit.history import FileHistory
+
+        from holocrm_core.chat.catalogue import suggestions
+        from holocrm_core.settings import HoloPaths
+
+        session = PromptSession(
+            history=FileHistory(str(HoloPaths.default().home / HISTORY)),
+            completer=WordCompleter(suggestions(), sentence=True),
+        )
+        return lambda: session.prompt("you> ")
+    except ImportError:
+        return lambda: input("you> ")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("chat")
+    def chat_command(
+        script: str = typer.Option("", "--script", help="run the turns of FILE (one a line; - for stdin)"),
+        as_json: bool = typer.Option(False, "--json", help="one JSON object per turn"),
+        yes: bool = typer.Option(False, "--yes", help="make previewed writes without asking"),
+        trace: bool = typer.Option(False, "--trace", help="show the steps each turn ran"),
+        as_of: str = typer.Option(
+            "", "--as-of", help="date questions count from (YYYY-MM-DD); default today"
+        ),
+    ) -> None:
+        """Talk to your CRM: find records, ask questions, get next actions; writes are previewed and need yes.
+
+        Try: `find acme`, `open deals`, `only the ones in fintech`, `prepare me for my call with Acme`."""
+        from holocrm_core.chat import ChatSession
+        from holocrm_core.services import Refusal
+        from holocrm_core.services.questions import as_of_time
+
+        try:
+            session = ChatSession(chat_data(as_of=as_of_time(as_of or None)), writer=log_writer())
+        except (ValueError, Refusal) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if script:
+            for line in _lines(script):
+                turn = session.turn(line, yes=yes)
+                if as_json:
+                    typer.echo(json.dumps(turn, default=str))
+                else:
+                    typer.echo(f"you> {line}")
+                    _print_turn(turn, trace)
+            return
+        read = _reader()
+        typer.echo("HoloCRM chat: ask about your records (`quit` to leave).")
+        while True:
+            try:
+                line = read()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if line.strip().lower() in ("quit", "exit", "bye"):
+                break
+            turn = session.turn(line, yes=yes)
+            if as_json:
+                typer.echo(json.dumps(turn, default=str))
+            else:
+                _print_turn(turn, trace)

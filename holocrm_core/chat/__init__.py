@@ -1,0 +1,11 @@
+"""The conversational assistant (`holocrm chat`, ``POST /api/chat``): turns in, catalogue intents out.
+
+``catalogue`` (the intents, as data), ``data`` (what it reads), ``engine`` (the session: context, pending
+choices and writes, the trace). No LLM: patterns, fuzzy names and the NL question layer.
+"""
+
+from holocrm_core.chat.catalogue import CATALOGUE, classify
+from holocrm_core.chat.data import ChatData, Rec
+from holocrm_core.chat.engine import ChatSession
+
+__all__ = ["CATALOGUE", "ChatData", "ChatSession", "Rec", "classify"]

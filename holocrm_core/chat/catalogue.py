@@ -1,0 +1,199 @@
+"""The catalogue of intents the assistant can run: data, not code. A turn is read as one of these or as
+"not understood"; nothing outside this list can run (the plan of a woven request is a list of its names).
+
+Each intent: ``name``, ``patterns`` (regular expressions tried in catalogue order, first match wins; named
+groups are the arguments), ``writes`` (a write is previewed and needs an explicit "yes"), ``help`` and an
+``example`` (what "not understood" suggests).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ORDINALS = {
+    "first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2, "third": 3, "3rd": 3, "three": 3,
+    "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1,
+}  # fmt: skip
+_ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
+REF_PRONOUNS = (
+    "it", "them", "that deal", "this deal", "the deal", "that contact", "this contact", "that company",
+    "this company", "that one", "this one", "him", "her", "she", "he", "they", "this", "that", "this record",
+    "that record", "the company", "the contact",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    patterns: tuple[str, ...]
+    help: str
+    example: str
+    writes: bool = False
+
+    def match(self, text: str) -> dict[str, str] | None:
+        for pattern in self.patterns:
+            found = re.fullmatch(pattern, text, flags=re.IGNORECASE)
+            if found:
+                return {k: v.strip() for k, v in found.groupdict().items() if v}
+        return None
+
+
+CATALOGUE: tuple[Intent, ...] = (
+    Intent("confirm", (r"(?:yes|y|yep|confirm|do it|go ahead)[.!]?",), "confirm the write previewed", "yes"),
+    Intent("cancel", (r"(?:no|n|cancel|stop|never mind|abort)[.!]?",), "drop the write previewed", "no"),
+    Intent(
+        "pick",
+        (
+            rf"(?:the |take the |pick the |i mean the )?(?P<ordinal>{_ORD})(?: one)?[.!]?",
+            r"(?:number |option |#|pick )?(?P<number>\d{1,2})[.!]?",
+        ),
+        "choose one of the numbered choices",
+        "the second one",
+    ),
+    Intent(
+        "prepare",
+        (r"(?:please )?prep(?:are)? me for (?:my |the |a )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",),
+        "find the company or contact, then details, score, next action and summary (a woven request)",
+        "prepare me for my call with Acme",
+    ),
+    Intent(
+        "close_deal",
+        (
+            r"(?:close|mark|set) (?P<ref>.+?) (?:as )?(?P<outcome>won|lost)[.!]?",
+            r"(?:we )?(?P<outcome>won|lost) (?P<ref>.+?)[.!]?",
+        ),
+        "close a deal as won or lost (previewed, needs yes)",
+        "close that deal as won",
+        writes=True,
+    ),
+    Intent(
+        "log_note",
+        (
+            r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting)(?: on (?P<ref>[^:]+?))?"
+            r"\s*[:,-]\s*(?P<text>.+)",
+            r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting) (?P<text>.+)",
+        ),
+        "log a note or a call on the record in focus (previewed, needs yes)",
+        "log a note: asked for the security review",
+        writes=True,
+    ),
+    Intent(
+        "draft_email",
+        (
+            r"(?:draft|write|compose) (?:a |an )?(?:follow[- ]?up )?(?:e-?mail)"
+            r"(?: (?:to|for) (?P<ref>.+?))?[.!]?",
+        ),
+        "draft a follow-up email from the template, filled from the record",
+        "draft a follow-up email",
+    ),
+    Intent(
+        "summarize",
+        (r"(?:summari[sz]e|sum up|catch me up on|give me a summary of|summary of)(?: (?P<ref>.+?))?[?.!]?",),
+        "summarize a record: its salient facts and latest activities with their dates",
+        "summarize Acme Bank",
+    ),
+    Intent(
+        "explain_score",
+        (
+            r"why is (?P<ref>.+?) (?:so )?(?:hot|warm|cold|scored \w+)[?.!]?",
+            r"(?:explain|why) (?:the |its |this |that )?score(?: (?:of|for) (?P<ref>.+?))?[?.!]?",
+            r"(?:what is |what's )?(?:the )?score (?:of|for) (?P<ref>.+?)[?.!]?",
+        ),
+        "a record's score with the reasons behind it",
+        "why is Alice Johnson hot?",
+    ),
+    Intent(
+        "next_action",
+        (
+            r"what should (?:i|we) do (?:next )?(?:with|about|for) (?P<ref>.+?)[?.!]?",
+            r"(?:what(?:'s| is) the )?next (?:best )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"what should (?:i|we) do(?: next)?[?.!]?",
+        ),
+        "the next best action for a contact (the decision service's answer and why)",
+        "what should I do with Alice Johnson?",
+    ),
+    Intent(
+        "similar",
+        (
+            r"(?:show |find )?(?:records |contacts |companies |deals |ones )?(?:similar to|like)"
+            r" (?P<ref>.+?)[?.!]?",
+            r"(?:more|others|find more|show more) like (?P<ref>.+?)[?.!]?",
+        ),
+        "records of the same kind most like one",
+        "similar to it",
+    ),
+    Intent(
+        "search",
+        (
+            r"(?:search|search for|semantic search|look for notes about|find notes about|mentions of)"
+            r" (?P<text>.+)",
+        ),
+        "semantic search over every record (and attachments)",
+        "search pricing objections",
+    ),
+    Intent(
+        "details",
+        (
+            r"(?:show|open|show me|details (?:of|for|on)|tell me about|who is|timeline (?:of|for))"
+            r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities)?[?.!]?",
+            r"(?:details|timeline|activity|activities|history)[?.!]?",
+        ),
+        "a record's fields and its activity timeline",
+        "show Acme Bank",
+    ),
+    Intent(
+        "find",
+        (r"(?:find|look ?up|lookup|get|search for the record|which record is) (?P<name>.+?)[?.!]?",),
+        "find a record by name (fuzzy, asks which when several match)",
+        "find acme",
+    ),
+    Intent(
+        "refine",
+        (
+            r"(?:only|just) (?:the ones |those |ones )?(?P<filter>.+?)[?.!]?",
+            r"(?:and )?(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?) (?:them |it )?by (?P<sort>.+?)[?.!]?",
+            r"(?:and |what |how )?about"
+            r" (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)[?.!]?",
+        ),
+        "refine the previous question (filter, sort, another time window)",
+        "only the ones in fintech",
+    ),
+)
+BY_NAME = {intent.name: intent for intent in CATALOGUE}
+WRITE_INTENTS = frozenset(i.name for i in CATALOGUE if i.writes)
+# The steps a woven request may run: every one is a catalogue intent (the plan is data, checked against it).
+PREPARE_PLAN = ("find", "details", "explain_score", "next_action", "summarize")
+
+
+def classify(text: str) -> tuple[str, dict[str, str]] | None:
+    """The first intent whose pattern matches the whole turn, with its arguments; None: not in the catalogue
+    (the engine then asks the NL question layer)."""
+    text = " ".join(text.split())
+    for intent in CATALOGUE:
+        found = intent.match(text)
+        if found is not None:
+            return intent.name, found
+    return None
+
+
+# Words that make "show ..." / "find ..." a question over many records rather than one record's name.
+QUESTION_WORDS = frozenset(
+    ("deals", "contacts", "companies", "leads", "customers", "accounts", "opportunities", "prospects",
+     "pipeline", "won", "lost", "open", "closed", "how", "many", "top", "which", "all", "every", "my", "hot",
+     "warm", "cold", "over", "under", "by", "with", "without")
+)  # fmt: skip
+
+
+def looks_like_question(ref: str) -> bool:
+    return any(w.strip("?.!,") in QUESTION_WORDS for w in ref.lower().split())
+
+
+def ordinal(args: dict[str, str]) -> int:
+    if "number" in args:
+        return int(args["number"])
+    return ORDINALS[args["ordinal"].lower()]
+
+
+def suggestions() -> list[str]:
+    return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick")]
