@@ -103,25 +103,33 @@ def _parse_time(value) -> datetime | None:
 
 
 def read_field_outcomes(path: str | Path) -> pl.DataFrame:
-    """Closed-deal outcomes recorded by the serving module (one JSON object per line), latest per deal.
+    """Closed-deal outcomes recorded by the serving module (one JSON object per line): the closes still in
+    force, one per deal.
 
-    Lines are de-duplicated by ``idempotency_key``; a deal recorded twice keeps its latest record. A
-    malformed line is skipped (the log is append-only and a crash may leave a half-written last line).
+    The log is folded in order by ``deal_states.latest_valid_outcomes``: lines are de-duplicated by
+    ``idempotency_key``, a deal reopened after its close has no field outcome, and a close contradicting an
+    earlier one (never accepted by the API) does not count. A malformed line is skipped (the log is
+    append-only and a crash may leave a half-written last line).
     """
+    from holocrm_core.deal_states import latest_valid_outcomes
+
     path = Path(path)
     if not path.exists():
         return pl.DataFrame(schema=FIELD_OUTCOMES_SCHEMA)
-    rows, seen = [], set()
+    records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if not line:
             continue
         try:
             record = json.loads(line)
-            key = record.get("idempotency_key")
-            if key is not None and key in seen:
-                continue
-            seen.add(key)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    rows = []
+    for record in latest_valid_outcomes(records):
+        try:
             outcome = str(record["outcome"]).lower()
             if outcome not in ("won", "lost") or not record.get("deal_id"):
                 continue

@@ -167,6 +167,17 @@ def test_field_outcomes_are_deduplicated_and_override_the_export(tmp_path):
     assert field.height == 2 and set(field["deal_id"]) == {"d1", "d2"}
     assert outcomes.read_field_outcomes(tmp_path / "absent.ndjson").height == 0
 
+    # the latest valid state only: a reopened deal has no field outcome, a contradicting close does not count
+    later = [
+        {"idempotency_key": "k3", "kind": "reopen", "deal_id": "d1", "outcome": None,
+         "recorded_at": "2025-03-04T10:00:00Z"},
+        {"idempotency_key": "k4", "deal_id": "d2", "outcome": "lost", "recorded_at": "2025-03-05T10:00:00Z",
+         "closed_at": "2025-03-05T09:00:00Z"},
+    ]  # fmt: skip
+    log.write_text("\n".join(json.dumps(r) for r in records + later) + "\n", encoding="utf-8")
+    folded = outcomes.read_field_outcomes(log)
+    assert folded["deal_id"].to_list() == ["d2"] and folded["outcome"].to_list() == ["won"]
+
     deals = [
         {
             "deal_id": "d1",
