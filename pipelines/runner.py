@@ -214,6 +214,8 @@ def _run_all_locked(
         "mapping": str(mapping or ""),
     }
     job = defs.resolve_job_def(JOB_NAME)
+    asset_selection = _with_siblings(defs, selection) if selection else None
+    tags = {**run_tags(), **_batch_tags(instance, defs, paths, export_dir, asset_selection)}
     handler = ProgressHandler(progress)
     logger = logging.getLogger(PROGRESS_LOGGER)
     logger.addHandler(handler)
@@ -232,23 +234,32 @@ def _run_all_locked(
                 # files, the outreach log, the RL sample-world check)
                 "resources": {
                     "storage": {"config": {"home": str(paths.home)}},
+                    "io_manager": {"config": {"home": str(paths.home)}},
                     "export": {"config": export_config},
                 },
             },
             instance=instance,
             raise_on_error=False,
-            tags=run_tags(),
-            asset_selection=[dg.AssetKey(name) for name in selection] if selection else None,
+            tags=tags,
+            asset_selection=asset_selection,
         )
     finally:
         logger.removeHandler(handler)
     summary = RunSummary(run_id=result.run_id, success=result.success, seconds=time.perf_counter() - started)
+    from pipelines.io_manager import PARTITION_METADATA
+
+    seen: set[str] = set()
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
+            name = mat.asset_key.to_user_string()
+            if name in seen:  # one materialization per partition (shard) of a run over a batch: one line
+                continue
+            seen.add(name)
             summary.assets.append(
                 AssetOutcome(
-                    mat.asset_key.to_user_string(), {k: _metadata_value(v) for k, v in mat.metadata.items()}
+                    name,
+                    {k: _metadata_value(v) for k, v in mat.metadata.items() if k not in PARTITION_METADATA},
                 )
             )
         elif event.event_type_value == "STEP_FAILURE":
@@ -259,6 +270,33 @@ def _run_all_locked(
             if not data.passed:
                 summary.failed_checks.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
     return summary
+
+
+def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection) -> dict[str, str]:
+    """The export batch this run ingests, registered as a partition, and the tags that make the run cover
+    every shard of it (one process: the default path pays no per-shard start-up). No export found: the
+    landing folder's FileNotFoundError (what to drop where), before any run starts."""
+    from holocrm_core.landing import resolve_export_dir
+    from pipelines.partitions import BATCHES, batch_key, batch_shards, shard_range_tags
+
+    graph = defs.resolve_asset_graph()
+    keys = asset_selection if asset_selection is not None else graph.get_all_asset_keys()
+    if not any(graph.get(key).partitions_def == batch_shards for key in keys):
+        return {}
+    folder = resolve_export_dir(paths.landing, export_dir)
+    batch = batch_key(folder.name)
+    if not instance.has_dynamic_partition(BATCHES, batch):
+        instance.add_dynamic_partitions(BATCHES, [batch])
+    return shard_range_tags(batch)
+
+
+def _with_siblings(defs, selection: list[str]) -> list:
+    """The selected assets and the outputs written with them (``--only staged_contacts`` also commits
+    ``quarantine_contacts``: one multi-asset, one step)."""
+    import dagster as dg
+
+    expanded = dg.AssetSelection.assets(*selection).required_multi_asset_neighbors()
+    return sorted(expanded.resolve(defs.resolve_asset_graph()), key=lambda key: key.to_user_string())
 
 
 def _root_cause(error) -> str:
