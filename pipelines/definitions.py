@@ -53,12 +53,17 @@ all_checks = dg.load_asset_checks_from_modules(ASSET_MODULES)
 
 
 def materialize(
-    selection, home: str = "", run_config: dict | None = None, batch: str | None = None, **resources
+    selection,
+    home: str = "",
+    run_config: dict | None = None,
+    batch: str | None = None,
+    shards: list[int] | None = None,
+    **resources,
 ):
     """Materialize ``selection`` (asset names, or a ``dg.AssetSelection``) of the whole graph in process, its
     inputs read from the warehouse under ``home``; ``resources`` replace the defaults (a LanceDB folder...).
     Partitioned assets run for every shard of ``batch`` (default: the newest export batch in the landing
-    folder, else "adhoc"). What the tests and benchmarks call to run part of the graph the way `holocrm run`
+    folder, else "adhoc"), or for ``shards`` of it (consecutive; ``[2]``: shard 2 alone). What the tests and benchmarks call to run part of the graph the way `holocrm run`
     runs all of it."""
     from holocrm_core.landing import export_batches as landed
     from holocrm_core.settings import HoloPaths
@@ -76,7 +81,7 @@ def materialize(
             folders = landed((HoloPaths(Path(home)) if home else HoloPaths.default()).landing)
             batch = batch_key(folders[-1].name) if folders else "adhoc"
         instance.add_dynamic_partitions(BATCHES, [batch])
-        tags = shard_range_tags(batch)
+        tags = shard_range_tags(batch, shards)
     return dg.materialize(
         [*all_assets, *all_checks],
         selection=selection,

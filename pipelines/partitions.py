@@ -71,12 +71,15 @@ def _dims(key: str) -> dict[str, str]:
     return {BATCH_DIM: batch, SHARD_DIM: shard}
 
 
-def shard_range_tags(batch: str) -> dict[str, str]:
+def shard_range_tags(batch: str, shards: list[int] | None = None) -> dict[str, str]:
     """Run tags for one run over every shard of ``batch`` (Dagster orders multi-partition keys batch first,
-    so the range is exactly that batch's shards)."""
+    so the range is exactly that batch's shards), or over ``shards``, consecutive (one: ``[2]``)."""
+    wanted = sorted(set(shards)) if shards else list(range(SHARDS))
+    if wanted != list(range(wanted[0], wanted[-1] + 1)) or wanted[0] < 0 or wanted[-1] >= SHARDS:
+        raise ValueError(f"shards {wanted}: a run covers consecutive shards of 0..{SHARDS - 1}")
     return {
-        "dagster/asset_partition_range_start": f"{batch}|0",
-        "dagster/asset_partition_range_end": f"{batch}|{SHARDS - 1}",
+        "dagster/asset_partition_range_start": f"{batch}|{wanted[0]}",
+        "dagster/asset_partition_range_end": f"{batch}|{wanted[-1]}",
     }
 
 

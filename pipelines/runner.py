@@ -183,20 +183,23 @@ def run_all(
     selection: list[str] | None = None,
     op_config: dict[str, dict] | None = None,
     wait_s: float = 0.0,
+    shards: list[int] | None = None,
 ) -> RunSummary:
     """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
     failed step. ``op_config``: asset name -> config values that replace its defaults (a smaller PPO budget,
     say: ``{"outreach_policy": {"total_timesteps": 16_384}}``). Holds the home's writer lock for the run:
-    raises ``HomeLocked`` when another writer holds it past ``wait_s`` seconds (0: refuse at once)."""
+    raises ``HomeLocked`` when another writer holds it past ``wait_s`` seconds (0: refuse at once).
+    ``shards``: the partitioned assets run for these consecutive shards of the batch only (a resumable
+    backfill shard by shard; the default is every shard in one run)."""
     from holocrm_core.homelock import home_lock
 
     paths = (paths or HoloPaths.default()).ensure()
     with home_lock(paths.home, "holocrm run", wait_s=wait_s, progress=progress):
-        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection, op_config)
+        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection, op_config, shards)
 
 
 def _run_all_locked(
-    export_dir, profile, mapping, paths: HoloPaths, progress, selection, op_config
+    export_dir, profile, mapping, paths: HoloPaths, progress, selection, op_config, shards=None
 ) -> RunSummary:
     import dagster as dg
 
@@ -215,7 +218,7 @@ def _run_all_locked(
     }
     job = defs.resolve_job_def(JOB_NAME)
     asset_selection = _with_siblings(defs, selection) if selection else None
-    tags = {**run_tags(), **_batch_tags(instance, defs, paths, export_dir, asset_selection)}
+    tags = {**run_tags(), **_batch_tags(instance, defs, paths, export_dir, asset_selection, shards)}
     handler = ProgressHandler(progress)
     logger = logging.getLogger(PROGRESS_LOGGER)
     logger.addHandler(handler)
@@ -272,7 +275,7 @@ def _run_all_locked(
     return summary
 
 
-def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection) -> dict[str, str]:
+def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection, shards=None) -> dict[str, str]:
     """The export batch this run ingests, registered as a partition, and the tags that make the run cover
     every shard of it (one process: the default path pays no per-shard start-up). No export found: the
     landing folder's FileNotFoundError (what to drop where), before any run starts."""
@@ -287,7 +290,7 @@ def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection) -
     batch = batch_key(folder.name)
     if not instance.has_dynamic_partition(BATCHES, batch):
         instance.add_dynamic_partitions(BATCHES, [batch])
-    return shard_range_tags(batch)
+    return shard_range_tags(batch, shards)
 
 
 def _with_siblings(defs, selection: list[str]) -> list:
