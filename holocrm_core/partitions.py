@@ -225,7 +225,7 @@ class PartitionedTable:
     def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
         try:
             return pl.concat(frames, how="vertical_relaxed")
-        except (pl.exceptions.SchemaError, pl.exceptions.ShapeError):
+        except pl.exceptions.PolarsError:  # columns in another order (an empty shard's frame): by name
             return pl.concat(frames, how="diagonal_relaxed")
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -275,6 +275,56 @@ def _run_all_locked(
     return summary
 
 
+def backfill(
+    export_dir: str | Path | None = None,
+    paths: HoloPaths | None = None,
+    progress: Callable[[str], None] = print,
+    shards: list[int] | None = None,
+    resume: bool = True,
+    selection: list[str] | None = None,
+) -> list[RunSummary]:
+    """The partitioned assets of one export batch, shard by shard: one run per (level of the graph, shard),
+    levels in dependency order (a shard's staged contacts need every shard's staged companies, the way a
+    Dagster asset backfill orders its runs). ``resume``: a partition already written for this batch is not
+    run again (an interrupted backfill goes on where it stopped; the LanceDB merge is always re-run, being
+    idempotent). Returns the summaries of the runs made; stops at the first failed one."""
+    from holocrm_core.landing import resolve_export_dir
+    from holocrm_core.partitions import PartitionedTable
+    from holocrm_core.warehouse import Warehouse
+    from pipelines.definitions import defs
+    from pipelines.jobs import PARTITIONED_ASSETS
+    from pipelines.partitions import SHARDS, batch_key
+
+    paths = (paths or HoloPaths.default()).ensure()
+    batch = batch_key(resolve_export_dir(paths.landing, export_dir).name)
+    wanted = set(selection or PARTITIONED_ASSETS)
+    graph = defs.resolve_asset_graph()
+    warehouse = Warehouse(paths.warehouse)
+    summaries: list[RunSummary] = []
+    for level in graph.toposorted_asset_keys_by_level:
+        names = sorted(k.to_user_string() for k in level if k.to_user_string() in wanted)
+        if not names:
+            continue
+        for shard in shards if shards is not None else range(SHARDS):
+            done = (
+                all(
+                    shard in PartitionedTable(warehouse, name).shards_written(batch)
+                    for name in names
+                    if name != "similarity_index"
+                )
+                and "similarity_index" not in names
+            )
+            if resume and done:
+                progress(f"backfill {batch}|{shard}: {', '.join(names)} already built")
+                continue
+            progress(f"backfill {batch}|{shard}: {', '.join(names)}")
+            summary = run_all(export_dir, paths=paths, progress=progress, selection=names, shards=[shard])
+            summaries.append(summary)
+            if not summary.success:
+                return summaries
+    return summaries
+
+
 def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection, shards=None) -> dict[str, str]:
     """The export batch this run ingests, registered as a partition, and the tags that make the run cover
     every shard of it (one process: the default path pays no per-shard start-up). No export found: the
