@@ -19,6 +19,9 @@ version whose content is the old one (``rollback(name, to=N)``), so history only
 current version (a re-run on the same export) makes no new version, and a rollback hard-links the old file,
 so neither costs disk; every changed write costs one more copy of that table until it ages out.
 
+On object storage (``s3://``) the same tables are committed with conditional writes of a manifest object
+instead (holocrm_core/warehouse_s3.py); ``Warehouse("s3://bucket/prefix")`` returns that implementation.
+
 Why not Delta Lake: measured in docs/architecture.md ("Versioned warehouse tables"); in short, the same
 guarantees for this single-writer-per-home layout, and every reader of ``NAME.parquet`` left as it is.
 """
@@ -65,6 +68,16 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
 
 
 class Warehouse:
+    """Versioned tables under a folder, or under ``s3://bucket/prefix`` (then an ``ObjectWarehouse``: the same
+    API, committed with conditional writes; holocrm_core/warehouse_s3.py)."""
+
+    def __new__(cls, root: str | Path, *args, **kwargs):
+        if cls is Warehouse and str(root).startswith("s3://"):
+            from holocrm_core.warehouse_s3 import ObjectWarehouse
+
+            return super().__new__(ObjectWarehouse)
+        return super().__new__(cls)
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
