@@ -159,7 +159,8 @@ class HoloPaths:
 
 
 # ------------------------------------------------------------------------------------------------ backends
-EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
+PG_SCHEME = "postgresql+psycopg2://"
+EXECUTORS = ("default", "in_process", "multiprocess", "celery", "k8s")
 
 # field -> (environment variable, settings-file section, settings-file key). The environment wins over the file
 # so a deployment (Helm values, a CI job) can override one value without rewriting the file.
@@ -200,8 +201,8 @@ class Backends:
     """Which backend each part of HoloCRM uses. Empty strings mean the embedded default (a folder or a SQLite
     file under HOLOCRM_HOME); see ``_SOURCES`` for the environment variable and file key of each field."""
 
-    dagster_storage: str = ""  # "" = SQLite under DAGSTER_HOME; postgresql://user:pass@host:port/db
-    executor: str = "in_process"  # in_process | multiprocess | celery | k8s
+    dagster_storage: str = ""  # "" = SQLite under DAGSTER_HOME; postgresql+psycopg2://user:pass@host:port/db
+    executor: str = "default"  # default (Dagster's: in-process or multiprocess) | in_process | multiprocess | celery | k8s
     celery_broker: str = ""  # redis://host:port/db (the executor "celery")
     celery_backend: str = ""  # "" = the broker
     mlflow_tracking_uri: str = ""  # "" = sqlite in HOLOCRM_HOME/mlruns; http://tracking-server:5000
@@ -254,10 +255,11 @@ class Backends:
             raise SettingsError(
                 "the celery executor needs a broker: set HOLOCRM_CELERY_BROKER=redis://host:port/0"
             )
-        if self.dagster_storage and not self.dagster_storage.startswith(("postgresql://", "postgres://")):
+        if self.dagster_storage and not self.dagster_storage.startswith(PG_SCHEME):
             raise SettingsError(
-                f"dagster storage {mask_uri(self.dagster_storage)!r} is not a postgresql:// URL "
-                "(leave it empty for SQLite under DAGSTER_HOME)"
+                f"dagster storage {mask_uri(self.dagster_storage)!r} is not a {PG_SCHEME} URL (leave it empty "
+                "for SQLite under DAGSTER_HOME). The driver must be named: dagster-postgres 0.29 speaks psycopg2, "
+                "and SQLAlchemy 2.1 would pick psycopg 3 for a plain postgresql:// URL"
             )
         for name in ("lancedb_uri", "warehouse_uri"):
             uri = getattr(self, name)

@@ -13,7 +13,7 @@ from holocrm_core.warehouse import Warehouse
 
 SETTINGS = """
 [dagster]
-storage = "postgresql://dagster:pg-secret@db.internal:5432/dagster"
+storage = "postgresql+psycopg2://dagster:pg-secret@db.internal:5432/dagster"
 executor = "celery"
 celery_broker = "redis://:redis-secret@redis.internal:6379/0"
 
@@ -51,7 +51,7 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_defaults_are_the_embedded_backends(clean_env, tmp_path):
     backends = Backends.load()
-    assert backends.executor == "in_process" and backends.source == "defaults"
+    assert backends.executor == "default" and backends.source == "defaults"
     where = backends.described()
     assert where["dagster instance"].startswith("sqlite in ") and where["warehouse"].endswith("warehouse")
     assert where["s3 endpoint"] == "not used"
@@ -70,7 +70,7 @@ def test_the_settings_file_switches_everything_and_the_environment_wins(clean_en
     result = CliRunner().invoke(app, ["where"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    assert shown["dagster_instance"] == "postgresql://dagster:***@db.internal:5432/dagster"
+    assert shown["dagster_instance"] == "postgresql+psycopg2://dagster:***@db.internal:5432/dagster"
     assert shown["executor"] == "celery (broker redis://:***@redis.internal:6379/0)"
     assert (
         shown["mlflow"] == "http://mlflow.internal:5000"
@@ -85,8 +85,8 @@ def test_the_settings_file_switches_everything_and_the_environment_wins(clean_en
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("HOLOCRM_EXECUTOR", "threads", "not one of in_process, multiprocess, celery, k8s"),
-        ("HOLOCRM_DAGSTER_STORAGE", "mysql://u:pw@h/db", "not a postgresql:// URL"),
+        ("HOLOCRM_EXECUTOR", "threads", "not one of default, in_process, multiprocess, celery, k8s"),
+        ("HOLOCRM_DAGSTER_STORAGE", "mysql://u:pw@h/db", "is not a postgresql"),
         ("HOLOCRM_WAREHOUSE_URI", "gs://bucket/wh", "only a local folder or s3://"),
     ],
 )

@@ -99,7 +99,7 @@ def run_postgres(folder: Path):
             with connection.cursor() as cursor:
                 cursor.execute(f'CREATE DATABASE "{name}"')
             connection.close()
-            return f"postgresql://{USER}@127.0.0.1:{port}/{name}"
+            return f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{name}"
 
         yield database
     finally:
