@@ -31,15 +31,18 @@ import polars as pl
 
 from holocrm_core import objectstore
 from holocrm_core.settings import Backends
-from holocrm_core.warehouse import VERSIONS_DIR, TableVersionError, Warehouse, keep_versions
+from holocrm_core.warehouse import (
+    ANY_VERSION,
+    VERSIONS_DIR,
+    CommitConflict,
+    TableVersionError,
+    Warehouse,
+    keep_versions,
+)
 
 MANIFEST_SUFFIX = ".table.json"
 COMMIT_ATTEMPTS = 20
 _PROBED: set[tuple] = set()
-
-
-class CommitConflict(RuntimeError):
-    """A write that kept losing the commit race (COMMIT_ATTEMPTS times): nothing of it was committed."""
 
 
 class ObjectWarehouse(Warehouse):
@@ -90,7 +93,9 @@ class ObjectWarehouse(Warehouse):
         return sorted(names)
 
     # -- writing -------------------------------------------------------------------------------------
-    def write(self, name: str, frame: pl.DataFrame, operation: str = "write") -> str:
+    def write(
+        self, name: str, frame: pl.DataFrame, operation: str = "write", expect_version=ANY_VERSION
+    ) -> str:
         self._check_name(name)
         self._probe()
         buffer = io.BytesIO()
@@ -103,6 +108,9 @@ class ObjectWarehouse(Warehouse):
         floor = 0
         for attempt in range(COMMIT_ATTEMPTS):
             manifest, etag = self._manifest(name)
+            current = None if manifest is None else int(manifest["current"])
+            if expect_version is not ANY_VERSION and current != expect_version:
+                raise CommitConflict(f"table {name!r} is at version {current}, not {expect_version}")
             if manifest is not None and self._current_entry(manifest).get("sha1") == digest:
                 return self.path(name)  # the same table again: the current version stays, no copy is kept
             version = max(self._newest(manifest), floor) + 1
@@ -135,6 +143,38 @@ class ObjectWarehouse(Warehouse):
         raise CommitConflict(
             f"table {name!r}: rollback lost {COMMIT_ATTEMPTS} commits in a row to other writers"
         )
+
+    # -- documents -----------------------------------------------------------------------------------
+    def _document_key(self, name: str) -> str:
+        return self._key(f"{name}.json")
+
+    def read_document(self, name: str) -> dict | None:
+        self._check_name(name)
+        found = objectstore.get_object(self.client, self.bucket, self._document_key(name))
+        return None if found is None else json.loads(found[0])
+
+    def update_document(self, name: str, change) -> dict:
+        """Read-modify-write with a conditional PUT (If-Match the ETag read, or If-None-Match: * for a new
+        document); a lost race re-reads and calls ``change`` again."""
+        self._check_name(name)
+        self._probe()
+        key = self._document_key(name)
+        for attempt in range(COMMIT_ATTEMPTS):
+            found = objectstore.get_object(self.client, self.bucket, key)
+            document = change(None if found is None else json.loads(found[0]))
+            body = json.dumps(document).encode()
+            try:
+                if found is None:
+                    objectstore.put_if_absent(self.client, self.bucket, key, body)
+                else:
+                    objectstore.put_if_match(self.client, self.bucket, key, body, found[1])
+                return document
+            except objectstore.PreconditionFailed:
+                _backoff(attempt)
+        raise CommitConflict(f"document {name!r}: {COMMIT_ATTEMPTS} updates in a row lost to other writers")
+
+    def child(self, *parts: str) -> ObjectWarehouse:
+        return ObjectWarehouse("/".join([self.root, *parts]), self.backends)
 
     # -- reading -------------------------------------------------------------------------------------
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:
