@@ -349,10 +349,10 @@ class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
     def __init__(self, uri: str, version: dict | None = None, embedder=None):
-        import lancedb
+        from holocrm_core.settings import connect_lancedb
 
         self.uri = str(uri)
-        self.db = lancedb.connect(self.uri)
+        self.db = connect_lancedb(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
         self._pinned: dict[str, int] = {}
