@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from holocrm_core.embedding import DIM, SpectralRotation, vectors_matrix
+from holocrm_core.embedding import DIM, MODEL_NAME, SpectralRotation, vectors_matrix
 from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
@@ -55,6 +55,18 @@ RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.); damps the weight
 # candidate costs more than the vector search itself (measured: 8.8 vs 5.2 ms per query at 30k rows).
 RESULT_COLUMNS = ["entity_id", *FILTER_COLUMNS]
 SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows each)
+
+
+class EmbeddingModelMismatch(ValueError):
+    """Queries would be embedded by another model (tier) than the one the index's vectors came from."""
+
+    def __init__(self, indexed: str, query: str):
+        self.indexed, self.query = indexed, query
+        super().__init__(
+            f"the similarity index holds vectors of {indexed!r} but queries would be embedded with {query!r}: "
+            "use the tier the index was built with (HOLOCRM_EMBEDDER=static for a model2vec index, minilm "
+            "otherwise) or rebuild the index under the new tier (materialize embeddings and similarity_index)"
+        )
 
 
 @dataclass
@@ -330,6 +342,7 @@ class SimilarityStore:
         self._tables: dict[str, object] = {}
         self._pinned: dict[str, int] = {}
         self._rotation: SpectralRotation | None = None
+        self._model: str | None = None
         self._memory: dict[str, EntityVectors] = {}
         self._memory_lock = threading.Lock()
         self._search_cache: OrderedDict[tuple, list[dict]] = OrderedDict()
@@ -380,6 +393,7 @@ class SimilarityStore:
         self._memory.clear()
         self._search_cache.clear()
         self._rotation = None
+        self._model = None
 
     # ---------------------------------------------------------------------------------------- attachments
     def _attachment_table(self, name: str):
@@ -481,7 +495,32 @@ class SimilarityStore:
                 )
         return self._rotation
 
-    def _save_rotation(self, rotation: SpectralRotation) -> None:
+    def indexed_model(self) -> str:
+        """The embedding model (tier) the indexed vectors were made with, recorded beside the rotation.
+
+        ``""`` when unknown (an index synced from a bare array); an index written before tiers existed
+        holds MiniLM vectors, the only model there was then.
+        """
+        if self._model is None:
+            self._model = ""
+            if ROTATION_TABLE in self._table_names():
+                table = self._rotation_table()
+                if "model" not in table.schema.names:
+                    self._model = MODEL_NAME
+                else:
+                    models = table.to_arrow().column("model").unique().to_pylist()
+                    self._model = models[0] if models else ""
+        return self._model
+
+    def check_query_model(self, embedder) -> None:
+        """Refuse to rank this index's vectors with query vectors of another embedding model (tier): the
+        two spaces are unrelated, so the answer would be noise, not a worse answer."""
+        indexed = self.indexed_model()
+        query = getattr(embedder, "model_id", "")
+        if indexed and query and indexed != query:
+            raise EmbeddingModelMismatch(indexed, query)
+
+    def _save_rotation(self, rotation: SpectralRotation, model: str = "") -> None:
         dim = rotation.dim
         data = pa.table(
             {
@@ -495,10 +534,12 @@ class SimilarityStore:
                 ),
                 "n_fitted": pa.array([rotation.n_fitted] * dim, pa.int64()),
                 "version": pa.array([rotation.version] * dim, pa.string()),
+                "model": pa.array([model] * dim, pa.string()),
             }
         )
         self.db.create_table(ROTATION_TABLE, data, mode="overwrite")
         self._rotation = rotation
+        self._model = model
 
     # ---------------------------------------------------------------------------------------- writes
     def sync(
@@ -507,6 +548,7 @@ class SimilarityStore:
         vectors: pl.DataFrame | np.ndarray,
         rotation: SpectralRotation | None = None,
         refit_rotation: bool = False,
+        model: str = "",
     ) -> dict[str, SyncReport]:
         """Make the index hold exactly ``documents`` (all entity types at once) with their vectors.
 
@@ -515,9 +557,21 @@ class SimilarityStore:
         on the first sync and kept afterwards (so unchanged rows keep their prefixes) unless ``rotation`` is
         given or ``refit_rotation`` is set; a new rotation rewrites every row. Entity types absent from
         ``documents`` but indexed before are emptied.
+
+        The embedding model of the vectors (the frame's ``model`` column, else ``model``) is recorded with the
+        index; vectors of another model than the index holds (a tier switch) refit the rotation, so every row
+        is rewritten, and queries are then only embedded with that model (``check_query_model``).
         """
         chunk_columns = ["chunk_vectors", "chunk_spans"]
         if isinstance(vectors, pl.DataFrame):
+            if "model" in vectors.columns:
+                models = vectors.get_column("model").drop_nulls().unique().to_list()
+                if len(models) > 1:
+                    raise ValueError(
+                        f"the vectors come from {len(models)} embedding models ({', '.join(sorted(models))}): "
+                        "embed every document with one tier before syncing the index"
+                    )
+                model = models[0] if models else model
             extra = [c for c in chunk_columns if c in vectors.columns]
             aligned = documents.select("entity_type", "entity_id").join(
                 vectors.select("entity_type", "entity_id", "vector", *extra),
@@ -542,13 +596,14 @@ class SimilarityStore:
             )
 
         current = self.rotation()
+        model_changed = current is not None and self.indexed_model() != model
         if rotation is None:
-            if current is None or refit_rotation:
+            if current is None or refit_rotation or model_changed:
                 rotation = SpectralRotation.fit(matrix) if len(matrix) >= 2 else None
             else:
                 rotation = current
-        if rotation is not None and (current is None or rotation.version != current.version):
-            self._save_rotation(rotation)
+        if rotation is not None and (current is None or rotation.version != current.version or model_changed):
+            self._save_rotation(rotation, model)
         rotation_version = rotation.version if rotation is not None else "identity"
         coarse = (
             rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
@@ -561,14 +616,19 @@ class SimilarityStore:
         for entity_type in types:
             mask = (documents.get_column("entity_type") == entity_type).to_numpy()
             reports[entity_type] = self._sync_table(
-                entity_type, documents.filter(pl.Series(mask)), matrix[mask], coarse[mask], rotation_version
+                entity_type,
+                documents.filter(pl.Series(mask)),
+                matrix[mask],
+                coarse[mask],
+                rotation_version,
+                rewrite=model_changed,  # unchanged texts carry the old model's vectors: rewrite every row
             )
         self._tables.clear()
         self._memory.clear()
         self._pinned.clear()
         return reports
 
-    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version) -> SyncReport:
+    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version, rewrite=False) -> SyncReport:
         started = time.perf_counter()
         data = _arrow_table(rows, vectors, coarse, rotation_version)
         existing = None
@@ -584,6 +644,7 @@ class SimilarityStore:
                 )
         if (
             existing is None
+            or rewrite
             or len(existing) == 0
             or len(rows) == 0
             or (existing.get_column("rotation_version").unique().to_list() != [rotation_version])
@@ -746,6 +807,7 @@ class SimilarityStore:
             from holocrm_core.embedding import load_embedder
 
             self._embedder = load_embedder()
+        self.check_query_model(self._embedder)
         return self._embedder.encode([text])[0]
 
     def _fulltext(self, entity_type: str, text: str, limit: int, filters: dict | None) -> list[dict]:
