@@ -136,10 +136,11 @@ def generated_truth(embedders: dict, n_contacts: int, seed: int) -> dict:
         (len(contact_texts) + len(company_texts)) / (time.perf_counter() - started), 1
     )
     # speed on a sample of every entity type, as the pipeline embeds them (activities are 80% of the texts)
+    contact_matrices: dict[str, np.ndarray] = {}
     sample = documents.sample(min(len(documents), 3000), seed=seed).get_column("text").to_list()
     for tier, embedder in embedders.items():
         started = time.perf_counter()
-        contact_matrix = embedder.encode(contact_texts)
+        contact_matrix = contact_matrices[tier] = embedder.encode(contact_texts)
         company_matrix = embedder.encode(company_texts)
         quality_seconds = time.perf_counter() - started
         report[tier] = score(tier, contact_matrix, company_matrix)
@@ -154,27 +155,108 @@ def generated_truth(embedders: dict, n_contacts: int, seed: int) -> dict:
         )
         report[tier]["load_average_before_after"] = [load_before, _load()]
     if {"minilm", "static"} <= set(embedders):
-        a = _top_k(embedders["minilm"].encode(contact_texts), queries)
-        b = _top_k(embedders["static"].encode(contact_texts), queries)
+        a = _top_k(contact_matrices["minilm"], queries)
+        b = _top_k(contact_matrices["static"], queries)
         report["static_top10_overlap_with_minilm"] = round(
             float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)])), 4
         )
     return report
 
 
-def yc_search(tier: str) -> dict:
-    """benchmarks/semantic_search_quality.py under one tier (HOLOCRM_EMBEDDER)."""
-    import semantic_search_quality
+def _yc_documents(path: Path) -> tuple[pl.DataFrame, list[set]]:
+    """The companies of semantic_search_quality.py as entity documents (same filter, same ids)."""
+    from semantic_search_quality import _tags
 
-    previous = os.environ.get("HOLOCRM_EMBEDDER")
-    os.environ["HOLOCRM_EMBEDDER"] = tier
-    try:
-        return semantic_search_quality.run(None, "auto")
-    finally:
-        if previous is None:
-            os.environ.pop("HOLOCRM_EMBEDDER", None)
-        else:
-            os.environ["HOLOCRM_EMBEDDER"] = previous
+    from holocrm_core.text import DOCUMENT_SCHEMA, content_hash
+
+    frame = pl.read_csv(path, infer_schema=False).filter(
+        pl.col("long_description").is_not_null() & (pl.col("long_description").str.len_chars() > 20)
+    )
+    texts = frame.get_column("long_description").to_list()
+    documents = (
+        pl.DataFrame(
+            {
+                "entity_type": "company",
+                "entity_id": [f"yc-{i}" for i in range(len(texts))],
+                "text": texts,
+                "content_hash": [content_hash(t) for t in texts],
+                "name": frame.get_column("company_name").to_list(),
+            }
+        )
+        .with_columns(
+            [
+                pl.lit(None, dtype=pl.String).alias(c)
+                for c in DOCUMENT_SCHEMA
+                if c not in ("entity_type", "entity_id", "text", "content_hash", "name")
+            ]
+        )
+        .select(list(DOCUMENT_SCHEMA))
+    )
+    return documents, [_tags(t) for t in frame.get_column("tags").to_list()]
+
+
+def yc_search(embedders: dict, rerank_depths: tuple[int, ...] = (30, 100)) -> dict:
+    """semantic_search_quality.py's figures under every tier (the same SimilarityStore searches), the
+    TF-IDF / BM25 baselines, and the static tier's hybrid candidates re-ranked by MiniLM (a two-stage
+    design: bulk index in the static tier, MiniLM vectors only for the candidates a query reaches)."""
+    from semantic_search_quality import QUERIES, SHARED, _precision_at_10, baselines
+
+    from holocrm_core.embedding import embed_documents, vectors_matrix
+    from holocrm_core.store import SimilarityStore
+
+    path = SHARED / "yc_companies" / "yc_companies.csv"
+    if not path.exists():
+        return {"skipped": f"{path} absent"}
+    documents, tags = _yc_documents(path)
+    queries = [q for q, _ in QUERIES]
+    wanted = [w for _, w in QUERIES]
+    report: dict = {"companies": len(documents), "queries": len(queries)}
+    entity_vectors = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {}
+        for tier, embedder in embedders.items():
+            load_before = _load()
+            started = time.perf_counter()
+            embedded = embed_documents(documents, embedder)
+            seconds = time.perf_counter() - started
+            entity_vectors[tier] = vectors_matrix(embedded.vectors)
+            store = stores[tier] = SimilarityStore(str(Path(tmp) / tier), embedder=embedder)
+            store.sync(documents, embedded.vectors)
+            figures = {
+                "embed_seconds": round(seconds, 1),
+                "texts_per_s": round(len(documents) / seconds, 1),
+                "load_average_before_after": [load_before, _load()],
+            }
+            for mode in ("vector", "fulltext", "hybrid"):
+                ranked, latencies = [], []
+                for query in queries:
+                    t = time.perf_counter()
+                    hits = store.search(query, entity_types=["company"], mode=mode, limit=10)
+                    latencies.append(time.perf_counter() - t)
+                    ranked.append([int(h["id"][3:]) for h in hits])
+                figures[f"precision_at_10_{mode}"] = round(_precision_at_10(ranked, tags, wanted), 4)
+                figures[f"{mode}_p50_ms"] = round(1000 * float(np.median(latencies)), 1)
+            report[tier] = figures
+        if {"minilm", "static"} <= set(embedders):
+            minilm = embedders["minilm"]
+            for depth in rerank_depths:
+                ranked, reached = [], set()
+                for query in queries:
+                    hits = stores["static"].search(
+                        query, entity_types=["company"], mode="hybrid", limit=depth
+                    )
+                    candidates = np.array([int(h["id"][3:]) for h in hits])
+                    reached.update(candidates.tolist())
+                    scores = entity_vectors["minilm"][candidates] @ minilm.encode([query])[0]
+                    ranked.append(candidates[np.argsort(-scores)][:10].tolist())
+                report[f"static_hybrid_top{depth}_reranked_by_minilm"] = {
+                    "precision_at_10": round(_precision_at_10(ranked, tags, wanted), 4),
+                    "documents_reached": len(reached),
+                    "share_of_corpus_reached": round(len(reached) / len(documents), 4),
+                }
+    for name, ranked in baselines(documents.get_column("text").to_list(), queries).items():
+        report[f"precision_at_10_{name}"] = round(_precision_at_10(ranked, tags, wanted), 4)
+    return report
 
 
 def yc_like_x(embedder) -> dict:
@@ -193,6 +275,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=3000, help="generated contacts (truth part)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--skip-yc", action="store_true", help="skip the yc_companies parts")
+    parser.add_argument("--skip-like-x", action="store_true", help="skip yc 'companies like X' (re-embeds)")
     parser.add_argument("--skip-generated", action="store_true", help="skip the generated-truth part")
     args = parser.parse_args()
     from holocrm_core.embedding import load_embedder
@@ -205,9 +288,10 @@ def main() -> None:
     if not args.skip_generated:
         report["generated_truth"] = generated_truth(embedders, args.contacts, args.seed)
     if not args.skip_yc:
-        report["yc_search"] = {tier: yc_search(tier) for tier in args.tiers}
-        report["yc_like_x"] = {tier: yc_like_x(embedders[tier]) for tier in args.tiers}
-        if {"minilm", "static"} <= set(args.tiers) and "skipped" not in report["yc_search"]["minilm"]:
+        report["yc_search"] = yc_search(embedders)
+        if not args.skip_like_x:
+            report["yc_like_x"] = {tier: yc_like_x(embedders[tier]) for tier in args.tiers}
+        if {"minilm", "static"} <= set(args.tiers) and "skipped" not in report["yc_search"]:
             m, s = report["yc_search"]["minilm"], report["yc_search"]["static"]
             report["static_minus_minilm_p_at_10"] = {
                 mode: round(s[f"precision_at_10_{mode}"] - m[f"precision_at_10_{mode}"], 4)
