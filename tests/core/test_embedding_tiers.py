@@ -148,3 +148,31 @@ def test_distilled_static_tier_is_deterministic_and_keeps_meaning(monkeypatch):
         ),
     )
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_static_index_hits_are_reranked_by_minilm_over_the_candidates_only(
+    two_static_tiers, tmp_path, monkeypatch
+):
+    from holocrm_core.embedding import MODEL_NAME, load_embedder
+
+    tier_a, _ = two_static_tiers
+    documents = _documents(TEXTS)
+    store = SimilarityStore(str(tmp_path / "lancedb"), embedder=tier_a)
+    store.sync(documents, embed_documents(documents, tier_a).vectors)
+    query = "they think we cost too much compared with a rival"
+    minilm = load_embedder(tier="minilm")
+    expected = [f"ACT-{i}" for i in np.argsort(-(minilm.encode(TEXTS) @ minilm.encode([query])[0]))]
+
+    for mode in ("vector", "hybrid"):
+        hits = store.search(query, entity_types=["activity"], mode=mode, limit=3)
+        assert [h["id"] for h in hits] == expected[:3]  # the random static vectors only pick the candidates
+        assert all(h["reranked_by"] == MODEL_NAME and "text" not in h for h in hits)
+        assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert (
+        "reranked_by" not in store.search("pricing", entity_types=["activity"], mode="fulltext", limit=3)[0]
+    )
+    monkeypatch.setenv("HOLOCRM_STATIC_RERANK", "0")
+    assert (
+        "reranked_by"
+        not in store.search_uncached(query, entity_types=["activity"], mode="vector", limit=3)[0]
+    )
