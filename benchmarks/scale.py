@@ -158,13 +158,12 @@ def _asset_child(work: Path, step: str, export: Path, partition: str | None) -> 
     from pipelines.runner import run_all
 
     names = step.split(",")
-    lines: list[str] = []
     summary = run_all(
         export_dir=export,
         paths=HoloPaths(work / "home"),
         selection=names,
-        progress=lambda line: (lines.append(line), print(line, file=sys.stderr, flush=True)),
-        **({"partition": partition} if partition else {}),
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        **({"shards": [int(partition)]} if partition is not None else {}),
     )
     metadata = {}
     for outcome in summary.assets:
@@ -184,8 +183,9 @@ def _asset_child(work: Path, step: str, export: Path, partition: str | None) -> 
 
 # -- the graph --------------------------------------------------------------------------------------------
 def graph_steps() -> list[tuple[str, list[str]]]:
-    """(node name, [partition keys] or []) for every node of the asset graph, in topological order; a
-    multi-asset is one node (its outputs are materialized together)."""
+    """(node name, [shards] or []) for every node of the asset graph, in topological order; a multi-asset
+    is one node (its outputs are materialized together). A partitioned node (export batch x shard,
+    ``pipelines.partitions``) is one step per shard of the run's batch (``HOLOCRM_SHARDS``)."""
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -199,11 +199,10 @@ def graph_steps() -> list[tuple[str, list[str]]]:
             continue
         seen.add(name)
         partitions = []
-        if assets_def.partitions_def is not None:
-            try:
-                partitions = list(assets_def.partitions_def.get_partition_keys())
-            except Exception:  # dynamic partitions need the instance: resolved by the child
-                partitions = ["*"]
+        if assets_def.partitions_def is not None:  # export batch x shard: this run's batch, shard by shard
+            from holocrm_core.partitions import shard_count
+
+            partitions = [str(shard) for shard in range(shard_count())]
         steps.append((name, partitions))
     return steps
 
@@ -288,6 +287,7 @@ def main() -> None:
     )
     parser.add_argument("--only", default="", help="comma-separated step names (prefixes) to run")
     parser.add_argument("--skip", default="", help="comma-separated step names (prefixes) to leave out")
+    parser.add_argument("--shards", type=int, default=0, help="HOLOCRM_SHARDS for the partitioned assets")
     parser.add_argument("--max-rss-mb", type=float, default=8000.0)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--requests", type=int, default=300, help="serving requests per endpoint")
@@ -302,6 +302,9 @@ def main() -> None:
 
     work.mkdir(parents=True, exist_ok=True)
     config = {"contacts": args.contacts, "seed": args.seed, "tier": args.tier}
+    if args.shards:
+        config["shards"] = args.shards
+        os.environ["HOLOCRM_SHARDS"] = str(args.shards)  # graph_steps and every child read it
     state = RunState(work, config, args.fresh)
     if args.report:
         print(json.dumps(summarize(state), indent=2))
