@@ -3,7 +3,8 @@
 Every turn is read by ``holocrm_core.chat`` (catalogue intents, the NL question layer, the decision service).
 Writes are previewed and made only after "yes" (or `--yes`); a made write is appended here, at the door, to
 the same durable logs the API writes: deal closes to HOLOCRM_HOME/logs/outcomes.ndjson (checked against the
-deal's state under the log's lock), notes to HOLOCRM_HOME/logs/notes.ndjson.
+deal's state under the log's lock) with reopenings, action outcomes to HOLOCRM_HOME/logs/actions.ndjson,
+notes to HOLOCRM_HOME/logs/notes.ndjson, experiments to the experiment store.
 """
 
 from __future__ import annotations
@@ -67,11 +68,17 @@ def chat_data(paths=None, as_of=None):
 
         return decision_service()
 
+    def experiments():
+        from holocrm_core.experiments.service import ExperimentService
+
+        return ExperimentService(paths.home)
+
     return ChatData(
         tables,
         nlq_factory=nlq,
         similarity=store,
         decisions_factory=decisions,
+        experiments_factory=experiments,
         outcome_records=list(read_log(paths.outcomes_log)),
         as_of=as_of,
     )
@@ -87,9 +94,18 @@ def log_writer(paths=None):
     logs: dict[str, AppendOnlyLog] = {}
 
     def write(kind: str, record: dict, check=None) -> dict:
-        if kind == "close_deal":
+        if kind == "start_experiment":
+            from holocrm_core.chat.experiment_intents import create_experiment
+            from holocrm_core.experiments.service import ExperimentService
+
+            return create_experiment(ExperimentService(paths.home), record)
+        if kind in ("close_deal", "reopen_deal"):
             log = logs.setdefault(
-                kind, AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+                "outcomes", AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+            )
+        elif kind == "record_outcome":
+            log = logs.setdefault(
+                kind, AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
             )
         else:
             log = logs.setdefault(kind, AppendOnlyLog(paths.logs / "notes.ndjson"))

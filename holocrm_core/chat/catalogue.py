@@ -16,6 +16,11 @@ ORDINALS = {
     "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1,
 }  # fmt: skip
 _ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
+_RESULT = (
+    r"worked|paid off|succeeded|was a success|landed|converted|got a (?:reply|response|yes)|"
+    r"failed|did not work|didn't work|went nowhere|got no (?:reply|response)|was ignored|bounced|"
+    r"(?:reward |scored |was )?(?:0?\.\d+|[01](?:\.0+)?|\d{1,3} ?%)"
+)
 REF_PRONOUNS = (
     "it", "them", "that deal", "this deal", "the deal", "that contact", "this contact", "that company",
     "this company", "that one", "this one", "him", "her", "she", "he", "they", "this", "that", "this record",
@@ -43,6 +48,12 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent("confirm", (r"(?:yes|y|yep|confirm|do it|go ahead)[.!]?",), "confirm the write previewed", "yes"),
     Intent("cancel", (r"(?:no|n|cancel|stop|never mind|abort)[.!]?",), "drop the write previewed", "no"),
     Intent(
+        "help",
+        (r"(?:help|\?|what can you do|what can i (?:ask|say)|commands|examples)[?.!]?",),
+        "list what the assistant can do, with an example of each",
+        "help",
+    ),
+    Intent(
         "pick",
         (
             rf"(?:the |take the |pick the |i mean the )?(?P<ordinal>{_ORD})(?: one)?[.!]?",
@@ -50,6 +61,21 @@ CATALOGUE: tuple[Intent, ...] = (
         ),
         "choose one of the numbered choices",
         "the second one",
+    ),
+    Intent(
+        "triage",
+        (
+            r"(?:which|what|who) (?:of |are )?(?P<segment>.+?) (?:haven't|have not|hasn't|has not|didn't|did not)"
+            r" (?:heard from us|been (?:contacted|touched|called|emailed)|had (?:any )?(?:activity|contact))"
+            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?"
+            r",? (?:and )?what should (?:i|we) do(?: (?:with|about|for))? (?:each|each one|each of them|them|"
+            r"with each)[?.!]?",
+            r"triage (?P<segment>.+?)(?: (?:not (?:heard from|contacted|touched)|quiet|silent|untouched)"
+            r"(?: (?:in|for) (?:the )?(?:last |past )?(?P<window>[\w ]+?))?)?[?.!]?",
+        ),
+        "retrieve a segment, keep those not contacted in a window, score them, and decide a next action "
+        "for each (a woven request; the trace shows every step)",
+        "which of my hot leads in fintech haven't heard from us in two weeks, and what should I do with each?",
     ),
     Intent(
         "prepare",
@@ -66,6 +92,61 @@ CATALOGUE: tuple[Intent, ...] = (
         "close a deal as won or lost (previewed, needs yes)",
         "close that deal as won",
         writes=True,
+    ),
+    Intent(
+        "reopen_deal",
+        (r"re-?open (?P<ref>.+?)(?:\s*(?:[:,-]|because|since)\s*(?P<reason>.+?))?[.!]?",),
+        "reopen a closed deal in focus (previewed, needs yes; refused when the deal is open)",
+        "reopen that deal: the customer came back",
+        writes=True,
+    ),
+    Intent(
+        "record_outcome",
+        (
+            r"(?:record|log|note) (?:the |an? )?(?:action )?outcome"
+            r"(?: of (?:the |my |our )?(?P<action>email|call|proposal|wait))?"
+            r"(?: (?:for|with|on) (?P<ref>.+?))?\s*[:,-]?\s*(?:it )?(?P<result>" + _RESULT + r")[.!]?",
+            r"(?:the |my |our )?(?P<action>email|call|proposal|wait)(?: (?:to|with) (?P<ref>.+?))?"
+            r" (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:the |my |our )?(?:next |recommended )?(?:action|step) (?P<result>" + _RESULT + r")[.!]?",
+        ),
+        "record how the next action for the contact in focus turned out (reward 1 worked, 0 did not, or a "
+        "share; previewed, needs yes)",
+        "the call worked",
+        writes=True,
+    ),
+    Intent(
+        "start_experiment",
+        (
+            r"(?:start|create|launch|run|set up|begin) (?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)"
+            r"(?: (?:called|named))?(?: (?P<name>[a-z0-9][a-z0-9_-]*)\b[:,]?)?\s+(?:comparing |of |with )?"
+            r"(?P<variants>[\w.]+ (?:vs\.?|versus|against|and|or) [\w.]+)"
+            r"(?: (?:per|by|on) (?P<unit>contact|deal|owner)s?)?"
+            r"(?: (?:on|measuring|by|metric) (?P<metric>[a-z_]+))?[.!]?",
+        ),
+        "start an A/B experiment between two strategies (cadence, ppo, bandit, policy, champion, challenger, "
+        "heuristic), per contact by default (previewed, needs yes)",
+        "start an experiment cadence vs ppo",
+        writes=True,
+    ),
+    Intent(
+        "read_experiment",
+        (
+            r"(?:how is|how's|how are) (?:the |my |our )?(?:experiment (?P<name>[a-z0-9][a-z0-9_-]*)"
+            r"|experiment|it|that experiment) (?:doing|going)[?.!]?",
+            r"(?:how is|how's) (?:the |my |our )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment (?:doing|going)[?.!]?",
+            r"(?:show|read|report on|report for|results of|results for|open) (?:the |my )?"
+            r"(?:experiment|a/?b test)(?: report| results)?(?: (?:of|for))?(?: (?P<name>[a-z0-9][a-z0-9_-]*))?"
+            r"[?.!]?",
+            r"(?:show |read )?(?:the )?(?:experiment|a/?b test) (?:report|results)(?: (?:of|for))?"
+            r"(?: (?P<name>[a-z0-9][a-z0-9_-]*))?[?.!]?",
+            r"(?:show |read |open )?(?:the )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment(?:'s)?(?: report| results)?"
+            r"[?.!]?",
+            r"(?:list |show |which )?(?:the |my |all )?(?:running )?(?P<all>experiments)(?: are running)?[?.!]?",
+        ),
+        "read an experiment's report: units per variant, effects, the verdict (no name: the experiment in "
+        "context, or the list)",
+        "how is experiment cadence-vs-ppo doing?",
     ),
     Intent(
         "log_note",
@@ -164,6 +245,8 @@ BY_NAME = {intent.name: intent for intent in CATALOGUE}
 WRITE_INTENTS = frozenset(i.name for i in CATALOGUE if i.writes)
 # The steps a woven request may run: every one is a catalogue intent (the plan is data, checked against it).
 PREPARE_PLAN = ("find", "details", "explain_score", "next_action", "summarize")
+# triage: the steps its trace names (retrieve: a question; filter: last touch; score; decide: next action).
+TRIAGE_PLAN = ("retrieve", "filter", "score", "decide")
 
 
 def classify(text: str) -> tuple[str, dict[str, str]] | None:
@@ -196,4 +279,4 @@ def ordinal(args: dict[str, str]) -> int:
 
 
 def suggestions() -> list[str]:
-    return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick")]
+    return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick", "help")]

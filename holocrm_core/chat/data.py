@@ -58,6 +58,7 @@ class ChatData:
         nlq_factory: Callable[[], Any] | None = None,
         similarity=None,
         decisions_factory: Callable[[], Any] | None = None,
+        experiments_factory: Callable[[], Any] | None = None,
         outcome_records: Iterable[Mapping[str, Any]] = (),
         as_of: datetime | None = None,
     ):
@@ -80,6 +81,9 @@ class ChatData:
         self._decisions_factory = decisions_factory
         self._nlq = None
         self._decisions = None
+        self._experiments_factory = experiments_factory
+        self._experiments = None
+        self._touched: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.deal_states = DealStates()
         deals = self.tables["deals"]
@@ -142,6 +146,16 @@ class ChatData:
                     raise LookupError("no decision service here")
                 self._decisions = self._decisions_factory()
             return self._decisions
+
+    @property
+    def experiments(self):
+        """The experiment service (``holocrm_core.experiments.service.ExperimentService``) of this home."""
+        with self._lock:
+            if self._experiments is None:
+                if self._experiments_factory is None:
+                    raise LookupError("no experiment store here (experiments live under HOLOCRM_HOME)")
+                self._experiments = self._experiments_factory()
+            return self._experiments
 
     # -- records ------------------------------------------------------------------------------------------
     def _name_index(self) -> list[tuple[str, str, str]]:
@@ -229,6 +243,26 @@ class ChatData:
         id_col = KINDS[kind][1]
         found = table.filter(pl.col(id_col) == record_id)
         return found.row(0, named=True) if found.height else None
+
+    def scores_of(self, kind: str, record_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The score rows of many records at once (id -> row; unscored ids absent)."""
+        table = self.tables.get(SCORED.get(kind, ""))
+        if table is None or not record_ids:
+            return {}
+        id_col = KINDS[kind][1]
+        found = table.filter(pl.col(id_col).cast(pl.String).is_in(record_ids))
+        return {str(r[id_col]): r for r in found.iter_rows(named=True)}
+
+    def last_touch(self) -> dict[str, Any]:
+        """contact id -> when the contact's latest activity happened up to the as-of time (built once)."""
+        with self._lock:
+            if self._touched is None:
+                acts = self.tables["activities"].drop_nulls(["contact_id", "occurred_at"])
+                if self.as_of is not None and acts.height:
+                    acts = acts.filter(pl.col("occurred_at") <= self.as_of)
+                latest = acts.group_by("contact_id").agg(pl.col("occurred_at").max())
+                self._touched = dict(latest.iter_rows())
+            return self._touched
 
     def deal_status(self, deal_id: str) -> str:
         return self.deal_states.state(deal_id, self._stages.get(deal_id)).status

@@ -27,7 +27,13 @@ import polars as pl
 
 from holocrm_core.chat import catalogue
 from holocrm_core.chat.data import KINDS, ChatData, Rec, name_key
-from holocrm_core.deal_states import DealStateConflict
+from holocrm_core.chat.experiment_intents import ExperimentIntents
+from holocrm_core.chat.text import clip as _clip
+from holocrm_core.chat.text import day as _day
+from holocrm_core.chat.text import jsonable as _jsonable
+from holocrm_core.chat.text import plain as _plain
+from holocrm_core.chat.weave import WovenIntents
+from holocrm_core.chat.writes import WriteIntents
 from holocrm_core.services.refusal import Refusal
 
 log = logging.getLogger("holocrm.chat")
@@ -56,10 +62,6 @@ EMAIL_TEMPLATE = (
 Writer = Callable[[str, dict[str, Any], Callable[[], None] | None], dict[str, Any]]
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 class ChatError(Exception):
     """A turn that cannot be answered as asked (the reply says why); nothing was run or written."""
 
@@ -72,7 +74,7 @@ class Chosen(Exception):
         self.choices = choices
 
 
-class ChatSession:
+class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
     """One conversation over a ``ChatData``; ``writer`` appends confirmed writes (None: this door can't)."""
 
     def __init__(self, data: ChatData, writer: Writer | None = None, session_id: str | None = None):
@@ -83,7 +85,52 @@ class ChatSession:
         self.results: list[Rec] = []
         self.question: dict[str, Any] | None = None  # base, filters, time, sort
         self.pending: dict[str, Any] | None = None
+        self.experiment: str | None = None  # the experiment last started or read ("how is it doing?")
         self.turns = 0
+
+    # ----------------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        """What the conversation remembers, as JSON (a session store keeps it between turns and workers)."""
+
+        def rec(r: Rec | None) -> list[str] | None:
+            return None if r is None else [r.kind, r.id, r.label]
+
+        pending = self.pending
+        if pending is not None:
+            pending = {
+                **pending,
+                **({"choices": [rec(c) for c in pending["choices"]]} if "choices" in pending else {}),
+                **({"target": rec(pending.get("target"))} if "target" in pending else {}),
+            }
+        return {
+            "id": self.id,
+            "turns": self.turns,
+            "focus": rec(self.focus),
+            "results": [rec(r) for r in self.results],
+            "question": self.question,
+            "pending": pending,
+            "experiment": self.experiment,
+        }
+
+    @classmethod
+    def restore(cls, data: ChatData, state: dict[str, Any], writer: Writer | None = None) -> ChatSession:
+        def rec(r) -> Rec | None:
+            return None if r is None else Rec(*r)
+
+        session = cls(data, writer=writer, session_id=state["id"])
+        session.turns = int(state.get("turns") or 0)
+        session.focus = rec(state.get("focus"))
+        session.results = [rec(r) for r in state.get("results") or []]
+        session.question = state.get("question")
+        session.experiment = state.get("experiment")
+        pending = state.get("pending")
+        if pending is not None:
+            if "choices" in pending:
+                pending["choices"] = [rec(c) for c in pending["choices"]]
+            if "target" in pending:
+                pending["target"] = rec(pending["target"])
+        session.pending = pending
+        return session
 
     # ------------------------------------------------------------------------------------------ the turn
     def turn(self, text: str, yes: bool = False) -> dict[str, Any]:
@@ -104,6 +151,7 @@ class ChatSession:
         if not text:
             return self._not_understood(out, "the turn is empty")
         pending, self.pending = self.pending, None
+        self._pending_kept = pending
         read = catalogue.classify(text)
         intent, args = read if read else ("question", {"text": text})
         out["intent"], out["arguments"] = intent, dict(args)
@@ -148,6 +196,18 @@ class ChatSession:
         self.results = recs
         if focus is not None:
             self.focus = focus
+
+    def _do_help(self, args: dict, out: dict) -> None:
+        shown = [i for i in catalogue.CATALOGUE if i.name != "help"]
+        out["help"] = [{"intent": i.name, "does": i.help, "example": i.example} for i in shown]
+        lines = [f"  {i.name:17} {i.help}\n  {'':17} e.g. `{i.example}`" for i in shown]
+        out["reply"] = (
+            "I can run these (anything else is read as a question, e.g. `open deals in fintech`):\n"
+            + "\n".join(lines)
+            + "\nFollow-ups: `only the ones in fintech`, `sort by value`, `what about last quarter?`, "
+            "`it` / `them` / `that deal`, `the second one`. Writes are previewed and need `yes`."
+        )
+        self.pending = self._pending_kept  # asking for help does not drop a pending write or choice
 
     def _not_understood(self, out: dict, why: str) -> dict[str, Any]:
         out["intent"] = "not_understood"
@@ -685,159 +745,6 @@ class ChatSession:
         out["arguments"] = {"pick": n, "chosen": rec.public()}
         out["reply"] = f"{rec.label} is in focus."
 
-    # ----------------------------------------------------------------------------------------- woven
-    def _do_prepare(self, args: dict, out: dict) -> None:
-        """find -> details -> score -> next action -> summary; every step a catalogue intent, in the trace."""
-        plan = list(catalogue.PREPARE_PLAN)
-        assert all(step in catalogue.BY_NAME for step in plan)  # the plan is data from the catalogue
-        out["plan"] = plan
-        recs = self.find(args["ref"], kinds=("company", "contact"))
-        if not recs:
-            raise ChatError(f"no company or contact is called anything like {args['ref']!r}")
-        if len(recs) > 1:
-            raise Chosen(recs)
-        self._prepare(recs[0], out)
-
-    def _prepare(self, rec: Rec, out: dict) -> None:
-        out["plan"] = list(catalogue.PREPARE_PLAN)
-        self._details(rec, out)
-        out["reply"] = f"Preparing your call with {rec.label}.\n" + out["reply"]
-        self._explain(rec, out)
-        try:
-            self._next_action(rec, out)
-        except ChatError as exc:
-            out["reply"] += f"\nNext action: {exc}"
-        self._summarize(rec, out)
-        self._show(out, [rec], focus=rec)
-
-    # ----------------------------------------------------------------------------------------- writes
-    def _write_target(self, ref: str | None, kinds: tuple[str, ...]) -> Rec:
-        """The record a write is for; refused unless it is the record in focus (or named by a pronoun)."""
-        if self.focus is None:
-            raise ChatError(
-                "refused: nothing is in focus; open the record first (e.g. `show <name>`), then ask"
-            )
-        named = (ref or "").strip().lower()
-        if not named or named in catalogue.REF_PRONOUNS:
-            return self.resolve(ref, kinds)
-        try:
-            target = self.resolve(ref, kinds)
-        except Chosen:
-            raise ChatError(
-                f"refused: {ref!r} matches several records; open the one you mean first"
-            ) from None
-        focus_deal = self._from_focus("that deal", ("deal",)) if kinds == ("deal",) else self.focus
-        if target != focus_deal and target != self.focus:
-            raise ChatError(
-                f"refused: {target.label} is not the record in focus ({self.focus.label}); open it first "
-                "(`show ...`) so the write goes to the record you are looking at"
-            )
-        return target
-
-    def _do_close_deal(self, args: dict, out: dict) -> None:
-        out["write"] = {"status": "refused"}
-        deal = self._write_target(args.get("ref"), ("deal",))
-        if deal.kind != "deal":
-            raise ChatError(f"refused: {deal.label} is not a deal")
-        outcome = args["outcome"].lower()
-        try:
-            same = self.data.deal_states.check_close(deal.id, outcome, self.data.export_stage(deal.id))
-        except DealStateConflict as exc:
-            out["write"] = {"status": "refused", "reason": str(exc), "deal_id": deal.id}
-            raise ChatError(f"refused: {exc}") from None
-        if same is not None:
-            out["write"] = {"status": "refused", "reason": "already closed as " + outcome, "deal_id": deal.id}
-            raise ChatError(f"{deal.label} is already closed as {outcome}: nothing to change")
-        scored = self.data.score("deal", deal.id) or {}
-        record = {
-            "idempotency_key": f"chat-{self.id}-{self.turns}",
-            "kind": "close",
-            "deal_id": deal.id,
-            "outcome": outcome,
-            "closed_at": now_iso(),
-            "prediction": {
-                "score": _plain(scored.get("score")),
-                "model_version": scored.get("model_version"),
-                "source": "precomputed" if scored else "none",
-            },
-            "source": "chat",
-        }
-        diff = {"deal_id": deal.id, "field": "status", "from": self.data.deal_status(deal.id), "to": outcome}
-        self._propose("close_deal", deal, record, [diff], out)
-
-    def _do_log_note(self, args: dict, out: dict) -> None:
-        out["write"] = {"status": "refused"}
-        rec = self._write_target(args.get("ref"), ("company", "contact", "deal"))
-        record = {
-            "idempotency_key": f"chat-{self.id}-{self.turns}",
-            "kind": args.get("kind", "note").lower(),
-            "entity_type": rec.kind,
-            "entity_id": rec.id,
-            "text": args["text"],
-            "source": "chat",
-        }
-        diff = {
-            "entity_type": rec.kind,
-            "id": rec.id,
-            "field": "activities",
-            "add": f"{record['kind']}: {args['text']}",
-        }
-        self._propose("log_note", rec, record, [diff], out)
-
-    def _propose(self, kind: str, rec: Rec, record: dict, diff: list[dict], out: dict) -> None:
-        self.pending = {"kind": "write", "write": kind, "record": record, "target": rec, "diff": diff}
-        self._show(out, [rec], focus=rec)
-        out["write"] = {"status": "proposed", "kind": kind, "diff": diff, "target": rec.public()}
-        changes = "; ".join(
-            f"{d.get('field')}: {d['from']} -> {d['to']}" if "to" in d else f"{d['field']}: + {d['add']}"
-            for d in diff
-        )
-        out["reply"] = f"About to change {rec.label}: {changes}. Say yes to do it, no to drop it."
-
-    def _confirm(self, pending: dict | None, out: dict, via: str = "yes") -> None:
-        if not pending or pending.get("kind") != "write":
-            out["write"] = None
-            raise ChatError("there is nothing waiting for a yes")
-        if self.writer is None:
-            out["write"] = {"status": "refused", "reason": "this door cannot write"}
-            raise ChatError("refused: this session cannot write (no log to write to)")
-        record = {**pending["record"], "recorded_at": now_iso()}
-        check = None
-        if pending["write"] == "close_deal":
-            deal_id, outcome = record["deal_id"], record["outcome"]
-
-            def check() -> None:  # run by the door under its log's lock: the state may have moved since
-                same = self.data.deal_states.check_close(deal_id, outcome, self.data.export_stage(deal_id))
-                if same is not None:
-                    raise DealStateConflict(f"deal {deal_id} is already closed as {outcome}", same)
-
-        try:
-            result = self.writer(pending["write"], record, check)
-        except (DealStateConflict, PermissionError, OSError) as exc:
-            out["write"] = {"status": "refused", "reason": str(exc), "kind": pending["write"]}
-            raise ChatError(f"refused: {exc}") from None
-        if pending["write"] == "close_deal":
-            self.data.deal_states.observe(result.get("record", record))
-        out["write"] = {
-            "status": "made",
-            "kind": pending["write"],
-            "via": via,
-            "diff": pending["diff"],
-            "target": pending["target"].public(),
-            "record": result.get("record", record),
-        }
-        self._show(out, [pending["target"]], focus=pending["target"])
-        out["reply"] = (
-            out["reply"] + "\n" if out["reply"] else ""
-        ) + f"Done: {pending['write']} on {pending['target'].label}."
-
-    def _cancel(self, pending: dict | None, out: dict) -> None:
-        if pending and pending.get("kind") == "write":
-            out["write"] = {"status": "cancelled", "kind": pending["write"]}
-            out["reply"] = "Dropped: nothing was written."
-        else:
-            out["reply"] = "Nothing to cancel."
-
 
 _SHOWN_FIELDS = (
     "industry",
@@ -873,30 +780,3 @@ def _answer_records(data: ChatData, answer: dict[str, Any]) -> list[Rec]:
                 recs.append(data.rec(kind, str(rid)))
                 break
     return recs
-
-
-def _day(value: Any) -> str:
-    return value.date().isoformat() if hasattr(value, "date") else str(value or "")[:10]
-
-
-def _clip(value: Any, n: int) -> str | None:
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "as_tuple"):  # Decimal
-        return float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    from holocrm_core.services import jsonable
-
-    return jsonable(value)
