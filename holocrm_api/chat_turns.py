@@ -17,7 +17,7 @@ from holocrm_api.outcome_log import AppendOnlyLog
 _data: dict[int, Any] = {}  # id(snapshot) -> ChatData (one per served snapshot)
 _lock = threading.Lock()
 _notes: dict[str, AppendOnlyLog] = {}
-_stores: dict[str, Any] = {}  # HOLOCRM_HOME -> SessionStore
+_stores: dict[int, Any] = {}  # id(services) -> SessionStore (one connection per app; the file is shared)
 _session_locks: dict[str, threading.Lock] = {}
 
 
@@ -37,7 +37,8 @@ def chat_data(snap, services):
                 decisions_factory=(lambda: snap.decisions) if snap.decisions is not None else None,
                 experiments_factory=lambda: ExperimentService(home),
             )
-            _data.clear()  # the previous snapshot's data is no longer served
+            while len(_data) >= 2:  # the snapshot before the previous one is no longer served
+                _data.pop(next(iter(_data)))
             _data[id(snap)] = data
     data.deal_states = services.deal_states  # the API's own fold of its outcome log
     return data
@@ -46,11 +47,10 @@ def chat_data(snap, services):
 def session_store(services):
     from holocrm_core.chat.sessions import SessionStore
 
-    home = str(services.settings.paths.home)
     with _lock:
-        store = _stores.get(home)
+        store = _stores.get(id(services))
         if store is None:
-            store = _stores[home] = SessionStore.under(home)
+            store = _stores[id(services)] = SessionStore.under(services.settings.paths.home)
         return store
 
 
