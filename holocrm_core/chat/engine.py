@@ -230,9 +230,15 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
 
         started = time.perf_counter()
         words = name.split()
-        if words and words[0].lower() in ("the", "a", "an"):
+        if (
+            words
+            and words[0].lower() in ("the", "a", "an")
+            and name_key(name).lower() not in self.data.by_name
+        ):
             words = words[1:]
-        if len(words) > 1 and words[0].lower() in KIND_WORDS:
+        if name_key(" ".join(words)).lower() in self.data.by_name:
+            pass  # a name as written ("Primary contact, Bluth Company") keeps its kind-like words
+        elif len(words) > 1 and words[0].lower() in KIND_WORDS:
             kinds = (KIND_WORDS[words[0].lower()],)
             words = words[1:]
         elif len(words) > 1 and words[-1].lower() in KIND_WORDS and words[-1].lower() not in ("lead",):
@@ -426,12 +432,25 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
             raise ChatError("no search index yet: run `holocrm run` first")
         started = time.perf_counter()
         answer = search_records(self.data.similarity, args["text"], limit=5)
-        recs = [
-            self.data.rec(r["entity_type"], str(r["id"]))
-            for r in answer["results"]
-            if r["entity_type"] in KINDS
+        # a record named exactly so comes first (a person searching a name means that record)
+        named = [self.data.rec(k, i) for k, i, _ in self.data.by_name.get(name_key(args["text"]).lower(), [])]
+        recs = named + [
+            rec
+            for rec in (
+                self.data.rec(r["entity_type"], str(r["id"]))
+                for r in answer["results"]
+                if r["entity_type"] in KINDS
+            )
+            if rec not in named
         ]
-        self._step("search", f"search_records({args['text']!r}, hybrid)", len(recs), started)
+        recs = recs[: max(5, len(named))]
+        self._step(
+            "search",
+            f"search_records({args['text']!r}, hybrid)"
+            + (f" + {len(named)} named exactly so" if named else ""),
+            len(recs),
+            started,
+        )
         self._show(out, recs)
         out["reply"] = f"Best matches for {args['text']!r}:\n" + "\n".join(
             f"  {i}. {r.label}" for i, r in enumerate(recs, 1)
