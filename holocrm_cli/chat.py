@@ -9,6 +9,7 @@ notes to HOLOCRM_HOME/logs/notes.ndjson, experiments to the experiment store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -131,23 +132,71 @@ def _print_turn(turn: dict, trace: bool) -> None:
             )
 
 
-def _reader():
-    """prompt_toolkit's prompt (history, completion of examples) if installed, else input()."""
+def _completions(data) -> list[str]:
+    """What Tab completes a line to: every intent's example and help phrases, and `show`/`find`/`prepare me
+    for my call with` + each company's name (at most 5,000 companies)."""
+    from holocrm_core.chat.catalogue import CATALOGUE
+
+    lines = [i.example for i in CATALOGUE] + ["help", "quit"]
+    companies = data.tables["companies"]["name"].drop_nulls().unique().sort().head(5000).to_list()
+    for verb in ("show ", "find ", "summarize ", "prepare me for my call with "):
+        lines += [verb + str(name) for name in companies]
+    return list(dict.fromkeys(lines))
+
+
+def _reader(data):
+    """A line reader with history (kept in HOLOCRM_HOME/.chat_history) and Tab completion: prompt_toolkit's
+    when it is installed, else the standard library's readline, else plain input()."""
+    from holocrm_core.settings import HoloPaths
+
+    history = HoloPaths.default().home / HISTORY
+    completions = _completions(data)
     try:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory
 
-        from holocrm_core.chat.catalogue import suggestions
-        from holocrm_core.settings import HoloPaths
-
         session = PromptSession(
-            history=FileHistory(str(HoloPaths.default().home / HISTORY)),
-            completer=WordCompleter(suggestions(), sentence=True),
+            history=FileHistory(str(history)), completer=WordCompleter(completions, sentence=True)
         )
         return lambda: session.prompt("you> ")
     except ImportError:
+        pass
+    try:
+        import readline
+    except ImportError:  # no line editing on this platform: plain input()
         return lambda: input("you> ")
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # no history yet
+        readline.read_history_file(history)
+    readline.set_history_length(2000)
+
+    def complete(text: str, state: int) -> str | None:
+        line = readline.get_line_buffer()
+        found = [c for c in completions if c.lower().startswith(line.lower())]
+        if state >= len(found):
+            return None
+        return found[state][len(line) - len(text) :]
+
+    readline.set_completer_delims("")
+    readline.set_completer(complete)
+    if "libedit" in (readline.__doc__ or ""):
+        readline.parse_and_bind("bind ^I rl_complete")
+    else:
+        readline.parse_and_bind("tab: complete")
+
+    def read() -> str:
+        line = input("you> ")
+        with contextlib.suppress(
+            OSError
+        ):  # history is a convenience: a read-only home does not stop the chat
+            if history.exists():
+                readline.append_history_file(1, history)
+            else:
+                readline.write_history_file(history)
+        return line
+
+    return read
 
 
 def register(app: typer.Typer) -> None:
@@ -169,7 +218,8 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.services.questions import as_of_time
 
         try:
-            session = ChatSession(chat_data(as_of=as_of_time(as_of or None)), writer=log_writer())
+            data = chat_data(as_of=as_of_time(as_of or None))
+            session = ChatSession(data, writer=log_writer())
         except (ValueError, Refusal) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -182,8 +232,8 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"you> {line}")
                     _print_turn(turn, trace)
             return
-        read = _reader()
-        typer.echo("HoloCRM chat: ask about your records (`quit` to leave).")
+        read = _reader(data)
+        typer.echo("HoloCRM chat: ask about your records (`help` lists what I can do, `quit` to leave).")
         while True:
             try:
                 line = read()

@@ -8,6 +8,8 @@ the tests from tables in memory (``from_tables``).
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ KINDS = {  # entity type -> (table, id column, name column)
 NAMED = ("company", "contact", "deal")  # what a name lookup matches (not activities' subjects)
 RECORD_TABLES = ("companies", "contacts", "deals", "activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
+_WORD = re.compile(r"[0-9a-z]+")
 
 
 def name_key(name: str) -> str:
@@ -104,7 +107,7 @@ class ChatData:
         for entry in self.names:
             self.by_name.setdefault(name_key(entry[2]).lower(), []).append(entry)
         self._positions: dict[str, dict[str, int]] = {}
-        self._pools: dict[tuple[str, ...] | None, tuple[list, list[str]]] = {}
+        self._pools: dict[Any, Any] = {}
 
     # -- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -173,6 +176,30 @@ class ChatData:
             pool = [t for t in self.names if kinds is None or t[0] in kinds]
             self._pools[kinds] = (pool, [t[2].lower() for t in pool])
         return self._pools[kinds]
+
+    def prefixes(self, kinds: tuple[str, ...] | None) -> dict[str, list[int]]:
+        """The first three letters of every word of every name -> the names' positions in ``name_pool``
+        (cached): the cheap prefilter before the fuzzy scorer."""
+        key = ("prefixes", kinds)
+        if key not in self._pools:
+            _, lowered = self.name_pool(kinds)
+            index: dict[str, list[int]] = {}
+            for i, name in enumerate(lowered):
+                for start in {w[:3] for w in _WORD.findall(name) if len(w) >= 3}:
+                    index.setdefault(start, []).append(i)
+            self._pools[key] = index
+        return self._pools[key]
+
+    def warm(self) -> ChatData:
+        """Open what the first turns would otherwise open: the NL context, the decision service, the name
+        pools and their prefixes, the last touches (start-up, not a turn's latency)."""
+        for opened in (lambda: self.nlq, lambda: self.decisions):
+            with contextlib.suppress(LookupError):
+                opened()
+        for kinds in (None, ("company", "contact"), ("deal",)):
+            self.prefixes(kinds)
+        self.last_touch()
+        return self
 
     def row(self, kind: str, record_id: str) -> dict[str, Any] | None:
         table, id_col, _ = KINDS[kind]

@@ -254,9 +254,16 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
             exact = [t for t in exact if name_key(t[2]) == written] or exact
         if exact:
             found = [(t, 100.0) for t in exact]
-        else:  # rapidfuzz's C loop over every name: milliseconds at 100k names
+        else:
+            # Prefilter: names with a word starting like one of the query's (3 letters), scored by WRatio;
+            # a full scan of every name only when no name shares such a start (a typo in every word's first
+            # letters). Cuts a lookup at 100k contacts from ~200 ms to a few.
+            prefixes = self.data.prefixes(kinds)
+            starts = {w[:3] for w in re.findall(r"[0-9a-z]+", query) if len(w) >= 3}
+            candidates = sorted({i for s in starts for i in prefixes.get(s, ())})
+            choices = {i: lowered[i] for i in candidates} if candidates else dict(enumerate(lowered))
             hits = process.extract(
-                query, lowered, scorer=fuzz.WRatio, score_cutoff=MATCH_THRESHOLD, limit=MAX_CHOICES * 10
+                query, choices, scorer=fuzz.WRatio, score_cutoff=MATCH_THRESHOLD, limit=MAX_CHOICES * 10
             )
             scored = sorted(
                 ((pool[i], score) for _, score, i in hits), key=lambda s: (-s[1], s[0][0], s[0][2])
@@ -264,7 +271,10 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
             best = scored[0][1] if scored else 0
             found = [s for s in scored if s[1] >= best - AMBIGUOUS_WITHIN][:MAX_CHOICES]
         recs = [self.data.rec(kind, rid) for (kind, rid, _), _ in found]
-        self._step("find", f"fuzzy name match {query!r} over {len(pool)} names", len(recs), started)
+        scanned = len(pool) if exact else len(choices)
+        self._step(
+            "find", f"fuzzy name match {query!r} over {scanned} of {len(pool)} names", len(recs), started
+        )
         return recs
 
     def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None) -> Rec:
