@@ -70,6 +70,10 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?"
             r",? (?:and )?what should (?:i|we) do(?: (?:with|about|for))? (?:each|each one|each of them|them|"
             r"with each)[?.!]?",
+            r"what should (?:i|we) do (?:with|about) (?:each of )?(?P<segment>.+?) (?:that|who|which) (?:we )?"
+            r"(?:haven't|have not|hasn't|has not|didn't|did not) (?:heard from us|been (?:contacted|touched|called|"
+            r"emailed)|contacted|touched|called|emailed|heard from)(?: (?:them|us))?"
+            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?[?.!]?",
             r"triage (?P<segment>.+?)(?: (?:not (?:heard from|contacted|touched)|quiet|silent|untouched)"
             r"(?: (?:in|for) (?:the )?(?:last |past )?(?P<window>[\w ]+?))?)?[?.!]?",
         ),
@@ -109,6 +113,9 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:the |my |our )?(?P<action>email|call|proposal|wait)(?: (?:to|with) (?P<ref>.+?))?"
             r" (?P<result>" + _RESULT + r")[.!]?",
             r"(?:the |my |our )?(?:next |recommended )?(?:action|step) (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:record|log|note) (?:the |an? )?(?:action )?outcome\s*[:,-]?\s*(?:the |my |our )?"
+            r"(?P<action>email|call|proposal|wait) (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:it|that|this) (?P<result>" + _RESULT + r")[.!]?",
         ),
         "record how the next action for the contact in focus turned out (reward 1 worked, 0 did not, or a "
         "share; previewed, needs yes)",
@@ -118,9 +125,10 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "start_experiment",
         (
-            r"(?:start|create|launch|run|set up|begin) (?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)"
-            r"(?: (?:called|named))?(?: (?P<name>[a-z0-9][a-z0-9_-]*)\b[:,]?)?\s+(?:comparing |of |with )?"
-            r"(?P<variants>[\w.]+ (?:vs\.?|versus|against|and|or) [\w.]+)"
+            r"(?:start|create|launch|run|set up|begin) (?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)[:,]?"
+            r"(?: (?:called|named))?(?: (?!(?:comparing|of|with|between|the)\b)(?P<name>[a-z0-9][a-z0-9_-]*)\b[:,]?)?\s+(?:comparing |of |with |between )?"
+            r"(?P<variants>(?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))? (?:vs\.?|versus|against|and|or)"
+            r" (?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))?)"
             r"(?: (?:per|by|on) (?P<unit>contact|deal|owner)s?)?"
             r"(?: (?:on|measuring|by|metric) (?P<metric>[a-z_]+))?[.!]?",
         ),
@@ -142,6 +150,10 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?: (?P<name>[a-z0-9][a-z0-9_-]*))?[?.!]?",
             r"(?:show |read |open )?(?:the )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment(?:'s)?(?: report| results)?"
             r"[?.!]?",
+            r"(?:what are |show me |give me |read )?(?:the )?(?:results|report) (?:of|for|on) (?:the )?experiment"
+            r" (?P<name>[a-z0-9][a-z0-9_-]*)[?.!]?",
+            r"(?:what are |show me |give me |read )?(?:the )?(?:results|report) (?:of|for|on) (?:the )?"
+            r"(?P<name>[a-z0-9][a-z0-9_-]*) experiment[?.!]?",
             r"(?:list |show |which )?(?:the |my |all )?(?:running )?(?P<all>experiments)(?: are running)?[?.!]?",
         ),
         "read an experiment's report: units per variant, effects, the verdict (no name: the experiment in "

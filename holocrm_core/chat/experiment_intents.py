@@ -24,11 +24,18 @@ STRATEGY_WORDS = {
 def strategy_of(word: str) -> str:
     from holocrm_core.experiments import STRATEGIES
 
-    word = word.lower().strip(" .")
+    words = [
+        w
+        for w in word.lower().strip(" .").split()
+        if w not in ("the", "policy", "strategy", "scorer", "model")
+    ]
+    word = " ".join(words) or word.lower().strip(" .")
     if word in STRATEGIES:
         return word
     if word in STRATEGY_WORDS:
         return STRATEGY_WORDS[word]
+    if word in ("policy", "the policy"):
+        return STRATEGY_WORDS["policy"]
     raise ValueError(
         f"unknown strategy {word!r}: say one of {', '.join(STRATEGY_WORDS)} (or {', '.join(STRATEGIES)})"
     )
