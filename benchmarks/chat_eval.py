@@ -47,6 +47,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -612,7 +613,9 @@ def run(data: ChatData, experiments: Experiments, scripted: list[dict]) -> dict:
         "writes_to_wrong_record": wrong_record,
         "by_kind": {k: f"{v[0]}/{v[1]}" for k, v in by_kind.items()},
         "turn_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "turn_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None,
+        "turn_ms_p95": round(latencies[max(0, math.ceil(0.95 * len(latencies)) - 1)], 1)
+        if latencies
+        else None,
         "turn_ms_max_by_intent": {k: round(max(v), 1) for k, v in sorted(by_intent.items())},
         "failures": failures,
     }

@@ -22,6 +22,7 @@ TABLES = (
     "staged_deals",
     "staged_activities",
     "staged_attachments",
+    "attachment_texts",  # what the attachments say, shown under their activity in a timeline
     "scored_leads",
     "scored_deals",
 )

@@ -250,17 +250,24 @@ class ChatData:
             mine = acts.filter((pl.col("company_id") == record_id) | pl.col("contact_id").is_in(people))
         return mine.sort("occurred_at", descending=True, nulls_last=True)
 
-    def attachments_of(self, activity_ids: list[str]) -> dict[str, list[str]]:
+    def attachments_of(self, activity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """activity id -> its attachments: file name and, where the attachments were read
+        (``attachment_texts``), the start of the extracted text."""
         attachments = self.tables.get("attachments")
         if attachments is None or not activity_ids:
             return {}
-        out: dict[str, list[str]] = {}
-        for act, name in (
-            attachments.filter(pl.col("activity_id").is_in(activity_ids))
-            .select("activity_id", "file_name")
-            .iter_rows()
-        ):
-            out.setdefault(str(act), []).append(str(name))
+        mine = attachments.filter(pl.col("activity_id").is_in(activity_ids))
+        texts = self.tables.get("attachment_texts")
+        if texts is not None and {"attachment_id", "text"} <= set(texts.columns) and mine.height:
+            mine = mine.join(
+                texts.select("attachment_id", pl.col("text").alias("_text")), on="attachment_id", how="left"
+            )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in mine.iter_rows(named=True):
+            entry = {"file_name": row.get("file_name")}
+            if row.get("_text"):
+                entry["text"] = " ".join(str(row["_text"]).split())[:240]
+            out.setdefault(str(row["activity_id"]), []).append(entry)
         return out
 
     def score(self, kind: str, record_id: str) -> dict[str, Any] | None:

@@ -415,7 +415,12 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
                 f"  deals: {', '.join(d['title'] + ' (' + d['status'] + ')' for d in details['deals'])}"
             )
         lines.append(f"  timeline ({acts.height} activities, newest first):")
-        lines += [f"    {t['date']} {t['type']}: {t['subject'] or ''}" for t in timeline]
+        for t in timeline:
+            lines.append(f"    {t['date']} {t['type']}: {t['subject'] or ''}")
+            lines += [
+                f"      [{a['file_name']}]" + (f" {_clip(a['text'], 100)}" if a.get("text") else "")
+                for a in t.get("attachments", ())
+            ]
         out["reply"] = "\n".join(lines)
         return details
 

@@ -302,3 +302,20 @@ def test_session_store_shares_state_and_remembers_event_ids(tmp_path):
     one.save("s1", {"id": "s1", "turns": 3})
     assert two.load("s1") == {"id": "s1", "turns": 3} and two.load("nope") is None
     assert one.first_time("Ev1") and not two.first_time("Ev1")
+
+
+def test_the_timeline_shows_what_attachments_say(data):
+    acts = data.tables["activities"]
+    act = acts.filter(pl.col("contact_id") == "c1")["activity_id"][0]
+    tables = {
+        **data.tables,
+        "attachments": pl.DataFrame(
+            {"attachment_id": ["a1"], "activity_id": [act], "file_name": ["quote.pdf"]}
+        ),
+        "attachment_texts": pl.DataFrame({"attachment_id": ["a1"], "text": ["Quote: 120 seats at 40 EUR"]}),
+    }
+    session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
+    turn = session.turn("show Alice Johnson")
+    (entry,) = [t for t in turn["details"]["timeline"] if t["activity_id"] == act]
+    assert entry["attachments"] == [{"file_name": "quote.pdf", "text": "Quote: 120 seats at 40 EUR"}]
+    assert "[quote.pdf] Quote: 120 seats" in turn["reply"]
