@@ -24,7 +24,7 @@ _RESULT = (
 REF_PRONOUNS = (
     "it", "them", "that deal", "this deal", "the deal", "that contact", "this contact", "that company",
     "this company", "that one", "this one", "him", "her", "she", "he", "they", "this", "that", "this record",
-    "that record", "the company", "the contact",
+    "that record", "the company", "the contact", "its", "their", "his", "the record",
 )  # fmt: skip
 
 
@@ -45,8 +45,24 @@ class Intent:
 
 
 CATALOGUE: tuple[Intent, ...] = (
-    Intent("confirm", (r"(?:yes|y|yep|confirm|do it|go ahead)[.!]?",), "confirm the write previewed", "yes"),
-    Intent("cancel", (r"(?:no|n|cancel|stop|never mind|abort)[.!]?",), "drop the write previewed", "no"),
+    Intent(
+        "confirm",
+        (
+            r"(?:yes|y|yep|yeah|yup|sure|ok|okay|confirm(?:ed)?|do it|go ahead|correct|please do)"
+            r"(?:[,.!]? ?(?:please|do it|go ahead|confirm(?: it)?|thanks|thank you))*[.!]?",
+        ),
+        "confirm the write previewed",
+        "yes",
+    ),
+    Intent(
+        "cancel",
+        (
+            r"(?:no|n|nope|nah|cancel|stop|never mind|nevermind|abort|don't|do not|forget it|scrap that)"
+            r"(?:[,.!]? ?(?:thanks|thank you|cancel(?: it| that)?|don't do it|do not do it|leave it))*[.!]?",
+        ),
+        "drop the write previewed",
+        "no",
+    ),
     Intent(
         "help",
         (r"(?:help|\?|what can you do|what can i (?:ask|say)|commands|examples)[?.!]?",),
@@ -166,6 +182,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting)(?: on (?P<ref>[^:]+?))?"
             r"\s*[:,-]\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting) (?P<text>.+)",
+            r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
         ),
         "log a note or a call on the record in focus (previewed, needs yes)",
         "log a note: asked for the security review",
@@ -192,6 +209,8 @@ CATALOGUE: tuple[Intent, ...] = (
             r"why is (?P<ref>.+?) (?:so )?(?:hot|warm|cold|scored \w+)[?.!]?",
             r"(?:explain|why) (?:the |its |this |that )?score(?: (?:of|for) (?P<ref>.+?))?[?.!]?",
             r"(?:what is |what's )?(?:the )?score (?:of|for) (?P<ref>.+?)[?.!]?",
+            r"how (?:hot|warm|cold|good|likely) is (?P<ref>.+?)[?.!]?",
+            r"(?:what is |what's )(?P<ref>.+?)(?:'s| his| her| its| their) score[?.!]?",
         ),
         "a record's score with the reasons behind it",
         "why is Alice Johnson hot?",
@@ -200,7 +219,10 @@ CATALOGUE: tuple[Intent, ...] = (
         "next_action",
         (
             r"what should (?:i|we) do (?:next )?(?:with|about|for) (?P<ref>.+?)[?.!]?",
-            r"(?:what(?:'s| is) the )?next (?:best )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"(?:what(?:'s| is) the |give me the |show me the |get the |suggest the |suggest a |the )?next"
+            r" (?:best )?(?:action|step|move)(?: (?:for|with|on) (?P<ref>.+?))?[?.!]?",
+            r"what (?:do you|would you) (?:recommend|suggest)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"(?:recommend|suggest) (?:an? |the )?(?:next )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
             r"what should (?:i|we) do(?: next)?[?.!]?",
         ),
         "the next best action for a contact (the decision service's answer and why)",
@@ -228,9 +250,14 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "details",
         (
-            r"(?:show|open|show me|details (?:of|for|on)|tell me about|who is|timeline (?:of|for))"
-            r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities)?[?.!]?",
+            r"(?:(?:show me |show |open )?(?:the )?(?:timeline|details|history|activities) (?:of|for|on)|"
+            r"show me|show|open|tell me about|who is)"
+            r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities| deals| contacts| history)?[?.!]?",
             r"(?:details|timeline|activity|activities|history)[?.!]?",
+            r"(?:what|which) (?:deals|contacts|activities|people|opportunities) (?:does|do|did) "
+            r"(?P<ref>it|he|she|they|this company|that company|this contact|that contact) have[?.!]?",
+            r"(?:show |list |what are )?(?:me )?(?P<ref>its|their|his|her) (?:deals|contacts|activities|timeline|history|"
+            r"details|people)[?.!]?",
         ),
         "a record's fields and its activity timeline",
         "show Acme Bank",
