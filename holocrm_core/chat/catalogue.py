@@ -17,8 +17,9 @@ ORDINALS = {
 }  # fmt: skip
 _ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
 _RESULT = (
-    r"worked|paid off|succeeded|was a success|landed|converted|got a (?:reply|response|yes)|"
-    r"failed|did not work|didn't work|went nowhere|got no (?:reply|response)|was ignored|bounced|"
+    r"worked|paid off|succeeded|was a success|(?:was )?successful|a success|landed|converted|"
+    r"got a (?:reply|response|yes)|failed|(?:was )?unsuccessful|did not work|didn't work|went nowhere|"
+    r"got no (?:reply|response)|was ignored|bounced|"
     r"(?:reward |scored |was )?(?:0?\.\d+|[01](?:\.0+)?|\d{1,3} ?%)"
 )
 REF_PRONOUNS = (
@@ -99,14 +100,18 @@ CATALOGUE: tuple[Intent, ...] = (
     ),
     Intent(
         "prepare",
-        (r"(?:please )?prep(?:are)? me for (?:my |the |a )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",),
+        (
+            r"(?:help me |get me ready for |)prep(?:are)?(?: me)? for (?:my |the |a |our )?(?:call|meeting|demo)"
+            r" with (?P<ref>.+?)[?.!]?",
+            r"get me ready for (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
+        ),
         "find the company or contact, then details, score, next action and summary (a woven request)",
         "prepare me for my call with Acme",
     ),
     Intent(
         "close_deal",
         (
-            r"(?:close|mark|set) (?P<ref>.+?) (?:as )?(?P<outcome>won|lost)[.!]?",
+            r"(?:close|mark|set) (?P<ref>.+?) (?:as |to )?(?P<outcome>won|lost)[.!]?",
             r"(?:we )?(?P<outcome>won|lost) (?P<ref>.+?)[.!]?",
         ),
         "close a deal as won or lost (previewed, needs yes)",
@@ -115,7 +120,7 @@ CATALOGUE: tuple[Intent, ...] = (
     ),
     Intent(
         "reopen_deal",
-        (r"re-?open (?P<ref>.+?)(?:\s*(?:[:,-]|because|since)\s*(?P<reason>.+?))?[.!]?",),
+        (r"re-?open (?P<ref>.+?)(?:(?:\s*[:,]|\s+-|\s+because|\s+since|\s+as)\s+(?P<reason>.+?))?[.!]?",),
         "reopen a closed deal in focus (previewed, needs yes; refused when the deal is open)",
         "reopen that deal: the customer came back",
         writes=True,
@@ -132,6 +137,12 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:record|log|note) (?:the |an? )?(?:action )?outcome\s*[:,-]?\s*(?:the |my |our )?"
             r"(?P<action>email|call|proposal|wait) (?P<result>" + _RESULT + r")[.!]?",
             r"(?:it|that|this) (?P<result>" + _RESULT + r")[.!]?",
+            r"mark (?:the |my |our )?(?P<action>email|call|proposal|wait) as (?P<result>"
+            + _RESULT
+            + r")[.!]?",
+            r"(?:the )?outcome of (?:the |my |our )?(?P<action>email|call|proposal|wait) (?:was|is) (?P<result>"
+            + _RESULT
+            + r")[.!]?",
         ),
         "record how the next action for the contact in focus turned out (reward 1 worked, 0 did not, or a "
         "share; previewed, needs yes)",
@@ -159,7 +170,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:how is|how's|how are) (?:the |my |our )?(?:experiment (?P<name>[a-z0-9][a-z0-9_-]*)"
             r"|experiment|it|that experiment) (?:doing|going)[?.!]?",
             r"(?:how is|how's) (?:the |my |our )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment (?:doing|going)[?.!]?",
-            r"(?:show|read|report on|report for|results of|results for|open) (?:the |my )?"
+            r"(?:show(?: me)?|read|report on|report for|results of|results for|open) (?:the |my )?"
             r"(?:experiment|a/?b test)(?: report| results)?(?: (?:of|for))?(?: (?P<name>[a-z0-9][a-z0-9_-]*))?"
             r"[?.!]?",
             r"(?:show |read )?(?:the )?(?:experiment|a/?b test) (?:report|results)(?: (?:of|for))?"
@@ -170,7 +181,8 @@ CATALOGUE: tuple[Intent, ...] = (
             r" (?P<name>[a-z0-9][a-z0-9_-]*)[?.!]?",
             r"(?:what are |show me |give me |read )?(?:the )?(?:results|report) (?:of|for|on) (?:the )?"
             r"(?P<name>[a-z0-9][a-z0-9_-]*) experiment[?.!]?",
-            r"(?:list |show |which )?(?:the |my |all )?(?:running )?(?P<all>experiments)(?: are running)?[?.!]?",
+            r"(?:list |show |which |show me )?(?:the |my |all )?(?:running )?(?P<all>experiments)(?: are running)?[?.!]?",
+            r"(?:what|which) (?P<all>experiments) (?:do we have|are there|exist|have we got|are on)[?.!]?",
         ),
         "read an experiment's report: units per variant, effects, the verdict (no name: the experiment in "
         "context, or the list)",
@@ -191,7 +203,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "draft_email",
         (
-            r"(?:draft|write|compose) (?:a |an )?(?:follow[- ]?up )?(?:e-?mail)"
+            r"(?:draft|write|compose|prepare) (?:me )?(?:a |an )?(?:follow[- ]?up(?: e-?mail)?|e-?mail)"
             r"(?: (?:to|for) (?P<ref>.+?))?[.!]?",
         ),
         "draft a follow-up email from the template, filled from the record",
@@ -199,7 +211,11 @@ CATALOGUE: tuple[Intent, ...] = (
     ),
     Intent(
         "summarize",
-        (r"(?:summari[sz]e|sum up|catch me up on|give me a summary of|summary of)(?: (?P<ref>.+?))?[?.!]?",),
+        (
+            r"(?:summari[sz]e|sum up|catch me up on|catch up on|give me a summary of|(?:a |the )?summary of|brief me on)"
+            r"(?: (?P<ref>.+?))?[?.!]?",
+            r"(?:give me )?(?:a |the )?summary[?.!]?",
+        ),
         "summarize a record: its salient facts and latest activities with their dates",
         "summarize Acme Bank",
     ),
@@ -210,7 +226,10 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:explain|why) (?:the |its |this |that )?score(?: (?:of|for) (?P<ref>.+?))?[?.!]?",
             r"(?:what is |what's )?(?:the )?score (?:of|for) (?P<ref>.+?)[?.!]?",
             r"how (?:hot|warm|cold|good|likely) is (?P<ref>.+?)[?.!]?",
-            r"(?:what is |what's )(?P<ref>.+?)(?:'s| his| her| its| their) score[?.!]?",
+            r"(?:what is |what's )(?P<ref>.+?)(?:'s) score[?.!]?",
+            r"(?:what is |what's )(?P<ref>his|her|its|their|the) score[?.!]?",
+            r"why is (?P<ref>.+?)(?:'s)? score so (?:high|low)[?.!]?",
+            r"explain (?P<ref>.+?)(?:'s)? score[?.!]?",
         ),
         "a record's score with the reasons behind it",
         "why is Alice Johnson hot?",
@@ -222,6 +241,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:what(?:'s| is) the |give me the |show me the |get the |suggest the |suggest a |the )?next"
             r" (?:best )?(?:action|step|move)(?: (?:for|with|on) (?P<ref>.+?))?[?.!]?",
             r"what (?:do you|would you) (?:recommend|suggest)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"what(?:'s| is) next(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
             r"(?:recommend|suggest) (?:an? |the )?(?:next )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
             r"what should (?:i|we) do(?: next)?[?.!]?",
         ),
@@ -231,8 +251,9 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "similar",
         (
-            r"(?:show |find )?(?:records |contacts |companies |deals |ones )?(?:similar to|like)"
-            r" (?P<ref>.+?)[?.!]?",
+            r"(?:(?:show|find|get|list|give)(?: me)? )?(?:other |more )?(?:(?:records|contacts|companies|deals|ones|"
+            r"people|accounts|leads|opportunities) )?(?:similar to|like|resembling) (?P<ref>.+?)[?.!]?",
+            r"who else is (?:like|similar to) (?P<ref>.+?)[?.!]?",
             r"(?:more|others|find more|show more) like (?P<ref>.+?)[?.!]?",
         ),
         "records of the same kind most like one",
@@ -241,8 +262,10 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "search",
         (
-            r"(?:search|search for|semantic search|look for notes about|find notes about|mentions of)"
+            r"(?:semantic search(?: for)?|search for|search|look for notes about|find notes about|mentions of)"
             r" (?P<text>.+)",
+            r"(?:find|show|look for|get)(?: me)? (?:any |all )?(?:notes|activities|emails|records|anything|calls)"
+            r" (?:about|mentioning|on|that mention|with|regarding) (?P<text>.+)",
         ),
         "semantic search over every record (and attachments)",
         "search pricing objections",
@@ -251,7 +274,8 @@ CATALOGUE: tuple[Intent, ...] = (
         "details",
         (
             r"(?:(?:show me |show |open )?(?:the )?(?:timeline|details|history|activities) (?:of|for|on)|"
-            r"show me|show|open|tell me about|who is)"
+            r"show me|show|open|tell me about|who is|pull up|bring up|where is|what's going on with|"
+            r"what is going on with|what's new with|any news on|status of|what's the status of)"
             r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities| deals| contacts| history)?[?.!]?",
             r"(?:details|timeline|activity|activities|history)[?.!]?",
             r"(?:what|which) (?:deals|contacts|activities|people|opportunities) (?:does|do|did) "
@@ -271,10 +295,12 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "refine",
         (
-            r"(?:only|just) (?:the ones |those |ones )?(?P<filter>.+?)[?.!]?",
+            r"(?:only|just|keep|filter to) (?:the ones |those |ones |the )?(?P<filter>.+?)(?: ones| only)?[?.!]?",
             r"(?:and )?(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?) (?:them |it )?by (?P<sort>.+?)[?.!]?",
             r"(?:and |what |how )?about"
             r" (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)[?.!]?",
+            r"(?:and|and for|and in|same for|now for) (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)"
+            r"[?.!]?",
         ),
         "refine the previous question (filter, sort, another time window)",
         "only the ones in fintech",
@@ -292,11 +318,25 @@ def classify(text: str) -> tuple[str, dict[str, str]] | None:
     """The first intent whose pattern matches the whole turn, with its arguments; None: not in the catalogue
     (the engine then asks the NL question layer)."""
     text = " ".join(text.split())
-    for intent in CATALOGUE:
-        found = intent.match(text)
-        if found is not None:
-            return intent.name, found
+    for candidate in dict.fromkeys((_plainer(text), text)):
+        for intent in CATALOGUE:
+            found = intent.match(candidate)
+            if found is not None:
+                return intent.name, found
     return None
+
+
+_COURTESY = re.compile(
+    r"^(?:(?:please|pls|hey|hi|ok(?:ay)?|so|now|also|then|right|can you|could you|would you|will you|can i|"
+    r"could i|i want to|i'd like to|i would like to|i need to|let's|let me|go and|help me)[, ]+)+",
+    re.IGNORECASE,
+)
+_THANKS = re.compile(r"(?:[, ]+(?:please|pls|thanks|thank you|for me|now))+([?.!]?)$", re.IGNORECASE)
+
+
+def _plainer(text: str) -> str:
+    """The turn without courtesy words around it ("can you find Acme, please?" -> "find Acme?")."""
+    return _THANKS.sub(r"\1", _COURTESY.sub("", text)).strip() or text
 
 
 # Words that make "show ..." / "find ..." a question over many records rather than one record's name.

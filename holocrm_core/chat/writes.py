@@ -18,8 +18,20 @@ from holocrm_core.chat.text import now_iso, plain
 from holocrm_core.deal_states import DealStateConflict
 
 # "the call worked" -> 1.0, "it failed" -> 0.0, "50%" / "0.5" -> the share
-_WORKED = ("worked", "paid off", "succeeded", "was a success", "landed", "converted", "got a")
-_FAILED = ("failed", "did not work", "didn't work", "went nowhere", "got no", "was ignored", "bounced")
+_WORKED = (
+    "worked",
+    "paid off",
+    "succeeded",
+    "was a success",
+    "a success",
+    "successful",
+    "was successful",
+    "landed",
+    "converted",
+    "got a",
+)
+_FAILED = ("failed", "did not work", "didn't work", "went nowhere", "got no", "was ignored", "bounced",
+           "unsuccessful", "was unsuccessful")  # fmt: skip
 
 
 def reward_of(result: str) -> float:

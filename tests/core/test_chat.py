@@ -319,3 +319,34 @@ def test_the_timeline_shows_what_attachments_say(data):
     (entry,) = [t for t in turn["details"]["timeline"] if t["activity_id"] == act]
     assert entry["attachments"] == [{"file_name": "quote.pdf", "text": "Quote: 120 seats at 40 EUR"}]
     assert "[quote.pdf] Quote: 120 seats" in turn["reply"]
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("can you find Alice Johnson, please?", "find"),
+        ("pull up Acme Bank", "details"),
+        ("show me the timeline for Alice Johnson", "details"),
+        ("show me deals similar to Acme core banking", "similar"),
+        ("find notes mentioning security review", "search"),
+        ("what's her score?", "explain_score"),
+        ("give me the next best action for Dan Brown", "next_action"),
+        ("summary please", "summarize"),
+        ("write a follow-up to her", "draft_email"),
+        ("note: called and left a message", "log_note"),
+        ("it worked", "record_outcome"),
+        ("the email got no reply", "record_outcome"),
+        ("set it to won", "close_deal"),
+        ("reopen it because the customer came back", "reopen_deal"),
+        ("run an experiment comparing the cadence and the ppo policy", "start_experiment"),
+        ("what are the results of experiment eval-nba?", "read_experiment"),
+        ("help me prepare for my call with Initech", "prepare"),
+        ("what should I do with each of my leads in retail that we haven't contacted in 30 days?", "triage"),
+        ("and this year?", "refine"),
+        ("yes please", "confirm"),
+        ("no thanks", "cancel"),
+        ("what can you do?", "help"),
+    ],
+)
+def test_phrasings_read_as_their_intent(text, intent):
+    assert classify(text)[0] == intent
