@@ -9,11 +9,13 @@ them), notes to HOLOCRM_HOME/logs/notes.ndjson, experiments through the experime
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from holocrm_api.outcome_log import AppendOnlyLog
 
+log = logging.getLogger("holocrm.chat")
 _data: dict[int, Any] = {}  # id(snapshot) -> ChatData (one per served snapshot)
 _lock = threading.Lock()
 _notes: dict[str, AppendOnlyLog] = {}
@@ -40,8 +42,17 @@ def chat_data(snap, services):
             while len(_data) >= 2:  # the snapshot before the previous one is no longer served
                 _data.pop(next(iter(_data)))
             _data[id(snap)] = data
+            # the name index and last touches in the background: the first turns need not wait for them
+            threading.Thread(target=_warm, args=(data,), name="chat-warm", daemon=True).start()
     data.deal_states = services.deal_states  # the API's own fold of its outcome log
     return data
+
+
+def _warm(data) -> None:
+    try:
+        data.warm()
+    except Exception as exc:  # noqa: BLE001 - a warm-up failure only means the first turn does the work
+        log.warning("chat warm-up failed: %s: %s", type(exc).__name__, exc)
 
 
 def session_store(services):
