@@ -278,10 +278,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"what is going on with|what's new with|any news on|status of|what's the status of)"
             r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities| deals| contacts| history)?[?.!]?",
             r"(?:details|timeline|activity|activities|history)[?.!]?",
-            r"(?:what|which) (?:deals|contacts|activities|people|opportunities) (?:does|do|did) "
-            r"(?P<ref>it|he|she|they|this company|that company|this contact|that contact) have[?.!]?",
-            r"(?:show |list |what are )?(?:me )?(?P<ref>its|their|his|her) (?:deals|contacts|activities|timeline|history|"
-            r"details|people)[?.!]?",
+            r"(?:show |list |what are )?(?:me )?(?P<ref>its|their|his|her) (?:timeline|history|details)[?.!]?",
         ),
         "a record's fields and its activity timeline",
         "show Acme Bank",

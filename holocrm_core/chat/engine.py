@@ -652,7 +652,33 @@ class ChatSession(WriteIntents, WovenIntents, ExperimentIntents):
 
     # ----------------------------------------------------------------------------------------- questions
     def _do_question(self, args: dict, out: dict, fallback_of: str | None = None) -> None:
-        self._ask({"base": args["text"], "filters": [], "time": None, "sort": None}, out, fallback_of)
+        text = self._about_focus(args["text"])
+        self._ask({"base": text, "filters": [], "time": None, "sort": None}, out, fallback_of)
+
+    def _about_focus(self, text: str) -> str:
+        """A question about the record in focus, its name put in: "its open deals" -> "open deals of Acme
+        Bank", "who works there?" -> "contacts of Acme Bank", "what deals does it have?" -> "deals of ..."."""
+        if self.focus is None or self.focus.kind not in ("company", "contact"):
+            return text
+        row = self.data.row(self.focus.kind, self.focus.id) or {}
+        name = row.get(KINDS[self.focus.kind][2])
+        if not name:
+            return text
+        nouns = r"(?:deals|contacts|activities|opportunities|people|calls|emails|meetings|notes)"
+        states = r"(?:(?:open|won|lost|closed) )?"
+        rewrites = (
+            (rf"^(?:show |list |show me |what are |which are |who are |what about )?(?:its|their|his|her) ({states}{nouns})[?.!]?$",
+             rf"\1 of {name}"),
+            (rf"^(?:what|which) ({states}{nouns}) (?:does|do|did) (?:it|he|she|they) have[?.!]?$", rf"\1 of {name}"),
+            (r"^who (?:works|is) (?:there|at it)[?.!]?$", f"contacts of {name}"),
+            (rf"^(?:how many|count) ({states}{nouns}) (?:does|do|did) (?:it|he|she|they) have[?.!]?$",
+             rf"how many \1 of {name}"),
+        )  # fmt: skip
+        for pattern, replacement in rewrites:
+            rewritten = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
+            if rewritten != text:
+                return rewritten.replace("people of", "contacts of")
+        return text
 
     def _do_refine(self, args: dict, out: dict) -> None:
         if self.question is None:

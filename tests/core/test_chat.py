@@ -350,3 +350,12 @@ def test_the_timeline_shows_what_attachments_say(data):
 )
 def test_phrasings_read_as_their_intent(text, intent):
     assert classify(text)[0] == intent
+
+
+def test_a_question_about_the_record_in_focus_names_it(chat):
+    chat.turn("show Acme Bank")
+    contacts = chat.turn("who are its contacts?")
+    assert contacts["intent"] == "question" and contacts["arguments"]["question"] == "contacts of Acme Bank"
+    assert ids(contacts) == ["c1", "c2"]
+    assert ids(chat.turn("its open deals")) == ["d1"]
+    assert chat.turn("the second one")["error"]  # one open deal: nothing to pick as the second
