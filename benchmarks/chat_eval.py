@@ -65,6 +65,7 @@ from holocrm_core.chat import ChatData, ChatSession  # noqa: E402
 from holocrm_core.chat.catalogue import PREPARE_PLAN, TRIAGE_PLAN  # noqa: E402
 from holocrm_core.chat.experiment_intents import create_experiment  # noqa: E402
 from holocrm_core.deal_states import DealStates  # noqa: E402
+from holocrm_core.nlq.meaning import lazy_embed  # noqa: E402
 
 OPEN = ["prospecting", "qualification", "proposal", "negotiation"]
 AS_OF = {"generated": datetime(2026, 10, 31, tzinfo=UTC), "maven": datetime(2017, 12, 31, tzinfo=UTC)}
@@ -659,7 +660,11 @@ def main() -> None:
         index_s = time.perf_counter() - started
         started = time.perf_counter()
         data = ChatData.from_tables(
-            tables, as_of=AS_OF[source], similarity=store, experiments_factory=lambda e=experiments: e
+            tables,
+            embed=lazy_embed(),  # as the CLI and the API: unknown words matched by meaning
+            as_of=AS_OF[source],
+            similarity=store,
+            experiments_factory=lambda e=experiments: e,
         )
         data.warm()  # start-up (NL context, decision service, name prefixes, last touches) apart from turns
         startup_s = time.perf_counter() - started

@@ -62,8 +62,10 @@ def chat_data(paths=None, as_of=None):
 
     def nlq():
         from holocrm_core.nlq import NLQContext
+        from holocrm_core.nlq.meaning import lazy_embed
 
-        return NLQContext.from_warehouse(warehouse, similarity=store, warm=False)
+        # as `holocrm ask`: words no rule knows are matched by meaning (the embedder loads on first need)
+        return NLQContext.from_warehouse(warehouse, similarity=store, embed=lazy_embed(), warm=False)
 
     def decisions():
         from holocrm_cli.decisions import decision_service

@@ -111,14 +111,15 @@ class ChatData:
 
     # -- building -------------------------------------------------------------------------------------------
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pl.DataFrame], **kw) -> ChatData:
-        """Tables keyed ``companies``/``staged_companies``..., ``scored_leads``, ``scored_deals``."""
+    def from_tables(cls, tables: Mapping[str, pl.DataFrame], embed=None, **kw) -> ChatData:
+        """Tables keyed ``companies``/``staged_companies``..., ``scored_leads``, ``scored_deals``; ``embed``:
+        the NL layer's embedder for words no rule knows (``holocrm_core.nlq.meaning.lazy_embed()``)."""
         plain = {k.removeprefix("staged_"): v for k, v in tables.items()}
 
         def nlq():
             from holocrm_core.nlq import NLQContext
 
-            return NLQContext.from_tables(dict(tables), similarity=kw.get("similarity"))
+            return NLQContext.from_tables(dict(tables), similarity=kw.get("similarity"), embed=embed)
 
         def decisions():
             from holocrm_core.decisions.service import DecisionService
