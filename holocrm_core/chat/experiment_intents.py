@@ -61,7 +61,7 @@ class ExperimentIntents:
     """The experiment intents of ``ChatSession`` (a mixin)."""
 
     def _experiments(self):
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         try:
             return self.data.experiments
@@ -69,7 +69,7 @@ class ExperimentIntents:
             raise ChatError(str(exc)) from None
 
     def _do_start_experiment(self, args: dict, out: dict) -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
         from holocrm_core.experiments import Experiment, ExperimentError, Variant
 
         out["write"] = {"status": "refused"}
@@ -113,7 +113,7 @@ class ExperimentIntents:
         self._propose("start_experiment", None, record, [diff], out)
 
     def _do_read_experiment(self, args: dict, out: dict) -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
         from holocrm_core.experiments import ExperimentError
 
         service = self._experiments()

@@ -59,7 +59,7 @@ class WovenIntents:
 
     def _do_prepare(self, args: dict, out: dict) -> None:
         """find -> details -> score -> next action -> summary; every step a catalogue intent, in the trace."""
-        from holocrm_core.chat.engine import ChatError, Chosen
+        from holocrm_core.chat.errors import ChatError, Chosen
 
         plan = list(catalogue.PREPARE_PLAN)
         assert all(step in catalogue.BY_NAME for step in plan)  # the plan is data from the catalogue
@@ -72,7 +72,7 @@ class WovenIntents:
         self._prepare(recs[0], out)
 
     def _prepare(self, rec: Rec, out: dict) -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         out["plan"] = list(catalogue.PREPARE_PLAN)
         self._details(rec, out)
@@ -87,7 +87,7 @@ class WovenIntents:
 
     # ------------------------------------------------------------------------------------------ triage
     def _do_triage(self, args: dict, out: dict) -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         out["plan"] = list(catalogue.TRIAGE_PLAN)
         question, band = segment_question(args["segment"])
@@ -181,7 +181,7 @@ class WovenIntents:
 
     def _segment_contacts(self, question: str, as_of: datetime) -> tuple[list[str], str]:
         """The contacts a segment names (deals and companies: their contacts), in answer order."""
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
         from holocrm_core.nlq import ask
 
         if not question:

@@ -55,7 +55,7 @@ class WriteIntents:
 
     def _write_target(self, ref: str | None, kinds: tuple[str, ...]) -> Rec:
         """The record a write is for; refused unless it is the record in focus (or named by a pronoun)."""
-        from holocrm_core.chat.engine import ChatError, Chosen
+        from holocrm_core.chat.errors import ChatError, Chosen
 
         if self.focus is None:
             raise ChatError(
@@ -83,7 +83,7 @@ class WriteIntents:
 
     # -------------------------------------------------------------------------------------------- deals
     def _deal_target(self, args: dict, out: dict) -> Rec:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         out["write"] = {"status": "refused"}
         deal = self._write_target(args.get("ref"), ("deal",))
@@ -92,7 +92,7 @@ class WriteIntents:
         return deal
 
     def _do_close_deal(self, args: dict, out: dict) -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         deal = self._deal_target(args, out)
         outcome = args["outcome"].lower()
@@ -123,7 +123,7 @@ class WriteIntents:
 
     def _do_reopen_deal(self, args: dict, out: dict) -> None:
         """Reopen a closed deal (the API's ``POST /api/deals/{id}/reopen``); refused when it is open."""
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         deal = self._deal_target(args, out)
         try:
@@ -167,7 +167,7 @@ class WriteIntents:
     def _do_record_outcome(self, args: dict, out: dict) -> None:
         """How an action with the contact in focus turned out, in the API's action-outcome record (the
         action: the one named, else the decision service's next action for that contact)."""
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         out["write"] = {"status": "refused"}
         rec = self._write_target(args.get("ref"), ("contact", "deal", "company"))
@@ -230,7 +230,7 @@ class WriteIntents:
         out["reply"] = f"About to change {what}: {changes}. Say yes to do it, no to drop it."
 
     def _confirm(self, pending: dict | None, out: dict, via: str = "yes") -> None:
-        from holocrm_core.chat.engine import ChatError
+        from holocrm_core.chat.errors import ChatError
 
         if not pending or pending.get("kind") != "write":
             out["write"] = None
