@@ -83,6 +83,8 @@ async def slack_command(request: Request, snap: SnapshotDep, services: ServicesD
     """A slash command (`/crm find acme`): one chat turn; the reply goes back to the user (ephemeral)."""
     body = await _signed_body(request, services)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    if form.get("ssl_check") == "1":  # Slack's certificate check: signed, nothing to run
+        return {"ok": True}
     text = " ".join((form.get("text") or "").split()) or "help"
     session_id = _session(form.get("team_id", ""), form.get("channel_id", ""), form.get("user_id", ""))
     turn = await _turn(snap, services, session_id, text)
@@ -116,6 +118,8 @@ async def slack_events(request: Request, snap: SnapshotDep, services: ServicesDe
         return {"ok": True, "ignored": "a bot's message or an edit"}
     if event.get("type") not in ("app_mention", "message"):
         return {"ok": True, "ignored": f"event {event.get('type')!r}"}
+    if event.get("type") == "message" and event.get("channel_type") != "im":
+        return {"ok": True, "ignored": "a channel message that does not mention the app"}
     event_id = str(payload.get("event_id") or "")
     store = session_store(services)
     if event_id and not await run_in_threadpool(store.first_time, event_id):

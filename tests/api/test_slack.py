@@ -113,6 +113,18 @@ def test_events_answer_the_challenge_run_mentions_once_and_skip_bots(home):
         assert event(mention, retry=True).json()["duplicate"] is True
         bot = {**mention, "event_id": "Ev2", "event": {**mention["event"], "bot_id": "B1"}}
         assert "ignored" in event(bot).json()
+        chatter = {
+            **mention,
+            "event_id": "Ev3",
+            "event": {**mention["event"], "type": "message", "channel_type": "channel"},
+        }
+        assert "ignored" in event(chatter).json()  # only mentions and direct messages are turns
+        direct = {
+            **mention,
+            "event_id": "Ev4",
+            "event": {**chatter["event"], "channel_type": "im", "channel": "D1"},
+        }
+        assert event(direct).json()["intent"] == "details"
         # the mention's session is the slash command's: same team, channel and user
         assert command(client, "summarize it").json()["intent"] == "summarize"
         forged = json.dumps({"type": "url_verification", "challenge": "x"}).encode()
