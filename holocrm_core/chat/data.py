@@ -192,11 +192,18 @@ class ChatData:
         return self._pools[key]
 
     def warm(self) -> ChatData:
-        """Open what the first turns would otherwise open: the NL context, the decision service, the name
-        pools and their prefixes, the last touches (start-up, not a turn's latency)."""
+        """Open what the first turns would otherwise open: the NL context (and the embedder it matches unknown
+        words with), the decision service, the name pools and their prefixes, the last touches (start-up, not
+        a turn's latency)."""
         for opened in (lambda: self.nlq, lambda: self.decisions):
             with contextlib.suppress(LookupError):
                 opened()
+        matcher = getattr(self._nlq, "term_matcher", None)
+        if matcher is not None and getattr(matcher, "embed", None) is not None:
+            with contextlib.suppress(
+                Exception
+            ):  # a warm-up only: the first unknown word would load it anyway
+                matcher.nearest("warmup")
         for kinds in (None, ("company", "contact"), ("deal",)):
             self.prefixes(kinds)
         self.last_touch()
