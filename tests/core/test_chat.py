@@ -359,3 +359,25 @@ def test_a_question_about_the_record_in_focus_names_it(chat):
     assert ids(contacts) == ["c1", "c2"]
     assert ids(chat.turn("its open deals")) == ["d1"]
     assert chat.turn("the second one")["error"]  # one open deal: nothing to pick as the second
+
+
+def test_every_example_in_the_readme_intent_table_reads_as_its_intent(data):
+    """The held-out dialogues are written from README's table: each example there, said with a record in
+    focus, must be answered as its row's intent."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("| intent | what it does | examples |") :]
+    section = section[: section.index("\n\n")]
+    checked = 0
+    for row in section.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = re.findall(r"`([a-z_]+)`", cells[0])
+        for i, example in enumerate(re.findall(r"`([^`]+)`", cells[-1])):
+            name = names[min(i, len(names) - 1)]  # `confirm` / `cancel`: one example each
+            session = ChatSession(data)
+            session.turn("show Acme Bank")
+            assert session.turn(example)["intent"] == name, (example, name)
+            checked += 1
+    assert checked >= 40
