@@ -7,8 +7,9 @@ Sources: ``generated`` (a generated export, ingested; seed 11 was never used whi
 ``maven`` (the Maven CRM export in ../shared/data/maven_crm, HOLOCRM_SHARED_DATA overrides, ingested with the
 ``maven`` profile; skipped with a message when absent). Both get, as input tables, a plain lead-score table
 (``scored_leads``: a hash of the contact id read as a score, bands hot >= 0.6 > warm >= 0.35 > cold; the
-eval measures the chat, not a scorer), a similarity index of companies and contacts embedded with the shipped
-model (``--no-index`` skips it: similar/search dialogues are then left out), and an experiment store holding
+eval measures the chat, not a scorer), a similarity index of companies, contacts and deals (deals only when
+at most 2,000: not Maven's) embedded with the shipped model (``--no-index`` skips it: similar/search dialogues
+are then left out), and an experiment store holding
 ``eval-nba`` (decisions.policy vs decisions.cadence per contact) with exposures of the first 40 contacts.
 Questions are answered as of 2026-10-31 (generated) and 2017-12-31 (Maven).
 
@@ -71,6 +72,7 @@ OPEN = ["prospecting", "qualification", "proposal", "negotiation"]
 AS_OF = {"generated": datetime(2026, 10, 31, tzinfo=UTC), "maven": datetime(2017, 12, 31, tzinfo=UTC)}
 YES = ("yes", "y", "yep", "confirm", "do it", "go ahead")
 MAX_PER_TEMPLATE = 3  # instances of one template over both sources
+MAX_INDEXED_DEALS = 2000  # the Maven export's 8,800 deals would take minutes to embed here
 
 
 # ------------------------------------------------------------------------------------------ the data
@@ -119,12 +121,14 @@ def eval_scores(contacts: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_index(tables: dict[str, pl.DataFrame], folder: Path):
-    """A real similarity store of the companies and contacts (shipped model, embedded here)."""
+    """A real similarity store of the companies, contacts and (up to 2,000) deals, embedded here with the
+    shipped model (activities are left out: thousands of texts on two cores)."""
     from holocrm_core.embedding import embed_documents, load_embedder
     from holocrm_core.store import SimilarityStore
     from holocrm_core.text import entity_documents
 
-    docs = entity_documents(tables).filter(pl.col("entity_type").is_in(["company", "contact"]))
+    kinds = ["company", "contact"] + (["deal"] if tables["deals"].height <= MAX_INDEXED_DEALS else [])
+    docs = entity_documents(tables).filter(pl.col("entity_type").is_in(kinds))
     embedder = load_embedder()
     run = embed_documents(docs, embedder)
     store = SimilarityStore(str(folder / "lancedb"), embedder=embedder)
@@ -511,6 +515,13 @@ def dialogues(t: dict[str, pl.DataFrame], source: str, instances: int, with_inde
             ])  # fmt: skip
         for row in rows(companies, 15):
             add("search_name", [(f"search {row['name']}", {"intent": "search", "first": row["company_id"]})])
+        if t["deals"].height <= MAX_INDEXED_DEALS:
+            deal_ids = set(t["deals"]["deal_id"].to_list())
+            for row in rows(open_deals, 12):
+                add("similar_deal", [
+                    (f"show {row['title']}", {"intent": "details", "records": [row["deal_id"]]}),
+                    ("show me deals similar to it", {"intent": "similar", "within": deal_ids - {row["deal_id"]}}),
+                ])  # fmt: skip
     for text in ["help", "what can you do?"][:instances]:
         add("help", [(text, {"intent": "help"})])
     for text in ["blorp the frobnicator", "zxqv wibble"][:instances]:
