@@ -10,7 +10,9 @@ paths are public to the API-key guard for that reason (``holocrm_api.middleware`
 The conversation is the Slack user in the channel (team, channel, user): its session lives in the same store
 as ``POST /api/chat``'s, shared by every worker. Writes are previewed and need "yes" as everywhere; a Slack
 user may confirm them unless ``HOLOCRM_SLACK_WRITES=false``. Slack retries an event it did not see
-acknowledged: an event id already handled (by any worker) is acknowledged again and not run twice.
+acknowledged: an event id already handled (by any worker) is acknowledged again and not run twice. An
+event's reply is in the answer and, with a bot token (``HOLOCRM_SLACK_BOT_TOKEN``), posted to its channel
+(``chat.postMessage`` at ``HOLOCRM_SLACK_API_URL``, default Slack's) after the acknowledgement.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
+import urllib.request
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
 
 from holocrm_api.chat_turns import run_turn, session_store, writer
 from holocrm_api.deps import ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, TOO_BIG, ApiError, error_doc
 
+log = logging.getLogger("holocrm.serving")
 REPLAY_WINDOW_S = 300  # Slack's own advice: refuse a request signed more than five minutes ago
 SIGNED = {
     401: error_doc("The Slack signature is missing, wrong, or older than five minutes"),
@@ -98,10 +103,32 @@ async def slack_command(request: Request, snap: SnapshotDep, services: ServicesD
     }
 
 
+def post_reply(api_url: str, token: str, channel: str, text: str, thread_ts: str | None) -> None:
+    """The reply to an event, posted to its channel (Slack's ``chat.postMessage``; after the ack)."""
+    message = {"channel": channel, "text": text, **({"thread_ts": thread_ts} if thread_ts else {})}
+    request = urllib.request.Request(
+        f"{api_url.rstrip('/')}/chat.postMessage",
+        data=json.dumps(message).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the configured Slack API URL
+            result = json.loads(answer.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        log.warning("slack: the reply to channel %s could not be posted: %s", channel, exc)
+        return
+    if not result.get("ok"):
+        log.warning("slack: chat.postMessage refused the reply to %s: %s", channel, result.get("error"))
+
+
 @router.post("/api/slack/events")
-async def slack_events(request: Request, snap: SnapshotDep, services: ServicesDep) -> dict[str, Any]:
+async def slack_events(
+    request: Request, background: BackgroundTasks, snap: SnapshotDep, services: ServicesDep
+) -> dict[str, Any]:
     """Slack's Events API: the ``url_verification`` challenge, and a chat turn for each ``app_mention`` or
-    direct message (bots' own messages and edits are acknowledged and skipped)."""
+    direct message (bots' own messages and edits are acknowledged and skipped). With a bot token
+    (``HOLOCRM_SLACK_BOT_TOKEN``) the reply is posted to the channel after the acknowledgement."""
     body = await _signed_body(request, services)
     try:
         payload = json.loads(body)
@@ -129,4 +156,22 @@ async def slack_events(request: Request, snap: SnapshotDep, services: ServicesDe
         str(payload.get("team_id") or ""), str(event.get("channel") or ""), str(event.get("user") or "")
     )
     turn = await _turn(snap, services, session_id, text)
-    return {"ok": True, "session_id": session_id, "intent": turn["intent"], "reply": turn["reply"]}
+    settings = services.settings
+    posted = bool(settings.slack_bot_token and event.get("channel"))
+    if posted:
+        thread = event.get("thread_ts") or (event.get("ts") if event.get("type") == "app_mention" else None)
+        background.add_task(
+            post_reply,
+            settings.slack_api_url,
+            settings.slack_bot_token,
+            str(event["channel"]),
+            turn["reply"],
+            thread,
+        )
+    return {
+        "ok": True,
+        "session_id": session_id,
+        "intent": turn["intent"],
+        "reply": turn["reply"],
+        "posted": posted,
+    }

@@ -146,3 +146,53 @@ def test_two_api_instances_over_one_home_share_the_conversation(home):
         assert say(second, "yes")["write"] is None  # made once: nothing waits any more
         lines = (home / "logs" / "outcomes.ndjson").read_text().splitlines()
         assert len(lines) == 1 and json.loads(lines[0])["deal_id"] == "D1"
+
+
+def test_with_a_bot_token_an_events_reply_is_posted_to_its_channel(home):
+    """chat.postMessage against a local stand-in for Slack's Web API (no network here)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    posted: list[tuple[str, str, dict]] = []
+
+    class SlackApi(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            posted.append((self.path, self.headers["Authorization"], body))
+            answer = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), SlackApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        with api_client(
+            home, slack_signing_secret=SECRET, slack_bot_token="xoxb-test", slack_api_url=url
+        ) as client:
+            payload = {
+                "type": "event_callback",
+                "team_id": "T1",
+                "event_id": "EvP",
+                "event": {
+                    "type": "app_mention",
+                    "user": "U1",
+                    "channel": "C9",
+                    "ts": "17.1",
+                    "text": "<@U0> show Pilot",
+                },
+            }
+            body = json.dumps(payload).encode()
+            answer = client.post("/api/slack/events", content=body, headers=signed(body))
+            assert answer.status_code == 200 and answer.json()["posted"] is True
+    finally:
+        server.shutdown()
+    ((path, auth, message),) = posted
+    assert (path, auth) == ("/api/chat.postMessage", "Bearer xoxb-test")
+    assert message["channel"] == "C9" and message["thread_ts"] == "17.1" and "Pilot" in message["text"]
