@@ -215,7 +215,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Talk to your CRM: find records, ask questions, get next actions; writes are previewed and need yes.
 
-        Try: `find acme`, `open deals`, `only the ones in fintech`, `prepare me for my call with Acme`."""
+        Try: `find acme`, `open deals`, `only the ones in fintech`, `prepare me for my call with Acme`,
+        `which of my hot leads in fintech haven't heard from us in two weeks, and what should I do with each?`,
+        `the call worked`, `reopen that deal`, `start an experiment cadence vs ppo`. Say `help` in the chat
+        for every intent with an example (the README's Chat section has the same table)."""
         from holocrm_core.chat import ChatSession
         from holocrm_core.services import Refusal
         from holocrm_core.services.questions import as_of_time
