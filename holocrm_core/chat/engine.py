@@ -254,14 +254,14 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
         )
         return recs
 
-    def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None) -> Rec:
+    def resolve(self, ref: str | None, kinds: tuple[str, ...] | None = None, closed: bool = False) -> Rec:
         """The record ``ref`` names: a pronoun: the focus; an ordinal: the last results; else a name."""
         written = (ref or "").strip(" ?.!")
         if written.lower().endswith("'s"):
             written = written[:-2]
         ref = written.lower()
         if not ref or ref in catalogue.REF_PRONOUNS:
-            rec = self._from_focus(ref, kinds)
+            rec = self._from_focus(ref, kinds, closed)
             if rec is None:
                 raise ChatError("which record? nothing is in focus yet: find one first, e.g. `find Acme`")
             return rec
@@ -278,7 +278,9 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             raise Chosen(recs)
         return recs[0]
 
-    def _from_focus(self, ref: str, kinds: tuple[str, ...] | None) -> Rec | None:
+    def _from_focus(self, ref: str, kinds: tuple[str, ...] | None, closed: bool = False) -> Rec | None:
+        """The record a pronoun means: the focus, or what the focus holds of the kind asked ("that deal" of a
+        company: its one open deal, or with ``closed`` its one closed deal)."""
         focus = self.focus
         if focus is None:
             return None
@@ -288,16 +290,17 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
                 wanted = (kind,)
         if wanted is None or focus.kind in wanted:
             return focus
-        if wanted == ("deal",):  # "that deal" said of a company or contact: its one open deal
-            open_deals = [
+        if wanted == ("deal",):  # "that deal" said of a company or contact: its one open (closed) deal
+            state = "closed" if closed else "open"
+            deals = [
                 d
                 for d in self.data.deals_of(focus.kind, focus.id)["deal_id"].to_list()
-                if self.data.deal_status(d) == "open"
+                if (self.data.deal_status(d) == "open") != closed
             ]
-            if len(open_deals) == 1:
-                return self.data.rec("deal", open_deals[0])
+            if len(deals) == 1:
+                return self.data.rec("deal", deals[0])
             raise ChatError(
-                f"{focus.label} has {len(open_deals)} open deals: say which one (e.g. `show deal <title>`)"
+                f"{focus.label} has {len(deals)} {state} deals: say which one (e.g. `show deal <title>`)"
             )
         if wanted == ("contact",) and focus.kind == "deal":
             row = self.data.row("deal", focus.id) or {}

@@ -53,7 +53,7 @@ def reward_of(result: str) -> float:
 class WriteIntents:
     """The write intents of ``ChatSession`` (a mixin: it uses the session's focus, data and trace)."""
 
-    def _write_target(self, ref: str | None, kinds: tuple[str, ...]) -> Rec:
+    def _write_target(self, ref: str | None, kinds: tuple[str, ...], closed: bool = False) -> Rec:
         """The record a write is for; refused unless it is the record in focus (or named by a pronoun)."""
         from holocrm_core.chat.errors import ChatError, Chosen
 
@@ -63,14 +63,19 @@ class WriteIntents:
             )
         named = (ref or "").strip().lower()
         if not named or named in catalogue.REF_PRONOUNS:
-            return self.resolve(ref, kinds)
+            return self.resolve(ref, kinds, closed)
         try:
-            target = self.resolve(ref, kinds)
+            target = self.resolve(ref, kinds, closed)
         except Chosen:
             raise ChatError(
                 f"refused: {ref!r} matches several records; open the one you mean first"
             ) from None
-        focus_deal = self._from_focus("that deal", ("deal",)) if kinds == ("deal",) else self.focus
+        try:
+            focus_deal = (
+                self._from_focus("that deal", ("deal",), closed) if kinds == ("deal",) else self.focus
+            )
+        except ChatError:  # the focus holds several such deals: only the focus itself is writable
+            focus_deal = self.focus
         if target != focus_deal and target != self.focus:
             raise ChatError(
                 f"refused: {target.label} is not the record in focus ({self.focus.label}); open it first "
@@ -82,11 +87,11 @@ class WriteIntents:
         return f"chat-{self.id}-{self.turns}"
 
     # -------------------------------------------------------------------------------------------- deals
-    def _deal_target(self, args: dict, out: dict) -> Rec:
+    def _deal_target(self, args: dict, out: dict, closed: bool = False) -> Rec:
         from holocrm_core.chat.errors import ChatError
 
         out["write"] = {"status": "refused"}
-        deal = self._write_target(args.get("ref"), ("deal",))
+        deal = self._write_target(args.get("ref"), ("deal",), closed)
         if deal.kind != "deal":
             raise ChatError(f"refused: {deal.label} is not a deal")
         return deal
@@ -125,7 +130,7 @@ class WriteIntents:
         """Reopen a closed deal (the API's ``POST /api/deals/{id}/reopen``); refused when it is open."""
         from holocrm_core.chat.errors import ChatError
 
-        deal = self._deal_target(args, out)
+        deal = self._deal_target(args, out, closed=True)
         try:
             self.data.deal_states.check_reopen(deal.id, self.data.export_stage(deal.id))
         except DealStateConflict as exc:

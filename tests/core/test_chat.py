@@ -381,3 +381,12 @@ def test_every_example_in_the_readme_intent_table_reads_as_its_intent(data):
             assert session.turn(example)["intent"] == name, (example, name)
             checked += 1
     assert checked >= 40
+
+
+def test_that_deal_of_a_contact_is_its_open_deal_to_close_and_its_closed_deal_to_reopen(chat):
+    chat.turn("show Bob Smith")  # his deals: Acme add-on (won)
+    reopen = chat.turn("reopen that deal")
+    assert reopen["write"]["status"] == "proposed" and reopen["write"]["target"]["id"] == "d2"
+    assert chat.turn("yes")["write"]["status"] == "made"
+    chat.turn("show Alice Johnson")  # her deals: Acme core banking (open)
+    assert chat.turn("close that deal as won")["write"]["target"]["id"] == "d1"
