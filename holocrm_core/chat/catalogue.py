@@ -315,12 +315,36 @@ def classify(text: str) -> tuple[str, dict[str, str]] | None:
     """The first intent whose pattern matches the whole turn, with its arguments; None: not in the catalogue
     (the engine then asks the NL question layer)."""
     text = " ".join(text.split())
-    for candidate in dict.fromkeys((_plainer(text), text)):
+    plainer = _plainer(text)
+    for candidate in dict.fromkeys((plainer, text, _verb_spelled(plainer))):
         for intent in CATALOGUE:
             found = intent.match(candidate)
             if found is not None:
                 return intent.name, found
     return None
+
+
+# The words a turn starts with, spelled right: "sumarize it" / "shwo Acme" read as "summarize" / "show".
+VERBS = (
+    "show", "find", "open", "summarize", "summarise", "close", "reopen", "draft", "write", "log", "search",
+    "prepare", "triage", "explain", "start", "record", "mark", "help", "similar", "details", "timeline",
+)  # fmt: skip
+
+
+def _verb_spelled(text: str) -> str:
+    """The turn with its first word corrected to a catalogue verb one edit away (two for long words); a
+    word that starts with a verb ("closed", "logged") is an inflection, not a typo, and stays."""
+    from rapidfuzz.distance import OSA
+
+    first, _, rest = text.partition(" ")
+    word = first.lower()
+    if len(word) < 4 or word in VERBS or any(word.startswith(v) for v in VERBS):
+        return text
+    allowed = 2 if len(word) >= 7 else 1
+    distance = {v: OSA.distance(word, v) for v in VERBS}
+    best = min(distance.values())
+    close = [v for v, d in distance.items() if d == best]
+    return f"{close[0]} {rest}".strip() if best <= allowed and len(close) == 1 else text
 
 
 _COURTESY = re.compile(

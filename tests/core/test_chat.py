@@ -346,10 +346,17 @@ def test_the_timeline_shows_what_attachments_say(data):
         ("yes please", "confirm"),
         ("no thanks", "cancel"),
         ("what can you do?", "help"),
+        ("sumarize it", "summarize"),  # a verb one edit away
+        ("shwo Acme Bank", "details"),
     ],
 )
 def test_phrasings_read_as_their_intent(text, intent):
     assert classify(text)[0] == intent
+
+
+def test_an_inflected_verb_is_no_typo():
+    assert classify("closed deals last month") is None  # a question, not "close ..."
+    assert classify("logged calls this week") is None
 
 
 def test_a_question_about_the_record_in_focus_names_it(chat):
