@@ -4,7 +4,8 @@
 Slack does not send an API key; it signs each request. Both routes check that signature before anything
 else: ``X-Slack-Signature`` must be ``v0=`` + HMAC-SHA256 of ``v0:{X-Slack-Request-Timestamp}:{raw body}``
 under the signing secret (``HOLOCRM_SLACK_SIGNING_SECRET``), compared in constant time, and the timestamp
-within five minutes of now (a replayed request is refused): 401 otherwise, 503 when no secret is set. The
+within five minutes of now (a replayed request is refused): 401 otherwise; without a secret the routes are
+not there (404). The
 paths are public to the API-key guard for that reason (``holocrm_api.middleware``).
 
 The conversation is the Slack user in the channel (team, channel, user): its session lives in the same store
@@ -32,15 +33,15 @@ from starlette.concurrency import run_in_threadpool
 
 from holocrm_api.chat_turns import run_turn, session_store, writer
 from holocrm_api.deps import ServicesDep, SnapshotDep
-from holocrm_api.errors import ALWAYS, TOO_BIG, ApiError, error_doc
+from holocrm_api.errors import ALWAYS, NOT_BUILT, TOO_BIG, ApiError, error_doc
 
 log = logging.getLogger("holocrm.serving")
 REPLAY_WINDOW_S = 300  # Slack's own advice: refuse a request signed more than five minutes ago
 SIGNED = {
     401: error_doc("The Slack signature is missing, wrong, or older than five minutes"),
-    503: error_doc("No Slack signing secret is configured (HOLOCRM_SLACK_SIGNING_SECRET)"),
+    404: error_doc("Slack is not configured here: no signing secret (HOLOCRM_SLACK_SIGNING_SECRET)"),
 }
-router = APIRouter(tags=["slack"], responses={**SIGNED, **TOO_BIG, **ALWAYS})
+router = APIRouter(tags=["slack"], responses={**SIGNED, **NOT_BUILT, **TOO_BIG, **ALWAYS})
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -52,7 +53,7 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
 def verify(secret: str, headers, body: bytes, now: float | None = None) -> None:
     """Raises 401 unless the request carries Slack's valid, fresh signature."""
     if not secret:
-        raise ApiError(503, "not_configured", "Slack is not configured: set HOLOCRM_SLACK_SIGNING_SECRET")
+        raise ApiError(404, "not_configured", "Slack is not configured: set HOLOCRM_SLACK_SIGNING_SECRET")
     timestamp = headers.get("x-slack-request-timestamp") or ""
     signature = headers.get("x-slack-signature") or ""
     if not timestamp.isdigit() or not signature:

@@ -63,7 +63,7 @@ def test_slash_commands_keep_a_session_per_user_and_channel_and_write_after_yes(
         assert command(client, "").json()["intent"] == "help"  # an empty command lists what it can do
 
 
-def test_a_bad_missing_or_stale_signature_is_401_and_no_secret_is_503(home):
+def test_a_bad_missing_or_stale_signature_is_401_and_no_secret_is_404(home):
     body = urlencode({"team_id": "T1", "channel_id": "C1", "user_id": "U1", "text": "show Pilot"}).encode()
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     with api_client(home, slack_signing_secret=SECRET) as client:
@@ -84,7 +84,7 @@ def test_a_bad_missing_or_stale_signature_is_401_and_no_secret_is_503(home):
     with api_client(home) as client:
         expect_error(
             client.post("/api/slack/commands", content=body, headers={**form, **signed(body)}),
-            503,
+            404,
             "not_configured",
         )
 
