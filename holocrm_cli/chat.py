@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -135,6 +136,11 @@ def _print_turn(turn: dict, trace: bool) -> None:
             )
 
 
+def _warm(data) -> None:
+    with contextlib.suppress(Exception):  # a warm-up failure only means the first turn opens what it needs
+        data.warm()
+
+
 def _completions(data) -> list[str]:
     """What Tab completes a line to: every intent's example and help phrases, and `show`/`find`/`prepare me
     for my call with` + each company's name (at most 5,000 companies)."""
@@ -239,6 +245,8 @@ def register(app: typer.Typer) -> None:
                     _print_turn(turn, trace)
             return
         read = _reader(data)
+        # the NL context, decision service and name index open while the user types the first turn
+        threading.Thread(target=_warm, args=(data,), name="chat-warm", daemon=True).start()
         typer.echo("HoloCRM chat: ask about your records (`help` lists what I can do, `quit` to leave).")
         while True:
             try:
