@@ -47,7 +47,7 @@ import json
 import os
 import random
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -637,6 +637,145 @@ def focus_switch_pronoun(d: Data) -> list[dict]:
     return out
 
 
+def company_typo(d: Data) -> list[dict]:
+    out = []
+    frame = d.companies_named().filter(pl.col("name").str.len_chars() >= 6)
+    for row in d.pick(frame):
+        words = row["name"].split()
+        typo = " ".join([swap_typo(words[0]), *words[1:]]).lower()
+        out.append({"turns": [(f"show me {typo}", {"intent": "details", "records": [row["company_id"]]})]})
+    return out
+
+
+def list_then_them(d: Data) -> list[dict]:
+    value = pl.col("value").cast(pl.Float64)
+    out = []
+    if d.source == "maven":  # open deals carry no value there: this year's wins
+        base = d.deals.filter((pl.col("stage") == "won") & (pl.col("closed_at").dt.year() == d.as_of.year))
+        ask, threshold, said = "{i} deals we won this year", 3000, "3k"
+    else:
+        base, ask, threshold, said = d.open, "open {i} opportunities", 50_000, "50k"
+    for industry in d.industries():
+        sub = base.filter(pl.col("industry") == industry)
+        big = sub.filter(value > threshold)
+        if sub.height < 2 or big.height in (0, sub.height):
+            continue
+        out.append(
+            {
+                "turns": [
+                    (ask.format(i=industry), listed(sub, "deal_id")),
+                    (f"which of them are over {said}?", listed(big, "deal_id", "refine")),
+                ]
+            }
+        )
+        if len(out) == PER_TEMPLATE:
+            break
+    return out
+
+
+def deal_summary_that_deal(d: Data) -> list[dict]:
+    out = []
+    for row in d.pick(d.deals_named(d.deals, by_id=d.source == "maven")):
+        out.append(
+            {
+                "turns": [
+                    (f"show {row['said']}", {"intent": "details", "records": [row["deal_id"]]}),
+                    ("summarize that deal for me", {"intent": "summarize", "focus": row["deal_id"]}),
+                ]
+            }
+        )
+    return out
+
+
+def question_pick_row_cancel(d: Data) -> list[dict]:
+    """A company's open deals, 'the second one' (a row of the list), a close proposed on it, then dropped."""
+    counts = d.open.group_by("company_id").len().filter(pl.col("len").is_between(2, 12))
+    frame = d.companies_named().filter(pl.col("company_id").is_in(counts["company_id"].to_list()))
+    out = []
+    for row in d.pick(frame):
+        theirs = d.open.filter(pl.col("company_id") == row["company_id"])
+        out.append(
+            {
+                "turns": [
+                    (f"open deals at {row['name']}", listed(theirs, "deal_id")),
+                    ("the second one", {"intent": "pick", "within": ids(theirs, "deal_id")}),
+                    ("close it lost", {"intent": "close_deal", "write": "proposed"}),
+                    ("no, leave it", {"intent": "cancel", "write": "cancelled"}),
+                ],
+                "target": None,
+            }
+        )
+    return out
+
+
+def _quiet(d: Data, frame: pl.DataFrame, key: str, days: int = 14) -> pl.DataFrame:
+    """Rows of ``frame`` with no outbound activity in the ``days`` before the as-of date (the looser reading
+    of "haven't heard from us": no touch at all is a subset of it)."""
+    if d.activities.height == 0 or key not in d.activities.columns:
+        return frame
+    since = d.as_of - timedelta(days=days)
+    recent = d.activities.filter(
+        (pl.col("occurred_at") >= since)
+        & (pl.col("occurred_at") <= d.as_of)
+        & (pl.col("direction") == "outbound")
+    )
+    return frame.filter(~pl.col(key).is_in(recent[key].drop_nulls().unique().to_list()))
+
+
+def _triage_pool(d: Data) -> list[tuple[str, str, pl.DataFrame]]:
+    """(industry, the word a rep uses for it, the gold superset) for a triage request."""
+    spoken = {"financial services": "fintech", "finance": "fintech", "healthcare": "healthcare",
+              "medical": "medtech", "software": "software", "technology": "tech"}  # fmt: skip
+    if d.source == "maven":  # no leads and no activities there: open deals of the industry
+        pool = [(i, d.open.filter(pl.col("industry") == i), "deal_id") for i in d.industries()]
+    else:
+        people = d.contacts.join(d.companies.select("company_id", "industry"), on="company_id", how="left")
+        leads = people.filter(pl.col("lifecycle_status") == "lead")
+        industries = sorted(leads["industry"].drop_nulls().unique().to_list())
+        pool = [
+            (i, _quiet(d, leads.filter(pl.col("industry") == i), "contact_id"), "contact_id")
+            for i in industries
+        ]
+    pool = [(i, spoken.get(i, i), frame, key) for i, frame, key in pool if frame.height]
+    pool.sort(key=lambda item: (item[1] != "fintech", item[0]))  # the issue's own example first
+    return pool
+
+
+def triage_issue_wording(d: Data) -> list[dict]:
+    """The issue's own example of a woven request, then the same asked the way reps type it."""
+    texts = [
+        "which of my hot {n} in {w} haven't heard from us in two weeks, and what should I do with each?",
+        "hot {w} {n} we havent touched in 2 wks - what do i do with them",
+        "any warm {w} {n} gone quiet for 14 days? next steps for each pls",
+    ]
+    noun = "deals" if d.source == "maven" else "leads"  # Maven has no leads: its open deals
+    out = []
+    for text, (_, word, frame, key) in zip(texts, _triage_pool(d), strict=False):
+        out.append(
+            {"turns": [(text.format(w=word, n=noun), {"intent": "triage", "within": ids(frame, key)})]}
+        )
+    return out
+
+
+def triage_then_first(d: Data) -> list[dict]:
+    """A woven request, then a follow-up on one of its rows."""
+    out = []
+    noun = "deals" if d.source == "maven" else "leads"
+    for _, word, frame, key in _triage_pool(d)[1 : 1 + PER_TEMPLATE]:
+        out.append(
+            {
+                "turns": [
+                    (
+                        f"{word} {noun} nobody has contacted in two weeks + what to do about each",
+                        {"intent": "triage", "within": ids(frame, key)},
+                    ),
+                    ("tell me more about the first one", {"intent": "pick", "within": ids(frame, key)}),
+                ]
+            }
+        )
+    return out
+
+
 def similar_after_lookup(d: Data) -> list[dict]:
     out = []
     for row in d.pick(d.companies_named()):
@@ -854,6 +993,120 @@ def close_won_again(d: Data) -> list[dict]:
     return out
 
 
+def wrong_record_note(d: Data) -> list[dict]:
+    rows = d.pick(d.companies_named(), 2 * PER_TEMPLATE)
+    out = []
+    for shown, other in zip(rows[:PER_TEMPLATE], rows[PER_TEMPLATE:], strict=False):
+        out.append(
+            {
+                "turns": [
+                    (f"show {shown['name']}", {"intent": "details", "records": [shown["company_id"]]}),
+                    (
+                        f"log a note on {other['name']}: sent pricing",
+                        {"intent": "log_note", "write": "refused"},
+                    ),
+                    ("yes", {"intent": "confirm", "write": None}),
+                ],
+                "target": shown["company_id"],
+            }
+        )
+    return out
+
+
+def stale_yes_after_cancel(d: Data) -> list[dict]:
+    """A close proposed, dropped with "no"; a later "yes" must not bring it back."""
+    out = []
+    for row in d.pick(d.deals_named(d.open, by_id=d.source == "maven"), claim=True):
+        out.append(
+            {
+                "turns": [
+                    (f"show {row['said']}", {"intent": "details", "records": [row["deal_id"]]}),
+                    ("close as won", {"intent": "close_deal", "write": "proposed"}),
+                    ("no", {"intent": "cancel", "write": "cancelled"}),
+                    ("yes", {"intent": "confirm", "write": None}),
+                ],
+                "target": row["deal_id"],
+            }
+        )
+    return out
+
+
+def outcome_after_next_action(d: Data) -> list[dict]:
+    """The next best action, then the rep reports what came of it: an action outcome, confirmed."""
+    out = []
+    if d.source == "maven":
+        frame = d.deals_named(d.open, by_id=True)
+        for row in d.pick(frame, claim=True):
+            out.append(
+                {
+                    "turns": [
+                        (
+                            f"what should i do next on {row['said']}",
+                            {"intent": "next_action", "focus": row["deal_id"]},
+                        ),
+                        ("done. they said yes to a demo", {"intent": "record_outcome", "write": "proposed"}),
+                        ("yes", {"intent": "confirm", "write": "made"}),
+                    ],
+                    "target": row["deal_id"],
+                }
+            )
+        return out
+    leads = d.contacts_named().filter(pl.col("lifecycle_status") == "lead")
+    replies = [
+        "did that - no answer, left a voicemail",
+        "sent it, she replied the same day",
+        "called, not interested",
+    ]
+    for reply, row in zip(replies, d.pick(leads), strict=False):
+        out.append(
+            {
+                "turns": [
+                    (
+                        f"what should i do with {row['full_name']}",
+                        {"intent": "next_action", "focus": row["contact_id"]},
+                    ),
+                    (reply, {"intent": "record_outcome", "write": "proposed"}),
+                    ("yes", {"intent": "confirm", "write": "made"}),
+                ],
+                "target": row["contact_id"],
+            }
+        )
+    return out
+
+
+def reopen_lost(d: Data) -> list[dict]:
+    out = []
+    lost = d.deals.filter(pl.col("stage") == "lost")
+    for row in d.pick(d.deals_named(lost), claim=True):
+        out.append(
+            {
+                "turns": [
+                    (f"show {row['said']}", {"intent": "details", "records": [row["deal_id"]]}),
+                    ("they came back to us, reopen it", {"intent": "reopen_deal", "write": "proposed"}),
+                    ("yes", {"intent": "confirm", "write": "made"}),
+                ],
+                "target": row["deal_id"],
+            }
+        )
+    return out
+
+
+def reopen_open_refused(d: Data) -> list[dict]:
+    """Reopening a deal that was never closed: nothing to reopen."""
+    out = []
+    for row in d.pick(d.deals_named(d.open, by_id=True), claim=True):
+        out.append(
+            {
+                "turns": [
+                    (f"show {row['said']}", {"intent": "details", "records": [row["deal_id"]]}),
+                    ("reopen this deal", {"intent": "reopen_deal", "write": "refused"}),
+                ],
+                "target": row["deal_id"],
+            }
+        )
+    return out
+
+
 def wrong_record(d: Data) -> list[dict]:
     rows = d.pick(d.deals_named(d.open, by_id=True), 2 * PER_TEMPLATE, claim=True)
     out = []
@@ -958,6 +1211,12 @@ TEMPLATES = [
     product_open_then_owner,
     lost_in_month_then_other,
     contacts_at_company,
+    company_typo,
+    list_then_them,
+    deal_summary_that_deal,
+    question_pick_row_cancel,
+    triage_issue_wording,
+    triage_then_first,
     similar_after_lookup,
     similar_direct,
     search_notes,
@@ -980,6 +1239,11 @@ TEMPLATES = [
     close_lost_go_ahead,
     focus_switch_pronoun,
     wrong_record,
+    wrong_record_note,
+    stale_yes_after_cancel,
+    outcome_after_next_action,
+    reopen_lost,
+    reopen_open_refused,
 ]
 
 
