@@ -543,7 +543,8 @@ def industry_sorted_top(d: Data) -> list[dict]:
     for industry in d.industries():
         sub = d.open_of_industry(industry).with_columns(value.alias("v")).drop_nulls("v")
         top = sub.sort("v", descending=True)
-        if top.height < 2 or top["v"][0] == top["v"][1]:
+        # one currency (else "the top one" depends on exchange rates the export does not give), no tie
+        if top.height < 2 or top["currency"].n_unique() > 1 or top["v"][0] == top["v"][1]:
             continue
         out.append(
             {
@@ -770,6 +771,75 @@ def triage_then_first(d: Data) -> list[dict]:
                         {"intent": "triage", "within": ids(frame, key)},
                     ),
                     ("tell me more about the first one", {"intent": "pick", "within": ids(frame, key)}),
+                ]
+            }
+        )
+    return out
+
+
+def morning_routine(d: Data) -> list[dict]:
+    """A rep's first minutes: a list, a filter, one row, what to do with it."""
+    value = pl.col("value").cast(pl.Float64)
+    if d.source == "maven":
+        base = d.open.filter(pl.col("owner").is_not_null())
+        owners = base["owner"].value_counts(sort=True)["owner"].to_list()
+        d.rng.shuffle(owners)
+        starts = [(f"{o.lower()}'s open opps", base.filter(pl.col("owner") == o)) for o in owners]
+    else:
+        base = d.open.filter(value > 20_000)
+        starts = [("open deals over 20k", base)]
+    out = []
+    for text, frame in starts:
+        for industry in sorted(frame["industry"].drop_nulls().unique().to_list()):
+            sub = frame.filter(pl.col("industry") == industry)
+            if sub.height < 2 or any(industry in o["turns"][1][0] for o in out):
+                continue
+            out.append(
+                {
+                    "turns": [
+                        (text, listed(frame, "deal_id")),
+                        (f"only {industry}", listed(sub, "deal_id", "refine")),
+                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("what should i do next with it?", {"intent": "next_action"}),
+                    ]
+                }
+            )
+            break
+        if len(out) == PER_TEMPLATE:
+            break
+    if len(out) < PER_TEMPLATE and d.source != "maven":
+        industries = [i for i in sorted(base["industry"].drop_nulls().unique().to_list())]
+        d.rng.shuffle(industries)
+        for industry in industries:
+            sub = base.filter(pl.col("industry") == industry)
+            if sub.height < 2 or any(industry in o["turns"][1][0] for o in out):
+                continue
+            out.append(
+                {
+                    "turns": [
+                        ("open deals over 20k", listed(base, "deal_id")),
+                        (f"only {industry}", listed(sub, "deal_id", "refine")),
+                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("what should i do next with it?", {"intent": "next_action"}),
+                    ]
+                }
+            )
+            if len(out) == PER_TEMPLATE:
+                break
+    return out
+
+
+def contact_company_pronouns(d: Data) -> list[dict]:
+    people = d.contacts_named().filter(pl.col("company_id").is_not_null())
+    out = []
+    for row in d.pick(people):
+        theirs = d.open.filter(pl.col("company_id") == row["company_id"])
+        out.append(
+            {
+                "turns": [
+                    (f"who is {row['full_name']}", {"intent": "details", "records": [row["contact_id"]]}),
+                    ("what company are they at?", {"intent": "details", "records": [row["company_id"]]}),
+                    ("any open deals there?", listed(theirs, "deal_id")),
                 ]
             }
         )
@@ -1107,6 +1177,29 @@ def reopen_open_refused(d: Data) -> list[dict]:
     return out
 
 
+def prepare_then_log(d: Data) -> list[dict]:
+    """The woven request, the call, then a note on the record the preparation was about."""
+    out = []
+    for row in d.pick(d.companies_named()):
+        out.append(
+            {
+                "turns": [
+                    (
+                        f"prep me for my call with {row['name']}",
+                        {"intent": "prepare", "records": [row["company_id"]]},
+                    ),
+                    (
+                        "log a call: walked through pricing, they want a proposal by friday",
+                        {"intent": "log_note", "write": "proposed"},
+                    ),
+                    ("yes", {"intent": "confirm", "write": "made"}),
+                ],
+                "target": row["company_id"],
+            }
+        )
+    return out
+
+
 def wrong_record(d: Data) -> list[dict]:
     rows = d.pick(d.deals_named(d.open, by_id=True), 2 * PER_TEMPLATE, claim=True)
     out = []
@@ -1217,6 +1310,8 @@ TEMPLATES = [
     question_pick_row_cancel,
     triage_issue_wording,
     triage_then_first,
+    morning_routine,
+    contact_company_pronouns,
     similar_after_lookup,
     similar_direct,
     search_notes,
@@ -1244,6 +1339,7 @@ TEMPLATES = [
     outcome_after_next_action,
     reopen_lost,
     reopen_open_refused,
+    prepare_then_log,
 ]
 
 
