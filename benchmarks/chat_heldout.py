@@ -32,11 +32,18 @@ Gold conventions (where the right answer is a judgement, the judgement made):
 * a company typed by its full name, or without its legal suffix ("Inc.", "LLC"), means the company, even
   when deal titles contain the name: the assistant should show it, not ask;
 * "close that deal" with a company in focus that has several open deals is ambiguous: the gold is a
-  clarifying question and no write proposed;
+  clarifying question (numbered choices, as the issue asks);
+* a write that names its record while nothing is in focus ("log a call with X: ...", "mark <deal> closed
+  lost") is previewed for that record (the rule is about a record *other than* the one in focus); a write
+  naming another record than the one in focus is refused;
+* "what's the latest there" is scored as a summary (the README's summary holds the latest activities),
+  "find emails that talk about pricing" and "lookalikes for X" as search / similar (the catalogue's own
+  intents), although a question-layer answer with the right rows would serve the rep as well;
 * list questions are scored on the count and on the rows shown lying in the gold set; the semantic layer's
   documented meanings are used (open = any stage but won/lost, leads = contacts in the lead status, "last
   quarter" = the calendar quarter before the as-of date's, "over 100k" = value above 100,000 in the deal's
-  own currency);
+  own currency, "$100k" = USD deals only, "haven't heard from us in two weeks" = no outbound activity in the
+  14 days before the as-of date, a superset of "no activity at all", so either reading passes);
 * the as-of date is the export's own ("today" of the data): 2026-10-31 generated, 2017-12-31 Maven.
 """
 
