@@ -43,6 +43,7 @@ from holocrm_core.rl.world import (
     ResponseTable,
     WorldConfig,
     check_industries,
+    require_same_industries,
 )
 
 GATE_BASELINES = ("random", "always_email", "cadence", "thompson")  # what promotion is judged against
@@ -224,8 +225,16 @@ def _baselines(sim: Simulator, seed: int) -> list:
     return policies
 
 
-def judge_outreach_policy(model, sim: Simulator, settings: OutreachSettings | None = None) -> Judgement:
-    """Play PPO and the baselines on held-out contacts (same seed: paired), check off-policy, decide."""
+def judge_outreach_policy(
+    model, sim: Simulator, settings: OutreachSettings | None = None, industries: tuple[str, ...] | None = None
+) -> Judgement:
+    """Play PPO and the baselines on held-out contacts (same seed: paired), check off-policy, decide.
+
+    ``industries``: the vocabulary ``model`` was trained with, when known (a logged policy's): a policy of
+    another vocabulary is refused rather than judged on inputs whose industry slots mean other industries.
+    """
+    if industries is not None:
+        require_same_industries(check_industries(industries), sim.industries, "the policy and the simulator")
     settings = settings or OutreachSettings()
     ppo = PPOPolicy(model)
     policies = [ppo, *_baselines(sim, settings.seed)]

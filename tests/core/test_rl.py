@@ -268,6 +268,12 @@ def test_the_simulator_of_a_foreign_industry_export_uses_its_words_end_to_end():
     rates = {r["value"]: r for r in calibration.filter(pl.col("action") == "email").iter_rows(named=True)}
     truth_order = rates["Bergbau"]["true"] > rates["Weinbau"]["true"]
     assert (rates["Bergbau"]["fitted"] > rates["Weinbau"]["fitted"]) == truth_order
+    # A policy trained on another vocabulary is refused, not judged on inputs whose slots mean other things.
+    from holocrm_core.rl.outreach import judge_outreach_policy
+    from holocrm_core.rl.world import IndustryMismatch
+
+    with pytest.raises(IndustryMismatch, match="the policy and the simulator"):
+        judge_outreach_policy(None, sim, settings, industries=generator_industries())
 
 
 def test_served_observations_of_a_foreign_industry_use_the_policys_vocabulary(tmp_path):
