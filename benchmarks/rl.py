@@ -161,8 +161,8 @@ def foreign_industries(tables, args, settings) -> dict:
     import polars as pl
 
     from holocrm_core.rl.baselines import CadencePolicy, OraclePolicy
-    from holocrm_core.rl.evaluate import Interval, play, relative_gain
-    from holocrm_core.rl.fit import fit_response_model
+    from holocrm_core.rl.evaluate import Interval, paired_difference, play, relative_gain
+    from holocrm_core.rl.fit import calibration_table, fit_response_model
     from holocrm_core.rl.outreach import prepare_simulator
     from holocrm_core.rl.train import PPOPolicy, PPOSettings, train_ppo
     from holocrm_core.rl.truth import SampleTruth, generator_industries
@@ -172,12 +172,9 @@ def foreign_industries(tables, args, settings) -> dict:
     companies = tables["companies"].with_columns(pl.col("industry").replace(rename))
     foreign = {**tables, "companies": companies}
     sim = prepare_simulator(foreign, settings, truth=SampleTruth({v: k for k, v in rename.items()}))
-    ppo = PPOSettings(total_timesteps=args.foreign_steps, seed=args.seed, time_limit_s=args.time_limit)
     n, seed, world = args.episodes, 4242, settings.world
     cadence = play(CadencePolicy(), sim.truth, sim.held_out, n, seed, world)
     oracle = play(OraclePolicy(), sim.truth, sim.held_out, n, seed, world)
-    after = train_ppo(sim.table, sim.train_starts, ppo, world)
-    after_ev = play(PPOPolicy(after.model), sim.truth, sim.held_out, n, seed, world)
     # Before: the same logged history, every industry unknown to the simulator and to the policy.
     blind = fit_response_model(
         sim.log.select(*CONTEXT_COLUMNS, "action", "responded", "episode"),
@@ -188,25 +185,44 @@ def foreign_industries(tables, args, settings) -> dict:
     blind_starts = dataclasses.replace(
         sim.train_starts, industry=np.full_like(sim.train_starts.industry, OTHER_INDUSTRY), industries=()
     )
-    before = train_ppo(blind, blind_starts, ppo, world)
-    before_ev = play(IndustryBlind(before.model), sim.truth, sim.held_out, n, seed, world)
+    runs = []
+    for ppo_seed in range(args.seed, args.seed + args.foreign_seeds):
+        ppo = PPOSettings(total_timesteps=args.foreign_steps, seed=ppo_seed, time_limit_s=args.time_limit)
+        after = train_ppo(sim.table, sim.train_starts, ppo, world)
+        after_ev = play(PPOPolicy(after.model), sim.truth, sim.held_out, n, seed, world)
+        before = train_ppo(blind, blind_starts, ppo, world)
+        before_ev = play(IndustryBlind(before.model), sim.truth, sim.held_out, n, seed, world)
+        runs.append(
+            {
+                "ppo_seed": ppo_seed,
+                "ppo_steps": after.timesteps,
+                "true_value_before_all_unknown": Interval.of(before_ev.value_closed).as_dict(),
+                "true_value_after_export_vocabulary": Interval.of(after_ev.value_closed).as_dict(),
+                "gain_vs_cadence_before": relative_gain(before_ev, cadence).as_dict(),
+                "gain_vs_cadence_after": relative_gain(after_ev, cadence).as_dict(),
+                "after_minus_before": paired_difference(after_ev, before_ev).as_dict(),
+            }
+        )
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
 
-    def row(ev):
-        return Interval.of(ev.value_closed).as_dict()
+    def industry_error(table) -> dict:
+        rows = calibration_table(table, sim.truth, sim.log).filter(pl.col("segment") == "industry")
+        return {
+            "mean": round(float(rows["abs_error"].mean()), 4),
+            "max": round(float(rows["abs_error"].max()), 4),
+        }
 
     return {
         "vocabulary": list(sim.industries),
+        "simulator_industry_rate_error_vs_truth": {
+            "before_all_unknown": industry_error(blind),
+            "after_export_vocabulary": industry_error(sim.table),
+        },
         "held_out_contacts": len(sim.held_out),
         "episodes": n,
-        "ppo_steps": after.timesteps,
-        "true_value_closed": {
-            "cadence": row(cadence),
-            "oracle": row(oracle),
-            "ppo_before_all_unknown": row(before_ev),
-            "ppo_after_export_vocabulary": row(after_ev),
-        },
-        "gain_vs_cadence_before": relative_gain(before_ev, cadence).as_dict(),
-        "gain_vs_cadence_after": relative_gain(after_ev, cadence).as_dict(),
+        "true_value_cadence": Interval.of(cadence.value_closed).as_dict(),
+        "true_value_oracle": Interval.of(oracle.value_closed).as_dict(),
+        "runs": runs,
         "load_average": load(),
     }
 
@@ -222,6 +238,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--foreign", action="store_true", help="add the renamed-industries figure")
     parser.add_argument("--foreign-steps", type=int, default=400_000, help="PPO steps per foreign policy")
+    parser.add_argument("--foreign-seeds", type=int, default=1, help="PPO seeds per foreign policy")
     parser.add_argument("--skip-main", action="store_true", help="only the --foreign figure")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
