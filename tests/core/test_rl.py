@@ -333,3 +333,52 @@ def test_served_observations_of_a_foreign_industry_use_the_policys_vocabulary(tm
     old = observations(contexts, ())[:, sen_width : sen_width + MAX_INDUSTRIES + 1]
     assert (old.argmax(axis=1) == OTHER_INDUSTRY).all()
     assert len(OutreachChampion(legacy, "0", "old").decide(contexts)) == 2
+
+
+@pytest.mark.slow  # an MLflow store, a registration and two loads: about 15 s on a loaded machine
+def test_the_registered_policy_carries_its_vocabulary_to_serving(tmp_path, monkeypatch):
+    import mlflow
+    from stable_baselines3 import PPO
+
+    from holocrm_core import registry
+    from holocrm_core.rl.env import BatchCRMEnv
+    from holocrm_core.rl.evaluate import comparison_table
+    from holocrm_core.rl.outreach import Judgement
+    from holocrm_core.rl.serving import load_outreach_champion
+    from holocrm_core.rl.tracking import POLICY_MODEL, OutreachPolicyModel, log_outreach_policy
+    from holocrm_core.rl.train import PPOPolicy, TrainingResult
+    from holocrm_core.rl.world import TABLE_SHAPE, ResponseTable
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    registry.configure()
+    industries = ("Bergbau", "Fischerei", "Weinbau")
+    table = ResponseTable(np.full((1, *TABLE_SHAPE), 0.2), "flat", industries)
+    starts = EpisodeStarts.uniform(30, industries=industries)
+    model = PPO("MlpPolicy", BatchCRMEnv(table, starts, 8), n_steps=8, seed=0)
+    ev = play(PPOPolicy(model), table, starts, 20, seed=0)
+    judgement = Judgement(comparison_table([ev], ev), None, {}, None, True, "a test gate", None)
+    training = TrainingResult(model, 0, 0, 0.0, "test", industries=industries)
+    registration = log_outreach_policy(training, judgement, {"steps": 0})
+    champion = load_outreach_champion()
+    assert champion is not None and champion.version == registration.version
+    assert champion.industries == industries and "unknown" not in champion.reason
+    contexts = pl.DataFrame({"industry": ["Weinbau"], "lifecycle_status": ["lead"], "seniority": ["vp"]})
+    assert champion.decide(contexts)["action"].iloc[0] in ("email", "call", "proposal", "wait")
+    # A policy logged before the vocabulary was logged with it: served, every industry unknown, said so.
+    (tmp_path / "old").mkdir()
+    model.save(tmp_path / "old" / "ppo.zip")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=OutreachPolicyModel(),
+            artifacts={"ppo": str(tmp_path / "old" / "ppo.zip")},
+            pip_requirements=["stable-baselines3"],
+            registered_model_name=POLICY_MODEL,
+        )
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(POLICY_MODEL, str(info.registered_model_version), "holocrm.gate", "passed")
+    client.set_registered_model_alias(POLICY_MODEL, "champion", str(info.registered_model_version))
+    legacy = load_outreach_champion()
+    assert legacy.industries is None and "every industry counts as unknown" in legacy.reason
+    assert len(legacy.decide(contexts)) == 1
