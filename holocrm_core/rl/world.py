@@ -238,7 +238,9 @@ def encode_contexts(frame: pl.DataFrame, industries: tuple[str, ...]) -> dict[st
 
 
 def true_response_table(industries: tuple[str, ...] = ()) -> ResponseTable:
-    """Kept for callers of the old place: ``holocrm_core.rl.truth.true_response_table`` (generated data only)."""
+    """The generator's truth: ``holocrm_core.rl.truth.true_response_table`` (generated data only), kept here
+    for ``tests/api/test_decisions_api.py``, which imports it from this module; delete it once that import
+    reads ``holocrm_core.rl.truth``."""
     from holocrm_core.rl.truth import true_response_table as tabulate
 
     return tabulate(industries)
@@ -262,6 +264,12 @@ class EpisodeStarts:
 
     def __post_init__(self):
         self.industries = check_industries(self.industries)
+        code = np.asarray(self.industry)
+        if ((code >= len(self.industries)) & (code != OTHER_INDUSTRY)).any() or (code < 0).any():
+            raise ValueError(
+                f"industry codes must index the vocabulary ({len(self.industries)} names) or be "
+                f"OTHER_INDUSTRY ({OTHER_INDUSTRY})"
+            )
 
     def __len__(self) -> int:
         return len(self.contact_id)
