@@ -168,10 +168,20 @@ def train_ppo(
     if folder is not None and resume and (folder / CHECKPOINT).exists():
         model = PPO.load(folder / CHECKPOINT, env=env, device="cpu")
         saved = json.loads((folder / PROGRESS).read_text()) if (folder / PROGRESS).exists() else {}
-        if "industries" in saved and tuple(saved["industries"]) != table.industries:
+        # A checkpoint from before the vocabulary was recorded read the generator's industries: its slots
+        # mean nothing here unless this simulator knows no industry either.
+        trained_on = saved.get("industries")
+        if (trained_on is None and table.industries) or (
+            trained_on is not None and tuple(trained_on) != table.industries
+        ):
+            was = (
+                "records no industry vocabulary (trained before vocabularies came from the export)"
+                if trained_on is None
+                else f"was trained on the industries {trained_on}"
+            )
             raise IndustryMismatch(
-                f"the checkpoint in {folder} was trained on the industries {saved['industries']}, this "
-                f"simulator has {list(table.industries)}: train afresh (resume=False, `holocrm rl train --fresh`)"
+                f"the checkpoint in {folder} {was}, this simulator has {list(table.industries)}: "
+                "train afresh (resume=False, `holocrm rl train --fresh`)"
             )
         done_before, curve = int(saved.get("timesteps", model.num_timesteps)), list(saved.get("curve", []))
         say(f"resuming from {folder / CHECKPOINT} at {done_before} steps")

@@ -132,6 +132,10 @@ def test_ppo_training_resumes_from_its_checkpoint(truth, starts, tmp_path):
         train_ppo(
             other, EpisodeStarts.uniform(50, industries=other.industries), more, checkpoint_dir=tmp_path
         )
+    progress = tmp_path / "progress.json"
+    progress.write_text(progress.read_text().replace('"industries"', '"vocabulary"'))  # an older checkpoint
+    with pytest.raises(IndustryMismatch, match="records no industry vocabulary"):
+        train_ppo(truth, starts, more, checkpoint_dir=tmp_path)
 
 
 def test_decisions_go_through_the_convergence_engine(truth, starts):
