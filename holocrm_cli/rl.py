@@ -147,17 +147,19 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
             import mlflow
 
-            model = (
-                mlflow.pyfunc.load_model("models:/holocrm_outreach_policy@champion")
-                .unwrap_python_model()
-                .model
-            )
+            policy = mlflow.pyfunc.load_model(
+                "models:/holocrm_outreach_policy@champion"
+            ).unwrap_python_model()
+            model = policy.model
+            # the champion's own industry vocabulary: one of another export's is refused, not misjudged
+            industries = getattr(policy, "industries", None) or None
         else:
             if not Path(checkpoint).exists():
                 typer.echo(f"No checkpoint at {checkpoint}.", err=True)
                 raise typer.Exit(1)
             model = PPO.load(checkpoint, device="cpu")
+            industries = None
         _, settings, sim = _simulator(horizon, history, seed)
-        _print_judgement(judge_outreach_policy(model, sim, settings), as_json)
+        _print_judgement(judge_outreach_policy(model, sim, settings, industries=industries), as_json)
 
     app.add_typer(rl_app, name="rl")

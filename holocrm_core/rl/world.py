@@ -237,15 +237,6 @@ def encode_contexts(frame: pl.DataFrame, industries: tuple[str, ...]) -> dict[st
     }
 
 
-def true_response_table(industries: tuple[str, ...] = ()) -> ResponseTable:
-    """The generator's truth: ``holocrm_core.rl.truth.true_response_table`` (generated data only), kept here
-    for ``tests/api/test_decisions_api.py``, which imports it from this module; delete it once that import
-    reads ``holocrm_core.rl.truth``."""
-    from holocrm_core.rl.truth import true_response_table as tabulate
-
-    return tabulate(industries)
-
-
 @dataclass
 class EpisodeStarts:
     """Where episodes begin: one row per contact: segment codes, stage, silence, deal value, lead score."""

@@ -110,7 +110,7 @@ def _register_gated_ppo(uri: str) -> str:
     from holocrm_core.rl.world import EpisodeStarts
 
     configure(uri)
-    from holocrm_core.rl.world import true_response_table
+    from holocrm_core.rl.truth import true_response_table
 
     model = PPO(
         "MlpPolicy", BatchCRMEnv(true_response_table(), EpisodeStarts.uniform(50), 8), n_steps=8, seed=0
