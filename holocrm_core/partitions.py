@@ -13,8 +13,11 @@ same rows again make no new version), so rows are never appended twice. The plai
 union of the newest *complete* batch (all of its shards written): each export batch is a full snapshot of
 the CRM (``holocrm_core.landing``), so while a new batch is backfilled shard by shard, readers (the CLI, the
 API, unpartitioned assets) keep the previous complete batch, and switch in one commit when the last shard
-lands. The union is rebuilt under a lock after the partition's own commit, so two shards committing at once
-cannot lose each other's rows: whichever rebuild runs second reads both.
+lands. The union is rebuilt after the partition's own commit and committed only if nobody committed a union
+meanwhile (compare-and-swap, ``Warehouse.write(expect_version=...)``), else rebuilt again, so two shards
+committing at once cannot lose each other's rows: whichever union commits last read both. The batch manifest
+is an atomic document update (``Warehouse.update_document``). Only the warehouse API is used, so partitioned
+tables work the same on a folder and on S3 (a file lock would not span two machines).
 
 Shards: ``shard_of(ids, n)`` is CRC-32 of the id's UTF-8 bytes modulo ``n`` (stable across processes,
 machines and library versions, unlike polars' ``hash``); a row without an id goes to the shard of "".
@@ -23,23 +26,20 @@ machines and library versions, unlike polars' ``hash``); a row without an id goe
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
-from holocrm_core.warehouse import Warehouse
+from holocrm_core.warehouse import CommitConflict, Warehouse
 
 DEFAULT_SHARDS = 4
 PARTITIONS_DIR = "_partitions"
-MANIFEST = "_batches.json"
+MANIFEST = "_batches"  # the batch manifest document (_batches.json beside the partitions)
+UNION_ATTEMPTS = 50
 _BATCH_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -128,42 +128,31 @@ class PartitionWrite:
 
 
 class PartitionedTable:
-    """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name."""
+    """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name.
+
+    Storage-neutral: the partitions, the batch manifest and the union go through the warehouse's API only
+    (``child`` warehouses, ``update_document``, ``write(expect_version=...)``), so the same code runs on a
+    folder and on S3 (holocrm_core/warehouse_s3.py). No lock spans the union's rebuild: it is a
+    compare-and-swap instead. A writer commits its partitions, then rebuilds the union from every shard and
+    commits it only if the union is still at the version it saw before reading the shards; a writer that
+    loses re-reads and rebuilds. Whichever writer commits last read every partition committed before it, and
+    every writer commits a union after its own partitions, so the union never loses a shard's rows."""
 
     def __init__(self, warehouse: Warehouse, name: str):
         self.warehouse = warehouse
         self.name = name
-        self.root = Path(warehouse.root) / PARTITIONS_DIR / name
+        self.home = warehouse.child(PARTITIONS_DIR, name)
+        self.root = self.home.root
 
     def exists(self) -> bool:
-        return (self.root / MANIFEST).exists()
+        return self.home.read_document(MANIFEST) is not None
 
     def batch(self, batch: str) -> Warehouse:
-        return Warehouse(self.root / batch)
+        return self.home.child(batch)
 
     # -- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> dict:
-        try:
-            return json.loads((self.root / MANIFEST).read_text())
-        except (FileNotFoundError, ValueError):
-            return {"batches": [], "union": None, "shards": None}
-
-    def _save_manifest(self, manifest: dict) -> None:
-        path = self.root / MANIFEST
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(manifest))
-        os.replace(tmp, path)
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Writers of one partitioned table take turns on the manifest and the union (a local flock)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return self.home.read_document(MANIFEST) or {"batches": [], "union": None, "shards": None}
 
     def union_batch(self) -> str | None:
         """The batch the plain table ``NAME`` is the union of (None before any batch was complete)."""
@@ -174,52 +163,72 @@ class PartitionedTable:
         return list(self._manifest()["batches"])
 
     def shards_written(self, batch: str) -> set[int]:
-        folder = self.root / batch
-        if not folder.exists():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in folder.glob("shard-*.parquet")}
+        prefix = shard_table(0)[: -len("0000")]
+        return {int(t[len(prefix) :]) for t in self.batch(batch).tables() if t.startswith(prefix)}
 
     # -- writing ---------------------------------------------------------------------------------------
     def write_partitions(
         self, parts: dict[tuple[str, int], pl.DataFrame], count: int, whole: pl.DataFrame | None = None
     ) -> PartitionWrite:
         """Commit each frame of ``parts`` as its (batch, shard) partition (its rows replace the partition's),
-        then the union. Partitions commit in parallel (each is its own versioned table); the manifest and the
-        union are rebuilt under one lock *after* this writer's partitions committed, so of two shards
-        committing at once the second rebuild reads both: none is lost, none is counted twice. ``whole``: the
-        frame ``parts`` were cut from, when they are every shard of their batch; it becomes the union as it
-        is, in its own row order (the default path's union is then the table an unpartitioned run wrote)."""
+        then the union (compare-and-swap: see the class docstring): of two shards committing at once none is
+        lost, none is counted twice. ``whole``: the frame ``parts`` were cut from, when they are every shard of
+        their batch; it becomes the union as it is, in its own row order (the default path's union is then the
+        table an unpartitioned run wrote)."""
         for (batch, shard), part in sorted(parts.items()):
             self.batch(batch).write(shard_table(shard), part)
-        with self._lock():
-            manifest = self._manifest()
+
+        def add_batches(manifest: dict | None) -> dict:
+            manifest = dict(manifest or {"batches": [], "union": None, "shards": None})
+            manifest["batches"] = list(manifest["batches"])
             for batch, _ in sorted(parts):
                 if batch not in manifest["batches"]:
                     manifest["batches"].append(batch)
             manifest["shards"] = count
-            self._save_manifest(manifest)
-            touched = {b for b, _ in parts}
-            covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
-            written = self._refresh_union(manifest, count, touched, whole if covers else None)
+            return manifest
+
+        self.home.update_document(MANIFEST, add_batches)
+        touched = {b for b, _ in parts}
+        covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
+        written = self._refresh_union(count, touched, whole if covers else None)
         return PartitionWrite(len(parts), written.union_batch, written.union_rows)
 
-    def _refresh_union(
-        self, manifest: dict, count: int, touched: set[str], whole: pl.DataFrame | None
-    ) -> PartitionWrite:
-        complete = [b for b in manifest["batches"] if set(range(count)) <= self.shards_written(b)]
-        newest = complete[-1] if complete else None
-        if newest is None:
-            return PartitionWrite(0, None, None)
-        if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
-            return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
-        if whole is not None and newest in touched:
-            union = whole
-        else:
-            union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
-        self.warehouse.write(self.name, union, operation=f"union of {count} shards of batch {newest}")
-        manifest["union"] = newest
-        self._save_manifest(manifest)
-        return PartitionWrite(0, newest, union.height)
+    def _refresh_union(self, count: int, touched: set[str], whole: pl.DataFrame | None) -> PartitionWrite:
+        for _attempt in range(UNION_ATTEMPTS):
+            manifest = self._manifest()
+            complete = [b for b in manifest["batches"] if set(range(count)) <= self.shards_written(b)]
+            newest = complete[-1] if complete else None
+            if newest is None:
+                return PartitionWrite(0, None, None)
+            if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
+                return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
+            seen = self.warehouse.current_version(self.name)
+            if whole is not None and newest in touched:
+                union = whole
+            else:
+                union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
+            try:
+                self.warehouse.write(
+                    self.name,
+                    union,
+                    operation=f"union of {count} shards of batch {newest}",
+                    expect_version=seen,
+                )
+            except CommitConflict:
+                continue  # another writer committed a union since: read every shard again
+            committed = self.warehouse.current_version(self.name)
+
+            def mark_union(manifest: dict | None, newest=newest, committed=committed) -> dict:
+                manifest = dict(manifest or {"batches": [], "union": None, "shards": count})
+                if self.warehouse.current_version(self.name) == committed:  # still the union just written
+                    manifest["union"] = newest
+                return manifest
+
+            self.home.update_document(MANIFEST, mark_union)
+            return PartitionWrite(0, newest, union.height)
+        raise CommitConflict(
+            f"{self.name}: the union lost {UNION_ATTEMPTS} commits in a row to other writers"
+        )
 
     @staticmethod
     def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -32,7 +32,7 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core.partitions import PartitionedTable, shard_count, shard_of, split_by_shard
-from holocrm_core.settings import HoloPaths
+from holocrm_core.settings import HoloPaths, warehouse_root
 from holocrm_core.warehouse import Warehouse
 
 OPTIONAL = "holocrm/optional"  # input metadata: a table not built yet loads as None
@@ -53,8 +53,9 @@ def required_ins(names: Iterable[str]) -> dict[str, dg.AssetIn]:
 
 
 def _warehouse(home: str) -> Warehouse:
+    """The home's warehouse folder, or HOLOCRM_WAREHOUSE_URI (``s3://...``) when the settings name one."""
     paths = HoloPaths(Path(home)) if home else HoloPaths.default()
-    return Warehouse(paths.ensure().warehouse)
+    return Warehouse(warehouse_root(paths.ensure()))
 
 
 def _is_optional(context: dg.InputContext) -> bool:

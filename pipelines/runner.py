@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from holocrm_core.settings import Backends, HoloPaths
+from holocrm_core.settings import Backends, HoloPaths, warehouse_root
 from pipelines.executors import instance_yaml
 
 DAGSTER_YAML = instance_yaml(Backends())  # the local SQLite instance (the default settings)
@@ -298,7 +298,7 @@ def backfill(
     batch = batch_key(resolve_export_dir(paths.landing, export_dir).name)
     wanted = set(selection or PARTITIONED_ASSETS)
     graph = defs.resolve_asset_graph()
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(warehouse_root(paths))
     summaries: list[RunSummary] = []
     for level in graph.toposorted_asset_keys_by_level:
         names = sorted(k.to_user_string() for k in level if k.to_user_string() in wanted)

@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 import yaml
 
+from holocrm_core.partitions import shard_table
 from holocrm_core.settings import Backends
 from holocrm_core.warehouse import Warehouse
 from pipelines.executors import CELERY_CONFIG_SOURCE
@@ -28,14 +29,15 @@ pytestmark = pytest.mark.slow  # two workers and two runs of the job: a minute o
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# The ingest graph and what is derived from it without models: every step a separate Celery task.
+# The partitioned graph (export batch x entity-id shard, pipelines/partitions.py) up to the similarity index, and
+# what is derived from it without training: every step a separate Celery task; one run covers every shard of
+# the batch (the runner's default), the IO manager writes each shard's partition and the union.
 SELECTION = [
     "raw_contacts", "raw_companies", "raw_deals", "raw_activities", "raw_attachments",
     "staged_companies", "staged_contacts", "staged_deals", "staged_activities", "staged_attachments",
     "quarantine", "entity_documents", "outcome_dataset", "embeddings", "similarity_index",
 ]  # fmt: skip
-TABLES = [name for name in SELECTION if name != "similarity_index"]  # the index is LanceDB's (compared below)
-KILLED_STEP = "entity_documents"  # a step with upstream steps (it runs mid-run) that works for a second
+KILLED_STEP = "entity_documents"  # a partitioned step mid-run (it writes one partition per shard)
 
 
 def test_the_worker_config_matches_the_executor_config():
@@ -85,14 +87,24 @@ def _fingerprint(frame: pl.DataFrame) -> tuple[int, str]:
 
 
 def _tables(warehouse: Warehouse, lancedb_uri: str) -> dict[str, tuple[int, str]]:
-    """Every warehouse table of the run and every LanceDB table of the index, fingerprinted."""
+    """Every warehouse table of the run, every partition of the partitioned ones, and every LanceDB table of
+    the index, fingerprinted."""
+    from holocrm_core.partitions import PartitionedTable
     from holocrm_core.settings import connect_lancedb
 
-    found = {name: _fingerprint(warehouse.read(name)) for name in TABLES if warehouse.exists(name)}
+    found = {}
+    for name in warehouse.tables():
+        found[name] = _fingerprint(warehouse.read(name))
+        table = PartitionedTable(warehouse, name)
+        if table.exists():
+            for batch in table.batches():
+                for shard in sorted(table.shards_written(batch)):
+                    part = table.batch(batch).read(shard_table(shard))
+                    found[f"{name}/{batch}/{shard_table(shard)}"] = _fingerprint(part)
     db = connect_lancedb(lancedb_uri)
-    for table in db.table_names():
-        frame = pl.from_arrow(db.open_table(table).to_arrow())
-        found[f"lancedb/{table}"] = _fingerprint(frame.select(sorted(frame.columns)))
+    for table_name in db.table_names():
+        frame = pl.from_arrow(db.open_table(table_name).to_arrow())
+        found[f"lancedb/{table_name}"] = _fingerprint(frame.select(sorted(frame.columns)))
     return found
 
 
@@ -171,7 +183,9 @@ def test_celery_on_postgres_and_s3_gives_the_in_process_tables_after_a_killed_wo
     local_seconds = time.monotonic() - started
     assert done.returncode == 0, (tmp_path / "local.log").read_text()[-3000:]
     expected = _tables(Warehouse(local_home / "warehouse"), str(local_home / "lancedb"))
-    assert set(TABLES) < set(expected) and any(name.startswith("lancedb/") for name in expected)
+    assert {"staged_contacts", "embeddings", "quarantine"} <= set(expected)
+    assert any(name.startswith("embeddings/") for name in expected)  # partitions, one per shard
+    assert any(name.startswith("lancedb/") for name in expected)
 
     home = tmp_path / "celery"
     backends = {
