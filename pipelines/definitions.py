@@ -19,6 +19,7 @@ from pipelines.assets import (
     rl,
     semantic,
 )
+from pipelines.executors import executor_from_settings
 from pipelines.io_manager import WarehouseIOManager
 from pipelines.jobs import holocrm_all_job, holocrm_shards_job
 from pipelines.resources import (
@@ -100,4 +101,5 @@ defs = dg.Definitions(
     sensors=[new_export_sensor, monitoring.decay_sensor, experiments.experiment_outcomes_sensor],
     resources=build_resources(),
     loggers={"progress": progress_logger_def()},
+    executor=executor_from_settings(),  # HOLOCRM_EXECUTOR / settings [dagster] executor; None = Dagster's default
 )

@@ -16,28 +16,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from holocrm_core.settings import HoloPaths
+from holocrm_core.settings import Backends, HoloPaths
+from pipelines.executors import instance_yaml
 
-DAGSTER_YAML = """# Written by holocrm: local instance under HOLOCRM_HOME/dagster
-telemetry:
-  enabled: false
-# The daemon marks runs whose worker died as failed (runs launched by `dagster dev`); in-process runs of
-# `holocrm run` are cleaned up by pipelines.runner.fail_abandoned_runs.
-run_monitoring:
-  enabled: true
-  poll_interval_seconds: 60
-"""
+DAGSTER_YAML = instance_yaml(Backends())  # the local SQLite instance (the default settings)
 PID_TAG = "holocrm/pid"
 HOST_TAG = "holocrm/host"
 JOB_NAME = "holocrm_all"
 
 
 def prepare_dagster_home(paths: HoloPaths) -> Path:
+    """DAGSTER_HOME under the home, its dagster.yaml written for the settings' instance storage (SQLite, or
+    PostgreSQL: pipelines.executors.instance_yaml); a dagster.yaml written by hand is left as it is."""
     home = paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    wanted = instance_yaml()
+    if not config.exists() or (
+        config.read_text().startswith("# Written by holocrm") and config.read_text() != wanted
+    ):
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -224,7 +222,9 @@ def _run_all_locked(
     logger.addHandler(handler)
     started = time.perf_counter()
     try:
-        result = job.execute_in_process(
+        run = execute_job_in_process if _runs_here() else execute_job_on_executor
+        result = run(
+            job,
             run_config={
                 "ops": {
                     name: {"config": values}
@@ -242,7 +242,6 @@ def _run_all_locked(
                 },
             },
             instance=instance,
-            raise_on_error=False,
             tags=tags,
             asset_selection=asset_selection,
         )
@@ -350,6 +349,37 @@ def _with_siblings(defs, selection: list[str]) -> list:
 
     expanded = dg.AssetSelection.assets(*selection).required_multi_asset_neighbors()
     return sorted(expanded.resolve(defs.resolve_asset_graph()), key=lambda key: key.to_user_string())
+
+
+def _runs_here() -> bool:
+    """True unless the settings name an executor that runs steps in other processes (multiprocess, Celery,
+    Kubernetes jobs): those need the job reconstructable from its module and a persistent instance."""
+    return Backends.load().executor in ("default", "in_process")
+
+
+def execute_job_in_process(job, **kwargs):
+    return job.execute_in_process(raise_on_error=False, **kwargs)
+
+
+def holocrm_job():
+    """The main job, as a reconstructable target: executors that run steps elsewhere import it by name."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(JOB_NAME)
+
+
+def execute_job_on_executor(job, run_config, instance, tags, asset_selection):
+    """The run on the settings' executor (``defs``'s executor: pipelines.executors.executor_from_settings)."""
+    import dagster as dg
+
+    return dg.execute_job(
+        dg.reconstructable(holocrm_job),
+        instance=instance,
+        run_config=run_config,
+        tags=tags,
+        asset_selection=asset_selection,
+        raise_on_error=False,
+    )
 
 
 def _root_cause(error) -> str:

@@ -50,6 +50,9 @@ def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     # The tag contract: the gate's verdict is on the version; champion only when it passed.
     assert version.tags["holocrm.gate"] == meta["gate"].value
     assert ("champion" in version.aliases) == (meta["gate"].value == "passed")
+    # The policy's industry vocabulary is the export's own, logged with the version.
+    industries = json.loads(version.tags["holocrm.rl.industries"])
+    assert 0 < len(industries) <= 12 and "software" in industries
     report = json.loads((home / "models" / "outreach_policy" / "judgement.json").read_text())
     policies = {row["policy"] for row in report["judgement"]["true_world"]}
     assert {"ppo", "random", "always_email", "cadence", "thompson", "oracle"} <= policies
