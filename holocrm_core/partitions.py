@@ -13,8 +13,10 @@ same rows again make no new version), so rows are never appended twice. The plai
 union of the newest *complete* batch (all of its shards written): each export batch is a full snapshot of
 the CRM (``holocrm_core.landing``), so while a new batch is backfilled shard by shard, readers (the CLI, the
 API, unpartitioned assets) keep the previous complete batch, and switch in one commit when the last shard
-lands. The union is rebuilt under a lock after the partition's own commit, so two shards committing at once
-cannot lose each other's rows: whichever rebuild runs second reads both.
+lands. The union is rebuilt after the partition's own commit and committed compare-and-swap over the union
+version it was derived from (``Warehouse.write(expect_version=...)``; retried on ``CommitConflict``), so two
+shards committing at once cannot lose each other's rows: the later union reads both. The same on a folder or
+on object storage (child warehouses, an atomically updated manifest document).
 
 Shards: ``shard_of(ids, n)`` is CRC-32 of the id's UTF-8 bytes modulo ``n`` (stable across processes,
 machines and library versions, unlike polars' ``hash``); a row without an id goes to the shard of "".
@@ -23,23 +25,21 @@ machines and library versions, unlike polars' ``hash``); a row without an id goe
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import re
+import time
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
-from holocrm_core.warehouse import Warehouse
+from holocrm_core.warehouse import CommitConflict, Warehouse
 
 DEFAULT_SHARDS = 4
+UNION_ATTEMPTS = 20  # union rebuilds retried on a commit conflict (every shard of a batch at once)
 PARTITIONS_DIR = "_partitions"
-MANIFEST = "_batches.json"
+MANIFEST = "_batches"  # a warehouse document: _batches.json beside the batches
 _BATCH_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -128,42 +128,28 @@ class PartitionWrite:
 
 
 class PartitionedTable:
-    """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name."""
+    """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name.
+
+    Storage-neutral: partitions are child warehouses (``Warehouse.child``), the manifest is a warehouse
+    document updated atomically (``update_document``: a file lock locally, a conditional PUT on object
+    storage), and the union is committed compare-and-swap (``write(expect_version=...)``): a writer whose
+    union was derived from partitions another writer has since extended gets ``CommitConflict``, re-reads
+    and rebuilds, so of two shards committing at once the later union holds both."""
 
     def __init__(self, warehouse: Warehouse, name: str):
         self.warehouse = warehouse
         self.name = name
-        self.root = Path(warehouse.root) / PARTITIONS_DIR / name
+        self.folder = warehouse.child(PARTITIONS_DIR, name)
 
     def exists(self) -> bool:
-        return (self.root / MANIFEST).exists()
+        return self.folder.read_document(MANIFEST) is not None
 
     def batch(self, batch: str) -> Warehouse:
-        return Warehouse(self.root / batch)
+        return self.folder.child(batch)
 
     # -- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> dict:
-        try:
-            return json.loads((self.root / MANIFEST).read_text())
-        except (FileNotFoundError, ValueError):
-            return {"batches": [], "union": None, "shards": None}
-
-    def _save_manifest(self, manifest: dict) -> None:
-        path = self.root / MANIFEST
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(manifest))
-        os.replace(tmp, path)
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Writers of one partitioned table take turns on the manifest and the union (a local flock)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return self.folder.read_document(MANIFEST) or {"batches": [], "union": None, "shards": None}
 
     def union_batch(self) -> str | None:
         """The batch the plain table ``NAME`` is the union of (None before any batch was complete)."""
@@ -174,33 +160,41 @@ class PartitionedTable:
         return list(self._manifest()["batches"])
 
     def shards_written(self, batch: str) -> set[int]:
-        folder = self.root / batch
-        if not folder.exists():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in folder.glob("shard-*.parquet")}
+        names = self.batch(batch).tables()
+        return {int(n.split("-")[1]) for n in names if n.startswith("shard-") and n[6:].isdigit()}
 
     # -- writing ---------------------------------------------------------------------------------------
     def write_partitions(
         self, parts: dict[tuple[str, int], pl.DataFrame], count: int, whole: pl.DataFrame | None = None
     ) -> PartitionWrite:
         """Commit each frame of ``parts`` as its (batch, shard) partition (its rows replace the partition's),
-        then the union. Partitions commit in parallel (each is its own versioned table); the manifest and the
-        union are rebuilt under one lock *after* this writer's partitions committed, so of two shards
-        committing at once the second rebuild reads both: none is lost, none is counted twice. ``whole``: the
+        then the union. Partitions commit in parallel (each is its own versioned table); the batch order is
+        recorded atomically; the union is rebuilt *after* this writer's partitions committed and committed
+        only over the union version it was derived from (retried on a conflict), so of two shards
+        committing at once the later union reads both: none is lost, none is counted twice. ``whole``: the
         frame ``parts`` were cut from, when they are every shard of their batch; it becomes the union as it
         is, in its own row order (the default path's union is then the table an unpartitioned run wrote)."""
         for (batch, shard), part in sorted(parts.items()):
             self.batch(batch).write(shard_table(shard), part)
-        with self._lock():
-            manifest = self._manifest()
-            for batch, _ in sorted(parts):
-                if batch not in manifest["batches"]:
-                    manifest["batches"].append(batch)
+        touched = {b for b, _ in parts}
+
+        def add_batches(manifest: dict | None) -> dict:
+            manifest = dict(manifest or {"batches": [], "union": None})
+            manifest["batches"] = list(manifest["batches"]) + sorted(touched - set(manifest["batches"]))
             manifest["shards"] = count
-            self._save_manifest(manifest)
-            touched = {b for b, _ in parts}
-            covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
-            written = self._refresh_union(manifest, count, touched, whole if covers else None)
+            return manifest
+
+        manifest = self.folder.update_document(MANIFEST, add_batches)
+        covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
+        for attempt in range(UNION_ATTEMPTS):
+            try:
+                written = self._refresh_union(manifest, count, touched, whole if covers else None)
+                break
+            except CommitConflict:
+                if attempt == UNION_ATTEMPTS - 1:
+                    raise
+                manifest = self._manifest()  # another shard committed a union meanwhile: rebuild from it
+                time.sleep(0.02 * (attempt + 1))
         return PartitionWrite(len(parts), written.union_batch, written.union_rows)
 
     def _refresh_union(
@@ -212,13 +206,22 @@ class PartitionedTable:
             return PartitionWrite(0, None, None)
         if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
             return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
+        derived_from = self.warehouse.current_version(self.name)  # read before the partitions are
         if whole is not None and newest in touched:
             union = whole
         else:
             union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
-        self.warehouse.write(self.name, union, operation=f"union of {count} shards of batch {newest}")
-        manifest["union"] = newest
-        self._save_manifest(manifest)
+        self.warehouse.write(
+            self.name,
+            union,
+            operation=f"union of {count} shards of batch {newest}",
+            expect_version=derived_from,
+        )
+
+        def set_union(document: dict | None) -> dict:
+            return {**(document or {"batches": [newest]}), "union": newest}
+
+        self.folder.update_document(MANIFEST, set_union)
         return PartitionWrite(0, newest, union.height)
 
     @staticmethod

@@ -54,8 +54,11 @@ def required_ins(names: Iterable[str]) -> dict[str, dg.AssetIn]:
 
 
 def _warehouse(home: str) -> Warehouse:
+    """The warehouse StorageResource.warehouse() opens for the same home (object storage when configured)."""
+    from holocrm_core.settings import warehouse_root
+
     paths = HoloPaths(Path(home)) if home else HoloPaths.default()
-    return Warehouse(paths.ensure().warehouse)
+    return Warehouse(warehouse_root(paths.ensure()))
 
 
 def _is_optional(context: dg.InputContext) -> bool:
