@@ -13,11 +13,10 @@ same rows again make no new version), so rows are never appended twice. The plai
 union of the newest *complete* batch (all of its shards written): each export batch is a full snapshot of
 the CRM (``holocrm_core.landing``), so while a new batch is backfilled shard by shard, readers (the CLI, the
 API, unpartitioned assets) keep the previous complete batch, and switch in one commit when the last shard
-lands. The union is rebuilt after the partition's own commit and committed only if nobody committed a union
-meanwhile (compare-and-swap, ``Warehouse.write(expect_version=...)``), else rebuilt again, so two shards
-committing at once cannot lose each other's rows: whichever union commits last read both. The batch manifest
-is an atomic document update (``Warehouse.update_document``). Only the warehouse API is used, so partitioned
-tables work the same on a folder and on S3 (a file lock would not span two machines).
+lands. The union is rebuilt after the partition's own commit and committed compare-and-swap over the union
+version it was derived from (``Warehouse.write(expect_version=...)``; retried on ``CommitConflict``), so two
+shards committing at once cannot lose each other's rows: the later union reads both. The same on a folder or
+on object storage (child warehouses, an atomically updated manifest document).
 
 Shards: ``shard_of(ids, n)`` is CRC-32 of the id's UTF-8 bytes modulo ``n`` (stable across processes,
 machines and library versions, unlike polars' ``hash``); a row without an id goes to the shard of "".
@@ -28,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,9 +37,9 @@ import polars as pl
 from holocrm_core.warehouse import CommitConflict, Warehouse
 
 DEFAULT_SHARDS = 4
+UNION_ATTEMPTS = 20  # union rebuilds retried on a commit conflict (every shard of a batch at once)
 PARTITIONS_DIR = "_partitions"
-MANIFEST = "_batches"  # the batch manifest document (_batches.json beside the partitions)
-UNION_ATTEMPTS = 50
+MANIFEST = "_batches"  # a warehouse document: _batches.json beside the batches
 _BATCH_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -130,29 +130,26 @@ class PartitionWrite:
 class PartitionedTable:
     """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name.
 
-    Storage-neutral: the partitions, the batch manifest and the union go through the warehouse's API only
-    (``child`` warehouses, ``update_document``, ``write(expect_version=...)``), so the same code runs on a
-    folder and on S3 (holocrm_core/warehouse_s3.py). No lock spans the union's rebuild: it is a
-    compare-and-swap instead. A writer commits its partitions, then rebuilds the union from every shard and
-    commits it only if the union is still at the version it saw before reading the shards; a writer that
-    loses re-reads and rebuilds. Whichever writer commits last read every partition committed before it, and
-    every writer commits a union after its own partitions, so the union never loses a shard's rows."""
+    Storage-neutral: partitions are child warehouses (``Warehouse.child``), the manifest is a warehouse
+    document updated atomically (``update_document``: a file lock locally, a conditional PUT on object
+    storage), and the union is committed compare-and-swap (``write(expect_version=...)``): a writer whose
+    union was derived from partitions another writer has since extended gets ``CommitConflict``, re-reads
+    and rebuilds, so of two shards committing at once the later union holds both."""
 
     def __init__(self, warehouse: Warehouse, name: str):
         self.warehouse = warehouse
         self.name = name
-        self.home = warehouse.child(PARTITIONS_DIR, name)
-        self.root = self.home.root
+        self.folder = warehouse.child(PARTITIONS_DIR, name)
 
     def exists(self) -> bool:
-        return self.home.read_document(MANIFEST) is not None
+        return self.folder.read_document(MANIFEST) is not None
 
     def batch(self, batch: str) -> Warehouse:
-        return self.home.child(batch)
+        return self.folder.child(batch)
 
     # -- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> dict:
-        return self.home.read_document(MANIFEST) or {"batches": [], "union": None, "shards": None}
+        return self.folder.read_document(MANIFEST) or {"batches": [], "union": None, "shards": None}
 
     def union_batch(self) -> str | None:
         """The batch the plain table ``NAME`` is the union of (None before any batch was complete)."""
@@ -163,72 +160,69 @@ class PartitionedTable:
         return list(self._manifest()["batches"])
 
     def shards_written(self, batch: str) -> set[int]:
-        prefix = shard_table(0)[: -len("0000")]
-        return {int(t[len(prefix) :]) for t in self.batch(batch).tables() if t.startswith(prefix)}
+        names = self.batch(batch).tables()
+        return {int(n.split("-")[1]) for n in names if n.startswith("shard-") and n[6:].isdigit()}
 
     # -- writing ---------------------------------------------------------------------------------------
     def write_partitions(
         self, parts: dict[tuple[str, int], pl.DataFrame], count: int, whole: pl.DataFrame | None = None
     ) -> PartitionWrite:
         """Commit each frame of ``parts`` as its (batch, shard) partition (its rows replace the partition's),
-        then the union (compare-and-swap: see the class docstring): of two shards committing at once none is
-        lost, none is counted twice. ``whole``: the frame ``parts`` were cut from, when they are every shard of
-        their batch; it becomes the union as it is, in its own row order (the default path's union is then the
-        table an unpartitioned run wrote)."""
+        then the union. Partitions commit in parallel (each is its own versioned table); the batch order is
+        recorded atomically; the union is rebuilt *after* this writer's partitions committed and committed
+        only over the union version it was derived from (retried on a conflict), so of two shards
+        committing at once the later union reads both: none is lost, none is counted twice. ``whole``: the
+        frame ``parts`` were cut from, when they are every shard of their batch; it becomes the union as it
+        is, in its own row order (the default path's union is then the table an unpartitioned run wrote)."""
         for (batch, shard), part in sorted(parts.items()):
             self.batch(batch).write(shard_table(shard), part)
+        touched = {b for b, _ in parts}
 
         def add_batches(manifest: dict | None) -> dict:
-            manifest = dict(manifest or {"batches": [], "union": None, "shards": None})
-            manifest["batches"] = list(manifest["batches"])
-            for batch, _ in sorted(parts):
-                if batch not in manifest["batches"]:
-                    manifest["batches"].append(batch)
+            manifest = dict(manifest or {"batches": [], "union": None})
+            manifest["batches"] = list(manifest["batches"]) + sorted(touched - set(manifest["batches"]))
             manifest["shards"] = count
             return manifest
 
-        self.home.update_document(MANIFEST, add_batches)
-        touched = {b for b, _ in parts}
+        manifest = self.folder.update_document(MANIFEST, add_batches)
         covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
-        written = self._refresh_union(count, touched, whole if covers else None)
+        for attempt in range(UNION_ATTEMPTS):
+            try:
+                written = self._refresh_union(manifest, count, touched, whole if covers else None)
+                break
+            except CommitConflict:
+                if attempt == UNION_ATTEMPTS - 1:
+                    raise
+                manifest = self._manifest()  # another shard committed a union meanwhile: rebuild from it
+                time.sleep(0.02 * (attempt + 1))
         return PartitionWrite(len(parts), written.union_batch, written.union_rows)
 
-    def _refresh_union(self, count: int, touched: set[str], whole: pl.DataFrame | None) -> PartitionWrite:
-        for _attempt in range(UNION_ATTEMPTS):
-            manifest = self._manifest()
-            complete = [b for b in manifest["batches"] if set(range(count)) <= self.shards_written(b)]
-            newest = complete[-1] if complete else None
-            if newest is None:
-                return PartitionWrite(0, None, None)
-            if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
-                return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
-            seen = self.warehouse.current_version(self.name)
-            if whole is not None and newest in touched:
-                union = whole
-            else:
-                union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
-            try:
-                self.warehouse.write(
-                    self.name,
-                    union,
-                    operation=f"union of {count} shards of batch {newest}",
-                    expect_version=seen,
-                )
-            except CommitConflict:
-                continue  # another writer committed a union since: read every shard again
-            committed = self.warehouse.current_version(self.name)
-
-            def mark_union(manifest: dict | None, newest=newest, committed=committed) -> dict:
-                manifest = dict(manifest or {"batches": [], "union": None, "shards": count})
-                if self.warehouse.current_version(self.name) == committed:  # still the union just written
-                    manifest["union"] = newest
-                return manifest
-
-            self.home.update_document(MANIFEST, mark_union)
-            return PartitionWrite(0, newest, union.height)
-        raise CommitConflict(
-            f"{self.name}: the union lost {UNION_ATTEMPTS} commits in a row to other writers"
+    def _refresh_union(
+        self, manifest: dict, count: int, touched: set[str], whole: pl.DataFrame | None
+    ) -> PartitionWrite:
+        complete = [b for b in manifest["batches"] if set(range(count)) <= self.shards_written(b)]
+        newest = complete[-1] if complete else None
+        if newest is None:
+            return PartitionWrite(0, None, None)
+        if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
+            return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
+        derived_from = self.warehouse.current_version(self.name)  # read before the partitions are
+        if whole is not None and newest in touched:
+            union = whole
+        else:
+            union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
+        self.warehouse.write(
+            self.name,
+            union,
+            operation=f"union of {count} shards of batch {newest}",
+            expect_version=derived_from,
         )
+
+        def set_union(document: dict | None) -> dict:
+            return {**(document or {"batches": [newest]}), "union": newest}
+
+        self.folder.update_document(MANIFEST, set_union)
+        return PartitionWrite(0, newest, union.height)
 
     @staticmethod
     def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

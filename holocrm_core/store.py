@@ -678,10 +678,12 @@ class SimilarityStore:
         present = set(documents.get_column("entity_type").unique().to_list())
         for entity_type in [t for t in ENTITY_TABLES if t in present or t in self.entity_types()]:
             mask = (documents.get_column("entity_type") == entity_type).to_numpy()
+            # more attempts than a single writer needs: every shard of a backfill may be merging at once
             reports[entity_type] = retry_commit_conflicts(
                 lambda t=entity_type, m=mask: self._merge_table(
                     t, documents.filter(pl.Series(m)), matrix[m], coarse[m], rotation_version, wanted, count
-                )
+                ),
+                attempts=10,
             )
         self._tables.clear()
         self._memory.clear()
@@ -700,6 +702,18 @@ class SimilarityStore:
             self._rotation = None
             return self.rotation() or fitted
         return fitted
+
+    def _open_created(self, entity_type: str, attempts: int = 20):
+        """Open a table another writer may be creating this instant (listed before its first version is
+        readable: "not found" for a moment)."""
+        for attempt in range(attempts):
+            try:
+                return self.db.open_table(entity_type)
+            except ValueError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        return None
 
     def _merge_table(self, entity_type, rows, vectors, coarse, rotation_version, shards, count) -> SyncReport:
         from holocrm_core.partitions import shard_of
@@ -720,7 +734,7 @@ class SimilarityStore:
                 if entity_type not in self._table_names():
                     raise
                 # another shard created the table first: merge into it
-        table = self.db.open_table(entity_type)
+        table = self._open_created(entity_type)
         existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
         joined = rows.select("entity_id", "row_hash").join(

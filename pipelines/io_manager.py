@@ -31,9 +31,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from holocrm_core.partitions import PartitionedTable, shard_count, shard_of, split_by_shard
-from holocrm_core.settings import HoloPaths, warehouse_root
+from holocrm_core.partitions import PartitionedTable, shard_of, split_by_shard
+from holocrm_core.settings import HoloPaths
 from holocrm_core.warehouse import Warehouse
+from pipelines.partitions import SHARDS  # the count the partitions definition was built with
 
 OPTIONAL = "holocrm/optional"  # input metadata: a table not built yet loads as None
 SHARD_COLUMN = (
@@ -53,7 +54,9 @@ def required_ins(names: Iterable[str]) -> dict[str, dg.AssetIn]:
 
 
 def _warehouse(home: str) -> Warehouse:
-    """The home's warehouse folder, or HOLOCRM_WAREHOUSE_URI (``s3://...``) when the settings name one."""
+    """The warehouse StorageResource.warehouse() opens for the same home (object storage when configured)."""
+    from holocrm_core.settings import warehouse_root
+
     paths = HoloPaths(Path(home)) if home else HoloPaths.default()
     return Warehouse(warehouse_root(paths.ensure()))
 
@@ -87,7 +90,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             warehouse.write(name, obj)
             return
         keys = [_split_key(key) for key in context.asset_partition_keys]
-        count = shard_count()
+        count = SHARDS
         if isinstance(obj, dict):  # one frame per partition, computed by the asset (quarantine tables)
             parts, whole = {_split_key(k): v for k, v in obj.items()}, None
             if set(parts) != set(keys):
@@ -114,7 +117,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions and table.exists():
             keys = [_split_key(key) for key in context.asset_partition_keys]
             batches = {batch for batch, _ in keys}
-            whole = {shard for _, shard in keys} >= set(range(shard_count()))
+            whole = {shard for _, shard in keys} >= set(range(SHARDS))
             if len(batches) == 1 and not (whole and table.union_batch() in batches):
                 # a partitioned reader: its own shards, or its batch's every shard (WHOLE_BATCH); the union
                 # (below) when that is what is asked for: one file, in the export's row order

@@ -31,6 +31,7 @@ holocrm_shards_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*PARTITIONED_ASSETS),
     partitions_def=batch_shards,
     description="The partitioned assets of one (export batch, shard): ingest, documents, embeddings, the "
-    "shard's rows of the LanceDB index, attachment texts, scores of open records (with the served models). Backfill it shard by shard; then run holocrm_all "
-    "(or the unpartitioned assets) on the union.",
+    "shard's rows of the LanceDB index, attachment texts, scores of open records (with the served models). "
+    "Backfill its assets from the UI (an asset backfill orders the shards' runs by dependency) or with "
+    "pipelines.runner.backfill; then run the unpartitioned assets on the union.",
 )

@@ -145,9 +145,6 @@ def _staged_asset(entity: str):
     key = record.staged_asset
 
     parents = [schema.entity(p) for p in PARENTS[entity]]
-    # an entity referencing its own kind (a company's parent company) is validated against its whole batch,
-    # then cut to the run's shards: a parent in another shard is still a known parent
-    self_referencing = any(child == parent == entity for (child, _), parent in schema.REFERENCES.items())
 
     @dg.multi_asset(
         name=key,
@@ -164,9 +161,10 @@ def _staged_asset(entity: str):
             ),
         },
         ins={
-            record.raw_asset: dg.AssetIn(
-                record.raw_asset, partition_mapping=WHOLE_BATCH if self_referencing else None
-            ),
+            # staged from the whole batch, then cut to the run's shards: staging infers a column's date format
+            # and a custom field's type from all of its values, and a company's parent may be in any shard,
+            # so a shard staged alone could differ from the same rows staged with their batch
+            record.raw_asset: dg.AssetIn(record.raw_asset, partition_mapping=WHOLE_BATCH),
             # a reference may point at a parent of any shard: the parents' whole batch is read
             **whole_batch_ins([p.raw_asset for p in parents] + [p.staged_asset for p in parents]),
         },
@@ -199,8 +197,6 @@ def _staged_asset(entity: str):
 
         batch, shards = run_partitions(context)
         raw = inputs[record.raw_asset]
-        if not self_referencing:
-            raw = in_shards(raw, record.id_column, shards, SHARDS)
         known_ids = _known_parent_ids(context, entity, inputs)
         result = stage_one(entity, raw, known_ids)
         for warning in result.warnings():

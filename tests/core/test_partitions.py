@@ -137,3 +137,19 @@ def test_shards_committing_at_once_lose_nothing(tmp_path):
     assert union.height == sum(heights) == 400
     assert union["contact_id"].n_unique() == 400
     assert set(union["note"]) == {"r4"}  # every shard's last commit is in the union
+
+
+def test_a_shard_reads_its_previous_batch_as_a_cache_and_a_missing_partition_is_named(tmp_path):
+    warehouse = Warehouse(tmp_path / "warehouse")
+    table = PartitionedTable(warehouse, "embeddings")
+    _write_batch(table, "b1", _contacts(40, note="old"))
+    mine = in_shards(_contacts(40, note="new"), "contact_id", [0], SHARDS)
+    table.write_partitions({("b2", 0): mine}, SHARDS)
+    # shard 1 of b2 not built yet: its cache is shard 1 of b1; shard 0 of b2 is its own
+    cache = table.read_partitions([("b2", 0), ("b2", 1)], fallback_to_previous_batch=True)
+    old = in_shards(_contacts(40, note="old"), "contact_id", [1], SHARDS)
+    assert cache.height == mine.height + old.height and set(cache["note"]) == {"new", "old"}
+    with pytest.raises(FileNotFoundError, match=r"b2\|1"):
+        table.read_partitions([("b2", 0), ("b2", 1)])
+    assert table.read_partitions([("b3", 0)]) is None  # nothing of that batch: the caller decides
+    assert table.batches() == ["b1", "b2"] and table.union_batch() == "b1"

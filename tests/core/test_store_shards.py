@@ -87,7 +87,8 @@ def _merge(args) -> int:
 @pytest.mark.slow  # four spawned processes importing LanceDB: about 25 s on 2 busy cores
 def test_shards_merging_at_once_lose_nothing(tmp_path):
     """Four processes create and merge into the same empty tables at the same time: LanceDB commit
-    conflicts are retried, so every shard's rows are there once."""
+    conflicts are retried, so every shard's rows are there once. (Measured with the retries switched off:
+    2 of 3 such races failed a shard with "Retryable commit conflict", one leaving 300 of 400 rows.)"""
     uri = str(tmp_path / "lancedb")
     with ProcessPoolExecutor(max_workers=SHARDS, mp_context=multiprocessing.get_context("spawn")) as pool:
         merged = list(pool.map(_merge, [(uri, s) for s in range(SHARDS)]))
