@@ -338,14 +338,52 @@ class EntityVectors:
         return out
 
 
+def _aligned(
+    documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, model: str = ""
+) -> tuple[pl.DataFrame, np.ndarray, str]:
+    """The documents with their chunk columns, the matrix of their vectors row for row, and the embedding
+    model (tier) the vectors were made with (the frame's ``model`` column, else ``model``)."""
+    chunk_columns = ["chunk_vectors", "chunk_spans"]
+    if isinstance(vectors, pl.DataFrame):
+        if "model" in vectors.columns:
+            models = vectors.get_column("model").drop_nulls().unique().to_list()
+            if len(models) > 1:
+                raise ValueError(
+                    f"the vectors come from {len(models)} embedding models ({', '.join(sorted(models))}): "
+                    "embed every document with one tier before syncing the index"
+                )
+            model = models[0] if models else model
+        extra = [c for c in chunk_columns if c in vectors.columns]
+        aligned = documents.select("entity_type", "entity_id").join(
+            vectors.select("entity_type", "entity_id", "vector", *extra),
+            on=["entity_type", "entity_id"],
+            how="left",
+        )
+        if aligned.get_column("vector").null_count():
+            raise ValueError("every document needs a vector: embed the documents before syncing the index")
+        matrix = vectors_matrix(aligned)
+        if len(extra) == 2:
+            documents = documents.with_columns(aligned.select(chunk_columns))
+    else:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    if len(matrix) != len(documents):
+        raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
+    if "chunk_vectors" not in documents.columns:
+        documents = documents.with_columns(
+            pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"),
+            pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
+        )
+    return documents, matrix, model
+
+
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
     def __init__(self, uri: str, version: dict | None = None, embedder=None):
-        import lancedb
+        from holocrm_core.settings import connect_lancedb
 
         self.uri = str(uri)
-        self.db = lancedb.connect(self.uri)
+        self.db = connect_lancedb(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
         self._pinned: dict[str, int] = {}
@@ -528,7 +566,7 @@ class SimilarityStore:
         if indexed and query and indexed != query:
             raise EmbeddingModelMismatch(indexed, query)
 
-    def _save_rotation(self, rotation: SpectralRotation, model: str = "") -> None:
+    def _save_rotation(self, rotation: SpectralRotation, model: str = "", mode: str = "overwrite") -> None:
         dim = rotation.dim
         data = pa.table(
             {
@@ -545,7 +583,7 @@ class SimilarityStore:
                 "model": pa.array([model] * dim, pa.string()),
             }
         )
-        self.db.create_table(ROTATION_TABLE, data, mode="overwrite")
+        self.db.create_table(ROTATION_TABLE, data, mode=mode)
         self._rotation = rotation
         self._model = model
 
@@ -570,39 +608,7 @@ class SimilarityStore:
         index; vectors of another model than the index holds (a tier switch) refit the rotation, so every row
         is rewritten, and queries are then only embedded with that model (``check_query_model``).
         """
-        chunk_columns = ["chunk_vectors", "chunk_spans"]
-        if isinstance(vectors, pl.DataFrame):
-            if "model" in vectors.columns:
-                models = vectors.get_column("model").drop_nulls().unique().to_list()
-                if len(models) > 1:
-                    raise ValueError(
-                        f"the vectors come from {len(models)} embedding models ({', '.join(sorted(models))}): "
-                        "embed every document with one tier before syncing the index"
-                    )
-                model = models[0] if models else model
-            extra = [c for c in chunk_columns if c in vectors.columns]
-            aligned = documents.select("entity_type", "entity_id").join(
-                vectors.select("entity_type", "entity_id", "vector", *extra),
-                on=["entity_type", "entity_id"],
-                how="left",
-            )
-            if aligned.get_column("vector").null_count():
-                raise ValueError(
-                    "every document needs a vector: embed the documents before syncing the index"
-                )
-            matrix = vectors_matrix(aligned)
-            if len(extra) == 2:
-                documents = documents.with_columns(aligned.select(chunk_columns))
-        else:
-            matrix = np.asarray(vectors, dtype=np.float32)
-        if len(matrix) != len(documents):
-            raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
-        if "chunk_vectors" not in documents.columns:
-            documents = documents.with_columns(
-                pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"),
-                pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
-            )
-
+        documents, matrix, model = _aligned(documents, vectors, model)
         current = self.rotation()
         model_changed = current is not None and self.indexed_model() != model
         if rotation is None:
@@ -635,6 +641,110 @@ class SimilarityStore:
         self._memory.clear()
         self._pinned.clear()
         return reports
+
+    def merge_shards(
+        self, documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, shards: Iterable[int], count: int
+    ) -> dict[str, SyncReport]:
+        """Make the index hold exactly ``documents`` for the entities of ``shards`` (of ``count``, by
+        ``holocrm_core.partitions.shard_of`` of the entity id), leaving every other shard's rows alone.
+
+        Idempotent: rows are upserted by entity id (``merge_insert``: a re-run of a shard updates, never
+        duplicates) and the shard's rows no longer in ``documents`` are deleted by id. Several shards may
+        merge into the same tables at once (a backfill's runs in parallel): LanceDB commits optimistically,
+        and a writer whose commit lost the race gets a commit conflict; each write here (table creation,
+        delete, merge_insert, index build) is retried with backoff (``homelock.retry_commit_conflicts``),
+        re-applying the same rows on the new table version, so no shard's rows are lost. A table created by
+        another shard meanwhile is merged into; the spectral rotation is fitted by the first shard and
+        reused by the others (a race to save it keeps the saved one).
+        """
+        from holocrm_core.homelock import retry_commit_conflicts
+        from holocrm_core.partitions import in_shards
+
+        wanted = sorted(set(shards))
+        documents = in_shards(documents, "entity_id", wanted, count)
+        if isinstance(vectors, pl.DataFrame):
+            vectors = in_shards(vectors, "entity_id", wanted, count)
+        documents, matrix, model = _aligned(documents, vectors)
+        indexed = self.indexed_model() if self.rotation() is not None else ""
+        if indexed and model and indexed != model:
+            raise EmbeddingModelMismatch(indexed, model)  # one shard cannot switch tiers: re-sync everything
+        rotation = self._shared_rotation(matrix, model)
+        rotation_version = rotation.version if rotation is not None else "identity"
+        coarse = (
+            rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
+        )
+        documents = documents.with_columns(_row_hash(documents))
+        reports = {}
+        present = set(documents.get_column("entity_type").unique().to_list())
+        for entity_type in [t for t in ENTITY_TABLES if t in present or t in self.entity_types()]:
+            mask = (documents.get_column("entity_type") == entity_type).to_numpy()
+            reports[entity_type] = retry_commit_conflicts(
+                lambda t=entity_type, m=mask: self._merge_table(
+                    t, documents.filter(pl.Series(m)), matrix[m], coarse[m], rotation_version, wanted, count
+                )
+            )
+        self._tables.clear()
+        self._memory.clear()
+        self._pinned.clear()
+        return reports
+
+    def _shared_rotation(self, matrix: np.ndarray, model: str = "") -> SpectralRotation | None:
+        """The stored rotation; the first writer fits and saves it, a concurrent one keeps the saved one."""
+        current = self.rotation()
+        if current is not None or len(matrix) < 2:
+            return current
+        fitted = SpectralRotation.fit(matrix)
+        try:
+            self._save_rotation(fitted, model, mode="create")
+        except (ValueError, OSError, RuntimeError):  # another shard saved one first: use it
+            self._rotation = None
+            return self.rotation() or fitted
+        return fitted
+
+    def _merge_table(self, entity_type, rows, vectors, coarse, rotation_version, shards, count) -> SyncReport:
+        from holocrm_core.partitions import shard_of
+
+        started = time.perf_counter()
+        data = _arrow_table(rows, vectors, coarse, rotation_version)
+        if entity_type not in self._table_names():
+            if not len(rows):
+                return SyncReport(entity_type, 0, 0, 0, 0, 0, 0, None, time.perf_counter() - started)
+            try:
+                table = self.db.create_table(entity_type, data, mode="create")
+                self._ensure_indexes(table, len(rows), rebuilt=True)
+                return SyncReport(
+                    entity_type, len(rows), len(rows), 0, 0, 0, int(table.version), None,
+                    time.perf_counter() - started,
+                )  # fmt: skip
+            except (ValueError, OSError, RuntimeError):
+                if entity_type not in self._table_names():
+                    raise
+                # another shard created the table first: merge into it
+        table = self.db.open_table(entity_type)
+        existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
+        existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
+        joined = rows.select("entity_id", "row_hash").join(
+            existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
+        )
+        changed = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
+        new = int(joined.get_column("old").is_null().sum())
+        updated = changed.height - new
+        gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id")
+        for start in range(0, len(gone), 1000):
+            batch = gone[start : start + 1000].to_list()
+            table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
+        if changed.height:
+            keep = np.isin(
+                rows.get_column("entity_id").to_numpy(), changed.get_column("entity_id").to_numpy()
+            )
+            table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
+                data.filter(pa.array(keep))
+            )
+        self._ensure_indexes(table, len(rows), rebuilt=changed.height + len(gone) > 0)
+        return SyncReport(
+            entity_type, len(rows), new, updated, len(rows) - changed.height, len(gone), int(table.version),
+            None, time.perf_counter() - started,
+        )  # fmt: skip
 
     def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version, rewrite=False) -> SyncReport:
         started = time.perf_counter()
