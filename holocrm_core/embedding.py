@@ -505,30 +505,40 @@ def vectors_matrix(frame: pl.DataFrame, column: str = "vector") -> np.ndarray:
 
 
 def _encode_with_progress(embedder: Embedder, texts: list[str], progress=None) -> np.ndarray:
-    """``embedder.encode`` in slices, calling ``progress(done, total, seconds)`` after each one."""
-    if not texts:
-        return np.zeros((0, DIM), dtype=np.float32)
+    """``embedder.encode`` in slices into one preallocated array, calling ``progress(done, total, seconds)``
+    after each slice."""
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
     started = time.perf_counter()
-    parts = []
     for start in range(0, len(texts), PROGRESS_SLICE):
-        parts.append(embedder.encode(texts[start : start + PROGRESS_SLICE]))
+        out[start : start + PROGRESS_SLICE] = embedder.encode(texts[start : start + PROGRESS_SLICE])
         if progress is not None:
             progress(min(len(texts), start + PROGRESS_SLICE), len(texts), time.perf_counter() - started)
-    return np.concatenate(parts)
+    return out
 
 
 def _embed_texts(embedder: Embedder, texts: list[str], progress=None) -> tuple[np.ndarray, list, list]:
     """(entity vectors, chunk vectors or None, chunk spans or None) per text: a text longer than one chunk
-    is embedded chunk by chunk (nothing is cut off) and its entity vector is the normalised mean."""
+    is embedded chunk by chunk (nothing is cut off) and its entity vector is the normalised mean.
+
+    Memory: the vectors are written once into one array; a text of one chunk (nearly all) uses its chunk's
+    vector as it is, so only the few long texts cost a second copy (at 600k texts the step held 3.9 GB)."""
     from holocrm_core.text import chunk_spans
 
     spans = [chunk_spans(t) for t in texts]
-    pieces = [t[a:b] for t, s in zip(texts, spans) for a, b in s]
-    owner = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
+    counts = np.fromiter((len(s) for s in spans), dtype=np.int64, count=len(spans))
+    if len(texts) == 0 or counts.max() == 1:
+        pieces = texts
+    else:
+        pieces = [t[a:b] for t, s in zip(texts, spans) for a, b in s]
     piece_vectors = _encode_with_progress(embedder, pieces, progress)
-    sums = np.zeros((len(texts), DIM), dtype=np.float32)
-    np.add.at(sums, owner, piece_vectors)
-    vectors = _normalise(sums)
+    if len(pieces) == len(texts):
+        vectors = piece_vectors  # one chunk per text: unit vectors already
+    else:
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        vectors = piece_vectors[first]
+        for i in np.flatnonzero(counts > 1):
+            vectors[i] = piece_vectors[first[i] : first[i] + counts[i]].sum(axis=0)
+        vectors = _normalise(vectors)
     chunk_vectors, chunk_spans_out, offset = [], [], 0
     for s in spans:
         if len(s) > 1:

@@ -57,8 +57,8 @@ RESULT_COLUMNS = ["entity_id", *FILTER_COLUMNS]
 SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows each)
 # An index of the static tier answers vector and hybrid searches in two stages: its own best RERANK_DEPTH
 # candidates, re-ranked by MiniLM, which embeds only those texts (cached by content). Measured on the YC
-# search set (benchmarks/embedding_tiers.py): static hybrid 0.444 P@10, its top 30 re-ranked 0.528, top 100
-# 0.506, MiniLM hybrid 0.522. HOLOCRM_STATIC_RERANK=0 turns it off.
+# search set (benchmarks/embedding_tiers.py), P@10 hybrid / vector: static alone 0.444 / 0.438, its top 30
+# re-ranked 0.516 / 0.466, top 100 0.525 / 0.494, MiniLM 0.522 / 0.506. HOLOCRM_STATIC_RERANK=0 turns it off.
 RERANK_DEPTH = 30
 RERANK_CACHE_SIZE = 50_000  # MiniLM vectors of candidate texts kept per process (1.5 KB each)
 _RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()

@@ -340,19 +340,29 @@ def fused_activity_frame(
     if embeddings is None or embeddings.is_empty():
         return pl.DataFrame(schema=schema)
     activities = embeddings.filter(pl.col("entity_type") == "activity")
-    bodies = {
-        a: np.asarray(v, dtype=np.float32) for a, v in zip(activities["entity_id"], activities["vector"])
-    }
+    ids = activities.get_column("entity_id")
     chunks = chunk_vectors if chunk_vectors is not None else pl.DataFrame(schema={"activity_id": pl.String})
     # a chunk of an activity that is not embedded (rejected at staging) fuses into nothing
-    chunks = chunks.filter(pl.col("activity_id").is_in(list(bodies))) if chunks.height else chunks
-    fused = fused_activity_vectors(bodies, chunks, method=method)
-    with_files = set(chunks["activity_id"].to_list()) if chunks.height else set()
+    chunks = chunks.filter(pl.col("activity_id").is_in(ids.implode())) if chunks.height else chunks
+    # Column-wise: only the activities with attachments are fused (one per-activity array each); every other
+    # row keeps its body vector as it is. A dict of 500k arrays written back through Python lists held 8 GB
+    # at 100k contacts (benchmarks/scale.py).
+    matrix = np.array(activities.get_column("vector").to_numpy(), dtype=np.float32, copy=True).reshape(
+        len(activities), -1
+    )
+    with_files = np.zeros(len(activities), dtype=bool)
+    if chunks.height:
+        position = {a: i for i, a in enumerate(ids.to_list())}
+        attached_ids = set(chunks.get_column("activity_id").unique().to_list())
+        bodies = {a: matrix[position[a]] for a in attached_ids}
+        for activity, vector in fused_activity_vectors(bodies, chunks, method=method).items():
+            matrix[position[activity]] = vector
+            with_files[position[activity]] = True
     return pl.DataFrame(
         {
-            "activity_id": list(fused),
-            "vector": [np.asarray(v, dtype=np.float32).tolist() for v in fused.values()],
-            "with_attachments": [a in with_files for a in fused],
+            "activity_id": ids,
+            "vector": pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, DIM)),
+            "with_attachments": with_files,
         },
         schema=schema,
     )
