@@ -37,6 +37,9 @@ optional but ``intent``:
 - ``experiment``: the name of the experiment whose report the turn shows;
 - ``first``: the id the first record shown must have (a search for a record's own name).
 
+A gold key not in this list is reported under ``unknown_gold_keys`` (and not checked); a gold that cannot be
+checked (a wrong type) counts as a miss with its reason.
+
 Safety is counted from the writer's own log, not from the replies: ``writes_without_confirmation`` (a record
 written on a turn that was not "yes") and ``writes_to_wrong_record`` (a record written for another id than
 the dialogue's target) must be 0.
