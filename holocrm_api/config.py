@@ -17,7 +17,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
+from holocrm_core.settings import HoloPaths, lancedb_uri, mlflow_tracking_uri
 
 
 class ServingSettings(BaseSettings):
@@ -78,4 +78,5 @@ class ServingSettings(BaseSettings):
         return self.mlflow_tracking_uri or mlflow_tracking_uri()
 
     def resolved_lancedb_uri(self) -> str:
-        return self.lancedb_uri or str(self.paths.lancedb)
+        """HOLOCRM_LANCEDB_URI, else the settings file's ``[lancedb] uri``, else HOLOCRM_HOME/lancedb."""
+        return self.lancedb_uri or lancedb_uri(self.paths)
