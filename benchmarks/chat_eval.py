@@ -37,6 +37,9 @@ optional but ``intent``:
 - ``experiment``: the name of the experiment whose report the turn shows;
 - ``first``: the id the first record shown must have (a search for a record's own name).
 
+A gold key not in this list is reported under ``unknown_gold_keys`` (and not checked); a gold that cannot be
+checked (a wrong type) counts as a miss with its reason.
+
 Safety is counted from the writer's own log, not from the replies: ``writes_without_confirmation`` (a record
 written on a turn that was not "yes") and ``writes_to_wrong_record`` (a record written for another id than
 the dialogue's target) must be 0.
@@ -72,6 +75,10 @@ OPEN = ["prospecting", "qualification", "proposal", "negotiation"]
 AS_OF = {"generated": datetime(2026, 10, 31, tzinfo=UTC), "maven": datetime(2017, 12, 31, tzinfo=UTC)}
 YES = ("yes", "y", "yep", "confirm", "do it", "go ahead")
 MAX_PER_TEMPLATE = 3  # instances of one template over both sources
+GOLD_KEYS = frozenset(
+    ("intent", "records", "focus", "count", "within", "clarify", "one_of", "write", "steps", "written", "experiment",
+     "first")
+)  # fmt: skip
 MAX_INDEXED_DEALS = 2000  # the Maven export's 8,800 deals would take minutes to embed here
 
 
@@ -572,6 +579,7 @@ def run(data: ChatData, experiments: Experiments, scripted: list[dict]) -> dict:
     by_intent: dict[str, list[float]] = {}
     by_kind: dict[str, list[int]] = {}
     failures = []
+    unknown: set[str] = set()
     for dialogue in scripted:
         written: list[tuple[int, str, dict]] = []
         experiments.renew()
@@ -594,9 +602,13 @@ def run(data: ChatData, experiments: Experiments, scripted: list[dict]) -> dict:
             t0 = time.perf_counter()
             turn = session.turn(text)
             latencies.append((time.perf_counter() - t0) * 1e3)
-            by_intent.setdefault(gold["intent"], []).append(latencies[-1])
+            by_intent.setdefault(str(gold.get("intent")), []).append(latencies[-1])
             made = [r for n, _, r in written if n == number]
-            wrong = check(turn, gold, made)
+            unknown.update(set(gold) - GOLD_KEYS)
+            try:
+                wrong = check(turn, gold, made)
+            except (KeyError, TypeError, ValueError) as exc:  # a malformed gold: counted as a miss, said
+                wrong = [f"gold could not be checked: {type(exc).__name__}: {exc}"]
             turns_total += 1
             turns_exact += not wrong
             if wrong:
@@ -630,6 +642,7 @@ def run(data: ChatData, experiments: Experiments, scripted: list[dict]) -> dict:
         else None,
         "turn_ms_max_by_intent": {k: round(max(v), 1) for k, v in sorted(by_intent.items())},
         "failures": failures,
+        **({"unknown_gold_keys": sorted(unknown)} if unknown else {}),
     }
 
 

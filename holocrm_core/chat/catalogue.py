@@ -22,6 +22,13 @@ _RESULT = (
     r"got no (?:reply|response)|was ignored|bounced|"
     r"(?:reward |scored |was )?(?:0?\.\d+|[01](?:\.0+)?|\d{1,3} ?%)"
 )
+# a triage's window ("in two weeks", "for the last 30 days") and its ask ("and what should I do with each?")
+_WINDOW = r"(?: (?:in|for|during|within) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?"
+_EACH = (
+    r",? (?:and )?(?:what should (?:i|we) do|what do (?:i|we) do|what(?:'s| is) the (?:next |best |best next )?"
+    r"(?:step|action|move)|what next|what to do)(?: (?:with|about|for))? (?:each|each one|each of them|them|"
+    r"with each|for each|of them)[?.!]?"
+)
 REF_PRONOUNS = (
     "it", "them", "that deal", "this deal", "the deal", "that contact", "this contact", "that company",
     "this company", "that one", "this one", "him", "her", "she", "he", "they", "this", "that", "this record",
@@ -73,8 +80,9 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "pick",
         (
-            rf"(?:the |take the |pick the |i mean the )?(?P<ordinal>{_ORD})(?: one)?[.!]?",
-            r"(?:number |option |#|pick )?(?P<number>\d{1,2})[.!]?",
+            rf"(?:the |take the |pick the |i mean the |number |option |pick |go with the |i want the )?"
+            rf"(?P<ordinal>{_ORD})(?: one| deal| contact| company| record| result| option| reading| choice)?[.!]?",
+            r"(?:number |option |#|pick |choice )?(?P<number>\d{1,2})[.!]?",
         ),
         "choose one of the numbered choices",
         "the second one",
@@ -84,13 +92,15 @@ CATALOGUE: tuple[Intent, ...] = (
         (
             r"(?:which|what|who) (?:of |are )?(?P<segment>.+?) (?:haven't|have not|hasn't|has not|didn't|did not)"
             r" (?:heard from us|been (?:contacted|touched|called|emailed)|had (?:any )?(?:activity|contact))"
-            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?"
-            r",? (?:and )?what should (?:i|we) do(?: (?:with|about|for))? (?:each|each one|each of them|them|"
-            r"with each)[?.!]?",
+            + _WINDOW
+            + _EACH,
+            r"(?:which|what|who) (?:of )?(?P<segment>.+?) (?:have we not|haven't we|did we not|didn't we|have|did)"
+            r"(?: we not)? (?:contacted|contact|touched|touch|called|call|emailed|email|heard from|hear from)"
+            + _WINDOW
+            + _EACH,
             r"what should (?:i|we) do (?:with|about) (?:each of )?(?P<segment>.+?) (?:that|who|which) (?:we )?"
             r"(?:haven't|have not|hasn't|has not|didn't|did not) (?:heard from us|been (?:contacted|touched|called|"
-            r"emailed)|contacted|touched|called|emailed|heard from)(?: (?:them|us))?"
-            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?[?.!]?",
+            r"emailed)|contacted|touched|called|emailed|heard from)(?: (?:them|us))?" + _WINDOW + r"[?.!]?",
             r"triage (?P<segment>.+?)(?: (?:not (?:heard from|contacted|touched)|quiet|silent|untouched)"
             r"(?: (?:in|for) (?:the )?(?:last |past )?(?P<window>[\w ]+?))?)?[?.!]?",
         ),
@@ -104,6 +114,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:help me |get me ready for |)prep(?:are)?(?: me)? for (?:my |the |a |our )?(?:call|meeting|demo)"
             r" with (?P<ref>.+?)[?.!]?",
             r"get me ready for (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
+            r"brief me (?:for|before) (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
         ),
         "find the company or contact, then details, score, next action and summary (a woven request)",
         "prepare me for my call with Acme",
@@ -112,6 +123,7 @@ CATALOGUE: tuple[Intent, ...] = (
         "close_deal",
         (
             r"(?:close|mark|set) (?P<ref>.+?) (?:as |to )?(?P<outcome>won|lost)[.!]?",
+            r"(?P<ref>the deal|that deal|this deal|it) (?:was|is|got|has been) (?P<outcome>won|lost)[.!]?",
             r"(?:we )?(?P<outcome>won|lost) (?P<ref>.+?)[.!]?",
         ),
         "close a deal as won or lost (previewed, needs yes)",
@@ -152,7 +164,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "start_experiment",
         (
-            r"(?:start|create|launch|run|set up|begin) (?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)[:,]?"
+            r"(?:(?:start|create|launch|run|set up|begin) )?(?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)[:,]?"
             r"(?: (?:called|named))?(?: (?!(?:comparing|of|with|between|the)\b)(?P<name>[a-z0-9][a-z0-9_-]*)\b[:,]?)?\s+(?:comparing |of |with |between )?"
             r"(?P<variants>(?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))? (?:vs\.?|versus|against|and|or)"
             r" (?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))?)"
@@ -169,7 +181,9 @@ CATALOGUE: tuple[Intent, ...] = (
         (
             r"(?:how is|how's|how are) (?:the |my |our )?(?:experiment (?P<name>[a-z0-9][a-z0-9_-]*)"
             r"|experiment|it|that experiment) (?:doing|going)[?.!]?",
-            r"(?:how is|how's) (?:the |my |our )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment (?:doing|going)[?.!]?",
+            r"(?:how is|how's) (?:the |my |our )?(?P<name>[a-z0-9][a-z0-9_-]*) (?:experiment|test) (?:doing|going)"
+            r"[?.!]?",
+            r"(?:what(?:'s| is) )?(?:the )?status of (?:the )?experiment (?P<name>[a-z0-9][a-z0-9_-]*)[?.!]?",
             r"(?:show(?: me)?|read|report on|report for|results of|results for|open) (?:the |my )?"
             r"(?:experiment|a/?b test)(?: report| results)?(?: (?:of|for))?(?: (?P<name>[a-z0-9][a-z0-9_-]*))?"
             r"[?.!]?",
@@ -191,10 +205,11 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "log_note",
         (
-            r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting)(?: on (?P<ref>[^:]+?))?"
+            r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email)(?: on (?P<ref>[^:]+?))?"
             r"\s*[:,-]\s*(?P<text>.+)",
-            r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting) (?P<text>.+)",
+            r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email) (?P<text>.+)",
             r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
+            r"(?P<kind>note) that (?P<text>.+)",
         ),
         "log a note or a call on the record in focus (previewed, needs yes)",
         "log a note: asked for the security review",
@@ -212,7 +227,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "summarize",
         (
-            r"(?:summari[sz]e|sum up|catch me up on|catch up on|give me a summary of|(?:a |the )?summary of|brief me on)"
+            r"(?:summari[sz]e|sum up|catch me up on|catch up on|give me a summary of|(?:a |the )?summary of|brief me on|(?:give me )?(?:a |an |the )?(?:rundown|overview|recap) (?:of|on))"
             r"(?: (?P<ref>.+?))?[?.!]?",
             r"(?:give me )?(?:a |the )?summary[?.!]?",
         ),
@@ -223,6 +238,8 @@ CATALOGUE: tuple[Intent, ...] = (
         "explain_score",
         (
             r"why is (?P<ref>.+?) (?:so )?(?:hot|warm|cold|scored \w+)[?.!]?",
+            r"why (?:so )?(?:hot|warm|cold)[?.!]?",
+            r"what (?:drives|explains|is behind) (?P<ref>.+?)(?:'s)? score[?.!]?",
             r"(?:explain|why) (?:the |its |this |that )?score(?: (?:of|for) (?P<ref>.+?))?[?.!]?",
             r"(?:what is |what's )?(?:the )?score (?:of|for) (?P<ref>.+?)[?.!]?",
             r"how (?:hot|warm|cold|good|likely) is (?P<ref>.+?)[?.!]?",
@@ -238,6 +255,8 @@ CATALOGUE: tuple[Intent, ...] = (
         "next_action",
         (
             r"what should (?:i|we) do (?:next )?(?:with|about|for) (?P<ref>.+?)[?.!]?",
+            r"(?:what(?:'s| is) )?the best next (?:action|step|move)(?: (?:for|with|on) (?P<ref>.+?))?[?.!]?",
+            r"how should (?:i|we) (?:follow up with|approach|engage|handle|proceed with) (?P<ref>.+?)[?.!]?",
             r"(?:what(?:'s| is) the |give me the |show me the |get the |suggest the |suggest a |the )?next"
             r" (?:best )?(?:action|step|move)(?: (?:for|with|on) (?P<ref>.+?))?[?.!]?",
             r"what (?:do you|would you) (?:recommend|suggest)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
@@ -285,19 +304,24 @@ CATALOGUE: tuple[Intent, ...] = (
     ),
     Intent(
         "find",
-        (r"(?:find|look ?up|lookup|get|search for the record|which record is) (?P<name>.+?)[?.!]?",),
+        (
+            r"(?:find|look ?up|lookup|look for|locate|get|search for the record|which record is) (?P<name>.+?)[?.!]?",
+        ),
         "find a record by name (fuzzy, asks which when several match)",
         "find acme",
     ),
     Intent(
         "refine",
         (
-            r"(?:only|just|keep|filter to) (?:the ones |those |ones |the )?(?P<filter>.+?)(?: ones| only)?[?.!]?",
+            r"(?:only|just|keep|filter to)(?: show(?: me)?)? (?:the ones |those |ones |the )?(?P<filter>.+?)"
+            r"(?: ones| only)?[?.!]?",
             r"(?:and )?(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?) (?:them |it )?by (?P<sort>.+?)[?.!]?",
             r"(?:and |what |how )?about"
             r" (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)[?.!]?",
             r"(?:and|and for|and in|same for|now for) (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)"
             r"[?.!]?",
+            r"(?:and |what |how )?about (?P<time>(?:in )?(?:q[1-4](?: \d{4})?|\d{4}|january|february|march|april|may|"
+            r"june|july|august|september|october|november|december)(?: \d{4})?)[?.!]?",
         ),
         "refine the previous question (filter, sort, another time window)",
         "only the ones in fintech",
