@@ -41,6 +41,7 @@ from benchmarks.nlq_questions import held_out as held_out_set  # noqa: E402
 from benchmarks.nlq_questions import maven as maven_set  # noqa: E402
 from benchmarks.nlq_questions import synth as synth_set  # noqa: E402
 from holocrm_core.nlq import HIGH_CONFIDENCE, NLQContext, ask  # noqa: E402
+from holocrm_core.nlq.meaning import lazy_embed  # noqa: E402
 
 ROADMAP = {
     "hot_leads": "hot leads in fintech",
@@ -255,6 +256,9 @@ def main() -> None:
     parser.add_argument("--show-failures", action="store_true")
     parser.add_argument("--no-perturbations", action="store_true")
     parser.add_argument(
+        "--no-meaning", action="store_true", help="no embedder: unknown words matched by spelling only"
+    )
+    parser.add_argument(
         "--sections",
         default="tuned_families,held_out_families,roadmap,blind,trust,trust_late,trust_final,trust_final2,trust_final3,trust_final4,trust_final5",
     )
@@ -265,14 +269,15 @@ def main() -> None:
     tables, as_of = synth_tables()
     tables["scored_leads"] = synth_set.scored_leads(tables)
     sim = synth_set.HashNeighbours(tables)
-    contexts = {"synth": (NLQContext.from_tables(tables, similarity=sim), as_of)}
+    embed = None if args.no_meaning else lazy_embed()  # as the CLI and the API answer
+    contexts = {"synth": (NLQContext.from_tables(tables, similarity=sim, embed=embed), as_of)}
     items = questions("synth", tables, as_of, sim)
     all_tables = {"synth": tables}
     maven = maven_tables()
     if maven is None:
         skipped.append(f"maven: skipped, {shared_data() / 'maven_crm'} absent")
     else:
-        contexts["maven"] = (NLQContext.from_tables(maven), maven_set.AS_OF)
+        contexts["maven"] = (NLQContext.from_tables(maven, embed=embed), maven_set.AS_OF)
         items += questions("maven", maven, maven_set.AS_OF, None) + held_out_questions(maven)
         all_tables["maven"] = maven
     blind = blind_questions(all_tables)

@@ -569,7 +569,10 @@ class ArtifactLoader:
         # The NL engine ranks by the scores this snapshot serves (gate-respecting), not the files as written.
         served = {f"{entity}s": s.frame for entity, s in scores.items() if s.frame is not None}
         try:
-            return NLQContext(staged, similarity=store, scores=served)
+            from holocrm_core.nlq.meaning import lazy_embed
+
+            # Words no rule knows are matched by meaning with the query embedder (loaded on first need).
+            return NLQContext(staged, similarity=store, scores=served, embed=lazy_embed(self._query_embedder))
         except Exception as exc:
             log.warning("NL query context could not be built: %s", exc)
             missing["nlq"] = f"the NL query context could not be built; {RUN_HINT}"

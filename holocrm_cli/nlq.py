@@ -175,4 +175,8 @@ def _context():
     warehouse = Warehouse(paths.warehouse)
     if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
         fail("no staged tables yet: run `holocrm run` (or materialize the ingest assets) first")
-    return NLQContext.from_warehouse(warehouse, similarity=_similarity_backend(paths), warm=False)
+    from holocrm_core.nlq.meaning import lazy_embed
+
+    return NLQContext.from_warehouse(
+        warehouse, similarity=_similarity_backend(paths), embed=lazy_embed(), warm=False
+    )

@@ -15,26 +15,11 @@ import polars as pl
 
 from holocrm_core.monitoring._drift import DriftReport, DriftThresholds, frame_drift
 from holocrm_core.monitoring._embedding import embedding_drift
+from holocrm_core.outcomes import OUTCOME_COLUMNS
 
-# What the outcome dataset carries beside the features: labels, provenance, times. Never judged as inputs.
-NOT_INPUTS = (
-    "entity",
-    "entity_id",
-    "outcome",
-    "label",
-    "outcome_at",
-    "outcome_dated",
-    "outcome_source",
-    "predicted_score",
-    "predicted_model_version",
-    "snapshot_at",
-    "within_horizon",
-    "as_of",
-    "scored_at",
-    "model_version",
-    "band",
-    "reasons",
-)
+# What the outcome dataset carries beside the features (its own columns, then what scoring adds): labels,
+# provenance, times. Never judged as inputs.
+NOT_INPUTS = (*OUTCOME_COLUMNS, "as_of", "scored_at", "model_version", "band", "reasons")
 
 
 def _vectors(series: pl.Series) -> np.ndarray:
@@ -73,7 +58,8 @@ def promotion_drift(
 
     Both are outcome-dataset snapshots of decided records, so the comparison is like for like (records
     still open differ from decided ones by construction and would block every promotion). When
-    ``report.blocking``, keep the champion alias where it is and put ``report.summary()`` in the gate
+    ``report.blocking`` (and the data set as a whole moved: ``registry.evidence.drift_since``), keep the
+    champion alias where it is and put ``report.summary()`` in the gate
     reason: the newest outcomes come from a world the gate's validation slice cannot vouch for, so a person
     looks first; the champion keeps serving. Thresholds default to ``DriftThresholds.from_env()``.
     """

@@ -21,6 +21,22 @@ NEGATION_WORDS = frozenset(
 )
 
 
+def lazy_embed(embedder=None) -> Callable[[list[str]], object]:
+    """texts -> vectors for meaning-matching: ``embedder`` (anything with ``encode``, e.g. the server's
+    query embedder) or the packaged model, loaded on the first unknown word only (a question whose words are
+    all known never loads it)."""
+    held = [embedder]
+
+    def embed(texts: list[str]):
+        if held[0] is None:
+            from holocrm_core.embedding import load_embedder
+
+            held[0] = load_embedder()
+        return held[0].encode(list(texts))
+
+    return embed
+
+
 class TermMatcher:
     def __init__(self, layer: SemanticLayer, embed: Callable | None = None):
         self.terms = sorted(layer.terms())

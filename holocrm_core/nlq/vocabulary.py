@@ -698,18 +698,23 @@ class Vocabulary:
         return out
 
     def attach_embedder(self, embed: Callable[[list[str]], object]) -> None:
-        """Let words no rule knows be matched to the nearest field value by sentence embeddings."""
-        import numpy as np
+        """Let words no rule knows be matched to the nearest field value by sentence embeddings. Nothing is
+        embedded here: the value matrix is built on the first word that needs it (most questions never do,
+        and a lazy embedder then never loads its model)."""
+        self._embedder, self._embedded = embed, None
 
-        choices = self._category_choices
-        if not choices:
-            return
-        matrix = np.asarray(embed(choices), dtype=np.float32)
-        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
-        self._embedder, self._embedded = embed, (choices, matrix)
+    def _value_matrix(self):
+        if self._embedded is None and self._embedder is not None and self._category_choices:
+            import numpy as np
+
+            choices = self._category_choices
+            matrix = np.asarray(self._embedder(choices), dtype=np.float32)
+            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
+            self._embedded = (choices, matrix)
+        return self._embedded
 
     def embedding_value(self, phrase: str, threshold: float = 0.62) -> tuple[list[Sense], float] | None:
-        if self._embedder is None or self._embedded is None:
+        if self._embedder is None or self._value_matrix() is None:
             return None
         import numpy as np
 

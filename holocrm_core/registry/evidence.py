@@ -58,6 +58,24 @@ def _groups(validation: pl.DataFrame) -> np.ndarray | None:
     return validation["entity_id"].to_numpy() if "entity_id" in validation.columns else None
 
 
+def drift_since(outcome, cutoff: datetime) -> str | None:
+    """The promotion-drift summary when the decided rows after ``cutoff`` moved from those before it (at
+    least one input column blocks and the data set as a whole drifted), else None. The rows are the training
+    round's own outcome rows (training folds and newest fold), so both sides are decided records."""
+    from holocrm_core.monitoring import promotion_drift
+
+    frames = [f for f in (outcome.train, outcome.validation) if f is not None and "outcome_at" in f.columns]
+    if not frames:
+        return None
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    after = rows["outcome_at"] > cutoff
+    before_rows, after_rows = rows.filter(~after.fill_null(True)), rows.filter(after.fill_null(False))
+    if min(before_rows.height, after_rows.height) < MIN_UNSEEN:
+        return None
+    report = promotion_drift(before_rows, after_rows)
+    return report.summary() if report.blocking and report.dataset_drift else None
+
+
 def champion_evidence(outcome, model_name: str, cand_scores, lr_scores) -> ChampionEvidence | None:
     """The current champion (if any) against this round's candidate, on outcomes neither has seen."""
     from holocrm_core.scoring import unwrap
@@ -89,6 +107,7 @@ def champion_evidence(outcome, model_name: str, cand_scores, lr_scores) -> Champ
                 None if lr_scores is None else np.asarray(lr_scores)[mask],
                 None if heur is None else np.asarray(heur)[mask],
                 error,
+                drift_since(outcome, datetime.fromisoformat(cutoff)),
             )
     recipe = tags.get(RECIPE_TAG) or tags.get("strategy") or outcome.strategy
     try:

@@ -21,6 +21,12 @@ and serves the first that passes every check:
 
 An adversarial block (the training snapshots do not look like the open records) is not a figure a
 fallback can be compared on: no newly trained model is served then.
+
+A promotion hold: when the outcomes after the champion's training cutoff drifted from the rows it learned
+from (``monitoring.promotion_drift``: at least one input column past the blocking PSI and the data set as a
+whole moved), a champion that still passes its own checks on those outcomes keeps the alias whatever the
+candidate scores, and the line says which columns moved: the newest slice comes from a world the gate's
+validation cannot vouch for, so a person looks first. A champion that fails on them is demoted as usual.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ class ChampionEvidence:
     logistic_scores: np.ndarray | None = None
     heuristic_scores: np.ndarray | None = None
     error: str | None = None
+    drift: str | None = None  # the promotion-drift summary when the newest outcomes moved (a hold)
 
     def judged(self) -> Judged:
         if self.champion_scores is None:
@@ -303,6 +310,14 @@ def judge(e: GateEvidence) -> Verdict:
             ", ".join(against) or "nothing"
         )
 
+    if champ is not None and champ.passed and e.champion.drift:
+        return verdict(
+            champ,
+            True,
+            f"promotion held: the outcomes after {champ.name}'s training cutoff drifted from the rows it "
+            f"learned from ({e.champion.drift}); it still passes (AUC {champ.auc:.3f}, ECE {champ.ece:.3f} on "
+            f"{e.champion.how}), {name} {'passed' if cand.passed else 'failed'}; a person looks first",
+        )
     if cand.passed:
         return verdict(cand, True, why(cand))
     failed = [cand]

@@ -284,10 +284,29 @@ def test_embedding_maps_unknown_words_to_the_nearest_value():
                 out[i, 4 + hash(t) % 4] = 1.0
         return out
 
-    ctx = NLQContext.from_tables(make_tables(), embed=embed)
+    calls = []
+
+    def counted(texts):
+        calls.append(list(texts))
+        return embed(texts)
+
+    ctx = NLQContext.from_tables(make_tables(), embed=counted)
+    assert ask("companies in software", ctx, as_of=AS_OF).understood
+    assert calls == []  # every word known: the embedder (a model load, in the CLI) is never called
     answer = ask("companies in lenders", ctx, as_of=AS_OF)
     assert sorted(answer.ids) == ["co1", "co3"]
     assert any(t.how == "embedding" for t in answer.trace) and not answer.high_confidence
+    assert calls  # the unknown word was embedded
+
+
+def test_lazy_embed_uses_the_given_embedder_and_loads_nothing_before_the_first_call():
+    from holocrm_core.nlq.meaning import lazy_embed
+
+    class Fixed:
+        def encode(self, texts):
+            return [[float(len(t)), 1.0] for t in texts]
+
+    assert lazy_embed(Fixed())(["ab", "abcd"]) == [[2.0, 1.0], [4.0, 1.0]]
 
 
 def test_negated_stage_related_absence_and_numeric_columns(ctx):

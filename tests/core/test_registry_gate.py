@@ -121,3 +121,57 @@ def test_when_the_selection_prefers_the_heuristic_a_better_logistic_regression_i
     weak = sigmoid(0.2 * signal + rng.normal(0, 1.0, len(y)))
     verdict = judge(_evidence(y, np.log(weak / (1 - weak)), lr, weak, candidate="heuristic"))
     assert verdict.served_role == LOGISTIC and verdict.passed, verdict.reason
+
+
+def test_a_drifted_world_holds_the_promotion_while_the_champion_still_passes():
+    y, signal, rng = _slice(seed=5)
+    cand = signal + rng.normal(0, 0.2, len(y))  # a candidate that would win on its own
+    sound = sigmoid(signal + rng.normal(0, 0.6, len(y)))
+    moved = "promotion: block on amount, industry; the dataset as a whole drifted"
+    champion = ChampionEvidence(
+        "3", "80 newest outcomes after its training cutoff 2026-01-01", y, sound, sigmoid(cand)
+    )
+    assert judge(_evidence(y, cand, None, None, champion=champion)).served_role == CANDIDATE
+    held = judge(
+        _evidence(y, cand, None, None, champion=ChampionEvidence(**{**champion.__dict__, "drift": moved}))
+    )
+    assert held.served_role == CHAMPION_ROLE and held.passed
+    assert held.reason.startswith("promotion held") and "block on amount, industry" in held.reason
+    # A champion that fails on the new outcomes is demoted, drift or not.
+    skewed = ChampionEvidence(
+        **{**champion.__dict__, "champion_scores": np.clip(sound * 0.2, 0.001, 0.999), "drift": moved}
+    )
+    assert judge(_evidence(y, cand, None, None, champion=skewed)).served_role == CANDIDATE
+
+
+def test_drift_since_compares_the_decided_rows_before_and_after_the_cutoff():
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from holocrm_core.registry.evidence import drift_since
+
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    cutoff = start + timedelta(days=100)
+
+    def rows(n, day0, amount_mean, industries):
+        return pl.DataFrame(
+            {
+                "entity_id": [f"D{day0}-{i}" for i in range(n)],
+                "outcome_at": [start + timedelta(days=day0 + i % 90) for i in range(n)],
+                "label": rng.integers(0, 2, n),
+                "amount": rng.normal(amount_mean, 10.0, n),
+                "industry": rng.choice(industries, n),
+            }
+        )
+
+    before = rows(400, 0, 100.0, ["software", "retail"])
+    same = rows(400, 101, 100.0, ["software", "retail"])
+    other = rows(400, 101, 160.0, ["mining", "energy"])
+    assert drift_since(SimpleNamespace(train=before, validation=same), cutoff) is None
+    moved = drift_since(SimpleNamespace(train=before, validation=other), cutoff)
+    assert moved is not None and "amount" in moved and "industry" in moved
+    # Too few outcomes after the cutoff to judge: no hold.
+    assert drift_since(SimpleNamespace(train=before, validation=other.head(10)), cutoff) is None
