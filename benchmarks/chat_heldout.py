@@ -5,7 +5,16 @@
 RUNS (figures of the runner below; the FIRST run is on the product as merged at 16:45 UTC, before anyone could
 adapt the assistant to this set; later runs are listed apart):
 
-    (first run: after `git merge main` at the 16:45 UTC merge; none recorded yet)
+    FIRST RUN, 2026-12-06 17:01 UTC, on main 4aa42bb as it stood after the 16:45 merge (the chat of merge
+    6122df1 plus its fixes up to 3a7cac3; the chat engineer's next branch had not landed yet), merged into
+    this branch as 4da2e3b; `.venv/bin/python benchmarks/chat_heldout.py` (both sources), 12 s wall at load
+    average 6.3 (shared 2-core machine):
+      generated (1,000 contacts, seed 23): 162 dialogues, 349 turns: turns exact 52.7%, dialogues exact
+        22.8%; writes without confirmation 0; writes to the wrong record 3 (focus_switch_pronoun: "and <deal
+        title>?" is not read as a lookup, focus stays on the first deal, "close it as won" + "yes" closes it)
+      maven: 116 dialogues, 252 turns: turns exact 47.6%, dialogues exact 19.0%; writes without
+        confirmation 0; writes to the wrong record 0
+      (record_outcome, reopen_deal and triage were not in the product yet: their 8 templates fail as such)
 
 Gold corrections made before the first run (each a mistake of mine in the gold or in picking records, found
 in a dry run on the pre-merge product (main 4eada74) and fixed in the gold, never in the wording of a turn):
