@@ -16,6 +16,13 @@ adapt the assistant to this set; later runs are listed apart):
         confirmation 0; writes to the wrong record 0
       (record_outcome, reopen_deal and triage were not in the product yet: their 8 templates fail as such)
 
+    Gold corrected after the first run (my inconsistency, not the assistant's): "open the first one" and
+    "tell me more about the first one" are details requests by this set's own verb convention (show / open /
+    tell me about = details), scored as details of a row of the list, no longer as "pick". The first run
+    counted the 6 "open the first one" turns as failures although the right row was opened.
+
+    LATER RUNS (after the chat engineer's next branch reached main; the product may have seen this set):
+
 Gold corrections made before the first run (each a mistake of mine in the gold or in picking records, found
 in a dry run on the pre-merge product (main 4eada74) and fixed in the gold, never in the wording of a turn):
 "show me X" with several X is a details request (was scored as find); first names that are also a sales
@@ -786,7 +793,7 @@ def triage_then_first(d: Data) -> list[dict]:
                         f"{word} {noun} nobody has contacted in two weeks + what to do about each",
                         {"intent": "triage", "within": ids(frame, key)},
                     ),
-                    ("tell me more about the first one", {"intent": "pick", "within": ids(frame, key)}),
+                    ("tell me more about the first one", {"intent": "details", "within": ids(frame, key)}),
                 ]
             }
         )
@@ -815,7 +822,7 @@ def morning_routine(d: Data) -> list[dict]:
                     "turns": [
                         (text, listed(frame, "deal_id")),
                         (f"only {industry}", listed(sub, "deal_id", "refine")),
-                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("open the first one", {"intent": "details", "within": ids(sub, "deal_id")}),
                         ("what should i do next with it?", {"intent": "next_action"}),
                     ]
                 }
@@ -835,7 +842,7 @@ def morning_routine(d: Data) -> list[dict]:
                     "turns": [
                         ("open deals over 20k", listed(base, "deal_id")),
                         (f"only {industry}", listed(sub, "deal_id", "refine")),
-                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("open the first one", {"intent": "details", "within": ids(sub, "deal_id")}),
                         ("what should i do next with it?", {"intent": "next_action"}),
                     ]
                 }
