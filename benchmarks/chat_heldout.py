@@ -1223,6 +1223,44 @@ def prepare_then_log(d: Data) -> list[dict]:
     return out
 
 
+def experiment_start_then_read(d: Data) -> list[dict]:
+    """An A/B test asked for in words, previewed, confirmed; then how it is doing (no record is its target)."""
+    texts = [
+        "start an a/b test: heuristic scoring vs the champion on deals, judged on win rate",
+        "lets test the bandit against the cadence for contacts, response rate as the metric",
+        "set up an experiment comparing ppo vs the policy on contacts by mean reward",
+    ]
+    return [
+        {
+            "turns": [
+                (text, {"intent": "start_experiment", "write": "proposed"}),
+                ("yes", {"intent": "confirm", "write": "made"}),
+                ("how's it doing so far?", {"intent": "read_experiment"}),
+            ],
+            "target": None,
+        }
+        for text in texts
+    ]
+
+
+def experiment_read_cancel(d: Data) -> list[dict]:
+    texts = ["how are my experiments doing", "any results from the a/b tests yet?"]
+    out = [{"turns": [(text, {"intent": "read_experiment", "write": None})]} for text in texts]
+    out.append(
+        {
+            "turns": [
+                (
+                    "run an experiment on deal scoring, champion vs challenger, win rate",
+                    {"intent": "start_experiment", "write": "proposed"},
+                ),
+                ("nah cancel", {"intent": "cancel", "write": "cancelled"}),
+            ],
+            "target": None,
+        }
+    )
+    return out
+
+
 def wrong_record(d: Data) -> list[dict]:
     rows = d.pick(d.deals_named(d.open, by_id=True), 2 * PER_TEMPLATE, claim=True)
     out = []
@@ -1363,6 +1401,8 @@ TEMPLATES = [
     reopen_lost,
     reopen_open_refused,
     prepare_then_log,
+    experiment_start_then_read,
+    experiment_read_cancel,
 ]
 
 
