@@ -8,7 +8,12 @@ value than the best heuristic, lower 95% bound) counts training only. Then the f
 values, the simulator's calibration per action and segment, and how the cadence / oracle gap depends on the
 episode horizon. Prints one JSON object.
 
-    .venv/bin/python benchmarks/rl.py [--contacts 3000] [--steps 3000000] [--episodes 5000]
+``--foreign`` adds the export's own industry vocabulary's figure: the same sample with its industries renamed
+to words the generator never writes (its truth knows the renaming), PPO trained once in a simulator fitted
+with the export's vocabulary (after) and once with every industry unknown (before: what the world did when it
+took its vocabulary from the generator), both played in the TRUE world against the cadence.
+
+    .venv/bin/python benchmarks/rl.py [--contacts 3000] [--steps 3000000] [--episodes 5000] [--foreign]
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def data_scaling(sim, truth, sizes=(500, 2000, 8000)) -> list[dict]:
     rows = []
     for episodes in sizes:
         log = sim.log.filter(pl.col("episode") < episodes)
-        table = fit_response_model(log, members=1).table()
+        table = fit_response_model(log, members=1, industries=sim.industries).table()
         calibration = calibration_table(table, truth, sim.log)
         rows.append(
             {
@@ -107,6 +112,121 @@ def horizon_sensitivity(sim, episodes: int) -> list[dict]:
     return rows
 
 
+# The sample's industries renamed to words the generator never writes (German trades).
+FOREIGN_WORDS = (
+    "Bankwesen",
+    "Gesundheit",
+    "Einzelhandel",
+    "Fertigung",
+    "Softwarehaus",
+    "Spedition",
+    "Bildung",
+    "Energiewirtschaft",
+    "Verlagswesen",
+    "Immobilien",
+    "Fernmeldewesen",
+    "Verwaltung",
+)
+
+
+class IndustryBlind:
+    """A trained policy that sees every contact's industry as unknown (as the world did on a foreign export
+    while its vocabulary was the generator's)."""
+
+    name = "ppo"
+
+    def __init__(self, model):
+        from holocrm_core.rl.train import PPOPolicy
+
+        self.inner = PPOPolicy(model)
+
+    def probabilities(self, world):
+        from holocrm_core.rl.train import action_probabilities
+        from holocrm_core.rl.world import MAX_INDUSTRIES, OTHER_INDUSTRY, SENIORITIES
+
+        obs = world.observe()
+        start = len(SENIORITIES) + 1
+        obs[:, start : start + MAX_INDUSTRIES + 1] = 0.0
+        obs[:, start + OTHER_INDUSTRY] = 1.0
+        return action_probabilities(self.inner.model, obs)
+
+    def act(self, world, rng):
+        return self.probabilities(world).argmax(axis=1)
+
+
+def foreign_industries(tables, args, settings) -> dict:
+    """PPO vs the cadence in the TRUE world of the sample with renamed industries, before and after."""
+    import dataclasses
+
+    import polars as pl
+
+    from holocrm_core.rl.baselines import CadencePolicy, OraclePolicy
+    from holocrm_core.rl.evaluate import Interval, paired_difference, play, relative_gain
+    from holocrm_core.rl.fit import calibration_table, fit_response_model
+    from holocrm_core.rl.outreach import prepare_simulator
+    from holocrm_core.rl.train import PPOPolicy, PPOSettings, train_ppo
+    from holocrm_core.rl.truth import SampleTruth, generator_industries
+    from holocrm_core.rl.world import CONTEXT_COLUMNS, OTHER_INDUSTRY
+
+    rename = dict(zip(generator_industries(), FOREIGN_WORDS, strict=True))
+    companies = tables["companies"].with_columns(pl.col("industry").replace(rename))
+    foreign = {**tables, "companies": companies}
+    sim = prepare_simulator(foreign, settings, truth=SampleTruth({v: k for k, v in rename.items()}))
+    n, seed, world = args.episodes, 4242, settings.world
+    cadence = play(CadencePolicy(), sim.truth, sim.held_out, n, seed, world)
+    oracle = play(OraclePolicy(), sim.truth, sim.held_out, n, seed, world)
+    # Before: the same logged history, every industry unknown to the simulator and to the policy.
+    blind = fit_response_model(
+        sim.log.select(*CONTEXT_COLUMNS, "action", "responded", "episode"),
+        members=settings.simulator_members,
+        seed=settings.seed,
+        industries=(),
+    ).table()
+    blind_starts = dataclasses.replace(
+        sim.train_starts, industry=np.full_like(sim.train_starts.industry, OTHER_INDUSTRY), industries=()
+    )
+    runs = []
+    for ppo_seed in range(args.seed, args.seed + args.foreign_seeds):
+        ppo = PPOSettings(total_timesteps=args.foreign_steps, seed=ppo_seed, time_limit_s=args.time_limit)
+        after = train_ppo(sim.table, sim.train_starts, ppo, world)
+        after_ev = play(PPOPolicy(after.model), sim.truth, sim.held_out, n, seed, world)
+        before = train_ppo(blind, blind_starts, ppo, world)
+        before_ev = play(IndustryBlind(before.model), sim.truth, sim.held_out, n, seed, world)
+        runs.append(
+            {
+                "ppo_seed": ppo_seed,
+                "ppo_steps": after.timesteps,
+                "true_value_before_all_unknown": Interval.of(before_ev.value_closed).as_dict(),
+                "true_value_after_export_vocabulary": Interval.of(after_ev.value_closed).as_dict(),
+                "gain_vs_cadence_before": relative_gain(before_ev, cadence).as_dict(),
+                "gain_vs_cadence_after": relative_gain(after_ev, cadence).as_dict(),
+                "after_minus_before": paired_difference(after_ev, before_ev).as_dict(),
+            }
+        )
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+
+    def industry_error(table) -> dict:
+        rows = calibration_table(table, sim.truth, sim.log).filter(pl.col("segment") == "industry")
+        return {
+            "mean": round(float(rows["abs_error"].mean()), 4),
+            "max": round(float(rows["abs_error"].max()), 4),
+        }
+
+    return {
+        "vocabulary": list(sim.industries),
+        "simulator_industry_rate_error_vs_truth": {
+            "before_all_unknown": industry_error(blind),
+            "after_export_vocabulary": industry_error(sim.table),
+        },
+        "held_out_contacts": len(sim.held_out),
+        "episodes": n,
+        "true_value_cadence": Interval.of(cadence.value_closed).as_dict(),
+        "true_value_oracle": Interval.of(oracle.value_closed).as_dict(),
+        "runs": runs,
+        "load_average": load(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=3000)
@@ -116,6 +236,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=16000)
     parser.add_argument("--time-limit", type=float, default=540.0, help="PPO wall-clock limit (s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--foreign", action="store_true", help="add the renamed-industries figure")
+    parser.add_argument("--foreign-steps", type=int, default=400_000, help="PPO steps per foreign policy")
+    parser.add_argument("--foreign-seeds", type=int, default=1, help="PPO seeds per foreign policy")
+    parser.add_argument("--skip-main", action="store_true", help="only the --foreign figure")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -146,6 +270,13 @@ def main() -> None:
         settings = OutreachSettings(
             history_episodes=args.history, eval_episodes=args.episodes, seed=args.seed
         )
+        if args.foreign:
+            out["foreign_industries"] = foreign_industries(tables, args, settings)
+            print(json.dumps(out["foreign_industries"]), file=sys.stderr, flush=True)
+        if args.skip_main:
+            out["load_average_end"] = load()
+            print(json.dumps(out, indent=1, default=str))
+            return
         began = time.perf_counter()
         sim = prepare_simulator(tables, settings)
         out["simulator"] = {

@@ -4,7 +4,8 @@ One pydantic-settings class: every field has a local default and an environment 
 serves a laptop and a deployment. Names: HOLOCRM_HOME, MLFLOW_TRACKING_URI, HOLOCRM_LANCEDB_URI,
 HOLOCRM_API_KEY / HOLOCRM_API_KEYS (comma-separated) / HOLOCRM_API_KEY_FILE (one key a line, re-read when
 it changes), HOLOCRM_API_KEY_REQUIRED, HOLOCRM_RATE_LIMIT_PER_MINUTE, HOLOCRM_RELOAD_INTERVAL_S,
-HOLOCRM_MAX_BODY_BYTES. A key set anywhere means auth is on: there is no way to configure a key and leave
+HOLOCRM_MAX_BODY_BYTES, HOLOCRM_SLACK_SIGNING_SECRET / _WRITES / _BOT_TOKEN / _API_URL. A key set anywhere
+means auth is on: there is no way to configure a key and leave
 the API open by mistake.
 """
 
@@ -16,7 +17,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from holocrm_core.settings import HoloPaths, mlflow_tracking_uri
+from holocrm_core.settings import HoloPaths, lancedb_uri, mlflow_tracking_uri
 
 
 class ServingSettings(BaseSettings):
@@ -42,6 +43,10 @@ class ServingSettings(BaseSettings):
     load_models: bool = True  # False skips MLflow entirely (serve precomputed tables and the heuristic)
     rescore_max_rows: int = 2_000_000  # score a missing or stale scored table at load up to this many rows
     warm_query_embedder: bool = True  # load the text embedder at start, not on the first search
+    slack_signing_secret: str = ""  # Slack app's signing secret; empty = the /api/slack routes answer 503
+    slack_writes: bool = True  # a Slack user may confirm a previewed write (every write still needs "yes")
+    slack_bot_token: str = ""  # xoxb-...: events' replies are posted to their channel (empty: not posted)
+    slack_api_url: str = "https://slack.com/api"
 
     @field_validator("home", mode="after")
     @classmethod
@@ -73,4 +78,5 @@ class ServingSettings(BaseSettings):
         return self.mlflow_tracking_uri or mlflow_tracking_uri()
 
     def resolved_lancedb_uri(self) -> str:
-        return self.lancedb_uri or str(self.paths.lancedb)
+        """HOLOCRM_LANCEDB_URI, else the settings file's ``[lancedb] uri``, else HOLOCRM_HOME/lancedb."""
+        return self.lancedb_uri or lancedb_uri(self.paths)

@@ -29,9 +29,10 @@ from holocrm_api.routes import (
     recommendations,
     scores,
     similarity,
+    slack,
 )
 
-ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments, chat)
+ROUTERS = (health, similarity, nlq, scores, recommendations, outcomes, duplicates, experiments, chat, slack)
 DOCS_ASSETS_URL = "/docs-assets"
 
 

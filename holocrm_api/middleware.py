@@ -22,8 +22,12 @@ import uuid
 from holocrm_api.metrics import ServingMetrics
 
 log = logging.getLogger("holocrm.serving")
-# Paths anyone may call: probes and scrapers (health shows only its status without a key), the API docs.
-PUBLIC_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# Paths anyone may call: probes and scrapers (health shows only its status without a key), the API docs, and
+# Slack's two routes (Slack sends no API key: they check Slack's request signature, holocrm_api.routes.slack).
+PUBLIC_PATHS = frozenset(
+    {"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    | {"/api/slack/commands", "/api/slack/events"}
+)
 PUBLIC_PREFIXES = ("/docs-assets/",)  # the Swagger UI / Redoc files the docs pages load (holocrm_api.main)
 
 

@@ -3,13 +3,16 @@
 Every turn is read by ``holocrm_core.chat`` (catalogue intents, the NL question layer, the decision service).
 Writes are previewed and made only after "yes" (or `--yes`); a made write is appended here, at the door, to
 the same durable logs the API writes: deal closes to HOLOCRM_HOME/logs/outcomes.ndjson (checked against the
-deal's state under the log's lock), notes to HOLOCRM_HOME/logs/notes.ndjson.
+deal's state under the log's lock) with reopenings, action outcomes to HOLOCRM_HOME/logs/actions.ndjson,
+notes to HOLOCRM_HOME/logs/notes.ndjson, experiments to the experiment store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -20,6 +23,7 @@ TABLES = (
     "staged_deals",
     "staged_activities",
     "staged_attachments",
+    "attachment_texts",  # what the attachments say, shown under their activity in a timeline
     "scored_leads",
     "scored_deals",
 )
@@ -59,19 +63,27 @@ def chat_data(paths=None, as_of=None):
 
     def nlq():
         from holocrm_core.nlq import NLQContext
+        from holocrm_core.nlq.meaning import lazy_embed
 
-        return NLQContext.from_warehouse(warehouse, similarity=store, warm=False)
+        # as `holocrm ask`: words no rule knows are matched by meaning (the embedder loads on first need)
+        return NLQContext.from_warehouse(warehouse, similarity=store, embed=lazy_embed(), warm=False)
 
     def decisions():
         from holocrm_cli.decisions import decision_service
 
         return decision_service()
 
+    def experiments():
+        from holocrm_core.experiments.service import ExperimentService
+
+        return ExperimentService(paths.home)
+
     return ChatData(
         tables,
         nlq_factory=nlq,
         similarity=store,
         decisions_factory=decisions,
+        experiments_factory=experiments,
         outcome_records=list(read_log(paths.outcomes_log)),
         as_of=as_of,
     )
@@ -87,9 +99,18 @@ def log_writer(paths=None):
     logs: dict[str, AppendOnlyLog] = {}
 
     def write(kind: str, record: dict, check=None) -> dict:
-        if kind == "close_deal":
+        if kind == "start_experiment":
+            from holocrm_core.chat.experiment_intents import create_experiment
+            from holocrm_core.experiments.service import ExperimentService
+
+            return create_experiment(ExperimentService(paths.home), record)
+        if kind in ("close_deal", "reopen_deal"):
             log = logs.setdefault(
-                kind, AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+                "outcomes", AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
+            )
+        elif kind == "record_outcome":
+            log = logs.setdefault(
+                kind, AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
             )
         else:
             log = logs.setdefault(kind, AppendOnlyLog(paths.logs / "notes.ndjson"))
@@ -115,23 +136,76 @@ def _print_turn(turn: dict, trace: bool) -> None:
             )
 
 
-def _reader():
-    """prompt_toolkit's prompt (history, completion of examples) if installed, else input()."""
+def _warm(data) -> None:
+    with contextlib.suppress(Exception):  # a warm-up failure only means the first turn opens what it needs
+        data.warm()
+
+
+def _completions(data) -> list[str]:
+    """What Tab completes a line to: every intent's example and help phrases, and `show`/`find`/`prepare me
+    for my call with` + each company's name (at most 5,000 companies)."""
+    from holocrm_core.chat.catalogue import CATALOGUE
+
+    lines = [i.example for i in CATALOGUE] + ["help", "quit"]
+    companies = data.tables["companies"]["name"].drop_nulls().unique().sort().head(5000).to_list()
+    for verb in ("show ", "find ", "summarize ", "prepare me for my call with "):
+        lines += [verb + str(name) for name in companies]
+    return list(dict.fromkeys(lines))
+
+
+def _reader(data):
+    """A line reader with history (kept in HOLOCRM_HOME/.chat_history) and Tab completion: prompt_toolkit's
+    when it is installed, else the standard library's readline, else plain input()."""
+    from holocrm_core.settings import HoloPaths
+
+    history = HoloPaths.default().home / HISTORY
+    completions = _completions(data)
     try:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory
 
-        from holocrm_core.chat.catalogue import suggestions
-        from holocrm_core.settings import HoloPaths
-
         session = PromptSession(
-            history=FileHistory(str(HoloPaths.default().home / HISTORY)),
-            completer=WordCompleter(suggestions(), sentence=True),
+            history=FileHistory(str(history)), completer=WordCompleter(completions, sentence=True)
         )
         return lambda: session.prompt("you> ")
     except ImportError:
+        pass
+    try:
+        import readline
+    except ImportError:  # no line editing on this platform: plain input()
         return lambda: input("you> ")
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # no history yet
+        readline.read_history_file(history)
+    readline.set_history_length(2000)
+
+    def complete(text: str, state: int) -> str | None:
+        line = readline.get_line_buffer()
+        found = [c for c in completions if c.lower().startswith(line.lower())]
+        if state >= len(found):
+            return None
+        return found[state][len(line) - len(text) :]
+
+    readline.set_completer_delims("")
+    readline.set_completer(complete)
+    if "libedit" in (readline.__doc__ or ""):
+        readline.parse_and_bind("bind ^I rl_complete")
+    else:
+        readline.parse_and_bind("tab: complete")
+
+    def read() -> str:
+        line = input("you> ")
+        with contextlib.suppress(
+            OSError
+        ):  # history is a convenience: a read-only home does not stop the chat
+            if history.exists():
+                readline.append_history_file(1, history)
+            else:
+                readline.write_history_file(history)
+        return line
+
+    return read
 
 
 def register(app: typer.Typer) -> None:
@@ -147,13 +221,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Talk to your CRM: find records, ask questions, get next actions; writes are previewed and need yes.
 
-        Try: `find acme`, `open deals`, `only the ones in fintech`, `prepare me for my call with Acme`."""
+        Try: `find acme`, `open deals`, `only the ones in fintech`, `prepare me for my call with Acme`,
+        `which of my hot leads in fintech haven't heard from us in two weeks, and what should I do with each?`,
+        `the call worked`, `reopen that deal`, `start an experiment cadence vs ppo`. Say `help` in the chat
+        for every intent with an example (the README's Chat section has the same table)."""
         from holocrm_core.chat import ChatSession
         from holocrm_core.services import Refusal
         from holocrm_core.services.questions import as_of_time
 
         try:
-            session = ChatSession(chat_data(as_of=as_of_time(as_of or None)), writer=log_writer())
+            data = chat_data(as_of=as_of_time(as_of or None))
+            session = ChatSession(data, writer=log_writer())
         except (ValueError, Refusal) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -166,8 +244,10 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"you> {line}")
                     _print_turn(turn, trace)
             return
-        read = _reader()
-        typer.echo("HoloCRM chat: ask about your records (`quit` to leave).")
+        read = _reader(data)
+        # the NL context, decision service and name index open while the user types the first turn
+        threading.Thread(target=_warm, args=(data,), name="chat-warm", daemon=True).start()
+        typer.echo("HoloCRM chat: ask about your records (`help` lists what I can do, `quit` to leave).")
         while True:
             try:
                 line = read()

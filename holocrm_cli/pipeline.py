@@ -346,18 +346,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def where() -> None:
-        """Print where HoloCRM keeps its state."""
+        """Print where HoloCRM keeps its state and which backends are in use (Dagster instance storage,
+        executor, MLflow tracking and artifact store, LanceDB, warehouse), secrets masked."""
+        from holocrm_core.settings import Backends, SettingsError
+
         paths = HoloPaths.default()
+        try:
+            backends = Backends.load()
+        except SettingsError as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(2) from exc
+        described = backends.described(paths)
         _echo(
             json.dumps(
                 {
                     "home": str(paths.home),
                     "landing": str(paths.landing),
-                    "warehouse": str(paths.warehouse),
-                    "lancedb": str(paths.lancedb),
+                    "warehouse": described["warehouse"],
+                    "lancedb": described["lancedb"],
                     "logs": str(paths.logs),
-                    "mlflow": mlflow_tracking_uri(),
+                    "mlflow": described["mlflow tracking"],
+                    "mlflow_artifacts": described["mlflow artifacts"],
                     "dagster_home": str(paths.dagster_home),
+                    "dagster_instance": described["dagster instance"],
+                    "executor": described["executor"],
+                    "s3_endpoint": described["s3 endpoint"],
+                    "s3_access_key": described["s3 access key"],
+                    "s3_secret_key": described["s3 secret key"],
+                    "settings": described["settings"],
                 },
                 indent=2,
             )

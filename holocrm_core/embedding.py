@@ -399,8 +399,30 @@ def _onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def load_embedder(model_path: str | None = None, backend: str = "auto", batch_size: int = 64) -> Embedder:
-    """The embedding model, loaded once per process per (path, backend, batch size).
+TIERS = ("minilm", "static")
+DEFAULT_TIER = "minilm"
+
+
+def embedding_tier(tier: str | None = None) -> str:
+    """The embedding tier in use: ``tier`` when given, else HOLOCRM_EMBEDDER, else ``minilm``.
+
+    ``minilm``: the packaged all-MiniLM-L6-v2 (the reference quality). ``static``: the model2vec static model
+    distilled from it (``holocrm_core.static_embedding``), about 100x faster and a little less precise (see
+    the README's "Embedding tiers"). Documents and queries must use the same tier: the index records it.
+    """
+    chosen = (tier or os.environ.get("HOLOCRM_EMBEDDER") or DEFAULT_TIER).strip().lower()
+    if chosen not in TIERS:
+        raise ValueError(
+            f"unknown embedding tier {chosen!r} (HOLOCRM_EMBEDDER): use one of {', '.join(TIERS)}"
+        )
+    return chosen
+
+
+def load_embedder(
+    model_path: str | None = None, backend: str = "auto", batch_size: int = 64, tier: str | None = None
+) -> Embedder:
+    """The embedding model of the tier in use (``embedding_tier``), loaded once per process per (tier, path,
+    backend, batch size). The ``static`` tier ignores ``backend`` and ``batch_size``.
 
     ``backend``: ``torch`` (reference), ``onnx`` (fused fp32 graph, cosine 1.0 to torch), ``onnx-int8``
     (attention projections and the last two layers int8: the fastest mix whose vectors stayed within cosine
@@ -408,6 +430,14 @@ def load_embedder(model_path: str | None = None, backend: str = "auto", batch_si
     installed and the export succeeds, else ``torch``). HOLOCRM_EMBED_BACKEND overrides ``auto``.
     """
     path = Path(model_path) if model_path else packaged_model_path()
+    if embedding_tier(tier) == "static":
+        key = ("static", str(path))
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                from holocrm_core.static_embedding import load_static_embedder
+
+                _CACHE[key] = load_static_embedder(path)
+            return _CACHE[key]
     if backend == "auto":
         backend = os.environ.get("HOLOCRM_EMBED_BACKEND", "auto")
     key = (str(path), backend, batch_size)

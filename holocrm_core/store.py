@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from holocrm_core.embedding import DIM, SpectralRotation, vectors_matrix
+from holocrm_core.embedding import DIM, MODEL_NAME, SpectralRotation, vectors_matrix
 from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
@@ -55,6 +55,26 @@ RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.); damps the weight
 # candidate costs more than the vector search itself (measured: 8.8 vs 5.2 ms per query at 30k rows).
 RESULT_COLUMNS = ["entity_id", *FILTER_COLUMNS]
 SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows each)
+# An index of the static tier answers vector and hybrid searches in two stages: its own best RERANK_DEPTH
+# candidates, re-ranked by MiniLM, which embeds only those texts (cached by content). Measured on the YC
+# search set (benchmarks/embedding_tiers.py): static hybrid 0.444 P@10, its top 30 re-ranked 0.528, top 100
+# 0.506, MiniLM hybrid 0.522. HOLOCRM_STATIC_RERANK=0 turns it off.
+RERANK_DEPTH = 30
+RERANK_CACHE_SIZE = 50_000  # MiniLM vectors of candidate texts kept per process (1.5 KB each)
+_RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_RERANK_LOCK = threading.Lock()
+
+
+class EmbeddingModelMismatch(RuntimeError):
+    """Queries would be embedded by another model (tier) than the one the index's vectors came from."""
+
+    def __init__(self, indexed: str, query: str):
+        self.indexed, self.query = indexed, query
+        super().__init__(
+            f"the similarity index holds vectors of {indexed!r} but queries would be embedded with {query!r}: "
+            "use the tier the index was built with (HOLOCRM_EMBEDDER=static for a model2vec index, minilm "
+            "otherwise) or rebuild the index under the new tier (materialize embeddings and similarity_index)"
+        )
 
 
 @dataclass
@@ -318,18 +338,57 @@ class EntityVectors:
         return out
 
 
+def _aligned(
+    documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, model: str = ""
+) -> tuple[pl.DataFrame, np.ndarray, str]:
+    """The documents with their chunk columns, the matrix of their vectors row for row, and the embedding
+    model (tier) the vectors were made with (the frame's ``model`` column, else ``model``)."""
+    chunk_columns = ["chunk_vectors", "chunk_spans"]
+    if isinstance(vectors, pl.DataFrame):
+        if "model" in vectors.columns:
+            models = vectors.get_column("model").drop_nulls().unique().to_list()
+            if len(models) > 1:
+                raise ValueError(
+                    f"the vectors come from {len(models)} embedding models ({', '.join(sorted(models))}): "
+                    "embed every document with one tier before syncing the index"
+                )
+            model = models[0] if models else model
+        extra = [c for c in chunk_columns if c in vectors.columns]
+        aligned = documents.select("entity_type", "entity_id").join(
+            vectors.select("entity_type", "entity_id", "vector", *extra),
+            on=["entity_type", "entity_id"],
+            how="left",
+        )
+        if aligned.get_column("vector").null_count():
+            raise ValueError("every document needs a vector: embed the documents before syncing the index")
+        matrix = vectors_matrix(aligned)
+        if len(extra) == 2:
+            documents = documents.with_columns(aligned.select(chunk_columns))
+    else:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    if len(matrix) != len(documents):
+        raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
+    if "chunk_vectors" not in documents.columns:
+        documents = documents.with_columns(
+            pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"),
+            pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
+        )
+    return documents, matrix, model
+
+
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
     def __init__(self, uri: str, version: dict | None = None, embedder=None):
-        import lancedb
+        from holocrm_core.settings import connect_lancedb
 
         self.uri = str(uri)
-        self.db = lancedb.connect(self.uri)
+        self.db = connect_lancedb(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
         self._pinned: dict[str, int] = {}
         self._rotation: SpectralRotation | None = None
+        self._model: str | None = None
         self._memory: dict[str, EntityVectors] = {}
         self._memory_lock = threading.Lock()
         self._search_cache: OrderedDict[tuple, list[dict]] = OrderedDict()
@@ -380,6 +439,7 @@ class SimilarityStore:
         self._memory.clear()
         self._search_cache.clear()
         self._rotation = None
+        self._model = None
 
     # ---------------------------------------------------------------------------------------- attachments
     def _attachment_table(self, name: str):
@@ -481,7 +541,32 @@ class SimilarityStore:
                 )
         return self._rotation
 
-    def _save_rotation(self, rotation: SpectralRotation) -> None:
+    def indexed_model(self) -> str:
+        """The embedding model (tier) the indexed vectors were made with, recorded beside the rotation.
+
+        ``""`` when unknown (an index synced from a bare array); an index written before tiers existed
+        holds MiniLM vectors, the only model there was then.
+        """
+        if self._model is None:
+            self._model = ""
+            if ROTATION_TABLE in self._table_names():
+                table = self._rotation_table()
+                if "model" not in table.schema.names:
+                    self._model = MODEL_NAME
+                else:
+                    models = table.to_arrow().column("model").unique().to_pylist()
+                    self._model = models[0] if models else ""
+        return self._model
+
+    def check_query_model(self, embedder) -> None:
+        """Refuse to rank this index's vectors with query vectors of another embedding model (tier): the
+        two spaces are unrelated, so the answer would be noise, not a worse answer."""
+        indexed = self.indexed_model()
+        query = getattr(embedder, "model_id", "")
+        if indexed and query and indexed != query:
+            raise EmbeddingModelMismatch(indexed, query)
+
+    def _save_rotation(self, rotation: SpectralRotation, model: str = "", mode: str = "overwrite") -> None:
         dim = rotation.dim
         data = pa.table(
             {
@@ -495,10 +580,12 @@ class SimilarityStore:
                 ),
                 "n_fitted": pa.array([rotation.n_fitted] * dim, pa.int64()),
                 "version": pa.array([rotation.version] * dim, pa.string()),
+                "model": pa.array([model] * dim, pa.string()),
             }
         )
-        self.db.create_table(ROTATION_TABLE, data, mode="overwrite")
+        self.db.create_table(ROTATION_TABLE, data, mode=mode)
         self._rotation = rotation
+        self._model = model
 
     # ---------------------------------------------------------------------------------------- writes
     def sync(
@@ -507,6 +594,7 @@ class SimilarityStore:
         vectors: pl.DataFrame | np.ndarray,
         rotation: SpectralRotation | None = None,
         refit_rotation: bool = False,
+        model: str = "",
     ) -> dict[str, SyncReport]:
         """Make the index hold exactly ``documents`` (all entity types at once) with their vectors.
 
@@ -515,40 +603,21 @@ class SimilarityStore:
         on the first sync and kept afterwards (so unchanged rows keep their prefixes) unless ``rotation`` is
         given or ``refit_rotation`` is set; a new rotation rewrites every row. Entity types absent from
         ``documents`` but indexed before are emptied.
-        """
-        chunk_columns = ["chunk_vectors", "chunk_spans"]
-        if isinstance(vectors, pl.DataFrame):
-            extra = [c for c in chunk_columns if c in vectors.columns]
-            aligned = documents.select("entity_type", "entity_id").join(
-                vectors.select("entity_type", "entity_id", "vector", *extra),
-                on=["entity_type", "entity_id"],
-                how="left",
-            )
-            if aligned.get_column("vector").null_count():
-                raise ValueError(
-                    "every document needs a vector: embed the documents before syncing the index"
-                )
-            matrix = vectors_matrix(aligned)
-            if len(extra) == 2:
-                documents = documents.with_columns(aligned.select(chunk_columns))
-        else:
-            matrix = np.asarray(vectors, dtype=np.float32)
-        if len(matrix) != len(documents):
-            raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
-        if "chunk_vectors" not in documents.columns:
-            documents = documents.with_columns(
-                pl.lit(None, dtype=CHUNK_VECTORS).alias("chunk_vectors"),
-                pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
-            )
 
+        The embedding model of the vectors (the frame's ``model`` column, else ``model``) is recorded with the
+        index; vectors of another model than the index holds (a tier switch) refit the rotation, so every row
+        is rewritten, and queries are then only embedded with that model (``check_query_model``).
+        """
+        documents, matrix, model = _aligned(documents, vectors, model)
         current = self.rotation()
+        model_changed = current is not None and self.indexed_model() != model
         if rotation is None:
-            if current is None or refit_rotation:
+            if current is None or refit_rotation or model_changed:
                 rotation = SpectralRotation.fit(matrix) if len(matrix) >= 2 else None
             else:
                 rotation = current
-        if rotation is not None and (current is None or rotation.version != current.version):
-            self._save_rotation(rotation)
+        if rotation is not None and (current is None or rotation.version != current.version or model_changed):
+            self._save_rotation(rotation, model)
         rotation_version = rotation.version if rotation is not None else "identity"
         coarse = (
             rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
@@ -561,14 +630,123 @@ class SimilarityStore:
         for entity_type in types:
             mask = (documents.get_column("entity_type") == entity_type).to_numpy()
             reports[entity_type] = self._sync_table(
-                entity_type, documents.filter(pl.Series(mask)), matrix[mask], coarse[mask], rotation_version
+                entity_type,
+                documents.filter(pl.Series(mask)),
+                matrix[mask],
+                coarse[mask],
+                rotation_version,
+                rewrite=model_changed,  # unchanged texts carry the old model's vectors: rewrite every row
             )
         self._tables.clear()
         self._memory.clear()
         self._pinned.clear()
         return reports
 
-    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version) -> SyncReport:
+    def merge_shards(
+        self, documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, shards: Iterable[int], count: int
+    ) -> dict[str, SyncReport]:
+        """Make the index hold exactly ``documents`` for the entities of ``shards`` (of ``count``, by
+        ``holocrm_core.partitions.shard_of`` of the entity id), leaving every other shard's rows alone.
+
+        Idempotent: rows are upserted by entity id (``merge_insert``: a re-run of a shard updates, never
+        duplicates) and the shard's rows no longer in ``documents`` are deleted by id. Several shards may
+        merge into the same tables at once (a backfill's runs in parallel): LanceDB commits optimistically,
+        and a writer whose commit lost the race gets a commit conflict; each write here (table creation,
+        delete, merge_insert, index build) is retried with backoff (``homelock.retry_commit_conflicts``),
+        re-applying the same rows on the new table version, so no shard's rows are lost. A table created by
+        another shard meanwhile is merged into; the spectral rotation is fitted by the first shard and
+        reused by the others (a race to save it keeps the saved one).
+        """
+        from holocrm_core.homelock import retry_commit_conflicts
+        from holocrm_core.partitions import in_shards
+
+        wanted = sorted(set(shards))
+        documents = in_shards(documents, "entity_id", wanted, count)
+        if isinstance(vectors, pl.DataFrame):
+            vectors = in_shards(vectors, "entity_id", wanted, count)
+        documents, matrix, model = _aligned(documents, vectors)
+        indexed = self.indexed_model() if self.rotation() is not None else ""
+        if indexed and model and indexed != model:
+            raise EmbeddingModelMismatch(indexed, model)  # one shard cannot switch tiers: re-sync everything
+        rotation = self._shared_rotation(matrix, model)
+        rotation_version = rotation.version if rotation is not None else "identity"
+        coarse = (
+            rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
+        )
+        documents = documents.with_columns(_row_hash(documents))
+        reports = {}
+        present = set(documents.get_column("entity_type").unique().to_list())
+        for entity_type in [t for t in ENTITY_TABLES if t in present or t in self.entity_types()]:
+            mask = (documents.get_column("entity_type") == entity_type).to_numpy()
+            reports[entity_type] = retry_commit_conflicts(
+                lambda t=entity_type, m=mask: self._merge_table(
+                    t, documents.filter(pl.Series(m)), matrix[m], coarse[m], rotation_version, wanted, count
+                )
+            )
+        self._tables.clear()
+        self._memory.clear()
+        self._pinned.clear()
+        return reports
+
+    def _shared_rotation(self, matrix: np.ndarray, model: str = "") -> SpectralRotation | None:
+        """The stored rotation; the first writer fits and saves it, a concurrent one keeps the saved one."""
+        current = self.rotation()
+        if current is not None or len(matrix) < 2:
+            return current
+        fitted = SpectralRotation.fit(matrix)
+        try:
+            self._save_rotation(fitted, model, mode="create")
+        except (ValueError, OSError, RuntimeError):  # another shard saved one first: use it
+            self._rotation = None
+            return self.rotation() or fitted
+        return fitted
+
+    def _merge_table(self, entity_type, rows, vectors, coarse, rotation_version, shards, count) -> SyncReport:
+        from holocrm_core.partitions import shard_of
+
+        started = time.perf_counter()
+        data = _arrow_table(rows, vectors, coarse, rotation_version)
+        if entity_type not in self._table_names():
+            if not len(rows):
+                return SyncReport(entity_type, 0, 0, 0, 0, 0, 0, None, time.perf_counter() - started)
+            try:
+                table = self.db.create_table(entity_type, data, mode="create")
+                self._ensure_indexes(table, len(rows), rebuilt=True)
+                return SyncReport(
+                    entity_type, len(rows), len(rows), 0, 0, 0, int(table.version), None,
+                    time.perf_counter() - started,
+                )  # fmt: skip
+            except (ValueError, OSError, RuntimeError):
+                if entity_type not in self._table_names():
+                    raise
+                # another shard created the table first: merge into it
+        table = self.db.open_table(entity_type)
+        existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
+        existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
+        joined = rows.select("entity_id", "row_hash").join(
+            existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
+        )
+        changed = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
+        new = int(joined.get_column("old").is_null().sum())
+        updated = changed.height - new
+        gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id")
+        for start in range(0, len(gone), 1000):
+            batch = gone[start : start + 1000].to_list()
+            table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
+        if changed.height:
+            keep = np.isin(
+                rows.get_column("entity_id").to_numpy(), changed.get_column("entity_id").to_numpy()
+            )
+            table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
+                data.filter(pa.array(keep))
+            )
+        self._ensure_indexes(table, len(rows), rebuilt=changed.height + len(gone) > 0)
+        return SyncReport(
+            entity_type, len(rows), new, updated, len(rows) - changed.height, len(gone), int(table.version),
+            None, time.perf_counter() - started,
+        )  # fmt: skip
+
+    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version, rewrite=False) -> SyncReport:
         started = time.perf_counter()
         data = _arrow_table(rows, vectors, coarse, rotation_version)
         existing = None
@@ -584,6 +762,7 @@ class SimilarityStore:
                 )
         if (
             existing is None
+            or rewrite
             or len(existing) == 0
             or len(rows) == 0
             or (existing.get_column("rotation_version").unique().to_list() != [rotation_version])
@@ -746,6 +925,7 @@ class SimilarityStore:
             from holocrm_core.embedding import load_embedder
 
             self._embedder = load_embedder()
+        self.check_query_model(self._embedder)
         return self._embedder.encode([text])[0]
 
     def _fulltext(self, entity_type: str, text: str, limit: int, filters: dict | None) -> list[dict]:
@@ -846,6 +1026,66 @@ class SimilarityStore:
         with_text: bool = False,
     ) -> list[dict]:
         """Free-text search across entity types, best first; each hit carries a ``snippet``.
+
+        See ``_search_one_stage`` for the modes. On an index of the static tier, vector and hybrid searches
+        take its best ``RERANK_DEPTH`` hits and order them by MiniLM's cosine (``rerank_similarity``, also
+        the ``score``; ``reranked_by`` names the model): MiniLM embeds only the texts a query reaches.
+        """
+        depth = self._rerank_depth(SEARCH_MODE_ALIASES.get(mode, mode))
+        if not depth:
+            return self._search_one_stage(text, entity_types, mode, limit, filters, with_text)
+        candidates = self._search_one_stage(text, entity_types, mode, max(limit, depth), filters, True)
+        return self._rerank(text, candidates, limit, with_text)
+
+    def _rerank_depth(self, mode: str) -> int:
+        from holocrm_core.static_embedding import STATIC_PREFIX
+
+        if mode == "fulltext" or not self.indexed_model().startswith(f"{STATIC_PREFIX}:"):
+            return 0
+        return int(os.environ.get("HOLOCRM_STATIC_RERANK", RERANK_DEPTH))
+
+    def _rerank(self, query: str, rows: list[dict], limit: int, with_text: bool) -> list[dict]:
+        from holocrm_core.embedding import _embed_texts, load_embedder
+
+        reranker = load_embedder(tier="minilm")
+        texts = [row.get("text") or "" for row in rows]
+        keys = [(reranker.model_id, hashlib.blake2b(t.encode(), digest_size=16).hexdigest()) for t in texts]
+        with _RERANK_LOCK:
+            known = {k: _RERANK_CACHE[k] for k in keys if k in _RERANK_CACHE}
+        missing = sorted({i for i, k in enumerate(keys) if k not in known}, key=lambda i: keys[i])
+        missing = list({keys[i]: i for i in missing}.values())  # each distinct text once
+        if missing:
+            vectors, _, _ = _embed_texts(reranker, [texts[i] for i in missing])
+            with _RERANK_LOCK:
+                for i, vector in zip(missing, vectors):
+                    known[keys[i]] = _RERANK_CACHE[keys[i]] = vector
+                while len(_RERANK_CACHE) > RERANK_CACHE_SIZE:
+                    _RERANK_CACHE.popitem(last=False)
+        matrix = np.stack([known[k] for k in keys]) if keys else np.zeros((0, DIM), np.float32)
+        similarity = matrix @ reranker.encode([query])[0]
+        out = []
+        for i in np.argsort(-similarity, kind="stable")[:limit]:
+            row = rows[int(i)]
+            row.update(
+                score=float(similarity[i]),
+                rerank_similarity=float(similarity[i]),
+                reranked_by=reranker.model_id,
+            )
+            if not with_text:
+                row.pop("text", None)
+            out.append(row)
+        return out
+
+    def _search_one_stage(
+        self,
+        text: str,
+        entity_types: list[str] | None = None,
+        mode: str = "hybrid",
+        limit: int = 10,
+        filters: dict | None = None,
+        with_text: bool = False,
+    ) -> list[dict]:
+        """Free-text search across entity types in the index's own vectors and words, best first.
 
         ``vector`` (alias ``semantic``): meaning ("budget concerns" finds "worried about the cost"), over
         whole texts and the chunks of long ones; ``fulltext``: BM25 on the words of the whole text;

@@ -19,6 +19,9 @@ version whose content is the old one (``rollback(name, to=N)``), so history only
 current version (a re-run on the same export) makes no new version, and a rollback hard-links the old file,
 so neither costs disk; every changed write costs one more copy of that table until it ages out.
 
+On object storage (``s3://``) the same tables are committed with conditional writes of a manifest object
+instead (holocrm_core/warehouse_s3.py); ``Warehouse("s3://bucket/prefix")`` returns that implementation.
+
 Why not Delta Lake: measured in docs/architecture.md ("Versioned warehouse tables"); in short, the same
 guarantees for this single-writer-per-home layout, and every reader of ``NAME.parquet`` left as it is.
 """
@@ -31,7 +34,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +49,14 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 class TableVersionError(ValueError):
     """A table or version that does not exist (the message names what does)."""
+
+
+class CommitConflict(RuntimeError):
+    """A conditional write lost: the table was not at the version the writer read (``expect_version``), or
+    (on object storage) other writers kept winning the commit. Nothing of the write is visible."""
+
+
+ANY_VERSION = object()  # write()'s default ``expect_version``: commit whatever the current version is
 
 
 def keep_versions() -> int:
@@ -65,6 +76,16 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
 
 
 class Warehouse:
+    """Versioned tables under a folder, or under ``s3://bucket/prefix`` (then an ``ObjectWarehouse``: the same
+    API, committed with conditional writes; holocrm_core/warehouse_s3.py)."""
+
+    def __new__(cls, root: str | Path, *args, **kwargs):
+        if cls is Warehouse and str(root).startswith("s3://"):
+            from holocrm_core.warehouse_s3 import ObjectWarehouse
+
+            return super().__new__(ObjectWarehouse)
+        return super().__new__(cls)
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
@@ -89,10 +110,20 @@ class Warehouse:
         return sorted(p.name[: -len(".parquet")] for p in self.root.glob("*.parquet"))
 
     # -- writing -------------------------------------------------------------------------------------
-    def write(self, name: str, frame: pl.DataFrame, operation: str = "write") -> Path:
-        """Commit ``frame`` as the new current version of ``name``; returns the current path."""
+    def write(
+        self, name: str, frame: pl.DataFrame, operation: str = "write", expect_version=ANY_VERSION
+    ) -> Path:
+        """Commit ``frame`` as the new current version of ``name``; returns the current path.
+
+        ``expect_version`` (an int, or None for "no table yet"): commit only if the table is still at that
+        version, else raise CommitConflict (compare-and-swap: a writer that derived ``frame`` from what it
+        read, such as a union of partitions, re-reads and retries instead of overwriting a newer commit)."""
         self._check_name(name)
         with self._table_lock(name):
+            if expect_version is not ANY_VERSION and self.current_version(name) != expect_version:
+                raise CommitConflict(
+                    f"table {name!r} is at version {self.current_version(name)}, not {expect_version}"
+                )
             self._adopt_unversioned(name)
             version = self._next_version(name)
             target = self._version_path(name, version)
@@ -141,6 +172,37 @@ class Warehouse:
             self._commit(name, target)
             self._prune(name)
         return version
+
+    # -- documents -----------------------------------------------------------------------------------
+    def read_document(self, name: str) -> dict | None:
+        """A small JSON document kept beside the tables (``NAME.json``: a partition manifest, say), or None."""
+        self._check_name(name)
+        try:
+            return json.loads((self.root / f"{name}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def update_document(self, name: str, change: Callable[[dict | None], dict]) -> dict:
+        """Read-modify-write ``NAME.json`` atomically against other writers (a file lock here, a conditional
+        PUT on object storage): ``change`` gets the current document (None if absent) and returns the new one,
+        which is returned. ``change`` may run more than once (on object storage, after a lost race)."""
+        self._check_name(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / f".{name}.json.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            document = change(self.read_document(name))
+            path = self.root / f"{name}.json"
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(document))
+            os.replace(tmp, path)
+            return document
+        finally:
+            os.close(fd)
+
+    def child(self, *parts: str) -> Warehouse:
+        """A warehouse rooted below this one (``_partitions/NAME/<batch>``), on the same storage."""
+        return Warehouse(self.root.joinpath(*parts))
 
     # -- reading -------------------------------------------------------------------------------------
     def read(self, name: str, version: int | None = None) -> pl.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from holocrm_core.settings import HoloPaths, configure_mlflow
+from holocrm_core.settings import HoloPaths, configure_mlflow, connect_lancedb, lancedb_uri, warehouse_root
 from holocrm_core.warehouse import Warehouse
 
 
@@ -24,7 +24,9 @@ class StorageResource(dg.ConfigurableResource):
         return paths.ensure()
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.paths().warehouse)
+        """The warehouse: HOLOCRM_WAREHOUSE_URI (``s3://...``, settings ``[warehouse] uri``) when set, else
+        the home's folder."""
+        return Warehouse(warehouse_root(self.paths()))
 
 
 class ExportResource(dg.ConfigurableResource):
@@ -54,19 +56,18 @@ class ExportResource(dg.ConfigurableResource):
 
 
 class LanceDBResource(dg.ConfigurableResource):
-    """LanceDB location: a local folder by default (HOLOCRM_HOME/lancedb), or s3://, gs://, db:// URIs."""
+    """LanceDB location: ``uri``, else HOLOCRM_LANCEDB_URI (settings ``[lancedb] uri``, e.g. s3://bucket/lancedb),
+    else a local folder (HOLOCRM_HOME/lancedb)."""
 
     uri: str = ""
 
     def resolved_uri(self, storage: StorageResource | None = None) -> str:
         if self.uri:
             return self.uri
-        return str((storage.paths() if storage else HoloPaths.default().ensure()).lancedb)
+        return lancedb_uri(storage.paths() if storage else HoloPaths.default().ensure())
 
     def connect(self, storage: StorageResource | None = None):
-        import lancedb
-
-        return lancedb.connect(self.resolved_uri(storage))
+        return connect_lancedb(self.resolved_uri(storage))
 
 
 class MLflowResource(dg.ConfigurableResource):

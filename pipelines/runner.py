@@ -16,28 +16,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from holocrm_core.settings import HoloPaths
+from holocrm_core.settings import Backends, HoloPaths
+from pipelines.executors import instance_yaml
 
-DAGSTER_YAML = """# Written by holocrm: local instance under HOLOCRM_HOME/dagster
-telemetry:
-  enabled: false
-# The daemon marks runs whose worker died as failed (runs launched by `dagster dev`); in-process runs of
-# `holocrm run` are cleaned up by pipelines.runner.fail_abandoned_runs.
-run_monitoring:
-  enabled: true
-  poll_interval_seconds: 60
-"""
+DAGSTER_YAML = instance_yaml(Backends())  # the local SQLite instance (the default settings)
 PID_TAG = "holocrm/pid"
 HOST_TAG = "holocrm/host"
 JOB_NAME = "holocrm_all"
 
 
 def prepare_dagster_home(paths: HoloPaths) -> Path:
+    """DAGSTER_HOME under the home, its dagster.yaml written for the settings' instance storage (SQLite, or
+    PostgreSQL: pipelines.executors.instance_yaml); a dagster.yaml written by hand is left as it is."""
     home = paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    wanted = instance_yaml()
+    if not config.exists() or (
+        config.read_text().startswith("# Written by holocrm") and config.read_text() != wanted
+    ):
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -183,20 +181,23 @@ def run_all(
     selection: list[str] | None = None,
     op_config: dict[str, dict] | None = None,
     wait_s: float = 0.0,
+    shards: list[int] | None = None,
 ) -> RunSummary:
     """Materialize the main job of ``defs`` (or `selection`, asset names) on one export; never raises on a
     failed step. ``op_config``: asset name -> config values that replace its defaults (a smaller PPO budget,
     say: ``{"outreach_policy": {"total_timesteps": 16_384}}``). Holds the home's writer lock for the run:
-    raises ``HomeLocked`` when another writer holds it past ``wait_s`` seconds (0: refuse at once)."""
+    raises ``HomeLocked`` when another writer holds it past ``wait_s`` seconds (0: refuse at once).
+    ``shards``: the partitioned assets run for these consecutive shards of the batch only (a resumable
+    backfill shard by shard; the default is every shard in one run)."""
     from holocrm_core.homelock import home_lock
 
     paths = (paths or HoloPaths.default()).ensure()
     with home_lock(paths.home, "holocrm run", wait_s=wait_s, progress=progress):
-        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection, op_config)
+        return _run_all_locked(export_dir, profile, mapping, paths, progress, selection, op_config, shards)
 
 
 def _run_all_locked(
-    export_dir, profile, mapping, paths: HoloPaths, progress, selection, op_config
+    export_dir, profile, mapping, paths: HoloPaths, progress, selection, op_config, shards=None
 ) -> RunSummary:
     import dagster as dg
 
@@ -214,12 +215,16 @@ def _run_all_locked(
         "mapping": str(mapping or ""),
     }
     job = defs.resolve_job_def(JOB_NAME)
+    asset_selection = _with_siblings(defs, selection) if selection else None
+    tags = {**run_tags(), **_batch_tags(instance, defs, paths, export_dir, asset_selection, shards)}
     handler = ProgressHandler(progress)
     logger = logging.getLogger(PROGRESS_LOGGER)
     logger.addHandler(handler)
     started = time.perf_counter()
     try:
-        result = job.execute_in_process(
+        run = execute_job_in_process if _runs_here() else execute_job_on_executor
+        result = run(
+            job,
             run_config={
                 "ops": {
                     name: {"config": values}
@@ -232,23 +237,31 @@ def _run_all_locked(
                 # files, the outreach log, the RL sample-world check)
                 "resources": {
                     "storage": {"config": {"home": str(paths.home)}},
+                    "io_manager": {"config": {"home": str(paths.home)}},
                     "export": {"config": export_config},
                 },
             },
             instance=instance,
-            raise_on_error=False,
-            tags=run_tags(),
-            asset_selection=[dg.AssetKey(name) for name in selection] if selection else None,
+            tags=tags,
+            asset_selection=asset_selection,
         )
     finally:
         logger.removeHandler(handler)
     summary = RunSummary(run_id=result.run_id, success=result.success, seconds=time.perf_counter() - started)
+    from pipelines.io_manager import PARTITION_METADATA
+
+    seen: set[str] = set()
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
+            name = mat.asset_key.to_user_string()
+            if name in seen:  # one materialization per partition (shard) of a run over a batch: one line
+                continue
+            seen.add(name)
             summary.assets.append(
                 AssetOutcome(
-                    mat.asset_key.to_user_string(), {k: _metadata_value(v) for k, v in mat.metadata.items()}
+                    name,
+                    {k: _metadata_value(v) for k, v in mat.metadata.items() if k not in PARTITION_METADATA},
                 )
             )
         elif event.event_type_value == "STEP_FAILURE":
@@ -259,6 +272,114 @@ def _run_all_locked(
             if not data.passed:
                 summary.failed_checks.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
     return summary
+
+
+def backfill(
+    export_dir: str | Path | None = None,
+    paths: HoloPaths | None = None,
+    progress: Callable[[str], None] = print,
+    shards: list[int] | None = None,
+    resume: bool = True,
+    selection: list[str] | None = None,
+) -> list[RunSummary]:
+    """The partitioned assets of one export batch, shard by shard: one run per (level of the graph, shard),
+    levels in dependency order (a shard's staged contacts need every shard's staged companies, the way a
+    Dagster asset backfill orders its runs). ``resume``: a partition already written for this batch is not
+    run again (an interrupted backfill goes on where it stopped; the LanceDB merge is always re-run, being
+    idempotent). Returns the summaries of the runs made; stops at the first failed one."""
+    from holocrm_core.landing import resolve_export_dir
+    from holocrm_core.partitions import PartitionedTable
+    from holocrm_core.warehouse import Warehouse
+    from pipelines.definitions import defs
+    from pipelines.jobs import PARTITIONED_ASSETS
+    from pipelines.partitions import SHARDS, batch_key
+
+    paths = (paths or HoloPaths.default()).ensure()
+    batch = batch_key(resolve_export_dir(paths.landing, export_dir).name)
+    wanted = set(selection or PARTITIONED_ASSETS)
+    graph = defs.resolve_asset_graph()
+    warehouse = Warehouse(paths.warehouse)
+    summaries: list[RunSummary] = []
+    for level in graph.toposorted_asset_keys_by_level:
+        names = sorted(k.to_user_string() for k in level if k.to_user_string() in wanted)
+        if not names:
+            continue
+        for shard in shards if shards is not None else range(SHARDS):
+            done = (
+                all(
+                    shard in PartitionedTable(warehouse, name).shards_written(batch)
+                    for name in names
+                    if name != "similarity_index"
+                )
+                and "similarity_index" not in names
+            )
+            if resume and done:
+                progress(f"backfill {batch}|{shard}: {', '.join(names)} already built")
+                continue
+            progress(f"backfill {batch}|{shard}: {', '.join(names)}")
+            summary = run_all(export_dir, paths=paths, progress=progress, selection=names, shards=[shard])
+            summaries.append(summary)
+            if not summary.success:
+                return summaries
+    return summaries
+
+
+def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection, shards=None) -> dict[str, str]:
+    """The export batch this run ingests, registered as a partition, and the tags that make the run cover
+    every shard of it (one process: the default path pays no per-shard start-up). No export found: the
+    landing folder's FileNotFoundError (what to drop where), before any run starts."""
+    from holocrm_core.landing import resolve_export_dir
+    from pipelines.partitions import BATCHES, batch_key, batch_shards, shard_range_tags
+
+    graph = defs.resolve_asset_graph()
+    keys = asset_selection if asset_selection is not None else graph.get_all_asset_keys()
+    if not any(graph.get(key).partitions_def == batch_shards for key in keys):
+        return {}
+    folder = resolve_export_dir(paths.landing, export_dir)
+    batch = batch_key(folder.name)
+    if not instance.has_dynamic_partition(BATCHES, batch):
+        instance.add_dynamic_partitions(BATCHES, [batch])
+    return shard_range_tags(batch, shards)
+
+
+def _with_siblings(defs, selection: list[str]) -> list:
+    """The selected assets and the outputs written with them (``--only staged_contacts`` also commits
+    ``quarantine_contacts``: one multi-asset, one step)."""
+    import dagster as dg
+
+    expanded = dg.AssetSelection.assets(*selection).required_multi_asset_neighbors()
+    return sorted(expanded.resolve(defs.resolve_asset_graph()), key=lambda key: key.to_user_string())
+
+
+def _runs_here() -> bool:
+    """True unless the settings name an executor that runs steps in other processes (multiprocess, Celery,
+    Kubernetes jobs): those need the job reconstructable from its module and a persistent instance."""
+    return Backends.load().executor in ("default", "in_process")
+
+
+def execute_job_in_process(job, **kwargs):
+    return job.execute_in_process(raise_on_error=False, **kwargs)
+
+
+def holocrm_job():
+    """The main job, as a reconstructable target: executors that run steps elsewhere import it by name."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(JOB_NAME)
+
+
+def execute_job_on_executor(job, run_config, instance, tags, asset_selection):
+    """The run on the settings' executor (``defs``'s executor: pipelines.executors.executor_from_settings)."""
+    import dagster as dg
+
+    return dg.execute_job(
+        dg.reconstructable(holocrm_job),
+        instance=instance,
+        run_config=run_config,
+        tags=tags,
+        asset_selection=asset_selection,
+        raise_on_error=False,
+    )
 
 
 def _root_cause(error) -> str:

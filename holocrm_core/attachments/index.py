@@ -430,9 +430,9 @@ def search_attachments_at(
 ) -> list[dict]:
     """search_chunks on the `attachment_chunks` table under the LanceDB ``uri`` ([] when it was never built):
     the entry point for the CLI, the API and hybrid entity search."""
-    import lancedb
+    from holocrm_core.settings import connect_lancedb
 
-    db = lancedb.connect(uri)
+    db = connect_lancedb(uri)
     if TABLE not in db.table_names():
         return []
     if embedder is None:

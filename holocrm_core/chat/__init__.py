@@ -1,7 +1,9 @@
 """The conversational assistant (`holocrm chat`, ``POST /api/chat``): turns in, catalogue intents out.
 
 ``catalogue`` (the intents, as data), ``data`` (what it reads), ``engine`` (the session: context, pending
-choices and writes, the trace). No LLM: patterns, fuzzy names and the NL question layer.
+choices and writes, the trace, its state), and the intents by kind: ``reading``, ``questions``, ``writes``,
+``weave`` (woven requests), ``experiment_intents``; ``sessions`` keeps conversations between turns. No LLM:
+patterns, fuzzy names and the NL question layer.
 """
 
 from holocrm_core.chat.catalogue import CATALOGUE, classify

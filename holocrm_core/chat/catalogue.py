@@ -16,10 +16,16 @@ ORDINALS = {
     "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1,
 }  # fmt: skip
 _ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
+_RESULT = (
+    r"worked|paid off|succeeded|was a success|(?:was )?successful|a success|landed|converted|"
+    r"got a (?:reply|response|yes)|failed|(?:was )?unsuccessful|did not work|didn't work|went nowhere|"
+    r"got no (?:reply|response)|was ignored|bounced|"
+    r"(?:reward |scored |was )?(?:0?\.\d+|[01](?:\.0+)?|\d{1,3} ?%)"
+)
 REF_PRONOUNS = (
     "it", "them", "that deal", "this deal", "the deal", "that contact", "this contact", "that company",
     "this company", "that one", "this one", "him", "her", "she", "he", "they", "this", "that", "this record",
-    "that record", "the company", "the contact",
+    "that record", "the company", "the contact", "its", "their", "his", "the record",
 )  # fmt: skip
 
 
@@ -40,8 +46,30 @@ class Intent:
 
 
 CATALOGUE: tuple[Intent, ...] = (
-    Intent("confirm", (r"(?:yes|y|yep|confirm|do it|go ahead)[.!]?",), "confirm the write previewed", "yes"),
-    Intent("cancel", (r"(?:no|n|cancel|stop|never mind|abort)[.!]?",), "drop the write previewed", "no"),
+    Intent(
+        "confirm",
+        (
+            r"(?:yes|y|yep|yeah|yup|sure|ok|okay|confirm(?:ed)?|do it|go ahead|correct|please do)"
+            r"(?:[,.!]? ?(?:please|do it|go ahead|confirm(?: it)?|thanks|thank you))*[.!]?",
+        ),
+        "confirm the write previewed",
+        "yes",
+    ),
+    Intent(
+        "cancel",
+        (
+            r"(?:no|n|nope|nah|cancel|stop|never mind|nevermind|abort|don't|do not|forget it|scrap that)"
+            r"(?:[,.!]? ?(?:thanks|thank you|cancel(?: it| that)?|don't do it|do not do it|leave it))*[.!]?",
+        ),
+        "drop the write previewed",
+        "no",
+    ),
+    Intent(
+        "help",
+        (r"(?:help|\?|what can you do|what can i (?:ask|say)|commands|examples)[?.!]?",),
+        "list what the assistant can do, with an example of each",
+        "help",
+    ),
     Intent(
         "pick",
         (
@@ -52,15 +80,38 @@ CATALOGUE: tuple[Intent, ...] = (
         "the second one",
     ),
     Intent(
+        "triage",
+        (
+            r"(?:which|what|who) (?:of |are )?(?P<segment>.+?) (?:haven't|have not|hasn't|has not|didn't|did not)"
+            r" (?:heard from us|been (?:contacted|touched|called|emailed)|had (?:any )?(?:activity|contact))"
+            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?"
+            r",? (?:and )?what should (?:i|we) do(?: (?:with|about|for))? (?:each|each one|each of them|them|"
+            r"with each)[?.!]?",
+            r"what should (?:i|we) do (?:with|about) (?:each of )?(?P<segment>.+?) (?:that|who|which) (?:we )?"
+            r"(?:haven't|have not|hasn't|has not|didn't|did not) (?:heard from us|been (?:contacted|touched|called|"
+            r"emailed)|contacted|touched|called|emailed|heard from)(?: (?:them|us))?"
+            r"(?: (?:in|for|during) (?:the |over the )?(?:last |past )?(?P<window>[\w ]+?))?[?.!]?",
+            r"triage (?P<segment>.+?)(?: (?:not (?:heard from|contacted|touched)|quiet|silent|untouched)"
+            r"(?: (?:in|for) (?:the )?(?:last |past )?(?P<window>[\w ]+?))?)?[?.!]?",
+        ),
+        "retrieve a segment, keep those not contacted in a window, score them, and decide a next action "
+        "for each (a woven request; the trace shows every step)",
+        "which of my hot leads in fintech haven't heard from us in two weeks, and what should I do with each?",
+    ),
+    Intent(
         "prepare",
-        (r"(?:please )?prep(?:are)? me for (?:my |the |a )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",),
+        (
+            r"(?:help me |get me ready for |)prep(?:are)?(?: me)? for (?:my |the |a |our )?(?:call|meeting|demo)"
+            r" with (?P<ref>.+?)[?.!]?",
+            r"get me ready for (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
+        ),
         "find the company or contact, then details, score, next action and summary (a woven request)",
         "prepare me for my call with Acme",
     ),
     Intent(
         "close_deal",
         (
-            r"(?:close|mark|set) (?P<ref>.+?) (?:as )?(?P<outcome>won|lost)[.!]?",
+            r"(?:close|mark|set) (?P<ref>.+?) (?:as |to )?(?P<outcome>won|lost)[.!]?",
             r"(?:we )?(?P<outcome>won|lost) (?P<ref>.+?)[.!]?",
         ),
         "close a deal as won or lost (previewed, needs yes)",
@@ -68,11 +119,82 @@ CATALOGUE: tuple[Intent, ...] = (
         writes=True,
     ),
     Intent(
+        "reopen_deal",
+        (r"re-?open (?P<ref>.+?)(?:(?:\s*[:,]|\s+-|\s+because|\s+since|\s+as)\s+(?P<reason>.+?))?[.!]?",),
+        "reopen a closed deal in focus (previewed, needs yes; refused when the deal is open)",
+        "reopen that deal: the customer came back",
+        writes=True,
+    ),
+    Intent(
+        "record_outcome",
+        (
+            r"(?:record|log|note) (?:the |an? )?(?:action )?outcome"
+            r"(?: of (?:the |my |our )?(?P<action>email|call|proposal|wait))?"
+            r"(?: (?:for|with|on) (?P<ref>.+?))?\s*[:,-]?\s*(?:it )?(?P<result>" + _RESULT + r")[.!]?",
+            r"(?:the |my |our )?(?P<action>email|call|proposal|wait)(?: (?:to|with) (?P<ref>.+?))?"
+            r" (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:the |my |our )?(?:next |recommended )?(?:action|step) (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:record|log|note) (?:the |an? )?(?:action )?outcome\s*[:,-]?\s*(?:the |my |our )?"
+            r"(?P<action>email|call|proposal|wait) (?P<result>" + _RESULT + r")[.!]?",
+            r"(?:it|that|this) (?P<result>" + _RESULT + r")[.!]?",
+            r"mark (?:the |my |our )?(?P<action>email|call|proposal|wait) as (?P<result>"
+            + _RESULT
+            + r")[.!]?",
+            r"(?:the )?outcome of (?:the |my |our )?(?P<action>email|call|proposal|wait) (?:was|is) (?P<result>"
+            + _RESULT
+            + r")[.!]?",
+        ),
+        "record how the next action for the contact in focus turned out (reward 1 worked, 0 did not, or a "
+        "share; previewed, needs yes)",
+        "the call worked",
+        writes=True,
+    ),
+    Intent(
+        "start_experiment",
+        (
+            r"(?:start|create|launch|run|set up|begin) (?:an? |the )?(?:new )?(?:a/?b )?(?:experiment|test)[:,]?"
+            r"(?: (?:called|named))?(?: (?!(?:comparing|of|with|between|the)\b)(?P<name>[a-z0-9][a-z0-9_-]*)\b[:,]?)?\s+(?:comparing |of |with |between )?"
+            r"(?P<variants>(?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))? (?:vs\.?|versus|against|and|or)"
+            r" (?:the )?[\w.]+(?: (?:policy|strategy|scorer|model))?)"
+            r"(?: (?:per|by|on) (?P<unit>contact|deal|owner)s?)?"
+            r"(?: (?:on|measuring|by|metric) (?P<metric>[a-z_]+))?[.!]?",
+        ),
+        "start an A/B experiment between two strategies (cadence, ppo, bandit, policy, champion, challenger, "
+        "heuristic), per contact by default (previewed, needs yes)",
+        "start an experiment cadence vs ppo",
+        writes=True,
+    ),
+    Intent(
+        "read_experiment",
+        (
+            r"(?:how is|how's|how are) (?:the |my |our )?(?:experiment (?P<name>[a-z0-9][a-z0-9_-]*)"
+            r"|experiment|it|that experiment) (?:doing|going)[?.!]?",
+            r"(?:how is|how's) (?:the |my |our )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment (?:doing|going)[?.!]?",
+            r"(?:show(?: me)?|read|report on|report for|results of|results for|open) (?:the |my )?"
+            r"(?:experiment|a/?b test)(?: report| results)?(?: (?:of|for))?(?: (?P<name>[a-z0-9][a-z0-9_-]*))?"
+            r"[?.!]?",
+            r"(?:show |read )?(?:the )?(?:experiment|a/?b test) (?:report|results)(?: (?:of|for))?"
+            r"(?: (?P<name>[a-z0-9][a-z0-9_-]*))?[?.!]?",
+            r"(?:show |read |open )?(?:the )?(?P<name>[a-z0-9][a-z0-9_-]*) experiment(?:'s)?(?: report| results)?"
+            r"[?.!]?",
+            r"(?:what are |show me |give me |read )?(?:the )?(?:results|report) (?:of|for|on) (?:the )?experiment"
+            r" (?P<name>[a-z0-9][a-z0-9_-]*)[?.!]?",
+            r"(?:what are |show me |give me |read )?(?:the )?(?:results|report) (?:of|for|on) (?:the )?"
+            r"(?P<name>[a-z0-9][a-z0-9_-]*) experiment[?.!]?",
+            r"(?:list |show |which |show me )?(?:the |my |all )?(?:running )?(?P<all>experiments)(?: are running)?[?.!]?",
+            r"(?:what|which) (?P<all>experiments) (?:do we have|are there|exist|have we got|are on)[?.!]?",
+        ),
+        "read an experiment's report: units per variant, effects, the verdict (no name: the experiment in "
+        "context, or the list)",
+        "how is experiment cadence-vs-ppo doing?",
+    ),
+    Intent(
         "log_note",
         (
             r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting)(?: on (?P<ref>[^:]+?))?"
             r"\s*[:,-]\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |the )?(?P<kind>note|call|meeting) (?P<text>.+)",
+            r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
         ),
         "log a note or a call on the record in focus (previewed, needs yes)",
         "log a note: asked for the security review",
@@ -81,7 +203,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "draft_email",
         (
-            r"(?:draft|write|compose) (?:a |an )?(?:follow[- ]?up )?(?:e-?mail)"
+            r"(?:draft|write|compose|prepare) (?:me )?(?:a |an )?(?:follow[- ]?up(?: e-?mail)?|e-?mail)"
             r"(?: (?:to|for) (?P<ref>.+?))?[.!]?",
         ),
         "draft a follow-up email from the template, filled from the record",
@@ -89,7 +211,11 @@ CATALOGUE: tuple[Intent, ...] = (
     ),
     Intent(
         "summarize",
-        (r"(?:summari[sz]e|sum up|catch me up on|give me a summary of|summary of)(?: (?P<ref>.+?))?[?.!]?",),
+        (
+            r"(?:summari[sz]e|sum up|catch me up on|catch up on|give me a summary of|(?:a |the )?summary of|brief me on)"
+            r"(?: (?P<ref>.+?))?[?.!]?",
+            r"(?:give me )?(?:a |the )?summary[?.!]?",
+        ),
         "summarize a record: its salient facts and latest activities with their dates",
         "summarize Acme Bank",
     ),
@@ -99,6 +225,11 @@ CATALOGUE: tuple[Intent, ...] = (
             r"why is (?P<ref>.+?) (?:so )?(?:hot|warm|cold|scored \w+)[?.!]?",
             r"(?:explain|why) (?:the |its |this |that )?score(?: (?:of|for) (?P<ref>.+?))?[?.!]?",
             r"(?:what is |what's )?(?:the )?score (?:of|for) (?P<ref>.+?)[?.!]?",
+            r"how (?:hot|warm|cold|good|likely) is (?P<ref>.+?)[?.!]?",
+            r"(?:what is |what's )(?P<ref>.+?)(?:'s) score[?.!]?",
+            r"(?:what is |what's )(?P<ref>his|her|its|their|the) score[?.!]?",
+            r"why is (?P<ref>.+?)(?:'s)? score so (?:high|low)[?.!]?",
+            r"explain (?P<ref>.+?)(?:'s)? score[?.!]?",
         ),
         "a record's score with the reasons behind it",
         "why is Alice Johnson hot?",
@@ -107,7 +238,11 @@ CATALOGUE: tuple[Intent, ...] = (
         "next_action",
         (
             r"what should (?:i|we) do (?:next )?(?:with|about|for) (?P<ref>.+?)[?.!]?",
-            r"(?:what(?:'s| is) the )?next (?:best )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"(?:what(?:'s| is) the |give me the |show me the |get the |suggest the |suggest a |the )?next"
+            r" (?:best )?(?:action|step|move)(?: (?:for|with|on) (?P<ref>.+?))?[?.!]?",
+            r"what (?:do you|would you) (?:recommend|suggest)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"what(?:'s| is) next(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
+            r"(?:recommend|suggest) (?:an? |the )?(?:next )?(?:action|step)(?: (?:for|with) (?P<ref>.+?))?[?.!]?",
             r"what should (?:i|we) do(?: next)?[?.!]?",
         ),
         "the next best action for a contact (the decision service's answer and why)",
@@ -116,8 +251,9 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "similar",
         (
-            r"(?:show |find )?(?:records |contacts |companies |deals |ones )?(?:similar to|like)"
-            r" (?P<ref>.+?)[?.!]?",
+            r"(?:(?:show|find|get|list|give)(?: me)? )?(?:other |more )?(?:(?:records|contacts|companies|deals|ones|"
+            r"people|accounts|leads|opportunities) )?(?:similar to|like|resembling) (?P<ref>.+?)[?.!]?",
+            r"who else is (?:like|similar to) (?P<ref>.+?)[?.!]?",
             r"(?:more|others|find more|show more) like (?P<ref>.+?)[?.!]?",
         ),
         "records of the same kind most like one",
@@ -126,8 +262,10 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "search",
         (
-            r"(?:search|search for|semantic search|look for notes about|find notes about|mentions of)"
+            r"(?:semantic search(?: for)?|search for|search|look for notes about|find notes about|mentions of)"
             r" (?P<text>.+)",
+            r"(?:find|show|look for|get)(?: me)? (?:any |all )?(?:notes|activities|emails|records|anything|calls)"
+            r" (?:about|mentioning|on|that mention|with|regarding) (?P<text>.+)",
         ),
         "semantic search over every record (and attachments)",
         "search pricing objections",
@@ -135,9 +273,12 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "details",
         (
-            r"(?:show|open|show me|details (?:of|for|on)|tell me about|who is|timeline (?:of|for))"
-            r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities)?[?.!]?",
+            r"(?:(?:show me |show |open )?(?:the )?(?:timeline|details|history|activities) (?:of|for|on)|"
+            r"show me|show|open|tell me about|who is|pull up|bring up|where is|what's going on with|"
+            r"what is going on with|what's new with|any news on|status of|what's the status of)"
+            r" (?P<ref>.+?)(?:'s)?(?: details| timeline| activity| activities| deals| contacts| history)?[?.!]?",
             r"(?:details|timeline|activity|activities|history)[?.!]?",
+            r"(?:show |list |what are )?(?:me )?(?P<ref>its|their|his|her) (?:timeline|history|details)[?.!]?",
         ),
         "a record's fields and its activity timeline",
         "show Acme Bank",
@@ -151,10 +292,12 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "refine",
         (
-            r"(?:only|just) (?:the ones |those |ones )?(?P<filter>.+?)[?.!]?",
+            r"(?:only|just|keep|filter to) (?:the ones |those |ones |the )?(?P<filter>.+?)(?: ones| only)?[?.!]?",
             r"(?:and )?(?:sort(?:ed)?|order(?:ed)?|rank(?:ed)?) (?:them |it )?by (?P<sort>.+?)[?.!]?",
             r"(?:and |what |how )?about"
             r" (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)[?.!]?",
+            r"(?:and|and for|and in|same for|now for) (?P<time>(?:last|this|next|past|the last|the past|in|since) .+?)"
+            r"[?.!]?",
         ),
         "refine the previous question (filter, sort, another time window)",
         "only the ones in fintech",
@@ -164,17 +307,57 @@ BY_NAME = {intent.name: intent for intent in CATALOGUE}
 WRITE_INTENTS = frozenset(i.name for i in CATALOGUE if i.writes)
 # The steps a woven request may run: every one is a catalogue intent (the plan is data, checked against it).
 PREPARE_PLAN = ("find", "details", "explain_score", "next_action", "summarize")
+# triage: the steps its trace names (retrieve: a question; filter: last touch; score; decide: next action).
+TRIAGE_PLAN = ("retrieve", "filter", "score", "decide")
 
 
 def classify(text: str) -> tuple[str, dict[str, str]] | None:
     """The first intent whose pattern matches the whole turn, with its arguments; None: not in the catalogue
     (the engine then asks the NL question layer)."""
     text = " ".join(text.split())
-    for intent in CATALOGUE:
-        found = intent.match(text)
-        if found is not None:
-            return intent.name, found
+    plainer = _plainer(text)
+    for candidate in dict.fromkeys((plainer, text, _verb_spelled(plainer))):
+        for intent in CATALOGUE:
+            found = intent.match(candidate)
+            if found is not None:
+                return intent.name, found
     return None
+
+
+# The words a turn starts with, spelled right: "sumarize it" / "shwo Acme" read as "summarize" / "show".
+VERBS = (
+    "show", "find", "open", "summarize", "summarise", "close", "reopen", "draft", "write", "log", "search",
+    "prepare", "triage", "explain", "start", "record", "mark", "help", "similar", "details", "timeline",
+)  # fmt: skip
+
+
+def _verb_spelled(text: str) -> str:
+    """The turn with its first word corrected to a catalogue verb one edit away (two for long words); a
+    word that starts with a verb ("closed", "logged") is an inflection, not a typo, and stays."""
+    from rapidfuzz.distance import OSA
+
+    first, _, rest = text.partition(" ")
+    word = first.lower()
+    if len(word) < 4 or word in VERBS or any(word.startswith(v) for v in VERBS):
+        return text
+    allowed = 2 if len(word) >= 7 else 1
+    distance = {v: OSA.distance(word, v) for v in VERBS}
+    best = min(distance.values())
+    close = [v for v, d in distance.items() if d == best]
+    return f"{close[0]} {rest}".strip() if best <= allowed and len(close) == 1 else text
+
+
+_COURTESY = re.compile(
+    r"^(?:(?:please|pls|hey|hi|ok(?:ay)?|so|now|also|then|right|can you|could you|would you|will you|can i|"
+    r"could i|i want to|i'd like to|i would like to|i need to|let's|let me|go and|help me)[, ]+)+",
+    re.IGNORECASE,
+)
+_THANKS = re.compile(r"(?:[, ]+(?:please|pls|thanks|thank you|for me|now))+([?.!]?)$", re.IGNORECASE)
+
+
+def _plainer(text: str) -> str:
+    """The turn without courtesy words around it ("can you find Acme, please?" -> "find Acme?")."""
+    return _THANKS.sub(r"\1", _COURTESY.sub("", text)).strip() or text
 
 
 # Words that make "show ..." / "find ..." a question over many records rather than one record's name.
@@ -196,4 +379,4 @@ def ordinal(args: dict[str, str]) -> int:
 
 
 def suggestions() -> list[str]:
-    return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick")]
+    return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick", "help")]

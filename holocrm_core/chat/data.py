@@ -8,6 +8,8 @@ the tests from tables in memory (``from_tables``).
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ KINDS = {  # entity type -> (table, id column, name column)
 NAMED = ("company", "contact", "deal")  # what a name lookup matches (not activities' subjects)
 RECORD_TABLES = ("companies", "contacts", "deals", "activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
+_WORD = re.compile(r"[0-9a-z]+")
 
 
 def name_key(name: str) -> str:
@@ -58,6 +61,7 @@ class ChatData:
         nlq_factory: Callable[[], Any] | None = None,
         similarity=None,
         decisions_factory: Callable[[], Any] | None = None,
+        experiments_factory: Callable[[], Any] | None = None,
         outcome_records: Iterable[Mapping[str, Any]] = (),
         as_of: datetime | None = None,
     ):
@@ -80,6 +84,9 @@ class ChatData:
         self._decisions_factory = decisions_factory
         self._nlq = None
         self._decisions = None
+        self._experiments_factory = experiments_factory
+        self._experiments = None
+        self._touched: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.deal_states = DealStates()
         deals = self.tables["deals"]
@@ -100,18 +107,19 @@ class ChatData:
         for entry in self.names:
             self.by_name.setdefault(name_key(entry[2]).lower(), []).append(entry)
         self._positions: dict[str, dict[str, int]] = {}
-        self._pools: dict[tuple[str, ...] | None, tuple[list, list[str]]] = {}
+        self._pools: dict[Any, Any] = {}
 
     # -- building -------------------------------------------------------------------------------------------
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pl.DataFrame], **kw) -> ChatData:
-        """Tables keyed ``companies``/``staged_companies``..., ``scored_leads``, ``scored_deals``."""
+    def from_tables(cls, tables: Mapping[str, pl.DataFrame], embed=None, **kw) -> ChatData:
+        """Tables keyed ``companies``/``staged_companies``..., ``scored_leads``, ``scored_deals``; ``embed``:
+        the NL layer's embedder for words no rule knows (``holocrm_core.nlq.meaning.lazy_embed()``)."""
         plain = {k.removeprefix("staged_"): v for k, v in tables.items()}
 
         def nlq():
             from holocrm_core.nlq import NLQContext
 
-            return NLQContext.from_tables(dict(tables), similarity=kw.get("similarity"))
+            return NLQContext.from_tables(dict(tables), similarity=kw.get("similarity"), embed=embed)
 
         def decisions():
             from holocrm_core.decisions.service import DecisionService
@@ -143,6 +151,16 @@ class ChatData:
                 self._decisions = self._decisions_factory()
             return self._decisions
 
+    @property
+    def experiments(self):
+        """The experiment service (``holocrm_core.experiments.service.ExperimentService``) of this home."""
+        with self._lock:
+            if self._experiments is None:
+                if self._experiments_factory is None:
+                    raise LookupError("no experiment store here (experiments live under HOLOCRM_HOME)")
+                self._experiments = self._experiments_factory()
+            return self._experiments
+
     # -- records ------------------------------------------------------------------------------------------
     def _name_index(self) -> list[tuple[str, str, str]]:
         """(kind, id, name) of every named company, contact and deal: what a name is matched against."""
@@ -159,6 +177,37 @@ class ChatData:
             pool = [t for t in self.names if kinds is None or t[0] in kinds]
             self._pools[kinds] = (pool, [t[2].lower() for t in pool])
         return self._pools[kinds]
+
+    def prefixes(self, kinds: tuple[str, ...] | None) -> dict[str, list[int]]:
+        """The first three letters of every word of every name -> the names' positions in ``name_pool``
+        (cached): the cheap prefilter before the fuzzy scorer."""
+        key = ("prefixes", kinds)
+        if key not in self._pools:
+            _, lowered = self.name_pool(kinds)
+            index: dict[str, list[int]] = {}
+            for i, name in enumerate(lowered):
+                for start in {w[:3] for w in _WORD.findall(name) if len(w) >= 3}:
+                    index.setdefault(start, []).append(i)
+            self._pools[key] = index
+        return self._pools[key]
+
+    def warm(self) -> ChatData:
+        """Open what the first turns would otherwise open: the NL context (and the embedder it matches unknown
+        words with), the decision service, the name pools and their prefixes, the last touches (start-up, not
+        a turn's latency)."""
+        for opened in (lambda: self.nlq, lambda: self.decisions):
+            with contextlib.suppress(LookupError):
+                opened()
+        matcher = getattr(self._nlq, "term_matcher", None)
+        if matcher is not None and getattr(matcher, "embed", None) is not None:
+            with contextlib.suppress(
+                Exception
+            ):  # a warm-up only: the first unknown word would load it anyway
+                matcher.nearest("warmup")
+        for kinds in (None, ("company", "contact"), ("deal",)):
+            self.prefixes(kinds)
+        self.last_touch()
+        return self
 
     def row(self, kind: str, record_id: str) -> dict[str, Any] | None:
         table, id_col, _ = KINDS[kind]
@@ -209,17 +258,24 @@ class ChatData:
             mine = acts.filter((pl.col("company_id") == record_id) | pl.col("contact_id").is_in(people))
         return mine.sort("occurred_at", descending=True, nulls_last=True)
 
-    def attachments_of(self, activity_ids: list[str]) -> dict[str, list[str]]:
+    def attachments_of(self, activity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """activity id -> its attachments: file name and, where the attachments were read
+        (``attachment_texts``), the start of the extracted text."""
         attachments = self.tables.get("attachments")
         if attachments is None or not activity_ids:
             return {}
-        out: dict[str, list[str]] = {}
-        for act, name in (
-            attachments.filter(pl.col("activity_id").is_in(activity_ids))
-            .select("activity_id", "file_name")
-            .iter_rows()
-        ):
-            out.setdefault(str(act), []).append(str(name))
+        mine = attachments.filter(pl.col("activity_id").is_in(activity_ids))
+        texts = self.tables.get("attachment_texts")
+        if texts is not None and {"attachment_id", "text"} <= set(texts.columns) and mine.height:
+            mine = mine.join(
+                texts.select("attachment_id", pl.col("text").alias("_text")), on="attachment_id", how="left"
+            )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in mine.iter_rows(named=True):
+            entry = {"file_name": row.get("file_name")}
+            if row.get("_text"):
+                entry["text"] = " ".join(str(row["_text"]).split())[:240]
+            out.setdefault(str(row["activity_id"]), []).append(entry)
         return out
 
     def score(self, kind: str, record_id: str) -> dict[str, Any] | None:
@@ -229,6 +285,26 @@ class ChatData:
         id_col = KINDS[kind][1]
         found = table.filter(pl.col(id_col) == record_id)
         return found.row(0, named=True) if found.height else None
+
+    def scores_of(self, kind: str, record_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The score rows of many records at once (id -> row; unscored ids absent)."""
+        table = self.tables.get(SCORED.get(kind, ""))
+        if table is None or not record_ids:
+            return {}
+        id_col = KINDS[kind][1]
+        found = table.filter(pl.col(id_col).cast(pl.String).is_in(record_ids))
+        return {str(r[id_col]): r for r in found.iter_rows(named=True)}
+
+    def last_touch(self) -> dict[str, Any]:
+        """contact id -> when the contact's latest activity happened up to the as-of time (built once)."""
+        with self._lock:
+            if self._touched is None:
+                acts = self.tables["activities"].drop_nulls(["contact_id", "occurred_at"])
+                if self.as_of is not None and acts.height:
+                    acts = acts.filter(pl.col("occurred_at") <= self.as_of)
+                latest = acts.group_by("contact_id").agg(pl.col("occurred_at").max())
+                self._touched = dict(latest.iter_rows())
+            return self._touched
 
     def deal_status(self, deal_id: str) -> str:
         return self.deal_states.state(deal_id, self._stages.get(deal_id)).status

@@ -10,11 +10,8 @@ only outcomes after it) and ``holocrm.recipe`` (the strategy, to refit it on oth
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-from holocrm_core.settings import mlflow_tracking_uri
 
 LEAD_MODEL = "holocrm_lead_scorer"
 DEAL_MODEL = "holocrm_deal_scorer"
@@ -40,13 +37,9 @@ RUNTIME_PACKAGES = ["mlflow", "torch", "polars", "numpy", "pandas", "scikit-lear
 
 def configure(tracking_uri: str | None = None) -> str:
     """Point mlflow at ``tracking_uri`` (default: MLFLOW_TRACKING_URI, else the sqlite store in mlruns/)."""
-    import mlflow
+    from holocrm_core.settings import configure_mlflow
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = tracking_uri or mlflow_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
+    return configure_mlflow(tracking_uri)  # the one place MLflow is pointed at a store
 
 
 def pip_requirements() -> list[str]:

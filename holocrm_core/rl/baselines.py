@@ -118,15 +118,17 @@ class OraclePolicy(OutreachPolicy):
 
 
 class LoggingPolicy(OutreachPolicy):
-    """The known, stochastic policy behind the logged history: the sample world's reps' habits
-    (``synth.outreach.logging_policy_probabilities``: every action at least 5%, as off-policy checks need)."""
+    """A known, stochastic policy behind a logged history: ``distribution(contexts) -> (n, 4)`` over
+    ``ACTIONS`` for the decision contexts of the running episodes (on generated data, the sample world's reps'
+    habits: ``holocrm_core.rl.truth.sample_logging_policy``)."""
 
     name = "logging"
 
-    def probabilities(self, world):
-        from holocrm_core.synth.outreach import logging_policy_probabilities
+    def __init__(self, distribution):
+        self.distribution = distribution
 
-        return logging_policy_probabilities(world.contexts())
+    def probabilities(self, world):
+        return np.asarray(self.distribution(world.contexts()), dtype=np.float64)
 
 
 class ThompsonBaseline(OutreachPolicy):

@@ -4,7 +4,8 @@
 stable-baselines3 algorithm trains on it unchanged. ``BatchCRMEnv`` runs hundreds of episodes in one numpy
 step (the same ``OutreachWorld``) behind stable-baselines3's ``VecEnv`` interface: that is what training
 uses. Without arguments ``gym.make("CRM-v1")`` plays the generator's response model with contacts drawn
-uniformly over segments (a demo world); the pipeline passes the fitted simulator and the export's contacts.
+uniformly over segments and the generator's industries (a demo world: ``holocrm_core.rl.truth`` is imported
+only then); the pipeline passes the fitted simulator and the export's contacts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from holocrm_core.rl.world import (
     OutreachWorld,
     ResponseTable,
     WorldConfig,
-    true_response_table,
 )
 
 ENV_ID = "CRM-v1"
@@ -47,8 +47,12 @@ class CRMEnv(gym.Env):
         starts: EpisodeStarts | None = None,
         config: WorldConfig | None = None,
     ):
-        self.table = table if table is not None else true_response_table()
-        self.starts = starts if starts is not None else EpisodeStarts.uniform()
+        if table is None:  # the demo world: the generator's truth over its own industries
+            from holocrm_core.rl.truth import generator_industries, true_response_table
+
+            table = true_response_table(generator_industries())
+        self.table = table
+        self.starts = starts if starts is not None else EpisodeStarts.uniform(industries=table.industries)
         self.config = config or WorldConfig()
         self.observation_space = observation_space()
         self.action_space = spaces.Discrete(len(ACTIONS))

@@ -16,24 +16,27 @@ import polars as pl
 
 from holocrm_core.rl.world import (
     ACTIONS,
-    INDUSTRY_NAMES,
     LIFECYCLES,
+    MAX_INDUSTRIES,
     SENIORITIES,
     SIZE_BANDS,
     ResponseTable,
+    check_industries,
     encode_contexts,
+    fit_industries,
 )
 
 DAY_BUCKETS = (0, 1, 2, 3, 4, 5, 7, 10, 14, 21, 30, 45, 60, 90)  # lower edges, in days
 
 
-def design(contexts: pl.DataFrame) -> np.ndarray:
-    """One-hot design matrix of the response contexts (dense; about 45 columns)."""
-    c = encode_contexts(contexts)
+def design(contexts: pl.DataFrame, industries: tuple[str, ...]) -> np.ndarray:
+    """One-hot design matrix of the response contexts (dense; about 45 columns), industries in the slots of
+    ``industries`` (the rest in other / unknown)."""
+    c = encode_contexts(contexts, industries)
     bucket = np.searchsorted(np.asarray(DAY_BUCKETS), c["days"], side="right") - 1
     blocks = [
         (c["seniority"], len(SENIORITIES) + 1),
-        (c["industry"], len(INDUSTRY_NAMES) + 1),
+        (c["industry"], MAX_INDUSTRIES + 1),
         (c["lifecycle"], len(LIFECYCLES)),
         (c["size_band"], len(SIZE_BANDS) + 1),
         (bucket, len(DAY_BUCKETS)),
@@ -49,13 +52,15 @@ def design(contexts: pl.DataFrame) -> np.ndarray:
 
 @dataclass
 class FittedResponse:
-    """Bootstrap ensemble of per-action logistic regressions: ``members[m][a]`` is a fitted estimator."""
+    """Bootstrap ensemble of per-action logistic regressions: ``members[m][a]`` is a fitted estimator, on
+    the design of the industry vocabulary ``industries``."""
 
     members: list[list]
     rows: int
+    industries: tuple[str, ...] = ()
 
     def predict_members(self, contexts: pl.DataFrame) -> list[np.ndarray]:
-        x = design(contexts)
+        x = design(contexts, self.industries)
         return [
             np.stack([model.predict_proba(x)[:, 1] for model in member], axis=1) for member in self.members
         ]
@@ -64,7 +69,7 @@ class FittedResponse:
         return np.mean(self.predict_members(contexts), axis=0)
 
     def table(self) -> ResponseTable:
-        return ResponseTable.from_model(self.predict_members, "fitted simulator")
+        return ResponseTable.from_model(self.predict_members, "fitted simulator", self.industries)
 
 
 MIN_OUTCOMES = 20  # responses and non-responses per action below which no simulator is fitted
@@ -93,12 +98,20 @@ def check_enough_outreach(log: pl.DataFrame) -> None:
         )
 
 
-def fit_response_model(log: pl.DataFrame, members: int = 5, seed: int = 0, c: float = 1.0) -> FittedResponse:
-    """Fit the response model from ``log`` (context columns, ``action``, ``responded``)."""
+def fit_response_model(
+    log: pl.DataFrame,
+    members: int = 5,
+    seed: int = 0,
+    c: float = 1.0,
+    industries: tuple[str, ...] | None = None,
+) -> FittedResponse:
+    """Fit the response model from ``log`` (context columns, ``action``, ``responded``) on the industry
+    vocabulary ``industries`` (the export's; None: fitted from the log's own industry column)."""
     from sklearn.linear_model import LogisticRegression
 
     check_enough_outreach(log)
-    x = design(log)
+    industries = fit_industries(log["industry"]) if industries is None else check_industries(industries)
+    x = design(log, industries)
     y = log["responded"].cast(pl.Int8).to_numpy()
     action = log["action"].to_numpy()
     group = log["episode"].to_numpy() if "episode" in log.columns else np.arange(log.height)
@@ -121,7 +134,7 @@ def fit_response_model(log: pl.DataFrame, members: int = 5, seed: int = 0, c: fl
             model.fit(x[rows], y[rows], sample_weight=weight[rows])
             member.append(model)
         fitted.append(member)
-    return FittedResponse(fitted, log.height)
+    return FittedResponse(fitted, log.height, industries)
 
 
 SEGMENTS = ("seniority", "lifecycle_status", "size_band", "industry")

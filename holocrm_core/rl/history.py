@@ -1,7 +1,7 @@
 """Logged outreach history: every action a known logging policy took, its context, propensity and outcome.
 
 The simulator is fitted from such a log and the off-policy check reads it. On generated data the log is
-drawn here by playing ``LoggingPolicy`` (cadence plus exploration, propensities known) in the true world
+drawn here by playing the reps' logging policy (propensities known: ``holocrm_core.rl.truth``) in the true world
 over the export's contacts: the generator's "historical actions". A log recorded in production has the
 same columns (``LOG_COLUMNS``); ``obs_*`` hold the policy input at decision time so a candidate policy can
 be scored on exactly what the logging policy saw.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from holocrm_core.rl.baselines import LoggingPolicy, OutreachPolicy
+from holocrm_core.rl.baselines import OutreachPolicy
 from holocrm_core.rl.world import ACTIONS, OBS_DIM, EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig
 
 LOG_COLUMNS = [
@@ -50,8 +50,9 @@ def record_history(
     policy: OutreachPolicy | None = None,
     config: WorldConfig | None = None,
 ) -> pl.DataFrame:
-    """Play ``policy`` (default: the logging policy) for ``episodes`` episodes and log every decision."""
-    policy = policy or LoggingPolicy()
+    """Play ``policy`` (a known, stochastic logging policy) for ``episodes`` episodes and log every decision."""
+    if policy is None:
+        raise ValueError("record_history needs the logging policy whose propensities the log records")
     world = OutreachWorld(table, starts, episodes, config, seed=seed)
     world.reset(start_index=np.arange(episodes) % len(starts))
     rng = np.random.default_rng(seed + 7)

@@ -16,8 +16,8 @@ import polars as pl
 
 from holocrm_core.rl.baselines import (
     CadencePolicy,
-    LoggingPolicy,
     OraclePolicy,
+    OutreachPolicy,
     RandomPolicy,
     ThompsonBaseline,
     always_email,
@@ -33,7 +33,7 @@ from holocrm_core.rl.fit import (
 )
 from holocrm_core.rl.history import record_history
 from holocrm_core.rl.offpolicy import OffPolicyCheck, off_policy_check
-from holocrm_core.rl.starts import episode_starts
+from holocrm_core.rl.starts import episode_starts, export_industries
 from holocrm_core.rl.train import PPOPolicy, PPOSettings, TrainingResult, action_probabilities, train_ppo
 from holocrm_core.rl.world import (
     ACTIONS,
@@ -42,7 +42,8 @@ from holocrm_core.rl.world import (
     EpisodeStarts,
     ResponseTable,
     WorldConfig,
-    true_response_table,
+    check_industries,
+    require_same_industries,
 )
 
 GATE_BASELINES = ("random", "always_email", "cadence", "thompson")  # what promotion is judged against
@@ -70,6 +71,12 @@ class Simulator:
     truth: ResponseTable | None
     calibration: pl.DataFrame | None
     recorded_actions: int = 0  # rows of the recorded action log the simulator was also fitted from
+    logging: OutreachPolicy | None = None  # the known policy behind the drawn history (generated data)
+
+    @property
+    def industries(self) -> tuple[str, ...]:
+        """The industry vocabulary of this simulator, its starts, its truth and the policy trained in it."""
+        return self.table.industries
 
 
 def prepare_simulator(
@@ -77,28 +84,40 @@ def prepare_simulator(
     settings: OutreachSettings | None = None,
     recorded_log: pl.DataFrame | None = None,
     generated: bool = True,
+    truth=None,
+    industries: tuple[str, ...] | None = None,
 ) -> Simulator:
     """Episode starts from ``tables``, the logged history, and the simulator fitted from it.
 
+    The industry vocabulary is fitted from the export (``export_industries``) unless ``industries`` is given;
+    the starts, the simulator, the true world and the policy trained in it all use it.
     ``generated``: the export comes from the sample generator, so its reps' history is drawn in the true
-    world (the generator's known logging policy) and the simulator is checked against the truth.
+    world (the generator's known logging policy) and the simulator is checked against the truth; ``truth``
+    (an object with ``response_table(industries)`` and ``logging_policy()``, default the generator's
+    ``holocrm_core.rl.truth.SampleTruth``) says what the truth is. A real export has none.
     ``recorded_log``: logged actions with their context columns and ``responded`` (the decisions issue's
     ``action_log``), added to what the simulator is fitted from.
     """
     settings = settings or OutreachSettings()
-    starts = episode_starts(tables)
+    industries = export_industries(tables) if industries is None else check_industries(industries)
+    starts = episode_starts(tables, industries=industries)
     held = starts.held_out_mask(settings.held_out_share)
     train_starts, held_out = starts.subset(~held), starts.subset(held)
-    truth = true_response_table() if generated else None
+    if generated and truth is None:
+        from holocrm_core.rl.truth import SampleTruth  # generated data only: the generator's truth
+
+        truth = SampleTruth()
+    true_table = truth.response_table(industries) if generated else None
+    logging = truth.logging_policy() if generated else None
     logs = []
     if generated:
         logs.append(
             record_history(
-                truth,
+                true_table,
                 train_starts,
                 settings.history_episodes,
                 seed=settings.seed,
-                policy=LoggingPolicy(),
+                policy=logging,
                 config=settings.world,
             )
         )
@@ -116,9 +135,11 @@ def prepare_simulator(
             for f in fit_rows
         ]
     )
-    model = fit_response_model(fit_log, members=settings.simulator_members, seed=settings.seed)
+    model = fit_response_model(
+        fit_log, members=settings.simulator_members, seed=settings.seed, industries=industries
+    )
     table = model.table()
-    calibration = calibration_table(table, truth, logs[0]) if truth is not None else None
+    calibration = calibration_table(table, true_table, logs[0]) if true_table is not None else None
     log = logs[0] if logs else pl.DataFrame()
     return Simulator(
         starts,
@@ -127,9 +148,10 @@ def prepare_simulator(
         log,
         model,
         table,
-        truth,
+        true_table,
         calibration,
         recorded.height if recorded is not None else 0,
+        logging,
     )
 
 
@@ -195,14 +217,24 @@ class Judgement:
 
 
 def _baselines(sim: Simulator, seed: int) -> list:
-    policies = [RandomPolicy(), always_email(), always_wait(), CadencePolicy(), LoggingPolicy()]
+    policies = [RandomPolicy(), always_email(), always_wait(), CadencePolicy()]
+    if sim.logging is not None:
+        policies.append(sim.logging)
     if sim.log.height:
         policies.append(ThompsonBaseline(sim.log, seed=seed))
     return policies
 
 
-def judge_outreach_policy(model, sim: Simulator, settings: OutreachSettings | None = None) -> Judgement:
-    """Play PPO and the baselines on held-out contacts (same seed: paired), check off-policy, decide."""
+def judge_outreach_policy(
+    model, sim: Simulator, settings: OutreachSettings | None = None, industries: tuple[str, ...] | None = None
+) -> Judgement:
+    """Play PPO and the baselines on held-out contacts (same seed: paired), check off-policy, decide.
+
+    ``industries``: the vocabulary ``model`` was trained with, when known (a logged policy's): a policy of
+    another vocabulary is refused rather than judged on inputs whose industry slots mean other industries.
+    """
+    if industries is not None:
+        require_same_industries(check_industries(industries), sim.industries, "the policy and the simulator")
     settings = settings or OutreachSettings()
     ppo = PPOPolicy(model)
     policies = [ppo, *_baselines(sim, settings.seed)]

@@ -5,11 +5,15 @@ carries ``holocrm.gate=passed`` (the registry's contract), else None. The policy
 the outreach world, so it covers open contacts (lead, qualified, customer) and the world's four actions;
 ``observations`` builds its input from a contact's decision context the way ``OutreachWorld.observe`` does at
 the start of an episode (no touch in the episode yet, a mean deal, the whole horizon ahead; touches of the
-last 7 / 30 days counted as emails, the one touch type the warehouse context does not split).
+last 7 / 30 days counted as emails, the one touch type the warehouse context does not split), the industry
+in the slots of the vocabulary the policy was trained with (logged with it). A policy logged before that
+vocabulary was has none: it is still served, with every industry as other / unknown (it does not cover the
+contact's industry), and its ``reason`` says so.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +23,15 @@ import polars as pl
 
 from holocrm_core.rl.world import (
     ACTIONS,
-    INDUSTRY_NAMES,
     LIFECYCLES,
     MAX_DAYS,
+    MAX_INDUSTRIES,
     OBS_HIGH,
     SENIORITIES,
     SIZE_BANDS,
+    check_industries,
     codes,
+    industry_codes,
     lifecycle_codes,
 )
 
@@ -33,8 +39,9 @@ OUTREACH_MODEL = "holocrm_outreach_policy"
 COVERED_STATUSES = ("lead", "qualified", "customer")
 
 
-def observations(contexts: pl.DataFrame) -> np.ndarray:
-    """(n, OBS_DIM) policy input for decision contexts, as at the start of an outreach episode."""
+def observations(contexts: pl.DataFrame, industries: tuple[str, ...]) -> np.ndarray:
+    """(n, OBS_DIM) policy input for decision contexts, as at the start of an outreach episode, with the
+    industry in the slots of ``industries`` (the policy's vocabulary)."""
     n = contexts.height
     rows = np.arange(n)
 
@@ -49,7 +56,7 @@ def observations(contexts: pl.DataFrame) -> np.ndarray:
     parts = []
     for code, width in (
         (codes(column("seniority"), SENIORITIES), len(SENIORITIES) + 1),
-        (codes(column("industry"), INDUSTRY_NAMES), len(INDUSTRY_NAMES) + 1),
+        (industry_codes(column("industry"), industries), MAX_INDUSTRIES + 1),
         (codes(column("size_band"), SIZE_BANDS), len(SIZE_BANDS) + 1),
         (lifecycle_codes(column("lifecycle_status")), len(LIFECYCLES)),
     ):
@@ -80,10 +87,11 @@ class OutreachChampion:
     reason: str
     actions: tuple[str, ...] = ACTIONS
     statuses: tuple[str, ...] = COVERED_STATUSES  # the lifecycle stages its episodes cover
+    industries: tuple[str, ...] | None = None  # its input's industry vocabulary; None: logged without one
 
     def decide(self, contexts: pl.DataFrame) -> pd.DataFrame:
         """p_<action> columns, the chosen action and its propensity per context."""
-        obs = observations(contexts)
+        obs = observations(contexts, self.industries or ())
         frame = pd.DataFrame(obs, columns=[f"obs_{i}" for i in range(obs.shape[1])])
         return self.model.predict(frame)
 
@@ -98,4 +106,18 @@ def load_outreach_champion(model_name: str = OUTREACH_MODEL) -> OutreachChampion
     model, info = loaded
     tags = info.tags or {}
     reason = tags.get("holocrm.gate_reason") or tags.get("promotion_reason") or "passed its gate"
-    return OutreachChampion(model, str(info.version), reason)
+    industries = policy_industries(model, tags)
+    if industries is None:
+        reason += "; logged without its industry vocabulary, so every industry counts as unknown"
+    return OutreachChampion(model, str(info.version), reason, industries=industries)
+
+
+def policy_industries(model, tags: dict[str, str]) -> tuple[str, ...] | None:
+    """The industry vocabulary logged with a policy: its pyfunc artifact, else its version tag, else None."""
+    from holocrm_core.rl.tracking import INDUSTRIES_TAG
+
+    unwrap = getattr(model, "unwrap_python_model", None)
+    logged = getattr(unwrap(), "industries", None) if unwrap is not None else None
+    if logged is None and INDUSTRIES_TAG in tags:
+        logged = json.loads(tags[INDUSTRIES_TAG])
+    return check_industries(logged) if logged is not None else None

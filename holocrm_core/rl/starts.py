@@ -5,7 +5,8 @@ company's industry and size band, its lifecycle stage, the days since its last o
 a deal with it (its own open deals' mean, else the mean deal of its company size band: deal values are
 fitted from the deals table) and its lead score (the conversion rate of decided leads of its seniority and
 size band in the outcome history, smoothed toward the overall rate). Values are normalised by the mean deal
-value so rewards are about 1 per won deal whatever the currency scale.
+value so rewards are about 1 per won deal whatever the currency scale. The industry vocabulary is the
+export's own (``export_industries``), not the sample generator's.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import polars as pl
 
 from holocrm_core.outcomes import default_as_of, normalise_tables
 from holocrm_core.rl.world import (
-    INDUSTRY_NAMES,
     MAX_DAYS,
+    MAX_INDUSTRIES,
+    MIN_INDUSTRY_COUNT,
     SENIORITIES,
     SIZE_BANDS,
     EpisodeStarts,
+    check_industries,
     codes,
+    fit_industries,
+    industry_codes,
     lifecycle_codes,
 )
 
@@ -51,8 +56,27 @@ def _lead_scores(contacts: pl.DataFrame) -> pl.DataFrame:
     ), overall
 
 
-def episode_starts(tables: dict[str, pl.DataFrame], as_of: datetime | None = None) -> EpisodeStarts:
-    """One start per open contact of the export (``tables``: staged or plain entity names)."""
+def export_industries(
+    tables: dict[str, pl.DataFrame], max_industries: int = MAX_INDUSTRIES, min_count: int = MIN_INDUSTRY_COUNT
+) -> tuple[str, ...]:
+    """The export's industry vocabulary: its contacts' companies' most frequent industries (each seen on
+    ``min_count`` contacts or more, at most ``max_industries``); an export whose contacts have no company
+    industry is counted over its companies instead."""
+    vocabulary = fit_industries(_contact_frame(tables)["industry"], max_industries, min_count)
+    if not vocabulary:
+        companies = normalise_tables(tables)["companies"]
+        vocabulary = fit_industries(companies["industry"], max_industries, min_count)
+    return vocabulary
+
+
+def episode_starts(
+    tables: dict[str, pl.DataFrame],
+    as_of: datetime | None = None,
+    industries: tuple[str, ...] | None = None,
+) -> EpisodeStarts:
+    """One start per open contact of the export (``tables``: staged or plain entity names), its industry in
+    the slots of ``industries`` (None: ``export_industries(tables)``)."""
+    industries = export_industries(tables) if industries is None else check_industries(industries)
     t = normalise_tables(tables)
     as_of = as_of or default_as_of(tables)
     contacts = _contact_frame(tables)
@@ -99,7 +123,7 @@ def episode_starts(tables: dict[str, pl.DataFrame], as_of: datetime | None = Non
     return EpisodeStarts(
         contact_id=open_contacts["contact_id"].to_numpy().astype(str),
         seniority=codes(open_contacts["seniority"], SENIORITIES),
-        industry=codes(open_contacts["industry"], INDUSTRY_NAMES),
+        industry=industry_codes(open_contacts["industry"], industries),
         size_band=codes(open_contacts["size_band"], SIZE_BANDS),
         lifecycle=lifecycle_codes(open_contacts["lifecycle_status"]),
         days_since_last_touch=np.round(open_contacts["days"].to_numpy()).astype(np.int64),
@@ -107,4 +131,5 @@ def episode_starts(tables: dict[str, pl.DataFrame], as_of: datetime | None = Non
         lead_score=open_contacts["lead_score"].to_numpy().astype(np.float64),
         mean_deal_value=mean_value,
         currency=str(currency),
+        industries=industries,
     )

@@ -5,7 +5,9 @@ the learning curve (mean return and deal value per rollout, by timestep), every 
 held-out episodes in the simulator and (generated data) the true world, the off-policy check, the
 simulator's calibration table and plots. The policy is registered as ``holocrm_outreach_policy``; the
 version gets the tag ``holocrm.gate`` (``passed`` / ``failed``, with the reason) first, and the
-``champion`` alias moves only after a passed gate.
+``champion`` alias moves only after a passed gate. The industry vocabulary the policy's input was encoded
+with travels with it: an ``industries`` artifact of the pyfunc (read back as ``OutreachPolicyModel.industries``)
+and the version tag ``holocrm.rl.industries`` (JSON), so serving encodes a contact the way training did.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pandas as pd
 from holocrm_core.registry import CHAMPION, GATE_TAG, ensure_experiment, pip_requirements, run_url
 
 POLICY_MODEL = "holocrm_outreach_policy"
+INDUSTRIES_TAG = "holocrm.rl.industries"  # JSON list: the industry vocabulary of the policy's input
+INDUSTRIES_ARTIFACT = "industries"
 
 try:
     import mlflow.pyfunc
@@ -31,12 +35,20 @@ except ImportError:  # pragma: no cover - mlflow is a dependency; this keeps the
 
 
 class OutreachPolicyModel(_PythonModel):
-    """Pyfunc: the policy input columns (``obs_0`` ...) in, action probabilities and the decision out."""
+    """Pyfunc: the policy input columns (``obs_0`` ...) in, action probabilities and the decision out.
+
+    ``industries``: the vocabulary the input's industry slots mean (None for a policy logged before the
+    vocabulary was logged with it).
+    """
+
+    industries: tuple[str, ...] | None = None
 
     def load_context(self, context):
         from stable_baselines3 import PPO
 
         self.model = PPO.load(context.artifacts["ppo"], device="cpu")
+        path = context.artifacts.get(INDUSTRIES_ARTIFACT)
+        self.industries = tuple(json.loads(Path(path).read_text())) if path else None
 
     def predict(self, context, model_input, params=None):
         from holocrm_core.rl.train import decide
@@ -122,6 +134,14 @@ def _flat_metrics(judgement) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
+def save_policy_artifacts(training, folder: Path) -> dict[str, str]:
+    """The pyfunc's artifacts written into ``folder``: the PPO policy and its industry vocabulary."""
+    path, vocabulary = folder / "ppo.zip", folder / "industries.json"
+    training.model.save(path)
+    vocabulary.write_text(json.dumps(list(training.industries)))
+    return {"ppo": str(path), INDUSTRIES_ARTIFACT: str(vocabulary)}
+
+
 def log_outreach_policy(
     training, judgement, params: dict, calibration=None, register: bool = True
 ) -> PolicyRegistration:
@@ -156,23 +176,25 @@ def log_outreach_policy(
                 GATE_TAG: gate,
                 "promotion_reason": judgement.reason[:500],
                 "stopped_because": training.stopped_because,
+                INDUSTRIES_TAG: json.dumps(list(training.industries)),
             }
         )
         version = None
         if register:
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "ppo.zip"
-                training.model.save(path)
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=OutreachPolicyModel(),
-                    artifacts={"ppo": str(path)},
+                    artifacts=save_policy_artifacts(training, Path(tmp)),
                     pip_requirements=pip_requirements() + ["stable-baselines3", "gymnasium"],
                     registered_model_name=POLICY_MODEL,
                 )
             version = str(info.registered_model_version)
             client = mlflow.MlflowClient()
             # The tag contract: the gate's verdict is on the version before any alias moves.
+            client.set_model_version_tag(
+                POLICY_MODEL, version, INDUSTRIES_TAG, json.dumps(list(training.industries))
+            )
             client.set_model_version_tag(POLICY_MODEL, version, GATE_TAG, gate)
             client.set_model_version_tag(POLICY_MODEL, version, "promotion_reason", judgement.reason[:500])
             if judgement.promote:

@@ -4,7 +4,9 @@ A run saves ``checkpoint.zip`` (policy, optimiser and the timesteps done) every 
 and when it stops: at the step budget, at its wall-clock limit, or on Ctrl-C. Started again with the same
 checkpoint folder it resumes from there instead of from scratch, so an interrupted training loses at most
 one checkpoint interval. The learning curve (mean return and deal value of finished episodes per rollout)
-is returned for MLflow.
+is returned for MLflow. The policy's input encodes industries in the simulator's vocabulary: the result
+carries it (``TrainingResult.industries``, logged with the policy) and a checkpoint records it, so a run is
+never resumed on a simulator whose industries mean other slots.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from holocrm_core.rl.baselines import OutreachPolicy
-from holocrm_core.rl.world import EpisodeStarts, OutreachWorld, ResponseTable, WorldConfig
+from holocrm_core.rl.world import EpisodeStarts, IndustryMismatch, OutreachWorld, ResponseTable, WorldConfig
 
 CHECKPOINT = "checkpoint.zip"
 PROGRESS = "progress.json"
@@ -53,6 +55,7 @@ class TrainingResult:
     stopped_because: str
     curve: list[dict] = field(default_factory=list)
     checkpoint: Path | None = None
+    industries: tuple[str, ...] = ()  # the vocabulary of the policy's industry input (the simulator's)
 
 
 class PPOPolicy(OutreachPolicy):
@@ -84,13 +87,15 @@ def action_probabilities(model, obs: np.ndarray, chunk: int = 65_536) -> np.ndar
     return np.concatenate(out) if out else np.zeros((0, 4))
 
 
-def _callback(settings: PPOSettings, folder: Path | None, env, started: float, curve: list, say, state: dict):
+def _callback(
+    settings: PPOSettings, folder: Path | None, env, started: float, curve: list, say, state: dict, industries
+):
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Progress(BaseCallback):
         def _on_step(self) -> bool:
             if folder is not None and self.num_timesteps - state["saved_at"] >= settings.checkpoint_every:
-                save_checkpoint(self.model, folder, self.num_timesteps, curve)
+                save_checkpoint(self.model, folder, self.num_timesteps, curve, industries)
                 state["saved_at"] = self.num_timesteps
             if time.perf_counter() - started > settings.time_limit_s:
                 state["stopped"] = f"wall-clock limit {settings.time_limit_s:.0f} s"
@@ -118,12 +123,15 @@ def _callback(settings: PPOSettings, folder: Path | None, env, started: float, c
     return Progress()
 
 
-def save_checkpoint(model, folder: Path, timesteps: int, curve: list) -> Path:
+def save_checkpoint(
+    model, folder: Path, timesteps: int, curve: list, industries: tuple[str, ...] = ()
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / ("tmp_" + CHECKPOINT)
     model.save(tmp)
     tmp.replace(folder / CHECKPOINT)
-    (folder / PROGRESS).write_text(json.dumps({"timesteps": int(timesteps), "curve": curve}))
+    progress = {"timesteps": int(timesteps), "curve": curve, "industries": list(industries)}
+    (folder / PROGRESS).write_text(json.dumps(progress))
     return folder / CHECKPOINT
 
 
@@ -160,6 +168,21 @@ def train_ppo(
     if folder is not None and resume and (folder / CHECKPOINT).exists():
         model = PPO.load(folder / CHECKPOINT, env=env, device="cpu")
         saved = json.loads((folder / PROGRESS).read_text()) if (folder / PROGRESS).exists() else {}
+        # A checkpoint from before the vocabulary was recorded read the generator's industries: its slots
+        # mean nothing here unless this simulator knows no industry either.
+        trained_on = saved.get("industries")
+        if (trained_on is None and table.industries) or (
+            trained_on is not None and tuple(trained_on) != table.industries
+        ):
+            was = (
+                "records no industry vocabulary (trained before vocabularies came from the export)"
+                if trained_on is None
+                else f"was trained on the industries {trained_on}"
+            )
+            raise IndustryMismatch(
+                f"the checkpoint in {folder} {was}, this simulator has {list(table.industries)}: "
+                "train afresh (resume=False, `holocrm rl train --fresh`)"
+            )
         done_before, curve = int(saved.get("timesteps", model.num_timesteps)), list(saved.get("curve", []))
         say(f"resuming from {folder / CHECKPOINT} at {done_before} steps")
     else:
@@ -186,7 +209,7 @@ def train_ppo(
         if remaining:
             model.learn(
                 remaining,
-                callback=_callback(settings, folder, env, started, curve, say, state),
+                callback=_callback(settings, folder, env, started, curve, say, state, table.industries),
                 reset_num_timesteps=False,
             )
     except KeyboardInterrupt:
@@ -194,7 +217,7 @@ def train_ppo(
         raise
     finally:
         if folder is not None:
-            save_checkpoint(model, folder, model.num_timesteps, curve)
+            save_checkpoint(model, folder, model.num_timesteps, curve, table.industries)
     return TrainingResult(
         model,
         int(model.num_timesteps),
@@ -203,6 +226,7 @@ def train_ppo(
         state["stopped"],
         curve,
         folder / CHECKPOINT if folder is not None else None,
+        table.industries,
     )
 
 

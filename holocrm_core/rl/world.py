@@ -4,9 +4,9 @@ An episode follows one contact from its current lifecycle stage until a deal is 
 fortnight by default) runs out. Every day the policy picks one action of ``ACTIONS``. Whether the contact
 responds is the only thing a world decides: a ``ResponseTable`` gives, for every context (seniority,
 industry, lifecycle stage, company size band, days since the last touch) and action, the probability of a
-positive response. The true world tabulates the generator's hidden model
-(``holocrm_core.synth.response``); the simulator tabulates a model fitted from the logs
-(``holocrm_core.rl.fit``). Everything else is the same stage logic, written once here:
+positive response. The simulator tabulates a model fitted from the logs (``holocrm_core.rl.fit``); on
+generated data the true world tabulates the generator's hidden model (``holocrm_core.rl.truth``, the one
+module here that reads the generator). Everything else is the same stage logic, written once here:
 
 - a response from a lead qualifies it; a response to a proposal (or a reply, on a waiting day, to the last
   touch when that was a proposal) from a qualified contact or a customer wins the deal; a response from a
@@ -14,6 +14,13 @@ positive response. The true world tabulates the generator's hidden model
 - more than ``over_contact_limit`` touches in 7 days costs a penalty and may send the contact cold
   (lifecycle ``disqualified``: the response model then answers for a cold contact);
 - reward = normalised deal value on a win, minus a cost per action and the over-contacting penalty.
+
+The industry axis is the export's own: ``fit_industries`` keeps the most frequent industries of the staged
+contacts (at most ``MAX_INDUSTRIES``, each seen ``MIN_INDUSTRY_COUNT`` times or more) and the rest share the
+last slot (other / unknown), so the table and the policy input keep one fixed size whatever the export. The
+vocabulary travels with everything that encodes a context (``ResponseTable.industries``,
+``EpisodeStarts.industries``, the fitted response model, the logged PPO policy), and a world refuses a table
+and starts that disagree on it.
 
 State arrays are numpy, one row per running episode, so one ``step`` advances thousands of episodes.
 """
@@ -26,7 +33,6 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.schema import LifecycleStatus, Seniority, SizeBand
-from holocrm_core.synth.vocabulary import INDUSTRIES
 
 # Same names and order as the decisions action set.
 ACTIONS = ("email", "call", "proposal", "wait")
@@ -36,7 +42,9 @@ SENIORITIES = tuple(s.value for s in Seniority)
 LIFECYCLES = ("lead", "qualified", "customer", "disqualified")
 LEAD, QUALIFIED, CUSTOMER, COLD = range(4)
 SIZE_BANDS = tuple(s.value for s in SizeBand)
-INDUSTRY_NAMES = tuple(INDUSTRIES)
+MAX_INDUSTRIES = 12  # industry slots of the table and the policy input; one more for other / unknown
+MIN_INDUSTRY_COUNT = 5  # contacts an industry needs to get its own slot
+OTHER_INDUSTRY = MAX_INDUSTRIES  # the slot of every industry outside the vocabulary, and of a missing one
 MAX_DAYS = 120  # beyond four months of silence the response no longer changes with the days
 HISTORY = 30  # days of touches kept per episode (the 30-day engagement window)
 CONTEXT_COLUMNS = ("seniority", "industry", "lifecycle_status", "days_since_last_touch", "size_band")
@@ -44,7 +52,7 @@ CONTEXT_COLUMNS = ("seniority", "industry", "lifecycle_status", "days_since_last
 # categorical axes is "unknown".
 TABLE_SHAPE = (
     len(SENIORITIES) + 1,
-    len(INDUSTRY_NAMES) + 1,
+    MAX_INDUSTRIES + 1,
     len(LIFECYCLES),
     len(SIZE_BANDS) + 1,
     MAX_DAYS + 1,
@@ -82,11 +90,80 @@ def codes(values, vocabulary: tuple[str, ...]) -> np.ndarray:
     )
 
 
-def context_grid() -> pl.DataFrame:
+class IndustryMismatch(ValueError):
+    """Two parts of one world (table, starts, policy) encode industries with different vocabularies."""
+
+
+def industry_key(values: pl.Series) -> pl.Series:
+    """How industries are matched: trimmed, lower case, runs of spaces / underscores as one space."""
+    return values.cast(pl.String).str.strip_chars().str.to_lowercase().str.replace_all(r"[\s_]+", " ")
+
+
+def check_industries(industries) -> tuple[str, ...]:
+    """The vocabulary as a tuple of distinct, non-empty names, at most ``MAX_INDUSTRIES`` (else ValueError)."""
+    names = tuple(str(v) for v in industries)
+    keys = industry_key(pl.Series(names, dtype=pl.String)).to_list()
+    if len(names) > MAX_INDUSTRIES or len(set(keys)) != len(keys) or any(not k for k in keys):
+        raise ValueError(
+            f"an industry vocabulary holds at most {MAX_INDUSTRIES} distinct, non-empty names; got {names}"
+        )
+    return names
+
+
+def fit_industries(
+    values: pl.Series, max_industries: int = MAX_INDUSTRIES, min_count: int = MIN_INDUSTRY_COUNT
+) -> tuple[str, ...]:
+    """The industry vocabulary of an export: its most frequent industries (one value per contact), each seen
+    ``min_count`` times or more, at most ``max_industries`` (ties by name, so the order is reproducible).
+
+    Industries are matched by ``industry_key``; a name keeps its most frequent spelling.
+    """
+    frame = pl.DataFrame({"name": values.cast(pl.String).str.strip_chars()}).with_columns(
+        industry_key(pl.col("name")).alias("key")
+    )
+    frame = frame.filter(pl.col("key").is_not_null() & (pl.col("key") != ""))
+    spelled = frame.group_by("key", "name").len().sort(["len", "name"], descending=[True, False])
+    counted = (
+        spelled.group_by("key", maintain_order=True)
+        .agg(pl.col("name").first(), pl.col("len").sum().alias("count"))
+        .filter(pl.col("count") >= min_count)
+        .sort(["count", "key"], descending=[True, False])
+        .head(min(max_industries, MAX_INDUSTRIES))
+    )
+    return tuple(counted["name"].to_list())
+
+
+def industry_codes(values, industries: tuple[str, ...]) -> np.ndarray:
+    """Slot of each industry in ``industries``; outside it or missing: ``OTHER_INDUSTRY``."""
+    series = values if isinstance(values, pl.Series) else pl.Series(list(values), dtype=pl.String)
+    keys = industry_key(pl.Series(list(industries), dtype=pl.String)).to_list()
+    lookup = {k: i for i, k in enumerate(keys)}
+    return (
+        industry_key(series)
+        .replace_strict(lookup, default=OTHER_INDUSTRY, return_dtype=pl.Int64)
+        .fill_null(OTHER_INDUSTRY)
+        .to_numpy()
+    )
+
+
+def industry_slots(industries: tuple[str, ...]) -> list[str | None]:
+    """The names of the ``MAX_INDUSTRIES + 1`` industry slots (unused slots and other / unknown as None)."""
+    return [*industries, *[None] * (MAX_INDUSTRIES + 1 - len(industries))]
+
+
+def require_same_industries(a: tuple[str, ...], b: tuple[str, ...], what: str) -> None:
+    if tuple(a) != tuple(b):
+        raise IndustryMismatch(
+            f"{what} encode industries differently: {list(a)} vs {list(b)}; one world needs one vocabulary "
+            "(fit it once from the export: holocrm_core.rl.starts.export_industries, and pass it to both)"
+        )
+
+
+def context_grid(industries: tuple[str, ...]) -> pl.DataFrame:
     """Every context the table holds, in table order (unknown categories as nulls)."""
     axes = [
         list(SENIORITIES) + [None],
-        list(INDUSTRY_NAMES) + [None],
+        industry_slots(industries),
         list(LIFECYCLES),
         list(SIZE_BANDS) + [None],
         list(range(MAX_DAYS + 1)),
@@ -113,14 +190,19 @@ class ResponseTable:
 
     probs: np.ndarray
     name: str = "table"
+    industries: tuple[str, ...] = ()  # the industry axis' vocabulary (the last slot: other / unknown)
+
+    def __post_init__(self):
+        self.industries = check_industries(self.industries)
 
     @classmethod
-    def from_model(cls, predict, name: str) -> ResponseTable:
-        """Tabulate ``predict(frame) -> (rows, 4)`` (or a list of such arrays, one per member) on the grid."""
-        out = predict(context_grid())
+    def from_model(cls, predict, name: str, industries: tuple[str, ...] = ()) -> ResponseTable:
+        """Tabulate ``predict(frame) -> (rows, 4)`` (or a list of such arrays, one per member) on the grid
+        of ``industries``."""
+        out = predict(context_grid(industries))
         members = out if isinstance(out, list) else [out]
         probs = np.stack([np.asarray(m, dtype=np.float64).reshape(TABLE_SHAPE) for m in members])
-        return cls(np.clip(probs, 0.0, 1.0), name)
+        return cls(np.clip(probs, 0.0, 1.0), name, industries)
 
     @property
     def members(self) -> int:
@@ -132,7 +214,7 @@ class ResponseTable:
 
     def mean_frame(self, contexts: pl.DataFrame) -> np.ndarray:
         """Mean-over-members probabilities ``(rows, 4)`` for a frame with the context columns."""
-        c = encode_contexts(contexts)
+        c = encode_contexts(contexts, self.industries)
         return self.probs.mean(axis=0)[
             c["seniority"], c["industry"], c["lifecycle"], c["size_band"], np.clip(c["days"], 0, MAX_DAYS)
         ]
@@ -144,22 +226,24 @@ def lifecycle_codes(values) -> np.ndarray:
     return np.where(life >= len(LIFECYCLES), LEAD, life)
 
 
-def encode_contexts(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+def encode_contexts(frame: pl.DataFrame, industries: tuple[str, ...]) -> dict[str, np.ndarray]:
     days = frame["days_since_last_touch"].cast(pl.Float64).fill_null(30.0).fill_nan(30.0).to_numpy()
     return {
         "seniority": codes(frame["seniority"], SENIORITIES),
-        "industry": codes(frame["industry"], INDUSTRY_NAMES),
+        "industry": industry_codes(frame["industry"], industries),
         "lifecycle": lifecycle_codes(frame["lifecycle_status"]),
         "size_band": codes(frame["size_band"], SIZE_BANDS),
         "days": np.clip(np.round(days), 0, MAX_DAYS).astype(np.int64),
     }
 
 
-def true_response_table() -> ResponseTable:
-    """The generator's hidden response model on the grid: the TRUE world (for generated data only)."""
-    from holocrm_core.synth.response import action_response_probability
+def true_response_table(industries: tuple[str, ...] = ()) -> ResponseTable:
+    """The generator's truth: ``holocrm_core.rl.truth.true_response_table`` (generated data only), kept here
+    for ``tests/api/test_decisions_api.py``, which imports it from this module; delete it once that import
+    reads ``holocrm_core.rl.truth``."""
+    from holocrm_core.rl.truth import true_response_table as tabulate
 
-    return ResponseTable.from_model(action_response_probability, "truth")
+    return tabulate(industries)
 
 
 @dataclass
@@ -176,6 +260,16 @@ class EpisodeStarts:
     lead_score: np.ndarray
     mean_deal_value: float = 1.0
     currency: str = "USD"
+    industries: tuple[str, ...] = ()  # the vocabulary ``industry`` codes index (OTHER_INDUSTRY: outside it)
+
+    def __post_init__(self):
+        self.industries = check_industries(self.industries)
+        code = np.asarray(self.industry)
+        if ((code >= len(self.industries)) & (code != OTHER_INDUSTRY)).any() or (code < 0).any():
+            raise ValueError(
+                f"industry codes must index the vocabulary ({len(self.industries)} names) or be "
+                f"OTHER_INDUSTRY ({OTHER_INDUSTRY})"
+            )
 
     def __len__(self) -> int:
         return len(self.contact_id)
@@ -194,7 +288,9 @@ class EpisodeStarts:
                 "lead_score",
             )
         }
-        return EpisodeStarts(**arrays, mean_deal_value=self.mean_deal_value, currency=self.currency)
+        return EpisodeStarts(
+            **arrays, mean_deal_value=self.mean_deal_value, currency=self.currency, industries=self.industries
+        )
 
     def held_out_mask(self, share: float = 0.3) -> np.ndarray:
         """Stable split by contact id (a hash, not the row order): True for held-out contacts."""
@@ -202,18 +298,21 @@ class EpisodeStarts:
         return (hashed % 1000) < int(share * 1000)
 
     @classmethod
-    def uniform(cls, n: int = 500, seed: int = 0) -> EpisodeStarts:
-        """Contacts drawn uniformly over segments (a demo population when no export is given)."""
+    def uniform(cls, n: int = 500, seed: int = 0, industries: tuple[str, ...] = ()) -> EpisodeStarts:
+        """Contacts drawn uniformly over segments and ``industries`` (none: every industry unknown), a demo
+        population when no export is given."""
         rng = np.random.default_rng(seed)
+        industries = check_industries(industries)
         return cls(
             contact_id=np.array([f"DEMO-{i:05d}" for i in range(n)]),
             seniority=rng.integers(0, len(SENIORITIES), n),
-            industry=rng.integers(0, len(INDUSTRY_NAMES), n),
+            industry=rng.integers(0, len(industries), n) if industries else np.full(n, OTHER_INDUSTRY),
             size_band=rng.integers(0, len(SIZE_BANDS), n),
             lifecycle=rng.choice([LEAD, QUALIFIED, CUSTOMER], n, p=[0.7, 0.2, 0.1]),
             days_since_last_touch=rng.integers(0, 60, n),
             value=np.clip(rng.lognormal(0.0, 0.5, n) / np.exp(0.125), 0.1, 5.0),
             lead_score=rng.uniform(0.1, 0.6, n),
+            industries=industries,
         )
 
 
@@ -245,7 +344,7 @@ class EpisodeBatch:
 
 OBS_DIM = (
     (len(SENIORITIES) + 1)
-    + (len(INDUSTRY_NAMES) + 1)
+    + (MAX_INDUSTRIES + 1)
     + (len(SIZE_BANDS) + 1)
     + len(LIFECYCLES)
     + 3
@@ -258,7 +357,11 @@ OBS_HIGH = 5.0
 
 
 class OutreachWorld:
-    """``n`` outreach episodes advancing together in the world that ``table`` describes."""
+    """``n`` outreach episodes advancing together in the world that ``table`` describes.
+
+    The table and the starts must share one industry vocabulary (``IndustryMismatch`` otherwise): a code
+    means the same industry to the response model, to the policy's input and in ``contexts``.
+    """
 
     def __init__(
         self,
@@ -270,6 +373,7 @@ class OutreachWorld:
     ):
         if len(starts) == 0:
             raise ValueError("no contacts to start episodes from")
+        require_same_industries(table.industries, starts.industries, "the response table and the starts")
         self.table, self.starts, self.n = table, starts, n
         self.config = config or WorldConfig()
         self.rng = np.random.default_rng(seed)
@@ -318,7 +422,10 @@ class OutreachWorld:
         return pl.DataFrame(
             {
                 "seniority": names(SENIORITIES, sen),
-                "industry": names(INDUSTRY_NAMES, ind),
+                "industry": pl.Series(
+                    np.array(industry_slots(self.starts.industries), dtype=object)[ind].tolist(),
+                    dtype=pl.String,
+                ),
                 "lifecycle_status": names(LIFECYCLES, self.state.lifecycle),
                 "days_since_last_touch": pl.Series(np.clip(self.days_since_last_touch(), 0, MAX_DAYS)),
                 "size_band": names(SIZE_BANDS, size),
@@ -343,7 +450,7 @@ class OutreachWorld:
         parts = []
         for code, width in (
             (sen, len(SENIORITIES) + 1),
-            (ind, len(INDUSTRY_NAMES) + 1),
+            (ind, MAX_INDUSTRIES + 1),
             (size, len(SIZE_BANDS) + 1),
             (s.lifecycle, len(LIFECYCLES)),
         ):

@@ -106,6 +106,9 @@ def search_records(
         "score_kind": SCORE_KINDS[chosen],
         "results": results,
     }
+    reranker = next((r["reranked_by"] for r in results if r.get("reranked_by")), None)
+    if reranker:  # an index of the static tier: its hits ordered by MiniLM (SimilarityStore.search_uncached)
+        answer["score_kind"] = f"cosine similarity of {reranker} re-ranking the index's best hits (-1 to 1)"
     if attachments:
         answer["attachments"] = attachment_passages(
             store.uri, text, chosen, min(limit, ATTACHMENT_HITS), getattr(store, "_embedder", None)

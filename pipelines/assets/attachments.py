@@ -6,36 +6,63 @@ import time
 import dagster as dg
 import polars as pl
 
+from holocrm_core.partitions import in_shards
+from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, optional_ins, previous_partitions, previous_table
 from pipelines.metadata import markdown_table, nothing_to_do
+from pipelines.partitions import PARTITIONED, SHARDS, export_folder, run_partitions
 from pipelines.resources import EmbedderResource, ExportResource, LanceDBResource, StorageResource
 
 GROUP = "attachments"
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=["staged_attachments"],
-    description="Text of every attachment by page/slide/sheet/section, its kind detected by content; read in an "
-    "isolated worker within size/page/time/memory limits; a file whose hash was read before is not read again. "
-    "Unreadable files and parts go to quarantine_attachment_files with a reason.",
+QUARANTINE_FILES = "quarantine_attachment_files"
+
+
+@dg.multi_asset(
+    name="attachment_texts",
+    outs={
+        "attachment_texts": dg.AssetOut(
+            group_name=GROUP,
+            description="Text of every attachment by page/slide/sheet/section, its kind detected by content; "
+            "read in an isolated worker within size/page/time/memory limits; a file whose hash was read before "
+            "is not read again. Unreadable files and parts go to quarantine_attachment_files with a reason.",
+            metadata={
+                FEEDBACK: "attachment_texts (its own previous partitions: files read before, by hash)",
+                SHARD_COLUMN: "attachment_id",
+            },
+        ),
+        QUARANTINE_FILES: dg.AssetOut(
+            group_name=GROUP,
+            description="Attachment files and parts that could not be read: file, locator, rule, reason.",
+            metadata={SHARD_COLUMN: "attachment_id"},
+        ),
+    },
+    ins=optional_ins(["staged_attachments"]),
+    **PARTITIONED,
     check_specs=[dg.AssetCheckSpec("every_attachment_accounted", asset="attachment_texts")],
 )
 def attachment_texts(
-    context: dg.AssetExecutionContext, export: ExportResource, storage: StorageResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    export: ExportResource,
+    storage: StorageResource,
+    staged_attachments: pl.DataFrame | None,
+):
     from holocrm_core.attachments.reading import TEXT_SCHEMA, read_attachments
 
-    warehouse = storage.warehouse()
+    batch, shards = run_partitions(context)
     staged = (
-        warehouse.read("staged_attachments")
-        if warehouse.exists("staged_attachments")
+        in_shards(staged_attachments, "attachment_id", shards, SHARDS)
+        if staged_attachments is not None
         else pl.DataFrame(schema={"attachment_id": pl.String})
     )
     if staged.is_empty():
         empty = pl.DataFrame(schema=TEXT_SCHEMA)
-        warehouse.write("attachment_texts", empty)
-        warehouse.write("quarantine_attachment_files", read_attachments(empty, ".").quarantine)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=QUARANTINE_FILES, value=read_attachments(empty, ".").quarantine, metadata={"rows": 0}
+        )
+        yield dg.MaterializeResult(
+            asset_key="attachment_texts",
+            value=empty,
             metadata=nothing_to_do(
                 context, "the export has no attachments (staged_attachments is empty)", attachments=0
             ),
@@ -45,18 +72,23 @@ def attachment_texts(
                 )
             ],
         )
-    previous = warehouse.read("attachment_texts") if warehouse.exists("attachment_texts") else None
+        return
+    previous = previous_partitions(storage.home, "attachment_texts", context.partition_keys)
     started = time.perf_counter()
-    result = read_attachments(staged, export.folder(storage), previous, progress=context.log.info)
-    warehouse.write("attachment_texts", result.texts)
-    warehouse.write("quarantine_attachment_files", result.quarantine)
+    folder = export_folder(export, storage, batch)
+    result = read_attachments(staged, folder, previous, progress=context.log.info)
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE_FILES, value=result.quarantine, metadata={"rows": result.quarantine.height}
+    )
     texts = result.texts
     by_kind = texts.group_by("status", "kind").len().sort("status", "kind") if texts.height else texts
     context.log.info(
         f"attachments: {result.files_read} files read, {result.files_reused} reused, "
         f"{result.quarantine.height} quarantined rows"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="attachment_texts",
+        value=texts,
         metadata={
             "attachments": texts.height,
             "files_read": result.files_read,
@@ -81,41 +113,57 @@ def attachment_texts(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=["attachment_texts"],
-    description="Chunks of attachment text (never crossing a page/slide/sheet), embedded (a chunk whose file "
-    "content is unchanged reuses its vector) and written to the LanceDB table attachment_chunks with a "
-    "full-text index, so search returns the file and page that matched.",
+CHUNK_VECTORS = "attachment_chunk_vectors"
+
+
+@dg.multi_asset(
+    name="attachment_chunks",
+    outs={
+        "attachment_chunks": dg.AssetOut(
+            group_name=GROUP,
+            dagster_type=dg.Nothing,
+            description="Chunks of attachment text (never crossing a page/slide/sheet), embedded (a chunk whose "
+            "file content is unchanged reuses its vector) and written to the LanceDB table attachment_chunks "
+            "with a full-text index, so search returns the file and page that matched.",
+        ),
+        CHUNK_VECTORS: dg.AssetOut(
+            group_name=GROUP,
+            description="The attachment chunks with their vectors (the warehouse copy of the LanceDB table).",
+            metadata={
+                FEEDBACK: "attachment_chunk_vectors (its own previous table: vectors of unchanged files)"
+            },
+        ),
+    },
 )
 def attachment_chunks(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
     lancedb: LanceDBResource,
     embedder: EmbedderResource,
-) -> dg.MaterializeResult:
+    attachment_texts: pl.DataFrame,
+):
     from holocrm_core.attachments.index import attachment_chunks as make_chunks
     from holocrm_core.attachments.index import embed_chunks, write_chunk_table
 
-    warehouse = storage.warehouse()
-    chunks = make_chunks(warehouse.read("attachment_texts"))
+    chunks = make_chunks(attachment_texts)
     if chunks.is_empty():
         # an empty chunk table replaces the last one, so no search finds files of an earlier export
         empty = embed_chunks(chunks, None).frame  # no text: the model is not even loaded
-        warehouse.write("attachment_chunk_vectors", empty)
         write_chunk_table(lancedb.connect(storage), empty)
-        return dg.MaterializeResult(
-            metadata=nothing_to_do(context, "no readable attachment text to chunk", chunks=0, embedded=0)
+        yield dg.MaterializeResult(asset_key=CHUNK_VECTORS, value=empty, metadata={"rows": 0})
+        yield dg.MaterializeResult(
+            asset_key="attachment_chunks",
+            metadata=nothing_to_do(context, "no readable attachment text to chunk", chunks=0, embedded=0),
         )
-    previous = (
-        warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
-    )
+        return
+    previous = previous_table(storage.home, CHUNK_VECTORS)
     started = time.perf_counter()
     run = embed_chunks(chunks, embedder.load(), previous)
-    warehouse.write("attachment_chunk_vectors", run.frame)
     table = write_chunk_table(lancedb.connect(storage), run.frame)
     context.log.info(f"{chunks.height} chunks: {run.new} embedded, {run.reused} reused")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(asset_key=CHUNK_VECTORS, value=run.frame, metadata={"rows": run.frame.height})
+    yield dg.MaterializeResult(
+        asset_key="attachment_chunks",
         metadata={
             "chunks": chunks.height,
             "embedded": run.new,
@@ -127,30 +175,29 @@ def attachment_chunks(
             ),
             "seconds": round(time.perf_counter() - started, 2),
             "preview": markdown_table(chunks.select("file_name", "locator", "text"), rows=5),
-        }
+        },
     )
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=["attachment_chunks", "embeddings"],
+    deps=["attachment_chunks"],
+    ins=optional_ins(["embeddings", CHUNK_VECTORS]),
     description="One vector per activity fusing its body with its attachments (mean of body and chunk mean; "
     "activities without attachments keep the body vector), written to the warehouse and to the LanceDB table "
     "activity_fused_embeddings that similar-activity lookups rank by. Free-text search scores activities by "
     "max-sim over body and chunks, which the fusion study measured best for facts that sit in one chunk.",
 )
 def activity_fused_embeddings(
-    context: dg.AssetExecutionContext, storage: StorageResource, lancedb: LanceDBResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    lancedb: LanceDBResource,
+    embeddings: pl.DataFrame | None,
+    attachment_chunk_vectors: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     from holocrm_core.attachments.index import fused_activity_frame, write_fused_table
 
-    warehouse = storage.warehouse()
-    vectors = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
-    chunks = (
-        warehouse.read("attachment_chunk_vectors") if warehouse.exists("attachment_chunk_vectors") else None
-    )
-    frame = fused_activity_frame(vectors, chunks)
-    warehouse.write("activity_fused_embeddings", frame)
+    frame = fused_activity_frame(embeddings, attachment_chunk_vectors)
     table = write_fused_table(lancedb.connect(storage), frame)
     figures = {
         "activities": frame.height,
@@ -160,6 +207,6 @@ def activity_fused_embeddings(
     }
     if frame.is_empty():
         return dg.MaterializeResult(
-            metadata=nothing_to_do(context, "the export has no activities", **figures)
+            value=frame, metadata=nothing_to_do(context, "the export has no activities", **figures)
         )
-    return dg.MaterializeResult(metadata=figures)
+    return dg.MaterializeResult(value=frame, metadata=figures)

@@ -11,6 +11,7 @@ the CLI answer with (``holocrm_core.decisions.service``), continuing from the st
 import dagster as dg
 import polars as pl
 
+from pipelines.io_manager import optional_ins
 from pipelines.metadata import markdown_table
 from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
@@ -18,19 +19,21 @@ GROUP = "decisions"
 STAGED = ["staged_contacts", "staged_companies", "staged_activities"]
 
 
-def _staged(storage: StorageResource) -> dict[str, pl.DataFrame | None]:
-    warehouse = storage.warehouse()
-    return {name: warehouse.read(name) if warehouse.exists(name) else None for name in STAGED}
+def _staged(inputs: dict) -> dict[str, pl.DataFrame | None]:
+    return {name: inputs.get(name) for name in STAGED}
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=STAGED,
+    ins=optional_ins(STAGED),
     check_specs=[dg.AssetCheckSpec("action_log_no_rows_lost", asset="action_log")],
 )
 def action_log(
-    context: dg.AssetExecutionContext, export: ExportResource, storage: StorageResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    export: ExportResource,
+    storage: StorageResource,
+    **inputs: pl.DataFrame | None,
+):  # no return annotation: with check specs Dagster would type the value Nothing
     """Every outreach action with its context at that moment, its propensity and outcome (nothing dropped)."""
     from holocrm_core.decisions.action_log import (
         build_action_log,
@@ -43,19 +46,19 @@ def action_log(
         context.log.warning(f"no export outreach log: {missing}")
     exported = read_export_outreach(export_dir)
     recorded = read_recorded_actions(storage.paths().actions_log)  # the API's durable log of recorded actions
-    staged = _staged(storage)
+    staged = _staged(inputs)
     logged = pl.concat([exported, recorded], how="vertical_relaxed")
     distinct = logged["action_id"].n_unique() if logged.height else 0
     log = build_action_log(
         logged, staged["staged_contacts"], staged["staged_companies"], staged["staged_activities"]
     )
-    storage.warehouse().write("action_log", log)
     problems = dict(log.filter(~pl.col("usable")).group_by("problem").len().iter_rows()) if log.height else {}
     context.log.info(
         f"action_log: {log.height} actions ({exported.height} from the export, {recorded.height} "
         f"recorded through the API), {int(log['usable'].sum()) if log.height else 0} usable"
     )
     return dg.MaterializeResult(
+        value=log,
         metadata={
             "rows": log.height,
             "from_export": exported.height,
@@ -79,9 +82,12 @@ def action_log(
     )
 
 
-@dg.asset(group_name=GROUP, deps=["action_log"])
+@dg.asset(group_name=GROUP, ins={"action_log": dg.AssetIn("action_log"), **optional_ins(STAGED)})
 def policy_evaluation(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    mlflow: MLflowResource,
+    action_log: pl.DataFrame,
+    **inputs: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Candidate vs champion vs logging policy off-policy; MLflow run; champion only past the gate."""
     from holocrm_core.decisions.champion import (
@@ -93,11 +99,11 @@ def policy_evaluation(
     from holocrm_core.decisions.recommend import fit_context_encoder
 
     uri = mlflow.configure()
-    log = storage.warehouse().read("action_log")
+    log = action_log
     champion = load_champion_policy()
     # The context encoder is fitted on the staged tables (every contact, custom fields included) and saved
     # with the candidate: serving encodes what was evaluated.
-    encoder = fit_context_encoder(_staged(storage))
+    encoder = fit_context_encoder(_staged(inputs))
     try:
         evaluation = evaluate_candidate(log, *(champion or (None, None))[:2], encoder=encoder)
     except ValueError as exc:
@@ -138,9 +144,14 @@ def policy_evaluation(
     )
 
 
-@dg.asset(group_name=GROUP, deps=["policy_evaluation", "scored_leads", *STAGED])
+@dg.asset(
+    group_name=GROUP, deps=["policy_evaluation"], ins=optional_ins(["scored_leads", "action_log", *STAGED])
+)
 def recommendations(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    **inputs: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Every open contact's next action from the decision service the API and CLI answer with.
 
@@ -151,10 +162,9 @@ def recommendations(
     from holocrm_core.decisions.service import DecisionService, read_outcome_records
 
     mlflow.configure()
-    warehouse = storage.warehouse()
-    tables = dict(_staged(storage))
+    tables = dict(_staged(inputs))
     for name in ("scored_leads", "action_log"):
-        tables[name] = warehouse.read(name) if warehouse.exists(name) else None
+        tables[name] = inputs.get(name)
     service = DecisionService.build(tables, storage.paths().home)
     learned = service.replay(read_outcome_records(storage.paths().actions_log))
     open_ids = service.contexts.filter(
@@ -193,11 +203,11 @@ def recommendations(
         if answers
         else pl.DataFrame(schema={"contact_id": pl.String, "action": pl.String, "policy_version": pl.String})
     )
-    warehouse.write("recommendations", recs)
     counts = dict(recs.group_by("action").len().iter_rows()) if recs.height else {}
     info = service.policy_info
     context.log.info(f"recommendations: {recs.height} open contacts with {info['name']} {info['version']}")
     return dg.MaterializeResult(
+        value=recs,
         metadata={
             "rows": recs.height,
             "policy": info["name"],
@@ -216,5 +226,5 @@ def recommendations(
             )
             if recs.height
             else "(no open contacts)",
-        }
+        },
     )

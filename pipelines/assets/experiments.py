@@ -1,7 +1,9 @@
 """Experiment assets: every experiment's report (verdict, intervals, SRM), re-run when field logs grow."""
 
 import dagster as dg
+import polars as pl
 
+from pipelines.io_manager import optional_ins
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "experiments"
@@ -9,12 +11,15 @@ GROUP = "experiments"
 
 @dg.asset(
     group_name=GROUP,
-    deps=["staged_deals"],
+    ins=optional_ins(["staged_deals"]),
     description="One report per experiment (HOLOCRM_HOME/experiments/reports/<name>.json + .png), read from the "
     "exposure, action and outcome logs; the plot is logged to MLflow (experiment holocrm-experiments).",
 )
 def experiment_report(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    staged_deals: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     from holocrm_core.experiments.service import ExperimentService
 
@@ -24,8 +29,7 @@ def experiment_report(
     if not experiments:
         context.log.info("no experiments defined: nothing to report (`holocrm experiment create`)")
         return dg.MaterializeResult(metadata={"experiments": 0, "status": "nothing to do: no experiments"})
-    warehouse = storage.warehouse()
-    deals = warehouse.read("staged_deals") if warehouse.exists("staged_deals") else None
+    deals = staged_deals
     verdicts, blocked = {}, []
     for experiment in experiments:
         report = service.report(experiment.name, deals)

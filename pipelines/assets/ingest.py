@@ -6,7 +6,17 @@ from dagster import AssetExecutionContext
 
 from holocrm_core import quality, schema
 from holocrm_core.ingest.export import PARENTS
+from holocrm_core.partitions import frame_shards, in_shards
+from pipelines.io_manager import SHARD_COLUMN, optional_ins
 from pipelines.metadata import check_result, markdown_table
+from pipelines.partitions import (
+    PARTITIONED,
+    SHARDS,
+    WHOLE_BATCH,
+    export_folder,
+    run_partitions,
+    whole_batch_ins,
+)
 from pipelines.resources import ExportResource, StorageResource
 
 GROUP = "ingest"
@@ -16,48 +26,67 @@ def _markdown(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.Metada
     return markdown_table(frame, rows=rows, width=width)
 
 
+FILE_ERRORS = "file_errors"
+
+
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            e.raw_asset,
+    outs={
+        **{
+            e.raw_asset: dg.AssetOut(
+                group_name=GROUP,
+                description=f"Export rows of {e.plural}, as read (strings), "
+                "with the source file and line of each row.",
+                is_required=False,
+                metadata={SHARD_COLUMN: e.id_column},
+            )
+            for e in schema.REGISTRY
+        },
+        FILE_ERRORS: dg.AssetOut(
             group_name=GROUP,
-            description=f"Export rows of {e.plural}, as read (strings), "
-            "with the source file and line of each row.",
-            skippable=True,
-        )
-        for e in schema.REGISTRY
-    ],
+            description="Export files that could not be read (path and reason); part of the quarantine "
+            "(kept in shard 0 of the batch: a file belongs to no one entity).",
+            is_required=False,
+        ),
+    },
     can_subset=True,
+    **PARTITIONED,
 )
 def raw_export(context: AssetExecutionContext, export: ExportResource, storage: StorageResource):
     """Read every file of the export once with its source profile; unreadable files are reported, not fatal.
 
     Subsettable: `holocrm run --only raw_contacts` reads the export and writes only the selected raw tables.
+    Partitioned: a run of some shards of a batch reads that batch's export and keeps the rows of its shards.
     """
     from holocrm_core.ingest import read_export, require_recognised
 
-    export_dir = export.folder(storage)
-    context.log.info(f"reading export {export_dir}")
+    batch, shards = run_partitions(context)
+    export_dir = export_folder(export, storage, batch)
+    context.log.info(f"reading export {export_dir} (batch {batch}, shards {shards} of {SHARDS})")
     raw = read_export(export_dir, profile=export.profile or None, mapping=export.mapping or None)
     require_recognised(
         raw, export_dir
     )  # an empty or unrelated folder fails here, before any table is written
-    warehouse = storage.warehouse()
-    warehouse.write("file_errors", raw.errors)
     for report in raw.files:
         if report.error:
             context.log.warning(f"{report.path}: {report.error}")
     selected = {key.to_user_string() for key in context.selected_asset_keys}
+    if FILE_ERRORS in selected:
+        yield dg.MaterializeResult(
+            asset_key=FILE_ERRORS,
+            value={(batch, s): raw.errors if s == 0 else raw.errors.clear() for s in shards},
+            metadata={"export_dir": str(export_dir), "rows": raw.errors.height},
+        )
     for e in schema.REGISTRY:
         if e.raw_asset not in selected:
             continue
         frame = raw.tables.get(e.plural)
         if frame is None:
             frame = pl.DataFrame(schema={"_source_file": pl.String, "_line": pl.Int64})
-        warehouse.write(e.raw_asset, frame)
+        frame = in_shards(frame, e.id_column, shards, SHARDS)
         files = sorted(frame["_source_file"].unique().to_list()) if frame.height else []
         yield dg.MaterializeResult(
             asset_key=e.raw_asset,
+            value=frame,
             metadata={
                 "export_dir": str(export_dir),
                 "profile": raw.profile,
@@ -69,18 +98,45 @@ def raw_export(context: AssetExecutionContext, export: ExportResource, storage: 
         )
 
 
-def _known_parent_ids(context, warehouse, entity: str) -> dict[str, pl.Series]:
+def _quarantine_by_shard(
+    quarantined: pl.DataFrame, raw: pl.DataFrame, id_column: str, batch: str, shards: list[int]
+) -> dict[tuple[str, int], pl.DataFrame]:
+    """The rejected rows of each shard: a row's shard is that of the raw row it was read from (same file and
+    line), so a row rejected for a malformed or missing id still lands in exactly one shard."""
+    if not quarantined.height:
+        return {(batch, s): quarantined for s in shards}
+    origin = raw.select(
+        pl.col("_source_file").cast(pl.String).alias("source_file"),
+        pl.col("_line").cast(pl.Int64).alias("line"),
+        frame_shards(raw, id_column, SHARDS).alias("_shard"),
+    ).unique(subset=["source_file", "line"], keep="first")
+    located = quarantined.with_columns(
+        pl.col("source_file").cast(pl.String), pl.col("line").cast(pl.Int64)
+    ).join(origin, on=["source_file", "line"], how="left", maintain_order="left")
+    located = located.with_columns(
+        pl.col("_shard").fill_null(frame_shards(quarantined, "record_id", SHARDS))
+    ).with_columns(pl.col(c).cast(quarantined.schema[c]) for c in ("source_file", "line"))
+    parts = {(batch, s): located.filter(pl.col("_shard") == s).drop("_shard") for s in shards}
+    placed = sum(p.height for p in parts.values())
+    expected = located.filter(pl.col("_shard").is_in(shards)).height
+    if placed != expected:
+        raise ValueError(f"{expected} rejected rows but {placed} placed in shards {shards}: none may be lost")
+    return parts
+
+
+def _known_parent_ids(context, entity: str, inputs: dict) -> dict[str, pl.Series]:
     """Ids of the parents this export carries; a parent with no file, or not built yet, cannot be checked."""
     known = {}
     for parent in PARENTS[entity]:
         record = schema.entity(parent)
-        if not (warehouse.exists(record.raw_asset) and warehouse.exists(record.staged_asset)):
+        raw, staged = inputs.get(record.raw_asset), inputs.get(record.staged_asset)
+        if raw is None or staged is None:
             context.log.warning(
                 f"{entity}: references to {parent} not checked ({record.staged_asset} not built)"
             )
             continue
-        if warehouse.read(record.raw_asset).height:
-            known[parent] = warehouse.read(record.staged_asset)[record.id_column]
+        if raw.height:
+            known[parent] = staged[record.id_column]
     return known
 
 
@@ -88,11 +144,33 @@ def _staged_asset(entity: str):
     record = schema.entity(entity)
     key = record.staged_asset
 
-    @dg.asset(
+    parents = [schema.entity(p) for p in PARENTS[entity]]
+    # an entity referencing its own kind (a company's parent company) is validated against its whole batch,
+    # then cut to the run's shards: a parent in another shard is still a known parent
+    self_referencing = any(child == parent == entity for (child, _), parent in schema.REFERENCES.items())
+
+    @dg.multi_asset(
         name=key,
-        group_name=GROUP,
-        deps=[record.raw_asset, *[schema.entity(p).staged_asset for p in PARENTS[entity]]],
-        description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to quarantine.",
+        outs={
+            key: dg.AssetOut(
+                group_name=GROUP,
+                description=f"Canonical, validated {entity} (holocrm_core.schema); rejected rows go to "
+                f"{record.quarantine_table}.",
+                metadata={SHARD_COLUMN: record.id_column},
+            ),
+            record.quarantine_table: dg.AssetOut(
+                group_name=GROUP,
+                description=f"The {entity} rows staging rejected: source file, line, column, value, reason.",
+            ),
+        },
+        ins={
+            record.raw_asset: dg.AssetIn(
+                record.raw_asset, partition_mapping=WHOLE_BATCH if self_referencing else None
+            ),
+            # a reference may point at a parent of any shard: the parents' whole batch is read
+            **whole_batch_ins([p.raw_asset for p in parents] + [p.staged_asset for p in parents]),
+        },
+        **PARTITIONED,
         check_specs=[
             dg.AssetCheckSpec(
                 "no_rows_lost",
@@ -116,26 +194,35 @@ def _staged_asset(entity: str):
             ),
         ],
     )
-    def staged(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    def staged(context: AssetExecutionContext, **inputs: pl.DataFrame | None):
         from holocrm_core.ingest import stage_one
 
-        warehouse = storage.warehouse()
-        raw = warehouse.read(record.raw_asset)
-        known_ids = _known_parent_ids(context, warehouse, entity)
+        batch, shards = run_partitions(context)
+        raw = inputs[record.raw_asset]
+        if not self_referencing:
+            raw = in_shards(raw, record.id_column, shards, SHARDS)
+        known_ids = _known_parent_ids(context, entity, inputs)
         result = stage_one(entity, raw, known_ids)
         for warning in result.warnings():
             context.log.warning(warning)
-        staged_frame, quarantined = result.staged, result.quarantined
-        warehouse.write(key, staged_frame)
-        warehouse.write(record.quarantine_table, quarantined)
-        checks = quality.staged_checks(entity, staged_frame, result.accounting, known_ids)
+        staged_frame = in_shards(result.staged, record.id_column, shards, SHARDS)
+        quarantine_parts = _quarantine_by_shard(result.quarantined, raw, record.id_column, batch, shards)
+        quarantined = pl.concat(list(quarantine_parts.values()))
+        checks = quality.staged_checks(entity, result.staged, result.accounting, known_ids)
         by_rule = (
             quarantined.group_by("rule").len().sort("len", descending=True)
             if quarantined.height
             else quarantined
         )
         context.log.info(f"{entity}: {staged_frame.height} staged, {quarantined.height} quarantined")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=record.quarantine_table,
+            value=quarantine_parts,
+            metadata={"rows": quarantined.height, "quarantined_by_rule": _markdown(by_rule)},
+        )
+        yield dg.MaterializeResult(
+            asset_key=key,
+            value=staged_frame,
             metadata={
                 "rows": staged_frame.height,
                 "quarantined": quarantined.height,
@@ -145,7 +232,6 @@ def _staged_asset(entity: str):
                 "rows_by_file": _markdown(result.accounting, rows=50),
                 "null_rates": dg.MetadataValue.json(quality.null_rates(entity, staged_frame)),
                 "preview": _markdown(staged_frame.select(staged_frame.columns[:6]), rows=5),
-                "path": str(warehouse.path(key)),
             },
             check_results=[
                 check_result(
@@ -165,30 +251,26 @@ staged_assets = [_staged_asset(entity) for entity in schema.STAGING_ORDER]
 staged_companies, staged_contacts, staged_deals, staged_activities, staged_attachments = staged_assets
 
 
+QUARANTINE_PARTS = [e.quarantine_table for e in schema.REGISTRY] + [FILE_ERRORS]
+
+
 @dg.asset(
     group_name=GROUP,
-    deps=list(schema.STAGED_TABLES),
+    ins=optional_ins(QUARANTINE_PARTS),
     description="Every rejected row and unreadable file: source file, line, column, value and an actionable "
     "reason.",
 )
-def quarantine(context: AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def quarantine(context: AssetExecutionContext, **parts: pl.DataFrame | None) -> dg.MaterializeResult:
     from holocrm_core.ingest import assemble_quarantine
 
-    warehouse = storage.warehouse()
-    parts = [
-        warehouse.read(e.quarantine_table) for e in schema.REGISTRY if warehouse.exists(e.quarantine_table)
-    ]
-    if warehouse.exists("file_errors"):
-        parts.append(warehouse.read("file_errors"))
-    frame = assemble_quarantine(parts)
-    warehouse.write("quarantine", frame)
+    frame = assemble_quarantine([parts[name] for name in QUARANTINE_PARTS if parts.get(name) is not None])
     summary = frame.group_by("entity", "rule").len().sort("entity", "rule") if frame.height else frame
     return dg.MaterializeResult(
+        value=frame,
         metadata={
             "rows": frame.height,
             "unreadable_files": frame.filter(pl.col("rule") == "file").height,
             "by_entity_and_rule": _markdown(summary, rows=60),
             "examples": _markdown(frame.select("source_file", "line", "column", "value", "reason"), rows=10),
-            "path": str(warehouse.path("quarantine")),
-        }
+        },
     )

@@ -12,8 +12,11 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core import schema
+from holocrm_core.partitions import shard_of
 from holocrm_core.registry import DEAL_MODEL, LEAD_MODEL
-from pipelines.assets.outcomes import read_staged
+from pipelines.assets.outcomes import STAGED, read_staged
+from pipelines.io_manager import SHARD_COLUMN, optional_ins
+from pipelines.partitions import PARTITIONED, SHARDS, run_partitions, whole_batch_ins
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "learning"
@@ -29,22 +32,28 @@ def _metric(metrics: dict, key: str):
     return None if value is None or value != value else round(float(value), 4)
 
 
-def _open_features(storage: StorageResource, entity: str) -> pl.DataFrame:
+def _open_features(storage: StorageResource, entity: str, tables: dict) -> pl.DataFrame:
     from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 
-    tables = read_staged(storage)
     field = read_field_outcomes(storage.paths().outcomes_log)
     return build_features_for(entity, open_ids(entity, tables, field), tables)
 
 
-def _train(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
+def _train(
+    context,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    entity: str,
+    dataset: pl.DataFrame,
+    staged: dict,
+) -> dg.MaterializeResult:
     from holocrm_core.registry import log_training, resolve
     from holocrm_core.scoring import train_scorer
 
     asset_name, model_name = MODELS[entity]
     uri = mlflow.configure()
-    dataset = storage.warehouse().read("outcome_dataset")
-    outcome = train_scorer(dataset, entity, open_features=_open_features(storage, entity))
+    open_features = _open_features(storage, entity, read_staged(staged))
+    outcome = train_scorer(dataset, entity, open_features=open_features)
     if not outcome.enough_data.enough:
         context.log.warning(outcome.enough_data.message)
     if outcome.guard is not None and (outcome.guard.excluded or outcome.guard.level in ("warn", "block")):
@@ -105,31 +114,48 @@ def _gate_spec(asset_name: str) -> dg.AssetCheckSpec:
     )
 
 
-@dg.asset(group_name=GROUP, deps=["outcome_dataset"], check_specs=[_gate_spec("lead_scoring_model")])
+TRAINING_INS = {"outcome_dataset": dg.AssetIn("outcome_dataset"), **optional_ins(STAGED)}
+
+
+@dg.asset(group_name=GROUP, ins=TRAINING_INS, check_specs=[_gate_spec("lead_scoring_model")])
 def lead_scoring_model(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    outcome_dataset: pl.DataFrame,
+    **staged: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Learned lead score (conversion probability): trained, compared, registered as holocrm_lead_scorer."""
-    return _train(context, storage, mlflow, "contact")
+    return _train(context, storage, mlflow, "contact", outcome_dataset, staged)
 
 
-@dg.asset(group_name=GROUP, deps=["outcome_dataset"], check_specs=[_gate_spec("deal_scoring_model")])
+@dg.asset(group_name=GROUP, ins=TRAINING_INS, check_specs=[_gate_spec("deal_scoring_model")])
 def deal_scoring_model(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    outcome_dataset: pl.DataFrame,
+    **staged: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Learned deal score (win probability): trained, compared, registered as holocrm_deal_scorer."""
-    return _train(context, storage, mlflow, "deal")
+    return _train(context, storage, mlflow, "deal", outcome_dataset, staged)
 
 
-def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: str) -> dg.MaterializeResult:
+def _score(
+    context, storage: StorageResource, mlflow: MLflowResource, entity: str, staged: dict
+) -> dg.MaterializeResult:
     from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
     from holocrm_core.registry import load_served, resolve
 
     table, id_name = SCORED[entity]
     mlflow.configure()
-    tables = read_staged(storage)
+    tables = read_staged(staged)
     field = read_field_outcomes(storage.paths().outcomes_log)
-    features = build_features_for(entity, open_ids(entity, tables, field), tables)
+    # the open records of the run's shards, with features from the whole batch (a lead's company, activity)
+    _, shards = run_partitions(context)
+    ids = open_ids(entity, tables, field)
+    ids = [i for i, s in zip(ids, shard_of(ids, SHARDS).to_list(), strict=True) if s in shards]
+    features = build_features_for(entity, ids, tables)
     served = resolve(entity)
     model_version = served.model_version
     # every record decided (a lead export of closed leads): nothing to score, and a learned model refuses an
@@ -139,7 +165,6 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
         if features.height
         else no_scores(features, model_version)
     )
-    storage.warehouse().write(table, scored)
     bands = dict(scored.group_by("band").len().iter_rows()) if scored.height else {}
     if not scored.height:
         context.log.info(
@@ -147,6 +172,7 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
         )
     context.log.info(f"{table}: {scored.height} scored with {model_version}")
     return dg.MaterializeResult(
+        value=scored,
         metadata={
             "rows": scored.height,
             "open_records": features.height,
@@ -156,7 +182,7 @@ def _score(context, storage: StorageResource, mlflow: MLflowResource, entity: st
             "warm": bands.get("warm", 0),
             "cold": bands.get("cold", 0),
             "mean_score": round(float(scored["score"].mean()), 4) if scored.height else None,
-        }
+        },
     )
 
 
@@ -184,18 +210,33 @@ def score_open_records(scorer, model_version: str, features: pl.DataFrame) -> pl
 
 @dg.asset(
     group_name=GROUP,
-    deps=["lead_scoring_model", *[e.staged_asset for e in (schema.CONTACT, schema.COMPANY, schema.ACTIVITY)]],
+    deps=["lead_scoring_model"],
+    ins=whole_batch_ins(STAGED),
+    metadata={SHARD_COLUMN: SCORED["contact"][1]},
+    **PARTITIONED,
 )
 def scored_leads(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    **staged: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Every open lead with its conversion score, band (hot/warm/cold) and top positive/negative reasons."""
-    return _score(context, storage, mlflow, "contact")
+    return _score(context, storage, mlflow, "contact", staged)
 
 
-@dg.asset(group_name=GROUP, deps=["deal_scoring_model", *schema.RECORD_STAGED_TABLES])
+@dg.asset(
+    group_name=GROUP,
+    deps=["deal_scoring_model"],
+    ins=whole_batch_ins(STAGED),
+    metadata={SHARD_COLUMN: SCORED["deal"][1]},
+    **PARTITIONED,
+)
 def scored_deals(
-    context: dg.AssetExecutionContext, storage: StorageResource, mlflow: MLflowResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    **staged: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """Every open deal with its win score, band and top positive/negative reasons."""
-    return _score(context, storage, mlflow, "deal")
+    return _score(context, storage, mlflow, "deal", staged)

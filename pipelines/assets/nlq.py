@@ -1,8 +1,10 @@
 """NLQ assets: the question vocabulary (field values, names, owners, synonyms), rebuilt after each ingest."""
 
 import dagster as dg
+import polars as pl
 
 from holocrm_core import schema
+from pipelines.io_manager import optional_ins
 from pipelines.resources import ExportResource, StorageResource
 
 GROUP = "nlq"
@@ -10,13 +12,16 @@ GROUP = "nlq"
 
 @dg.asset(
     group_name=GROUP,
-    deps=list(schema.RECORD_STAGED_TABLES),
+    ins=optional_ins(schema.RECORD_STAGED_TABLES),
     description="Words a question may use, learned from the staged tables; written to "
     "warehouse/nlq_vocabulary.json for `holocrm ask` and the API, with the semantic layer (metrics, "
     "dimensions, entity words; a mapping's overrides applied) in warehouse/semantic_layer.json.",
 )
 def nlq_vocabulary(
-    context: dg.AssetExecutionContext, storage: StorageResource, export: ExportResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    export: ExportResource,
+    **staged: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """The mapping of the export (the one export resource) may override the semantic layer (`semantic:`)."""
     from holocrm_core.metrics import SemanticLayer
@@ -25,7 +30,7 @@ def nlq_vocabulary(
 
     warehouse = storage.warehouse()
     # always rebuilt from the staged tables (never loaded from the previous artifact): this asset is the artifact
-    tables = {e: warehouse.read(f"staged_{e}") for e in NLQ_ENTITIES if warehouse.exists(f"staged_{e}")}
+    tables = {e: staged[f"staged_{e}"] for e in NLQ_ENTITIES if staged.get(f"staged_{e}") is not None}
     layer = SemanticLayer.load(export.mapping or None)
     layer.write(warehouse.root / SEMANTIC_FILE)
     ctx = NLQContext(tables, semantic=layer)

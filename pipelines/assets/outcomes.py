@@ -12,31 +12,42 @@ from holocrm_core.outcomes import (
     read_field_outcomes,
     undated_outcomes,
 )
+from pipelines.io_manager import FEEDBACK, optional_ins, previous_table
 from pipelines.resources import StorageResource
 
 GROUP = "learning"
 STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
-def read_staged(storage: StorageResource) -> dict[str, pl.DataFrame]:
-    warehouse = storage.warehouse()
-    return {name: warehouse.read(name) for name in STAGED if warehouse.exists(name)}
+def read_staged(inputs: dict) -> dict[str, pl.DataFrame]:
+    """The staged record tables among an asset's inputs (those built), by table name."""
+    return {name: inputs[name] for name in STAGED if inputs.get(name) is not None}
 
 
-@dg.asset(group_name=GROUP, deps=STAGED)
-def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+PREVIOUS_SCORES = {"contact": "scored_leads", "deal": "scored_deals"}
+
+
+@dg.asset(
+    group_name=GROUP,
+    ins=optional_ins(STAGED),
+    metadata={
+        FEEDBACK: "scored_leads, scored_deals (the scores served before each outcome: downstream of this "
+        "asset, so read as they were before the run, not as graph edges)"
+    },
+)
+def outcome_dataset(
+    context: dg.AssetExecutionContext, storage: StorageResource, **staged: pl.DataFrame | None
+) -> dg.MaterializeResult:
     """Every converted/disqualified lead and won/lost deal, features as known before the outcome, the
     champion's prediction at the time (when there was one), and the outcome. Field-recorded outcomes
     (HOLOCRM_HOME/logs/outcomes.ndjson) override or add to the export's."""
-    warehouse = storage.warehouse()
     field = read_field_outcomes(storage.paths().outcomes_log)
     previous = {
-        entity: warehouse.read(table)
-        for entity, table in (("contact", "scored_leads"), ("deal", "scored_deals"))
-        if warehouse.exists(table)
+        entity: frame
+        for entity, table in PREVIOUS_SCORES.items()
+        if (frame := previous_table(storage.home, table)) is not None
     }
-    dataset = build_outcome_dataset(read_staged(storage), field_outcomes=field, previous_scores=previous)
-    warehouse.write("outcome_dataset", dataset)
+    dataset = build_outcome_dataset(read_staged(staged), field_outcomes=field, previous_scores=previous)
     signals = learning_signals(dataset)
 
     def count(entity: str, label: int | None = None) -> int:
@@ -53,6 +64,7 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
 
     context.log.info(f"outcome dataset: {dataset.height} rows ({field.height} recorded in the field)")
     return dg.MaterializeResult(
+        value=dataset,
         metadata={
             "rows": dataset.height,
             "snapshots": dataset.height,
@@ -65,5 +77,5 @@ def outcome_dataset(context: dg.AssetExecutionContext, storage: StorageResource)
             "field_outcomes": field.height,
             "with_prediction_at_the_time": dataset.filter(pl.col("predicted_score").is_not_null()).height,
             "learning_signals": dg.MetadataValue.json(json.loads(json.dumps(signals, default=str))),
-        }
+        },
     )

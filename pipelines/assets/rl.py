@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.assets.outcomes import STAGED, read_staged
+from pipelines.io_manager import optional_ins
 from pipelines.metadata import markdown_table
 from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
@@ -68,13 +69,14 @@ def _fingerprint(sim, params: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-@dg.asset(group_name=GROUP, deps=[*STAGED, "outcome_dataset", "action_log"])
+@dg.asset(group_name=GROUP, deps=["outcome_dataset"], ins=optional_ins([*STAGED, "action_log"]))
 def outreach_policy(
     context: dg.AssetExecutionContext,
     config: OutreachPolicyConfig,
     storage: StorageResource,
     mlflow: MLflowResource,
     export: ExportResource,
+    **inputs: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
     """PPO outreach policy (email / call / proposal / wait) trained in the fitted CRM simulator, judged on
     held-out contacts against random, always-email, cadence and Thompson sampling, checked off-policy (DR),
@@ -91,8 +93,7 @@ def outreach_policy(
         if config.generated == "auto"
         else config.generated.lower() in ("1", "true", "yes")
     )
-    warehouse = storage.warehouse()
-    recorded = warehouse.read("action_log") if warehouse.exists("action_log") else None
+    recorded = inputs.get("action_log")
     settings = OutreachSettings(
         config.history_episodes,
         config.simulator_members,
@@ -102,7 +103,7 @@ def outreach_policy(
     )
     folder = _folder(storage)
     try:
-        sim = prepare_simulator(read_staged(storage), settings, recorded_log=recorded, generated=generated)
+        sim = prepare_simulator(read_staged(inputs), settings, recorded_log=recorded, generated=generated)
     except NotEnoughOutreach as exc:
         # Too little history is a state of the data, not a failure of the graph: say so, serve nothing new.
         context.log.warning(str(exc))
@@ -240,10 +241,11 @@ def outreach_policy_report(
 
     report = json.loads((_folder(storage) / JUDGEMENT_FILE).read_text())
     if report.get("skipped"):
-        storage.warehouse().write("outreach_policy_report", pl.DataFrame(schema=REPORT_SCHEMA))
-        return dg.MaterializeResult(metadata={"rows": 0, "gate": "skipped", "decision": report["skipped"]})
+        return dg.MaterializeResult(
+            value=pl.DataFrame(schema=REPORT_SCHEMA),
+            metadata={"rows": 0, "gate": "skipped", "decision": report["skipped"]},
+        )
     table = report_frame(report)
-    storage.warehouse().write("outreach_policy_report", table)
     calibration = pl.DataFrame(report["calibration"]) if report.get("calibration") else pl.DataFrame()
     mlflow.configure()
     with mlflow_client.start_run(run_id=report["run_id"]):
@@ -251,6 +253,7 @@ def outreach_policy_report(
     worst = calibration.sort("abs_error", descending=True) if calibration.height else calibration
     context.log.info(f"outreach policy report: {table.height} rows")
     return dg.MaterializeResult(
+        value=table,
         metadata={
             "rows": table.height,
             "comparison": markdown_table(table.with_columns(pl.col(pl.Float64).round(4)), rows=30),
@@ -260,5 +263,5 @@ def outreach_policy_report(
             "off_policy": dg.MetadataValue.json(report["judgement"].get("off_policy") or {}),
             "gate": report["gate"],
             "mlflow_run": dg.MetadataValue.url(report["run_url"]),
-        }
+        },
     )

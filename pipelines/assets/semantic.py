@@ -6,16 +6,19 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core import quality, schema
+from holocrm_core.partitions import in_shards
+from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, optional_ins, previous_partitions
 from pipelines.metadata import check_result, markdown_table
+from pipelines.partitions import PARTITIONED, SHARDS, run_partitions, whole_batch_ins
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
 
 GROUP = "semantic"
 STAGED = list(schema.RECORD_STAGED_TABLES)
 
 
-def _staged_tables(storage: StorageResource) -> dict[str, pl.DataFrame]:
-    warehouse = storage.warehouse()
-    return {name.removeprefix("staged_"): warehouse.read(name) for name in STAGED if warehouse.exists(name)}
+def _staged_tables(inputs: dict) -> dict[str, pl.DataFrame]:
+    """The staged record tables among an asset's inputs, by plural ("contacts"), those built."""
+    return {name.removeprefix("staged_"): inputs[name] for name in STAGED if inputs.get(name) is not None}
 
 
 def _markdown(frame: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataValue:
@@ -30,19 +33,26 @@ def _counts(frame: pl.DataFrame, column: str = "entity_type") -> dict[str, int]:
 
 @dg.asset(
     group_name=GROUP,
-    deps=STAGED,
+    # a document names the contact's company and recent activities, whatever their shard: the whole batch
+    ins=whole_batch_ins(STAGED),
+    metadata={SHARD_COLUMN: "entity_id"},
     description="One text per contact, company, deal and activity (what a "
     "salesperson matches on, recent activity included) with its content hash and filter columns.",
+    **PARTITIONED,
 )
-def entity_documents(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def entity_documents(
+    context: dg.AssetExecutionContext, **staged: pl.DataFrame | None
+) -> dg.MaterializeResult:
     from holocrm_core.text import entity_documents as render
 
     started = time.perf_counter()
-    documents = render(_staged_tables(storage))
-    storage.warehouse().write("entity_documents", documents)
+    _, shards = run_partitions(context)
+    # rendered over the whole batch, then cut to the run's shards (documents of other shards are theirs)
+    documents = in_shards(render(_staged_tables(staged)), "entity_id", shards, SHARDS)
     lengths = documents.get_column("text").str.len_chars() if len(documents) else pl.Series([0])
     context.log.info(f"{len(documents)} entity documents")
     return dg.MaterializeResult(
+        value=documents,
         metadata={
             "documents": len(documents),
             "by_type": dg.MetadataValue.json(_counts(documents)),
@@ -50,7 +60,7 @@ def entity_documents(context: dg.AssetExecutionContext, storage: StorageResource
             "max_text_chars": int(lengths.max() or 0),
             "seconds": round(time.perf_counter() - started, 3),
             "preview": _markdown(documents.select("entity_type", "entity_id", "text")),
-        }
+        },
     )
 
 
@@ -77,28 +87,41 @@ def _progress_logger(context: dg.AssetExecutionContext, every_s: float = 5.0):
 
 @dg.asset(
     group_name=GROUP,
-    deps=["entity_documents"],
+    ins={"entity_documents": dg.AssetIn("entity_documents"), **optional_ins(STAGED)},
     description="A 384-dim vector per entity document, keyed by entity id + content hash; a re-run embeds only "
-    "new or changed text (the previous table is the cache).",
+    "new or changed text (the shard's previous vectors, of this batch or the one before, are the cache).",
+    metadata={
+        FEEDBACK: "embeddings (its own previous partitions: the cache of unchanged texts)",
+        SHARD_COLUMN: "entity_id",
+    },
     check_specs=[dg.AssetCheckSpec(name, asset="embeddings") for name in EMBEDDING_CHECKS],
+    **PARTITIONED,
 )
 def embeddings(
-    context: dg.AssetExecutionContext, storage: StorageResource, embedder: EmbedderResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    embedder: EmbedderResource,
+    entity_documents: pl.DataFrame,
+    **staged: pl.DataFrame | None,
+):  # no return annotation: with check specs Dagster would type the value Nothing
     from holocrm_core.embedding import DIM, embed_documents, vectors_matrix
 
-    warehouse = storage.warehouse()
-    documents = warehouse.read("entity_documents")
-    previous = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
+    _, shards = run_partitions(context)
+    documents = in_shards(entity_documents, "entity_id", shards, SHARDS)
+    staged = {
+        name: in_shards(frame, schema.entity(name.removeprefix("staged_")).id_column, shards, SHARDS)
+        for name, frame in staged.items()
+        if frame is not None
+    }
+    previous = previous_partitions(storage.home, "embeddings", context.partition_keys)
     started = time.perf_counter()
     model = embedder.load()
     load_seconds = time.perf_counter() - started
     run = embed_documents(documents, model, previous, progress=_progress_logger(context))
-    warehouse.write("embeddings", run.vectors)
     context.log.info(f"embedded {run.new} texts, reused {run.reused}, dropped {run.deleted} deleted entities")
 
     # checks: every staged entity has exactly one vector of the right size, unit norm and finite
-    expected = quality.expected_document_keys(_staged_tables(storage))
+    expected = quality.expected_document_keys(_staged_tables(staged))
     matrix = vectors_matrix(run.vectors)
     checks = [
         check_result(quality.one_vector_per_entity(expected, run.vectors)),
@@ -107,6 +130,7 @@ def embeddings(
     ]
     rate = run.new / run.seconds if run.new and run.seconds else 0.0
     return dg.MaterializeResult(
+        value=run.vectors,
         metadata={
             "vectors": len(run.vectors),
             "new": run.new,
@@ -128,29 +152,44 @@ def embeddings(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["entity_documents", "embeddings"],
     description="LanceDB tables per entity type (vectors, 96-dim spectral prefix, filter columns, full-text "
-    "index, ANN index once large); each materialization leaves table versions a server can pin.",
+    "index, ANN index once large); each materialization leaves table versions a server can pin. A run of "
+    "some shards merges their rows (upsert by id, their gone rows deleted) and leaves the other shards'.",
     check_specs=[dg.AssetCheckSpec("index_matches_documents", asset="similarity_index")],
+    **PARTITIONED,
 )
 def similarity_index(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
     lancedb: LanceDBResource,
-    embedder: EmbedderResource,
+    entity_documents: pl.DataFrame,
+    embeddings: pl.DataFrame,
 ) -> dg.MaterializeResult:
+    from holocrm_core.partitions import shard_of
     from holocrm_core.store import SimilarityStore
 
-    warehouse = storage.warehouse()
-    documents = warehouse.read("entity_documents")
-    vectors = warehouse.read("embeddings")
+    _, shards = run_partitions(context)
+    every_shard = set(shards) >= set(range(SHARDS))
+    documents = in_shards(entity_documents, "entity_id", shards, SHARDS)
+    vectors = in_shards(embeddings, "entity_id", shards, SHARDS)
     started = time.perf_counter()
     store = SimilarityStore(lancedb.resolved_uri(storage))
-    reports = store.sync(documents, vectors)
+    if every_shard:  # the index holds exactly the batch (types no longer exported are emptied)
+        reports = store.sync(documents, vectors)
+    else:  # these shards' rows merged in, concurrent shards' commits retried (SimilarityStore.merge_shards)
+        reports = store.merge_shards(documents, vectors, shards, SHARDS)
     seconds = time.perf_counter() - started
     versions = store.versions()
     rotation = store.rotation()
-    indexed = {t: int(store.table(t).count_rows()) for t in store.entity_types()}
+
+    def indexed_rows(entity_type: str) -> int:
+        table = store.table(entity_type)
+        if every_shard:
+            return int(table.count_rows())
+        ids = table.to_arrow().column("entity_id").to_pylist()
+        return int(shard_of(ids, SHARDS).is_in(shards).sum())
+
+    indexed = {t: indexed_rows(t) for t in store.entity_types()}
     context.log.info(f"index versions {versions}")
     return dg.MaterializeResult(
         metadata={
@@ -172,33 +211,43 @@ def similarity_index(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=[*STAGED, "embeddings"],
-    description="Likely duplicate contacts and companies over the whole tables (score, reasons) and a merge "
-    "proposal per cluster (warehouse table merge_proposals). Nothing is merged automatically.",
+@dg.multi_asset(
+    name="duplicate_candidates",
+    outs={
+        "duplicate_candidates": dg.AssetOut(
+            group_name=GROUP,
+            description="Likely duplicate contacts and companies over the whole tables (score, reasons). "
+            "Nothing is merged automatically.",
+        ),
+        "merge_proposals": dg.AssetOut(
+            group_name=GROUP, description="A merge proposal per duplicate cluster (survivor, merged ids)."
+        ),
+    },
+    ins=optional_ins([*STAGED, "embeddings"]),
 )
-def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def duplicate_candidates(context: dg.AssetExecutionContext, **inputs: pl.DataFrame | None):
     from holocrm_core.dedupe import clusters, merge_proposals
     from holocrm_core.dedupe import duplicate_candidates as find_duplicates
 
-    warehouse = storage.warehouse()
-    staged = _staged_tables(storage)
+    staged = _staged_tables(inputs)
     contacts = staged.get("contacts")
     companies = staged.get("companies")
-    vectors = warehouse.read("embeddings") if warehouse.exists("embeddings") else None
+    vectors = inputs.get("embeddings")
     started = time.perf_counter()
     candidates = find_duplicates(contacts, companies, vectors=vectors)
     proposals = merge_proposals(
         candidates, contacts, companies, deals=staged.get("deals"), activities=staged.get("activities")
     )
     groups = clusters(candidates)
-    warehouse.write("duplicate_candidates", candidates)
-    warehouse.write("merge_proposals", proposals)
     context.log.info(
         f"{len(candidates)} duplicate candidates in {groups.get_column('cluster_id').n_unique() if len(groups) else 0} clusters"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="merge_proposals", value=proposals, metadata={"rows": len(proposals)}
+    )
+    yield dg.MaterializeResult(
+        asset_key="duplicate_candidates",
+        value=candidates,
         metadata={
             "pairs": len(candidates),
             "by_type": dg.MetadataValue.json(_counts(candidates)),
@@ -208,5 +257,5 @@ def duplicate_candidates(context: dg.AssetExecutionContext, storage: StorageReso
             "preview": _markdown(
                 candidates.with_columns(pl.col("reasons").list.join("; ")), rows=8, width=120
             ),
-        }
+        },
     )

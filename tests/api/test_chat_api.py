@@ -54,3 +54,26 @@ def test_a_read_key_can_chat_but_not_confirm_a_write(home):
         assert refused["write"]["status"] == "refused" and "write scope" in refused["reply"]
         assert not (home / "logs" / "outcomes.ndjson").read_text().strip()
         assert client.post("/api/chat", json={"text": "show Pilot"}).status_code == 401
+
+
+def test_chat_outcomes_and_reopenings_land_in_the_api_logs(home):
+    with api_client(home) as client:
+
+        def say(text):
+            response = client.post("/api/chat", json={"text": text, "session_id": "w"})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        say("show Person 1")
+        assert say("the call worked")["write"]["status"] == "proposed"
+        assert say("yes")["write"]["status"] == "made"
+        (action,) = [json.loads(x) for x in (home / "logs" / "actions.ndjson").read_text().splitlines()]
+        assert (action["contact_id"], action["action"], action["reward"]) == ("C1", "call", 1.0)
+        say("show Expansion")  # won in the export
+        assert say("reopen it: budget approved again")["write"]["status"] == "proposed"
+        assert say("yes")["write"]["status"] == "made"
+        (reopen,) = [json.loads(x) for x in (home / "logs" / "outcomes.ndjson").read_text().splitlines()]
+        assert (reopen["kind"], reopen["deal_id"]) == ("reopen", "D3")
+        # the API's own route sees the reopening: the deal may now be closed as lost
+        assert client.post("/api/deals/D3/close", json={"outcome": "lost"}).status_code == 201
+        assert say("reopen that deal")["write"]["status"] == "proposed"  # closed again: reopenable

@@ -76,6 +76,27 @@ def test_yes_flag_writes_a_note_to_the_notes_log(tmp_path, monkeypatch):
     assert (note["kind"], note["entity_id"], note["text"]) == ("call", "d4", "they want a pilot")
 
 
+def test_outcomes_reopenings_and_experiments_reach_the_api_logs_after_yes(tmp_path, monkeypatch):
+    from holocrm_core.experiments.service import ExperimentService
+
+    home = _home(tmp_path, monkeypatch)
+    script = (
+        "show Alice Johnson\nthe call worked\nyes\nshow Acme add-on\nreopen it: they came back\nyes\n"
+        "start an experiment cadence vs ppo\nyes\nhow is it doing?\n"
+    )
+    turns = _run(tmp_path, script)
+    assert [t["write"]["status"] for t in turns if t["write"]] == ["proposed", "made"] * 3
+    (action,) = [json.loads(x) for x in (home / "logs" / "actions.ndjson").read_text().splitlines()]
+    assert (action["contact_id"], action["action"], action["reward"]) == ("c1", "call", 1.0)
+    (reopen,) = [json.loads(x) for x in (home / "logs" / "outcomes.ndjson").read_text().splitlines()]
+    assert (reopen["kind"], reopen["deal_id"], reopen["reopened_from"]) == ("reopen", "d2", "won")
+    assert [e.name for e in ExperimentService(home).list()] == ["cadence-vs-ppo"]
+    assert turns[-1]["experiment"]["experiment"] == "cadence-vs-ppo"
+    # the reopening is in the log: a new process may close the deal as lost now
+    again = _run(tmp_path, "show Acme add-on\nclose it as lost\nyes\n")
+    assert again[2]["write"]["status"] == "made"
+
+
 def test_no_staged_tables_is_one_clear_line(tmp_path, monkeypatch):
     from holocrm_cli import app
 

@@ -1,6 +1,6 @@
 """`holocrm chat` driven in a real terminal (tmux send-keys / capture-pane, issue 29): a lookup with its
-clarification, a follow-up, a write previewed and confirmed, a write refused. Skipped without tmux (`.ci/run`
-installs it)."""
+clarification, a follow-up, a write previewed and confirmed, a write refused, the history (Up) and Tab
+completion (readline, or prompt_toolkit when installed). Skipped without tmux (`.ci/run` installs it)."""
 
 from __future__ import annotations
 
@@ -45,11 +45,15 @@ class Terminal:
         self._tmux("send-keys", "-t", self.name, "-l", text)
         self._tmux("send-keys", "-t", self.name, "Enter")
 
-    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+    def keys(self, *keys: str) -> None:
+        """Keys by tmux name (``Up``, ``Tab``, ``Enter``), or literal text after ``-l``."""
+        self._tmux("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, text: str, timeout: float = 90.0, count: int = 1) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if screen.count(text) >= count:
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
@@ -80,7 +84,7 @@ def test_chat_in_a_real_terminal(tmp_path):
             env[key] = os.environ[key]
     term = Terminal(f"{shlex.quote(sys.executable)} -m holocrm_cli chat --as-of 2026-10-31", env)
     try:
-        term.wait_for("you> ")
+        term.wait_for("you>")
         term.send("find acme")
         term.wait_for("Which one do you mean?")
         term.send("the first one")
@@ -100,6 +104,15 @@ def test_chat_in_a_real_terminal(tmp_path):
         term.wait_for("Done: close_deal on Acme core banking")
         term.send("close Globex pilot as lost")
         term.wait_for("is not the record in focus")
+        # history: the Up arrow brings the last line back
+        term.keys("Up", "Enter")
+        term.wait_for("is not the record in focus", count=2)
+        # completion: Tab finishes a company's name
+        term.keys("-l", "prepare me for my call with Ini")
+        term.keys("Tab")
+        term.wait_for("prepare me for my call with Initech")
+        term.keys("Enter")
+        term.wait_for("Preparing your call with Initech")
         term.send("quit")
         assert term.exited(), "`quit` did not end the chat"
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 from typer.testing import CliRunner
 
 from holocrm_core.warehouse import Warehouse
@@ -43,13 +42,10 @@ def test_ask_without_tables_says_what_to_run(tmp_path, monkeypatch):
 
 
 def test_vocabulary_asset_writes_the_artifact(tmp_path):
-    from pipelines.assets.nlq import nlq_vocabulary
-    from pipelines.resources import ExportResource, StorageResource
+    from pipelines.definitions import materialize
 
     home, warehouse = _warehouse(tmp_path)
-    result = dg.materialize(
-        [nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()}
-    )
+    result = materialize(["nlq_vocabulary"], home=str(home))
     assert result.success
     artifact = json.loads((warehouse.root / "nlq_vocabulary.json").read_text())
     assert "Financial Services" in artifact["categories"]["companies.industry"]
@@ -61,14 +57,11 @@ def test_ask_reads_the_vocabulary_artifact_and_rebuilds_a_stale_one(tmp_path):
     import os
 
     from holocrm_core.nlq import NLQContext, Vocabulary, load_vocabulary
-    from pipelines.assets.nlq import nlq_vocabulary
-    from pipelines.resources import ExportResource, StorageResource
+    from pipelines.definitions import materialize
 
     home, warehouse = _warehouse(tmp_path)
     assert load_vocabulary(warehouse.root) is None  # nothing written yet
-    assert dg.materialize(
-        [nlq_vocabulary], resources={"storage": StorageResource(home=str(home)), "export": ExportResource()}
-    ).success
+    assert materialize(["nlq_vocabulary"], home=str(home)).success
     loaded = load_vocabulary(warehouse.root)
     built = Vocabulary.from_tables(NLQContext.from_warehouse(warehouse, vocabulary=loaded).tables)
     assert loaded.phrases == built.phrases and loaded.company_names == built.company_names

@@ -81,11 +81,15 @@ def test_the_checks_see_what_they_must_catch():
 # not make. Who may import it, besides synth itself, tests and benchmarks:
 SYNTH_ALLOWED = {
     "holocrm_cli/pipeline.py",  # the `generate` command
+    # Generated data only: the sample's true outreach world (response model, reps' logging policy). The
+    # product imports it only inside a function, when the export is the generator's (checked below).
+    "holocrm_core/rl/truth.py",
 }
-# The RL outreach world still tabulates the generator's industry vocabulary and its true response model
-# (issue 21 moved the decisions off it; the RL world's axes are next). The integrator deletes an entry when
-# that module stops importing synth; any other file fails at once.
-PENDING_SYNTH_IMPORTS = {"holocrm_core/rl/world.py", "holocrm_core/rl/baselines.py"}
+# Modules that still import synth while being moved off it. The integrator deletes an entry when that module
+# stops importing synth; any other file fails at once. (Empty: the RL world fits its industries from the
+# export and keeps the generator's truth in rl/truth.py.)
+PENDING_SYNTH_IMPORTS: set[str] = set()
+GENERATED_ONLY = ("holocrm_core.rl.truth",)
 
 
 def _imports_synth(tree: ast.AST) -> bool:
@@ -115,3 +119,36 @@ def test_nothing_in_the_product_imports_the_sample_generator():
         "must work on exports the generator did not make):\n" + "\n".join(offenders)
     )
     assert _imports_synth(ast.parse("def f():\n    from holocrm_core.synth.vocabulary import INDUSTRIES\n"))
+
+
+def _top_level_imports(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_generated_data_only_modules_are_imported_lazily_by_the_product():
+    """Serving and training load on an export the generator did not make without loading its truth."""
+    offenders = []
+    for package in PROJECT_PACKAGES:
+        for path in _modules(package):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("holocrm_core/synth/") or rel in SYNTH_ALLOWED:
+                continue
+            tree = ast.parse(path.read_text(), rel)
+            eager = {m for m in _top_level_imports(tree) if m.startswith(GENERATED_ONLY)}
+            offenders += [f"{rel} imports {m} at the top" for m in sorted(eager)]
+    assert offenders == [], "import the generated-data-only modules inside a function:\n" + "\n".join(
+        offenders
+    )
+    assert _top_level_imports(ast.parse("from holocrm_core.rl.truth import SampleTruth\n")) == {
+        "holocrm_core.rl.truth"
+    }
+    assert (
+        _top_level_imports(ast.parse("def f():\n    from holocrm_core.rl.truth import SampleTruth\n"))
+        == set()
+    )

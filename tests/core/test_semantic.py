@@ -537,28 +537,18 @@ def _write_staged(home, tables):
 
 
 def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
-    import dagster as dg
 
-    from pipelines.assets import semantic
-    from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
+    from pipelines.definitions import materialize
+    from pipelines.resources import EmbedderResource, LanceDBResource
 
     home = tmp_path / "home"
     warehouse = _write_staged(home, crm)
-    staged_specs = [dg.AssetSpec(f"staged_{e}") for e in ("contacts", "companies", "deals", "activities")]
     resources = {
-        "storage": StorageResource(home=str(home)),
         "lancedb": LanceDBResource(uri=str(tmp_path / "lancedb")),
         "embedder": EmbedderResource(backend="torch"),
     }
-    assets = [
-        *staged_specs,
-        semantic.entity_documents,
-        semantic.embeddings,
-        semantic.similarity_index,
-        semantic.duplicate_candidates,
-    ]
     selection = ["entity_documents", "embeddings", "similarity_index", "duplicate_candidates"]
-    result = dg.materialize(assets, resources=resources, selection=selection)
+    result = materialize(selection, home=str(home), **resources)
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
@@ -587,9 +577,7 @@ def test_semantic_assets_materialize_in_process(tmp_path, embedder, crm):
         .alias("title")
     )
     warehouse.write("staged_contacts", changed)
-    again = dg.materialize(
-        assets, resources=resources, selection=["entity_documents", "embeddings", "similarity_index"]
-    )
+    again = materialize(["entity_documents", "embeddings", "similarity_index"], home=str(home), **resources)
     meta = {
         e.event_specific_data.materialization.asset_key.path[
             -1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import polars as pl
 import pytest
 
@@ -47,10 +46,9 @@ def home(tmp_path_factory, pipeline_export):
 
 
 def _materialize(root, *assets):
-    from pipelines.resources import ExportResource, MLflowResource, StorageResource
+    from pipelines.definitions import materialize
 
-    resources = {"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()}
-    return dg.materialize(list(assets), resources={**resources, "export": ExportResource()})
+    return materialize([a.key.to_user_string() for a in assets], home=str(root))
 
 
 def test_decision_assets_log_gate_and_recommend(home, monkeypatch):

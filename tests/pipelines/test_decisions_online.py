@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
-
 from holocrm_core.decisions.online import online_state_path
 from holocrm_core.decisions.service import DecisionService
 from tests.support.decision_homes import custom_field_home
@@ -13,7 +11,7 @@ from tests.support.decision_homes import custom_field_home
 
 def test_the_nightly_recommendations_start_from_the_online_state(tmp_path, monkeypatch):
     from pipelines.assets import decisions
-    from pipelines.resources import MLflowResource, StorageResource
+    from pipelines.definitions import materialize
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     wh = custom_field_home(tmp_path)
@@ -25,10 +23,7 @@ def test_the_nightly_recommendations_start_from_the_online_state(tmp_path, monke
     )
     served = serving.recommend("C2", posterior=True)
     serving.close()  # what the API does at shutdown
-    result = dg.materialize(
-        [decisions.recommendations],
-        resources={"storage": StorageResource(home=str(tmp_path)), "mlflow": MLflowResource()},
-    )
+    result = materialize([decisions.recommendations.key.to_user_string()], home=str(tmp_path))
     assert result.success
     meta = result.asset_materializations_for_node("recommendations")[0].metadata
     assert meta["learned_online_since_base"].value == 25 and meta["served_as"].value == "learning_online"

@@ -90,17 +90,27 @@ def test_custom_fields_are_kept_and_reported(ingest_run):
 
 
 def test_sensor_requests_a_run_for_a_new_batch_once(sample_graph):
+    """A new batch folder becomes an export_batch partition and one run over all of its shards."""
+    from pipelines.partitions import SHARDS
     from pipelines.sensors import new_export_sensor
 
     export = sample_graph.export
     storage = StorageResource(home=str(sample_graph.home))
-    context = dg.build_sensor_context(resources={"storage": storage})
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance, resources={"storage": storage})
     first = new_export_sensor(context)
-    requests = first if isinstance(first, list) else [first]
-    assert isinstance(requests[0], dg.RunRequest)
-    assert requests[0].run_config["resources"]["export"]["config"]["export_dir"] == str(export)
-    again = new_export_sensor(dg.build_sensor_context(cursor=context.cursor, resources={"storage": storage}))
-    assert isinstance(again, dg.SkipReason)
+    assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_config["resources"]["export"]["config"]["export_dir"] == str(export)
+    assert request.tags["dagster/asset_partition_range_start"] == "batch-1|0"
+    assert request.tags["dagster/asset_partition_range_end"] == f"batch-1|{SHARDS - 1}"
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["batch-1"]]
+    instance.add_dynamic_partitions("export_batch", ["batch-1"])
+    again = new_export_sensor(
+        dg.build_sensor_context(cursor=context.cursor, instance=instance, resources={"storage": storage})
+    )
+    assert not again.run_requests and "already ingested" in again.skip_reason.skip_message
+    assert not again.dynamic_partitions_requests
 
 
 def test_definitions_load_with_schedule_sensor_and_job():
@@ -150,7 +160,8 @@ def test_raw_multi_asset_can_be_subset(sample_graph, tmp_path):
         export_dir=export, paths=paths, progress=lines.append, selection=["raw_contacts", "staged_contacts"]
     )
     assert summary.success, summary.errors
-    assert {a.asset for a in summary.assets} == {"raw_contacts", "staged_contacts"}
+    # the quarantine of the staged table is a declared output of the same step, committed with it
+    assert {a.asset for a in summary.assets} == {"raw_contacts", "staged_contacts", "quarantine_contacts"}
     warehouse = StorageResource(home=str(paths.home)).warehouse()
     assert warehouse.read("staged_contacts").height > 0
     assert not warehouse.exists("raw_companies"), "only the selected raw table is written"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import pytest
 
 from tests.support.pipelines import ingested_home
@@ -32,19 +31,14 @@ def home(tmp_path_factory):
 def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     import mlflow
 
-    from pipelines.assets import decisions, outcomes, rl
-    from pipelines.resources import ExportResource, MLflowResource, StorageResource
+    from pipelines.definitions import materialize
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-    resources = {
-        "storage": StorageResource(home=str(home)),
-        "mlflow": MLflowResource(),
-        "export": ExportResource(),
-    }
-    result = dg.materialize(
-        [outcomes.outcome_dataset, decisions.action_log, rl.outreach_policy, rl.outreach_policy_report],
-        resources=resources,
-        run_config={"ops": {"outreach_policy": {"config": SMALL}}},
+    config = {"ops": {"outreach_policy": {"config": SMALL}}}
+    result = materialize(
+        ["outcome_dataset", "action_log", "outreach_policy", "outreach_policy_report"],
+        home=str(home),
+        run_config=config,
     )
     assert result.success
     meta = result.asset_materializations_for_node("outreach_policy")[0].metadata
@@ -56,6 +50,9 @@ def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     # The tag contract: the gate's verdict is on the version; champion only when it passed.
     assert version.tags["holocrm.gate"] == meta["gate"].value
     assert ("champion" in version.aliases) == (meta["gate"].value == "passed")
+    # The policy's industry vocabulary is the export's own, logged with the version.
+    industries = json.loads(version.tags["holocrm.rl.industries"])
+    assert 0 < len(industries) <= 12 and "software" in industries
     report = json.loads((home / "models" / "outreach_policy" / "judgement.json").read_text())
     policies = {row["policy"] for row in report["judgement"]["true_world"]}
     assert {"ppo", "random", "always_email", "cadence", "thompson", "oracle"} <= policies
@@ -65,7 +62,5 @@ def test_outreach_policy_assets_register_gate_and_report(home, monkeypatch):
     assert set(table["world"].unique()) == {"simulator", "true"}
 
     # A second materialization with the same simulator and settings resumes the finished checkpoint.
-    again = dg.materialize(
-        [rl.outreach_policy], resources=resources, run_config={"ops": {"outreach_policy": {"config": SMALL}}}
-    )
+    again = materialize(["outreach_policy"], home=str(home), run_config=config)
     assert again.asset_materializations_for_node("outreach_policy")[0].metadata["resumed_from"].value > 0

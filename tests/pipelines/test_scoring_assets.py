@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
@@ -40,20 +39,14 @@ def home(tmp_path_factory, pipeline_export):
 
 
 def test_learning_assets_materialize_and_score_open_records(home, monkeypatch):
-    from pipelines.assets import models, outcomes
-    from pipelines.resources import MLflowResource, StorageResource
+    from pipelines.assets import models
+    from pipelines.definitions import materialize
 
     root, field_deal = home
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-    result = dg.materialize(
-        [
-            outcomes.outcome_dataset,
-            models.lead_scoring_model,
-            models.deal_scoring_model,
-            models.scored_leads,
-            models.scored_deals,
-        ],
-        resources={"storage": StorageResource(home=str(root)), "mlflow": MLflowResource()},
+    result = materialize(
+        ["outcome_dataset", "lead_scoring_model", "deal_scoring_model", "scored_leads", "scored_deals"],
+        home=str(root),
     )
     assert result.success
     lead_meta = result.asset_materializations_for_node("lead_scoring_model")[0].metadata
@@ -89,9 +82,9 @@ def test_learning_assets_materialize_and_score_open_records(home, monkeypatch):
     assert set(field_rows["outcome_source"]) == {"field"} and set(field_rows["predicted_score"]) == {0.42}
     leads = warehouse.read("scored_leads")
     from holocrm_core.outcomes import open_ids
-    from pipelines.assets.outcomes import read_staged
+    from pipelines.assets.outcomes import STAGED
 
-    staged = read_staged(StorageResource(home=str(root)))
+    staged = {name: warehouse.read(name) for name in STAGED}
     assert sorted(leads["contact_id"]) == sorted(open_ids("contact", staged))  # every open lead, once
     assert leads.height > 100 and set(leads["band"]) <= {"hot", "warm", "cold"}
     assert leads["score"].is_between(0, 1, closed="none").all()

@@ -1,0 +1,192 @@
+"""Questions in the conversation: a turn read by the NL question layer, follow-ups that refine the previous
+question (a filter, a sort, another time window), and picking one of numbered choices or readings."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from holocrm_core.chat.data import KINDS, ChatData, Rec
+from holocrm_core.chat.errors import ChatError
+from holocrm_core.chat.text import jsonable as _jsonable
+
+
+class QuestionIntents:
+    """The question intents of ``ChatSession`` (a mixin)."""
+
+    def _do_question(self, args: dict, out: dict, fallback_of: str | None = None) -> None:
+        text = self._about_focus(args["text"])
+        self._ask({"base": text, "filters": [], "time": None, "sort": None}, out, fallback_of)
+
+    def _about_focus(self, text: str) -> str:
+        """A question about the record in focus, its name put in: "its open deals" -> "open deals of Acme
+        Bank", "who works there?" -> "contacts of Acme Bank", "what deals does it have?" -> "deals of ..."."""
+        if self.focus is None or self.focus.kind not in ("company", "contact"):
+            return text
+        row = self.data.row(self.focus.kind, self.focus.id) or {}
+        name = row.get(KINDS[self.focus.kind][2])
+        if not name:
+            return text
+        nouns = r"(?:deals|contacts|activities|opportunities|people|calls|emails|meetings|notes)"
+        states = r"(?:(?:open|won|lost|closed) )?"
+        rewrites = (
+            (rf"^(?:show |list |show me |what are |which are |who are |what about )?(?:its|their|his|her) ({states}{nouns})[?.!]?$",
+             rf"\1 of {name}"),
+            (rf"^(?:what|which) ({states}{nouns}) (?:does|do|did) (?:it|he|she|they) have[?.!]?$", rf"\1 of {name}"),
+            (r"^who (?:works|is) (?:there|at it)[?.!]?$", f"contacts of {name}"),
+            (rf"^(?:how many|count) ({states}{nouns}) (?:does|do|did) (?:it|he|she|they) have[?.!]?$",
+             rf"how many \1 of {name}"),
+        )  # fmt: skip
+        for pattern, replacement in rewrites:
+            rewritten = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
+            if rewritten != text:
+                return rewritten.replace("people of", "contacts of")
+        return text
+
+    def _do_refine(self, args: dict, out: dict) -> None:
+        if self.question is None:
+            raise ChatError("there is no previous question to refine: ask one first, e.g. `open deals`")
+        q = dict(self.question, filters=list(self.question["filters"]))
+        if args.get("filter"):
+            q["filters"].append(
+                re.sub(r"^(?:ones |those |that are |which are |who are )", "", args["filter"])
+            )
+        if args.get("sort"):
+            q["sort"] = args["sort"]
+        if args.get("time"):
+            q["base"] = _without_times(q["base"])  # "what about this quarter?" replaces the window
+            q["filters"] = [_without_times(f) for f in q["filters"]]
+            q["time"] = args["time"]
+        self._ask(q, out)
+
+    @staticmethod
+    def question_text(q: dict[str, Any]) -> str:
+        parts = [q["base"], *q["filters"]]
+        if q.get("time"):
+            parts.append(q["time"])
+        if q.get("sort"):
+            parts.append(f"sorted by {q['sort']}")
+        return " ".join(parts)
+
+    def _ask(
+        self, q: dict[str, Any], out: dict, fallback_of: str | None = None, pick: int | None = None
+    ) -> None:
+        from holocrm_core.services import Refusal, answer_question
+
+        text = self.question_text(q)
+        started = time.perf_counter()
+        try:
+            answer = answer_question(self.data.nlq, text, as_of=self.data.as_of, limit=20, pick=pick)
+            picked = q.get("pick")
+            if pick is None and answer.get("readings") and picked and picked <= len(answer["readings"]):
+                pick = picked  # refining a picked reading: the same reading
+                answer = answer_question(self.data.nlq, text, as_of=self.data.as_of, limit=20, pick=pick)
+        except (Refusal, LookupError) as exc:
+            raise ChatError(str(exc)) from None
+        self._step(
+            "question",
+            f"answer_question({text!r}" + (f", pick={pick})" if pick else ")"),
+            answer.get("record_count", 0),
+            started,
+            plan=answer.get("plan_words"),
+        )
+        if not answer.get("understood") and not answer.get("readings"):
+            if fallback_of is not None:
+                raise ChatError(
+                    f"no company, contact or deal is called anything like {fallback_of!r}, and "
+                    f"it is not a question I understand"
+                )
+            self._not_understood(out, "unknown words: " + ", ".join(answer.get("unknown_words") or ["?"]))
+            return
+        out["intent"] = out["intent"] if out["intent"] in ("refine", "pick") else "question"
+        if fallback_of is not None:
+            out["intent"] = "question"
+            out["arguments"] = {"text": text}
+        out["arguments"] = {**out["arguments"], "question": text}
+        self.question = dict(q, pick=pick) if pick else q
+        out["answer"] = {k: answer.get(k) for k in ("plan_words", "value", "record_count", "understood")}
+        if answer.get("readings") and pick is None:
+            self.pending = {"kind": "readings", "question": q, "readings": answer["readings"]}
+            out["choices"] = [
+                {
+                    "pick": r["pick"],
+                    "plan_words": r["plan_words"],
+                    "value": _jsonable(r["value"]),
+                    "record_count": r["record_count"],
+                }
+                for r in answer["readings"]
+            ]
+            out["clarify"] = True
+            out["reply"] = f"{text!r} can mean several things; which one?\n" + "\n".join(
+                f"  {r['pick']}. {r['plan_words']}: "
+                + (str(r["value"]) if r["value"] is not None else f"{r['record_count']} record(s)")
+                for r in answer["readings"]
+            )
+            return
+        recs = _answer_records(self.data, answer)
+        self._show(out, recs)
+        if answer.get("value") is not None:
+            head = f"Answer: {answer['value']}"
+        else:
+            head = f"{answer.get('record_count', 0)} record(s)"
+        listed = "\n".join(f"  {i}. {r.label}" for i, r in enumerate(recs[:10], 1))
+        out["reply"] = f"{head} — {answer.get('plan_words')}" + (f"\n{listed}" if listed else "")
+
+    # --------------------------------------------------------------------------------------- choosing
+    def _pick(self, pending: dict | None, n: int, out: dict) -> None:
+        if pending and pending["kind"] == "readings":
+            if not 1 <= n <= len(pending["readings"]):
+                raise ChatError(f"pick 1 to {len(pending['readings'])}")
+            out["arguments"] = {"pick": n}
+            self._ask(pending["question"], out, pick=n)
+            return
+        if pending and pending["kind"] == "choices":
+            choices = pending["choices"]
+            index = len(choices) - 1 if n == -1 else n - 1
+            if not 0 <= index < len(choices):
+                raise ChatError(f"pick 1 to {len(choices)}")
+            chosen = choices[index]
+            out["arguments"] = {"pick": n, "chosen": chosen.public()}
+            self.results = [chosen]
+            self.focus = chosen
+            intent, args = pending["intent"], dict(pending["args"])
+            out["resumed"] = intent
+            if intent in ("find",):
+                self._show(out, [chosen], focus=chosen)
+                out["reply"] = f"Found {chosen.label}."
+                return
+            for key in ("ref", "name"):
+                args.pop(key, None)
+            getattr(self, f"_do_{intent}")(args, out)
+            return
+        if pending and pending["kind"] == "write":
+            self.pending = pending  # keep the write waiting for its yes
+            raise ChatError("a write is waiting for confirmation: say yes or no")
+        rec = self._nth(n)  # "the second one" of the last list shown
+        self._show(out, self.results, focus=rec)
+        out["records"] = [rec.public()]
+        out["arguments"] = {"pick": n, "chosen": rec.public()}
+        out["reply"] = f"{rec.label} is in focus."
+
+
+def _without_times(text: str) -> str:
+    """The question without its time phrases (the NL layer's own time reader finds them)."""
+    from holocrm_core.nlq.timeparse import find_times
+
+    lowered = text.lower()
+    for found in sorted(find_times(lowered, datetime.now(UTC)), key=lambda f: -f.start_char):
+        text = text[: found.start_char] + text[found.end_char :]
+    return " ".join(text.split())
+
+
+def _answer_records(data: ChatData, answer: dict[str, Any]) -> list[Rec]:
+    recs = []
+    for row in answer.get("rows") or []:
+        for kind in ("deal", "contact", "company"):
+            rid = row.get(KINDS[kind][1])
+            if rid is not None and (kind != "company" or "name" in row):
+                recs.append(data.rec(kind, str(rid)))
+                break
+    return recs

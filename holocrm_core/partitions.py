@@ -1,0 +1,255 @@
+"""Partitioned warehouse tables: export batch x a stable hash shard of the entity id.
+
+The expensive tables (staged records, entity documents, embeddings, attachment texts, scores of open
+records) are written one partition at a time so work fans out (``pipelines.partitions`` declares them to
+Dagster). A partition is one versioned warehouse table (``holocrm_core.warehouse``)::
+
+    warehouse/_partitions/NAME/_batches.json           batch order (first write first) and the union's batch
+    warehouse/_partitions/NAME/<batch>/shard-0003.parquet   (+ its _versions/): one (batch, shard) partition
+    warehouse/NAME.parquet                              the union: every shard of the newest complete batch
+
+Writing a partition replaces its rows (a re-run of one shard rewrites that one file and nothing else; the
+same rows again make no new version), so rows are never appended twice. The plain table ``NAME`` is the
+union of the newest *complete* batch (all of its shards written): each export batch is a full snapshot of
+the CRM (``holocrm_core.landing``), so while a new batch is backfilled shard by shard, readers (the CLI, the
+API, unpartitioned assets) keep the previous complete batch, and switch in one commit when the last shard
+lands. The union is rebuilt under a lock after the partition's own commit, so two shards committing at once
+cannot lose each other's rows: whichever rebuild runs second reads both.
+
+Shards: ``shard_of(ids, n)`` is CRC-32 of the id's UTF-8 bytes modulo ``n`` (stable across processes,
+machines and library versions, unlike polars' ``hash``); a row without an id goes to the shard of "".
+``HOLOCRM_SHARDS`` sets ``n`` (default 4); changing it changes every partition key, so re-run the graph.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from holocrm_core.warehouse import Warehouse
+
+DEFAULT_SHARDS = 4
+PARTITIONS_DIR = "_partitions"
+MANIFEST = "_batches.json"
+_BATCH_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def shard_count() -> int:
+    """How many shards each batch is cut into (``HOLOCRM_SHARDS``, default 4, at least 1)."""
+    raw = os.environ.get("HOLOCRM_SHARDS", "")
+    if not raw:
+        return DEFAULT_SHARDS
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"HOLOCRM_SHARDS must be a whole number of shards, got {raw!r}") from exc
+    if value < 1:
+        raise ValueError(f"HOLOCRM_SHARDS must be at least 1, got {value}")
+    return value
+
+
+def shard_of(ids: pl.Series | Iterable[str | None], shards: int) -> pl.Series:
+    """The shard (0..shards-1) of each id: CRC-32 of its UTF-8 bytes, surrounding spaces stripped (as staging
+    strips them, so a raw row and its staged row fall in the same shard), modulo ``shards``."""
+    values = ids.cast(pl.String).to_list() if isinstance(ids, pl.Series) else list(ids)
+    return pl.Series(
+        "shard",
+        [zlib.crc32(("" if v is None else str(v).strip()).encode()) % shards for v in values],
+        pl.Int32,
+    )
+
+
+def frame_shards(frame: pl.DataFrame, column: str, count: int) -> pl.Series:
+    """The shard of each row by ``column``; a frame without that column (an export missing its id
+    column, which staging then rejects) falls wholly in the shard of the empty id."""
+    if column in frame.columns:
+        return shard_of(frame.get_column(column), count)
+    return shard_of([""] * frame.height, count)
+
+
+def in_shards(frame: pl.DataFrame, column: str, shards: Iterable[int], count: int) -> pl.DataFrame:
+    """The rows of ``frame`` whose ``column`` falls in one of ``shards``."""
+    wanted = set(shards)
+    if set(range(count)) <= wanted:
+        return frame
+    return frame.filter(frame_shards(frame, column, count).is_in(sorted(wanted)))
+
+
+def batch_key(name: str) -> str:
+    """A partition key for an export batch folder name (letters, digits, _ . - kept; the rest become _)."""
+    key = _BATCH_KEY.sub("_", name).strip("_") or "batch"
+    return key if key[0].isalnum() or key[0] == "_" else f"b{key}"
+
+
+def shard_table(shard: int) -> str:
+    return f"shard-{shard:04d}"
+
+
+def split_by_shard(
+    name: str, frame: pl.DataFrame, keys: list[tuple[str, int]], column: str | None, count: int
+) -> dict[tuple[str, int], pl.DataFrame]:
+    """One frame of a run over ``keys`` (partitions of one batch) cut into its partitions by the shard of
+    ``column``. One key: the whole frame is that partition. A row of a shard outside ``keys`` is an error
+    (it would be lost or land in a partition this run does not own), never dropped."""
+    keys = sorted(set(keys))
+    if len(keys) == 1:
+        return {keys[0]: frame}
+    if len({b for b, _ in keys}) != 1:
+        raise ValueError(
+            f"{name}: one output covers partitions of several export batches "
+            f"({sorted({b for b, _ in keys})}): run one batch per run"
+        )
+    if column is None:
+        raise ValueError(
+            f"{name}: several shards in one output need its shard column (SHARD_COLUMN metadata)"
+        )
+    batch = keys[0][0]
+    shards = frame_shards(frame, column, count)
+    stray = set(shards.unique().to_list()) - {s for _, s in keys}
+    if stray:
+        raise ValueError(f"{name}: rows of shards {sorted(stray)} in a run of shards {[s for _, s in keys]}")
+    return {(batch, s): frame.filter(shards == s) for _, s in keys}
+
+
+@dataclass
+class PartitionWrite:
+    partitions: int
+    union_batch: str | None
+    union_rows: int | None
+
+
+class PartitionedTable:
+    """One table cut into (batch, shard) partitions beside the warehouse's plain table of the same name."""
+
+    def __init__(self, warehouse: Warehouse, name: str):
+        self.warehouse = warehouse
+        self.name = name
+        self.root = Path(warehouse.root) / PARTITIONS_DIR / name
+
+    def exists(self) -> bool:
+        return (self.root / MANIFEST).exists()
+
+    def batch(self, batch: str) -> Warehouse:
+        return Warehouse(self.root / batch)
+
+    # -- manifest --------------------------------------------------------------------------------------
+    def _manifest(self) -> dict:
+        try:
+            return json.loads((self.root / MANIFEST).read_text())
+        except (FileNotFoundError, ValueError):
+            return {"batches": [], "union": None, "shards": None}
+
+    def _save_manifest(self, manifest: dict) -> None:
+        path = self.root / MANIFEST
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, path)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Writers of one partitioned table take turns on the manifest and the union (a local flock)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def union_batch(self) -> str | None:
+        """The batch the plain table ``NAME`` is the union of (None before any batch was complete)."""
+        return self._manifest().get("union")
+
+    def batches(self) -> list[str]:
+        """Batches in the order they were first written."""
+        return list(self._manifest()["batches"])
+
+    def shards_written(self, batch: str) -> set[int]:
+        folder = self.root / batch
+        if not folder.exists():
+            return set()
+        return {int(p.stem.split("-")[1]) for p in folder.glob("shard-*.parquet")}
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def write_partitions(
+        self, parts: dict[tuple[str, int], pl.DataFrame], count: int, whole: pl.DataFrame | None = None
+    ) -> PartitionWrite:
+        """Commit each frame of ``parts`` as its (batch, shard) partition (its rows replace the partition's),
+        then the union. Partitions commit in parallel (each is its own versioned table); the manifest and the
+        union are rebuilt under one lock *after* this writer's partitions committed, so of two shards
+        committing at once the second rebuild reads both: none is lost, none is counted twice. ``whole``: the
+        frame ``parts`` were cut from, when they are every shard of their batch; it becomes the union as it
+        is, in its own row order (the default path's union is then the table an unpartitioned run wrote)."""
+        for (batch, shard), part in sorted(parts.items()):
+            self.batch(batch).write(shard_table(shard), part)
+        with self._lock():
+            manifest = self._manifest()
+            for batch, _ in sorted(parts):
+                if batch not in manifest["batches"]:
+                    manifest["batches"].append(batch)
+            manifest["shards"] = count
+            self._save_manifest(manifest)
+            touched = {b for b, _ in parts}
+            covers = whole is not None and len(touched) == 1 and {s for _, s in parts} >= set(range(count))
+            written = self._refresh_union(manifest, count, touched, whole if covers else None)
+        return PartitionWrite(len(parts), written.union_batch, written.union_rows)
+
+    def _refresh_union(
+        self, manifest: dict, count: int, touched: set[str], whole: pl.DataFrame | None
+    ) -> PartitionWrite:
+        complete = [b for b in manifest["batches"] if set(range(count)) <= self.shards_written(b)]
+        newest = complete[-1] if complete else None
+        if newest is None:
+            return PartitionWrite(0, None, None)
+        if newest == manifest.get("union") and newest not in touched and self.warehouse.exists(self.name):
+            return PartitionWrite(0, newest, None)  # the union's batch did not change: nothing to rewrite
+        if whole is not None and newest in touched:
+            union = whole
+        else:
+            union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
+        self.warehouse.write(self.name, union, operation=f"union of {count} shards of batch {newest}")
+        manifest["union"] = newest
+        self._save_manifest(manifest)
+        return PartitionWrite(0, newest, union.height)
+
+    @staticmethod
+    def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        try:
+            return pl.concat(frames, how="vertical_relaxed")
+        except pl.exceptions.PolarsError:  # columns in another order (an empty shard's frame): by name
+            return pl.concat(frames, how="diagonal_relaxed")
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def read_partitions(
+        self, keys: list[tuple[str, int]], fallback_to_previous_batch: bool = False
+    ) -> pl.DataFrame | None:
+        """The partitions ``keys`` concatenated; None if none is written. A missing one among written ones
+        is an error naming it. ``fallback_to_previous_batch``: a shard not written in its batch is read from
+        the newest earlier batch that has it (a cache of the shard's previous rows)."""
+        frames, missing = [], []
+        batches = self.batches()
+        for batch, shard in sorted(set(keys)):
+            source = batch
+            if shard not in self.shards_written(batch) and fallback_to_previous_batch:
+                earlier = [b for b in batches if b != batch and shard in self.shards_written(b)]
+                source = earlier[-1] if earlier else None
+            if source is None or shard not in self.shards_written(source):
+                missing.append((batch, shard))
+                continue
+            frames.append(self.batch(source).read(shard_table(shard)))
+        if not frames:
+            return None
+        if missing and not fallback_to_previous_batch:
+            raise FileNotFoundError(
+                f"{self.name}: partitions {', '.join(f'{b}|{s}' for b, s in missing)} are not built yet"
+            )
+        return self._concat(frames)

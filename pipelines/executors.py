@@ -1,0 +1,76 @@
+"""The executor and the Dagster instance the settings ask for (holocrm_core.settings.Backends): Dagster's default
+(``default``: in-process for `holocrm run`, multiprocess for runs launched by the webserver or daemon),
+``in_process``, ``multiprocess``, Celery over Redis, or one Kubernetes job per step. README "Backends and executors" shows each configuration.
+
+Celery is configured for at-least-once steps: a task is acknowledged only when it finished
+(``task_acks_late``) and a task whose worker process died is put back on the queue
+(``task_reject_on_worker_lost``), so a SIGKILL-ed worker's step runs again on another worker. That is safe
+because every step is idempotent: the warehouse commits whole tables (or partitions) and LanceDB merges rows by
+id, so a retried step rewrites the same content (tests/backends/test_celery.py kills a worker mid-step).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from holocrm_core.settings import Backends
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+# Celery app settings shared by the executor (the run's side) and the workers (deploy/celery/worker.yaml).
+CELERY_CONFIG_SOURCE = {
+    "task_acks_late": True,  # acknowledge after the step ran: a worker killed mid-step leaves it queued
+    "task_reject_on_worker_lost": True,  # ... and a pool process killed mid-step puts it back at once
+    "worker_prefetch_multiplier": 1,  # one step at a time per worker process: nothing held by a dying one
+    "broker_connection_retry_on_startup": True,
+}
+
+
+def celery_executor_config(backends: Backends) -> dict:
+    """The dagster-celery executor's config for these settings (broker, result backend, app settings)."""
+    return {
+        "broker": backends.celery_broker,
+        "backend": backends.celery_backend or backends.celery_broker,
+        "config_source": dict(CELERY_CONFIG_SOURCE),
+    }
+
+
+def executor_from_settings(backends: Backends | None = None) -> dg.ExecutorDefinition | None:
+    """The executor for ``defs`` (None = Dagster's default: in-process or multiprocess)."""
+    import dagster as dg
+
+    backends = backends or Backends.load()
+    if backends.executor == "in_process":
+        return dg.in_process_executor
+    if backends.executor == "multiprocess":
+        return dg.multiprocess_executor
+    if backends.executor == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(celery_executor_config(backends), name="celery")
+    if backends.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor  # configured by the run launcher's job config (deploy/k8s/values.yaml)
+    return None
+
+
+def instance_yaml(backends: Backends | None = None) -> str:
+    """dagster.yaml for these settings: the local SQLite instance, or run/event/schedule storage on PostgreSQL
+    (the URL read from HOLOCRM_DAGSTER_STORAGE at load time, so no password is written to disk)."""
+    backends = backends or Backends.load()
+    common = """telemetry:
+  enabled: false
+# The daemon marks runs whose worker died as failed (runs launched by `dagster dev`); in-process runs of
+# `holocrm run` are cleaned up by pipelines.runner.fail_abandoned_runs.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 60
+"""
+    if not backends.dagster_storage:
+        return "# Written by holocrm: local instance under HOLOCRM_HOME/dagster\n" + common
+    return (
+        "# Written by holocrm: the instance on PostgreSQL (HOLOCRM_DAGSTER_STORAGE; deploy/dagster/dagster.yaml)\n"
+        "storage:\n  postgres:\n    postgres_url:\n      env: HOLOCRM_DAGSTER_STORAGE\n" + common
+    )
