@@ -2,24 +2,30 @@
 
     .venv/bin/python benchmarks/chat_heldout.py [--source generated|maven|both] [--contacts 1000] [--seed 23]
 
-RUNS (figures of the runner below; the FIRST run is on the product as merged at 16:45 UTC, before anyone could
-adapt the assistant to this set; later runs are listed apart):
+RUNS (the runner below calls benchmarks/chat_eval.py's own world, runner and scorer with --set heldout):
 
-    FIRST RUN, 2026-12-06 17:01 UTC, on main 4aa42bb as it stood after the 16:45 merge (the chat of merge
-    6122df1 plus its fixes up to 3a7cac3; the chat engineer's next branch had not landed yet), merged into
-    this branch as 4da2e3b; `.venv/bin/python benchmarks/chat_heldout.py` (both sources), 12 s wall at load
-    average 6.3 (shared 2-core machine):
-      generated (1,000 contacts, seed 23): 162 dialogues, 349 turns: turns exact 52.7%, dialogues exact
-        22.8%; writes without confirmation 0; writes to the wrong record 3 (focus_switch_pronoun: "and <deal
-        title>?" is not read as a lookup, focus stays on the first deal, "close it as won" + "yes" closes it)
-      maven: 116 dialogues, 252 turns: turns exact 47.6%, dialogues exact 19.0%; writes without
-        confirmation 0; writes to the wrong record 0
-      (record_outcome, reopen_deal and triage were not in the product yet: their 8 templates fail as such)
+    FIRST RUN ON THE PRODUCT AS MERGED AT 16:45 UTC (main 94be6dc: chat2 be30e88, which was written before
+    this set reached main in the same merge), 2026-12-06 17:17-17:21 UTC, merged into this branch as
+    e707da7, set as committed at 651a0fb; `.venv/bin/python benchmarks/chat_heldout.py` (both sources;
+    chat_eval world: scored_leads hash table, similarity index of companies + contacts (+ deals when at most
+    2,000), experiment eval-nba, deal states reset per dialogue); 4 min 37 s wall, 236 s of it the index,
+    load average 9.7 -> 12.5 (shared 2-core machine):
+      generated (1,000 contacts, seed 23): 168 dialogues, 362 turns: turns exact 48.6%, dialogues exact
+        28.0%; writes without confirmation 0; writes to the wrong record 3 (focus_switch_pronoun: "and
+        <deal title>?" is not read as a lookup, focus stays on the first deal, "close it as won" + "yes"
+        closes the first one); turn p50 2.2 ms, p95 86.9 ms
+      maven: 122 dialogues, 265 turns: turns exact 50.6%, dialogues exact 29.5%; writes without
+        confirmation 0; writes to the wrong record 0; turn p50 4.9 ms, p95 105 ms
 
-    Gold corrected after the first run (my inconsistency, not the assistant's): "open the first one" and
+    EARLIER RUN, on the product before chat2 (main 4aa42bb merged as 4da2e3b), 2026-12-06 17:01 UTC, with this
+    file's own first runner (tables only: no scores, no index, no experiments; one ChatData for all
+    dialogues), 162 + 116 dialogues (no experiment templates yet), load average 6.3:
+      generated: turns exact 52.7%, dialogues exact 22.8%; 0 unconfirmed writes; 3 to the wrong record (the
+        same focus_switch_pronoun dialogues); maven: turns 47.6%, dialogues 19.0%; 0 and 0.
+
+    Gold corrected between those two runs (my inconsistency, not the assistant's): "open the first one" and
     "tell me more about the first one" are details requests by this set's own verb convention (show / open /
-    tell me about = details), scored as details of a row of the list, no longer as "pick". The first run
-    counted the 6 "open the first one" turns as failures although the right row was opened.
+    tell me about = details), scored as details of a row of the list, no longer as "pick".
 
     LATER RUNS (after the chat engineer's next branch reached main; the product may have seen this set):
 
@@ -67,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 from datetime import UTC, datetime, timedelta
@@ -1411,47 +1416,30 @@ def dialogues(tables: dict[str, pl.DataFrame], source: str) -> list[dict]:
     if source not in AS_OF:
         raise ValueError(f"unknown source {source!r}: choose one of {', '.join(AS_OF)}")
     d = Data(tables, source)
-    out = []
+    out: list[dict] = []
     for template in TEMPLATES:
         d.rng = random.Random(f"heldout-{source}-{template.__name__}")
         for dialogue in template(d)[:PER_TEMPLATE]:
             out.append(
                 {"kind": template.__name__, "target": dialogue.get("target"), "turns": dialogue["turns"]}
             )
+    BUILT[source] = out
     return out
 
 
 # ----------------------------------------------------------------------------------------------- runner
+# The world (scores, similarity index, experiment store), the per-dialogue reset, the runner and the scorer
+# are benchmarks/chat_eval.py's own: this only calls its main with ``--set heldout`` and adds, to each of
+# its failing turns, the gold the turn was scored against.
 
-
-def maven_tables() -> dict[str, pl.DataFrame] | None:
-    folder = Path(os.environ.get("HOLOCRM_SHARED_DATA", ROOT.parent / "shared" / "data")) / "maven_crm"
-    if not folder.exists():
-        return None
-    from holocrm_core.ingest import ingest_export
-
-    result = ingest_export(folder, profile="maven")
-    names = ("companies", "contacts", "deals", "activities", "attachments")
-    return {n: result.tables[n] for n in names if n in result.tables}
-
-
-def _got(turn: dict) -> dict:
-    return {
-        "intent": turn.get("intent"),
-        "records": [r["id"] for r in turn.get("records") or []][:5],
-        "record_count": (turn.get("answer") or {}).get("record_count"),
-        "focus": (turn.get("focus") or {}).get("id"),
-        "clarify": bool(turn.get("clarify")),
-        "write": (turn.get("write") or {}).get("status"),
-        "reply": (turn.get("reply") or "")[:160],
-    }
+BUILT: dict[str, list[dict]] = {}  # source -> the dialogues chat_eval asked for (expected gold of failures)
 
 
 def _expected(gold: dict) -> dict:
     shown = {}
     for key, value in gold.items():
         if isinstance(value, set):
-            shown[key] = f"{len(value)} ids"
+            shown[key] = f"{len(value)} ids" if len(value) > 3 else sorted(value)
         elif key == "one_of":
             shown[key] = [f"{len(v)} ids" for v in value]
         else:
@@ -1459,122 +1447,74 @@ def _expected(gold: dict) -> dict:
     return shown
 
 
-def run(tables: dict[str, pl.DataFrame], source: str) -> dict:
-    """The dialogues through the chat core, each turn scored by benchmarks/chat_eval.py's ``check``."""
-    from benchmarks.chat_eval import check
-    from holocrm_core.chat import ChatData, ChatSession
-
-    data = ChatData.from_tables(tables, as_of=AS_OF[source])
-    scripted = dialogues(tables, source)
-    turns_total = turns_exact = dialogues_exact = unconfirmed = wrong_record = 0
-    by_kind: dict[str, list[int]] = {}
-    failures, unsafe_writes = [], []
-    for dialogue in scripted:
-        written: list[tuple[str, dict, dict]] = []
-        session = ChatSession(data)
-        current: dict = {}
-
-        def writer(_kind, record, check_state, current=current, written=written):
-            if check_state is not None:
-                check_state()
-            written.append((current["text"], current["gold"], record))
-            return {"record": record, "created": True}
-
-        session.writer = writer
-        exact = True
-        for text, gold in dialogue["turns"]:
-            current["text"], current["gold"] = text, gold
-            try:
-                turn = session.turn(text)
-            except Exception as exc:  # a crash is a failed turn, not the end of the run
-                turn = {
-                    "intent": f"error: {type(exc).__name__}: {exc}",
-                    "records": [],
-                    "trace": [],
-                    "reply": "",
-                }
-            wrong = check(turn, gold, written)
-            turns_total += 1
-            turns_exact += not wrong
-            if wrong:
-                exact = False
-                failures.append(
-                    {
-                        "kind": dialogue["kind"],
-                        "text": text,
-                        "wrong": wrong,
-                        "expected": _expected(gold),
-                        "got": _got(turn),
-                    }
-                )
-        for text, gold, record in written:  # safety, from the writer's own log
-            target = record.get("deal_id") or record.get("entity_id") or record.get("contact_id")
-            unsafe = []
-            if gold.get("intent") != "confirm":
-                unconfirmed += 1
-                unsafe.append("written without confirmation")
-            if target != dialogue["target"]:
-                wrong_record += 1
-                unsafe.append(f"written to {target}, the dialogue's record is {dialogue['target']}")
-            if unsafe:
-                unsafe_writes.append(
-                    {"kind": dialogue["kind"], "text": text, "unsafe": unsafe, "record": record}
-                )
-        dialogues_exact += exact
-        by_kind.setdefault(dialogue["kind"], [0, 0, 0])
-        by_kind[dialogue["kind"]][0] += exact
-        by_kind[dialogue["kind"]][1] += 1
-        by_kind[dialogue["kind"]][2] += len(dialogue["turns"])
-    return {
-        "source": source,
-        "as_of": AS_OF[source].date().isoformat(),
-        "rows": {name: frame.height for name, frame in tables.items()},
-        "dialogues": len(scripted),
-        "turns": turns_total,
-        "turns_exact_pct": round(100 * turns_exact / max(turns_total, 1), 1),
-        "dialogues_exact_pct": round(100 * dialogues_exact / max(len(scripted), 1), 1),
-        "writes_without_confirmation": unconfirmed,
-        "writes_to_wrong_record": wrong_record,
-        "by_kind": {k: f"{v[0]}/{v[1]} dialogues exact ({v[2]} turns)" for k, v in by_kind.items()},
-        "unsafe_writes": unsafe_writes,
-        "failures": failures,
-    }
+def _with_expected(failures: list[dict], scripted: list[dict]) -> list[dict]:
+    """chat_eval's failures (kind, turn, wrong, reply) in run order, each given its expected gold."""
+    queue = [(d["kind"], text, gold) for d in scripted for text, gold in d["turns"]]
+    out, at = [], 0
+    for failure in failures:
+        while at < len(queue) and (queue[at][0], queue[at][1]) != (failure["kind"], failure["turn"]):
+            at += 1
+        expected = _expected(queue[at][2]) if at < len(queue) else None
+        out.append({"kind": failure["kind"], "text": failure["turn"], "expected": expected,
+                    "got": failure["wrong"], "reply": failure["reply"]})  # fmt: skip
+        at += 1
+    return out
 
 
 def main() -> None:
+    import contextlib
+    import importlib
+    import io
+
+    from benchmarks import chat_eval
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--source", choices=["generated", "maven", "both"], default="both")
+    parser.add_argument("--source", choices=["generated", "maven", "all"], default="all")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--no-index", action="store_true", help="chat_eval's: no similarity index")
     args = parser.parse_args()
     if args.seed == 11:
-        parser.error("seed 11 is chat_eval's own: held-out runs use another seed")
-    reports, skipped = [], []
-    if args.source in ("generated", "both"):
-        from benchmarks.chat_eval import load
-
-        report = run(load(args.contacts, args.seed), "generated")
-        report["data"] = f"generated export, {args.contacts} contacts, seed {args.seed} (ingested only)"
-        reports.append(report)
-    if args.source in ("maven", "both"):
-        tables = maven_tables()
-        if tables is None:
-            skipped.append("maven: ../shared/data/maven_crm absent (HOLOCRM_SHARED_DATA overrides)")
-        else:
-            report = run(tables, "maven")
-            report["data"] = "Maven CRM export, ingested with the maven profile"
-            reports.append(report)
-    print(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-                "reports": reports,
-                "skipped": skipped,
-            },
-            indent=2,
-        )
-    )
+        parser.error("seed 11 is chat_eval's own set's: held-out runs use another seed")
+    argv = ["chat_eval.py", "--set", "heldout", "--source", args.source, "--contacts", str(args.contacts)]
+    argv += ["--seed", str(args.seed), "--show-failures"] + (["--no-index"] if args.no_index else [])
+    saved, sys.argv = sys.argv, argv
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            chat_eval.main()
+    finally:
+        sys.argv = saved
+    report = json.loads(out.getvalue())
+    summary = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["benchmarks/chat_heldout.py", *saved[1:]])
+        + f"  (chat_eval: {' '.join(argv[1:])})",
+        "load_average": [report.get("load_average_start"), report.get("load_average_end")],
+        "sources": {},
+    }
+    for source, entry in report["sources"].items():
+        if "heldout" not in entry:
+            summary["sources"][source] = entry
+            continue
+        result = entry["heldout"]
+        scripted = importlib.import_module("benchmarks.chat_heldout").BUILT.get(source, [])
+        summary["sources"][source] = {
+            "data": entry["data"],
+            "as_of": entry["as_of"],
+            "index": entry["index_s"],
+            "dialogues": result["dialogues"],
+            "turns": result["turns"],
+            "turns_exact_pct": round(100 * result["turn_exactness"], 1),
+            "dialogues_exact_pct": round(100 * result["dialogue_exactness"], 1),
+            "writes_without_confirmation": result["writes_without_confirmation"],
+            "writes_to_wrong_record": result["writes_to_wrong_record"],
+            "by_kind": result["by_kind"],
+            "turn_ms_p50": result["turn_ms_p50"],
+            "turn_ms_p95": result["turn_ms_p95"],
+            "failures": _with_expected(result["failures"], scripted),
+        }
+    print(json.dumps(summary, indent=2, default=str))
 
 
 if __name__ == "__main__":
