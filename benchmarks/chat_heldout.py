@@ -27,7 +27,13 @@ RUNS (the runner below calls benchmarks/chat_eval.py's own world, runner and sco
     "tell me more about the first one" are details requests by this set's own verb convention (show / open /
     tell me about = details), scored as details of a row of the list, no longer as "pick".
 
-    LATER RUNS (after the chat engineer's next branch reached main; the product may have seen this set):
+    Changed after the first run on the 16:45 product (so later figures are not comparable turn for turn):
+    "how many open opps do we have?" and its "just <industry>" follow-up are scored on the count alone
+    (chat_eval's scorer now fails a `within` when no row is shown, and a "how many" is rightly answered with
+    a number); the generated triage turns that say "hot" / "warm" keep only that band of chat_eval's
+    scored_leads table (the superset before); new template help_phrasings (3 dialogues per source).
+
+    LATER RUNS (the product may have seen this set from the 16:45 merge on):
 
 Gold corrections made before the first run (each a mistake of mine in the gold or in picking records, found
 in a dry run on the pre-merge product (main 4eada74) and fixed in the gold, never in the wording of a turn):
@@ -128,6 +134,7 @@ class Data:
             how="left",
         )
         self.activities = tables.get("activities", pl.DataFrame())
+        self.scores = tables.get("scored_leads")  # chat_eval's plain lead scores (contact_id, score, band)
         self.rng = random.Random(f"heldout-{source}")
         names = (
             self.companies["name"].drop_nulls().to_list()
@@ -403,8 +410,9 @@ def open_industry_sort(d: Data) -> list[dict]:
         out.append(
             {
                 "turns": [
-                    ("how many open opps do we have?", listed(d.open, "deal_id")),
-                    (f"just {industry}", listed(sub, "deal_id", "refine")),
+                    # "how many" asks for a number: scored on the count alone (no rows need be shown)
+                    ("how many open opps do we have?", {"intent": "question", "count": d.open.height}),
+                    (f"just {industry}", {"intent": "refine", "count": sub.height}),
                     ("biggest first", listed(sub, "deal_id", "refine")),
                 ]
             }
@@ -779,10 +787,13 @@ def triage_issue_wording(d: Data) -> list[dict]:
     ]
     noun = "deals" if d.source == "maven" else "leads"  # Maven has no leads: its open deals
     out = []
-    for text, (_, word, frame, key) in zip(texts, _triage_pool(d), strict=False):
-        out.append(
-            {"turns": [(text.format(w=word, n=noun), {"intent": "triage", "within": ids(frame, key)})]}
-        )
+    for text, band, (_, word, frame, key) in zip(
+        texts, ["hot", "hot", "warm"], _triage_pool(d), strict=False
+    ):
+        if d.scores is not None and key == "contact_id":  # the band said keeps that band (scores given)
+            frame = frame.join(d.scores.filter(pl.col("band") == band).select("contact_id"), on="contact_id")
+        gold = {"intent": "triage", "within": ids(frame, key)}
+        out.append({"turns": [(text.format(w=word, n=noun), gold)]})
     return out
 
 
@@ -1343,6 +1354,11 @@ def contact_timeline(d: Data) -> list[dict]:
     ]
 
 
+def help_phrasings(d: Data) -> list[dict]:
+    texts = ["what can i ask you?", "help pls", "how do i use this thing"]
+    return [{"turns": [(text, {"intent": "help", "write": None})]} for text in texts]
+
+
 def not_understood(d: Data) -> list[dict]:
     texts = ["book me a meeting room for tmrw 3pm", "whats the weather in boston", "delete all my contacts"]
     return [{"turns": [(text, {"intent": "not_understood", "write": None})]} for text in texts]
@@ -1389,6 +1405,7 @@ TEMPLATES = [
     contact_field_question,
     deal_contact_pronoun,
     contact_timeline,
+    help_phrasings,
     not_understood,
     log_call_pronoun,
     log_named_one_turn,
