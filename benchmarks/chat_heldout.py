@@ -38,6 +38,12 @@ RUNS (the runner below calls benchmarks/chat_eval.py's own world, runner and sco
       per source), load average 10.3 -> 8.5, index 150 s: generated 171 dialogues / 365 turns: turns 50.1%,
       dialogues 28.1%, 0 unconfirmed, 3 wrong-record (focus_switch_pronoun), p50 3.0 ms, p95 240 ms;
       maven 125 / 268: turns 52.6%, dialogues 29.6%, 0 and 0, p50 4.8 ms, p95 96 ms.
+      2026-12-06 17:27-17:31 UTC, same product, set at 38ede06 (the set as it stands: at most 3 instances of
+      a template over both sources, 2 + 1; 58 templates), load average 8.5 -> 7.5, index 166 s:
+      generated (1,000 contacts, seed 23) 86 dialogues / 185 turns: turns exact 48.6%, dialogues exact
+      27.9%, writes without confirmation 0, writes to the wrong record 2 (focus_switch_pronoun), turn p50
+      2.9 ms, p95 153 ms; maven 66 / 141: turns 54.6%, dialogues 33.3%, 0 and 0, p50 6.9 ms, p95 140 ms.
+      Together 152 dialogues / 326 turns: turns 51.2%, dialogues 30.3%.
 
 Gold corrections made before the first run (each a mistake of mine in the gold or in picking records, found
 in a dry run on the pre-merge product (main 4eada74) and fixed in the gold, never in the wording of a turn):
