@@ -2,10 +2,48 @@
 
     .venv/bin/python benchmarks/chat_heldout.py [--source generated|maven|both] [--contacts 1000] [--seed 23]
 
-RUNS (figures of the runner below; the FIRST run is on the product as merged at 16:45 UTC, before anyone could
-adapt the assistant to this set; later runs are listed apart):
+RUNS (the runner below calls benchmarks/chat_eval.py's own world, runner and scorer with --set heldout):
 
-    (first run: after `git merge main` at the 16:45 UTC merge; none recorded yet)
+    FIRST RUN ON THE PRODUCT AS MERGED AT 16:45 UTC (main 94be6dc: chat2 be30e88, which was written before
+    this set reached main in the same merge), 2026-12-06 17:17-17:21 UTC, merged into this branch as
+    e707da7, set as committed at 651a0fb; `.venv/bin/python benchmarks/chat_heldout.py` (both sources;
+    chat_eval world: scored_leads hash table, similarity index of companies + contacts (+ deals when at most
+    2,000), experiment eval-nba, deal states reset per dialogue); 4 min 37 s wall, 236 s of it the index,
+    load average 9.7 -> 12.5 (shared 2-core machine):
+      generated (1,000 contacts, seed 23): 168 dialogues, 362 turns: turns exact 48.6%, dialogues exact
+        28.0%; writes without confirmation 0; writes to the wrong record 3 (focus_switch_pronoun: "and
+        <deal title>?" is not read as a lookup, focus stays on the first deal, "close it as won" + "yes"
+        closes the first one); turn p50 2.2 ms, p95 86.9 ms
+      maven: 122 dialogues, 265 turns: turns exact 50.6%, dialogues exact 29.5%; writes without
+        confirmation 0; writes to the wrong record 0; turn p50 4.9 ms, p95 105 ms
+
+    EARLIER RUN, on the product before chat2 (main 4aa42bb merged as 4da2e3b), 2026-12-06 17:01 UTC, with this
+    file's own first runner (tables only: no scores, no index, no experiments; one ChatData for all
+    dialogues), 162 + 116 dialogues (no experiment templates yet), load average 6.3:
+      generated: turns exact 52.7%, dialogues exact 22.8%; 0 unconfirmed writes; 3 to the wrong record (the
+        same focus_switch_pronoun dialogues); maven: turns 47.6%, dialogues 19.0%; 0 and 0.
+
+    Gold corrected between those two runs (my inconsistency, not the assistant's): "open the first one" and
+    "tell me more about the first one" are details requests by this set's own verb convention (show / open /
+    tell me about = details), scored as details of a row of the list, no longer as "pick".
+
+    Changed after the first run on the 16:45 product (so later figures are not comparable turn for turn):
+    "how many open opps do we have?" and its "just <industry>" follow-up are scored on the count alone
+    (chat_eval's scorer now fails a `within` when no row is shown, and a "how many" is rightly answered with
+    a number); the generated triage turns that say "hot" / "warm" keep only that band of chat_eval's
+    scored_leads table (the superset before); new template help_phrasings (3 dialogues per source).
+
+    LATER RUNS (the product may have seen this set from the 16:45 merge on):
+      2026-12-06 17:23-17:26 UTC, same product (main 94be6dc), set at 6a94b7b (3 instances per template
+      per source), load average 10.3 -> 8.5, index 150 s: generated 171 dialogues / 365 turns: turns 50.1%,
+      dialogues 28.1%, 0 unconfirmed, 3 wrong-record (focus_switch_pronoun), p50 3.0 ms, p95 240 ms;
+      maven 125 / 268: turns 52.6%, dialogues 29.6%, 0 and 0, p50 4.8 ms, p95 96 ms.
+      2026-12-06 17:27-17:31 UTC, same product, set at 38ede06 (the set as it stands: at most 3 instances of
+      a template over both sources, 2 + 1; 58 templates), load average 8.5 -> 7.5, index 166 s:
+      generated (1,000 contacts, seed 23) 86 dialogues / 185 turns: turns exact 48.6%, dialogues exact
+      27.9%, writes without confirmation 0, writes to the wrong record 2 (focus_switch_pronoun), turn p50
+      2.9 ms, p95 153 ms; maven 66 / 141: turns 54.6%, dialogues 33.3%, 0 and 0, p50 6.9 ms, p95 140 ms.
+      Together 152 dialogues / 326 turns: turns 51.2%, dialogues 30.3%.
 
 Gold corrections made before the first run (each a mistake of mine in the gold or in picking records, found
 in a dry run on the pre-merge product (main 4eada74) and fixed in the gold, never in the wording of a turn):
@@ -24,7 +62,7 @@ typos, pronouns, "yep", "scrap that"); a natural phrasing that the assistant doe
 ``dialogues(tables, source)`` returns dicts in benchmarks/chat_eval.py's format: ``{"kind", "turns":
 [(text, gold), ...], "target"}``, gold keys as its ``check`` scores them (intent, records, focus, count,
 within, clarify, one_of, write, steps). Every gold is computed here with polars from the staged tables
-(never from the assistant's output). Each template gives at most 3 dialogues. ``source`` is "generated"
+(never from the assistant's output). Each template gives at most 3 dialogues over both sources (2 + 1). ``source`` is "generated"
 (the synth export built by chat_eval.load, with a seed other than 11) or "maven" (../shared/data/maven_crm
 ingested with the maven profile, read where it lies; skipped with a message when absent).
 
@@ -51,7 +89,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 from datetime import UTC, datetime, timedelta
@@ -107,6 +144,7 @@ class Data:
             how="left",
         )
         self.activities = tables.get("activities", pl.DataFrame())
+        self.scores = tables.get("scored_leads")  # chat_eval's plain lead scores (contact_id, score, band)
         self.rng = random.Random(f"heldout-{source}")
         names = (
             self.companies["name"].drop_nulls().to_list()
@@ -382,8 +420,9 @@ def open_industry_sort(d: Data) -> list[dict]:
         out.append(
             {
                 "turns": [
-                    ("how many open opps do we have?", listed(d.open, "deal_id")),
-                    (f"just {industry}", listed(sub, "deal_id", "refine")),
+                    # "how many" asks for a number: scored on the count alone (no rows need be shown)
+                    ("how many open opps do we have?", {"intent": "question", "count": d.open.height}),
+                    (f"just {industry}", {"intent": "refine", "count": sub.height}),
                     ("biggest first", listed(sub, "deal_id", "refine")),
                 ]
             }
@@ -758,10 +797,13 @@ def triage_issue_wording(d: Data) -> list[dict]:
     ]
     noun = "deals" if d.source == "maven" else "leads"  # Maven has no leads: its open deals
     out = []
-    for text, (_, word, frame, key) in zip(texts, _triage_pool(d), strict=False):
-        out.append(
-            {"turns": [(text.format(w=word, n=noun), {"intent": "triage", "within": ids(frame, key)})]}
-        )
+    for text, band, (_, word, frame, key) in zip(
+        texts, ["hot", "hot", "warm"], _triage_pool(d), strict=False
+    ):
+        if d.scores is not None and key == "contact_id":  # the band said keeps that band (scores given)
+            frame = frame.join(d.scores.filter(pl.col("band") == band).select("contact_id"), on="contact_id")
+        gold = {"intent": "triage", "within": ids(frame, key)}
+        out.append({"turns": [(text.format(w=word, n=noun), gold)]})
     return out
 
 
@@ -777,7 +819,7 @@ def triage_then_first(d: Data) -> list[dict]:
                         f"{word} {noun} nobody has contacted in two weeks + what to do about each",
                         {"intent": "triage", "within": ids(frame, key)},
                     ),
-                    ("tell me more about the first one", {"intent": "pick", "within": ids(frame, key)}),
+                    ("tell me more about the first one", {"intent": "details", "within": ids(frame, key)}),
                 ]
             }
         )
@@ -806,7 +848,7 @@ def morning_routine(d: Data) -> list[dict]:
                     "turns": [
                         (text, listed(frame, "deal_id")),
                         (f"only {industry}", listed(sub, "deal_id", "refine")),
-                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("open the first one", {"intent": "details", "within": ids(sub, "deal_id")}),
                         ("what should i do next with it?", {"intent": "next_action"}),
                     ]
                 }
@@ -826,7 +868,7 @@ def morning_routine(d: Data) -> list[dict]:
                     "turns": [
                         ("open deals over 20k", listed(base, "deal_id")),
                         (f"only {industry}", listed(sub, "deal_id", "refine")),
-                        ("open the first one", {"intent": "pick", "within": ids(sub, "deal_id")}),
+                        ("open the first one", {"intent": "details", "within": ids(sub, "deal_id")}),
                         ("what should i do next with it?", {"intent": "next_action"}),
                     ]
                 }
@@ -1207,6 +1249,44 @@ def prepare_then_log(d: Data) -> list[dict]:
     return out
 
 
+def experiment_start_then_read(d: Data) -> list[dict]:
+    """An A/B test asked for in words, previewed, confirmed; then how it is doing (no record is its target)."""
+    texts = [
+        "start an a/b test: heuristic scoring vs the champion on deals, judged on win rate",
+        "lets test the bandit against the cadence for contacts, response rate as the metric",
+        "set up an experiment comparing ppo vs the policy on contacts by mean reward",
+    ]
+    return [
+        {
+            "turns": [
+                (text, {"intent": "start_experiment", "write": "proposed"}),
+                ("yes", {"intent": "confirm", "write": "made"}),
+                ("how's it doing so far?", {"intent": "read_experiment"}),
+            ],
+            "target": None,
+        }
+        for text in texts
+    ]
+
+
+def experiment_read_cancel(d: Data) -> list[dict]:
+    texts = ["how are my experiments doing", "any results from the a/b tests yet?"]
+    out = [{"turns": [(text, {"intent": "read_experiment", "write": None})]} for text in texts]
+    out.append(
+        {
+            "turns": [
+                (
+                    "run an experiment on deal scoring, champion vs challenger, win rate",
+                    {"intent": "start_experiment", "write": "proposed"},
+                ),
+                ("nah cancel", {"intent": "cancel", "write": "cancelled"}),
+            ],
+            "target": None,
+        }
+    )
+    return out
+
+
 def wrong_record(d: Data) -> list[dict]:
     rows = d.pick(d.deals_named(d.open, by_id=True), 2 * PER_TEMPLATE, claim=True)
     out = []
@@ -1284,6 +1364,11 @@ def contact_timeline(d: Data) -> list[dict]:
     ]
 
 
+def help_phrasings(d: Data) -> list[dict]:
+    texts = ["what can i ask you?", "help pls", "how do i use this thing"]
+    return [{"turns": [(text, {"intent": "help", "write": None})]} for text in texts]
+
+
 def not_understood(d: Data) -> list[dict]:
     texts = ["book me a meeting room for tmrw 3pm", "whats the weather in boston", "delete all my contacts"]
     return [{"turns": [(text, {"intent": "not_understood", "write": None})]} for text in texts]
@@ -1330,6 +1415,7 @@ TEMPLATES = [
     contact_field_question,
     deal_contact_pronoun,
     contact_timeline,
+    help_phrasings,
     not_understood,
     log_call_pronoun,
     log_named_one_turn,
@@ -1347,6 +1433,8 @@ TEMPLATES = [
     reopen_lost,
     reopen_open_refused,
     prepare_then_log,
+    experiment_start_then_read,
+    experiment_read_cancel,
 ]
 
 
@@ -1355,47 +1443,33 @@ def dialogues(tables: dict[str, pl.DataFrame], source: str) -> list[dict]:
     if source not in AS_OF:
         raise ValueError(f"unknown source {source!r}: choose one of {', '.join(AS_OF)}")
     d = Data(tables, source)
-    out = []
-    for template in TEMPLATES:
+    out: list[dict] = []
+    for number, template in enumerate(TEMPLATES):
         d.rng = random.Random(f"heldout-{source}-{template.__name__}")
-        for dialogue in template(d)[:PER_TEMPLATE]:
+        # at most PER_TEMPLATE (3) instances of a template over both sources, as chat_eval counts its own:
+        # 2 generated + 1 Maven for every other template, 1 + 2 for the rest
+        share = (2 if number % 2 == 0 else 1) if source == "generated" else (1 if number % 2 == 0 else 2)
+        for dialogue in template(d)[:share]:
             out.append(
                 {"kind": template.__name__, "target": dialogue.get("target"), "turns": dialogue["turns"]}
             )
+    BUILT[source] = out
     return out
 
 
 # ----------------------------------------------------------------------------------------------- runner
+# The world (scores, similarity index, experiment store), the per-dialogue reset, the runner and the scorer
+# are benchmarks/chat_eval.py's own: this only calls its main with ``--set heldout`` and adds, to each of
+# its failing turns, the gold the turn was scored against.
 
-
-def maven_tables() -> dict[str, pl.DataFrame] | None:
-    folder = Path(os.environ.get("HOLOCRM_SHARED_DATA", ROOT.parent / "shared" / "data")) / "maven_crm"
-    if not folder.exists():
-        return None
-    from holocrm_core.ingest import ingest_export
-
-    result = ingest_export(folder, profile="maven")
-    names = ("companies", "contacts", "deals", "activities", "attachments")
-    return {n: result.tables[n] for n in names if n in result.tables}
-
-
-def _got(turn: dict) -> dict:
-    return {
-        "intent": turn.get("intent"),
-        "records": [r["id"] for r in turn.get("records") or []][:5],
-        "record_count": (turn.get("answer") or {}).get("record_count"),
-        "focus": (turn.get("focus") or {}).get("id"),
-        "clarify": bool(turn.get("clarify")),
-        "write": (turn.get("write") or {}).get("status"),
-        "reply": (turn.get("reply") or "")[:160],
-    }
+BUILT: dict[str, list[dict]] = {}  # source -> the dialogues chat_eval asked for (expected gold of failures)
 
 
 def _expected(gold: dict) -> dict:
     shown = {}
     for key, value in gold.items():
         if isinstance(value, set):
-            shown[key] = f"{len(value)} ids"
+            shown[key] = f"{len(value)} ids" if len(value) > 3 else sorted(value)
         elif key == "one_of":
             shown[key] = [f"{len(v)} ids" for v in value]
         else:
@@ -1403,122 +1477,74 @@ def _expected(gold: dict) -> dict:
     return shown
 
 
-def run(tables: dict[str, pl.DataFrame], source: str) -> dict:
-    """The dialogues through the chat core, each turn scored by benchmarks/chat_eval.py's ``check``."""
-    from benchmarks.chat_eval import check
-    from holocrm_core.chat import ChatData, ChatSession
-
-    data = ChatData.from_tables(tables, as_of=AS_OF[source])
-    scripted = dialogues(tables, source)
-    turns_total = turns_exact = dialogues_exact = unconfirmed = wrong_record = 0
-    by_kind: dict[str, list[int]] = {}
-    failures, unsafe_writes = [], []
-    for dialogue in scripted:
-        written: list[tuple[str, dict, dict]] = []
-        session = ChatSession(data)
-        current: dict = {}
-
-        def writer(_kind, record, check_state, current=current, written=written):
-            if check_state is not None:
-                check_state()
-            written.append((current["text"], current["gold"], record))
-            return {"record": record, "created": True}
-
-        session.writer = writer
-        exact = True
-        for text, gold in dialogue["turns"]:
-            current["text"], current["gold"] = text, gold
-            try:
-                turn = session.turn(text)
-            except Exception as exc:  # a crash is a failed turn, not the end of the run
-                turn = {
-                    "intent": f"error: {type(exc).__name__}: {exc}",
-                    "records": [],
-                    "trace": [],
-                    "reply": "",
-                }
-            wrong = check(turn, gold, written)
-            turns_total += 1
-            turns_exact += not wrong
-            if wrong:
-                exact = False
-                failures.append(
-                    {
-                        "kind": dialogue["kind"],
-                        "text": text,
-                        "wrong": wrong,
-                        "expected": _expected(gold),
-                        "got": _got(turn),
-                    }
-                )
-        for text, gold, record in written:  # safety, from the writer's own log
-            target = record.get("deal_id") or record.get("entity_id") or record.get("contact_id")
-            unsafe = []
-            if gold.get("intent") != "confirm":
-                unconfirmed += 1
-                unsafe.append("written without confirmation")
-            if target != dialogue["target"]:
-                wrong_record += 1
-                unsafe.append(f"written to {target}, the dialogue's record is {dialogue['target']}")
-            if unsafe:
-                unsafe_writes.append(
-                    {"kind": dialogue["kind"], "text": text, "unsafe": unsafe, "record": record}
-                )
-        dialogues_exact += exact
-        by_kind.setdefault(dialogue["kind"], [0, 0, 0])
-        by_kind[dialogue["kind"]][0] += exact
-        by_kind[dialogue["kind"]][1] += 1
-        by_kind[dialogue["kind"]][2] += len(dialogue["turns"])
-    return {
-        "source": source,
-        "as_of": AS_OF[source].date().isoformat(),
-        "rows": {name: frame.height for name, frame in tables.items()},
-        "dialogues": len(scripted),
-        "turns": turns_total,
-        "turns_exact_pct": round(100 * turns_exact / max(turns_total, 1), 1),
-        "dialogues_exact_pct": round(100 * dialogues_exact / max(len(scripted), 1), 1),
-        "writes_without_confirmation": unconfirmed,
-        "writes_to_wrong_record": wrong_record,
-        "by_kind": {k: f"{v[0]}/{v[1]} dialogues exact ({v[2]} turns)" for k, v in by_kind.items()},
-        "unsafe_writes": unsafe_writes,
-        "failures": failures,
-    }
+def _with_expected(failures: list[dict], scripted: list[dict]) -> list[dict]:
+    """chat_eval's failures (kind, turn, wrong, reply) in run order, each given its expected gold."""
+    queue = [(d["kind"], text, gold) for d in scripted for text, gold in d["turns"]]
+    out, at = [], 0
+    for failure in failures:
+        while at < len(queue) and (queue[at][0], queue[at][1]) != (failure["kind"], failure["turn"]):
+            at += 1
+        expected = _expected(queue[at][2]) if at < len(queue) else None
+        out.append({"kind": failure["kind"], "text": failure["turn"], "expected": expected,
+                    "got": failure["wrong"], "reply": failure["reply"]})  # fmt: skip
+        at += 1
+    return out
 
 
 def main() -> None:
+    import contextlib
+    import importlib
+    import io
+
+    from benchmarks import chat_eval
+
     parser = argparse.ArgumentParser()
-    parser.add_argument("--source", choices=["generated", "maven", "both"], default="both")
+    parser.add_argument("--source", choices=["generated", "maven", "all"], default="all")
     parser.add_argument("--contacts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--no-index", action="store_true", help="chat_eval's: no similarity index")
     args = parser.parse_args()
     if args.seed == 11:
-        parser.error("seed 11 is chat_eval's own: held-out runs use another seed")
-    reports, skipped = [], []
-    if args.source in ("generated", "both"):
-        from benchmarks.chat_eval import load
-
-        report = run(load(args.contacts, args.seed), "generated")
-        report["data"] = f"generated export, {args.contacts} contacts, seed {args.seed} (ingested only)"
-        reports.append(report)
-    if args.source in ("maven", "both"):
-        tables = maven_tables()
-        if tables is None:
-            skipped.append("maven: ../shared/data/maven_crm absent (HOLOCRM_SHARED_DATA overrides)")
-        else:
-            report = run(tables, "maven")
-            report["data"] = "Maven CRM export, ingested with the maven profile"
-            reports.append(report)
-    print(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-                "reports": reports,
-                "skipped": skipped,
-            },
-            indent=2,
-        )
-    )
+        parser.error("seed 11 is chat_eval's own set's: held-out runs use another seed")
+    argv = ["chat_eval.py", "--set", "heldout", "--source", args.source, "--contacts", str(args.contacts)]
+    argv += ["--seed", str(args.seed), "--show-failures"] + (["--no-index"] if args.no_index else [])
+    saved, sys.argv = sys.argv, argv
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            chat_eval.main()
+    finally:
+        sys.argv = saved
+    report = json.loads(out.getvalue())
+    summary = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["benchmarks/chat_heldout.py", *saved[1:]])
+        + f"  (chat_eval: {' '.join(argv[1:])})",
+        "load_average": [report.get("load_average_start"), report.get("load_average_end")],
+        "sources": {},
+    }
+    for source, entry in report["sources"].items():
+        if "heldout" not in entry:
+            summary["sources"][source] = entry
+            continue
+        result = entry["heldout"]
+        scripted = importlib.import_module("benchmarks.chat_heldout").BUILT.get(source, [])
+        summary["sources"][source] = {
+            "data": entry["data"],
+            "as_of": entry["as_of"],
+            "index": entry["index_s"],
+            "dialogues": result["dialogues"],
+            "turns": result["turns"],
+            "turns_exact_pct": round(100 * result["turn_exactness"], 1),
+            "dialogues_exact_pct": round(100 * result["dialogue_exactness"], 1),
+            "writes_without_confirmation": result["writes_without_confirmation"],
+            "writes_to_wrong_record": result["writes_to_wrong_record"],
+            "by_kind": result["by_kind"],
+            "turn_ms_p50": result["turn_ms_p50"],
+            "turn_ms_p95": result["turn_ms_p95"],
+            "failures": _with_expected(result["failures"], scripted),
+        }
+    print(json.dumps(summary, indent=2, default=str))
 
 
 if __name__ == "__main__":
