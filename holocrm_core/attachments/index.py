@@ -340,6 +340,8 @@ def fused_activity_frame(
     if embeddings is None or embeddings.is_empty():
         return pl.DataFrame(schema=schema)
     activities = embeddings.filter(pl.col("entity_type") == "activity")
+    if activities.is_empty():  # contacts-only or deals-only exports: nothing to fuse
+        return pl.DataFrame(schema=schema)
     ids = activities.get_column("entity_id")
     chunks = chunk_vectors if chunk_vectors is not None else pl.DataFrame(schema={"activity_id": pl.String})
     # a chunk of an activity that is not embedded (rejected at staging) fuses into nothing
