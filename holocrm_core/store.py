@@ -530,7 +530,10 @@ class SimilarityStore:
     def rotation(self) -> SpectralRotation | None:
         """The spectral rotation the indexed 96-dim prefixes were made with (stored beside them)."""
         if self._rotation is None and ROTATION_TABLE in self._table_names():
-            data = self._rotation_table().to_arrow()
+            try:
+                data = self._rotation_table().to_arrow()
+            except ValueError:  # listed but not committed yet: another shard is creating it
+                return None
             if data.num_rows:
                 order = np.argsort(data.column("component").to_numpy())
                 rotation = np.stack(data.column("axis").to_numpy(zero_copy_only=False))[order].T
@@ -665,10 +668,10 @@ class SimilarityStore:
         if isinstance(vectors, pl.DataFrame):
             vectors = in_shards(vectors, "entity_id", wanted, count)
         documents, matrix, model = _aligned(documents, vectors)
-        indexed = self.indexed_model() if self.rotation() is not None else ""
+        rotation = self._shared_rotation(matrix, model)
+        indexed = self.indexed_model() if rotation is not None else ""
         if indexed and model and indexed != model:
             raise EmbeddingModelMismatch(indexed, model)  # one shard cannot switch tiers: re-sync everything
-        rotation = self._shared_rotation(matrix, model)
         rotation_version = rotation.version if rotation is not None else "identity"
         coarse = (
             rotation.transform(matrix, COARSE_SCALE) if rotation is not None else matrix[:, :COARSE_SCALE]
@@ -699,8 +702,13 @@ class SimilarityStore:
         try:
             self._save_rotation(fitted, model, mode="create")
         except (ValueError, OSError, RuntimeError):  # another shard saved one first: use it
-            self._rotation = None
-            return self.rotation() or fitted
+            for _ in range(50):  # its commit may still be landing: wait for it rather than diverge
+                self._rotation = None
+                saved = self.rotation()
+                if saved is not None:
+                    return saved
+                time.sleep(0.1)
+            return fitted
         return fitted
 
     def _open_created(self, entity_type: str, attempts: int = 20):
