@@ -404,3 +404,163 @@ def ordinal(args: dict[str, str]) -> int:
 
 def suggestions() -> list[str]:
     return [i.example for i in CATALOGUE if i.name not in ("confirm", "cancel", "pick", "help")]
+
+
+# ------------------------------------------------------------------------------------------- exemplars
+# Paraphrases of each intent, read by meaning (``holocrm_core.chat.understand``): a turn no pattern matches is
+# embedded (record names masked as "Acme") and compared with these; the nearest intent, when it stands out
+# by a margin, is run with its arguments spotted in the turn (names, outcome, amounts, dates), else the turn
+# goes to the NL question layer, else "not understood". Written generically (no evaluation sentence); two
+# classes are not intents: ``question`` (the NL layer's) and ``out_of_scope`` (honestly not understood).
+EXEMPLARS: dict[str, tuple[str, ...]] = {
+    "find": (
+        "find Acme", "look up Acme", "search for the record Acme", "is there a record called Acme",
+        "do we have Acme in the CRM", "Acme?", "which record is Acme", "locate Acme", "get me Acme",
+        "have we got anyone called Acme",
+    ),
+    "details": (
+        "show Acme", "open Acme", "tell me about Acme", "what do we have on Acme", "everything on Acme",
+        "what have we got on them", "info on Acme", "give me the details of Acme", "pull up the record",
+        "who is Acme", "what is Acme's email address", "what's her phone number", "Acme's contact details",
+        "what company does she work for", "which account is this deal with", "who is the contact on this deal",
+        "show me its activity history", "the timeline for Acme", "open the record", "tell me more about it",
+        "more detail on the third result", "more on the first one", "show me that one", "and Acme?",
+        "what about Acme?", "how about Acme", "details please", "what's been happening with Acme",
+        "who owns Acme", "what stage is the deal at", "what is the deal worth", "where are we with Acme",
+    ),
+    "summarize": (
+        "summarize Acme", "give me a summary of Acme", "sum up the account", "recap Acme",
+        "a quick overview of Acme", "catch me up on Acme", "brief me on this account", "the short version on Acme",
+        "give me the gist of Acme", "in a nutshell, what's going on with Acme", "too long didn't read Acme",
+        "anything new on this account lately", "any recent news on Acme", "what happened lately with this account",
+        "quick rundown on Acme", "headline facts about Acme", "summary of that deal", "fill me in on Acme",
+    ),
+    "explain_score": (
+        "why is Acme hot", "explain Acme's score", "why does this lead score so high", "what drives the score",
+        "why is this deal rated like this", "how come they got that score", "what is the score of Acme",
+        "why is she so cold", "reasons behind the score", "how likely is Acme to convert",
+        "why did the model rate it that way", "what makes this lead warm", "score breakdown for Acme",
+        "how good is this lead", "what's his lead score",
+    ),
+    "next_action": (
+        "what should I do next with Acme", "next best action for Acme", "what do you recommend for them",
+        "how should I approach Acme", "what's my next step with this deal", "what's the best move here",
+        "what do I do about Acme now", "suggest an action for this contact", "how do I move this deal forward",
+        "recommend a next step", "what would you do with Acme", "how should we follow up with them",
+        "what is the recommended action", "what now with Acme",
+    ),
+    "similar": (
+        "similar to Acme", "companies like Acme", "who else resembles Acme", "find lookalikes of Acme",
+        "accounts resembling Acme", "more like this one", "show me others like them", "records close to Acme",
+        "deals comparable to this one", "anyone similar to her", "records that resemble Acme", "find me more of these",
+    ),
+    "search": (
+        "search pricing objections", "find notes about budget cuts", "emails that mention a discount",
+        "anything mentioning security questionnaires", "look for calls where they talked about renewal",
+        "which notes talk about integrations", "search the activities for competitor names",
+        "any meetings discussing the contract terms", "find anything about onboarding delays",
+        "records that mention GDPR", "where did someone bring up the invoice", "notes referring to a pilot",
+    ),
+    "draft_email": (
+        "draft a follow-up email", "write them an email", "compose a follow up to Acme", "email draft for her",
+        "prepare a follow up message", "write a quick note to send to the contact", "draft something to send them",
+        "can you write the email", "put together a follow-up mail for Acme", "draft a reply to them",
+        "write me an email to Acme", "send them a follow up, draft it first",
+    ),
+    "log_note": (
+        "log a note: they need a security review", "add a note to this account", "log a call with Acme",
+        "record a meeting with them: agreed on pricing", "note that she is on holiday until May",
+        "put a note on the deal", "log it", "save that as a note", "add this to the timeline",
+        "I just spoke to them, log the call", "had a meeting with Acme today, record it",
+        "write down that they asked for a discount", "jot down that the budget is approved",
+        "log that I called them", "make a note of it",
+    ),
+    "close_deal": (
+        "close the deal as won", "mark it lost", "we won it", "we lost this deal", "set the deal to won",
+        "close it out as lost", "they signed, mark it won", "the customer walked away, close it lost",
+        "mark Acme as won", "they chose a competitor, set it to lost", "the deal is dead, mark it lost",
+        "close that opportunity as won", "it's a win, close it", "flag the deal as lost",
+        "they pulled out, close the deal as lost", "book it as won",
+    ),
+    "reopen_deal": (
+        "reopen the deal", "reopen it", "open the deal again", "the customer is back, reopen it",
+        "undo the close, put it back in the pipeline", "revive this deal", "bring the deal back to open",
+        "they changed their mind, reopen the opportunity", "set the deal back to open",
+    ),
+    "record_outcome": (
+        "the call worked", "the email failed", "it worked", "they replied", "no reply yet, it failed",
+        "they answered and agreed to a meeting", "nobody picked up", "no answer, I left a voicemail",
+        "she got back to me the next morning", "they said yes to the proposal", "the email bounced",
+        "they said no", "he ignored the email", "did it, they responded well", "the proposal landed",
+        "done, no response", "sent it and they replied", "called them, they were interested",
+        "it went nowhere", "record the outcome: success", "they never got back to us",
+        "the follow up paid off", "tried that, didn't work",
+    ),
+    "start_experiment": (
+        "start an experiment cadence vs ppo", "launch an a/b test of the bandit against the policy",
+        "set up a test comparing the champion and the challenger on deals", "let's try ppo versus cadence",
+        "create an experiment: heuristic against champion, win rate as the metric",
+        "run a split test between the two policies", "begin testing the bandit against cadence per contact",
+        "compare the challenger with the champion in an experiment", "kick off an a/b test",
+    ),
+    "read_experiment": (
+        "how is the experiment doing", "experiment results", "how's the test going", "show the a/b test report",
+        "which experiments are running", "list my experiments", "any results from the test yet",
+        "is the experiment significant", "how are my tests performing", "who is winning the experiment",
+        "report on the experiment", "how is it going so far", "what experiments do we have",
+    ),
+    "prepare": (
+        "prepare me for my call with Acme", "get me ready for the meeting with Acme", "prep for the Acme demo",
+        "brief me before my call with them", "I have a meeting with Acme tomorrow, prepare me",
+        "help me prepare for Acme", "what do I need to know before calling Acme", "meeting prep for Acme",
+    ),
+    "triage": (
+        "which of my hot leads haven't heard from us in two weeks and what should I do with each",
+        "warm leads we have not contacted in a month, what to do with them",
+        "hot deals nobody touched in 10 days and the next step for each",
+        "leads in retail that went quiet for three weeks, and what do I do about each one",
+        "which contacts have we ignored for 30 days, what should we do with each",
+        "triage my untouched hot leads", "neglected leads this month and an action for every one",
+    ),
+    "refine": (
+        "only the ones in fintech", "just the big ones", "sort by value", "largest ones on top", "what about last year",
+        "and the month prior", "which of them are over 10k", "which of those are in EMEA", "only mine",
+        "keep the ones closing this month", "order them by close date", "just the open ones",
+        "same but for last quarter", "filter to healthcare", "those in Europe only", "rank them by size",
+        "how about the month before", "only the hot ones", "the smallest first",
+    ),
+    "confirm": (
+        "yes", "yes please", "go ahead", "do it", "confirmed", "sure, go for it", "that's right, proceed",
+        "ok do it", "yep, save it", "absolutely", "fine by me, write it", "correct, go on",
+    ),
+    "cancel": (
+        "no", "cancel", "don't", "never mind", "scrap it", "forget it", "actually no", "stop, don't do that",
+        "hold on, cancel that", "leave it", "wait no", "not now", "drop it", "undo that, don't save",
+        "no thanks", "on second thought, don't",
+    ),
+    "help": (
+        "help", "what can you do", "what can I ask", "show me the commands", "how do I use this",
+        "what are you able to do", "examples please", "what kind of questions can I ask you", "options",
+        "what do you support",
+    ),
+    "pick": (
+        "the second one", "the first", "number 3", "option two", "the last one", "the top one", "I mean the third",
+        "go with the first one", "2", "that second option",
+    ),
+    "question": (
+        "open deals in fintech", "how many contacts do we have in EMEA", "deals won last quarter",
+        "top 10 deals by value", "leads created this month", "what is our win rate", "total pipeline value",
+        "which companies are in healthcare", "deals closing next month over 50k", "list all lost deals",
+        "contacts at Acme", "open deals of Acme", "who works at Acme", "average deal size by owner",
+        "how many deals did Sam win this year", "companies in the retail industry", "activities last week",
+        "deals in negotiation", "revenue by region", "number of open opportunities",
+        "which deals are stuck in proposal", "new leads in Europe", "biggest deals this year",
+        "how much did we close in Q2",
+    ),
+    "out_of_scope": (
+        "book a flight to Berlin", "what's the weather tomorrow", "order lunch for the team",
+        "reserve a conference room for Friday", "set an alarm for 7", "play some music", "tell me a joke",
+        "translate this to French", "who won the football game", "schedule my dentist appointment",
+        "buy more printer paper", "turn off the lights", "what's the capital of France",
+    ),
+}  # fmt: skip

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from holocrm_core.chat.data import KINDS, ChatData, Rec
-from holocrm_core.chat.errors import ChatError
+from holocrm_core.chat.errors import ChatError, NotFound
 from holocrm_core.chat.text import jsonable as _jsonable
 
 
@@ -94,7 +94,7 @@ class QuestionIntents:
         )
         if not answer.get("understood") and not answer.get("readings"):
             if fallback_of is not None:
-                raise ChatError(
+                raise NotFound(
                     f"no company, contact or deal is called anything like {fallback_of!r}, and "
                     f"it is not a question I understand"
                 )
@@ -190,3 +190,11 @@ def _answer_records(data: ChatData, answer: dict[str, Any]) -> list[Rec]:
                 recs.append(data.rec(kind, str(rid)))
                 break
     return recs
+
+
+def time_phrase(text: str) -> str:
+    """The time phrase of a question as written ("deals won last quarter" -> "last quarter"), or ""."""
+    from holocrm_core.nlq.timeparse import find_times
+
+    found = find_times(text.lower(), datetime.now(UTC))
+    return text[found[0].start_char : found[0].end_char] if found else ""

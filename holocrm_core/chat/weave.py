@@ -59,14 +59,14 @@ class WovenIntents:
 
     def _do_prepare(self, args: dict, out: dict) -> None:
         """find -> details -> score -> next action -> summary; every step a catalogue intent, in the trace."""
-        from holocrm_core.chat.errors import ChatError, Chosen
+        from holocrm_core.chat.errors import Chosen, NotFound
 
         plan = list(catalogue.PREPARE_PLAN)
         assert all(step in catalogue.BY_NAME for step in plan)  # the plan is data from the catalogue
         out["plan"] = plan
         recs = self.find(args["ref"], kinds=("company", "contact"))
         if not recs:
-            raise ChatError(f"no company or contact is called anything like {args['ref']!r}")
+            raise NotFound(f"no company or contact is called anything like {args['ref']!r}")
         if len(recs) > 1:
             raise Chosen(recs)
         self._prepare(recs[0], out)
