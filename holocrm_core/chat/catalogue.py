@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 ORDINALS = {
     "first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2, "third": 3, "3rd": 3, "three": 3,
-    "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1,
+    "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1, "top": 1,
 }  # fmt: skip
 _ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
 _RESULT = (
@@ -122,7 +122,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "close_deal",
         (
-            r"(?:close|mark|set) (?P<ref>.+?) (?:as |to )?(?P<outcome>won|lost)[.!]?",
+            r"(?:close|mark|set)(?: (?!(?:as|to)\b)(?P<ref>.+?))? (?:as |to )?(?:closed[- ]?)?(?P<outcome>won|lost)[.!]?",
             r"(?P<ref>the deal|that deal|this deal|it) (?:was|is|got|has been) (?P<outcome>won|lost)[.!]?",
             r"(?:we )?(?P<outcome>won|lost) (?P<ref>.+?)[.!]?",
         ),
@@ -205,7 +205,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "log_note",
         (
-            r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email)(?: on (?P<ref>[^:]+?))?"
+            r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email)(?: (?:on|with|for|to) (?P<ref>[^:]+?))?"
             r"\s*[:,-]\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email) (?P<text>.+)",
             r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
@@ -562,5 +562,54 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "reserve a conference room for Friday", "set an alarm for 7", "play some music", "tell me a joke",
         "translate this to French", "who won the football game", "schedule my dentist appointment",
         "buy more printer paper", "turn off the lights", "what's the capital of France",
+    ),
+}  # fmt: skip
+# Words that are strong evidence of an intent wherever they stand in a turn (lexical features added to the
+# meaning score by ``understand.rank``): the vocabulary of each request, not sentences.
+CUES: dict[str, tuple[str, ...]] = {
+    "details": (
+        "details", "more about", "more on", "tell me about", "know about", "info on", "information on",
+        "profile", "phone", "phone number", "email address", "contact info", "activity history", "timeline",
+        "what company", "which company", "which account", "who is the contact", "who's the contact",
+    ),
+    "summarize": (
+        "tl;dr", "tldr", "summary", "summarize", "summarise", "sum up", "gist", "nutshell", "recap", "rundown",
+        "overview", "highlights", "the latest", "catch me up", "catch up", "short version", "brief me on",
+    ),
+    "next_action": (
+        "next step", "next move", "next action", "best move", "should i do", "should we do", "recommend",
+        "suggest", "approach",
+    ),
+    "explain_score": ("score", "scored", "scoring", "rated", "rating", "why is", "why are"),
+    "similar": ("similar", "lookalike", "lookalikes", "resembl", "comparable", "looks like", "others like"),
+    "search": (
+        "mention", "mentions", "mentioning", "mentioned", "talk about", "talked about", "discussing",
+        "search", "anything about", "notes about", "referring to",
+    ),
+    "draft_email": ("draft", "compose", "write an email", "write them", "write her", "write him", "email to"),
+    "log_note": ("log", "note that", "jot", "write down", "add a note", "record a call", "record a meeting"),
+    "close_deal": ("won", "lost", "close it", "close the deal", "closed won", "closed lost"),
+    "reopen_deal": ("reopen", "re-open", "revive", "back to open", "open again"),
+    "record_outcome": (
+        "worked", "replied", "responded", "no answer", "no reply", "no response", "voicemail", "bounced",
+        "said yes", "said no", "got back", "didn't work", "went nowhere", "ignored",
+    ),
+    "start_experiment": ("a/b", "experiment", "split test", "versus", " vs ", "against"),
+    "read_experiment": ("experiment", "experiments", "a/b test", "a/b tests", "test results", "so far"),
+    "prepare": ("prep", "prepare", "get me ready", "before my call", "before my meeting", "before the call"),
+    "triage": (
+        "haven't heard", "havent heard", "not heard", "not contacted", "nobody has contacted", "untouched",
+        "gone quiet", "went quiet", "neglected", "each", "each one", "every one",
+    ),
+    "help": ("help", "what can you", "what can i", "commands", "how do i use"),
+    "cancel": ("cancel", "scrap", "never mind", "nevermind", "forget it", "don't", "do not", "hold on"),
+    "confirm": ("yes", "go ahead", "do it", "confirm", "proceed"),
+    "question": (
+        "how many", "count", "total", "average", "sum of", "list", "which deals", "which contacts",
+        "which companies", "top", "by region", "by owner", "per ",
+    ),
+    "out_of_scope": (
+        "book", "reserve", "flight", "hotel", "taxi", "weather", "lunch", "dinner", "music", "song", "joke",
+        "translate", "alarm", "timer", "meeting room", "conference room", "restaurant", "buy", "order",
     ),
 }  # fmt: skip

@@ -306,7 +306,10 @@ class ChatSession(
             if rec is None:
                 raise ChatError("which record? nothing is in focus yet: find one first, e.g. `find Acme`")
             return rec
-        number = re.fullmatch(rf"(?:the )?({'|'.join(catalogue.ORDINALS)}|\d+)(?: one)?", ref)
+        number = re.fullmatch(
+            rf"(?:the )?({'|'.join(catalogue.ORDINALS)}|\d+)(?: (?:one|result|row|record|deal|contact|company|lead))?",
+            ref,
+        )
         if number and self.results:
             n = catalogue.ordinal(
                 {"ordinal": number.group(1)} if not number.group(1).isdigit() else {"number": number.group(1)}

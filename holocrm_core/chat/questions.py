@@ -43,6 +43,20 @@ class QuestionIntents:
             rewritten = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
             if rewritten != text:
                 return rewritten.replace("people of", "contacts of")
+        # any other list of the focus's ("any open deals with them?", "calls there last month"): the pronoun
+        # phrase replaced by the record's name
+        if re.search(rf"\b{nouns}\b", text, re.IGNORECASE):
+            pronoun = re.compile(
+                r"\s*\b(?:(?:with|for|at|of|from|on|by) (?:them|him|her|it|this one|that one)|there|at it|theirs|"
+                r"of (?:theirs|his|hers))\b",
+                re.IGNORECASE,
+            )
+            if pronoun.search(text):
+                stripped = pronoun.sub("", text).strip(" ?.!")
+                return f"{stripped} of {name}"
+            owned = re.compile(r"\b(?:its|their|his|her)\s+", re.IGNORECASE)
+            if owned.search(text):
+                return f"{owned.sub('', text).strip(' ?.!')} of {name}"
         return text
 
     def _do_refine(self, args: dict, out: dict) -> None:
@@ -50,16 +64,40 @@ class QuestionIntents:
             raise ChatError("there is no previous question to refine: ask one first, e.g. `open deals`")
         q = dict(self.question, filters=list(self.question["filters"]))
         if args.get("filter"):
-            q["filters"].append(
-                re.sub(r"^(?:ones |those |that are |which are |who are )", "", args["filter"])
-            )
+            said = re.sub(r"^(?:ones |those |that are |which are |who are )", "", args["filter"])
+            if _AMOUNT.match(said) and re.search(
+                r"\b(?:deals?|opps?|opportunities|pipeline|wins|won|lost)\b", q["base"], re.I
+            ):
+                said = f"value {said}"  # "over 50k" of a list of deals: their value
+            q["filters"].append(said)
         if args.get("sort"):
             q["sort"] = args["sort"]
+            # "how many ...?" then "largest first": the rep wants the records now, not the count sorted
+            q["base"] = re.sub(
+                r"^(?:how many|count(?: of)?|number of)\s+", "", q["base"], flags=re.IGNORECASE
+            )
+            q["base"] = re.sub(r"\s+(?:do|did|does) (?:we|i|they) have\b", "", q["base"], flags=re.IGNORECASE)
         if args.get("time"):
             q["base"] = _without_times(q["base"])  # "what about this quarter?" replaces the window
             q["filters"] = [_without_times(f) for f in q["filters"]]
             q["time"] = args["time"]
         self._ask(q, out)
+
+    def _people_at(self, q: dict[str, Any], out: dict) -> bool:
+        """ "who do we know at Acme?", "anyone we deal with over at Globex": a "who" question the NL layer does
+        not read, about a company named in it: its contacts (the NL layer's "contacts at <company>")."""
+        from holocrm_core.chat.understand import spot
+
+        base = q["base"]
+        if q.get("retried") or not re.match(
+            r"^\s*(?:who|whom|anyone|anybody|which people|people)\b", base, re.I
+        ):
+            return False
+        companies = [e for found in spot(self.data, base) for e in found.entries if e[0] == "company"]
+        if len({e[1] for e in companies}) != 1:
+            return False
+        self._ask({**q, "base": f"contacts at {companies[0][2]}", "retried": True}, out)
+        return True
 
     @staticmethod
     def question_text(q: dict[str, Any]) -> str:
@@ -92,6 +130,10 @@ class QuestionIntents:
             started,
             plan=answer.get("plan_words"),
         )
+        if not answer.get("understood") and not answer.get("readings") and pick is None:
+            retried = self._people_at(q, out)
+            if retried:
+                return
         if not answer.get("understood") and not answer.get("readings"):
             if fallback_of is not None:
                 raise NotFound(
@@ -171,6 +213,13 @@ class QuestionIntents:
         out["reply"] = f"{rec.label} is in focus."
 
 
+_AMOUNT = re.compile(
+    r"^(?:over|above|under|below|more than|less than|bigger than|larger than|smaller than|at least|at most|"
+    r"greater than)\s+[$€£]?\d",
+    re.IGNORECASE,
+)
+
+
 def _without_times(text: str) -> str:
     """The question without its time phrases (the NL layer's own time reader finds them)."""
     from holocrm_core.nlq.timeparse import find_times
@@ -194,7 +243,9 @@ def _answer_records(data: ChatData, answer: dict[str, Any]) -> list[Rec]:
 
 def time_phrase(text: str) -> str:
     """The time phrase of a question as written ("deals won last quarter" -> "last quarter"), or ""."""
+    from holocrm_core.nlq.normalise import surface
     from holocrm_core.nlq.timeparse import find_times
 
-    found = find_times(text.lower(), datetime.now(UTC))
+    text = surface(text.lower(), [])  # the NL layer's shorthand ("last qtr") spelled out
+    found = find_times(text, datetime.now(UTC))
     return text[found[0].start_char : found[0].end_char] if found else ""

@@ -33,6 +33,8 @@ from holocrm_core.chat.data import ChatData, name_key
 MEANING_MIN = 0.5  # cosine of the nearest exemplar (MiniLM) an intent needs
 MEANING_MARGIN = 0.04  # ... and its lead over the best exemplar of any other intent
 LEXICAL_MIN = 0.72  # the same without the model: rapidfuzz token_set_ratio / 100
+RUNNER_UP_WITHIN = 0.05  # the second intent is read when the first lacks arguments and is this close
+CUE_BONUS = 0.1  # added to an intent's meaning score when one of its cue words is in the turn
 MAX_NGRAM = 9  # the longest name spotted, in words
 PLACEHOLDER = "Acme"  # what a spotted name is masked as (the exemplars' record name)
 # the intents the meaning path may run; the classes "question" and "out_of_scope" route the turn
@@ -57,13 +59,26 @@ _KIND_NEAR_PRONOUN = re.compile(
     r"|\b(it|they|them|he|she|him|her|this|that)\b.*\b(contact|person|company|account|deal|opportunity)\b",
     re.IGNORECASE,
 )
+_SINGULAR_KINDS = {
+    "contact": "contact", "person": "contact", "company": "company", "account": "company", "deal": "deal",
+    "opportunity": "deal", "opp": "deal",
+}  # fmt: skip
+# a turn that asks rather than tells (a write is never read from it)
+_ASKS = re.compile(
+    r"^\s*(?:what|whats|what's|which|who|who's|whose|how|when|where|why|any|list|show|count|"
+    r"(?:did|do|does|is|are|was|were|can|could|have|has) (?:we|you|i|they|he|she|anyone|anybody|the|any|there|"
+    r"our|my))\b",
+    re.IGNORECASE,
+)
 _PRONOUN = re.compile(r"\b(it|them|they|him|her|he|she|this one|that one|this|that|there)\b", re.IGNORECASE)
 _ORDINAL_REF = re.compile(
     r"\b(?:the\s+)?(first|second|third|fourth|fifth|last|top|1st|2nd|3rd|4th|5th)"
     r"(?:\s+(?:one|result|row|record|deal|contact|company|lead|item|entry|option))?\b",
     re.IGNORECASE,
 )
-_SUFFIXES = ("inc", "llc", "ltd", "corp", "co", "plc", "gmbh", "ag", "sa", "group", "holdings", "limited")
+_SUFFIXES = (
+    "inc", "llc", "ltd", "corp", "co", "plc", "gmbh", "ag", "sa", "group", "holdings", "limited", "&", "and",
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- names
@@ -239,7 +254,23 @@ def rank(text: str, embed: Callable | None) -> list[tuple[str, float, str]]:
     for score, label, phrase in zip(scores, labels, texts, strict=True):
         if label not in best or score > best[label][0]:
             best[label] = (float(score), phrase)
+    lowered = f" {text.lower()} "
+    for label, cues in catalogue.CUES.items():
+        if label in best and any(_cue(cue).search(lowered) for cue in cues):
+            best[label] = (best[label][0] + CUE_BONUS, best[label][1])
     return sorted(((k, v[0], v[1]) for k, v in best.items()), key=lambda r: -r[1])
+
+
+_CUE_PATTERNS: dict[str, re.Pattern] = {}
+
+
+def _cue(cue: str) -> re.Pattern:
+    if cue not in _CUE_PATTERNS:
+        edge = r"\b" if cue[:1].isalnum() else ""
+        _CUE_PATTERNS[cue] = re.compile(
+            edge + re.escape(cue.strip()) + (r"" if cue.endswith(("resembl", " ")) else edge)
+        )
+    return _CUE_PATTERNS[cue]
 
 
 def decide(ranked: list[tuple[str, float, str]], lexical: bool) -> str | None:
@@ -285,6 +316,10 @@ _WINDOW = re.compile(
     r"(days?|weeks?|wks?|fortnights?|months?|mths?|quarters?|years?|yrs?)\b",
     re.IGNORECASE,
 )
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december",
+)  # fmt: skip
 _UNIT_WORDS = {"wk": "week", "wks": "weeks", "mth": "month", "mths": "months", "yr": "year", "yrs": "years"}
 _METRIC = re.compile(
     r"\b(win rate|response rate|conversion(?: rate)?|reply rate|revenue|deal value)\b", re.IGNORECASE
@@ -457,18 +492,67 @@ class UnderstandIntents:
                 if intent == "close_deal" and args.get("ref", "").lower() in ("as", "to", "it as", "this as"):
                     args.pop("ref")
                 return intent, args, "clause"
+        bare = self._bare_name(text, spots)
+        if bare is not None:
+            return "find", {"name": bare}, "name"
+        related = self._related_record(text, spots)
+        if related is not None:
+            return "details", {"ref": related}, "pronoun"
         embed = self.data.meaning_embed
         ranked = rank(masked(text, spots), embed)
         self._ranked = ranked
-        intent = decide(ranked, lexical=embed is None)
-        if intent is None or intent == "question":
-            return "question", {"text": text}, "question"
-        if intent == "out_of_scope":
+        floor = LEXICAL_MIN if embed is None else MEANING_MIN
+        if ranked and ranked[0][0] == "out_of_scope" and ranked[0][1] >= floor:
             return "not_understood", {}, "meaning"
-        args = self._slots(intent, text, spots)
-        if args is None:
+        intent = decide(ranked, lexical=embed is None)
+        if intent is None:
             return "question", {"text": text}, "question"
-        return intent, args, "meaning"
+        # the nearest intent whose arguments are in the turn (a write is never read from a question); the
+        # runner-up only when it is as near
+        for candidate, score, _ in ranked[:2]:
+            if candidate != intent and (score < floor or ranked[0][1] - score > RUNNER_UP_WITHIN):
+                break
+            if candidate in ("question", "out_of_scope"):
+                break
+            if candidate in catalogue.WRITE_INTENTS and _ASKS.match(text):
+                continue
+            args = self._slots(candidate, text, spots)
+            if args is not None:
+                return candidate, args, "meaning"
+        return "question", {"text": text}, "question"
+
+    def _bare_name(self, text: str, spots: list[Spot]) -> str | None:
+        """A turn that is only a name ("Wilson?", "the Globex account"): the name to find."""
+        said = text.strip(" ?.!")
+        if spots and spots[0].start == 0 and spots[0].end == len(text.split()):
+            return spots[0].text
+        from rapidfuzz import fuzz
+
+        rest = residual(said)
+        if not rest or rest != said or len(said.split()) > 4 or len(said) < 3:
+            return None
+        found = self.find(said)
+        self._out["trace"].clear()  # the trial lookup is run again by the find intent
+        words = [w for w in re.findall(r"[a-z0-9]+", said.lower()) if w not in _STOP]
+        for rec in found[:1]:
+            name = re.findall(r"[a-z0-9]+", rec.label.lower())
+            if words and all(max(fuzz.ratio(w, n) for n in name) >= 80 for w in words):
+                return said
+        return None
+
+    def _related_record(self, text: str, spots: list[Spot]) -> str | None:
+        """ "what company is she at?", "who's the contact on it?": a question after one record (in focus) about
+        another of one kind: that record, by ``_from_focus``."""
+        if self.focus is None or spots or not _ASKS.match(text) or len(text.split()) > 9:
+            return None
+        found = _PRONOUN_KIND.search(text) or _KIND_NEAR_PRONOUN.search(text)
+        if found is None:
+            return None
+        kind = next(g for g in found.groups() if g and g.lower() in _SINGULAR_KINDS).lower()
+        wanted = _SINGULAR_KINDS[kind]
+        if wanted == self.focus.kind:
+            return None
+        return f"the {wanted}"
 
     # ---------------------------------------------------------------------------------- arguments
     def _ref(self, text: str, spots: list[Spot]) -> str | None:
@@ -507,9 +591,15 @@ class UnderstandIntents:
             ref = spots[0].text if spots else pronoun_ref(text)
             return {"outcome": said, **({"ref": ref} if ref and ref not in ("that", "this") else {})}
         if intent == "reopen_deal":
+            if not re.search(
+                r"\b(re-?open|revive|open (?:it |this |the deal )?again|back to open)", text, re.I
+            ):
+                return None
             ref = spots[0].text if spots else None
             return {**({"ref": ref} if ref else {})}
         if intent == "log_note":
+            if not re.search(r"\b(log|note|jot|write (?:it |that )?down|record|add|save|put)\b", text, re.I):
+                return None
             parts = clauses(text)
             command = [
                 p for p in parts if re.search(r"\b(log|note|record|add|save|jot|write down)\b", p, re.I)
@@ -598,23 +688,38 @@ class UnderstandIntents:
         return args or None
 
     def _time_before(self, unit: str) -> str | None:
-        """ "the quarter before that": the window of the previous question moved back one ``unit``, as the
-        NL layer's own words ("2 quarters ago" after "last quarter"); None when there is no window."""
-        said = (self.question or {}).get("time") or ""
-        if not said:
-            from holocrm_core.chat.questions import time_phrase
+        """ "the quarter before that": the window of the previous question moved back one ``unit``, said as
+        the NL layer reads it ("q2 2026", "june 2026", "2025", "between 2026-06-01 and 2026-06-07"); None when
+        the previous question had no window."""
+        from datetime import UTC, datetime, timedelta
 
-            said = time_phrase((self.question or {}).get("base", ""))
+        from holocrm_core.chat.questions import time_phrase
+        from holocrm_core.nlq.timeparse import find_times
+
+        q = self.question or {}
+        said = (
+            q.get("time")
+            or time_phrase(q.get("base", ""))
+            or " ".join(time_phrase(f) for f in q.get("filters", []) if time_phrase(f))
+        )
         if not said:
             return None
-        lowered = said.lower().strip()
-        back = {f"last {unit}": 2, f"previous {unit}": 2, f"this {unit}": 1}.get(lowered)
-        ago = re.fullmatch(rf"(\d+) {unit}s? ago", lowered)
-        if ago:
-            back = int(ago.group(1)) + 1
-        if back is None:
+        as_of = self.data.as_of or datetime.now(UTC)
+        found = find_times(said.lower(), as_of)
+        if not found or found[0].past is None:
             return None
-        return f"{back} {unit}s ago" if back > 1 else f"last {unit}"
+        start = found[0].past[0]
+        if unit == "quarter":
+            index = start.year * 4 + (start.month - 1) // 3 - 1
+            return f"q{index % 4 + 1} {index // 4}"
+        if unit == "month":
+            index = start.year * 12 + start.month - 2
+            return f"{_MONTHS[index % 12]} {index // 12}"
+        if unit == "year":
+            return str(start.year - 1)
+        days = 7 if unit == "week" else 1
+        first = start - timedelta(days=days)
+        return f"between {first.date().isoformat()} and {(start - timedelta(days=1)).date().isoformat()}"
 
     def _choice_named(self, text: str, choices: list, spots: list[Spot]) -> int | None:
         """The one of numbered choices the turn names ("the one at Globex"), by its label; None: none or not

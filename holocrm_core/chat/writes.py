@@ -64,7 +64,9 @@ class WriteIntents:
                 raise ChatError(
                     "refused: nothing is in focus; open the record first (e.g. `show <name>`), then ask"
                 )
-            return self.resolve(ref, kinds, closed)  # named while nothing is in focus: that record (previewed)
+            return self.resolve(
+                ref, kinds, closed
+            )  # named while nothing is in focus: that record (previewed)
         if by_pronoun:
             if self.stale and not self._focus_set:
                 # the last turn named something not resolved: "it" may not be the focus; ask, the focus first
