@@ -111,10 +111,12 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "prepare",
         (
-            r"(?:help me |get me ready for |)prep(?:are)?(?: me)? for (?:my |the |a |our )?(?:call|meeting|demo)"
-            r" with (?P<ref>.+?)[?.!]?",
-            r"get me ready for (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
-            r"brief me (?:for|before) (?:my |the |a |our )?(?:call|meeting|demo) with (?P<ref>.+?)[?.!]?",
+            r"(?:help me |get me ready for |)prep(?:are)?(?: me)? for (?:my |the |a |our )?(?:[\w']+ ){0,2}"
+            r"(?:call|meeting|demo|visit|pitch) with (?P<ref>.+?)[?.!]?",
+            r"get me ready for (?:my |the |a |our )?(?:[\w']+ ){0,2}(?:call|meeting|demo|visit|pitch) with"
+            r" (?P<ref>.+?)[?.!]?",
+            r"brief me (?:for|before) (?:my |the |a |our )?(?:[\w']+ ){0,2}(?:call|meeting|demo|visit|pitch) with"
+            r" (?P<ref>.+?)[?.!]?",
         ),
         "find the company or contact, then details, score, next action and summary (a woven request)",
         "prepare me for my call with Acme",
@@ -206,7 +208,7 @@ CATALOGUE: tuple[Intent, ...] = (
         "log_note",
         (
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email)(?: (?:on|with|for|to) (?P<ref>[^:]+?))?"
-            r"\s*[:,-]\s*(?P<text>.+)",
+            r"(?:\s*[:,]|\s+-)\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email) (?P<text>.+)",
             r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
             r"(?P<kind>note) that (?P<text>.+)",
@@ -271,7 +273,8 @@ CATALOGUE: tuple[Intent, ...] = (
         "similar",
         (
             r"(?:(?:show|find|get|list|give)(?: me)? )?(?:other |more )?(?:(?:records|contacts|companies|deals|ones|"
-            r"people|accounts|leads|opportunities) )?(?:similar to|like|resembling) (?P<ref>.+?)[?.!]?",
+            r"people|accounts|leads|opportunities) )?(?:(?:that|which|who) (?:are |look |looks )?)?"
+            r"(?:similar to|like|resembling|resemble|resembles) (?P<ref>.+?)[?.!]?",
             r"who else is (?:like|similar to) (?P<ref>.+?)[?.!]?",
             r"(?:more|others|find more|show more) like (?P<ref>.+?)[?.!]?",
         ),
@@ -305,7 +308,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "find",
         (
-            r"(?:find|look ?up|lookup|look for|locate|get|search for the record|which record is) (?P<name>.+?)[?.!]?",
+            r"(?:find|look ?up|lookup|look for|locate|get(?! me\b)|search for the record|which record is) (?P<name>.+?)[?.!]?",
         ),
         "find a record by name (fuzzy, asks which when several match)",
         "find acme",
@@ -432,6 +435,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "summarize Acme", "give me a summary of Acme", "sum up the account", "recap Acme",
         "a quick overview of Acme", "catch me up on Acme", "brief me on this account", "the short version on Acme",
         "give me the gist of Acme", "in a nutshell, what's going on with Acme", "too long didn't read Acme",
+        "tldr please", "the tl;dr version for Acme", "headlines only for Acme",
         "anything new on this account lately", "any recent news on Acme", "what happened lately with this account",
         "quick rundown on Acme", "headline facts about Acme", "summary of that deal", "fill me in on Acme",
     ),
@@ -457,7 +461,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
     "search": (
         "search pricing objections", "find notes about budget cuts", "emails that mention a discount",
         "anything mentioning security questionnaires", "look for calls where they talked about renewal",
-        "which notes talk about integrations", "search the activities for competitor names",
+        "which notes talk about integrations", "search the activities for a keyword",
         "any meetings discussing the contract terms", "find anything about onboarding delays",
         "records that mention GDPR", "where did someone bring up the invoice", "notes referring to a pilot",
     ),
@@ -468,7 +472,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "write me an email to Acme", "send them a follow up, draft it first",
     ),
     "log_note": (
-        "log a note: they need a security review", "add a note to this account", "log a call with Acme",
+        "log a note: they need more time", "add a note to this account", "log a call with Acme",
         "record a meeting with them: agreed on pricing", "note that she is on holiday until May",
         "put a note on the deal", "log it", "save that as a note", "add this to the timeline",
         "I just spoke to them, log the call", "had a meeting with Acme today, record it",
@@ -559,7 +563,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
     ),
     "out_of_scope": (
         "book a flight to Berlin", "what's the weather tomorrow", "order lunch for the team",
-        "reserve a conference room for Friday", "set an alarm for 7", "play some music", "tell me a joke",
+        "reserve a conference room for Friday", "set an alarm for 7", "put on a song", "tell me a joke",
         "translate this to French", "who won the football game", "schedule my dentist appointment",
         "buy more printer paper", "turn off the lights", "what's the capital of France",
     ),

@@ -66,6 +66,7 @@ class ChatSession(
         # the turn that named a record the assistant did not resolve (not understood, no such name): the focus
         # is stale then, and a write addressed by pronoun asks which record instead of writing to the focus
         self.stale: dict[str, Any] | None = None
+        self._last_intent: str | None = None  # what the previous turn was read as (a prior for this one)
         self.results: list[Rec] = []
         self.question: dict[str, Any] | None = None  # base, filters, time, sort
         self.pending: dict[str, Any] | None = None
@@ -104,6 +105,7 @@ class ChatSession(
             "pending": pending,
             "experiment": self.experiment,
             "stale": self.stale,
+            "last_intent": self._last_intent,
         }
 
     @classmethod
@@ -118,6 +120,7 @@ class ChatSession(
         session.question = state.get("question")
         session.experiment = state.get("experiment")
         session.stale = state.get("stale")
+        session._last_intent = state.get("last_intent")
         pending = state.get("pending")
         if pending is not None:
             if "choices" in pending:
@@ -187,6 +190,7 @@ class ChatSession(
             self.stale = {"text": text}
         elif self._focus_set:
             self.stale = None
+        self._last_intent = out["intent"]
         out["focus"] = self.focus.public() if self.focus else None
         return out
 

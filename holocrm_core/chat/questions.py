@@ -222,8 +222,10 @@ _AMOUNT = re.compile(
 
 def _without_times(text: str) -> str:
     """The question without its time phrases (the NL layer's own time reader finds them)."""
+    from holocrm_core.nlq.normalise import surface
     from holocrm_core.nlq.timeparse import find_times
 
+    text = surface(text, [])  # the NL layer's shorthand ("last qtr") spelled out, so its time is found
     lowered = text.lower()
     for found in sorted(find_times(lowered, datetime.now(UTC)), key=lambda f: -f.start_char):
         text = text[: found.start_char] + text[found.end_char :]

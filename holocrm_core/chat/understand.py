@@ -30,10 +30,15 @@ from typing import Any
 from holocrm_core.chat import catalogue
 from holocrm_core.chat.data import ChatData, name_key
 
-MEANING_MIN = 0.5  # cosine of the nearest exemplar (MiniLM) an intent needs
-MEANING_MARGIN = 0.04  # ... and its lead over the best exemplar of any other intent
+MEANING_MIN = 0.4  # cosine of the nearest exemplar (MiniLM, names left out of both) an intent needs
+MEANING_MARGIN = 0.05  # ... and its lead over the best exemplar of any other intent
+WRITE_MIN = 0.45  # a write read by meaning needs more (it is previewed and needs yes all the same)
+SAME_RECORD = frozenset(("details", "summarize", "find"))  # read intents that show the same record
 LEXICAL_MIN = 0.72  # the same without the model: rapidfuzz token_set_ratio / 100
 RUNNER_UP_WITHIN = 0.05  # the second intent is read when the first lacks arguments and is this close
+PRIOR_BONUS = (
+    0.05  # what the previous turn makes likelier (an outcome after a next action, yes after a preview)
+)
 CUE_BONUS = 0.1  # added to an intent's meaning score when one of its cue words is in the turn
 MAX_NGRAM = 9  # the longest name spotted, in words
 PLACEHOLDER = "Acme"  # what a spotted name is masked as (the exemplars' record name)
@@ -61,8 +66,15 @@ _KIND_NEAR_PRONOUN = re.compile(
 )
 _SINGULAR_KINDS = {
     "contact": "contact", "person": "contact", "company": "company", "account": "company", "deal": "deal",
-    "opportunity": "deal", "opp": "deal",
+    "opportunity": "deal", "opp": "deal", "buyer": "contact", "champion": "contact", "stakeholder": "contact",
+    "employer": "company", "customer": "company", "client": "company", "organisation": "company",
+    "organization": "company", "firm": "company",
 }  # fmt: skip
+_KIND_WORD = re.compile(rf"\b({'|'.join(_SINGULAR_KINDS)})\b", re.IGNORECASE)
+_PLURAL_KINDS = re.compile(
+    r"\b(?:deals|opps|opportunities|contacts|people|companies|accounts|activities|calls|emails|meetings|notes)\b",
+    re.IGNORECASE,
+)
 # a turn that asks rather than tells (a write is never read from it)
 _ASKS = re.compile(
     r"^\s*(?:what|whats|what's|which|who|who's|whose|how|when|where|why|any|list|show|count|"
@@ -186,10 +198,17 @@ def residual(text: str) -> str:
 
 
 def masked(text: str, spots: list[Spot]) -> str:
+    """The turn without the record names spotted in it (what is left is the request: "tl;dr on" for "tl;dr on
+    Acme Bank"), compared with the exemplars without their placeholder name."""
     words = text.split()
     for s in sorted(spots, key=lambda s: -s.start):
-        words[s.start : s.end] = [PLACEHOLDER]
+        words[s.start : s.end] = []
     return " ".join(words)
+
+
+def unnamed(phrase: str) -> str:
+    """An exemplar without its placeholder record name ("tell me about Acme" -> "tell me about")."""
+    return " ".join(re.sub(rf"\b{PLACEHOLDER}(?:'s)?\b", " ", phrase).split())
 
 
 # ---------------------------------------------------------------------------------------- meaning
@@ -212,8 +231,9 @@ def _exemplars() -> tuple[list[str], list[str]]:
     texts, labels = [], []
     for intent, phrases in catalogue.EXEMPLARS.items():
         for phrase in phrases:
-            texts.append(phrase)
-            labels.append(intent)
+            if len(unnamed(phrase).strip(" ?.!")) >= 2:
+                texts.append(unnamed(phrase))
+                labels.append(intent)
     return texts, labels
 
 
@@ -232,8 +252,11 @@ def _matrix(embed: Callable):
         return held
 
 
-def rank(text: str, embed: Callable | None) -> list[tuple[str, float, str]]:
-    """Intents by their nearest exemplar's similarity to ``text``, best first: (intent, score, exemplar)."""
+def rank(
+    text: str, embed: Callable | None, prior: dict[str, float] | None = None
+) -> list[tuple[str, float, str]]:
+    """Intents by their nearest exemplar's similarity to ``text`` (plus ``CUE_BONUS`` for a cue word of the
+    intent in the turn and the conversation's ``prior``), best first: (intent, score, exemplar)."""
     texts, labels = _exemplars()
     best: dict[str, tuple[float, str]] = {}
     scores = None
@@ -258,6 +281,16 @@ def rank(text: str, embed: Callable | None) -> list[tuple[str, float, str]]:
     for label, cues in catalogue.CUES.items():
         if label in best and any(_cue(cue).search(lowered) for cue in cues):
             best[label] = (best[label][0] + CUE_BONUS, best[label][1])
+    evidence = {
+        "record_outcome": result(text) is not None,
+        "start_experiment": experiment_slots(text) is not None,
+    }
+    for label, seen in evidence.items():  # an argument only that intent takes, found in the turn
+        if seen and label in best:
+            best[label] = (best[label][0] + CUE_BONUS, best[label][1])
+    for label, bonus in (prior or {}).items():
+        if label in best:
+            best[label] = (best[label][0] + bonus, best[label][1])
     return sorted(((k, v[0], v[1]) for k, v in best.items()), key=lambda r: -r[1])
 
 
@@ -274,14 +307,17 @@ def _cue(cue: str) -> re.Pattern:
 
 
 def decide(ranked: list[tuple[str, float, str]], lexical: bool) -> str | None:
-    """The intent ranked first when it passes the threshold and leads the second by the margin."""
+    """The intent ranked first when it passes the threshold and leads the second by the margin (or when both
+    show the same record: details, summary, find: either answer is the record, not a guess)."""
     if not ranked:
         return None
     top, score = ranked[0][0], ranked[0][1]
-    second = ranked[1][1] if len(ranked) > 1 else 0.0
-    if score < (LEXICAL_MIN if lexical else MEANING_MIN) or score - second < MEANING_MARGIN:
+    runner = ranked[1] if len(ranked) > 1 else ("", 0.0, "")
+    if score < (LEXICAL_MIN if lexical else MEANING_MIN):
         return None
-    return top
+    if score - runner[1] >= MEANING_MARGIN or {top, runner[0]} <= SAME_RECORD:
+        return top
+    return None
 
 
 # ------------------------------------------------------------------------------------------ slots
@@ -471,9 +507,13 @@ class UnderstandIntents:
             chosen = self._choice_named(text, pending["choices"], spots)
             if chosen is not None:
                 return "pick", {"number": str(chosen)}, "choice named"
+        related = self._related_record(text, spots)
+        if related is not None:
+            return "details", {"ref": related}, "pronoun"
         read = catalogue.classify(text)
         if read is not None and not (read[0] == "refine" and self.question is None):
             return read[0], read[1], "pattern"
+        self._unrefined = read  # a refinement with nothing to refine: said so, unless read otherwise below
         if self.question is not None:
             args = self._follow_up(text, spots)
             if args is not None:
@@ -495,30 +535,43 @@ class UnderstandIntents:
         bare = self._bare_name(text, spots)
         if bare is not None:
             return "find", {"name": bare}, "name"
-        related = self._related_record(text, spots)
-        if related is not None:
-            return "details", {"ref": related}, "pronoun"
         embed = self.data.meaning_embed
-        ranked = rank(masked(text, spots), embed)
+        request = masked(text, spots)
+        if not request.strip(" ?.!,"):
+            return self._as_question(text)
+        ranked = rank(request, embed, self._prior())
         self._ranked = ranked
         floor = LEXICAL_MIN if embed is None else MEANING_MIN
-        if ranked and ranked[0][0] == "out_of_scope" and ranked[0][1] >= floor:
-            return "not_understood", {}, "meaning"
-        intent = decide(ranked, lexical=embed is None)
-        if intent is None:
-            return "question", {"text": text}, "question"
-        # the nearest intent whose arguments are in the turn (a write is never read from a question); the
-        # runner-up only when it is as near
-        for candidate, score, _ in ranked[:2]:
-            if candidate != intent and (score < floor or ranked[0][1] - score > RUNNER_UP_WITHIN):
+        if not ranked or ranked[0][1] < floor:
+            return self._as_question(text)
+        clear = decide(ranked, lexical=embed is None) is not None
+        # the nearest intents (the first, and the second when as near) in order: the first whose arguments are
+        # in the turn is read (a write never from a question); out of scope: honestly not understood
+        near = [r for r in ranked[:2] if r[1] >= floor and ranked[0][1] - r[1] <= RUNNER_UP_WITHIN]
+        found = []
+        for candidate, score, _ in near:
+            if candidate == "out_of_scope":
+                return "not_understood", {}, "meaning"
+            if candidate == "question":
                 break
-            if candidate in ("question", "out_of_scope"):
-                break
-            if candidate in catalogue.WRITE_INTENTS and _ASKS.match(text):
-                continue
+            if candidate in catalogue.WRITE_INTENTS and (
+                _ASKS.match(text)
+                or score < WRITE_MIN
+                or (candidate != "start_experiment" and _PLURAL_KINDS.search(text))
+            ):
+                continue  # a write is for one record, said as a command: never read from a question or a list
             args = self._slots(candidate, text, spots)
             if args is not None:
-                return candidate, args, "meaning"
+                found.append((candidate, args))
+                if clear or len(near) == 1:
+                    break
+        if len(found) == 1 or (found and clear):
+            return found[0][0], found[0][1], "meaning"
+        return self._as_question(text)
+
+    def _as_question(self, text: str) -> tuple[str, dict[str, Any], str]:
+        if self._unrefined is not None:
+            return self._unrefined[0], self._unrefined[1], "pattern"
         return "question", {"text": text}, "question"
 
     def _bare_name(self, text: str, spots: list[Spot]) -> str | None:
@@ -545,14 +598,27 @@ class UnderstandIntents:
         another of one kind: that record, by ``_from_focus``."""
         if self.focus is None or spots or not _ASKS.match(text) or len(text.split()) > 9:
             return None
-        found = _PRONOUN_KIND.search(text) or _KIND_NEAR_PRONOUN.search(text)
-        if found is None:
+        if not _PRONOUN.search(text) or _PLURAL_KINDS.search(text):
             return None
-        kind = next(g for g in found.groups() if g and g.lower() in _SINGULAR_KINDS).lower()
-        wanted = _SINGULAR_KINDS[kind]
-        if wanted == self.focus.kind:
-            return None
-        return f"the {wanted}"
+        kinds = {_SINGULAR_KINDS[w.lower()] for w in _KIND_WORD.findall(text)} - {self.focus.kind}
+        if len(kinds) != 1 or self.focus.kind == "company" and kinds == {"deal"}:
+            return None  # a company's deal: which one is for `that deal` to resolve, not a question
+        return f"the {kinds.pop()}"
+
+    def _prior(self) -> dict[str, float]:
+        """What the conversation makes likelier next: an outcome after a next action, yes or no while a write
+        waits, a refinement or a pick after a list, a report after an experiment."""
+        prior: dict[str, float] = {}
+        last = getattr(self, "_last_intent", None)
+        if last in ("next_action", "prepare", "triage"):
+            prior["record_outcome"] = PRIOR_BONUS
+        if self._pending_kept and self._pending_kept.get("kind") == "write":
+            prior["confirm"] = prior["cancel"] = PRIOR_BONUS
+        if last in ("question", "refine") and self.results:
+            prior["refine"] = prior["pick"] = PRIOR_BONUS / 2
+        if self.experiment:
+            prior["read_experiment"] = PRIOR_BONUS
+        return prior
 
     # ---------------------------------------------------------------------------------- arguments
     def _ref(self, text: str, spots: list[Spot]) -> str | None:
@@ -578,7 +644,8 @@ class UnderstandIntents:
             return {("name" if intent == "find" else "ref"): ref} if ref else {}
         if intent == "search":
             found = re.search(
-                r"\b(?:mentioning|mentions?|about|regarding|discussing|referring to|that says?|saying|on|for)\s+(.+)",
+                r"\b(?:mentioning|mentions?|about|regarding|discussing|referring to|that says?|saying|on|for|where)"
+                r"\s+(.+?)(?:\s+(?:came up|was discussed|was mentioned|comes up))?[?.!]?$",
                 text,
                 re.IGNORECASE,
             )
@@ -633,7 +700,7 @@ class UnderstandIntents:
         if intent == "triage":
             return self._triage_slots(text)
         if intent == "refine":
-            return self._follow_up(text, spots, cued=True)
+            return self._follow_up(text, spots, cued=True) if self.question is not None else None
         if intent == "pick":
             ordinal = ordinal_ref(text)
             number = re.search(r"\b(\d{1,2})\b", text)
