@@ -275,6 +275,9 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:(?:show|find|get|list|give)(?: me)? )?(?:other |more )?(?:(?:records|contacts|companies|deals|ones|"
             r"people|accounts|leads|opportunities) )?(?:(?:that|which|who) (?:are |look |looks )?)?"
             r"(?:similar to|like|resembling|resemble|resembles) (?P<ref>.+?)[?.!]?",
+            r"(?:(?:show|find|get|list|give)(?: me)? )?(?:more |other |some )?(?:similar|lookalike|comparable)"
+            r" (?:ones|records|accounts|companies|contacts|deals|people|leads|opportunities)"
+            r"(?: (?:to|for) (?P<ref>.+?))?[?.!]?",
             r"who else is (?:like|similar to) (?P<ref>.+?)[?.!]?",
             r"(?:more|others|find more|show more) like (?P<ref>.+?)[?.!]?",
         ),
@@ -512,6 +515,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "which experiments are running", "list my experiments", "any results from the test yet",
         "is the experiment significant", "how are my tests performing", "who is winning the experiment",
         "report on the experiment", "how is it going so far", "what experiments do we have",
+        "how's the test looking", "latest numbers on the experiment",
     ),
     "prepare": (
         "prepare me for my call with Acme", "get me ready for the meeting with Acme", "prep for the Acme demo",
@@ -566,6 +570,8 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "reserve a conference room for Friday", "set an alarm for 7", "put on a song", "tell me a joke",
         "translate this to French", "who won the football game", "schedule my dentist appointment",
         "buy more printer paper", "turn off the lights", "what's the capital of France",
+        "remind me to pick up the kids", "set a reminder for my dentist", "call a taxi", "what time is it",
+        "send a birthday card to my mother",
     ),
 }  # fmt: skip
 # Words that are strong evidence of an intent wherever they stand in a turn (lexical features added to the
@@ -591,7 +597,10 @@ CUES: dict[str, tuple[str, ...]] = {
         "search", "anything about", "notes about", "referring to",
     ),
     "draft_email": ("draft", "compose", "write an email", "write them", "write her", "write him", "email to"),
-    "log_note": ("log", "note that", "jot", "write down", "add a note", "record a call", "record a meeting"),
+    "log_note": (
+        "log", "note that", "note:", "jot", "write down", "add a note", "record a call", "record a meeting",
+        "record that",
+    ),
     "close_deal": ("won", "lost", "close it", "close the deal", "closed won", "closed lost"),
     "reopen_deal": ("reopen", "re-open", "revive", "back to open", "open again"),
     "record_outcome": (
@@ -603,7 +612,8 @@ CUES: dict[str, tuple[str, ...]] = {
     "prepare": ("prep", "prepare", "get me ready", "before my call", "before my meeting", "before the call"),
     "triage": (
         "haven't heard", "havent heard", "not heard", "not contacted", "nobody has contacted", "untouched",
-        "gone quiet", "went quiet", "neglected", "each", "each one", "every one",
+        "gone quiet", "went quiet", "neglected", "each", "each one", "every one", "haven't been", "havent been",
+        "no one has", "not been", "not touched", "haven't touched", "havent touched", "triage",
     ),
     "help": ("help", "what can you", "what can i", "commands", "how do i use"),
     "cancel": ("cancel", "scrap", "never mind", "nevermind", "forget it", "don't", "do not", "hold on"),

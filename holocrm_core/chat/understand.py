@@ -35,7 +35,7 @@ MEANING_MARGIN = 0.05  # ... and its lead over the best exemplar of any other in
 WRITE_MIN = 0.45  # a write read by meaning needs more (it is previewed and needs yes all the same)
 SAME_RECORD = frozenset(("details", "summarize", "find"))  # read intents that show the same record
 LEXICAL_MIN = 0.72  # the same without the model: rapidfuzz token_set_ratio / 100
-RUNNER_UP_WITHIN = 0.05  # the second intent is read when the first lacks arguments and is this close
+RUNNER_UP_WITHIN = 0.08  # the second intent is read when the first lacks arguments and is this close
 PRIOR_BONUS = (
     0.05  # what the previous turn makes likelier (an outcome after a next action, yes after a preview)
 )
@@ -429,11 +429,21 @@ def experiment_slots(text: str) -> dict[str, str] | None:
 
 
 def ordinal_ref(text: str) -> str | None:
+    """ "the 2nd one", "the top one", "number 3", "#2" -> "the <ordinal> one" (what ``resolve`` reads)."""
+    numbered = re.search(r"(?:\b(?:number|no\.?|row|option|result)\s*|#)(\d{1,2})\b", text, re.IGNORECASE)
+    if numbered:
+        return f"the {numbered.group(1)} one"
     found = _ORDINAL_REF.search(text)
     if not found:
         return None
     word = found.group(1).lower()
     return f"the {word} one"
+
+
+_PICK_WORDS = frozenset(
+    ("the", "one", "number", "no", "option", "choice", "result", "row", "i", "mean", "go", "with", "take", "pick",
+     "that", "please", "ok", "okay", "lets", "let's", "want", "it's", "its", "is", "#")
+)  # fmt: skip
 
 
 def pronoun_ref(text: str) -> str | None:
@@ -491,6 +501,8 @@ _NOT_TOUCHED = re.compile(
     r"neglected|ignored)\b",
     re.IGNORECASE,
 )
+_QUANTIFIERS = frozenset(("each", "each one", "each of them", "every one", "all of them", "them all", "all"))
+_CUE_REQUIRED = frozenset(("prepare", "triage", "start_experiment", "read_experiment", "reopen_deal"))
 _REF_INTENTS = frozenset(
     ("find", "details", "summarize", "explain_score", "next_action", "similar", "draft_email", "prepare")
 )
@@ -521,7 +533,13 @@ class UnderstandIntents:
         parts = clauses(text)
         if len(parts) > 1:
             found = [(i, catalogue.classify(p)) for i, p in enumerate(parts)]
-            found = [(i, r) for i, r in found if r is not None and r[0] not in ("refine", "pick", "help")]
+            found = [
+                (i, r)
+                for i, r in found
+                if r is not None
+                and r[0] not in ("refine", "pick", "help")
+                and (r[1].get("ref") or "").lower() not in _QUANTIFIERS  # "what do I do with each": triage
+            ]
             if found:
                 writes = [(i, r) for i, r in found if r[0] in catalogue.WRITE_INTENTS]
                 i, (intent, args) = (writes or found)[-1]
@@ -637,6 +655,10 @@ class UnderstandIntents:
 
     def _slots(self, intent: str, text: str, spots: list[Spot]) -> dict[str, str] | None:
         """The arguments of ``intent`` spotted in ``text`` (order free); None when one it needs is absent."""
+        if intent in _CUE_REQUIRED and not any(
+            _cue(c).search(f" {text.lower()} ") for c in catalogue.CUES[intent]
+        ):
+            return None  # an intent with a word of its own ("prep", "triage"...) is not read without it
         if intent in _REF_INTENTS:
             ref = self._ref(text, spots)
             if intent in ("find", "prepare") and not ref:
@@ -673,6 +695,14 @@ class UnderstandIntents:
             ]
             body = [p for p in parts if p not in command[-1:]] if command else parts
             said = " ".join(body).strip()
+            if not said:  # one clause: what follows the command ("please record that he asked for a demo")
+                after = re.search(
+                    r"\b(?:log|note|jot down|write down|record|add|save)\b(?:\s+(?:a|an|the)\s+(?:note|call|meeting))?"
+                    r"(?:\s+(?:that|this|it))?\s+(.+)",
+                    text,
+                    re.IGNORECASE,
+                )
+                said = after.group(1).strip() if after else ""
             if ":" in text:
                 said = text.split(":", 1)[1].strip()
             if not said:
@@ -702,6 +732,9 @@ class UnderstandIntents:
         if intent == "refine":
             return self._follow_up(text, spots, cued=True) if self.question is not None else None
         if intent == "pick":
+            words = [w for w in re.findall(r"[a-z0-9#'.]+", text.lower()) if w not in _PICK_WORDS]
+            if len([w for w in words if not _ORDINAL_REF.fullmatch(w) and not w.isdigit()]) > 0:
+                return None  # "tell me more about the second": a request about a row, not a pick alone
             ordinal = ordinal_ref(text)
             number = re.search(r"\b(\d{1,2})\b", text)
             if ordinal:
@@ -795,6 +828,11 @@ class UnderstandIntents:
 
         if catalogue.classify(text) is not None:
             return None
+        kinds = {_SINGULAR_KINDS[w.lower()] for w in _KIND_WORD.findall(text)}
+        if len(kinds) == 1 and len(text.split()) <= 5:  # "the deal one", "the company"
+            of_kind = [i for i, c in enumerate(choices, 1) if c.kind in kinds]
+            if len(of_kind) == 1:
+                return of_kind[0]
         words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in catalogue_vocabulary()]
         if not words:
             return None
