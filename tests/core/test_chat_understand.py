@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from holocrm_core.chat import ChatData, ChatSession
+from holocrm_core.chat import understand as u
 from tests.core.test_chat import Log
 from tests.core.test_nlq_data import AS_OF
 
@@ -78,3 +79,137 @@ def test_a_company_with_several_open_deals_asks_which_deal_to_close(chat):
 def test_a_record_id_is_a_name(chat):
     turn = chat.turn("pull up D4")
     assert turn["intent"] == "details" and ids(turn) == ["d4"]
+
+
+# ----------------------------------------------------------------------------- reading by meaning
+@pytest.mark.parametrize(
+    ("setup", "text", "intent"),
+    [
+        ([], "bring me up to speed on Hooli", "summarize"),
+        ([], "give me the lowdown on Globex Software", "summarize"),
+        ([], "anything I should know about Hooli", "details"),
+        ([], "what's Bob Smith's email", "details"),
+        (["show Grace Hall"], "any advice on how to proceed?", "next_action"),
+        ([], "how do I move Initech rollout along", "next_action"),
+        (["show Alice Johnson"], "what's behind her rating", "explain_score"),
+        (["show Carol White"], "shoot her an email draft", "draft_email"),
+        (["show Dan Brown"], "jot down: wants pricing by friday", "log_note"),
+        (["show Initech legacy"], "put it back into the pipeline, reopen", "reopen_deal"),
+        (["show Globex pilot", "mark it won"], "sounds good", "confirm"),
+        (["show Globex pilot", "mark it won"], "hold on, don't", "cancel"),
+        ([], "what can this thing do?", "help"),
+        ([], "order pizza for the office", "not_understood"),
+        ([], "kick off a test of bandit vs cadence per contact", "start_experiment"),
+        (["show Acme Bank"], "how about Initech?", "details"),
+    ],
+)
+def test_unseen_phrasings_are_read_by_meaning(chat, setup, text, intent):
+    for said in setup:
+        chat.turn(said)
+    assert chat.turn(text)["intent"] == intent
+
+
+def test_an_outcome_said_casually_after_a_next_action_is_previewed(chat):
+    chat.turn("show Alice Johnson")
+    chat.turn("what should I do next with her?")
+    turn = chat.turn("tried, no luck")
+    assert turn["intent"] == "record_outcome" and turn["write"]["status"] == "proposed"
+    assert chat.pending["record"]["reward"] == 0.0 and not chat.log.records
+
+
+def test_a_command_clause_wins_and_the_other_clauses_are_its_context(chat):
+    chat.turn("show Globex pilot")
+    turn = chat.turn("client walked away last week, close it as lost")
+    assert turn["intent"] == "close_deal" and turn["read"] == "clause"
+    assert turn["write"]["diff"][0]["to"] == "lost" and turn["write"]["target"]["id"] == "d3"
+
+
+def test_no_record_write_is_read_from_a_question(chat):
+    chat.turn("show Globex pilot")
+    turn = chat.turn("what did we lose last month")
+    assert turn["intent"] == "question" and turn["write"] is None
+
+
+def test_a_turn_that_is_only_a_name_finds_it(chat):
+    turn = chat.turn("Umbrella Health?")
+    assert turn["intent"] == "find" and ids(turn) == ["co4"]
+
+
+def test_a_question_about_the_focus_s_company_shows_that_company(chat):
+    chat.turn("show Dan Brown")
+    turn = chat.turn("which company is he with?")
+    assert turn["intent"] == "details" and ids(turn) == ["co3"]
+
+
+def test_the_meaning_path_needs_no_model(data):
+    """Without an embedder the exemplars are compared by words (the model is never required)."""
+    ranked = u.rank("summarise the account for me", None)
+    assert ranked[0][0] == "summarize" and u.decide(ranked, lexical=True) == "summarize"
+
+
+# ---------------------------------------------------------------------------------- names, slots
+def test_names_ids_and_short_names_are_spotted_anywhere(data):
+    import polars as pl
+
+    from tests.core.test_nlq_data import make_tables
+
+    tables = make_tables()
+    extra = (
+        tables["companies"]
+        .head(1)
+        .with_columns(pl.lit("co9").alias("company_id"), pl.lit("Wayne Holdings Inc.").alias("name"))
+    )
+    tables["companies"] = pl.concat([tables["companies"], extra])
+    chat_data = ChatData.from_tables(tables, as_of=AS_OF)
+    found = u.spot(chat_data, "remind me what wayne said, and is D4 still open for Initech?")
+    assert [(s.how, s.entries[0][1]) for s in found] == [("short", "co9"), ("id", "d4"), ("name", "co3")]
+
+
+def test_slots_are_read_in_any_order():
+    assert u.outcome("they chose a rival - we lost") == "lost" and u.outcome("signed today, won") == "won"
+    assert u.result("nobody picked up, left a voicemail") == "failed"
+    assert u.result("she wrote back within an hour") == "worked"
+    assert u.result("went fine I think") is None
+    assert u.experiment_slots("for deals, measure win rate: champion against heuristic") == {
+        "variants": "champion vs heuristic",
+        "unit": "deal",
+        "metric": "win_rate",
+    }
+    assert u.window("nobody touched them in 3 wks") == "3 weeks"
+    assert u.note_kind("spoke to her on the phone") == "call"
+    assert u.clauses("they pulled out. mark it lost") == ["they pulled out", "mark it lost"]
+
+
+# ------------------------------------------------------------------------------------- follow-ups
+def test_short_follow_ups_refine_the_last_answer(chat):
+    chat.turn("open deals")
+    narrowed = chat.turn("which of those are in healthcare")
+    assert narrowed["intent"] == "refine" and ids(narrowed) == ["d5"]
+    chat.turn("open deals")
+    ordered = chat.turn("biggest ones on top")
+    assert ordered["intent"] == "refine" and ordered["arguments"]["sort"] == "value"
+    assert ids(ordered)[0] == "d1"
+
+
+def test_the_window_before_the_last_one(chat):
+    chat.turn("deals won last quarter")  # Q3 2026 (as of 2026-10-31)
+    before = chat.turn("and the quarter before that?")
+    assert before["intent"] == "refine" and before["arguments"]["time"] == "q2 2026"
+
+
+def test_a_count_sorted_becomes_the_list(chat):
+    chat.turn("how many open deals do we have")
+    listed = chat.turn("largest first")
+    assert listed["intent"] == "refine" and len(listed["records"]) == 4
+
+
+def test_rows_of_a_table_read_in_several_chunks_are_shown(data):
+    """A short list whose rows all sit in a later chunk of the table was shown as a count only."""
+    import polars as pl
+
+    tables = {**data.tables}
+    contacts = tables["contacts"]
+    tables["contacts"] = pl.concat([contacts.head(5), contacts.tail(2)], rechunk=False)
+    session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
+    turn = session.turn("contacts at Hooli")
+    assert turn["answer"]["record_count"] == 1 and ids(turn) == ["c6"]
