@@ -591,7 +591,7 @@ CUES: dict[str, tuple[str, ...]] = {
         "suggest", "approach",
     ),
     "explain_score": ("score", "scored", "scoring", "rated", "rating", "why is", "why are"),
-    "similar": ("similar", "lookalike", "lookalikes", "resembl", "comparable", "looks like", "others like"),
+    "similar": ("similar", "lookalike", "lookalikes", "resembl", "comparable", "looks like", "others like", "like"),
     "search": (
         "mention", "mentions", "mentioning", "mentioned", "talk about", "talked about", "discussing",
         "search", "anything about", "notes about", "referring to",

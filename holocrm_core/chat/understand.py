@@ -501,8 +501,17 @@ _NOT_TOUCHED = re.compile(
     r"neglected|ignored)\b",
     re.IGNORECASE,
 )
+_NAVIGATION = frozenset(
+    ("and", "now", "then", "also", "switch", "to", "go", "jump", "move", "over", "on", "onto", "what", "about",
+     "how", "next", "let's", "lets", "look", "at", "check", "ok", "okay", "so", "the", "one", "deal", "contact",
+     "company", "account", "record", "please", "instead", "too", "back", "same", "for", "with", "pull", "up",
+     "open", "bring", "show", "me", "see", "view", "us")
+)  # fmt: skip
 _QUANTIFIERS = frozenset(("each", "each one", "each of them", "every one", "all of them", "them all", "all"))
-_CUE_REQUIRED = frozenset(("prepare", "triage", "start_experiment", "read_experiment", "reopen_deal"))
+_ONE_RECORD = frozenset(("details", "summarize", "explain_score", "next_action", "draft_email", "find"))
+_CUE_REQUIRED = frozenset(
+    ("prepare", "triage", "start_experiment", "read_experiment", "reopen_deal", "similar")
+)
 _REF_INTENTS = frozenset(
     ("find", "details", "summarize", "explain_score", "next_action", "similar", "draft_email", "prepare")
 )
@@ -553,6 +562,8 @@ class UnderstandIntents:
         bare = self._bare_name(text, spots)
         if bare is not None:
             return "find", {"name": bare}, "name"
+        if spots and all(w in _NAVIGATION for w in re.findall(r"[a-z']+", masked(text, spots).lower())):
+            return "details", {"ref": spots[0].text}, "name"  # "now Globex", "switch to the Initech deal"
         embed = self.data.meaning_embed
         request = masked(text, spots)
         if not request.strip(" ?.!,"):
@@ -572,6 +583,8 @@ class UnderstandIntents:
                 return "not_understood", {}, "meaning"
             if candidate == "question":
                 break
+            if candidate in _ONE_RECORD and _PLURAL_KINDS.search(text) and not spots:
+                break  # "his deals", "their open opportunities": a list, the question layer's
             if candidate in catalogue.WRITE_INTENTS and (
                 _ASKS.match(text)
                 or score < WRITE_MIN
