@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 ORDINALS = {
     "first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2, "third": 3, "3rd": 3, "three": 3,
-    "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1, "top": 1,
+    "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "last": -1, "top": 1, "bottom": -1,
 }  # fmt: skip
 _ORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
 _RESULT = (
@@ -210,7 +210,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email)(?: (?:on|with|for|to) (?P<ref>[^:]+?))?"
             r"(?:\s*[:,]|\s+-)\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email) (?P<text>.+)",
-            r"(?P<kind>note|call|meeting)\s*:\s*(?P<text>.+)",
+            r"(?P<kind>note|call|meeting|memo)\s*(?::|\s-)\s*(?P<text>.+)",
             r"(?P<kind>note) that (?P<text>.+)",
         ),
         "log a note or a call on the record in focus (previewed, needs yes)",
@@ -454,6 +454,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "how should I approach Acme", "what's my next step with this deal", "what's the best move here",
         "what do I do about Acme now", "suggest an action for this contact", "how do I move this deal forward",
         "recommend a next step", "what would you do with Acme", "how should we follow up with them",
+        "what's the plan for Acme",
         "what is the recommended action", "what now with Acme",
     ),
     "similar": (
@@ -539,7 +540,8 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
     ),
     "confirm": (
         "yes", "yes please", "go ahead", "do it", "confirmed", "sure, go for it", "that's right, proceed",
-        "ok do it", "yep, save it", "absolutely", "fine by me, write it", "correct, go on",
+        "ok do it", "yep, save it", "absolutely", "fine by me, write it", "correct, go on", "ship it", "approved",
+        "make it so", "send it through", "commit it", "that's fine, save",
     ),
     "cancel": (
         "no", "cancel", "don't", "never mind", "scrap it", "forget it", "actually no", "stop, don't do that",
@@ -599,7 +601,7 @@ CUES: dict[str, tuple[str, ...]] = {
     "draft_email": ("draft", "compose", "write an email", "write them", "write her", "write him", "email to"),
     "log_note": (
         "log", "note that", "note:", "jot", "write down", "add a note", "record a call", "record a meeting",
-        "record that",
+        "record that", "to the notes", "memo",
     ),
     "close_deal": ("won", "lost", "close it", "close the deal", "closed won", "closed lost"),
     "reopen_deal": ("reopen", "re-open", "revive", "back to open", "open again"),

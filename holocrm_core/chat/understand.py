@@ -35,7 +35,7 @@ MEANING_MARGIN = 0.05  # ... and its lead over the best exemplar of any other in
 WRITE_MIN = 0.45  # a write read by meaning needs more (it is previewed and needs yes all the same)
 SAME_RECORD = frozenset(("details", "summarize", "find"))  # read intents that show the same record
 LEXICAL_MIN = 0.72  # the same without the model: rapidfuzz token_set_ratio / 100
-RUNNER_UP_WITHIN = 0.08  # the second intent is read when the first lacks arguments and is this close
+RUNNER_UP_WITHIN = 0.1  # the second intent is read when the first lacks arguments and is this close
 PRIOR_BONUS = (
     0.05  # what the previous turn makes likelier (an outcome after a next action, yes after a preview)
 )
@@ -64,6 +64,9 @@ _KIND_NEAR_PRONOUN = re.compile(
     r"|\b(it|they|them|he|she|him|her|this|that)\b.*\b(contact|person|company|account|deal|opportunity)\b",
     re.IGNORECASE,
 )
+_PLURAL_RECORDS = re.compile(
+    r"\b(?:deals|opps|opportunities|contacts|people|companies|accounts|leads|customers)\b", re.IGNORECASE
+)
 _SINGULAR_KINDS = {
     "contact": "contact", "person": "contact", "company": "company", "account": "company", "deal": "deal",
     "opportunity": "deal", "opp": "deal", "buyer": "contact", "champion": "contact", "stakeholder": "contact",
@@ -84,7 +87,7 @@ _ASKS = re.compile(
 )
 _PRONOUN = re.compile(r"\b(it|them|they|him|her|he|she|this one|that one|this|that|there)\b", re.IGNORECASE)
 _ORDINAL_REF = re.compile(
-    r"\b(?:the\s+)?(first|second|third|fourth|fifth|last|top|1st|2nd|3rd|4th|5th)"
+    r"\b(?:the\s+)?(first|second|third|fourth|fifth|last|top|bottom|1st|2nd|3rd|4th|5th)"
     r"(?:\s+(?:one|result|row|record|deal|contact|company|lead|item|entry|option))?\b",
     re.IGNORECASE,
 )
@@ -322,7 +325,9 @@ def decide(ranked: list[tuple[str, float, str]], lexical: bool) -> str | None:
 
 # ------------------------------------------------------------------------------------------ slots
 _WON = re.compile(r"\b(won|win|wins|signed|closed[- ]won)\b", re.IGNORECASE)
-_LOST = re.compile(r"\b(lost|lose|closed[- ]lost|dead|walked away|pulled out|backed out)\b", re.IGNORECASE)
+_LOST = re.compile(
+    r"\b(lost|lose|loss|closed[- ]lost|dead|walked away|pulled out|backed out|fell through)\b", re.IGNORECASE
+)
 _POSITIVE = re.compile(
     r"\b(worked|replied|responded|answered|said yes|agreed|accepted|booked|interested|success(?:ful)?|"
     r"landed|converted|signed|got back|called back|wrote back|picked up|paid off|went well|positive|"
@@ -588,7 +593,7 @@ class UnderstandIntents:
             if candidate in catalogue.WRITE_INTENTS and (
                 _ASKS.match(text)
                 or score < WRITE_MIN
-                or (candidate != "start_experiment" and _PLURAL_KINDS.search(text))
+                or (candidate != "start_experiment" and _PLURAL_RECORDS.search(text))
             ):
                 continue  # a write is for one record, said as a command: never read from a question or a list
             args = self._slots(candidate, text, spots)

@@ -189,7 +189,7 @@ class WriteIntents:
         rec = self._write_target(args.get("ref"), ("company", "contact", "deal"))
         record = {
             "idempotency_key": self._key(),
-            "kind": args.get("kind", "note").lower(),
+            "kind": {"memo": "note"}.get(args.get("kind", "note").lower(), args.get("kind", "note").lower()),
             "entity_type": rec.kind,
             "entity_id": rec.id,
             "text": args["text"],
