@@ -368,6 +368,9 @@ def _verb_spelled(text: str) -> str:
 
     first, _, rest = text.partition(" ")
     word = first.lower()
+    if len(word) == 3:  # a short verb only with two letters swapped ("lgo" -> "log")
+        swapped = [v for v in VERBS if len(v) == 3 and v != word and sorted(v) == sorted(word)]
+        return f"{swapped[0]} {rest}".strip() if len(swapped) == 1 else text
     if len(word) < 4 or word in VERBS or any(word.startswith(v) for v in VERBS):
         return text
     allowed = 2 if len(word) >= 7 else 1
