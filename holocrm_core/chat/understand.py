@@ -42,8 +42,6 @@ PRIOR_BONUS = (
 CUE_BONUS = 0.1  # added to an intent's meaning score when one of its cue words is in the turn
 MAX_NGRAM = 9  # the longest name spotted, in words
 PLACEHOLDER = "Acme"  # what a spotted name is masked as (the exemplars' record name)
-# the intents the meaning path may run; the classes "question" and "out_of_scope" route the turn
-READ_BY_MEANING = frozenset(catalogue.EXEMPLARS) - {"pick"}
 _STOP = frozenset(
     (
         "a", "an", "the", "of", "for", "to", "on", "in", "at", "with", "about", "from", "by", "and", "or",

@@ -57,6 +57,16 @@ def test_a_pronoun_write_after_an_unresolved_name_offers_the_named_record_too(ch
     assert not chat.log.records
 
 
+def test_the_stale_focus_survives_a_session_store_round_trip(chat, data):
+    import json
+
+    chat.turn("show Acme core banking")
+    chat.turn("blorp the frobnicator quux")
+    restored = ChatSession.restore(data, json.loads(json.dumps(chat.state())), writer=chat.log)
+    asked = restored.turn("set it to lost")
+    assert asked["clarify"] and asked["choices"][0]["id"] == "d1" and not chat.log.records
+
+
 def test_a_turn_that_sets_the_focus_again_clears_the_stale_state(chat):
     chat.turn("show Acme core banking")
     chat.turn("blorp the frobnicator quux")
