@@ -89,14 +89,24 @@ class QuestionIntents:
         from holocrm_core.chat.understand import spot
 
         base = q["base"]
-        if q.get("retried") or not re.match(
-            r"^\s*(?:who|whom|anyone|anybody|which people|people)\b", base, re.I
-        ):
+        if not re.match(r"^\s*(?:who|whom|anyone|anybody|which people|people)\b", base, re.I):
             return False
         companies = [e for found in spot(self.data, base) for e in found.entries if e[0] == "company"]
         if len({e[1] for e in companies}) != 1:
             return False
-        self._ask({**q, "base": f"contacts at {companies[0][2]}", "retried": True}, out)
+        started = time.perf_counter()
+        company = self.data.rec("company", companies[0][1])
+        people = self.data.contacts_of(company.id)["contact_id"].cast(str).to_list()
+        words = f"contacts of {company.label}"
+        self._step("question", f"contacts_of({company.id})", len(people), started, plan=words)
+        recs = [self.data.rec("contact", c) for c in people]
+        self._show(out, recs[:20])
+        self.question = {"base": f"contacts at {companies[0][2]}", "filters": [], "time": None, "sort": None}
+        out["intent"] = "question"
+        out["arguments"] = {**out["arguments"], "question": words}
+        out["answer"] = {"plan_words": words, "value": None, "record_count": len(people), "understood": True}
+        listed = "\n".join(f"  {i}. {r.label}" for i, r in enumerate(recs[:10], 1))
+        out["reply"] = f"{len(people)} record(s) — {words}" + (f"\n{listed}" if listed else "")
         return True
 
     @staticmethod

@@ -616,7 +616,7 @@ class UnderstandIntents:
         from rapidfuzz import fuzz
 
         rest = residual(said)
-        if not rest or rest != said or len(said.split()) > 4 or len(said) < 3:
+        if not rest or rest != said or len(said.split()) > 4 or len(said) < 2:
             return None
         found = self.find(said)
         self._out["trace"].clear()  # the trial lookup is run again by the find intent
