@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from holocrm_core.chat.data import KINDS, ChatData, Rec
+from holocrm_core.chat.data import KINDS, ChatData, Rec, name_key
 from holocrm_core.chat.errors import ChatError, NotFound
 from holocrm_core.chat.text import jsonable as _jsonable
 
@@ -83,6 +83,50 @@ class QuestionIntents:
             q["time"] = args["time"]
         self._ask(q, out)
 
+    def _focus_list(self, q: dict[str, Any], out: dict) -> bool:
+        """The focus's own deals or contacts ("open deals of Acme Industries Inc."), listed from its rows when
+        the NL layer could not read the question (a name whose words it takes for a field)."""
+        if self.focus is None or self.focus.kind not in ("company", "contact") or q.get("time"):
+            return False
+        name = (self.data.row(self.focus.kind, self.focus.id) or {}).get(KINDS[self.focus.kind][2])
+        said = re.fullmatch(
+            r"(?:any |all |the |list |show(?: me)? )?(?P<state>open |won |lost |closed )?(?P<noun>deals|opportunities|"
+            r"opps|contacts|people) (?:of|at|with|for) (?P<name>.+?)[?.!]?",
+            q["base"],
+            re.IGNORECASE,
+        )
+        if said is None or not name or name_key(said.group("name")).lower() != name_key(str(name)).lower():
+            return False
+        started = time.perf_counter()
+        noun = said.group("noun").lower()
+        if noun in ("contacts", "people"):
+            if self.focus.kind != "company":
+                return False
+            kind, ids = "contact", self.data.contacts_of(self.focus.id)["contact_id"].cast(str).to_list()
+        else:
+            state = (said.group("state") or "").strip().lower()
+            ids = [
+                d
+                for d in self.data.deals_of(self.focus.kind, self.focus.id)["deal_id"].cast(str).to_list()
+                if not state
+                or (state == "closed" and self.data.deal_status(d) != "open")
+                or self.data.deal_status(d) == state
+            ]
+            kind = "deal"
+        words = f"{said.group('state') or ''}{noun} of {self.focus.label}"
+        self._step("question", f"{noun} of {self.focus.kind} {self.focus.id}", len(ids), started, plan=words)
+        recs = [self.data.rec(kind, i) for i in ids]
+        self._show(out, recs[:20])
+        self.question = q
+        out["intent"] = "question"
+        out["arguments"] = {**out["arguments"], "question": words}
+        out["answer"] = {"plan_words": words, "value": None, "record_count": len(ids), "understood": True}
+        out.pop("clarify", None)
+        out["choices"] = []
+        listed = "\n".join(f"  {i}. {r.label}" for i, r in enumerate(recs[:10], 1))
+        out["reply"] = f"{len(ids)} record(s) — {words}" + (f"\n{listed}" if listed else "")
+        return True
+
     def _people_at(self, q: dict[str, Any], out: dict) -> bool:
         """ "who do we know at Acme?", "anyone we deal with over at Globex": a "who" question the NL layer does
         not read, about a company named in it: its contacts (the NL layer's "contacts at <company>")."""
@@ -140,6 +184,13 @@ class QuestionIntents:
             started,
             plan=answer.get("plan_words"),
         )
+        misread = (
+            (not answer.get("understood") or answer.get("readings")) and pick is None and not q["filters"]
+        )
+        if misread and self._focus_list(
+            q, out
+        ):  # "open deals of <focus>" the NL layer misread (a name's words)
+            return
         if not answer.get("understood") and not answer.get("readings") and pick is None:
             retried = self._people_at(q, out)
             if retried:

@@ -223,3 +223,25 @@ def test_rows_of_a_table_read_in_several_chunks_are_shown(data):
     session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
     turn = session.turn("contacts at Hooli")
     assert turn["answer"]["record_count"] == 1 and ids(turn) == ["c6"]
+
+
+def test_lists_of_the_focus_survive_a_name_the_nl_layer_misreads():
+    """A company whose name holds a field's word ("Industries") made the NL layer group by industry: the
+    focus's deals and contacts, and a who-at question, are listed from its rows then."""
+    import polars as pl
+
+    from tests.core.test_nlq_data import make_tables
+
+    tables = make_tables()
+    tables["companies"] = tables["companies"].with_columns(
+        pl.when(pl.col("company_id") == "co3")
+        .then(pl.lit("Polargate Industries International Inc."))
+        .otherwise(pl.col("name"))
+        .alias("name")
+    )
+    session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
+    session.turn("show Polargate Industries International")
+    assert ids(session.turn("any open deals there?")) == ["d4"]
+    assert ids(session.turn("its contacts")) == ["c4", "c7"]
+    who = session.turn("who do we know over at Polargate Industries International Inc.?")
+    assert who["intent"] == "question" and who["answer"]["record_count"] == 2
