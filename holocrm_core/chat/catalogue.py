@@ -436,12 +436,15 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "more detail on the third result", "more on the first one", "show me that one", "and Acme?",
         "what about Acme?", "how about Acme", "details please", "what's been happening with Acme",
         "who owns Acme", "what stage is the deal at", "what is the deal worth", "where are we with Acme",
+        "let me see Acme", "display the record for Acme", "what's on file for Acme", "the account page for Acme",
+        "who's our point of contact there", "when is it expected to close",
     ),
     "summarize": (
         "summarize Acme", "give me a summary of Acme", "sum up the account", "recap Acme",
         "a quick overview of Acme", "catch me up on Acme", "brief me on this account", "the short version on Acme",
         "give me the gist of Acme", "in a nutshell, what's going on with Acme", "too long didn't read Acme",
         "tldr please", "the tl;dr version for Acme", "headlines only for Acme",
+        "what's the story so far with Acme", "condense the history of Acme", "key facts on Acme",
         "anything new on this account lately", "any recent news on Acme", "what happened lately with this account",
         "quick rundown on Acme", "headline facts about Acme", "summary of that deal", "fill me in on Acme",
     ),
@@ -451,6 +454,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "why is she so cold", "reasons behind the score", "how likely is Acme to convert",
         "why did the model rate it that way", "what makes this lead warm", "score breakdown for Acme",
         "how good is this lead", "what's his lead score",
+        "how did the model score Acme", "is this lead any good", "what's the probability this deal closes",
     ),
     "next_action": (
         "what should I do next with Acme", "next best action for Acme", "what do you recommend for them",
@@ -459,11 +463,13 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "recommend a next step", "what would you do with Acme", "how should we follow up with them",
         "what's the plan for Acme",
         "what is the recommended action", "what now with Acme",
+        "any suggestions for Acme", "what's the smartest next move", "what would help close this deal",
     ),
     "similar": (
         "similar to Acme", "companies like Acme", "who else resembles Acme", "find lookalikes of Acme",
         "accounts resembling Acme", "more like this one", "show me others like them", "records close to Acme",
         "deals comparable to this one", "anyone similar to her", "records that resemble Acme", "find me more of these",
+        "who is most like Acme", "give me companies in the same mould as Acme",
     ),
     "search": (
         "search pricing objections", "find notes about budget cuts", "emails that mention a discount",
@@ -471,12 +477,15 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "which notes talk about integrations", "search the activities for a keyword",
         "any meetings discussing the contract terms", "find anything about onboarding delays",
         "records that mention GDPR", "where did someone bring up the invoice", "notes referring to a pilot",
+        "find conversations about a price increase", "look through the notes for legal concerns",
+        "semantic search for churn risk",
     ),
     "draft_email": (
         "draft a follow-up email", "write them an email", "compose a follow up to Acme", "email draft for her",
         "prepare a follow up message", "write a quick note to send to the contact", "draft something to send them",
         "can you write the email", "put together a follow-up mail for Acme", "draft a reply to them",
-        "write me an email to Acme", "send them a follow up, draft it first",
+        "write me an email to Acme", "send them a follow up, draft it first", "prepare a check-in email",
+        "draft a thank-you note to them", "get an email ready for Acme",
     ),
     "log_note": (
         "log a note: they need more time", "add a note to this account", "log a call with Acme",
@@ -485,6 +494,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "I just spoke to them, log the call", "had a meeting with Acme today, record it",
         "write down that they asked for a discount", "jot down that the budget is approved",
         "log that I called them", "make a note of it",
+        "add to the record that they want a demo", "save a note: asked for references", "note for the file: on leave",
     ),
     "close_deal": (
         "close the deal as won", "mark it lost", "we won it", "we lost this deal", "set the deal to won",
@@ -492,11 +502,13 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "mark Acme as won", "they chose a competitor, set it to lost", "the deal is dead, mark it lost",
         "close that opportunity as won", "it's a win, close it", "flag the deal as lost",
         "they pulled out, close the deal as lost", "book it as won",
+        "record this as a loss", "the contract is signed, mark the deal won", "it fell through, mark lost",
     ),
     "reopen_deal": (
         "reopen the deal", "reopen it", "open the deal again", "the customer is back, reopen it",
         "undo the close, put it back in the pipeline", "revive this deal", "bring the deal back to open",
         "they changed their mind, reopen the opportunity", "set the deal back to open",
+        "reactivate this deal", "the lost deal is alive again, reopen it",
     ),
     "record_outcome": (
         "the call worked", "the email failed", "it worked", "they replied", "no reply yet, it failed",
@@ -506,6 +518,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "done, no response", "sent it and they replied", "called them, they were interested",
         "it went nowhere", "record the outcome: success", "they never got back to us",
         "the follow up paid off", "tried that, didn't work",
+        "they booked a meeting after the call", "the email got a positive reply", "he hung up on me",
     ),
     "start_experiment": (
         "start an experiment cadence vs ppo", "launch an a/b test of the bandit against the policy",
@@ -513,6 +526,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "create an experiment: heuristic against champion, win rate as the metric",
         "run a split test between the two policies", "begin testing the bandit against cadence per contact",
         "compare the challenger with the champion in an experiment", "kick off an a/b test",
+        "test ppo against the bandit on deals", "new experiment: cadence versus policy",
     ),
     "read_experiment": (
         "how is the experiment doing", "experiment results", "how's the test going", "show the a/b test report",
@@ -520,11 +534,13 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "is the experiment significant", "how are my tests performing", "who is winning the experiment",
         "report on the experiment", "how is it going so far", "what experiments do we have",
         "how's the test looking", "latest numbers on the experiment",
+        "did the experiment find a winner", "show experiment results",
     ),
     "prepare": (
         "prepare me for my call with Acme", "get me ready for the meeting with Acme", "prep for the Acme demo",
         "brief me before my call with them", "I have a meeting with Acme tomorrow, prepare me",
         "help me prepare for Acme", "what do I need to know before calling Acme", "meeting prep for Acme",
+        "I'm meeting Acme later, get me ready", "briefing pack for my Acme call",
     ),
     "triage": (
         "which of my hot leads haven't heard from us in two weeks and what should I do with each",
@@ -533,6 +549,8 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
         "leads in retail that went quiet for three weeks, and what do I do about each one",
         "which contacts have we ignored for 30 days, what should we do with each",
         "triage my untouched hot leads", "neglected leads this month and an action for every one",
+        "which deals have gone cold for two weeks and what next for each",
+        "leads nobody has called in a month, and what should I do about them",
     ),
     "refine": (
         "only the ones in fintech", "just the big ones", "sort by value", "largest ones on top", "what about last year",
@@ -554,7 +572,7 @@ EXEMPLARS: dict[str, tuple[str, ...]] = {
     "help": (
         "help", "what can you do", "what can I ask", "show me the commands", "how do I use this",
         "what are you able to do", "examples please", "what kind of questions can I ask you", "options",
-        "what do you support",
+        "what do you support", "list what you can do", "give me some example requests",
     ),
     "pick": (
         "the second one", "the first", "number 3", "option two", "the last one", "the top one", "I mean the third",
