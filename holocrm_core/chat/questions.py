@@ -175,6 +175,10 @@ class QuestionIntents:
             if pick is None and answer.get("readings") and picked and picked <= len(answer["readings"]):
                 pick = picked  # refining a picked reading: the same reading
                 answer = answer_question(self.data.nlq, text, as_of=self.data.as_of, limit=20, pick=pick)
+            owner = _owner_reading(q, answer) if pick is None else None
+            if owner is not None:  # "just Sam's" of a list of deals: the deals Sam owns (a CRM's possessive)
+                pick = owner
+                answer = answer_question(self.data.nlq, text, as_of=self.data.as_of, limit=20, pick=pick)
         except (Refusal, LookupError) as exc:
             raise ChatError(str(exc)) from None
         self._step(
@@ -279,6 +283,16 @@ _AMOUNT = re.compile(
     r"greater than)\s+[$€£]?\d",
     re.IGNORECASE,
 )
+
+
+def _owner_reading(q: dict[str, Any], answer: dict[str, Any]) -> int | None:
+    """The one reading that filters on an owner, when the last filter is a person's possessive ("Sam's") and
+    the readings differ on who the person is (owner or contact)."""
+    said = (q.get("filters") or [""])[-1]
+    if not re.fullmatch(r"[A-Za-z][\w.'-]*(?: [A-Za-z][\w.'-]*){0,2}'s", said.strip()):
+        return None
+    owned = [r["pick"] for r in answer.get("readings") or [] if ".owner is" in (r.get("plan_words") or "")]
+    return owned[0] if len(owned) == 1 else None
 
 
 def _without_times(text: str) -> str:

@@ -245,3 +245,32 @@ def test_lists_of_the_focus_survive_a_name_the_nl_layer_misreads():
     assert ids(session.turn("its contacts")) == ["c4", "c7"]
     who = session.turn("who do we know over at Polargate Industries International Inc.?")
     assert who["intent"] == "question" and who["answer"]["record_count"] == 2
+
+
+def test_a_possessive_follow_up_on_deals_means_their_owner():
+    """ "just Jo Seller's" when a contact is also called Jo Seller: the deals Jo Seller owns (no question)."""
+    import polars as pl
+
+    from tests.core.test_nlq_data import make_tables
+
+    tables = make_tables()
+    tables["contacts"] = tables["contacts"].with_columns(
+        pl.when(pl.col("contact_id") == "c5")
+        .then(pl.lit("Jo"))
+        .otherwise(pl.col("first_name"))
+        .alias("first_name"),
+        pl.when(pl.col("contact_id") == "c5")
+        .then(pl.lit("Seller"))
+        .otherwise(pl.col("last_name"))
+        .alias("last_name"),
+        pl.when(pl.col("contact_id") == "c5")
+        .then(pl.lit("Jo Seller"))
+        .otherwise(pl.col("full_name"))
+        .alias("full_name"),
+    )
+    session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
+    session.turn("open deals")
+    mine = session.turn("just Jo Seller's")
+    owned = tables["deals"].filter((pl.col("owner") == "Jo Seller") & ~pl.col("stage").is_in(["won", "lost"]))
+    assert mine["intent"] == "refine" and not mine.get("clarify")
+    assert sorted(ids(mine)) == sorted(owned["deal_id"].to_list())
