@@ -17,7 +17,7 @@ class QuestionIntents:
     """The question intents of ``ChatSession`` (a mixin)."""
 
     def _do_question(self, args: dict, out: dict, fallback_of: str | None = None) -> None:
-        text = self._about_focus(args["text"])
+        text = _deal_amount(self._about_focus(args["text"]))
         self._ask({"base": text, "filters": [], "time": None, "sort": None}, out, fallback_of)
 
     def _about_focus(self, text: str) -> str:
@@ -283,6 +283,27 @@ _AMOUNT = re.compile(
     r"greater than)\s+[$€£]?\d",
     re.IGNORECASE,
 )
+
+
+_COMPARED = re.compile(
+    r"\b(?P<cmp>bigger than|larger than|greater than|more than|over|above|under|below|less than|smaller than|"
+    r"at least|at most)\s+(?P<amount>[$€£]?\d[\d,.]*\s*(?:k|m|bn|thousand|million)?)\b",
+    re.IGNORECASE,
+)
+
+
+def _deal_amount(text: str) -> str:
+    """ "wins this year bigger than 5k": an amount said of deals is their value (the NL layer may otherwise
+    take a number-typed custom field of another table); said only when no field is named."""
+    if not re.search(
+        r"\b(?:deals?|wins?|won|lost|losses|opps?|opportunities|pipeline)\b", text, re.IGNORECASE
+    ):
+        return text
+    if re.search(
+        r"\b(?:value|worth|amount|revenue|size|employees|established|founded)\b", text, re.IGNORECASE
+    ):
+        return text
+    return _COMPARED.sub(lambda m: f"with value {m.group('cmp')} {m.group('amount')}", text, count=1)
 
 
 def _owner_reading(q: dict[str, Any], answer: dict[str, Any]) -> int | None:

@@ -274,3 +274,14 @@ def test_a_possessive_follow_up_on_deals_means_their_owner():
     owned = tables["deals"].filter((pl.col("owner") == "Jo Seller") & ~pl.col("stage").is_in(["won", "lost"]))
     assert mine["intent"] == "refine" and not mine.get("clarify")
     assert sorted(ids(mine)) == sorted(owned["deal_id"].to_list())
+
+
+def test_an_amount_said_of_deals_is_their_value():
+    from holocrm_core.chat.questions import _deal_amount
+
+    assert (
+        _deal_amount("losses this quarter larger than 20k")
+        == "losses this quarter with value larger than 20k"
+    )
+    assert _deal_amount("companies with more than 500 employees") == "companies with more than 500 employees"
+    assert _deal_amount("deals worth over 10k") == "deals worth over 10k"  # a field named: as said
