@@ -538,7 +538,7 @@ class UnderstandIntents:
         if read is not None and not (read[0] == "refine" and self.question is None):
             return read[0], read[1], "pattern"
         self._unrefined = read  # a refinement with nothing to refine: said so, unless read otherwise below
-        if self.question is not None:
+        if self.question is not None and self._last_intent in ("question", "refine", "pick"):
             args = self._follow_up(text, spots)
             if args is not None:
                 return "refine", args, "follow-up"

@@ -285,3 +285,12 @@ def test_an_amount_said_of_deals_is_their_value():
     )
     assert _deal_amount("companies with more than 500 employees") == "companies with more than 500 employees"
     assert _deal_amount("deals worth over 10k") == "deals worth over 10k"  # a field named: as said
+
+
+def test_a_follow_up_refines_only_right_after_an_answer(chat):
+    """After a question then a record, "and <another deal>?" switches the focus (it refines nothing)."""
+    chat.turn("open deals in financial services")
+    chat.turn("show Acme core banking")
+    switched = chat.turn("and Initech rollout?")
+    assert switched["intent"] == "details" and switched["focus"]["id"] == "d4"
+    assert chat.turn("mark it won")["write"]["target"]["id"] == "d4"
