@@ -211,6 +211,7 @@ CATALOGUE: tuple[Intent, ...] = (
             r"(?:\s*[:,]|\s+-)\s*(?P<text>.+)",
             r"(?:log|add|record) (?:a |an |the )?(?P<kind>note|call|meeting|email) (?P<text>.+)",
             r"(?P<kind>note|call|meeting|memo)\s*(?::|\s-)\s*(?P<text>.+)",
+            r"(?P<kind>note|call|meeting|memo) (?:for|on|to|re|about|with) (?P<ref>[^:]+?)\s*:\s*(?P<text>.+)",
             r"(?P<kind>note) that (?P<text>.+)",
         ),
         "log a note or a call on the record in focus (previewed, needs yes)",

@@ -372,7 +372,7 @@ def outcome(text: str) -> str | None:
 
 def result(text: str) -> str | None:
     """How an action turned out, as ``writes.reward_of`` reads it ("worked", "failed", "40%"), or None."""
-    share = re.search(r"\b(\d{1,3} ?%|0?\.\d+)\b", text)
+    share = re.search(r"(?<![\w.])(\d{1,3} ?%|0?\.\d+)(?![\d.])", text)
     negative = _NEGATIVE.search(text)
     positive = _POSITIVE.search(re.sub(_NEGATIVE, " ", text))
     if share and not (negative or positive):
@@ -645,7 +645,7 @@ class UnderstandIntents:
         prior: dict[str, float] = {}
         last = getattr(self, "_last_intent", None)
         if last in ("next_action", "prepare", "triage"):
-            prior["record_outcome"] = PRIOR_BONUS
+            prior["record_outcome"] = 2 * PRIOR_BONUS
         if self._pending_kept and self._pending_kept.get("kind") == "write":
             prior["confirm"] = prior["cancel"] = PRIOR_BONUS
         if last in ("question", "refine") and self.results:
@@ -665,14 +665,20 @@ class UnderstandIntents:
             if ordinal:
                 return ordinal
         rest = residual(text)
+        pronoun = pronoun_ref(text)
         if rest and len(rest) >= 3 and not _PRONOUN.fullmatch(rest):
+            if pronoun and self.focus is not None and not self.find(rest):
+                return pronoun  # "what's the amount on it?": the words left are no name; the pronoun is
             return rest
-        return pronoun_ref(text)
+        return pronoun
 
     def _slots(self, intent: str, text: str, spots: list[Spot]) -> dict[str, str] | None:
         """The arguments of ``intent`` spotted in ``text`` (order free); None when one it needs is absent."""
-        if intent in _CUE_REQUIRED and not any(
-            _cue(c).search(f" {text.lower()} ") for c in catalogue.CUES[intent]
+        in_context = intent == "read_experiment" and self.experiment  # "how's that going?" after one
+        if (
+            intent in _CUE_REQUIRED
+            and not in_context
+            and not any(_cue(c).search(f" {text.lower()} ") for c in catalogue.CUES[intent])
         ):
             return None  # an intent with a word of its own ("prep", "triage"...) is not read without it
         if intent in _REF_INTENTS:

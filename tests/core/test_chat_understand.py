@@ -294,3 +294,22 @@ def test_a_follow_up_refines_only_right_after_an_answer(chat):
     switched = chat.turn("and Initech rollout?")
     assert switched["intent"] == "details" and switched["focus"]["id"] == "d4"
     assert chat.turn("mark it won")["write"]["target"]["id"] == "d4"
+
+
+def test_a_field_asked_of_the_focus_by_pronoun_shows_it(chat):
+    chat.turn("show Globex pilot")
+    turn = chat.turn("what's the amount on it?")
+    assert turn["intent"] == "details" and ids(turn) == ["d3"]
+
+
+def test_a_note_for_a_surname_of_the_focus_goes_to_the_focus(chat):
+    chat.turn("show Dan Brown")
+    turn = chat.turn("note for Brown: prefers mornings")
+    assert turn["intent"] == "log_note" and turn["write"]["target"]["id"] == "c4"
+
+
+def test_a_share_said_after_a_next_action_is_the_outcome(chat):
+    chat.turn("show Alice Johnson")
+    chat.turn("what should I do next with her?")
+    turn = chat.turn("she may come back to us, call it 30%")
+    assert turn["intent"] == "record_outcome" and chat.pending["record"]["reward"] == 0.3
