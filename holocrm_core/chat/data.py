@@ -228,6 +228,7 @@ class ChatData:
 
         with contextlib.suppress(Exception):  # a warm-up only: the first turn read by meaning would build it
             understand.rank("warm up", self.meaning_embed)
+            understand.respell(self, "warm up")  # the speller's words (names, the NL vocabulary)
         return self
 
     @property

@@ -198,6 +198,47 @@ def residual(text: str) -> str:
     return " ".join(_clean(w) for w in words[keep[0] : keep[-1] + 1]).strip(" ?.!,;:")
 
 
+def respell(data: ChatData, text: str) -> str:
+    """The turn with its request words' typos corrected ("whats the lastest on Acme" -> "latest", "mark it as
+    lsot" -> "lost"): a word no exemplar, English word, name or NL vocabulary word is, one or two edits from
+    an exemplar's word (``nlq.normalise.TypoFixer``); a note's text (after ":" or " - ") is left as typed."""
+    fixer = _fixer(data)
+    lowered = text.lower()
+    cut = re.search(r":|\s-\s", lowered)
+    rewrites: list = []
+    from holocrm_core.nlq.normalise import surface
+
+    surface(lowered[: cut.start()] if cut else lowered, rewrites)  # shorthand: "nxt", "mtg", "acct"
+    rewrites = [r for r in rewrites if r.kind == "shorthand" and r.before.isalpha()]
+    fixer.apply(lowered, rewrites, [(cut.end(), len(lowered))] if cut else [])
+    for rewrite in rewrites:
+        if rewrite.kind in ("typo", "shorthand"):
+            text = re.sub(rf"(?<![\w']){re.escape(rewrite.before)}(?![\w'])", rewrite.after, text, flags=re.I)
+    return text
+
+
+def _fixer(data: ChatData):
+    held = getattr(data, "_chat_fixer", None)
+    if held is None:
+        from holocrm_core.nlq.normalise import TypoFixer, english_words
+
+        known = set(english_words())
+        for _, _, name in data.names:
+            known.update(re.findall(r"[a-z]+", name.lower()))
+        try:  # the NL layer's own words (values, owners, fields) are never "corrected" either
+            vocab = data.nlq.vocab
+            known.update(vocab.words() | vocab.column_words)
+        except (LookupError, AttributeError):
+            pass
+        lexicon = set(catalogue_vocabulary())
+        for cues in catalogue.CUES.values():
+            for cue in cues:
+                lexicon.update(re.findall(r"[a-z]+", cue))
+        held = TypoFixer(lexicon, known - lexicon)
+        data._chat_fixer = held
+    return held
+
+
 def masked(text: str, spots: list[Spot]) -> str:
     """The turn without the record names spotted in it (what is left is the request: "tl;dr on" for "tl;dr on
     Acme Bank"), compared with the exemplars without their placeholder name."""
@@ -535,6 +576,12 @@ class UnderstandIntents:
         if related is not None:
             return "details", {"ref": related}, "pronoun"
         read = catalogue.classify(text)
+        if read is None:
+            fixed = respell(self.data, text)
+            if fixed != text:  # typos in the request words: read as corrected from here on
+                self._out["respelled"] = text = fixed
+                spots = spot(self.data, text)
+                read = catalogue.classify(text)
         if read is not None and not (read[0] == "refine" and self.question is None):
             return read[0], read[1], "pattern"
         self._unrefined = read  # a refinement with nothing to refine: said so, unless read otherwise below

@@ -313,3 +313,13 @@ def test_a_share_said_after_a_next_action_is_the_outcome(chat):
     chat.turn("what should I do next with her?")
     turn = chat.turn("she may come back to us, call it 30%")
     assert turn["intent"] == "record_outcome" and chat.pending["record"]["reward"] == 0.3
+
+
+def test_typos_in_the_request_words_are_read_as_meant(chat):
+    chat.turn("show Globex pilot")
+    closing = chat.turn("set it as lsot")
+    assert closing["intent"] == "close_deal" and closing["respelled"] == "set it as lost"
+    assert chat.turn("cancle")["intent"] == "cancel"
+    noted = chat.turn("log a note: cusotmer wants a discnt")
+    assert chat.pending["record"]["text"] == "cusotmer wants a discnt"  # a note's text stays as typed
+    assert noted["intent"] == "log_note"
