@@ -56,7 +56,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "confirm",
         (
-            r"(?:yes|y|yep|yeah|yup|sure|ok|okay|confirm(?:ed)?|do it|go ahead|correct|please do)"
+            r"(?:yes+|y|yep|yeah|yup|yse|yea|yeh|ya|yah|sure|ok|okay|k|confirm(?:ed)?|do it|go ahead|correct|please do)"
             r"(?:[,.!]? ?(?:please|do it|go ahead|confirm(?: it)?|thanks|thank you))*[.!]?",
         ),
         "confirm the write previewed",
@@ -65,7 +65,7 @@ CATALOGUE: tuple[Intent, ...] = (
     Intent(
         "cancel",
         (
-            r"(?:no|n|nope|nah|cancel|stop|never mind|nevermind|abort|don't|do not|forget it|scrap that)"
+            r"(?:no+|n|nope|nah|nop|cancel|stop|never mind|nevermind|abort|don't|dont|do not|forget it|scrap that)"
             r"(?:[,.!]? ?(?:thanks|thank you|cancel(?: it| that)?|don't do it|do not do it|leave it))*[.!]?",
         ),
         "drop the write previewed",

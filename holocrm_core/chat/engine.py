@@ -154,6 +154,8 @@ class ChatSession(
         self._ranked = None
         intent, args, how = self._read(text, pending)
         out["intent"], out["arguments"], out["read"] = intent, dict(args), how
+        if self._ranked:  # read by meaning: the nearest intents and their scores, shown (not a hidden guess)
+            out["nearest"] = [{"intent": i, "score": round(score, 3)} for i, score, _ in self._ranked[:3]]
         try:
             if intent == "not_understood":
                 self._not_understood(out, "not something I can run here")
