@@ -256,6 +256,7 @@ def unnamed(phrase: str) -> str:
 # ---------------------------------------------------------------------------------------- meaning
 _DEFAULT_EMBED: list[Callable | None] = [None]
 _MATRICES: dict[int, tuple[Any, list[str]]] = {}
+_NO_MODEL: set[int] = set()
 _LOCK = threading.Lock()
 
 
@@ -311,6 +312,7 @@ def rank(
             scores = (matrix @ (vec / (np.linalg.norm(vec) + 1e-9))).tolist()
         except (ImportError, OSError, RuntimeError, ValueError):
             scores = None
+            _NO_MODEL.add(id(embed))  # no model here: the words are compared (and judged by LEXICAL_MIN)
     if scores is None:
         from rapidfuzz import fuzz
 
@@ -582,8 +584,12 @@ class UnderstandIntents:
                 self._out["respelled"] = text = fixed
                 spots = spot(self.data, text)
                 read = catalogue.classify(text)
-        if read is not None and not (read[0] == "refine" and self.question is None):
-            return read[0], read[1], "pattern"
+        named = (read[1].get("ref") or read[1].get("name") or "") if read is not None else ""
+        # a "name" whose later clause is a request of its own ("Globex pilot, then mark it won"), not a name
+        # with a comma or a dash ("Primary contact, Bluth Company", "Apexline - Onboarding Services")
+        compound = any(catalogue.classify(part) is not None for part in clauses(named)[1:])
+        if read is not None and not (read[0] == "refine" and self.question is None) and not compound:
+            return read[0], read[1], "pattern"  # (a name that runs over a clause: the clauses are read below)
         self._unrefined = read  # a refinement with nothing to refine: said so, unless read otherwise below
         if self.question is not None and self._last_intent in ("question", "refine", "pick"):
             args = self._follow_up(text, spots)
@@ -608,6 +614,15 @@ class UnderstandIntents:
                     args["reason"] = rest
                 if intent == "close_deal" and args.get("ref", "").lower() in ("as", "to", "it as", "this as"):
                     args.pop("ref")
+                named = spot(self.data, rest)
+                if (
+                    intent in catalogue.WRITE_INTENTS
+                    and named
+                    and (args.get("ref") or "it").lower() in (catalogue.REF_PRONOUNS)
+                ):
+                    # "show Globex pilot, then mark it won": "it" is the record named beside it, which is
+                    # written only when it is the one in focus (else refused: open it first)
+                    args["ref"] = named[0].text
                 return intent, args, "clause"
         bare = self._bare_name(text, spots)
         if bare is not None:
@@ -620,10 +635,11 @@ class UnderstandIntents:
             return self._as_question(text)
         ranked = rank(request, embed, self._prior())
         self._ranked = ranked
-        floor = LEXICAL_MIN if embed is None else MEANING_MIN
+        lexical = embed is None or id(embed) in _NO_MODEL
+        floor = LEXICAL_MIN if lexical else MEANING_MIN
         if not ranked or ranked[0][1] < floor:
             return self._as_question(text)
-        clear = decide(ranked, lexical=embed is None) is not None
+        clear = decide(ranked, lexical=lexical) is not None
         # the nearest intents (the first, and the second when as near) in order: the first whose arguments are
         # in the turn is read (a write never from a question); out of scope: honestly not understood
         near = [r for r in ranked[:2] if r[1] >= floor and ranked[0][1] - r[1] <= RUNNER_UP_WITHIN]

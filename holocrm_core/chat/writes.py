@@ -74,12 +74,12 @@ class WriteIntents:
             return self.resolve(ref, kinds, closed)
         try:
             target = self.resolve(ref, kinds, closed)
-        except Chosen as several:
-            if self.focus not in several.choices:
-                raise ChatError(
-                    f"refused: {ref!r} matches several records; open the one you mean first"
-                ) from None
-            target = self.focus  # "note for Nguyen: ..." with one of the Nguyens in focus: that one
+        except Chosen:
+            # several records match the name, the focus maybe among them: which one the rep means is not
+            # known, so nothing is written ("Primary contact" names every Maven account's contact)
+            raise ChatError(
+                f"refused: {ref!r} matches several records; open the one you mean first"
+            ) from None
         try:
             focus_deal = (
                 self._from_focus("that deal", ("deal",), closed) if kinds == ("deal",) else self.focus

@@ -302,10 +302,12 @@ def test_a_field_asked_of_the_focus_by_pronoun_shows_it(chat):
     assert turn["intent"] == "details" and ids(turn) == ["d3"]
 
 
-def test_a_note_for_a_surname_of_the_focus_goes_to_the_focus(chat):
-    chat.turn("show Dan Brown")
-    turn = chat.turn("note for Brown: prefers mornings")
-    assert turn["intent"] == "log_note" and turn["write"]["target"]["id"] == "c4"
+def test_a_note_for_a_name_several_records_share_is_refused_even_with_one_in_focus(chat):
+    """ "note for Acme: ..." with Acme core banking in focus: Acme also names the bank and another deal, so
+    which one is meant is not known: refused, nothing previewed."""
+    chat.turn("show Acme core banking")
+    turn = chat.turn("note for Acme: prefers mornings")
+    assert turn["intent"] == "log_note" and turn["write"]["status"] == "refused" and chat.pending is None
 
 
 def test_a_share_said_after_a_next_action_is_the_outcome(chat):
@@ -323,3 +325,12 @@ def test_typos_in_the_request_words_are_read_as_meant(chat):
     noted = chat.turn("log a note: cusotmer wants a discnt")
     assert chat.pending["record"]["text"] == "cusotmer wants a discnt"  # a note's text stays as typed
     assert noted["intent"] == "log_note"
+
+
+def test_a_write_beside_another_record_s_name_goes_to_that_name_not_the_focus(chat):
+    """ "open Globex pilot, then mark it won" with another deal in focus: refused (open it first), never a
+    preview of the focus."""
+    chat.turn("show Acme core banking")
+    turn = chat.turn("open Globex pilot, then mark it won")
+    assert turn["intent"] == "close_deal" and turn["write"]["status"] == "refused"
+    assert chat.pending is None and not chat.log.records
