@@ -67,6 +67,7 @@ class ChatSession(
         # is stale then, and a write addressed by pronoun asks which record instead of writing to the focus
         self.stale: dict[str, Any] | None = None
         self._last_intent: str | None = None  # what the previous turn was read as (a prior for this one)
+        self.last_match = 0.0  # how well the last name looked up matched (rapidfuzz WRatio; 100: exactly)
         self.results: list[Rec] = []
         self.question: dict[str, Any] | None = None  # base, filters, time, sort
         self.pending: dict[str, Any] | None = None
@@ -295,6 +296,7 @@ class ChatSession(
             best = scored[0][1] if scored else 0
             found = [s for s in scored if s[1] >= best - AMBIGUOUS_WITHIN][:MAX_CHOICES]
         recs = [self.data.rec(kind, rid) for (kind, rid, _), _ in found]
+        self.last_match = max((score for _, score in found), default=0.0)  # 100: a name, id or short name
         scanned = len(pool) if exact else len(choices)
         self._step(
             "find", f"fuzzy name match {query!r} over {scanned} of {len(pool)} names", len(recs), started

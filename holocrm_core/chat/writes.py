@@ -50,6 +50,9 @@ def reward_of(result: str) -> float:
     return value
 
 
+SURE_MATCH = 90.0  # a write named while nothing is in focus goes to a name matched this well, else it asks
+
+
 class WriteIntents:
     """The write intents of ``ChatSession`` (a mixin: it uses the session's focus, data and trace)."""
 
@@ -64,9 +67,10 @@ class WriteIntents:
                 raise ChatError(
                     "refused: nothing is in focus; open the record first (e.g. `show <name>`), then ask"
                 )
-            return self.resolve(
-                ref, kinds, closed
-            )  # named while nothing is in focus: that record (previewed)
+            target = self.resolve(ref, kinds, closed)  # named while nothing is in focus: that record
+            if self.last_match < SURE_MATCH:
+                raise Chosen([target])  # a near name only ("Jamal Turnr"): asked, then previewed
+            return target
         if by_pronoun:
             if self.stale and not self._focus_set:
                 # the last turn named something not resolved: "it" may not be the focus; ask, the focus first

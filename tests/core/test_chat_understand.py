@@ -334,3 +334,14 @@ def test_a_write_beside_another_record_s_name_goes_to_that_name_not_the_focus(ch
     turn = chat.turn("open Globex pilot, then mark it won")
     assert turn["intent"] == "close_deal" and turn["write"]["status"] == "refused"
     assert chat.pending is None and not chat.log.records
+
+
+def test_a_write_named_loosely_while_nothing_is_in_focus_asks_first(chat):
+    """Nothing in focus: a write naming a record exactly is previewed; a name that only comes near one (below
+    a sure match) is asked about first, so a near-miss is never previewed as if it were meant."""
+    exact = chat.turn("log a call with Dan Brown: wants pricing")
+    assert exact["write"]["status"] == "proposed" and exact["write"]["target"]["id"] == "c4"
+    chat.turn("no")
+    chat.focus = None
+    loose = chat.turn("mark Glbx plot lost")
+    assert loose.get("clarify") and loose["write"] != {"status": "proposed"} and not chat.log.records
