@@ -239,6 +239,7 @@ class ChatSession(
 
     def _ask_which(self, choices: list[Rec], intent: str, args: dict, out: dict) -> None:
         self.pending = {"kind": "choices", "choices": choices, "intent": intent, "args": args}
+        out["write"] = None  # nothing proposed nor refused yet: the pick resumes the request
         out["choices"] = [{"pick": i, **c.public()} for i, c in enumerate(choices, 1)]
         out["clarify"] = True
         lines = [f"  {i}. {c.label}" for i, c in enumerate(choices, 1)]
