@@ -206,6 +206,19 @@ class ChatData:
             self._pools[key] = index
         return self._pools[key]
 
+    def words(self, kinds: tuple[str, ...] | None) -> dict[str, list[int]]:
+        """Every whole word of every name -> the names' positions in ``name_pool`` (cached): a one-word
+        lookup of a person ("Li?") lists every contact holding the word, not the shortest name alone."""
+        key = ("words", kinds)
+        if key not in self._pools:
+            _, lowered = self.name_pool(kinds)
+            index: dict[str, list[int]] = {}
+            for i, name in enumerate(lowered):
+                for word in set(_WORD.findall(name)):
+                    index.setdefault(word, []).append(i)
+            self._pools[key] = index
+        return self._pools[key]
+
     def warm(self) -> ChatData:
         """Open what the first turns would otherwise open: the NL context (and the embedder it matches unknown
         words with), the decision service, the name pools and their prefixes, the last touches (start-up, not
@@ -221,6 +234,7 @@ class ChatData:
                 matcher.nearest("warmup")
         for kinds in (None, ("company", "contact"), ("deal",)):
             self.prefixes(kinds)
+        self.words(None)
         for kind in NAMED:
             self.row(kind, "")  # the id -> row maps
         self.last_touch()

@@ -49,6 +49,8 @@ KIND_WORDS = {
     "opportunity": "deal",
 }
 
+_STOP_STARTS = frozenset(("the", "and", "for", "inc", "ltd", "llc"))  # word starts too common to narrow by
+
 Writer = Callable[[str, dict[str, Any], Callable[[], None] | None], dict[str, Any]]
 
 
@@ -286,6 +288,7 @@ class ChatSession(
             # letters). Cuts a lookup at 100k contacts from ~200 ms to a few.
             prefixes = self.data.prefixes(kinds)
             starts = {w[:3] for w in re.findall(r"[0-9a-z]+", query) if len(w) >= 3}
+            starts = (starts - _STOP_STARTS) or starts  # "the", "and": shared by thousands of names
             candidates = sorted({i for s in starts for i in prefixes.get(s, ())})
             choices = {i: lowered[i] for i in candidates} if candidates else dict(enumerate(lowered))
             hits = process.extract(
@@ -296,6 +299,12 @@ class ChatSession(
             )
             best = scored[0][1] if scored else 0
             found = [s for s in scored if s[1] >= best - AMBIGUOUS_WITHIN][:MAX_CHOICES]
+            said = re.findall(r"[0-9a-z]+", query)
+            if len(said) == 1 and len(said[0]) >= 2:  # one word of a person's name ("Li?"): every such person
+                same = [pool[i] for i in self.data.words(kinds).get(said[0], ()) if pool[i][0] == "contact"]
+                if len(same) > 1:  # whole-word matches before substrings ("li" in "Hooli")
+                    ranked = [(t, fuzz.WRatio(query, t[2].lower())) for t in same]
+                    found = sorted(ranked, key=lambda s: (-s[1], s[0][0], s[0][2]))[:MAX_CHOICES]
         recs = [self.data.rec(kind, rid) for (kind, rid, _), _ in found]
         self.last_match = max((score for _, score in found), default=0.0)  # 100: a name, id or short name
         scanned = len(pool) if exact else len(choices)

@@ -345,3 +345,35 @@ def test_a_write_named_loosely_while_nothing_is_in_focus_asks_first(chat):
     chat.focus = None
     loose = chat.turn("mark Glbx plot lost")
     assert loose.get("clarify") and loose["write"] != {"status": "proposed"} and not chat.log.records
+
+
+def test_a_first_name_alone_lists_every_contact_with_it():
+    """ "Li?" when Li Wu and Li Oliveira-Hartmann exist: both offered, not the shorter name alone."""
+    import polars as pl
+
+    from tests.core.test_nlq_data import make_tables
+
+    tables = make_tables()
+    renamed = {"c2": ("Li", "Wu"), "c5": ("Li", "Oliveira-Hartmann")}
+    contacts = tables["contacts"]
+    for cid, (first, last) in renamed.items():
+        contacts = contacts.with_columns(
+            pl.when(pl.col("contact_id") == cid)
+            .then(pl.lit(first))
+            .otherwise(pl.col("first_name"))
+            .alias("first_name"),
+            pl.when(pl.col("contact_id") == cid)
+            .then(pl.lit(last))
+            .otherwise(pl.col("last_name"))
+            .alias("last_name"),
+            pl.when(pl.col("contact_id") == cid)
+            .then(pl.lit(f"{first} {last}"))
+            .otherwise(pl.col("full_name"))
+            .alias("full_name"),
+        )
+    tables["contacts"] = contacts
+    session = ChatSession(ChatData.from_tables(tables, as_of=AS_OF))
+    asked = session.turn("Li ?")
+    assert asked["intent"] == "find" and asked["clarify"]
+    assert sorted(c["id"] for c in asked["choices"]) == ["c2", "c5"]
+    assert session.turn("2nd one")["intent"] == "pick"
