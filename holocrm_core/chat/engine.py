@@ -248,7 +248,7 @@ class ChatSession(
         out["reply"] = "Which one do you mean?\n" + "\n".join(lines)
 
     # ------------------------------------------------------------------------------------- references
-    def find(self, name: str, kinds: tuple[str, ...] | None = None) -> list[Rec]:
+    def find(self, name: str, kinds: tuple[str, ...] | None = None, scan: bool = True) -> list[Rec]:
         """Records whose name matches ``name`` best first (an exact name alone; else the close ones)."""
         from rapidfuzz import fuzz, process
 
@@ -283,28 +283,35 @@ class ChatSession(
         if exact:
             found = [(t, 100.0) for t in exact]
         else:
-            # Prefilter: names with a word starting like one of the query's (3 letters), scored by WRatio;
-            # a full scan of every name only when no name shares such a start (a typo in every word's first
-            # letters). Cuts a lookup at 100k contacts from ~200 ms to a few.
-            prefixes = self.data.prefixes(kinds)
-            starts = {w[:3] for w in re.findall(r"[0-9a-z]+", query) if len(w) >= 3}
-            starts = (starts - _STOP_STARTS) or starts  # "the", "and": shared by thousands of names
-            candidates = sorted({i for s in starts for i in prefixes.get(s, ())})
-            choices = {i: lowered[i] for i in candidates} if candidates else dict(enumerate(lowered))
-            hits = process.extract(
-                query, choices, scorer=fuzz.WRatio, score_cutoff=MATCH_THRESHOLD, limit=MAX_CHOICES * 10
-            )
-            scored = sorted(
-                ((pool[i], score) for _, score, i in hits), key=lambda s: (-s[1], s[0][0], s[0][2])
-            )
-            best = scored[0][1] if scored else 0
-            found = [s for s in scored if s[1] >= best - AMBIGUOUS_WITHIN][:MAX_CHOICES]
             said = re.findall(r"[0-9a-z]+", query)
-            if len(said) == 1 and len(said[0]) >= 2:  # one word of a person's name ("Li?"): every such person
+            same = []
+            if len(said) == 1 and len(said[0]) >= 2:  # one word of people's names ("Li?"): every such person
                 same = [pool[i] for i in self.data.words(kinds).get(said[0], ()) if pool[i][0] == "contact"]
-                if len(same) > 1:  # whole-word matches before substrings ("li" in "Hooli")
-                    ranked = [(t, fuzz.WRatio(query, t[2].lower())) for t in same]
-                    found = sorted(ranked, key=lambda s: (-s[1], s[0][0], s[0][2]))[:MAX_CHOICES]
+            if len(same) > 1:  # whole-word matches before substrings ("li" in "Hooli"), first names first
+                ranked = [(t, fuzz.WRatio(query, t[2].lower())) for t in same]
+                found = sorted(
+                    ranked, key=lambda s: (not s[0][2].lower().startswith(said[0]), -s[1], s[0][0], s[0][2])
+                )[:MAX_CHOICES]
+                choices = same
+            else:
+                # Prefilter: names with a word starting like one of the query's (3 letters), scored by WRatio;
+                # a full scan of every name only when no name shares such a start (a typo in every word's
+                # first letters). Cuts a lookup at 100k contacts from ~200 ms to a few.
+                prefixes = self.data.prefixes(kinds)
+                starts = {w[:3] for w in said if len(w) >= 3}
+                starts = (starts - _STOP_STARTS) or starts  # "the", "and": shared by thousands of names
+                candidates = sorted({i for s in starts for i in prefixes.get(s, ())})
+                if not candidates and not scan:  # a trial lookup (is this a name at all?): no full scan
+                    return []
+                choices = {i: lowered[i] for i in candidates} if candidates else dict(enumerate(lowered))
+                hits = process.extract(
+                    query, choices, scorer=fuzz.WRatio, score_cutoff=MATCH_THRESHOLD, limit=MAX_CHOICES * 10
+                )
+                scored = sorted(
+                    ((pool[i], score) for _, score, i in hits), key=lambda s: (-s[1], s[0][0], s[0][2])
+                )
+                best = scored[0][1] if scored else 0
+                found = [s for s in scored if s[1] >= best - AMBIGUOUS_WITHIN][:MAX_CHOICES]
         recs = [self.data.rec(kind, rid) for (kind, rid, _), _ in found]
         self.last_match = max((score for _, score in found), default=0.0)  # 100: a name, id or short name
         scanned = len(pool) if exact else len(choices)

@@ -681,7 +681,7 @@ class UnderstandIntents:
         rest = residual(said)
         if not rest or rest != said or len(said.split()) > 4 or len(said) < 2:
             return None
-        found = self.find(said)
+        found = self.find(said, scan=False)
         self._out["trace"].clear()  # the trial lookup is run again by the find intent
         words = [w for w in re.findall(r"[a-z0-9]+", said.lower()) if w not in _STOP]
         for rec in found[:1]:
@@ -730,7 +730,7 @@ class UnderstandIntents:
         rest = residual(text)
         pronoun = pronoun_ref(text)
         if rest and len(rest) >= 3 and not _PRONOUN.fullmatch(rest):
-            if pronoun and self.focus is not None and not self.find(rest):
+            if pronoun and self.focus is not None and not self.find(rest, scan=False):
                 return pronoun  # "what's the amount on it?": the words left are no name; the pronoun is
             return rest
         return pronoun
