@@ -232,6 +232,11 @@ class ChatData:
                 Exception
             ):  # a warm-up only: the first unknown word would load it anyway
                 matcher.nearest("warmup")
+                from holocrm_core.services import answer_question
+
+                # a word no rule knows: the NL layer embeds its values for meaning-matching once (about 1 s
+                # at 100k contacts), at start-up rather than on the first turn it does not understand
+                answer_question(self._nlq, "zqxw", as_of=self.as_of, limit=1)
         for kinds in (None, ("company", "contact"), ("deal",)):
             self.prefixes(kinds)
         self.words(None)
