@@ -57,6 +57,21 @@ def _labels():
     return RecordLabels(lambda table: warehouse.scan(table) if warehouse.exists(table) else None)
 
 
+def _local_search(text: str, **options) -> dict:
+    """``search_records`` over the local index; an index of another embedding tier than this process's
+    (HOLOCRM_EMBEDDER) is one line naming both tiers and exit 1 (a server answers it 409)."""
+    from holocrm_core.services import search_records
+
+    store = _store()
+    from holocrm_core.store import EmbeddingModelMismatch  # loaded by _store() already: costs nothing
+
+    try:
+        return search_records(store, text, labels=_labels(), **options)
+    except EmbeddingModelMismatch as exc:
+        fail(str(exc))
+        raise  # not reached: fail exits
+
+
 def _score(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
@@ -201,7 +216,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Search contacts, companies, deals and activities by meaning and words; each hit shows a snippet."""
         _quiet(verbose)
-        from holocrm_core.services import Refusal, rules, search_records
+        from holocrm_core.services import Refusal, rules
 
         with_attachments = attachments if attachments is not None else not as_json
         url = client.server_url(server)
@@ -221,8 +236,7 @@ def register(app: typer.Typer) -> None:
                 )
                 answer.pop("index_versions", None)
             else:
-                answer = search_records(
-                    _store(),
+                answer = _local_search(
                     text,
                     entity_types=entity_type,
                     mode=mode,
@@ -230,7 +244,6 @@ def register(app: typer.Typer) -> None:
                     filters=rules.filter_pairs(filter),
                     with_text=with_text,
                     attachments=with_attachments,
-                    labels=_labels(),
                 )
         except (Refusal, client.ServerError) as exc:
             refuse(exc)
