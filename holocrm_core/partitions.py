@@ -120,6 +120,36 @@ def split_by_shard(
     return {(batch, s): frame.filter(shards == s) for _, s in keys}
 
 
+def layout(warehouse: Warehouse, names: Iterable[str], count: int) -> dict:
+    """What is built of each partitioned table ``names``, per export batch (``holocrm where``): for each batch
+    the tables with every one of the ``count`` shards, those with some (and which), those with none, and
+    whether the plain tables are that batch's union. Reads only the manifests and the partitions' listings."""
+    tables = {name: PartitionedTable(warehouse, name) for name in names}
+    batches = dict.fromkeys(batch for table in tables.values() for batch in table.batches())
+    every = set(range(count))
+    described = {}
+    for batch in batches:
+        complete, partial, missing, union = [], {}, [], []
+        for name, table in tables.items():
+            written = table.shards_written(batch) & every
+            if written == every:
+                complete.append(name)
+            elif written:
+                partial[name] = sorted(written)
+            else:
+                missing.append(name)
+            if table.union_batch() == batch:
+                union.append(name)
+        described[batch] = {
+            "complete": len(missing) == 0 and not partial,
+            "tables_with_every_shard": len(complete),
+            "tables_with_some_shards": partial,
+            "tables_with_no_shard": missing,
+            "served_as_plain_tables": len(union),
+        }
+    return {"shards": count, "batches": described}
+
+
 @dataclass
 class PartitionWrite:
     partitions: int
