@@ -41,6 +41,7 @@ from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.scoring import score_frame
+from holocrm_core.settings import lancedb_built, warehouse_root
 from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
 
@@ -226,7 +227,7 @@ class ArtifactLoader:
 
     def __init__(self, settings: ServingSettings, on_swap: Callable[[Snapshot | None], None] | None = None):
         self.settings = settings
-        self.warehouse = Warehouse(settings.paths.warehouse)
+        self.warehouse = Warehouse(warehouse_root(settings.paths))  # a folder or s3:// (ObjectWarehouse)
         self._snapshot = _empty_snapshot({"all": f"artifacts not loaded yet; {RUN_HINT}"})
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
@@ -289,11 +290,9 @@ class ArtifactLoader:
             self.reload()
 
     def _table_stamp(self, name: str) -> tuple | None:
-        try:
-            st = self.warehouse.path(name).stat()
-        except FileNotFoundError:
-            return None
-        return (name, st.st_mtime_ns, st.st_size)
+        """What changes when ``name`` is committed, on a folder or on object storage (``Warehouse.stamp``)."""
+        stamp = self.warehouse.stamp(name)
+        return None if stamp is None else (name, stamp)
 
     def _fingerprint(self) -> tuple:
         tables = tuple(self._table_stamp(n) for n in WATCHED_TABLES)
@@ -580,10 +579,7 @@ class ArtifactLoader:
 
 
 def _has_lance_tables(uri: str) -> bool:
-    if "://" in uri:
-        return True  # object storage: let the store answer
-    path = Path(uri)
-    return path.is_dir() and any(p.suffix == ".lance" for p in path.iterdir())
+    return lancedb_built(uri)  # object storage: always True, the store answers
 
 
 __all__ = ["ArtifactLoader", "CapabilityMissing", "EntityScores", "ServedScorer", "Snapshot"]

@@ -137,9 +137,11 @@ def outcome_log_lag(paths, now: float | None = None) -> float:
     log = paths.outcomes_log
     if not log.exists() or log.stat().st_size == 0:
         return 0.0
-    dataset = paths.warehouse / "outcome_dataset.parquet"
+    from holocrm_core.settings import open_warehouse
+
+    built_at = open_warehouse(paths).modified_at("outcome_dataset")  # a folder or object storage
     logged = log.stat().st_mtime
-    built = dataset.stat().st_mtime if dataset.exists() else None
+    built = built_at.timestamp() if built_at is not None else None
     if built is not None and logged <= built:
         return 0.0
     return max(0.0, (now or time.time()) - (built if built is not None else logged))

@@ -89,10 +89,11 @@ def _print_scores(summary, paths: HoloPaths) -> None:
         _echo(f"  {line}")
     if (paths.truth / "leads.parquet").exists():
         from holocrm_core.scoring.truth import served_vs_truth, summary_lines
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import Warehouse
 
         try:
-            report = served_vs_truth(Warehouse(paths.warehouse), paths.truth)
+            report = served_vs_truth(Warehouse(warehouse_root(paths)), paths.truth)
         except Exception as exc:  # noqa: BLE001 - a summary line must not fail the run
             _echo(f"  (against the hidden truth: not measured: {type(exc).__name__}: {exc})")
             return
@@ -128,9 +129,12 @@ def print_summary(summary, paths: HoloPaths) -> None:
     _echo("")
     _echo("where things are:")
     _echo(f"  HOLOCRM_HOME   {paths.home}")
-    _echo(f"  tables         {paths.warehouse}  (Parquet, one per asset)")
-    _echo(f"  quarantine     {paths.warehouse / 'quarantine.parquet'}")
-    _echo(f"  LanceDB        {paths.lancedb}")
+    from holocrm_core.settings import lancedb_uri, warehouse_root
+
+    tables = warehouse_root(paths)
+    _echo(f"  tables         {tables}  (Parquet, one per asset)")
+    _echo(f"  quarantine     {tables}/quarantine_<entity>.parquet")
+    _echo(f"  LanceDB        {lancedb_uri(paths)}")
     _echo(f"  MLflow         {mlflow_tracking_uri()}")
     _echo(f"  Dagster        DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml")
 
@@ -425,6 +429,7 @@ def register(app: typer.Typer) -> None:
         """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
         from holocrm_core.homelock import HomeLocked, home_lock
         from holocrm_core.ingest import MissingColumnError, NothingToIngestError, ingest_export
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import Warehouse
 
         if not export.is_dir():
@@ -437,7 +442,7 @@ def register(app: typer.Typer) -> None:
             ):
                 result = ingest_export(
                     export,
-                    warehouse=Warehouse(paths.warehouse),
+                    warehouse=Warehouse(warehouse_root(paths)),
                     profile=profile,
                     mapping=mapping,
                     progress=lambda msg: _progress(f"  {msg}"),
@@ -476,7 +481,7 @@ def register(app: typer.Typer) -> None:
                 _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
             for warning in result.warnings:
                 _echo(f"warning: {warning}")
-            _echo(f"tables written to {paths.warehouse}")
+            _echo(f"tables written to {warehouse_root(paths)}")
         unbalanced = [
             f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()
         ] + result.unbalanced_files()
@@ -490,9 +495,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
     ) -> None:
         """The kept versions of a warehouse table, oldest first (the current one marked)."""
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import TableVersionError, Warehouse
 
-        warehouse = Warehouse(HoloPaths.default().warehouse)
+        warehouse = Warehouse(warehouse_root())
         try:
             versions = warehouse.history(table)
         except (TableVersionError, ValueError) as exc:
@@ -519,10 +525,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make an earlier version of a table current again (recorded as a new version; nothing is deleted)."""
         from holocrm_core.homelock import HomeLocked, home_lock
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import TableVersionError, Warehouse
 
         paths = HoloPaths.default().ensure()
-        warehouse = Warehouse(paths.warehouse)
+        warehouse = Warehouse(warehouse_root(paths))
         try:
             with home_lock(paths.home, f"holocrm rollback {table}", wait_s=float("inf") if wait else 0.0):
                 version = warehouse.rollback(table, to)

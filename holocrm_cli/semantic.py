@@ -37,23 +37,26 @@ def _store(cached: bool = False):
     """The local similarity index, or None when none was built (the service refuses with what to run).
 
     ``cached``: answer `similar` from the vector cache, without importing LanceDB (seconds of a cold start)."""
+    from holocrm_core.settings import lancedb_built, lancedb_uri
+
     paths = _paths()
-    if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
+    if not lancedb_built(lancedb_uri(paths)):
         return None
-    if cached:
+    if cached and "://" not in lancedb_uri(paths):  # the vector cache stamps local table folders
         from holocrm_core.services.vector_cache import CachedSimilarity
 
-        return CachedSimilarity(str(paths.lancedb), paths.home / "cache" / "vectors")
+        return CachedSimilarity(lancedb_uri(paths), paths.home / "cache" / "vectors")
     from holocrm_core.store import SimilarityStore
 
-    return SimilarityStore(str(paths.lancedb))
+    return SimilarityStore(lancedb_uri(paths))
 
 
 def _labels():
     from holocrm_core.services import RecordLabels
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
-    warehouse = Warehouse(_paths().warehouse)
+    warehouse = Warehouse(warehouse_root(_paths()))
     return RecordLabels(lambda table: warehouse.scan(table) if warehouse.exists(table) else None)
 
 
@@ -280,9 +283,10 @@ def register(app: typer.Typer) -> None:
                     min_score=min_score,
                 )
             else:
+                from holocrm_core.settings import warehouse_root
                 from holocrm_core.warehouse import Warehouse
 
-                warehouse = Warehouse(_paths().warehouse)
+                warehouse = Warehouse(warehouse_root(_paths()))
                 table = "duplicate_candidates"
                 frame = warehouse.read(table) if warehouse.exists(table) else None
                 answer = duplicate_page(
@@ -306,10 +310,11 @@ def _proposals(kind: str | None, limit: int, offset: int, as_json: bool) -> None
     import polars as pl
 
     from holocrm_core.services import rules
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     rules.page_size(limit)
-    warehouse = Warehouse(_paths().warehouse)
+    warehouse = Warehouse(warehouse_root(_paths()))
     if not warehouse.exists("merge_proposals"):
         fail("no merge proposals yet: run `holocrm run` first")
     frame = warehouse.read("merge_proposals")

@@ -366,3 +366,20 @@ def connect_lancedb(uri: str | None = None):
 def warehouse_root(paths: HoloPaths | None = None) -> str | Path:
     """Where the warehouse tables live: the settings' ``warehouse_uri`` (``s3://...``), else HOLOCRM_HOME's."""
     return Backends.load().warehouse_uri or (paths or HoloPaths.default()).warehouse
+
+
+def open_warehouse(paths: HoloPaths | None = None):
+    """The warehouse in use (``warehouse_root``): a local ``Warehouse`` or, on ``s3://``, an ``ObjectWarehouse``
+    with the same API. Every reader outside the pipeline (CLI, API, monitoring) opens it here, never a folder."""
+    from holocrm_core.warehouse import Warehouse
+
+    return Warehouse(warehouse_root(paths))
+
+
+def lancedb_built(uri: str) -> bool:
+    """Whether the LanceDB index at ``uri`` may hold tables: a local folder with a ``.lance`` table; on object
+    storage always True (listing costs a round trip: the store answers, and says when it holds nothing)."""
+    if "://" in uri:
+        return True
+    path = Path(uri)
+    return path.is_dir() and any(p.suffix == ".lance" for p in path.iterdir())

@@ -236,6 +236,22 @@ class Warehouse:
                 return version
         return None
 
+    def stamp(self, name: str) -> str | None:
+        """What changes whenever ``name`` is committed (None: no such table), cheap enough to poll: the
+        current file's inode, mtime and size here, the manifest's ETag on object storage."""
+        try:
+            st = self.path(name).stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def modified_at(self, name: str) -> datetime | None:
+        """When the current version of ``name`` was committed (None: no such table)."""
+        try:
+            return datetime.fromtimestamp(self.path(name).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+
     def history(self, name: str) -> list[dict]:
         """Every kept version of ``name``, oldest first: version, rows, columns, written_at, operation,
         bytes, current. Versions written but never committed (a crash before the swap) are not listed."""

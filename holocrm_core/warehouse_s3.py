@@ -203,6 +203,14 @@ class ObjectWarehouse(Warehouse):
         manifest = self._manifest(name)[0]
         return None if manifest is None else int(manifest["current"])
 
+    def stamp(self, name: str) -> str | None:
+        return self._manifest(name)[1]  # the manifest's ETag: every commit replaces the manifest
+
+    def modified_at(self, name: str) -> datetime | None:
+        manifest = self._manifest(name)[0]
+        written = None if manifest is None else self._current_entry(manifest).get("written_at")
+        return datetime.fromisoformat(written) if written else None
+
     def history(self, name: str) -> list[dict]:
         manifest = self._manifest(name)[0]
         if manifest is None:
