@@ -64,11 +64,9 @@ class MonitoringCollector:
         self.paths = HoloPaths(Path(home))
 
     def _report(self, name: str) -> dict:
-        path = self.paths.home / "monitoring" / f"{name}.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
+        from holocrm_core.monitoring import read_state
+
+        return read_state(self.paths, name)  # HOLOCRM_HOME/monitoring, or beside an s3:// warehouse
 
     def collect(self):
         from holocrm_core.monitoring import asset_freshness
