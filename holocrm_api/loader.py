@@ -22,6 +22,7 @@ only when something changed; ``reload()`` does it on demand.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -76,6 +77,7 @@ WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted 
 FIELD_OUTCOMES = "outcomes.ndjson"
 DECISION_MODELS = (ACTION_POLICY, "holocrm_outreach_policy")
 ON_DEMAND_CACHE = 10_000
+BUILD_ATTEMPTS = 3  # builds of one reload while the artifacts keep changing under it
 
 ServedAs = Literal["champion", "previous_passing", "heuristic"]
 
@@ -255,7 +257,7 @@ class ArtifactLoader:
                 fingerprint = self._fingerprint()
                 if not force and fingerprint == self._snapshot.fingerprint:
                     return False
-                snapshot = self._build(fingerprint)
+                snapshot = self._settled_build(fingerprint)
             except Exception as exc:  # keep serving the previous snapshot
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception(
@@ -271,6 +273,21 @@ class ArtifactLoader:
             del snapshot
             release_freed_memory()
             return True
+
+    def _settled_build(self, fingerprint: tuple) -> Snapshot:
+        """A snapshot built on a state that did not move while it was built. The fingerprint is read before
+        the build and the build reads the artifacts again (a promotion is three registry writes: version, gate
+        tag, alias), so an artifact changed meanwhile may be in the snapshot or not: then it is built again
+        on the new state (at most ``BUILD_ATTEMPTS`` times). Still moving after that: served, with an empty
+        fingerprint so the next check rebuilds it."""
+        for _ in range(BUILD_ATTEMPTS):
+            snapshot = self._build(fingerprint)
+            settled = self._fingerprint()
+            if settled == fingerprint:
+                return snapshot
+            log.info("an artifact changed while the snapshot was built: building it again")
+            fingerprint = settled
+        return dataclasses.replace(snapshot, fingerprint=())
 
     def start(self) -> None:
         if self.settings.reload_interval_s <= 0 or self._thread is not None:

@@ -155,3 +155,33 @@ def test_a_champion_whose_gate_did_not_pass_is_never_served(registry):
         assert served["served_as"] == "heuristic" and served["version"] == "heuristic"
         assert f"v{v3}" in served["verdict"] and "absent" in served["verdict"]
         assert client.get("/api/contacts/C1/score").json()["model"]["served_as"] == "heuristic"
+
+
+def test_an_artifact_changed_during_a_build_is_built_again_not_left_for_the_next_check(tmp_path, monkeypatch):
+    """The fingerprint is read before a build; a table committed while the build ran may or may not be in
+    the snapshot: the loader builds again on the new state, so the served snapshot's fingerprint is one it
+    was built from and a reload with nothing changed since swaps nothing (the race behind a flaky
+    `swapped is False` at the end of the reload test above)."""
+    from holocrm_api.loader import ArtifactLoader
+
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-registry' / 'mlflow.db'}")
+    wh = build_home(tmp_path)
+    loader = ArtifactLoader(
+        ServingSettings.from_env(home=tmp_path, reload_interval_s=0, warm_query_embedder=False)
+    )
+    build, builds = loader._build, []
+
+    def build_while_the_pipeline_commits(fingerprint):
+        snapshot = build(fingerprint)
+        if not builds:  # the pipeline commits new scores while the first build runs
+            wh.write("scored_leads", wh.read("scored_leads").with_columns(pl.lit(0.5).alias("score")))
+        builds.append(fingerprint)
+        return snapshot
+
+    loader._build = build_while_the_pipeline_commits
+    assert loader.reload() is True
+    assert len(builds) == 2 and builds[0] != builds[1]
+    row, _ = loader.snapshot.scores["contact"].lookup("C1")
+    assert row["score"] == 0.5  # the committed scores are served now, not at the next check
+    assert loader.reload() is False  # nothing changed since the snapshot served
