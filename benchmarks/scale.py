@@ -50,6 +50,7 @@ SERVING_TARGET_MS = 50.0
 INGEST_RATIO_TARGET = 2.0
 INGEST_ASSETS = ("quarantine",)  # with every raw_* and staged_* step: what the graph spends on ingest
 SERVING_ENDPOINTS = ("similar", "contact_score", "deal_score")
+ALL_SHARDS = "all"  # the partition label of a step run once over every shard of the batch
 
 
 def _load() -> list[float]:
@@ -163,7 +164,7 @@ def _asset_child(work: Path, step: str, export: Path, partition: str | None) -> 
         paths=HoloPaths(work / "home"),
         selection=names,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
-        **({"shards": [int(partition)]} if partition is not None else {}),
+        **({"shards": [int(partition)]} if partition not in (None, ALL_SHARDS) else {}),
     )
     metadata = {}
     for outcome in summary.assets:
@@ -203,8 +204,17 @@ def graph_steps() -> list[tuple[str, list[str]]]:
             from holocrm_core.partitions import shard_count
 
             partitions = [str(shard) for shard in range(shard_count())]
+            if _per_batch(keys):  # one run over every shard: the batch read once, written per shard
+                partitions = [ALL_SHARDS]
         steps.append((name, partitions))
     return steps
+
+
+def _per_batch(keys: list[str]) -> bool:
+    """Reading the export and staging it is work per batch (each file read once; a column's date format
+    and a custom field's type are inferred from all of its values): one run covers every shard of the batch
+    and writes each shard's partition. The steps after it read only what each shard needs."""
+    return any(k.startswith(("raw_", "staged_")) for k in keys)
 
 
 def _percentiles(serving: dict) -> dict:
