@@ -376,6 +376,12 @@ def _aligned(
     return documents, matrix, model
 
 
+def table_columns(table, columns: list[str]) -> pa.Table:
+    """Some columns of every row of a LanceDB table, read without the others (``to_arrow()`` reads every
+    column: the vectors of 4M activities are several GB, the ids a few hundred MB)."""
+    return table.search().select(columns).limit(max(table.count_rows(), 1)).to_arrow()
+
+
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
@@ -743,7 +749,7 @@ class SimilarityStore:
                     raise
                 # another shard created the table first: merge into it
         table = self._open_created(entity_type)
-        existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
+        existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
         joined = rows.select("entity_id", "row_hash").join(
             existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"

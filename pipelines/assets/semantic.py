@@ -166,7 +166,7 @@ def similarity_index(
     embeddings: pl.DataFrame,
 ) -> dg.MaterializeResult:
     from holocrm_core.partitions import shard_of
-    from holocrm_core.store import SimilarityStore
+    from holocrm_core.store import SimilarityStore, table_columns
 
     _, shards = run_partitions(context)
     every_shard = set(shards) >= set(range(SHARDS))
@@ -186,7 +186,7 @@ def similarity_index(
         table = store.table(entity_type)
         if every_shard:
             return int(table.count_rows())
-        ids = table.to_arrow().column("entity_id").to_pylist()
+        ids = table_columns(table, ["entity_id"]).column("entity_id").to_pylist()
         return int(shard_of(ids, SHARDS).is_in(shards).sum())
 
     indexed = {t: indexed_rows(t) for t in store.entity_types()}
