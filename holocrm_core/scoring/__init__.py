@@ -215,12 +215,13 @@ def most_recent_records(rows: pl.DataFrame, cap: int) -> tuple[pl.DataFrame, int
     record, the rows' order unchanged) and how many records were left out; ``cap`` 0 keeps everything."""
     if not cap or "entity_id" not in rows.columns:
         return rows, 0
-    records = rows.group_by("entity_id").agg(
-        pl.col("outcome_at").max() if "outcome_at" in rows.columns else pl.len().alias("outcome_at")
-    )
+    when = pl.col("outcome_at") if "outcome_at" in rows.columns else pl.lit(None, pl.Datetime("us", "UTC"))
+    if "outcome_dated" in rows.columns:  # an undated decision is dated at the export time: count it oldest
+        when = pl.when(pl.col("outcome_dated")).then(when)
+    records = rows.group_by("entity_id").agg(when.max().alias("_recency"))
     if records.height <= cap:
         return rows, 0
-    keep = records.sort("outcome_at", "entity_id", descending=True, nulls_last=True).head(cap)
+    keep = records.sort("_recency", "entity_id", descending=True, nulls_last=True).head(cap)
     kept = rows.filter(pl.col("entity_id").is_in(keep.get_column("entity_id").implode()))
     return kept, records.height - cap
 
