@@ -166,7 +166,7 @@ TRICKY_CSV = [  # the first three are well-formed CSV (ragged, blank, quoted lin
     'id,name\n1,ab"c\n2,d\n',  # a quote inside an unquoted field: the csv module decides
     'id,name\n1,"a"b,c\n',  # text after a closing quote: the csv module decides
     'id,name\n1,"never closed\n2,b\n',
-    'id,name\n1,a\r2,b\n',  # a bare CR
+    "id,name\n1,a\r2,b\n",  # a bare CR
     "id,name",
 ]
 
