@@ -879,9 +879,15 @@ class SimilarityStore:
         return self._memory[entity_type]
 
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
-        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows."""
+        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows.
+
+        ``HOLOCRM_WARM_TYPES`` (comma-separated entity types) limits what a server loads up front; the other
+        types load on their first query. At 1M contacts the 5M activity vectors and their fused vectors
+        need about 13 GB: a server on a small machine serves contacts, companies and deals from memory and
+        leaves activities out (benchmarks/scale.py's serving step)."""
         out = {}
-        for entity_type in entity_types or self.entity_types():
+        only = [t.strip() for t in os.environ.get("HOLOCRM_WARM_TYPES", "").split(",") if t.strip()]
+        for entity_type in entity_types or only or self.entity_types():
             if entity_type in self._table_names():
                 out[entity_type] = len(self.entity_vectors(entity_type))
         if "activity" in out:
