@@ -228,6 +228,34 @@ def _percentiles(serving: dict) -> dict:
     return out
 
 
+def per_node(assets: dict) -> list[dict]:
+    """One row per graph node: its steps (shards), seconds summed, the slowest shard, the largest peak."""
+    nodes: dict[str, dict] = {}
+    for step, figures in assets.items():
+        node = step.removeprefix("asset:").split("[")[0]
+        row = nodes.setdefault(node, {"node": node, "steps": 0, "ok": True, "seconds": 0.0, "slowest": 0.0})
+        row["steps"] += 1
+        row["ok"] = row["ok"] and bool(figures.get("ok"))
+        row["seconds"] = round(row["seconds"] + (figures.get("wall_seconds") or 0), 1)
+        row["slowest"] = max(row["slowest"], figures.get("wall_seconds") or 0)
+        row["peak_mb"] = max(row.get("peak_mb", 0), figures.get("peak_mb") or 0)
+    return list(nodes.values())
+
+
+def markdown(report: dict) -> str:
+    lines = ["| step | shards | seconds | slowest shard | peak MB |", "|---|---|---|---|---|"]
+    for name in ("generate", "baseline_polars_read_write", "ingest_core"):
+        if name in report:
+            cell = report[name]
+            lines.append(f"| {name} | | {cell.get('seconds')} | | {cell.get('peak_mb')} |")
+    for row in report["per_node"]:
+        flag = "" if row["ok"] else " (failed)"
+        lines.append(
+            f"| {row['node']}{flag} | {row['steps']} | {row['seconds']} | {row['slowest']} | {row['peak_mb']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def summarize(state: RunState) -> dict:
     steps = state.data["steps"]
     assets = {k: v for k, v in steps.items() if k.startswith("asset:")}
@@ -273,6 +301,7 @@ def summarize(state: RunState) -> dict:
             "ingest_assets_in_graph": round(ingest_assets / baseline, 2) if ingest_assets else None,
             "target": INGEST_RATIO_TARGET,
         }
+    report["per_node"] = per_node(assets)
     if "serving" in steps:
         report["serving"] = _percentiles(steps["serving"])
     report["targets"] = {
@@ -298,6 +327,7 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="print the JSON of the finished steps, run nothing"
     )
+    parser.add_argument("--markdown", action="store_true", help="the finished steps as a table, per node")
     parser.add_argument("--only", default="", help="comma-separated step names (prefixes) to run")
     parser.add_argument("--skip", default="", help="comma-separated step names (prefixes) to leave out")
     parser.add_argument("--shards", type=int, default=0, help="HOLOCRM_SHARDS for the partitioned assets")
@@ -321,6 +351,9 @@ def main() -> None:
     state = RunState(work, config, args.fresh)
     if args.report:
         print(json.dumps(summarize(state), indent=2))
+        return
+    if args.markdown:
+        print(markdown(summarize(state)))
         return
 
     def log(line: str) -> None:
