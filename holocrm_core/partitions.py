@@ -239,8 +239,8 @@ class PartitionedTable:
         derived_from = self.warehouse.current_version(self.name)  # read before the partitions are
         if whole is not None and newest in touched:
             union = whole
-        else:
-            union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
+        else:  # streamed from the shard files (a union larger than memory, e.g. 1M contacts' vectors)
+            union = self._concat_lazy([self.batch(newest).scan(shard_table(s)) for s in range(count)])
         self.warehouse.write(
             self.name,
             union,
@@ -252,7 +252,14 @@ class PartitionedTable:
             return {**(document or {"batches": [newest]}), "union": newest}
 
         self.folder.update_document(MANIFEST, set_union)
-        return PartitionWrite(0, newest, union.height)
+        rows = union.height if isinstance(union, pl.DataFrame) else None
+        return PartitionWrite(0, newest, rows)
+
+    @staticmethod
+    def _concat_lazy(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
+        names = [tuple(f.collect_schema().names()) for f in frames]
+        how = "vertical_relaxed" if len(set(names)) == 1 else "diagonal_relaxed"  # an empty shard's order
+        return pl.concat(frames, how=how)
 
     @staticmethod
     def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

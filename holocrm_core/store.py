@@ -392,6 +392,12 @@ def _aligned(
     return documents, matrix, model
 
 
+def table_columns(table, columns: list[str]) -> pa.Table:
+    """Some columns of every row of a LanceDB table, read without the others (``to_arrow()`` reads every
+    column: the vectors of 4M activities are several GB, the ids a few hundred MB)."""
+    return table.search().select(columns).limit(max(table.count_rows(), 1)).to_arrow()
+
+
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
@@ -759,7 +765,7 @@ class SimilarityStore:
                     raise
                 # another shard created the table first: merge into it
         table = self._open_created(entity_type)
-        existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
+        existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
         joined = rows.select("entity_id", "row_hash").join(
             existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
@@ -889,9 +895,15 @@ class SimilarityStore:
         return self._memory[entity_type]
 
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
-        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows."""
+        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows.
+
+        ``HOLOCRM_WARM_TYPES`` (comma-separated entity types) limits what a server loads up front; the other
+        types load on their first query. At 1M contacts the 5M activity vectors and their fused vectors
+        need about 13 GB: a server on a small machine serves contacts, companies and deals from memory and
+        leaves activities out (benchmarks/scale.py's serving step)."""
         out = {}
-        for entity_type in entity_types or self.entity_types():
+        only = [t.strip() for t in os.environ.get("HOLOCRM_WARM_TYPES", "").split(",") if t.strip()]
+        for entity_type in entity_types or only or self.entity_types():
             if entity_type in self._table_names():
                 out[entity_type] = len(self.entity_vectors(entity_type))
         if "activity" in out:

@@ -98,6 +98,8 @@ class ObjectWarehouse(Warehouse):
     ) -> str:
         self._check_name(name)
         self._probe()
+        if isinstance(frame, pl.LazyFrame):  # a union of partitions: one object, so collected here
+            frame = frame.collect()
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)
         body = buffer.getvalue()
