@@ -64,6 +64,7 @@ class ChatData:
         experiments_factory: Callable[[], Any] | None = None,
         outcome_records: Iterable[Mapping[str, Any]] = (),
         as_of: datetime | None = None,
+        embed: Callable | None = None,
     ):
         self.tables = {k: v for k, v in tables.items() if v is not None}
         if not any(name in self.tables for name in RECORD_TABLES):
@@ -106,6 +107,19 @@ class ChatData:
         self.by_name: dict[str, list[tuple[str, str, str]]] = {}
         for entry in self.names:
             self.by_name.setdefault(name_key(entry[2]).lower(), []).append(entry)
+        # what a rep types besides a full name: a record id (Maven's opportunity ids) in any case, a company or
+        # contact name without its legal suffix ("Acme" for "Acme Holdings Inc.")
+        from holocrm_core.chat.understand import short_name
+
+        self.by_id: dict[str, list[tuple[str, str, str]]] = {}
+        self.by_short: dict[str, list[tuple[str, str, str]]] = {}
+        for entry in self.names:
+            self.by_id.setdefault(entry[1].lower(), []).append(entry)
+            if entry[0] == "company":
+                short = short_name(entry[2])
+                if short and short != name_key(entry[2]).lower() and short not in self.by_name:
+                    self.by_short.setdefault(short, []).append(entry)
+        self.embed = embed
         self._positions: dict[str, dict[str, int]] = {}
         self._pools: dict[Any, Any] = {}
 
@@ -130,6 +144,7 @@ class ChatData:
 
         kw.setdefault("nlq_factory", nlq)
         kw.setdefault("decisions_factory", decisions)
+        kw.setdefault("embed", embed)
         return cls(plain, **kw)
 
     # -- lazily opened services ---------------------------------------------------------------------------
@@ -206,8 +221,24 @@ class ChatData:
                 matcher.nearest("warmup")
         for kinds in (None, ("company", "contact"), ("deal",)):
             self.prefixes(kinds)
+        for kind in NAMED:
+            self.row(kind, "")  # the id -> row maps
         self.last_touch()
+        from holocrm_core.chat import understand
+
+        with contextlib.suppress(Exception):  # a warm-up only: the first turn read by meaning would build it
+            understand.rank("warm up", self.meaning_embed)
         return self
+
+    @property
+    def meaning_embed(self) -> Callable:
+        """texts -> vectors for reading turns by meaning: the embedder given, else the packaged model (one per
+        process, loaded on the first turn no pattern matches)."""
+        if self.embed is None:
+            from holocrm_core.chat.understand import default_embed
+
+            self.embed = default_embed()
+        return self.embed
 
     def row(self, kind: str, record_id: str) -> dict[str, Any] | None:
         table, id_col, _ = KINDS[kind]

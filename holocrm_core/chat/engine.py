@@ -26,10 +26,11 @@ import polars as pl
 
 from holocrm_core.chat import catalogue
 from holocrm_core.chat.data import ChatData, Rec, name_key
-from holocrm_core.chat.errors import ChatError, Chosen
+from holocrm_core.chat.errors import ChatError, Chosen, NotFound
 from holocrm_core.chat.experiment_intents import ExperimentIntents
 from holocrm_core.chat.questions import QuestionIntents
 from holocrm_core.chat.reading import ReadIntents
+from holocrm_core.chat.understand import UnderstandIntents
 from holocrm_core.chat.weave import WovenIntents
 from holocrm_core.chat.writes import WriteIntents
 from holocrm_core.services.refusal import Refusal
@@ -51,19 +52,35 @@ KIND_WORDS = {
 Writer = Callable[[str, dict[str, Any], Callable[[], None] | None], dict[str, Any]]
 
 
-class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, ExperimentIntents):
+class ChatSession(
+    UnderstandIntents, ReadIntents, QuestionIntents, WriteIntents, WovenIntents, ExperimentIntents
+):
     """One conversation over a ``ChatData``; ``writer`` appends confirmed writes (None: this door can't)."""
 
     def __init__(self, data: ChatData, writer: Writer | None = None, session_id: str | None = None):
         self.data = data
         self.writer = writer
         self.id = session_id or uuid.uuid4().hex[:12]
-        self.focus: Rec | None = None
+        self._focus: Rec | None = None
+        self._focus_set = False  # whether this turn (re)set the focus
+        # the turn that named a record the assistant did not resolve (not understood, no such name): the focus
+        # is stale then, and a write addressed by pronoun asks which record instead of writing to the focus
+        self.stale: dict[str, Any] | None = None
+        self._last_intent: str | None = None  # what the previous turn was read as (a prior for this one)
         self.results: list[Rec] = []
         self.question: dict[str, Any] | None = None  # base, filters, time, sort
         self.pending: dict[str, Any] | None = None
         self.experiment: str | None = None  # the experiment last started or read ("how is it doing?")
         self.turns = 0
+
+    @property
+    def focus(self) -> Rec | None:
+        return self._focus
+
+    @focus.setter
+    def focus(self, rec: Rec | None) -> None:
+        self._focus = rec
+        self._focus_set = rec is not None
 
     # ----------------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -87,6 +104,8 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             "question": self.question,
             "pending": pending,
             "experiment": self.experiment,
+            "stale": self.stale,
+            "last_intent": self._last_intent,
         }
 
     @classmethod
@@ -100,6 +119,8 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
         session.results = [rec(r) for r in state.get("results") or []]
         session.question = state.get("question")
         session.experiment = state.get("experiment")
+        session.stale = state.get("stale")
+        session._last_intent = state.get("last_intent")
         pending = state.get("pending")
         if pending is not None:
             if "choices" in pending:
@@ -129,11 +150,14 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             return self._not_understood(out, "the turn is empty")
         pending, self.pending = self.pending, None
         self._pending_kept = pending
-        read = catalogue.classify(text)
-        intent, args = read if read else ("question", {"text": text})
-        out["intent"], out["arguments"] = intent, dict(args)
+        self._focus_set = False
+        self._ranked = None
+        intent, args, how = self._read(text, pending)
+        out["intent"], out["arguments"], out["read"] = intent, dict(args), how
         try:
-            if intent == "confirm":
+            if intent == "not_understood":
+                self._not_understood(out, "not something I can run here")
+            elif intent == "confirm":
                 self._confirm(pending, out)
             elif intent == "cancel":
                 self._cancel(pending, out)
@@ -149,12 +173,24 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
         except ChatError as exc:
             out["reply"] = str(exc)
             out["error"] = str(exc)
+            if isinstance(exc, NotFound):
+                out["unresolved"] = True
         except Refusal as exc:  # a service's refusal (no index yet, an id it does not hold): its words
             out["reply"] = out["error"] = exc.message
         except (ValueError, KeyError, IndexError, TypeError, re.error, pl.exceptions.PolarsError) as exc:
             # a turn the data cannot answer (odd values in the export): said, never a crash of the session
             log.warning("chat turn %r failed: %s: %s", text, type(exc).__name__, exc)
             out["reply"] = out["error"] = f"I could not answer that ({type(exc).__name__}: {exc})"
+        if (
+            out["intent"] == "not_understood"
+            or out.get("unresolved")
+            or (out.get("clarify") and out["choices"])
+        ):
+            # the rep named something the assistant did not resolve: the focus is stale until a turn sets it
+            self.stale = {"text": text}
+        elif self._focus_set:
+            self.stale = None
+        self._last_intent = out["intent"]
         out["focus"] = self.focus.public() if self.focus else None
         return out
 
@@ -188,8 +224,13 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
 
     def _not_understood(self, out: dict, why: str) -> dict[str, Any]:
         out["intent"] = "not_understood"
-        out["reply"] = f"Sorry, I did not understand that ({why}). Try: " + "; ".join(catalogue.suggestions())
-        out["suggestions"] = catalogue.suggestions()
+        suggested = catalogue.suggestions()
+        near = [r[0] for r in (self._ranked or [])[:3] if r[0] in catalogue.BY_NAME]
+        if near:  # the intents nearest in meaning first
+            first = [catalogue.BY_NAME[n].example for n in near]
+            suggested = first + [s for s in suggested if s not in first]
+        out["reply"] = f"Sorry, I did not understand that ({why}). Try: " + "; ".join(suggested)
+        out["suggestions"] = suggested
         out["focus"] = self.focus.public() if self.focus else None
         return out
 
@@ -226,7 +267,11 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
         if not query:
             raise ChatError("which record? give a name, e.g. `find Acme`")
         pool, lowered = self.data.name_pool(kinds)
-        exact = [t for t in self.data.by_name.get(query, []) if kinds is None or t[0] in kinds]
+        exact = []
+        for index in (self.data.by_name, self.data.by_id, self.data.by_short):  # a name, an id, a short name
+            exact = [t for t in index.get(query, []) if kinds is None or t[0] in kinds]
+            if exact:
+                break
         if len(exact) > 1:  # names equal but for case ("ACME LTD." and "Acme Ltd"): as written wins
             exact = [t for t in exact if name_key(t[2]) == written] or exact
         if exact:
@@ -265,7 +310,10 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             if rec is None:
                 raise ChatError("which record? nothing is in focus yet: find one first, e.g. `find Acme`")
             return rec
-        number = re.fullmatch(rf"(?:the )?({'|'.join(catalogue.ORDINALS)}|\d+)(?: one)?", ref)
+        number = re.fullmatch(
+            rf"(?:the )?({'|'.join(catalogue.ORDINALS)}|\d+)(?: (?:one|result|row|record|deal|contact|company|lead))?",
+            ref,
+        )
         if number and self.results:
             n = catalogue.ordinal(
                 {"ordinal": number.group(1)} if not number.group(1).isdigit() else {"number": number.group(1)}
@@ -273,7 +321,7 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             return self._nth(n)
         recs = self.find(written, kinds)
         if not recs:
-            raise ChatError(f"no company, contact or deal is called anything like {written!r}")
+            raise NotFound(f"no company, contact or deal is called anything like {written!r}")
         if len(recs) > 1:
             raise Chosen(recs)
         return recs[0]
@@ -299,6 +347,8 @@ class ChatSession(ReadIntents, QuestionIntents, WriteIntents, WovenIntents, Expe
             ]
             if len(deals) == 1:
                 return self.data.rec("deal", deals[0])
+            if 1 < len(deals) <= MAX_CHOICES * 2:  # which one? numbered (the pick resumes the turn's intent)
+                raise Chosen([self.data.rec("deal", d) for d in deals])
             raise ChatError(
                 f"{focus.label} has {len(deals)} {state} deals: say which one (e.g. `show deal <title>`)"
             )

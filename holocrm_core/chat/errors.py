@@ -13,3 +13,8 @@ class Chosen(Exception):
     def __init__(self, choices: list):
         super().__init__("several records match")
         self.choices = choices
+
+
+class NotFound(ChatError):
+    """A name that matches no record: the turn is answered so, and the focus is stale after it (a write by
+    pronoun on the next turn asks which record)."""

@@ -36,6 +36,9 @@ def strategy_of(word: str) -> str:
         return STRATEGY_WORDS[word]
     if word in ("policy", "the policy"):
         return STRATEGY_WORDS["policy"]
+    named = [w for w in words if w in STRATEGY_WORDS]  # "heuristic scoring", "the bandit approach"
+    if len(named) == 1:
+        return STRATEGY_WORDS[named[0]]
     raise ValueError(
         f"unknown strategy {word!r}: say one of {', '.join(STRATEGY_WORDS)} (or {', '.join(STRATEGIES)})"
     )
@@ -77,8 +80,17 @@ class ExperimentIntents:
         try:
             strategies = (strategy_of(first), strategy_of(second))
         except ValueError as exc:
-            out["write"]["reason"] = str(exc)
-            raise ChatError(f"refused: {exc}") from None
+            from holocrm_core.chat.understand import experiment_slots
+
+            spotted = experiment_slots(out["text"])  # the strategies named anywhere in the turn
+            if spotted is None:
+                out["write"]["reason"] = str(exc)
+                raise ChatError(f"refused: {exc}") from None
+            if args.get("name") and args["name"].lower() in STRATEGY_WORDS:
+                args = {k: v for k, v in args.items() if k != "name"}
+            args = {**spotted, **{k: v for k, v in args.items() if k in ("name", "unit")}}
+            first, second = args["variants"].split(" vs ")
+            strategies = (strategy_of(first), strategy_of(second))
         if strategies[0] == strategies[1]:
             out["write"]["reason"] = "both variants serve the same strategy"
             raise ChatError(f"refused: both variants serve {strategies[0]}: nothing to compare")

@@ -3,6 +3,7 @@ reasons, the next best action, an extractive summary, a follow-up email from a t
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -47,10 +48,28 @@ class ReadIntents:
         return name_key(name).lower() in self.data.by_name
 
     def _do_details(self, args: dict, out: dict) -> None:
+        from holocrm_core.chat.errors import NotFound
+        from holocrm_core.chat.understand import residual, spot
+
         ref = args.get("ref") or ""
         if ref and catalogue.looks_like_question(ref) and not self._exact(ref):
             self._do_question({"text": out["text"]}, out, fallback_of=ref)
             return
+        if ref and not self._exact(ref) and _PLURAL.search(out["text"]):
+            # "open GTX Pro deals", "show Globex contacts": a list (a question) before a record's name
+            try:
+                self._do_question({"text": out["text"]}, out, fallback_of=ref)
+                return
+            except NotFound:
+                out["trace"].clear()
+        if (
+            ref
+            and self.focus is not None
+            and ref.lower() not in catalogue.REF_PRONOUNS
+            and not residual(ref)
+            and not spot(self.data, ref)
+        ):
+            args = {**args, "ref": None}  # "show me the activity history": the record in focus's
         try:
             rec = self.resolve(args.get("ref"))
         except ChatError:
@@ -340,6 +359,10 @@ class ReadIntents:
         out["reply"] = f"Draft to {person.get('email') or person.get('full_name')} (not sent):\n\n{email}"
 
 
+_PLURAL = re.compile(
+    r"\b(?:deals|opps|opportunities|contacts|leads|companies|accounts|customers|prospects|people)\b",
+    re.IGNORECASE,
+)
 _SHOWN_FIELDS = (
     "industry",
     "region",

@@ -59,14 +59,14 @@ class WovenIntents:
 
     def _do_prepare(self, args: dict, out: dict) -> None:
         """find -> details -> score -> next action -> summary; every step a catalogue intent, in the trace."""
-        from holocrm_core.chat.errors import ChatError, Chosen
+        from holocrm_core.chat.errors import Chosen, NotFound
 
         plan = list(catalogue.PREPARE_PLAN)
         assert all(step in catalogue.BY_NAME for step in plan)  # the plan is data from the catalogue
         out["plan"] = plan
         recs = self.find(args["ref"], kinds=("company", "contact"))
         if not recs:
-            raise ChatError(f"no company or contact is called anything like {args['ref']!r}")
+            raise NotFound(f"no company or contact is called anything like {args['ref']!r}")
         if len(recs) > 1:
             raise Chosen(recs)
         self._prepare(recs[0], out)
@@ -96,29 +96,37 @@ class WovenIntents:
         as_of = self.data.as_of or datetime.now(UTC)
 
         started = time.perf_counter()
-        contacts, words = self._segment_contacts(question, as_of)
-        self._step("retrieve", f"ask({question!r}) -> contacts", len(contacts), started, plan=words)
+        kind, records, words = self._segment(question, as_of)
+        self._step("retrieve", f"ask({question!r}) -> {kind}s", len(records), started, plan=words)
 
         started = time.perf_counter()
-        touched = self.data.last_touch()
+        touched = self.data.last_touch() if kind == "contact" else self._deal_touches(records)
         if days is not None:
             cutoff = as_of - timedelta(days=days)
-            kept = [c for c in contacts if (touched.get(c) is None or touched[c] < cutoff)]
-            ran = f"no activity with the contact since {day(cutoff)} ({days} days before {day(as_of)})"
+            kept = [c for c in records if (touched.get(c) is None or touched[c] < cutoff)]
+            ran = f"no activity with the {kind} since {day(cutoff)} ({days} days before {day(as_of)})"
         else:
-            kept, ran = list(contacts), "no time window said: every record kept"
+            kept, ran = list(records), "no time window said: every record kept"
         self._step("filter", ran, len(kept), started)
 
         started = time.perf_counter()
-        scores = self.data.scores_of("contact", kept)
+        scores = self.data.scores_of(kind, kept)
+        unbanded = None
         if band is not None:
-            if not scores and kept and self.data.tables.get("scored_leads") is None:
-                raise ChatError(f"no lead scores yet, so {band!r} cannot be told: run `holocrm run` first")
-            kept = [c for c in kept if (scores.get(c) or {}).get("band") == band]
+            table = "scored_leads" if kind == "contact" else "scored_deals"
+            if self.data.tables.get(table) is None:
+                if kind == "contact" and kept:
+                    raise ChatError(
+                        f"no lead scores yet, so {band!r} cannot be told: run `holocrm run` first"
+                    )
+                unbanded = f"no {kind} scores here: {band!r} not applied, every record kept"
+            else:
+                kept = [c for c in kept if (scores.get(c) or {}).get("band") == band]
         versions = sorted({str(s.get("model_version")) for s in scores.values() if s.get("model_version")})
         self._step(
             "score",
-            "precomputed lead scores" + (f", band {band} kept" if band else ""),
+            (f"precomputed {kind} scores" + (f", band {band} kept" if band and not unbanded else ""))
+            + (f" ({unbanded})" if unbanded else ""),
             len(kept),
             started,
             model_version=", ".join(versions) or None,
@@ -137,25 +145,28 @@ class WovenIntents:
 
         ranked = sorted(kept, key=order)
         shown = ranked[:TRIAGE_SHOWN]
+        whom = {c: c for c in shown} if kind == "contact" else self._deal_contacts(shown)
         started = time.perf_counter()
         answers: dict[str, Any] = {}
         policy = None
         try:
-            for answer in self.data.decisions.recommend_many(shown):
+            people = sorted({p for p in whom.values() if p})
+            for answer in self.data.decisions.recommend_many(people) if people else ():
                 answers[str(answer["contact_id"])] = answer
                 policy = policy or answer.get("policy_version") or (answer.get("policy") or {}).get("version")
         except LookupError:
             pass
-        self._step("decide", f"DecisionService.recommend_many({len(shown)})", len(answers), started,
+        self._step("decide", f"DecisionService.recommend_many({len(whom)})", len(answers), started,
                    model_version=policy)  # fmt: skip
 
         rows = []
         for c in shown:
-            s, a, last = scores.get(c) or {}, answers.get(c) or {}, touched.get(c)
+            s, a, last = scores.get(c) or {}, answers.get(str(whom.get(c))) or {}, touched.get(c)
             rows.append(
                 {
-                    "contact_id": c,
-                    "label": self.data.label("contact", c),
+                    f"{kind}_id": c,
+                    **({"contact_id": whom.get(c)} if kind != "contact" else {}),
+                    "label": self.data.label(kind, c),
                     "score": plain(s.get("score")),
                     "band": s.get("band"),
                     "last_touch": day(last) if last else None,
@@ -164,13 +175,14 @@ class WovenIntents:
                     "why": a.get("reason") if a.get("decided") else a.get("reasoning"),
                 }
             )
-        recs = [self.data.rec("contact", c) for c in shown]
+        recs = [self.data.rec(kind, c) for c in shown]
         self._show(out, recs)
         out["triage"] = jsonable(rows)
         out["answer"] = {"record_count": len(ranked), "value": None, "understood": True, "plan_words": words}
-        head = f"{len(ranked)} of {len(contacts)} record(s) for {question!r}"
-        head += f" scored {band}" if band else ""
+        head = f"{len(ranked)} of {len(records)} record(s) for {question!r}"
+        head += f" scored {band}" if band and not unbanded else ""
         head += f" with no activity in {days} days" if days is not None else ""
+        head += f" ({unbanded})" if unbanded else ""
         lines = []
         for i, r in enumerate(rows, 1):
             score = f"{r['score']:.0%}" if isinstance(r["score"], float) else "no score"
@@ -179,8 +191,35 @@ class WovenIntents:
         more = f"\n  ... and {len(ranked) - len(shown)} more" if len(ranked) > len(shown) else ""
         out["reply"] = f"{head}:\n" + "\n".join(lines) + more if lines else head + "."
 
-    def _segment_contacts(self, question: str, as_of: datetime) -> tuple[list[str], str]:
-        """The contacts a segment names (deals and companies: their contacts), in answer order."""
+    def _deal_touches(self, deals: list[str]) -> dict[str, Any]:
+        """deal id -> its latest activity up to the as-of time (its own, else its contact's)."""
+        acts = self.data.tables["activities"].drop_nulls(["occurred_at"])
+        if self.data.as_of is not None and acts.height:
+            acts = acts.filter(pl.col("occurred_at") <= self.data.as_of)
+        own = dict(
+            acts.filter(pl.col("deal_id").is_in(deals))
+            .group_by("deal_id")
+            .agg(pl.col("occurred_at").max())
+            .iter_rows()
+        )
+        people = self._deal_contacts(deals)
+        touched = self.data.last_touch()
+        return {d: own.get(d) or touched.get(str(people.get(d))) for d in deals}
+
+    def _deal_contacts(self, deals: list[str]) -> dict[str, str | None]:
+        frame = (
+            self.data.tables["deals"].filter(pl.col("deal_id").is_in(deals)).select("deal_id", "contact_id")
+        )
+        return {str(d): (str(c) if c is not None else None) for d, c in frame.iter_rows()}
+
+    def _segment(self, question: str, as_of: datetime) -> tuple[str, list[str], str]:
+        """The records a segment names: its deals when it names deals, else its contacts (a company's)."""
+        ids, words, target = self._segment_answer(question, as_of)
+        if target == "deals":  # the open ones: a closed deal has no next action
+            return "deal", [d for d in ids if self.data.deal_status(d) == "open"], words + ", open only"
+        return "contact", self._as_contacts(ids, target, question), words
+
+    def _segment_answer(self, question: str, as_of: datetime) -> tuple[list[str], str, str]:
         from holocrm_core.chat.errors import ChatError
         from holocrm_core.nlq import ask
 
@@ -195,14 +234,20 @@ class WovenIntents:
                 f"I could not read {question!r} as a set of records"
                 + (f" (unknown words: {', '.join(answer.unknown_words)})" if answer.unknown_words else "")
             )
-        ids = [str(i) for i in answer.ids]
-        target = answer.plan.target
-        if target in ("deals", "companies"):
-            frame = self.data.tables["deals" if target == "deals" else "contacts"]
-            key = "deal_id" if target == "deals" else "company_id"
+        return [str(i) for i in answer.ids], answer.plan_words(), answer.plan.target
+
+    def _as_contacts(self, ids: list[str], target: str, question: str) -> list[str]:
+        """The contacts of a segment (companies: their contacts), in answer order."""
+        from holocrm_core.chat.errors import ChatError
+
+        if target == "companies":
+            frame = self.data.tables["contacts"]
             ids = (
-                frame.filter(pl.col(key).is_in(ids))["contact_id"].drop_nulls().unique(maintain_order=True)
-            ).to_list()
-        elif target != "contacts":
+                frame.filter(pl.col("company_id").is_in(ids))["contact_id"]
+                .drop_nulls()
+                .unique(maintain_order=True)
+            )
+            return ids.to_list()
+        if target != "contacts":
             raise ChatError(f"{question!r} names {target}, not people to act on")
-        return ids, answer.plan_words()
+        return ids

@@ -57,19 +57,29 @@ class WriteIntents:
         """The record a write is for; refused unless it is the record in focus (or named by a pronoun)."""
         from holocrm_core.chat.errors import ChatError, Chosen
 
-        if self.focus is None:
-            raise ChatError(
-                "refused: nothing is in focus; open the record first (e.g. `show <name>`), then ask"
-            )
         named = (ref or "").strip().lower()
-        if not named or named in catalogue.REF_PRONOUNS:
+        by_pronoun = not named or named in catalogue.REF_PRONOUNS
+        if self.focus is None:
+            if by_pronoun:
+                raise ChatError(
+                    "refused: nothing is in focus; open the record first (e.g. `show <name>`), then ask"
+                )
+            return self.resolve(
+                ref, kinds, closed
+            )  # named while nothing is in focus: that record (previewed)
+        if by_pronoun:
+            if self.stale and not self._focus_set:
+                # the last turn named something not resolved: "it" may not be the focus; ask, the focus first
+                raise Chosen(self._stale_choices(ref, kinds, closed))
             return self.resolve(ref, kinds, closed)
         try:
             target = self.resolve(ref, kinds, closed)
-        except Chosen:
-            raise ChatError(
-                f"refused: {ref!r} matches several records; open the one you mean first"
-            ) from None
+        except Chosen as several:
+            if self.focus not in several.choices:
+                raise ChatError(
+                    f"refused: {ref!r} matches several records; open the one you mean first"
+                ) from None
+            target = self.focus  # "note for Nguyen: ..." with one of the Nguyens in focus: that one
         try:
             focus_deal = (
                 self._from_focus("that deal", ("deal",), closed) if kinds == ("deal",) else self.focus
@@ -82,6 +92,32 @@ class WriteIntents:
                 "(`show ...`) so the write goes to the record you are looking at"
             )
         return target
+
+    def _stale_choices(self, ref: str | None, kinds: tuple[str, ...], closed: bool) -> list[Rec]:
+        """What a pronoun may mean after a turn that was not resolved: the focus (or what it holds of the
+        kind asked), then the records the unresolved turn's words come close to."""
+        from holocrm_core.chat.errors import ChatError, Chosen
+        from holocrm_core.chat.understand import residual, spot
+
+        choices: list[Rec] = []
+        try:
+            choices.append(self._from_focus((ref or "").strip().lower(), kinds, closed) or self.focus)
+        except Chosen as several:
+            choices.extend(several.choices)
+        except ChatError:
+            choices.append(self.focus)
+        said = (self.stale or {}).get("text") or ""
+        wanted = kinds if kinds != ("company", "contact", "deal") else None
+        named = [e for s in spot(self.data, said) for e in s.entries if wanted is None or e[0] in wanted]
+        candidates = [self.data.rec(kind, rid) for kind, rid, _ in named]
+        rest = residual(said)
+        if not candidates and rest:
+            with contextlib.suppress(ChatError):
+                candidates = self.find(rest, wanted)
+        for rec in candidates:
+            if rec not in choices:
+                choices.append(rec)
+        return choices[:5]
 
     def _key(self) -> str:
         return f"chat-{self.id}-{self.turns}"
@@ -155,7 +191,7 @@ class WriteIntents:
         rec = self._write_target(args.get("ref"), ("company", "contact", "deal"))
         record = {
             "idempotency_key": self._key(),
-            "kind": args.get("kind", "note").lower(),
+            "kind": {"memo": "note"}.get(args.get("kind", "note").lower(), args.get("kind", "note").lower()),
             "entity_type": rec.kind,
             "entity_id": rec.id,
             "text": args["text"],

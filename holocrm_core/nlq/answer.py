@@ -75,7 +75,9 @@ class Answer:
         return self.plan.to_words()
 
     def to_json(self, max_rows: int = 50) -> dict:
-        rows = self.rows.head(max_rows)
+        # one chunk: polars 2.1's write_json writes "[]" for a frame whose first chunk is empty (a filtered
+        # concat of several files: 2 matching rows in the second chunk came back as no rows at all)
+        rows = self.rows.head(max_rows).rechunk()
         return {
             "question": self.question,
             "understood": self.understood,
