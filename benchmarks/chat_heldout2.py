@@ -1215,6 +1215,77 @@ def _triage_nb(w: World, rng, i):
     )
 
 
+# ---- more writes and follow-ups ---------------------------------------------------------------------
+@template("write-no-focus-refused")
+def _write_no_focus(w: World, rng, i):
+    text = ["log a call - left vm", "add a note: sent the deck", "mark it won"][i]
+    intent = ["log_note", "log_note", "close_deal"][i]
+    return D("write-no-focus-refused", [(text, {"intent": intent, "write": "refused"})])
+
+
+@template("stray-yes")
+def _stray_yes(w: World, rng, i):
+    row = w.pick(w.u_companies, rng)[0]
+    return D(
+        "stray-yes",
+        [
+            (
+                f"summarize {short_company(row['name']).lower()}",
+                {"intent": "summarize", "focus": row["company_id"]},
+            ),
+            (["yes", "y", "go ahead"][i], {"intent": "confirm", "write": None}),
+        ],
+    )
+
+
+@template("triage-then-log-call")
+def _triage_log(w: World, rng, i):
+    band, days, words = [("hot", 30, "30 days"), ("warm", 21, "three weeks"), ("hot", 60, "60 days")][i]
+    inds = w.industries(w.people.filter(pl.col("lifecycle_status") == w.person_status), 3)
+    ind = inds[(i + 2) % len(inds)]
+    ids, n = w.triage(ind, band, days)
+    if not ids:
+        return None
+    return D(
+        "triage-then-log-call",
+        [
+            (f"triage {band} {w.people_word} in {ind} not contacted in {words}",
+             {"intent": "triage", "records": ids, "count": n}),
+            (["open the first one", "the first one", "show the 1st one"][i], {"focus": ids[0],
+                                                                            "intent": ["details", "pick", "details"][i]}),
+            ("log a call: intro call, wants a demo", {"intent": "log_note", "write": "proposed"}),
+            ("yes", {"intent": "confirm", "write": "made", "written": {"kind": "call", "entity_id": ids[0]}}),
+        ],
+        target=ids[0],
+    )  # fmt: skip
+
+
+@template("draft-email-deal")
+def _draft_deal(w: World, rng, i):
+    row = w.pick(w.u_deals.filter(pl.col("stage").is_in(OPEN) & pl.col("contact_id").is_not_null()), rng)[0]
+    return D(
+        "draft-email-deal",
+        [
+            (f"find {row['title'].lower()}", {"intent": "find", "focus": row["deal_id"]}),
+            (["draft a follow-up email", "write a follow up email for this deal", "draft an email"][i],
+             {"intent": "draft_email"}),
+        ],
+    )  # fmt: skip
+
+
+@template("similar-deal", sources=("generated",), index=True)
+def _similar_deal(w: World, rng, i):
+    row = w.pick(w.u_deals, rng)[0]
+    others = [d for d in w.deals["deal_id"] if d != row["deal_id"]]
+    return D(
+        "similar-deal",
+        [
+            (f"find {row['title'].lower()}", {"intent": "find", "focus": row["deal_id"]}),
+            (["similar to it", "similar deals?", "more like this"][i], {"intent": "similar", "within": others}),
+        ],
+    )  # fmt: skip
+
+
 # ---- help, not understood -----------------------------------------------------------------------------
 @template("help")
 def _help(w: World, rng, i):
@@ -1430,10 +1501,10 @@ def script_check(
     }
 
 
-SCRIPT_KINDS = (
-    "find-company-typo", "find-same-name-pick", "q-open-industry-stage-sort", "q-company-pronoun-followups",
-    "log-call-confirm", "close-won-confirm", "close-contradiction-refused", "write-other-record-refused",
-    "experiment-start-read", "triage-band-window", "prepare-company", "reopen-lost-confirm",
+SCRIPT_KINDS = (  # in this order: the first N kinds, one dialogue each
+    "find-same-name-pick", "q-company-pronoun-followups", "log-call-confirm", "close-won-confirm",
+    "close-contradiction-refused", "write-other-record-refused", "experiment-start-read", "triage-then-log-call",
+    "prepare-company", "reopen-lost-confirm", "q-open-industry-stage-sort", "find-company-typo",
 )  # fmt: skip
 
 
@@ -1502,11 +1573,10 @@ def main() -> None:
             **({"unknown_gold_keys": result["unknown_gold_keys"]} if "unknown_gold_keys" in result else {}),
         }
         if args.script_check and source == "generated":
-            chosen, seen = [], set()
+            first = {}
             for d in scripted:
-                if d["kind"] in SCRIPT_KINDS and d["kind"] not in seen:
-                    seen.add(d["kind"])
-                    chosen.append(d)
+                first.setdefault(d["kind"], d)
+            chosen = [first[k] for k in SCRIPT_KINDS if k in first]
             entry["script_check"] = script_check(
                 tables,
                 data,
