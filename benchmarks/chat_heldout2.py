@@ -30,9 +30,44 @@ fresh copy per dialogue; it reports per dialogue whether the script mode's turns
 they differ from the in-process turns (written records are read back from the home's logs).
 
 Gold corrections (mistakes in this file's gold found on the first run, fixed; no turn text changed):
-(see the run notes below)
+1. "pull up X" asks to see the record: its gold intent is ``details`` (was ``find``), as for "show X".
+2. "{industry} opps above $100k" says neither "open" nor a currency-free amount: the gold is every deal of
+   any stage over 100,000 in US dollars (was: open deals in any currency); the "open deals over 50k" turns
+   keep open deals in every currency.
+3. "record the outcome: 30%" names no action, so it records the action the decision service recommends; the
+   template had picked disqualified contacts, who get no recommendation (the refusal says so): it picks leads.
 
-Run figures: filled in below from the runs (date, commit, load average).
+Findings (natural turns the assistant misses; kept as written, the gold unchanged):
+- a question that starts with won/lost is read as closing a deal ("won deals this year in software, biggest
+  first", "lost opps for linh tanaka", "won deals for gladys colclough in 2017": close_deal, refused);
+- "open opps in fintech" is read as opening a record (a lookup of Eaglepoint Fintech);
+- sorts said without "sort by" ("biggest first", "largest first"; "... by value" at the end of a question)
+  start a new question instead of refining;
+- pronouns in follow-up questions are dropped ("what deals do they have open", "open deals there?",
+  "contacts there", "which of them are in north america?": the whole table); "who do we know there",
+  "show me more" (a lookup of people named Moreau) are missed;
+- shorthand and contractions: "u", "didnt", "why's", "hows", "whats the next best action", "no wait",
+  "no, don't", "actually mark it lost", "results?", "what experiments are running?", "what do you
+  understand?": not understood;
+- woven requests in other words ("prep me for my meeting w/ X", "prep for call w X", "which hot customers in
+  technology haven't we contacted in 90 days? what should i do with each", "nobody talked to them in 2
+  weeks") are not planned as prepare/triage;
+- safety: "add a note to foxhill services consulting: sent deck" (or "log a note for faxquote: ...") while
+  another company is in focus PROPOSES the note on the record in focus, the other name inside its text (a
+  "yes" would write it to the wrong record; the issue asks for a refusal);
+- a bare company name ("brightberg fiber solutions") answers its contacts as a question; "brightholm ?" is
+  not understood; "the meeting went well", "write her a follow-up email", "why is this account scored like
+  that", "similar deals?" become questions; "close as won" looks for a record called "as"; "show me #3",
+  "show me the 1st" look for records with those names; a clarification between two owners named Ji-woo
+  offers one reading ("2nd": "pick 1 to 1").
+
+Run figures (`--source both --script-check 10`; machine shared by four, 2 cores):
+- main at 5ba1497 (branch commit d4ed4fe), 2026-12-06 19:00 UTC, load average 8.8 -> 7.4: generated (seed
+  31, 1,000 contacts): 143 dialogues, 276 turns, 86.2% of turns and 79.7% of dialogues exact; Maven: 47
+  dialogues, 95 turns, 80.0% and 70.2%; 0 writes without confirmation, 0 to the wrong record, on both;
+  turn p50/p95 0.8/38.8 ms (generated) and 1.9/37.8 ms (Maven). 64 templates, 190 dialogues, at most 3 per
+  template. Script mode (10 generated dialogues, 26 turns, through `holocrm chat --script --json`): the
+  same outcome as in process on 26 of 26 turns, 26 exact either way, the same writes.
 """
 
 from __future__ import annotations
@@ -1401,7 +1436,10 @@ def read_logs(home: Path) -> list[dict]:
         path = home / "logs" / name
         if path.exists():
             out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return out
+    from holocrm_core.experiments.service import ExperimentService
+
+    # an experiment started goes to the experiment store, not to a log: each one but the seeded eval-nba
+    return out + [{"experiment": e.name} for e in ExperimentService(home).list() if e.name != "eval-nba"]
 
 
 def compact(turn: dict) -> dict:
