@@ -77,7 +77,9 @@ def test_the_nl_vocabulary_and_semantic_layer_live_beside_the_s3_tables(s3_home)
     assert answered.exit_code == 0, answered.output
     assert "6" in answered.stdout  # the six contacts of the S3 tables
     layer_shown = CliRunner().invoke(app, ["metrics", "--json"])
-    assert layer_shown.exit_code == 0 and json.loads(layer_shown.stdout)["source"] == "defaults + test mapping"
+    assert (
+        layer_shown.exit_code == 0 and json.loads(layer_shown.stdout)["source"] == "defaults + test mapping"
+    )
     history = CliRunner().invoke(app, ["history", "staged_deals", "--json"])
     assert history.exit_code == 0, history.output
     assert len(json.loads(history.stdout)["versions"]) == 2
