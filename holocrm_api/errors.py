@@ -1,8 +1,9 @@
 """Every refusal of the API as one JSON shape, ``{"error", "detail", ...}``, declared in the OpenAPI.
 
 404 unknown id, 422 malformed input (with ``problems``: where and what), 413 oversized body, 401 missing or
-wrong API key, 429 over the rate limit (Retry-After), 503 artifact not built yet (with what to run). No
-stack trace in any body: an unexpected error is logged with an incident id and answered 500 by the request
+wrong API key, 429 over the rate limit (Retry-After), 409 a search by meaning against an index of another
+embedding tier than the server's (``index_tier`` / ``served_tier``), 503 artifact not built yet (with what to
+run). No stack trace in any body: an unexpected error is logged with an incident id and answered 500 by the request
 guard (``holocrm_api.middleware``), which keeps the connection usable.
 """
 
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from holocrm_api.loader import CapabilityMissing
 from holocrm_core.services import Refusal
+from holocrm_core.store import EmbeddingModelMismatch
 
 REFUSAL_CODES = {"invalid": "invalid_request", "not_found": "not_found", "not_built": "not_built"}
 # pydantic prefixes the message a validator raises; the service's own words are what the caller reads.
@@ -79,6 +81,13 @@ PROTECTED = {
     401: error_doc("A valid API key is required (X-API-Key or Authorization: Bearer)"),
     429: error_doc("Too many requests for this API key", headers=RETRY_AFTER),
 }
+# Search by meaning when the served process embeds queries with another tier than the index was built with.
+MISMATCH = {
+    409: error_doc(
+        "The index was built with another embedding tier than this server embeds queries with: "
+        "`index_tier` / `served_tier` name them (HOLOCRM_EMBEDDER must match, or rebuild the index)"
+    )
+}
 ALWAYS = {500: error_doc("Unexpected error; the body names an incident id found in the server log")}
 
 
@@ -111,6 +120,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CapabilityMissing)
     async def capability_missing(_: Request, exc: CapabilityMissing):
         return error_response(503, "not_built", exc.message, {"Retry-After": "60"}, capability=exc.capability)
+
+    @app.exception_handler(EmbeddingModelMismatch)
+    async def model_mismatch(_: Request, exc: EmbeddingModelMismatch):
+        return error_response(
+            409,
+            "embedding_model_mismatch",
+            str(exc),
+            index_tier=exc.indexed_tier,
+            index_model=exc.indexed,
+            served_tier=exc.query_tier,
+            served_model=exc.query,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError):

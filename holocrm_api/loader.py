@@ -22,6 +22,7 @@ only when something changed; ``reload()`` does it on demand.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +42,7 @@ from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 from holocrm_core.query_embedding import BatchingQueryEmbedder
 from holocrm_core.scoring import score_frame
+from holocrm_core.settings import lancedb_built, warehouse_root
 from holocrm_core.store import SimilarityStore
 from holocrm_core.warehouse import Warehouse
 
@@ -75,6 +77,7 @@ WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted 
 FIELD_OUTCOMES = "outcomes.ndjson"
 DECISION_MODELS = (ACTION_POLICY, "holocrm_outreach_policy")
 ON_DEMAND_CACHE = 10_000
+BUILD_ATTEMPTS = 3  # builds of one reload while the artifacts keep changing under it
 
 ServedAs = Literal["champion", "previous_passing", "heuristic"]
 
@@ -226,7 +229,7 @@ class ArtifactLoader:
 
     def __init__(self, settings: ServingSettings, on_swap: Callable[[Snapshot | None], None] | None = None):
         self.settings = settings
-        self.warehouse = Warehouse(settings.paths.warehouse)
+        self.warehouse = Warehouse(warehouse_root(settings.paths))  # a folder or s3:// (ObjectWarehouse)
         self._snapshot = _empty_snapshot({"all": f"artifacts not loaded yet; {RUN_HINT}"})
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
@@ -254,7 +257,7 @@ class ArtifactLoader:
                 fingerprint = self._fingerprint()
                 if not force and fingerprint == self._snapshot.fingerprint:
                     return False
-                snapshot = self._build(fingerprint)
+                snapshot = self._settled_build(fingerprint)
             except Exception as exc:  # keep serving the previous snapshot
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception(
@@ -270,6 +273,21 @@ class ArtifactLoader:
             del snapshot
             release_freed_memory()
             return True
+
+    def _settled_build(self, fingerprint: tuple) -> Snapshot:
+        """A snapshot built on a state that did not move while it was built. The fingerprint is read before
+        the build and the build reads the artifacts again (a promotion is three registry writes: version, gate
+        tag, alias), so an artifact changed meanwhile may be in the snapshot or not: then it is built again
+        on the new state (at most ``BUILD_ATTEMPTS`` times). Still moving after that: served, with an empty
+        fingerprint so the next check rebuilds it."""
+        for _ in range(BUILD_ATTEMPTS):
+            snapshot = self._build(fingerprint)
+            settled = self._fingerprint()
+            if settled == fingerprint:
+                return snapshot
+            log.info("an artifact changed while the snapshot was built: building it again")
+            fingerprint = settled
+        return dataclasses.replace(snapshot, fingerprint=())
 
     def start(self) -> None:
         if self.settings.reload_interval_s <= 0 or self._thread is not None:
@@ -289,11 +307,9 @@ class ArtifactLoader:
             self.reload()
 
     def _table_stamp(self, name: str) -> tuple | None:
-        try:
-            st = self.warehouse.path(name).stat()
-        except FileNotFoundError:
-            return None
-        return (name, st.st_mtime_ns, st.st_size)
+        """What changes when ``name`` is committed, on a folder or on object storage (``Warehouse.stamp``)."""
+        stamp = self.warehouse.stamp(name)
+        return None if stamp is None else (name, stamp)
 
     def _fingerprint(self) -> tuple:
         tables = tuple(self._table_stamp(n) for n in WATCHED_TABLES)
@@ -580,10 +596,7 @@ class ArtifactLoader:
 
 
 def _has_lance_tables(uri: str) -> bool:
-    if "://" in uri:
-        return True  # object storage: let the store answer
-    path = Path(uri)
-    return path.is_dir() and any(p.suffix == ".lance" for p in path.iterdir())
+    return lancedb_built(uri)  # object storage: always True, the store answers
 
 
 __all__ = ["ArtifactLoader", "CapabilityMissing", "EntityScores", "ServedScorer", "Snapshot"]

@@ -64,11 +64,9 @@ class MonitoringCollector:
         self.paths = HoloPaths(Path(home))
 
     def _report(self, name: str) -> dict:
-        path = self.paths.home / "monitoring" / f"{name}.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
+        from holocrm_core.monitoring import read_state
+
+        return read_state(self.paths, name)  # HOLOCRM_HOME/monitoring, or beside an s3:// warehouse
 
     def collect(self):
         from holocrm_core.monitoring import asset_freshness
@@ -137,9 +135,11 @@ def outcome_log_lag(paths, now: float | None = None) -> float:
     log = paths.outcomes_log
     if not log.exists() or log.stat().st_size == 0:
         return 0.0
-    dataset = paths.warehouse / "outcome_dataset.parquet"
+    from holocrm_core.settings import open_warehouse
+
+    built_at = open_warehouse(paths).modified_at("outcome_dataset")  # a folder or object storage
     logged = log.stat().st_mtime
-    built = dataset.stat().st_mtime if dataset.exists() else None
+    built = built_at.timestamp() if built_at is not None else None
     if built is not None and logged <= built:
         return 0.0
     return max(0.0, (now or time.time()) - (built if built is not None else logged))

@@ -50,16 +50,16 @@ def chat_data(paths=None, as_of=None):
     context, similarity store and decision service opened on first use."""
     from holocrm_api.outcome_log import read_log
     from holocrm_core.chat import ChatData
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import HoloPaths, lancedb_built, lancedb_uri, warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     paths = paths or HoloPaths.default()
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(warehouse_root(paths))
     if not warehouse.exists("staged_contacts"):
         raise ValueError("no staged tables yet: run `holocrm run` first")
     tables = {n.removeprefix("staged_"): warehouse.read(n) for n in TABLES if warehouse.exists(n)}
-    built = paths.lancedb.exists() and any(paths.lancedb.iterdir())
-    store = _LazyStore(str(paths.lancedb)) if built else None
+    built = lancedb_built(lancedb_uri(paths))
+    store = _LazyStore(lancedb_uri(paths)) if built else None
 
     def nlq():
         from holocrm_core.nlq import NLQContext

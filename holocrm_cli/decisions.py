@@ -20,11 +20,11 @@ def decision_service():
     policies, the online state learned while serving, plus the outcomes recorded since it was saved."""
     from holocrm_core.decisions.service import DecisionService, read_outcome_records
     from holocrm_core.registry import configure
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import HoloPaths, warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     paths = HoloPaths.default()
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(warehouse_root(paths))
     if not warehouse.exists("staged_contacts"):
         typer.echo("no staged contacts yet: run `holocrm run` first", err=True)
         raise typer.Exit(1)
@@ -82,10 +82,10 @@ def register(app: typer.Typer) -> None:
         from holocrm_core.decisions.champion import evaluate_candidate, load_champion_policy, log_evaluation
         from holocrm_core.decisions.recommend import fit_context_encoder
         from holocrm_core.registry import configure
-        from holocrm_core.settings import HoloPaths
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import Warehouse
 
-        warehouse = Warehouse(HoloPaths.default().warehouse)
+        warehouse = Warehouse(warehouse_root())
         if not warehouse.exists("action_log"):
             typer.echo("no action_log yet: run `holocrm run` (the action_log asset) first", err=True)
             raise typer.Exit(1)

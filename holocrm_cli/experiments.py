@@ -20,10 +20,10 @@ def _service():
 
 
 def _deals():
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
-    warehouse = Warehouse(HoloPaths.default().warehouse)
+    warehouse = Warehouse(warehouse_root())
     return warehouse.read("staged_deals") if warehouse.exists("staged_deals") else None
 
 

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
                 from holocrm_core.nlq.answer import load_semantic_layer
                 from holocrm_core.settings import HoloPaths
 
-                layer = load_semantic_layer(HoloPaths.default().warehouse)
+                layer = load_semantic_layer(HoloPaths.default())  # the settings' warehouse (s3:// too)
         except SemanticLayerError as exc:
             typer.echo(f"Bad input: {exc}", err=True)
             raise typer.Exit(2) from exc

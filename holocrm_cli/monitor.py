@@ -30,9 +30,12 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        from holocrm_core.settings import open_warehouse
+
         paths = HoloPaths.default()
-        if not paths.warehouse.exists():
-            typer.echo(f"nothing to monitor in {paths.home}: run `holocrm run` first", err=True)
+        warehouse = open_warehouse(paths)  # a folder or s3://
+        if not warehouse.tables():
+            typer.echo(f"nothing to monitor in {warehouse.root}: run `holocrm run` first", err=True)
             raise typer.Exit(2)
         configure_mlflow()
         report = watch(paths, thresholds=thresholds, with_decay=decay)

@@ -40,9 +40,11 @@ class _LazySimilarity:
 
 def _similarity_backend(paths):
     """The LanceDB similarity store when the semantic pipeline has built one, else None."""
-    if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
+    from holocrm_core.settings import lancedb_built, lancedb_uri
+
+    if not lancedb_built(lancedb_uri(paths)):
         return None
-    return _LazySimilarity(str(paths.lancedb))
+    return _LazySimilarity(lancedb_uri(paths))
 
 
 def _value_rows(value) -> list[dict] | None:
@@ -168,11 +170,11 @@ def _context():
     """The NL context over the staged tables (one question per process: nothing computed ahead)."""
     from holocrm_core import schema
     from holocrm_core.nlq import NLQContext
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import HoloPaths, warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     paths = HoloPaths.default()
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(warehouse_root(paths))
     if not any(warehouse.exists(name) for name in schema.RECORD_STAGED_TABLES):
         fail("no staged tables yet: run `holocrm run` (or materialize the ingest assets) first")
     from holocrm_core.nlq.meaning import lazy_embed

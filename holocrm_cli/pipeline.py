@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -88,10 +89,11 @@ def _print_scores(summary, paths: HoloPaths) -> None:
         _echo(f"  {line}")
     if (paths.truth / "leads.parquet").exists():
         from holocrm_core.scoring.truth import served_vs_truth, summary_lines
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import Warehouse
 
         try:
-            report = served_vs_truth(Warehouse(paths.warehouse), paths.truth)
+            report = served_vs_truth(Warehouse(warehouse_root(paths)), paths.truth)
         except Exception as exc:  # noqa: BLE001 - a summary line must not fail the run
             _echo(f"  (against the hidden truth: not measured: {type(exc).__name__}: {exc})")
             return
@@ -127,11 +129,124 @@ def print_summary(summary, paths: HoloPaths) -> None:
     _echo("")
     _echo("where things are:")
     _echo(f"  HOLOCRM_HOME   {paths.home}")
-    _echo(f"  tables         {paths.warehouse}  (Parquet, one per asset)")
-    _echo(f"  quarantine     {paths.warehouse / 'quarantine.parquet'}")
-    _echo(f"  LanceDB        {paths.lancedb}")
+    from holocrm_core.settings import lancedb_uri, warehouse_root
+
+    tables = warehouse_root(paths)
+    _echo(f"  tables         {tables}  (Parquet, one per asset)")
+    _echo(f"  quarantine     {tables}/quarantine_<entity>.parquet")
+    _echo(f"  LanceDB        {lancedb_uri(paths)}")
     _echo(f"  MLflow         {mlflow_tracking_uri()}")
     _echo(f"  Dagster        DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml")
+
+
+def _partitioned(only: list[str] | None) -> list[str]:
+    """The partitioned assets ``only`` names (all of them when None); an unpartitioned one: exit 2."""
+    from pipelines.jobs import PARTITIONED_ASSETS
+
+    unknown = [name for name in only or () if name not in PARTITIONED_ASSETS]
+    if unknown:
+        fail(
+            f"not a partitioned asset: {', '.join(unknown)} (partitioned: {', '.join(PARTITIONED_ASSETS)})", 2
+        )
+    return list(dict.fromkeys(only)) if only else list(PARTITIONED_ASSETS)
+
+
+def _shards(values: list[int] | None) -> list[int] | None:
+    """``--shards 0,2`` / ``--shard 1``: checked against HOLOCRM_SHARDS (exit 2 outside 0..n-1)."""
+    from holocrm_core.partitions import shard_count
+
+    if not values:
+        return None
+    count = shard_count()
+    bad = sorted({v for v in values if not 0 <= v < count})
+    if bad:
+        fail(
+            f"shard {', '.join(map(str, bad))} out of range: there are {count} (0..{count - 1}, HOLOCRM_SHARDS)",
+            2,
+        )
+    return sorted(set(values))
+
+
+def _batch_of(paths: HoloPaths, export: Path | None) -> str:
+    from holocrm_core.landing import resolve_export_dir
+    from holocrm_core.partitions import batch_key
+
+    try:
+        return batch_key(resolve_export_dir(paths.landing, export).name)
+    except FileNotFoundError as exc:
+        fail(str(exc), 2)
+        raise
+
+
+def _shard_rerun(
+    paths: HoloPaths, export: Path | None, only: list[str] | None, shard: list[int]
+) -> list[str]:
+    """`holocrm run --shard N`: the partitioned assets (of --only) for shard N of a batch already built. A
+    partitioned asset reads every shard of its upstream tables of the batch, so a shard alone runs only once
+    the others exist; a batch not built yet is backfilled shard by shard (`holocrm backfill`)."""
+    from holocrm_core.partitions import PartitionedTable, shard_count
+    from holocrm_core.settings import warehouse_root
+    from holocrm_core.warehouse import Warehouse
+
+    selection = _partitioned(only)
+    shards = _shards(shard) or []
+    if shards != list(range(shards[0], shards[-1] + 1)):
+        fail(f"--shard {shards}: one run covers consecutive shards; use `holocrm backfill --shards`", 2)
+    from pipelines.jobs import PARTITIONED_ASSETS
+
+    batch = _batch_of(paths, export)
+    warehouse = Warehouse(warehouse_root(paths))
+    every = set(range(shard_count()))
+    unbuilt = [
+        name
+        for name in PARTITIONED_ASSETS
+        if name != "similarity_index" and PartitionedTable(warehouse, name).shards_written(batch) != every
+    ]
+    if unbuilt:
+        fail(
+            f"batch {batch!r} is not built yet ({', '.join(unbuilt[:4])}{' ...' if len(unbuilt) > 4 else ''} "
+            "lack shards): build it first with `holocrm backfill` (or `holocrm run`), then re-run a shard",
+            2,
+        )
+    return selection
+
+
+def _batch_export(paths: HoloPaths, export: Path | None, batch: str | None) -> Path | None:
+    """The export folder of ``--batch KEY`` (a landing folder whose batch key it is), else ``export``."""
+    if batch is None:
+        return export
+    from holocrm_core.landing import export_batches
+    from holocrm_core.partitions import batch_key
+
+    folders = {batch_key(folder.name): folder for folder in export_batches(paths.landing)}
+    if batch not in folders:
+        known = ", ".join(folders) or "none"
+        fail(f"no export batch {batch!r} in {paths.landing} (batches there: {known})", 2)
+    if export is not None and export.resolve() != folders[batch].resolve():
+        fail(f"--export {export} is not batch {batch!r} ({folders[batch]}): give one of them", 2)
+    return folders[batch]
+
+
+def partition_layout(paths: HoloPaths) -> dict:
+    """`holocrm where`'s partitions: the shard count, the key, the partitioned tables, what each batch holds."""
+    from holocrm_core.partitions import layout, shard_count
+    from holocrm_core.settings import warehouse_root
+    from holocrm_core.warehouse import Warehouse
+    from pipelines.jobs import PARTITIONED_ASSETS
+
+    names = [name for name in PARTITIONED_ASSETS if name != "similarity_index"]
+    count = shard_count()
+    try:
+        batches = layout(Warehouse(warehouse_root(paths)), names, count)["batches"]
+    except Exception as exc:  # noqa: BLE001 - an unreachable store must not hide the rest of `where`
+        batches = f"not read: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return {
+        "key": "<export batch>|<shard>; shard = CRC-32 of the entity id mod shards",
+        "shards": count,
+        "shards_setting": "HOLOCRM_SHARDS",
+        "partitioned_assets": [*names, "similarity_index (LanceDB, merged shard by shard)"],
+        "batches": batches,
+    }
 
 
 def register(app: typer.Typer) -> None:
@@ -191,6 +306,12 @@ def register(app: typer.Typer) -> None:
         only: list[str] | None = typer.Option(
             None, "--only", help="Materialize only these assets (repeatable)."
         ),
+        shard: list[int] | None = typer.Option(
+            None,
+            "--shard",
+            help="Re-run only this shard (repeatable, consecutive) of the batch's partitioned assets (all of "
+            "them, or those of --only); the batch must be built already (`holocrm where` shows it).",
+        ),
         wait: bool = WAIT_OPTION,
     ) -> None:
         """The main job: materialize the whole asset graph on an export and print a summary."""
@@ -199,11 +320,12 @@ def register(app: typer.Typer) -> None:
         from pipelines.runner import run_all
 
         paths = HoloPaths.default().ensure()
-        if export is None and not export_batches(paths.landing):
+        if export is None and not export_batches(paths.landing) and not shard:
             export = _sample_export(paths, sample_contacts, SAMPLE_SEED)
         if export is not None and not export.is_dir():
             fail(f"export folder {export} does not exist", 2)
         _check_source(export, profile, mapping)
+        selection = _shard_rerun(paths, export, only, shard) if shard else only or None
         _echo(f"materializing the HoloCRM asset graph (HOLOCRM_HOME={paths.home})")
         try:
             summary = run_all(
@@ -212,14 +334,86 @@ def register(app: typer.Typer) -> None:
                 mapping=mapping,
                 paths=paths,
                 progress=_echo,
-                selection=only or None,
+                selection=selection,
                 wait_s=float("inf") if wait else 0.0,
+                shards=sorted(set(shard)) if shard else None,
             )
         except HomeLocked as exc:
             _echo(f"error: {exc}")
             raise typer.Exit(LOCKED_EXIT) from exc
         print_summary(summary, paths)
         if not summary.success:
+            raise typer.Exit(1)
+
+    @app.command()
+    def backfill(
+        export: Path | None = typer.Option(
+            None, "--export", "-e", help="Export folder (default: the newest batch in the landing folder)."
+        ),
+        batch: str | None = typer.Option(
+            None,
+            "--batch",
+            help="The landing folder's export batch to backfill, by key (see `holocrm where`).",
+        ),
+        shards: str | None = typer.Option(
+            None, "--shards", help="Only these shards, e.g. 0,2 (default: every shard, HOLOCRM_SHARDS)."
+        ),
+        only: list[str] | None = typer.Option(
+            None, "--only", help="Only this partitioned asset (repeatable); its upstream must be built."
+        ),
+        resume: bool = typer.Option(
+            True, "--resume/--no-resume", help="Skip partitions already written (default) or rebuild them."
+        ),
+        wait: bool = WAIT_OPTION,
+    ) -> None:
+        """Build the partitioned assets of one export batch shard by shard, in dependency order; resumable
+        (an interrupted backfill goes on where it stopped). The unpartitioned assets are not run."""
+        from holocrm_core.homelock import HomeLocked
+        from pipelines.runner import backfill as run_backfill
+
+        paths = HoloPaths.default().ensure()
+        if export is not None and not export.is_dir():
+            fail(f"export folder {export} does not exist", 2)
+        export = _batch_export(paths, export, batch)
+        selection = _partitioned(only) if only else None
+        wanted = None
+        if shards is not None:
+            try:
+                wanted = [int(part) for part in shards.replace(" ", "").split(",") if part]
+            except ValueError:
+                fail(f"--shards {shards!r}: give shard numbers separated by commas, e.g. 0,2", 2)
+            if not wanted:
+                fail("--shards is empty: give shard numbers separated by commas, e.g. 0,2", 2)
+        wanted = _shards(wanted)
+        key = _batch_of(paths, export)
+        _echo(f"backfilling export batch {key} shard by shard (HOLOCRM_HOME={paths.home})")
+        started = time.perf_counter()
+        try:
+            runs = run_backfill(
+                export,
+                paths=paths,
+                progress=_echo,
+                shards=wanted,
+                resume=resume,
+                selection=selection,
+                wait_s=float("inf") if wait else 0.0,
+            )
+        except HomeLocked as exc:
+            _echo(f"error: {exc}")
+            raise typer.Exit(LOCKED_EXIT) from exc
+        failed = [run for run in runs if not run.success]
+        for run in failed:
+            for error in run.errors:
+                typer.echo(f"error: {_one_line(error)}", err=True)
+        _echo(
+            f"backfill of {key}: {len(runs)} runs, {len(failed)} failed, {time.perf_counter() - started:.1f}s"
+            + (
+                ""
+                if failed
+                else "; `holocrm where` shows the partitions, `holocrm run` the rest of the graph"
+            )
+        )
+        if failed:
             raise typer.Exit(1)
 
     @app.command()
@@ -235,6 +429,7 @@ def register(app: typer.Typer) -> None:
         """Ingest an export into the warehouse without Dagster (the same read -> stage -> reconcile path as the assets)."""
         from holocrm_core.homelock import HomeLocked, home_lock
         from holocrm_core.ingest import MissingColumnError, NothingToIngestError, ingest_export
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import Warehouse
 
         if not export.is_dir():
@@ -247,7 +442,7 @@ def register(app: typer.Typer) -> None:
             ):
                 result = ingest_export(
                     export,
-                    warehouse=Warehouse(paths.warehouse),
+                    warehouse=Warehouse(warehouse_root(paths)),
                     profile=profile,
                     mapping=mapping,
                     progress=lambda msg: _progress(f"  {msg}"),
@@ -286,7 +481,7 @@ def register(app: typer.Typer) -> None:
                 _echo(f"  {f.path:<40} {f.entity or '?':<12} {status}")
             for warning in result.warnings:
                 _echo(f"warning: {warning}")
-            _echo(f"tables written to {paths.warehouse}")
+            _echo(f"tables written to {warehouse_root(paths)}")
         unbalanced = [
             f"{f.entity}: {f.path}" for f in result.check_rows_read_invariant()
         ] + result.unbalanced_files()
@@ -300,9 +495,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the versions as JSON."),
     ) -> None:
         """The kept versions of a warehouse table, oldest first (the current one marked)."""
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import TableVersionError, Warehouse
 
-        warehouse = Warehouse(HoloPaths.default().warehouse)
+        warehouse = Warehouse(warehouse_root())
         try:
             versions = warehouse.history(table)
         except (TableVersionError, ValueError) as exc:
@@ -329,10 +525,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make an earlier version of a table current again (recorded as a new version; nothing is deleted)."""
         from holocrm_core.homelock import HomeLocked, home_lock
+        from holocrm_core.settings import warehouse_root
         from holocrm_core.warehouse import TableVersionError, Warehouse
 
         paths = HoloPaths.default().ensure()
-        warehouse = Warehouse(paths.warehouse)
+        warehouse = Warehouse(warehouse_root(paths))
         try:
             with home_lock(paths.home, f"holocrm rollback {table}", wait_s=float("inf") if wait else 0.0):
                 version = warehouse.rollback(table, to)
@@ -374,6 +571,7 @@ def register(app: typer.Typer) -> None:
                     "s3_access_key": described["s3 access key"],
                     "s3_secret_key": described["s3 secret key"],
                     "settings": described["settings"],
+                    "partitions": partition_layout(paths),
                 },
                 indent=2,
             )

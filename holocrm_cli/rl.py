@@ -14,11 +14,11 @@ import typer
 
 
 def _tables():
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import HoloPaths, warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     paths = HoloPaths.default()
-    warehouse = Warehouse(paths.warehouse)
+    warehouse = Warehouse(warehouse_root(paths))
     tables = {
         name: warehouse.read(f"staged_{name}")
         for name in ("companies", "contacts", "deals", "activities")

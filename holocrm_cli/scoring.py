@@ -37,10 +37,10 @@ def _precomputed(entity: str, record_id: str) -> dict | None:
     """The pipeline's score of this record, read as one row of the scored table (None when absent)."""
     import polars as pl
 
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
-    warehouse = Warehouse(HoloPaths.default().warehouse)
+    warehouse = Warehouse(warehouse_root())
     table, id_column = SCORED_TABLES[entity]
     if not warehouse.exists(table):
         return None
@@ -66,10 +66,10 @@ def _score_now(entity: str, record_id: str, as_json: bool) -> None:
     from holocrm_core.outcomes import build_features_for, not_open_reason, open_ids, read_field_outcomes
     from holocrm_core.registry import configure, scorer_in_use
     from holocrm_core.scoring import score_frame
-    from holocrm_core.settings import HoloPaths
+    from holocrm_core.settings import HoloPaths, warehouse_root
     from holocrm_core.warehouse import Warehouse
 
-    warehouse = Warehouse(HoloPaths.default().warehouse)
+    warehouse = Warehouse(warehouse_root())
     tables = {}
     for record in schema.RECORDS:
         if warehouse.exists(record.staged_asset):

@@ -37,24 +37,42 @@ def _store(cached: bool = False):
     """The local similarity index, or None when none was built (the service refuses with what to run).
 
     ``cached``: answer `similar` from the vector cache, without importing LanceDB (seconds of a cold start)."""
+    from holocrm_core.settings import lancedb_built, lancedb_uri
+
     paths = _paths()
-    if not paths.lancedb.exists() or not any(paths.lancedb.iterdir()):
+    if not lancedb_built(lancedb_uri(paths)):
         return None
-    if cached:
+    if cached and "://" not in lancedb_uri(paths):  # the vector cache stamps local table folders
         from holocrm_core.services.vector_cache import CachedSimilarity
 
-        return CachedSimilarity(str(paths.lancedb), paths.home / "cache" / "vectors")
+        return CachedSimilarity(lancedb_uri(paths), paths.home / "cache" / "vectors")
     from holocrm_core.store import SimilarityStore
 
-    return SimilarityStore(str(paths.lancedb))
+    return SimilarityStore(lancedb_uri(paths))
 
 
 def _labels():
     from holocrm_core.services import RecordLabels
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
-    warehouse = Warehouse(_paths().warehouse)
+    warehouse = Warehouse(warehouse_root(_paths()))
     return RecordLabels(lambda table: warehouse.scan(table) if warehouse.exists(table) else None)
+
+
+def _local_search(text: str, **options) -> dict:
+    """``search_records`` over the local index; an index of another embedding tier than this process's
+    (HOLOCRM_EMBEDDER) is one line naming both tiers and exit 1 (a server answers it 409)."""
+    from holocrm_core.services import search_records
+
+    store = _store()
+    from holocrm_core.store import EmbeddingModelMismatch  # loaded by _store() already: costs nothing
+
+    try:
+        return search_records(store, text, labels=_labels(), **options)
+    except EmbeddingModelMismatch as exc:
+        fail(str(exc))
+        raise  # not reached: fail exits
 
 
 def _score(value) -> str:
@@ -201,7 +219,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Search contacts, companies, deals and activities by meaning and words; each hit shows a snippet."""
         _quiet(verbose)
-        from holocrm_core.services import Refusal, rules, search_records
+        from holocrm_core.services import Refusal, rules
 
         with_attachments = attachments if attachments is not None else not as_json
         url = client.server_url(server)
@@ -221,8 +239,7 @@ def register(app: typer.Typer) -> None:
                 )
                 answer.pop("index_versions", None)
             else:
-                answer = search_records(
-                    _store(),
+                answer = _local_search(
                     text,
                     entity_types=entity_type,
                     mode=mode,
@@ -230,7 +247,6 @@ def register(app: typer.Typer) -> None:
                     filters=rules.filter_pairs(filter),
                     with_text=with_text,
                     attachments=with_attachments,
-                    labels=_labels(),
                 )
         except (Refusal, client.ServerError) as exc:
             refuse(exc)
@@ -267,9 +283,10 @@ def register(app: typer.Typer) -> None:
                     min_score=min_score,
                 )
             else:
+                from holocrm_core.settings import warehouse_root
                 from holocrm_core.warehouse import Warehouse
 
-                warehouse = Warehouse(_paths().warehouse)
+                warehouse = Warehouse(warehouse_root(_paths()))
                 table = "duplicate_candidates"
                 frame = warehouse.read(table) if warehouse.exists(table) else None
                 answer = duplicate_page(
@@ -293,10 +310,11 @@ def _proposals(kind: str | None, limit: int, offset: int, as_json: bool) -> None
     import polars as pl
 
     from holocrm_core.services import rules
+    from holocrm_core.settings import warehouse_root
     from holocrm_core.warehouse import Warehouse
 
     rules.page_size(limit)
-    warehouse = Warehouse(_paths().warehouse)
+    warehouse = Warehouse(warehouse_root(_paths()))
     if not warehouse.exists("merge_proposals"):
         fail("no merge proposals yet: run `holocrm run` first")
     frame = warehouse.read("merge_proposals")

@@ -518,9 +518,16 @@ def build_outcome_dataset(
     embedder=None,
     every_days: float = SNAPSHOT_EVERY_DAYS,
     max_snapshots: int = MAX_SNAPSHOTS,
+    max_records: int = 0,
 ) -> pl.DataFrame:
     """Prediction-time snapshots of every decided lead and closed deal: features as of each snapshot
-    (``build_features_for``, the code that scores open records), the prediction then, and the outcome."""
+    (``build_features_for``, the code that scores open records), the prediction then, and the outcome.
+
+    ``max_records`` (0: all): only the most recent that many decided records of each entity
+    (``scoring.most_recent_records``, the training cap), so the snapshots and features of a 1M-contact
+    export are not built for records no training round would use."""
+    from holocrm_core.scoring import most_recent_records
+
     t = normalise_tables(tables)
     export_at = export_time(t)
     previous_scores = previous_scores or {}
@@ -536,6 +543,7 @@ def build_outcome_dataset(
         ("deal", deal_outcomes(t["deals"], field_outcomes, export_at)),
     ):
         outcomes = _predictions_at_the_time(outcomes, previous_scores.get(entity))
+        outcomes, _ = most_recent_records(outcomes, max_records)
         if not len(outcomes):
             continue
         points = prediction_points(outcomes, _life_start(entity, t), every_days, max_snapshots)

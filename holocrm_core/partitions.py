@@ -120,6 +120,36 @@ def split_by_shard(
     return {(batch, s): frame.filter(shards == s) for _, s in keys}
 
 
+def layout(warehouse: Warehouse, names: Iterable[str], count: int) -> dict:
+    """What is built of each partitioned table ``names``, per export batch (``holocrm where``): for each batch
+    the tables with every one of the ``count`` shards, those with some (and which), those with none, and
+    whether the plain tables are that batch's union. Reads only the manifests and the partitions' listings."""
+    tables = {name: PartitionedTable(warehouse, name) for name in names}
+    batches = dict.fromkeys(batch for table in tables.values() for batch in table.batches())
+    every = set(range(count))
+    described = {}
+    for batch in batches:
+        complete, partial, missing, union = [], {}, [], []
+        for name, table in tables.items():
+            written = table.shards_written(batch) & every
+            if written == every:
+                complete.append(name)
+            elif written:
+                partial[name] = sorted(written)
+            else:
+                missing.append(name)
+            if table.union_batch() == batch:
+                union.append(name)
+        described[batch] = {
+            "complete": len(missing) == 0 and not partial,
+            "tables_with_every_shard": len(complete),
+            "tables_with_some_shards": partial,
+            "tables_with_no_shard": missing,
+            "served_as_plain_tables": len(union),
+        }
+    return {"shards": count, "batches": described}
+
+
 @dataclass
 class PartitionWrite:
     partitions: int
@@ -209,8 +239,8 @@ class PartitionedTable:
         derived_from = self.warehouse.current_version(self.name)  # read before the partitions are
         if whole is not None and newest in touched:
             union = whole
-        else:
-            union = self._concat([self.batch(newest).read(shard_table(s)) for s in range(count)])
+        else:  # streamed from the shard files (a union larger than memory, e.g. 1M contacts' vectors)
+            union = self._concat_lazy([self.batch(newest).scan(shard_table(s)) for s in range(count)])
         self.warehouse.write(
             self.name,
             union,
@@ -222,7 +252,14 @@ class PartitionedTable:
             return {**(document or {"batches": [newest]}), "union": newest}
 
         self.folder.update_document(MANIFEST, set_union)
-        return PartitionWrite(0, newest, union.height)
+        rows = union.height if isinstance(union, pl.DataFrame) else None
+        return PartitionWrite(0, newest, rows)
+
+    @staticmethod
+    def _concat_lazy(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
+        names = [tuple(f.collect_schema().names()) for f in frames]
+        how = "vertical_relaxed" if len(set(names)) == 1 else "diagonal_relaxed"  # an empty shard's order
+        return pl.concat(frames, how=how)
 
     @staticmethod
     def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -161,6 +161,10 @@ class HoloPaths:
 # ------------------------------------------------------------------------------------------------ backends
 PG_SCHEME = "postgresql+psycopg2://"
 EXECUTORS = ("default", "in_process", "multiprocess", "celery", "k8s")
+# Redis's own default is 1 h. 30 min: about 3x the longest step measured (the lead model at 100,000 contacts,
+# 621 s on 2 cores); raise it for bigger exports whose training steps run longer.
+DEFAULT_VISIBILITY_TIMEOUT_S = 1800
+NUMBER_FIELDS = {"celery_visibility_timeout"}  # may be a TOML integer in the settings file
 
 # field -> (environment variable, settings-file section, settings-file key). The environment wins over the file
 # so a deployment (Helm values, a CI job) can override one value without rewriting the file.
@@ -169,6 +173,11 @@ _SOURCES = {
     "executor": ("HOLOCRM_EXECUTOR", "dagster", "executor"),
     "celery_broker": ("HOLOCRM_CELERY_BROKER", "dagster", "celery_broker"),
     "celery_backend": ("HOLOCRM_CELERY_BACKEND", "dagster", "celery_backend"),
+    "celery_visibility_timeout": (
+        "HOLOCRM_CELERY_VISIBILITY_TIMEOUT",
+        "dagster",
+        "celery_visibility_timeout",
+    ),
     "mlflow_tracking_uri": ("MLFLOW_TRACKING_URI", "mlflow", "tracking_uri"),
     "mlflow_artifacts": ("HOLOCRM_MLFLOW_ARTIFACTS", "mlflow", "artifacts"),
     "lancedb_uri": ("HOLOCRM_LANCEDB_URI", "lancedb", "uri"),
@@ -205,6 +214,8 @@ class Backends:
     executor: str = "default"  # default (Dagster's: in-process or multiprocess) | in_process | multiprocess | celery | k8s
     celery_broker: str = ""  # redis://host:port/db (the executor "celery")
     celery_backend: str = ""  # "" = the broker
+    # seconds before Redis hands an unacknowledged step to another worker: "" = DEFAULT_VISIBILITY_TIMEOUT_S
+    celery_visibility_timeout: str = ""
     mlflow_tracking_uri: str = ""  # "" = sqlite in HOLOCRM_HOME/mlruns; http://tracking-server:5000
     mlflow_artifacts: str = ""  # where the tracking server keeps artifacts (s3://bucket/mlflow); informative
     lancedb_uri: str = ""  # "" = HOLOCRM_HOME/lancedb; s3://bucket/lancedb
@@ -236,6 +247,8 @@ class Backends:
                 from_env.append(variable)
             else:
                 raw = (data.get(section) or {}).get(key, "")
+                if isinstance(raw, int) and not isinstance(raw, bool) and name in NUMBER_FIELDS:
+                    raw = str(raw)
                 if not isinstance(raw, str):
                     raise SettingsError(f"{path}: [{section}] {key} must be a string, not {raw!r}")
                 value = raw
@@ -251,6 +264,13 @@ class Backends:
     def check(self) -> None:
         if self.executor not in EXECUTORS:
             raise SettingsError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.celery_visibility_timeout and not (
+            self.celery_visibility_timeout.isdigit() and int(self.celery_visibility_timeout) >= 1
+        ):
+            raise SettingsError(
+                f"celery visibility timeout {self.celery_visibility_timeout!r} (HOLOCRM_CELERY_VISIBILITY_TIMEOUT) "
+                "must be a whole number of seconds, at least 1"
+            )
         if self.executor == "celery" and not self.celery_broker:
             raise SettingsError(
                 "the celery executor needs a broker: set HOLOCRM_CELERY_BROKER=redis://host:port/0"
@@ -293,7 +313,10 @@ class Backends:
         paths = paths or HoloPaths.default()
         executor = self.executor
         if executor == "celery":
-            executor = f"celery (broker {mask_uri(self.celery_broker)})"
+            executor = (
+                f"celery (broker {mask_uri(self.celery_broker)}, "
+                f"visibility timeout {self.visibility_timeout_s} s)"
+            )
         artifacts = self.mlflow_artifacts or (
             "served by the tracking server"
             if self.mlflow_tracking_uri.startswith("http")
@@ -315,6 +338,13 @@ class Backends:
             if self.uses_s3
             else "not used",
         }
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """How long a step a Celery worker took may stay unacknowledged before Redis redelivers it to another
+        worker (a whole worker killed mid-step: its step waits this long). Must exceed the longest step, or a
+        step still running is started again elsewhere (harmless, steps are idempotent, but the work doubles)."""
+        return int(self.celery_visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT_S)
 
     @property
     def uses_s3(self) -> bool:
@@ -366,3 +396,20 @@ def connect_lancedb(uri: str | None = None):
 def warehouse_root(paths: HoloPaths | None = None) -> str | Path:
     """Where the warehouse tables live: the settings' ``warehouse_uri`` (``s3://...``), else HOLOCRM_HOME's."""
     return Backends.load().warehouse_uri or (paths or HoloPaths.default()).warehouse
+
+
+def open_warehouse(paths: HoloPaths | None = None):
+    """The warehouse in use (``warehouse_root``): a local ``Warehouse`` or, on ``s3://``, an ``ObjectWarehouse``
+    with the same API. Every reader outside the pipeline (CLI, API, monitoring) opens it here, never a folder."""
+    from holocrm_core.warehouse import Warehouse
+
+    return Warehouse(warehouse_root(paths))
+
+
+def lancedb_built(uri: str) -> bool:
+    """Whether the LanceDB index at ``uri`` may hold tables: a local folder with a ``.lance`` table; on object
+    storage always True (listing costs a round trip: the store answers, and says when it holds nothing)."""
+    if "://" in uri:
+        return True
+    path = Path(uri)
+    return path.is_dir() and any(p.suffix == ".lance" for p in path.iterdir())

@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from holocrm_core.embedding import DIM, MODEL_NAME, SpectralRotation, vectors_matrix
+from holocrm_core.embedding import DIM, MODEL_NAME, TIERS, SpectralRotation, vectors_matrix
 from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
@@ -65,15 +65,31 @@ _RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _RERANK_LOCK = threading.Lock()
 
 
+def model_tier(model_id: str) -> str:
+    """The embedding tier a recorded model id belongs to: ``static`` (model2vec), ``minilm`` (the packaged
+    MiniLM), else the id itself (a model loaded from another path)."""
+    from holocrm_core.static_embedding import STATIC_PREFIX
+
+    if model_id.startswith(f"{STATIC_PREFIX}:"):
+        return "static"
+    return "minilm" if model_id == MODEL_NAME else model_id
+
+
 class EmbeddingModelMismatch(RuntimeError):
-    """Queries would be embedded by another model (tier) than the one the index's vectors came from."""
+    """Queries would be embedded by another model (tier) than the one the index's vectors came from.
+
+    ``indexed`` / ``query``: the two model ids; ``indexed_tier`` / ``query_tier``: their tiers (``model_tier``).
+    The API answers it 409 ``embedding_model_mismatch`` with the four fields; the CLI exits 1 with the message.
+    """
 
     def __init__(self, indexed: str, query: str):
         self.indexed, self.query = indexed, query
+        self.indexed_tier, self.query_tier = model_tier(indexed), model_tier(query)
         super().__init__(
-            f"the similarity index holds vectors of {indexed!r} but queries would be embedded with {query!r}: "
-            "use the tier the index was built with (HOLOCRM_EMBEDDER=static for a model2vec index, minilm "
-            "otherwise) or rebuild the index under the new tier (materialize embeddings and similarity_index)"
+            f"the similarity index holds vectors of the {self.indexed_tier} tier ({indexed!r}) but queries "
+            f"would be embedded with the {self.query_tier} tier ({query!r}): use the tier the index was built "
+            "with (HOLOCRM_EMBEDDER=static for a model2vec index, minilm otherwise) or rebuild the index under "
+            "the new tier (materialize embeddings and similarity_index)"
         )
 
 
@@ -374,6 +390,12 @@ def _aligned(
             pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
         )
     return documents, matrix, model
+
+
+def table_columns(table, columns: list[str]) -> pa.Table:
+    """Some columns of every row of a LanceDB table, read without the others (``to_arrow()`` reads every
+    column: the vectors of 4M activities are several GB, the ids a few hundred MB)."""
+    return table.search().select(columns).limit(max(table.count_rows(), 1)).to_arrow()
 
 
 class SimilarityStore:
@@ -743,7 +765,7 @@ class SimilarityStore:
                     raise
                 # another shard created the table first: merge into it
         table = self._open_created(entity_type)
-        existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"]))
+        existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
         joined = rows.select("entity_id", "row_hash").join(
             existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
@@ -873,9 +895,15 @@ class SimilarityStore:
         return self._memory[entity_type]
 
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
-        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows."""
+        """Load the in-memory vectors now (a server calls this before serving); entity type -> rows.
+
+        ``HOLOCRM_WARM_TYPES`` (comma-separated entity types) limits what a server loads up front; the other
+        types load on their first query. At 1M contacts the 5M activity vectors and their fused vectors
+        need about 13 GB: a server on a small machine serves contacts, companies and deals from memory and
+        leaves activities out (benchmarks/scale.py's serving step)."""
         out = {}
-        for entity_type in entity_types or self.entity_types():
+        only = [t.strip() for t in os.environ.get("HOLOCRM_WARM_TYPES", "").split(",") if t.strip()]
+        for entity_type in entity_types or only or self.entity_types():
             if entity_type in self._table_names():
                 out[entity_type] = len(self.entity_vectors(entity_type))
         if "activity" in out:
@@ -944,8 +972,14 @@ class SimilarityStore:
 
     def _embed_query(self, text: str) -> np.ndarray:
         if self._embedder is None:
-            from holocrm_core.embedding import load_embedder
+            from holocrm_core.embedding import embedding_tier, load_embedder
 
+            indexed, tier = self.indexed_model(), embedding_tier()
+            if indexed and model_tier(indexed) in TIERS and model_tier(indexed) != tier:
+                # refused before loading a model whose answers would be noise (a tier switch, seen by name)
+                raise EmbeddingModelMismatch(
+                    indexed, MODEL_NAME if tier == "minilm" else "model2vec:distilled"
+                )
             self._embedder = load_embedder()
         self.check_query_model(self._embedder)
         return self._embedder.encode([text])[0]

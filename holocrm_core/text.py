@@ -341,18 +341,53 @@ def _activity_documents(activities, companies_by_id, contact_rows) -> list[dict]
     return docs
 
 
-def entity_documents(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _only_shards(frame: pl.DataFrame | None, column: str, shards, count: int) -> pl.DataFrame | None:
+    if frame is None or shards is None:
+        return frame
+    from holocrm_core.partitions import in_shards
+
+    return in_shards(frame, column, shards, count)
+
+
+def _about(activities: pl.DataFrame | None, key: str, owners: pl.DataFrame | None, id_column: str):
+    """The activities whose ``key`` names one of ``owners``' ids (all of them when not cut to shards)."""
+    if activities is None or owners is None or key not in activities.columns:
+        return activities
+    return activities.filter(pl.col(key).is_in(owners.get_column(id_column).implode()))
+
+
+def entity_documents(
+    tables: dict[str, pl.DataFrame], shards: list[int] | None = None, count: int = 1
+) -> pl.DataFrame:
     """One row per contact, company, deal and activity: ``entity_type, entity_id, text, content_hash`` and
     the scalar filter columns of ``FILTER_COLUMNS``.
 
     ``tables`` maps entity (``contacts`` or ``staged_contacts`` ...) to its staged frame; missing entities
     are skipped. Custom ``cf_*`` attributes go into the text as "label: value".
+
+    ``shards`` (of ``count``, ``holocrm_core.partitions.shard_of`` of each entity id): render only the
+    documents of those shards. ``tables`` still hold the whole batch (a contact's document names its company
+    and its recent activities, whatever their shard), but only the shard's rows are rendered, so the
+    documents (the large part: one Python row and one text each) stay a shard's size; the result equals
+    the whole batch's documents cut to those shards.
     """
     contacts = _frame(tables, "contacts")
     companies = _frame(tables, "companies")
     deals = _frame(tables, "deals")
     activities = _frame(tables, "activities")
     companies_by_id = _company_lookup(companies)
+    own_contacts = _only_shards(contacts, "contact_id", shards, count)
+    own_companies = _only_shards(companies, "company_id", shards, count)
+    own_deals = _only_shards(deals, "deal_id", shards, count)
+    own_activities = _only_shards(activities, "activity_id", shards, count)
+    if shards is not None:
+        recent_of = {
+            "contact_id": _about(activities, "contact_id", own_contacts, "contact_id"),
+            "company_id": _about(activities, "company_id", own_companies, "company_id"),
+            "deal_id": _about(activities, "deal_id", own_deals, "deal_id"),
+        }
+    else:
+        recent_of = dict.fromkeys(("contact_id", "company_id", "deal_id"), activities)
 
     contact_rows: dict[str, dict] = {}
     if contacts is not None and not contacts.is_empty():
@@ -361,17 +396,20 @@ def entity_documents(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
             contact_rows[r["contact_id"]] = {"name": name, "company_id": r.get("company_id")}
 
     docs: list[dict] = []
-    if contacts is not None:
-        docs += _contact_documents(contacts, companies_by_id, _recent_activity_text(activities, "contact_id"))
-    if companies is not None:
-        docs += _company_documents(companies, _recent_activity_text(activities, "company_id"))
-    if deals is not None:
+    if own_contacts is not None:
+        recent = _recent_activity_text(recent_of["contact_id"], "contact_id")
+        docs += _contact_documents(own_contacts, companies_by_id, recent)
+    if own_companies is not None:
+        docs += _company_documents(
+            own_companies, _recent_activity_text(recent_of["company_id"], "company_id")
+        )
+    if own_deals is not None:
         contact_names = {k: v["name"] for k, v in contact_rows.items()}
         docs += _deal_documents(
-            deals, companies_by_id, contact_names, _recent_activity_text(activities, "deal_id")
+            own_deals, companies_by_id, contact_names, _recent_activity_text(recent_of["deal_id"], "deal_id")
         )
-    if activities is not None:
-        docs += _activity_documents(activities, companies_by_id, contact_rows)
+    if own_activities is not None:
+        docs += _activity_documents(own_activities, companies_by_id, contact_rows)
 
     if not docs:
         return pl.DataFrame(schema=DOCUMENT_SCHEMA)

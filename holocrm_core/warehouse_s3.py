@@ -98,6 +98,8 @@ class ObjectWarehouse(Warehouse):
     ) -> str:
         self._check_name(name)
         self._probe()
+        if isinstance(frame, pl.LazyFrame):  # a union of partitions: one object, so collected here
+            frame = frame.collect()
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)
         body = buffer.getvalue()
@@ -202,6 +204,14 @@ class ObjectWarehouse(Warehouse):
     def current_version(self, name: str) -> int | None:
         manifest = self._manifest(name)[0]
         return None if manifest is None else int(manifest["current"])
+
+    def stamp(self, name: str) -> str | None:
+        return self._manifest(name)[1]  # the manifest's ETag: every commit replaces the manifest
+
+    def modified_at(self, name: str) -> datetime | None:
+        manifest = self._manifest(name)[0]
+        written = None if manifest is None else self._current_entry(manifest).get("written_at")
+        return datetime.fromisoformat(written) if written else None
 
     def history(self, name: str) -> list[dict]:
         manifest = self._manifest(name)[0]

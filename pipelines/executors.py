@@ -7,13 +7,21 @@ Celery is configured for at-least-once steps: a task is acknowledged only when i
 (``task_reject_on_worker_lost``), so a SIGKILL-ed worker's step runs again on another worker. That is safe
 because every step is idempotent: the warehouse commits whole tables (or partitions) and LanceDB merges rows by
 id, so a retried step rewrites the same content (tests/backends/test_celery.py kills a worker mid-step).
+
+A whole worker killed (its main process too, or its machine) cannot put its step back: Redis redelivers an
+unacknowledged message once it is older than the transport's visibility timeout (Redis's default: 1 h).
+``HOLOCRM_CELERY_VISIBILITY_TIMEOUT`` (settings ``[dagster] celery_visibility_timeout``, default 1800 s) sets
+it for the run and the workers alike (``celery_worker_yaml`` writes the workers' file), and the live workers
+sweep for expired messages every tenth of it (at most 10 s), so such a step is retried within about
+1.1 x the timeout (tested with 25 s). The timeout must exceed the longest step: a step still running past it
+is started again on another worker (harmless, but the work is done twice).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from holocrm_core.settings import Backends
+from holocrm_core.settings import DEFAULT_VISIBILITY_TIMEOUT_S, Backends
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -27,13 +35,59 @@ CELERY_CONFIG_SOURCE = {
 }
 
 
+def celery_config_source(backends: Backends | None = None) -> dict:
+    """The Celery app settings for these settings: ``CELERY_CONFIG_SOURCE`` and the Redis transport's
+    visibility timeout with a sweep for expired messages every tenth of it (1 to 10 s, every sweep a scan)."""
+    timeout = backends.visibility_timeout_s if backends is not None else DEFAULT_VISIBILITY_TIMEOUT_S
+    sweep = max(1, min(10, timeout // 10))
+    return {
+        **CELERY_CONFIG_SOURCE,
+        "broker_transport_options": {
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": sweep,
+            "unacked_restore_throttle": 1,
+            # the lock a sweep holds for milliseconds: a worker killed holding it blocks every other sweep
+            # until it expires (kombu's default: 300 s), so it expires after three sweeps
+            "unacked_mutex_expire": max(10, 3 * sweep),
+        },
+    }
+
+
 def celery_executor_config(backends: Backends) -> dict:
     """The dagster-celery executor's config for these settings (broker, result backend, app settings)."""
     return {
         "broker": backends.celery_broker,
         "backend": backends.celery_backend or backends.celery_broker,
-        "config_source": dict(CELERY_CONFIG_SOURCE),
+        "config_source": celery_config_source(backends),
     }
+
+
+def celery_worker_yaml(backends: Backends | None = None) -> str:
+    """The workers' config file (``dagster-celery worker start -y FILE``) for these settings: the broker and
+    backend read from the environment, the app settings (visibility timeout included) as the run's.
+    ``python -m pipelines.executors > worker.yaml`` writes it; deploy/celery/worker.yaml is the default's."""
+    import yaml
+
+    config = {
+        "execution": {
+            "config": {
+                "broker": {"env": "HOLOCRM_CELERY_BROKER"},
+                "backend": {"env": "HOLOCRM_CELERY_BACKEND"},
+                "config_source": celery_config_source(backends),
+            }
+        }
+    }
+    return WORKER_YAML_HEADER + yaml.safe_dump(config, sort_keys=False)
+
+
+WORKER_YAML_HEADER = """\
+# The Celery workers' configuration: the same block as the run's celery executor (pipelines/executors.py,
+# celery_executor_config; tests/backends/test_celery.py checks they agree). Written by
+# `python -m pipelines.executors > deploy/celery/worker.yaml` for the default settings: regenerate it with the
+# deployment's HOLOCRM_CELERY_VISIBILITY_TIMEOUT. Start each worker with the project on PYTHONPATH and the
+# run's environment (DAGSTER_HOME with the PostgreSQL dagster.yaml, HOLOCRM_* backends):
+#   dagster-celery worker start -A dagster_celery.app -y deploy/celery/worker.yaml -n worker-1 -- --concurrency=1
+"""
 
 
 def executor_from_settings(backends: Backends | None = None) -> dg.ExecutorDefinition | None:
@@ -74,3 +128,7 @@ run_monitoring:
         "# Written by holocrm: the instance on PostgreSQL (HOLOCRM_DAGSTER_STORAGE; deploy/dagster/dagster.yaml)\n"
         "storage:\n  postgres:\n    postgres_url:\n      env: HOLOCRM_DAGSTER_STORAGE\n" + common
     )
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m pipelines.executors > worker.yaml`
+    print(celery_worker_yaml(Backends.load()), end="")

@@ -37,6 +37,7 @@ from holocrm_core.warehouse import Warehouse
 from pipelines.partitions import SHARDS  # the count the partitions definition was built with
 
 OPTIONAL = "holocrm/optional"  # input metadata: a table not built yet loads as None
+LAZY = "holocrm/lazy"  # input metadata: the table as a pl.LazyFrame scan (read what you need, in slices)
 SHARD_COLUMN = (
     "holocrm/shard_column"  # output metadata: the entity id column a partitioned table is sharded by
 )
@@ -47,6 +48,13 @@ PARTITION_METADATA = ("table", "partitions_written", "union_batch")  # what hand
 def optional_ins(names: Iterable[str]) -> dict[str, dg.AssetIn]:
     """Inputs (parameter name = table name) that load as None while their table has not been built."""
     return {name: dg.AssetIn(key=name, metadata={OPTIONAL: True}) for name in names}
+
+
+def lazy_ins(names: Iterable[str], optional: bool = True) -> dict[str, dg.AssetIn]:
+    """Inputs that load as a ``pl.LazyFrame`` over the table's file (None while not built, if optional): for
+    a table that may be larger than memory (every vector of a 1M-contact export), so the asset filters,
+    projects or slices it before collecting."""
+    return {name: dg.AssetIn(key=name, metadata={OPTIONAL: optional, LAZY: True}) for name in names}
 
 
 def required_ins(names: Iterable[str]) -> dict[str, dg.AssetIn]:
@@ -127,6 +135,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 return self._missing(context, f"partitions {keys[0][0]}|* of {name}")
             # partitions of several batches asked for: an unpartitioned reader, which reads the union below
         if warehouse.exists(name):
+            if (context.definition_metadata or {}).get(LAZY):
+                return warehouse.scan(name)
             return warehouse.read(name)
         return self._missing(context, str(warehouse.path(name)))
 
@@ -172,10 +182,12 @@ def previous_partitions(home: str, name: str, partition_keys) -> pl.DataFrame | 
 
 __all__ = [
     "FEEDBACK",
+    "LAZY",
     "OPTIONAL",
     "PARTITION_METADATA",
     "SHARD_COLUMN",
     "WarehouseIOManager",
+    "lazy_ins",
     "optional_ins",
     "previous_partitions",
     "previous_table",

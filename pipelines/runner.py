@@ -281,47 +281,70 @@ def backfill(
     shards: list[int] | None = None,
     resume: bool = True,
     selection: list[str] | None = None,
+    wait_s: float = 0.0,
 ) -> list[RunSummary]:
     """The partitioned assets of one export batch, shard by shard: one run per (level of the graph, shard),
     levels in dependency order (a shard's staged contacts need every shard's staged companies, the way a
     Dagster asset backfill orders its runs). ``resume``: a partition already written for this batch is not
     run again (an interrupted backfill goes on where it stopped; the LanceDB merge is always re-run, being
-    idempotent). Returns the summaries of the runs made; stops at the first failed one."""
+    idempotent). ``selection``: only these partitioned assets (their upstream must be built). Each step is
+    announced as ``backfill <batch>|<shard> [i/n]: assets``. Returns the summaries of the runs made; stops at
+    the first failed one. ``wait_s``: how long each run waits for the home's writer lock (``run_all``)."""
     from holocrm_core.landing import resolve_export_dir
-    from holocrm_core.partitions import PartitionedTable
-    from holocrm_core.warehouse import Warehouse
     from pipelines.definitions import defs
     from pipelines.jobs import PARTITIONED_ASSETS
     from pipelines.partitions import SHARDS, batch_key
 
     paths = (paths or HoloPaths.default()).ensure()
     batch = batch_key(resolve_export_dir(paths.landing, export_dir).name)
+    unknown = sorted(set(selection or ()) - set(PARTITIONED_ASSETS))
+    if unknown:
+        raise ValueError(
+            f"not partitioned: {', '.join(unknown)} (a backfill runs the partitioned assets: "
+            f"{', '.join(PARTITIONED_ASSETS)})"
+        )
     wanted = set(selection or PARTITIONED_ASSETS)
+    shard_list = sorted(set(shards)) if shards is not None else list(range(SHARDS))
+    bad = [s for s in shard_list if not 0 <= s < SHARDS]
+    if bad:
+        raise ValueError(
+            f"shards {bad} out of range: this deployment has {SHARDS} (0..{SHARDS - 1}, HOLOCRM_SHARDS)"
+        )
     graph = defs.resolve_asset_graph()
-    warehouse = Warehouse(warehouse_root(paths))
+    levels = [
+        names
+        for level in graph.toposorted_asset_keys_by_level
+        if (names := sorted(k.to_user_string() for k in level if k.to_user_string() in wanted))
+    ]
+    total, step = len(levels) * len(shard_list), 0
     summaries: list[RunSummary] = []
-    for level in graph.toposorted_asset_keys_by_level:
-        names = sorted(k.to_user_string() for k in level if k.to_user_string() in wanted)
-        if not names:
-            continue
-        for shard in shards if shards is not None else range(SHARDS):
-            done = (
-                all(
-                    shard in PartitionedTable(warehouse, name).shards_written(batch)
-                    for name in names
-                    if name != "similarity_index"
-                )
-                and "similarity_index" not in names
-            )
-            if resume and done:
-                progress(f"backfill {batch}|{shard}: {', '.join(names)} already built")
+    for names in levels:
+        for shard in shard_list:
+            step += 1
+            where = f"backfill {batch}|{shard} [{step}/{total}]"
+            if resume and shard_built(paths, batch, shard, names):
+                progress(f"{where}: {', '.join(names)} already built")
                 continue
-            progress(f"backfill {batch}|{shard}: {', '.join(names)}")
-            summary = run_all(export_dir, paths=paths, progress=progress, selection=names, shards=[shard])
+            progress(f"{where}: {', '.join(names)}")
+            summary = run_all(
+                export_dir, paths=paths, progress=progress, selection=names, shards=[shard], wait_s=wait_s
+            )
             summaries.append(summary)
             if not summary.success:
                 return summaries
     return summaries
+
+
+def shard_built(paths: HoloPaths, batch: str, shard: int, names: list[str]) -> bool:
+    """Every table of ``names`` has its (batch, shard) partition. The LanceDB index has no partition table:
+    its shard merge is idempotent and always re-run."""
+    from holocrm_core.partitions import PartitionedTable
+    from holocrm_core.warehouse import Warehouse
+
+    if "similarity_index" in names:
+        return False
+    warehouse = Warehouse(warehouse_root(paths))
+    return all(shard in PartitionedTable(warehouse, name).shards_written(batch) for name in names)
 
 
 def _batch_tags(instance, defs, paths: HoloPaths, export_dir, asset_selection, shards=None) -> dict[str, str]:

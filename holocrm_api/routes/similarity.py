@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from holocrm_api.deps import Protected, SnapshotDep
-from holocrm_api.errors import ALWAYS, INVALID, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
+from holocrm_api.errors import ALWAYS, INVALID, MISMATCH, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
 from holocrm_api.records import (
     ID_PATTERN,
     MAX_PAGE,
@@ -190,7 +190,10 @@ async def similar_records_route(
 
 
 @router.post(
-    "/api/search/semantic", responses=TOO_BIG, response_model=SearchAnswer, response_model_exclude_unset=True
+    "/api/search/semantic",
+    responses={**TOO_BIG, **MISMATCH},
+    response_model=SearchAnswer,
+    response_model_exclude_unset=True,
 )
 def semantic_search(body: SemanticSearchRequest, snap: SnapshotDep) -> dict[str, Any]:
     """Find records by meaning (vector), by words (full text) or both (hybrid), each with its label."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from holocrm_core.settings import HoloPaths
+from holocrm_core.settings import HoloPaths, lancedb_uri, open_warehouse
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,21 @@ def _newest_mtime(path: Path) -> float | None:
     return max(times) if times else None
 
 
+def _lancedb_updated(uri: str) -> float | None:
+    """When the LanceDB index last committed: its folder's newest table here; on object storage the newest
+    table version's time (LanceDB's own record, one small read per table)."""
+    if "://" not in uri:
+        return _newest_mtime(Path(uri))
+    from holocrm_core.settings import connect_lancedb
+
+    try:
+        db = connect_lancedb(uri)
+        times = [db.open_table(name).list_versions()[-1]["timestamp"] for name in db.table_names()]
+    except Exception:  # noqa: BLE001 - an unreachable or empty index reads as never built
+        return None
+    return max(t.timestamp() for t in times) if times else None
+
+
 def _age_words(hours: float) -> str:
     if hours < 1:
         return f"{hours * 60:.0f} min"
@@ -91,10 +106,16 @@ def asset_freshness(
     paths = paths or HoloPaths.default()
     now = now or datetime.now(UTC)
     answers = []
+    warehouse = None
     for policy in policies:
         limit = policy.limit_hours(environ)
-        where = paths.lancedb if policy.source == "lancedb" else paths.warehouse / f"{policy.source}.parquet"
-        mtime = _newest_mtime(where)
+        if policy.source == "lancedb":
+            mtime = _lancedb_updated(lancedb_uri(paths))
+        else:
+            if warehouse is None:
+                warehouse = open_warehouse(paths)
+            built = warehouse.modified_at(policy.source)  # a folder or object storage
+            mtime = built.timestamp() if built is not None else None
         if mtime is None:
             answers.append(
                 Freshness(

@@ -12,7 +12,10 @@
 - **Freshness** of the export, the index and each model.
 
 ``write_state`` leaves ``drift.json`` / ``decay.json`` beside the reference for the API's scrape-time
-gauges.
+gauges. Tables are read from the warehouse in use (a folder or ``s3://``: ``settings.open_warehouse``), and
+the reference copies and verdicts live in ``monitoring_store``: HOLOCRM_HOME/monitoring beside a local
+warehouse, ``<warehouse>/_monitoring`` beside one on object storage (so the API and the workers of other
+machines read what the monitoring asset wrote).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from holocrm_core.monitoring._decay import RewardDecay, ScoreDecay, judge_policy
 from holocrm_core.monitoring._drift import BLOCK, DriftReport, DriftThresholds, frame_drift
 from holocrm_core.monitoring._freshness import Freshness, asset_freshness
 from holocrm_core.monitoring._inputs import model_drift
-from holocrm_core.settings import HoloPaths
+from holocrm_core.settings import HoloPaths, open_warehouse, warehouse_root
+from holocrm_core.warehouse import Warehouse
 
 STAGED = ("staged_companies", "staged_contacts", "staged_deals", "staged_activities")
 SCORED = {"contact": "scored_leads", "deal": "scored_deals"}
@@ -41,6 +45,32 @@ SCORED_SKIP = ("reasons", "as_of", "scored_at", "model_version")
 
 def monitoring_dir(paths: HoloPaths) -> Path:
     return paths.home / "monitoring"
+
+
+MONITORING_PREFIX = "_monitoring"  # beside an object-storage warehouse's tables
+
+
+def monitoring_store(paths: HoloPaths) -> Warehouse:
+    """Where the reference copies (child ``reference``) and the ``drift`` / ``decay`` documents live."""
+    root = warehouse_root(paths)
+    if "://" in str(root):
+        return Warehouse(root).child(MONITORING_PREFIX)
+    return Warehouse(monitoring_dir(paths))
+
+
+def reference_store(paths: HoloPaths) -> Warehouse:
+    return monitoring_store(paths).child("reference")
+
+
+def read_columns(warehouse: Warehouse, name: str, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """``name`` from the warehouse (only ``columns`` where given), or None when it does not exist."""
+    if not warehouse.exists(name):
+        return None
+    if columns is None:
+        return warehouse.read(name)
+    if isinstance(warehouse.root, Path):  # a local file: read only those columns
+        return warehouse.scan(name).select(columns).collect()
+    return warehouse.read(name).select(columns)
 
 
 @dataclass(frozen=True)
@@ -135,7 +165,7 @@ def served_champions() -> dict[str, Champion]:
 # -- reference ----------------------------------------------------------------------------------------------
 def _reference_meta(paths: HoloPaths) -> dict:
     try:
-        return json.loads((monitoring_dir(paths) / "reference" / "meta.json").read_text())
+        return reference_store(paths).read_document("meta") or {}
     except (OSError, ValueError):
         return {}
 
@@ -146,37 +176,35 @@ def take_reference(paths: HoloPaths, champions: dict[str, Champion], force: bool
     Returns True when a new reference was taken."""
     key = {name: c.version for name, c in sorted(champions.items())}
     meta = _reference_meta(paths)
-    folder = monitoring_dir(paths) / "reference"
     if not force and meta and meta.get("champions") == key:
         return False
-    folder.mkdir(parents=True, exist_ok=True)
+    warehouse, reference = open_warehouse(paths), reference_store(paths)
     taken = []
     for table in REFERENCE_TABLES:
-        source = paths.warehouse / f"{table}.parquet"
-        if not source.exists():
+        frame = read_columns(warehouse, table)
+        if frame is None:
             continue
-        frame = pl.read_parquet(source)
         if frame.height > REFERENCE_ROWS:
             frame = frame.sample(REFERENCE_ROWS, seed=0)
-        frame.write_parquet(folder / f"{table}.parquet")
+        reference.write(table, frame, operation="reference")
         taken.append(table)
-    vectors = _embedding_sample(paths.warehouse / "embeddings.parquet")
+    vectors = _embedding_sample(warehouse)
     if vectors is not None:
-        vectors.write_parquet(folder / "embeddings.parquet")
+        reference.write("embeddings", vectors, operation="reference")
         taken.append("embeddings")
     meta = {"champions": key, "taken_at": datetime.now(UTC).isoformat(timespec="seconds"), "tables": taken}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    reference.update_document("meta", lambda _: meta)
     return True
 
 
 EMBEDDING_ROWS = 2_000  # per entity type: the domain classifier's AUC is stable long before that
 
 
-def _embedding_sample(path: Path) -> pl.DataFrame | None:
+def _embedding_sample(warehouse: Warehouse) -> pl.DataFrame | None:
     """Up to EMBEDDING_ROWS entity vectors per entity type (what embedding drift compares)."""
-    if not path.exists():
+    frame = read_columns(warehouse, "embeddings", ["entity_type", "vector"])
+    if frame is None:
         return None
-    frame = pl.read_parquet(path, columns=["entity_type", "vector"])
     return frame.filter(pl.int_range(pl.len()).shuffle(seed=0).over("entity_type") < EMBEDDING_ROWS)
 
 
@@ -197,26 +225,19 @@ def embedding_report(reference: pl.DataFrame, current: pl.DataFrame) -> DriftRep
 
 def table_drift(paths: HoloPaths, thresholds: DriftThresholds | None = None) -> tuple[list[DriftReport], str]:
     """Each monitored table now against its reference copy; the second value says when that was taken."""
-    folder = monitoring_dir(paths) / "reference"
+    warehouse, folder = open_warehouse(paths), reference_store(paths)
     meta = _reference_meta(paths)
     reports = []
     for table in REFERENCE_TABLES:
-        reference, current = folder / f"{table}.parquet", paths.warehouse / f"{table}.parquet"
-        if not reference.exists() or not current.exists():
+        if not folder.exists(table) or not warehouse.exists(table):
             continue
         skip = SCORED_SKIP if table in SCORED.values() else ()
         reports.append(
-            frame_drift(
-                pl.read_parquet(reference),
-                pl.read_parquet(current),
-                table,
-                exclude=skip,
-                thresholds=thresholds,
-            )
+            frame_drift(folder.read(table), warehouse.read(table), table, exclude=skip, thresholds=thresholds)
         )
-    then, now = folder / "embeddings.parquet", _embedding_sample(paths.warehouse / "embeddings.parquet")
-    if then.exists() and now is not None:
-        reports.append(embedding_report(pl.read_parquet(then), now))
+    then, now = read_columns(folder, "embeddings"), _embedding_sample(warehouse)
+    if then is not None and now is not None:
+        reports.append(embedding_report(then, now))
     when = meta.get("taken_at")
     return reports, (
         f"reference taken {when}" if when else "no reference yet (the monitoring asset takes one)"
@@ -239,18 +260,18 @@ def input_drift(
     """Each scorer's training window against the open records it scores now."""
     from holocrm_core.registry import MODEL_NAMES
 
-    warehouse = paths.warehouse
-    if not (warehouse / "outcome_dataset.parquet").exists():
+    warehouse = open_warehouse(paths)
+    dataset = read_columns(warehouse, "outcome_dataset")
+    if dataset is None:
         return []
-    dataset = pl.read_parquet(warehouse / "outcome_dataset.parquet")
     reports = []
     for entity, table in SCORED.items():
-        scored = warehouse / f"{table}.parquet"
-        if not scored.exists():
+        scored = read_columns(warehouse, table)
+        if scored is None:
             continue
         window = _training_window(dataset, entity, champions.get(MODEL_NAMES[entity]))
         name = f"{MODEL_NAMES[entity]} inputs"
-        reports.append(model_drift(window, pl.read_parquet(scored), name, thresholds, exclude=("score",)))
+        reports.append(model_drift(window, scored, name, thresholds, exclude=("score",)))
     return reports
 
 
@@ -307,10 +328,9 @@ def scorer_decay(
 
 def policy_decay(paths: HoloPaths, champion: Champion) -> RewardDecay | None:
     """The action policy's rewards since promotion against the other policies' in the same days."""
-    log_path = paths.warehouse / "action_log.parquet"
-    if not log_path.exists():
+    log = read_columns(open_warehouse(paths), "action_log")
+    if log is None:
         return None
-    log = pl.read_parquet(log_path)
     needed = {"occurred_at", "policy", "reward"}
     if not needed <= set(log.columns):
         return None
@@ -331,8 +351,8 @@ def decay_checks(paths: HoloPaths, champions: dict[str, Champion]) -> tuple[list
     from holocrm_core.registry import MODEL_NAMES, load_champion
 
     checks, notes = [], []
-    dataset_path = paths.warehouse / "outcome_dataset.parquet"
-    dataset = pl.read_parquet(dataset_path) if dataset_path.exists() else None
+    warehouse = open_warehouse(paths)
+    dataset = read_columns(warehouse, "outcome_dataset")
     for entity, name in MODEL_NAMES.items():
         champion = champions.get(name)
         if champion is None:
@@ -343,10 +363,8 @@ def decay_checks(paths: HoloPaths, champions: dict[str, Champion]) -> tuple[list
         if dataset is None:
             notes.append(f"{name}: no outcome dataset yet")
             continue
-        scored = paths.warehouse / f"{SCORED[entity]}.parquet"
-        unlabelled = (
-            pl.read_parquet(scored, columns=["score"])["score"].to_numpy() if scored.exists() else None
-        )
+        scored = read_columns(warehouse, SCORED[entity], ["score"])
+        unlabelled = scored["score"].to_numpy() if scored is not None else None
         loaded = None
         try:
             loaded = load_champion(name)
@@ -387,19 +405,26 @@ def watch(
     return report
 
 
-def write_state(paths: HoloPaths, report: MonitoringReport) -> Path:
-    """``drift.json`` and ``decay.json`` for the API's gauges (written atomically)."""
-    folder = monitoring_dir(paths)
-    folder.mkdir(parents=True, exist_ok=True)
+def write_state(paths: HoloPaths, report: MonitoringReport) -> str:
+    """The ``drift`` and ``decay`` documents for the API's gauges and the decay sensor (written atomically,
+    in ``monitoring_store``: ``drift.json`` / ``decay.json``). Returns where."""
+    store = monitoring_store(paths)
     written = datetime.now(UTC).isoformat(timespec="seconds")
     for name, payload in (
         ("drift", {"written_at": written, "reports": [r.as_dict() for r in report.drift + report.inputs]}),
         ("decay", {"written_at": written, "checks": [_decay_entry(d) for d in report.decay]}),
     ):
-        tmp = folder / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(payload, default=str))
-        tmp.replace(folder / f"{name}.json")
-    return folder
+        document = json.loads(json.dumps(payload, default=str))
+        store.update_document(name, lambda _, document=document: document)
+    return str(store.root)
+
+
+def read_state(paths: HoloPaths, name: str) -> dict:
+    """The ``drift`` or ``decay`` document ``write_state`` left, or {} (none yet, or unreadable)."""
+    try:
+        return monitoring_store(paths).read_document(name) or {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _decay_entry(check) -> dict:

@@ -195,8 +195,8 @@ class NLQContext:
             if warehouse.exists(name):
                 scores[entity] = warehouse.read(name)
         if vocabulary is None:
-            vocabulary = load_vocabulary(warehouse.root, tables)
-        semantic = load_semantic_layer(warehouse.root)
+            vocabulary = load_vocabulary(warehouse, tables)
+        semantic = load_semantic_layer(warehouse)
         ctx = cls(
             tables,
             vocabulary=vocabulary,
@@ -332,45 +332,95 @@ class NLQContext:
         )
         return [{"id": i, "similarity": s} for i, s in scored.select(id_col, "similarity").iter_rows()]
 
-    def write_vocabulary(self, folder) -> object:
-        from pathlib import Path
+    def write_vocabulary(self, target) -> str:
+        """Write the vocabulary artifact into a warehouse (a folder: ``nlq_vocabulary.json``; object storage:
+        the same JSON as a warehouse document), stamped with the staged tables it was built from so a reader
+        can tell it is stale. Returns where it went."""
+        warehouse = _warehouse_of(target)
+        artifact = self.vocab.to_artifact()
+        artifact[BUILT_FROM] = _staged_stamps(warehouse)
+        warehouse.update_document(VOCABULARY_DOC, lambda _: artifact)
+        return f"{warehouse.root}/{VOCABULARY_FILE}"
 
-        return self.vocab.write(Path(folder) / VOCABULARY_FILE)
+
+VOCABULARY_DOC = VOCABULARY_FILE.removesuffix(".json")  # the warehouse document's name
+SEMANTIC_DOC = SEMANTIC_FILE.removesuffix(".json")
+BUILT_FROM = "built_from_staged"  # the staged tables' commit stamps (Warehouse.stamp) the vocabulary reflects
 
 
-def load_semantic_layer(folder):
-    """The semantic layer the pipeline wrote under a warehouse folder (with the export's mapping overrides),
-    or the CRM defaults when there is none or it cannot be read."""
-    from pathlib import Path
+def _warehouse_of(source):
+    """A warehouse (returned as is), HoloPaths (its warehouse root: the settings' ``s3://`` one when set) or
+    a folder."""
+    from holocrm_core.warehouse import Warehouse
 
+    if hasattr(source, "read_document"):
+        return source
+    if hasattr(source, "warehouse"):
+        from holocrm_core.settings import warehouse_root
+
+        return Warehouse(warehouse_root(source))
+    return Warehouse(source)
+
+
+def _staged_stamps(warehouse) -> dict[str, str]:
+    return {
+        f"staged_{e}": stamp for e in NLQ_ENTITIES if (stamp := warehouse.stamp(f"staged_{e}")) is not None
+    }
+
+
+def write_semantic_layer(target, layer) -> str:
+    """The semantic layer (with the export's overrides) beside the vocabulary, on a folder or object storage."""
+    warehouse = _warehouse_of(target)
+    document = {"source": layer.source, "layer": layer.to_spec()}
+    warehouse.update_document(SEMANTIC_DOC, lambda _: document)
+    return f"{warehouse.root}/{SEMANTIC_FILE}"
+
+
+def load_semantic_layer(source):
+    """The semantic layer the pipeline wrote into a warehouse (or HoloPaths' warehouse, or a folder), or the
+    CRM defaults when there is none or it cannot be read."""
     from holocrm_core.metrics import SemanticLayer, SemanticLayerError
 
-    path = Path(getattr(folder, "warehouse", folder)) / SEMANTIC_FILE
-    if path.is_file():
-        try:
-            return SemanticLayer.read(path)
-        except (SemanticLayerError, ValueError, KeyError, OSError):
-            pass
+    try:
+        data = _warehouse_of(source).read_document(SEMANTIC_DOC)
+        if data is not None:
+            return SemanticLayer.from_spec(data["layer"], str(data.get("source") or SEMANTIC_FILE))
+    except (SemanticLayerError, ValueError, KeyError, TypeError, OSError):
+        pass
     return SemanticLayer.default()
 
 
-def load_vocabulary(paths, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:
-    """The nlq_vocabulary artifact under a warehouse folder (or HoloPaths, or the file itself), or None when it
-    is missing, unreadable, of another format, or stale: older than a staged table, or built from tables
-    whose row counts differ from `tables`."""
+def load_vocabulary(source, tables: dict[str, pl.DataFrame] | None = None) -> Vocabulary | None:
+    """The nlq_vocabulary artifact of a warehouse (or HoloPaths' warehouse, a folder, or the file itself), or
+    None when it is missing, unreadable, of another format, or stale: a staged table was committed after it
+    (its stamp differs from the one recorded; an artifact without stamps, on a folder: a staged file newer
+    than it), or built from tables whose row counts differ from `tables`."""
+    import json
     from pathlib import Path
 
-    root = Path(getattr(paths, "warehouse", paths))
-    path = root if root.suffix == ".json" else root / VOCABULARY_FILE
-    if not path.is_file():
+    try:
+        if isinstance(source, (str, Path)) and Path(source).suffix == ".json":
+            path = Path(source)
+            warehouse = _warehouse_of(path.parent)
+            data = json.loads(path.read_text()) if path.is_file() else None
+        else:
+            warehouse = _warehouse_of(source)
+            data = warehouse.read_document(VOCABULARY_DOC)
+    except (ValueError, OSError):
         return None
-    built = path.stat().st_mtime
-    for staged in path.parent.glob("staged_*"):
-        if staged.stat().st_mtime > built:
+    if data is None:
+        return None
+    recorded = data.get(BUILT_FROM)
+    if recorded is not None:
+        if _staged_stamps(warehouse) != recorded:
+            return None
+    elif isinstance(warehouse.root, Path):  # an artifact written before stamps: file times
+        built = (warehouse.root / VOCABULARY_FILE).stat().st_mtime
+        if any(staged.stat().st_mtime > built for staged in warehouse.root.glob("staged_*")):
             return None
     try:
-        vocab = Vocabulary.read(path)
-    except (ValueError, KeyError, TypeError, OSError):
+        vocab = Vocabulary.from_artifact(data)
+    except (ValueError, KeyError, TypeError):
         return None
     if tables is not None:
         counts = {e: f.height for e, f in tables.items() if isinstance(f, pl.DataFrame)}

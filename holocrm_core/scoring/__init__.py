@@ -172,6 +172,7 @@ class TrainingOutcome:
     selection: object | None = None  # holocrm_core.scoring.selection.Selection
     guard: object | None = None  # holocrm_core.scoring.guards.GuardReport
     undated: int = 0
+    records_left_out: int = 0  # older decided records past the training cap (training_records_cap)
 
     @property
     def learned(self) -> bool:
@@ -184,6 +185,45 @@ class TrainingOutcome:
     @property
     def excluded_fields(self) -> list[str]:
         return self.guard.excluded_fields if self.guard is not None else []
+
+
+TRAINING_RECORDS = 20_000  # default cap on decided records per training round (HOLOCRM_TRAINING_RECORDS)
+
+
+def training_records_cap() -> int:
+    """The most decided records one training round uses (``HOLOCRM_TRAINING_RECORDS``; 0 = no cap).
+
+    Rule: the most recent N decided records by outcome time (all of a record's snapshots kept), so a round
+    learns from the behaviour closest to the records it will score and the rolling time folds judge it on
+    the newest outcomes as before; cost stays bounded as an export grows (training at 100k contacts took
+    10 minutes uncapped). The default is set by the learning curve of ``benchmarks/training_cap.py``.
+    """
+    raw = os.environ.get("HOLOCRM_TRAINING_RECORDS", "")
+    if not raw:
+        return TRAINING_RECORDS
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"HOLOCRM_TRAINING_RECORDS must be a whole number of records, got {raw!r}") from exc
+    if value < 0:
+        raise ValueError(f"HOLOCRM_TRAINING_RECORDS must be 0 (no cap) or more, got {value}")
+    return value
+
+
+def most_recent_records(rows: pl.DataFrame, cap: int) -> tuple[pl.DataFrame, int]:
+    """``rows`` cut to the ``cap`` decided records with the latest outcome time (every snapshot of a kept
+    record, the rows' order unchanged) and how many records were left out; ``cap`` 0 keeps everything."""
+    if not cap or "entity_id" not in rows.columns:
+        return rows, 0
+    when = pl.col("outcome_at") if "outcome_at" in rows.columns else pl.lit(None, pl.Datetime("us", "UTC"))
+    if "outcome_dated" in rows.columns:  # an undated decision is dated at the export time: count it oldest
+        when = pl.when(pl.col("outcome_dated")).then(when)
+    records = rows.group_by("entity_id").agg(when.max().alias("_recency"))
+    if records.height <= cap:
+        return rows, 0
+    keep = records.sort("_recency", "entity_id", descending=True, nulls_last=True).head(cap)
+    kept = rows.filter(pl.col("entity_id").is_in(keep.get_column("entity_id").implode()))
+    return kept, records.height - cap
 
 
 def _record_labels(rows: pl.DataFrame) -> np.ndarray:
@@ -203,6 +243,7 @@ def train_scorer(
     min_each: int = MIN_EACH,
     open_features: pl.DataFrame | None = None,
     candidates=None,
+    max_records: int | None = None,
     **params,
 ) -> TrainingOutcome:
     """Guard the fields, then judge candidates on rolling time folds and refit the best on every outcome.
@@ -211,7 +252,8 @@ def train_scorer(
     guards also compare training snapshots with today's records. ``strategy`` (or
     HOLOCRM_SCORING_STRATEGY) other than "auto" restricts the candidates to that one (plus the heuristic
     and the logistic baseline, which the gate compares with). ``params`` reach the candidates whose
-    constructor takes them (e.g. ``epochs`` for the neural scorer).
+    constructor takes them (e.g. ``epochs`` for the neural scorer). ``max_records``: the most recent decided
+    records trained on (default ``training_records_cap()``; 0 = all).
     """
     from holocrm_core.outcomes import undated_outcomes
     from holocrm_core.scoring import selection as sel
@@ -220,6 +262,7 @@ def train_scorer(
     strategy = strategy or default_strategy()
     rows = entity_rows(dataset, entity)
     undated = undated_outcomes(rows, entity) if "entity" in rows.columns else 0
+    rows, left_out = most_recent_records(rows, training_records_cap() if max_records is None else max_records)
     enough = minimum_data(_record_labels(rows), entity, min_each, undated)
     guard = GuardReport()
     if enough.enough:
@@ -245,6 +288,7 @@ def train_scorer(
             params=dict(params),
             guard=guard,
             undated=undated,
+            records_left_out=left_out,
         )
         if len(valid):
             outcome.validation_scores = outcome.heuristic_validation_scores = heuristic.predict_proba(valid)[
@@ -273,6 +317,7 @@ def train_scorer(
         selection=selection,
         guard=guard,
         undated=undated,
+        records_left_out=left_out,
     )
     y_valid = outcome.y_validation
     chosen = selection.candidates[selection.chosen]

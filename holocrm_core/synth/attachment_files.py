@@ -6,11 +6,14 @@ offsets), so extractors exercise a real parser rather than a stub.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -620,6 +623,8 @@ def _eml(f: AttachmentFacts) -> bytes:
         f'total price,"{f.price_text}",\n'
     ).encode()
     outer.add_attachment(quote, maintype="text", subtype="csv", filename="quote.csv")
+    # the email package draws a random boundary (its digit count, so the file's size, varies): one from the facts
+    outer.set_boundary("=_holocrm_" + hashlib.sha1(repr(f).encode()).hexdigest()[:24])
     return bytes(outer)
 
 
@@ -712,7 +717,9 @@ def fact_attachment(f: AttachmentFacts, number: int) -> tuple[str, bytes] | None
         )
     if kind == "pdf_scan":
         image = render_text_image(lines, width=1300, size=26, noise=0.002, seed=number)
-        return f"signed_order_{stem}.pdf", _image_bytes(image, "PDF", resolution=150)
+        return f"signed_order_{stem}.pdf", _image_bytes(
+            image, "PDF", resolution=150, creationDate=FIXED_PDF_DATE, modDate=FIXED_PDF_DATE
+        )
     if kind == "png":  # a business card photographed on a desk
         card = [
             f.decision_maker,
@@ -772,6 +779,10 @@ def default_fact_counts(per_text_kind: int = 6, per_ocr_kind: int = 1, audio: in
     }
 
 
+CORE_DATES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+FIXED_PDF_DATE = time.gmtime(1767225600)  # 2026-01-01: Pillow stamps a PDF with the save time otherwise
+
+
 def stable_zip(data: bytes) -> bytes:
     """A zip-based file (docx, pptx, xlsx, odf, zip) with every entry dated 2026-01-01, so the same seed
     gives the same bytes (zip writers stamp entries with the current time); anything else unchanged."""
@@ -783,6 +794,8 @@ def stable_zip(data: bytes) -> bytes:
             info = zipfile.ZipInfo(entry.filename, date_time=(2026, 1, 1, 0, 0, 0))
             info.compress_type, info.external_attr = entry.compress_type, entry.external_attr
             content = source.read(entry.filename)
+            if entry.filename == "docProps/core.xml":  # openpyxl stamps dcterms:modified with the save time
+                content = CORE_DATES.sub(rb"\g<1>2026-01-01T00:00:00Z\g<2>", content)
             if entry.filename.endswith((".docx", ".pptx", ".xlsx")):
                 content = stable_zip(content)
             target.writestr(info, content)

@@ -7,7 +7,14 @@ import dagster as dg
 import polars as pl
 
 from holocrm_core.partitions import in_shards
-from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, optional_ins, previous_partitions, previous_table
+from pipelines.io_manager import (
+    FEEDBACK,
+    SHARD_COLUMN,
+    lazy_ins,
+    optional_ins,
+    previous_partitions,
+    previous_table,
+)
 from pipelines.metadata import markdown_table, nothing_to_do
 from pipelines.partitions import PARTITIONED, SHARDS, export_folder, run_partitions
 from pipelines.resources import EmbedderResource, ExportResource, LanceDBResource, StorageResource
@@ -182,7 +189,8 @@ def attachment_chunks(
 @dg.asset(
     group_name=GROUP,
     deps=["attachment_chunks"],
-    ins=optional_ins(["embeddings", CHUNK_VECTORS]),
+    # every vector of the batch can be larger than memory (1M contacts: 5M activities): fused slice by slice
+    ins={**lazy_ins(["embeddings"]), **optional_ins([CHUNK_VECTORS])},
     description="One vector per activity fusing its body with its attachments (mean of body and chunk mean; "
     "activities without attachments keep the body vector), written to the warehouse and to the LanceDB table "
     "activity_fused_embeddings that similar-activity lookups rank by. Free-text search scores activities by "
@@ -192,21 +200,49 @@ def activity_fused_embeddings(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
     lancedb: LanceDBResource,
-    embeddings: pl.DataFrame | None,
+    embeddings: pl.LazyFrame | None,
     attachment_chunk_vectors: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
-    from holocrm_core.attachments.index import fused_activity_frame, write_fused_table
+    import tempfile
 
-    frame = fused_activity_frame(embeddings, attachment_chunk_vectors)
-    table = write_fused_table(lancedb.connect(storage), frame)
-    figures = {
-        "activities": frame.height,
-        "with_attachments": int(frame["with_attachments"].sum()) if frame.height else 0,
-        "lancedb_version": int(table.version),
-        "method": "mean (one vector); search scores activities by maxsim over body and chunks",
-    }
-    if frame.is_empty():
+    from holocrm_core.attachments.index import (
+        FUSED_TABLE,
+        fused_activity_frame,
+        fused_activity_slices,
+        write_fused_table,
+    )
+
+    db = lancedb.connect(storage)
+    slices = (
+        fused_activity_slices(embeddings, attachment_chunk_vectors) if embeddings is not None else iter(())
+    )
+    first = next(slices, None)
+    if first is None:  # no activities (or no embeddings at all): the empty table replaces the last one
+        frame = fused_activity_frame(None, None)
+        table = write_fused_table(db, frame)
+        figures = {"activities": 0, "with_attachments": 0, "lancedb_version": int(table.version)}
         return dg.MaterializeResult(
             value=frame, metadata=nothing_to_do(context, "the export has no activities", **figures)
         )
-    return dg.MaterializeResult(value=frame, metadata=figures)
+    # Slice by slice into LanceDB and into scratch Parquet files, then one streamed warehouse commit: the
+    # whole batch's vectors are never in memory at once.
+    table = write_fused_table(db, first)
+    activities, attached = first.height, int(first["with_attachments"].sum())
+    with tempfile.TemporaryDirectory(prefix="fused-", dir=storage.paths().home) as scratch:
+        files = [f"{scratch}/{0:05d}.parquet"]
+        first.write_parquet(files[0])
+        del first
+        for frame in slices:
+            table.add(frame.to_arrow())
+            files.append(f"{scratch}/{len(files):05d}.parquet")
+            frame.write_parquet(files[-1])
+            activities += frame.height
+            attached += int(frame["with_attachments"].sum())
+        storage.warehouse().write(FUSED_TABLE, pl.scan_parquet(files), operation="fused, slice by slice")
+    figures = {
+        "activities": activities,
+        "with_attachments": attached,
+        "lancedb_version": int(table.version),
+        "method": "mean (one vector); search scores activities by maxsim over body and chunks",
+    }
+    return dg.MaterializeResult(metadata=figures)  # the table is committed above, streamed

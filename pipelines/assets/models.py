@@ -36,7 +36,23 @@ def _open_features(storage: StorageResource, entity: str, tables: dict) -> pl.Da
     from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 
     field = read_field_outcomes(storage.paths().outcomes_log)
-    return build_features_for(entity, open_ids(entity, tables, field), tables)
+    return build_features_for(entity, open_sample(open_ids(entity, tables, field)), tables)
+
+
+def open_sample(ids: list[str]) -> list[str]:
+    """The open records the guards compare training rows with: all of them, or past the training cap
+    (``training_records_cap``) a fixed-seed uniform sample of that many (an adversarial check between two
+    samples of equal size; building features for 700k open leads of a 1M export would cost more than
+    training). The order of ``ids`` is kept."""
+    import random
+
+    from holocrm_core.scoring import training_records_cap
+
+    cap = training_records_cap()
+    if not cap or len(ids) <= cap:
+        return ids
+    keep = set(random.Random(0).sample(range(len(ids)), cap))
+    return [i for n, i in enumerate(ids) if n in keep]
 
 
 def _train(
@@ -88,6 +104,7 @@ def _train(
             "guards": guard.summary() if guard is not None else "(not run)",
             "adversarial_auc": guard.adversarial_auc if guard is not None else None,
             "undated_outcomes": outcome.undated,
+            "records_left_out_by_cap": outcome.records_left_out,
             "candidates": dg.MetadataValue.json(outcome.selection.summary() if outcome.selection else {}),
             "mlflow_run": dg.MetadataValue.url(result.run_url),
             "mlflow_tracking_uri": uri,

@@ -12,7 +12,7 @@ from datetime import timedelta
 import dagster as dg
 
 from holocrm_core.monitoring import POLICIES
-from holocrm_core.monitoring._watch import REFERENCE_TABLES, SCORED_SKIP, STAGED, monitoring_dir
+from holocrm_core.monitoring._watch import REFERENCE_TABLES, SCORED_SKIP, STAGED, reference_store
 from pipelines.resources import MLflowResource, StorageResource
 
 GROUP = "monitoring"
@@ -32,16 +32,14 @@ CHECK = "drift_since_reference"
     can_subset=True,
 )
 def drift_since_reference(context: dg.AssetCheckExecutionContext, storage: StorageResource):
-    import polars as pl
 
     from holocrm_core.monitoring import frame_drift
 
     paths = storage.paths()
-    reference_folder = monitoring_dir(paths) / "reference"
+    reference, warehouse = reference_store(paths), storage.warehouse()  # a folder or object storage
     for key in context.selected_asset_check_keys:
         table = key.asset_key.to_user_string()
-        reference, current = reference_folder / f"{table}.parquet", paths.warehouse / f"{table}.parquet"
-        if not reference.exists() or not current.exists():
+        if not reference.exists(table) or not warehouse.exists(table):
             yield dg.AssetCheckResult(
                 asset_key=key.asset_key,
                 check_name=CHECK,
@@ -50,7 +48,7 @@ def drift_since_reference(context: dg.AssetCheckExecutionContext, storage: Stora
             )
             continue
         skip = SCORED_SKIP if table not in STAGED else ()
-        report = frame_drift(pl.read_parquet(reference), pl.read_parquet(current), table, exclude=skip)
+        report = frame_drift(reference.read(table), warehouse.read(table), table, exclude=skip)
         yield dg.AssetCheckResult(
             asset_key=key.asset_key,
             check_name=CHECK,
@@ -152,13 +150,12 @@ retrain_job = dg.define_asset_job(
 )
 
 
-def decayed_champions(folder) -> list[dict]:
-    """The failed decay checks in ``decay.json`` (what the sensor acts on)."""
-    try:
-        checks = json.loads((folder / "decay.json").read_text()).get("checks", [])
-    except (OSError, ValueError):
-        return []
-    return [c for c in checks if c.get("failed")]
+def decayed_champions(paths) -> list[dict]:
+    """The failed decay checks of the ``decay`` document (``decay.json``; what the sensor acts on)."""
+    from holocrm_core.monitoring import read_state
+
+    checks = read_state(paths, "decay").get("checks", [])
+    return [c for c in checks if isinstance(c, dict) and c.get("failed")]
 
 
 @dg.sensor(
@@ -168,7 +165,7 @@ def decayed_champions(folder) -> list[dict]:
     description="A champion that decayed on the outcomes after its promotion starts a retrain, once per version.",
 )
 def decay_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    failed = decayed_champions(monitoring_dir(storage.paths()))
+    failed = decayed_champions(storage.paths())
     if not failed:
         return dg.SkipReason("every served champion holds (or none has been judged yet)")
     seen = set(json.loads(context.cursor)) if context.cursor else set()

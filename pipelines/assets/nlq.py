@@ -1,5 +1,7 @@
 """NLQ assets: the question vocabulary (field values, names, owners, synonyms), rebuilt after each ingest."""
 
+import json
+
 import dagster as dg
 import polars as pl
 
@@ -26,21 +28,21 @@ def nlq_vocabulary(
     """The mapping of the export (the one export resource) may override the semantic layer (`semantic:`)."""
     from holocrm_core.metrics import SemanticLayer
     from holocrm_core.nlq import VOCABULARY_FILE, NLQContext
-    from holocrm_core.nlq.answer import NLQ_ENTITIES, SEMANTIC_FILE
+    from holocrm_core.nlq.answer import NLQ_ENTITIES, write_semantic_layer
 
-    warehouse = storage.warehouse()
+    warehouse = storage.warehouse()  # a folder or object storage: both written as warehouse documents
     # always rebuilt from the staged tables (never loaded from the previous artifact): this asset is the artifact
     tables = {e: staged[f"staged_{e}"] for e in NLQ_ENTITIES if staged.get(f"staged_{e}") is not None}
     layer = SemanticLayer.load(export.mapping or None)
-    layer.write(warehouse.root / SEMANTIC_FILE)
+    write_semantic_layer(warehouse, layer)
     ctx = NLQContext(tables, semantic=layer)
-    path = ctx.write_vocabulary(warehouse.root)
+    path = ctx.write_vocabulary(warehouse)
     vocab = ctx.vocab
     summary = {f"{e}.{c}": len(v) for (e, c), v in vocab.categories.items()}
     context.log.info(f"vocabulary: {len(vocab.phrases)} phrases -> {path}")
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(path),
             "file": VOCABULARY_FILE,
             "phrases": len(vocab.phrases),
             "values_per_field": dg.MetadataValue.json(summary),
@@ -51,6 +53,6 @@ def nlq_vocabulary(
             "size_bands_small_to_large": ", ".join(vocab.size_bands),
             "semantic_layer": layer.source,
             "metrics": ", ".join(layer.metrics),
-            "bytes": path.stat().st_size,
+            "bytes": len(json.dumps(vocab.to_artifact())),
         }
     )

@@ -38,7 +38,8 @@ PREVIOUS_SCORES = {"contact": "scored_leads", "deal": "scored_deals"}
 def outcome_dataset(
     context: dg.AssetExecutionContext, storage: StorageResource, **staged: pl.DataFrame | None
 ) -> dg.MaterializeResult:
-    """Every converted/disqualified lead and won/lost deal, features as known before the outcome, the
+    """Every converted/disqualified lead and won/lost deal (the most recent ``HOLOCRM_TRAINING_RECORDS`` of
+    each, default 20,000: what a training round uses), features as known before the outcome, the
     champion's prediction at the time (when there was one), and the outcome. Field-recorded outcomes
     (HOLOCRM_HOME/logs/outcomes.ndjson) override or add to the export's."""
     field = read_field_outcomes(storage.paths().outcomes_log)
@@ -47,7 +48,14 @@ def outcome_dataset(
         for entity, table in PREVIOUS_SCORES.items()
         if (frame := previous_table(storage.home, table)) is not None
     }
-    dataset = build_outcome_dataset(read_staged(staged), field_outcomes=field, previous_scores=previous)
+    from holocrm_core.scoring import training_records_cap
+
+    dataset = build_outcome_dataset(
+        read_staged(staged),
+        field_outcomes=field,
+        previous_scores=previous,
+        max_records=training_records_cap(),  # the most recent N decided records of each entity
+    )
     signals = learning_signals(dataset)
 
     def count(entity: str, label: int | None = None) -> int:

@@ -7,7 +7,7 @@ import polars as pl
 
 from holocrm_core import quality, schema
 from holocrm_core.partitions import in_shards
-from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, optional_ins, previous_partitions
+from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, lazy_ins, optional_ins, previous_partitions
 from pipelines.metadata import check_result, markdown_table
 from pipelines.partitions import PARTITIONED, SHARDS, run_partitions, whole_batch_ins
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
@@ -47,8 +47,8 @@ def entity_documents(
 
     started = time.perf_counter()
     _, shards = run_partitions(context)
-    # rendered over the whole batch, then cut to the run's shards (documents of other shards are theirs)
-    documents = in_shards(render(_staged_tables(staged)), "entity_id", shards, SHARDS)
+    # the run's shards rendered against the whole batch (names, companies and recent activities of any shard)
+    documents = render(_staged_tables(staged), shards=shards, count=SHARDS)
     lengths = documents.get_column("text").str.len_chars() if len(documents) else pl.Series([0])
     context.log.info(f"{len(documents)} entity documents")
     return dg.MaterializeResult(
@@ -166,7 +166,7 @@ def similarity_index(
     embeddings: pl.DataFrame,
 ) -> dg.MaterializeResult:
     from holocrm_core.partitions import shard_of
-    from holocrm_core.store import SimilarityStore
+    from holocrm_core.store import SimilarityStore, table_columns
 
     _, shards = run_partitions(context)
     every_shard = set(shards) >= set(range(SHARDS))
@@ -186,7 +186,7 @@ def similarity_index(
         table = store.table(entity_type)
         if every_shard:
             return int(table.count_rows())
-        ids = table.to_arrow().column("entity_id").to_pylist()
+        ids = table_columns(table, ["entity_id"]).column("entity_id").to_pylist()
         return int(shard_of(ids, SHARDS).is_in(shards).sum())
 
     indexed = {t: indexed_rows(t) for t in store.entity_types()}
@@ -223,16 +223,25 @@ def similarity_index(
             group_name=GROUP, description="A merge proposal per duplicate cluster (survivor, merged ids)."
         ),
     },
-    ins=optional_ins([*STAGED, "embeddings"]),
+    # every vector of the batch can be larger than memory (1M contacts): read lazily, contacts and companies
+    ins={**optional_ins(STAGED), **lazy_ins(["embeddings"])},
 )
-def duplicate_candidates(context: dg.AssetExecutionContext, **inputs: pl.DataFrame | None):
+def duplicate_candidates(
+    context: dg.AssetExecutionContext, embeddings: pl.LazyFrame | None, **inputs: pl.DataFrame | None
+):
     from holocrm_core.dedupe import clusters, merge_proposals
     from holocrm_core.dedupe import duplicate_candidates as find_duplicates
 
     staged = _staged_tables(inputs)
     contacts = staged.get("contacts")
     companies = staged.get("companies")
-    vectors = inputs.get("embeddings")
+    vectors = None
+    if embeddings is not None:
+        vectors = (
+            embeddings.filter(pl.col("entity_type").is_in(["contact", "company"]))
+            .select("entity_type", "entity_id", "vector")
+            .collect()
+        )
     started = time.perf_counter()
     candidates = find_duplicates(contacts, companies, vectors=vectors)
     proposals = merge_proposals(

@@ -75,3 +75,46 @@ def test_hybrid_search_uses_the_offline_embedder(indexed_home, monkeypatch):
         assert body["mode"] == "hybrid" and body["results"]
         assert body["results"][0]["id"] == "D1"  # the deal titled "Fleet renewal"
         assert "fulltext" in body["results"][0]["matched_by"]
+
+
+@pytest.fixture
+def static_tier_home(tmp_path, monkeypatch):
+    """An index built with the static tier, served by a process whose tier is the default (minilm)."""
+    monkeypatch.setenv("HOLOCRM_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.delenv("HOLOCRM_EMBEDDER", raising=False)
+    monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
+    build_index(tmp_path, build_home(tmp_path), model="model2vec:distilled-test")
+    return tmp_path
+
+
+def test_a_search_by_meaning_against_another_tier_is_a_409_naming_both(static_tier_home):
+    settings = ServingSettings.from_env(home=static_tier_home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for mode in ("vector", "hybrid"):
+            body = assert_error(
+                client.post("/api/search/semantic", json={"query": "fleet renewal", "mode": mode}),
+                409,
+                "embedding_model_mismatch",
+            )
+            assert body["index_tier"] == "static" and body["index_model"] == "model2vec:distilled-test"
+            assert body["served_tier"] == "minilm" and "MiniLM" in body["served_model"]
+            assert "HOLOCRM_EMBEDDER" in body["detail"] and "static tier" in body["detail"]
+        # what needs no query embedding is still answered, and the connection stays usable
+        words = client.post("/api/search/semantic", json={"query": "Person 3", "mode": "fulltext"})
+        assert words.status_code == 200 and words.json()["results"][0]["id"] == "C3"
+        assert client.get("/api/contacts/C1/similar").json()["results"][0]["id"] == "C5"
+        documented = client.get("/openapi.json").json()["paths"]["/api/search/semantic"]["post"]["responses"]
+        assert "409" in documented
+
+
+def test_the_cli_names_both_tiers_and_exits_1(static_tier_home):
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+
+    result = CliRunner().invoke(app, ["search", "fleet renewal", "--mode", "vector"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert "static tier ('model2vec:distilled-test')" in errors[0] and "minilm tier" in errors[0]

@@ -71,7 +71,9 @@ def test_the_settings_file_switches_everything_and_the_environment_wins(clean_en
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["dagster_instance"] == "postgresql+psycopg2://dagster:***@db.internal:5432/dagster"
-    assert shown["executor"] == "celery (broker redis://:***@redis.internal:6379/0)"
+    assert (
+        shown["executor"] == "celery (broker redis://:***@redis.internal:6379/0, visibility timeout 1800 s)"
+    )
     assert (
         shown["mlflow"] == "http://mlflow.internal:5000"
         and shown["mlflow_artifacts"] == "s3://crm-bucket/mlflow"

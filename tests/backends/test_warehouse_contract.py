@@ -55,3 +55,20 @@ def test_a_child_warehouse_is_separate_and_on_the_same_storage(warehouse):
     part.write("shard-0001", pl.DataFrame({"id": ["a"]}))
     assert type(part) is type(warehouse) and part.tables() == ["shard-0001"]
     assert warehouse.tables() == [] and not warehouse.exists("shard-0001")
+
+
+def test_the_stamp_changes_with_each_commit_only(warehouse):
+    """What the API's reload and the NL vocabulary poll: a commit changes it, a read or an identical rewrite
+    (no new version) does not; ``modified_at`` is the commit's time."""
+    from datetime import UTC, datetime, timedelta
+
+    assert warehouse.stamp("scored_leads") is None and warehouse.modified_at("scored_leads") is None
+    warehouse.write("scored_leads", pl.DataFrame({"x": [1]}))
+    first = warehouse.stamp("scored_leads")
+    assert first is not None
+    warehouse.read("scored_leads")
+    warehouse.write("scored_leads", pl.DataFrame({"x": [1]}))  # the same bytes: no new version
+    assert warehouse.stamp("scored_leads") == first
+    warehouse.write("scored_leads", pl.DataFrame({"x": [2]}))
+    assert warehouse.stamp("scored_leads") not in (None, first)
+    assert abs(warehouse.modified_at("scored_leads") - datetime.now(UTC)) < timedelta(minutes=1)

@@ -276,3 +276,32 @@ def test_similar_activities_share_their_attachments(activity_store):
     found = [h["id"] for h in activity_store.similar("activity", "ACT-00150", limit=9)]
     shared = {f"ACT-{i:05d}" for i in range(151, 160)}
     assert len(shared & set(found)) >= 6, found
+
+
+def test_fusing_slice_by_slice_equals_fusing_the_whole_table(monkeypatch):
+    from holocrm_core.attachments import index
+    from holocrm_core.embedding import DIM
+
+    rng = np.random.default_rng(0)
+    n = 50
+    embeddings = pl.DataFrame(
+        {
+            "entity_type": ["activity" if i % 3 else "contact" for i in range(n)],
+            "entity_id": [f"E{i}" for i in range(n)],
+            "vector": pl.Series(
+                rng.normal(size=(n, DIM)).astype(np.float32), dtype=pl.Array(pl.Float32, DIM)
+            ),
+        }
+    )
+    chunks = pl.DataFrame(
+        {
+            "activity_id": ["E1", "E1", "E29", "E47"],
+            "vector": pl.Series(
+                rng.normal(size=(4, DIM)).astype(np.float32), dtype=pl.Array(pl.Float32, DIM)
+            ),
+        }
+    )
+    whole = index.fused_activity_frame(embeddings, chunks)
+    monkeypatch.setattr(index, "FUSED_SLICE_ROWS", 7)  # slices that cut between an activity and its chunks
+    sliced = pl.concat(list(index.fused_activity_slices(embeddings.lazy(), chunks)))
+    assert sliced.equals(whole) and int(sliced["with_attachments"].sum()) == 3

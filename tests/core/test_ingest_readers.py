@@ -157,3 +157,35 @@ def test_binary_garbage_named_csv_is_rejected_with_the_file_name(tmp_path):
     errors = {r.path: r.error for r in result.files if r.error}
     assert list(errors) == ["contacts.csv"] and "not a text table" in errors["contacts.csv"]
     assert result.tables["companies"]["name"].to_list() == ["Acme"]
+
+
+TRICKY_CSV = [  # the first three are well-formed CSV (ragged, blank, quoted lines, CRLF)
+    'id,name,note\n1,a,b\n2,"x, y","multi\nline ""quoted"" note"\n3,c\n4,d,e,f\n\n5,e,f,,\n6,"g",h',
+    'id,name,\r\n1,a\r\n2,b,\r\n3,"c\r\nd",e\r\n4\r\n\r\n5,"",\r\n',
+    'id;name\n1;"a;b"\n2;c;d\n"3";"";\n  \n',
+    'id,name\n1,ab"c\n2,d\n',  # a quote inside an unquoted field: the csv module decides
+    'id,name\n1,"a"b,c\n',  # text after a closing quote: the csv module decides
+    'id,name\n1,"never closed\n2,b\n',
+    "id,name\n1,a\r2,b\n",  # a bare CR
+    "id,name",
+]
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 7, 1 << 25])
+@pytest.mark.parametrize("text", TRICKY_CSV)
+def test_vectorised_field_counts_equal_the_csv_modules_or_defer_to_it(tmp_path, monkeypatch, text, chunk):
+    import io
+
+    from holocrm_core.ingest import readers
+
+    monkeypatch.setattr(readers, "_SCAN_BYTES", chunk)  # records and quotes across chunk boundaries
+    sep = ";" if text.startswith("id;") else ","
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode())
+    expected = readers._wrong_field_counts_by_csv_module(path, sep)
+    for source in (path, io.BytesIO(text.encode())):
+        counted = readers._field_counts_by_bytes(source, sep)
+        assert counted is None or counted == expected, (counted, expected)
+    if TRICKY_CSV.index(text) < 3 and chunk > len(text):  # well-formed quoting: answered without csv
+        assert readers._field_counts_by_bytes(path, sep) == expected
+    assert readers._wrong_field_counts(path, sep) == expected

@@ -277,3 +277,16 @@ def test_undated_decided_leads_are_counted_not_lost():
         "Only 4 converted and 2 disqualified" in message and "5 of them carried no decision date" in message
     )
     assert "customer_at" in message
+
+
+def test_the_dataset_capped_keeps_the_most_recent_decided_records_of_each_entity():
+    tables, _ = toy_crm(300, seed=4)
+    full = outcomes.build_outcome_dataset(tables)
+    capped = outcomes.build_outcome_dataset(tables, max_records=25)
+    for entity in ("contact", "deal"):
+        rows = full.filter(pl.col("entity") == entity)
+        last = rows.group_by("entity_id").agg(pl.col("outcome_at").max()).sort("outcome_at", "entity_id")
+        newest = set(last.tail(25)["entity_id"].to_list())
+        kept = capped.filter(pl.col("entity") == entity)
+        assert set(kept["entity_id"].to_list()) == newest  # every snapshot of the 25 newest, nothing else
+        assert kept.height == rows.filter(pl.col("entity_id").is_in(list(newest))).height

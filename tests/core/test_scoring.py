@@ -171,3 +171,25 @@ def test_quality_reports_every_figure():
     q = quality(y, p)
     assert q["auc"] == 1.0 and q["top_decile_lift"] == pytest.approx(2.5)
     assert set(q) >= {"average_precision", "brier", "log_loss", "ece"}
+
+
+# -- the training cap -------------------------------------------------------------------------------------
+def test_training_cap_keeps_every_snapshot_of_the_most_recent_records_in_order(monkeypatch):
+    from holocrm_core.scoring import most_recent_records, training_records_cap
+
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = pl.DataFrame(  # three records, two snapshots each, in outcome-time order; one undated
+        {
+            "entity_id": ["u", "u", "a", "a", "b", "b"],
+            "outcome_at": [None, None, start, start, start + timedelta(days=3), start + timedelta(days=3)],
+            "label": [0, 0, 1, 1, 0, 0],
+        }
+    )
+    kept, left_out = most_recent_records(rows, 2)
+    assert kept["entity_id"].to_list() == ["a", "a", "b", "b"] and left_out == 1  # the undated goes first
+    assert most_recent_records(rows, 0) == (rows, 0) and most_recent_records(rows, 3) == (rows, 0)
+    monkeypatch.setenv("HOLOCRM_TRAINING_RECORDS", "0")
+    assert training_records_cap() == 0
+    monkeypatch.setenv("HOLOCRM_TRAINING_RECORDS", "many")
+    with pytest.raises(ValueError, match="HOLOCRM_TRAINING_RECORDS"):
+        training_records_cap()

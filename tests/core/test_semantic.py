@@ -275,6 +275,16 @@ def test_entity_documents_cover_every_entity_with_custom_fields_and_recent_activ
     assert documents.get_column("content_hash").n_unique() == len(documents)
 
 
+def test_documents_rendered_by_shard_equal_the_whole_batch_cut_to_each_shard(crm):
+    from holocrm_core.partitions import in_shards
+
+    whole = entity_documents(crm)
+    parts = [entity_documents(crm, shards=[s], count=3) for s in range(3)]
+    for shard, part in enumerate(parts):  # same rows, texts (recent activity of any shard) and order
+        assert part.equals(in_shards(whole, "entity_id", [shard], 3))
+    assert sum(p.height for p in parts) == whole.height
+
+
 def test_content_hash_changes_only_with_the_text(crm):
     before = entity_documents(crm)
     changed = dict(crm)

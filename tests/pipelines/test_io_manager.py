@@ -6,7 +6,7 @@ import pytest
 
 from holocrm_core.partitions import PartitionedTable, shard_of, shard_table
 from holocrm_core.warehouse import Warehouse
-from pipelines.io_manager import SHARD_COLUMN, WarehouseIOManager, optional_ins
+from pipelines.io_manager import SHARD_COLUMN, WarehouseIOManager, lazy_ins, optional_ins
 from pipelines.partitions import BATCHES, PARTITIONED, SHARDS, run_partitions, shard_range_tags
 
 PEOPLE = pl.DataFrame({"contact_id": [f"C{i}" for i in range(60)], "version": [1] * 60})
@@ -36,6 +36,13 @@ def people(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 def people_count(people: pl.DataFrame) -> dg.MaterializeResult:
     """Unpartitioned: reads the union."""
     return dg.MaterializeResult(value=pl.DataFrame({"rows": [people.height]}))
+
+
+@dg.asset(ins=lazy_ins(["people", "never_built"]))
+def people_lazily(people: pl.LazyFrame | None, never_built: pl.LazyFrame | None) -> dg.MaterializeResult:
+    """A table larger than memory is read as a scan: filtered before it is collected."""
+    SEEN["lazy"] = (type(people), never_built)
+    return dg.MaterializeResult(value=people.filter(pl.col("contact_id").str.ends_with("7")).collect())
 
 
 def _instance(batch: str = "b1") -> dg.DagsterInstance:
@@ -115,3 +122,18 @@ def test_the_sample_graph_is_partitioned_and_its_union_is_read_by_plain_name(sam
     assert union.height == parts.height > 0
     key = "entity_id" if "entity_id" in union.columns else union.columns[0]
     assert union.select(pl.col(key).sort()).equals(parts.select(pl.col(key).sort()))
+
+
+def test_a_lazy_input_is_a_scan_of_the_union_and_an_unbuilt_one_is_none(tmp_path):
+    resources = {"io_manager": WarehouseIOManager(home=str(tmp_path))}
+    instance = _instance()
+    assert dg.materialize(
+        [people], resources=resources, instance=instance, tags=shard_range_tags("b1")
+    ).success
+    spec = dg.AssetSpec("never_built")
+    assert dg.materialize(
+        [people, people_lazily, spec], resources=resources, instance=instance, selection=["people_lazily"]
+    ).success
+    assert SEEN["lazy"] == (pl.LazyFrame, None)
+    got = Warehouse(tmp_path / "warehouse").read("people_lazily")
+    assert got["contact_id"].to_list() == [c for c in PEOPLE["contact_id"] if c.endswith("7")]

@@ -80,3 +80,42 @@ def test_embeddings_and_index_are_the_same(two_homes):
             for p in two_homes
         ]
         assert ids[0] == ids[1] and len(set(ids[1])) == len(ids[1]) > 0
+
+
+def test_a_shard_rerun_from_the_cli_restores_that_shard_and_touches_no_other(two_homes, monkeypatch):
+    """`holocrm run --shard 2 --only entity_documents` on a built batch: shard 2's partition (damaged here)
+    is rebuilt, the other shards' files keep their bytes, and the plain table is the union again."""
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from holocrm_cli import app
+    from holocrm_core.partitions import PartitionedTable, shard_table
+    from holocrm_core.warehouse import Warehouse
+
+    _, sharded = two_homes
+    monkeypatch.setenv("HOLOCRM_HOME", str(sharded.home))
+    monkeypatch.delenv("HOLOCRM_SERVER", raising=False)
+    warehouse = Warehouse(sharded.warehouse)
+    batch = PartitionedTable(warehouse, "entity_documents").batch("b1")
+    good = batch.read(shard_table(2))
+    batch.write(shard_table(2), good.head(1).with_columns(text=good["text"].head(1) + " damaged"))
+    folder = sharded.warehouse / "_partitions" / "entity_documents" / "b1"
+
+    def others() -> dict[str, str]:
+        return {
+            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "shard-0002" not in p.name and "shard-0002" not in str(p.parent)
+        }
+
+    before, union = others(), _read(sharded, "entity_documents")
+    export = sharded.home.parent / "landing-src" / "b1"
+    result = CliRunner().invoke(
+        app, ["run", "--export", str(export), "--shard", "2", "--only", "entity_documents"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "entity_documents" in result.output
+    assert batch.read(shard_table(2)).sort("entity_id").equals(good.sort("entity_id"))
+    assert others() == before
+    assert _read(sharded, "entity_documents").sort("entity_id").equals(union.sort("entity_id"))

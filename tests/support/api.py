@@ -107,7 +107,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_index(home, wh) -> None:
+def build_index(home, wh, model: str = "") -> None:
+    """The home's similarity index over random vectors; ``model``: the embedding model id it records."""
     from holocrm_core.store import SimilarityStore
     from holocrm_core.text import entity_documents
 
@@ -119,7 +120,7 @@ def build_index(home, wh) -> None:
     # C5 is a near copy of C1: it must come back as C1's most similar contact.
     vectors[ids.index("C5")] = vectors[ids.index("C1")] + 0.05 * rng.normal(size=384)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    SimilarityStore(str(home / "lancedb")).sync(docs, vectors)
+    SimilarityStore(str(home / "lancedb")).sync(docs, vectors, model=model)
 
 
 def api_client(home, **overrides) -> TestClient:
