@@ -764,7 +764,14 @@ class SimilarityStore:
                 if entity_type not in self._table_names():
                     raise
                 # another shard created the table first: merge into it
-        table = self._open_created(entity_type)
+        try:
+            table = self._open_created(entity_type)
+        except ValueError:
+            # listed, yet not readable after every wait: a writer killed while creating it (a 1M run's shard
+            # stopped at its memory budget) left data files and no version. Nothing was committed: drop the
+            # torn table and create it from this shard's rows (other shards then merge into it).
+            self.db.drop_table(entity_type)
+            return self._merge_table(entity_type, rows, vectors, coarse, rotation_version, shards, count)
         existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
         joined = rows.select("entity_id", "row_hash").join(

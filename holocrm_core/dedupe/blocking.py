@@ -149,7 +149,8 @@ def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | N
         )
         if lookup.get_column("vector").null_count():
             return None
-        return np.stack(lookup.get_column("vector").to_numpy()).astype(np.float32)
+        array = lookup.get_column("vector").to_numpy()  # an Array column: one 2-D block, no per-row copies
+        return (array if array.ndim == 2 else np.stack(array)).astype(np.float32, copy=False)
     if isinstance(vectors, dict):
         return aligned_vectors(ids, vectors.get(entity_type), entity_type)
     return None

@@ -223,11 +223,19 @@ def similarity_index(
             group_name=GROUP, description="A merge proposal per duplicate cluster (survivor, merged ids)."
         ),
     },
-    # every vector of the batch can be larger than memory (1M contacts): read lazily, contacts and companies
-    ins={**optional_ins(STAGED), **lazy_ins(["embeddings"])},
+    # read lazily what can be larger than memory at 1M contacts: the vectors (contacts' and companies' only)
+    # and the deals and activities (their references only, which the merge proposals count)
+    ins={
+        **optional_ins(["staged_companies", "staged_contacts"]),
+        **lazy_ins(["staged_deals", "staged_activities", "embeddings"]),
+    },
 )
 def duplicate_candidates(
-    context: dg.AssetExecutionContext, embeddings: pl.LazyFrame | None, **inputs: pl.DataFrame | None
+    context: dg.AssetExecutionContext,
+    embeddings: pl.LazyFrame | None,
+    staged_deals: pl.LazyFrame | None,
+    staged_activities: pl.LazyFrame | None,
+    **inputs: pl.DataFrame | None,
 ):
     from holocrm_core.dedupe import clusters, merge_proposals
     from holocrm_core.dedupe import duplicate_candidates as find_duplicates
@@ -237,11 +245,20 @@ def duplicate_candidates(
     companies = staged.get("companies")
     vectors = None
     if embeddings is not None:
-        vectors = (
-            embeddings.filter(pl.col("entity_type").is_in(["contact", "company"]))
+        vectors = {  # one aligned-by-id frame per type, no vector copy held beside it
+            entity_type: embeddings.filter(pl.col("entity_type") == entity_type)
             .select("entity_type", "entity_id", "vector")
             .collect()
-        )
+            for entity_type in ("contact", "company")
+        }
+
+    def references(frame: pl.LazyFrame | None) -> pl.DataFrame | None:
+        if frame is None:
+            return None
+        names = frame.collect_schema().names()
+        return frame.select([c for c in ("contact_id", "company_id") if c in names]).collect()
+
+    staged["deals"], staged["activities"] = references(staged_deals), references(staged_activities)
     started = time.perf_counter()
     candidates = find_duplicates(contacts, companies, vectors=vectors)
     proposals = merge_proposals(

@@ -94,3 +94,18 @@ def test_shards_merging_at_once_lose_nothing(tmp_path):
         merged = list(pool.map(_merge, [(uri, s) for s in range(SHARDS)]))
     ids = _indexed_ids(uri)
     assert sum(merged) == 400 and len(ids) == 400 and len(set(ids)) == 400
+
+
+def test_a_table_torn_by_a_killed_creator_is_replaced_by_the_next_shard(tmp_path):
+    """A shard stopped while creating a table leaves its data files and no version: listed, never readable."""
+    from holocrm_core.store import SimilarityStore
+
+    documents, vectors = _documents(80)
+    uri = tmp_path / "lancedb"
+    (uri / "contact.lance" / "data").mkdir(parents=True)
+    (uri / "contact.lance" / "data" / ".tmpTorn").write_bytes(b"\0" * 64)
+    store = SimilarityStore(str(uri))
+    for shard in range(SHARDS):
+        store.merge_shards(documents, vectors, [shard], SHARDS)
+    ids = _indexed_ids(uri)
+    assert sorted(ids) == sorted(documents["entity_id"].to_list())
