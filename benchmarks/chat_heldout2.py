@@ -68,6 +68,20 @@ Run figures (`--source both --script-check 10`; machine shared by four, 2 cores)
   turn p50/p95 0.8/38.8 ms (generated) and 1.9/37.8 ms (Maven). 64 templates, 190 dialogues, at most 3 per
   template. Script mode (10 generated dialogues, 26 turns, through `holocrm chat --script --json`): the
   same outcome as in process on 26 of 26 turns, 26 exact either way, the same writes.
+- after `git merge main` (82c6c06: the chat branch chat3 merged), 2026-12-06 20:42 UTC, load average 3.7 ->
+  5.9: generated 95.7% of turns and 93.7% of dialogues exact (p50/p95 0.8/27.0 ms); Maven 93.7% and 93.6%
+  (1.1/22.7 ms); 0 writes without confirmation, 0 to the wrong record; script mode again 26 of 26 turns the
+  same as in process, all exact. Caveat: this set (with the findings above) was in main from 19:50 UTC,
+  and the chat commits from 19:50 to 20:23 address several of its findings (a write naming another record,
+  shorthand, yes/no variants), so this second run is no longer a fully held-out figure. Still missed: "can u
+  find ...", "won deals this year in software, biggest first" and "lost opps for linh tanaka"/"won deals for
+  gladys colclough in 2017" (read as close_deal), "show me #3"/"show me the 1st", "order by deal value" after
+  the misread, "2nd" after a one-reading clarification, "what deals do they have open" (the pronoun
+  dropped), "who do we know there" (details), "what do you understand?", Maven "... by value" (no sort) and
+  "nobody talked to them in 2 weeks"; new: "the meeting went well" now records the recommended action
+  ("proposal", reward 1) instead of the meeting; "prep me for my meeting w/ brightholm brands consulting
+  corporation" runs without the next_action step (a miss, or a company with no contact to act on: the gold
+  asks for every step).
 """
 
 from __future__ import annotations
