@@ -60,6 +60,7 @@ SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows 
 # search set (benchmarks/embedding_tiers.py), P@10 hybrid / vector: static alone 0.444 / 0.438, its top 30
 # re-ranked 0.516 / 0.466, top 100 0.525 / 0.494, MiniLM 0.522 / 0.506. HOLOCRM_STATIC_RERANK=0 turns it off.
 RERANK_DEPTH = 30
+MERGE_SLICE_ROWS = 50_000  # rows per LanceDB merge_insert of a shard (its join memory pool is 300 MB)
 RERANK_CACHE_SIZE = 50_000  # MiniLM vectors of candidate texts kept per process (1.5 KB each)
 _RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _RERANK_LOCK = threading.Lock()
@@ -772,9 +773,16 @@ class SimilarityStore:
             keep = np.isin(
                 rows.get_column("entity_id").to_numpy(), changed.get_column("entity_id").to_numpy()
             )
-            table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
-                data.filter(pa.array(keep))
-            )
+            upsert = data.filter(pa.array(keep))
+            # in slices: one merge_insert of a 1M-contact shard (775k rows with vectors) needs more than
+            # LanceDB's join memory pool (300 MB: "Resources exhausted ... HashJoinInput"); each slice
+            # commits on its own and a re-run upserts the same rows again (idempotent)
+            for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):
+                table.merge_insert(
+                    "entity_id"
+                ).when_matched_update_all().when_not_matched_insert_all().execute(
+                    upsert.slice(start, MERGE_SLICE_ROWS)
+                )
         self._ensure_indexes(table, len(rows), rebuilt=changed.height + len(gone) > 0)
         return SyncReport(
             entity_type, len(rows), new, updated, len(rows) - changed.height, len(gone), int(table.version),
