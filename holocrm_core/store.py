@@ -770,13 +770,17 @@ class SimilarityStore:
             batch = gone[start : start + 1000].to_list()
             table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
         if changed.height:
-            keep = np.isin(
-                rows.get_column("entity_id").to_numpy(), changed.get_column("entity_id").to_numpy()
-            )
-            upsert = data.filter(pa.array(keep))
-            # in slices: one merge_insert of a 1M-contact shard (775k rows with vectors) needs more than
-            # LanceDB's join memory pool (300 MB: "Resources exhausted ... HashJoinInput"); each slice
-            # commits on its own and a re-run upserts the same rows again (idempotent)
+            ids = rows.get_column("entity_id").to_numpy()
+            fresh = joined.filter(pl.col("old").is_null()).get_column("entity_id").to_numpy()
+            is_fresh = np.isin(ids, fresh)
+            # ids the table does not hold yet are appended (a shard's ids are its own, so no other writer
+            # adds them; a retry re-reads the table first and finds them unchanged); changed ones are
+            # upserted in slices: one merge_insert of a 1M-contact shard exceeds LanceDB's 300 MB join pool
+            # ("Resources exhausted ... HashJoinInput"), and each slice scans the whole table
+            if is_fresh.any():
+                table.add(data.filter(pa.array(is_fresh)))
+            is_updated = np.isin(ids, changed.get_column("entity_id").to_numpy()) & ~is_fresh
+            upsert = data.filter(pa.array(is_updated))
             for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):
                 table.merge_insert(
                     "entity_id"
