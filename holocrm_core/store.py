@@ -770,16 +770,18 @@ class SimilarityStore:
             batch = gone[start : start + 1000].to_list()
             table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
         if changed.height:
-            ids = rows.get_column("entity_id").to_numpy()
-            fresh = joined.filter(pl.col("old").is_null()).get_column("entity_id").to_numpy()
-            is_fresh = np.isin(ids, fresh)
+            # membership by polars (hashed): numpy's isin over string ids compares every pair (minutes at
+            # a 1M-contact shard's 625k activities)
+            ids = rows.get_column("entity_id")
+            is_fresh = ids.is_in(joined.filter(pl.col("old").is_null()).get_column("entity_id").implode())
+            is_fresh = is_fresh.to_numpy()
             # ids the table does not hold yet are appended (a shard's ids are its own, so no other writer
             # adds them; a retry re-reads the table first and finds them unchanged); changed ones are
             # upserted in slices: one merge_insert of a 1M-contact shard exceeds LanceDB's 300 MB join pool
             # ("Resources exhausted ... HashJoinInput"), and each slice scans the whole table
             if is_fresh.any():
                 table.add(data.filter(pa.array(is_fresh)))
-            is_updated = np.isin(ids, changed.get_column("entity_id").to_numpy()) & ~is_fresh
+            is_updated = ids.is_in(changed.get_column("entity_id").implode()).to_numpy() & ~is_fresh
             upsert = data.filter(pa.array(is_updated))
             for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):
                 table.merge_insert(
