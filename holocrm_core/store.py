@@ -60,6 +60,7 @@ SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows 
 # search set (benchmarks/embedding_tiers.py), P@10 hybrid / vector: static alone 0.444 / 0.438, its top 30
 # re-ranked 0.516 / 0.466, top 100 0.525 / 0.494, MiniLM 0.522 / 0.506. HOLOCRM_STATIC_RERANK=0 turns it off.
 RERANK_DEPTH = 30
+MERGE_SLICE_ROWS = 50_000  # rows per LanceDB merge_insert of a shard (its join memory pool is 300 MB)
 RERANK_CACHE_SIZE = 50_000  # MiniLM vectors of candidate texts kept per process (1.5 KB each)
 _RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _RERANK_LOCK = threading.Lock()
@@ -785,12 +786,25 @@ class SimilarityStore:
             batch = gone[start : start + 1000].to_list()
             table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
         if changed.height:
-            keep = np.isin(
-                rows.get_column("entity_id").to_numpy(), changed.get_column("entity_id").to_numpy()
-            )
-            table.merge_insert("entity_id").when_matched_update_all().when_not_matched_insert_all().execute(
-                data.filter(pa.array(keep))
-            )
+            # membership by polars (hashed): numpy's isin over string ids compares every pair (minutes at
+            # a 1M-contact shard's 625k activities)
+            ids = rows.get_column("entity_id")
+            is_fresh = ids.is_in(joined.filter(pl.col("old").is_null()).get_column("entity_id").implode())
+            is_fresh = is_fresh.to_numpy()
+            # ids the table does not hold yet are appended (a shard's ids are its own, so no other writer
+            # adds them; a retry re-reads the table first and finds them unchanged); changed ones are
+            # upserted in slices: one merge_insert of a 1M-contact shard exceeds LanceDB's 300 MB join pool
+            # ("Resources exhausted ... HashJoinInput"), and each slice scans the whole table
+            if is_fresh.any():
+                table.add(data.filter(pa.array(is_fresh)))
+            is_updated = ids.is_in(changed.get_column("entity_id").implode()).to_numpy() & ~is_fresh
+            upsert = data.filter(pa.array(is_updated))
+            for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):
+                table.merge_insert(
+                    "entity_id"
+                ).when_matched_update_all().when_not_matched_insert_all().execute(
+                    upsert.slice(start, MERGE_SLICE_ROWS)
+                )
         self._ensure_indexes(table, len(rows), rebuilt=changed.height + len(gone) > 0)
         return SyncReport(
             entity_type, len(rows), new, updated, len(rows) - changed.height, len(gone), int(table.version),

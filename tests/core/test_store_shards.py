@@ -45,8 +45,11 @@ def _indexed_ids(uri) -> list[str]:
     return SimilarityStore(str(uri)).table("contact").to_arrow().column("entity_id").to_pylist()
 
 
-def test_a_shard_merged_again_replaces_its_rows_and_leaves_the_others(tmp_path):
+def test_a_shard_merged_again_replaces_its_rows_and_leaves_the_others(tmp_path, monkeypatch):
+    from holocrm_core import store as store_module
     from holocrm_core.store import SimilarityStore
+
+    monkeypatch.setattr(store_module, "MERGE_SLICE_ROWS", 7)  # upserts in slices, as at 1M contacts
 
     documents, vectors = _documents(120)
     store = SimilarityStore(str(tmp_path / "lancedb"))
