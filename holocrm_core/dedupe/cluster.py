@@ -29,7 +29,33 @@ def coherent_clusters(
     score - 0.5 over every cross pair, unscored pairs counting as 0, is positive: a coherence check, not a
     single link). With ``sources``, a group holds at most one record per source unless the pair is a clear
     best match (two exports rarely hold the same record twice).
+
+    Only rows with a pair at ``min_score`` or more can join a group: the others keep their own label and
+    the pairs touching them are left out before clustering (the same labels, without a dictionary entry
+    per candidate pair of a million-row table).
     """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.arange(n, dtype=np.int64)
+    active = np.unique(pairs[scores >= min_score]) if len(pairs) else np.zeros(0, dtype=np.int64)
+    if len(active) == 0:
+        return labels
+    inside = np.isin(pairs[:, 0], active) & np.isin(pairs[:, 1], active)
+    # rows renumbered 0..len(active)-1 in their order: the smallest row of a group stays its label
+    compact = np.searchsorted(active, pairs[inside])
+    local = _coherent_groups(
+        len(active),
+        compact,
+        scores[inside],
+        min_score,
+        max_size,
+        None if sources is None else np.asarray(sources)[active],
+    )
+    labels[active] = active[local]
+    return labels
+
+
+def _coherent_groups(n, pairs, scores, min_score, max_size, sources) -> np.ndarray:
     parent = np.arange(n)
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
     score_of = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs.tolist(), scores.tolist(), strict=True)}

@@ -83,6 +83,9 @@ class Comparator:
     function: object = None  # (values_a, values_b) -> levels, for composite fields
     m_prior: tuple | None = None  # prior P(level | duplicate) for DISAGREE..EXACT; None = DEFAULT_M
     reason: dict = field(default_factory=dict)  # level -> sentence for the reasons column
+    # the function compares row numbers (n-gram vectors, first and last name together): link_records then
+    # passes the pairs' row numbers as arrays, not the column's values
+    by_row: bool = False
 
     def levels(self, a: list, b: list) -> np.ndarray:
         if self.function is not None:
@@ -94,16 +97,51 @@ class Comparator:
         return _levels_from_similarity(a, b, self.very, self.similar)
 
 
+def factorize(values: list) -> tuple[np.ndarray, list]:
+    """(codes, distinct values): ``values[i] == distinct[codes[i]]``; one pass, None kept apart from ""."""
+    seen: dict = {}
+    codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=len(values))
+    return codes, list(seen)
+
+
+def per_value_pair(function, a_codes: np.ndarray, b_codes: np.ndarray, a_values: list, b_values: list):
+    """``function(values_a, values_b)`` for the pairs given as codes, evaluated once per distinct pair of
+    values (names, titles and companies repeat: a few thousand distinct pairs stand for millions)."""
+    a_codes, b_codes = np.asarray(a_codes, dtype=np.int64), np.asarray(b_codes, dtype=np.int64)
+    if len(a_codes) == 0:
+        return np.asarray(function([], []), dtype=np.int64)
+    width = max(1, len(b_values))
+    distinct, inverse = np.unique(a_codes * width + b_codes, return_inverse=True)
+    out = np.asarray(
+        function(
+            [a_values[i] for i in (distinct // width).tolist()],
+            [b_values[j] for j in (distinct % width).tolist()],
+        )
+    )
+    return out[inverse.reshape(-1)]
+
+
 def _person_name_levels(first_a, first_b, last_a, last_b) -> tuple[np.ndarray, np.ndarray]:
     """First and last name levels, with nicknames (Bob = Robert) and swapped order (Smith John) counted."""
-    first_lv = _levels_from_similarity(first_a, first_b)
-    last_lv = _levels_from_similarity(last_a, last_b)
-    canon_a = [canonical_first_name(x) for x in first_a]
-    canon_b = [canonical_first_name(x) for x in first_b]
-    nick = np.array([bool(x) and x == y for x, y in zip(canon_a, canon_b, strict=True)]) & (first_lv < EXACT)
+    firsts, lasts = factorize(list(first_a) + list(first_b)), factorize(list(last_a) + list(last_b))
+    n = len(first_a)
+    return _person_name_levels_coded(
+        firsts[0][:n], firsts[0][n:], lasts[0][:n], lasts[0][n:], firsts[1], lasts[1]
+    )
+
+
+def _person_name_levels_coded(fa, fb, la, lb, first_values, last_values) -> tuple[np.ndarray, np.ndarray]:
+    """``_person_name_levels`` over codes into ``first_values`` / ``last_values``: every comparison is made
+    once per distinct pair of names."""
+    first_lv = per_value_pair(_levels_from_similarity, fa, fb, first_values, first_values)
+    last_lv = per_value_pair(_levels_from_similarity, la, lb, last_values, last_values)
+    canon, canon_codes = factorize([canonical_first_name(x) for x in first_values])
+    named = np.array([bool(c) for c in canon_codes], dtype=bool)
+    ca, cb = canon[fa], canon[fb]
+    nick = named[ca] & (ca == cb) & (first_lv < EXACT) if len(fa) else np.zeros(0, dtype=bool)
     first_lv[nick] = VERY_SIMILAR
-    swapped_first = _levels_from_similarity(first_a, last_b)
-    swapped_last = _levels_from_similarity(last_a, first_b)
+    swapped_first = per_value_pair(_levels_from_similarity, fa, lb, first_values, last_values)
+    swapped_last = per_value_pair(_levels_from_similarity, la, fb, last_values, first_values)
     straight = np.maximum(first_lv, 0) + np.maximum(last_lv, 0)
     swapped = np.maximum(swapped_first, 0) + np.maximum(swapped_last, 0)
     use_swap = swapped > straight
@@ -130,19 +168,29 @@ class PersonNames:
     list: the first and the last name comparator ask for the same pairs in turn)."""
 
     def __init__(self, firsts: list[str], lasts: list[str]):
-        self.firsts, self.lasts = firsts, lasts
+        self.first_codes, self.first_values = factorize(firsts)
+        self.last_codes, self.last_values = factorize(lasts)
         self._key = None
         self._levels = None
 
     def _compute(self, a_rows, b_rows):
-        a_rows, b_rows = [int(i) for i in a_rows], [int(i) for i in b_rows]
-        key = (len(a_rows), tuple(a_rows[:3]), tuple(b_rows[:3]), tuple(a_rows[-3:]), tuple(b_rows[-3:]))
+        a_rows, b_rows = np.asarray(a_rows, dtype=np.int64), np.asarray(b_rows, dtype=np.int64)
+        key = (
+            len(a_rows),
+            tuple(a_rows[:3].tolist()),
+            tuple(b_rows[:3].tolist()),
+            tuple(a_rows[-3:].tolist()),
+            tuple(b_rows[-3:].tolist()),
+        )
         if key != self._key:
-            self._levels = _person_name_levels(
-                [self.firsts[i] for i in a_rows],
-                [self.firsts[i] for i in b_rows],
-                [self.lasts[i] for i in a_rows],
-                [self.lasts[i] for i in b_rows],
+            self._levels = None  # the previous pair list's levels go before the next are computed
+            self._levels = _person_name_levels_coded(
+                self.first_codes[a_rows],
+                self.first_codes[b_rows],
+                self.last_codes[a_rows],
+                self.last_codes[b_rows],
+                self.first_values,
+                self.last_values,
             )
             self._key = key
         return self._levels

@@ -125,6 +125,7 @@ def field_comparator(
         reason[VERY_SIMILAR] = f"{label} " + (
             "matches (nickname or typo)" if kind == "first_name" else "nearly identical (typo)"
         )
+        return Comparator(column, function=function, m_prior=m_prior, reason=reason, by_row=True)
     elif kind == "company_ref":
         function = _company_presence_levels
         reason[SIMILAR] = "only one record names a company"
@@ -138,7 +139,9 @@ def field_comparator(
         function = _code_levels
         reason[EXACT] = f"shares an identifier code ({label})"
     elif kind in ("chars", "company_chars"):
-        function = CharGrams(normalised).levels
+        return Comparator(
+            column, function=CharGrams(normalised).levels, m_prior=m_prior, reason=reason, by_row=True
+        )
     elif kind in ("postcode", "digits"):
         return Comparator(column, kind="digits", m_prior=m_prior, reason=reason)
     elif kind in ("city", "title", "first_name", "last_name"):

@@ -326,30 +326,41 @@ def _url_key(value: str | None) -> str:
     return text.rstrip("/")
 
 
+def per_distinct(function, values: list) -> list:
+    """``[function(v) for v in values]``, calling ``function`` once per distinct value."""
+    cache: dict = {}
+    return [cache[v] if v in cache else cache.setdefault(v, function(v)) for v in values]
+
+
 def normalise_field(kind: str, values: list, regions: list | None = None) -> list[str]:
-    """``values`` of one field in the form its kind compares (see ``fields.FIELD_KINDS``)."""
-    if kind in ("company_name", "company_chars"):
-        return [company_root(v) for v in values]
-    if kind in ("name", "text"):
-        return [" ".join(name_tokens(v)) for v in values]
+    """``values`` of one field in the form its kind compares (see ``fields.FIELD_KINDS``); each distinct
+    value (phone: value and region) is normalised once."""
     if kind == "phone":
         regions = regions or [None] * len(values)
-        return [e164(v, r) for v, r in zip(values, regions, strict=True)]
+        return per_distinct(lambda vr: e164(*vr), list(zip(values, regions, strict=True)))
+    return per_distinct(lambda v: _normalise_value(kind, v), values)
+
+
+def _normalise_value(kind: str, v) -> str:
+    if kind in ("company_name", "company_chars"):
+        return company_root(v)
+    if kind in ("name", "text"):
+        return " ".join(name_tokens(v))
     if kind == "address":
-        return [" ".join(address_tokens(v)) for v in values]
+        return " ".join(address_tokens(v))
     if kind in ("postcode", "digits"):
-        return [re.sub(r"[^0-9a-z]", "", fold(v)) for v in values]
+        return re.sub(r"[^0-9a-z]", "", fold(v))
     if kind == "email":
-        return [(v or "").strip().lower() for v in values]
+        return (v or "").strip().lower()
     if kind == "company_ref":  # already an id or a company root (contact_table)
-        return [v or "" for v in values]
+        return v or ""
     if kind == "code":
-        return [" ".join(code_tokens(v)) for v in values]
+        return " ".join(code_tokens(v))
     if kind == "identifier":
-        return [_url_key(v) if "." in str(v or "") else re.sub(r"[^0-9a-z]", "", fold(v)) for v in values]
+        return _url_key(v) if "." in str(v or "") else re.sub(r"[^0-9a-z]", "", fold(v))
     if kind == "number":
-        return [str(_number(v)) if _number(v) is not None else "" for v in values]
-    return [fold(v) for v in values]
+        return str(_number(v)) if _number(v) is not None else ""
+    return fold(v)
 
 
 def contact_table(contacts: pl.DataFrame, companies: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -365,25 +376,37 @@ def contact_table(contacts: pl.DataFrame, companies: pl.DataFrame | None = None)
                 strict=True,
             )
         )
-    rows = []
-    for r in contacts.iter_rows(named=True):
-        first, last = r.get("first_name") or "", r.get("last_name") or ""
-        if not fold(first) and not fold(last) and r.get("full_name"):
-            parts = str(r["full_name"]).split()
+
+    def column(name: str) -> list:
+        return contacts.get_column(name).to_list() if name in contacts.columns else [None] * len(contacts)
+
+    firsts, lasts, full_names = column("first_name"), column("last_name"), column("full_name")
+    company_ids, company_name_of = column("company_id"), column("company_name")
+    folded = per_distinct(fold, firsts + lasts)
+    roots: dict = {}
+    out_first, out_last, out_company = [], [], []
+    for k in range(len(contacts)):
+        first, last = firsts[k] or "", lasts[k] or ""
+        if not folded[k] and not folded[len(firsts) + k] and full_names[k]:
+            parts = str(full_names[k]).split()
             first, last = (parts[0], " ".join(parts[1:])) if parts else ("", "")
-        company = r.get("company_id") or ""
-        rows.append(
-            {
-                "contact_id": r["contact_id"],
-                "first_name": first,
-                "last_name": last,
-                "email": r.get("email") or "",
-                "phone": r.get("phone") or "",
-                "company": company or company_root(r.get("company_name") or company_names.get(company)),
-                "title": r.get("title") or "",
-            }
-        )
-    columns = ["contact_id", "first_name", "last_name", "email", "phone", "company", "title"]
-    frame = pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String))
+        company = company_ids[k] or ""
+        if not company:
+            name = company_name_of[k] or company_names.get(company)
+            company = roots[name] if name in roots else roots.setdefault(name, company_root(name))
+        out_first.append(first)
+        out_last.append(last)
+        out_company.append(company)
+    frame = pl.DataFrame(
+        {
+            "contact_id": pl.Series(column("contact_id"), dtype=pl.String),
+            "first_name": pl.Series(out_first, dtype=pl.String),
+            "last_name": pl.Series(out_last, dtype=pl.String),
+            "email": pl.Series(column("email"), dtype=pl.String).fill_null(""),
+            "phone": pl.Series(column("phone"), dtype=pl.String).fill_null(""),
+            "company": pl.Series(out_company, dtype=pl.String),
+            "title": pl.Series(column("title"), dtype=pl.String).fill_null(""),
+        }
+    )
     extra = [c for c in contacts.columns if c.startswith("cf_") or c == "country"]
     return pl.concat([frame, contacts.select(extra)], how="horizontal") if extra else frame

@@ -10,7 +10,16 @@ import numpy as np
 import polars as pl
 
 from holocrm_core.dedupe.blocking import candidate_pairs
-from holocrm_core.dedupe.compare import DISAGREE, EXACT, LEVELS, SIMILAR, VERY_SIMILAR, Comparator
+from holocrm_core.dedupe.compare import (
+    DISAGREE,
+    EXACT,
+    LEVELS,
+    SIMILAR,
+    VERY_SIMILAR,
+    Comparator,
+    factorize,
+    per_value_pair,
+)
 
 
 @dataclass
@@ -64,6 +73,17 @@ def _level_frequencies(
     return out
 
 
+def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``levels`` (pairs x fields, values -1..3) and how often each occurs."""
+    if levels.shape[1] > 24:  # too many fields for one integer key: every row its own pattern
+        return levels, np.ones(len(levels))
+    key = np.zeros(len(levels), dtype=np.int64)
+    for f in range(levels.shape[1]):
+        key = key * (LEVELS + 1) + (levels[:, f].astype(np.int64) + 1)
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    return levels[first], counts.astype(np.float64)
+
+
 def fit_match_model(
     pair_levels: np.ndarray,
     random_levels: np.ndarray,
@@ -86,10 +106,13 @@ def fit_match_model(
     model = MatchModel(fields, m_prior.copy(), u, 0.1)
     if len(pair_levels) == 0:
         return model
+    # EM over the distinct comparison vectors weighted by their counts: the same sums as over every pair
+    # (millions of pairs share a few thousand vectors)
+    patterns, counts = _patterns(pair_levels)
     for iteration in range(max_iter):
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(model.log_odds(pair_levels), -50, 50)))
-        new_m = _level_frequencies(pair_levels, posterior, prior=m_prior) if learn_m else model.m
-        new_prior = float(np.clip((posterior.sum() + 1.0) / (len(posterior) + 10.0), 1e-6, 0.5))
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(model.log_odds(patterns), -50, 50)))
+        new_m = _level_frequencies(patterns, posterior * counts, prior=m_prior) if learn_m else model.m
+        new_prior = float(np.clip((posterior @ counts + 1.0) / (len(pair_levels) + 10.0), 1e-6, 0.5))
         delta = np.abs(new_m - model.m).max() + abs(new_prior - model.prior)
         model = MatchModel(fields, new_m, u, new_prior, iteration + 1)
         if delta < tol:
@@ -125,18 +148,21 @@ def link_records(
     """
     if pairs is None:
         pairs = candidate_pairs(frame, block_keys, sorted_keys, vectors, max_block=max_block, window=window)
-    columns = {c.name: frame.get_column(c.name).to_list() for c in comparators}
+    # each column once as codes into its distinct values: a field is compared once per distinct pair of
+    # values, not once per candidate pair (names, titles and companies repeat)
+    columns = {c.name: factorize(frame.get_column(c.name).to_list()) for c in comparators if not c.by_row}
 
     def levels_for(idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(idx), len(comparators)), dtype=np.int8)
         if len(idx) == 0:
-            return np.zeros((0, len(comparators)), dtype=np.int64)
-        out = []
-        for comp in comparators:
-            values = columns[comp.name]
-            a = [values[i] for i in idx[:, 0]]
-            b = [values[j] for j in idx[:, 1]]
-            out.append(comp.levels(a, b))
-        return np.stack(out, axis=1)
+            return out
+        for k, comp in enumerate(comparators):
+            if comp.by_row:  # the function reads the row numbers (CharGrams, PersonNames)
+                out[:, k] = comp.levels(idx[:, 0], idx[:, 1])
+            else:
+                codes, values = columns[comp.name]
+                out[:, k] = per_value_pair(comp.levels, codes[idx[:, 0]], codes[idx[:, 1]], values, values)
+        return out
 
     rng = np.random.default_rng(seed)
     n = len(frame)
@@ -167,7 +193,7 @@ def link_records(
             "log_odds": log_odds,
         }
         | {
-            f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int64)
+            f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int8)
             for k, f in enumerate(fields)
         }
     )
