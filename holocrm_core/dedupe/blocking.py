@@ -76,7 +76,8 @@ def unique_pairs(parts: list[np.ndarray], n: int) -> np.ndarray:
             keys.append(low[keep] * max(n, 1) + high[keep])
     if not keys:
         return np.zeros((0, 2), dtype=np.int64)
-    key = np.unique(np.concatenate(keys))
+    key = np.sort(np.concatenate(keys))
+    key = key[np.r_[True, key[1:] != key[:-1]]]
     return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
 
 

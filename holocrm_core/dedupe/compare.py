@@ -52,24 +52,28 @@ def _levels_digits(a: list[str], b: list[str], phone: bool = False) -> np.ndarra
     "similar"); otherwise yyyymmdd dates with month and day swapped count as a typo.
     """
     from rapidfuzz.distance import OSA
+    from rapidfuzz.process import cpdist
 
-    out = []
-    for x, y in zip(a, b, strict=True):
-        if not x or not y:
-            out.append(MISSING)
-        elif x == y:
-            out.append(EXACT)
-        elif (not phone or len(x) == len(y)) and OSA.distance(x, y) <= 1:
-            out.append(VERY_SIMILAR)
-        elif phone:
-            out.append(DISAGREE)
-        elif len(x) == len(y) == 8 and x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
-            out.append(VERY_SIMILAR)  # yyyymmdd with month and day swapped
-        elif OSA.distance(x, y) <= 2:
-            out.append(SIMILAR)
-        else:
-            out.append(DISAGREE)
-    return np.asarray(out, dtype=np.int64)
+    if not len(a):
+        return np.zeros(0, dtype=np.int64)
+    a = [x or "" for x in a]
+    b = [y or "" for y in b]
+    missing = np.array([not x or not y for x, y in zip(a, b, strict=True)], dtype=bool)
+    equal = np.array([x == y for x, y in zip(a, b, strict=True)], dtype=bool)
+    same_length = np.array([len(x) == len(y) for x, y in zip(a, b, strict=True)], dtype=bool)
+    edits = np.asarray(cpdist(a, b, scorer=OSA.distance, workers=1), dtype=np.int64)
+    out = np.full(len(a), DISAGREE, dtype=np.int64)
+    typo = (same_length | (not phone)) & (edits <= 1)
+    if not phone:
+        out[edits <= 2] = SIMILAR
+        for k in np.flatnonzero(same_length & ~typo & ~equal):  # yyyymmdd with month and day swapped
+            x, y = a[k], b[k]
+            if len(x) == 8 and x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+                typo[k] = True
+    out[typo] = VERY_SIMILAR
+    out[equal] = EXACT
+    out[missing] = MISSING
+    return out
 
 
 @dataclass
@@ -225,6 +229,41 @@ class TokenIdf:
             return False
         return sum(self.idf.get(t, self.unseen) for t in small) >= share * float(np.log(self.n + 1))
 
+    def overlap(self, a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For many pairs at once: the IDF-weighted cosine (as ``cosine``), whether one token set contains
+        the other, and the IDF sum of the smaller set (as ``contained_rare`` reads it), from sparse
+        token matrices over the distinct values."""
+        from scipy import sparse
+
+        codes, values = factorize(list(a) + list(b))
+        token_ids: dict[str, int] = {}
+        indptr, indices, weights = [0], [], []
+        sizes, sums = [], []
+        for value in values:
+            tokens = set((value or "").split())
+            for t in tokens:
+                indices.append(token_ids.setdefault(t, len(token_ids)))
+                weights.append(self.idf.get(t, self.unseen))
+            indptr.append(len(indices))
+            sizes.append(len(tokens))
+            sums.append(sum(self.idf.get(t, self.unseen) for t in tokens))
+        shape = (len(values), max(1, len(token_ids)))
+        idf = sparse.csr_matrix((np.asarray(weights, dtype=np.float64), indices, indptr), shape=shape)
+        ones = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=shape)
+        squares = np.asarray(idf.multiply(idf).sum(axis=1)).reshape(-1)
+        n = len(a)
+        ca, cb = codes[:n], codes[n:]
+        shared = np.asarray(idf[ca].multiply(idf[cb]).sum(axis=1)).reshape(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = np.where(
+                (squares[ca] > 0) & (squares[cb] > 0), shared / np.sqrt(squares[ca] * squares[cb]), 0.0
+            )
+        common = np.asarray(ones[ca].multiply(ones[cb]).sum(axis=1)).reshape(-1)
+        size, total = np.asarray(sizes), np.asarray(sums)
+        smaller = np.where(size[ca] <= size[cb], ca, cb)
+        contained = (size[smaller] > 0) & (common == size[smaller])
+        return cos, contained, total[smaller]
+
     def cosine(self, a: str, b: str) -> float:
         """IDF-weighted cosine of the two token sets (1.0 = same words, 0.0 = none shared)."""
         x, y = set(a.split()), set(b.split())
@@ -240,23 +279,28 @@ def _idf_levels(idf: TokenIdf, very: float, similar: float, typo: bool):
     from rapidfuzz.distance import OSA
 
     def levels(a: list[str], b: list[str]) -> np.ndarray:
-        out = np.empty(len(a), dtype=np.int64)
-        for k, (x, y) in enumerate(zip(a, b, strict=True)):
-            if not x or not y:
-                out[k] = MISSING
-            elif x == y:
-                out[k] = EXACT
-            else:
-                cos = idf.cosine(x, y)
-                # for names, a word more or less is containment (below), not "very similar"
-                same_shape = not typo or len(x.split()) == len(y.split())
-                typing_error = typo and OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)
-                if (cos >= very and same_shape) or typing_error:
-                    out[k] = VERY_SIMILAR
-                elif (typo and idf.contained_rare(x, y)) or (not typo and cos >= similar):
-                    out[k] = SIMILAR  # names: one contains the other, and what it contains is rare enough
-                else:
-                    out[k] = DISAGREE
+        from rapidfuzz.process import cpdist
+
+        out = np.full(len(a), DISAGREE, dtype=np.int64)
+        if not len(a):
+            return out
+        a = [x or "" for x in a]
+        b = [y or "" for y in b]
+        cos, contained, small_idf = idf.overlap(a, b)
+        if typo:
+            # for names, a word more or less is containment (below), not "very similar"
+            same_shape = np.array([len(x.split()) == len(y.split()) for x, y in zip(a, b, strict=True)])
+            shortest = np.array([min(len(x), len(y)) for x, y in zip(a, b, strict=True)])
+            edits = np.asarray(cpdist(a, b, scorer=OSA.distance, workers=1))
+            very_similar = ((cos >= very) & same_shape) | (edits <= np.where(shortest < 8, 1, 2))
+            # one contains the other, and what it contains is rare enough
+            similar_enough = contained & (small_idf >= 0.6 * float(np.log(idf.n + 1)))
+        else:
+            very_similar, similar_enough = cos >= very, cos >= similar
+        out[similar_enough] = SIMILAR
+        out[very_similar] = VERY_SIMILAR
+        out[np.array([x == y for x, y in zip(a, b, strict=True)], dtype=bool)] = EXACT
+        out[np.array([not x or not y for x, y in zip(a, b, strict=True)], dtype=bool)] = MISSING
         return out
 
     return levels
@@ -267,7 +311,8 @@ def _address_levels(idf: TokenIdf):
 
     def levels(a: list[str], b: list[str]) -> np.ndarray:
         out = words(a, b)
-        for k, (x, y) in enumerate(zip(a, b, strict=True)):
+        for k in np.flatnonzero(out > DISAGREE).tolist():
+            x, y = a[k], b[k]
             numbers_x = {t for t in x.split() if any(c.isdigit() for c in t)}
             numbers_y = {t for t in y.split() if any(c.isdigit() for c in t)}
             if out[k] > DISAGREE and numbers_x and numbers_y and not numbers_x & numbers_y:

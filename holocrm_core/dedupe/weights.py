@@ -14,9 +14,11 @@ from holocrm_core.dedupe.compare import (
     DISAGREE,
     EXACT,
     LEVELS,
+    MISSING,
     SIMILAR,
     VERY_SIMILAR,
     Comparator,
+    _company_presence_levels,
     factorize,
     per_value_pair,
 )
@@ -161,7 +163,21 @@ def link_records(
                 out[:, k] = comp.levels(idx[:, 0], idx[:, 1])
             else:
                 codes, values = columns[comp.name]
-                out[:, k] = per_value_pair(comp.levels, codes[idx[:, 0]], codes[idx[:, 1]], values, values)
+                a, b = codes[idx[:, 0]], codes[idx[:, 1]]
+                if (
+                    comp.kind == "exact" and comp.function is None
+                ) or comp.function is _company_presence_levels:
+                    # equal values are equal codes: no string is looked at
+                    empty = np.array([not v for v in values], dtype=bool)
+                    levels = np.where(a == b, EXACT, DISAGREE)
+                    if comp.function is _company_presence_levels:  # one side empty: a level of its own
+                        levels[empty[a] ^ empty[b]] = SIMILAR
+                        levels[empty[a] & empty[b]] = MISSING
+                    else:
+                        levels[empty[a] | empty[b]] = MISSING
+                    out[:, k] = levels
+                else:
+                    out[:, k] = per_value_pair(comp.levels, a, b, values, values)
         return out
 
     rng = np.random.default_rng(seed)
