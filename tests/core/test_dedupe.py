@@ -444,3 +444,104 @@ def test_a_shared_customer_number_makes_contacts_duplicates(crm):
     assert any("same customer number" in r for r in reasons)
     # without the number the two records are not proposed: the custom field decided
     assert pair not in _pairs(duplicate_candidates(contacts, crm["companies"]), "contact")
+
+
+def test_nanp_phones_skip_the_parser_and_match_libphonenumber():
+    import random
+
+    import phonenumbers
+
+    from holocrm_core.dedupe import e164
+
+    rng = random.Random(7)
+    numbers = [f"+1{rng.randint(2, 9)}{rng.randint(0, 10**9 - 1):09d}" for _ in range(300)]
+    numbers += ["+12062279061;ext=647", "+11234567890", "+1206227906", "+442071234567"]
+    for number in numbers:
+        text = number.split(";ext=")[0]
+        try:
+            parsed = phonenumbers.parse(text, "US")
+            expected = (
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                if phonenumbers.is_possible_number(parsed)
+                else phone_digits(text)
+            )
+        except phonenumbers.NumberParseException:
+            expected = phone_digits(text)
+        assert e164(number) == expected, number
+
+
+def test_vectorised_levels_match_the_pair_by_pair_definitions():
+    """The engine compares many pairs at once (sparse token overlap, rapidfuzz in bulk): the levels are
+    those of the one-pair definitions (TokenIdf.cosine / contained_rare, edit distances)."""
+    import random
+
+    from rapidfuzz.distance import OSA
+
+    from holocrm_core.dedupe.compare import (
+        DISAGREE,
+        EXACT,
+        MISSING,
+        SIMILAR,
+        VERY_SIMILAR,
+        TokenIdf,
+        _idf_levels,
+        _levels_digits,
+    )
+
+    rng = random.Random(3)
+    words = ["acme", "zuni", "grill", "noodle", "house", "cafe", "bistro", "north", "star", "blue"]
+    names = [" ".join(rng.sample(words, rng.randint(0, 3))) for _ in range(120)]
+    names += ["acme grill", "acme grlil", "noodle house", "noodle house cafe"]
+    idf = TokenIdf(names)
+    a = [rng.choice(names) for _ in range(600)]
+    b = [rng.choice(names) for _ in range(600)]
+    a += ["acme grill", "noodle house"]
+    b += ["acme grlil", "noodle house cafe"]
+
+    def one(x, y):
+        if not x or not y:
+            return MISSING
+        if x == y:
+            return EXACT
+        same_shape = len(x.split()) == len(y.split())
+        typing = OSA.distance(x, y) <= (1 if min(len(x), len(y)) < 8 else 2)
+        if (idf.cosine(x, y) >= 0.9 and same_shape) or typing:
+            return VERY_SIMILAR
+        return SIMILAR if idf.contained_rare(x, y) else DISAGREE
+
+    assert _idf_levels(idf, 0.9, 0.6, typo=True)(a, b).tolist() == [
+        one(x, y) for x, y in zip(a, b, strict=True)
+    ]
+    digits = ["", "19800512", "19801205", "19800513", "1980051", "4155550100", "4155550101", "4155551100"]
+    pa = [rng.choice(digits) for _ in range(300)]
+    pb = [rng.choice(digits) for _ in range(300)]
+
+    def digit_level(x, y, phone):
+        if not x or not y:
+            return MISSING
+        if x == y:
+            return EXACT
+        if (not phone or len(x) == len(y)) and OSA.distance(x, y) <= 1:
+            return VERY_SIMILAR
+        if phone:
+            return DISAGREE
+        if len(x) == len(y) == 8 and x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+            return VERY_SIMILAR
+        return SIMILAR if OSA.distance(x, y) <= 2 else DISAGREE
+
+    for phone in (False, True):
+        expected = [digit_level(x, y, phone) for x, y in zip(pa, pb, strict=True)]
+        assert _levels_digits(pa, pb, phone=phone).tolist() == expected
+
+
+def test_key_blocks_give_every_pair_of_a_block_once_and_skip_big_blocks():
+    import numpy as np
+
+    from holocrm_core.dedupe.blocking import _pairs_from_key, unique_pairs
+
+    keys = pl.Series(["a", "b", "a", None, "a", "c", "c", "", "b", "d", "d", "d", "d"])
+    pairs = unique_pairs([_pairs_from_key(keys, max_block=3)], len(keys))
+    expected = {(0, 2), (0, 4), (2, 4), (1, 8), (5, 6)}  # "d" has 4 rows: over the cap
+    assert {tuple(p) for p in pairs.tolist()} == expected
+    assert pairs.tolist() == sorted(pairs.tolist())
+    assert unique_pairs([np.array([[3, 1], [1, 3], [2, 2]])], 4).tolist() == [[1, 3]]
