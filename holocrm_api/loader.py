@@ -253,6 +253,7 @@ class ArtifactLoader:
         """Rebuild the snapshot if any artifact changed (or ``force``); True when a new one was swapped in."""
         with self._reload_lock:  # one rebuild at a time; readers never wait on this lock
             self.last_check_at = datetime.now(UTC)
+            self._renew_pins()
             try:
                 fingerprint = self._fingerprint()
                 if not force and fingerprint == self._snapshot.fingerprint:
@@ -273,6 +274,17 @@ class ArtifactLoader:
             del snapshot
             release_freed_memory()
             return True
+
+    def _renew_pins(self) -> None:
+        """Keep the served index versions pinned (``SimilarityStore.renew_hold``: once a quarter of
+        ``HOLOCRM_LANCEDB_PIN_TTL_S`` has passed)."""
+        store = self._snapshot.store
+        if store is None:
+            return
+        try:
+            store.renew_hold()
+        except Exception as exc:  # a failed renewal leaves the old pin, valid until it expires
+            log.warning("could not renew the pins of the served index versions: %s", exc)
 
     def _settled_build(self, fingerprint: tuple) -> Snapshot:
         """A snapshot built on a state that did not move while it was built. The fingerprint is read before
@@ -469,8 +481,14 @@ class ArtifactLoader:
             if not newest:
                 missing["similarity"] = f"the similarity index has no tables yet; {RUN_HINT}"
                 return None, {}
-            # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves.
+            # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves,
+            # and their cleanup does not remove these versions (a LanceDB tag per table, renewed on each
+            # reload check, dropped when the snapshot is garbage collected: holocrm_core.lance_versions)
             store = SimilarityStore(uri, version=newest, embedder=self._embedder())
+            try:
+                store.hold()
+            except Exception as exc:  # a read-only store (object storage without write rights): unpinned
+                log.warning("could not pin the served index versions (a cleanup may remove them): %s", exc)
             store.warm()  # read the pinned vectors into memory now, before this snapshot serves a request
             return store, newest
         except Exception as exc:

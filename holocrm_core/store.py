@@ -27,10 +27,10 @@ import hashlib
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -174,6 +174,14 @@ def _arrow_table(
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+def _release_tags(tags: dict[str, tuple[object, str, int]]) -> None:
+    """Drop the pins of a store's ``hold`` (also run when the store is garbage collected)."""
+    from holocrm_core.lance_versions import unpin
+
+    for table, tag, _ in tags.values():
+        unpin(table, tag)
 
 
 def _attachment_table_names() -> tuple[str, str]:
@@ -415,6 +423,9 @@ class SimilarityStore:
         self._memory: dict[str, EntityVectors] = {}
         self._memory_lock = threading.Lock()
         self._search_cache: OrderedDict[tuple, list[dict]] = OrderedDict()
+        self._holds: dict[str, tuple[object, str, int]] = {}  # table -> (table, pin tag, version): hold()
+        self._holds_at = 0.0
+        self._holds_finalizer: weakref.finalize | None = None
         if version:
             self.checkout(version)
 
@@ -463,6 +474,61 @@ class SimilarityStore:
         self._search_cache.clear()
         self._rotation = None
         self._model = None
+
+    # ---------------------------------------------------------------------------------------- pins
+    def hold(self) -> dict[str, int]:
+        """Pin every table version this store reads (a LanceDB tag per table, ``lance_versions.pin``) so that
+        no writer's cleanup removes them while it serves; released by ``release`` or when the store is
+        garbage collected, renewed by ``renew_hold``. Returns the pinned versions."""
+        from holocrm_core import lance_versions
+
+        if not self._pinned:
+            self.checkout(self.versions())
+        self.release()
+        tags: dict[str, tuple[object, str, int]] = {}
+        try:
+            for name, version in self._pinned.items():
+                table = self.db.open_table(name)
+                tags[name] = (table, lance_versions.pin(table, version), version)
+        except Exception:
+            _release_tags(tags)
+            raise
+        self._holds = tags
+        self._holds_at = time.time()
+        self._holds_finalizer = weakref.finalize(self, _release_tags, tags)
+        return {name: version for name, (_, _, version) in tags.items()}
+
+    def renew_hold(self, force: bool = False) -> bool:
+        """Restart the pins' lifetime (``HOLOCRM_LANCEDB_PIN_TTL_S``) once a quarter of it has passed; True
+        when renewed. A server calls it on each reload check."""
+        from holocrm_core import lance_versions
+
+        if not self._holds or (not force and time.time() - self._holds_at < lance_versions.pin_ttl_s() / 4):
+            return False
+        for name, (table, tag, version) in list(self._holds.items()):
+            self._holds[name] = (table, lance_versions.renew(table, tag, version), version)
+        self._holds_at = time.time()
+        return True
+
+    def release(self) -> None:
+        """Drop the pins taken by ``hold`` (the versions become removable by the next cleanup)."""
+        if self._holds_finalizer is not None:
+            self._holds_finalizer()  # runs _release_tags once
+            self._holds_finalizer = None
+        self._holds = {}
+
+    def compact(self, delete_unverified: bool = False) -> dict[str, dict]:
+        """Compact every table of the store and remove the table versions nothing needs any more
+        (``holocrm_core.lance_versions``: recent, newest and pinned versions stay); table -> figures."""
+        from holocrm_core.lance_versions import compact
+
+        out = {}
+        listed = self.db.list_tables()
+        for name in sorted(getattr(listed, "tables", listed)):  # every table, pinned by this store or not
+            table = self.db.open_table(name)
+            out[name] = compact(table, name, delete_unverified=delete_unverified).as_dict()
+        self._tables.clear()
+        return out
 
     # ---------------------------------------------------------------------------------------- attachments
     def _attachment_table(self, name: str):
@@ -817,12 +883,11 @@ class SimilarityStore:
         existing = None
         if entity_type in self._table_names():
             table = self.db.open_table(entity_type)
+            # only the id, hash and rotation columns: to_arrow() would read every vector of the table
             if "passages" in table.schema.names:  # an index written before chunks existed is rewritten
-                existing = pl.from_arrow(
-                    table.to_arrow().select(["entity_id", "row_hash", "rotation_version"])
-                )
+                existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash", "rotation_version"]))
             else:
-                existing = pl.from_arrow(table.to_arrow().select(["entity_id", "row_hash"])).with_columns(
+                existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"])).with_columns(
                     pl.lit("before chunks").alias("rotation_version")
                 )
         if (
@@ -833,15 +898,15 @@ class SimilarityStore:
             or (existing.get_column("rotation_version").unique().to_list() != [rotation_version])
         ):
             # first build, emptied type, or a new rotation: write the whole table
-            old_ids = set(existing.get_column("entity_id").to_list()) if existing is not None else set()
-            new_ids = set(rows.get_column("entity_id").to_list())
-            table = self.db.create_table(entity_type, data, mode="overwrite")
-            new, updated, reused, deleted = (
-                len(new_ids - old_ids),
-                len(new_ids & old_ids),
-                0,
-                len(old_ids - new_ids),
+            old_ids = (
+                existing.get_column("entity_id")
+                if existing is not None
+                else pl.Series("entity_id", [], pl.String)
             )
+            new_ids = rows.get_column("entity_id")
+            table = self.db.create_table(entity_type, data, mode="overwrite")
+            kept = int(new_ids.is_in(old_ids.implode()).sum())  # polars membership: hashed, not pairwise
+            new, updated, reused, deleted = len(new_ids) - kept, kept, 0, len(old_ids) - kept
             if existing is not None and len(existing) and len(rows):
                 unchanged = rows.join(existing, on=["entity_id", "row_hash"], how="semi")
                 reused, updated = len(unchanged), updated - len(unchanged)
@@ -867,12 +932,16 @@ class SimilarityStore:
                 table.delete(f"entity_id IN ({', '.join(_quote(i) for i in gone[start : start + 1000])})")
             if new or updated:
                 changed_ids = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
-                keep = np.isin(
-                    rows.get_column("entity_id").to_numpy(), changed_ids.get_column("entity_id").to_numpy()
-                )
-                table.merge_insert(
-                    "entity_id"
-                ).when_matched_update_all().when_not_matched_insert_all().execute(data.filter(pa.array(keep)))
+                # membership by polars (hashed), as in _merge_table: numpy's isin over string ids compares
+                # every pair (minutes at millions of rows)
+                keep = rows.get_column("entity_id").is_in(changed_ids.get_column("entity_id").implode())
+                upsert = data.filter(pa.array(keep.to_numpy()))
+                for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):  # LanceDB's join pool: 300 MB
+                    table.merge_insert(
+                        "entity_id"
+                    ).when_matched_update_all().when_not_matched_insert_all().execute(
+                        upsert.slice(start, MERGE_SLICE_ROWS)
+                    )
         self._ensure_indexes(table, len(rows), rebuilt=existing is None or new + updated + deleted > 0)
         return SyncReport(
             entity_type,
@@ -891,18 +960,19 @@ class SimilarityStore:
         ranked in memory by ``holocrm_core.vectors`` (see its docstring for why and the figures)."""
         from lancedb.index import FTS, BTree
 
-        names = {getattr(i, "columns", [None])[0]: i for i in table.list_indices()}
-        if rows == 0:
-            return
         from holocrm_core.homelock import retry_commit_conflicts
+        from holocrm_core.lance_versions import compact
 
-        if "entity_id" not in names:
-            retry_commit_conflicts(lambda: table.create_index("entity_id", config=BTree()))
-        if "text" not in names:
-            retry_commit_conflicts(lambda: table.create_index("text", config=FTS(with_position=False)))
-        if rebuilt and names:
-            # fold new rows into the existing FTS / scalar indexes; keep older versions for pinned readers
-            retry_commit_conflicts(lambda: table.optimize(cleanup_older_than=timedelta(days=7)))
+        names = {getattr(i, "columns", [None])[0]: i for i in table.list_indices()}
+        if rows:
+            if "entity_id" not in names:
+                retry_commit_conflicts(lambda: table.create_index("entity_id", config=BTree()))
+            if "text" not in names:
+                retry_commit_conflicts(lambda: table.create_index("text", config=FTS(with_position=False)))
+        if rebuilt:
+            # fold new rows into the existing FTS / scalar indexes, merge small files, and remove the versions
+            # no reader needs (pinned ones and recent ones stay: holocrm_core.lance_versions)
+            compact(table, table.name)
 
     # ---------------------------------------------------------------------------------------- reads
     def entity_vectors(self, entity_type: str) -> EntityVectors:

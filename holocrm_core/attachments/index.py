@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 CHUNK_CHARS = 700
 OVERLAP_CHARS = 80
@@ -168,6 +170,9 @@ def write_chunk_table(db, vectors: pl.DataFrame):
         retry_commit_conflicts(
             lambda: table.create_index("text", config=FTS(with_position=False), replace=True)
         )
+    from holocrm_core.lance_versions import compact
+
+    compact(table, TABLE)  # the versions of earlier runs go (pinned and recent ones stay)
     return table
 
 
@@ -386,9 +391,28 @@ def fused_activity_slices(embeddings: pl.LazyFrame, chunk_vectors: pl.DataFrame 
             yield fused_activity_frame(frame, chunk_vectors, method=method)
 
 
-def write_fused_table(db, frame: pl.DataFrame):
-    """(Re)create the LanceDB table of fused activity vectors (empty when the export has no activities)."""
-    return db.create_table(FUSED_TABLE, data=frame.to_arrow(), mode="overwrite")
+def write_fused_table(db, frames: pl.DataFrame | Iterable[pl.DataFrame]):
+    """(Re)create the LanceDB table of fused activity vectors from one frame or a stream of frames (empty
+    when the export has no activities), then remove the versions no reader needs
+    (``holocrm_core.lance_versions``: the last run's vectors, 7.7 GB at 1M contacts, are otherwise kept 7 days).
+
+    A stream is written in one commit, batch by batch (only the slice being written is in memory): one
+    version, and files at LanceDB's full size, so the cleanup has nothing to compact (500k-row appends were
+    one version each, and compacting them rewrote the whole table)."""
+    from holocrm_core.lance_versions import compact
+
+    if isinstance(frames, pl.DataFrame):
+        frames = [frames]
+    schema = fused_activity_frame(None, None).to_arrow().schema
+
+    def batches():
+        for frame in frames:
+            yield from frame.to_arrow().cast(schema).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    table = db.create_table(FUSED_TABLE, data=reader, mode="overwrite")
+    compact(table, FUSED_TABLE)
+    return table
 
 
 def fusion_study(

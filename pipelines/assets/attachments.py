@@ -186,6 +186,12 @@ def attachment_chunks(
     )
 
 
+def _popped(holder: list):
+    """Yield the items of ``holder`` and forget them (a list would keep them alive until it is dropped)."""
+    while holder:
+        yield holder.pop(0)
+
+
 @dg.asset(
     group_name=GROUP,
     deps=["attachment_chunks"],
@@ -203,6 +209,7 @@ def activity_fused_embeddings(
     embeddings: pl.LazyFrame | None,
     attachment_chunk_vectors: pl.DataFrame | None,
 ) -> dg.MaterializeResult:
+    import itertools
     import tempfile
 
     from holocrm_core.attachments.index import (
@@ -224,21 +231,25 @@ def activity_fused_embeddings(
         return dg.MaterializeResult(
             value=frame, metadata=nothing_to_do(context, "the export has no activities", **figures)
         )
-    # Slice by slice into LanceDB and into scratch Parquet files, then one streamed warehouse commit: the
-    # whole batch's vectors are never in memory at once.
-    table = write_fused_table(db, first)
-    activities, attached = first.height, int(first["with_attachments"].sum())
+    # Slice by slice into LanceDB (one streamed commit) and into scratch Parquet files, then one streamed
+    # warehouse commit: the whole batch's vectors are never in memory at once.
+    counts = {"activities": 0, "with_attachments": 0}
     with tempfile.TemporaryDirectory(prefix="fused-", dir=storage.paths().home) as scratch:
-        files = [f"{scratch}/{0:05d}.parquet"]
-        first.write_parquet(files[0])
+        files: list[str] = []
+
+        def written(frames):
+            for frame in frames:
+                files.append(f"{scratch}/{len(files):05d}.parquet")
+                frame.write_parquet(files[-1])
+                counts["activities"] += frame.height
+                counts["with_attachments"] += int(frame["with_attachments"].sum())
+                yield frame
+
+        head = [first]  # popped by the stream: no name here keeps the first slice alive while others load
         del first
-        for frame in slices:
-            table.add(frame.to_arrow())
-            files.append(f"{scratch}/{len(files):05d}.parquet")
-            frame.write_parquet(files[-1])
-            activities += frame.height
-            attached += int(frame["with_attachments"].sum())
+        table = write_fused_table(db, written(itertools.chain(_popped(head), slices)))
         storage.warehouse().write(FUSED_TABLE, pl.scan_parquet(files), operation="fused, slice by slice")
+    activities, attached = counts["activities"], counts["with_attachments"]
     figures = {
         "activities": activities,
         "with_attachments": attached,
