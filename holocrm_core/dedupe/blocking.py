@@ -11,9 +11,13 @@ from holocrm_core.dedupe.normalise import canonical_first_name, email_parts, per
 
 # Character n-gram blocking compares every record with every other (sparse products): up to this size.
 CHAR_BLOCKING_MAX_ROWS = 50_000
-# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, an
-# inverted file above); bounded so the in-memory copy stays small, the string passes cover bigger tables.
-VECTOR_BLOCKING_MAX_ROWS = 2_000_000
+# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, a flat
+# coarse scan up to BLOCKING_IVF_MIN_ROWS, an inverted file with a bounded scan per row above: see
+# vectors.NEIGHBOUR_SCAN_ROWS). Above VECTOR_BLOCKING_MAX_ROWS the string passes alone block: the all-rows
+# query costs minutes there on two shared cores (and its vectors a copy of several GB), while on the generated
+# export it adds 5 of 2,000 planted pairs at 100k contacts (the string passes find 1,995).
+VECTOR_BLOCKING_MAX_ROWS = 300_000
+BLOCKING_IVF_MIN_ROWS = 20_000
 
 
 def _pairs_from_key(keys: pl.Series, max_block: int) -> np.ndarray:
@@ -39,7 +43,8 @@ def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float) -> n
     """Each record with its ``k`` nearest records in embedding space, through the one vector engine."""
     from holocrm_core.vectors import VectorIndex
 
-    return VectorIndex(np.asarray(vectors, dtype=np.float32)).neighbours(k, min_similarity)
+    index = VectorIndex(np.asarray(vectors, dtype=np.float32), ivf_min_rows=BLOCKING_IVF_MIN_ROWS)
+    return index.neighbours(k, min_similarity)
 
 
 def candidate_pairs(
