@@ -171,11 +171,17 @@ def field_passes(
 
 
 def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:
-    """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id."""
+    """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id (a
+    LazyFrame is read only here, when the table is small enough for the vector pass)."""
     if vectors is None or len(ids) > VECTOR_BLOCKING_MAX_ROWS:
         return None
     if isinstance(vectors, np.ndarray):
         return vectors if len(vectors) == len(ids) else None
+    if isinstance(vectors, pl.LazyFrame):  # read only now, only this type's rows and columns
+        names = vectors.collect_schema().names()
+        if "entity_type" in names:
+            vectors = vectors.filter(pl.col("entity_type") == entity_type)
+        return aligned_vectors(ids, vectors.select("entity_id", "vector").collect(), entity_type)
     if isinstance(vectors, pl.DataFrame):
         frame = vectors
         if "entity_type" in frame.columns:

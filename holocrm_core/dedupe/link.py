@@ -87,6 +87,7 @@ def link_fields(
         if isinstance(grams, CharGrams) and len(table) <= CHAR_BLOCKING_MAX_ROWS:
             extra.append(grams.neighbours(5, labels))
     pairs = candidate_pairs(keys, block_keys, sorted_keys, vectors, max_block=max_block, extra=extra)
+    del vectors, extra  # the vectors (GBs at scale) and the passes' pair lists are not needed from here
     if labels is not None and len(pairs):
         pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
 
