@@ -59,31 +59,43 @@ def candidate_pairs(
     extra: list[np.ndarray] = (),
 ) -> np.ndarray:
     """Unique row pairs (i < j) proposed by any blocking pass (``extra``: pairs from passes run elsewhere)."""
-    parts = [np.zeros((0, 2), dtype=np.int64), *extra]
+    n = len(frame)
+    keys = [_pair_keys(part, n) for part in extra]  # each pass's pairs kept as one int64 key each
     for expr in block_keys:
-        parts.append(_pairs_from_key(frame.select(expr.alias("k")).get_column("k"), max_block))
+        keys.append(_pair_keys(_pairs_from_key(frame.select(expr.alias("k")).get_column("k"), max_block), n))
     for expr in sorted_keys:
-        parts.append(_pairs_sorted_neighbourhood(frame.select(expr.alias("k")).get_column("k"), window))
-    if vectors is not None and len(vectors) == len(frame):
-        parts.append(_pairs_from_vectors(vectors, vector_k, vector_min_similarity))
-    return unique_pairs(parts, len(frame))
+        pairs = _pairs_sorted_neighbourhood(frame.select(expr.alias("k")).get_column("k"), window)
+        keys.append(_pair_keys(pairs, n))
+    if vectors is not None and len(vectors) == n:
+        keys.append(_pair_keys(_pairs_from_vectors(vectors, vector_k, vector_min_similarity), n))
+    return _unique_keys(keys, n)
+
+
+def _pair_keys(part: np.ndarray, n: int) -> np.ndarray:
+    """Pairs as ``low * n + high`` (self pairs dropped)."""
+    if not len(part):
+        return np.zeros(0, dtype=np.int64)
+    part = np.asarray(part, dtype=np.int64)
+    low, high = np.minimum(part[:, 0], part[:, 1]), np.maximum(part[:, 0], part[:, 1])
+    keep = low != high
+    return low[keep] * max(n, 1) + high[keep]
+
+
+def _unique_keys(keys: list[np.ndarray], n: int) -> np.ndarray:
+    keys = [k for k in keys if len(k)]
+    if not keys:
+        return np.zeros((0, 2), dtype=np.int64)
+    key = np.concatenate(keys)
+    keys.clear()
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
 
 
 def unique_pairs(parts: list[np.ndarray], n: int) -> np.ndarray:
     """The distinct pairs (i < j) of the pair arrays in ``parts`` over ``n`` rows, sorted, one int64 key per
     pair (a fraction of the memory and time of a row-wise unique)."""
-    keys = []
-    for part in parts:
-        if len(part):
-            part = np.asarray(part, dtype=np.int64)
-            low, high = np.minimum(part[:, 0], part[:, 1]), np.maximum(part[:, 0], part[:, 1])
-            keep = low != high
-            keys.append(low[keep] * max(n, 1) + high[keep])
-    if not keys:
-        return np.zeros((0, 2), dtype=np.int64)
-    key = np.sort(np.concatenate(keys))
-    key = key[np.r_[True, key[1:] != key[:-1]]]
-    return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
+    return _unique_keys([_pair_keys(part, n) for part in parts], n)
 
 
 def token_block_pairs(values: list[str], max_block: int) -> np.ndarray:

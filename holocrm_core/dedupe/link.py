@@ -188,13 +188,14 @@ def _pairs_frame(
     """The likely pairs, kept only inside coherent clusters (see ``coherent_clusters``): a pair whose
     records ended in different groups would chain them and is not proposed."""
     scored = result.pairs
+    keep = scored.get_column("score").to_numpy() >= min_score
     if len(scored):
         ij = scored.select("i", "j").to_numpy()
-        inside = clustered_pairs(
-            len(frame), ij, scored.get_column("score").to_numpy(), max(min_score, 0.5), max_cluster
-        )
-        scored = scored.filter(pl.Series(inside) | (pl.col("score") < max(min_score, 0.5)))
-    pairs = scored.filter(pl.col("score") >= min_score)
+        score = scored.get_column("score").to_numpy()
+        inside = clustered_pairs(len(frame), ij, score, max(min_score, 0.5), max_cluster)
+        keep &= inside | (score < max(min_score, 0.5))
+        del ij
+    pairs = scored.filter(pl.Series(keep))  # one filter: no copy of every scored pair
     ids = frame.get_column("id").to_list()
     weights = result.model.weights()
     rows = []
