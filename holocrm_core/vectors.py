@@ -31,7 +31,6 @@ Same figures within the noise of a loaded machine; 1M was not rerun (it does not
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -44,6 +43,11 @@ IVF_MIN_ROWS = 50_000
 # Candidates taken from the coarse index for the exact rerank: max(RERANK_FACTOR * k, RERANK_MIN).
 RERANK_FACTOR = 10
 RERANK_MIN = 100
+# The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
+# (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
+# and the gathered candidate vectors of a batch stay near 100 MB.
+NEIGHBOUR_SCAN_ROWS = 2_000
+NEIGHBOUR_BATCH = 2048
 # A filter letting through at most this share of the rows is answered by an exact scan of those rows.
 SELECTIVE_FILTER_SHARE = 0.05
 
@@ -88,9 +92,17 @@ class VectorIndex:
 
     ``vectors``: (n, d) unit rows, float32 or float16 (float16 halves memory for the rerank, cosine error
     about 1e-3). ``coarse``: optional (n, d') unit rows the candidates come from (default: the vectors).
+    ``ivf_min_rows``: the size from which an inverted file replaces the flat coarse scan (default
+    ``IVF_MIN_ROWS``; duplicate blocking, which queries every row, switches earlier).
     """
 
-    def __init__(self, vectors: np.ndarray, coarse: np.ndarray | None = None, seed: int = 0):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        coarse: np.ndarray | None = None,
+        seed: int = 0,
+        ivf_min_rows: int | None = None,
+    ):
         self.vectors = vectors if vectors.dtype in (np.float16, np.float32) else vectors.astype(np.float32)
         self.coarse = np.ascontiguousarray(self.vectors if coarse is None else coarse, dtype=np.float32)
         self.kind = "exact"
@@ -100,7 +112,7 @@ class VectorIndex:
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
             dim = self.coarse.shape[1]
-            if n < IVF_MIN_ROWS:
+            if n < (IVF_MIN_ROWS if ivf_min_rows is None else ivf_min_rows):
                 self.coarse_index = faiss.IndexFlatIP(dim)
                 self.kind = "flat coarse scan + exact rerank"
             else:
@@ -222,11 +234,16 @@ class VectorIndex:
             return np.concatenate(out)
         faiss = _faiss()
         want = min(n, max(2 * (k + 1), 32))
-        params = faiss.SearchParametersIVF(nprobe=self.nprobe) if self.nprobe else None
+        nprobe = self.nprobe
+        if nprobe:  # a bounded scan per row: about NEIGHBOUR_SCAN_ROWS rows, whatever the table's size
+            nprobe = min(nprobe, max(1, int(np.ceil(NEIGHBOUR_SCAN_ROWS * self.coarse_index.nlist / n))))
+        params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
         with _FAISS_LOCK:
-            faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
-            for start in range(0, n, 8192):
-                rows = np.arange(start, min(start + 8192, n))
+            # one thread: on two cores shared with other work, OpenMP's spinning threads cost more than
+            # they bring (measured: the 2-thread all-rows query of 100k rows took 419 s under load 11)
+            faiss.omp_set_num_threads(1)
+            for start in range(0, n, NEIGHBOUR_BATCH):
+                rows = np.arange(start, min(start + NEIGHBOUR_BATCH, n))
                 _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
                 found = np.where(found < 0, rows[:, None], found)
                 sims = np.einsum(
@@ -241,5 +258,4 @@ class VectorIndex:
                         [np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1
                     )
                 )
-            faiss.omp_set_num_threads(1)
         return np.concatenate(out)

@@ -11,9 +11,13 @@ from holocrm_core.dedupe.normalise import canonical_first_name, email_parts, per
 
 # Character n-gram blocking compares every record with every other (sparse products): up to this size.
 CHAR_BLOCKING_MAX_ROWS = 50_000
-# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, an
-# inverted file above); bounded so the in-memory copy stays small, the string passes cover bigger tables.
-VECTOR_BLOCKING_MAX_ROWS = 2_000_000
+# Vector blocking asks the vector engine for each record's nearest neighbours (exact up to 5k rows, a flat
+# coarse scan up to BLOCKING_IVF_MIN_ROWS, an inverted file with a bounded scan per row above: see
+# vectors.NEIGHBOUR_SCAN_ROWS). Above VECTOR_BLOCKING_MAX_ROWS the string passes alone block: the all-rows
+# query costs minutes there on two shared cores (and its vectors a copy of several GB), while on the generated
+# export it adds 5 of 2,000 planted pairs at 100k contacts (the string passes find 1,995).
+VECTOR_BLOCKING_MAX_ROWS = 300_000
+BLOCKING_IVF_MIN_ROWS = 20_000
 
 
 def _pairs_from_key(keys: pl.Series, max_block: int) -> np.ndarray:
@@ -39,7 +43,8 @@ def _pairs_from_vectors(vectors: np.ndarray, k: int, min_similarity: float) -> n
     """Each record with its ``k`` nearest records in embedding space, through the one vector engine."""
     from holocrm_core.vectors import VectorIndex
 
-    return VectorIndex(np.asarray(vectors, dtype=np.float32)).neighbours(k, min_similarity)
+    index = VectorIndex(np.asarray(vectors, dtype=np.float32), ivf_min_rows=BLOCKING_IVF_MIN_ROWS)
+    return index.neighbours(k, min_similarity)
 
 
 def candidate_pairs(
@@ -54,31 +59,43 @@ def candidate_pairs(
     extra: list[np.ndarray] = (),
 ) -> np.ndarray:
     """Unique row pairs (i < j) proposed by any blocking pass (``extra``: pairs from passes run elsewhere)."""
-    parts = [np.zeros((0, 2), dtype=np.int64), *extra]
+    n = len(frame)
+    keys = [_pair_keys(part, n) for part in extra]  # each pass's pairs kept as one int64 key each
     for expr in block_keys:
-        parts.append(_pairs_from_key(frame.select(expr.alias("k")).get_column("k"), max_block))
+        keys.append(_pair_keys(_pairs_from_key(frame.select(expr.alias("k")).get_column("k"), max_block), n))
     for expr in sorted_keys:
-        parts.append(_pairs_sorted_neighbourhood(frame.select(expr.alias("k")).get_column("k"), window))
-    if vectors is not None and len(vectors) == len(frame):
-        parts.append(_pairs_from_vectors(vectors, vector_k, vector_min_similarity))
-    return unique_pairs(parts, len(frame))
+        pairs = _pairs_sorted_neighbourhood(frame.select(expr.alias("k")).get_column("k"), window)
+        keys.append(_pair_keys(pairs, n))
+    if vectors is not None and len(vectors) == n:
+        keys.append(_pair_keys(_pairs_from_vectors(vectors, vector_k, vector_min_similarity), n))
+    return _unique_keys(keys, n)
+
+
+def _pair_keys(part: np.ndarray, n: int) -> np.ndarray:
+    """Pairs as ``low * n + high`` (self pairs dropped)."""
+    if not len(part):
+        return np.zeros(0, dtype=np.int64)
+    part = np.asarray(part, dtype=np.int64)
+    low, high = np.minimum(part[:, 0], part[:, 1]), np.maximum(part[:, 0], part[:, 1])
+    keep = low != high
+    return low[keep] * max(n, 1) + high[keep]
+
+
+def _unique_keys(keys: list[np.ndarray], n: int) -> np.ndarray:
+    keys = [k for k in keys if len(k)]
+    if not keys:
+        return np.zeros((0, 2), dtype=np.int64)
+    key = np.concatenate(keys)
+    keys.clear()
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
 
 
 def unique_pairs(parts: list[np.ndarray], n: int) -> np.ndarray:
     """The distinct pairs (i < j) of the pair arrays in ``parts`` over ``n`` rows, sorted, one int64 key per
     pair (a fraction of the memory and time of a row-wise unique)."""
-    keys = []
-    for part in parts:
-        if len(part):
-            part = np.asarray(part, dtype=np.int64)
-            low, high = np.minimum(part[:, 0], part[:, 1]), np.maximum(part[:, 0], part[:, 1])
-            keep = low != high
-            keys.append(low[keep] * max(n, 1) + high[keep])
-    if not keys:
-        return np.zeros((0, 2), dtype=np.int64)
-    key = np.sort(np.concatenate(keys))
-    key = key[np.r_[True, key[1:] != key[:-1]]]
-    return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
+    return _unique_keys([_pair_keys(part, n) for part in parts], n)
 
 
 def token_block_pairs(values: list[str], max_block: int) -> np.ndarray:
@@ -166,11 +183,17 @@ def field_passes(
 
 
 def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:
-    """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id."""
+    """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id (a
+    LazyFrame is read only here, when the table is small enough for the vector pass)."""
     if vectors is None or len(ids) > VECTOR_BLOCKING_MAX_ROWS:
         return None
     if isinstance(vectors, np.ndarray):
         return vectors if len(vectors) == len(ids) else None
+    if isinstance(vectors, pl.LazyFrame):  # read only now, only this type's rows and columns
+        names = vectors.collect_schema().names()
+        if "entity_type" in names:
+            vectors = vectors.filter(pl.col("entity_type") == entity_type)
+        return aligned_vectors(ids, vectors.select("entity_id", "vector").collect(), entity_type)
     if isinstance(vectors, pl.DataFrame):
         frame = vectors
         if "entity_type" in frame.columns:

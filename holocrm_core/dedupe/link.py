@@ -87,6 +87,7 @@ def link_fields(
         if isinstance(grams, CharGrams) and len(table) <= CHAR_BLOCKING_MAX_ROWS:
             extra.append(grams.neighbours(5, labels))
     pairs = candidate_pairs(keys, block_keys, sorted_keys, vectors, max_block=max_block, extra=extra)
+    del vectors, extra  # the vectors (GBs at scale) and the passes' pair lists are not needed from here
     if labels is not None and len(pairs):
         pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
 
@@ -187,13 +188,14 @@ def _pairs_frame(
     """The likely pairs, kept only inside coherent clusters (see ``coherent_clusters``): a pair whose
     records ended in different groups would chain them and is not proposed."""
     scored = result.pairs
+    keep = scored.get_column("score").to_numpy() >= min_score
     if len(scored):
         ij = scored.select("i", "j").to_numpy()
-        inside = clustered_pairs(
-            len(frame), ij, scored.get_column("score").to_numpy(), max(min_score, 0.5), max_cluster
-        )
-        scored = scored.filter(pl.Series(inside) | (pl.col("score") < max(min_score, 0.5)))
-    pairs = scored.filter(pl.col("score") >= min_score)
+        score = scored.get_column("score").to_numpy()
+        inside = clustered_pairs(len(frame), ij, score, max(min_score, 0.5), max_cluster)
+        keep &= inside | (score < max(min_score, 0.5))
+        del ij
+    pairs = scored.filter(pl.Series(keep))  # one filter: no copy of every scored pair
     ids = frame.get_column("id").to_list()
     weights = result.model.weights()
     rows = []

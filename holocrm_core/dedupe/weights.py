@@ -51,6 +51,8 @@ class MatchModel:
 DEFAULT_M = np.array([0.05, 0.10, 0.15, 0.70])  # a duplicate mostly agrees
 DEFAULT_U = np.array([0.90, 0.06, 0.02, 0.02])  # two unrelated records mostly differ
 PRIOR_PAIRS = 30.0
+# Candidate pairs are compared this many at a time (bounds the temporaries of a million-row table).
+LEVEL_CHUNK = 1_000_000
 LEARN_M = False  # within one table (see fit_match_model): CRM fields are few and correlated
 
 
@@ -156,8 +158,13 @@ def link_records(
 
     def levels_for(idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx), len(comparators)), dtype=np.int8)
-        if len(idx) == 0:
-            return out
+        # in chunks: the temporary codes and sort keys of one chunk, not of every pair, are held at once
+        for start in range(0, len(idx), LEVEL_CHUNK):
+            out[start : start + LEVEL_CHUNK] = chunk_levels(idx[start : start + LEVEL_CHUNK])
+        return out
+
+    def chunk_levels(idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(idx), len(comparators)), dtype=np.int8)
         for k, comp in enumerate(comparators):
             if comp.by_row:  # the function reads the row numbers (CharGrams, PersonNames)
                 out[:, k] = comp.levels(idx[:, 0], idx[:, 1])

@@ -243,14 +243,9 @@ def duplicate_candidates(
     staged = _staged_tables(inputs)
     contacts = staged.get("contacts")
     companies = staged.get("companies")
-    vectors = None
-    if embeddings is not None:
-        vectors = {  # one aligned-by-id frame per type, no vector copy held beside it
-            entity_type: embeddings.filter(pl.col("entity_type") == entity_type)
-            .select("entity_type", "entity_id", "vector")
-            .collect()
-            for entity_type in ("contact", "company")
-        }
+    # the vectors stay lazy: each type's are read only while its table is linked, and not at all above
+    # the size where the vector pass is skipped (blocking.VECTOR_BLOCKING_MAX_ROWS)
+    vectors = embeddings
 
     def references(frame: pl.LazyFrame | None) -> pl.DataFrame | None:
         if frame is None:
