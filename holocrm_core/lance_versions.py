@@ -137,7 +137,9 @@ def cleanup_window(versions: list[dict], tagged: set[int], now: float) -> tuple[
         if stamps[i + 1] >= horizon:  # version i was the latest until after the horizon
             keep = min(keep, i)
             break
-    margin = MARGIN_S
+    # no margin when only the latest stays: LanceDB never removes it, and a margin would keep the versions
+    # just before it (the one a compaction superseded a second ago: a second copy of the rewritten files)
+    margin = MARGIN_S if keep < len(ordered) - 1 else 0.0
     for i, number in enumerate(numbers):
         if number in tagged:
             if i <= keep:

@@ -171,6 +171,62 @@ def _arrow_table(
     return pa.table(columns)
 
 
+WRITE_BATCH_ROWS = 50_000  # rows per Arrow record batch streamed into LanceDB
+
+
+class _Rows:
+    """The rows of one entity type within a sync or shard merge: positions into the documents and the
+    vector matrices, never copied whole. LanceDB receives them as a stream of record batches of
+    ``WRITE_BATCH_ROWS`` rows (``reader``): at 1M contacts a shard's 780k rows built as one Arrow table, then
+    filtered to the new ones, held three copies of its vectors and texts (8.2-9.2 GB a shard)."""
+
+    def __init__(
+        self,
+        documents: pl.DataFrame,
+        matrix: np.ndarray,
+        coarse: np.ndarray,
+        positions: np.ndarray,
+        rotation_version: str,
+    ):
+        self.documents, self.matrix, self.coarse = documents, matrix, coarse
+        self.positions, self.rotation_version = positions, rotation_version
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def keys(self) -> pl.DataFrame:
+        """entity_id and row_hash of these rows, in their order."""
+        return self.documents.select("entity_id", "row_hash")[self.positions]
+
+    def table(self, subset: np.ndarray | None = None) -> pa.Table:
+        """The Arrow table of these rows (``subset``: indexes into them), built at once: for small slices."""
+        at = self.positions if subset is None else self.positions[subset]
+        return _arrow_table(self.documents[at], self.matrix[at], self.coarse[at], self.rotation_version)
+
+    def reader(self, subset: np.ndarray | None = None) -> pa.RecordBatchReader:
+        """The rows (``subset``: indexes into them) as a stream of record batches built one at a time."""
+        at = self.positions if subset is None else self.positions[subset]
+        schema = _arrow_table(
+            self.documents[at[:0]], self.matrix[at[:0]], self.coarse[at[:0]], self.rotation_version
+        ).schema
+
+        def batches():
+            for start in range(0, len(at), WRITE_BATCH_ROWS):
+                part = at[start : start + WRITE_BATCH_ROWS]
+                table = _arrow_table(
+                    self.documents[part], self.matrix[part], self.coarse[part], self.rotation_version
+                )
+                yield from table.cast(schema).to_batches()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def data(self, subset: np.ndarray | None = None) -> pa.Table | pa.RecordBatchReader:
+        """What a LanceDB write takes: a stream, or the (empty) table when there is nothing to stream (a
+        table created from an empty stream would have no schema)."""
+        size = len(self.positions) if subset is None else len(self.positions[subset])
+        return self.reader(subset) if size else self.table(subset)
+
+
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype(np.float32)
@@ -719,13 +775,12 @@ class SimilarityStore:
         reports = {}
         types = [t for t in ENTITY_TABLES if t in set(documents.get_column("entity_type").unique().to_list())]
         types += [t for t in self.entity_types() if t not in types]
+        kinds = documents.get_column("entity_type")
         for entity_type in types:
-            mask = (documents.get_column("entity_type") == entity_type).to_numpy()
+            positions = np.flatnonzero((kinds == entity_type).to_numpy())
             reports[entity_type] = self._sync_table(
                 entity_type,
-                documents.filter(pl.Series(mask)),
-                matrix[mask],
-                coarse[mask],
+                _Rows(documents, matrix, coarse, positions, rotation_version),
                 rotation_version,
                 rewrite=model_changed,  # unchanged texts carry the old model's vectors: rewrite every row
             )
@@ -768,14 +823,14 @@ class SimilarityStore:
         documents = documents.with_columns(_row_hash(documents))
         reports = {}
         present = set(documents.get_column("entity_type").unique().to_list())
+        kinds = documents.get_column("entity_type")
         for entity_type in [t for t in ENTITY_TABLES if t in present or t in self.entity_types()]:
-            mask = (documents.get_column("entity_type") == entity_type).to_numpy()
+            rows = _Rows(
+                documents, matrix, coarse, np.flatnonzero((kinds == entity_type).to_numpy()), rotation_version
+            )
             # more attempts than a single writer needs: every shard of a backfill may be merging at once
             reports[entity_type] = retry_commit_conflicts(
-                lambda t=entity_type, m=mask: self._merge_table(
-                    t, documents.filter(pl.Series(m)), matrix[m], coarse[m], rotation_version, wanted, count
-                ),
-                attempts=10,
+                lambda t=entity_type, r=rows: self._merge_table(t, r, wanted, count), attempts=10
             )
         self._tables.clear()
         self._memory.clear()
@@ -812,16 +867,15 @@ class SimilarityStore:
                 time.sleep(0.05 * (attempt + 1))
         return None
 
-    def _merge_table(self, entity_type, rows, vectors, coarse, rotation_version, shards, count) -> SyncReport:
+    def _merge_table(self, entity_type: str, rows: _Rows, shards, count) -> SyncReport:
         from holocrm_core.partitions import shard_of
 
         started = time.perf_counter()
-        data = _arrow_table(rows, vectors, coarse, rotation_version)
         if entity_type not in self._table_names():
             if not len(rows):
                 return SyncReport(entity_type, 0, 0, 0, 0, 0, 0, None, time.perf_counter() - started)
             try:
-                table = self.db.create_table(entity_type, data, mode="create")
+                table = self.db.create_table(entity_type, rows.data(), mode="create")
                 self._ensure_indexes(table, len(rows), rebuilt=True)
                 return SyncReport(
                     entity_type, len(rows), len(rows), 0, 0, 0, int(table.version), None,
@@ -838,38 +892,40 @@ class SimilarityStore:
             # stopped at its memory budget) left data files and no version. Nothing was committed: drop the
             # torn table and create it from this shard's rows (other shards then merge into it).
             self.db.drop_table(entity_type)
-            return self._merge_table(entity_type, rows, vectors, coarse, rotation_version, shards, count)
+            return self._merge_table(entity_type, rows, shards, count)
         existing = pl.from_arrow(table_columns(table, ["entity_id", "row_hash"]))
         existing = existing.filter(shard_of(existing.get_column("entity_id"), count).is_in(shards))
-        joined = rows.select("entity_id", "row_hash").join(
+        keys = rows.keys()
+        joined = keys.join(
             existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
         )
         changed = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
         new = int(joined.get_column("old").is_null().sum())
         updated = changed.height - new
-        gone = existing.join(rows.select("entity_id"), on="entity_id", how="anti").get_column("entity_id")
+        gone = existing.join(keys.select("entity_id"), on="entity_id", how="anti").get_column("entity_id")
         for start in range(0, len(gone), 1000):
             batch = gone[start : start + 1000].to_list()
             table.delete(f"entity_id IN ({', '.join(_quote(i) for i in batch)})")
         if changed.height:
             # membership by polars (hashed): numpy's isin over string ids compares every pair (minutes at
             # a 1M-contact shard's 625k activities)
-            ids = rows.get_column("entity_id")
+            ids = keys.get_column("entity_id")
             is_fresh = ids.is_in(joined.filter(pl.col("old").is_null()).get_column("entity_id").implode())
             is_fresh = is_fresh.to_numpy()
-            # ids the table does not hold yet are appended (a shard's ids are its own, so no other writer
-            # adds them; a retry re-reads the table first and finds them unchanged); changed ones are
-            # upserted in slices: one merge_insert of a 1M-contact shard exceeds LanceDB's 300 MB join pool
-            # ("Resources exhausted ... HashJoinInput"), and each slice scans the whole table
+            # ids the table does not hold yet are appended, streamed batch by batch in one commit (a shard's
+            # ids are its own, so no other writer adds them; a retry re-reads the table first and finds them
+            # unchanged); changed ones are upserted in slices: one merge_insert of a 1M-contact shard exceeds
+            # LanceDB's 300 MB join pool ("Resources exhausted ... HashJoinInput"), and each slice scans the
+            # whole table
             if is_fresh.any():
-                table.add(data.filter(pa.array(is_fresh)))
+                table.add(rows.data(np.flatnonzero(is_fresh)))
             is_updated = ids.is_in(changed.get_column("entity_id").implode()).to_numpy() & ~is_fresh
-            upsert = data.filter(pa.array(is_updated))
-            for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):
+            upsert = np.flatnonzero(is_updated)
+            for start in range(0, len(upsert), MERGE_SLICE_ROWS):
                 table.merge_insert(
                     "entity_id"
                 ).when_matched_update_all().when_not_matched_insert_all().execute(
-                    upsert.slice(start, MERGE_SLICE_ROWS)
+                    rows.table(upsert[start : start + MERGE_SLICE_ROWS])
                 )
         self._ensure_indexes(table, len(rows), rebuilt=changed.height + len(gone) > 0)
         return SyncReport(
@@ -877,9 +933,9 @@ class SimilarityStore:
             None, time.perf_counter() - started,
         )  # fmt: skip
 
-    def _sync_table(self, entity_type, rows, vectors, coarse, rotation_version, rewrite=False) -> SyncReport:
+    def _sync_table(self, entity_type: str, rows: _Rows, rotation_version: str, rewrite=False) -> SyncReport:
         started = time.perf_counter()
-        data = _arrow_table(rows, vectors, coarse, rotation_version)
+        keys = rows.keys()
         existing = None
         if entity_type in self._table_names():
             table = self.db.open_table(entity_type)
@@ -903,15 +959,15 @@ class SimilarityStore:
                 if existing is not None
                 else pl.Series("entity_id", [], pl.String)
             )
-            new_ids = rows.get_column("entity_id")
-            table = self.db.create_table(entity_type, data, mode="overwrite")
+            new_ids = keys.get_column("entity_id")
+            table = self.db.create_table(entity_type, rows.data(), mode="overwrite")
             kept = int(new_ids.is_in(old_ids.implode()).sum())  # polars membership: hashed, not pairwise
             new, updated, reused, deleted = len(new_ids) - kept, kept, 0, len(old_ids) - kept
             if existing is not None and len(existing) and len(rows):
-                unchanged = rows.join(existing, on=["entity_id", "row_hash"], how="semi")
+                unchanged = keys.join(existing, on=["entity_id", "row_hash"], how="semi")
                 reused, updated = len(unchanged), updated - len(unchanged)
         else:
-            joined = rows.select("entity_id", "row_hash").join(
+            joined = keys.join(
                 existing.select("entity_id", pl.col("row_hash").alias("old")), on="entity_id", how="left"
             )
             new = int(joined.get_column("old").is_null().sum())
@@ -923,7 +979,7 @@ class SimilarityStore:
             )
             reused = len(rows) - new - updated
             gone = (
-                existing.join(rows.select("entity_id"), on="entity_id", how="anti")
+                existing.join(keys.select("entity_id"), on="entity_id", how="anti")
                 .get_column("entity_id")
                 .to_list()
             )
@@ -934,13 +990,13 @@ class SimilarityStore:
                 changed_ids = joined.filter(pl.col("old").is_null() | (pl.col("old") != pl.col("row_hash")))
                 # membership by polars (hashed), as in _merge_table: numpy's isin over string ids compares
                 # every pair (minutes at millions of rows)
-                keep = rows.get_column("entity_id").is_in(changed_ids.get_column("entity_id").implode())
-                upsert = data.filter(pa.array(keep.to_numpy()))
-                for start in range(0, upsert.num_rows, MERGE_SLICE_ROWS):  # LanceDB's join pool: 300 MB
+                keep = keys.get_column("entity_id").is_in(changed_ids.get_column("entity_id").implode())
+                upsert = np.flatnonzero(keep.to_numpy())
+                for start in range(0, len(upsert), MERGE_SLICE_ROWS):  # LanceDB's join pool: 300 MB
                     table.merge_insert(
                         "entity_id"
                     ).when_matched_update_all().when_not_matched_insert_all().execute(
-                        upsert.slice(start, MERGE_SLICE_ROWS)
+                        rows.table(upsert[start : start + MERGE_SLICE_ROWS])
                     )
         self._ensure_indexes(table, len(rows), rebuilt=existing is None or new + updated + deleted > 0)
         return SyncReport(

@@ -388,7 +388,10 @@ def fused_activity_slices(embeddings: pl.LazyFrame, chunk_vectors: pl.DataFrame 
         part = embeddings.slice(offset, FUSED_SLICE_ROWS).select(columns)
         frame = part.filter(pl.col("entity_type") == "activity").collect()
         if frame.height:
-            yield fused_activity_frame(frame, chunk_vectors, method=method)
+            fused = fused_activity_frame(frame, chunk_vectors, method=method)
+            del frame  # not kept while the consumer writes the fused slice (0.8 GB a slice at 1M)
+            yield fused
+            del fused
 
 
 def write_fused_table(db, frames: pl.DataFrame | Iterable[pl.DataFrame]):
@@ -407,7 +410,10 @@ def write_fused_table(db, frames: pl.DataFrame | Iterable[pl.DataFrame]):
 
     def batches():
         for frame in frames:
-            yield from frame.to_arrow().cast(schema).to_batches()
+            table = frame.to_arrow().cast(schema)
+            del frame
+            yield from table.to_batches()
+            del table  # before the next slice is computed: one slice in memory at a time
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     table = db.create_table(FUSED_TABLE, data=reader, mode="overwrite")

@@ -244,6 +244,7 @@ def activity_fused_embeddings(
                 counts["activities"] += frame.height
                 counts["with_attachments"] += int(frame["with_attachments"].sum())
                 yield frame
+                del frame  # before the next slice is computed
 
         head = [first]  # popped by the stream: no name here keeps the first slice alive while others load
         del first

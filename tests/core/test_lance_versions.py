@@ -138,3 +138,32 @@ def test_sync_rewrites_and_cleans_up_too(tmp_path, no_retention):
     texts = store.texts("contact", ["C0001", "C0059"])
     assert all("sync 2" in t for t in texts.values())
     assert len(store.search("pipeline", entity_types=["contact"], mode="fulltext", limit=5)) == 5
+
+
+def test_fused_vectors_are_written_in_one_streamed_commit(tmp_path, no_retention):
+    import lancedb
+    import numpy as np
+    import polars as pl
+
+    from holocrm_core.attachments.index import fused_activity_frame, write_fused_table
+    from holocrm_core.embedding import DIM
+
+    def embeddings(start: int, n: int) -> pl.DataFrame:
+        vectors = np.random.default_rng(start).normal(size=(n, DIM)).astype(np.float32)
+        return pl.DataFrame(
+            {
+                "entity_type": ["activity"] * n,
+                "entity_id": [f"A{start + i:05d}" for i in range(n)],
+                "vector": vectors,
+            },
+            schema_overrides={"vector": pl.Array(pl.Float32, DIM)},
+        )
+
+    db = lancedb.connect(str(tmp_path / "lancedb"))
+    for run in range(2):  # a second run replaces the first; its vectors' files go
+        slices = (fused_activity_frame(embeddings(start, 40), None) for start in (0, 40, 80))
+        table = write_fused_table(db, slices)
+        assert len(table.list_versions()) == 1, run
+    ids = table.to_arrow().column("activity_id").to_pylist()
+    assert ids == [f"A{i:05d}" for i in range(120)]
+    assert write_fused_table(db, fused_activity_frame(None, None)).count_rows() == 0
