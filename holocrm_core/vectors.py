@@ -44,16 +44,33 @@ IVF_MIN_ROWS = 50_000
 # Candidates taken from the coarse index for the exact rerank: max(RERANK_FACTOR * k, RERANK_MIN).
 RERANK_FACTOR = 10
 RERANK_MIN = 100
+# ``quantized`` indexes (the similarity store's, from IVF_MIN_ROWS rows) hold the coarse vectors as 4-bit
+# product-quantization codes, PQ_DIMS_PER_CODE dimensions per code, scanned by faiss's fast-scan kernels
+# (IndexIVFPQFastScan: 48 bytes a row at 96 dimensions instead of 384, about 5x faster per list scanned), so
+# a query can afford to probe QUANTIZED_PROBE_SHARE of the lists and rerank QUANTIZED_RERANK_MIN candidates.
+PQ_DIMS_PER_CODE = 1
+QUANTIZED_PROBE_SHARE = 0.25
+QUANTIZED_RERANK_MIN = 300
 # A filter letting through at most this share of the rows is answered by an exact scan of those rows.
 SELECTIVE_FILTER_SHARE = 0.05
 
-_FAISS_LOCK = threading.Lock()
+_THREAD = threading.local()
 
 
 def _faiss():
     import faiss
 
     return faiss
+
+
+def _single_threaded(faiss) -> None:
+    """One OpenMP thread for this thread's single queries: on shared cores a thread team per query only
+    contends. OpenMP's thread count is per calling thread (a new thread starts at the machine's default), so
+    each serving thread sets it once and concurrent queries run side by side without a lock (faiss releases
+    the GIL while it searches)."""
+    if not getattr(_THREAD, "single", False):
+        faiss.omp_set_num_threads(1)
+        _THREAD.single = True
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -90,12 +107,15 @@ class VectorIndex:
     about 1e-3). ``coarse``: optional (n, d') unit rows the candidates come from (default: the vectors).
     """
 
-    def __init__(self, vectors: np.ndarray, coarse: np.ndarray | None = None, seed: int = 0):
+    def __init__(
+        self, vectors: np.ndarray, coarse: np.ndarray | None = None, seed: int = 0, quantized: bool = False
+    ):
         self.vectors = vectors if vectors.dtype in (np.float16, np.float32) else vectors.astype(np.float32)
         self.coarse = np.ascontiguousarray(self.vectors if coarse is None else coarse, dtype=np.float32)
         self.kind = "exact"
         self.coarse_index = None
         self.nprobe = 0
+        self.rerank_min = RERANK_MIN
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -106,15 +126,33 @@ class VectorIndex:
             else:
                 lists = max(16, int(round(np.sqrt(n))))
                 quantizer = faiss.IndexFlatIP(dim)
-                index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+                quantized = quantized and dim % PQ_DIMS_PER_CODE == 0
+                if quantized:
+                    # built on this thread's one OpenMP thread: a team of two on shared, busy cores spins
+                    # (the 96 small PQ trainings took 132 s instead of 3 s at load 10)
+                    _single_threaded(faiss)
+                    codes = dim // PQ_DIMS_PER_CODE
+                    index = faiss.IndexIVFPQFastScan(
+                        quantizer, dim, lists, codes, 4, faiss.METRIC_INNER_PRODUCT
+                    )
+                else:
+                    index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
                 rng = np.random.default_rng(seed)
                 sample = self.coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
                 index.cp.seed = seed
                 index.train(sample)
-                # about 6% of the lists: recall@10 0.99 at 100k clustered rows before the rerank
-                self.nprobe = max(16, lists // 16)
+                if quantized:
+                    self.nprobe = max(16, int(np.ceil(lists * QUANTIZED_PROBE_SHARE)))
+                    self.rerank_min = QUANTIZED_RERANK_MIN
+                    self.kind = (
+                        f"faiss inverted file of {codes} x 4-bit PQ codes, fast scan ({lists} lists, "
+                        f"{self.nprobe} probed) + exact rerank"
+                    )
+                else:
+                    # about 6% of the lists: recall@10 0.99 at 100k clustered rows before the rerank
+                    self.nprobe = max(16, lists // 16)
+                    self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
                 self.coarse_index = index
-                self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
             self.coarse_index.add(self.coarse)
 
     def __len__(self) -> int:
@@ -139,26 +177,35 @@ class VectorIndex:
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if k <= 0 or len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        exclude = [int(p) for p in exclude]
-        if exclude:
-            mask = np.ones(len(self), dtype=bool) if mask is None else mask.copy()
+        exclude = np.unique(np.asarray(list(exclude), dtype=np.int64))
+        if len(exclude) and mask is not None:
+            mask = mask.copy()
             mask[exclude] = False
-        allowed = len(self) if mask is None else int(mask.sum())
-        if allowed == 0:
+        # Without a filter the excluded rows (the query record itself) are dropped from the answer, not masked:
+        # a mask makes faiss test every row it scans against a bitmap and widens the probes (measured at 1M
+        # rows: 13 ms p50 against 4.5 ms for the same answer, benchmarks/similar_latency.py).
+        dropped = exclude if mask is None else exclude[:0]
+        allowed = len(self) - len(dropped) if mask is None else int(mask.sum())
+        if allowed <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self.coarse_index is None or allowed <= SELECTIVE_FILTER_SHARE * len(self):
             positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
             scores = _dot(
                 self.vectors if mask is None else self.vectors[positions], query.astype(self.vectors.dtype)
-            )
-            best = _top(scores.astype(np.float32, copy=False), k)
+            ).astype(np.float32, copy=False)
+            scores[dropped] = -np.inf  # positions are the rows themselves when nothing is masked
+            best = _top(scores, k)
             return positions[best], scores[best].astype(np.float32)
         if coarse_query is None:
             coarse_query = query if self.coarse.shape[1] == len(query) else None
         if coarse_query is None:
             raise ValueError("this index ranks candidates in a coarse space: pass coarse_query")
-        want = max(RERANK_FACTOR * k, RERANK_MIN)
-        candidates = self._coarse_candidates(np.asarray(coarse_query, dtype=np.float32), want, mask, allowed)
+        want = max(RERANK_FACTOR * k, self.rerank_min) + len(dropped)
+        candidates = self._coarse_candidates(
+            np.asarray(coarse_query, dtype=np.float32), want, mask, allowed if mask is not None else len(self)
+        )
+        if len(dropped):
+            candidates = candidates[~np.isin(candidates, dropped)]
         scores = self._full(candidates) @ query
         best = _top(scores, k)
         return candidates[best], scores[best]
@@ -186,9 +233,8 @@ class VectorIndex:
                 )
             elif mask is not None:
                 params = faiss.SearchParameters(sel=selector)
-            with _FAISS_LOCK:  # one thread per query: on shared cores a thread pool per query only contends
-                faiss.omp_set_num_threads(1)
-                _, found = self.coarse_index.search(query[None, :], want, params=params)
+            _single_threaded(faiss)
+            _, found = self.coarse_index.search(query[None, :], want, params=params)
             found = found[0]
             found = found[found >= 0]
             if len(found) >= want or not self.nprobe or nprobe >= self.coarse_index.nlist:
@@ -221,10 +267,11 @@ class VectorIndex:
                 )
             return np.concatenate(out)
         faiss = _faiss()
-        want = min(n, max(2 * (k + 1), 32))
+        want = min(n, max(2 * (k + 1), 32 if self.rerank_min == RERANK_MIN else 64))
         params = faiss.SearchParametersIVF(nprobe=self.nprobe) if self.nprobe else None
-        with _FAISS_LOCK:
-            faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
+        faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))  # this thread only (see _single_threaded)
+        _THREAD.single = False
+        try:
             for start in range(0, n, 8192):
                 rows = np.arange(start, min(start + 8192, n))
                 _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
@@ -241,5 +288,6 @@ class VectorIndex:
                         [np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1
                     )
                 )
-            faiss.omp_set_num_threads(1)
+        finally:
+            _single_threaded(faiss)
         return np.concatenate(out)
