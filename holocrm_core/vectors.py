@@ -138,8 +138,13 @@ class VectorIndex:
                 else:
                     index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
                 rng = np.random.default_rng(seed)
-                sample = self.coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
+                per_list = 32 if quantized else 48
+                sample = self.coarse[np.sort(rng.choice(n, min(n, per_list * lists), replace=False))]
                 index.cp.seed = seed
+                if (
+                    quantized
+                ):  # a quarter of the lists is probed: coarser k-means does (train 59 -> 22 s at 1M)
+                    index.cp.niter = 10
                 index.train(sample)
                 if quantized:
                     self.nprobe = max(16, int(np.ceil(lists * QUANTIZED_PROBE_SHARE)))
