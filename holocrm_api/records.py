@@ -119,7 +119,7 @@ def warm_labels(snap: Snapshot) -> list[str]:
     out = []
     for entity_type in wanted or list(LABEL_COLUMNS):
         if entity_type in LABEL_COLUMNS and LABEL_COLUMNS[entity_type][0] in snap.tables:
-            labels.for_ids(entity_type, [])  # builds the type's lookup
+            labels.warm(entity_type)
             out.append(entity_type)
     return out
 
