@@ -8,7 +8,11 @@ Paths, chosen by size (the vectors live in memory, read once per index version):
 - up to ``EXACT_MAX_ROWS`` rows: an exact scan of the full vectors;
 - above: a faiss index over the coarse vectors (the 96-dim spectral prefix when the caller has one) gives
   candidates that are reranked exactly on the full vectors. A flat (exact) coarse index up to
-  ``IVF_MIN_ROWS``, an inverted file (``faiss.IndexIVFFlat``, sqrt(n) lists, about 6% probed) above.
+  ``IVF_MIN_ROWS``, an inverted file above: for the similarity store (``quantized``) of 4-bit PQ codes
+  scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, a quarter probed, 300
+  candidates reranked), for dedupe's batch neighbours ``IndexIVFFlat`` (about 6% of the lists probed).
+- the query record itself (``exclude``) is dropped from the answer, not masked: a mask makes faiss test
+  every scanned row against a bitmap and widens the probes.
 - filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
   (``IDSelectorBitmap``), so a filtered query still returns ``k`` rows; a very selective filter (at most
   5% of the rows) scans only the rows it lets through, exactly.
@@ -26,7 +30,15 @@ Measured (benchmarks/semantic_speed.py --skip-embedding --sizes 100000, Similari
 - after, this module (load 8.6 to 8.9, numpy exact scan p50 45 ms in the same run): p50 1.26 / p95 21.7 ms,
   recall@10 0.9965; filtered p50 1.8 / p95 21.9 ms, recall 0.977. Engine alone (--paths 100000): inverted
   file p50 0.91 / p95 6.6 ms, recall 0.999, built in 0.9 s; flat prefix scan p50 6.6 / p95 14.3 ms.
-Same figures within the noise of a loaded machine; 1M was not rerun (it does not fit the time here).
+Same figures within the noise of a loaded machine.
+
+At 1M rows (the scale run's `similar`: p50 77 / p95 144 ms at 10 clients) the flat inverted file was both
+slow and, on real vectors, inexact: the static tier's contact vectors form a continuum, not clusters, so a
+record's neighbours spread over many lists (recall@10 0.84 at 6% probed, 0.93 at 14%, on 200k generated
+contacts; exact flat scan of the 96-dim prefix + rerank: 1.0, so the prefix is not the problem). Probing a
+quarter of the lists of 4-bit codes costs about what 6% of float lists did and finds them (0.966); the
+record masked out through a bitmap had cost 3x the query. benchmarks/similar_latency.py has the figures
+(README "Similar entities, search, duplicates").
 """
 
 from __future__ import annotations
@@ -138,12 +150,12 @@ class VectorIndex:
                 else:
                     index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
                 rng = np.random.default_rng(seed)
-                per_list = 32 if quantized else 48
+                per_list = 40 if quantized else 48  # faiss asks for 39 a list
                 sample = self.coarse[np.sort(rng.choice(n, min(n, per_list * lists), replace=False))]
                 index.cp.seed = seed
                 if (
                     quantized
-                ):  # a quarter of the lists is probed: coarser k-means does (train 59 -> 22 s at 1M)
+                ):  # a quarter of the lists is probed: a coarser k-means does (train 59 -> 22 s at 1M)
                     index.cp.niter = 10
                 index.train(sample)
                 if quantized:
