@@ -200,7 +200,8 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    # at 1M contacts the server reads 1.4M vectors and builds their indexes and labels before it answers
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
@@ -210,7 +211,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
         except httpx.TransportError:
             time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("server did not start within 180 s")
+    raise RuntimeError("server did not start within 600 s")
 
 
 # -- load ------------------------------------------------------------------------------------------------

@@ -227,8 +227,16 @@ def _empty_snapshot(missing: dict[str, str]) -> Snapshot:
 class ArtifactLoader:
     """Builds snapshots from HOLOCRM_HOME and the MLflow registry; swaps them in without a pause."""
 
-    def __init__(self, settings: ServingSettings, on_swap: Callable[[Snapshot | None], None] | None = None):
+    def __init__(
+        self,
+        settings: ServingSettings,
+        on_swap: Callable[[Snapshot | None], None] | None = None,
+        prepare: Callable[[Snapshot], object] | None = None,
+    ):
+        """``prepare``: called with each new snapshot before it is swapped in (warm what the first requests
+        would otherwise build); a failure there is logged and the snapshot served anyway."""
         self.settings = settings
+        self._prepare = prepare
         self.warehouse = Warehouse(warehouse_root(settings.paths))  # a folder or s3:// (ObjectWarehouse)
         self._snapshot = _empty_snapshot({"all": f"artifacts not loaded yet; {RUN_HINT}"})
         self._reload_lock = threading.Lock()
@@ -259,6 +267,7 @@ class ArtifactLoader:
                 if not force and fingerprint == self._snapshot.fingerprint:
                     return False
                 snapshot = self._settled_build(fingerprint)
+                self._prepared(snapshot)
             except Exception as exc:  # keep serving the previous snapshot
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception(
@@ -285,6 +294,16 @@ class ArtifactLoader:
             store.renew_hold()
         except Exception as exc:  # a failed renewal leaves the old pin, valid until it expires
             log.warning("could not renew the pins of the served index versions: %s", exc)
+
+    def _prepared(self, snapshot: Snapshot) -> None:
+        if self._prepare is None:
+            return
+        started = time.perf_counter()
+        try:
+            warmed = self._prepare(snapshot)
+            log.info("snapshot prepared in %.2fs: %s", time.perf_counter() - started, warmed)
+        except Exception:  # the first requests then build what was not warmed
+            log.exception("preparing the new snapshot failed; serving it unwarmed")
 
     def _settled_build(self, fingerprint: tuple) -> Snapshot:
         """A snapshot built on a state that did not move while it was built. The fingerprint is read before

@@ -292,7 +292,7 @@ class EntityVectors:
         self.positions = {entity_id: i for i, entity_id in enumerate(ids)}
         self.vectors = vectors
         self.coarse = np.ascontiguousarray(coarse, dtype=np.float32)
-        self.index = VectorIndex(vectors, self.coarse)
+        self.index = VectorIndex(vectors, self.coarse, quantized=True)
         self.codes = codes
         self.categories = categories
         self.lookup = {c: {v: i for i, v in enumerate(values)} for c, values in categories.items()}

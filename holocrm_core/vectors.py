@@ -8,7 +8,11 @@ Paths, chosen by size (the vectors live in memory, read once per index version):
 - up to ``EXACT_MAX_ROWS`` rows: an exact scan of the full vectors;
 - above: a faiss index over the coarse vectors (the 96-dim spectral prefix when the caller has one) gives
   candidates that are reranked exactly on the full vectors. A flat (exact) coarse index up to
-  ``IVF_MIN_ROWS``, an inverted file (``faiss.IndexIVFFlat``, sqrt(n) lists, about 6% probed) above.
+  ``IVF_MIN_ROWS``, an inverted file above: for the similarity store (``quantized``) of 4-bit PQ codes
+  scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, a quarter probed, 300
+  candidates reranked), for dedupe's batch neighbours ``IndexIVFFlat`` (about 6% of the lists probed).
+- the query record itself (``exclude``) is dropped from the answer, not masked: a mask makes faiss test
+  every scanned row against a bitmap and widens the probes.
 - filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
   (``IDSelectorBitmap``), so a filtered query still returns ``k`` rows; a very selective filter (at most
   5% of the rows) scans only the rows it lets through, exactly.
@@ -26,7 +30,15 @@ Measured (benchmarks/semantic_speed.py --skip-embedding --sizes 100000, Similari
 - after, this module (load 8.6 to 8.9, numpy exact scan p50 45 ms in the same run): p50 1.26 / p95 21.7 ms,
   recall@10 0.9965; filtered p50 1.8 / p95 21.9 ms, recall 0.977. Engine alone (--paths 100000): inverted
   file p50 0.91 / p95 6.6 ms, recall 0.999, built in 0.9 s; flat prefix scan p50 6.6 / p95 14.3 ms.
-Same figures within the noise of a loaded machine; 1M was not rerun (it does not fit the time here).
+Same figures within the noise of a loaded machine.
+
+At 1M rows (the scale run's `similar`: p50 77 / p95 144 ms at 10 clients) the flat inverted file was both
+slow and, on real vectors, inexact: the static tier's contact vectors form a continuum, not clusters, so a
+record's neighbours spread over many lists (recall@10 0.84 at 6% probed, 0.93 at 14%, on 200k generated
+contacts; exact flat scan of the 96-dim prefix + rerank: 1.0, so the prefix is not the problem). Probing a
+quarter of the lists of 4-bit codes costs about what 6% of float lists did and finds them (0.966); the
+record masked out through a bitmap had cost 3x the query. benchmarks/similar_latency.py has the figures
+(README "Similar entities, search, duplicates").
 """
 
 from __future__ import annotations
@@ -43,6 +55,13 @@ IVF_MIN_ROWS = 50_000
 # Candidates taken from the coarse index for the exact rerank: max(RERANK_FACTOR * k, RERANK_MIN).
 RERANK_FACTOR = 10
 RERANK_MIN = 100
+# ``quantized`` indexes (the similarity store's, from IVF_MIN_ROWS rows) hold the coarse vectors as 4-bit
+# product-quantization codes, PQ_DIMS_PER_CODE dimensions per code, scanned by faiss's fast-scan kernels
+# (IndexIVFPQFastScan: 48 bytes a row at 96 dimensions instead of 384, about 5x faster per list scanned), so
+# a query can afford to probe QUANTIZED_PROBE_SHARE of the lists and rerank QUANTIZED_RERANK_MIN candidates.
+PQ_DIMS_PER_CODE = 1
+QUANTIZED_PROBE_SHARE = 0.25
+QUANTIZED_RERANK_MIN = 300
 # The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
 # (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
 # and the gathered candidate vectors of a batch stay near 100 MB.
@@ -51,13 +70,23 @@ NEIGHBOUR_BATCH = 2048
 # A filter letting through at most this share of the rows is answered by an exact scan of those rows.
 SELECTIVE_FILTER_SHARE = 0.05
 
-_FAISS_LOCK = threading.Lock()
+_THREAD = threading.local()
 
 
 def _faiss():
     import faiss
 
     return faiss
+
+
+def _single_threaded(faiss) -> None:
+    """One OpenMP thread for this thread's single queries: on shared cores a thread team per query only
+    contends. OpenMP's thread count is per calling thread (a new thread starts at the machine's default), so
+    each serving thread sets it once and concurrent queries run side by side without a lock (faiss releases
+    the GIL while it searches)."""
+    if not getattr(_THREAD, "single", False):
+        faiss.omp_set_num_threads(1)
+        _THREAD.single = True
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -101,6 +130,7 @@ class VectorIndex:
         vectors: np.ndarray,
         coarse: np.ndarray | None = None,
         seed: int = 0,
+        quantized: bool = False,
         ivf_min_rows: int | None = None,
     ):
         self.vectors = vectors if vectors.dtype in (np.float16, np.float32) else vectors.astype(np.float32)
@@ -108,6 +138,7 @@ class VectorIndex:
         self.kind = "exact"
         self.coarse_index = None
         self.nprobe = 0
+        self.rerank_min = RERANK_MIN
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -118,15 +149,38 @@ class VectorIndex:
             else:
                 lists = max(16, int(round(np.sqrt(n))))
                 quantizer = faiss.IndexFlatIP(dim)
-                index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+                quantized = quantized and dim % PQ_DIMS_PER_CODE == 0
+                if quantized:
+                    # built on this thread's one OpenMP thread: a team of two on shared, busy cores spins
+                    # (the 96 small PQ trainings took 132 s instead of 3 s at load 10)
+                    _single_threaded(faiss)
+                    codes = dim // PQ_DIMS_PER_CODE
+                    index = faiss.IndexIVFPQFastScan(
+                        quantizer, dim, lists, codes, 4, faiss.METRIC_INNER_PRODUCT
+                    )
+                else:
+                    index = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
                 rng = np.random.default_rng(seed)
-                sample = self.coarse[np.sort(rng.choice(n, min(n, 48 * lists), replace=False))]
+                per_list = 40 if quantized else 48  # faiss asks for 39 a list
+                sample = self.coarse[np.sort(rng.choice(n, min(n, per_list * lists), replace=False))]
                 index.cp.seed = seed
+                if (
+                    quantized
+                ):  # a quarter of the lists is probed: a coarser k-means does (train 59 -> 22 s at 1M)
+                    index.cp.niter = 10
                 index.train(sample)
-                # about 6% of the lists: recall@10 0.99 at 100k clustered rows before the rerank
-                self.nprobe = max(16, lists // 16)
+                if quantized:
+                    self.nprobe = max(16, int(np.ceil(lists * QUANTIZED_PROBE_SHARE)))
+                    self.rerank_min = QUANTIZED_RERANK_MIN
+                    self.kind = (
+                        f"faiss inverted file of {codes} x 4-bit PQ codes, fast scan ({lists} lists, "
+                        f"{self.nprobe} probed) + exact rerank"
+                    )
+                else:
+                    # about 6% of the lists: recall@10 0.99 at 100k clustered rows before the rerank
+                    self.nprobe = max(16, lists // 16)
+                    self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
                 self.coarse_index = index
-                self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
             self.coarse_index.add(self.coarse)
 
     def __len__(self) -> int:
@@ -151,26 +205,35 @@ class VectorIndex:
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if k <= 0 or len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        exclude = [int(p) for p in exclude]
-        if exclude:
-            mask = np.ones(len(self), dtype=bool) if mask is None else mask.copy()
+        exclude = np.unique(np.asarray(list(exclude), dtype=np.int64))
+        if len(exclude) and mask is not None:
+            mask = mask.copy()
             mask[exclude] = False
-        allowed = len(self) if mask is None else int(mask.sum())
-        if allowed == 0:
+        # Without a filter the excluded rows (the query record itself) are dropped from the answer, not masked:
+        # a mask makes faiss test every row it scans against a bitmap and widens the probes (measured at 1M
+        # rows: 13 ms p50 against 4.5 ms for the same answer, benchmarks/similar_latency.py).
+        dropped = exclude if mask is None else exclude[:0]
+        allowed = len(self) - len(dropped) if mask is None else int(mask.sum())
+        if allowed <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self.coarse_index is None or allowed <= SELECTIVE_FILTER_SHARE * len(self):
             positions = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
             scores = _dot(
                 self.vectors if mask is None else self.vectors[positions], query.astype(self.vectors.dtype)
-            )
-            best = _top(scores.astype(np.float32, copy=False), k)
+            ).astype(np.float32, copy=False)
+            scores[dropped] = -np.inf  # positions are the rows themselves when nothing is masked
+            best = _top(scores, k)
             return positions[best], scores[best].astype(np.float32)
         if coarse_query is None:
             coarse_query = query if self.coarse.shape[1] == len(query) else None
         if coarse_query is None:
             raise ValueError("this index ranks candidates in a coarse space: pass coarse_query")
-        want = max(RERANK_FACTOR * k, RERANK_MIN)
-        candidates = self._coarse_candidates(np.asarray(coarse_query, dtype=np.float32), want, mask, allowed)
+        want = max(RERANK_FACTOR * k, self.rerank_min) + len(dropped)
+        candidates = self._coarse_candidates(
+            np.asarray(coarse_query, dtype=np.float32), want, mask, allowed if mask is not None else len(self)
+        )
+        if len(dropped):
+            candidates = candidates[~np.isin(candidates, dropped)]
         scores = self._full(candidates) @ query
         best = _top(scores, k)
         return candidates[best], scores[best]
@@ -198,9 +261,8 @@ class VectorIndex:
                 )
             elif mask is not None:
                 params = faiss.SearchParameters(sel=selector)
-            with _FAISS_LOCK:  # one thread per query: on shared cores a thread pool per query only contends
-                faiss.omp_set_num_threads(1)
-                _, found = self.coarse_index.search(query[None, :], want, params=params)
+            _single_threaded(faiss)
+            _, found = self.coarse_index.search(query[None, :], want, params=params)
             found = found[0]
             found = found[found >= 0]
             if len(found) >= want or not self.nprobe or nprobe >= self.coarse_index.nlist:
@@ -233,29 +295,26 @@ class VectorIndex:
                 )
             return np.concatenate(out)
         faiss = _faiss()
-        want = min(n, max(2 * (k + 1), 32))
+        want = min(n, max(2 * (k + 1), 32 if self.rerank_min == RERANK_MIN else 64))
         nprobe = self.nprobe
         if nprobe:  # a bounded scan per row: about NEIGHBOUR_SCAN_ROWS rows, whatever the table's size
             nprobe = min(nprobe, max(1, int(np.ceil(NEIGHBOUR_SCAN_ROWS * self.coarse_index.nlist / n))))
         params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
-        with _FAISS_LOCK:
-            # one thread: on two cores shared with other work, OpenMP's spinning threads cost more than
-            # they bring (measured: the 2-thread all-rows query of 100k rows took 419 s under load 11)
-            faiss.omp_set_num_threads(1)
-            for start in range(0, n, NEIGHBOUR_BATCH):
-                rows = np.arange(start, min(start + NEIGHBOUR_BATCH, n))
-                _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
-                found = np.where(found < 0, rows[:, None], found)
-                sims = np.einsum(
-                    "ij,ikj->ik", self._full(rows), self._full(found.reshape(-1)).reshape(len(rows), want, -1)
-                )
-                sims[found == rows[:, None]] = -np.inf
-                top = np.argsort(-sims, axis=1)[:, :k]
-                best = np.take_along_axis(found, top, axis=1)
-                keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
-                out.append(
-                    np.stack(
-                        [np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1
-                    )
-                )
+        # one thread: on two cores shared with other work, OpenMP's spinning threads cost more than they
+        # bring (measured: the 2-thread all-rows query of 100k rows took 419 s under load 11)
+        _single_threaded(faiss)
+        for start in range(0, n, NEIGHBOUR_BATCH):
+            rows = np.arange(start, min(start + NEIGHBOUR_BATCH, n))
+            _, found = self.coarse_index.search(self.coarse[rows], want, params=params)
+            found = np.where(found < 0, rows[:, None], found)
+            sims = np.einsum(
+                "ij,ikj->ik", self._full(rows), self._full(found.reshape(-1)).reshape(len(rows), want, -1)
+            )
+            sims[found == rows[:, None]] = -np.inf
+            top = np.argsort(-sims, axis=1)[:, :k]
+            best = np.take_along_axis(found, top, axis=1)
+            keep = np.take_along_axis(sims, top, axis=1) >= min_similarity
+            out.append(
+                np.stack([np.repeat(rows, k)[keep.reshape(-1)], best.reshape(-1)[keep.reshape(-1)]], axis=1)
+            )
         return np.concatenate(out)

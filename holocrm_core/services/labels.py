@@ -68,6 +68,10 @@ class RecordLabels:
 
     def _rows(self, entity_type: str, ids: list[str] | None) -> dict[str, dict]:
         """Label columns of these ids (None: of every record)."""
+        if self._precompute and ids:  # a server: the few ids by position, not a filter over the whole table
+            found = self._rows_by_position(entity_type, ids)
+            if found is not None:
+                return found
         table, id_column, columns = LABEL_COLUMNS[entity_type]
         frame = self._frame(table)
         if frame is None or ids == []:
@@ -151,3 +155,35 @@ class RecordLabels:
 
     def knows(self, entity_type: str, record_id: str) -> bool:
         return bool(self.for_ids(entity_type, [record_id]))
+
+    def warm(self, entity_type: str) -> None:
+        """Build now what this type's lookups read (a server, before it answers): every label, or for a
+        type labelled per request the id -> row index of its table."""
+        self.for_ids(entity_type, [])
+        if self._precompute and entity_type not in self._all:
+            self._rows_by_position(entity_type, [])
+
+    def _rows_by_position(self, entity_type: str, ids: list[str]) -> dict[str, dict] | None:
+        """``_rows`` of a few ids of an in-memory table through an id -> row index built once per table
+        (about 1 s and 100 MB at 1M rows; a filter over 1M ids costs milliseconds every request). None when
+        the source is not an in-memory frame."""
+        import polars as pl
+
+        table, id_column, columns = LABEL_COLUMNS[entity_type]
+        frame = self._source(table) if callable(self._source) else self._source.get(table)
+        if not isinstance(frame, pl.DataFrame) or id_column not in frame.columns:
+            return None
+        indexes = self.__dict__.setdefault("_positions", {})  # type -> (frame, id -> row)
+        entry = indexes.get(entity_type)
+        if entry is None or entry[0] is not frame:
+            with self._lock:
+                entry = indexes.get(entity_type)
+                if entry is None or entry[0] is not frame:
+                    keys = frame.get_column(id_column).cast(pl.String).to_list()
+                    entry = indexes[entity_type] = (frame, {k: i for i, k in enumerate(keys)})
+        rows = [entry[1][i] for i in ids if i in entry[1]]
+        if not rows:
+            return {}
+        wanted = [id_column, *(c for c in columns if c in frame.columns)]
+        found = frame.select(wanted)[rows]
+        return {str(row[id_column]): row for row in found.iter_rows(named=True)}

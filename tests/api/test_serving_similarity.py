@@ -118,3 +118,23 @@ def test_the_cli_names_both_tiers_and_exits_1(static_tier_home):
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.output
     assert "static tier ('model2vec:distilled-test')" in errors[0] and "minilm tier" in errors[0]
+
+
+def test_labels_are_built_before_a_snapshot_serves(indexed_home, monkeypatch):
+    """The first similar request must not label every contact (seconds at 1M, on the event loop): the loader
+    warms the label lookups of the served types before it swaps a snapshot in, and the first answer names
+    its hits from them."""
+    from holocrm_api import records
+
+    home, _ = indexed_home
+    monkeypatch.setenv("HOLOCRM_WARM_TYPES", "contact")
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        snap = app.state.services.loader.snapshot
+        labels = records.served(snap).labels
+        assert "contact" in labels._all and "C5" in labels._all["contact"]
+        assert "deal" not in labels._all  # only the served types
+        body = client.get("/api/contacts/C1/similar", params={"limit": 3}).json()
+        assert body["results"][0]["label"] == labels._all["contact"]["C5"]
+        assert records.served(snap) is records.served(snap)  # built once per snapshot
