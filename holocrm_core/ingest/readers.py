@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -209,13 +210,30 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.Dat
         del text
     header_line = re.split(r"\r\n|\r|\n", text_head.lstrip("\ufeff"), maxsplit=1)[0]
     sep = delimiter or sniff_delimiter(header_line)
-    scan = _scan_csv(source, sep)  # line breaks and field counts: one pass over the bytes
+    frame, failure = None, None
+    if source is path:
+        # line breaks and field counts (one pass over the bytes, numpy on one thread) while polars parses
+        # the same file on its own threads
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="holocrm-csv-scan") as pool:
+            scanning = pool.submit(_scan_csv, source, sep)
+            try:
+                frame = _polars_csv(source, sep)
+            except Exception as exc:  # judged below, once the scan says whether polars could read it at all
+                failure = exc
+            scan = scanning.result()
+    else:
+        scan = _scan_csv(source, sep)
+        if not scan.newlines[2]:
+            try:
+                frame = _polars_csv(source, sep)
+            except pl.exceptions.ComputeError as exc:
+                failure = exc
     if scan.newlines[2]:  # bare CR line ends: polars splits records on LF only
         return _read_csv_records(_source_text(source), sep)
-    try:
-        frame = _polars_csv(source, sep)
-    except pl.exceptions.ComputeError as exc:
-        if source is path and "utf-8" in str(exc).lower():
+    if failure is not None:
+        if not isinstance(failure, pl.exceptions.ComputeError):
+            raise failure
+        if source is path and "utf-8" in str(failure).lower():
             # valid UTF-8 at the start, not further down: decode the whole file with a detected code page
             enc = _guess_single_byte(path.read_bytes())
             source = io.BytesIO(path.read_bytes().decode(enc, errors="replace").encode("utf-8"))
