@@ -2,8 +2,9 @@
 
 A generated export with the generator's dirty rows plus planted CSV defects (ragged records, quoted line
 breaks and delimiters, padded values, blank lines, a quoted empty field) is ingested twice: as the product
-does it, and with every shortcut turned off (the csv module counts fields, every column is trimmed, staged
-rows are traced to raw rows by the id join). Staged tables, quarantine and accounting must be equal.
+does it, and with every shortcut turned off (the csv module counts fields, every column is trimmed,
+references are checked against every parent id, staged rows are traced to raw rows by the id join).
+Staged tables, quarantine and accounting must be equal.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def _careful(monkeypatch) -> None:
         readers, "_scan_csv", lambda source, sep: readers._Scan(scan(source, sep).newlines, None)
     )
     monkeypatch.setattr(validate, "_cleaners", lambda raw, columns: {c: validate._clean(c) for c in columns})
+    monkeypatch.setattr(validate, "referenced_ids", lambda values, ids: ids)
     from holocrm_core.ingest import export as export_module
 
     monkeypatch.setattr(
@@ -84,3 +86,20 @@ def test_fast_paths_stage_the_same_tables_as_the_careful_paths(dirty_export, tmp
     gil = contacts.filter(pl.col("contact_id") == "CON-9000005").row(0, named=True)
     assert gil["first_name"] is None
     assert rejected.filter(pl.col("rule") != "malformed").height > 0  # the generator's own dirty rows
+
+
+def test_referenced_ids_answer_membership_exactly():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(200):
+        ids = pl.Series(
+            [f"A{rng.randint(0, 60)}" for _ in range(rng.randint(0, 50))], dtype=pl.String
+        ).unique()
+        values = pl.Series(
+            [None if rng.random() < 0.2 else f"A{rng.randint(0, 80)}" for _ in range(rng.randint(0, 20))],
+            dtype=pl.String,
+        )
+        subset = validate.referenced_ids(values, ids)
+        assert set(subset.to_list()) <= set(ids.to_list())
+        assert values.is_in(subset.implode()).equals(values.is_in(ids.implode()))
