@@ -34,18 +34,22 @@ def no_rows_lost(accounting: pl.DataFrame) -> CheckOutcome:
 def unique_ids(staged: pl.DataFrame, id_column: str) -> CheckOutcome:
     """The id column is never empty and unique."""
     ids = staged[id_column]
-    passed = ids.null_count() == 0 and ids.n_unique() == staged.height
-    return CheckOutcome("unique_ids", passed, {"rows": staged.height, "distinct_ids": ids.n_unique()})
+    distinct = ids.n_unique()
+    passed = ids.null_count() == 0 and distinct == staged.height
+    return CheckOutcome("unique_ids", passed, {"rows": staged.height, "distinct_ids": distinct})
 
 
 def referential_integrity(entity: str, staged: pl.DataFrame, known_ids: dict[str, pl.Series]) -> CheckOutcome:
     """Every foreign key present points at a staged row (of a parent in ``known_ids``, or of this table)."""
+    from holocrm_core.ingest.validate import referenced_ids
+
     record = schema.entity(entity)
     ok, detail = True, []
     for (child, column), parent in schema.REFERENCES.items():
         parent_ids = staged[record.id_column] if parent == record.plural else known_ids.get(parent)
         if child != record.plural or column not in staged.columns or parent_ids is None:
             continue
+        parent_ids = referenced_ids(staged[column], parent_ids)
         dangling = staged.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(parent_ids.implode()))
         ok &= dangling.is_empty()
         detail.append(f"{column}->{parent}: {dangling.height} dangling")

@@ -34,20 +34,24 @@ def reconcile(
     rejected_keys = quarantined.filter(pl.col("line") > 0).select(
         pl.col("source_file").alias("_source_file"), pl.col("line").cast(pl.Int64).alias("_line")
     )
-    kept = raw.join(rejected_keys, on=["_source_file", "_line"], how="anti")
+    kept = raw.filter(~_rejected(raw, rejected_keys))
     if id_column in kept.columns and id_column in staged.columns:
-        origin = kept.select(pl.col(id_column).str.strip_chars(), "_source_file").unique(
-            id_column, keep="first"
-        )
-        traced = staged.select(id_column).join(origin, on=id_column, how="left")
-        staged_counts = (
-            traced.with_columns(pl.col("_source_file").fill_null("<unknown>"))
-            .group_by("_source_file")
-            .len("rows_staged")
-            .rename({"_source_file": "source_file"})
-        )
+        if kept.height == staged.height and (
+            kept[id_column].str.strip_chars().eq_missing(staged[id_column].cast(pl.String)).all()
+        ):
+            # the staged rows are the kept raw rows, in order and with their ids: each is traced to its own
+            # raw row (what the join below finds, at a fraction of its cost on millions of rows)
+            staged_counts = _counts_by_file(kept, "rows_staged")
+        else:
+            origin = kept.select(pl.col(id_column).str.strip_chars(), "_source_file").unique(
+                id_column, keep="first"
+            )
+            traced = staged.select(id_column).join(origin, on=id_column, how="left")
+            staged_counts = _counts_by_file(
+                traced.with_columns(pl.col("_source_file").fill_null("<unknown>")), "rows_staged"
+            )
     else:  # ids derived during staging: the counts must at least agree in total
-        kept_counts = kept.group_by("_source_file").len("rows_staged").rename({"_source_file": "source_file"})
+        kept_counts = _counts_by_file(kept, "rows_staged")
         staged_counts = (
             kept_counts
             if kept.height == staged.height
@@ -62,3 +66,24 @@ def reconcile(
         .sort("source_file")
     )
     return report.select(RECONCILIATION.names())
+
+
+def _counts_by_file(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    return frame.group_by("_source_file").len(name).rename({"_source_file": "source_file"})
+
+
+def _rejected(raw: pl.DataFrame, keys: pl.DataFrame) -> pl.Series:
+    """Whether each raw row (``_source_file``, ``_line``) is one of ``keys``: per file, an integer ``is_in``
+    on the lines (the rejected rows are few; a join on the two columns would hash every raw row)."""
+    mask = pl.repeat(False, raw.height, dtype=pl.Boolean, eager=True)
+    if not keys.height:
+        return mask
+    for path, lines in keys.group_by("_source_file").agg("_line").iter_rows():
+        hit = raw.select(
+            (
+                (pl.col("_source_file") == path if path is not None else pl.col("_source_file").is_null())
+                & pl.col("_line").cast(pl.Int64).is_in(pl.Series(lines, dtype=pl.Int64).implode())
+            ).fill_null(False)
+        ).to_series()
+        mask = mask | hit
+    return mask

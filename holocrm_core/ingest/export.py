@@ -8,6 +8,7 @@ The CLI's ``holocrm ingest`` calls :func:`ingest_export` (read + stage all); the
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,6 +191,38 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
     tables are replaced, not appended). ``raw.tables`` is emptied as entities are staged, to bound memory.
     """
     say = progress or (lambda message: None)
+    # each staged table is written on a background thread while the next entity is staged (encoding
+    # Parquet and validating are each mostly one core's work); writes keep their order, a failure is raised
+    writer = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="holocrm-write")
+        if warehouse is not None
+        else None
+    )
+    writes: list[Future] = []
+
+    def write(name: str, frame: pl.DataFrame) -> None:
+        if writer is not None:
+            writes.append(writer.submit(warehouse.write, name, frame))
+
+    try:
+        result = _stage_entities(raw, say, write)
+    finally:
+        if writer is not None:
+            writer.shutdown(wait=True)
+    for pending in writes:
+        pending.result()
+    if warehouse is not None:
+        warehouse.write("quarantine", result.quarantine)
+        say(
+            f"wrote {len(result.tables)} staged tables and the quarantine ({result.quarantine.height:,} rows) "
+            f"to {warehouse.root}"
+        )
+    return result
+
+
+def _stage_entities(
+    raw: RawExport, say: Callable[[str], None], write: Callable[[str, pl.DataFrame], None]
+) -> IngestResult:
     reports: dict[tuple[str, str | None], FileReport] = {(r.path, r.entity): r for r in raw.files}
     known: dict[str, pl.Series] = {}
     tables: dict[str, pl.DataFrame] = {}
@@ -223,8 +256,7 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
                 f"staged {record.plural}: {result.staged.height:,} rows, "
                 f"{result.quarantined.height:,} quarantined"
             )
-        if warehouse is not None:
-            warehouse.write(record.staged_asset, tables[record.plural])
+        write(record.staged_asset, tables[record.plural])
     quarantine = assemble_quarantine(quarantines)
     custom = {e: c for e, c in raw.custom_fields.items() if e in tables}
     result = IngestResult(
@@ -236,12 +268,6 @@ def stage_all(raw: RawExport, warehouse=None, progress: Callable[[str], None] | 
         accounting=pl.concat(accounting, how="vertical") if accounting else None,
         warnings=warnings,
     )
-    if warehouse is not None:
-        warehouse.write("quarantine", quarantine)
-        say(
-            f"wrote {len(tables)} staged tables and the quarantine ({quarantine.height:,} rows) "
-            f"to {warehouse.root}"
-        )
     return result
 
 

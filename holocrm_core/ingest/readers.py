@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -209,34 +210,55 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> pl.Dat
         del text
     header_line = re.split(r"\r\n|\r|\n", text_head.lstrip("\ufeff"), maxsplit=1)[0]
     sep = delimiter or sniff_delimiter(header_line)
-    newlines = _count_newlines(source)
-    if newlines[2]:  # bare CR line ends: polars splits records on LF only
+    frame, failure = None, None
+    if source is path:
+        # line breaks and field counts (one pass over the bytes, numpy on one thread) while polars parses
+        # the same file on its own threads
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="holocrm-csv-scan") as pool:
+            scanning = pool.submit(_scan_csv, source, sep)
+            try:
+                frame = _polars_csv(source, sep)
+            except Exception as exc:  # judged below, once the scan says whether polars could read it at all
+                failure = exc
+            scan = scanning.result()
+    else:
+        scan = _scan_csv(source, sep)
+        if not scan.newlines[2]:
+            try:
+                frame = _polars_csv(source, sep)
+            except pl.exceptions.ComputeError as exc:
+                failure = exc
+    if scan.newlines[2]:  # bare CR line ends: polars splits records on LF only
         return _read_csv_records(_source_text(source), sep)
-    try:
-        frame = _polars_csv(source, sep)
-    except pl.exceptions.ComputeError as exc:
-        if source is path and "utf-8" in str(exc).lower():
+    if failure is not None:
+        if not isinstance(failure, pl.exceptions.ComputeError):
+            raise failure
+        if source is path and "utf-8" in str(failure).lower():
             # valid UTF-8 at the start, not further down: decode the whole file with a detected code page
             enc = _guess_single_byte(path.read_bytes())
             source = io.BytesIO(path.read_bytes().decode(enc, errors="replace").encode("utf-8"))
-            return _checked_csv(source, sep, _count_newlines(source))
+            return _checked_csv(source, sep, _scan_csv(source, sep))
         # an unterminated quote (polars cannot parse past it): the careful reader resynchronises
         return _read_csv_records(_source_text(source), sep)
-    return _checked_csv(source, sep, newlines, frame)
+    return _checked_csv(source, sep, scan, frame)
 
 
-def _checked_csv(source, sep: str, newlines, frame: pl.DataFrame | None = None) -> pl.DataFrame:
-    """polars' records, numbered, after a field count of every record by Python's csv module: records with
-    the wrong number of fields get ``_defect``/``_record``; when the two readers disagree on where records
-    start, the careful reader decides."""
+def _checked_csv(source, sep: str, scan: _Scan, frame: pl.DataFrame | None = None) -> pl.DataFrame:
+    """polars' records, numbered, after a field count of every record (the byte scan's, else Python's csv
+    module's): records with the wrong number of fields get ``_defect``/``_record``; when the two readers
+    disagree on where records start, the careful reader decides."""
     if frame is None:
         try:
             frame = _polars_csv(source, sep)
         except pl.exceptions.ComputeError:
             return _read_csv_records(_source_text(source), sep)
-    frame = _csv_lines(frame, newlines)
+    frame = _csv_lines(frame, scan.newlines)
+    if frame is None:
+        return _read_csv_records(_source_text(source), sep)
     try:
-        width, wrong = _wrong_field_counts(source, sep)
+        width, wrong = (
+            scan.counts if scan.counts is not None else _wrong_field_counts_by_csv_module(source, sep)
+        )
     except csv.Error:
         return _read_csv_records(_source_text(source), sep)
     if not wrong:
@@ -263,109 +285,160 @@ def _wrong_field_counts(source, sep: str) -> tuple[int, dict[int, int]]:
     return _wrong_field_counts_by_csv_module(source, sep)
 
 
-_SCAN_BYTES = 1 << 25  # bytes per chunk of the vectorised field count
+_SCAN_BYTES = 1 << 25  # bytes per chunk of the vectorised scan
+
+
+class _Scan:
+    """What one pass over a CSV file's bytes found: its line breaks (``newlines``: count, whether the file
+    ends with one, whether a CR stands without a LF) and its records' field counts (``counts``: the answer
+    of ``_wrong_field_counts``, or None when the csv module must decide)."""
+
+    def __init__(self, newlines: tuple[int, bool, bool], counts: tuple[int, dict[int, int]] | None):
+        self.newlines = newlines
+        self.counts = counts
 
 
 def _field_counts_by_bytes(source, sep: str) -> tuple[int, dict[int, int]] | None:
-    """``_wrong_field_counts`` from the positions of quotes, delimiters and line feeds (numpy, chunk by
-    chunk; the csv module's pass was 40% of a clean ingest). A byte is inside a quoted field when an odd
-    number of quotes precede it (an escaped "" keeps the parity); a record ends at a line feed outside
-    quotes and has one more field than its delimiters outside quotes. That is the csv module's reading when
-    every quote is well placed, so it answers only then: None (the caller runs the csv module) when a
-    quote opens other than at a field start or closes other than at a field end, a quote is never closed,
-    a CR is not followed by a LF, the delimiter is not one byte, or the header does not end in the first
-    chunk. A record with more fields than the header is re-read by the csv module (its extra fields may be
-    blank: ``_HeaderShape.fits``)."""
+    """``_wrong_field_counts`` from the byte scan (:func:`_scan_csv`), or None when the csv module decides."""
+    return _scan_csv(source, sep).counts
+
+
+def _scan_csv(source, sep: str) -> _Scan:
+    """Line breaks and ``_wrong_field_counts`` in one pass over the bytes (numpy, chunk by chunk, through one
+    reused buffer: the file's pages never count as this process's memory).
+
+    Positions, not per-byte arithmetic: the line feeds, quotes, delimiters (and CRs, when there are any) of
+    a chunk are located once; a byte is inside a quoted field when an odd number of quotes precede it (an
+    escaped "" keeps the parity); a record ends at a line feed outside quotes and has one more field than
+    its delimiters outside quotes. That is the csv module's reading when every quote is well placed, so the
+    field counts answer only then: None (the caller runs the csv module) when a quote opens other than at a
+    field start or closes other than at a field end, a quote is never closed, a CR is not followed by a LF,
+    the delimiter is not one byte, or the header does not end in the first chunk. A record with more fields
+    than the header is re-read by the csv module (its extra fields may be blank: ``_HeaderShape.fits``)."""
     import numpy as np
 
     raw_sep = sep.encode()
-    if len(raw_sep) != 1:
-        return None
-    sep_byte, quote, lf, cr = raw_sep[0], 34, 10, 13
+    counting = len(raw_sep) == 1  # else only the line breaks are counted
+    sep_byte, quote, lf, cr = (raw_sep[0] if counting else -1), 34, 10, 13
     if isinstance(source, io.BytesIO):
-        buffer = source.getbuffer()
-        blocks = (buffer[i : i + _SCAN_BYTES] for i in range(0, len(buffer), _SCAN_BYTES))
+        data = source.getbuffer()
+        size = len(data)
         handle = None
     else:
+        size = Path(source).stat().st_size
         handle = open(source, "rb", buffering=0)  # noqa: SIM115 (closed below)
-        blocks = iter(lambda: handle.read(_SCAN_BYTES), b"")
+        buffer = bytearray(max(1, min(size, _SCAN_BYTES)))
+        view = np.frombuffer(buffer, dtype=np.uint8)
+    flags = np.empty(max(1, min(size, _SCAN_BYTES)), dtype=np.bool_)  # reused: no page faults per chunk
+
+    def where(b, byte: int):
+        found = flags[: len(b)]
+        np.equal(b, byte, out=found)
+        return found
+
     shape: _HeaderShape | None = None
     offset = quotes_before = lines_before = 0
+    n_lf = n_cr = n_crlf = 0
     last_byte, pending_close = lf, False
     start, start_line, seps_open = 0, 1, 0  # the record in progress: first byte, first line, delimiters
     long_records: list[tuple[int, int, int]] = []
     wrong: dict[int, int] = {}
     try:
-        for block in blocks:
-            b = np.frombuffer(block, dtype=np.uint8)
+        while offset < size:
+            if handle is None:
+                b = np.frombuffer(data[offset : offset + _SCAN_BYTES], dtype=np.uint8)
+            else:
+                got = handle.readinto(buffer)
+                if not got:
+                    break
+                b = view[:got]
             n = len(b)
-            crs = np.flatnonzero(b == cr)
-            if last_byte == cr and b[0] != lf:
-                return None
-            inner_crs = crs[crs < n - 1]
-            if len(inner_crs) and not (b[inner_crs + 1] == lf).all():
-                return None  # a bare CR: the csv module counts it as a line break, even inside quotes
-            if pending_close and b[0] not in (sep_byte, cr, lf, quote):
-                return None
-            quotes = np.flatnonzero(b == quote)
-            if len(quotes):
-                opens = ((quotes_before + np.arange(len(quotes))) % 2) == 0
-                opening, closing = quotes[opens], quotes[~opens]
-                prev = np.where(opening > 0, b[np.maximum(opening - 1, 0)], last_byte)
-                ok = (prev == sep_byte) | (prev == lf) | (prev == quote)
-                if offset == 0:
-                    ok |= opening == 0
-                if not ok.all():
-                    return None  # a quote inside an unquoted field
-                inner = closing[closing < n - 1]
-                nxt = b[inner + 1]
-                if not ((nxt == sep_byte) | (nxt == cr) | (nxt == lf) | (nxt == quote)).all():
-                    return None  # text after a closing quote
-                pending_close = bool(len(closing) and closing[-1] == n - 1)
-            else:
-                pending_close = False
-            feeds = np.flatnonzero(b == lf)
-            # a line feed outside quotes (an even number of quotes before it) ends a record
-            ends = feeds[((quotes_before + np.searchsorted(quotes, feeds)) % 2) == 0]
-            per_record = _delimiters_per_record(b == sep_byte, ends, quotes, quotes_before % 2 == 1)
-            if len(ends):
-                if shape is None:
+            feeds = np.flatnonzero(where(b, lf))
+            if np.count_nonzero(where(b, cr)):
+                crs = np.flatnonzero(flags[:n])
+                n_cr += len(crs)
+                inner = crs[crs < n - 1]
+                n_crlf += int(np.count_nonzero(b[inner + 1] == lf))
+            if last_byte == cr and b[0] == lf:
+                n_crlf += 1
+            n_lf += len(feeds)
+            if counting and n_cr != n_crlf + (1 if b[-1] == cr else 0):
+                counting = False  # a bare CR: the csv module counts it as a line break, even inside quotes
+            if counting and pending_close and b[0] not in (sep_byte, cr, lf, quote):
+                counting = False
+            if counting:
+                quotes = np.flatnonzero(where(b, quote))
+                if len(quotes):
+                    opens = ((quotes_before + np.arange(len(quotes))) % 2) == 0
+                    opening, closing = quotes[opens], quotes[~opens]
+                    prev = np.where(opening > 0, b[np.maximum(opening - 1, 0)], last_byte)
+                    ok = (prev == sep_byte) | (prev == lf) | (prev == quote)
+                    if offset == 0:
+                        ok |= opening == 0
+                    inner = closing[closing < n - 1]
+                    nxt = b[inner + 1]
+                    if (
+                        not ok.all()
+                        or not ((nxt == sep_byte) | (nxt == cr) | (nxt == lf) | (nxt == quote)).all()
+                    ):
+                        counting = False  # a quote inside an unquoted field, or text after a closing quote
+                    pending_close = bool(len(closing) and closing[-1] == n - 1)
+                else:
+                    pending_close = False
+            if counting:
+                inside_at_start = quotes_before % 2 == 1
+                seps = np.flatnonzero(where(b, sep_byte))
+                if len(quotes) or inside_at_start:
+                    # a line feed outside quotes (an even number of quotes before it) ends a record
+                    ends = feeds[((quotes_before + np.searchsorted(quotes, feeds)) % 2) == 0]
+                    seps = _outside_quotes(seps, quotes, inside_at_start, n)
+                else:
+                    ends = feeds
+                if len(ends) and shape is None:
                     if offset != 0:
-                        return None
-                    text = bytes(block[: int(ends[0])]).decode("utf-8-sig", errors="replace")
-                    shape = _HeaderShape(next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), []))
-                counts = per_record[: len(ends)].copy()
-                counts[0] += seps_open
-                counts += 1
-                starts = np.concatenate(([start], offset + ends[:-1] + 1))
-                first_lines = np.concatenate(
-                    ([start_line], lines_before + np.searchsorted(feeds, ends[:-1], side="right") + 1)
-                )
-                lengths = offset + ends - starts
-                before_end = np.where(ends > 0, b[np.maximum(ends - 1, 0)], last_byte)
-                blank = (lengths == 0) | ((lengths == 1) & (before_end == cr))
-                bad = ~blank & ((counts < shape.named) | (counts > shape.full))
-                if start == 0:
-                    bad[0] = False  # the header
-                for k in np.flatnonzero(bad).tolist():
-                    if counts[k] > shape.full:
-                        long_records.append((int(starts[k]), int(offset + ends[k]), int(first_lines[k])))
+                        counting = False
                     else:
-                        wrong[int(first_lines[k])] = int(counts[k])
-                start = int(offset + ends[-1] + 1)
-                start_line = lines_before + len(np.flatnonzero(feeds <= ends[-1])) + 1
-                seps_open = int(per_record[len(ends)])
-            else:
-                seps_open += int(per_record[0])
-            quotes_before += len(quotes)
+                        text = bytes(b[: int(ends[0])]).decode("utf-8-sig", errors="replace")
+                        shape = _HeaderShape(
+                            next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])
+                        )
+                if counting and len(ends):
+                    before = np.searchsorted(seps, ends)
+                    counts = np.diff(before, prepend=0) + 1
+                    counts[0] += seps_open
+                    bad = np.flatnonzero((counts < shape.named) | (counts > shape.full))
+                    for k in bad.tolist():
+                        first = start if k == 0 else offset + int(ends[k - 1]) + 1
+                        last = offset + int(ends[k])
+                        length = last - first
+                        before_end = int(b[ends[k] - 1]) if ends[k] > 0 else last_byte
+                        if length == 0 or (length == 1 and before_end == cr):
+                            continue  # a blank line
+                        if first == 0:
+                            continue  # the header
+                        if k == 0:
+                            line = start_line
+                        else:
+                            line = lines_before + int(np.searchsorted(feeds, ends[k - 1], side="right")) + 1
+                        if counts[k] > shape.full:
+                            long_records.append((first, last, line))
+                        else:
+                            wrong[line] = int(counts[k])
+                    start = offset + int(ends[-1]) + 1
+                    start_line = lines_before + int(np.searchsorted(feeds, ends[-1], side="right")) + 1
+                    seps_open = len(seps) - int(before[-1])
+                elif counting:
+                    seps_open += len(seps)
+                quotes_before += len(quotes)
             lines_before += len(feeds)
             last_byte = int(b[-1])
             offset += n
     finally:
         if handle is not None:
             handle.close()
-    if quotes_before % 2 or last_byte == cr or shape is None:
-        return None  # a quote never closed, a bare CR at the end, or a header without a line feed
+    newlines = (n_lf, last_byte == lf and offset > 0, n_cr != n_crlf)
+    if not counting or quotes_before % 2 or last_byte == cr or shape is None:
+        return _Scan(newlines, None)  # see above; a header without a line feed, a bare CR at the end
     if offset > start:  # the last record, without a final line feed
         count = seps_open + 1
         if not (shape.named <= count <= shape.full):
@@ -374,44 +447,32 @@ def _field_counts_by_bytes(source, sep: str) -> tuple[int, dict[int, int]] | Non
             else:
                 wrong[start_line] = count
     if long_records:
-        data = source.getbuffer() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+        whole = source.getbuffer() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
         for first, last, line in long_records:
-            text = bytes(data[first:last]).decode("utf-8", errors="replace")
+            text = bytes(whole[first:last]).decode("utf-8", errors="replace")
             record = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=False), [])
             if record and not shape.fits(record):
                 wrong[line] = len(record)
-    return shape.named, dict(sorted(wrong.items()))
+    return _Scan(newlines, (shape.named, dict(sorted(wrong.items()))))
 
 
-def _delimiters_per_record(is_delim, ends, quotes, inside_at_start: bool):
-    """Delimiters outside quotes in each segment of a chunk cut after each of ``ends`` (len(ends) + 1
-    counts, the last one the record still open at the chunk's end): every delimiter of a segment (one
-    ``reduceat`` pass) less those in its quoted intervals (between a quote and the next; few)."""
+def _outside_quotes(seps, quotes, inside_at_start: bool, n: int):
+    """The delimiter positions of a chunk that lie outside its quoted intervals (from an opening quote to the
+    next quote; a chunk that starts inside quotes opens one at 0, one still open runs to the chunk's end)."""
     import numpy as np
 
-    n = len(is_delim)
-    bounds = np.concatenate(([0], ends[ends < n - 1] + 1))
-    counts = np.add.reduceat(is_delim, bounds, dtype=np.int32).astype(np.int64)
-    if len(counts) < len(ends) + 1:  # the chunk ends with a record end: the open segment is empty
-        counts = np.append(counts, 0)
     toggles = quotes
-    if inside_at_start:  # a quoted field carried over from the last chunk
-        toggles = np.concatenate(([0], toggles)) if not len(quotes) or quotes[0] != 0 else quotes[1:]
+    if inside_at_start:
+        toggles = np.concatenate(([-1], quotes))
     opens, closes = toggles[0::2], toggles[1::2]
-    if len(opens) > len(closes):  # still inside quotes at the chunk's end
+    if len(closes) < len(opens):
         closes = np.append(closes, n)
     if not len(opens):
-        return counts
-    inside = np.zeros(len(opens), dtype=np.int64)
-    last = closes[-1] == n
-    if last:
-        inside[-1] = int(is_delim[opens[-1] :].sum())
-    flat = np.stack([opens, closes], axis=1).ravel()[: -2 if last else None]
-    if len(flat):
-        inside[: len(flat) // 2] = np.add.reduceat(is_delim, flat, dtype=np.int32)[0::2]
-    return counts - np.bincount(np.searchsorted(ends, opens), weights=inside, minlength=len(counts)).astype(
-        np.int64
-    )
+        return seps
+    lo = np.searchsorted(seps, opens)
+    hi = np.searchsorted(seps, closes)
+    depth = np.cumsum(np.bincount(lo, minlength=len(seps) + 1) - np.bincount(hi, minlength=len(seps) + 1))
+    return seps[depth[:-1] == 0]
 
 
 def _wrong_field_counts_by_csv_module(source, sep: str) -> tuple[int, dict[int, int]]:
@@ -444,36 +505,6 @@ class _HeaderShape:
         if self.named <= n <= self.full:
             return True
         return n > self.full and not "".join(record[self.full :]).strip()
-
-
-def _count_newlines(source: Path | io.BytesIO) -> tuple[int, bool, bool]:
-    """(line breaks in the file, whether it ends with one, whether any CR is not followed by LF), read in
-    chunks: no copy of a large file."""
-    import numpy as np
-
-    if isinstance(source, io.BytesIO):
-        data = bytes(source.getbuffer())
-        bare_cr = data.count(b"\r") != data.count(b"\r\n")
-        return data.count(b"\n"), len(data) > 0 and data[-1:] == b"\n", bare_cr
-    # numpy counts about 2x faster than bytes.count; one reused buffer, not a memory map, so that the file's
-    # pages never count as this process's memory
-    size = Path(source).stat().st_size
-    count, last, crs, crlfs, buffer = 0, -1, 0, 0, bytearray(max(1, min(size, 1 << 24)))
-    view = np.frombuffer(buffer, dtype=np.uint8)
-    with open(source, "rb", buffering=0) as handle:
-        while size := handle.readinto(buffer):
-            chunk = view[:size]
-            is_lf = chunk == 10
-            count += int(np.count_nonzero(is_lf))
-            cr = chunk == 13
-            n_cr = int(np.count_nonzero(cr))
-            if n_cr:
-                crs += n_cr
-                crlfs += int(np.count_nonzero(cr[:-1] & is_lf[1:]))
-            if last == 13 and chunk[0] == 10:  # a CRLF split across two chunks
-                crlfs += 1
-            last = int(chunk[-1])
-    return count, last == 10, crs != crlfs
 
 
 def _polars_csv(source, sep: str) -> pl.DataFrame:
@@ -587,8 +618,11 @@ def _read_csv_records(text: str, sep: str) -> pl.DataFrame:
     return _drop_unnamed_empty_columns(frame)
 
 
-def _csv_lines(frame: pl.DataFrame, newlines: tuple | None = None) -> pl.DataFrame:
-    """Number records by physical line and drop blank lines (polars yields them as all-null rows)."""
+def _csv_lines(frame: pl.DataFrame, newlines: tuple | None = None) -> pl.DataFrame | None:
+    """Number records by physical line and drop blank lines (polars yields them as all-null rows).
+
+    None when polars' records do not account for every line of the file (a line break in a field that
+    polars cut from a record with too many fields): their line numbers cannot be trusted."""
     frame = _drop_unnamed_empty_columns(frame)
     if frame.width == 0:
         return frame.with_columns(pl.lit(None, pl.Int64).alias(LINE))
@@ -601,6 +635,10 @@ def _csv_lines(frame: pl.DataFrame, newlines: tuple | None = None) -> pl.DataFra
         breaks = pl.sum_horizontal(
             [pl.col(c).str.count_matches("\n", literal=True).fill_null(0).cast(pl.Int64) for c in cols]
         )
+        if newlines is not None:
+            lines = newlines[0] + (0 if newlines[1] else 1)
+            if 1 + frame.height + frame.select(breaks.sum()).item() != lines:
+                return None
         frame = frame.with_columns(
             (pl.int_range(2, pl.len() + 2, dtype=pl.Int64) + breaks.cum_sum() - breaks).alias(LINE)
         )

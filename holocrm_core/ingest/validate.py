@@ -294,6 +294,17 @@ def _duplicate_ids(ids: pl.Series) -> pl.Series:
     return flags.scatter(candidates.filter(later), True)
 
 
+def referenced_ids(values: pl.Series, ids: pl.Series) -> pl.Series:
+    """The ``ids`` that some of ``values`` name: a value is in the result exactly when it is in ``ids``.
+
+    ``values.is_in(ids)`` hashes every id into a set; when the ids outnumber the values (attachments
+    naming activities: 5M ids for 400k references at 1M contacts) the set is built from the values'
+    distinct entries instead and the ids are probed against it, which is several times cheaper."""
+    if ids.len() <= values.len():
+        return ids
+    return ids.filter(ids.is_in(values.drop_nulls().unique().implode()))
+
+
 _INT_RE = r"^[-+]?\d+$"
 _LEADING_ZERO_RE = r"^[-+]?0\d"
 _FLOAT_RE = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
@@ -500,7 +511,7 @@ def _stage_rows(
             )
         reference = schema.REFERENCES.get((entity, column))
         if reference is not None and reference in known_ids:
-            ids = known_ids[reference]
+            ids = referenced_ids(clean[column], known_ids[reference])
             checks.append((column, "reference", value.is_not_null() & ~value.is_in(ids.implode())))
 
     flags = [f"__bad_{i}" for i in range(len(checks))]

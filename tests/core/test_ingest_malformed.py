@@ -66,6 +66,17 @@ def test_an_unterminated_quote_costs_one_line_not_the_rest_of_the_file(tmp_path)
     assert result.check_rows_read_invariant() == []
 
 
+def test_a_line_break_in_the_extra_field_of_a_ragged_row_shifts_no_other_row(tmp_path):
+    """polars drops a ragged record's extra fields, and with them their line breaks: the rows after it must
+    still carry their own lines (found by the property test: C2 was quarantined with C1's text)."""
+    lines = [",".join(HEADER), 'C0,0,0,lead,2024-01-02,0,"0\n0"', "C1,0,0,lead,2024-01-02,0,0"]
+    result = _ingest(tmp_path, "\n".join([*lines, "C2,0,0,lead,2024-01-02,00"]) + "\n")
+    assert result.tables["contacts"].select("contact_id", "notes").rows() == [("C2", "00")]
+    bad = _malformed(result)
+    assert sorted(bad) == [2, 4] and bad[2]["value"] == lines[1] and bad[4]["value"] == lines[2]
+    assert result.check_rows_read_invariant() == []
+
+
 @pytest.mark.parametrize("endings", [["\r\n", "\n", "\r\n"], ["\r", "\r", "\n"], ["\r", "\n", "\r\n"]])
 def test_mixed_line_endings_read_every_row_with_its_line(tmp_path, endings):
     rows = [",".join(HEADER), _line(_row(1)), _line(_row(2, notes="two\nlines")), _line(_row(3, "Zoë"))]

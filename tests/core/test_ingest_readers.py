@@ -189,3 +189,46 @@ def test_vectorised_field_counts_equal_the_csv_modules_or_defer_to_it(tmp_path, 
     if TRICKY_CSV.index(text) < 3 and chunk > len(text):  # well-formed quoting: answered without csv
         assert readers._field_counts_by_bytes(path, sep) == expected
     assert readers._wrong_field_counts(path, sep) == expected
+
+
+def _random_csv(rng) -> str:
+    """A small CSV with the defects exports have: ragged records, quoted delimiters, quotes and line breaks,
+    escaped quotes, blank lines, CRLF or bare CR line ends, stray and unclosed quotes, no final line end."""
+    width = rng.randint(1, 4)
+    fields = ["a", "", "b c", '"x,y"', '"q ""z"""', '"multi\nline"', '""', 'o"dd', '"open', " ", '"x"y']
+    weights = [8, 4, 3, 3, 2, 2, 2, 1, 1, 1, 1]
+    eol = rng.choice(["\n", "\n", "\r\n", "\r"])
+    lines = [",".join(f"h{i}" for i in range(width)) + rng.choice(["", ","])]
+    for _ in range(rng.randint(0, 8)):
+        if rng.random() < 0.1:
+            lines.append("")
+            continue
+        n = width + rng.choice([0, 0, 0, 0, -1, 1, 2])
+        lines.append(",".join(rng.choices(fields, weights, k=max(n, 1))))
+    return eol.join(lines) + rng.choice([eol, ""])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16, 1 << 25])
+def test_byte_scan_agrees_with_the_csv_module_on_random_exports(tmp_path, monkeypatch, chunk):
+    """The one pass over the bytes gives exactly the line breaks and field counts of the slow readers."""
+    import io
+    import random
+
+    from holocrm_core.ingest import readers
+
+    monkeypatch.setattr(readers, "_SCAN_BYTES", chunk)
+    rng = random.Random(chunk)
+    answered = 0
+    for case in range(300):
+        data = _random_csv(rng).encode()
+        path = tmp_path / f"{case}.csv"
+        path.write_bytes(data)
+        newlines = (data.count(b"\n"), data.endswith(b"\n"), data.count(b"\r") != data.count(b"\r\n"))
+        expected = readers._wrong_field_counts_by_csv_module(path, ",")
+        for source in (path, io.BytesIO(data)):
+            scan = readers._scan_csv(source, ",")
+            assert scan.newlines == newlines, data
+            assert scan.counts is None or scan.counts == expected, (data, scan.counts, expected)
+        answered += scan.counts is not None
+    if chunk >= 16:  # the header ends in the first chunk: most files are answered without the csv module
+        assert answered > 60
