@@ -182,7 +182,7 @@ def main() -> None:
         if args.keep and args.export is None:
             report["kept"] = str(scratch)
     finally:
-        if not args.keep and args.export is None:
+        if not (args.keep and args.export is None):  # with --export the scratch folder holds only outputs
             shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(report, indent=2))
 

@@ -34,7 +34,7 @@ def reconcile(
     rejected_keys = quarantined.filter(pl.col("line") > 0).select(
         pl.col("source_file").alias("_source_file"), pl.col("line").cast(pl.Int64).alias("_line")
     )
-    kept = raw.filter(~_rejected(raw, rejected_keys))
+    kept = raw.filter(~at_lines(raw, rejected_keys))
     if id_column in kept.columns and id_column in staged.columns:
         if kept.height == staged.height and (
             kept[id_column].str.strip_chars().eq_missing(staged[id_column].cast(pl.String)).all()
@@ -72,9 +72,10 @@ def _counts_by_file(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     return frame.group_by("_source_file").len(name).rename({"_source_file": "source_file"})
 
 
-def _rejected(raw: pl.DataFrame, keys: pl.DataFrame) -> pl.Series:
-    """Whether each raw row (``_source_file``, ``_line``) is one of ``keys``: per file, an integer ``is_in``
-    on the lines (the rejected rows are few; a join on the two columns would hash every raw row)."""
+def at_lines(raw: pl.DataFrame, keys: pl.DataFrame) -> pl.Series:
+    """Whether each raw row (``_source_file``, ``_line``) is one of ``keys`` (same columns): per file, an
+    integer ``is_in`` on the lines (keys such as the rejected rows are few; a join or ``unique`` on the two
+    columns would hash every raw row)."""
     mask = pl.repeat(False, raw.height, dtype=pl.Boolean, eager=True)
     if not keys.height:
         return mask

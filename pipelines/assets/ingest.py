@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext
 from holocrm_core import quality, schema
 from holocrm_core.ingest.export import PARENTS
 from holocrm_core.partitions import frame_shards, in_shards
+from holocrm_core.reconcile import at_lines
 from pipelines.io_manager import SHARD_COLUMN, optional_ins
 from pipelines.metadata import check_result, markdown_table
 from pipelines.partitions import (
@@ -105,11 +106,17 @@ def _quarantine_by_shard(
     line), so a row rejected for a malformed or missing id still lands in exactly one shard."""
     if not quarantined.height:
         return {(batch, s): quarantined for s in shards}
-    origin = raw.select(
+    # only the raw rows at a rejected row's file and line matter: their shards, not every raw row's
+    keys = quarantined.select(
+        pl.col("source_file").cast(pl.String).alias("_source_file"),
+        pl.col("line").cast(pl.Int64).alias("_line"),
+    )
+    rejected = raw.filter(at_lines(raw.with_columns(pl.col("_source_file").cast(pl.String)), keys))
+    origin = rejected.select(
         pl.col("_source_file").cast(pl.String).alias("source_file"),
         pl.col("_line").cast(pl.Int64).alias("line"),
-        frame_shards(raw, id_column, SHARDS).alias("_shard"),
-    ).unique(subset=["source_file", "line"], keep="first")
+        frame_shards(rejected, id_column, SHARDS).alias("_shard"),
+    ).unique(subset=["source_file", "line"], keep="first", maintain_order=True)
     located = quarantined.with_columns(
         pl.col("source_file").cast(pl.String), pl.col("line").cast(pl.Int64)
     ).join(origin, on=["source_file", "line"], how="left", maintain_order="left")
