@@ -226,11 +226,22 @@ def yc_search(embedders: dict, rerank_depths: tuple[int, ...] = (30, 100)) -> di
                 "texts_per_s": round(len(documents) / seconds, 1),
                 "load_average_before_after": [load_before, _load()],
             }
-            variants = {tier: "0"}
-            if tier == "static":  # one stage, then what `search` does on a static index (MiniLM re-ranks)
-                variants.update({f"static_reranked_top{d}": str(d) for d in rerank_depths})
-            for variant, depth in variants.items():
+            variants = {tier: ("0", "mode")}
+            if tier == "static":  # one stage, then what `search` does on a static index (MiniLM re-ranks
+                # the best `depth` of the mode's own list, or of the hybrid list in both modes)
+                variants.update(
+                    {
+                        f"static_reranked_top{d}" + ("" if pool == "mode" else f"_pool_{pool}"): (
+                            str(d),
+                            pool,
+                        )
+                        for d in rerank_depths
+                        for pool in ("mode", "hybrid")
+                    }
+                )
+            for variant, (depth, pool) in variants.items():
                 os.environ["HOLOCRM_STATIC_RERANK"] = depth
+                store_module.RERANK_POOL = pool
                 reached_before = len(store_module._RERANK_CACHE)
                 figures = report.setdefault(variant, {})
                 for mode in ("vector", "fulltext", "hybrid") if variant == tier else ("vector", "hybrid"):
@@ -247,6 +258,7 @@ def yc_search(embedders: dict, rerank_depths: tuple[int, ...] = (30, 100)) -> di
                     figures["texts_embedded_by_minilm"] = len(store_module._RERANK_CACHE) - reached_before
                     figures["load_average_after"] = _load()
             os.environ.pop("HOLOCRM_STATIC_RERANK", None)
+            store_module.RERANK_POOL = "hybrid"
     for name, ranked in baselines(documents.get_column("text").to_list(), queries).items():
         report[f"precision_at_10_{name}"] = round(_precision_at_10(ranked, tags, wanted), 4)
     return report

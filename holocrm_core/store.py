@@ -58,8 +58,13 @@ SEARCH_CACHE_SIZE = 2048  # searches remembered per pinned store (about 10 rows 
 # An index of the static tier answers vector and hybrid searches in two stages: its own best RERANK_DEPTH
 # candidates, re-ranked by MiniLM, which embeds only those texts (cached by content). Measured on the YC
 # search set (benchmarks/embedding_tiers.py), P@10 hybrid / vector: static alone 0.444 / 0.438, its top 30
-# re-ranked 0.516 / 0.466, top 100 0.525 / 0.494, MiniLM 0.522 / 0.506. HOLOCRM_STATIC_RERANK=0 turns it off.
+# re-ranked 0.516 / 0.466, top 100 0.525 / 0.494, MiniLM 0.522 / 0.506; the top 30 of the hybrid list
+# re-ranked in both modes (RERANK_POOL) 0.516 / 0.516. HOLOCRM_STATIC_RERANK=0 turns it off.
 RERANK_DEPTH = 30
+# Where the re-rank's candidates come from: "hybrid" (the static vectors' and BM25's lists fused by rank, in
+# vector mode too: MiniLM orders them by meaning, the words only widen what it sees) or "mode" (the mode's own
+# list). See benchmarks/embedding_tiers.py (static_reranked_*_pool_*).
+RERANK_POOL = "hybrid"
 MERGE_SLICE_ROWS = 50_000  # rows per LanceDB merge_insert of a shard (its join memory pool is 300 MB)
 RERANK_CACHE_SIZE = 50_000  # MiniLM vectors of candidate texts kept per process (1.5 KB each)
 _RERANK_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -1258,7 +1263,8 @@ class SimilarityStore:
         depth = self._rerank_depth(SEARCH_MODE_ALIASES.get(mode, mode))
         if not depth:
             return self._search_one_stage(text, entity_types, mode, limit, filters, with_text)
-        candidates = self._search_one_stage(text, entity_types, mode, max(limit, depth), filters, True)
+        pool = "hybrid" if RERANK_POOL == "hybrid" else mode
+        candidates = self._search_one_stage(text, entity_types, pool, max(limit, depth), filters, True)
         return self._rerank(text, candidates, limit, with_text)
 
     def _rerank_depth(self, mode: str) -> int:

@@ -176,3 +176,27 @@ def test_static_index_hits_are_reranked_by_minilm_over_the_candidates_only(
         "reranked_by"
         not in store.search_uncached(query, entity_types=["activity"], mode="vector", limit=3)[0]
     )
+
+
+def test_vector_search_on_a_static_index_reranks_the_hybrid_candidates(
+    two_static_tiers, tmp_path, monkeypatch
+):
+    """The re-rank's candidates come from the static vectors and the words together, in vector mode too: a
+    document only its words reach (random static vectors here) is still among what MiniLM orders."""
+    from holocrm_core import store as store_module
+
+    tier_a, _ = two_static_tiers
+    documents = _documents(TEXTS)
+    store = SimilarityStore(str(tmp_path / "lancedb"), embedder=tier_a)
+    store.sync(documents, embed_documents(documents, tier_a).vectors)
+    monkeypatch.setenv("HOLOCRM_STATIC_RERANK", "1")  # the candidates are the best `limit` of the pool
+    query = "invoice overdue"
+    words_first = store.search_uncached(query, entity_types=["activity"], mode="fulltext", limit=1)[0]["id"]
+    assert words_first == "ACT-2"
+    pooled = store.search_uncached(query, entity_types=["activity"], mode="vector", limit=2)
+    hybrid = store.search_uncached(query, entity_types=["activity"], mode="hybrid", limit=2)
+    assert "ACT-2" in {h["id"] for h in pooled} and [h["id"] for h in pooled] == [h["id"] for h in hybrid]
+    monkeypatch.setattr(store_module, "RERANK_POOL", "mode")  # the vector list alone: its own two best
+    own = store.search_uncached(query, entity_types=["activity"], mode="vector", limit=2)
+    vector_only = store._search_one_stage(query, ["activity"], "vector", 2, None, False)
+    assert {h["id"] for h in own} == {h["id"] for h in vector_only}
