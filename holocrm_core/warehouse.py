@@ -346,6 +346,13 @@ class Warehouse:
     def scan(self, name: str) -> pl.LazyFrame:
         return pl.scan_parquet(self.path(name))
 
+    def scan_version(self, name: str) -> pl.LazyFrame:
+        """A scan of the current version's own file (immutable) rather than of ``NAME.parquet``: a reader
+        that collects it in several slices sees one version even if a writer commits meanwhile (and fails
+        loudly, never mixes two, if retention removed that version before it finished)."""
+        version = self.current_version(name)
+        return pl.scan_parquet(self.path(name) if version is None else self._version_path(name, version))
+
     def current_version(self, name: str) -> int | None:
         """The version number ``NAME.parquet`` is, or None (no table, or one written before versioning)."""
         try:

@@ -201,6 +201,9 @@ class ObjectWarehouse(Warehouse):
     def scan(self, name: str) -> pl.LazyFrame:
         return pl.scan_parquet(self.path(name), storage_options=self.backends.storage_options())
 
+    def scan_version(self, name: str) -> pl.LazyFrame:
+        return self.scan(name)  # the current version's object: already immutable
+
     def current_version(self, name: str) -> int | None:
         manifest = self._manifest(name)[0]
         return None if manifest is None else int(manifest["current"])
