@@ -196,3 +196,14 @@ def test_retention_from_the_settings_file_and_the_warehouse_size(tmp_path, monke
     assert size["current"] == wh.history("t")[-1]["bytes"]  # the current file and its version: one file
     assert size["current"] + size["superseded"] == sum(files.values())
     assert size["total"] >= size["current"] + size["superseded"]
+
+
+def test_a_version_scan_reads_one_version_while_a_writer_commits(tmp_path):
+    wh = Warehouse(tmp_path)
+    wh.write("t", frame(10))
+    scan = wh.scan_version("t")
+    first = scan.slice(0, 5).collect()
+    wh.write("t", frame(20))  # a commit between two slices of a reader
+    second = scan.slice(5, 5).collect()
+    assert pl.concat([first, second]).equals(frame(10))
+    assert wh.scan_version("t").collect().height == 20
