@@ -32,6 +32,12 @@ def main() -> None:
     parser.add_argument("--export", type=Path, default=None, help="the source's export (default: ../export)")
     parser.add_argument("--work", type=Path, default=None, help="parent of the temporary home")
     parser.add_argument("--max-rss-mb", type=float, default=7000.0)
+    parser.add_argument(
+        "--fresh-reference",
+        action="store_true",
+        help="leave the source's monitoring folder out: the step takes its first drift reference (as a run's "
+        "first monitoring_report does: every monitored table read and sampled)",
+    )
     args = parser.parse_args()
     import scale
 
@@ -45,6 +51,8 @@ def main() -> None:
                 (home / "warehouse" / item.name).symlink_to(item)
         (home / "lancedb").symlink_to(args.source / "lancedb")
         for name in COPIED:
+            if name == "monitoring" and args.fresh_reference:
+                continue
             if (args.source / name).exists():
                 shutil.copytree(args.source / name, home / name, symlinks=True)
         env = {
@@ -58,7 +66,8 @@ def main() -> None:
         command = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--work", str(work)]
         command += ["--export", str(export), "--child-asset", "monitoring_report"]
         figures = scale.run_child(command, env, args.max_rss_mb, lambda line: print(line, file=sys.stderr))
-        print(json.dumps({"benchmark": "monitoring_memory", "source": str(args.source), **figures}, indent=1))
+        report = {"benchmark": "monitoring_memory", "source": str(args.source), **figures}
+        print(json.dumps({**report, "fresh_reference": args.fresh_reference}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -433,6 +433,7 @@ class EntityVectors:
         return out
 
 
+NO_VECTOR = "every document needs a vector: embed the documents before syncing the index"
 VECTOR_SLICE_ROWS = 50_000  # vectors copied into the aligned matrix this many rows at a time
 
 
@@ -454,10 +455,8 @@ def _aligned(
         names = lazy.collect_schema().names()
         keys = ["entity_type", "entity_id"]
         extra = [c for c in chunk_columns if c in names]
-        small = lazy.select(
-            *keys, pl.col("vector").is_null().alias("_no_vector"), *extra,
-            *(["model"] if "model" in names else []),
-        ).collect()  # fmt: skip
+        # not the vector column: even its null flags decode it whole (the pass below checks them)
+        small = lazy.select(*keys, *extra, *(["model"] if "model" in names else [])).collect()
         if "model" in small.columns:
             models = small.get_column("model").drop_nulls().unique().to_list()
             if len(models) > 1:
@@ -479,8 +478,8 @@ def _aligned(
             raise ValueError(f"{len(documents)} documents but {len(at)} vectors: an entity has two vectors")
         missing = at.is_null().to_numpy()
         at = at.fill_null(0).to_numpy().astype(np.int64)
-        if missing.any() or small.get_column("_no_vector").to_numpy()[at].any():
-            raise ValueError("every document needs a vector: embed the documents before syncing the index")
+        if missing.any():
+            raise ValueError(NO_VECTOR)
         matrix = _gather_vectors(lazy, at, len(small))
         if len(extra) == 2:
             documents = documents.with_columns(small.select(chunk_columns)[at])
@@ -496,26 +495,32 @@ def _aligned(
 
 
 def _gather_vectors(vectors: pl.LazyFrame, at: np.ndarray, rows: int) -> np.ndarray:
-    """``matrix[i]`` = the ``vector`` of row ``at[i]`` of ``vectors`` (``rows`` rows), read slice by slice
-    into the one matrix (each slice's vectors scattered to the documents that use them)."""
+    """``matrix[i]`` = the ``vector`` of row ``at[i]`` of ``vectors`` (``rows`` rows), read in one ordered pass
+    of ``VECTOR_SLICE_ROWS``-row batches into the one matrix (each batch's vectors scattered to the documents
+    that use them). One pass: slicing the scan at each offset decoded every Parquet row group about three
+    times (a 1M-contact shard's unchanged re-run took 109 s instead of 70 s)."""
     if not len(at):
         return np.zeros((0, DIM), dtype=np.float32)
     matrix = None
     document_of = np.full(rows, -1, dtype=np.int64)  # the document each vector row serves (-1: none)
     document_of[at] = np.arange(len(at))
-    for start in range(0, rows, VECTOR_SLICE_ROWS):
-        target = document_of[start : start + VECTOR_SLICE_ROWS]
+    start = 0
+    for part in vectors.select("vector").collect_batches(chunk_size=VECTOR_SLICE_ROWS, maintain_order=True):
+        target = document_of[start : start + len(part)]
+        start += len(part)
         used = target >= 0
         if not used.any():
             continue
-        part = vectors.slice(start, VECTOR_SLICE_ROWS).select("vector").collect()
-        if len(part) != min(VECTOR_SLICE_ROWS, rows - start):
-            raise RuntimeError("the vectors' table changed while it was read: run the step again")
-        values = np.asarray(part.get_column("vector").to_numpy(), dtype=np.float32).reshape(len(part), -1)
+        column = part.get_column("vector")
+        if column.null_count() and column.is_null().to_numpy()[used].any():
+            raise ValueError(NO_VECTOR)
+        values = np.asarray(column.to_numpy(), dtype=np.float32).reshape(len(part), -1)
         if matrix is None:  # the width of the vectors (DIM for the packaged tiers)
             matrix = np.empty((len(at), values.shape[1]), dtype=np.float32)
         matrix[target[used]] = values[used]
-        del part, values
+        del part, column, values
+    if start != rows:
+        raise RuntimeError("the vectors' table changed while it was read: run the step again")
     return matrix
 
 

@@ -144,6 +144,9 @@ def test_vectors_from_a_scan_in_any_order_are_aligned_slice_by_slice(tmp_path, m
     assert rows(eager).equals(rows(lazy))
     with pytest.raises(ValueError, match="every document needs a vector"):
         _aligned(documents, scan.filter(pl.col("entity_id") != "C0005"))
+    no_vector = pl.when(pl.col("entity_id") == "C0005").then(None).otherwise(pl.col("vector")).alias("vector")
+    with pytest.raises(ValueError, match="every document needs a vector"):
+        _aligned(documents, scan.with_columns(no_vector))
 
 
 def test_the_rotation_fitted_slice_by_slice_is_the_plain_covariance_one():
