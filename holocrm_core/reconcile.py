@@ -79,7 +79,8 @@ def rows_by_file(frame: pl.DataFrame, name: str, column: str = "_source_file") -
     files = frame[column]
     if frame.height and files.dtype == pl.String and files.null_count() == 0 and (files == files[0]).all():
         return pl.DataFrame(
-            {"source_file": [files[0]], name: [frame.height]}, schema={"source_file": pl.String, name: pl.UInt32}
+            {"source_file": [files[0]], name: [frame.height]},
+            schema={"source_file": pl.String, name: pl.UInt32},
         )
     return frame.group_by(column).len(name).rename({column: "source_file"})
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from holocrm_core import reconcile as reconcile_module
 from holocrm_core import schema
 from holocrm_core.ingest import ingest_export, readers, validate
-from holocrm_core import reconcile as reconcile_module
 from holocrm_core.reconcile import reconcile
 from holocrm_core.synth import generate_export
 from holocrm_core.warehouse import Warehouse
