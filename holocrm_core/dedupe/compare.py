@@ -90,12 +90,12 @@ class Comparator:
     # the function compares row numbers (n-gram vectors, first and last name together): link_records then
     # passes the pairs' row numbers as arrays, not the column's values
     by_row: bool = False
-    # term frequencies (``with_term_frequencies``): each row's value as a code (-1: empty) and each code's
-    # share of the non-empty rows; an exact agreement on value v then weighs log(m / share(v)) instead of
-    # log(m / u): agreeing on a rare name is strong evidence, on a common one weak (as splink's
-    # term-frequency adjustment). ``tf_shift`` (per code, see ``weights._tf_shift``) is set by link_records.
+    # term frequencies (``with_term_frequencies``): each row's value as a code (-1: empty) and how many
+    # rows hold each code; an exact agreement on a rare value then weighs more than on a common one (as
+    # splink's term-frequency adjustment). ``tf_shift`` (per code, see ``weights._tf_shift``) is set by
+    # link_records.
     tf_codes: np.ndarray | None = None
-    tf_share: np.ndarray | None = None
+    tf_counts: np.ndarray | None = None
     tf_shift: np.ndarray | None = None
 
     def with_term_frequencies(self, values: list) -> Comparator:
@@ -104,9 +104,8 @@ class Comparator:
         empty = np.array([not v for v in distinct], dtype=bool)
         counts = np.bincount(codes, minlength=len(distinct)).astype(np.float64)
         counts[empty] = 0.0
-        present = counts.sum()
         self.tf_codes = np.where(empty[codes], -1, codes) if len(codes) else codes
-        self.tf_share = counts / present if present else counts
+        self.tf_counts = counts
         return self
 
     def pair_tf_shift(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:

@@ -117,21 +117,25 @@ def test_a_common_name_alone_is_no_duplicate_but_a_rare_name_and_a_phone_are():
 
 
 def test_term_frequency_shifts_move_weight_from_common_values_to_rare_ones():
-    values = ["smith"] * 50 + ["jones"] * 30 + [f"rare{i}" for i in range(20)] + [None, ""]
+    values = ["smith"] * 50 + ["jones"] * 30 + [f"pair{i // 2}" for i in range(20)] + [None, ""]
     comp = Comparator("last", kind="exact").with_term_frequencies(values)
     assert comp.tf_codes[-1] == comp.tf_codes[-2] == -1  # empty values have no frequency
-    share = comp.tf_share
-    assert abs(share.sum() - 1) < 1e-12
-    shift = _tf_shift(share)
-    smith, rare = comp.tf_codes[0], comp.tf_codes[80]
-    assert shift[smith] < 0 < shift[rare]
-    # averaged over the agreements of random pairs (probability share^2) the shift is about zero:
+    counts = comp.tf_counts
+    assert counts.sum() == 100
+    shift = _tf_shift(counts)
+    smith, jones, pair = comp.tf_codes[0], comp.tf_codes[50], comp.tf_codes[80]
+    assert shift[smith] < 0 < shift[jones] < shift[pair]  # most agreements are on "smith"
+    # averaged over the agreements of random pairs (probability c (c - 1)) the shift is about zero:
     # the level's weight, measured on random pairs, stays where it is
-    agreeing = share**2 / (share**2).sum()
+    agreeing = counts * (counts - 1) / (counts * (counts - 1)).sum()
     assert abs(float(agreeing @ shift)) < 0.5
     comp.tf_shift = shift
-    pair = comp.pair_tf_shift(np.array([0, 80, 0]), np.array([1, 81, 100]))
-    assert pair[0] == shift[smith] and pair[1] == shift[rare] and pair[2] == 0.0
+    got = comp.pair_tf_shift(np.array([0, 80, 0]), np.array([1, 81, 100]))
+    assert got[0] == shift[smith] and got[1] == shift[pair] and got[2] == 0.0
+    # values that are each held by one record or one duplicate pair (an e-mail, a tax id): no shift, the
+    # pair's own shared value does not count as common
+    unique = _tf_shift(np.array([1.0] * 50 + [2.0] * 5))
+    assert np.allclose(unique, 0.0)
 
 
 def test_the_random_pair_prior_counts_duplicates_not_coincidences():
