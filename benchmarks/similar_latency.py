@@ -122,6 +122,24 @@ def static_contacts(n: int, seed: int = 7) -> np.ndarray:
     return vectors
 
 
+def lancedb_contacts(uri: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The contact vectors (float32) and served 96-dim prefixes of a built index, read only."""
+    from holocrm_core.store import COARSE_SCALE, DIM, SimilarityStore
+
+    table = SimilarityStore(uri).table("contact")
+    data = table.search().select(["vector", "vector_96"]).limit(min(rows, table.count_rows())).to_arrow()
+    out = []
+    for column, width in (("vector", DIM), ("vector_96", COARSE_SCALE)):
+        matrix = np.empty((data.num_rows, width), dtype=np.float32)
+        start = 0
+        for chunk in data.column(column).chunks:
+            block = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+            matrix[start : start + len(block)] = block
+            start += len(block)
+        out.append(matrix)
+    return out[0], out[1]
+
+
 def exact_tenth(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
     """Each query's exact k-th best cosine over the other rows (full float32 vectors), 50 queries at a time."""
     out = np.empty(len(queries), dtype=np.float32)
@@ -188,6 +206,20 @@ def main() -> None:
         "--dims-per-code", type=int, default=0, help="PQ_DIMS_PER_CODE (default: the engine's)"
     )
     parser.add_argument("--no-before", action="store_true", help="skip the engine-as-it-was configuration")
+    parser.add_argument(
+        "--lancedb",
+        default="",
+        help="a built similarity index (HOLOCRM_HOME/lancedb): its contact vectors and served 96-dim "
+        "prefixes, read only (--data ignored)",
+    )
+    parser.add_argument(
+        "--reranks", default="", help="candidate pools (QUANTIZED_RERANK_MIN) timed at each probe share"
+    )
+    parser.add_argument(
+        "--prefix-pools",
+        default="",
+        help="QUANTIZED_PREFIX_POOL values timed at each probe share and rerank pool (0: off)",
+    )
     args = parser.parse_args()
 
     from holocrm_core import vectors as engine
@@ -198,7 +230,10 @@ def main() -> None:
         engine.PQ_DIMS_PER_CODE = args.dims_per_code
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    if args.vectors:
+    served_coarse = None
+    if args.lancedb:
+        full, served_coarse = lancedb_contacts(args.lancedb, args.rows)
+    elif args.vectors:
         full = np.load(args.vectors)[: args.rows]
     elif args.data == "static":
         full = static_contacts(args.rows)
@@ -208,7 +243,10 @@ def main() -> None:
     rng = np.random.default_rng(3)
     queries = rng.choice(n, min(args.queries, n), replace=False)
     tenth = exact_tenth(full, queries)
-    coarse = SpectralRotation.fit(full).transform(full, COARSE_SCALE)
+    if served_coarse is not None:
+        coarse = served_coarse
+    else:
+        coarse = SpectralRotation.fit(full).transform(full, COARSE_SCALE)
     vectors = full.astype(np.float16) if n >= FLOAT16_MIN_ROWS else full
     prepare = time.perf_counter() - started
     builds, indexes = {}, {}
@@ -235,25 +273,36 @@ def main() -> None:
 
     quantized = indexes["quantized"]
     default_nprobe = quantized.nprobe
-    configs = {}
+    default_rerank, default_pool = quantized.rerank_min, quantized.prefix_pool
+    configs = {}  # name -> (index, search, nprobe, rerank pool, prefix pool)
     if "flat_lists" in indexes and indexes["flat_lists"].nprobe:
         flat = indexes["flat_lists"]
         # the engine as it was: flat inverted lists, 6% probed, widened by the mask
-        configs["before"] = (flat, similar_before(flat), flat.nprobe)
-        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe)
+        configs["before"] = (flat, similar_before(flat), flat.nprobe, flat.rerank_min, 0)
+        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe, flat.rerank_min, 0)
     if default_nprobe:
-        for share in (float(x) for x in args.probes.split(",") if x):
+        shares = [float(x) for x in args.probes.split(",") if x]
+        reranks = [int(x) for x in args.reranks.split(",") if x] or [default_rerank]
+        pools = [int(x) for x in args.prefix_pools.split(",") if x] or [default_pool]
+        for share in shares:
             nprobe = max(1, int(np.ceil(share * quantized.coarse_index.nlist)))
-            configs[f"quantized_probing_{share:g}"] = (quantized, similar(quantized), nprobe)
-    configs["default"] = (quantized, similar(quantized), default_nprobe)
+            for rerank in reranks:
+                for pool in pools:
+                    name = f"quantized_probing_{share:g}"
+                    name += f"_rerank_{rerank}" if rerank != default_rerank else ""
+                    name += f"_prefix_pool_{pool}" if pool != default_pool else ""
+                    configs[name] = (quantized, similar(quantized), nprobe, rerank, pool)
+    configs["default"] = (quantized, similar(quantized), default_nprobe, default_rerank, default_pool)
     results = {}
-    for name, (index, search, nprobe) in configs.items():
-        index.nprobe = nprobe
+    for name, (index, search, nprobe, rerank, pool) in configs.items():
+        index.nprobe, index.rerank_min, index.prefix_pool = nprobe, rerank, pool
         search(int(queries[0]))  # first call: faiss and numpy warm
         single, found = measure(search, queries, 1)
         concurrent, _ = measure(search, queries, args.threads)
         results[name] = {
             "nprobe": index.nprobe,
+            "rerank": index.rerank_min,
+            "prefix_pool": index.prefix_pool,
             "recall_at_10": recall(found),
             "one_at_a_time": single,
             f"{args.threads}_threads": concurrent,
@@ -262,7 +311,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "similar_latency",
-                "data": args.vectors
+                "data": (f"served contacts of {args.lancedb}" if args.lancedb else args.vectors)
                 or (
                     args.data
                     if args.data == "static"
