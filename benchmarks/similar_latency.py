@@ -153,6 +153,53 @@ def exact_tenth(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.nda
     return out
 
 
+def precomputed_lists(index, vectors, coarse, full, batch: int) -> dict:
+    """The cost of neighbour lists precomputed for every row (similar-by-id as a lookup): ``batch`` rows
+    searched in one faiss call on one thread (the default probes and pool), reranked exactly, timed and
+    projected to all rows; recall@10 of those rows' lists."""
+    from holocrm_core import vectors as engine
+
+    faiss = engine._faiss()
+    engine._single_threaded(faiss)
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(len(vectors), min(batch, len(vectors)), replace=False))
+    want = max(engine.RERANK_FACTOR * 10, index.rerank_min) + 1
+    started, started_cpu = time.perf_counter(), time.process_time()
+    params = faiss.SearchParametersIVF(nprobe=index.nprobe)
+    _, found = index.coarse_index.search(coarse[rows], want, params=params)
+    scan = time.process_time() - started_cpu
+    lists = np.empty((len(rows), 10), dtype=np.int64)
+    for first in range(0, len(rows), 256):
+        part = found[first : first + 256]
+        part = np.where(part < 0, rows[first : first + 256, None], part)
+        sims = np.einsum(
+            "ij,ikj->ik",
+            vectors[rows[first : first + 256]].astype(np.float32),
+            vectors[part.reshape(-1)].astype(np.float32).reshape(len(part), want, -1),
+        )
+        sims[part == rows[first : first + 256, None]] = -np.inf
+        lists[first : first + 256] = np.take_along_axis(part, np.argsort(-sims, axis=1)[:, :10], axis=1)
+    wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    return {
+        "rows_searched": len(rows),
+        "nprobe": index.nprobe,
+        "pool": want,
+        "cpu_ms_per_row": round(cpu * 1000 / len(rows), 3),
+        "scan_cpu_ms_per_row": round(scan * 1000 / len(rows), 3),
+        "wall_ms_per_row": round(wall * 1000 / len(rows), 3),
+        "projected_cpu_seconds_all_rows": round(cpu * len(vectors) / len(rows)),
+        "recall_at_10_sampled": recall_of(lists, rows, full),
+    }
+
+
+def recall_of(lists: np.ndarray, rows: np.ndarray, full: np.ndarray, sample: int = 200) -> float:
+    """recall@10 of precomputed lists on ``sample`` of their rows (the exact 10th neighbour's bar)."""
+    pick = np.arange(min(sample, len(rows)))
+    bars = exact_tenth(full, rows[pick])
+    hits = [float(np.sum(full[lists[i]] @ full[rows[i]] >= bars[i] - 1e-5)) / 10 for i in pick]
+    return round(float(np.mean(hits)), 4)
+
+
 def percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
     return {f"p{p}_ms": round(float(np.percentile(ms, p)), 2) for p in (50, 95, 99)}
@@ -214,6 +261,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--reranks", default="", help="candidate pools (QUANTIZED_RERANK_MIN) timed at each probe share"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="also time precomputing neighbour lists: the default engine's search for this many rows at "
+        "once (one faiss call, one thread, then the exact rerank), projected to every row",
     )
     parser.add_argument(
         "--prefix-pools",
@@ -307,6 +361,7 @@ def main() -> None:
             "one_at_a_time": single,
             f"{args.threads}_threads": concurrent,
         }
+    precompute = precomputed_lists(quantized, vectors, coarse, full, args.batch) if args.batch else None
     print(
         json.dumps(
             {
@@ -324,6 +379,7 @@ def main() -> None:
                 "prepare_seconds": round(prepare, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "results": results,
+                "precomputed_lists": precompute,
                 "cpu_count": os.cpu_count(),
                 "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
             },

@@ -22,7 +22,7 @@ from holocrm_api.errors import ApiError, error_doc
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
-from holocrm_api.records import warm_labels
+from holocrm_api.records import warm_snapshot
 from holocrm_core.deal_states import DealStates
 
 api_key_header = APIKeyHeader(
@@ -57,7 +57,7 @@ class Services:
         metrics = ServingMetrics()
         guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
         actions = AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
-        loader = ArtifactLoader(settings, on_swap=metrics.on_swap, prepare=warm_labels)
+        loader = ArtifactLoader(settings, on_swap=metrics.on_swap, prepare=warm_snapshot)
         loader.outcome_records = actions.records  # a new decision service learns what its state lacks
         outcomes = AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
         deal_states = DealStates()

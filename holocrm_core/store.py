@@ -1069,6 +1069,10 @@ class SimilarityStore:
                 self._memory[entity_type] = EntityVectors.load(table, table.count_rows())
         return self._memory[entity_type]
 
+    def in_memory(self) -> list[str]:
+        """The entity types whose vectors this handle holds in memory (``warm``, or a first query)."""
+        return list(self._memory)
+
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
         """Load the in-memory vectors now (a server calls this before serving); entity type -> rows.
 

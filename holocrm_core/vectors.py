@@ -242,7 +242,9 @@ class VectorIndex:
             mask,
             allowed if mask is not None else len(self),
         )
-        if len(dropped):
+        if len(dropped) == 1:  # the record itself: one comparison (np.isin costs 0.5 ms a query at 1M)
+            candidates = candidates[candidates != dropped[0]]
+        elif len(dropped):
             candidates = candidates[~np.isin(candidates, dropped)]
         if len(candidates) > want:  # the codes' pool narrowed on the exact prefix (``prefix_pool``)
             prefix = self.coarse[candidates] @ coarse_query

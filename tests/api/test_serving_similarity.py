@@ -238,3 +238,20 @@ def test_the_event_loop_answers_while_a_similar_query_scans(indexed_home, monkey
             assert health.status_code == 200
             body = pending.result(timeout=20).json()
         assert [r["id"] for r in body["results"]][0] == "C5" and len(body["results"]) == 2
+
+
+def test_a_snapshot_answers_one_similar_query_per_type_before_it_serves(indexed_home, monkeypatch):
+    home, _ = indexed_home
+    asked: list[str] = []
+    original = store_module.SimilarityStore.similar
+
+    def counted(self, entity_type, entity_id, **kwargs):
+        asked.append(entity_type)
+        return original(self, entity_type, entity_id, **kwargs)
+
+    monkeypatch.setattr(store_module.SimilarityStore, "similar", counted)
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert sorted(asked) == ["contact", "deal"]  # the prepare step, before any request
+        assert client.get("/api/contacts/C1/similar").status_code == 200
+        assert sorted(asked) == ["contact", "contact", "deal"]
