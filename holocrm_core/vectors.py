@@ -62,6 +62,10 @@ RERANK_MIN = 100
 PQ_DIMS_PER_CODE = 1
 QUANTIZED_PROBE_SHARE = 0.25
 QUANTIZED_RERANK_MIN = 300
+# ``quantized`` indexes first take QUANTIZED_PREFIX_POOL candidates from the codes and keep the best of them
+# by the exact prefix (float32, in memory anyway): the 4-bit codes, not the probes, limit recall
+# (benchmarks/similar_latency.py --lancedb on the 1M run's contacts). 0: the codes' own top candidates.
+QUANTIZED_PREFIX_POOL = 0
 # The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
 # (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
 # and the gathered candidate vectors of a batch stay near 100 MB.
@@ -139,6 +143,7 @@ class VectorIndex:
         self.coarse_index = None
         self.nprobe = 0
         self.rerank_min = RERANK_MIN
+        self.prefix_pool = 0
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -172,6 +177,7 @@ class VectorIndex:
                 if quantized:
                     self.nprobe = max(16, int(np.ceil(lists * QUANTIZED_PROBE_SHARE)))
                     self.rerank_min = QUANTIZED_RERANK_MIN
+                    self.prefix_pool = QUANTIZED_PREFIX_POOL
                     self.kind = (
                         f"faiss inverted file of {codes} x 4-bit PQ codes, fast scan ({lists} lists, "
                         f"{self.nprobe} probed) + exact rerank"
@@ -228,12 +234,21 @@ class VectorIndex:
             coarse_query = query if self.coarse.shape[1] == len(query) else None
         if coarse_query is None:
             raise ValueError("this index ranks candidates in a coarse space: pass coarse_query")
-        want = max(RERANK_FACTOR * k, self.rerank_min) + len(dropped)
+        coarse_query = np.asarray(coarse_query, dtype=np.float32)
+        want = max(RERANK_FACTOR * k, self.rerank_min)
         candidates = self._coarse_candidates(
-            np.asarray(coarse_query, dtype=np.float32), want, mask, allowed if mask is not None else len(self)
+            coarse_query,
+            max(want, self.prefix_pool) + len(dropped),
+            mask,
+            allowed if mask is not None else len(self),
         )
-        if len(dropped):
+        if len(dropped) == 1:  # the record itself: one comparison (np.isin costs 0.5 ms a query at 1M)
+            candidates = candidates[candidates != dropped[0]]
+        elif len(dropped):
             candidates = candidates[~np.isin(candidates, dropped)]
+        if len(candidates) > want:  # the codes' pool narrowed on the exact prefix (``prefix_pool``)
+            prefix = self.coarse[candidates] @ coarse_query
+            candidates = candidates[np.argpartition(-prefix, want - 1)[:want]]
         scores = self._full(candidates) @ query
         best = _top(scores, k)
         return candidates[best], scores[best]
