@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import polars as pl
+import pytest
 
 from holocrm_core.dedupe import Comparator, duplicate_candidates, fit_match_model
 from holocrm_core.dedupe.compare import DISAGREE, EXACT, MISSING
@@ -154,3 +155,11 @@ def test_the_random_pair_prior_counts_duplicates_not_coincidences():
         estimates.append(model.prior * 5e8)
     assert all(80 <= d <= 130 for d in estimates), estimates
     assert abs(estimates[1] - estimates[0]) < 10
+
+
+def test_an_unknown_prior_is_refused():
+    from holocrm_core.dedupe import link_records
+
+    frame = pl.DataFrame({"name": ["a", "b", "c"]})
+    with pytest.raises(ValueError, match="prior must be"):
+        link_records(frame, [Comparator("name")], [pl.col("name")], prior="blocked")
