@@ -62,9 +62,9 @@ RERANK_MIN = 100
 # query probes QUANTIZED_PROBE_SHARE of the lists and takes QUANTIZED_PREFIX_POOL candidates from the codes;
 # the best max(RERANK_FACTOR * k, QUANTIZED_RERANK_MIN) of them by the exact prefix (float32, in memory
 # anyway) are reranked on the full vectors. On the 1M run's served contacts (benchmarks/similar_latency.py
-# --lancedb, 300 queries) the codes limit recall more than the probes do: a quarter probed and 300 code
-# candidates reranked on the full vectors gave recall@10 0.971 at 4.6 ms CPU; 3/16 probed and 600 code
-# candidates narrowed to 100 on the prefix give about 0.96 at 2.5 ms (README "Scale" has the figures).
+# --lancedb, 300 queries, one run at load 3) the codes limit recall more than the probes do: a quarter
+# probed and 300 code candidates reranked on the full vectors gave recall@10 0.971 at 3.8 ms CPU p50 (with
+# 100 candidates: 0.911); 3/16 probed and 600 code candidates narrowed to 100 on the prefix: 0.964 at 3.0 ms.
 PQ_DIMS_PER_CODE = 1
 QUANTIZED_PROBE_SHARE = 0.1875
 QUANTIZED_RERANK_MIN = 100
