@@ -24,6 +24,13 @@ continues with the first unfinished one (a step interrupted or failed runs again
 idempotent). ``--fresh`` starts over. A step whose process group grows past ``--max-rss-mb`` is stopped and
 recorded as failed, so one runaway step cannot take a shared machine's memory.
 
+Storage: a batch run that no rollback or server of older versions needs keeps little history, unless the
+environment says otherwise: ``HOLOCRM_WAREHOUSE_VERSIONS=2`` with ``HOLOCRM_WAREHOUSE_SUPERSEDED_MAX=0`` (each
+warehouse table keeps its current version and the one a rollback needs; holocrm_core/warehouse.py) and
+``HOLOCRM_LANCEDB_RETENTION_S=0`` (LanceDB keeps its newest and pinned versions; holocrm_core/lance_versions.py).
+The report ends with the sizes of the home's warehouse (current tables, superseded versions, partitions) and
+LanceDB folder.
+
 Targets (issue 26): ingest under 2x the bare polars read + write; the whole graph under 2 hours at 1M
 contacts with embeddings included; serving p95 under 50 ms for similar and score at 10 clients.
 """
@@ -253,7 +260,37 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {row['node']}{flag} | {row['steps']} | {row['seconds']} | {row['slowest']} | {row['peak_mb']:,.0f} |"
         )
+    storage = report.get("storage_mb", {})
+    if storage.get("warehouse"):
+        wh = storage["warehouse"]
+        lines.append(
+            f"\nStorage: warehouse {wh['total']:,.0f} MiB (current tables {wh['current']:,.0f}, superseded "
+            f"versions {wh['superseded']:,.0f}, partitions {wh['partitions']:,.0f}), "
+            f"LanceDB {storage.get('lancedb', 0):,.0f} MiB"
+        )
     return "\n".join(lines)
+
+
+# what a batch run keeps of old versions (the environment wins): see the module docstring
+BATCH_RETENTION = {
+    "HOLOCRM_WAREHOUSE_VERSIONS": "2",
+    "HOLOCRM_WAREHOUSE_SUPERSEDED_MAX": "0",
+    "HOLOCRM_LANCEDB_RETENTION_S": "0",
+}
+
+
+def storage_mb(home: Path) -> dict:
+    """MiB on disk of the home's warehouse (each file once: a current table is a hard link to its version)
+    and LanceDB folder."""
+    from holocrm_core.warehouse import Warehouse
+
+    out = {}
+    if (home / "warehouse").exists():
+        out["warehouse"] = {k: round(v / 2**20, 1) for k, v in Warehouse(home / "warehouse").size().items()}
+    lance = home / "lancedb"
+    if lance.exists():
+        out["lancedb"] = round(sum(f.stat().st_size for f in lance.rglob("*") if f.is_file()) / 2**20, 1)
+    return out
 
 
 def summarize(state: RunState) -> dict:
@@ -302,6 +339,7 @@ def summarize(state: RunState) -> dict:
             "target": INGEST_RATIO_TARGET,
         }
     report["per_node"] = per_node(assets)
+    report["storage_mb"] = storage_mb(state.path.parent / "home")
     if "serving" in steps:
         report["serving"] = _percentiles(steps["serving"])
     report["targets"] = {
@@ -376,6 +414,7 @@ def main() -> None:
         "HOLOCRM_EMBEDDER": args.tier,
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "LANCEDB_LOG": "error",
+        **{k: os.environ.get(k, v) for k, v in BATCH_RETENTION.items()},
     }
     os.environ.update({k: env[k] for k in ("HOLOCRM_HOME", "HOLOCRM_EMBEDDER", "POLARS_MAX_THREADS")})
     export = work / "export"

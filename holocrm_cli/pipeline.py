@@ -560,6 +560,7 @@ def register(app: typer.Typer) -> None:
                     "home": str(paths.home),
                     "landing": str(paths.landing),
                     "warehouse": described["warehouse"],
+                    "warehouse_retention": described["warehouse retention"],
                     "lancedb": described["lancedb"],
                     "logs": str(paths.logs),
                     "mlflow": described["mlflow tracking"],

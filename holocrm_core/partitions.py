@@ -257,6 +257,23 @@ class PartitionedTable:
         rows = union.height if isinstance(union, pl.DataFrame) else None
         return PartitionWrite(0, newest, rows)
 
+    def scan_partitions(self, keys: list[tuple[str, int]]) -> pl.LazyFrame | None:
+        """The partitions ``keys`` as one lazy scan of their current versions' files (``scan_version``);
+        None if none is written, and an error naming a missing one among written ones."""
+        frames, missing = [], []
+        for batch, shard in sorted(set(keys)):
+            if shard in self.shards_written(batch):
+                frames.append(self.batch(batch).scan_version(shard_table(shard)))
+            else:
+                missing.append((batch, shard))
+        if not frames:
+            return None
+        if missing:
+            raise FileNotFoundError(
+                f"{self.name}: partitions {', '.join(f'{b}|{s}' for b, s in missing)} are not built yet"
+            )
+        return frames[0] if len(frames) == 1 else self._concat_lazy(frames)
+
     @staticmethod
     def _concat_lazy(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
         names = [tuple(f.collect_schema().names()) for f in frames]

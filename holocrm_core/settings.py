@@ -164,7 +164,11 @@ EXECUTORS = ("default", "in_process", "multiprocess", "celery", "k8s")
 # Redis's own default is 1 h. 30 min: about 3x the longest step measured (the lead model at 100,000 contacts,
 # 621 s on 2 cores); raise it for bigger exports whose training steps run longer.
 DEFAULT_VISIBILITY_TIMEOUT_S = 1800
-NUMBER_FIELDS = {"celery_visibility_timeout"}  # may be a TOML integer in the settings file
+NUMBER_FIELDS = {
+    "celery_visibility_timeout",
+    "warehouse_versions",
+    "warehouse_superseded_max",
+}  # may be a TOML integer in the settings file
 
 # field -> (environment variable, settings-file section, settings-file key). The environment wins over the file
 # so a deployment (Helm values, a CI job) can override one value without rewriting the file.
@@ -182,6 +186,8 @@ _SOURCES = {
     "mlflow_artifacts": ("HOLOCRM_MLFLOW_ARTIFACTS", "mlflow", "artifacts"),
     "lancedb_uri": ("HOLOCRM_LANCEDB_URI", "lancedb", "uri"),
     "warehouse_uri": ("HOLOCRM_WAREHOUSE_URI", "warehouse", "uri"),
+    "warehouse_versions": ("HOLOCRM_WAREHOUSE_VERSIONS", "warehouse", "versions"),
+    "warehouse_superseded_max": ("HOLOCRM_WAREHOUSE_SUPERSEDED_MAX", "warehouse", "superseded_max"),
     "s3_endpoint": ("AWS_ENDPOINT_URL", "s3", "endpoint_url"),
     "s3_region": ("AWS_REGION", "s3", "region"),
     "s3_access_key": ("AWS_ACCESS_KEY_ID", "s3", "access_key_id"),
@@ -220,6 +226,9 @@ class Backends:
     mlflow_artifacts: str = ""  # where the tracking server keeps artifacts (s3://bucket/mlflow); informative
     lancedb_uri: str = ""  # "" = HOLOCRM_HOME/lancedb; s3://bucket/lancedb
     warehouse_uri: str = ""  # "" = HOLOCRM_HOME/warehouse; s3://bucket/warehouse
+    # retention of each warehouse table's versions (holocrm_core.warehouse.Retention): "" = the defaults
+    warehouse_versions: str = ""  # versions per table, the current one included (default 5)
+    warehouse_superseded_max: str = ""  # bytes of superseded versions per table: 2GiB, 500MB, none
     s3_endpoint: str = ""  # "" = AWS itself; http://127.0.0.1:9000 for an S3-compatible server
     s3_region: str = ""
     s3_access_key: str = ""
@@ -281,6 +290,10 @@ class Backends:
                 "for SQLite under DAGSTER_HOME). The driver must be named: dagster-postgres 0.29 speaks psycopg2, "
                 "and SQLAlchemy 2.1 would pick psycopg 3 for a plain postgresql:// URL"
             )
+        try:
+            self.warehouse_retention  # noqa: B018 (validates both values)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         for name in ("lancedb_uri", "warehouse_uri"):
             uri = getattr(self, name)
             if "://" in uri and not uri.startswith("s3://"):
@@ -332,12 +345,20 @@ class Backends:
             "mlflow artifacts": mask_uri(artifacts),
             "lancedb": self.lancedb_uri or str(paths.lancedb),
             "warehouse": self.warehouse_uri or str(paths.warehouse),
+            "warehouse retention": self.warehouse_retention.describe(),
             "s3 endpoint": self.s3_endpoint or ("AWS" if self.uses_s3 else "not used"),
             "s3 access key": _mask_secret(self.s3_access_key) if self.uses_s3 else "not used",
             "s3 secret key": ("*** (set)" if self.s3_secret_key else _mask_secret(""))
             if self.uses_s3
             else "not used",
         }
+
+    @property
+    def warehouse_retention(self):
+        """The ``holocrm_core.warehouse.Retention`` these settings name (ValueError on a bad value)."""
+        from holocrm_core.warehouse import Retention
+
+        return Retention.from_values(self.warehouse_versions, self.warehouse_superseded_max)
 
     @property
     def visibility_timeout_s(self) -> int:

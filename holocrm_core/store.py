@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from holocrm_core.embedding import DIM, MODEL_NAME, TIERS, SpectralRotation, vectors_matrix
+from holocrm_core.embedding import DIM, MODEL_NAME, TIERS, SpectralRotation
 from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
@@ -435,30 +435,45 @@ class EntityVectors:
         return out
 
 
+VECTOR_SLICE_ROWS = 50_000  # vectors copied into the aligned matrix this many rows at a time
+
+
 def _aligned(
-    documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, model: str = ""
+    documents: pl.DataFrame, vectors: pl.DataFrame | pl.LazyFrame | np.ndarray, model: str = ""
 ) -> tuple[pl.DataFrame, np.ndarray, str]:
     """The documents with their chunk columns, the matrix of their vectors row for row, and the embedding
-    model (tier) the vectors were made with (the frame's ``model`` column, else ``model``)."""
+    model (tier) the vectors were made with (the frame's ``model`` column, else ``model``).
+
+    ``vectors`` may be a ``pl.LazyFrame`` (the similarity_index asset's scan of its embeddings partition):
+    its small columns are collected, and the vectors go straight into the matrix slice by slice
+    (``VECTOR_SLICE_ROWS``), so the whole vector column never exists twice. At 1M contacts a shard's vectors
+    are 1.2 GB: held as a frame and again as the matrix, they were a quarter of the step's 4.8 GB peak."""
     chunk_columns = ["chunk_vectors", "chunk_spans"]
-    if isinstance(vectors, pl.DataFrame):
-        if "model" in vectors.columns:
-            models = vectors.get_column("model").drop_nulls().unique().to_list()
+    if isinstance(vectors, np.ndarray):
+        matrix = np.asarray(vectors, dtype=np.float32)
+    else:
+        lazy = vectors.lazy()
+        names = lazy.collect_schema().names()
+        keys = ["entity_type", "entity_id"]
+        extra = [c for c in chunk_columns if c in names]
+        small = lazy.select(
+            *keys, pl.col("vector").is_null().alias("_no_vector"), *extra,
+            *(["model"] if "model" in names else []),
+        ).collect()  # fmt: skip
+        if "model" in small.columns:
+            models = small.get_column("model").drop_nulls().unique().to_list()
             if len(models) > 1:
                 raise ValueError(
                     f"the vectors come from {len(models)} embedding models ({', '.join(sorted(models))}): "
                     "embed every document with one tier before syncing the index"
                 )
             model = models[0] if models else model
-        extra = [c for c in chunk_columns if c in vectors.columns]
-        # Row positions by a join of the keys only, then one gather: joining the vectors themselves copied
-        # them, and the matrix of the join copied them again (2 x 1.2 GB for a 1M-contact shard). Vectors
-        # already in the documents' order are used as they are (a read-only view of the frame).
-        keys = ["entity_type", "entity_id"]
+        # Row positions by a join of the keys only: joining the vectors themselves copied them, and the
+        # matrix of the join copied them again (2 x 1.2 GB for a 1M-contact shard)
         at = (
             documents.select(keys)
             .with_row_index("_document")
-            .join(vectors.select(keys).with_row_index("_vector"), on=keys, how="left")
+            .join(small.select(keys).with_row_index("_vector"), on=keys, how="left")
             .sort("_document")
             .get_column("_vector")
         )
@@ -466,15 +481,12 @@ def _aligned(
             raise ValueError(f"{len(documents)} documents but {len(at)} vectors: an entity has two vectors")
         missing = at.is_null().to_numpy()
         at = at.fill_null(0).to_numpy().astype(np.int64)
-        if missing.any() or vectors.get_column("vector").is_null().to_numpy()[at].any():
+        if missing.any() or small.get_column("_no_vector").to_numpy()[at].any():
             raise ValueError("every document needs a vector: embed the documents before syncing the index")
-        matrix = vectors_matrix(vectors)
-        if len(at) != len(matrix) or not np.array_equal(at, np.arange(len(at))):
-            matrix = matrix[at]
+        matrix = _gather_vectors(lazy, at, len(small))
         if len(extra) == 2:
-            documents = documents.with_columns(vectors.select(chunk_columns)[at])
-    else:
-        matrix = np.asarray(vectors, dtype=np.float32)
+            documents = documents.with_columns(small.select(chunk_columns)[at])
+        del small
     if len(matrix) != len(documents):
         raise ValueError(f"{len(documents)} documents but {len(matrix)} vectors")
     if "chunk_vectors" not in documents.columns:
@@ -483,6 +495,30 @@ def _aligned(
             pl.lit(None, dtype=CHUNK_SPANS).alias("chunk_spans"),
         )
     return documents, matrix, model
+
+
+def _gather_vectors(vectors: pl.LazyFrame, at: np.ndarray, rows: int) -> np.ndarray:
+    """``matrix[i]`` = the ``vector`` of row ``at[i]`` of ``vectors`` (``rows`` rows), read slice by slice
+    into the one matrix (each slice's vectors scattered to the documents that use them)."""
+    if not len(at):
+        return np.zeros((0, DIM), dtype=np.float32)
+    matrix = None
+    document_of = np.full(rows, -1, dtype=np.int64)  # the document each vector row serves (-1: none)
+    document_of[at] = np.arange(len(at))
+    for start in range(0, rows, VECTOR_SLICE_ROWS):
+        target = document_of[start : start + VECTOR_SLICE_ROWS]
+        used = target >= 0
+        if not used.any():
+            continue
+        part = vectors.slice(start, VECTOR_SLICE_ROWS).select("vector").collect()
+        if len(part) != min(VECTOR_SLICE_ROWS, rows - start):
+            raise RuntimeError("the vectors' table changed while it was read: run the step again")
+        values = np.asarray(part.get_column("vector").to_numpy(), dtype=np.float32).reshape(len(part), -1)
+        if matrix is None:  # the width of the vectors (DIM for the packaged tiers)
+            matrix = np.empty((len(at), values.shape[1]), dtype=np.float32)
+        matrix[target[used]] = values[used]
+        del part, values
+    return matrix
 
 
 def table_columns(table, columns: list[str]) -> pa.Table:
@@ -767,7 +803,7 @@ class SimilarityStore:
     def sync(
         self,
         documents: pl.DataFrame,
-        vectors: pl.DataFrame | np.ndarray,
+        vectors: pl.DataFrame | pl.LazyFrame | np.ndarray,
         rotation: SpectralRotation | None = None,
         refit_rotation: bool = False,
         model: str = "",
@@ -818,7 +854,11 @@ class SimilarityStore:
         return reports
 
     def merge_shards(
-        self, documents: pl.DataFrame, vectors: pl.DataFrame | np.ndarray, shards: Iterable[int], count: int
+        self,
+        documents: pl.DataFrame,
+        vectors: pl.DataFrame | pl.LazyFrame | np.ndarray,
+        shards: Iterable[int],
+        count: int,
     ) -> dict[str, SyncReport]:
         """Make the index hold exactly ``documents`` for the entities of ``shards`` (of ``count``, by
         ``holocrm_core.partitions.shard_of`` of the entity id), leaving every other shard's rows alone.

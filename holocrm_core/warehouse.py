@@ -14,10 +14,23 @@ file is an orphan that the next write removes). Readers that open ``NAME.parquet
 loader, tests) keep working: it is still one Parquet file.
 
 Previous versions stay readable (``read(name, version=N)``, ``history(name)``) and a rollback is itself a new
-version whose content is the old one (``rollback(name, to=N)``), so history only ever grows forward. The last
-``HOLOCRM_WAREHOUSE_VERSIONS`` versions (default 5) are kept. A write whose file is byte-for-byte the
-current version (a re-run on the same export) makes no new version, and a rollback hard-links the old file,
-so neither costs disk; every changed write costs one more copy of that table until it ages out.
+version whose content is the old one (``rollback(name, to=N)``), so history only ever grows forward. A write
+whose file is byte-for-byte the current version (a re-run on the same export) makes no new version, and a
+rollback hard-links the old file, so neither costs disk; every changed write costs one more copy of that
+table until retention removes it.
+
+Retention (``Retention``; the environment or the settings file's ``[warehouse]`` section, shown by
+``holocrm where``), applied to a table after each of its commits:
+
+- at most ``HOLOCRM_WAREHOUSE_VERSIONS`` versions per table, the current one included (default 5);
+- at most ``HOLOCRM_WAREHOUSE_SUPERSEDED_MAX`` of superseded (non-current) versions per table, newest first
+  (default 2GiB; ``none`` for no bound): at 1M contacts one version of the embeddings is 8.8 GB;
+- always the current version (what ``NAME.parquet`` is and readers are served), and, unless
+  ``HOLOCRM_WAREHOUSE_VERSIONS`` is 1, the newest superseded version, whatever its size: the version
+  ``rollback`` needs to undo the last write (and what a reader that opened the table just before the last
+  commit may still be reading, on object storage).
+
+Versions are removed oldest first, so what is kept is always the most recent history without gaps.
 
 On object storage (``s3://``) the same tables are committed with conditional writes of a manifest object
 instead (holocrm_core/warehouse_s3.py); ``Warehouse("s3://bucket/prefix")`` returns that implementation.
@@ -36,6 +49,7 @@ import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +57,7 @@ import polars as pl
 
 VERSIONS_DIR = "_versions"
 DEFAULT_KEEP = 5
+DEFAULT_SUPERSEDED_MAX = "2GiB"
 _VERSION_FILE = re.compile(r"^(\d{6,})\.parquet$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -59,12 +74,103 @@ class CommitConflict(RuntimeError):
 ANY_VERSION = object()  # write()'s default ``expect_version``: commit whatever the current version is
 
 
-def keep_versions() -> int:
-    raw = os.environ.get("HOLOCRM_WAREHOUSE_VERSIONS", "")
-    try:
-        return max(1, int(raw)) if raw else DEFAULT_KEEP
-    except ValueError:
-        return DEFAULT_KEEP
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(raw: str | int) -> int | None:
+    """Bytes from ``1500000``, ``500MB``, ``2GiB``, ``1.5GB`` (kB/MB/GB/TB decimal, KiB/MiB/GiB/TiB binary);
+    None for ``none`` / ``unlimited`` (no bound). Raises ValueError naming what is accepted."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 0:
+            raise ValueError(f"a size cannot be negative: {raw}")
+        return raw
+    text = str(raw).strip()
+    if text.lower() in ("none", "unlimited"):
+        return None
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(
+            f"{raw!r} is not a size: use bytes or a number with kB, MB, GB, TB (or KiB, MiB, GiB, TiB), "
+            "or 'none' for no bound"
+        )
+    unit = (match.group(2) or "").lower()
+    base = 1024 ** ("kmgt".index(unit[0]) + 1) if "i" in unit else _UNITS[unit[:1]]
+    return int(float(match.group(1)) * base)
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "no bound"
+    for unit, base in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= base:
+            return f"{size / base:.1f} {unit}"
+    return f"{size} bytes"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many versions of each table are kept, and how many bytes of superseded ones (module docstring)."""
+
+    versions: int = DEFAULT_KEEP  # per table, the current one included; at least 1
+    superseded_max: int | None = parse_size(
+        DEFAULT_SUPERSEDED_MAX
+    )  # bytes of non-current versions; None: any
+
+    @classmethod
+    def from_values(cls, versions: str | int = "", superseded_max: str | int = "") -> Retention:
+        """From setting values ("" = the default); raises ValueError on a bad one."""
+        count = DEFAULT_KEEP
+        if versions not in ("", None):
+            try:
+                count = int(versions)
+            except (TypeError, ValueError):
+                count = 0
+            if count < 1 or isinstance(versions, bool):
+                raise ValueError(
+                    f"warehouse versions {versions!r} (HOLOCRM_WAREHOUSE_VERSIONS) must be a whole number, at "
+                    "least 1 (the current version; 2 or more keeps the version a rollback needs)"
+                )
+        try:
+            limit = parse_size(DEFAULT_SUPERSEDED_MAX if superseded_max in ("", None) else superseded_max)
+        except ValueError as exc:
+            raise ValueError(f"warehouse superseded_max (HOLOCRM_WAREHOUSE_SUPERSEDED_MAX): {exc}") from exc
+        return cls(count, limit)
+
+    @classmethod
+    def load(cls) -> Retention:
+        """The retention in effect: the environment, then the settings file, then the defaults (raises
+        ``holocrm_core.settings.SettingsError`` on a bad value)."""
+        from holocrm_core.settings import Backends
+
+        return Backends.load().warehouse_retention
+
+    def describe(self) -> str:
+        floor = "" if self.versions == 1 else " (the newest superseded one always: a rollback's)"
+        return (
+            f"{self.versions} versions per table, the current one included; superseded versions at most "
+            f"{format_size(self.superseded_max)} per table{floor}"
+        )
+
+    def keep(self, versions: list[tuple[int, int | None]], current: int | None) -> set[int]:
+        """Which of ``versions`` ((number, bytes) of the committed versions of one table) to keep, with
+        ``current`` the version readers are served. Superseded versions are taken newest first while both
+        bounds hold; the newest one is kept even over the byte bound (a rollback needs it) unless only one
+        version is kept. Without a current version (a table not versioned yet) the newest ``versions``."""
+        ordered = sorted(versions, reverse=True)
+        if current is None:
+            return {number for number, _ in ordered[: self.versions]}
+        kept = {current}
+        used = 0
+        for rank, (number, size) in enumerate(n for n in ordered if n[0] < current):
+            if len(kept) >= self.versions:
+                break
+            size = size or 0
+            if rank > 0 and self.superseded_max is not None and used + size > self.superseded_max:
+                break
+            kept.add(number)
+            used += size
+        return kept
 
 
 def _fsync_path(path: Path, directory: bool = False) -> None:
@@ -131,6 +237,7 @@ class Warehouse:
         ``frame`` may be a ``pl.LazyFrame`` (a union of partition files): it is streamed to the file
         (``sink_parquet``), so a table larger than memory is written without being collected."""
         self._check_name(name)
+        retention = Retention.load()  # a bad setting fails here, before anything is written
         with self._table_lock(name):
             if expect_version is not ANY_VERSION and self.current_version(name) != expect_version:
                 raise CommitConflict(
@@ -163,12 +270,13 @@ class Warehouse:
                 name, version, frame.height, frame.columns, operation, target.stat().st_size, sha1=digest
             )
             self._commit(name, target)
-            self._prune(name)
+            self._prune(name, retention)
         return self.path(name)
 
     def rollback(self, name: str, to: int) -> int:
         """Make version ``to`` current again, as a new version (history grows forward); returns its number."""
         self._check_name(name)
+        retention = Retention.load()
         with self._table_lock(name):
             source = self._version_path(name, to)
             if not source.exists() or not self._read_meta(name, to).get("committed"):
@@ -187,7 +295,7 @@ class Warehouse:
                 sha1=meta.get("sha1"),
             )
             self._commit(name, target)
-            self._prune(name)
+            self._prune(name, retention)
         return version
 
     # -- documents -----------------------------------------------------------------------------------
@@ -237,6 +345,13 @@ class Warehouse:
 
     def scan(self, name: str) -> pl.LazyFrame:
         return pl.scan_parquet(self.path(name))
+
+    def scan_version(self, name: str) -> pl.LazyFrame:
+        """A scan of the current version's own file (immutable) rather than of ``NAME.parquet``: a reader
+        that collects it in several slices sees one version even if a writer commits meanwhile (and fails
+        loudly, never mixes two, if retention removed that version before it finished)."""
+        version = self.current_version(name)
+        return pl.scan_parquet(self.path(name) if version is None else self._version_path(name, version))
 
     def current_version(self, name: str) -> int | None:
         """The version number ``NAME.parquet`` is, or None (no table, or one written before versioning)."""
@@ -413,20 +528,67 @@ class Warehouse:
             )
             self._commit(name, target)
 
-    def _prune(self, name: str) -> None:
-        """Keep the newest ``keep_versions()`` versions and the current one; remove orphans of crashed writes."""
+    def _prune(self, name: str, retention: Retention | None = None) -> list[int]:
+        """Apply ``retention`` (``Retention.keep``) to ``name``'s versions and remove the orphans of crashed
+        writes (temporary files, versions written but never committed, older than the current one). Returns
+        the versions removed. Idempotent; the caller holds the table lock."""
+        retention = retention or Retention.load()
         folder = self.versions_dir(name)
         for stale in folder.glob(".*.tmp*"):
             pid = stale.name.rsplit("tmp", 1)[-1]
             if not pid.isdigit() or not _pid_alive(int(pid)):
                 stale.unlink(missing_ok=True)
-        versions = self._versions(name)
         current = self.current_version(name)
-        for version in versions[: max(0, len(versions) - keep_versions())]:
-            if version == current:
-                continue
+        committed, removed = [], []
+        for version in self._versions(name):
+            meta = self._read_meta(name, version)
+            if meta.get("committed") or version == current:
+                size = meta.get("bytes")
+                if size is None:
+                    size = self._version_path(name, version).stat().st_size
+                committed.append((version, size))
+            elif current is not None and version < current:
+                removed.append(version)  # written, never committed (a kill before the swap): no one's
+        kept = retention.keep(committed, current)
+        removed += [version for version, _ in committed if version not in kept]
+        for version in sorted(removed):
             self._version_path(name, version).unlink(missing_ok=True)
             self._meta_path(name, version).unlink(missing_ok=True)
+        return sorted(removed)
+
+    def size(self) -> dict[str, int]:
+        """Bytes on disk under this warehouse, each file once (a current table and its version file are
+        one file, hard-linked): ``current`` (the tables' current versions), ``superseded`` (the other
+        kept versions), ``partitions`` (``_partitions``: per-shard tables and their versions), ``total``."""
+        seen: set[tuple[int, int]] = set()
+        out = {"current": 0, "superseded": 0, "partitions": 0, "other": 0}
+
+        def add(path: Path, kind: str) -> None:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return
+            if (st.st_ino, st.st_dev) not in seen:
+                seen.add((st.st_ino, st.st_dev))
+                out[kind] += st.st_size
+
+        if not self.root.exists():
+            return {**out, "total": 0}
+        for path in self.root.glob("*.parquet"):
+            add(path, "current")
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file():
+                relative = path.relative_to(self.root).parts
+                kind = (
+                    "partitions"
+                    if relative[0] == "_partitions"
+                    else "superseded"
+                    if relative[0] == VERSIONS_DIR and path.suffix == ".parquet"
+                    else "other"
+                )
+                add(path, kind)
+        out["total"] = sum(out.values())
+        return out
 
     def _missing_version(self, name: str, version: int) -> str:
         kept = [v for v in self._versions(name) if self._read_meta(name, v).get("committed")]

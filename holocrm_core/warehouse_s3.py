@@ -35,9 +35,9 @@ from holocrm_core.warehouse import (
     ANY_VERSION,
     VERSIONS_DIR,
     CommitConflict,
+    Retention,
     TableVersionError,
     Warehouse,
-    keep_versions,
 )
 
 MANIFEST_SUFFIX = ".table.json"
@@ -201,6 +201,9 @@ class ObjectWarehouse(Warehouse):
     def scan(self, name: str) -> pl.LazyFrame:
         return pl.scan_parquet(self.path(name), storage_options=self.backends.storage_options())
 
+    def scan_version(self, name: str) -> pl.LazyFrame:
+        return self.scan(name)  # the current version's object: already immutable
+
     def current_version(self, name: str) -> int | None:
         manifest = self._manifest(name)[0]
         return None if manifest is None else int(manifest["current"])
@@ -277,7 +280,8 @@ class ObjectWarehouse(Warehouse):
         """The commit: the manifest with ``entry`` current, written only if it is still the one read.
         True when it won; False when another writer committed first (nothing of this one is visible)."""
         versions = [*(manifest or {}).get("versions", []), entry]
-        kept = versions[-keep_versions() :]
+        keep = Retention.load().keep([(e["version"], e.get("bytes")) for e in versions], entry["version"])
+        kept = [e for e in versions if e["version"] in keep]
         newest = max(entry["version"], self._newest(manifest))
         body = json.dumps({"table": name, "current": entry["version"], "newest": newest, "versions": kept})
         try:
@@ -291,6 +295,11 @@ class ObjectWarehouse(Warehouse):
             return False
         self._prune(name, kept, entry["version"])
         return True
+
+    def size(self) -> dict[str, int]:
+        raise NotImplementedError(
+            "the size of an object-storage warehouse: ask the object store (not listed here)"
+        )
 
     def _prune(self, name: str, kept: list[dict], committed: int) -> None:
         """Delete the objects no kept version names, below the version just committed: aged-out versions and

@@ -129,14 +129,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             if len(batches) == 1 and not (whole and table.union_batch() in batches):
                 # a partitioned reader: its own shards, or its batch's every shard (WHOLE_BATCH); the union
                 # (below) when that is what is asked for: one file, in the export's row order
-                frame = table.read_partitions(keys)
+                lazy = (context.definition_metadata or {}).get(LAZY)
+                frame = table.scan_partitions(keys) if lazy else table.read_partitions(keys)
                 if frame is not None:
                     return frame
                 return self._missing(context, f"partitions {keys[0][0]}|* of {name}")
             # partitions of several batches asked for: an unpartitioned reader, which reads the union below
         if warehouse.exists(name):
             if (context.definition_metadata or {}).get(LAZY):
-                return warehouse.scan(name)
+                return warehouse.scan_version(name)  # one version, even if collected slice by slice
             return warehouse.read(name)
         return self._missing(context, str(warehouse.path(name)))
 

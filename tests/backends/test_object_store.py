@@ -73,6 +73,17 @@ def test_a_claim_left_by_a_killed_writer_is_skipped_then_removed(s3_env, monkeyp
     assert sorted(k.rsplit("/", 1)[-1] for k in keys) == ["000003.parquet", "000004.parquet"]
 
 
+def test_the_size_bound_removes_superseded_objects_but_keeps_the_rollback_one(s3_env, monkeypatch):
+    monkeypatch.setenv("HOLOCRM_WAREHOUSE_SUPERSEDED_MAX", "0")
+    wh = Warehouse(f"s3://{s3_env.bucket}/wh-size")
+    for n in (2, 3, 4):
+        wh.write("t", frame(n))
+    assert [(v["version"], v["current"]) for v in wh.history("t")] == [(2, False), (3, True)]
+    keys = objectstore.list_keys(wh.client, wh.bucket, wh._key("_versions", "t"))
+    assert sorted(k.rsplit("/", 1)[-1] for k in keys) == ["000002.parquet", "000003.parquet"]
+    assert wh.rollback("t", to=2) == 4 and wh.read("t").height == 3
+
+
 def test_concurrent_writers_lose_no_commit_and_share_no_version(s3_env, monkeypatch):
     monkeypatch.setenv("HOLOCRM_WAREHOUSE_VERSIONS", "100")
     root = f"s3://{s3_env.bucket}/wh-race"

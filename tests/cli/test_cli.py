@@ -68,6 +68,7 @@ def test_where_names_every_location(home):
     locations = json.loads(result.stdout)
     assert locations["home"] == str(home.resolve())
     assert locations["warehouse"].startswith(str(home.resolve()))
+    assert locations["warehouse_retention"].startswith("5 versions per table")
 
 
 def test_similar_before_any_index_says_what_to_run(home):

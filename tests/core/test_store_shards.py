@@ -112,3 +112,48 @@ def test_a_table_torn_by_a_killed_creator_is_replaced_by_the_next_shard(tmp_path
         store.merge_shards(documents, vectors, [shard], SHARDS)
     ids = _indexed_ids(uri)
     assert sorted(ids) == sorted(documents["entity_id"].to_list())
+
+
+def test_vectors_from_a_scan_in_any_order_are_aligned_slice_by_slice(tmp_path, monkeypatch):
+    """The similarity_index asset hands the store a scan of its embeddings partition: the vectors reach the
+    index row for row with their documents whatever the file's order and its extra rows, read in slices."""
+    from holocrm_core import store as store_module
+    from holocrm_core.store import SimilarityStore, _aligned
+
+    monkeypatch.setattr(store_module, "VECTOR_SLICE_ROWS", 7)
+    documents, vectors = _documents(60)
+    extra = _documents(70, note="x")[1].slice(60, 10).with_columns(pl.col("entity_id") + "-other")
+    shuffled = pl.concat([vectors, extra]).sample(fraction=1.0, shuffle=True, seed=3)
+    shuffled.write_parquet(tmp_path / "vectors.parquet")
+    scan = pl.scan_parquet(tmp_path / "vectors.parquet")
+
+    aligned_docs, matrix, _ = _aligned(documents, scan)
+    assert np.array_equal(matrix, vectors.get_column("vector").to_numpy())
+    assert aligned_docs.get_column("entity_id").to_list() == documents.get_column("entity_id").to_list()
+    assert np.array_equal(_aligned(documents, shuffled)[1], matrix)  # an eager frame: the same matrix
+
+    eager, lazy = SimilarityStore(str(tmp_path / "eager")), SimilarityStore(str(tmp_path / "lazy"))
+    for shard in range(SHARDS):
+        eager.merge_shards(documents, vectors, [shard], SHARDS)
+        lazy.merge_shards(documents, scan, [shard], SHARDS)
+
+    def rows(store):
+        table = store.table("contact").to_arrow().select(["entity_id", "vector", "row_hash"])
+        return pl.from_arrow(table).sort("entity_id")
+
+    assert rows(eager).equals(rows(lazy))
+    with pytest.raises(ValueError, match="every document needs a vector"):
+        _aligned(documents, scan.filter(pl.col("entity_id") != "C0005"))
+
+
+def test_the_rotation_fitted_slice_by_slice_is_the_plain_covariance_one():
+    from holocrm_core.embedding import SpectralRotation
+
+    rng = np.random.default_rng(0)
+    vectors = (rng.normal(size=(45_000, 32)) * np.exp(-np.arange(32) / 8)).astype(np.float32)
+    fitted = SpectralRotation.fit(vectors)
+    centred = (vectors - vectors.mean(axis=0)).astype(np.float64)
+    eigenvalues = np.linalg.eigvalsh(centred.T @ centred / (len(vectors) - 1))[::-1]
+    assert np.allclose(fitted.eigenvalues, eigenvalues, rtol=1e-6, atol=1e-9)
+    rotated = fitted.rotate(vectors[:5])
+    assert np.allclose(np.linalg.norm(rotated, axis=1), np.linalg.norm(vectors[:5], axis=1), rtol=1e-5)
