@@ -255,3 +255,16 @@ def test_a_snapshot_answers_one_similar_query_per_type_before_it_serves(indexed_
         assert sorted(asked) == ["contact", "deal"]  # the prepare step, before any request
         assert client.get("/api/contacts/C1/similar").status_code == 200
         assert sorted(asked) == ["contact", "contact", "deal"]
+
+
+def test_similar_threads_setting(monkeypatch):
+    from holocrm_api.deps import similar_threads
+
+    monkeypatch.delenv("HOLOCRM_SIMILAR_THREADS", raising=False)
+    assert similar_threads() >= 2
+    monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", " 3 ")
+    assert similar_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", bad)
+        with pytest.raises(ValueError, match="HOLOCRM_SIMILAR_THREADS"):
+            similar_threads()
