@@ -11,8 +11,9 @@ contact and company documents with the static tier once (kept in ``--work``) and
 does (a lazy scan: read only where the vector pass runs, below ``blocking.VECTOR_BLOCKING_MAX_ROWS``).
 
 Figures: wall and CPU seconds (on a shared machine the CPU seconds are the comparable figure), peak resident
-memory of the process (``ru_maxrss``) and sampled per stage, candidate pairs, and precision / recall of the
-pairs at the asset's threshold (LIKELY_DUPLICATE, 0.9) and at 0.5 per entity.
+memory of the process (``ru_maxrss``) and sampled per stage, candidate pairs, and precision / recall / F1 of
+the pairs at the asset's threshold (LIKELY_DUPLICATE, 0.9) and at 0.5 per entity, next to plain baselines
+(the same e-mail; the same first + last name at the same company; companies: the same web domain).
 """
 
 from __future__ import annotations
@@ -105,9 +106,11 @@ def _prf(predicted: set, truth: set) -> dict:
     tp = len(predicted & truth)
     precision = tp / len(predicted) if predicted else 1.0
     recall = tp / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
         "precision": round(precision, 4),
         "recall": round(recall, 4),
+        "f1": round(f1, 4),
         "predicted": len(predicted),
         "true": len(truth),
     }
@@ -124,6 +127,51 @@ def quality(scored: pl.DataFrame, truth: pl.DataFrame) -> dict:
             out[f"{entity_type}@{threshold}"] = _prf(
                 {tuple(sorted(r)) for r in mine.select("id_a", "id_b").rows()}, true
             )
+    return out
+
+
+def _same_key_pairs(table: pl.DataFrame, id_column: str, key: pl.Expr) -> set:
+    """Every pair of records whose non-empty ``key`` is equal (the plain baseline's proposals)."""
+    groups = (
+        table.select(pl.col(id_column).alias("id"), key.alias("key"))
+        .filter(pl.col("key").is_not_null() & (pl.col("key") != ""))
+        .group_by("key")
+        .agg("id")
+        .filter(pl.col("id").list.len() > 1)
+    )
+    pairs = set()
+    for ids in groups.get_column("id").to_list():
+        ids = sorted(ids)
+        pairs.update((a, b) for k, a in enumerate(ids) for b in ids[k + 1 :])
+    return pairs
+
+
+def baselines(contacts: pl.DataFrame, companies: pl.DataFrame, truth: pl.DataFrame) -> dict:
+    """Plain rules on the strongest identifiers, scored like the engine: contacts with the same e-mail
+    (trimmed, lower case), contacts with the same first + last name at the same company, companies with the
+    same web domain (lower case, without www.)."""
+
+    def true(entity):
+        rows = truth.filter(pl.col("entity") == entity).select("id_a", "id_b").rows()
+        return {tuple(sorted(p)) for p in rows}
+
+    def folded(column):
+        return pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
+
+    name_company = pl.concat_str(
+        [folded("first_name"), folded("last_name"), pl.col("company_id")], separator="|"
+    )
+    domain = folded("domain").str.replace(r"^(https?://)?(www\.)?", "").str.strip_chars_end("/")
+    out = {
+        "contact_same_email": _prf(
+            _same_key_pairs(contacts, "contact_id", folded("email")), true("contacts")
+        ),
+        "contact_same_name_and_company": _prf(
+            _same_key_pairs(contacts, "contact_id", name_company), true("contacts")
+        ),
+    }
+    if "domain" in companies.columns:
+        out["company_same_domain"] = _prf(_same_key_pairs(companies, "company_id", domain), true("companies"))
     return out
 
 
@@ -177,6 +225,7 @@ def main() -> None:
         "clusters": groups.get_column("cluster_id").n_unique() if len(groups) else 0,
         "merge_proposals": len(proposals),
         "quality": quality(scored, truth),
+        "baselines": baselines(contacts, companies, truth),
         "load_avg_1_5_15": list(os.getloadavg()),
     }
     print(json.dumps(report, indent=2))

@@ -114,7 +114,10 @@ def planted_duplicates(n_contacts: int, seeds: list[int]) -> dict:
     return out
 
 
-def febrl(dataset: str = "dataset3") -> dict:
+def febrl(dataset: str = "dataset3", prior: str = "candidates", term_frequencies: bool = False) -> dict:
+    """febrl within one table. ``prior="records"`` with ``term_frequencies``: the model that
+    ``duplicate_candidates`` uses (the chance that two random records are one; exact agreements weighed by
+    how common the value is), here on hand-built comparators, as a check of that method on public data."""
     from holocrm_core.dedupe import Comparator, PersonNames, link_records
 
     path = SHARED / "febrl" / f"{dataset}.csv"
@@ -146,6 +149,10 @@ def febrl(dataset: str = "dataset3") -> dict:
         Comparator("state", kind="exact"),
         Comparator("date_of_birth", kind="digits"),
     ]
+    if term_frequencies:
+        values = {"row_first": "given_name", "row_last": "surname"}
+        for comp in comparators:  # every field here is of a kind in TERM_FREQUENCY_KINDS
+            comp.with_term_frequencies(frame.get_column(values.get(comp.name, comp.name)).to_list())
     block_keys = [
         pl.col(c) for c in ("given_name", "surname", "postcode", "date_of_birth", "suburb", "address_1")
     ]
@@ -158,13 +165,15 @@ def febrl(dataset: str = "dataset3") -> dict:
         pl.col("address_1"),
         pl.col("date_of_birth"),
     ]
-    result = link_records(frame, comparators, block_keys, sorted_keys)
+    result = link_records(frame, comparators, block_keys, sorted_keys, prior=prior)
     candidates = set(map(tuple, result.pairs.select("i", "j").rows()))
     predicted = set(map(tuple, result.pairs.filter(pl.col("score") >= 0.5).select("i", "j").rows()))
     return {
         "dataset": dataset,
         "records": len(frame),
         "fields": "all but soc_sec_id",
+        "prior": prior,
+        "term_frequencies": term_frequencies,
         "threshold": 0.5,
         **_prf(predicted, truth),
         "candidate_pairs": result.candidates,
@@ -459,6 +468,8 @@ def main() -> None:
     report: dict = {}
     report["planted_duplicates"] = planted_duplicates(args.contacts, args.seeds)
     report["febrl_dataset3"] = febrl("dataset3")
+    # the within-table model of duplicate_candidates (random-pair prior, term frequencies) on febrl
+    report["febrl_dataset3_records_prior_tf"] = febrl("dataset3", prior="records", term_frequencies=True)
     for name in args.two_source or list(TWO_SOURCE_SETS):
         report[name] = two_source_set(name)
     if not args.skip_yc:

@@ -350,10 +350,12 @@ async def run_cell(
 
     method, path_of, body_of = spec
     latencies: list[float] = []
+    started_at: list[float] = []  # each answered request's start, seconds into the cell
     errors: dict[str, int] = {}
     unavailable = 0
     issued = 0
     deadline = time.monotonic() + seconds
+    cell_start = time.perf_counter()
     host, port = url.removeprefix("http://").split(":")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
@@ -388,6 +390,7 @@ async def run_cell(
                     unavailable += 1  # capability not built: not a serving error, reported apart
                 elif isinstance(status, int) and status < 400:
                     latencies.append(elapsed)
+                    started_at.append(start - cell_start)
                 else:
                     errors[str(status)] = errors.get(str(status), 0) + 1
             if conn is not None:
@@ -404,6 +407,8 @@ async def run_cell(
         "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
         "errors": sum(errors.values()),
         "error_kinds": errors,
+        # the five slowest requests: (seconds into the cell when sent, ms): a tail at the start is a cold server
+        "slowest": [[round(started_at[i], 2), round(float(ms[i]), 1)] for i in np.argsort(-ms)[:5].tolist()],
     }
 
 

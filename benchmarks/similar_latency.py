@@ -122,6 +122,24 @@ def static_contacts(n: int, seed: int = 7) -> np.ndarray:
     return vectors
 
 
+def lancedb_contacts(uri: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The contact vectors (float32) and served 96-dim prefixes of a built index, read only."""
+    from holocrm_core.store import COARSE_SCALE, DIM, SimilarityStore
+
+    table = SimilarityStore(uri).table("contact")
+    data = table.search().select(["vector", "vector_96"]).limit(min(rows, table.count_rows())).to_arrow()
+    out = []
+    for column, width in (("vector", DIM), ("vector_96", COARSE_SCALE)):
+        matrix = np.empty((data.num_rows, width), dtype=np.float32)
+        start = 0
+        for chunk in data.column(column).chunks:
+            block = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+            matrix[start : start + len(block)] = block
+            start += len(block)
+        out.append(matrix)
+    return out[0], out[1]
+
+
 def exact_tenth(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
     """Each query's exact k-th best cosine over the other rows (full float32 vectors), 50 queries at a time."""
     out = np.empty(len(queries), dtype=np.float32)
@@ -133,6 +151,53 @@ def exact_tenth(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.nda
         sims[part, np.arange(len(part))] = -np.inf
         out[first : first + len(part)] = -np.partition(-sims, k - 1, axis=0)[k - 1]
     return out
+
+
+def precomputed_lists(index, vectors, coarse, full, batch: int) -> dict:
+    """The cost of neighbour lists precomputed for every row (similar-by-id as a lookup): ``batch`` rows
+    searched in one faiss call on one thread (the default probes and pool), reranked exactly, timed and
+    projected to all rows; recall@10 of those rows' lists."""
+    from holocrm_core import vectors as engine
+
+    faiss = engine._faiss()
+    engine._single_threaded(faiss)
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(len(vectors), min(batch, len(vectors)), replace=False))
+    want = max(engine.RERANK_FACTOR * 10, index.rerank_min) + 1
+    started, started_cpu = time.perf_counter(), time.process_time()
+    params = faiss.SearchParametersIVF(nprobe=index.nprobe)
+    _, found = index.coarse_index.search(coarse[rows], want, params=params)
+    scan = time.process_time() - started_cpu
+    lists = np.empty((len(rows), 10), dtype=np.int64)
+    for first in range(0, len(rows), 256):
+        part = found[first : first + 256]
+        part = np.where(part < 0, rows[first : first + 256, None], part)
+        sims = np.einsum(
+            "ij,ikj->ik",
+            vectors[rows[first : first + 256]].astype(np.float32),
+            vectors[part.reshape(-1)].astype(np.float32).reshape(len(part), want, -1),
+        )
+        sims[part == rows[first : first + 256, None]] = -np.inf
+        lists[first : first + 256] = np.take_along_axis(part, np.argsort(-sims, axis=1)[:, :10], axis=1)
+    wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    return {
+        "rows_searched": len(rows),
+        "nprobe": index.nprobe,
+        "pool": want,
+        "cpu_ms_per_row": round(cpu * 1000 / len(rows), 3),
+        "scan_cpu_ms_per_row": round(scan * 1000 / len(rows), 3),
+        "wall_ms_per_row": round(wall * 1000 / len(rows), 3),
+        "projected_cpu_seconds_all_rows": round(cpu * len(vectors) / len(rows)),
+        "recall_at_10_sampled": recall_of(lists, rows, full),
+    }
+
+
+def recall_of(lists: np.ndarray, rows: np.ndarray, full: np.ndarray, sample: int = 200) -> float:
+    """recall@10 of precomputed lists on ``sample`` of their rows (the exact 10th neighbour's bar)."""
+    pick = np.arange(min(sample, len(rows)))
+    bars = exact_tenth(full, rows[pick])
+    hits = [float(np.sum(full[lists[i]] @ full[rows[i]] >= bars[i] - 1e-5)) / 10 for i in pick]
+    return round(float(np.mean(hits)), 4)
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -188,6 +253,27 @@ def main() -> None:
         "--dims-per-code", type=int, default=0, help="PQ_DIMS_PER_CODE (default: the engine's)"
     )
     parser.add_argument("--no-before", action="store_true", help="skip the engine-as-it-was configuration")
+    parser.add_argument(
+        "--lancedb",
+        default="",
+        help="a built similarity index (HOLOCRM_HOME/lancedb): its contact vectors and served 96-dim "
+        "prefixes, read only (--data ignored)",
+    )
+    parser.add_argument(
+        "--reranks", default="", help="candidate pools (QUANTIZED_RERANK_MIN) timed at each probe share"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="also time precomputing neighbour lists: the default engine's search for this many rows at "
+        "once (one faiss call, one thread, then the exact rerank), projected to every row",
+    )
+    parser.add_argument(
+        "--prefix-pools",
+        default="",
+        help="QUANTIZED_PREFIX_POOL values timed at each probe share and rerank pool (0: off)",
+    )
     args = parser.parse_args()
 
     from holocrm_core import vectors as engine
@@ -198,7 +284,10 @@ def main() -> None:
         engine.PQ_DIMS_PER_CODE = args.dims_per_code
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    if args.vectors:
+    served_coarse = None
+    if args.lancedb:
+        full, served_coarse = lancedb_contacts(args.lancedb, args.rows)
+    elif args.vectors:
         full = np.load(args.vectors)[: args.rows]
     elif args.data == "static":
         full = static_contacts(args.rows)
@@ -208,7 +297,10 @@ def main() -> None:
     rng = np.random.default_rng(3)
     queries = rng.choice(n, min(args.queries, n), replace=False)
     tenth = exact_tenth(full, queries)
-    coarse = SpectralRotation.fit(full).transform(full, COARSE_SCALE)
+    if served_coarse is not None:
+        coarse = served_coarse
+    else:
+        coarse = SpectralRotation.fit(full).transform(full, COARSE_SCALE)
     vectors = full.astype(np.float16) if n >= FLOAT16_MIN_ROWS else full
     prepare = time.perf_counter() - started
     builds, indexes = {}, {}
@@ -235,34 +327,46 @@ def main() -> None:
 
     quantized = indexes["quantized"]
     default_nprobe = quantized.nprobe
-    configs = {}
+    default_rerank, default_pool = quantized.rerank_min, quantized.prefix_pool
+    configs = {}  # name -> (index, search, nprobe, rerank pool, prefix pool)
     if "flat_lists" in indexes and indexes["flat_lists"].nprobe:
         flat = indexes["flat_lists"]
         # the engine as it was: flat inverted lists, 6% probed, widened by the mask
-        configs["before"] = (flat, similar_before(flat), flat.nprobe)
-        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe)
+        configs["before"] = (flat, similar_before(flat), flat.nprobe, flat.rerank_min, 0)
+        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe, flat.rerank_min, 0)
     if default_nprobe:
-        for share in (float(x) for x in args.probes.split(",") if x):
+        shares = [float(x) for x in args.probes.split(",") if x]
+        reranks = [int(x) for x in args.reranks.split(",") if x] or [default_rerank]
+        pools = [int(x) for x in args.prefix_pools.split(",") if x] or [default_pool]
+        for share in shares:
             nprobe = max(1, int(np.ceil(share * quantized.coarse_index.nlist)))
-            configs[f"quantized_probing_{share:g}"] = (quantized, similar(quantized), nprobe)
-    configs["default"] = (quantized, similar(quantized), default_nprobe)
+            for rerank in reranks:
+                for pool in pools:
+                    name = f"quantized_probing_{share:g}"
+                    name += f"_rerank_{rerank}" if rerank != default_rerank else ""
+                    name += f"_prefix_pool_{pool}" if pool != default_pool else ""
+                    configs[name] = (quantized, similar(quantized), nprobe, rerank, pool)
+    configs["default"] = (quantized, similar(quantized), default_nprobe, default_rerank, default_pool)
     results = {}
-    for name, (index, search, nprobe) in configs.items():
-        index.nprobe = nprobe
+    for name, (index, search, nprobe, rerank, pool) in configs.items():
+        index.nprobe, index.rerank_min, index.prefix_pool = nprobe, rerank, pool
         search(int(queries[0]))  # first call: faiss and numpy warm
         single, found = measure(search, queries, 1)
         concurrent, _ = measure(search, queries, args.threads)
         results[name] = {
             "nprobe": index.nprobe,
+            "rerank": index.rerank_min,
+            "prefix_pool": index.prefix_pool,
             "recall_at_10": recall(found),
             "one_at_a_time": single,
             f"{args.threads}_threads": concurrent,
         }
+    precompute = precomputed_lists(quantized, vectors, coarse, full, args.batch) if args.batch else None
     print(
         json.dumps(
             {
                 "benchmark": "similar_latency",
-                "data": args.vectors
+                "data": (f"served contacts of {args.lancedb}" if args.lancedb else args.vectors)
                 or (
                     args.data
                     if args.data == "static"
@@ -275,6 +379,7 @@ def main() -> None:
                 "prepare_seconds": round(prepare, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "results": results,
+                "precomputed_lists": precompute,
                 "cpu_count": os.cpu_count(),
                 "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
             },

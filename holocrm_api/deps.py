@@ -22,7 +22,7 @@ from holocrm_api.errors import ApiError, error_doc
 from holocrm_api.loader import ArtifactLoader, Snapshot
 from holocrm_api.metrics import ServingMetrics
 from holocrm_api.outcome_log import AppendOnlyLog
-from holocrm_api.records import warm_labels
+from holocrm_api.records import warm_snapshot
 from holocrm_core.deal_states import DealStates
 
 api_key_header = APIKeyHeader(
@@ -48,6 +48,7 @@ class Services:
     actions: AppendOnlyLog
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
+    similar_threads: anyio.CapacityLimiter  # the worker threads `similar` scans on (routes/similarity.py)
     deal_states: DealStates  # the outcome log folded: one outcome per deal (kept current by subscription)
 
     @classmethod
@@ -56,7 +57,7 @@ class Services:
         metrics = ServingMetrics()
         guard = ApiKeyGuard(settings)  # raises when keys are required but none is configured
         actions = AppendOnlyLog(paths.actions_log, fingerprint_fields=("contact_id", "action", "reward"))
-        loader = ArtifactLoader(settings, on_swap=metrics.on_swap, prepare=warm_labels)
+        loader = ArtifactLoader(settings, on_swap=metrics.on_swap, prepare=warm_snapshot)
         loader.outcome_records = actions.records  # a new decision service learns what its state lacks
         outcomes = AppendOnlyLog(paths.outcomes_log, fingerprint_fields=("deal_id", "outcome"))
         deal_states = DealStates()
@@ -71,8 +72,25 @@ class Services:
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash
             nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
+            similar_threads=anyio.CapacityLimiter(similar_threads()),
             deal_states=deal_states,
         )
+
+
+def similar_threads() -> int:
+    """How many `similar` queries scan at once, each on its own worker thread: one per core (at least 2), or
+    ``HOLOCRM_SIMILAR_THREADS``. More would only share the cores (the same throughput, a wider spread of
+    latencies: a queue in front of the cores answers in arrival order)."""
+    raw = os.environ.get("HOLOCRM_SIMILAR_THREADS", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"HOLOCRM_SIMILAR_THREADS must be a whole number, not {raw!r}") from None
+        if value < 1:
+            raise ValueError(f"HOLOCRM_SIMILAR_THREADS must be at least 1, not {value}")
+        return value
+    return max(2, os.cpu_count() or 1)
 
 
 async def get_services(request: Request) -> Services:

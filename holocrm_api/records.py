@@ -124,6 +124,30 @@ def warm_labels(snap: Snapshot) -> list[str]:
     return out
 
 
+def warm_similar(snap: Snapshot) -> list[str]:
+    """One `similar` query per entity type the store holds in memory, answered before ``snap`` serves (the
+    loader's prepare step, after ``warm_labels``): the first query pays for what no later one does (code and
+    pages touched the first time). Measured on the 1M server just started: 105 ms for the first query, 13 to
+    30 ms for the next 14, one at a time at load 4.4. Returns the types queried."""
+    from holocrm_core.services import similar_records
+
+    store = snap.store
+    if store is None:
+        return []
+    out = []
+    for entity_type in store.in_memory():
+        ids = store.entity_vectors(entity_type).ids
+        if ids:
+            similar_records(store, entity_type, ids[0], labels=served(snap).labels)
+            out.append(entity_type)
+    return out
+
+
+def warm_snapshot(snap: Snapshot) -> dict[str, list[str]]:
+    """The loader's prepare step: ``warm_labels``, then ``warm_similar``."""
+    return {"labels": warm_labels(snap), "similar": warm_similar(snap)}
+
+
 def require_contact(snap: Snapshot, contact_id: str) -> dict[str, Any]:
     snap.require("contacts")
     context = snap.contacts.get(contact_id)

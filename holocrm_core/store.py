@@ -420,11 +420,13 @@ class EntityVectors:
         return positions, scores, [v[1] for _, v in ranked]
 
     def rows(self, entity_type: str, positions: np.ndarray, similarity: np.ndarray) -> list[dict]:
+        # each filter column's codes gathered once for all rows (numpy scalars one by one cost 0.6 ms a query)
+        codes = {column: self.codes[column][positions].tolist() for column in FILTER_COLUMNS}
         out = []
-        for position, score in zip(positions.tolist(), similarity.tolist()):
+        for i, (position, score) in enumerate(zip(positions.tolist(), similarity.tolist())):
             row = {}
             for column in FILTER_COLUMNS:
-                code = self.codes[column][position]
+                code = codes[column][i]
                 row[column] = self.categories[column][code] if code >= 0 else None
             row["id"] = self.ids[position]
             row["entity_type"] = entity_type
@@ -1111,6 +1113,10 @@ class SimilarityStore:
                 table = self.table(entity_type)
                 self._memory[entity_type] = EntityVectors.load(table, table.count_rows())
         return self._memory[entity_type]
+
+    def in_memory(self) -> list[str]:
+        """The entity types whose vectors this handle holds in memory (``warm``, or a first query)."""
+        return list(self._memory)
 
     def warm(self, entity_types: Iterable[str] | None = None) -> dict[str, int]:
         """Load the in-memory vectors now (a server calls this before serving); entity type -> rows.

@@ -9,8 +9,9 @@ Paths, chosen by size (the vectors live in memory, read once per index version):
 - above: a faiss index over the coarse vectors (the 96-dim spectral prefix when the caller has one) gives
   candidates that are reranked exactly on the full vectors. A flat (exact) coarse index up to
   ``IVF_MIN_ROWS``, an inverted file above: for the similarity store (``quantized``) of 4-bit PQ codes
-  scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, a quarter probed, 300
-  candidates reranked), for dedupe's batch neighbours ``IndexIVFFlat`` (about 6% of the lists probed).
+  scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, 3/16 probed, 600 code
+  candidates narrowed to 100 on the exact prefix, then reranked), for dedupe's batch neighbours
+  ``IndexIVFFlat`` (about 6% of the lists probed).
 - the query record itself (``exclude``) is dropped from the answer, not masked: a mask makes faiss test
   every scanned row against a bitmap and widens the probes.
 - filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
@@ -57,11 +58,17 @@ RERANK_FACTOR = 10
 RERANK_MIN = 100
 # ``quantized`` indexes (the similarity store's, from IVF_MIN_ROWS rows) hold the coarse vectors as 4-bit
 # product-quantization codes, PQ_DIMS_PER_CODE dimensions per code, scanned by faiss's fast-scan kernels
-# (IndexIVFPQFastScan: 48 bytes a row at 96 dimensions instead of 384, about 5x faster per list scanned), so
-# a query can afford to probe QUANTIZED_PROBE_SHARE of the lists and rerank QUANTIZED_RERANK_MIN candidates.
+# (IndexIVFPQFastScan: 48 bytes a row at 96 dimensions instead of 384, about 5x faster per list scanned). A
+# query probes QUANTIZED_PROBE_SHARE of the lists and takes QUANTIZED_PREFIX_POOL candidates from the codes;
+# the best max(RERANK_FACTOR * k, QUANTIZED_RERANK_MIN) of them by the exact prefix (float32, in memory
+# anyway) are reranked on the full vectors. On the 1M run's served contacts (benchmarks/similar_latency.py
+# --lancedb, 300 queries, one run at load 3) the codes limit recall more than the probes do: a quarter
+# probed and 300 code candidates reranked on the full vectors gave recall@10 0.971 at 3.8 ms CPU p50 (with
+# 100 candidates: 0.911); 3/16 probed and 600 code candidates narrowed to 100 on the prefix: 0.964 at 3.0 ms.
 PQ_DIMS_PER_CODE = 1
-QUANTIZED_PROBE_SHARE = 0.25
-QUANTIZED_RERANK_MIN = 300
+QUANTIZED_PROBE_SHARE = 0.1875
+QUANTIZED_RERANK_MIN = 100
+QUANTIZED_PREFIX_POOL = 600
 # The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
 # (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
 # and the gathered candidate vectors of a batch stay near 100 MB.
@@ -139,6 +146,7 @@ class VectorIndex:
         self.coarse_index = None
         self.nprobe = 0
         self.rerank_min = RERANK_MIN
+        self.prefix_pool = 0
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -166,12 +174,13 @@ class VectorIndex:
                 index.cp.seed = seed
                 if (
                     quantized
-                ):  # a quarter of the lists is probed: a coarser k-means does (train 59 -> 22 s at 1M)
+                ):  # a large share of the lists is probed: a coarser k-means does (train 59 -> 22 s at 1M)
                     index.cp.niter = 10
                 index.train(sample)
                 if quantized:
                     self.nprobe = max(16, int(np.ceil(lists * QUANTIZED_PROBE_SHARE)))
                     self.rerank_min = QUANTIZED_RERANK_MIN
+                    self.prefix_pool = QUANTIZED_PREFIX_POOL
                     self.kind = (
                         f"faiss inverted file of {codes} x 4-bit PQ codes, fast scan ({lists} lists, "
                         f"{self.nprobe} probed) + exact rerank"
@@ -228,12 +237,21 @@ class VectorIndex:
             coarse_query = query if self.coarse.shape[1] == len(query) else None
         if coarse_query is None:
             raise ValueError("this index ranks candidates in a coarse space: pass coarse_query")
-        want = max(RERANK_FACTOR * k, self.rerank_min) + len(dropped)
+        coarse_query = np.asarray(coarse_query, dtype=np.float32)
+        want = max(RERANK_FACTOR * k, self.rerank_min)
         candidates = self._coarse_candidates(
-            np.asarray(coarse_query, dtype=np.float32), want, mask, allowed if mask is not None else len(self)
+            coarse_query,
+            max(want, self.prefix_pool) + len(dropped),
+            mask,
+            allowed if mask is not None else len(self),
         )
-        if len(dropped):
+        if len(dropped) == 1:  # the record itself: one comparison (np.isin costs 0.5 ms a query at 1M)
+            candidates = candidates[candidates != dropped[0]]
+        elif len(dropped):
             candidates = candidates[~np.isin(candidates, dropped)]
+        if len(candidates) > want:  # the codes' pool narrowed on the exact prefix (``prefix_pool``)
+            prefix = self.coarse[candidates] @ coarse_query
+            candidates = candidates[np.argpartition(-prefix, want - 1)[:want]]
         scores = self._full(candidates) @ query
         best = _top(scores, k)
         return candidates[best], scores[best]
@@ -295,7 +313,7 @@ class VectorIndex:
                 )
             return np.concatenate(out)
         faiss = _faiss()
-        want = min(n, max(2 * (k + 1), 32 if self.rerank_min == RERANK_MIN else 64))
+        want = min(n, max(2 * (k + 1), 64 if self.prefix_pool else 32))  # 4-bit codes: a wider pool
         nprobe = self.nprobe
         if nprobe:  # a bounded scan per row: about NEIGHBOUR_SCAN_ROWS rows, whatever the table's size
             nprobe = min(nprobe, max(1, int(np.ceil(NEIGHBOUR_SCAN_ROWS * self.coarse_index.nlist / n))))

@@ -6,8 +6,10 @@ adds what only a server knows (the index versions it serves).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Path, Query
 from pydantic import (
     BaseModel,
@@ -19,7 +21,7 @@ from pydantic import (
     field_validator,
 )
 
-from holocrm_api.deps import Protected, SnapshotDep
+from holocrm_api.deps import Protected, ServicesDep, SnapshotDep
 from holocrm_api.errors import ALWAYS, INVALID, MISMATCH, NOT_BUILT, PROTECTED, TOO_BIG, UNKNOWN
 from holocrm_api.records import (
     ID_PATTERN,
@@ -150,22 +152,33 @@ def _similar(snap, entity_type, entity_id, limit, min_similarity, filters) -> di
     return {**answer, "index_version": snap.index_versions.get(answer["entity_type"])}
 
 
+async def _similar_off_loop(services, snap, *args) -> dict[str, Any]:
+    """``_similar`` on a worker thread (at most ``services.similar_threads`` at once, in arrival order).
+
+    At 1M rows a query's faiss scan costs about 4 ms of CPU. Answered on the event loop (the route was
+    async), ten clients' queries ran one after another on one core: p50 64 / p95 143 ms at 10 clients. faiss
+    releases the GIL while it scans, so on a worker thread both cores scan while the loop keeps reading and
+    writing other requests (benchmarks/results/serving-1m-20261207.json, README "Scale")."""
+    return await anyio.to_thread.run_sync(partial(_similar, snap, *args), limiter=services.similar_threads)
+
+
 @router.get(
     "/api/contacts/{contact_id}/similar",
     responses=UNKNOWN,
     response_model=SimilarAnswer,
     response_model_exclude_unset=True,
 )
-# async: the warmed store answers from memory in about a millisecond, less than the thread-pool hop costs
-# under concurrency (GIL contention measured p95 67 ms at 10 clients with a sync handler).
+# async, with the query itself on a worker thread (``_similar_off_loop``): one thread-pool hop, not the two
+# of a sync handler (FastAPI validates a sync handler's answer on the pool too).
 async def similar_contacts(
     contact_id: ContactId,
     snap: SnapshotDep,
+    services: ServicesDep,
     limit: int = Query(10, ge=1, le=MAX_PAGE),
     min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
 ) -> dict[str, Any]:
     """Contacts most like this one (nearest neighbours in the embedding index), with their names."""
-    answer = _similar(snap, "contact", contact_id, limit, min_similarity, None)
+    answer = await _similar_off_loop(services, snap, "contact", contact_id, limit, min_similarity, None)
     return {**answer, "contact_id": contact_id}
 
 
@@ -178,6 +191,7 @@ async def similar_contacts(
 async def similar_records_route(
     entity_type: EntityTypeName,
     snap: SnapshotDep,
+    services: ServicesDep,
     entity_id: str = Path(pattern=ID_PATTERN, description="The record's CRM id"),
     limit: int = Query(10, ge=1, le=MAX_PAGE),
     min_similarity: float = Query(0.0, ge=-1.0, le=1.0, allow_inf_nan=False),
@@ -186,7 +200,8 @@ async def similar_records_route(
     ),
 ) -> dict[str, Any]:
     """Records of any type (contact, company, deal, activity) most like this one, with optional filters."""
-    return _similar(snap, entity_type, entity_id, limit, min_similarity, rules.filter_pairs(filter))
+    filters = rules.filter_pairs(filter)
+    return await _similar_off_loop(services, snap, entity_type, entity_id, limit, min_similarity, filters)
 
 
 @router.post(

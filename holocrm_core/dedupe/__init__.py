@@ -10,8 +10,11 @@ How it works (classic record linkage, unsupervised), one module per step and one
 3. ``compare``: each pair gets an agreement level per field (exact / very similar / similar / different /
    missing).
 4. ``weights``: a Fellegi-Sunter model whose "unrelated pair" probabilities come from random record pairs
-   and whose "same entity" probabilities are learned by EM on the candidate pairs. ``score`` is the
-   posterior probability of a duplicate; ``reasons`` lists the field agreements that weigh the most.
+   and whose "same entity" probabilities are learned by EM on the candidate pairs. Within one table the
+   prior is that of two random records being one (EM over every record pair: it follows the number of
+   duplicates, not the coincidental same-name pairs of a large table), and an exact agreement weighs by
+   how common the agreed value is (term frequencies). ``score`` is the posterior probability of a
+   duplicate; ``reasons`` lists the field agreements that weigh the most.
 5. ``cluster``: coherent clusters (no chains through a weak link); ``merge``: one proposal per cluster,
    which record survives and how deals, activities and contacts move. Nothing is merged automatically.
 
@@ -44,6 +47,7 @@ from holocrm_core.dedupe.fields import (
     COMPANY_FIELDS,
     CONTACT_FIELDS,
     FIELD_KINDS,
+    TERM_FREQUENCY_KINDS,
     company_fields,
     contact_fields,
     field_comparator,
@@ -88,6 +92,7 @@ __all__ = [
     "NICKNAMES",
     "SIMILAR",
     "STOP_WORDS",
+    "TERM_FREQUENCY_KINDS",
     "VERY_SIMILAR",
     "CharGrams",
     "Comparator",

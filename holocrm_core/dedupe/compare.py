@@ -90,6 +90,34 @@ class Comparator:
     # the function compares row numbers (n-gram vectors, first and last name together): link_records then
     # passes the pairs' row numbers as arrays, not the column's values
     by_row: bool = False
+    # term frequencies (``with_term_frequencies``): each row's value as a code (-1: empty) and how many
+    # rows hold each code; an exact agreement on a rare value then weighs more than on a common one (as
+    # splink's term-frequency adjustment). ``tf_shift`` (per code, see ``weights._tf_shift``) is set by
+    # link_records.
+    tf_codes: np.ndarray | None = None
+    tf_counts: np.ndarray | None = None
+    tf_shift: np.ndarray | None = None
+
+    def with_term_frequencies(self, values: list) -> Comparator:
+        """This comparator with the term frequencies of ``values`` (one per row, as compared)."""
+        codes, distinct = factorize(values)
+        empty = np.array([not v for v in distinct], dtype=bool)
+        counts = np.bincount(codes, minlength=len(distinct)).astype(np.float64)
+        counts[empty] = 0.0
+        self.tf_codes = np.where(empty[codes], -1, codes) if len(codes) else codes
+        self.tf_counts = counts
+        return self
+
+    def pair_tf_shift(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        """The term-frequency shift of each pair's exact-agreement weight (0 where a value is empty): the
+        more common of the two values decides (a nickname or a swapped name can agree across values)."""
+        if self.tf_shift is None or self.tf_codes is None:
+            return np.zeros(len(a_rows))
+        a, b = self.tf_codes[a_rows], self.tf_codes[b_rows]
+        both = (a >= 0) & (b >= 0)
+        out = np.zeros(len(a_rows))
+        out[both] = np.minimum(self.tf_shift[a[both]], self.tf_shift[b[both]])
+        return out
 
     def levels(self, a: list, b: list) -> np.ndarray:
         if self.function is not None:

@@ -52,6 +52,28 @@ FIELD_KINDS = {
     "title": ("same title", (0.2, 0.1, 0.1, 0.6)),
 }
 
+# Kinds whose exact agreement weighs by how common the agreed value is (term frequencies, see
+# ``Comparator.with_term_frequencies``): names, e-mail, phones (a switchboard number shared by a whole
+# company), the company of a contact (a large one), places, titles, identifiers and categories.
+TERM_FREQUENCY_KINDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "name",
+        "company_name",
+        "email",
+        "phone",
+        "company_ref",
+        "address",
+        "city",
+        "postcode",
+        "title",
+        "identifier",
+        "exact",
+        "digits",
+    }
+)
+
 
 def identifier_kind(column: str, values: list) -> str | None:
     """The field kind of a custom column whose name or values look like an identifier, else None.

@@ -18,7 +18,7 @@ from holocrm_core.dedupe.blocking import (
 )
 from holocrm_core.dedupe.cluster import LIKELY_DUPLICATE, MAX_CLUSTER_SIZE, best_match_pairs, clustered_pairs
 from holocrm_core.dedupe.compare import CharGrams, Comparator, PersonNames
-from holocrm_core.dedupe.fields import company_fields, contact_fields, field_comparator
+from holocrm_core.dedupe.fields import TERM_FREQUENCY_KINDS, company_fields, contact_fields, field_comparator
 from holocrm_core.dedupe.normalise import contact_table, normalise_field
 from holocrm_core.dedupe.weights import LEARN_M, LinkResult, link_records, reasons
 
@@ -40,6 +40,7 @@ def link_fields(
     region_column: str | None = None,
     max_block: int = 60,
     learn_m: bool = True,
+    prior: str = "candidates",
 ) -> FieldLink:
     """Score candidate duplicate pairs of ``table``'s rows on every identifying field.
 
@@ -50,7 +51,8 @@ def link_fields(
     probabilities are learned by EM on this table. ``source``: a column naming each row's source; then only
     pairs across sources are candidates (linking two exports). Blocking: rare shared words of name / text /
     address / code fields, equal phones / identifiers / postcodes, sorted names, and - with ``vectors`` -
-    nearest neighbours from the vector engine.
+    nearest neighbours from the vector engine. Exact agreements on the kinds of ``TERM_FREQUENCY_KINDS``
+    weigh by how common the agreed value is in ``table`` (term frequencies); ``prior``: see ``link_records``.
     """
     regions = (
         table.get_column(region_column).to_list()
@@ -74,6 +76,9 @@ def link_fields(
         else None
     )
     comparators = [field_comparator(c, k, normalised[c], persons=persons) for c, k in fields.items()]
+    for comp, (c, k) in zip(comparators, fields.items(), strict=True):
+        if k in TERM_FREQUENCY_KINDS:
+            comp.with_term_frequencies(normalised[c])
     labels = table.get_column(source).to_numpy() if source else None
 
     # blocking reads the normalised values
@@ -98,7 +103,14 @@ def link_fields(
         pl.Series(c, rows, dtype=pl.String) for c, k in fields.items() if k in through_rows
     )
     result = link_records(
-        frame, comparators, [], pairs=pairs, learn_m=learn_m, random_source=labels, max_block=max_block
+        frame,
+        comparators,
+        [],
+        pairs=pairs,
+        learn_m=learn_m,
+        random_source=labels,
+        max_block=max_block,
+        prior=prior,
     )
     return FieldLink(frame, comparators, result)
 
@@ -177,6 +189,7 @@ def _link_entity(entity_type: str, table: pl.DataFrame, companies: pl.DataFrame 
         region_column="country",
         max_block=max_block,
         learn_m=LEARN_M,
+        prior="records",
     )
     link.frame = link.frame.with_columns(pl.Series("id", ids, dtype=pl.String))
     return link

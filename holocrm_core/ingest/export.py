@@ -25,7 +25,7 @@ from holocrm_core.ingest.reports import (
     RawExport,
     quarantine_frame,
 )
-from holocrm_core.reconcile import RECONCILIATION, reconcile
+from holocrm_core.reconcile import RECONCILIATION, reconcile, rows_by_file
 
 # Which staged entities an entity's references point at (schema.REFERENCES, grouped; self references aside).
 PARENTS: dict[str, list[str]] = {
@@ -162,7 +162,7 @@ def stage_one(entity: str, raw: pl.DataFrame, known_ids: dict[str, pl.Series]) -
     record = schema.entity(entity)
     raw, defaulted = _complete_required(record.plural, raw)
     staged, quarantined = validate.stage_entity_with_sources(record.plural, raw, known_ids)
-    by_file = dict(staged.group_by(SOURCE_FILE).len().iter_rows()) if staged.height else {}
+    by_file = dict(rows_by_file(staged, "rows", SOURCE_FILE).iter_rows()) if staged.height else {}
     staged = staged.drop(SOURCE_FILE)
     accounting = (
         reconcile(raw, staged, quarantined, record.id_column)

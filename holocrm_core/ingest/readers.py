@@ -285,7 +285,7 @@ def _wrong_field_counts(source, sep: str) -> tuple[int, dict[int, int]]:
     return _wrong_field_counts_by_csv_module(source, sep)
 
 
-_SCAN_BYTES = 1 << 25  # bytes per chunk of the vectorised scan
+_SCAN_BYTES = 1 << 21  # bytes per chunk of the vectorised scan: a chunk and its masks stay in cache
 
 
 class _Scan:
@@ -307,8 +307,9 @@ def _scan_csv(source, sep: str) -> _Scan:
     """Line breaks and ``_wrong_field_counts`` in one pass over the bytes (numpy, chunk by chunk, through one
     reused buffer: the file's pages never count as this process's memory).
 
-    Positions, not per-byte arithmetic: the line feeds, quotes, delimiters (and CRs, when there are any) of
-    a chunk are located once; a byte is inside a quoted field when an odd number of quotes precede it (an
+    Positions, not per-byte arithmetic: the line feeds, quotes and delimiters of a chunk are located in one
+    pass (their positions, told apart by their byte; CRs only in a chunk that has one), and chunks are small
+    enough (2 MiB) that a chunk and its masks stay in the CPU cache; a byte is inside a quoted field when an odd number of quotes precede it (an
     escaped "" keeps the parity); a record ends at a line feed outside quotes and has one more field than
     its delimiters outside quotes. That is the csv module's reading when every quote is well placed, so the
     field counts answer only then: None (the caller runs the csv module) when a quote opens other than at a
@@ -318,7 +319,7 @@ def _scan_csv(source, sep: str) -> _Scan:
     import numpy as np
 
     raw_sep = sep.encode()
-    counting = len(raw_sep) == 1  # else only the line breaks are counted
+    counting = len(raw_sep) == 1 and raw_sep not in (b"\n", b"\r", b'"')  # else only line breaks are counted
     sep_byte, quote, lf, cr = (raw_sep[0] if counting else -1), 34, 10, 13
     if isinstance(source, io.BytesIO):
         data = source.getbuffer()
@@ -329,7 +330,9 @@ def _scan_csv(source, sep: str) -> _Scan:
         handle = open(source, "rb", buffering=0)  # noqa: SIM115 (closed below)
         buffer = bytearray(max(1, min(size, _SCAN_BYTES)))
         view = np.frombuffer(buffer, dtype=np.uint8)
-    flags = np.empty(max(1, min(size, _SCAN_BYTES)), dtype=np.bool_)  # reused: no page faults per chunk
+    # reused: no page faults per chunk
+    flags = np.empty(max(1, min(size, _SCAN_BYTES)), dtype=np.bool_)
+    marks = np.empty_like(flags) if counting else flags
 
     def where(b, byte: int):
         found = flags[: len(b)]
@@ -353,9 +356,24 @@ def _scan_csv(source, sep: str) -> _Scan:
                     break
                 b = view[:got]
             n = len(b)
-            feeds = np.flatnonzero(where(b, lf))
-            if np.count_nonzero(where(b, cr)):
-                crs = np.flatnonzero(flags[:n])
+            if counting:
+                # one pass for the three bytes that matter: their positions, told apart by the byte itself
+                # (a few percent of the chunk), so that every later step works on positions, not bytes
+                found = marks[:n]
+                np.equal(b, lf, out=found)
+                np.logical_or(found, where(b, quote), out=found)
+                np.logical_or(found, where(b, sep_byte), out=found)
+                pos = np.flatnonzero(found)
+                kind = b[pos]
+                is_lf = kind == lf
+                feeds = pos[is_lf]
+            else:
+                feeds = np.flatnonzero(where(b, lf))
+            has_cr = (
+                buffer.find(b"\r", 0, n) >= 0 if handle is not None else bool(np.count_nonzero(where(b, cr)))
+            )
+            if has_cr:
+                crs = np.flatnonzero(where(b, cr))
                 n_cr += len(crs)
                 inner = crs[crs < n - 1]
                 n_crlf += int(np.count_nonzero(b[inner + 1] == lf))
@@ -367,7 +385,8 @@ def _scan_csv(source, sep: str) -> _Scan:
             if counting and pending_close and b[0] not in (sep_byte, cr, lf, quote):
                 counting = False
             if counting:
-                quotes = np.flatnonzero(where(b, quote))
+                is_quote = kind == quote
+                quotes = pos[is_quote]
                 if len(quotes):
                     opens = ((quotes_before + np.arange(len(quotes))) % 2) == 0
                     opening, closing = quotes[opens], quotes[~opens]
@@ -386,14 +405,16 @@ def _scan_csv(source, sep: str) -> _Scan:
                 else:
                     pending_close = False
             if counting:
-                inside_at_start = quotes_before % 2 == 1
-                seps = np.flatnonzero(where(b, sep_byte))
-                if len(quotes) or inside_at_start:
-                    # a line feed outside quotes (an even number of quotes before it) ends a record
-                    ends = feeds[((quotes_before + np.searchsorted(quotes, feeds)) % 2) == 0]
-                    seps = _outside_quotes(seps, quotes, inside_at_start, n)
+                if len(quotes) or quotes_before % 2 == 1:
+                    # a line feed or delimiter is outside quotes when an even number of quotes precede it
+                    outside = ((quotes_before + np.cumsum(is_quote)) & 1) == 0
+                    at_end = is_lf & outside
+                    at_sep = (kind == sep_byte) & outside
                 else:
-                    ends = feeds
+                    at_end, at_sep = is_lf, ~is_lf
+                ends = pos[at_end]
+                seps_so_far = np.cumsum(at_sep)  # delimiters outside quotes up to each position
+                n_seps = int(seps_so_far[-1]) if len(seps_so_far) else 0
                 if len(ends) and shape is None:
                     if offset != 0:
                         counting = False
@@ -403,7 +424,7 @@ def _scan_csv(source, sep: str) -> _Scan:
                             next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])
                         )
                 if counting and len(ends):
-                    before = np.searchsorted(seps, ends)
+                    before = seps_so_far[at_end]  # delimiters before each record end
                     counts = np.diff(before, prepend=0) + 1
                     counts[0] += seps_open
                     bad = np.flatnonzero((counts < shape.named) | (counts > shape.full))
@@ -426,9 +447,9 @@ def _scan_csv(source, sep: str) -> _Scan:
                             wrong[line] = int(counts[k])
                     start = offset + int(ends[-1]) + 1
                     start_line = lines_before + int(np.searchsorted(feeds, ends[-1], side="right")) + 1
-                    seps_open = len(seps) - int(before[-1])
+                    seps_open = n_seps - int(before[-1])
                 elif counting:
-                    seps_open += len(seps)
+                    seps_open += n_seps
                 quotes_before += len(quotes)
             lines_before += len(feeds)
             last_byte = int(b[-1])
@@ -454,25 +475,6 @@ def _scan_csv(source, sep: str) -> _Scan:
             if record and not shape.fits(record):
                 wrong[line] = len(record)
     return _Scan(newlines, (shape.named, dict(sorted(wrong.items()))))
-
-
-def _outside_quotes(seps, quotes, inside_at_start: bool, n: int):
-    """The delimiter positions of a chunk that lie outside its quoted intervals (from an opening quote to the
-    next quote; a chunk that starts inside quotes opens one at 0, one still open runs to the chunk's end)."""
-    import numpy as np
-
-    toggles = quotes
-    if inside_at_start:
-        toggles = np.concatenate(([-1], quotes))
-    opens, closes = toggles[0::2], toggles[1::2]
-    if len(closes) < len(opens):
-        closes = np.append(closes, n)
-    if not len(opens):
-        return seps
-    lo = np.searchsorted(seps, opens)
-    hi = np.searchsorted(seps, closes)
-    depth = np.cumsum(np.bincount(lo, minlength=len(seps) + 1) - np.bincount(hi, minlength=len(seps) + 1))
-    return seps[depth[:-1] == 0]
 
 
 def _wrong_field_counts_by_csv_module(source, sep: str) -> tuple[int, dict[int, int]]:

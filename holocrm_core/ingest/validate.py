@@ -127,18 +127,24 @@ def _cleaners(raw: pl.DataFrame, columns: list[str]) -> dict[str, pl.Expr]:
     strings = [c for c in columns if raw.schema[c] == pl.String]
     needs: dict[str, bool] = {c: True for c in columns if c not in strings}
     if strings:
-        # comparing lengths is cheap (stripping a string view slices it); materialising stripped text is not
-        probe = raw.select(
-            [
-                (
-                    (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes())
-                    | (pl.col(c).str.len_bytes() == 0)
-                )
-                .any()
-                .alias(c)
-                for c in strings
-            ]
-        ).row(0, named=True)
+        # comparing lengths is cheap (stripping a string view slices it); materialising stripped text is not.
+        # Lazy, so that each column's lengths are computed once (an eager select repeats the subexpression)
+        probe = (
+            raw.lazy()
+            .select(
+                [
+                    (
+                        (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes())
+                        | (pl.col(c).str.len_bytes() == 0)
+                    )
+                    .any()
+                    .alias(c)
+                    for c in strings
+                ]
+            )
+            .collect()
+            .row(0, named=True)
+        )
         needs.update(probe)
     return {c: _clean(c) if needs[c] else pl.col(c) for c in columns}
 

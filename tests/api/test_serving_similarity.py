@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -138,3 +141,130 @@ def test_labels_are_built_before_a_snapshot_serves(indexed_home, monkeypatch):
         body = client.get("/api/contacts/C1/similar", params={"limit": 3}).json()
         assert body["results"][0]["label"] == labels._all["contact"]["C5"]
         assert records.served(snap) is records.served(snap)  # built once per snapshot
+
+
+def _comparable(value):
+    """JSON form, floats to 6 places, unset (None) fields dropped (the routes leave them out)."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _service_answer(client, entity_type, entity_id, **kwargs):
+    """The answer of the service the CLI calls, on the snapshot the app serves (what the route must return)."""
+    from holocrm_api.records import served
+    from holocrm_core.services import similar_records
+
+    snap = client.app.state.services.loader.snapshot
+    answer = similar_records(snap.store, entity_type, entity_id, labels=served(snap).labels, **kwargs)
+    return _comparable({**answer, "index_version": snap.index_versions[entity_type]})
+
+
+def test_concurrent_similar_requests_each_get_their_own_answer(indexed_home):
+    """Similar runs on worker threads: 60 requests at once (10 at a time), each the service's own answer
+    for its record (the record itself excluded), in both routes, with filters honoured."""
+    home, _ = indexed_home
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        asks = [(f"C{1 + n % 6}", 1 + n % 5) for n in range(60)]
+        expected = {
+            ask: _service_answer(client, "contact", ask[0], limit=ask[1], min_similarity=-1.0)
+            for ask in set(asks)
+        }
+
+        def ask(pair):
+            contact_id, limit = pair
+            params = {"limit": limit, "min_similarity": -1.0}  # every neighbour, however unlike
+            if limit % 2:
+                return client.get(f"/api/contacts/{contact_id}/similar", params=params)
+            return client.get(f"/api/similar/contact/{contact_id}", params=params)
+
+        with ThreadPoolExecutor(10) as pool:
+            responses = list(pool.map(ask, asks))
+        for (contact_id, limit), response in zip(asks, responses, strict=True):
+            assert response.status_code == 200, response.text
+            body = response.json()
+            body.pop("contact_id", None)
+            assert _comparable(body) == expected[(contact_id, limit)]
+            assert len(body["results"]) == limit
+            assert all(r["id"] != contact_id and r["label"] for r in body["results"])
+
+        from holocrm_core.services import rules
+
+        stages = {"D1": "proposal", "D2": "negotiation", "D3": "won"}
+        wanted = ["stage=won,negotiation"]
+        with ThreadPoolExecutor(10) as pool:
+            filtered = list(
+                pool.map(
+                    lambda deal: client.get(f"/api/similar/deal/{deal}", params={"filter": wanted}),
+                    ["D1", "D2", "D3"] * 5,
+                )
+            )
+        for deal, response in zip(["D1", "D2", "D3"] * 5, filtered, strict=True):
+            assert response.status_code == 200, response.text
+            ids = [r["id"] for r in response.json()["results"]]
+            assert ids and deal not in ids and {stages[i] for i in ids} <= {"won", "negotiation"}
+            same = _service_answer(client, "deal", deal, filters=rules.filter_pairs(wanted))
+            assert _comparable(response.json()) == same
+        # a refusal on the worker thread is still the route's 404
+        assert_error(client.get("/api/contacts/C404/similar"), 404, "not_found")
+
+
+def test_the_event_loop_answers_while_a_similar_query_scans(indexed_home, monkeypatch):
+    """The query runs off the event loop: while one is held inside the store, /health still answers."""
+    home, _ = indexed_home
+    scanning, release = threading.Event(), threading.Event()
+    original = store_module.SimilarityStore.similar
+
+    def held(self, *args, **kwargs):
+        scanning.set()
+        assert release.wait(20), "the test never released the query"
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.SimilarityStore, "similar", held)
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(client.get, "/api/contacts/C1/similar", params={"limit": 2})
+            assert scanning.wait(20)
+            try:
+                health = client.get("/health")  # on the loop, while the query is held on its thread
+            finally:
+                release.set()
+            assert health.status_code == 200
+            body = pending.result(timeout=20).json()
+        assert [r["id"] for r in body["results"]][0] == "C5" and len(body["results"]) == 2
+
+
+def test_a_snapshot_answers_one_similar_query_per_type_before_it_serves(indexed_home, monkeypatch):
+    home, _ = indexed_home
+    asked: list[str] = []
+    original = store_module.SimilarityStore.similar
+
+    def counted(self, entity_type, entity_id, **kwargs):
+        asked.append(entity_type)
+        return original(self, entity_type, entity_id, **kwargs)
+
+    monkeypatch.setattr(store_module.SimilarityStore, "similar", counted)
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert sorted(asked) == ["contact", "deal"]  # the prepare step, before any request
+        assert client.get("/api/contacts/C1/similar").status_code == 200
+        assert sorted(asked) == ["contact", "contact", "deal"]
+
+
+def test_similar_threads_setting(monkeypatch):
+    from holocrm_api.deps import similar_threads
+
+    monkeypatch.delenv("HOLOCRM_SIMILAR_THREADS", raising=False)
+    assert similar_threads() >= 2
+    monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", " 3 ")
+    assert similar_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", bad)
+        with pytest.raises(ValueError, match="HOLOCRM_SIMILAR_THREADS"):
+            similar_threads()

@@ -427,14 +427,17 @@ def test_link_sources_pairs_records_across_two_exports_only():
 def test_a_shared_customer_number_makes_contacts_duplicates(crm):
     """Contacts go through the typed-field engine: a custom identifier column counts. A double-barrelled
     married name, a private e-mail and another title alone stay below the threshold; the same customer
-    number (from billing, filled on a few records) makes it the same person."""
+    number (from billing, filled on a third of the records) makes it the same person. The column must be
+    filled on enough records to show that two records rarely share a number: on four filled values, two of
+    which agree, the random-pair sample cannot tell an identifier from a category."""
     extra = [
         _contact("ct-priya", "Priya", "Raman", "co-3", "Buyer"),
         _contact("ct-priya-new", "Priya", "Raman-Iyer", "co-3", "Purchasing", email="priya@gmail.com"),
     ]
     contacts = pl.concat([crm["contacts"], _frame("contacts", extra)])
     numbers = [None] * len(contacts)
-    numbers[3], numbers[7] = "CUST-10001", "CUST-10002"
+    for row in range(0, len(contacts) - 2, 3):
+        numbers[row] = f"CUST-{10001 + row}"
     numbers[-2] = numbers[-1] = "CUST-88123"  # the planted shared customer number
     with_number = contacts.with_columns(pl.Series("cf_customer_number", numbers, dtype=pl.String))
     pair = ("ct-priya", "ct-priya-new")

@@ -3,7 +3,8 @@
 A generated export with the generator's dirty rows plus planted CSV defects (ragged records, quoted line
 breaks and delimiters, padded values, blank lines, a quoted empty field) is ingested twice: as the product
 does it, and with every shortcut turned off (the csv module counts fields, every column is trimmed,
-references are checked against every parent id, staged rows are traced to raw rows by the id join).
+references are checked against every parent id, staged rows are traced to raw rows by the id join, rows are
+counted per file by hashing every row's file name).
 Staged tables, quarantine and accounting must be equal.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from holocrm_core import reconcile as reconcile_module
 from holocrm_core import schema
 from holocrm_core.ingest import ingest_export, readers, validate
 from holocrm_core.reconcile import reconcile
@@ -44,7 +46,8 @@ def dirty_export(tmp_path_factory) -> Path:
 
 
 def _careful(monkeypatch) -> None:
-    """Every shortcut off: field counts by the csv module, every column trimmed, ids traced by the join."""
+    """Every shortcut off: field counts by the csv module, every column trimmed, ids traced by the join,
+    rows counted per file by a group-by."""
     scan = readers._scan_csv
     monkeypatch.setattr(
         readers, "_scan_csv", lambda source, sep: readers._Scan(scan(source, sep).newlines, None)
@@ -53,6 +56,11 @@ def _careful(monkeypatch) -> None:
     monkeypatch.setattr(validate, "referenced_ids", lambda values, ids: ids)
     from holocrm_core.ingest import export as export_module
 
+    def rows_by_file(frame, name, column="_source_file"):  # every row's file name hashed
+        return frame.group_by(column).len(name).rename({column: "source_file"})
+
+    monkeypatch.setattr(reconcile_module, "rows_by_file", rows_by_file)
+    monkeypatch.setattr(export_module, "rows_by_file", rows_by_file)
     monkeypatch.setattr(
         export_module,
         "reconcile",
@@ -103,3 +111,20 @@ def test_referenced_ids_answer_membership_exactly():
         subset = validate.referenced_ids(values, ids)
         assert set(subset.to_list()) <= set(ids.to_list())
         assert values.is_in(subset.implode()).equals(values.is_in(ids.implode()))
+
+
+def test_rows_by_file_counts_as_a_group_by_does():
+    import random
+
+    from holocrm_core.reconcile import rows_by_file
+
+    rng = random.Random(7)
+    for _ in range(200):
+        files = [rng.choice(["a.csv", "b.csv", None]) for _ in range(rng.randint(0, 6))]
+        if rng.random() < 0.5:
+            files = [files[0]] * len(files) if files else []
+        frame = pl.DataFrame({"_source_file": pl.Series(files, dtype=pl.String)})
+        expected = frame.group_by("_source_file").len("n").rename({"_source_file": "source_file"})
+        counted = rows_by_file(frame, "n")
+        assert counted.schema == expected.schema
+        assert counted.sort("source_file").equals(expected.sort("source_file")), files

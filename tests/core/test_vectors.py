@@ -34,7 +34,9 @@ def inverted_file(monkeypatch):
 def test_the_quantized_inverted_file_finds_the_exact_neighbours_without_the_record(inverted_file):
     vectors = _clustered(4000)
     index = engine.VectorIndex(vectors, quantized=True)
-    assert "4-bit PQ codes" in index.kind and index.nprobe >= index.coarse_index.nlist // 4
+    assert "4-bit PQ codes" in index.kind
+    assert index.nprobe >= int(index.coarse_index.nlist * engine.QUANTIZED_PROBE_SHARE)
+    assert index.prefix_pool == engine.QUANTIZED_PREFIX_POOL  # the codes' pool, narrowed on the exact prefix
     recall, filtered = [], []
     allowed = np.arange(len(vectors)) % 3 != 0
     for q in range(0, 600, 15):
