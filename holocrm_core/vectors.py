@@ -44,6 +44,7 @@ record masked out through a bitmap had cost 3x the query. benchmarks/similar_lat
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -69,6 +70,17 @@ PQ_DIMS_PER_CODE = 1
 QUANTIZED_PROBE_SHARE = 0.1875
 QUANTIZED_RERANK_MIN = 100
 QUANTIZED_PREFIX_POOL = 600
+# ``quantized`` indexes are, when QUANTIZED_GRAPH is on (the default), an HNSW graph over the float32 prefix
+# instead (faiss IndexHNSWFlat, inner product): a query visits a few thousand rows instead of scanning 3/16 of
+# the lists, and the graph's distances are the exact prefix, so its best max(RERANK_FACTOR * k,
+# QUANTIZED_RERANK_MIN) candidates go straight to the full-vector rerank. HNSW_M links a node,
+# HNSW_EF_CONSTRUCTION while building (on all cores), HNSW_EF_SEARCH (at least the candidates wanted) while
+# searching; chosen on the 1M run's served contacts (benchmarks/similar_latency.py --lancedb --hnsw).
+# HOLOCRM_SIMILAR_INDEX=ivfpq turns the graph off.
+QUANTIZED_GRAPH = os.environ.get("HOLOCRM_SIMILAR_INDEX", "hnsw").lower() != "ivfpq"
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 128
 # The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
 # (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
 # and the gathered candidate vectors of a batch stay near 100 MB.
@@ -147,6 +159,7 @@ class VectorIndex:
         self.nprobe = 0
         self.rerank_min = RERANK_MIN
         self.prefix_pool = 0
+        self.ef_search = 0
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -154,6 +167,9 @@ class VectorIndex:
             if n < (IVF_MIN_ROWS if ivf_min_rows is None else ivf_min_rows):
                 self.coarse_index = faiss.IndexFlatIP(dim)
                 self.kind = "flat coarse scan + exact rerank"
+            elif quantized and QUANTIZED_GRAPH:
+                self._build_graph(faiss, dim)
+                return
             else:
                 lists = max(16, int(round(np.sqrt(n))))
                 quantizer = faiss.IndexFlatIP(dim)
@@ -191,6 +207,24 @@ class VectorIndex:
                     self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
                 self.coarse_index = index
             self.coarse_index.add(self.coarse)
+
+    def _build_graph(self, faiss, dim: int) -> None:
+        """The HNSW coarse index (see ``QUANTIZED_GRAPH``), built on all cores, queried on one."""
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            index.add(self.coarse)
+        finally:
+            faiss.omp_set_num_threads(1)
+            _THREAD.single = True
+        self.coarse_index = index
+        self.ef_search = HNSW_EF_SEARCH
+        self.rerank_min = QUANTIZED_RERANK_MIN
+        self.kind = (
+            f"faiss HNSW graph over the prefix (M {HNSW_M}, efConstruction {HNSW_EF_CONSTRUCTION}, "
+            f"efSearch {self.ef_search}) + exact rerank"
+        )
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -270,8 +304,17 @@ class VectorIndex:
         if nprobe and mask is not None:
             # a filter moves the nearest passing rows further out: widen the scan with its selectivity
             nprobe = min(self.coarse_index.nlist, nprobe * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
+        ef = max(self.ef_search, want)
+        if self.ef_search and mask is not None:  # the same widening for the graph's beam
+            ef = min(len(self), ef * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
         while True:
-            if self.nprobe:
+            if self.ef_search:
+                params = (
+                    faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+                    if mask is not None
+                    else faiss.SearchParametersHNSW(efSearch=ef)
+                )
+            elif self.nprobe:
                 params = (
                     faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
                     if mask is not None
@@ -283,6 +326,12 @@ class VectorIndex:
             _, found = self.coarse_index.search(query[None, :], want, params=params)
             found = found[0]
             found = found[found >= 0]
+            if self.ef_search:
+                if len(found) >= want or ef >= len(self):
+                    del bitmap
+                    return found.astype(np.int64)
+                ef = min(len(self), ef * 2)  # the filter cut the beam short
+                continue
             if len(found) >= want or not self.nprobe or nprobe >= self.coarse_index.nlist:
                 del bitmap
                 return found.astype(np.int64)
