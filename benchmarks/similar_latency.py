@@ -11,10 +11,10 @@ against an exact scan of the full float32 vectors. Configurations, each on the s
   and made faiss test every scanned row against a bitmap; 6% of the lists probed);
 - ``flat_lists_record_dropped``: the same index, the record dropped from the answer instead of masked;
 - ``quantized_probing_<share>``: the engine now (4-bit PQ codes, fast scan), that share of the lists probed;
-- ``default``: the IVF-PQ engine with its own choice of probes (HOLOCRM_SIMILAR_INDEX=ivfpq);
-- ``hnsw_ef_<ef>`` / ``hnsw_default`` (``--hnsw``): the HNSW graph over the prefix (``QUANTIZED_GRAPH``,
-  the engine's default now), at that efSearch / at the engine's own; ``--hnsw-m`` / ``--hnsw-ef-construction``
-  override the build, ``--no-ivfpq`` skips the IVF-PQ configurations.
+- ``default``: the engine now (IVF-PQ) with its own choice of probes;
+- ``hnsw_ef_<ef>`` / ``hnsw_default`` (``--hnsw``): the HNSW graph over the prefix (``QUANTIZED_GRAPH``, off
+  by default: HOLOCRM_SIMILAR_INDEX=hnsw), at that efSearch / at the engine's own; ``--hnsw-m`` /
+  ``--hnsw-ef-construction`` override the build, ``--no-ivfpq`` skips the IVF-PQ configurations.
 
 Data (``--data``): ``clustered`` random unit vectors in ``--clusters`` clusters with an anisotropic spectrum
 (``--noise`` sets how loose; no model needed), or ``static``: the generated CRM's contact documents

@@ -11,7 +11,9 @@ Paths, chosen by size (the vectors live in memory, read once per index version):
   ``IVF_MIN_ROWS``, an inverted file above: for the similarity store (``quantized``) of 4-bit PQ codes
   scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, 3/16 probed, 600 code
   candidates narrowed to 100 on the exact prefix, then reranked), for dedupe's batch neighbours
-  ``IndexIVFFlat`` (about 6% of the lists probed).
+  ``IndexIVFFlat`` (about 6% of the lists probed). ``HOLOCRM_SIMILAR_INDEX=hnsw`` swaps the store's inverted
+  file for an HNSW graph over the prefix (``QUANTIZED_GRAPH``: measured, not good enough on the served
+  contacts at 1M, so off by default).
 - the query record itself (``exclude``) is dropped from the answer, not masked: a mask makes faiss test
   every scanned row against a bitmap and widens the probes.
 - filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
@@ -70,14 +72,15 @@ PQ_DIMS_PER_CODE = 1
 QUANTIZED_PROBE_SHARE = 0.1875
 QUANTIZED_RERANK_MIN = 100
 QUANTIZED_PREFIX_POOL = 600
-# ``quantized`` indexes are, when QUANTIZED_GRAPH is on (the default), an HNSW graph over the float32 prefix
-# instead (faiss IndexHNSWFlat, inner product): a query visits a few thousand rows instead of scanning 3/16 of
-# the lists, and the graph's distances are the exact prefix, so its best max(RERANK_FACTOR * k,
-# QUANTIZED_RERANK_MIN) candidates go straight to the full-vector rerank. HNSW_M links a node,
-# HNSW_EF_CONSTRUCTION while building (on all cores), HNSW_EF_SEARCH (at least the candidates wanted) while
-# searching; chosen on the 1M run's served contacts (benchmarks/similar_latency.py --lancedb --hnsw).
-# HOLOCRM_SIMILAR_INDEX=ivfpq turns the graph off.
-QUANTIZED_GRAPH = os.environ.get("HOLOCRM_SIMILAR_INDEX", "hnsw").lower() != "ivfpq"
+# HOLOCRM_SIMILAR_INDEX=hnsw (QUANTIZED_GRAPH) makes the ``quantized`` indexes an HNSW graph over the float32
+# prefix instead (faiss IndexHNSWFlat, inner product, built on all cores, queried on one): its distances are
+# the exact prefix, so its best max(RERANK_FACTOR * k, QUANTIZED_RERANK_MIN) candidates go straight to the
+# full-vector rerank. Off by default: on the 1M run's served contacts (benchmarks/similar_latency.py --lancedb
+# --hnsw, 300 queries, load 3-4) M 16 / efConstruction 40 built in 156-209 s (+510 MB) and found recall@10
+# 0.76 at efSearch 128 (1.0 ms CPU p50) and 0.82 at 256 (1.5 ms), against the inverted file's 0.964 at 3.0 ms;
+# the prefixes normalised first: the same (0.77 / 0.83). HNSW_M / HNSW_EF_CONSTRUCTION / HNSW_EF_SEARCH: M
+# links a node, the beam while building, the beam while searching (at least the candidates wanted).
+QUANTIZED_GRAPH = os.environ.get("HOLOCRM_SIMILAR_INDEX", "ivfpq").lower() == "hnsw"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 128

@@ -30,7 +30,7 @@ def _exact(vectors: np.ndarray, q: int, k: int = 10, allowed: np.ndarray | None 
 def inverted_file(monkeypatch):
     monkeypatch.setattr(engine, "EXACT_MAX_ROWS", 0)
     monkeypatch.setattr(engine, "IVF_MIN_ROWS", 0)
-    monkeypatch.setattr(engine, "QUANTIZED_GRAPH", False)  # the IVF-PQ path (HOLOCRM_SIMILAR_INDEX=ivfpq)
+    monkeypatch.setattr(engine, "QUANTIZED_GRAPH", False)  # the IVF-PQ path (the default)
 
 
 def test_the_quantized_inverted_file_finds_the_exact_neighbours_without_the_record(inverted_file):
@@ -105,10 +105,14 @@ def test_concurrent_queries_answer_as_serial_ones(inverted_file):
 
 @pytest.fixture(scope="module")
 def graph():
-    """60k clustered rows: above IVF_MIN_ROWS, so the similarity store's (quantized) index is the HNSW graph."""
+    """60k clustered rows: above IVF_MIN_ROWS, so with HOLOCRM_SIMILAR_INDEX=hnsw the similarity store's
+    (quantized) index is the HNSW graph."""
     vectors = _clustered(60_000, seed=8)
-    assert len(vectors) > engine.IVF_MIN_ROWS and engine.QUANTIZED_GRAPH
-    return vectors, engine.VectorIndex(vectors, quantized=True)
+    assert len(vectors) > engine.IVF_MIN_ROWS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "QUANTIZED_GRAPH", True)
+        index = engine.VectorIndex(vectors, quantized=True)
+    return vectors, index
 
 
 def test_the_hnsw_graph_finds_the_exact_neighbours_without_the_record(graph):
