@@ -11,7 +11,10 @@ against an exact scan of the full float32 vectors. Configurations, each on the s
   and made faiss test every scanned row against a bitmap; 6% of the lists probed);
 - ``flat_lists_record_dropped``: the same index, the record dropped from the answer instead of masked;
 - ``quantized_probing_<share>``: the engine now (4-bit PQ codes, fast scan), that share of the lists probed;
-- ``default``: the engine now with its own choice of probes.
+- ``default``: the engine now (IVF-PQ) with its own choice of probes;
+- ``hnsw_ef_<ef>`` / ``hnsw_default`` (``--hnsw``): the HNSW graph over the prefix (``QUANTIZED_GRAPH``, off
+  by default: HOLOCRM_SIMILAR_INDEX=hnsw), at that efSearch / at the engine's own; ``--hnsw-m`` /
+  ``--hnsw-ef-construction`` override the build, ``--no-ivfpq`` skips the IVF-PQ configurations.
 
 Data (``--data``): ``clustered`` random unit vectors in ``--clusters`` clusters with an anisotropic spectrum
 (``--noise`` sets how loose; no model needed), or ``static``: the generated CRM's contact documents
@@ -235,6 +238,11 @@ def measure(search, queries: np.ndarray, threads: int) -> tuple[dict, list]:
     return {**percentiles(latencies), **cost, "queries_per_s": round(len(queries) / wall, 1)}, found
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["clustered", "static"], default="clustered")
@@ -274,6 +282,10 @@ def main() -> None:
         default="",
         help="QUANTIZED_PREFIX_POOL values timed at each probe share and rerank pool (0: off)",
     )
+    parser.add_argument("--hnsw", default="", help="efSearch values timed on the HNSW graph (0: engine's)")
+    parser.add_argument("--hnsw-m", type=int, default=0, help="HNSW_M (default: the engine's)")
+    parser.add_argument("--hnsw-ef-construction", type=int, default=0, help="HNSW_EF_CONSTRUCTION")
+    parser.add_argument("--no-ivfpq", action="store_true", help="skip the IVF-PQ configurations")
     args = parser.parse_args()
 
     from holocrm_core import vectors as engine
@@ -282,6 +294,8 @@ def main() -> None:
 
     if args.dims_per_code:
         engine.PQ_DIMS_PER_CODE = args.dims_per_code
+    engine.HNSW_M = args.hnsw_m or engine.HNSW_M
+    engine.HNSW_EF_CONSTRUCTION = args.hnsw_ef_construction or engine.HNSW_EF_CONSTRUCTION
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     served_coarse = None
@@ -304,12 +318,22 @@ def main() -> None:
     vectors = full.astype(np.float16) if n >= FLOAT16_MIN_ROWS else full
     prepare = time.perf_counter() - started
     builds, indexes = {}, {}
-    for name, quantized in (("quantized", True), ("flat_lists", False)):
-        if name == "flat_lists" and args.no_before:
+    for name, quantized in (("quantized", True), ("flat_lists", False), ("hnsw", True)):
+        if (
+            (name == "flat_lists" and args.no_before)
+            or (name == "quantized" and args.no_ivfpq)
+            or (name == "hnsw" and not args.hnsw)
+        ):
             continue
+        engine.QUANTIZED_GRAPH = name == "hnsw"
+        rss = _rss_mb()
         started = time.perf_counter()
         indexes[name] = engine.VectorIndex(vectors, coarse, quantized=quantized)
-        builds[name] = {"seconds": round(time.perf_counter() - started, 1), "kind": indexes[name].kind}
+        builds[name] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "kind": indexes[name].kind,
+            "rss_growth_mb": round(_rss_mb() - rss),
+        }
 
     def recall(found: list) -> float:
         hits = []
@@ -325,15 +349,15 @@ def main() -> None:
         everyone = np.ones(n, dtype=bool)
         return lambda q: index.search(vectors[q].astype(np.float32), 10, coarse[q], everyone, [q])[0]
 
-    quantized = indexes["quantized"]
-    default_nprobe = quantized.nprobe
-    default_rerank, default_pool = quantized.rerank_min, quantized.prefix_pool
-    configs = {}  # name -> (index, search, nprobe, rerank pool, prefix pool)
+    quantized = indexes.get("quantized")
+    default_nprobe = quantized.nprobe if quantized else 0
+    default_rerank, default_pool = (quantized.rerank_min, quantized.prefix_pool) if quantized else (0, 0)
+    configs = {}  # name -> (index, search, nprobe, rerank pool, prefix pool, efSearch)
     if "flat_lists" in indexes and indexes["flat_lists"].nprobe:
         flat = indexes["flat_lists"]
         # the engine as it was: flat inverted lists, 6% probed, widened by the mask
-        configs["before"] = (flat, similar_before(flat), flat.nprobe, flat.rerank_min, 0)
-        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe, flat.rerank_min, 0)
+        configs["before"] = (flat, similar_before(flat), flat.nprobe, flat.rerank_min, 0, 0)
+        configs["flat_lists_record_dropped"] = (flat, similar(flat), flat.nprobe, flat.rerank_min, 0, 0)
     if default_nprobe:
         shares = [float(x) for x in args.probes.split(",") if x]
         reranks = [int(x) for x in args.reranks.split(",") if x] or [default_rerank]
@@ -345,15 +369,23 @@ def main() -> None:
                     name = f"quantized_probing_{share:g}"
                     name += f"_rerank_{rerank}" if rerank != default_rerank else ""
                     name += f"_prefix_pool_{pool}" if pool != default_pool else ""
-                    configs[name] = (quantized, similar(quantized), nprobe, rerank, pool)
-    configs["default"] = (quantized, similar(quantized), default_nprobe, default_rerank, default_pool)
+                    configs[name] = (quantized, similar(quantized), nprobe, rerank, pool, 0)
+    if quantized:
+        configs["default"] = (quantized, similar(quantized), default_nprobe, default_rerank, default_pool, 0)
+    if "hnsw" in indexes:
+        graph = indexes["hnsw"]
+        for ef in [int(x) for x in args.hnsw.split(",") if x]:
+            name = f"hnsw_ef_{ef}" if ef else "hnsw_default"
+            configs[name] = (graph, similar(graph), 0, graph.rerank_min, 0, ef or graph.ef_search)
     results = {}
-    for name, (index, search, nprobe, rerank, pool) in configs.items():
+    for name, (index, search, nprobe, rerank, pool, ef) in configs.items():
         index.nprobe, index.rerank_min, index.prefix_pool = nprobe, rerank, pool
+        index.ef_search = ef
         search(int(queries[0]))  # first call: faiss and numpy warm
         single, found = measure(search, queries, 1)
         concurrent, _ = measure(search, queries, args.threads)
         results[name] = {
+            "ef_search": index.ef_search,
             "nprobe": index.nprobe,
             "rerank": index.rerank_min,
             "prefix_pool": index.prefix_pool,
@@ -361,7 +393,9 @@ def main() -> None:
             "one_at_a_time": single,
             f"{args.threads}_threads": concurrent,
         }
-    precompute = precomputed_lists(quantized, vectors, coarse, full, args.batch) if args.batch else None
+    precompute = (
+        precomputed_lists(quantized, vectors, coarse, full, args.batch) if args.batch and quantized else None
+    )
     print(
         json.dumps(
             {

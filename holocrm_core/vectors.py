@@ -11,7 +11,9 @@ Paths, chosen by size (the vectors live in memory, read once per index version):
   ``IVF_MIN_ROWS``, an inverted file above: for the similarity store (``quantized``) of 4-bit PQ codes
   scanned by faiss's fast-scan kernels (``IndexIVFPQFastScan``, sqrt(n) lists, 3/16 probed, 600 code
   candidates narrowed to 100 on the exact prefix, then reranked), for dedupe's batch neighbours
-  ``IndexIVFFlat`` (about 6% of the lists probed).
+  ``IndexIVFFlat`` (about 6% of the lists probed). ``HOLOCRM_SIMILAR_INDEX=hnsw`` swaps the store's inverted
+  file for an HNSW graph over the prefix (``QUANTIZED_GRAPH``: measured, not good enough on the served
+  contacts at 1M, so off by default).
 - the query record itself (``exclude``) is dropped from the answer, not masked: a mask makes faiss test
   every scanned row against a bitmap and widens the probes.
 - filters are boolean masks over the rows: faiss skips the rows they exclude during the scan
@@ -44,6 +46,7 @@ record masked out through a bitmap had cost 3x the query. benchmarks/similar_lat
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -69,6 +72,18 @@ PQ_DIMS_PER_CODE = 1
 QUANTIZED_PROBE_SHARE = 0.1875
 QUANTIZED_RERANK_MIN = 100
 QUANTIZED_PREFIX_POOL = 600
+# HOLOCRM_SIMILAR_INDEX=hnsw (QUANTIZED_GRAPH) makes the ``quantized`` indexes an HNSW graph over the float32
+# prefix instead (faiss IndexHNSWFlat, inner product, built on all cores, queried on one): its distances are
+# the exact prefix, so its best max(RERANK_FACTOR * k, QUANTIZED_RERANK_MIN) candidates go straight to the
+# full-vector rerank. Off by default: on the 1M run's served contacts (benchmarks/similar_latency.py --lancedb
+# --hnsw, 300 queries, load 3-4) M 16 / efConstruction 40 built in 156-209 s (+510 MB) and found recall@10
+# 0.76 at efSearch 128 (1.0 ms CPU p50) and 0.82 at 256 (1.5 ms), against the inverted file's 0.964 at 3.0 ms;
+# the prefixes normalised first: the same (0.77 / 0.83); M 32 (241 s): 0.93 at 2.2 ms, 0.95 at 4.2 ms. HNSW_M / HNSW_EF_CONSTRUCTION / HNSW_EF_SEARCH: M
+# links a node, the beam while building, the beam while searching (at least the candidates wanted).
+QUANTIZED_GRAPH = os.environ.get("HOLOCRM_SIMILAR_INDEX", "ivfpq").lower() == "hnsw"
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 128
 # The all-rows neighbour query (duplicate blocking) scans about this many rows per row in an inverted file
 # (nprobe from the mean list size), in batches of NEIGHBOUR_BATCH rows: its time grows with n, not n^1.5,
 # and the gathered candidate vectors of a batch stay near 100 MB.
@@ -147,6 +162,7 @@ class VectorIndex:
         self.nprobe = 0
         self.rerank_min = RERANK_MIN
         self.prefix_pool = 0
+        self.ef_search = 0
         n = len(self.vectors)
         if n > EXACT_MAX_ROWS:
             faiss = _faiss()
@@ -154,6 +170,9 @@ class VectorIndex:
             if n < (IVF_MIN_ROWS if ivf_min_rows is None else ivf_min_rows):
                 self.coarse_index = faiss.IndexFlatIP(dim)
                 self.kind = "flat coarse scan + exact rerank"
+            elif quantized and QUANTIZED_GRAPH:
+                self._build_graph(faiss, dim)
+                return
             else:
                 lists = max(16, int(round(np.sqrt(n))))
                 quantizer = faiss.IndexFlatIP(dim)
@@ -191,6 +210,24 @@ class VectorIndex:
                     self.kind = f"faiss inverted file ({lists} lists, {self.nprobe} probed) + exact rerank"
                 self.coarse_index = index
             self.coarse_index.add(self.coarse)
+
+    def _build_graph(self, faiss, dim: int) -> None:
+        """The HNSW coarse index (see ``QUANTIZED_GRAPH``), built on all cores, queried on one."""
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        try:
+            index.add(self.coarse)
+        finally:
+            faiss.omp_set_num_threads(1)
+            _THREAD.single = True
+        self.coarse_index = index
+        self.ef_search = HNSW_EF_SEARCH
+        self.rerank_min = QUANTIZED_RERANK_MIN
+        self.kind = (
+            f"faiss HNSW graph over the prefix (M {HNSW_M}, efConstruction {HNSW_EF_CONSTRUCTION}, "
+            f"efSearch {self.ef_search}) + exact rerank"
+        )
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -270,8 +307,17 @@ class VectorIndex:
         if nprobe and mask is not None:
             # a filter moves the nearest passing rows further out: widen the scan with its selectivity
             nprobe = min(self.coarse_index.nlist, nprobe * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
+        ef = max(self.ef_search, want)
+        if self.ef_search and mask is not None:  # the same widening for the graph's beam
+            ef = min(len(self), ef * min(4, int(np.ceil(np.sqrt(len(self) / allowed)))))
         while True:
-            if self.nprobe:
+            if self.ef_search:
+                params = (
+                    faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+                    if mask is not None
+                    else faiss.SearchParametersHNSW(efSearch=ef)
+                )
+            elif self.nprobe:
                 params = (
                     faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
                     if mask is not None
@@ -283,6 +329,12 @@ class VectorIndex:
             _, found = self.coarse_index.search(query[None, :], want, params=params)
             found = found[0]
             found = found[found >= 0]
+            if self.ef_search:
+                if len(found) >= want or ef >= len(self):
+                    del bitmap
+                    return found.astype(np.int64)
+                ef = min(len(self), ef * 2)  # the filter cut the beam short
+                continue
             if len(found) >= want or not self.nprobe or nprobe >= self.coarse_index.nlist:
                 del bitmap
                 return found.astype(np.int64)

@@ -1,4 +1,5 @@
-"""The vector engine (holocrm_core.vectors) on its own: the quantized inverted file, exclusion, threads."""
+"""The vector engine (holocrm_core.vectors) on its own: the HNSW graph, the quantized inverted file, exclusion,
+threads."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _exact(vectors: np.ndarray, q: int, k: int = 10, allowed: np.ndarray | None 
 def inverted_file(monkeypatch):
     monkeypatch.setattr(engine, "EXACT_MAX_ROWS", 0)
     monkeypatch.setattr(engine, "IVF_MIN_ROWS", 0)
+    monkeypatch.setattr(engine, "QUANTIZED_GRAPH", False)  # the IVF-PQ path (the default)
 
 
 def test_the_quantized_inverted_file_finds_the_exact_neighbours_without_the_record(inverted_file):
@@ -99,3 +101,53 @@ def test_concurrent_queries_answer_as_serial_ones(inverted_file):
     for t in threads:
         t.join()
     assert not errors and answers == serial
+
+
+@pytest.fixture(scope="module")
+def graph():
+    """60k clustered rows: above IVF_MIN_ROWS, so with HOLOCRM_SIMILAR_INDEX=hnsw the similarity store's
+    (quantized) index is the HNSW graph."""
+    vectors = _clustered(60_000, seed=8)
+    assert len(vectors) > engine.IVF_MIN_ROWS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "QUANTIZED_GRAPH", True)
+        index = engine.VectorIndex(vectors, quantized=True)
+    return vectors, index
+
+
+def test_the_hnsw_graph_finds_the_exact_neighbours_without_the_record(graph):
+    vectors, index = graph
+    assert "HNSW" in index.kind and index.ef_search == engine.HNSW_EF_SEARCH
+    recall = []
+    for q in range(0, 60_000, 600):
+        found, sims = index.search(vectors[q], 10, exclude=[q])
+        assert len(found) == 10 and q not in found.tolist()
+        assert np.all(np.diff(sims) <= 1e-6)  # best first
+        np.testing.assert_allclose(sims, vectors[found] @ vectors[q], atol=1e-5)  # exact cosines
+        recall.append(len(set(found.tolist()) & _exact(vectors, q)) / 10)
+    assert np.mean(recall) >= 0.95
+
+
+@pytest.mark.parametrize("share", [0.5, 0.1])  # both above SELECTIVE_FILTER_SHARE: the graph answers
+def test_the_hnsw_graph_honours_filters(graph, share):
+    vectors, index = graph
+    allowed = np.random.default_rng(2).random(len(vectors)) < share
+    recall = []
+    for q in range(3, 60_000, 1200):
+        found, _ = index.search(vectors[q], 10, mask=allowed, exclude=[q])
+        assert len(found) == 10 and allowed[found].all() and q not in found.tolist()
+        recall.append(len(set(found.tolist()) & _exact(vectors, q, allowed=allowed)) / 10)
+    assert np.mean(recall) >= 0.95
+
+
+def test_the_hnsw_graph_excludes_rows_and_answers_selective_filters_exactly(graph):
+    vectors, index = graph
+    q = 5
+    nearest, _ = index.search(vectors[q], 5)
+    assert nearest[0] == q  # the record is its own nearest row
+    found, _ = index.search(vectors[q], 5, exclude=nearest[:3].tolist())
+    assert found[:2].tolist() == nearest[3:5].tolist() and not set(nearest[:3].tolist()) & set(found.tolist())
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[::50] = True  # 2% of the rows: the exact scan of those rows
+    found, _ = index.search(vectors[q], 10, mask=allowed, exclude=[q])
+    assert set(found.tolist()) == _exact(vectors, q, allowed=allowed)
