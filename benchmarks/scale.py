@@ -162,6 +162,11 @@ def run_child(command: list[str], env: dict, max_rss_mb: float, log, step: str =
 
 def _asset_child(work: Path, step: str, export: Path, partition: str | None) -> dict:
     """In the child: materialize one node of the graph (and its checks) into the run's home."""
+    import warnings
+
+    # dagster's BetaWarning for partition mappings and backfill policies, printed by every child on import:
+    # the log is for the steps (``holocrm run`` silences third-party warnings the same way)
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
     from holocrm_core.settings import HoloPaths
     from pipelines.runner import run_all
 
