@@ -124,3 +124,19 @@ def test_contexts_and_action_log_from_the_projected_tables_equal_those_from_the_
     log = build_action_log(logged, *tables.values())
     assert log["days_since_last_touch"].is_not_null().sum() > 0
     assert build_action_log(logged, *projected.values()).equals(log)
+
+
+@pytest.mark.parametrize("n", [1, 999, 10_001])
+def test_on_policy_bootstrap_in_slices_gives_the_one_array_result(n, monkeypatch):
+    """The logging policy's bootstrap is drawn in slices of rows (memory at 1M contacts): the same draws in
+    the same order as one (n_bootstrap, n) array, so the same estimate, whatever the slice size."""
+    from holocrm_core.decisions import champion
+
+    rewards = np.random.default_rng(n).uniform(0, 1, n)
+    rng = np.random.default_rng(4)
+    boots = rewards[rng.integers(0, n, (200, n))].mean(axis=1)
+    low, high = np.quantile(boots, [0.025, 0.975])
+    for draws in (1, 3 * n, 7 * n + 1, 10**9):  # one row at a time, uneven slices, everything at once
+        monkeypatch.setattr(champion, "BOOTSTRAP_DRAWS", draws)
+        got = champion.on_policy_value(rewards, 200, 4)
+        assert (got.low, got.high, got.value) == (float(low), float(high), float(rewards.mean()))
