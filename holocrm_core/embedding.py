@@ -586,9 +586,13 @@ def embed_documents(
     )
     reused_part = docs.join(known, on="content_hash", how="inner")
     todo = docs.join(known, on="content_hash", how="anti")
+    new_count, reused_count = len(todo), len(reused_part)
+    distinct_new_texts = int(todo.get_column("text").n_unique()) if new_count else 0
 
     texts = todo.get_column("text").to_list()
     new_vectors, chunk_vectors, spans = _embed_texts(embedder, texts, progress)
+    del texts
+    chunked_texts = sum(c is not None for c in chunk_vectors)
     new_part = todo.with_columns(
         pl.Series("vector", new_vectors, dtype=pl.Array(pl.Float32, DIM)),
         pl.Series(
@@ -598,14 +602,20 @@ def embed_documents(
         ),
         pl.Series("chunk_spans", spans, dtype=EMBEDDING_SCHEMA["chunk_spans"]),
     )
+    del new_vectors, chunk_vectors, spans  # the frame holds its own copy (1.2 GB for a 1M-contact shard)
 
     out = (
         pl.concat([reused_part.drop("text"), new_part.drop("text")], how="vertical")
         .with_columns(pl.lit(embedder.model_id).alias("model"))
         .select(list(EMBEDDING_SCHEMA))
     )
-    # keep the documents' order so the output lines up with them
-    out = docs.select("entity_type", "entity_id").join(out, on=["entity_type", "entity_id"], how="left")
+    del new_part, todo, reused_part
+    # keep the documents' order so the output lines up with them: the join, unless the rows are in that
+    # order already (a first run: every text new), where the join would only copy every vector once more
+    keys = docs.select("entity_type", "entity_id")
+    if not (out.select(keys.columns).equals(keys) and keys.n_unique() == len(keys)):
+        out = keys.join(out, on=["entity_type", "entity_id"], how="left")
+    del keys
 
     prev_keys = (
         previous.select("entity_type", "entity_id")
@@ -624,14 +634,14 @@ def embed_documents(
         )
     return EmbeddingRun(
         vectors=out.cast(dict(EMBEDDING_SCHEMA)),
-        new=len(todo),
-        reused=len(reused_part),
+        new=new_count,
+        reused=reused_count,
         deleted=deleted,
         changed=changed,
         seconds=time.perf_counter() - started,
         stats={
-            "distinct_new_texts": int(todo.get_column("text").n_unique()) if len(todo) else 0,
-            "chunked_texts": sum(c is not None for c in chunk_vectors),
+            "distinct_new_texts": distinct_new_texts,
+            "chunked_texts": chunked_texts,
         },
     )
 

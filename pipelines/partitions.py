@@ -44,14 +44,13 @@ WHOLE_BATCH = dg.MultiPartitionMapping(
 PARTITIONED = {"partitions_def": batch_shards, "backfill_policy": SHARD_BY_SHARD}
 
 
-def whole_batch_ins(names, optional: bool = True) -> dict[str, dg.AssetIn]:
-    """Inputs reading every shard of the run's batch of each table."""
-    from pipelines.io_manager import OPTIONAL
+def whole_batch_ins(names, optional: bool = True, lazy: bool = False) -> dict[str, dg.AssetIn]:
+    """Inputs reading every shard of the run's batch of each table (``lazy``: as a ``pl.LazyFrame`` scan,
+    for an asset that reads only some columns of a large table)."""
+    from pipelines.io_manager import LAZY, OPTIONAL
 
-    return {
-        name: dg.AssetIn(key=name, partition_mapping=WHOLE_BATCH, metadata={OPTIONAL: optional})
-        for name in names
-    }
+    metadata = {OPTIONAL: optional, **({LAZY: True} if lazy else {})}
+    return {name: dg.AssetIn(key=name, partition_mapping=WHOLE_BATCH, metadata=metadata) for name in names}
 
 
 def run_partitions(context) -> tuple[str, list[int]]:

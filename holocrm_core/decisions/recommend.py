@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtri
 
-from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE, contact_attributes
+from holocrm_core.decisions.action_log import CONTEXT_FROM_WAREHOUSE, contact_attributes, positions
 from holocrm_core.decisions.actions import OTHER, ContextEncoder, Contexts, touch_features
 from holocrm_core.decisions.convergence import Strategy
 from holocrm_core.decisions.policies import ContextualThompson, gaussian_win_probabilities
@@ -45,9 +45,8 @@ def contact_contexts(
         as_of = activities["occurred_at"].max() if activities is not None and activities.height else None
     n = people.height
     if as_of is not None and activities is not None and activities.height:
-        index = {c: i for i, c in enumerate(people["contact_id"].to_list())}
         acts = activities.select("contact_id", pl.col("occurred_at").dt.epoch("s").alias("t")).drop_nulls()
-        owner = np.array([index.get(c, -1) for c in acts["contact_id"].to_list()], dtype=np.int64)
+        owner = positions(acts["contact_id"], people["contact_id"])
         keep = owner >= 0
         at = int(as_of.timestamp()) + 1  # "before as_of" includes the newest activity itself
         days, t7, t30 = touch_features(owner[keep], acts["t"].to_numpy()[keep], np.arange(n), np.full(n, at))

@@ -11,7 +11,7 @@ the CLI answer with (``holocrm_core.decisions.service``), continuing from the st
 import dagster as dg
 import polars as pl
 
-from pipelines.io_manager import optional_ins
+from pipelines.io_manager import lazy_ins, optional_ins
 from pipelines.metadata import markdown_table
 from pipelines.resources import ExportResource, MLflowResource, StorageResource
 
@@ -20,19 +20,29 @@ STAGED = ["staged_contacts", "staged_companies", "staged_activities"]
 
 
 def _staged(inputs: dict) -> dict[str, pl.DataFrame | None]:
-    return {name: inputs.get(name) for name in STAGED}
+    """The staged tables' columns a decision context reads (``context_columns``), collected from the lazy
+    inputs: at 1M contacts the whole activities table (texts included) is over 2 GB in memory."""
+    from holocrm_core.decisions.action_log import context_columns
+
+    tables = {}
+    for name in STAGED:
+        frame = inputs.get(name)
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.select(context_columns(name, frame.collect_schema().names())).collect()
+        tables[name] = frame
+    return tables
 
 
 @dg.asset(
     group_name=GROUP,
-    ins=optional_ins(STAGED),
+    ins=lazy_ins(STAGED),
     check_specs=[dg.AssetCheckSpec("action_log_no_rows_lost", asset="action_log")],
 )
 def action_log(
     context: dg.AssetExecutionContext,
     export: ExportResource,
     storage: StorageResource,
-    **inputs: pl.DataFrame | None,
+    **inputs: pl.DataFrame | pl.LazyFrame | None,
 ):  # no return annotation: with check specs Dagster would type the value Nothing
     """Every outreach action with its context at that moment, its propensity and outcome (nothing dropped)."""
     from holocrm_core.decisions.action_log import (
@@ -82,12 +92,12 @@ def action_log(
     )
 
 
-@dg.asset(group_name=GROUP, ins={"action_log": dg.AssetIn("action_log"), **optional_ins(STAGED)})
+@dg.asset(group_name=GROUP, ins={"action_log": dg.AssetIn("action_log"), **lazy_ins(STAGED)})
 def policy_evaluation(
     context: dg.AssetExecutionContext,
     mlflow: MLflowResource,
     action_log: pl.DataFrame,
-    **inputs: pl.DataFrame | None,
+    **inputs: pl.DataFrame | pl.LazyFrame | None,
 ) -> dg.MaterializeResult:
     """Candidate vs champion vs logging policy off-policy; MLflow run; champion only past the gate."""
     from holocrm_core.decisions.champion import (
@@ -145,13 +155,15 @@ def policy_evaluation(
 
 
 @dg.asset(
-    group_name=GROUP, deps=["policy_evaluation"], ins=optional_ins(["scored_leads", "action_log", *STAGED])
+    group_name=GROUP,
+    deps=["policy_evaluation"],
+    ins={**optional_ins(["scored_leads", "action_log"]), **lazy_ins(STAGED)},
 )
 def recommendations(
     context: dg.AssetExecutionContext,
     storage: StorageResource,
     mlflow: MLflowResource,
-    **inputs: pl.DataFrame | None,
+    **inputs: pl.DataFrame | pl.LazyFrame | None,
 ) -> dg.MaterializeResult:
     """Every open contact's next action from the decision service the API and CLI answer with.
 

@@ -8,7 +8,7 @@ from holocrm_core import quality, schema
 from holocrm_core.ingest.export import PARENTS
 from holocrm_core.partitions import frame_shards, in_shards
 from holocrm_core.reconcile import at_lines
-from pipelines.io_manager import SHARD_COLUMN, optional_ins
+from pipelines.io_manager import LAZY, SHARD_COLUMN, optional_ins
 from pipelines.metadata import check_result, markdown_table
 from pipelines.partitions import (
     PARTITIONED,
@@ -132,7 +132,9 @@ def _quarantine_by_shard(
 
 
 def _known_parent_ids(context, entity: str, inputs: dict) -> dict[str, pl.Series]:
-    """Ids of the parents this export carries; a parent with no file, or not built yet, cannot be checked."""
+    """Ids of the parents this export carries; a parent with no file, or not built yet, cannot be checked.
+    The parents' tables come as lazy scans: only the raw table's row count and the staged ids are read (at
+    1M contacts the raw and staged contacts are over 1 GB in memory)."""
     known = {}
     for parent in PARENTS[entity]:
         record = schema.entity(parent)
@@ -142,9 +144,17 @@ def _known_parent_ids(context, entity: str, inputs: dict) -> dict[str, pl.Series
                 f"{entity}: references to {parent} not checked ({record.staged_asset} not built)"
             )
             continue
-        if raw.height:
-            known[parent] = staged[record.id_column]
+        if _rows(raw):
+            known[parent] = _collect(staged.select(record.id_column))[record.id_column]
     return known
+
+
+def _rows(frame: pl.DataFrame | pl.LazyFrame) -> int:
+    return frame.height if isinstance(frame, pl.DataFrame) else frame.select(pl.len()).collect().item()
+
+
+def _collect(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    return frame if isinstance(frame, pl.DataFrame) else frame.collect()
 
 
 def _staged_asset(entity: str):
@@ -171,9 +181,14 @@ def _staged_asset(entity: str):
             # staged from the whole batch, then cut to the run's shards: staging infers a column's date format
             # and a custom field's type from all of its values, and a company's parent may be in any shard,
             # so a shard staged alone could differ from the same rows staged with their batch
-            record.raw_asset: dg.AssetIn(record.raw_asset, partition_mapping=WHOLE_BATCH),
-            # a reference may point at a parent of any shard: the parents' whole batch is read
-            **whole_batch_ins([p.raw_asset for p in parents] + [p.staged_asset for p in parents]),
+            # (a lazy scan, collected in the asset: the only reference to the rows is the asset's own, so
+            # they are freed once the quarantine is placed, before the staged table is written)
+            record.raw_asset: dg.AssetIn(
+                record.raw_asset, partition_mapping=WHOLE_BATCH, metadata={LAZY: True}
+            ),
+            # a reference may point at a parent of any shard: the parents' whole batch is scanned (their
+            # staged ids and the raw tables' row counts are read)
+            **whole_batch_ins([p.raw_asset for p in parents] + [p.staged_asset for p in parents], lazy=True),
         },
         **PARTITIONED,
         check_specs=[
@@ -203,15 +218,17 @@ def _staged_asset(entity: str):
         from holocrm_core.ingest import stage_one
 
         batch, shards = run_partitions(context)
-        raw = inputs[record.raw_asset]
+        raw = _collect(inputs[record.raw_asset])
         known_ids = _known_parent_ids(context, entity, inputs)
         result = stage_one(entity, raw, known_ids)
         for warning in result.warnings():
             context.log.warning(warning)
         staged_frame = in_shards(result.staged, record.id_column, shards, SHARDS)
         quarantine_parts = _quarantine_by_shard(result.quarantined, raw, record.id_column, batch, shards)
+        del raw  # the raw rows are not needed past here: freed before the tables are written
         quarantined = pl.concat(list(quarantine_parts.values()))
         checks = quality.staged_checks(entity, result.staged, result.accounting, known_ids)
+        del known_ids
         by_rule = (
             quarantined.group_by("rule").len().sort("len", descending=True)
             if quarantined.height

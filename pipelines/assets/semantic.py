@@ -87,7 +87,8 @@ def _progress_logger(context: dg.AssetExecutionContext, every_s: float = 5.0):
 
 @dg.asset(
     group_name=GROUP,
-    ins={"entity_documents": dg.AssetIn("entity_documents"), **optional_ins(STAGED)},
+    # the staged tables as scans: only their ids are read (what must have a vector)
+    ins={"entity_documents": dg.AssetIn("entity_documents"), **lazy_ins(STAGED)},
     description="A 384-dim vector per entity document, keyed by entity id + content hash; a re-run embeds only "
     "new or changed text (the shard's previous vectors, of this batch or the one before, are the cache).",
     metadata={
@@ -102,14 +103,15 @@ def embeddings(
     storage: StorageResource,
     embedder: EmbedderResource,
     entity_documents: pl.DataFrame,
-    **staged: pl.DataFrame | None,
+    **staged: pl.LazyFrame | None,
 ):  # no return annotation: with check specs Dagster would type the value Nothing
-    from holocrm_core.embedding import DIM, embed_documents, vectors_matrix
+    from holocrm_core.embedding import DIM, embed_documents
 
     _, shards = run_partitions(context)
     documents = in_shards(entity_documents, "entity_id", shards, SHARDS)
+    ids = {name: schema.entity(name.removeprefix("staged_")).id_column for name in staged}
     staged = {
-        name: in_shards(frame, schema.entity(name.removeprefix("staged_")).id_column, shards, SHARDS)
+        name: in_shards(frame.select(ids[name]).collect(), ids[name], shards, SHARDS)
         for name, frame in staged.items()
         if frame is not None
     }
@@ -122,11 +124,9 @@ def embeddings(
 
     # checks: every staged entity has exactly one vector of the right size, unit norm and finite
     expected = quality.expected_document_keys(_staged_tables(staged))
-    matrix = vectors_matrix(run.vectors)
     checks = [
         check_result(quality.one_vector_per_entity(expected, run.vectors)),
-        check_result(quality.vector_dimension(matrix, DIM)),
-        check_result(quality.unit_norm_no_nan(matrix)),
+        *[check_result(outcome) for outcome in quality.vector_checks(run.vectors, DIM)],  # in slices
     ]
     rate = run.new / run.seconds if run.new and run.seconds else 0.0
     return dg.MaterializeResult(

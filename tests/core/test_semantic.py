@@ -835,3 +835,20 @@ def test_cli_commands_use_a_running_server_when_one_is_given(monkeypatch):
         assert "company:" in pairs.output and "co-1" in pairs.output and "contact:" in pairs.output
     finally:
         server.shutdown()
+
+
+def test_vectors_follow_the_documents_with_or_without_the_ordering_join(embedder, crm):
+    """A first run's vectors are already in the documents' order (the ordering join is skipped, a copy of
+    every vector less); a rerun reusing vectors in another order, and documents repeating a key, still go
+    through the join: the same rows as before."""
+    documents = entity_documents(crm)
+    keys = ["entity_type", "entity_id"]
+    first = embed_documents(documents, embedder)
+    assert first.vectors.select(keys).equals(documents.select(keys))
+    shuffled = documents.sample(fraction=1.0, shuffle=True, seed=3)
+    again = embed_documents(shuffled, embedder, first.vectors)
+    assert again.reused == len(documents)
+    assert again.vectors.equals(shuffled.select(keys).join(first.vectors, on=keys, how="left"))
+    doubled = pl.concat([documents, documents.head(2)])
+    twice = embed_documents(doubled, embedder)
+    assert twice.vectors.height == len(documents) + 6  # the join of a repeated key, as it always was
