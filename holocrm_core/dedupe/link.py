@@ -121,6 +121,7 @@ def link_sources(
     entity: str = "companies",
     min_score: float = 0.5,
     fields: dict | None = None,
+    prior: str = "records",
 ) -> pl.DataFrame:
     """Records of two exports of the same entity that are the same (an import against what the CRM holds).
 
@@ -143,7 +144,7 @@ def link_sources(
         # splits and orders names its own way): febrl 4a/4b F1 0.9951 so, 0.9946 with the within-table kinds
         fields = {c: "name" if k in ("first_name", "last_name") else k for c, k in fields.items()}
     region = "country" if "country" in both.columns else None
-    link = link_fields(both, fields, source="_source", region_column=region)
+    link = link_fields(both, fields, source="_source", region_column=region, prior=prior)
     scored = link.result.pairs
     schema = {"id_left": pl.String, "id_right": pl.String, "score": pl.Float64, "reasons": pl.List(pl.String)}
     if scored.is_empty():
