@@ -1,6 +1,6 @@
 """Weights: a Fellegi-Sunter model whose "unrelated pair" probabilities (u) come from random record pairs and
 whose "same entity" probabilities (m) start from each field kind's prior and are learned by EM on the
-candidate pairs. ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
+candidate pairs, constrained (``learned_m``). ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
 
 from __future__ import annotations
 
