@@ -1,6 +1,6 @@
 """Weights: a Fellegi-Sunter model whose "unrelated pair" probabilities (u) come from random record pairs and
 whose "same entity" probabilities (m) start from each field kind's prior and are learned by EM on the
-candidate pairs. ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
+candidate pairs, constrained (``learned_m``). ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
 
 from __future__ import annotations
 
@@ -53,7 +53,13 @@ DEFAULT_U = np.array([0.90, 0.06, 0.02, 0.02])  # two unrelated records mostly d
 PRIOR_PAIRS = 30.0
 # Candidate pairs are compared this many at a time (bounds the temporaries of a million-row table).
 LEVEL_CHUNK = 1_000_000
-LEARN_M = False  # within one table (see fit_match_model): CRM fields are few and correlated
+# m is learned by EM within one table too (see fit_match_model), constrained (``learned_m``): a field
+# compared on fewer expected duplicates than MIN_FIELD_EVENTS keeps its kind's prior m; no level's m falls
+# below M_FLOOR times its prior (EM's self-confirmation: pairs that disagree get a low posterior, so they
+# never count, so the disagreement looks ever rarer); no level weighs less than a less-agreeing one.
+LEARN_M = True
+MIN_FIELD_EVENTS = 10.0
+M_FLOOR = 0.1
 
 
 def _level_frequencies(
@@ -62,34 +68,86 @@ def _level_frequencies(
     prior: np.ndarray | None = None,
     prior_pairs: float = PRIOR_PAIRS,
 ) -> np.ndarray:
+    return _normalised(_level_counts(levels, weights), prior, prior_pairs)
+
+
+def _level_counts(levels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per field and level, the (weighted) number of pairs at that level (MISSING not counted)."""
     n_fields = levels.shape[1]
     out = np.zeros((n_fields, LEVELS))
     w = np.ones(len(levels)) if weights is None else weights
-    prior = np.broadcast_to(DEFAULT_M if prior is None else prior, (n_fields, LEVELS))
     for f in range(n_fields):
         seen = levels[:, f] >= 0
-        out[f] = (
-            np.bincount(levels[seen, f], weights=w[seen], minlength=LEVELS)[:LEVELS]
-            + prior[f] * prior_pairs
-            + 1e-3
-        )
-        out[f] /= out[f].sum()
+        out[f] = np.bincount(levels[seen, f], weights=w[seen], minlength=LEVELS)[:LEVELS]
     return out
+
+
+def _normalised(counts: np.ndarray, prior: np.ndarray | None, prior_pairs: float = PRIOR_PAIRS) -> np.ndarray:
+    prior = np.broadcast_to(DEFAULT_M if prior is None else prior, counts.shape)
+    out = counts + prior * prior_pairs + 1e-3
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def monotone_m(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The m closest to ``m`` (in likelihood) whose weights log(m / u) never fall as agreement rises.
+
+    For one field: maximise sum_l m_l log(q_l) over distributions q with q_l / u_l non-decreasing in the level
+    (DISAGREE < SIMILAR < VERY_SIMILAR < EXACT). Its solution is the isotonic regression of the ratios
+    m_l / u_l with weights u_l (pool adjacent violators; Robertson, Wright & Dykstra, order-restricted
+    inference), which keeps sum_l u_l r_l = 1, so q = u r is a distribution. Not m itself is ordered (a
+    duplicate's e-mail differs far more often than it is one typo away) but the evidence each level gives.
+    """
+    out = np.empty_like(m)
+    for f in range(m.shape[0]):
+        blocks: list[list] = []  # [ratio, weight, levels]
+        for level in range(m.shape[1]):
+            blocks.append([m[f, level] / u[f, level], u[f, level], [level]])
+            while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+                r2, w2, l2 = blocks.pop()
+                r1, w1, l1 = blocks.pop()
+                blocks.append([(r1 * w1 + r2 * w2) / (w1 + w2), w1 + w2, l1 + l2])
+        for ratio, _, levels in blocks:
+            out[f, levels] = ratio * u[f, levels]
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def learned_m(counts: np.ndarray, m_prior: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """m from the expected level counts of the duplicates (EM's M step), constrained.
+
+    Each field's levels: the counts plus the prior's pseudo-counts (``PRIOR_PAIRS``: a level seen in few
+    duplicates stays near its prior); a field compared on fewer than ``MIN_FIELD_EVENTS`` expected
+    duplicates keeps its prior m (the fallback of a small table or a sparse column); no level below
+    ``M_FLOOR`` times its prior m; then ``monotone_m``, so that a more agreeing level never weighs less than
+    a less agreeing one (a typo cannot count for a duplicate more than an exact agreement).
+    """
+    m_prior = np.broadcast_to(m_prior, counts.shape)
+    m = _normalised(counts, m_prior)
+    floor = M_FLOOR * m_prior / m_prior.sum(axis=1, keepdims=True)
+    for f in range(len(m)):
+        if counts[f].sum() < MIN_FIELD_EVENTS:
+            m[f] = m_prior[f] / m_prior[f].sum()
+            continue
+        low = m[f] < floor[f]
+        if low.any():  # the floored levels take their floor, the others share the rest by their m
+            m[f, ~low] *= (1.0 - floor[f, low].sum()) / m[f, ~low].sum()
+            m[f, low] = floor[f, low]
+    return monotone_m(m, u)
 
 
 def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``levels`` (pairs x fields, values -1..3) and how often each occurs."""
+def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct rows of ``levels`` (pairs x fields, values -1..3), how often each occurs and, per pair,
+    the index of its row."""
     if levels.shape[1] > 24:  # too many fields for one integer key: every row its own pattern
-        return levels, np.ones(len(levels))
+        return levels, np.ones(len(levels)), np.arange(len(levels))
     key = np.zeros(len(levels), dtype=np.int64)
     for f in range(levels.shape[1]):
         key = key * (LEVELS + 1) + (levels[:, f].astype(np.int64) + 1)
-    _, first, counts = np.unique(key, return_index=True, return_counts=True)
-    return levels[first], counts.astype(np.float64)
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    return levels[first], counts.astype(np.float64), inverse.reshape(-1)
 
 
 def fit_match_model(
@@ -105,9 +163,10 @@ def fit_match_model(
 ) -> MatchModel:
     """EM for m and the prior on the candidate pairs; u is fixed from random pairs (nearly all unrelated).
 
-    ``learn_m=False`` keeps m at its prior and learns only the share of duplicates: the safer choice when
-    there are few, correlated fields (names, e-mail and company move together), where a free EM can settle
-    on "same family name" or "same company" as its second class instead of "same person".
+    m is learned as splink does (m by EM on the candidate pairs, u from random pairs), with constraints so
+    that a level cannot learn nonsense (``learned_m``): the field kind's prior as Dirichlet pseudo-counts,
+    a level with too few expected duplicates keeping its prior m, and weights that never fall as agreement
+    rises. ``learn_m=False`` keeps m at its prior and learns only the share of duplicates.
 
     ``record_pairs``: the number of record pairs the candidates were drawn from (n(n-1)/2 in one table).
     Then the prior is that of two random records being one (as u is measured on random records), learned
@@ -123,28 +182,26 @@ def fit_match_model(
     model = MatchModel(fields, m_prior.copy(), u, 0.1)
     if len(pair_levels) == 0:
         return model
-    if record_pairs is None and offsets is None:
-        # EM over the distinct comparison vectors weighted by their counts: the same sums as over every
-        # pair (millions of pairs share a few thousand vectors)
-        patterns, counts = _patterns(pair_levels)
-        shift = 0.0
-    else:  # per-pair offsets make each pair its own vector
-        patterns, counts = pair_levels, np.ones(len(pair_levels))
-        shift = 0.0 if offsets is None else offsets
+    # EM over the distinct comparison vectors: the same sums as over every pair (millions of pairs share
+    # a few thousand vectors); per-pair offsets are added to their vector's log odds pair by pair
+    patterns, counts, inverse = _patterns(pair_levels)
     if record_pairs is not None:
         record_pairs = max(float(record_pairs), float(len(pair_levels)))
         # start as if a tenth of the candidates were duplicates
         model.prior = float(np.clip(0.1 * len(pair_levels) / record_pairs, 1e-15, 0.1))
     total = record_pairs if record_pairs is not None else len(pair_levels)
     low = 1e-15 if record_pairs is not None else 1e-6
-    # with m fixed the evidence of each vector is fixed too: computed once, only the prior moves
-    evidence = None if learn_m else model.log_odds(patterns) - _logit(model.prior) + shift
     for iteration in range(max_iter):
-        log_odds = model.log_odds(patterns) + shift if evidence is None else evidence + _logit(model.prior)
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
-        del log_odds
-        new_m = _level_frequencies(patterns, posterior * counts, prior=m_prior) if learn_m else model.m
-        new_prior = float(np.clip((posterior @ counts + 1.0) / (total + 10.0), low, 0.5))
+        log_odds = model.log_odds(patterns)
+        if offsets is None:
+            posterior = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
+            weight = posterior * counts
+        else:
+            per_pair = 1.0 / (1.0 + np.exp(-np.clip(log_odds[inverse] + offsets, -50, 50)))
+            weight = np.bincount(inverse, weights=per_pair, minlength=len(patterns))
+            del per_pair
+        new_m = learned_m(_level_counts(patterns, weight), m_prior, u) if learn_m else model.m
+        new_prior = float(np.clip((weight.sum() + 1.0) / (total + 10.0), low, 0.5))
         change = (
             abs(np.log(new_prior / model.prior)) if record_pairs is not None else abs(new_prior - model.prior)
         )
