@@ -1,6 +1,7 @@
 """Weights: a Fellegi-Sunter model whose "unrelated pair" probabilities (u) come from random record pairs and
 whose "same entity" probabilities (m) start from each field kind's prior and are learned by EM on the
-candidate pairs, constrained (``learned_m``). ``link_records`` scores the candidate pairs of a table; ``reasons`` explains a pair."""
+candidate pairs, constrained (``learned_m``). ``link_records`` scores the candidate pairs of a table;
+``reasons`` explains a pair."""
 
 from __future__ import annotations
 
@@ -164,9 +165,10 @@ def fit_match_model(
     """EM for m and the prior on the candidate pairs; u is fixed from random pairs (nearly all unrelated).
 
     m is learned as splink does (m by EM on the candidate pairs, u from random pairs), with constraints so
-    that a level cannot learn nonsense (``learned_m``): the field kind's prior as Dirichlet pseudo-counts,
-    a level with too few expected duplicates keeping its prior m, and weights that never fall as agreement
-    rises. ``learn_m=False`` keeps m at its prior and learns only the share of duplicates.
+    that a level cannot learn nonsense (``learned_m``): the field kind's prior as Dirichlet pseudo-counts
+    (a level seen in few duplicates stays near it), a field with too few expected duplicates kept at its
+    prior, a floor under each level, and weights that never fall as agreement rises. ``learn_m=False``
+    keeps m at its prior and learns only the share of duplicates.
 
     ``record_pairs``: the number of record pairs the candidates were drawn from (n(n-1)/2 in one table).
     Then the prior is that of two random records being one (as u is measured on random records), learned

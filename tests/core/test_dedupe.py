@@ -418,10 +418,12 @@ def test_link_sources_pairs_records_across_two_exports_only():
         pl.concat_str([pl.lit("b-"), pl.col("company_id")]).alias("company_id"),
         pl.col("phone").str.replace_all(" ", "-"),
     )
-    pairs = link_sources(left, right)
-    assert set(pairs.select("id_left", "id_right").rows()) == {
-        (f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)
-    }
+    expected = {(f"pl-{i:02d}", f"b-pl-{i:02d}") for i in range(10)}
+    for prior in ("candidates", "records"):  # the default, and the random-pair prior of one table
+        pairs = link_sources(left, right, prior=prior)
+        assert set(pairs.select("id_left", "id_right").rows()) == expected, prior
+    with pytest.raises(ValueError, match="prior must be"):
+        link_sources(left, right, prior="blocked")
 
 
 def test_a_shared_customer_number_makes_contacts_duplicates(crm):
