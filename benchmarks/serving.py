@@ -195,7 +195,8 @@ def start_server(home: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
             "0",
             "--log-level",
             "warning",
-            *(["--workers", str(workers)] if workers > 1 else []),
+            "--workers",  # always named: a HOLOCRM_WORKERS in the environment would otherwise decide
+            str(workers),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -445,8 +446,8 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="server processes (holocrm serve --workers); each loads the home",
+        default=int(os.environ.get("HOLOCRM_WORKERS") or 1),  # what `holocrm serve` itself would read
+        help="server processes (holocrm serve --workers; default HOLOCRM_WORKERS or 1); each loads the home",
     )
     args = parser.parse_args()
 
