@@ -168,7 +168,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """``holocrm serve`` on a free loopback port, answering once every one of its ``workers`` processes has
+    loaded its snapshot (each worker loads its own: /health's ``loaded_at`` tells them apart)."""
     import httpx
 
     port = free_port()
@@ -193,6 +195,8 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
             "0",
             "--log-level",
             "warning",
+            "--workers",  # always named: a HOLOCRM_WORKERS in the environment would otherwise decide
+            str(workers),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -201,17 +205,30 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     )
     url = f"http://127.0.0.1:{port}"
     # at 1M contacts the server reads 1.4M vectors and builds their indexes and labels before it answers
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
+    loaded: set[str] = set()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
+            answer = httpx.get(f"{url}/health", timeout=2)  # a new connection: any worker may take it
+            if answer.status_code == 200:
+                loaded.add(str(answer.json().get("loaded_at")))
+                if len(loaded) >= workers:
+                    return proc, url
+                time.sleep(0.1)
         except httpx.TransportError:
             time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("server did not start within 600 s")
+    raise RuntimeError(f"server did not start within 900 s ({len(loaded)} of {workers} workers answered)")
+
+
+def server_rss_mb(proc: subprocess.Popen) -> float:
+    """Resident memory of the server and its worker processes, MB."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    return round(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20, 1)
 
 
 # -- load ------------------------------------------------------------------------------------------------
@@ -426,6 +443,12 @@ def main() -> None:
         help="raw: minimal keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient",
     )
     parser.add_argument("--home", default="", help="reuse/keep this HOLOCRM_HOME (default: a temp dir)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("HOLOCRM_WORKERS") or 1),  # what `holocrm serve` itself would read
+        help="server processes (holocrm serve --workers; default HOLOCRM_WORKERS or 1); each loads the home",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -454,7 +477,10 @@ def main() -> None:
     specs = endpoints(contact_ids, lead_ids, open_ids, closed)
     chosen = [e for e in args.endpoints.split(",") if e] or list(specs)
 
-    proc, url = start_server(home)
+    starting = time.perf_counter()
+    proc, url = start_server(home, args.workers)
+    start_seconds = time.perf_counter() - starting
+    rss_mb = server_rss_mb(proc)
     load_before = os.getloadavg()
     results: dict = {}
     try:
@@ -467,6 +493,7 @@ def main() -> None:
                     run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client)
                 )
                 results.setdefault(name, {})[f"c{level}"] = cell
+        rss_mb = max(rss_mb, server_rss_mb(proc))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -521,6 +548,11 @@ def main() -> None:
                     "missing": sorted(health.get("missing", {})),
                 },
                 "client": args.client,
+                "workers": args.workers,
+                # until every worker answered /health with its snapshot loaded; resident memory of all
+                # the server's processes (the larger of after start and after the cells)
+                "server_start_seconds": round(start_seconds, 1),
+                "server_rss_mb": rss_mb,
                 "requests_per_cell": args.requests,
                 "results": results,
                 "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),

@@ -268,3 +268,41 @@ def test_similar_threads_setting(monkeypatch):
         monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", bad)
         with pytest.raises(ValueError, match="HOLOCRM_SIMILAR_THREADS"):
             similar_threads()
+
+
+def test_similar_answers_are_what_the_declared_model_serialises(indexed_home):
+    """The similar routes answer with a ready JSON body (no pydantic round trip per request): the body must
+    be exactly what ``SimilarAnswer`` with ``exclude_unset`` made of the same answer (keys, values, key
+    order), and the OpenAPI must still name the model."""
+    import json
+
+    from holocrm_api.routes.similarity import SimilarAnswer
+    from holocrm_core.text import FILTER_COLUMNS
+
+    home, _ = indexed_home
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        first = client.get("/api/contacts/C1/similar").json()["results"][0]
+        column = next(c for c in FILTER_COLUMNS if first.get(c) not in (None, ""))  # a filter the hit passes
+        for path, params in (
+            ("/api/contacts/C1/similar", {"limit": 4}),
+            ("/api/similar/contact/C2", {"limit": 3, "min_similarity": -1.0}),
+            ("/api/similar/contacts/C2", {"filter": f"{column}={first[column]}"}),
+        ):
+            answer = client.get(path, params=params)
+            assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+            body = answer.json()
+            assert body["results"], path
+            expected = SimilarAnswer.model_validate(body).model_dump(mode="json", exclude_unset=True)
+            assert body == expected
+            assert list(body) == list(expected)
+            assert [list(h) for h in body["results"]] == [list(h) for h in expected["results"]]
+            assert {"id", "entity_type", "label", "similarity"} <= set(body["results"][0])
+            assert "score" not in body["results"][0]  # unset fields stay absent, as exclude_unset left them
+        assert "contact_id" not in client.get("/api/similar/contact/C2").json()
+        assert client.get("/api/contacts/C2/similar").json()["contact_id"] == "C2"
+        schema = client.get("/openapi.json").json()
+        for path in ("/api/contacts/{contact_id}/similar", "/api/similar/{entity_type}/{entity_id}"):
+            ok = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            assert ok == {"$ref": "#/components/schemas/SimilarAnswer"}
+        assert json.loads(answer.content) == body
