@@ -534,24 +534,32 @@ def _embed_texts(embedder: Embedder, texts: list[str], progress=None) -> tuple[n
     else:
         pieces = [t[a:b] for t, s in zip(texts, spans) for a, b in s]
     piece_vectors = _encode_with_progress(embedder, pieces, progress)
-    if len(pieces) == len(texts):
+    del pieces
+    if len(piece_vectors) == len(texts):
         vectors = piece_vectors  # one chunk per text: unit vectors already
     else:
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
         vectors = piece_vectors[first]
         for i in np.flatnonzero(counts > 1):
             vectors[i] = piece_vectors[first[i] : first[i] + counts[i]].sum(axis=0)
-        vectors = _normalise(vectors)
+        _normalise_in_place(vectors)
     chunk_vectors, chunk_spans_out, offset = [], [], 0
     for s in spans:
-        if len(s) > 1:
-            chunk_vectors.append(piece_vectors[offset : offset + len(s)])
+        if len(s) > 1:  # a copy of its rows: the array of every piece is freed on return
+            chunk_vectors.append(piece_vectors[offset : offset + len(s)].copy())
             chunk_spans_out.append([list(x) for x in s])
         else:
             chunk_vectors.append(None)
             chunk_spans_out.append(None)
         offset += len(s)
     return vectors, chunk_vectors, chunk_spans_out
+
+
+def _normalise_in_place(vectors: np.ndarray, rows: int = 65_536) -> None:
+    """``_normalise`` of a float32 matrix, written over it slice by slice (each row's norm is its own: the
+    same values, without a second copy of every vector)."""
+    for start in range(0, len(vectors), rows):
+        vectors[start : start + rows] = _normalise(vectors[start : start + rows])
 
 
 def embed_documents(

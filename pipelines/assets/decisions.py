@@ -157,7 +157,7 @@ def policy_evaluation(
 @dg.asset(
     group_name=GROUP,
     deps=["policy_evaluation"],
-    ins={**optional_ins(["scored_leads", "action_log"]), **lazy_ins(STAGED)},
+    ins={**optional_ins(["action_log"]), **lazy_ins(["scored_leads", *STAGED])},
 )
 def recommendations(
     context: dg.AssetExecutionContext,
@@ -175,8 +175,12 @@ def recommendations(
 
     mlflow.configure()
     tables = dict(_staged(inputs))
-    for name in ("scored_leads", "action_log"):
-        tables[name] = inputs.get(name)
+    tables["action_log"] = inputs.get("action_log")
+    scored = inputs.get("scored_leads")  # a scan: a context reads each contact's score and band only
+    if scored is not None:
+        names = scored.collect_schema().names()
+        scored = scored.select([c for c in ("contact_id", "score", "band") if c in names]).collect()
+    tables["scored_leads"] = scored
     service = DecisionService.build(tables, storage.paths().home)
     learned = service.replay(read_outcome_records(storage.paths().actions_log))
     open_ids = service.contexts.filter(
