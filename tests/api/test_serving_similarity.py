@@ -271,9 +271,9 @@ def test_similar_threads_setting(monkeypatch):
 
 
 def test_similar_answers_are_what_the_declared_model_serialises(indexed_home):
-    """The similar routes answer with a ready JSON body (no pydantic round trip per request): the body must
-    be exactly what ``SimilarAnswer`` with ``exclude_unset`` made of the same answer (keys, values, key
-    order), and the OpenAPI must still name the model."""
+    """The similar answers are what ``SimilarAnswer`` with ``exclude_unset`` makes of them (keys, values, key
+    order; unset fields absent), on both routes and with a filter, and the OpenAPI names the model: the
+    contract any faster serialisation of this hot route must keep."""
     import json
 
     from holocrm_api.routes.similarity import SimilarAnswer
