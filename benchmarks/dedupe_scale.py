@@ -4,6 +4,8 @@ generator's hidden truth (planted duplicate pairs). Prints JSON.
 
     nice -n 15 .venv/bin/python benchmarks/dedupe_scale.py --contacts 200000 --work /tmp/dedupe-200k
     nice -n 15 .venv/bin/python benchmarks/dedupe_scale.py --work /tmp/dedupe-200k --vectors   # + vector pass
+    nice -n 10 .venv/bin/python benchmarks/dedupe_scale.py --home /work/scale1m/home \
+        --truth /work/scale1m/out-generate/truth        # score a home's served table (e.g. the 1M run)
 
 ``--work`` keeps the generated export, its staged contacts / companies (and the deal and activity references
 the merge proposals count) as Parquet, so a second run measures the engine alone. ``--vectors`` embeds the
@@ -14,6 +16,11 @@ Figures: wall and CPU seconds (on a shared machine the CPU seconds are the compa
 memory of the process (``ru_maxrss``) and sampled per stage, candidate pairs, and precision / recall / F1 of
 the pairs at the asset's threshold (LIKELY_DUPLICATE, 0.9) and at 0.5 per entity, next to plain baselines
 (the same e-mail; the same first + last name at the same company; companies: the same web domain).
+
+``--home`` scores what a home's ``duplicate_candidates`` table serves (its pairs at the asset's threshold, 0.9:
+the table holds no lower-scored pairs) against ``--truth`` (the generator's truth folder: ``benchmarks/scale.py``
+writes it to ``WORK/out-generate/truth`` beside the export), with the same baselines over the home's staged
+contacts and companies (read as scans of the baselines' columns only). Nothing is re-run.
 """
 
 from __future__ import annotations
@@ -175,13 +182,58 @@ def baselines(contacts: pl.DataFrame, companies: pl.DataFrame, truth: pl.DataFra
     return out
 
 
+def score_home(home: Path, truth_dir: Path, table: Path | None = None) -> dict:
+    """Quality of a home's served ``duplicate_candidates`` (pairs at 0.9) against the generator's truth, next
+    to the plain baselines over its staged tables."""
+    warehouse = home / "warehouse"
+    truth_file = truth_dir / "duplicate_pairs.csv"
+    if not truth_file.exists():
+        raise SystemExit(f"{truth_file} not found: --truth must be the generator's truth folder")
+    truth = pl.read_csv(truth_file, infer_schema=False)
+    served = pl.read_parquet(table or warehouse / "duplicate_candidates.parquet")
+    contacts = pl.scan_parquet(warehouse / "staged_contacts.parquet")
+    companies = pl.scan_parquet(warehouse / "staged_companies.parquet")
+    columns = ["contact_id", "first_name", "last_name", "email", "company_id"]
+    contacts = contacts.select(columns).collect()
+    companies = companies.select(
+        [c for c in ("company_id", "domain") if c in companies.collect_schema().names()]
+    ).collect()
+    manifest = truth_dir / "manifest.json"
+    return {
+        "home": str(home),
+        "table": str(table or warehouse / "duplicate_candidates.parquet"),
+        "truth": str(truth_dir),
+        "generator": {
+            k: v
+            for k, v in (json.loads(manifest.read_text()) if manifest.exists() else {}).items()
+            if k in ("seed", "n_contacts", "duplicate_pairs")
+        },
+        "rows": {"contacts": len(contacts), "companies": len(companies)},
+        "served_pairs": len(served),
+        "quality": {k: v for k, v in quality(served, truth).items() if k.endswith("@0.9")},
+        "baselines": baselines(contacts, companies, truth),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, required=True, help="export, staged Parquet and vectors (kept)")
+    parser.add_argument("--work", type=Path, help="export, staged Parquet and vectors (kept)")
     parser.add_argument("--vectors", action="store_true", help="embed (static tier) and pass the vectors")
+    parser.add_argument("--home", type=Path, help="score this home's duplicate_candidates table (no re-run)")
+    parser.add_argument("--truth", type=Path, help="with --home: the generator's truth folder")
+    parser.add_argument(
+        "--table", type=Path, help="with --home: score this Parquet (an older version) instead"
+    )
     args = parser.parse_args()
+    if args.home:
+        if not args.truth:
+            parser.error("--home needs --truth (the generator's truth folder)")
+        print(json.dumps(score_home(args.home, args.truth, args.table), indent=2))
+        return
+    if not args.work:
+        parser.error("--work (or --home with --truth) is required")
     args.work.mkdir(parents=True, exist_ok=True)
     prepare(args.work, args.contacts, args.seed, args.vectors)
 

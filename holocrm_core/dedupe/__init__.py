@@ -57,6 +57,7 @@ from holocrm_core.dedupe.link import (
     CANDIDATE_SCHEMA,
     FieldLink,
     duplicate_candidates,
+    link_columns,
     link_fields,
     link_sources,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "fit_match_model",
     "fold",
     "identifier_kind",
+    "link_columns",
     "link_fields",
     "link_records",
     "link_sources",

@@ -82,14 +82,23 @@ def _pair_keys(part: np.ndarray, n: int) -> np.ndarray:
 
 
 def _unique_keys(keys: list[np.ndarray], n: int) -> np.ndarray:
-    keys = [k for k in keys if len(k)]
-    if not keys:
+    parts = [k for k in keys if len(k)]
+    keys.clear()  # each pass's keys go as soon as they are copied into the one array
+    if not parts:
         return np.zeros((0, 2), dtype=np.int64)
-    key = np.concatenate(keys)
-    keys.clear()
+    key = np.empty(sum(len(k) for k in parts), dtype=np.int64)
+    start = 0
+    while parts:
+        part = parts.pop(0)
+        key[start : start + len(part)] = part
+        start += len(part)
+        del part
     key.sort()
     key = key[np.r_[True, key[1:] != key[:-1]]]
-    return np.stack([key // max(n, 1), key % max(n, 1)], axis=1)
+    out = np.empty((len(key), 2), dtype=np.int64)  # written in place: no temporary per column
+    np.floor_divide(key, max(n, 1), out=out[:, 0])
+    np.remainder(key, max(n, 1), out=out[:, 1])
+    return out
 
 
 def unique_pairs(parts: list[np.ndarray], n: int) -> np.ndarray:
@@ -182,6 +191,37 @@ def field_passes(
     return keys, block_keys, sorted_keys, token_columns
 
 
+# A type's rows are read as slices of the scan where they lie in at most this many runs (else filtered).
+MAX_TYPE_RUNS = 256
+
+
+def _type_rows(vectors: pl.LazyFrame, entity_type: str) -> pl.DataFrame:
+    """The entity ids and vectors of one entity type from a scan of an embeddings table.
+
+    A filtered scan decodes every row group's vectors before it filters (3.3 GB and 40-50 s for the 127,500
+    companies among 6.2M vectors at a million contacts, streaming engine or not); the type column alone
+    is cheap to read, and one type's rows lie in a few runs (each shard's documents are written by type),
+    so each run is read as a slice of the scan (about 0.6 GB, 24 s there). The same rows, in file order."""
+    names = vectors.collect_schema().names()
+    if "entity_type" not in names:
+        return vectors.select("entity_id", "vector").collect()
+    rows = np.flatnonzero(
+        vectors.select(pl.col("entity_type") == entity_type).collect().to_series().fill_null(False).to_numpy()
+    )
+    if len(rows) == 0:
+        return vectors.select("entity_id", "vector").clear().collect()
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    starts, ends = np.r_[rows[0], rows[breaks + 1]], np.r_[rows[breaks], rows[-1]] + 1
+    if len(starts) > MAX_TYPE_RUNS:
+        return vectors.filter(pl.col("entity_type") == entity_type).select("entity_id", "vector").collect()
+    return pl.concat(
+        [
+            vectors.slice(int(start), int(end - start)).select("entity_id", "vector").collect()
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
+    )
+
+
 def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | None:
     """Vectors in row order, from an array (already aligned) or an embeddings frame keyed by entity id (a
     LazyFrame is read only here, when the table is small enough for the vector pass)."""
@@ -190,10 +230,7 @@ def aligned_vectors(ids: list[str], vectors, entity_type: str) -> np.ndarray | N
     if isinstance(vectors, np.ndarray):
         return vectors if len(vectors) == len(ids) else None
     if isinstance(vectors, pl.LazyFrame):  # read only now, only this type's rows and columns
-        names = vectors.collect_schema().names()
-        if "entity_type" in names:
-            vectors = vectors.filter(pl.col("entity_type") == entity_type)
-        return aligned_vectors(ids, vectors.select("entity_id", "vector").collect(), entity_type)
+        return aligned_vectors(ids, _type_rows(vectors, entity_type), entity_type)
     if isinstance(vectors, pl.DataFrame):
         frame = vectors
         if "entity_type" in frame.columns:

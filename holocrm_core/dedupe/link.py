@@ -18,7 +18,13 @@ from holocrm_core.dedupe.blocking import (
 )
 from holocrm_core.dedupe.cluster import LIKELY_DUPLICATE, MAX_CLUSTER_SIZE, best_match_pairs, clustered_pairs
 from holocrm_core.dedupe.compare import CharGrams, Comparator, PersonNames
-from holocrm_core.dedupe.fields import TERM_FREQUENCY_KINDS, company_fields, contact_fields, field_comparator
+from holocrm_core.dedupe.fields import (
+    COMPANY_FIELDS,
+    TERM_FREQUENCY_KINDS,
+    company_fields,
+    contact_fields,
+    field_comparator,
+)
 from holocrm_core.dedupe.normalise import contact_table, normalise_field
 from holocrm_core.dedupe.weights import LEARN_M, LinkResult, link_records, reasons
 
@@ -41,6 +47,7 @@ def link_fields(
     max_block: int = 60,
     learn_m: bool = True,
     prior: str = "candidates",
+    keep: tuple[float, float] | None = None,
 ) -> FieldLink:
     """Score candidate duplicate pairs of ``table``'s rows on every identifying field.
 
@@ -52,7 +59,8 @@ def link_fields(
     pairs across sources are candidates (linking two exports). Blocking: rare shared words of name / text /
     address / code fields, equal phones / identifiers / postcodes, sorted names, and - with ``vectors`` -
     nearest neighbours from the vector engine. Exact agreements on the kinds of ``TERM_FREQUENCY_KINDS``
-    weigh by how common the agreed value is in ``table`` (term frequencies); ``prior``: see ``link_records``.
+    weigh by how common the agreed value is in ``table`` (term frequencies); ``prior`` and ``keep`` (which
+    scored pairs the result holds): see ``link_records``.
     """
     regions = (
         table.get_column(region_column).to_list()
@@ -102,6 +110,9 @@ def link_fields(
     frame = keys.select(list(normalised)).with_columns(
         pl.Series(c, rows, dtype=pl.String) for c, k in fields.items() if k in through_rows
     )
+    # the per-field value lists (a Python string per row and field) and the blocking keys are not read
+    # from here: the comparators hold what they compare by row, ``frame`` the rest
+    del keys, normalised, rows, regions
     result = link_records(
         frame,
         comparators,
@@ -111,6 +122,7 @@ def link_fields(
         random_source=labels,
         max_block=max_block,
         prior=prior,
+        keep=keep,
     )
     return FieldLink(frame, comparators, result)
 
@@ -186,7 +198,13 @@ def link_sources(
 # fixed, a typo'd company name weighed 0.04 / u and planted company typos without a domain fell under 0.9
 # as tables grew (recall 0.92 at 300k contacts; 0.99 learned). Contacts allow bigger blocks (200: common
 # surnames at one company).
-def _link_entity(entity_type: str, table: pl.DataFrame, companies: pl.DataFrame | None, vectors) -> FieldLink:
+def _link_entity(
+    entity_type: str,
+    table: pl.DataFrame,
+    companies: pl.DataFrame | None,
+    vectors,
+    keep: tuple[float, float] | None = None,
+) -> FieldLink:
     if entity_type == "contact":
         table = contact_table(table, companies)
         fields, id_column, max_block = contact_fields(table), "contact_id", 200
@@ -201,6 +219,7 @@ def _link_entity(entity_type: str, table: pl.DataFrame, companies: pl.DataFrame 
         max_block=max_block,
         learn_m=LEARN_M,
         prior="records",
+        keep=keep,
     )
     link.frame = link.frame.with_columns(pl.Series("id", ids, dtype=pl.String))
     return link
@@ -240,6 +259,30 @@ def _pairs_frame(
     return pl.DataFrame(rows, schema=CANDIDATE_SCHEMA).sort("score", descending=True)
 
 
+# The columns of the staged tables the engine reads (besides every custom ``cf_*`` one): ``contact_table``'s
+# and the company fields' (``fields.COMPANY_FIELDS``), so that a caller can scan only these.
+CONTACT_LINK_COLUMNS = (
+    "contact_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company_id",
+    "company_name",
+    "title",
+    "country",
+)
+COMPANY_LINK_COLUMNS = ("company_id", *COMPANY_FIELDS)
+
+
+def link_columns(entity_type: str, columns: list[str]) -> list[str]:
+    """The ones of a staged table's ``columns`` that ``duplicate_candidates`` reads for ``entity_type``
+    (contact / company), in the table's order: the same answer from a table holding only these."""
+    wanted = CONTACT_LINK_COLUMNS if entity_type == "contact" else COMPANY_LINK_COLUMNS
+    return [c for c in columns if c in wanted or c.startswith("cf_")]
+
+
 CANDIDATE_SCHEMA = pl.Schema(
     {
         "entity_type": pl.String,
@@ -266,10 +309,14 @@ def duplicate_candidates(
     entity_type -> aligned array) used as an extra blocking pass.
     """
     parts = []
+    # only the pairs _pairs_frame reads are kept: those at min_score and those between two records that its
+    # clustering (at max(min_score, 0.5)) groups; the same answer as from every scored candidate
+    keep = (min_score, max(min_score, 0.5))
     for entity_type, table in (("contact", contacts), ("company", companies)):
         if table is not None and len(table) > 1:
-            link = _link_entity(entity_type, table, companies, vectors)
+            link = _link_entity(entity_type, table, companies, vectors, keep=keep)
             parts.append(_pairs_frame(entity_type, link.frame, link.comparators, link.result, min_score))
+            del link  # the contacts' frames and pairs go before the companies are linked
     if not parts:
         return pl.DataFrame(schema=CANDIDATE_SCHEMA)
     return pl.concat(parts).sort(["entity_type", "score"], descending=[False, True])

@@ -8,12 +8,16 @@ import polars as pl
 from holocrm_core.dedupe.cluster import LIKELY_DUPLICATE, clusters
 
 
-def _reference_counts(tables: dict[str, pl.DataFrame | None], column: str) -> dict[str, dict[str, int]]:
+def _reference_counts(
+    tables: dict[str, pl.DataFrame | pl.LazyFrame | None], column: str
+) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name, frame in tables.items():
-        if frame is None or frame.is_empty() or column not in frame.columns:
+        if frame is None or column not in frame.collect_schema().names():
             continue
-        counts = frame.group_by(column).len().drop_nulls(column)
+        counts = frame.lazy().group_by(column).len().drop_nulls(column).collect()
+        if counts.is_empty():
+            continue
         out[name] = dict(
             zip(counts.get_column(column).to_list(), counts.get_column("len").to_list(), strict=True)
         )
@@ -22,17 +26,18 @@ def _reference_counts(tables: dict[str, pl.DataFrame | None], column: str) -> di
 
 def merge_proposals(
     candidates: pl.DataFrame,
-    contacts: pl.DataFrame,
-    companies: pl.DataFrame,
-    deals: pl.DataFrame | None = None,
-    activities: pl.DataFrame | None = None,
+    contacts: pl.DataFrame | pl.LazyFrame | None,
+    companies: pl.DataFrame | pl.LazyFrame | None,
+    deals: pl.DataFrame | pl.LazyFrame | None = None,
+    activities: pl.DataFrame | pl.LazyFrame | None = None,
     min_score: float = LIKELY_DUPLICATE,
 ) -> pl.DataFrame:
     """One proposal per duplicate cluster: the surviving record and what moves to it. Never applied here.
 
     The survivor is the record with the most filled fields, then the most linked deals and activities, then
     the oldest. ``moves`` says, per merged record, how many deals / activities (and, for companies,
-    contacts) would be re-pointed to the survivor.
+    contacts) would be re-pointed to the survivor. Each table may be a scan (``pl.LazyFrame``): only the
+    referencing columns' counts and the clustered records' rows are then read.
     """
     groups = clusters(candidates, min_score)
     schema = {
@@ -75,10 +80,8 @@ def merge_proposals(
     for entity_type, (source, id_column) in sources.items():
         ids = groups.filter(pl.col("entity_type") == entity_type).get_column("entity_id")
         if len(ids) and source is not None:
-            records_of[entity_type] = {
-                r[id_column]: r
-                for r in source.filter(pl.col(id_column).is_in(ids.to_list())).iter_rows(named=True)
-            }
+            members = source.lazy().filter(pl.col(id_column).is_in(ids.to_list())).collect()
+            records_of[entity_type] = {r[id_column]: r for r in members.iter_rows(named=True)}
     rows = []
     for (cluster_id, entity_type), members in groups.group_by(
         ["cluster_id", "entity_type"], maintain_order=True

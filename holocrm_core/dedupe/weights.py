@@ -54,6 +54,9 @@ DEFAULT_U = np.array([0.90, 0.06, 0.02, 0.02])  # two unrelated records mostly d
 PRIOR_PAIRS = 30.0
 # Candidate pairs are compared this many at a time (bounds the temporaries of a million-row table).
 LEVEL_CHUNK = 1_000_000
+# Comparison vectors are counted in a table of every possible one (5^fields entries) up to this size, else
+# sorted (np.unique).
+PATTERN_TABLE_MAX = 1 << 24
 # m is learned by EM within one table too (see fit_match_model), constrained (``learned_m``): a field
 # compared on fewer expected duplicates than MIN_FIELD_EVENTS keeps its kind's prior m; no level's m falls
 # below M_FLOOR times its prior (EM's self-confirmation: pairs that disagree get a low posterior, so they
@@ -141,14 +144,33 @@ def _logit(p: float) -> float:
 
 def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct rows of ``levels`` (pairs x fields, values -1..3), how often each occurs and, per pair,
-    the index of its row."""
-    if levels.shape[1] > 24:  # too many fields for one integer key: every row its own pattern
+    the index of its row (rows in the order of their integer key, as ``np.unique`` sorts them)."""
+    fields = levels.shape[1]
+    if fields > 24:  # too many fields for one integer key: every row its own pattern
         return levels, np.ones(len(levels)), np.arange(len(levels))
+    base = LEVELS + 1
     key = np.zeros(len(levels), dtype=np.int64)
-    for f in range(levels.shape[1]):
-        key = key * (LEVELS + 1) + (levels[:, f].astype(np.int64) + 1)
-    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    return levels[first], counts.astype(np.float64), inverse.reshape(-1)
+    for f in range(fields):  # in place: one key array, not a temporary per field (10s of millions of pairs)
+        key *= base
+        key += levels[:, f]
+        key += 1
+    if base**fields > PATTERN_TABLE_MAX:
+        _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        return levels[first], counts.astype(np.float64), inverse.reshape(-1)
+    # few possible keys (5^fields): counted by bincount, no sort of every pair's key; the same rows, counts
+    # and inverse as np.unique's
+    counts = np.bincount(key, minlength=base**fields)
+    distinct = np.flatnonzero(counts)
+    lookup = np.zeros(base**fields, dtype=np.int32)  # at most 2^24 vectors: int32 row numbers
+    lookup[distinct] = np.arange(len(distinct), dtype=np.int32)
+    inverse = lookup[key]
+    del key, lookup
+    patterns = np.empty((len(distinct), fields), dtype=levels.dtype)
+    rest = distinct.copy()
+    for f in reversed(range(fields)):
+        patterns[:, f] = rest % base - 1
+        rest //= base
+    return patterns, counts[distinct].astype(np.float64), inverse
 
 
 def fit_match_model(
@@ -199,9 +221,21 @@ def fit_match_model(
             posterior = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
             weight = posterior * counts
         else:
-            per_pair = 1.0 / (1.0 + np.exp(-np.clip(log_odds[inverse] + offsets, -50, 50)))
-            weight = np.bincount(inverse, weights=per_pair, minlength=len(patterns))
-            del per_pair
+            # 1 / (1 + exp(-clip(log odds + offset))) per pair, summed per vector, a chunk of pairs at a time
+            # (no array of every pair's posterior) and in pair order: np.add.at adds as np.bincount does,
+            # one pair after the other, so the sums are the same to the last bit
+            weight = np.zeros(len(patterns))
+            for start in range(0, len(inverse), LEVEL_CHUNK):
+                part = slice(start, start + LEVEL_CHUNK)
+                per_pair = log_odds[inverse[part]]
+                per_pair += offsets[part]
+                np.clip(per_pair, -50, 50, out=per_pair)
+                np.negative(per_pair, out=per_pair)
+                np.exp(per_pair, out=per_pair)
+                per_pair += 1.0
+                np.divide(1.0, per_pair, out=per_pair)
+                np.add.at(weight, inverse[part], per_pair)
+                del per_pair
         new_m = learned_m(_level_counts(patterns, weight), m_prior, u) if learn_m else model.m
         new_prior = float(np.clip((weight.sum() + 1.0) / (total + 10.0), low, 0.5))
         change = (
@@ -256,6 +290,7 @@ def link_records(
     pairs: np.ndarray | None = None,
     random_source: np.ndarray | None = None,
     prior: str = "candidates",
+    keep: tuple[float, float] | None = None,
 ) -> LinkResult:
     """Score every candidate pair of ``frame``'s rows; ``score`` is P(duplicate | comparison vector).
 
@@ -269,6 +304,10 @@ def link_records(
     that two random records are one, learned over every record pair: see ``fit_match_model``; it does not
     grow with the coincidental pairs of a large table). Comparators carrying term frequencies
     (``Comparator.with_term_frequencies``) weigh an exact agreement by how common the agreed value is.
+    ``keep``: (pair_min, row_min): the result holds only the pairs scored pair_min or more and those between
+    two records that each have a pair scored row_min or more (what ``duplicate_candidates`` reads: its
+    threshold and its clustering's); default every candidate pair. A million contacts' tens of millions of
+    candidates are then scored chunk by chunk and never framed whole.
     """
     if prior not in ("candidates", "records"):
         raise ValueError(f"prior must be 'candidates' or 'records', not {prior!r}")
@@ -335,8 +374,12 @@ def link_records(
             comp.tf_shift = _tf_shift(comp.tf_counts)
             if len(pairs):
                 offsets = np.zeros(len(pairs)) if offsets is None else offsets
-                exact = pair_levels[:, k] == EXACT
-                offsets[exact] += comp.pair_tf_shift(pairs[exact, 0], pairs[exact, 1])
+                for start in range(0, len(pairs), LEVEL_CHUNK):  # the temporaries of one chunk at a time
+                    part = slice(start, start + LEVEL_CHUNK)
+                    exact = pair_levels[part, k] == EXACT
+                    rows = pairs[part][exact]
+                    offsets[part][exact] += comp.pair_tf_shift(rows[:, 0], rows[:, 1])
+                    del rows, exact
     record_pairs = None
     if prior == "records":
         if random_source is None:
@@ -353,22 +396,50 @@ def link_records(
         record_pairs=record_pairs,
         offsets=offsets,
     )
-    log_odds = model.log_odds(pair_levels) if len(pairs) else np.zeros(0)
-    if offsets is not None:
-        log_odds = log_odds + offsets
+
+    def scored(index) -> tuple[np.ndarray, np.ndarray]:
+        """The log odds and the score of the pairs at ``index`` (a slice or row numbers into ``pairs``)."""
+        log_odds = model.log_odds(pair_levels[index])
+        if offsets is not None:
+            log_odds = log_odds + offsets[index]
+        return log_odds, 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50)))
+
+    index = slice(None)
+    if keep is not None and len(pairs):
+        index = _kept(pairs, n, keep, lambda part: scored(part)[1])
+    log_odds, score = scored(index) if len(pairs) else (np.zeros(0), np.zeros(0))
     result = pl.DataFrame(
         {
-            "i": pairs[:, 0] if len(pairs) else np.zeros(0, np.int64),
-            "j": pairs[:, 1] if len(pairs) else np.zeros(0, np.int64),
-            "score": 1.0 / (1.0 + np.exp(-np.clip(log_odds, -50, 50))),
+            "i": pairs[index, 0] if len(pairs) else np.zeros(0, np.int64),
+            "j": pairs[index, 1] if len(pairs) else np.zeros(0, np.int64),
+            "score": score,
             "log_odds": log_odds,
         }
         | {
-            f"level_{f}": pair_levels[:, k] if len(pairs) else np.zeros(0, np.int8)
+            f"level_{f}": pair_levels[index, k] if len(pairs) else np.zeros(0, np.int8)
             for k, f in enumerate(fields)
         }
     )
     return LinkResult(result, model, len(pairs))
+
+
+def _kept(pairs: np.ndarray, n: int, keep: tuple[float, float], score_of) -> np.ndarray:
+    """Row numbers into ``pairs`` of the pairs ``keep = (pair_min, row_min)`` keeps: scored ``pair_min`` or
+    more, or joining two records that each have a pair scored ``row_min`` or more (the pairs a clustering
+    step at ``row_min`` reads: ``cluster.coherent_clusters``). Scored chunk by chunk (``score_of(slice)``):
+    no array of every candidate's score."""
+    pair_min, row_min = keep
+    strong = np.zeros(len(pairs), dtype=bool)
+    active = np.zeros(n, dtype=bool)
+    for start in range(0, len(pairs), LEVEL_CHUNK):
+        part = slice(start, start + LEVEL_CHUNK)
+        score = score_of(part)
+        strong[part] = score >= pair_min
+        active[pairs[part][score >= row_min].reshape(-1)] = True
+    for start in range(0, len(pairs), LEVEL_CHUNK):
+        part = pairs[start : start + LEVEL_CHUNK]
+        strong[start : start + LEVEL_CHUNK] |= active[part[:, 0]] & active[part[:, 1]]
+    return np.flatnonzero(strong)
 
 
 def reasons(levels_row: dict, weights: np.ndarray, comparators: list[Comparator], top: int = 6) -> list[str]:

@@ -7,7 +7,7 @@ import polars as pl
 
 from holocrm_core import quality, schema
 from holocrm_core.partitions import in_shards
-from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, lazy_ins, optional_ins, previous_partitions
+from pipelines.io_manager import FEEDBACK, SHARD_COLUMN, lazy_ins, previous_partitions
 from pipelines.metadata import check_result, markdown_table
 from pipelines.partitions import PARTITIONED, SHARDS, run_partitions, whole_batch_ins
 from pipelines.resources import EmbedderResource, LanceDBResource, StorageResource
@@ -226,41 +226,46 @@ def similarity_index(
             group_name=GROUP, description="A merge proposal per duplicate cluster (survivor, merged ids)."
         ),
     },
-    # read lazily what can be larger than memory at 1M contacts: the vectors (contacts' and companies' only)
-    # and the deals and activities (their references only, which the merge proposals count)
-    ins={
-        **optional_ins(["staged_companies", "staged_contacts"]),
-        **lazy_ins(["staged_deals", "staged_activities", "embeddings"]),
-    },
+    # every input is a scan, read as far as it is needed: the staged contacts and companies (the columns the
+    # engine compares only, then the clustered records' whole rows for the proposals), the vectors
+    # (contacts' and companies' only), the deals and activities (the counts of their references); at 1M
+    # contacts the whole staged tables, held through the linking, were 0.4 GB of the step's peak
+    ins=lazy_ins(["staged_companies", "staged_contacts", "staged_deals", "staged_activities", "embeddings"]),
 )
 def duplicate_candidates(
     context: dg.AssetExecutionContext,
     embeddings: pl.LazyFrame | None,
     staged_deals: pl.LazyFrame | None,
     staged_activities: pl.LazyFrame | None,
-    **inputs: pl.DataFrame | None,
+    staged_contacts: pl.LazyFrame | None,
+    staged_companies: pl.LazyFrame | None,
 ):
-    from holocrm_core.dedupe import clusters, merge_proposals
+    from holocrm_core.dedupe import clusters, link_columns, merge_proposals
     from holocrm_core.dedupe import duplicate_candidates as find_duplicates
 
-    staged = _staged_tables(inputs)
-    contacts = staged.get("contacts")
-    companies = staged.get("companies")
-    # the vectors stay lazy: each type's are read only while its table is linked, and not at all above
-    # the size where the vector pass is skipped (blocking.VECTOR_BLOCKING_MAX_ROWS)
-    vectors = embeddings
+    def compared(frame: pl.LazyFrame | None, entity_type: str) -> pl.DataFrame | None:
+        if frame is None:
+            return None
+        return frame.select(link_columns(entity_type, frame.collect_schema().names())).collect()
 
-    def references(frame: pl.LazyFrame | None) -> pl.DataFrame | None:
+    def references(frame: pl.LazyFrame | None) -> pl.LazyFrame | None:
         if frame is None:
             return None
         names = frame.collect_schema().names()
-        return frame.select([c for c in ("contact_id", "company_id") if c in names]).collect()
+        return frame.select([c for c in ("contact_id", "company_id") if c in names])
 
-    staged["deals"], staged["activities"] = references(staged_deals), references(staged_activities)
     started = time.perf_counter()
-    candidates = find_duplicates(contacts, companies, vectors=vectors)
+    # the vectors stay lazy: each type's are read only while its table is linked, and not at all above
+    # the size where the vector pass is skipped (blocking.VECTOR_BLOCKING_MAX_ROWS)
+    candidates = find_duplicates(
+        compared(staged_contacts, "contact"), compared(staged_companies, "company"), vectors=embeddings
+    )
     proposals = merge_proposals(
-        candidates, contacts, companies, deals=staged.get("deals"), activities=staged.get("activities")
+        candidates,
+        staged_contacts,
+        staged_companies,
+        deals=references(staged_deals),
+        activities=references(staged_activities),
     )
     groups = clusters(candidates)
     context.log.info(
