@@ -76,6 +76,53 @@ def _levels_digits(a: list[str], b: list[str], phone: bool = False) -> np.ndarra
     return out
 
 
+class DigitValues:
+    """One digits / phone column's distinct values (``factorize``) ready for ``levels``: as an object array
+    (gathered per pair without a Python loop) and their lengths (None and "" are empty)."""
+
+    def __init__(self, values: list):
+        self.values = np.array([v or "" for v in values], dtype=object)
+        self.lengths = np.fromiter((len(v) for v in self.values), dtype=np.int64, count=len(self.values))
+
+    def levels(self, a_codes: np.ndarray, b_codes: np.ndarray, phone: bool) -> np.ndarray:
+        """``_levels_digits`` of the pairs given as codes into the values (equal codes: equal values): the
+        same levels, with the string comparisons made only for pairs that are neither equal nor missing."""
+        from rapidfuzz.distance import OSA
+        from rapidfuzz.process import cpdist
+
+        a_codes, b_codes = np.asarray(a_codes, dtype=np.int64), np.asarray(b_codes, dtype=np.int64)
+        length_a, length_b = self.lengths[a_codes], self.lengths[b_codes]
+        missing = (length_a == 0) | (length_b == 0)
+        equal = a_codes == b_codes
+        same_length = length_a == length_b
+        out = np.full(len(a_codes), DISAGREE, dtype=np.int64)
+        todo = np.flatnonzero(~missing & ~equal)  # the other pairs' levels do not read the edits
+        edits = (
+            np.asarray(
+                cpdist(
+                    self.values[a_codes[todo]], self.values[b_codes[todo]], scorer=OSA.distance, workers=1
+                ),
+                dtype=np.int64,
+            ).reshape(-1)
+            if len(todo)
+            else np.zeros(0, dtype=np.int64)
+        )
+        typo = np.zeros(len(a_codes), dtype=bool)
+        typo[todo] = (same_length[todo] | (not phone)) & (edits <= 1)
+        if not phone:
+            out[todo[edits <= 2]] = SIMILAR
+            for k in np.flatnonzero(
+                same_length & ~typo & ~equal & ~missing
+            ):  # yyyymmdd, month and day swapped
+                x, y = self.values[a_codes[k]], self.values[b_codes[k]]
+                if len(x) == 8 and x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+                    typo[k] = True
+        out[typo] = VERY_SIMILAR
+        out[equal] = EXACT
+        out[missing] = MISSING
+        return out
+
+
 @dataclass
 class Comparator:
     """One field of the comparison vector: ``kind`` is string, exact, digits, phone or a custom function."""

@@ -19,6 +19,7 @@ from holocrm_core.dedupe.compare import (
     SIMILAR,
     VERY_SIMILAR,
     Comparator,
+    DigitValues,
     _company_presence_levels,
     factorize,
     per_value_pair,
@@ -316,6 +317,13 @@ def link_records(
     # each column once as codes into its distinct values: a field is compared once per distinct pair of
     # values, not once per candidate pair (names, titles and companies repeat)
     columns = {c.name: factorize(frame.get_column(c.name).to_list()) for c in comparators if not c.by_row}
+    # digits and phones: compared pair by pair through their codes (no per-pair Python loop; each pair's
+    # levels are those of its two values, so the same as once per distinct pair of values)
+    digits = {
+        c.name: DigitValues(columns[c.name][1])
+        for c in comparators
+        if c.function is None and c.kind in ("digits", "phone")
+    }
 
     def levels_for(idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx), len(comparators)), dtype=np.int8)
@@ -344,6 +352,8 @@ def link_records(
                     else:
                         levels[empty[a] | empty[b]] = MISSING
                     out[:, k] = levels
+                elif comp.name in digits:
+                    out[:, k] = digits[comp.name].levels(a, b, phone=comp.kind == "phone")
                 else:
                     out[:, k] = per_value_pair(comp.levels, a, b, values, values)
         return out

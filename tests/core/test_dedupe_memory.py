@@ -18,6 +18,15 @@ from holocrm_core.dedupe import (
     link_columns,
     merge_proposals,
 )
+from holocrm_core.dedupe.compare import (
+    DISAGREE,
+    EXACT,
+    MISSING,
+    VERY_SIMILAR,
+    DigitValues,
+    _levels_digits,
+    factorize,
+)
 from tests.core.test_dedupe_prior import _people
 
 
@@ -152,6 +161,24 @@ def test_a_types_vectors_read_as_slices_of_a_scan_are_those_a_filter_reads(tmp_p
         zip(frame.get_column("entity_id").to_list(), frame.get_column("vector").to_numpy(), strict=True)
     )
     np.testing.assert_array_equal(aligned, np.stack([by_id[i] for i in ids]))
+
+
+@pytest.mark.parametrize("phone", [True, False])
+def test_digits_compared_through_codes_get_the_levels_of_their_values(phone):
+    """Phones, postcodes and yyyymmdd dates (one digit off, two swapped, month and day swapped, another
+    length, empty or None) compared as codes into their distinct values: the levels of the values."""
+    rng = np.random.default_rng(int(phone))
+    base = ["+441234567890", "+441234567809", "+44123456789", "20240316", "20241603", "20240613", "", None]
+    values = base + [
+        "".join(rng.choice(list("0123456789"), size=int(rng.integers(6, 12)))) for _ in range(40)
+    ]
+    codes, distinct = factorize(values)
+    a, b = rng.integers(0, len(values), size=(2, 3_000))
+    a[:64], b[:64] = np.repeat(np.arange(8), 8), np.tile(np.arange(8), 8)  # every pair of the base values
+    expected = _levels_digits([values[i] for i in a], [values[j] for j in b], phone=phone)
+    got = DigitValues(distinct).levels(codes[a], codes[b], phone=phone)
+    np.testing.assert_array_equal(got, expected)
+    assert set(expected[:64].tolist()) >= {MISSING, DISAGREE, VERY_SIMILAR, EXACT}
 
 
 def test_candidate_pairs_are_each_distinct_pair_once_in_order():
