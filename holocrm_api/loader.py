@@ -503,7 +503,12 @@ class ArtifactLoader:
             # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves,
             # and their cleanup does not remove these versions (a LanceDB tag per table, renewed on each
             # reload check, dropped when the snapshot is garbage collected: holocrm_core.lance_versions)
-            store = SimilarityStore(uri, version=newest, embedder=self._embedder())
+            store = SimilarityStore(
+                uri,
+                version=newest,
+                embedder=self._embedder(),
+                vector_cache=self.settings.resolved_vector_cache(),
+            )
             try:
                 store.hold()
             except Exception as exc:  # a read-only store (object storage without write rights): unpinned
