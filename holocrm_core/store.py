@@ -22,10 +22,12 @@ tables (attachment chunks): one row per document, whole text full-text indexed, 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import threading
@@ -443,6 +445,9 @@ class EntityVectors:
             return np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
         vectors, coarse = mapped("vectors"), mapped("coarse")
+        for array in (vectors, coarse):  # read ahead into the page cache: no disk read on a first query
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                array._mmap.madvise(mmap.MADV_WILLNEED)
         coarse_index = None
         if (folder / "index.faiss").exists():
             coarse_index = faiss.read_index(str(folder / "index.faiss"))

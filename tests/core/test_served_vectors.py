@@ -103,3 +103,65 @@ def test_the_store_maps_a_pinned_version_once_and_answers_as_without_the_cache(t
     newer = SimilarityStore(uri, version=SimilarityStore(uri).versions(), vector_cache=cache)
     assert len(newer.entity_vectors("contact")) == 61
     assert [p.name for p in cache.glob("contact-v*")] != saved and len(list(cache.glob("contact-v*"))) == 1
+
+
+def test_every_label_of_a_type_is_what_the_per_id_labels_say():
+    from holocrm_core.services.labels import RecordLabels
+
+    contacts = pl.DataFrame(
+        {
+            "contact_id": ["C1", "C2", "C3", "C2", "C4"],  # C2 twice: the last row is the one kept
+            "full_name": ["Ann Lee", None, "Bo  Chan", "Cy Dee", None],
+            "first_name": [None, "Old", None, None, "Di"],
+            "last_name": [None, None, None, None, "Eve"],
+            "title": ["CTO", "VP", None, "CEO", "Buyer"],
+            "company_name": ["Acme", None, None, None, None],
+            "company_id": ["K1", "K2", "K9", "K2", None],
+        }
+    )
+    companies = pl.DataFrame({"company_id": ["K1", "K2"], "name": ["Acme", "Beta"], "industry": ["x", "y"]})
+    deals = pl.DataFrame(
+        {"deal_id": ["D1", "D2"], "title": ["Big", None], "stage": ["won", "lost"], "company_id": ["K2", "K1"]}
+    )
+    tables = {"staged_contacts": contacts, "staged_companies": companies, "staged_deals": deals}
+    served, oneoff = RecordLabels(tables, precompute=True), RecordLabels(tables)
+    for entity_type, ids in (("contact", ["C1", "C2", "C3", "C4", "C5"]), ("deal", ["D1", "D2", "D3"])):
+        every = served._every(entity_type)
+        assert dict(every.items()) == oneoff._labels(entity_type, None)
+        assert served.for_ids(entity_type, ids) == oneoff.for_ids(entity_type, ids)
+    assert served.for_ids("contact", ["C2"]) == {"C2": "Cy Dee - CEO at Beta"}
+
+
+def test_contact_and_deal_rows_answer_as_the_dicts_they_replace():
+    from holocrm_api.loader import FrameRows
+
+    frame = pl.DataFrame(
+        {"contact_id": ["C1", "C2", "C1", "C3"], "stage": ["a", None, "c", "d"], "n": [1, 2, 3, None]}
+    )
+    rows = FrameRows(frame, "contact_id")
+    expected = {row.pop("contact_id"): row for row in frame.to_dicts()}
+    assert dict(rows.items()) == expected and len(rows) == 3
+    assert rows.get("C1") == {"stage": "c", "n": 3} and rows.get("nope") is None and "C3" in rows
+
+
+def test_activities_get_their_contacts_company_as_the_join_gave_it():
+    from holocrm_core.nlq.answer import _fill_activity_companies
+
+    acts = pl.DataFrame(
+        {
+            "activity_id": ["A1", "A2", "A3", "A4", "A5"],
+            "contact_id": ["C2", "C1", None, "C9", "C1"],
+            "company_id": [None, "K7", None, None, None],
+            "subject": ["a", "b", "c", "d", "e"],
+        }
+    )
+    contacts = pl.DataFrame({"contact_id": ["C1", "C2", "C1"], "company_id": ["K1", "K2", "K3"]})
+    link = contacts.select("contact_id", pl.col("company_id").alias("_contact_company")).unique("contact_id")
+    joined = (  # what it did before: the whole table joined
+        acts.join(link, on="contact_id", how="left")
+        .with_columns(pl.coalesce("company_id", "_contact_company").alias("company_id"))
+        .drop("_contact_company")
+    )
+    filled = _fill_activity_companies(acts, contacts)
+    assert filled.equals(joined) and filled.columns == acts.columns
+    assert filled["company_id"].to_list()[:4] == ["K2", "K7", None, None]
