@@ -118,6 +118,10 @@ def instrument() -> None:
     records.warm_labels = staged("warm_labels")(records.warm_labels)
     records.warm_similar = staged("warm_similar")(records.warm_similar)
     labels.RecordLabels._labels = staged(lambda self, t, ids: f"labels:{t}")(labels.RecordLabels._labels)
+    if hasattr(labels.RecordLabels, "_every_label"):
+        labels.RecordLabels._every_label = staged(lambda self, t: f"every_label:{t}")(
+            labels.RecordLabels._every_label
+        )
     import holocrm_core.services.labels as lab
 
     if hasattr(lab.RecordLabels, "_rows_by_position"):
@@ -129,8 +133,30 @@ def instrument() -> None:
     )
 
 
+def _nbytes(obj) -> int | None:
+    """Bytes of the array-backed containers (holocrm_core.id_index, FrameRows, LabelColumn), else None."""
+    import numpy as np
+    import polars as pl
+
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, pl.DataFrame):
+        return int(obj.estimated_size())
+    if hasattr(obj, "nbytes") and not isinstance(obj, (list, dict)):  # Arrow arrays
+        return int(obj.nbytes)
+    slots = getattr(type(obj), "__slots__", None)
+    fields = [getattr(obj, s) for s in slots] if slots else list(getattr(obj, "__dict__", {}).values())
+    if not fields or isinstance(obj, (list, dict, str)):
+        return None
+    sizes = [_nbytes(f) for f in fields if f is not None and not isinstance(f, (int, float, str))]
+    return sum(x for x in sizes if x is not None) if sizes else None
+
+
 def _deep_strings(container, sample: int = 2000) -> int:
     """Bytes of a dict/list of strings (or of dicts of scalars), estimated from a sample of its items."""
+    held = _nbytes(container)
+    if held is not None:
+        return held
     n = len(container)
     if not n:
         return sys.getsizeof(container)
@@ -154,11 +180,11 @@ def components(snap) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, frame in snap.tables.items():
         out[f"table:{name} ({frame.height} x {frame.width})"] = frame.estimated_size() / mb
-    out["snapshot.contacts (dict of dicts)"] = _deep_strings(snap.contacts) / mb
-    out["snapshot.deals (dict of dicts)"] = _deep_strings(snap.deals) / mb
+    out["snapshot.contacts"] = _deep_strings(snap.contacts) / mb
+    out["snapshot.deals"] = _deep_strings(snap.deals) / mb
     for entity, s in snap.scores.items():
         out[f"scores:{entity} frame"] = 0 if s.frame is None else s.frame.estimated_size() / mb
-        out[f"scores:{entity} id -> row dict"] = _deep_strings(s._position) / mb
+        out[f"scores:{entity} id -> row"] = _deep_strings(s._position) / mb
         out[f"scores:{entity} open_ids frozenset"] = _deep_strings(list(s.open_ids)) / mb
     if snap.duplicates is not None:
         out["duplicates (sorted copy)"] = snap.duplicates.estimated_size() / mb
@@ -171,9 +197,10 @@ def components(snap) -> dict[str, float]:
                 **{f"codes.{c}": a for c, a in ev.codes.items()},
             }
             for key, array in arrays.items():
-                out[f"vectors:{entity_type}.{key}"] = np.asarray(array).nbytes / mb
-            out[f"vectors:{entity_type}.ids list"] = _deep_strings(ev.ids) / mb
-            out[f"vectors:{entity_type}.positions dict"] = _deep_strings(ev.positions) / mb
+                mapped = " (memory-mapped file)" if isinstance(array, np.memmap) else ""
+                out[f"vectors:{entity_type}.{key}{mapped}"] = np.asarray(array).nbytes / mb
+            out[f"vectors:{entity_type}.ids"] = _deep_strings(ev.ids) / mb
+            out[f"vectors:{entity_type}.id -> position"] = _deep_strings(ev.positions) / mb
             index = ev.index.coarse_index
             if index is not None:
                 import faiss
@@ -184,14 +211,14 @@ def components(snap) -> dict[str, float]:
     if snap.decisions is not None:
         d = snap.decisions
         out["decisions.contexts frame"] = d.contexts.estimated_size() / mb
-        out["decisions.row dict"] = _deep_strings(d._row) / mb
+        out["decisions.id -> row"] = _deep_strings(d._row) / mb
         enc = getattr(d, "_encoded", None)
         if enc is not None:
             feats = getattr(enc, "features", None)
             out["decisions.encoded features"] = 0 if feats is None else np.asarray(feats).nbytes / mb
     labels = served(snap).labels
     for entity_type, every in labels._all.items():
-        out[f"labels:{entity_type} dict"] = _deep_strings(every) / mb
+        out[f"labels:{entity_type}"] = _deep_strings(every) / mb
     for key, value in vars(labels).items():
         if key.startswith("_") and isinstance(value, dict) and key not in ("_all",):
             for t, inner in value.items():
