@@ -441,8 +441,11 @@ async def run_cell(
     if unavailable and not latencies:
         return {"skipped": "503: capability not built in this home", "requests": unavailable}
     ms = np.array(latencies) * 1000
+    cell_seconds = time.perf_counter() - cell_start
     return {
         "requests": len(latencies) + sum(errors.values()),
+        "seconds": round(cell_seconds, 2),
+        "answered_per_s": round(len(latencies) / cell_seconds, 1) if cell_seconds > 0 else None,
         "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
         "p95_ms": round(float(np.percentile(ms, 95)), 2) if len(ms) else None,
         "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,

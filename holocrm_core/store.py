@@ -445,9 +445,10 @@ class EntityVectors:
             return np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
 
         vectors, coarse = mapped("vectors"), mapped("coarse")
-        for array in (vectors, coarse):  # read ahead into the page cache: no disk read on a first query
+        for array in (vectors, coarse):  # in the page cache before the first query (one read per page)
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 array._mmap.madvise(mmap.MADV_WILLNEED)
+            int(np.asarray(array).reshape(-1).view(np.uint8)[:: mmap.PAGESIZE].sum())
         coarse_index = None
         if (folder / "index.faiss").exists():
             coarse_index = faiss.read_index(str(folder / "index.faiss"))
