@@ -251,7 +251,14 @@ def main() -> None:
     build = staged("reload (build + prepare)")(services.loader.reload)
     build(force=True)
     snap = services.loader.snapshot
+    import gc
+
+    collect_started = time.perf_counter()
+    gc.collect()
+    gc_seconds = time.perf_counter() - collect_started
     result = {
+        "gc_tracked_objects": len(gc.get_objects()),
+        "gc_full_collection_s": round(gc_seconds, 3),
         "home": str(args.home),
         "warm_types": os.environ.get("HOLOCRM_WARM_TYPES", ""),
         "import_and_services_s": round(imported, 1),
