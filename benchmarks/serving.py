@@ -231,6 +231,30 @@ def server_rss_mb(proc: subprocess.Popen) -> float:
     return round(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20, 1)
 
 
+def server_memory_mb(proc: subprocess.Popen) -> dict:
+    """Per process (the server and its workers): resident (RSS), proportional (PSS: a page shared by two
+    processes counts half in each, so the sum is what they hold together) and private anonymous memory, MB.
+    Memory-mapped vector files (HOLOCRM_VECTOR_CACHE) are in every worker's RSS but in the PSS sum once."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    out = {"processes": []}
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            info = p.memory_full_info()
+        except (psutil.Error, OSError):
+            continue
+        out["processes"].append(
+            {
+                "rss": round(info.rss / 2**20, 1),
+                "pss": round(info.pss / 2**20, 1),
+                "uss": round(info.uss / 2**20, 1),
+            }
+        )
+    out["pss_sum"] = round(sum(p["pss"] for p in out["processes"]), 1)
+    return out
+
+
 # -- load ------------------------------------------------------------------------------------------------
 def endpoints(
     contact_ids: list[str], lead_ids: list[str], open_deal_ids: list[str], closed_before: dict | None = None
@@ -417,8 +441,11 @@ async def run_cell(
     if unavailable and not latencies:
         return {"skipped": "503: capability not built in this home", "requests": unavailable}
     ms = np.array(latencies) * 1000
+    cell_seconds = time.perf_counter() - cell_start
     return {
         "requests": len(latencies) + sum(errors.values()),
+        "seconds": round(cell_seconds, 2),
+        "answered_per_s": round(len(latencies) / cell_seconds, 1) if cell_seconds > 0 else None,
         "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
         "p95_ms": round(float(np.percentile(ms, 95)), 2) if len(ms) else None,
         "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
@@ -481,6 +508,7 @@ def main() -> None:
     proc, url = start_server(home, args.workers)
     start_seconds = time.perf_counter() - starting
     rss_mb = server_rss_mb(proc)
+    memory = server_memory_mb(proc)
     load_before = os.getloadavg()
     results: dict = {}
     try:
@@ -494,6 +522,8 @@ def main() -> None:
                 )
                 results.setdefault(name, {})[f"c{level}"] = cell
         rss_mb = max(rss_mb, server_rss_mb(proc))
+        after = server_memory_mb(proc)
+        memory = after if after["pss_sum"] > memory["pss_sum"] else memory
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -553,6 +583,7 @@ def main() -> None:
                 # the server's processes (the larger of after start and after the cells)
                 "server_start_seconds": round(start_seconds, 1),
                 "server_rss_mb": rss_mb,
+                "server_memory_mb": memory,  # the larger PSS sum of the two readings, per process
                 "requests_per_cell": args.requests,
                 "results": results,
                 "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),

@@ -43,6 +43,10 @@ class ServingSettings(BaseSettings):
     load_models: bool = True  # False skips MLflow entirely (serve precomputed tables and the heuristic)
     rescore_max_rows: int = 2_000_000  # score a missing or stale scored table at load up to this many rows
     warm_query_embedder: bool = True  # load the text embedder at start, not on the first search
+    # Where each served vector table version is written once and memory-mapped by every server process
+    # (holocrm_core.store.EntityVectors.save / open). Empty = HOLOCRM_HOME/cache/served_vectors when the
+    # LanceDB index is a local folder; "off" = read LanceDB into each process's own memory every start.
+    vector_cache: str = ""
     slack_signing_secret: str = ""  # Slack app's signing secret; empty = the /api/slack routes answer 503
     slack_writes: bool = True  # a Slack user may confirm a previewed write (every write still needs "yes")
     slack_bot_token: str = ""  # xoxb-...: events' replies are posted to their channel (empty: not posted)
@@ -76,6 +80,17 @@ class ServingSettings(BaseSettings):
 
     def resolved_tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or mlflow_tracking_uri()
+
+    def resolved_vector_cache(self) -> Path | None:
+        """The served vectors' cache folder (``vector_cache``), or None: switched off, or an index on object
+        storage (the cache is keyed by the local table's version manifests)."""
+        if self.vector_cache.strip().lower() == "off":
+            return None
+        if self.vector_cache.strip():
+            return Path(self.vector_cache).expanduser()
+        if "://" in self.resolved_lancedb_uri():
+            return None
+        return self.home / "cache" / "served_vectors"
 
     def resolved_lancedb_uri(self) -> str:
         """HOLOCRM_LANCEDB_URI, else the settings file's ``[lancedb] uri``, else HOLOCRM_HOME/lancedb."""

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from holocrm_api.config import ServingSettings
 from holocrm_core import registry
 from holocrm_core.decisions.service import ACTION_POLICY, DecisionService
 from holocrm_core.embedding import load_embedder
+from holocrm_core.id_index import IdIndex, encodable, id_bytes
 from holocrm_core.nlq import NLQContext
 from holocrm_core.outcomes import build_features_for, open_ids, read_field_outcomes
 from holocrm_core.query_embedding import BatchingQueryEmbedder
@@ -73,6 +74,10 @@ SERVED_TABLES = (
     "action_log",
     "recommendations",
 )
+# Read for the snapshot's build only (the decision service learns from the action log; no route reads either
+# from the snapshot): dropped once it is built, their row counts kept for ``describe`` (at 1M contacts the
+# action log's 2.9M rows of 24 columns held about 0.5 GB in every server process).
+BUILD_ONLY_TABLES = ("action_log", "recommendations")
 WATCHED_TABLES = (*SERVED_TABLES, "outcome_dataset")  # the heuristic is fitted on the outcome dataset
 FIELD_OUTCOMES = "outcomes.ndjson"
 DECISION_MODELS = (ACTION_POLICY, "holocrm_outreach_policy")
@@ -133,14 +138,16 @@ class EntityScores:
     origin: str  # scored_table, rescored_at_load, scored_at_load
     open_ids: frozenset[str]
     tables: dict[str, pl.DataFrame] = field(repr=False)
-    _position: dict[str, int] = field(default_factory=dict, repr=False)
+    _position: Mapping[str, int] = field(default_factory=dict, repr=False)
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.frame is not None:
             ids = self.frame[self.id_column].cast(pl.String).to_list()
-            self._position = {entity_id: n for n, entity_id in enumerate(ids)}
+            self._position = (
+                IdIndex.build(id_bytes(ids)) if encodable(ids) else {k: n for n, k in enumerate(ids)}
+            )
 
     def lookup(self, entity_id: str) -> tuple[dict[str, Any], str] | None:
         """``(row, origin)`` when the score is a lookup (precomputed or cached), else None."""
@@ -164,13 +171,45 @@ class EntityScores:
         return row
 
 
+class FrameRows(Mapping):
+    """id -> the row's other fields as a dict, read from a frame on each lookup: what ``{row.pop(id): row for
+    row in frame.to_dicts()}`` answers (the last row of a repeated id wins), without a million Python dicts
+    (at 1M contacts the contacts' dicts held 667 MB and the deals' 203 MB in every server process)."""
+
+    def __init__(self, frame: pl.DataFrame, id_column: str):
+        ids = frame.get_column(id_column).to_list()
+        self._frame = frame.drop(id_column)
+        self._index: Mapping[str, int] = (
+            IdIndex.build(id_bytes(ids)) if encodable(ids) else {k: i for i, k in enumerate(ids)}
+        )
+
+    def get(self, key, default=None):
+        n = self._index.get(key)
+        return default if n is None else self._frame.row(n, named=True)
+
+    def __getitem__(self, key) -> dict[str, Any]:
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key) -> bool:
+        return key in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     loaded_at: datetime
     fingerprint: tuple
     tables: dict[str, pl.DataFrame] = field(repr=False)
-    contacts: dict[str, dict[str, Any]] = field(repr=False)  # contact_id -> decision context fields
-    deals: dict[str, dict[str, Any]] = field(repr=False)  # deal_id -> stage, created_at, contact_id
+    contacts: Mapping[str, dict[str, Any]] = field(repr=False)  # contact_id -> decision context fields
+    deals: Mapping[str, dict[str, Any]] = field(repr=False)  # deal_id -> stage, created_at, contact_id
     scores: dict[str, EntityScores] = field(repr=False)  # "contact" / "deal"
     duplicates: pl.DataFrame | None = field(repr=False)
     store: SimilarityStore | None = field(repr=False)
@@ -179,6 +218,7 @@ class Snapshot:
     missing: dict[str, str]  # capability -> what is missing and what to run
     load_seconds: float = 0.0
     decisions: DecisionService | None = field(default=None, repr=False)  # the one decision service
+    table_rows: dict[str, int] = field(default_factory=dict)  # every table read, the build-only ones too
 
     @property
     def loaded_at_epoch(self) -> float:
@@ -202,7 +242,7 @@ class Snapshot:
                 entity: {"origin": s.origin, "rows": 0 if s.frame is None else s.frame.height}
                 for entity, s in self.scores.items()
             },
-            "tables": {name: frame.height for name, frame in self.tables.items()},
+            "tables": self.table_rows or {name: frame.height for name, frame in self.tables.items()},
             "decisions": self.decisions.describe() if self.decisions is not None else None,
             "missing": self.missing,
         }
@@ -365,6 +405,9 @@ class ArtifactLoader:
             missing["duplicates"] = f"duplicate candidates have not been built yet; {RUN_HINT}"
         store, index_versions = self._open_store(missing)
         decisions = self._decisions(tables, missing)
+        table_rows = {name: frame.height for name, frame in tables.items()}
+        for name in BUILD_ONLY_TABLES:  # in place: the scores' on-demand scoring holds this same dict
+            tables.pop(name, None)
         snapshot = Snapshot(
             loaded_at=datetime.now(UTC),
             fingerprint=fingerprint,
@@ -379,6 +422,7 @@ class ArtifactLoader:
             missing=missing,
             load_seconds=time.perf_counter() - started,
             decisions=decisions,
+            table_rows=table_rows,
         )
         log.info("serving snapshot loaded in %.2fs: %s", snapshot.load_seconds, snapshot.describe())
         return snapshot
@@ -452,7 +496,7 @@ class ArtifactLoader:
         model = registry.heuristic_scorer(entity, self.warehouse)
         return ServedScorer(entity, name, HEURISTIC, "heuristic", reason, model=model)
 
-    def _contact_contexts(self, tables, scores: EntityScores | None, missing) -> dict[str, dict[str, Any]]:
+    def _contact_contexts(self, tables, scores: EntityScores | None, missing) -> Mapping[str, dict[str, Any]]:
         frame = tables.get("staged_contacts")
         if frame is None:
             missing["contacts"] = f"staged_contacts has not been built yet; {RUN_HINT}"
@@ -464,9 +508,9 @@ class ArtifactLoader:
         if scores is not None and scores.frame is not None:
             bands = scores.frame.select(pl.col("contact_id").cast(pl.String), pl.col("band").cast(pl.String))
             ctx = ctx.join(bands, on="contact_id", how="left")
-        return {row.pop("contact_id"): row for row in ctx.to_dicts()}
+        return FrameRows(ctx, "contact_id")
 
-    def _deal_facts(self, tables, missing) -> dict[str, dict[str, Any]]:
+    def _deal_facts(self, tables, missing) -> Mapping[str, dict[str, Any]]:
         frame = tables.get("staged_deals")
         if frame is None:
             missing["deals"] = f"staged_deals has not been built yet; {RUN_HINT}"
@@ -474,8 +518,7 @@ class ArtifactLoader:
         cols = [
             c for c in ("deal_id", "stage", "contact_id", "created_at", "closed_at") if c in frame.columns
         ]
-        rows = frame.select(cols).with_columns(pl.col("deal_id").cast(pl.String)).to_dicts()
-        return {row.pop("deal_id"): row for row in rows}
+        return FrameRows(frame.select(cols).with_columns(pl.col("deal_id").cast(pl.String)), "deal_id")
 
     # -- LanceDB -------------------------------------------------------------------------------------
     def _index_versions(self) -> dict[str, int]:
@@ -503,7 +546,12 @@ class ArtifactLoader:
             # Pin the versions read now: later writes by the pipeline do not change what this snapshot serves,
             # and their cleanup does not remove these versions (a LanceDB tag per table, renewed on each
             # reload check, dropped when the snapshot is garbage collected: holocrm_core.lance_versions)
-            store = SimilarityStore(uri, version=newest, embedder=self._embedder())
+            store = SimilarityStore(
+                uri,
+                version=newest,
+                embedder=self._embedder(),
+                vector_cache=self.settings.resolved_vector_cache(),
+            )
             try:
                 store.hold()
             except Exception as exc:  # a read-only store (object storage without write rights): unpinned

@@ -22,21 +22,28 @@ tables (attachment chunks): one row per document, whole text full-text indexed, 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import json
+import logging
+import mmap
 import os
+import shutil
 import threading
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from holocrm_core.embedding import DIM, MODEL_NAME, TIERS, SpectralRotation
+from holocrm_core.id_index import IdIndex, IdList, encodable, id_bytes
 from holocrm_core.text import ENTITY_TABLES, FILTER_COLUMNS, snippet_around, snippet_in_span, snippet_of_span
 from holocrm_core.vectors import VectorIndex
 
@@ -46,7 +53,10 @@ COARSE_SCALE = 96
 ROTATION_TABLE = "spectral_rotation"
 # From this size the full vectors (used for the rerank only) are held as float16: half the memory, cosine
 # error about 1e-3.
+_log = logging.getLogger("holocrm.store")
 FLOAT16_MIN_ROWS = 500_000
+MANY_CATEGORIES = 4096  # a filter column with this many distinct values is held as byte arrays
+SAVED_VECTORS_FORMAT = 1  # EntityVectors.save / open: bump when the folder's layout or meaning changes
 SEARCH_MODE_ALIASES = {"semantic": "vector", "text": "fulltext", "keyword": "fulltext"}
 CHUNK_VECTORS = pl.List(pl.Array(pl.Float32, DIM))
 CHUNK_SPANS = pl.List(pl.Array(pl.Int32, 2))
@@ -301,15 +311,39 @@ class EntityVectors:
         chunk_vectors: np.ndarray | None = None,
         chunk_owner: np.ndarray | None = None,
         chunk_spans: np.ndarray | None = None,
+        positions: IdIndex | None = None,
+        index: VectorIndex | None = None,
     ):
-        self.ids = ids
-        self.positions = {entity_id: i for i, entity_id in enumerate(ids)}
+        """``ids``: a list of str (held as byte arrays when they allow it: ``holocrm_core.id_index``), or an
+        ``IdList`` with its ``positions`` (``open``). ``index``: the vector index already built (``open``)."""
+        if isinstance(ids, IdList):
+            self.ids, self.positions = ids, positions if positions is not None else IdIndex.build(ids.values)
+        elif encodable(ids):
+            values = id_bytes(ids)
+            self.ids, self.positions = IdList(values), IdIndex.build(values)
+        else:  # an id that is not a plain string: Python containers, as before
+            self.ids, self.positions = ids, {entity_id: i for i, entity_id in enumerate(ids)}
         self.vectors = vectors
-        self.coarse = np.ascontiguousarray(coarse, dtype=np.float32)
-        self.index = VectorIndex(vectors, self.coarse, quantized=True)
+        self.coarse = (  # a memory-mapped array (``open``) stays mapped
+            coarse
+            if coarse.dtype == np.float32 and coarse.flags.c_contiguous
+            else np.ascontiguousarray(coarse, dtype=np.float32)
+        )
+        self.index = index if index is not None else VectorIndex(vectors, self.coarse, quantized=True)
         self.codes = codes
-        self.categories = categories
-        self.lookup = {c: {v: i for i, v in enumerate(values)} for c, values in categories.items()}
+        # a filter column's distinct values (code -> value) and value -> code; a column of many values (the
+        # contact_id or name of 1M contacts) as byte arrays, like the ids (about 180 MB of Python strings
+        # and dicts per such column otherwise)
+        self.categories, self.lookup = {}, {}
+        for column, values in categories.items():
+            if isinstance(values, tuple):  # (IdList, IdIndex): ``open``
+                self.categories[column], self.lookup[column] = values
+            elif len(values) >= MANY_CATEGORIES and encodable(values):
+                held = id_bytes(values)
+                self.categories[column], self.lookup[column] = IdList(held), IdIndex.build(held)
+            else:
+                self.categories[column] = values
+                self.lookup[column] = {v: i for i, v in enumerate(values)}
         self.chunk_owner = np.zeros(0, dtype=np.int64) if chunk_owner is None else chunk_owner
         self.chunk_spans = np.zeros((0, 2), dtype=np.int64) if chunk_spans is None else chunk_spans
         self.chunk_index = (
@@ -353,6 +387,95 @@ class EntityVectors:
         ids = data.column("entity_id").to_pylist()
         del data
         return cls(ids, vectors, coarse, codes, categories, chunk_vectors, chunk_owner, chunk_spans)
+
+    # -- written once per table version, memory-mapped by every server process ------------------------------
+    def save(self, folder: Path) -> None:
+        """Write the arrays, the ids and the built index into ``folder`` (a new folder: ``open`` reads it).
+
+        Raises TypeError when the ids are not held as byte arrays (an id that is not a plain string)."""
+        import faiss
+
+        if not isinstance(self.ids, IdList):
+            raise TypeError("only string ids can be saved")
+        folder.mkdir(parents=True)
+        arrays = {
+            "vectors": self.vectors,
+            "coarse": self.coarse,
+            "ids": self.ids.values,
+            "sorted_ids": self.positions.sorted_ids,
+            "order": self.positions.order,
+            "chunk_owner": self.chunk_owner,
+            "chunk_spans": self.chunk_spans,
+            **{f"code.{column}": codes for column, codes in self.codes.items()},
+        }
+        small = {}
+        for column, values in self.categories.items():
+            if isinstance(values, IdList):
+                arrays[f"values.{column}"] = values.values
+                arrays[f"values_sorted.{column}"] = self.lookup[column].sorted_ids
+                arrays[f"values_order.{column}"] = self.lookup[column].order
+            else:
+                small[column] = values
+        if self.chunk_index is not None:
+            arrays["chunk_vectors"] = self.chunk_index.vectors
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        if self.index.coarse_index is not None:
+            faiss.write_index(self.index.coarse_index, str(folder / "index.faiss"))
+        meta = {
+            "format": SAVED_VECTORS_FORMAT,
+            "columns": list(self.categories),
+            "categories": small,
+            "index": self.index.saved_state(),
+        }
+        (folder / "meta.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def open(cls, folder: Path) -> EntityVectors:
+        """What ``save`` wrote, the arrays memory-mapped read-only (every process that opens the folder shares
+        their pages through the page cache) and the faiss index read back. ValueError when the folder is not
+        of this format."""
+        import faiss
+
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != SAVED_VECTORS_FORMAT:
+            raise ValueError(f"{folder}: not a saved-vectors folder of format {SAVED_VECTORS_FORMAT}")
+
+        def mapped(name: str) -> np.ndarray:
+            return np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+
+        vectors, coarse = mapped("vectors"), mapped("coarse")
+        for array in (vectors, coarse):  # in the page cache before the first query (one read per page)
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                array._mmap.madvise(mmap.MADV_WILLNEED)
+            int(np.asarray(array).reshape(-1).view(np.uint8)[:: mmap.PAGESIZE].sum())
+        coarse_index = None
+        if (folder / "index.faiss").exists():
+            coarse_index = faiss.read_index(str(folder / "index.faiss"))
+        index = VectorIndex.restore(vectors, coarse, coarse_index, meta["index"])
+        codes = {column: mapped(f"code.{column}") for column in meta["columns"]}
+        categories = {
+            column: meta["categories"][column]
+            if column in meta["categories"]
+            else (
+                IdList(mapped(f"values.{column}")),
+                IdIndex(mapped(f"values_sorted.{column}"), mapped(f"values_order.{column}")),
+            )
+            for column in meta["columns"]
+        }
+        chunk_vectors = mapped("chunk_vectors") if (folder / "chunk_vectors.npy").exists() else None
+        return cls(
+            IdList(mapped("ids")),
+            vectors,
+            coarse,
+            codes,
+            categories,
+            None if chunk_vectors is None else np.asarray(chunk_vectors),
+            np.asarray(mapped("chunk_owner")),
+            np.asarray(mapped("chunk_spans")),
+            positions=IdIndex(mapped("sorted_ids"), mapped("order")),
+            index=index,
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -535,10 +658,16 @@ def table_columns(table, columns: list[str]) -> pa.Table:
 class SimilarityStore:
     """LanceDB-backed similarity index; ``version`` pins each entity table to a given version."""
 
-    def __init__(self, uri: str, version: dict | None = None, embedder=None):
+    def __init__(
+        self, uri: str, version: dict | None = None, embedder=None, vector_cache: Path | None = None
+    ):
+        """``vector_cache``: a local folder where the in-memory vectors of each pinned table version are written
+        once and memory-mapped from then on (``EntityVectors.save`` / ``open``): every server process reading
+        the same version shares those pages, and a restart skips the LanceDB read and the index build."""
         from holocrm_core.settings import connect_lancedb
 
         self.uri = str(uri)
+        self.vector_cache = Path(vector_cache) if vector_cache else None
         self.db = connect_lancedb(self.uri)
         self._embedder = embedder
         self._tables: dict[str, object] = {}
@@ -1110,9 +1239,82 @@ class SimilarityStore:
             return self._memory[entity_type]
         with self._memory_lock:  # concurrent first requests load it once
             if entity_type not in self._memory:
-                table = self.table(entity_type)
-                self._memory[entity_type] = EntityVectors.load(table, table.count_rows())
+                cached = self._cache_folder(entity_type)
+                if cached is not None:
+                    self._memory[entity_type] = self._cached_vectors(entity_type, cached)
+                else:
+                    table = self.table(entity_type)
+                    self._memory[entity_type] = EntityVectors.load(table, table.count_rows())
         return self._memory[entity_type]
+
+    def _cache_folder(self, entity_type: str) -> Path | None:
+        """Where the pinned version of ``entity_type`` is saved in ``vector_cache``; None when it is not cached
+        (no cache, a table not pinned, or not a local folder whose version manifest can be found)."""
+        version = self._pinned.get(entity_type)
+        if self.vector_cache is None or version is None:
+            return None
+        manifests = Path(self.uri) / f"{entity_type}.lance" / "_versions"
+        for name in (f"{2**64 - 1 - version}.manifest", f"{version}.manifest"):  # Lance's V2 and V1 naming
+            try:
+                stat = (manifests / name).stat()
+            except OSError:
+                continue
+            key = (
+                SAVED_VECTORS_FORMAT,
+                str(manifests.resolve()),
+                version,
+                name,
+                stat.st_size,
+                stat.st_mtime_ns,
+            )
+            digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+            return self.vector_cache / f"{entity_type}-v{version}-{digest}"
+        return None
+
+    def _cached_vectors(self, entity_type: str, folder: Path) -> EntityVectors:
+        """The saved vectors of this version, memory-mapped; saved first when no process has saved them yet.
+
+        Processes starting together (``holocrm serve --workers 2``) take a file lock: the first reads LanceDB,
+        builds the index and saves them; the others wait and map what it wrote. Saved folders of the type's
+        other versions are removed (a process still mapping one keeps its pages until it lets go)."""
+        import fcntl
+
+        try:
+            return EntityVectors.open(folder)
+        except (OSError, ValueError, KeyError):
+            pass  # not saved yet (or damaged): save it under the lock
+        try:
+            self.vector_cache.mkdir(parents=True, exist_ok=True)
+            lock = open(self.vector_cache / f"{entity_type}.lock", "w")  # noqa: SIM115 (held across the block)
+        except OSError as exc:
+            _log.warning("vector cache %s not writable (%s): vectors held in memory", self.vector_cache, exc)
+            table = self.table(entity_type)
+            return EntityVectors.load(table, table.count_rows())
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return EntityVectors.open(folder)
+            except (OSError, ValueError, KeyError):
+                pass
+            table = self.table(entity_type)
+            loaded = EntityVectors.load(table, table.count_rows())
+            partial = folder.with_name(f".{folder.name}.{os.getpid()}")
+            try:
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)  # a damaged one
+                loaded.save(partial)
+                os.rename(partial, folder)
+            except (OSError, TypeError) as exc:
+                shutil.rmtree(partial, ignore_errors=True)
+                _log.warning(
+                    "could not save the %s vectors to %s (%s): held in memory", entity_type, folder, exc
+                )
+                return loaded
+            for old in self.vector_cache.glob(f"{entity_type}-v*"):
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
+            del loaded  # the mapped copy replaces the one read from LanceDB
+            return EntityVectors.open(folder)
 
     def in_memory(self) -> list[str]:
         """The entity types whose vectors this handle holds in memory (``warm``, or a first query)."""

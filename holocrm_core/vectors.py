@@ -211,6 +211,26 @@ class VectorIndex:
                 self.coarse_index = index
             self.coarse_index.add(self.coarse)
 
+    # -- written once, read by every server process (holocrm_core.store.EntityVectors.save / open) ----------
+    SAVED = ("kind", "nprobe", "rerank_min", "prefix_pool", "ef_search")
+
+    def saved_state(self) -> dict:
+        """What ``restore`` needs beside the arrays and the faiss index file (``coarse_index``)."""
+        return {name: getattr(self, name) for name in self.SAVED}
+
+    @classmethod
+    def restore(cls, vectors: np.ndarray, coarse: np.ndarray, coarse_index, state: dict) -> VectorIndex:
+        """The index as it was built (``saved_state``), over ``vectors`` / ``coarse`` as given (memory-mapped
+        arrays stay mapped) and the faiss index read back (``faiss.read_index``): the same answers, without
+        the k-means training and the adding of every row (23 s for 1M rows on this machine)."""
+        index = cls.__new__(cls)
+        index.vectors = vectors
+        index.coarse = coarse
+        index.coarse_index = coarse_index
+        for name in cls.SAVED:
+            setattr(index, name, state[name])
+        return index
+
     def _build_graph(self, faiss, dim: int) -> None:
         """The HNSW coarse index (see ``QUANTIZED_GRAPH``), built on all cores, queried on one."""
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)

@@ -454,11 +454,14 @@ def _fill_activity_companies(acts: pl.DataFrame, contacts: pl.DataFrame) -> pl.D
     if acts.height == 0 or acts.get_column("company_id").null_count() == 0:
         return acts
     link = contacts.select("contact_id", pl.col("company_id").alias("_contact_company")).unique("contact_id")
-    return (
-        acts.join(link, on="contact_id", how="left")
-        .with_columns(pl.coalesce("company_id", "_contact_company").alias("company_id"))
-        .drop("_contact_company")
+    # only the company column is new: the other columns stay the activities' own (a join of the whole table
+    # copied every column: 850 MB of a 1M-contact server's 5M activities)
+    filled = (
+        acts.select("contact_id", "company_id")
+        .join(link, on="contact_id", how="left", maintain_order="left")
+        .select(pl.coalesce("company_id", "_contact_company").alias("company_id"))
     )
+    return acts.with_columns(filled.get_column("company_id"))
 
 
 def _as_datetime(as_of: datetime | date | str | None) -> datetime:

@@ -29,6 +29,35 @@ LABEL_COLUMNS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 LABEL_CHARS = 120
 
 
+EVERY_SLICE = 50_000  # rows labelled at a time when every label of a type is made
+
+
+class LabelColumn(Mapping):
+    """id -> label over an id index and an Arrow string array in row order (see ``_every_label``)."""
+
+    def __init__(self, index, values):
+        self._index, self._values = index, values
+
+    def get(self, key, default=None):
+        n = self._index.get(key)
+        return default if n is None else self._values[n].as_py()
+
+    def __getitem__(self, key) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return key in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 def _text(value: Any) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
@@ -55,7 +84,7 @@ class RecordLabels:
         otherwise only the ids asked for are read (a one-off CLI command)."""
         self._source = source
         self._precompute = precompute
-        self._all: dict[str, dict[str, str]] = {}
+        self._all: dict[str, Mapping[str, str]] = {}
         self._lock = threading.Lock()
 
     def _frame(self, table: str) -> pl.LazyFrame | None:
@@ -100,12 +129,66 @@ class RecordLabels:
             return {i: every[i] for i in (str(i) for i in ids) if i in every}
         return self._labels(entity_type, list(dict.fromkeys(str(i) for i in ids)))
 
-    def _every(self, entity_type: str) -> dict[str, str]:
+    def _every(self, entity_type: str) -> Mapping[str, str]:
         if entity_type not in self._all:
             with self._lock:
                 if entity_type not in self._all:
-                    self._all[entity_type] = self._labels(entity_type, None)
+                    self._all[entity_type] = self._every_label(entity_type)
         return self._all[entity_type]
+
+    def _every_label(self, entity_type: str) -> Mapping[str, str]:
+        """Every record's label: what ``_labels(entity_type, None)`` answers, made ``EVERY_SLICE`` rows at a
+        time and held as an Arrow string array behind an id index (``LabelColumn``). At 1M contacts the
+        dict of a million row dicts and the dict of a million labels took 13 s and left 880 MB resident."""
+        import numpy as np
+        import polars as pl
+        import pyarrow as pa
+
+        from holocrm_core.id_index import IdIndex, encodable, id_bytes
+
+        table, id_column, columns = LABEL_COLUMNS[entity_type]
+        frame = self._frame(table)
+        if frame is None:
+            return {}
+        present = frame.collect_schema().names()
+        if id_column not in present:
+            return {}
+        wanted = [id_column, *(c for c in columns if c in present)]
+        found = frame.select(wanted).collect()
+        if not found.height:
+            return {}
+        ids = found.get_column(id_column).cast(pl.String).to_list()
+        if not encodable(ids):
+            return self._labels(entity_type, None)
+        index = IdIndex.build(id_bytes(ids))
+        del ids
+        # the rows a dict keyed by id keeps: the last of a repeated id (the others are never looked up)
+        kept = np.zeros(found.height, dtype=bool)
+        kept[index.order[np.r_[index.sorted_ids[1:] != index.sorted_ids[:-1], True]]] = True
+        companies = {}
+        if entity_type in ("deal", "activity") or self._lacks_company_name(found, kept):
+            companies = self._company_names(())
+        parts = []
+        for start in range(0, found.height, EVERY_SLICE):
+            part = found.slice(start, EVERY_SLICE)
+            labels = [
+                self._label(entity_type, row, companies)[:LABEL_CHARS] for row in part.iter_rows(named=True)
+            ]
+            parts.append(pa.array(labels, type=pa.large_string()))
+        values = pa.chunked_array(parts, type=pa.large_string()).combine_chunks()
+        return LabelColumn(index, values)
+
+    @staticmethod
+    def _lacks_company_name(found, kept) -> bool:
+        """``_labels``'s test: a kept row without a company name but with a company id."""
+        if "company_id" not in found.columns:
+            return False
+        names = found.get_column("company_name").to_list() if "company_name" in found.columns else None
+        company_ids = found.get_column("company_id").to_list()
+        return any(
+            keep and not (names[i] if names is not None else None) and company_ids[i]
+            for i, keep in enumerate(kept.tolist())
+        )
 
     def _labels(self, entity_type: str, ids: list[str] | None) -> dict[str, str]:
         rows = self._rows(entity_type, ids)

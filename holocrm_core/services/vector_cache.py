@@ -89,10 +89,10 @@ class CachedSimilarity:
                 old.unlink(missing_ok=True)
             columns = list(loaded.categories)
             arrays = {
-                "ids": np.array(loaded.ids, dtype=str),
+                "ids": np.array(list(loaded.ids), dtype=str),
                 "vectors": loaded.vectors,
                 "coarse": loaded.coarse,
-                "categories": np.array(json.dumps(loaded.categories)),
+                "categories": np.array(json.dumps({c: list(v) for c, v in loaded.categories.items()})),
                 **{f"code_{n}": loaded.codes[c] for n, c in enumerate(columns)},
             }
             partial = self.cache_dir / f".{entity_type}-{stamp}.{os.getpid()}.npz"
