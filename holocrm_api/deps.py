@@ -8,6 +8,7 @@ hop per request). ``Protected`` is the router-level dependency that authenticate
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -48,7 +49,7 @@ class Services:
     actions: AppendOnlyLog
     answers: AnswerCache
     nlq_slots: anyio.Semaphore
-    similar_threads: anyio.CapacityLimiter  # the worker threads `similar` scans on (routes/similarity.py)
+    similar_pool: ThreadPoolExecutor  # the worker threads `similar` scans on (routes/similarity.py)
     deal_states: DealStates  # the outcome log folded: one outcome per deal (kept current by subscription)
 
     @classmethod
@@ -72,7 +73,7 @@ class Services:
             answers=AnswerCache(),
             # polars already uses every core: more questions at once than cores only thrash
             nlq_slots=anyio.Semaphore(max(1, min(4, os.cpu_count() or 1))),
-            similar_threads=anyio.CapacityLimiter(similar_threads()),
+            similar_pool=ThreadPoolExecutor(similar_threads(), thread_name_prefix="holocrm-similar"),
             deal_states=deal_states,
         )
 
