@@ -7,7 +7,7 @@ Drift: a reference and a current frame of ``--rows`` rows each, 20 numeric colum
 counts) and 10 categorical ones; the current frame moves three columns (a numeric mean by 0.3 SD, a numeric
 scale x2, one category's share +15 points), so the benchmark also says whether exactly those were named.
 Metrics: the same FastAPI app called through ASGI in process (no network), with and without the monitoring
-hook-up (instrumentator, answer counters, request ids, in-flight gauge); the difference per request is the
+hook-up (HTTP metrics middleware, answer counters, request ids, in-flight gauge); the difference per request is the
 overhead. Public data (../shared/data, skipped when absent): IBM win/loss ordered by opportunity number and
 iFood ordered by enrolment date, oldest 80% vs newest 20% against a random 80/20 split of the same file.
 Prints one JSON object with the load average next to the timings.

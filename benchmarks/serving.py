@@ -9,7 +9,9 @@ measurement: writes use payloads the API accepts (each deal is closed once, with
 idempotent 200), and semantic search is measured twice, with repeated queries (the cache) and with a fresh
 query every request (batching, no cache). Starts
 ``holocrm serve`` on a free 127.0.0.1 port and drives it with a minimal keep-alive client. Bounded: each
-(endpoint, concurrency) cell stops at ``--requests`` requests or ``--cell-seconds`` seconds.
+(endpoint, concurrency) cell stops at ``--warmup`` + ``--requests`` requests or ``--cell-seconds`` seconds.
+Each cell's first ``--warmup`` requests (default 50) are reported apart as ``cold`` (the first cell's are a
+just-started server's first burst); its p50/p95/p99 are the steady state after them, ``all`` both together.
 
     .venv/bin/python benchmarks/serving.py                    # 100k contacts, prints JSON
     .venv/bin/python benchmarks/serving.py --contacts 20000 --requests 200
@@ -384,14 +386,24 @@ class RawHTTPConnection:
             self.writer = self.reader = None
 
 
+def _percentiles(ms: np.ndarray) -> dict:
+    if not len(ms):
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 95, 99)}
+
+
 async def run_cell(
-    url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw"
+    url: str, spec, concurrency: int, requests: int, seconds: float, client: str = "raw", warmup: int = 0
 ) -> dict:
+    """``warmup`` requests first (the cold start: reported apart as ``cold``), then ``requests`` measured
+    (the steady state: p50/p95/p99); ``all`` is both together (how earlier rounds counted)."""
     import httpx
 
     method, path_of, body_of = spec
     latencies: list[float] = []
     started_at: list[float] = []  # each answered request's start, seconds into the cell
+    cold: list[bool] = []  # each answered request: one of the first ``warmup`` issued
+    requests += warmup
     errors: dict[str, int] = {}
     unavailable = 0
     issued = 0
@@ -412,6 +424,7 @@ async def run_cell(
             nonlocal issued, unavailable
             conn = RawHTTPConnection(host, int(port)) if client == "raw" else None
             while issued < requests and time.monotonic() < deadline:
+                in_warmup = issued < warmup
                 issued += 1
                 path = path_of()
                 body = body_of() if body_of else None
@@ -432,6 +445,7 @@ async def run_cell(
                 elif isinstance(status, int) and status < 400:
                     latencies.append(elapsed)
                     started_at.append(start - cell_start)
+                    cold.append(in_warmup)
                 else:
                     errors[str(status)] = errors.get(str(status), 0) + 1
             if conn is not None:
@@ -442,18 +456,32 @@ async def run_cell(
         return {"skipped": "503: capability not built in this home", "requests": unavailable}
     ms = np.array(latencies) * 1000
     cell_seconds = time.perf_counter() - cell_start
-    return {
-        "requests": len(latencies) + sum(errors.values()),
-        "seconds": round(cell_seconds, 2),
+    is_cold = np.array(cold, dtype=bool)
+    steady, first = ms[~is_cold], ms[is_cold]
+    steady_start = np.array(started_at)[~is_cold]
+    out = {
+        "requests": int(len(steady)) + sum(errors.values()),
+        "seconds": round(cell_seconds, 2),  # the whole cell, warm-up included
         "answered_per_s": round(len(latencies) / cell_seconds, 1) if cell_seconds > 0 else None,
-        "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
-        "p95_ms": round(float(np.percentile(ms, 95)), 2) if len(ms) else None,
-        "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
+        **_percentiles(steady),
         "errors": sum(errors.values()),
         "error_kinds": errors,
-        # the five slowest requests: (seconds into the cell when sent, ms): a tail at the start is a cold server
-        "slowest": [[round(started_at[i], 2), round(float(ms[i]), 1)] for i in np.argsort(-ms)[:5].tolist()],
+        # the five slowest measured requests: (seconds into the cell when sent, ms)
+        "slowest": [
+            [round(float(steady_start[i]), 2), round(float(steady[i]), 1)]
+            for i in np.argsort(-steady)[:5].tolist()
+        ],
     }
+    if warmup:
+        out["cold"] = {  # the first ``warmup`` requests of the cell: a just-started server's first burst
+            "requests": int(len(first)),
+            **_percentiles(first),
+            "max_ms": round(float(first.max()), 1) if len(first) else None,
+            # the first answers, in the order they came back
+            "first_ms": [round(float(v), 1) for v in first[: min(len(first), 2 * concurrency, 20)]],
+        }
+        out["all"] = {"requests": int(len(ms)), **_percentiles(ms)}
+    return out
 
 
 def main() -> None:
@@ -462,6 +490,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="per endpoint and concurrency level")
     parser.add_argument("--cell-seconds", type=float, default=10.0, help="time cap per endpoint and level")
     parser.add_argument("--concurrency", default="1,10,50,200")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=50,
+        help="requests sent first in each cell and reported apart (cold); the percentiles are the steady "
+        "state after them (0: none)",
+    )
     parser.add_argument("--endpoints", default="", help="comma-separated subset (default: all)")
     parser.add_argument(
         "--client",
@@ -518,7 +553,9 @@ def main() -> None:
         for level in (int(c) for c in args.concurrency.split(",")):
             for name in chosen:
                 cell = asyncio.run(
-                    run_cell(url, specs[name], level, args.requests, args.cell_seconds, args.client)
+                    run_cell(
+                        url, specs[name], level, args.requests, args.cell_seconds, args.client, args.warmup
+                    )
                 )
                 results.setdefault(name, {})[f"c{level}"] = cell
         rss_mb = max(rss_mb, server_rss_mb(proc))
@@ -585,6 +622,7 @@ def main() -> None:
                 "server_rss_mb": rss_mb,
                 "server_memory_mb": memory,  # the larger PSS sum of the two readings, per process
                 "requests_per_cell": args.requests,
+                "warmup_per_cell": args.warmup,  # sent first, reported apart as each cell's "cold"
                 "results": results,
                 "errors_total": sum(cell.get("errors", 0) for r in results.values() for cell in r.values()),
                 # cells that measured nothing (a capability not built answers 503): must be empty

@@ -6,10 +6,11 @@ adds what only a server knows (the index versions it serves).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from functools import partial
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Path, Query
 from pydantic import (
     BaseModel,
@@ -153,13 +154,17 @@ def _similar(snap, entity_type, entity_id, limit, min_similarity, filters) -> di
 
 
 async def _similar_off_loop(services, snap, *args) -> dict[str, Any]:
-    """``_similar`` on a worker thread (at most ``services.similar_threads`` at once, in arrival order).
+    """``_similar`` on a worker thread of ``services.similar_pool`` (``HOLOCRM_SIMILAR_THREADS`` threads,
+    queries taken in arrival order), in this request's context (its request id on any log line).
 
-    At 1M rows a query's faiss scan costs about 4 ms of CPU. Answered on the event loop (the route was
+    At 1M rows a query's faiss scan costs about 3 ms of CPU. Answered on the event loop (the route was
     async), ten clients' queries ran one after another on one core: p50 64 / p95 143 ms at 10 clients. faiss
     releases the GIL while it scans, so on a worker thread both cores scan while the loop keeps reading and
-    writing other requests (benchmarks/results/serving-1m-20261207.json, README "Scale")."""
-    return await anyio.to_thread.run_sync(partial(_similar, snap, *args), limiter=services.similar_threads)
+    writing other requests (benchmarks/results/serving-1m-20261207.json, README "Scale"). A plain executor
+    rather than ``anyio.to_thread``: the hop is on the event loop, whose time every request waits for."""
+    context = contextvars.copy_context()
+    call = partial(context.run, _similar, snap, *args)
+    return await asyncio.get_running_loop().run_in_executor(services.similar_pool, call)
 
 
 @router.get(

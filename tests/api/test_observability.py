@@ -52,6 +52,44 @@ def test_http_metrics_by_route_template_and_status_class(client):
     assert 'handler="/metrics"' not in text  # scrapes do not count themselves
 
 
+def test_http_metrics_label_requests_answered_before_or_without_a_route(home):
+    """The route template even when the request guard answered before routing (401, 413) or the method was
+    wrong (405); ``none`` for no route and for a redirect to a path's slash twin (no series per raw path);
+    a mount by its prefix; answers counted only for a 200 of a counted route."""
+    from tests.support.api import make_client
+
+    with make_client(home, api_keys=("k",)) as c:
+        key = {"X-API-Key": "k"}
+        assert c.get("/api/contacts/C1/score").status_code == 401  # no key: answered before routing
+        assert c.get("/api/contacts/C1/score", headers=key).status_code == 200
+        assert c.get("/api/contacts/NOPE/score", headers=key).status_code == 404
+        assert c.post("/api/contacts/C1/score", headers=key).status_code == 405
+        big = b"x" * 2_000_000
+        assert c.post("/api/search/semantic", content=big, headers=key).status_code == 413
+        assert c.get("/no/such/path", headers=key).status_code == 404
+        slash = c.get("/api/contacts/C7/score/", headers=key, follow_redirects=False)
+        assert slash.status_code == 307
+        assert c.get("/docs-assets/swagger-ui.css").status_code == 200
+        text = c.get("/metrics").text
+    score = "/api/contacts/{contact_id}/score"
+    assert _sample(text, "http_requests_total", handler=score, method="GET", status="4xx") == 2.0
+    assert _sample(text, "http_requests_total", handler=score, method="GET", status="2xx") == 1.0
+    assert _sample(text, "http_requests_total", handler=score, method="POST", status="4xx") == 1.0
+    assert _sample(text, "http_requests_total", handler="/api/search/semantic", status="4xx") == 1.0
+    assert _sample(text, "http_requests_total", handler="none", status="4xx") == 1.0
+    assert _sample(text, "http_requests_total", handler="none", status="3xx") == 1.0
+    assert _sample(text, "http_requests_total", handler="/docs-assets", status="2xx") == 1.0
+    assert "C7" not in text and "/no/such/path" not in text
+    assert _sample(text, "http_request_duration_seconds_count", handler=score, method="GET") == 3.0
+    assert 'le="+Inf"' in text and 'le="0.001"' in text
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("holocrm_predictions_total{")
+    )
+    assert counted == 1.0  # the one 200 score, not the 404
+
+
 def test_answers_are_counted_by_band_and_by_action_and_policy(client):
     bands = [client.get(f"/api/contacts/C{i}/score").json()["band"] for i in (1, 2, 3)]
     picks = [client.get("/api/contacts/C1/recommendation").json() for _ in range(4)]
