@@ -51,10 +51,50 @@ def _in_slow_lane(nodeid: str) -> bool:
     )
 
 
+# ---------------------------------------------------------------------------------------- two workers
+# `./dev test` runs each lane on two pytest-xdist workers with `--dist loadgroup`: a group runs whole on one
+# worker. A test's group is its module, so a module's fixtures are built once; modules that share an expensive
+# session fixture (one graph run, one server) are one group, so it is not built on both workers.
+SHARED_SESSION_FIXTURES = ("sample_graph", "pipeline_export", "postgres", "redis_broker", "s3_endpoint")
+
+
+def _module_of(item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _xdist_groups(items) -> dict[str, str]:
+    """Each module's group: its own path, or the first shared session fixture that joins it to others."""
+    parent = {}
+
+    def find(key):
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for item in items:
+        module = find(_module_of(item))
+        for name in SHARED_SESSION_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                root = find(name)
+                if root != module:
+                    # the fixture's name stays the root, so the group is named after what it shares
+                    parent[module] = root
+                    module = root
+    return {_module_of(item): find(_module_of(item)) for item in items}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _in_slow_lane(item.nodeid):
             item.add_marker(pytest.mark.slow)
+    if config.getoption("dist", default="no") == "loadgroup":
+        groups = _xdist_groups(items)
+        for item in items:
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(groups[_module_of(item)]))
 
 
 # ---------------------------------------------------------------------------------------- the sample graph
