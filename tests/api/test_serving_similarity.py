@@ -225,9 +225,9 @@ def test_the_event_loop_answers_while_a_similar_query_scans(indexed_home, monkey
         assert release.wait(20), "the test never released the query"
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(store_module.SimilarityStore, "similar", held)
     settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        monkeypatch.setattr(store_module.SimilarityStore, "similar", held)  # after the start-up's warm-up
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.get, "/api/contacts/C1/similar", params={"limit": 2})
             assert scanning.wait(20)
@@ -241,20 +241,54 @@ def test_the_event_loop_answers_while_a_similar_query_scans(indexed_home, monkey
 
 
 def test_a_snapshot_answers_one_similar_query_per_type_before_it_serves(indexed_home, monkeypatch):
+    """The loader's prepare step asks one query per type; at start-up each `similar` thread asks one more
+    (the pool's threads are running before the first request)."""
     home, _ = indexed_home
-    asked: list[str] = []
+    monkeypatch.setenv("HOLOCRM_SIMILAR_THREADS", "2")
+    asked: list[tuple[str, str]] = []
     original = store_module.SimilarityStore.similar
 
     def counted(self, entity_type, entity_id, **kwargs):
-        asked.append(entity_type)
+        asked.append((entity_type, threading.current_thread().name))
         return original(self, entity_type, entity_id, **kwargs)
 
     monkeypatch.setattr(store_module.SimilarityStore, "similar", counted)
     settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        assert sorted(asked) == ["contact", "deal"]  # the prepare step, before any request
+        on_pool = [(t, name) for t, name in asked if name.startswith("holocrm-similar")]
+        prepared = sorted(t for t, name in asked if not name.startswith("holocrm-similar"))
+        assert prepared == ["contact", "deal"]  # the prepare step, before any request
+        assert len({name for _, name in on_pool}) == 2  # both threads started and warmed
+        assert sorted(t for t, _ in on_pool) == ["contact", "contact", "deal", "deal"]
+        before = len(asked)
         assert client.get("/api/contacts/C1/similar").status_code == 200
-        assert sorted(asked) == ["contact", "contact", "deal"]
+        assert [t for t, _ in asked[before:]] == ["contact"]
+
+
+def test_the_routing_is_built_before_the_first_request(indexed_home, monkeypatch):
+    """FastAPI builds an included router's routes for matching on the first request that reaches them (a
+    just-started server's first burst paid for it); the app builds them at start-up instead."""
+    import fastapi.routing
+
+    context = getattr(fastapi.routing, "_EffectiveRouteContext", None)
+    if context is None:
+        pytest.skip("this FastAPI builds its routing eagerly (no _EffectiveRouteContext)")
+    home, _ = indexed_home
+    built: list[str] = []
+    original = context.from_api_route
+
+    def counted(cls, **kwargs):
+        built.append(kwargs["original_route"].path)
+        return original(**kwargs)
+
+    settings = ServingSettings.from_env(home=home, reload_interval_s=0, warm_query_embedder=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        monkeypatch.setattr(context, "from_api_route", classmethod(counted))
+        assert client.get("/api/contacts/C1/similar").status_code == 200
+        assert client.get("/api/similar/deal/D1").status_code in (200, 404)
+        assert client.get("/api/contacts/C1/score").status_code in (200, 404, 503)
+        assert client.get("/no/such/route").status_code == 404
+    assert built == []
 
 
 def test_similar_threads_setting(monkeypatch):
