@@ -121,7 +121,12 @@ def test_every_label_of_a_type_is_what_the_per_id_labels_say():
     )
     companies = pl.DataFrame({"company_id": ["K1", "K2"], "name": ["Acme", "Beta"], "industry": ["x", "y"]})
     deals = pl.DataFrame(
-        {"deal_id": ["D1", "D2"], "title": ["Big", None], "stage": ["won", "lost"], "company_id": ["K2", "K1"]}
+        {
+            "deal_id": ["D1", "D2"],
+            "title": ["Big", None],
+            "stage": ["won", "lost"],
+            "company_id": ["K2", "K1"],
+        }
     )
     tables = {"staged_contacts": contacts, "staged_companies": companies, "staged_deals": deals}
     served, oneoff = RecordLabels(tables, precompute=True), RecordLabels(tables)
