@@ -442,13 +442,15 @@ class EntityVectors:
             raise ValueError(f"{folder}: not a saved-vectors folder of format {SAVED_VECTORS_FORMAT}")
 
         def mapped(name: str) -> np.ndarray:
-            return np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-
-        vectors, coarse = mapped("vectors"), mapped("coarse")
-        for array in (vectors, coarse):  # in the page cache before the first query (one read per page)
+            array = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            # in the page cache and this process's page tables before the first query (one read per page)
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 array._mmap.madvise(mmap.MADV_WILLNEED)
-            int(np.asarray(array).reshape(-1).view(np.uint8)[:: mmap.PAGESIZE].sum())
+            if array.size:
+                int(np.asarray(array).reshape(-1).view(np.uint8)[:: mmap.PAGESIZE].sum())
+            return array
+
+        vectors, coarse = mapped("vectors"), mapped("coarse")
         coarse_index = None
         if (folder / "index.faiss").exists():
             coarse_index = faiss.read_index(str(folder / "index.faiss"))
