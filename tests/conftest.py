@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -51,22 +52,40 @@ def _in_slow_lane(nodeid: str) -> bool:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _in_slow_lane(item.nodeid):
+            item.add_marker(pytest.mark.slow)
+    yield  # -m deselects here
+    groups_file = getattr(config, "workerinput", {}).get(_GROUPS_KEY)
+    if groups_file:  # an xdist worker: the order the scheduler hands out, and each module's group
+        groups = _xdist_groups(items)
+        items.sort(key=_group_rank(items, groups))  # stable: a module's tests stay together, in order
+        tmp = Path(groups_file).with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(groups_file)
+
+
 # ---------------------------------------------------------------------------------------- two workers
-# `./dev test` runs each lane on two pytest-xdist workers with `--dist loadgroup`: a group runs whole on one
-# worker. A test's group is its module, so a module's fixtures are built once; modules that share an expensive
-# session fixture (one graph run, one server) are one group, so it is not built on both workers.
+# `./dev test` runs each lane on two pytest-xdist workers with `--dist loadscope`, scheduled here: a group of
+# tests runs whole on one worker. A test's group is its module, so a module's fixtures are built once; modules
+# that share an expensive session fixture (the sample graph, one server) are one group, so it is not built on
+# both workers. Groups that share a fixture go first (the longest), then the others, most tests first.
+# (xdist's own `--dist loadgroup` does not group under pytest 9.2: pytest-dev/pytest-xdist#1386.)
 SHARED_SESSION_FIXTURES = ("sample_graph", "pipeline_export", "postgres", "redis_broker", "s3_endpoint")
+_GROUPS_KEY = "holocrm_xdist_groups"
 
 
-def _module_of(item) -> str:
-    return item.nodeid.split("::", 1)[0]
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
 
 
 def _xdist_groups(items) -> dict[str, str]:
-    """Each module's group: its own path, or the first shared session fixture that joins it to others."""
-    parent = {}
+    """Each module's group: its own path, or the name of a shared session fixture that joins it to others."""
+    parent: dict[str, str] = {}
 
-    def find(key):
+    def find(key: str) -> str:
         parent.setdefault(key, key)
         while parent[key] != key:
             parent[key] = parent[parent[key]]
@@ -74,27 +93,50 @@ def _xdist_groups(items) -> dict[str, str]:
         return key
 
     for item in items:
-        module = find(_module_of(item))
         for name in SHARED_SESSION_FIXTURES:
             if name in getattr(item, "fixturenames", ()):
-                root = find(name)
-                if root != module:
-                    # the fixture's name stays the root, so the group is named after what it shares
-                    parent[module] = root
-                    module = root
-    return {_module_of(item): find(_module_of(item)) for item in items}
+                module, shared = find(_module_of(item.nodeid)), find(name)
+                if module != shared:
+                    parent[module] = shared  # the fixture's name stays the root: the group is named after it
+    return {_module_of(item.nodeid): find(_module_of(item.nodeid)) for item in items}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
+def _group_rank(items, groups: dict[str, str]):
+    """Sort key of a test: its group's place, the groups sharing a fixture first, then the most tests first."""
+    size: dict[str, int] = {}
     for item in items:
-        if _in_slow_lane(item.nodeid):
-            item.add_marker(pytest.mark.slow)
-    if config.getoption("dist", default="no") == "loadgroup":
-        groups = _xdist_groups(items)
-        for item in items:
-            if item.get_closest_marker("xdist_group") is None:
-                item.add_marker(pytest.mark.xdist_group(groups[_module_of(item)]))
+        group = groups[_module_of(item.nodeid)]
+        size[group] = size.get(group, 0) + 1
+    return lambda item: (
+        groups[_module_of(item.nodeid)] not in SHARED_SESSION_FIXTURES,
+        -size[groups[_module_of(item.nodeid)]],
+        groups[_module_of(item.nodeid)],
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist, in the controller: each worker writes the groups where the scheduler reads them."""
+    node.workerinput[_GROUPS_KEY] = str(_SESSION_ROOT / "xdist-groups.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                self.groups = json.loads((_SESSION_ROOT / "xdist-groups.json").read_text())
+            module = _module_of(nodeid)
+            return self.groups.get(module, module)
+
+    config.option.loadscopereorder = False  # the workers' collection order is the order (_group_rank)
+    return GroupScheduling(config, log)
 
 
 # ---------------------------------------------------------------------------------------- the sample graph

@@ -6,6 +6,7 @@ Read from the source with ``ast`` (nothing is imported), so an import inside a f
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +20,12 @@ PENDING_DYNAMIC_IMPORTS: set[str] = set()
 
 def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
+
+
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once for the module's tests (trees are only read)."""
+    return ast.parse(path.read_text(), path.relative_to(ROOT).as_posix())
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:
@@ -47,7 +54,7 @@ def _dynamic_imports(tree: ast.AST) -> list[int]:
 def test_core_imports_no_framework_and_no_layer_above_it():
     offenders = []
     for path in _modules("holocrm_core"):
-        bad = _imported_roots(ast.parse(path.read_text(), str(path))) & FORBIDDEN_IN_CORE
+        bad = _imported_roots(_parsed(path)) & FORBIDDEN_IN_CORE
         offenders += [f"{path.relative_to(ROOT)} imports {name}" for name in sorted(bad)]
     assert offenders == [], "holocrm_core must stay plain Python:\n" + "\n".join(offenders)
 
@@ -57,7 +64,7 @@ def test_no_dynamic_imports_in_the_project():
     for package in PROJECT_PACKAGES:
         for path in _modules(package):
             rel = path.relative_to(ROOT).as_posix()
-            lines = _dynamic_imports(ast.parse(path.read_text(), rel))
+            lines = _dynamic_imports(_parsed(path))
             if lines and rel not in PENDING_DYNAMIC_IMPORTS:
                 offenders.append(f"{rel}: line(s) {', '.join(map(str, lines))}")
     assert offenders == [], (
@@ -112,7 +119,7 @@ def test_nothing_in_the_product_imports_the_sample_generator():
             rel = path.relative_to(ROOT).as_posix()
             if rel.startswith("holocrm_core/synth/") or rel in SYNTH_ALLOWED | PENDING_SYNTH_IMPORTS:
                 continue
-            if _imports_synth(ast.parse(path.read_text(), rel)):
+            if _imports_synth(_parsed(path)):
                 offenders.append(rel)
     assert offenders == [], (
         "only the generate command, tests and benchmarks may import holocrm_core.synth (serving and training "
@@ -139,7 +146,7 @@ def test_the_generated_data_only_modules_are_imported_lazily_by_the_product():
             rel = path.relative_to(ROOT).as_posix()
             if rel.startswith("holocrm_core/synth/") or rel in SYNTH_ALLOWED:
                 continue
-            tree = ast.parse(path.read_text(), rel)
+            tree = _parsed(path)
             eager = {m for m in _top_level_imports(tree) if m.startswith(GENERATED_ONLY)}
             offenders += [f"{rel} imports {m} at the top" for m in sorted(eager)]
     assert offenders == [], "import the generated-data-only modules inside a function:\n" + "\n".join(
